@@ -1,0 +1,31 @@
+# sofie-rdf: `make demo` runs the main example, `make test` the test suite.
+# Both install what is missing first, so they work on a fresh machine.
+PYTHON ?= python3
+PIP := $(PYTHON) -m pip
+STAMP := .make-installed
+
+.PHONY: install demo test test-full lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -e ".[test]"
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(PYTHON) tutorials/demo.py
+
+test: $(STAMP)
+	$(PYTHON) -m ruff check sofie_rdf tests tutorials benchmarks
+	$(PYTHON) -m pytest -q -m "not slow"
+
+# Every ONNX backend node case of the supported operators (long).
+test-full: $(STAMP)
+	$(PYTHON) -m pytest -q -m slow tests/test_onnx_backend.py
+
+bench: $(STAMP)
+	$(PYTHON) -m benchmarks
+
+clean:
+	rm -rf $(STAMP) build *.egg-info .pytest_cache

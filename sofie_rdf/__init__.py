@@ -1,0 +1,31 @@
+"""sofie-rdf: fast ML inference code for ROOT analyses, from Python.
+
+Parse a model (ONNX), generate a standalone C++ header in TMVA SOFIE's
+format, compile it with Cling or the system compiler, and call it on numpy
+arrays or from RDataFrame.
+
+    import sofie_rdf as sr
+    model = sr.load("higgs.onnx")
+    sess = sr.compile(model)            # or backend="native"
+    y = sess.infer(x)
+"""
+
+__version__ = "0.1.0"
+
+from .api import from_onnx, load  # noqa: E402
+from .compile import compile  # noqa: E402,A004
+from .errors import (  # noqa: E402
+    CompilationError,
+    ModelFormatError,
+    ShapeError,
+    SofieError,
+    UnsupportedOperatorError,
+)
+from .ir import TensorInfo  # noqa: E402
+from .model import Model  # noqa: E402
+from .session import Session  # noqa: E402
+
+__all__ = [
+    "CompilationError", "Model", "ModelFormatError", "Session", "ShapeError", "SofieError", "TensorInfo",
+    "UnsupportedOperatorError", "__version__", "compile", "from_onnx", "load",
+]

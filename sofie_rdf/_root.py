@@ -1,0 +1,69 @@
+"""Lazy access to PyROOT and BLAS.
+
+ROOT is imported on first use (importing sofie_rdf stays cheap), BLAS is
+loaded into the interpreter once, and every piece of C++ is declared to
+Cling once per process, remembered by key: Cling cannot redefine a symbol.
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from .errors import CompilationError
+
+_lock = threading.RLock()
+_declared: dict[str, str] = {}
+
+
+@cache
+def root() -> Any:
+    """The ROOT module, imported once."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the PyPI build warns that it is a pre-release
+        import ROOT
+    ROOT.gROOT.SetBatch(True)
+    return ROOT
+
+
+@cache
+def blas_paths() -> tuple[Path, Path]:
+    """(shared library, include directory) of scipy-openblas32."""
+    import scipy_openblas32 as sob
+
+    lib_dir = Path(sob.get_lib_dir())
+    return lib_dir / f"lib{sob.get_library()}.so", Path(sob.get_include_dir())
+
+
+@cache
+def load_blas() -> None:
+    """Load scipy-openblas32 into ROOT, single-threaded.
+
+    Each RDataFrame slot runs its own Session, so BLAS must not start threads
+    of its own on top of ROOT's.
+    """
+    ROOT = root()
+    lib, include = blas_paths()
+    if ROOT.gSystem.Load(str(lib)) < 0:
+        raise CompilationError(f"cannot load BLAS from {lib}")
+    ROOT.gInterpreter.AddIncludePath(str(include))
+    declare("sofie_rdf_blas_threads", 'extern "C" void scipy_openblas_set_num_threads(int);')
+    ROOT.scipy_openblas_set_num_threads(1)
+
+
+def declare(key: str, code: str) -> bool:
+    """Declare ``code`` to Cling unless ``key`` was declared already; True if it was new."""
+    with _lock:
+        if key in _declared:
+            return False
+        if not root().gInterpreter.Declare(code):
+            raise CompilationError(f"Cling could not compile {key!r} (the interpreter printed the errors above)")
+        _declared[key] = code
+        return True
+
+
+def is_declared(key: str) -> bool:
+    return key in _declared

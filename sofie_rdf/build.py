@@ -1,0 +1,121 @@
+"""Native compilation: the generated header built by the system compiler.
+
+The full header is compiled (``-O3 -march=native`` by default) into a shared
+library together with thin out-of-line wrappers; Cling only sees the
+wrappers' declarations, so the hot code is the compiler's, not the JIT's.
+Libraries are cached on disk by content hash and never rebuilt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shlex
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Optional, Sequence
+
+from . import _root
+from .codegen import GeneratedCode, atomic_write, write_files
+from .errors import CompilationError
+
+DEFAULT_FLAGS = ("-O3", "-march=native")
+
+
+def cache_dir() -> Path:
+    """Where compiled models live: ``$SOFIE_RDF_CACHE`` or ``~/.cache/sofie-rdf``."""
+    return Path(os.environ.get("SOFIE_RDF_CACHE", Path.home() / ".cache" / "sofie-rdf"))
+
+
+def interface_header(code: GeneratedCode, namespace: str) -> str:
+    """Declarations of ``namespace::Session`` forwarding to the compiled implementation."""
+    sig = code.signatures
+    ctor = sig["constructor"].replace("explicit ", "")
+    return "\n".join([
+        f"// Interface of the natively compiled model {code.name}; the code is in its shared library.",
+        "#include <memory>", "#include <string>", "#include <tuple>", "#include <vector>", "#include <cstdint>",
+        f"namespace {code.namespace} {{ struct Session; }}",
+        f"namespace {namespace} {{",
+        "struct Session {",
+        f"   {'explicit ' if '(' in ctor and ctor.split('(')[1][0] != ')' else ''}{ctor};",
+        "   ~Session();",
+        "   Session(Session &&) noexcept;",
+        "   Session &operator=(Session &&) noexcept;",
+        f"   {sig['infer']};",
+        f"   {sig['infer_vectors']};",
+        "private:",
+        f"   std::unique_ptr<{code.namespace}::Session> fImpl;",
+        "};",
+        f"}} // namespace {namespace}",
+        "",
+    ])
+
+
+def _definitions(code: GeneratedCode, namespace: str) -> str:
+    sig = code.signatures
+    impl = f"{code.namespace}::Session"
+    ctor = sig["constructor"].replace("explicit ", "")
+    has_file = "filename" in ctor
+    ctor_def = ctor.split(" = ")[0] + (")" if has_file else "")
+    return "\n".join([
+        f"namespace {namespace} {{",
+        f"{ctor_def.replace('Session(', 'Session::Session(', 1)} : fImpl(new {impl}({'filename' if has_file else ''})) {{}}",
+        "Session::~Session() = default;",
+        "Session::Session(Session &&) noexcept = default;",
+        "Session &Session::operator=(Session &&) noexcept = default;",
+        f"{sig['infer'].replace(' infer(', ' Session::infer(', 1)} {{ fImpl->infer({sig['infer_args']}); }}",
+        f"{sig['infer_vectors'].replace(' infer(', ' Session::infer(', 1)} "
+        f"{{ return fImpl->infer({sig['infer_vectors_args']}); }}",
+        f"}} // namespace {namespace}",
+        "",
+    ])
+
+
+def compiler_command(source: Path, output: Path, flags: Sequence[str]) -> list[str]:
+    lib, include = _root.blas_paths()
+    cxx = shlex.split(os.environ.get("CXX", "c++"))
+    return [*cxx, "-std=c++17", *flags, "-fPIC", "-shared", "-I", str(include), "-o", str(output), str(source),
+            "-L", str(lib.parent), f"-l{lib.stem[3:]}", f"-Wl,-rpath,{lib.parent}"]
+
+
+def build_native(code: GeneratedCode, namespace: str, flags: Optional[Sequence[str]] = None) -> Path:
+    """Compile (or find in the cache) the library of ``code``; returns its folder."""
+    flags = tuple(DEFAULT_FLAGS if flags is None else flags)
+    key = hashlib.sha256(f"{code.digest}|{namespace}|{' '.join(flags)}".encode()).hexdigest()[:24]
+    folder = cache_dir() / f"{code.name}-{key}"
+    library = folder / _library_name(folder)
+    if library.exists():
+        return folder
+    write_files(code, folder)
+    atomic_write(folder / f"{code.name}_interface.hxx", interface_header(code, namespace))
+    source = atomic_write(folder / f"{code.name}_session.cpp",
+                          f'#include "{code.name}.hxx"\n#include "{code.name}_interface.hxx"\n\n'
+                          + _definitions(code, namespace))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".lib{code.name}.", suffix=".so")
+    os.close(fd)
+    cmd = compiler_command(source, Path(tmp), flags)
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    if result.returncode != 0:
+        Path(tmp).unlink(missing_ok=True)
+        raise CompilationError(f"compiling model {code.name!r} failed:\n{shlex.join(cmd)}\n{result.stderr[-4000:]}")
+    os.replace(tmp, library)
+    return folder
+
+
+def _library_name(folder: Path) -> str:
+    """Unique per build: ROOT loads a library name only once per process."""
+    return f"lib{folder.name}.so"
+
+
+def load_native(code: GeneratedCode, namespace: str, folder: Path) -> None:
+    """Load a built library into ROOT and declare its interface, once."""
+    ROOT = _root.root()
+    _root.load_blas()
+    library = folder / _library_name(folder)
+    key = f"native:{namespace}:{folder.name}"
+    if _root.is_declared(key):
+        return
+    if ROOT.gSystem.Load(str(library)) < 0:
+        raise CompilationError(f"cannot load {library}")
+    _root.declare(key, (folder / f"{code.name}_interface.hxx").read_text())

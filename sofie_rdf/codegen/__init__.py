@@ -1,0 +1,39 @@
+"""Code generation: standalone C++ headers and their weight files."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from ..ir import Model
+from ..passes import run_pipeline
+from .header import GeneratedCode, HeaderWriter
+from .weights import atomic_write, write_dat
+
+__all__ = ["GeneratedCode", "GeneratedFiles", "generate_code", "write_files"]
+
+
+@dataclass(frozen=True)
+class GeneratedFiles:
+    """Paths of a generated model: ``header`` and ``weights`` (None when embedded)."""
+
+    header: Path
+    weights: Optional[Path]
+    namespace: str
+
+
+def generate_code(model: Model, name: str, namespace: Optional[str] = None, weights: str = "dat",
+                  weights_file: Optional[str] = None) -> GeneratedCode:
+    """Run the pass pipeline and write the header text (nothing touches disk)."""
+    planned, plan = run_pipeline(model)
+    return HeaderWriter(planned, plan, name, namespace or f"TMVA_SOFIE_{name}", weights, weights_file).write()
+
+
+def write_files(code: GeneratedCode, outdir: str | os.PathLike) -> GeneratedFiles:
+    """Write ``<Name>.hxx`` and, unless embedded, ``<Name>.dat`` into ``outdir``."""
+    outdir = Path(outdir)
+    header = atomic_write(outdir / f"{code.name}.hxx", code.header)
+    dat = write_dat(outdir / f"{code.name}.dat", code.weights) if code.weights_mode == "dat" else None
+    return GeneratedFiles(header, dat, code.namespace)

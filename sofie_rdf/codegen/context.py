@@ -1,0 +1,76 @@
+"""The emission context operators write through (see ``ops.base.EmitContext``)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from ..ir import TensorType, cpp_type
+from ..ir.dims import Dim, to_cpp
+
+
+def cpp_literal(value: Any, dtype: np.dtype) -> str:
+    """Exact C++ literal of ``value`` converted to ``dtype``."""
+    dtype = np.dtype(dtype)
+    if dtype == np.bool_:
+        return "true" if bool(value) else "false"
+    if dtype.kind == "f":
+        v = float(np.asarray(value, dtype=dtype))
+        t = cpp_type(dtype)
+        if math.isnan(v):
+            return f"std::numeric_limits<{t}>::quiet_NaN()"
+        if math.isinf(v):
+            return f"{'-' if v < 0 else ''}std::numeric_limits<{t}>::infinity()"
+        text = f"{v:.9g}" if dtype == np.float32 else f"{v:.17g}"
+        if not any(c in text for c in ".e"):
+            text += ".0"
+        return text + ("f" if dtype == np.float32 else "")
+    v = int(np.asarray(value).astype(dtype))
+    if dtype.itemsize == 8:
+        if v == -(2**63):
+            return "std::numeric_limits<int64_t>::min()"
+        return f"{v}LL" if dtype.kind == "i" else f"{v}ULL"
+    return str(v)
+
+
+class NodeContext:
+    """Per-node view of names, dims and arrays for one operator's ``emit``."""
+
+    def __init__(self, index: int, inputs: list[Optional[TensorType]], outputs: list[TensorType],
+                 in_ptrs: list[str], out_ptrs: list[str], dim_names: dict[str, str]):
+        self.index = index
+        self.inputs = inputs
+        self.outputs = outputs
+        self._in = in_ptrs
+        self._out = out_ptrs
+        self._dims = dim_names
+        self.declarations: list[str] = []
+        self._labels: set[str] = set()
+
+    def x(self, i: int) -> str:
+        return self._in[i]
+
+    def y(self, i: int) -> str:
+        return self._out[i]
+
+    def dim(self, d: Dim) -> str:
+        return to_cpp(d, self._dims)
+
+    def ctype(self, dtype: np.dtype) -> str:
+        return cpp_type(dtype)
+
+    def literal(self, value: Any, dtype: np.dtype) -> str:
+        return cpp_literal(value, dtype)
+
+    def array(self, label: str, values: Sequence[Any], ctype: str = "size_t") -> str:
+        name, k = label, 2
+        while name in self._labels:
+            name, k = f"{label}_{k}", k + 1
+        self._labels.add(name)
+        items = ", ".join(str(int(v)) if isinstance(v, (int, np.integer)) else f"static_cast<{ctype}>({self.dim(v)})"
+                          for v in values)
+        size = "" if values else "1"
+        self.declarations.append(f"const {ctype} {name}[{size}] = {{{items or '0'}}};")
+        return name

@@ -1,0 +1,297 @@
+"""Writing the standalone C++ header of a planned model.
+
+Layout of a generated header: includes, the BLAS declarations, then one
+namespace ``TMVA_SOFIE_<Name>`` holding the kernels the model uses
+(``kernels::``), the Session support (``detail::``), embedded weights if
+asked for, and ``struct Session`` with its constructor and ``infer``
+overloads, which call the kernels node by node.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+
+from .. import __version__
+from ..errors import ShapeError
+from ..ir import Model, TensorType, cpp_type
+from ..ir.dims import free_symbols, is_static, to_cpp
+from ..passes import MemoryPlan
+from ..passes.memory_planning import slot_position
+from ..passes.shape_inference import op_for
+from .context import NodeContext, cpp_literal
+from .kernels import kernel_order, kernel_source
+from .names import NameTable, comment
+
+_RESERVED = {"Session", "kernels", "detail", "infer", "x", "y", "a", "b", "v", "lo", "hi", "filename", "reader"}
+_INCLUDES = ("algorithm", "cmath", "cstddef", "cstdint", "cstdlib", "fstream", "limits", "memory", "stdexcept",
+             "string", "tuple", "type_traits", "vector")
+
+
+@dataclass
+class GeneratedCode:
+    """A header and the weights it reads, plus what callers need to know."""
+
+    name: str
+    namespace: str
+    header: str
+    weights_mode: str
+    weights: dict[str, np.ndarray]      # file tag -> values, in read order
+    symbols: list[tuple[str, str]]     # (model dim name, C++ argument)
+    inputs: list[tuple[str, TensorType]] = field(default_factory=list)
+    outputs: list[tuple[str, TensorType]] = field(default_factory=list)
+    # C++ declarations of the Session members (for interface-only headers)
+    signatures: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def digest(self) -> str:
+        """Hash of the source and weights: the compile-cache key."""
+        h = hashlib.sha256(self.header.encode())
+        for tag, value in self.weights.items():
+            h.update(tag.encode())
+            h.update(np.ascontiguousarray(value).tobytes())
+        return h.hexdigest()
+
+
+class HeaderWriter:
+    """Generates one model's header from the pipeline's output."""
+
+    def __init__(self, model: Model, plan: MemoryPlan, name: str, namespace: str, weights: str,
+                 weights_file: Optional[str]):
+        if weights not in ("dat", "embed"):
+            raise ValueError(f"weights must be 'dat' or 'embed', got {weights!r}")
+        self.model, self.plan = model, plan
+        self.name, self.namespace, self.weights_mode = name, namespace, weights
+        self.weights_file = weights_file if weights_file is not None else f"{name}.dat"
+        self.names = NameTable(_RESERVED)
+        self.dims = {s.name: self.names.get(s.name, kind="dim") for s in self._symbols()}
+        self.tensor = {t: self.names.get(t, "tensor_") for t in self._all_tensors()}
+
+    # ---- naming ------------------------------------------------------------
+    def _symbols(self) -> list:
+        input_shapes = [self.model.tensors[n].shape for n in self.model.inputs]
+        symbols = free_symbols(input_shapes)
+        known = set(symbols)
+        for name, t in self.model.tensors.items():
+            missing = {s for s in free_symbols([t.shape]) if s not in known}
+            if missing:
+                raise ShapeError(
+                    f"model {self.model.name!r}: the size of tensor {name!r} depends on "
+                    f"{', '.join(sorted(str(s) for s in missing))}, which no input shape determines"
+                )
+        return symbols
+
+    def _all_tensors(self) -> list[str]:
+        names = list(self.model.inputs) + list(self.model.initializers)
+        names += [o for n in self.model.nodes for o in n.outputs if o]
+        names += [o for o in self.model.outputs]
+        names += [n for n, s in self.plan.storage.items() if s.kind == "symbolic"]
+        return list(dict.fromkeys(names))
+
+    def ptr(self, name: str) -> str:
+        """C++ pointer expression of a tensor inside ``infer``."""
+        s = self.plan.storage[name]
+        if s.kind == "view":
+            return self.ptr(s.root)
+        if s.kind == "output":
+            return self.tensor[s.root]
+        if s.kind == "weight":
+            if self.weights_mode == "embed":
+                return f"kWeight_{self.tensor[name][len('tensor_'):]}"
+            return f"f{self.tensor[name][0].upper()}{self.tensor[name][1:]}.data()" \
+                if self.model.tensors[name].dtype != np.bool_ else f"f{self._member(name)}.get()"
+        return self.tensor[name]
+
+    def _member(self, name: str) -> str:
+        ident = self.tensor[name]
+        return ident[0].upper() + ident[1:]
+
+    # ---- sections ------------------------------------------------------------
+    def write(self) -> GeneratedCode:
+        used = {k for n in self.model.nodes for k in op_for(self.model, n).kernels}
+        uses_blas = "gemm" in used
+        parts = [self._banner(), f"#ifndef {self.namespace.upper()}_HXX", f"#define {self.namespace.upper()}_HXX", ""]
+        parts += [f"#include <{h}>" for h in _INCLUDES] + [""]
+        if uses_blas:
+            parts += [kernel_source("blas"), ""]
+        parts += [f"namespace {self.namespace} {{", "", "namespace kernels {"]
+        for k in kernel_order(used):
+            parts += [kernel_source(k)]
+        parts += ["} // namespace kernels", "", "namespace detail {", kernel_source("runtime"),
+                  "} // namespace detail", ""]
+        if self.weights_mode == "embed":
+            parts += self._embedded_weights()
+        parts += self._session()
+        parts += [f"}} // namespace {self.namespace}", "", f"#endif // {self.namespace.upper()}_HXX", ""]
+        return GeneratedCode(
+            name=self.name, namespace=self.namespace, header="\n".join(parts), weights_mode=self.weights_mode,
+            weights={self.tensor[n]: v for n, v in self.model.initializers.items()},
+            symbols=[(orig, ident) for orig, ident in self.dims.items()],
+            inputs=[(n, self.model.tensors[n]) for n in self.model.inputs],
+            outputs=[(n, self.model.tensors[n]) for n in self.model.outputs],
+            signatures={
+                "constructor": self._constructor()[0].strip(),
+                "infer": f"void infer({self._params(True)})",
+                "infer_vectors": f"{self._vector_return()} infer({self._params(False)})",
+                "infer_args": ", ".join(self._arg_names(True)),
+                "infer_vectors_args": ", ".join(self._arg_names(False)),
+            },
+        )
+
+    def _banner(self) -> str:
+        m = self.model
+        lines = [f"// {self.name}.hxx: inference code generated by sofie-rdf {__version__}",
+                 f"// from model {comment(m.name)} ({comment(m.source) or 'IR'}).",
+                 "// Standalone: needs only the C++17 standard library and BLAS (see SOFIE_BLAS_PREFIX).",
+                 "//"]
+        for label, names in (("input", m.inputs), ("output", m.outputs)):
+            for n in names:
+                t = m.tensors[n]
+                lines.append(f"// {label} {comment(n)}: {t.dtype} {comment(tuple(str(d) for d in t.shape))}")
+        return "\n".join(lines)
+
+    def _embedded_weights(self) -> list[str]:
+        out = ["// Weights embedded in the header."]
+        for n, v in self.model.initializers.items():
+            t = cpp_type(v.dtype)
+            values = ", ".join(cpp_literal(x, v.dtype) for x in v.reshape(-1).tolist()) or "0"
+            out.append(f"static const {t} kWeight_{self.tensor[n][len('tensor_'):]}[{max(v.size, 1)}] = {{{values}}};")
+        return out + [""]
+
+    # ---- the Session struct ----------------------------------------------------
+    def _session(self) -> list[str]:
+        m = self.model
+        out = ["struct Session {"]
+        if self.weights_mode == "dat" and m.initializers:
+            out.append("   // Weights, read once by the constructor.")
+            for n, v in m.initializers.items():
+                t = cpp_type(v.dtype)
+                decl = "std::unique_ptr<bool[]>" if v.dtype == np.bool_ else f"std::vector<{t}>"
+                out.append(f"   {decl} f{self._member(n)};")
+        dtypes = list(dict.fromkeys(self.plan.slot_dtype))
+        if dtypes:
+            out.append("   // Memory of intermediate tensors, planned from their lifetimes.")
+            out += [f"   detail::Arena<{cpp_type(d)}> fArena_{np.dtype(d).name};" for d in dtypes]
+        out += [""] + self._constructor() + [""] + self._infer_noalloc() + [""] + self._infer_vectors()
+        out += ["};", ""]
+        return out
+
+    def _constructor(self) -> list[str]:
+        m = self.model
+        static_arenas = [d for d in dict.fromkeys(self.plan.slot_dtype) if is_static([self.plan.arena_size(d)])]
+        body = []
+        if self.weights_mode == "dat":
+            sig = f"   explicit Session(const std::string &filename = \"{self.weights_file}\")"
+            if m.initializers:
+                body.append("      detail::WeightReader reader(filename);")
+            for n, v in m.initializers.items():
+                member = f"f{self._member(n)}"
+                alloc = f"{member}.reset(new bool[{v.size}]);" if v.dtype == np.bool_ else f"{member}.resize({v.size});"
+                body.append(f"      {alloc}")
+                ptr = f"{member}.get()" if v.dtype == np.bool_ else f"{member}.data()"
+                body.append(f"      reader.read(\"{self.tensor[n]}\", {ptr}, {v.size});")
+            if not m.initializers:
+                body.append("      (void)filename;  // this model has no weights")
+        else:
+            sig = "   Session()"
+        for d in static_arenas:
+            body.append(f"      fArena_{np.dtype(d).name}.reserve({self.plan.arena_size(d)});")
+        return [sig, "   {", *body, "   }"]
+
+    def _params(self, with_outputs: bool) -> str:
+        params = [f"size_t {ident}" for ident in self.dims.values()]
+        params += [f"const {cpp_type(self.model.tensors[n].dtype)} *{self.tensor[n]}" for n in self.model.inputs]
+        if with_outputs:
+            params += [f"{cpp_type(self.model.tensors[n].dtype)} *{p}" for n, p in self._output_params()]
+        return ", ".join(params)
+
+    def _arg_names(self, with_outputs: bool) -> list[str]:
+        names = list(self.dims.values()) + [self.tensor[n] for n in self.model.inputs]
+        return names + ([p for _, p in self._output_params()] if with_outputs else [])
+
+    def _output_params(self) -> list[tuple[str, str]]:
+        """(output, parameter name); outputs the plan could not bind are copied at the end."""
+        return [(n, f"out{k}_{self.tensor[n]}" if k in self.plan.copies else self.tensor[n])
+                for k, n in enumerate(self.model.outputs)]
+
+    def _infer_noalloc(self) -> list[str]:
+        m, plan = self.model, self.plan
+        out = ["   // Inference without allocation: outputs are written to the caller's buffers.",
+               f"   void infer({self._params(True)})", "   {"]
+        for d in dict.fromkeys(plan.slot_dtype):
+            size = to_cpp(plan.arena_size(d), self.dims)
+            out.append(f"      {cpp_type(d)} *arena_{np.dtype(d).name} = fArena_{np.dtype(d).name}.reserve({size});")
+        for n, s in plan.storage.items():
+            if s.kind == "arena":
+                d, idx = slot_position(plan, s.slot)
+                off = to_cpp(plan.offsets(d)[idx], self.dims)
+                out.append(f"      {cpp_type(d)} *{self.tensor[n]} = arena_{np.dtype(d).name} + {off};")
+            elif s.kind == "symbolic":
+                t = m.tensors[n]
+                ct = cpp_type(t.dtype)
+                vals = ", ".join(f"static_cast<{ct}>({to_cpp(v, self.dims)})" for v in t.value.reshape(-1).tolist())
+                out.append(f"      const {ct} {self.tensor[n]}[{max(t.value.size, 1)}] = {{{vals or '0'}}};")
+        out.append("")
+        for i, node in enumerate(m.nodes):
+            out += self._node(i, node)
+        for k, (n, param) in enumerate(self._output_params()):
+            if k in self.plan.copies:
+                size = to_cpp(m.tensors[n].size, self.dims)
+                out.append(f"      std::copy_n({self.ptr(n)}, {size}, {param});  // output {comment(n)}")
+        out.append("   }")
+        return out
+
+    def _node(self, index: int, node) -> list[str]:
+        m = self.model
+        op = op_for(m, node)
+        inputs = [m.tensors[i] if i else None for i in node.inputs]
+        outputs = [m.tensors[o] if o else None for o in node.outputs]
+        in_ptrs = [self.ptr(i) if i and i in self.plan.storage else "nullptr" for i in node.inputs]
+        out_ptrs = [self.ptr(o) if o else "nullptr" for o in node.outputs]
+        ctx = NodeContext(index, inputs, outputs, in_ptrs, out_ptrs, self.dims)
+        code = op.emit(ctx)
+        header = f"      // node {index}: {node.op_type} {comment(node.name)!s}"
+        if not code:
+            return [header + " (view, no code)"]
+        lines = [header]
+        body = ctx.declarations + code.splitlines()
+        if ctx.declarations:
+            lines += ["      {"] + [f"         {line}" for line in body] + ["      }"]
+        else:
+            lines += [f"      {line}" for line in body]
+        return lines
+
+    def _vector_return(self) -> str:
+        vec = [f"std::vector<{cpp_type(self.model.tensors[n].dtype)}>" for n in self.model.outputs]
+        return vec[0] if len(vec) == 1 else f"std::tuple<{', '.join(vec)}>"
+
+    def _infer_vectors(self) -> list[str]:
+        m = self.model
+        types = [cpp_type(m.tensors[n].dtype) for n in m.outputs]
+        ret = self._vector_return()
+        args = [ident for ident in self.dims.values()] + [self.tensor[n] for n in m.inputs]
+        out = ["   // Inference returning the outputs as vectors.", f"   {ret} infer({self._params(False)})", "   {"]
+        names = []
+        for k, n in enumerate(m.outputs):
+            size = to_cpp(m.tensors[n].size, self.dims)
+            var = f"output{k}"
+            if types[k] == "bool":
+                out.append(f"      std::unique_ptr<bool[]> {var}_buffer(new bool[std::max<size_t>({size}, 1)]);")
+                args.append(f"{var}_buffer.get()")
+            else:
+                out.append(f"      std::vector<{types[k]}> {var}({size});")
+                args.append(f"{var}.data()")
+            names.append(var)
+        out.append(f"      infer({', '.join(args)});")
+        for k, n in enumerate(m.outputs):
+            if types[k] == "bool":
+                size = to_cpp(m.tensors[n].size, self.dims)
+                out.append(f"      std::vector<bool> output{k}(output{k}_buffer.get(), output{k}_buffer.get() + {size});")
+        if len(names) == 1:
+            out.append(f"      return {names[0]};")
+        else:
+            out.append(f"      return {{{', '.join(names)}}};")
+        return out + ["   }"]

@@ -1,0 +1,46 @@
+"""Exceptions raised by sofie-rdf.
+
+Every failure a user can cause (a bad file, an operator we do not know, a wrong
+array at ``infer``) surfaces as a subclass of :class:`SofieError`, so analysis
+code can catch one type and report the message, which always names the model
+and, where there is one, the node.
+"""
+
+from __future__ import annotations
+
+
+class SofieError(Exception):
+    """Base class of every error sofie-rdf raises on purpose."""
+
+
+class ModelFormatError(SofieError):
+    """The model file or object is unreadable or not a valid model."""
+
+
+class UnsupportedOperatorError(SofieError):
+    """The model uses operators that have no implementation.
+
+    ``unsupported`` maps each op type (``domain::Type`` outside the default
+    domain) to the names of the nodes using it, so a user sees every gap at
+    once instead of one per attempt.
+    """
+
+    def __init__(self, model: str, unsupported: dict[str, list[str]]):
+        self.model = model
+        self.unsupported = unsupported
+        lines = [
+            f"  {op}: {len(nodes)} node(s): {', '.join(repr(n) for n in nodes[:5])}"
+            + (" ..." if len(nodes) > 5 else "")
+            for op, nodes in sorted(unsupported.items())
+        ]
+        super().__init__(
+            f"model {model!r} uses {len(unsupported)} unsupported operator type(s):\n" + "\n".join(lines)
+        )
+
+
+class ShapeError(SofieError):
+    """A tensor has a shape or dtype that the model cannot accept."""
+
+
+class CompilationError(SofieError):
+    """Generated C++ failed to compile (a bug in sofie-rdf: please report it)."""

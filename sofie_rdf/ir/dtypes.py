@@ -1,0 +1,66 @@
+"""Element types of tensors: numpy dtype <-> ONNX enum <-> C++ type.
+
+The IR stores numpy dtypes; code generation needs the C++ spelling and the
+parsers need the ONNX enum. Keeping the three views in one table makes adding a
+type a one-line change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import ModelFormatError
+
+
+@dataclass(frozen=True)
+class DType:
+    """One element type and its spellings."""
+
+    numpy: np.dtype
+    onnx: int
+    cpp: str
+    name: str
+
+
+# ONNX TensorProto.DataType values (stable across onnx versions).
+_TABLE = [
+    DType(np.dtype(np.float32), 1, "float", "float32"),
+    DType(np.dtype(np.uint8), 2, "uint8_t", "uint8"),
+    DType(np.dtype(np.int8), 3, "int8_t", "int8"),
+    DType(np.dtype(np.uint16), 4, "uint16_t", "uint16"),
+    DType(np.dtype(np.int16), 5, "int16_t", "int16"),
+    DType(np.dtype(np.int32), 6, "int32_t", "int32"),
+    DType(np.dtype(np.int64), 7, "int64_t", "int64"),
+    DType(np.dtype(np.bool_), 9, "bool", "bool"),
+    DType(np.dtype(np.float64), 11, "double", "float64"),
+    DType(np.dtype(np.uint32), 12, "uint32_t", "uint32"),
+    DType(np.dtype(np.uint64), 13, "uint64_t", "uint64"),
+]
+_BY_NUMPY = {d.numpy: d for d in _TABLE}
+_BY_ONNX = {d.onnx: d for d in _TABLE}
+
+FLOAT_TYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def dtype_info(dtype: np.dtype | type | str) -> DType:
+    """The :class:`DType` row of a numpy dtype; unsupported types raise."""
+    dt = np.dtype(dtype)
+    try:
+        return _BY_NUMPY[dt]
+    except KeyError:
+        raise ModelFormatError(f"element type {dt} is not supported") from None
+
+
+def from_onnx(elem_type: int) -> np.dtype:
+    """Numpy dtype of an ONNX ``TensorProto.DataType`` value."""
+    try:
+        return _BY_ONNX[elem_type].numpy
+    except KeyError:
+        raise ModelFormatError(f"ONNX element type {elem_type} is not supported") from None
+
+
+def cpp_type(dtype: np.dtype) -> str:
+    """C++ type name of a numpy dtype (``float``, ``int64_t``, ...)."""
+    return dtype_info(dtype).cpp

@@ -1,0 +1,180 @@
+"""The intermediate representation: one graph of operator nodes.
+
+Every front end (ONNX, Keras, PyTorch, stored ``.root`` IR) produces a
+:class:`Model`; passes rewrite it and code generation reads it.  Nothing here
+knows which parser built a model or how it is emitted.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Optional
+
+import numpy as np
+
+from ..errors import ModelFormatError
+from .dims import Dim, as_dim
+from .tensors import TensorInfo, TensorType
+
+
+@dataclass
+class Node:
+    """One operator application.
+
+    ``inputs`` keeps ONNX positions: an omitted optional input is ``""``.
+    ``attrs`` is complete (schema defaults filled in by
+    :func:`sofie_rdf.ops.make_node`), so operators never guess a default.
+    ``version`` is the opset version of ``domain`` the node was written for.
+    """
+
+    op_type: str
+    inputs: list[str]
+    outputs: list[str]
+    attrs: dict[str, Any]
+    name: str
+    domain: str = ""
+    version: int = 0
+
+    @property
+    def qualified_type(self) -> str:
+        """``Type`` in the default domain, ``domain::Type`` elsewhere."""
+        return self.op_type if self.domain in ("", "ai.onnx") else f"{self.domain}::{self.op_type}"
+
+    def input(self, i: int) -> Optional[str]:
+        """Name of input ``i``, or None when it is absent or omitted."""
+        return self.inputs[i] if i < len(self.inputs) and self.inputs[i] else None
+
+    def __str__(self) -> str:
+        return f"{self.qualified_type} node {self.name!r}"
+
+
+@dataclass
+class Model:
+    """A computation graph with its weights.
+
+    ``tensors`` holds a :class:`TensorType` for every tensor once shape
+    inference ran; before that only graph inputs and initializers are there.
+    """
+
+    name: str
+    inputs: list[str]
+    outputs: list[str]
+    nodes: list[Node]
+    initializers: dict[str, np.ndarray]
+    tensors: dict[str, TensorType] = field(default_factory=dict)
+    opsets: dict[str, int] = field(default_factory=dict)
+    source: str = ""
+    doc: str = ""
+
+    # ---- public view -----------------------------------------------------
+    @property
+    def input_info(self) -> list[TensorInfo]:
+        return [self.tensors[n].info(n) for n in self.inputs]
+
+    @property
+    def output_info(self) -> list[TensorInfo]:
+        return [self.tensors[n].info(n) for n in self.outputs]
+
+    def producers(self) -> dict[str, Node]:
+        """Map tensor name -> node producing it."""
+        return {o: n for n in self.nodes for o in n.outputs if o}
+
+    def consumers(self) -> dict[str, list[Node]]:
+        """Map tensor name -> nodes reading it, in graph order."""
+        out: dict[str, list[Node]] = {}
+        for n in self.nodes:
+            for i in n.inputs:
+                if i:
+                    out.setdefault(i, []).append(n)
+        return out
+
+    def iter_tensor_names(self) -> Iterator[str]:
+        yield from self.inputs
+        yield from self.initializers
+        for n in self.nodes:
+            yield from (o for o in n.outputs if o)
+
+    # ---- validation ------------------------------------------------------
+    def validate(self) -> None:
+        """Check the graph is well formed and sort nodes topologically.
+
+        Raises :class:`ModelFormatError` naming the model and the offending
+        node or tensor: a name produced twice, a node reading a tensor nobody
+        produces, a cycle, or a graph output that is never produced.
+        """
+        defined: dict[str, str] = {}
+        for name in self.inputs:
+            self._define(defined, name, "graph input")
+        for name in self.initializers:
+            if name in defined:  # ONNX allows an initializer as default of an input
+                continue
+            self._define(defined, name, "initializer")
+        for node in self.nodes:
+            for o in node.outputs:
+                if o:
+                    self._define(defined, o, str(node))
+        for node in self.nodes:
+            for i in node.inputs:
+                if i and i not in defined:
+                    raise ModelFormatError(f"model {self.name!r}: {node} reads tensor {i!r}, which nothing produces")
+        for o in self.outputs:
+            if o not in defined:
+                raise ModelFormatError(f"model {self.name!r}: graph output {o!r} is never produced")
+        self.nodes = self._topological_order()
+
+    def _define(self, defined: dict[str, str], name: str, by: str) -> None:
+        if name in defined:
+            raise ModelFormatError(
+                f"model {self.name!r}: tensor {name!r} is produced twice ({defined[name]} and {by})"
+            )
+        defined[name] = by
+
+    def _topological_order(self) -> list[Node]:
+        producer = self.producers()
+        order: list[Node] = []
+        state: dict[int, int] = {}  # 1 = visiting, 2 = done
+        for root in self.nodes:
+            stack: list[tuple[Node, bool]] = [(root, False)]
+            while stack:
+                node, expanded = stack.pop()
+                key = id(node)
+                if expanded:
+                    state[key] = 2
+                    order.append(node)
+                    continue
+                if state.get(key) == 2:
+                    continue
+                if state.get(key) == 1:
+                    raise ModelFormatError(f"model {self.name!r}: the graph has a cycle through {node}")
+                state[key] = 1
+                stack.append((node, True))
+                for i in reversed(node.inputs):
+                    dep = producer.get(i)
+                    if dep is None:
+                        continue
+                    if state.get(id(dep)) == 1:
+                        raise ModelFormatError(f"model {self.name!r}: the graph has a cycle through {dep}")
+                    if state.get(id(dep)) != 2:
+                        stack.append((dep, False))
+        return order
+
+
+_IDENT = re.compile(r"[^0-9A-Za-z_]+")
+
+
+def model_name_from(text: str) -> str:
+    """A valid C++ identifier made from a file stem or user string."""
+    name = _IDENT.sub("_", text).strip("_")
+    name = re.sub("_+", "_", name)
+    if not name:
+        return "Model"
+    return name if not name[0].isdigit() else "Model_" + name
+
+
+def input_type(dtype: Any, shape: tuple) -> TensorType:
+    """TensorType of a graph input from user-facing dims (ints or names)."""
+    return TensorType(np.dtype(dtype), tuple(as_dim(d) for d in shape))
+
+
+__all__ = ["Dim", "Model", "Node", "model_name_from", "input_type"]

@@ -1,0 +1,89 @@
+"""The public model object returned by :func:`sofie_rdf.load`."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from pathlib import Path
+from typing import Optional, Sequence
+
+from . import ir
+from .codegen import GeneratedCode, GeneratedFiles, generate_code, write_files
+from .errors import SofieError
+from .ops import unsupported_nodes
+from .passes import prepare
+
+
+class Model:
+    """A parsed model: its IR plus what users ask of it.
+
+    Parsing already validated the graph, checked every operator is supported
+    and inferred all shapes, so ``inputs``/``outputs`` are exact and errors
+    come at load time, not at compile time.
+    """
+
+    def __init__(self, graph: ir.Model):
+        self.ir = graph
+        self._prepared = prepare(graph)
+
+    @property
+    def name(self) -> str:
+        """Model name, a valid C++ identifier (used as ``TMVA_SOFIE_<name>``)."""
+        return self.ir.name
+
+    @name.setter
+    def name(self, value: str) -> None:
+        self.ir.name = ir.model_name_from(value)
+        self._prepared.name = self.ir.name
+
+    @property
+    def inputs(self) -> list[ir.TensorInfo]:
+        return self._prepared.input_info
+
+    @property
+    def outputs(self) -> list[ir.TensorInfo]:
+        return self._prepared.output_info
+
+    def code(self, name: Optional[str] = None, namespace: Optional[str] = None, weights: str = "dat",
+             weights_file: Optional[str] = None) -> GeneratedCode:
+        """Generated C++ in memory (see :meth:`generate` to write files)."""
+        name = ir.model_name_from(name) if name else self.name
+        return generate_code(self.ir, name, namespace, weights, weights_file)
+
+    def generate(self, outdir: str | os.PathLike = ".", name: Optional[str] = None,
+                 weights: str = "dat") -> GeneratedFiles:
+        """Write ``<Name>.hxx`` (and ``<Name>.dat`` unless ``weights="embed"``) into ``outdir``."""
+        if weights not in ("dat", "embed"):
+            raise SofieError(f"weights must be 'dat' or 'embed', got {weights!r}")
+        return write_files(self.code(name, weights=weights), Path(outdir))
+
+    def compile(self, backend: str = "jit", **options):
+        """Shortcut for :func:`sofie_rdf.compile`."""
+        from .compile import compile as compile_model
+
+        return compile_model(self, backend=backend, **options)
+
+    def summary(self) -> str:
+        """Inputs, outputs, operator counts and parameter count, as text."""
+        return describe(self.ir, self.inputs, self.outputs)
+
+    def __repr__(self) -> str:
+        return f"<sofie_rdf.Model {self.name}: {len(self.ir.nodes)} nodes, inputs {self.inputs}, outputs {self.outputs}>"
+
+
+def describe(graph: ir.Model, inputs: Optional[Sequence] = None, outputs: Optional[Sequence] = None) -> str:
+    """Text summary; works on models with unsupported operators too."""
+    lines = [f"model {graph.name} ({graph.source})"]
+    for label, infos, names in (("input", inputs, graph.inputs), ("output", outputs, graph.outputs)):
+        if infos is None:
+            infos = [graph.tensors[n].info(n) if n in graph.tensors else n for n in names]
+        for t in infos:
+            lines.append(f"  {label:6} {t}")
+    params = sum(v.size for v in graph.initializers.values())
+    lines.append(f"  parameters: {params:,} in {len(graph.initializers)} initializers")
+    counts = Counter(n.qualified_type for n in graph.nodes)
+    lines.append(f"  operators ({len(graph.nodes)} nodes): " + ", ".join(f"{k} x{v}" for k, v in sorted(counts.items())))
+    missing = unsupported_nodes(graph)
+    lines.append("  unsupported: " + (", ".join(f"{k} ({len(v)} nodes)" for k, v in sorted(missing.items()))
+                                      if missing else "none"))
+    return "\n".join(lines)

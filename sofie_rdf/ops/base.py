@@ -1,0 +1,186 @@
+"""Base classes operators derive from.
+
+An operator owns its semantics: :meth:`Op.infer` computes output types and
+shapes, :meth:`Op.evaluate` is the numpy reference used to fold constants, and
+:meth:`Op.emit` writes the C++ statements of ``infer``, normally a call into
+one of the kernels in ``ops/kernels/`` named by :attr:`Op.kernels`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar, Optional, Protocol, Sequence
+
+import numpy as np
+import sympy
+
+from ..errors import ShapeError
+from ..ir import Node, TensorType
+from ..ir.dims import Dim, as_dim, dims_equal, simplify
+
+
+class EmitContext(Protocol):
+    """What an operator sees while emitting (implemented in codegen)."""
+
+    inputs: list[Optional[TensorType]]
+    outputs: list[TensorType]
+
+    def x(self, i: int) -> str:
+        """C++ pointer expression of input ``i``."""
+
+    def y(self, i: int) -> str:
+        """C++ pointer expression of output ``i``."""
+
+    def dim(self, d: Dim) -> str:
+        """C++ ``size_t`` expression of a dim."""
+
+    def array(self, label: str, values: Sequence[Any], ctype: str = "size_t") -> str:
+        """Declare a local constant array, return its identifier."""
+
+    def literal(self, value: Any, dtype: np.dtype) -> str:
+        """C++ literal of ``value`` in the given element type."""
+
+    def ctype(self, dtype: np.dtype) -> str:
+        """C++ type of an element type."""
+
+
+class Op:
+    """One operator implementation (a version range of one ONNX op type)."""
+
+    op_type: ClassVar[str] = ""
+    domain: ClassVar[str] = ""
+    since_version: ClassVar[int] = 1
+    kernels: ClassVar[tuple[str, ...]] = ()
+    # Extra attribute defaults for ops that have no ONNX schema.
+    attr_defaults: ClassVar[dict[str, Any]] = {}
+    # Output 0 is input 0 reinterpreted (Reshape, Flatten, ...): no code, no memory.
+    view: ClassVar[bool] = False
+    # Inputs whose values (not just shapes) shape inference needs, e.g. Reshape's shape.
+    value_inputs: ClassVar[tuple[int, ...]] = ()
+
+    def __init__(self, node: Node, model: str = ""):
+        self.node = node
+        self.attrs = node.attrs
+        self.model = model
+
+    # ---- helpers -----------------------------------------------------------
+    def error(self, message: str) -> ShapeError:
+        """A :class:`ShapeError` naming the model and node."""
+        return ShapeError(f"model {self.model!r}: {self.node}: {message}")
+
+    def attr(self, name: str, default: Any = None) -> Any:
+        return self.attrs.get(name, default)
+
+    def value_of(self, inputs: list[Optional[TensorType]], i: int, what: str) -> Optional[np.ndarray]:
+        """Value of input ``i`` that shape inference needs; None when omitted."""
+        t = inputs[i] if i < len(inputs) else None
+        if t is None:
+            return None
+        if t.value is None:
+            raise self.error(f"{what} (input {i}) must be known when the code is generated, but it is computed at run time")
+        return t.value
+
+    # ---- the operator contract ---------------------------------------------
+    def infer(self, inputs: list[Optional[TensorType]]) -> list[TensorType]:
+        """Output types; ``inputs`` has None for omitted optional inputs."""
+        raise NotImplementedError
+
+    def evaluate(self, values: list[Optional[np.ndarray]]) -> list[np.ndarray]:
+        """Numpy reference (constant folding); NotImplementedError if absent."""
+        raise NotImplementedError
+
+    def emit(self, ctx: EmitContext) -> str:
+        """C++ statements computing the outputs from the inputs."""
+        raise NotImplementedError
+
+
+# ---- shape helpers shared by operators ------------------------------------
+
+def normalize_axis(op: Op, axis: int, rank: int) -> int:
+    """Axis in [0, rank); negative axes count from the end."""
+    if not -rank <= axis < max(rank, 1):
+        raise op.error(f"axis {axis} is out of range for rank {rank}")
+    return axis % rank if rank else 0
+
+
+def broadcast_shapes(op: Op, *shapes: tuple) -> tuple:
+    """Numpy (multidirectional) broadcasting of shapes that may hold symbols."""
+    rank = max(len(s) for s in shapes)
+    out: list[Dim] = []
+    for i in range(rank):
+        dims = [s[i - rank + len(s)] for s in shapes if i - rank + len(s) >= 0]
+        result: Dim = 1
+        for d in dims:
+            if isinstance(d, int) and d == 1:
+                continue
+            if isinstance(result, int) and result == 1:
+                result = d
+            elif not dims_equal(result, d):
+                if isinstance(result, int) and not isinstance(d, int):
+                    continue  # a symbol facing a fixed size must be 1 at run time
+                if isinstance(d, int) and not isinstance(result, int):
+                    result = d
+                    continue
+                raise op.error(f"shapes {' and '.join(str(s) for s in shapes)} cannot be broadcast")
+        out.append(result)
+    return tuple(out)
+
+
+def contiguous_strides(shape: Sequence[Dim]) -> list[Dim]:
+    """Row-major element strides."""
+    strides: list[Dim] = []
+    acc: Dim = 1
+    for d in reversed(shape):
+        strides.append(acc)
+        acc = simplify(acc * d)
+    return strides[::-1]
+
+
+def broadcast_strides(shape: Sequence[Dim], out_shape: Sequence[Dim]) -> list[Dim]:
+    """Strides reading ``shape`` as if broadcast to ``out_shape`` (0 on size-1 dims)."""
+    pad = len(out_shape) - len(shape)
+    own = contiguous_strides(shape)
+    strides: list[Dim] = [0] * pad
+    for d, o, s in zip(shape, out_shape[pad:], own):
+        strides.append(0 if (isinstance(d, int) and d == 1 and not (isinstance(o, int) and o == 1)) else s)
+    return strides
+
+
+def coalesce(shape: Sequence[Dim], *strides: Sequence[Dim]) -> tuple[list[Dim], list[list[Dim]]]:
+    """Merge adjacent dims that every operand walks contiguously (fewer loop levels)."""
+    if not shape:
+        return [], [[] for _ in strides]
+    out_shape = [shape[0]]
+    out_strides = [[s[0]] for s in strides]
+    for i in range(1, len(shape)):
+        mergeable = all(
+            isinstance(s[i - 1], int) and isinstance(s[i], int) and isinstance(shape[i], int)
+            and s[i - 1] == s[i] * shape[i]
+            for s in strides
+        )
+        if mergeable and isinstance(out_shape[-1], int):
+            out_shape[-1] = out_shape[-1] * shape[i]
+            for acc, s in zip(out_strides, strides):
+                acc[-1] = s[i]
+        else:
+            out_shape.append(shape[i])
+            for acc, s in zip(out_strides, strides):
+                acc.append(s[i])
+    return out_shape, out_strides
+
+
+def static_size(shape: Sequence[Dim]) -> Optional[int]:
+    """Element count when every dim is an int, else None."""
+    return math.prod(shape) if all(isinstance(d, int) for d in shape) else None
+
+
+def shape_from_value(op: Op, value: np.ndarray) -> tuple:
+    """A shape given as a tensor value (ints or symbolic entries)."""
+    return tuple(as_dim(v) for v in np.asarray(value).reshape(-1).tolist())
+
+
+def sym_array(shape: Sequence[Dim]) -> np.ndarray:
+    """A 1-D int64 value holding a shape (object dtype when it has symbols)."""
+    if all(isinstance(d, int) for d in shape):
+        return np.array(shape, dtype=np.int64)
+    return np.array([d if isinstance(d, sympy.Expr) else sympy.Integer(d) for d in shape], dtype=object)

@@ -1,0 +1,334 @@
+"""Element-wise operators: unary math and activations, Cast, Clip, and the
+broadcasting binary arithmetic.
+
+Each unary op is a C++ expression in ``x`` (attributes as ``{name}``
+placeholders) and a numpy reference; the shared bases emit the kernel call.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, ClassVar, Optional
+
+import numpy as np
+
+from ..ir import TensorType
+from ..ir.dims import dims_equal
+from ..ir.dtypes import FLOAT_TYPES, from_onnx
+from .base import EmitContext, Op, broadcast_shapes, broadcast_strides, coalesce, static_size
+from .registry import register
+
+
+def _same_shape(a: tuple, b: tuple) -> bool:
+    return len(a) == len(b) and all(dims_equal(x, y) for x, y in zip(a, b))
+
+
+class UnaryOp(Op):
+    """y = f(x) element by element, same shape."""
+
+    kernels = ("elementwise",)
+    expr: ClassVar[str] = "x"
+    params: ClassVar[tuple[str, ...]] = ()
+    float_only: ClassVar[bool] = True
+
+    def reference(self, x: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def out_dtype(self, dtype: np.dtype) -> np.dtype:
+        return dtype
+
+    def infer(self, inputs: list[Optional[TensorType]]) -> list[TensorType]:
+        x = inputs[0]
+        if self.float_only and x.dtype not in FLOAT_TYPES:
+            raise self.error(f"input type {x.dtype} is not supported (float32 or float64 expected)")
+        return [TensorType(self.out_dtype(x.dtype), x.shape)]
+
+    def evaluate(self, values: list[Optional[np.ndarray]]) -> list[np.ndarray]:
+        x = values[0]
+        with np.errstate(all="ignore"):
+            return [np.asarray(self.reference(x)).astype(self.out_dtype(x.dtype))]
+
+    def body(self, ctx: EmitContext) -> str:
+        """The C++ expression in ``x`` with attribute values filled in."""
+        dtype = ctx.inputs[0].dtype
+        values = {p: ctx.literal(self.attrs[p], dtype) for p in self.params}
+        return self.expr.format(T=ctx.ctype(dtype), **values)
+
+    def function(self, ctx: EmitContext) -> str:
+        """The lambda applied per element (also used by fused epilogues)."""
+        t_in, t_out = ctx.ctype(ctx.inputs[0].dtype), ctx.ctype(ctx.outputs[0].dtype)
+        return f"[](const {t_in} x) -> {t_out} {{ return {self.body(ctx)}; }}"
+
+    def emit(self, ctx: EmitContext) -> str:
+        n = ctx.dim(ctx.outputs[0].size)
+        return f"kernels::unary({ctx.x(0)}, {ctx.y(0)}, {n}, {self.function(ctx)});"
+
+
+@register
+class Relu(UnaryOp):
+    op_type = "Relu"
+    float_only = False
+    expr = "x > 0 ? x : {T}(0)"
+
+    def reference(self, x):
+        return np.maximum(x, 0)
+
+
+@register
+class LeakyRelu(UnaryOp):
+    op_type = "LeakyRelu"
+    params = ("alpha",)
+    expr = "x >= 0 ? x : {alpha} * x"
+
+    def reference(self, x):
+        return np.where(x >= 0, x, x * self.attrs["alpha"])
+
+
+@register
+class Sigmoid(UnaryOp):
+    op_type = "Sigmoid"
+    expr = "{T}(1) / ({T}(1) + std::exp(-x))"
+
+    def reference(self, x):
+        return 1 / (1 + np.exp(-x))
+
+
+@register
+class Tanh(UnaryOp):
+    op_type = "Tanh"
+    expr = "std::tanh(x)"
+    reference = staticmethod(np.tanh)
+
+
+@register
+class Selu(UnaryOp):
+    op_type = "Selu"
+    params = ("alpha", "gamma")
+    expr = "x > 0 ? {gamma} * x : {gamma} * ({alpha} * std::exp(x) - {alpha})"
+
+    def reference(self, x):
+        a, g = self.attrs["alpha"], self.attrs["gamma"]
+        return np.where(x > 0, g * x, g * (a * np.exp(x) - a))
+
+
+@register
+class Elu(UnaryOp):
+    op_type = "Elu"
+    params = ("alpha",)
+    expr = "x >= 0 ? x : {alpha} * (std::exp(x) - {T}(1))"
+
+    def reference(self, x):
+        return np.where(x >= 0, x, self.attrs["alpha"] * (np.exp(x) - 1))
+
+
+@register
+class Sqrt(UnaryOp):
+    op_type = "Sqrt"
+    expr = "std::sqrt(x)"
+    reference = staticmethod(np.sqrt)
+
+
+@register
+class Exp(UnaryOp):
+    op_type = "Exp"
+    expr = "std::exp(x)"
+    reference = staticmethod(np.exp)
+
+
+@register
+class Log(UnaryOp):
+    op_type = "Log"
+    expr = "std::log(x)"
+    reference = staticmethod(np.log)
+
+
+@register
+class Neg(UnaryOp):
+    op_type = "Neg"
+    float_only = False
+    expr = "-x"
+    reference = staticmethod(np.negative)
+
+
+@register
+class Abs(UnaryOp):
+    op_type = "Abs"
+    float_only = False
+    expr = "x < 0 ? -x : x"
+    reference = staticmethod(np.abs)
+
+
+@register
+class Reciprocal(UnaryOp):
+    op_type = "Reciprocal"
+    expr = "{T}(1) / x"
+    reference = staticmethod(np.reciprocal)
+
+
+@register
+class Cast(UnaryOp):
+    """Type conversion; to bool means "not zero", as in numpy."""
+
+    op_type = "Cast"
+    float_only = False
+
+    def out_dtype(self, dtype: np.dtype) -> np.dtype:
+        return from_onnx(self.attrs["to"])
+
+    def evaluate(self, values):
+        x = values[0]
+        if x.dtype == object:
+            if self.out_dtype(x.dtype).kind not in "iu":
+                raise NotImplementedError
+            return [x.copy()]
+        return [x.astype(self.out_dtype(x.dtype))]
+
+    def body(self, ctx: EmitContext) -> str:
+        if ctx.outputs[0].dtype == np.bool_:
+            return "x != 0"
+        return f"static_cast<{ctx.ctype(ctx.outputs[0].dtype)}>(x)"
+
+
+@register
+class Clip(UnaryOp):
+    """Clip with bounds as attributes (opset < 11)."""
+
+    op_type = "Clip"
+    float_only = False
+
+    def bounds(self, ctx: EmitContext) -> tuple[str, str]:
+        dtype = ctx.inputs[0].dtype
+        return ctx.literal(self.attrs["min"], dtype), ctx.literal(self.attrs["max"], dtype)
+
+    def reference(self, x):
+        return np.clip(x, self.attrs["min"], self.attrs["max"])
+
+    def function(self, ctx: EmitContext) -> str:
+        t = ctx.ctype(ctx.inputs[0].dtype)
+        lo, hi = self.bounds(ctx)
+        return f"[lo = {lo}, hi = {hi}](const {t} x) -> {t} {{ return std::min(std::max(x, lo), hi); }}"
+
+
+@register
+class Clip_11(Clip):
+    """Clip with optional min/max inputs, which may be run-time scalars."""
+
+    since_version = 11
+
+    def bounds(self, ctx: EmitContext) -> tuple[str, str]:
+        t = ctx.ctype(ctx.inputs[0].dtype)
+        lo = f"{ctx.x(1)}[0]" if ctx.inputs[1:2] and ctx.inputs[1] else f"std::numeric_limits<{t}>::lowest()"
+        hi = f"{ctx.x(2)}[0]" if ctx.inputs[2:3] and ctx.inputs[2] else f"std::numeric_limits<{t}>::max()"
+        return lo, hi
+
+    def evaluate(self, values):
+        x = values[0]
+        lo = values[1] if len(values) > 1 and values[1] is not None else None
+        hi = values[2] if len(values) > 2 and values[2] is not None else None
+        y = x
+        if lo is not None:
+            y = np.maximum(y, lo.reshape(()))
+        if hi is not None:
+            y = np.minimum(y, hi.reshape(()))
+        return [np.asarray(y, dtype=x.dtype)]
+
+
+# ---- binary operators ----------------------------------------------------
+
+class BinaryOp(Op):
+    """y = f(a, b) with numpy broadcasting."""
+
+    kernels = ("elementwise",)
+    expr: ClassVar[str] = ""
+    reference: ClassVar[Callable]
+
+    def out_dtype(self, a: np.dtype, b: np.dtype) -> np.dtype:
+        if a != b:
+            raise self.error(f"input types differ ({a} and {b})")
+        return a
+
+    def infer(self, inputs: list[Optional[TensorType]]) -> list[TensorType]:
+        a, b = inputs[0], inputs[1]
+        return [TensorType(self.out_dtype(a.dtype, b.dtype), broadcast_shapes(self, a.shape, b.shape))]
+
+    def evaluate(self, values):
+        a, b = values[0], values[1]
+        out = self.out_dtype(a.dtype, b.dtype) if object not in (a.dtype, b.dtype) else object
+        with np.errstate(all="ignore"):
+            y = np.asarray(type(self).reference(a, b))
+        return [y.astype(out) if out is not object else y]
+
+    def function(self, ctx: EmitContext) -> str:
+        ta, tb = (ctx.ctype(t.dtype) for t in ctx.inputs[:2])
+        ty = ctx.ctype(ctx.outputs[0].dtype)
+        return f"[](const {ta} a, const {tb} b) -> {ty} {{ return {self.expr}; }}"
+
+    def emit(self, ctx: EmitContext) -> str:
+        a, b = ctx.inputs[0], ctx.inputs[1]
+        y = ctx.outputs[0]
+        f = self.function(ctx)
+        n = ctx.dim(y.size)
+        if _same_shape(a.shape, y.shape) and _same_shape(b.shape, y.shape):
+            return f"kernels::binary({ctx.x(0)}, {ctx.x(1)}, {ctx.y(0)}, {n}, {f});"
+        if _same_shape(a.shape, y.shape) and static_size(b.shape) == 1:
+            return f"kernels::binary_scalar_b({ctx.x(0)}, {ctx.x(1)}[0], {ctx.y(0)}, {n}, {f});"
+        if _same_shape(b.shape, y.shape) and static_size(a.shape) == 1:
+            return f"kernels::binary_scalar_a({ctx.x(0)}[0], {ctx.x(1)}, {ctx.y(0)}, {n}, {f});"
+        shape, (sa, sb) = coalesce(y.shape, broadcast_strides(a.shape, y.shape), broadcast_strides(b.shape, y.shape))
+        dims = ctx.array("shape", shape)
+        sa_, sb_ = ctx.array("a_strides", sa, "std::ptrdiff_t"), ctx.array("b_strides", sb, "std::ptrdiff_t")
+        return (
+            f"kernels::binary_strided({ctx.x(0)}, {sa_}, {ctx.x(1)}, {sb_}, {ctx.y(0)}, {dims}, {len(shape)}, {f});"
+        )
+
+
+def _int_div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    if a.dtype == object or b.dtype == object:
+        return a // b
+    if a.dtype.kind in "iu":
+        return (np.sign(a) * np.sign(b) * (np.abs(a) // np.abs(b))).astype(a.dtype)
+    return a / b
+
+
+@register
+class Add(BinaryOp):
+    op_type = "Add"
+    expr = "a + b"
+    reference = staticmethod(lambda a, b: a + b)
+
+
+@register
+class Sub(BinaryOp):
+    op_type = "Sub"
+    expr = "a - b"
+    reference = staticmethod(lambda a, b: a - b)
+
+
+@register
+class Mul(BinaryOp):
+    op_type = "Mul"
+    expr = "a * b"
+    reference = staticmethod(lambda a, b: a * b)
+
+
+@register
+class Div(BinaryOp):
+    op_type = "Div"
+    expr = "a / b"
+    reference = staticmethod(_int_div)
+
+
+@register
+class Pow(BinaryOp):
+    """Pow: the exponent may have another type; the result has the base's."""
+
+    op_type = "Pow"
+    expr = "std::pow(a, b)"
+    reference = staticmethod(lambda a, b: np.power(a.astype(np.float64), b.astype(np.float64)))
+
+    def out_dtype(self, a: np.dtype, b: np.dtype) -> np.dtype:
+        return a
+
+    def function(self, ctx: EmitContext) -> str:
+        ty = ctx.ctype(ctx.outputs[0].dtype)
+        ta, tb = (ctx.ctype(t.dtype) for t in ctx.inputs[:2])
+        return f"[](const {ta} a, const {tb} b) -> {ty} {{ return static_cast<{ty}>(std::pow(a, b)); }}"

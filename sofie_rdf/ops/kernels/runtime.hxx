@@ -1,0 +1,81 @@
+// Session support: the arena holding intermediate tensors and the reader of
+// SOFIE-style text weight files ("<name> <count>" then the values).
+
+// Memory for intermediate tensors of one element type.  reserve() grows it
+// only when a call needs more than any call before, so inference allocates
+// nothing once the largest input sizes have been seen.
+template <typename T>
+class Arena {
+public:
+   T *reserve(size_t n)
+   {
+      if (n > fSize) {
+         fData.reset(new T[n]());
+         fSize = n;
+      }
+      return fData.get();
+   }
+
+private:
+   std::unique_ptr<T[]> fData;
+   size_t fSize = 0;
+};
+
+template <typename T>
+inline T parse_number(const std::string &token, bool &ok)
+{
+   const char *begin = token.c_str();
+   char *end = nullptr;
+   T value{};
+   if constexpr (std::is_same_v<T, float>)
+      value = std::strtof(begin, &end);
+   else if constexpr (std::is_floating_point_v<T>)
+      value = static_cast<T>(std::strtod(begin, &end));
+   else if constexpr (std::is_signed_v<T>)
+      value = static_cast<T>(std::strtoll(begin, &end, 10));
+   else
+      value = static_cast<T>(std::strtoull(begin, &end, 10));
+   ok = end != begin && *end == '\0';
+   return value;
+}
+
+class WeightReader {
+public:
+   explicit WeightReader(const std::string &filename) : fIn(filename), fFile(filename)
+   {
+      if (!fIn)
+         throw std::runtime_error("sofie-rdf: cannot open weights file '" + filename + "'");
+   }
+
+   template <typename T>
+   void read(const std::string &name, T *dst, size_t n)
+   {
+      std::string tag;
+      size_t count = 0;
+      if (!(fIn >> tag >> count))
+         fail("is truncated before tensor '" + name + "'");
+      if (tag != name)
+         fail("holds tensor '" + tag + "' where '" + name + "' was expected (a weights file of another model?)");
+      if (count != n)
+         fail("gives " + std::to_string(count) + " values for tensor '" + name + "', the model needs " +
+              std::to_string(n));
+      std::string token;
+      for (size_t i = 0; i < n; ++i) {
+         bool ok = false;
+         if (!(fIn >> token))
+            fail("is truncated inside tensor '" + name + "'");
+         dst[i] = parse_number<T>(token, ok);
+         if (!ok)
+            fail("has the invalid value '" + token + "' in tensor '" + name + "'");
+      }
+   }
+
+private:
+   [[noreturn]] void fail(const std::string &what) const
+   {
+      throw std::runtime_error("sofie-rdf: weights file '" + fFile + "' " + what);
+   }
+
+   std::ifstream fIn;
+   std::string fFile;
+};

@@ -1,0 +1,170 @@
+"""Data-movement operators: Transpose, Slice and Concat.
+
+Transpose and Slice are one strided copy (kernels::unary_strided with the
+identity); Concat copies each input's blocks into place.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..ir import TensorType
+from ..ir.dims import Dim, dims_equal, simplify
+from .base import EmitContext, Op, coalesce, contiguous_strides, normalize_axis
+from .registry import register
+
+# Slice ends at or beyond this mean "to the end" (exporters write INT64_MAX or INT32_MAX).
+_TO_END = 2**31 - 1
+
+
+def emit_strided_copy(ctx: EmitContext, shape: tuple, strides: list, offset: Dim = 0) -> str:
+    """C++ copying input 0 (read from ``offset`` with ``strides``) to output 0."""
+    shape, (strides,) = coalesce(shape, strides)
+    t = ctx.ctype(ctx.inputs[0].dtype)
+    dims = ctx.array("shape", shape)
+    st = ctx.array("strides", strides, "std::ptrdiff_t")
+    src = ctx.x(0) if offset == 0 else f"{ctx.x(0)} + {ctx.dim(offset)}"
+    return (f"kernels::unary_strided({src}, {st}, {ctx.y(0)}, {dims}, {len(shape)}, "
+            f"[](const {t} v) {{ return v; }});")
+
+
+@register
+class Transpose(Op):
+    op_type = "Transpose"
+    kernels = ("elementwise",)
+
+    def perm(self, rank: int) -> list[int]:
+        perm = self.attrs.get("perm") or list(range(rank))[::-1]
+        if sorted(perm) != list(range(rank)):
+            raise self.error(f"perm {perm} is not a permutation of {rank} axes")
+        return list(perm)
+
+    def infer(self, inputs):
+        x = inputs[0]
+        return [TensorType(x.dtype, tuple(x.shape[p] for p in self.perm(x.rank)))]
+
+    def evaluate(self, values):
+        return [np.transpose(values[0], self.perm(values[0].ndim))]
+
+    def emit(self, ctx: EmitContext) -> str:
+        x = ctx.inputs[0]
+        perm = self.perm(x.rank)
+        strides = contiguous_strides(x.shape)
+        return emit_strided_copy(ctx, ctx.outputs[0].shape, [strides[p] for p in perm])
+
+
+@register
+class Concat(Op):
+    op_type = "Concat"
+    kernels = ("elementwise",)
+
+    def infer(self, inputs):
+        xs = [x for x in inputs if x is not None]
+        rank = xs[0].rank
+        axis = normalize_axis(self, self.attrs["axis"], rank)
+        for x in xs:
+            if x.dtype != xs[0].dtype or x.rank != rank:
+                raise self.error("inputs must share dtype and rank")
+            for i in range(rank):
+                if i != axis and not dims_equal(x.shape[i], xs[0].shape[i]):
+                    raise self.error(f"input shapes {[x.shape for x in xs]} differ outside axis {axis}")
+        total = simplify(sum((x.shape[axis] for x in xs), 0))
+        shape = xs[0].shape[:axis] + (total,) + xs[0].shape[axis + 1:]
+        value = None
+        if all(x.value is not None for x in xs):
+            value = np.concatenate([x.value for x in xs], axis=axis)
+        return [TensorType(xs[0].dtype, shape, value)]
+
+    def evaluate(self, values):
+        return [np.concatenate([v for v in values if v is not None], axis=self.attrs["axis"])]
+
+    def emit(self, ctx: EmitContext) -> str:
+        y = ctx.outputs[0]
+        axis = normalize_axis(self, self.attrs["axis"], y.rank)
+        outer = ctx.dim(simplify(np.prod(y.shape[:axis], dtype=object) if axis else 1))
+        inner = np.prod(y.shape[axis + 1:], dtype=object) if axis + 1 < y.rank else 1
+        lines, offset = [], 0
+        out_block = simplify(y.shape[axis] * inner)
+        for i, x in enumerate(ctx.inputs):
+            if x is None:
+                continue
+            block = simplify(x.shape[axis] * inner)
+            dst = ctx.y(0) if offset == 0 else f"{ctx.y(0)} + {ctx.dim(offset)}"
+            lines.append(f"kernels::copy_blocks({ctx.x(i)}, {dst}, {outer}, {ctx.dim(block)}, {ctx.dim(out_block)});")
+            offset = simplify(offset + block)
+        return "\n".join(lines)
+
+
+@register
+class Slice(Op):
+    """Slice with starts/ends/axes as attributes (opset < 10)."""
+
+    op_type = "Slice"
+    kernels = ("elementwise",)
+
+    def params(self, inputs) -> tuple[list, list, list, list]:
+        starts, ends = list(self.attrs["starts"]), list(self.attrs["ends"])
+        axes = list(self.attrs.get("axes") or range(len(starts)))
+        return starts, ends, axes, [1] * len(starts)
+
+    def ranges(self, inputs) -> list[tuple[Dim, Dim, int]]:
+        """(start, length, step) per axis of the input."""
+        x = inputs[0]
+        starts, ends, axes, steps = self.params(inputs)
+        if not len(starts) == len(ends) == len(axes) == len(steps):
+            raise self.error("starts, ends, axes and steps must have the same length")
+        out: list[tuple[Dim, Dim, int]] = [(0, d, 1) for d in x.shape]
+        seen = set()
+        for s, e, a, st in zip(starts, ends, axes, steps):
+            a = normalize_axis(self, int(a), x.rank)
+            if a in seen:
+                raise self.error(f"axis {a} is sliced twice")
+            seen.add(a)
+            if st == 0:
+                raise self.error("slice step cannot be 0")
+            out[a] = self._range(x.shape[a], int(s), int(e), int(st))
+        return out
+
+    def _range(self, d: Dim, s: int, e: int, step: int) -> tuple[Dim, Dim, int]:
+        if isinstance(d, int):
+            r = range(d)[slice(s, e, step)]
+            return (r.start if len(r) else 0), len(r), step
+        if step != 1:
+            raise self.error(f"a step of {step} along the symbolic dim {d} is not supported")
+        start = s if s >= 0 else simplify(d + s)
+        end = d if e >= _TO_END else (e if e >= 0 else simplify(d + e))
+        return start, simplify(end - start), 1
+
+    def infer(self, inputs):
+        x = inputs[0]
+        shape = tuple(length for _, length, _ in self.ranges(inputs))
+        value = None
+        if x.value is not None:
+            value = x.value[tuple(slice(s, s + n * st if s + n * st >= 0 else None, st)
+                                  for s, n, st in self.ranges(inputs))]
+        return [TensorType(x.dtype, shape, value)]
+
+    def emit(self, ctx: EmitContext) -> str:
+        x = ctx.inputs[0]
+        ranges = self.ranges(ctx.inputs)
+        strides = contiguous_strides(x.shape)
+        offset = simplify(sum((s * st for (s, _, _), st in zip(ranges, strides)), 0))
+        return emit_strided_copy(ctx, ctx.outputs[0].shape,
+                                 [simplify(st * step) for (_, _, step), st in zip(ranges, strides)], offset)
+
+
+@register
+class Slice_10(Slice):
+    since_version = 10
+    value_inputs = (1, 2, 3, 4)
+
+    def params(self, inputs):
+        starts = [int(v) for v in self.value_of(inputs, 1, "starts").reshape(-1)]
+        ends = [int(v) for v in self.value_of(inputs, 2, "ends").reshape(-1)]
+        axes = self.value_of(inputs, 3, "axes") if len(inputs) > 3 else None
+        steps = self.value_of(inputs, 4, "steps") if len(inputs) > 4 else None
+        axes = list(range(len(starts))) if axes is None else [int(v) for v in axes.reshape(-1)]
+        steps = [1] * len(starts) if steps is None else [int(v) for v in steps.reshape(-1)]
+        return starts, ends, axes, steps
+
+

@@ -1,0 +1,160 @@
+"""Operator registry and the one node constructor every front end uses.
+
+An operator is a subclass of :class:`~sofie_rdf.ops.base.Op` decorated with
+:func:`register`; ONNX-style versioning picks, for a node of opset ``v``, the
+class with the highest ``since_version`` not above ``v``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Optional
+
+import numpy as np
+import onnx
+import onnx.defs
+from onnx import AttributeProto
+
+from ..errors import ModelFormatError, UnsupportedOperatorError
+from ..ir import Model, Node
+
+_REGISTRY: dict[tuple[str, str], list[type]] = {}
+
+DEFAULT_DOMAINS = ("", "ai.onnx")
+
+
+def _domain_key(domain: str) -> str:
+    return "" if domain in DEFAULT_DOMAINS else domain
+
+
+def register(cls: type) -> type:
+    """Class decorator adding an operator implementation to the registry."""
+    versions = _REGISTRY.setdefault((_domain_key(cls.domain), cls.op_type), [])
+    versions[:] = [c for c in versions if c.since_version != cls.since_version] + [cls]
+    versions.sort(key=lambda c: c.since_version)
+    return cls
+
+
+def lookup(op_type: str, domain: str = "", version: int = 0) -> Optional[type]:
+    """Implementation class for a node, or None when unsupported."""
+    versions = _REGISTRY.get((_domain_key(domain), op_type))
+    if not versions:
+        return None
+    if version <= 0:
+        return versions[-1]
+    usable = [c for c in versions if c.since_version <= version]
+    return usable[-1] if usable else None
+
+
+def registered_op_types() -> list[str]:
+    """Sorted list of supported op types (``domain::Type`` outside ONNX)."""
+    return sorted(t if not d else f"{d}::{t}" for d, t in _REGISTRY)
+
+
+def unsupported_nodes(model: Model) -> dict[str, list[str]]:
+    """Op type -> names of the model's nodes that have no implementation."""
+    missing: dict[str, list[str]] = {}
+    for node in model.nodes:
+        if lookup(node.op_type, node.domain, node.version) is None:
+            missing.setdefault(node.qualified_type, []).append(node.name)
+    return missing
+
+
+def check_supported(model: Model) -> None:
+    """Raise :class:`UnsupportedOperatorError` listing every unsupported op."""
+    missing = unsupported_nodes(model)
+    if missing:
+        raise UnsupportedOperatorError(model.name, missing)
+
+
+# ---- node construction ----------------------------------------------------
+
+_PY_TYPES = {
+    AttributeProto.FLOAT: (float, int, np.floating, np.integer),
+    AttributeProto.INT: (int, np.integer),
+    AttributeProto.STRING: (str,),
+    AttributeProto.TENSOR: (np.ndarray,),
+    AttributeProto.FLOATS: (list, tuple),
+    AttributeProto.INTS: (list, tuple),
+    AttributeProto.STRINGS: (list, tuple),
+}
+
+
+def _schema(op_type: str, version: int, domain: str) -> Optional[onnx.defs.OpSchema]:
+    try:
+        return onnx.defs.get_schema(op_type, max(version, 1), _domain_key(domain))
+    except onnx.defs.SchemaError:
+        return None
+
+
+def _default_value(attr: onnx.defs.OpSchema.Attribute) -> Any:
+    proto = attr.default_value
+    if proto is None or proto.type == AttributeProto.UNDEFINED:
+        return None
+    return attribute_value(proto)
+
+
+def attribute_value(proto: AttributeProto) -> Any:
+    """Python value of an ONNX attribute (tensors become numpy arrays)."""
+    from onnx import numpy_helper
+
+    t = proto.type
+    if t == AttributeProto.FLOAT:
+        return float(proto.f)
+    if t == AttributeProto.INT:
+        return int(proto.i)
+    if t == AttributeProto.STRING:
+        return proto.s.decode("utf-8", errors="replace")
+    if t == AttributeProto.TENSOR:
+        return numpy_helper.to_array(proto.t)
+    if t == AttributeProto.FLOATS:
+        return [float(v) for v in proto.floats]
+    if t == AttributeProto.INTS:
+        return [int(v) for v in proto.ints]
+    if t == AttributeProto.STRINGS:
+        return [s.decode("utf-8", errors="replace") for s in proto.strings]
+    if t in (AttributeProto.GRAPH, AttributeProto.GRAPHS):
+        return proto  # kept opaque; ops that accept subgraphs parse them
+    raise ModelFormatError(f"attribute {proto.name!r} has unsupported type {AttributeProto.AttributeType.Name(t)}")
+
+
+def make_node(
+    op_type: str,
+    inputs: Iterable[str],
+    outputs: Iterable[str],
+    attrs: Optional[dict[str, Any]] = None,
+    name: str = "",
+    domain: str = "",
+    version: int = 0,
+    model: str = "",
+) -> Node:
+    """Build an IR node with every attribute present.
+
+    Defaults come from the ONNX schema of ``op_type`` at ``version`` (or from
+    the registered class's ``attr_defaults`` for custom operators); a missing
+    required attribute or a value of the wrong kind raises
+    :class:`ModelFormatError` naming the model and node.
+    """
+    node = Node(op_type, list(inputs), list(outputs), dict(attrs or {}), name, domain, version)
+    if not node.name:
+        node.name = f"{op_type}_{node.outputs[0] if node.outputs else ''}"
+    where = f"model {model!r}: {node}"
+    schema = _schema(op_type, version, domain)
+    if schema is not None:
+        for aname, spec in schema.attributes.items():
+            if aname in node.attrs:
+                expected = _PY_TYPES.get(spec.type)
+                if expected and not isinstance(node.attrs[aname], expected):
+                    raise ModelFormatError(
+                        f"{where}: attribute {aname!r} should be {AttributeProto.AttributeType.Name(spec.type)},"
+                        f" got {type(node.attrs[aname]).__name__}"
+                    )
+                continue
+            if spec.required:
+                raise ModelFormatError(f"{where}: required attribute {aname!r} is missing")
+            default = _default_value(spec)
+            if default is not None:
+                node.attrs[aname] = default
+    cls = lookup(op_type, domain, version)
+    for aname, default in getattr(cls, "attr_defaults", {}).items():
+        node.attrs.setdefault(aname, default)
+    return node

@@ -1,0 +1,225 @@
+"""Operators that only reinterpret or describe a tensor: Reshape, Flatten,
+Squeeze, Unsqueeze, Identity, Dropout (inference), Shape and Constant.
+
+The reinterpreting ones are views (no copy, no memory); Shape and Constant
+always have values known at generation time and are folded away.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+from ..ir import TensorType
+from ..ir.dims import as_dim, dims_equal, num_elements, simplify
+from .base import EmitContext, Op, normalize_axis, shape_from_value, sym_array
+from .registry import register
+
+
+class ViewOp(Op):
+    """Output 0 shares input 0's data; subclasses only compute the shape."""
+
+    view = True
+
+    def out_shape(self, inputs: list[Optional[TensorType]]) -> tuple:
+        return inputs[0].shape
+
+    def infer(self, inputs: list[Optional[TensorType]]) -> list[TensorType]:
+        x = inputs[0]
+        shape = self.out_shape(inputs)
+        if not dims_equal(num_elements(shape), x.size):
+            raise self.error(f"cannot view a tensor of shape {x.shape} as {shape}")
+        value = None
+        if x.value is not None and all(isinstance(d, int) for d in shape):
+            value = x.value.reshape([int(d) for d in shape])  # folding a view is a reshape
+        return [TensorType(x.dtype, shape, value)]
+
+    def emit(self, ctx: EmitContext) -> str:
+        return ""
+
+
+@register
+class Identity(ViewOp):
+    op_type = "Identity"
+
+
+@register
+class Dropout(ViewOp):
+    """Inference dropout: the identity; the optional mask output is all true."""
+
+    op_type = "Dropout"
+
+    def infer(self, inputs):
+        if len(inputs) > 2 and inputs[2] is not None:
+            training = self.value_of(inputs, 2, "training_mode")
+            if bool(np.asarray(training).reshape(-1)[0]):
+                raise self.error("training_mode=true is not supported: sofie-rdf generates inference code")
+        out = super().infer(inputs[:1])
+        if len(self.node.outputs) > 1 and self.node.outputs[1]:
+            out.append(TensorType(np.bool_, inputs[0].shape))
+        return out
+
+    def emit(self, ctx: EmitContext) -> str:
+        if len(ctx.outputs) > 1:
+            return f"std::fill_n({ctx.y(1)}, {ctx.dim(ctx.outputs[1].size)}, true);  // mask"
+        return ""
+
+
+@register
+class Reshape(ViewOp):
+    """Reshape with the target shape as an attribute (opset < 5)."""
+
+    op_type = "Reshape"
+
+    def target(self, inputs) -> tuple:
+        return tuple(as_dim(d) for d in self.attrs["shape"])
+
+    def out_shape(self, inputs):
+        x = inputs[0]
+        target = list(self.target(inputs))
+        allow_zero = self.attrs.get("allowzero", 0)
+        for i, d in enumerate(target):
+            if isinstance(d, int) and d == 0 and not allow_zero:
+                if i >= x.rank:
+                    raise self.error(f"shape entry {i} is 0 but the input has rank {x.rank}")
+                target[i] = x.shape[i]
+        holes = [i for i, d in enumerate(target) if isinstance(d, int) and d == -1]
+        if len(holes) > 1:
+            raise self.error("at most one shape entry may be -1")
+        if any(isinstance(d, int) and d < -1 for d in target):
+            raise self.error(f"invalid target shape {tuple(target)}")
+        if holes:
+            known = num_elements([d for i, d in enumerate(target) if i != holes[0]])
+            if isinstance(known, int) and known == 0:
+                raise self.error("cannot infer -1 when other entries multiply to 0")
+            missing = simplify(x.size / known) if not isinstance(x.size, int) or not isinstance(known, int) \
+                else (x.size // known if x.size % known == 0 else None)
+            if missing is None or (not isinstance(missing, int) and not missing.is_polynomial()):
+                raise self.error(f"cannot reshape {x.shape} to {tuple(target)}")
+            target[holes[0]] = as_dim(missing)
+        return tuple(target)
+
+
+@register
+class Reshape_5(Reshape):
+    since_version = 5
+    value_inputs = (1,)
+
+    def target(self, inputs) -> tuple:
+        return shape_from_value(self, self.value_of(inputs, 1, "the target shape"))
+
+
+@register
+class Flatten(ViewOp):
+    op_type = "Flatten"
+
+    def out_shape(self, inputs):
+        x = inputs[0]
+        axis = self.attrs["axis"]
+        axis = axis + x.rank if axis < 0 else axis
+        if not 0 <= axis <= x.rank:
+            raise self.error(f"axis {self.attrs['axis']} is out of range for rank {x.rank}")
+        return (num_elements(x.shape[:axis]), num_elements(x.shape[axis:]))
+
+
+class _AxesViewOp(ViewOp):
+    """Squeeze/Unsqueeze: axes as an attribute (opset < 13) or input 1."""
+
+    def axes(self, inputs) -> Optional[list[int]]:
+        if self.since_version >= 13:
+            v = self.value_of(inputs, 1, "axes") if len(inputs) > 1 else None
+            return None if v is None else [int(a) for a in np.asarray(v).reshape(-1)]
+        return self.attrs.get("axes")
+
+
+@register
+class Squeeze(_AxesViewOp):
+    op_type = "Squeeze"
+
+    def out_shape(self, inputs):
+        x = inputs[0]
+        axes = self.axes(inputs)
+        if axes is None:
+            return tuple(d for d in x.shape if not (isinstance(d, int) and d == 1))
+        axes = {normalize_axis(self, a, x.rank) for a in axes}
+        for a in axes:
+            if isinstance(x.shape[a], int) and x.shape[a] != 1:
+                raise self.error(f"cannot squeeze axis {a} of size {x.shape[a]}")
+        return tuple(d for i, d in enumerate(x.shape) if i not in axes)
+
+
+@register
+class Squeeze_13(Squeeze):
+    since_version = 13
+    value_inputs = (1,)
+
+
+@register
+class Unsqueeze(_AxesViewOp):
+    op_type = "Unsqueeze"
+
+    def out_shape(self, inputs):
+        x = inputs[0]
+        axes = self.axes(inputs)
+        if not axes:
+            raise self.error("axes must be given")
+        rank = x.rank + len(axes)
+        axes = sorted(normalize_axis(self, a, rank) for a in axes)
+        if len(set(axes)) != len(axes):
+            raise self.error(f"repeated axes {axes}")
+        dims = list(x.shape)
+        for a in axes:
+            dims.insert(a, 1)
+        return tuple(dims)
+
+
+@register
+class Unsqueeze_13(Unsqueeze):
+    since_version = 13
+    value_inputs = (1,)
+
+
+@register
+class Shape(Op):
+    """The shape as an int64 tensor: always known when the code is generated."""
+
+    op_type = "Shape"
+
+    def infer(self, inputs):
+        x = inputs[0]
+        start, end = self.attrs.get("start", 0), self.attrs.get("end")
+        dims = x.shape[slice(start, end)]
+        return [TensorType(np.int64, (len(dims),), sym_array(dims))]
+
+    def evaluate(self, values):
+        return [np.array(values[0].shape, dtype=np.int64)[slice(self.attrs.get("start", 0), self.attrs.get("end"))]]
+
+
+@register
+class Constant(Op):
+    """A constant tensor given by exactly one ``value*`` attribute."""
+
+    op_type = "Constant"
+
+    def value(self) -> np.ndarray:
+        given = {k: v for k, v in self.attrs.items() if k.startswith("value") or k == "sparse_value"}
+        if len(given) != 1:
+            raise self.error(f"exactly one value attribute is required, got {sorted(given) or 'none'}")
+        (key, v), = given.items()
+        if key == "value":
+            return np.asarray(v)
+        if key in ("value_float", "value_floats"):
+            return np.asarray(v, dtype=np.float32)
+        if key in ("value_int", "value_ints"):
+            return np.asarray(v, dtype=np.int64)
+        raise self.error(f"attribute {key!r} is not supported (string and sparse constants)")
+
+    def infer(self, inputs):
+        v = self.value()
+        return [TensorType(v.dtype, v.shape, v)]
+
+    def evaluate(self, values):
+        return [self.value()]
+
+

@@ -1,0 +1,159 @@
+"""ONNX front end: ModelProto -> IR.
+
+Reads a path, bytes or a ``ModelProto``; fills attribute defaults from the
+schema of each node's opset (through :func:`sofie_rdf.ops.make_node`); keeps
+named dims symbolic; loads external-data weights only from inside the
+model's own folder.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional, Union
+
+import numpy as np
+import onnx
+import onnx.defs
+from onnx import numpy_helper
+
+from ..errors import ModelFormatError
+from ..ir import Model, TensorType, model_name_from
+from ..ir.dims import symbol
+from ..ir.dtypes import from_onnx as dtype_from_onnx
+from ..ops import make_node
+from ..ops.registry import attribute_value
+
+OnnxSource = Union[str, os.PathLike, bytes, onnx.ModelProto]
+
+MIN_OPSET = 7
+# Tensors above this many bytes are refused before anything is allocated.
+MAX_TENSOR_BYTES = 4 * 2**30
+
+
+def from_onnx(source: OnnxSource, name: Optional[str] = None) -> Model:
+    """Parse an ONNX model into the IR (no validation beyond the format)."""
+    proto, base_dir, default_name = _read(source)
+    label = name or default_name
+    graph = proto.graph
+    opsets = _opsets(proto, label)
+    initializers = {}
+    for t in graph.initializer:
+        initializers[t.name] = _tensor(t, base_dir, label)
+    inputs = [v for v in graph.input if v.name not in initializers]
+    model = Model(
+        name=model_name_from(name or default_name),
+        inputs=[v.name for v in inputs],
+        outputs=[v.name for v in graph.output],
+        nodes=[],
+        initializers=initializers,
+        opsets=opsets,
+        source=f"ONNX, opset {opsets.get('', 0)}, producer {proto.producer_name or 'unknown'}",
+        doc=proto.doc_string,
+    )
+    for v in inputs:
+        model.tensors[v.name] = _value_type(v, label)
+    for i, node in enumerate(graph.node):
+        domain = node.domain if node.domain != "ai.onnx" else ""
+        attrs = {a.name: attribute_value(a) for a in node.attribute}
+        model.nodes.append(make_node(node.op_type, node.input, node.output, attrs, node.name or f"{node.op_type}_{i}",
+                                     domain, opsets.get(domain, 0), model=label))
+    return model
+
+
+def _read(source: OnnxSource) -> tuple[onnx.ModelProto, Optional[Path], str]:
+    """(proto, folder for external data, default model name)."""
+    if isinstance(source, onnx.ModelProto):
+        return source, None, source.graph.name or "Model"
+    if isinstance(source, (bytes, bytearray)):
+        return _decode(bytes(source), "<bytes>"), None, "Model"
+    path = Path(source)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ModelFormatError(f"cannot read ONNX model {str(path)!r}: {exc.strerror or exc}") from None
+    return _decode(data, str(path)), path.resolve().parent, path.stem
+
+
+def _decode(data: bytes, label: str) -> onnx.ModelProto:
+    proto = onnx.ModelProto()
+    try:
+        proto.ParseFromString(data)
+    except Exception as exc:  # protobuf raises DecodeError and friends
+        raise ModelFormatError(f"{label} is not a valid ONNX model: {exc}") from None
+    if not proto.HasField("graph") or not proto.opset_import:
+        raise ModelFormatError(f"{label} is not an ONNX model (no graph or no opset)")
+    return proto
+
+
+def _opsets(proto: onnx.ModelProto, label: str) -> dict[str, int]:
+    opsets = {("" if o.domain == "ai.onnx" else o.domain): int(o.version) for o in proto.opset_import}
+    version = opsets.get("")
+    newest = onnx.defs.onnx_opset_version()
+    if version is not None and not MIN_OPSET <= version <= newest:
+        raise ModelFormatError(
+            f"model {label!r} uses ONNX opset {version}; supported are {MIN_OPSET} to {newest} "
+            "(convert it with onnx.version_converter)"
+        )
+    return opsets
+
+
+def _value_type(value: onnx.ValueInfoProto, label: str) -> TensorType:
+    if not value.type.HasField("tensor_type"):
+        raise ModelFormatError(f"model {label!r}: input {value.name!r} is not a tensor")
+    tt = value.type.tensor_type
+    if not tt.HasField("shape"):
+        raise ModelFormatError(f"model {label!r}: input {value.name!r} has no shape")
+    dims = []
+    for i, d in enumerate(tt.shape.dim):
+        if d.HasField("dim_value"):
+            if d.dim_value < 0:
+                raise ModelFormatError(f"model {label!r}: input {value.name!r} has negative dim {d.dim_value}")
+            dims.append(int(d.dim_value))
+        else:
+            dims.append(symbol(d.dim_param or f"{value.name}_dim{i}"))
+    return TensorType(dtype_from_onnx(tt.elem_type), tuple(dims))
+
+
+def _tensor(t: onnx.TensorProto, base_dir: Optional[Path], label: str) -> np.ndarray:
+    dtype = dtype_from_onnx(t.data_type)
+    count = int(np.prod(t.dims, dtype=np.float64)) if t.dims else 1
+    if any(d < 0 for d in t.dims) or count * dtype.itemsize > MAX_TENSOR_BYTES:
+        raise ModelFormatError(f"model {label!r}: initializer {t.name!r} has invalid or too large dims {list(t.dims)}")
+    if t.data_location == onnx.TensorProto.EXTERNAL:
+        t = _load_external(t, base_dir, label, count * dtype.itemsize)
+    try:
+        return numpy_helper.to_array(t).astype(dtype, copy=False)
+    except Exception as exc:
+        raise ModelFormatError(f"model {label!r}: initializer {t.name!r} is malformed: {exc}") from None
+
+
+def _load_external(t: onnx.TensorProto, base_dir: Optional[Path], label: str, nbytes: int) -> onnx.TensorProto:
+    """Copy of ``t`` with its external bytes inlined, read only from inside ``base_dir``."""
+    info = {e.key: e.value for e in t.external_data}
+    where = f"model {label!r}: initializer {t.name!r}"
+    if base_dir is None:
+        raise ModelFormatError(f"{where} uses external data; load the model from its file path")
+    location = info.get("location", "")
+    if not location or os.path.isabs(location):
+        raise ModelFormatError(f"{where}: external data location {location!r} is not a relative path")
+    path = (base_dir / location).resolve()
+    if base_dir not in path.parents:
+        raise ModelFormatError(f"{where}: external data {location!r} lies outside the model's folder")
+    offset, length = int(info.get("offset", 0)), int(info.get("length", nbytes))
+    if length != nbytes:
+        raise ModelFormatError(f"{where}: external data length {length} does not match {nbytes} bytes of dims")
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            raw = f.read(length)
+    except OSError as exc:
+        raise ModelFormatError(f"{where}: cannot read external data {location!r}: {exc.strerror}") from None
+    if len(raw) != length:
+        raise ModelFormatError(f"{where}: external data {location!r} is shorter than declared")
+    inlined = onnx.TensorProto()
+    inlined.CopyFrom(t)
+    inlined.data_location = onnx.TensorProto.DEFAULT
+    del inlined.external_data[:]
+    inlined.raw_data = raw
+    return inlined

@@ -1,0 +1,35 @@
+"""The pass pipeline, in the order it runs.
+
+``run_pipeline`` is the only place passes are sequenced: read it to know what
+happens to a graph and when.
+"""
+
+from __future__ import annotations
+
+import copy
+
+from ..ir import Model
+from ..ops import check_supported
+from .constant_folding import fold_constants
+from .memory_planning import MemoryPlan, plan_memory
+from .shape_inference import infer_shapes
+
+__all__ = ["MemoryPlan", "prepare", "run_pipeline"]
+
+
+def prepare(model: Model) -> Model:
+    """Validated, supported, shape-inferred copy of ``model`` (no rewriting)."""
+    model = copy.copy(model)
+    model.nodes = [copy.copy(n) for n in model.nodes]
+    model.tensors = {n: model.tensors[n] for n in model.inputs}
+    model.validate()
+    check_supported(model)
+    return infer_shapes(model)
+
+
+def run_pipeline(model: Model) -> tuple[Model, MemoryPlan]:
+    """Everything between parsing and emission: returns the rewritten model and its memory plan."""
+    model = prepare(model)          # 1. validate, check support, infer shapes and fold values
+    model = fold_constants(model)   # 2. drop nodes computed at generation time, collect weights
+    plan = plan_memory(model)       # 3. place every tensor (caller buffers, weights, views, arena)
+    return model, plan

@@ -1,0 +1,48 @@
+"""Removing nodes whose outputs are known before run time.
+
+After shape inference, a node all of whose outputs have values computes
+nothing at run time: it is dropped.  Numeric values still read by the
+remaining graph become initializers (weights); symbolic ones (shape
+arithmetic on an open dim) stay as known values that code generation writes
+out from the dims at the start of ``infer``.  Nodes that no output depends
+on are dropped too.
+"""
+
+from __future__ import annotations
+
+from ..ir import Model
+from .shape_inference import op_for
+
+
+def runtime_inputs(model: Model, node) -> list[str]:
+    """Inputs whose data the emitted code of ``node`` reads."""
+    op = op_for(model, node)
+    return [name for i, name in enumerate(node.inputs) if name and i not in op.value_inputs]
+
+
+def fold_constants(model: Model) -> Model:
+    keep = [n for n in model.nodes if not all(model.tensors[o].value is not None for o in n.outputs if o)]
+    model.nodes = eliminate_dead_nodes(model, keep)
+    needed = {o for o in model.outputs}
+    for node in model.nodes:
+        needed.update(runtime_inputs(model, node))
+    model.initializers = {
+        name: t.value
+        for name, t in model.tensors.items()
+        if name in needed and t.is_constant and name not in model.inputs
+    }
+    return model
+
+
+def eliminate_dead_nodes(model: Model, nodes: list) -> list:
+    """Nodes some graph output depends on, in their original order."""
+    producer = {o: n for n in nodes for o in n.outputs if o}
+    live: set[int] = set()
+    stack = [producer[o] for o in model.outputs if o in producer]
+    while stack:
+        node = stack.pop()
+        if id(node) in live:
+            continue
+        live.add(id(node))
+        stack.extend(producer[i] for i in runtime_inputs(model, node) if i in producer)
+    return [n for n in nodes if id(n) in live]

@@ -1,0 +1,174 @@
+"""Memory plan: where every tensor of the generated ``infer`` lives.
+
+Graph inputs and outputs are the caller's buffers; weights are Session
+members; views (Reshape, Flatten, ...) share their source's memory; every
+other tensor gets a slot in a per-type arena.  Slots are reused once the
+tensors in them are dead, so the arena is far smaller than the sum of the
+intermediates.  Sizes may be symbolic: a slot's size is then the maximum
+of its tenants' size expressions and the arena grows at run time only when
+a dim exceeds every earlier value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import sympy
+
+from ..ir import Model
+from ..ir.dims import Dim, simplify
+from .constant_folding import runtime_inputs
+from .shape_inference import op_for
+
+# Slots start on multiples of this many elements (64 bytes for float).
+ALIGN_ELEMENTS = 16
+# Size used to compare symbolic sizes when choosing a slot.
+_PROBE = 64
+
+
+@dataclass
+class Storage:
+    """Where one tensor lives.
+
+    kind: ``input`` | ``output`` | ``weight`` | ``symbolic`` (value known from
+    the dims) | ``arena`` (``slot`` set) | ``view`` (shares ``root``).
+    """
+
+    kind: str
+    root: str = ""
+    slot: int = -1
+
+
+@dataclass
+class MemoryPlan:
+    storage: dict[str, Storage] = field(default_factory=dict)
+    # per dtype: size expression of each slot, and its offset in the arena
+    slots: dict[np.dtype, list[Dim]] = field(default_factory=dict)
+    slot_dtype: list[np.dtype] = field(default_factory=list)
+    # positions of graph outputs copied at the end instead of written in place
+    copies: list[int] = field(default_factory=list)
+
+    def offsets(self, dtype: np.dtype) -> list[Dim]:
+        out, acc = [], 0
+        for size in self.slots.get(dtype, []):
+            out.append(acc)
+            acc = simplify(acc + _aligned(size))
+        return out
+
+    def arena_size(self, dtype: np.dtype) -> Dim:
+        return simplify(sum((_aligned(s) for s in self.slots.get(dtype, [])), 0))
+
+    def root(self, name: str) -> str:
+        """The tensor whose memory ``name`` uses (itself unless a view)."""
+        s = self.storage.get(name)
+        return self.root(s.root) if s is not None and s.kind == "view" else name
+
+
+def _aligned(size: Dim) -> Dim:
+    if isinstance(size, int):
+        return -(-size // ALIGN_ELEMENTS) * ALIGN_ELEMENTS
+    return size
+
+
+def _probe(size: Dim) -> int:
+    if isinstance(size, int):
+        return size
+    return int(size.subs({s: _PROBE for s in size.free_symbols}))
+
+
+def plan_memory(model: Model) -> MemoryPlan:
+    plan = MemoryPlan()
+    views = _assign_static(model, plan)
+    _bind_outputs(model, plan)
+    _assign_arena(model, plan, views)
+    return plan
+
+
+def _assign_static(model: Model, plan: MemoryPlan) -> dict[str, str]:
+    """Inputs, weights, symbolic constants and views; returns view -> source."""
+    for name in model.inputs:
+        plan.storage[name] = Storage("input")
+    for name in model.initializers:
+        plan.storage.setdefault(name, Storage("weight"))
+    for name, t in model.tensors.items():
+        if name not in plan.storage and t.value is not None:
+            plan.storage[name] = Storage("weight" if t.is_constant else "symbolic")
+    views: dict[str, str] = {}
+    for node in model.nodes:
+        if op_for(model, node).view and node.outputs[0]:
+            views[node.outputs[0]] = node.inputs[0]
+            plan.storage[node.outputs[0]] = Storage("view", root=node.inputs[0])
+    return views
+
+
+def _bind_outputs(model: Model, plan: MemoryPlan) -> None:
+    """Let graph outputs be written in place where possible, else copied."""
+    bound: set[str] = set()
+    for k, out in enumerate(model.outputs):
+        root = plan.root(out)
+        kind = plan.storage[root].kind if root in plan.storage else "arena"
+        if root in bound or kind in ("input", "weight", "symbolic"):
+            plan.copies.append(k)
+            continue
+        bound.add(root)
+        plan.storage[root] = Storage("output", root=out)
+
+
+def _assign_arena(model: Model, plan: MemoryPlan, views: dict[str, str]) -> None:
+    last_use: dict[str, int] = {}
+    for i, node in enumerate(model.nodes):
+        for name in runtime_inputs(model, node):
+            last_use[plan.root(name)] = i
+        for name in node.outputs:
+            if name in views:
+                last_use[plan.root(name)] = max(last_use.get(plan.root(name), i), i)
+    for k in plan.copies:
+        src = model.outputs[k]
+        root = plan.root(src)
+        last_use[root] = len(model.nodes)
+    free: dict[np.dtype, list[int]] = {}
+    for i, node in enumerate(model.nodes):
+        for name in node.outputs:
+            if not name or name in plan.storage:
+                continue
+            t = model.tensors[name]
+            plan.storage[name] = Storage("arena", slot=_take_slot(plan, free, t.dtype, t.size))
+            last_use.setdefault(name, i)
+        for name, end in list(last_use.items()):
+            s = plan.storage.get(name)
+            if end == i and s is not None and s.kind == "arena":
+                free.setdefault(model.tensors[name].dtype, []).append(s.slot)
+                del last_use[name]
+
+
+def _take_slot(plan: MemoryPlan, free: dict, dtype: np.dtype, size: Dim) -> int:
+    """Index (global) of a free slot of ``dtype`` for ``size`` elements."""
+    candidates = free.get(dtype, [])
+    sizes = plan.slots.setdefault(dtype, [])
+    local = [plan.slot_dtype[:g].count(dtype) for g in candidates]
+    if candidates:
+        want = _probe(size)
+        fitting = [(g, li) for g, li in zip(candidates, local) if _probe(sizes[li]) >= want]
+        g, li = min(fitting, key=lambda p: _probe(sizes[p[1]])) if fitting else \
+            max(zip(candidates, local), key=lambda p: _probe(sizes[p[1]]))
+        candidates.remove(g)
+        sizes[li] = _max(sizes[li], size)
+        return g
+    sizes.append(size)
+    plan.slot_dtype.append(dtype)
+    return len(plan.slot_dtype) - 1
+
+
+def _max(a: Dim, b: Dim) -> Dim:
+    if isinstance(a, int) and isinstance(b, int):
+        return max(a, b)
+    return simplify(sympy.Max(a, b))
+
+
+def slot_position(plan: MemoryPlan, slot: int) -> tuple[np.dtype, int]:
+    """(dtype, index within that dtype's slots) of a global slot number."""
+    dtype = plan.slot_dtype[slot]
+    return dtype, plan.slot_dtype[:slot].count(dtype)
+
+

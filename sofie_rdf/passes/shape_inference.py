@@ -1,0 +1,73 @@
+"""Shape and type inference, evaluating what can be known before run time.
+
+Walks the nodes in order and asks each operator for its output types.  When
+every input of a node has a known value the operator's numpy reference
+computes the output values too, so constant subgraphs and shape arithmetic
+(``Shape -> Gather -> Concat -> Reshape``) resolve here; values may be
+symbolic when they depend on an open dimension.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ShapeError, SofieError
+from ..ir import Model, TensorType
+from ..ops import lookup
+
+# Symbolic values are only computed for small tensors (shape arithmetic).
+_MAX_SYMBOLIC_VALUE = 64
+
+
+def op_for(model: Model, node):
+    """The operator instance implementing ``node``."""
+    return lookup(node.op_type, node.domain, node.version)(node, model.name)
+
+
+def infer_shapes(model: Model) -> Model:
+    """Fill ``model.tensors`` for every tensor, with values where computable."""
+    tensors = model.tensors
+    for name, value in model.initializers.items():
+        if name not in model.inputs:  # an initializer may only be an input's default
+            tensors[name] = TensorType(value.dtype, value.shape, value)
+    for node in model.nodes:
+        op = op_for(model, node)
+        inputs = [tensors[i] if i else None for i in node.inputs]
+        try:
+            outputs = op.infer(inputs)
+        except SofieError:
+            raise
+        except Exception as exc:  # an operator bug must still name the node
+            raise ShapeError(f"model {model.name!r}: {node}: shape inference failed: {exc}") from exc
+        _fold(op, inputs, outputs)
+        for name, t in zip(node.outputs, outputs):
+            if name:
+                tensors[name] = t
+    return model
+
+
+def _fold(op, inputs, outputs) -> None:
+    """Compute output values when all inputs are known."""
+    if all(t.value is not None for t in outputs) or not outputs:
+        return
+    present = [t for t in inputs if t is not None]
+    if not present or any(t.value is None for t in present):
+        return
+    symbolic = any(not t.is_constant for t in present)
+    if symbolic and any(not isinstance(t.size, int) or t.size > _MAX_SYMBOLIC_VALUE for t in outputs):
+        return
+    try:
+        values = op.evaluate([t.value if t is not None else None for t in inputs])
+    except NotImplementedError:
+        return
+    except (TypeError, ValueError, AttributeError):
+        if symbolic:
+            return
+        raise
+    for t, v in zip(outputs, values):
+        v = np.asarray(v)
+        if v.dtype != object:
+            v = v.astype(t.dtype, copy=False)
+        if tuple(v.shape) != tuple(t.shape):
+            raise op.error(f"folded value has shape {v.shape}, inferred {t.shape}")
+        t.value = v

@@ -1,0 +1,78 @@
+"""Shared test fixture: build an ONNX model, compile it, run it, compare with onnxruntime."""
+
+from __future__ import annotations
+
+import os
+from typing import Optional, Sequence
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+import sofie_rdf as sr
+
+# onnxruntime reads models up to this IR version; the onnx package writes newer ones.
+ORT_IR_VERSION = 9
+RTOL, ATOL = 1e-4, 1e-5
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory):
+    """Compiled models of the test run go to a fresh cache folder."""
+    os.environ["SOFIE_RDF_CACHE"] = str(tmp_path_factory.mktemp("sofie-cache"))
+
+
+def make_model(nodes: Sequence[onnx.NodeProto], inputs: Sequence[tuple], outputs: Sequence[tuple],
+               initializers: Optional[dict] = None, opset: int = 17, name: str = "test") -> onnx.ModelProto:
+    """ONNX model from nodes; inputs/outputs are (name, numpy dtype, shape) with str dims for symbols."""
+
+    def info(name, dtype, shape):
+        elem = helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
+        return helper.make_tensor_value_info(name, elem, shape)
+
+    graph = helper.make_graph(
+        list(nodes), name, [info(*i) for i in inputs], [info(*o) for o in outputs],
+        [numpy_helper.from_array(np.asarray(v), k) for k, v in (initializers or {}).items()],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=ORT_IR_VERSION)
+    return model
+
+
+def ort_run(model: onnx.ModelProto, feeds: dict) -> list[np.ndarray]:
+    ort = pytest.importorskip("onnxruntime")
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.inter_op_num_threads = 1
+    sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    return sess.run(None, feeds)
+
+
+def sofie_run(model: onnx.ModelProto, feeds: dict, backend: str = "jit") -> list[np.ndarray]:
+    sess = sr.compile(sr.load(model), backend=backend)
+    out = sess.infer(*[feeds[i.name] for i in sess.inputs])
+    return list(out) if isinstance(out, tuple) else [out]
+
+
+@pytest.fixture
+def check_model():
+    """``check_model(model, feeds, rtol=, atol=, backend=)``: run with sofie-rdf and onnxruntime, compare."""
+
+    def check(model: onnx.ModelProto, feeds: dict, rtol: float = RTOL, atol: float = ATOL,
+              backend: str = "jit") -> list[np.ndarray]:
+        ours = sofie_run(model, feeds, backend)
+        ref = ort_run(model, feeds)
+        assert len(ours) == len(ref)
+        for k, (a, b) in enumerate(zip(ours, ref)):
+            assert a.shape == b.shape, f"output {k}: shape {a.shape} != {b.shape}"
+            assert a.dtype == b.dtype, f"output {k}: dtype {a.dtype} != {b.dtype}"
+            if a.dtype.kind in "f":
+                np.testing.assert_allclose(a, b, rtol=rtol, atol=atol, err_msg=f"output {k}")
+            else:
+                np.testing.assert_array_equal(a, b, err_msg=f"output {k}")
+        return ours
+
+    return check
+
+
+__all__ = ["TensorProto", "make_model", "ort_run", "sofie_run"]
