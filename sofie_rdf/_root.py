@@ -7,6 +7,7 @@ Cling once per process, remembered by key: Cling cannot redefine a symbol.
 
 from __future__ import annotations
 
+import os
 import threading
 import warnings
 from functools import cache
@@ -14,6 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from .errors import CompilationError
+
+# Cling compiles for a generic CPU at a low optimisation level unless told
+# otherwise; generated loops then run several times slower.  The flags are
+# read when ROOT starts, so they are set on import of sofie_rdf, before ROOT
+# (a user's own EXTRA_CLING_ARGS wins).
+JIT_FLAGS = "-O3 -march=native"
+os.environ.setdefault("EXTRA_CLING_ARGS", JIT_FLAGS)
 
 _lock = threading.RLock()
 _declared: dict[str, str] = {}

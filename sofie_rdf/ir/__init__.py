@@ -2,10 +2,10 @@
 
 from .dims import Dim, as_dim, is_static, num_elements, symbol
 from .dtypes import cpp_type, dtype_info
-from .model import Model, Node, input_type, model_name_from
+from .model import Model, Node, model_name_from
 from .tensors import TensorInfo, TensorType
 
 __all__ = [
     "Dim", "Model", "Node", "TensorInfo", "TensorType", "as_dim", "cpp_type", "dtype_info",
-    "input_type", "is_static", "model_name_from", "num_elements", "symbol",
+    "is_static", "model_name_from", "num_elements", "symbol",
 ]

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Optional
+from typing import Any, Optional
 
 import numpy as np
 
 from ..errors import ModelFormatError
-from .dims import Dim, as_dim
+from .dims import Dim
 from .tensors import TensorInfo, TensorType
 
 
@@ -79,21 +79,6 @@ class Model:
     def producers(self) -> dict[str, Node]:
         """Map tensor name -> node producing it."""
         return {o: n for n in self.nodes for o in n.outputs if o}
-
-    def consumers(self) -> dict[str, list[Node]]:
-        """Map tensor name -> nodes reading it, in graph order."""
-        out: dict[str, list[Node]] = {}
-        for n in self.nodes:
-            for i in n.inputs:
-                if i:
-                    out.setdefault(i, []).append(n)
-        return out
-
-    def iter_tensor_names(self) -> Iterator[str]:
-        yield from self.inputs
-        yield from self.initializers
-        for n in self.nodes:
-            yield from (o for o in n.outputs if o)
 
     # ---- validation ------------------------------------------------------
     def validate(self) -> None:
@@ -172,9 +157,4 @@ def model_name_from(text: str) -> str:
     return name if not name[0].isdigit() else "Model_" + name
 
 
-def input_type(dtype: Any, shape: tuple) -> TensorType:
-    """TensorType of a graph input from user-facing dims (ints or names)."""
-    return TensorType(np.dtype(dtype), tuple(as_dim(d) for d in shape))
-
-
-__all__ = ["Dim", "Model", "Node", "model_name_from", "input_type"]
+__all__ = ["Dim", "Model", "Node", "model_name_from"]

@@ -13,6 +13,7 @@ from ..ops import check_supported
 from .constant_folding import fold_constants
 from .memory_planning import MemoryPlan, plan_memory
 from .shape_inference import infer_shapes
+from .weight_layout import pretranspose_weights
 
 __all__ = ["MemoryPlan", "prepare", "run_pipeline"]
 
@@ -31,5 +32,6 @@ def run_pipeline(model: Model) -> tuple[Model, MemoryPlan]:
     """Everything between parsing and emission: returns the rewritten model and its memory plan."""
     model = prepare(model)          # 1. validate, check support, infer shapes and fold values
     model = fold_constants(model)   # 2. drop nodes computed at generation time, collect weights
-    plan = plan_memory(model)       # 3. place every tensor (caller buffers, weights, views, arena)
+    model = pretranspose_weights(model)  # 3. constant Gemm weights stored as the kernels read them
+    plan = plan_memory(model)       # 4. place every tensor (caller buffers, weights, views, arena)
     return model, plan

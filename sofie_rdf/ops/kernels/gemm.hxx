@@ -2,19 +2,46 @@
 // float and double go to BLAS (row-major is the column-major product of the
 // transposes, so A and B swap places); other types use a plain loop.
 
+// Small products (a few rows, as in per-event inference) are faster as plain
+// loops than through BLAS, whose call overhead would dominate.  The loop order
+// keeps the innermost loop contiguous in B and C so the compiler vectorises it;
+// a pass stores constant B untransposed for that reason.
+constexpr size_t kSmallGemmRows = 4;
+
 template <typename T>
 inline void gemm_loop(bool transA, bool transB, size_t M, size_t N, size_t K, T alpha, const T *A, const T *B, T beta,
                       T *C)
 {
    for (size_t i = 0; i < M; ++i) {
-      for (size_t j = 0; j < N; ++j) {
-         T sum = T(0);
-         for (size_t k = 0; k < K; ++k) {
-            const T a = transA ? A[k * M + i] : A[i * K + k];
-            const T b = transB ? B[j * K + k] : B[k * N + j];
-            sum += a * b;
+      T *c = C + i * N;
+      if (beta == T(0))
+         std::fill(c, c + N, T(0));
+      else if (beta != T(1))
+         for (size_t j = 0; j < N; ++j)
+            c[j] *= beta;
+      if (!transB) {
+         auto a = [&](size_t k) { return alpha * (transA ? A[k * M + i] : A[i * K + k]); };
+         const size_t K4 = K - K % 4;
+         for (size_t k = 0; k < K4; k += 4) { // four rows of B per pass over C: a quarter of the C traffic
+            const T a0 = a(k), a1 = a(k + 1), a2 = a(k + 2), a3 = a(k + 3);
+            const T *b0 = B + k * N, *b1 = b0 + N, *b2 = b1 + N, *b3 = b2 + N;
+            for (size_t j = 0; j < N; ++j)
+               c[j] += a0 * b0[j] + a1 * b1[j] + a2 * b2[j] + a3 * b3[j];
          }
-         C[i * N + j] = alpha * sum + (beta == T(0) ? T(0) : beta * C[i * N + j]);
+         for (size_t k = K4; k < K; ++k) {
+            const T ak = a(k);
+            const T *b = B + k * N;
+            for (size_t j = 0; j < N; ++j)
+               c[j] += ak * b[j];
+         }
+      } else {
+         for (size_t j = 0; j < N; ++j) {
+            const T *b = B + j * K;
+            T sum = T(0);
+            for (size_t k = 0; k < K; ++k)
+               sum += (transA ? A[k * M + i] : A[i * K + k]) * b[k];
+            c[j] += alpha * sum;
+         }
       }
    }
 }
@@ -25,6 +52,10 @@ inline void gemm_blas(Blas blas, bool transA, bool transB, size_t M, size_t N, s
 {
    if (M == 0 || N == 0)
       return;
+   if (M <= kSmallGemmRows) {
+      gemm_loop(transA, transB, M, N, K, alpha, A, B, beta, C);
+      return;
+   }
    if (K == 0) {
       for (size_t i = 0; i < M * N; ++i)
          C[i] = beta == T(0) ? T(0) : beta * C[i];

@@ -1,0 +1,103 @@
+"""The ``sofie-rdf`` command line: emit, info, and clean errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from conftest import make_model
+from onnx import helper
+
+from sofie_rdf.cli import main
+
+
+def save(model: onnx.ModelProto, path: Path) -> Path:
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.fixture
+def mlp_file(tmp_path) -> Path:
+    """A supported two-layer model with a symbolic batch."""
+    rng = np.random.default_rng(0)
+    nodes = [helper.make_node("Gemm", ["x", "W1", "b1"], ["h"], name="fc1"),
+             helper.make_node("Relu", ["h"], ["hr"]),
+             helper.make_node("Gemm", ["hr", "W2", "b2"], ["y"], name="fc2")]
+    init = {"W1": rng.standard_normal((4, 8)).astype(np.float32), "b1": np.zeros(8, np.float32),
+            "W2": rng.standard_normal((8, 2)).astype(np.float32), "b2": np.zeros(2, np.float32)}
+    model = make_model(nodes, [("x", np.float32, ["N", 4])], [("y", np.float32, ["N", 2])], init, name="cli_mlp")
+    return save(model, tmp_path / "cli_mlp.onnx")
+
+
+@pytest.fixture
+def lstm_file(tmp_path) -> Path:
+    """A model with an operator sofie-rdf does not implement (LSTM) next to one it does."""
+    hidden = 4
+    nodes = [helper.make_node("LSTM", ["x", "W", "R"], ["h"], hidden_size=hidden, name="rnn"),
+             helper.make_node("Relu", ["h"], ["y"])]
+    init = {"W": np.zeros((1, 4 * hidden, 3), np.float32), "R": np.zeros((1, 4 * hidden, hidden), np.float32)}
+    model = make_model(nodes, [("x", np.float32, ["seq", 1, 3])], [("y", np.float32, None)], init, name="rnn")
+    return save(model, tmp_path / "rnn.onnx")
+
+
+def test_emit_writes_header_and_weights(mlp_file, tmp_path, capsys):
+    out = tmp_path / "gen"
+    assert main(["emit", str(mlp_file), "-o", str(out)]) == 0
+    header, weights = out / "cli_mlp.hxx", out / "cli_mlp.dat"
+    assert header.is_file() and weights.is_file()
+    assert "namespace TMVA_SOFIE_cli_mlp" in header.read_text()
+    printed = capsys.readouterr().out
+    assert str(header) in printed and str(weights) in printed
+
+
+def test_emit_name_and_embedded_weights(mlp_file, tmp_path, capsys):
+    out = tmp_path / "gen"
+    assert main(["emit", str(mlp_file), "-o", str(out), "--name", "Higgs", "--weights", "embed"]) == 0
+    assert "namespace TMVA_SOFIE_Higgs" in (out / "Higgs.hxx").read_text()
+    assert not (out / "Higgs.dat").exists()
+    assert "embedded" in capsys.readouterr().out
+
+
+def test_info_prints_counts(mlp_file, capsys):
+    assert main(["info", str(mlp_file)]) == 0
+    text = capsys.readouterr().out
+    assert "Gemm x2" in text and "Relu x1" in text
+    assert "unsupported: none" in text
+    assert "parameters: 58" in text
+
+
+def test_info_reports_unsupported_ops(lstm_file, capsys):
+    assert main(["info", str(lstm_file)]) == 0
+    text = capsys.readouterr().out
+    assert "LSTM x1" in text and "Relu x1" in text
+    assert "unsupported: LSTM" in text
+
+
+def test_emit_unsupported_is_clean_error(lstm_file, tmp_path, capsys):
+    assert main(["emit", str(lstm_file), "-o", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "LSTM" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("command", ["info", "emit"])
+def test_bad_file_exit_code_and_message(tmp_path, capsys, command):
+    bad = tmp_path / "broken.onnx"
+    bad.write_bytes(b"this is not a protobuf")
+    assert main([command, str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"sofie-rdf {command}: error:") and "broken.onnx" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_missing_file_from_console_script(tmp_path):
+    """Through a real process: exit status 1 and one line on stderr, no traceback."""
+    proc = subprocess.run([sys.executable, "-m", "sofie_rdf.cli", "info", str(tmp_path / "nope.onnx")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    assert "nope.onnx" in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.stdout == ""

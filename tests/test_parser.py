@@ -1,0 +1,174 @@
+"""ONNX parser and IR validation: every malformed model gets a clear SofieError."""
+
+import numpy as np
+import onnx
+import pytest
+from conftest import make_model
+from onnx import TensorProto, helper, numpy_helper
+
+import sofie_rdf as sr
+
+
+def relu_model(**kw):
+    return make_model([helper.make_node("Relu", ["x"], ["y"], name="r")],
+                      [("x", np.float32, ["batch", 3])], [("y", np.float32, ["batch", 3])], **kw)
+
+
+def test_symbolic_dims_are_kept():
+    model = sr.load(relu_model())
+    assert model.inputs[0].shape == ("batch", 3)
+    assert model.outputs[0].shape == ("batch", 3)
+
+
+def test_unsupported_operators_listed_at_once():
+    nodes = [helper.make_node("FancyOp", ["x"], ["a"], name="f1", domain="my.domain"),
+             helper.make_node("Relu", ["a"], ["b"], name="r"),
+             helper.make_node("NotAnOp", ["b"], ["c"], name="n1"),
+             helper.make_node("NotAnOp", ["c"], ["y"], name="n2")]
+    m = make_model(nodes, [("x", np.float32, [3])], [("y", np.float32, [3])])
+    m.opset_import.append(helper.make_opsetid("my.domain", 1))
+    with pytest.raises(sr.UnsupportedOperatorError) as err:
+        sr.load(m)
+    text = str(err.value)
+    assert "my.domain::FancyOp" in text and "'f1'" in text
+    assert "NotAnOp: 2 node(s)" in text and "'n1'" in text and "'n2'" in text
+    assert set(err.value.unsupported) == {"my.domain::FancyOp", "NotAnOp"}
+
+
+def graph_model(nodes, outputs=("y",)):
+    return make_model(nodes, [("x", np.float32, [3])], [(o, np.float32, [3]) for o in outputs])
+
+
+def test_dangling_input():
+    m = graph_model([helper.make_node("Add", ["x", "ghost"], ["y"], name="adder")])
+    with pytest.raises(sr.ModelFormatError, match="adder.*'ghost'"):
+        sr.load(m)
+
+
+def test_cycle():
+    m = graph_model([helper.make_node("Add", ["x", "b"], ["a"], name="n1"),
+                     helper.make_node("Relu", ["a"], ["b"], name="n2"),
+                     helper.make_node("Relu", ["a"], ["y"], name="n3")])
+    with pytest.raises(sr.ModelFormatError, match="cycle"):
+        sr.load(m)
+
+
+def test_duplicate_output():
+    m = graph_model([helper.make_node("Relu", ["x"], ["y"], name="one"),
+                     helper.make_node("Neg", ["x"], ["y"], name="two")])
+    with pytest.raises(sr.ModelFormatError, match="produced twice"):
+        sr.load(m)
+
+
+def test_output_never_produced():
+    m = graph_model([helper.make_node("Relu", ["x"], ["y"])], outputs=("y", "z"))
+    with pytest.raises(sr.ModelFormatError, match="'z' is never produced"):
+        sr.load(m)
+
+
+def test_nodes_out_of_order_are_sorted(check_model):
+    m = graph_model([helper.make_node("Neg", ["a"], ["y"]), helper.make_node("Relu", ["x"], ["a"])])
+    check_model(m, {"x": np.array([-1, 2, -3], np.float32)})
+
+
+@pytest.mark.parametrize("opset", [6, 10_000])
+def test_opset_out_of_range(opset):
+    m = relu_model()
+    m.opset_import[0].version = opset
+    with pytest.raises(sr.ModelFormatError, match="opset"):
+        sr.load(m.SerializeToString())
+
+
+def test_garbage_bytes():
+    with pytest.raises(sr.ModelFormatError):
+        sr.load(b"\x00\x01garbage" * 10)
+    with pytest.raises(sr.ModelFormatError, match="not an ONNX model"):
+        sr.load(numpy_helper.from_array(np.zeros(3, np.float32)).SerializeToString())
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(sr.ModelFormatError, match="cannot read"):
+        sr.load(str(tmp_path / "nope.onnx"))
+
+
+def test_missing_required_attribute():
+    m = make_model([helper.make_node("Concat", ["x", "x"], ["y"], name="cat")],
+                   [("x", np.float32, [3])], [("y", np.float32, [6])])
+    with pytest.raises(sr.ModelFormatError, match="cat.*required attribute 'axis'"):
+        sr.load(m)
+
+
+def test_wrong_attribute_type():
+    node = helper.make_node("LeakyRelu", ["x"], ["y"], name="lr", alpha="big")
+    m = make_model([node], [("x", np.float32, [3])], [("y", np.float32, [3])])
+    with pytest.raises(sr.ModelFormatError, match="lr.*'alpha'"):
+        sr.load(m)
+
+
+def test_shape_mismatch_names_node():
+    m = make_model([helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")],
+                   [("x", np.float32, [2, 3])], [("y", np.float32, [2, 5])], {"w": np.zeros((4, 5), np.float32)})
+    with pytest.raises(sr.ShapeError, match="mm"):
+        sr.load(m)
+
+
+def external_model(tmp_path, location="weights.bin", data_len=None):
+    w = np.arange(6, dtype=np.float32).reshape(2, 3)
+    (tmp_path / "weights.bin").write_bytes(w.tobytes()[: data_len])
+    t = onnx.TensorProto()
+    t.name, t.data_type = "w", TensorProto.FLOAT
+    t.dims.extend(w.shape)
+    t.data_location = TensorProto.EXTERNAL
+    for k, v in (("location", location), ("offset", "0"), ("length", str(w.nbytes))):
+        e = t.external_data.add()
+        e.key, e.value = k, v
+    m = make_model([helper.make_node("Add", ["x", "w"], ["y"])], [("x", np.float32, [2, 3])],
+                   [("y", np.float32, [2, 3])])
+    m.graph.initializer.append(t)
+    path = tmp_path / "model.onnx"
+    path.write_bytes(m.SerializeToString())
+    return path, w
+
+
+def test_external_data_loads(tmp_path):
+    path, w = external_model(tmp_path)
+    sess = sr.compile(sr.load(str(path)))
+    np.testing.assert_array_equal(sess.infer(np.ones((2, 3), np.float32)), w + 1)
+
+
+@pytest.mark.parametrize("location", ["../weights.bin", "/etc/passwd", "sub/../../weights.bin"])
+def test_external_data_outside_folder_refused(tmp_path, location):
+    inner = tmp_path / "inner"
+    inner.mkdir()
+    path, _ = external_model(inner, location)
+    with pytest.raises(sr.ModelFormatError, match="external data"):
+        sr.load(str(path))
+
+
+def test_external_data_symlink_out_refused(tmp_path):
+    inner = tmp_path / "inner"
+    inner.mkdir()
+    path, _ = external_model(inner, "link.bin")
+    (tmp_path / "secret.bin").write_bytes(b"\0" * 24)
+    (inner / "link.bin").symlink_to(tmp_path / "secret.bin")
+    with pytest.raises(sr.ModelFormatError, match="outside"):
+        sr.load(str(path))
+
+
+def test_external_data_truncated(tmp_path):
+    path, _ = external_model(tmp_path, data_len=10)
+    with pytest.raises(sr.ModelFormatError, match="shorter"):
+        sr.load(str(path))
+
+
+def test_external_data_needs_a_path(tmp_path):
+    path, _ = external_model(tmp_path)
+    with pytest.raises(sr.ModelFormatError, match="file path"):
+        sr.load(path.read_bytes())
+
+
+def test_name_from_file(tmp_path):
+    path = tmp_path / "my-model.v2.onnx"
+    path.write_bytes(relu_model().SerializeToString())
+    assert sr.load(str(path)).name == "my_model_v2"
+    assert sr.load(str(path), name="Other").name == "Other"
