@@ -29,9 +29,10 @@ def cpp_literal(value: Any, dtype: np.dtype) -> str:
         return text + ("f" if dtype == np.float32 else "")
     v = int(np.asarray(value).astype(dtype))
     if dtype.itemsize == 8:
+        # Exactly int64_t/uint64_t (long on LP64, not long long), so templates deduce one T.
         if v == -(2**63):
             return "std::numeric_limits<int64_t>::min()"
-        return f"{v}LL" if dtype.kind == "i" else f"{v}ULL"
+        return f"INT64_C({v})" if dtype.kind == "i" else f"UINT64_C({v})"
     return str(v)
 
 
@@ -65,9 +66,10 @@ class NodeContext:
         return cpp_literal(value, dtype)
 
     def array(self, label: str, values: Sequence[Any], ctype: str = "size_t") -> str:
-        name, k = label, 2
+        """Declare a local constant array; its name ends with ``_``, which no model-derived name does."""
+        name, k = f"{label}_", 2
         while name in self._labels:
-            name, k = f"{label}_{k}", k + 1
+            name, k = f"{label}_{k}_", k + 1
         self._labels.add(name)
         items = ", ".join(str(int(v)) if isinstance(v, (int, np.integer)) else f"static_cast<{ctype}>({self.dim(v)})"
                           for v in values)

@@ -10,6 +10,7 @@ overloads, which call the kernels node by node.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -24,9 +25,12 @@ from ..passes.memory_planning import slot_position
 from ..passes.shape_inference import op_for
 from .context import NodeContext, cpp_literal
 from .kernels import kernel_order, kernel_source
-from .names import NameTable, comment
+from .names import NameTable, comment, string_literal
 
 _RESERVED = {"Session", "kernels", "detail", "infer", "x", "y", "a", "b", "v", "lo", "hi", "filename", "reader"}
+# Names derived from identifiers (members, embedded weights): no model name may take these forms, since a
+# dim (a parameter of infer) would shadow them.  Locals of infer end with "_", which no identifier does.
+_DERIVED_PREFIXES = ("fTensor_", "fArena_", "kWeight_")
 _INCLUDES = ("algorithm", "cmath", "cstddef", "cstdint", "cstdlib", "fstream", "limits", "memory", "stdexcept",
              "string", "tuple", "type_traits", "vector")
 
@@ -66,7 +70,7 @@ class HeaderWriter:
         self.model, self.plan = model, plan
         self.name, self.namespace, self.weights_mode = name, namespace, weights
         self.weights_file = weights_file if weights_file is not None else f"{name}.dat"
-        self.names = NameTable(_RESERVED)
+        self.names = NameTable(_RESERVED, _DERIVED_PREFIXES)
         self.dims = {s.name: self.names.get(s.name, kind="dim") for s in self._symbols()}
         self.tensor = {t: self.names.get(t, "tensor_") for t in self._all_tensors()}
 
@@ -184,7 +188,7 @@ class HeaderWriter:
         static_arenas = [d for d in dict.fromkeys(self.plan.slot_dtype) if is_static([self.plan.arena_size(d)])]
         body = []
         if self.weights_mode == "dat":
-            sig = f"   explicit Session(const std::string &filename = \"{self.weights_file}\")"
+            sig = f"   explicit Session(const std::string &filename = {string_literal(self.weights_file)})"
             if m.initializers:
                 body.append("      detail::WeightReader reader(filename);")
             for n, v in m.initializers.items():
@@ -214,7 +218,7 @@ class HeaderWriter:
 
     def _output_params(self) -> list[tuple[str, str]]:
         """(output, parameter name); outputs the plan could not bind are copied at the end."""
-        return [(n, f"out{k}_{self.tensor[n]}" if k in self.plan.copies else self.tensor[n])
+        return [(n, f"out{k}_{self.tensor[n]}_" if k in self.plan.copies else self.tensor[n])
                 for k, n in enumerate(self.model.outputs)]
 
     def _infer_noalloc(self) -> list[str]:
@@ -223,12 +227,12 @@ class HeaderWriter:
                f"   void infer({self._params(True)})", "   {"]
         for d in dict.fromkeys(plan.slot_dtype):
             size = to_cpp(plan.arena_size(d), self.dims)
-            out.append(f"      {cpp_type(d)} *arena_{np.dtype(d).name} = fArena_{np.dtype(d).name}.reserve({size});")
+            out.append(f"      {cpp_type(d)} *arena_{np.dtype(d).name}_ = fArena_{np.dtype(d).name}.reserve({size});")
         for n, s in plan.storage.items():
             if s.kind == "arena":
                 d, idx = slot_position(plan, s.slot)
                 off = to_cpp(plan.offsets(d)[idx], self.dims)
-                out.append(f"      {cpp_type(d)} *{self.tensor[n]} = arena_{np.dtype(d).name} + {off};")
+                out.append(f"      {cpp_type(d)} *{self.tensor[n]} = arena_{np.dtype(d).name}_ + {off};")
             elif s.kind == "symbolic":
                 t = m.tensors[n]
                 ct = cpp_type(t.dtype)
@@ -241,6 +245,11 @@ class HeaderWriter:
             if k in self.plan.copies:
                 size = to_cpp(m.tensors[n].size, self.dims)
                 out.append(f"      std::copy_n({self.ptr(n)}, {size}, {param});  // output {comment(n)}")
+        # An input only whose shape matters (Shape -> Reshape) or a dim no size uses is still a
+        # parameter of the interface; mark it used so -Wunused-parameter stays quiet.
+        body = "\n".join(out[3:])
+        unused = [p for p in self._arg_names(False) if not re.search(rf"\b{p}\b", body)]
+        out[3:3] = [f"      (void){p};  // not read at run time" for p in unused]
         out.append("   }")
         return out
 
@@ -249,7 +258,10 @@ class HeaderWriter:
         op = op_for(m, node)
         inputs = [m.tensors[i] if i else None for i in node.inputs]
         outputs = [m.tensors[o] if o else None for o in node.outputs]
-        in_ptrs = [self.ptr(i) if i and i in self.plan.storage else "nullptr" for i in node.inputs]
+        # Value inputs (Reshape's shape, Slice's starts, ...) were used up at generation time and are
+        # not stored at run time, so the operator gets no pointer for them.
+        in_ptrs = [self.ptr(i) if i and i in self.plan.storage and k not in op.value_inputs else "nullptr"
+                   for k, i in enumerate(node.inputs)]
         out_ptrs = [self.ptr(o) if o else "nullptr" for o in node.outputs]
         ctx = NodeContext(index, inputs, outputs, in_ptrs, out_ptrs, self.dims)
         code = op.emit(ctx)
@@ -277,10 +289,10 @@ class HeaderWriter:
         names = []
         for k, n in enumerate(m.outputs):
             size = to_cpp(m.tensors[n].size, self.dims)
-            var = f"output{k}"
+            var = f"output{k}_"
             if types[k] == "bool":
-                out.append(f"      std::unique_ptr<bool[]> {var}_buffer(new bool[std::max<size_t>({size}, 1)]);")
-                args.append(f"{var}_buffer.get()")
+                out.append(f"      std::unique_ptr<bool[]> output{k}_buffer_(new bool[std::max<size_t>({size}, 1)]);")
+                args.append(f"output{k}_buffer_.get()")
             else:
                 out.append(f"      std::vector<{types[k]}> {var}({size});")
                 args.append(f"{var}.data()")
@@ -289,7 +301,7 @@ class HeaderWriter:
         for k, n in enumerate(m.outputs):
             if types[k] == "bool":
                 size = to_cpp(m.tensors[n].size, self.dims)
-                out.append(f"      std::vector<bool> output{k}(output{k}_buffer.get(), output{k}_buffer.get() + {size});")
+                out.append(f"      std::vector<bool> output{k}_(output{k}_buffer_.get(), output{k}_buffer_.get() + {size});")
         if len(names) == 1:
             out.append(f"      return {names[0]};")
         else:

@@ -18,18 +18,27 @@ int long mutable namespace new noexcept not not_eq nullptr operator or or_eq pri
 reinterpret_cast requires return short signed sizeof static static_assert static_cast struct switch template
 this thread_local throw true try typedef typeid typename union unsigned using virtual void volatile wchar_t
 while xor xor_eq final override import module main std size_t NULL assert errno
-""".split())
+linux unix i386 major minor offsetof setjmp stdin stdout stderr va_arg va_start va_end
+""".split())  # the last line: lower-case macros of GNU mode and the C library
 
 _NOT_IDENT = re.compile(r"[^0-9A-Za-z]+")
+# All capitals, digits and underscores: the shape of macros (INT_MAX, EOF, M_PI) that would replace the name.
+_MACRO_LIKE = re.compile(r"^[A-Z][A-Z0-9_]+$")
+# Longer names are cut (uniqueness is the NameTable's job): a 10k-character tensor name stays readable.
+MAX_IDENT = 64
 
 
 def identifier(text: str, prefix: str = "") -> str:
-    """A valid C++ identifier resembling ``text`` (not yet unique)."""
-    core = _NOT_IDENT.sub("_", text).strip("_") or "unnamed"
+    """A valid C++ identifier resembling ``text`` (not yet unique).
+
+    It never contains ``__``, never starts or ends with ``_``: generated code
+    names its own locals with a trailing ``_`` so they cannot collide.
+    """
+    core = _NOT_IDENT.sub("_", text).strip("_")[:MAX_IDENT].strip("_") or "unnamed"
     ident = prefix + core
     if ident[0].isdigit():
         ident = "n" + ident
-    if ident in CPP_KEYWORDS or ident.startswith("_") or re.match(r"^[A-Z]{2,}[0-9_]*$", ident) and not prefix:
+    if ident in CPP_KEYWORDS or ident.startswith("_") or _MACRO_LIKE.match(ident) and not prefix:
         ident = "v_" + ident  # keywords and macro-like names
     return ident
 
@@ -37,8 +46,10 @@ def identifier(text: str, prefix: str = "") -> str:
 class NameTable:
     """Unique identifiers for original names, stable in insertion order."""
 
-    def __init__(self, reserved: frozenset[str] | set[str] = frozenset()):
+    def __init__(self, reserved: frozenset[str] | set[str] = frozenset(), reserved_prefixes: tuple[str, ...] = ()):
+        """``reserved_prefixes``: names the emitter derives itself (members like ``fArena_``), kept off."""
         self._taken: set[str] = set(reserved) | set(CPP_KEYWORDS)
+        self._prefixes = reserved_prefixes
         self._map: dict[tuple[str, str], str] = {}
 
     def get(self, original: str, prefix: str = "", kind: str = "") -> str:
@@ -46,6 +57,8 @@ class NameTable:
         key = (kind, original)
         if key not in self._map:
             base = identifier(original, prefix)
+            if base.startswith(self._prefixes):
+                base = "v_" + base
             ident, k = base, 2
             while ident in self._taken:
                 ident, k = f"{base}_{k}", k + 1
@@ -55,19 +68,32 @@ class NameTable:
 
 
 def comment(text: str, limit: int = 120) -> str:
-    """Model text made safe inside a ``//`` comment: printable ASCII, no backslash."""
+    """Model text made safe inside a ``//`` comment.
+
+    Printable ASCII only; no backslash (a line continuation would swallow the
+    next line), no ``??`` (trigraphs: ``??/`` is a backslash where they are
+    on, and g++ -Wall warns of them), no ``/*`` or ``*/`` (harmless after
+    ``//`` but confusing to any tool that strips comments naively).
+    """
     safe = "".join(c if 32 <= ord(c) < 127 and c != "\\" else "?" for c in str(text))
-    return safe if len(safe) <= limit else safe[: limit - 3] + "..."
+    safe = safe if len(safe) <= limit else safe[: limit - 3] + "..."
+    while "??" in safe or "/*" in safe or "*/" in safe:
+        safe = safe.replace("??", "?_?").replace("/*", "/_*").replace("*/", "*_/")
+    return safe
 
 
 def string_literal(text: str) -> str:
-    """A C++ string literal whose value is ``text`` (non-printables escaped)."""
+    """A C++ string literal whose value is ``text``.
+
+    Non-printables, ``?`` (trigraphs) and ``*`` (so no ``/*`` or ``*/`` shows
+    up to confuse tools that strip comments) are written as octal escapes.
+    """
     out = []
     for ch in str(text):
         o = ord(ch)
         if ch in "\\\"":
             out.append("\\" + ch)
-        elif 32 <= o < 127 and ch != "?":
+        elif 32 <= o < 127 and ch not in "?*":
             out.append(ch)
         else:
             for b in ch.encode("utf-8"):

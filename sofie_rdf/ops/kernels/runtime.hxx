@@ -47,9 +47,13 @@ public:
          throw std::runtime_error("sofie-rdf: cannot open weights file '" + filename + "'");
    }
 
+   // `name` is a C string on purpose: a std::string temporary in the caller's
+   // frame (the Session constructor) made Cling's optimised code abort with
+   // "free(): invalid pointer" while unwinding a read error after the first tensor.
    template <typename T>
-   void read(const std::string &name, T *dst, size_t n)
+   void read(const char *name_chars, T *dst, size_t n)
    {
+      const std::string name(name_chars);
       std::string tag;
       size_t count = 0;
       if (!(fIn >> tag >> count))
