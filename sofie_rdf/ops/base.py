@@ -137,12 +137,17 @@ def contiguous_strides(shape: Sequence[Dim]) -> list[Dim]:
 
 
 def broadcast_strides(shape: Sequence[Dim], out_shape: Sequence[Dim]) -> list[Dim]:
-    """Strides reading ``shape`` as if broadcast to ``out_shape`` (0 on size-1 dims)."""
+    """Strides reading ``shape`` as if broadcast to ``out_shape`` (0 on size-1 dims).
+
+    A symbolic dim facing a fixed size is broadcast too: :func:`broadcast_shapes`
+    only lets that pass when the symbol is 1 at run time.
+    """
     pad = len(out_shape) - len(shape)
     own = contiguous_strides(shape)
     strides: list[Dim] = [0] * pad
     for d, o, s in zip(shape, out_shape[pad:], own):
-        strides.append(0 if (isinstance(d, int) and d == 1 and not (isinstance(o, int) and o == 1)) else s)
+        one_to_many = (isinstance(d, int) and d == 1) or (not isinstance(d, int) and isinstance(o, int))
+        strides.append(0 if one_to_many and not (isinstance(o, int) and o == 1) else s)
     return strides
 
 

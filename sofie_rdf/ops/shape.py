@@ -46,15 +46,25 @@ class Identity(ViewOp):
 
 @register
 class Dropout(ViewOp):
-    """Inference dropout: the identity; the optional mask output is all true."""
+    """Inference dropout: the identity; the optional mask output is all true.
+
+    Training mode (opset 12+ input 2) drops elements at random, which
+    inference code cannot reproduce; it is accepted only with ratio 0, where
+    it is the identity too.
+    """
 
     op_type = "Dropout"
+    # ratio and training_mode decide what the node computes, so they are needed when generating.
+    value_inputs = (1, 2)
 
     def infer(self, inputs):
         if len(inputs) > 2 and inputs[2] is not None:
             training = self.value_of(inputs, 2, "training_mode")
-            if bool(np.asarray(training).reshape(-1)[0]):
-                raise self.error("training_mode=true is not supported: sofie-rdf generates inference code")
+            ratio = self.value_of(inputs, 1, "ratio")
+            ratio = 0.5 if ratio is None else float(np.asarray(ratio).reshape(-1)[0])
+            if bool(np.asarray(training).reshape(-1)[0]) and ratio != 0:
+                raise self.error(f"training_mode=true with ratio {ratio} is not supported: "
+                                 "sofie-rdf generates inference code")
         out = super().infer(inputs[:1])
         if len(self.node.outputs) > 1 and self.node.outputs[1]:
             out.append(TensorType(np.bool_, inputs[0].shape))

@@ -91,8 +91,11 @@ def _assign_static(model: Model, plan: MemoryPlan) -> dict[str, str]:
         plan.storage[name] = Storage("input")
     for name in model.initializers:
         plan.storage.setdefault(name, Storage("weight"))
+    # Known values only need storage where the run-time code reads them; the rest (a Reshape's
+    # symbolic target, say) were used up at generation time and would be unused locals.
+    read = set(model.outputs).union(*(runtime_inputs(model, node) for node in model.nodes))
     for name, t in model.tensors.items():
-        if name not in plan.storage and t.value is not None:
+        if name not in plan.storage and t.value is not None and name in read:
             plan.storage[name] = Storage("weight" if t.is_constant else "symbolic")
     views: dict[str, str] = {}
     for node in model.nodes:

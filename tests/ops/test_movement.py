@@ -1,0 +1,246 @@
+"""Data-movement operators against onnxruntime: Transpose, Slice and Concat."""
+
+import numpy as np
+import pytest
+from conftest import make_model, ort_run
+from onnx import helper
+
+INT64_MAX = np.iinfo(np.int64).max
+INT64_MIN = np.iinfo(np.int64).min
+
+
+def _x(shape, seed=0, dtype=np.float32):
+    rng = np.random.default_rng(seed)
+    if np.dtype(dtype).kind == "i":
+        return rng.integers(-100, 100, shape).astype(dtype)
+    return rng.standard_normal(shape).astype(dtype)
+
+
+# ---- Transpose -------------------------------------------------------------------
+
+TRANSPOSE = {
+    "2d_default": ((3, 4), None),
+    "3d_default": ((2, 3, 4), None),
+    "3d_021": ((2, 3, 4), [0, 2, 1]),
+    "3d_120": ((2, 3, 4), [1, 2, 0]),
+    "3d_identity": ((2, 3, 4), [0, 1, 2]),
+    "4d_nchw_nhwc": ((2, 3, 4, 5), [0, 2, 3, 1]),
+    "4d_nhwc_nchw": ((2, 3, 4, 5), [0, 3, 1, 2]),
+    "4d_default": ((2, 3, 4, 5), None),
+    "4d_unit_dims": ((1, 3, 1, 5), [2, 3, 0, 1]),
+    "5d_default": ((2, 3, 2, 2, 3), None),
+    "5d_perm": ((2, 3, 2, 4, 3), [4, 1, 3, 0, 2]),
+}
+
+
+@pytest.mark.parametrize("case", list(TRANSPOSE))
+def test_transpose(check_model, case):
+    shape, perm = TRANSPOSE[case]
+    out = np.transpose(np.empty(shape), perm).shape
+    attrs = {} if perm is None else {"perm": perm}
+    model = make_model([helper.make_node("Transpose", ["x"], ["y"], **attrs)], [("x", np.float32, list(shape))],
+                       [("y", np.float32, list(out))])
+    check_model(model, {"x": _x(shape)})
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.float64])
+def test_transpose_dtypes(check_model, dtype):
+    model = make_model([helper.make_node("Transpose", ["x"], ["y"], perm=[1, 0, 2])], [("x", dtype, [2, 3, 4])],
+                       [("y", dtype, [3, 2, 4])])
+    check_model(model, {"x": _x((2, 3, 4), 1, dtype)})
+
+
+@pytest.mark.parametrize("batch", [1, 4])
+def test_transpose_symbolic_batch(check_model, batch):
+    nodes = [helper.make_node("Transpose", ["x"], ["t"], perm=[0, 2, 1]), helper.make_node("Relu", ["t"], ["r"]),
+             helper.make_node("Transpose", ["r"], ["y"], perm=[2, 1, 0])]
+    model = make_model(nodes, [("x", np.float32, ["N", 3, 4])], [("y", np.float32, [3, 4, "N"])])
+    check_model(model, {"x": _x((batch, 3, 4), batch)})
+
+
+def test_transpose_of_initializer_folds(check_model):
+    w = _x((4, 3), 2)
+    nodes = [helper.make_node("Transpose", ["w"], ["wt"]), helper.make_node("MatMul", ["x", "wt"], ["y"])]
+    model = make_model(nodes, [("x", np.float32, [2, 4])], [("y", np.float32, [2, 3])], {"w": w.T.copy()})
+    check_model(model, {"x": _x((2, 4))})
+
+
+# ---- Slice ----------------------------------------------------------------------------
+
+# (input shape, starts, ends, axes or None, steps or None)
+SLICE = {
+    "basic": ((6, 5), [1, 0], [4, 3], None, None),
+    "axes_subset": ((6, 5, 4), [1], [3], [1], None),
+    "negative_axis": ((6, 5, 4), [1], [-1], [-1], None),
+    "negative_starts": ((6, 5), [-4, -3], [-1, 5], None, None),
+    "ends_beyond": ((6, 5), [2, 1], [100, 1000], None, None),
+    "int64_max_end": ((6, 5), [1], [INT64_MAX], [0], None),
+    "step2": ((7, 5), [0, 1], [7, 5], [0, 1], [2, 2]),
+    "step3_partial": ((10,), [1], [9], [0], [3]),
+    "negative_step": ((6, 5), [5], [0], [0], [-1]),
+    "negative_step_full": ((6, 5), [-1], [INT64_MIN], [1], [-1]),
+    "negative_step2": ((7, 5), [-1, 4], [-100, 0], [0, 1], [-2, -3]),
+    "reverse_all": ((3, 4, 2), [-1, -1, -1], [INT64_MIN, INT64_MIN, INT64_MIN], [0, 1, 2], [-1, -1, -1]),
+    "start_clamped": ((6, 5), [-100], [3], [0], None),
+    "empty": ((6, 5), [4], [2], [0], None),
+    "unordered_axes": ((4, 5, 6), [1, 2], [5, 4], [2, 0], None),
+    "4d_mixed": ((2, 3, 4, 5), [0, 1, -1], [1, INT64_MAX, 0], [0, 2, 3], [1, 2, -2]),
+}
+
+
+@pytest.mark.parametrize("case", list(SLICE))
+def test_slice(check_model, case):
+    shape, starts, ends, axes, steps = SLICE[case]
+    inits = {"starts": np.array(starts, np.int64), "ends": np.array(ends, np.int64)}
+    names = ["x", "starts", "ends"]
+    if axes is not None or steps is not None:
+        inits["axes"] = np.array(axes if axes is not None else range(len(starts)), np.int64)
+        names.append("axes")
+    if steps is not None:
+        inits["steps"] = np.array(steps, np.int64)
+        names.append("steps")
+    x = _x(shape)
+    probe = make_model([helper.make_node("Slice", names, ["y"])], [("x", np.float32, list(shape))],
+                       [("y", np.float32, [None] * len(shape))], inits, opset=13)
+    out = ort_run(probe, {"x": x})[0].shape
+    model = make_model([helper.make_node("Slice", names, ["y"])], [("x", np.float32, list(shape))],
+                       [("y", np.float32, list(out))], inits, opset=13)
+    check_model(model, {"x": x})
+
+
+def test_slice_int32_params(check_model):
+    inits = {"s": np.array([1, -3], np.int32), "e": np.array([5, -1], np.int32), "a": np.array([0, 1], np.int32),
+             "st": np.array([2, 1], np.int32)}
+    model = make_model([helper.make_node("Slice", ["x", "s", "e", "a", "st"], ["y"])], [("x", np.float32, [6, 5])],
+                       [("y", np.float32, [2, 2])], inits, opset=10)
+    check_model(model, {"x": _x((6, 5))})
+
+
+@pytest.mark.parametrize("case", ["basic", "axes_subset", "negative_starts", "ends_beyond", "int64_max_end"])
+def test_slice_opset9_attributes(check_model, case):
+    shape, starts, ends, axes, _ = SLICE[case]
+    attrs = {"starts": starts, "ends": ends}
+    if axes is not None:
+        attrs["axes"] = axes
+    expected = np.empty(shape)[tuple(slice(s, e) for s, e in zip(starts, ends))] if axes is None else None
+    if expected is None:
+        index = [slice(None)] * len(shape)
+        for s, e, a in zip(starts, ends, axes):
+            index[a] = slice(s, e)
+        expected = np.empty(shape)[tuple(index)]
+    model = make_model([helper.make_node("Slice", ["x"], ["y"], **attrs)], [("x", np.float32, list(shape))],
+                       [("y", np.float32, list(expected.shape))], opset=9)
+    check_model(model, {"x": _x(shape)})
+
+
+def test_slice_int64_data(check_model):
+    inits = {"s": np.array([1], np.int64), "e": np.array([INT64_MAX], np.int64), "a": np.array([1], np.int64)}
+    model = make_model([helper.make_node("Slice", ["x", "s", "e", "a"], ["y"])], [("x", np.int64, [3, 4])],
+                       [("y", np.int64, [3, 3])], inits, opset=11)
+    check_model(model, {"x": _x((3, 4), 3, np.int64)})
+
+
+@pytest.mark.parametrize("batch", [2, 5])
+@pytest.mark.parametrize("case", ["inner_axis", "batch_axis_to_end", "batch_axis_negative", "inner_step"])
+def test_slice_symbolic_batch(check_model, batch, case):
+    starts, ends, axes, steps = {
+        "inner_axis": ([1], [3], [1], [1]),
+        "batch_axis_to_end": ([1], [INT64_MAX], [0], [1]),
+        "batch_axis_negative": ([0], [-1], [0], [1]),
+        "inner_step": ([3, -1], [0, INT64_MIN], [1, 2], [-2, -1]),
+    }[case]
+    inits = {"s": np.array(starts, np.int64), "e": np.array(ends, np.int64), "a": np.array(axes, np.int64),
+             "st": np.array(steps, np.int64)}
+    nodes = [helper.make_node("Slice", ["x", "s", "e", "a", "st"], ["t"]), helper.make_node("Neg", ["t"], ["y"])]
+    model = make_model(nodes, [("x", np.float32, ["N", 4, 4])], [("y", np.float32, [None, None, None])], inits)
+    check_model(model, {"x": _x((batch, 4, 4), batch)})
+
+
+def test_slice_of_constant_folds(check_model):
+    w = _x((6, 4), 7)
+    inits = {"w": w, "s": np.array([2], np.int64), "e": np.array([5], np.int64)}
+    nodes = [helper.make_node("Slice", ["w", "s", "e"], ["ws"]), helper.make_node("Add", ["x", "ws"], ["y"])]
+    model = make_model(nodes, [("x", np.float32, [3, 4])], [("y", np.float32, [3, 4])], inits)
+    check_model(model, {"x": _x((3, 4))})
+
+
+# ---- Concat ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("n_inputs", [2, 3, 4])
+@pytest.mark.parametrize("axis", [0, 1, 2, -1, -3])
+def test_concat(check_model, axis, n_inputs):
+    base = [2, 3, 4]
+    shapes = []
+    for k in range(n_inputs):
+        s = list(base)
+        s[axis] = k + 1
+        shapes.append(s)
+    out = list(base)
+    out[axis] = sum(s[axis] for s in shapes)
+    names = [f"x{k}" for k in range(n_inputs)]
+    model = make_model([helper.make_node("Concat", names, ["y"], axis=axis)],
+                       [(n, np.float32, s) for n, s in zip(names, shapes)], [("y", np.float32, out)])
+    check_model(model, {n: _x(s, k) for k, (n, s) in enumerate(zip(names, shapes))})
+
+
+def test_concat_with_initializer_and_repeat(check_model):
+    """An input given twice and a weight between run-time tensors."""
+    model = make_model([helper.make_node("Concat", ["x", "w", "x"], ["y"], axis=1)], [("x", np.float32, [2, 3])],
+                       [("y", np.float32, [2, 8])], {"w": _x((2, 2), 4)})
+    check_model(model, {"x": _x((2, 3))})
+
+
+def test_concat_1d_int64(check_model):
+    model = make_model([helper.make_node("Concat", ["a", "b"], ["y"], axis=0)],
+                       [("a", np.int64, [3]), ("b", np.int64, [5])], [("y", np.int64, [8])])
+    check_model(model, {"a": _x((3,), 1, np.int64), "b": _x((5,), 2, np.int64)})
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("axis", [0, 1, -1])
+def test_concat_symbolic(check_model, batch, axis):
+    shapes = {0: (["N", 4], [2, 4]), 1: (["N", 2], ["N", 3]), -1: (["N", 2], ["N", 3])}[axis]
+    out = {0: [None, 4], 1: ["N", 5], -1: ["N", 5]}[axis]
+    nodes = [helper.make_node("Relu", ["a"], ["r"]), helper.make_node("Concat", ["r", "b"], ["y"], axis=axis)]
+    model = make_model(nodes, [("a", np.float32, shapes[0]), ("b", np.float32, shapes[1])], [("y", np.float32, out)])
+    feeds = {"a": _x([batch if d == "N" else d for d in shapes[0]], 1),
+             "b": _x([batch if d == "N" else d for d in shapes[1]], 2)}
+    check_model(model, feeds)
+
+
+def test_concat_of_constants_folds(check_model):
+    inits = {"a": _x((2, 2), 1), "b": _x((1, 2), 2)}
+    nodes = [helper.make_node("Concat", ["a", "b"], ["c"], axis=0), helper.make_node("Mul", ["x", "c"], ["y"])]
+    model = make_model(nodes, [("x", np.float32, [3, 2])], [("y", np.float32, [3, 2])], inits)
+    check_model(model, {"x": _x((3, 2))})
+
+
+def test_transpose_rank1(check_model):
+    model = make_model([helper.make_node("Transpose", ["x"], ["y"])], [("x", np.float32, [5])],
+                       [("y", np.float32, [5])])
+    check_model(model, {"x": _x((5,))})
+
+
+def test_concat_empty_input(check_model):
+    """A zero-sized input contributes nothing."""
+    model = make_model([helper.make_node("Concat", ["a", "b", "c"], ["y"], axis=1)],
+                       [("a", np.float32, [2, 3]), ("b", np.float32, [2, 0]), ("c", np.float32, [2, 1])],
+                       [("y", np.float32, [2, 4])])
+    check_model(model, {"a": _x((2, 3)), "b": _x((2, 0)), "c": _x((2, 1))})
+
+
+# ---- folded at generation time (numpy references) -----------------------------------
+
+@pytest.mark.parametrize("case", ["3d_120", "4d_nchw_nhwc", "5d_perm"])
+def test_transpose_folded(check_folded, case):
+    test_transpose(check_folded, case)
+
+
+@pytest.mark.parametrize("case", list(SLICE))
+def test_slice_folded(check_folded, case):
+    test_slice(check_folded, case)
+
+
+@pytest.mark.parametrize("axis, n_inputs", [(0, 2), (-1, 3), (1, 4)])
+def test_concat_folded(check_folded, axis, n_inputs):
+    test_concat(check_folded, axis, n_inputs)
