@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Optional, Union
 
@@ -10,7 +11,7 @@ import sympy
 
 from .codegen import GeneratedCode
 from .errors import ShapeError, SofieError
-from .ir import TensorInfo, TensorType
+from .ir import TensorInfo, TensorType, cpp_type
 
 
 class Session:
@@ -42,6 +43,9 @@ class Session:
         self._symbols = [sympy.Symbol(orig, integer=True, nonnegative=True) for orig, _ in code.symbols]
         self._inputs = code.inputs
         self._outputs = [(t.dtype, _shape_function(self._symbols, t.shape)) for _, t in code.outputs]
+        self._call = self._cpp.infer
+        if any(t.dtype == np.int8 for _, t in code.inputs + code.outputs):
+            self._call = _address_call(code, namespace, self._cpp)
 
     @property
     def inputs(self) -> list[TensorInfo]:
@@ -60,8 +64,9 @@ class Session:
         args = [self._check(name, t, a, values) for (name, t), a in zip(self._inputs, arrays)]
         sym_values = [values.get(s, 0) for s in self._symbols]
         outputs = [np.empty(shape(*sym_values), dtype=dtype) for dtype, shape in self._outputs]
+        buffers = [a if a.size else _nullptr() for a in (*args, *outputs)]  # cppyy refuses empty buffers
         try:
-            self._cpp.infer(*sym_values, *args, *outputs)
+            self._call(*sym_values, *buffers)
         except Exception as exc:
             raise SofieError(f"model {self.name!r}: inference failed: {_cpp_message(exc)}") from None
         return outputs[0] if len(outputs) == 1 else tuple(outputs)
@@ -92,6 +97,41 @@ class Session:
         return np.ascontiguousarray(a)
 
 
+def _nullptr() -> Any:
+    from ._root import root
+
+    return root().nullptr
+
+
+def _address_call(code: GeneratedCode, namespace: str, cpp: Any) -> Any:
+    """``infer`` called with buffer addresses, for models with int8 tensors.
+
+    cppyy reads ``int8_t *`` (``signed char *``) as a C string and refuses
+    numpy buffers for it, so such models go through a small Cling adapter
+    that takes every buffer as an address and casts it back.
+    """
+    from ._root import declare, root
+
+    dims = [f"size_t d{k}" for k in range(len(code.symbols))]
+    params, casts = [], []
+    for k, (const, (_, t)) in enumerate([(True, io) for io in code.inputs] + [(False, io) for io in code.outputs]):
+        params.append(f"std::uintptr_t p{k}")
+        casts.append(f"reinterpret_cast<{'const ' if const else ''}{cpp_type(t.dtype)} *>(p{k})")
+    args = [f"d{k}" for k in range(len(code.symbols))] + casts
+    declare(f"address-call:{namespace}", (
+        f"#include <cstdint>\nnamespace {namespace} {{\n"
+        f"inline void sofie_rdf_infer_addresses({', '.join(['Session &s', *dims, *params])})\n"
+        f"{{ s.infer({', '.join(args)}); }}\n}}\n"))
+    adapter = getattr(root(), namespace).sofie_rdf_infer_addresses
+    n_dims = len(code.symbols)
+
+    def call(*values: Any) -> None:
+        dims_, buffers = values[:n_dims], values[n_dims:]
+        adapter(cpp, *dims_, *[b.ctypes.data if isinstance(b, np.ndarray) else 0 for b in buffers])
+
+    return call
+
+
 def _shape_function(symbols: list, shape: tuple):
     """Python function of the dim values giving a concrete output shape."""
     if all(isinstance(d, int) for d in shape):
@@ -106,6 +146,15 @@ def _spell(shape: tuple) -> str:
 
 
 def _cpp_message(exc: Exception) -> str:
-    """The what() of a C++ exception surfaced by cppyy, without cppyy's prefix."""
+    """The what() of a C++ exception surfaced by cppyy, without cppyy's prefix.
+
+    cppyy reports one line per overload it tried ("sig =>  error"); the
+    overloads that merely did not match (the copy constructor for a string
+    argument) say TypeError, so the one that threw is the line to show.
+    """
     text = str(exc)
-    return text.split("=>", 1)[-1].strip().replace("\n   ", " ") if "=>" in text else text
+    if "=>" not in text:
+        return text
+    errors = [" ".join(e.split()) for e in re.findall(r"=>\s*(.*?)(?=\n  \S[^\n]*=>|\Z)", text, re.DOTALL)]
+    thrown = [e for e in errors if not e.startswith("TypeError:")]
+    return (thrown or errors or [text])[-1]
