@@ -4,10 +4,9 @@ PYTHON ?= python3
 PIP := $(PYTHON) -m pip
 STAMP := .make-installed
 
-.PHONY: install demo test test-full lint bench clean
+.PHONY: install demo test test-full clean
 
 $(STAMP): pyproject.toml
-	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet -e ".[test]"
 	@touch $(STAMP)
 
@@ -17,15 +16,12 @@ demo: $(STAMP)
 	$(PYTHON) tutorials/demo.py
 
 test: $(STAMP)
-	$(PYTHON) -m ruff check sofie_rdf tests tutorials benchmarks
+	$(PYTHON) -m ruff check sofie_rdf tests tutorials data
 	$(PYTHON) -m pytest -q -m "not slow"
 
 # Every ONNX backend node case of the supported operators (long).
 test-full: $(STAMP)
 	$(PYTHON) -m pytest -q -m slow tests/test_onnx_backend.py
-
-bench: $(STAMP)
-	$(PYTHON) -m benchmarks
 
 clean:
 	rm -rf $(STAMP) build *.egg-info .pytest_cache
