@@ -62,6 +62,10 @@ class Session:
                              f"({', '.join(n for n, _ in self._inputs)}), got {len(arrays)}")
         values: dict[sympy.Symbol, int] = {}
         args = [self._check(name, t, a, values) for (name, t), a in zip(self._inputs, arrays)]
+        for c in self.code.constraints:
+            if not bool(c.condition.subs(values)):
+                raise ShapeError(f"model {self.name!r}: {c.message} (dims: "
+                                 f"{', '.join(f'{k} = {v}' for k, v in values.items())})")
         sym_values = [values.get(s, 0) for s in self._symbols]
         outputs = [np.empty(shape(*sym_values), dtype=dtype) for dtype, shape in self._outputs]
         buffers = [a if a.size else _nullptr() for a in (*args, *outputs)]  # cppyy refuses empty buffers

@@ -55,3 +55,24 @@ def test_non_contiguous_input_is_copied():
     np.testing.assert_array_equal(sess.infer(x), sess.infer(np.ascontiguousarray(x)))
     big = rng.standard_normal((10, 14)).astype(np.float32)
     np.testing.assert_array_equal(sess.infer(big[::2, ::2]), sess.infer(np.ascontiguousarray(big[::2, ::2])))
+
+
+def test_symbolic_dim_broadcast_against_fixed_size_is_checked():
+    m = make_model([helper.make_node("Add", ["x", "w"], ["y"])], [("x", np.float32, ["N", 4])],
+                   [("y", np.float32, [3, 4])], {"w": np.arange(12, dtype=np.float32).reshape(3, 4)})
+    sess = sr.compile(sr.load(m))
+    x = np.ones((1, 4), np.float32)
+    np.testing.assert_array_equal(sess.infer(x), x + np.arange(12, dtype=np.float32).reshape(3, 4))
+    with pytest.raises(sr.ShapeError, match="N is broadcast against 3, so it must be 1"):
+        sess.infer(np.ones((3, 4), np.float32))
+    assert "throw std::invalid_argument" in sr.load(m).code().header  # C++ callers are checked too
+
+
+def test_slice_bounds_on_symbolic_dim_are_checked():
+    m = make_model([helper.make_node("Slice", ["x", "starts", "ends"], ["y"])], [("x", np.float32, ["N", 4])],
+                   [("y", np.float32, [2, 4])], {"starts": np.array([1]), "ends": np.array([3])})
+    sess = sr.compile(sr.load(m))
+    x = np.arange(20, dtype=np.float32).reshape(5, 4)
+    np.testing.assert_array_equal(sess.infer(x), x[1:3])
+    with pytest.raises(sr.ShapeError, match=r"needs dim N >= 3"):
+        sess.infer(x[:2])

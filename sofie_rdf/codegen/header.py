@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
+import sympy
 
 from .. import __version__
 from ..errors import ShapeError
@@ -47,6 +48,8 @@ class GeneratedCode:
     symbols: list[tuple[str, str]]     # (model dim name, C++ argument)
     inputs: list[tuple[str, TensorType]] = field(default_factory=list)
     outputs: list[tuple[str, TensorType]] = field(default_factory=list)
+    # conditions on dims the code relies on (ops.base.Constraint), checked by the Python Session too
+    constraints: list = field(default_factory=list)
     # C++ declarations of the Session members (for interface-only headers)
     signatures: dict[str, str] = field(default_factory=dict)
 
@@ -58,6 +61,14 @@ class GeneratedCode:
             h.update(tag.encode())
             h.update(np.ascontiguousarray(value).tobytes())
         return h.hexdigest()
+
+
+def _unsigned_sides(lhs: sympy.Expr, rhs: sympy.Expr) -> tuple[sympy.Expr, sympy.Expr]:
+    """``lhs - rhs`` split into terms added on each side, so ``size_t`` arithmetic cannot wrap."""
+    terms = sympy.Add.make_args(sympy.expand(lhs - rhs))
+    plus = sympy.Add(*[t for t in terms if not t.could_extract_minus_sign()])
+    minus = sympy.Add(*[-t for t in terms if t.could_extract_minus_sign()])
+    return plus, minus
 
 
 class HeaderWriter:
@@ -136,6 +147,7 @@ class HeaderWriter:
             symbols=[(orig, ident) for orig, ident in self.dims.items()],
             inputs=[(n, self.model.tensors[n]) for n in self.model.inputs],
             outputs=[(n, self.model.tensors[n]) for n in self.model.outputs],
+            constraints=list(self.model.constraints),
             signatures={
                 "constructor": self._constructor()[0].strip(),
                 "infer": f"void infer({self._params(True)})",
@@ -225,6 +237,7 @@ class HeaderWriter:
         m, plan = self.model, self.plan
         out = ["   // Inference without allocation: outputs are written to the caller's buffers.",
                f"   void infer({self._params(True)})", "   {"]
+        out += self._constraint_checks()
         for d in dict.fromkeys(plan.slot_dtype):
             size = to_cpp(plan.arena_size(d), self.dims)
             out.append(f"      {cpp_type(d)} *arena_{np.dtype(d).name}_ = fArena_{np.dtype(d).name}.reserve({size});")
@@ -251,6 +264,16 @@ class HeaderWriter:
         unused = [p for p in self._arg_names(False) if not re.search(rf"\b{p}\b", body)]
         out[3:3] = [f"      (void){p};  // not read at run time" for p in unused]
         out.append("   }")
+        return out
+
+    def _constraint_checks(self) -> list[str]:
+        """Run-time checks of the conditions on dims the code relies on (cheap: a few compares)."""
+        out = []
+        for c in self.model.constraints:
+            lhs, rhs = (to_cpp(side, self.dims) for side in _unsigned_sides(*c.condition.args))
+            op = "==" if isinstance(c.condition, sympy.Eq) else ">="
+            message = string_literal(f"sofie-rdf: model {self.model.name}: {c.message}")
+            out += [f"      if (!({lhs} {op} {rhs}))", f"         throw std::invalid_argument({message});"]
         return out
 
     def _node(self, index: int, node) -> list[str]:

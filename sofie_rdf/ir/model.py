@@ -66,6 +66,8 @@ class Model:
     opsets: dict[str, int] = field(default_factory=dict)
     source: str = ""
     doc: str = ""
+    # Conditions on symbolic dims the generated code relies on (set by shape inference).
+    constraints: list = field(default_factory=list)
 
     # ---- public view -----------------------------------------------------
     @property

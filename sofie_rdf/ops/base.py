@@ -9,6 +9,7 @@ one of the kernels in ``ops/kernels/`` named by :attr:`Op.kernels`.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any, ClassVar, Optional, Protocol, Sequence
 
 import numpy as np
@@ -44,6 +45,14 @@ class EmitContext(Protocol):
         """C++ type of an element type."""
 
 
+@dataclass(frozen=True)
+class Constraint:
+    """A condition on symbolic dims (``N == 1``, ``L >= 4``) and what breaks without it."""
+
+    condition: sympy.Basic
+    message: str
+
+
 class Op:
     """One operator implementation (a version range of one ONNX op type)."""
 
@@ -62,11 +71,21 @@ class Op:
         self.node = node
         self.attrs = node.attrs
         self.model = model
+        # Conditions on symbolic dims this node's code relies on (checked when infer is called).
+        self.constraints: list[Constraint] = []
 
     # ---- helpers -----------------------------------------------------------
     def error(self, message: str) -> ShapeError:
         """A :class:`ShapeError` naming the model and node."""
         return ShapeError(f"model {self.model!r}: {self.node}: {message}")
+
+    def require(self, condition: sympy.Basic, what: str) -> None:
+        """Record that the generated code is only right when ``condition`` holds at run time."""
+        if condition is sympy.true:
+            return
+        if condition is sympy.false:
+            raise self.error(what)
+        self.constraints.append(Constraint(condition, f"{self.node}: {what}"))
 
     def attr(self, name: str, default: Any = None) -> Any:
         return self.attrs.get(name, default)
@@ -117,8 +136,10 @@ def broadcast_shapes(op: Op, *shapes: tuple) -> tuple:
                 result = d
             elif not dims_equal(result, d):
                 if isinstance(result, int) and not isinstance(d, int):
-                    continue  # a symbol facing a fixed size must be 1 at run time
+                    op.require(sympy.Eq(d, 1), f"dim {d} is broadcast against {result}, so it must be 1")
+                    continue
                 if isinstance(d, int) and not isinstance(result, int):
+                    op.require(sympy.Eq(result, 1), f"dim {result} is broadcast against {d}, so it must be 1")
                     result = d
                     continue
                 raise op.error(f"shapes {' and '.join(str(s) for s in shapes)} cannot be broadcast")

@@ -7,6 +7,7 @@ identity); Concat copies each input's blocks into place.
 from __future__ import annotations
 
 import numpy as np
+import sympy
 
 from ..ir import TensorType
 from ..ir.dims import Dim, dims_equal, simplify
@@ -133,6 +134,10 @@ class Slice(Op):
             raise self.error(f"a step of {step} along the symbolic dim {d} is not supported")
         start = s if s >= 0 else simplify(d + s)
         end = d if e >= _TO_END else (e if e >= 0 else simplify(d + e))
+        for bound in (s, e):  # the slice bounds are not clamped to the run-time size
+            if bound < _TO_END:
+                self.require(sympy.Ge(d, abs(bound)), f"slicing [{s}:{e}] needs dim {d} >= {abs(bound)}")
+        self.require(sympy.Ge(end, start), f"slicing [{s}:{e}] needs its start before its end in dim {d}")
         return start, simplify(end - start), 1
 
     def infer(self, inputs):

@@ -23,6 +23,7 @@ def prepare(model: Model) -> Model:
     model = copy.copy(model)
     model.nodes = [copy.copy(n) for n in model.nodes]
     model.tensors = {n: model.tensors[n] for n in model.inputs}
+    model.constraints = []
     model.validate()
     check_supported(model)
     return infer_shapes(model)

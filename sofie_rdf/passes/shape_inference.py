@@ -40,6 +40,7 @@ def infer_shapes(model: Model) -> Model:
         except Exception as exc:  # an operator bug must still name the node
             raise ShapeError(f"model {model.name!r}: {node}: shape inference failed: {exc}") from exc
         _fold(op, inputs, outputs)
+        model.constraints.extend(c for c in op.constraints if c not in model.constraints)
         for name, t in zip(node.outputs, outputs):
             if name:
                 tensors[name] = t
