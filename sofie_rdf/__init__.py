@@ -12,6 +12,7 @@ arrays or from RDataFrame.
 
 __version__ = "0.1.0"
 
+from . import rdf  # noqa: E402
 from .api import from_onnx, load  # noqa: E402
 from .compile import compile  # noqa: E402,A004
 from .errors import (  # noqa: E402
@@ -23,9 +24,10 @@ from .errors import (  # noqa: E402
 )
 from .ir import TensorInfo  # noqa: E402
 from .model import Model  # noqa: E402
+from .reader import Reader  # noqa: E402
 from .session import Session  # noqa: E402
 
 __all__ = [
-    "CompilationError", "Model", "ModelFormatError", "Session", "ShapeError", "SofieError", "TensorInfo",
-    "UnsupportedOperatorError", "__version__", "compile", "from_onnx", "load",
+    "CompilationError", "Model", "ModelFormatError", "Reader", "Session", "ShapeError", "SofieError", "TensorInfo",
+    "UnsupportedOperatorError", "__version__", "compile", "from_onnx", "load", "rdf",
 ]
