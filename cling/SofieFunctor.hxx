@@ -5,11 +5,14 @@
 //    auto df2 = df.DefineSlot("dnn", sofie_rdf::SofieFunctor<7, TMVA_SOFIE_Higgs::Session>(df.GetNSlots()),
 //                             {"m_jj", "m_jjj", "m_lv", "m_jlv", "m_bb", "m_wbb", "m_wwbb"});
 //
-// The signature is that of ROOT's TMVA::Experimental::SofieFunctor: N input columns, the
-// first output element returned as float.  Columns may be of any arithmetic type (float,
-// double, int, bool, ...) and may be ROOT::RVec arrays, whose elements are appended in
-// order: a sequence model takes its whole sequence from one RVec column.  The
-// SofieFunctorAll variant returns every output element as ROOT::RVec<float>.
+// The signature is that of ROOT's TMVA::Experimental::SofieFunctor: N float input columns,
+// the first output element returned as float.  Other column types are named after the
+// session type, SofieFunctor<2, S, double, ROOT::RVec<float>>: any arithmetic type (float,
+// double, int, bool, ...) and ROOT::RVec arrays, whose elements are appended in order (a
+// sequence model takes its whole sequence from one RVec column).  SofieFunctorFirst<N, S>
+// (nslots, weights) without column types accepts any of them, for calls written in C++ or
+// Define strings.  The SofieFunctorAll variant returns every output element as
+// ROOT::RVec<float>.
 //
 // Works with headers from sofie-rdf and from ROOT's SOFIE alike: the Session needs an
 // infer(const float *) returning a vector (or a tuple of vectors); sessions whose infer
@@ -181,8 +184,23 @@ private:
    std::vector<std::vector<float>> fInputs;
 };
 
-template <std::size_t N, typename Session_t>
+// The functors come in two forms.  With column types (SofieFunctorFirst<N, S, float, double,
+// ROOT::RVec<float>, ...>) operator() is an ordinary member function, which is what a typed
+// DefineSlot needs to read the column types off.  Without them (SofieFunctorFirst<N, S>) it is
+// a template accepting any column types, for calls spelled out in C++ and Define strings.
+template <std::size_t N, typename Session_t, typename... Columns>
 class SofieFunctorFirst : public SofieFunctorHelper<N, Session_t> {
+public:
+   using SofieFunctorHelper<N, Session_t>::SofieFunctorHelper;
+
+   float operator()(unsigned int slot, const Columns &...columns)
+   {
+      return detail::FirstElement(this->Run(slot, columns...));
+   }
+};
+
+template <std::size_t N, typename Session_t>
+class SofieFunctorFirst<N, Session_t> : public SofieFunctorHelper<N, Session_t> {
 public:
    using SofieFunctorHelper<N, Session_t>::SofieFunctorHelper;
 
@@ -193,8 +211,21 @@ public:
    }
 };
 
-template <std::size_t N, typename Session_t>
+template <std::size_t N, typename Session_t, typename... Columns>
 class SofieFunctorAllHelper : public SofieFunctorHelper<N, Session_t> {
+public:
+   using SofieFunctorHelper<N, Session_t>::SofieFunctorHelper;
+
+   ROOT::RVec<float> operator()(unsigned int slot, const Columns &...columns)
+   {
+      ROOT::RVec<float> out;
+      detail::Flatten(this->Run(slot, columns...), out);
+      return out;
+   }
+};
+
+template <std::size_t N, typename Session_t>
+class SofieFunctorAllHelper<N, Session_t> : public SofieFunctorHelper<N, Session_t> {
 public:
    using SofieFunctorHelper<N, Session_t>::SofieFunctorHelper;
 
@@ -207,18 +238,40 @@ public:
    }
 };
 
-// ROOT's signature: SofieFunctor<N, Session_t>(nslots, weights file).
-template <std::size_t N, typename Session_t>
-SofieFunctorFirst<N, Session_t> SofieFunctor(unsigned int nslots = 1, const std::string &weights = "")
+namespace detail {
+template <std::size_t>
+using AlwaysFloat = float;
+
+// Functor<N, S> with N float columns (ROOT's SofieFunctor signature), or with the given column types.
+template <template <std::size_t, typename, typename...> class Functor, std::size_t N, typename Session_t,
+          typename Indices, typename... Columns>
+struct Typed {
+   using type = Functor<N, Session_t, Columns...>;
+};
+template <template <std::size_t, typename, typename...> class Functor, std::size_t N, typename Session_t,
+          std::size_t... I>
+struct Typed<Functor, N, Session_t, std::index_sequence<I...>> {
+   using type = Functor<N, Session_t, AlwaysFloat<I>...>;
+};
+} // namespace detail
+
+// ROOT's signature: SofieFunctor<N, Session_t>(nslots, weights file) takes N float columns
+// (any arithmetic column converts) and works in a typed DefineSlot.  Other column types, RVec
+// arrays included, are named after the session: SofieFunctor<2, S, double, ROOT::RVec<float>>.
+template <std::size_t N, typename Session_t, typename... Columns>
+auto SofieFunctor(unsigned int nslots = 1, const std::string &weights = "")
 {
-   return SofieFunctorFirst<N, Session_t>(nslots, weights);
+   using F = typename detail::Typed<SofieFunctorFirst, N, Session_t, std::make_index_sequence<N>, Columns...>::type;
+   return F(nslots, weights);
 }
 
-// All outputs, concatenated, as ROOT::RVec<float>.
-template <std::size_t N, typename Session_t>
-SofieFunctorAllHelper<N, Session_t> SofieFunctorAll(unsigned int nslots = 1, const std::string &weights = "")
+// All outputs, concatenated, as ROOT::RVec<float>; column types as for SofieFunctor.
+template <std::size_t N, typename Session_t, typename... Columns>
+auto SofieFunctorAll(unsigned int nslots = 1, const std::string &weights = "")
 {
-   return SofieFunctorAllHelper<N, Session_t>(nslots, weights);
+   using F =
+      typename detail::Typed<SofieFunctorAllHelper, N, Session_t, std::make_index_sequence<N>, Columns...>::type;
+   return F(nslots, weights);
 }
 
 } // namespace sofie_rdf

@@ -70,12 +70,16 @@ def make_events(rng: np.random.Generator, signal: bool, n: int = EVENTS) -> dict
 
 
 def write_sample(path: Path, signal: dict, background: dict) -> None:
-    """Both trees into one ROOT file, float32 branches (what RDataFrame and TMVA read)."""
+    """Both trees into one ROOT file, float32 branches (what RDataFrame and TMVA read).
+
+    ``mktree`` explicitly: recent uproot writes an RNTuple for ``f[name] = dict``,
+    and the demo, TChain and ``sofie-rdf run`` examples mean a classic TTree.
+    """
     import uproot
 
     with uproot.recreate(path) as f:
-        f["sig_tree"] = signal
-        f["bkg_tree"] = background
+        for name, events in (("sig_tree", signal), ("bkg_tree", background)):
+            f.mktree(name, {k: v.dtype for k, v in events.items()}).extend(events)
 
 
 def as_matrix(events: dict[str, np.ndarray]) -> np.ndarray:

@@ -18,7 +18,7 @@ from typing import Any, Optional, Sequence, Union
 
 import sympy
 
-from . import _root
+from . import _root, rdf_distributed
 from .errors import ShapeError, SofieError
 from .ir import cpp_type
 from .ir.dims import num_elements, to_cpp
@@ -74,14 +74,31 @@ def _layout(df: Any, sess: Session, columns: Columns) -> _Layout:
             if not _TYPE_NAME.match(t):
                 raise SofieError(f"column {c!r} has type {t!r}, which sofie-rdf cannot pass to a model")
         types.append(names)
+    _check_scalar_counts(sess, groups, types)
     return _Layout(groups, tuple(types))
+
+
+def _check_scalar_counts(sess: Session, groups: tuple, types: list) -> None:
+    """A fixed-size input fed by scalar columns only: the count is known now, so say so before the event loop.
+
+    (Array columns are checked per event by the functor, which throws std::length_error.)
+    """
+    batch = {t.shape[0]: 1 for _, t in sess.code.inputs if t.shape and isinstance(t.shape[0], sympy.Symbol)}
+    for (name, t), group, names in zip(sess.code.inputs, groups, types):
+        size = sympy.sympify(num_elements(t.shape)).subs(batch)
+        if size.is_Integer and all("<" not in n and "[" not in n for n in names) and int(size) != len(group):
+            raise SofieError(f"model {sess.name!r}, input {name!r} takes {int(size)} values per event, "
+                             f"got {len(group)} scalar column(s) {list(group)!r}")
 
 
 class _FunctorWriter:
     """C++ of the per-event functor for one model, column layout and output choice."""
 
-    def __init__(self, sess: Session, layout: _Layout, output: Optional[int], class_name: str):
+    def __init__(self, sess: Session, layout: _Layout, output: Optional[int], class_name: str,
+                 weights: Optional[str] = None):
         self.sess, self.layout, self.output, self.class_name = sess, layout, output, class_name
+        # C++ expression of the weights path: the session's own file unless told (workers find theirs elsewhere)
+        self.weights = _weights_arg(sess) if weights is None else weights
         self.code = sess.code
         self.dims = dict(self.code.symbols)
         if output is not None and not 0 <= output < len(self.code.outputs):
@@ -94,7 +111,7 @@ class _FunctorWriter:
                  for i, (_, t) in enumerate(self.code.inputs)]
         slot += [f"      sofie_rdf::detail::Buffer<{cpp_type(t.dtype)}> out{k};"
                  for k, (_, t) in enumerate(self.code.outputs)]
-        make = f"std::make_shared<{session}>({_weights_arg(self.sess)})"
+        make = f"std::make_shared<{session}>({self.weights})"
         return "\n".join([
             f"class {self.class_name} {{",
             "public:",
@@ -158,18 +175,19 @@ class _FunctorWriter:
         """Symbolic dims of one event: leading dims are 1, others come from the input sizes."""
         known = self._batch_values()
         lines = [f"      const std::size_t {self.dims[s.name]} = 1;" for s in known]
+        determined = set(known)  # dims with a C++ value by now; later inputs check their sizes against them
         for i, (name, t) in enumerate(self.code.inputs):
             size = num_elements(t.shape).subs(known)
-            unknown = sorted(getattr(size, "free_symbols", set()) - set(known), key=lambda s: s.name)
+            unknown = sorted(getattr(size, "free_symbols", set()) - determined, key=lambda s: s.name)
             where = f"model {self.sess.name}, input {name}"
             if len(unknown) > 1:
                 raise ShapeError(f"{where}: dims {', '.join(map(str, unknown))} cannot all be read off one column set")
             if unknown:
                 sym = unknown[0]
                 coeff = sympy.simplify(size / sym)
-                if coeff.free_symbols - set(known) or not coeff.is_Integer:
+                if not coeff.is_Integer:
                     raise ShapeError(f"{where}: dim {sym} cannot be read off the number of input values")
-                known[sym] = sympy.Symbol("_")  # now determined
+                determined.add(sym)
                 ident = self.dims[sym.name]
                 bad = _literal(f"{where}: the number of values in the event is not a multiple of {int(coeff)}")
                 lines += [f"      const std::size_t {ident} = s.in{i}.size() / {int(coeff)};",
@@ -223,9 +241,14 @@ def define(df: Any, name: str, session_or_model: Any, columns: Columns, output: 
     for several inputs, one column or column list per input.  ``output``: index of
     the output to return (a scalar when it has one value per event, else an RVec),
     or None for all outputs concatenated as ``RVec<float>``.
+
+    On a ``ROOT.RDF.Distributed`` dataframe (Dask, Spark) it ships the model to
+    the workers (see ``distribute``) and adds a string ``Define`` instead.
     """
     ROOT = _root.root()
     sess = session_of(session_or_model, backend)
+    if rdf_distributed.is_distributed(df):
+        return rdf_distributed.define(df, name, sess, columns, output)
     layout = _layout(df, sess, columns)
     functor = _declare_functor(sess, layout, output)
     key = functor.split("_")[-1]
@@ -244,6 +267,19 @@ def define(df: Any, name: str, session_or_model: Any, columns: Columns, output: 
     return node
 
 
+def distribute(session_or_model: Any, backend: str = "jit") -> Session:
+    """Make the model available on every worker of ``ROOT.RDF.Distributed`` dataframes; returns the Session.
+
+    Workers are fresh processes: this registers the header, the weights and
+    BLAS with ROOT's ``DistributeFiles``, and a wrapper that loads them with
+    ``DistributeHeaders`` (once per model), so that ``define`` works on
+    distributed dataframes; ``define`` calls it itself.
+    """
+    sess = session_of(session_or_model, backend)
+    rdf_distributed.distribute(sess)
+    return sess
+
+
 def declare(session_or_model: Any, name: str, n_columns: int, nslots: Optional[int] = None,
             all_outputs: bool = False, backend: str = "jit") -> str:
     """Declare a global ``sofie_rdf::SofieFunctor`` named ``name`` for C++ ``Define`` strings.
@@ -259,7 +295,8 @@ def declare(session_or_model: Any, name: str, n_columns: int, nslots: Optional[i
     include_functor_header()
     ident = identifier(name)
     slots = nslots if nslots is not None else max(1, ROOT.GetThreadPoolSize())
-    maker = "SofieFunctorAll" if all_outputs else "SofieFunctor"
+    # The untyped forms: a template operator() takes any column types, RVec sequences included.
+    maker = "SofieFunctorAllHelper" if all_outputs else "SofieFunctorFirst"
     weights = _weights_arg(sess) or '""'
     _root.declare(f"rdf-global:{ident}", (
         f"namespace sofie_rdf {{ inline auto {ident} = "
