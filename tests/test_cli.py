@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -9,9 +10,11 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+import uproot
 from conftest import make_model
 from onnx import helper
 
+import sofie_rdf as sr
 from sofie_rdf.cli import main
 
 
@@ -101,3 +104,74 @@ def test_missing_file_from_console_script(tmp_path):
     assert proc.returncode == 1
     assert "nope.onnx" in proc.stderr and "Traceback" not in proc.stderr
     assert proc.stdout == ""
+
+
+@pytest.fixture
+def small_tree(tmp_path) -> Path:
+    """A 300-event TTree with the 4 float columns the ``mlp_file`` model takes, and an int column."""
+    rng = np.random.default_rng(1)
+    events = {f"x{i}": rng.standard_normal(300).astype(np.float32) for i in range(4)}
+    events["n"] = np.arange(300, dtype=np.int32)
+    path = tmp_path / "small.root"
+    with uproot.recreate(path) as f:
+        f.mktree("events", {k: v.dtype for k, v in events.items()}).extend(events)
+    return path
+
+
+def _run(model: Path, tree_file: Path, *extra: str, columns=("x0", "x1", "x2", "x3")) -> list[str]:
+    return ["run", str(model), str(tree_file), "events", *columns, "--threads", "2", *extra]
+
+
+def test_run_reports_and_writes(mlp_file, small_tree, tmp_path, capsys):
+    """Summary printed, snapshot written with the output next to the inputs, plot saved: one event loop."""
+    out, png = tmp_path / "scored.root", tmp_path / "plots" / "dnn.png"
+    assert main(_run(mlp_file, small_tree, "--name", "dnn", "--output", str(out), "--plot", str(png))) == 0
+    text = capsys.readouterr().out
+    assert "events:   300" in text and "events/s" in text and "mean" in text
+    assert png.stat().st_size > 0
+
+    tree = uproot.open(out)["events"]
+    assert {"x0", "x3", "dnn"} <= set(tree.keys()) and tree.num_entries == 300
+    cols = tree.arrays(["x0", "x1", "x2", "x3", "dnn"], library="np")
+    x = np.stack([cols[f"x{i}"] for i in range(4)], axis=1)
+    expected = sr.compile(sr.load(mlp_file)).infer(x)  # two outputs per event: dnn is an RVec<float>
+    got = np.stack([np.asarray(v) for v in cols["dnn"]])
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_run_scalar_output_stats(tmp_path, small_tree, capsys):
+    """A one-value output: the printed statistics are those of the column."""
+    rng = np.random.default_rng(2)
+    w = rng.standard_normal((4, 1)).astype(np.float32)
+    nodes = [helper.make_node("MatMul", ["x", "W"], ["y"])]
+    model = make_model(nodes, [("x", np.float32, ["N", 4])], [("y", np.float32, ["N", 1])], {"W": w}, name="lin")
+    path = save(model, tmp_path / "lin.onnx")
+    assert main(_run(path, small_tree, "--threads", "1")) == 0
+    cols = uproot.open(small_tree)["events"].arrays(["x0", "x1", "x2", "x3"], library="np")
+    y = np.stack([cols[f"x{i}"] for i in range(4)], axis=1) @ w
+    line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("score:"))
+    printed = {k: float(v) for k, v in re.findall(r"(mean|std|min|max) ([-+0-9.e]+)", line)}
+    expected = {"mean": y.mean(), "std": y.std(ddof=1), "min": y.min(), "max": y.max()}
+    assert printed == pytest.approx(expected, rel=1e-4, abs=1e-5)
+
+
+@pytest.mark.parametrize("case, message", [
+    ("tree", "no tree 'nope'"),
+    ("column", "no column(s) x9"),
+    ("file", "no such file"),
+    ("count", "takes 4 values per event"),
+])
+def test_run_errors_are_one_line(mlp_file, small_tree, tmp_path, capsys, case, message):
+    args = _run(mlp_file, small_tree)
+    if case == "tree":
+        args[3] = "nope"
+    elif case == "column":
+        args = _run(mlp_file, small_tree, columns=("x0", "x1", "x2", "x9"))
+    elif case == "file":
+        args[2] = str(tmp_path / "missing.root")
+    else:  # three values per event for a model that takes four: caught before the event loop
+        args = _run(mlp_file, small_tree, columns=("x0", "x1", "x2"))
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("sofie-rdf run: error:") and message in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
