@@ -1,10 +1,10 @@
-# sofie-rdf: `make demo` runs the main example, `make test` the test suite.
+# sofie-rdf: `make demo` runs the main example, `make test` the test suite, `make bench` the benchmarks.
 # Both install what is missing first, so they work on a fresh machine.
 PYTHON ?= python3
 PIP := $(PYTHON) -m pip
 STAMP := .make-installed
 
-.PHONY: install demo test test-full clean
+.PHONY: install demo test test-full bench clean
 
 $(STAMP): pyproject.toml
 	$(PIP) install --quiet -e ".[test]"
@@ -16,12 +16,16 @@ demo: $(STAMP)
 	$(PYTHON) tutorials/demo.py
 
 test: $(STAMP)
-	$(PYTHON) -m ruff check sofie_rdf tests tutorials data
+	$(PYTHON) -m ruff check sofie_rdf tests tutorials data benchmarks
 	$(PYTHON) -m pytest -q -m "not slow"
 
 # Every ONNX backend node case of the supported operators (long).
 test-full: $(STAMP)
 	$(PYTHON) -m pytest -q -m slow tests/test_onnx_backend.py
+
+# RDataFrame throughput against onnxruntime (a few minutes); writes benchmarks/results/.
+bench: $(STAMP)
+	$(PYTHON) -m benchmarks
 
 clean:
 	rm -rf $(STAMP) build *.egg-info .pytest_cache

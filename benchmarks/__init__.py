@@ -1,0 +1,1 @@
+"""Benchmarks of sofie-rdf; ``python -m benchmarks`` runs them all and writes ``benchmarks/results/``."""
