@@ -40,12 +40,14 @@ class NodeContext:
     """Per-node view of names, dims and arrays for one operator's ``emit``."""
 
     def __init__(self, index: int, inputs: list[Optional[TensorType]], outputs: list[TensorType],
-                 in_ptrs: list[str], out_ptrs: list[str], dim_names: dict[str, str]):
+                 in_ptrs: list[str], out_ptrs: list[str], dim_names: dict[str, str],
+                 work_ptrs: Sequence[str] = ()):
         self.index = index
         self.inputs = inputs
         self.outputs = outputs
         self._in = in_ptrs
         self._out = out_ptrs
+        self._work = list(work_ptrs)
         self._dims = dim_names
         self.declarations: list[str] = []
         self._labels: set[str] = set()
@@ -55,6 +57,9 @@ class NodeContext:
 
     def y(self, i: int) -> str:
         return self._out[i]
+
+    def w(self, k: int) -> str:
+        return self._work[k]
 
     def dim(self, d: Dim) -> str:
         return to_cpp(d, self._dims)

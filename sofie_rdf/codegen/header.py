@@ -104,6 +104,7 @@ class HeaderWriter:
         names += [o for n in self.model.nodes for o in n.outputs if o]
         names += [o for o in self.model.outputs]
         names += [n for n, s in self.plan.storage.items() if s.kind == "symbolic"]
+        names += [w for ws in self.plan.workspaces.values() for w in ws]
         return list(dict.fromkeys(names))
 
     def ptr(self, name: str) -> str:
@@ -286,7 +287,8 @@ class HeaderWriter:
         in_ptrs = [self.ptr(i) if i and i in self.plan.storage and k not in op.value_inputs else "nullptr"
                    for k, i in enumerate(node.inputs)]
         out_ptrs = [self.ptr(o) if o else "nullptr" for o in node.outputs]
-        ctx = NodeContext(index, inputs, outputs, in_ptrs, out_ptrs, self.dims)
+        work = [self.tensor[w] for w in self.plan.workspaces.get(index, [])]
+        ctx = NodeContext(index, inputs, outputs, in_ptrs, out_ptrs, self.dims, work)
         code = op.emit(ctx)
         header = f"      // node {index}: {node.op_type} {comment(node.name)!s}"
         if not code:

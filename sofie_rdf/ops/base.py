@@ -32,6 +32,9 @@ class EmitContext(Protocol):
     def y(self, i: int) -> str:
         """C++ pointer expression of output ``i``."""
 
+    def w(self, k: int) -> str:
+        """C++ pointer expression of scratch tensor ``k`` (see :meth:`Op.workspace`)."""
+
     def dim(self, d: Dim) -> str:
         """C++ ``size_t`` expression of a dim."""
 
@@ -107,6 +110,10 @@ class Op:
     def evaluate(self, values: list[Optional[np.ndarray]]) -> list[np.ndarray]:
         """Numpy reference (constant folding); NotImplementedError if absent."""
         raise NotImplementedError
+
+    def workspace(self, inputs: list[Optional[TensorType]], outputs: list[Optional[TensorType]]) -> list[TensorType]:
+        """Scratch tensors the emitted code needs (``ctx.w(k)``); planned in the arena, live for this node only."""
+        return []
 
     def emit(self, ctx: EmitContext) -> str:
         """C++ statements computing the outputs from the inputs."""

@@ -48,6 +48,8 @@ class MemoryPlan:
     slot_dtype: list[np.dtype] = field(default_factory=list)
     # positions of graph outputs copied at the end instead of written in place
     copies: list[int] = field(default_factory=list)
+    # node index -> names of its scratch tensors (Op.workspace), live during that node only
+    workspaces: dict[int, list[str]] = field(default_factory=dict)
 
     def offsets(self, dtype: np.dtype) -> list[Dim]:
         out, acc = [], 0
@@ -138,11 +140,32 @@ def _assign_arena(model: Model, plan: MemoryPlan, views: dict[str, str]) -> None
             t = model.tensors[name]
             plan.storage[name] = Storage("arena", slot=_take_slot(plan, free, t.dtype, t.size))
             last_use.setdefault(name, i)
+        for name in _workspaces(model, plan, i, node):
+            t = model.tensors[name]
+            plan.storage[name] = Storage("arena", slot=_take_slot(plan, free, t.dtype, t.size))
+            last_use[name] = i
         for name, end in list(last_use.items()):
             s = plan.storage.get(name)
             if end == i and s is not None and s.kind == "arena":
                 free.setdefault(model.tensors[name].dtype, []).append(s.slot)
                 del last_use[name]
+
+
+def _workspaces(model: Model, plan: MemoryPlan, index: int, node) -> list[str]:
+    """Register the scratch tensors ``node``'s operator asks for (im2col buffers, ...)."""
+    op = op_for(model, node)
+    inputs = [model.tensors[i] if i else None for i in node.inputs]
+    outputs = [model.tensors[o] if o else None for o in node.outputs]
+    names = []
+    for k, t in enumerate(op.workspace(inputs, outputs)):
+        name = f"workspace {index} {k}"  # spaces: no clash with a tensor the planner already placed
+        while name in model.tensors:
+            name += "'"
+        model.tensors[name] = t
+        names.append(name)
+    if names:
+        plan.workspaces[index] = names
+    return names
 
 
 def _take_slot(plan: MemoryPlan, free: dict, dtype: np.dtype, size: Dim) -> int:
