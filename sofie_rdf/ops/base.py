@@ -70,6 +70,11 @@ class Op:
     # Inputs whose values (not just shapes) shape inference needs, e.g. Reshape's shape.
     value_inputs: ClassVar[tuple[int, ...]] = ()
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if not isinstance(cls.view, bool):  # a method named `view` would silently make the op a no-code view
+            raise TypeError(f"{cls.__name__}.view must stay a bool flag")
+
     def __init__(self, node: Node, model: str = ""):
         self.node = node
         self.attrs = node.attrs
