@@ -618,7 +618,7 @@ def test_memory_plan_reuses_slots_deep_mlp():
     f32 = np.dtype(np.float32)
     n = sympy.Symbol("N", integer=True, nonnegative=True)
     arena = [name for name, s in plan.storage.items() if s.kind == "arena"]
-    assert len(arena) >= 20
+    assert len(arena) >= 10  # one intermediate per layer: each Gemm + Sigmoid pair is fused into one node
     total = sum((planned.tensors[name].size for name in arena), sympy.Integer(0))
     for batch in (1, 64, 1000):
         size = int(sympy.sympify(plan.arena_size(f32)).subs(n, batch))

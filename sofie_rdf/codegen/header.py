@@ -128,7 +128,7 @@ class HeaderWriter:
     # ---- sections ------------------------------------------------------------
     def write(self) -> GeneratedCode:
         used = {k for n in self.model.nodes for k in op_for(self.model, n).kernels}
-        uses_blas = "gemm" in used
+        uses_blas = "gemm" in kernel_order(used)  # directly or through a "requires" line
         parts = [self._banner(), f"#ifndef {self.namespace.upper()}_HXX", f"#define {self.namespace.upper()}_HXX", ""]
         parts += [f"#include <{h}>" for h in _INCLUDES] + [""]
         if uses_blas:

@@ -15,7 +15,7 @@ from ..ir import Model, TensorType
 
 def pretranspose_weights(model: Model) -> Model:
     for node in model.nodes:
-        if node.op_type != "Gemm" or not node.attrs.get("transB"):
+        if node.op_type not in ("Gemm", "FusedGemm") or not node.attrs.get("transB"):
             continue
         b = node.input(1)
         if b not in model.initializers or model.initializers[b].ndim != 2:

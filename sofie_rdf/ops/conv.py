@@ -1,0 +1,393 @@
+"""Convolutions: Conv and ConvTranspose (1-D to 3-D), and their fused-activation forms.
+
+The kernels (``kernels/conv.hxx``) see every convolution as 3-D; the emitter
+pads lower ranks with size-1 dims.  Conv runs as im2col + one product per
+image and group (BLAS for larger matrices), skips im2col for 1x1 convolutions
+with stride 1 and no pad, and uses a direct loop for depthwise layers;
+ConvTranspose runs as product + col2im.  Scratch matrices come from
+:meth:`Op.workspace`, so inference allocates nothing.
+
+``FusedConv``/``FusedGemm`` (domain ``sofie_rdf``, made by
+``passes/fusion.py``) carry a following activation as attributes
+(``activation``, ``activation_version``, ``activation_<attr>``), like
+onnxruntime's ``com.microsoft`` FusedConv; the activation's own lambda is
+applied to the output in the same node's code.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import numpy as np
+
+from ..ir import TensorType
+from ..ir.dims import simplify
+from ..ir.dtypes import FLOAT_TYPES
+from .base import EmitContext, Op
+from .gemm import Gemm
+from .registry import lookup, make_node, register
+
+# Depthwise layers with at most this many outputs per input channel use the direct kernel.
+DIRECT_MAX_OUTPUTS_PER_GROUP = 4
+KERNEL_RANK = 3  # the kernels' fixed spatial rank
+FUSED_DOMAIN = "sofie_rdf"
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Spatial geometry of one (transposed) convolution; ``image`` is read by Conv, written by ConvTranspose."""
+
+    image: tuple[int, ...]
+    grid: tuple[int, ...]
+    kernel: tuple[int, ...]
+    strides: tuple[int, ...]
+    dilations: tuple[int, ...]
+    pads_begin: tuple[int, ...]
+    pads_end: tuple[int, ...]
+
+    def padded(self, values: tuple[int, ...], fill: int) -> list[int]:
+        """``values`` with leading ``fill`` entries up to the kernels' rank."""
+        return [fill] * (KERNEL_RANK - len(values)) + list(values)
+
+    def arrays(self, ctx: EmitContext) -> str:
+        """Declare the kernel's geometry arrays; returns them as call arguments."""
+        names = [ctx.array(label, self.padded(v, 1)) for label, v in (
+            ("image", self.image), ("grid", self.grid), ("kernel", self.kernel), ("stride", self.strides),
+            ("dilation", self.dilations))]
+        names.append(ctx.array("pad", self.padded(self.pads_begin, 0), "std::ptrdiff_t"))
+        return ", ".join(names)
+
+
+def _extent(k: int, d: int) -> int:
+    """Span of a dilated kernel."""
+    return (k - 1) * d + 1
+
+
+def _same_split(total: int, upper: bool) -> tuple[int, int]:
+    """SAME_UPPER puts the odd pad at the end, SAME_LOWER at the beginning."""
+    small, large = total // 2, total - total // 2
+    return (small, large) if upper else (large, small)
+
+
+class ConvBase(Op):
+    """Shared attribute handling of Conv and ConvTranspose."""
+
+    kernels = ("conv",)
+
+    def _spatial(self, x: TensorType, w: TensorType) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """Static spatial dims of X and the kernel shape."""
+        if x.rank < 3 or x.rank > 2 + KERNEL_RANK:
+            raise self.error(f"input of rank {x.rank} is not supported (1-D to 3-D convolutions: rank 3 to 5)")
+        if w.rank != x.rank:
+            raise self.error(f"weights of shape {w.shape} do not match input of shape {x.shape}")
+        spatial = x.shape[2:]
+        if not all(isinstance(d, int) for d in spatial + w.shape):
+            raise self.error(f"spatial dims {spatial} and weights {w.shape} must be fixed numbers; only the batch"
+                             " dim may be symbolic")
+        kernel = tuple(self.attr("kernel_shape") or w.shape[2:])
+        if kernel != tuple(w.shape[2:]):
+            raise self.error(f"kernel_shape {list(kernel)} differs from the weights' spatial shape {w.shape[2:]}")
+        return tuple(spatial), kernel
+
+    def _per_dim(self, name: str, rank: int, fill: int) -> tuple[int, ...]:
+        values = self.attr(name)
+        if values is None or len(values) == 0:
+            return (fill,) * rank
+        if len(values) != rank:
+            raise self.error(f"{name} {values} should have {rank} entries")
+        return tuple(int(v) for v in values)
+
+    def _pads(self, rank: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        pads = self._per_dim("pads", 2 * rank, 0)
+        return pads[:rank], pads[rank:]
+
+    def _check_types(self, x: TensorType, w: TensorType, b: Optional[TensorType], out_channels: int) -> None:
+        if x.dtype not in FLOAT_TYPES or w.dtype != x.dtype:
+            raise self.error(f"X and W must be float32 or float64 of one type, got {x.dtype} and {w.dtype}")
+        if b is not None and (b.rank != 1 or b.shape[0] != out_channels):
+            raise self.error(f"bias of shape {b.shape} should be ({out_channels},)")
+
+    def _activation(self, ctx: EmitContext, dtype: np.dtype) -> str:
+        """Lambda applied to every output: identity here, the fused activation in Fused* subclasses."""
+        t = ctx.ctype(dtype)
+        return f"[](const {t} v) {{ return v; }}"
+
+    def _bias(self, ctx: EmitContext) -> str:
+        return ctx.x(2) if len(ctx.inputs) > 2 and ctx.inputs[2] is not None else "nullptr"
+
+    def _operands(self, ctx: EmitContext) -> tuple[str, str]:
+        """Shared kernel arguments: (x, w, bias, y) and (batch, channels, features, group)."""
+        x, y = ctx.inputs[0], ctx.outputs[0]
+        data = f"{ctx.x(0)}, {ctx.x(1)}, {self._bias(ctx)}, {ctx.y(0)}"
+        sizes = f"{ctx.dim(x.shape[0])}, {x.shape[1]}, {y.shape[1]}, {self.attrs['group']}"
+        return data, sizes
+
+
+@register
+class Conv(ConvBase):
+    """N-D convolution with groups, dilations, strides, pads and auto_pad."""
+
+    op_type = "Conv"
+
+    def geometry(self, x: TensorType, w: TensorType) -> Geometry:
+        image, kernel = self._spatial(x, w)
+        rank = len(image)
+        strides, dilations = self._per_dim("strides", rank, 1), self._per_dim("dilations", rank, 1)
+        auto_pad = self.attrs.get("auto_pad", "NOTSET")
+        extents = [_extent(k, d) for k, d in zip(kernel, dilations)]
+        if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+            grid = tuple(-(-i // s) for i, s in zip(image, strides))
+            totals = [max(0, (o - 1) * s + e - i) for o, s, e, i in zip(grid, strides, extents, image)]
+            split = [_same_split(t, auto_pad == "SAME_UPPER") for t in totals]
+            begin, end = tuple(p[0] for p in split), tuple(p[1] for p in split)
+        elif auto_pad in ("NOTSET", "VALID"):
+            begin, end = self._pads(rank) if auto_pad == "NOTSET" else ((0,) * rank, (0,) * rank)
+            grid = tuple((i + b + e - ext) // s + 1 for i, b, e, ext, s in zip(image, begin, end, extents, strides))
+        else:
+            raise self.error(f"auto_pad {auto_pad!r} is not one of NOTSET, SAME_UPPER, SAME_LOWER, VALID")
+        if any(o < 1 for o in grid):
+            raise self.error(f"kernel {kernel} (dilations {dilations}) does not fit the padded input {image}")
+        return Geometry(image, grid, kernel, strides, dilations, begin, end)
+
+    def _channels(self, x: TensorType, w: TensorType) -> None:
+        group = self.attrs["group"]
+        if group < 1 or x.shape[1] % group or w.shape[0] % group or w.shape[1] * group != x.shape[1]:
+            raise self.error(f"input channels {x.shape[1]}, weights {w.shape} and group {group} do not agree")
+
+    def infer(self, inputs: list[Optional[TensorType]]) -> list[TensorType]:
+        x, w, b = inputs[0], inputs[1], inputs[2] if len(inputs) > 2 else None
+        geom = self.geometry(x, w)
+        self._channels(x, w)
+        self._check_types(x, w, b, w.shape[0])
+        return [TensorType(x.dtype, (x.shape[0], w.shape[0]) + geom.grid)]
+
+    def strategy(self, x: TensorType, w: TensorType, geom: Geometry) -> str:
+        """``direct`` (depthwise), ``pointwise`` (1x1, stride 1, no pad: no im2col) or ``im2col``."""
+        group = self.attrs["group"]
+        if w.shape[1] == 1 and w.shape[0] // group <= DIRECT_MAX_OUTPUTS_PER_GROUP:
+            return "direct"
+        if (all(k == 1 for k in geom.kernel) and all(s == 1 for s in geom.strides)
+                and not any(geom.pads_begin + geom.pads_end)):
+            return "pointwise"
+        return "im2col"
+
+    def workspace(self, inputs, outputs) -> list[TensorType]:
+        x, w = inputs[0], inputs[1]
+        geom = self.geometry(x, w)
+        if self.strategy(x, w, geom) != "im2col":
+            return []
+        rows = w.shape[1] * math.prod(geom.kernel)
+        return [TensorType(x.dtype, (rows, math.prod(geom.grid)))]
+
+    def evaluate(self, values):
+        x, w = values[0], values[1]
+        b = values[2] if len(values) > 2 else None
+        geom = self.geometry(TensorType(x.dtype, x.shape), TensorType(w.dtype, w.shape))
+        return [conv_reference(x, w, b, geom, self.attrs["group"]).astype(x.dtype)]
+
+    def emit(self, ctx: EmitContext) -> str:
+        x, w = ctx.inputs[0], ctx.inputs[1]
+        geom = self.geometry(x, w)
+        strategy = self.strategy(x, w, geom)
+        data, sizes = self._operands(ctx)
+        shape = geom.arrays(ctx)
+        act = self._activation(ctx, x.dtype)
+        if strategy == "direct":
+            return f"kernels::conv_direct({data}, {sizes}, {shape}, {act});"
+        col = ctx.w(0) if strategy == "im2col" else "nullptr"
+        note = "" if strategy == "im2col" else "  // 1x1: the input is the product's matrix"
+        return f"kernels::conv_gemm({data}, {col}, {sizes}, {shape}, {act});{note}"
+
+
+@register
+class ConvTranspose(ConvBase):
+    """N-D transposed convolution with groups, dilations, strides, pads, output_padding and output_shape."""
+
+    op_type = "ConvTranspose"
+
+    def geometry(self, x: TensorType, w: TensorType) -> Geometry:
+        grid, kernel = self._spatial(x, w)
+        rank = len(grid)
+        strides, dilations = self._per_dim("strides", rank, 1), self._per_dim("dilations", rank, 1)
+        out_pad = self._per_dim("output_padding", rank, 0)
+        auto_pad = self.attrs.get("auto_pad", "NOTSET")
+        if auto_pad not in ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID"):
+            raise self.error(f"auto_pad {auto_pad!r} is not one of NOTSET, SAME_UPPER, SAME_LOWER, VALID")
+        full = [s * (i - 1) + p + _extent(k, d) for s, i, p, k, d in zip(strides, grid, out_pad, kernel, dilations)]
+        shape = self.attr("output_shape")
+        if shape:
+            shape = tuple(int(v) for v in shape)[-rank:]
+        elif auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+            shape = tuple(i * s for i, s in zip(grid, strides))
+        if shape:
+            # The spec's total padding; SAME_UPPER puts the odd pad at the end, anything else at the beginning.
+            # An output larger than the full result gets zeros at the end (no negative pad), as in onnxruntime.
+            totals = [max(0, f - o) for f, o in zip(full, shape)]
+            split = [_same_split(t, auto_pad == "SAME_UPPER") for t in totals]
+            begin, end = tuple(p[0] for p in split), tuple(p[1] for p in split)
+            image = shape
+        else:
+            begin, end = self._pads(rank) if auto_pad == "NOTSET" else ((0,) * rank, (0,) * rank)
+            image = tuple(f - b - e for f, b, e in zip(full, begin, end))
+        if any(o < 1 for o in image):
+            raise self.error(f"output spatial shape {image} is empty")
+        return Geometry(tuple(image), grid, kernel, strides, dilations, begin, end)
+
+    def infer(self, inputs: list[Optional[TensorType]]) -> list[TensorType]:
+        x, w, b = inputs[0], inputs[1], inputs[2] if len(inputs) > 2 else None
+        geom = self.geometry(x, w)
+        group = self.attrs["group"]
+        if group < 1 or x.shape[1] % group or w.shape[0] != x.shape[1]:
+            raise self.error(f"input channels {x.shape[1]}, weights {w.shape} and group {group} do not agree")
+        features = w.shape[1] * group
+        self._check_types(x, w, b, features)
+        return [TensorType(x.dtype, (x.shape[0], features) + geom.image)]
+
+    def workspace(self, inputs, outputs) -> list[TensorType]:
+        x, w = inputs[0], inputs[1]
+        geom = self.geometry(x, w)
+        return [TensorType(x.dtype, (w.shape[1] * math.prod(geom.kernel), math.prod(geom.grid)))]
+
+    def evaluate(self, values):
+        x, w = values[0], values[1]
+        b = values[2] if len(values) > 2 else None
+        geom = self.geometry(TensorType(x.dtype, x.shape), TensorType(w.dtype, w.shape))
+        return [conv_transpose_reference(x, w, b, geom, self.attrs["group"]).astype(x.dtype)]
+
+    def emit(self, ctx: EmitContext) -> str:
+        x, w = ctx.inputs[0], ctx.inputs[1]
+        geom = self.geometry(x, w)
+        data, sizes = self._operands(ctx)
+        return (f"kernels::conv_transpose_gemm({data}, {ctx.w(0)}, {sizes}, {geom.arrays(ctx)}, "
+                f"{self._activation(ctx, x.dtype)});")
+
+
+# ---- numpy references (constant folding) -----------------------------------
+
+def _taps(geom: Geometry, count: tuple[int, ...]):
+    """Per kernel offset: its index and the strided slices of the padded image it touches."""
+    for offs in itertools.product(*[range(k) for k in geom.kernel]):
+        yield offs, tuple(slice(o * d, o * d + (n - 1) * s + 1, s)
+                          for o, d, n, s in zip(offs, geom.dilations, count, geom.strides))
+
+
+def conv_reference(x: np.ndarray, w: np.ndarray, b: Optional[np.ndarray], geom: Geometry, group: int) -> np.ndarray:
+    """Conv by summing one strided slice of the padded input per kernel tap."""
+    rank = len(geom.image)
+    xp = np.pad(x, [(0, 0), (0, 0)] + list(zip(geom.pads_begin, geom.pads_end)))
+    big = tuple(max(p, g) for p, g in zip(xp.shape[2:], geom.grid))  # room for the tail slices of large strides
+    xp = np.pad(xp, [(0, 0), (0, 0)] + [(0, n - p) for n, p in zip(big, xp.shape[2:])])
+    m, cg = w.shape[0], w.shape[1]
+    mg = m // group
+    y = np.zeros((x.shape[0], m) + geom.grid, dtype=np.float64)
+    for offs, sl in _taps(geom, geom.grid):
+        patch = xp[(slice(None), slice(None)) + sl]
+        for g in range(group):
+            wk = w[(slice(g * mg, (g + 1) * mg), slice(None)) + offs]
+            y[:, g * mg:(g + 1) * mg] += np.einsum("nc...,mc->nm...", patch[:, g * cg:(g + 1) * cg], wk)
+    if b is not None:
+        y += b.reshape((-1,) + (1,) * rank)
+    return y
+
+
+def conv_transpose_reference(x: np.ndarray, w: np.ndarray, b: Optional[np.ndarray], geom: Geometry,
+                             group: int) -> np.ndarray:
+    """ConvTranspose by scattering every kernel tap into the uncropped output, then cropping the pads."""
+    rank = len(geom.grid)
+    cg, mg = x.shape[1] // group, w.shape[1]
+    full = tuple(max((n - 1) * s + _extent(k, d), p + i)
+                 for n, s, k, d, p, i in zip(geom.grid, geom.strides, geom.kernel, geom.dilations,
+                                             geom.pads_begin, geom.image))
+    y = np.zeros((x.shape[0], mg * group) + full, dtype=np.float64)
+    for offs, sl in _taps(geom, geom.grid):
+        for g in range(group):
+            wk = w[(slice(g * cg, (g + 1) * cg), slice(None)) + offs]
+            y[(slice(None), slice(g * mg, (g + 1) * mg)) + sl] += np.einsum(
+                "nc...,cm->nm...", x[:, g * cg:(g + 1) * cg], wk)
+    y = y[(slice(None), slice(None)) + tuple(slice(p, p + i) for p, i in zip(geom.pads_begin, geom.image))]
+    if b is not None:
+        y = y + b.reshape((-1,) + (1,) * rank)
+    return y
+
+
+# ---- fused activations (passes/fusion.py) ----------------------------------
+
+ACTIVATION_PREFIX = "activation_"
+
+
+def activation_attrs(node_attrs: dict[str, Any]) -> dict[str, Any]:
+    """The fused activation's own attributes (prefix removed)."""
+    skip = {"activation", "activation_version"}
+    return {k[len(ACTIVATION_PREFIX):]: v for k, v in node_attrs.items()
+            if k.startswith(ACTIVATION_PREFIX) and k not in skip}
+
+
+class FusedActivation:
+    """Mixin: the activation named by the node's attributes, applied by the base op's emitted code."""
+
+    attr_defaults = {"activation": "Identity", "activation_version": 0}
+
+    def activation_op(self) -> Op:
+        attrs = self.attrs
+        node = make_node(attrs["activation"], ["x"], ["y"], activation_attrs(attrs),
+                         version=int(attrs["activation_version"]), model=self.model)
+        return lookup(node.op_type, node.domain, node.version)(node, self.model)
+
+    def activation_function(self, ctx: EmitContext) -> str:
+        return self.activation_op().function(ctx)
+
+    def activation_reference(self, y: np.ndarray) -> np.ndarray:
+        return self.activation_op().evaluate([y])[0]
+
+
+@register
+class FusedConv(FusedActivation, Conv):
+    """Conv followed by an element-wise activation, computed in one pass."""
+
+    op_type = "FusedConv"
+    domain = FUSED_DOMAIN
+    attr_defaults = {**Conv.attr_defaults, **FusedActivation.attr_defaults, "auto_pad": "NOTSET", "group": 1}
+
+    def _activation(self, ctx: EmitContext, dtype: np.dtype) -> str:
+        return self.activation_function(ctx)
+
+    def evaluate(self, values):
+        return [self.activation_reference(super().evaluate(values)[0])]
+
+
+@register
+class FusedConvTranspose(FusedActivation, ConvTranspose):
+    """ConvTranspose followed by an element-wise activation."""
+
+    op_type = "FusedConvTranspose"
+    domain = FUSED_DOMAIN
+    attr_defaults = {**ConvTranspose.attr_defaults, **FusedActivation.attr_defaults, "auto_pad": "NOTSET",
+                     "group": 1}
+
+    def _activation(self, ctx: EmitContext, dtype: np.dtype) -> str:
+        return self.activation_function(ctx)
+
+    def evaluate(self, values):
+        return [self.activation_reference(super().evaluate(values)[0])]
+
+
+@register
+class FusedGemm(FusedActivation, Gemm):
+    """Gemm followed by an element-wise activation, applied in place on Y right after the product."""
+
+    op_type = "FusedGemm"
+    domain = FUSED_DOMAIN
+    since_version = 1  # fused nodes are made at version 1 (Gemm's own since_version is 7)
+    attr_defaults = {**FusedActivation.attr_defaults, "alpha": 1.0, "beta": 1.0, "transA": 0, "transB": 0}
+
+    def evaluate(self, values):
+        return [self.activation_reference(super().evaluate(values)[0])]
+
+    def emit(self, ctx: EmitContext) -> str:
+        y = ctx.outputs[0]
+        n = ctx.dim(simplify(y.size))
+        act = self.activation_function(ctx)
+        return f"{super().emit(ctx)}\nkernels::unary({ctx.y(0)}, {ctx.y(0)}, {n}, {act});  // fused activation"

@@ -1,0 +1,106 @@
+"""Folding an activation into the Conv, ConvTranspose or Gemm node that feeds it.
+
+``Conv -> Relu`` becomes one ``sofie_rdf::FusedConv`` node carrying the
+activation as attributes (``activation``, ``activation_version`` and the
+activation's attributes prefixed ``activation_``), the way onnxruntime's
+``com.microsoft`` FusedConv does.  The fused node applies the activation to
+its output while it is still in cache and the intermediate tensor disappears.
+
+A pair is fused only when the activation is an element-wise unary operator
+(not a type conversion) reading the producer's output, which nothing else
+reads and which is not a graph output.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Optional
+
+from ..ir import Model, Node
+from ..ops import lookup, make_node
+from ..ops.conv import ACTIVATION_PREFIX, FUSED_DOMAIN
+from ..ops.elementwise import Cast, Clip, UnaryOp
+
+# Producer op type -> its fused form.
+FUSABLE = {"Conv": "FusedConv", "ConvTranspose": "FusedConvTranspose", "Gemm": "FusedGemm"}
+# Clip from opset 11 takes its bounds as inputs (which a fused node does not have); fused, they become
+# the attributes of Clip-6.
+CLIP_INPUT_BOUNDS, CLIP_ATTR_VERSION = 11, 6
+
+
+def fuse_activations(model: Model) -> Model:
+    """Replace every fusable (producer, activation) pair by one fused node."""
+    consumers: dict[str, list[Node]] = {}
+    for node in model.nodes:
+        for name in node.inputs:
+            if name:
+                consumers.setdefault(name, []).append(node)
+    removed: set[int] = set()
+    nodes = []
+    for node in model.nodes:
+        if id(node) in removed:
+            continue
+        act = _fusable_activation(model, node, consumers)
+        if act is None:
+            nodes.append(node)
+            continue
+        spec = _activation_spec(model, act)
+        if spec is None:
+            nodes.append(node)
+            continue
+        nodes.append(_fused(model, node, act, spec))
+        removed.add(id(act))
+        del model.tensors[node.outputs[0]]
+    model.nodes = nodes
+    used = {name for n in nodes for name in n.inputs if name}
+    model.initializers = {k: v for k, v in model.initializers.items() if k in used or k in model.outputs}
+    return model
+
+
+def _fusable_activation(model: Model, node: Node, consumers: dict[str, list[Node]]) -> Optional[Node]:
+    if node.op_type not in FUSABLE or node.domain not in ("", "ai.onnx") or len(node.outputs) != 1:
+        return None
+    out = node.outputs[0]
+    readers = consumers.get(out, [])
+    if out in model.outputs or len(readers) != 1:
+        return None
+    act = readers[0]
+    cls = lookup(act.op_type, act.domain, act.version)
+    if cls is None or not issubclass(cls, UnaryOp) or issubclass(cls, Cast) or act.inputs[0] != out:
+        return None
+    if model.tensors[act.outputs[0]].dtype != model.tensors[out].dtype:
+        return None
+    return act
+
+
+def _activation_spec(model: Model, act: Node) -> Optional[tuple[dict[str, Any], int]]:
+    """The activation's attributes and the version they belong to; None when it cannot be fused."""
+    cls = lookup(act.op_type, act.domain, act.version)
+    if issubclass(cls, Clip) and cls.since_version >= CLIP_INPUT_BOUNDS:
+        bounds = _clip_bounds(model, act)
+        return None if bounds is None else (bounds, CLIP_ATTR_VERSION)
+    if any(act.inputs[1:]):
+        return None
+    return dict(act.attrs), act.version
+
+
+def _clip_bounds(model: Model, act: Node) -> Optional[dict[str, float]]:
+    """Clip's bound inputs as attributes (an omitted bound is infinite); None when one is computed at run time."""
+    bounds = {"min": -math.inf, "max": math.inf}
+    for key, name in zip(("min", "max"), act.inputs[1:3]):
+        if not name:
+            continue
+        t = model.tensors[name]
+        if t.value is None or not t.is_constant or t.value.size != 1:
+            return None  # a bound computed at run time keeps Clip a node of its own
+        bounds[key] = float(t.value.reshape(()))
+    return bounds
+
+
+def _fused(model: Model, node: Node, act: Node, spec: tuple[dict[str, Any], int]) -> Node:
+    attrs, version = spec
+    fused_attrs = {**node.attrs, "activation": act.op_type, "activation_version": version,
+                   **{ACTIVATION_PREFIX + k: v for k, v in attrs.items()}}
+    return make_node(FUSABLE[node.op_type], node.inputs, act.outputs, fused_attrs,
+                     name=f"{node.name}+{act.name}", domain=FUSED_DOMAIN, version=1, model=model.name)
+
