@@ -1,0 +1,219 @@
+"""Pooling against onnxruntime: MaxPool (with Indices), AveragePool, LpPool and the Global pools.
+
+Every geometry attribute (kernel_shape, strides, pads, auto_pad, ceil_mode,
+dilations) in 1-D, 2-D and 3-D, the per-op ones (count_include_pad,
+storage_order, p), the opsets whose attribute sets differ, and a symbolic batch.
+"""
+
+import numpy as np
+import pytest
+from conftest import make_model, ort_run, sofie_run
+from onnx import helper
+
+import sofie_rdf as sr
+
+SHAPES = {1: (2, 3, 11), 2: (2, 3, 9, 8), 3: (1, 2, 6, 7, 5)}
+
+
+def _pool(check, op, x_shape, opset=19, indices=False, dtype=np.float32, batch=None, seed=0, **attrs):
+    """One-node model of ``op`` on a random input of ``x_shape``, checked with ``check``."""
+    rng = np.random.default_rng(seed)
+    if np.dtype(dtype).kind == "f":
+        x = rng.standard_normal(x_shape).astype(dtype)
+    else:
+        info = np.iinfo(dtype)
+        x = rng.integers(info.min, info.max, x_shape, endpoint=True).astype(dtype)
+    outputs = [("y", dtype, None)] + ([("i", np.int64, None)] if indices else [])
+    in_shape = [batch, *x_shape[1:]] if batch else list(x_shape)
+    node = helper.make_node(op, ["x"], [o[0] for o in outputs], **attrs)
+    check(make_model([node], [("x", dtype, in_shape)], outputs, opset=opset), {"x": x})
+
+
+# ---- geometry, shared by every windowed pool ------------------------------------
+
+@pytest.mark.parametrize("op", ["MaxPool", "AveragePool", "LpPool"])
+@pytest.mark.parametrize("rank", [1, 2, 3])
+@pytest.mark.parametrize("auto_pad", ["NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID"])
+def test_auto_pad(check_model, op, rank, auto_pad):
+    kernel = [3, 2, 3][:rank]
+    strides = [2, 1, 2][:rank]
+    pads = {"pads": [1, 0, 1, 1, 1, 0][:rank] + [0, 1, 1, 0, 1, 1][:rank]} if auto_pad == "NOTSET" else {}
+    _pool(check_model, op, SHAPES[rank], opset=18, kernel_shape=kernel, strides=strides, auto_pad=auto_pad, **pads)
+
+
+@pytest.mark.parametrize("op", ["MaxPool", "AveragePool", "LpPool"])
+@pytest.mark.parametrize("rank", [1, 2, 3])
+def test_asymmetric_pads(check_model, op, rank):
+    pads = [2, 0, 1][:rank] + [0, 1, 2][:rank]
+    _pool(check_model, op, SHAPES[rank], kernel_shape=[3] * rank, pads=pads, strides=[1, 2, 1][:rank])
+
+
+@pytest.mark.parametrize("op", ["MaxPool", "AveragePool", "LpPool"])
+@pytest.mark.parametrize("x_shape, kernel, strides, pads", [
+    ((1, 2, 7, 6), [3, 2], [2, 2], [1, 0, 1, 1]),
+    ((1, 2, 6, 6), [3, 2], [2, 2], [1, 0, 1, 1]),       # along W the last window would start in the right padding
+    ((1, 2, 5, 5), [2, 2], [3, 3], [0, 0, 0, 0]),
+    ((2, 1, 10), [4], [3], [2, 2]),                     # so would it here
+    ((1, 1, 5, 6, 7), [2, 3, 2], [2, 2, 3], [1, 0, 1, 0, 1, 1]),
+])
+def test_ceil_mode(check_model, op, x_shape, kernel, strides, pads):
+    _pool(check_model, op, x_shape, opset=19 if op != "LpPool" else 18, kernel_shape=kernel, strides=strides,
+          pads=pads, ceil_mode=1)
+
+
+@pytest.mark.parametrize("op", ["MaxPool", "AveragePool", "LpPool"])
+@pytest.mark.parametrize("rank", [1, 2, 3])
+@pytest.mark.parametrize("ceil_mode", [0, 1])
+def test_dilations(check_model, op, rank, ceil_mode):
+    _pool(check_model, op, SHAPES[rank], opset=19 if op != "LpPool" else 18, kernel_shape=[2, 3, 2][:rank],
+          dilations=[2, 1, 2][:rank], strides=[1, 2, 2][:rank], pads=[1, 1, 0][:rank] * 2, ceil_mode=ceil_mode)
+
+
+@pytest.mark.parametrize("op", ["MaxPool", "AveragePool"])
+@pytest.mark.parametrize("auto_pad, shape, dilations, pads", [
+    ("SAME_UPPER", (2, 3, 9, 8), [2, 2], [2, 1, 2, 1]), ("SAME_LOWER", (2, 3, 9, 8), [2, 2], [2, 1, 2, 1]),
+    ("SAME_UPPER", (2, 3, 10, 7), [1, 2], [0, 1, 1, 1]), ("SAME_LOWER", (2, 3, 10, 7), [1, 2], [1, 1, 0, 1]),
+])
+def test_same_with_dilations(op, auto_pad, shape, dilations, pads):
+    """SAME with dilations, as the spec writes it: ceil(in / stride) outputs, padding for the dilated window.
+
+    onnxruntime sizes SAME padding with the undilated kernel (fewer outputs), so the
+    reference is onnxruntime given the spec's padding explicitly.
+    """
+    attrs = {"op": op, "kernel_shape": [3, 2], "dilations": dilations, "strides": [2, 1]}
+    _against_equivalent(shape, dict(attrs, auto_pad=auto_pad), dict(attrs, pads=pads))
+
+
+@pytest.mark.parametrize("op", ["MaxPool", "AveragePool", "LpPool"])
+@pytest.mark.parametrize("shape, kernel, strides", [((1, 2, 10), [3], [2]), ((1, 2, 10, 9), [3, 2], [2, 4])])
+def test_valid_ignores_ceil_mode(op, shape, kernel, strides):
+    """VALID has ceil((in - dilated kernel + 1) / stride) outputs with or without ceil_mode (the spec).
+
+    onnxruntime applies ceil_mode to VALID too and adds a window hanging past the
+    input, so the reference is onnxruntime without ceil_mode.
+    """
+    attrs = {"op": op, "kernel_shape": kernel, "strides": strides, "auto_pad": "VALID"}
+    _against_equivalent(shape, dict(attrs, ceil_mode=1), attrs)
+
+
+def _against_equivalent(shape: tuple, ours: dict, reference: dict) -> None:
+    """sofie-rdf running a node with attributes ``ours`` equals onnxruntime running the spec-equivalent ``reference``."""
+    x = np.random.default_rng(1).standard_normal(shape).astype(np.float32)
+
+    def model(attrs):
+        node = helper.make_node(attrs.pop("op"), ["x"], ["y"], **attrs)
+        return make_model([node], [("x", np.float32, list(shape))], [("y", np.float32, None)], opset=19)
+
+    (got,) = sofie_run(model(dict(ours)), {"x": x})
+    (ref,) = ort_run(model(dict(reference)), {"x": x})
+    assert got.shape == ref.shape
+    np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-6)
+
+
+# ---- AveragePool ------------------------------------------------------------------
+
+@pytest.mark.parametrize("rank", [1, 2, 3])
+@pytest.mark.parametrize("count_include_pad", [0, 1])
+@pytest.mark.parametrize("ceil_mode", [0, 1])
+def test_average_count_include_pad(check_model, rank, count_include_pad, ceil_mode):
+    _pool(check_model, "AveragePool", SHAPES[rank], kernel_shape=[3] * rank, strides=[2] * rank,
+          pads=[1, 2, 0][:rank] + [2, 0, 1][:rank], count_include_pad=count_include_pad, ceil_mode=ceil_mode)
+
+
+@pytest.mark.parametrize("auto_pad", ["SAME_UPPER", "SAME_LOWER"])
+def test_average_same_count_include_pad(check_model, auto_pad):
+    _pool(check_model, "AveragePool", SHAPES[2], kernel_shape=[4, 3], auto_pad=auto_pad, count_include_pad=1)
+
+
+@pytest.mark.parametrize("opset", [7, 10, 11, 19])
+def test_average_opsets(check_model, opset):
+    extra = {"ceil_mode": 1} if opset >= 10 else {}
+    _pool(check_model, "AveragePool", SHAPES[2], opset=opset, kernel_shape=[3, 3], strides=[2, 2],
+          pads=[1, 0, 0, 1], count_include_pad=1, **extra)
+
+
+# ---- MaxPool: Indices, storage order, types, opsets ----------------------------------
+
+@pytest.mark.parametrize("rank", [1, 2, 3])
+@pytest.mark.parametrize("storage_order", [0, 1])
+def test_max_indices(check_model, rank, storage_order):
+    _pool(check_model, "MaxPool", SHAPES[rank], opset=12, indices=True, kernel_shape=[3, 2, 2][:rank],
+          strides=[2, 2, 1][:rank], pads=[1, 0, 1][:rank] * 2, storage_order=storage_order)
+
+
+@pytest.mark.parametrize("storage_order", [0, 1])
+def test_max_indices_ceil_dilations(check_model, storage_order):
+    _pool(check_model, "MaxPool", (2, 2, 8, 7), opset=12, indices=True, kernel_shape=[2, 3], strides=[2, 2],
+          dilations=[2, 1], pads=[0, 1, 1, 0], ceil_mode=1, storage_order=storage_order)
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.uint8, np.float64])
+@pytest.mark.parametrize("rank", [1, 2])
+def test_max_types(check_model, dtype, rank):
+    _pool(check_model, "MaxPool", SHAPES[rank], opset=12, kernel_shape=[3] * rank, strides=[2] * rank,
+          pads=[1] * (2 * rank), dtype=dtype)
+
+
+@pytest.mark.parametrize("opset", [8, 10, 11, 12])
+def test_max_opsets(check_model, opset):
+    extra = {"ceil_mode": 1, "dilations": [1, 2]} if opset >= 10 else {}
+    _pool(check_model, "MaxPool", SHAPES[2], opset=opset, indices=True, kernel_shape=[2, 2], strides=[2, 1],
+          pads=[0, 1, 1, 0], **extra)
+
+
+# ---- LpPool --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("p", [1, 2, 3])
+@pytest.mark.parametrize("rank", [1, 2, 3])
+def test_lp_p(check_model, p, rank):
+    _pool(check_model, "LpPool", SHAPES[rank], opset=18, p=p, kernel_shape=[2] * rank, strides=[1, 2, 1][:rank],
+          pads=[1, 0, 0][:rank] * 2)
+
+
+@pytest.mark.parametrize("p", [1, 2, 3])
+def test_global_lp(check_model, p):
+    _pool(check_model, "GlobalLpPool", SHAPES[2], opset=18, p=p)
+
+
+# ---- Global pools --------------------------------------------------------------------
+
+@pytest.mark.parametrize("op", ["GlobalAveragePool", "GlobalMaxPool"])
+@pytest.mark.parametrize("rank", [1, 2, 3])
+def test_global(check_model, op, rank):
+    _pool(check_model, op, SHAPES[rank])
+
+
+# ---- symbolic batch, constant folding, refusals --------------------------------------
+
+@pytest.mark.parametrize("n", [1, 5])
+@pytest.mark.parametrize("op, attrs", [
+    ("MaxPool", {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1], "ceil_mode": 1}),
+    ("AveragePool", {"kernel_shape": [2, 3], "auto_pad": "SAME_UPPER", "count_include_pad": 1}),
+    ("LpPool", {"kernel_shape": [2, 2], "p": 3}),
+    ("GlobalAveragePool", {}),
+])
+def test_symbolic_batch(check_model, op, attrs, n):
+    _pool(check_model, op, (n, 3, 9, 8), opset=18, batch="N", **attrs)
+
+
+def test_symbolic_batch_indices(check_model):
+    for n in (2, 3):
+        _pool(check_model, "MaxPool", (n, 2, 7, 6), opset=12, indices=True, batch="N", kernel_shape=[2, 2],
+              strides=[2, 2], storage_order=1)
+
+
+@pytest.mark.parametrize("op, attrs, indices", [
+    ("MaxPool", {"kernel_shape": [3, 2], "strides": [2, 1], "pads": [1, 0, 0, 1], "storage_order": 1}, True),
+    ("AveragePool", {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1], "count_include_pad": 1, "ceil_mode": 1}, False),
+    ("LpPool", {"kernel_shape": [2, 2], "p": 3, "dilations": [2, 1]}, False),
+    ("GlobalMaxPool", {}, False),
+])
+def test_constant_folding(check_folded, op, attrs, indices):
+    _pool(check_folded, op, SHAPES[2], opset=18 if not indices else 12, indices=indices, **attrs)
+
+
+def test_symbolic_spatial_refused():
+    node = helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[2, 2])
+    model = make_model([node], [("x", np.float32, ["N", 3, "H", 8])], [("y", np.float32, None)])
+    with pytest.raises(sr.SofieError, match="spatial dims must be known"):
+        sr.compile(sr.load(model))
