@@ -1,0 +1,366 @@
+"""Resize (opsets 10 to 19) and Upsample (opsets 7 and 9).
+
+Interpolation is separable: along each resized axis an output position reads
+a few input positions with weights.  Those per-axis tables (source indices,
+weights, and for ``tf_crop_and_resize`` the positions that extrapolate) are
+computed here when the code is generated, following the ONNX reference
+(onnx/reference/ops/op_resize.py), so nearest, n-linear, cubic and the
+antialiased filters all run through one kernel (kernels::resize) and nothing
+about coordinates is computed per call.  Axes that keep their size (a
+symbolic batch) are copied as they are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import numpy as np
+
+from ..ir import TensorType
+from ..ir.dims import Dim
+from .base import EmitContext, Op, contiguous_strides, normalize_axis
+from .pad import typed_values
+from .registry import register
+
+_COORDINATE_MODES = ("half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", "align_corners", "asymmetric",
+                     "tf_crop_and_resize", "tf_half_pixel_for_nn")
+
+
+@dataclass
+class AxisTable:
+    """How one resized axis reads its input: ``index``/``weight`` are (out, taps)."""
+
+    index: np.ndarray
+    weight: np.ndarray
+    outside: Optional[np.ndarray]  # (out,) bool, or None when nothing extrapolates
+
+
+# ---- filter coefficients (as in the ONNX reference) ------------------------------
+
+def _linear_coeffs(antialias: bool) -> Callable[[float, float], np.ndarray]:
+    def coeffs(ratio: float, scale: float) -> np.ndarray:
+        if not antialias:
+            return np.array([1 - ratio, ratio])
+        scale = min(scale, 1.0)
+        start = int(np.floor(-1 / scale) + 1)
+        args = (np.arange(start, 2 - start) - ratio) * scale
+        c = np.clip(1 - np.abs(args), 0, 1)
+        return c / c.sum()
+    return coeffs
+
+
+def _cubic_kernel(x: float, a: float) -> float:
+    x = abs(x)
+    if x <= 1:
+        return (a + 2) * x**3 - (a + 3) * x**2 + 1
+    if x < 2:
+        return a * x**3 - 5 * a * x**2 + 8 * a * x - 4 * a
+    return 0.0
+
+
+def _cubic_coeffs(a: float, antialias: bool) -> Callable[[float, float], np.ndarray]:
+    def coeffs(ratio: float, scale: float) -> np.ndarray:
+        if not antialias:
+            return np.array([_cubic_kernel(ratio + 1, a), _cubic_kernel(ratio, a), _cubic_kernel(1 - ratio, a),
+                             _cubic_kernel(2 - ratio, a)])
+        scale = min(scale, 1.0)
+        start = int(np.floor(-2 / scale) + 1)
+        c = np.array([_cubic_kernel(scale * (i - ratio), a) for i in range(start, 2 - start)])
+        return c / c.sum()
+    return coeffs
+
+
+def source_coordinates(mode: str, out_size: int, in_size: int, scale: float,
+                       roi: tuple[float, float]) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    """Input coordinate of every output position, and which ones extrapolate (tf_crop_and_resize).
+
+    The formulas are the spec's, evaluated in float32 in onnxruntime's order
+    (its results are what models are checked against): a position that is
+    exactly on a rounding boundary in float32 (2.2 * 2.5 / 2.2) stays there.
+    """
+    f = np.float32
+    y = np.arange(out_size, dtype=f)
+    s, length_in, length_out, half = f(scale), f(in_size), f(out_size), f(0.5)
+    if mode == "align_corners":
+        x = np.zeros(out_size, f) if out_size == 1 else y * (length_in - f(1)) / (length_out - f(1))
+    elif mode == "asymmetric":
+        x = y / s
+    elif mode == "tf_crop_and_resize":
+        start, end = f(roi[0]), f(roi[1])
+        if out_size == 1:
+            x = np.full(out_size, f(0.5 * (float(start) + float(end)) * (in_size - 1)), f)
+        else:
+            x = start * (length_in - f(1)) + (y * (end - start) * (length_in - f(1))) / (length_out - f(1))
+        return x.astype(np.float64), (x < 0) | (x > length_in - f(1))
+    elif mode == "pytorch_half_pixel":
+        x = np.zeros(out_size, f) if out_size == 1 else (y + half) / s - half
+    elif mode == "half_pixel":
+        x = (y + half) / s - half
+    elif mode == "tf_half_pixel_for_nn":  # opsets 11 and 12
+        x = (y + half) / s
+    else:  # half_pixel_symmetric
+        adjustment = length_out / (s * length_in)
+        offset = length_in / f(2) * (f(1) - adjustment)
+        x = (float(offset) + (y.astype(np.float64) + 0.5) / float(s) - 0.5).astype(f)
+    return x.astype(np.float64), None
+
+
+def nearest_index(x: np.ndarray, mode: str, scale: float) -> np.ndarray:
+    """The input position each source coordinate rounds to (before clamping)."""
+    if mode == "round_prefer_floor":
+        return np.where(x - np.floor(x) == 0.5, np.floor(x), np.sign(x) * np.floor(np.abs(x) + 0.5))
+    if mode == "round_prefer_ceil":
+        return np.sign(x) * np.floor(np.abs(x) + 0.5)  # std::round: halves away from zero
+    if mode == "floor" or (mode == "simple" and scale >= 1):
+        return np.floor(x) if mode == "floor" else np.trunc(x)
+    return np.ceil(x)  # ceil, and opset < 11 nearest when downsampling
+
+
+def _any(outside: Optional[np.ndarray]) -> Optional[np.ndarray]:
+    return outside if outside is not None and outside.any() else None
+
+
+def axis_table(x: np.ndarray, outside: Optional[np.ndarray], in_size: int, scale: float,
+               coeffs: Callable[[float, float], np.ndarray], exclude_outside: bool) -> AxisTable:
+    """Neighbours and weights of every source coordinate ``x`` (the reference's neighbour choice)."""
+    base = np.floor(x)
+    ratios = np.where(x == base, 1.0, x - base)
+    weight = np.array([coeffs(float(r), scale) for r in ratios], dtype=np.float64).reshape(len(x), -1)
+    n = weight.shape[1]
+    pad = int(np.ceil(n / 2))
+    padded = x + pad
+    p = np.floor(padded).astype(np.int64)
+    frac = padded - p
+    if n % 2 == 0:
+        start = p + np.where(frac == 0, -(n // 2), -(n // 2) + 1)
+    else:
+        start = p + np.where(frac <= 0.5, -((n - 1) // 2), -((n - 1) // 2) + 1)
+    index = start[:, None] + np.arange(n)[None, :] - pad
+    if exclude_outside:
+        weight = np.where((index < 0) | (index >= in_size), 0.0, weight)
+        total = weight.sum(axis=1, keepdims=True)
+        weight = weight / np.where(total == 0, 1.0, total)
+    return AxisTable(np.clip(index, 0, in_size - 1), weight, _any(outside))
+
+
+# ---- the operators ------------------------------------------------------------------
+
+class _ResizeBase(Op):
+    """Shared planning (scales, sizes, tables), numpy reference and emission."""
+
+    kernels = ("resize",)
+
+    # Subclasses: scales/sizes/roi per axis from attributes or inputs.
+    def params(self, inputs: list[Optional[TensorType]]) -> tuple[list[float], list[Dim], Optional[list[float]]]:
+        raise NotImplementedError
+
+    def mode(self) -> str:
+        mode = self.attrs.get("mode", "nearest")
+        if mode == "bilinear":
+            mode = "linear"
+        if mode not in ("nearest", "linear", "cubic"):
+            raise self.error(f"unknown interpolation mode {mode!r}")
+        return mode
+
+    def coordinate_mode(self) -> str:
+        mode = self.attrs.get("coordinate_transformation_mode", "asymmetric")
+        if mode not in _COORDINATE_MODES:
+            raise self.error(f"unknown coordinate_transformation_mode {mode!r}")
+        return mode
+
+    def coeffs(self) -> Callable[[float, float], np.ndarray]:
+        mode, antialias = self.mode(), bool(self.attrs.get("antialias", 0))
+        if mode == "linear":
+            return _linear_coeffs(antialias)
+        return _cubic_coeffs(float(self.attrs.get("cubic_coeff_a", -0.75)), antialias)
+
+    def sizes_from_scales(self, shape: tuple, scales: list[float], roi: Optional[list[float]]) -> list[Dim]:
+        rank = len(shape)
+        out: list[Dim] = []
+        for i, (d, s) in enumerate(zip(shape, scales)):
+            if s == 1.0 and (roi is None or (roi[i] == 0 and roi[i + rank] == 1)):
+                out.append(d)
+            elif not isinstance(d, int):
+                raise self.error(f"axis {i} of symbolic size {d} is resized: resized axes must have fixed sizes")
+            else:  # in float32, as onnxruntime computes it (the spec's roi factor is ignored by every runtime)
+                out.append(int(np.float32(s) * np.float32(d)))
+        return out
+
+    def tables(self, inputs: list[Optional[TensorType]]) -> tuple[list[Dim], list[Optional[AxisTable]]]:
+        """Output shape, and the table of every resized axis (None for axes copied as they are)."""
+        shape = inputs[0].shape
+        scales, sizes, roi = self.params(inputs)
+        rank = len(shape)
+        coord = self.coordinate_mode()
+        exclude = bool(self.attrs.get("exclude_outside", 0))
+        tables: list[Optional[AxisTable]] = []
+        for i, (d, s, o) in enumerate(zip(shape, scales, sizes)):
+            r = (0.0, 1.0) if roi is None else (float(roi[i]), float(roi[i + rank]))
+            if isinstance(o, int) and o < 0:
+                raise self.error(f"negative output size {o} on axis {i}")
+            if not isinstance(d, int) or (d == o and s == 1.0 and r == (0.0, 1.0)):
+                if not isinstance(d, int) and (s != 1.0 or o != d):
+                    raise self.error(f"axis {i} of symbolic size {d} is resized: resized axes must have fixed sizes")
+                tables.append(None)
+                continue
+            x, outside = source_coordinates(coord, int(o), d, s, r)
+            if self.mode() == "nearest":
+                index = np.clip(nearest_index(x, self.attrs.get("nearest_mode", "simple"), s), 0, d - 1)
+                tables.append(AxisTable(index.astype(np.int64)[:, None], np.ones((int(o), 1)), _any(outside)))
+            else:
+                tables.append(axis_table(x, outside, d, s, self.coeffs(), exclude))
+        return sizes, tables
+
+    def extrapolation(self) -> float:
+        return float(self.attrs.get("extrapolation_value", 0.0))
+
+    def infer(self, inputs):
+        x = inputs[0]
+        if self.mode() == "nearest" and self.attrs.get("antialias", 0):
+            raise self.error("antialias applies to linear and cubic modes only")
+        sizes, _ = self.tables(inputs)
+        return [TensorType(x.dtype, tuple(sizes))]
+
+    def evaluate(self, values):
+        x = values[0]
+        _, tables = self.tables(typed_values(values))
+        y = x.astype(np.float64)
+        for axis, t in enumerate(tables):
+            if t is None:
+                continue
+            taken = np.take(y, t.index, axis=axis)  # (..., out, taps, ...)
+            w = t.weight.reshape((1,) * axis + t.weight.shape + (1,) * (y.ndim - axis - 1))
+            y = (taken * w).sum(axis=axis + 1)
+            if t.outside is not None:
+                y = np.where(t.outside.reshape((1,) * axis + (-1,) + (1,) * (y.ndim - axis - 1)),
+                             self.extrapolation(), y)
+        if x.dtype.kind in "iu":
+            info = np.iinfo(x.dtype)
+            y = np.clip(np.rint(y), info.min, info.max)
+        return [y.astype(x.dtype)]
+
+    def emit(self, ctx: EmitContext) -> str:
+        x = ctx.inputs[0]
+        sizes, tables = self.tables(ctx.inputs)
+        if any(isinstance(d, int) and d == 0 for d in sizes):
+            return "// empty output: nothing to compute"
+        lines, entries = [], []
+        for axis, t in enumerate(tables):
+            if t is None:
+                entries.append("{0, nullptr, nullptr, nullptr}")
+                continue
+            index = ctx.array(f"index{axis}", [int(v) for v in t.index.reshape(-1)])
+            weight = f"weight{axis}_"
+            lines.append(f"static const double {weight}[] = {{{', '.join(repr(float(w)) for w in t.weight.reshape(-1))}}};")
+            outside = "nullptr"
+            if t.outside is not None:
+                outside = ctx.array(f"outside{axis}", [int(v) for v in t.outside], "bool")
+            entries.append(f"{{{t.index.shape[1]}, {index}, {weight}, {outside}}}")
+        lines.append(f"const kernels::resize_axis axes_[] = {{{', '.join(entries)}}};")
+        out_shape = ctx.array("out_shape", ctx.outputs[0].shape)
+        strides = ctx.array("strides", contiguous_strides(x.shape), "std::ptrdiff_t")
+        extrapolation = ctx.literal(self.extrapolation(), np.float64)
+        lines.append(f"kernels::resize({ctx.x(0)}, {ctx.y(0)}, {out_shape}, {strides}, axes_, {x.rank}, "
+                     f"{extrapolation});")
+        return "\n".join(lines)
+
+
+def _floats(value) -> list[float]:
+    return [float(v) for v in np.asarray(value, dtype=np.float32).reshape(-1)]
+
+
+@register
+class Upsample(_ResizeBase):
+    """Upsample-7: scales attribute, asymmetric coordinates, nearest or (bi)linear."""
+
+    op_type = "Upsample"
+    since_version = 7
+
+    def raw_scales(self, inputs) -> list[float]:
+        return _floats(self.attrs["scales"])
+
+    def params(self, inputs):
+        scales = self.raw_scales(inputs)
+        if len(scales) != inputs[0].rank:
+            raise self.error(f"{len(scales)} scales for a rank {inputs[0].rank} input")
+        return scales, self.sizes_from_scales(inputs[0].shape, scales, None), None
+
+
+@register
+class Upsample_9(Upsample):
+    """Upsample-9: scales as an input."""
+
+    since_version = 9
+    value_inputs = (1,)
+
+    def raw_scales(self, inputs):
+        return _floats(self.value_of(inputs, 1, "scales"))
+
+
+@register
+class Resize(Upsample_9):
+    """Resize-10: like Upsample-9."""
+
+    op_type = "Resize"
+    since_version = 10
+
+
+@register
+class Resize_11(_ResizeBase):
+    """Resize-11 and later: roi, scales or sizes, axes (18), keep_aspect_ratio_policy (18)."""
+
+    op_type = "Resize"
+    since_version = 11
+    value_inputs = (1, 2, 3)
+
+    def _input(self, inputs, i: int, what: str) -> Optional[np.ndarray]:
+        v = self.value_of(inputs, i, what) if len(inputs) > i else None
+        return None if v is None or np.asarray(v).size == 0 else np.asarray(v)
+
+    def params(self, inputs):
+        shape = inputs[0].shape
+        rank = len(shape)
+        axes = self.attrs.get("axes") or list(range(rank))
+        axes = [normalize_axis(self, int(a), rank) for a in axes]
+        roi_in, scales_in, sizes_in = (self._input(inputs, i, w) for i, w in ((1, "roi"), (2, "scales"), (3, "sizes")))
+        if (scales_in is None) == (sizes_in is None):
+            raise self.error("exactly one of scales and sizes must be given")
+        roi = None
+        if roi_in is not None and self.coordinate_mode() == "tf_crop_and_resize":
+            flat = _floats(roi_in) if roi_in.dtype != np.float64 else [float(v) for v in roi_in.reshape(-1)]
+            if len(flat) != 2 * len(axes):
+                raise self.error(f"roi has {len(flat)} values for {len(axes)} axes")
+            roi = [0.0] * rank + [1.0] * rank
+            for k, a in enumerate(axes):
+                roi[a], roi[a + rank] = flat[k], flat[k + len(axes)]
+        if scales_in is not None:
+            given = _floats(scales_in)
+            if len(given) != len(axes):
+                raise self.error(f"{len(given)} scales for {len(axes)} axes")
+            scales = [1.0] * rank
+            for a, s in zip(axes, given):
+                scales[a] = s
+            return scales, self.sizes_from_scales(shape, scales, roi), roi
+        return self._from_sizes(shape, axes, [int(v) for v in sizes_in.reshape(-1)], roi)
+
+    def _from_sizes(self, shape, axes, given, roi):
+        if len(given) != len(axes):
+            raise self.error(f"{len(given)} sizes for {len(axes)} axes")
+        sizes: list[Dim] = list(shape)
+        scales = [1.0] * len(shape)
+        for a, s in zip(axes, given):
+            if not isinstance(shape[a], int):
+                if s != shape[a]:
+                    raise self.error(f"axis {a} of symbolic size {shape[a]} is resized: resized axes need fixed sizes")
+                continue
+            sizes[a], scales[a] = s, float(np.float32(s) / np.float32(shape[a]))
+        policy = self.attrs.get("keep_aspect_ratio_policy", "stretch")
+        if policy != "stretch":
+            if policy not in ("not_larger", "not_smaller"):
+                raise self.error(f"unknown keep_aspect_ratio_policy {policy!r}")
+            pick = min if policy == "not_larger" else max
+            scale = pick(scales[a] for a in axes)
+            for a in axes:
+                scales[a], sizes[a] = scale, int(np.floor(np.float32(scale) * np.float32(shape[a]) + 0.5))
+        return scales, sizes, roi
