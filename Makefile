@@ -19,9 +19,9 @@ test: $(STAMP)
 	$(PYTHON) -m ruff check sofie_rdf tests tutorials data benchmarks
 	$(PYTHON) -m pytest -q -m "not slow"
 
-# Every ONNX backend node case of the supported operators (long).
+# Every ONNX backend node case of the supported operators and every model of onnx's suites (long).
 test-full: $(STAMP)
-	$(PYTHON) -m pytest -q -m slow tests/test_onnx_backend.py
+	$(PYTHON) -m pytest -q -m slow tests/test_onnx_backend.py tests/test_onnx_suites.py
 
 # RDataFrame throughput against onnxruntime (a few minutes); writes benchmarks/results/.
 bench: $(STAMP)

@@ -336,3 +336,46 @@ class Pow(BinaryOp):
         ty = ctx.ctype(ctx.outputs[0].dtype)
         ta, tb = (ctx.ctype(t.dtype) for t in ctx.inputs[:2])
         return f"[](const {ta} a, const {tb} b) -> {ty} {{ return static_cast<{ty}>(std::pow(a, b)); }}"
+
+
+@register
+class Sum(Add):
+    """Sum of one or more tensors with numpy broadcasting (resnet50 and shufflenet's residual joins).
+
+    The first two inputs are an Add into the output; each further input is
+    then added into the output in place (element ``i`` is read before it is
+    written, so aliasing is safe).
+    """
+
+    op_type = "Sum"
+    since_version = 6
+
+    def infer(self, inputs: list[Optional[TensorType]]) -> list[TensorType]:
+        shape = inputs[0].shape
+        for t in inputs[1:]:
+            self.out_dtype(inputs[0].dtype, t.dtype)
+            shape = broadcast_shapes(self, shape, t.shape)
+        return [TensorType(inputs[0].dtype, shape)]
+
+    def evaluate(self, values):
+        total = values[0]
+        for v in values[1:]:
+            total = total + v
+        return [np.asarray(total).astype(values[0].dtype)]
+
+    def emit(self, ctx: EmitContext) -> str:
+        y = ctx.outputs[0]
+        if len(ctx.inputs) == 1:
+            shape, (sx,) = coalesce(y.shape, broadcast_strides(ctx.inputs[0].shape, y.shape))
+            return (f"kernels::unary_strided({ctx.x(0)}, {ctx.array('x_strides', sx, 'std::ptrdiff_t')}, {ctx.y(0)}, "
+                    f"{ctx.array('shape', shape)}, {len(shape)}, [](const auto a) {{ return a; }});")
+        lines = [super().emit(ctx)]
+        f = self.function(ctx)
+        for k in range(2, len(ctx.inputs)):
+            shape, (sy, sx) = coalesce(y.shape, broadcast_strides(y.shape, y.shape),
+                                       broadcast_strides(ctx.inputs[k].shape, y.shape))
+            dims = ctx.array(f"shape{k}", shape)
+            sy_, sx_ = (ctx.array(f"{n}{k}", s, "std::ptrdiff_t") for n, s in (("y_strides", sy), ("x_strides", sx)))
+            lines.append(f"kernels::binary_strided({ctx.y(0)}, {sy_}, {ctx.x(k)}, {sx_}, {ctx.y(0)}, {dims}, "
+                         f"{len(shape)}, {f});")
+        return "\n".join(lines)

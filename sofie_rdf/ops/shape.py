@@ -233,3 +233,34 @@ class Constant(Op):
         return [self.value()]
 
 
+
+
+@register
+class ConstantOfShape(Op):
+    """A tensor of a generation-time shape filled with ``value`` (float32 0 by default).
+
+    Folded to a constant when the shape is static (the light model zoo builds
+    every weight this way); filled at run time when the shape has symbols.
+    """
+
+    op_type = "ConstantOfShape"
+    since_version = 9
+    value_inputs = (0,)
+
+    def fill(self) -> np.ndarray:
+        v = self.attrs.get("value")
+        return np.zeros(1, np.float32) if v is None else np.asarray(v).reshape(1)
+
+    def infer(self, inputs):
+        shape = shape_from_value(self, self.value_of(inputs, 0, "shape"))
+        v = self.fill()
+        value = np.full(shape, v[0], v.dtype) if all(isinstance(d, int) for d in shape) else None
+        return [TensorType(v.dtype, shape, value)]
+
+    def evaluate(self, values):
+        v = self.fill()
+        return [np.full(tuple(int(d) for d in np.asarray(values[0]).reshape(-1)), v[0], v.dtype)]
+
+    def emit(self, ctx: EmitContext) -> str:
+        v = ctx.literal(self.fill()[0], ctx.outputs[0].dtype)
+        return f"for (size_t i = 0; i < {ctx.dim(ctx.outputs[0].size)}; ++i) {ctx.y(0)}[i] = {v};"
