@@ -52,6 +52,7 @@ MILESTONE_OPS = frozenset({
     "BatchNormalization", "InstanceNormalization", "LayerNormalization", "GroupNormalization",
     "Pad", "Resize", "Upsample", "DepthToSpace", "SpaceToDepth", "LRN",
     "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "LpPool",
+    "RNN", "GRU", "LSTM",
 })
 
 # Element types sofie-rdf does not support, and why (a case touching one is skipped).

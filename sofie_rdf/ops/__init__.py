@@ -4,7 +4,22 @@ Adding an operator means adding (or extending) one module here and listing it
 below; nothing else in the package changes.
 """
 
-from . import conv, elementwise, gemm, lrn, movement, normalization, pad, pool, resize, shape, softmax, space  # noqa: F401  (registration)
+from . import (  # noqa: F401  (registration)
+    conv,
+    elementwise,
+    gemm,
+    indexing,
+    lrn,
+    movement,
+    normalization,
+    pad,
+    pool,
+    recurrent,
+    resize,
+    shape,
+    softmax,
+    space,
+)
 from .base import Op
 from .registry import check_supported, lookup, make_node, register, registered_op_types, unsupported_nodes
 

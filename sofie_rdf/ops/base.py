@@ -124,6 +124,16 @@ class Op:
         """C++ statements computing the outputs from the inputs."""
         raise NotImplementedError
 
+    def pack_constants(self, constants: dict[int, np.ndarray]) -> Optional[tuple[dict[int, np.ndarray], dict[str, Any]]]:
+        """Constant inputs stored in the layout the kernel reads fastest (a generation-time pass).
+
+        ``constants`` maps input index -> value for the inputs that are weights.
+        Return the re-laid-out values and the attributes telling :meth:`emit`
+        so (a pass may run twice: an op must not pack what it already packed),
+        or None to keep them as they are.
+        """
+        return None
+
 
 # ---- shape helpers shared by operators ------------------------------------
 

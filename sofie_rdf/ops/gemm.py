@@ -48,6 +48,14 @@ class Gemm(Op):
             y = y + self.attrs["beta"] * values[2]
         return [y.astype(values[0].dtype)]
 
+    def pack_constants(self, constants: dict[int, np.ndarray]) -> Optional[tuple[dict[int, np.ndarray], dict]]:
+        """A constant B stored untransposed: the small-product kernel streams B row by row
+        (PyTorch and Keras exports store Linear weights transposed, ``transB=1``)."""
+        b = constants.get(1)
+        if b is None or b.ndim != 2 or not self.attrs["transB"]:
+            return None
+        return {1: np.ascontiguousarray(b.T)}, {"transB": 0}
+
     def emit(self, ctx: EmitContext) -> str:
         a, b = ctx.inputs[0], ctx.inputs[1]
         c = ctx.inputs[2] if len(ctx.inputs) > 2 else None

@@ -1,7 +1,9 @@
-"""Data-movement operators: Transpose, Slice and Concat.
+"""Data-movement operators: Transpose, Slice, Concat, Expand and Tile.
 
-Transpose and Slice are one strided copy (kernels::unary_strided with the
-identity); Concat copies each input's blocks into place.
+Transpose, Slice, Expand and Tile are one strided copy (kernels::unary_strided
+with the identity): Expand reads broadcast dims with stride 0, Tile reads each
+dim as (repeats, size) with strides (0, stride).  Concat copies each input's
+blocks into place.
 """
 
 from __future__ import annotations
@@ -11,7 +13,16 @@ import sympy
 
 from ..ir import TensorType
 from ..ir.dims import Dim, dims_equal, simplify
-from .base import EmitContext, Op, coalesce, contiguous_strides, normalize_axis
+from .base import (
+    EmitContext,
+    Op,
+    broadcast_shapes,
+    broadcast_strides,
+    coalesce,
+    contiguous_strides,
+    normalize_axis,
+    shape_from_value,
+)
 from .registry import register
 
 # Slice ends at or beyond this mean "to the end" (exporters write INT64_MAX or INT32_MAX).
@@ -173,3 +184,59 @@ class Slice_10(Slice):
         return starts, ends, axes, steps
 
 
+
+
+@register
+class Expand(Op):
+    """Input 0 broadcast with the shape given as input 1 (numpy rules: either side may be 1)."""
+
+    op_type = "Expand"
+    since_version = 8
+    kernels = ("elementwise",)
+    value_inputs = (1,)
+
+    def infer(self, inputs):
+        x = inputs[0]
+        shape = shape_from_value(self, self.value_of(inputs, 1, "shape"))
+        return [TensorType(x.dtype, broadcast_shapes(self, x.shape, shape))]
+
+    def evaluate(self, values):
+        x = values[0]
+        shape = [int(d) for d in np.asarray(values[1]).reshape(-1)]
+        return [x * np.ones(shape, x.dtype) if x.dtype != np.bool_ else np.logical_and(x, np.ones(shape, bool))]
+
+    def emit(self, ctx: EmitContext) -> str:
+        y = ctx.outputs[0]
+        return emit_strided_copy(ctx, y.shape, broadcast_strides(ctx.inputs[0].shape, y.shape))
+
+
+@register
+class Tile(Op):
+    """Input 0 repeated ``repeats[i]`` times along each axis i."""
+
+    op_type = "Tile"
+    since_version = 6
+    kernels = ("elementwise",)
+    value_inputs = (1,)
+
+    def repeats(self, inputs) -> list[int]:
+        x = inputs[0]
+        repeats = [int(r) for r in np.asarray(self.value_of(inputs, 1, "repeats")).reshape(-1)]
+        if len(repeats) != x.rank or any(r < 0 for r in repeats):
+            raise self.error(f"repeats {repeats} must be {x.rank} non-negative values (one per axis)")
+        return repeats
+
+    def infer(self, inputs):
+        x = inputs[0]
+        return [TensorType(x.dtype, tuple(simplify(d * r) for d, r in zip(x.shape, self.repeats(inputs))))]
+
+    def evaluate(self, values):
+        return [np.tile(values[0], [int(r) for r in np.asarray(values[1]).reshape(-1)])]
+
+    def emit(self, ctx: EmitContext) -> str:
+        x = ctx.inputs[0]
+        shape, strides = [], []
+        for d, r, s in zip(x.shape, self.repeats(ctx.inputs), contiguous_strides(x.shape)):
+            shape += [r, d]
+            strides += [0, s]
+        return emit_strided_copy(ctx, tuple(shape), strides)

@@ -15,7 +15,7 @@ from .fold_batchnorm import fold_batchnorm
 from .fusion import fuse_activations
 from .memory_planning import MemoryPlan, plan_memory
 from .shape_inference import infer_shapes
-from .weight_layout import pretranspose_weights
+from .weight_layout import pack_weights
 
 __all__ = ["MemoryPlan", "prepare", "run_pipeline"]
 
@@ -37,6 +37,6 @@ def run_pipeline(model: Model) -> tuple[Model, MemoryPlan]:
     model = fold_constants(model)   # 2. drop nodes computed at generation time, collect weights
     model = fold_batchnorm(model)   # 2a. inference BatchNormalization merged into the Conv/Gemm weights before it
     model = fuse_activations(model)  # 2b. Conv/ConvTranspose/Gemm + activation -> one sofie_rdf::Fused* node
-    model = pretranspose_weights(model)  # 3. constant Gemm weights stored as the kernels read them
+    model = pack_weights(model)     # 3. constant weights stored in the layout the kernels read (Op.pack_constants)
     plan = plan_memory(model)       # 4. place every tensor (caller buffers, weights, views, arena)
     return model, plan

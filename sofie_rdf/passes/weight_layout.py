@@ -1,31 +1,33 @@
 """Storing constant weights in the layout the kernels read fastest.
 
 Per-event inference multiplies a single row by each weight matrix; the small
-product kernel streams B row by row, which needs B untransposed.  PyTorch and
-Keras exports store Linear weights transposed (``transB=1``), so constant B
-operands of Gemm are transposed once here, at generation time.
+product kernel streams its right operand row by row, which needs it
+untransposed, while exporters store Linear and recurrent weights transposed.
+Each operator says how it wants its constant inputs (:meth:`Op.pack_constants`);
+this pass stores the re-laid-out copies once, at generation time.
 """
 
 from __future__ import annotations
 
-import numpy as np
-
 from ..ir import Model, TensorType
+from .shape_inference import op_for
 
 
-def pretranspose_weights(model: Model) -> Model:
+def pack_weights(model: Model) -> Model:
     for node in model.nodes:
-        if node.op_type not in ("Gemm", "FusedGemm") or not node.attrs.get("transB"):
+        constants = {i: model.initializers[n] for i, n in enumerate(node.inputs) if n in model.initializers}
+        packed = op_for(model, node).pack_constants(constants) if constants else None
+        if packed is None:
             continue
-        b = node.input(1)
-        if b not in model.initializers or model.initializers[b].ndim != 2:
-            continue
-        name = _unique(model, f"{b}_T")
-        value = np.ascontiguousarray(model.initializers[b].T)
-        model.initializers[name] = value
-        model.tensors[name] = TensorType(value.dtype, value.shape, value)
-        node.inputs = [node.inputs[0], name, *node.inputs[2:]]
-        node.attrs = {**node.attrs, "transB": 0}
+        values, attrs = packed
+        inputs = list(node.inputs)
+        for i, value in values.items():
+            name = _unique(model, f"{inputs[i]}_packed")
+            model.initializers[name] = value
+            model.tensors[name] = TensorType(value.dtype, value.shape, value)
+            inputs[i] = name
+        node.inputs = inputs
+        node.attrs = {**node.attrs, **attrs}
     used = {i for n in model.nodes for i in n.inputs} | set(model.outputs)
     model.initializers = {k: v for k, v in model.initializers.items() if k in used}
     return model

@@ -1,0 +1,303 @@
+// requires: gemm
+// Recurrent layers (ONNX RNN, GRU and LSTM), one direction per call.
+//
+// The input projection of every time step is one matrix product (X W^T for
+// all seq x batch rows at once, biases added after); each step then multiplies
+// the hidden state by the recurrence weights (a small product, a plain loop for
+// a few batch rows) and applies the gate arithmetic row by row.
+//
+// Weights are read per direction either in ONNX's layout ([gates*hidden, input]
+// and [gates*hidden, hidden]) or, with `packed_w` / `packed_r`, transposed block
+// by block as the generator stores constant weights: [input, gates*hidden] for
+// W, [hidden, block*hidden] for each block of gates multiplied together (all
+// gates, except GRU without linear_before_reset: z and r, then h).
+//
+// Batch rows whose sequence_lens entry is shorter than the tensor stop early:
+// their state is kept, their Y entries past the end are zero, and the reverse
+// direction starts from their own last step.  (A row of length 0 has zero Y_h.)
+
+// Activation functions (ONNX names), applied to gate pre-activations.
+namespace rnn_act {
+struct Relu {
+   template <typename T>
+   T operator()(T x) const { return x > T(0) ? x : T(0); }
+};
+struct Tanh {
+   template <typename T>
+   T operator()(T x) const { return std::tanh(x); }
+};
+struct Sigmoid {
+   template <typename T>
+   T operator()(T x) const { return T(1) / (T(1) + std::exp(-x)); }
+};
+struct Affine {
+   float alpha, beta;
+   template <typename T>
+   T operator()(T x) const { return T(alpha) * x + T(beta); }
+};
+struct LeakyRelu {
+   float alpha;
+   template <typename T>
+   T operator()(T x) const { return x >= T(0) ? x : T(alpha) * x; }
+};
+struct ThresholdedRelu {
+   float alpha;
+   template <typename T>
+   T operator()(T x) const { return x > T(alpha) ? x : T(0); }
+};
+struct ScaledTanh {
+   float alpha, beta;
+   template <typename T>
+   T operator()(T x) const { return T(alpha) * std::tanh(T(beta) * x); }
+};
+struct HardSigmoid {
+   float alpha, beta;
+   template <typename T>
+   T operator()(T x) const { return std::min(T(1), std::max(T(0), T(alpha) * x + T(beta))); }
+};
+struct Elu {
+   float alpha;
+   template <typename T>
+   T operator()(T x) const { return x >= T(0) ? x : T(alpha) * (std::exp(x) - T(1)); }
+};
+struct Softsign {
+   template <typename T>
+   T operator()(T x) const { return x / (T(1) + std::abs(x)); }
+};
+struct Softplus { // log(1 + e^x) without overflow for large x
+   template <typename T>
+   T operator()(T x) const { return x > T(0) ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x)); }
+};
+} // namespace rnn_act
+
+// Sizes and layout (ONNX `layout` 0: time major, 1: batch major) of one layer.
+struct RnnShape {
+   size_t seq, batch, input, hidden, directions;
+   bool batch_major;
+
+   size_t x_row(size_t t, size_t b) const { return batch_major ? b * seq + t : t * batch + b; }
+   size_t y_offset(size_t t, size_t d, size_t b) const
+   {
+      return (batch_major ? (b * seq + t) * directions + d : (t * directions + d) * batch + b) * hidden;
+   }
+   size_t state_offset(size_t d, size_t b) const
+   {
+      return (batch_major ? b * directions + d : d * batch + b) * hidden;
+   }
+};
+
+// Everything one layer reads and writes; null pointers are omitted inputs/outputs.
+template <typename T>
+struct Recurrence {
+   RnnShape shape{};
+   const T *X = nullptr, *W = nullptr, *R = nullptr, *B = nullptr, *P = nullptr;
+   const int32_t *lens = nullptr;
+   const T *h0 = nullptr, *c0 = nullptr;
+   bool packed_w = false, packed_r = false;
+   T clip = std::numeric_limits<T>::infinity();
+   T *Y = nullptr, *Yh = nullptr, *Yc = nullptr;
+   T *xw = nullptr, *hr = nullptr, *h = nullptr, *c = nullptr, *rh = nullptr; // scratch
+};
+
+template <typename T>
+inline T rnn_clip(T x, T clip)
+{
+   return std::min(std::max(x, -clip), clip);
+}
+
+inline size_t rnn_length(const RnnShape &s, const int32_t *lens, size_t b)
+{
+   return lens ? static_cast<size_t>(lens[b]) : s.seq;
+}
+
+// Time index of step `step` for a row of length `len` (false once the row has ended).
+inline bool rnn_time(size_t step, size_t len, bool reverse, size_t &t)
+{
+   if (step >= len)
+      return false;
+   t = reverse ? len - 1 - step : step;
+   return true;
+}
+
+// Start of a direction: sequence_lens checked, input projection plus the biases
+// that sit outside any gate product (the first `rb_folded` columns of Rb),
+// initial states loaded, Y zeroed past each row's length.
+template <typename T>
+inline void rnn_begin(const Recurrence<T> &r, size_t d, size_t gates, size_t rb_folded)
+{
+   const RnnShape &s = r.shape;
+   const size_t gh = gates * s.hidden, rows = s.seq * s.batch;
+   for (size_t b = 0; r.lens && b < s.batch; ++b)
+      if (r.lens[b] < 0 || static_cast<size_t>(r.lens[b]) > s.seq)
+         throw std::invalid_argument("sofie-rdf: sequence_lens[" + std::to_string(b) + "] = " +
+                                     std::to_string(r.lens[b]) + " is outside [0, " + std::to_string(s.seq) + "]");
+   gemm(false, !r.packed_w, rows, gh, s.input, T(1), r.X, r.W + d * gh * s.input, T(0), r.xw);
+   if (r.B) {
+      const T *wb = r.B + d * 2 * gh, *rb = wb + gh;
+      for (size_t i = 0; i < rows; ++i) {
+         T *row = r.xw + i * gh;
+         for (size_t j = 0; j < gh; ++j)
+            row[j] += wb[j] + (j < rb_folded ? rb[j] : T(0));
+      }
+   }
+   for (size_t b = 0; b < s.batch; ++b) {
+      const size_t at = s.state_offset(d, b);
+      T *h = r.h + b * s.hidden;
+      for (size_t j = 0; j < s.hidden; ++j)
+         h[j] = r.h0 ? r.h0[at + j] : T(0);
+      for (size_t j = 0; r.c && j < s.hidden; ++j)
+         r.c[b * s.hidden + j] = r.c0 ? r.c0[at + j] : T(0);
+      for (size_t t = rnn_length(s, r.lens, b); r.Y && t < s.seq; ++t)
+         std::fill_n(r.Y + s.y_offset(t, d, b), s.hidden, T(0));
+   }
+}
+
+// Row b's new hidden state written to Y at time t.
+template <typename T>
+inline void rnn_store(const Recurrence<T> &r, size_t t, size_t d, size_t b)
+{
+   if (r.Y)
+      std::copy_n(r.h + b * r.shape.hidden, r.shape.hidden, r.Y + r.shape.y_offset(t, d, b));
+}
+
+// End of a direction: the last state of every row goes to Y_h (and Y_c); a row
+// of length 0 gets zeros there, not its initial state, as onnxruntime does.
+template <typename T>
+inline void rnn_end(const Recurrence<T> &r, size_t d)
+{
+   const RnnShape &s = r.shape;
+   for (size_t b = 0; b < s.batch; ++b) {
+      const bool empty = rnn_length(s, r.lens, b) == 0;
+      for (auto [out, state] : {std::make_pair(r.Yh, r.h), std::make_pair(r.Yc, r.c)}) {
+         if (!out)
+            continue;
+         if (empty)
+            std::fill_n(out + s.state_offset(d, b), s.hidden, T(0));
+         else
+            std::copy_n(state + b * s.hidden, s.hidden, out + s.state_offset(d, b));
+      }
+   }
+}
+
+// Simple RNN: H = f(X W^T + H R^T + Wb + Rb).
+template <typename T, typename F>
+inline void rnn(const Recurrence<T> &r, size_t d, bool reverse, F f)
+{
+   const RnnShape &s = r.shape;
+   const size_t H = s.hidden;
+   const T *R = r.R + d * H * H;
+   rnn_begin(r, d, 1, H);
+   for (size_t step = 0; step < s.seq; ++step) {
+      gemm(false, !r.packed_r, s.batch, H, H, T(1), r.h, R, T(0), r.hr);
+      for (size_t b = 0; b < s.batch; ++b) {
+         size_t t;
+         if (!rnn_time(step, rnn_length(s, r.lens, b), reverse, t))
+            continue;
+         const T *xw = r.xw + s.x_row(t, b) * H, *hr = r.hr + b * H;
+         T *h = r.h + b * H;
+         for (size_t j = 0; j < H; ++j)
+            h[j] = f(rnn_clip(xw[j] + hr[j], r.clip));
+         rnn_store(r, t, d, b);
+      }
+   }
+   rnn_end(r, d);
+}
+
+// LSTM, gates in ONNX order i, o, f, c; peepholes P = (Pi, Po, Pf); with
+// input_forget the forget gate is 1 - i.
+template <typename T, typename F, typename G, typename Hf>
+inline void lstm(const Recurrence<T> &r, size_t d, bool reverse, bool input_forget, F f, G g, Hf h_act)
+{
+   const RnnShape &s = r.shape;
+   const size_t H = s.hidden;
+   const T *R = r.R + d * 4 * H * H;
+   const T *P = r.P ? r.P + d * 3 * H : nullptr;
+   rnn_begin(r, d, 4, 4 * H);
+   for (size_t step = 0; step < s.seq; ++step) {
+      gemm(false, !r.packed_r, s.batch, 4 * H, H, T(1), r.h, R, T(0), r.hr);
+      for (size_t b = 0; b < s.batch; ++b) {
+         size_t t;
+         if (!rnn_time(step, rnn_length(s, r.lens, b), reverse, t))
+            continue;
+         const T *xw = r.xw + s.x_row(t, b) * 4 * H, *hr = r.hr + b * 4 * H;
+         T *h = r.h + b * H, *c = r.c + b * H;
+         for (size_t j = 0; j < H; ++j) {
+            const T c_prev = c[j];
+            T gi = xw[j] + hr[j], go = xw[H + j] + hr[H + j];
+            T gf = xw[2 * H + j] + hr[2 * H + j];
+            const T gc = xw[3 * H + j] + hr[3 * H + j];
+            if (P) {
+               gi += P[j] * c_prev;
+               gf += P[2 * H + j] * c_prev;
+            }
+            const T i = f(rnn_clip(gi, r.clip));
+            const T forget = input_forget ? T(1) - i : f(rnn_clip(gf, r.clip));
+            const T cell = forget * c_prev + i * g(rnn_clip(gc, r.clip));
+            if (P)
+               go += P[H + j] * cell;
+            c[j] = cell;
+            h[j] = f(rnn_clip(go, r.clip)) * h_act(cell);
+         }
+         rnn_store(r, t, d, b);
+      }
+   }
+   rnn_end(r, d);
+}
+
+// GRU, gates in ONNX order z, r, h.  linear_before_reset applies the reset gate
+// after the recurrence product (H R_h^T + Rb_h), otherwise before it, which
+// needs a second product per step on the reset state (r * H).
+template <typename T, typename F, typename G>
+inline void gru(const Recurrence<T> &r, size_t d, bool reverse, bool linear_before_reset, F f, G g)
+{
+   const RnnShape &s = r.shape;
+   const size_t H = s.hidden;
+   const T *R = r.R + d * 3 * H * H;
+   const T *rb_h = r.B ? r.B + d * 6 * H + 5 * H : nullptr;
+   rnn_begin(r, d, 3, linear_before_reset ? 2 * H : 3 * H);
+   const size_t zr_cols = linear_before_reset ? 3 * H : 2 * H;
+   T *hr_h = r.hr + s.batch * 2 * H; // H R_h^T when linear_before_reset is 0
+   for (size_t step = 0; step < s.seq; ++step) {
+      gemm(false, !r.packed_r, s.batch, zr_cols, H, T(1), r.h, R, T(0), r.hr);
+      if (!linear_before_reset) {
+         for (size_t b = 0; b < s.batch; ++b) {
+            size_t t;
+            T *rh = r.rh + b * H, *hr = r.hr + b * 2 * H;
+            if (!rnn_time(step, rnn_length(s, r.lens, b), reverse, t)) {
+               std::fill_n(rh, H, T(0));
+               continue;
+            }
+            const T *xw = r.xw + s.x_row(t, b) * 3 * H, *h = r.h + b * H;
+            for (size_t j = 0; j < H; ++j) {
+               hr[j] = f(rnn_clip(xw[j] + hr[j], r.clip)); // z, kept for the update below
+               rh[j] = f(rnn_clip(xw[H + j] + hr[H + j], r.clip)) * h[j];
+            }
+         }
+         gemm(false, !r.packed_r, s.batch, H, H, T(1), r.rh, R + 2 * H * H, T(0), hr_h);
+      }
+      for (size_t b = 0; b < s.batch; ++b) {
+         size_t t;
+         if (!rnn_time(step, rnn_length(s, r.lens, b), reverse, t))
+            continue;
+         const T *xw = r.xw + s.x_row(t, b) * 3 * H;
+         T *h = r.h + b * H;
+         if (linear_before_reset) {
+            const T *hr = r.hr + b * 3 * H;
+            for (size_t j = 0; j < H; ++j) {
+               const T z = f(rnn_clip(xw[j] + hr[j], r.clip));
+               const T reset = f(rnn_clip(xw[H + j] + hr[H + j], r.clip));
+               const T n = g(rnn_clip(xw[2 * H + j] + reset * (hr[2 * H + j] + (rb_h ? rb_h[j] : T(0))), r.clip));
+               h[j] = (T(1) - z) * n + z * h[j];
+            }
+         } else {
+            const T *z = r.hr + b * 2 * H, *hh = hr_h + b * H;
+            for (size_t j = 0; j < H; ++j) {
+               const T n = g(rnn_clip(xw[2 * H + j] + hh[j], r.clip));
+               h[j] = (T(1) - z[j]) * n + z[j] * h[j];
+            }
+         }
+         rnn_store(r, t, d, b);
+      }
+   }
+   rnn_end(r, d);
+}
