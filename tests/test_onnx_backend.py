@@ -21,8 +21,9 @@ Two adaptations to what sofie-rdf is:
 
 Every selected case runs under ``-m slow`` (``make test-full``); a
 deterministic subset (:data:`QUICK_PER_OP` cases per operator) runs in the
-normal suite.  ``python tests/test_onnx_backend.py`` prints pass/fail/skip
-counts per operator over the full set.
+normal suite.  ``python tests/test_onnx_backend.py [-v] [--ops=A,B]`` prints
+pass/fail/skip counts per operator over the full set (or those operators),
+with ``-v`` the failures too.
 """
 
 from __future__ import annotations
@@ -285,9 +286,10 @@ def main() -> int:
 
     os.environ.setdefault("SOFIE_RDF_CACHE", tempfile.mkdtemp(prefix="sofie-backend-"))
     verbose = "-v" in sys.argv
+    only = {op for arg in sys.argv if arg.startswith("--ops=") for op in arg[len("--ops="):].split(",")}
     counts: dict[str, Counter] = defaultdict(Counter)
     failures = []
-    for case in _CASES:
+    for case in (c for c in _CASES if not only or c.op in only):
         if case.skip is not None:
             status = "skip"
         else:
