@@ -5,19 +5,23 @@ below; nothing else in the package changes.
 """
 
 from . import (  # noqa: F401  (registration)
+    activations,
     conv,
     elementwise,
     gemm,
     indexing,
+    logic,
     lrn,
     movement,
     normalization,
     pad,
     pool,
     recurrent,
+    reduce,
     resize,
     shape,
     softmax,
+    sort,
     space,
 )
 from .base import Op

@@ -1,19 +1,21 @@
-"""Element-wise operators: unary math and activations, Cast, Clip, and the
-broadcasting binary arithmetic.
+"""Element-wise operators: unary math and activations, Cast, Clip, the
+broadcasting binary arithmetic (with Mod) and the n-ary Sum, Min, Max and Mean.
 
 Each unary op is a C++ expression in ``x`` (attributes as ``{name}``
 placeholders) and a numpy reference; the shared bases emit the kernel call.
+The bases are also what ``activations`` and ``logic`` build on.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Callable, ClassVar, Optional
 
 import numpy as np
 
 from ..ir import TensorType
 from ..ir.dims import dims_equal
-from ..ir.dtypes import FLOAT_TYPES, from_onnx
+from ..ir.dtypes import from_onnx
 from .base import EmitContext, Op, broadcast_shapes, broadcast_strides, coalesce, static_size
 from .registry import register
 
@@ -22,13 +24,24 @@ def _same_shape(a: tuple, b: tuple) -> bool:
     return len(a) == len(b) and all(dims_equal(x, y) for x, y in zip(a, b))
 
 
+# numpy dtype kinds an op accepts ("f" float, "i" signed, "u" unsigned integer, "b" bool), spelled for messages.
+_KIND_NAMES = {"f": "float", "i": "signed integer", "u": "unsigned integer", "b": "bool"}
+NUMERIC = "fiu"
+
+
+def check_kinds(op: Op, dtype: np.dtype, kinds: str) -> None:
+    """Refuse an element type outside the op's ONNX type constraint (its C++ expression may not even compile)."""
+    if np.dtype(dtype).kind not in kinds:
+        raise op.error(f"input type {dtype} is not supported ({' or '.join(_KIND_NAMES[k] for k in kinds)} expected)")
+
+
 class UnaryOp(Op):
     """y = f(x) element by element, same shape."""
 
     kernels = ("elementwise",)
     expr: ClassVar[str] = "x"
     params: ClassVar[tuple[str, ...]] = ()
-    float_only: ClassVar[bool] = True
+    kinds: ClassVar[str] = "f"
 
     def reference(self, x: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -38,8 +51,7 @@ class UnaryOp(Op):
 
     def infer(self, inputs: list[Optional[TensorType]]) -> list[TensorType]:
         x = inputs[0]
-        if self.float_only and x.dtype not in FLOAT_TYPES:
-            raise self.error(f"input type {x.dtype} is not supported (float32 or float64 expected)")
+        check_kinds(self, x.dtype, self.kinds)
         return [TensorType(self.out_dtype(x.dtype), x.shape)]
 
     def evaluate(self, values: list[Optional[np.ndarray]]) -> list[np.ndarray]:
@@ -66,7 +78,7 @@ class UnaryOp(Op):
 @register
 class Relu(UnaryOp):
     op_type = "Relu"
-    float_only = False
+    kinds = NUMERIC
     expr = "x > 0 ? x : {T}(0)"
 
     def reference(self, x):
@@ -144,7 +156,7 @@ class Log(UnaryOp):
 @register
 class Neg(UnaryOp):
     op_type = "Neg"
-    float_only = False
+    kinds = NUMERIC
     expr = "-x"
     reference = staticmethod(np.negative)
 
@@ -152,7 +164,7 @@ class Neg(UnaryOp):
 @register
 class Abs(UnaryOp):
     op_type = "Abs"
-    float_only = False
+    kinds = NUMERIC
     expr = "x < 0 ? -x : x"
     reference = staticmethod(np.abs)
 
@@ -173,7 +185,7 @@ class Cast(UnaryOp):
     """Type conversion; to bool means "not zero", as in numpy."""
 
     op_type = "Cast"
-    float_only = False
+    kinds = NUMERIC + "b"
 
     def out_dtype(self, dtype: np.dtype) -> np.dtype:
         return from_onnx(self.attrs["to"])
@@ -197,7 +209,7 @@ class Clip(UnaryOp):
     """Clip with bounds as attributes (opset < 11)."""
 
     op_type = "Clip"
-    float_only = False
+    kinds = NUMERIC
 
     def bounds(self, ctx: EmitContext) -> tuple[str, str]:
         dtype = ctx.inputs[0].dtype
@@ -243,11 +255,13 @@ class BinaryOp(Op):
 
     kernels = ("elementwise",)
     expr: ClassVar[str] = ""
+    kinds: ClassVar[str] = NUMERIC + "b"
     reference: ClassVar[Callable]
 
     def out_dtype(self, a: np.dtype, b: np.dtype) -> np.dtype:
         if a != b:
             raise self.error(f"input types differ ({a} and {b})")
+        check_kinds(self, a, self.kinds)
         return a
 
     def infer(self, inputs: list[Optional[TensorType]]) -> list[TensorType]:
@@ -258,14 +272,17 @@ class BinaryOp(Op):
         a, b = values[0], values[1]
         out = self.out_dtype(a.dtype, b.dtype) if object not in (a.dtype, b.dtype) else object
         with np.errstate(all="ignore"):
-            y = np.asarray(type(self).reference(a, b))
+            y = np.asarray(self.reference(a, b))
         return [y.astype(out) if out is not object else y]
+
+    def body(self, ctx: EmitContext) -> str:
+        """The C++ expression in ``a`` and ``b``."""
+        return self.expr
 
     def function(self, ctx: EmitContext) -> str:
         ta, tb = (ctx.ctype(t.dtype) for t in ctx.inputs[:2])
         ty = ctx.ctype(ctx.outputs[0].dtype)
-        return f"[](const {ta} a, const {tb} b) -> {ty} {{ return {self.expr}; }}"
-
+        return f"[](const {ta} a, const {tb} b) -> {ty} {{ return {self.body(ctx)}; }}"
     def emit(self, ctx: EmitContext) -> str:
         a, b = ctx.inputs[0], ctx.inputs[1]
         y = ctx.outputs[0]
@@ -339,29 +356,71 @@ class Pow(BinaryOp):
 
 
 @register
-class Sum(Add):
-    """Sum of one or more tensors with numpy broadcasting (resnet50 and shufflenet's residual joins).
+class Mod(BinaryOp):
+    """Remainder: fmod=0 floors the quotient (sign of the divisor, Python's %), fmod=1 truncates it (C fmod).
 
-    The first two inputs are an Add into the output; each further input is
-    then added into the output in place (element ``i`` is read before it is
-    written, so aliasing is safe).
+    Before opset 28 floored remainders are integer-only; an integer division
+    by zero throws std::invalid_argument instead of trapping.
     """
 
-    op_type = "Sum"
-    since_version = 6
+    op_type = "Mod"
+    since_version = 10
+    kinds = NUMERIC
+    float_floor: ClassVar[bool] = False
+
+    def out_dtype(self, a: np.dtype, b: np.dtype) -> np.dtype:
+        dtype = super().out_dtype(a, b)
+        if self.attrs["fmod"] not in (0, 1):
+            raise self.error(f"fmod must be 0 or 1, got {self.attrs['fmod']}")
+        if dtype.kind == "f" and self.attrs["fmod"] == 0 and not self.float_floor:
+            raise self.error(f"fmod=0 on {dtype} inputs is only defined from opset 28 (set fmod=1)")
+        return dtype
+
+    def reference(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        if b.dtype.kind in "iu" and np.any(b == 0):
+            raise self.error("integer division by zero")
+        return np.mod(a, b) if self.attrs["fmod"] == 0 else np.fmod(a, b)
+
+    def body(self, ctx: EmitContext) -> str:
+        return f"kernels::{'mod_floor' if self.attrs['fmod'] == 0 else 'mod_trunc'}(a, b)"
+
+
+@register
+class Mod_28(Mod):
+    """Opset 28 defines fmod=0 on floating-point inputs too."""
+
+    since_version = 28
+    float_floor = True
+
+
+class NaryOp(BinaryOp):
+    """A binary op folded over one or more inputs, all broadcast together.
+
+    The first two inputs are combined into the output; each further input is
+    then combined into the output in place (element ``i`` is read before it
+    is written, so aliasing is safe); :meth:`finish` may then rescale it.
+    """
 
     def infer(self, inputs: list[Optional[TensorType]]) -> list[TensorType]:
         shape = inputs[0].shape
         for t in inputs[1:]:
             self.out_dtype(inputs[0].dtype, t.dtype)
             shape = broadcast_shapes(self, shape, t.shape)
+        check_kinds(self, inputs[0].dtype, self.kinds)
         return [TensorType(inputs[0].dtype, shape)]
 
     def evaluate(self, values):
-        total = values[0]
-        for v in values[1:]:
-            total = total + v
+        with np.errstate(all="ignore"):
+            total = self.finish_value(functools.reduce(self.reference, values), len(values))
         return [np.asarray(total).astype(values[0].dtype)]
+
+    def finish_value(self, total: np.ndarray, count: int) -> np.ndarray:
+        """The numpy counterpart of :meth:`finish`."""
+        return total
+
+    def finish(self, ctx: EmitContext) -> str:
+        """Statements applied to the combined output (Mean divides it)."""
+        return ""
 
     def emit(self, ctx: EmitContext) -> str:
         y = ctx.outputs[0]
@@ -378,4 +437,56 @@ class Sum(Add):
             sy_, sx_ = (ctx.array(f"{n}{k}", s, "std::ptrdiff_t") for n, s in (("y_strides", sy), ("x_strides", sx)))
             lines.append(f"kernels::binary_strided({ctx.y(0)}, {sy_}, {ctx.x(k)}, {sx_}, {ctx.y(0)}, {dims}, "
                          f"{len(shape)}, {f});")
-        return "\n".join(lines)
+        lines.append(self.finish(ctx))
+        return "\n".join(line for line in lines if line)
+
+
+@register
+class Sum(NaryOp, Add):
+    """Sum of one or more tensors with numpy broadcasting (resnet50 and shufflenet's residual joins)."""
+
+    op_type = "Sum"
+    since_version = 6
+    kinds = NUMERIC
+
+
+@register
+class Min(NaryOp):
+    """Element-wise minimum; a NaN anywhere makes that element NaN, as in onnxruntime."""
+
+    op_type = "Min"
+    since_version = 6
+    kinds = NUMERIC
+    expr = "kernels::minimum(a, b)"
+    reference = staticmethod(np.minimum)
+
+
+@register
+class Max(NaryOp):
+    """Element-wise maximum; a NaN anywhere makes that element NaN, as in onnxruntime."""
+
+    op_type = "Max"
+    since_version = 6
+    kinds = NUMERIC
+    expr = "kernels::maximum(a, b)"
+    reference = staticmethod(np.maximum)
+
+
+@register
+class Mean(NaryOp, Add):
+    """Element-wise mean: the inputs are summed into the output, which is then divided once."""
+
+    op_type = "Mean"
+    since_version = 6
+    kinds = "f"
+
+    def finish_value(self, total: np.ndarray, count: int) -> np.ndarray:
+        return total / total.dtype.type(count)
+
+    def finish(self, ctx: EmitContext) -> str:
+        if len(ctx.inputs) == 1:
+            return ""
+        y = ctx.outputs[0]
+        t = ctx.ctype(y.dtype)
+        count = ctx.literal(len(ctx.inputs), y.dtype)
+        return f"kernels::unary({ctx.y(0)}, {ctx.y(0)}, {ctx.dim(y.size)}, [](const {t} v) -> {t} {{ return v / {count}; }});"

@@ -1,8 +1,17 @@
-"""Operators that read or write a tensor at run-time indices: Gather.
+"""Operators that read or write a tensor at run-time indices, and index-pattern generators.
 
-The indices may be computed at run time (a kNN's TopK feeding a Gather of
-neighbour features), so the kernels check each one against its axis and
-throw instead of reading out of bounds; negative indices count from the end.
+Gather, GatherElements, GatherND, ScatterElements (and its opset-9 name
+Scatter), ScatterND and OneHot take indices that may be computed at run time (a
+kNN's TopK feeding a Gather of neighbour features), so the kernels check each
+one against its axis and throw instead of reading or writing out of bounds;
+negative indices count from the end.  Trilu and EyeLike write index patterns
+(triangles, diagonals) and live here for their kinship with OneHot.
+
+The Elements and ND gathers and scatters differ only in how an index tensor
+addresses the data: an *addressing* mixin (:class:`ElementAddressing`,
+:class:`SliceAddressing`) supplies that, as a numpy index tuple for the
+references and as a C++ offset walker for the kernels, and :class:`GatherOp` /
+:class:`ScatterOp` supply the operation.
 """
 
 from __future__ import annotations
@@ -10,13 +19,20 @@ from __future__ import annotations
 from typing import Optional
 
 import numpy as np
+import sympy
 
 from ..ir import TensorType
-from ..ir.dims import num_elements
-from .base import EmitContext, Op, normalize_axis
+from ..ir.dims import Dim, dims_equal, num_elements
+from ..ir.dtypes import from_onnx
+from .base import EmitContext, Op, contiguous_strides, normalize_axis
 from .registry import register
 
 INDEX_TYPES = (np.dtype(np.int32), np.dtype(np.int64))
+
+# Scatter reductions: C++ expression of the new value from the old `a` and the update `b`, and numpy ufunc.
+_REDUCE_CPP = {"none": "b", "add": "a + b", "mul": "a * b", "max": "std::max(a, b)", "min": "std::min(a, b)"}
+_REDUCE_BOOL = {"add": "a || b", "mul": "a && b"}  # what onnxruntime's + and * on bool amount to
+_REDUCE_NP = {"add": np.add, "mul": np.multiply, "max": np.maximum, "min": np.minimum}
 
 
 def wrap_indices(op: Op, indices: np.ndarray, n: int) -> np.ndarray:
@@ -31,6 +47,13 @@ def wrap_indices(op: Op, indices: np.ndarray, n: int) -> np.ndarray:
 def check_indices(op: Op, t: Optional[TensorType], what: str = "indices") -> None:
     if t is None or t.dtype not in INDEX_TYPES:
         raise op.error(f"{what} must be int32 or int64, got {None if t is None else t.dtype}")
+
+
+def require_same_dim(op: Op, a: Dim, b: Dim, what: str) -> None:
+    """``a == b``: checked now when both are fixed, else recorded as a run-time constraint."""
+    if not dims_equal(a, b):
+        op.require(sympy.false if isinstance(a, int) and isinstance(b, int) else sympy.Eq(a, b),
+                   f"{what}: {a} != {b}")
 
 
 @register
@@ -59,3 +82,266 @@ class Gather(Op):
         outer, inner = num_elements(data.shape[:axis]), num_elements(data.shape[axis + 1:])
         sizes = ", ".join(ctx.dim(d) for d in (outer, data.shape[axis], indices.size, inner))
         return f"kernels::gather({ctx.x(0)}, {ctx.x(1)}, {ctx.y(0)}, {sizes});"
+
+
+# ---- addressing: how an index tensor maps to places in the data --------------------------
+
+class ElementAddressing(Op):
+    """Indices of the data's rank, one element each: the index value replaces the coordinate along ``axis``."""
+
+    def axis(self, data: TensorType) -> int:
+        return normalize_axis(self, self.attrs["axis"], data.rank)
+
+    def check(self, data: TensorType, indices: TensorType) -> None:
+        check_indices(self, indices)
+        if data.rank == 0 or indices.rank != data.rank:
+            raise self.error(f"indices (rank {indices.rank}) must have the rank of data (rank {data.rank}, >= 1)")
+        self.axis(data)
+        for r, (i, d) in enumerate(zip(indices.shape, data.shape)):
+            if isinstance(i, int) and isinstance(d, int) and i > d and r != self.axis(data):
+                raise self.error(f"indices dim {r} ({i}) exceeds the data dim ({d})")
+
+    def addressed_shape(self, data: TensorType, indices: TensorType) -> tuple:
+        """Shape of what the indices address (data[index])."""
+        return indices.shape
+
+    def index(self, data_shape: tuple, indices: np.ndarray) -> tuple:
+        """Numpy index tuple: data[index] has :meth:`addressed_shape`."""
+        axis = normalize_axis(self, self.attrs["axis"], len(data_shape))
+        grid = list(np.indices(indices.shape, sparse=True))
+        grid[axis] = wrap_indices(self, indices, data_shape[axis])
+        return tuple(grid)
+
+    def walker(self, ctx: EmitContext, data: TensorType, indices: TensorType, ptr: str) -> tuple[str, Dim]:
+        """C++ offset walker over the indices at ``ptr``, and the elements each offset addresses."""
+        ishape, dshape = ctx.array("ishape", indices.shape), ctx.array("dshape", data.shape)
+        walker = (f'kernels::element_offsets<{ctx.ctype(indices.dtype)}>{{{ptr}, {ishape}, {dshape}, {data.rank}, '
+                  f'{self.axis(data)}, "{self.op_type}"}}')
+        return walker, 1
+
+
+class SliceAddressing(Op):
+    """Indices (batch..., tuples..., k): each k-tuple addresses the slice data[batch][i_0, ..., i_{k-1}]."""
+
+    def batch_dims(self) -> int:
+        return self.attrs.get("batch_dims", 0)
+
+    def check(self, data: TensorType, indices: TensorType) -> None:
+        check_indices(self, indices)
+        b = self.batch_dims()
+        if indices.rank < 1 or not 0 <= b < min(data.rank, indices.rank):
+            raise self.error(f"batch_dims {b} must be in [0, min(data rank {data.rank}, indices rank {indices.rank}))")
+        k = indices.shape[-1]
+        if not isinstance(k, int) or not 1 <= k <= data.rank - b:
+            raise self.error(f"the last indices dim ({k}) must be fixed, in [1, {data.rank - b}]")
+        for r in range(b):
+            require_same_dim(self, indices.shape[r], data.shape[r], f"batch dim {r} of indices and data")
+
+    def addressed_shape(self, data: TensorType, indices: TensorType) -> tuple:
+        return indices.shape[:-1] + data.shape[self.batch_dims() + indices.shape[-1]:]
+
+    def index(self, data_shape: tuple, indices: np.ndarray) -> tuple:
+        b = self.batch_dims()
+        batch = tuple(np.indices(indices.shape[:-1], sparse=True))[:b]
+        return batch + tuple(wrap_indices(self, indices[..., j], data_shape[b + j]) for j in range(indices.shape[-1]))
+
+    def walker(self, ctx: EmitContext, data: TensorType, indices: TensorType, ptr: str) -> tuple[str, Dim]:
+        b, k = self.batch_dims(), indices.shape[-1]
+        strides = contiguous_strides(data.shape)
+        sizes = ", ".join(ctx.dim(d) for d in (num_elements(indices.shape[:b]), num_elements(indices.shape[b:-1]), k))
+        dims, st = ctx.array("dims", data.shape[b:b + k]), ctx.array("strides", strides[b:b + k])
+        walker = (f'kernels::slice_offsets<{ctx.ctype(indices.dtype)}>{{{ptr}, {sizes}, {dims}, {st}, '
+                  f'{ctx.dim(num_elements(data.shape[b:]))}, "{self.op_type}"}}')
+        return walker, num_elements(data.shape[b + k:])
+
+
+# ---- operations: gather and scatter over an addressing -----------------------------------
+
+class GatherOp(Op):
+    """y = data[index]: the addressed elements or slices, in index order."""
+
+    kernels = ("indexing",)
+
+    def infer(self, inputs: list[Optional[TensorType]]) -> list[TensorType]:
+        data, indices = inputs[0], inputs[1]
+        self.check(data, indices)
+        return [TensorType(data.dtype, self.addressed_shape(data, indices))]
+
+    def evaluate(self, values: list[Optional[np.ndarray]]) -> list[np.ndarray]:
+        data, indices = values[0], values[1]
+        return [data[self.index(data.shape, indices)]]
+
+    def emit(self, ctx: EmitContext) -> str:
+        walker, piece = self.walker(ctx, ctx.inputs[0], ctx.inputs[1], ctx.x(1))
+        return f"kernels::gather_by({ctx.x(0)}, {ctx.y(0)}, {ctx.dim(piece)}, {walker});"
+
+
+class ScatterOp(Op):
+    """y = data with updates written (or reduced with ``reduction``) at the addressed places, in index order."""
+
+    kernels = ("indexing",)
+
+    def reduction(self) -> str:
+        reduction = self.attrs.get("reduction", "none")
+        if reduction not in _REDUCE_CPP:
+            raise self.error(f"reduction {reduction!r} is not one of {', '.join(_REDUCE_CPP)}")
+        return reduction
+
+    def infer(self, inputs: list[Optional[TensorType]]) -> list[TensorType]:
+        data, indices, updates = inputs[0], inputs[1], inputs[2]
+        self.check(data, indices)
+        self.reduction()
+        if updates.dtype != data.dtype:
+            raise self.error(f"updates ({updates.dtype}) must have the type of data ({data.dtype})")
+        shape = self.addressed_shape(data, indices)
+        if updates.rank != len(shape):
+            raise self.error(f"updates have shape {updates.shape}, the indices address {shape}")
+        for u, s in zip(updates.shape, shape):
+            require_same_dim(self, u, s, f"updates shape {updates.shape} against the addressed {shape}")
+        return [TensorType(data.dtype, data.shape)]
+
+    def evaluate(self, values: list[Optional[np.ndarray]]) -> list[np.ndarray]:
+        data, indices, updates = values[0], values[1], values[2]
+        index, out = self.index(data.shape, indices), data.copy()
+        if self.reduction() == "none":
+            out[index] = updates
+        else:
+            _REDUCE_NP[self.reduction()].at(out, index, updates)
+        return [out]
+
+    def emit(self, ctx: EmitContext) -> str:
+        data = ctx.inputs[0]
+        walker, piece = self.walker(ctx, data, ctx.inputs[1], ctx.x(1))
+        t = ctx.ctype(data.dtype)
+        expr = (_REDUCE_BOOL if data.dtype == np.bool_ else _REDUCE_CPP).get(self.reduction(), _REDUCE_CPP[self.reduction()])
+        reduce = f"[]({t} &a, const {t} b) {{ a = static_cast<{t}>({expr}); }}"
+        return (f"kernels::scatter({ctx.x(0)}, {ctx.x(2)}, {ctx.y(0)}, {ctx.dim(data.size)}, {ctx.dim(piece)}, "
+                f"{walker}, {reduce});")
+
+
+@register
+class GatherElements(ElementAddressing, GatherOp):
+    op_type = "GatherElements"
+    since_version = 11
+
+
+@register
+class GatherND(SliceAddressing, GatherOp):
+    op_type = "GatherND"
+    since_version = 11
+
+
+@register
+class ScatterElements(ElementAddressing, ScatterOp):
+    op_type = "ScatterElements"
+    since_version = 11
+
+
+@register
+class Scatter(ScatterElements):
+    """Opset 9-10 name of ScatterElements (no reduction)."""
+
+    op_type = "Scatter"
+    since_version = 9
+
+
+@register
+class ScatterND(SliceAddressing, ScatterOp):
+    op_type = "ScatterND"
+    since_version = 11
+
+
+# ---- index patterns ---------------------------------------------------------------------
+
+@register
+class OneHot(Op):
+    """y = values[1] where the depth coordinate (inserted at ``axis``) equals the index, values[0] elsewhere."""
+
+    op_type = "OneHot"
+    since_version = 9
+    kernels = ("indexing",)
+    value_inputs = (1,)
+
+    def depth(self, inputs: list[Optional[TensorType]]) -> int:
+        depth = self.value_of(inputs, 1, "depth").reshape(-1)
+        if depth.size != 1 or int(depth[0]) < 1:
+            raise self.error(f"depth must be one value >= 1, got {depth.tolist()}")
+        return int(depth[0])
+
+    def axis(self, indices_rank: int) -> int:
+        return normalize_axis(self, self.attrs["axis"], indices_rank + 1)
+
+    def infer(self, inputs: list[Optional[TensorType]]) -> list[TensorType]:
+        indices, values = inputs[0], inputs[2]
+        if indices.dtype == np.bool_:
+            raise self.error("indices must be numeric, got bool")
+        if values.rank != 1 or (isinstance(values.shape[0], int) and values.shape[0] != 2):
+            raise self.error(f"values must be [off_value, on_value], got shape {values.shape}")
+        axis = self.axis(indices.rank)
+        return [TensorType(values.dtype, indices.shape[:axis] + (self.depth(inputs),) + indices.shape[axis:])]
+
+    def evaluate(self, values: list[Optional[np.ndarray]]) -> list[np.ndarray]:
+        indices, on_off = values[0].astype(np.int64), values[2]
+        depth = int(np.asarray(values[1]).reshape(-1)[0])
+        indices = np.where(indices < 0, indices + depth, indices)  # still outside [0, depth) when out of range
+        hot = np.moveaxis(indices[..., None] == np.arange(depth), -1, self.axis(indices.ndim))
+        return [np.where(hot, on_off[1], on_off[0]).astype(on_off.dtype)]
+
+    def emit(self, ctx: EmitContext) -> str:
+        indices = ctx.inputs[0]
+        axis = self.axis(indices.rank)
+        sizes = (num_elements(indices.shape[:axis]), ctx.outputs[0].shape[axis], num_elements(indices.shape[axis:]))
+        return f"kernels::one_hot({ctx.x(0)}, {ctx.x(2)}, {ctx.y(0)}, {', '.join(ctx.dim(d) for d in sizes)});"
+
+
+@register
+class Trilu(Op):
+    """The upper (``upper``=1) or lower triangle of the last two dims, above/below diagonal k (input 1, run time)."""
+
+    op_type = "Trilu"
+    since_version = 14
+    kernels = ("indexing",)
+
+    def infer(self, inputs: list[Optional[TensorType]]) -> list[TensorType]:
+        x, k = inputs[0], inputs[1] if len(inputs) > 1 else None
+        if x.rank < 2:
+            raise self.error(f"input must have rank >= 2, got {x.rank}")
+        if k is not None and (k.dtype != np.int64 or num_elements(k.shape) != 1):
+            raise self.error(f"k must be one int64 value, got {k.dtype} of shape {k.shape}")
+        return [TensorType(x.dtype, x.shape)]
+
+    def evaluate(self, values: list[Optional[np.ndarray]]) -> list[np.ndarray]:
+        k = int(values[1].reshape(-1)[0]) if len(values) > 1 and values[1] is not None else 0
+        return [(np.triu if self.attrs["upper"] else np.tril)(values[0], k)]
+
+    def emit(self, ctx: EmitContext) -> str:
+        x = ctx.inputs[0]
+        k = ctx.x(1) if len(ctx.inputs) > 1 and ctx.inputs[1] is not None else "nullptr"
+        sizes = ", ".join(ctx.dim(d) for d in (num_elements(x.shape[:-2]), *x.shape[-2:]))
+        return f"kernels::trilu({ctx.x(0)}, {k}, {ctx.y(0)}, {sizes}, {'true' if self.attrs['upper'] else 'false'});"
+
+
+@register
+class EyeLike(Op):
+    """A matrix of the input's (2-D) shape with ones on diagonal ``k``, of type ``dtype`` (default: the input's)."""
+
+    op_type = "EyeLike"
+    since_version = 9
+    kernels = ("indexing",)
+
+    def dtype(self, input_dtype: np.dtype) -> np.dtype:
+        return from_onnx(self.attrs["dtype"]) if self.attrs.get("dtype") is not None else input_dtype
+
+    def infer(self, inputs: list[Optional[TensorType]]) -> list[TensorType]:
+        x = inputs[0]
+        if x.rank != 2:
+            raise self.error(f"input must have rank 2, got {x.rank}")
+        return [TensorType(self.dtype(x.dtype), x.shape)]
+
+    def evaluate(self, values: list[Optional[np.ndarray]]) -> list[np.ndarray]:
+        x = values[0]
+        return [np.eye(*x.shape, k=self.attrs["k"], dtype=self.dtype(x.dtype))]
+
+    def emit(self, ctx: EmitContext) -> str:
+        rows, cols = ctx.inputs[0].shape
+        return f"kernels::eye({ctx.y(0)}, {ctx.dim(rows)}, {ctx.dim(cols)}, {self.attrs['k']});"

@@ -1,12 +1,14 @@
-"""Data-movement operators: Transpose, Slice, Concat, Expand and Tile.
+"""Data-movement operators: Transpose, Slice, Concat, Split, Expand and Tile.
 
-Transpose, Slice, Expand and Tile are one strided copy (kernels::unary_strided
-with the identity): Expand reads broadcast dims with stride 0, Tile reads each
-dim as (repeats, size) with strides (0, stride).  Concat copies each input's
-blocks into place.
+Transpose, Slice, Split, Expand and Tile are strided copies (kernels::unary_strided
+with the identity): each Split output is a Slice of its input, Expand reads
+broadcast dims with stride 0, Tile reads each dim as (repeats, size) with strides
+(0, stride).  Concat copies each input's blocks into place.
 """
 
 from __future__ import annotations
+
+from typing import Optional
 
 import numpy as np
 import sympy
@@ -29,14 +31,14 @@ from .registry import register
 _TO_END = 2**31 - 1
 
 
-def emit_strided_copy(ctx: EmitContext, shape: tuple, strides: list, offset: Dim = 0) -> str:
-    """C++ copying input 0 (read from ``offset`` with ``strides``) to output 0."""
+def emit_strided_copy(ctx: EmitContext, shape: tuple, strides: list, offset: Dim = 0, out: int = 0) -> str:
+    """C++ copying input 0 (read from ``offset`` with ``strides``) to output ``out``."""
     shape, (strides,) = coalesce(shape, strides)
     t = ctx.ctype(ctx.inputs[0].dtype)
     dims = ctx.array("shape", shape)
     st = ctx.array("strides", strides, "std::ptrdiff_t")
     src = ctx.x(0) if offset == 0 else f"{ctx.x(0)} + {ctx.dim(offset)}"
-    return (f"kernels::unary_strided({src}, {st}, {ctx.y(0)}, {dims}, {len(shape)}, "
+    return (f"kernels::unary_strided({src}, {st}, {ctx.y(out)}, {dims}, {len(shape)}, "
             f"[](const {t} v) {{ return v; }});")
 
 
@@ -184,6 +186,66 @@ class Slice_10(Slice):
         return starts, ends, axes, steps
 
 
+@register
+class Split(Op):
+    """Input 0 cut along ``axis`` into consecutive parts, one per output.
+
+    The part sizes come from the ``split`` attribute (opset < 13) or input 1
+    (opset 1 and 13+); without them the parts are equal, or, with
+    ``num_outputs`` (opset 18+), ceil(size / num_outputs) each and a smaller last one.
+    """
+
+    op_type = "Split"
+    kernels = ("elementwise",)
+    value_inputs = (1,)
+
+    def sizes(self, dim: Dim, split: Optional[np.ndarray]) -> list[Dim]:
+        """Part sizes of an axis of size ``dim``; ``split`` is input 1's value, if given."""
+        count = len(self.node.outputs)
+        split = self.attrs.get("split") if split is None else [int(v) for v in np.asarray(split).reshape(-1)]
+        if split is not None:
+            if len(split) != count or any(s < 0 for s in split):
+                raise self.error(f"split {list(split)} must be {count} non-negative sizes (one per output)")
+            self.require(sympy.Eq(dim, sum(split)), f"split {list(split)} must add up to the axis size {dim}")
+            return list(split)
+        parts = self.attrs.get("num_outputs") or count
+        if parts != count:
+            raise self.error(f"num_outputs {parts} differs from the {count} outputs")
+        if parts == 1:
+            return [dim]
+        if not isinstance(dim, int):
+            raise self.error(f"splitting the symbolic dim {dim} into {parts} parts needs explicit split sizes")
+        chunk = -(-dim // parts) if self.attrs.get("num_outputs") else dim // parts
+        last = dim - chunk * (parts - 1)
+        if last < 0 or (not self.attrs.get("num_outputs") and last != chunk):
+            raise self.error(f"an axis of size {dim} cannot be split into {parts} parts")
+        return [chunk] * (parts - 1) + [last]
+
+    def parts(self, inputs: list[Optional[TensorType]]) -> tuple[int, list[Dim]]:
+        """The normalized axis and the part sizes."""
+        x = inputs[0]
+        axis = normalize_axis(self, self.attrs["axis"], x.rank)
+        return axis, self.sizes(x.shape[axis], self.value_of(inputs, 1, "split") if len(inputs) > 1 else None)
+
+    def infer(self, inputs):
+        x = inputs[0]
+        axis, sizes = self.parts(inputs)
+        return [TensorType(x.dtype, x.shape[:axis] + (s,) + x.shape[axis + 1:]) for s in sizes]
+
+    def evaluate(self, values):
+        x = values[0]
+        axis = normalize_axis(self, self.attrs["axis"], x.ndim)
+        sizes = self.sizes(x.shape[axis], values[1] if len(values) > 1 else None)
+        return np.split(x, np.cumsum(sizes)[:-1], axis=axis)
+
+    def emit(self, ctx: EmitContext) -> str:
+        axis, sizes = self.parts(ctx.inputs)
+        strides = contiguous_strides(ctx.inputs[0].shape)
+        lines, start = [], 0
+        for i, (y, size) in enumerate(zip(ctx.outputs, sizes)):
+            lines.append(emit_strided_copy(ctx, y.shape, strides, simplify(start * strides[axis]), out=i))
+            start = simplify(start + size)
+        return "\n".join(lines)
 
 
 @register
@@ -203,7 +265,7 @@ class Expand(Op):
     def evaluate(self, values):
         x = values[0]
         shape = [int(d) for d in np.asarray(values[1]).reshape(-1)]
-        return [x * np.ones(shape, x.dtype) if x.dtype != np.bool_ else np.logical_and(x, np.ones(shape, bool))]
+        return [np.broadcast_to(x, np.broadcast_shapes(x.shape, tuple(shape))).copy()]
 
     def emit(self, ctx: EmitContext) -> str:
         y = ctx.outputs[0]

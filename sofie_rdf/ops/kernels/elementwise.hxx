@@ -1,4 +1,4 @@
-// Element-wise loops shared by every unary, binary and data-movement operator.
+// Element-wise loops shared by every unary, binary, ternary and data-movement operator.
 // The operation is a lambda the emitter writes; strides are in elements and
 // may be 0 (broadcast) or negative (reversed slices).
 
@@ -81,6 +81,98 @@ inline void binary_strided(const A *a, const std::ptrdiff_t *sa, const B *b, con
                            const size_t *shape, size_t rank, F f)
 {
    binary_strided_rec(a, sa, b, sb, y, shape, rank, f);
+}
+
+// Three operands broadcast together (Where): y has `shape`; a, b, c are read with strides sa, sb, sc.
+template <typename A, typename B, typename C, typename Y, typename F>
+inline void ternary_strided_rec(const A *a, const std::ptrdiff_t *sa, const B *b, const std::ptrdiff_t *sb, const C *c,
+                                const std::ptrdiff_t *sc, Y *&y, const size_t *shape, size_t rank, F &f)
+{
+   if (rank == 0) {
+      *y++ = f(*a, *b, *c);
+      return;
+   }
+   if (rank == 1) {
+      const std::ptrdiff_t s0 = sa[0], s1 = sb[0], s2 = sc[0];
+      for (size_t i = 0; i < shape[0]; ++i) {
+         const std::ptrdiff_t k = static_cast<std::ptrdiff_t>(i);
+         *y++ = f(a[k * s0], b[k * s1], c[k * s2]);
+      }
+      return;
+   }
+   for (size_t i = 0; i < shape[0]; ++i) {
+      const std::ptrdiff_t k = static_cast<std::ptrdiff_t>(i);
+      ternary_strided_rec(a + k * sa[0], sa + 1, b + k * sb[0], sb + 1, c + k * sc[0], sc + 1, y, shape + 1, rank - 1,
+                          f);
+   }
+}
+
+template <typename A, typename B, typename C, typename Y, typename F>
+inline void ternary_strided(const A *a, const std::ptrdiff_t *sa, const B *b, const std::ptrdiff_t *sb, const C *c,
+                            const std::ptrdiff_t *sc, Y *y, const size_t *shape, size_t rank, F f)
+{
+   ternary_strided_rec(a, sa, b, sb, c, sc, y, shape, rank, f);
+}
+
+// Min/Max: a NaN operand makes the result NaN (numpy and onnxruntime), which std::min/std::max do not.
+template <typename T>
+inline T minimum(T a, T b)
+{
+   if constexpr (std::is_floating_point_v<T>) {
+      if (std::isnan(a) || std::isnan(b))
+         return std::numeric_limits<T>::quiet_NaN();
+   }
+   return b < a ? b : a;
+}
+
+template <typename T>
+inline T maximum(T a, T b)
+{
+   if constexpr (std::is_floating_point_v<T>) {
+      if (std::isnan(a) || std::isnan(b))
+         return std::numeric_limits<T>::quiet_NaN();
+   }
+   return a < b ? b : a;
+}
+
+// Integer remainder guarded against the cases C++ leaves undefined (b == 0, and MIN % -1 overflowing).
+template <typename T>
+inline T checked_remainder(T a, T b)
+{
+   if (b == 0)
+      throw std::invalid_argument("Mod: integer division by zero");
+   if constexpr (std::is_signed_v<T>) {
+      if (b == T(-1))
+         return T(0);
+   }
+   return static_cast<T>(a % b);
+}
+
+// Mod with fmod=1: the remainder of truncated division, sign of the dividend (C fmod).
+template <typename T>
+inline T mod_trunc(T a, T b)
+{
+   if constexpr (std::is_floating_point_v<T>)
+      return std::fmod(a, b);
+   else
+      return checked_remainder(a, b);
+}
+
+// Mod with fmod=0: the remainder of floored division, sign of the divisor (Python's %).
+template <typename T>
+inline T mod_floor(T a, T b)
+{
+   if constexpr (std::is_floating_point_v<T>) {
+      const T r = std::fmod(a, b);
+      if (r == 0)
+         return std::copysign(T(0), b);
+      return (r < 0) != (b < 0) ? r + b : r;
+   } else if constexpr (std::is_signed_v<T>) {
+      const T r = checked_remainder(a, b);
+      return r != 0 && ((r < 0) != (b < 0)) ? static_cast<T>(r + b) : r;
+   } else {
+      return checked_remainder(a, b);
+   }
 }
 
 // Copies `outer` blocks of `block` elements from x into y, whose blocks are

@@ -1,6 +1,11 @@
 // Gathers and scatters by run-time indices.  Every index is checked against the
 // axis it addresses (negative ones count from the end, as ONNX allows): a bad
 // index throws std::out_of_range instead of reading or writing out of bounds.
+//
+// GatherElements/ScatterElements and GatherND/ScatterND differ only in how an
+// index tensor maps to offsets into the data, so each pair shares one offset
+// walker (element_offsets, slice_offsets) and the operations are two loops over
+// a walker: gather_by (read) and scatter (copy data, then reduce updates in).
 
 // Index `i` of an axis of size `n`, wrapped and checked.
 template <typename I>
@@ -21,4 +26,131 @@ inline void gather(const T *x, const I *indices, T *y, size_t outer, size_t n, s
    for (size_t o = 0; o < outer; ++o)
       for (size_t k = 0; k < count; ++k)
          std::copy_n(x + (o * n + checked_index(indices[k], n, "Gather")) * inner, inner, y + (o * count + k) * inner);
+}
+
+// GatherElements/ScatterElements: indices has the rank of data and addresses one
+// element each, its own coordinates everywhere but along `axis`, where its value
+// is the coordinate.  Calls f(i, offset in data) for every element i of indices.
+template <typename I>
+struct element_offsets {
+   const I *indices;
+   const size_t *shape;      // of indices
+   const size_t *data_shape;
+   size_t rank, axis;
+   const char *op;
+
+   template <typename F>
+   void operator()(F f) const
+   {
+      std::vector<size_t> strides(rank, 1), coord(rank, 0);
+      size_t count = 1;
+      for (size_t r = rank; r-- > 0;) {
+         if (r != axis && shape[r] > data_shape[r])
+            throw std::invalid_argument(std::string("sofie-rdf: ") + op + " indices dim " + std::to_string(r) + " (" +
+                                        std::to_string(shape[r]) + ") exceeds the data dim (" +
+                                        std::to_string(data_shape[r]) + ")");
+         strides[r] = r + 1 < rank ? strides[r + 1] * data_shape[r + 1] : 1;
+         count *= shape[r];
+      }
+      size_t base = 0; // offset of coord in data, without the axis term
+      for (size_t i = 0; i < count; ++i) {
+         f(i, base + checked_index(indices[i], data_shape[axis], op) * strides[axis]);
+         for (size_t r = rank; r-- > 0;) {
+            const size_t step = r == axis ? 0 : strides[r];
+            base += step;
+            if (++coord[r] < shape[r])
+               break;
+            base -= step * shape[r];
+            coord[r] = 0;
+         }
+      }
+   }
+};
+
+// GatherND/ScatterND: indices is (batch, tuples, k); tuple t of batch b addresses
+// the slice data[b][i_0, ..., i_{k-1}] (contiguous, `slice` elements).  `dims` and
+// `strides` are those of the k indexed data dims, `batch_stride` the size of one
+// batch of data.  Calls f(b * tuples + t, offset in data) for every tuple.
+template <typename I>
+struct slice_offsets {
+   const I *indices;
+   size_t batch, tuples, k;
+   const size_t *dims;
+   const size_t *strides;
+   size_t batch_stride;
+   const char *op;
+
+   template <typename F>
+   void operator()(F f) const
+   {
+      for (size_t t = 0; t < batch * tuples; ++t) {
+         size_t offset = t / tuples * batch_stride;
+         for (size_t j = 0; j < k; ++j)
+            offset += checked_index(indices[t * k + j], dims[j], op) * strides[j];
+         f(t, offset);
+      }
+   }
+};
+
+// y[i] = the `slice` elements of x at the walker's i-th offset.
+template <typename T, typename Walk>
+inline void gather_by(const T *x, T *y, size_t slice, const Walk &walk)
+{
+   walk([&](size_t i, size_t offset) { std::copy_n(x + offset, slice, y + i * slice); });
+}
+
+// y = data (n elements), then reduce(y[offset + j], updates[i * slice + j]) in
+// index order: with an assignment, the last of duplicate indices wins.
+template <typename T, typename Walk, typename R>
+inline void scatter(const T *data, const T *updates, T *y, size_t n, size_t slice, const Walk &walk, R reduce)
+{
+   std::copy_n(data, n, y);
+   walk([&](size_t i, size_t offset) {
+      for (size_t j = 0; j < slice; ++j)
+         reduce(y[offset + j], updates[i * slice + j]);
+   });
+}
+
+// OneHot: y viewed as (outer, depth, inner) holds on where the index (viewed as
+// (outer, inner), negatives counting from the end) equals the depth coordinate,
+// off elsewhere; an index outside [-depth, depth) leaves its row all off (ONNX).
+template <typename I, typename T>
+inline void one_hot(const I *indices, const T *values, T *y, size_t outer, size_t depth, size_t inner)
+{
+   std::fill_n(y, outer * depth * inner, values[0]);
+   const int64_t d = static_cast<int64_t>(depth);
+   for (size_t o = 0; o < outer; ++o)
+      for (size_t i = 0; i < inner; ++i) {
+         int64_t k = static_cast<int64_t>(indices[o * inner + i]);
+         k = k < 0 ? k + d : k;
+         if (k >= 0 && k < d)
+            y[(o * depth + static_cast<size_t>(k)) * inner + i] = values[1];
+      }
+}
+
+// Trilu: x is (batch, rows, cols) matrices; keeps element (r, c) when c - r >= k
+// (upper) or c - r <= k (lower), zero elsewhere.  `k` may be null (0).
+template <typename T>
+inline void trilu(const T *x, const int64_t *k, T *y, size_t batch, size_t rows, size_t cols, bool upper)
+{
+   const int64_t diag = k ? k[0] : 0;
+   for (size_t b = 0; b < batch; ++b)
+      for (size_t r = 0; r < rows; ++r)
+         for (size_t c = 0; c < cols; ++c) {
+            const int64_t off = static_cast<int64_t>(c) - static_cast<int64_t>(r);
+            const size_t at = (b * rows + r) * cols + c;
+            y[at] = (upper ? off >= diag : off <= diag) ? x[at] : T{};
+         }
+}
+
+// EyeLike: a rows x cols matrix of zeros with ones on diagonal k.
+template <typename T>
+inline void eye(T *y, size_t rows, size_t cols, int64_t k)
+{
+   std::fill_n(y, rows * cols, T{});
+   for (size_t r = 0; r < rows; ++r) {
+      const int64_t c = static_cast<int64_t>(r) + k;
+      if (c >= 0 && c < static_cast<int64_t>(cols))
+         y[r * cols + static_cast<size_t>(c)] = static_cast<T>(1);
+   }
 }

@@ -1,0 +1,204 @@
+// Reductions (ReduceSum, ReduceMax, ..., ReduceLogSumExp), ArgMax/ArgMin and CumSum.
+//
+// A reduction is three lambdas the emitter writes: an initial accumulator,
+// `combine(acc, x)` and `finish(acc, n)` (n = elements reduced).  Float inputs
+// accumulate in double; integer ones in uint64_t, whose arithmetic wraps
+// modulo 2^64 without undefined behaviour and so, narrowed back, gives the
+// element type's own wrapping results (as onnxruntime computes in that type).
+
+// Lowest / highest value of T: the identities of max and min (-inf / +inf for floats).
+template <typename T>
+inline T lowest()
+{
+   return std::numeric_limits<T>::has_infinity ? -std::numeric_limits<T>::infinity() : std::numeric_limits<T>::lowest();
+}
+
+template <typename T>
+inline T highest()
+{
+   return std::numeric_limits<T>::has_infinity ? std::numeric_limits<T>::infinity() : std::numeric_limits<T>::max();
+}
+
+// Max and min that propagate NaN (as numpy and the ONNX reference do) instead of depending on its position.
+template <typename T>
+inline T max_of(T a, T x)
+{
+   if constexpr (std::is_floating_point_v<T>)
+      if (std::isnan(x))
+         return x;
+   return x > a ? x : a;
+}
+
+template <typename T>
+inline T min_of(T a, T x)
+{
+   if constexpr (std::is_floating_point_v<T>)
+      if (std::isnan(x))
+         return x;
+   return x < a ? x : a;
+}
+
+// |x| in the accumulator type A (no overflow for the most negative integer: A is unsigned then).
+template <typename A, typename T>
+inline A magnitude(T x)
+{
+   if constexpr (std::is_signed_v<T>)
+      return x < 0 ? A(0) - static_cast<A>(x) : static_cast<A>(x);
+   else
+      return static_cast<A>(x);
+}
+
+// An accumulator read as a real number: integer sums are first narrowed to T (wrapping as T does).
+template <typename T, typename A>
+inline double real(A a)
+{
+   if constexpr (std::is_integral_v<T>)
+      return static_cast<double>(static_cast<T>(a));
+   else
+      return static_cast<double>(a);
+}
+
+// A real result in the element type.  Integers take the truncated value; a value no integer can hold
+// saturates, nan and -inf (the log of an empty sum) giving the lowest one, as onnxruntime's results show.
+template <typename T>
+inline T from_real(double v)
+{
+   if constexpr (std::is_integral_v<T>) {
+      if (v >= static_cast<double>(std::numeric_limits<T>::max()) + 1.0)
+         return std::numeric_limits<T>::max();
+      if (!(v >= static_cast<double>(std::numeric_limits<T>::lowest())))
+         return std::numeric_limits<T>::lowest();
+   }
+   return static_cast<T>(v);
+}
+
+// Mean of n values whose sum is `a`: integer division (truncating) for integers, 0 for an empty set.
+template <typename T, typename A>
+inline T mean(A a, size_t n)
+{
+   if (n == 0)
+      return T(0);
+   if constexpr (std::is_integral_v<T>)
+      return static_cast<T>(static_cast<T>(a) / static_cast<T>(n));
+   else
+      return static_cast<T>(a / static_cast<A>(n));
+}
+
+// log(sum(exp(x))) in one pass: the running maximum is factored out (rescaling the sum when it grows),
+// so large inputs do not overflow exp.  Infinite maxima are handled without forming inf - inf.
+struct LogSumExp {
+   double max = -std::numeric_limits<double>::infinity();
+   double sum = 0.0;
+
+   LogSumExp add(double x) const
+   {
+      if (x > max)
+         return {x, sum * std::exp(max - x) + 1.0};
+      if (x == max)
+         return {max, sum + 1.0};
+      return {max, sum + std::exp(x - max)};
+   }
+
+   double result() const { return max + std::log(sum); }
+};
+
+// Reduction of the middle index of an (outer, n, inner) view: y is (outer, inner).  Inner positions are
+// processed in blocks so the input is read in order whatever inner is.
+template <typename T, typename A, typename Combine, typename Finish>
+inline void reduce(const T *x, T *y, size_t outer, size_t n, size_t inner, A init, Combine combine, Finish finish)
+{
+   constexpr size_t block = 64;
+   A acc[block];
+   for (size_t o = 0; o < outer; ++o) {
+      const T *xo = x + o * n * inner;
+      T *yo = y + o * inner;
+      for (size_t j0 = 0; j0 < inner; j0 += block) {
+         const size_t m = std::min(block, inner - j0);
+         std::fill_n(acc, m, init);
+         for (size_t i = 0; i < n; ++i) {
+            const T *xi = xo + i * inner + j0;
+            for (size_t j = 0; j < m; ++j)
+               acc[j] = combine(acc[j], xi[j]);
+         }
+         for (size_t j = 0; j < m; ++j)
+            yo[j0 + j] = finish(acc[j], n);
+      }
+   }
+}
+
+// Calls f(base + sum(i_k * strides[k])) for every index of `shape`, in row-major order.
+template <typename F>
+inline void for_each_offset(const size_t *shape, const std::ptrdiff_t *strides, size_t rank, std::ptrdiff_t base, F &f)
+{
+   if (rank == 0) {
+      f(base);
+      return;
+   }
+   for (size_t i = 0; i < shape[0]; ++i)
+      for_each_offset(shape + 1, strides + 1, rank - 1, base + static_cast<std::ptrdiff_t>(i) * strides[0], f);
+}
+
+// Reduction over any axis set: y (contiguous, `shape`) walks x with `strides`; each output folds the
+// block `rshape` read with `rstrides`.
+template <typename T, typename A, typename Combine, typename Finish>
+inline void reduce_strided(const T *x, T *y, const size_t *shape, const std::ptrdiff_t *strides, size_t rank,
+                           const size_t *rshape, const std::ptrdiff_t *rstrides, size_t rrank, A init, Combine combine,
+                           Finish finish)
+{
+   size_t n = 1;
+   for (size_t k = 0; k < rrank; ++k)
+      n *= rshape[k];
+   auto output = [&](std::ptrdiff_t o) {
+      A acc = init;
+      auto add = [&](std::ptrdiff_t k) { acc = combine(acc, x[k]); };
+      for_each_offset(rshape, rstrides, rrank, o, add);
+      *y++ = finish(acc, n);
+   };
+   for_each_offset(shape, strides, rank, 0, output);
+}
+
+// ArgMax / ArgMin along the middle index of an (outer, n, inner) view; ties go to the first index,
+// or the last with `last`.  An empty axis has no answer, so it throws (as onnxruntime fails).
+template <typename T>
+inline void arg_reduce(const T *x, int64_t *y, size_t outer, size_t n, size_t inner, bool maximum, bool last)
+{
+   if (n == 0 && outer * inner != 0)
+      throw std::invalid_argument("sofie-rdf: ArgMax/ArgMin over an empty axis");
+   for (size_t o = 0; o < outer; ++o) {
+      for (size_t j = 0; j < inner; ++j) {
+         const T *xo = x + o * n * inner + j;
+         size_t best = 0;
+         for (size_t i = 1; i < n; ++i) {
+            const T v = xo[i * inner], b = xo[best * inner];
+            const bool better = maximum ? (last ? v >= b : v > b) : (last ? v <= b : v < b);
+            if (better)
+               best = i;
+         }
+         y[o * inner + j] = static_cast<int64_t>(best);
+      }
+   }
+}
+
+// Cumulative sum along the middle index of an (outer, n, inner) view, accumulated in A; `exclusive`
+// leaves out the element itself, `reverse` sums from the end.
+template <typename A, typename T>
+inline void cumsum(const T *x, T *y, size_t outer, size_t n, size_t inner, bool exclusive, bool reverse)
+{
+   constexpr size_t block = 64;
+   A acc[block];
+   for (size_t o = 0; o < outer; ++o) {
+      for (size_t j0 = 0; j0 < inner; j0 += block) {
+         const size_t m = std::min(block, inner - j0);
+         std::fill_n(acc, m, A(0));
+         for (size_t step = 0; step < n; ++step) {
+            const size_t i = reverse ? n - 1 - step : step;
+            const size_t at = (o * n + i) * inner + j0;
+            for (size_t j = 0; j < m; ++j) {
+               const A before = acc[j];
+               acc[j] = static_cast<A>(acc[j] + static_cast<A>(x[at + j]));
+               y[at + j] = static_cast<T>(exclusive ? before : acc[j]);
+            }
+         }
+      }
+   }
+}

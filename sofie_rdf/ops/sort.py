@@ -1,0 +1,99 @@
+"""TopK: the k largest or smallest elements along an axis, and their indices.
+
+K may be an attribute (opset 1), or an input whose value must be known when
+the code is generated; it may be symbolic (``min(P, 8)`` computed from a
+shape), so a kNN over a variable number of particles compiles once.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+import sympy
+
+from ..ir import TensorType
+from ..ir.dims import Dim, as_dim, num_elements
+from .base import EmitContext, Op, normalize_axis
+from .registry import register
+
+
+@register
+class TopK(Op):
+    """Values and int64 indices of the top ``K`` along ``axis`` (ties: lower index first; NaN ranks highest)."""
+
+    op_type = "TopK"
+    since_version = 1
+    kernels = ("sort",)
+
+    def k(self, inputs: list[Optional[TensorType]]) -> Dim:
+        return as_dim(self.attrs["k"])
+
+    def largest(self) -> bool:
+        return bool(self.attrs.get("largest", 1))
+
+    def layout(self, inputs: list[Optional[TensorType]]) -> tuple[Dim, Dim, Dim, Dim, int]:
+        """(outer, n, inner, k, axis) of the input viewed around the axis."""
+        x = inputs[0]
+        if x.rank == 0:
+            raise self.error("input must have rank >= 1")
+        axis = normalize_axis(self, self.attrs["axis"], x.rank)
+        n, k = x.shape[axis], self.k(inputs)
+        if isinstance(k, int) and k < 0:
+            raise self.error(f"K must be >= 0, got {k}")
+        if isinstance(k, int) and isinstance(n, int) and k > n:
+            raise self.error(f"K = {k} is larger than the axis ({n} elements)")
+        if not (isinstance(k, int) and isinstance(n, int)):
+            self.require(sympy.Ge(n, k), f"K = {k} must not exceed the axis size {n}")
+        return num_elements(x.shape[:axis]), n, num_elements(x.shape[axis + 1:]), k, axis
+
+    def infer(self, inputs: list[Optional[TensorType]]) -> list[TensorType]:
+        x = inputs[0]
+        *_, k, axis = self.layout(inputs)
+        shape = x.shape[:axis] + (k,) + x.shape[axis + 1:]
+        return [TensorType(x.dtype, shape), TensorType(np.int64, shape)]
+
+    def evaluate(self, values: list[Optional[np.ndarray]]) -> list[np.ndarray]:
+        x = values[0]
+        k = int(self.k([TensorType(np.asarray(v).dtype, np.shape(v), v) if v is not None else None for v in values]))
+        axis = normalize_axis(self, self.attrs["axis"], x.ndim)
+        keyed = -x if self.largest() else x
+        if x.dtype.kind == "f":  # NaN ranks highest: first when largest, last when smallest
+            keyed = np.where(np.isnan(x), -np.inf if self.largest() else np.inf, keyed)
+        order = np.argsort(keyed, axis=axis, kind="stable")
+        idx = np.take(order, np.arange(k), axis=axis)
+        return [np.take_along_axis(x, idx, axis=axis), idx.astype(np.int64)]
+
+    def workspace(self, inputs: list[Optional[TensorType]], outputs: list[Optional[TensorType]]) -> list[TensorType]:
+        _, n, *_ = self.layout(inputs)
+        return [TensorType(np.int64, (n,))]
+
+    def emit(self, ctx: EmitContext) -> str:
+        outer, n, inner, k, _ = self.layout(ctx.inputs)
+        sizes = ", ".join(ctx.dim(d) for d in (outer, n, inner, k))
+        present = [i < len(ctx.outputs) and ctx.outputs[i] is not None for i in (0, 1)]
+        values = ctx.y(0) if present[0] else f"static_cast<{ctx.ctype(ctx.inputs[0].dtype)} *>(nullptr)"
+        indices = ctx.y(1) if present[1] else "nullptr"
+        return (f"kernels::topk({ctx.x(0)}, {values}, {indices}, {sizes}, {str(self.largest()).lower()}, "
+                f"{ctx.w(0)});")
+
+
+@register
+class TopK_10(TopK):
+    """K becomes an input (one int64 value, needed at generation time)."""
+
+    since_version = 10
+    value_inputs = (1,)
+
+    def k(self, inputs: list[Optional[TensorType]]) -> Dim:
+        value = np.asarray(self.value_of(inputs, 1, "K")).reshape(-1)
+        if value.size != 1:
+            raise self.error(f"K must hold one value, got {value.size}")
+        return as_dim(value[0])
+
+
+@register
+class TopK_11(TopK_10):
+    """Adds ``largest`` and ``sorted`` (results are always sorted, which ``sorted=0`` allows)."""
+
+    since_version = 11
