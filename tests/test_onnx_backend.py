@@ -60,7 +60,7 @@ MILESTONE_OPS = frozenset({
     "Erf", "Gelu", "Softplus", "Softsign", "HardSigmoid", "HardSwish", "Mish", "ThresholdedRelu", "PRelu", "Celu", "Sign",
     "Sin", "Cos", "Tan", "Asin", "Acos", "Atan", "Sinh", "Cosh", "Asinh", "Acosh", "Atanh", "Floor", "Ceil", "Round",
     "Min", "Max", "Mean", "Mod",
-    "TopK", "Size", "Range",
+    "TopK", "Size", "Range", "Einsum",
     "Gather", "GatherElements", "GatherND", "ScatterElements", "ScatterND", "Scatter", "OneHot", "Trilu", "EyeLike",
     "Split", "Expand", "Tile",
 })

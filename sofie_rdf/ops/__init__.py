@@ -7,6 +7,7 @@ below; nothing else in the package changes.
 from . import (  # noqa: F401  (registration)
     activations,
     conv,
+    einsum,
     elementwise,
     gemm,
     indexing,
