@@ -44,6 +44,7 @@ def interface_header(code: GeneratedCode, namespace: str) -> str:
         "   Session &operator=(Session &&) noexcept;",
         f"   {sig['infer']};",
         f"   {sig['infer_vectors']};",
+        *([f"   {sig['runtime_dim']};"] if "runtime_dim" in sig else []),
         "private:",
         f"   std::unique_ptr<{code.namespace}::Session> fImpl;",
         "};",
@@ -67,6 +68,8 @@ def _definitions(code: GeneratedCode, namespace: str) -> str:
         f"{sig['infer'].replace(' infer(', ' Session::infer(', 1)} {{ fImpl->infer({sig['infer_args']}); }}",
         f"{sig['infer_vectors'].replace(' infer(', ' Session::infer(', 1)} "
         f"{{ return fImpl->infer({sig['infer_vectors_args']}); }}",
+        *([f"{sig['runtime_dim'].replace(' runtime_dim(', ' Session::runtime_dim(', 1)} "
+           "{ return fImpl->runtime_dim(k); }"] if "runtime_dim" in sig else []),
         f"}} // namespace {namespace}",
         "",
     ])

@@ -21,6 +21,9 @@ class Session:
     rank, fixed dims, consistent symbolic dims), reads the symbolic dims
     (batch, sequence length) off the arrays, and calls the allocation-free
     C++ ``infer`` writing straight into freshly allocated numpy outputs.
+    Outputs whose size the model computes while running (NonZero's count)
+    come back through C++ vectors owned by this object, shaped with the dims
+    ``infer`` reports (``runtime_dim``).
     A Session is not thread safe: use one per thread, as in C++.
     """
 
@@ -41,11 +44,15 @@ class Session:
         except Exception as exc:
             raise SofieError(f"model {code.name!r}: creating the C++ Session failed: {_cpp_message(exc)}") from None
         self._symbols = [sympy.Symbol(orig, integer=True, nonnegative=True) for orig, _ in code.symbols]
+        runtime = [sympy.Symbol(d, integer=True, nonnegative=True) for d in code.runtime_dims]
         self._inputs = code.inputs
-        self._outputs = [(t.dtype, _shape_function(self._symbols, t.shape)) for _, t in code.outputs]
+        self._outputs = [(t.dtype, _shape_function(self._symbols + runtime, t.shape)) for _, t in code.outputs]
+        # Outputs sized while running: C++ vectors the call fills (reused: no allocation once large enough).
+        self._vectors = {k: root().std.vector[cpp_type(t.dtype)]() for k, (_, t) in enumerate(code.outputs)
+                         if any(s in runtime for s in getattr(t.size, "free_symbols", ()))}
         self._call = self._cpp.infer
         if any(t.dtype == np.int8 for _, t in code.inputs + code.outputs):
-            self._call = _address_call(code, namespace, self._cpp)
+            self._call = _address_call(code, namespace, self._cpp, set(self._vectors))
 
     @property
     def inputs(self) -> list[TensorInfo]:
@@ -63,16 +70,24 @@ class Session:
         values: dict[sympy.Symbol, int] = {}
         args = [self._check(name, t, a, values) for (name, t), a in zip(self._inputs, arrays)]
         for c in self.code.constraints:
-            if not bool(c.condition.subs(values)):
+            if c.condition.free_symbols <= values.keys() and not bool(c.condition.subs(values)):
                 raise ShapeError(f"model {self.name!r}: {c.message} (dims: "
                                  f"{', '.join(f'{k} = {v}' for k, v in values.items())})")
         sym_values = [values.get(s, 0) for s in self._symbols]
-        outputs = [np.empty(shape(*sym_values), dtype=dtype) for dtype, shape in self._outputs]
-        buffers = [a if a.size else _nullptr() for a in (*args, *outputs)]  # cppyy refuses empty buffers
+        unknown = [0] * len(self.code.runtime_dims)  # the shapes of outputs allocated here do not use them
+        outputs = [None if k in self._vectors else np.empty(shape(*sym_values, *unknown), dtype=dtype)
+                   for k, (dtype, shape) in enumerate(self._outputs)]
+        buffers = [a if a.size else _nullptr() for a in args]  # cppyy refuses empty buffers
+        buffers += [self._vectors[k] if o is None else (o if o.size else _nullptr()) for k, o in enumerate(outputs)]
         try:
             self._call(*sym_values, *buffers)
         except Exception as exc:
             raise SofieError(f"model {self.name!r}: inference failed: {_cpp_message(exc)}") from None
+        if self._vectors:
+            runtime = [int(self._cpp.runtime_dim(k)) for k in range(len(self.code.runtime_dims))]
+            for k, vec in self._vectors.items():
+                dtype, shape = self._outputs[k]
+                outputs[k] = _from_vector(vec, dtype).reshape(shape(*sym_values, *runtime))
         return outputs[0] if len(outputs) == 1 else tuple(outputs)
 
     __call__ = infer
@@ -101,29 +116,43 @@ class Session:
         return np.ascontiguousarray(a)
 
 
+def _from_vector(vec: Any, dtype: np.dtype) -> np.ndarray:
+    """A copy of a C++ vector's elements (std::vector<bool> has no contiguous buffer)."""
+    n = int(vec.size())
+    if dtype == np.bool_:
+        return np.array([bool(v) for v in vec], dtype=np.bool_)
+    return np.frombuffer(vec.data(), dtype=dtype, count=n).copy() if n else np.empty(0, dtype)
+
+
 def _nullptr() -> Any:
     from ._root import root
 
     return root().nullptr
 
 
-def _address_call(code: GeneratedCode, namespace: str, cpp: Any) -> Any:
+def _address_call(code: GeneratedCode, namespace: str, cpp: Any, vectors: set[int]) -> Any:
     """``infer`` called with buffer addresses, for models with int8 tensors.
 
     cppyy reads ``int8_t *`` (``signed char *``) as a C string and refuses
     numpy buffers for it, so such models go through a small Cling adapter
-    that takes every buffer as an address and casts it back.
+    that takes every buffer as an address and casts it back (outputs sized at
+    run time, ``vectors``, are passed as the C++ vectors they are).
     """
     from ._root import declare, root
 
     dims = [f"size_t d{k}" for k in range(len(code.symbols))]
     params, casts = [], []
+    n_in = len(code.inputs)
     for k, (const, (_, t)) in enumerate([(True, io) for io in code.inputs] + [(False, io) for io in code.outputs]):
+        if k - n_in in vectors:
+            params.append(f"std::vector<{cpp_type(t.dtype)}> &p{k}")
+            casts.append(f"p{k}")
+            continue
         params.append(f"std::uintptr_t p{k}")
         casts.append(f"reinterpret_cast<{'const ' if const else ''}{cpp_type(t.dtype)} *>(p{k})")
     args = [f"d{k}" for k in range(len(code.symbols))] + casts
     declare(f"address-call:{namespace}", (
-        f"#include <cstdint>\nnamespace {namespace} {{\n"
+        f"#include <cstdint>\n#include <vector>\nnamespace {namespace} {{\n"
         f"inline void sofie_rdf_infer_addresses({', '.join(['Session &s', *dims, *params])})\n"
         f"{{ s.infer({', '.join(args)}); }}\n}}\n"))
     adapter = getattr(root(), namespace).sofie_rdf_infer_addresses
@@ -131,7 +160,8 @@ def _address_call(code: GeneratedCode, namespace: str, cpp: Any) -> Any:
 
     def call(*values: Any) -> None:
         dims_, buffers = values[:n_dims], values[n_dims:]
-        adapter(cpp, *dims_, *[b.ctypes.data if isinstance(b, np.ndarray) else 0 for b in buffers])
+        adapter(cpp, *dims_, *[b.ctypes.data if isinstance(b, np.ndarray) else b if hasattr(b, "size") else 0
+                               for b in buffers])
 
     return call
 

@@ -37,14 +37,13 @@ def mlp_file(tmp_path) -> Path:
 
 
 @pytest.fixture
-def lstm_file(tmp_path) -> Path:
-    """A model with an operator sofie-rdf does not implement (LSTM) next to one it does."""
-    hidden = 4
-    nodes = [helper.make_node("LSTM", ["x", "W", "R"], ["h"], hidden_size=hidden, name="rnn"),
+def unsupported_file(tmp_path) -> Path:
+    """A model with an operator sofie-rdf does not implement (a custom domain's) next to one it does."""
+    nodes = [helper.make_node("Mystery", ["x"], ["h"], domain="com.example", name="odd"),
              helper.make_node("Relu", ["h"], ["y"])]
-    init = {"W": np.zeros((1, 4 * hidden, 3), np.float32), "R": np.zeros((1, 4 * hidden, hidden), np.float32)}
-    model = make_model(nodes, [("x", np.float32, ["seq", 1, 3])], [("y", np.float32, None)], init, name="rnn")
-    return save(model, tmp_path / "rnn.onnx")
+    model = make_model(nodes, [("x", np.float32, ["seq", 3])], [("y", np.float32, None)], name="odd")
+    model.opset_import.append(helper.make_opsetid("com.example", 1))
+    return save(model, tmp_path / "odd.onnx")
 
 
 def test_emit_writes_header_and_weights(mlp_file, tmp_path, capsys):
@@ -73,17 +72,17 @@ def test_info_prints_counts(mlp_file, capsys):
     assert "parameters: 58" in text
 
 
-def test_info_reports_unsupported_ops(lstm_file, capsys):
-    assert main(["info", str(lstm_file)]) == 0
+def test_info_reports_unsupported_ops(unsupported_file, capsys):
+    assert main(["info", str(unsupported_file)]) == 0
     text = capsys.readouterr().out
-    assert "LSTM x1" in text and "Relu x1" in text
-    assert "unsupported: LSTM" in text
+    assert "com.example::Mystery x1" in text and "Relu x1" in text
+    assert "unsupported: com.example::Mystery" in text
 
 
-def test_emit_unsupported_is_clean_error(lstm_file, tmp_path, capsys):
-    assert main(["emit", str(lstm_file), "-o", str(tmp_path)]) == 1
+def test_emit_unsupported_is_clean_error(unsupported_file, tmp_path, capsys):
+    assert main(["emit", str(unsupported_file), "-o", str(tmp_path)]) == 1
     err = capsys.readouterr().err
-    assert "LSTM" in err and "Traceback" not in err
+    assert "com.example::Mystery" in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
 
 

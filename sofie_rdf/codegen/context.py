@@ -41,7 +41,7 @@ class NodeContext:
 
     def __init__(self, index: int, inputs: list[Optional[TensorType]], outputs: list[TensorType],
                  in_ptrs: list[str], out_ptrs: list[str], dim_names: dict[str, str],
-                 work_ptrs: Sequence[str] = ()):
+                 work_ptrs: Sequence[str] = (), reservations: Optional[dict[int, str]] = None):
         self.index = index
         self.inputs = inputs
         self.outputs = outputs
@@ -49,6 +49,7 @@ class NodeContext:
         self._out = out_ptrs
         self._work = list(work_ptrs)
         self._dims = dim_names
+        self._reservations = reservations or {}
         self.declarations: list[str] = []
         self._labels: set[str] = set()
 
@@ -60,6 +61,10 @@ class NodeContext:
 
     def w(self, k: int) -> str:
         return self._work[k]
+
+    def reserve(self, i: int) -> str:
+        """Memory for output ``i`` once the run-time dims sizing it are set ("" when it needs none)."""
+        return self._reservations.get(i, "")
 
     def dim(self, d: Dim) -> str:
         return to_cpp(d, self._dims)

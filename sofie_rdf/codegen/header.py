@@ -22,7 +22,7 @@ from ..errors import ShapeError
 from ..ir import Model, TensorType, cpp_type
 from ..ir.dims import free_symbols, is_static, to_cpp
 from ..passes import MemoryPlan
-from ..passes.memory_planning import slot_position
+from ..passes.memory_planning import runtime_sized, slot_position
 from ..passes.shape_inference import op_for
 from .context import NodeContext, cpp_literal
 from .kernels import kernel_order, kernel_source
@@ -31,7 +31,7 @@ from .names import NameTable, comment, string_literal
 _RESERVED = {"Session", "kernels", "detail", "infer", "x", "y", "a", "b", "v", "lo", "hi", "filename", "reader"}
 # Names derived from identifiers (members, embedded weights): no model name may take these forms, since a
 # dim (a parameter of infer) would shadow them.  Locals of infer end with "_", which no identifier does.
-_DERIVED_PREFIXES = ("fTensor_", "fArena_", "kWeight_")
+_DERIVED_PREFIXES = ("fTensor_", "fArena_", "kWeight_", "fBuffer_", "fRuntimeDims")
 _INCLUDES = ("algorithm", "cmath", "cstddef", "cstdint", "cstdlib", "fstream", "limits", "memory", "stdexcept",
              "string", "tuple", "type_traits", "vector")
 
@@ -50,6 +50,8 @@ class GeneratedCode:
     outputs: list[tuple[str, TensorType]] = field(default_factory=list)
     # conditions on dims the code relies on (ops.base.Constraint), checked by the Python Session too
     constraints: list = field(default_factory=list)
+    # dims computed while infer runs (NonZero's count, ...), read back with Session::runtime_dim(k)
+    runtime_dims: list[str] = field(default_factory=list)
     # C++ declarations of the Session members (for interface-only headers)
     signatures: dict[str, str] = field(default_factory=dict)
 
@@ -83,13 +85,15 @@ class HeaderWriter:
         self.weights_file = weights_file if weights_file is not None else f"{name}.dat"
         self.names = NameTable(_RESERVED, _DERIVED_PREFIXES)
         self.dims = {s.name: self.names.get(s.name, kind="dim") for s in self._symbols()}
+        # Every dim as C++: the parameters of infer, then the dims computed while it runs.
+        self.cpp_dims = {**self.dims, **{d: f"fRuntimeDims[{k}]" for k, d in enumerate(model.runtime_dims)}}
         self.tensor = {t: self.names.get(t, "tensor_") for t in self._all_tensors()}
 
     # ---- naming ------------------------------------------------------------
     def _symbols(self) -> list:
         input_shapes = [self.model.tensors[n].shape for n in self.model.inputs]
         symbols = free_symbols(input_shapes)
-        known = set(symbols)
+        known = set(symbols) | {sympy.Symbol(d, integer=True, nonnegative=True) for d in self.model.runtime_dims}
         for name, t in self.model.tensors.items():
             missing = {s for s in free_symbols([t.shape]) if s not in known}
             if missing:
@@ -149,12 +153,14 @@ class HeaderWriter:
             inputs=[(n, self.model.tensors[n]) for n in self.model.inputs],
             outputs=[(n, self.model.tensors[n]) for n in self.model.outputs],
             constraints=list(self.model.constraints),
+            runtime_dims=list(self.model.runtime_dims),
             signatures={
                 "constructor": self._constructor()[0].strip(),
                 "infer": f"void infer({self._params(True)})",
                 "infer_vectors": f"{self._vector_return()} infer({self._params(False)})",
                 "infer_args": ", ".join(self._arg_names(True)),
                 "infer_vectors_args": ", ".join(self._arg_names(False)),
+                **({"runtime_dim": "size_t runtime_dim(size_t k) const"} if self.model.runtime_dims else {}),
             },
         )
 
@@ -168,6 +174,8 @@ class HeaderWriter:
             for n in names:
                 t = m.tensors[n]
                 lines.append(f"// {label} {comment(n)}: {t.dtype} {comment(tuple(str(d) for d in t.shape))}")
+        for k, d in enumerate(m.runtime_dims):
+            lines.append(f"// runtime_dim({k}) after infer: {comment(d)}")
         return "\n".join(lines)
 
     def _embedded_weights(self) -> list[str]:
@@ -192,6 +200,14 @@ class HeaderWriter:
         if dtypes:
             out.append("   // Memory of intermediate tensors, planned from their lifetimes.")
             out += [f"   detail::Arena<{cpp_type(d)}> fArena_{np.dtype(d).name};" for d in dtypes]
+        dynamic = [n for n, s in self.plan.storage.items() if s.kind == "dynamic"]
+        if dynamic:
+            out.append("   // Tensors sized while infer runs, each in its own buffer grown only past the largest size seen.")
+            out += [f"   detail::Arena<{cpp_type(m.tensors[n].dtype)}> fBuffer_{self.tensor[n]};" for n in dynamic]
+        if m.runtime_dims:
+            out += ["   // Dims computed by infer (see the header's first lines); valid after each call.",
+                    f"   size_t fRuntimeDims[{len(m.runtime_dims)}] = {{}};",
+                    "   size_t runtime_dim(size_t k) const { return fRuntimeDims[k]; }"]
         out += [""] + self._constructor() + [""] + self._infer_noalloc() + [""] + self._infer_vectors()
         out += ["};", ""]
         return out
@@ -222,8 +238,12 @@ class HeaderWriter:
         params = [f"size_t {ident}" for ident in self.dims.values()]
         params += [f"const {cpp_type(self.model.tensors[n].dtype)} *{self.tensor[n]}" for n in self.model.inputs]
         if with_outputs:
-            params += [f"{cpp_type(self.model.tensors[n].dtype)} *{p}" for n, p in self._output_params()]
+            params += [f"std::vector<{cpp_type(self.model.tensors[n].dtype)}> &{p}" if self._runtime_sized(n)
+                       else f"{cpp_type(self.model.tensors[n].dtype)} *{p}" for n, p in self._output_params()]
         return ", ".join(params)
+
+    def _runtime_sized(self, name: str) -> bool:
+        return runtime_sized(self.model, self.model.tensors[name].size)
 
     def _arg_names(self, with_outputs: bool) -> list[str]:
         names = list(self.dims.values()) + [self.tensor[n] for n in self.model.inputs]
@@ -240,25 +260,30 @@ class HeaderWriter:
                f"   void infer({self._params(True)})", "   {"]
         out += self._constraint_checks()
         for d in dict.fromkeys(plan.slot_dtype):
-            size = to_cpp(plan.arena_size(d), self.dims)
+            size = to_cpp(plan.arena_size(d), self.cpp_dims)
             out.append(f"      {cpp_type(d)} *arena_{np.dtype(d).name}_ = fArena_{np.dtype(d).name}.reserve({size});")
         for n, s in plan.storage.items():
             if s.kind == "arena":
                 d, idx = slot_position(plan, s.slot)
-                off = to_cpp(plan.offsets(d)[idx], self.dims)
+                off = to_cpp(plan.offsets(d)[idx], self.cpp_dims)
                 out.append(f"      {cpp_type(d)} *{self.tensor[n]} = arena_{np.dtype(d).name}_ + {off};")
+            elif s.kind == "dynamic":
+                out.append(f"      {cpp_type(m.tensors[n].dtype)} *{self.tensor[n]} = nullptr;  // sized while running")
             elif s.kind == "symbolic":
                 t = m.tensors[n]
                 ct = cpp_type(t.dtype)
-                vals = ", ".join(f"static_cast<{ct}>({to_cpp(v, self.dims)})" for v in t.value.reshape(-1).tolist())
+                vals = ", ".join(f"static_cast<{ct}>({to_cpp(v, self.cpp_dims)})" for v in t.value.reshape(-1).tolist())
                 out.append(f"      const {ct} {self.tensor[n]}[{max(t.value.size, 1)}] = {{{vals or '0'}}};")
         out.append("")
         for i, node in enumerate(m.nodes):
             out += self._node(i, node)
         for k, (n, param) in enumerate(self._output_params()):
             if k in self.plan.copies:
-                size = to_cpp(m.tensors[n].size, self.dims)
-                out.append(f"      std::copy_n({self.ptr(n)}, {size}, {param});  // output {comment(n)}")
+                size = to_cpp(m.tensors[n].size, self.cpp_dims)
+                if self._runtime_sized(n):
+                    out.append(f"      {param}.assign({self.ptr(n)}, {self.ptr(n)} + {size});  // output {comment(n)}")
+                else:
+                    out.append(f"      std::copy_n({self.ptr(n)}, {size}, {param});  // output {comment(n)}")
         # An input only whose shape matters (Shape -> Reshape) or a dim no size uses is still a
         # parameter of the interface; mark it used so -Wunused-parameter stays quiet.
         body = "\n".join(out[3:])
@@ -267,15 +292,48 @@ class HeaderWriter:
         out.append("   }")
         return out
 
-    def _constraint_checks(self) -> list[str]:
-        """Run-time checks of the conditions on dims the code relies on (cheap: a few compares)."""
+    def _constraint_checks(self, after: Optional[set[str]] = None) -> list[str]:
+        """Run-time checks of the conditions on dims the code relies on (cheap: a few compares).
+
+        At the start of ``infer`` (``after`` None) those on its parameters; after a node
+        (``after``: its outputs), those whose last dim computed at run time that node computes.
+        """
         out = []
         for c in self.model.constraints:
-            lhs, rhs = (to_cpp(side, self.dims) for side in _unsigned_sides(*c.condition.args))
+            point = self._check_point(c)
+            if (point is None) != (after is None) or (point is not None and point not in after):
+                continue
+            lhs, rhs = (to_cpp(side, self.cpp_dims) for side in _unsigned_sides(*c.condition.args))
             op = "==" if isinstance(c.condition, sympy.Eq) else ">="
             message = string_literal(f"sofie-rdf: model {self.model.name}: {c.message}")
             out += [f"      if (!({lhs} {op} {rhs}))", f"         throw std::invalid_argument({message});"]
         return out
+
+    def _check_point(self, constraint) -> Optional[str]:
+        """The tensor after whose producer a constraint can be checked (None: at the start)."""
+        order = list(self.model.runtime_dims)
+        used = [s.name for s in constraint.condition.free_symbols if s.name in self.model.runtime_dims]
+        return self.model.runtime_dims[max(used, key=order.index)] if used else None
+
+    def _reservations(self, index: int, node) -> tuple[list[str], dict[int, str]]:
+        """Memory for the node's tensors sized at run time: statements to run before the node, and
+        (output index -> statement) for outputs sized by a dim the node computes itself (``ctx.reserve``)."""
+        own = {d for d, t in self.model.runtime_dims.items() if t in node.outputs}
+        before, deferred = [], {}
+        names = list(enumerate(node.outputs)) + [(-1, w) for w in self.plan.workspaces.get(index, [])]
+        for k, name in names:
+            if not name or self.plan.storage[name].kind != "dynamic":
+                continue
+            size = self.model.tensors[name].size
+            stmt = f"{self.tensor[name]} = fBuffer_{self.tensor[name]}.reserve({to_cpp(size, self.cpp_dims)});"
+            if {s.name for s in size.free_symbols} & own:
+                if k < 0:
+                    raise ShapeError(f"model {self.model.name!r}: {node}: scratch space cannot depend on a dim "
+                                     "the node itself computes")
+                deferred[k] = stmt
+            else:
+                before.append(f"      {stmt}")
+        return before, deferred
 
     def _node(self, index: int, node) -> list[str]:
         m = self.model
@@ -288,18 +346,19 @@ class HeaderWriter:
                    for k, i in enumerate(node.inputs)]
         out_ptrs = [self.ptr(o) if o else "nullptr" for o in node.outputs]
         work = [self.tensor[w] for w in self.plan.workspaces.get(index, [])]
-        ctx = NodeContext(index, inputs, outputs, in_ptrs, out_ptrs, self.dims, work)
+        before, deferred = self._reservations(index, node)
+        ctx = NodeContext(index, inputs, outputs, in_ptrs, out_ptrs, self.cpp_dims, work, deferred)
         code = op.emit(ctx)
         header = f"      // node {index}: {node.op_type} {comment(node.name)!s}"
         if not code:
             return [header + " (view, no code)"]
-        lines = [header]
+        lines = [header] + before
         body = ctx.declarations + code.splitlines()
         if ctx.declarations:
             lines += ["      {"] + [f"         {line}" for line in body] + ["      }"]
         else:
             lines += [f"      {line}" for line in body]
-        return lines
+        return lines + self._constraint_checks(set(node.outputs))
 
     def _vector_return(self) -> str:
         vec = [f"std::vector<{cpp_type(self.model.tensors[n].dtype)}>" for n in self.model.outputs]
@@ -313,9 +372,12 @@ class HeaderWriter:
         out = ["   // Inference returning the outputs as vectors.", f"   {ret} infer({self._params(False)})", "   {"]
         names = []
         for k, n in enumerate(m.outputs):
-            size = to_cpp(m.tensors[n].size, self.dims)
+            size = to_cpp(m.tensors[n].size, self.cpp_dims)
             var = f"output{k}_"
-            if types[k] == "bool":
+            if self._runtime_sized(n):  # sized by infer itself
+                out.append(f"      std::vector<{types[k]}> {var};")
+                args.append(var)
+            elif types[k] == "bool":
                 out.append(f"      std::unique_ptr<bool[]> output{k}_buffer_(new bool[std::max<size_t>({size}, 1)]);")
                 args.append(f"output{k}_buffer_.get()")
             else:
@@ -324,8 +386,8 @@ class HeaderWriter:
             names.append(var)
         out.append(f"      infer({', '.join(args)});")
         for k, n in enumerate(m.outputs):
-            if types[k] == "bool":
-                size = to_cpp(m.tensors[n].size, self.dims)
+            if types[k] == "bool" and not self._runtime_sized(n):
+                size = to_cpp(m.tensors[n].size, self.cpp_dims)
                 out.append(f"      std::vector<bool> output{k}_(output{k}_buffer_.get(), output{k}_buffer_.get() + {size});")
         if len(names) == 1:
             out.append(f"      return {names[0]};")

@@ -68,6 +68,9 @@ class Model:
     doc: str = ""
     # Conditions on symbolic dims the generated code relies on (set by shape inference).
     constraints: list = field(default_factory=list)
+    # Dims known only when the code runs (NonZero's count, ...): symbol name -> the tensor whose
+    # producer computes it (set by shape inference; see Op.runtime_dim).
+    runtime_dims: dict = field(default_factory=dict)
 
     # ---- public view -----------------------------------------------------
     @property

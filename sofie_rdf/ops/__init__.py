@@ -20,6 +20,7 @@ from . import (  # noqa: F401  (registration)
     recurrent,
     reduce,
     resize,
+    select,
     shape,
     softmax,
     sort,

@@ -35,6 +35,9 @@ class EmitContext(Protocol):
     def w(self, k: int) -> str:
         """C++ pointer expression of scratch tensor ``k`` (see :meth:`Op.workspace`)."""
 
+    def reserve(self, i: int) -> str:
+        """C++ statement giving output ``i`` memory for its size, once the run-time dims it uses are set."""
+
     def dim(self, d: Dim) -> str:
         """C++ ``size_t`` expression of a dim."""
 
@@ -81,6 +84,8 @@ class Op:
         self.model = model
         # Conditions on symbolic dims this node's code relies on (checked when infer is called).
         self.constraints: list[Constraint] = []
+        # Dims whose value this node's code computes (see runtime_dim).
+        self.defined_dims: list[sympy.Symbol] = []
 
     # ---- helpers -----------------------------------------------------------
     def error(self, message: str) -> ShapeError:
@@ -94,6 +99,18 @@ class Op:
         if condition is sympy.false:
             raise self.error(what)
         self.constraints.append(Constraint(condition, f"{self.node}: {what}"))
+
+    def runtime_dim(self, label: str) -> sympy.Symbol:
+        """A dim only this node's code knows, when it runs (how many elements NonZero finds, ...).
+
+        Tensors sized by it get memory when their size is known, growing only
+        past the largest size seen; the emitted code must assign it
+        (``ctx.dim(symbol) = ...;``) and then call ``ctx.reserve(i)`` for each
+        output it sizes, before writing them.
+        """
+        d = sympy.Symbol(f"{self.node.outputs[0]}:{label}", integer=True, nonnegative=True)
+        self.defined_dims.append(d)
+        return d
 
     def attr(self, name: str, default: Any = None) -> Any:
         return self.attrs.get(name, default)

@@ -26,6 +26,7 @@ def prepare(model: Model) -> Model:
     model.nodes = [copy.copy(n) for n in model.nodes]
     model.tensors = {n: model.tensors[n] for n in model.inputs}
     model.constraints = []
+    model.runtime_dims = {}
     model.validate()
     check_supported(model)
     return infer_shapes(model)

@@ -6,7 +6,10 @@ other tensor gets a slot in a per-type arena.  Slots are reused once the
 tensors in them are dead, so the arena is far smaller than the sum of the
 intermediates.  Sizes may be symbolic: a slot's size is then the maximum
 of its tenants' size expressions and the arena grows at run time only when
-a dim exceeds every earlier value.
+a dim exceeds every earlier value.  A tensor sized by a dim only known while
+the code runs (NonZero's count) cannot have an offset computed up front: it
+gets a buffer of its own (kind ``dynamic``), reserved when its size is known
+and also grown only past the largest size seen.
 """
 
 from __future__ import annotations
@@ -32,7 +35,8 @@ class Storage:
     """Where one tensor lives.
 
     kind: ``input`` | ``output`` | ``weight`` | ``symbolic`` (value known from
-    the dims) | ``arena`` (``slot`` set) | ``view`` (shares ``root``).
+    the dims) | ``arena`` (``slot`` set) | ``view`` (shares ``root``) |
+    ``dynamic`` (own buffer, sized at run time).
     """
 
     kind: str
@@ -107,13 +111,18 @@ def _assign_static(model: Model, plan: MemoryPlan) -> dict[str, str]:
     return views
 
 
+def runtime_sized(model: Model, size: Dim) -> bool:
+    """Whether a size depends on a dim only known while the code runs."""
+    return not isinstance(size, int) and any(s.name in model.runtime_dims for s in size.free_symbols)
+
+
 def _bind_outputs(model: Model, plan: MemoryPlan) -> None:
-    """Let graph outputs be written in place where possible, else copied."""
+    """Let graph outputs be written in place where possible, else copied (always when sized at run time)."""
     bound: set[str] = set()
     for k, out in enumerate(model.outputs):
         root = plan.root(out)
         kind = plan.storage[root].kind if root in plan.storage else "arena"
-        if root in bound or kind in ("input", "weight", "symbolic"):
+        if root in bound or kind in ("input", "weight", "symbolic") or runtime_sized(model, model.tensors[out].size):
             plan.copies.append(k)
             continue
         bound.add(root)
@@ -137,18 +146,23 @@ def _assign_arena(model: Model, plan: MemoryPlan, views: dict[str, str]) -> None
         for name in node.outputs:
             if not name or name in plan.storage:
                 continue
-            t = model.tensors[name]
-            plan.storage[name] = Storage("arena", slot=_take_slot(plan, free, t.dtype, t.size))
+            plan.storage[name] = _place(model, plan, free, name)
             last_use.setdefault(name, i)
         for name in _workspaces(model, plan, i, node):
-            t = model.tensors[name]
-            plan.storage[name] = Storage("arena", slot=_take_slot(plan, free, t.dtype, t.size))
+            plan.storage[name] = _place(model, plan, free, name)
             last_use[name] = i
         for name, end in list(last_use.items()):
             s = plan.storage.get(name)
             if end == i and s is not None and s.kind == "arena":
                 free.setdefault(model.tensors[name].dtype, []).append(s.slot)
                 del last_use[name]
+
+
+def _place(model: Model, plan: MemoryPlan, free: dict, name: str) -> Storage:
+    t = model.tensors[name]
+    if runtime_sized(model, t.size):
+        return Storage("dynamic")
+    return Storage("arena", slot=_take_slot(plan, free, t.dtype, t.size))
 
 
 def _workspaces(model: Model, plan: MemoryPlan, index: int, node) -> list[str]:

@@ -41,6 +41,7 @@ def infer_shapes(model: Model) -> Model:
             raise ShapeError(f"model {model.name!r}: {node}: shape inference failed: {exc}") from exc
         _fold(op, inputs, outputs)
         model.constraints.extend(c for c in op.constraints if c not in model.constraints)
+        model.runtime_dims.update((d.name, node.outputs[0]) for d in op.defined_dims)
         for name, t in zip(node.outputs, outputs):
             if name:
                 tensors[name] = t
