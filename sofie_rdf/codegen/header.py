@@ -342,7 +342,8 @@ class HeaderWriter:
         outputs = [m.tensors[o] if o else None for o in node.outputs]
         # Value inputs (Reshape's shape, Slice's starts, ...) were used up at generation time and are
         # not stored at run time, so the operator gets no pointer for them.
-        in_ptrs = [self.ptr(i) if i and i in self.plan.storage and k not in op.value_inputs else "nullptr"
+        known = [bool(i) and k in op.value_inputs and m.tensors[i].value is not None for k, i in enumerate(node.inputs)]
+        in_ptrs = [self.ptr(i) if i and i in self.plan.storage and not known[k] else "nullptr"
                    for k, i in enumerate(node.inputs)]
         out_ptrs = [self.ptr(o) if o else "nullptr" for o in node.outputs]
         work = [self.tensor[w] for w in self.plan.workspaces.get(index, [])]

@@ -70,7 +70,8 @@ class Op:
     attr_defaults: ClassVar[dict[str, Any]] = {}
     # Output 0 is input 0 reinterpreted (Reshape, Flatten, ...): no code, no memory.
     view: ClassVar[bool] = False
-    # Inputs whose values (not just shapes) shape inference needs, e.g. Reshape's shape.
+    # Inputs whose values (not just shapes) shape inference needs, e.g. Reshape's shape; when such a
+    # value is not known the op either refuses (value_of) or reads it at run time (runtime_dim).
     value_inputs: ClassVar[tuple[int, ...]] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:

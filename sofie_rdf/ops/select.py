@@ -1,4 +1,4 @@
-"""Operators whose output size depends on the input values: NonZero.
+"""Operators whose output size depends on the input values: NonZero, and Range when its bounds are computed.
 
 The size is a dim computed while ``infer`` runs (:meth:`Op.runtime_dim`):
 the code counts first, records the count, reserves the output (its buffer only
@@ -8,11 +8,14 @@ and then writes it.  When the input is a constant the whole node folds.
 
 from __future__ import annotations
 
+import math
 from typing import Optional
 
 import numpy as np
+import sympy
 
 from ..ir import TensorType
+from ..ir.dims import simplify
 from .base import EmitContext, Op
 from .registry import register
 
@@ -44,3 +47,64 @@ class NonZero(Op):
                  ctx.reserve(0),
                  f"kernels::nonzero({ctx.x(0)}, {shape}, {x.rank}, {n}, {count}, {ctx.y(0)});"]
         return "\n".join(line for line in lines if line)
+
+
+@register
+class Range(Op):
+    """start, start + delta, ... up to limit (excluded): ``max(ceil((limit - start) / delta), 0)`` values.
+
+    Bounds known when the code is generated fold to a constant, or, when
+    symbolic (``Range(0, seq_len, 1)`` over a symbolic sequence length), give a
+    symbolic length; bounds computed at run time make the length a run-time dim.
+    """
+
+    op_type = "Range"
+    since_version = 11
+    value_inputs = (0, 1, 2)
+    kernels = ("select",)
+
+    def at_run_time(self, inputs) -> bool:
+        return any(t.value is None for t in inputs[:3])
+
+    def scalars(self, inputs) -> list:
+        out = []
+        for i, what in enumerate(("start", "limit", "delta")):
+            v = np.asarray(inputs[i].value)
+            if v.size != 1:
+                raise self.error(f"{what} must be a scalar, got shape {v.shape}")
+            out.append(v.reshape(-1)[0])
+        if out[2] == 0:
+            raise self.error("delta must not be 0")
+        return out
+
+    def infer(self, inputs):
+        dtype = inputs[0].dtype
+        if any(t.size != 1 or t.dtype != dtype for t in inputs[:3]):
+            raise self.error(f"start, limit and delta must be scalars of one type, got {[t.dtype for t in inputs[:3]]}")
+        if self.at_run_time(inputs):
+            return [TensorType(dtype, (self.runtime_dim("count"),))]
+        start, limit, delta = self.scalars(inputs)
+        if any(isinstance(v, sympy.Expr) and not v.is_number for v in (start, limit, delta)):
+            if dtype.kind != "i":
+                raise self.error(f"symbolic bounds need an integer type, got {dtype}")
+            count = simplify(sympy.Max(sympy.ceiling((limit - start) / delta), 0))
+        else:
+            count = max(math.ceil((float(limit) - float(start)) / float(delta)), 0)
+        return [TensorType(dtype, (count,))]
+
+    def evaluate(self, values):
+        start, limit, delta = (np.asarray(v).reshape(-1)[0] for v in values[:3])
+        return [np.arange(start, limit, delta).astype(np.asarray(values[0]).dtype)]
+
+    def emit(self, ctx: EmitContext) -> str:
+        t = ctx.ctype(ctx.outputs[0].dtype)
+        count = ctx.dim(ctx.outputs[0].shape[0])
+        if self.at_run_time(ctx.inputs):
+            return (f"{count} = kernels::range_count({ctx.x(0)}[0], {ctx.x(1)}[0], {ctx.x(2)}[0]);\n{ctx.reserve(0)}\n"
+                    f"for (size_t i = 0; i < {count}; ++i)\n"
+                    f"   {ctx.y(0)}[i] = {ctx.x(0)}[0] + static_cast<{t}>(i) * {ctx.x(2)}[0];")
+        start, _, delta = self.scalars(ctx.inputs)
+        first, step = (f"static_cast<{t}>({ctx.dim(v)})" if isinstance(v, sympy.Expr) else ctx.literal(v, ctx.outputs[0].dtype)
+                       for v in (start, delta))
+        return (f"for (size_t i = 0; i < {ctx.dim(ctx.outputs[0].shape[0])}; ++i)\n"
+                f"   {ctx.y(0)}[i] = {first} + static_cast<{t}>(i) * {step};")

@@ -1,6 +1,6 @@
 """Operators that only reinterpret or describe a tensor: Reshape, Flatten,
-Squeeze, Unsqueeze, Identity, Dropout (inference), Shape, Size, Constant,
-ConstantOfShape and Range.
+Squeeze, Unsqueeze, Identity, Dropout (inference), Shape, Size, Constant and
+ConstantOfShape.
 
 The reinterpreting ones are views (no copy, no memory); Shape and Constant
 always have values known at generation time and are folded away.
@@ -8,11 +8,9 @@ always have values known at generation time and are folded away.
 
 from __future__ import annotations
 
-import math
 from typing import Optional
 
 import numpy as np
-import sympy
 
 from ..ir import TensorType
 from ..ir.dims import as_dim, dims_equal, num_elements, simplify
@@ -281,50 +279,3 @@ class Size(Op):
     def evaluate(self, values):
         return [np.array(np.asarray(values[0]).size, dtype=np.int64)]
 
-
-@register
-class Range(Op):
-    """start, start + delta, ... up to limit (excluded): ``max(ceil((limit - start) / delta), 0)`` values.
-
-    The three scalars must be known when the code is generated; they may be
-    symbolic (``Range(0, seq_len, 1)`` over a symbolic sequence length), and
-    the values are then written at run time.
-    """
-
-    op_type = "Range"
-    since_version = 11
-    value_inputs = (0, 1, 2)
-
-    def scalars(self, inputs) -> list:
-        out = []
-        for i, what in enumerate(("start", "limit", "delta")):
-            v = np.asarray(self.value_of(inputs, i, what))
-            if v.size != 1:
-                raise self.error(f"{what} must be a scalar, got shape {v.shape}")
-            out.append(v.reshape(-1)[0])
-        if out[2] == 0:
-            raise self.error("delta must not be 0")
-        return out
-
-    def infer(self, inputs):
-        start, limit, delta = self.scalars(inputs)
-        dtype = inputs[0].dtype
-        if any(isinstance(v, sympy.Expr) and not v.is_number for v in (start, limit, delta)):
-            if dtype.kind != "i":
-                raise self.error(f"symbolic bounds need an integer type, got {dtype}")
-            count = simplify(sympy.Max(sympy.ceiling((limit - start) / delta), 0))
-        else:
-            count = max(math.ceil((float(limit) - float(start)) / float(delta)), 0)
-        return [TensorType(dtype, (count,))]
-
-    def evaluate(self, values):
-        start, limit, delta = (np.asarray(v).reshape(-1)[0] for v in values[:3])
-        return [np.arange(start, limit, delta).astype(np.asarray(values[0]).dtype)]
-
-    def emit(self, ctx: EmitContext) -> str:
-        start, _, delta = self.scalars(ctx.inputs)
-        t = ctx.ctype(ctx.outputs[0].dtype)
-        first, step = (f"static_cast<{t}>({ctx.dim(v)})" if isinstance(v, sympy.Expr) else ctx.literal(v, ctx.outputs[0].dtype)
-                       for v in (start, delta))
-        return (f"for (size_t i = 0; i < {ctx.dim(ctx.outputs[0].shape[0])}; ++i)\n"
-                f"   {ctx.y(0)}[i] = {first} + static_cast<{t}>(i) * {step};")

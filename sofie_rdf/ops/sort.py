@@ -1,8 +1,10 @@
 """TopK: the k largest or smallest elements along an axis, and their indices.
 
-K may be an attribute (opset 1), or an input whose value must be known when
-the code is generated; it may be symbolic (``min(P, 8)`` computed from a
-shape), so a kNN over a variable number of particles compiles once.
+K may be an attribute (opset 1) or an input (opset 10).  An input known when
+the code is generated may be symbolic (``min(P, 8)`` computed from a shape),
+so a kNN over a variable number of particles compiles once; an input computed
+at run time makes K a run-time dim (the outputs' memory is reserved per call,
+growing only past the largest K seen).
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ class TopK(Op):
     def k(self, inputs: list[Optional[TensorType]]) -> Dim:
         return as_dim(self.attrs["k"])
 
+    def k_at_run_time(self, inputs: list[Optional[TensorType]]) -> bool:
+        return False
+
     def largest(self) -> bool:
         return bool(self.attrs.get("largest", 1))
 
@@ -43,7 +48,7 @@ class TopK(Op):
             raise self.error(f"K must be >= 0, got {k}")
         if isinstance(k, int) and isinstance(n, int) and k > n:
             raise self.error(f"K = {k} is larger than the axis ({n} elements)")
-        if not (isinstance(k, int) and isinstance(n, int)):
+        if not (isinstance(k, int) and isinstance(n, int)) and not self.defined_dims:
             self.require(sympy.Ge(n, k), f"K = {k} must not exceed the axis size {n}")
         return num_elements(x.shape[:axis]), n, num_elements(x.shape[axis + 1:]), k, axis
 
@@ -74,8 +79,12 @@ class TopK(Op):
         present = [i < len(ctx.outputs) and ctx.outputs[i] is not None for i in (0, 1)]
         values = ctx.y(0) if present[0] else f"static_cast<{ctx.ctype(ctx.inputs[0].dtype)} *>(nullptr)"
         indices = ctx.y(1) if present[1] else "nullptr"
-        return (f"kernels::topk({ctx.x(0)}, {values}, {indices}, {sizes}, {str(self.largest()).lower()}, "
+        call = (f"kernels::topk({ctx.x(0)}, {values}, {indices}, {sizes}, {str(self.largest()).lower()}, "
                 f"{ctx.w(0)});")
+        if not self.k_at_run_time(ctx.inputs):
+            return call
+        reserve = [ctx.reserve(i) for i in (0, 1) if present[i]]
+        return "\n".join([f"{ctx.dim(k)} = kernels::checked_k({ctx.x(1)}[0], {ctx.dim(n)});", *reserve, call])
 
 
 @register
@@ -85,8 +94,15 @@ class TopK_10(TopK):
     since_version = 10
     value_inputs = (1,)
 
+    def k_at_run_time(self, inputs: list[Optional[TensorType]]) -> bool:
+        return inputs[1].value is None
+
     def k(self, inputs: list[Optional[TensorType]]) -> Dim:
-        value = np.asarray(self.value_of(inputs, 1, "K")).reshape(-1)
+        if self.k_at_run_time(inputs):
+            if inputs[1].dtype != np.int64 or inputs[1].size != 1:
+                raise self.error(f"K must be one int64 value, got {inputs[1].dtype} of shape {inputs[1].shape}")
+            return self.runtime_dim("K")
+        value = np.asarray(inputs[1].value).reshape(-1)
         if value.size != 1:
             raise self.error(f"K must hold one value, got {value.size}")
         return as_dim(value[0])

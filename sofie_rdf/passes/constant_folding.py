@@ -15,9 +15,11 @@ from .shape_inference import op_for
 
 
 def runtime_inputs(model: Model, node) -> list[str]:
-    """Inputs whose data the emitted code of ``node`` reads."""
+    """Inputs whose data the emitted code of ``node`` reads: all but the value inputs known when generating
+    (a value input an operator can also take at run time, like TopK's K, is read when it is not known)."""
     op = op_for(model, node)
-    return [name for i, name in enumerate(node.inputs) if name and i not in op.value_inputs]
+    return [name for i, name in enumerate(node.inputs)
+            if name and not (i in op.value_inputs and model.tensors[name].value is not None)]
 
 
 def fold_constants(model: Model) -> Model:

@@ -7,7 +7,7 @@ from conftest import make_model, ort_run
 from onnx import helper
 
 import sofie_rdf as sr
-from sofie_rdf.errors import ShapeError
+from sofie_rdf.errors import ShapeError, SofieError
 
 
 @pytest.mark.parametrize("bounds", [(0, 10, 1), (10, -3, -2), (5, 5, 1), (1, 0, 1), (0.5, 3.7, 0.4), (-2.0, 1.0, 0.25)])
@@ -55,3 +55,19 @@ def test_size(dims):
     x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
     for a, b in zip(sr.compile(sr.load(model)).infer(x), ort_run(model, {"x": x})):
         np.testing.assert_allclose(a, b)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.int64, np.int32])
+@pytest.mark.parametrize("backend", ["jit", "native"])
+def test_range_at_run_time(dtype, backend):
+    """Bounds fed as inputs: the length is a run-time dim, the output sized per call."""
+    model = make_model([helper.make_node("Range", ["s", "l", "d"], ["r"])],
+                       [("s", dtype, []), ("l", dtype, []), ("d", dtype, [])], [("r", dtype, None)])
+    sess = sr.compile(sr.load(model), backend=backend)
+    for bounds in ((0, 10, 3), (5, -4, -2), (2, 2, 1), (0, 40, 1), (1, 0, 1)):
+        feeds = dict(zip("sld", (np.array(b, dtype) for b in bounds)))
+        ours, (ref,) = sess.infer(*feeds.values()), ort_run(model, feeds)
+        assert ours.shape == ref.shape
+        np.testing.assert_allclose(ours, ref)
+    with pytest.raises(SofieError, match="Range delta must not be 0"):
+        sess.infer(*(np.array(b, dtype) for b in (0, 3, 0)))

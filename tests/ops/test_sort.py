@@ -7,7 +7,7 @@ from conftest import make_model, ort_run, sofie_run
 from onnx import helper
 
 import sofie_rdf as sr
-from sofie_rdf.errors import ShapeError
+from sofie_rdf.errors import ShapeError, SofieError
 
 
 def _topk_model(shape, k, axis=-1, largest=1, dtype=np.float32, opset=17, dims=None):
@@ -97,3 +97,19 @@ def test_topk_folded(check_folded):
 def test_topk_k_too_large():
     with pytest.raises(ShapeError, match=r"K = 9 is larger than the axis \(8 elements\)"):
         sr.load(_topk_model((2, 8), 9)).code()
+
+
+@pytest.mark.parametrize("backend", ["jit", "native"])
+def test_topk_k_at_run_time(backend):
+    """K fed as an input: a run-time dim; the outputs are sized per call, K checked against the axis."""
+    node = helper.make_node("TopK", ["x", "k"], ["v", "i"], axis=1, largest=0)
+    model = make_model([node], [("x", np.float32, ["N", 9]), ("k", np.int64, [1])],
+                       [("v", np.float32, None), ("i", np.int64, None)])
+    sess = sr.compile(sr.load(model), backend=backend)
+    for n, k in ((3, 4), (5, 9), (2, 0), (4, 2)):
+        feeds = {"x": np.random.default_rng(n).standard_normal((n, 9)).astype(np.float32), "k": np.array([k], np.int64)}
+        for a, b in zip(sess.infer(feeds["x"], feeds["k"]), ort_run(model, feeds)):
+            assert a.shape == b.shape
+            np.testing.assert_array_equal(a, b)
+    with pytest.raises(SofieError, match=r"TopK K = 10 is outside \[0, 9\]"):
+        sess.infer(np.zeros((2, 9), np.float32), np.array([10], np.int64))

@@ -23,3 +23,15 @@ inline void nonzero(const T *x, const size_t *shape, size_t rank, size_t n, size
       ++j;
    }
 }
+
+// Length of Range(start, limit, delta) with bounds read at run time (delta 0 refused).
+template <typename T>
+inline size_t range_count(T start, T limit, T delta)
+{
+   if (delta == T(0))
+      throw std::invalid_argument("sofie-rdf: Range delta must not be 0");
+   const double n = std::ceil((static_cast<double>(limit) - static_cast<double>(start)) / static_cast<double>(delta));
+   if (!(n < 4294967296.0) && !std::isnan(n))
+      throw std::length_error("sofie-rdf: Range of " + std::to_string(n) + " values is too large");
+   return n > 0 ? static_cast<size_t>(n) : 0;
+}

@@ -39,3 +39,12 @@ inline void topk(const T *x, T *values, int64_t *indices, size_t outer, size_t n
       }
    }
 }
+
+// A K read at run time, checked against the axis it selects from.
+inline size_t checked_k(int64_t k, size_t n)
+{
+   if (k < 0 || static_cast<size_t>(k) > n)
+      throw std::invalid_argument("sofie-rdf: TopK K = " + std::to_string(k) + " is outside [0, " +
+                                  std::to_string(n) + "]");
+   return static_cast<size_t>(k);
+}
