@@ -19,8 +19,11 @@ from .errors import CompilationError
 # Cling compiles for a generic CPU at a low optimisation level unless told
 # otherwise; generated loops then run several times slower.  The flags are
 # read when ROOT starts, so they are set on import of sofie_rdf, before ROOT
-# (a user's own EXTRA_CLING_ARGS wins).
-JIT_FLAGS = "-O3 -march=native"
+# (a user's own EXTRA_CLING_ARGS wins).  -fno-trapping-math changes no result
+# (IEEE arithmetic is kept, unlike -ffast-math); it only lets the compiler
+# vectorize loops with comparisons and float/int conversions, such as the
+# exp/tanh of kernels/fastmath.hxx, by not preserving floating-point traps.
+JIT_FLAGS = "-O3 -march=native -fno-trapping-math"
 os.environ.setdefault("EXTRA_CLING_ARGS", JIT_FLAGS)
 
 _lock = threading.RLock()

@@ -1,6 +1,6 @@
 """Native compilation: the generated header built by the system compiler.
 
-The full header is compiled (``-O3 -march=native`` by default) into a shared
+The full header is compiled (``-O3 -march=native -fno-trapping-math`` by default) into a shared
 library together with thin out-of-line wrappers; Cling only sees the
 wrappers' declarations, so the hot code is the compiler's, not the JIT's.
 Libraries are cached on disk by content hash and never rebuilt.
@@ -20,7 +20,7 @@ from . import _root
 from .codegen import GeneratedCode, atomic_write, write_files
 from .errors import CompilationError
 
-DEFAULT_FLAGS = ("-O3", "-march=native")
+DEFAULT_FLAGS = ("-O3", "-march=native", "-fno-trapping-math")  # no -ffast-math: IEEE results kept
 
 
 def cache_dir() -> Path:

@@ -18,7 +18,7 @@ def compile(model: Model, backend: str = "jit", flags: Optional[Sequence[str]] =
     """Compile ``model`` and return a :class:`Session`.
 
     ``backend="jit"`` declares the header to Cling; ``"native"`` builds it with
-    the system compiler (``flags``, default ``-O3 -march=native``) into a cached
+    the system compiler (``flags``, default ``-O3 -march=native -fno-trapping-math``) into a cached
     shared library loaded into ROOT.  Either way a model with the same content
     is compiled once per process (native: once per machine).
     """

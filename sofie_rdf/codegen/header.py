@@ -32,7 +32,7 @@ _RESERVED = {"Session", "kernels", "detail", "infer", "x", "y", "a", "b", "v", "
 # Names derived from identifiers (members, embedded weights): no model name may take these forms, since a
 # dim (a parameter of infer) would shadow them.  Locals of infer end with "_", which no identifier does.
 _DERIVED_PREFIXES = ("fTensor_", "fArena_", "kWeight_", "fBuffer_", "fRuntimeDims")
-_INCLUDES = ("algorithm", "cmath", "cstddef", "cstdint", "cstdlib", "fstream", "limits", "memory", "stdexcept",
+_INCLUDES = ("algorithm", "cmath", "cstddef", "cstdint", "cstdlib", "cstring", "fstream", "limits", "memory", "stdexcept",
              "string", "tuple", "type_traits", "vector")
 
 

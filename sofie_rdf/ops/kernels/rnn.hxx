@@ -1,4 +1,4 @@
-// requires: gemm
+// requires: gemm, fastmath
 // Recurrent layers (ONNX RNN, GRU and LSTM), one direction per call.
 //
 // The input projection of every time step is one matrix product (X W^T for
@@ -16,7 +16,8 @@
 // their state is kept, their Y entries past the end are zero, and the reverse
 // direction starts from their own last step.  (A row of length 0 has zero Y_h.)
 
-// Activation functions (ONNX names), applied to gate pre-activations.
+// Activation functions (ONNX names), applied to gate pre-activations; the
+// logistic function and tanh use the vectorizable float versions (fastmath).
 namespace rnn_act {
 struct Relu {
    template <typename T>
@@ -24,11 +25,11 @@ struct Relu {
 };
 struct Tanh {
    template <typename T>
-   T operator()(T x) const { return std::tanh(x); }
+   T operator()(T x) const { return fast_tanh(x); }
 };
 struct Sigmoid {
    template <typename T>
-   T operator()(T x) const { return T(1) / (T(1) + std::exp(-x)); }
+   T operator()(T x) const { return fast_sigmoid(x); }
 };
 struct Affine {
    float alpha, beta;
@@ -48,7 +49,7 @@ struct ThresholdedRelu {
 struct ScaledTanh {
    float alpha, beta;
    template <typename T>
-   T operator()(T x) const { return T(alpha) * std::tanh(T(beta) * x); }
+   T operator()(T x) const { return T(alpha) * fast_tanh(T(beta) * x); }
 };
 struct HardSigmoid {
    float alpha, beta;
@@ -103,6 +104,23 @@ template <typename T>
 inline T rnn_clip(T x, T clip)
 {
    return std::min(std::max(x, -clip), clip);
+}
+
+// The gate arithmetic runs as short loops over one row (no branches inside, so
+// each vectorizes): v = act(clip(v + add)) for one gate, in place.
+template <typename T, typename F>
+inline void rnn_gate(T *v, const T *add, size_t n, T clip, F act)
+{
+   for (size_t j = 0; j < n; ++j)
+      v[j] = act(rnn_clip(v[j] + add[j], clip));
+}
+
+// v += p * c (LSTM peepholes).
+template <typename T>
+inline void rnn_peephole(T *v, const T *p, const T *c, size_t n)
+{
+   for (size_t j = 0; j < n; ++j)
+      v[j] += p[j] * c[j];
 }
 
 inline size_t rnn_length(const RnnShape &s, const int32_t *lens, size_t b)
@@ -193,10 +211,9 @@ inline void rnn(const Recurrence<T> &r, size_t d, bool reverse, F f)
          size_t t;
          if (!rnn_time(step, rnn_length(s, r.lens, b), reverse, t))
             continue;
-         const T *xw = r.xw + s.x_row(t, b) * H, *hr = r.hr + b * H;
-         T *h = r.h + b * H;
-         for (size_t j = 0; j < H; ++j)
-            h[j] = f(rnn_clip(xw[j] + hr[j], r.clip));
+         T *hr = r.hr + b * H;
+         rnn_gate(hr, r.xw + s.x_row(t, b) * H, H, r.clip, f);
+         std::copy_n(hr, H, r.h + b * H);
          rnn_store(r, t, d, b);
       }
    }
@@ -219,25 +236,27 @@ inline void lstm(const Recurrence<T> &r, size_t d, bool reverse, bool input_forg
          size_t t;
          if (!rnn_time(step, rnn_length(s, r.lens, b), reverse, t))
             continue;
-         const T *xw = r.xw + s.x_row(t, b) * 4 * H, *hr = r.hr + b * 4 * H;
+         const T *xw = r.xw + s.x_row(t, b) * 4 * H;
+         T *gi = r.hr + b * 4 * H, *go = gi + H, *gf = go + H, *gc = gf + H; // products, then gates
          T *h = r.h + b * H, *c = r.c + b * H;
-         for (size_t j = 0; j < H; ++j) {
-            const T c_prev = c[j];
-            T gi = xw[j] + hr[j], go = xw[H + j] + hr[H + j];
-            T gf = xw[2 * H + j] + hr[2 * H + j];
-            const T gc = xw[3 * H + j] + hr[3 * H + j];
-            if (P) {
-               gi += P[j] * c_prev;
-               gf += P[2 * H + j] * c_prev;
-            }
-            const T i = f(rnn_clip(gi, r.clip));
-            const T forget = input_forget ? T(1) - i : f(rnn_clip(gf, r.clip));
-            const T cell = forget * c_prev + i * g(rnn_clip(gc, r.clip));
-            if (P)
-               go += P[H + j] * cell;
-            c[j] = cell;
-            h[j] = f(rnn_clip(go, r.clip)) * h_act(cell);
+         if (P) {
+            rnn_peephole(gi, P, c, H);
+            rnn_peephole(gf, P + 2 * H, c, H);
          }
+         rnn_gate(gi, xw, H, r.clip, f);
+         if (input_forget)
+            for (size_t j = 0; j < H; ++j)
+               gf[j] = T(1) - gi[j];
+         else
+            rnn_gate(gf, xw + 2 * H, H, r.clip, f);
+         rnn_gate(gc, xw + 3 * H, H, r.clip, g);
+         for (size_t j = 0; j < H; ++j)
+            c[j] = gf[j] * c[j] + gi[j] * gc[j];
+         if (P)
+            rnn_peephole(go, P + H, c, H);
+         rnn_gate(go, xw + H, H, r.clip, f);
+         for (size_t j = 0; j < H; ++j)
+            h[j] = go[j] * h_act(c[j]);
          rnn_store(r, t, d, b);
       }
    }
@@ -268,10 +287,9 @@ inline void gru(const Recurrence<T> &r, size_t d, bool reverse, bool linear_befo
                continue;
             }
             const T *xw = r.xw + s.x_row(t, b) * 3 * H, *h = r.h + b * H;
-            for (size_t j = 0; j < H; ++j) {
-               hr[j] = f(rnn_clip(xw[j] + hr[j], r.clip)); // z, kept for the update below
-               rh[j] = f(rnn_clip(xw[H + j] + hr[H + j], r.clip)) * h[j];
-            }
+            rnn_gate(hr, xw, 2 * H, r.clip, f); // z (kept for the update below) and r
+            for (size_t j = 0; j < H; ++j)
+               rh[j] = hr[H + j] * h[j];
          }
          gemm(false, !r.packed_r, s.batch, H, H, T(1), r.rh, R + 2 * H * H, T(0), hr_h);
       }
@@ -280,22 +298,22 @@ inline void gru(const Recurrence<T> &r, size_t d, bool reverse, bool linear_befo
          if (!rnn_time(step, rnn_length(s, r.lens, b), reverse, t))
             continue;
          const T *xw = r.xw + s.x_row(t, b) * 3 * H;
-         T *h = r.h + b * H;
+         T *h = r.h + b * H, *z, *n; // n: the candidate state
          if (linear_before_reset) {
-            const T *hr = r.hr + b * 3 * H;
-            for (size_t j = 0; j < H; ++j) {
-               const T z = f(rnn_clip(xw[j] + hr[j], r.clip));
-               const T reset = f(rnn_clip(xw[H + j] + hr[H + j], r.clip));
-               const T n = g(rnn_clip(xw[2 * H + j] + reset * (hr[2 * H + j] + (rb_h ? rb_h[j] : T(0))), r.clip));
-               h[j] = (T(1) - z) * n + z * h[j];
-            }
+            z = r.hr + b * 3 * H, n = z + 2 * H;
+            const T *reset = z + H;
+            rnn_gate(z, xw, 2 * H, r.clip, f);
+            if (rb_h)
+               for (size_t j = 0; j < H; ++j)
+                  n[j] += rb_h[j];
+            for (size_t j = 0; j < H; ++j)
+               n[j] *= reset[j];
          } else {
-            const T *z = r.hr + b * 2 * H, *hh = hr_h + b * H;
-            for (size_t j = 0; j < H; ++j) {
-               const T n = g(rnn_clip(xw[2 * H + j] + hh[j], r.clip));
-               h[j] = (T(1) - z[j]) * n + z[j] * h[j];
-            }
+            z = r.hr + b * 2 * H, n = hr_h + b * H;
          }
+         rnn_gate(n, xw + 2 * H, H, r.clip, g);
+         for (size_t j = 0; j < H; ++j)
+            h[j] = (T(1) - z[j]) * n[j] + z[j] * h[j];
          rnn_store(r, t, d, b);
       }
    }

@@ -1,0 +1,56 @@
+// exp, tanh and the logistic function for float, written with arithmetic and
+// bit operations only, so loops calling them vectorize without -ffast-math
+// (std::exp is a library call the compiler will not vectorize unless allowed
+// to ignore errno and IEEE corner cases).  Cephes' single-precision
+// polynomials: relative error within a few units in the last place over the
+// whole range, infinities and NaN handled.  double keeps the standard library.
+
+// 2^n for an integer n in [-126, 127], as a float built from its exponent bits.
+inline float pow2i(int32_t n)
+{
+   const uint32_t bits = static_cast<uint32_t>(n + 127) << 23;
+   float f;
+   std::memcpy(&f, &bits, sizeof f);
+   return f;
+}
+
+inline float fast_exp(float x)
+{
+   const float clamped = std::min(std::max(x, -104.0f), 89.0f);
+   const float fx = std::floor(clamped * 1.44269504088896341f + 0.5f);
+   float r = clamped - fx * 0.693359375f;
+   r = r - fx * -2.12194440e-4f;
+   const float z = r * r;
+   float p = 1.9875691500e-4f;
+   p = p * r + 1.3981999507e-3f;
+   p = p * r + 8.3334519073e-3f;
+   p = p * r + 4.1665795894e-2f;
+   p = p * r + 1.6666665459e-1f;
+   p = p * r + 5.0000001201e-1f;
+   p = p * z + r + 1.0f;
+   const int32_t n = static_cast<int32_t>(fx), half = n / 2; // 2^n in two factors: n reaches -150 and 128
+   const float y = p * pow2i(half) * pow2i(n - half);
+   return x != x ? x : y; // NaN stays NaN
+}
+
+inline float fast_tanh(float x)
+{
+   const float a = std::abs(x);
+   const float e = fast_exp(2.0f * std::min(a, 9.0f)); // tanh(9) rounds to 1 in float
+   const float big = 1.0f - 2.0f / (e + 1.0f);
+   const float s = x * x; // small |x|: odd polynomial, accurate where 1 - 2/(e+1) cancels
+   const float small =
+      ((((-5.70498872745e-3f * s + 2.06390887954e-2f) * s - 5.37397155531e-2f) * s + 1.33314422036e-1f) * s -
+       3.33332819422e-1f) * s * x + x;
+   const float y = a < 0.625f ? small : std::copysign(big, x);
+   return x != x ? x : y;
+}
+
+inline float fast_sigmoid(float x)
+{
+   return 1.0f / (1.0f + fast_exp(-x));
+}
+
+inline double fast_exp(double x) { return std::exp(x); }
+inline double fast_tanh(double x) { return std::tanh(x); }
+inline double fast_sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
