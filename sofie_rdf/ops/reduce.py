@@ -6,7 +6,7 @@ finish expressions and a numpy reference); the kernels in
 ``kernels/reduce.hxx`` take those as lambdas.  The input is read as one
 ``(outer, reduced, inner)`` block when the reduced axes are adjacent (size-1
 dims aside), else with stride arrays over the kept and the reduced dims.
-Float inputs accumulate in double, integers in wrapping integer arithmetic.
+Sums and products accumulate in double for every element type.
 """
 
 from __future__ import annotations
@@ -23,19 +23,18 @@ from .base import EmitContext, Op, coalesce, contiguous_strides, normalize_axis
 from .registry import register
 
 NUMERIC = tuple(np.dtype(t) for t in (np.float32, np.float64, np.int32, np.int64))
-# Max, Min, ArgMax and ArgMin also take 8-bit integers (as onnxruntime does).
+# Max, Min, ArgMax and ArgMin also take 8-bit integers (as onnxruntime does); ReduceMax/Min bool too (opset 20).
 ORDERED = NUMERIC + (np.dtype(np.int8), np.dtype(np.uint8))
+WITH_BOOL = ORDERED + (np.dtype(np.bool_),)
 
 
-def _wide(x: np.ndarray) -> np.ndarray:
-    """The numpy reference's accumulation type: float64 for floats, int64 for integers (symbolic values kept)."""
-    if x.dtype == object:
-        return x
-    return x.astype(np.float64 if x.dtype.kind == "f" else np.int64)
+def _real(x: np.ndarray) -> np.ndarray:
+    """Values as the kernels accumulate them: float64 (symbolic shape values kept as they are)."""
+    return x if x.dtype == object else x.astype(np.float64)
 
 
 def _narrow(v: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """A reference result in the element type, converted as the kernels' ``from_real`` does."""
+    """A reference result in the element type, converted as the kernels' ``from_real`` does (saturating)."""
     v = np.asarray(v)
     if v.dtype == object or dtype.kind == "f" or v.dtype.kind != "f":
         return v if v.dtype == object else v.astype(dtype)
@@ -46,22 +45,36 @@ def _narrow(v: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return np.where(fits, whole, np.where(v > 0, info.max, info.min)).astype(dtype)
 
 
-def _mean(w: np.ndarray, axes: tuple) -> np.ndarray:
-    n = num_elements([w.shape[a] for a in axes])
-    total = w.sum(axis=axes, keepdims=True)
-    if n == 0:
-        return np.zeros_like(total)
-    if w.dtype.kind == "i":
-        return np.sign(total) * (np.abs(total) // n)
-    return total / n
+def _sum(x: np.ndarray, axes: tuple) -> np.ndarray:
+    return _real(x).sum(axis=axes, keepdims=True)
 
 
-def _log_sum_exp(w: np.ndarray, axes: tuple) -> np.ndarray:
-    w = w.astype(np.float64)
-    top = w.max(axis=axes, keepdims=True, initial=-np.inf)
+def _mean(x: np.ndarray, axes: tuple) -> np.ndarray:
+    n = num_elements([x.shape[a] for a in axes])
+    return _sum(x, axes) / n if n else np.zeros_like(_sum(x, axes))
+
+
+def _extreme(x: np.ndarray, axes: tuple, largest: bool) -> np.ndarray:
+    """Max or min in the element type itself (exact for int64), the identity for empty sets."""
+    fold = np.max if largest else np.min
+    if x.dtype == object:
+        return fold(x, axis=axes, keepdims=True)
+    if x.dtype == np.bool_:
+        identity = not largest
+    elif x.dtype.kind == "f":
+        identity = -np.inf if largest else np.inf
+    else:
+        identity = np.iinfo(x.dtype).min if largest else np.iinfo(x.dtype).max
+    return fold(x, axis=axes, keepdims=True, initial=identity)
+
+
+def _log_sum_exp(x: np.ndarray, axes: tuple) -> np.ndarray:
+    """The kernel's LogSumExp: exact terms for floats; for integers only the maxima count (see the kernel)."""
+    top = _real(_extreme(x, axes, True))
+    if x.dtype.kind != "f":
+        return top + np.log((_real(x) == top).sum(axis=axes, keepdims=True))
     shift = np.where(np.isfinite(top), top, 0.0)
-    with np.errstate(divide="ignore"):
-        return shift + np.log(np.exp(w - shift).sum(axis=axes, keepdims=True))
+    return shift + np.log(np.exp(_real(x) - shift).sum(axis=axes, keepdims=True))
 
 
 @dataclass(frozen=True)
@@ -69,54 +82,47 @@ class Reduction:
     """How a Reduce* operator folds the values of one output.
 
     The strings are C++ with ``{T}`` the element type and ``{A}`` the
-    accumulator type (``acc``; "wide" is double for floats and uint64_t for
-    integers, whose modular arithmetic narrows back to the element type's own
-    wrapping results).  ``combine`` is in ``a`` (accumulator) and ``x``
-    (element), ``finish`` in ``a`` and ``n`` (count reduced).  ``init`` is the
-    identity, so an empty reduction outputs ``finish(init, 0)`` as
-    onnxruntime does.  ``reference(wide_input, axes)`` is numpy with kept dims.
+    accumulator type ``acc``: double for sums and products of every type
+    (integer results then saturate as onnxruntime's do), the type itself for
+    max and min.  ``combine`` is in ``a`` (accumulator) and ``x`` (element),
+    ``finish`` in ``a`` and ``n`` (count reduced).  ``init`` is the identity,
+    so an empty reduction outputs ``finish(init, 0)`` as onnxruntime does.
+    ``reference(input, axes)`` is numpy with kept dims, before :func:`_narrow`.
     """
 
     combine: str
     reference: Callable[[np.ndarray, tuple], np.ndarray]
-    init: str = "{A}(0)"
-    finish: str = "static_cast<{T}>(a)"
-    acc: str = "wide"
-
-    def acc_type(self, ctx: EmitContext, dtype: np.dtype) -> str:
-        if self.acc == "wide":
-            return "double" if dtype.kind == "f" else "uint64_t"
-        return self.acc.format(T=ctx.ctype(dtype))
+    init: str = "0.0"
+    finish: str = "kernels::from_real<{T}>(a)"
+    acc: str = "double"
 
     def lambdas(self, ctx: EmitContext, dtype: np.dtype) -> str:
-        """The kernel's ``init, combine, finish`` arguments."""
+        """The kernel's ``init, combine, finish`` arguments, one a line."""
         t = ctx.ctype(dtype)
-        a = self.acc_type(ctx, dtype)
+        a = self.acc.format(T=t)
         init, combine, finish = (s.format(T=t, A=a) for s in (self.init, self.combine, self.finish))
         count = "size_t n" if re.search(r"\bn\b", finish) else "size_t"
-        return (f"{init}, [](const {a} a, const {t} x) -> {a} {{ return {combine}; }}, "
-                f"[](const {a} a, {count}) -> {t} {{ return {finish}; }}")
+        return ",\n   ".join([init, f"[](const {a} a, const {t} x) -> {a} {{ return {combine}; }}",
+                                 f"[](const {a} a, {count}) -> {t} {{ return {finish}; }}"])
 
 
-_SUM = "a + static_cast<{A}>(x)"
-_SQUARES = "a + static_cast<{A}>(x) * static_cast<{A}>(x)"
-_AS_REAL = "kernels::real<{T}>(a)"
+_SUM = "a + static_cast<double>(x)"
+_SQUARES = "a + static_cast<double>(x) * static_cast<double>(x)"
+_REAL_RESULT = "kernels::from_real<{{T}}>({})"
 
-SUM = Reduction(_SUM, lambda w, ax: w.sum(axis=ax, keepdims=True))
-MEAN = Reduction(_SUM, _mean, finish="kernels::mean<{T}>(a, n)")
-SUM_SQUARE = Reduction(_SQUARES, lambda w, ax: (w * w).sum(axis=ax, keepdims=True))
-L1 = Reduction("a + kernels::magnitude<{A}>(x)", lambda w, ax: np.abs(w).sum(axis=ax, keepdims=True))
-L2 = Reduction(_SQUARES, lambda w, ax: np.sqrt((w * w).sum(axis=ax, keepdims=True)),
-               finish=f"kernels::from_real<{{T}}>(std::sqrt({_AS_REAL}))")
-LOG_SUM = Reduction(_SUM, lambda w, ax: np.log(w.sum(axis=ax, keepdims=True).astype(np.float64)),
-                    finish=f"kernels::from_real<{{T}}>(std::log({_AS_REAL}))")
+SUM = Reduction(_SUM, _sum)
+MEAN = Reduction(_SUM, _mean, finish=_REAL_RESULT.format("n == 0 ? 0.0 : a / static_cast<double>(n)"))
+SUM_SQUARE = Reduction(_SQUARES, lambda x, ax: _sum(_real(x) ** 2, ax))
+L1 = Reduction("a + std::abs(static_cast<double>(x))", lambda x, ax: _sum(np.abs(_real(x)), ax))
+L2 = Reduction(_SQUARES, lambda x, ax: np.sqrt(_sum(_real(x) ** 2, ax)), finish=_REAL_RESULT.format("std::sqrt(a)"))
+LOG_SUM = Reduction(_SUM, lambda x, ax: np.log(_sum(x, ax)), finish=_REAL_RESULT.format("std::log(a)"))
 LOG_SUM_EXP = Reduction("a.add(static_cast<double>(x))", _log_sum_exp, init="{A}()",
-                        finish="kernels::from_real<{T}>(a.result())", acc="kernels::LogSumExp")
-PROD = Reduction("a * static_cast<{A}>(x)", lambda w, ax: w.prod(axis=ax, keepdims=True), init="{A}(1)")
-MAX = Reduction("kernels::max_of(a, x)", lambda w, ax: w.max(axis=ax, keepdims=True, initial=-np.inf),
-                init="kernels::lowest<{T}>()", finish="a", acc="{T}")
-MIN = Reduction("kernels::min_of(a, x)", lambda w, ax: w.min(axis=ax, keepdims=True, initial=np.inf),
-                init="kernels::highest<{T}>()", finish="a", acc="{T}")
+                        finish=_REAL_RESULT.format("a.result()"), acc="kernels::LogSumExp<{T}>")
+PROD = Reduction("a * static_cast<double>(x)", lambda x, ax: _real(x).prod(axis=ax, keepdims=True), init="1.0")
+MAX = Reduction("kernels::max_of(a, x)", lambda x, ax: _extreme(x, ax, True), init="kernels::lowest<{T}>()",
+                finish="a", acc="{T}")
+MIN = Reduction("kernels::min_of(a, x)", lambda x, ax: _extreme(x, ax, False), init="kernels::highest<{T}>()",
+                finish="a", acc="{T}")
 
 
 def block_view(shape: tuple, axes: list[int]) -> Optional[tuple[Dim, Dim, Dim]]:
@@ -148,13 +154,16 @@ class _Reduce(Op):
     reduction: ClassVar[Reduction]
     dtypes: ClassVar[tuple] = NUMERIC
 
-    def given_axes(self, inputs: list[Optional[TensorType]]) -> Optional[list[int]]:
+    def axes_value(self, inputs: list[Optional[TensorType]]) -> Optional[np.ndarray]:
+        """The axes input's value (only the forms that have one)."""
+        return None
+
+    def given_axes(self, axes_value: Optional[np.ndarray]) -> Optional[list[int]]:
         return self.attrs.get("axes")
 
-    def reduced_axes(self, inputs: list[Optional[TensorType]]) -> list[int]:
+    def reduced_axes(self, rank: int, axes_value: Optional[np.ndarray]) -> list[int]:
         """Sorted axes reduced: none given means all, or none with ``noop_with_empty_axes``; repeats count once."""
-        rank = inputs[0].rank
-        axes = self.given_axes(inputs)
+        axes = self.given_axes(axes_value)
         if not axes:
             return [] if self.attrs.get("noop_with_empty_axes", 0) else list(range(rank))
         if rank == 0:
@@ -164,36 +173,34 @@ class _Reduce(Op):
     def infer(self, inputs: list[Optional[TensorType]]) -> list[TensorType]:
         x = inputs[0]
         _check_dtype(self, x, self.dtypes)
-        axes = self.reduced_axes(inputs)
+        axes = self.reduced_axes(x.rank, self.axes_value(inputs))
         keep = self.attrs.get("keepdims", 1)
         shape = tuple(1 if i in axes else d for i, d in enumerate(x.shape) if keep or i not in axes)
         return [TensorType(x.dtype, shape)]
 
     def evaluate(self, values: list[Optional[np.ndarray]]) -> list[np.ndarray]:
         x = values[0]
-        inputs = [TensorType(x.dtype if x.dtype != object else np.int64, x.shape)] + [
-            None if v is None else TensorType(v.dtype, v.shape, v) for v in values[1:]]
-        axes = tuple(self.reduced_axes(inputs))
+        axes = tuple(self.reduced_axes(x.ndim, values[1] if len(values) > 1 else None))
         with np.errstate(all="ignore"):
-            y = np.asarray(self.reduction.reference(_wide(x), axes))
+            y = np.asarray(self.reduction.reference(x, axes))
         if not self.attrs.get("keepdims", 1):
             y = y.reshape([d for i, d in enumerate(y.shape) if i not in axes])
         return [_narrow(y, x.dtype)]
 
     def emit(self, ctx: EmitContext) -> str:
         x = ctx.inputs[0]
-        axes = self.reduced_axes(ctx.inputs)
+        axes = self.reduced_axes(x.rank, self.axes_value(ctx.inputs))
         fold = self.reduction.lambdas(ctx, x.dtype)
         view = block_view(x.shape, axes)
         if view is not None:
             sizes = ", ".join(ctx.dim(d) for d in view)
-            return f"kernels::reduce({ctx.x(0)}, {ctx.y(0)}, {sizes}, {fold});"
+            return f"kernels::reduce({ctx.x(0)}, {ctx.y(0)}, {sizes},\n   {fold});"
         strides = contiguous_strides(x.shape)
         args = []
         for label, part in (("kept", [i for i in range(x.rank) if i not in axes]), ("reduced", axes)):
             shape, (st,) = coalesce([x.shape[i] for i in part], [strides[i] for i in part])
             args += [ctx.array(f"{label}_shape", shape), ctx.array(f"{label}_strides", st, "std::ptrdiff_t"), str(len(shape))]
-        return f"kernels::reduce_strided({ctx.x(0)}, {ctx.y(0)}, {', '.join(args)}, {fold});"
+        return f"kernels::reduce_strided({ctx.x(0)}, {ctx.y(0)}, {', '.join(args)},\n   {fold});"
 
 
 class _ReduceAxesInput(_Reduce):
@@ -201,9 +208,11 @@ class _ReduceAxesInput(_Reduce):
 
     value_inputs = (1,)
 
-    def given_axes(self, inputs: list[Optional[TensorType]]) -> Optional[list[int]]:
-        axes = self.value_of(inputs, 1, "axes")
-        return None if axes is None else [int(a) for a in np.asarray(axes).reshape(-1)]
+    def axes_value(self, inputs: list[Optional[TensorType]]) -> Optional[np.ndarray]:
+        return self.value_of(inputs, 1, "axes")
+
+    def given_axes(self, axes_value: Optional[np.ndarray]) -> Optional[list[int]]:
+        return None if axes_value is None else [int(a) for a in np.asarray(axes_value).reshape(-1)]
 
 
 def _register_reduce(op_type: str, reduction: Reduction, axes_input_since: int, dtypes: tuple = NUMERIC) -> None:
@@ -214,7 +223,8 @@ def _register_reduce(op_type: str, reduction: Reduction, axes_input_since: int, 
                   {**attrs, "since_version": axes_input_since, "__doc__": f"{op_type} (axes input)."}))
 
 
-for _op_type, _reduction, _since, _dtypes in (
+# (op type, reduction, opset where axes became an input, element types)
+_REDUCE_OPS = (
     ("ReduceSum", SUM, 13, NUMERIC),
     ("ReduceMean", MEAN, 18, NUMERIC),
     ("ReduceSumSquare", SUM_SQUARE, 18, NUMERIC),
@@ -223,10 +233,11 @@ for _op_type, _reduction, _since, _dtypes in (
     ("ReduceLogSum", LOG_SUM, 18, NUMERIC),
     ("ReduceLogSumExp", LOG_SUM_EXP, 18, NUMERIC),
     ("ReduceProd", PROD, 18, NUMERIC),
-    ("ReduceMax", MAX, 18, ORDERED),
-    ("ReduceMin", MIN, 18, ORDERED),
-):
-    _register_reduce(_op_type, _reduction, _since, _dtypes)
+    ("ReduceMax", MAX, 18, WITH_BOOL),
+    ("ReduceMin", MIN, 18, WITH_BOOL),
+)
+for _spec in _REDUCE_OPS:
+    _register_reduce(*_spec)
 
 
 class _ArgReduce(Op):
@@ -235,25 +246,25 @@ class _ArgReduce(Op):
     kernels = ("reduce",)
     maximum: ClassVar[bool]
 
-    def axis(self, x: TensorType) -> int:
-        if x.rank == 0:
+    def axis(self, shape: tuple) -> int:
+        if not shape:
             raise self.error("input must have rank >= 1")
-        axis = normalize_axis(self, self.attrs["axis"], x.rank)
-        if isinstance(x.shape[axis], int) and x.shape[axis] == 0:
+        axis = normalize_axis(self, self.attrs["axis"], len(shape))
+        if isinstance(shape[axis], int) and shape[axis] == 0:
             raise self.error(f"axis {axis} is empty: there is no index to return")
         return axis
 
     def infer(self, inputs: list[Optional[TensorType]]) -> list[TensorType]:
         x = inputs[0]
         _check_dtype(self, x, ORDERED)
-        axis = self.axis(x)
+        axis = self.axis(x.shape)
         keep = self.attrs.get("keepdims", 1)
         shape = x.shape[:axis] + ((1,) if keep else ()) + x.shape[axis + 1:]
         return [TensorType(np.dtype(np.int64), shape)]
 
     def evaluate(self, values: list[Optional[np.ndarray]]) -> list[np.ndarray]:
         x = values[0]
-        axis = self.axis(TensorType(x.dtype, x.shape))
+        axis = self.axis(x.shape)
         pick = np.argmax if self.maximum else np.argmin
         if self.attrs.get("select_last_index", 0):
             y = x.shape[axis] - 1 - pick(np.flip(x, axis), axis=axis, keepdims=True)
@@ -265,7 +276,7 @@ class _ArgReduce(Op):
 
     def emit(self, ctx: EmitContext) -> str:
         x = ctx.inputs[0]
-        sizes = ", ".join(ctx.dim(d) for d in _axis_view(x.shape, self.axis(x)))
+        sizes = ", ".join(ctx.dim(d) for d in _axis_view(x.shape, self.axis(x.shape)))
         maximum = "true" if self.maximum else "false"
         last = "true" if self.attrs.get("select_last_index", 0) else "false"
         return f"kernels::arg_reduce({ctx.x(0)}, {ctx.y(0)}, {sizes}, {maximum}, {last});"
@@ -285,32 +296,36 @@ class ArgMin(_ArgReduce):
 
 @register
 class CumSum(Op):
-    """Running sum along the axis given as input 1 (a scalar known at generation time); exclusive, reverse."""
+    """Running sum along the axis given as input 1 (a scalar known at generation time); exclusive, reverse.
+
+    Unlike the reductions, onnxruntime's integer CumSum wraps in the element type; the kernel accumulates
+    integers in uint64_t, whose modular arithmetic narrows back to exactly that.
+    """
 
     op_type = "CumSum"
     since_version = 11
     kernels = ("reduce",)
     value_inputs = (1,)
 
-    def axis(self, inputs: list[Optional[TensorType]]) -> int:
-        x = inputs[0]
-        value = self.value_of(inputs, 1, "axis")
+    def axis(self, rank: int, value: Optional[np.ndarray]) -> int:
         if value is None or np.asarray(value).size != 1 or np.asarray(value).dtype.kind not in "iu":
             raise self.error("axis must be one int32 or int64 value")
-        if x.rank == 0:
+        if rank == 0:
             raise self.error("input must have rank >= 1")
-        return normalize_axis(self, int(np.asarray(value).reshape(-1)[0]), x.rank)
+        return normalize_axis(self, int(np.asarray(value).reshape(-1)[0]), rank)
 
     def infer(self, inputs: list[Optional[TensorType]]) -> list[TensorType]:
         x = inputs[0]
         _check_dtype(self, x, NUMERIC)
-        self.axis(inputs)
+        self.axis(x.rank, self.value_of(inputs, 1, "axis"))
         return [TensorType(x.dtype, x.shape)]
 
     def evaluate(self, values: list[Optional[np.ndarray]]) -> list[np.ndarray]:
         x = values[0]
-        axis = self.axis([TensorType(x.dtype, x.shape), TensorType(values[1].dtype, values[1].shape, values[1])])
-        w = np.moveaxis(_wide(x), axis, 0)
+        axis = self.axis(x.ndim, values[1])
+        if x.dtype != object:  # int64 wraps as the kernel does
+            x = x.astype(np.float64 if x.dtype.kind == "f" else np.int64)
+        w = np.moveaxis(x, axis, 0)
         if self.attrs["reverse"]:
             w = w[::-1]
         y = np.cumsum(w, axis=0)
@@ -318,11 +333,11 @@ class CumSum(Op):
             y = np.concatenate([np.zeros_like(y[:1]), y[:-1]])
         if self.attrs["reverse"]:
             y = y[::-1]
-        return [np.moveaxis(y, 0, axis).astype(x.dtype)]
+        return [np.moveaxis(y, 0, axis).astype(values[0].dtype)]
 
     def emit(self, ctx: EmitContext) -> str:
         x = ctx.inputs[0]
-        sizes = ", ".join(ctx.dim(d) for d in _axis_view(x.shape, self.axis(ctx.inputs)))
+        sizes = ", ".join(ctx.dim(d) for d in _axis_view(x.shape, self.axis(x.rank, self.value_of(ctx.inputs, 1, "axis"))))
         acc = "double" if x.dtype.kind == "f" else "uint64_t"
         flags = ", ".join("true" if self.attrs[k] else "false" for k in ("exclusive", "reverse"))
         return f"kernels::cumsum<{acc}>({ctx.x(0)}, {ctx.y(0)}, {sizes}, {flags});"

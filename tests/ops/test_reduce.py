@@ -8,7 +8,7 @@ noop_with_empty_axes, nothing; zero-size reductions give the identities.
 
 import numpy as np
 import pytest
-from conftest import make_model
+from conftest import make_model, sofie_run
 from onnx import helper
 
 import sofie_rdf as sr
@@ -63,20 +63,19 @@ def test_reduce_axes_input(check_model, op, keepdims, axes):
     check_model(_reduce_model(op, SHAPE, np.float32, axes, keepdims, opset=18), {"x": _x(SHAPE, np.float32)})
 
 
+@pytest.mark.parametrize("keepdims", [0, 1])
 @pytest.mark.parametrize("axes", [None, [2], [0, 2], [-1, -3]], ids=str)
-@pytest.mark.parametrize("opset", [11, 13, 17])
-@pytest.mark.parametrize("op", OPS)
-def test_reduce_axes_attribute(check_model, op, opset, axes):
-    if opset >= _axes_input_since(op):
-        pytest.skip("axes is an input from this opset on")
-    check_model(_reduce_model(op, SHAPE, np.float32, axes, 0, opset=opset), {"x": _x(SHAPE, np.float32, 1)})
+@pytest.mark.parametrize("op, opset", [(op, v) for op in OPS for v in (11, 13, 17) if v < _axes_input_since(op)])
+def test_reduce_axes_attribute(check_model, op, opset, axes, keepdims):
+    check_model(_reduce_model(op, SHAPE, np.float32, axes, keepdims, opset=opset), {"x": _x(SHAPE, np.float32, 1)})
 
 
+@pytest.mark.parametrize("keepdims", [0, 1])
 @pytest.mark.parametrize("dtype", DTYPES[1:], ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("axes", [[1], [0, 2]], ids=str)
 @pytest.mark.parametrize("op", OPS)
-def test_reduce_dtypes(check_model, op, axes, dtype):
-    check_model(_reduce_model(op, SHAPE, dtype, axes, 1), {"x": _x(SHAPE, dtype, 2)})
+def test_reduce_dtypes(check_model, op, axes, dtype, keepdims):
+    check_model(_reduce_model(op, SHAPE, dtype, axes, keepdims), {"x": _x(SHAPE, dtype, 2)})
 
 
 @pytest.mark.parametrize("dtype", [np.int8, np.uint8], ids=lambda d: np.dtype(d).name)
@@ -86,6 +85,20 @@ def test_reduce_max_min_8bit(check_model, op, dtype):
     check_model(_reduce_model(op, SHAPE, dtype, [1, 3], 0), {"x": x})
 
 
+@pytest.mark.parametrize("op", ["ReduceMax", "ReduceMin"])
+def test_reduce_max_min_bool(check_model, op):
+    """From opset 20: any / all."""
+    x = np.random.default_rng(3).integers(0, 2, SHAPE).astype(bool)
+    check_model(_reduce_model(op, SHAPE, np.bool_, [1], 1, opset=20), {"x": x})
+
+
+@pytest.mark.parametrize("op, identity", [("ReduceMax", False), ("ReduceMin", True)])
+def test_reduce_max_min_bool_empty(op, identity):
+    """An empty bool set gives the identity, as the ONNX reference does (onnxruntime refuses it)."""
+    (y,) = sofie_run(_reduce_model(op, (2, 0, 3), np.bool_, [1], 0, opset=20), {"x": np.zeros((2, 0, 3), bool)})
+    np.testing.assert_array_equal(y, np.full((2, 3), identity))
+
+
 @pytest.mark.parametrize("op", OPS)
 def test_reduce_signed_values(check_model, op):
     """Negative values: L1 takes magnitudes, LogSum of a negative sum is nan as in onnxruntime."""
@@ -93,11 +106,13 @@ def test_reduce_signed_values(check_model, op):
     check_model(_reduce_model(op, SHAPE, np.float32, [2], 1), {"x": x})
 
 
-@pytest.mark.parametrize("op", ["ReduceSum", "ReduceMean", "ReduceProd", "ReduceSumSquare", "ReduceL1"])
-def test_reduce_integer_wraps(check_model, op):
-    """Integer results wrap in the element type and ReduceMean divides as integers (truncating)."""
-    x = np.array([[2**30, 2**30, 2**30 + 7], [-7, 2, -2]], np.int32)
-    check_model(_reduce_model(op, (2, 3), np.int32, [1], 0), {"x": x})
+@pytest.mark.parametrize("op", OPS)
+def test_reduce_integer_saturates(check_model, op):
+    """Integer results beyond the type saturate (onnxruntime computes in double); ReduceMean truncates,
+    ReduceLogSum of a negative sum gives the lowest value, ReduceLogSumExp counts only the maxima."""
+    x = np.array([[2**30, 2**30, 2**30 + 7], [-2**30, -2**30, -2**30 - 7], [2**31 - 1, 1, 0], [-7, 2, -2],
+                  [3, 3, 2]], np.int32)
+    check_model(_reduce_model(op, (5, 3), np.int32, [1], 0), {"x": x})
 
 
 @pytest.mark.parametrize("op", OPS)
@@ -134,6 +149,13 @@ def test_reduce_sum_accurate(check_model):
     """A long float32 sum is accumulated in double: no drift against onnxruntime's."""
     x = np.random.default_rng(7).uniform(0, 1, (3, 100000)).astype(np.float32)
     check_model(_reduce_model("ReduceSum", (3, 100000), np.float32, [1], 0), {"x": x}, rtol=1e-5, atol=0)
+
+
+@pytest.mark.parametrize("op", ["ReduceMean", "ReduceMax", "ReduceLogSumExp"])
+def test_reduce_wide_inner(check_model, op):
+    """More inner positions than one block of the kernel's accumulators."""
+    x = _x((4, 3, 150), np.float32, 10)
+    check_model(_reduce_model(op, (4, 3, 150), np.float32, [1], 0), {"x": x})
 
 
 @pytest.mark.parametrize("batch", [1, 3])
@@ -269,6 +291,7 @@ def test_cumsum_dtypes(check_model, dtype, axis_dtype):
 
 
 def test_cumsum_integer_wraps(check_model):
+    """Unlike the reductions, onnxruntime's integer CumSum wraps in the element type."""
     x = np.array([2**30, 2**30, 2**30, -5], np.int32)
     check_model(_cumsum_model((4,), np.int32, 0), {"x": x})
 

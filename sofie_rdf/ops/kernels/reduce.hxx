@@ -1,10 +1,10 @@
 // Reductions (ReduceSum, ReduceMax, ..., ReduceLogSumExp), ArgMax/ArgMin and CumSum.
 //
 // A reduction is three lambdas the emitter writes: an initial accumulator,
-// `combine(acc, x)` and `finish(acc, n)` (n = elements reduced).  Float inputs
-// accumulate in double; integer ones in uint64_t, whose arithmetic wraps
-// modulo 2^64 without undefined behaviour and so, narrowed back, gives the
-// element type's own wrapping results (as onnxruntime computes in that type).
+// `combine(acc, x)` and `finish(acc, n)` (n = elements reduced).  Sums and
+// products accumulate in double for every element type: accurate for floats,
+// and for integers the results onnxruntime gives, which saturate at the
+// type's limits instead of wrapping (see from_real).
 
 // Lowest / highest value of T: the identities of max and min (-inf / +inf for floats).
 template <typename T>
@@ -38,26 +38,6 @@ inline T min_of(T a, T x)
    return x < a ? x : a;
 }
 
-// |x| in the accumulator type A (no overflow for the most negative integer: A is unsigned then).
-template <typename A, typename T>
-inline A magnitude(T x)
-{
-   if constexpr (std::is_signed_v<T>)
-      return x < 0 ? A(0) - static_cast<A>(x) : static_cast<A>(x);
-   else
-      return static_cast<A>(x);
-}
-
-// An accumulator read as a real number: integer sums are first narrowed to T (wrapping as T does).
-template <typename T, typename A>
-inline double real(A a)
-{
-   if constexpr (std::is_integral_v<T>)
-      return static_cast<double>(static_cast<T>(a));
-   else
-      return static_cast<double>(a);
-}
-
 // A real result in the element type.  Integers take the truncated value; a value no integer can hold
 // saturates, nan and -inf (the log of an empty sum) giving the lowest one, as onnxruntime's results show.
 template <typename T>
@@ -72,31 +52,23 @@ inline T from_real(double v)
    return static_cast<T>(v);
 }
 
-// Mean of n values whose sum is `a`: integer division (truncating) for integers, 0 for an empty set.
-template <typename T, typename A>
-inline T mean(A a, size_t n)
-{
-   if (n == 0)
-      return T(0);
-   if constexpr (std::is_integral_v<T>)
-      return static_cast<T>(static_cast<T>(a) / static_cast<T>(n));
-   else
-      return static_cast<T>(a / static_cast<A>(n));
-}
-
 // log(sum(exp(x))) in one pass: the running maximum is factored out (rescaling the sum when it grows),
-// so large inputs do not overflow exp.  Infinite maxima are handled without forming inf - inf.
+// so large inputs do not overflow exp; infinite maxima never form inf - inf.  For integer T the terms are
+// added as onnxruntime adds them, truncated to T: each value below the maximum contributes exp(x - max) < 1,
+// that is 0, and the sum counts the maxima.
+template <typename T>
 struct LogSumExp {
    double max = -std::numeric_limits<double>::infinity();
    double sum = 0.0;
 
    LogSumExp add(double x) const
    {
+      constexpr bool whole_terms = std::is_integral_v<T>;
       if (x > max)
-         return {x, sum * std::exp(max - x) + 1.0};
+         return {x, whole_terms ? 1.0 : sum * std::exp(max - x) + 1.0};
       if (x == max)
          return {max, sum + 1.0};
-      return {max, sum + std::exp(x - max)};
+      return {max, whole_terms ? sum : sum + std::exp(x - max)};
    }
 
    double result() const { return max + std::log(sum); }
