@@ -447,7 +447,7 @@ class Sum(NaryOp, Add):
 
     op_type = "Sum"
     since_version = 6
-    kinds = NUMERIC
+    kinds = "f"
 
 
 @register

@@ -5,7 +5,7 @@ constant folding."""
 
 import numpy as np
 import pytest
-from conftest import make_model, sofie_run
+from conftest import make_model, ort_run, sofie_run
 from onnx import helper
 
 import sofie_rdf as sr
@@ -46,6 +46,23 @@ def _check_unary(check, op, x, out_dtype=None, opset=17, **attrs):
     check(model, {"a": x})
 
 
+def _check_double(op, feeds, opset=17, **attrs):
+    """onnxruntime has only float kernels for many ops: ours in double is compared with its float.
+
+    ``feeds`` maps a, b, c, ... to the inputs; the float64 ones are rounded to float32 for onnxruntime.
+    """
+    shape = np.broadcast_shapes(*(v.shape for v in feeds.values()))
+
+    def model(dtype):
+        inputs = [(dtype if v.dtype == np.float64 else v.dtype, v.shape) for v in feeds.values()]
+        return _node_model(op, inputs, dtype, shape, opset=opset, **attrs)
+
+    (ours,) = sofie_run(model(np.float64), feeds)
+    (ref,) = ort_run(model(np.float32), {k: v.astype(np.float32) if v.dtype == np.float64 else v for k, v in feeds.items()})
+    assert ours.dtype == np.float64 and ours.shape == ref.shape
+    np.testing.assert_allclose(ours, ref, rtol=1e-4, atol=1e-5)
+
+
 # ---- math functions ----------------------------------------------------------------------------
 
 # op -> (low, high) of the random inputs (the function's domain)
@@ -60,20 +77,16 @@ def test_math_float32(check_model, op):
     _check_unary(check_model, op, _data(rng, (3, 4, 5), np.float32, *MATH[op]))
 
 
-@pytest.mark.parametrize("op", ["Sin", "Cos", "Floor", "Ceil", "Round", "Erf"])
+@pytest.mark.parametrize("op", ["Sin", "Cos", "Floor", "Ceil", "Round"])
 def test_math_float64(check_model, op):
     rng = np.random.default_rng(2)
     _check_unary(check_model, op, _data(rng, (17,), np.float64, *MATH[op]))
 
 
-@pytest.mark.parametrize("op", ["Tan", "Asin", "Acos", "Atan", "Sinh", "Cosh", "Asinh", "Acosh", "Atanh"])
-def test_math_float64_against_numpy(op):
-    """onnxruntime has float-only kernels for these: the double versions are compared with numpy."""
+@pytest.mark.parametrize("op", ["Tan", "Asin", "Acos", "Atan", "Sinh", "Cosh", "Asinh", "Acosh", "Atanh", "Erf"])
+def test_math_float64_no_ort_kernel(op):
     rng = np.random.default_rng(3)
-    x = _data(rng, (11,), np.float64, *MATH[op])
-    (y,) = sofie_run(_node_model(op, [(np.float64, x.shape)], np.float64, x.shape), {"a": x})
-    numpy_name = "arc" + op[1:].lower() if op.startswith("A") else op.lower()
-    np.testing.assert_allclose(y, getattr(np, numpy_name)(x), rtol=1e-12)
+    _check_double(op, {"a": _data(rng, (11,), np.float64, *MATH[op])})
 
 
 @pytest.mark.parametrize("op", ["Floor", "Ceil", "Round", "Sin", "Erf", "Atan"])
@@ -115,9 +128,10 @@ def test_activation_float32(check_model, op, attrs, opset):
 
 @pytest.mark.parametrize("op, attrs, opset", [a for a in ACTIVATIONS if a[0] != "Celu"],
                          ids=[i for i, a in zip(ACT_IDS, ACTIVATIONS) if a[0] != "Celu"])
-def test_activation_float64(check_model, op, attrs, opset):
+def test_activation_float64(op, attrs, opset):
+    """Celu is float-only before opset 28."""
     rng = np.random.default_rng(5)
-    _check_unary(check_model, op, _data(rng, (9,), np.float64, -6, 6), opset=max(opset, 17), **attrs)
+    _check_double(op, {"a": _data(rng, (9,), np.float64, -6, 6)}, opset=max(opset, 17), **attrs)
 
 
 @pytest.mark.parametrize("op", ["Softplus", "Softsign", "HardSigmoid", "HardSwish", "Mish", "Gelu", "Celu"])
@@ -219,7 +233,7 @@ def _check_binary(check, op, dtype, sa, sb, out_dtype, opset=17, seed=10, **attr
     rng = np.random.default_rng(seed)
     a, b = _data(rng, sa, dtype), _data(rng, sb, dtype)
     if np.dtype(dtype).kind == "f":  # equal elements too, for Equal and the *OrEqual forms
-        a, b = np.round(a), np.round(b)
+        a, b = np.round(a, out=a), np.round(b, out=b)
     model = _node_model(op, [(dtype, sa), (dtype, sb)], out_dtype, np.broadcast_shapes(sa, sb), opset=opset, **attrs)
     check(model, {"a": a, "b": b})
 
@@ -297,14 +311,26 @@ WHERE_SHAPES = {
 }
 
 
-@pytest.mark.parametrize("case", list(WHERE_SHAPES))
-@pytest.mark.parametrize("dtype", ALL_TYPES + [np.bool_])
-def test_where(check_model, dtype, case):
-    rng = np.random.default_rng(14)
+def _where(dtype, case, seed=14):
+    rng = np.random.default_rng(seed)
     sc, sx, sy = WHERE_SHAPES[case]
     feeds = {"a": _data(rng, sc, np.bool_), "b": _data(rng, sx, dtype), "c": _data(rng, sy, dtype)}
-    model = _node_model("Where", [(np.bool_, sc), (dtype, sx), (dtype, sy)], dtype, np.broadcast_shapes(sc, sx, sy))
-    check_model(model, feeds)
+    return _node_model("Where", [(np.bool_, sc), (dtype, sx), (dtype, sy)], dtype, np.broadcast_shapes(sc, sx, sy)), feeds
+
+
+@pytest.mark.parametrize("case", list(WHERE_SHAPES))
+@pytest.mark.parametrize("dtype", ALL_TYPES)
+def test_where(check_model, dtype, case):
+    check_model(*_where(dtype, case))
+
+
+@pytest.mark.parametrize("case", list(WHERE_SHAPES))
+def test_where_bool(case):
+    """onnxruntime has no bool Where kernel: compared with numpy."""
+    model, feeds = _where(np.bool_, case)
+    (y,) = sofie_run(model, feeds)
+    assert y.dtype == np.bool_
+    np.testing.assert_array_equal(y, np.where(feeds["a"], feeds["b"], feeds["c"]))
 
 
 @pytest.mark.parametrize("opset", [9, 16])
@@ -356,9 +382,14 @@ def test_min_max(check_model, op, dtype, case):
 
 
 @pytest.mark.parametrize("case", list(NARY_SHAPES))
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_mean(check_model, dtype, case):
-    _check_nary(check_model, "Mean", dtype, NARY_SHAPES[case])
+def test_mean(check_model, case):
+    _check_nary(check_model, "Mean", np.float32, NARY_SHAPES[case])
+
+
+@pytest.mark.parametrize("case", list(NARY_SHAPES))
+def test_mean_float64(case):
+    rng = np.random.default_rng(23)
+    _check_double("Mean", {n: _data(rng, s, np.float64) for n, s in zip("abcd", NARY_SHAPES[case])}, opset=13)
 
 
 @pytest.mark.parametrize("op", ["Min", "Max", "Mean", "Sum"])
@@ -384,8 +415,9 @@ def test_nary_symbolic(check_model, batch):
     check_model(model, {"x": _data(rng, (batch, 4), np.float32), "z": _data(rng, (batch, 1), np.float32)})
 
 
-def test_mean_refuses_integers():
-    model = _node_model("Mean", [(np.int32, (3,)), (np.int32, (3,))], np.int32, (3,))
+@pytest.mark.parametrize("op", ["Mean", "Sum"])
+def test_mean_sum_refuse_integers(op):
+    model = _node_model(op, [(np.int32, (3,)), (np.int32, (3,))], np.int32, (3,))
     with pytest.raises(SofieError, match="input type int32 is not supported"):
         sr.load(model).code()
 
@@ -402,12 +434,13 @@ def _mod_operands(rng, dtype, sa, sb):
     return a, np.asarray(b).astype(dtype)
 
 
+# floats need fmod=1 before opset 28 (see test_mod_float_fmod0_*)
+MOD_TYPES = [(t, f) for t in (np.int8, np.uint8, np.int32, np.int64) for f in (0, 1)] + [(np.float32, 1), (np.float64, 1)]
+
+
 @pytest.mark.parametrize("case", ["same", "scalar", "outer", "middle"])
-@pytest.mark.parametrize("fmod", [0, 1])
-@pytest.mark.parametrize("dtype", [np.int8, np.uint8, np.int32, np.int64, np.float32, np.float64])
+@pytest.mark.parametrize("dtype, fmod", MOD_TYPES, ids=[f"{np.dtype(t)}-fmod{f}" for t, f in MOD_TYPES])
 def test_mod(check_model, dtype, fmod, case):
-    if np.dtype(dtype).kind == "f" and fmod == 0:
-        pytest.skip("floats need fmod=1 before opset 28 (see test_mod_float_fmod0_*)")
     rng = np.random.default_rng(16)
     sa, sb = BROADCAST[case]
     a, b = _mod_operands(rng, dtype, sa, sb)
@@ -489,7 +522,7 @@ def test_binary_logic_folded(check_folded, op, dtype):
 
 
 @pytest.mark.parametrize("op, dtype", [("Min", np.int8), ("Max", np.uint8), ("Min", np.float32), ("Max", np.float64),
-                                       ("Mean", np.float32), ("Sum", np.int32)])
+                                       ("Mean", np.float32), ("Sum", np.float64)])
 def test_nary_folded(check_folded, op, dtype):
     _check_nary(check_folded, op, dtype, NARY_SHAPES["four"])
 
@@ -501,12 +534,9 @@ def test_mod_folded(check_folded, fmod, dtype):
     check_folded(_node_model("Mod", [(dtype, a.shape), (dtype, b.shape)], dtype, a.shape, fmod=fmod), {"a": a, "b": b})
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.int64, np.bool_])
+@pytest.mark.parametrize("dtype", [np.float32, np.int64, np.uint8])
 def test_where_folded(check_folded, dtype):
-    rng = np.random.default_rng(20)
-    sc, sx, sy = WHERE_SHAPES["three_way"]
-    feeds = {"a": _data(rng, sc, np.bool_), "b": _data(rng, sx, dtype), "c": _data(rng, sy, dtype)}
-    check_folded(_node_model("Where", [(np.bool_, sc), (dtype, sx), (dtype, sy)], dtype, (2, 3, 4)), feeds)
+    check_folded(*_where(dtype, "three_way", seed=20))
 
 
 def test_prelu_folded(check_folded):
