@@ -99,12 +99,18 @@ class Range(Op):
     def emit(self, ctx: EmitContext) -> str:
         t = ctx.ctype(ctx.outputs[0].dtype)
         count = ctx.dim(ctx.outputs[0].shape[0])
-        if self.at_run_time(ctx.inputs):
-            return (f"{count} = kernels::range_count({ctx.x(0)}[0], {ctx.x(1)}[0], {ctx.x(2)}[0]);\n{ctx.reserve(0)}\n"
-                    f"for (size_t i = 0; i < {count}; ++i)\n"
-                    f"   {ctx.y(0)}[i] = {ctx.x(0)}[0] + static_cast<{t}>(i) * {ctx.x(2)}[0];")
-        start, _, delta = self.scalars(ctx.inputs)
-        first, step = (f"static_cast<{t}>({ctx.dim(v)})" if isinstance(v, sympy.Expr) else ctx.literal(v, ctx.outputs[0].dtype)
-                       for v in (start, delta))
-        return (f"for (size_t i = 0; i < {ctx.dim(ctx.outputs[0].shape[0])}; ++i)\n"
-                f"   {ctx.y(0)}[i] = {first} + static_cast<{t}>(i) * {step};")
+        start, limit, delta = (self.scalar_cpp(ctx, i) for i in range(3))
+        fill = f"for (size_t i = 0; i < {count}; ++i)\n   {ctx.y(0)}[i] = {start} + static_cast<{t}>(i) * {delta};"
+        if not self.at_run_time(ctx.inputs):
+            return fill
+        return f"{count} = kernels::range_count<{t}>({start}, {limit}, {delta});\n{ctx.reserve(0)}\n{fill}"
+
+    def scalar_cpp(self, ctx: EmitContext, i: int) -> str:
+        """C++ value of start, limit or delta: read at run time, or the value known when generating."""
+        t = ctx.inputs[i]
+        if t.value is None:
+            return f"{ctx.x(i)}[0]"
+        v = np.asarray(t.value).reshape(-1)[0]
+        if isinstance(v, sympy.Expr):
+            return f"static_cast<{ctx.ctype(t.dtype)}>({ctx.dim(v)})"
+        return ctx.literal(v, t.dtype)
