@@ -12,6 +12,7 @@ import functools
 from typing import Callable, ClassVar, Optional
 
 import numpy as np
+import sympy
 
 from ..ir import TensorType
 from ..ir.dims import dims_equal
@@ -411,8 +412,8 @@ class NaryOp(BinaryOp):
 
     def evaluate(self, values):
         with np.errstate(all="ignore"):
-            total = self.finish_value(functools.reduce(self.reference, values), len(values))
-        return [np.asarray(total).astype(values[0].dtype)]
+            total = np.asarray(self.finish_value(functools.reduce(self.reference, values), len(values)))
+        return [total if total.dtype == object else total.astype(values[0].dtype)]  # object: symbolic dims
 
     def finish_value(self, total: np.ndarray, count: int) -> np.ndarray:
         """The numpy counterpart of :meth:`finish`."""
@@ -450,6 +451,19 @@ class Sum(NaryOp, Add):
     kinds = "f"
 
 
+def _shape_arithmetic(numeric, symbolic):
+    """``numeric`` (a numpy function of two arrays), or ``symbolic`` element by element when an operand
+    holds sympy dims: exporters compute sizes like ``min(P - 1, k)`` from shapes, which must fold."""
+    elementwise = np.frompyfunc(symbolic, 2, 1)
+
+    def apply(a, b):
+        if np.asarray(a).dtype == object or np.asarray(b).dtype == object:
+            return elementwise(a, b)
+        return numeric(a, b)
+
+    return apply
+
+
 @register
 class Min(NaryOp):
     """Element-wise minimum; a NaN anywhere makes that element NaN, as in onnxruntime."""
@@ -458,7 +472,7 @@ class Min(NaryOp):
     since_version = 6
     kinds = NUMERIC
     expr = "kernels::minimum(a, b)"
-    reference = staticmethod(np.minimum)
+    reference = staticmethod(_shape_arithmetic(np.minimum, sympy.Min))
 
 
 @register
@@ -469,7 +483,7 @@ class Max(NaryOp):
     since_version = 6
     kinds = NUMERIC
     expr = "kernels::maximum(a, b)"
-    reference = staticmethod(np.maximum)
+    reference = staticmethod(_shape_arithmetic(np.maximum, sympy.Max))
 
 
 @register
