@@ -86,7 +86,27 @@ class Gather(Op):
 
 # ---- addressing: how an index tensor maps to places in the data --------------------------
 
-class ElementAddressing(Op):
+class Addressing(Op):
+    """How an index tensor (input 1) addresses the data (input 0): what gathers and scatters share."""
+
+    def check(self, data: TensorType, indices: TensorType) -> None:
+        """Raise for indices that cannot address data (types, ranks, fixed dims)."""
+        raise NotImplementedError
+
+    def addressed_shape(self, data: TensorType, indices: TensorType) -> tuple:
+        """Shape of what the indices address (data[index]): a gather's output, a scatter's updates."""
+        raise NotImplementedError
+
+    def index(self, data_shape: tuple, indices: np.ndarray) -> tuple:
+        """Numpy index tuple: data[index] has :meth:`addressed_shape` (for the references)."""
+        raise NotImplementedError
+
+    def walker(self, ctx: EmitContext, data: TensorType, indices: TensorType, ptr: str) -> tuple[str, Dim]:
+        """C++ offset walker over the indices at ``ptr`` (see indexing.hxx), and the elements each offset addresses."""
+        raise NotImplementedError
+
+
+class ElementAddressing(Addressing):
     """Indices of the data's rank, one element each: the index value replaces the coordinate along ``axis``."""
 
     def axis(self, data: TensorType) -> int:
@@ -102,25 +122,22 @@ class ElementAddressing(Op):
                 raise self.error(f"indices dim {r} ({i}) exceeds the data dim ({d})")
 
     def addressed_shape(self, data: TensorType, indices: TensorType) -> tuple:
-        """Shape of what the indices address (data[index])."""
         return indices.shape
 
     def index(self, data_shape: tuple, indices: np.ndarray) -> tuple:
-        """Numpy index tuple: data[index] has :meth:`addressed_shape`."""
         axis = normalize_axis(self, self.attrs["axis"], len(data_shape))
         grid = list(np.indices(indices.shape, sparse=True))
         grid[axis] = wrap_indices(self, indices, data_shape[axis])
         return tuple(grid)
 
     def walker(self, ctx: EmitContext, data: TensorType, indices: TensorType, ptr: str) -> tuple[str, Dim]:
-        """C++ offset walker over the indices at ``ptr``, and the elements each offset addresses."""
         ishape, dshape = ctx.array("ishape", indices.shape), ctx.array("dshape", data.shape)
         walker = (f'kernels::element_offsets<{ctx.ctype(indices.dtype)}>{{{ptr}, {ishape}, {dshape}, {data.rank}, '
                   f'{self.axis(data)}, "{self.op_type}"}}')
         return walker, 1
 
 
-class SliceAddressing(Op):
+class SliceAddressing(Addressing):
     """Indices (batch..., tuples..., k): each k-tuple addresses the slice data[batch][i_0, ..., i_{k-1}]."""
 
     def batch_dims(self) -> int:
@@ -157,7 +174,7 @@ class SliceAddressing(Op):
 
 # ---- operations: gather and scatter over an addressing -----------------------------------
 
-class GatherOp(Op):
+class GatherOp(Addressing):
     """y = data[index]: the addressed elements or slices, in index order."""
 
     kernels = ("indexing",)
@@ -176,7 +193,7 @@ class GatherOp(Op):
         return f"kernels::gather_by({ctx.x(0)}, {ctx.y(0)}, {ctx.dim(piece)}, {walker});"
 
 
-class ScatterOp(Op):
+class ScatterOp(Addressing):
     """y = data with updates written (or reduced with ``reduction``) at the addressed places, in index order."""
 
     kernels = ("indexing",)

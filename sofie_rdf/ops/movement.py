@@ -204,6 +204,8 @@ class Split(Op):
         count = len(self.node.outputs)
         split = self.attrs.get("split") if split is None else [int(v) for v in np.asarray(split).reshape(-1)]
         if split is not None:
+            if self.attrs.get("num_outputs") is not None:
+                raise self.error("give either the split sizes or num_outputs, not both")
             if len(split) != count or any(s < 0 for s in split):
                 raise self.error(f"split {list(split)} must be {count} non-negative sizes (one per output)")
             self.require(sympy.Eq(dim, sum(split)), f"split {list(split)} must add up to the axis size {dim}")

@@ -111,19 +111,32 @@ inline void scatter(const T *data, const T *updates, T *y, size_t n, size_t slic
    });
 }
 
-// OneHot: y viewed as (outer, depth, inner) holds on where the index (viewed as
-// (outer, inner), negatives counting from the end) equals the depth coordinate,
-// off elsewhere; an index outside [-depth, depth) leaves its row all off (ONNX).
+// The one-hot position of index `i` (negatives count from the end; floating
+// ones truncate), or -1 when it is outside [-depth, depth): ONNX leaves that
+// row all off.  NaN and huge floating values are rejected before the cast,
+// which would be undefined for them.
+template <typename I>
+inline int64_t one_hot_position(I i, int64_t depth)
+{
+   if constexpr (std::is_floating_point<I>::value) {
+      if (!(i > static_cast<I>(-depth - 1) && i < static_cast<I>(depth)))
+         return -1;
+   }
+   int64_t k = static_cast<int64_t>(i);
+   k = k < 0 ? k + depth : k;
+   return k >= 0 && k < depth ? k : -1;
+}
+
+// OneHot: y viewed as (outer, depth, inner) holds on (values[1]) where the index
+// (viewed as (outer, inner)) selects the depth coordinate, off (values[0]) elsewhere.
 template <typename I, typename T>
 inline void one_hot(const I *indices, const T *values, T *y, size_t outer, size_t depth, size_t inner)
 {
    std::fill_n(y, outer * depth * inner, values[0]);
-   const int64_t d = static_cast<int64_t>(depth);
    for (size_t o = 0; o < outer; ++o)
       for (size_t i = 0; i < inner; ++i) {
-         int64_t k = static_cast<int64_t>(indices[o * inner + i]);
-         k = k < 0 ? k + d : k;
-         if (k >= 0 && k < d)
+         const int64_t k = one_hot_position(indices[o * inner + i], static_cast<int64_t>(depth));
+         if (k >= 0)
             y[(o * depth + static_cast<size_t>(k)) * inner + i] = values[1];
       }
 }
