@@ -252,15 +252,33 @@ class Split(Op):
 
 @register
 class Expand(Op):
-    """Input 0 broadcast with the shape given as input 1 (numpy rules: either side may be 1)."""
+    """Input 0 broadcast with the shape given as input 1 (numpy rules: either side may be 1).
+
+    A shape computed at run time makes each output dim where the input has a 1
+    (or no dim) a run-time dim; the other dims keep the input's, which the code
+    checks the target agrees with.
+    """
 
     op_type = "Expand"
     since_version = 8
-    kernels = ("elementwise",)
+    kernels = ("elementwise", "broadcast")
     value_inputs = (1,)
+
+    def at_run_time(self, inputs) -> bool:
+        return inputs[1].value is None
+
+    def padded_input_dims(self, inputs) -> tuple:
+        x, target = inputs[0], inputs[1]
+        if target.rank != 1 or not isinstance(target.shape[0], int):
+            raise self.error(f"shape must be a 1-D tensor of known length, got shape {target.shape}")
+        return (1,) * max(target.shape[0] - x.rank, 0) + x.shape
 
     def infer(self, inputs):
         x = inputs[0]
+        if self.at_run_time(inputs):
+            dims = self.padded_input_dims(inputs)
+            return [TensorType(x.dtype, tuple(self.runtime_dim(f"dim{i}") if isinstance(d, int) and d == 1 else d
+                                              for i, d in enumerate(dims)))]
         shape = shape_from_value(self, self.value_of(inputs, 1, "shape"))
         return [TensorType(x.dtype, broadcast_shapes(self, x.shape, shape))]
 
@@ -271,7 +289,18 @@ class Expand(Op):
 
     def emit(self, ctx: EmitContext) -> str:
         y = ctx.outputs[0]
-        return emit_strided_copy(ctx, y.shape, broadcast_strides(ctx.inputs[0].shape, y.shape))
+        if not self.at_run_time(ctx.inputs):
+            return emit_strided_copy(ctx, y.shape, broadcast_strides(ctx.inputs[0].shape, y.shape))
+        rank = y.rank
+        padded = self.padded_input_dims(ctx.inputs)
+        in_dims = ctx.array("in_dims", padded)
+        computed = [i for i, d in enumerate(padded) if isinstance(d, int) and d == 1]  # the run-time dims (infer)
+        expected = ctx.array("expected", [0 if i in computed else d for i, d in enumerate(y.shape)])
+        lines = [f"size_t out_dims_[{max(rank, 1)}];", f"std::ptrdiff_t strides_[{max(rank, 1)}];",
+                 f"kernels::expand_dims({ctx.x(1)}, {ctx.inputs[1].shape[0]}, {in_dims}, {expected}, {rank}, out_dims_);"]
+        lines += [f"{ctx.dim(y.shape[i])} = out_dims_[{i}];" for i in computed]
+        lines += [ctx.reserve(0), f"kernels::expand({ctx.x(0)}, {in_dims}, out_dims_, {rank}, strides_, {ctx.y(0)});"]
+        return "\n".join(line for line in lines if line)
 
 
 @register

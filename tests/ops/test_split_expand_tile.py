@@ -7,11 +7,11 @@ generated, so they are initializers here; the data stays a run-time input
 
 import numpy as np
 import pytest
-from conftest import make_model
+from conftest import make_model, ort_run
 from onnx import helper
 
 import sofie_rdf as sr
-from sofie_rdf.errors import ShapeError
+from sofie_rdf.errors import ShapeError, SofieError
 
 DTYPES = [np.float32, np.float64, np.int32, np.int64, np.bool_, np.uint8, np.int8]
 ORT_MAX_OPSET = 26  # the newest opset onnxruntime 1.31 loads
@@ -207,3 +207,21 @@ def test_tile_folded(check_folded):
 def test_tile_bad_repeats():
     with pytest.raises(ShapeError, match=r"repeats \[2\] must be 2 non-negative values"):
         sr.compile(sr.load(_tile_model((2, 3), [2])))
+
+
+# ---- Expand with a shape computed at run time ------------------------------------------------
+
+@pytest.mark.parametrize("backend", ["jit", "native"])
+def test_expand_shape_at_run_time(backend):
+    """The target shape is an input: dims where X has 1 (or no dim) are run-time dims; the others are checked."""
+    node = helper.make_node("Expand", ["x", "shape"], ["y"])
+    model = make_model([node], [("x", np.float32, [3, 1]), ("shape", np.int64, [3])], [("y", np.float32, None)])
+    sess = sr.compile(sr.load(model), backend=backend)
+    x = np.arange(3, dtype=np.float32).reshape(3, 1)
+    for target in ([2, 3, 4], [1, 3, 1], [5, 1, 2], [1, 1, 0]):
+        shape = np.array(target, np.int64)
+        ours, (ref,) = sess.infer(x, shape), ort_run(model, {"x": x, "shape": shape})
+        assert ours.shape == ref.shape
+        np.testing.assert_array_equal(ours, ref)
+    with pytest.raises(SofieError, match="Expand cannot broadcast a dim of 3 to 2"):
+        sess.infer(x, np.array([1, 2, 4], np.int64))
