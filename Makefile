@@ -4,7 +4,7 @@ PYTHON ?= python3
 PIP := $(PYTHON) -m pip
 STAMP := .make-installed
 
-.PHONY: install demo test test-full bench clean
+.PHONY: install demo test test-full conformance bench clean
 
 $(STAMP): pyproject.toml
 	$(PIP) install --quiet -e ".[test]"
@@ -22,6 +22,10 @@ test: $(STAMP)
 # Every ONNX backend node case of the supported operators and every model of onnx's suites (long).
 test-full: $(STAMP)
 	$(PYTHON) -m pytest -q -m slow tests/test_onnx_backend.py tests/test_onnx_suites.py
+
+# Every ONNX backend node case of the installed onnx, supported or not: writes docs/onnx_conformance.md.
+conformance: $(STAMP)
+	$(PYTHON) tests/onnx_conformance.py
 
 # RDataFrame throughput against onnxruntime (a few minutes); writes benchmarks/results/.
 bench: $(STAMP)

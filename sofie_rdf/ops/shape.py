@@ -238,21 +238,28 @@ class Constant(Op):
 
 @register
 class ConstantOfShape(Op):
-    """A tensor of a generation-time shape filled with ``value`` (float32 0 by default).
+    """A tensor of the shape given as input filled with ``value`` (float32 0 by default).
 
     Folded to a constant when the shape is static (the light model zoo builds
-    every weight this way); filled at run time when the shape has symbols.
+    every weight this way); filled at run time when the shape has symbols, or
+    when it is computed at run time (each dim then a run-time dim).
     """
 
     op_type = "ConstantOfShape"
     since_version = 9
     value_inputs = (0,)
+    kernels = ("select",)
 
     def fill(self) -> np.ndarray:
         v = self.attrs.get("value")
         return np.zeros(1, np.float32) if v is None else np.asarray(v).reshape(1)
 
     def infer(self, inputs):
+        if inputs[0].value is None:
+            if inputs[0].rank != 1 or not isinstance(inputs[0].shape[0], int):
+                raise self.error(f"shape must be a 1-D tensor of known length, got shape {inputs[0].shape}")
+            dims = tuple(self.runtime_dim(f"dim{i}") for i in range(inputs[0].shape[0]))
+            return [TensorType(self.fill().dtype, dims)]
         shape = shape_from_value(self, self.value_of(inputs, 0, "shape"))
         v = self.fill()
         value = np.full(shape, v[0], v.dtype) if all(isinstance(d, int) for d in shape) else None
@@ -263,8 +270,13 @@ class ConstantOfShape(Op):
         return [np.full(tuple(int(d) for d in np.asarray(values[0]).reshape(-1)), v[0], v.dtype)]
 
     def emit(self, ctx: EmitContext) -> str:
-        v = ctx.literal(self.fill()[0], ctx.outputs[0].dtype)
-        return f"for (size_t i = 0; i < {ctx.dim(ctx.outputs[0].size)}; ++i) {ctx.y(0)}[i] = {v};"
+        y = ctx.outputs[0]
+        v = ctx.literal(self.fill()[0], y.dtype)
+        fill = f"std::fill_n({ctx.y(0)}, {ctx.dim(y.size)}, {v});"
+        if ctx.inputs[0].value is not None:
+            return fill
+        dims = [f"{ctx.dim(d)} = kernels::checked_dim({ctx.x(0)}[{i}], \"ConstantOfShape\");" for i, d in enumerate(y.shape)]
+        return "\n".join([*dims, ctx.reserve(0), fill])
 
 
 @register

@@ -2,8 +2,11 @@
 
 import numpy as np
 import pytest
-from conftest import make_model
+from conftest import make_model, ort_run
 from onnx import TensorProto, helper
+
+import sofie_rdf as sr
+from sofie_rdf.errors import SofieError
 
 SUM_SHAPES = {
     "one": [(2, 3)],
@@ -62,3 +65,17 @@ def test_constant_of_shape_symbolic(check_model):
     model = make_model(nodes, [("x", np.float32, ["N", 3])], [("y", np.float32, ["N", 3])])
     for n in (1, 4):
         check_model(model, {"x": np.random.default_rng(n).standard_normal((n, 3)).astype(np.float32)})
+
+
+@pytest.mark.parametrize("backend", ["jit", "native"])
+def test_constant_of_shape_at_run_time(backend):
+    """The shape is an input: every dim a run-time dim; the filled output sized per call."""
+    value = helper.make_tensor("v", TensorProto.INT32, [1], [7])
+    model = make_model([helper.make_node("ConstantOfShape", ["shape"], ["y"], value=value)],
+                       [("shape", np.int64, [2])], [("y", np.int32, None)])
+    sess = sr.compile(sr.load(model), backend=backend)
+    for shape in ([2, 3], [0, 4], [5, 1]):
+        s = np.array(shape, np.int64)
+        np.testing.assert_array_equal(sess.infer(s), ort_run(model, {"shape": s})[0])
+    with pytest.raises(SofieError, match="ConstantOfShape got a negative dim -1"):
+        sess.infer(np.array([2, -1], np.int64))

@@ -35,3 +35,13 @@ inline size_t range_count(T start, T limit, T delta)
       throw std::length_error("sofie-rdf: Range of " + std::to_string(n) + " values is too large");
    return n > 0 ? static_cast<size_t>(n) : 0;
 }
+
+// A dim read from a shape tensor at run time (negative refused).
+template <typename I>
+inline size_t checked_dim(I value, const char *op)
+{
+   if (value < 0)
+      throw std::invalid_argument(std::string("sofie-rdf: ") + op + " got a negative dim " +
+                                  std::to_string(static_cast<int64_t>(value)));
+   return static_cast<size_t>(value);
+}
