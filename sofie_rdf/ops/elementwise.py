@@ -206,6 +206,31 @@ class Cast(UnaryOp):
 
 
 @register
+class CastLike(Cast):
+    """Cast to the element type of input 1, whose values are never read.
+
+    ``saturate`` and ``round_mode`` only concern float8 (and float8e8m0)
+    targets, which sofie-rdf has no type for, so they cannot change a result.
+    """
+
+    op_type = "CastLike"
+    since_version = 15
+    target: np.dtype
+
+    def out_dtype(self, dtype: np.dtype) -> np.dtype:
+        return self.target
+
+    def infer(self, inputs: list[Optional[TensorType]]) -> list[TensorType]:
+        self.target = inputs[1].dtype
+        return super().infer(inputs)
+
+    def evaluate(self, values):
+        like = values[1]
+        self.target = np.dtype(np.int64) if like.dtype == object else like.dtype  # object: a shape value
+        return super().evaluate(values)
+
+
+@register
 class Clip(UnaryOp):
     """Clip with bounds as attributes (opset < 11)."""
 

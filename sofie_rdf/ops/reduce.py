@@ -1,4 +1,4 @@
-"""Reductions: the ten Reduce* operators, ArgMax/ArgMin and CumSum.
+"""Reductions: the ten Reduce* operators, ArgMax/ArgMin, CumSum and CumProd.
 
 The Reduce* operators differ only in how they fold values, so each is the
 same class with another :class:`Reduction` (C++ initial value, combine and
@@ -294,18 +294,22 @@ class ArgMin(_ArgReduce):
     maximum = False
 
 
-@register
-class CumSum(Op):
-    """Running sum along the axis given as input 1 (a scalar known at generation time); exclusive, reverse.
+# CumSum and CumProd also take unsigned 32/64-bit integers.
+CUMULATIVE = NUMERIC + (np.dtype(np.uint32), np.dtype(np.uint64))
+
+
+class _Cumulative(Op):
+    """Running fold along the axis given as input 1 (a scalar known at generation time); exclusive, reverse.
 
     Unlike the reductions, onnxruntime's integer CumSum wraps in the element type; the kernel accumulates
-    integers in uint64_t, whose modular arithmetic narrows back to exactly that.
+    integers in uint64_t, whose modular arithmetic (sums and products alike) narrows back to exactly that.
     """
 
-    op_type = "CumSum"
-    since_version = 11
     kernels = ("reduce",)
     value_inputs = (1,)
+    identity: ClassVar[int]
+    combine: ClassVar[str]  # C++ in accumulators a and b
+    running: ClassVar[Callable[..., np.ndarray]]  # numpy's cumulative fold, e.g. np.cumsum
 
     def axis(self, rank: int, value: Optional[np.ndarray]) -> int:
         if value is None or np.asarray(value).size != 1 or np.asarray(value).dtype.kind not in "iu":
@@ -316,7 +320,7 @@ class CumSum(Op):
 
     def infer(self, inputs: list[Optional[TensorType]]) -> list[TensorType]:
         x = inputs[0]
-        _check_dtype(self, x, NUMERIC)
+        _check_dtype(self, x, CUMULATIVE)
         self.axis(x.rank, self.value_of(inputs, 1, "axis"))
         return [TensorType(x.dtype, x.shape)]
 
@@ -328,9 +332,9 @@ class CumSum(Op):
         w = np.moveaxis(x, axis, 0)
         if self.attrs["reverse"]:
             w = w[::-1]
-        y = np.cumsum(w, axis=0)
+        y = self.running(w, axis=0)
         if self.attrs["exclusive"]:
-            y = np.concatenate([np.zeros_like(y[:1]), y[:-1]])
+            y = np.concatenate([np.full_like(y[:1], self.identity), y[:-1]])
         if self.attrs["reverse"]:
             y = y[::-1]
         return [np.moveaxis(y, 0, axis).astype(values[0].dtype)]
@@ -340,4 +344,23 @@ class CumSum(Op):
         sizes = ", ".join(ctx.dim(d) for d in _axis_view(x.shape, self.axis(x.rank, self.value_of(ctx.inputs, 1, "axis"))))
         acc = "double" if x.dtype.kind == "f" else "uint64_t"
         flags = ", ".join("true" if self.attrs[k] else "false" for k in ("exclusive", "reverse"))
-        return f"kernels::cumsum<{acc}>({ctx.x(0)}, {ctx.y(0)}, {sizes}, {flags});"
+        combine = f"[](const {acc} a, const {acc} b) -> {acc} {{ return {self.combine}; }}"
+        return f"kernels::cumulate<{acc}>({ctx.x(0)}, {ctx.y(0)}, {sizes}, {flags}, {acc}({self.identity}), {combine});"
+
+
+@register
+class CumSum(_Cumulative):
+    op_type = "CumSum"
+    since_version = 11
+    identity = 0
+    combine = "a + b"
+    running = staticmethod(np.cumsum)
+
+
+@register
+class CumProd(_Cumulative):
+    op_type = "CumProd"
+    since_version = 26
+    identity = 1
+    combine = "a * b"
+    running = staticmethod(np.cumprod)

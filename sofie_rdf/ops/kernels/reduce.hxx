@@ -1,4 +1,4 @@
-// Reductions (ReduceSum, ReduceMax, ..., ReduceLogSumExp), ArgMax/ArgMin and CumSum.
+// Reductions (ReduceSum, ReduceMax, ..., ReduceLogSumExp), ArgMax/ArgMin, CumSum and CumProd.
 //
 // A reduction is three lambdas the emitter writes: an initial accumulator,
 // `combine(acc, x)` and `finish(acc, n)` (n = elements reduced).  Sums and
@@ -151,23 +151,24 @@ inline void arg_reduce(const T *x, int64_t *y, size_t outer, size_t n, size_t in
    }
 }
 
-// Cumulative sum along the middle index of an (outer, n, inner) view, accumulated in A; `exclusive`
-// leaves out the element itself, `reverse` sums from the end.
-template <typename A, typename T>
-inline void cumsum(const T *x, T *y, size_t outer, size_t n, size_t inner, bool exclusive, bool reverse)
+// Running fold (CumSum, CumProd) along the middle index of an (outer, n, inner) view, accumulated in A
+// from `identity` with `combine`; `exclusive` leaves out the element itself, `reverse` runs from the end.
+template <typename A, typename T, typename Combine>
+inline void cumulate(const T *x, T *y, size_t outer, size_t n, size_t inner, bool exclusive, bool reverse, A identity,
+                     Combine combine)
 {
    constexpr size_t block = 64;
    A acc[block];
    for (size_t o = 0; o < outer; ++o) {
       for (size_t j0 = 0; j0 < inner; j0 += block) {
          const size_t m = std::min(block, inner - j0);
-         std::fill_n(acc, m, A(0));
+         std::fill_n(acc, m, identity);
          for (size_t step = 0; step < n; ++step) {
             const size_t i = reverse ? n - 1 - step : step;
             const size_t at = (o * n + i) * inner + j0;
             for (size_t j = 0; j < m; ++j) {
                const A before = acc[j];
-               acc[j] = static_cast<A>(acc[j] + static_cast<A>(x[at + j]));
+               acc[j] = combine(acc[j], static_cast<A>(x[at + j]));
                y[at + j] = static_cast<T>(exclusive ? before : acc[j]);
             }
          }
