@@ -1,0 +1,243 @@
+// requires: gemm, softmax
+// Scaled dot-product attention (ONNX Attention 23-25) one (batch, query head) at a time:
+// scores = scale * Q K^T (gemm), softcap, + bias (mask, causal, window, padding), softmax
+// over keys, Y = P V (gemm).  K and V are first gathered, past rows then new rows, into
+// the (batch, kv_heads, kv_len, head) present tensors, so every product reads contiguous
+// rows.  The bias is computed per element from the mask and positions: a row whose keys
+// are all disallowed (bias -inf everywhere) gives zero probabilities, not NaN.
+
+template <typename T, typename M, typename S>
+struct Attention {
+   size_t batch = 0, q_heads = 0, kv_heads = 0, q_len = 0, past_len = 0, new_len = 0, head_qk = 0, head_v = 0;
+   bool packed = false;                                   // 3-D Q/K/V/Y: (batch, seq, heads * head)
+   const T *Q = nullptr, *K = nullptr, *V = nullptr, *past_key = nullptr, *past_value = nullptr;
+   const M *mask = nullptr;                               // bool (attend) or additive values
+   size_t mask_len = 0;                                   // keys the mask covers; later keys are masked out
+   std::ptrdiff_t mask_strides[3] = {0, 0, 0};           // per batch, query head, query row
+   const int64_t *nonpad = nullptr;                       // valid keys per batch (external cache)
+   bool causal = false;
+   int64_t left = -1, right = -1;                         // sliding window, -1 = unbounded
+   T scale = T(1), softcap = T(0);
+   int qk_mode = 0;
+   T *Y = nullptr, *present_key = nullptr, *present_value = nullptr, *qk_out = nullptr;
+   T *q_buf = nullptr, *y_buf = nullptr, *scores = nullptr; // q_buf, y_buf: packed layout only
+   S *row = nullptr;                                      // softmax row when S is not T
+
+   size_t kv_len() const { return past_len + new_len; }
+};
+
+// Rows of head h of batch b in a packed (batch, seq, heads * head) or (batch, heads, seq, head) tensor.
+template <typename T>
+inline T *attention_head(T *x, bool packed, size_t b, size_t h, size_t seq, size_t heads, size_t head,
+                         size_t &row_stride)
+{
+   row_stride = packed ? heads * head : head;
+   return x + (packed ? (b * seq * heads + h) * head : (b * heads + h) * seq * head);
+}
+
+template <typename T>
+inline void attention_copy_rows(const T *src, size_t src_stride, T *dst, size_t dst_stride, size_t rows, size_t n)
+{
+   for (size_t r = 0; r < rows; ++r)
+      std::copy(src + r * src_stride, src + r * src_stride + n, dst + r * dst_stride);
+}
+
+// present[b, h] = concat(past[b, h], new rows of head h), for every batch and kv head.
+template <typename T, typename M, typename S>
+inline void attention_gather(const Attention<T, M, S> &a, const T *past, const T *fresh, T *present, size_t head)
+{
+   for (size_t b = 0; b < a.batch; ++b)
+      for (size_t h = 0; h < a.kv_heads; ++h) {
+         T *dst = present + (b * a.kv_heads + h) * a.kv_len() * head;
+         if (past)
+            std::copy(past + (b * a.kv_heads + h) * a.past_len * head,
+                      past + (b * a.kv_heads + h + 1) * a.past_len * head, dst);
+         size_t stride = 0;
+         const T *src = attention_head(fresh, a.packed, b, h, a.new_len, a.kv_heads, head, stride);
+         attention_copy_rows(src, stride, dst + a.past_len * head, head, a.new_len, head);
+      }
+}
+
+// Position of query row 0 among the keys: what causal and window masks align to.
+template <typename T, typename M, typename S>
+inline int64_t attention_offset(const Attention<T, M, S> &a, size_t b)
+{
+   if (a.nonpad)
+      return a.nonpad[b] - static_cast<int64_t>(a.q_len);
+   return static_cast<int64_t>(a.past_len);
+}
+
+template <typename T>
+inline T attention_bias_of(bool attend)
+{
+   return attend ? T(0) : -std::numeric_limits<T>::infinity();
+}
+
+// Adds the bias of query row i to scores, returns false when every key is disallowed.
+template <typename T, typename M, typename S>
+inline bool attention_add_bias(const Attention<T, M, S> &a, size_t b, size_t h, size_t i, T *s)
+{
+   const T ninf = -std::numeric_limits<T>::infinity();
+   const int64_t p = attention_offset(a, b) + static_cast<int64_t>(i);
+   const int64_t valid = a.nonpad ? a.nonpad[b] : static_cast<int64_t>(a.kv_len());
+   const M *m = a.mask ? a.mask + static_cast<std::ptrdiff_t>(b) * a.mask_strides[0] +
+                            static_cast<std::ptrdiff_t>(h) * a.mask_strides[1] +
+                            static_cast<std::ptrdiff_t>(i) * a.mask_strides[2]
+                       : nullptr;
+   bool any = false;
+   for (size_t j = 0; j < a.kv_len(); ++j) {
+      const int64_t k = static_cast<int64_t>(j);
+      bool attend = k < valid && !(a.causal && k > p) && !(a.left >= 0 && p - k > a.left) &&
+                    !(a.right >= 0 && k - p > a.right) && !(m && j >= a.mask_len);
+      T bias = attention_bias_of<T>(attend);
+      if (attend && m) {
+         if constexpr (std::is_same<M, bool>::value)
+            bias = attention_bias_of<T>(m[j]);
+         else
+            bias = static_cast<T>(m[j]);
+      }
+      s[j] += bias;
+      any = any || bias != ninf;
+   }
+   return any;
+}
+
+// Softmax of one score row in precision S, in place.
+template <typename T, typename M, typename S>
+inline void attention_softmax_row(const Attention<T, M, S> &a, T *s)
+{
+   const size_t n = a.kv_len();
+   if constexpr (std::is_same<T, S>::value) {
+      softmax(s, s, 1, n, 1, false);
+   } else {
+      for (size_t j = 0; j < n; ++j)
+         a.row[j] = static_cast<S>(s[j]);
+      softmax(a.row, a.row, 1, n, 1, false);
+      for (size_t j = 0; j < n; ++j)
+         s[j] = static_cast<T>(a.row[j]);
+   }
+}
+
+// Scores -> probabilities for head h of batch b, copying the requested stage to qk_out.
+template <typename T, typename M, typename S>
+inline void attention_probabilities(const Attention<T, M, S> &a, size_t b, size_t h)
+{
+   const size_t n = a.kv_len();
+   T *qk = a.qk_out ? a.qk_out + (b * a.q_heads + h) * a.q_len * n : nullptr;
+   auto capture = [&](int mode, size_t i, const T *s) {
+      if (qk && a.qk_mode == mode)
+         std::copy(s, s + n, qk + i * n);
+   };
+   for (size_t i = 0; i < a.q_len; ++i) {
+      T *s = a.scores + i * n;
+      capture(0, i, s);
+      if (a.softcap > T(0))
+         for (size_t j = 0; j < n; ++j)
+            s[j] = a.softcap * std::tanh(s[j] / a.softcap);
+      capture(1, i, s);
+      const bool any = attention_add_bias(a, b, h, i, s);
+      capture(2, i, s);
+      if (any)
+         attention_softmax_row(a, s);
+      else
+         std::fill(s, s + n, T(0));
+      capture(3, i, s);
+   }
+}
+
+template <typename T, typename M, typename S>
+inline void attention(const Attention<T, M, S> &a)
+{
+   if (a.kv_heads == 0 || a.q_heads % a.kv_heads != 0)
+      throw std::invalid_argument("Attention: q_num_heads (" + std::to_string(a.q_heads) +
+                                  ") must be a multiple of kv_num_heads (" + std::to_string(a.kv_heads) + ")");
+   if (a.mask && a.mask_len > a.kv_len())
+      throw std::invalid_argument("Attention: attn_mask covers " + std::to_string(a.mask_len) + " keys, but there are only " +
+                                  std::to_string(a.kv_len()));
+   for (size_t b = 0; a.nonpad && b < a.batch; ++b)
+      if (a.nonpad[b] < 0 || a.nonpad[b] > static_cast<int64_t>(a.kv_len()))
+         throw std::out_of_range("Attention: nonpad_kv_seqlen " + std::to_string(a.nonpad[b]) + " is outside [0, " +
+                                 std::to_string(a.kv_len()) + "]");
+   attention_gather(a, a.past_key, a.K, a.present_key, a.head_qk);
+   attention_gather(a, a.past_value, a.V, a.present_value, a.head_v);
+   const size_t n = a.kv_len(), group = a.q_heads / a.kv_heads;
+   for (size_t b = 0; b < a.batch; ++b)
+      for (size_t h = 0; h < a.q_heads; ++h) {
+         size_t q_stride = 0, y_stride = 0;
+         const T *q = attention_head(a.Q, a.packed, b, h, a.q_len, a.q_heads, a.head_qk, q_stride);
+         T *y = attention_head(a.Y, a.packed, b, h, a.q_len, a.q_heads, a.head_v, y_stride);
+         if (a.packed) {
+            attention_copy_rows(q, q_stride, a.q_buf, a.head_qk, a.q_len, a.head_qk);
+            q = a.q_buf;
+         }
+         const size_t kv = b * a.kv_heads + h / group;
+         gemm(false, true, a.q_len, n, a.head_qk, a.scale, q, a.present_key + kv * n * a.head_qk, T(0), a.scores);
+         attention_probabilities(a, b, h);
+         gemm(false, false, a.q_len, a.head_v, n, T(1), a.scores, a.present_value + kv * n * a.head_v, T(0),
+              a.packed ? a.y_buf : y);
+         if (a.packed)
+            attention_copy_rows(a.y_buf, a.head_v, y, y_stride, a.q_len, a.head_v);
+      }
+}
+
+// LinearAttention (ONNX 27): a recurrent state S (d_k x d_v) per (batch, kv head), for each token
+//   S = exp(g) * S (gated rules), v' = beta * (v - S^T k) (delta rules, else v' = v), S += k v'^T,
+//   and o = scale * q^T S for every query head sharing that kv head.  Inputs are (batch, T, heads * d).
+template <typename T>
+struct LinearAttention {
+   size_t batch = 0, steps = 0, q_heads = 0, kv_heads = 0, dk = 0, dv = 0;
+   size_t decay_width = 0, beta_width = 0; // per token: kv_heads or kv_heads * dk decay values, kv_heads or 1 beta values
+   const T *q = nullptr, *k = nullptr, *v = nullptr, *past = nullptr, *decay = nullptr, *beta = nullptr;
+   T scale = T(1);
+   T *y = nullptr, *state = nullptr;
+   T *v_buf = nullptr; // dv values: the token's (corrected) value row
+};
+
+template <typename T>
+inline void linear_attention_update(const LinearAttention<T> &a, size_t b, size_t t, size_t g, T *s)
+{
+   const size_t token = b * a.steps + t;
+   if (a.decay) {
+      const T *gt = a.decay + token * a.decay_width;
+      for (size_t d = 0; d < a.dk; ++d) {
+         const T f = std::exp(a.decay_width == a.kv_heads ? gt[g] : gt[g * a.dk + d]);
+         for (size_t m = 0; m < a.dv; ++m)
+            s[d * a.dv + m] *= f;
+      }
+   }
+   const T *kt = a.k + (token * a.kv_heads + g) * a.dk;
+   const T *vt = a.v + (token * a.kv_heads + g) * a.dv;
+   std::copy(vt, vt + a.dv, a.v_buf);
+   if (a.beta) {
+      const T bt = a.beta[token * a.beta_width + (a.beta_width == 1 ? 0 : g)];
+      for (size_t m = 0; m < a.dv; ++m) {
+         T retrieved = T(0);
+         for (size_t d = 0; d < a.dk; ++d)
+            retrieved += s[d * a.dv + m] * kt[d];
+         a.v_buf[m] = bt * (vt[m] - retrieved);
+      }
+   }
+   for (size_t d = 0; d < a.dk; ++d)
+      for (size_t m = 0; m < a.dv; ++m)
+         s[d * a.dv + m] += kt[d] * a.v_buf[m];
+}
+
+template <typename T>
+inline void linear_attention(const LinearAttention<T> &a)
+{
+   const size_t group = a.q_heads / a.kv_heads, size = a.dk * a.dv;
+   if (a.past)
+      std::copy(a.past, a.past + a.batch * a.kv_heads * size, a.state);
+   else
+      std::fill(a.state, a.state + a.batch * a.kv_heads * size, T(0));
+   for (size_t b = 0; b < a.batch; ++b)
+      for (size_t t = 0; t < a.steps; ++t)
+         for (size_t g = 0; g < a.kv_heads; ++g) {
+            T *s = a.state + (b * a.kv_heads + g) * size;
+            linear_attention_update(a, b, t, g, s);
+            const size_t token = b * a.steps + t;
+            // o (group x dv) = scale * q (group x dk) S (dk x dv): the group's query heads are adjacent.
+            gemm(false, false, group, a.dv, a.dk, a.scale, a.q + (token * a.q_heads + g * group) * a.dk, s, T(0),
+                 a.y + (token * a.q_heads + g * group) * a.dv);
+         }
+}
