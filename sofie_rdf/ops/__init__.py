@@ -6,13 +6,18 @@ below; nothing else in the package changes.
 
 from . import (  # noqa: F401  (registration)
     activations,
+    attention,
+    bitwise,
     conv,
     einsum,
     elementwise,
     gemm,
     indexing,
+    linalg,
     logic,
+    loss,
     lrn,
+    misc,
     movement,
     normalization,
     pad,
@@ -20,11 +25,14 @@ from . import (  # noqa: F401  (registration)
     recurrent,
     reduce,
     resize,
+    sampling,
     select,
     shape,
+    signal,
     softmax,
     sort,
     space,
+    transformer,
 )
 from .base import Op
 from .registry import check_supported, lookup, make_node, register, registered_op_types, unsupported_nodes

@@ -1,0 +1,233 @@
+"""Signal processing: HannWindow, HammingWindow, BlackmanWindow, DFT and STFT.
+
+Complex tensors are real tensors with a last axis of 2 (real, imaginary), or
+of 1 for real input, as ONNX lays them out.  The transforms are direct
+O(n^2) sums accumulated in double (``kernels::Dft``) over tabulated twiddles.
+A window's size known when the code is generated fixes its output shape;
+computed at run time it becomes a run-time dim (:meth:`Op.runtime_dim`).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Optional
+
+import numpy as np
+import sympy
+
+from ..ir import TensorType
+from ..ir.dims import Dim, as_dim, num_elements, simplify
+from ..ir.dtypes import FLOAT_TYPES, from_onnx
+from .base import EmitContext, Op, normalize_axis
+from .registry import register
+
+_SIZE_TYPES = (np.dtype(np.int32), np.dtype(np.int64))
+
+
+def _half_spectrum(length: Dim) -> Dim:
+    """Bins of a one-sided spectrum: the others mirror them (conjugate symmetry of a real signal's transform)."""
+    return length // 2 + 1 if isinstance(length, int) else simplify(sympy.floor(length / 2) + 1)
+
+
+def _scalar(op: Op, inputs: list[Optional[TensorType]], i: int, what: str) -> Optional[int]:
+    """A scalar integer input needed when generating (None when omitted)."""
+    value = op.value_of(inputs, i, what)
+    if value is None:
+        return None
+    value = np.asarray(value).reshape(-1)
+    if value.size != 1 or inputs[i].dtype not in _SIZE_TYPES:
+        raise op.error(f"{what} must be an int32 or int64 scalar, got {inputs[i].dtype} of shape {inputs[i].shape}")
+    return int(value[0])
+
+
+class _CosineWindow(Op):
+    """a0 - a1 cos(2 pi n / N) + a2 cos(4 pi n / N); subclasses give the coefficients."""
+
+    since_version = 17
+    value_inputs = (0,)  # read at run time when not known
+    kernels = ("signal",)
+    coefficients: ClassVar[tuple[float, float, float]] = (0.0, 0.0, 0.0)
+
+    def infer(self, inputs: list[Optional[TensorType]]) -> list[TensorType]:
+        size = inputs[0]
+        if size.dtype not in _SIZE_TYPES or size.size != 1:
+            raise self.error(f"size must be an int32 or int64 scalar, got {size.dtype} of shape {size.shape}")
+        dtype = from_onnx(int(self.attrs.get("output_datatype", 1)))
+        if size.value is None:
+            return [TensorType(dtype, (self.runtime_dim("size"),))]
+        n = as_dim(np.asarray(size.value).reshape(-1)[0])
+        if isinstance(n, int) and n < 0:
+            raise self.error(f"size must not be negative, got {n}")
+        return [TensorType(dtype, (n,))]
+
+    def evaluate(self, values: list[Optional[np.ndarray]]) -> list[np.ndarray]:
+        size = int(np.asarray(values[0]).reshape(-1)[0])
+        period = size if self.attrs.get("periodic", 1) else size - 1
+        a0, a1, a2 = self.coefficients
+        with np.errstate(divide="ignore", invalid="ignore"):
+            phase = 2 * np.pi * np.arange(size) / period
+        y = a0 - a1 * np.cos(phase) + a2 * np.cos(2 * phase)
+        dtype = from_onnx(int(self.attrs.get("output_datatype", 1)))
+        return [(y if dtype.kind == "f" else y.astype(np.float32)).astype(dtype)]
+
+    def emit(self, ctx: EmitContext) -> str:
+        y = ctx.outputs[0]
+        size = ctx.dim(y.shape[0])
+        a0, a1, a2 = (ctx.literal(c, np.float64) for c in self.coefficients)
+        periodic = "true" if self.attrs.get("periodic", 1) else "false"
+        fill = f"kernels::cosine_window({ctx.y(0)}, {size}, {periodic}, {a0}, {a1}, {a2});"
+        if not ctx.reserve(0):
+            return fill
+        return f'{size} = kernels::checked_dim({ctx.x(0)}[0], "{self.op_type}");\n{ctx.reserve(0)}\n{fill}'
+
+
+@register
+class HannWindow(_CosineWindow):
+    op_type = "HannWindow"
+    coefficients = (0.5, 0.5, 0.0)
+
+
+@register
+class HammingWindow(_CosineWindow):
+    op_type = "HammingWindow"
+    coefficients = (25 / 46, 21 / 46, 0.0)
+
+
+@register
+class BlackmanWindow(_CosineWindow):
+    op_type = "BlackmanWindow"
+    coefficients = (0.42, 0.5, 0.08)
+
+
+def _numpy_spectrum(x: np.ndarray) -> np.ndarray:
+    """Complex numpy view of a (..., 1|2) real tensor."""
+    return x[..., 0] + 1j * x[..., 1] if x.shape[-1] == 2 else x[..., 0].astype(np.complex128)
+
+
+def _pairs(z: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    return np.stack([z.real, z.imag], axis=-1).astype(dtype)
+
+
+@register
+class DFT(Op):
+    """Fourier transform along one axis; opset 17 takes the axis as an attribute (default 1).
+
+    ``inverse`` scales by 1 / length; ``onesided`` keeps length // 2 + 1 bins
+    forward, and inverse reads a one-sided spectrum and gives the real signal
+    (the irfft: default length 2 * (bins - 1), last axis 1).
+    """
+
+    op_type = "DFT"
+    since_version = 17
+    value_inputs = (1,)
+    kernels = ("signal",)
+
+    def axis_value(self, inputs: list[Optional[TensorType]]) -> int:
+        return int(self.attrs.get("axis", 1))
+
+    def layout(self, inputs: list[Optional[TensorType]]) -> tuple[int, Dim, Dim, bool]:
+        """(axis, length, output bins, real inverse) of the transform."""
+        x = inputs[0]
+        if x.dtype not in FLOAT_TYPES or x.rank < 2 or x.shape[-1] not in (1, 2):
+            raise self.error(f"input must be a float32/float64 (..., 1|2) tensor, got {x.dtype} {x.shape}")
+        axis = normalize_axis(self, self.axis_value(inputs), x.rank)
+        if axis == x.rank - 1:
+            raise self.error("axis must not be the last (real, imaginary) axis")
+        inverse, onesided = bool(self.attrs.get("inverse", 0)), bool(self.attrs.get("onesided", 0))
+        real_inverse = inverse and onesided
+        length = _scalar(self, inputs, 1, "dft_length")
+        if length is None:
+            length = simplify(2 * (x.shape[axis] - 1)) if real_inverse else x.shape[axis]
+        if isinstance(length, int) and length < 1:
+            raise self.error(f"the transform length (dft_length) must be positive, got {length}")
+        bins = _half_spectrum(length) if onesided and not inverse else length
+        return axis, length, bins, real_inverse
+
+    def infer(self, inputs: list[Optional[TensorType]]) -> list[TensorType]:
+        axis, _, bins, real_inverse = self.layout(inputs)
+        x = inputs[0]
+        shape = (*x.shape[:axis], bins, *x.shape[axis + 1:-1], 1 if real_inverse else 2)
+        return [TensorType(x.dtype, shape)]
+
+    def evaluate(self, values: list[Optional[np.ndarray]]) -> list[np.ndarray]:
+        x = values[0]
+        inputs = [None if v is None else TensorType(v.dtype, v.shape, v) for v in values]
+        axis, length, bins, real_inverse = self.layout(inputs)
+        z = _numpy_spectrum(x)
+        if real_inverse:
+            return [np.fft.irfft(z, n=length, axis=axis)[..., None].astype(x.dtype)]
+        transform = np.fft.ifft if self.attrs.get("inverse", 0) else np.fft.fft
+        y = transform(z, n=length, axis=axis)
+        return [_pairs(np.take(y, np.arange(bins), axis=axis), x.dtype)]
+
+    def emit(self, ctx: EmitContext) -> str:
+        axis, length, bins, real_inverse = self.layout(ctx.inputs)
+        x = ctx.inputs[0]
+        kind = "inverse_real" if real_inverse else "inverse" if self.attrs.get("inverse", 0) else "forward"
+        sizes = [num_elements(x.shape[:axis]), x.shape[axis], num_elements(x.shape[axis + 1:-1]), x.shape[-1], length, bins]
+        return (f"kernels::dft({ctx.x(0)}, {ctx.y(0)}, {', '.join(ctx.dim(d) for d in sizes)}, "
+                f"kernels::DftKind::{kind});")
+
+
+@register
+class DFT20(DFT):
+    """Opset 20: the axis is an optional input (default -2), needed when the code is generated."""
+
+    since_version = 20
+    value_inputs = (1, 2)
+
+    def axis_value(self, inputs: list[Optional[TensorType]]) -> int:
+        axis = _scalar(self, inputs, 2, "axis")
+        return -2 if axis is None else axis
+
+
+@register
+class STFT(Op):
+    """Fourier transforms of frames frame_step apart, each frame_length long and weighted by the window."""
+
+    op_type = "STFT"
+    since_version = 17
+    value_inputs = (1, 3)
+    kernels = ("signal",)
+
+    def layout(self, inputs: list[Optional[TensorType]]) -> tuple[int, Dim, Dim, Dim]:
+        """(step, frame length, frames, bins)."""
+        x = inputs[0]
+        window = inputs[2] if len(inputs) > 2 else None
+        if x.dtype not in FLOAT_TYPES or x.rank != 3 or x.shape[-1] not in (1, 2):
+            raise self.error(f"signal must be a float32/float64 (batch, length, 1|2) tensor, got {x.dtype} {x.shape}")
+        step = _scalar(self, inputs, 1, "frame_step")
+        if step is None or step < 1:
+            raise self.error(f"frame_step must be positive, got {step}")
+        length = _scalar(self, inputs, 3, "frame_length")
+        if window is not None and (window.rank != 1 or window.dtype != x.dtype):
+            raise self.error(f"window must be a 1-D {x.dtype} tensor, got {window.dtype} {window.shape}")
+        if length is None:
+            length = window.shape[0] if window is not None else x.shape[1]
+        if window is not None and window.shape[0] != length:
+            raise self.error(f"window has {window.shape[0]} values for frames of {length}")
+        if isinstance(length, int) and length < 1:
+            raise self.error(f"frame_length must be positive, got {length}")
+        self.require(sympy.Ge(x.shape[1], length), f"the signal ({x.shape[1]}) must hold a frame ({length})")
+        frames = simplify(1 + sympy.floor(sympy.Integer(1) * (x.shape[1] - length) / step))
+        bins = _half_spectrum(length) if self.attrs.get("onesided", 1) else length
+        return step, length, frames, bins
+
+    def infer(self, inputs: list[Optional[TensorType]]) -> list[TensorType]:
+        _, _, frames, bins = self.layout(inputs)
+        return [TensorType(inputs[0].dtype, (inputs[0].shape[0], frames, bins, 2))]
+
+    def evaluate(self, values: list[Optional[np.ndarray]]) -> list[np.ndarray]:
+        x = values[0]
+        inputs = [None if v is None else TensorType(v.dtype, v.shape, v) for v in values]
+        step, length, frames, bins = self.layout(inputs)
+        window = values[2] if len(values) > 2 and values[2] is not None else np.ones(length)
+        z = _numpy_spectrum(x)
+        framed = np.stack([z[:, f * step:f * step + length] * window for f in range(frames)], axis=1)
+        return [_pairs(np.fft.fft(framed, axis=-1)[..., :bins], x.dtype)]
+
+    def emit(self, ctx: EmitContext) -> str:
+        step, length, frames, bins = self.layout(ctx.inputs)
+        x = ctx.inputs[0]
+        window = ctx.x(2) if len(ctx.inputs) > 2 and ctx.inputs[2] is not None else "nullptr"
+        sizes = ", ".join(ctx.dim(d) for d in (x.shape[0], x.shape[1], x.shape[2], frames, step, length, bins))
+        return f"kernels::stft<{ctx.ctype(x.dtype)}>({ctx.x(0)}, {window}, {ctx.y(0)}, {sizes});"
