@@ -31,6 +31,7 @@ from __future__ import annotations
 import copy
 import functools
 import os
+import re
 import sys
 import warnings
 from collections import Counter, defaultdict
@@ -54,13 +55,18 @@ MILESTONE_OPS = frozenset({
     "Pad", "Resize", "Upsample", "DepthToSpace", "SpaceToDepth", "LRN",
     "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "LpPool",
     "RNN", "GRU", "LSTM",
+    "NegativeLogLikelihoodLoss", "SoftmaxCrossEntropyLoss", "GridSample", "AffineGrid", "Col2Im", "MaxUnpool",
+    "HannWindow", "HammingWindow", "BlackmanWindow", "DFT", "STFT",
+    "CastLike", "BitShift", "BitwiseAnd", "BitwiseOr", "BitwiseXor", "BitwiseNot", "Shrink", "Swish", "Hardmax",
+    "LpNormalization", "MeanVarianceNormalization", "CumProd", "Det", "ReverseSequence",
+    "Attention", "LinearAttention", "RMSNormalization", "RotaryEmbedding", "SwiGLU",
     "ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceSumSquare", "ReduceL1", "ReduceL2",
     "ReduceLogSum", "ReduceLogSumExp", "ArgMax", "ArgMin", "CumSum",
     "Equal", "Less", "LessOrEqual", "Greater", "GreaterOrEqual", "Not", "And", "Or", "Xor", "IsNaN", "IsInf", "Where",
     "Erf", "Gelu", "Softplus", "Softsign", "HardSigmoid", "HardSwish", "Mish", "ThresholdedRelu", "PRelu", "Celu", "Sign",
     "Sin", "Cos", "Tan", "Asin", "Acos", "Atan", "Sinh", "Cosh", "Asinh", "Acosh", "Atanh", "Floor", "Ceil", "Round",
     "Min", "Max", "Mean", "Mod",
-    "TopK", "Size", "Range", "Einsum",
+    "TopK", "Size", "Range", "Einsum", "NonZero",
     "Gather", "GatherElements", "GatherND", "ScatterElements", "ScatterND", "Scatter", "OneHot", "Trilu", "EyeLike",
     "Split", "Expand", "Tile",
 })
@@ -84,12 +90,22 @@ _RANDOM_DROPOUT = ("training-mode Dropout with ratio > 0 draws a random mask (nu
 _ALIGN_CORNERS_SCALES = ("the expected data uses the fractional scale * length as length_resized in align_corners;"
                          " the spec's text and onnxruntime use the integer output length, as sofie-rdf does")
 KNOWN_FAILURES: dict[str, str] = {
+    **dict.fromkeys(("test_dft_inverse", "test_dft_inverse_opset19"),
+                    "the expected imaginary parts of a real result are float32 FFT round-off (1.9e-7) above the"
+                    " case's atol of 1e-7; sofie-rdf accumulates in double and gives ~1e-15"),
+    "test_maxunpool_export_with_output_shape": ("the expected data scatters the indices into the shape inferred"
+                                                " without output_shape, then pads; the spec (indices of MaxPool's"
+                                                " input, flat) and onnxruntime address output_shape, as sofie-rdf does"),
     "test_resize_downsample_scales_cubic_align_corners": _ALIGN_CORNERS_SCALES,
     "test_resize_downsample_scales_linear_align_corners": _ALIGN_CORNERS_SCALES,
     "test_training_dropout": _RANDOM_DROPOUT,
     "test_training_dropout_default": _RANDOM_DROPOUT,
     "test_training_dropout_default_mask": _RANDOM_DROPOUT,
     "test_training_dropout_mask": _RANDOM_DROPOUT,
+    **dict.fromkeys([f"test_center_crop_pad_{c}_expanded" for c in (
+        "crop", "pad", "crop_and_pad", "crop_axes_chw", "crop_axes_hwc", "crop_negative_axes_hwc")],
+                    "the target shape is a run-time input reaching Pad's pads and Slice's bounds through arithmetic;"
+                    " Pad and Slice take their parameters at generation time only"),
     **dict.fromkeys(("test_not_2d", "test_not_3d", "test_not_4d"),
                     "the model declares opset 1 (Not never changed since); sofie-rdf reads opset 7 and later only"),
     **dict.fromkeys(("test_batchnorm_epsilon_training_mode", "test_batchnorm_example_training_mode"),
@@ -163,13 +179,18 @@ def _skip_reason(model: onnx.ModelProto) -> Optional[str]:
 
 
 def _tested_op(name: str, node_types: Sequence[str]) -> str:
-    """The operator a case is named after (``test_castlike_..._expanded`` -> CastLike), else its first node's."""
+    """The operator a case is named after (``test_castlike_..._expanded`` -> CastLike), else its first node's.
+
+    Names spell an operator in lower case, in snake case (``gather_elements``) or
+    snake case without "or" (``greater_equal`` for GreaterOrEqual).
+    """
     rest = name.removeprefix("test_")
     best = ""
     for op in _onnx_op_names():
-        low = op.lower()
-        if rest.startswith(low) and (len(rest) == len(low) or rest[len(low)] == "_") and len(op) > len(best):
-            best = op
+        snake = re.sub(r"(?<!^)(?=[A-Z])", "_", op).lower()
+        for low in {op.lower(), snake, snake.replace("_or_", "_")}:
+            if rest.startswith(low) and (len(rest) == len(low) or rest[len(low)] == "_") and len(op) > len(best):
+                best = op
     return best or node_types[0]
 
 
