@@ -90,12 +90,23 @@ def _opsets(proto: onnx.ModelProto, label: str) -> dict[str, int]:
     opsets = {("" if o.domain == "ai.onnx" else o.domain): int(o.version) for o in proto.opset_import}
     version = opsets.get("")
     newest = onnx.defs.onnx_opset_version()
-    if version is not None and not MIN_OPSET <= version <= newest:
+    if version is not None and not (MIN_OPSET <= version <= newest or _same_as_min_opset(proto, version)):
         raise ModelFormatError(
             f"model {label!r} uses ONNX opset {version}; supported are {MIN_OPSET} to {newest} "
             "(convert it with onnx.version_converter)"
         )
     return opsets
+
+
+def _same_as_min_opset(proto: onnx.ModelProto, version: int) -> bool:
+    """An older opset is fine when every default-domain operator the graph uses is defined there as in MIN_OPSET."""
+    if not 1 <= version < MIN_OPSET:
+        return False
+    try:
+        return all(onnx.defs.get_schema(op, version).since_version == onnx.defs.get_schema(op, MIN_OPSET).since_version
+                   for op in {n.op_type for n in proto.graph.node if n.domain in ("", "ai.onnx")})
+    except onnx.defs.SchemaError:
+        return False
 
 
 def _value_type(value: onnx.ValueInfoProto, label: str) -> TensorType:
