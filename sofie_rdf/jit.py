@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from . import _root
 from .codegen import GeneratedCode
+from .codegen.header import half_types_source
 
 # Ask Cling for optimised code for what follows (it defaults to less).
 _OPTIMIZE = "#pragma cling optimize(3)\n"
@@ -26,4 +27,6 @@ _NAMESPACES: dict[str, str] = {}
 def jit_declare(code: GeneratedCode) -> None:
     """Declare the header of ``code`` (already namespaced) into Cling, once."""
     _root.load_blas()
+    if "SOFIE_RDF_HALF_TYPES" in code.header:
+        _root.declare("half-types", half_types_source())
     _root.declare(f"jit:{code.namespace}:{code.digest}", _OPTIMIZE + code.header)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import re
 from pathlib import Path
 from typing import Any, Optional, Union
@@ -12,6 +13,11 @@ import sympy
 from .codegen import GeneratedCode
 from .errors import ShapeError, SofieError
 from .ir import TensorInfo, TensorType, cpp_type
+from .ir.dtypes import HALF_TYPES
+
+# Element types whose buffers cppyy cannot pass: int8_t * reads as a C string, the 16-bit floats are
+# class types numpy knows nothing of.
+_BY_ADDRESS = (np.dtype(np.int8), *HALF_TYPES)
 
 
 class Session:
@@ -51,7 +57,7 @@ class Session:
         self._vectors = {k: root().std.vector[cpp_type(t.dtype)]() for k, (_, t) in enumerate(code.outputs)
                          if any(s in runtime for s in getattr(t.size, "free_symbols", ()))}
         self._call = self._cpp.infer
-        if any(t.dtype == np.int8 for _, t in code.inputs + code.outputs):
+        if any(t.dtype in _BY_ADDRESS for _, t in code.inputs + code.outputs):
             self._call = _address_call(code, namespace, self._cpp, set(self._vectors))
 
     @property
@@ -121,6 +127,11 @@ def _from_vector(vec: Any, dtype: np.dtype) -> np.ndarray:
     n = int(vec.size())
     if dtype == np.bool_:
         return np.array([bool(v) for v in vec], dtype=np.bool_)
+    if dtype in HALF_TYPES and n:  # cppyy gives a pointer to class objects, not a buffer: read the bits
+        import cppyy
+
+        bits = (ctypes.c_uint16 * n).from_address(cppyy.ll.addressof(vec.data()))
+        return np.ctypeslib.as_array(bits).copy().view(dtype)
     return np.frombuffer(vec.data(), dtype=dtype, count=n).copy() if n else np.empty(0, dtype)
 
 
@@ -131,12 +142,13 @@ def _nullptr() -> Any:
 
 
 def _address_call(code: GeneratedCode, namespace: str, cpp: Any, vectors: set[int]) -> Any:
-    """``infer`` called with buffer addresses, for models with int8 tensors.
+    """``infer`` called with buffer addresses, for models with tensors of a type in ``_BY_ADDRESS``.
 
     cppyy reads ``int8_t *`` (``signed char *``) as a C string and refuses
-    numpy buffers for it, so such models go through a small Cling adapter
-    that takes every buffer as an address and casts it back (outputs sized at
-    run time, ``vectors``, are passed as the C++ vectors they are).
+    numpy buffers for it, and has no numpy view of the 16-bit float types, so
+    such models go through a small Cling adapter that takes every buffer as an
+    address and casts it back (outputs sized at run time, ``vectors``, are
+    passed as the C++ vectors they are).
     """
     from ._root import declare, root
 

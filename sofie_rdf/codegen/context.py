@@ -9,6 +9,7 @@ import numpy as np
 
 from ..ir import TensorType, cpp_type
 from ..ir.dims import Dim, to_cpp
+from ..ir.dtypes import HALF_TYPES
 
 
 def cpp_literal(value: Any, dtype: np.dtype) -> str:
@@ -16,6 +17,8 @@ def cpp_literal(value: Any, dtype: np.dtype) -> str:
     dtype = np.dtype(dtype)
     if dtype == np.bool_:
         return "true" if bool(value) else "false"
+    if dtype in HALF_TYPES:  # the rounded value is a float exactly, so T(float literal) is exact
+        return f"{cpp_type(dtype)}({cpp_literal(np.asarray(value, dtype=dtype).astype(np.float32), np.float32)})"
     if dtype.kind == "f":
         v = float(np.asarray(value, dtype=dtype))
         t = cpp_type(dtype)

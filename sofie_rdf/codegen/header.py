@@ -1,6 +1,7 @@
 """Writing the standalone C++ header of a planned model.
 
-Layout of a generated header: includes, the BLAS declarations, then one
+Layout of a generated header: includes, the BLAS declarations, the 16-bit
+float types if the model has such tensors (``sofie_rdf::``), then one
 namespace ``TMVA_SOFIE_<Name>`` holding the kernels the model uses
 (``kernels::``), the Session support (``detail::``), embedded weights if
 asked for, and ``struct Session`` with its constructor and ``infer``
@@ -21,6 +22,7 @@ from .. import __version__
 from ..errors import ShapeError
 from ..ir import Model, TensorType, cpp_type
 from ..ir.dims import free_symbols, is_static, to_cpp
+from ..ir.dtypes import HALF_TYPES
 from ..passes import MemoryPlan
 from ..passes.memory_planning import runtime_sized, slot_position
 from ..passes.shape_inference import op_for
@@ -63,6 +65,16 @@ class GeneratedCode:
             h.update(tag.encode())
             h.update(np.ascontiguousarray(value).tobytes())
         return h.hexdigest()
+
+
+def half_types_source() -> str:
+    """The 16-bit float types with the includes they need, to declare on their own.
+
+    The JIT declares them in a transaction of their own before a model's header: Cling rolls back a
+    header that fails to compile, but not the include guard macro, which would then hide the types
+    from every later header.
+    """
+    return "".join(f"#include <{h}>\n" for h in ("cstdint", "cstring", "limits", "type_traits")) + kernel_source("half")
 
 
 def _unsigned_sides(lhs: sympy.Expr, rhs: sympy.Expr) -> tuple[sympy.Expr, sympy.Expr]:
@@ -137,6 +149,8 @@ class HeaderWriter:
         parts += [f"#include <{h}>" for h in _INCLUDES] + [""]
         if uses_blas:
             parts += [kernel_source("blas"), ""]
+        if any(t.dtype in HALF_TYPES for t in self.model.tensors.values()):
+            parts += [kernel_source("half"), ""]
         parts += [f"namespace {self.namespace} {{", "", "namespace kernels {"]
         for k in kernel_order(used):
             parts += [kernel_source(k)]

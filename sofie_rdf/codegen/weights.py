@@ -2,7 +2,8 @@
 
 Floats are printed with enough digits to read back bit-identical (9
 significant digits for float32, 17 for float64); inf and nan are spelled so
-that ``strtof`` parses them.
+that ``strtof`` parses them.  16-bit floats are printed as the float32 values
+they are exactly, which the reader rounds back to the same bits.
 """
 
 from __future__ import annotations
@@ -13,9 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ..ir.dtypes import HALF_TYPES
+
 
 def format_values(values: np.ndarray) -> str:
     flat = np.ascontiguousarray(values).reshape(-1)
+    if flat.dtype in HALF_TYPES:
+        flat = flat.astype(np.float32)
     if flat.dtype == np.float32:
         return " ".join(f"{v:.9g}" for v in flat.tolist())
     if flat.dtype == np.float64:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import ml_dtypes
 import numpy as np
 
 from ..errors import ModelFormatError
@@ -37,11 +38,28 @@ _TABLE = [
     DType(np.dtype(np.float64), 11, "double", "float64"),
     DType(np.dtype(np.uint32), 12, "uint32_t", "uint32"),
     DType(np.dtype(np.uint64), 13, "uint64_t", "uint64"),
+    # 16-bit floats: storage types of the generated code (ops/kernels/half.hxx), computed in float.
+    DType(np.dtype(np.float16), 10, "sofie_rdf::float16_t", "float16"),
+    DType(np.dtype(ml_dtypes.bfloat16), 16, "sofie_rdf::bfloat16_t", "bfloat16"),
 ]
 _BY_NUMPY = {d.numpy: d for d in _TABLE}
 _BY_ONNX = {d.onnx: d for d in _TABLE}
 
-FLOAT_TYPES = (np.dtype(np.float32), np.dtype(np.float64))
+HALF_TYPES = (np.dtype(np.float16), np.dtype(ml_dtypes.bfloat16))
+FLOAT_TYPES = (np.dtype(np.float32), np.dtype(np.float64)) + HALF_TYPES
+
+
+def compute_dtype(dtype: np.dtype | type | str) -> np.dtype:
+    """The type element-wise arithmetic on ``dtype`` runs in: float32 for the 16-bit floats, so that a
+    result is rounded once, when stored (as onnxruntime computes most ops), else ``dtype`` itself."""
+    dt = np.dtype(dtype)
+    return np.dtype(np.float32) if dt in HALF_TYPES else dt
+
+
+def kind(dtype: np.dtype | type | str) -> str:
+    """numpy's kind letter, except "f" for bfloat16 too (numpy files ml_dtypes' floats under "V")."""
+    dt = np.dtype(dtype)
+    return "f" if dt in FLOAT_TYPES else dt.kind
 
 
 def dtype_info(dtype: np.dtype | type | str) -> DType:

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..ir import TensorType
 from ..ir.dims import dims_equal
+from ..ir.dtypes import compute_dtype
 from .base import EmitContext
 from .elementwise import BinaryOp, UnaryOp
 from .registry import register
@@ -160,7 +161,7 @@ class Gelu(UnaryOp):
 
     def body(self, ctx: EmitContext) -> str:
         expr, c = self.FORMS[self.attrs["approximate"]]
-        dtype = ctx.inputs[0].dtype
+        dtype = compute_dtype(ctx.inputs[0].dtype)
         return expr.format(T=ctx.ctype(dtype), c=ctx.literal(c, dtype))
 
 

@@ -21,7 +21,7 @@ import sympy
 
 from ..ir import TensorType
 from ..ir.dims import Dim, dims_equal, simplify
-from ..ir.dtypes import FLOAT_TYPES
+from ..ir.dtypes import FLOAT_TYPES, kind
 from .base import EmitContext, Op, broadcast_strides
 from .registry import register
 
@@ -140,7 +140,7 @@ class Attention(Op):
         mask = _at(inputs, 3)
         if mask is None:
             return
-        if mask.dtype != np.bool_ and mask.dtype.kind not in "iuf":
+        if mask.dtype != np.bool_ and kind(mask.dtype) not in "iuf":
             raise self.error(f"attn_mask must be bool or numeric, got {mask.dtype}")
         if not 1 <= mask.rank <= 4:
             raise self.error(f"attn_mask must have rank 1 to 4, got shape {mask.shape}")

@@ -16,7 +16,7 @@ import sympy
 
 from ..ir import TensorType
 from ..ir.dims import dims_equal
-from ..ir.dtypes import from_onnx
+from ..ir.dtypes import compute_dtype, from_onnx, kind
 from .base import EmitContext, Op, broadcast_shapes, broadcast_strides, coalesce, static_size
 from .registry import register
 
@@ -32,7 +32,7 @@ NUMERIC = "fiu"
 
 def check_kinds(op: Op, dtype: np.dtype, kinds: str) -> None:
     """Refuse an element type outside the op's ONNX type constraint (its C++ expression may not even compile)."""
-    if np.dtype(dtype).kind not in kinds:
+    if kind(dtype) not in kinds:
         raise op.error(f"input type {dtype} is not supported ({' or '.join(_KIND_NAMES[k] for k in kinds)} expected)")
 
 
@@ -62,13 +62,13 @@ class UnaryOp(Op):
 
     def body(self, ctx: EmitContext) -> str:
         """The C++ expression in ``x`` with attribute values filled in."""
-        dtype = ctx.inputs[0].dtype
+        dtype = compute_dtype(ctx.inputs[0].dtype)
         values = {p: ctx.literal(self.attrs[p], dtype) for p in self.params}
         return self.expr.format(T=ctx.ctype(dtype), **values)
 
     def function(self, ctx: EmitContext) -> str:
         """The lambda applied per element (also used by fused epilogues)."""
-        t_in, t_out = ctx.ctype(ctx.inputs[0].dtype), ctx.ctype(ctx.outputs[0].dtype)
+        t_in, t_out = ctx.ctype(compute_dtype(ctx.inputs[0].dtype)), ctx.ctype(ctx.outputs[0].dtype)
         return f"[](const {t_in} x) -> {t_out} {{ return {self.body(ctx)}; }}"
 
     def emit(self, ctx: EmitContext) -> str:
@@ -306,7 +306,7 @@ class BinaryOp(Op):
         return self.expr
 
     def function(self, ctx: EmitContext) -> str:
-        ta, tb = (ctx.ctype(t.dtype) for t in ctx.inputs[:2])
+        ta, tb = (ctx.ctype(compute_dtype(t.dtype)) for t in ctx.inputs[:2])
         ty = ctx.ctype(ctx.outputs[0].dtype)
         return f"[](const {ta} a, const {tb} b) -> {ty} {{ return {self.body(ctx)}; }}"
     def emit(self, ctx: EmitContext) -> str:
@@ -377,7 +377,7 @@ class Pow(BinaryOp):
 
     def function(self, ctx: EmitContext) -> str:
         ty = ctx.ctype(ctx.outputs[0].dtype)
-        ta, tb = (ctx.ctype(t.dtype) for t in ctx.inputs[:2])
+        ta, tb = (ctx.ctype(compute_dtype(t.dtype)) for t in ctx.inputs[:2])
         return f"[](const {ta} a, const {tb} b) -> {ty} {{ return static_cast<{ty}>(std::pow(a, b)); }}"
 
 

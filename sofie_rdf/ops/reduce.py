@@ -19,10 +19,11 @@ import numpy as np
 
 from ..ir import TensorType
 from ..ir.dims import Dim, num_elements
+from ..ir.dtypes import HALF_TYPES, kind
 from .base import EmitContext, Op, coalesce, contiguous_strides, normalize_axis
 from .registry import register
 
-NUMERIC = tuple(np.dtype(t) for t in (np.float32, np.float64, np.int32, np.int64))
+NUMERIC = tuple(np.dtype(t) for t in (np.float32, np.float64, np.int32, np.int64)) + HALF_TYPES
 # Max, Min, ArgMax and ArgMin also take 8-bit integers (as onnxruntime does); ReduceMax/Min bool too (opset 20).
 ORDERED = NUMERIC + (np.dtype(np.int8), np.dtype(np.uint8))
 WITH_BOOL = ORDERED + (np.dtype(np.bool_),)
@@ -36,7 +37,7 @@ def _real(x: np.ndarray) -> np.ndarray:
 def _narrow(v: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """A reference result in the element type, converted as the kernels' ``from_real`` does (saturating)."""
     v = np.asarray(v)
-    if v.dtype == object or dtype.kind == "f" or v.dtype.kind != "f":
+    if v.dtype == object or kind(dtype) == "f" or v.dtype.kind != "f":
         return v if v.dtype == object else v.astype(dtype)
     info = np.iinfo(dtype)
     with np.errstate(invalid="ignore"):
@@ -61,7 +62,7 @@ def _extreme(x: np.ndarray, axes: tuple, largest: bool) -> np.ndarray:
         return fold(x, axis=axes, keepdims=True)
     if x.dtype == np.bool_:
         identity = not largest
-    elif x.dtype.kind == "f":
+    elif kind(x.dtype) == "f":
         identity = -np.inf if largest else np.inf
     else:
         identity = np.iinfo(x.dtype).min if largest else np.iinfo(x.dtype).max
@@ -71,7 +72,7 @@ def _extreme(x: np.ndarray, axes: tuple, largest: bool) -> np.ndarray:
 def _log_sum_exp(x: np.ndarray, axes: tuple) -> np.ndarray:
     """The kernel's LogSumExp: exact terms for floats; for integers only the maxima count (see the kernel)."""
     top = _real(_extreme(x, axes, True))
-    if x.dtype.kind != "f":
+    if kind(x.dtype) != "f":
         return top + np.log((_real(x) == top).sum(axis=axes, keepdims=True))
     shift = np.where(np.isfinite(top), top, 0.0)
     return shift + np.log(np.exp(_real(x) - shift).sum(axis=axes, keepdims=True))
@@ -328,7 +329,7 @@ class _Cumulative(Op):
         x = values[0]
         axis = self.axis(x.ndim, values[1])
         if x.dtype != object:  # int64 wraps as the kernel does
-            x = x.astype(np.float64 if x.dtype.kind == "f" else np.int64)
+            x = x.astype(np.float64 if kind(x.dtype) == "f" else np.int64)
         w = np.moveaxis(x, axis, 0)
         if self.attrs["reverse"]:
             w = w[::-1]
@@ -342,7 +343,7 @@ class _Cumulative(Op):
     def emit(self, ctx: EmitContext) -> str:
         x = ctx.inputs[0]
         sizes = ", ".join(ctx.dim(d) for d in _axis_view(x.shape, self.axis(x.rank, self.value_of(ctx.inputs, 1, "axis"))))
-        acc = "double" if x.dtype.kind == "f" else "uint64_t"
+        acc = "double" if kind(x.dtype) == "f" else "uint64_t"
         flags = ", ".join("true" if self.attrs[k] else "false" for k in ("exclusive", "reverse"))
         combine = f"[](const {acc} a, const {acc} b) -> {acc} {{ return {self.combine}; }}"
         return f"kernels::cumulate<{acc}>({ctx.x(0)}, {ctx.y(0)}, {sizes}, {flags}, {acc}({self.identity}), {combine});"

@@ -118,7 +118,7 @@ inline void ternary_strided(const A *a, const std::ptrdiff_t *sa, const B *b, co
 template <typename T>
 inline T minimum(T a, T b)
 {
-   if constexpr (std::is_floating_point_v<T>) {
+   if constexpr (!std::numeric_limits<T>::is_integer) {
       if (std::isnan(a) || std::isnan(b))
          return std::numeric_limits<T>::quiet_NaN();
    }
@@ -128,7 +128,7 @@ inline T minimum(T a, T b)
 template <typename T>
 inline T maximum(T a, T b)
 {
-   if constexpr (std::is_floating_point_v<T>) {
+   if constexpr (!std::numeric_limits<T>::is_integer) {
       if (std::isnan(a) || std::isnan(b))
          return std::numeric_limits<T>::quiet_NaN();
    }
@@ -152,7 +152,7 @@ inline T checked_remainder(T a, T b)
 template <typename T>
 inline T mod_trunc(T a, T b)
 {
-   if constexpr (std::is_floating_point_v<T>)
+   if constexpr (!std::numeric_limits<T>::is_integer)
       return std::fmod(a, b);
    else
       return checked_remainder(a, b);
@@ -162,7 +162,7 @@ inline T mod_trunc(T a, T b)
 template <typename T>
 inline T mod_floor(T a, T b)
 {
-   if constexpr (std::is_floating_point_v<T>) {
+   if constexpr (!std::numeric_limits<T>::is_integer) {
       const T r = std::fmod(a, b);
       if (r == 0)
          return std::copysign(T(0), b);

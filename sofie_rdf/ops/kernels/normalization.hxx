@@ -91,7 +91,7 @@ inline void layer_norm(const T *x, const T *scale, size_t scale_size, const T *b
       for (size_t j = 0; j < n; ++j) {
          const norm_acc_t v = (static_cast<norm_acc_t>(xr[j]) - mean) * inv_std;
          const T scaled = static_cast<T>(v) * scale[j % scale_size];
-         yr[j] = bias ? scaled + bias[j % bias_size] : scaled;
+         yr[j] = bias ? static_cast<T>(scaled + bias[j % bias_size]) : scaled;
       }
       if (mean_out)
          mean_out[o] = static_cast<U>(mean);

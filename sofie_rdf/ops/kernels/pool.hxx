@@ -164,7 +164,7 @@ struct AveragePoolReducer {
    void end(size_t i)
    {
       const size_t n = count_include_pad ? count + padding : count;
-      y[i] = n ? sum / static_cast<T>(n) : T(0);
+      y[i] = n ? static_cast<T>(sum / static_cast<T>(n)) : T(0);
    }
 };
 
@@ -180,5 +180,5 @@ struct LpPoolReducer {
    void begin() { sum = T(0); }
    void add(T v, size_t, size_t) { sum += p == T(1) ? std::abs(v) : p == T(2) ? v * v : std::pow(std::abs(v), p); }
    void pad(size_t) {}
-   void end(size_t i) { y[i] = p == T(1) ? sum : p == T(2) ? std::sqrt(sum) : std::pow(sum, T(1) / p); }
+   void end(size_t i) { y[i] = p == T(1) ? sum : static_cast<T>(p == T(2) ? std::sqrt(sum) : std::pow(sum, T(1) / p)); }
 };

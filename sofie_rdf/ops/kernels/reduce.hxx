@@ -23,7 +23,7 @@ inline T highest()
 template <typename T>
 inline T max_of(T a, T x)
 {
-   if constexpr (std::is_floating_point_v<T>)
+   if constexpr (!std::numeric_limits<T>::is_integer)
       if (std::isnan(x))
          return x;
    return x > a ? x : a;
@@ -32,7 +32,7 @@ inline T max_of(T a, T x)
 template <typename T>
 inline T min_of(T a, T x)
 {
-   if constexpr (std::is_floating_point_v<T>)
+   if constexpr (!std::numeric_limits<T>::is_integer)
       if (std::isnan(x))
          return x;
    return x < a ? x : a;

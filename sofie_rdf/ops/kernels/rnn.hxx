@@ -112,7 +112,7 @@ template <typename T, typename F>
 inline void rnn_gate(T *v, const T *add, size_t n, T clip, F act)
 {
    for (size_t j = 0; j < n; ++j)
-      v[j] = act(rnn_clip(v[j] + add[j], clip));
+      v[j] = act(rnn_clip<T>(v[j] + add[j], clip));
 }
 
 // v += p * c (LSTM peepholes).

@@ -27,10 +27,10 @@ inline T parse_number(const std::string &token, bool &ok)
    const char *begin = token.c_str();
    char *end = nullptr;
    T value{};
-   if constexpr (std::is_same_v<T, float>)
-      value = std::strtof(begin, &end);
-   else if constexpr (std::is_floating_point_v<T>)
+   if constexpr (std::is_same_v<T, double> || std::is_same_v<T, long double>)
       value = static_cast<T>(std::strtod(begin, &end));
+   else if constexpr (!std::numeric_limits<T>::is_integer)  // float, and the 16-bit floats whose values are floats
+      value = static_cast<T>(std::strtof(begin, &end));
    else if constexpr (std::is_signed_v<T>)
       value = static_cast<T>(std::strtoll(begin, &end, 10));
    else

@@ -5,7 +5,7 @@
 template <typename T>
 inline bool rank_less(T a, T b)
 {
-   if constexpr (std::is_floating_point_v<T>)
+   if constexpr (!std::numeric_limits<T>::is_integer)
       return std::isnan(b) ? !std::isnan(a) : a < b;
    else
       return a < b;
