@@ -1,4 +1,4 @@
-"""Signal processing: HannWindow, HammingWindow, BlackmanWindow, DFT and STFT.
+"""Signal processing: HannWindow, HammingWindow, BlackmanWindow, DFT, STFT and MelWeightMatrix.
 
 Complex tensors are real tensors with a last axis of 2 (real, imaginary), or
 of 1 for real input, as ONNX lays them out.  The transforms are direct
@@ -165,7 +165,11 @@ class DFT(Op):
         kind = "inverse_real" if real_inverse else "inverse" if self.attrs.get("inverse", 0) else "forward"
         sizes = [num_elements(x.shape[:axis]), x.shape[axis], num_elements(x.shape[axis + 1:-1]), x.shape[-1], length, bins]
         return (f"kernels::dft({ctx.x(0)}, {ctx.y(0)}, {', '.join(ctx.dim(d) for d in sizes)}, "
-                f"kernels::DftKind::{kind});")
+                f"kernels::DftKind::{kind}, {ctx.w(0)});")
+
+    def workspace(self, inputs: list[Optional[TensorType]], outputs: list[Optional[TensorType]]) -> list[TensorType]:
+        """Twiddle tables and one line, in double (kernels::Dft)."""
+        return [TensorType(np.float64, (simplify(4 * self.layout(inputs)[1]),))]
 
 
 @register
@@ -230,4 +234,82 @@ class STFT(Op):
         x = ctx.inputs[0]
         window = ctx.x(2) if len(ctx.inputs) > 2 and ctx.inputs[2] is not None else "nullptr"
         sizes = ", ".join(ctx.dim(d) for d in (x.shape[0], x.shape[1], x.shape[2], frames, step, length, bins))
-        return f"kernels::stft<{ctx.ctype(x.dtype)}>({ctx.x(0)}, {window}, {ctx.y(0)}, {sizes});"
+        return f"kernels::stft<{ctx.ctype(x.dtype)}>({ctx.x(0)}, {window}, {ctx.y(0)}, {sizes}, {ctx.w(0)});"
+
+    def workspace(self, inputs: list[Optional[TensorType]], outputs: list[Optional[TensorType]]) -> list[TensorType]:
+        """Twiddle tables and one frame, in double (kernels::Dft)."""
+        return [TensorType(np.float64, (simplify(4 * self.layout(inputs)[1]),))]
+
+
+@register
+class MelWeightMatrix(Op):
+    """Triangular mel filter bank, (dft_length / 2 + 1, num_mel_bins), of the requested output type.
+
+    Inputs known when the code is generated fold it to a constant; otherwise it is computed at run
+    time, with run-time dims for the sizes not known (:meth:`Op.runtime_dim`).
+    """
+
+    op_type = "MelWeightMatrix"
+    since_version = 17
+    value_inputs = (0, 1, 2, 3, 4)  # read at run time when not known
+    kernels = ("signal",)
+
+    def infer(self, inputs: list[Optional[TensorType]]) -> list[TensorType]:
+        for i, what in enumerate(("num_mel_bins", "dft_length", "sample_rate", "lower_edge_hertz", "upper_edge_hertz")):
+            allowed = _SIZE_TYPES if i < 3 else FLOAT_TYPES
+            if inputs[i].dtype not in allowed or inputs[i].size != 1:
+                raise self.error(f"{what} must be a scalar of {[str(t) for t in allowed]}, got {inputs[i].dtype} "
+                                 f"of shape {inputs[i].shape}")
+        dtype = from_onnx(int(self.attrs.get("output_datatype", 1)))
+        if dtype.kind == "b":
+            raise self.error("output_datatype bool is not allowed")
+        mel = self._known(inputs, 0)
+        length = self._known(inputs, 1)
+        bins = self.runtime_dim("spectrogram_bins") if length is None else _half_spectrum(length)
+        return [TensorType(dtype, (bins, self.runtime_dim("mel_bins") if mel is None else mel))]
+
+    @staticmethod
+    def _known(inputs: list[Optional[TensorType]], i: int) -> Optional[Dim]:
+        """The value of scalar input ``i`` when known while generating."""
+        value = inputs[i].value
+        return None if value is None else as_dim(np.asarray(value).reshape(-1)[0])
+
+    def evaluate(self, values: list[Optional[np.ndarray]]) -> list[np.ndarray]:
+        mel, length, rate = (int(np.asarray(v).reshape(-1)[0]) for v in values[:3])
+        lower, upper = (float(np.asarray(v).reshape(-1)[0]) for v in values[3:5])
+        bins = length // 2 + 1
+        low, high = (2595 * np.log1p(f / 700) / np.log(10) for f in (lower, upper))
+        hz = 700 * np.expm1((np.arange(mel + 2) * (high - low) / (mel + 2) + low) / 2595 * np.log(10))
+        edges = np.floor((length + 1) * hz / rate).astype(np.int64)
+        if mel and (edges[0] < 0 or edges[-2] >= bins or edges[-1] > bins):
+            raise self.error(f"mel bands (bins {edges.tolist()}) fall outside the {bins} spectrogram bins")
+        y = np.zeros((bins, mel))
+        for i, (left, center, right) in enumerate(zip(edges, edges[1:], edges[2:])):
+            if center == left:
+                y[center, i] = 1
+            else:
+                y[left:center + 1, i] = (np.arange(left, center + 1) - left) / (center - left)
+            y[center:right, i] = (right - np.arange(center, right)) / max(right - center, 1)
+        return [y.astype(from_onnx(int(self.attrs.get("output_datatype", 1))))]
+
+    def emit(self, ctx: EmitContext) -> str:
+        args = [self._scalar_cpp(ctx, i) for i in range(5)]
+        call = f"kernels::mel_weight_matrix({ctx.y(0)}, {', '.join(args)});"
+        if not ctx.reserve(0):
+            return call
+        bins, mel = ctx.outputs[0].shape
+        sizes = [f'{ctx.dim(bins)} = kernels::checked_dim({args[1]}, "MelWeightMatrix") / 2 + 1;'
+                 if ctx.inputs[1].value is None else "",
+                 f'{ctx.dim(mel)} = kernels::checked_dim({args[0]}, "MelWeightMatrix");' if ctx.inputs[0].value is None else ""]
+        return "\n".join([line for line in sizes if line] + [ctx.reserve(0), call])
+
+    def _scalar_cpp(self, ctx: EmitContext, i: int) -> str:
+        """Input ``i`` as a C++ int64_t (sizes) or double (frequencies): read at run time, or its known value."""
+        t = ctx.inputs[i]
+        ctype = "int64_t" if i < 3 else "double"
+        if t.value is None:
+            return f"static_cast<{ctype}>({ctx.x(i)}[0])"
+        v = np.asarray(t.value).reshape(-1)[0]
+        if isinstance(v, sympy.Expr):
+            return f"static_cast<{ctype}>({ctx.dim(v)})"
+        return ctx.literal(v, np.int64 if i < 3 else np.float64)

@@ -28,6 +28,9 @@ inline void gather(const T *x, const I *indices, T *y, size_t outer, size_t n, s
          std::copy_n(x + (o * n + checked_index(indices[k], n, "Gather")) * inner, inner, y + (o * count + k) * inner);
 }
 
+// Index state lives on the stack (no allocation per call); ranks above this are refused.
+constexpr size_t kMaxIndexRank = 32;
+
 // GatherElements/ScatterElements: indices has the rank of data and addresses one
 // element each, its own coordinates everywhere but along `axis`, where its value
 // is the coordinate.  Calls f(i, offset in data) for every element i of indices.
@@ -42,7 +45,10 @@ struct element_offsets {
    template <typename F>
    void operator()(F f) const
    {
-      std::vector<size_t> strides(rank, 1), coord(rank, 0);
+      if (rank > kMaxIndexRank)
+         throw std::invalid_argument(std::string("sofie-rdf: ") + op + " supports tensors up to rank " +
+                                     std::to_string(kMaxIndexRank));
+      size_t strides[kMaxIndexRank], coord[kMaxIndexRank] = {};
       size_t count = 1;
       for (size_t r = rank; r-- > 0;) {
          if (r != axis && shape[r] > data_shape[r])

@@ -18,10 +18,12 @@ inline void cosine_window(T *y, size_t size, bool periodic, double a0, double a1
 
 // Direct transform of length `length` in double: twiddles tabulated once, each line loaded into (re, im),
 // zero-padded or truncated to the length, then y[k] = scale * sum_j v[j] exp(-+ 2 pi i j k / length).
+// `work` is scratch for 4 * length doubles (planned by the generator: no allocation per call).
 template <typename T>
 class Dft {
 public:
-   explicit Dft(size_t length) : length_(length), cos_(length), sin_(length), re_(length), im_(length)
+   Dft(size_t length, double *work)
+      : length_(length), cos_(work), sin_(work + length), re_(work + 2 * length), im_(work + 3 * length)
    {
       const double two_pi = 2.0 * std::acos(-1.0);
       for (size_t m = 0; m < length; ++m) {
@@ -72,7 +74,7 @@ public:
 
 private:
    size_t length_;
-   std::vector<double> cos_, sin_, re_, im_;
+   double *cos_, *sin_, *re_, *im_;
 };
 
 enum class DftKind { forward, inverse, inverse_real };
@@ -81,9 +83,9 @@ enum class DftKind { forward, inverse, inverse_real };
 // spectrum; each of the outer * inner lines is transformed with the given length.
 template <typename T>
 inline void dft(const T *x, T *y, size_t outer, size_t n_in, size_t inner, size_t comp, size_t length, size_t n_out,
-                DftKind kind)
+                DftKind kind, double *work)
 {
-   Dft<T> line(length);
+   Dft<T> line(length, work);
    const size_t out_comp = kind == DftKind::inverse_real ? 1 : 2;
    for (size_t o = 0; o < outer; ++o) {
       for (size_t i = 0; i < inner; ++i) {
@@ -102,13 +104,50 @@ inline void dft(const T *x, T *y, size_t outer, size_t n_in, size_t inner, size_
 // holds `length` samples, weighted by the window when there is one.
 template <typename T>
 inline void stft(const T *x, const T *window, T *y, size_t batch, size_t signal, size_t comp, size_t frames, size_t step,
-                 size_t length, size_t n_out)
+                 size_t length, size_t n_out, double *work)
 {
-   Dft<T> line(length);
+   Dft<T> line(length, work);
    for (size_t b = 0; b < batch; ++b) {
       for (size_t f = 0; f < frames; ++f) {
          line.load(x + (b * signal + f * step) * comp, length, comp, comp, window);
          line.transform(y + (b * frames + f) * n_out * 2, n_out, 2, false, false);
       }
+   }
+}
+
+// MelWeightMatrix: (dft_length / 2 + 1) x num_mel triangular filters with peaks of 1, whose edges are
+// num_mel + 2 points evenly spaced on the mel scale (mel = 2595 log10(1 + hz / 700)) between the edge
+// frequencies, each mapped to the spectrogram bin floor((dft_length + 1) hz / sample_rate).
+inline int64_t mel_edge_bin(int64_t k, int64_t num_mel, int64_t dft_length, int64_t sample_rate, double lower, double upper)
+{
+   const double ln10 = std::log(10.0);
+   const double low = 2595.0 * std::log1p(lower / 700.0) / ln10, high = 2595.0 * std::log1p(upper / 700.0) / ln10;
+   const double mel = static_cast<double>(k) * (high - low) / static_cast<double>(num_mel + 2) + low;
+   const double hz = 700.0 * std::expm1(mel / 2595.0 * ln10);
+   return static_cast<int64_t>(std::floor(static_cast<double>(dft_length + 1) * hz / static_cast<double>(sample_rate)));
+}
+
+template <typename T>
+inline void mel_weight_matrix(T *y, int64_t num_mel, int64_t dft_length, int64_t sample_rate, double lower, double upper)
+{
+   if (num_mel < 0 || dft_length < 1 || sample_rate < 1)
+      throw std::invalid_argument("sofie-rdf: MelWeightMatrix needs num_mel_bins >= 0, dft_length >= 1 and sample_rate >= 1");
+   const int64_t bins = dft_length / 2 + 1;
+   std::fill(y, y + static_cast<size_t>(bins * num_mel), T(0));
+   for (int64_t i = 0; i < num_mel; ++i) {
+      const int64_t left = mel_edge_bin(i, num_mel, dft_length, sample_rate, lower, upper);
+      const int64_t center = mel_edge_bin(i + 1, num_mel, dft_length, sample_rate, lower, upper);
+      const int64_t right = mel_edge_bin(i + 2, num_mel, dft_length, sample_rate, lower, upper);
+      if (left < 0 || center >= bins || right > bins)
+         throw std::out_of_range("sofie-rdf: MelWeightMatrix band " + std::to_string(i) + " (bins " + std::to_string(left) +
+                                 " to " + std::to_string(right) + ") is outside the " + std::to_string(bins) +
+                                 " spectrogram bins: check the edge frequencies against sample_rate / 2");
+      T *column = y + i;
+      if (center == left)
+         column[center * num_mel] = T(1);
+      for (int64_t j = left; j <= center && center > left; ++j)
+         column[j * num_mel] = static_cast<T>(static_cast<double>(j - left) / static_cast<double>(center - left));
+      for (int64_t j = center; j < right; ++j)
+         column[j * num_mel] = static_cast<T>(static_cast<double>(right - j) / static_cast<double>(right - center));
    }
 }
