@@ -39,6 +39,17 @@ def make_model(nodes: Sequence[onnx.NodeProto], inputs: Sequence[tuple], outputs
     return model
 
 
+def random_array(shape, dtype=np.float32, seed: int = 0) -> np.ndarray:
+    """Seeded test data of any dtype: normal floats, small integers (non-negative when unsigned), random bools."""
+    rng = np.random.default_rng(seed)
+    dt = np.dtype(dtype)
+    if dt == np.bool_:
+        return rng.random(shape) < 0.5
+    if dt.kind in "iu":
+        return rng.integers(0 if dt.kind == "u" else -9, 10, shape).astype(dt)
+    return rng.standard_normal(shape).astype(dt)
+
+
 def ort_run(model: onnx.ModelProto, feeds: dict) -> list[np.ndarray]:
     ort = pytest.importorskip("onnxruntime")
     opts = ort.SessionOptions()
@@ -75,4 +86,4 @@ def check_model():
     return check
 
 
-__all__ = ["TensorProto", "make_model", "ort_run", "sofie_run"]
+__all__ = ["TensorProto", "make_model", "ort_run", "random_array", "sofie_run"]

@@ -92,7 +92,7 @@ class _ClassLoss(Op):
         logp = ctx.x(0)
         if self.log_softmax:
             logp = ctx.y(1) if self.wants_log_prob() else ctx.w(0)
-            lines.append(f"kernels::log_softmax_classes<{t}>({ctx.x(0)}, {logp}, {sizes});")
+            lines.append(f"kernels::softmax<{t}>({ctx.x(0)}, {logp}, {sizes}, true);  // log-softmax over the classes")
         ignore = self.attrs.get("ignore_index")
         weight = ctx.x(2) if len(ctx.inputs) > 2 and ctx.inputs[2] is not None else f"static_cast<const {t} *>(nullptr)"
         lines.append(f"kernels::nll_loss({logp}, {ctx.x(1)}, {weight}, {ctx.y(0)}, {sizes}, "

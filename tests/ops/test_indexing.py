@@ -11,6 +11,7 @@ import numpy as np
 import onnx
 import pytest
 from conftest import make_model, ort_run, sofie_run
+from conftest import random_array as _data
 from onnx import helper
 from onnx.reference import ReferenceEvaluator
 
@@ -23,16 +24,6 @@ ORT_MAX_OPSET = 26  # the newest opset onnxruntime 1.31 loads
 LATEST = onnx.defs.onnx_opset_version()
 # onnxruntime's messages for type/reduction combinations the spec allows and it has no kernel for.
 ORT_LACKS = ("NOT_IMPLEMENTED", "data type is not supported with")
-
-
-def _data(shape, dtype, seed=0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    dt = np.dtype(dtype)
-    if dt == np.bool_:
-        return rng.random(shape) < 0.5
-    if dt.kind in "iu":
-        return rng.integers(0 if dt.kind == "u" else -9, 10, shape).astype(dt)
-    return rng.standard_normal(shape).astype(dt)
 
 
 def _indices(shape, n, dtype=np.int64, seed=1) -> np.ndarray:

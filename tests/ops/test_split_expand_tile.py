@@ -8,6 +8,7 @@ generated, so they are initializers here; the data stays a run-time input
 import numpy as np
 import pytest
 from conftest import make_model, ort_run
+from conftest import random_array as _data
 from onnx import helper
 
 import sofie_rdf as sr
@@ -15,16 +16,6 @@ from sofie_rdf.errors import ShapeError, SofieError
 
 DTYPES = [np.float32, np.float64, np.int32, np.int64, np.bool_, np.uint8, np.int8]
 ORT_MAX_OPSET = 26  # the newest opset onnxruntime 1.31 loads
-
-
-def _data(shape, dtype=np.float32, seed=0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    dt = np.dtype(dtype)
-    if dt == np.bool_:
-        return rng.random(shape) < 0.5
-    if dt.kind in "iu":
-        return rng.integers(0 if dt.kind == "u" else -9, 10, shape).astype(dt)
-    return rng.standard_normal(shape).astype(dt)
 
 
 def _split_model(shape, sizes, opset, axis=0, dtype=np.float32, num_outputs=None, outputs=None):

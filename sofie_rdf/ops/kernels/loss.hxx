@@ -1,25 +1,5 @@
+// requires: softmax
 // Classification losses over scores laid out (batch, classes, inner), inner being the product of d1 ... dk.
-
-// Natural log of the softmax over the class axis, computed in double around the maximum (no overflow).
-template <typename T>
-inline void log_softmax_classes(const T *x, T *y, size_t batch, size_t classes, size_t inner)
-{
-   for (size_t n = 0; n < batch; ++n) {
-      for (size_t i = 0; i < inner; ++i) {
-         const T *xs = x + n * classes * inner + i;
-         T *ys = y + n * classes * inner + i;
-         double top = -std::numeric_limits<double>::infinity();
-         for (size_t c = 0; c < classes; ++c)
-            top = std::max(top, static_cast<double>(xs[c * inner]));
-         double sum = 0;
-         for (size_t c = 0; c < classes; ++c)
-            sum += std::exp(static_cast<double>(xs[c * inner]) - top);
-         const double lse = top + std::log(sum);
-         for (size_t c = 0; c < classes; ++c)
-            ys[c * inner] = static_cast<T>(static_cast<double>(xs[c * inner]) - lse);
-      }
-   }
-}
 
 enum class LossReduction { none = 0, sum = 1, mean = 2 };
 
