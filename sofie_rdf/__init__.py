@@ -1,6 +1,6 @@
 """sofie-rdf: fast ML inference code for ROOT analyses, from Python.
 
-Parse a model (ONNX), generate a standalone C++ header in TMVA SOFIE's
+Parse a model (ONNX, Keras, PyTorch or a stored .root IR), generate a standalone C++ header in TMVA SOFIE's
 format, compile it with Cling or the system compiler, and call it on numpy
 arrays or from RDataFrame.
 
@@ -13,7 +13,7 @@ arrays or from RDataFrame.
 __version__ = "0.1.0"
 
 from . import rdf  # noqa: E402
-from .api import from_onnx, load  # noqa: E402
+from .api import from_keras, from_onnx, from_pytorch, from_root, load  # noqa: E402
 from .compile import compile  # noqa: E402,A004
 from .errors import (  # noqa: E402
     CompilationError,
@@ -29,5 +29,6 @@ from .session import Session  # noqa: E402
 
 __all__ = [
     "CompilationError", "Model", "ModelFormatError", "Reader", "Session", "ShapeError", "SofieError", "TensorInfo",
-    "UnsupportedOperatorError", "__version__", "compile", "from_onnx", "load", "rdf",
+    "UnsupportedOperatorError", "__version__", "compile", "from_keras", "from_onnx", "from_pytorch", "from_root", "load",
+    "rdf",
 ]

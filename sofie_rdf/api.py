@@ -1,13 +1,22 @@
-"""``sofie_rdf.load`` and the per-format entry points."""
+"""``sofie_rdf.load`` and the per-format entry points.
+
+Each front end turns its source into the one IR (:class:`sofie_rdf.ir.Model`);
+this module only decides which front end a source belongs to.  The Keras and
+PyTorch front ends import their frameworks lazily, so neither is needed to
+load ONNX or ``.root`` models.
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 from .errors import ModelFormatError
 from .model import Model
+
+KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
+TORCH_SUFFIXES = (".pt", ".pth")
 
 
 def from_onnx(source: Any, name: Optional[str] = None) -> Model:
@@ -17,28 +26,96 @@ def from_onnx(source: Any, name: Optional[str] = None) -> Model:
     return Model(parse(source, name=name))
 
 
+def from_keras(source: Any, name: Optional[str] = None) -> Model:
+    """Model from a Keras 3 ``.keras``/``.h5`` file or a ``keras.Model`` object (no ONNX round trip)."""
+    from .parsers.keras import from_keras as parse
+
+    return Model(parse(source, name=name))
+
+
+def from_pytorch(source: Any, example_inputs: Any, name: Optional[str] = None,
+                 dynamic_axes: Optional[dict] = None, input_names: Optional[Sequence[str]] = None,
+                 output_names: Optional[Sequence[str]] = None) -> Model:
+    """Model from a ``torch.nn.Module``, a TorchScript module or a ``.pt`` TorchScript file.
+
+    ``example_inputs`` (a tensor or a tuple of tensors) fixes the input
+    shapes; ``dynamic_axes`` maps input and output names (or positions) to the
+    axes that stay symbolic, e.g. ``{0: {0: "N"}}`` for a free batch size.
+    """
+    from .parsers.pytorch import from_pytorch as parse
+
+    return Model(parse(source, example_inputs, name=name, dynamic_axes=dynamic_axes,
+                       input_names=input_names, output_names=output_names))
+
+
+def from_root(path: str | os.PathLike, key: Optional[str] = None, name: Optional[str] = None) -> Model:
+    """Model stored with :meth:`Model.save` under ``key`` of a ``.root`` file (read with uproot, no ROOT)."""
+    from .parsers.root import load_root
+
+    return Model(load_root(path, key, name=name))
+
+
 def load(source: Any, name: Optional[str] = None, **options: Any) -> Model:
     """Parse any supported model source into a :class:`Model`.
 
     Dispatches on the source: an ``.onnx`` path, ``bytes`` or an
-    ``onnx.ModelProto``.  ``name`` overrides the model name (a C++ identifier
+    ``onnx.ModelProto``; a ``.keras``/``.h5`` path or a ``keras.Model``; a
+    ``.pt`` TorchScript path or a ``torch.nn.Module`` (pass
+    ``example_inputs=``); ``"file.root:key"`` for a model stored with
+    :meth:`Model.save`.  ``name`` overrides the model name (a C++ identifier
     is derived from the file name otherwise).
     """
-    if options:
-        raise TypeError(f"unexpected options for this source: {', '.join(options)}")
     if isinstance(source, Model):
+        _no_options(options, source)
         return source
-    if isinstance(source, (bytes, bytearray)):
-        return from_onnx(source, name)
     if isinstance(source, (str, os.PathLike)):
-        suffix = Path(source).suffix.lower()
-        if suffix == ".onnx":
-            return from_onnx(source, name)
-        raise ModelFormatError(f"cannot tell the format of {str(source)!r} from its suffix (supported: .onnx)")
-    try:
-        import onnx
-    except ImportError:  # pragma: no cover - onnx is a dependency
-        onnx = None
-    if onnx is not None and isinstance(source, onnx.ModelProto):
+        return _load_path(os.fspath(source), name, options)
+    if isinstance(source, (bytes, bytearray)) or _is_onnx_proto(source):
+        _no_options(options, source)
         return from_onnx(source, name)
+    if _module_of(source, "keras"):
+        _no_options(options, source)
+        return from_keras(source, name)
+    if _module_of(source, "torch"):
+        return _torch(source, name, options)
     raise ModelFormatError(f"cannot load a model from an object of type {type(source).__name__}")
+
+
+def _load_path(path: str, name: Optional[str], options: dict) -> Model:
+    root_path, _, key = path.partition(".root:")
+    if key or path.lower().endswith(".root"):
+        _no_options(options, path)
+        return from_root(root_path + ".root" if key else path, key or None, name)
+    suffix = Path(path).suffix.lower()
+    if suffix in TORCH_SUFFIXES:
+        return _torch(path, name, options)
+    _no_options(options, path)
+    if suffix == ".onnx":
+        return from_onnx(path, name)
+    if suffix in KERAS_SUFFIXES:
+        return from_keras(path, name)
+    raise ModelFormatError(
+        f"cannot tell the format of {path!r} from its suffix (supported: .onnx, .keras, .h5, .pt, file.root:key)"
+    )
+
+
+def _torch(source: Any, name: Optional[str], options: dict) -> Model:
+    if "example_inputs" not in options:
+        raise TypeError("loading a PyTorch model needs example_inputs= (a tensor or a tuple of tensors)")
+    return from_pytorch(source, name=name, **options)
+
+
+def _no_options(options: dict, source: Any) -> None:
+    if options:
+        raise TypeError(f"unexpected options for {source!r}: {', '.join(options)}")
+
+
+def _is_onnx_proto(source: Any) -> bool:
+    import onnx
+
+    return isinstance(source, onnx.ModelProto)
+
+
+def _module_of(obj: Any, package: str) -> bool:
+    """Whether ``obj``'s class (or a base) comes from ``package``, without importing the package."""
+    return any(c.__module__.split(".")[0] == package for c in type(obj).__mro__)

@@ -9,6 +9,7 @@ from typing import Optional, Sequence
 
 from . import ir
 from .codegen import GeneratedCode, GeneratedFiles, generate_code, write_files
+from .codegen.header import WEIGHTS_MODES
 from .errors import SofieError
 from .ops import unsupported_nodes
 from .passes import prepare
@@ -52,10 +53,25 @@ class Model:
 
     def generate(self, outdir: str | os.PathLike = ".", name: Optional[str] = None,
                  weights: str = "dat") -> GeneratedFiles:
-        """Write ``<Name>.hxx`` (and ``<Name>.dat`` unless ``weights="embed"``) into ``outdir``."""
-        if weights not in ("dat", "embed"):
-            raise SofieError(f"weights must be 'dat' or 'embed', got {weights!r}")
+        """Write ``<Name>.hxx`` and its weights into ``outdir``.
+
+        ``weights``: ``"dat"`` (SOFIE's text file ``<Name>.dat``), ``"root"``
+        (``<Name>.root``, read with ROOT's ``TFile``: the header then needs ROOT)
+        or ``"embed"`` (in the header, no weights file).
+        """
+        if weights not in WEIGHTS_MODES:
+            raise SofieError(f"weights must be one of {', '.join(WEIGHTS_MODES)}, got {weights!r}")
         return write_files(self.code(name, weights=weights), Path(outdir))
+
+    def save(self, path: str | os.PathLike, key: Optional[str] = None) -> None:
+        """Store the IR under ``key`` (default: the model name) of a ``.root`` file, written with uproot.
+
+        Other keys of an existing file are kept; a model already stored under
+        ``key`` is replaced.  ``sofie_rdf.load("file.root:key")`` reads it back.
+        """
+        from .parsers.root import save_root
+
+        save_root(self.ir, path, key or self.name)
 
     def compile(self, backend: str = "jit", **options):
         """Shortcut for :func:`sofie_rdf.compile`."""

@@ -12,6 +12,9 @@ from onnx import TensorProto, helper, numpy_helper
 
 import sofie_rdf as sr
 
+# Keras runs on the torch backend in the tests (never TensorFlow).
+os.environ.setdefault("KERAS_BACKEND", "torch")
+
 # onnxruntime reads models up to this IR version; the onnx package writes newer ones.
 ORT_IR_VERSION = 9
 RTOL, ATOL = 1e-4, 1e-5
@@ -82,6 +85,48 @@ def check_model():
             else:
                 np.testing.assert_array_equal(a, b, err_msg=f"output {k}")
         return ours
+
+    return check
+
+
+def _predict(kmodel, inputs: list) -> list[np.ndarray]:
+    out = kmodel.predict(inputs if len(inputs) > 1 else inputs[0], verbose=0)
+    return list(out) if isinstance(out, (list, tuple)) else [out]
+
+
+@pytest.fixture
+def check_keras(tmp_path):
+    """``check_keras(kmodel, inputs, rtol=, atol=, sources=)``: compare sofie-rdf with ``kmodel.predict``.
+
+    The model is converted from the object itself and from the ``.keras`` and
+    ``.h5`` files Keras writes of it (``sources`` picks among "object",
+    "keras", "h5"), each compared with the model Keras itself reads from that
+    source.  Identical generated code shares its compiled session through the
+    compile cache.  Returns the Keras outputs of the object.
+    """
+
+    def check(kmodel, inputs, rtol: float = RTOL, atol: float = ATOL,
+              sources: Sequence[str] = ("object", "keras", "h5"), backend: str = "jit") -> list[np.ndarray]:
+        import keras
+
+        inputs = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+        expected = _predict(kmodel, inputs)
+        for source in sources:
+            if source == "object":
+                model, reference = sr.load(kmodel), expected
+            else:
+                path = tmp_path / f"{kmodel.name}.{source}"
+                kmodel.save(path)
+                model = sr.load(path, name=kmodel.name)
+                # The file as Keras reads it back is the reference (legacy .h5 drops some settings).
+                reference = _predict(keras.saving.load_model(path, compile=False), inputs)
+            got = sr.compile(model, backend=backend).infer(*inputs)
+            got = list(got) if isinstance(got, tuple) else [got]
+            assert len(got) == len(reference), f"{source}: {len(got)} outputs, Keras has {len(reference)}"
+            for k, (a, e) in enumerate(zip(got, reference)):
+                assert a.shape == e.shape, f"{source}, output {k}: shape {a.shape} != {e.shape}"
+                np.testing.assert_allclose(a, e, rtol=rtol, atol=atol, err_msg=f"{source}, output {k}")
+        return expected
 
     return check
 

@@ -1,0 +1,194 @@
+"""Keras 3 front end: ``keras.Model`` objects, ``.keras`` and ``.h5`` files straight into the IR.
+
+Keras is imported lazily (on the torch backend unless ``KERAS_BACKEND`` says
+otherwise; TensorFlow is never needed).  Files are read with
+``keras.saving.load_model(compile=False)`` in safe mode, so a model file
+cannot run Python code (``Lambda`` layers from files are refused by Keras).
+The graph of a Sequential or Functional model is walked from its outputs;
+each layer is converted by the function registered for its class
+(:mod:`.registry`), nested models are inlined, and every unsupported layer is
+reported at once as :class:`~sofie_rdf.errors.UnsupportedOperatorError`.
+
+Keras lays images out channels-last; the ONNX kernels are channels-first, so
+convolution-like layers transpose around their kernel and the builder drops
+each pair of transposes that cancel between consecutive layers.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from ...errors import ModelFormatError, SofieError, UnsupportedOperatorError
+from ...ir import Model, TensorType, model_name_from
+from ...ir.dims import symbol
+from . import attention, conv, core, normalization, recurrent  # noqa: F401  (register the converters)
+from .builder import GraphBuilder, Tensor
+from .registry import CONVERTERS, layer_key
+
+BATCH = "N"
+
+
+def from_keras(source: Any, name: Optional[str] = None) -> Model:
+    """Parse a ``keras.Model`` or a ``.keras``/``.h5`` file into the IR."""
+    keras = import_keras()
+    kmodel, default_name = _read(source, keras)
+    label = name or default_name
+    graph = _functional(kmodel, label, keras)
+    _check_supported(graph, label, keras)
+    builder = GraphBuilder(model_name_from(label))
+    names: dict[int, str] = {}
+    inputs = [_graph_input(builder, t, names) for t in graph.inputs]
+    outputs = _convert_graph(builder, graph, names, keras)
+    outputs = [_name_output(builder, o, t, inputs) for o, t in zip(outputs, graph.outputs)]
+    return builder.model(inputs, outputs, source=f"Keras {keras.__version__} ({keras.backend.backend()} backend)")
+
+
+def import_keras() -> Any:
+    """Import Keras, on the torch backend unless the user chose one."""
+    if "keras" not in sys.modules:
+        os.environ.setdefault("KERAS_BACKEND", "torch")
+    try:
+        import keras
+    except ImportError as exc:
+        raise SofieError(f"the Keras front end needs keras 3 (pip install keras): {exc}") from None
+    return keras
+
+
+def _read(source: Any, keras: Any) -> tuple[Any, str]:
+    if isinstance(source, keras.Model):
+        return source, source.name
+    path = Path(source)
+    if not path.is_file():
+        raise ModelFormatError(f"cannot read Keras model {str(path)!r}: no such file")
+    try:
+        model = keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as exc:  # Keras raises ValueError, OSError, TypeError, ... for bad files
+        raise ModelFormatError(f"cannot read Keras model {str(path)!r}: {_first_line(exc)}") from None
+    return model, path.stem
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"
+
+
+def _functional(model: Any, label: str, keras: Any) -> Any:
+    """The Functional graph behind a Sequential or Functional model."""
+    if isinstance(model, keras.Sequential):
+        graph = getattr(model, "_functional", None)
+        if graph is None:
+            raise ModelFormatError(f"Keras model {label!r} is a Sequential model without an input shape: "
+                                   "start it with keras.Input(shape) or build it")
+        return graph
+    if not hasattr(model, "_inbound_nodes") or not hasattr(model, "outputs") or not _is_functional(model, keras):
+        raise ModelFormatError(f"Keras model {label!r} is a subclassed model with no static graph; "
+                               "only Sequential and Functional models can be converted")
+    return model
+
+
+def _is_functional(model: Any, keras: Any) -> bool:
+    from keras.src.models.functional import Functional
+
+    return isinstance(model, Functional)
+
+
+def _layers(graph: Any, keras: Any) -> list[Any]:
+    """Every operation of ``graph``, nested models expanded."""
+    found = []
+    for op in graph.operations:
+        if isinstance(op, keras.Model):
+            found += _layers(_functional(op, op.name, keras), keras)
+        else:
+            found.append(op)
+    return found
+
+
+def _check_supported(graph: Any, label: str, keras: Any) -> None:
+    missing: dict[str, list[str]] = {}
+    for layer in _layers(graph, keras):
+        key = layer_key(layer)
+        if key != "InputLayer" and key not in CONVERTERS:
+            missing.setdefault(f"keras.{key}" if key.startswith("ops.") else f"keras.layers.{key}", []).append(layer.name)
+    if missing:
+        raise UnsupportedOperatorError(label, missing)
+
+
+def _graph_input(builder: GraphBuilder, tensor: Any, names: dict[int, str]) -> str:
+    name = builder.reserve(tensor.name)
+    dims = tuple(d if d is not None else symbol(BATCH if i == 0 else f"{name}_dim{i}")
+                 for i, d in enumerate(tensor.shape))
+    builder.tensors[name] = TensorType(np.dtype(tensor.dtype), dims)
+    names[id(tensor)] = name
+    return name
+
+
+def _topological(graph: Any) -> list[Any]:
+    """The Keras graph nodes computing ``graph.outputs``, each after its inputs."""
+    order, done = [], set()
+    stack = [(_call_of(t), False) for t in reversed(graph.outputs)]
+    while stack:
+        call, expanded = stack.pop()
+        if id(call) in done:
+            continue
+        if expanded:
+            done.add(id(call))
+            order.append(call)
+            continue
+        stack.append((call, True))
+        stack.extend((_call_of(t), False) for t in reversed(call.input_tensors) if id(_call_of(t)) not in done)
+    return order
+
+
+def _call_of(tensor: Any) -> Any:
+    op, node_index, _ = tensor._keras_history
+    return op._inbound_nodes[node_index]
+
+
+def _convert_graph(builder: GraphBuilder, graph: Any, names: dict[int, str], keras: Any) -> list[str]:
+    """Convert every layer call of ``graph`` (its inputs already in ``names``); returns the output names."""
+    for call in _topological(graph):
+        layer = call.operation
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
+        inputs = [Tensor(names[id(t)], tuple(t.shape)) for t in call.input_tensors]
+        outer, builder.scope = builder.scope, f"{builder.scope}/{layer.name}" if builder.scope else layer.name
+        try:
+            if isinstance(layer, keras.Model):
+                outs = _inline(builder, _functional(layer, layer.name, keras), inputs, keras)
+            else:
+                outs = CONVERTERS[layer_key(layer)](builder, layer, inputs, call)
+        except SofieError:
+            raise
+        except Exception as exc:
+            raise ModelFormatError(f"Keras model {builder.model_name!r}: layer {layer.name!r} "
+                                   f"({type(layer).__name__}): {_first_line(exc)}") from exc
+        finally:
+            builder.scope = outer
+        outs = [outs] if isinstance(outs, str) else list(outs)
+        if len(outs) != len(call.output_tensors):
+            raise ModelFormatError(f"Keras model {builder.model_name!r}: layer {layer.name!r} gave {len(outs)} "
+                                   f"outputs, Keras has {len(call.output_tensors)}")
+        for t, o in zip(call.output_tensors, outs):
+            names[id(t)] = o
+    return [names[id(t)] for t in graph.outputs]
+
+
+def _inline(builder: GraphBuilder, graph: Any, inputs: list[Tensor], keras: Any) -> list[str]:
+    """A nested model's layers, reading the outer tensors ``inputs``."""
+    if len(graph.inputs) != len(inputs):
+        raise ModelFormatError(f"nested model {graph.name!r} takes {len(graph.inputs)} inputs, called with {len(inputs)}")
+    names = {id(t): i.name for t, i in zip(graph.inputs, inputs)}
+    return _convert_graph(builder, graph, names, keras)
+
+
+def _name_output(builder: GraphBuilder, name: str, tensor: Any, inputs: list[str]) -> str:
+    """Graph outputs are named after the layer producing them (``dense_2``), the names users see."""
+    wanted = builder.reserve(tensor._keras_history[0].name)
+    if name in inputs or not builder.rename(name, wanted):
+        builder.identity(name, wanted)
+    return wanted
