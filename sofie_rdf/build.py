@@ -78,11 +78,17 @@ def _definitions(code: GeneratedCode, namespace: str) -> str:
     ])
 
 
-def compiler_command(source: Path, output: Path, flags: Sequence[str]) -> list[str]:
+def compiler_command(source: Path, output: Path, flags: Sequence[str], with_root: bool = False) -> list[str]:
+    """The compile-and-link line; ``with_root`` adds ROOT's headers and I/O libraries (weights="root")."""
     lib, include = _root.blas_paths()
     cxx = shlex.split(os.environ.get("CXX", "c++"))
+    root_flags = []
+    if with_root:
+        root_dirs = _root.root().gROOT
+        root_flags = ["-I", str(root_dirs.GetIncludeDir()), "-L", str(root_dirs.GetLibDir()), "-lCore", "-lRIO",
+                      f"-Wl,-rpath,{root_dirs.GetLibDir()}"]
     return [*cxx, "-std=c++17", *flags, "-fPIC", "-shared", "-I", str(include), "-o", str(output), str(source),
-            "-L", str(lib.parent), f"-l{lib.stem[3:]}", f"-Wl,-rpath,{lib.parent}"]
+            "-L", str(lib.parent), f"-l{lib.stem[3:]}", f"-Wl,-rpath,{lib.parent}", *root_flags]
 
 
 def build_native(code: GeneratedCode, namespace: str, flags: Optional[Sequence[str]] = None) -> Path:
@@ -100,7 +106,7 @@ def build_native(code: GeneratedCode, namespace: str, flags: Optional[Sequence[s
                           + _definitions(code, namespace))
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".lib{code.name}.", suffix=".so")
     os.close(fd)
-    cmd = compiler_command(source, Path(tmp), flags)
+    cmd = compiler_command(source, Path(tmp), flags, with_root=code.weights_mode == "root")
     result = subprocess.run(cmd, capture_output=True, text=True)
     if result.returncode != 0:
         Path(tmp).unlink(missing_ok=True)

@@ -8,50 +8,55 @@ from typing import Optional, Sequence
 from .build import build_native, load_native
 from .build import cache_dir as _cache_dir
 from .codegen import write_files
+from .codegen.header import WEIGHTS_MODES, WEIGHTS_SUFFIXES
 from .errors import SofieError
 from .jit import jit_declare, namespace_for
 from .model import Model
 from .session import Session
 
 
-def compile(model: Model, backend: str = "jit", flags: Optional[Sequence[str]] = None) -> Session:  # noqa: A001
+def compile(model: Model, backend: str = "jit", flags: Optional[Sequence[str]] = None,  # noqa: A001
+            weights: str = "dat") -> Session:
     """Compile ``model`` and return a :class:`Session`.
 
     ``backend="jit"`` declares the header to Cling; ``"native"`` builds it with
     the system compiler (``flags``, default ``-O3 -march=native -fno-trapping-math``) into a cached
     shared library loaded into ROOT.  Either way a model with the same content
-    is compiled once per process (native: once per machine).
+    is compiled once per process (native: once per machine).  ``weights`` is
+    the weights mode of the generated code (see :meth:`Model.generate`).
     """
     if not isinstance(model, Model):
         from .api import load
 
         model = load(model)
+    if weights not in WEIGHTS_MODES:
+        raise SofieError(f"weights must be one of {', '.join(WEIGHTS_MODES)}, got {weights!r}")
     if backend == "jit":
-        return _compile_jit(model)
+        return _compile_jit(model, weights)
     if backend == "native":
-        return _compile_native(model, flags)
+        return _compile_native(model, flags, weights)
     raise SofieError(f"backend must be 'jit' or 'native', got {backend!r}")
 
 
-def _compile_jit(model: Model) -> Session:
-    code = model.code()
+def _compile_jit(model: Model, weights: str) -> Session:
+    code = model.code(weights=weights)
     namespace = namespace_for(code.name, code.digest)
     if namespace != code.namespace:
-        code = model.code(namespace=namespace)
+        code = model.code(namespace=namespace, weights=weights)
     folder = _cache_dir() / "jit" / f"{code.name}-{code.digest[:24]}"
     files = write_files(code, folder)
     jit_declare(code)
     return Session(code, namespace, "jit", files.weights, folder)
 
 
-def _compile_native(model: Model, flags: Optional[Sequence[str]]) -> Session:
-    plain = model.code()
+def _compile_native(model: Model, flags: Optional[Sequence[str]], weights: str) -> Session:
+    plain = model.code(weights=weights)
     namespace = namespace_for(plain.name, hashlib.sha256(b"native" + plain.digest.encode()).hexdigest())
-    code = model.code(namespace=f"{namespace}_impl")
+    code = model.code(namespace=f"{namespace}_impl", weights=weights)
     folder = build_native(code, namespace, flags)
     load_native(code, namespace, folder)
-    weights = folder / f"{code.name}.dat" if code.weights_mode == "dat" else None
-    return Session(code, namespace, "native", weights, folder)
+    suffix = WEIGHTS_SUFFIXES.get(code.weights_mode)
+    return Session(code, namespace, "native", folder / f"{code.name}{suffix}" if suffix else None, folder)
 
 
 __all__ = ["compile"]

@@ -10,7 +10,7 @@ from typing import Optional
 from ..ir import Model
 from ..passes import run_pipeline
 from .header import GeneratedCode, HeaderWriter
-from .weights import atomic_write, write_dat
+from .weights import atomic_write, root_weights_dir, write_dat, write_root
 
 __all__ = ["GeneratedCode", "GeneratedFiles", "generate_code", "write_files"]
 
@@ -32,8 +32,12 @@ def generate_code(model: Model, name: str, namespace: Optional[str] = None, weig
 
 
 def write_files(code: GeneratedCode, outdir: str | os.PathLike) -> GeneratedFiles:
-    """Write ``<Name>.hxx`` and, unless embedded, ``<Name>.dat`` into ``outdir``."""
+    """Write ``<Name>.hxx`` and, unless embedded, its weights (``<Name>.dat`` or ``<Name>.root``) into ``outdir``."""
     outdir = Path(outdir)
     header = atomic_write(outdir / f"{code.name}.hxx", code.header)
-    dat = write_dat(outdir / f"{code.name}.dat", code.weights) if code.weights_mode == "dat" else None
-    return GeneratedFiles(header, dat, code.namespace)
+    weights = None
+    if code.weights_mode == "dat":
+        weights = write_dat(outdir / f"{code.name}.dat", code.weights)
+    elif code.weights_mode == "root":
+        weights = write_root(outdir / f"{code.name}.root", code.weights, root_weights_dir(code.name))
+    return GeneratedFiles(header, weights, code.namespace)
