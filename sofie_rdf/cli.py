@@ -17,16 +17,19 @@ from typing import Callable, Optional, Sequence
 from . import __version__
 from .errors import SofieError, UnsupportedOperatorError
 
+MODEL_HELP = "model: .onnx, .keras or .h5 file, or FILE.root:KEY for a model stored with `save`"
+
 
 def _add_emit(sub: argparse._SubParsersAction) -> None:
     """``emit``: write the standalone header and its weights."""
     p = sub.add_parser("emit", help="generate the C++ header (and weights file) of a model",
                        description="Generate <Name>.hxx (TMVA SOFIE style) and, unless embedded, <Name>.dat.")
-    p.add_argument("model", help="model file (.onnx)")
+    p.add_argument("model", help=MODEL_HELP)
     p.add_argument("-o", "--outdir", default=".", help="output folder (created if missing; default: current folder)")
     p.add_argument("--name", help="model name: the C++ namespace is TMVA_SOFIE_<name> (default: from the file name)")
-    p.add_argument("--weights", choices=("dat", "embed"), default="dat",
-                   help="'dat': separate weights file read by Session(path); 'embed': weights inside the header")
+    p.add_argument("--weights", choices=("dat", "root", "embed"), default="dat",
+                   help="'dat': weights file read by Session(path); 'root': the same as a ROOT file (the header "
+                        "then needs ROOT's TFile); 'embed': weights inside the header")
     p.set_defaults(func=_cmd_emit)
 
 
@@ -44,7 +47,7 @@ def _add_info(sub: argparse._SubParsersAction) -> None:
     """``info``: describe a model, supported or not."""
     p = sub.add_parser("info", help="show inputs, outputs, operators, parameters and unsupported operators",
                        description="Summarise a model; works on models with unsupported operators too.")
-    p.add_argument("model", help="model file (.onnx)")
+    p.add_argument("model", help=MODEL_HELP)
     p.set_defaults(func=_cmd_info)
 
 
@@ -61,10 +64,35 @@ def _cmd_info(args: argparse.Namespace) -> int:
     try:
         print(load(args.model).summary())
     except UnsupportedOperatorError:
+        if not str(args.model).lower().endswith(".onnx"):
+            raise
         from .model import describe
         from .parsers.onnx import from_onnx
 
         print(describe(from_onnx(args.model)))
+    return 0
+
+
+def _add_save(sub: argparse._SubParsersAction) -> None:
+    """``save``: store a model's IR in a .root file."""
+    p = sub.add_parser("save", help="store a model in a .root file (several models per file)",
+                       description="Convert MODEL to the sofie-rdf IR and store it under KEY of OUT.root "
+                                   "(replacing a model stored under KEY, keeping the other keys); "
+                                   "read it back with sofie_rdf.load('OUT.root:KEY').")
+    p.add_argument("model", help=MODEL_HELP)
+    p.add_argument("output", metavar="OUT.root", help="ROOT file, created if missing")
+    p.add_argument("--key", help="key in the file (default: the model name)")
+    p.set_defaults(func=_cmd_save)
+
+
+def _cmd_save(args: argparse.Namespace) -> int:
+    from .api import load
+    from .parsers.root import list_models
+
+    model = load(args.model)
+    model.save(args.output, args.key)
+    print(f"saved {model.name} as {args.output}:{args.key or model.name}")
+    print(f"models in {args.output}: {', '.join(list_models(args.output))}")
     return 0
 
 
@@ -74,7 +102,7 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
                        description="Evaluate the model on every event of TREE in FILE (one input value per "
                                    "column, in model input order) with RDataFrame; print events, time, "
                                    "events/s and statistics of the output; optionally write it and plot it.")
-    p.add_argument("model", help="model file (.onnx)")
+    p.add_argument("model", help=MODEL_HELP)
     p.add_argument("file", help="ROOT file")
     p.add_argument("tree", help="name of the TTree in the file")
     p.add_argument("columns", nargs="+", metavar="column", help="input columns, in the order the model expects")
@@ -106,12 +134,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 # Subcommand registrations, in the order ``--help`` lists them.
-_SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (_add_emit, _add_info, _add_run)
+_SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (_add_emit, _add_info, _add_save, _add_run)
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand registered."""
-    parser = argparse.ArgumentParser(prog="sofie-rdf", description="ONNX models to standalone C++ inference code.")
+    parser = argparse.ArgumentParser(prog="sofie-rdf",
+                                     description="ONNX, Keras and stored models to standalone C++ inference code.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for add in _SUBCOMMANDS:

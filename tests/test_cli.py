@@ -64,6 +64,21 @@ def test_emit_name_and_embedded_weights(mlp_file, tmp_path, capsys):
     assert "embedded" in capsys.readouterr().out
 
 
+def test_save_then_emit_from_root_file(mlp_file, tmp_path, capsys):
+    """``save`` stores the IR under a key; ``emit`` and ``info`` read ``FILE.root:KEY``; root weights on request."""
+    store = tmp_path / "models.root"
+    assert main(["save", str(mlp_file), str(store), "--key", "first"]) == 0
+    assert main(["save", str(mlp_file), str(store)]) == 0
+    out = capsys.readouterr().out
+    assert "saved cli_mlp as" in out and "models in" in out and "first, cli_mlp" in out
+    assert main(["info", f"{store}:first"]) == 0
+    assert "Gemm x2" in capsys.readouterr().out
+    assert main(["emit", f"{store}:first", "-o", str(tmp_path / "gen"), "--weights", "root"]) == 0
+    # A stored model keeps its own name, whatever key it is stored under.
+    assert (tmp_path / "gen" / "cli_mlp.root").is_file()
+    assert "#include <TFile.h>" in (tmp_path / "gen" / "cli_mlp.hxx").read_text()
+
+
 def test_info_prints_counts(mlp_file, capsys):
     assert main(["info", str(mlp_file)]) == 0
     text = capsys.readouterr().out
