@@ -6,7 +6,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .builder import GraphBuilder, Tensor, axis_of, weight
+from .builder import GraphBuilder, Tensor, axis_of, untransposed, weight
 from .registry import converts
 
 # ---- activations ----------------------------------------------------------------------------------------------
@@ -98,8 +98,17 @@ ACTIVATIONS: dict[str, Callable[[GraphBuilder, str], str]] = {
 }
 
 
+# Activations along the last (channel) axis; every other one is element-wise.
+AXIS_ACTIVATIONS = frozenset({"softmax", "log_softmax", "glu", "sparsemax"})
+
+
 def activation(b: GraphBuilder, x: Tensor, fn: Any) -> str:
-    """Apply a Keras activation (function or name) to ``x``."""
+    """Apply a Keras activation (function or name) to ``x``.
+
+    Element-wise ones run on the tensor a layout transpose made ``x`` from
+    (see :func:`.builder.untransposed`), so ``Conv -> Activation -> Pool``
+    stays channels-first without a transpose pair around the activation.
+    """
     name = fn if isinstance(fn, str) else getattr(fn, "__name__", repr(fn))
     if name in ("linear", None):
         return x.name
@@ -107,7 +116,15 @@ def activation(b: GraphBuilder, x: Tensor, fn: Any) -> str:
         return _sparsemax(b, x.name, _static_last(x, name))
     if name not in ACTIVATIONS:
         raise ValueError(f"activation {name!r} is not supported (known: {', '.join(sorted(ACTIVATIONS))}, sparsemax)")
-    return ACTIVATIONS[name](b, x.name)
+    if name in AXIS_ACTIVATIONS:
+        return ACTIVATIONS[name](b, x.name)
+    return elementwise(b, x, lambda source: ACTIVATIONS[name](b, source))
+
+
+def elementwise(b: GraphBuilder, x: Tensor, apply: Callable[[str], str]) -> str:
+    """``apply`` (an element-wise computation) in whatever layout ``x``'s source has, then back to Keras's."""
+    source, perm = untransposed(b, x.name, x.rank)
+    return b.transpose(apply(source), perm)
 
 
 def _static_last(x: Tensor, what: str) -> int:
@@ -124,7 +141,10 @@ def _activation_layer(b: GraphBuilder, layer: Any, inputs: list[Tensor], call: A
 @converts("ReLU")
 def _relu(b: GraphBuilder, layer: Any, inputs: list[Tensor], call: Any) -> str:
     """``max_value`` above the cap, x from ``threshold`` up, ``negative_slope * (x - threshold)`` below."""
-    x = inputs[0].name
+    return elementwise(b, inputs[0], lambda x: _relu_of(b, x, layer))
+
+
+def _relu_of(b: GraphBuilder, x: str, layer: Any) -> str:
     cap, slope, threshold = layer.max_value, float(layer.negative_slope), float(layer.threshold)
     if threshold == 0.0:
         y = b.add("LeakyRelu", [x], {"alpha": slope}) if slope else b.add("Relu", [x])
@@ -138,12 +158,12 @@ def _relu(b: GraphBuilder, layer: Any, inputs: list[Tensor], call: Any) -> str:
 
 @converts("LeakyReLU")
 def _leaky_relu(b: GraphBuilder, layer: Any, inputs: list[Tensor], call: Any) -> str:
-    return b.add("LeakyRelu", [inputs[0].name], {"alpha": float(layer.negative_slope)})
+    return elementwise(b, inputs[0], lambda x: b.add("LeakyRelu", [x], {"alpha": float(layer.negative_slope)}))
 
 
 @converts("ELU")
 def _elu(b: GraphBuilder, layer: Any, inputs: list[Tensor], call: Any) -> str:
-    return b.add("Elu", [inputs[0].name], {"alpha": float(layer.alpha)})
+    return elementwise(b, inputs[0], lambda x: b.add("Elu", [x], {"alpha": float(layer.alpha)}))
 
 
 @converts("PReLU")
