@@ -167,3 +167,20 @@ def test_lambda_layers_in_files_are_refused(tmp_path):
     keras.Model(x, layers.Lambda(lambda t: t * 2)(x)).save(path)
     with pytest.raises(sr.ModelFormatError, match="lam.keras"):
         sr.load(path)
+
+
+def test_one_tensor_as_several_outputs(check_keras):
+    """A GRU's last output and its state are one tensor in Keras; a Dropout output is its input: each output is named."""
+    x = keras.Input((5, 3), name="x")
+    y, state = layers.GRU(3, return_state=True, name="gru")(x)
+    d = layers.Dense(2, name="head")(y)
+    model = _seeded(keras.Model(x, [y, state, d, layers.Dropout(0.1, name="drop")(d)], name="shared_outputs"))
+    assert [o.name for o in sr.load(model).outputs] == ["gru", "gru_2", "head", "drop"]
+    check_keras(model, _data(5, 3), sources=("object",))
+
+
+def test_masks_are_refused():
+    tokens = keras.Input((5,), dtype="int32", name="tokens")
+    y = layers.LSTM(2)(layers.Embedding(10, 4, mask_zero=True, name="embed")(tokens))
+    with pytest.raises(sr.UnsupportedOperatorError, match="keras masks.*'embed'"):
+        sr.load(keras.Model(tokens, y, name="masked"))

@@ -44,7 +44,8 @@ def from_keras(source: Any, name: Optional[str] = None) -> Model:
     names: dict[int, str] = {}
     inputs = [_graph_input(builder, t, names) for t in graph.inputs]
     outputs = _convert_graph(builder, graph, names, keras)
-    outputs = [_name_output(builder, o, t, inputs) for o, t in zip(outputs, graph.outputs)]
+    renamed: dict[str, str] = {}
+    outputs = [_name_output(builder, o, t, inputs, renamed) for o, t in zip(outputs, graph.outputs)]
     return builder.model(inputs, outputs, source=f"Keras {keras.__version__} ({keras.backend.backend()} backend)")
 
 
@@ -111,6 +112,9 @@ def _layers(graph: Any, keras: Any) -> list[Any]:
 def _check_supported(graph: Any, label: str, keras: Any) -> None:
     missing: dict[str, list[str]] = {}
     for layer in _layers(graph, keras):
+        if isinstance(layer, keras.layers.Masking) or getattr(layer, "mask_zero", False):
+            missing.setdefault("keras masks (Masking, mask_zero=True)", []).append(layer.name)
+            continue
         key = layer_key(layer)
         if key != "InputLayer" and key not in CONVERTERS:
             missing.setdefault(f"keras.{key}" if key.startswith("ops.") else f"keras.layers.{key}", []).append(layer.name)
@@ -186,9 +190,16 @@ def _inline(builder: GraphBuilder, graph: Any, inputs: list[Tensor], keras: Any)
     return _convert_graph(builder, graph, names, keras)
 
 
-def _name_output(builder: GraphBuilder, name: str, tensor: Any, inputs: list[str]) -> str:
-    """Graph outputs are named after the layer producing them (``dense_2``), the names users see."""
+def _name_output(builder: GraphBuilder, name: str, tensor: Any, inputs: list[str], renamed: dict[str, str]) -> str:
+    """Graph outputs are named after the layer producing them (``dense_2``), the names users see.
+
+    ``renamed`` remembers tensors already renamed for an earlier output, so a
+    tensor that is two outputs (a layer's output and its state) gets a copy.
+    """
     wanted = builder.reserve(tensor._keras_history[0].name)
-    if name in inputs or not builder.rename(name, wanted):
+    name = renamed.get(name, name)
+    if name in inputs or name in renamed.values() or not builder.rename(name, wanted):
         builder.identity(name, wanted)
+    else:
+        renamed[name] = wanted
     return wanted

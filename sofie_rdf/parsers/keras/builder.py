@@ -70,7 +70,7 @@ class GraphBuilder:
         """An initializer holding ``value`` (converted to ``dtype`` unless already an array)."""
         array = value if isinstance(value, np.ndarray) else np.asarray(value, dtype=dtype)
         name = self.fresh(hint)
-        self.initializers[name] = np.ascontiguousarray(array)
+        self.initializers[name] = np.asarray(array, order="C")  # not ascontiguousarray: it makes scalars 1-D
         return name
 
     def ints(self, values: Sequence[int], hint: str = "shape") -> str:
@@ -150,3 +150,23 @@ def axis_of(axis: int, rank: int) -> int:
     if not -rank <= axis < rank:
         raise ValueError(f"axis {axis} is out of range for rank {rank}")
     return axis % rank
+
+
+def call_arguments(layer: Any, call: Any) -> dict[str, Any]:
+    """The arguments of one layer call by parameter name, positional ones included (defaults left out),
+    so converters read ``initial_state`` or ``value`` however the user passed them."""
+    import inspect
+
+    bound = inspect.signature(layer.call).bind_partial(*call.arguments.args, **call.arguments.kwargs)
+    return dict(bound.arguments)
+
+
+def untransposed(b: GraphBuilder, x: str, rank: int) -> tuple[str, tuple[int, ...]]:
+    """``(source, perm)`` with ``x == Transpose(source, perm)`` when the builder made ``x`` so, else ``(x, identity)``.
+
+    Layers that act per axis (batch normalization, padding, cropping, global
+    pooling, upsampling) work on ``source`` with axis ``a`` of ``x`` read as
+    axis ``perm[a]``, then transpose back; that transpose cancels with the next
+    channels-first layer's, so a chain of Keras image layers stays channels-first.
+    """
+    return b._transposed.get(x, (x, tuple(range(rank))))
