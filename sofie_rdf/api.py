@@ -16,7 +16,7 @@ from .errors import ModelFormatError
 from .model import Model
 
 KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
-TORCH_SUFFIXES = (".pt", ".pth")
+TORCH_SUFFIXES = (".pt", ".pth", ".pt2")
 
 
 def from_onnx(source: Any, name: Optional[str] = None) -> Model:

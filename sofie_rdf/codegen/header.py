@@ -154,7 +154,7 @@ class HeaderWriter:
     def write(self) -> GeneratedCode:
         used = {k for n in self.model.nodes for k in op_for(self.model, n).kernels}
         uses_blas = "gemm" in kernel_order(used)  # directly or through a "requires" line
-        parts = [self._banner(), f"#ifndef {self.namespace.upper()}_HXX", f"#define {self.namespace.upper()}_HXX", ""]
+        parts = [self._banner(), f"#ifndef {self.namespace}_HXX", f"#define {self.namespace}_HXX", ""]
         parts += [f"#include <{h}>" for h in _INCLUDES] + [""]
         if self.weights_mode == "root":
             parts += ["#include <TFile.h>  // weights=\"root\": the Session reads its weights with ROOT", ""]
@@ -172,7 +172,7 @@ class HeaderWriter:
         if self.weights_mode == "embed":
             parts += self._embedded_weights()
         parts += self._session()
-        parts += [f"}} // namespace {self.namespace}", "", f"#endif // {self.namespace.upper()}_HXX", ""]
+        parts += [f"}} // namespace {self.namespace}", "", f"#endif // {self.namespace}_HXX", ""]
         return GeneratedCode(
             name=self.name, namespace=self.namespace, header="\n".join(parts), weights_mode=self.weights_mode,
             weights={self.tensor[n]: v for n, v in self.model.initializers.items()},
