@@ -311,3 +311,59 @@ def test_payload_of_the_wrong_type_is_refused(saved):
         f.mktree(f"mlp/{BLOB_TREE}", {BLOB_BRANCH: "float64"}).extend({BLOB_BRANCH: np.arange(4.0)})
     with pytest.raises(sr.ModelFormatError, match="key 'mlp': the payload tree has no branch 'bytes' of bytes"):
         sr.load(f"{saved}:mlp")
+
+
+# ---- the three front ends in one file ------------------------------------------------------
+
+def _keras_model():
+    keras = pytest.importorskip("keras")
+    layers = keras.layers
+    x = keras.Input((8, 8, 1), name="image")
+    h = layers.MaxPooling2D(2)(layers.Conv2D(3, 3, padding="same", activation="relu")(x))
+    h = layers.Dense(4, activation="tanh")(layers.Flatten()(layers.BatchNormalization()(h)))
+    kmodel = keras.Model(x, layers.Dense(2, activation="softmax")(h), name="keras_cnn")
+    rng = np.random.default_rng(3)
+    for w in kmodel.weights:  # non-trivial BatchNorm statistics and biases
+        value = keras.ops.convert_to_numpy(w)
+        w.assign((value + 0.1 * rng.standard_normal(value.shape)).astype(value.dtype))
+    return kmodel, lambda x: kmodel.predict(x, verbose=0)
+
+
+def _torch_model():
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    module = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.LSTM(16, 4, batch_first=True))
+
+    class Head(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = module
+
+        def forward(self, x):
+            return self.body(x)[0]
+
+    head = Head().eval()
+    example = torch.randn(2, 5, 8)
+    model = sr.from_pytorch(head, example, name="torch_lstm", dynamic_axes={0: {0: "N"}})
+    return model, lambda x: head(torch.from_numpy(x)).detach().numpy()
+
+
+def test_models_of_all_three_front_ends_in_one_file(tmp_path):
+    """ONNX, Keras and PyTorch models stored side by side; each comes back identical and computes as its framework."""
+    kmodel, keras_predict = _keras_model()
+    torch_model, torch_predict = _torch_model()
+    originals = {"onnx_mlp": (sr.load(mlp()), None), "keras_cnn": (sr.load(kmodel), keras_predict),
+                 "torch_lstm": (torch_model, torch_predict)}
+    path = tmp_path / "three.root"
+    for key, (model, _) in originals.items():
+        model.save(path, key)
+    assert list_models(path) == list(originals)
+    for key, (model, predict) in originals.items():
+        loaded = sr.load(f"{path}:{key}")
+        assert loaded.code().header == model.code().header, key
+        assert_same_bits(loaded.code().weights, model.code().weights)
+        x = feeds_for(loaded)
+        got = as_list(sr.compile(loaded).infer(*x))
+        expected = as_list(sr.compile(model).infer(*x)) if predict is None else [predict(*x)]
+        for a, b in zip(got, expected):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5, err_msg=key)
