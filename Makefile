@@ -4,7 +4,7 @@ PYTHON ?= python3
 PIP := $(PYTHON) -m pip
 STAMP := .make-installed
 
-.PHONY: install demo test test-full conformance bench clean
+.PHONY: install demo test test-full conformance bench fuzz clean
 
 $(STAMP): pyproject.toml
 	$(PIP) install --quiet -e ".[test]"
@@ -30,6 +30,10 @@ conformance: $(STAMP)
 # RDataFrame throughput against onnxruntime (a few minutes); writes benchmarks/results/.
 bench: $(STAMP)
 	$(PYTHON) -m benchmarks
+
+# The ONNX parser fuzz target, long (tests/fuzz/onnx_parser.py; make test runs 1,500 iterations).
+fuzz: $(STAMP)
+	$(PYTHON) -m tests.fuzz.onnx_parser --iterations 50000 --seed $${SEED:-1}
 
 clean:
 	rm -rf $(STAMP) build *.egg-info .pytest_cache

@@ -105,7 +105,10 @@ def attribute_value(proto: AttributeProto) -> Any:
     if t == AttributeProto.STRING:
         return proto.s.decode("utf-8", errors="replace")
     if t == AttributeProto.TENSOR:
-        return numpy_helper.to_array(proto.t)
+        try:
+            return numpy_helper.to_array(proto.t)
+        except Exception as exc:  # onnx raises TypeError, ValueError, ... for malformed tensors
+            raise ModelFormatError(f"attribute {proto.name!r} holds a malformed tensor: {exc}") from None
     if t == AttributeProto.FLOATS:
         return [float(v) for v in proto.floats]
     if t == AttributeProto.INTS:

@@ -36,6 +36,7 @@ def from_onnx(source: OnnxSource, name: Optional[str] = None) -> Model:
     proto, base_dir, default_name = _read(source)
     label = name or default_name
     graph = proto.graph
+    _check_text(proto, label)
     opsets = _opsets(proto, label)
     initializers = {}
     for t in graph.initializer:
@@ -55,10 +56,27 @@ def from_onnx(source: OnnxSource, name: Optional[str] = None) -> Model:
         model.tensors[v.name] = _value_type(v, label)
     for i, node in enumerate(graph.node):
         domain = node.domain if node.domain != "ai.onnx" else ""
-        attrs = {a.name: attribute_value(a) for a in node.attribute}
-        model.nodes.append(make_node(node.op_type, node.input, node.output, attrs, node.name or f"{node.op_type}_{i}",
-                                     domain, opsets.get(domain, 0), model=label))
+        name = node.name or f"{node.op_type}_{i}"
+        try:
+            attrs = {a.name: attribute_value(a) for a in node.attribute}
+        except ModelFormatError as exc:
+            raise ModelFormatError(f"model {label!r}: node {name!r} ({node.op_type}): {exc}") from None
+        model.nodes.append(make_node(node.op_type, node.input, node.output, attrs, name, domain, opsets.get(domain, 0),
+                                     model=label))
     return model
+
+
+def _check_text(proto: onnx.ModelProto, label: str) -> None:
+    """Every name the IR keeps is text: protobuf hands invalid UTF-8 in proto2 strings through as bytes."""
+    graph = proto.graph
+    names = [o.domain for o in proto.opset_import]
+    names += [v.name for v in (*graph.input, *graph.output, *graph.initializer)]
+    names += [d.dim_param for v in graph.input for d in v.type.tensor_type.shape.dim]
+    for node in graph.node:
+        names += [node.op_type, node.domain, node.name, *node.input, *node.output, *(a.name for a in node.attribute)]
+    bad = next((n for n in names if not isinstance(n, str)), None)
+    if bad is not None:
+        raise ModelFormatError(f"model {label!r}: name {bad[:40]!r} is not valid UTF-8 text")
 
 
 def _read(source: OnnxSource) -> tuple[onnx.ModelProto, Optional[Path], str]:

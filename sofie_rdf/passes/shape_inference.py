@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ShapeError, SofieError
+from ..errors import ModelFormatError, ShapeError, SofieError
 from ..ir import Model, TensorType
 from ..ops import lookup
 
@@ -39,6 +39,10 @@ def infer_shapes(model: Model) -> Model:
             raise
         except Exception as exc:  # an operator bug must still name the node
             raise ShapeError(f"model {model.name!r}: {node}: shape inference failed: {exc}") from exc
+        named = [k for k, name in enumerate(node.outputs) if name]
+        if named and named[-1] >= len(outputs):
+            raise ModelFormatError(f"model {model.name!r}: {node} has {len(node.outputs)} outputs; "
+                                   f"this operator produces at most {len(outputs)} here")
         _fold(op, inputs, outputs)
         model.constraints.extend(c for c in op.constraints if c not in model.constraints)
         model.runtime_dims.update((d.name, node.outputs[0]) for d in op.defined_dims)
