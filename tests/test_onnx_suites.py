@@ -77,6 +77,10 @@ KNOWN_FAILURES: dict[str, str] = {
         " the same order and gets 1000 equal logits (uniform 0.001), while any other summation order (BLAS"
         " blocking) leaves channels one or two ulps apart, which Softmax turns into a one-hot-like output. The"
         " logits themselves match onnxruntime to 5e-7 relative (checked layer by layer)"),
+    **{f"test_PReLU_{d}_multiparam": (
+        "opset 6, where PRelu broadcasts a slope of shape (C,) along axis 1; onnx's version converter upgrades the"
+        " node to PRelu-7 (numpy broadcasting from the last axis) without reshaping the slope, so the converted"
+        " model is invalid and shape inference refuses it") for d in ("1d", "2d", "3d")},
 }
 
 
@@ -209,7 +213,7 @@ _QUICK = set(QUICK_PYTORCH) | set(QUICK_LIGHT)
 def _param(case: Case, slow: bool = False):
     marks = [pytest.mark.slow] if slow else []
     if case.name in KNOWN_FAILURES:
-        marks.append(pytest.mark.xfail(reason=KNOWN_FAILURES[case.name], raises=AssertionError))
+        marks.append(pytest.mark.xfail(reason=KNOWN_FAILURES[case.name], raises=(AssertionError, sr.ShapeError)))
     return pytest.param(case, id=f"{case.suite}/{case.name}", marks=marks)
 
 
