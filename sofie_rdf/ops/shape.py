@@ -14,6 +14,7 @@ import numpy as np
 
 from ..ir import TensorType
 from ..ir.dims import as_dim, dims_equal, num_elements, simplify
+from ..ir.limits import too_large
 from .base import EmitContext, Op, normalize_axis, shape_from_value, sym_array
 from .registry import register
 
@@ -262,7 +263,9 @@ class ConstantOfShape(Op):
             return [TensorType(self.fill().dtype, dims)]
         shape = shape_from_value(self, self.value_of(inputs, 0, "shape"))
         v = self.fill()
-        value = np.full(shape, v[0], v.dtype) if all(isinstance(d, int) for d in shape) else None
+        static = all(isinstance(d, int) for d in shape)
+        # Over the size limit shape inference refuses the node: allocate nothing before that.
+        value = np.full(shape, v[0], v.dtype) if static and not too_large(shape, v.dtype) else None
         return [TensorType(v.dtype, shape, value)]
 
     def evaluate(self, values):

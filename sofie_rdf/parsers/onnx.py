@@ -21,14 +21,13 @@ from ..errors import ModelFormatError
 from ..ir import Model, TensorType, model_name_from
 from ..ir.dims import symbol
 from ..ir.dtypes import from_onnx as dtype_from_onnx
+from ..ir.limits import max_tensor_bytes, too_large
 from ..ops import make_node
 from ..ops.registry import attribute_value
 
 OnnxSource = Union[str, os.PathLike, bytes, onnx.ModelProto]
 
 MIN_OPSET = 7
-# Tensors above this many bytes are refused before anything is allocated.
-MAX_TENSOR_BYTES = 4 * 2**30
 
 
 def from_onnx(source: OnnxSource, name: Optional[str] = None) -> Model:
@@ -141,14 +140,19 @@ def _value_type(value: onnx.ValueInfoProto, label: str) -> TensorType:
             dims.append(int(d.dim_value))
         else:
             dims.append(symbol(d.dim_param or f"{value.name}_dim{i}"))
-    return TensorType(dtype_from_onnx(tt.elem_type), tuple(dims))
+    dtype = dtype_from_onnx(tt.elem_type)
+    if too_large([d for d in dims if isinstance(d, int)], dtype):
+        raise ModelFormatError(f"model {label!r}: input {value.name!r} of shape {tuple(dims)} is over the limit of "
+                               f"{max_tensor_bytes():,} bytes per tensor")
+    return TensorType(dtype, tuple(dims))
 
 
 def _tensor(t: onnx.TensorProto, base_dir: Optional[Path], label: str) -> np.ndarray:
     dtype = dtype_from_onnx(t.data_type)
     count = int(np.prod(t.dims, dtype=np.float64)) if t.dims else 1
-    if any(d < 0 for d in t.dims) or count * dtype.itemsize > MAX_TENSOR_BYTES:
-        raise ModelFormatError(f"model {label!r}: initializer {t.name!r} has invalid or too large dims {list(t.dims)}")
+    if any(d < 0 for d in t.dims) or too_large(t.dims, dtype):
+        raise ModelFormatError(f"model {label!r}: initializer {t.name!r} has invalid or too large dims {list(t.dims)} "
+                               f"(limit {max_tensor_bytes():,} bytes per tensor)")
     if t.data_location == onnx.TensorProto.EXTERNAL:
         t = _load_external(t, base_dir, label, count * dtype.itemsize)
     try:

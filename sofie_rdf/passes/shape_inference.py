@@ -13,6 +13,7 @@ import numpy as np
 
 from ..errors import ModelFormatError, ShapeError, SofieError
 from ..ir import Model, TensorType
+from ..ir.limits import ENV_VAR, max_tensor_bytes, tensor_bytes, too_large
 from ..ops import lookup
 
 # Symbolic values are only computed for small tensors (shape arithmetic).
@@ -43,6 +44,7 @@ def infer_shapes(model: Model) -> Model:
         if named and named[-1] >= len(outputs):
             raise ModelFormatError(f"model {model.name!r}: {node} has {len(node.outputs)} outputs; "
                                    f"this operator produces at most {len(outputs)} here")
+        _check_sizes(model, node, outputs)
         _fold(op, inputs, outputs)
         model.constraints.extend(c for c in op.constraints if c not in model.constraints)
         model.runtime_dims.update((d.name, node.outputs[0]) for d in op.defined_dims)
@@ -50,6 +52,15 @@ def infer_shapes(model: Model) -> Model:
             if name:
                 tensors[name] = t
     return model
+
+
+def _check_sizes(model: Model, node, outputs: list[TensorType]) -> None:
+    """Refuse a tensor whose static size exceeds the limit, before anything computes or allocates it."""
+    for name, t in zip(node.outputs, outputs):
+        if t.is_static and too_large(t.shape, t.dtype):
+            raise ShapeError(f"model {model.name!r}: {node}: output {name!r} of shape {tuple(t.shape)} would take "
+                             f"{tensor_bytes(t.shape, t.dtype):.3g} bytes, over the limit of {max_tensor_bytes():,} "
+                             f"(environment variable {ENV_VAR})")
 
 
 def _fold(op, inputs, outputs) -> None:
