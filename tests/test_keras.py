@@ -184,3 +184,12 @@ def test_masks_are_refused():
     y = layers.LSTM(2)(layers.Embedding(10, 4, mask_zero=True, name="embed")(tokens))
     with pytest.raises(sr.UnsupportedOperatorError, match="keras masks.*'embed'"):
         sr.load(keras.Model(tokens, y, name="masked"))
+
+
+def test_hostile_layer_names(check_keras):
+    """Names reach the generated C++ only through its name table: quotes, newlines and code stay inert."""
+    x = keras.Input((4,), name='in"put*\n#include <evil>')
+    y = layers.Dense(3, name='dense"); system("rm -rf ~"); \\')(x)
+    model = _seeded(keras.Model(x, y, name="model * int main"))
+    assert sr.load(model).name == "model_int_main"
+    check_keras(model, _data(4), sources=("object", "keras"))
