@@ -96,7 +96,7 @@ class HardSigmoid(UnaryOp):
     op_type = "HardSigmoid"
     since_version = 6
     params = ("alpha", "beta")
-    expr = "std::max({T}(0), std::min({T}(1), {alpha} * x + {beta}))"
+    expr = "std::max(std::min({alpha} * x + {beta}, {T}(1)), {T}(0))"  # this operand order keeps NaN
 
     def reference(self, x):
         return np.clip(self.attrs["alpha"] * x + self.attrs["beta"], 0, 1)
@@ -130,7 +130,7 @@ class Celu(UnaryOp):
     op_type = "Celu"
     since_version = 12
     params = ("alpha",)
-    expr = "std::max({T}(0), x) + std::min({T}(0), {alpha} * (std::exp(x / {alpha}) - {T}(1)))"
+    expr = "std::max(x, {T}(0)) + std::min({alpha} * (std::exp(x / {alpha}) - {T}(1)), {T}(0))"  # keeps NaN
 
     def reference(self, x):
         a = self.attrs["alpha"]

@@ -21,7 +21,7 @@
 namespace rnn_act {
 struct Relu {
    template <typename T>
-   T operator()(T x) const { return x > T(0) ? x : T(0); }
+   T operator()(T x) const { return x < T(0) ? T(0) : x; }  // NaN stays NaN
 };
 struct Tanh {
    template <typename T>
@@ -54,7 +54,7 @@ struct ScaledTanh {
 struct HardSigmoid {
    float alpha, beta;
    template <typename T>
-   T operator()(T x) const { return std::min(T(1), std::max(T(0), T(alpha) * x + T(beta))); }
+   T operator()(T x) const { return std::max(std::min(T(alpha) * x + T(beta), T(1)), T(0)); }  // NaN stays NaN
 };
 struct Elu {
    float alpha;
