@@ -3,7 +3,13 @@
 The kernels (``kernels/conv.hxx``) see every convolution as 3-D; the emitter
 pads lower ranks with size-1 dims.  Conv runs as im2col + one product per
 image and group (BLAS for larger matrices), skips im2col for 1x1 convolutions
-with stride 1 and no pad, and uses a direct loop for depthwise layers;
+with stride 1 and no pad, and uses a direct loop for depthwise layers.
+Stride-1 float convolutions with few output channels or large kernels run as
+"shifted products" (``conv_shifted``: every (channel, tap) step is a constant
+offset in a padded copy of the image, summed in register tiles), with their
+constant weights stored in panels at generation time (:func:`pack_panels`):
+no im2col copy, and 80-90% of the core's peak where im2col + BLAS, whose
+products have few rows there, reaches 15-65%.
 ConvTranspose runs as product + col2im.  Scratch matrices come from
 :meth:`Op.workspace`, so inference allocates nothing.
 
@@ -33,6 +39,16 @@ from .registry import lookup, make_node, register
 # Depthwise layers with at most this many outputs per input channel use the direct kernel.
 DIRECT_MAX_OUTPUTS_PER_GROUP = 4
 KERNEL_RANK = 3  # the kernels' fixed spatial rank
+# Stride-1 layers use conv_shifted when they have few output channels, or kernels of this many taps or more
+# (im2col copies grow with the taps); otherwise BLAS's blocking of the im2col product is as fast or faster
+# (measured on the rootbench 5x5 stacks and resnet18's 3x3 layers, AVX2).
+SHIFTED_MAX_FEATURES = 32
+SHIFTED_MIN_TAPS = 16
+PANEL_ROWS = 6  # kConvPanelRows in kernels/conv.hxx
+# Mirrors of kernels/conv.hxx constants, for the size of conv_shifted's scratch.
+SHIFTED_SLACK = 48  # kConvTileSlack: floats the last tile reads past the padded image
+SHIFTED_CHUNK_STEPS = 512  # kConvChunkSteps: (channel, tap) steps per pass
+SHIFTED_PARTIAL_ALIGN = 96  # kConvPartialAlign
 FUSED_DOMAIN = "sofie_rdf"
 
 
@@ -52,11 +68,11 @@ class Geometry:
         """``values`` with leading ``fill`` entries up to the kernels' rank."""
         return [fill] * (KERNEL_RANK - len(values)) + list(values)
 
-    def arrays(self, ctx: EmitContext) -> str:
+    def arrays(self, ctx: EmitContext, with_strides: bool = True) -> str:
         """Declare the kernel's geometry arrays; returns them as call arguments."""
-        names = [ctx.array(label, self.padded(v, 1)) for label, v in (
-            ("image", self.image), ("grid", self.grid), ("kernel", self.kernel), ("stride", self.strides),
-            ("dilation", self.dilations))]
+        labels = [("image", self.image), ("grid", self.grid), ("kernel", self.kernel)]
+        labels += [("stride", self.strides)] if with_strides else []
+        names = [ctx.array(label, self.padded(v, 1)) for label, v in labels + [("dilation", self.dilations)]]
         names.append(ctx.array("pad", self.padded(self.pads_begin, 0), "std::ptrdiff_t"))
         return ", ".join(names)
 
@@ -164,9 +180,26 @@ class Conv(ConvBase):
         self._check_types(x, w, b, w.shape[0])
         return [TensorType(x.dtype, (x.shape[0], w.shape[0]) + geom.grid)]
 
+    def _shifted_candidate(self, w: np.ndarray) -> bool:
+        """Whether conv_shifted serves this layer: float32, ungrouped, stride 1, few output channels or large kernels."""
+        strides = self.attr("strides") or []
+        return (w.dtype == np.float32 and self.attrs["group"] == 1 and all(s == 1 for s in strides)
+                and 3 <= w.ndim <= 2 + KERNEL_RANK
+                and (w.shape[0] <= SHIFTED_MAX_FEATURES or math.prod(w.shape[2:]) >= SHIFTED_MIN_TAPS))
+
+    def pack_constants(self, constants: dict[int, np.ndarray]) -> Optional[tuple[dict[int, np.ndarray], dict[str, Any]]]:
+        """Constant weights of a conv_shifted layer stored in panels (same shape, new order: ``packed_panels``)."""
+        w = constants.get(1)
+        if w is None or self.attrs.get("packed_panels") or not self._shifted_candidate(w):
+            return None
+        return {1: pack_panels(w)}, {"packed_panels": PANEL_ROWS}
+
     def strategy(self, x: TensorType, w: TensorType, geom: Geometry) -> str:
-        """``direct`` (depthwise), ``pointwise`` (1x1, stride 1, no pad: no im2col) or ``im2col``."""
+        """``shifted`` (weights packed in panels), ``direct`` (depthwise), ``pointwise`` (1x1, stride 1, no pad:
+        no im2col) or ``im2col``."""
         group = self.attrs["group"]
+        if self.attrs.get("packed_panels"):
+            return "shifted"
         if w.shape[1] == 1 and w.shape[0] // group <= DIRECT_MAX_OUTPUTS_PER_GROUP:
             return "direct"
         if (all(k == 1 for k in geom.kernel) and all(s == 1 for s in geom.strides)
@@ -177,7 +210,10 @@ class Conv(ConvBase):
     def workspace(self, inputs, outputs) -> list[TensorType]:
         x, w = inputs[0], inputs[1]
         geom = self.geometry(x, w)
-        if self.strategy(x, w, geom) != "im2col":
+        strategy = self.strategy(x, w, geom)
+        if strategy == "shifted":
+            return shifted_workspace(geom, x.shape[1])
+        if strategy != "im2col":
             return []
         rows = w.shape[1] * math.prod(geom.kernel)
         return [TensorType(x.dtype, (rows, math.prod(geom.grid)))]
@@ -185,6 +221,8 @@ class Conv(ConvBase):
     def evaluate(self, values):
         x, w = values[0], values[1]
         b = values[2] if len(values) > 2 else None
+        if self.attrs.get("packed_panels"):
+            w = unpack_panels(w)
         geom = self.geometry(TensorType(x.dtype, x.shape), TensorType(w.dtype, w.shape))
         return [conv_reference(x, w, b, geom, self.attrs["group"]).astype(x.dtype)]
 
@@ -193,8 +231,12 @@ class Conv(ConvBase):
         geom = self.geometry(x, w)
         strategy = self.strategy(x, w, geom)
         data, sizes = self._operands(ctx)
-        shape = geom.arrays(ctx)
         act = self._activation(ctx, x.dtype)
+        if strategy == "shifted":
+            counts = f"{ctx.dim(x.shape[0])}, {x.shape[1]}, {ctx.outputs[0].shape[1]}"  # ungrouped, stride 1
+            return (f"kernels::conv_shifted({data}, {ctx.w(0)}, {ctx.w(1)}, {counts}, "
+                    f"{geom.arrays(ctx, with_strides=False)}, {act});")
+        shape = geom.arrays(ctx)
         if strategy == "direct":
             return f"kernels::conv_direct({data}, {sizes}, {shape}, {act});"
         col = ctx.w(0) if strategy == "im2col" else "nullptr"
@@ -265,6 +307,38 @@ class ConvTranspose(ConvBase):
                 f"{self._activation(ctx, x.dtype)});")
 
 
+# ---- conv_shifted: scratch and weight panels ---------------------------------
+
+def shifted_workspace(geom: Geometry, channels: int) -> list[TensorType]:
+    """conv_shifted's float scratch (padded image, slack, partial sums; see kernels/conv.hxx) and its step offsets."""
+    padded = [g + (k - 1) * d for g, k, d in zip(geom.grid, geom.kernel, geom.dilations)]
+    steps = channels * math.prod(geom.kernel)
+    scratch = channels * math.prod(padded) + SHIFTED_SLACK
+    if steps > SHIFTED_CHUNK_STEPS:  # partial sums of one panel between passes
+        grid = geom.padded(geom.grid, 1)
+        full = geom.padded(tuple(padded), 1)
+        positions = ((grid[0] - 1) * full[1] + grid[1] - 1) * full[2] + grid[2]
+        scratch += PANEL_ROWS * -(-positions // SHIFTED_PARTIAL_ALIGN) * SHIFTED_PARTIAL_ALIGN
+    return [TensorType(np.dtype(np.float32), (scratch,)), TensorType(np.dtype(np.int64), (steps,))]
+
+
+def pack_panels(w: np.ndarray) -> np.ndarray:
+    """Weights (M, C, k...) reordered for conv_shifted: blocks of PANEL_ROWS output channels (the last block
+    the rest), each stored K x rows so that one step over (c, tap) reads the block's weights side by side."""
+    flat = w.reshape(w.shape[0], -1)
+    blocks = [flat[m:m + PANEL_ROWS].T.ravel() for m in range(0, w.shape[0], PANEL_ROWS)]
+    return np.concatenate(blocks).reshape(w.shape)
+
+
+def unpack_panels(w: np.ndarray) -> np.ndarray:
+    """The inverse of :func:`pack_panels`."""
+    m, depth = w.shape[0], w[0].size
+    panels = w.ravel()
+    rows = [panels[s * depth:(s + r) * depth].reshape(depth, r).T
+            for s, r in ((s, min(PANEL_ROWS, m - s)) for s in range(0, m, PANEL_ROWS))]
+    return np.concatenate(rows).reshape(w.shape)
+
+
 # ---- numpy references (constant folding) -----------------------------------
 
 def _taps(geom: Geometry, count: tuple[int, ...]):
@@ -329,6 +403,11 @@ class FusedActivation:
     """Mixin: the activation named by the node's attributes, applied by the base op's emitted code."""
 
     attr_defaults = {"activation": "Identity", "activation_version": 0}
+
+    @property
+    def kernels(self) -> tuple[str, ...]:
+        """The base op's kernels and those the activation's code calls (e.g. fastmath for Sigmoid)."""
+        return tuple(dict.fromkeys(super().kernels + tuple(self.activation_op().kernels)))
 
     def activation_op(self) -> Op:
         attrs = self.attrs

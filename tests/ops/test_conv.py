@@ -125,6 +125,19 @@ def test_conv_large_image_uses_blas(check_model):
     check_model(model, feeds, rtol=1e-3, atol=1e-4)
 
 
+@pytest.mark.parametrize("x_shape, w_shape, attrs", [
+    ((3, 32, 12, 13), (7, 32, 5, 5), {"pads": [2, 2, 2, 2]}),  # 800 channel x tap steps: two passes; 7 = 6 + tail
+    ((2, 40, 9, 10), (13, 40, 3, 3), {"pads": [1, 0, 2, 1], "dilations": [2, 1]}),
+    ((1, 70, 10, 10), (40, 70, 5, 5), {"pads": [2, 2, 2, 2]}),  # 1750 steps, 40 = 6 * 6 + 4
+    ((2, 2, 6, 7, 8), (3, 2, 3, 3, 3), {"pads": [1, 1, 1, 1, 1, 1]}),
+])
+def test_conv_shifted_kernel_passes_and_tails(check_model, x_shape, w_shape, attrs):
+    """The stride-1 direct kernel: several accumulation passes, output channels not a multiple of its block, batch > 1."""
+    model, feeds = _conv_model("Conv", x_shape, w_shape, attrs, act=helper.make_node("Relu", ["t"], ["y"]))
+    assert "conv_shifted" in sr.load(model).code().header
+    check_model(model, feeds, rtol=1e-4, atol=1e-4, backend="native")
+
+
 @pytest.mark.parametrize("op", ["Conv", "ConvTranspose"])
 def test_symbolic_batch(check_model, op):
     w_shape = (6, 4, 3, 3) if op == "Conv" else (4, 3, 3, 3)

@@ -238,3 +238,233 @@ inline void conv_transpose_gemm(const T *x, const T *w, const Opt<T> *bias, T *y
    }
    conv_activate(y, batch * features * image_size, act);
 }
+
+// ---- stride-1 convolution as shifted products ------------------------------
+//
+// With stride 1, output position o reads input position o + k * dilation - pad in every dim.  In a
+// zero-padded copy of one image whose dims are P = grid + (kernel - 1) * dilation, the flattened output
+// position p = (od * P1 + oh) * P2 + ow reads the padded input at p + t(c, kd, kh, kw), an offset that is
+// the same for every output position.  The convolution then is, per (input channel, kernel tap) step, a
+// contiguous input vector times one weight per output channel: no im2col copy, and a register tile of
+// outputs (a few channels x a few vectors of positions) that stays in registers over the steps.
+// Positions whose oh or ow lie in the padding are computed and dropped (a few percent for large images).
+// Many steps are taken in passes of kConvChunkSteps, so that the input rows a pass reads stay in the L1
+// cache from one tile to the next; partial sums between passes go to scratch.
+//
+// The weights are stored in panels (ops/conv.py, pack_panels): output channels in blocks of
+// kConvPanelRows, each block K x rows with K = channels * kd * kh * kw in (c, kd, kh, kw) order, the
+// block's rows side by side.  The last block holds the remaining rows.
+// Scratch (sized by ops/conv.py, shifted_workspace): the padded image, kConvTileSlack floats that the
+// last tile reads past it, then kConvPanelRows rows of partial sums (when there are several passes);
+// and the table of step offsets.
+
+typedef float conv_vfloat __attribute__((vector_size(32))); // 8 floats: one AVX register, two SSE ones
+constexpr size_t kConvLanes = sizeof(conv_vfloat) / sizeof(float);
+constexpr size_t kConvPanelRows = 6; // output channels per register tile (6 x 2 vectors, as BLIS's AVX2 kernel)
+
+// Vectors of positions per register tile of `rows` output channels: accumulators, the input vectors and one
+// broadcast weight fit the 16 AVX registers.
+constexpr size_t conv_tile_vectors(size_t rows)
+{
+   return rows >= 4 ? 2 : rows == 3 ? 3 : rows == 2 ? 4 : 6;
+}
+constexpr size_t kConvTileSlack = 6 * kConvLanes; // widest tile: floats read past the last position
+constexpr size_t kConvPartialAlign = 96;          // a multiple of every tile width
+constexpr size_t kConvChunkSteps = 512;           // (channel, tap) steps summed per pass: their input stays in cache
+
+// Geometry of one shifted convolution, derived once per call from the emitted arrays.
+struct ConvShifted {
+   size_t padded[3], tap_step[3], kernel[3], grid[3];
+   size_t plane, grid_size, positions;
+
+   ConvShifted(const size_t *grid_, const size_t *kernel_, const size_t *dilation)
+   {
+      for (size_t i = 0; i < 3; ++i) {
+         padded[i] = grid_[i] + (kernel_[i] - 1) * dilation[i];
+         kernel[i] = kernel_[i];
+         grid[i] = grid_[i];
+      }
+      tap_step[2] = dilation[2];
+      tap_step[1] = dilation[1] * padded[2];
+      tap_step[0] = dilation[0] * padded[1] * padded[2];
+      plane = padded[0] * padded[1] * padded[2];
+      grid_size = grid[0] * grid[1] * grid[2];
+      positions = ((grid[0] - 1) * padded[1] + grid[1] - 1) * padded[2] + grid[2]; // up to the last output
+   }
+   // Row stride of the partial sums between passes: positions rounded up to whole tiles.
+   size_t partial_stride() const
+   {
+      return (positions + kConvPartialAlign - 1) / kConvPartialAlign * kConvPartialAlign;
+   }
+};
+
+// Loads each input vector once per tap: left alone, GCC folds it into every row's multiply-add, which
+// makes the tile load-bound (it treats the memory operand as free).  An empty asm statement that claims to
+// modify the vector in a vector register makes the compiler hold it in one; no instruction is emitted.
+#if defined(__GNUC__) && defined(__AVX__)
+#define conv_keep_in_register(v) __asm__("" : "+x"(v))
+#else
+#define conv_keep_in_register(v) static_cast<void>(v)
+#endif
+
+// One register tile: Rows output channels x Vectors * kConvLanes flattened positions starting at xp, summed
+// over `steps` (channel, tap) steps, plus `start` (rows start_stride apart), or the bias when start is
+// null; written to out (rows out_stride apart).  Not inlined: compiled on its own, the accumulators stay
+// in registers, where inlined into the loops around it GCC spills some of them.
+template <size_t Rows, size_t Vectors>
+[[gnu::noinline]] void conv_shifted_tile(const std::int64_t *offsets, size_t steps, const float *xp,
+                                         const float *panel, const float *bias, const float *start,
+                                         size_t start_stride, float *out, size_t out_stride)
+{
+   conv_vfloat acc[Rows][Vectors];
+   for (size_t i = 0; i < Rows; ++i)
+      for (size_t j = 0; j < Vectors; ++j)
+         acc[i][j] = (bias && !start ? bias[i] : 0.0f) - conv_vfloat{}; // x - (+0) is x: a broadcast
+   const float *w = panel;
+   for (size_t k = 0; k < steps; ++k, w += Rows) {
+      const float *src = xp + offsets[k];
+      conv_vfloat in[Vectors];
+#pragma GCC unroll 8
+      for (size_t j = 0; j < Vectors; ++j) {
+         std::memcpy(&in[j], src + j * kConvLanes, sizeof(conv_vfloat));
+         conv_keep_in_register(in[j]);
+      }
+#pragma GCC unroll 8
+      for (size_t i = 0; i < Rows; ++i) {
+         const conv_vfloat wi = w[i] - conv_vfloat{};
+#pragma GCC unroll 8
+         for (size_t j = 0; j < Vectors; ++j)
+            acc[i][j] += wi * in[j];
+      }
+   }
+   for (size_t i = 0; i < Rows; ++i)
+      for (size_t j = 0; j < Vectors; ++j) {
+         if (start) { // added at the end: sums of a pass are rounded apart from the long running total
+            conv_vfloat before;
+            std::memcpy(&before, start + i * start_stride + j * kConvLanes, sizeof before);
+            acc[i][j] += before;
+         }
+         std::memcpy(out + i * out_stride + j * kConvLanes, &acc[i][j], sizeof(conv_vfloat));
+      }
+}
+
+// Copies the valid positions of a tile (rows x width floats for flattened positions [p, p + width)) into
+// y (channel stride grid_size), applying act.
+template <typename F>
+inline void conv_shifted_store(const ConvShifted &s, const float *tile, size_t rows, size_t width, size_t p, float *y,
+                               F act)
+{
+   size_t ow = p % s.padded[2], oh = p / s.padded[2] % s.padded[1], od = p / s.padded[2] / s.padded[1];
+   for (size_t j = 0; j < width;) {
+      const size_t run = std::min(width - j, s.padded[2] - ow);
+      if (od < s.grid[0] && oh < s.grid[1] && ow < s.grid[2]) {
+         const size_t valid = std::min(run, s.grid[2] - ow), out = (od * s.grid[1] + oh) * s.grid[2] + ow;
+         for (size_t i = 0; i < rows; ++i)
+            for (size_t k = 0; k < valid; ++k)
+               y[i * s.grid_size + out + k] = act(tile[i * width + j + k]);
+      }
+      j += run;
+      ow += run;
+      if (ow == s.padded[2]) {
+         ow = 0;
+         if (++oh == s.padded[1]) {
+            oh = 0;
+            ++od;
+         }
+      }
+   }
+}
+
+// Every position for the block of `rows` <= Rows output channels whose panel starts at `panel`, in tiles
+// as wide as that many rows allow.
+template <size_t Rows, typename F>
+inline void conv_shifted_block(size_t rows, const ConvShifted &s, const std::int64_t *offsets, size_t steps,
+                               const float *xp, float *partial, const float *panel, const float *bias, float *y, F act)
+{
+   if constexpr (Rows > 1) {
+      if (rows < Rows) {
+         conv_shifted_block<Rows - 1>(rows, s, offsets, steps, xp, partial, panel, bias, y, act);
+         return;
+      }
+   }
+   constexpr size_t Vectors = conv_tile_vectors(Rows), width = Vectors * kConvLanes;
+   alignas(sizeof(conv_vfloat)) float tile[Rows * width];
+   const size_t stride = s.partial_stride();
+   for (size_t k = 0; k < steps; k += kConvChunkSteps) {
+      const size_t count = std::min(kConvChunkSteps, steps - k);
+      const bool last = k + count == steps;
+      for (size_t p = 0; p < s.positions; p += width) {
+         const float *start = k ? partial + p : nullptr;
+         if (!last) {
+            conv_shifted_tile<Rows, Vectors>(offsets + k, count, xp + p, panel + k * Rows, bias, start, stride,
+                                             partial + p, stride);
+            continue;
+         }
+         conv_shifted_tile<Rows, Vectors>(offsets + k, count, xp + p, panel + k * Rows, bias, start, stride, tile,
+                                          width);
+         conv_shifted_store(s, tile, Rows, width, p, y, act);
+      }
+   }
+}
+
+// All output channels of one padded image, in blocks of Rows.
+template <size_t Rows, typename F>
+inline void conv_shifted_image(const ConvShifted &s, const std::int64_t *offsets, size_t steps, const float *xp,
+                               float *partial, const float *w, const float *bias, float *y, size_t features, F act)
+{
+   for (size_t m = 0; m < features; m += Rows)
+      conv_shifted_block<Rows>(std::min(Rows, features - m), s, offsets, steps, xp, partial, w + m * steps,
+                               bias ? bias + m : nullptr, y + m * s.grid_size, act);
+}
+
+// The offset in the padded input of every (channel, tap) step, in the weights' order; returns their count.
+inline size_t conv_shifted_offsets(const ConvShifted &s, size_t channels, std::int64_t *offsets)
+{
+   size_t k = 0;
+   for (size_t c = 0; c < channels; ++c)
+      for (size_t kd = 0; kd < s.kernel[0]; ++kd)
+         for (size_t kh = 0; kh < s.kernel[1]; ++kh)
+            for (size_t kw = 0; kw < s.kernel[2]; ++kw)
+               offsets[k++] = static_cast<std::int64_t>(c * s.plane + kd * s.tap_step[0] + kh * s.tap_step[1] +
+                                                        kw * s.tap_step[2]);
+   return k;
+}
+
+// Copies one image into the zero-padded scratch xp (whose padding is cleared when `clear`: later images
+// leave it untouched).
+inline void conv_shifted_pad(const float *x, size_t channels, const size_t *image, const std::ptrdiff_t *pad,
+                             const ConvShifted &s, float *xp, bool clear)
+{
+   if (clear)
+      std::fill(xp, xp + channels * s.plane + kConvTileSlack, 0.0f);
+   for (size_t c = 0; c < channels; ++c)
+      for (size_t d = 0; d < image[0]; ++d)
+         for (size_t h = 0; h < image[1]; ++h) {
+            const float *src = x + ((c * image[0] + d) * image[1] + h) * image[2];
+            const size_t dst = ((d + pad[0]) * s.padded[1] + h + pad[1]) * s.padded[2] + pad[2];
+            std::copy(src, src + image[2], xp + c * s.plane + dst);
+         }
+}
+
+// Stride-1, ungrouped float convolution (see above) with panel-packed weights; xp is the float scratch,
+// offsets room for channels * kd * kh * kw steps.
+template <typename F>
+inline void conv_shifted(const float *x, const float *w, const float *bias, float *y, float *xp,
+                         std::int64_t *offsets, size_t batch, size_t channels, size_t features, const size_t *image,
+                         const size_t *grid, const size_t *kernel, const size_t *dilation, const std::ptrdiff_t *pad,
+                         F act)
+{
+   const ConvShifted s(grid, kernel, dilation);
+   const size_t steps = conv_shifted_offsets(s, channels, offsets);
+   float *partial = xp + channels * s.plane + kConvTileSlack;
+   for (size_t n = 0; n < batch; ++n) {
+      conv_shifted_pad(x + n * channels * image[0] * image[1] * image[2], channels, image, pad, s, xp, n == 0);
+      float *yn = y + n * features * s.grid_size;
+      switch (std::min(features, kConvPanelRows)) { // fewer output channels than a panel: wider tiles
+      case 1: conv_shifted_image<1>(s, offsets, steps, xp, partial, w, bias, yn, features, act); break;
+      case 2: conv_shifted_image<2>(s, offsets, steps, xp, partial, w, bias, yn, features, act); break;
+      case 3: conv_shifted_image<3>(s, offsets, steps, xp, partial, w, bias, yn, features, act); break;
+      default: conv_shifted_image<kConvPanelRows>(s, offsets, steps, xp, partial, w, bias, yn, features, act); break;
+      }
+   }
+}
