@@ -27,9 +27,11 @@ test-full: $(STAMP)
 conformance: $(STAMP)
 	$(PYTHON) tests/onnx_conformance.py
 
-# RDataFrame throughput against onnxruntime (a few minutes); writes benchmarks/results/.
+# RDataFrame throughput and per-model latency/memory against onnxruntime and torch (about 20 minutes);
+# writes benchmarks/results/. `make bench BENCH_ARGS=--quick` is a short run into benchmarks/results/quick/.
 bench: $(STAMP)
-	$(PYTHON) -m benchmarks
+	$(PYTHON) -c "import matplotlib" 2>/dev/null || $(PIP) install --quiet matplotlib
+	$(PYTHON) -m benchmarks $(BENCH_ARGS)
 
 # The ONNX parser fuzz target, long (tests/fuzz/onnx_parser.py; make test runs 1,500 iterations).
 fuzz: $(STAMP)

@@ -1,12 +1,30 @@
-"""``python -m benchmarks``: every benchmark, one after the other."""
+"""``python -m benchmarks [--quick]``: every benchmark, one after the other.
+
+``--quick`` is a short smoke run (10^5 events, a few small models, short
+measurements) whose tables go to ``benchmarks/results/quick/``, leaving the
+full results alone.
+"""
 
 from __future__ import annotations
 
-from . import rdf_throughput
+import argparse
+from typing import Optional
+
+from . import latency, rdf_throughput
+
+QUICK_EVENTS = 10**5
 
 
-def main() -> None:
-    rdf_throughput.main()
+def main(argv: Optional[list[str]] = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a short run; results in benchmarks/results/quick/")
+    args = parser.parse_args(argv)
+    if args.quick:
+        rdf_throughput.main(["--events", str(QUICK_EVENTS), "--results", str(latency.RESULTS / "quick")])
+        latency.main(["--quick"])
+    else:
+        rdf_throughput.main([])
+        latency.main([])
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ The 10^6-event input file is made once with uproot from the generator of
 ``sofie-rdf-bench`` folder in the system temp dir); it is not committed.
 
 Run: ``python -m benchmarks`` (all benchmarks) or ``python -m benchmarks.rdf_throughput
-[--events N]``.  Writes ``benchmarks/results/rdf_throughput.md`` and prints it.
+[--events N] [--results DIR]``.  Writes ``benchmarks/results/rdf_throughput.md`` and prints it.
 """
 
 from __future__ import annotations
@@ -247,6 +247,7 @@ def table(rows: list[Row], n_events: int) -> str:
 def main(argv: Optional[list[str]] = None) -> str:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.rdf_throughput", description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=EVENTS, help="number of events (default 10^6)")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="folder of the table (default benchmarks/results)")
     args = parser.parse_args(argv)
 
     features = list(_make_higgs().FEATURES)
@@ -275,8 +276,8 @@ def main(argv: Optional[list[str]] = None) -> str:
     if max(scores) - min(scores) > 1e-3 * abs(max(scores)):
         raise RuntimeError(f"the methods disagree on the sum of the scores: {scores}")
     text = table(rows, args.events)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "rdf_throughput.md").write_text(text)
+    args.results.mkdir(parents=True, exist_ok=True)
+    (args.results / "rdf_throughput.md").write_text(text)
     print(text)
     return text
 
