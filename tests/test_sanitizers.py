@@ -5,6 +5,8 @@ UndefinedBehaviorSanitizer (any report aborts: ``-fno-sanitize-recover``),
 run through both ``infer`` overloads, and its outputs compared with
 onnxruntime's: no out-of-bounds access, no use of freed or uninitialized
 arena memory that ASan sees, no signed overflow or misaligned access, no leak.
+The same builds use ``-Wall -Wextra -Werror -Wshadow -Wconversion``: the
+generated code has no implicit narrowing or shadowed names.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from test_codegen import assert_matches, blas_flags, build_and_run, needs_gxx
 
 import sofie_rdf as sr
 
-SANITIZE = ["-g", "-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer"]
+SANITIZE = ["-g", "-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer",
+            "-Wshadow", "-Wconversion"]  # with the -Wall -Wextra -Werror of build_and_run
 
 
 def _init(*shape: int, seed: int = 0, scale: float = 0.5) -> np.ndarray:
