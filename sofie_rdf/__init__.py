@@ -15,6 +15,16 @@ __version__ = "0.1.0"
 from . import rdf  # noqa: E402
 from .api import from_keras, from_onnx, from_pytorch, from_root, load  # noqa: E402
 from .compile import compile  # noqa: E402,A004
+from .custom import (  # noqa: E402
+    Op,
+    OperatorRegistrationError,
+    TensorType,
+    custom_op,
+    keras_layer,
+    register_op,
+    unregister_keras_layer,
+    unregister_op,
+)
 from .errors import (  # noqa: E402
     CompilationError,
     ModelFormatError,
@@ -28,7 +38,8 @@ from .reader import Reader  # noqa: E402
 from .session import Session  # noqa: E402
 
 __all__ = [
-    "CompilationError", "Model", "ModelFormatError", "Reader", "Session", "ShapeError", "SofieError", "TensorInfo",
-    "UnsupportedOperatorError", "__version__", "compile", "from_keras", "from_onnx", "from_pytorch", "from_root", "load",
-    "rdf",
+    "CompilationError", "Model", "ModelFormatError", "Op", "OperatorRegistrationError", "Reader", "Session", "ShapeError",
+    "SofieError", "TensorInfo", "TensorType", "UnsupportedOperatorError", "__version__", "compile", "custom_op",
+    "from_keras", "from_onnx", "from_pytorch", "from_root", "keras_layer", "load", "rdf", "register_op",
+    "unregister_keras_layer", "unregister_op",
 ]

@@ -45,7 +45,7 @@ def _compile_jit(model: Model, weights: str) -> Session:
         code = model.code(namespace=namespace, weights=weights)
     folder = _cache_dir() / "jit" / f"{code.name}-{code.digest[:24]}"
     files = write_files(code, folder)
-    jit_declare(code)
+    jit_declare(code, folder)
     return Session(code, namespace, "jit", files.weights, folder)
 
 

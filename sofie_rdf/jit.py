@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Optional
+
 from . import _root
 from .codegen import GeneratedCode
 from .codegen.header import half_types_source
+from .errors import SofieError
 
 # Ask Cling for optimised code for what follows (it defaults to less).
 _OPTIMIZE = "#pragma cling optimize(3)\n"
@@ -24,9 +28,21 @@ def namespace_for(name: str, digest: str) -> str:
 _NAMESPACES: dict[str, str] = {}
 
 
-def jit_declare(code: GeneratedCode) -> None:
-    """Declare the header of ``code`` (already namespaced) into Cling, once."""
+def jit_declare(code: GeneratedCode, folder: Optional[Path] = None) -> None:
+    """Declare the header of ``code`` (already namespaced) into Cling, once.
+
+    A header that includes custom operator headers is included from ``folder``, where
+    ``write_files`` put it next to them, so its ``#include "file.h"`` lines find them.
+    """
     _root.load_blas()
     if "SOFIE_RDF_HALF_TYPES" in code.header:
         _root.declare("half-types", half_types_source())
-    _root.declare(f"jit:{code.namespace}:{code.digest}", _OPTIMIZE + code.header)
+    source = code.header
+    if code.includes:
+        if folder is None:
+            raise ValueError("a header with custom operator includes is declared from the folder holding them")
+        path = str(folder.resolve() / f"{code.name}.hxx")
+        if not path.isprintable() or any(c in path for c in '"\\'):  # a header name has no escapes
+            raise SofieError(f"model {code.name!r}: cannot #include {path!r}; set SOFIE_RDF_CACHE to a plainer folder")
+        source = f'#include "{path}"\n'
+    _root.declare(f"jit:{code.namespace}:{code.digest}", _OPTIMIZE + source)

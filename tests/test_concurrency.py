@@ -70,7 +70,7 @@ def test_two_processes_compile_one_model_at_once(tmp_path):
     procs = [subprocess.Popen([sys.executable, "-c", _COMPILE, str(path)], env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for _ in range(2)]
     results = [p.communicate(timeout=300) for p in procs]
-    for p, (out, err) in zip(procs, results):
+    for p, (_, err) in zip(procs, results):
         assert p.returncode == 0, err[-3000:]
     assert json.loads(results[0][0]) == json.loads(results[1][0])
     libraries = list((tmp_path / "cache").rglob("*.so"))

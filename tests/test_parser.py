@@ -180,3 +180,40 @@ def test_name_from_file(tmp_path):
     path.write_bytes(relu_model().SerializeToString())
     assert sr.load(str(path)).name == "my_model_v2"
     assert sr.load(str(path), name="Other").name == "Other"
+
+
+def test_unknown_attribute_refused():
+    """An attribute the schema does not know (e.g. one the passes reserve, like packed_w) is refused."""
+    node = helper.make_node("LSTM", ["x", "W", "R"], ["y"], hidden_size=2, packed_w=1, name="lstm")
+    rng = np.random.default_rng(0)
+    init = {"W": rng.standard_normal((1, 8, 3)).astype(np.float32), "R": rng.standard_normal((1, 8, 2)).astype(np.float32)}
+    model = make_model([node], [("x", np.float32, [4, 1, 3])], [("y", np.float32, None)], init, name="sneaky")
+    with pytest.raises(sr.ModelFormatError, match=r"'sneaky'.*'lstm'.*unknown attribute\(s\) 'packed_w'"):
+        sr.load(model)
+
+
+def test_internal_domain_refused():
+    node = helper.make_node("FusedGemm", ["x", "W"], ["y"], domain="sofie_rdf", name="fused", activation="Relu")
+    model = make_model([node], [("x", np.float32, [1, 2])], [("y", np.float32, None)],
+                       {"W": np.ones((2, 2), np.float32)}, name="internal")
+    model.opset_import.append(helper.make_opsetid("sofie_rdf", 1))
+    with pytest.raises(sr.ModelFormatError, match="'fused'.*reserved"):
+        sr.load(model)
+
+
+def test_absurd_sizes_refused_before_allocation(monkeypatch):
+    """Inputs, initializers and intermediate tensors over the per-tensor limit (configurable) are refused at load."""
+    big_input = relu_model()
+    big_input.graph.input[0].type.tensor_type.shape.dim[1].dim_value = 10**12
+    with pytest.raises(sr.ModelFormatError, match="input 'x'.*over the limit"):
+        sr.load(big_input)
+    shape = numpy_helper.from_array(np.array([10**6, 10**6], np.int64), "shape")
+    node = helper.make_node("ConstantOfShape", ["shape"], ["y"], name="fill")
+    huge = make_model([node], [], [("y", np.float32, None)], {"shape": numpy_helper.to_array(shape)}, name="huge")
+    with pytest.raises(sr.ShapeError, match=r"'huge'.*'fill'.*over the limit.*SOFIE_RDF_MAX_TENSOR_BYTES"):
+        sr.load(huge)
+    monkeypatch.setenv("SOFIE_RDF_MAX_TENSOR_BYTES", "1000")
+    with pytest.raises(sr.ModelFormatError, match="initializer 'W'.*limit 1,000 bytes"):
+        sr.load(make_model([helper.make_node("MatMul", ["x", "W"], ["y"])], [("x", np.float32, [1, 16])],
+                           [("y", np.float32, None)], {"W": np.ones((16, 16), np.float32)}))
+    sr.load(relu_model())  # small models stay fine

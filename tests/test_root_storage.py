@@ -64,16 +64,18 @@ def typed() -> onnx.ModelProto:
 
 
 def opaque_attributes() -> onnx.ModelProto:
-    """A string attribute the op reads (Gelu's approximate) and ones no op reads: a string and a subgraph."""
+    """A string attribute the op reads (Gelu's approximate); a custom-domain node's string and subgraph attributes."""
     body = helper.make_graph([helper.make_node("Identity", ["a"], ["b"])], "body",
                              [helper.make_tensor_value_info("a", onnx.TensorProto.FLOAT, [1])],
                              [helper.make_tensor_value_info("b", onnx.TensorProto.FLOAT, [1])])
-    nodes = [helper.make_node("Gelu", ["x"], ["g"], approximate="tanh"),
-             helper.make_node("Relu", ["g"], ["y"], note="kept as is", body=body)]
-    return make_model(nodes, [("x", np.float32, ("N", 5))], [("y", np.float32, ("N", 5))], opset=20, name="opaque")
+    nodes = [helper.make_node("Gelu", ["x"], ["g"], approximate="tanh"), helper.make_node("Relu", ["g"], ["y"]),
+             helper.make_node("Mystery", ["y"], ["z"], domain="com.example", note="kept as is", body=body)]
+    model = make_model(nodes, [("x", np.float32, ("N", 5))], [("z", np.float32, ("N", 5))], opset=20, name="opaque")
+    model.opset_import.append(helper.make_opsetid("com.example", 1))
+    return model
 
 
-MODELS = {"mlp": mlp, "convnet": conv_net, "typed": typed, "opaque": opaque_attributes}
+MODELS = {"mlp": mlp, "convnet": conv_net, "typed": typed}
 
 
 def feeds_for(model: sr.Model, batch: int = 3) -> list[np.ndarray]:
@@ -119,8 +121,8 @@ def test_round_trip_is_exact(kind, tmp_path):
 def test_attributes_of_every_kind_round_trip(tmp_path):
     """Raw IR: tensor and opaque attributes, tuples, None, numpy scalars; 0-d, empty and 16-bit tensors."""
     graph = parse_onnx(opaque_attributes())
-    relu = graph.nodes[1]
-    relu.attrs.update(ints=[1, -2], floats=[0.5, float("inf")], strings=["a", "ü"], nested=[(1, "x"), [2.5, None]],
+    custom = graph.nodes[2]  # a custom-domain node: no schema checks its attributes
+    custom.attrs.update(ints=[1, -2], floats=[0.5, float("inf")], strings=["a", "ü"], nested=[(1, "x"), [2.5, None]],
                       flag=True, scalar=np.float32(1.5), table=random_array((2, 3), np.int8, seed=1))
     graph.initializers.update(empty=np.zeros((0, 4), np.float32), zero_d=np.array(7, np.int64),
                               bf=random_array((3,), seed=2).astype(ml_dtypes.bfloat16), u64=np.array([2**64 - 1], np.uint64))
@@ -128,13 +130,13 @@ def test_attributes_of_every_kind_round_trip(tmp_path):
     save_root(graph, path, "raw")
     back = load_root(path, "raw")
     assert_same_bits(graph.initializers, back.initializers)
-    got = back.nodes[1].attrs
-    for k, v in relu.attrs.items():
+    got = back.nodes[2].attrs
+    for k, v in custom.attrs.items():
         if isinstance(v, np.ndarray):
             assert got[k].dtype == v.dtype and got[k].tobytes() == v.tobytes()
         else:
             assert got[k] == v and type(got[k]) is type(v), k
-    assert isinstance(got["body"], onnx.AttributeProto) and got["body"] == relu.attrs["body"]
+    assert isinstance(got["body"], onnx.AttributeProto) and got["body"] == custom.attrs["body"]
     assert back.tensors["x"].shape == graph.tensors["x"].shape
     assert (back.opsets, back.source, back.doc) == (graph.opsets, graph.source, graph.doc)
 

@@ -32,9 +32,12 @@ def generate_code(model: Model, name: str, namespace: Optional[str] = None, weig
 
 
 def write_files(code: GeneratedCode, outdir: str | os.PathLike) -> GeneratedFiles:
-    """Write ``<Name>.hxx`` and, unless embedded, its weights (``<Name>.dat`` or ``<Name>.root``) into ``outdir``."""
+    """Write ``<Name>.hxx``, the custom operator headers it includes and, unless embedded, its weights
+    (``<Name>.dat`` or ``<Name>.root``) into ``outdir``."""
     outdir = Path(outdir)
     header = atomic_write(outdir / f"{code.name}.hxx", code.header)
+    for file_name, text in code.includes.items():  # custom operator headers, included by file name
+        atomic_write(outdir / file_name, text)
     weights = None
     if code.weights_mode == "dat":
         weights = write_dat(outdir / f"{code.name}.dat", code.weights)

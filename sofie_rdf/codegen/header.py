@@ -32,7 +32,7 @@ from ..passes import MemoryPlan
 from ..passes.memory_planning import runtime_sized, slot_position
 from ..passes.shape_inference import op_for
 from .context import NodeContext, cpp_literal
-from .kernels import kernel_order, kernel_source
+from .kernels import include_lines, kernel_order, kernel_source, user_headers
 from .names import NameTable, comment, string_literal
 from .weights import ROOT_READER_SOURCE, ROOT_VECTOR_TYPES, root_weights_dir
 
@@ -65,11 +65,15 @@ class GeneratedCode:
     runtime_dims: list[str] = field(default_factory=list)
     # C++ declarations of the Session members (for interface-only headers)
     signatures: dict[str, str] = field(default_factory=dict)
+    # user headers of custom operators: file name -> text, written next to the header (it includes them by name)
+    includes: dict[str, str] = field(default_factory=dict)
 
     @property
     def digest(self) -> str:
         """Hash of the source and weights: the compile-cache key."""
         h = hashlib.sha256(self.header.encode())
+        for file_name, text in self.includes.items():
+            h.update(f"{file_name}\0{text}\0".encode())
         for tag, value in self.weights.items():
             h.update(tag.encode())
             h.update(np.ascontiguousarray(value).tobytes())
@@ -152,10 +156,14 @@ class HeaderWriter:
 
     # ---- sections ------------------------------------------------------------
     def write(self) -> GeneratedCode:
-        used = {k for n in self.model.nodes for k in op_for(self.model, n).kernels}
+        ops = [op_for(self.model, n) for n in self.model.nodes]
+        used = {k for op in ops for k in op.kernels}
+        includes = user_headers(ops, self.model.name)
         uses_blas = "gemm" in kernel_order(used)  # directly or through a "requires" line
         parts = [self._banner(), f"#ifndef {self.namespace}_HXX", f"#define {self.namespace}_HXX", ""]
         parts += [f"#include <{h}>" for h in _INCLUDES] + [""]
+        if includes:
+            parts += include_lines(includes) + [""]
         if self.weights_mode == "root":
             parts += ["#include <TFile.h>  // weights=\"root\": the Session reads its weights with ROOT", ""]
         if uses_blas:
@@ -189,6 +197,7 @@ class HeaderWriter:
                 "infer_vectors_args": ", ".join(self._arg_names(False)),
                 **({"runtime_dim": "size_t runtime_dim(size_t k) const"} if self.model.runtime_dims else {}),
             },
+            includes=includes,
         )
 
     def _banner(self) -> str:

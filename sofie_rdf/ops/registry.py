@@ -20,6 +20,8 @@ from ..ir import Model, Node
 _REGISTRY: dict[tuple[str, str], list[type]] = {}
 
 DEFAULT_DOMAINS = ("", "ai.onnx")
+# Nodes the passes make (fused operators); a model file may not contain them.
+INTERNAL_DOMAIN = "sofie_rdf"
 
 
 def _domain_key(domain: str) -> str:
@@ -43,6 +45,19 @@ def lookup(op_type: str, domain: str = "", version: int = 0) -> Optional[type]:
         return versions[-1]
     usable = [c for c in versions if c.since_version <= version]
     return usable[-1] if usable else None
+
+
+def versions_of(op_type: str, domain: str = "") -> list[type]:
+    """The implementation classes registered for an op type, oldest version first (a copy)."""
+    return list(_REGISTRY.get((_domain_key(domain), op_type), ()))
+
+
+def replace_versions(op_type: str, domain: str, classes: list[type]) -> None:
+    """Make ``classes`` the implementations of an op type (none: unregister it); for ``sofie_rdf.custom``."""
+    key = (_domain_key(domain), op_type)
+    _REGISTRY.pop(key, None)
+    for cls in classes:
+        register(cls)
 
 
 def registered_op_types() -> list[str]:
@@ -129,20 +144,29 @@ def make_node(
     domain: str = "",
     version: int = 0,
     model: str = "",
+    internal: bool = False,
 ) -> Node:
     """Build an IR node with every attribute present.
 
     Defaults come from the ONNX schema of ``op_type`` at ``version`` (or from
     the registered class's ``attr_defaults`` for custom operators); a missing
-    required attribute or a value of the wrong kind raises
-    :class:`ModelFormatError` naming the model and node.
+    required attribute, an attribute the schema does not know or a value of
+    the wrong kind raises :class:`ModelFormatError` naming the model and node.
+    Only ``internal`` nodes (made by the passes) may use the internal domain,
+    so a model file cannot set the attributes the passes reserve.
     """
     node = Node(op_type, list(inputs), list(outputs), dict(attrs or {}), name, domain, version)
     if not node.name:
         node.name = f"{op_type}_{node.outputs[0] if node.outputs else ''}"
     where = f"model {model!r}: {node}"
+    if domain == INTERNAL_DOMAIN and not internal:
+        raise ModelFormatError(f"{where}: domain {INTERNAL_DOMAIN!r} is reserved for nodes sofie-rdf makes itself")
     schema = _schema(op_type, version, domain)
     if schema is not None:
+        unknown = sorted(set(node.attrs) - set(schema.attributes))
+        if unknown:
+            raise ModelFormatError(f"{where}: unknown attribute(s) {', '.join(map(repr, unknown))} "
+                                   f"(not in the ONNX schema of {op_type}-{schema.since_version})")
         for aname, spec in schema.attributes.items():
             if aname in node.attrs:
                 expected = _PY_TYPES.get(spec.type)
@@ -158,6 +182,34 @@ def make_node(
             if default is not None:
                 node.attrs[aname] = default
     cls = lookup(op_type, domain, version)
+    if schema is None and getattr(cls, "strict_attrs", False):
+        _check_declared_attrs(node, cls.attr_defaults, where)
     for aname, default in getattr(cls, "attr_defaults", {}).items():
         node.attrs.setdefault(aname, default)
     return node
+
+
+def _check_declared_attrs(node: Node, declared: dict[str, Any], where: str) -> None:
+    """Attributes of a user-registered op (no ONNX schema) against the defaults it declares: same names, same kinds.
+
+    A wrong kind is refused here rather than emitted as C++ of the wrong type.
+    """
+    unknown = sorted(set(node.attrs) - set(declared))
+    if unknown:
+        raise ModelFormatError(f"{where}: unknown attribute(s) {', '.join(map(repr, unknown))} "
+                               f"(declared: {', '.join(map(repr, declared)) or 'none'})")
+    for aname, value in node.attrs.items():
+        if not _same_kind(value, declared[aname]):
+            raise ModelFormatError(f"{where}: attribute {aname!r} should be like {declared[aname]!r}, got {value!r}")
+
+
+def _same_kind(value: Any, default: Any) -> bool:
+    """Whether ``value`` fits the kind of ``default`` (ints fit floats; bools and ints interchange, as ONNX
+    stores flags as ints)."""
+    if isinstance(default, (list, tuple)):
+        return isinstance(value, (list, tuple)) and (not default or all(_same_kind(v, default[0]) for v in value))
+    if isinstance(default, (bool, int, np.integer)):
+        return isinstance(value, (bool, int, np.integer))
+    if isinstance(default, float):
+        return isinstance(value, (float, int, np.floating, np.integer))
+    return isinstance(value, type(default))

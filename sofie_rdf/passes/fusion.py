@@ -102,5 +102,5 @@ def _fused(model: Model, node: Node, act: Node, spec: tuple[dict[str, Any], int]
     fused_attrs = {**node.attrs, "activation": act.op_type, "activation_version": version,
                    **{ACTIVATION_PREFIX + k: v for k, v in attrs.items()}}
     return make_node(FUSABLE[node.op_type], node.inputs, act.outputs, fused_attrs,
-                     name=f"{node.name}+{act.name}", domain=FUSED_DOMAIN, version=1, model=model.name)
+                     name=f"{node.name}+{act.name}", domain=FUSED_DOMAIN, version=1, model=model.name, internal=True)
 

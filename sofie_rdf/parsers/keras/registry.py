@@ -10,13 +10,16 @@ hold keyword inputs such as an attention layer's ``value``).
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence, Union
+from typing import Any, Callable, Optional, Sequence, Union
 
+from ...errors import SofieError
 from .builder import GraphBuilder, Tensor
 
 Converter = Callable[[GraphBuilder, Any, list[Tensor], Any], Union[str, Sequence[str]]]
 
 CONVERTERS: dict[str, Converter] = {}
+# Class name -> the converters user registrations (add_converter) replaced, most recent last (None: there was none).
+_SHADOWED: dict[str, list[Optional[Converter]]] = {}
 
 
 def converts(*class_names: str) -> Callable[[Converter], Converter]:
@@ -26,6 +29,28 @@ def converts(*class_names: str) -> Callable[[Converter], Converter]:
             CONVERTERS[name] = fn
         return fn
     return register
+
+
+def add_converter(class_name: str, fn: Converter, override: bool = False) -> None:
+    """Register a user converter (``sofie_rdf.keras_layer``); replacing one already there needs ``override``."""
+    previous = CONVERTERS.get(class_name)
+    if previous is not None and not override:
+        raise SofieError(f"Keras layer class {class_name!r} already has a converter ({previous.__module__}."
+                         f"{previous.__qualname__}); pass override=True to replace it")
+    _SHADOWED.setdefault(class_name, []).append(previous)
+    CONVERTERS[class_name] = fn
+
+
+def remove_converter(class_name: str) -> None:
+    """Undo the latest :func:`add_converter` for ``class_name``."""
+    stack = _SHADOWED.get(class_name)
+    if not stack:
+        raise SofieError(f"no user converter is registered for Keras layer class {class_name!r}")
+    previous = stack.pop()
+    if previous is None:
+        del CONVERTERS[class_name]
+    else:
+        CONVERTERS[class_name] = previous
 
 
 def layer_key(layer: Any) -> str:
