@@ -63,6 +63,8 @@ def distribute(sess: Session) -> Distributed:
     base = f"sofie_rdf_{key}"
     model = atomic_write(folder / f"{base}_model.hxx", sess.code.header)
     files = [model, atomic_write(folder / "SofieFunctor.hxx", functor_header().read_text())]
+    # Custom operators' user headers: the model header includes them by file name, from its own folder.
+    files += [atomic_write(folder / name, text) for name, text in sess.code.includes.items()]
     if sess.weights_path is not None:
         files.append(_copy(Path(sess.weights_path), folder / f"{base}.dat"))
     wrapper = atomic_write(folder / f"{base}.hxx", _wrapper(sess, key))
