@@ -5,7 +5,7 @@ from __future__ import annotations
 import ctypes
 import re
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Callable, Optional, Union
 
 import numpy as np
 import sympy
@@ -56,9 +56,8 @@ class Session:
         # Outputs sized while running: C++ vectors the call fills (reused: no allocation once large enough).
         self._vectors = {k: root().std.vector[cpp_type(t.dtype)]() for k, (_, t) in enumerate(code.outputs)
                          if any(s in runtime for s in getattr(t.size, "free_symbols", ()))}
-        self._call = self._cpp.infer
-        if any(t.dtype in _BY_ADDRESS for _, t in code.inputs + code.outputs):
-            self._call = _address_call(code, namespace, self._cpp, set(self._vectors))
+        self._specs = [_input_spec(t, self._symbols) for _, t in code.inputs]
+        self._call = _adapter(code, namespace, self._cpp, self._vectors)
 
     @property
     def inputs(self) -> list[TensorInfo]:
@@ -70,6 +69,53 @@ class Session:
 
     def infer(self, *arrays: Any) -> Union[np.ndarray, tuple[np.ndarray, ...]]:
         """Run the model; one array per input, in model input order."""
+        sym_values = self._fast_dims(arrays)
+        if sym_values is None:  # not plain contiguous arrays of the right type and shape: check and say why
+            arrays, sym_values = self._checked(arrays)
+        unknown = [0] * len(self.code.runtime_dims)  # the shapes of outputs allocated here do not use them
+        outputs = [None if k in self._vectors else np.empty(shape(*sym_values, *unknown), dtype=dtype)
+                   for k, (dtype, shape) in enumerate(self._outputs)]
+        try:
+            self._call(sym_values, arrays, outputs)
+        except Exception as exc:
+            raise SofieError(f"model {self.name!r}: inference failed: {_cpp_message(exc)}") from None
+        if self._vectors:
+            runtime = [int(self._cpp.runtime_dim(k)) for k in range(len(self.code.runtime_dims))]
+            for k, vec in self._vectors.items():
+                dtype, shape = self._outputs[k]
+                outputs[k] = _from_vector(vec, dtype).reshape(shape(*sym_values, *runtime))
+        return outputs[0] if len(outputs) == 1 else tuple(outputs)
+
+    def _fast_dims(self, arrays: tuple) -> Optional[list[int]]:
+        """The dim values when every array is a C-contiguous ndarray that fits its input; else None.
+
+        The common call, checked without sympy: each input's spec lists per axis a fixed size (>= 0) or
+        the complement (~k) of the index of the dim it binds.
+        """
+        if len(arrays) != len(self._specs):
+            return None
+        dims = [-1] * len(self._symbols)
+        for (dtype, pattern), a in zip(self._specs, arrays):
+            if pattern is None or type(a) is not np.ndarray or a.dtype != dtype or len(a.shape) != len(pattern) \
+                    or not a.flags.c_contiguous:
+                return None
+            for want, got in zip(pattern, a.shape):
+                if want >= 0:
+                    if want != got:
+                        return None
+                elif dims[~want] < 0:
+                    dims[~want] = got
+                elif dims[~want] != got:
+                    return None
+        if self.code.constraints:
+            values = dict(zip(self._symbols, dims))
+            if not all(bool(c.condition.subs(values)) for c in self.code.constraints
+                       if c.condition.free_symbols <= values.keys()):
+                return None
+        return [max(d, 0) for d in dims]
+
+    def _checked(self, arrays: tuple) -> tuple[list[np.ndarray], list[int]]:
+        """The arrays as contiguous inputs and the dim values, or a ShapeError saying what does not fit."""
         if len(arrays) != len(self._inputs):
             raise ShapeError(f"model {self.name!r} takes {len(self._inputs)} input(s) "
                              f"({', '.join(n for n, _ in self._inputs)}), got {len(arrays)}")
@@ -79,22 +125,7 @@ class Session:
             if c.condition.free_symbols <= values.keys() and not bool(c.condition.subs(values)):
                 raise ShapeError(f"model {self.name!r}: {c.message} (dims: "
                                  f"{', '.join(f'{k} = {v}' for k, v in values.items())})")
-        sym_values = [values.get(s, 0) for s in self._symbols]
-        unknown = [0] * len(self.code.runtime_dims)  # the shapes of outputs allocated here do not use them
-        outputs = [None if k in self._vectors else np.empty(shape(*sym_values, *unknown), dtype=dtype)
-                   for k, (dtype, shape) in enumerate(self._outputs)]
-        buffers = [a if a.size else _nullptr() for a in args]  # cppyy refuses empty buffers
-        buffers += [self._vectors[k] if o is None else (o if o.size else _nullptr()) for k, o in enumerate(outputs)]
-        try:
-            self._call(*sym_values, *buffers)
-        except Exception as exc:
-            raise SofieError(f"model {self.name!r}: inference failed: {_cpp_message(exc)}") from None
-        if self._vectors:
-            runtime = [int(self._cpp.runtime_dim(k)) for k in range(len(self.code.runtime_dims))]
-            for k, vec in self._vectors.items():
-                dtype, shape = self._outputs[k]
-                outputs[k] = _from_vector(vec, dtype).reshape(shape(*sym_values, *runtime))
-        return outputs[0] if len(outputs) == 1 else tuple(outputs)
+        return args, [values.get(s, 0) for s in self._symbols]
 
     __call__ = infer
 
@@ -135,45 +166,67 @@ def _from_vector(vec: Any, dtype: np.dtype) -> np.ndarray:
     return np.frombuffer(vec.data(), dtype=dtype, count=n).copy() if n else np.empty(0, dtype)
 
 
-def _nullptr() -> Any:
-    from ._root import root
+def _input_spec(t: TensorType, symbols: list) -> tuple[np.dtype, Optional[tuple[int, ...]]]:
+    """(dtype, per axis the fixed size or ~index of its dim) for :meth:`Session._fast_dims`; pattern None when
+    an axis is an expression of dims (checked by the full path only)."""
+    pattern = []
+    for d in t.shape:
+        if isinstance(d, int):
+            pattern.append(d)
+        elif d.is_Symbol and d in symbols:
+            pattern.append(~symbols.index(d))
+        else:
+            return t.dtype, None
+    return t.dtype, tuple(pattern)
 
-    return root().nullptr
 
+def _adapter(code: GeneratedCode, namespace: str, cpp: Any, vectors: dict[int, Any]) -> Callable[[list, list, list], None]:
+    """``infer`` through a free function declared to Cling: ``call(dims, inputs, outputs)``.
 
-def _address_call(code: GeneratedCode, namespace: str, cpp: Any, vectors: set[int]) -> Any:
-    """``infer`` called with buffer addresses, for models with tensors of a type in ``_BY_ADDRESS``.
-
-    cppyy reads ``int8_t *`` (``signed char *``) as a C string and refuses
-    numpy buffers for it, and has no numpy view of the 16-bit float types, so
-    such models go through a small Cling adapter that takes every buffer as an
-    address and casts it back (outputs sized at run time, ``vectors``, are
-    passed as the C++ vectors they are).
+    cppyy calls a free function with one signature several times faster than
+    the overloaded member ``Session::infer``, which it resolves on each call.
+    Buffers go as typed pointers, except those cppyy cannot pass (``_BY_ADDRESS``:
+    ``int8_t *`` reads as a C string, the 16-bit floats have no numpy view),
+    which go as addresses cast back in C++; outputs sized at run time
+    (``vectors``) go as the C++ vectors they are.
     """
     from ._root import declare, root
 
     dims = [f"size_t d{k}" for k in range(len(code.symbols))]
-    params, casts = [], []
+    params, args, by_address = [], [], []
     n_in = len(code.inputs)
     for k, (const, (_, t)) in enumerate([(True, io) for io in code.inputs] + [(False, io) for io in code.outputs]):
+        ptr = f"{'const ' if const else ''}{cpp_type(t.dtype)} *"
         if k - n_in in vectors:
             params.append(f"std::vector<{cpp_type(t.dtype)}> &p{k}")
-            casts.append(f"p{k}")
-            continue
-        params.append(f"std::uintptr_t p{k}")
-        casts.append(f"reinterpret_cast<{'const ' if const else ''}{cpp_type(t.dtype)} *>(p{k})")
-    args = [f"d{k}" for k in range(len(code.symbols))] + casts
-    declare(f"address-call:{namespace}", (
+            args.append(f"p{k}")
+        elif t.dtype in _BY_ADDRESS:
+            params.append(f"std::uintptr_t p{k}")
+            args.append(f"reinterpret_cast<{ptr}>(p{k})")
+            by_address.append(k)
+        else:
+            params.append(f"{ptr}p{k}")
+            args.append(f"p{k}")
+    declare(f"infer-adapter:{namespace}", (
         f"#include <cstdint>\n#include <vector>\nnamespace {namespace} {{\n"
-        f"inline void sofie_rdf_infer_addresses({', '.join(['Session &s', *dims, *params])})\n"
-        f"{{ s.infer({', '.join(args)}); }}\n}}\n"))
-    adapter = getattr(root(), namespace).sofie_rdf_infer_addresses
-    n_dims = len(code.symbols)
+        f"inline void sofie_rdf_infer({', '.join(['Session &s', *dims, *params])})\n"
+        f"{{ s.infer({', '.join([f'd{k}' for k in range(len(code.symbols))] + args)}); }}\n}}\n"))
+    adapter = getattr(root(), namespace).sofie_rdf_infer
+    null = root().nullptr
+    tensors = [t for _, t in code.inputs + code.outputs]
+    if not vectors and not by_address and all(isinstance(t.size, int) and t.size for t in tensors):
+        return lambda dims_, inputs, outputs: adapter(cpp, *dims_, *inputs, *outputs)  # the common case
 
-    def call(*values: Any) -> None:
-        dims_, buffers = values[:n_dims], values[n_dims:]
-        adapter(cpp, *dims_, *[b.ctypes.data if isinstance(b, np.ndarray) else b if hasattr(b, "size") else 0
-                               for b in buffers])
+    def call(dims_: list, inputs: list, outputs: list) -> None:
+        buffers = [*inputs, *outputs]
+        for k, b in enumerate(buffers):
+            if b is None:  # an output sized at run time: its C++ vector
+                buffers[k] = vectors[k - n_in]
+            elif k in by_address:
+                buffers[k] = b.ctypes.data
+            elif not b.size:
+                buffers[k] = null  # cppyy refuses empty buffers
+        adapter(cpp, *dims_, *buffers)
 
     return call
 

@@ -43,6 +43,9 @@ class UnaryOp(Op):
     expr: ClassVar[str] = "x"
     params: ClassVar[tuple[str, ...]] = ()
     kinds: ClassVar[str] = "f"
+    # Inputs whose memory the output may take over (passes/memory_planning.py): element i is read before
+    # element i is written, and by no other element.
+    inplace_inputs: ClassVar[tuple[int, ...]] = (0,)
 
     def reference(self, x: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -80,7 +83,7 @@ class UnaryOp(Op):
 class Relu(UnaryOp):
     op_type = "Relu"
     kinds = NUMERIC
-    expr = "x > 0 ? x : {T}(0)"
+    expr = "x < 0 ? {T}(0) : x"  # NaN propagates, as in onnxruntime
 
     def reference(self, x):
         return np.maximum(x, 0)
@@ -99,7 +102,7 @@ class LeakyRelu(UnaryOp):
 @register
 class Sigmoid(UnaryOp):
     op_type = "Sigmoid"
-    expr = "{T}(1) / ({T}(1) + std::exp(-x))"
+    expr = "kernels::fast_sigmoid(x)"  # vectorizes (kernels/fastmath.hxx); std::exp would not
 
     def reference(self, x):
         return 1 / (1 + np.exp(-x))
@@ -108,7 +111,7 @@ class Sigmoid(UnaryOp):
 @register
 class Tanh(UnaryOp):
     op_type = "Tanh"
-    expr = "std::tanh(x)"
+    expr = "kernels::fast_tanh(x)"
     reference = staticmethod(np.tanh)
 
 
@@ -283,6 +286,8 @@ class BinaryOp(Op):
     expr: ClassVar[str] = ""
     kinds: ClassVar[str] = NUMERIC + "b"
     reference: ClassVar[Callable]
+    # As UnaryOp's; an n-ary op writes its output before it reads inputs 2 and up, so only the first two.
+    inplace_inputs: ClassVar[tuple[int, ...]] = (0, 1)
 
     def out_dtype(self, a: np.dtype, b: np.dtype) -> np.dtype:
         if a != b:

@@ -12,7 +12,7 @@ from ..ir import Model
 from ..ops import check_supported
 from .constant_folding import fold_constants
 from .fold_batchnorm import fold_batchnorm
-from .fusion import fuse_activations
+from .fusion import fuse_activations, fuse_matmul_add
 from .memory_planning import MemoryPlan, plan_memory
 from .shape_inference import infer_shapes
 from .weight_layout import pack_weights
@@ -36,8 +36,9 @@ def run_pipeline(model: Model) -> tuple[Model, MemoryPlan]:
     """Everything between parsing and emission: returns the rewritten model and its memory plan."""
     model = prepare(model)          # 1. validate, check support, infer shapes and fold values
     model = fold_constants(model)   # 2. drop nodes computed at generation time, collect weights
-    model = fold_batchnorm(model)   # 2a. inference BatchNormalization merged into the Conv/Gemm weights before it
-    model = fuse_activations(model)  # 2b. Conv/ConvTranspose/Gemm + activation -> one sofie_rdf::Fused* node
+    model = fuse_matmul_add(model)  # 2a. MatMul + constant bias Add -> Gemm (which 2b and 2c may then fuse further)
+    model = fold_batchnorm(model)   # 2b. inference BatchNormalization merged into the Conv/Gemm weights before it
+    model = fuse_activations(model)  # 2c. Conv/ConvTranspose/Gemm + activation -> one sofie_rdf::Fused* node
     model = pack_weights(model)     # 3. constant weights stored in the layout the kernels read (Op.pack_constants)
     plan = plan_memory(model)       # 4. place every tensor (caller buffers, weights, views, arena)
     return model, plan

@@ -1,4 +1,10 @@
-"""Folding an activation into the Conv, ConvTranspose or Gemm node that feeds it.
+"""Fusions: ``MatMul + Add`` into Gemm, and an activation into the Conv, ConvTranspose or Gemm node that feeds it.
+
+``MatMul(A, B) -> Add(., bias)`` with a constant matrix B and a constant
+bias row becomes one ``Gemm(A, B, bias)``: the bias is then added by the
+product's kernel instead of a second pass over the result (TensorFlow and
+Keras exports, and PyTorch's for inputs of rank 3 and up, write Linear layers
+this way), and a following activation fuses into the Gemm like any other.
 
 ``Conv -> Relu`` becomes one ``sofie_rdf::FusedConv`` node carrying the
 activation as attributes (``activation``, ``activation_version`` and the
@@ -16,6 +22,8 @@ from __future__ import annotations
 import math
 from typing import Any, Optional
 
+import numpy as np
+
 from ..ir import Model, Node
 from ..ops import lookup, make_node
 from ..ops.conv import ACTIVATION_PREFIX, FUSED_DOMAIN
@@ -28,13 +36,67 @@ FUSABLE = {"Conv": "FusedConv", "ConvTranspose": "FusedConvTranspose", "Gemm": "
 CLIP_INPUT_BOUNDS, CLIP_ATTR_VERSION = 11, 6
 
 
-def fuse_activations(model: Model) -> Model:
-    """Replace every fusable (producer, activation) pair by one fused node."""
+# Gemm's version used for MatMul + Add (C optional, any float type), and the element types it runs through BLAS.
+GEMM_VERSION = 13
+GEMM_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def fuse_matmul_add(model: Model) -> Model:
+    """Replace every ``MatMul(A, B) -> Add(., bias)`` pair by ``Gemm(A, B, bias)`` where that keeps the meaning.
+
+    The pair qualifies when A is a matrix, B a constant matrix, the product read by the Add alone and not a
+    graph output, and the bias a constant of shape (N,) or (1, N) of the product's type.  The Gemm takes the
+    MatMul's place in the node list (its inputs are all known there) and the Add's output name, so the
+    rewrite holds under any topological order and whoever reads the sum, graph outputs included.
+    """
+    consumers = _consumers(model)
+    replaced: dict[int, Node] = {}
+    removed: set[int] = set()
+    for node in model.nodes:
+        add = _bias_add(model, node, consumers)
+        if add is None:
+            continue
+        bias = add.inputs[1] if add.inputs[0] == node.outputs[0] else add.inputs[0]
+        replaced[id(node)] = make_node("Gemm", [node.inputs[0], node.inputs[1], bias], add.outputs,
+                                       name=f"{node.name}+{add.name}", version=GEMM_VERSION, model=model.name)
+        removed.add(id(add))
+        del model.tensors[node.outputs[0]]
+    model.nodes = [replaced.get(id(n), n) for n in model.nodes if id(n) not in removed]
+    return model
+
+
+def _consumers(model: Model) -> dict[str, list[Node]]:
     consumers: dict[str, list[Node]] = {}
     for node in model.nodes:
         for name in node.inputs:
             if name:
                 consumers.setdefault(name, []).append(node)
+    return consumers
+
+
+def _bias_add(model: Model, node: Node, consumers: dict[str, list[Node]]) -> Optional[Node]:
+    """The Add that adds a constant bias row to ``node``'s product, if ``node`` is such a MatMul."""
+    if node.op_type != "MatMul" or node.domain not in ("", "ai.onnx"):
+        return None
+    a, b, out = model.tensors[node.inputs[0]], node.inputs[1], node.outputs[0]
+    weight = model.initializers.get(b)
+    readers = consumers.get(out, [])
+    if a.rank != 2 or weight is None or weight.ndim != 2 or out in model.outputs or len(readers) != 1:
+        return None
+    add = readers[0]
+    if add.op_type != "Add" or add.domain not in ("", "ai.onnx") or len(add.inputs) != 2 or add.inputs[0] == add.inputs[1]:
+        return None
+    bias = add.inputs[1] if add.inputs[0] == out else add.inputs[0]
+    value = model.initializers.get(bias)
+    n = weight.shape[1]
+    if value is None or value.shape not in ((n,), (1, n)) or not value.dtype == weight.dtype == a.dtype:
+        return None
+    return add if a.dtype in GEMM_DTYPES else None
+
+
+def fuse_activations(model: Model) -> Model:
+    """Replace every fusable (producer, activation) pair by one fused node."""
+    consumers = _consumers(model)
     removed: set[int] = set()
     nodes = []
     for node in model.nodes:

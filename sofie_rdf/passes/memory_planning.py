@@ -4,8 +4,10 @@ Graph inputs and outputs are the caller's buffers; weights are Session
 members; views (Reshape, Flatten, ...) share their source's memory; every
 other tensor gets a slot in a per-type arena.  Slots are reused once the
 tensors in them are dead, so the arena is far smaller than the sum of the
-intermediates.  Sizes may be symbolic: a slot's size is then the maximum
-of its tenants' size expressions and the arena grows at run time only when
+intermediates; an element-wise operator writes over an input that dies at it
+(``inplace_inputs`` of its op), so a chain of them runs in one slot.  Sizes
+may be symbolic: a slot's size is then the maximum of its tenants' size
+expressions and the arena grows at run time only when
 a dim exceeds every earlier value.  A tensor sized by a dim only known while
 the code runs (NonZero's count) cannot have an offset computed up front: it
 gets a buffer of its own (kind ``dynamic``), reserved when its size is known
@@ -15,12 +17,13 @@ and also grown only past the largest size seen.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Optional
 
 import numpy as np
 import sympy
 
 from ..ir import Model
-from ..ir.dims import Dim, simplify
+from ..ir.dims import Dim, dims_equal, simplify
 from .constant_folding import runtime_inputs
 from .shape_inference import op_for
 
@@ -146,7 +149,12 @@ def _assign_arena(model: Model, plan: MemoryPlan, views: dict[str, str]) -> None
         for name in node.outputs:
             if not name or name in plan.storage:
                 continue
-            plan.storage[name] = _place(model, plan, free, name)
+            source = _inplace_source(model, plan, node, name, last_use, i)
+            if source is not None:  # the output takes the slot over; it is freed when the output dies
+                plan.storage[name] = Storage("arena", slot=plan.storage[source].slot)
+                del last_use[source]
+            else:
+                plan.storage[name] = _place(model, plan, free, name)
             last_use.setdefault(name, i)
         for name in _workspaces(model, plan, i, node):
             plan.storage[name] = _place(model, plan, free, name)
@@ -156,6 +164,26 @@ def _assign_arena(model: Model, plan: MemoryPlan, views: dict[str, str]) -> None
             if end == i and s is not None and s.kind == "arena":
                 free.setdefault(model.tensors[name].dtype, []).append(s.slot)
                 del last_use[name]
+
+
+def _inplace_source(model: Model, plan: MemoryPlan, node, output: str, last_use: dict[str, int],
+                    index: int) -> Optional[str]:
+    """An input of ``node`` whose arena slot ``output`` can take over, if any.
+
+    It must be one the operator may overwrite (``inplace_inputs``), read once by this node, die here, live
+    in the arena itself (not a view of another tensor, nor a caller's buffer or a weight), and have the
+    output's type and shape.
+    """
+    out = model.tensors[output]
+    for k in getattr(op_for(model, node), "inplace_inputs", ()):  # declared by the element-wise bases
+        name = node.inputs[k] if k < len(node.inputs) else ""
+        s = plan.storage.get(name)
+        if not name or s is None or s.kind != "arena" or node.inputs.count(name) != 1 or last_use.get(name) != index:
+            continue
+        t = model.tensors[name]
+        if t.dtype == out.dtype and len(t.shape) == len(out.shape) and all(map(dims_equal, t.shape, out.shape)):
+            return name
+    return None
 
 
 def _place(model: Model, plan: MemoryPlan, free: dict, name: str) -> Storage:

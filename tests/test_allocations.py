@@ -1,0 +1,275 @@
+"""The allocation-free ``infer`` allocates nothing once warmed up.
+
+A dozen models across the operator families are generated into one C++
+program that replaces the global ``operator new``/``delete`` and interposes
+``malloc``/``calloc``/``realloc`` (glibc's ``__libc_*`` underneath), calls each
+Session's allocation-free ``infer`` a few times to warm up (arenas sized by
+symbolic or run-time dims grow on first use) and then counts the heap
+allocations of further calls, which must be zero.  The program also prints the
+outputs of its last call, compared with onnxruntime, so the counted calls are
+known to have done the work.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from conftest import make_model, ort_run, random_array
+from onnx import helper
+
+import sofie_rdf as sr
+from sofie_rdf import _root
+from sofie_rdf.build import DEFAULT_FLAGS
+from sofie_rdf.ir import cpp_type
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="interposes glibc's malloc")
+
+WARMUP_CALLS, COUNTED_CALLS = 3, 20
+F32 = np.float32
+
+
+@dataclass
+class Case:
+    """One model of the program: its ONNX graph, input values and the dim values infer takes."""
+
+    name: str
+    model: onnx.ModelProto
+    feeds: dict[str, np.ndarray]
+    dims: tuple[int, ...] = ()
+
+
+def _weights(seed: int, *shapes: tuple) -> list[np.ndarray]:
+    return [random_array(s, F32, seed + k) * 0.5 for k, s in enumerate(shapes)]
+
+
+def _mlp() -> Case:
+    w1, b1, w2, b2 = _weights(1, (16, 8), (16,), (3, 16), (3,))
+    nodes = [helper.make_node("Gemm", ["x", "w1", "b1"], ["h"], transB=1), helper.make_node("Relu", ["h"], ["r"]),
+             helper.make_node("Gemm", ["r", "w2", "b2"], ["g"], transB=1), helper.make_node("Sigmoid", ["g"], ["y"])]
+    model = make_model(nodes, [("x", F32, ["N", 8])], [("y", F32, ["N", 3])], dict(w1=w1, b1=b1, w2=w2, b2=b2))
+    return Case("mlp", model, {"x": random_array((5, 8), F32, 2)}, dims=(5,))
+
+
+def _conv_pool() -> Case:
+    (w,) = _weights(3, (4, 3, 3, 3))
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]), helper.make_node("Relu", ["c"], ["r"]),
+             helper.make_node("MaxPool", ["r"], ["m"], kernel_shape=[2, 2], strides=[2, 2]),
+             helper.make_node("GlobalAveragePool", ["m"], ["y"])]
+    model = make_model(nodes, [("x", F32, [1, 3, 12, 12])], [("y", F32, [1, 4, 1, 1])], dict(w=w))
+    return Case("conv_pool", model, {"x": random_array((1, 3, 12, 12), F32, 4)})
+
+
+def _recurrent(op: str, gates: int) -> Case:
+    w, r, b = _weights(5, (1, gates * 6, 4), (1, gates * 6, 6), (1, 2 * gates * 6))
+    node = helper.make_node(op, ["x", "w", "r", "b"], ["y", "h"], hidden_size=6)
+    model = make_model([node], [("x", F32, [5, 2, 4])], [("y", F32, [5, 1, 2, 6]), ("h", F32, [1, 2, 6])],
+                       dict(w=w, r=r, b=b))
+    return Case(op.lower(), model, {"x": random_array((5, 2, 4), F32, 6)})
+
+
+def _attention() -> Case:
+    wq, wk, scale, bias = _weights(7, (8, 8), (8, 8), (8,), (8,))
+    nodes = [helper.make_node("MatMul", ["x", "wq"], ["q"]), helper.make_node("MatMul", ["x", "wk"], ["k"]),
+             helper.make_node("Transpose", ["k"], ["kt"], perm=[0, 2, 1]),
+             helper.make_node("MatMul", ["q", "kt"], ["s"]), helper.make_node("Softmax", ["s"], ["p"], axis=-1),
+             helper.make_node("MatMul", ["p", "x"], ["a"]), helper.make_node("Add", ["a", "x"], ["res"]),
+             helper.make_node("LayerNormalization", ["res", "scale", "bias"], ["y"], axis=-1)]
+    model = make_model(nodes, [("x", F32, [2, 5, 8])], [("y", F32, [2, 5, 8])],
+                       dict(wq=wq, wk=wk, scale=scale + 1, bias=bias))
+    return Case("attention", model, {"x": random_array((2, 5, 8), F32, 8)})
+
+
+def _reductions() -> Case:
+    nodes = [helper.make_node("ReduceMean", ["x", "axes"], ["m"], keepdims=1),
+             helper.make_node("Sub", ["x", "m"], ["d"]), helper.make_node("ReduceSumSquare", ["d", "axes"], ["s"]),
+             helper.make_node("ReduceMax", ["x", "axes2"], ["y2"], keepdims=0)]
+    model = make_model(nodes, [("x", F32, [3, 4, 5])], [("s", F32, [3, 4, 1]), ("y2", F32, [4])],
+                       dict(axes=np.array([2], np.int64), axes2=np.array([0, 2], np.int64)), opset=18)
+    return Case("reductions", model, {"x": random_array((3, 4, 5), F32, 9)})
+
+
+def _movement() -> Case:
+    nodes = [helper.make_node("Concat", ["x", "x"], ["c"], axis=1),
+             helper.make_node("Slice", ["c", "starts", "ends", "axes"], ["s"]),
+             helper.make_node("Reshape", ["s", "shape"], ["r"]), helper.make_node("Transpose", ["r"], ["y"])]
+    inits = dict(starts=np.array([1], np.int64), ends=np.array([7], np.int64), axes=np.array([1], np.int64),
+                 shape=np.array([2, -1], np.int64))
+    model = make_model(nodes, [("x", F32, [2, 4, 3])], [("y", F32, [18, 2])], inits)
+    return Case("movement", model, {"x": random_array((2, 4, 3), F32, 10)})
+
+
+def _resize() -> Case:
+    node = helper.make_node("Resize", ["x", "", "scales"], ["y"], mode="linear")
+    model = make_model([node], [("x", F32, [1, 2, 4, 4])], [("y", F32, [1, 2, 8, 8])],
+                       dict(scales=np.array([1, 1, 2, 2], F32)))
+    return Case("resize", model, {"x": random_array((1, 2, 4, 4), F32, 11)})
+
+
+def _gather() -> Case:
+    (table,) = _weights(12, (10, 6))
+    nodes = [helper.make_node("Gather", ["table", "i"], ["g"], axis=0), helper.make_node("Tanh", ["g"], ["y"])]
+    model = make_model(nodes, [("i", np.int64, [2, 3])], [("y", F32, [2, 3, 6])], dict(table=table))
+    return Case("gather", model, {"i": np.array([[0, 9, 3], [-1, 4, 4]], np.int64)})
+
+
+def _topk() -> Case:
+    node = helper.make_node("TopK", ["x", "k"], ["v", "i"], axis=-1)
+    model = make_model([node], [("x", F32, [3, 10])], [("v", F32, [3, 4]), ("i", np.int64, [3, 4])],
+                       dict(k=np.array([4], np.int64)))
+    return Case("topk", model, {"x": random_array((3, 10), F32, 13)})
+
+
+def _nonzero() -> Case:
+    nodes = [helper.make_node("Greater", ["x", "zero"], ["b"]), helper.make_node("NonZero", ["b"], ["nz"]),
+             helper.make_node("Transpose", ["nz"], ["y"])]
+    model = make_model(nodes, [("x", F32, [4, 5])], [("y", np.int64, ["n", 2])], dict(zero=np.array(0, F32)))
+    return Case("nonzero", model, {"x": random_array((4, 5), F32, 14)})
+
+
+def _upsample() -> Case:
+    w, mean, var, gamma, beta = _weights(15, (2, 3, 4, 4), (3,), (3,), (3,), (3,))
+    nodes = [helper.make_node("Pad", ["x", "pads"], ["p"], mode="reflect"),
+             helper.make_node("ConvTranspose", ["p", "w"], ["c"], strides=[2, 2], pads=[1, 1, 1, 1]),
+             helper.make_node("BatchNormalization", ["c", "gamma", "beta", "mean", "var"], ["y"])]
+    inits = dict(pads=np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64), w=w, mean=mean, var=np.abs(var) + 0.5,
+                 gamma=gamma, beta=beta)
+    model = make_model(nodes, [("x", F32, [1, 2, 5, 5])], [("y", F32, [1, 3, 14, 14])], inits)
+    return Case("upsample", model, {"x": random_array((1, 2, 5, 5), F32, 16)})
+
+
+CASES = [_mlp(), _conv_pool(), _recurrent("LSTM", 4), _recurrent("GRU", 3), _attention(), _reductions(), _movement(),
+         _resize(), _gather(), _topk(), _nonzero(), _upsample()]
+
+
+def _literal(a: np.ndarray) -> str:
+    values = a.reshape(-1).tolist()
+    return ", ".join(repr(float(v)) + "f" if a.dtype == F32 else str(int(v)) for v in values)
+
+
+def _block(case: Case, gen: sr.Model, code) -> str:
+    """The C++ scope running and counting one model."""
+    ns = code.namespace
+    lines = [f"   {{  // {case.name}", f'      {ns}::Session s("{gen.weights}");']
+    args = [str(d) for d in case.dims]
+    for k, (name, t) in enumerate(code.inputs):
+        lines.append(f"      static const {cpp_type(t.dtype)} in{k}[] = {{{_literal(case.feeds[name])}}};")
+        args.append(f"in{k}")
+    for k, (_, t) in enumerate(code.outputs):
+        sized_at_run_time = any(s.name in code.runtime_dims for s in getattr(t.size, "free_symbols", ()))
+        size = "" if sized_at_run_time else f"({int(t.size.subs(dict(zip(t.size.free_symbols, case.dims))))})" \
+            if not isinstance(t.size, int) else f"({t.size})"
+        lines.append(f"      std::vector<{cpp_type(t.dtype)}> out{k}{size};")
+        args.append(f"out{k}" if sized_at_run_time else f"out{k}.data()")
+    call = f"s.infer({', '.join(args)})"
+    lines += [f"      for (int i = 0; i < {WARMUP_CALLS}; ++i) {call};",
+              "      counting::reset();",
+              f"      for (int i = 0; i < {COUNTED_CALLS}; ++i) {call};",
+              "      counting::stop();",
+              f'      std::printf("model {case.name} new=%zu malloc=%zu\\n", counting::news, counting::mallocs);']
+    if case is CASES[0]:  # control: the overload returning vectors allocates them, and the counters must see it
+        vector_call = f"s.infer({', '.join(args[:len(case.dims) + len(code.inputs)])})"
+        lines += ["      counting::reset();", f"      {{ auto v = {vector_call}; }}",
+                  "      counting::stop();",
+                  '      std::printf("model control new=%zu malloc=%zu\\n", counting::news, counting::mallocs);']
+    for k in range(len(code.outputs)):
+        lines.append(f'      std::printf("output {case.name} {k}"); for (auto v : out{k}) std::printf(" %.9g", double(v));'
+                     ' std::printf("\\n");')
+    return "\n".join(lines + ["   }"])
+
+
+COUNTING = r"""
+#include <cstdio>
+#include <cstdlib>
+#include <new>
+namespace counting {
+bool on = false;
+size_t news = 0, mallocs = 0;
+void reset() { news = mallocs = 0; on = true; }
+void stop() { on = false; }
+}
+extern "C" void *__libc_malloc(size_t);
+extern "C" void *__libc_calloc(size_t, size_t);
+extern "C" void *__libc_realloc(void *, size_t);
+extern "C" void *malloc(size_t n) { if (counting::on) ++counting::mallocs; return __libc_malloc(n); }
+extern "C" void *calloc(size_t n, size_t m) { if (counting::on) ++counting::mallocs; return __libc_calloc(n, m); }
+extern "C" void *realloc(void *p, size_t n) { if (counting::on) ++counting::mallocs; return __libc_realloc(p, n); }
+static void *counted_new(size_t n) {
+   if (counting::on) ++counting::news;
+   if (void *p = __libc_malloc(n ? n : 1)) return p;
+   throw std::bad_alloc();
+}
+static void *counted_new(size_t n, std::align_val_t a) {
+   if (counting::on) ++counting::news;
+   void *p = nullptr;
+   if (posix_memalign(&p, static_cast<size_t>(a), n ? n : 1) != 0) throw std::bad_alloc();
+   return p;
+}
+void *operator new(size_t n) { return counted_new(n); }
+void *operator new[](size_t n) { return counted_new(n); }
+void *operator new(size_t n, std::align_val_t a) { return counted_new(n, a); }
+void *operator new[](size_t n, std::align_val_t a) { return counted_new(n, a); }
+void operator delete(void *p) noexcept { std::free(p); }
+void operator delete[](void *p) noexcept { std::free(p); }
+void operator delete(void *p, size_t) noexcept { std::free(p); }
+void operator delete[](void *p, size_t) noexcept { std::free(p); }
+void operator delete(void *p, std::align_val_t) noexcept { std::free(p); }
+void operator delete[](void *p, std::align_val_t) noexcept { std::free(p); }
+void operator delete(void *p, size_t, std::align_val_t) noexcept { std::free(p); }
+void operator delete[](void *p, size_t, std::align_val_t) noexcept { std::free(p); }
+"""
+
+
+@pytest.fixture(scope="module")
+def counts(tmp_path_factory) -> dict[str, tuple[dict[str, int], list[np.ndarray]]]:
+    """Build and run the counting program: model name -> (counts, outputs of the last call)."""
+    folder = tmp_path_factory.mktemp("allocations")
+    includes, blocks = [], []
+    for case in CASES:
+        model = sr.load(case.model)
+        model.name = case.name
+        gen = model.generate(folder, name=case.name)
+        includes.append(f'#include "{Path(gen.header).name}"')
+        blocks.append(_block(case, gen, model.code()))
+    source = folder / "count_allocations.cpp"
+    source.write_text("\n".join([COUNTING, *includes, "int main()", "{", *blocks, "}", ""]))
+    lib, include = _root.blas_paths()
+    cxx = shlex.split(os.environ.get("CXX", "c++"))
+    exe = folder / "count_allocations"
+    cmd = [*cxx, "-std=c++17", *DEFAULT_FLAGS, "-I", str(folder), "-I", str(include), "-o", str(exe), str(source),
+           "-L", str(lib.parent), f"-l{lib.stem[3:]}", f"-Wl,-rpath,{lib.parent}"]
+    build = subprocess.run(cmd, capture_output=True, text=True)
+    assert build.returncode == 0, build.stderr[-4000:]
+    run = subprocess.run([str(exe)], capture_output=True, text=True, env={**os.environ, "OPENBLAS_NUM_THREADS": "1"})
+    assert run.returncode == 0, run.stderr[-4000:]
+    print(run.stdout)
+    result: dict[str, tuple[dict[str, int], list[np.ndarray]]] = {}
+    for line in run.stdout.splitlines():
+        kind, name, *rest = line.split()
+        if kind == "model":
+            result[name] = ({k: int(v) for k, v in (r.split("=") for r in rest)}, [])
+        else:
+            result[name][1].append(np.array([float(v) for v in rest[1:]]))
+    return result
+
+
+def test_counting_sees_allocations(counts):
+    allocations, _ = counts["control"]
+    assert allocations["new"] + allocations["malloc"] > 0
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_no_allocation_in_infer(counts, case: Case):
+    allocations, outputs = counts[case.name]
+    assert allocations == {"new": 0, "malloc": 0}, f"{case.name}: {COUNTED_CALLS} calls allocated {allocations}"
+    reference = ort_run(case.model, case.feeds)
+    assert len(outputs) == len(reference)
+    for ours, ref in zip(outputs, reference):
+        np.testing.assert_allclose(ours, ref.reshape(-1).astype(np.float64), rtol=1e-4, atol=1e-5)
