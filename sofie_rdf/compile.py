@@ -32,10 +32,13 @@ def compile(model: Model, backend: str = "jit", flags: Optional[Sequence[str]] =
     if weights not in WEIGHTS_MODES:
         raise SofieError(f"weights must be one of {', '.join(WEIGHTS_MODES)}, got {weights!r}")
     if backend == "jit":
-        return _compile_jit(model, weights)
-    if backend == "native":
-        return _compile_native(model, flags, weights)
-    raise SofieError(f"backend must be 'jit' or 'native', got {backend!r}")
+        sess = _compile_jit(model, weights)
+    elif backend == "native":
+        sess = _compile_native(model, flags, weights)
+    else:
+        raise SofieError(f"backend must be 'jit' or 'native', got {backend!r}")
+    sess.model = model
+    return sess
 
 
 def _compile_jit(model: Model, weights: str) -> Session:

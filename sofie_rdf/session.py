@@ -5,12 +5,13 @@ from __future__ import annotations
 import ctypes
 import re
 from pathlib import Path
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, Optional
 
 import numpy as np
 import sympy
 
 from .codegen import GeneratedCode
+from .columnar import is_awkward
 from .errors import ShapeError, SofieError
 from .ir import TensorInfo, TensorType, cpp_type
 from .ir.dtypes import HALF_TYPES
@@ -43,6 +44,7 @@ class Session:
         self.backend = backend
         self.weights_path = weights
         self.folder = folder
+        self.model: Optional[Any] = None  # the sofie_rdf.Model compiled, when known (Dask workers rebuild from it)
         self.cpp_type = f"{namespace}::Session"
         cls = getattr(root(), namespace).Session
         try:
@@ -67,10 +69,20 @@ class Session:
     def outputs(self) -> list[TensorInfo]:
         return [t.info(n) for n, t in self.code.outputs]
 
-    def infer(self, *arrays: Any) -> Union[np.ndarray, tuple[np.ndarray, ...]]:
-        """Run the model; one array per input, in model input order."""
+    def infer(self, *arrays: Any, **columnar: Any) -> Any:
+        """Run the model; one array per input, in model input order.
+
+        numpy arrays give numpy arrays.  awkward (and dask-awkward) arrays give
+        awkward arrays aligned with their events: record fields as features,
+        jagged axes padded or kept at their per-event length; ``columnar``
+        takes ``features=`` and ``fill=`` (see :mod:`sofie_rdf.columnar`).
+        """
         sym_values = self._fast_dims(arrays)
         if sym_values is None:  # not plain contiguous arrays of the right type and shape: check and say why
+            if columnar or any(is_awkward(a) for a in arrays):
+                from .columnar import infer as infer_columnar
+
+                return infer_columnar(self, *arrays, **columnar)
             arrays, sym_values = self._checked(arrays)
         unknown = [0] * len(self.code.runtime_dims)  # the shapes of outputs allocated here do not use them
         outputs = [None if k in self._vectors else np.empty(shape(*sym_values, *unknown), dtype=dtype)
