@@ -15,7 +15,6 @@ Writes ``benchmarks/results/columnar.md`` and prints it.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -23,7 +22,7 @@ import numpy as np
 
 import sofie_rdf as sr
 
-from .rdf_throughput import EVENTS, MODEL, RESULTS, TREE, _make_higgs, input_file, machine, median_time, ort_predict, versions
+from .rdf_throughput import MODEL, TREE, _make_higgs, arguments, input_file, machine, median_time, ort_predict, versions
 
 STEP = 10**5  # entries per uproot chunk, for every row
 
@@ -61,10 +60,7 @@ def table(rows: list[tuple[str, float, float]], n_events: int) -> str:
 
 
 def main(argv: Optional[list[str]] = None) -> str:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.columnar", description=__doc__.split("\n")[0])
-    parser.add_argument("--events", type=int, default=EVENTS, help="number of events (default 10^6)")
-    parser.add_argument("--results", type=Path, default=RESULTS, help="folder of the table (default benchmarks/results)")
-    args = parser.parse_args(argv)
+    args = arguments("columnar", __doc__, argv)
 
     features = list(_make_higgs().FEATURES)
     path = input_file(args.events)

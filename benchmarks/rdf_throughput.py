@@ -244,11 +244,16 @@ def table(rows: list[Row], n_events: int) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Optional[list[str]] = None) -> str:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.rdf_throughput", description=__doc__.split("\n")[0])
+def arguments(module: str, doc: str, argv: Optional[list[str]]) -> argparse.Namespace:
+    """``--events`` and ``--results``: the options of the benchmarks over the Higgs event file."""
+    parser = argparse.ArgumentParser(prog=f"python -m benchmarks.{module}", description=doc.split("\n")[0])
     parser.add_argument("--events", type=int, default=EVENTS, help="number of events (default 10^6)")
     parser.add_argument("--results", type=Path, default=RESULTS, help="folder of the table (default benchmarks/results)")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[list[str]] = None) -> str:
+    args = arguments("rdf_throughput", __doc__, argv)
 
     features = list(_make_higgs().FEATURES)
     path = input_file(args.events)
