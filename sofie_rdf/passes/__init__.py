@@ -11,6 +11,7 @@ import copy
 from ..ir import Model
 from ..ops import check_supported
 from .constant_folding import fold_constants
+from .elementwise_fusion import fuse_elementwise_chains
 from .fold_batchnorm import fold_batchnorm
 from .fusion import fuse_activations, fuse_matmul_add
 from .memory_planning import MemoryPlan, plan_memory
@@ -39,6 +40,7 @@ def run_pipeline(model: Model) -> tuple[Model, MemoryPlan]:
     model = fuse_matmul_add(model)  # 2a. MatMul + constant bias Add -> Gemm (which 2b and 2c may then fuse further)
     model = fold_batchnorm(model)   # 2b. inference BatchNormalization merged into the Conv/Gemm weights before it
     model = fuse_activations(model)  # 2c. Conv/ConvTranspose/Gemm + activation -> one sofie_rdf::Fused* node
+    model = fuse_elementwise_chains(model)  # 2d. runs of element-wise ops -> one sofie_rdf::FusedElementwise loop
     model = pack_weights(model)     # 3. constant weights stored in the layout the kernels read (Op.pack_constants)
     plan = plan_memory(model)       # 4. place every tensor (caller buffers, weights, views, arena)
     return model, plan
