@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import Optional
 
-from . import columnar, latency, rdf_throughput
+from . import columnar, gnn, latency, rdf_throughput
 
 QUICK_EVENTS = 10**5
 
@@ -22,10 +22,12 @@ def main(argv: Optional[list[str]] = None) -> None:
     if args.quick:
         rdf_throughput.main(["--events", str(QUICK_EVENTS), "--results", str(latency.RESULTS / "quick")])
         columnar.main(["--events", str(QUICK_EVENTS), "--results", str(latency.RESULTS / "quick")])
+        gnn.main(["--results", str(latency.RESULTS / "quick")])
         latency.main(["--quick"])
     else:
         rdf_throughput.main([])
         columnar.main([])
+        gnn.main([])
         latency.main([])
 
 

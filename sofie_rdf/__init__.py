@@ -12,7 +12,7 @@ arrays or from RDataFrame.
 
 __version__ = "0.1.0"
 
-from . import columnar, rdf  # noqa: E402
+from . import columnar, gnn, rdf  # noqa: E402
 from .api import from_keras, from_onnx, from_pytorch, from_root, load  # noqa: E402
 from .compile import compile  # noqa: E402,A004
 from .custom import (  # noqa: E402
@@ -40,6 +40,6 @@ from .session import Session  # noqa: E402
 __all__ = [
     "CompilationError", "Model", "ModelFormatError", "Op", "OperatorRegistrationError", "Reader", "Session", "ShapeError",
     "SofieError", "TensorInfo", "TensorType", "UnsupportedOperatorError", "__version__", "columnar", "compile", "custom_op",
-    "from_keras", "from_onnx", "from_pytorch", "from_root", "keras_layer", "load", "rdf", "register_op",
+    "from_keras", "from_onnx", "from_pytorch", "from_root", "gnn", "keras_layer", "load", "rdf", "register_op",
     "unregister_keras_layer", "unregister_op",
 ]

@@ -21,7 +21,7 @@ import sympy
 from . import _root, rdf_distributed
 from .errors import ShapeError, SofieError
 from .ir import cpp_type
-from .ir.dims import num_elements, to_cpp
+from .ir.dims import is_static, num_elements, to_cpp
 from .session import Session
 
 Columns = Sequence[Union[str, Sequence[str]]]
@@ -83,12 +83,23 @@ def _check_scalar_counts(sess: Session, groups: tuple, types: list) -> None:
 
     (Array columns are checked per event by the functor, which throws std::length_error.)
     """
-    batch = {t.shape[0]: 1 for _, t in sess.code.inputs if t.shape and isinstance(t.shape[0], sympy.Symbol)}
+    batch = batch_values(sess.code.inputs)
     for (name, t), group, names in zip(sess.code.inputs, groups, types):
         size = sympy.sympify(num_elements(t.shape)).subs(batch)
         if size.is_Integer and all("<" not in n and "[" not in n for n in names) and int(size) != len(group):
             raise SofieError(f"model {sess.name!r}, input {name!r} takes {int(size)} values per event, "
                              f"got {len(group)} scalar column(s) {list(group)!r}")
+
+
+def batch_values(inputs: Sequence[tuple]) -> dict:
+    """The batch dim, 1 per event: a symbol leading every input that has symbolic dims.
+
+    Other symbols (a graph's ``n_nodes`` and ``n_edges``, leading different
+    inputs) are read off the number of values in the event's columns.
+    """
+    leading = {t.shape[0] if isinstance(t.shape[0], sympy.Symbol) else None for _, t in inputs
+               if not is_static(t.shape)}
+    return {s: 1 for s in leading} if len(leading) == 1 and None not in leading else {}
 
 
 class _FunctorWriter:
@@ -144,12 +155,7 @@ class _FunctorWriter:
         return num_elements(shape).subs(self._batch_values())
 
     def _batch_values(self) -> dict:
-        """Symbols that are the leading dim of an input: 1 per event."""
-        out = {}
-        for _, t in self.code.inputs:
-            if t.shape and isinstance(t.shape[0], sympy.Symbol):
-                out[t.shape[0]] = 1
-        return out
+        return batch_values(self.code.inputs)
 
     def _return_type(self) -> str:
         if self.output is None:
@@ -177,7 +183,7 @@ class _FunctorWriter:
         lines = [f"      const std::size_t {self.dims[s.name]} = 1;" for s in known]
         determined = set(known)  # dims with a C++ value by now; later inputs check their sizes against them
         for i, (name, t) in enumerate(self.code.inputs):
-            size = num_elements(t.shape).subs(known)
+            size = sympy.sympify(num_elements(t.shape)).subs(known)
             unknown = sorted(getattr(size, "free_symbols", set()) - determined, key=lambda s: s.name)
             where = f"model {self.sess.name}, input {name}"
             if len(unknown) > 1:
