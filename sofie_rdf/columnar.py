@@ -41,9 +41,9 @@ Features = Union[None, Sequence[str], Mapping[str, Sequence[str]]]
 # Padding
 
 
-def pad(array: Any, length: int, fill: float = 0.0, axis: int = 1, clip: bool = True, mask: bool = False,
+def pad(array: Any, length: int, fill: float = 0.0, clip: bool = True, mask: bool = False,
         features: Optional[Sequence[str]] = None, dtype: Any = np.float32) -> Union[np.ndarray, tuple]:
-    """A jagged awkward array as a rectangular numpy array of ``length`` entries along ``axis``.
+    """A jagged awkward array (events, var, ...) as a numpy array (events, ``length``, ...) of ``dtype``.
 
     Shorter lists are filled with ``fill``; longer ones are truncated when ``clip`` (else a ShapeError says
     which event is too long).  A record array has its fields (``features``, default all, in order) stacked
@@ -53,15 +53,14 @@ def pad(array: Any, length: int, fill: float = 0.0, axis: int = 1, clip: bool = 
     import awkward as ak
 
     array = _stack_fields(ak.Array(array), features, np.dtype(dtype))
-    counts = np.asarray(ak.num(array, axis=axis))
+    counts = np.asarray(ak.num(array, axis=1))
     if not clip and counts.size and counts.max() > length:
         event = int(np.argmax(counts > length))
-        raise ShapeError(f"event {event} has {int(counts.max())} entries along axis {axis}, more than {length}")
-    out = _numpy(_padded(array, axis, length, fill, np.dtype(dtype)), np.dtype(dtype), "pad")
+        raise ShapeError(f"event {event} has {int(counts[event])} entries, more than {length}")
+    out = _numpy(_padded(array, 1, length, fill, np.dtype(dtype)), np.dtype(dtype), "pad")
     if not mask:
         return out
-    real = np.minimum(counts, length)
-    return out, np.arange(length) < real.reshape(*real.shape, 1)
+    return out, np.arange(length) < np.minimum(counts, length)[:, np.newaxis]
 
 
 def _padded(array: Any, axis: int, length: int, fill: float, dtype: np.dtype) -> Any:
@@ -339,12 +338,8 @@ def _empty_outputs(sess: Any, jagged: set) -> list:
     outs = []
     for _, t in sess.code.outputs:
         shape = tuple(0 if i == 0 else (d if isinstance(d, int) else 0) for i, d in enumerate(t.shape))
-        outs.append(_jagged_axes(ak.from_numpy(np.empty(shape, t.dtype)), t.shape, jagged | _symbols_of(t)))
+        outs.append(_jagged_axes(ak.from_numpy(np.empty(shape, t.dtype)), t.shape, jagged))
     return outs
-
-
-def _symbols_of(t: TensorType) -> set:
-    return set().union(*(getattr(d, "free_symbols", set()) for d in t.shape[1:])) if t.shape else set()
 
 
 def _as_tuple(out: Any) -> tuple:
