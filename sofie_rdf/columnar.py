@@ -25,9 +25,10 @@ record fields are stacked (one copy) and other dtypes converted.
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Optional, Sequence, Union
+from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
@@ -202,19 +203,29 @@ def _stack_fields(array: Any, features: Optional[Sequence[str]], dtype: np.dtype
             raise ShapeError(f"features {list(features)} given for an array without fields ({array.type})")
         return array
     names = list(features) if features is not None else array.fields
-    missing = [f for f in names if f not in array.fields]
+    missing = [f for f in names if _column(array, f) is None]
     if missing:
         raise ShapeError(f"fields {missing} not in the array (fields: {array.fields})")
+    fields = [_column(array, f) for f in names]
     try:
-        columns = [ak.to_numpy(array[f], allow_missing=False) for f in names]
+        columns = [ak.to_numpy(f, allow_missing=False) for f in fields]
     except (ValueError, TypeError):  # jagged fields
-        return ak.concatenate([array[f][..., np.newaxis] for f in names], axis=-1)
+        return ak.concatenate([f[..., np.newaxis] for f in fields], axis=-1)
     if len({c.shape for c in columns}) != 1 or any(c.dtype.kind not in "biuf" for c in columns):
-        return ak.concatenate([array[f][..., np.newaxis] for f in names], axis=-1)
+        return ak.concatenate([f[..., np.newaxis] for f in fields], axis=-1)
     out = np.empty((*columns[0].shape, len(columns)), dtype=dtype)
     for k, column in enumerate(columns):
         out[..., k] = column
     return ak.from_numpy(out)
+
+
+def _column(array: Any, name: str) -> Any:
+    """Field ``name`` of a record array, where ``a.b`` names field b of record field a (uproot's branch
+    names of split records); None when there is none."""
+    if name in array.fields:
+        return array[name]
+    head, _, rest = name.partition(".")
+    return _column(array[head], rest) if rest and head in array.fields else None
 
 
 def _is_jagged(array: Any, axis: int) -> bool:
@@ -435,10 +446,8 @@ class _ChunkReader:
     branches: list[str]
 
     def __call__(self, chunk: _Chunk) -> Any:
-        import uproot
-
-        with uproot.open(chunk.path) as f:
-            data = f[self.tree].arrays(self.branches, entry_start=chunk.start, entry_stop=chunk.stop)
+        with _open_tree(chunk.path, self.tree, self.branches) as t:
+            data = t.arrays(self.branches, entry_start=chunk.start, entry_stop=chunk.stop)
         sess = self.remote.session()
         outputs = _as_tuple(infer_awkward(sess, _model_arrays(sess, data, self.remote.features),
                                           fill=self.remote.fill))
@@ -452,7 +461,9 @@ def evaluate(files: Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]], 
     """Run a model over the ``tree`` of every file, chunk by chunk.
 
     ``features``: the branches of the model's input, in order (or ``{input name: [branches]}`` for several
-    inputs); jagged branches are padded or kept at their length as in :func:`infer`.  Returns an awkward
+    inputs), with uproot's full names (``part.pt`` for field ``pt`` of a split record branch ``part``);
+    jagged branches are padded or kept at their length as in :func:`infer`.  A branch the tree lacks is an
+    error naming the branches it has (uproot itself would read an empty record).  Returns an awkward
     record array with ``file`` (index into ``files``), ``entry`` (entry number in that file) and one field
     per model output, or, with ``output``, writes those columns to ``output_tree`` in that ROOT file and
     returns its path.  ``dask=True`` returns the same as a lazy dask-awkward array, one partition per chunk,
@@ -505,7 +516,7 @@ def _with_index(sess: Any, file_index: int, start: int, outputs: Sequence[Any]) 
 def _iterate(sess: Any, paths: list[str], tree: str, branches: list[str], features: Any, step_size: Any,
              fill: float, progress: bool) -> Iterable[Any]:
     """Per uproot chunk, the indexed outputs; a progress bar counts events."""
-    bar = _progress(sum(_num_entries(p, tree) for p in paths) if progress else 0, progress, sess.name)
+    bar = _progress(sum(_num_entries(p, tree, branches) for p in paths) if progress else 0, progress, sess.name)
     try:
         for file_index, path in enumerate(paths):
             for data, report in _chunks_of(path, tree, branches, step_size):
@@ -517,23 +528,39 @@ def _iterate(sess: Any, paths: list[str], tree: str, branches: list[str], featur
 
 
 def _chunks_of(path: str, tree: str, branches: list[str], step_size: Any) -> Iterable[Any]:
-    """``uproot.iterate`` over one file, with a missing file, tree or branch reported as a SofieError."""
+    """The chunks of one file's tree, as ``(arrays, report)`` of ``TTree.iterate``."""
+    with _open_tree(path, tree, branches) as t:
+        yield from t.iterate(branches, step_size=step_size, report=True)
+
+
+def _num_entries(path: str, tree: str, branches: list[str]) -> int:
+    with _open_tree(path, tree, branches) as t:
+        return int(t.num_entries)
+
+
+@contextmanager
+def _open_tree(path: str, tree: str, branches: list[str]) -> Iterator[Any]:
+    """The TTree ``tree`` of ``path``, checked to have every branch asked for.
+
+    uproot returns an empty record for branch names it does not know; this says which are missing instead.
+    """
     import uproot
 
     try:
-        yield from uproot.iterate({path: tree}, branches, step_size=step_size, report=True)
-    except (OSError, KeyError, ValueError) as exc:
-        raise SofieError(f"cannot read {branches} from tree {tree!r} of {path!r}: {exc}") from None
-
-
-def _num_entries(path: str, tree: str) -> int:
-    import uproot
-
-    try:
-        with uproot.open(path) as f:
-            return int(f[tree].num_entries)
-    except (OSError, KeyError, ValueError) as exc:
-        raise SofieError(f"cannot read tree {tree!r} of {path!r}: {exc}") from None
+        f = uproot.open(path)
+    except (OSError, ValueError) as exc:
+        raise SofieError(f"cannot open {path!r}: {exc}") from None
+    with f:
+        try:
+            t = f[tree]
+        except (KeyError, ValueError) as exc:
+            raise SofieError(f"cannot read tree {tree!r} of {path!r}: {exc}") from None
+        known = set(t.keys())
+        missing = [b for b in branches if b not in known]
+        if missing:
+            raise SofieError(f"tree {tree!r} of {path!r} has no branch {', '.join(map(repr, missing))}; "
+                             f"it has {', '.join(sorted(known))}")
+        yield t
 
 
 class _NoBar:
@@ -583,12 +610,9 @@ def _evaluate_dask(sess: Any, paths: list[str], tree: str, branches: list[str], 
 
 def _chunks(paths: list[str], tree: str, branches: list[str], step_size: Any) -> list[_Chunk]:
     """Entry ranges of ``step_size`` entries (or bytes of the branches read, as uproot counts them)."""
-    import uproot
-
     chunks = []
     for file_index, path in enumerate(paths):
-        with uproot.open(path) as f:
-            t = f[tree]
+        with _open_tree(path, tree, branches) as t:
             step = step_size if isinstance(step_size, int) else t.num_entries_for(step_size, branches)
             step = max(int(step), 1)
             chunks += [_Chunk(file_index, path, s, min(s + step, t.num_entries)) for s in range(0, t.num_entries, step)]

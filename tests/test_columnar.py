@@ -182,8 +182,38 @@ def test_errors(higgs):
         higgs.infer(ak.Array([[[1.0] * 7]]))
     with pytest.raises(sr.ShapeError, match=r"fields \['nope'\] not in the array"):
         higgs.infer(ak.zip({"a": np.zeros(3)}), features=["nope"])
-    with pytest.raises(sr.SofieError, match="cannot read .* of .missing.root"):
+    with pytest.raises(sr.SofieError, match="cannot open 'missing.root'"):
         sr.columnar.evaluate(["missing.root"], "events", higgs, features=FEATURES, progress=False)
+
+
+def test_evaluate_jagged_records(tmp_path):
+    """Particles stored as a split record branch (part.pt, ...): per-jet and per-particle outputs, written back."""
+    rng = np.random.default_rng(5)
+    counts = rng.integers(0, 7, 300)
+    particles = {k: ak.unflatten(rng.standard_normal(int(counts.sum())).astype(np.float32), counts)
+                 for k in ("pt", "eta", "phi")}
+    with uproot.recreate(tmp_path / "jets.root") as f:
+        f["jets"] = {"part": ak.zip(particles)}
+    w = rng.standard_normal((3, 2)).astype(np.float32)
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["per_particle"]),
+             helper.make_node("ReduceSum", ["per_particle", "axis"], ["per_jet"], keepdims=0)]
+    model = sr.load(make_model(nodes, [("x", np.float32, ["n", "p", 3])],
+                               [("per_jet", np.float32, ["n", 2]), ("per_particle", np.float32, ["n", "p", 2])],
+                               {"w": w, "axis": np.array([1], np.int64)}), name="particles")
+    features = ["part.phi", "part.pt", "part.eta"]  # any order: the model's
+    with pytest.raises(sr.SofieError, match="has no branch 'part_pt'"):
+        sr.columnar.evaluate(tmp_path / "jets.root", "jets", model, features=["part_pt"], progress=False)
+    out = sr.columnar.evaluate(tmp_path / "jets.root", "jets", model, features=features, step_size=70,
+                               backend="jit", progress=False)
+    assert str(out.type) == "300 * {file: int32, entry: int64, per_jet: 2 * float32, per_particle: var * 2 * float32}"
+    x = np.stack([ak.flatten(particles[k]).to_numpy() for k in ("phi", "pt", "eta")], axis=1)
+    np.testing.assert_allclose(ak.flatten(out.per_particle).to_numpy(), x @ w, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(out.per_jet.to_numpy(), ak.sum(ak.unflatten(x @ w, counts), axis=1).to_numpy(),
+                               rtol=1e-5, atol=1e-5)
+    path = sr.columnar.evaluate(tmp_path / "jets.root", "jets", model, features=features, step_size=70,
+                                output=tmp_path / "out.root", backend="jit", progress=False)
+    back = uproot.open(path)["sofie"].arrays()
+    assert back.per_particle.tolist() == out.per_particle.tolist() and back.entry.tolist() == list(range(300))
 
 
 def test_dask_awkward(higgs, flat_files):
