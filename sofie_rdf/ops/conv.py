@@ -10,7 +10,8 @@ offset in a padded copy of the image, summed in register tiles), with their
 constant weights stored in panels at generation time (:func:`pack_panels`):
 no im2col copy, and 80-90% of the core's peak where im2col + BLAS, whose
 products have few rows there, reaches 15-65%.
-ConvTranspose runs as product + col2im.  Scratch matrices come from
+ConvTranspose runs as product + col2im (by output phase where the last dim is strided, so that
+its adds are contiguous).  Scratch matrices come from
 :meth:`Op.workspace`, so inference allocates nothing.
 
 ``FusedConv``/``FusedGemm`` (domain ``sofie_rdf``, made by
@@ -30,7 +31,6 @@ from typing import Any, Optional
 import numpy as np
 
 from ..ir import TensorType
-from ..ir.dims import simplify
 from ..ir.dtypes import FLOAT_TYPES
 from .base import EmitContext, Op
 from .gemm import Gemm
@@ -289,9 +289,17 @@ class ConvTranspose(ConvBase):
         return [TensorType(x.dtype, (x.shape[0], features) + geom.image)]
 
     def workspace(self, inputs, outputs) -> list[TensorType]:
+        """The product's matrix, and col2im_phased's scratch (one channel's output rows by phase) when the last
+        dim is strided."""
         x, w = inputs[0], inputs[1]
         geom = self.geometry(x, w)
-        return [TensorType(x.dtype, (w.shape[1] * math.prod(geom.kernel), math.prod(geom.grid)))]
+        col = TensorType(x.dtype, (w.shape[1] * math.prod(geom.kernel), math.prod(geom.grid)))
+        stride = geom.strides[-1]
+        if stride == 1:
+            return [col]
+        columns = -(-max((geom.grid[-1] - 1) * stride + _extent(geom.kernel[-1], geom.dilations[-1]),
+                         geom.image[-1] + geom.pads_begin[-1]) // stride)  # col2im_phase_columns in kernels/conv.hxx
+        return [col, TensorType(x.dtype, (math.prod(geom.image[:-1]), stride * columns))]
 
     def evaluate(self, values):
         x, w = values[0], values[1]
@@ -303,7 +311,8 @@ class ConvTranspose(ConvBase):
         x, w = ctx.inputs[0], ctx.inputs[1]
         geom = self.geometry(x, w)
         data, sizes = self._operands(ctx)
-        return (f"kernels::conv_transpose_gemm({data}, {ctx.w(0)}, {sizes}, {geom.arrays(ctx)}, "
+        phased = ctx.w(1) if geom.strides[-1] > 1 else "nullptr"
+        return (f"kernels::conv_transpose_gemm({data}, {ctx.w(0)}, {phased}, {sizes}, {geom.arrays(ctx)}, "
                 f"{self._activation(ctx, x.dtype)});")
 
 
@@ -455,7 +464,7 @@ class FusedConvTranspose(FusedActivation, ConvTranspose):
 
 @register
 class FusedGemm(FusedActivation, Gemm):
-    """Gemm followed by an element-wise activation, applied in place on Y right after the product."""
+    """Gemm followed by an element-wise activation, applied with the bias while each row of Y is in cache."""
 
     op_type = "FusedGemm"
     domain = FUSED_DOMAIN
@@ -465,8 +474,5 @@ class FusedGemm(FusedActivation, Gemm):
     def evaluate(self, values):
         return [self.activation_reference(super().evaluate(values)[0])]
 
-    def emit(self, ctx: EmitContext) -> str:
-        y = ctx.outputs[0]
-        n = ctx.dim(simplify(y.size))
-        act = self.activation_function(ctx)
-        return f"{super().emit(ctx)}\nkernels::unary({ctx.y(0)}, {ctx.y(0)}, {n}, {act});  // fused activation"
+    def _activation(self, ctx: EmitContext) -> str:
+        return self.activation_function(ctx)

@@ -18,7 +18,7 @@ class Gemm(Op):
 
     op_type = "Gemm"
     since_version = 7
-    kernels = ("elementwise", "gemm")
+    kernels = ("gemm",)
 
     def _mnk(self, a: TensorType, b: TensorType) -> tuple:
         if a.rank != 2 or b.rank != 2:
@@ -56,29 +56,30 @@ class Gemm(Op):
             return None
         return {1: np.ascontiguousarray(b.T)}, {"transB": 0}
 
+    def _activation(self, ctx: EmitContext) -> Optional[str]:
+        """The lambda applied to every output (FusedGemm's activation), None for none."""
+        return None
+
     def emit(self, ctx: EmitContext) -> str:
+        """One kernel call: ``gemm``, or ``gemm_bias_act`` where a bias C or an activation follows the product
+        (it adds them while each row of Y is in cache)."""
         a, b = ctx.inputs[0], ctx.inputs[1]
-        c = ctx.inputs[2] if len(ctx.inputs) > 2 else None
+        c = ctx.inputs[2] if len(ctx.inputs) > 2 and self.attrs["beta"] != 0 else None
         m, n, k = self._mnk(a, b)
         dt = a.dtype
-        lines = []
-        beta = "0"
-        if c is not None and self.attrs["beta"] != 0:
-            shape, (sc,) = coalesce((m, n), broadcast_strides(c.shape, (m, n)))
-            dims = ctx.array("c_shape", shape)
-            strides = ctx.array("c_strides", sc, "std::ptrdiff_t")
-            t = ctx.ctype(dt)
-            lines.append(f"kernels::unary_strided({ctx.x(2)}, {strides}, {ctx.y(0)}, {dims}, {len(shape)}, "
-                         f"[](const {t} v) {{ return v; }});  // Y = C broadcast")
-            beta = ctx.literal(self.attrs["beta"], dt)
-        else:
-            beta = ctx.literal(0.0, dt)
-        lines.append(
-            f"kernels::gemm({str(bool(self.attrs['transA'])).lower()}, {str(bool(self.attrs['transB'])).lower()}, "
-            f"{ctx.dim(m)}, {ctx.dim(n)}, {ctx.dim(k)}, {ctx.literal(self.attrs['alpha'], dt)}, "
-            f"{ctx.x(0)}, {ctx.x(1)}, {beta}, {ctx.y(0)});"
-        )
-        return "\n".join(lines)
+        trans = ", ".join(str(bool(self.attrs[t])).lower() for t in ("transA", "transB"))
+        product = (f"{trans}, {ctx.dim(m)}, {ctx.dim(n)}, {ctx.dim(k)}, {ctx.literal(self.attrs['alpha'], dt)}, "
+                   f"{ctx.x(0)}, {ctx.x(1)}")
+        act = self._activation(ctx)
+        if c is None and act is None:
+            return f"kernels::gemm({product}, {ctx.literal(0.0, dt)}, {ctx.y(0)});"
+        bias = "nullptr, 0, 0"
+        if c is not None:
+            row, col = broadcast_strides(c.shape, (m, n))
+            bias = f"{ctx.x(2)}, {ctx.dim(row)}, {ctx.dim(col)}"
+        beta = ctx.literal(self.attrs["beta"] if c is not None else 0.0, dt)
+        act = act or f"[](const {ctx.ctype(dt)} v) {{ return v; }}"
+        return f"kernels::gemm_bias_act({product}, {beta}, {bias}, {ctx.y(0)}, {act});"
 
 
 @register

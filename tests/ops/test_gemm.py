@@ -231,3 +231,19 @@ def test_matmul_symbolic_batch_broadcast_against_fixed(check_model):
                        [("a", np.float32, ["B", 3, 4]), ("b", np.float32, [2, 4, 5])], [("y", np.float32, [2, 3, 5])])
     check_model(model, {"a": rng.standard_normal((1, 3, 4)).astype(np.float32),
                         "b": rng.standard_normal((2, 4, 5)).astype(np.float32)})
+
+
+@pytest.mark.parametrize("rows, depth", [(2, 10), (7, 10), (7, 3)])
+def test_gemm_bias_activation_paths(check_model, rows, depth):
+    """Gemm + Sigmoid (fused) with every C broadcast, in one model: few rows start from the bias and accumulate,
+    more rows add it after the product (BLAS, or the loop for a product of depth <= 4)."""
+    rng = np.random.default_rng(rows * depth)
+    shapes = {"scalar": (), "row": (N,), "column": (rows, 1), "full": (rows, N)}
+    nodes, inits, outputs = [], {"w": rng.standard_normal((N, depth)).astype(np.float32)}, []
+    for name, shape in shapes.items():
+        inits[f"c_{name}"] = np.asarray(rng.standard_normal(shape)).astype(np.float32)
+        nodes += [helper.make_node("Gemm", ["x", "w", f"c_{name}"], [f"t_{name}"], transB=1, alpha=0.8, beta=1.5),
+                  helper.make_node("Sigmoid", [f"t_{name}"], [f"y_{name}"])]
+        outputs.append((f"y_{name}", np.float32, [rows, N]))
+    model = make_model(nodes, [("x", np.float32, [rows, depth])], outputs, inits)
+    check_model(model, {"x": 3 * rng.standard_normal((rows, depth)).astype(np.float32)})

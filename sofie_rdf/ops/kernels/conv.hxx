@@ -130,6 +130,62 @@ inline void col2im(const T *col, size_t channels, const size_t *image, const siz
             }
 }
 
+// Columns of the uncropped output row that col2im_phased's scratch holds per phase: position u = ow + pad
+// (u = i * stride + k * dilation) lives at phase u % stride, column u / stride.
+inline size_t col2im_phase_columns(size_t image, size_t grid, size_t kernel, size_t stride, size_t dilation,
+                                   std::ptrdiff_t pad)
+{
+   const size_t full = std::max((grid - 1) * stride + (kernel - 1) * dilation + 1, image + static_cast<size_t>(pad));
+   return (full + stride - 1) / stride;
+}
+
+// col2im for a strided last dim, where col2im's adds would be `stride` apart.  Per channel, the taps are
+// added into a scratch z that holds every output row split by phase (u % stride) so that the adds of one
+// tap and grid row are contiguous (grid column i goes to column i + k * dilation / stride of phase
+// k * dilation % stride): vectorized.  Then each output row gathers its columns from the phases.
+// z holds image[0] * image[1] * stride * col2im_phase_columns(...) values.
+template <typename T>
+inline void col2im_phased(const T *col, size_t channels, const size_t *image, const size_t *grid, const size_t *kernel,
+                          const size_t *stride, const size_t *dilation, const std::ptrdiff_t *pad, T *y, T *z)
+{
+   const size_t image_size = image[0] * image[1] * image[2], grid_size = grid[0] * grid[1] * grid[2];
+   const size_t rows = image[0] * image[1], sw = stride[2];
+   const size_t columns = col2im_phase_columns(image[2], grid[2], kernel[2], sw, dilation[2], pad[2]);
+   const size_t z_row = sw * columns;
+   // conv_rows over the first two dims only: rows of the image and the grid, one column each
+   const size_t row_image[3] = {image[0], image[1], 1}, row_grid[3] = {grid[0], grid[1], 1};
+   const size_t row_stride[3] = {stride[0], stride[1], 1}, row_dilation[3] = {dilation[0], dilation[1], 1};
+   const std::ptrdiff_t pw = pad[2];
+   for (size_t c = 0; c < channels; ++c) {
+      std::fill(z, z + rows * z_row, T(0));
+      for (size_t kd = 0; kd < kernel[0]; ++kd)
+         for (size_t kh = 0; kh < kernel[1]; ++kh)
+            for (size_t kw = 0; kw < kernel[2]; ++kw, col += grid_size) {
+               const size_t tap = kw * dilation[2], start = (tap % sw) * columns + tap / sw;
+               const T *in = col;
+               conv_rows(
+                  row_image, row_grid, row_stride, row_dilation, pad, kd, kh, 0,
+                  [&](size_t g_row, size_t i_row, size_t, size_t, std::ptrdiff_t) {
+                     const T *g = in + g_row * grid[2];
+                     T *o = z + i_row * z_row + start;
+                     for (size_t i = 0; i < grid[2]; ++i)
+                        o[i] += g[i];
+                  },
+                  [](size_t) {});
+            }
+      T *yc = y + c * image_size;
+      for (size_t r = 0; r < rows; ++r)
+         for (size_t phase = 0; phase < sw; ++phase) { // output columns ow = q * sw + phase - pad
+            const T *zp = z + r * z_row + phase * columns;
+            T *o = yc + r * image[2];
+            const std::ptrdiff_t first = pw - static_cast<std::ptrdiff_t>(phase); // q * sw >= first
+            size_t q = first > 0 ? (static_cast<size_t>(first) + sw - 1) / sw : 0;
+            for (size_t ow = q * sw + phase - static_cast<size_t>(pw); ow < image[2]; ow += sw, ++q)
+               o[ow] += zp[q];
+         }
+   }
+}
+
 // Every channel of y starts as its bias (or 0).
 template <typename T>
 inline void conv_fill_bias(T *y, const T *bias, size_t channels, size_t size)
@@ -216,11 +272,12 @@ inline void conv_direct(const T *x, const T *w, const Opt<T> *bias, T *y, size_t
 }
 
 // Transposed convolution: per image and group, col (M/group*K x IS) = W_g^T * X_g with W_g the
-// (C/group x M/group*K) slice of the (C, M/group, k...) weights, then col2im scatters col into Y.
+// (C/group x M/group*K) slice of the (C, M/group, k...) weights, then col2im scatters col into Y
+// (col2im_phased with its scratch z when the last dim is strided, z null otherwise).
 // `image` is the output's spatial shape, `grid` the input's.
 template <typename T, typename F>
-inline void conv_transpose_gemm(const T *x, const T *w, const Opt<T> *bias, T *y, Opt<T> *col, size_t batch, size_t channels,
-                                size_t features, size_t group, const size_t *image, const size_t *grid,
+inline void conv_transpose_gemm(const T *x, const T *w, const Opt<T> *bias, T *y, Opt<T> *col, Opt<T> *z, size_t batch,
+                                size_t channels, size_t features, size_t group, const size_t *image, const size_t *grid,
                                 const size_t *kernel, const size_t *stride, const size_t *dilation,
                                 const std::ptrdiff_t *pad, F act)
 {
@@ -233,7 +290,10 @@ inline void conv_transpose_gemm(const T *x, const T *w, const Opt<T> *bias, T *y
       for (size_t g = 0; g < group; ++g) {
          gemm(true, false, rows, grid_size, cg, T(1), w + g * cg * rows, x + (n * channels + g * cg) * grid_size,
               T(0), col);
-         col2im(col, mg, image, grid, kernel, stride, dilation, pad, yn + g * mg * image_size);
+         if (z)
+            col2im_phased(col, mg, image, grid, kernel, stride, dilation, pad, yn + g * mg * image_size, z);
+         else
+            col2im(col, mg, image, grid, kernel, stride, dilation, pad, yn + g * mg * image_size);
       }
    }
    conv_activate(y, batch * features * image_size, act);

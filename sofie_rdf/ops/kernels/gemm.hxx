@@ -7,6 +7,9 @@
 // keeps the innermost loop contiguous in B and C so the compiler vectorises it;
 // a pass stores constant B untransposed for that reason.
 constexpr size_t kSmallGemmRows = 4;
+// Products of at most this many terms per output (ConvTranspose's last layers: 16 x 1024 x 4) also run as
+// loops: one pass over C, where BLAS's packing of both operands costs more than the product (0.7x its time).
+constexpr size_t kSmallGemmDepth = 4;
 
 template <typename T>
 inline void gemm_loop(bool transA, bool transB, size_t M, size_t N, size_t K, T alpha, const T *A, const T *B, T beta,
@@ -52,7 +55,7 @@ inline void gemm_blas(Blas blas, bool transA, bool transB, size_t M, size_t N, s
 {
    if (M == 0 || N == 0)
       return;
-   if (M <= kSmallGemmRows) {
+   if (M <= kSmallGemmRows || (K <= kSmallGemmDepth && !transB)) {
       gemm_loop(transA, transB, M, N, K, alpha, A, B, beta, C);
       return;
    }
@@ -85,6 +88,74 @@ template <typename T>
 inline void gemm(bool transA, bool transB, size_t M, size_t N, size_t K, T alpha, const T *A, const T *B, T beta, T *C)
 {
    gemm_loop(transA, transB, M, N, K, alpha, A, B, beta, C);
+}
+
+// Outputs larger than this many elements (1 MB of floats: beyond L2) are streamed: see gemm_bias_act.
+constexpr size_t kGemmStreamedOutput = size_t(1) << 18;
+
+// C = beta * bias, the bias read with strides (0 along a broadcast dim); contiguous rows vectorized.
+template <typename T>
+inline void gemm_bias_fill(size_t M, size_t N, T beta, const T *bias, std::ptrdiff_t bias_row, std::ptrdiff_t bias_col,
+                           T *C)
+{
+   for (size_t i = 0; i < M; ++i) {
+      const T *b = bias + static_cast<std::ptrdiff_t>(i) * bias_row;
+      T *c = C + i * N;
+      if (bias_col == 1)
+         for (size_t j = 0; j < N; ++j)
+            c[j] = beta * b[j];
+      else
+         for (size_t j = 0; j < N; ++j)
+            c[j] = beta * b[static_cast<std::ptrdiff_t>(j) * bias_col];
+   }
+}
+
+// The product part of gemm_bias_act, shared by all its activations (the generated code has one lambda type
+// per node; keeping this out of the template on F keeps one copy of it): C = beta * bias + product, or the
+// product alone when the output is streamed (returned true: gemm_bias_act then adds the bias).
+template <typename T>
+inline bool gemm_bias_product(bool transA, bool transB, size_t M, size_t N, size_t K, T alpha, const T *A, const T *B,
+                              T beta, const T *bias, std::ptrdiff_t bias_row, std::ptrdiff_t bias_col, T *C)
+{
+   const bool streamed = bias && M * N > kGemmStreamedOutput;
+   if (bias && !streamed)
+      gemm_bias_fill(M, N, beta, bias, bias_row, bias_col, C);
+   gemm(transA, transB, M, N, K, alpha, A, B, bias && !streamed ? T(1) : T(0), C);
+   return streamed;
+}
+
+// Y = act(alpha * op(A) * op(B) + beta * bias), the bias read with strides (bias_row, bias_col: 0 along a
+// broadcast dim; bias may be null).  Y starts as the bias, the product accumulates into it and act runs
+// over the result, all in cache; a large Y (64 x 40500 in a generator's last layer) is instead computed
+// with beta = 0 and gets bias and act in one pass per row, read and written once after the product.
+template <typename T, typename F>
+inline void gemm_bias_act(bool transA, bool transB, size_t M, size_t N, size_t K, T alpha, const T *A, const T *B,
+                          T beta, const std::common_type_t<T> *bias, std::ptrdiff_t bias_row, std::ptrdiff_t bias_col,
+                          T *C, F act)
+{
+   bool streamed = false;
+   if (M <= kSmallGemmRows) { // per-event rows: the loop called here, where the compiler specializes it for this call
+      if (bias)
+         gemm_bias_fill(M, N, beta, bias, bias_row, bias_col, C);
+      gemm_loop(transA, transB, M, N, K, alpha, A, B, bias ? T(1) : T(0), C);
+   } else {
+      streamed = gemm_bias_product(transA, transB, M, N, K, alpha, A, B, beta, bias, bias_row, bias_col, C);
+   }
+   if (!streamed) {
+      for (size_t i = 0; i < M * N; ++i)
+         C[i] = act(C[i]);
+      return;
+   }
+   for (size_t i = 0; i < M; ++i) {
+      const T *b = bias + static_cast<std::ptrdiff_t>(i) * bias_row;
+      T *c = C + i * N;
+      if (bias_col == 1) // contiguous: vectorized
+         for (size_t j = 0; j < N; ++j)
+            c[j] = act(c[j] + beta * b[j]);
+      else
+         for (size_t j = 0; j < N; ++j)
+            c[j] = act(c[j] + beta * b[static_cast<std::ptrdiff_t>(j) * bias_col]);
+   }
 }
 
 // Batched product over broadcast batch dims: for every index of `shape`
