@@ -22,7 +22,18 @@ import numpy as np
 
 import sofie_rdf as sr
 
-from .rdf_throughput import MODEL, TREE, _make_higgs, arguments, input_file, machine, median_time, ort_predict, versions
+from .rdf_throughput import (
+    MODEL,
+    TREE,
+    _make_higgs,
+    arguments,
+    input_file,
+    machine,
+    median_time,
+    ort_predict,
+    versions,
+    write_table,
+)
 
 STEP = 10**5  # entries per uproot chunk, for every row
 
@@ -73,11 +84,7 @@ def main(argv: Optional[list[str]] = None) -> str:
         "sr.columnar.evaluate, jit": lambda: evaluate(path, features, jit),
     }
     rows = [(name, *median_time(run)) for name, run in runs.items()]
-    text = table(rows, args.events)
-    args.results.mkdir(parents=True, exist_ok=True)
-    (args.results / "columnar.md").write_text(text)
-    print(text)
-    return text
+    return write_table(args.results / "columnar.md", table(rows, args.events))
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ import numpy as np
 import sofie_rdf as sr
 
 from .latency import time_calls
-from .rdf_throughput import machine
+from .rdf_throughput import machine, write_table
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -177,9 +177,7 @@ def write(rows: list[tuple], results: Path) -> None:
              "|---:|---:|---:|---:|---:|---:|---:|"]
     for n_edges, n_nodes, *t in rows:
         lines.append(f"| {n_edges} | {n_nodes} | " + " | ".join(f"{v * 1e6:,.1f}" for v in t) + f" | {t[3] / t[0]:.1f}x |")
-    results.mkdir(parents=True, exist_ok=True)
-    (results / "gnn.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_table(results / "gnn.md", "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

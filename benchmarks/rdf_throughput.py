@@ -280,9 +280,13 @@ def main(argv: Optional[list[str]] = None) -> str:
     scores = [r.check for r in rows if not r.method.startswith("reference")]
     if max(scores) - min(scores) > 1e-3 * abs(max(scores)):
         raise RuntimeError(f"the methods disagree on the sum of the scores: {scores}")
-    text = table(rows, args.events)
-    args.results.mkdir(parents=True, exist_ok=True)
-    (args.results / "rdf_throughput.md").write_text(text)
+    return write_table(args.results / "rdf_throughput.md", table(rows, args.events))
+
+
+def write_table(path: Path, text: str) -> str:
+    """Write a results table (making its folder) and print it; returns the text."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
     print(text)
     return text
 

@@ -114,13 +114,15 @@ class Builder:
         source = self.graph.nodes.tensor if of == "nodes" else self.senders
         return self.cached(("rows", of), lambda: self.op("Shape", [source], f"n_{of}", start=0, end=1))
 
+    def rows_shape(self, of: str, features: int) -> str:
+        """1-D int64 tensor [n_of, features]: the runtime shape of a per-node or per-edge tensor."""
+        return self.cached(("shape", of, features), lambda: self.op(
+            "Concat", [self.rows(of), self.const(np.array([features], np.int64), "features")], f"{of}_shape", axis=0))
+
     def filled(self, of: str, features: int, value: float, hint: str) -> str:
         """A float (n_of, features) tensor of ``value``, sized at run time."""
-        def make() -> str:
-            shape = self.op("Concat", [self.rows(of), self.const(np.array([features], np.int64), "features")],
-                            f"{hint}_shape", axis=0)
-            return self.op("ConstantOfShape", [shape], hint, value=np.array([value], np.float32))
-        return self.cached(("filled", of, features, value), make)
+        return self.cached(("filled", of, features, value), lambda: self.op(
+            "ConstantOfShape", [self.rows_shape(of, features)], hint, value=np.array([value], np.float32)))
 
     def concat(self, parts: Sequence[str], axis: int, hint: str) -> str:
         return parts[0] if len(parts) == 1 else self.op("Concat", list(parts), hint, axis=axis)
@@ -133,9 +135,7 @@ class Builder:
 
     def broadcast_globals(self, glob: Part, of: str) -> str:
         """The global features repeated on every node or edge: (n_of, Fu)."""
-        shape = self.cached(("bshape", of, glob.features), lambda: self.op(
-            "Concat", [self.rows(of), self.const(np.array([glob.features], np.int64), "features")], "rows_shape", axis=0))
-        return self.op("Expand", [glob.tensor, shape], f"globals_per_{of[:-1]}")
+        return self.op("Expand", [glob.tensor, self.rows_shape(of, glob.features)], f"globals_per_{of[:-1]}")
 
     def _segment_index(self, by: str) -> str:
         """(n_edges, 1) index tensor of the senders or receivers, as ScatterND reads it."""
