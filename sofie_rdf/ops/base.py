@@ -19,6 +19,9 @@ from ..errors import ShapeError
 from ..ir import Node, TensorType
 from ..ir.dims import Dim, as_dim, dims_equal, simplify
 
+# What Op.pack_constants returns: re-laid-out constant inputs by index and the attributes saying so, or None.
+Packed = Optional[tuple[dict[int, np.ndarray], dict[str, Any]]]
+
 
 class EmitContext(Protocol):
     """What an operator sees while emitting (implemented in codegen)."""
@@ -142,10 +145,11 @@ class Op:
         """C++ statements computing the outputs from the inputs."""
         raise NotImplementedError
 
-    def pack_constants(self, constants: dict[int, np.ndarray]) -> Optional[tuple[dict[int, np.ndarray], dict[str, Any]]]:
+    def pack_constants(self, constants: dict[int, np.ndarray], inputs: list[Optional[TensorType]]) -> Packed:
         """Constant inputs stored in the layout the kernel reads fastest (a generation-time pass).
 
-        ``constants`` maps input index -> value for the inputs that are weights.
+        ``constants`` maps input index -> value for the inputs that are weights; ``inputs`` are the types of
+        all inputs (a layout may depend on the data's shape).
         Return the re-laid-out values and the attributes telling :meth:`emit`
         so (a pass may run twice: an op must not pack what it already packed),
         or None to keep them as they are.

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..ir import TensorType
 from ..ir.dims import dims_equal, num_elements
-from .base import EmitContext, Op, broadcast_shapes, broadcast_strides, coalesce
+from .base import EmitContext, Op, Packed, broadcast_shapes, broadcast_strides, coalesce
 from .registry import register
 
 
@@ -48,7 +48,7 @@ class Gemm(Op):
             y = y + self.attrs["beta"] * values[2]
         return [y.astype(values[0].dtype)]
 
-    def pack_constants(self, constants: dict[int, np.ndarray]) -> Optional[tuple[dict[int, np.ndarray], dict]]:
+    def pack_constants(self, constants: dict[int, np.ndarray], inputs: list[Optional[TensorType]]) -> Packed:
         """A constant B stored untransposed: the small-product kernel streams B row by row
         (PyTorch and Keras exports store Linear weights transposed, ``transB=1``)."""
         b = constants.get(1)

@@ -17,7 +17,7 @@ last three, so models relying on those defaults differ between the two.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Optional
+from typing import Callable, ClassVar, Optional
 
 import numpy as np
 
@@ -25,7 +25,7 @@ from ..errors import UnsupportedOperatorError
 from ..ir import TensorType
 from ..ir.dims import Dim, dims_equal
 from ..ir.dtypes import FLOAT_TYPES
-from .base import EmitContext, Op
+from .base import EmitContext, Op, Packed
 from .registry import register
 
 
@@ -244,7 +244,7 @@ class _Recurrent(Op):
         """Gates per recurrence product, in order (the blocks of a packed R)."""
         return (self.gates,)
 
-    def pack_constants(self, constants: dict[int, np.ndarray]) -> Optional[tuple[dict[int, np.ndarray], dict[str, Any]]]:
+    def pack_constants(self, constants: dict[int, np.ndarray], inputs: list[Optional[TensorType]]) -> Packed:
         """Constant W and R transposed per direction (and per block of gates) for the small-product kernel."""
         packed, attrs = {}, {}
         if 1 in constants and not self.attrs.get("packed_w"):

@@ -16,7 +16,8 @@ from .shape_inference import op_for
 def pack_weights(model: Model) -> Model:
     for node in model.nodes:
         constants = {i: model.initializers[n] for i, n in enumerate(node.inputs) if n in model.initializers}
-        packed = op_for(model, node).pack_constants(constants) if constants else None
+        types = [model.tensors.get(n) if n else None for n in node.inputs]
+        packed = op_for(model, node).pack_constants(constants, types) if constants else None
         if packed is None:
             continue
         values, attrs = packed

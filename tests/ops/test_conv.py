@@ -4,12 +4,13 @@ kernel paths (im2col, 1x1, depthwise direct), constant folding, and activation f
 import numpy as np
 import onnx
 import pytest
-from conftest import make_model, sofie_run
+from conftest import make_model, ort_run, sofie_run
 from onnx import helper
 from onnx.reference import ReferenceEvaluator
 
 import sofie_rdf as sr
 from sofie_rdf.errors import ShapeError
+from sofie_rdf.ops.conv import winograd_kernel, winograd_weights
 from sofie_rdf.passes import run_pipeline
 
 SPATIAL = {1: (9,), 2: (7, 8), 3: (5, 6, 4)}
@@ -136,6 +137,41 @@ def test_conv_shifted_kernel_passes_and_tails(check_model, x_shape, w_shape, att
     model, feeds = _conv_model("Conv", x_shape, w_shape, attrs, act=helper.make_node("Relu", ["t"], ["y"]))
     assert "conv_shifted" in sr.load(model).code().header
     check_model(model, feeds, rtol=1e-4, atol=1e-4, backend="native")
+
+
+@pytest.mark.parametrize("x_shape, w_shape, attrs, order", [
+    ((2, 16, 30, 29), (40, 16, 3, 3), {"pads": [1, 1, 1, 1]}, 4),  # 8 x 8 tiles, the last row and column partial
+    ((1, 24, 13, 11), (36, 24, 3, 3), {"pads": [2, 0, 1, 1]}, 2),  # asymmetric pads: 14 x 10 outputs, 7 x 5 tiles
+    ((1, 16, 6, 140), (33, 16, 3, 3), {}, 4),                       # no pad, 35 tiles along x: two chunks of 32
+    ((3, 20, 4, 70), (48, 20, 3, 3), {"pads": [0, 1, 0, 1]}, 2),    # batch 3, 1 x 35 tiles for m = 2
+])
+def test_conv_winograd(check_model, x_shape, w_shape, attrs, order):
+    """3x3 stride-1 layers with many channels run as Winograd F(m x m, 3 x 3); its rounding (products of
+    transformed values, about 1e-6 relative for m = 2 and 3e-5 for m = 4) sets the tolerance."""
+    model, feeds = _conv_model("Conv", x_shape, w_shape, attrs, act=helper.make_node("Relu", ["t"], ["y"]))
+    assert f"conv_winograd<{order}>" in sr.load(model).code().header
+    scale = float(np.abs(ort_run(model, feeds)[0]).max())
+    for backend in ("jit", "native"):
+        check_model(model, feeds, rtol=1e-4, atol=(1e-4 if order == 4 else 1e-5) * scale, backend=backend)
+
+
+@pytest.mark.parametrize("order", [2, 4])
+def test_winograd_weights_round_trip(order):
+    """The numpy reference of a Winograd node reads its transformed weights back (G's pseudo-inverse)."""
+    w = np.random.default_rng(1).standard_normal((5, 7, 3, 3)).astype(np.float32)
+    u = winograd_weights(w, order)
+    assert u.shape == (5, 7, order + 2, order + 2)
+    np.testing.assert_allclose(winograd_kernel(u, order), w, rtol=1e-5, atol=1e-6)
+
+
+def test_winograd_not_for_float64_strides_or_small_images():
+    """Winograd serves float32 3x3 stride-1 layers only, and only where the image has enough tiles."""
+    cases = [((1, 16, 30, 30), (40, 16, 3, 3), {"pads": [1, 1, 1, 1]}, np.float64),
+             ((1, 16, 30, 30), (40, 16, 3, 3), {"strides": [2, 2]}, np.float32),
+             ((1, 16, 7, 7), (40, 16, 3, 3), {"pads": [1, 1, 1, 1]}, np.float32)]
+    for x_shape, w_shape, attrs, dtype in cases:
+        model, _ = _conv_model("Conv", x_shape, w_shape, attrs, dtype=dtype)
+        assert "conv_winograd" not in sr.load(model).code().header
 
 
 @pytest.mark.parametrize("op", ["Conv", "ConvTranspose"])

@@ -1,0 +1,177 @@
+// requires: conv
+// Winograd convolution F(m x m, 3 x 3) (Lavin and Gray, "Fast Algorithms for Convolutional Neural
+// Networks", 2016) for 2-D float layers with 3x3 kernels, stride 1, dilation 1 and one group.
+//
+// Each alpha x alpha input tile (alpha = m + 2, tiles overlapping by 2) becomes V = B^T d B; each
+// output tile is Y = A^T M A, where M is, for every one of the alpha^2 tile positions xi, the product
+// M_xi (features x tiles) = U_xi (features x channels) * V_xi (channels x tiles).  U = G g G^T, the
+// transformed weights, is computed once at generation time (ops/conv.py: winograd_weights) and stored
+// as alpha^2 matrices of features x channels.  The products then do (alpha / m)^2 / 9 of the direct
+// convolution's multiplications: 0.44 for m = 2, 0.25 for m = 4.
+//
+// The transforms run on rows of up to kWinogradChunk tiles at once, so that their arithmetic is
+// vector code over contiguous arrays; bias and activation are applied as the output tiles are written.
+
+constexpr size_t kWinogradChunk = 32; // tiles along x transformed together
+
+// The 1-D transforms: o(i, t) = sum_j B^T[i][j] d(j, t) and o(j, t) = sum_i A^T[j][i] s(i, t) for t < n,
+// written out with their common terms (the matrices are mostly 0 and +-1).
+template <size_t M>
+struct Winograd;
+
+template <>
+struct Winograd<2> {
+   static constexpr size_t alpha = 4;
+   template <typename D, typename O>
+   static void input(D d, O o, size_t n)
+   {
+      for (size_t t = 0; t < n; ++t) {
+         const float d0 = d(0, t), d1 = d(1, t), d2 = d(2, t), d3 = d(3, t);
+         o(0, t) = d0 - d2;
+         o(1, t) = d1 + d2;
+         o(2, t) = d2 - d1;
+         o(3, t) = d1 - d3;
+      }
+   }
+   template <typename S, typename O>
+   static void output(S s, O o, size_t n)
+   {
+      for (size_t t = 0; t < n; ++t) {
+         const float s0 = s(0, t), s1 = s(1, t), s2 = s(2, t), s3 = s(3, t);
+         o(0, t) = s0 + s1 + s2;
+         o(1, t) = s1 - s2 - s3;
+      }
+   }
+};
+
+template <>
+struct Winograd<4> {
+   static constexpr size_t alpha = 6;
+   template <typename D, typename O>
+   static void input(D d, O o, size_t n)
+   {
+      for (size_t t = 0; t < n; ++t) {
+         const float d0 = d(0, t), d1 = d(1, t), d2 = d(2, t), d3 = d(3, t), d4 = d(4, t), d5 = d(5, t);
+         const float a = d4 - 4.f * d2, b = d3 - 4.f * d1; // shared by rows 1 and 2
+         const float c = d4 - d2, e = 2.f * (d3 - d1);     // shared by rows 3 and 4
+         o(0, t) = 4.f * d0 - 5.f * d2 + d4;
+         o(1, t) = a + b;
+         o(2, t) = a - b;
+         o(3, t) = c + e;
+         o(4, t) = c - e;
+         o(5, t) = 4.f * d1 - 5.f * d3 + d5;
+      }
+   }
+   template <typename S, typename O>
+   static void output(S s, O o, size_t n)
+   {
+      for (size_t t = 0; t < n; ++t) {
+         const float s0 = s(0, t), s1 = s(1, t), s2 = s(2, t), s3 = s(3, t), s4 = s(4, t), s5 = s(5, t);
+         const float p = s1 + s2, q = s1 - s2, r = s3 + s4, u = s3 - s4;
+         o(0, t) = s0 + p + r;
+         o(1, t) = q + 2.f * u;
+         o(2, t) = p + 4.f * r;
+         o(3, t) = q + 8.f * u + s5;
+      }
+   }
+};
+
+// V (alpha^2 x channels x tiles) from one image x (channels x height x width).  Per chunk of one tile
+// row: the alpha input rows are copied with their zero pads, transformed along y (contiguous), split by
+// x phase (P_j[t] = z[M t + j]; the tile's values j >= M are the next tile's P_{j-M}) and transformed
+// along x.
+template <size_t M>
+inline void winograd_input(const float *x, size_t channels, size_t height, size_t width, size_t pad_top,
+                           size_t pad_left, size_t tiles_y, size_t tiles_x, float *v)
+{
+   using W = Winograd<M>;
+   constexpr size_t A = W::alpha, L = M * (kWinogradChunk + 1);
+   const size_t tiles = tiles_y * tiles_x;
+   float lines[A][L], z[A][L], phase[M][kWinogradChunk + 1], out[A][kWinogradChunk];
+   for (size_t c = 0; c < channels; ++c) {
+      const float *xc = x + c * height * width;
+      for (size_t ty = 0; ty < tiles_y; ++ty) {
+         for (size_t t0 = 0; t0 < tiles_x; t0 += kWinogradChunk) {
+            const size_t n = std::min(kWinogradChunk, tiles_x - t0), span = M * (n + 1);
+            const std::ptrdiff_t x0 = std::ptrdiff_t(M * t0) - std::ptrdiff_t(pad_left);
+            const size_t lo = size_t(std::max<std::ptrdiff_t>(0, -x0));
+            const size_t hi = size_t(std::max<std::ptrdiff_t>(lo, std::min<std::ptrdiff_t>(span, width - x0)));
+            for (size_t r = 0; r < A; ++r) {
+               const std::ptrdiff_t yy = std::ptrdiff_t(M * ty + r) - std::ptrdiff_t(pad_top);
+               std::fill(lines[r], lines[r] + span, 0.f);
+               if (yy >= 0 && size_t(yy) < height)
+                  std::copy(xc + yy * width + x0 + lo, xc + yy * width + x0 + hi, lines[r] + lo);
+            }
+            W::input([&](size_t r, size_t i) { return lines[r][i]; }, [&](size_t k, size_t i) -> float & { return z[k][i]; },
+                     span);
+            for (size_t k = 0; k < A; ++k) {
+               for (size_t t = 0; t <= n; ++t)
+                  for (size_t j = 0; j < M; ++j)
+                     phase[j][t] = z[k][M * t + j];
+               W::input([&](size_t j, size_t t) { return j < M ? phase[j][t] : phase[j - M][t + 1]; },
+                        [&](size_t i, size_t t) -> float & { return out[i][t]; }, n);
+               for (size_t i = 0; i < A; ++i)
+                  std::copy(out[i], out[i] + n, v + ((k * A + i) * channels + c) * tiles + ty * tiles_x + t0);
+            }
+         }
+      }
+   }
+}
+
+// One image y (features x height x width) = act(A^T M A + bias), M being alpha^2 x features x tiles.
+// Per chunk of one tile row: transformed along x, then y, then the x phases interleaved into whole
+// output rows, to which bias and activation are applied.
+template <size_t M, typename F>
+inline void winograd_output(const float *m, const float *bias, size_t features, size_t height, size_t width,
+                            size_t tiles_y, size_t tiles_x, float *y, F act)
+{
+   using W = Winograd<M>;
+   constexpr size_t A = W::alpha;
+   const size_t tiles = tiles_y * tiles_x;
+   float cols[A][M][kWinogradChunk], out[M][M][kWinogradChunk], line[M * kWinogradChunk];
+   for (size_t f = 0; f < features; ++f) {
+      const float b = bias ? bias[f] : 0.f;
+      float *yf = y + f * height * width;
+      for (size_t ty = 0; ty < tiles_y; ++ty) {
+         for (size_t t0 = 0; t0 < tiles_x; t0 += kWinogradChunk) {
+            const size_t n = std::min(kWinogradChunk, tiles_x - t0), at = ty * tiles_x + t0;
+            for (size_t k = 0; k < A; ++k)
+               W::output([&](size_t i, size_t t) { return m[((k * A + i) * features + f) * tiles + at + t]; },
+                         [&](size_t j, size_t t) -> float & { return cols[k][j][t]; }, n);
+            for (size_t j = 0; j < M; ++j)
+               W::output([&](size_t k, size_t t) { return cols[k][j][t]; },
+                         [&](size_t l, size_t t) -> float & { return out[l][j][t]; }, n);
+            const size_t columns = std::min(M * n, width - M * t0);
+            for (size_t l = 0; l < M && M * ty + l < height; ++l) {
+               for (size_t t = 0; t < n; ++t)
+                  for (size_t j = 0; j < M; ++j)
+                     line[M * t + j] = out[l][j][t];
+               float *row = yf + (M * ty + l) * width + M * t0;
+               for (size_t i = 0; i < columns; ++i)
+                  row[i] = act(line[i] + b);
+            }
+         }
+      }
+   }
+}
+
+// y = act(conv(x, w) + bias) for NCHW x, with u the transformed weights (alpha^2 x features x channels)
+// and scratch room for V (alpha^2 x channels x tiles) followed by M (alpha^2 x features x tiles).
+template <size_t M, typename F>
+inline void conv_winograd(const float *x, const float *u, const float *bias, float *y, float *scratch, size_t batch,
+                          size_t channels, size_t features, const size_t *image, const size_t *grid,
+                          const std::ptrdiff_t *pad, F act)
+{
+   constexpr size_t A = Winograd<M>::alpha;
+   const size_t height = image[1], width = image[2], out_h = grid[1], out_w = grid[2];
+   const size_t tiles_y = (out_h + M - 1) / M, tiles_x = (out_w + M - 1) / M, tiles = tiles_y * tiles_x;
+   float *v = scratch, *m = scratch + A * A * channels * tiles;
+   for (size_t n = 0; n < batch; ++n) {
+      winograd_input<M>(x + n * channels * height * width, channels, height, width, size_t(pad[1]), size_t(pad[2]),
+                        tiles_y, tiles_x, v);
+      for (size_t xi = 0; xi < A * A; ++xi)
+         gemm(false, false, features, tiles, channels, 1.f, u + xi * features * channels, v + xi * channels * tiles,
+              0.f, m + xi * features * tiles);
+      winograd_output<M>(m, bias, features, out_h, out_w, tiles_y, tiles_x, y + n * features * out_h * out_w, act);
+   }
+}
