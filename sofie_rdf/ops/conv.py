@@ -4,9 +4,9 @@ The kernels (``kernels/conv.hxx``) see every convolution as 3-D; the emitter
 pads lower ranks with size-1 dims.  Conv runs as im2col + one product per
 image and group (BLAS for larger matrices), skips im2col for 1x1 convolutions
 with stride 1 and no pad, and uses a direct loop for depthwise layers.
-Stride-1 float convolutions with few output channels or large kernels run as
+Float convolutions with few output channels or large kernels run as
 "shifted products" (``conv_shifted``: every (channel, tap) step is a constant
-offset in a padded copy of the image, summed in register tiles), with their
+offset in a padded copy of the image, split by phase where strided, summed in register tiles), with their
 constant weights stored in panels at generation time (:func:`pack_panels`):
 no im2col copy, and 80-90% of the core's peak where im2col + BLAS, whose
 products have few rows there, reaches 15-65%.
@@ -43,9 +43,9 @@ from .registry import lookup, make_node, register
 # Depthwise layers with at most this many outputs per input channel use the direct kernel.
 DIRECT_MAX_OUTPUTS_PER_GROUP = 4
 KERNEL_RANK = 3  # the kernels' fixed spatial rank
-# Stride-1 layers use conv_shifted when they have few output channels, or kernels of this many taps or more
-# (im2col copies grow with the taps); otherwise BLAS's blocking of the im2col product is as fast or faster
-# (measured on the rootbench 5x5 stacks and resnet18's 3x3 layers, AVX2).
+# Layers use conv_shifted when they have few output channels, or kernels of this many taps or more (im2col
+# copies grow with the taps); otherwise BLAS's blocking of the im2col product is as fast or faster (measured
+# on the rootbench 5x5 stacks, resnet18's 3x3 layers and its 7x7 stride-2 stem, AVX2).
 SHIFTED_MAX_FEATURES = 32
 SHIFTED_MIN_TAPS = 16
 PANEL_ROWS = 6  # kConvPanelRows in kernels/conv.hxx
@@ -80,10 +80,9 @@ class Geometry:
         """``values`` with leading ``fill`` entries up to the kernels' rank."""
         return [fill] * (KERNEL_RANK - len(values)) + list(values)
 
-    def arrays(self, ctx: EmitContext, with_strides: bool = True) -> str:
+    def arrays(self, ctx: EmitContext) -> str:
         """Declare the kernel's geometry arrays; returns them as call arguments."""
-        labels = [("image", self.image), ("grid", self.grid), ("kernel", self.kernel)]
-        labels += [("stride", self.strides)] if with_strides else []
+        labels = [("image", self.image), ("grid", self.grid), ("kernel", self.kernel), ("stride", self.strides)]
         names = [ctx.array(label, self.padded(v, 1)) for label, v in labels + [("dilation", self.dilations)]]
         names.append(ctx.array("pad", self.padded(self.pads_begin, 0), "std::ptrdiff_t"))
         return ", ".join(names)
@@ -207,10 +206,8 @@ class Conv(ConvBase):
         return tuple(d - order + 1 for d in w.shape[2:]) if order else tuple(w.shape[2:])
 
     def _shifted_candidate(self, w: np.ndarray) -> bool:
-        """Whether conv_shifted serves this layer: float32, ungrouped, stride 1, few output channels or large kernels."""
-        strides = self.attr("strides") or []
-        return (w.dtype == np.float32 and self.attrs["group"] == 1 and all(s == 1 for s in strides)
-                and 3 <= w.ndim <= 2 + KERNEL_RANK
+        """Whether conv_shifted serves this layer: float32, ungrouped, few output channels or large kernels."""
+        return (w.dtype == np.float32 and self.attrs["group"] == 1 and 3 <= w.ndim <= 2 + KERNEL_RANK
                 and (w.shape[0] <= SHIFTED_MAX_FEATURES or math.prod(w.shape[2:]) >= SHIFTED_MIN_TAPS))
 
     def _winograd_order(self, x: Optional[TensorType], w: np.ndarray) -> Optional[int]:
@@ -284,12 +281,10 @@ class Conv(ConvBase):
         strategy = self.strategy(x, w, geom)
         data, sizes = self._operands(ctx)
         act = self._activation(ctx, x.dtype)
+        counts = f"{ctx.dim(x.shape[0])}, {x.shape[1]}, {ctx.outputs[0].shape[1]}"  # ungrouped
         if strategy == "shifted":
-            counts = f"{ctx.dim(x.shape[0])}, {x.shape[1]}, {ctx.outputs[0].shape[1]}"  # ungrouped, stride 1
-            return (f"kernels::conv_shifted({data}, {ctx.w(0)}, {ctx.w(1)}, {counts}, "
-                    f"{geom.arrays(ctx, with_strides=False)}, {act});")
-        if strategy == "winograd":
-            counts = f"{ctx.dim(x.shape[0])}, {x.shape[1]}, {ctx.outputs[0].shape[1]}"  # ungrouped, stride 1
+            return f"kernels::conv_shifted({data}, {ctx.w(0)}, {ctx.w(1)}, {counts}, {geom.arrays(ctx)}, {act});"
+        if strategy == "winograd":  # stride 1
             image, grid = (ctx.array(label, geom.padded(v, 1)) for label, v in (("image", geom.image), ("grid", geom.grid)))
             pad = ctx.array("pad", geom.padded(geom.pads_begin, 0), "std::ptrdiff_t")
             return (f"kernels::conv_winograd<{self.attrs['winograd']}>({data}, {ctx.w(0)}, {counts}, {image}, {grid}, "
@@ -377,10 +372,11 @@ class ConvTranspose(ConvBase):
 # ---- conv_shifted: scratch and weight panels ---------------------------------
 
 def shifted_workspace(geom: Geometry, channels: int) -> list[TensorType]:
-    """conv_shifted's float scratch (padded image, slack, partial sums; see kernels/conv.hxx) and its step offsets."""
-    padded = [g + (k - 1) * d for g, k, d in zip(geom.grid, geom.kernel, geom.dilations)]
+    """conv_shifted's float scratch (padded image split by stride phase, slack, partial sums; see kernels/conv.hxx)
+    and its step offsets."""
+    padded = [g + (k - 1) * d // s for g, k, d, s in zip(geom.grid, geom.kernel, geom.dilations, geom.strides)]
     steps = channels * math.prod(geom.kernel)
-    scratch = channels * math.prod(padded) + SHIFTED_SLACK
+    scratch = channels * math.prod(geom.strides) * math.prod(padded) + SHIFTED_SLACK
     if steps > SHIFTED_CHUNK_STEPS:  # partial sums of one panel between passes
         grid = geom.padded(geom.grid, 1)
         full = geom.padded(tuple(padded), 1)

@@ -131,9 +131,15 @@ def test_conv_large_image_uses_blas(check_model):
     ((2, 40, 9, 10), (13, 40, 3, 3), {"pads": [1, 0, 2, 1], "dilations": [2, 1]}),
     ((1, 70, 10, 10), (40, 70, 5, 5), {"pads": [2, 2, 2, 2]}),  # 1750 steps, 40 = 6 * 6 + 4
     ((2, 2, 6, 7, 8), (3, 2, 3, 3, 3), {"pads": [1, 1, 1, 1, 1, 1]}),
+    # strided: the padded image split by phase
+    ((2, 3, 23, 20), (16, 3, 7, 7), {"strides": [2, 2], "pads": [3, 3, 2, 3]}),  # a stem: odd sizes, uneven pads
+    ((1, 40, 15, 17), (13, 40, 5, 5), {"strides": [2, 3], "pads": [2, 1, 2, 2], "dilations": [1, 2]}),  # 2 passes
+    ((2, 4, 9, 8, 11), (5, 4, 3, 3, 4), {"strides": [2, 1, 3], "pads": [1, 0, 1, 1, 1, 2]}),
+    ((2, 6, 50), (8, 6, 5), {"strides": [4]}),
 ])
 def test_conv_shifted_kernel_passes_and_tails(check_model, x_shape, w_shape, attrs):
-    """The stride-1 direct kernel: several accumulation passes, output channels not a multiple of its block, batch > 1."""
+    """The direct kernel: several accumulation passes, output channels not a multiple of its block, batch > 1,
+    strides with dilations and pads."""
     model, feeds = _conv_model("Conv", x_shape, w_shape, attrs, act=helper.make_node("Relu", ["t"], ["y"]))
     assert "conv_shifted" in sr.load(model).code().header
     check_model(model, feeds, rtol=1e-4, atol=1e-4, backend="native")

@@ -299,7 +299,7 @@ inline void conv_transpose_gemm(const T *x, const T *w, const Opt<T> *bias, T *y
    conv_activate(y, batch * features * image_size, act);
 }
 
-// ---- stride-1 convolution as shifted products ------------------------------
+// ---- convolution as shifted products ------------------------------------------
 //
 // With stride 1, output position o reads input position o + k * dilation - pad in every dim.  In a
 // zero-padded copy of one image whose dims are P = grid + (kernel - 1) * dilation, the flattened output
@@ -307,6 +307,10 @@ inline void conv_transpose_gemm(const T *x, const T *w, const Opt<T> *bias, T *y
 // the same for every output position.  The convolution then is, per (input channel, kernel tap) step, a
 // contiguous input vector times one weight per output channel: no im2col copy, and a register tile of
 // outputs (a few channels x a few vectors of positions) that stays in registers over the steps.
+// With stride s, the padded image is split by phase (space to depth): padded position s * i + r goes to
+// position i of phase plane r, and tap k (padded offset k * dilation = s * q + r) reads phase plane r at
+// offset q, the same for every output position again.  Each plane then has P = grid + (kernel - 1) *
+// dilation / s positions per dim.
 // Positions whose oh or ow lie in the padding are computed and dropped (a few percent for large images).
 // Many steps are taken in passes of kConvChunkSteps, so that the input rows a pass reads stay in the L1
 // cache from one tile to the next; partial sums between passes go to scratch.
@@ -314,9 +318,9 @@ inline void conv_transpose_gemm(const T *x, const T *w, const Opt<T> *bias, T *y
 // The weights are stored in panels (ops/conv.py, pack_panels): output channels in blocks of
 // kConvPanelRows, each block K x rows with K = channels * kd * kh * kw in (c, kd, kh, kw) order, the
 // block's rows side by side.  The last block holds the remaining rows.
-// Scratch (sized by ops/conv.py, shifted_workspace): the padded image, kConvTileSlack floats that the
-// last tile reads past it, then kConvPanelRows rows of partial sums (when there are several passes);
-// and the table of step offsets.
+// Scratch (sized by ops/conv.py, shifted_workspace): the padded image (channels x phases planes), kConvTileSlack
+// floats that the last tile reads past it, then kConvPanelRows rows of partial sums (when there are several
+// passes); and the table of step offsets.
 
 typedef float conv_vfloat __attribute__((vector_size(32))); // 8 floats: one AVX register, two SSE ones
 constexpr size_t kConvLanes = sizeof(conv_vfloat) / sizeof(float);
@@ -334,19 +338,20 @@ constexpr size_t kConvChunkSteps = 512;           // (channel, tap) steps summed
 
 // Geometry of one shifted convolution, derived once per call from the emitted arrays.
 struct ConvShifted {
-   size_t padded[3], tap_step[3], kernel[3], grid[3];
-   size_t plane, grid_size, positions;
+   size_t padded[3], stride[3], dilation[3], kernel[3], grid[3];
+   size_t plane, phases, grid_size, positions;
 
-   ConvShifted(const size_t *grid_, const size_t *kernel_, const size_t *dilation)
+   ConvShifted(const size_t *grid_, const size_t *kernel_, const size_t *stride_, const size_t *dilation_)
    {
+      phases = 1;
       for (size_t i = 0; i < 3; ++i) {
-         padded[i] = grid_[i] + (kernel_[i] - 1) * dilation[i];
+         padded[i] = grid_[i] + (kernel_[i] - 1) * dilation_[i] / stride_[i];
+         stride[i] = stride_[i];
+         dilation[i] = dilation_[i];
          kernel[i] = kernel_[i];
          grid[i] = grid_[i];
+         phases *= stride_[i];
       }
-      tap_step[2] = dilation[2];
-      tap_step[1] = dilation[1] * padded[2];
-      tap_step[0] = dilation[0] * padded[1] * padded[2];
       plane = padded[0] * padded[1] * padded[2];
       grid_size = grid[0] * grid[1] * grid[2];
       positions = ((grid[0] - 1) * padded[1] + grid[1] - 1) * padded[2] + grid[2]; // up to the last output
@@ -484,39 +489,67 @@ inline size_t conv_shifted_offsets(const ConvShifted &s, size_t channels, std::i
    for (size_t c = 0; c < channels; ++c)
       for (size_t kd = 0; kd < s.kernel[0]; ++kd)
          for (size_t kh = 0; kh < s.kernel[1]; ++kh)
-            for (size_t kw = 0; kw < s.kernel[2]; ++kw)
-               offsets[k++] = static_cast<std::int64_t>(c * s.plane + kd * s.tap_step[0] + kh * s.tap_step[1] +
-                                                        kw * s.tap_step[2]);
+            for (size_t kw = 0; kw < s.kernel[2]; ++kw) {
+               const size_t tap[3] = {kd * s.dilation[0], kh * s.dilation[1], kw * s.dilation[2]};
+               size_t phase = c, at = 0;
+               for (size_t i = 0; i < 3; ++i) {
+                  phase = phase * s.stride[i] + tap[i] % s.stride[i];
+                  at = at * s.padded[i] + tap[i] / s.stride[i];
+               }
+               offsets[k++] = static_cast<std::int64_t>(phase * s.plane + at);
+            }
    return k;
 }
 
-// Copies one image into the zero-padded scratch xp (whose padding is cleared when `clear`: later images
-// leave it untouched).
+// Copies one image into the zero-padded scratch xp, split by phase (whose padding is cleared when `clear`:
+// later images leave it untouched).  Padded positions past what any output reads are dropped.
 inline void conv_shifted_pad(const float *x, size_t channels, const size_t *image, const std::ptrdiff_t *pad,
                              const ConvShifted &s, float *xp, bool clear)
 {
    if (clear)
-      std::fill(xp, xp + channels * s.plane + kConvTileSlack, 0.0f);
+      std::fill(xp, xp + channels * s.phases * s.plane + kConvTileSlack, 0.0f);
+   const size_t sw = s.stride[2];
    for (size_t c = 0; c < channels; ++c)
       for (size_t d = 0; d < image[0]; ++d)
          for (size_t h = 0; h < image[1]; ++h) {
+            const size_t pd = d + size_t(pad[0]), ph = h + size_t(pad[1]);
+            if (pd / s.stride[0] >= s.padded[0] || ph / s.stride[1] >= s.padded[1])
+               continue;
             const float *src = x + ((c * image[0] + d) * image[1] + h) * image[2];
-            const size_t dst = ((d + pad[0]) * s.padded[1] + h + pad[1]) * s.padded[2] + pad[2];
-            std::copy(src, src + image[2], xp + c * s.plane + dst);
+            const size_t phase = (c * s.stride[0] + pd % s.stride[0]) * s.stride[1] + ph % s.stride[1];
+            const size_t row = (pd / s.stride[0] * s.padded[1] + ph / s.stride[1]) * s.padded[2];
+            if (sw == 1) {
+               const size_t n = std::min(image[2], s.padded[2] - size_t(pad[2]));
+               std::copy(src, src + n, xp + phase * s.plane + row + size_t(pad[2]));
+               continue;
+            }
+            for (size_t r = 0; r < sw; ++r) { // the image columns of phase r: w + pad = sw * i + r
+               const size_t first = (r + sw - size_t(pad[2]) % sw) % sw, at = (first + size_t(pad[2])) / sw;
+               if (first >= image[2] || at >= s.padded[2])
+                  continue;
+               const size_t n = std::min((image[2] - first + sw - 1) / sw, s.padded[2] - at);
+               float *dst = xp + (phase * sw + r) * s.plane + row + at;
+               if (sw == 2) // the common stride, with a constant step the loop vectorizes
+                  for (size_t j = 0; j < n; ++j)
+                     dst[j] = src[first + 2 * j];
+               else
+                  for (size_t j = 0; j < n; ++j)
+                     dst[j] = src[first + sw * j];
+            }
          }
 }
 
-// Stride-1, ungrouped float convolution (see above) with panel-packed weights; xp is the float scratch,
-// offsets room for channels * kd * kh * kw steps.
+// Ungrouped float convolution (see above) with panel-packed weights; xp is the float scratch, offsets room
+// for channels * kd * kh * kw steps.
 template <typename F>
 inline void conv_shifted(const float *x, const float *w, const float *bias, float *y, float *xp,
                          std::int64_t *offsets, size_t batch, size_t channels, size_t features, const size_t *image,
-                         const size_t *grid, const size_t *kernel, const size_t *dilation, const std::ptrdiff_t *pad,
-                         F act)
+                         const size_t *grid, const size_t *kernel, const size_t *stride, const size_t *dilation,
+                         const std::ptrdiff_t *pad, F act)
 {
-   const ConvShifted s(grid, kernel, dilation);
+   const ConvShifted s(grid, kernel, stride, dilation);
    const size_t steps = conv_shifted_offsets(s, channels, offsets);
-   float *partial = xp + channels * s.plane + kConvTileSlack;
+   float *partial = xp + channels * s.phases * s.plane + kConvTileSlack;
    for (size_t n = 0; n < batch; ++n) {
       conv_shifted_pad(x + n * channels * image[0] * image[1] * image[2], channels, image, pad, s, xp, n == 0);
       float *yn = y + n * features * s.grid_size;
