@@ -49,11 +49,18 @@ KERNEL_RANK = 3  # the kernels' fixed spatial rank
 SHIFTED_MAX_FEATURES = 32
 SHIFTED_MIN_TAPS = 16
 PANEL_ROWS = 6  # kConvPanelRows in kernels/conv.hxx
+# Other layers (not 1x1) with output channels in multiples of ROWS_FEATURES (kConvRowsFeatures) and at most
+# ROWS_MAX_POSITIONS output positions per image run as conv_rows (positions as the register tile's rows,
+# weights in feature blocks): 86-91 GFLOP/s on resnet18's 512-channel 7x7 layers and its stride-2 3x3 layers
+# at 14x14 and 7x7, where im2col + BLAS reaches 64-76; on larger images and 1x1 layers BLAS does as well.
+ROWS_FEATURES = 16
+ROWS_MAX_POSITIONS = 256
 # Mirrors of kernels/conv.hxx constants, for the size of conv_shifted's scratch.
 SHIFTED_SLACK = 48  # kConvTileSlack: floats the last tile reads past the padded image
 SHIFTED_CHUNK_STEPS = 512  # kConvChunkSteps: (channel, tap) steps per pass
 SHIFTED_PARTIAL_ALIGN = 96  # kConvPartialAlign
 FUSED_DOMAIN = "sofie_rdf"
+PACKED_ATTRS = ("packed_panels", "winograd", "packed_rows")  # a Conv's weights stored for one of its kernels
 # Winograd F(m x m, 3 x 3) serves layers with at least this many input channels (the products' depth) and, for
 # the chosen m (4, else 2), at least this many output tiles per image: below that the alpha^2 products are too
 # thin for BLAS and their transformed weights (alpha^2 / 9 times the originals) outweigh the saving (measured on
@@ -222,27 +229,42 @@ class Conv(ConvBase):
                 return m
         return None
 
+    def _rows_candidate(self, x: Optional[TensorType], w: np.ndarray) -> bool:
+        """Whether conv_rows serves this layer: float32, ungrouped, not 1x1, features in whole register tiles and
+        a small image."""
+        if (x is None or w.dtype != np.float32 or self.attrs["group"] != 1 or not 3 <= w.ndim <= 2 + KERNEL_RANK
+                or w.shape[0] % ROWS_FEATURES or math.prod(w.shape[2:]) == 1):
+            return False
+        geom = self.geometry(x, TensorType(w.dtype, w.shape))
+        return (self.strategy(x, TensorType(w.dtype, w.shape), geom) == "im2col"
+                and math.prod(geom.grid) <= ROWS_MAX_POSITIONS)
+
     def pack_constants(self, constants: dict[int, np.ndarray], inputs: list[Optional[TensorType]]) -> Packed:
-        """Constant weights of a conv_shifted layer stored in panels (same shape, new order: ``packed_panels``),
-        those of a Winograd layer transformed (``winograd``: m)."""
+        """Constant weights stored for the kernel that serves the layer: in panels for conv_shifted (same shape,
+        new order: ``packed_panels``), transformed for Winograd (``winograd``: m), transposed for conv_rows
+        (``packed_rows``)."""
         w = constants.get(1)
-        if w is None or self.attrs.get("packed_panels") or self.attrs.get("winograd"):
+        if w is None or any(self.attrs.get(a) for a in PACKED_ATTRS):
             return None
         if self._shifted_candidate(w):
             return {1: pack_panels(w)}, {"packed_panels": PANEL_ROWS}
         order = self._winograd_order(inputs[0], w)
         if order:
             return {1: winograd_weights(w, order)}, {"winograd": order}
+        if self._rows_candidate(inputs[0], w):
+            return {1: pack_panels(w, ROWS_FEATURES)}, {"packed_rows": ROWS_FEATURES}
         return None
 
     def strategy(self, x: TensorType, w: TensorType, geom: Geometry) -> str:
-        """``shifted`` (weights packed in panels), ``winograd`` (weights transformed), ``direct`` (depthwise),
-        ``pointwise`` (1x1, stride 1, no pad: no im2col) or ``im2col``."""
+        """``shifted`` (weights packed in panels), ``winograd`` (weights transformed), ``rows`` (weights
+        transposed), ``direct`` (depthwise), ``pointwise`` (1x1, stride 1, no pad: no im2col) or ``im2col``."""
         group = self.attrs["group"]
         if self.attrs.get("packed_panels"):
             return "shifted"
         if self.attrs.get("winograd"):
             return "winograd"
+        if self.attrs.get("packed_rows"):
+            return "rows"
         if w.shape[1] == 1 and w.shape[0] // group <= DIRECT_MAX_OUTPUTS_PER_GROUP:
             return "direct"
         if (all(k == 1 for k in geom.kernel) and all(s == 1 for s in geom.strides)
@@ -260,6 +282,11 @@ class Conv(ConvBase):
             m = self.attrs["winograd"]
             tiles = math.prod(-(-g // m) for g in geom.grid)
             return [TensorType(x.dtype, ((m + 2) ** 2 * (x.shape[1] + w.shape[0]) * tiles,))]
+        if strategy == "rows":  # padded image, partial sums; step offsets
+            padded = [(g - 1) * s + (k - 1) * d + 1
+                      for g, k, d, s in zip(geom.grid, geom.kernel, geom.dilations, geom.strides)]
+            floats = x.shape[1] * math.prod(padded) + w.shape[0] * math.prod(geom.grid)
+            return [TensorType(x.dtype, (floats,)), TensorType(np.dtype(np.int64), (w.shape[1] * math.prod(geom.kernel),))]
         if strategy != "im2col":
             return []
         rows = w.shape[1] * math.prod(geom.kernel)
@@ -268,8 +295,8 @@ class Conv(ConvBase):
     def evaluate(self, values):
         x, w = values[0], values[1]
         b = values[2] if len(values) > 2 else None
-        if self.attrs.get("packed_panels"):
-            w = unpack_panels(w)
+        if self.attrs.get("packed_panels") or self.attrs.get("packed_rows"):
+            w = unpack_panels(w, self.attrs.get("packed_panels") or self.attrs["packed_rows"])
         if self.attrs.get("winograd"):
             w = winograd_kernel(w, self.attrs["winograd"])
         geom = self.geometry(TensorType(x.dtype, x.shape), TensorType(w.dtype, w.shape))
@@ -282,8 +309,8 @@ class Conv(ConvBase):
         data, sizes = self._operands(ctx)
         act = self._activation(ctx, x.dtype)
         counts = f"{ctx.dim(x.shape[0])}, {x.shape[1]}, {ctx.outputs[0].shape[1]}"  # ungrouped
-        if strategy == "shifted":
-            return f"kernels::conv_shifted({data}, {ctx.w(0)}, {ctx.w(1)}, {counts}, {geom.arrays(ctx)}, {act});"
+        if strategy in ("shifted", "rows"):
+            return f"kernels::conv_{strategy}({data}, {ctx.w(0)}, {ctx.w(1)}, {counts}, {geom.arrays(ctx)}, {act});"
         if strategy == "winograd":  # stride 1
             image, grid = (ctx.array(label, geom.padded(v, 1)) for label, v in (("image", geom.image), ("grid", geom.grid)))
             pad = ctx.array("pad", geom.padded(geom.pads_begin, 0), "std::ptrdiff_t")
@@ -385,21 +412,22 @@ def shifted_workspace(geom: Geometry, channels: int) -> list[TensorType]:
     return [TensorType(np.dtype(np.float32), (scratch,)), TensorType(np.dtype(np.int64), (steps,))]
 
 
-def pack_panels(w: np.ndarray) -> np.ndarray:
-    """Weights (M, C, k...) reordered for conv_shifted: blocks of PANEL_ROWS output channels (the last block
-    the rest), each stored K x rows so that one step over (c, tap) reads the block's weights side by side."""
+def pack_panels(w: np.ndarray, rows: int = PANEL_ROWS) -> np.ndarray:
+    """Weights (M, C, k...) reordered in blocks of ``rows`` output channels (the last block the rest), each
+    stored K x rows so that one step over (c, tap) reads the block's weights side by side: conv_shifted's panels
+    (PANEL_ROWS), conv_rows' feature blocks (ROWS_FEATURES)."""
     flat = w.reshape(w.shape[0], -1)
-    blocks = [flat[m:m + PANEL_ROWS].T.ravel() for m in range(0, w.shape[0], PANEL_ROWS)]
+    blocks = [flat[m:m + rows].T.ravel() for m in range(0, w.shape[0], rows)]
     return np.concatenate(blocks).reshape(w.shape)
 
 
-def unpack_panels(w: np.ndarray) -> np.ndarray:
+def unpack_panels(w: np.ndarray, rows: int = PANEL_ROWS) -> np.ndarray:
     """The inverse of :func:`pack_panels`."""
     m, depth = w.shape[0], w[0].size
     panels = w.ravel()
-    rows = [panels[s * depth:(s + r) * depth].reshape(depth, r).T
-            for s, r in ((s, min(PANEL_ROWS, m - s)) for s in range(0, m, PANEL_ROWS))]
-    return np.concatenate(rows).reshape(w.shape)
+    blocks = [panels[s * depth:(s + r) * depth].reshape(depth, r).T
+              for s, r in ((s, min(rows, m - s)) for s in range(0, m, rows))]
+    return np.concatenate(blocks).reshape(w.shape)
 
 
 # ---- Winograd F(m x m, 3 x 3): weight transform --------------------------------

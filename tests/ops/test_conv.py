@@ -145,6 +145,20 @@ def test_conv_shifted_kernel_passes_and_tails(check_model, x_shape, w_shape, att
     check_model(model, feeds, rtol=1e-4, atol=1e-4, backend="native")
 
 
+@pytest.mark.parametrize("x_shape, w_shape, attrs", [
+    ((2, 64, 7, 7), (48, 64, 3, 3), {"pads": [1, 1, 1, 1]}),  # 576 steps: two passes; 49 = 4 x 6 + 5 x 5 positions
+    ((1, 24, 13, 12), (64, 24, 3, 3), {"strides": [2, 2], "pads": [1, 0, 1, 2], "dilations": [1, 2]}),
+    ((2, 8, 30), (48, 8, 5), {"strides": [3], "pads": [2, 1]}),
+    ((1, 6, 5, 6, 7), (48, 6, 2, 2, 3), {"strides": [1, 2, 1], "pads": [0, 1, 1, 1, 0, 1]}),
+])
+def test_conv_rows_kernel(check_model, x_shape, w_shape, attrs):
+    """Small images with many output channels: positions as the register tile's rows."""
+    model, feeds = _conv_model("Conv", x_shape, w_shape, attrs, act=helper.make_node("Relu", ["t"], ["y"]))
+    assert "kernels::conv_rows(" in sr.load(model).code().header
+    for backend in ("jit", "native"):
+        check_model(model, feeds, rtol=1e-4, atol=1e-4, backend=backend)
+
+
 @pytest.mark.parametrize("x_shape, w_shape, attrs, order", [
     ((2, 16, 30, 29), (40, 16, 3, 3), {"pads": [1, 1, 1, 1]}, 4),  # 8 x 8 tiles, the last row and column partial
     ((1, 24, 13, 11), (36, 24, 3, 3), {"pads": [2, 0, 1, 1]}, 2),  # asymmetric pads: 14 x 10 outputs, 7 x 5 tiles

@@ -89,6 +89,9 @@ inline void im2col(const T *x, size_t channels, const size_t *image, const size_
                      if (sw == 1 && lo < hi) {
                         const T *src = conv_row_start(in, lo, sw, off);
                         std::copy(src, src + (hi - lo), o + lo);
+                     } else if (sw == 2) { // the common stride, with a constant step the loop vectorizes
+                        for (size_t ow = lo; ow < hi; ++ow)
+                           o[ow] = in[static_cast<std::ptrdiff_t>(ow) * 2 + off];
                      } else {
                         for (size_t ow = lo; ow < hi; ++ow)
                            o[ow] = in[static_cast<std::ptrdiff_t>(ow) * sw + off];
@@ -558,6 +561,168 @@ inline void conv_shifted(const float *x, const float *w, const float *bias, floa
       case 2: conv_shifted_image<2>(s, offsets, steps, xp, partial, w, bias, yn, features, act); break;
       case 3: conv_shifted_image<3>(s, offsets, steps, xp, partial, w, bias, yn, features, act); break;
       default: conv_shifted_image<kConvPanelRows>(s, offsets, steps, xp, partial, w, bias, yn, features, act); break;
+      }
+   }
+}
+
+// ---- many output channels, few positions: positions as the tile's rows ------
+//
+// Where the image is small and the layer has many output channels (resnet's last stages: 7x7 positions,
+// 512 features, 4608 (channel, tap) steps), the shifted tiles spend a fifth of their work on padding
+// columns and BLAS packs 9 MB of weights per call.  The product is then taken the other way around:
+// a register tile is kConvPanelRows output positions x kConvRowsFeatures features; per (channel, tap)
+// step it broadcasts each position's input value (read at the position's base in a zero-padded copy of the
+// image plus the step's offset: no im2col copy) and reads the step's weights as vectors.  The weights are
+// stored at generation time in blocks of kConvRowsFeatures features, each K x kConvRowsFeatures (ops/conv.py:
+// pack_panels with that many rows; the layer's features are a multiple of it), so that a block is one
+// contiguous stream.  The steps run in passes of kConvChunkSteps (the pass's weights stay in cache while
+// every position reads them), the partial sums kept positions x features.
+// Scratch (ops/conv.py: Conv.workspace): the padded image, the partial sums and the step offsets.
+
+constexpr size_t kConvRowsVectors = 2;
+constexpr size_t kConvRowsFeatures = kConvRowsVectors * kConvLanes; // features per register tile
+
+// Geometry of one conv_rows call: the padded image's dims (as far as any output reads).
+struct ConvRows {
+   size_t padded[3], plane, positions;
+
+   ConvRows(const size_t *grid, const size_t *kernel, const size_t *stride, const size_t *dilation)
+   {
+      for (size_t i = 0; i < 3; ++i)
+         padded[i] = (grid[i] - 1) * stride[i] + (kernel[i] - 1) * dilation[i] + 1;
+      plane = padded[0] * padded[1] * padded[2];
+      positions = grid[0] * grid[1] * grid[2];
+   }
+};
+
+// One register tile: Rows positions (input at xp + bases[i]) x kConvRowsFeatures features (weights at block,
+// kConvRowsFeatures per step), summed over `steps` steps, plus `start` (rows start_stride apart) when not
+// null; written to out (rows out_stride apart).  Not inlined, as conv_shifted_tile.
+template <size_t Rows>
+[[gnu::noinline]] void conv_rows_tile(const std::int64_t *offsets, size_t steps, const float *xp,
+                                      const size_t *bases, const float *block, const float *start,
+                                      size_t start_stride, float *out, size_t out_stride)
+{
+   conv_vfloat acc[Rows][kConvRowsVectors];
+   const float *src[Rows];
+   for (size_t i = 0; i < Rows; ++i) {
+      src[i] = xp + bases[i];
+      for (size_t j = 0; j < kConvRowsVectors; ++j)
+         acc[i][j] = conv_vfloat{};
+   }
+   const float *w = block;
+   for (size_t k = 0; k < steps; ++k, w += kConvRowsFeatures) {
+      conv_vfloat in[kConvRowsVectors];
+#pragma GCC unroll 8
+      for (size_t j = 0; j < kConvRowsVectors; ++j) {
+         std::memcpy(&in[j], w + j * kConvLanes, sizeof(conv_vfloat));
+         conv_keep_in_register(in[j]);
+      }
+      const std::int64_t o = offsets[k];
+#pragma GCC unroll 8
+      for (size_t i = 0; i < Rows; ++i) {
+         const conv_vfloat xi = src[i][o] - conv_vfloat{};
+#pragma GCC unroll 8
+         for (size_t j = 0; j < kConvRowsVectors; ++j)
+            acc[i][j] += xi * in[j];
+      }
+   }
+   for (size_t i = 0; i < Rows; ++i)
+      for (size_t j = 0; j < kConvRowsVectors; ++j) {
+         if (start) {
+            conv_vfloat before;
+            std::memcpy(&before, start + i * start_stride + j * kConvLanes, sizeof before);
+            acc[i][j] += before;
+         }
+         std::memcpy(out + i * out_stride + j * kConvLanes, &acc[i][j], sizeof(conv_vfloat));
+      }
+}
+
+// Positions [p, p + rows) (rows <= Rows) x features [f, f + kConvRowsFeatures) over steps [k, k + count):
+// onto the partial sums, or, in the last pass, to y with bias and activation.
+template <size_t Rows, typename F>
+inline void conv_rows_block(size_t rows, const std::int64_t *offsets, size_t k, size_t count, bool last,
+                            const float *xp, const size_t *bases, const float *block, float *partial, size_t p,
+                            size_t f, size_t features, size_t positions, const float *bias, float *y, F act)
+{
+   if constexpr (Rows > 1) {
+      if (rows < Rows) {
+         conv_rows_block<Rows - 1>(rows, offsets, k, count, last, xp, bases, block, partial, p, f, features,
+                                   positions, bias, y, act);
+         return;
+      }
+   }
+   float *sums = partial + p * features + f;
+   const float *start = k ? sums : nullptr;
+   if (!last) {
+      conv_rows_tile<Rows>(offsets + k, count, xp, bases, block + k * kConvRowsFeatures, start, features, sums,
+                           features);
+      return;
+   }
+   alignas(sizeof(conv_vfloat)) float tile[Rows * kConvRowsFeatures];
+   conv_rows_tile<Rows>(offsets + k, count, xp, bases, block + k * kConvRowsFeatures, start, features, tile,
+                        kConvRowsFeatures);
+   for (size_t j = 0; j < kConvRowsFeatures; ++j) {
+      const float b = bias ? bias[f + j] : 0.0f;
+      for (size_t i = 0; i < Rows; ++i)
+         y[(f + j) * positions + p + i] = act(tile[i * kConvRowsFeatures + j] + b);
+   }
+}
+
+// Copies one image into the zero-padded scratch xp (dims r.padded; the padding cleared when `clear`).
+inline void conv_rows_pad(const float *x, size_t channels, const size_t *image, const std::ptrdiff_t *pad,
+                          const ConvRows &r, float *xp, bool clear)
+{
+   if (clear)
+      std::fill(xp, xp + channels * r.plane, 0.0f);
+   for (size_t c = 0; c < channels; ++c)
+      for (size_t d = 0; d < image[0] && d + size_t(pad[0]) < r.padded[0]; ++d)
+         for (size_t h = 0; h < image[1] && h + size_t(pad[1]) < r.padded[1]; ++h) {
+            const float *src = x + ((c * image[0] + d) * image[1] + h) * image[2];
+            const size_t n = std::min(image[2], r.padded[2] - size_t(pad[2]));
+            std::copy(src, src + n, xp + c * r.plane + ((d + size_t(pad[0])) * r.padded[1] + h + size_t(pad[1])) *
+                                                          r.padded[2] + size_t(pad[2]));
+         }
+}
+
+// Ungrouped float convolution with weights in feature blocks (see above); xp is the float scratch, offsets
+// room for K steps.  Per pass, each block of features reads its weights once for all positions.
+template <typename F>
+inline void conv_rows(const float *x, const float *w, const float *bias, float *y, float *xp, std::int64_t *offsets,
+                      size_t batch, size_t channels, size_t features, const size_t *image, const size_t *grid,
+                      const size_t *kernel, const size_t *stride, const size_t *dilation, const std::ptrdiff_t *pad,
+                      F act)
+{
+   const ConvRows r(grid, kernel, stride, dilation);
+   const size_t depth = channels * kernel[0] * kernel[1] * kernel[2];
+   float *partial = xp + channels * r.plane;
+   // Positions in tiles of as even a size as possible (49 = 4 x 6 + 5 x 5, not 8 x 6 + 1): a tile of one or
+   // two positions is bound by its loads.
+   const size_t tiles = (r.positions + kConvPanelRows - 1) / kConvPanelRows;
+   const auto rows_of = [&](size_t q) { return r.positions / tiles + (q < r.positions % tiles); };
+   size_t k = 0;
+   for (size_t c = 0; c < channels; ++c)
+      for (size_t kd = 0; kd < kernel[0]; ++kd)
+         for (size_t kh = 0; kh < kernel[1]; ++kh)
+            for (size_t kw = 0; kw < kernel[2]; ++kw)
+               offsets[k++] = static_cast<std::int64_t>(
+                  c * r.plane + (kd * dilation[0] * r.padded[1] + kh * dilation[1]) * r.padded[2] + kw * dilation[2]);
+   for (size_t n = 0; n < batch; ++n) {
+      conv_rows_pad(x + n * channels * image[0] * image[1] * image[2], channels, image, pad, r, xp, n == 0);
+      float *yn = y + n * features * r.positions;
+      for (size_t k0 = 0; k0 < depth; k0 += kConvChunkSteps) {
+         const size_t count = std::min(kConvChunkSteps, depth - k0);
+         for (size_t f = 0; f < features; f += kConvRowsFeatures)
+            for (size_t q = 0, p = 0; q < tiles; p += rows_of(q), ++q) {
+               size_t bases[kConvPanelRows];
+               const size_t rows = rows_of(q);
+               for (size_t i = 0; i < rows; ++i) {
+                  const size_t q = p + i, ow = q % grid[2], oh = q / grid[2] % grid[1], od = q / grid[2] / grid[1];
+                  bases[i] = (od * stride[0] * r.padded[1] + oh * stride[1]) * r.padded[2] + ow * stride[2];
+               }
+               conv_rows_block<kConvPanelRows>(rows, offsets, k0, count, k0 + count == depth, xp, bases,
+                                               w + f * depth, partial, p, f, features, r.positions, bias, yn, act);
+            }
       }
    }
 }
