@@ -68,7 +68,10 @@ PACKED_ATTRS = ("packed_panels", "winograd", "packed_rows")  # a Conv's weights 
 # gain at 7x7).
 WINOGRAD_MIN_CHANNELS = 16
 WINOGRAD_MIN_TILES = 32
-WINOGRAD_ORDERS = (4, 2)
+WINOGRAD_ORDERS = {3: (4, 2), 5: (2,)}  # kernel size -> the m of F(m x m, r x r) to try, in order
+# Tiles go in blocks of whole tile rows whose transformed input and products (alpha^2 x (channels + features)
+# floats per tile) take at most this many floats, so that they stay in the last-level cache.
+WINOGRAD_BLOCK_FLOATS = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -218,16 +221,25 @@ class Conv(ConvBase):
                 and (w.shape[0] <= SHIFTED_MAX_FEATURES or math.prod(w.shape[2:]) >= SHIFTED_MIN_TAPS))
 
     def _winograd_order(self, x: Optional[TensorType], w: np.ndarray) -> Optional[int]:
-        """m of the Winograd F(m x m, 3 x 3) serving this layer, None where it does not."""
-        if (x is None or w.dtype != np.float32 or w.ndim != 4 or w.shape[2:] != (3, 3) or self.attrs["group"] != 1
-                or w.shape[1] < WINOGRAD_MIN_CHANNELS or any(v != 1 for v in self._per_dim("strides", 2, 1))
+        """m of the Winograd F(m x m, r x r) serving this layer, None where it does not."""
+        r = w.shape[2] if w.ndim == 4 else 0
+        if (x is None or w.dtype != np.float32 or r not in WINOGRAD_ORDERS or w.shape[3] != r
+                or self.attrs["group"] != 1 or w.shape[1] < WINOGRAD_MIN_CHANNELS
+                or any(v != 1 for v in self._per_dim("strides", 2, 1))
                 or any(v != 1 for v in self._per_dim("dilations", 2, 1))):
             return None
         geom = self.geometry(x, TensorType(w.dtype, w.shape))
-        for m in WINOGRAD_ORDERS:
+        for m in WINOGRAD_ORDERS[r]:
             if math.prod(-(-g // m) for g in geom.grid) >= WINOGRAD_MIN_TILES:
                 return m
         return None
+
+    def _winograd_block(self, x: TensorType, w: TensorType, geom: Geometry) -> tuple[int, int]:
+        """Tile rows per block (see WINOGRAD_BLOCK_FLOATS) and tiles per row of a Winograd layer."""
+        m = self.attrs["winograd"]
+        tiles_y, tiles_x = (-(-g // m) for g in geom.grid)
+        per_row = w.shape[2] ** 2 * (x.shape[1] + w.shape[0]) * tiles_x
+        return max(1, min(tiles_y, WINOGRAD_BLOCK_FLOATS // per_row)), tiles_x
 
     def _rows_candidate(self, x: Optional[TensorType], w: np.ndarray) -> bool:
         """Whether conv_rows serves this layer: float32, ungrouped, not 1x1, features in whole register tiles and
@@ -246,11 +258,11 @@ class Conv(ConvBase):
         w = constants.get(1)
         if w is None or any(self.attrs.get(a) for a in PACKED_ATTRS):
             return None
-        if self._shifted_candidate(w):
-            return {1: pack_panels(w)}, {"packed_panels": PANEL_ROWS}
         order = self._winograd_order(inputs[0], w)
         if order:
             return {1: winograd_weights(w, order)}, {"winograd": order}
+        if self._shifted_candidate(w):
+            return {1: pack_panels(w)}, {"packed_panels": PANEL_ROWS}
         if self._rows_candidate(inputs[0], w):
             return {1: pack_panels(w, ROWS_FEATURES)}, {"packed_rows": ROWS_FEATURES}
         return None
@@ -278,10 +290,9 @@ class Conv(ConvBase):
         strategy = self.strategy(x, w, geom)
         if strategy == "shifted":
             return shifted_workspace(geom, x.shape[1])
-        if strategy == "winograd":  # V and M: alpha^2 x (channels + features) x tiles
-            m = self.attrs["winograd"]
-            tiles = math.prod(-(-g // m) for g in geom.grid)
-            return [TensorType(x.dtype, ((m + 2) ** 2 * (x.shape[1] + w.shape[0]) * tiles,))]
+        if strategy == "winograd":  # V and M: alpha^2 x (channels + features) x the block's tiles
+            rows, tiles_x = self._winograd_block(x, w, geom)
+            return [TensorType(x.dtype, (w.shape[2] ** 2 * (x.shape[1] + w.shape[0]) * rows * tiles_x,))]
         if strategy == "rows":  # padded image, partial sums; step offsets
             padded = [(g - 1) * s + (k - 1) * d + 1
                       for g, k, d, s in zip(geom.grid, geom.kernel, geom.dilations, geom.strides)]
@@ -314,8 +325,10 @@ class Conv(ConvBase):
         if strategy == "winograd":  # stride 1
             image, grid = (ctx.array(label, geom.padded(v, 1)) for label, v in (("image", geom.image), ("grid", geom.grid)))
             pad = ctx.array("pad", geom.padded(geom.pads_begin, 0), "std::ptrdiff_t")
-            return (f"kernels::conv_winograd<{self.attrs['winograd']}>({data}, {ctx.w(0)}, {counts}, {image}, {grid}, "
-                    f"{pad}, {act});")
+            order = f"{self.attrs['winograd']}, {geom.kernel[-1]}"
+            rows = self._winograd_block(x, w, geom)[0]
+            return (f"kernels::conv_winograd<{order}>({data}, {ctx.w(0)}, {counts}, {image}, {grid}, {pad}, {rows}, "
+                    f"{act});")
         shape = geom.arrays(ctx)
         if strategy == "direct":
             return f"kernels::conv_direct({data}, {sizes}, {shape}, {act});"
@@ -432,28 +445,32 @@ def unpack_panels(w: np.ndarray, rows: int = PANEL_ROWS) -> np.ndarray:
 
 # ---- Winograd F(m x m, 3 x 3): weight transform --------------------------------
 
-# G of F(m, 3) (Lavin and Gray 2016; interpolation points 0, +-1 for m = 2 and 0, +-1, +-2 for m = 4); the input
-# and output transforms B^T and A^T are written out in kernels/winograd.hxx.
-WINOGRAD_G = {
-    2: np.array([[1, 0, 0], [1 / 2, 1 / 2, 1 / 2], [1 / 2, -1 / 2, 1 / 2], [0, 0, 1]]),
-    4: np.array([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6], [1 / 24, 1 / 12, 1 / 6],
-                 [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]]),
-}
+# Interpolation points and their scales per tile size alpha (besides the point at infinity), as in
+# kernels/winograd.hxx, whose B^T and A^T are written out there.
+WINOGRAD_POINTS = {4: ((0, 1), (1, 1 / 2), (-1, 1 / 2)),
+                   6: ((0, 1 / 4), (1, -1 / 6), (-1, -1 / 6), (2, 1 / 24), (-2, 1 / 24))}
+
+
+def winograd_g(m: int, r: int) -> np.ndarray:
+    """G of F(m, r): the kernel polynomial's values at the points, scaled, then its leading coefficient."""
+    rows = [[scale * point ** k for k in range(r)] for point, scale in WINOGRAD_POINTS[m + r - 1]]
+    return np.array(rows + [[0] * (r - 1) + [1]], dtype=np.float64)
 
 
 def winograd_weights(w: np.ndarray, m: int) -> np.ndarray:
-    """U = G g G^T for every (feature, channel) of 3x3 weights (F, C, 3, 3), computed in float64 and stored as
+    """U = G g G^T for every (feature, channel) of r x r weights (F, C, r, r), computed in float64 and stored as
     alpha^2 matrices F x C (the products' left operands), declared with shape (F, C, alpha, alpha)."""
-    g = WINOGRAD_G[m]
+    r = w.shape[2]
+    g = winograd_g(m, r)
     u = np.einsum("ka,fcab,ib->kifc", g, w.astype(np.float64), g)
-    alpha = m + 2
+    alpha = m + r - 1
     return np.ascontiguousarray(u.astype(w.dtype)).reshape(w.shape[0], w.shape[1], alpha, alpha)
 
 
 def winograd_kernel(u: np.ndarray, m: int) -> np.ndarray:
-    """The 3x3 weights back from :func:`winograd_weights` (G has full column rank: its pseudo-inverse undoes it)."""
-    alpha, features, channels = m + 2, u.shape[0], u.shape[1]
-    gp = np.linalg.pinv(WINOGRAD_G[m])
+    """The r x r weights back from :func:`winograd_weights` (G has full column rank: its pseudo-inverse undoes it)."""
+    alpha, features, channels = u.shape[2], u.shape[0], u.shape[1]
+    gp = np.linalg.pinv(winograd_g(m, alpha - m + 1))
     tiles = u.reshape(alpha, alpha, features, channels).astype(np.float64)
     return np.einsum("ak,kifc,bi->fcab", gp, tiles, gp).astype(u.dtype)
 

@@ -160,28 +160,31 @@ def test_conv_rows_kernel(check_model, x_shape, w_shape, attrs):
 
 
 @pytest.mark.parametrize("x_shape, w_shape, attrs, order", [
-    ((2, 16, 30, 29), (40, 16, 3, 3), {"pads": [1, 1, 1, 1]}, 4),  # 8 x 8 tiles, the last row and column partial
-    ((1, 24, 13, 11), (36, 24, 3, 3), {"pads": [2, 0, 1, 1]}, 2),  # asymmetric pads: 14 x 10 outputs, 7 x 5 tiles
-    ((1, 16, 6, 140), (33, 16, 3, 3), {}, 4),                       # no pad, 35 tiles along x: two chunks of 32
-    ((3, 20, 4, 70), (48, 20, 3, 3), {"pads": [0, 1, 0, 1]}, 2),    # batch 3, 1 x 35 tiles for m = 2
+    ((2, 16, 30, 29), (40, 16, 3, 3), {"pads": [1, 1, 1, 1]}, "4, 3"),  # 8 x 8 tiles, the last row and column partial
+    ((1, 24, 13, 11), (36, 24, 3, 3), {"pads": [2, 0, 1, 1]}, "2, 3"),  # asymmetric pads: 14 x 10 outputs, 7 x 5 tiles
+    ((1, 16, 6, 140), (33, 16, 3, 3), {}, "4, 3"),                       # no pad, 35 tiles along x: two chunks of 32
+    ((3, 20, 4, 70), (48, 20, 3, 3), {"pads": [0, 1, 0, 1]}, "2, 3"),    # batch 3, 1 x 35 tiles for m = 2
+    ((2, 16, 23, 70), (24, 16, 5, 5), {"pads": [2, 1, 2, 3]}, "2, 5"),   # 5x5: 12 x 36 tiles
+    ((1, 32, 180, 100), (64, 32, 5, 5), {"pads": [2, 2, 2, 2]}, "2, 5"),  # blocks of tile rows
 ])
 def test_conv_winograd(check_model, x_shape, w_shape, attrs, order):
-    """3x3 stride-1 layers with many channels run as Winograd F(m x m, 3 x 3); its rounding (products of
-    transformed values, about 1e-6 relative for m = 2 and 3e-5 for m = 4) sets the tolerance."""
+    """Stride-1 layers with many channels run as Winograd F(m x m, r x r); its rounding (products of transformed
+    values, up to 1e-5 of the output's scale for m = 4 and r = 5) sets the tolerance."""
     model, feeds = _conv_model("Conv", x_shape, w_shape, attrs, act=helper.make_node("Relu", ["t"], ["y"]))
     assert f"conv_winograd<{order}>" in sr.load(model).code().header
     scale = float(np.abs(ort_run(model, feeds)[0]).max())
+    tolerance = 1e-5 if order == "2, 3" else 1e-4
     for backend in ("jit", "native"):
-        check_model(model, feeds, rtol=1e-4, atol=(1e-4 if order == 4 else 1e-5) * scale, backend=backend)
+        check_model(model, feeds, rtol=1e-4, atol=tolerance * scale, backend=backend)
 
 
-@pytest.mark.parametrize("order", [2, 4])
-def test_winograd_weights_round_trip(order):
+@pytest.mark.parametrize("m, r", [(2, 3), (4, 3), (2, 5)])
+def test_winograd_weights_round_trip(m, r):
     """The numpy reference of a Winograd node reads its transformed weights back (G's pseudo-inverse)."""
-    w = np.random.default_rng(1).standard_normal((5, 7, 3, 3)).astype(np.float32)
-    u = winograd_weights(w, order)
-    assert u.shape == (5, 7, order + 2, order + 2)
-    np.testing.assert_allclose(winograd_kernel(u, order), w, rtol=1e-5, atol=1e-6)
+    w = np.random.default_rng(1).standard_normal((5, 7, r, r)).astype(np.float32)
+    u = winograd_weights(w, m)
+    assert u.shape == (5, 7, m + r - 1, m + r - 1)
+    np.testing.assert_allclose(winograd_kernel(u, m), w, rtol=1e-5, atol=1e-5)
 
 
 def test_winograd_not_for_float64_strides_or_small_images():

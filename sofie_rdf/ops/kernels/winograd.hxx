@@ -1,27 +1,29 @@
 // requires: conv
-// Winograd convolution F(m x m, 3 x 3) (Lavin and Gray, "Fast Algorithms for Convolutional Neural
-// Networks", 2016) for 2-D float layers with 3x3 kernels, stride 1, dilation 1 and one group.
+// Winograd convolution F(m x m, r x r) (Lavin and Gray, "Fast Algorithms for Convolutional Neural
+// Networks", 2016) for 2-D float layers with r x r kernels (F(2, 3), F(4, 3), F(2, 5)), stride 1,
+// dilation 1 and one group.
 //
-// Each alpha x alpha input tile (alpha = m + 2, tiles overlapping by 2) becomes V = B^T d B; each
-// output tile is Y = A^T M A, where M is, for every one of the alpha^2 tile positions xi, the product
+// Each alpha x alpha input tile (alpha = m + r - 1, tiles m apart) becomes V = B^T d B; each output
+// tile is Y = A^T M A, where M is, for every one of the alpha^2 tile positions xi, the product
 // M_xi (features x tiles) = U_xi (features x channels) * V_xi (channels x tiles).  U = G g G^T, the
 // transformed weights, is computed once at generation time (ops/conv.py: winograd_weights) and stored
-// as alpha^2 matrices of features x channels.  The products then do (alpha / m)^2 / 9 of the direct
-// convolution's multiplications: 0.44 for m = 2, 0.25 for m = 4.
+// as alpha^2 matrices of features x channels.  The products then do alpha^2 / (m r)^2 of the direct
+// convolution's multiplications: 0.44 for F(2, 3), 0.25 for F(4, 3), 0.36 for F(2, 5).
 //
 // The transforms run on rows of up to kWinogradChunk tiles at once, so that their arithmetic is
 // vector code over contiguous arrays; bias and activation are applied as the output tiles are written.
 
 constexpr size_t kWinogradChunk = 32; // tiles along x transformed together
 
-// The 1-D transforms: o(i, t) = sum_j B^T[i][j] d(j, t) and o(j, t) = sum_i A^T[j][i] s(i, t) for t < n,
-// written out with their common terms (the matrices are mostly 0 and +-1).
-template <size_t M>
-struct Winograd;
+// The 1-D transforms, written out with their common terms (the matrices are mostly 0 and +-1):
+// WinogradInput<alpha>::input gives o(i, t) = sum_j B^T[i][j] d(j, t), WinogradOutput<m, alpha>::output gives
+// o(j, t) = sum_i A^T[j][i] s(i, t), for t < n.  alpha = 4 interpolates at 0, +-1 and infinity (F(2, 3)),
+// alpha = 6 at 0, +-1, +-2 and infinity (F(4, 3) and F(2, 5)); G is in ops/conv.py (winograd_g).
+template <size_t A>
+struct WinogradInput;
 
 template <>
-struct Winograd<2> {
-   static constexpr size_t alpha = 4;
+struct WinogradInput<4> {
    template <typename D, typename O>
    static void input(D d, O o, size_t n)
    {
@@ -33,20 +35,10 @@ struct Winograd<2> {
          o(3, t) = d1 - d3;
       }
    }
-   template <typename S, typename O>
-   static void output(S s, O o, size_t n)
-   {
-      for (size_t t = 0; t < n; ++t) {
-         const float s0 = s(0, t), s1 = s(1, t), s2 = s(2, t), s3 = s(3, t);
-         o(0, t) = s0 + s1 + s2;
-         o(1, t) = s1 - s2 - s3;
-      }
-   }
 };
 
 template <>
-struct Winograd<4> {
-   static constexpr size_t alpha = 6;
+struct WinogradInput<6> {
    template <typename D, typename O>
    static void input(D d, O o, size_t n)
    {
@@ -62,6 +54,26 @@ struct Winograd<4> {
          o(5, t) = 4.f * d1 - 5.f * d3 + d5;
       }
    }
+};
+
+template <size_t M, size_t A>
+struct WinogradOutput;
+
+template <>
+struct WinogradOutput<2, 4> {
+   template <typename S, typename O>
+   static void output(S s, O o, size_t n)
+   {
+      for (size_t t = 0; t < n; ++t) {
+         const float s0 = s(0, t), s1 = s(1, t), s2 = s(2, t), s3 = s(3, t);
+         o(0, t) = s0 + s1 + s2;
+         o(1, t) = s1 - s2 - s3;
+      }
+   }
+};
+
+template <>
+struct WinogradOutput<4, 6> {
    template <typename S, typename O>
    static void output(S s, O o, size_t n)
    {
@@ -76,23 +88,36 @@ struct Winograd<4> {
    }
 };
 
-// V (alpha^2 x channels x tiles) from one image x (channels x height x width).  Per chunk of one tile
-// row: the alpha input rows are copied with their zero pads, transformed along y (contiguous), split by
-// x phase (P_j[t] = z[M t + j]; the tile's values j >= M are the next tile's P_{j-M}) and transformed
-// along x.
-template <size_t M>
+template <>
+struct WinogradOutput<2, 6> {
+   template <typename S, typename O>
+   static void output(S s, O o, size_t n)
+   {
+      for (size_t t = 0; t < n; ++t) {
+         const float s0 = s(0, t), s1 = s(1, t), s2 = s(2, t), s3 = s(3, t), s4 = s(4, t), s5 = s(5, t);
+         o(0, t) = s0 + s1 + s2 + s3 + s4;
+         o(1, t) = s1 - s2 + 2.f * (s3 - s4) + s5;
+      }
+   }
+};
+
+// V (alpha^2 x channels x tiles) for tile rows [ty0, ty1) of one image x (channels x height x width),
+// tiles M apart.  Per chunk of one tile row: the alpha input rows are copied with their zero pads,
+// transformed along y (contiguous), split by x phase (P_r[u] = z[M u + r]: tile t's value j is
+// P_{j % M}[t + j / M]) and transformed along x.
+template <size_t M, size_t A>
 inline void winograd_input(const float *x, size_t channels, size_t height, size_t width, size_t pad_top,
-                           size_t pad_left, size_t tiles_y, size_t tiles_x, float *v)
+                           size_t pad_left, size_t ty0, size_t ty1, size_t tiles_x, float *v)
 {
-   using W = Winograd<M>;
-   constexpr size_t A = W::alpha, L = M * (kWinogradChunk + 1);
-   const size_t tiles = tiles_y * tiles_x;
-   float lines[A][L], z[A][L], phase[M][kWinogradChunk + 1], out[A][kWinogradChunk];
+   using W = WinogradInput<A>;
+   constexpr size_t E = (A - 1) / M, L = M * (kWinogradChunk + E); // E: tiles a chunk's last tile reaches into
+   const size_t tiles = (ty1 - ty0) * tiles_x;
+   float lines[A][L], z[A][L], phase[M][kWinogradChunk + E], out[A][kWinogradChunk];
    for (size_t c = 0; c < channels; ++c) {
       const float *xc = x + c * height * width;
-      for (size_t ty = 0; ty < tiles_y; ++ty) {
+      for (size_t ty = ty0; ty < ty1; ++ty) {
          for (size_t t0 = 0; t0 < tiles_x; t0 += kWinogradChunk) {
-            const size_t n = std::min(kWinogradChunk, tiles_x - t0), span = M * (n + 1);
+            const size_t n = std::min(kWinogradChunk, tiles_x - t0), span = M * (n + E);
             const std::ptrdiff_t x0 = std::ptrdiff_t(M * t0) - std::ptrdiff_t(pad_left);
             const size_t lo = size_t(std::max<std::ptrdiff_t>(0, -x0));
             const size_t hi = size_t(std::max<std::ptrdiff_t>(lo, std::min<std::ptrdiff_t>(span, width - x0)));
@@ -105,36 +130,35 @@ inline void winograd_input(const float *x, size_t channels, size_t height, size_
             W::input([&](size_t r, size_t i) { return lines[r][i]; }, [&](size_t k, size_t i) -> float & { return z[k][i]; },
                      span);
             for (size_t k = 0; k < A; ++k) {
-               for (size_t t = 0; t <= n; ++t)
+               for (size_t t = 0; t < n + E; ++t)
                   for (size_t j = 0; j < M; ++j)
                      phase[j][t] = z[k][M * t + j];
-               W::input([&](size_t j, size_t t) { return j < M ? phase[j][t] : phase[j - M][t + 1]; },
+               W::input([&](size_t j, size_t t) { return phase[j % M][t + j / M]; },
                         [&](size_t i, size_t t) -> float & { return out[i][t]; }, n);
                for (size_t i = 0; i < A; ++i)
-                  std::copy(out[i], out[i] + n, v + ((k * A + i) * channels + c) * tiles + ty * tiles_x + t0);
+                  std::copy(out[i], out[i] + n, v + ((k * A + i) * channels + c) * tiles + (ty - ty0) * tiles_x + t0);
             }
          }
       }
    }
 }
 
-// One image y (features x height x width) = act(A^T M A + bias), M being alpha^2 x features x tiles.
-// Per chunk of one tile row: transformed along x, then y, then the x phases interleaved into whole
-// output rows, to which bias and activation are applied.
-template <size_t M, typename F>
+// Tile rows [ty0, ty1) of one image y (features x height x width) = act(A^T M A + bias), M being alpha^2 x
+// features x tiles.  Per chunk of one tile row: transformed along x, then y, then the x phases interleaved
+// into whole output rows, to which bias and activation are applied.
+template <size_t M, size_t A, typename F>
 inline void winograd_output(const float *m, const float *bias, size_t features, size_t height, size_t width,
-                            size_t tiles_y, size_t tiles_x, float *y, F act)
+                            size_t ty0, size_t ty1, size_t tiles_x, float *y, F act)
 {
-   using W = Winograd<M>;
-   constexpr size_t A = W::alpha;
-   const size_t tiles = tiles_y * tiles_x;
+   using W = WinogradOutput<M, A>;
+   const size_t tiles = (ty1 - ty0) * tiles_x;
    float cols[A][M][kWinogradChunk], out[M][M][kWinogradChunk], line[M * kWinogradChunk];
    for (size_t f = 0; f < features; ++f) {
       const float b = bias ? bias[f] : 0.f;
       float *yf = y + f * height * width;
-      for (size_t ty = 0; ty < tiles_y; ++ty) {
+      for (size_t ty = ty0; ty < ty1; ++ty) {
          for (size_t t0 = 0; t0 < tiles_x; t0 += kWinogradChunk) {
-            const size_t n = std::min(kWinogradChunk, tiles_x - t0), at = ty * tiles_x + t0;
+            const size_t n = std::min(kWinogradChunk, tiles_x - t0), at = (ty - ty0) * tiles_x + t0;
             for (size_t k = 0; k < A; ++k)
                W::output([&](size_t i, size_t t) { return m[((k * A + i) * features + f) * tiles + at + t]; },
                          [&](size_t j, size_t t) -> float & { return cols[k][j][t]; }, n);
@@ -155,23 +179,29 @@ inline void winograd_output(const float *m, const float *bias, size_t features, 
    }
 }
 
-// y = act(conv(x, w) + bias) for NCHW x, with u the transformed weights (alpha^2 x features x channels)
-// and scratch room for V (alpha^2 x channels x tiles) followed by M (alpha^2 x features x tiles).
-template <size_t M, typename F>
+// y = act(conv(x, w) + bias) for NCHW x and an R x R kernel, with u the transformed weights (alpha^2 x
+// features x channels).  The tiles go in blocks of block_rows tile rows (chosen by ops/conv.py so that a
+// block's V and M stay in cache), with scratch room for V (alpha^2 x channels x block tiles) followed by M
+// (alpha^2 x features x block tiles).
+template <size_t M, size_t R, typename F>
 inline void conv_winograd(const float *x, const float *u, const float *bias, float *y, float *scratch, size_t batch,
                           size_t channels, size_t features, const size_t *image, const size_t *grid,
-                          const std::ptrdiff_t *pad, F act)
+                          const std::ptrdiff_t *pad, size_t block_rows, F act)
 {
-   constexpr size_t A = Winograd<M>::alpha;
+   constexpr size_t A = M + R - 1;
    const size_t height = image[1], width = image[2], out_h = grid[1], out_w = grid[2];
-   const size_t tiles_y = (out_h + M - 1) / M, tiles_x = (out_w + M - 1) / M, tiles = tiles_y * tiles_x;
-   float *v = scratch, *m = scratch + A * A * channels * tiles;
+   const size_t tiles_y = (out_h + M - 1) / M, tiles_x = (out_w + M - 1) / M;
+   float *v = scratch, *m = scratch + A * A * channels * block_rows * tiles_x;
    for (size_t n = 0; n < batch; ++n) {
-      winograd_input<M>(x + n * channels * height * width, channels, height, width, size_t(pad[1]), size_t(pad[2]),
-                        tiles_y, tiles_x, v);
-      for (size_t xi = 0; xi < A * A; ++xi)
-         gemm(false, false, features, tiles, channels, 1.f, u + xi * features * channels, v + xi * channels * tiles,
-              0.f, m + xi * features * tiles);
-      winograd_output<M>(m, bias, features, out_h, out_w, tiles_y, tiles_x, y + n * features * out_h * out_w, act);
+      const float *xn = x + n * channels * height * width;
+      float *yn = y + n * features * out_h * out_w;
+      for (size_t ty0 = 0; ty0 < tiles_y; ty0 += block_rows) {
+         const size_t ty1 = std::min(tiles_y, ty0 + block_rows), tiles = (ty1 - ty0) * tiles_x;
+         winograd_input<M, A>(xn, channels, height, width, size_t(pad[1]), size_t(pad[2]), ty0, ty1, tiles_x, v);
+         for (size_t xi = 0; xi < A * A; ++xi)
+            gemm(false, false, features, tiles, channels, 1.f, u + xi * features * channels, v + xi * channels * tiles,
+                 0.f, m + xi * features * tiles);
+         winograd_output<M, A>(m, bias, features, out_h, out_w, ty0, ty1, tiles_x, yn, act);
+      }
    }
 }
