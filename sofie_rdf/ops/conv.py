@@ -37,7 +37,7 @@ import numpy as np
 from ..ir import TensorType
 from ..ir.dtypes import FLOAT_TYPES
 from .base import EmitContext, Op, Packed
-from .gemm import Gemm
+from .gemm import PANEL_COLUMNS, Gemm
 from .registry import lookup, make_node, register
 
 # Depthwise layers with at most this many outputs per input channel use the direct kernel.
@@ -49,11 +49,10 @@ KERNEL_RANK = 3  # the kernels' fixed spatial rank
 SHIFTED_MAX_FEATURES = 32
 SHIFTED_MIN_TAPS = 16
 PANEL_ROWS = 6  # kConvPanelRows in kernels/conv.hxx
-# Other layers (not 1x1) with output channels in multiples of ROWS_FEATURES (kConvRowsFeatures) and at most
+# Other layers (not 1x1) with output channels in multiples of PANEL_COLUMNS (kPanelColumns) and at most
 # ROWS_MAX_POSITIONS output positions per image run as conv_rows (positions as the register tile's rows,
 # weights in feature blocks): 86-91 GFLOP/s on resnet18's 512-channel 7x7 layers and its stride-2 3x3 layers
 # at 14x14 and 7x7, where im2col + BLAS reaches 64-76; on larger images and 1x1 layers BLAS does as well.
-ROWS_FEATURES = 16
 ROWS_MAX_POSITIONS = 256
 # Mirrors of kernels/conv.hxx constants, for the size of conv_shifted's scratch.
 SHIFTED_SLACK = 48  # kConvTileSlack: floats the last tile reads past the padded image
@@ -245,7 +244,7 @@ class Conv(ConvBase):
         """Whether conv_rows serves this layer: float32, ungrouped, not 1x1, features in whole register tiles and
         a small image."""
         if (x is None or w.dtype != np.float32 or self.attrs["group"] != 1 or not 3 <= w.ndim <= 2 + KERNEL_RANK
-                or w.shape[0] % ROWS_FEATURES or math.prod(w.shape[2:]) == 1):
+                or w.shape[0] % PANEL_COLUMNS or math.prod(w.shape[2:]) == 1):
             return False
         geom = self.geometry(x, TensorType(w.dtype, w.shape))
         return (self.strategy(x, TensorType(w.dtype, w.shape), geom) == "im2col"
@@ -264,7 +263,7 @@ class Conv(ConvBase):
         if self._shifted_candidate(w):
             return {1: pack_panels(w)}, {"packed_panels": PANEL_ROWS}
         if self._rows_candidate(inputs[0], w):
-            return {1: pack_panels(w, ROWS_FEATURES)}, {"packed_rows": ROWS_FEATURES}
+            return {1: pack_panels(w, PANEL_COLUMNS)}, {"packed_rows": PANEL_COLUMNS}
         return None
 
     def strategy(self, x: TensorType, w: TensorType, geom: Geometry) -> str:
@@ -428,7 +427,7 @@ def shifted_workspace(geom: Geometry, channels: int) -> list[TensorType]:
 def pack_panels(w: np.ndarray, rows: int = PANEL_ROWS) -> np.ndarray:
     """Weights (M, C, k...) reordered in blocks of ``rows`` output channels (the last block the rest), each
     stored K x rows so that one step over (c, tap) reads the block's weights side by side: conv_shifted's panels
-    (PANEL_ROWS), conv_rows' feature blocks (ROWS_FEATURES)."""
+    (PANEL_ROWS), conv_rows' feature blocks (PANEL_COLUMNS)."""
     flat = w.reshape(w.shape[0], -1)
     blocks = [flat[m:m + rows].T.ravel() for m in range(0, w.shape[0], rows)]
     return np.concatenate(blocks).reshape(w.shape)

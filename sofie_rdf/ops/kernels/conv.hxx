@@ -325,8 +325,6 @@ inline void conv_transpose_gemm(const T *x, const T *w, const Opt<T> *bias, T *y
 // floats that the last tile reads past it, then kConvPanelRows rows of partial sums (when there are several
 // passes); and the table of step offsets.
 
-typedef float conv_vfloat __attribute__((vector_size(32))); // 8 floats: one AVX register, two SSE ones
-constexpr size_t kConvLanes = sizeof(conv_vfloat) / sizeof(float);
 constexpr size_t kConvPanelRows = 6; // output channels per register tile (6 x 2 vectors, as BLIS's AVX2 kernel)
 
 // Vectors of positions per register tile of `rows` output channels: accumulators, the input vectors and one
@@ -335,7 +333,7 @@ constexpr size_t conv_tile_vectors(size_t rows)
 {
    return rows >= 4 ? 2 : rows == 3 ? 3 : rows == 2 ? 4 : 6;
 }
-constexpr size_t kConvTileSlack = 6 * kConvLanes; // widest tile: floats read past the last position
+constexpr size_t kConvTileSlack = 6 * kSimdLanes; // widest tile: floats read past the last position
 constexpr size_t kConvPartialAlign = 96;          // a multiple of every tile width
 constexpr size_t kConvChunkSteps = 512;           // (channel, tap) steps summed per pass: their input stays in cache
 
@@ -366,16 +364,7 @@ struct ConvShifted {
    }
 };
 
-// Loads each input vector once per tap: left alone, GCC folds it into every row's multiply-add, which
-// makes the tile load-bound (it treats the memory operand as free).  An empty asm statement that claims to
-// modify the vector in a vector register makes the compiler hold it in one; no instruction is emitted.
-#if defined(__GNUC__) && defined(__AVX__)
-#define conv_keep_in_register(v) __asm__("" : "+x"(v))
-#else
-#define conv_keep_in_register(v) static_cast<void>(v)
-#endif
-
-// One register tile: Rows output channels x Vectors * kConvLanes flattened positions starting at xp, summed
+// One register tile: Rows output channels x Vectors * kSimdLanes flattened positions starting at xp, summed
 // over `steps` (channel, tap) steps, plus `start` (rows start_stride apart), or the bias when start is
 // null; written to out (rows out_stride apart).  Not inlined: compiled on its own, the accumulators stay
 // in registers, where inlined into the loops around it GCC spills some of them.
@@ -384,22 +373,22 @@ template <size_t Rows, size_t Vectors>
                                          const float *panel, const float *bias, const float *start,
                                          size_t start_stride, float *out, size_t out_stride)
 {
-   conv_vfloat acc[Rows][Vectors];
+   simd_float acc[Rows][Vectors];
    for (size_t i = 0; i < Rows; ++i)
       for (size_t j = 0; j < Vectors; ++j)
-         acc[i][j] = (bias && !start ? bias[i] : 0.0f) - conv_vfloat{}; // x - (+0) is x: a broadcast
+         acc[i][j] = (bias && !start ? bias[i] : 0.0f) - simd_float{}; // x - (+0) is x: a broadcast
    const float *w = panel;
    for (size_t k = 0; k < steps; ++k, w += Rows) {
       const float *src = xp + offsets[k];
-      conv_vfloat in[Vectors];
+      simd_float in[Vectors];
 #pragma GCC unroll 8
       for (size_t j = 0; j < Vectors; ++j) {
-         std::memcpy(&in[j], src + j * kConvLanes, sizeof(conv_vfloat));
-         conv_keep_in_register(in[j]);
+         std::memcpy(&in[j], src + j * kSimdLanes, sizeof(simd_float));
+         simd_keep_in_register(in[j]);
       }
 #pragma GCC unroll 8
       for (size_t i = 0; i < Rows; ++i) {
-         const conv_vfloat wi = w[i] - conv_vfloat{};
+         const simd_float wi = w[i] - simd_float{};
 #pragma GCC unroll 8
          for (size_t j = 0; j < Vectors; ++j)
             acc[i][j] += wi * in[j];
@@ -408,11 +397,11 @@ template <size_t Rows, size_t Vectors>
    for (size_t i = 0; i < Rows; ++i)
       for (size_t j = 0; j < Vectors; ++j) {
          if (start) { // added at the end: sums of a pass are rounded apart from the long running total
-            conv_vfloat before;
-            std::memcpy(&before, start + i * start_stride + j * kConvLanes, sizeof before);
+            simd_float before;
+            std::memcpy(&before, start + i * start_stride + j * kSimdLanes, sizeof before);
             acc[i][j] += before;
          }
-         std::memcpy(out + i * out_stride + j * kConvLanes, &acc[i][j], sizeof(conv_vfloat));
+         std::memcpy(out + i * out_stride + j * kSimdLanes, &acc[i][j], sizeof(simd_float));
       }
 }
 
@@ -455,8 +444,8 @@ inline void conv_shifted_block(size_t rows, const ConvShifted &s, const std::int
          return;
       }
    }
-   constexpr size_t Vectors = conv_tile_vectors(Rows), width = Vectors * kConvLanes;
-   alignas(sizeof(conv_vfloat)) float tile[Rows * width];
+   constexpr size_t Vectors = conv_tile_vectors(Rows), width = Vectors * kSimdLanes;
+   alignas(sizeof(simd_float)) float tile[Rows * width];
    const size_t stride = s.partial_stride();
    for (size_t k = 0; k < steps; k += kConvChunkSteps) {
       const size_t count = std::min(kConvChunkSteps, steps - k);
@@ -569,18 +558,15 @@ inline void conv_shifted(const float *x, const float *w, const float *bias, floa
 //
 // Where the image is small and the layer has many output channels (resnet's last stages: 7x7 positions,
 // 512 features, 4608 (channel, tap) steps), the shifted tiles spend a fifth of their work on padding
-// columns and BLAS packs 9 MB of weights per call.  The product is then taken the other way around:
-// a register tile is kConvPanelRows output positions x kConvRowsFeatures features; per (channel, tap)
-// step it broadcasts each position's input value (read at the position's base in a zero-padded copy of the
-// image plus the step's offset: no im2col copy) and reads the step's weights as vectors.  The weights are
-// stored at generation time in blocks of kConvRowsFeatures features, each K x kConvRowsFeatures (ops/conv.py:
-// pack_panels with that many rows; the layer's features are a multiple of it), so that a block is one
-// contiguous stream.  The steps run in passes of kConvChunkSteps (the pass's weights stay in cache while
-// every position reads them), the partial sums kept positions x features.
+// columns and BLAS packs 9 MB of weights per call.  The product is then taken the other way around, as
+// gemm_packed's tiles (kernels/gemm.hxx, panel_tile): up to kPanelRows output positions x kPanelColumns
+// features; per (channel, tap) step each position's input value is broadcast (read at the position's base in
+// a zero-padded copy of the image plus the step's offset: no im2col copy) and the step's weights are read as
+// vectors.  The weights are stored at generation time in blocks of kPanelColumns features, each K x
+// kPanelColumns (ops/conv.py: pack_panels with that many rows; the layer's features are a multiple of it).
+// The steps run in passes of kConvChunkSteps (the pass's weights stay in cache while every position reads
+// them), the partial sums kept positions x features.
 // Scratch (ops/conv.py: Conv.workspace): the padded image, the partial sums and the step offsets.
-
-constexpr size_t kConvRowsVectors = 2;
-constexpr size_t kConvRowsFeatures = kConvRowsVectors * kConvLanes; // features per register tile
 
 // Geometry of one conv_rows call: the padded image's dims (as far as any output reads).
 struct ConvRows {
@@ -595,50 +581,7 @@ struct ConvRows {
    }
 };
 
-// One register tile: Rows positions (input at xp + bases[i]) x kConvRowsFeatures features (weights at block,
-// kConvRowsFeatures per step), summed over `steps` steps, plus `start` (rows start_stride apart) when not
-// null; written to out (rows out_stride apart).  Not inlined, as conv_shifted_tile.
-template <size_t Rows>
-[[gnu::noinline]] void conv_rows_tile(const std::int64_t *offsets, size_t steps, const float *xp,
-                                      const size_t *bases, const float *block, const float *start,
-                                      size_t start_stride, float *out, size_t out_stride)
-{
-   conv_vfloat acc[Rows][kConvRowsVectors];
-   const float *src[Rows];
-   for (size_t i = 0; i < Rows; ++i) {
-      src[i] = xp + bases[i];
-      for (size_t j = 0; j < kConvRowsVectors; ++j)
-         acc[i][j] = conv_vfloat{};
-   }
-   const float *w = block;
-   for (size_t k = 0; k < steps; ++k, w += kConvRowsFeatures) {
-      conv_vfloat in[kConvRowsVectors];
-#pragma GCC unroll 8
-      for (size_t j = 0; j < kConvRowsVectors; ++j) {
-         std::memcpy(&in[j], w + j * kConvLanes, sizeof(conv_vfloat));
-         conv_keep_in_register(in[j]);
-      }
-      const std::int64_t o = offsets[k];
-#pragma GCC unroll 8
-      for (size_t i = 0; i < Rows; ++i) {
-         const conv_vfloat xi = src[i][o] - conv_vfloat{};
-#pragma GCC unroll 8
-         for (size_t j = 0; j < kConvRowsVectors; ++j)
-            acc[i][j] += xi * in[j];
-      }
-   }
-   for (size_t i = 0; i < Rows; ++i)
-      for (size_t j = 0; j < kConvRowsVectors; ++j) {
-         if (start) {
-            conv_vfloat before;
-            std::memcpy(&before, start + i * start_stride + j * kConvLanes, sizeof before);
-            acc[i][j] += before;
-         }
-         std::memcpy(out + i * out_stride + j * kConvLanes, &acc[i][j], sizeof(conv_vfloat));
-      }
-}
-
-// Positions [p, p + rows) (rows <= Rows) x features [f, f + kConvRowsFeatures) over steps [k, k + count):
+// Positions [p, p + rows) (rows <= Rows) x features [f, f + kPanelColumns) over steps [k, k + count):
 // onto the partial sums, or, in the last pass, to y with bias and activation.
 template <size_t Rows, typename F>
 inline void conv_rows_block(size_t rows, const std::int64_t *offsets, size_t k, size_t count, bool last,
@@ -655,17 +598,15 @@ inline void conv_rows_block(size_t rows, const std::int64_t *offsets, size_t k, 
    float *sums = partial + p * features + f;
    const float *start = k ? sums : nullptr;
    if (!last) {
-      conv_rows_tile<Rows>(offsets + k, count, xp, bases, block + k * kConvRowsFeatures, start, features, sums,
-                           features);
+      panel_tile<Rows>(offsets + k, count, xp, bases, block + k * kPanelColumns, start, features, sums, features);
       return;
    }
-   alignas(sizeof(conv_vfloat)) float tile[Rows * kConvRowsFeatures];
-   conv_rows_tile<Rows>(offsets + k, count, xp, bases, block + k * kConvRowsFeatures, start, features, tile,
-                        kConvRowsFeatures);
-   for (size_t j = 0; j < kConvRowsFeatures; ++j) {
+   alignas(sizeof(simd_float)) float tile[Rows * kPanelColumns];
+   panel_tile<Rows>(offsets + k, count, xp, bases, block + k * kPanelColumns, start, features, tile, kPanelColumns);
+   for (size_t j = 0; j < kPanelColumns; ++j) {
       const float b = bias ? bias[f + j] : 0.0f;
       for (size_t i = 0; i < Rows; ++i)
-         y[(f + j) * positions + p + i] = act(tile[i * kConvRowsFeatures + j] + b);
+         y[(f + j) * positions + p + i] = act(tile[i * kPanelColumns + j] + b);
    }
 }
 
@@ -696,10 +637,7 @@ inline void conv_rows(const float *x, const float *w, const float *bias, float *
    const ConvRows r(grid, kernel, stride, dilation);
    const size_t depth = channels * kernel[0] * kernel[1] * kernel[2];
    float *partial = xp + channels * r.plane;
-   // Positions in tiles of as even a size as possible (49 = 4 x 6 + 5 x 5, not 8 x 6 + 1): a tile of one or
-   // two positions is bound by its loads.
-   const size_t tiles = (r.positions + kConvPanelRows - 1) / kConvPanelRows;
-   const auto rows_of = [&](size_t q) { return r.positions / tiles + (q < r.positions % tiles); };
+   const PanelTiles tiles(r.positions);
    size_t k = 0;
    for (size_t c = 0; c < channels; ++c)
       for (size_t kd = 0; kd < kernel[0]; ++kd)
@@ -712,16 +650,16 @@ inline void conv_rows(const float *x, const float *w, const float *bias, float *
       float *yn = y + n * features * r.positions;
       for (size_t k0 = 0; k0 < depth; k0 += kConvChunkSteps) {
          const size_t count = std::min(kConvChunkSteps, depth - k0);
-         for (size_t f = 0; f < features; f += kConvRowsFeatures)
-            for (size_t q = 0, p = 0; q < tiles; p += rows_of(q), ++q) {
-               size_t bases[kConvPanelRows];
-               const size_t rows = rows_of(q);
+         for (size_t f = 0; f < features; f += kPanelColumns)
+            for (size_t q = 0, p = 0; q < tiles.count; p += tiles.rows_of(q), ++q) {
+               size_t bases[kPanelRows];
+               const size_t rows = tiles.rows_of(q);
                for (size_t i = 0; i < rows; ++i) {
-                  const size_t q = p + i, ow = q % grid[2], oh = q / grid[2] % grid[1], od = q / grid[2] / grid[1];
+                  const size_t at = p + i, ow = at % grid[2], oh = at / grid[2] % grid[1], od = at / grid[2] / grid[1];
                   bases[i] = (od * stride[0] * r.padded[1] + oh * stride[1]) * r.padded[2] + ow * stride[2];
                }
-               conv_rows_block<kConvPanelRows>(rows, offsets, k0, count, k0 + count == depth, xp, bases,
-                                               w + f * depth, partial, p, f, features, r.positions, bias, yn, act);
+               conv_rows_block<kPanelRows>(rows, offsets, k0, count, k0 + count == depth, xp, bases, w + f * depth,
+                                           partial, p, f, features, r.positions, bias, yn, act);
             }
       }
    }

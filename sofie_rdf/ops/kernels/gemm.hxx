@@ -160,6 +160,144 @@ template <typename T, typename F>
    }
 }
 
+// ---- products with B packed at generation time ------------------------------
+//
+// A constant B (K x N) stored in panels of kPanelColumns columns, each K x kPanelColumns (zero-padded past
+// N; ops/gemm.py: pack_columns), is read as one contiguous stream per panel.  A register tile holds up to
+// kPanelRows rows of A x one panel: per step k it broadcasts each row's value (at a[bases[i] + offsets[k]],
+// so that A may be transposed, or an image read in place: conv_rows) and multiplies it by the panel's row
+// k, two vectors.  No per-call packing, unlike BLAS (which re-packs B on every call: for a generator's
+// 100 x 40500 weights that is most of the product's time), and bias and activation are applied as each
+// tile is written.
+
+typedef float simd_float __attribute__((vector_size(32))); // 8 floats: one AVX register, two SSE ones
+constexpr size_t kSimdLanes = sizeof(simd_float) / sizeof(float);
+constexpr size_t kPanelVectors = 2;
+constexpr size_t kPanelColumns = kPanelVectors * kSimdLanes; // columns per panel (must match ops/gemm.py)
+constexpr size_t kPanelRows = 6;        // rows of A per register tile: 12 accumulators + 2 panel vectors + 1
+constexpr size_t kPackedMaxDepth = 512; // gemm_packed's K (ops/gemm.py): larger products go to BLAS
+
+// Loads each vector once per step: left alone, GCC folds it into every row's multiply-add, which makes the
+// tile load-bound (it treats the memory operand as free).  An empty asm statement that claims to modify the
+// vector in a vector register makes the compiler hold it in one; no instruction is emitted.
+#if defined(__GNUC__) && defined(__AVX__)
+#define simd_keep_in_register(v) __asm__("" : "+x"(v))
+#else
+#define simd_keep_in_register(v) static_cast<void>(v)
+#endif
+
+// One register tile: Rows rows (values at a + bases[i] + offsets[k]) x kPanelColumns columns (the panel,
+// kPanelColumns floats per step), summed over `steps` steps, plus `start` (rows start_stride apart) when
+// not null; written to out (rows out_stride apart).  Not inlined: compiled on its own, the accumulators
+// stay in registers, where inlined into the loops around it GCC spills some of them.
+template <size_t Rows>
+[[gnu::noinline]] void panel_tile(const std::int64_t *offsets, size_t steps, const float *a, const size_t *bases,
+                                  const float *panel, const float *start, size_t start_stride, float *out,
+                                  size_t out_stride)
+{
+   simd_float acc[Rows][kPanelVectors];
+   const float *src[Rows];
+   for (size_t i = 0; i < Rows; ++i) {
+      src[i] = a + bases[i];
+      for (size_t j = 0; j < kPanelVectors; ++j)
+         acc[i][j] = simd_float{};
+   }
+   const float *w = panel;
+   for (size_t k = 0; k < steps; ++k, w += kPanelColumns) {
+      simd_float in[kPanelVectors];
+#pragma GCC unroll 8
+      for (size_t j = 0; j < kPanelVectors; ++j) {
+         std::memcpy(&in[j], w + j * kSimdLanes, sizeof(simd_float));
+         simd_keep_in_register(in[j]);
+      }
+      const std::int64_t o = offsets[k];
+#pragma GCC unroll 8
+      for (size_t i = 0; i < Rows; ++i) {
+         const simd_float ai = src[i][o] - simd_float{}; // x - (+0) is x: a broadcast
+#pragma GCC unroll 8
+         for (size_t j = 0; j < kPanelVectors; ++j)
+            acc[i][j] += ai * in[j];
+      }
+   }
+   for (size_t i = 0; i < Rows; ++i)
+      for (size_t j = 0; j < kPanelVectors; ++j) {
+         if (start) {
+            simd_float before;
+            std::memcpy(&before, start + i * start_stride + j * kSimdLanes, sizeof before);
+            acc[i][j] += before;
+         }
+         std::memcpy(out + i * out_stride + j * kSimdLanes, &acc[i][j], sizeof(simd_float));
+      }
+}
+
+// Rows in tiles of as even a size as possible (64 = 4 x 6 + 8 x 5, not 10 x 6 + 4; 49 = 4 x 6 + 5 x 5,
+// not 8 x 6 + 1): a tile of one or two rows is bound by its loads.  Tile q has rows_of(q) rows.
+struct PanelTiles {
+   size_t count, base, extra;
+
+   explicit PanelTiles(size_t rows)
+      : count((rows + kPanelRows - 1) / kPanelRows), base(count ? rows / count : 0), extra(count ? rows % count : 0)
+   {
+   }
+   size_t rows_of(size_t q) const { return base + (q < extra); }
+};
+
+// The tile of `rows` <= Rows rows starting at row p, for the panel of columns [f, f + kPanelColumns):
+// C = act(alpha * sum + beta * bias) on the columns below N.
+template <size_t Rows, typename F>
+inline void gemm_packed_tile(size_t rows, const std::int64_t *offsets, size_t K, const float *a, const size_t *bases,
+                             const float *panel, size_t p, size_t f, size_t N, float alpha, float beta,
+                             const float *bias, std::ptrdiff_t bias_row, std::ptrdiff_t bias_col, float *C, F act)
+{
+   if constexpr (Rows > 1) {
+      if (rows < Rows) {
+         gemm_packed_tile<Rows - 1>(rows, offsets, K, a, bases, panel, p, f, N, alpha, beta, bias, bias_row, bias_col,
+                                    C, act);
+         return;
+      }
+   }
+   alignas(sizeof(simd_float)) float tile[Rows * kPanelColumns];
+   panel_tile<Rows>(offsets, K, a, bases, panel, nullptr, 0, tile, kPanelColumns);
+   const size_t columns = std::min(kPanelColumns, N - f);
+   for (size_t i = 0; i < Rows; ++i) {
+      float *c = C + (p + i) * N + f;
+      const float *t = tile + i * kPanelColumns;
+      if (!bias) {
+         for (size_t j = 0; j < columns; ++j)
+            c[j] = act(alpha * t[j]);
+         continue;
+      }
+      const float *b = bias + static_cast<std::ptrdiff_t>(p + i) * bias_row + static_cast<std::ptrdiff_t>(f) * bias_col;
+      if (bias_col == 1) // contiguous: vectorized
+         for (size_t j = 0; j < columns; ++j)
+            c[j] = act(alpha * t[j] + beta * b[j]);
+      else
+         for (size_t j = 0; j < columns; ++j)
+            c[j] = act(alpha * t[j] + beta * b[static_cast<std::ptrdiff_t>(j) * bias_col]);
+   }
+}
+
+// Y (M x N) = act(alpha * op(A) * B + beta * bias) with B in panels (see above), K <= kPackedMaxDepth;
+// offsets has room for K steps.  Per panel, every tile of rows reads it while it is in cache.
+template <typename F>
+inline void gemm_packed(bool transA, size_t M, size_t N, size_t K, float alpha, const float *A, const float *B,
+                        float beta, const float *bias, std::ptrdiff_t bias_row, std::ptrdiff_t bias_col, float *C,
+                        std::int64_t *offsets, F act)
+{
+   for (size_t k = 0; k < K; ++k)
+      offsets[k] = static_cast<std::int64_t>(transA ? k * M : k);
+   const PanelTiles tiles(M);
+   for (size_t f = 0; f < N; f += kPanelColumns)
+      for (size_t q = 0, p = 0; q < tiles.count; p += tiles.rows_of(q), ++q) {
+         size_t bases[kPanelRows];
+         const size_t rows = tiles.rows_of(q);
+         for (size_t i = 0; i < rows; ++i)
+            bases[i] = transA ? p + i : (p + i) * K;
+         gemm_packed_tile<kPanelRows>(rows, offsets, K, A, bases, B + f * K, p, f, N, alpha, beta, bias, bias_row,
+                                      bias_col, C, act);
+      }
+}
+
 // Batched product over broadcast batch dims: for every index of `shape`
 // (rank dims), C[...] = A[...] * B[...] with per-dim element strides sa, sb
 // (0 where an operand is broadcast); C is contiguous, M x N per matrix.
