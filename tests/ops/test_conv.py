@@ -145,37 +145,35 @@ def test_conv_shifted_kernel_passes_and_tails(check_model, x_shape, w_shape, att
     check_model(model, feeds, rtol=1e-4, atol=1e-4, backend="native")
 
 
-@pytest.mark.parametrize("x_shape, w_shape, attrs", [
-    ((2, 64, 7, 7), (48, 64, 3, 3), {"pads": [1, 1, 1, 1]}),  # 576 steps: two passes; 49 = 4 x 6 + 5 x 5 positions
-    ((1, 24, 13, 12), (64, 24, 3, 3), {"strides": [2, 2], "pads": [1, 0, 1, 2], "dilations": [1, 2]}),
-    ((2, 8, 30), (48, 8, 5), {"strides": [3], "pads": [2, 1]}),
-    ((1, 6, 5, 6, 7), (48, 6, 2, 2, 3), {"strides": [1, 2, 1], "pads": [0, 1, 1, 1, 0, 1]}),
+@pytest.mark.parametrize("x_shape, w_shape, attrs, backend", [
+    ((2, 64, 7, 7), (48, 64, 3, 3), {"pads": [1, 1, 1, 1]}, "native"),  # 576 steps: two passes; 49 = 4 x 6 + 5 x 5
+    ((1, 24, 13, 12), (64, 24, 3, 3), {"strides": [2, 2], "pads": [1, 0, 1, 2], "dilations": [1, 2]}, "jit"),
+    ((2, 8, 30), (48, 8, 5), {"strides": [3], "pads": [2, 1]}, "jit"),
+    ((1, 6, 5, 6, 7), (48, 6, 2, 2, 3), {"strides": [1, 2, 1], "pads": [0, 1, 1, 1, 0, 1]}, "native"),
 ])
-def test_conv_rows_kernel(check_model, x_shape, w_shape, attrs):
+def test_conv_rows_kernel(check_model, x_shape, w_shape, attrs, backend):
     """Small images with many output channels: positions as the register tile's rows."""
     model, feeds = _conv_model("Conv", x_shape, w_shape, attrs, act=helper.make_node("Relu", ["t"], ["y"]))
     assert "kernels::conv_rows(" in sr.load(model).code().header
-    for backend in ("jit", "native"):
-        check_model(model, feeds, rtol=1e-4, atol=1e-4, backend=backend)
+    check_model(model, feeds, rtol=1e-4, atol=1e-4, backend=backend)
 
 
-@pytest.mark.parametrize("x_shape, w_shape, attrs, order", [
-    ((2, 16, 30, 29), (40, 16, 3, 3), {"pads": [1, 1, 1, 1]}, "4, 3"),  # 8 x 8 tiles, the last row and column partial
-    ((1, 24, 13, 11), (36, 24, 3, 3), {"pads": [2, 0, 1, 1]}, "2, 3"),  # asymmetric pads: 14 x 10 outputs, 7 x 5 tiles
-    ((1, 16, 6, 140), (33, 16, 3, 3), {}, "4, 3"),                       # no pad, 35 tiles along x: two chunks of 32
-    ((3, 20, 4, 70), (48, 20, 3, 3), {"pads": [0, 1, 0, 1]}, "2, 3"),    # batch 3, 1 x 35 tiles for m = 2
-    ((2, 16, 23, 70), (24, 16, 5, 5), {"pads": [2, 1, 2, 3]}, "2, 5"),   # 5x5: 12 x 36 tiles
-    ((1, 32, 180, 100), (64, 32, 5, 5), {"pads": [2, 2, 2, 2]}, "2, 5"),  # blocks of tile rows
+@pytest.mark.parametrize("x_shape, w_shape, attrs, order, backend", [
+    ((2, 16, 30, 29), (40, 16, 3, 3), {"pads": [1, 1, 1, 1]}, "4, 3", "native"),  # 8 x 8 tiles, the last ones partial
+    ((1, 24, 13, 11), (36, 24, 3, 3), {"pads": [2, 0, 1, 1]}, "2, 3", "jit"),  # asymmetric pads: 7 x 5 tiles
+    ((1, 16, 6, 140), (33, 16, 3, 3), {}, "4, 3", "jit"),                     # no pad, 35 tiles along x: two chunks
+    ((3, 20, 4, 70), (48, 20, 3, 3), {"pads": [0, 1, 0, 1]}, "2, 3", "native"),  # batch 3, 1 x 35 tiles for m = 2
+    ((2, 16, 23, 70), (24, 16, 5, 5), {"pads": [2, 1, 2, 3]}, "2, 5", "jit"),    # 5x5: 12 x 36 tiles
+    ((1, 32, 180, 100), (64, 32, 5, 5), {"pads": [2, 2, 2, 2]}, "2, 5", "native"),  # blocks of tile rows
 ])
-def test_conv_winograd(check_model, x_shape, w_shape, attrs, order):
+def test_conv_winograd(check_model, x_shape, w_shape, attrs, order, backend):
     """Stride-1 layers with many channels run as Winograd F(m x m, r x r); its rounding (products of transformed
     values, up to 1e-5 of the output's scale for m = 4 and r = 5) sets the tolerance."""
     model, feeds = _conv_model("Conv", x_shape, w_shape, attrs, act=helper.make_node("Relu", ["t"], ["y"]))
     assert f"conv_winograd<{order}>" in sr.load(model).code().header
     scale = float(np.abs(ort_run(model, feeds)[0]).max())
     tolerance = 1e-5 if order == "2, 3" else 1e-4
-    for backend in ("jit", "native"):
-        check_model(model, feeds, rtol=1e-4, atol=tolerance * scale, backend=backend)
+    check_model(model, feeds, rtol=1e-4, atol=tolerance * scale, backend=backend)
 
 
 @pytest.mark.parametrize("m, r", [(2, 3), (4, 3), (2, 5)])
