@@ -384,7 +384,7 @@ template <size_t Rows, size_t Vectors>
 #pragma GCC unroll 8
       for (size_t j = 0; j < Vectors; ++j) {
          std::memcpy(&in[j], src + j * kSimdLanes, sizeof(simd_float));
-         simd_keep_in_register(in[j]);
+         SOFIE_KEEP_IN_REGISTER(in[j]);
       }
 #pragma GCC unroll 8
       for (size_t i = 0; i < Rows; ++i) {

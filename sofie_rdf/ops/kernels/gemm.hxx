@@ -180,10 +180,11 @@ constexpr size_t kPackedMaxDepth = 512; // gemm_packed's K (ops/gemm.py): larger
 // Loads each vector once per step: left alone, GCC folds it into every row's multiply-add, which makes the
 // tile load-bound (it treats the memory operand as free).  An empty asm statement that claims to modify the
 // vector in a vector register makes the compiler hold it in one; no instruction is emitted.
-#if defined(__GNUC__) && defined(__AVX__)
-#define simd_keep_in_register(v) __asm__("" : "+x"(v))
-#else
-#define simd_keep_in_register(v) static_cast<void>(v)
+#if defined(__GNUC__) && defined(__AVX__) && !defined(SOFIE_KEEP_IN_REGISTER)
+#define SOFIE_KEEP_IN_REGISTER(v) __asm__("" : "+x"(v))
+#endif
+#ifndef SOFIE_KEEP_IN_REGISTER
+#define SOFIE_KEEP_IN_REGISTER(v) static_cast<void>(v)
 #endif
 
 // One register tile: Rows rows (values at a + bases[i] + offsets[k]) x kPanelColumns columns (the panel,
@@ -208,7 +209,7 @@ template <size_t Rows>
 #pragma GCC unroll 8
       for (size_t j = 0; j < kPanelVectors; ++j) {
          std::memcpy(&in[j], w + j * kSimdLanes, sizeof(simd_float));
-         simd_keep_in_register(in[j]);
+         SOFIE_KEEP_IN_REGISTER(in[j]);
       }
       const std::int64_t o = offsets[k];
 #pragma GCC unroll 8
