@@ -10,10 +10,12 @@ offset in a padded copy of the image, split by phase where strided, summed in re
 constant weights stored in panels at generation time (:func:`pack_panels`):
 no im2col copy, and 80-90% of the core's peak where im2col + BLAS, whose
 products have few rows there, reaches 15-65%.
-2-D float 3x3 layers with stride 1 and many channels run as Winograd F(m x m, 3 x 3)
-(``kernels/winograd.hxx``; m = 4 where the image has many tiles, else m = 2), their transformed
-weights computed at generation time (:func:`winograd_weights`): a quarter (m = 4) or 0.44 (m = 2) of
-the products' multiplications, at a cost in rounding (about 1e-6 relative for m = 2, 3e-5 for m = 4).
+2-D float 3x3 and 5x5 layers with stride 1 and many channels run as Winograd F(m x m, r x r)
+(``kernels/winograd.hxx``: F(4, 3) where the image has many tiles, else F(2, 3); F(2, 5)), their
+transformed weights computed at generation time (:func:`winograd_weights`): 0.25 to 0.44 of the
+products' multiplications, at a cost in rounding (about 1e-6 of the output's scale for F(2, 3), up to
+1e-5 for the others).  Other layers with many output channels and small images run as ``conv_rows``
+(tiles of output positions x 16 features, weights in feature blocks).
 ConvTranspose runs as product + col2im (by output phase where the last dim is strided, so that
 its adds are contiguous).  Scratch matrices come from
 :meth:`Op.workspace`, so inference allocates nothing.
@@ -37,7 +39,7 @@ import numpy as np
 from ..ir import TensorType
 from ..ir.dtypes import FLOAT_TYPES
 from .base import EmitContext, Op, Packed
-from .gemm import PANEL_COLUMNS, Gemm
+from .gemm import Gemm
 from .registry import lookup, make_node, register
 
 # Depthwise layers with at most this many outputs per input channel use the direct kernel.
@@ -49,10 +51,11 @@ KERNEL_RANK = 3  # the kernels' fixed spatial rank
 SHIFTED_MAX_FEATURES = 32
 SHIFTED_MIN_TAPS = 16
 PANEL_ROWS = 6  # kConvPanelRows in kernels/conv.hxx
-# Other layers (not 1x1) with output channels in multiples of PANEL_COLUMNS (kPanelColumns) and at most
+# Other layers (not 1x1) with output channels in multiples of ROWS_FEATURES (kPanelColumns) and at most
 # ROWS_MAX_POSITIONS output positions per image run as conv_rows (positions as the register tile's rows,
 # weights in feature blocks): 86-91 GFLOP/s on resnet18's 512-channel 7x7 layers and its stride-2 3x3 layers
 # at 14x14 and 7x7, where im2col + BLAS reaches 64-76; on larger images and 1x1 layers BLAS does as well.
+ROWS_FEATURES = 16  # kPanelColumns in kernels/conv.hxx
 ROWS_MAX_POSITIONS = 256
 # Mirrors of kernels/conv.hxx constants, for the size of conv_shifted's scratch.
 SHIFTED_SLACK = 48  # kConvTileSlack: floats the last tile reads past the padded image
@@ -60,11 +63,11 @@ SHIFTED_CHUNK_STEPS = 512  # kConvChunkSteps: (channel, tap) steps per pass
 SHIFTED_PARTIAL_ALIGN = 96  # kConvPartialAlign
 FUSED_DOMAIN = "sofie_rdf"
 PACKED_ATTRS = ("packed_panels", "winograd", "packed_rows")  # a Conv's weights stored for one of its kernels
-# Winograd F(m x m, 3 x 3) serves layers with at least this many input channels (the products' depth) and, for
-# the chosen m (4, else 2), at least this many output tiles per image: below that the alpha^2 products are too
-# thin for BLAS and their transformed weights (alpha^2 / 9 times the originals) outweigh the saving (measured on
-# resnet18's 3x3 layers, AVX2: m = 4 0.37-0.40x im2col time at 56x56 and 28x28, m = 2 0.61x at 14x14, and no
-# gain at 7x7).
+# Winograd F(m x m, r x r) serves layers with at least this many input channels (the products' depth) and, for
+# the chosen m, at least this many output tiles per image: below that the alpha^2 products are too thin for BLAS
+# and their transformed weights (alpha^2 / r^2 times the originals) outweigh the saving (measured on AVX2:
+# resnet18's 3x3 layers, F(4, 3) 0.37-0.40x im2col's time at 56x56 and 28x28, F(2, 3) 0.61x at 14x14, no gain at
+# 7x7; the rootbench 5x5 layers on 100x100, F(2, 5) 0.52-0.65x conv_shifted's time from 32 channels, even at 16).
 WINOGRAD_MIN_CHANNELS = 16
 WINOGRAD_MIN_TILES = 32
 WINOGRAD_ORDERS = {3: (4, 2), 5: (2,)}  # kernel size -> the m of F(m x m, r x r) to try, in order
@@ -210,7 +213,7 @@ class Conv(ConvBase):
         return ("conv", "winograd") if self.attrs.get("winograd") else ("conv",)
 
     def stored_kernel(self, w: TensorType) -> tuple[int, ...]:
-        """Winograd weights are stored as alpha x alpha tiles (alpha = m + 2) for a 3x3 kernel."""
+        """Winograd weights are stored as alpha x alpha tiles (alpha = m + r - 1) for an r x r kernel."""
         order = self.attrs.get("winograd")
         return tuple(d - order + 1 for d in w.shape[2:]) if order else tuple(w.shape[2:])
 
@@ -244,7 +247,7 @@ class Conv(ConvBase):
         """Whether conv_rows serves this layer: float32, ungrouped, not 1x1, features in whole register tiles and
         a small image."""
         if (x is None or w.dtype != np.float32 or self.attrs["group"] != 1 or not 3 <= w.ndim <= 2 + KERNEL_RANK
-                or w.shape[0] % PANEL_COLUMNS or math.prod(w.shape[2:]) == 1):
+                or w.shape[0] % ROWS_FEATURES or math.prod(w.shape[2:]) == 1):
             return False
         geom = self.geometry(x, TensorType(w.dtype, w.shape))
         return (self.strategy(x, TensorType(w.dtype, w.shape), geom) == "im2col"
@@ -252,8 +255,8 @@ class Conv(ConvBase):
 
     def pack_constants(self, constants: dict[int, np.ndarray], inputs: list[Optional[TensorType]]) -> Packed:
         """Constant weights stored for the kernel that serves the layer: in panels for conv_shifted (same shape,
-        new order: ``packed_panels``), transformed for Winograd (``winograd``: m), transposed for conv_rows
-        (``packed_rows``)."""
+        new order: ``packed_panels``), transformed for Winograd (``winograd``: m), in feature blocks for
+        conv_rows (``packed_rows``)."""
         w = constants.get(1)
         if w is None or any(self.attrs.get(a) for a in PACKED_ATTRS):
             return None
@@ -263,12 +266,12 @@ class Conv(ConvBase):
         if self._shifted_candidate(w):
             return {1: pack_panels(w)}, {"packed_panels": PANEL_ROWS}
         if self._rows_candidate(inputs[0], w):
-            return {1: pack_panels(w, PANEL_COLUMNS)}, {"packed_rows": PANEL_COLUMNS}
+            return {1: pack_panels(w, ROWS_FEATURES)}, {"packed_rows": ROWS_FEATURES}
         return None
 
     def strategy(self, x: TensorType, w: TensorType, geom: Geometry) -> str:
         """``shifted`` (weights packed in panels), ``winograd`` (weights transformed), ``rows`` (weights
-        transposed), ``direct`` (depthwise), ``pointwise`` (1x1, stride 1, no pad: no im2col) or ``im2col``."""
+        in feature blocks), ``direct`` (depthwise), ``pointwise`` (1x1, stride 1, no pad: no im2col) or ``im2col``."""
         group = self.attrs["group"]
         if self.attrs.get("packed_panels"):
             return "shifted"
@@ -427,7 +430,7 @@ def shifted_workspace(geom: Geometry, channels: int) -> list[TensorType]:
 def pack_panels(w: np.ndarray, rows: int = PANEL_ROWS) -> np.ndarray:
     """Weights (M, C, k...) reordered in blocks of ``rows`` output channels (the last block the rest), each
     stored K x rows so that one step over (c, tap) reads the block's weights side by side: conv_shifted's panels
-    (PANEL_ROWS), conv_rows' feature blocks (PANEL_COLUMNS)."""
+    (PANEL_ROWS), conv_rows' feature blocks (ROWS_FEATURES)."""
     flat = w.reshape(w.shape[0], -1)
     blocks = [flat[m:m + rows].T.ravel() for m in range(0, w.shape[0], rows)]
     return np.concatenate(blocks).reshape(w.shape)
@@ -442,7 +445,7 @@ def unpack_panels(w: np.ndarray, rows: int = PANEL_ROWS) -> np.ndarray:
     return np.concatenate(blocks).reshape(w.shape)
 
 
-# ---- Winograd F(m x m, 3 x 3): weight transform --------------------------------
+# ---- Winograd F(m x m, r x r): weight transform --------------------------------
 
 # Interpolation points and their scales per tile size alpha (besides the point at infinity), as in
 # kernels/winograd.hxx, whose B^T and A^T are written out there.

@@ -1,10 +1,4 @@
-"""Matrix products: Gemm and MatMul, both through the BLAS-backed kernel.
-
-A Gemm with a constant float B of at most PACKED_MAX_WEIGHTS elements, a fixed number of rows above the
-per-event loop's and a depth of at most PACKED_MAX_DEPTH stores B in panels of PANEL_COLUMNS columns at
-generation time (:func:`pack_columns`) and runs as ``gemm_packed``: register tiles over the panels, bias and
-activation applied as each tile is written, and no per-call packing of B, which BLAS repeats on every call.
-"""
+"""Matrix products: Gemm and MatMul, both through the BLAS-backed kernel."""
 
 from __future__ import annotations
 
@@ -16,29 +10,6 @@ from ..ir import TensorType
 from ..ir.dims import dims_equal, num_elements
 from .base import EmitContext, Op, Packed, broadcast_shapes, broadcast_strides, coalesce
 from .registry import register
-
-SMALL_GEMM_ROWS = 4  # kSmallGemmRows in kernels/gemm.hxx: fewer rows run as the per-event loop
-PANEL_COLUMNS = 16  # kPanelColumns
-PACKED_MAX_DEPTH = 512  # kPackedMaxDepth
-# Larger B go to BLAS: for a 100 x 40500 B (16 MB, streamed from memory on every call) gemm_packed ran at
-# 61 GFLOP/s against OpenBLAS's 67, where on the rootbench Linear_16 net (B of a few kB) it takes 0.88x the time.
-PACKED_MAX_WEIGHTS = 1 << 18
-
-
-def pack_columns(b: np.ndarray) -> np.ndarray:
-    """B (K x N) in panels of PANEL_COLUMNS columns (zero-padded past N), each K x PANEL_COLUMNS, declared
-    with shape (K, N rounded up to whole panels)."""
-    k, n = b.shape
-    padded = np.zeros((k, -(-n // PANEL_COLUMNS) * PANEL_COLUMNS), dtype=b.dtype)
-    padded[:, :n] = b
-    panels = padded.reshape(k, -1, PANEL_COLUMNS).transpose(1, 0, 2)
-    return np.ascontiguousarray(panels).reshape(padded.shape)
-
-
-def unpack_columns(panels: np.ndarray, n: int) -> np.ndarray:
-    """The inverse of :func:`pack_columns`."""
-    k = panels.shape[0]
-    return panels.reshape(-1, k, PANEL_COLUMNS).transpose(1, 0, 2).reshape(k, -1)[:, :n]
 
 
 @register
@@ -53,10 +24,7 @@ class Gemm(Op):
         if a.rank != 2 or b.rank != 2:
             raise self.error(f"A and B must be matrices, got shapes {a.shape} and {b.shape}")
         m, k = a.shape[::-1] if self.attrs["transA"] else a.shape
-        if self.attrs.get("packed_columns"):
-            kb, n = b.shape[0], self.attrs["packed_columns"]
-        else:
-            kb, n = b.shape[::-1] if self.attrs["transB"] else b.shape
+        kb, n = b.shape[::-1] if self.attrs["transB"] else b.shape
         if not dims_equal(k, kb):
             ta, tb = self.attrs["transA"], self.attrs["transB"]
             raise self.error(f"inner dimensions differ: A {a.shape}, B {b.shape} (transA={ta}, transB={tb})")
@@ -75,41 +43,18 @@ class Gemm(Op):
         a, b = values[0], values[1]
         a = a.T if self.attrs["transA"] else a
         b = b.T if self.attrs["transB"] else b
-        if self.attrs.get("packed_columns"):
-            b = unpack_columns(b, self.attrs["packed_columns"])
         y = self.attrs["alpha"] * (a @ b)
         if len(values) > 2 and values[2] is not None:
             y = y + self.attrs["beta"] * values[2]
         return [y.astype(values[0].dtype)]
 
     def pack_constants(self, constants: dict[int, np.ndarray], inputs: list[Optional[TensorType]]) -> Packed:
-        """A constant B in panels for gemm_packed (``packed_columns``: N) where it serves, else stored
-        untransposed: the small-product kernel streams B row by row (PyTorch and Keras exports store Linear
-        weights transposed, ``transB=1``)."""
+        """A constant B stored untransposed: the small-product kernel streams B row by row
+        (PyTorch and Keras exports store Linear weights transposed, ``transB=1``)."""
         b = constants.get(1)
-        if b is None or b.ndim != 2 or self.attrs.get("packed_columns"):
-            return None
-        if self._packed(inputs[0], TensorType(b.dtype, b.shape)):
-            n = self._mnk(inputs[0], TensorType(b.dtype, b.shape))[1]
-            return {1: pack_columns(b.T if self.attrs["transB"] else b)}, {"packed_columns": n, "transB": 0}
-        if not self.attrs["transB"]:
+        if b is None or b.ndim != 2 or not self.attrs["transB"]:
             return None
         return {1: np.ascontiguousarray(b.T)}, {"transB": 0}
-
-    def _packed(self, a: Optional[TensorType], b: TensorType) -> bool:
-        """Whether gemm_packed serves this product: float, a fixed number of rows above the per-event loop's,
-        a fixed depth of at most PACKED_MAX_DEPTH, a B of at most PACKED_MAX_WEIGHTS elements."""
-        if (a is None or a.dtype != np.float32 or b.dtype != np.float32 or a.rank != 2
-                or b.shape[0] * b.shape[1] > PACKED_MAX_WEIGHTS):
-            return False
-        m, _, k = self._mnk(a, b)
-        return isinstance(m, int) and m > SMALL_GEMM_ROWS and isinstance(k, int) and k <= PACKED_MAX_DEPTH
-
-    def workspace(self, inputs: list[Optional[TensorType]], outputs: list[Optional[TensorType]]) -> list[TensorType]:
-        """gemm_packed's step offsets."""
-        if not self.attrs.get("packed_columns"):
-            return []
-        return [TensorType(np.dtype(np.int64), (self._mnk(inputs[0], inputs[1])[2],))]
 
     def _activation(self, ctx: EmitContext) -> Optional[str]:
         """The lambda applied to every output (FusedGemm's activation), None for none."""
@@ -126,8 +71,7 @@ class Gemm(Op):
         product = (f"{trans}, {ctx.dim(m)}, {ctx.dim(n)}, {ctx.dim(k)}, {ctx.literal(self.attrs['alpha'], dt)}, "
                    f"{ctx.x(0)}, {ctx.x(1)}")
         act = self._activation(ctx)
-        packed = bool(self.attrs.get("packed_columns"))
-        if c is None and act is None and not packed:
+        if c is None and act is None:
             return f"kernels::gemm({product}, {ctx.literal(0.0, dt)}, {ctx.y(0)});"
         bias = "nullptr, 0, 0"
         if c is not None:
@@ -135,10 +79,6 @@ class Gemm(Op):
             bias = f"{ctx.x(2)}, {ctx.dim(row)}, {ctx.dim(col)}"
         beta = ctx.literal(self.attrs["beta"] if c is not None else 0.0, dt)
         act = act or f"[](const {ctx.ctype(dt)} v) {{ return v; }}"
-        if packed:  # B untransposed, in panels: no transB
-            trans_a, _, rest = product.split(", ", 2)
-            product = f"{trans_a}, {rest}"
-            return f"kernels::gemm_packed({product}, {beta}, {bias}, {ctx.y(0)}, {ctx.w(0)}, {act});"
         return f"kernels::gemm_bias_act({product}, {beta}, {bias}, {ctx.y(0)}, {act});"
 
 

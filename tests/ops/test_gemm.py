@@ -5,9 +5,6 @@ import pytest
 from conftest import make_model
 from onnx import helper
 
-import sofie_rdf as sr
-from sofie_rdf.ops.gemm import pack_columns, unpack_columns
-
 M, N, K = 5, 6, 4
 
 C_SHAPES = {"none": None, "scalar": (), "one": (1,), "one2d": (1, 1), "row": (N,), "row2d": (1, N), "column": (M, 1),
@@ -250,36 +247,3 @@ def test_gemm_bias_activation_paths(check_model, rows, depth):
         outputs.append((f"y_{name}", np.float32, [rows, N]))
     model = make_model(nodes, [("x", np.float32, [rows, depth])], outputs, inits)
     check_model(model, {"x": 3 * rng.standard_normal((rows, depth)).astype(np.float32)})
-
-
-@pytest.mark.parametrize("rows, depth, columns, trans_b, backend", [(5, 4, 6, 0, "jit"), (37, 300, 50, 1, "native"),
-                                                                    (64, 100, 16, 1, "jit")])
-def test_gemm_packed_panels(check_model, rows, depth, columns, trans_b, backend):
-    """Constant B with a fixed number of rows above the per-event loop's: B stored in panels of 16 columns
-    (the last one zero-padded), bias and activation applied per tile."""
-    rng = np.random.default_rng(3)
-    b = rng.standard_normal((columns, depth) if trans_b else (depth, columns)).astype(np.float32)
-    c = rng.standard_normal(columns).astype(np.float32)
-    nodes = [helper.make_node("Gemm", ["a", "b", "c"], ["t"], transB=trans_b, alpha=0.5, beta=2.0),
-             helper.make_node("Relu", ["t"], ["y"])]
-    model = make_model(nodes, [("a", np.float32, [rows, depth])], [("y", np.float32, [rows, columns])],
-                       {"b": b, "c": c})
-    assert "kernels::gemm_packed(" in sr.load(model).code().header
-    feeds = {"a": rng.standard_normal((rows, depth)).astype(np.float32)}
-    check_model(model, feeds, backend=backend)
-
-
-def test_pack_columns_round_trip():
-    b = np.arange(7 * 37, dtype=np.float32).reshape(7, 37)
-    packed = pack_columns(b)
-    assert packed.shape == (7, 48)
-    np.testing.assert_array_equal(unpack_columns(packed, 37), b)
-
-
-def test_gemm_not_packed_for_symbolic_rows_or_large_weights():
-    """Per-event (symbolic or few rows) products keep the loop kernel; large B keep BLAS."""
-    for rows, shape in (("N", (10, 8)), (3, (10, 8)), (64, (100, 40500))):
-        b = np.ones(shape, np.float32)
-        model = make_model([helper.make_node("Gemm", ["a", "b"], ["y"])], [("a", np.float32, [rows, shape[0]])],
-                           [("y", np.float32, None)], {"b": b})
-        assert "kernels::gemm_packed(" not in sr.load(model).code().header

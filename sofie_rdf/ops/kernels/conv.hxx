@@ -302,6 +302,80 @@ inline void conv_transpose_gemm(const T *x, const T *w, const Opt<T> *bias, T *y
    conv_activate(y, batch * features * image_size, act);
 }
 
+// ---- register tiles ---------------------------------------------------------
+
+typedef float simd_float __attribute__((vector_size(32))); // 8 floats: one AVX register, two SSE ones
+constexpr size_t kSimdLanes = sizeof(simd_float) / sizeof(float);
+constexpr size_t kPanelVectors = 2;
+constexpr size_t kPanelColumns = kPanelVectors * kSimdLanes; // columns per panel (ops/conv.py: ROWS_FEATURES)
+constexpr size_t kPanelRows = 6;        // rows per register tile: 12 accumulators + 2 panel vectors + 1
+
+// Loads each vector once per step: left alone, GCC folds it into every row's multiply-add, which makes the
+// tile load-bound (it treats the memory operand as free).  An empty asm statement that claims to modify the
+// vector in a vector register makes the compiler hold it in one; no instruction is emitted.
+#if defined(__GNUC__) && defined(__AVX__) && !defined(SOFIE_KEEP_IN_REGISTER)
+#define SOFIE_KEEP_IN_REGISTER(v) __asm__("" : "+x"(v))
+#endif
+#ifndef SOFIE_KEEP_IN_REGISTER
+#define SOFIE_KEEP_IN_REGISTER(v) static_cast<void>(v)
+#endif
+
+// One register tile for conv_rows: Rows rows (values at a + bases[i] + offsets[k]) x kPanelColumns columns (the
+// panel, kPanelColumns floats per step), summed over `steps` steps, plus `start` (rows start_stride apart) when
+// not null; written to out (rows out_stride apart).  Not inlined: compiled on its own, the accumulators
+// stay in registers, where inlined into the loops around it GCC spills some of them.
+template <size_t Rows>
+[[gnu::noinline]] void panel_tile(const std::int64_t *offsets, size_t steps, const float *a, const size_t *bases,
+                                  const float *panel, const float *start, size_t start_stride, float *out,
+                                  size_t out_stride)
+{
+   simd_float acc[Rows][kPanelVectors];
+   const float *src[Rows];
+   for (size_t i = 0; i < Rows; ++i) {
+      src[i] = a + bases[i];
+      for (size_t j = 0; j < kPanelVectors; ++j)
+         acc[i][j] = simd_float{};
+   }
+   const float *w = panel;
+   for (size_t k = 0; k < steps; ++k, w += kPanelColumns) {
+      simd_float in[kPanelVectors];
+#pragma GCC unroll 8
+      for (size_t j = 0; j < kPanelVectors; ++j) {
+         std::memcpy(&in[j], w + j * kSimdLanes, sizeof(simd_float));
+         SOFIE_KEEP_IN_REGISTER(in[j]);
+      }
+      const std::int64_t o = offsets[k];
+#pragma GCC unroll 8
+      for (size_t i = 0; i < Rows; ++i) {
+         const simd_float ai = src[i][o] - simd_float{}; // x - (+0) is x: a broadcast
+#pragma GCC unroll 8
+         for (size_t j = 0; j < kPanelVectors; ++j)
+            acc[i][j] += ai * in[j];
+      }
+   }
+   for (size_t i = 0; i < Rows; ++i)
+      for (size_t j = 0; j < kPanelVectors; ++j) {
+         if (start) {
+            simd_float before;
+            std::memcpy(&before, start + i * start_stride + j * kSimdLanes, sizeof before);
+            acc[i][j] += before;
+         }
+         std::memcpy(out + i * out_stride + j * kSimdLanes, &acc[i][j], sizeof(simd_float));
+      }
+}
+
+// Rows in tiles of as even a size as possible (64 = 4 x 6 + 8 x 5, not 10 x 6 + 4; 49 = 4 x 6 + 5 x 5,
+// not 8 x 6 + 1): a tile of one or two rows is bound by its loads.  Tile q has rows_of(q) rows.
+struct PanelTiles {
+   size_t count, base, extra;
+
+   explicit PanelTiles(size_t rows)
+      : count((rows + kPanelRows - 1) / kPanelRows), base(count ? rows / count : 0), extra(count ? rows % count : 0)
+   {
+   }
+   size_t rows_of(size_t q) const { return base + (q < extra); }
+};
+
 // ---- convolution as shifted products ------------------------------------------
 //
 // With stride 1, output position o reads input position o + k * dilation - pad in every dim.  In a
@@ -558,9 +632,8 @@ inline void conv_shifted(const float *x, const float *w, const float *bias, floa
 //
 // Where the image is small and the layer has many output channels (resnet's last stages: 7x7 positions,
 // 512 features, 4608 (channel, tap) steps), the shifted tiles spend a fifth of their work on padding
-// columns and BLAS packs 9 MB of weights per call.  The product is then taken the other way around, as
-// gemm_packed's tiles (kernels/gemm.hxx, panel_tile): up to kPanelRows output positions x kPanelColumns
-// features; per (channel, tap) step each position's input value is broadcast (read at the position's base in
+// columns and BLAS packs 9 MB of weights per call.  The product is then taken the other way around, in
+// register tiles (panel_tile above) of up to kPanelRows output positions x kPanelColumns features; per (channel, tap) step each position's input value is broadcast (read at the position's base in
 // a zero-padded copy of the image plus the step's offset: no im2col copy) and the step's weights are read as
 // vectors.  The weights are stored at generation time in blocks of kPanelColumns features, each K x
 // kPanelColumns (ops/conv.py: pack_panels with that many rows; the layer's features are a multiple of it).
