@@ -639,20 +639,8 @@ inline void conv_shifted(const float *x, const float *w, const float *bias, floa
 // kPanelColumns (ops/conv.py: pack_panels with that many rows; the layer's features are a multiple of it).
 // The steps run in passes of kConvChunkSteps (the pass's weights stay in cache while every position reads
 // them), the partial sums kept positions x features.
-// Scratch (ops/conv.py: Conv.workspace): the padded image, the partial sums and the step offsets.
-
-// Geometry of one conv_rows call: the padded image's dims (as far as any output reads).
-struct ConvRows {
-   size_t padded[3], plane, positions;
-
-   ConvRows(const size_t *grid, const size_t *kernel, const size_t *stride, const size_t *dilation)
-   {
-      for (size_t i = 0; i < 3; ++i)
-         padded[i] = (grid[i] - 1) * stride[i] + (kernel[i] - 1) * dilation[i] + 1;
-      plane = padded[0] * padded[1] * padded[2];
-      positions = grid[0] * grid[1] * grid[2];
-   }
-};
+// Scratch (ops/conv.py: Conv.workspace): the padded image (conv_shifted_pad's, with its slack), the partial
+// sums and the step offsets.
 
 // Positions [p, p + rows) (rows <= Rows) x features [f, f + kPanelColumns) over steps [k, k + count):
 // onto the partial sums, or, in the last pass, to y with bias and activation.
@@ -683,22 +671,6 @@ inline void conv_rows_block(size_t rows, const std::int64_t *offsets, size_t k, 
    }
 }
 
-// Copies one image into the zero-padded scratch xp (dims r.padded; the padding cleared when `clear`).
-inline void conv_rows_pad(const float *x, size_t channels, const size_t *image, const std::ptrdiff_t *pad,
-                          const ConvRows &r, float *xp, bool clear)
-{
-   if (clear)
-      std::fill(xp, xp + channels * r.plane, 0.0f);
-   for (size_t c = 0; c < channels; ++c)
-      for (size_t d = 0; d < image[0] && d + size_t(pad[0]) < r.padded[0]; ++d)
-         for (size_t h = 0; h < image[1] && h + size_t(pad[1]) < r.padded[1]; ++h) {
-            const float *src = x + ((c * image[0] + d) * image[1] + h) * image[2];
-            const size_t n = std::min(image[2], r.padded[2] - size_t(pad[2]));
-            std::copy(src, src + n, xp + c * r.plane + ((d + size_t(pad[0])) * r.padded[1] + h + size_t(pad[1])) *
-                                                          r.padded[2] + size_t(pad[2]));
-         }
-}
-
 // Ungrouped float convolution with weights in feature blocks (see above); xp is the float scratch, offsets
 // room for K steps.  Per pass, each block of features reads its weights once for all positions.
 template <typename F>
@@ -707,10 +679,13 @@ inline void conv_rows(const float *x, const float *w, const float *bias, float *
                       const size_t *kernel, const size_t *stride, const size_t *dilation, const std::ptrdiff_t *pad,
                       F act)
 {
-   const ConvRows r(grid, kernel, stride, dilation);
+   // The padded image (as far as any output reads) is conv_shifted's for a stride-1 grid spanning the strided one.
+   const size_t span[3] = {(grid[0] - 1) * stride[0] + 1, (grid[1] - 1) * stride[1] + 1, (grid[2] - 1) * stride[2] + 1};
+   const size_t unit[3] = {1, 1, 1}, positions = grid[0] * grid[1] * grid[2];
+   const ConvShifted r(span, kernel, unit, dilation);
    const size_t depth = channels * kernel[0] * kernel[1] * kernel[2];
-   float *partial = xp + channels * r.plane;
-   const PanelTiles tiles(r.positions);
+   float *partial = xp + channels * r.plane + kConvTileSlack;
+   const PanelTiles tiles(positions);
    size_t k = 0;
    for (size_t c = 0; c < channels; ++c)
       for (size_t kd = 0; kd < kernel[0]; ++kd)
@@ -719,8 +694,8 @@ inline void conv_rows(const float *x, const float *w, const float *bias, float *
                offsets[k++] = static_cast<std::int64_t>(
                   c * r.plane + (kd * dilation[0] * r.padded[1] + kh * dilation[1]) * r.padded[2] + kw * dilation[2]);
    for (size_t n = 0; n < batch; ++n) {
-      conv_rows_pad(x + n * channels * image[0] * image[1] * image[2], channels, image, pad, r, xp, n == 0);
-      float *yn = y + n * features * r.positions;
+      conv_shifted_pad(x + n * channels * image[0] * image[1] * image[2], channels, image, pad, r, xp, n == 0);
+      float *yn = y + n * features * positions;
       for (size_t k0 = 0; k0 < depth; k0 += kConvChunkSteps) {
          const size_t count = std::min(kConvChunkSteps, depth - k0);
          for (size_t f = 0; f < features; f += kPanelColumns)
@@ -732,7 +707,7 @@ inline void conv_rows(const float *x, const float *w, const float *bias, float *
                   bases[i] = (od * stride[0] * r.padded[1] + oh * stride[1]) * r.padded[2] + ow * stride[2];
                }
                conv_rows_block<kPanelRows>(rows, offsets, k0, count, k0 + count == depth, xp, bases, w + f * depth,
-                                           partial, p, f, features, r.positions, bias, yn, act);
+                                           partial, p, f, features, positions, bias, yn, act);
             }
       }
    }
