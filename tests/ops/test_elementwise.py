@@ -3,7 +3,7 @@ broadcasting binary arithmetic, Cast and Clip."""
 
 import numpy as np
 import pytest
-from conftest import make_model
+from conftest import make_model, sofie_run
 from onnx import TensorProto, helper
 
 import sofie_rdf as sr
@@ -101,6 +101,25 @@ def test_unary_extreme_values(check_model, op, dtype):
     x = np.array([-1e4, -100, -20, -1e-3, 0, 1e-3, 20, 100, 1e4], dtype)
     model = make_model([helper.make_node(op, ["x"], ["y"])], [("x", dtype, [9])], [("y", dtype, [9])])
     check_model(model, {"x": x})
+
+
+FAST_MATH = {"Sigmoid": lambda v: 1 / (1 + np.exp(-v)), "Tanh": np.tanh}
+
+
+@pytest.mark.parametrize("backend", ["jit", "native"])
+@pytest.mark.parametrize("op", sorted(FAST_MATH))
+def test_fast_math_within_three_ulp(op, backend):
+    """Sigmoid and Tanh (kernels/fastmath.hxx: a polynomial e^x that vectorizes) within 3 units in the last
+    place of the float64 result, on a dense sweep of the range where float results are normal, with and
+    without fused multiply-adds (Cling compiles without them)."""
+    x = np.concatenate([np.linspace(-87, 87, 200001), -np.geomspace(1e-7, 87, 20000),
+                        np.geomspace(1e-7, 87, 20000)]).astype(np.float32)
+    model = make_model([helper.make_node(op, ["x"], ["y"])], [("x", np.float32, [x.size])],
+                       [("y", np.float32, [x.size])])
+    y = sofie_run(model, {"x": x}, backend)[0].astype(np.float64)
+    ref = FAST_MATH[op](x.astype(np.float64))
+    ulps = np.abs(y - ref) / np.spacing(np.abs(ref).astype(np.float32))
+    assert ulps.max() <= 3, f"{op}: {ulps.max():.2f} ulp at x = {x[ulps.argmax()]}"
 
 
 # ---- binary ---------------------------------------------------------------------
