@@ -30,6 +30,9 @@ def _add_emit(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--weights", choices=("dat", "root", "embed"), default="dat",
                    help="'dat': weights file read by Session(path); 'root': the same as a ROOT file (the header "
                         "then needs ROOT's TFile); 'embed': weights inside the header")
+    p.add_argument("--target", choices=("native", "jit"), default="native",
+                   help="the compiler the header is for: 'native' (g++/clang -O3 -march=native) or 'jit' (Cling: "
+                        "gInterpreter.Declare), which avoids kernels only an optimizing native compiler makes fast")
     p.set_defaults(func=_cmd_emit)
 
 
@@ -37,7 +40,7 @@ def _cmd_emit(args: argparse.Namespace) -> int:
     """Load (which checks every operator is supported), generate, print the paths written."""
     from .api import load
 
-    files = load(args.model).generate(args.outdir, name=args.name, weights=args.weights)
+    files = load(args.model).generate(args.outdir, name=args.name, weights=args.weights, target=args.target)
     print(f"header:  {files.header}")
     print(f"weights: {files.weights if files.weights is not None else '(embedded in the header)'}")
     return 0

@@ -42,10 +42,10 @@ def compile(model: Model, backend: str = "jit", flags: Optional[Sequence[str]] =
 
 
 def _compile_jit(model: Model, weights: str) -> Session:
-    code = model.code(weights=weights)
+    code = model.code(weights=weights, target="jit")
     namespace = namespace_for(code.name, code.digest)
     if namespace != code.namespace:
-        code = model.code(namespace=namespace, weights=weights)
+        code = model.code(namespace=namespace, weights=weights, target="jit")
     folder = _cache_dir() / "jit" / f"{code.name}-{code.digest[:24]}"
     files = write_files(code, folder)
     jit_declare(code, folder)

@@ -12,6 +12,7 @@ from .codegen import GeneratedCode, GeneratedFiles, generate_code, write_files
 from .codegen.header import WEIGHTS_MODES
 from .errors import SofieError
 from .ops import unsupported_nodes
+from .ops.base import TARGETS
 from .passes import prepare
 
 
@@ -46,22 +47,28 @@ class Model:
         return self._prepared.output_info
 
     def code(self, name: Optional[str] = None, namespace: Optional[str] = None, weights: str = "dat",
-             weights_file: Optional[str] = None) -> GeneratedCode:
+             weights_file: Optional[str] = None, target: str = "native") -> GeneratedCode:
         """Generated C++ in memory (see :meth:`generate` to write files)."""
         name = ir.model_name_from(name) if name else self.name
-        return generate_code(self.ir, name, namespace, weights, weights_file)
+        if target not in TARGETS:
+            raise SofieError(f"target must be one of {', '.join(TARGETS)}, got {target!r}")
+        return generate_code(self.ir, name, namespace, weights, weights_file, target)
 
     def generate(self, outdir: str | os.PathLike = ".", name: Optional[str] = None,
-                 weights: str = "dat") -> GeneratedFiles:
+                 weights: str = "dat", target: str = "native") -> GeneratedFiles:
         """Write ``<Name>.hxx`` and its weights into ``outdir``.
 
         ``weights``: ``"dat"`` (SOFIE's text file ``<Name>.dat``), ``"root"``
         (``<Name>.root``, read with ROOT's ``TFile``: the header then needs ROOT)
         or ``"embed"`` (in the header, no weights file).
+        ``target``: the compiler the header is for.  ``"native"`` (an optimizing compiler:
+        ``g++ -O3 -march=native``) may pick kernels that only such a compiler makes fast;
+        ``"jit"`` avoids them, for a header you ``gInterpreter.Declare`` to Cling yourself.
+        Either header is correct under either compiler.
         """
         if weights not in WEIGHTS_MODES:
             raise SofieError(f"weights must be one of {', '.join(WEIGHTS_MODES)}, got {weights!r}")
-        return write_files(self.code(name, weights=weights), Path(outdir))
+        return write_files(self.code(name, weights=weights, target=target), Path(outdir))
 
     def save(self, path: str | os.PathLike, key: Optional[str] = None) -> None:
         """Store the IR under ``key`` (default: the model name) of a ``.root`` file, written with uproot.

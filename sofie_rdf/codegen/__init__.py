@@ -25,9 +25,9 @@ class GeneratedFiles:
 
 
 def generate_code(model: Model, name: str, namespace: Optional[str] = None, weights: str = "dat",
-                  weights_file: Optional[str] = None) -> GeneratedCode:
-    """Run the pass pipeline and write the header text (nothing touches disk)."""
-    planned, plan = run_pipeline(model)
+                  weights_file: Optional[str] = None, target: str = "native") -> GeneratedCode:
+    """Run the pass pipeline for the compiler ``target`` and write the header text (nothing touches disk)."""
+    planned, plan = run_pipeline(model, target)
     return HeaderWriter(planned, plan, name, namespace or f"TMVA_SOFIE_{name}", weights, weights_file).write()
 
 

@@ -19,6 +19,11 @@ from ..errors import ShapeError
 from ..ir import Node, TensorType
 from ..ir.dims import Dim, as_dim, dims_equal, simplify
 
+# The compilers a header is generated for (Op.pack_constants): "native", an optimizing compiler for this
+# machine (sofie_rdf.compile(backend="native"), or the user's own), and "jit", Cling, which compiles for a
+# baseline x86-64 without AVX and runs kernels built on register tiles several times slower than BLAS.
+TARGETS = ("native", "jit")
+
 # What Op.pack_constants returns: re-laid-out constant inputs by index and the attributes saying so, or None.
 Packed = Optional[tuple[dict[int, np.ndarray], dict[str, Any]]]
 
@@ -145,11 +150,13 @@ class Op:
         """C++ statements computing the outputs from the inputs."""
         raise NotImplementedError
 
-    def pack_constants(self, constants: dict[int, np.ndarray], inputs: list[Optional[TensorType]]) -> Packed:
+    def pack_constants(self, constants: dict[int, np.ndarray], inputs: list[Optional[TensorType]],
+                       target: str) -> Packed:
         """Constant inputs stored in the layout the kernel reads fastest (a generation-time pass).
 
         ``constants`` maps input index -> value for the inputs that are weights; ``inputs`` are the types of
-        all inputs (a layout may depend on the data's shape).
+        all inputs (a layout may depend on the data's shape); ``target`` is the compiler the code is for
+        (one of :data:`TARGETS`: the fastest kernel may differ).
         Return the re-laid-out values and the attributes telling :meth:`emit`
         so (a pass may run twice: an op must not pack what it already packed),
         or None to keep them as they are.

@@ -48,7 +48,8 @@ class Gemm(Op):
             y = y + self.attrs["beta"] * values[2]
         return [y.astype(values[0].dtype)]
 
-    def pack_constants(self, constants: dict[int, np.ndarray], inputs: list[Optional[TensorType]]) -> Packed:
+    def pack_constants(self, constants: dict[int, np.ndarray], inputs: list[Optional[TensorType]],
+                       target: str) -> Packed:
         """A constant B stored untransposed: the small-product kernel streams B row by row
         (PyTorch and Keras exports store Linear weights transposed, ``transB=1``)."""
         b = constants.get(1)

@@ -244,7 +244,8 @@ class _Recurrent(Op):
         """Gates per recurrence product, in order (the blocks of a packed R)."""
         return (self.gates,)
 
-    def pack_constants(self, constants: dict[int, np.ndarray], inputs: list[Optional[TensorType]]) -> Packed:
+    def pack_constants(self, constants: dict[int, np.ndarray], inputs: list[Optional[TensorType]],
+                       target: str) -> Packed:
         """Constant W and R transposed per direction (and per block of gates) for the small-product kernel."""
         packed, attrs = {}, {}
         if 1 in constants and not self.attrs.get("packed_w"):

@@ -33,14 +33,15 @@ def prepare(model: Model) -> Model:
     return infer_shapes(model)
 
 
-def run_pipeline(model: Model) -> tuple[Model, MemoryPlan]:
-    """Everything between parsing and emission: returns the rewritten model and its memory plan."""
+def run_pipeline(model: Model, target: str = "native") -> tuple[Model, MemoryPlan]:
+    """Everything between parsing and emission, for the compiler ``target`` (ops.base.TARGETS): returns the
+    rewritten model and its memory plan."""
     model = prepare(model)          # 1. validate, check support, infer shapes and fold values
     model = fold_constants(model)   # 2. drop nodes computed at generation time, collect weights
     model = fuse_matmul_add(model)  # 2a. MatMul + constant bias Add -> Gemm (which 2b and 2c may then fuse further)
     model = fold_batchnorm(model)   # 2b. inference BatchNormalization merged into the Conv/Gemm weights before it
     model = fuse_activations(model)  # 2c. Conv/ConvTranspose/Gemm + activation -> one sofie_rdf::Fused* node
     model = fuse_elementwise_chains(model)  # 2d. runs of element-wise ops -> one sofie_rdf::FusedElementwise loop
-    model = pack_weights(model)     # 3. constant weights stored in the layout the kernels read (Op.pack_constants)
+    model = pack_weights(model, target)  # 3. constant weights stored in the layout the kernels read (Op.pack_constants)
     plan = plan_memory(model)       # 4. place every tensor (caller buffers, weights, views, arena)
     return model, plan

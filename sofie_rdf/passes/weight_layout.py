@@ -13,11 +13,12 @@ from ..ir import Model, TensorType
 from .shape_inference import op_for
 
 
-def pack_weights(model: Model) -> Model:
+def pack_weights(model: Model, target: str) -> Model:
+    """Constant inputs re-laid-out as each operator asks for the compiler ``target`` (ops.base.TARGETS)."""
     for node in model.nodes:
         constants = {i: model.initializers[n] for i, n in enumerate(node.inputs) if n in model.initializers}
         types = [model.tensors.get(n) if n else None for n in node.inputs]
-        packed = op_for(model, node).pack_constants(constants, types) if constants else None
+        packed = op_for(model, node).pack_constants(constants, types, target) if constants else None
         if packed is None:
             continue
         values, attrs = packed

@@ -9,9 +9,12 @@ from onnx import helper
 from onnx.reference import ReferenceEvaluator
 
 import sofie_rdf as sr
+from sofie_rdf.codegen import write_files
 from sofie_rdf.errors import ShapeError
+from sofie_rdf.jit import jit_declare
 from sofie_rdf.ops.conv import winograd_kernel, winograd_weights
 from sofie_rdf.passes import run_pipeline
+from sofie_rdf.session import Session
 
 SPATIAL = {1: (9,), 2: (7, 8), 3: (5, 6, 4)}
 KERNEL = {1: (3,), 2: (3, 2), 3: (2, 3, 2)}
@@ -145,17 +148,32 @@ def test_conv_shifted_kernel_passes_and_tails(check_model, x_shape, w_shape, att
     check_model(model, feeds, rtol=1e-4, atol=1e-4, backend="native")
 
 
-@pytest.mark.parametrize("x_shape, w_shape, attrs, backend", [
-    ((2, 64, 7, 7), (48, 64, 3, 3), {"pads": [1, 1, 1, 1]}, "native"),  # 576 steps: two passes; 49 = 4 x 6 + 5 x 5
-    ((1, 24, 13, 12), (64, 24, 3, 3), {"strides": [2, 2], "pads": [1, 0, 1, 2], "dilations": [1, 2]}, "jit"),
-    ((2, 8, 30), (48, 8, 5), {"strides": [3], "pads": [2, 1]}, "jit"),
-    ((1, 6, 5, 6, 7), (48, 6, 2, 2, 3), {"strides": [1, 2, 1], "pads": [0, 1, 1, 1, 0, 1]}, "native"),
+@pytest.mark.parametrize("x_shape, w_shape, attrs", [
+    ((2, 64, 7, 7), (48, 64, 3, 3), {"pads": [1, 1, 1, 1]}),  # 576 steps: two passes; 49 = 4 x 6 + 5 x 5
+    ((1, 24, 13, 12), (64, 24, 3, 3), {"strides": [2, 2], "pads": [1, 0, 1, 2], "dilations": [1, 2]}),
+    ((2, 8, 30), (48, 8, 5), {"strides": [3], "pads": [2, 1]}),
+    ((1, 6, 5, 6, 7), (48, 6, 2, 2, 3), {"strides": [1, 2, 1], "pads": [0, 1, 1, 1, 0, 1]}),
 ])
-def test_conv_rows_kernel(check_model, x_shape, w_shape, attrs, backend):
-    """Small images with many output channels: positions as the register tile's rows."""
+def test_conv_rows_kernel(check_model, x_shape, w_shape, attrs):
+    """Small images with many output channels: positions as the register tile's rows (native code only)."""
     model, feeds = _conv_model("Conv", x_shape, w_shape, attrs, act=helper.make_node("Relu", ["t"], ["y"]))
     assert "kernels::conv_rows(" in sr.load(model).code().header
-    check_model(model, feeds, rtol=1e-4, atol=1e-4, backend=backend)
+    check_model(model, feeds, rtol=1e-4, atol=1e-4, backend="native")
+
+
+def test_conv_rows_not_for_cling(check_model, tmp_path):
+    """Code for Cling (target "jit", what compile(backend="jit") generates) runs the layer through im2col and
+    BLAS instead of conv_rows' register tiles; a native header still runs under Cling, the same numbers."""
+    model, feeds = _conv_model("Conv", (1, 24, 13, 12), (64, 24, 3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1]})
+    jit_header = sr.load(model).code(target="jit").header
+    assert "kernels::conv_rows(" not in jit_header and "kernels::conv_gemm(" in jit_header
+    ours = check_model(model, feeds, rtol=1e-4, atol=1e-4, backend="jit")[0]
+    native_header = sr.load(model, name="RowsUnderCling").code()
+    assert "kernels::conv_rows(" in native_header.header
+    files = write_files(native_header, tmp_path)
+    jit_declare(native_header, tmp_path)
+    y = Session(native_header, native_header.namespace, "jit", files.weights, tmp_path).infer(feeds["x"])
+    np.testing.assert_allclose(y, ours, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("x_shape, w_shape, attrs, order, backend", [
