@@ -5,6 +5,8 @@ import pytest
 from conftest import make_model
 from onnx import helper
 
+import sofie_rdf as sr
+
 M, N, K = 5, 6, 4
 
 C_SHAPES = {"none": None, "scalar": (), "one": (1,), "one2d": (1, 1), "row": (N,), "row2d": (1, N), "column": (M, 1),
@@ -98,6 +100,44 @@ def test_gemm_symbolic_column_c(check_model, batch):
                        {"w": w})
     check_model(model, {"a": rng.standard_normal((batch, K)).astype(np.float32),
                         "c": rng.standard_normal((batch, 1)).astype(np.float32)})
+
+
+# ---- gemm_panels: large outputs, constant B in panels (native code) ---------------------------------
+
+PANEL_CASES = {  # (M, N, K): N not a multiple of the 16-column panels, M not of the 6-row tiles
+    "generator": (13, 20170, 37),
+    "wide_rows": (7, 40003, 12),
+}
+
+
+@pytest.mark.parametrize("case", list(PANEL_CASES))
+@pytest.mark.parametrize("trans_a, trans_b, c, act", [
+    (0, 1, (None, 1.0), "Sigmoid"),  # a PyTorch Linear + Sigmoid: FusedGemm
+    (1, 0, ("row", 0.5), "Relu"),
+    (0, 0, ("row2d", -2.0), None),
+    (0, 1, (None, 1.0), None),
+])
+def test_gemm_panels(check_model, case, trans_a, trans_b, c, act):
+    """Products with outputs beyond L2 and a constant B: gemm_panels in native code (bias and activation
+    applied per register tile), BLAS in code for Cling; alpha, beta, transA/transB, C as a row of N."""
+    m, n, k = PANEL_CASES[case]
+    rng = np.random.default_rng(m)
+    c_shape, beta = c
+    a_shape, b_shape = ((k, m) if trans_a else (m, k)), ((n, k) if trans_b else (k, n))
+    inits = {"b": rng.standard_normal(b_shape).astype(np.float32) * 0.3}
+    names = ["a", "b"]
+    if c_shape is not None:
+        inits["c"] = rng.standard_normal((n,) if c_shape == "row" else (1, n)).astype(np.float32)
+        names.append("c")
+    nodes = [helper.make_node("Gemm", names, ["g" if act else "y"], transA=trans_a, transB=trans_b, alpha=0.8,
+                              beta=beta)]
+    if act:
+        nodes.append(helper.make_node(act, ["g"], ["y"]))
+    model = make_model(nodes, [("a", np.float32, list(a_shape))], [("y", np.float32, [m, n])], inits)
+    assert "kernels::gemm_panels(" in sr.load(model).code().header
+    assert "kernels::gemm_panels(" not in sr.load(model).code(target="jit").header
+    feeds = {"a": rng.standard_normal(a_shape).astype(np.float32)}
+    check_model(model, feeds, rtol=1e-4, atol=1e-5, backend="native")
 
 
 # ---- MatMul ------------------------------------------------------------------

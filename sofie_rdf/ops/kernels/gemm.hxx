@@ -160,6 +160,166 @@ template <typename T, typename F>
    }
 }
 
+// ---- register tiles ---------------------------------------------------------
+//
+// Products whose right operand is constant and stored at generation time in panels of kPanelColumns
+// columns (gemm_panels below, conv_rows in conv.hxx), for native compilers: Cling compiles these without
+// AVX, slower than BLAS, and code generated for it does not use them (ops/base.py: TARGETS).
+
+typedef float simd_float __attribute__((vector_size(32))); // 8 floats: one AVX register, two SSE ones
+constexpr size_t kSimdLanes = sizeof(simd_float) / sizeof(float);
+constexpr size_t kPanelVectors = 2;
+constexpr size_t kPanelColumns = kPanelVectors * kSimdLanes; // columns per panel (ops/conv.py: ROWS_FEATURES)
+constexpr size_t kPanelRows = 6;        // rows per register tile: 12 accumulators + 2 panel vectors + 1
+
+// Loads each vector once per step: left alone, GCC folds it into every row's multiply-add, which makes the
+// tile load-bound (it treats the memory operand as free).  An empty asm statement that claims to modify the
+// vector in a vector register makes the compiler hold it in one; no instruction is emitted.
+#if defined(__GNUC__) && defined(__AVX__) && !defined(SOFIE_KEEP_IN_REGISTER)
+#define SOFIE_KEEP_IN_REGISTER(v) __asm__("" : "+x"(v))
+#endif
+#ifndef SOFIE_KEEP_IN_REGISTER
+#define SOFIE_KEEP_IN_REGISTER(v) static_cast<void>(v)
+#endif
+
+// One register tile: Rows rows (values at a + bases[i] + offsets[k]) x kPanelColumns columns (the
+// panel, kPanelColumns floats per step), summed over `steps` steps, plus `start` (rows start_stride apart) when
+// not null; written to out (rows out_stride apart).  Not inlined: compiled on its own, the accumulators
+// stay in registers, where inlined into the loops around it GCC spills some of them.
+// offsets[k] is a table (conv_rows: a step is a channel and a kernel tap) or StridedSteps (gemm_panels).
+template <size_t Rows, typename Steps>
+[[gnu::noinline]] void panel_tile(Steps offsets, size_t steps, const float *a, const size_t *bases,
+                                  const float *panel, const float *start, size_t start_stride, float *out,
+                                  size_t out_stride)
+{
+   simd_float acc[Rows][kPanelVectors];
+   const float *src[Rows];
+   for (size_t i = 0; i < Rows; ++i) {
+      src[i] = a + bases[i];
+      for (size_t j = 0; j < kPanelVectors; ++j)
+         acc[i][j] = simd_float{};
+   }
+   const float *w = panel;
+   for (size_t k = 0; k < steps; ++k, w += kPanelColumns) {
+      simd_float in[kPanelVectors];
+#pragma GCC unroll 8
+      for (size_t j = 0; j < kPanelVectors; ++j) {
+         std::memcpy(&in[j], w + j * kSimdLanes, sizeof(simd_float));
+         SOFIE_KEEP_IN_REGISTER(in[j]);
+      }
+      const std::int64_t o = offsets[k];
+#pragma GCC unroll 8
+      for (size_t i = 0; i < Rows; ++i) {
+         const simd_float ai = src[i][o] - simd_float{}; // x - (+0) is x: a broadcast
+#pragma GCC unroll 8
+         for (size_t j = 0; j < kPanelVectors; ++j)
+            acc[i][j] += ai * in[j];
+      }
+   }
+   // Unrolled, so the accumulators go straight from registers to out as whole vectors: a loop makes GCC
+   // copy them through the stack in halves, and the caller's vector loads of out then wait on two stores.
+#pragma GCC unroll 8
+   for (size_t i = 0; i < Rows; ++i)
+#pragma GCC unroll 8
+      for (size_t j = 0; j < kPanelVectors; ++j) {
+         if (start) {
+            simd_float before;
+            std::memcpy(&before, start + i * start_stride + j * kSimdLanes, sizeof before);
+            acc[i][j] += before;
+         }
+         std::memcpy(out + i * out_stride + j * kSimdLanes, &acc[i][j], sizeof(simd_float));
+      }
+}
+
+// Rows in tiles of as even a size as possible (64 = 4 x 6 + 8 x 5, not 10 x 6 + 4; 49 = 4 x 6 + 5 x 5,
+// not 8 x 6 + 1): a tile of one or two rows is bound by its loads.  Tile q has rows_of(q) rows.
+struct PanelTiles {
+   size_t count, base, extra;
+
+   explicit PanelTiles(size_t rows)
+      : count((rows + kPanelRows - 1) / kPanelRows), base(count ? rows / count : 0), extra(count ? rows % count : 0)
+   {
+   }
+   size_t rows_of(size_t q) const { return base + (q < extra); }
+};
+
+// Step k of a row of A at k * stride: panel_tile's offsets for gemm_panels.
+struct StridedSteps {
+   std::ptrdiff_t stride;
+   std::ptrdiff_t operator[](size_t k) const { return static_cast<std::ptrdiff_t>(k) * stride; }
+};
+
+// A tile's products made outputs in place, act(alpha * product + beta * bias) over its first `cols` columns
+// (bias may be null): the bias is added row by row, then act runs over the whole tile in one loop, its
+// constants set up once per tile rather than once per row.
+template <size_t Rows, typename F>
+inline void panel_tile_out(float *tile, size_t cols, float alpha, float beta, const float *bias, F act)
+{
+   for (size_t i = 0; i < Rows; ++i) {
+      float *t = tile + i * kPanelColumns;
+      if (bias && cols == kPanelColumns)
+         for (size_t j = 0; j < kPanelColumns; ++j)
+            t[j] = alpha * t[j] + beta * bias[j];
+      else
+         for (size_t j = 0; j < kPanelColumns; ++j)
+            t[j] = alpha * t[j] + (bias && j < cols ? beta * bias[j] : 0.0f);
+   }
+   for (size_t e = 0; e < Rows * kPanelColumns; ++e)
+      tile[e] = act(tile[e]);
+}
+
+// Rows [0, rows) (rows <= Rows) of A (a, rows a_row apart, steps along a row) times one panel, out to y.
+template <size_t Rows, typename F>
+inline void gemm_panel_block(size_t rows, StridedSteps steps, size_t K, const float *a, size_t a_row,
+                             const float *panel, float alpha, float beta, const float *bias, size_t cols, float *y,
+                             size_t ldy, F act)
+{
+   if constexpr (Rows > 1) {
+      if (rows < Rows) {
+         gemm_panel_block<Rows - 1>(rows, steps, K, a, a_row, panel, alpha, beta, bias, cols, y, ldy, act);
+         return;
+      }
+   }
+   size_t bases[Rows];
+   for (size_t i = 0; i < Rows; ++i) {
+      bases[i] = i * a_row;
+      __builtin_prefetch(y + i * ldy, 1);                     // the output rows are fetched for writing while
+      __builtin_prefetch(y + i * ldy + kPanelColumns - 1, 1); // the tile is computed, not when it is stored
+   }
+   alignas(sizeof(simd_float)) float tile[Rows * kPanelColumns];
+   panel_tile<Rows>(steps, K, a, bases, panel, nullptr, 0, tile, kPanelColumns);
+   panel_tile_out<Rows>(tile, cols, alpha, beta, bias, act);
+   for (size_t i = 0; i < Rows; ++i) {
+      if (cols == kPanelColumns)
+         std::memcpy(y + i * ldy, tile + i * kPanelColumns, sizeof(float) * kPanelColumns);
+      else
+         std::copy(tile + i * kPanelColumns, tile + i * kPanelColumns + cols, y + i * ldy);
+   }
+}
+
+// Y = act(alpha * A B + beta * bias) for a constant B stored in panels at generation time (ops/gemm.py:
+// its N columns in blocks of kPanelColumns, each K x kPanelColumns, the last one zero-padded).  A (M x K)
+// is read at A[i * a_row + k * a_col] (transA swaps the strides); bias is a row of N values, or null.
+// Each register tile gets bias and activation as it is written, so a Y larger than the caches (a
+// generator's 64 x 40500 last layer) is written once, where BLAS and a pass for the activation after it
+// go over it twice; and B's panels need no packing per call.
+template <typename F>
+void gemm_panels(size_t M, size_t N, size_t K, float alpha, const float *A, size_t a_row, std::ptrdiff_t a_col,
+                 const float *Bp, float beta, const float *bias, float *Y, F act)
+{
+   const PanelTiles tiles(M);
+   for (size_t f = 0; f < N; f += kPanelColumns) {
+      const size_t cols = std::min(kPanelColumns, N - f);
+      size_t row = 0;
+      for (size_t q = 0; q < tiles.count; ++q) {
+         const size_t rows = tiles.rows_of(q);
+         gemm_panel_block<kPanelRows>(rows, StridedSteps{a_col}, K, A + row * a_row, a_row, Bp + f * K, alpha, beta,
+                                      bias ? bias + f : nullptr, cols, Y + row * N + f, N, act);
+         row += rows;
+      }
+   }
+}
+
 // Batched product over broadcast batch dims: for every index of `shape`
 // (rank dims), C[...] = A[...] * B[...] with per-dim element strides sa, sb
 // (0 where an operand is broadcast); C is contiguous, M x N per matrix.
