@@ -50,6 +50,9 @@ KERNEL_RANK = 3  # the kernels' fixed spatial rank
 # on the rootbench 5x5 stacks, resnet18's 3x3 layers and its 7x7 stride-2 stem, AVX2).
 SHIFTED_MAX_FEATURES = 32
 SHIFTED_MIN_TAPS = 16
+# In code for Cling (target "jit"), which runs its register tiles slower, only layers whose products are this
+# shallow (channels x taps) use it: Conv3d_d32_L4 through the JIT, 72 ms with it on every layer, 48 ms so.
+SHIFTED_MAX_DEPTH_JIT = 64
 PANEL_ROWS = 6  # kConvPanelRows in kernels/conv.hxx
 # Other layers (not 1x1) with output channels in multiples of ROWS_FEATURES (kPanelColumns) and at most
 # ROWS_MAX_POSITIONS output positions per image run as conv_rows (positions as the register tile's rows,
@@ -217,10 +220,13 @@ class Conv(ConvBase):
         order = self.attrs.get("winograd")
         return tuple(d - order + 1 for d in w.shape[2:]) if order else tuple(w.shape[2:])
 
-    def _shifted_candidate(self, w: np.ndarray) -> bool:
-        """Whether conv_shifted serves this layer: float32, ungrouped, few output channels or large kernels."""
+    def _shifted_candidate(self, w: np.ndarray, target: str) -> bool:
+        """Whether conv_shifted serves this layer: float32, ungrouped, few output channels or large kernels
+        (and shallow products, for Cling)."""
+        depth = math.prod(w.shape[1:])
         return (w.dtype == np.float32 and self.attrs["group"] == 1 and 3 <= w.ndim <= 2 + KERNEL_RANK
-                and (w.shape[0] <= SHIFTED_MAX_FEATURES or math.prod(w.shape[2:]) >= SHIFTED_MIN_TAPS))
+                and (w.shape[0] <= SHIFTED_MAX_FEATURES or math.prod(w.shape[2:]) >= SHIFTED_MIN_TAPS)
+                and (target == "native" or depth <= SHIFTED_MAX_DEPTH_JIT))
 
     def _winograd_order(self, x: Optional[TensorType], w: np.ndarray) -> Optional[int]:
         """m of the Winograd F(m x m, r x r) serving this layer, None where it does not."""
@@ -257,15 +263,16 @@ class Conv(ConvBase):
                        target: str) -> Packed:
         """Constant weights stored for the kernel that serves the layer: in panels for conv_shifted (same shape,
         new order: ``packed_panels``), transformed for Winograd (``winograd``: m), in feature blocks for
-        conv_rows (``packed_rows``).  conv_rows is for native compilers only: Cling runs its register tiles
-        slower than im2col and BLAS (resnet18 through the JIT: 107 ms with it, 74 ms without)."""
+        conv_rows (``packed_rows``).  conv_rows is for native compilers only, and conv_shifted for shallow
+        products only in code for Cling, which runs their register tiles slower than im2col and BLAS
+        (resnet18 through the JIT: 107 ms with conv_rows, 74 ms without)."""
         w = constants.get(1)
         if w is None or any(self.attrs.get(a) for a in PACKED_ATTRS):
             return None
         order = self._winograd_order(inputs[0], w)
         if order:
             return {1: winograd_weights(w, order)}, {"winograd": order}
-        if self._shifted_candidate(w):
+        if self._shifted_candidate(w, target):
             return {1: pack_panels(w)}, {"packed_panels": PANEL_ROWS}
         if target == "native" and self._rows_candidate(inputs[0], w):
             return {1: pack_panels(w, ROWS_FEATURES)}, {"packed_rows": ROWS_FEATURES}
