@@ -64,6 +64,24 @@ def test_emit_name_and_embedded_weights(mlp_file, tmp_path, capsys):
     assert "embedded" in capsys.readouterr().out
 
 
+def test_emit_target(tmp_path, capsys):
+    """``--target jit`` writes a header for Cling: the large Gemm keeps BLAS instead of gemm_panels; a target
+    that is not one is refused by the Python API as by the command line."""
+    rng = np.random.default_rng(1)
+    model = make_model([helper.make_node("Gemm", ["x", "w"], ["y"])], [("x", np.float32, [16, 32])],
+                       [("y", np.float32, [16, 20000])], {"w": rng.standard_normal((32, 20000)).astype(np.float32)},
+                       name="wide")
+    path = save(model, tmp_path / "wide.onnx")
+    for target, panels in (("native", True), ("jit", False)):
+        assert main(["emit", str(path), "-o", str(tmp_path / target), "--target", target]) == 0
+        assert ("kernels::gemm_panels(" in (tmp_path / target / "wide.hxx").read_text()) == panels
+    with pytest.raises(sr.SofieError, match="target must be one of native, jit"):
+        sr.load(str(path)).code(target="cuda")
+    with pytest.raises(SystemExit):
+        main(["emit", str(path), "--target", "cuda"])
+    capsys.readouterr()
+
+
 def test_save_then_emit_from_root_file(mlp_file, tmp_path, capsys):
     """``save`` stores the IR under a key; ``emit`` and ``info`` read ``FILE.root:KEY``; root weights on request."""
     store = tmp_path / "models.root"

@@ -58,7 +58,7 @@ PANEL_ROWS = 6  # kConvPanelRows in kernels/conv.hxx
 # ROWS_MAX_POSITIONS output positions per image run as conv_rows (positions as the register tile's rows,
 # weights in feature blocks): 86-91 GFLOP/s on resnet18's 512-channel 7x7 layers and its stride-2 3x3 layers
 # at 14x14 and 7x7, where im2col + BLAS reaches 64-76; on larger images and 1x1 layers BLAS does as well.
-ROWS_FEATURES = 16  # kPanelColumns in kernels/conv.hxx
+ROWS_FEATURES = 16  # kPanelColumns in kernels/gemm.hxx
 ROWS_MAX_POSITIONS = 256
 # Mirrors of kernels/conv.hxx constants, for the size of conv_shifted's scratch.
 SHIFTED_SLACK = 48  # kConvTileSlack: floats the last tile reads past the padded image

@@ -125,8 +125,8 @@ class Gemm(Op):
         act = act or f"[](const {ctx.ctype(dt)} v) {{ return v; }}"
         return f"kernels::gemm_bias_act({product}, {beta}, {bias}, {ctx.y(0)}, {act});"
 
-
-    def _emit_panels(self, ctx: EmitContext, m, n, k, has_bias: bool, act: Optional[str]) -> str:
+    def _emit_panels(self, ctx: EmitContext, m: int, n: int, k: int, has_bias: bool, act: Optional[str]) -> str:
+        """The gemm_panels call: A's strides from transA, C (a row of N) as the bias."""
         a_row, a_col = (1, m) if self.attrs["transA"] else (k, 1)
         dt = ctx.inputs[0].dtype
         beta = ctx.literal(self.attrs["beta"] if has_bias else 0.0, dt)

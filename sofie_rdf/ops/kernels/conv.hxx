@@ -559,7 +559,7 @@ inline void conv_shifted(const float *x, const float *w, const float *bias, floa
 // Where the image is small and the layer has many output channels (resnet's last stages: 7x7 positions,
 // 512 features, 4608 (channel, tap) steps), the shifted tiles spend a fifth of their work on padding
 // columns and BLAS packs 9 MB of weights per call.  The product is then taken the other way around, in
-// register tiles (panel_tile above) of up to kPanelRows output positions x kPanelColumns features; per (channel, tap) step each position's input value is broadcast (read at the position's base in
+// register tiles (panel_tile, in gemm.hxx) of up to kPanelRows output positions x kPanelColumns features; per (channel, tap) step each position's input value is broadcast (read at the position's base in
 // a zero-padded copy of the image plus the step's offset: no im2col copy) and the step's weights are read as
 // vectors.  The weights are stored at generation time in blocks of kPanelColumns features, each K x
 // kPanelColumns (ops/conv.py: pack_panels with that many rows; the layer's features are a multiple of it).
