@@ -67,6 +67,19 @@ def _conv_pool() -> Case:
     return Case("conv_pool", model, {"x": random_array((1, 3, 12, 12), F32, 4)})
 
 
+def _register_tiles() -> Case:
+    """The register-tile kernels of native code: conv_rows (a small image, 48 output channels) and
+    gemm_panels (a Gemm + Sigmoid with 16 x 16400 outputs), whose tiles live on the stack."""
+    w, wg, bg = _weights(5, (48, 8, 3, 3), (48, 16400), (16400,))
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]), helper.make_node("Relu", ["c"], ["r"]),
+             helper.make_node("MaxPool", ["r"], ["m"], kernel_shape=[2, 2], strides=[2, 2]),
+             helper.make_node("Reshape", ["m", "shape"], ["f"]),
+             helper.make_node("Gemm", ["f", "wg", "bg"], ["g"]), helper.make_node("Sigmoid", ["g"], ["y"])]
+    model = make_model(nodes, [("x", F32, [1, 8, 8, 8])], [("y", F32, [16, 16400])],
+                       dict(w=w, wg=wg * 0.2, bg=bg, shape=np.array([16, 48], np.int64)))
+    return Case("register_tiles", model, {"x": random_array((1, 8, 8, 8), F32, 6)})
+
+
 def _recurrent(op: str, gates: int) -> Case:
     w, r, b = _weights(5, (1, gates * 6, 4), (1, gates * 6, 6), (1, 2 * gates * 6))
     node = helper.make_node(op, ["x", "w", "r", "b"], ["y", "h"], hidden_size=6)
@@ -146,7 +159,7 @@ def _upsample() -> Case:
 
 
 CASES = [_mlp(), _conv_pool(), _recurrent("LSTM", 4), _recurrent("GRU", 3), _attention(), _reductions(), _movement(),
-         _resize(), _gather(), _topk(), _nonzero(), _upsample()]
+         _resize(), _gather(), _topk(), _nonzero(), _upsample(), _register_tiles()]
 
 
 def _literal(a: np.ndarray) -> str:
