@@ -15,8 +15,8 @@ inline float pow2i(int32_t n)
    return f;
 }
 
-// e^x as p * 2^n for an x already clamped to the caller's range: n = round(x / ln 2) and p = e^r on the
-// remainder r = x - n ln 2, which is in [0.7, 1.5].  ln 2 is split so that n times its first part is exact
+// e^x as p * 2^n for an x already clamped to the caller's range: n = round(x / ln 2) and p = e^r (in
+// [0.7, 1.5]) on the remainder r = x - n ln 2.  ln 2 is split so that n times its first part is exact
 // (it has 9 significant bits), with or without fused multiply-adds.  The polynomial is of degree 6, fitted to
 // e^r on |r| <= ln(2) / 2 for least relative error (2e-9: below float's rounding); Cephes' degree-7
 // polynomial is no more accurate in float and costs two more operations per element.
