@@ -25,9 +25,32 @@ struct ExpParts {
    int32_t n;
 };
 
+// round(x / ln 2), as a float and as an integer, for |x| < 2^21.  Adding 1.5 * 2^23 rounds to an integer (a
+// float that large has no fraction bits) and leaves it in the low bits of the sum's mantissa: one addition
+// where std::nearbyint and a conversion are two instructions, and plain arithmetic, which vectorizes for
+// any target (SSE2, Cling's, has no rounding instruction: nearbyint is a library call per element there).
+// -ffast-math would fold (y + c) - c to y, so it keeps nearbyint.
+inline float exp_round(float x, int32_t &n)
+{
+#ifdef __FAST_MATH__
+   const float rounded = std::nearbyint(x * 1.44269504088896341f);
+   n = static_cast<int32_t>(rounded);
+   return rounded;
+#else
+   constexpr float kRound = 12582912.0f;      // 1.5 * 2^23
+   constexpr int32_t kRoundBits = 0x4B400000; // its bit pattern
+   const float shifted = x * 1.44269504088896341f + kRound;
+   int32_t bits;
+   std::memcpy(&bits, &shifted, sizeof bits);
+   n = bits - kRoundBits;
+   return shifted - kRound;
+#endif
+}
+
 inline ExpParts exp_parts(float x)
 {
-   const float n = std::nearbyint(x * 1.44269504088896341f);
+   int32_t ni;
+   const float n = exp_round(x, ni);
    float r = x - n * 0.693359375f;
    r = r - n * -2.12194440e-4f;
    float p = 1.3843640918e-3f;
@@ -36,7 +59,7 @@ inline ExpParts exp_parts(float x)
    p = p * r + 1.6666431725e-1f;
    p = p * r + 4.9999994040e-1f;
    p = p * r + 1.0f;
-   return {p * r + 1.0f, static_cast<int32_t>(n)};
+   return {p * r + 1.0f, ni};
 }
 
 inline float fast_exp(float x)
