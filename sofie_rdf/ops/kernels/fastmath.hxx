@@ -30,21 +30,27 @@ struct ExpParts {
 // where std::nearbyint and a conversion are two instructions, and plain arithmetic, which vectorizes for
 // any target (SSE2, Cling's, has no rounding instruction: nearbyint is a library call per element there).
 // -ffast-math would fold (y + c) - c to y, so it keeps nearbyint.
+#if defined(__FAST_MATH__) && !defined(SOFIE_EXP_NEARBYINT)
+#define SOFIE_EXP_NEARBYINT 1
+#endif
+#ifndef SOFIE_EXP_NEARBYINT
+#define SOFIE_EXP_NEARBYINT 0
+#endif
 inline float exp_round(float x, int32_t &n)
 {
-#ifdef __FAST_MATH__
-   const float rounded = std::nearbyint(x * 1.44269504088896341f);
-   n = static_cast<int32_t>(rounded);
-   return rounded;
-#else
-   constexpr float kRound = 12582912.0f;      // 1.5 * 2^23
-   constexpr int32_t kRoundBits = 0x4B400000; // its bit pattern
-   const float shifted = x * 1.44269504088896341f + kRound;
-   int32_t bits;
-   std::memcpy(&bits, &shifted, sizeof bits);
-   n = bits - kRoundBits;
-   return shifted - kRound;
-#endif
+   if constexpr (SOFIE_EXP_NEARBYINT) {
+      const float rounded = std::nearbyint(x * 1.44269504088896341f);
+      n = static_cast<int32_t>(rounded);
+      return rounded;
+   } else {
+      constexpr float kRound = 12582912.0f;      // 1.5 * 2^23
+      constexpr int32_t kRoundBits = 0x4B400000; // its bit pattern
+      const float shifted = x * 1.44269504088896341f + kRound;
+      int32_t bits;
+      std::memcpy(&bits, &shifted, sizeof bits);
+      n = bits - kRoundBits;
+      return shifted - kRound;
+   }
 }
 
 inline ExpParts exp_parts(float x)
