@@ -26,7 +26,7 @@ import sympy
 from .. import __version__
 from ..errors import ShapeError
 from ..ir import Model, TensorType, cpp_type
-from ..ir.dims import free_symbols, is_static, to_cpp
+from ..ir.dims import free_symbols, is_static, num_elements, to_cpp
 from ..ir.dtypes import HALF_TYPES
 from ..passes import MemoryPlan
 from ..passes.memory_planning import runtime_sized, slot_position
@@ -36,7 +36,7 @@ from .kernels import include_lines, kernel_order, kernel_source, user_headers
 from .names import NameTable, comment, string_literal
 from .weights import ROOT_READER_SOURCE, ROOT_VECTOR_TYPES, root_weights_dir
 
-_RESERVED = {"Session", "kernels", "detail", "infer", "x", "y", "a", "b", "v", "lo", "hi", "filename", "reader"}
+_RESERVED = {"Session", "kernels", "detail", "infer", "infer_rows", "x", "y", "a", "b", "v", "lo", "hi", "filename", "reader"}
 # Names derived from identifiers (members, embedded weights): no model name may take these forms, since a
 # dim (a parameter of infer) would shadow them.  Locals of infer end with "_", which no identifier does.
 _DERIVED_PREFIXES = ("fTensor_", "fArena_", "kWeight_", "fBuffer_", "fRuntimeDims")
@@ -251,7 +251,11 @@ class HeaderWriter:
             out += ["   // Dims computed by infer (see the header's first lines); valid after each call.",
                     f"   size_t fRuntimeDims[{len(m.runtime_dims)}] = {{}};",
                     "   size_t runtime_dim(size_t k) const { return fRuntimeDims[k]; }"]
-        out += [""] + self._constructor() + [""] + self._infer_noalloc() + [""] + self._infer_vectors()
+        if self.plan.row_block:
+            out += [""] + self._constructor() + [""] + self._infer_blocks() + [""] + self._infer_vectors()
+            out += ["", "private:"] + self._infer_noalloc("infer_rows")
+        else:
+            out += [""] + self._constructor() + [""] + self._infer_noalloc("infer") + [""] + self._infer_vectors()
         out += ["};", ""]
         return out
 
@@ -303,10 +307,28 @@ class HeaderWriter:
         return [(n, f"out{k}_{self.tensor[n]}_" if k in self.plan.copies else self.tensor[n])
                 for k, n in enumerate(self.model.outputs)]
 
-    def _infer_noalloc(self) -> list[str]:
+    def _infer_blocks(self) -> list[str]:
+        """``infer`` over a batch of independent rows: ``infer_rows`` on one block of rows after another."""
+        dim, rows = self.plan.row_block
+        n = self.dims[dim]
+        names = [n] + [self.tensor[i] for i in self.model.inputs] + [p for _, p in self._output_params()]
+        tensors = list(self.model.inputs) + list(self.model.outputs)
+        args = [f"std::min(block_, {n} - row_)"]
+        args += [f"{p} + row_ * {num_elements(self.model.tensors[t].shape[1:])}" for p, t in zip(names[1:], tensors)]
+        return ["   // Inference without allocation: outputs are written to the caller's buffers.",
+                f"   // The rows of {comment(dim)} are computed independently: a batch runs in blocks of rows whose",
+                "   // intermediate tensors stay in cache, in an arena sized for one block.",
+                f"   void infer({self._params(True)})", "   {",
+                f"      const size_t block_ = {rows};",
+                f"      for (size_t row_ = 0; row_ < {n}; row_ += block_)",
+                f"         infer_rows({', '.join(args)});",
+                "   }"]
+
+    def _infer_noalloc(self, function: str) -> list[str]:
         m, plan = self.model, self.plan
-        out = ["   // Inference without allocation: outputs are written to the caller's buffers.",
-               f"   void infer({self._params(True)})", "   {"]
+        what = "One block of rows" if function != "infer" else "Inference without allocation"
+        out = [f"   // {what}: outputs are written to the caller's buffers.",
+               f"   void {function}({self._params(True)})", "   {"]
         out += self._constraint_checks()
         for d in dict.fromkeys(plan.slot_dtype):
             size = to_cpp(plan.arena_size(d), self.cpp_dims)

@@ -81,6 +81,9 @@ class Op:
     # Inputs whose values (not just shapes) shape inference needs, e.g. Reshape's shape; when such a
     # value is not known the op either refuses (value_of) or reads it at run time (runtime_dim).
     value_inputs: ClassVar[tuple[int, ...]] = ()
+    # Rows of the leading dim computed independently (see rows_independent): element-wise ops, products
+    # with a right-hand side read whole, convolutions and pooling over a batch.
+    row_wise: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -149,6 +152,13 @@ class Op:
     def emit(self, ctx: EmitContext) -> str:
         """C++ statements computing the outputs from the inputs."""
         raise NotImplementedError
+
+    def rows_independent(self, inputs: list[Optional[TensorType]]) -> bool:
+        """Whether output row i (index i of the leading dim) comes from row i of the inputs that have that
+        dim and from the other inputs whole, so that any block of rows can run on its own
+        (passes/row_blocks.py, which has checked that the leading dim leads every computed tensor and
+        appears nowhere else in their shapes).  ``row_wise`` unless an op's attributes decide."""
+        return self.row_wise
 
     def pack_constants(self, constants: dict[int, np.ndarray], inputs: list[Optional[TensorType]],
                        target: str) -> Packed:

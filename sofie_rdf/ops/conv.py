@@ -118,6 +118,7 @@ class ConvBase(Op):
     """Shared attribute handling of Conv and ConvTranspose."""
 
     kernels = ("conv",)
+    row_wise = True  # over the batch dim N
 
     def _spatial(self, x: TensorType, w: TensorType) -> tuple[tuple[int, ...], tuple[int, ...]]:
         """Static spatial dims of X and the kernel shape."""

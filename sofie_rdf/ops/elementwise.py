@@ -40,6 +40,7 @@ class UnaryOp(Op):
     """y = f(x) element by element, same shape."""
 
     kernels = ("elementwise",)
+    row_wise = True
     expr: ClassVar[str] = "x"
     params: ClassVar[tuple[str, ...]] = ()
     kinds: ClassVar[str] = "f"
@@ -283,6 +284,7 @@ class BinaryOp(Op):
     """y = f(a, b) with numpy broadcasting."""
 
     kernels = ("elementwise",)
+    row_wise = True
     expr: ClassVar[str] = ""
     kinds: ClassVar[str] = NUMERIC + "b"
     reference: ClassVar[Callable]

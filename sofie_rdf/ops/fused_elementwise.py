@@ -38,6 +38,7 @@ class FusedElementwise(Op):
     """y = f_n(...f_2(f_1(x, c_1), c_2)...) element by element, in one loop."""
 
     op_type = "FusedElementwise"
+    row_wise = True
     domain = INTERNAL_DOMAIN
     attr_defaults = {"steps": "[]"}
 

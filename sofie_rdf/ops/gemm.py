@@ -31,6 +31,7 @@ class Gemm(Op):
     op_type = "Gemm"
     since_version = 7
     kernels = ("gemm",)
+    row_wise = True
 
     def _mnk(self, a: TensorType, b: TensorType) -> tuple:
         columns = self.attrs.get("panel_columns")
@@ -141,6 +142,7 @@ class MatMul(Op):
 
     op_type = "MatMul"
     kernels = ("gemm",)
+    row_wise = True
 
     def _shapes(self, a: TensorType, b: TensorType) -> tuple:
         if a.rank == 0 or b.rank == 0:

@@ -45,6 +45,7 @@ def emit_strided_copy(ctx: EmitContext, shape: tuple, strides: list, offset: Dim
 @register
 class Transpose(Op):
     op_type = "Transpose"
+    row_wise = True
     kernels = ("elementwise",)
 
     def perm(self, rank: int) -> list[int]:
@@ -70,6 +71,7 @@ class Transpose(Op):
 @register
 class Concat(Op):
     op_type = "Concat"
+    row_wise = True
     kernels = ("elementwise",)
 
     def infer(self, inputs):

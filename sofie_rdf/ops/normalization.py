@@ -74,6 +74,7 @@ class BatchNormalization(_Normalization):
 
     op_type = "BatchNormalization"
     since_version = 7
+    row_wise = True  # statistics are constants (training mode is refused)
 
     def training(self) -> bool:
         return bool(self.attrs.get("training_mode", 0)) or any(self.node.outputs[1:])
@@ -124,6 +125,8 @@ class BatchNormalization_14(BatchNormalization):
 
 class _GroupNorm(_Normalization):
     """Statistics over groups of consecutive channels, then a per-channel (or per-group) affine map."""
+
+    row_wise = True  # statistics per sample
 
     def groups(self, channels: Dim) -> Dim:
         raise NotImplementedError
@@ -216,6 +219,9 @@ class LayerNormalization(_Normalization):
 
     op_type = "LayerNormalization"
     since_version = 17
+
+    def rows_independent(self, inputs: list[Optional[TensorType]]) -> bool:
+        return normalize_axis(self, self.attrs["axis"], inputs[0].rank) >= 1  # axis 0 mixes the rows
 
     def axis(self, x: TensorType) -> int:
         return normalize_axis(self, self.attrs["axis"], x.rank)

@@ -64,6 +64,7 @@ class _Pool(Op):
     """Window geometry and emission shared by every pooling operator."""
 
     kernels = ("pool",)
+    row_wise = True  # over the batch dim N
     global_pool: ClassVar[bool] = False
     dtypes: ClassVar[tuple[np.dtype, ...]] = FLOAT_TYPES
 

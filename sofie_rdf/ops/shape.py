@@ -23,6 +23,7 @@ class ViewOp(Op):
     """Output 0 shares input 0's data; subclasses only compute the shape."""
 
     view = True
+    row_wise = True
 
     def out_shape(self, inputs: list[Optional[TensorType]]) -> tuple:
         return inputs[0].shape

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 
 from ..ir import TensorType
@@ -13,6 +15,9 @@ from .registry import register
 
 class _Softmax(Op):
     """Opset 1-12: the input is coerced to 2-D at ``axis`` and normalised per row."""
+
+    def rows_independent(self, inputs: list[Optional[TensorType]]) -> bool:
+        return normalize_axis(self, self.attrs["axis"], inputs[0].rank) >= 1  # axis 0 mixes the rows
 
     kernels = ("softmax",)
     logarithm = False

@@ -15,6 +15,7 @@ from .elementwise_fusion import fuse_elementwise_chains
 from .fold_batchnorm import fold_batchnorm
 from .fusion import fuse_activations, fuse_matmul_add
 from .memory_planning import MemoryPlan, plan_memory
+from .row_blocks import plan_row_blocks
 from .shape_inference import infer_shapes
 from .weight_layout import pack_weights
 
@@ -44,4 +45,5 @@ def run_pipeline(model: Model, target: str = "native") -> tuple[Model, MemoryPla
     model = fuse_elementwise_chains(model)  # 2d. runs of element-wise ops -> one sofie_rdf::FusedElementwise loop
     model = pack_weights(model, target)  # 3. constant weights stored in the layout the kernels read (Op.pack_constants)
     plan = plan_memory(model)       # 4. place every tensor (caller buffers, weights, views, arena)
+    plan.row_block = plan_row_blocks(model, plan)  # 5. a batch of independent rows run in cache-sized blocks
     return model, plan

@@ -57,6 +57,9 @@ class MemoryPlan:
     copies: list[int] = field(default_factory=list)
     # node index -> names of its scratch tensors (Op.workspace), live during that node only
     workspaces: dict[int, list[str]] = field(default_factory=dict)
+    # (dim, rows): infer runs the leading dim in blocks of that many rows (passes/row_blocks.py), the
+    # arena sized for one block
+    row_block: Optional[tuple[str, int]] = None
 
     def offsets(self, dtype: np.dtype) -> list[Dim]:
         out, acc = [], 0

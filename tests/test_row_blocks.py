@@ -1,0 +1,121 @@
+"""Row blocks (passes/row_blocks.py): a batch of independent rows runs in cache-sized blocks.
+
+Each case compares with onnxruntime on a batch of several blocks plus a ragged last block, and checks from
+the generated code whether blocks were chosen: only where no operator mixes the rows.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+from conftest import make_model
+from onnx import helper
+
+import sofie_rdf as sr
+
+
+def _block(model) -> int | None:
+    """Rows per block in the generated code, None when infer runs the batch whole."""
+    found = re.search(r"const size_t block_ = (\d+);", sr.load(model).code().header)
+    return int(found.group(1)) if found else None
+
+
+def _mlp(last: helper.NodeProto | None = None) -> tuple:
+    rng = np.random.default_rng(1)
+    inits = {"w1": rng.standard_normal((7, 64)).astype(np.float32), "b1": rng.standard_normal(64).astype(np.float32),
+             "w2": rng.standard_normal((64, 5)).astype(np.float32), "b2": rng.standard_normal(5).astype(np.float32)}
+    nodes = [helper.make_node("Gemm", ["x", "w1", "b1"], ["h"]), helper.make_node("Relu", ["h"], ["r"]),
+             helper.make_node("MatMul", ["r", "w2"], ["m"]), helper.make_node("Add", ["m", "b2"], ["z"])]
+    nodes.append(last or helper.make_node("Softmax", ["z"], ["y"], axis=1))
+    return nodes, inits
+
+
+def _check(model, x: np.ndarray, backend: str) -> None:
+    from conftest import ort_run
+
+    ours = sr.compile(sr.load(model), backend=backend)(x)
+    np.testing.assert_allclose(ours, ort_run(model, {"x": x})[0], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("backend", ["jit", "native"])
+def test_mlp_in_blocks(backend):
+    """Gemm, Relu, MatMul + Add, Softmax over the features: blocks of rows; a batch of 3 blocks and a part,
+    and a batch smaller than one block, match onnxruntime."""
+    nodes, inits = _mlp()
+    model = make_model(nodes, [("x", np.float32, ["N", 7])], [("y", np.float32, ["N", 5])], inits)
+    block = _block(model)
+    assert block is not None and block > 1
+    rng = np.random.default_rng(2)
+    for rows in (3 * block + 7, block - 1, 1):
+        _check(model, rng.standard_normal((rows, 7)).astype(np.float32), backend)
+
+
+def test_cnn_in_blocks():
+    """A per-sample CNN (Conv + BatchNorm + Relu, MaxPool, Flatten, Gemm): blocks of a few images."""
+    rng = np.random.default_rng(3)
+    inits = {"w": rng.standard_normal((8, 3, 3, 3)).astype(np.float32) * 0.3,
+             "scale": rng.random(8).astype(np.float32) + 0.5, "bias": rng.standard_normal(8).astype(np.float32),
+             "mean": rng.standard_normal(8).astype(np.float32), "var": rng.random(8).astype(np.float32) + 0.5,
+             "fc": rng.standard_normal((8 * 8 * 8, 10)).astype(np.float32) * 0.1}
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("BatchNormalization", ["c", "scale", "bias", "mean", "var"], ["n"]),
+             helper.make_node("Relu", ["n"], ["r"]),
+             helper.make_node("MaxPool", ["r"], ["p"], kernel_shape=[2, 2], strides=[2, 2]),
+             helper.make_node("Flatten", ["p"], ["f"]),
+             helper.make_node("MatMul", ["f", "fc"], ["y"])]
+    model = make_model(nodes, [("x", np.float32, ["N", 3, 16, 16])], [("y", np.float32, ["N", 10])], inits)
+    block = _block(model)
+    assert block is not None
+    x = rng.standard_normal((2 * block + 3, 3, 16, 16)).astype(np.float32)
+    _check(model, x, "native")
+
+
+@pytest.mark.parametrize("case", ["softmax_over_batch", "reduce_over_batch", "divide_by_batch_size", "two_dims"])
+def test_rows_that_mix_are_not_blocked(case):
+    """Operators that mix rows (Softmax over axis 0, a reduction over the batch, arithmetic on the batch
+    size from Shape) or a second symbolic dim: infer runs the batch whole, and matches onnxruntime on a
+    batch larger than a block would be."""
+    x_shape = ["N", 7]
+    if case == "softmax_over_batch":
+        nodes, inits = _mlp(helper.make_node("Softmax", ["z"], ["y"], axis=0))
+    elif case == "reduce_over_batch":
+        nodes, inits = _mlp(helper.make_node("ReduceMean", ["z"], ["y"], axes=[0], keepdims=1))
+    elif case == "divide_by_batch_size":
+        nodes, inits = _mlp(helper.make_node("Div", ["z", "n"], ["y"]))
+        nodes += [helper.make_node("Shape", ["x"], ["s"], end=1), helper.make_node("Cast", ["s"], ["n"], to=1)]
+    else:
+        nodes, inits = _mlp(helper.make_node("Add", ["z", "z2"], ["y"]))
+        nodes += [helper.make_node("ReduceMean", ["x2"], ["z2"], axes=[0], keepdims=1)]
+    inputs = [("x", np.float32, x_shape)] + ([("x2", np.float32, ["M", 5])] if case == "two_dims" else [])
+    out_shape = [1, 5] if case == "reduce_over_batch" else ["N", 5]
+    model = make_model(nodes, inputs, [("y", np.float32, out_shape)], inits, opset=15)
+    assert _block(model) is None
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((3000, 7)).astype(np.float32)
+    if case == "two_dims":
+        from conftest import ort_run
+
+        x2 = rng.standard_normal((4, 5)).astype(np.float32)
+        ours = sr.compile(sr.load(model), backend="native")(x, x2)
+        np.testing.assert_allclose(ours, ort_run(model, {"x": x, "x2": x2})[0], rtol=1e-4, atol=1e-5)
+    else:
+        _check(model, x, "native")
+
+
+def test_pytorch_flatten_is_blocked():
+    """A PyTorch CNN exported with a dynamic batch (x.flatten(1): Shape/Gather/Concat/Reshape in the graph)
+    still runs in blocks: the shape arithmetic is folded at generation time."""
+    torch = pytest.importorskip("torch")
+    from torch import nn
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(2, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 3), nn.Sigmoid()).eval()
+    x = torch.randn(5, 2, 8, 8)
+    model = sr.load(net, example_inputs=x, dynamic_axes={0: {0: "N"}})
+    assert re.search(r"const size_t block_ = \d+;", model.code().header)
+    big = torch.randn(300, 2, 8, 8)
+    with torch.no_grad():
+        ref = net(big).numpy()
+    np.testing.assert_allclose(sr.compile(model, backend="native")(big.numpy()), ref, rtol=1e-4, atol=1e-5)
