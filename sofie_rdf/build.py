@@ -78,17 +78,36 @@ def _definitions(code: GeneratedCode, namespace: str) -> str:
     ])
 
 
-def compiler_command(source: Path, output: Path, flags: Sequence[str], with_root: bool = False) -> list[str]:
-    """The compile-and-link line; ``with_root`` adds ROOT's headers and I/O libraries (weights="root")."""
+# Flags after which GCC (before 13) links crtfastmath.o into a shared library: loading it turns on
+# flush-to-zero for the whole process (numpy, ROOT and every other model), so they stay off the link line.
+_FAST_MATH_LINK_FLAGS = ("-ffast-math", "-Ofast", "-funsafe-math-optimizations")
+
+
+def _toolchain(with_root: bool) -> tuple[list[str], list[str], list[str]]:
+    """(compiler, include flags, library flags); ``with_root`` adds ROOT's headers and I/O libraries."""
     lib, include = _root.blas_paths()
-    cxx = shlex.split(os.environ.get("CXX", "c++"))
-    root_flags = []
+    includes = ["-I", str(include)]
+    libraries = ["-L", str(lib.parent), f"-l{lib.stem[3:]}", f"-Wl,-rpath,{lib.parent}"]
     if with_root:
         root_dirs = _root.root().gROOT
-        root_flags = ["-I", str(root_dirs.GetIncludeDir()), "-L", str(root_dirs.GetLibDir()), "-lCore", "-lRIO",
-                      f"-Wl,-rpath,{root_dirs.GetLibDir()}"]
-    return [*cxx, "-std=c++17", *flags, "-fPIC", "-shared", "-I", str(include), "-o", str(output), str(source),
-            "-L", str(lib.parent), f"-l{lib.stem[3:]}", f"-Wl,-rpath,{lib.parent}", *root_flags]
+        includes += ["-I", str(root_dirs.GetIncludeDir())]
+        libraries += ["-L", str(root_dirs.GetLibDir()), "-lCore", "-lRIO", f"-Wl,-rpath,{root_dirs.GetLibDir()}"]
+    return shlex.split(os.environ.get("CXX", "c++")), includes, libraries
+
+
+def compiler_command(source: Path, output: Path, flags: Sequence[str], with_root: bool = False) -> list[str]:
+    """The compile-and-link line in one command (the benchmarks' driver programs)."""
+    cxx, includes, libraries = _toolchain(with_root)
+    return [*cxx, "-std=c++17", *flags, "-fPIC", "-shared", *includes, "-o", str(output), str(source), *libraries]
+
+
+def library_commands(source: Path, output: Path, flags: Sequence[str], with_root: bool = False) -> list[list[str]]:
+    """Compile ``source`` to an object with ``flags``, then link the shared library without fast-math flags."""
+    cxx, includes, libraries = _toolchain(with_root)
+    obj = output.with_suffix(".o")
+    link_flags = [f for f in flags if f not in _FAST_MATH_LINK_FLAGS]
+    return [[*cxx, "-std=c++17", *flags, "-fPIC", "-c", *includes, "-o", str(obj), str(source)],
+            [*cxx, *link_flags, "-shared", "-o", str(output), str(obj), *libraries]]
 
 
 def build_native(code: GeneratedCode, namespace: str, flags: Optional[Sequence[str]] = None) -> Path:
@@ -106,11 +125,15 @@ def build_native(code: GeneratedCode, namespace: str, flags: Optional[Sequence[s
                           + _definitions(code, namespace))
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".lib{code.name}.", suffix=".so")
     os.close(fd)
-    cmd = compiler_command(source, Path(tmp), flags, with_root=code.weights_mode == "root")
-    result = subprocess.run(cmd, capture_output=True, text=True)
-    if result.returncode != 0:
-        Path(tmp).unlink(missing_ok=True)
-        raise CompilationError(f"compiling model {code.name!r} failed:\n{shlex.join(cmd)}\n{result.stderr[-4000:]}")
+    try:
+        for cmd in library_commands(source, Path(tmp), flags, with_root=code.weights_mode == "root"):
+            result = subprocess.run(cmd, capture_output=True, text=True)
+            if result.returncode != 0:
+                Path(tmp).unlink(missing_ok=True)
+                raise CompilationError(f"compiling model {code.name!r} failed:\n{shlex.join(cmd)}\n"
+                                       f"{result.stderr[-4000:]}")
+    finally:
+        Path(tmp).with_suffix(".o").unlink(missing_ok=True)
     os.replace(tmp, library)
     return folder
 
