@@ -72,16 +72,20 @@ def test_cnn_in_blocks():
     _check(model, x, "native")
 
 
-@pytest.mark.parametrize("case", ["softmax_over_batch", "reduce_over_batch", "divide_by_batch_size", "two_dims"])
+@pytest.mark.parametrize("case", ["softmax_over_batch", "reduce_over_batch", "cumsum_over_batch", "divide_by_batch_size",
+                                  "two_dims"])
 def test_rows_that_mix_are_not_blocked(case):
-    """Operators that mix rows (Softmax over axis 0, a reduction over the batch, arithmetic on the batch
-    size from Shape) or a second symbolic dim: infer runs the batch whole, and matches onnxruntime on a
-    batch larger than a block would be."""
+    """Operators that mix rows (Softmax over axis 0, a reduction or a running sum over the batch,
+    arithmetic on the batch size from Shape) or a second symbolic dim: infer runs the batch whole, and
+    matches onnxruntime on a batch larger than a block would be."""
     x_shape = ["N", 7]
     if case == "softmax_over_batch":
         nodes, inits = _mlp(helper.make_node("Softmax", ["z"], ["y"], axis=0))
     elif case == "reduce_over_batch":
         nodes, inits = _mlp(helper.make_node("ReduceMean", ["z"], ["y"], axes=[0], keepdims=1))
+    elif case == "cumsum_over_batch":
+        nodes, inits = _mlp(helper.make_node("CumSum", ["z", "axis"], ["y"]))
+        inits["axis"] = np.array(0, np.int64)
     elif case == "divide_by_batch_size":
         nodes, inits = _mlp(helper.make_node("Div", ["z", "n"], ["y"]))
         nodes += [helper.make_node("Shape", ["x"], ["s"], end=1), helper.make_node("Cast", ["s"], ["n"], to=1)]
@@ -119,3 +123,35 @@ def test_pytorch_flatten_is_blocked():
     with torch.no_grad():
         ref = net(big).numpy()
     np.testing.assert_allclose(sr.compile(model, backend="native")(big.numpy()), ref, rtol=1e-4, atol=1e-5)
+
+
+def test_deep_sets_in_blocks():
+    """A per-particle network summed over the particles (ReduceSum over axis 1), then Split, Concat,
+    Gemm, Slice, Where and ArgMax over the features: each works within a row, so the batch runs in
+    blocks; two outputs of different widths and types."""
+    from conftest import ort_run
+
+    rng = np.random.default_rng(5)
+    inits = {"w1": rng.standard_normal((4, 16)).astype(np.float32), "axes": np.array([1], np.int64),
+             "split": np.array([8, 8], np.int64), "w2": rng.standard_normal((16, 4)).astype(np.float32),
+             "b2": rng.standard_normal(4).astype(np.float32), "starts": np.array([0], np.int64),
+             "ends": np.array([3], np.int64), "sl_axes": np.array([1], np.int64),
+             "zero": np.zeros(1, np.float32), "slope": np.full(1, 0.1, np.float32)}
+    nodes = [helper.make_node("MatMul", ["x", "w1"], ["h"]), helper.make_node("Relu", ["h"], ["r"]),
+             helper.make_node("ReduceSum", ["r", "axes"], ["s"], keepdims=0),
+             helper.make_node("Split", ["s", "split"], ["a", "b"], axis=1),
+             helper.make_node("Concat", ["b", "a"], ["c"], axis=1),
+             helper.make_node("Gemm", ["c", "w2", "b2"], ["g"]),
+             helper.make_node("Slice", ["g", "starts", "ends", "sl_axes"], ["sl"]),
+             helper.make_node("Greater", ["sl", "zero"], ["pos"]), helper.make_node("Mul", ["sl", "slope"], ["neg"]),
+             helper.make_node("Where", ["pos", "sl", "neg"], ["y"]),
+             helper.make_node("ArgMax", ["g"], ["k"], axis=1, keepdims=1)]
+    model = make_model(nodes, [("x", np.float32, ["N", 8, 4])], [("y", np.float32, ["N", 3]), ("k", np.int64, ["N", 1])],
+                       inits, opset=13)
+    block = _block(model)
+    assert block is not None
+    x = rng.standard_normal((2 * block + 5, 8, 4)).astype(np.float32)
+    y, k = sr.compile(sr.load(model), backend="native")(x)
+    ref_y, ref_k = ort_run(model, {"x": x})
+    np.testing.assert_allclose(y, ref_y, rtol=1e-4, atol=1e-5)
+    np.testing.assert_array_equal(k, ref_k)

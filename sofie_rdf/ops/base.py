@@ -82,7 +82,8 @@ class Op:
     # value is not known the op either refuses (value_of) or reads it at run time (runtime_dim).
     value_inputs: ClassVar[tuple[int, ...]] = ()
     # Rows of the leading dim computed independently (see rows_independent): element-wise ops, products
-    # with a right-hand side read whole, convolutions and pooling over a batch.
+    # with a right-hand side read whole, convolutions and pooling over a batch, reductions and slices
+    # (whose work on the leading dim itself the shapes give away).
     row_wise: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:

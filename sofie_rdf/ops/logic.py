@@ -121,6 +121,7 @@ class Where(Op):
     op_type = "Where"
     since_version = 9
     kernels = ("elementwise",)
+    row_wise = True
 
     def infer(self, inputs: list[Optional[TensorType]]) -> list[TensorType]:
         cond, x, y = inputs[:3]

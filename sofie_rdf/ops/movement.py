@@ -117,6 +117,7 @@ class Slice(Op):
 
     op_type = "Slice"
     kernels = ("elementwise",)
+    row_wise = True  # a symbolic dim is sliced with step 1 only: a leading dim still whole starts at 0
 
     def params(self, inputs) -> tuple[list, list, list, list]:
         starts, ends = list(self.attrs["starts"]), list(self.attrs["ends"])
@@ -199,6 +200,7 @@ class Split(Op):
 
     op_type = "Split"
     kernels = ("elementwise",)
+    row_wise = True  # split along the leading dim, a part is not the whole dim
     value_inputs = (1,)
 
     def sizes(self, dim: Dim, split: Optional[np.ndarray]) -> list[Dim]:
@@ -265,6 +267,7 @@ class Expand(Op):
     since_version = 8
     kernels = ("elementwise", "broadcast")
     value_inputs = (1,)
+    row_wise = True  # numpy broadcasting, as the element-wise ops'
 
     def at_run_time(self, inputs) -> bool:
         return inputs[1].value is None
@@ -312,6 +315,7 @@ class Tile(Op):
     op_type = "Tile"
     since_version = 6
     kernels = ("elementwise",)
+    row_wise = True  # repeating the leading dim changes it
     value_inputs = (1,)
 
     def repeats(self, inputs) -> list[int]:

@@ -152,6 +152,7 @@ class _Reduce(Op):
     """Reduce* with ``axes`` as an attribute (opsets before 13 for ReduceSum, 18 for the others)."""
 
     kernels = ("reduce",)
+    row_wise = True  # reducing the leading dim leaves it 1 or drops it, which the row-block check refuses
     reduction: ClassVar[Reduction]
     dtypes: ClassVar[tuple] = NUMERIC
 
@@ -245,6 +246,7 @@ class _ArgReduce(Op):
     """Index (int64) of the largest / smallest value along ``axis``; ties to the first, or the last with select_last_index."""
 
     kernels = ("reduce",)
+    row_wise = True  # as _Reduce's
     maximum: ClassVar[bool]
 
     def axis(self, shape: tuple) -> int:
