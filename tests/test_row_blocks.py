@@ -155,3 +155,46 @@ def test_deep_sets_in_blocks():
     ref_y, ref_k = ort_run(model, {"x": x})
     np.testing.assert_allclose(y, ref_y, rtol=1e-4, atol=1e-5)
     np.testing.assert_array_equal(k, ref_k)
+
+
+def test_embedding_and_pad_in_blocks():
+    """Particle ids looked up in an embedding table (Gather on a constant), averaged, padded along the
+    features (Pad with none on the batch dim): blocks; int64 input."""
+    from conftest import ort_run
+
+    rng = np.random.default_rng(6)
+    inits = {"table": rng.standard_normal((20, 6)).astype(np.float32), "axes": np.array([1], np.int64),
+             "pads": np.array([0, 1, 0, 2], np.int64), "w": rng.standard_normal((9, 2)).astype(np.float32)}
+    nodes = [helper.make_node("Gather", ["table", "ids"], ["e"], axis=0),
+             helper.make_node("ReduceMean", ["e"], ["m"], axes=[1], keepdims=0),
+             helper.make_node("Pad", ["m", "pads"], ["p"]), helper.make_node("MatMul", ["p", "w"], ["y"])]
+    model = make_model(nodes, [("ids", np.int64, ["N", 5])], [("y", np.float32, ["N", 2])], inits, opset=15)
+    block = _block(model)
+    assert block is not None
+    ids = rng.integers(0, 20, (3 * block + 1, 5)).astype(np.int64)
+    ours = sr.compile(sr.load(model), backend="native")(ids)
+    np.testing.assert_allclose(ours, ort_run(model, {"ids": ids})[0], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("case", ["gather_rows", "pad_shifts_rows"])
+def test_row_moves_are_not_blocked(case):
+    """Gather picking rows of a batch tensor along the batch dim (Gather.rows_independent refuses it), and
+    Pad that adds a row in front and crops one at the end (the shape stays N; the crop's run-time
+    condition on N keeps the batch whole before Pad's own refusal of pads on the batch dim is asked):
+    both move rows, so the batch runs whole."""
+    from conftest import ort_run
+
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((2000, 4)).astype(np.float32)
+    feeds = {"x": x}
+    if case == "gather_rows":
+        nodes = [helper.make_node("Relu", ["x"], ["r"]), helper.make_node("Gather", ["r", "idx"], ["y"], axis=0)]
+        inputs, inits = [("x", np.float32, ["N", 4]), ("idx", np.int64, ["N"])], {}
+        feeds["idx"] = rng.permutation(len(x)).astype(np.int64)
+    else:
+        nodes = [helper.make_node("Relu", ["x"], ["r"]), helper.make_node("Pad", ["r", "pads"], ["y"])]
+        inputs, inits = [("x", np.float32, ["N", 4])], {"pads": np.array([1, 0, -1, 0], np.int64)}
+    model = make_model(nodes, inputs, [("y", np.float32, ["N", 4])], inits, opset=15)
+    assert _block(model) is None
+    ours = sr.compile(sr.load(model), backend="native")(*feeds.values())
+    np.testing.assert_array_equal(ours, ort_run(model, feeds)[0])

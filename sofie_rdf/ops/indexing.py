@@ -63,6 +63,12 @@ class Gather(Op):
     op_type = "Gather"
     kernels = ("indexing",)
 
+    def rows_independent(self, inputs: list[Optional[TensorType]]) -> bool:
+        """Rows of indices pick from data read whole (an embedding table), or data's rows pick along
+        another axis; data's rows picked by index along the leading dim would move rows."""
+        data = inputs[0]
+        return isinstance(data.shape[0], int) or normalize_axis(self, self.attrs["axis"], data.rank) != 0
+
     def infer(self, inputs: list[Optional[TensorType]]) -> list[TensorType]:
         data, indices = inputs[0], inputs[1]
         check_indices(self, indices)

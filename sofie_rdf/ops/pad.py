@@ -32,6 +32,11 @@ class Pad(Op):
     op_type = "Pad"
     kernels = ("pad",)
 
+    def rows_independent(self, inputs: list[Optional[TensorType]]) -> bool:
+        """Rows are padded within themselves when the leading dim gets no pads (begin 1, end -1 would shift it)."""
+        begin, end = self.pads(inputs)
+        return begin[0] == 0 and end[0] == 0
+
     # ---- parameters ---------------------------------------------------------
     def raw_pads(self, inputs: list[Optional[TensorType]]) -> tuple[list[int], Optional[list[int]]]:
         """The pads as given and the axes they apply to (None: all)."""
