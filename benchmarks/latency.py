@@ -6,7 +6,7 @@ fresh process so that the peak resident memory (VmHWM) is that engine's:
 * ``native``: sofie-rdf's natively compiled library called from C++.  A small
   driver executable includes the library's interface header and links the
   very ``.so`` that ``sofie_rdf.compile(backend="native")`` built and loads;
-  the driver is compiled with the same command (``sofie_rdf.build.compiler_command``,
+  the driver is compiled with the same command (``sofie_rdf.targets.cpu.native.compiler_command``,
   default flags ``-O3 -march=native -fno-trapping-math``).  Its process holds
   no Python and no ROOT, so its peak memory is the model's own.
 * ``jit``: the same C++ timing loop (``timing.hxx``) declared to Cling next to
@@ -206,7 +206,7 @@ def _static_float(sess: Any) -> None:
 
 def run_native(onnx: Path, x: np.ndarray, ref: np.ndarray, work: Path, target: float, repeats: int) -> dict:
     """Build with sofie_rdf.compile, then time the library from the C++ driver in its own process."""
-    from sofie_rdf.build import DEFAULT_FLAGS, compiler_command
+    from sofie_rdf.targets.cpu.native import DEFAULT_FLAGS, compiler_command
 
     sess, times = _sofie_build(onnx, "native")
     _static_float(sess)
@@ -294,7 +294,7 @@ def _build_ort_driver(library: Path, work: Path) -> Path:
     The wheel's library is named by its full version but its SONAME is ``libonnxruntime.so.<major>``, which the
     wheel does not provide: the loader finds it through a link of that name in ``work/lib``.
     """
-    from sofie_rdf.build import DEFAULT_FLAGS
+    from sofie_rdf.targets.cpu.native import DEFAULT_FLAGS
 
     version = library.name.removeprefix("libonnxruntime.so.")
     libdir = work / "lib"

@@ -10,9 +10,8 @@ arrays or from RDataFrame.
     y = sess.infer(x)
 """
 
-__version__ = "0.1.0"
-
 from . import columnar, gnn, rdf  # noqa: E402
+from ._version import __version__
 from .api import from_keras, from_onnx, from_pytorch, from_root, load  # noqa: E402
 from .compile import compile  # noqa: E402,A004
 from .custom import (  # noqa: E402

@@ -14,7 +14,7 @@ import argparse
 import sys
 from typing import Callable, Optional, Sequence
 
-from . import __version__
+from ._version import __version__
 from .errors import SofieError, UnsupportedOperatorError
 
 MODEL_HELP = "model: .onnx, .keras or .h5 file, or FILE.root:KEY for a model stored with `save`"
@@ -120,7 +120,7 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     """One event loop, then a short report; setup (compilation, Cling JIT) and loop are timed apart."""
-    from .runner import run_tree
+    from ._runner import run_tree
 
     r = run_tree(args.model, args.file, args.tree, args.columns, name=args.name, threads=args.threads,
                  output=args.output, plot=args.plot, progress=args.progress)

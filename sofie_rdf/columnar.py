@@ -32,8 +32,11 @@ from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
+from .compile import compile as compile_model
+from .compile import session_of
 from .errors import ShapeError, SofieError
 from .ir import TensorType
+from .session import register_columnar
 
 Features = Union[None, Sequence[str], Mapping[str, Sequence[str]]]
 
@@ -108,8 +111,6 @@ def infer(session_or_model: Any, *arrays: Any, features: Features = None, fill: 
     On dask-awkward arrays the result is lazy, and a model with several outputs gives one record array
     with a field per output.
     """
-    from .rdf import session_of
-
     sess = session_of(session_or_model, backend)
     if any(type(a).__module__.startswith("dask_awkward") for a in arrays):
         return _infer_dask(sess, arrays, features, fill)
@@ -383,8 +384,6 @@ class _Remote:
     def session(self) -> Any:
         key = (self.digest, self.backend)
         if key not in _WORKER_SESSIONS:
-            from .compile import compile as compile_model
-
             _WORKER_SESSIONS[key] = compile_model(self.model, backend=self.backend)
         return _WORKER_SESSIONS[key]
 
@@ -469,8 +468,6 @@ def evaluate(files: Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]], 
     returns its path.  ``dask=True`` returns the same as a lazy dask-awkward array, one partition per chunk,
     which a Dask cluster computes with the model compiled once per worker.
     """
-    from .rdf import session_of
-
     paths = [str(files)] if isinstance(files, (str, os.PathLike)) else [str(f) for f in files]
     sess = session_of(model, backend)
     branches = _branches(features)
@@ -618,3 +615,5 @@ def _chunks(paths: list[str], tree: str, branches: list[str], step_size: Any) ->
             chunks += [_Chunk(file_index, path, s, min(s + step, t.num_entries)) for s in range(0, t.num_entries, step)]
     return chunks
 
+
+register_columnar(is_awkward, infer)

@@ -1,28 +1,27 @@
-"""``sofie_rdf.compile``: from a model to a callable Session."""
+"""``sofie_rdf.compile``: from a model to a callable Session, and ``session_of`` for the integrations."""
 
 from __future__ import annotations
 
 import hashlib
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
-from .build import build_native, load_native
-from .build import cache_dir as _cache_dir
-from .codegen import write_files
-from .codegen.header import WEIGHTS_MODES, WEIGHTS_SUFFIXES
 from .errors import SofieError
-from .jit import jit_declare, namespace_for
 from .model import Model
 from .session import Session
+from .targets.cpu import WEIGHTS_MODES, WEIGHTS_SUFFIXES, cpu_target, write_files
+from .targets.cpu.jit import jit_declare, namespace_for
+from .targets.cpu.native import build_native, load_native
+from .targets.cpu.native import cache_dir as _cache_dir
 
 
-def compile(model: Model, backend: str = "jit", flags: Optional[Sequence[str]] = None,  # noqa: A001
+def compile(model: Any, backend: str = "jit", flags: Optional[Sequence[str]] = None,  # noqa: A001
             weights: str = "dat") -> Session:
-    """Compile ``model`` and return a :class:`Session`.
+    """Compile ``model`` (a :class:`Model` or anything :func:`sofie_rdf.load` takes) and return a :class:`Session`.
 
     ``backend="jit"`` declares the header to Cling; ``"native"`` builds it with
     the system compiler (``flags``, default ``-O3 -march=native -fno-trapping-math``) into a cached
     shared library loaded into ROOT.  Either way a model with the same content
-    is compiled once per process (native: once per machine).  ``weights`` is
+    is planned once and compiled once per process (native: once per machine).  ``weights`` is
     the weights mode of the generated code (see :meth:`Model.generate`).
     """
     if not isinstance(model, Model):
@@ -41,11 +40,19 @@ def compile(model: Model, backend: str = "jit", flags: Optional[Sequence[str]] =
     return sess
 
 
+def session_of(session_or_model: Any, backend: str = "jit") -> Session:
+    """The compiled Session of a Session, Model or anything ``sr.load`` takes (for the integrations)."""
+    if isinstance(session_or_model, Session):
+        return session_or_model
+    return compile(session_or_model, backend=backend)
+
+
 def _compile_jit(model: Model, weights: str) -> Session:
-    code = model.code(weights=weights, target="jit")
+    target = cpu_target("jit")
+    code = model.code(weights=weights, target=target)
     namespace = namespace_for(code.name, code.digest)
     if namespace != code.namespace:
-        code = model.code(namespace=namespace, weights=weights, target="jit")
+        code = model.code(namespace=namespace, weights=weights, target=target)
     folder = _cache_dir() / "jit" / f"{code.name}-{code.digest[:24]}"
     files = write_files(code, folder)
     jit_declare(code, folder)
@@ -53,13 +60,14 @@ def _compile_jit(model: Model, weights: str) -> Session:
 
 
 def _compile_native(model: Model, flags: Optional[Sequence[str]], weights: str) -> Session:
-    plain = model.code(weights=weights)
+    target = cpu_target("native", flags)
+    plain = model.code(weights=weights, target=target)
     namespace = namespace_for(plain.name, hashlib.sha256(b"native" + plain.digest.encode()).hexdigest())
-    code = model.code(namespace=f"{namespace}_impl", weights=weights)
+    code = model.code(namespace=f"{namespace}_impl", weights=weights, target=target)
     folder = build_native(code, namespace, flags)
     load_native(code, namespace, folder)
     suffix = WEIGHTS_SUFFIXES.get(code.weights_mode)
     return Session(code, namespace, "native", folder / f"{code.name}{suffix}" if suffix else None, folder)
 
 
-__all__ = ["compile"]
+__all__ = ["compile", "session_of"]

@@ -39,14 +39,14 @@ from typing import Any, Callable, ClassVar, Optional, Sequence, Union
 import numpy as np
 import sympy
 
-from .codegen.context import cpp_literal
-from .codegen.kernels import HEADER_NAME
-from .codegen.names import string_literal
 from .errors import SofieError
 from .ir import TensorType
 from .ir.dims import as_dim
-from .ops.base import EmitContext, Op
+from .ops.base import Op
 from .ops.registry import INTERNAL_DOMAIN, replace_versions, versions_of
+from .targets.cpu.context import NodeContext, cpp_literal
+from .targets.cpu.library import HEADER_NAME
+from .targets.cpu.names import string_literal
 
 __all__ = ["FunctionOp", "Op", "OperatorRegistrationError", "TensorType", "custom_op", "keras_layer", "register_op",
            "unregister_keras_layer", "unregister_op"]
@@ -153,7 +153,7 @@ class FunctionOp(Op):
         out = self.reference(*values, **self.attrs)
         return list(out) if isinstance(out, (tuple, list)) else [out]
 
-    def emit(self, ctx: EmitContext) -> str:
+    def emit(self, ctx: NodeContext) -> str:
         params, args = [], []
         for label, types, pointer, const in (("x", ctx.inputs, ctx.x, "const "), ("y", ctx.outputs, ctx.y, "")):
             for i, t in enumerate(types):
@@ -168,7 +168,7 @@ class FunctionOp(Op):
         inner = "\n".join("   " + line for text in lines for line in text.splitlines())
         return f"[]({', '.join(params)}) {{\n{inner}\n}}({', '.join(args)});"
 
-    def _call_arguments(self, ctx: EmitContext) -> list[str]:
+    def _call_arguments(self, ctx: NodeContext) -> list[str]:
         names = [f"{label}{i}{suffix}" for label, types in (("x", ctx.inputs), ("y", ctx.outputs))
                  for i in range(len(types)) for suffix in ("", "_size")]
         for name, default in self.attr_defaults.items():

@@ -5,15 +5,14 @@ from __future__ import annotations
 import os
 from collections import Counter
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Union
 
 from . import ir
-from .codegen import GeneratedCode, GeneratedFiles, generate_code, write_files
-from .codegen.header import WEIGHTS_MODES
 from .errors import SofieError
 from .ops import unsupported_nodes
-from .ops.base import TARGETS
 from .passes import prepare
+from .planning import Planned, plan
+from .targets.cpu import WEIGHTS_MODES, CpuTarget, GeneratedCode, GeneratedFiles, cpu_target, write_files, write_header
 
 
 class Model:
@@ -27,6 +26,7 @@ class Model:
     def __init__(self, graph: ir.Model):
         self.ir = graph
         self._prepared = prepare(graph)
+        self._digest = graph.digest()
 
     @property
     def name(self) -> str:
@@ -37,6 +37,7 @@ class Model:
     def name(self, value: str) -> None:
         self.ir.name = ir.model_name_from(value)
         self._prepared.name = self.ir.name
+        self._digest = self.ir.digest()
 
     @property
     def inputs(self) -> list[ir.TensorInfo]:
@@ -46,16 +47,21 @@ class Model:
     def outputs(self) -> list[ir.TensorInfo]:
         return self._prepared.output_info
 
+    def planned(self, target: Union[str, CpuTarget] = "native") -> Planned:
+        """The model planned for ``target`` (rewritten, bound, memory placed): computed once per content."""
+        digest = self.ir.digest()
+        if digest != self._digest:  # the IR was changed in place since it was prepared
+            self._prepared, self._digest = prepare(self.ir), digest
+        return plan(self.ir, cpu_target(target), self._prepared, digest)
+
     def code(self, name: Optional[str] = None, namespace: Optional[str] = None, weights: str = "dat",
-             weights_file: Optional[str] = None, target: str = "native") -> GeneratedCode:
+             weights_file: Optional[str] = None, target: Union[str, CpuTarget] = "native") -> GeneratedCode:
         """Generated C++ in memory (see :meth:`generate` to write files)."""
         name = ir.model_name_from(name) if name else self.name
-        if target not in TARGETS:
-            raise SofieError(f"target must be one of {', '.join(TARGETS)}, got {target!r}")
-        return generate_code(self.ir, name, namespace, weights, weights_file, target)
+        return write_header(self.planned(target), name, namespace, weights, weights_file)
 
     def generate(self, outdir: str | os.PathLike = ".", name: Optional[str] = None,
-                 weights: str = "dat", target: str = "native") -> GeneratedFiles:
+                 weights: str = "dat", target: Union[str, CpuTarget] = "native") -> GeneratedFiles:
         """Write ``<Name>.hxx`` and its weights into ``outdir``.
 
         ``weights``: ``"dat"`` (SOFIE's text file ``<Name>.dat``), ``"root"``
@@ -79,12 +85,6 @@ class Model:
         from .parsers.root import save_root
 
         save_root(self.ir, path, key or self.name)
-
-    def compile(self, backend: str = "jit", **options):
-        """Shortcut for :func:`sofie_rdf.compile`."""
-        from .compile import compile as compile_model
-
-        return compile_model(self, backend=backend, **options)
 
     def summary(self) -> str:
         """Inputs, outputs, operator counts and parameter count, as text."""

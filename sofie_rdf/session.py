@@ -10,15 +10,28 @@ from typing import Any, Callable, Optional
 import numpy as np
 import sympy
 
-from .codegen import GeneratedCode
-from .columnar import is_awkward
 from .errors import ShapeError, SofieError
-from .ir import TensorInfo, TensorType, cpp_type
+from .ir import TensorInfo, TensorType
 from .ir.dtypes import HALF_TYPES
+from .targets.cpu import GeneratedCode
+from .targets.cpu.cpp import cpp_type
 
 # Element types whose buffers cppyy cannot pass: int8_t * reads as a C string, the 16-bit floats are
 # class types numpy knows nothing of.
 _BY_ADDRESS = (np.dtype(np.int8), *HALF_TYPES)
+
+
+class _Columnar:
+    """How :meth:`Session.infer` hands arrays it does not know (awkward, dask-awkward) to the integration
+    that does: :mod:`sofie_rdf.columnar` registers itself here on import (the Session never imports it)."""
+
+    accepts: Optional[Callable[[Any], bool]] = None
+    infer: Optional[Callable[..., Any]] = None
+
+
+def register_columnar(accepts: Callable[[Any], bool], infer: Callable[..., Any]) -> None:
+    """Route ``Session.infer`` calls with arrays ``accepts`` recognises, or with keyword options, to ``infer``."""
+    _Columnar.accepts, _Columnar.infer = accepts, infer
 
 
 class Session:
@@ -79,10 +92,11 @@ class Session:
         """
         sym_values = self._fast_dims(arrays)
         if sym_values is None:  # not plain contiguous arrays of the right type and shape: check and say why
-            if columnar or any(is_awkward(a) for a in arrays):
-                from .columnar import infer as infer_columnar
-
-                return infer_columnar(self, *arrays, **columnar)
+            if _Columnar.infer is not None and (columnar or any(map(_Columnar.accepts, arrays))):
+                return _Columnar.infer(self, *arrays, **columnar)
+            if columnar:
+                raise SofieError(f"model {self.name!r}: infer takes {', '.join(columnar)} only for awkward arrays "
+                                 "(import sofie_rdf.columnar)")
             arrays, sym_values = self._checked(arrays)
         unknown = [0] * len(self.code.runtime_dims)  # the shapes of outputs allocated here do not use them
         outputs = [None if k in self._vectors else np.empty(shape(*sym_values, *unknown), dtype=dtype)

@@ -27,8 +27,8 @@ from onnx import helper
 
 import sofie_rdf as sr
 from sofie_rdf import _root
-from sofie_rdf.build import DEFAULT_FLAGS
-from sofie_rdf.ir import cpp_type
+from sofie_rdf.targets.cpu.cpp import cpp_type
+from sofie_rdf.targets.cpu.native import DEFAULT_FLAGS
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="interposes glibc's malloc")
 

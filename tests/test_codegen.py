@@ -27,10 +27,9 @@ from onnx import helper
 
 import sofie_rdf as sr
 from sofie_rdf import _root
-from sofie_rdf.codegen import GeneratedCode, write_files
-from sofie_rdf.codegen.names import CPP_KEYWORDS, MAX_IDENT, NameTable, comment, identifier, string_literal
-from sofie_rdf.ir import cpp_type
-from sofie_rdf.passes import run_pipeline
+from sofie_rdf.targets.cpu import GeneratedCode, write_files
+from sofie_rdf.targets.cpu.cpp import cpp_type
+from sofie_rdf.targets.cpu.names import CPP_KEYWORDS, MAX_IDENT, NameTable, comment, identifier, string_literal
 
 GXX = shutil.which("g++")
 WARNINGS = ("-Wall", "-Wextra", "-Werror")
@@ -614,23 +613,24 @@ def test_memory_plan_reuses_slots_deep_mlp():
     sizes = (10,) + (32,) * 11 + (4,)
     onnx_model = mlp_model("N", "Sigmoid", sizes=sizes, name="deep")
     model = sr.load(onnx_model, name="Deep")
-    planned, plan = run_pipeline(model.ir)
+    planned = model.planned().model
+    plan = model.planned().memory
     f32 = np.dtype(np.float32)
     n = sympy.Symbol("N", integer=True, nonnegative=True)
     arena = [name for name, s in plan.storage.items() if s.kind == "arena"]
     assert len(arena) >= 10  # one intermediate per layer: each Gemm + Sigmoid pair is fused into one node
     total = sum((planned.tensors[name].size for name in arena), sympy.Integer(0))
     for batch in (1, 64, 1000):
-        size = int(sympy.sympify(plan.arena_size(f32)).subs(n, batch))
+        size = int(sympy.sympify(plan.arenas[f32]).subs(n, batch))
         assert size * 5 < int(sympy.sympify(total).subs(n, batch)), (size, total)
         assert size <= 2 * 32 * batch + 2 * 16  # two widest layers, plus slot alignment
-    assert len(plan.slots[f32]) <= 3
+    assert len({s.offset for s in plan.storage.values() if s.kind == "arena"}) <= 3
     # Same with a fixed batch: integer sizes, aligned slots.
-    _, fixed_plan = run_pipeline(sr.load(mlp_model(8, sizes=sizes), name="DeepFixed").ir)
-    assert isinstance(fixed_plan.arena_size(f32), int) and fixed_plan.arena_size(f32) <= 2 * 32 * 8
+    fixed_plan = sr.load(mlp_model(8, sizes=sizes), name="DeepFixed").planned().memory
+    assert isinstance(fixed_plan.arenas[f32], int) and fixed_plan.arenas[f32] <= 2 * 32 * 8
     # And the reuse keeps the results right.
     x = np.random.default_rng(9).standard_normal((64, 10)).astype(np.float32)
-    assert_matches([model.compile().infer(x)], ort_run(onnx_model, {"x": x}))
+    assert_matches([sr.compile(model).infer(x)], ort_run(onnx_model, {"x": x}))
 
 
 # ---- namespaces and caching ---------------------------------------------------------------------------------
@@ -682,7 +682,7 @@ def test_same_model_compiled_once(monkeypatch):
     def no_compiler(*args, **kwargs):
         raise AssertionError(f"compiler called again: {args}")
 
-    monkeypatch.setattr("sofie_rdf.build.subprocess.run", no_compiler)
+    monkeypatch.setattr("sofie_rdf.targets.cpu.native.subprocess.run", no_compiler)
     again = sr.compile(sr.load(onnx_model, name="CompiledOnce"), backend="native", flags=["-O1"])
     assert again.namespace == native.namespace != first.namespace
     np.testing.assert_allclose(again.infer(x), first.infer(x), rtol=1e-5)   # another compiler: rounding

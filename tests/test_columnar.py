@@ -226,7 +226,7 @@ def test_dask_awkward(higgs, flat_files):
     with dask.config.set(scheduler="sync"):
         computed = scores.compute()
     eager = higgs.infer(uproot.open(flat_files[0])["events"].arrays(FEATURES), features=FEATURES)
-    # Chunks of 300 rows against the whole file in blocks of rows (passes/row_blocks.py): the products'
+    # Chunks of 300 rows against the whole file in blocks of rows (planning/row_blocks.py): the products'
     # summation order may differ in the last bits between two partitions of the batch, as in any BLAS.
     np.testing.assert_allclose(computed.to_numpy(), eager.to_numpy(), rtol=1e-5, atol=1e-7)
     result = sr.columnar.evaluate(flat_files, "events", higgs, features=FEATURES, step_size=400, dask=True)

@@ -14,14 +14,13 @@ from conftest import make_model, random_array
 from onnx import helper
 
 import sofie_rdf as sr
-from sofie_rdf.passes import run_pipeline
 
 F32 = np.float32
 M, K, N = 3, 5, 4
 
 
 def _op_types(model: onnx.ModelProto) -> list[str]:
-    planned, _ = run_pipeline(sr.load(model).ir)
+    planned = sr.load(model).planned().model
     return [n.op_type for n in planned.nodes]
 
 

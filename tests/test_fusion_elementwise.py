@@ -15,14 +15,13 @@ from conftest import make_model, random_array
 from onnx import helper
 
 import sofie_rdf as sr
-from sofie_rdf.passes import run_pipeline
 
 F32 = np.float32
 SHAPE = ["n", 6, 5]
 
 
 def planned(model: onnx.ModelProto) -> list:
-    return run_pipeline(sr.load(model).ir)[0].nodes
+    return sr.load(model).planned().model.nodes
 
 
 def steps(node) -> list[str]:

@@ -1,4 +1,4 @@
-"""In-place element-wise operators in the memory plan (passes/memory_planning.py).
+"""In-place element-wise operators in the memory plan (planning/memory.py).
 
 An element-wise node writes over an input that dies at it, so a chain of them
 runs in one arena slot; it must never write over a tensor still read later,
@@ -15,9 +15,10 @@ from conftest import make_model, random_array
 from onnx import helper
 
 import sofie_rdf as sr
+from sofie_rdf.ops import op_for
 from sofie_rdf.passes import prepare
 from sofie_rdf.passes.constant_folding import fold_constants
-from sofie_rdf.passes.memory_planning import plan_memory
+from sofie_rdf.planning import plan_memory
 
 F32 = np.float32
 SHAPE = [3, 4]
@@ -29,7 +30,8 @@ def _slots(model: onnx.ModelProto) -> dict[str, object]:
     The full pipeline fuses these chains into one loop (tests/test_fusion_elementwise.py); the planner's
     in-place rule still places every element-wise node the fusions leave, which is what is checked here.
     """
-    plan = plan_memory(fold_constants(prepare(sr.load(model).ir)))
+    graph = fold_constants(prepare(sr.load(model).ir))
+    plan = plan_memory(graph, [op_for(n) for n in graph.nodes], [()] * len(graph.nodes))
     return {n: s.slot if s.kind == "arena" else s.kind for n, s in plan.storage.items()}
 
 

@@ -330,7 +330,7 @@ def test_infer_allocates_nothing_up_to_the_largest_graph(interaction_net, tmp_pa
     from test_allocations import COUNTING
 
     from sofie_rdf import _root
-    from sofie_rdf.build import DEFAULT_FLAGS
+    from sofie_rdf.targets.cpu.native import DEFAULT_FLAGS
 
     gen = interaction_net.generate(tmp_path)
     source = tmp_path / "gnn_allocations.cpp"

@@ -23,8 +23,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 import sofie_rdf as sr
 from sofie_rdf import _root
-from sofie_rdf.jit import jit_declare
 from sofie_rdf.session import Session
+from sofie_rdf.targets.cpu.jit import jit_declare
 
 BF16 = np.dtype(ml_dtypes.bfloat16)
 F16 = np.dtype(np.float16)

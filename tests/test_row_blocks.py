@@ -1,4 +1,4 @@
-"""Row blocks (passes/row_blocks.py): a batch of independent rows runs in cache-sized blocks.
+"""Row blocks (planning/row_blocks.py): a batch of independent rows runs in cache-sized blocks.
 
 Each case compares with onnxruntime on a batch of several blocks plus a ragged last block, and checks from
 the generated code whether blocks were chosen: only where no operator mixes the rows.

@@ -1,8 +1,7 @@
-"""Element types of tensors: numpy dtype <-> ONNX enum <-> C++ type.
+"""Element types of tensors: numpy dtype <-> ONNX enum.
 
-The IR stores numpy dtypes; code generation needs the C++ spelling and the
-parsers need the ONNX enum. Keeping the three views in one table makes adding a
-type a one-line change.
+The IR stores numpy dtypes; the parsers need the ONNX enum.  How a target spells a type
+(``float``, ``sofie_rdf::float16_t``) is the target's business (``targets/cpu/cpp.py``).
 """
 
 from __future__ import annotations
@@ -21,26 +20,25 @@ class DType:
 
     numpy: np.dtype
     onnx: int
-    cpp: str
     name: str
 
 
 # ONNX TensorProto.DataType values (stable across onnx versions).
 _TABLE = [
-    DType(np.dtype(np.float32), 1, "float", "float32"),
-    DType(np.dtype(np.uint8), 2, "uint8_t", "uint8"),
-    DType(np.dtype(np.int8), 3, "int8_t", "int8"),
-    DType(np.dtype(np.uint16), 4, "uint16_t", "uint16"),
-    DType(np.dtype(np.int16), 5, "int16_t", "int16"),
-    DType(np.dtype(np.int32), 6, "int32_t", "int32"),
-    DType(np.dtype(np.int64), 7, "int64_t", "int64"),
-    DType(np.dtype(np.bool_), 9, "bool", "bool"),
-    DType(np.dtype(np.float64), 11, "double", "float64"),
-    DType(np.dtype(np.uint32), 12, "uint32_t", "uint32"),
-    DType(np.dtype(np.uint64), 13, "uint64_t", "uint64"),
-    # 16-bit floats: storage types of the generated code (ops/kernels/half.hxx), computed in float.
-    DType(np.dtype(np.float16), 10, "sofie_rdf::float16_t", "float16"),
-    DType(np.dtype(ml_dtypes.bfloat16), 16, "sofie_rdf::bfloat16_t", "bfloat16"),
+    DType(np.dtype(np.float32), 1, "float32"),
+    DType(np.dtype(np.uint8), 2, "uint8"),
+    DType(np.dtype(np.int8), 3, "int8"),
+    DType(np.dtype(np.uint16), 4, "uint16"),
+    DType(np.dtype(np.int16), 5, "int16"),
+    DType(np.dtype(np.int32), 6, "int32"),
+    DType(np.dtype(np.int64), 7, "int64"),
+    DType(np.dtype(np.bool_), 9, "bool"),
+    DType(np.dtype(np.float64), 11, "float64"),
+    DType(np.dtype(np.uint32), 12, "uint32"),
+    DType(np.dtype(np.uint64), 13, "uint64"),
+    # 16-bit floats: stored as such, computed in float.
+    DType(np.dtype(np.float16), 10, "float16"),
+    DType(np.dtype(ml_dtypes.bfloat16), 16, "bfloat16"),
 ]
 _BY_NUMPY = {d.numpy: d for d in _TABLE}
 _BY_ONNX = {d.onnx: d for d in _TABLE}
@@ -78,7 +76,3 @@ def from_onnx(elem_type: int) -> np.dtype:
     except KeyError:
         raise ModelFormatError(f"ONNX element type {elem_type} is not supported") from None
 
-
-def cpp_type(dtype: np.dtype) -> str:
-    """C++ type name of a numpy dtype (``float``, ``int64_t``, ...)."""
-    return dtype_info(dtype).cpp

@@ -7,6 +7,7 @@ knows which parser built a model or how it is emitted.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from typing import Any, Optional
@@ -81,6 +82,24 @@ class Model:
     def output_info(self) -> list[TensorInfo]:
         return [self.tensors[n].info(n) for n in self.outputs]
 
+    def digest(self) -> str:
+        """Hash of everything that decides the generated code: name, graph, input types and weights."""
+        h = hashlib.sha256()
+        for part in (self.name, self.source, self.inputs, self.outputs, self.opsets):
+            h.update(f"{part!r}\0".encode())
+        for name in self.inputs:
+            t = self.tensors.get(name)
+            h.update(f"{name}:{t.dtype if t else None}:{t.shape if t else None}\0".encode())
+        for n in self.nodes:
+            h.update(f"{n.op_type}|{n.domain}|{n.version}|{n.name}|{n.inputs}|{n.outputs}\0".encode())
+            for key, value in sorted(n.attrs.items()):
+                h.update(key.encode())
+                _feed(h, value)
+        for name, value in self.initializers.items():
+            h.update(name.encode())
+            _feed(h, value)
+        return h.hexdigest()
+
     def producers(self) -> dict[str, Node]:
         """Map tensor name -> node producing it."""
         return {o: n for n in self.nodes for o in n.outputs if o}
@@ -148,6 +167,20 @@ class Model:
                     if state.get(id(dep)) != 2:
                         stack.append((dep, False))
         return order
+
+
+def _feed(h: Any, value: Any) -> None:
+    """Add an attribute or weight to a hash: arrays by dtype, shape and bytes, the rest by repr."""
+    if isinstance(value, np.ndarray):
+        h.update(f"{value.dtype}{value.shape}".encode())
+        h.update(np.ascontiguousarray(value).tobytes() if value.dtype != object else repr(value.tolist()).encode())
+    elif isinstance(value, (list, tuple)):
+        h.update(b"[")
+        for v in value:
+            _feed(h, v)
+        h.update(b"]")
+    else:
+        h.update(f"{type(value).__name__}:{value!r}\0".encode())
 
 
 _IDENT = re.compile(r"[^0-9A-Za-z_]+")

@@ -43,6 +43,6 @@ from . import (  # noqa: F401  (registration)
     transformer,
 )
 from .base import Op
-from .registry import check_supported, lookup, make_node, register, registered_op_types, unsupported_nodes
+from .registry import check_supported, lookup, make_node, op_for, register, registered_op_types, unsupported_nodes
 
-__all__ = ["Op", "check_supported", "lookup", "make_node", "register", "registered_op_types", "unsupported_nodes"]
+__all__ = ["Op", "check_supported", "lookup", "make_node", "op_for", "register", "registered_op_types", "unsupported_nodes"]

@@ -85,6 +85,9 @@ class Op:
     # with a right-hand side read whole, convolutions and pooling over a batch, reductions and slices
     # (whose work on the leading dim itself the shapes give away).
     row_wise: ClassVar[bool] = False
+    # Inputs whose memory the output may take over (planning/memory.py): element i is read before output
+    # element i is written, so an input that dies at this node can hold the output.
+    inplace_inputs: ClassVar[tuple[int, ...]] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -153,6 +156,12 @@ class Op:
     def emit(self, ctx: EmitContext) -> str:
         """C++ statements computing the outputs from the inputs."""
         raise NotImplementedError
+
+    def runtime_inputs(self, tensors: dict[str, TensorType]) -> list[str]:
+        """Inputs whose data the node's code reads: all but the value inputs known when generating (a value
+        input an operator can also take at run time, like TopK's K, is read when it is not known)."""
+        return [name for i, name in enumerate(self.node.inputs)
+                if name and not (i in self.value_inputs and tensors[name].value is not None)]
 
     def rows_independent(self, inputs: list[Optional[TensorType]]) -> bool:
         """Whether output row i (index i of the leading dim) comes from row i of the inputs that have that

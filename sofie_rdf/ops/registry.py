@@ -18,6 +18,8 @@ from ..errors import ModelFormatError, UnsupportedOperatorError
 from ..ir import Model, Node
 
 _REGISTRY: dict[tuple[str, str], list[type]] = {}
+# Bumped by every registration: a plan made before a user (re)defined an operator is not reused after.
+_generation = 0
 
 DEFAULT_DOMAINS = ("", "ai.onnx")
 # Nodes the passes make (fused operators); a model file may not contain them.
@@ -30,10 +32,17 @@ def _domain_key(domain: str) -> str:
 
 def register(cls: type) -> type:
     """Class decorator adding an operator implementation to the registry."""
+    global _generation
+    _generation += 1
     versions = _REGISTRY.setdefault((_domain_key(cls.domain), cls.op_type), [])
     versions[:] = [c for c in versions if c.since_version != cls.since_version] + [cls]
     versions.sort(key=lambda c: c.since_version)
     return cls
+
+
+def registry_generation() -> int:
+    """Changes whenever an implementation is registered (part of the plan cache's key)."""
+    return _generation
 
 
 def lookup(op_type: str, domain: str = "", version: int = 0) -> Optional[type]:
@@ -45,6 +54,11 @@ def lookup(op_type: str, domain: str = "", version: int = 0) -> Optional[type]:
         return versions[-1]
     usable = [c for c in versions if c.since_version <= version]
     return usable[-1] if usable else None
+
+
+def op_for(node: Node, model: str = "") -> Any:
+    """The operator instance computing ``node`` (of model ``model``, named in its errors)."""
+    return lookup(node.op_type, node.domain, node.version)(node, model)
 
 
 def versions_of(op_type: str, domain: str = "") -> list[type]:

@@ -1,7 +1,8 @@
-"""The pass pipeline, in the order it runs.
+"""The graph passes, in the order they run.
 
-``run_pipeline`` is the only place passes are sequenced: read it to know what
-happens to a graph and when.
+:func:`prepare` validates a model and infers its shapes (on load); :func:`rewrite` is the only place the
+rewriting passes are sequenced: read it to know what happens to a graph and when.  Neither knows a
+target: what the machine decides (weight layouts, memory) happens afterwards, in :mod:`sofie_rdf.planning`.
 """
 
 from __future__ import annotations
@@ -14,12 +15,9 @@ from .constant_folding import fold_constants
 from .elementwise_fusion import fuse_elementwise_chains
 from .fold_batchnorm import fold_batchnorm
 from .fusion import fuse_activations, fuse_matmul_add
-from .memory_planning import MemoryPlan, plan_memory
-from .row_blocks import plan_row_blocks
 from .shape_inference import infer_shapes
-from .weight_layout import pack_weights
 
-__all__ = ["MemoryPlan", "prepare", "run_pipeline"]
+__all__ = ["prepare", "rewrite"]
 
 
 def prepare(model: Model) -> Model:
@@ -34,16 +32,11 @@ def prepare(model: Model) -> Model:
     return infer_shapes(model)
 
 
-def run_pipeline(model: Model, target: str = "native") -> tuple[Model, MemoryPlan]:
-    """Everything between parsing and emission, for the compiler ``target`` (ops.base.TARGETS): returns the
-    rewritten model and its memory plan."""
-    model = prepare(model)          # 1. validate, check support, infer shapes and fold values
-    model = fold_constants(model)   # 2. drop nodes computed at generation time, collect weights
-    model = fuse_matmul_add(model)  # 2a. MatMul + constant bias Add -> Gemm (which 2b and 2c may then fuse further)
-    model = fold_batchnorm(model)   # 2b. inference BatchNormalization merged into the Conv/Gemm weights before it
-    model = fuse_activations(model)  # 2c. Conv/ConvTranspose/Gemm + activation -> one sofie_rdf::Fused* node
-    model = fuse_elementwise_chains(model)  # 2d. runs of element-wise ops -> one sofie_rdf::FusedElementwise loop
-    model = pack_weights(model, target)  # 3. constant weights stored in the layout the kernels read (Op.pack_constants)
-    plan = plan_memory(model)       # 4. place every tensor (caller buffers, weights, views, arena)
-    plan.row_block = plan_row_blocks(model, plan)  # 5. a batch of independent rows run in cache-sized blocks
-    return model, plan
+def rewrite(model: Model) -> Model:
+    """A prepared model rewritten for inference (``model`` itself, changed)."""
+    model = fold_constants(model)   # 1. drop nodes computed at generation time, collect weights
+    model = fuse_matmul_add(model)  # 2. MatMul + constant bias Add -> Gemm (which 3 and 4 may then fuse further)
+    model = fold_batchnorm(model)   # 3. inference BatchNormalization merged into the Conv/Gemm weights before it
+    model = fuse_activations(model)  # 4. Conv/ConvTranspose/Gemm + activation -> one sofie_rdf::Fused* node
+    model = fuse_elementwise_chains(model)  # 5. runs of element-wise ops -> one sofie_rdf::FusedElementwise loop
+    return model

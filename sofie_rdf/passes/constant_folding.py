@@ -11,15 +11,12 @@ on are dropped too.
 from __future__ import annotations
 
 from ..ir import Model
-from .shape_inference import op_for
+from ..ops import op_for
 
 
 def runtime_inputs(model: Model, node) -> list[str]:
-    """Inputs whose data the emitted code of ``node`` reads: all but the value inputs known when generating
-    (a value input an operator can also take at run time, like TopK's K, is read when it is not known)."""
-    op = op_for(model, node)
-    return [name for i, name in enumerate(node.inputs)
-            if name and not (i in op.value_inputs and model.tensors[name].value is not None)]
+    """Inputs whose data the code of ``node`` reads (see :meth:`Op.runtime_inputs`)."""
+    return op_for(node, model.name).runtime_inputs(model.tensors)
 
 
 def fold_constants(model: Model) -> Model:

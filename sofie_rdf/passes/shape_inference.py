@@ -14,15 +14,10 @@ import numpy as np
 from ..errors import ModelFormatError, ShapeError, SofieError
 from ..ir import Model, TensorType
 from ..ir.limits import ENV_VAR, max_tensor_bytes, tensor_bytes, too_large
-from ..ops import lookup
+from ..ops import op_for
 
 # Symbolic values are only computed for small tensors (shape arithmetic).
 _MAX_SYMBOLIC_VALUE = 64
-
-
-def op_for(model: Model, node):
-    """The operator instance implementing ``node``."""
-    return lookup(node.op_type, node.domain, node.version)(node, model.name)
 
 
 def infer_shapes(model: Model) -> Model:
@@ -32,7 +27,7 @@ def infer_shapes(model: Model) -> Model:
         if name not in model.inputs:  # an initializer may only be an input's default
             tensors[name] = TensorType(value.dtype, value.shape, value)
     for node in model.nodes:
-        op = op_for(model, node)
+        op = op_for(node, model.name)
         inputs = [tensors[i] if i else None for i in node.inputs]
         try:
             outputs = op.infer(inputs)

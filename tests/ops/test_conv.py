@@ -9,12 +9,11 @@ from onnx import helper
 from onnx.reference import ReferenceEvaluator
 
 import sofie_rdf as sr
-from sofie_rdf.codegen import write_files
 from sofie_rdf.errors import ShapeError
-from sofie_rdf.jit import jit_declare
 from sofie_rdf.ops.conv import winograd_kernel, winograd_weights
-from sofie_rdf.passes import run_pipeline
 from sofie_rdf.session import Session
+from sofie_rdf.targets.cpu import write_files
+from sofie_rdf.targets.cpu.jit import jit_declare
 
 SPATIAL = {1: (9,), 2: (7, 8), 3: (5, 6, 4)}
 KERNEL = {1: (3,), 2: (3, 2), 3: (2, 3, 2)}
@@ -315,7 +314,7 @@ def _act_node(name, out="y"):
 
 
 def _op_types(model: onnx.ModelProto) -> list:
-    fused, _ = run_pipeline(sr.load(model).ir)
+    fused = sr.load(model).planned().model
     return [n.op_type for n in fused.nodes]
 
 

@@ -10,7 +10,6 @@ from onnx import helper
 import sofie_rdf as sr
 from sofie_rdf.errors import UnsupportedOperatorError
 from sofie_rdf.ops import lookup
-from sofie_rdf.passes import run_pipeline
 
 # Spatial shapes after (N, C): none (N x C input), 1-D, 2-D and 3-D.
 SPATIAL = {"0d": (), "1d": (7,), "2d": (4, 5), "3d": (2, 3, 4)}
@@ -253,7 +252,7 @@ def test_groupnorm_bad_groups():
 # ---- folding BatchNormalization into Conv / Gemm -----------------------------------
 
 def _op_types(onnx_model) -> list[str]:
-    model, _ = run_pipeline(sr.load(onnx_model).ir)
+    model = sr.load(onnx_model).planned().model
     return [n.op_type for n in model.nodes]
 
 

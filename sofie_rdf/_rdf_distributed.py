@@ -27,9 +27,10 @@ from pathlib import Path
 from typing import Any, Optional
 
 from . import _root
-from .build import cache_dir
-from .codegen import atomic_write
+from ._functor import FunctorWriter, functor_header, layout_of
 from .session import Session
+from .targets.cpu.native import cache_dir
+from .targets.cpu.weights import atomic_write
 
 
 @dataclass(frozen=True)
@@ -55,8 +56,6 @@ def distribute(sess: Session) -> Distributed:
     key = hashlib.sha256(f"{sess.namespace}:{sess.code.namespace}:{sess.code.digest}".encode()).hexdigest()[:16]
     if key in _DISTRIBUTED:
         return _DISTRIBUTED[key]
-    from .rdf import functor_header
-
     ROOT = _root.root()
     _root.load_blas()
     folder = cache_dir() / "distributed" / key
@@ -176,14 +175,12 @@ def define(df: Any, name: str, sess: Session, columns: Any, output: Optional[int
     a worker may run several tasks at once in threads of one process, each an
     RDataFrame numbering its slots from 0, so slots are not unique there.
     """
-    from .rdf import _FunctorWriter, _layout
-
     shipped = distribute(sess)
     _thread_safe_workers(df)
-    layout = _layout(df, sess, columns)
+    layout = layout_of(df, sess, columns)
     fkey = hashlib.sha256(repr((shipped.key, layout, output)).encode()).hexdigest()[:16]
     weights = f"sofie_rdf_dist::Weights_{shipped.key}()" if sess.weights_path is not None else ""
-    writer = _FunctorWriter(sess, layout, output, f"Functor_{fkey}", weights=weights)
+    writer = FunctorWriter(sess, layout, output, f"Functor_{fkey}", weights=weights)
     params = ", ".join(f"const {t} &c{i}_{j}" for i, types in enumerate(layout.types) for j, t in enumerate(types))
     args = ", ".join(f"c{i}_{j}" for i, types in enumerate(layout.types) for j in range(len(types)))
     if fkey not in _CODE:
@@ -191,7 +188,7 @@ def define(df: Any, name: str, sess: Session, columns: Any, output: Optional[int
             "#pragma cling optimize(3)",
             "namespace sofie_rdf_dist {",
             writer.write(),
-            f"inline {writer._return_type()} Eval_{fkey}({params})",
+            f"inline {writer.return_type()} Eval_{fkey}({params})",
             "{",
             f"   thread_local Functor_{fkey} functor(1);",
             f"   return functor(0, {args});",

@@ -1,4 +1,4 @@
-"""Code generation: standalone C++ headers and their weight files."""
+"""Generated C++ on disk: the header, the custom operator headers it includes and its weight file."""
 
 from __future__ import annotations
 
@@ -7,12 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from ..ir import Model
-from ..passes import run_pipeline
-from .header import GeneratedCode, HeaderWriter
+from .header import GeneratedCode
 from .weights import atomic_write, root_weights_dir, write_dat, write_root
 
-__all__ = ["GeneratedCode", "GeneratedFiles", "generate_code", "write_files"]
+__all__ = ["GeneratedFiles", "write_files"]
 
 
 @dataclass(frozen=True)
@@ -22,13 +20,6 @@ class GeneratedFiles:
     header: Path
     weights: Optional[Path]
     namespace: str
-
-
-def generate_code(model: Model, name: str, namespace: Optional[str] = None, weights: str = "dat",
-                  weights_file: Optional[str] = None, target: str = "native") -> GeneratedCode:
-    """Run the pass pipeline for the compiler ``target`` and write the header text (nothing touches disk)."""
-    planned, plan = run_pipeline(model, target)
-    return HeaderWriter(planned, plan, name, namespace or f"TMVA_SOFIE_{name}", weights, weights_file).write()
 
 
 def write_files(code: GeneratedCode, outdir: str | os.PathLike) -> GeneratedFiles:

@@ -1,4 +1,4 @@
-"""The emission context operators write through (see ``ops.base.EmitContext``)."""
+"""What an emitter writes through: the C++ names of one node's tensors, dims and local arrays."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from ..ir import TensorType, cpp_type
-from ..ir.dims import Dim, to_cpp
-from ..ir.dtypes import HALF_TYPES
+from ...ir import TensorType
+from ...ir.dims import Dim
+from ...ir.dtypes import HALF_TYPES
+from .cpp import cpp_type, to_cpp
 
 
 def cpp_literal(value: Any, dtype: np.dtype) -> str:
@@ -40,7 +41,8 @@ def cpp_literal(value: Any, dtype: np.dtype) -> str:
 
 
 class NodeContext:
-    """Per-node view of names, dims and arrays for one operator's ``emit``."""
+    """Per-node view of names, dims and arrays for one emitter's ``emit``: ``x(i)``, ``y(i)`` and ``w(k)`` are
+    the C++ pointer expressions of input ``i``, output ``i`` and scratch tensor ``k``."""
 
     def __init__(self, index: int, inputs: list[Optional[TensorType]], outputs: list[TensorType],
                  in_ptrs: list[str], out_ptrs: list[str], dim_names: dict[str, str],

@@ -1,4 +1,3 @@
-// requires: softmax
 // Classification losses over scores laid out (batch, classes, inner), inner being the product of d1 ... dk.
 
 enum class LossReduction { none = 0, sum = 1, mean = 2 };

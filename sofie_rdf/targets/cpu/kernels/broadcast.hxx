@@ -1,4 +1,3 @@
-// requires: elementwise
 // Expand with its target shape read at run time: numpy broadcasting of the
 // input dims against the target (either side may be 1), checked.
 

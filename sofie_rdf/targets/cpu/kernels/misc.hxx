@@ -1,4 +1,3 @@
-// requires: reduce
 // Shrink's conversion, Hardmax, LpNormalization, MeanVarianceNormalization and ReverseSequence.  Hardmax
 // and LpNormalization read the input as an (outer, n, inner) view around their axis; MeanVarianceNormalization
 // walks kept and normalised dims with stride arrays (for_each_offset, from reduce.hxx).

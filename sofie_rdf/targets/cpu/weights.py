@@ -24,7 +24,7 @@ from pathlib import Path
 import ml_dtypes
 import numpy as np
 
-from ..ir.dtypes import HALF_TYPES
+from ...ir.dtypes import HALF_TYPES
 
 # numpy dtype of a tensor -> C++ element type of the std::vector holding it in a ROOT weights file.
 ROOT_VECTOR_TYPES = {

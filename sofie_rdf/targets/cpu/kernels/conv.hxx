@@ -1,4 +1,3 @@
-// requires: gemm
 // Convolution and transposed convolution, NCHW layout, 1-D to 3-D.
 //
 // Every spatial geometry is given as three dims (the emitter pads 1-D and 2-D

@@ -1,4 +1,3 @@
-// requires: gemm, softmax
 // Scaled dot-product attention (ONNX Attention 23-25) one (batch, query head) at a time:
 // scores = scale * Q K^T (gemm), softcap, + bias (mask, causal, window, padding), softmax
 // over keys, Y = P V (gemm).  K and V are first gathered, past rows then new rows, into

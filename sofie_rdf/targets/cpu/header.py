@@ -1,4 +1,4 @@
-"""Writing the standalone C++ header of a planned model.
+"""Writing the standalone C++ header of a planned model: a pure function of the plan, names and weights mode.
 
 Layout of a generated header: includes, the BLAS declarations, the 16-bit
 float types if the model has such tensors (``sofie_rdf::``), then one
@@ -23,16 +23,16 @@ from typing import Optional
 import numpy as np
 import sympy
 
-from .. import __version__
-from ..errors import ShapeError
-from ..ir import Model, TensorType, cpp_type
-from ..ir.dims import free_symbols, is_static, num_elements, to_cpp
-from ..ir.dtypes import HALF_TYPES
-from ..passes import MemoryPlan
-from ..passes.memory_planning import runtime_sized, slot_position
-from ..passes.shape_inference import op_for
+from ..._version import __version__
+from ...errors import ShapeError
+from ...ir import TensorType
+from ...ir.dims import free_symbols, is_static, num_elements
+from ...ir.dtypes import HALF_TYPES
+from ...planning import Planned
+from ...planning.memory import runtime_sized
 from .context import NodeContext, cpp_literal
-from .kernels import include_lines, kernel_order, kernel_source, user_headers
+from .cpp import cpp_type, to_cpp
+from .library import include_lines, kernel_order, kernel_source, user_headers
 from .names import NameTable, comment, string_literal
 from .weights import ROOT_READER_SOURCE, ROOT_VECTOR_TYPES, root_weights_dir
 
@@ -67,6 +67,8 @@ class GeneratedCode:
     signatures: dict[str, str] = field(default_factory=dict)
     # user headers of custom operators: file name -> text, written next to the header (it includes them by name)
     includes: dict[str, str] = field(default_factory=dict)
+    # the header defines the 16-bit float types (sofie_rdf::float16_t, bfloat16_t): a model has such tensors
+    half_types: bool = False
 
     @property
     def digest(self) -> str:
@@ -98,20 +100,26 @@ def _unsigned_sides(lhs: sympy.Expr, rhs: sympy.Expr) -> tuple[sympy.Expr, sympy
     return plus, minus
 
 
-class HeaderWriter:
-    """Generates one model's header from the pipeline's output."""
+def write_header(planned: Planned, name: str, namespace: Optional[str] = None, weights: str = "dat",
+                 weights_file: Optional[str] = None) -> GeneratedCode:
+    """The header of ``planned`` as class ``<namespace>::Session`` (default ``TMVA_SOFIE_<name>``), reading its
+    weights as ``weights`` says (from ``weights_file``, default ``<name>.dat`` or ``.root``).  Changes nothing."""
+    return _HeaderWriter(planned, name, namespace or f"TMVA_SOFIE_{name}", weights, weights_file).write()
 
-    def __init__(self, model: Model, plan: MemoryPlan, name: str, namespace: str, weights: str,
-                 weights_file: Optional[str]):
+
+class _HeaderWriter:
+    """Generates one model's header from its plan."""
+
+    def __init__(self, planned: Planned, name: str, namespace: str, weights: str, weights_file: Optional[str]):
         if weights not in WEIGHTS_MODES:
             raise ValueError(f"weights must be one of {', '.join(WEIGHTS_MODES)}, got {weights!r}")
-        self.model, self.plan = model, plan
+        self.model, self.plan, self.emitters = planned.model, planned.memory, planned.emitters
         self.name, self.namespace, self.weights_mode = name, namespace, weights
         self.weights_file = weights_file if weights_file is not None else f"{name}{WEIGHTS_SUFFIXES.get(weights, '')}"
         self.names = NameTable(_RESERVED, _DERIVED_PREFIXES)
         self.dims = {s.name: self.names.get(s.name, kind="dim") for s in self._symbols()}
         # Every dim as C++: the parameters of infer, then the dims computed while it runs.
-        self.cpp_dims = {**self.dims, **{d: f"fRuntimeDims[{k}]" for k, d in enumerate(model.runtime_dims)}}
+        self.cpp_dims = {**self.dims, **{d: f"fRuntimeDims[{k}]" for k, d in enumerate(self.model.runtime_dims)}}
         self.tensor = {t: self.names.get(t, "tensor_") for t in self._all_tensors()}
 
     # ---- naming ------------------------------------------------------------
@@ -156,10 +164,10 @@ class HeaderWriter:
 
     # ---- sections ------------------------------------------------------------
     def write(self) -> GeneratedCode:
-        ops = [op_for(self.model, n) for n in self.model.nodes]
-        used = {k for op in ops for k in op.kernels}
-        includes = user_headers(ops, self.model.name)
-        uses_blas = "gemm" in kernel_order(used)  # directly or through a "requires" line
+        used = {k for e in self.emitters for k in e.kernels}
+        includes = user_headers([e.op for e in self.emitters], self.model.name)
+        uses_blas = "gemm" in kernel_order(used)  # directly or through a kernel that calls it
+        half = any(t.dtype in HALF_TYPES for t in self.model.tensors.values())
         parts = [self._banner(), f"#ifndef {self.namespace}_HXX", f"#define {self.namespace}_HXX", ""]
         parts += [f"#include <{h}>" for h in _INCLUDES] + [""]
         if includes:
@@ -168,7 +176,7 @@ class HeaderWriter:
             parts += ["#include <TFile.h>  // weights=\"root\": the Session reads its weights with ROOT", ""]
         if uses_blas:
             parts += [kernel_source("blas"), ""]
-        if any(t.dtype in HALF_TYPES for t in self.model.tensors.values()):
+        if half:
             parts += [kernel_source("half"), ""]
         parts += [f"namespace {self.namespace} {{", "", "namespace kernels {"]
         for k in kernel_order(used):
@@ -198,6 +206,7 @@ class HeaderWriter:
                 **({"runtime_dim": "size_t runtime_dim(size_t k) const"} if self.model.runtime_dims else {}),
             },
             includes=includes,
+            half_types=half,
         )
 
     def _banner(self) -> str:
@@ -239,14 +248,15 @@ class HeaderWriter:
                 t = cpp_type(v.dtype)
                 decl = "std::unique_ptr<bool[]>" if v.dtype == np.bool_ else f"std::vector<{t}>"
                 out.append(f"   {decl} f{self._member(n)};")
-        dtypes = list(dict.fromkeys(self.plan.slot_dtype))
+        dtypes = list(self.plan.arenas)
         if dtypes:
             out.append("   // Memory of intermediate tensors, planned from their lifetimes.")
             out += [f"   detail::Arena<{cpp_type(d)}> fArena_{np.dtype(d).name};" for d in dtypes]
         dynamic = [n for n, s in self.plan.storage.items() if s.kind == "dynamic"]
         if dynamic:
             out.append("   // Tensors sized while infer runs, each in its own buffer grown only past the largest size seen.")
-            out += [f"   detail::Arena<{cpp_type(m.tensors[n].dtype)}> fBuffer_{self.tensor[n]};" for n in dynamic]
+            out += [f"   detail::Arena<{cpp_type(self.plan.tensor_type(m, n).dtype)}> fBuffer_{self.tensor[n]};"
+                    for n in dynamic]
         if m.runtime_dims:
             out += ["   // Dims computed by infer (see the header's first lines); valid after each call.",
                     f"   size_t fRuntimeDims[{len(m.runtime_dims)}] = {{}};",
@@ -261,7 +271,7 @@ class HeaderWriter:
 
     def _constructor(self) -> list[str]:
         m = self.model
-        static_arenas = [d for d in dict.fromkeys(self.plan.slot_dtype) if is_static([self.plan.arena_size(d)])]
+        static_arenas = [d for d, size in self.plan.arenas.items() if is_static([size])]
         body = []
         if self.weights_mode != "embed":
             sig = f"   explicit Session(const std::string &filename = {string_literal(self.weights_file)})"
@@ -279,7 +289,7 @@ class HeaderWriter:
         else:
             sig = "   Session()"
         for d in static_arenas:
-            body.append(f"      fArena_{np.dtype(d).name}.reserve({self.plan.arena_size(d)});")
+            body.append(f"      fArena_{np.dtype(d).name}.reserve({self.plan.arenas[d]});")
         return [sig, "   {", *body, "   }"]
 
     def _reader(self) -> str:
@@ -330,16 +340,16 @@ class HeaderWriter:
         out = [f"   // {what}: outputs are written to the caller's buffers.",
                f"   void {function}({self._params(True)})", "   {"]
         out += self._constraint_checks()
-        for d in dict.fromkeys(plan.slot_dtype):
-            size = to_cpp(plan.arena_size(d), self.cpp_dims)
-            out.append(f"      {cpp_type(d)} *arena_{np.dtype(d).name}_ = fArena_{np.dtype(d).name}.reserve({size});")
+        for d, size in plan.arenas.items():
+            out.append(f"      {cpp_type(d)} *arena_{np.dtype(d).name}_ = "
+                       f"fArena_{np.dtype(d).name}.reserve({to_cpp(size, self.cpp_dims)});")
         for n, s in plan.storage.items():
             if s.kind == "arena":
-                d, idx = slot_position(plan, s.slot)
-                off = to_cpp(plan.offsets(d)[idx], self.cpp_dims)
-                out.append(f"      {cpp_type(d)} *{self.tensor[n]} = arena_{np.dtype(d).name}_ + {off};")
+                off = to_cpp(s.offset, self.cpp_dims)
+                out.append(f"      {cpp_type(s.dtype)} *{self.tensor[n]} = arena_{np.dtype(s.dtype).name}_ + {off};")
             elif s.kind == "dynamic":
-                out.append(f"      {cpp_type(m.tensors[n].dtype)} *{self.tensor[n]} = nullptr;  // sized while running")
+                dtype = plan.tensor_type(m, n).dtype
+                out.append(f"      {cpp_type(dtype)} *{self.tensor[n]} = nullptr;  // sized while running")
             elif s.kind == "symbolic":
                 t = m.tensors[n]
                 ct = cpp_type(t.dtype)
@@ -395,7 +405,7 @@ class HeaderWriter:
         for k, name in names:
             if not name or self.plan.storage[name].kind != "dynamic":
                 continue
-            size = self.model.tensors[name].size
+            size = self.plan.tensor_type(self.model, name).size
             stmt = f"{self.tensor[name]} = fBuffer_{self.tensor[name]}.reserve({to_cpp(size, self.cpp_dims)});"
             if {s.name for s in size.free_symbols} & own:
                 if k < 0:
@@ -408,7 +418,8 @@ class HeaderWriter:
 
     def _node(self, index: int, node) -> list[str]:
         m = self.model
-        op = op_for(m, node)
+        emitter = self.emitters[index]
+        op = emitter.op
         inputs = [m.tensors[i] if i else None for i in node.inputs]
         outputs = [m.tensors[o] if o else None for o in node.outputs]
         # Value inputs (Reshape's shape, Slice's starts, ...) were used up at generation time and are
@@ -420,7 +431,7 @@ class HeaderWriter:
         work = [self.tensor[w] for w in self.plan.workspaces.get(index, [])]
         before, deferred = self._reservations(index, node)
         ctx = NodeContext(index, inputs, outputs, in_ptrs, out_ptrs, self.cpp_dims, work, deferred)
-        code = op.emit(ctx)
+        code = emitter.emit(ctx)
         header = f"      // node {index}: {node.op_type} {comment(node.name)!s}"
         if not code:
             return [header + " (view, no code)"]

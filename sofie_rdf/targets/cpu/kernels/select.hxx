@@ -1,4 +1,3 @@
-// requires: sort
 // Selections whose output size depends on the values (NonZero, Range, Compress, Unique, NonMaxSuppression).
 
 // Number of non-zero elements (NaN counts as non-zero, as x != 0 says).

@@ -1,4 +1,3 @@
-// requires: select
 // Signal processing: cosine-sum windows and discrete Fourier transforms (DFT, STFT) of complex values
 // stored as (real, imaginary) pairs in the last axis, or as real values alone.
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from . import _root
-from .codegen import GeneratedCode
-from .codegen.header import half_types_source
-from .errors import SofieError
+from ... import _root
+from ...errors import SofieError
+from .header import GeneratedCode, half_types_source
 
 # Ask Cling for optimised code for what follows (it defaults to less).
 _OPTIMIZE = "#pragma cling optimize(3)\n"
@@ -35,7 +34,7 @@ def jit_declare(code: GeneratedCode, folder: Optional[Path] = None) -> None:
     ``write_files`` put it next to them, so its ``#include "file.h"`` lines find them.
     """
     _root.load_blas()
-    if "SOFIE_RDF_HALF_TYPES" in code.header:
+    if code.half_types:
         _root.declare("half-types", half_types_source())
     source = code.header
     if code.includes:

@@ -16,10 +16,11 @@ import tempfile
 from pathlib import Path
 from typing import Optional, Sequence
 
-from . import _root
-from .codegen import GeneratedCode, atomic_write, write_files
-from .codegen.header import half_types_source
-from .errors import CompilationError
+from ... import _root
+from ...errors import CompilationError
+from .files import write_files
+from .header import GeneratedCode, half_types_source
+from .weights import atomic_write
 
 DEFAULT_FLAGS = ("-O3", "-march=native", "-fno-trapping-math")  # no -ffast-math: IEEE results kept
 
@@ -33,11 +34,10 @@ def interface_header(code: GeneratedCode, namespace: str) -> str:
     """Declarations of ``namespace::Session`` forwarding to the compiled implementation."""
     sig = code.signatures
     ctor = sig["constructor"].replace("explicit ", "")
-    half = "sofie_rdf::" in sig["infer"]  # 16-bit float tensors: their types are part of the interface
     return "\n".join([
         f"// Interface of the natively compiled model {code.name}; the code is in its shared library.",
         "#include <memory>", "#include <string>", "#include <tuple>", "#include <vector>", "#include <cstdint>",
-        *([half_types_source()] if half else []),
+        *([half_types_source()] if code.half_types else []),  # 16-bit float types are part of the interface
         f"namespace {code.namespace} {{ struct Session; }}",
         f"namespace {namespace} {{",
         "struct Session {",

@@ -1,4 +1,3 @@
-// requires: gemm, fastmath
 // Recurrent layers (ONNX RNN, GRU and LSTM), one direction per call.
 //
 // The input projection of every time step is one matrix product (X W^T for

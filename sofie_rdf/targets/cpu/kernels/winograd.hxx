@@ -1,4 +1,3 @@
-// requires: conv
 // Winograd convolution F(m x m, r x r) (Lavin and Gray, "Fast Algorithms for Convolutional Neural
 // Networks", 2016) for 2-D float layers with r x r kernels (F(2, 3), F(4, 3), F(2, 5)), stride 1,
 // dilation 1 and one group.

@@ -1,4 +1,3 @@
-// requires: conv
 // CausalConvWithState (stateful causal depthwise 1-D convolution) and DeformConv (2-D convolution whose
 // kernel taps are moved by learned offsets and read by bilinear interpolation).
 

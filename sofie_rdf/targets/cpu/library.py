@@ -1,4 +1,4 @@
-"""The C++ kernel library shipped in ``ops/kernels/`` and copied into headers, and the user headers
+"""The C++ kernel library shipped in ``targets/cpu/kernels/`` and copied into headers, and the user headers
 that custom operators include (copied next to the generated header)."""
 
 from __future__ import annotations
@@ -10,29 +10,33 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable
 
-from ..errors import SofieError
+from ...errors import SofieError
 
-_REQUIRES = re.compile(r"^// requires: (.+)$", re.MULTILINE)
+# Kernels whose code calls other kernels: those are copied first.
+DEPENDENCIES = {
+    "attention": ("gemm", "softmax"), "broadcast": ("elementwise",), "conv": ("gemm",), "conv_extra": ("conv",),
+    "elementwise": ("fastmath",), "loss": ("softmax",), "misc": ("reduce",), "rnn": ("gemm", "fastmath"),
+    "select": ("sort",), "signal": ("select",), "winograd": ("conv",),
+}
 # File names a generated header may #include "..." (no quotes, slashes or spaces to escape).
 HEADER_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*\.(h|hh|hpp|hxx)")
 
 
 @cache
 def kernel_source(name: str) -> str:
-    """Text of ``ops/kernels/<name>.hxx``."""
-    return resources.files("sofie_rdf.ops").joinpath("kernels", f"{name}.hxx").read_text()
+    """Text of ``kernels/<name>.hxx``."""
+    return resources.files("sofie_rdf.targets.cpu").joinpath("kernels", f"{name}.hxx").read_text()
 
 
 def kernel_order(names: set[str]) -> list[str]:
-    """The kernels to copy, dependencies (``// requires:`` lines) first."""
+    """The kernels to copy, dependencies (:data:`DEPENDENCIES`) first."""
     order: list[str] = []
 
     def visit(name: str) -> None:
         if name in order:
             return
-        for match in _REQUIRES.findall(kernel_source(name)):
-            for dep in match.split(","):
-                visit(dep.strip())
+        for dep in DEPENDENCIES.get(name, ()):
+            visit(dep)
         order.append(name)
 
     for name in sorted(names):

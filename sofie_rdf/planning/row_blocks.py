@@ -14,22 +14,22 @@ it and no dim computed while running.
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 import sympy
 
 from ..ir import Model
 from ..ir.dims import Dim
-from .memory_planning import MemoryPlan
-from .shape_inference import op_for
+from ..ops.base import Op
+from .memory import MemoryPlan
 
 # Bytes of intermediate tensors in one block: a part of L2 (1 MB on the machine measured), the rest left
 # to the weights the block's products read.
 ROW_BLOCK_BYTES = 256 << 10
 
 
-def plan_row_blocks(model: Model, plan: MemoryPlan) -> Optional[tuple[str, int]]:
+def plan_row_blocks(model: Model, ops: Sequence[Op], plan: MemoryPlan) -> Optional[tuple[str, int]]:
     """(dim name, rows per block) when ``infer`` can run the leading dim in blocks and gains by it, else None."""
     dim = _leading_dim(model)
     if dim is None or model.runtime_dims or any(dim in c.condition.free_symbols for c in model.constraints):
@@ -40,11 +40,11 @@ def plan_row_blocks(model: Model, plan: MemoryPlan) -> Optional[tuple[str, int]]
     computed = [o for node in model.nodes for o in node.outputs if o] + list(model.outputs)
     if not all(_leads(model.tensors[n].shape, dim) for n in computed):
         return None
-    for node in model.nodes:
-        inputs = [model.tensors[i] if i else None for i in node.inputs]
-        if not op_for(model, node).rows_independent(inputs):
+    for op in ops:
+        inputs = [model.tensors[i] if i else None for i in op.node.inputs]
+        if not op.rows_independent(inputs):
             return None
-    row_bytes = sum(np.dtype(d).itemsize * _per_row(plan.arena_size(d), dim) for d in dict.fromkeys(plan.slot_dtype))
+    row_bytes = sum(np.dtype(d).itemsize * _per_row(size, dim) for d, size in plan.arenas.items())
     if row_bytes <= 0:
         return None  # no intermediate grows with the batch: nothing to keep in cache
     return dim.name, max(1, ROW_BLOCK_BYTES // row_bytes)

@@ -1,4 +1,3 @@
-// requires: fastmath
 // Element-wise loops shared by every unary, binary, ternary and data-movement operator.
 // The operation is a lambda the emitter writes; strides are in elements and
 // may be 0 (broadcast) or negative (reversed slices).

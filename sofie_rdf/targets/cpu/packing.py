@@ -1,38 +1,41 @@
-"""Storing constant weights in the layout the kernels read fastest.
+"""Storing constant weights in the layout the CPU kernels read fastest.
 
 Per-event inference multiplies a single row by each weight matrix; the small
 product kernel streams its right operand row by row, which needs it
 untransposed, while exporters store Linear and recurrent weights transposed.
-Each operator says how it wants its constant inputs (:meth:`Op.pack_constants`);
-this pass stores the re-laid-out copies once, at generation time.
+Each emitter says how it wants its constant inputs (:meth:`Emitter.pack`);
+this step stores the re-laid-out copies once, at generation time.  The IR keeps
+the weights' meaning: a packed tensor keeps the type of the input it stands for,
+and only its emitter knows the stored order.
 """
 
 from __future__ import annotations
 
-from ..ir import Model, TensorType
-from .shape_inference import op_for
+from ...ir import Model, TensorType
+from .emitter import Emitter
 
 
-def pack_weights(model: Model, target: str) -> Model:
-    """Constant inputs re-laid-out as each operator asks for the compiler ``target`` (ops.base.TARGETS)."""
-    for node in model.nodes:
+def pack_weights(model: Model, emitters: list[Emitter]) -> None:
+    """Constant inputs re-laid-out as each node's emitter asks (``emitters[i]`` is node i's)."""
+    for node, emitter in zip(model.nodes, emitters):
         constants = {i: model.initializers[n] for i, n in enumerate(node.inputs) if n in model.initializers}
-        types = [model.tensors.get(n) if n else None for n in node.inputs]
-        packed = op_for(model, node).pack_constants(constants, types, target) if constants else None
-        if packed is None:
+        if not constants:
             continue
-        values, attrs = packed
+        types = [model.tensors.get(n) if n else None for n in node.inputs]
+        values = emitter.pack(constants, types)
+        if not values:
+            continue
         inputs = list(node.inputs)
         for i, value in values.items():
             name = _unique(model, f"{inputs[i]}_packed")
             model.initializers[name] = value
-            model.tensors[name] = TensorType(value.dtype, value.shape, value)
+            stored = getattr(emitter, "stored_shapes", False)
+            model.tensors[name] = TensorType(value.dtype, value.shape, value) if stored \
+                else TensorType(types[i].dtype, types[i].shape)
             inputs[i] = name
         node.inputs = inputs
-        node.attrs = {**node.attrs, **attrs}
     used = {i for n in model.nodes for i in n.inputs} | set(model.outputs)
     model.initializers = {k: v for k, v in model.initializers.items() if k in used}
-    return model
 
 
 def _unique(model: Model, name: str) -> str:

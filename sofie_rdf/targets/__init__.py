@@ -1,0 +1,37 @@
+"""Targets: the machines a planned model is generated for.
+
+A :class:`Target` is an object, not a string (as tinygrad's ``Renderer``): it carries what the passes and
+the emitters may ask of the machine, binds each operator to the emitter that computes it there, and stores
+constant weights in the layouts its kernels read.  Each target lives in a folder of its own
+(``targets/cpu/``); no target imports another, and operators (``ops/``) know none of them.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from ..ir import Model
+    from ..ops.base import Op
+
+
+class Target:
+    """What the pipeline needs of a machine; a target subclasses it with its own capabilities."""
+
+    # Short name ("cpu"), the first part of :attr:`key`.
+    name: ClassVar[str] = ""
+
+    @property
+    def key(self) -> str:
+        """Identifies the generated code's machine: planned models are cached per key."""
+        raise NotImplementedError
+
+    def bind(self, op: Op) -> Any:
+        """The emitter computing ``op`` on this target (raises when the target cannot)."""
+        raise NotImplementedError
+
+    def pack_weights(self, model: Model, emitters: list[Any]) -> None:
+        """Store constant inputs in the layouts the bound emitters read (may rewrite ``model``'s weights)."""
+
+    def __str__(self) -> str:
+        return self.key

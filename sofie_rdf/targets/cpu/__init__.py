@@ -1,0 +1,119 @@
+"""The CPU target: C++17 headers over a kernel library and BLAS, built by Cling or a native compiler.
+
+:class:`CpuTarget` is parameterised by the compiler that builds the code (``native``: an optimising
+compiler, ``g++ -O3 -march=native`` by default; ``cling``: ROOT's JIT, which compiles for a baseline x86-64
+and runs register-tile kernels several times slower than BLAS) and the instruction set that compiler
+targets (``generic`` x86-64, ``avx2``, ``avx512``), so that emitters pick kernels and tiles per instruction
+set, not per compiler.  The folder holds everything machine-specific: the emitters per operator family
+(``emitters/``), the kernels they call (``kernels/*.hxx``), weight packing, the session writer
+(``header.py``), the C++ spelling of types and dims (``cpp.py``) and the two toolchains (``jit.py``,
+``native.py``) with their cache.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any, ClassVar, Optional, Sequence, Union
+
+from ...errors import SofieError
+from .. import Target
+from .files import GeneratedFiles, write_files
+from .header import WEIGHTS_MODES, WEIGHTS_SUFFIXES, GeneratedCode, write_header
+
+COMPILERS = ("native", "cling")
+ISAS = ("generic", "avx2", "avx512")
+# The public spelling of a CPU target (``Model.generate(target=...)``, ``sofie-rdf emit --target``).
+TARGET_NAMES = ("native", "jit")
+# Floats per vector register and vector registers per instruction set (what register tiles are sized by).
+VECTOR_FLOATS = {"generic": 4, "avx2": 8, "avx512": 16}
+VECTOR_REGISTERS = {"generic": 16, "avx2": 16, "avx512": 32}
+
+
+@dataclass(frozen=True)
+class CpuTarget(Target):
+    """A CPU: the compiler building the code and the instruction set it compiles for."""
+
+    compiler: str = "native"
+    isa: str = "generic"
+    name: ClassVar[str] = "cpu"
+
+    def __post_init__(self) -> None:
+        if self.compiler not in COMPILERS:
+            raise SofieError(f"CPU compiler must be one of {', '.join(COMPILERS)}, got {self.compiler!r}")
+        if self.isa not in ISAS:
+            raise SofieError(f"instruction set must be one of {', '.join(ISAS)}, got {self.isa!r}")
+
+    @property
+    def key(self) -> str:
+        return f"cpu-{self.compiler}-{self.isa}"
+
+    @property
+    def register_tiles(self) -> bool:
+        """Whether kernels built on register tiles (conv_rows, gemm_panels) beat BLAS here: only code from an
+        optimising compiler (Cling's runs them several times slower)."""
+        return self.compiler == "native"
+
+    @property
+    def vector_floats(self) -> int:
+        return VECTOR_FLOATS[self.isa]
+
+    @property
+    def vector_registers(self) -> int:
+        return VECTOR_REGISTERS[self.isa]
+
+    def bind(self, op: Any) -> Any:
+        from .emitter import emitter_for
+
+        return emitter_for(op, self)
+
+    def pack_weights(self, model: Any, emitters: list[Any]) -> None:
+        from .packing import pack_weights
+
+        pack_weights(model, emitters)
+
+
+@cache
+def host_isa() -> str:
+    """The widest instruction set of this machine's CPU that the kernels know (Linux; else generic)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "generic"
+    match = re.search(r"^flags\s*:(.*)$", text, re.MULTILINE)
+    flags = set(match.group(1).split()) if match else set()
+    if "avx512f" in flags:
+        return "avx512"
+    return "avx2" if {"avx2", "fma"} <= flags else "generic"
+
+
+def isa_for_flags(flags: Optional[Sequence[str]]) -> str:
+    """The instruction set a native build with these compiler flags targets (None: the default flags)."""
+    flags = list(flags) if flags is not None else ["-march=native"]
+    isa = "generic"
+    for flag in flags:
+        if flag == "-march=native":
+            isa = host_isa()
+        elif flag in ("-march=x86-64-v4",) or flag.startswith("-mavx512"):
+            isa = "avx512"
+        elif flag in ("-march=x86-64-v3", "-mavx2") and isa != "avx512":
+            isa = "avx2"
+    return isa
+
+
+def cpu_target(spec: Union[str, CpuTarget, None] = None, flags: Optional[Sequence[str]] = None) -> CpuTarget:
+    """A CPU target from its public name: ``"native"`` (an optimising compiler, for this machine or
+    ``flags``), ``"jit"`` (Cling), or a :class:`CpuTarget` as it is."""
+    if isinstance(spec, CpuTarget):
+        return spec
+    if spec in (None, "native"):
+        return CpuTarget("native", isa_for_flags(flags))
+    if spec == "jit":
+        return CpuTarget("cling", "generic")
+    raise SofieError(f"target must be one of {', '.join(TARGET_NAMES)}, got {spec!r}")
+
+
+__all__ = ["COMPILERS", "ISAS", "TARGET_NAMES", "WEIGHTS_MODES", "WEIGHTS_SUFFIXES", "CpuTarget", "GeneratedCode",
+           "GeneratedFiles", "cpu_target", "host_isa", "isa_for_flags", "write_files", "write_header"]
