@@ -1,1 +1,9 @@
-"""The CPU emitters, one module per operator family (the families of ``ops/``); importing registers them."""
+"""The CPU emitters, one module per operator family; importing the package registers them all."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
