@@ -116,37 +116,20 @@ def _schema(op_type: str, version: int, domain: str) -> Optional[onnx.defs.OpSch
 
 
 def _default_value(attr: onnx.defs.OpSchema.Attribute) -> Any:
+    """A schema's default in the form parsers give attribute values (text as str, tensors as arrays)."""
     proto = attr.default_value
     if proto is None or proto.type == AttributeProto.UNDEFINED:
         return None
-    return attribute_value(proto)
-
-
-def attribute_value(proto: AttributeProto) -> Any:
-    """Python value of an ONNX attribute (tensors become numpy arrays)."""
-    from onnx import numpy_helper
-
-    t = proto.type
-    if t == AttributeProto.FLOAT:
-        return float(proto.f)
-    if t == AttributeProto.INT:
-        return int(proto.i)
-    if t == AttributeProto.STRING:
-        return proto.s.decode("utf-8", errors="replace")
-    if t == AttributeProto.TENSOR:
-        try:
-            return numpy_helper.to_array(proto.t)
-        except Exception as exc:  # onnx raises TypeError, ValueError, ... for malformed tensors
-            raise ModelFormatError(f"attribute {proto.name!r} holds a malformed tensor: {exc}") from None
-    if t == AttributeProto.FLOATS:
-        return [float(v) for v in proto.floats]
-    if t == AttributeProto.INTS:
-        return [int(v) for v in proto.ints]
-    if t == AttributeProto.STRINGS:
-        return [s.decode("utf-8", errors="replace") for s in proto.strings]
-    if t in (AttributeProto.GRAPH, AttributeProto.GRAPHS):
-        return proto  # kept opaque; ops that accept subgraphs parse them
-    raise ModelFormatError(f"attribute {proto.name!r} has unsupported type {AttributeProto.AttributeType.Name(t)}")
+    value = onnx.helper.get_attribute_value(proto)
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, list) and value and isinstance(value[0], bytes):
+        return [v.decode() for v in value]
+    if isinstance(value, (list, tuple)) and proto.type in (AttributeProto.FLOATS, AttributeProto.INTS):
+        return list(value)
+    if proto.type == AttributeProto.TENSOR:
+        return onnx.numpy_helper.to_array(value)
+    return value
 
 
 def make_node(

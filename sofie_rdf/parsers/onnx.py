@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Optional, Union
+from typing import Any, Optional, Union
 
 import numpy as np
 import onnx
 import onnx.defs
-from onnx import numpy_helper
+from onnx import AttributeProto, numpy_helper
 
 from ..errors import ModelFormatError
 from ..ir import Model, TensorType, model_name_from
@@ -23,7 +23,33 @@ from ..ir.dims import symbol
 from ..ir.dtypes import from_onnx as dtype_from_onnx
 from ..ir.limits import max_tensor_bytes, too_large
 from ..ops import make_node
-from ..ops.registry import attribute_value
+
+
+def attribute_value(proto: AttributeProto) -> Any:
+    """Python value of an ONNX attribute (tensors become numpy arrays)."""
+    t = proto.type
+    if t == AttributeProto.FLOAT:
+        return float(proto.f)
+    if t == AttributeProto.INT:
+        return int(proto.i)
+    if t == AttributeProto.STRING:
+        return proto.s.decode("utf-8", errors="replace")
+    if t == AttributeProto.TENSOR:
+        try:
+            return numpy_helper.to_array(proto.t)
+        except Exception as exc:  # onnx raises TypeError, ValueError, ... for malformed tensors
+            raise ModelFormatError(f"attribute {proto.name!r} holds a malformed tensor: {exc}") from None
+    if t == AttributeProto.FLOATS:
+        return [float(v) for v in proto.floats]
+    if t == AttributeProto.INTS:
+        return [int(v) for v in proto.ints]
+    if t == AttributeProto.STRINGS:
+        return [s.decode("utf-8", errors="replace") for s in proto.strings]
+    if t in (AttributeProto.GRAPH, AttributeProto.GRAPHS):
+        return proto  # kept opaque; ops that accept subgraphs parse them
+    raise ModelFormatError(f"attribute {proto.name!r} has unsupported type {AttributeProto.AttributeType.Name(t)}")
+
+
 
 OnnxSource = Union[str, os.PathLike, bytes, onnx.ModelProto]
 

@@ -49,7 +49,7 @@ import ml_dtypes
 import numpy as np
 import sympy
 
-from .. import __version__
+from .._version import __version__
 from ..errors import ModelFormatError
 from ..ir import Model, TensorType, model_name_from
 from ..ir.dims import symbol
