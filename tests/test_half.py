@@ -1,4 +1,4 @@
-"""float16 and bfloat16 end to end: the C++ storage types (ops/kernels/half.hxx), literals, weights,
+"""float16 and bfloat16 end to end: the C++ storage types (targets/cpu/kernels/half.hxx), literals, weights,
 the Python Session's buffers, and the kernels computing on them.
 
 Conversions are checked exhaustively against numpy / ml_dtypes.  Operators are compared with
