@@ -41,7 +41,7 @@ def interface_header(code: GeneratedCode, namespace: str) -> str:
         f"namespace {code.namespace} {{ struct Session; }}",
         f"namespace {namespace} {{",
         "struct Session {",
-        f"   {'explicit ' if '(' in ctor and ctor.split('(')[1][0] != ')' else ''}{ctor};",
+        f"   {'explicit ' if code.weights_mode != 'embed' else ''}{ctor};",  # a weights file: Session(filename)
         "   ~Session();",
         "   Session(Session &&) noexcept;",
         "   Session &operator=(Session &&) noexcept;",
@@ -60,7 +60,7 @@ def _definitions(code: GeneratedCode, namespace: str) -> str:
     sig = code.signatures
     impl = f"{code.namespace}::Session"
     ctor = sig["constructor"].replace("explicit ", "")
-    has_file = "filename" in ctor
+    has_file = code.weights_mode != "embed"
     ctor_def = ctor.split(" = ")[0] + (")" if has_file else "")
     return "\n".join([
         f"namespace {namespace} {{",
