@@ -123,7 +123,7 @@ def root_weights_dir(name: str) -> str:
 
 def write_root(path: str | os.PathLike, weights: dict[str, np.ndarray], directory: str) -> Path:
     """Write ``weights`` (tag -> array) as ``directory/<tag>`` vectors of a new ROOT file, atomically."""
-    from .._root import declare, root
+    from ..._root import declare, root
 
     ROOT = root()
     declare("sofie_rdf_io_fill", _FILL_SOURCE)
