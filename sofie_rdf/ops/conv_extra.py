@@ -1,10 +1,10 @@
-"""CausalConvWithState and DeformConv: convolutions whose reads the plain Conv kernels cannot express.
+"""CausalConvWithState and DeformConv: convolutions with a carried state or learned, per-position tap offsets.
 
 CausalConvWithState (opset 27) is the decode-step form of a depthwise causal 1-D convolution: the
 carried state (the last k - 1 positions) replaces the left padding, and the new state is an output,
 so that a streaming model need not concatenate and slice around a Conv.  DeformConv (opsets 19, 22)
-moves every kernel tap by a learned, per-position offset read with bilinear interpolation; it runs as
-a deformable im2col followed by the same per-group product Conv uses (``kernels::gemm``).
+moves every kernel tap by a learned, per-position offset read with bilinear interpolation.  Their CPU
+code is in ``targets/cpu/emitters/conv.py``.
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ import numpy as np
 from ..ir import TensorType
 from ..ir.dims import dims_equal
 from ..ir.dtypes import FLOAT_TYPES, HALF_TYPES
-from .base import EmitContext, Op
+from .base import Op
 from .conv import Conv, Geometry
+from .reference import deform_conv_reference
 from .registry import register
 
 _COMPUTE_TYPES = tuple(t for t in FLOAT_TYPES if t not in HALF_TYPES)  # DeformConv: float32/float64 only
@@ -30,8 +31,12 @@ def _optional(inputs: list, i: int) -> Optional[Any]:
     return inputs[i] if len(inputs) > i else None
 
 
-def optional_ptr(ctx: EmitContext, i: int) -> str:
-    """C++ pointer of optional input ``i``: ``nullptr`` when omitted."""
+def optional_ptr(ctx: Any, i: int) -> str:
+    """C++ pointer of optional input ``i``: ``nullptr`` when omitted.
+
+    Transitional: ``ops/kvcache.py`` writes its C++ with it until its code moves to an emitter; the CPU
+    emitters use ``targets/cpu/emitters/conv.py``'s copy.
+    """
     return ctx.x(i) if len(ctx.inputs) > i and ctx.inputs[i] is not None else "nullptr"
 
 
@@ -48,7 +53,6 @@ class CausalConvWithState(Op):
 
     op_type = "CausalConvWithState"
     since_version = 27
-    kernels = ("conv_extra",)
 
     def _activation(self) -> bool:
         """True for the fused SiLU (``silu`` and ``swish`` name the same function)."""
@@ -87,14 +91,6 @@ class CausalConvWithState(Op):
             y = y / (1 + np.exp(-y))
         return [y.astype(x.dtype), seq[:, :, seq.shape[2] - (k - 1):].copy()]
 
-    def emit(self, ctx: EmitContext) -> str:
-        x, w = ctx.inputs[0], ctx.inputs[1]
-        sizes = f"{ctx.dim(x.shape[0])}, {ctx.dim(x.shape[1])}, {ctx.dim(x.shape[2])}, {w.shape[2]}"
-        silu = "true" if self._activation() else "false"
-        return (f"kernels::causal_conv_with_state({ctx.x(0)}, {ctx.x(1)}, {optional_ptr(ctx, 2)}, {optional_ptr(ctx, 3)}, "
-                f"{ctx.y(0)}, "
-                f"{ctx.y(1)}, {sizes}, {silu});")
-
 
 @register
 class DeformConv(Conv):
@@ -105,7 +101,6 @@ class DeformConv(Conv):
 
     op_type = "DeformConv"
     since_version = 19
-    kernels = ("conv_extra",)
 
     def _taps(self, x: TensorType, w: TensorType) -> tuple[Geometry, int]:
         if x.rank != 4:
@@ -128,23 +123,10 @@ class DeformConv(Conv):
                 raise self.error(f"{what} of shape {t.shape} should be {shape}")
         return [TensorType(x.dtype, (x.shape[0], w.shape[0]) + geom.grid)]
 
-    def workspace(self, inputs, outputs) -> list[TensorType]:
-        x, w = inputs[0], inputs[1]
-        geom, taps = self._taps(x, w)
-        return [TensorType(x.dtype, (w.shape[1] * taps, math.prod(geom.grid)))]
-
     def evaluate(self, values: list[Optional[np.ndarray]]) -> list[np.ndarray]:
         x, w, offset, b, mask = values[0], values[1], values[2], _optional(values, 3), _optional(values, 4)
         geom, _ = self._taps(TensorType(x.dtype, x.shape), TensorType(w.dtype, w.shape))
         return [deform_conv_reference(x, w, offset, b, mask, geom, self.attrs["group"], self.attrs["offset_group"])]
-
-    def emit(self, ctx: EmitContext) -> str:
-        x, w, y = ctx.inputs[0], ctx.inputs[1], ctx.outputs[0]
-        geom, _ = self._taps(x, w)
-        sizes = f"{ctx.dim(x.shape[0])}, {x.shape[1]}, {y.shape[1]}, {self.attrs['group']}, {self.attrs['offset_group']}"
-        return (f"kernels::deform_conv({ctx.x(0)}, {ctx.x(1)}, {ctx.x(2)}, {optional_ptr(ctx, 3)}, {optional_ptr(ctx, 4)}, "
-                f"{ctx.y(0)}, "
-                f"{ctx.w(0)}, {sizes}, {geom.arrays(ctx)});")
 
 
 @register
@@ -152,42 +134,3 @@ class DeformConv22(DeformConv):
     """Opset 22 adds bfloat16 to the types; the computation is unchanged."""
 
     since_version = 22
-
-
-def _bilinear(image: np.ndarray, py: np.ndarray, px: np.ndarray) -> np.ndarray:
-    """Bilinear reads of ``image`` (..., H, W) at positions (py, px); corners outside count as 0."""
-    h, w = image.shape[-2:]
-    y0, x0 = np.floor(py).astype(np.int64), np.floor(px).astype(np.int64)
-    out = np.zeros(image.shape[:-2] + py.shape, dtype=np.float64)
-    for dy in (0, 1):
-        for dx in (0, 1):
-            yy, xx = y0 + dy, x0 + dx
-            weight = (py - y0 if dy else 1 - (py - y0)) * (px - x0 if dx else 1 - (px - x0))
-            inside = (yy >= 0) & (yy < h) & (xx >= 0) & (xx < w)
-            out += np.where(inside, weight * image[..., np.clip(yy, 0, h - 1), np.clip(xx, 0, w - 1)], 0)
-    return out
-
-
-def deform_conv_reference(x: np.ndarray, w: np.ndarray, offset: np.ndarray, b: Optional[np.ndarray],
-                          mask: Optional[np.ndarray], geom: Geometry, group: int, offset_group: int) -> np.ndarray:
-    """DeformConv by building the deformable im2col matrix with numpy (constant folding)."""
-    n, c = x.shape[:2]
-    (kh, kw), (oh, ow) = geom.kernel, geom.grid
-    off = offset.reshape(n, offset_group, kh, kw, 2, oh, ow).astype(np.float64)
-    msk = np.ones((n, offset_group, kh, kw, oh, ow)) if mask is None else mask.reshape(n, offset_group, kh, kw, oh, ow)
-    ky = np.arange(kh)[:, None, None, None] * geom.dilations[0] - geom.pads_begin[0]
-    kx = np.arange(kw)[None, :, None, None] * geom.dilations[1] - geom.pads_begin[1]
-    oy = (np.arange(oh) * geom.strides[0])[None, None, :, None]
-    ox = (np.arange(ow) * geom.strides[1])[None, None, None, :]
-    per = c // offset_group
-    cols = np.empty((n, c, kh, kw, oh, ow))
-    for i in range(n):
-        for g in range(offset_group):
-            py, px = oy + ky + off[i, g, :, :, 0], ox + kx + off[i, g, :, :, 1]
-            cols[i, g * per:(g + 1) * per] = _bilinear(x[i, g * per:(g + 1) * per].astype(np.float64), py, px) * msk[i, g]
-    cg, mg = c // group, w.shape[0] // group
-    y = np.concatenate([np.einsum("mckl,nckl...->nm...", w[g * mg:(g + 1) * mg], cols[:, g * cg:(g + 1) * cg])
-                        for g in range(group)], axis=1)
-    if b is not None:
-        y = y + b[None, :, None, None]
-    return y.astype(x.dtype)

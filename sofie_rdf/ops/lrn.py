@@ -1,12 +1,11 @@
-"""LRN: local response normalization across channels (AlexNet, GoogLeNet)."""
+"""LRN: local response normalization across channels (AlexNet, GoogLeNet); CPU code in ``targets/cpu/emitters/lrn.py``."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from ..ir import TensorType
-from ..ir.dims import num_elements
-from .base import EmitContext, Op
+from .base import Op
 from .registry import register
 
 
@@ -15,7 +14,6 @@ class LRN(Op):
     """y = x / (bias + alpha / size * sum over a channel window of x^2)^beta."""
 
     op_type = "LRN"
-    kernels = ("lrn",)
 
     def infer(self, inputs):
         x = inputs[0]
@@ -33,11 +31,3 @@ class LRN(Op):
         window = sum(sq[:, k:k + x.shape[1]] for k in range(size))
         scale = (self.attrs["bias"] + self.attrs["alpha"] / size * window) ** self.attrs["beta"]
         return [(x / scale).astype(x.dtype)]
-
-    def emit(self, ctx: EmitContext) -> str:
-        x = ctx.inputs[0]
-        inner = num_elements(x.shape[2:])
-        a = self.attrs
-        return (f"kernels::lrn({ctx.x(0)}, {ctx.y(0)}, {ctx.dim(x.shape[0])}, {ctx.dim(x.shape[1])}, "
-                f"{ctx.dim(inner)}, {int(a['size'])}, {ctx.literal(a['alpha'], np.float64)}, "
-                f"{ctx.literal(a['beta'], np.float64)}, {ctx.literal(a['bias'], np.float64)});")

@@ -1,8 +1,8 @@
 """Pad: constant, reflect, edge and wrap padding, negative pads cropping.
 
 Pads (and axes) are fixed when the code is generated; the constant may be a
-run-time scalar.  Negative pads crop the input first (a pointer offset and a
-smaller extent), so the kernel only ever adds elements (kernels::pad).
+run-time scalar.  Negative pads crop the input first, then the positive ones
+add elements.  The CPU code is in ``targets/cpu/emitters/pad.py``.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import numpy as np
 import sympy
 
 from ..ir import TensorType
-from ..ir.dims import Dim, simplify
-from .base import EmitContext, Op, contiguous_strides, normalize_axis
+from ..ir.dims import simplify
+from .base import Op, normalize_axis
 from .registry import register
 
 _MODES = ("constant", "reflect", "edge", "wrap")
@@ -30,7 +30,6 @@ class Pad(Op):
     """Pad with pads (``paddings`` in opset 1) and the constant as attributes (opset 1 to 10)."""
 
     op_type = "Pad"
-    kernels = ("pad",)
 
     def rows_independent(self, inputs: list[Optional[TensorType]]) -> bool:
         """Rows are padded within themselves when the leading dim gets no pads (begin 1, end -1 would shift it)."""
@@ -85,22 +84,6 @@ class Pad(Op):
         kwargs = {"constant_values": np.asarray(self.constant(values)).astype(x.dtype)} if mode == "constant" else {}
         return [np.pad(x[crop], widths, mode=mode, **kwargs).astype(x.dtype)]
 
-    def emit_value(self, ctx: EmitContext) -> str:
-        """C++ expression of the padding constant."""
-        return ctx.literal(self.attrs.get("value", 0.0), ctx.inputs[0].dtype)
-
-    def emit(self, ctx: EmitContext) -> str:
-        x = ctx.inputs[0]
-        begin, end = self.pads(ctx.inputs)
-        strides = contiguous_strides(x.shape)
-        offset: Dim = simplify(sum((max(-b, 0) * s for b, s in zip(begin, strides)), 0))
-        extent = [simplify(d + min(b, 0) + min(e, 0)) for d, b, e in zip(x.shape, begin, end)]
-        src = ctx.x(0) if offset == 0 else f"{ctx.x(0)} + {ctx.dim(offset)}"
-        args = [ctx.array("extent", extent), ctx.array("strides", strides, "std::ptrdiff_t"),
-                ctx.array("begin", [max(b, 0) for b in begin]), ctx.array("out_shape", ctx.outputs[0].shape)]
-        return (f"kernels::pad({src}, {ctx.y(0)}, {', '.join(args)}, {x.rank}, "
-                f"kernels::pad_mode::{self.mode()}, static_cast<{ctx.ctype(x.dtype)}>({self.emit_value(ctx)}));")
-
 
 @register
 class Pad_11(Pad):
@@ -118,14 +101,6 @@ class Pad_11(Pad):
     def constant(self, values: list) -> float:
         v = values[2] if len(values) > 2 else None
         return 0.0 if v is None or np.asarray(v).size == 0 else np.asarray(v).reshape(-1)[0]
-
-    def emit_value(self, ctx: EmitContext) -> str:
-        c = ctx.inputs[2] if len(ctx.inputs) > 2 else None
-        if c is None or (c.value is None and c.size == 0):
-            return ctx.literal(0, ctx.inputs[0].dtype)
-        if c.value is not None:
-            return ctx.literal(self.constant([None, None, c.value]), ctx.inputs[0].dtype)
-        return f"{ctx.x(2)}[0]"
 
 
 @register

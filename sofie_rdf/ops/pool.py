@@ -1,15 +1,15 @@
 """Pooling: MaxPool, AveragePool, LpPool and their Global forms.
 
-Every operator here is one reducer over the same window walk (``kernels::pool``
-in ``kernels/pool.hxx``); what this module owns is the window geometry: output
-shape and padding from ``kernel_shape``, ``strides``, ``dilations``, ``pads``,
-``auto_pad`` and ``ceil_mode``, exactly as the ONNX spec writes them.  The
-numpy reference (constant folding) walks the same geometry with array slices.
+Every operator here is one reducer over the same window walk; what this module
+owns is the window geometry: output shape and padding from ``kernel_shape``,
+``strides``, ``dilations``, ``pads``, ``auto_pad`` and ``ceil_mode``, exactly as
+the ONNX spec writes them.  The numpy reference (constant folding) walks the
+same geometry with array slices (:func:`~sofie_rdf.ops.reference.pool_windows`);
+the CPU code is in ``targets/cpu/emitters/pool.py``.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
 from dataclasses import dataclass
 from typing import ClassVar, Optional
@@ -17,12 +17,12 @@ from typing import ClassVar, Optional
 import numpy as np
 
 from ..ir import TensorType
-from ..ir.dims import num_elements
 from ..ir.dtypes import FLOAT_TYPES
-from .base import EmitContext, Op
+from .base import Op
+from .reference import pool_windows
 from .registry import register
 
-MAX_POOL_RANK = 8  # kMaxPoolRank in kernels/pool.hxx
+MAX_POOL_RANK = 8  # the most spatial dims supported (kMaxPoolRank in the CPU kernels/pool.hxx)
 INT8_TYPES = (np.dtype(np.int8), np.dtype(np.uint8))
 
 
@@ -61,9 +61,8 @@ def _same_padding(n: int, k: int, s: int, d: int, upper: bool) -> tuple[int, int
 
 
 class _Pool(Op):
-    """Window geometry and emission shared by every pooling operator."""
+    """Window geometry shared by every pooling operator."""
 
-    kernels = ("pool",)
     row_wise = True  # over the batch dim N
     global_pool: ClassVar[bool] = False
     dtypes: ClassVar[tuple[np.dtype, ...]] = FLOAT_TYPES
@@ -129,55 +128,16 @@ class _Pool(Op):
         g = self.geometry(x)
         return [TensorType(x.dtype, tuple(x.shape[:2]) + g.out)]
 
-    def emit(self, ctx: EmitContext) -> str:
-        x = ctx.inputs[0]
-        g = self.geometry(x)
-        names = [ctx.array(label, values) for label, values in (
-            ("in_shape", g.spatial), ("out_shape", g.out), ("kernel", g.kernel), ("strides", g.strides),
-            ("dilations", g.dilations), ("pads_begin", g.pads_begin), ("pads_end", g.pads_end))]
-        shape = f"kernels::PoolShape{{{len(g.spatial)}, {', '.join(names)}}}"
-        planes = ctx.dim(num_elements(x.shape[:2]))
-        return f"kernels::pool({ctx.x(0)}, {planes}, {shape}, {self.reducer(ctx)});"
-
-    def reducer(self, ctx: EmitContext) -> str:
-        """C++ expression constructing the kernel's reducer."""
-        raise NotImplementedError
-
     def evaluate(self, values):
         x = values[0]
         g = self.geometry(TensorType(x.dtype, x.shape))
-        taps, inside, padded, flat = _windows(x, g)
+        taps, inside, padded, flat = pool_windows(x, g)
         return self.reduce(x, taps, inside, padded, flat)
 
     def reduce(self, x: np.ndarray, taps: np.ndarray, inside: np.ndarray, padded: np.ndarray,
                flat: tuple[np.ndarray, np.ndarray]) -> list[np.ndarray]:
-        """Numpy reduction over the last axis of the window taps (see :func:`_windows`)."""
+        """Numpy reduction over the last axis of the window taps (see :func:`.reference.pool_windows`)."""
         raise NotImplementedError
-
-
-def _windows(x: np.ndarray, g: PoolGeometry) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple]:
-    """Window taps of every output position, stacked on a last axis.
-
-    Returns the tap values (N, C, *out, K) (0 outside the input), masks of
-    the taps inside the input and inside input plus padding (*out, K), and the
-    taps' spatial offsets in row-major and column-major order (*out, K).
-    """
-    rank = len(g.spatial)
-    grids = np.meshgrid(*[np.arange(o) for o in g.out], indexing="ij")
-    values, inside, padded, rows, cols = [], [], [], [], []
-    for tap in itertools.product(*[range(k) for k in g.kernel]):
-        coords = [grids[d] * g.strides[d] - g.pads_begin[d] + tap[d] * g.dilations[d] for d in range(rank)]
-        ok = np.logical_and.reduce([(c >= 0) & (c < n) for c, n in zip(coords, g.spatial)])
-        pad_ok = np.logical_and.reduce([(c >= -b) & (c < n + e)
-                                        for c, n, b, e in zip(coords, g.spatial, g.pads_begin, g.pads_end)])
-        clipped = [np.clip(c, 0, n - 1) for c, n in zip(coords, g.spatial)]
-        values.append(np.where(ok, x[(Ellipsis, *clipped)], 0))
-        inside.append(ok)
-        padded.append(pad_ok)
-        rows.append(np.ravel_multi_index(clipped, g.spatial))
-        cols.append(np.ravel_multi_index(clipped, g.spatial, order="F"))
-    stack = lambda parts: np.stack(parts, axis=-1)  # noqa: E731
-    return stack(values), stack(inside), stack(padded), (stack(rows), stack(cols))
 
 
 class _MaxPool(_Pool):
@@ -190,12 +150,6 @@ class _MaxPool(_Pool):
         if len(self.node.outputs) > 1 and self.node.outputs[1]:
             return [y, TensorType(np.dtype(np.int64), y.shape)]
         return [y]
-
-    def reducer(self, ctx: EmitContext) -> str:
-        indices = ctx.y(1) if len(ctx.outputs) > 1 and ctx.outputs[1] is not None else "nullptr"
-        column_major = "true" if self.attr("storage_order", 0) else "false"
-        t = ctx.ctype(ctx.inputs[0].dtype)
-        return f"kernels::MaxPoolReducer<{t}>({ctx.y(0)}, {indices}, {column_major})"
 
     def reduce(self, x, taps, inside, padded, flat):
         lowest = np.finfo(x.dtype).min if x.dtype.kind == "f" else np.iinfo(x.dtype).min
@@ -214,10 +168,6 @@ class _MaxPool(_Pool):
 class _AveragePool(_Pool):
     """Mean over each window; padding counts in the divisor when ``count_include_pad``."""
 
-    def reducer(self, ctx: EmitContext) -> str:
-        include = "true" if self.attr("count_include_pad", 0) else "false"
-        return f"kernels::AveragePoolReducer<{ctx.ctype(ctx.inputs[0].dtype)}>({ctx.y(0)}, {include})"
-
     def reduce(self, x, taps, inside, padded, flat):
         count = (padded if self.attr("count_include_pad", 0) else inside).sum(axis=-1)
         return [(taps.sum(axis=-1) / np.maximum(count, 1)).astype(x.dtype)]
@@ -231,10 +181,6 @@ class _LpPool(_Pool):
         if p <= 0:
             raise self.error(f"p must be positive, got {p}")
         return p
-
-    def reducer(self, ctx: EmitContext) -> str:
-        dt = ctx.inputs[0].dtype
-        return f"kernels::LpPoolReducer<{ctx.ctype(dt)}>({ctx.y(0)}, {ctx.literal(float(self.p()), dt)})"
 
     def reduce(self, x, taps, inside, padded, flat):
         p = float(self.p())

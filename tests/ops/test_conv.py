@@ -10,7 +10,7 @@ from onnx.reference import ReferenceEvaluator
 
 import sofie_rdf as sr
 from sofie_rdf.errors import ShapeError
-from sofie_rdf.ops.conv import winograd_kernel, winograd_weights
+from sofie_rdf.ops.reference import winograd_kernel, winograd_weights
 from sofie_rdf.session import Session
 from sofie_rdf.targets.cpu import write_files
 from sofie_rdf.targets.cpu.jit import jit_declare
@@ -200,6 +200,26 @@ def test_winograd_weights_round_trip(m, r):
     u = winograd_weights(w, m)
     assert u.shape == (5, 7, m + r - 1, m + r - 1)
     np.testing.assert_allclose(winograd_kernel(u, m), w, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("x_shape, w_shape, attrs, layout, jit_layout", [
+    ((1, 16, 30, 29), (40, 16, 3, 3), {"pads": [1, 1, 1, 1]}, "winograd", "winograd"),
+    ((2, 6, 50), (8, 6, 5), {"strides": [4]}, "shifted", "shifted"),
+    ((1, 24, 13, 12), (64, 24, 3, 3), {"strides": [2, 2]}, "rows", None),  # register tiles: native code only
+    ((1, 24, 13, 12), (66, 8, 3, 3), {"group": 3}, None, None),  # grouped: im2col, weights as they are
+])
+def test_conv_layout_is_the_emitters(x_shape, w_shape, attrs, layout, jit_layout):
+    """The emitter chooses how constant weights are stored and remembers it; the IR keeps their meaning (the
+    model's shape, no layout attributes), whatever the target."""
+    model, _ = _conv_model("Conv", x_shape, w_shape, attrs)
+    for target, expected in (("native", layout), ("jit", jit_layout)):
+        planned = sr.load(model).planned(target)
+        (node,), (emitter,) = planned.model.nodes, planned.emitters
+        assert emitter.layout == expected
+        assert emitter.winograd_order == (4 if expected == "winograd" else None)
+        assert planned.model.tensors[node.inputs[1]].shape == w_shape
+        assert not {"winograd", "packed_panels", "packed_rows"} & node.attrs.keys()
+        assert ("_packed" in node.inputs[1]) == (expected is not None)
 
 
 def test_winograd_not_for_float64_strides_or_small_images():

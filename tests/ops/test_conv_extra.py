@@ -12,6 +12,7 @@ from conftest import make_model, sofie_run
 from onnx import helper
 from onnx.reference import ReferenceEvaluator
 
+import sofie_rdf as sr
 from sofie_rdf.errors import SofieError
 
 RNG = np.random.default_rng(7)
@@ -148,6 +149,18 @@ def test_deform_conv(check_model, dtype, opset, bias, mask):
 def test_deform_conv_attributes(check_model, options):
     model, feeds = _deform_case(np.float32, **options)
     check_model(model, feeds)
+
+
+def test_deform_conv_constant_weights(check_model):
+    """Constant weights stay as the model gives them: the layouts Conv's kernels store weights in (panels,
+    Winograd tiles) are not DeformConv's."""
+    _, feeds = _deform_case(np.float32, channels=16, features=4, size=(9, 9), kernel=(3, 3), mask=False)
+    w = feeds.pop("w")
+    node = helper.make_node("DeformConv", ["x", "w", "offset", "b"], ["y"])
+    const = make_model([node], [(k, np.float32, list(v.shape)) for k, v in feeds.items() if k != "b"],
+                       [("y", np.float32, None)], {"w": w, "b": feeds.pop("b")}, opset=19)
+    assert "_packed" not in sr.load(const).code().header
+    check_model(const, feeds)
 
 
 def test_deform_conv_symbolic_batch(check_model):

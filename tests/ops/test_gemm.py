@@ -135,6 +135,10 @@ def test_gemm_panels(check_model, case, trans_a, trans_b, c, act):
         nodes.append(helper.make_node(act, ["g"], ["y"]))
     model = make_model(nodes, [("a", np.float32, list(a_shape))], [("y", np.float32, [m, n])], inits)
     assert "kernels::gemm_panels(" in sr.load(model).code().header
+    planned = sr.load(model).planned()
+    gemm = next(e for e in planned.emitters if e.op.node.op_type in ("Gemm", "FusedGemm"))
+    assert (gemm.panel_columns, gemm.b_transposed) == (n, False)  # the emitter's layout; the IR keeps B's meaning
+    assert planned.model.tensors[gemm.op.node.inputs[1]].shape == b_shape and gemm.op.attrs["transB"] == trans_b
     assert "kernels::gemm_panels(" not in sr.load(model).code(target="jit").header
     feeds = {"a": rng.standard_normal(a_shape).astype(np.float32)}
     check_model(model, feeds, rtol=1e-4, atol=1e-5, backend="native")
@@ -233,6 +237,21 @@ def test_gemm_row_counts(check_model, rows):
                        [("x", np.float32, [rows, 10])], [("y", np.float32, [rows, 24])],
                        {"w": w, "c": rng.standard_normal(24).astype(np.float32)})
     check_model(model, {"x": rng.standard_normal((rows, 10)).astype(np.float32)})
+
+
+def test_transposed_constant_b_stored_untransposed():
+    """A constant B of a transB=1 Gemm (a PyTorch Linear) is stored untransposed for the small-product kernel:
+    the emitter remembers it, the IR keeps the model's B and transB."""
+    w = np.random.default_rng(2).standard_normal((24, 10)).astype(np.float32)
+    model = make_model([helper.make_node("Gemm", ["x", "w"], ["y"], transB=1)], [("x", np.float32, ["N", 10])],
+                       [("y", np.float32, ["N", 24])], {"w": w})
+    for target in ("native", "jit"):
+        planned = sr.load(model).planned(target)
+        (node,), (emitter,) = planned.model.nodes, planned.emitters
+        assert (emitter.b_transposed, emitter.panel_columns) == (False, None) and node.attrs["transB"] == 1
+        assert planned.model.tensors[node.inputs[1]].shape == (24, 10)
+        np.testing.assert_array_equal(planned.model.initializers[node.inputs[1]], w.T)
+        assert "kernels::gemm(false, false, N, 24, 10" in sr.load(model).code(target=target).header
 
 
 def test_mlp_chain_reuses_memory(check_model):

@@ -1,0 +1,333 @@
+"""Convolutions on the CPU: Conv, ConvTranspose (and their Fused* forms), CausalConvWithState and DeformConv.
+
+The kernels (``kernels/conv.hxx``) see every convolution as 3-D; the emitter pads lower ranks with size-1 dims.
+Conv runs as im2col + one product per image and group (BLAS for larger matrices), skips im2col for 1x1
+convolutions with stride 1 and no pad, and uses a direct loop for depthwise layers.
+Float convolutions with few output channels or large kernels run as "shifted products" (``conv_shifted``: every
+(channel, tap) step is a constant offset in a padded copy of the image, split by phase where strided, summed in
+register tiles), with their constant weights stored in panels at generation time (:func:`pack_panels`):
+no im2col copy, and 80-90% of the core's peak where im2col + BLAS, whose products have few rows there,
+reaches 15-65%.
+2-D float 3x3 and 5x5 layers with stride 1 and many channels run as Winograd F(m x m, r x r)
+(``kernels/winograd.hxx``: F(4, 3) where the image has many tiles, else F(2, 3); F(2, 5)), their transformed
+weights computed at generation time (:func:`~sofie_rdf.ops.reference.winograd_weights`): 0.25 to 0.44 of the
+products' multiplications, at a cost in rounding (about 1e-6 of the output's scale for F(2, 3), up to 1e-5 for
+the others).  Other layers with many output channels and small images run as ``conv_rows`` (tiles of output
+positions x 16 features, weights in feature blocks).
+ConvTranspose runs as product + col2im (by output phase where the last dim is strided, so that its adds are
+contiguous).  Scratch matrices are workspaces (:meth:`Emitter.workspace`), so inference allocates nothing.
+
+Which kernel serves a Conv, and so how its constant weights are stored, is decided when they are packed and
+remembered on the emitter (:attr:`ConvEmitter.layout`); the IR keeps the weights' logical shape.
+DeformConv runs as a deformable im2col followed by the same per-group product Conv uses (``kernels::gemm``).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Optional
+
+import numpy as np
+
+from ....ir import TensorType
+from ....ops.conv import KERNEL_RANK, Conv, ConvTranspose, FusedConv, FusedConvTranspose, Geometry, extent
+from ....ops.conv_extra import CausalConvWithState, DeformConv
+from ....ops.reference import winograd_weights
+from ..emitter import Emitter, emits
+from .gemm import PANEL_COLUMNS, ActivationCode
+
+if TYPE_CHECKING:
+    from ..context import NodeContext
+
+# Depthwise layers with at most this many outputs per input channel use the direct kernel.
+DIRECT_MAX_OUTPUTS_PER_GROUP = 4
+# Layers use conv_shifted when they have few output channels, or kernels of this many taps or more (im2col
+# copies grow with the taps); otherwise BLAS's blocking of the im2col product is as fast or faster (measured
+# on the rootbench 5x5 stacks, resnet18's 3x3 layers and its 7x7 stride-2 stem, AVX2).
+SHIFTED_MAX_FEATURES = 32
+SHIFTED_MIN_TAPS = 16
+# In code for Cling (target "jit"), which runs its register tiles slower, only layers whose products are this
+# shallow (channels x taps) use it: Conv3d_d32_L4 through the JIT, 72 ms with it on every layer, 48 ms so.
+SHIFTED_MAX_DEPTH_JIT = 64
+PANEL_ROWS = 6  # kConvPanelRows in kernels/conv.hxx
+# Other layers (not 1x1) with output channels in multiples of ROWS_FEATURES (kPanelColumns) and at most
+# ROWS_MAX_POSITIONS output positions per image run as conv_rows (positions as the register tile's rows,
+# weights in feature blocks): 86-91 GFLOP/s on resnet18's 512-channel 7x7 layers and its stride-2 3x3 layers
+# at 14x14 and 7x7, where im2col + BLAS reaches 64-76; on larger images and 1x1 layers BLAS does as well.
+ROWS_FEATURES = PANEL_COLUMNS  # kPanelColumns in kernels/gemm.hxx
+ROWS_MAX_POSITIONS = 256
+# Mirrors of kernels/conv.hxx constants, for the size of conv_shifted's scratch.
+SHIFTED_SLACK = 48  # kConvTileSlack: floats the last tile reads past the padded image
+SHIFTED_CHUNK_STEPS = 512  # kConvChunkSteps: (channel, tap) steps per pass
+SHIFTED_PARTIAL_ALIGN = 96  # kConvPartialAlign
+# Winograd F(m x m, r x r) serves layers with at least this many input channels (the products' depth) and, for
+# the chosen m, at least this many output tiles per image: below that the alpha^2 products are too thin for BLAS
+# and their transformed weights (alpha^2 / r^2 times the originals) outweigh the saving (measured on AVX2:
+# resnet18's 3x3 layers, F(4, 3) 0.37-0.40x im2col's time at 56x56 and 28x28, F(2, 3) 0.61x at 14x14, no gain at
+# 7x7; the rootbench 5x5 layers on 100x100, F(2, 5) 0.52-0.65x conv_shifted's time from 32 channels, even at 16).
+WINOGRAD_MIN_CHANNELS = 16
+WINOGRAD_MIN_TILES = 32
+WINOGRAD_ORDERS = {3: (4, 2), 5: (2,)}  # kernel size -> the m of F(m x m, r x r) to try, in order
+# Tiles go in blocks of whole tile rows whose transformed input and products (alpha^2 x (channels + features)
+# floats per tile) take at most this many floats, so that they stay in the last-level cache.
+WINOGRAD_BLOCK_FLOATS = 1 << 20
+
+
+# ---- shared helpers ----------------------------------------------------------
+
+def padded(values: tuple[int, ...], fill: int) -> list[int]:
+    """``values`` with leading ``fill`` entries up to the kernels' rank."""
+    return [fill] * (KERNEL_RANK - len(values)) + list(values)
+
+
+def geometry_arrays(ctx: NodeContext, geom: Geometry) -> str:
+    """Declare the kernel's geometry arrays; returns them as call arguments."""
+    labels = [("image", geom.image), ("grid", geom.grid), ("kernel", geom.kernel), ("stride", geom.strides)]
+    names = [ctx.array(label, padded(v, 1)) for label, v in labels + [("dilation", geom.dilations)]]
+    names.append(ctx.array("pad", padded(geom.pads_begin, 0), "std::ptrdiff_t"))
+    return ", ".join(names)
+
+
+def optional_ptr(ctx: NodeContext, i: int) -> str:
+    """C++ pointer of optional input ``i``: ``nullptr`` when omitted."""
+    return ctx.x(i) if len(ctx.inputs) > i and ctx.inputs[i] is not None else "nullptr"
+
+
+def shifted_workspace(geom: Geometry, channels: int) -> list[TensorType]:
+    """conv_shifted's float scratch (padded image split by stride phase, slack, partial sums; see kernels/conv.hxx)
+    and its step offsets."""
+    padded_grid = [g + (k - 1) * d // s for g, k, d, s in zip(geom.grid, geom.kernel, geom.dilations, geom.strides)]
+    steps = channels * math.prod(geom.kernel)
+    scratch = channels * math.prod(geom.strides) * math.prod(padded_grid) + SHIFTED_SLACK
+    if steps > SHIFTED_CHUNK_STEPS:  # partial sums of one panel between passes
+        grid = padded(geom.grid, 1)
+        full = padded(tuple(padded_grid), 1)
+        positions = ((grid[0] - 1) * full[1] + grid[1] - 1) * full[2] + grid[2]
+        scratch += PANEL_ROWS * -(-positions // SHIFTED_PARTIAL_ALIGN) * SHIFTED_PARTIAL_ALIGN
+    return [TensorType(np.dtype(np.float32), (scratch,)), TensorType(np.dtype(np.int64), (steps,))]
+
+
+def pack_panels(w: np.ndarray, rows: int = PANEL_ROWS) -> np.ndarray:
+    """Weights (M, C, k...) reordered in blocks of ``rows`` output channels (the last block the rest), each
+    stored K x rows so that one step over (c, tap) reads the block's weights side by side: conv_shifted's panels
+    (PANEL_ROWS), conv_rows' feature blocks (ROWS_FEATURES)."""
+    flat = w.reshape(w.shape[0], -1)
+    blocks = [flat[m:m + rows].T.ravel() for m in range(0, w.shape[0], rows)]
+    return np.concatenate(blocks).reshape(w.shape)
+
+
+class ConvCode(ActivationCode):
+    """Shared arguments of the Conv and ConvTranspose kernels; the fused activation (or the identity) is their
+    last argument."""
+
+    own_kernels = ("conv",)
+
+    def _bias(self, ctx: NodeContext) -> str:
+        return ctx.x(2) if len(ctx.inputs) > 2 and ctx.inputs[2] is not None else "nullptr"
+
+    def _operands(self, ctx: NodeContext) -> tuple[str, str]:
+        """Shared kernel arguments: (x, w, bias, y) and (batch, channels, features, group)."""
+        x, y = ctx.inputs[0], ctx.outputs[0]
+        data = f"{ctx.x(0)}, {ctx.x(1)}, {self._bias(ctx)}, {ctx.y(0)}"
+        sizes = f"{ctx.dim(x.shape[0])}, {x.shape[1]}, {y.shape[1]}, {self.attrs['group']}"
+        return data, sizes
+
+
+# ---- Conv --------------------------------------------------------------------
+
+@emits(Conv, FusedConv)
+class ConvEmitter(ConvCode):
+    """Conv: one kernel call, chosen by :meth:`strategy`."""
+
+    # Set by :meth:`pack` where constant weights are stored for one kernel: ``shifted`` (panels of PANEL_ROWS
+    # features, same shape), ``winograd`` (transformed, alpha x alpha tiles, m in ``winograd_order``) or
+    # ``rows`` (blocks of ROWS_FEATURES features, same shape); None where they are stored as they are.
+    layout: Optional[str] = None
+    winograd_order: Optional[int] = None
+
+    @property
+    def own_kernels(self) -> tuple[str, ...]:
+        return ("conv", "winograd") if self.layout == "winograd" else ("conv",)
+
+    def pack(self, constants: dict[int, np.ndarray], inputs: list[Optional[TensorType]]) -> Optional[dict[int, np.ndarray]]:
+        """Constant weights stored for the kernel that serves the layer: in panels for conv_shifted, transformed
+        for Winograd, in feature blocks for conv_rows.  conv_rows is for native compilers only, and
+        conv_shifted for shallow products only in code for Cling, which runs their register tiles slower than
+        im2col and BLAS (resnet18 through the JIT: 107 ms with conv_rows, 74 ms without)."""
+        w = constants.get(1)
+        if w is None:
+            return None
+        order = self._winograd_order(inputs[0], w)
+        if order:
+            self.layout, self.winograd_order = "winograd", order
+            return {1: winograd_weights(w, order)}
+        if self._shifted_candidate(w):
+            self.layout = "shifted"
+            return {1: pack_panels(w)}
+        if self.target.register_tiles and self._rows_candidate(inputs[0], w):
+            self.layout = "rows"
+            return {1: pack_panels(w, ROWS_FEATURES)}
+        return None
+
+    def _shifted_candidate(self, w: np.ndarray) -> bool:
+        """Whether conv_shifted serves this layer: float32, ungrouped, few output channels or large kernels
+        (and shallow products, for Cling)."""
+        depth = math.prod(w.shape[1:])
+        return (w.dtype == np.float32 and self.attrs["group"] == 1 and 3 <= w.ndim <= 2 + KERNEL_RANK
+                and (w.shape[0] <= SHIFTED_MAX_FEATURES or math.prod(w.shape[2:]) >= SHIFTED_MIN_TAPS)
+                and (self.target.register_tiles or depth <= SHIFTED_MAX_DEPTH_JIT))
+
+    def _winograd_order(self, x: Optional[TensorType], w: np.ndarray) -> Optional[int]:
+        """m of the Winograd F(m x m, r x r) serving this layer, None where it does not."""
+        r = w.shape[2] if w.ndim == 4 else 0
+        if (x is None or w.dtype != np.float32 or r not in WINOGRAD_ORDERS or w.shape[3] != r
+                or self.attrs["group"] != 1 or w.shape[1] < WINOGRAD_MIN_CHANNELS
+                or any(v != 1 for v in self.op._per_dim("strides", 2, 1))
+                or any(v != 1 for v in self.op._per_dim("dilations", 2, 1))):
+            return None
+        geom = self.op.geometry(x, TensorType(w.dtype, w.shape))
+        for m in WINOGRAD_ORDERS[r]:
+            if math.prod(-(-g // m) for g in geom.grid) >= WINOGRAD_MIN_TILES:
+                return m
+        return None
+
+    def _winograd_block(self, x: TensorType, w: TensorType, geom: Geometry) -> tuple[int, int]:
+        """Tile rows per block (see WINOGRAD_BLOCK_FLOATS) and tiles per row of a Winograd layer."""
+        m = self.winograd_order
+        tiles_y, tiles_x = (-(-g // m) for g in geom.grid)
+        per_row = self._winograd_alpha(w) ** 2 * (x.shape[1] + w.shape[0]) * tiles_x
+        return max(1, min(tiles_y, WINOGRAD_BLOCK_FLOATS // per_row)), tiles_x
+
+    def _winograd_alpha(self, w: TensorType) -> int:
+        """The tile size alpha = m + r - 1 of the transformed weights (stored alpha x alpha for r x r)."""
+        return self.winograd_order + w.shape[2] - 1
+
+    def _rows_candidate(self, x: Optional[TensorType], w: np.ndarray) -> bool:
+        """Whether conv_rows serves this layer: float32, ungrouped, not 1x1, features in whole register tiles and
+        a small image."""
+        if (x is None or w.dtype != np.float32 or self.attrs["group"] != 1 or not 3 <= w.ndim <= 2 + KERNEL_RANK
+                or w.shape[0] % ROWS_FEATURES or math.prod(w.shape[2:]) == 1):
+            return False
+        geom = self.op.geometry(x, TensorType(w.dtype, w.shape))
+        return (self.strategy(x, TensorType(w.dtype, w.shape), geom) == "im2col"
+                and math.prod(geom.grid) <= ROWS_MAX_POSITIONS)
+
+    def strategy(self, x: TensorType, w: TensorType, geom: Geometry) -> str:
+        """The packed layout's kernel (``shifted``, ``winograd``, ``rows``), else ``direct`` (depthwise),
+        ``pointwise`` (1x1, stride 1, no pad: no im2col) or ``im2col``."""
+        if self.layout:
+            return self.layout
+        group = self.attrs["group"]
+        if w.shape[1] == 1 and w.shape[0] // group <= DIRECT_MAX_OUTPUTS_PER_GROUP:
+            return "direct"
+        if (all(k == 1 for k in geom.kernel) and all(s == 1 for s in geom.strides)
+                and not any(geom.pads_begin + geom.pads_end)):
+            return "pointwise"
+        return "im2col"
+
+    def workspace(self, inputs: list[Optional[TensorType]], outputs: list[Optional[TensorType]]) -> list[TensorType]:
+        x, w = inputs[0], inputs[1]
+        geom = self.op.geometry(x, w)
+        strategy = self.strategy(x, w, geom)
+        if strategy == "shifted":
+            return shifted_workspace(geom, x.shape[1])
+        if strategy == "winograd":  # V and M: alpha^2 x (channels + features) x the block's tiles
+            rows, tiles_x = self._winograd_block(x, w, geom)
+            return [TensorType(x.dtype, (self._winograd_alpha(w) ** 2 * (x.shape[1] + w.shape[0]) * rows * tiles_x,))]
+        if strategy == "rows":  # padded image and slack (conv_shifted_pad), partial sums; step offsets
+            padded_image = [(g - 1) * s + (k - 1) * d + 1
+                            for g, k, d, s in zip(geom.grid, geom.kernel, geom.dilations, geom.strides)]
+            floats = x.shape[1] * math.prod(padded_image) + SHIFTED_SLACK + w.shape[0] * math.prod(geom.grid)
+            return [TensorType(x.dtype, (floats,)), TensorType(np.dtype(np.int64), (w.shape[1] * math.prod(geom.kernel),))]
+        if strategy != "im2col":
+            return []
+        rows = w.shape[1] * math.prod(geom.kernel)
+        return [TensorType(x.dtype, (rows, math.prod(geom.grid)))]
+
+    def emit(self, ctx: NodeContext) -> str:
+        x, w = ctx.inputs[0], ctx.inputs[1]
+        geom = self.op.geometry(x, w)
+        strategy = self.strategy(x, w, geom)
+        data, sizes = self._operands(ctx)
+        act = self.activation_or_identity(ctx, x.dtype)
+        counts = f"{ctx.dim(x.shape[0])}, {x.shape[1]}, {ctx.outputs[0].shape[1]}"  # ungrouped
+        if strategy in ("shifted", "rows"):
+            return (f"kernels::conv_{strategy}({data}, {ctx.w(0)}, {ctx.w(1)}, {counts}, {geometry_arrays(ctx, geom)}, "
+                    f"{act});")
+        if strategy == "winograd":  # stride 1
+            image, grid = (ctx.array(label, padded(v, 1)) for label, v in (("image", geom.image), ("grid", geom.grid)))
+            pad = ctx.array("pad", padded(geom.pads_begin, 0), "std::ptrdiff_t")
+            order = f"{self.winograd_order}, {geom.kernel[-1]}"
+            rows = self._winograd_block(x, w, geom)[0]
+            return (f"kernels::conv_winograd<{order}>({data}, {ctx.w(0)}, {counts}, {image}, {grid}, {pad}, {rows}, "
+                    f"{act});")
+        shape = geometry_arrays(ctx, geom)
+        if strategy == "direct":
+            return f"kernels::conv_direct({data}, {sizes}, {shape}, {act});"
+        col = ctx.w(0) if strategy == "im2col" else "nullptr"
+        note = "" if strategy == "im2col" else "  // 1x1: the input is the product's matrix"
+        return f"kernels::conv_gemm({data}, {col}, {sizes}, {shape}, {act});{note}"
+
+
+# ---- ConvTranspose -------------------------------------------------------------
+
+@emits(ConvTranspose, FusedConvTranspose)
+class ConvTransposeEmitter(ConvCode):
+    """ConvTranspose: the product, then col2im (by output phase where the last dim is strided)."""
+
+    def workspace(self, inputs: list[Optional[TensorType]], outputs: list[Optional[TensorType]]) -> list[TensorType]:
+        """The product's matrix, and col2im_phased's scratch (one channel's output rows by phase) when the last
+        dim is strided."""
+        x, w = inputs[0], inputs[1]
+        geom = self.op.geometry(x, w)
+        col = TensorType(x.dtype, (w.shape[1] * math.prod(geom.kernel), math.prod(geom.grid)))
+        stride = geom.strides[-1]
+        if stride == 1:
+            return [col]
+        columns = -(-max((geom.grid[-1] - 1) * stride + extent(geom.kernel[-1], geom.dilations[-1]),
+                         geom.image[-1] + geom.pads_begin[-1]) // stride)  # col2im_phase_columns in kernels/conv.hxx
+        return [col, TensorType(x.dtype, (math.prod(geom.image[:-1]), stride * columns))]
+
+    def emit(self, ctx: NodeContext) -> str:
+        x, w = ctx.inputs[0], ctx.inputs[1]
+        geom = self.op.geometry(x, w)
+        data, sizes = self._operands(ctx)
+        phased = ctx.w(1) if geom.strides[-1] > 1 else "nullptr"
+        return (f"kernels::conv_transpose_gemm({data}, {ctx.w(0)}, {phased}, {sizes}, {geometry_arrays(ctx, geom)}, "
+                f"{self.activation_or_identity(ctx, x.dtype)});")
+
+
+# ---- CausalConvWithState, DeformConv (kernels/conv_extra.hxx) -----------------
+
+@emits(CausalConvWithState)
+class CausalConvEmitter(Emitter):
+    """CausalConvWithState: one call over [past_state, input], the SiLU fused."""
+
+    kernels = ("conv_extra",)
+
+    def emit(self, ctx: NodeContext) -> str:
+        x, w = ctx.inputs[0], ctx.inputs[1]
+        sizes = f"{ctx.dim(x.shape[0])}, {ctx.dim(x.shape[1])}, {ctx.dim(x.shape[2])}, {w.shape[2]}"
+        silu = "true" if self.op._activation() else "false"
+        return (f"kernels::causal_conv_with_state({ctx.x(0)}, {ctx.x(1)}, {optional_ptr(ctx, 2)}, {optional_ptr(ctx, 3)}, "
+                f"{ctx.y(0)}, {ctx.y(1)}, {sizes}, {silu});")
+
+
+@emits(DeformConv)
+class DeformConvEmitter(Emitter):
+    """DeformConv: a deformable im2col into the workspace, then the per-group products.  Its weights stay as
+    they are (the Conv layouts are for Conv's kernels)."""
+
+    kernels = ("conv_extra",)
+
+    def workspace(self, inputs: list[Optional[TensorType]], outputs: list[Optional[TensorType]]) -> list[TensorType]:
+        x, w = inputs[0], inputs[1]
+        geom, taps = self.op._taps(x, w)
+        return [TensorType(x.dtype, (w.shape[1] * taps, math.prod(geom.grid)))]
+
+    def emit(self, ctx: NodeContext) -> str:
+        x, w, y = ctx.inputs[0], ctx.inputs[1], ctx.outputs[0]
+        geom, _ = self.op._taps(x, w)
+        sizes = f"{ctx.dim(x.shape[0])}, {x.shape[1]}, {y.shape[1]}, {self.attrs['group']}, {self.attrs['offset_group']}"
+        return (f"kernels::deform_conv({ctx.x(0)}, {ctx.x(1)}, {ctx.x(2)}, {optional_ptr(ctx, 3)}, {optional_ptr(ctx, 4)}, "
+                f"{ctx.y(0)}, {ctx.w(0)}, {sizes}, {geometry_arrays(ctx, geom)});")

@@ -1,0 +1,180 @@
+"""Matrix products on the CPU: Gemm (and FusedGemm) through BLAS or register-tile panels, MatMul through BLAS.
+
+Per-event inference multiplies few rows by each weight matrix; ``kernels::gemm`` hands larger products to
+BLAS and runs small ones itself, streaming B row by row, so a constant B is stored untransposed (PyTorch and
+Keras exports store Linear weights transposed, ``transB=1``).  Native code runs products with large outputs
+and a constant float B as ``gemm_panels``, B stored in column panels.  A bias C and a fused activation are
+applied by the same kernel call while each row of Y is in cache (``gemm_bias_act``).
+
+:class:`ActivationCode` is how every emitter of a ``Fused*`` operator (``ops/conv.py``) applies its activation:
+the activation operator bound to the same target gives the lambda and the kernels it calls.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import TYPE_CHECKING, Optional
+
+import numpy as np
+
+from ....ir import TensorType
+from ....ir.dims import num_elements
+from ....ops.base import broadcast_strides, coalesce
+from ....ops.conv import FusedActivation, FusedGemm
+from ....ops.gemm import Gemm, MatMul
+from ..emitter import Emitter, emits
+
+if TYPE_CHECKING:
+    from ....ops.base import Op
+    from .. import CpuTarget
+    from ..context import NodeContext
+
+# Products served by gemm_panels (kernels/gemm.hxx) in native code: a constant float B stored in panels of
+# PANEL_COLUMNS columns (kPanelColumns), for outputs beyond L2 (kGemmStreamedOutput elements), where BLAS and a
+# bias and activation pass after it go over Y twice, with PANEL_MIN_ROWS to PANEL_MAX_ROWS rows (fewer make
+# the tiles load-bound: the small-product loop is faster; more leave A out of L1, and BLAS's blocking wins)
+# and a depth whose panel stays in L1 (PANEL_MAX_DEPTH).  On a generator's 64 x 100 x 40500 layer + Sigmoid
+# this is 0.93x BLAS + the activation pass; on 256 x 256 x 1024, 1.05x, hence the row limit.
+PANEL_COLUMNS = 16
+PANEL_MIN_OUTPUTS = 1 << 18
+PANEL_MIN_ROWS = 4
+PANEL_MAX_ROWS = 64
+PANEL_MAX_DEPTH = 256
+
+
+class ActivationCode(Emitter):
+    """An emitter whose operator may carry a fused activation (:class:`~sofie_rdf.ops.conv.FusedActivation`),
+    applied to every output by the base operator's kernel through a lambda."""
+
+    # The kernels of the base operator's code; :attr:`kernels` adds the activation's.
+    own_kernels: tuple[str, ...] = ()
+
+    @cached_property
+    def activation(self) -> Optional[Emitter]:
+        """The fused activation bound to this target, None for the plain operator."""
+        if not isinstance(self.op, FusedActivation):
+            return None
+        return self.target.bind(self.op.activation_op())
+
+    @property
+    def kernels(self) -> tuple[str, ...]:
+        """The base operator's kernels and those the activation's code calls (e.g. fastmath for Sigmoid)."""
+        own = self.own_kernels
+        return own if self.activation is None else tuple(dict.fromkeys(own + tuple(self.activation.kernels)))
+
+    def activation_function(self, ctx: NodeContext) -> Optional[str]:
+        """The lambda applied to every output, None without a fused activation."""
+        return None if self.activation is None else self.activation.function(ctx)
+
+    def activation_or_identity(self, ctx: NodeContext, dtype: np.dtype) -> str:
+        """The activation's lambda, or the identity on ``dtype`` where none is fused."""
+        return self.activation_function(ctx) or f"[](const {ctx.ctype(dtype)} v) {{ return v; }}"
+
+
+@emits(Gemm, FusedGemm)
+class GemmEmitter(ActivationCode):
+    """Gemm: one kernel call, ``gemm``, ``gemm_bias_act`` (a bias C or an activation follows the product) or,
+    with B packed in panels, ``gemm_panels``."""
+
+    own_kernels = ("gemm",)
+
+    # Set by :meth:`pack`: how B is stored.  ``b_transposed``: B's stored order is the model's transB
+    # (False once a transposed constant B is stored untransposed); ``panel_columns``: N where B is in panels
+    # of PANEL_COLUMNS columns ((panels, K, PANEL_COLUMNS), zero-padded), None where it is not.
+    b_transposed: bool
+    panel_columns: Optional[int] = None
+
+    def __init__(self, op: Op, target: CpuTarget):
+        super().__init__(op, target)
+        self.b_transposed = bool(self.attrs["transB"])
+
+    def pack(self, constants: dict[int, np.ndarray], inputs: list[Optional[TensorType]]) -> Optional[dict[int, np.ndarray]]:
+        """A constant B in panels for gemm_panels where it serves the product, else stored untransposed: the
+        small-product kernel streams B row by row."""
+        b = constants.get(1)
+        if b is None or b.ndim != 2:
+            return None
+        b = b.T if self.attrs["transB"] else b
+        if self.target.register_tiles and self._panels_serve(inputs, b):
+            k, n = b.shape
+            padded = np.zeros((k, -(-n // PANEL_COLUMNS) * PANEL_COLUMNS), b.dtype)
+            padded[:, :n] = b
+            panels = padded.reshape(k, -1, PANEL_COLUMNS).transpose(1, 0, 2)
+            self.b_transposed, self.panel_columns = False, n
+            return {1: np.ascontiguousarray(panels)}
+        if not self.attrs["transB"]:
+            return None
+        self.b_transposed = False
+        return {1: np.ascontiguousarray(b)}
+
+    def _panels_serve(self, inputs: list[Optional[TensorType]], b: np.ndarray) -> bool:
+        """Whether gemm_panels computes this product (B being ``b``, K x N): float32, fixed and large enough
+        sizes, and C (if any) a row of N values."""
+        a, c = inputs[0], inputs[2] if len(inputs) > 2 and self.attrs["beta"] != 0 else None
+        if a is None or a.rank != 2:
+            return False
+        m = a.shape[1] if self.attrs["transA"] else a.shape[0]
+        k, n = b.shape
+        if (b.dtype != np.float32 or not isinstance(m, int) or not PANEL_MIN_ROWS <= m <= PANEL_MAX_ROWS
+                or k > PANEL_MAX_DEPTH):
+            return False
+        if c is not None and (c.size != n or c.rank not in (1, 2) or c.shape[-1] != n):
+            return False
+        return m * n >= PANEL_MIN_OUTPUTS
+
+    def emit(self, ctx: NodeContext) -> str:
+        a, b = ctx.inputs[0], ctx.inputs[1]
+        c = ctx.inputs[2] if len(ctx.inputs) > 2 and self.attrs["beta"] != 0 else None
+        m, n, k = self.op._mnk(a, b)  # the model's shapes and transB: the IR keeps B's meaning
+        dt = a.dtype
+        trans = ", ".join(str(t).lower() for t in (bool(self.attrs["transA"]), self.b_transposed))
+        product = (f"{trans}, {ctx.dim(m)}, {ctx.dim(n)}, {ctx.dim(k)}, {ctx.literal(self.attrs['alpha'], dt)}, "
+                   f"{ctx.x(0)}, {ctx.x(1)}")
+        act = self.activation_function(ctx)
+        if self.panel_columns:
+            return self._emit_panels(ctx, m, n, k, c is not None, act)
+        if c is None and act is None:
+            return f"kernels::gemm({product}, {ctx.literal(0.0, dt)}, {ctx.y(0)});"
+        bias = "nullptr, 0, 0"
+        if c is not None:
+            row, col = broadcast_strides(c.shape, (m, n))
+            bias = f"{ctx.x(2)}, {ctx.dim(row)}, {ctx.dim(col)}"
+        beta = ctx.literal(self.attrs["beta"] if c is not None else 0.0, dt)
+        act = act or f"[](const {ctx.ctype(dt)} v) {{ return v; }}"
+        return f"kernels::gemm_bias_act({product}, {beta}, {bias}, {ctx.y(0)}, {act});"
+
+    def _emit_panels(self, ctx: NodeContext, m: int, n: int, k: int, has_bias: bool, act: Optional[str]) -> str:
+        """The gemm_panels call: A's strides from transA, C (a row of N) as the bias."""
+        a_row, a_col = (1, m) if self.attrs["transA"] else (k, 1)
+        dt = ctx.inputs[0].dtype
+        beta = ctx.literal(self.attrs["beta"] if has_bias else 0.0, dt)
+        act = act or "[](const float v) { return v; }"
+        return (f"kernels::gemm_panels({m}, {n}, {k}, {ctx.literal(self.attrs['alpha'], dt)}, {ctx.x(0)}, "
+                f"{a_row}, {a_col}, {ctx.x(1)}, {beta}, {ctx.x(2) if has_bias else 'nullptr'}, {ctx.y(0)}, {act});")
+
+
+@emits(MatMul)
+class MatMulEmitter(Emitter):
+    """MatMul: one product with the batch rows stacked where B is one matrix, else a batched product over the
+    broadcast batch dims (coalesced)."""
+
+    kernels = ("gemm",)
+
+    def emit(self, ctx: NodeContext) -> str:
+        a, b = ctx.inputs[0], ctx.inputs[1]
+        sa, sb, batch = self.op._shapes(a, b)
+        m, k, n = sa[-2], sa[-1], sb[-1]
+        one = ctx.literal(1.0, a.dtype)
+        zero = ctx.literal(0.0, a.dtype)
+        b_is_matrix = all(isinstance(d, int) and d == 1 for d in sb[:-2])
+        if b_is_matrix:  # (..., M, K) x (K, N): one product with all batch rows stacked
+            rows = num_elements(sa[:-1])
+            return (f"kernels::gemm(false, false, {ctx.dim(rows)}, {ctx.dim(n)}, {ctx.dim(k)}, {one}, "
+                    f"{ctx.x(0)}, {ctx.x(1)}, {zero}, {ctx.y(0)});")
+        stride_a = [s * m * k for s in broadcast_strides(sa[:-2], batch)]
+        stride_b = [s * k * n for s in broadcast_strides(sb[:-2], batch)]
+        shape, (st_a, st_b) = coalesce(batch, stride_a, stride_b)
+        dims = ctx.array("batch_shape", shape)
+        pa, pb = ctx.array("a_strides", st_a, "std::ptrdiff_t"), ctx.array("b_strides", st_b, "std::ptrdiff_t")
+        return (f"kernels::matmul_batched({ctx.x(0)}, {pa}, {ctx.x(1)}, {pb}, {ctx.y(0)}, {dims}, {len(shape)}, "
+                f"{ctx.dim(m)}, {ctx.dim(n)}, {ctx.dim(k)});")

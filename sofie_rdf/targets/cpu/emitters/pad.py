@@ -1,0 +1,50 @@
+"""Pad on the CPU: negative pads crop the input first (a pointer offset and a smaller extent), so that the
+kernel (``kernels::pad``) only ever adds elements."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ....ir.dims import Dim, simplify
+from ....ops.base import contiguous_strides
+from ....ops.pad import Pad, Pad_11
+from ..emitter import Emitter, emits
+
+if TYPE_CHECKING:
+    from ..context import NodeContext
+
+
+@emits(Pad)
+class PadEmitter(Emitter):
+    """Pad with the constant as an attribute (opset 1 to 10)."""
+
+    kernels = ("pad",)
+
+    def value(self, ctx: NodeContext) -> str:
+        """C++ expression of the padding constant."""
+        return ctx.literal(self.attrs.get("value", 0.0), ctx.inputs[0].dtype)
+
+    def emit(self, ctx: NodeContext) -> str:
+        x = ctx.inputs[0]
+        begin, end = self.op.pads(ctx.inputs)
+        strides = contiguous_strides(x.shape)
+        offset: Dim = simplify(sum((max(-b, 0) * s for b, s in zip(begin, strides)), 0))
+        extent = [simplify(d + min(b, 0) + min(e, 0)) for d, b, e in zip(x.shape, begin, end)]
+        src = ctx.x(0) if offset == 0 else f"{ctx.x(0)} + {ctx.dim(offset)}"
+        args = [ctx.array("extent", extent), ctx.array("strides", strides, "std::ptrdiff_t"),
+                ctx.array("begin", [max(b, 0) for b in begin]), ctx.array("out_shape", ctx.outputs[0].shape)]
+        return (f"kernels::pad({src}, {ctx.y(0)}, {', '.join(args)}, {x.rank}, "
+                f"kernels::pad_mode::{self.op.mode()}, static_cast<{ctx.ctype(x.dtype)}>({self.value(ctx)}));")
+
+
+@emits(Pad_11)
+class Pad11Emitter(PadEmitter):
+    """Pad with the constant as an optional input (opset 11 on): a literal where known, else read at run time."""
+
+    def value(self, ctx: NodeContext) -> str:
+        c = ctx.inputs[2] if len(ctx.inputs) > 2 else None
+        if c is None or (c.value is None and c.size == 0):
+            return ctx.literal(0, ctx.inputs[0].dtype)
+        if c.value is not None:
+            return ctx.literal(self.op.constant([None, None, c.value]), ctx.inputs[0].dtype)
+        return f"{ctx.x(2)}[0]"
