@@ -12,6 +12,7 @@ from . import (  # noqa: F401  (registration)
     conv_extra,
     einsum,
     elementwise,
+    fused,
     fused_elementwise,
     gemm,
     indexing,

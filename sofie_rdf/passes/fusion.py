@@ -26,8 +26,8 @@ import numpy as np
 
 from ..ir import Model, Node
 from ..ops import lookup, make_node
-from ..ops.conv import ACTIVATION_PREFIX, FUSED_DOMAIN
 from ..ops.elementwise import Cast, Clip, UnaryOp
+from ..ops.fused import ACTIVATION_PREFIX, FUSED_DOMAIN
 
 # Producer op type -> its fused form.
 FUSABLE = {"Conv": "FusedConv", "ConvTranspose": "FusedConvTranspose", "Gemm": "FusedGemm"}

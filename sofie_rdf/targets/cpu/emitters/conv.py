@@ -30,8 +30,9 @@ from typing import TYPE_CHECKING, Optional
 import numpy as np
 
 from ....ir import TensorType
-from ....ops.conv import KERNEL_RANK, Conv, ConvTranspose, FusedConv, FusedConvTranspose, Geometry, extent
+from ....ops.conv import KERNEL_RANK, Conv, ConvTranspose, Geometry, extent
 from ....ops.conv_extra import CausalConvWithState, DeformConv
+from ....ops.fused import FusedConv, FusedConvTranspose
 from ....ops.reference import winograd_weights
 from ..emitter import Emitter, emits
 from .gemm import PANEL_COLUMNS, ActivationCode

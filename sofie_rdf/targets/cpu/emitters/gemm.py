@@ -20,7 +20,7 @@ import numpy as np
 from ....ir import TensorType
 from ....ir.dims import num_elements
 from ....ops.base import broadcast_strides, coalesce
-from ....ops.conv import FusedActivation, FusedGemm
+from ....ops.fused import FusedActivation, FusedGemm
 from ....ops.gemm import Gemm, MatMul
 from ..emitter import Emitter, emits
 
@@ -43,7 +43,7 @@ PANEL_MAX_DEPTH = 256
 
 
 class ActivationCode(Emitter):
-    """An emitter whose operator may carry a fused activation (:class:`~sofie_rdf.ops.conv.FusedActivation`),
+    """An emitter whose operator may carry a fused activation (:class:`~sofie_rdf.ops.fused.FusedActivation`),
     applied to every output by the base operator's kernel through a lambda."""
 
     # The kernels of the base operator's code; :attr:`kernels` adds the activation's.
