@@ -1,10 +1,9 @@
 """Bitwise operators on integers: BitShift, BitwiseAnd/Or/Xor and BitwiseNot.
 
 They are :class:`~sofie_rdf.ops.elementwise.BinaryOp` / ``UnaryOp``
-subclasses, so they broadcast like the arithmetic; only the C++ expression
-and the numpy reference differ.  Shift counts outside ``[0, bits)`` are
-undefined in C++, so ``kernels/bitwise.hxx`` gives them the result ONNX
-defines (opset 28) instead.
+subclasses, so they broadcast like the arithmetic; only the numpy reference
+differs.  Shift counts outside ``[0, bits)`` give the result ONNX defines
+(opset 28), in the reference and in the CPU's ``kernels/bitwise.hxx``.
 """
 
 from __future__ import annotations
@@ -23,7 +22,6 @@ class BitShift(BinaryOp):
 
     op_type = "BitShift"
     since_version = 11
-    kernels = ("elementwise", "bitwise")
     kinds = "u"
 
     def left(self) -> bool:
@@ -45,10 +43,6 @@ class BitShift(BinaryOp):
         fill = np.where(a < 0, -1, 0) if a.dtype.kind == "i" else 0
         return np.where(valid, np.right_shift(a, count), fill)
 
-    def body(self, ctx) -> str:
-        return f"kernels::shift_{'left' if self.left() else 'right'}(a, b)"
-
-
 @register
 class BitShift_28(BitShift):
     """Opset 28 adds signed types: right shifts are arithmetic, left shifts drop bits past the sign bit."""
@@ -67,21 +61,18 @@ class _Bitwise(BinaryOp):
 @register
 class BitwiseAnd(_Bitwise):
     op_type = "BitwiseAnd"
-    expr = "a & b"
     reference = staticmethod(np.bitwise_and)
 
 
 @register
 class BitwiseOr(_Bitwise):
     op_type = "BitwiseOr"
-    expr = "a | b"
     reference = staticmethod(np.bitwise_or)
 
 
 @register
 class BitwiseXor(_Bitwise):
     op_type = "BitwiseXor"
-    expr = "a ^ b"
     reference = staticmethod(np.bitwise_xor)
 
 
@@ -92,5 +83,4 @@ class BitwiseNot(UnaryOp):
     op_type = "BitwiseNot"
     since_version = 18
     kinds = INTEGER
-    expr = "static_cast<{T}>(~x)"
     reference = staticmethod(np.invert)

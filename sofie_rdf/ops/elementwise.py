@@ -1,9 +1,10 @@
 """Element-wise operators: unary math and activations, Cast, Clip, the
 broadcasting binary arithmetic (with Mod) and the n-ary Sum, Min, Max and Mean.
 
-Each unary op is a C++ expression in ``x`` (attributes as ``{name}``
-placeholders) and a numpy reference; the shared bases emit the kernel call.
-The bases are also what ``activations`` and ``logic`` build on.
+Each op is a numpy reference plus its type rules; the bases are also what
+``activations``, ``logic`` and ``bitwise`` build on.  Their C++ (an expression
+per op in the loops of ``kernels/elementwise.hxx``) is the CPU emitter's,
+``targets/cpu/emitters/elementwise.py``.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ import sympy
 
 from ..ir import TensorType
 from ..ir.dims import dims_equal
-from ..ir.dtypes import compute_dtype, from_onnx, kind
-from .base import EmitContext, Op, broadcast_shapes, broadcast_strides, coalesce, static_size
+from ..ir.dtypes import from_onnx, kind
+from .base import Op, broadcast_shapes
 from .registry import register
 
 
@@ -31,7 +32,7 @@ NUMERIC = "fiu"
 
 
 def check_kinds(op: Op, dtype: np.dtype, kinds: str) -> None:
-    """Refuse an element type outside the op's ONNX type constraint (its C++ expression may not even compile)."""
+    """Refuse an element type outside the op's ONNX type constraint."""
     if kind(dtype) not in kinds:
         raise op.error(f"input type {dtype} is not supported ({' or '.join(_KIND_NAMES[k] for k in kinds)} expected)")
 
@@ -39,10 +40,7 @@ def check_kinds(op: Op, dtype: np.dtype, kinds: str) -> None:
 class UnaryOp(Op):
     """y = f(x) element by element, same shape."""
 
-    kernels = ("elementwise",)
     row_wise = True
-    expr: ClassVar[str] = "x"
-    params: ClassVar[tuple[str, ...]] = ()
     kinds: ClassVar[str] = "f"
     # Inputs whose memory the output may take over (passes/memory_planning.py): element i is read before
     # element i is written, and by no other element.
@@ -64,27 +62,10 @@ class UnaryOp(Op):
         with np.errstate(all="ignore"):
             return [np.asarray(self.reference(x)).astype(self.out_dtype(x.dtype))]
 
-    def body(self, ctx: EmitContext) -> str:
-        """The C++ expression in ``x`` with attribute values filled in."""
-        dtype = compute_dtype(ctx.inputs[0].dtype)
-        values = {p: ctx.literal(self.attrs[p], dtype) for p in self.params}
-        return self.expr.format(T=ctx.ctype(dtype), **values)
-
-    def function(self, ctx: EmitContext) -> str:
-        """The lambda applied per element (also used by fused epilogues)."""
-        t_in, t_out = ctx.ctype(compute_dtype(ctx.inputs[0].dtype)), ctx.ctype(ctx.outputs[0].dtype)
-        return f"[](const {t_in} x) -> {t_out} {{ return {self.body(ctx)}; }}"
-
-    def emit(self, ctx: EmitContext) -> str:
-        n = ctx.dim(ctx.outputs[0].size)
-        return f"kernels::unary({ctx.x(0)}, {ctx.y(0)}, {n}, {self.function(ctx)});"
-
-
 @register
 class Relu(UnaryOp):
     op_type = "Relu"
     kinds = NUMERIC
-    expr = "x < 0 ? {T}(0) : x"  # NaN propagates, as in onnxruntime
 
     def reference(self, x):
         return np.maximum(x, 0)
@@ -93,8 +74,6 @@ class Relu(UnaryOp):
 @register
 class LeakyRelu(UnaryOp):
     op_type = "LeakyRelu"
-    params = ("alpha",)
-    expr = "x >= 0 ? x : {alpha} * x"
 
     def reference(self, x):
         return np.where(x >= 0, x, x * self.attrs["alpha"])
@@ -103,7 +82,6 @@ class LeakyRelu(UnaryOp):
 @register
 class Sigmoid(UnaryOp):
     op_type = "Sigmoid"
-    expr = "kernels::fast_sigmoid(x)"  # vectorizes (kernels/fastmath.hxx); std::exp would not
 
     def reference(self, x):
         return 1 / (1 + np.exp(-x))
@@ -112,15 +90,12 @@ class Sigmoid(UnaryOp):
 @register
 class Tanh(UnaryOp):
     op_type = "Tanh"
-    expr = "kernels::fast_tanh(x)"
     reference = staticmethod(np.tanh)
 
 
 @register
 class Selu(UnaryOp):
     op_type = "Selu"
-    params = ("alpha", "gamma")
-    expr = "x > 0 ? {gamma} * x : {gamma} * ({alpha} * std::exp(x) - {alpha})"
 
     def reference(self, x):
         a, g = self.attrs["alpha"], self.attrs["gamma"]
@@ -130,8 +105,6 @@ class Selu(UnaryOp):
 @register
 class Elu(UnaryOp):
     op_type = "Elu"
-    params = ("alpha",)
-    expr = "x >= 0 ? x : {alpha} * (std::exp(x) - {T}(1))"
 
     def reference(self, x):
         return np.where(x >= 0, x, self.attrs["alpha"] * (np.exp(x) - 1))
@@ -140,21 +113,18 @@ class Elu(UnaryOp):
 @register
 class Sqrt(UnaryOp):
     op_type = "Sqrt"
-    expr = "std::sqrt(x)"
     reference = staticmethod(np.sqrt)
 
 
 @register
 class Exp(UnaryOp):
     op_type = "Exp"
-    expr = "std::exp(x)"
     reference = staticmethod(np.exp)
 
 
 @register
 class Log(UnaryOp):
     op_type = "Log"
-    expr = "std::log(x)"
     reference = staticmethod(np.log)
 
 
@@ -162,7 +132,6 @@ class Log(UnaryOp):
 class Neg(UnaryOp):
     op_type = "Neg"
     kinds = NUMERIC
-    expr = "-x"
     reference = staticmethod(np.negative)
 
 
@@ -170,18 +139,11 @@ class Neg(UnaryOp):
 class Abs(UnaryOp):
     op_type = "Abs"
     kinds = NUMERIC
-    expr = "x < 0 ? -x : x"
     reference = staticmethod(np.abs)
-
-    def body(self, ctx: EmitContext) -> str:
-        # Unsigned values are their own absolute value; "x < 0" on them trips -Wtype-limits.
-        return "x" if ctx.inputs[0].dtype.kind == "u" else super().body(ctx)
-
 
 @register
 class Reciprocal(UnaryOp):
     op_type = "Reciprocal"
-    expr = "{T}(1) / x"
     reference = staticmethod(np.reciprocal)
 
 
@@ -202,12 +164,6 @@ class Cast(UnaryOp):
                 raise NotImplementedError
             return [x.copy()]
         return [x.astype(self.out_dtype(x.dtype))]
-
-    def body(self, ctx: EmitContext) -> str:
-        if ctx.outputs[0].dtype == np.bool_:
-            return "x != 0"
-        return f"static_cast<{ctx.ctype(ctx.outputs[0].dtype)}>(x)"
-
 
 @register
 class CastLike(Cast):
@@ -241,30 +197,14 @@ class Clip(UnaryOp):
     op_type = "Clip"
     kinds = NUMERIC
 
-    def bounds(self, ctx: EmitContext) -> tuple[str, str]:
-        dtype = ctx.inputs[0].dtype
-        return ctx.literal(self.attrs["min"], dtype), ctx.literal(self.attrs["max"], dtype)
-
     def reference(self, x):
         return np.clip(x, self.attrs["min"], self.attrs["max"])
-
-    def function(self, ctx: EmitContext) -> str:
-        t = ctx.ctype(ctx.inputs[0].dtype)
-        lo, hi = self.bounds(ctx)
-        return f"[lo = {lo}, hi = {hi}](const {t} x) -> {t} {{ return std::min(std::max(x, lo), hi); }}"
-
 
 @register
 class Clip_11(Clip):
     """Clip with optional min/max inputs, which may be run-time scalars."""
 
     since_version = 11
-
-    def bounds(self, ctx: EmitContext) -> tuple[str, str]:
-        t = ctx.ctype(ctx.inputs[0].dtype)
-        lo = f"{ctx.x(1)}[0]" if ctx.inputs[1:2] and ctx.inputs[1] else f"std::numeric_limits<{t}>::lowest()"
-        hi = f"{ctx.x(2)}[0]" if ctx.inputs[2:3] and ctx.inputs[2] else f"std::numeric_limits<{t}>::max()"
-        return lo, hi
 
     def evaluate(self, values):
         x = values[0]
@@ -283,9 +223,7 @@ class Clip_11(Clip):
 class BinaryOp(Op):
     """y = f(a, b) with numpy broadcasting."""
 
-    kernels = ("elementwise",)
     row_wise = True
-    expr: ClassVar[str] = ""
     kinds: ClassVar[str] = NUMERIC + "b"
     reference: ClassVar[Callable]
     # As UnaryOp's; an n-ary op writes its output before it reads inputs 2 and up, so only the first two.
@@ -308,33 +246,6 @@ class BinaryOp(Op):
             y = np.asarray(self.reference(a, b))
         return [y.astype(out) if out is not object else y]
 
-    def body(self, ctx: EmitContext) -> str:
-        """The C++ expression in ``a`` and ``b``."""
-        return self.expr
-
-    def function(self, ctx: EmitContext) -> str:
-        ta, tb = (ctx.ctype(compute_dtype(t.dtype)) for t in ctx.inputs[:2])
-        ty = ctx.ctype(ctx.outputs[0].dtype)
-        return f"[](const {ta} a, const {tb} b) -> {ty} {{ return {self.body(ctx)}; }}"
-    def emit(self, ctx: EmitContext) -> str:
-        a, b = ctx.inputs[0], ctx.inputs[1]
-        y = ctx.outputs[0]
-        f = self.function(ctx)
-        n = ctx.dim(y.size)
-        if _same_shape(a.shape, y.shape) and _same_shape(b.shape, y.shape):
-            return f"kernels::binary({ctx.x(0)}, {ctx.x(1)}, {ctx.y(0)}, {n}, {f});"
-        if _same_shape(a.shape, y.shape) and static_size(b.shape) == 1:
-            return f"kernels::binary_scalar_b({ctx.x(0)}, {ctx.x(1)}[0], {ctx.y(0)}, {n}, {f});"
-        if _same_shape(b.shape, y.shape) and static_size(a.shape) == 1:
-            return f"kernels::binary_scalar_a({ctx.x(0)}[0], {ctx.x(1)}, {ctx.y(0)}, {n}, {f});"
-        shape, (sa, sb) = coalesce(y.shape, broadcast_strides(a.shape, y.shape), broadcast_strides(b.shape, y.shape))
-        dims = ctx.array("shape", shape)
-        sa_, sb_ = ctx.array("a_strides", sa, "std::ptrdiff_t"), ctx.array("b_strides", sb, "std::ptrdiff_t")
-        return (
-            f"kernels::binary_strided({ctx.x(0)}, {sa_}, {ctx.x(1)}, {sb_}, {ctx.y(0)}, {dims}, {len(shape)}, {f});"
-        )
-
-
 def _int_div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     if a.dtype == object or b.dtype == object:
         return a // b
@@ -346,28 +257,24 @@ def _int_div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 @register
 class Add(BinaryOp):
     op_type = "Add"
-    expr = "a + b"
     reference = staticmethod(lambda a, b: a + b)
 
 
 @register
 class Sub(BinaryOp):
     op_type = "Sub"
-    expr = "a - b"
     reference = staticmethod(lambda a, b: a - b)
 
 
 @register
 class Mul(BinaryOp):
     op_type = "Mul"
-    expr = "a * b"
     reference = staticmethod(lambda a, b: a * b)
 
 
 @register
 class Div(BinaryOp):
     op_type = "Div"
-    expr = "a / b"
     reference = staticmethod(_int_div)
 
 
@@ -376,17 +283,10 @@ class Pow(BinaryOp):
     """Pow: the exponent may have another type; the result has the base's."""
 
     op_type = "Pow"
-    expr = "std::pow(a, b)"
     reference = staticmethod(lambda a, b: np.power(a.astype(np.float64), b.astype(np.float64)))
 
     def out_dtype(self, a: np.dtype, b: np.dtype) -> np.dtype:
         return a
-
-    def function(self, ctx: EmitContext) -> str:
-        ty = ctx.ctype(ctx.outputs[0].dtype)
-        ta, tb = (ctx.ctype(compute_dtype(t.dtype)) for t in ctx.inputs[:2])
-        return f"[](const {ta} a, const {tb} b) -> {ty} {{ return static_cast<{ty}>(std::pow(a, b)); }}"
-
 
 @register
 class Mod(BinaryOp):
@@ -414,10 +314,6 @@ class Mod(BinaryOp):
             raise self.error("integer division by zero")
         return np.mod(a, b) if self.attrs["fmod"] == 0 else np.fmod(a, b)
 
-    def body(self, ctx: EmitContext) -> str:
-        return f"kernels::{'mod_floor' if self.attrs['fmod'] == 0 else 'mod_trunc'}(a, b)"
-
-
 @register
 class Mod_28(Mod):
     """Opset 28 defines fmod=0 on floating-point inputs too."""
@@ -430,8 +326,7 @@ class NaryOp(BinaryOp):
     """A binary op folded over one or more inputs, all broadcast together.
 
     The first two inputs are combined into the output; each further input is
-    then combined into the output in place (element ``i`` is read before it
-    is written, so aliasing is safe); :meth:`finish` may then rescale it.
+    then combined into the output (Mean then divides it: :meth:`finish_value`).
     """
 
     def infer(self, inputs: list[Optional[TensorType]]) -> list[TensorType]:
@@ -448,31 +343,8 @@ class NaryOp(BinaryOp):
         return [total if total.dtype == object else total.astype(values[0].dtype)]  # object: symbolic dims
 
     def finish_value(self, total: np.ndarray, count: int) -> np.ndarray:
-        """The numpy counterpart of :meth:`finish`."""
+        """The combined value after the last input (Mean divides it by the count)."""
         return total
-
-    def finish(self, ctx: EmitContext) -> str:
-        """Statements applied to the combined output (Mean divides it)."""
-        return ""
-
-    def emit(self, ctx: EmitContext) -> str:
-        y = ctx.outputs[0]
-        if len(ctx.inputs) == 1:
-            shape, (sx,) = coalesce(y.shape, broadcast_strides(ctx.inputs[0].shape, y.shape))
-            return (f"kernels::unary_strided({ctx.x(0)}, {ctx.array('x_strides', sx, 'std::ptrdiff_t')}, {ctx.y(0)}, "
-                    f"{ctx.array('shape', shape)}, {len(shape)}, [](const auto a) {{ return a; }});")
-        lines = [super().emit(ctx)]
-        f = self.function(ctx)
-        for k in range(2, len(ctx.inputs)):
-            shape, (sy, sx) = coalesce(y.shape, broadcast_strides(y.shape, y.shape),
-                                       broadcast_strides(ctx.inputs[k].shape, y.shape))
-            dims = ctx.array(f"shape{k}", shape)
-            sy_, sx_ = (ctx.array(f"{n}{k}", s, "std::ptrdiff_t") for n, s in (("y_strides", sy), ("x_strides", sx)))
-            lines.append(f"kernels::binary_strided({ctx.y(0)}, {sy_}, {ctx.x(k)}, {sx_}, {ctx.y(0)}, {dims}, "
-                         f"{len(shape)}, {f});")
-        lines.append(self.finish(ctx))
-        return "\n".join(line for line in lines if line)
-
 
 @register
 class Sum(NaryOp, Add):
@@ -503,7 +375,6 @@ class Min(NaryOp):
     op_type = "Min"
     since_version = 6
     kinds = NUMERIC
-    expr = "kernels::minimum(a, b)"
     reference = staticmethod(_shape_arithmetic(np.minimum, sympy.Min))
 
 
@@ -514,7 +385,6 @@ class Max(NaryOp):
     op_type = "Max"
     since_version = 6
     kinds = NUMERIC
-    expr = "kernels::maximum(a, b)"
     reference = staticmethod(_shape_arithmetic(np.maximum, sympy.Max))
 
 
@@ -528,11 +398,3 @@ class Mean(NaryOp, Add):
 
     def finish_value(self, total: np.ndarray, count: int) -> np.ndarray:
         return total / total.dtype.type(count)
-
-    def finish(self, ctx: EmitContext) -> str:
-        if len(ctx.inputs) == 1:
-            return ""
-        y = ctx.outputs[0]
-        t = ctx.ctype(y.dtype)
-        count = ctx.literal(len(ctx.inputs), y.dtype)
-        return f"kernels::unary({ctx.y(0)}, {ctx.y(0)}, {ctx.dim(y.size)}, [](const {t} v) -> {t} {{ return v / {count}; }});"

@@ -8,9 +8,9 @@ second operands of its binary steps, each either of the output's shape or a
 single (constant) value.  The attribute ``steps`` is a JSON list, one entry per
 operator: ``{"op", "version", "attrs", "operand"}`` where ``operand`` is the
 index of the step's other input (-1 for a unary step) and ``operand_first``
-says it is the binary operator's first argument.  Each step's C++ is its own
-operator's lambda (``UnaryOp.function`` / ``BinaryOp.function``), so the fused
-loop computes exactly what the separate nodes compute.
+says it is the binary operator's first argument.  The CPU emitter
+(``targets/cpu/emitters/elementwise.py``) runs each step as its own operator's
+lambda, so the fused loop computes exactly what the separate nodes compute.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import numpy as np
 
 from ..ir import TensorType
 from ..ir.dims import dims_equal
-from .base import EmitContext, Op, static_size
+from .base import Op, static_size
 from .registry import INTERNAL_DOMAIN, lookup, make_node, register
 
 
@@ -51,11 +51,6 @@ class FusedElementwise(Op):
         return [step_op(s, self.model) for s in self.steps]
 
     @property
-    def kernels(self) -> tuple[str, ...]:
-        """Those the steps' code calls (fastmath for Sigmoid, Tanh, ...)."""
-        return tuple(dict.fromkeys(k for op in self.ops for k in op.kernels))
-
-    @property
     def inplace_inputs(self) -> tuple[int, ...]:
         """Any input of the output's shape: element i of every input is read before element i is written."""
         return tuple(range(len(self.node.inputs)))
@@ -79,23 +74,3 @@ class FusedElementwise(Op):
                 operand = values[k]
                 v = op.evaluate([operand, v] if step.get("operand_first") else [v, operand])[0]
         return [v]
-
-    def emit(self, ctx: EmitContext) -> str:
-        n = ctx.dim(ctx.outputs[0].size)
-        scalar = {k for k, t in enumerate(ctx.inputs) if k and static_size(t.shape) == 1}
-        lines = [f"const auto f{i} = {op.function(ctx)};" for i, op in enumerate(self.ops)]
-        # single values read once: in the loop the compiler could not tell them apart from the output it writes
-        lines += [f"const auto c{k} = {ctx.x(k)}[0];" for k in sorted(scalar)]
-        lines.append(f"for (size_t i = 0; i < {n}; ++i) {{")
-        lines.append(f"   auto v = {ctx.x(0)}[i];")
-        for i, step in enumerate(self.steps):
-            k = step["operand"]
-            if k < 0:
-                lines.append(f"   v = f{i}(v);")
-                continue
-            operand = f"c{k}" if k in scalar else f"{ctx.x(k)}[i]"
-            args = f"{operand}, v" if step.get("operand_first") else f"v, {operand}"
-            lines.append(f"   v = f{i}({args});")
-        lines.append(f"   {ctx.y(0)}[i] = v;")
-        lines.append("}")
-        return "{\n" + "\n".join("   " + line for line in lines) + "\n}"

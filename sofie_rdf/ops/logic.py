@@ -2,7 +2,7 @@
 
 Comparisons and And/Or/Xor are :class:`~sofie_rdf.ops.elementwise.BinaryOp`
 subclasses with a bool output, so they broadcast like the arithmetic; Where
-broadcasts three operands through ``kernels::ternary_strided``.
+broadcasts its three operands together.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Optional
 import numpy as np
 
 from ..ir import TensorType
-from .base import EmitContext, Op, broadcast_shapes, broadcast_strides, coalesce
+from .base import Op, broadcast_shapes
 from .elementwise import NUMERIC, BinaryOp, UnaryOp, check_kinds
 from .registry import register
 
@@ -40,14 +40,12 @@ class Comparison(BinaryOp):
 class Equal(Comparison):
     op_type = "Equal"
     kinds = NUMERIC + "b"
-    expr = "a == b"
     reference = staticmethod(np.equal)
 
 
 @register
 class Less(Comparison):
     op_type = "Less"
-    expr = "a < b"
     reference = staticmethod(np.less)
 
 
@@ -55,14 +53,12 @@ class Less(Comparison):
 class LessOrEqual(Comparison):
     op_type = "LessOrEqual"
     since_version = 12
-    expr = "a <= b"
     reference = staticmethod(np.less_equal)
 
 
 @register
 class Greater(Comparison):
     op_type = "Greater"
-    expr = "a > b"
     reference = staticmethod(np.greater)
 
 
@@ -70,7 +66,6 @@ class Greater(Comparison):
 class GreaterOrEqual(Comparison):
     op_type = "GreaterOrEqual"
     since_version = 12
-    expr = "a >= b"
     reference = staticmethod(np.greater_equal)
 
 
@@ -86,21 +81,18 @@ class Logical(BinaryOp):
 @register
 class And(Logical):
     op_type = "And"
-    expr = "a && b"
     reference = staticmethod(np.logical_and)
 
 
 @register
 class Or(Logical):
     op_type = "Or"
-    expr = "a || b"
     reference = staticmethod(np.logical_or)
 
 
 @register
 class Xor(Logical):
     op_type = "Xor"
-    expr = "a != b"
     reference = staticmethod(np.logical_xor)
 
 
@@ -108,7 +100,6 @@ class Xor(Logical):
 class Not(UnaryOp):
     op_type = "Not"
     kinds = "b"
-    expr = "!x"
     reference = staticmethod(np.logical_not)
 
 
@@ -120,7 +111,6 @@ class Where(Op):
 
     op_type = "Where"
     since_version = 9
-    kernels = ("elementwise",)
     row_wise = True
 
     def infer(self, inputs: list[Optional[TensorType]]) -> list[TensorType]:
@@ -134,12 +124,3 @@ class Where(Op):
         cond, x, y = values[:3]
         out = np.where(cond.astype(bool), x, y)
         return [out if out.dtype == object else out.astype(x.dtype)]
-
-    def emit(self, ctx: EmitContext) -> str:
-        out = ctx.outputs[0]
-        shape, strides = coalesce(out.shape, *(broadcast_strides(t.shape, out.shape) for t in ctx.inputs[:3]))
-        names = [ctx.array(f"{n}_strides", s, "std::ptrdiff_t") for n, s in zip(("c", "x", "y"), strides)]
-        t = ctx.ctype(out.dtype)
-        f = f"[](const bool c, const {t} a, const {t} b) -> {t} {{ return c ? a : b; }}"
-        operands = ", ".join(f"{ctx.x(i)}, {s}" for i, s in enumerate(names))
-        return f"kernels::ternary_strided({operands}, {ctx.y(0)}, {ctx.array('shape', shape)}, {len(shape)}, {f});"

@@ -35,12 +35,11 @@ class Shrink(UnaryOp):
 
     As in onnxruntime, integers are compared and shifted in float (the
     attributes' type) and the result truncated back to the element type,
-    wrapping when out of range (``kernels::truncate_wrapping``).
+    wrapping when out of range.
     """
 
     op_type = "Shrink"
     since_version = 9
-    kernels = ("elementwise", "misc")
     kinds = NUMERIC
 
     def arithmetic_dtype(self, dtype: np.dtype) -> np.dtype:
@@ -55,14 +54,6 @@ class Shrink(UnaryOp):
         with np.errstate(invalid="ignore"):
             return np.where(y < 0, y.astype(np.int64).astype(x.dtype), y.astype(np.uint64).astype(x.dtype))
 
-    def body(self, ctx: EmitContext) -> str:
-        dtype = ctx.inputs[0].dtype
-        lambd, bias = self.attrs["lambd"], self.attrs["bias"]
-        low, high, shift = (ctx.literal(v, self.arithmetic_dtype(dtype)) for v in (-lambd, lambd, bias))
-        t = ctx.ctype(dtype)
-        return (f"x < {low} ? kernels::truncate_wrapping<{t}>(x + {shift}) : "
-                f"x > {high} ? kernels::truncate_wrapping<{t}>(x - {shift}) : {t}(0)")
-
 
 @register
 class Swish(UnaryOp):
@@ -70,8 +61,6 @@ class Swish(UnaryOp):
 
     op_type = "Swish"
     since_version = 24
-    params = ("alpha",)
-    expr = "x / ({T}(1) + std::exp(-({alpha} * x)))"
 
     def reference(self, x: np.ndarray) -> np.ndarray:
         return x / (1 + np.exp(-x.dtype.type(self.attrs["alpha"]) * x))

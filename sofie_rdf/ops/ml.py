@@ -36,11 +36,6 @@ class Binarizer(UnaryOp):
     def reference(self, x: np.ndarray) -> np.ndarray:
         return np.where(x > np.float32(self.attrs["threshold"]), 1, 0)
 
-    def body(self, ctx: EmitContext) -> str:
-        threshold = ctx.literal(self.attrs["threshold"], FLOAT32)
-        t = ctx.ctype(ctx.inputs[0].dtype)
-        return f"x > {threshold} ? {t}(1) : {t}(0)"
-
 
 @register
 class ArrayFeatureExtractor(Op):

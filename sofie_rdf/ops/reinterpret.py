@@ -14,7 +14,7 @@ import numpy as np
 
 from ..ir import TensorType
 from ..ir.dtypes import from_onnx
-from .base import EmitContext, Op, contiguous_strides, normalize_axis
+from .base import Op, normalize_axis
 from .registry import register
 
 
@@ -24,7 +24,6 @@ class BitCast(Op):
 
     op_type = "BitCast"
     since_version = 26
-    kernels = ("reinterpret",)
 
     def infer(self, inputs: list[Optional[TensorType]]) -> list[TensorType]:
         x, to = inputs[0], from_onnx(self.attrs["to"])
@@ -36,10 +35,6 @@ class BitCast(Op):
         to = from_onnx(self.attrs["to"])
         x = np.ascontiguousarray(values[0])
         return [x.view(np.uint8).astype(bool) if to == np.bool_ else x.view(to)]
-
-    def emit(self, ctx: EmitContext) -> str:
-        to = ctx.ctype(ctx.outputs[0].dtype)
-        return f"kernels::bit_cast<{to}>({ctx.x(0)}, {ctx.dim(ctx.inputs[0].size)}, {ctx.y(0)});"
 
 
 @register
@@ -54,7 +49,6 @@ class CenterCropPad(Op):
     op_type = "CenterCropPad"
     since_version = 18
     value_inputs = (1,)
-    kernels = ("reinterpret",)
 
     def targets(self, inputs: list[Optional[TensorType]]) -> tuple:
         """The output shape."""
@@ -95,13 +89,3 @@ class CenterCropPad(Op):
                 src.append(((n - m) // 2 if n > m else 0, min(n, m)))
                 dst.append(((m - n) // 2 if m > n else 0, min(n, m)))
         return src, dst
-
-    def emit(self, ctx: EmitContext) -> str:
-        x, y = ctx.inputs[0], ctx.outputs[0]
-        src, dst = self.windows(x.shape, y.shape)
-        xs, ys = contiguous_strides(x.shape), contiguous_strides(y.shape)
-        x_start = sum(s * st for (s, _), st in zip(src, xs))
-        y_start = sum(s * st for (s, _), st in zip(dst, ys))
-        region = ctx.array("region", [r for _, r in src])
-        return (f"kernels::center_crop_pad({ctx.x(0)}, {ctx.y(0)}, {ctx.dim(y.size)}, {x.rank}, {region}, "
-                f"{ctx.array('x_strides', xs)}, {ctx.array('y_strides', ys)}, {ctx.dim(x_start)}, {ctx.dim(y_start)});")

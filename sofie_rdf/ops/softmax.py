@@ -9,7 +9,7 @@ import numpy as np
 from ..ir import TensorType
 from ..ir.dims import num_elements
 from ..ir.dtypes import FLOAT_TYPES
-from .base import EmitContext, Op, normalize_axis
+from .base import Op, normalize_axis
 from .registry import register
 
 
@@ -19,7 +19,6 @@ class _Softmax(Op):
     def rows_independent(self, inputs: list[Optional[TensorType]]) -> bool:
         return normalize_axis(self, self.attrs["axis"], inputs[0].rank) >= 1  # axis 0 mixes the rows
 
-    kernels = ("softmax",)
     logarithm = False
 
     def view3(self, shape: tuple) -> tuple:
@@ -42,11 +41,6 @@ class _Softmax(Op):
         logsum = np.log(np.exp(shifted).sum(axis=1, keepdims=True))
         y = shifted - logsum if self.logarithm else np.exp(shifted - logsum)
         return [y.reshape(x.shape).astype(x.dtype)]
-
-    def emit(self, ctx: EmitContext) -> str:
-        outer, n, inner = (ctx.dim(d) for d in self.view3(ctx.inputs[0].shape))
-        log = "true" if self.logarithm else "false"
-        return f"kernels::softmax({ctx.x(0)}, {ctx.y(0)}, {outer}, {n}, {inner}, {log});"
 
 
 class _Softmax13(_Softmax):

@@ -77,11 +77,11 @@ def _step(model: Model, node: Node) -> Optional[tuple[str, Optional[str], bool]]
     out = model.tensors.get(node.outputs[0])
     if cls is None or out is None or out.dtype.kind != "f":
         return None
-    if issubclass(cls, UnaryOp) and not issubclass(cls, Cast) and cls.emit is UnaryOp.emit:
+    if issubclass(cls, UnaryOp) and not issubclass(cls, Cast):
         if any(node.inputs[1:]) or model.tensors[node.inputs[0]].dtype != out.dtype:
             return None
         return node.inputs[0], None, False
-    if issubclass(cls, BinaryOp) and not issubclass(cls, NaryOp) and cls.emit is BinaryOp.emit and len(node.inputs) == 2:
+    if issubclass(cls, BinaryOp) and not issubclass(cls, NaryOp) and len(node.inputs) == 2:
         return _binary_step(model, node)
     return None
 
