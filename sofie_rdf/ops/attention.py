@@ -22,7 +22,7 @@ import sympy
 from ..ir import TensorType
 from ..ir.dims import Dim, dims_equal, simplify
 from ..ir.dtypes import FLOAT_TYPES, kind
-from .base import EmitContext, Op, broadcast_strides
+from .base import Op
 from .registry import register
 
 _QK_MODES = (0, 1, 2, 3)
@@ -86,7 +86,6 @@ class Attention(Op):
 
     op_type = "Attention"
     since_version = 23
-    kernels = ("attention",)
     # Opset 25: 4-D inputs take their heads from the shapes only, and the window attributes exist.
     heads_from_shape_only = False
 
@@ -268,48 +267,6 @@ class Attention(Op):
     def workspace(self, inputs: list[Optional[TensorType]], outputs: list[Optional[TensorType]]) -> list[TensorType]:
         return list(self.scratch(inputs, outputs).values())
 
-    def mask_fields(self, ctx: EmitContext, lay: _Layout) -> list[str]:
-        mask = _at(ctx.inputs, 3)
-        if mask is None:
-            return []
-        rows = (lay.batch, lay.q_heads, lay.q_len)
-        strides = broadcast_strides(mask.shape, rows + (mask.shape[-1],))[:3]
-        return [f"att.mask = {ctx.x(3)}; att.mask_len = {ctx.dim(mask.shape[-1])};",
-                " ".join(f"att.mask_strides[{k}] = static_cast<std::ptrdiff_t>({ctx.dim(st)});" for k, st in enumerate(strides))]
-
-    def scale_expr(self, ctx: EmitContext, lay: _Layout, dt: np.dtype) -> str:
-        """C++ scale: the attribute, else 1 / sqrt(head size), computed at run time for a symbolic head size."""
-        if self.attrs.get("scale") is not None or isinstance(lay.head_qk, int):
-            return ctx.literal(self.scale(lay.head_qk), dt)
-        t = ctx.ctype(dt)
-        return f"{t}(1) / std::sqrt(static_cast<{t}>({ctx.dim(lay.head_qk)}))"
-
-    def emit(self, ctx: EmitContext) -> str:
-        lay = self.layout(ctx.inputs)
-        dt = ctx.inputs[0].dtype
-        mask = _at(ctx.inputs, 3)
-        m = ctx.ctype(mask.dtype) if mask is not None else ctx.ctype(dt)
-        sizes = " ".join(f"att.{f} = {ctx.dim(getattr(lay, f))};" for f in
-                         ("batch", "q_heads", "kv_heads", "q_len", "past_len", "new_len", "head_qk", "head_v"))
-        lines = [f"kernels::Attention<{ctx.ctype(dt)}, {m}, {ctx.ctype(self.softmax_dtype(dt))}> att;",
-                 sizes,
-                 f"att.packed = {str(lay.packed).lower()}; att.causal = {str(bool(self.attrs['is_causal'])).lower()};",
-                 f"att.Q = {ctx.x(0)}; att.K = {ctx.x(1)}; att.V = {ctx.x(2)};"]
-        if _at(ctx.inputs, 4) is not None:
-            lines.append(f"att.past_key = {ctx.x(4)}; att.past_value = {ctx.x(5)};")
-        lines += self.mask_fields(ctx, lay)
-        if _at(ctx.inputs, 6) is not None:
-            lines.append(f"att.nonpad = {ctx.x(6)};")
-        left, right = self.attrs.get("left_window_size", -1), self.attrs.get("right_window_size", -1)
-        lines.append(f"att.left = {left}; att.right = {right}; att.qk_mode = {self.attrs['qk_matmul_output_mode']};")
-        lines.append(f"att.scale = {self.scale_expr(ctx, lay, dt)}; att.softcap = {ctx.literal(self.attrs['softcap'], dt)};")
-        outs = [f"att.{f} = {ctx.y(i)};" for i, f in enumerate(("Y", "present_key", "present_value", "qk_out"))
-                if _at(ctx.outputs, i) is not None]
-        lines.append(" ".join(outs))
-        lines.append(" ".join(f"att.{name} = {ctx.w(k)};" for k, name in enumerate(self.scratch(ctx.inputs, ctx.outputs))))
-        lines.append("kernels::attention(att);")
-        return "{\n" + "\n".join(f"   {line}" for line in lines) + "\n}"
-
 
 @register
 class Attention_24(Attention):
@@ -339,7 +296,6 @@ class LinearAttention(Op):
 
     op_type = "LinearAttention"
     since_version = 27
-    kernels = ("attention",)
 
     def rule(self) -> tuple[bool, bool]:
         """(gated, delta) of ``update_rule``."""
@@ -412,19 +368,3 @@ class LinearAttention(Op):
         b, _, _, kvh, dk, dv = self.sizes(inputs)
         state = [] if _at(outputs, 1) is not None else [TensorType(inputs[0].dtype, (b, kvh, dk, dv))]
         return [TensorType(inputs[0].dtype, (dv,))] + state
-
-    def emit(self, ctx: EmitContext) -> str:
-        b, steps, qh, kvh, dk, dv = self.sizes(ctx.inputs)
-        dt = ctx.inputs[0].dtype
-        lines = [f"kernels::LinearAttention<{ctx.ctype(dt)}> la;",
-                 f"la.batch = {ctx.dim(b)}; la.steps = {ctx.dim(steps)}; la.q_heads = {qh}; la.kv_heads = {kvh}; "
-                 f"la.dk = {dk}; la.dv = {dv};",
-                 f"la.q = {ctx.x(0)}; la.k = {ctx.x(1)}; la.v = {ctx.x(2)}; la.scale = {ctx.literal(self.scale(dk), dt)};"]
-        for i, name in ((3, "past"), (4, "decay"), (5, "beta")):
-            if _at(ctx.inputs, i) is not None:
-                width = f" la.{name}_width = {ctx.inputs[i].shape[2]};" if i > 3 else ""
-                lines.append(f"la.{name} = {ctx.x(i)};{width}")
-        state = ctx.y(1) if _at(ctx.outputs, 1) is not None else ctx.w(1)
-        lines.append(f"la.y = {ctx.y(0)}; la.state = {state}; la.v_buf = {ctx.w(0)};")
-        lines.append("kernels::linear_attention(la);")
-        return "{\n" + "\n".join(f"   {line}" for line in lines) + "\n}"

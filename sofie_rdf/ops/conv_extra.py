@@ -31,14 +31,6 @@ def _optional(inputs: list, i: int) -> Optional[Any]:
     return inputs[i] if len(inputs) > i else None
 
 
-def optional_ptr(ctx: Any, i: int) -> str:
-    """C++ pointer of optional input ``i``: ``nullptr`` when omitted.
-
-    Transitional: ``ops/kvcache.py`` writes its C++ with it until its code moves to an emitter; the CPU
-    emitters use ``targets/cpu/emitters/conv.py``'s copy.
-    """
-    return ctx.x(i) if len(ctx.inputs) > i and ctx.inputs[i] is not None else "nullptr"
-
 
 def _check_float(op: Op, types: tuple, *tensors: Optional[TensorType]) -> None:
     """Every given tensor of one type, one of ``types``."""

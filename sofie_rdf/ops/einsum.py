@@ -15,7 +15,7 @@ import numpy as np
 
 from ..ir import TensorType
 from ..ir.dims import Dim, dims_equal, simplify
-from .base import EmitContext, Op, broadcast_shapes, contiguous_strides
+from .base import Op, broadcast_shapes, contiguous_strides
 from .registry import register
 
 # Limits of the kernel's fixed-size index arrays (kernels/einsum.hxx).
@@ -36,7 +36,6 @@ class Einsum(Op):
 
     op_type = "Einsum"
     since_version = 12
-    kernels = ("einsum",)
 
     def terms(self, ranks: list[int]) -> tuple[list[list[str]], list[str]]:
         """Operand and output terms as letter lists, ellipsis expanded to ``.0``, ``.1``, ... (rightmost last)."""
@@ -121,14 +120,3 @@ class Einsum(Op):
     def evaluate(self, values: list[Optional[np.ndarray]]) -> list[np.ndarray]:
         xs = [v for v in values if v is not None]
         return [np.asarray(np.einsum(self.attrs["equation"], *xs), dtype=xs[0].dtype)]
-
-    def emit(self, ctx: EmitContext) -> str:
-        plan = self.plan(ctx.inputs)
-        t = ctx.ctype(ctx.outputs[0].dtype)
-        operands = [ctx.x(i) for i, x in enumerate(ctx.inputs) if x is not None]
-        sizes = ctx.array("letter_sizes", plan.sizes)
-        strides = ctx.array("letter_strides", [s for row in plan.strides for s in row], "std::ptrdiff_t")
-        equation = self.attrs["equation"]  # validated by plan(): letters, '.', ',', '->' and spaces only
-        return (f"const {t} *const operands_[] = {{{', '.join(operands)}}};  // {equation}\n"
-                f"kernels::einsum(operands_, {len(operands)}, {strides}, {sizes}, {plan.n_out}, {len(plan.letters)}, "
-                f"{ctx.y(0)});")

@@ -24,14 +24,14 @@ import sympy
 from ..ir import TensorType
 from ..ir.dims import Dim, dims_equal, num_elements
 from ..ir.dtypes import from_onnx
-from .base import EmitContext, Op, contiguous_strides, normalize_axis
+from .base import Op, normalize_axis
 from .registry import register
 
 INDEX_TYPES = (np.dtype(np.int32), np.dtype(np.int64))
 
 # Scatter reductions: C++ expression of the new value from the old `a` and the update `b`, and numpy ufunc.
-_REDUCE_CPP = {"none": "b", "add": "a + b", "mul": "a * b", "max": "std::max(a, b)", "min": "std::min(a, b)"}
-_REDUCE_BOOL = {"add": "a || b", "mul": "a && b"}  # what onnxruntime's + and * on bool amount to
+# How ScatterElements and ScatterND combine an update with the value already there.
+SCATTER_REDUCTIONS = ("none", "add", "mul", "max", "min")
 _REDUCE_NP = {"add": np.add, "mul": np.multiply, "max": np.maximum, "min": np.minimum}
 
 
@@ -61,7 +61,6 @@ class Gather(Op):
     """y = data indexed along ``axis`` by ``indices`` (any rank): shape data[:axis] + indices + data[axis+1:]."""
 
     op_type = "Gather"
-    kernels = ("indexing",)
 
     def rows_independent(self, inputs: list[Optional[TensorType]]) -> bool:
         """Rows of indices pick from data read whole (an embedding table), or data's rows pick along
@@ -82,13 +81,6 @@ class Gather(Op):
         axis = normalize_axis(self, self.attrs["axis"], data.ndim)
         return [np.take(data, wrap_indices(self, indices, data.shape[axis]), axis=axis)]
 
-    def emit(self, ctx: EmitContext) -> str:
-        data, indices = ctx.inputs[0], ctx.inputs[1]
-        axis = normalize_axis(self, self.attrs["axis"], data.rank)
-        outer, inner = num_elements(data.shape[:axis]), num_elements(data.shape[axis + 1:])
-        sizes = ", ".join(ctx.dim(d) for d in (outer, data.shape[axis], indices.size, inner))
-        return f"kernels::gather({ctx.x(0)}, {ctx.x(1)}, {ctx.y(0)}, {sizes});"
-
 
 # ---- addressing: how an index tensor maps to places in the data --------------------------
 
@@ -105,10 +97,6 @@ class Addressing(Op):
 
     def index(self, data_shape: tuple, indices: np.ndarray) -> tuple:
         """Numpy index tuple: data[index] has :meth:`addressed_shape` (for the references)."""
-        raise NotImplementedError
-
-    def walker(self, ctx: EmitContext, data: TensorType, indices: TensorType, ptr: str) -> tuple[str, Dim]:
-        """C++ offset walker over the indices at ``ptr`` (see indexing.hxx), and the elements each offset addresses."""
         raise NotImplementedError
 
 
@@ -136,12 +124,6 @@ class ElementAddressing(Addressing):
         grid[axis] = wrap_indices(self, indices, data_shape[axis])
         return tuple(grid)
 
-    def walker(self, ctx: EmitContext, data: TensorType, indices: TensorType, ptr: str) -> tuple[str, Dim]:
-        ishape, dshape = ctx.array("ishape", indices.shape), ctx.array("dshape", data.shape)
-        walker = (f'kernels::element_offsets<{ctx.ctype(indices.dtype)}>{{{ptr}, {ishape}, {dshape}, {data.rank}, '
-                  f'{self.axis(data)}, "{self.op_type}"}}')
-        return walker, 1
-
 
 class SliceAddressing(Addressing):
     """Indices (batch..., tuples..., k): each k-tuple addresses the slice data[batch][i_0, ..., i_{k-1}]."""
@@ -168,22 +150,11 @@ class SliceAddressing(Addressing):
         batch = tuple(np.indices(indices.shape[:-1], sparse=True))[:b]
         return batch + tuple(wrap_indices(self, indices[..., j], data_shape[b + j]) for j in range(indices.shape[-1]))
 
-    def walker(self, ctx: EmitContext, data: TensorType, indices: TensorType, ptr: str) -> tuple[str, Dim]:
-        b, k = self.batch_dims(), indices.shape[-1]
-        strides = contiguous_strides(data.shape)
-        sizes = ", ".join(ctx.dim(d) for d in (num_elements(indices.shape[:b]), num_elements(indices.shape[b:-1]), k))
-        dims, st = ctx.array("dims", data.shape[b:b + k]), ctx.array("strides", strides[b:b + k])
-        walker = (f'kernels::slice_offsets<{ctx.ctype(indices.dtype)}>{{{ptr}, {sizes}, {dims}, {st}, '
-                  f'{ctx.dim(num_elements(data.shape[b:]))}, "{self.op_type}"}}')
-        return walker, num_elements(data.shape[b + k:])
-
 
 # ---- operations: gather and scatter over an addressing -----------------------------------
 
 class GatherOp(Addressing):
     """y = data[index]: the addressed elements or slices, in index order."""
-
-    kernels = ("indexing",)
 
     def infer(self, inputs: list[Optional[TensorType]]) -> list[TensorType]:
         data, indices = inputs[0], inputs[1]
@@ -194,20 +165,14 @@ class GatherOp(Addressing):
         data, indices = values[0], values[1]
         return [data[self.index(data.shape, indices)]]
 
-    def emit(self, ctx: EmitContext) -> str:
-        walker, piece = self.walker(ctx, ctx.inputs[0], ctx.inputs[1], ctx.x(1))
-        return f"kernels::gather_by({ctx.x(0)}, {ctx.y(0)}, {ctx.dim(piece)}, {walker});"
-
 
 class ScatterOp(Addressing):
     """y = data with updates written (or reduced with ``reduction``) at the addressed places, in index order."""
 
-    kernels = ("indexing",)
-
     def reduction(self) -> str:
         reduction = self.attrs.get("reduction", "none")
-        if reduction not in _REDUCE_CPP:
-            raise self.error(f"reduction {reduction!r} is not one of {', '.join(_REDUCE_CPP)}")
+        if reduction not in SCATTER_REDUCTIONS:
+            raise self.error(f"reduction {reduction!r} is not one of {', '.join(SCATTER_REDUCTIONS)}")
         return reduction
 
     def infer(self, inputs: list[Optional[TensorType]]) -> list[TensorType]:
@@ -231,15 +196,6 @@ class ScatterOp(Addressing):
         else:
             _REDUCE_NP[self.reduction()].at(out, index, updates)
         return [out]
-
-    def emit(self, ctx: EmitContext) -> str:
-        data = ctx.inputs[0]
-        walker, piece = self.walker(ctx, data, ctx.inputs[1], ctx.x(1))
-        t = ctx.ctype(data.dtype)
-        expr = (_REDUCE_BOOL if data.dtype == np.bool_ else _REDUCE_CPP).get(self.reduction(), _REDUCE_CPP[self.reduction()])
-        reduce = f"[]({t} &a, const {t} b) {{ a = static_cast<{t}>({expr}); }}"
-        return (f"kernels::scatter({ctx.x(0)}, {ctx.x(2)}, {ctx.y(0)}, {ctx.dim(data.size)}, {ctx.dim(piece)}, "
-                f"{walker}, {reduce});")
 
 
 @register
@@ -282,7 +238,6 @@ class OneHot(Op):
 
     op_type = "OneHot"
     since_version = 9
-    kernels = ("indexing",)
     value_inputs = (1,)
 
     def depth(self, inputs: list[Optional[TensorType]]) -> int:
@@ -310,12 +265,6 @@ class OneHot(Op):
         hot = np.moveaxis(indices[..., None] == np.arange(depth), -1, self.axis(indices.ndim))
         return [np.where(hot, on_off[1], on_off[0]).astype(on_off.dtype)]
 
-    def emit(self, ctx: EmitContext) -> str:
-        indices = ctx.inputs[0]
-        axis = self.axis(indices.rank)
-        sizes = (num_elements(indices.shape[:axis]), ctx.outputs[0].shape[axis], num_elements(indices.shape[axis:]))
-        return f"kernels::one_hot({ctx.x(0)}, {ctx.x(2)}, {ctx.y(0)}, {', '.join(ctx.dim(d) for d in sizes)});"
-
 
 @register
 class Trilu(Op):
@@ -323,7 +272,6 @@ class Trilu(Op):
 
     op_type = "Trilu"
     since_version = 14
-    kernels = ("indexing",)
 
     def infer(self, inputs: list[Optional[TensorType]]) -> list[TensorType]:
         x, k = inputs[0], inputs[1] if len(inputs) > 1 else None
@@ -337,12 +285,6 @@ class Trilu(Op):
         k = int(values[1].reshape(-1)[0]) if len(values) > 1 and values[1] is not None else 0
         return [(np.triu if self.attrs["upper"] else np.tril)(values[0], k)]
 
-    def emit(self, ctx: EmitContext) -> str:
-        x = ctx.inputs[0]
-        k = ctx.x(1) if len(ctx.inputs) > 1 and ctx.inputs[1] is not None else "nullptr"
-        sizes = ", ".join(ctx.dim(d) for d in (num_elements(x.shape[:-2]), *x.shape[-2:]))
-        return f"kernels::trilu({ctx.x(0)}, {k}, {ctx.y(0)}, {sizes}, {'true' if self.attrs['upper'] else 'false'});"
-
 
 @register
 class EyeLike(Op):
@@ -350,7 +292,6 @@ class EyeLike(Op):
 
     op_type = "EyeLike"
     since_version = 9
-    kernels = ("indexing",)
 
     def dtype(self, input_dtype: np.dtype) -> np.dtype:
         return from_onnx(self.attrs["dtype"]) if self.attrs.get("dtype") is not None else input_dtype
@@ -364,7 +305,3 @@ class EyeLike(Op):
     def evaluate(self, values: list[Optional[np.ndarray]]) -> list[np.ndarray]:
         x = values[0]
         return [np.eye(*x.shape, k=self.attrs["k"], dtype=self.dtype(x.dtype))]
-
-    def emit(self, ctx: EmitContext) -> str:
-        rows, cols = ctx.inputs[0].shape
-        return f"kernels::eye({ctx.y(0)}, {ctx.dim(rows)}, {ctx.dim(cols)}, {self.attrs['k']});"

@@ -12,9 +12,8 @@ from typing import Optional
 import numpy as np
 
 from ..ir import TensorType
-from ..ir.dims import dims_equal, num_elements
-from .base import EmitContext, Op, normalize_axis
-from .conv_extra import optional_ptr
+from ..ir.dims import dims_equal
+from .base import Op, normalize_axis
 from .registry import register
 
 _MODES = ("linear", "circular")
@@ -26,7 +25,6 @@ class TensorScatter(Op):
 
     op_type = "TensorScatter"
     since_version = 24
-    kernels = ("kvcache",)
 
     def layout(self, inputs: list[Optional[TensorType]]) -> int:
         """The checked sequence axis."""
@@ -68,11 +66,3 @@ class TensorScatter(Op):
             target = np.moveaxis(out[b], axis - 1, 0)  # a view: writes land in out
             target[at] = np.moveaxis(update[b], axis - 1, 0)
         return [out]
-
-    def emit(self, ctx: EmitContext) -> str:
-        axis = self.layout(ctx.inputs)
-        past, update = ctx.inputs[0], ctx.inputs[1]
-        outer, inner = ctx.dim(num_elements(past.shape[1:axis])), ctx.dim(num_elements(past.shape[axis + 1:]))
-        sizes = f"{ctx.dim(past.shape[0])}, {outer}, {ctx.dim(past.shape[axis])}, {ctx.dim(update.shape[axis])}, {inner}"
-        circular = "true" if self.attrs.get("mode", "linear") == "circular" else "false"
-        return f"kernels::tensor_scatter({ctx.x(0)}, {ctx.x(1)}, {optional_ptr(ctx, 2)}, {ctx.y(0)}, {sizes}, {circular});"

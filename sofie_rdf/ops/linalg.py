@@ -10,7 +10,7 @@ import sympy
 from ..ir import TensorType
 from ..ir.dims import Dim, num_elements
 from ..ir.dtypes import FLOAT_TYPES
-from .base import EmitContext, Op
+from .base import Op
 from .registry import register
 
 
@@ -24,7 +24,6 @@ class Det(Op):
 
     op_type = "Det"
     since_version = 11
-    kernels = ("linalg",)
 
     def layout(self, x: TensorType) -> tuple[Dim, Dim]:
         """(batch, n): how many matrices and their order."""
@@ -48,7 +47,3 @@ class Det(Op):
     def workspace(self, inputs: list[Optional[TensorType]], outputs: list[Optional[TensorType]]) -> list[TensorType]:
         _, n = self.layout(inputs[0])
         return [TensorType(np.dtype(np.float64), (n, n))]
-
-    def emit(self, ctx: EmitContext) -> str:
-        batch, n = (ctx.dim(d) for d in self.layout(ctx.inputs[0]))
-        return f"kernels::det({ctx.x(0)}, {ctx.y(0)}, {batch}, {n}, {ctx.w(0)});"

@@ -13,9 +13,9 @@ from typing import ClassVar, Optional
 import numpy as np
 
 from ..ir import TensorType
-from ..ir.dims import dims_equal, num_elements
+from ..ir.dims import dims_equal
 from ..ir.dtypes import FLOAT_TYPES
-from .base import EmitContext, Op
+from .base import Op
 from .registry import register
 
 _REDUCTIONS = ("none", "sum", "mean")
@@ -25,7 +25,6 @@ _LABEL_TYPES = (np.dtype(np.int32), np.dtype(np.int64))
 class _ClassLoss(Op):
     """Shared checks, numpy reference and kernel call; ``log_softmax`` tells whether scores are raw logits."""
 
-    kernels = ("loss",)
     log_softmax: ClassVar[bool] = False
 
     def reduction(self) -> str:
@@ -83,22 +82,6 @@ class _ClassLoss(Op):
         if self.wants_log_prob():
             outs.append(x.astype(scores.dtype))
         return outs
-
-    def emit(self, ctx: EmitContext) -> str:
-        scores = ctx.inputs[0]
-        t = ctx.ctype(scores.dtype)
-        sizes = f"{ctx.dim(scores.shape[0])}, {ctx.dim(scores.shape[1])}, {ctx.dim(num_elements(scores.shape[2:]))}"
-        lines = []
-        logp = ctx.x(0)
-        if self.log_softmax:
-            logp = ctx.y(1) if self.wants_log_prob() else ctx.w(0)
-            lines.append(f"kernels::softmax<{t}>({ctx.x(0)}, {logp}, {sizes}, true);  // log-softmax over the classes")
-        ignore = self.attrs.get("ignore_index")
-        weight = ctx.x(2) if len(ctx.inputs) > 2 and ctx.inputs[2] is not None else f"static_cast<const {t} *>(nullptr)"
-        lines.append(f"kernels::nll_loss({logp}, {ctx.x(1)}, {weight}, {ctx.y(0)}, {sizes}, "
-                     f"{'true' if ignore is not None else 'false'}, {ctx.literal(ignore or 0, np.int64)}, "
-                     f"kernels::LossReduction::{self.reduction()});")
-        return "\n".join(lines)
 
 
 @register

@@ -17,7 +17,7 @@ import numpy as np
 from ..ir import TensorType
 from ..ir.dims import Dim, dims_equal, num_elements
 from ..ir.dtypes import FLOAT_TYPES
-from .base import EmitContext, Op, coalesce, contiguous_strides, normalize_axis
+from .base import Op, normalize_axis
 from .elementwise import NUMERIC, UnaryOp
 from .registry import register
 
@@ -69,8 +69,6 @@ class Swish(UnaryOp):
 class _AxisView(Op):
     """An operator computed on the ``(outer, n, inner)`` view of a float input around ``axis``."""
 
-    kernels = ("misc",)
-
     def view3(self, shape: tuple) -> tuple[Dim, Dim, Dim]:
         axis = normalize_axis(self, self.attrs["axis"], len(shape))
         return num_elements(shape[:axis]), shape[axis], num_elements(shape[axis + 1:])
@@ -108,10 +106,6 @@ class Hardmax(_AxisView):
             np.put_along_axis(y, best, 1, axis=1)
         return y
 
-    def emit(self, ctx: EmitContext) -> str:
-        sizes = ", ".join(ctx.dim(d) for d in self.view3(ctx.inputs[0].shape))
-        return f"kernels::hardmax({ctx.x(0)}, {ctx.y(0)}, {sizes});"
-
 
 @register
 class Hardmax_13(Hardmax):
@@ -142,10 +136,6 @@ class LpNormalization(_AxisView):
         norm = np.abs(v).sum(axis=1, keepdims=True) if self.p() == 1 else np.sqrt((v * v).sum(axis=1, keepdims=True))
         return np.divide(v, norm, out=np.zeros_like(v), where=norm != 0)
 
-    def emit(self, ctx: EmitContext) -> str:
-        sizes = ", ".join(ctx.dim(d) for d in self.view3(ctx.inputs[0].shape))
-        return f"kernels::lp_normalize({ctx.x(0)}, {ctx.y(0)}, {sizes}, {self.p()});"
-
 
 @register
 class MeanVarianceNormalization(Op):
@@ -157,7 +147,6 @@ class MeanVarianceNormalization(Op):
 
     op_type = "MeanVarianceNormalization"
     since_version = 9
-    kernels = ("misc",)
 
     def axes(self, rank: int) -> list[int]:
         axes = [normalize_axis(self, int(a), rank) for a in self.attrs["axes"]]
@@ -179,16 +168,6 @@ class MeanVarianceNormalization(Op):
         std = np.sqrt(((v - mean) ** 2).mean(axis=axes, keepdims=True))
         return [((v - mean) / (std + 1e-9)).astype(x.dtype)]
 
-    def emit(self, ctx: EmitContext) -> str:
-        x = ctx.inputs[0]
-        axes = self.axes(x.rank)
-        strides = contiguous_strides(x.shape)
-        args = []
-        for label, part in (("kept", [i for i in range(x.rank) if i not in axes]), ("normalized", axes)):
-            shape, (st,) = coalesce([x.shape[i] for i in part], [strides[i] for i in part])
-            args += [ctx.array(f"{label}_shape", shape), ctx.array(f"{label}_strides", st, "std::ptrdiff_t"), str(len(shape))]
-        return f"kernels::mean_variance_normalize({ctx.x(0)}, {ctx.y(0)}, {', '.join(args)});"
-
 
 @register
 class ReverseSequence(Op):
@@ -200,7 +179,6 @@ class ReverseSequence(Op):
 
     op_type = "ReverseSequence"
     since_version = 10
-    kernels = ("misc",)
 
     def axes(self) -> tuple[int, int]:
         batch, time = self.attrs["batch_axis"], self.attrs["time_axis"]
@@ -228,11 +206,3 @@ class ReverseSequence(Op):
             at[batch], at[time] = b, slice(0, n)
             y[tuple(at)] = np.flip(x[tuple(at)], axis=0)
         return [y]
-
-    def emit(self, ctx: EmitContext) -> str:
-        x = ctx.inputs[0]
-        batch, time = self.axes()
-        inner = num_elements(x.shape[2:])
-        stride = {0: x.shape[1] * inner, 1: inner}
-        sizes = ", ".join(ctx.dim(d) for d in (x.shape[batch], x.shape[time], inner, stride[batch], stride[time]))
-        return f"kernels::reverse_sequence({ctx.x(0)}, {ctx.x(1)}, {ctx.y(0)}, {sizes});"

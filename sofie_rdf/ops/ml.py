@@ -13,7 +13,7 @@ import numpy as np
 
 from ..ir import TensorType
 from ..ir.dims import num_elements
-from .base import EmitContext, Op
+from .base import Op
 from .elementwise import UnaryOp, check_kinds
 from .registry import register
 
@@ -43,7 +43,6 @@ class ArrayFeatureExtractor(Op):
 
     op_type = "ArrayFeatureExtractor"
     domain = ML_DOMAIN
-    kernels = ("ml",)
 
     def infer(self, inputs: list[Optional[TensorType]]) -> list[TensorType]:
         x, idx = inputs[0], inputs[1]
@@ -61,9 +60,3 @@ class ArrayFeatureExtractor(Op):
             raise self.error(f"indices {idx.tolist()} out of range for a last axis of {x.shape[-1]}")
         lead = x.shape[:-1] if x.ndim > 1 else (1,)
         return [x[..., idx].reshape(lead + (idx.size,))]
-
-    def emit(self, ctx: EmitContext) -> str:
-        x, y = ctx.inputs[0], ctx.outputs[0]
-        rows, n, k = num_elements(x.shape[:-1]), x.shape[-1], y.shape[-1]
-        return (f"kernels::array_feature_extractor({ctx.x(0)}, {ctx.x(1)}, {ctx.dim(rows)}, {ctx.dim(n)}, {ctx.dim(k)}, "
-                f"{ctx.y(0)});")

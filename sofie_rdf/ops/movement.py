@@ -16,12 +16,8 @@ import sympy
 from ..ir import TensorType
 from ..ir.dims import Dim, dims_equal, simplify
 from .base import (
-    EmitContext,
     Op,
     broadcast_shapes,
-    broadcast_strides,
-    coalesce,
-    contiguous_strides,
     normalize_axis,
     shape_from_value,
 )
@@ -31,22 +27,10 @@ from .registry import register
 _TO_END = 2**31 - 1
 
 
-def emit_strided_copy(ctx: EmitContext, shape: tuple, strides: list, offset: Dim = 0, out: int = 0) -> str:
-    """C++ copying input 0 (read from ``offset`` with ``strides``) to output ``out``."""
-    shape, (strides,) = coalesce(shape, strides)
-    t = ctx.ctype(ctx.inputs[0].dtype)
-    dims = ctx.array("shape", shape)
-    st = ctx.array("strides", strides, "std::ptrdiff_t")
-    src = ctx.x(0) if offset == 0 else f"{ctx.x(0)} + {ctx.dim(offset)}"
-    return (f"kernels::unary_strided({src}, {st}, {ctx.y(out)}, {dims}, {len(shape)}, "
-            f"[](const {t} v) {{ return v; }});")
-
-
 @register
 class Transpose(Op):
     op_type = "Transpose"
     row_wise = True
-    kernels = ("elementwise",)
 
     def perm(self, rank: int) -> list[int]:
         perm = self.attrs.get("perm") or list(range(rank))[::-1]
@@ -61,18 +45,11 @@ class Transpose(Op):
     def evaluate(self, values):
         return [np.transpose(values[0], self.perm(values[0].ndim))]
 
-    def emit(self, ctx: EmitContext) -> str:
-        x = ctx.inputs[0]
-        perm = self.perm(x.rank)
-        strides = contiguous_strides(x.shape)
-        return emit_strided_copy(ctx, ctx.outputs[0].shape, [strides[p] for p in perm])
-
 
 @register
 class Concat(Op):
     op_type = "Concat"
     row_wise = True
-    kernels = ("elementwise",)
 
     def infer(self, inputs):
         xs = [x for x in inputs if x is not None]
@@ -94,29 +71,12 @@ class Concat(Op):
     def evaluate(self, values):
         return [np.concatenate([v for v in values if v is not None], axis=self.attrs["axis"])]
 
-    def emit(self, ctx: EmitContext) -> str:
-        y = ctx.outputs[0]
-        axis = normalize_axis(self, self.attrs["axis"], y.rank)
-        outer = ctx.dim(simplify(np.prod(y.shape[:axis], dtype=object) if axis else 1))
-        inner = np.prod(y.shape[axis + 1:], dtype=object) if axis + 1 < y.rank else 1
-        lines, offset = [], 0
-        out_block = simplify(y.shape[axis] * inner)
-        for i, x in enumerate(ctx.inputs):
-            if x is None:
-                continue
-            block = simplify(x.shape[axis] * inner)
-            dst = ctx.y(0) if offset == 0 else f"{ctx.y(0)} + {ctx.dim(offset)}"
-            lines.append(f"kernels::copy_blocks({ctx.x(i)}, {dst}, {outer}, {ctx.dim(block)}, {ctx.dim(out_block)});")
-            offset = simplify(offset + block)
-        return "\n".join(lines)
-
 
 @register
 class Slice(Op):
     """Slice with starts/ends/axes as attributes (opset < 10)."""
 
     op_type = "Slice"
-    kernels = ("elementwise",)
     row_wise = True  # a symbolic dim is sliced with step 1 only: a leading dim still whole starts at 0
 
     def params(self, inputs) -> tuple[list, list, list, list]:
@@ -165,14 +125,6 @@ class Slice(Op):
                                   for s, n, st in self.ranges(inputs))]
         return [TensorType(x.dtype, shape, value)]
 
-    def emit(self, ctx: EmitContext) -> str:
-        x = ctx.inputs[0]
-        ranges = self.ranges(ctx.inputs)
-        strides = contiguous_strides(x.shape)
-        offset = simplify(sum((s * st for (s, _, _), st in zip(ranges, strides)), 0))
-        return emit_strided_copy(ctx, ctx.outputs[0].shape,
-                                 [simplify(st * step) for (_, _, step), st in zip(ranges, strides)], offset)
-
 
 @register
 class Slice_10(Slice):
@@ -199,7 +151,6 @@ class Split(Op):
     """
 
     op_type = "Split"
-    kernels = ("elementwise",)
     row_wise = True  # split along the leading dim, a part is not the whole dim
     value_inputs = (1,)
 
@@ -244,15 +195,6 @@ class Split(Op):
         sizes = self.sizes(x.shape[axis], values[1] if len(values) > 1 else None)
         return np.split(x, np.cumsum(sizes)[:-1], axis=axis)
 
-    def emit(self, ctx: EmitContext) -> str:
-        axis, sizes = self.parts(ctx.inputs)
-        strides = contiguous_strides(ctx.inputs[0].shape)
-        lines, start = [], 0
-        for i, (y, size) in enumerate(zip(ctx.outputs, sizes)):
-            lines.append(emit_strided_copy(ctx, y.shape, strides, simplify(start * strides[axis]), out=i))
-            start = simplify(start + size)
-        return "\n".join(lines)
-
 
 @register
 class Expand(Op):
@@ -265,7 +207,6 @@ class Expand(Op):
 
     op_type = "Expand"
     since_version = 8
-    kernels = ("elementwise", "broadcast")
     value_inputs = (1,)
     row_wise = True  # numpy broadcasting, as the element-wise ops'
 
@@ -292,21 +233,6 @@ class Expand(Op):
         shape = [int(d) for d in np.asarray(values[1]).reshape(-1)]
         return [np.broadcast_to(x, np.broadcast_shapes(x.shape, tuple(shape))).copy()]
 
-    def emit(self, ctx: EmitContext) -> str:
-        y = ctx.outputs[0]
-        if not self.at_run_time(ctx.inputs):
-            return emit_strided_copy(ctx, y.shape, broadcast_strides(ctx.inputs[0].shape, y.shape))
-        rank = y.rank
-        padded = self.padded_input_dims(ctx.inputs)
-        in_dims = ctx.array("in_dims", padded)
-        computed = [i for i, d in enumerate(padded) if isinstance(d, int) and d == 1]  # the run-time dims (infer)
-        expected = ctx.array("expected", [0 if i in computed else d for i, d in enumerate(y.shape)])
-        lines = [f"size_t out_dims_[{max(rank, 1)}];", f"std::ptrdiff_t strides_[{max(rank, 1)}];",
-                 f"kernels::expand_dims({ctx.x(1)}, {ctx.inputs[1].shape[0]}, {in_dims}, {expected}, {rank}, out_dims_);"]
-        lines += [f"{ctx.dim(y.shape[i])} = out_dims_[{i}];" for i in computed]
-        lines += [ctx.reserve(0), f"kernels::expand({ctx.x(0)}, {in_dims}, out_dims_, {rank}, strides_, {ctx.y(0)});"]
-        return "\n".join(line for line in lines if line)
-
 
 @register
 class Tile(Op):
@@ -314,7 +240,6 @@ class Tile(Op):
 
     op_type = "Tile"
     since_version = 6
-    kernels = ("elementwise",)
     row_wise = True  # repeating the leading dim changes it
     value_inputs = (1,)
 
@@ -331,11 +256,3 @@ class Tile(Op):
 
     def evaluate(self, values):
         return [np.tile(values[0], [int(r) for r in np.asarray(values[1]).reshape(-1)])]
-
-    def emit(self, ctx: EmitContext) -> str:
-        x = ctx.inputs[0]
-        shape, strides = [], []
-        for d, r, s in zip(x.shape, self.repeats(ctx.inputs), contiguous_strides(x.shape)):
-            shape += [r, d]
-            strides += [0, s]
-        return emit_strided_copy(ctx, tuple(shape), strides)

@@ -17,7 +17,7 @@ from ..errors import UnsupportedOperatorError
 from ..ir import TensorType
 from ..ir.dims import Dim, dims_equal, num_elements
 from ..ir.dtypes import FLOAT_TYPES, from_onnx
-from .base import EmitContext, Op, normalize_axis
+from .base import Op, normalize_axis
 from .registry import register
 
 
@@ -28,8 +28,6 @@ def _optional(items: list, i: int):
 
 class _Normalization(Op):
     """Common checks of the normalization operators."""
-
-    kernels = ("normalization",)
 
     def check_float(self, x: TensorType) -> None:
         if x.dtype not in FLOAT_TYPES:
@@ -107,12 +105,6 @@ class BatchNormalization(_Normalization):
         y = (x.astype(np.float64) - p[2]) / np.sqrt(p[3] + self.attrs["epsilon"]) * p[0] + p[1]
         return [y.astype(x.dtype)]
 
-    def emit(self, ctx: EmitContext) -> str:
-        batch, channels, spatial = (ctx.dim(d) for d in self.channels3(ctx.inputs[0]))
-        eps = ctx.literal(self.attrs["epsilon"], np.float64)
-        params = ", ".join(ctx.x(i) for i in range(1, 5))
-        return f"kernels::batch_norm({ctx.x(0)}, {params}, {ctx.y(0)}, {batch}, {channels}, {spatial}, {eps});"
-
 
 @register
 class BatchNormalization_14(BatchNormalization):
@@ -166,11 +158,6 @@ class _GroupNorm(_Normalization):
         shape = (1, channels) + (1,) * (x.ndim - 2)
         per_channel = [np.repeat(np.asarray(p, np.float64).reshape(-1), per_param).reshape(shape) for p in (scale, bias)]
         return [(normed * per_channel[0] + per_channel[1]).astype(x.dtype)]
-
-    def emit(self, ctx: EmitContext) -> str:
-        sizes = ", ".join(ctx.dim(d) for d in self.layout(ctx.inputs))
-        eps = ctx.literal(self.attrs["epsilon"], np.float64)
-        return f"kernels::group_norm({ctx.x(0)}, {ctx.x(1)}, {ctx.x(2)}, {ctx.y(0)}, {sizes}, {eps});"
 
 
 @register
@@ -262,15 +249,3 @@ class LayerNormalization(_Normalization):
             y = y + bias
         stash = from_onnx(self.attrs["stash_type"])
         return [y.astype(x.dtype), mean.astype(stash), inv_std.astype(stash)]
-
-    def emit(self, ctx: EmitContext) -> str:
-        x = ctx.inputs[0]
-        axis = self.axis(x)
-        outer, n = num_elements(x.shape[:axis]), num_elements(x.shape[axis:])
-        scale, bias = ctx.inputs[1], _optional(ctx.inputs, 2)
-        bias_ptr, bias_size = (ctx.x(2), ctx.dim(bias.size)) if bias is not None else ("nullptr", "1")
-        t, u = ctx.ctype(x.dtype), ctx.ctype(from_onnx(self.attrs["stash_type"]))
-        mean, inv_std = (ctx.y(i) if _optional(ctx.outputs, i) is not None else "nullptr" for i in (1, 2))
-        eps = ctx.literal(self.attrs["epsilon"], np.float64)
-        return (f"kernels::layer_norm<{t}, {u}>({ctx.x(0)}, {ctx.x(1)}, {ctx.dim(scale.size)}, {bias_ptr}, "
-                f"{bias_size}, {ctx.y(0)}, {mean}, {inv_std}, {ctx.dim(outer)}, {ctx.dim(n)}, {eps});")

@@ -20,7 +20,7 @@ import numpy as np
 from ..ir import TensorType
 from ..ir.dims import Dim, num_elements
 from ..ir.dtypes import HALF_TYPES, kind
-from .base import EmitContext, Op, coalesce, contiguous_strides, normalize_axis
+from .base import EmitContext, Op, normalize_axis
 from .registry import register
 
 NUMERIC = tuple(np.dtype(t) for t in (np.float32, np.float64, np.int32, np.int64)) + HALF_TYPES
@@ -151,7 +151,6 @@ def _check_dtype(op: Op, t: TensorType, allowed: tuple) -> None:
 class _Reduce(Op):
     """Reduce* with ``axes`` as an attribute (opsets before 13 for ReduceSum, 18 for the others)."""
 
-    kernels = ("reduce",)
     row_wise = True  # reducing the leading dim leaves it 1 or drops it, which the row-block check refuses
     reduction: ClassVar[Reduction]
     dtypes: ClassVar[tuple] = NUMERIC
@@ -188,21 +187,6 @@ class _Reduce(Op):
         if not self.attrs.get("keepdims", 1):
             y = y.reshape([d for i, d in enumerate(y.shape) if i not in axes])
         return [_narrow(y, x.dtype)]
-
-    def emit(self, ctx: EmitContext) -> str:
-        x = ctx.inputs[0]
-        axes = self.reduced_axes(x.rank, self.axes_value(ctx.inputs))
-        fold = self.reduction.lambdas(ctx, x.dtype)
-        view = block_view(x.shape, axes)
-        if view is not None:
-            sizes = ", ".join(ctx.dim(d) for d in view)
-            return f"kernels::reduce({ctx.x(0)}, {ctx.y(0)}, {sizes},\n   {fold});"
-        strides = contiguous_strides(x.shape)
-        args = []
-        for label, part in (("kept", [i for i in range(x.rank) if i not in axes]), ("reduced", axes)):
-            shape, (st,) = coalesce([x.shape[i] for i in part], [strides[i] for i in part])
-            args += [ctx.array(f"{label}_shape", shape), ctx.array(f"{label}_strides", st, "std::ptrdiff_t"), str(len(shape))]
-        return f"kernels::reduce_strided({ctx.x(0)}, {ctx.y(0)}, {', '.join(args)},\n   {fold});"
 
 
 class _ReduceAxesInput(_Reduce):
@@ -245,7 +229,6 @@ for _spec in _REDUCE_OPS:
 class _ArgReduce(Op):
     """Index (int64) of the largest / smallest value along ``axis``; ties to the first, or the last with select_last_index."""
 
-    kernels = ("reduce",)
     row_wise = True  # as _Reduce's
     maximum: ClassVar[bool]
 
@@ -277,13 +260,6 @@ class _ArgReduce(Op):
             y = np.squeeze(y, axis=axis)
         return [y.astype(np.int64)]
 
-    def emit(self, ctx: EmitContext) -> str:
-        x = ctx.inputs[0]
-        sizes = ", ".join(ctx.dim(d) for d in _axis_view(x.shape, self.axis(x.shape)))
-        maximum = "true" if self.maximum else "false"
-        last = "true" if self.attrs.get("select_last_index", 0) else "false"
-        return f"kernels::arg_reduce({ctx.x(0)}, {ctx.y(0)}, {sizes}, {maximum}, {last});"
-
 
 @register
 class ArgMax(_ArgReduce):
@@ -308,7 +284,6 @@ class _Cumulative(Op):
     integers in uint64_t, whose modular arithmetic (sums and products alike) narrows back to exactly that.
     """
 
-    kernels = ("reduce",)
     value_inputs = (1,)
     identity: ClassVar[int]
     combine: ClassVar[str]  # C++ in accumulators a and b
@@ -341,14 +316,6 @@ class _Cumulative(Op):
         if self.attrs["reverse"]:
             y = y[::-1]
         return [np.moveaxis(y, 0, axis).astype(values[0].dtype)]
-
-    def emit(self, ctx: EmitContext) -> str:
-        x = ctx.inputs[0]
-        sizes = ", ".join(ctx.dim(d) for d in _axis_view(x.shape, self.axis(x.rank, self.value_of(ctx.inputs, 1, "axis"))))
-        acc = "double" if kind(x.dtype) == "f" else "uint64_t"
-        flags = ", ".join("true" if self.attrs[k] else "false" for k in ("exclusive", "reverse"))
-        combine = f"[](const {acc} a, const {acc} b) -> {acc} {{ return {self.combine}; }}"
-        return f"kernels::cumulate<{acc}>({ctx.x(0)}, {ctx.y(0)}, {sizes}, {flags}, {acc}({self.identity}), {combine});"
 
 
 @register

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..ir import TensorType
 from ..ir.dims import Dim
-from .base import EmitContext, Op, contiguous_strides, normalize_axis
+from .base import Op, normalize_axis
 from .pad import typed_values
 from .registry import register
 
@@ -149,8 +149,6 @@ def axis_table(x: np.ndarray, outside: Optional[np.ndarray], in_size: int, scale
 class _ResizeBase(Op):
     """Shared planning (scales, sizes, tables), numpy reference and emission."""
 
-    kernels = ("resize",)
-
     # Subclasses: scales/sizes/roi per axis from attributes or inputs.
     def params(self, inputs: list[Optional[TensorType]]) -> tuple[list[float], list[Dim], Optional[list[float]]]:
         raise NotImplementedError
@@ -239,31 +237,6 @@ class _ResizeBase(Op):
             info = np.iinfo(x.dtype)
             y = np.clip(np.rint(y), info.min, info.max)
         return [y.astype(x.dtype)]
-
-    def emit(self, ctx: EmitContext) -> str:
-        x = ctx.inputs[0]
-        sizes, tables = self.tables(ctx.inputs)
-        if any(isinstance(d, int) and d == 0 for d in sizes):
-            return "// empty output: nothing to compute"
-        lines, entries = [], []
-        for axis, t in enumerate(tables):
-            if t is None:
-                entries.append("{0, nullptr, nullptr, nullptr}")
-                continue
-            index = ctx.array(f"index{axis}", [int(v) for v in t.index.reshape(-1)])
-            weight = f"weight{axis}_"
-            lines.append(f"static const double {weight}[] = {{{', '.join(repr(float(w)) for w in t.weight.reshape(-1))}}};")
-            outside = "nullptr"
-            if t.outside is not None:
-                outside = ctx.array(f"outside{axis}", [int(v) for v in t.outside], "bool")
-            entries.append(f"{{{t.index.shape[1]}, {index}, {weight}, {outside}}}")
-        lines.append(f"const kernels::resize_axis axes_[] = {{{', '.join(entries)}}};")
-        out_shape = ctx.array("out_shape", ctx.outputs[0].shape)
-        strides = ctx.array("strides", contiguous_strides(x.shape), "std::ptrdiff_t")
-        extrapolation = ctx.literal(self.extrapolation(), np.float64)
-        lines.append(f"kernels::resize({ctx.x(0)}, {ctx.y(0)}, {out_shape}, {strides}, axes_, {x.rank}, "
-                     f"{extrapolation});")
-        return "\n".join(lines)
 
 
 def _floats(value) -> list[float]:

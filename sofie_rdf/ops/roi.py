@@ -16,7 +16,7 @@ import numpy as np
 from ..ir import TensorType
 from ..ir.dims import dims_equal
 from ..ir.dtypes import FLOAT_TYPES, HALF_TYPES
-from .base import EmitContext, Op
+from .base import Op
 from .registry import register
 
 _MODES = ("avg", "max")
@@ -29,7 +29,6 @@ class RoiAlign(Op):
 
     op_type = "RoiAlign"
     since_version = 10
-    kernels = ("roi",)
     default_transform: ClassVar[str] = "output_half_pixel"  # opset 10 has no attribute: no pixel shift
 
     def options(self) -> tuple[bool, bool, int, int, int, float]:
@@ -77,14 +76,6 @@ class RoiAlign(Op):
                     elif samples:
                         y[r, :, ph, pw] = np.sum([s.sum(axis=0) for s in samples], axis=0) / len(samples)
         return [y]
-
-    def emit(self, ctx: EmitContext) -> str:
-        x, rois = ctx.inputs[0], ctx.inputs[1]
-        half_pixel, max_mode, out_h, out_w, ratio, scale = self.options()
-        sizes = ", ".join(ctx.dim(d) for d in x.shape)
-        flags = f"{'true' if half_pixel else 'false'}, {'true' if max_mode else 'false'}"
-        return (f"kernels::roi_align({ctx.x(0)}, {ctx.x(1)}, {ctx.x(2)}, {ctx.y(0)}, {sizes}, {ctx.dim(rois.shape[0])}, "
-                f"{out_h}, {out_w}, {ratio}, {ctx.literal(scale, x.dtype)}, {flags});")
 
 
 @register

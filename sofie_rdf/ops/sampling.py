@@ -18,7 +18,7 @@ import sympy
 from ..ir import TensorType
 from ..ir.dims import Dim, dims_equal, num_elements, simplify
 from ..ir.dtypes import FLOAT_TYPES
-from .base import EmitContext, Op, shape_from_value
+from .base import Op, shape_from_value
 from .registry import register
 
 _MODES = {"bilinear": "linear", "linear": "linear", "nearest": "nearest", "bicubic": "cubic", "cubic": "cubic"}
@@ -88,7 +88,6 @@ class GridSample(Op):
 
     op_type = "GridSample"
     since_version = 16
-    kernels = ("sampling",)
     mode_names: ClassVar[tuple[str, ...]] = ("bilinear", "nearest", "bicubic")
     max_spatial: ClassVar[int] = 2
 
@@ -129,14 +128,6 @@ class GridSample(Op):
             y += np.take_along_axis(flat_x, np.broadcast_to(flat[:, None, :], y.shape), axis=2) * weight[:, None, :]
         return [y.reshape(n, c, *grid.shape[1:-1]).astype(x.dtype)]
 
-    def emit(self, ctx: EmitContext) -> str:
-        x, grid = ctx.inputs[0], ctx.inputs[1]
-        mode, padding, align = self.settings()
-        dims = ctx.array("dims", x.shape[2:])
-        return (f"kernels::grid_sample({ctx.x(0)}, {ctx.x(1)}, {ctx.y(0)}, {ctx.dim(x.shape[0])}, {ctx.dim(x.shape[1])}, "
-                f"{dims}, {x.rank - 2}, {ctx.dim(num_elements(grid.shape[1:-1]))}, kernels::GridMode::{mode}, "
-                f"kernels::GridPadding::{padding}, {'true' if align else 'false'});")
-
 
 @register
 class GridSample20(GridSample):
@@ -162,7 +153,6 @@ class AffineGrid(Op):
     op_type = "AffineGrid"
     since_version = 20
     value_inputs = (1,)
-    kernels = ("sampling",)
 
     def spatial(self, inputs: list[Optional[TensorType]]) -> tuple:
         theta = inputs[0]
@@ -187,13 +177,6 @@ class AffineGrid(Op):
         grid = np.einsum("nkj,pj->npk", theta.astype(np.float64), base)
         return [grid.reshape(theta.shape[0], *dims, len(dims)).astype(theta.dtype)]
 
-    def emit(self, ctx: EmitContext) -> str:
-        y = ctx.outputs[0]
-        dims = ctx.array("dims", y.shape[1:-1])
-        align = "true" if self.attrs.get("align_corners", 0) else "false"
-        return (f"kernels::affine_grid({ctx.x(0)}, {ctx.y(0)}, {ctx.dim(y.shape[0])}, {dims}, {y.rank - 2}, "
-                f"{align});")
-
 
 def _ints(op: Op, name: str, rank: int, default: int) -> list[int]:
     """A per-axis attribute (pads are 2 * rank long), checked for length and sign."""
@@ -211,7 +194,6 @@ class Col2Im(Op):
     op_type = "Col2Im"
     since_version = 18
     value_inputs = (1, 2)
-    kernels = ("sampling",)
 
     def layout(self, inputs: list[Optional[TensorType]]) -> tuple[list[Dim], list[int], list[int], dict]:
         """(image, block, blocks per axis, {strides, dilations, pads})."""
@@ -255,16 +237,6 @@ class Col2Im(Op):
             np.add.at(y, (slice(None), slice(None), flat), cols[:, :, k, inside])
         return [y.reshape(n, c, *image)]
 
-    def emit(self, ctx: EmitContext) -> str:
-        x, y = ctx.inputs[0], ctx.outputs[0]
-        image, block, counts, a = self.layout(ctx.inputs)
-        r = len(image)
-        arrays = [ctx.array(label, values) for label, values in (
-            ("image", image), ("block", block), ("counts", counts), ("strides", a["strides"]),
-            ("dilations", a["dilations"]), ("pads_begin", a["pads"][:r]))]
-        return (f"kernels::col2im({ctx.x(0)}, {ctx.y(0)}, {ctx.dim(x.shape[0])}, {ctx.dim(y.shape[1])}, {r}, "
-                f"{', '.join(arrays)});")
-
 
 @register
 class MaxUnpool(Op):
@@ -278,7 +250,6 @@ class MaxUnpool(Op):
     op_type = "MaxUnpool"
     since_version = 9
     value_inputs = (2,)
-    kernels = ("sampling",)
 
     def infer(self, inputs: list[Optional[TensorType]]) -> list[TensorType]:
         x, indices = inputs[0], inputs[1]
@@ -306,7 +277,3 @@ class MaxUnpool(Op):
             raise self.error(f"indices must lie in [0, {y.size})")
         y[indices] = x.reshape(-1)
         return [y.reshape(out.shape)]
-
-    def emit(self, ctx: EmitContext) -> str:
-        return (f"kernels::max_unpool({ctx.x(0)}, {ctx.x(1)}, {ctx.y(0)}, {ctx.dim(ctx.inputs[0].size)}, "
-                f"{ctx.dim(ctx.outputs[0].size)});")

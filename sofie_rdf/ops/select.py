@@ -17,7 +17,7 @@ import sympy
 
 from ..ir import TensorType
 from ..ir.dims import Dim, num_elements, simplify
-from .base import EmitContext, Op, normalize_axis
+from .base import Op, normalize_axis
 from .registry import register
 
 
@@ -27,7 +27,6 @@ class NonZero(Op):
 
     op_type = "NonZero"
     since_version = 9
-    kernels = ("select",)
 
     def infer(self, inputs: list[Optional[TensorType]]) -> list[TensorType]:
         x = inputs[0]
@@ -39,15 +38,6 @@ class NonZero(Op):
 
     def evaluate(self, values: list[Optional[np.ndarray]]) -> list[np.ndarray]:
         return [np.array(np.nonzero(values[0]), dtype=np.int64).reshape(values[0].ndim, -1)]
-
-    def emit(self, ctx: EmitContext) -> str:
-        x, y = ctx.inputs[0], ctx.outputs[0]
-        count, n = ctx.dim(y.shape[1]), ctx.dim(x.size)
-        shape = ctx.array("shape", x.shape)
-        lines = [f"{count} = kernels::count_nonzero({ctx.x(0)}, {n});" if ctx.reserve(0) else "",
-                 ctx.reserve(0),
-                 f"kernels::nonzero({ctx.x(0)}, {shape}, {x.rank}, {n}, {count}, {ctx.y(0)});"]
-        return "\n".join(line for line in lines if line)
 
 
 @register
@@ -62,7 +52,6 @@ class Range(Op):
     op_type = "Range"
     since_version = 11
     value_inputs = (0, 1, 2)
-    kernels = ("select",)
 
     def at_run_time(self, inputs) -> bool:
         return any(t.value is None for t in inputs[:3])
@@ -97,25 +86,6 @@ class Range(Op):
         start, limit, delta = (np.asarray(v).reshape(-1)[0] for v in values[:3])
         return [np.arange(start, limit, delta).astype(np.asarray(values[0]).dtype)]
 
-    def emit(self, ctx: EmitContext) -> str:
-        t = ctx.ctype(ctx.outputs[0].dtype)
-        count = ctx.dim(ctx.outputs[0].shape[0])
-        start, limit, delta = (self.scalar_cpp(ctx, i) for i in range(3))
-        fill = f"for (size_t i = 0; i < {count}; ++i)\n   {ctx.y(0)}[i] = {start} + static_cast<{t}>(i) * {delta};"
-        if not self.at_run_time(ctx.inputs):
-            return fill
-        return f"{count} = kernels::range_count<{t}>({start}, {limit}, {delta});\n{ctx.reserve(0)}\n{fill}"
-
-    def scalar_cpp(self, ctx: EmitContext, i: int) -> str:
-        """C++ value of start, limit or delta: read at run time, or the value known when generating."""
-        t = ctx.inputs[i]
-        if t.value is None:
-            return f"{ctx.x(i)}[0]"
-        v = np.asarray(t.value).reshape(-1)[0]
-        if isinstance(v, sympy.Expr):
-            return f"static_cast<{ctx.ctype(t.dtype)}>({ctx.dim(v)})"
-        return ctx.literal(v, t.dtype)
-
 
 def _axis_view(op: Op, shape: tuple) -> tuple[Optional[int], Dim, Dim, Dim]:
     """The ``axis`` attribute (None when absent: the input is flattened) and the (outer, n, inner) view around it."""
@@ -139,14 +109,6 @@ def _folded(op: Op, inputs: list[Optional[TensorType]]) -> Optional[list[TensorT
     return [TensorType(v.dtype, v.shape) for v in values]
 
 
-def _count_statement(ctx: EmitContext, dim: Dim, expr: str) -> str:
-    """``dim = expr;`` and the reservations of the outputs it sizes, when ``dim`` is a run-time dim."""
-    reserve = [ctx.reserve(i) for i in range(len(ctx.outputs)) if ctx.outputs[i] is not None]
-    if not any(reserve):
-        return ""
-    return "\n".join([f"{ctx.dim(dim)} = {expr};"] + [r for r in reserve if r])
-
-
 @register
 class Compress(Op):
     """The slices along ``axis`` (or elements of the flattened input) whose condition is true.
@@ -158,7 +120,6 @@ class Compress(Op):
 
     op_type = "Compress"
     since_version = 9
-    kernels = ("select",)
 
     def infer(self, inputs: list[Optional[TensorType]]) -> list[TensorType]:
         x, cond = inputs[0], inputs[1]
@@ -180,15 +141,6 @@ class Compress(Op):
         n = x.size if axis is None else x.shape[axis]
         return [np.compress(cond[:n], x, axis=axis)]
 
-    def emit(self, ctx: EmitContext) -> str:
-        x, cond = ctx.inputs[0], ctx.inputs[1]
-        axis, outer, n, inner = _axis_view(self, x.shape)
-        count = _count_statement(ctx, ctx.outputs[0].shape[axis or 0],
-                                 f"kernels::compress_count({ctx.x(1)}, {ctx.dim(cond.shape[0])}, {ctx.dim(n)})")
-        call = (f"kernels::compress({ctx.x(0)}, {ctx.x(1)}, {ctx.dim(cond.shape[0])}, {ctx.dim(outer)}, {ctx.dim(n)}, "
-                f"{ctx.dim(inner)}, {ctx.y(0)});")
-        return f"{count}\n{call}" if count else call
-
 
 @register
 class Unique(Op):
@@ -198,7 +150,6 @@ class Unique(Op):
 
     op_type = "Unique"
     since_version = 11
-    kernels = ("select",)
 
     def infer(self, inputs: list[Optional[TensorType]]) -> list[TensorType]:
         x = inputs[0]
@@ -226,16 +177,6 @@ class Unique(Op):
     def workspace(self, inputs: list[Optional[TensorType]], outputs: list[Optional[TensorType]]) -> list[TensorType]:
         return [TensorType(np.dtype(np.int64), (6 * _axis_view(self, inputs[0].shape)[2],))]
 
-    def emit(self, ctx: EmitContext) -> str:
-        axis, outer, n, inner = _axis_view(self, ctx.inputs[0].shape)
-        view = f"{ctx.dim(outer)}, {ctx.dim(n)}, {ctx.dim(inner)}"
-        count = ctx.outputs[0].shape[axis or 0]
-        outputs = ", ".join(ctx.y(i) if i < len(ctx.outputs) else "nullptr" for i in range(4))
-        sorted_ = "true" if self.attrs["sorted"] else "false"
-        return "\n".join([
-            _count_statement(ctx, count, f"kernels::unique_slices({ctx.x(0)}, {view}, {sorted_}, {ctx.w(0)})"),
-            f"kernels::unique_write({ctx.x(0)}, {view}, {ctx.dim(count)}, {ctx.w(0)}, {outputs});"])
-
 
 @register
 class NonMaxSuppression(Op):
@@ -244,7 +185,6 @@ class NonMaxSuppression(Op):
 
     op_type = "NonMaxSuppression"
     since_version = 10
-    kernels = ("select",)
 
     def infer(self, inputs: list[Optional[TensorType]]) -> list[TensorType]:
         boxes, scores = inputs[0], inputs[1]
@@ -290,17 +230,6 @@ class NonMaxSuppression(Op):
         batches, n, _ = inputs[0].shape
         i64 = np.dtype(np.int64)
         return [TensorType(i64, (batches * inputs[1].shape[1] * n * 3,)), TensorType(i64, (2 * n,))]
-
-    def emit(self, ctx: EmitContext) -> str:
-        batches, n, _ = ctx.inputs[0].shape
-        sizes = ", ".join(ctx.dim(d) for d in (batches, ctx.inputs[1].shape[1], n))
-        optional = ", ".join(ctx.x(i) if i < len(ctx.inputs) and ctx.inputs[i] is not None else "nullptr" for i in (2, 3, 4))
-        center = "true" if self.attrs["center_point_box"] else "false"
-        count = ctx.dim(ctx.outputs[0].shape[0])
-        return "\n".join([
-            _count_statement(ctx, ctx.outputs[0].shape[0], f"kernels::nms({ctx.x(0)}, {ctx.x(1)}, {sizes}, {optional}, "
-                                                           f"{center}, {ctx.w(0)}, {ctx.w(1)})"),
-            f"std::copy({ctx.w(0)}, {ctx.w(0)} + 3 * {count}, {ctx.y(0)});"])
 
 
 def _iou(a: np.ndarray, b: np.ndarray, center: int) -> float:

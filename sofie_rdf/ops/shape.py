@@ -15,7 +15,7 @@ import numpy as np
 from ..ir import TensorType
 from ..ir.dims import as_dim, dims_equal, num_elements, simplify
 from ..ir.limits import too_large
-from .base import EmitContext, Op, normalize_axis, shape_from_value, sym_array
+from .base import Op, normalize_axis, shape_from_value, sym_array
 from .registry import register
 
 
@@ -37,9 +37,6 @@ class ViewOp(Op):
         if x.value is not None and all(isinstance(d, int) for d in shape):
             value = x.value.reshape([int(d) for d in shape])  # folding a view is a reshape
         return [TensorType(x.dtype, shape, value)]
-
-    def emit(self, ctx: EmitContext) -> str:
-        return ""
 
 
 @register
@@ -72,11 +69,6 @@ class Dropout(ViewOp):
         if len(self.node.outputs) > 1 and self.node.outputs[1]:
             out.append(TensorType(np.bool_, inputs[0].shape))
         return out
-
-    def emit(self, ctx: EmitContext) -> str:
-        if len(ctx.outputs) > 1:
-            return f"std::fill_n({ctx.y(1)}, {ctx.dim(ctx.outputs[1].size)}, true);  // mask"
-        return ""
 
 
 @register
@@ -236,8 +228,6 @@ class Constant(Op):
         return [self.value()]
 
 
-
-
 @register
 class ConstantOfShape(Op):
     """A tensor of the shape given as input filled with ``value`` (float32 0 by default).
@@ -250,7 +240,6 @@ class ConstantOfShape(Op):
     op_type = "ConstantOfShape"
     since_version = 9
     value_inputs = (0,)
-    kernels = ("select",)
 
     def fill(self) -> np.ndarray:
         v = self.attrs.get("value")
@@ -273,15 +262,6 @@ class ConstantOfShape(Op):
         v = self.fill()
         return [np.full(tuple(int(d) for d in np.asarray(values[0]).reshape(-1)), v[0], v.dtype)]
 
-    def emit(self, ctx: EmitContext) -> str:
-        y = ctx.outputs[0]
-        v = ctx.literal(self.fill()[0], y.dtype)
-        fill = f"std::fill_n({ctx.y(0)}, {ctx.dim(y.size)}, {v});"
-        if ctx.inputs[0].value is not None:
-            return fill
-        dims = [f"{ctx.dim(d)} = kernels::checked_dim({ctx.x(0)}[{i}], \"ConstantOfShape\");" for i, d in enumerate(y.shape)]
-        return "\n".join([*dims, ctx.reserve(0), fill])
-
 
 @register
 class Size(Op):
@@ -294,4 +274,3 @@ class Size(Op):
 
     def evaluate(self, values):
         return [np.array(np.asarray(values[0]).size, dtype=np.int64)]
-

@@ -15,9 +15,9 @@ import numpy as np
 import sympy
 
 from ..ir import TensorType
-from ..ir.dims import Dim, as_dim, num_elements, simplify
+from ..ir.dims import Dim, as_dim, simplify
 from ..ir.dtypes import FLOAT_TYPES, from_onnx
-from .base import EmitContext, Op, normalize_axis
+from .base import Op, normalize_axis
 from .registry import register
 
 _SIZE_TYPES = (np.dtype(np.int32), np.dtype(np.int64))
@@ -44,7 +44,6 @@ class _CosineWindow(Op):
 
     since_version = 17
     value_inputs = (0,)  # read at run time when not known
-    kernels = ("signal",)
     coefficients: ClassVar[tuple[float, float, float]] = (0.0, 0.0, 0.0)
 
     def infer(self, inputs: list[Optional[TensorType]]) -> list[TensorType]:
@@ -68,16 +67,6 @@ class _CosineWindow(Op):
         y = a0 - a1 * np.cos(phase) + a2 * np.cos(2 * phase)
         dtype = from_onnx(int(self.attrs.get("output_datatype", 1)))
         return [(y if dtype.kind == "f" else y.astype(np.float32)).astype(dtype)]
-
-    def emit(self, ctx: EmitContext) -> str:
-        y = ctx.outputs[0]
-        size = ctx.dim(y.shape[0])
-        a0, a1, a2 = (ctx.literal(c, np.float64) for c in self.coefficients)
-        periodic = "true" if self.attrs.get("periodic", 1) else "false"
-        fill = f"kernels::cosine_window({ctx.y(0)}, {size}, {periodic}, {a0}, {a1}, {a2});"
-        if not ctx.reserve(0):
-            return fill
-        return f'{size} = kernels::checked_dim({ctx.x(0)}[0], "{self.op_type}");\n{ctx.reserve(0)}\n{fill}'
 
 
 @register
@@ -119,7 +108,6 @@ class DFT(Op):
     op_type = "DFT"
     since_version = 17
     value_inputs = (1,)
-    kernels = ("signal",)
 
     def axis_value(self, inputs: list[Optional[TensorType]]) -> int:
         return int(self.attrs.get("axis", 1))
@@ -159,14 +147,6 @@ class DFT(Op):
         y = transform(z, n=length, axis=axis)
         return [_pairs(np.take(y, np.arange(bins), axis=axis), x.dtype)]
 
-    def emit(self, ctx: EmitContext) -> str:
-        axis, length, bins, real_inverse = self.layout(ctx.inputs)
-        x = ctx.inputs[0]
-        kind = "inverse_real" if real_inverse else "inverse" if self.attrs.get("inverse", 0) else "forward"
-        sizes = [num_elements(x.shape[:axis]), x.shape[axis], num_elements(x.shape[axis + 1:-1]), x.shape[-1], length, bins]
-        return (f"kernels::dft({ctx.x(0)}, {ctx.y(0)}, {', '.join(ctx.dim(d) for d in sizes)}, "
-                f"kernels::DftKind::{kind}, {ctx.w(0)});")
-
     def workspace(self, inputs: list[Optional[TensorType]], outputs: list[Optional[TensorType]]) -> list[TensorType]:
         """Twiddle tables and one line, in double (kernels::Dft)."""
         return [TensorType(np.float64, (simplify(4 * self.layout(inputs)[1]),))]
@@ -191,7 +171,6 @@ class STFT(Op):
     op_type = "STFT"
     since_version = 17
     value_inputs = (1, 3)
-    kernels = ("signal",)
 
     def layout(self, inputs: list[Optional[TensorType]]) -> tuple[int, Dim, Dim, Dim]:
         """(step, frame length, frames, bins)."""
@@ -229,13 +208,6 @@ class STFT(Op):
         framed = np.stack([z[:, f * step:f * step + length] * window for f in range(frames)], axis=1)
         return [_pairs(np.fft.fft(framed, axis=-1)[..., :bins], x.dtype)]
 
-    def emit(self, ctx: EmitContext) -> str:
-        step, length, frames, bins = self.layout(ctx.inputs)
-        x = ctx.inputs[0]
-        window = ctx.x(2) if len(ctx.inputs) > 2 and ctx.inputs[2] is not None else "nullptr"
-        sizes = ", ".join(ctx.dim(d) for d in (x.shape[0], x.shape[1], x.shape[2], frames, step, length, bins))
-        return f"kernels::stft<{ctx.ctype(x.dtype)}>({ctx.x(0)}, {window}, {ctx.y(0)}, {sizes}, {ctx.w(0)});"
-
     def workspace(self, inputs: list[Optional[TensorType]], outputs: list[Optional[TensorType]]) -> list[TensorType]:
         """Twiddle tables and one frame, in double (kernels::Dft)."""
         return [TensorType(np.float64, (simplify(4 * self.layout(inputs)[1]),))]
@@ -252,7 +224,6 @@ class MelWeightMatrix(Op):
     op_type = "MelWeightMatrix"
     since_version = 17
     value_inputs = (0, 1, 2, 3, 4)  # read at run time when not known
-    kernels = ("signal",)
 
     def infer(self, inputs: list[Optional[TensorType]]) -> list[TensorType]:
         for i, what in enumerate(("num_mel_bins", "dft_length", "sample_rate", "lower_edge_hertz", "upper_edge_hertz")):
@@ -291,25 +262,3 @@ class MelWeightMatrix(Op):
                 y[left:center + 1, i] = (np.arange(left, center + 1) - left) / (center - left)
             y[center:right, i] = (right - np.arange(center, right)) / max(right - center, 1)
         return [y.astype(from_onnx(int(self.attrs.get("output_datatype", 1))))]
-
-    def emit(self, ctx: EmitContext) -> str:
-        args = [self._scalar_cpp(ctx, i) for i in range(5)]
-        call = f"kernels::mel_weight_matrix({ctx.y(0)}, {', '.join(args)});"
-        if not ctx.reserve(0):
-            return call
-        bins, mel = ctx.outputs[0].shape
-        sizes = [f'{ctx.dim(bins)} = kernels::checked_dim({args[1]}, "MelWeightMatrix") / 2 + 1;'
-                 if ctx.inputs[1].value is None else "",
-                 f'{ctx.dim(mel)} = kernels::checked_dim({args[0]}, "MelWeightMatrix");' if ctx.inputs[0].value is None else ""]
-        return "\n".join([line for line in sizes if line] + [ctx.reserve(0), call])
-
-    def _scalar_cpp(self, ctx: EmitContext, i: int) -> str:
-        """Input ``i`` as a C++ int64_t (sizes) or double (frequencies): read at run time, or its known value."""
-        t = ctx.inputs[i]
-        ctype = "int64_t" if i < 3 else "double"
-        if t.value is None:
-            return f"static_cast<{ctype}>({ctx.x(i)}[0])"
-        v = np.asarray(t.value).reshape(-1)[0]
-        if isinstance(v, sympy.Expr):
-            return f"static_cast<{ctype}>({ctx.dim(v)})"
-        return ctx.literal(v, np.int64 if i < 3 else np.float64)

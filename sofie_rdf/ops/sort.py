@@ -16,7 +16,7 @@ import sympy
 
 from ..ir import TensorType
 from ..ir.dims import Dim, as_dim, num_elements
-from .base import EmitContext, Op, normalize_axis
+from .base import Op, normalize_axis
 from .registry import register
 
 
@@ -26,7 +26,6 @@ class TopK(Op):
 
     op_type = "TopK"
     since_version = 1
-    kernels = ("sort",)
 
     def k(self, inputs: list[Optional[TensorType]]) -> Dim:
         return as_dim(self.attrs["k"])
@@ -72,19 +71,6 @@ class TopK(Op):
     def workspace(self, inputs: list[Optional[TensorType]], outputs: list[Optional[TensorType]]) -> list[TensorType]:
         _, n, *_ = self.layout(inputs)
         return [TensorType(np.int64, (n,))]
-
-    def emit(self, ctx: EmitContext) -> str:
-        outer, n, inner, k, _ = self.layout(ctx.inputs)
-        sizes = ", ".join(ctx.dim(d) for d in (outer, n, inner, k))
-        present = [i < len(ctx.outputs) and ctx.outputs[i] is not None for i in (0, 1)]
-        values = ctx.y(0) if present[0] else f"static_cast<{ctx.ctype(ctx.inputs[0].dtype)} *>(nullptr)"
-        indices = ctx.y(1) if present[1] else "nullptr"
-        call = (f"kernels::topk({ctx.x(0)}, {values}, {indices}, {sizes}, {str(self.largest()).lower()}, "
-                f"{ctx.w(0)});")
-        if not self.k_at_run_time(ctx.inputs):
-            return call
-        reserve = [ctx.reserve(i) for i in (0, 1) if present[i]]
-        return "\n".join([f"{ctx.dim(k)} = kernels::checked_k({ctx.x(1)}[0], {ctx.dim(n)});", *reserve, call])
 
 
 @register

@@ -11,15 +11,12 @@ import sympy
 
 from ..ir import TensorType
 from ..ir.dims import simplify
-from .base import EmitContext, Op, contiguous_strides
-from .movement import emit_strided_copy
+from .base import Op
 from .registry import register
 
 
 class _BlockRearrange(Op):
     """Shared shape checks and copy; subclasses give the 6-D view and permutation."""
-
-    kernels = ("elementwise",)
 
     def block(self) -> int:
         b = int(self.attrs["blocksize"])
@@ -51,11 +48,6 @@ class _BlockRearrange(Op):
         x = values[0]
         shape, perm = self.layout(x.shape)
         return [np.transpose(x.reshape(shape), perm).reshape(self.out_shape(x.shape))]
-
-    def emit(self, ctx: EmitContext) -> str:
-        shape, perm = self.layout(ctx.inputs[0].shape)
-        strides = contiguous_strides(shape)
-        return emit_strided_copy(ctx, tuple(shape[p] for p in perm), [strides[p] for p in perm])
 
 
 @register

@@ -16,7 +16,7 @@ from typing import Optional
 import numpy as np
 
 from ..ir import TensorType
-from .base import EmitContext, Op
+from .base import Op
 from .registry import register
 
 _MODES = ("TF", "IDF", "TFIDF")
@@ -29,7 +29,6 @@ class TfIdfVectorizer(Op):
 
     op_type = "TfIdfVectorizer"
     since_version = 9
-    kernels = ("text",)
 
     def settings(self) -> tuple[str, int, int, int, list[float]]:
         """(mode, min length, max length, max skip, weights), checked."""
@@ -94,24 +93,3 @@ class TfIdfVectorizer(Op):
                             y[r, columns[k]] = w if mode == "IDF" else y[r, columns[k]] + w
                 smallest = max(smallest, 2)
         return [y if x.ndim == 2 else y.reshape(-1)]
-
-    def emit(self, ctx: EmitContext) -> str:
-        mode, min_n, max_n, max_skip, given = self.settings()
-        table, columns, weights = self.table()
-        x = ctx.inputs[0]
-        rows = ctx.dim(x.shape[0]) if x.rank == 2 else "1"
-        row_size = ctx.dim(x.shape[-1]) if x.rank else "1"
-        grams = [sorted(table.get(n, {}).items()) for n in range(max_n + 1)]
-        begin, first = np.cumsum([0] + [n * len(g) for n, g in enumerate(grams)]), np.cumsum([0] + [len(g) for g in grams])
-        entries = [k for g in grams for _, k in g]
-        tokens = ctx.array("pool", [t for g in grams for gram, _ in g for t in gram], "int64_t")
-        tables = ", ".join(ctx.array(label, values) for label, values in (
-            ("begin", begin[:-1].tolist()), ("count", [len(g) for g in grams]), ("first", first[:-1].tolist()),
-            ("columns", [columns[k] for k in entries])))
-        weighted = mode != "TF" and bool(given) and bool(entries)  # no entries: nothing to weigh
-        call = (f"kernels::tfidf({ctx.x(0)}, {rows}, {row_size}, {tokens}, {tables}, {'weights' if weighted else 'nullptr'}, "
-                f"{min_n}, {max_n}, {max_skip}, {'true' if mode == 'IDF' else 'false'}, {ctx.y(0)}, {max(columns) + 1});")
-        if not weighted:
-            return call
-        values = ", ".join(ctx.literal(weights[k], np.float32) for k in entries)
-        return f"{{\n   const float weights[] = {{{values}}};\n   {call}\n}}"

@@ -16,7 +16,7 @@ import numpy as np
 from ..ir import TensorType
 from ..ir.dims import dims_equal
 from ..ir.dtypes import FLOAT_TYPES
-from .base import EmitContext, Op
+from .base import Op
 from .registry import register
 
 TRAINING_DOMAIN = "ai.onnx.preview.training"
@@ -30,7 +30,6 @@ class _Optimizer(Op):
     """Shared input layout, checks and emission; subclasses name their states, attributes and formula."""
 
     domain = TRAINING_DOMAIN
-    kernels = ("training",)
     states: ClassVar[int] = 1        # optimizer states per tensor (V, H, ...)
     function: ClassVar[str] = ""     # the kernel
     params: ClassVar[tuple[str, ...]] = ()  # attributes passed to the kernel, in its order
@@ -73,19 +72,6 @@ class _Optimizer(Op):
     def kernel_flags(self) -> list[str]:
         """Extra C++ arguments after the attributes (Momentum's mode)."""
         return []
-
-    def emit(self, ctx: EmitContext) -> str:
-        n = self.tensors(len(ctx.inputs))
-        r, t = f"static_cast<double>({ctx.x(0)}[0])", f"{ctx.x(1)}[0]"
-        params = [ctx.literal(float(self.attrs[p]), np.dtype(np.float64)) for p in self.params] + self.kernel_flags()
-        lines = []
-        for k in range(n):
-            ins = [ctx.x(2 + group * n + k) for group in range(2 + self.states)]
-            missing = f"static_cast<{ctx.ctype(ctx.inputs[2 + k].dtype)} *>(nullptr)"
-            outs = [ctx.y(j * n + k) if j * n + k < len(ctx.outputs) else missing for j in range(1 + self.states)]
-            size = ctx.dim(ctx.inputs[2 + k].size)
-            lines.append(f"kernels::{self.function}({r}, {t}, {', '.join(ins)}, {size}, {', '.join(params + outs)});")
-        return "\n".join(lines)
 
 
 @register

@@ -12,9 +12,9 @@ from typing import Optional
 import numpy as np
 
 from ..ir import TensorType
-from ..ir.dims import Dim, dims_equal, num_elements
+from ..ir.dims import Dim, dims_equal
 from ..ir.dtypes import FLOAT_TYPES, from_onnx
-from .base import EmitContext, Op, broadcast_shapes, broadcast_strides, coalesce, contiguous_strides, normalize_axis
+from .base import Op, broadcast_shapes, normalize_axis
 from .registry import register
 
 
@@ -30,7 +30,6 @@ class RMSNormalization(Op):
 
     op_type = "RMSNormalization"
     since_version = 23
-    kernels = ("transformer", "elementwise")
 
     def axis(self, x: TensorType) -> int:
         return normalize_axis(self, self.attrs["axis"], x.rank)
@@ -58,21 +57,6 @@ class RMSNormalization(Op):
         inv = 1 / np.sqrt((xs * xs).mean(axis=axes, keepdims=True) + self.attrs["epsilon"])
         return [((xs * inv).astype(scale.dtype) * scale).astype(scale.dtype)]
 
-    def emit(self, ctx: EmitContext) -> str:
-        x, scale, y = ctx.inputs[0], ctx.inputs[1], ctx.outputs[0]
-        axis = self.axis(x)
-        outer, n = num_elements(x.shape[:axis]), num_elements(x.shape[axis:])
-        t, u, v = ctx.ctype(x.dtype), ctx.ctype(self.stash()), ctx.ctype(y.dtype)
-        shape, (sy, ss) = coalesce(x.shape, contiguous_strides(x.shape), broadcast_strides(scale.shape, x.shape))
-        dims = ctx.array("rms_shape", shape)
-        sy_, ss_ = ctx.array("y_strides", sy, "std::ptrdiff_t"), ctx.array("scale_strides", ss, "std::ptrdiff_t")
-        return "\n".join([
-            f"kernels::rms_norm<{t}, {u}, {v}>({ctx.x(0)}, {ctx.y(0)}, {ctx.dim(outer)}, {ctx.dim(n)}, "
-            f"{ctx.literal(self.attrs['epsilon'], self.stash())});",
-            f"kernels::binary_strided({ctx.y(0)}, {sy_}, {ctx.x(1)}, {ss_}, {ctx.y(0)}, {dims}, {len(shape)}, "
-            f"[](const {v} a, const {v} b) {{ return a * b; }});  // * scale",
-        ])
-
 
 @register
 class RotaryEmbedding(Op):
@@ -85,7 +69,6 @@ class RotaryEmbedding(Op):
 
     op_type = "RotaryEmbedding"
     since_version = 23
-    kernels = ("transformer",)
 
     def sizes(self, x: TensorType) -> tuple[Dim, Dim, Dim, int, int]:
         """(batch, seq, heads, head, rot) of the input."""
@@ -144,20 +127,6 @@ class RotaryEmbedding(Op):
         y4[..., i2] = sn * x4[..., i1] + c * x4[..., i2]
         return [y4.reshape(x.shape) if x.ndim == 3 else y4.transpose(0, 2, 1, 3)]
 
-    def emit(self, ctx: EmitContext) -> str:
-        x = ctx.inputs[0]
-        b, s, h, d, rot = self.sizes(x)
-        pos = ctx.inputs[3] if len(ctx.inputs) > 3 else None
-        lines = [f"kernels::Rotary<{ctx.ctype(x.dtype)}> rope;",
-                 f"rope.batch = {ctx.dim(b)}; rope.seq = {ctx.dim(s)}; rope.heads = {ctx.dim(h)}; rope.head = {d}; "
-                 f"rope.rot = {rot};",
-                 f"rope.packed = {str(x.rank == 3).lower()}; rope.interleaved = {str(bool(self.attrs['interleaved'])).lower()};",
-                 f"rope.x = {ctx.x(0)}; rope.cos = {ctx.x(1)}; rope.sin = {ctx.x(2)}; rope.y = {ctx.y(0)};"]
-        if pos is not None:
-            lines.append(f"rope.pos = {ctx.x(3)}; rope.max_pos = {ctx.dim(ctx.inputs[1].shape[0])};")
-        lines.append("kernels::rotary_embedding(rope);")
-        return "{\n" + "\n".join(f"   {line}" for line in lines) + "\n}"
-
 
 @register
 class SwiGLU(Op):
@@ -165,7 +134,6 @@ class SwiGLU(Op):
 
     op_type = "SwiGLU"
     since_version = 28
-    kernels = ("elementwise",)
 
     def infer(self, inputs: list[Optional[TensorType]]) -> list[TensorType]:
         a, b = inputs[0], inputs[1]
@@ -180,9 +148,3 @@ class SwiGLU(Op):
         with np.errstate(over="ignore"):
             gate = a * (1 / (1 + np.exp(-self.attrs["alpha"] * a))).astype(a.dtype)
         return [(gate * b).astype(a.dtype)]
-
-    def emit(self, ctx: EmitContext) -> str:
-        dt = ctx.inputs[0].dtype
-        t, alpha = ctx.ctype(dt), ctx.literal(self.attrs["alpha"], dt)
-        f = f"[](const {t} a, const {t} b) {{ return a / ({t}(1) + std::exp(-({alpha} * a))) * b; }}"
-        return f"kernels::binary({ctx.x(0)}, {ctx.x(1)}, {ctx.y(0)}, {ctx.dim(ctx.outputs[0].size)}, {f});"

@@ -58,6 +58,11 @@ class Emitter:
         raise NotImplementedError
 
 
+def optional_ptr(ctx: NodeContext, i: int) -> str:
+    """C++ pointer of optional input ``i``: ``nullptr`` when omitted."""
+    return ctx.x(i) if len(ctx.inputs) > i and ctx.inputs[i] is not None else "nullptr"
+
+
 _EMITTERS: dict[type, type[Emitter]] = {}
 
 

@@ -34,7 +34,7 @@ from ....ops.conv import KERNEL_RANK, Conv, ConvTranspose, Geometry, extent
 from ....ops.conv_extra import CausalConvWithState, DeformConv
 from ....ops.fused import FusedConv, FusedConvTranspose
 from ....ops.reference import winograd_weights
-from ..emitter import Emitter, emits
+from ..emitter import Emitter, emits, optional_ptr
 from .gemm import PANEL_COLUMNS, ActivationCode
 
 if TYPE_CHECKING:
@@ -88,10 +88,6 @@ def geometry_arrays(ctx: NodeContext, geom: Geometry) -> str:
     names.append(ctx.array("pad", padded(geom.pads_begin, 0), "std::ptrdiff_t"))
     return ", ".join(names)
 
-
-def optional_ptr(ctx: NodeContext, i: int) -> str:
-    """C++ pointer of optional input ``i``: ``nullptr`` when omitted."""
-    return ctx.x(i) if len(ctx.inputs) > i and ctx.inputs[i] is not None else "nullptr"
 
 
 def shifted_workspace(geom: Geometry, channels: int) -> list[TensorType]:

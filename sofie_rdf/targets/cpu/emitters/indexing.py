@@ -1,0 +1,148 @@
+"""CPU emitters of the operators in :mod:`sofie_rdf.ops.indexing`."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ....ir import TensorType
+from ....ir.dims import Dim, num_elements
+from ....ops import indexing as indexing_ops
+from ....ops.base import contiguous_strides, normalize_axis
+from ..context import NodeContext
+from ..emitter import Emitter, emits
+
+# An update combined with the value already there, per reduction; on bool, what onnxruntime's + and * amount to.
+_REDUCE_CPP = {"none": "b", "add": "a + b", "mul": "a * b", "max": "std::max(a, b)", "min": "std::min(a, b)"}
+_REDUCE_BOOL = {"add": "a || b", "mul": "a && b"}
+
+@emits(indexing_ops.Gather)
+class GatherEmitter(Emitter):
+    """The CPU code of :class:`~sofie_rdf.ops.indexing.Gather`."""
+
+    kernels = ("indexing",)
+
+    def emit(self, ctx: NodeContext) -> str:
+        data, indices = ctx.inputs[0], ctx.inputs[1]
+        axis = normalize_axis(self, self.attrs["axis"], data.rank)
+        outer, inner = num_elements(data.shape[:axis]), num_elements(data.shape[axis + 1:])
+        sizes = ", ".join(ctx.dim(d) for d in (outer, data.shape[axis], indices.size, inner))
+        return f"kernels::gather({ctx.x(0)}, {ctx.x(1)}, {ctx.y(0)}, {sizes});"
+
+
+@emits(indexing_ops.Addressing)
+class AddressingEmitter(Emitter):
+    """The CPU code of :class:`~sofie_rdf.ops.indexing.Addressing`."""
+
+    def walker(self, ctx: NodeContext, data: TensorType, indices: TensorType, ptr: str) -> tuple[str, Dim]:
+        """C++ offset walker over the indices at ``ptr`` (see indexing.hxx), and the elements each offset addresses."""
+        raise NotImplementedError
+
+
+@emits(indexing_ops.ElementAddressing)
+class ElementAddressingEmitter(AddressingEmitter):
+    """The CPU code of :class:`~sofie_rdf.ops.indexing.ElementAddressing`."""
+
+    def walker(self, ctx: NodeContext, data: TensorType, indices: TensorType, ptr: str) -> tuple[str, Dim]:
+        ishape, dshape = ctx.array("ishape", indices.shape), ctx.array("dshape", data.shape)
+        walker = (f'kernels::element_offsets<{ctx.ctype(indices.dtype)}>{{{ptr}, {ishape}, {dshape}, {data.rank}, '
+                  f'{self.op.axis(data)}, "{self.op.op_type}"}}')
+        return walker, 1
+
+
+@emits(indexing_ops.SliceAddressing)
+class SliceAddressingEmitter(AddressingEmitter):
+    """The CPU code of :class:`~sofie_rdf.ops.indexing.SliceAddressing`."""
+
+    def walker(self, ctx: NodeContext, data: TensorType, indices: TensorType, ptr: str) -> tuple[str, Dim]:
+        b, k = self.op.batch_dims(), indices.shape[-1]
+        strides = contiguous_strides(data.shape)
+        sizes = ", ".join(ctx.dim(d) for d in (num_elements(indices.shape[:b]), num_elements(indices.shape[b:-1]), k))
+        dims, st = ctx.array("dims", data.shape[b:b + k]), ctx.array("strides", strides[b:b + k])
+        walker = (f'kernels::slice_offsets<{ctx.ctype(indices.dtype)}>{{{ptr}, {sizes}, {dims}, {st}, '
+                  f'{ctx.dim(num_elements(data.shape[b:]))}, "{self.op.op_type}"}}')
+        return walker, num_elements(data.shape[b + k:])
+
+
+@emits(indexing_ops.GatherOp)
+class GatherOpEmitter(AddressingEmitter):
+    """The CPU code of :class:`~sofie_rdf.ops.indexing.GatherOp`."""
+
+    kernels = ("indexing",)
+
+    def emit(self, ctx: NodeContext) -> str:
+        walker, piece = self.walker(ctx, ctx.inputs[0], ctx.inputs[1], ctx.x(1))
+        return f"kernels::gather_by({ctx.x(0)}, {ctx.y(0)}, {ctx.dim(piece)}, {walker});"
+
+
+@emits(indexing_ops.ScatterOp)
+class ScatterOpEmitter(AddressingEmitter):
+    """The CPU code of :class:`~sofie_rdf.ops.indexing.ScatterOp`."""
+
+    kernels = ("indexing",)
+
+    def emit(self, ctx: NodeContext) -> str:
+        data = ctx.inputs[0]
+        walker, piece = self.walker(ctx, data, ctx.inputs[1], ctx.x(1))
+        t = ctx.ctype(data.dtype)
+        reduction = self.op.reduction()
+        expr = (_REDUCE_BOOL if data.dtype == np.bool_ else _REDUCE_CPP).get(reduction, _REDUCE_CPP[reduction])
+        reduce = f"[]({t} &a, const {t} b) {{ a = static_cast<{t}>({expr}); }}"
+        return (f"kernels::scatter({ctx.x(0)}, {ctx.x(2)}, {ctx.y(0)}, {ctx.dim(data.size)}, {ctx.dim(piece)}, "
+                f"{walker}, {reduce});")
+
+
+@emits(indexing_ops.GatherElements)
+class GatherElementsEmitter(ElementAddressingEmitter, GatherOpEmitter):
+    """The CPU code of :class:`~sofie_rdf.ops.indexing.GatherElements`: its bases' together."""
+
+
+@emits(indexing_ops.GatherND)
+class GatherNDEmitter(SliceAddressingEmitter, GatherOpEmitter):
+    """The CPU code of :class:`~sofie_rdf.ops.indexing.GatherND`: its bases' together."""
+
+
+@emits(indexing_ops.ScatterElements)
+class ScatterElementsEmitter(ElementAddressingEmitter, ScatterOpEmitter):
+    """The CPU code of :class:`~sofie_rdf.ops.indexing.ScatterElements`: its bases' together."""
+
+
+@emits(indexing_ops.ScatterND)
+class ScatterNDEmitter(SliceAddressingEmitter, ScatterOpEmitter):
+    """The CPU code of :class:`~sofie_rdf.ops.indexing.ScatterND`: its bases' together."""
+
+
+@emits(indexing_ops.OneHot)
+class OneHotEmitter(Emitter):
+    """The CPU code of :class:`~sofie_rdf.ops.indexing.OneHot`."""
+
+    kernels = ("indexing",)
+
+    def emit(self, ctx: NodeContext) -> str:
+        indices = ctx.inputs[0]
+        axis = self.op.axis(indices.rank)
+        sizes = (num_elements(indices.shape[:axis]), ctx.outputs[0].shape[axis], num_elements(indices.shape[axis:]))
+        return f"kernels::one_hot({ctx.x(0)}, {ctx.x(2)}, {ctx.y(0)}, {', '.join(ctx.dim(d) for d in sizes)});"
+
+
+@emits(indexing_ops.Trilu)
+class TriluEmitter(Emitter):
+    """The CPU code of :class:`~sofie_rdf.ops.indexing.Trilu`."""
+
+    kernels = ("indexing",)
+
+    def emit(self, ctx: NodeContext) -> str:
+        x = ctx.inputs[0]
+        k = ctx.x(1) if len(ctx.inputs) > 1 and ctx.inputs[1] is not None else "nullptr"
+        sizes = ", ".join(ctx.dim(d) for d in (num_elements(x.shape[:-2]), *x.shape[-2:]))
+        return f"kernels::trilu({ctx.x(0)}, {k}, {ctx.y(0)}, {sizes}, {'true' if self.attrs['upper'] else 'false'});"
+
+
+@emits(indexing_ops.EyeLike)
+class EyeLikeEmitter(Emitter):
+    """The CPU code of :class:`~sofie_rdf.ops.indexing.EyeLike`."""
+
+    kernels = ("indexing",)
+
+    def emit(self, ctx: NodeContext) -> str:
+        rows, cols = ctx.inputs[0].shape
+        return f"kernels::eye({ctx.y(0)}, {ctx.dim(rows)}, {ctx.dim(cols)}, {self.attrs['k']});"
