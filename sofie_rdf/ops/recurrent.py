@@ -1,10 +1,10 @@
-"""Recurrent layers: RNN, GRU and LSTM, every ONNX option, one kernel file (``kernels/rnn.hxx``).
+"""Recurrent layers: RNN, GRU and LSTM, every ONNX option (the CPU code: ``targets/cpu/emitters/recurrent.py``).
 
 The three share their inputs (X, W, R, B, sequence_lens, initial_h, and for
 LSTM initial_c and P), their outputs (Y, Y_h, and for LSTM Y_c, any subset),
 ``direction``, ``layout``, ``clip`` and the activation attributes; they differ
-in the number of gates and the gate arithmetic, which the kernel and the numpy
-reference (:meth:`_Recurrent.step`) spell out per cell.
+in the number of gates and the gate arithmetic, which the numpy reference
+(:meth:`Recurrent.step`) spells out per cell.
 
 Activation parameters follow onnxruntime: ``activation_alpha`` and
 ``activation_beta`` are consumed in order by the activations that take them.
@@ -25,13 +25,13 @@ from ..errors import UnsupportedOperatorError
 from ..ir import TensorType
 from ..ir.dims import Dim, dims_equal
 from ..ir.dtypes import FLOAT_TYPES
-from .base import EmitContext, Op, Packed
+from .base import Op
 from .registry import register
 
 
 @dataclass(frozen=True)
 class _Activation:
-    """One ONNX recurrent activation: C++ functor, defaults of alpha/beta (None: unused), numpy reference."""
+    """One ONNX recurrent activation: its name, defaults of alpha/beta (None: unused), numpy reference."""
 
     name: str
     alpha: Optional[float]
@@ -59,7 +59,7 @@ _ACTIVATIONS = {a.name.lower(): a for a in (
 
 
 @dataclass(frozen=True)
-class _Act:
+class Act:
     """An activation with its parameters resolved."""
 
     kind: _Activation
@@ -68,12 +68,6 @@ class _Act:
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return self.kind.reference(x, self.alpha, self.beta)
-
-    def cpp(self, ctx: EmitContext) -> str:
-        """The C++ functor, e.g. ``kernels::rnn_act::LeakyRelu{0.01f}`` (parameters are float attributes)."""
-        params = [v for v, d in ((self.alpha, self.kind.alpha), (self.beta, self.kind.beta)) if d is not None]
-        return f"kernels::rnn_act::{self.kind.name}{{{', '.join(ctx.literal(v, np.float32) for v in params)}}}"
-
 
 @dataclass(frozen=True)
 class _Sizes:
@@ -87,10 +81,9 @@ class _Sizes:
 _DIRECTIONS = {"forward": (False,), "reverse": (True,), "bidirectional": (False, True)}
 
 
-class _Recurrent(Op):
+class Recurrent(Op):
     """What RNN, GRU and LSTM share: inputs, outputs, layout, directions, activations."""
 
-    kernels = ("gemm", "rnn")
     gates: ClassVar[int] = 1
     default_activations: ClassVar[tuple[str, ...]] = ()
     # Y_h only, or Y_h and Y_c (LSTM).
@@ -109,7 +102,7 @@ class _Recurrent(Op):
             raise self.error(f"layout must be 0 or 1, got {layout}")
         return layout == 1
 
-    def activations(self) -> list[_Act]:
+    def activations(self) -> list[Act]:
         """Activations of every direction, forward's first, parameters resolved."""
         per_direction = len(self.default_activations)
         directions = len(self.reverse_flags())
@@ -130,7 +123,7 @@ class _Recurrent(Op):
                 raise UnsupportedOperatorError(self.model, {f"{self.node.op_type} activation {name!r}": [self.node.name]})
             alpha = next(alphas, kind.alpha) if kind.alpha is not None else 0.0
             beta = next(betas, kind.beta) if kind.beta is not None else 0.0
-            acts.append(_Act(kind, float(alpha), float(beta)))
+            acts.append(Act(kind, float(alpha), float(beta)))
         return acts
 
     def clip(self) -> Optional[float]:
@@ -141,7 +134,7 @@ class _Recurrent(Op):
 
     # ---- shapes ----------------------------------------------------------------
     def sizes(self, inputs: list[Optional[TensorType]]) -> _Sizes:
-        """Sizes from X, W and R (W and R may be stored packed, see :meth:`pack_constants`)."""
+        """Sizes from X, W and R."""
         x, w, r = inputs[0], inputs[1], inputs[2]
         if x.rank != 3:
             raise self.error(f"X must have rank 3, got shape {x.shape}")
@@ -151,10 +144,9 @@ class _Recurrent(Op):
         d = len(self.reverse_flags())
         if w.rank != 3 or r.rank != 3:
             raise self.error(f"W and R must have rank 3, got shapes {w.shape} and {r.shape}")
-        hidden = r.shape[1] if self.attrs.get("packed_r") else r.shape[2]
+        hidden = r.shape[2]
         gh = self.gates * hidden if isinstance(hidden, int) else None
-        expect_w = (d, size, gh) if self.attrs.get("packed_w") else (d, gh, size)
-        expect_r = (d, hidden, gh) if self.attrs.get("packed_r") else (d, gh, hidden)
+        expect_w, expect_r = (d, gh, size), (d, gh, hidden)
         for t, expect, what in ((w, expect_w, "W"), (r, expect_r, "R")):
             if not all(e is None or dims_equal(a, e) for a, e in zip(t.shape, expect)):
                 raise self.error(f"{what} has shape {t.shape}, expected {expect} "
@@ -196,7 +188,7 @@ class _Recurrent(Op):
 
     # ---- numpy reference ---------------------------------------------------------
     def step(self, gates_x: np.ndarray, h: np.ndarray, c: np.ndarray, r: np.ndarray, b_r: np.ndarray,
-             p: Optional[np.ndarray], acts: list[_Act], clip: Callable) -> tuple[np.ndarray, np.ndarray]:
+             p: Optional[np.ndarray], acts: list[Act], clip: Callable) -> tuple[np.ndarray, np.ndarray]:
         """One time step of one row: (new h, new c) from X W^T + Wb and the recurrence weights."""
         raise NotImplementedError
 
@@ -240,28 +232,6 @@ class _Recurrent(Op):
         return value.transpose(1, 0, 2).copy() if self.batch_major() else value.copy()
 
     # ---- code ---------------------------------------------------------------------
-    def block_gates(self) -> tuple[int, ...]:
-        """Gates per recurrence product, in order (the blocks of a packed R)."""
-        return (self.gates,)
-
-    def pack_constants(self, constants: dict[int, np.ndarray], inputs: list[Optional[TensorType]],
-                       target: str) -> Packed:
-        """Constant W and R transposed per direction (and per block of gates) for the small-product kernel."""
-        packed, attrs = {}, {}
-        if 1 in constants and not self.attrs.get("packed_w"):
-            packed[1] = np.ascontiguousarray(constants[1].transpose(0, 2, 1))
-            attrs["packed_w"] = 1
-        if 2 in constants and not self.attrs.get("packed_r"):
-            r = constants[2]
-            hidden = r.shape[2]
-            blocks, start = [], 0
-            for g in self.block_gates():
-                blocks.append(r[:, start * hidden:(start + g) * hidden, :].transpose(0, 2, 1).reshape(r.shape[0], -1))
-                start += g
-            packed[2] = np.ascontiguousarray(np.concatenate(blocks, axis=1).reshape(r.shape[0], hidden, -1))
-            attrs["packed_r"] = 1
-        return (packed, attrs) if packed else None
-
     def scratch(self, s: _Sizes) -> dict[str, tuple]:
         """Scratch buffers the kernel reads from ``Recurrence`` (name -> shape): the input
         projection of all steps, the recurrence product and the hidden state."""
@@ -271,38 +241,8 @@ class _Recurrent(Op):
     def workspace(self, inputs: list[Optional[TensorType]], outputs: list[Optional[TensorType]]) -> list[TensorType]:
         return [TensorType(inputs[0].dtype, shape) for shape in self.scratch(self.sizes(inputs)).values()]
 
-    def cell_call(self, ctx: EmitContext, d: int, reverse: bool, acts: list[_Act]) -> str:
-        raise NotImplementedError
-
-    def emit(self, ctx: EmitContext) -> str:
-        s = self.sizes(ctx.inputs)
-        x = ctx.inputs[0]
-        t = ctx.ctype(x.dtype)
-
-        shape = ", ".join([ctx.dim(s.seq), ctx.dim(s.batch), ctx.dim(s.input), ctx.dim(s.hidden), str(s.directions),
-                           str(self.batch_major()).lower()])
-        lines = [f"kernels::Recurrence<{t}> rec;", f"rec.shape = {{{shape}}};",
-                 f"rec.X = {ctx.x(0)}; rec.W = {ctx.x(1)}; rec.R = {ctx.x(2)};"]
-        optional = {3: "B", 4: "lens", 5: "h0", 6: "c0", 7: "P"}
-        present = [f"rec.{optional[i]} = {ctx.x(i)};" for i in range(3, len(ctx.inputs)) if ctx.inputs[i] is not None]
-        lines += [" ".join(present)] if present else []
-        flags = [f"rec.packed_{k} = true;" for k in ("w", "r") if self.attrs.get(f"packed_{k}")]
-        if self.clip() is not None:
-            flags.append(f"rec.clip = {ctx.literal(self.clip(), x.dtype)};")
-        lines += [" ".join(flags)] if flags else []
-        outs = [f"rec.{field} = {ctx.y(i)};" for i, field in enumerate(("Y", "Yh", "Yc"))
-                if i < len(ctx.outputs) and ctx.outputs[i] is not None]
-        lines += [" ".join(outs)] if outs else []
-        lines.append(" ".join(f"rec.{name} = {ctx.w(k)};" for k, name in enumerate(self.scratch(s))))
-        acts = self.activations()
-        per_dir = len(self.default_activations)
-        for d, reverse in enumerate(self.reverse_flags()):
-            lines.append(self.cell_call(ctx, d, reverse, acts[d * per_dir:(d + 1) * per_dir]) + ";")
-        return "{\n" + "\n".join(f"   {line}" for line in lines) + "\n}"
-
-
 @register
-class RNN(_Recurrent):
+class RNN(Recurrent):
     """Ht = f(Xt W^T + Ht-1 R^T + Wb + Rb); opset 14 adds ``layout``."""
 
     op_type = "RNN"
@@ -313,12 +253,8 @@ class RNN(_Recurrent):
     def step(self, gates_x, h, c, r, b_r, p, acts, clip):
         return acts[0](clip(gates_x + r @ h + b_r)), c
 
-    def cell_call(self, ctx: EmitContext, d: int, reverse: bool, acts: list[_Act]) -> str:
-        return f"kernels::rnn(rec, {d}, {str(reverse).lower()}, {acts[0].cpp(ctx)})"
-
-
 @register
-class GRU(_Recurrent):
+class GRU(Recurrent):
     """z, r = f(...); h~ = g(Xt Wh^T + (r * Ht-1) Rh^T + Rbh + Wbh), or with linear_before_reset
     g(Xt Wh^T + r * (Ht-1 Rh^T + Rbh) + Wbh); Ht = (1 - z) * h~ + z * Ht-1."""
 
@@ -329,9 +265,6 @@ class GRU(_Recurrent):
 
     def linear_before_reset(self) -> bool:
         return bool(self.attrs.get("linear_before_reset", 0))
-
-    def block_gates(self) -> tuple[int, ...]:
-        return (3,) if self.linear_before_reset() else (2, 1)
 
     def step(self, gates_x, h, c, r, b_r, p, acts, clip):
         n = h.size
@@ -350,13 +283,8 @@ class GRU(_Recurrent):
         extra = {} if self.linear_before_reset() else {"rh": (s.batch, s.hidden)}
         return {**super().scratch(s), **extra}
 
-    def cell_call(self, ctx: EmitContext, d: int, reverse: bool, acts: list[_Act]) -> str:
-        lbr = str(self.linear_before_reset()).lower()
-        return f"kernels::gru(rec, {d}, {str(reverse).lower()}, {lbr}, {acts[0].cpp(ctx)}, {acts[1].cpp(ctx)})"
-
-
 @register
-class LSTM(_Recurrent):
+class LSTM(Recurrent):
     """Gates i, o, f, c with optional peepholes and coupled input/forget gates (``input_forget``)."""
 
     op_type = "LSTM"
@@ -383,7 +311,3 @@ class LSTM(_Recurrent):
         """Plus the cell state."""
         return {**super().scratch(s), "c": (s.batch, s.hidden)}
 
-    def cell_call(self, ctx: EmitContext, d: int, reverse: bool, acts: list[_Act]) -> str:
-        forget = str(bool(self.attrs.get("input_forget"))).lower()
-        calls = ", ".join(a.cpp(ctx) for a in acts)
-        return f"kernels::lstm(rec, {d}, {str(reverse).lower()}, {forget}, {calls})"

@@ -1,17 +1,15 @@
 """Reductions: the ten Reduce* operators, ArgMax/ArgMin, CumSum and CumProd.
 
 The Reduce* operators differ only in how they fold values, so each is the
-same class with another :class:`Reduction` (C++ initial value, combine and
-finish expressions and a numpy reference); the kernels in
-``kernels/reduce.hxx`` take those as lambdas.  The input is read as one
-``(outer, reduced, inner)`` block when the reduced axes are adjacent (size-1
-dims aside), else with stride arrays over the kept and the reduced dims.
-Sums and products accumulate in double for every element type.
+same class with another :class:`Reduction` (a name and a numpy reference; the
+CPU's folds are in ``targets/cpu/emitters/reduce.py``).  :func:`block_view`
+tells when the reduced axes are adjacent (size-1 dims aside), so that the input
+reads as one ``(outer, reduced, inner)`` block.  Sums and products accumulate
+in double for every element type.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Callable, ClassVar, Optional
 
@@ -20,7 +18,7 @@ import numpy as np
 from ..ir import TensorType
 from ..ir.dims import Dim, num_elements
 from ..ir.dtypes import HALF_TYPES, kind
-from .base import EmitContext, Op, normalize_axis
+from .base import Op, normalize_axis
 from .registry import register
 
 NUMERIC = tuple(np.dtype(t) for t in (np.float32, np.float64, np.int32, np.int64)) + HALF_TYPES
@@ -30,12 +28,12 @@ WITH_BOOL = ORDERED + (np.dtype(np.bool_),)
 
 
 def _real(x: np.ndarray) -> np.ndarray:
-    """Values as the kernels accumulate them: float64 (symbolic shape values kept as they are)."""
+    """Values as they accumulate: float64 (symbolic shape values kept as they are)."""
     return x if x.dtype == object else x.astype(np.float64)
 
 
 def _narrow(v: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """A reference result in the element type, converted as the kernels' ``from_real`` does (saturating)."""
+    """A reference result in the element type, saturating at its limits (as onnxruntime's)."""
     v = np.asarray(v)
     if v.dtype == object or kind(dtype) == "f" or v.dtype.kind != "f":
         return v if v.dtype == object else v.astype(dtype)
@@ -80,50 +78,25 @@ def _log_sum_exp(x: np.ndarray, axes: tuple) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Reduction:
-    """How a Reduce* operator folds the values of one output.
+    """How a Reduce* operator folds the values of one output: its name (the CPU emitter's key) and
+    ``reference(input, axes)``, numpy with kept dims, before :func:`_narrow`.  Sums and products
+    accumulate in double for every type (integer results then saturate as onnxruntime's do); an empty
+    reduction gives the fold's identity, finished, as onnxruntime does."""
 
-    The strings are C++ with ``{T}`` the element type and ``{A}`` the
-    accumulator type ``acc``: double for sums and products of every type
-    (integer results then saturate as onnxruntime's do), the type itself for
-    max and min.  ``combine`` is in ``a`` (accumulator) and ``x`` (element),
-    ``finish`` in ``a`` and ``n`` (count reduced).  ``init`` is the identity,
-    so an empty reduction outputs ``finish(init, 0)`` as onnxruntime does.
-    ``reference(input, axes)`` is numpy with kept dims, before :func:`_narrow`.
-    """
-
-    combine: str
+    name: str
     reference: Callable[[np.ndarray, tuple], np.ndarray]
-    init: str = "0.0"
-    finish: str = "kernels::from_real<{T}>(a)"
-    acc: str = "double"
-
-    def lambdas(self, ctx: EmitContext, dtype: np.dtype) -> str:
-        """The kernel's ``init, combine, finish`` arguments, one a line."""
-        t = ctx.ctype(dtype)
-        a = self.acc.format(T=t)
-        init, combine, finish = (s.format(T=t, A=a) for s in (self.init, self.combine, self.finish))
-        count = "size_t n" if re.search(r"\bn\b", finish) else "size_t"
-        return ",\n   ".join([init, f"[](const {a} a, const {t} x) -> {a} {{ return {combine}; }}",
-                                 f"[](const {a} a, {count}) -> {t} {{ return {finish}; }}"])
 
 
-_SUM = "a + static_cast<double>(x)"
-_SQUARES = "a + static_cast<double>(x) * static_cast<double>(x)"
-_REAL_RESULT = "kernels::from_real<{{T}}>({})"
-
-SUM = Reduction(_SUM, _sum)
-MEAN = Reduction(_SUM, _mean, finish=_REAL_RESULT.format("n == 0 ? 0.0 : a / static_cast<double>(n)"))
-SUM_SQUARE = Reduction(_SQUARES, lambda x, ax: _sum(_real(x) ** 2, ax))
-L1 = Reduction("a + std::abs(static_cast<double>(x))", lambda x, ax: _sum(np.abs(_real(x)), ax))
-L2 = Reduction(_SQUARES, lambda x, ax: np.sqrt(_sum(_real(x) ** 2, ax)), finish=_REAL_RESULT.format("std::sqrt(a)"))
-LOG_SUM = Reduction(_SUM, lambda x, ax: np.log(_sum(x, ax)), finish=_REAL_RESULT.format("std::log(a)"))
-LOG_SUM_EXP = Reduction("a.add(static_cast<double>(x))", _log_sum_exp, init="{A}()",
-                        finish=_REAL_RESULT.format("a.result()"), acc="kernels::LogSumExp<{T}>")
-PROD = Reduction("a * static_cast<double>(x)", lambda x, ax: _real(x).prod(axis=ax, keepdims=True), init="1.0")
-MAX = Reduction("kernels::max_of(a, x)", lambda x, ax: _extreme(x, ax, True), init="kernels::lowest<{T}>()",
-                finish="a", acc="{T}")
-MIN = Reduction("kernels::min_of(a, x)", lambda x, ax: _extreme(x, ax, False), init="kernels::highest<{T}>()",
-                finish="a", acc="{T}")
+SUM = Reduction("sum", _sum)
+MEAN = Reduction("mean", _mean)
+SUM_SQUARE = Reduction("sum_square", lambda x, ax: _sum(_real(x) ** 2, ax))
+L1 = Reduction("l1", lambda x, ax: _sum(np.abs(_real(x)), ax))
+L2 = Reduction("l2", lambda x, ax: np.sqrt(_sum(_real(x) ** 2, ax)))
+LOG_SUM = Reduction("log_sum", lambda x, ax: np.log(_sum(x, ax)))
+LOG_SUM_EXP = Reduction("log_sum_exp", _log_sum_exp)
+PROD = Reduction("prod", lambda x, ax: _real(x).prod(axis=ax, keepdims=True))
+MAX = Reduction("max", lambda x, ax: _extreme(x, ax, True))
+MIN = Reduction("min", lambda x, ax: _extreme(x, ax, False))
 
 
 def block_view(shape: tuple, axes: list[int]) -> Optional[tuple[Dim, Dim, Dim]]:

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
 from ....ir.dtypes import kind
 from ....ops import reduce as reduce_ops
 from ....ops.base import coalesce, contiguous_strides
@@ -9,6 +14,47 @@ from ....ops.reduce import _axis_view, block_view
 from ..context import NodeContext
 from ..emitter import Emitter, emits
 
+
+@dataclass(frozen=True)
+class Fold:
+    """A reduction as the kernels of ``kernels/reduce.hxx`` take it: C++ with ``{T}`` the element type and
+    ``{A}`` the accumulator type ``acc`` (double for sums and products, the type itself for max and min).
+    ``combine`` is in ``a`` (accumulator) and ``x`` (element), ``finish`` in ``a`` and ``n`` (count
+    reduced); ``init`` is the identity."""
+
+    combine: str
+    init: str = "0.0"
+    finish: str = "kernels::from_real<{T}>(a)"
+    acc: str = "double"
+
+    def lambdas(self, ctx: NodeContext, dtype: np.dtype) -> str:
+        """The kernel's ``init, combine, finish`` arguments, one a line."""
+        t = ctx.ctype(dtype)
+        a = self.acc.format(T=t)
+        init, combine, finish = (s.format(T=t, A=a) for s in (self.init, self.combine, self.finish))
+        count = "size_t n" if re.search(r"\bn\b", finish) else "size_t"
+        return ",\n   ".join([init, f"[](const {a} a, const {t} x) -> {a} {{ return {combine}; }}",
+                                 f"[](const {a} a, {count}) -> {t} {{ return {finish}; }}"])
+
+
+_SUM = "a + static_cast<double>(x)"
+_SQUARES = "a + static_cast<double>(x) * static_cast<double>(x)"
+_REAL_RESULT = "kernels::from_real<{{T}}>({})"
+
+# Reduction name (ops/reduce.py) -> its fold.
+FOLDS = {
+    "sum": Fold(_SUM),
+    "mean": Fold(_SUM, finish=_REAL_RESULT.format("n == 0 ? 0.0 : a / static_cast<double>(n)")),
+    "sum_square": Fold(_SQUARES),
+    "l1": Fold("a + std::abs(static_cast<double>(x))"),
+    "l2": Fold(_SQUARES, finish=_REAL_RESULT.format("std::sqrt(a)")),
+    "log_sum": Fold(_SUM, finish=_REAL_RESULT.format("std::log(a)")),
+    "log_sum_exp": Fold("a.add(static_cast<double>(x))", init="{A}()", finish=_REAL_RESULT.format("a.result()"),
+                        acc="kernels::LogSumExp<{T}>"),
+    "prod": Fold("a * static_cast<double>(x)", init="1.0"),
+    "max": Fold("kernels::max_of(a, x)", init="kernels::lowest<{T}>()", finish="a", acc="{T}"),
+    "min": Fold("kernels::min_of(a, x)", init="kernels::highest<{T}>()", finish="a", acc="{T}"),
+}
 
 @emits(reduce_ops._Reduce)
 class ReduceEmitter(Emitter):
@@ -19,7 +65,7 @@ class ReduceEmitter(Emitter):
     def emit(self, ctx: NodeContext) -> str:
         x = ctx.inputs[0]
         axes = self.op.reduced_axes(x.rank, self.op.axes_value(ctx.inputs))
-        fold = self.op.reduction.lambdas(ctx, x.dtype)
+        fold = FOLDS[self.op.reduction.name].lambdas(ctx, x.dtype)
         view = block_view(x.shape, axes)
         if view is not None:
             sizes = ", ".join(ctx.dim(d) for d in view)
