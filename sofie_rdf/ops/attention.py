@@ -1,14 +1,13 @@
 """Transformer attention: Attention (opsets 23-25) and LinearAttention (opset 27).
 
-LinearAttention is a recurrence over tokens (``kernels::linear_attention``): each
-kv head keeps a d_k x d_v state, and the query heads sharing it read it with one
-small gemm per token.
+LinearAttention is a recurrence over tokens: each kv head keeps a d_k x d_v state,
+and the query heads sharing it read it with one small product per token.
 
-Attention runs one (batch, query head) at a time through ``kernels/attention.hxx``:
-the two matrix products go to the BLAS-backed ``kernels::gemm`` and the softmax to
-``kernels::softmax``; K and V are gathered with the past cache into the present
-tensors (an output when requested, else scratch), so both products read plain
-row-major matrices whatever the input layout (3-D packed or 4-D).
+Attention is computed one (batch, query head) at a time: two matrix products around
+a softmax; K and V are gathered with the past cache into the present tensors (an
+output when requested, else scratch), so both products read plain row-major
+matrices whatever the input layout (3-D packed or 4-D).  The CPU code is in
+``targets/cpu/emitters/attention.py``.
 """
 
 from __future__ import annotations

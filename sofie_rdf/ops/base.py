@@ -1,16 +1,17 @@
 """Base classes operators derive from.
 
-An operator owns its semantics: :meth:`Op.infer` computes output types and
+An operator owns its meaning: :meth:`Op.infer` computes output types and
 shapes, :meth:`Op.evaluate` is the numpy reference used to fold constants, and
-:meth:`Op.emit` writes the C++ statements of ``infer``, normally a call into
-one of the kernels in ``ops/kernels/`` named by :attr:`Op.kernels`.
+class traits tell the passes and the planner what they may do with a node
+(``view``, ``value_inputs``, ``row_wise``, ``inplace_inputs``, :meth:`Op.workspace`).
+How a machine computes it is a target's: ``targets/cpu/emitters/`` for the CPU.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, ClassVar, Optional, Protocol, Sequence
+from typing import Any, ClassVar, Optional, Sequence
 
 import numpy as np
 import sympy
@@ -18,45 +19,6 @@ import sympy
 from ..errors import ShapeError
 from ..ir import Node, TensorType
 from ..ir.dims import Dim, as_dim, dims_equal, simplify
-
-# The compilers a header is generated for (Op.pack_constants): "native", an optimizing compiler for this
-# machine (sofie_rdf.compile(backend="native"), or the user's own), and "jit", Cling, which compiles for a
-# baseline x86-64 without AVX and runs kernels built on register tiles several times slower than BLAS.
-TARGETS = ("native", "jit")
-
-# What Op.pack_constants returns: re-laid-out constant inputs by index and the attributes saying so, or None.
-Packed = Optional[tuple[dict[int, np.ndarray], dict[str, Any]]]
-
-
-class EmitContext(Protocol):
-    """What an operator sees while emitting (implemented in codegen)."""
-
-    inputs: list[Optional[TensorType]]
-    outputs: list[TensorType]
-
-    def x(self, i: int) -> str:
-        """C++ pointer expression of input ``i``."""
-
-    def y(self, i: int) -> str:
-        """C++ pointer expression of output ``i``."""
-
-    def w(self, k: int) -> str:
-        """C++ pointer expression of scratch tensor ``k`` (see :meth:`Op.workspace`)."""
-
-    def reserve(self, i: int) -> str:
-        """C++ statement giving output ``i`` memory for its size, once the run-time dims it uses are set."""
-
-    def dim(self, d: Dim) -> str:
-        """C++ ``size_t`` expression of a dim."""
-
-    def array(self, label: str, values: Sequence[Any], ctype: str = "size_t") -> str:
-        """Declare a local constant array, return its identifier."""
-
-    def literal(self, value: Any, dtype: np.dtype) -> str:
-        """C++ literal of ``value`` in the given element type."""
-
-    def ctype(self, dtype: np.dtype) -> str:
-        """C++ type of an element type."""
 
 
 @dataclass(frozen=True)
@@ -73,7 +35,6 @@ class Op:
     op_type: ClassVar[str] = ""
     domain: ClassVar[str] = ""
     since_version: ClassVar[int] = 1
-    kernels: ClassVar[tuple[str, ...]] = ()
     # Extra attribute defaults for ops that have no ONNX schema.
     attr_defaults: ClassVar[dict[str, Any]] = {}
     # Output 0 is input 0 reinterpreted (Reshape, Flatten, ...): no code, no memory.
@@ -86,7 +47,7 @@ class Op:
     # (whose work on the leading dim itself the shapes give away).
     row_wise: ClassVar[bool] = False
     # Inputs whose memory the output may take over (planning/memory.py): element i is read before output
-    # element i is written, so an input that dies at this node can hold the output.
+    # element i is written (and by no other element), so an input that dies at this node can hold the output.
     inplace_inputs: ClassVar[tuple[int, ...]] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -150,12 +111,9 @@ class Op:
         raise NotImplementedError
 
     def workspace(self, inputs: list[Optional[TensorType]], outputs: list[Optional[TensorType]]) -> list[TensorType]:
-        """Scratch tensors the emitted code needs (``ctx.w(k)``); planned in the arena, live for this node only."""
+        """Scratch tensors the operator's algorithm needs whatever the machine (a target's emitter may add its
+        own); planned in the arena, live for this node only."""
         return []
-
-    def emit(self, ctx: EmitContext) -> str:
-        """C++ statements computing the outputs from the inputs."""
-        raise NotImplementedError
 
     def runtime_inputs(self, tensors: dict[str, TensorType]) -> list[str]:
         """Inputs whose data the node's code reads: all but the value inputs known when generating (a value
@@ -166,22 +124,9 @@ class Op:
     def rows_independent(self, inputs: list[Optional[TensorType]]) -> bool:
         """Whether output row i (index i of the leading dim) comes from row i of the inputs that have that
         dim and from the other inputs whole, so that any block of rows can run on its own
-        (passes/row_blocks.py, which has checked that the leading dim leads every computed tensor and
+        (planning/row_blocks.py, which has checked that the leading dim leads every computed tensor and
         appears nowhere else in their shapes).  ``row_wise`` unless an op's attributes decide."""
         return self.row_wise
-
-    def pack_constants(self, constants: dict[int, np.ndarray], inputs: list[Optional[TensorType]],
-                       target: str) -> Packed:
-        """Constant inputs stored in the layout the kernel reads fastest (a generation-time pass).
-
-        ``constants`` maps input index -> value for the inputs that are weights; ``inputs`` are the types of
-        all inputs (a layout may depend on the data's shape); ``target`` is the compiler the code is for
-        (one of :data:`TARGETS`: the fastest kernel may differ).
-        Return the re-laid-out values and the attributes telling :meth:`emit`
-        so (a pass may run twice: an op must not pack what it already packed),
-        or None to keep them as they are.
-        """
-        return None
 
 
 # ---- shape helpers shared by operators ------------------------------------

@@ -42,8 +42,6 @@ class UnaryOp(Op):
 
     row_wise = True
     kinds: ClassVar[str] = "f"
-    # Inputs whose memory the output may take over (passes/memory_planning.py): element i is read before
-    # element i is written, and by no other element.
     inplace_inputs: ClassVar[tuple[int, ...]] = (0,)
 
     def reference(self, x: np.ndarray) -> np.ndarray:

@@ -2,15 +2,15 @@
 
 Gather, GatherElements, GatherND, ScatterElements (and its opset-9 name
 Scatter), ScatterND and OneHot take indices that may be computed at run time (a
-kNN's TopK feeding a Gather of neighbour features), so the kernels check each
-one against its axis and throw instead of reading or writing out of bounds;
+kNN's TopK feeding a Gather of neighbour features), so the code checks each
+one against its axis and throws instead of reading or writing out of bounds;
 negative indices count from the end.  Trilu and EyeLike write index patterns
 (triangles, diagonals) and live here for their kinship with OneHot.
 
 The Elements and ND gathers and scatters differ only in how an index tensor
 addresses the data: an *addressing* mixin (:class:`ElementAddressing`,
 :class:`SliceAddressing`) supplies that, as a numpy index tuple for the
-references and as a C++ offset walker for the kernels, and :class:`GatherOp` /
+references (the CPU emitter walks the same offsets), and :class:`GatherOp` /
 :class:`ScatterOp` supply the operation.
 """
 
@@ -29,8 +29,7 @@ from .registry import register
 
 INDEX_TYPES = (np.dtype(np.int32), np.dtype(np.int64))
 
-# Scatter reductions: C++ expression of the new value from the old `a` and the update `b`, and numpy ufunc.
-# How ScatterElements and ScatterND combine an update with the value already there.
+# How ScatterElements and ScatterND combine an update with the value already there, and the numpy ufunc of each.
 SCATTER_REDUCTIONS = ("none", "add", "mul", "max", "min")
 _REDUCE_NP = {"add": np.add, "mul": np.multiply, "max": np.maximum, "min": np.minimum}
 

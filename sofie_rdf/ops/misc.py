@@ -1,7 +1,7 @@
 """Shrink, Swish, Hardmax, LpNormalization, MeanVarianceNormalization and ReverseSequence.
 
 Shrink and Swish are element-wise (:class:`~sofie_rdf.ops.elementwise.UnaryOp`
-expressions); the others share ``kernels/misc.hxx``: Hardmax and
+expressions); of the others, Hardmax and
 LpNormalization read their input as an ``(outer, n, inner)`` view around the
 axis, MeanVarianceNormalization walks any axis set with stride arrays, and
 ReverseSequence copies time steps of each batch entry with range-checked

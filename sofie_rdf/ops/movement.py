@@ -1,7 +1,6 @@
 """Data-movement operators: Transpose, Slice, Concat, Split, Expand and Tile.
 
-Transpose, Slice, Split, Expand and Tile are strided copies (kernels::unary_strided
-with the identity): each Split output is a Slice of its input, Expand reads
+Transpose, Slice, Split, Expand and Tile are strided copies: each Split output is a Slice of its input, Expand reads
 broadcast dims with stride 0, Tile reads each dim as (repeats, size) with strides
 (0, stride).  Concat copies each input's blocks into place.
 """

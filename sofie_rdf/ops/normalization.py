@@ -1,8 +1,7 @@
 """Normalization: BatchNormalization (inference), InstanceNormalization, GroupNormalization, LayerNormalization.
 
-All four share one C++ kernel file (``kernels/normalization.hxx``) whose
-statistics are two-pass and accumulated in double, so large means or long
-rows do not cost accuracy.  Batch, instance and group normalization read the
+Statistics are two-pass and accumulated in double (the references and the CPU
+code alike), so large means or long rows do not cost accuracy.  Batch, instance and group normalization read the
 input as a ``(batch, channels, spatial)`` view; layer normalization as
 ``(outer, n)`` rows split at ``axis``.
 """

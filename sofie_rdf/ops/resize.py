@@ -5,7 +5,7 @@ a few input positions with weights.  Those per-axis tables (source indices,
 weights, and for ``tf_crop_and_resize`` the positions that extrapolate) are
 computed here when the code is generated, following the ONNX reference
 (onnx/reference/ops/op_resize.py), so nearest, n-linear, cubic and the
-antialiased filters all run through one kernel (kernels::resize) and nothing
+antialiased filters all run through one table-driven loop and nothing
 about coordinates is computed per call.  Axes that keep their size (a
 symbolic batch) are copied as they are.
 """

@@ -26,7 +26,7 @@ _PADDINGS = ("zeros", "border", "reflection")
 
 
 def _np_reflect(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
-    """Fold coordinates back into [lo, hi] (numpy twin of kernels::grid_reflect)."""
+    """Fold coordinates back into [lo, hi] (as the CPU's grid_reflect does)."""
     span = hi - lo
     if span <= 0:
         return np.full_like(x, lo)

@@ -2,7 +2,7 @@
 
 Complex tensors are real tensors with a last axis of 2 (real, imaginary), or
 of 1 for real input, as ONNX lays them out.  The transforms are direct
-O(n^2) sums accumulated in double (``kernels::Dft``) over tabulated twiddles.
+O(n^2) sums accumulated in double over tabulated twiddles.
 A window's size known when the code is generated fixes its output shape;
 computed at run time it becomes a run-time dim (:meth:`Op.runtime_dim`).
 """
@@ -148,7 +148,7 @@ class DFT(Op):
         return [_pairs(np.take(y, np.arange(bins), axis=axis), x.dtype)]
 
     def workspace(self, inputs: list[Optional[TensorType]], outputs: list[Optional[TensorType]]) -> list[TensorType]:
-        """Twiddle tables and one line, in double (kernels::Dft)."""
+        """Twiddle tables and one line, in double."""
         return [TensorType(np.float64, (simplify(4 * self.layout(inputs)[1]),))]
 
 
@@ -209,7 +209,7 @@ class STFT(Op):
         return [_pairs(np.fft.fft(framed, axis=-1)[..., :bins], x.dtype)]
 
     def workspace(self, inputs: list[Optional[TensorType]], outputs: list[Optional[TensorType]]) -> list[TensorType]:
-        """Twiddle tables and one frame, in double (kernels::Dft)."""
+        """Twiddle tables and one frame, in double."""
         return [TensorType(np.float64, (simplify(4 * self.layout(inputs)[1]),))]
 
 

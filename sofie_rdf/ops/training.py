@@ -3,8 +3,7 @@
 Inputs are the learning rate R and step count T (scalars, read at run time),
 then, for n tensors, the n values X, the n gradients G and the n of each
 optimizer state; outputs are the n new X then the n of each new state.  The
-formulas are the spec's (``onnx.reference``), one kernel per optimizer in
-``kernels/training.hxx``, applied tensor by tensor.
+formulas are the spec's (``onnx.reference``), applied tensor by tensor.
 """
 
 from __future__ import annotations
@@ -69,10 +68,6 @@ class _Optimizer(Op):
         """The new X and states of one tensor."""
         raise NotImplementedError
 
-    def kernel_flags(self) -> list[str]:
-        """Extra C++ arguments after the attributes (Momentum's mode)."""
-        return []
-
 
 @register
 class Momentum(_Optimizer):
@@ -87,9 +82,6 @@ class Momentum(_Optimizer):
         if mode not in ("standard", "nesterov"):
             raise self.error(f"mode must be 'standard' or 'nesterov', got {mode!r}")
         return mode == "nesterov"
-
-    def kernel_flags(self) -> list[str]:
-        return ["true" if self.nesterov() else "false"]
 
     def infer(self, inputs: list[Optional[TensorType]]) -> list[TensorType]:
         self.nesterov()

@@ -1,8 +1,7 @@
 """Transformer building blocks: RMSNormalization (23), RotaryEmbedding (23) and SwiGLU (28).
 
-They are the per-token pieces around Attention in Llama-style models; the C++
-lives in ``kernels/transformer.hxx`` (SwiGLU and the RMS scale reuse the
-element-wise kernels).
+They are the per-token pieces around Attention in Llama-style models (the CPU code:
+``targets/cpu/emitters/transformer.py``).
 """
 
 from __future__ import annotations

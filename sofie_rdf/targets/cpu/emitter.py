@@ -8,7 +8,7 @@ one kernel call.  Emitters are registered per operator class (:func:`emits`) and
 bases, so a family base (``UnaryOp``) serves every operator derived from it.
 
 User operators (:mod:`sofie_rdf.custom`) carry their C++ themselves (an ``emit`` method on the class):
-:class:`OwnCode` calls it.
+:class:`OwnCode` calls it.  Built-in operators never do: ``tests/test_architecture.py`` checks it.
 """
 
 from __future__ import annotations
@@ -78,32 +78,14 @@ def emits(*op_classes: type) -> Any:
 
 
 class OwnCode(Emitter):
-    """An operator that writes its C++ itself (a user operator's ``emit``, ``kernels`` and ``workspace``)."""
+    """A user operator that writes its C++ itself (its ``emit``, and the ``kernels`` it calls)."""
 
     @property
     def kernels(self) -> tuple[str, ...]:
         return tuple(getattr(self.op, "kernels", ()))
 
-    def pack(self, constants, inputs):
-        packed = self.op.pack_constants(constants, inputs, "native" if self.target.register_tiles else "jit") \
-            if hasattr(self.op, "pack_constants") else None
-        if packed is None:
-            return None
-        values, attrs = packed
-        self.op.node.attrs = {**self.op.node.attrs, **attrs}
-        self.op.attrs = self.op.node.attrs
-        return values
-
-    # Packed values keep their own shapes (the operator reads them as such).
-    stored_shapes = True
-
     def emit(self, ctx: NodeContext) -> str:
         return self.op.emit(ctx)
-
-    def __getattr__(self, name: str) -> Any:
-        # Transition: an operator whose code has not moved to an emitter yet answers for it (e.g. the
-        # lambda of an activation another emitter fuses).
-        return getattr(self.op, name)
 
 
 def emitter_for(op: Op, target: CpuTarget) -> Emitter:

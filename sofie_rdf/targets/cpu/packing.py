@@ -29,9 +29,7 @@ def pack_weights(model: Model, emitters: list[Emitter]) -> None:
         for i, value in values.items():
             name = _unique(model, f"{inputs[i]}_packed")
             model.initializers[name] = value
-            stored = getattr(emitter, "stored_shapes", False)
-            model.tensors[name] = TensorType(value.dtype, value.shape, value) if stored \
-                else TensorType(types[i].dtype, types[i].shape)
+            model.tensors[name] = TensorType(types[i].dtype, types[i].shape)
             inputs[i] = name
         node.inputs = inputs
     used = {i for n in model.nodes for i in n.inputs} | set(model.outputs)

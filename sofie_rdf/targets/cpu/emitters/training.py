@@ -18,7 +18,9 @@ class OptimizerEmitter(Emitter):
     def emit(self, ctx: NodeContext) -> str:
         n = self.op.tensors(len(ctx.inputs))
         r, t = f"static_cast<double>({ctx.x(0)}[0])", f"{ctx.x(1)}[0]"
-        params = [ctx.literal(float(self.attrs[p]), np.dtype(np.float64)) for p in self.op.params] + self.op.kernel_flags()
+        params = [ctx.literal(float(self.attrs[p]), np.dtype(np.float64)) for p in self.op.params]
+        if isinstance(self.op, training_ops.Momentum):  # the kernel's mode flag after the attributes
+            params.append("true" if self.op.nesterov() else "false")
         lines = []
         for k in range(n):
             ins = [ctx.x(2 + group * n + k) for group in range(2 + self.op.states)]
