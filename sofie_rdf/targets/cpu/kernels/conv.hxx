@@ -317,10 +317,10 @@ inline void conv_transpose_gemm(const T *x, const T *w, const Opt<T> *bias, T *y
 // Many steps are taken in passes of kConvChunkSteps, so that the input rows a pass reads stay in the L1
 // cache from one tile to the next; partial sums between passes go to scratch.
 //
-// The weights are stored in panels (ops/conv.py, pack_panels): output channels in blocks of
+// The weights are stored in panels (emitters/conv.py, pack_panels): output channels in blocks of
 // kConvPanelRows, each block K x rows with K = channels * kd * kh * kw in (c, kd, kh, kw) order, the
 // block's rows side by side.  The last block holds the remaining rows.
-// Scratch (sized by ops/conv.py, shifted_workspace): the padded image (channels x phases planes), kConvTileSlack
+// Scratch (sized by emitters/conv.py, shifted_workspace): the padded image (channels x phases planes), kConvTileSlack
 // floats that the last tile reads past it, then kConvPanelRows rows of partial sums (when there are several
 // passes); and the table of step offsets.
 
@@ -561,10 +561,10 @@ inline void conv_shifted(const float *x, const float *w, const float *bias, floa
 // register tiles (panel_tile, in gemm.hxx) of up to kPanelRows output positions x kPanelColumns features; per (channel, tap) step each position's input value is broadcast (read at the position's base in
 // a zero-padded copy of the image plus the step's offset: no im2col copy) and the step's weights are read as
 // vectors.  The weights are stored at generation time in blocks of kPanelColumns features, each K x
-// kPanelColumns (ops/conv.py: pack_panels with that many rows; the layer's features are a multiple of it).
+// kPanelColumns (emitters/conv.py: pack_panels with that many rows; the layer's features are a multiple of it).
 // The steps run in passes of kConvChunkSteps (the pass's weights stay in cache while every position reads
 // them), the partial sums kept positions x features.
-// Scratch (ops/conv.py: Conv.workspace): the padded image (conv_shifted_pad's, with its slack), the partial
+// Scratch (emitters/conv.py: ConvEmitter.workspace): the padded image (conv_shifted_pad's, with its slack), the partial
 // sums and the step offsets.
 
 // Positions [p, p + rows) (rows <= Rows) x features [f, f + kPanelColumns) over steps [k, k + count):

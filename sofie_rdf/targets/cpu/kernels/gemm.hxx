@@ -164,12 +164,12 @@ template <typename T, typename F>
 //
 // Products whose right operand is constant and stored at generation time in panels of kPanelColumns
 // columns (gemm_panels below, conv_rows in conv.hxx), for native compilers: Cling compiles these without
-// AVX, slower than BLAS, and code generated for it does not use them (ops/base.py: TARGETS).
+// AVX, slower than BLAS, and code generated for it does not use them (targets/cpu: CpuTarget.register_tiles).
 
 typedef float simd_float __attribute__((vector_size(32))); // 8 floats: one AVX register, two SSE ones
 constexpr size_t kSimdLanes = sizeof(simd_float) / sizeof(float);
 constexpr size_t kPanelVectors = 2;
-constexpr size_t kPanelColumns = kPanelVectors * kSimdLanes; // columns per panel (ops/conv.py: ROWS_FEATURES)
+constexpr size_t kPanelColumns = kPanelVectors * kSimdLanes; // columns per panel (emitters/conv.py: ROWS_FEATURES)
 constexpr size_t kPanelRows = 6;        // rows per register tile: 12 accumulators + 2 panel vectors + 1
 
 // Loads each vector once per step: left alone, GCC folds it into every row's multiply-add, which makes the
@@ -300,7 +300,7 @@ inline void gemm_panel_block(size_t rows, StridedSteps steps, size_t K, const fl
 // Panels per block of gemm_panels: as many as fill this many bytes, a part of L2 that every row tile reuses.
 constexpr size_t kPanelBlockBytes = size_t(256) << 10;
 
-// Y = act(alpha * A B + beta * bias) for a constant B stored in panels at generation time (ops/gemm.py:
+// Y = act(alpha * A B + beta * bias) for a constant B stored in panels at generation time (emitters/gemm.py:
 // its N columns in blocks of kPanelColumns, each K x kPanelColumns, the last one zero-padded).  A (M x K)
 // is read at A[i * a_row + k * a_col] (transA swaps the strides); bias is a row of N values, or null.
 // Each register tile gets bias and activation as it is written, so a Y larger than the caches (a

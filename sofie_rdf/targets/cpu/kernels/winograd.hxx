@@ -5,7 +5,7 @@
 // Each alpha x alpha input tile (alpha = m + r - 1, tiles m apart) becomes V = B^T d B; each output
 // tile is Y = A^T M A, where M is, for every one of the alpha^2 tile positions xi, the product
 // M_xi (features x tiles) = U_xi (features x channels) * V_xi (channels x tiles).  U = G g G^T, the
-// transformed weights, is computed once at generation time (ops/conv.py: winograd_weights) and stored
+// transformed weights, is computed once at generation time (ops/reference.py: winograd_weights) and stored
 // as alpha^2 matrices of features x channels.  The products then do alpha^2 / (m r)^2 of the direct
 // convolution's multiplications: 0.44 for F(2, 3), 0.25 for F(4, 3), 0.36 for F(2, 5).
 //
@@ -17,7 +17,7 @@ constexpr size_t kWinogradChunk = 32; // tiles along x transformed together
 // The 1-D transforms, written out with their common terms (the matrices are mostly 0 and +-1):
 // WinogradInput<alpha>::input gives o(i, t) = sum_j B^T[i][j] d(j, t), WinogradOutput<m, alpha>::output gives
 // o(j, t) = sum_i A^T[j][i] s(i, t), for t < n.  alpha = 4 interpolates at 0, +-1 and infinity (F(2, 3)),
-// alpha = 6 at 0, +-1, +-2 and infinity (F(4, 3) and F(2, 5)); G is in ops/conv.py (winograd_g).
+// alpha = 6 at 0, +-1, +-2 and infinity (F(4, 3) and F(2, 5)); G is in ops/reference.py (winograd_g).
 template <size_t A>
 struct WinogradInput;
 
@@ -179,7 +179,7 @@ inline void winograd_output(const float *m, const float *bias, size_t features, 
 }
 
 // y = act(conv(x, w) + bias) for NCHW x and an R x R kernel, with u the transformed weights (alpha^2 x
-// features x channels).  The tiles go in blocks of block_rows tile rows (chosen by ops/conv.py so that a
+// features x channels).  The tiles go in blocks of block_rows tile rows (chosen by emitters/conv.py so that a
 // block's V and M stay in cache), with scratch room for V (alpha^2 x channels x block tiles) followed by M
 // (alpha^2 x features x block tiles).
 template <size_t M, size_t R, typename F>
