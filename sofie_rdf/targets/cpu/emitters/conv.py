@@ -76,6 +76,7 @@ WINOGRAD_BLOCK_FLOATS = 1 << 20
 
 # ---- shared helpers ----------------------------------------------------------
 
+
 def padded(values: tuple[int, ...], fill: int) -> list[int]:
     """``values`` with leading ``fill`` entries up to the kernels' rank."""
     return [fill] * (KERNEL_RANK - len(values)) + list(values)
@@ -131,6 +132,7 @@ class ConvCode(ActivationCode):
 
 
 # ---- Conv --------------------------------------------------------------------
+
 
 @emits(Conv, FusedConv)
 class ConvEmitter(ConvCode):
@@ -268,6 +270,7 @@ class ConvEmitter(ConvCode):
 
 # ---- ConvTranspose -------------------------------------------------------------
 
+
 @emits(ConvTranspose, FusedConvTranspose)
 class ConvTransposeEmitter(ConvCode):
     """ConvTranspose: the product, then col2im (by output phase where the last dim is strided)."""
@@ -295,6 +298,7 @@ class ConvTransposeEmitter(ConvCode):
 
 
 # ---- CausalConvWithState, DeformConv (kernels/conv_extra.hxx) -----------------
+
 
 @emits(CausalConvWithState)
 class CausalConvEmitter(Emitter):

@@ -15,6 +15,7 @@ from ..emitter import Emitter, emits
 _REDUCE_CPP = {"none": "b", "add": "a + b", "mul": "a * b", "max": "std::max(a, b)", "min": "std::min(a, b)"}
 _REDUCE_BOOL = {"add": "a || b", "mul": "a && b"}
 
+
 @emits(indexing_ops.Gather)
 class GatherEmitter(Emitter):
     """The CPU code of :class:`~sofie_rdf.ops.indexing.Gather`."""

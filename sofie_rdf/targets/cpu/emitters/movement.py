@@ -21,6 +21,7 @@ def emit_strided_copy(ctx: NodeContext, shape: tuple, strides: list, offset: Dim
     return (f"kernels::unary_strided({src}, {st}, {ctx.y(out)}, {dims}, {len(shape)}, "
             f"[](const {t} v) {{ return v; }});")
 
+
 @emits(movement_ops.Transpose)
 class TransposeEmitter(Emitter):
     """The CPU code of :class:`~sofie_rdf.ops.movement.Transpose`."""

@@ -56,6 +56,7 @@ FOLDS = {
     "min": Fold("kernels::min_of(a, x)", init="kernels::highest<{T}>()", finish="a", acc="{T}"),
 }
 
+
 @emits(reduce_ops._Reduce)
 class ReduceEmitter(Emitter):
     """The CPU code of :class:`~sofie_rdf.ops.reduce._Reduce`."""

@@ -19,6 +19,7 @@ def _count_statement(ctx: NodeContext, dim: Dim, expr: str) -> str:
         return ""
     return "\n".join([f"{ctx.dim(dim)} = {expr};"] + [r for r in reserve if r])
 
+
 @emits(select_ops.NonZero)
 class NonZeroEmitter(Emitter):
     """The CPU code of :class:`~sofie_rdf.ops.select.NonZero`."""
