@@ -1,4 +1,4 @@
-"""Element-wise chains fused into one loop (passes/elementwise_fusion.py, ops/fused_elementwise.py).
+"""Element-wise chains fused into one loop (passes/elementwise_fusion.py, ops/fused.py).
 
 Each model is checked twice: the planned graph has the fused node where the
 rewrite keeps the meaning (and not where it would not), and its outputs match

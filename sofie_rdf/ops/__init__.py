@@ -13,7 +13,6 @@ from . import (  # noqa: F401  (registration)
     einsum,
     elementwise,
     fused,
-    fused_elementwise,
     gemm,
     indexing,
     kvcache,

@@ -1,9 +1,9 @@
 """Classification losses: NegativeLogLikelihoodLoss and SoftmaxCrossEntropyLoss.
 
-Both read scores (N, C, d1, ..., dk) and labels (N, d1, ..., dk): the kernel
-sees them as (N, C, inner) so one loop covers every rank.  Labels are values
-only known at run time, so the kernel range-checks each one (ignore_index
-excepted) instead of trusting them as offsets.
+Both read scores (N, C, d1, ..., dk) and labels (N, d1, ..., dk), seen as
+(N, C, inner) so one loop covers every rank.  Labels are values only known at
+run time: an implementation must range-check each one (ignore_index excepted)
+instead of trusting them as offsets.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ _LABEL_TYPES = (np.dtype(np.int32), np.dtype(np.int64))
 
 
 class _ClassLoss(Op):
-    """Shared checks, numpy reference and kernel call; ``log_softmax`` tells whether scores are raw logits."""
+    """Shared checks and numpy reference; ``log_softmax`` tells whether scores are raw logits."""
 
     log_softmax: ClassVar[bool] = False
 

@@ -1,8 +1,8 @@
 """Spatial resampling: GridSample, AffineGrid, Col2Im and MaxUnpool.
 
 GridSample reads each output sample as a tensor product of per-axis taps
-(1 nearest, 2 linear, 4 cubic), so one kernel covers 1 to 3 spatial axes and
-every padding mode.  Coordinates follow the onnx reference: rounded (nearest),
+(1 nearest, 2 linear, 4 cubic), so one formula covers 1 to 3 spatial axes
+and every padding mode.  Coordinates follow the onnx reference: rounded (nearest),
 then brought inside by the padding mode, then their neighbours read under it.
 """
 

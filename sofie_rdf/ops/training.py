@@ -26,12 +26,11 @@ def _same_shape(a: tuple, b: tuple) -> bool:
 
 
 class _Optimizer(Op):
-    """Shared input layout, checks and emission; subclasses name their states, attributes and formula."""
+    """Shared input layout and checks; subclasses name their states, attributes and formula."""
 
     domain = TRAINING_DOMAIN
     states: ClassVar[int] = 1        # optimizer states per tensor (V, H, ...)
-    function: ClassVar[str] = ""     # the kernel
-    params: ClassVar[tuple[str, ...]] = ()  # attributes passed to the kernel, in its order
+    params: ClassVar[tuple[str, ...]] = ()  # the formula's float attributes, in the order ``reference`` reads them
 
     def tensors(self, count: int) -> int:
         """How many tensors the node updates (inputs: R, T, then X, G and the states per tensor)."""
@@ -74,7 +73,6 @@ class Momentum(_Optimizer):
     """SGD with momentum, ``mode`` "standard" or "nesterov"; ``norm_coefficient`` adds L2 regularization."""
 
     op_type = "Momentum"
-    function = "momentum_update"
     params = ("alpha", "beta", "norm_coefficient")
 
     def nesterov(self) -> bool:
@@ -99,7 +97,6 @@ class Adagrad(_Optimizer):
     """Adagrad with a learning rate decaying as ``r / (1 + t * decay_factor)``."""
 
     op_type = "Adagrad"
-    function = "adagrad_update"
     params = ("decay_factor", "epsilon", "norm_coefficient")
 
     def reference(self, r, t, x, g, h):
@@ -115,7 +112,6 @@ class Adam(_Optimizer):
 
     op_type = "Adam"
     states = 2
-    function = "adam_update"
     params = ("alpha", "beta", "epsilon", "norm_coefficient", "norm_coefficient_post")
 
     def reference(self, r, t, x, g, v, h):

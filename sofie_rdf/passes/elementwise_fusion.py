@@ -1,4 +1,4 @@
-"""Element-wise chains into one loop: ``sofie_rdf::FusedElementwise`` (see ``ops/fused_elementwise.py``).
+"""Element-wise chains into one loop: ``sofie_rdf::FusedElementwise`` (see ``ops/fused.py``).
 
 A chain is a run of element-wise operators where each one reads the previous
 one's output, which nothing else reads and which is not a graph output.  A

@@ -20,7 +20,7 @@ from ....ir.dims import dims_equal
 from ....ir.dtypes import compute_dtype
 from ....ops import activations, bitwise, elementwise, logic, misc, ml
 from ....ops.base import broadcast_strides, coalesce, static_size
-from ....ops.fused_elementwise import FusedElementwise
+from ....ops.fused import FusedElementwise
 from ..emitter import Emitter, emits
 
 if TYPE_CHECKING:
