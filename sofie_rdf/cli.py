@@ -33,6 +33,8 @@ def _add_emit(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--target", choices=("native", "jit"), default="native",
                    help="the compiler the header is for: 'native' (g++/clang -O3 -march=native) or 'jit' (Cling: "
                         "gInterpreter.Declare), which avoids kernels only an optimizing native compiler makes fast")
+    p.add_argument("--profile", action="store_true",
+                   help="time every node: Session::profile_ns() gives nanoseconds per node, summed over calls")
     p.set_defaults(func=_cmd_emit)
 
 
@@ -40,7 +42,8 @@ def _cmd_emit(args: argparse.Namespace) -> int:
     """Load (which checks every operator is supported), generate, print the paths written."""
     from .api import load
 
-    files = load(args.model).generate(args.outdir, name=args.name, weights=args.weights, target=args.target)
+    files = load(args.model).generate(args.outdir, name=args.name, weights=args.weights, target=args.target,
+                                      profile=args.profile)
     print(f"header:  {files.header}")
     print(f"weights: {files.weights if files.weights is not None else '(embedded in the header)'}")
     return 0
@@ -136,8 +139,62 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_bench(sub: argparse._SubParsersAction) -> None:
+    """``bench``: time a model, optionally node by node, against onnxruntime."""
+    p = sub.add_parser("bench", help="time a model on seeded inputs, per node with --per-node, next to onnxruntime",
+                       description="Compile the model, time it on seeded inputs from Python (median of calls "
+                                   "interleaved with onnxruntime's on one thread, for .onnx models) and, with "
+                                   "--per-node, print where the time goes: our nodes and onnxruntime's per-op "
+                                   "profile of the same model.")
+    p.add_argument("model", help=MODEL_HELP)
+    p.add_argument("--batch", type=int, default=1, help="value of a named leading dim (default 1)")
+    p.add_argument("--dims", nargs="*", default=[], metavar="NAME=N", help="values of other named dims")
+    p.add_argument("--per-node", action="store_true", help="profile node by node (a build with timers)")
+    p.add_argument("--backend", choices=("native", "jit"), default="native", help="default: native")
+    p.add_argument("--repeat", type=int, default=200, help="timed calls (default 200)")
+    p.add_argument("--top", type=int, default=25, help="nodes listed with --per-node, most time first (default 25)")
+    p.add_argument("--no-onnxruntime", dest="onnxruntime", action="store_false", help="do not compare")
+    p.set_defaults(func=_cmd_bench)
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    """Our call time and onnxruntime's, interleaved; with ``--per-node`` both per-node profiles."""
+    from .api import load
+    from .compile import compile
+    from .profiling import OrtRunner, comparison_table, example_inputs, interleaved
+
+    dims = {}
+    for item in args.dims:
+        key, sep, value = item.partition("=")
+        if not sep or not value.isdigit():
+            raise SofieError(f"--dims takes NAME=N, got {item!r}")
+        dims[key] = int(value)
+    model = load(args.model)
+    arrays = example_inputs(model, args.batch, dims)
+    sess = compile(model, backend=args.backend)
+    ort = OrtRunner(args.model, arrays) if args.onnxruntime and str(args.model).lower().endswith(".onnx") else None
+    calls = [lambda: sess.infer(*arrays)] + ([ort.run] if ort else [])
+    times = interleaved(calls, args.repeat, warmup=max(3, args.repeat // 20))
+    shapes = ", ".join("x".join(map(str, a.shape)) for a in arrays)
+    print(f"model {model.name} ({args.model}), inputs {shapes}, one thread, median of {args.repeat} calls")
+    print(f"sofie-rdf ({args.backend}): {times[0] * 1e6:10.1f} us")
+    if ort:
+        print(f"onnxruntime:       {times[1] * 1e6:10.1f} us   (sofie-rdf / onnxruntime = {times[0] / times[1]:.2f})")
+    if args.per_node:
+        profile = sess.profile(*arrays, repeat=args.repeat)
+        print("\n" + profile.table(args.top))
+        if ort:
+            theirs = ort.profile(args.repeat, warmup=5)
+            print("\nonnxruntime per node (its graph after its own fusions):")
+            for name, op_type, seconds in sorted(theirs.nodes, key=lambda n: -n[2])[:args.top]:
+                print(f"      {op_type[:18]:<18} {name[:40]:<40} {seconds * 1e6:10.1f}")
+            print("\nper operator type:\n" + comparison_table(profile, theirs))
+    return 0
+
+
 # Subcommand registrations, in the order ``--help`` lists them.
-_SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (_add_emit, _add_info, _add_save, _add_run)
+_SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (_add_emit, _add_info, _add_save, _add_run,
+                                                                           _add_bench)
 
 
 def build_parser() -> argparse.ArgumentParser:

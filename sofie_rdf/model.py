@@ -55,13 +55,15 @@ class Model:
         return plan(self.ir, cpu_target(target), self._prepared, digest)
 
     def code(self, name: Optional[str] = None, namespace: Optional[str] = None, weights: str = "dat",
-             weights_file: Optional[str] = None, target: Union[str, CpuTarget] = "native") -> GeneratedCode:
+             weights_file: Optional[str] = None, target: Union[str, CpuTarget] = "native",
+             profile: bool = False) -> GeneratedCode:
         """Generated C++ in memory (see :meth:`generate` to write files)."""
         name = ir.model_name_from(name) if name else self.name
-        return write_header(self.planned(target), name, namespace, weights, weights_file)
+        return write_header(self.planned(target), name, namespace, weights, weights_file, profile)
 
     def generate(self, outdir: str | os.PathLike = ".", name: Optional[str] = None,
-                 weights: str = "dat", target: Union[str, CpuTarget] = "native") -> GeneratedFiles:
+                 weights: str = "dat", target: Union[str, CpuTarget] = "native",
+                 profile: bool = False) -> GeneratedFiles:
         """Write ``<Name>.hxx`` and its weights into ``outdir``.
 
         ``weights``: ``"dat"`` (SOFIE's text file ``<Name>.dat``), ``"root"``
@@ -71,10 +73,12 @@ class Model:
         ``g++ -O3 -march=native``) may pick kernels that only such a compiler makes fast;
         ``"jit"`` avoids them, for a header you ``gInterpreter.Declare`` to Cling yourself.
         Either header is correct under either compiler.
+        ``profile``: time every node (``Session::profile_ns()``: nanoseconds per node, summed over
+        calls; ``profile_reset()`` zeroes them), like SOFIE's ``Options::kProfile``.
         """
         if weights not in WEIGHTS_MODES:
             raise SofieError(f"weights must be one of {', '.join(WEIGHTS_MODES)}, got {weights!r}")
-        return write_files(self.code(name, weights=weights, target=target), Path(outdir))
+        return write_files(self.code(name, weights=weights, target=target, profile=profile), Path(outdir))
 
     def save(self, path: str | os.PathLike, key: Optional[str] = None) -> None:
         """Store the IR under ``key`` (default: the model name) of a ``.root`` file, written with uproot.

@@ -13,6 +13,7 @@ import sympy
 from .errors import ShapeError, SofieError
 from .ir import TensorInfo, TensorType
 from .ir.dtypes import HALF_TYPES
+from .profiling import Profile, profile_session
 from .targets.cpu import GeneratedCode
 from .targets.cpu.cpp import cpp_type
 
@@ -58,6 +59,9 @@ class Session:
         self.weights_path = weights
         self.folder = folder
         self.model: Optional[Any] = None  # the sofie_rdf.Model compiled, when known (Dask workers rebuild from it)
+        # Builds this Session's twin with a timer around every node (set by sofie_rdf.compile); see profile.
+        self.profiling_twin: Optional[Callable[[], Session]] = None
+        self._twin: Optional[Session] = None
         self.cpp_type = f"{namespace}::Session"
         cls = getattr(root(), namespace).Session
         try:
@@ -111,6 +115,41 @@ class Session:
                 dtype, shape = self._outputs[k]
                 outputs[k] = _from_vector(vec, dtype).reshape(shape(*sym_values, *runtime))
         return outputs[0] if len(outputs) == 1 else tuple(outputs)
+
+    def profile(self, *arrays: Any, repeat: int = 100, warmup: int = 5) -> Profile:
+        """Where the time of a call on ``arrays`` goes, node by node: a :class:`~sofie_rdf.profiling.Profile`
+        (print it for the table; ``.nodes`` has op type, name, shapes, seconds, share and GFLOP/s).
+
+        The first call compiles a twin of this Session with a timer around every node (this Session
+        itself has none); then the two run the inputs in turn ``repeat`` times after ``warmup`` calls,
+        and the profile holds median times (see :mod:`sofie_rdf.profiling`).
+        """
+        if self._twin is None:
+            if self.code.profile:
+                self._twin = self
+            elif self.profiling_twin is None:
+                raise SofieError(f"model {self.name!r}: this Session was not made by sofie_rdf.compile, "
+                                 "which profile needs to build its timed twin")
+            else:
+                self._twin = self.profiling_twin()
+        arrays, _ = self._checked(arrays)
+        return profile_session(self, self._twin, arrays, repeat, warmup)
+
+    def profile_ns(self) -> np.ndarray:
+        """Nanoseconds each node took, summed over the calls since ``profile_reset`` (profiling builds only)."""
+        return np.fromiter(self._cpp.profile_ns(), dtype=np.float64, count=len(self.code.nodes))
+
+    def profile_reset(self) -> None:
+        """Zero the node timers of a profiling build."""
+        self._cpp.profile_reset()
+
+    def call_dims(self, arrays: Any) -> dict[sympy.Symbol, int]:
+        """The value of every dim for a call on ``arrays``, those computed by the last call included."""
+        _, values = self._checked(tuple(arrays))
+        dims = dict(zip(self._symbols, values))
+        for k, d in enumerate(self.code.runtime_dims):
+            dims[sympy.Symbol(d, integer=True, nonnegative=True)] = int(self._cpp.runtime_dim(k))
+        return dims
 
     def _fast_dims(self, arrays: tuple) -> Optional[list[int]]:
         """The dim values when every array is a C-contiguous ndarray that fits its input; else None.

@@ -23,7 +23,7 @@ LAYERS = [
     ("planning",),
     ("targets",),
     ("custom", "parsers"),
-    ("session",),
+    ("profiling", "session"),
     ("model", "api"),
     ("compile",),
     ("columnar", "rdf", "_functor", "_rdf_distributed", "gnn", "reader", "_runner", "cli", "__init__", "__main__"),

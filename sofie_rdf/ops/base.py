@@ -115,6 +115,11 @@ class Op:
         own); planned in the arena, live for this node only."""
         return []
 
+    def flops(self, inputs: list[Optional[TensorType]], outputs: list[Optional[TensorType]]) -> Optional[sympy.Expr]:
+        """Floating-point operations of one run (a multiply-add counts two), for the profiler's GFLOP/s;
+        None where FLOPs say little about the work (data movement, element-wise operators)."""
+        return None
+
     def runtime_inputs(self, tensors: dict[str, TensorType]) -> list[str]:
         """Inputs whose data the node's code reads: all but the value inputs known when generating (a value
         input an operator can also take at run time, like TopK's K, is read when it is not known)."""

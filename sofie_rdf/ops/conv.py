@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from ..ir import TensorType
+from ..ir.dims import num_elements
 from ..ir.dtypes import FLOAT_TYPES
 from .base import Op
 from .reference import conv_reference, conv_transpose_reference
@@ -82,6 +83,11 @@ class ConvBase(Op):
         pads = self._per_dim("pads", 2 * rank, 0)
         return pads[:rank], pads[rank:]
 
+    @staticmethod
+    def _taps(w: TensorType) -> int:
+        """Multiply-adds per output value (Conv) or input value (ConvTranspose): channels per group x kernel."""
+        return num_elements(w.shape[1:])
+
     def _check_types(self, x: TensorType, w: TensorType, b: Optional[TensorType], out_channels: int) -> None:
         if x.dtype not in FLOAT_TYPES or w.dtype != x.dtype:
             raise self.error(f"X and W must be float32 or float64 of one type, got {x.dtype} and {w.dtype}")
@@ -126,6 +132,9 @@ class Conv(ConvBase):
         self._channels(x, w)
         self._check_types(x, w, b, w.shape[0])
         return [TensorType(x.dtype, (x.shape[0], w.shape[0]) + geom.grid)]
+
+    def flops(self, inputs, outputs):
+        return 2 * self._taps(inputs[1]) * outputs[0].size
 
     def evaluate(self, values):
         x, w = values[0], values[1]
@@ -177,6 +186,9 @@ class ConvTranspose(ConvBase):
         features = w.shape[1] * group
         self._check_types(x, w, b, features)
         return [TensorType(x.dtype, (x.shape[0], features) + geom.image)]
+
+    def flops(self, inputs, outputs):
+        return 2 * self._taps(inputs[1]) * inputs[0].size
 
     def evaluate(self, values):
         x, w = values[0], values[1]

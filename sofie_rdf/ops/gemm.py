@@ -44,6 +44,10 @@ class Gemm(Op):
                 raise self.error(f"C of shape {c.shape} does not broadcast to ({m}, {n})")
         return [TensorType(a.dtype, (m, n))]
 
+    def flops(self, inputs, outputs):
+        m, n, k = self._mnk(inputs[0], inputs[1])
+        return 2 * m * n * k
+
     def evaluate(self, values):
         a, b = values[0], values[1]
         a = a.T if self.attrs["transA"] else a
@@ -82,6 +86,9 @@ class MatMul(Op):
         if b.rank == 1:
             out = out[:-1]
         return [TensorType(a.dtype, out)]
+
+    def flops(self, inputs, outputs):
+        return 2 * outputs[0].size * inputs[0].shape[-1]
 
     def evaluate(self, values):
         return [np.matmul(values[0], values[1])]

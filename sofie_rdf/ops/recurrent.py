@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import UnsupportedOperatorError
 from ..ir import TensorType
-from ..ir.dims import Dim, dims_equal
+from ..ir.dims import Dim, dims_equal, num_elements
 from ..ir.dtypes import FLOAT_TYPES
 from .base import Op
 from .registry import register
@@ -172,6 +172,11 @@ class Recurrent(Op):
             dtype = np.dtype(np.int32) if i == 4 else inputs[0].dtype
             if t.dtype != dtype:
                 raise self.error(f"{what} has type {t.dtype}, expected {dtype}")
+
+    def flops(self, inputs, outputs):
+        """Every step multiplies its input by W and the previous state by R (per direction and gate)."""
+        x, w, r = inputs[0], inputs[1], inputs[2]
+        return 2 * num_elements(x.shape[:-1]) * (w.size + r.size)
 
     def infer(self, inputs: list[Optional[TensorType]]) -> list[TensorType]:
         x = inputs[0]

@@ -39,12 +39,24 @@ from .weights import ROOT_READER_SOURCE, ROOT_VECTOR_TYPES, root_weights_dir
 _RESERVED = {"Session", "kernels", "detail", "infer", "infer_rows", "x", "y", "a", "b", "v", "lo", "hi", "filename", "reader"}
 # Names derived from identifiers (members, embedded weights): no model name may take these forms, since a
 # dim (a parameter of infer) would shadow them.  Locals of infer end with "_", which no identifier does.
-_DERIVED_PREFIXES = ("fTensor_", "fArena_", "kWeight_", "fBuffer_", "fRuntimeDims")
+_DERIVED_PREFIXES = ("fTensor_", "fArena_", "kWeight_", "fBuffer_", "fRuntimeDims", "fProfileNs")
 WEIGHTS_MODES = ("dat", "root", "embed")
 # Suffix of the weights file of each mode that has one.
 WEIGHTS_SUFFIXES = {"dat": ".dat", "root": ".root"}
 _INCLUDES = ("algorithm", "cmath", "cstddef", "cstdint", "cstdlib", "cstring", "fstream", "limits", "memory", "stdexcept",
              "string", "tuple", "type_traits", "vector")
+
+
+@dataclass
+class NodeInfo:
+    """One node of the generated ``infer``, as the profiler reports it."""
+
+    op_type: str
+    name: str
+    inputs: list[Optional[TensorType]]
+    outputs: list[Optional[TensorType]]
+    flops: Optional[sympy.Expr]     # per run, in the model's dims (None: not a FLOP-bound operator)
+    code: bool                      # False for views (Reshape, ...): no code, nothing to time
 
 
 @dataclass
@@ -69,6 +81,10 @@ class GeneratedCode:
     includes: dict[str, str] = field(default_factory=dict)
     # the header defines the 16-bit float types (sofie_rdf::float16_t, bfloat16_t): a model has such tensors
     half_types: bool = False
+    # the nodes in the order infer runs them
+    nodes: list[NodeInfo] = field(default_factory=list)
+    # infer times every node into Session::fProfileNs (Session::profile_ns(), profile_reset())
+    profile: bool = False
 
     @property
     def digest(self) -> str:
@@ -101,20 +117,24 @@ def _unsigned_sides(lhs: sympy.Expr, rhs: sympy.Expr) -> tuple[sympy.Expr, sympy
 
 
 def write_header(planned: Planned, name: str, namespace: Optional[str] = None, weights: str = "dat",
-                 weights_file: Optional[str] = None) -> GeneratedCode:
+                 weights_file: Optional[str] = None, profile: bool = False) -> GeneratedCode:
     """The header of ``planned`` as class ``<namespace>::Session`` (default ``TMVA_SOFIE_<name>``), reading its
-    weights as ``weights`` says (from ``weights_file``, default ``<name>.dat`` or ``.root``).  Changes nothing."""
-    return _HeaderWriter(planned, name, namespace or f"TMVA_SOFIE_{name}", weights, weights_file).write()
+    weights as ``weights`` says (from ``weights_file``, default ``<name>.dat`` or ``.root``).  ``profile``
+    compiles a timer around every node (like SOFIE's ``Options::kProfile``; off, the code has none).
+    Changes nothing."""
+    return _HeaderWriter(planned, name, namespace or f"TMVA_SOFIE_{name}", weights, weights_file, profile).write()
 
 
 class _HeaderWriter:
     """Generates one model's header from its plan."""
 
-    def __init__(self, planned: Planned, name: str, namespace: str, weights: str, weights_file: Optional[str]):
+    def __init__(self, planned: Planned, name: str, namespace: str, weights: str, weights_file: Optional[str],
+                 profile: bool):
         if weights not in WEIGHTS_MODES:
             raise ValueError(f"weights must be one of {', '.join(WEIGHTS_MODES)}, got {weights!r}")
         self.model, self.plan, self.emitters = planned.model, planned.memory, planned.emitters
-        self.name, self.namespace, self.weights_mode = name, namespace, weights
+        self.name, self.namespace, self.weights_mode, self.profile = name, namespace, weights, profile
+        self.has_code: dict[int, bool] = {}  # node index -> whether it emitted code (views emit none)
         self.weights_file = weights_file if weights_file is not None else f"{name}{WEIGHTS_SUFFIXES.get(weights, '')}"
         self.names = NameTable(_RESERVED, _DERIVED_PREFIXES)
         self.dims = {s.name: self.names.get(s.name, kind="dim") for s in self._symbols()}
@@ -169,7 +189,7 @@ class _HeaderWriter:
         uses_blas = "gemm" in kernel_order(used)  # directly or through a kernel that calls it
         half = any(t.dtype in HALF_TYPES for t in self.model.tensors.values())
         parts = [self._banner(), f"#ifndef {self.namespace}_HXX", f"#define {self.namespace}_HXX", ""]
-        parts += [f"#include <{h}>" for h in _INCLUDES] + [""]
+        parts += [f"#include <{h}>" for h in sorted(_INCLUDES + (("chrono",) if self.profile else ()))] + [""]
         if includes:
             parts += include_lines(includes) + [""]
         if self.weights_mode == "root":
@@ -204,10 +224,25 @@ class _HeaderWriter:
                 "infer_args": ", ".join(self._arg_names(True)),
                 "infer_vectors_args": ", ".join(self._arg_names(False)),
                 **({"runtime_dim": "size_t runtime_dim(size_t k) const"} if self.model.runtime_dims else {}),
+                **({"profile_ns": "std::vector<double> profile_ns() const", "profile_reset": "void profile_reset()"}
+                   if self.profile else {}),
             },
             includes=includes,
             half_types=half,
+            nodes=self._node_infos(),
+            profile=self.profile,
         )
+
+    def _node_infos(self) -> list[NodeInfo]:
+        m = self.model
+        infos = []
+        for node, emitter in zip(m.nodes, self.emitters):
+            inputs = [m.tensors[i] if i else None for i in node.inputs]
+            outputs = [m.tensors[o] if o else None for o in node.outputs]
+            flops = emitter.op.flops(inputs, outputs)
+            infos.append(NodeInfo(node.op_type, node.name, inputs, outputs,
+                                  None if flops is None else sympy.sympify(flops), self.has_code[len(infos)]))
+        return infos
 
     def _banner(self) -> str:
         m = self.model
@@ -257,6 +292,12 @@ class _HeaderWriter:
             out.append("   // Tensors sized while infer runs, each in its own buffer grown only past the largest size seen.")
             out += [f"   detail::Arena<{cpp_type(self.plan.tensor_type(m, n).dtype)}> fBuffer_{self.tensor[n]};"
                     for n in dynamic]
+        if self.profile:
+            n = len(m.nodes)
+            out += ["   // Profiling build: nanoseconds spent in each node (in model order), summed over calls.",
+                    f"   double fProfileNs[{max(n, 1)}] = {{}};",
+                    f"   std::vector<double> profile_ns() const {{ return std::vector<double>(fProfileNs, fProfileNs + {n}); }}",
+                    f"   void profile_reset() {{ std::fill(fProfileNs, fProfileNs + {n}, 0.0); }}"]
         if m.runtime_dims:
             out += ["   // Dims computed by infer (see the header's first lines); valid after each call.",
                     f"   size_t fRuntimeDims[{len(m.runtime_dims)}] = {{}};",
@@ -432,15 +473,22 @@ class _HeaderWriter:
         before, deferred = self._reservations(index, node)
         ctx = NodeContext(index, inputs, outputs, in_ptrs, out_ptrs, self.cpp_dims, work, deferred)
         code = emitter.emit(ctx)
+        self.has_code[index] = bool(code)
         header = f"      // node {index}: {node.op_type} {comment(node.name)!s}"
         if not code:
             return [header + " (view, no code)"]
-        lines = [header] + before
+        lines = [header]
+        if self.profile:
+            lines.append(f"      const auto start{index}_ = std::chrono::steady_clock::now();")
+        lines += before
         body = ctx.declarations + code.splitlines()
         if ctx.declarations:
             lines += ["      {"] + [f"         {line}" for line in body] + ["      }"]
         else:
             lines += [f"      {line}" for line in body]
+        if self.profile:
+            lines.append(f"      fProfileNs[{index}] += std::chrono::duration<double, std::nano>("
+                         f"std::chrono::steady_clock::now() - start{index}_).count();")
         return lines + self._constraint_checks(set(node.outputs))
 
     def _vector_return(self) -> str:

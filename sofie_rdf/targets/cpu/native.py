@@ -23,6 +23,8 @@ from .header import GeneratedCode, half_types_source
 from .weights import atomic_write
 
 DEFAULT_FLAGS = ("-O3", "-march=native", "-fno-trapping-math")  # no -ffast-math: IEEE results kept
+# Session members a header has only sometimes (GeneratedCode.signatures key -> the forwarding call).
+_OPTIONAL_MEMBERS = {"runtime_dim": "runtime_dim(k)", "profile_ns": "profile_ns()", "profile_reset": "profile_reset()"}
 
 
 def cache_dir() -> Path:
@@ -47,7 +49,7 @@ def interface_header(code: GeneratedCode, namespace: str) -> str:
         "   Session &operator=(Session &&) noexcept;",
         f"   {sig['infer']};",
         f"   {sig['infer_vectors']};",
-        *([f"   {sig['runtime_dim']};"] if "runtime_dim" in sig else []),
+        *[f"   {sig[key]};" for key in _OPTIONAL_MEMBERS if key in sig],
         "private:",
         f"   std::unique_ptr<{code.namespace}::Session> fImpl;",
         "};",
@@ -71,8 +73,8 @@ def _definitions(code: GeneratedCode, namespace: str) -> str:
         f"{sig['infer'].replace(' infer(', ' Session::infer(', 1)} {{ fImpl->infer({sig['infer_args']}); }}",
         f"{sig['infer_vectors'].replace(' infer(', ' Session::infer(', 1)} "
         f"{{ return fImpl->infer({sig['infer_vectors_args']}); }}",
-        *([f"{sig['runtime_dim'].replace(' runtime_dim(', ' Session::runtime_dim(', 1)} "
-           "{ return fImpl->runtime_dim(k); }"] if "runtime_dim" in sig else []),
+        *[f"{sig[key].replace(f' {key}(', f' Session::{key}(', 1)} {{ return fImpl->{call}; }}"
+          for key, call in _OPTIONAL_MEMBERS.items() if key in sig],
         f"}} // namespace {namespace}",
         "",
     ])
