@@ -34,7 +34,6 @@ STD_FUNCTIONS = {
     "Sinh": "sinh", "Cosh": "cosh", "Asinh": "asinh", "Acosh": "acosh", "Atanh": "atanh",
     "Floor": "floor", "Ceil": "ceil",
     "Round": "nearbyint",  # rounds half to even in the default rounding mode, as np.round and the spec do
-    "Erf": "erf",
 }
 
 # log(1 + exp(x)) without overflow for large x (onnxruntime's form).
@@ -44,12 +43,14 @@ EXPRESSIONS: dict[type, str] = {
     elementwise.UnaryOp: "x",
     elementwise.Relu: "x < 0 ? {T}(0) : x",  # NaN propagates, as in onnxruntime
     elementwise.LeakyRelu: "x >= 0 ? x : {alpha} * x",
-    elementwise.Sigmoid: "kernels::fast_sigmoid(x)",  # vectorizes (kernels/fastmath.hxx); std::exp would not
+    # kernels::fast_* (kernels/fastmath.hxx) vectorize; std::exp, std::tanh, std::erf are library calls
+    elementwise.Sigmoid: "kernels::fast_sigmoid(x)",
     elementwise.Tanh: "kernels::fast_tanh(x)",
-    elementwise.Selu: "x > 0 ? {gamma} * x : {gamma} * ({alpha} * std::exp(x) - {alpha})",
-    elementwise.Elu: "x >= 0 ? x : {alpha} * (std::exp(x) - {T}(1))",
+    activations.Erf: "kernels::fast_erf(x)",
+    elementwise.Selu: "x > 0 ? {gamma} * x : {gamma} * ({alpha} * kernels::fast_exp(x) - {alpha})",
+    elementwise.Elu: "x >= 0 ? x : {alpha} * (kernels::fast_exp(x) - {T}(1))",
     elementwise.Sqrt: "std::sqrt(x)",
-    elementwise.Exp: "std::exp(x)",
+    elementwise.Exp: "kernels::fast_exp(x)",
     elementwise.Log: "std::log(x)",
     elementwise.Neg: "-x",
     elementwise.Abs: "x < 0 ? -x : x",
@@ -61,7 +62,7 @@ EXPRESSIONS: dict[type, str] = {
     elementwise.Min: "kernels::minimum(a, b)",
     elementwise.Max: "kernels::maximum(a, b)",
     activations.Softplus: _SOFTPLUS,
-    activations.Mish: f"x * std::tanh({_SOFTPLUS})",
+    activations.Mish: f"x * kernels::fast_tanh({_SOFTPLUS})",
     activations.Softsign: "x / ({T}(1) + std::abs(x))",
     activations.HardSigmoid: "std::max(std::min({alpha} * x + {beta}, {T}(1)), {T}(0))",  # this order keeps NaN
     activations.HardSwish: "x * std::max({T}(0), std::min({T}(1), x / {T}(6) + {T}(0.5)))",
@@ -83,14 +84,15 @@ EXPRESSIONS: dict[type, str] = {
     bitwise.BitwiseOr: "a | b",
     bitwise.BitwiseXor: "a ^ b",
     bitwise.BitwiseNot: "static_cast<{T}>(~x)",
-    misc.Swish: "x / ({T}(1) + std::exp(-({alpha} * x)))",
+    misc.Swish: "x * kernels::fast_sigmoid({alpha} * x)",
     **{getattr(activations, op_type): f"std::{function}(x)" for op_type, function in STD_FUNCTIONS.items()},
 }
 
 # Gelu's approximate -> expression; {c} is the constant inside erf (1/sqrt 2) or tanh (sqrt(2/pi)).
 GELU_FORMS = {
-    "none": ("{T}(0.5) * x * ({T}(1) + std::erf(x * {c}))", 1 / math.sqrt(2)),
-    "tanh": ("{T}(0.5) * x * ({T}(1) + std::tanh({c} * (x + {T}(0.044715) * x * x * x)))", math.sqrt(2 / math.pi)),
+    "none": ("{T}(0.5) * x * ({T}(1) + kernels::fast_erf(x * {c}))", 1 / math.sqrt(2)),
+    "tanh": ("{T}(0.5) * x * ({T}(1) + kernels::fast_tanh({c} * (x + {T}(0.044715) * x * x * x)))",
+             math.sqrt(2 / math.pi)),
 }
 
 
