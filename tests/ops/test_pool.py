@@ -217,3 +217,38 @@ def test_symbolic_spatial_refused():
     model = make_model([node], [("x", np.float32, ["N", 3, "H", 8])], [("y", np.float32, None)])
     with pytest.raises(sr.SofieError, match="spatial dims must be known"):
         sr.compile(sr.load(model))
+
+
+# ---- the line kernel (kernels::pool_lines: MaxPool without Indices, AveragePool) -------------------
+
+@pytest.mark.parametrize("op", ["MaxPool", "AveragePool"])
+@pytest.mark.parametrize("x_shape, kernel, strides, pads, dilations", [
+    ((1, 3, 16, 16), [2, 2], [2, 2], [0, 0, 0, 0], [1, 1]),           # calorimeter images: stride 2
+    ((2, 8, 24, 20), [3, 3], [1, 1], [1, 1, 1, 1], [1, 1]),           # stride 1 (the other constant stride)
+    ((1, 4, 17, 19), [3, 5], [3, 3], [1, 2, 2, 1], [1, 2]),           # a run-time stride, dilated columns
+    ((1, 2, 8, 8, 8), [2, 2, 2], [2, 2, 2], [0] * 6, [1, 1, 1]),      # 3-D
+    ((1, 3, 9, 10, 11), [3, 2, 3], [2, 1, 2], [1, 0, 1, 1, 1, 0], [2, 1, 1]),
+    ((2, 5, 40), [4], [3], [2, 3], [1]),                              # 1-D: the line is the whole input
+])
+@pytest.mark.parametrize("ceil_mode", [0, 1])
+def test_line_kernel_geometries(check_model, op, x_shape, kernel, strides, pads, dilations, ceil_mode):
+    extra = {"count_include_pad": 1} if op == "AveragePool" and sum(pads) else {}
+    _pool(check_model, op, x_shape, kernel_shape=kernel, strides=strides, pads=pads, dilations=dilations,
+          ceil_mode=ceil_mode, seed=len(x_shape), **extra)
+
+
+@pytest.mark.parametrize("op", ["GlobalMaxPool", "GlobalAveragePool"])
+@pytest.mark.parametrize("x_shape", [(2, 16, 7, 7), (1, 4, 3, 5, 6), (3, 8, 33)])
+def test_line_kernel_global(check_model, op, x_shape):
+    _pool(check_model, op, x_shape, opset=13, batch="n")
+
+
+def test_line_kernel_is_used():
+    """MaxPool without Indices and AveragePool in float take the line kernel; Indices and int8 the walk."""
+    def header(op, outputs, dtype=np.float32, **attrs):
+        node = helper.make_node(op, ["x"], [o[0] for o in outputs], kernel_shape=[2, 2], **attrs)
+        return sr.load(make_model([node], [("x", dtype, (1, 2, 6, 6))], outputs, opset=19)).code().header
+    assert "kernels::pool_lines<float, true>" in header("MaxPool", [("y", np.float32, None)])
+    assert "kernels::pool_lines<float, false>" in header("AveragePool", [("y", np.float32, None)])
+    assert "kernels::pool_lines<" not in header("MaxPool", [("y", np.float32, None), ("i", np.int64, None)])
+    assert "kernels::pool_lines<" not in header("MaxPool", [("y", np.int8, None)], dtype=np.int8)

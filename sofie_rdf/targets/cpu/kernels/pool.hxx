@@ -29,6 +29,11 @@ struct PoolShape {
 inline size_t pool_taps_in(std::ptrdiff_t start, std::ptrdiff_t dilation, std::ptrdiff_t kernel, std::ptrdiff_t lo,
                            std::ptrdiff_t hi, size_t &first)
 {
+   if (dilation == 1) { // the common case, without the divisions (a line of pool_lines costs a few of these)
+      const std::ptrdiff_t k0 = std::max<std::ptrdiff_t>(lo - start, 0), k1 = std::min(kernel, hi - start);
+      first = static_cast<size_t>(k0);
+      return k1 > k0 ? static_cast<size_t>(k1 - k0) : 0;
+   }
    const std::ptrdiff_t k0 = start >= lo ? 0 : (lo - start + dilation - 1) / dilation;
    const std::ptrdiff_t k1 = start >= hi ? 0 : std::min(kernel, (hi - start + dilation - 1) / dilation);
    first = static_cast<size_t>(k0);
@@ -104,6 +109,164 @@ inline void pool(const T *x, size_t planes, const PoolShape &s, Reducer reducer)
             o_index[d] = 0;
          }
       }
+   }
+}
+
+// MaxPool (without Indices) and AveragePool, vectorized along the last spatial axis.  For each output line
+// (a position over all spatial axes but the last), the window's input lines are combined element-wise
+// into `line`, which holds a line in padded coordinates (input column c at pads_begin + c, the reduction's
+// identity elsewhere); then output o combines its taps line[o * stride + j * dilation].  Both passes run
+// along contiguous memory, so the compiler vectorizes them, where `pool` visits one tap at a time.  The
+// maximum keeps `pool`'s rule (from the identity, a tap wins only when greater: NaN never wins); sums are
+// added line by line, so they round differently from `pool`'s row-major order.  work: pool_lines_work.
+
+// The reduction's step, from the identity when `first` (a loop-invariant test the compiler hoists).
+template <typename T, bool Max>
+inline T pool_step(T acc, T v, bool first)
+{
+   const T a = first ? (Max ? std::numeric_limits<T>::lowest() : T(0)) : acc;
+   return Max ? (v > a ? v : a) : a + v;
+}
+
+// y[i] = step(y[i], x[i]).  These loops are functions of their own so that the compiler sees two arrays that
+// do not overlap, not a loop nest to reorder.
+template <typename T, bool Max>
+inline void pool_combine(T *__restrict y, const T *__restrict x, size_t n, bool first)
+{
+   for (size_t i = 0; i < n; ++i)
+      y[i] = pool_step<T, Max>(y[i], x[i], first);
+}
+
+// y[i] = step(y[i], x[i * stride]); SW is the stride when it is a constant (0: `stride`).
+template <typename T, bool Max, size_t SW>
+inline void pool_combine_strided(T *__restrict y, const T *__restrict x, size_t n, size_t stride, bool first)
+{
+   const size_t sw = SW ? SW : stride;
+   for (size_t i = 0; i < n; ++i)
+      y[i] = pool_step<T, Max>(y[i], x[i * sw], first);
+}
+
+// Two taps at once with stride 2: each iteration reads a whole pair, which vectorizes where a stride-2
+// read of one tap does not.
+template <typename T, bool Max>
+inline void pool_combine_pairs(T *__restrict y, const T *__restrict x, size_t n, bool first)
+{
+   for (size_t i = 0; i < n; ++i)
+      y[i] = pool_step<T, Max>(pool_step<T, Max>(y[i], x[2 * i], first), x[2 * i + 1], false);
+}
+
+inline size_t pool_lines_span(const PoolShape &s)
+{
+   const size_t last = s.rank - 1;
+   return (s.out[last] - 1) * s.strides[last] + (s.kernel[last] - 1) * s.dilations[last] + 1;
+}
+
+// One output line from `line`: the taps along it, then AveragePool's division.
+template <typename T, bool Max, size_t SW>
+inline void pool_line_out(T *y, const T *line, const PoolShape &s, const T *col_count, T rows)
+{
+   const size_t last = s.rank - 1, n = s.out[last], kw = s.kernel[last], dw = s.dilations[last];
+   size_t j = 0;
+   if (SW == 2 && dw == 1)
+      for (; j + 1 < kw; j += 2)
+         pool_combine_pairs<T, Max>(y, line + j, n, j == 0);
+   for (; j < kw; ++j)
+      pool_combine_strided<T, Max, SW>(y, line + j * dw, n, s.strides[last], j == 0);
+   if (!Max)
+      for (size_t i = 0; i < n; ++i) {
+         const T count = rows * col_count[i];
+         y[i] = count > T(0) ? y[i] / count : T(0);
+      }
+}
+
+// Taps per output column inside the input (or inside the input and its padding): AveragePool's divisors.
+template <typename T>
+inline void pool_column_counts(const PoolShape &s, bool count_include_pad, T *col_count)
+{
+   const size_t last = s.rank - 1, pb = s.pads_begin[last];
+   const std::ptrdiff_t lo = count_include_pad ? -static_cast<std::ptrdiff_t>(pb) : 0;
+   const std::ptrdiff_t hi = static_cast<std::ptrdiff_t>(s.in[last] + (count_include_pad ? s.pads_end[last] : 0));
+   for (size_t o = 0; o < s.out[last]; ++o) {
+      size_t unused = 0;
+      const std::ptrdiff_t start = static_cast<std::ptrdiff_t>(o * s.strides[last]) - static_cast<std::ptrdiff_t>(pb);
+      col_count[o] = static_cast<T>(pool_taps_in(start, static_cast<std::ptrdiff_t>(s.dilations[last]),
+                                                 static_cast<std::ptrdiff_t>(s.kernel[last]), lo, hi, unused));
+   }
+}
+
+template <typename T, bool Max, size_t SW>
+inline void pool_lines(const T *x, T *y, size_t planes, const PoolShape &s, bool count_include_pad, T *work)
+{
+   const size_t last = s.rank - 1, w_in = s.in[last], w_out = s.out[last];
+   const size_t span = pool_lines_span(s), pb = s.pads_begin[last];
+   const size_t copied = span > pb ? std::min(w_in, span - pb) : 0;
+   const T identity = Max ? std::numeric_limits<T>::lowest() : T(0);
+   T *line = work, *col_count = work + span;
+   if (!Max)
+      pool_column_counts(s, count_include_pad, col_count);
+   size_t in_size = w_in, lines_out = 1, line_stride[kMaxPoolRank];
+   for (size_t d = last; d-- > 0;) {
+      line_stride[d] = in_size;
+      in_size *= s.in[d];
+      lines_out *= s.out[d];
+   }
+   // The padding around the copied columns holds the identity for good; the rest is rewritten per line.
+   std::fill_n(line, std::min(pb, span), identity);
+   if (pb + copied < span)
+      std::fill_n(line + pb + copied, span - pb - copied, identity);
+   for (size_t p = 0; p < planes; ++p) {
+      const T *xp = x + p * in_size;
+      size_t o_index[kMaxPoolRank] = {};
+      for (size_t o = 0; o < lines_out; ++o) {
+         // Per leading axis: first input coordinate of the taps inside the input, their count; and the taps
+         // inside the input and its padding (AveragePool's count_include_pad divisor).
+         size_t first[kMaxPoolRank], count[kMaxPoolRank], rows = 1, padded_rows = 1;
+         for (size_t d = 0; d < last; ++d) {
+            const std::ptrdiff_t start = static_cast<std::ptrdiff_t>(o_index[d] * s.strides[d]) -
+                                         static_cast<std::ptrdiff_t>(s.pads_begin[d]);
+            const std::ptrdiff_t dil = static_cast<std::ptrdiff_t>(s.dilations[d]);
+            const std::ptrdiff_t k = static_cast<std::ptrdiff_t>(s.kernel[d]);
+            const std::ptrdiff_t n = static_cast<std::ptrdiff_t>(s.in[d]);
+            size_t k0 = 0, unused = 0;
+            count[d] = pool_taps_in(start, dil, k, 0, n, k0);
+            first[d] = static_cast<size_t>(start + static_cast<std::ptrdiff_t>(k0) * dil);
+            rows *= count[d];
+            padded_rows *= pool_taps_in(start, dil, k, -static_cast<std::ptrdiff_t>(s.pads_begin[d]),
+                                        n + static_cast<std::ptrdiff_t>(s.pads_end[d]), unused);
+         }
+         if (rows == 0) // the window lies in the padding
+            std::fill_n(line + pb, copied, identity);
+         size_t t_index[kMaxPoolRank] = {};
+         for (size_t r = 0; r < rows; ++r) {
+            size_t offset = 0;
+            for (size_t d = 0; d < last; ++d)
+               offset += (first[d] + t_index[d] * s.dilations[d]) * line_stride[d];
+            pool_combine<T, Max>(line + pb, xp + offset, copied, r == 0);
+            for (size_t d = last; d-- > 0;) { // next input line of the window
+               if (++t_index[d] < count[d])
+                  break;
+               t_index[d] = 0;
+            }
+         }
+         pool_line_out<T, Max, SW>(y + (p * lines_out + o) * w_out, line, s, col_count,
+                                   static_cast<T>(count_include_pad ? padded_rows : rows));
+         for (size_t d = last; d-- > 0;) { // next output line
+            if (++o_index[d] < s.out[d])
+               break;
+            o_index[d] = 0;
+         }
+      }
+   }
+}
+
+// pool_lines with the last stride as a constant where it is 1 or 2.
+template <typename T, bool Max>
+inline void pool_lines(const T *x, T *y, size_t planes, const PoolShape &s, bool count_include_pad, T *work)
+{
+   switch (s.strides[s.rank - 1]) {
+   case 1: pool_lines<T, Max, 1>(x, y, planes, s, count_include_pad, work); break;
+   case 2: pool_lines<T, Max, 2>(x, y, planes, s, count_include_pad, work); break;
+   default: pool_lines<T, Max, 0>(x, y, planes, s, count_include_pad, work);
    }
 }
 
