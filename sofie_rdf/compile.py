@@ -64,7 +64,9 @@ def _compile_jit(model: Model, weights: str, profile: bool) -> Session:
 def _compile_native(model: Model, flags: Optional[Sequence[str]], weights: str, profile: bool) -> Session:
     target = cpu_target("native", flags)
     plain = model.code(weights=weights, target=target, profile=profile)
-    namespace = namespace_for(plain.name, hashlib.sha256(b"native" + plain.digest.encode()).hexdigest())
+    # The flags are part of the name: one header built for two instruction sets is two libraries.
+    built = f"native|{' '.join(flags) if flags is not None else ''}|{plain.digest}"
+    namespace = namespace_for(plain.name, hashlib.sha256(built.encode()).hexdigest())
     code = model.code(namespace=f"{namespace}_impl", weights=weights, target=target, profile=profile)
     folder = build_native(code, namespace, flags)
     load_native(code, namespace, folder)

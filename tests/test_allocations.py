@@ -158,8 +158,21 @@ def _upsample() -> Case:
     return Case("upsample", model, {"x": random_array((1, 2, 5, 5), F32, 16)})
 
 
+def _pool3d_gelu() -> Case:
+    """pool_lines in 3-D (AveragePool with padding counted, a stride-3 MaxPool) and GELU's exported Erf chain."""
+    nodes = [helper.make_node("AveragePool", ["x"], ["a"], kernel_shape=[2, 3, 3], strides=[1, 2, 2],
+                              pads=[0, 1, 1, 1, 1, 1], count_include_pad=1),
+             helper.make_node("MaxPool", ["a"], ["m"], kernel_shape=[1, 2, 2], strides=[1, 3, 3], ceil_mode=1),
+             helper.make_node("Div", ["m", "sqrt2"], ["d"]), helper.make_node("Erf", ["d"], ["e"]),
+             helper.make_node("Add", ["e", "one"], ["p"]), helper.make_node("Mul", ["m", "p"], ["g"]),
+             helper.make_node("Mul", ["g", "half"], ["y"])]
+    inits = dict(sqrt2=np.array(np.sqrt(2), F32), one=np.array(1, F32), half=np.array(0.5, F32))
+    model = make_model(nodes, [("x", F32, ["N", 2, 5, 8, 8])], [("y", F32, ["N", 2, 5, 2, 2])], inits)
+    return Case("pool3d_gelu", model, {"x": random_array((2, 2, 5, 8, 8), F32, 17)}, dims=(2,))
+
+
 CASES = [_mlp(), _conv_pool(), _recurrent("LSTM", 4), _recurrent("GRU", 3), _attention(), _reductions(), _movement(),
-         _resize(), _gather(), _topk(), _nonzero(), _upsample(), _register_tiles()]
+         _resize(), _gather(), _topk(), _nonzero(), _upsample(), _register_tiles(), _pool3d_gelu()]
 
 
 def _literal(a: np.ndarray) -> str:

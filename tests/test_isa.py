@@ -1,0 +1,73 @@
+"""The vectorized kernels on every instruction set this machine runs, against onnxruntime.
+
+A native build targets the instruction set its flags name (``CpuTarget.isa``): generic x86-64 (SSE2), AVX2
+with FMA, AVX-512.  The compiler vectorizes each kernel differently for each (vector width, masked tails,
+fused multiply-adds change rounding), so each model of the kernels added for HEP-sized layers (pooling by
+lines, erf, GELU in both exported forms) is built once per instruction set the CPU has and compared with
+onnxruntime at the usual tolerances.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from conftest import ATOL, RTOL, make_model, ort_run, random_array
+from onnx import helper
+
+import sofie_rdf as sr
+from sofie_rdf.targets.cpu import host_isa, isa_for_flags
+
+# Flags per instruction set; the first always runs, the others where the CPU has them.
+ISA_FLAGS = {
+    "generic": ["-O3", "-march=x86-64", "-fno-trapping-math"],
+    "avx2": ["-O3", "-march=x86-64-v3", "-fno-trapping-math"],
+    "avx512": ["-O3", "-march=x86-64-v4", "-fno-trapping-math"],
+}
+_ORDER = list(ISA_FLAGS)
+RUNNABLE = [isa for isa in _ORDER if _ORDER.index(isa) <= _ORDER.index(host_isa())]
+
+
+def _gelu_erf(shape: tuple) -> onnx.ModelProto:
+    c = dict(sqrt2=np.array(np.sqrt(2), np.float32), one=np.array(1, np.float32), half=np.array(0.5, np.float32))
+    nodes = [helper.make_node("Div", ["x", "sqrt2"], ["d"]), helper.make_node("Erf", ["d"], ["e"]),
+             helper.make_node("Add", ["e", "one"], ["p"]), helper.make_node("Mul", ["x", "p"], ["g"]),
+             helper.make_node("Mul", ["g", "half"], ["y"])]
+    return make_model(nodes, [("x", np.float32, shape)], [("y", np.float32, shape)], c)
+
+
+def _one_node(op: str, shape: tuple, opset: int = 20, **attrs) -> onnx.ModelProto:
+    return make_model([helper.make_node(op, ["x"], ["y"], **attrs)], [("x", np.float32, shape)],
+                      [("y", np.float32, None)], opset=opset)
+
+
+MODELS = {
+    "gelu_erf_chain": lambda: _gelu_erf((3, 37, 19)),
+    "gelu_tanh": lambda: _one_node("Gelu", (5, 77), approximate="tanh"),
+    "gelu_exact": lambda: _one_node("Gelu", (5, 77)),
+    "erf": lambda: _one_node("Erf", (4, 123)),
+    "maxpool2d_s2": lambda: _one_node("MaxPool", (2, 5, 17, 21), kernel_shape=[2, 2], strides=[2, 2]),
+    "maxpool2d_s1_pad": lambda: _one_node("MaxPool", (2, 3, 13, 11), kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+    "avgpool2d_s3": lambda: _one_node("AveragePool", (1, 4, 19, 23), kernel_shape=[3, 3], strides=[3, 3],
+                                      pads=[1, 1, 1, 1], ceil_mode=1),
+    "maxpool3d": lambda: _one_node("MaxPool", (1, 3, 9, 10, 11), kernel_shape=[2, 2, 2], strides=[2, 2, 2]),
+    "avgpool3d": lambda: _one_node("AveragePool", (1, 3, 9, 10, 11), kernel_shape=[3, 3, 3], pads=[1] * 6,
+                                   count_include_pad=1),
+    "global_avg": lambda: _one_node("GlobalAveragePool", (2, 16, 7, 9)),
+}
+
+
+def test_flags_name_their_instruction_set():
+    for isa, flags in ISA_FLAGS.items():
+        assert isa_for_flags(flags) == isa
+
+
+@pytest.mark.parametrize("isa", RUNNABLE)
+@pytest.mark.parametrize("name", list(MODELS))
+def test_kernel_on_instruction_set(name, isa):
+    model = MODELS[name]()
+    shape = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
+    x = random_array(tuple(shape), np.float32, seed=len(name)) * 3
+    expected = ort_run(model, {"x": x})[0]
+    got = sr.compile(sr.load(model), backend="native", flags=ISA_FLAGS[isa]).infer(x)
+    np.testing.assert_allclose(got, expected, rtol=RTOL, atol=ATOL)
