@@ -15,13 +15,16 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(PYTHON) tutorials/demo.py
 
+# Test processes (pytest-xdist): the CI machine has two cores; each process holds ROOT and torch (~1 GB).
+TEST_JOBS ?= 2
+
 test: $(STAMP)
 	$(PYTHON) -m ruff check sofie_rdf tests tutorials data benchmarks
-	$(PYTHON) -m pytest -q -m "not slow"
+	$(PYTHON) -m pytest -q -m "not slow" -n $(TEST_JOBS)
 
 # Every ONNX backend node case of the supported operators and every model of onnx's suites (long).
 test-full: $(STAMP)
-	$(PYTHON) -m pytest -q -m slow tests/test_onnx_backend.py tests/test_onnx_suites.py
+	$(PYTHON) -m pytest -q -m slow -n $(TEST_JOBS) tests/test_onnx_backend.py tests/test_onnx_suites.py
 
 # Every ONNX backend node case of the installed onnx, supported or not: writes docs/onnx_conformance.md.
 conformance: $(STAMP)
