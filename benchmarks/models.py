@@ -36,6 +36,8 @@ class Spec:
     build: Callable[[], Any]  # () -> torch.nn.Module in eval mode, weights not yet seeded
     shape: tuple[int, ...]
     heavy: bool = False
+    group: str = "rootbench"  # rootbench; or the HEP family's "layer" and "model" (benchmarks/hep.py)
+    opset: int = OPSET
 
     @property
     def batch(self) -> int:
@@ -141,15 +143,20 @@ def generator() -> Any:
     return nn.Sequential(*layers, nn.Linear(100, 40500), nn.Sigmoid())
 
 
-def resnet18() -> Any:
-    """torchvision's resnet18 (BasicBlock x [2, 2, 2, 2], 1000 classes), written out: torchvision is not a dependency."""
+def conv_bn(a: int, b: int, k: int, stride: int, dims: int = 2) -> list[Any]:
+    """Convolution without bias (padding k // 2) and BatchNorm, in 2-D or 3-D."""
     from torch import nn
 
-    def conv_bn(a: int, b: int, k: int, stride: int) -> list[Any]:
-        return [nn.Conv2d(a, b, k, stride=stride, padding=k // 2, bias=False), nn.BatchNorm2d(b)]
+    conv, norm = (nn.Conv2d, nn.BatchNorm2d) if dims == 2 else (nn.Conv3d, nn.BatchNorm3d)
+    return [conv(a, b, k, stride=stride, padding=k // 2, bias=False), norm(b)]
+
+
+def basic_block(a: int, b: int, stride: int) -> Any:
+    """ResNet's BasicBlock: two 3x3 conv + BatchNorm, ReLU between and after the residual sum."""
+    from torch import nn
 
     class BasicBlock(nn.Module):
-        def __init__(self, a: int, b: int, stride: int) -> None:
+        def __init__(self) -> None:
             super().__init__()
             self.body = nn.Sequential(*conv_bn(a, b, 3, stride), nn.ReLU(), *conv_bn(b, b, 3, 1))
             self.skip = nn.Sequential(*conv_bn(a, b, 1, stride)) if stride != 1 or a != b else nn.Identity()
@@ -158,9 +165,16 @@ def resnet18() -> Any:
         def forward(self, x: Any) -> Any:
             return self.relu(self.body(x) + self.skip(x))
 
+    return BasicBlock()
+
+
+def resnet18() -> Any:
+    """torchvision's resnet18 (BasicBlock x [2, 2, 2, 2], 1000 classes), written out: torchvision is not a dependency."""
+    from torch import nn
+
     blocks: list[Any] = []
     for a, b, stride in [(64, 64, 1), (64, 128, 2), (128, 256, 2), (256, 512, 2)]:
-        blocks += [BasicBlock(a, b, stride), BasicBlock(b, b, 1)]
+        blocks += [basic_block(a, b, stride), basic_block(b, b, 1)]
     return nn.Sequential(*conv_bn(3, 64, 7, 2), nn.ReLU(), nn.MaxPool2d(3, stride=2, padding=1), *blocks,
                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(512, 1000))
 
@@ -197,13 +211,20 @@ SPECS: dict[str, Spec] = {s.name: s for s in [
 # ---------------------------------------------------------------- weights, inputs, files
 
 
+def spec(name: str) -> Spec:
+    """The Spec of a model of either family (rootbench's here, the HEP family's in benchmarks/hep.py)."""
+    from . import hep
+
+    return {**SPECS, **hep.SPECS}[name]
+
+
 def module(name: str) -> Any:
     """The seeded torch module of model ``name``, in eval mode (the same weights in every process)."""
     import torch
     from torch import nn
 
     torch.manual_seed(SEED)
-    net = SPECS[name].build().eval()
+    net = spec(name).build().eval()
     with torch.no_grad():
         for m in net.modules():
             if isinstance(m, (nn.Linear, nn.Conv2d, nn.Conv3d)):
@@ -212,7 +233,7 @@ def module(name: str) -> Any:
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
             if isinstance(m, (nn.Linear, nn.Conv2d, nn.Conv3d, nn.ConvTranspose2d)) and m.bias is not None:
                 nn.init.uniform_(m.bias, -0.1, 0.1)
-            if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)):
                 m.running_mean.normal_(0.0, 0.1)
                 m.running_var.uniform_(0.5, 1.5)
                 m.weight.uniform_(0.5, 1.5)
@@ -222,12 +243,13 @@ def module(name: str) -> Any:
 
 def inputs(name: str) -> np.ndarray:
     """The seeded float32 input of model ``name`` (standard normal, its fixed batch size)."""
-    return np.random.default_rng(SEED).standard_normal(SPECS[name].shape, dtype=np.float32)
+    return np.random.default_rng(SEED).standard_normal(spec(name).shape, dtype=np.float32)
 
 
 def folder(root: Path) -> Path:
-    """``root/models-<hash of this file>``: editing an architecture re-exports every model."""
-    digest = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]
+    """``root/models-<hash of this file and hep.py>``: editing an architecture re-exports every model."""
+    digest = hashlib.sha256(Path(__file__).read_bytes() + (Path(__file__).parent / "hep.py").read_bytes())
+    digest = digest.hexdigest()[:12]
     return root / f"models-{digest}"
 
 
@@ -240,7 +262,7 @@ def onnx_path(name: str, root: Path) -> Path:
         buffer = io.BytesIO()
         with torch.no_grad():
             torch.onnx.export(module(name), (torch.from_numpy(inputs(name)),), buffer, dynamo=False,
-                              opset_version=OPSET, input_names=["x"], output_names=["y"])
+                              opset_version=spec(name).opset, input_names=["x"], output_names=["y"])
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
         tmp.write_bytes(buffer.getvalue())
