@@ -3,7 +3,7 @@
 A native build targets the instruction set its flags name (``CpuTarget.isa``): generic x86-64 (SSE2), AVX2
 with FMA, AVX-512.  The compiler vectorizes each kernel differently for each (vector width, masked tails,
 fused multiply-adds change rounding), so each model of the kernels added for HEP-sized layers (pooling by
-lines, erf, GELU in both exported forms) is built once per instruction set the CPU has and compared with
+lines, erf, GELU in both exported forms, softmax) is built once per instruction set the CPU has and compared with
 onnxruntime at the usual tolerances.
 """
 
@@ -54,6 +54,9 @@ MODELS = {
     "avgpool3d": lambda: _one_node("AveragePool", (1, 3, 9, 10, 11), kernel_shape=[3, 3, 3], pads=[1] * 6,
                                    count_include_pad=1),
     "global_avg": lambda: _one_node("GlobalAveragePool", (2, 16, 7, 9)),
+    "softmax_rows": lambda: _one_node("Softmax", (3, 5, 131), axis=-1),
+    "softmax_columns": lambda: _one_node("Softmax", (3, 37, 21), axis=1),
+    "log_softmax_rows": lambda: _one_node("LogSoftmax", (4, 67), axis=-1),
 }
 
 

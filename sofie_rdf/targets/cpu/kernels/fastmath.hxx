@@ -126,6 +126,7 @@ inline float fast_erf(float x)
 }
 
 inline double fast_exp(double x) { return std::exp(x); }
+inline double fast_exp_nonpositive(double t) { return std::exp(t); }
 inline double fast_erf(double x) { return std::erf(x); }
 inline double fast_tanh(double x) { return std::tanh(x); }
 inline double fast_sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }

@@ -1,31 +1,134 @@
-// Softmax / LogSoftmax over the middle index of an (outer, n, inner) view,
-// subtracting the maximum first so large logits do not overflow.
+// Softmax / LogSoftmax over the middle index of an (outer, n, inner) view, subtracting the maximum first so
+// large logits do not overflow.  The exponentials are fastmath's (e^t for t <= 0, vectorized; results below
+// 1e-38 are 0, so masked logits of -inf weigh exactly nothing), computed in float for float and the 16-bit
+// types, in double for double.  Maxima and sums are kept per vector lane (partial values) and combined at
+// the end: such loops vectorize, where the compiler may not reorder a reduction itself.
+// x and y may be the same array.
+
+constexpr size_t kSoftmaxLanes = 16; // a 512-bit vector of floats
+
+template <typename T>
+using softmax_wide_t = std::conditional_t<std::is_same<T, double>::value, double, float>;
+
+// The largest of n contiguous values (NaN never wins).
+template <typename W, typename T>
+inline W softmax_max(const T *x, size_t n)
+{
+   W vmax = -std::numeric_limits<W>::infinity();
+   for (size_t i = 0; i < n; ++i)
+      vmax = std::max(vmax, static_cast<W>(x[i]));
+   return vmax;
+}
+
+// float: two vectors of partial maxima (the loop above compiles to one compare per value).
+template <>
+inline float softmax_max<float, float>(const float *x, size_t n)
+{
+   constexpr size_t L = 2 * kVFloatLanes;
+   const size_t full = n - n % L;
+   vfloat a = vsplat(-std::numeric_limits<float>::infinity()), b = a;
+   for (size_t i = 0; i < full; i += L) {
+      a = vmax(vload(x + i), a);
+      b = vmax(vload(x + i + kVFloatLanes), b);
+   }
+   float vmax_ = hmax(vmax(a, b));
+   for (size_t i = full; i < n; ++i)
+      vmax_ = std::max(vmax_, x[i]);
+   return vmax_;
+}
+
+// The sum of e^(x - shift) over n contiguous values; written to y too unless y is null.
+template <typename W, typename T>
+inline W softmax_exp_sum(const T *x, T *y, size_t n, W shift)
+{
+   constexpr size_t L = kSoftmaxLanes;
+   const size_t full = n - n % L;
+   W lane[L] = {};
+   W sum = W(0);
+   if (y) {
+      for (size_t i = 0; i < full; i += L)
+         for (size_t l = 0; l < L; ++l) {
+            const W e = fast_exp_nonpositive(static_cast<W>(x[i + l]) - shift);
+            lane[l] += e;
+            y[i + l] = static_cast<T>(e);
+         }
+      for (size_t i = full; i < n; ++i) {
+         const W e = fast_exp_nonpositive(static_cast<W>(x[i]) - shift);
+         sum += e;
+         y[i] = static_cast<T>(e);
+      }
+   } else {
+      for (size_t i = 0; i < full; i += L)
+         for (size_t l = 0; l < L; ++l)
+            lane[l] += fast_exp_nonpositive(static_cast<W>(x[i + l]) - shift);
+      for (size_t i = full; i < n; ++i)
+         sum += fast_exp_nonpositive(static_cast<W>(x[i]) - shift);
+   }
+   for (size_t l = 0; l < L; ++l)
+      sum += lane[l];
+   return sum;
+}
+
+// Softmax of n contiguous values (inner == 1: the last axis, attention's rows).
+template <typename T>
+inline void softmax_row(const T *x, T *y, size_t n, bool logarithm)
+{
+   using W = softmax_wide_t<T>;
+   const W vmax = softmax_max<W>(x, n);
+   if (logarithm) {
+      const W shift = vmax + std::log(softmax_exp_sum<W>(x, static_cast<T *>(nullptr), n, vmax));
+      for (size_t i = 0; i < n; ++i)
+         y[i] = static_cast<T>(static_cast<W>(x[i]) - shift);
+   } else {
+      const W inv = W(1) / softmax_exp_sum<W>(x, y, n, vmax);
+      for (size_t i = 0; i < n; ++i)
+         y[i] = static_cast<T>(static_cast<W>(y[i]) * inv);
+   }
+}
+
+// Softmax over a strided axis: up to kSoftmaxLanes neighbouring columns of the inner index at once, each
+// step of the loops along n reading contiguous values.
+template <typename T>
+inline void softmax_columns(const T *x, T *y, size_t n, size_t inner, size_t cols, bool logarithm)
+{
+   using W = softmax_wide_t<T>;
+   W vmax[kSoftmaxLanes], sum[kSoftmaxLanes];
+   for (size_t j = 0; j < cols; ++j) {
+      vmax[j] = -std::numeric_limits<W>::infinity();
+      sum[j] = W(0);
+   }
+   for (size_t i = 0; i < n; ++i)
+      for (size_t j = 0; j < cols; ++j) {
+         const W v = static_cast<W>(x[i * inner + j]);
+         vmax[j] = v > vmax[j] ? v : vmax[j];
+      }
+   for (size_t i = 0; i < n; ++i)
+      for (size_t j = 0; j < cols; ++j) {
+         const W e = fast_exp_nonpositive(static_cast<W>(x[i * inner + j]) - vmax[j]);
+         sum[j] += e;
+         if (!logarithm)
+            y[i * inner + j] = static_cast<T>(e);
+      }
+   for (size_t j = 0; j < cols; ++j) // reuse: the shift (log) or the reciprocal of the sum
+      sum[j] = logarithm ? vmax[j] + std::log(sum[j]) : W(1) / sum[j];
+   for (size_t i = 0; i < n; ++i)
+      for (size_t j = 0; j < cols; ++j) {
+         const W v = static_cast<W>(logarithm ? x[i * inner + j] : y[i * inner + j]);
+         y[i * inner + j] = static_cast<T>(logarithm ? v - sum[j] : v * sum[j]);
+      }
+}
+
 template <typename T>
 inline void softmax(const T *x, T *y, size_t outer, size_t n, size_t inner, bool logarithm)
 {
    for (size_t o = 0; o < outer; ++o) {
-      for (size_t j = 0; j < inner; ++j) {
-         const T *xo = x + o * n * inner + j;
-         T *yo = y + o * n * inner + j;
-         T vmax = -std::numeric_limits<T>::infinity();
-         for (size_t i = 0; i < n; ++i)
-            vmax = std::max(vmax, xo[i * inner]);
-         T sum = T(0);
-         for (size_t i = 0; i < n; ++i) {
-            const T e = std::exp(xo[i * inner] - vmax);
-            sum += e;
-            if (!logarithm)
-               yo[i * inner] = e;
-         }
-         if (logarithm) {
-            const T shift = vmax + std::log(sum);
-            for (size_t i = 0; i < n; ++i)
-               yo[i * inner] = xo[i * inner] - shift;
-         } else {
-            const T inv = T(1) / sum;
-            for (size_t i = 0; i < n; ++i)
-               yo[i * inner] *= inv;
-         }
+      const T *xo = x + o * n * inner;
+      T *yo = y + o * n * inner;
+      if (inner == 1) {
+         softmax_row(xo, yo, n, logarithm);
+         continue;
       }
+      for (size_t j = 0; j < inner; j += kSoftmaxLanes)
+         softmax_columns(xo + j, yo + j, n, inner, std::min(kSoftmaxLanes, inner - j), logarithm);
    }
 }
