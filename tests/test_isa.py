@@ -3,7 +3,7 @@
 A native build targets the instruction set its flags name (``CpuTarget.isa``): generic x86-64 (SSE2), AVX2
 with FMA, AVX-512.  The compiler vectorizes each kernel differently for each (vector width, masked tails,
 fused multiply-adds change rounding), so each model of the kernels added for HEP-sized layers (pooling by
-lines, erf, GELU in both exported forms, softmax) is built once per instruction set the CPU has and compared with
+lines, erf, GELU in both exported forms, softmax, LayerNorm) is built once per instruction set the CPU has and compared with
 onnxruntime at the usual tolerances.
 """
 
@@ -41,6 +41,15 @@ def _one_node(op: str, shape: tuple, opset: int = 20, **attrs) -> onnx.ModelProt
                       [("y", np.float32, None)], opset=opset)
 
 
+def _layer_norm(shape: tuple, params: int, axis: int = -1) -> onnx.ModelProto:
+    """LayerNormalization with scale and bias of ``params`` values (broadcast over the row when fewer)."""
+    rng = np.random.default_rng(params)
+    inits = {"scale": rng.standard_normal(params).astype(np.float32),
+             "bias": rng.standard_normal(params).astype(np.float32)}
+    node = helper.make_node("LayerNormalization", ["x", "scale", "bias"], ["y"], axis=axis)
+    return make_model([node], [("x", np.float32, shape)], [("y", np.float32, shape)], inits, opset=17)
+
+
 MODELS = {
     "gelu_erf_chain": lambda: _gelu_erf((3, 37, 19)),
     "gelu_tanh": lambda: _one_node("Gelu", (5, 77), approximate="tanh"),
@@ -57,6 +66,8 @@ MODELS = {
     "softmax_rows": lambda: _one_node("Softmax", (3, 5, 131), axis=-1),
     "softmax_columns": lambda: _one_node("Softmax", (3, 37, 21), axis=1),
     "log_softmax_rows": lambda: _one_node("LogSoftmax", (4, 67), axis=-1),
+    "layer_norm": lambda: _layer_norm((3, 7, 133), 133),
+    "layer_norm_broadcast_scale": lambda: _layer_norm((3, 7, 12), 12, axis=-2),
 }
 
 

@@ -333,3 +333,24 @@ def test_fold_batchnorm_conv(check_model, spatial, group, bias):
                        inits, opset=15)
     assert _op_types(model) == ["Conv"]
     check_model(model, {"x": _rand(rng, (2, cin, *sp))})
+
+
+@pytest.mark.parametrize("offset, spread", [(1e4, 0.05), (-3e3, 1.0), (0.0, 1e-3)])
+def test_layernorm_float_rows_precision(offset, spread):
+    """The float statistics (vector lanes, corrected two-pass) on rows whose mean dwarfs their spread, against
+    float64 numpy on the same float32 inputs: the error stays at the inputs' own precision."""
+    rng = np.random.default_rng(7)
+    x = (offset + spread * rng.standard_normal((6, 301))).astype(np.float32)
+    scale = rng.uniform(0.5, 1.5, 301).astype(np.float32)
+    node = helper.make_node("LayerNormalization", ["x", "s"], ["y", "mean", "inv"], axis=-1, epsilon=1e-9)
+    model = make_model([node], [("x", np.float32, x.shape)],
+                       [("y", np.float32, x.shape), ("mean", np.float32, (6, 1)), ("inv", np.float32, (6, 1))],
+                       {"s": scale}, opset=17)
+    y, mean, inv = sr.compile(sr.load(model), backend="native").infer(x)
+    xd = x.astype(np.float64)
+    ref_mean = xd.mean(axis=1, keepdims=True)
+    ref_inv = 1 / np.sqrt(xd.var(axis=1, keepdims=True) + 1e-9)
+    ulp = np.spacing(np.float32(abs(offset) + spread))  # the inputs' resolution
+    np.testing.assert_allclose(mean, ref_mean, rtol=0, atol=float(ulp))
+    np.testing.assert_allclose(inv, ref_inv, rtol=float(ulp / spread) + 1e-5)
+    np.testing.assert_allclose(y, (xd - ref_mean) * ref_inv * scale, rtol=0, atol=float(ulp / spread) * 4 + 1e-5)

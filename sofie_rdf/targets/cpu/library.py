@@ -15,8 +15,9 @@ from ...errors import SofieError
 # Kernels whose code calls other kernels: those are copied first.
 DEPENDENCIES = {
     "attention": ("gemm", "softmax"), "broadcast": ("elementwise",), "conv": ("gemm",), "conv_extra": ("conv",),
-    "elementwise": ("fastmath",), "loss": ("softmax",), "misc": ("reduce",), "rnn": ("gemm", "fastmath"),
-    "select": ("sort",), "signal": ("select",), "softmax": ("fastmath", "simd"), "winograd": ("conv",),
+    "elementwise": ("fastmath",), "loss": ("softmax",), "misc": ("reduce",), "normalization": ("simd",),
+    "rnn": ("gemm", "fastmath"), "select": ("sort",), "signal": ("select",), "softmax": ("fastmath", "simd"),
+    "winograd": ("conv",),
 }
 # File names a generated header may #include "..." (no quotes, slashes or spaces to escape).
 HEADER_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*\.(h|hh|hpp|hxx)")

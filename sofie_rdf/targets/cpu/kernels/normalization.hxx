@@ -74,6 +74,59 @@ inline void group_norm(const T *x, const T *scale, const T *bias, T *y, size_t b
    }
 }
 
+// Mean and variance of one LayerNormalization row, in double (the generic case: norm_moments).
+template <typename T>
+inline void layer_norm_moments(const T *x, size_t n, norm_acc_t &mean, norm_acc_t &var)
+{
+   norm_moments(x, n, mean, var);
+}
+
+// float rows (stash_type float, as the spec computes them): vector lanes of float partial sums, in two
+// passes; the second sums the deviations d from the first pass's mean as well as d^2, which corrects the
+// mean's rounding (var = E[d^2] - E[d]^2 with E[d] tiny: the corrected two-pass algorithm).
+template <>
+inline void layer_norm_moments<float>(const float *x, size_t n, norm_acc_t &mean, norm_acc_t &var)
+{
+   constexpr size_t L = kVFloatLanes;
+   const size_t full = n - n % L;
+   vfloat acc = vsplat(0.0f);
+   for (size_t i = 0; i < full; i += L)
+      acc += vload(x + i);
+   float sum = hsum(acc);
+   for (size_t i = full; i < n; ++i)
+      sum += x[i];
+   const float first = n ? sum / static_cast<float>(n) : 0.0f;
+   vfloat dev = vsplat(0.0f), sq = dev;
+   for (size_t i = 0; i < full; i += L) {
+      const vfloat d = vload(x + i) - first;
+      dev += d;
+      sq += d * d;
+   }
+   float dsum = hsum(dev), dsq = hsum(sq);
+   for (size_t i = full; i < n; ++i) {
+      const float d = x[i] - first;
+      dsum += d;
+      dsq += d * d;
+   }
+   const norm_acc_t shift = n ? static_cast<norm_acc_t>(dsum) / static_cast<norm_acc_t>(n) : 0;
+   mean = first + shift;
+   var = n ? std::max<norm_acc_t>(static_cast<norm_acc_t>(dsq) / static_cast<norm_acc_t>(n) - shift * shift, 0) : 0;
+}
+
+// y = (x - mean) * inv_std * scale + bias over one row whose parameters are as long as it (no broadcast).
+template <typename T>
+inline void layer_norm_row(const T *x, T *y, const T *scale, const T *bias, size_t n, norm_acc_t mean,
+                           norm_acc_t inv_std)
+{
+   const T m = static_cast<T>(mean), s = static_cast<T>(inv_std);
+   if (bias)
+      for (size_t j = 0; j < n; ++j)
+         y[j] = (x[j] - m) * s * scale[j] + bias[j];
+   else
+      for (size_t j = 0; j < n; ++j)
+         y[j] = (x[j] - m) * s * scale[j];
+}
+
 // LayerNormalization on an (outer, n) view: each row is normalised and
 // multiplied by scale[j % scale_size] (+ bias[j % bias_size] when given), the
 // parameters being broadcast over leading dims of the normalised shape.
@@ -82,16 +135,21 @@ template <typename T, typename U>
 inline void layer_norm(const T *x, const T *scale, size_t scale_size, const T *bias, size_t bias_size, T *y,
                        U *mean_out, U *inv_std_out, size_t outer, size_t n, norm_acc_t epsilon)
 {
+   const bool whole = scale_size == n && (!bias || bias_size == n);
    for (size_t o = 0; o < outer; ++o) {
       const T *xr = x + o * n;
       T *yr = y + o * n;
       norm_acc_t mean = 0, var = 0;
-      norm_moments(xr, n, mean, var);
+      layer_norm_moments(xr, n, mean, var);
       const norm_acc_t inv_std = 1 / std::sqrt(var + epsilon);
-      for (size_t j = 0; j < n; ++j) {
-         const norm_acc_t v = (static_cast<norm_acc_t>(xr[j]) - mean) * inv_std;
-         const T scaled = static_cast<T>(v) * scale[j % scale_size];
-         yr[j] = bias ? static_cast<T>(scaled + bias[j % bias_size]) : scaled;
+      if (whole) {
+         layer_norm_row(xr, yr, scale, bias, n, mean, inv_std);
+      } else {
+         for (size_t j = 0; j < n; ++j) {
+            const norm_acc_t v = (static_cast<norm_acc_t>(xr[j]) - mean) * inv_std;
+            const T scaled = static_cast<T>(v) * scale[j % scale_size];
+            yr[j] = bias ? static_cast<T>(scaled + bias[j % bias_size]) : scaled;
+         }
       }
       if (mean_out)
          mean_out[o] = static_cast<U>(mean);
