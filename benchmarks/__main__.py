@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import Optional
 
-from . import columnar, gnn, latency, rdf_throughput
+from . import columnar, gnn, hep_latency, latency, rdf_throughput
 
 QUICK_EVENTS = 10**5
 
@@ -24,11 +24,13 @@ def main(argv: Optional[list[str]] = None) -> None:
         columnar.main(["--events", str(QUICK_EVENTS), "--results", str(latency.RESULTS / "quick")])
         gnn.main(["--results", str(latency.RESULTS / "quick")])
         latency.main(["--quick"])
+        hep_latency.main(["--quick"])
     else:
         rdf_throughput.main([])
         columnar.main([])
         gnn.main([])
         latency.main([])
+        hep_latency.main([])
 
 
 if __name__ == "__main__":

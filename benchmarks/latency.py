@@ -409,11 +409,12 @@ def _child(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
                           env={**os.environ, **THREAD_ENV, **env}, cwd=HERE.parent, timeout=WORKER_TIMEOUT)
 
 
-def run_model(name: str, root: Path, target: float, repeats: int) -> dict:
-    """Every engine on model ``name``, each in a fresh process; the per-engine results and the model's facts."""
+def run_model(name: str, root: Path, target: float, repeats: int, engines: tuple[str, ...] = ENGINES) -> dict:
+    """Every engine on model ``name`` (of either family), each in a fresh process; the per-engine results and
+    the model's facts."""
     import onnxruntime as ort
 
-    spec = models.SPECS[name]
+    spec = models.spec(name)
     onnx = models.onnx_path(name, root)
     work = root / "runs" / name
     shutil.rmtree(work, ignore_errors=True)
@@ -424,8 +425,9 @@ def run_model(name: str, root: Path, target: float, repeats: int) -> dict:
     ref = ort.InferenceSession(str(onnx), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
     np.save(work / "ref.npy", ref.astype(np.float64))
     reps = min(repeats, 3) if spec.heavy else repeats
-    row: dict[str, Any] = {"model": name, "batch": spec.batch, "flops": flops(onnx), "repeats": reps, "engines": {}}
-    for engine in ENGINES:  # native first: the python engine reuses its compiled library from the cache
+    row: dict[str, Any] = {"model": name, "batch": spec.batch, "flops": flops(onnx), "repeats": reps, "engines": {},
+                           "group": spec.group}
+    for engine in engines:  # native first: the python engine reuses its compiled library from the cache
         try:
             proc = _child(["--worker", engine, "--work", str(work), "--target", str(target), "--repeats", str(reps)],
                           {"SOFIE_RDF_CACHE": str(work / "cache")})
@@ -438,7 +440,7 @@ def run_model(name: str, root: Path, target: float, repeats: int) -> dict:
             row["engines"][engine] = json.loads(result_file.read_text())
         print(f"  {name:22s} {engine:7s} {_describe(row['engines'][engine], spec.batch)}", flush=True)
     shutil.rmtree(work / "cache", ignore_errors=True)
-    ratios = {_ratio_name(e, b): _ratio(row, e, b) for e, b in RATIOS}
+    ratios = {_ratio_name(e, b): _ratio(row, e, b) for e, b in RATIOS if e in engines and b in engines}
     row["ratios"] = {k: None if r != r else r for k, r in ratios.items()}
     return row
 
@@ -529,13 +531,14 @@ def _versions(rows: list[dict]) -> str:
     found: dict[str, str] = {}
     for row in rows:
         e = row["engines"]
-        found.setdefault("ROOT", e["jit"].get("root", ""))
-        found.setdefault("compiler", e["native"].get("compiler", ""))
-        found.setdefault("onnxruntime", e["ort"].get("version", ""))
-        found.setdefault("torch", e["torch"].get("version", ""))
+        found.setdefault("ROOT", e.get("jit", {}).get("root", ""))
+        found.setdefault("compiler", e.get("native", {}).get("compiler", ""))
+        found.setdefault("onnxruntime", e.get("ort", {}).get("version", ""))
+        found.setdefault("torch", e.get("torch", {}).get("version", ""))
     import sofie_rdf
 
-    return (f"sofie-rdf {getattr(sofie_rdf, '__version__', '?')}, ROOT {found['ROOT']}, onnxruntime {found['onnxruntime']}, "
+    root = f", ROOT {found['ROOT']}" if found["ROOT"] else ""
+    return (f"sofie-rdf {getattr(sofie_rdf, '__version__', '?')}{root}, onnxruntime {found['onnxruntime']}, "
             f"torch {found['torch']}, numpy {np.__version__}, Python {platform.python_version()}, {found['compiler']}")
 
 
