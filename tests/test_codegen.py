@@ -385,8 +385,9 @@ def check_header_is_clean(header: str) -> None:
     for line in header.splitlines():
         assert not line.endswith("\\"), f"line continuation: {line!r}"
         if line.lstrip().startswith("#"):
-            assert re.fullmatch(r"#(include <[a-z_]+>|(ifndef|define|endif //) (TMVA_)?SOFIE_\w+.*|endif|if\w* .*"
-                                r"|pragma GCC unroll \d+)", line.strip()), f"unexpected directive {line!r}"
+            directive = (r"#(include <[a-z_]+>|(ifndef|define|endif //) (TMVA_)?SOFIE_\w+.*|endif|if\w* .*"
+                         r"|elif defined\(__\w+__\)|else|pragma GCC unroll \d+)")
+            assert re.fullmatch(directive, line.strip()), f"unexpected directive {line!r}"
         if "//" in line:
             assert "\\" not in line.split("//", 1)[1], f"backslash in comment: {line!r}"
     code = _strip_comments(header)

@@ -94,7 +94,7 @@ class DeformConv(Conv):
     op_type = "DeformConv"
     since_version = 19
 
-    def _taps(self, x: TensorType, w: TensorType) -> tuple[Geometry, int]:
+    def _deform_geometry(self, x: TensorType, w: TensorType) -> tuple[Geometry, int]:
         if x.rank != 4:
             raise self.error(f"only 2-D deformable convolutions (rank-4 input) are supported, got input {x.shape}")
         return self.geometry(x, w), math.prod(w.shape[2:])
@@ -102,7 +102,7 @@ class DeformConv(Conv):
     def infer(self, inputs: list[Optional[TensorType]]) -> list[TensorType]:
         x, w, offset, b, mask = inputs[0], inputs[1], inputs[2], _optional(inputs, 3), _optional(inputs, 4)
         _check_float(self, _COMPUTE_TYPES, x, w, offset, b, mask)
-        geom, taps = self._taps(x, w)
+        geom, taps = self._deform_geometry(x, w)
         self._channels(x, w)
         self._check_types(x, w, b, w.shape[0])
         groups = self.attrs["offset_group"]
@@ -117,7 +117,7 @@ class DeformConv(Conv):
 
     def evaluate(self, values: list[Optional[np.ndarray]]) -> list[np.ndarray]:
         x, w, offset, b, mask = values[0], values[1], values[2], _optional(values, 3), _optional(values, 4)
-        geom, _ = self._taps(TensorType(x.dtype, x.shape), TensorType(w.dtype, w.shape))
+        geom, _ = self._deform_geometry(TensorType(x.dtype, x.shape), TensorType(w.dtype, w.shape))
         return [deform_conv_reference(x, w, offset, b, mask, geom, self.attrs["group"], self.attrs["offset_group"])]
 
 

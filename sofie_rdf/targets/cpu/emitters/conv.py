@@ -44,7 +44,9 @@ if TYPE_CHECKING:
 DIRECT_MAX_OUTPUTS_PER_GROUP = 4
 # Layers use conv_shifted when they have few output channels, or kernels of this many taps or more (im2col
 # copies grow with the taps); otherwise BLAS's blocking of the im2col product is as fast or faster (measured
-# on the rootbench 5x5 stacks, resnet18's 3x3 layers and its 7x7 stride-2 stem, AVX2).
+# on the rootbench 5x5 stacks, resnet18's 3x3 layers and its 7x7 stride-2 stem, AVX2).  Never 1x1 layers:
+# their product needs no im2col (stride 1) or a subsampled copy, and BLAS runs it 1.6x to 4.7x faster
+# (4 to 32 channels on 16 to 64 pixels, strides 1 and 2, AVX2; a ResNet's projection shortcuts).
 SHIFTED_MAX_FEATURES = 32
 SHIFTED_MIN_TAPS = 16
 # In code for Cling (target "jit"), which runs its register tiles slower, only layers whose products are this
@@ -173,6 +175,7 @@ class ConvEmitter(ConvCode):
         (and shallow products, for Cling)."""
         depth = math.prod(w.shape[1:])
         return (w.dtype == np.float32 and self.attrs["group"] == 1 and 3 <= w.ndim <= 2 + KERNEL_RANK
+                and math.prod(w.shape[2:]) > 1
                 and (w.shape[0] <= SHIFTED_MAX_FEATURES or math.prod(w.shape[2:]) >= SHIFTED_MIN_TAPS)
                 and (self.target.register_tiles or depth <= SHIFTED_MAX_DEPTH_JIT))
 
@@ -323,12 +326,12 @@ class DeformConvEmitter(Emitter):
 
     def workspace(self, inputs: list[Optional[TensorType]], outputs: list[Optional[TensorType]]) -> list[TensorType]:
         x, w = inputs[0], inputs[1]
-        geom, taps = self.op._taps(x, w)
+        geom, taps = self.op._deform_geometry(x, w)
         return [TensorType(x.dtype, (w.shape[1] * taps, math.prod(geom.grid)))]
 
     def emit(self, ctx: NodeContext) -> str:
         x, w, y = ctx.inputs[0], ctx.inputs[1], ctx.outputs[0]
-        geom, _ = self.op._taps(x, w)
+        geom, _ = self.op._deform_geometry(x, w)
         sizes = f"{ctx.dim(x.shape[0])}, {x.shape[1]}, {y.shape[1]}, {self.attrs['group']}, {self.attrs['offset_group']}"
         return (f"kernels::deform_conv({ctx.x(0)}, {ctx.x(1)}, {ctx.x(2)}, {optional_ptr(ctx, 3)}, {optional_ptr(ctx, 4)}, "
                 f"{ctx.y(0)}, {ctx.w(0)}, {sizes}, {geometry_arrays(ctx, geom)});")
