@@ -152,9 +152,13 @@ def test_conv_shifted_kernel_passes_and_tails(check_model, x_shape, w_shape, att
     ((1, 24, 13, 12), (64, 24, 3, 3), {"strides": [2, 2], "pads": [1, 0, 1, 2], "dilations": [1, 2]}),
     ((2, 8, 30), (48, 8, 5), {"strides": [3], "pads": [2, 1]}),
     ((1, 6, 5, 6, 7), (48, 6, 2, 2, 3), {"strides": [1, 2, 1], "pads": [0, 1, 1, 1, 0, 1]}),
+    ((2, 16, 16, 16), (16, 16, 3, 3), {"pads": [1, 1, 1, 1]}),  # a calorimeter CNN's layer, ahead of Winograd
+    ((1, 16, 30, 29), (32, 16, 3, 3), {"pads": [1, 1, 1, 1]}),  # 870 positions: shallow enough for more than 256
+    ((1, 4, 16, 16), (16, 4, 3, 3), {"pads": [1, 1, 1, 1]}),    # few channels, ahead of conv_shifted
 ])
 def test_conv_rows_kernel(check_model, x_shape, w_shape, attrs):
-    """Small images with many output channels: positions as the register tile's rows (native code only)."""
+    """Small images with output channels in blocks of 16: positions as the register tile's rows (native code
+    only)."""
     model, feeds = _conv_model("Conv", x_shape, w_shape, attrs, act=helper.make_node("Relu", ["t"], ["y"]))
     assert "kernels::conv_rows(" in sr.load(model).code().header
     check_model(model, feeds, rtol=1e-4, atol=1e-4, backend="native")
@@ -179,7 +183,7 @@ def test_conv_rows_not_for_cling(check_model, tmp_path):
     ((2, 16, 30, 29), (40, 16, 3, 3), {"pads": [1, 1, 1, 1]}, "4, 3", "native"),  # 8 x 8 tiles, the last ones partial
     ((1, 24, 13, 11), (36, 24, 3, 3), {"pads": [2, 0, 1, 1]}, "2, 3", "jit"),  # asymmetric pads: 7 x 5 tiles
     ((1, 16, 6, 140), (33, 16, 3, 3), {}, "4, 3", "jit"),                     # no pad, 35 tiles along x: two chunks
-    ((3, 20, 4, 70), (48, 20, 3, 3), {"pads": [0, 1, 0, 1]}, "2, 3", "native"),  # batch 3, 1 x 35 tiles for m = 2
+    ((3, 20, 4, 70), (44, 20, 3, 3), {"pads": [0, 1, 0, 1]}, "2, 3", "native"),  # batch 3, 1 x 35 tiles for m = 2
     ((2, 16, 23, 70), (24, 16, 5, 5), {"pads": [2, 1, 2, 3]}, "2, 5", "jit"),    # 5x5: 12 x 36 tiles
     ((1, 32, 180, 100), (64, 32, 5, 5), {"pads": [2, 2, 2, 2]}, "2, 5", "native"),  # blocks of tile rows
 ])
@@ -207,6 +211,9 @@ def test_winograd_weights_round_trip(m, r):
     ((2, 6, 50), (8, 6, 5), {"strides": [4]}, "shifted", "shifted"),
     ((1, 24, 13, 12), (64, 24, 3, 3), {"strides": [2, 2]}, "rows", None),  # register tiles: native code only
     ((1, 24, 13, 12), (66, 8, 3, 3), {"group": 3}, None, None),  # grouped: im2col, weights as they are
+    ((1, 16, 16, 16), (16, 16, 3, 3), {"pads": [1, 1, 1, 1]}, "rows", "winograd"),  # conv_rows first where it runs
+    ((1, 32, 32, 32), (32, 32, 3, 3), {"pads": [1, 1, 1, 1]}, "winograd", "winograd"),  # F(4, 3) beats it here
+    ((1, 1, 32, 32), (16, 1, 3, 3), {"pads": [1, 1, 1, 1]}, "shifted", "shifted"),  # one channel on 32 pixels
 ])
 def test_conv_layout_is_the_emitters(x_shape, w_shape, attrs, layout, jit_layout):
     """The emitter chooses how constant weights are stored and remembers it; the IR keeps their meaning (the
@@ -216,7 +223,7 @@ def test_conv_layout_is_the_emitters(x_shape, w_shape, attrs, layout, jit_layout
         planned = sr.load(model).planned(target)
         (node,), (emitter,) = planned.model.nodes, planned.emitters
         assert emitter.layout == expected
-        assert emitter.winograd_order == (4 if expected == "winograd" else None)
+        assert (emitter.winograd_order is not None) == (expected == "winograd")
         assert planned.model.tensors[node.inputs[1]].shape == w_shape
         assert not {"winograd", "packed_panels", "packed_rows"} & node.attrs.keys()
         assert ("_packed" in node.inputs[1]) == (expected is not None)

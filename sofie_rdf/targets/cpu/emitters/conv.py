@@ -13,7 +13,8 @@ reaches 15-65%.
 weights computed at generation time (:func:`~sofie_rdf.ops.reference.winograd_weights`): 0.25 to 0.44 of the
 products' multiplications, at a cost in rounding (about 1e-6 of the output's scale for F(2, 3), up to 1e-5 for
 the others).  Other layers with many output channels and small images run as ``conv_rows`` (tiles of output
-positions x 16 features, weights in feature blocks).
+positions x 16 features, weights in feature blocks), as do small images with few channels whose output channels
+are whole blocks of 16 (calorimeter-sized layers), ahead of conv_shifted and Winograd.
 ConvTranspose runs as product + col2im (by output phase where the last dim is strided, so that its adds are
 contiguous).  Scratch matrices are workspaces (:meth:`Emitter.workspace`), so inference allocates nothing.
 
@@ -57,8 +58,20 @@ PANEL_ROWS = 6  # kConvPanelRows in kernels/conv.hxx
 # ROWS_MAX_POSITIONS output positions per image run as conv_rows (positions as the register tile's rows,
 # weights in feature blocks): 86-91 GFLOP/s on resnet18's 512-channel 7x7 layers and its stride-2 3x3 layers
 # at 14x14 and 7x7, where im2col + BLAS reaches 64-76; on larger images and 1x1 layers BLAS does as well.
+# conv_rows also serves small-image layers with few channels (calorimeter CNNs), ahead of conv_shifted and
+# Winograd: up to ROWS_MAX_POSITIONS positions whatever the depth (channels x taps), up to ROWS_MAX_POSITIONS_SHALLOW
+# where the depth is in [ROWS_MIN_DEPTH, ROWS_MAX_DEPTH].  Measured on AVX2 against the previous choice, 1 to 128
+# channels on 8 to 48 pixels, batch 1 and 16 to 32: 0.55-0.85x Winograd F(2, 3)'s time below 256 channels, 0.6-0.8x
+# F(4, 3)'s and F(2, 5)'s with 16 channels, 0.6-0.9x conv_shifted's from 2 channels on 16 pixels or 8 on 24;
+# conv_shifted stays ahead for 1 to 4 channels on 32 pixels and more, BLAS for depths above 512 (64 -> 128 channels,
+# stride 2, 56 pixels) and Winograd for F(4, 3) from 32 channels and F(2, r) from 256.
 ROWS_FEATURES = PANEL_COLUMNS  # kPanelColumns in kernels/gemm.hxx
 ROWS_MAX_POSITIONS = 256
+ROWS_MAX_POSITIONS_SHALLOW = 1024
+ROWS_MIN_DEPTH, ROWS_MAX_DEPTH = 64, 512
+# m -> (input channels, output tiles per image) from which Winograd F(m, r) beats conv_rows (F(4, 3): 32 channels
+# on 32 pixels, not on 24: 1.2x conv_rows' time there)
+WINOGRAD_OVER_ROWS = {4: (32, 64), 2: (256, 0)}
 # Mirrors of kernels/conv.hxx constants, for the size of conv_shifted's scratch.
 SHIFTED_SLACK = 48  # kConvTileSlack: floats the last tile reads past the padded image
 SHIFTED_CHUNK_STEPS = 512  # kConvChunkSteps: (channel, tap) steps per pass
@@ -158,16 +171,17 @@ class ConvEmitter(ConvCode):
         w = constants.get(1)
         if w is None:
             return None
+        rows = self.target.register_tiles and self._rows_candidate(inputs[0], w)
         order = self._winograd_order(inputs[0], w)
-        if order:
+        if order and not (rows and not self._winograd_over_rows(inputs[0], w, order)):
             self.layout, self.winograd_order = "winograd", order
             return {1: winograd_weights(w, order)}
+        if rows:
+            self.layout = "rows"
+            return {1: pack_panels(w, ROWS_FEATURES)}
         if self._shifted_candidate(w):
             self.layout = "shifted"
             return {1: pack_panels(w)}
-        if self.target.register_tiles and self._rows_candidate(inputs[0], w):
-            self.layout = "rows"
-            return {1: pack_panels(w, ROWS_FEATURES)}
         return None
 
     def _shifted_candidate(self, w: np.ndarray) -> bool:
@@ -193,6 +207,12 @@ class ConvEmitter(ConvCode):
                 return m
         return None
 
+    def _winograd_over_rows(self, x: TensorType, w: np.ndarray, order: int) -> bool:
+        """Whether Winograd F(order, r) beats conv_rows on this layer (see WINOGRAD_OVER_ROWS)."""
+        channels, tiles = WINOGRAD_OVER_ROWS[order]
+        geom = self.op.geometry(x, TensorType(w.dtype, w.shape))
+        return w.shape[1] >= channels and math.prod(-(-g // order) for g in geom.grid) >= tiles
+
     def _winograd_block(self, x: TensorType, w: TensorType, geom: Geometry) -> tuple[int, int]:
         """Tile rows per block (see WINOGRAD_BLOCK_FLOATS) and tiles per row of a Winograd layer."""
         m = self.winograd_order
@@ -205,14 +225,17 @@ class ConvEmitter(ConvCode):
         return self.winograd_order + w.shape[2] - 1
 
     def _rows_candidate(self, x: Optional[TensorType], w: np.ndarray) -> bool:
-        """Whether conv_rows serves this layer: float32, ungrouped, not 1x1, features in whole register tiles and
-        a small image."""
+        """Whether conv_rows can serve this layer, and beats conv_shifted and BLAS there: float32, ungrouped, not
+        1x1, features in whole register tiles and a small image (see ROWS_MAX_POSITIONS)."""
         if (x is None or w.dtype != np.float32 or self.attrs["group"] != 1 or not 3 <= w.ndim <= 2 + KERNEL_RANK
                 or w.shape[0] % ROWS_FEATURES or math.prod(w.shape[2:]) == 1):
             return False
         geom = self.op.geometry(x, TensorType(w.dtype, w.shape))
-        return (self.strategy(x, TensorType(w.dtype, w.shape), geom) == "im2col"
-                and math.prod(geom.grid) <= ROWS_MAX_POSITIONS)
+        if self.strategy(x, TensorType(w.dtype, w.shape), geom) != "im2col":
+            return False
+        positions, depth = math.prod(geom.grid), math.prod(w.shape[1:])
+        return positions <= ROWS_MAX_POSITIONS or (positions <= ROWS_MAX_POSITIONS_SHALLOW
+                                                   and ROWS_MIN_DEPTH <= depth <= ROWS_MAX_DEPTH)
 
     def strategy(self, x: TensorType, w: TensorType, geom: Geometry) -> str:
         """The packed layout's kernel (``shifted``, ``winograd``, ``rows``), else ``direct`` (depthwise),
