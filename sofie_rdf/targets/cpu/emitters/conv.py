@@ -173,7 +173,7 @@ class ConvEmitter(ConvCode):
             return None
         rows = self.target.register_tiles and self._rows_candidate(inputs[0], w)
         order = self._winograd_order(inputs[0], w)
-        if order and not (rows and not self._winograd_over_rows(inputs[0], w, order)):
+        if order and (not rows or self._winograd_over_rows(inputs[0], w, order)):
             self.layout, self.winograd_order = "winograd", order
             return {1: winograd_weights(w, order)}
         if rows:
