@@ -40,6 +40,27 @@ inline size_t pool_taps_in(std::ptrdiff_t start, std::ptrdiff_t dilation, std::p
    return k1 > k0 ? static_cast<size_t>(k1 - k0) : 0;
 }
 
+// The taps of output coordinate o along dim d: the first input coordinate inside the input, how many lie
+// inside it, and how many inside the input and its padding (AveragePool's count_include_pad divisor).
+struct PoolAxisTaps {
+   std::ptrdiff_t first;
+   size_t inside, padded;
+};
+
+inline PoolAxisTaps pool_axis_taps(const PoolShape &s, size_t d, size_t o)
+{
+   const std::ptrdiff_t start =
+      static_cast<std::ptrdiff_t>(o * s.strides[d]) - static_cast<std::ptrdiff_t>(s.pads_begin[d]);
+   const std::ptrdiff_t dil = static_cast<std::ptrdiff_t>(s.dilations[d]);
+   const std::ptrdiff_t k = static_cast<std::ptrdiff_t>(s.kernel[d]);
+   const std::ptrdiff_t n = static_cast<std::ptrdiff_t>(s.in[d]);
+   size_t k0 = 0, unused = 0;
+   const size_t inside = pool_taps_in(start, dil, k, 0, n, k0);
+   const size_t padded = pool_taps_in(start, dil, k, -static_cast<std::ptrdiff_t>(s.pads_begin[d]),
+                                      n + static_cast<std::ptrdiff_t>(s.pads_end[d]), unused);
+   return {start + static_cast<std::ptrdiff_t>(k0) * dil, inside, padded};
+}
+
 template <typename T, typename Reducer>
 inline void pool(const T *x, size_t planes, const PoolShape &s, Reducer reducer)
 {
@@ -65,18 +86,12 @@ inline void pool(const T *x, size_t planes, const PoolShape &s, Reducer reducer)
          size_t count[kMaxPoolRank];
          size_t inside = 1, padded = 1;
          for (size_t d = 0; d < s.rank; ++d) {
-            const std::ptrdiff_t start = static_cast<std::ptrdiff_t>(o_index[d] * s.strides[d]) -
-                                         static_cast<std::ptrdiff_t>(s.pads_begin[d]);
-            const std::ptrdiff_t dil = static_cast<std::ptrdiff_t>(s.dilations[d]);
-            const std::ptrdiff_t k = static_cast<std::ptrdiff_t>(s.kernel[d]);
-            const std::ptrdiff_t n = static_cast<std::ptrdiff_t>(s.in[d]);
-            size_t k0 = 0, unused = 0;
-            count[d] = pool_taps_in(start, dil, k, 0, n, k0);
-            first[d] = start + static_cast<std::ptrdiff_t>(k0) * dil;
-            step[d] = dil;
-            inside *= count[d];
-            padded *= pool_taps_in(start, dil, k, -static_cast<std::ptrdiff_t>(s.pads_begin[d]),
-                                   n + static_cast<std::ptrdiff_t>(s.pads_end[d]), unused);
+            const PoolAxisTaps taps = pool_axis_taps(s, d, o_index[d]);
+            count[d] = taps.inside;
+            first[d] = taps.first;
+            step[d] = static_cast<std::ptrdiff_t>(s.dilations[d]);
+            inside *= taps.inside;
+            padded *= taps.padded;
          }
          reducer.begin();
          if (inside > 0) {
@@ -183,14 +198,9 @@ inline void pool_line_out(T *y, const T *line, const PoolShape &s, const T *col_
 template <typename T>
 inline void pool_column_counts(const PoolShape &s, bool count_include_pad, T *col_count)
 {
-   const size_t last = s.rank - 1, pb = s.pads_begin[last];
-   const std::ptrdiff_t lo = count_include_pad ? -static_cast<std::ptrdiff_t>(pb) : 0;
-   const std::ptrdiff_t hi = static_cast<std::ptrdiff_t>(s.in[last] + (count_include_pad ? s.pads_end[last] : 0));
-   for (size_t o = 0; o < s.out[last]; ++o) {
-      size_t unused = 0;
-      const std::ptrdiff_t start = static_cast<std::ptrdiff_t>(o * s.strides[last]) - static_cast<std::ptrdiff_t>(pb);
-      col_count[o] = static_cast<T>(pool_taps_in(start, static_cast<std::ptrdiff_t>(s.dilations[last]),
-                                                 static_cast<std::ptrdiff_t>(s.kernel[last]), lo, hi, unused));
+   for (size_t o = 0; o < s.out[s.rank - 1]; ++o) {
+      const PoolAxisTaps taps = pool_axis_taps(s, s.rank - 1, o);
+      col_count[o] = static_cast<T>(count_include_pad ? taps.padded : taps.inside);
    }
 }
 
@@ -222,17 +232,11 @@ inline void pool_lines(const T *x, T *y, size_t planes, const PoolShape &s, bool
          // inside the input and its padding (AveragePool's count_include_pad divisor).
          size_t first[kMaxPoolRank], count[kMaxPoolRank], rows = 1, padded_rows = 1;
          for (size_t d = 0; d < last; ++d) {
-            const std::ptrdiff_t start = static_cast<std::ptrdiff_t>(o_index[d] * s.strides[d]) -
-                                         static_cast<std::ptrdiff_t>(s.pads_begin[d]);
-            const std::ptrdiff_t dil = static_cast<std::ptrdiff_t>(s.dilations[d]);
-            const std::ptrdiff_t k = static_cast<std::ptrdiff_t>(s.kernel[d]);
-            const std::ptrdiff_t n = static_cast<std::ptrdiff_t>(s.in[d]);
-            size_t k0 = 0, unused = 0;
-            count[d] = pool_taps_in(start, dil, k, 0, n, k0);
-            first[d] = static_cast<size_t>(start + static_cast<std::ptrdiff_t>(k0) * dil);
-            rows *= count[d];
-            padded_rows *= pool_taps_in(start, dil, k, -static_cast<std::ptrdiff_t>(s.pads_begin[d]),
-                                        n + static_cast<std::ptrdiff_t>(s.pads_end[d]), unused);
+            const PoolAxisTaps taps = pool_axis_taps(s, d, o_index[d]);
+            count[d] = taps.inside;
+            first[d] = static_cast<size_t>(taps.first);  // inside the input when any tap is (rows > 0)
+            rows *= taps.inside;
+            padded_rows *= taps.padded;
          }
          if (rows == 0) // the window lies in the padding
             std::fill_n(line + pb, copied, identity);
