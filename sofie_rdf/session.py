@@ -108,7 +108,7 @@ class Session:
         try:
             self._call(sym_values, arrays, outputs)
         except Exception as exc:
-            raise SofieError(f"model {self.name!r}: inference failed: {_cpp_message(exc)}") from None
+            raise _inference_error(self.name, _cpp_message(exc)) from None
         if self._vectors:
             runtime = [int(self._cpp.runtime_dim(k)) for k in range(len(self.code.runtime_dims))]
             for k, vec in self._vectors.items():
@@ -307,6 +307,17 @@ def _shape_function(symbols: list, shape: tuple):
 
 def _spell(shape: tuple) -> str:
     return "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+def _inference_error(model: str, message: str) -> SofieError:
+    """The Python error of a C++ exception thrown by ``infer``: the generated code throws
+    std::invalid_argument for a value it cannot accept (a run-time shape, axis or size, naming the node),
+    which is a :class:`ShapeError`; anything else is a failure of the code itself."""
+    kind, _, text = message.partition(": ")
+    if kind == "invalid_argument":
+        text = text.removeprefix("sofie-rdf: ")
+        return ShapeError(text if text.startswith("model ") else f"model {model!r}: {text}")
+    return SofieError(f"model {model!r}: inference failed: {message}")
 
 
 def _cpp_message(exc: Exception) -> str:

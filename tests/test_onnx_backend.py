@@ -7,23 +7,22 @@ to the operators of this milestone, runs each through ``sr.load`` ->
 ``sr.compile`` -> ``infer`` and compares with the expected outputs the way
 onnx's backend runner does (dtype, shape, then ``assert_allclose``).
 
-Two adaptations to what sofie-rdf is:
+Cases run as onnx ships them: inputs that fix a shape or parameter (Reshape's
+shape, Slice's starts, reduction axes, ...) stay graph inputs, read while the
+code runs.  Two adaptations to what sofie-rdf is:
 
-* Inputs an operator needs *when the code is generated* (Reshape's shape,
-  Slice's starts/ends/axes/steps, Squeeze/Unsqueeze axes, Dropout's
-  training_mode, ...) are graph inputs in the test models; sofie-rdf, like
-  TMVA SOFIE, fixes shapes at generation time, so those inputs become
-  initializers holding the test data's value.  Everything else stays a run
-  time input.
+* The operators of :data:`FROZEN_OPS` still need those values when the code
+  is generated: for their nodes the inputs become initializers holding the
+  test data's value (``make conformance`` reports both figures).
 * Element types sofie-rdf has no C++ type for (float8, int4, complex,
   string, ...) are skipped with the reason from
   :data:`UNSUPPORTED_ELEM_TYPES`.
 
 Every selected case runs under ``-m slow`` (``make test-full``); a
 deterministic subset (:data:`QUICK_PER_OP` cases per operator) runs in the
-normal suite.  ``python tests/test_onnx_backend.py [-v] [--ops=A,B]`` prints
-pass/fail/skip counts per operator over the full set (or those operators),
-with ``-v`` the failures too.
+normal suite.  ``python tests/test_onnx_backend.py [-v] [--ops=A,B] [--strict]``
+prints pass/fail/skip counts per operator over the full set (or those
+operators), with ``-v`` the failures too, with ``--strict`` freezing nothing.
 """
 
 from __future__ import annotations
@@ -35,7 +34,7 @@ import re
 import sys
 import warnings
 from collections import Counter, defaultdict
-from typing import Any, NamedTuple, Optional, Sequence
+from typing import Any, Collection, NamedTuple, Optional, Sequence
 
 import numpy as np
 import onnx
@@ -129,6 +128,16 @@ KNOWN_FAILURES: dict[str, str] = {
     "test_linear_attention_fp16": (f"{_HALF_ROUNDING}; outputs that cancel to near 0 (|y| ~ 1e-3) differ by"
                                    " up to 0.43 relative, 1e-3 absolute, one ulp of the terms"),
 }
+
+# Operators whose value inputs must still be known when the code is generated, and why: their cases get
+# those inputs frozen into initializers.  Every other operator reads them at run time.
+_NEEDS_CONSTANT = "reads this input when the code is generated only"
+FROZEN_OPS: dict[str, str] = dict.fromkeys((
+    "Reshape", "Squeeze", "Unsqueeze", "Slice", "Split", "Pad", "Tile", "Expand", "CenterCropPad",
+    "Resize", "Upsample", "Col2Im", "AffineGrid", "OneHot", "DFT", "STFT", "CumSum", "CumProd", "Dropout",
+    "ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceSumSquare", "ReduceL1", "ReduceL2",
+    "ReduceLogSum", "ReduceLogSumExp",
+), _NEEDS_CONSTANT)
 
 # Cases per operator in the normal (not slow) suite, chosen deterministically (evenly spaced by name).
 QUICK_PER_OP = 2
@@ -250,15 +259,20 @@ def quick_subset(cases: Sequence[Case], per_op: int = QUICK_PER_OP) -> list[Case
 
 # ---- running ------------------------------------------------------------------
 
-def freeze_value_inputs(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> tuple[onnx.ModelProto, list[str]]:
+def freeze_value_inputs(model: onnx.ModelProto, feeds: dict[str, np.ndarray],
+                        ops: Optional[Collection[str]] = None) -> tuple[onnx.ModelProto, list[str]]:
     """Copy of ``model`` whose generation-time inputs are initializers; returns it and the run-time inputs.
 
-    An input is generation-time when some node reads it at a position its
-    operator lists in ``value_inputs`` (shape, axes, starts, ...).
+    An input is generation-time when a node of an operator in ``ops`` (default :data:`FROZEN_OPS`; None
+    there means every operator) reads it at a position its operator lists in ``value_inputs`` (shape, axes,
+    starts, ...).
     """
+    ops = FROZEN_OPS if ops is None else ops
     opset = {o.domain or "": o.version for o in model.opset_import}.get("", 0)
     frozen = set()
     for node in model.graph.node:
+        if node.op_type not in ops:
+            continue
         cls = lookup(node.op_type, node.domain, opset)
         for i in getattr(cls, "value_inputs", ()):
             if i < len(node.input) and node.input[i] in feeds:
@@ -272,11 +286,12 @@ def freeze_value_inputs(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) ->
     return model, [v.name for v in model.graph.input]
 
 
-def run_case(case: Case) -> None:
-    """Run one case through sofie-rdf and compare with its expected outputs (AssertionError on mismatch)."""
+def run_case(case: Case, frozen_ops: Optional[Collection[str]] = None) -> None:
+    """Run one case through sofie-rdf and compare with its expected outputs (AssertionError on mismatch);
+    ``frozen_ops`` as :func:`freeze_value_inputs` takes them."""
     names = [v.name for v in case.model.graph.input]
     feeds = dict(zip(names, case.inputs))
-    model, runtime = freeze_value_inputs(case.model, feeds)
+    model, runtime = freeze_value_inputs(case.model, feeds, frozen_ops)
     sess = sr.compile(sr.load(model, name=case.name), backend="jit")
     got = sess.infer(*[feeds[n] for n in runtime])
     got = list(got) if isinstance(got, tuple) else [got]
@@ -338,6 +353,7 @@ def main() -> int:
     os.environ.setdefault("SOFIE_RDF_CACHE", tempfile.mkdtemp(prefix="sofie-backend-"))
     verbose = "-v" in sys.argv
     only = {op for arg in sys.argv if arg.startswith("--ops=") for op in arg[len("--ops="):].split(",")}
+    frozen_ops = () if "--strict" in sys.argv else None
     counts: dict[str, Counter] = defaultdict(Counter)
     failures = []
     for case in (c for c in _CASES if not only or c.op in only):
@@ -345,7 +361,7 @@ def main() -> int:
             status = "skip"
         else:
             try:
-                run_case(case)
+                run_case(case, frozen_ops)
                 status = "pass"
             except Exception as exc:  # noqa: BLE001  (any error is this case's failure)
                 status = "xfail" if case.name in KNOWN_FAILURES else "fail"

@@ -11,6 +11,7 @@ from ...ir import TensorType
 from ...ir.dims import Dim
 from ...ir.dtypes import HALF_TYPES
 from .cpp import cpp_type, to_cpp
+from .names import string_literal
 
 
 def cpp_literal(value: Any, dtype: np.dtype) -> str:
@@ -46,8 +47,10 @@ class NodeContext:
 
     def __init__(self, index: int, inputs: list[Optional[TensorType]], outputs: list[TensorType],
                  in_ptrs: list[str], out_ptrs: list[str], dim_names: dict[str, str],
-                 work_ptrs: Sequence[str] = (), reservations: Optional[dict[int, str]] = None):
+                 work_ptrs: Sequence[str] = (), reservations: Optional[dict[int, str]] = None, where: str = ""):
         self.index = index
+        # C++ string literal naming the model and node, for the run-time errors of the node's code
+        self.where = string_literal(where)
         self.inputs = inputs
         self.outputs = outputs
         self._in = in_ptrs

@@ -471,7 +471,8 @@ class _HeaderWriter:
         out_ptrs = [self.ptr(o) if o else "nullptr" for o in node.outputs]
         work = [self.tensor[w] for w in self.plan.workspaces.get(index, [])]
         before, deferred = self._reservations(index, node)
-        ctx = NodeContext(index, inputs, outputs, in_ptrs, out_ptrs, self.cpp_dims, work, deferred)
+        ctx = NodeContext(index, inputs, outputs, in_ptrs, out_ptrs, self.cpp_dims, work, deferred,
+                          where=f"model {m.name!r}: {node}")
         code = emitter.emit(ctx)
         self.has_code[index] = bool(code)
         header = f"      // node {index}: {node.op_type} {comment(node.name)!s}"
