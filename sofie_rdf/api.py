@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
+from . import ir
 from .errors import ModelFormatError
 from .model import Model
 
@@ -19,23 +20,35 @@ KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
 TORCH_SUFFIXES = (".pt", ".pth", ".pt2")
 
 
-def from_onnx(source: Any, name: Optional[str] = None) -> Model:
+Dims = Optional[Mapping[str, int]]
+Shapes = Optional[Mapping[str, Sequence[Any]]]
+
+
+def _model(graph: ir.Model, dims: Dims, input_shapes: Shapes) -> Model:
+    """The public model of a parsed graph, its input dims fixed first (:meth:`ir.Model.fix_inputs`)."""
+    if dims or input_shapes:
+        graph.fix_inputs(dims, input_shapes)
+    return Model(graph)
+
+
+def from_onnx(source: Any, name: Optional[str] = None, dims: Dims = None, input_shapes: Shapes = None) -> Model:
     """Model from an ONNX path, serialized bytes or ``onnx.ModelProto``."""
     from .parsers.onnx import from_onnx as parse
 
-    return Model(parse(source, name=name))
+    return _model(parse(source, name=name), dims, input_shapes)
 
 
-def from_keras(source: Any, name: Optional[str] = None) -> Model:
+def from_keras(source: Any, name: Optional[str] = None, dims: Dims = None, input_shapes: Shapes = None) -> Model:
     """Model from a Keras 3 ``.keras``/``.h5`` file or a ``keras.Model`` object (no ONNX round trip)."""
     from .parsers.keras import from_keras as parse
 
-    return Model(parse(source, name=name))
+    return _model(parse(source, name=name), dims, input_shapes)
 
 
 def from_pytorch(source: Any, example_inputs: Any, name: Optional[str] = None,
                  dynamic_axes: Optional[dict] = None, input_names: Optional[Sequence[str]] = None,
-                 output_names: Optional[Sequence[str]] = None) -> Model:
+                 output_names: Optional[Sequence[str]] = None, dims: Dims = None,
+                 input_shapes: Shapes = None) -> Model:
     """Model from a ``torch.nn.Module``, a TorchScript module or a ``.pt`` TorchScript file.
 
     ``example_inputs`` (a tensor or a tuple of tensors) fixes the input
@@ -44,18 +57,20 @@ def from_pytorch(source: Any, example_inputs: Any, name: Optional[str] = None,
     """
     from .parsers.pytorch import from_pytorch as parse
 
-    return Model(parse(source, example_inputs, name=name, dynamic_axes=dynamic_axes,
-                       input_names=input_names, output_names=output_names))
+    return _model(parse(source, example_inputs, name=name, dynamic_axes=dynamic_axes, input_names=input_names,
+                        output_names=output_names), dims, input_shapes)
 
 
-def from_root(path: str | os.PathLike, key: Optional[str] = None, name: Optional[str] = None) -> Model:
+def from_root(path: str | os.PathLike, key: Optional[str] = None, name: Optional[str] = None, dims: Dims = None,
+              input_shapes: Shapes = None) -> Model:
     """Model stored with :meth:`Model.save` under ``key`` of a ``.root`` file (read with uproot, no ROOT)."""
     from .parsers.root import load_root
 
-    return Model(load_root(path, key, name=name))
+    return _model(load_root(path, key, name=name), dims, input_shapes)
 
 
-def load(source: Any, name: Optional[str] = None, **options: Any) -> Model:
+def load(source: Any, name: Optional[str] = None, dims: Dims = None, input_shapes: Shapes = None,
+         **options: Any) -> Model:
     """Parse any supported model source into a :class:`Model`.
 
     Dispatches on the source: an ``.onnx`` path, ``bytes`` or an
@@ -63,37 +78,40 @@ def load(source: Any, name: Optional[str] = None, **options: Any) -> Model:
     ``.pt`` TorchScript path or a ``torch.nn.Module`` (pass
     ``example_inputs=``); ``"file.root:key"`` for a model stored with
     :meth:`Model.save`.  ``name`` overrides the model name (a C++ identifier
-    is derived from the file name otherwise).
+    is derived from the file name otherwise).  ``dims`` (``{"n": 12}``) and
+    ``input_shapes`` (``{"x": (1, 12, 5)}``) fix symbolic input dims, so the
+    code is specialised for them as for constants.
     """
     if isinstance(source, Model):
-        _no_options(options, source)
+        _no_options({**options, **{k: v for k, v in (("dims", dims), ("input_shapes", input_shapes)) if v}}, source)
         return source
+    fixed = {"dims": dims, "input_shapes": input_shapes}
     if isinstance(source, (str, os.PathLike)):
-        return _load_path(os.fspath(source), name, options)
+        return _load_path(os.fspath(source), name, options, fixed)
     if isinstance(source, (bytes, bytearray)) or _is_onnx_proto(source):
         _no_options(options, source)
-        return from_onnx(source, name)
+        return from_onnx(source, name, **fixed)
     if _module_of(source, "keras"):
         _no_options(options, source)
-        return from_keras(source, name)
+        return from_keras(source, name, **fixed)
     if _module_of(source, "torch"):
-        return _torch(source, name, options)
+        return _torch(source, name, {**options, **fixed})
     raise ModelFormatError(f"cannot load a model from an object of type {type(source).__name__}")
 
 
-def _load_path(path: str, name: Optional[str], options: dict) -> Model:
+def _load_path(path: str, name: Optional[str], options: dict, fixed: dict) -> Model:
     root_path, _, key = path.partition(".root:")
     if key or path.lower().endswith(".root"):
         _no_options(options, path)
-        return from_root(root_path + ".root" if key else path, key or None, name)
+        return from_root(root_path + ".root" if key else path, key or None, name, **fixed)
     suffix = Path(path).suffix.lower()
     if suffix in TORCH_SUFFIXES:
-        return _torch(path, name, options)
+        return _torch(path, name, {**options, **fixed})
     _no_options(options, path)
     if suffix == ".onnx":
-        return from_onnx(path, name)
+        return from_onnx(path, name, **fixed)
     if suffix in KERAS_SUFFIXES:
-        return from_keras(path, name)
+        return from_keras(path, name, **fixed)
     raise ModelFormatError(
         f"cannot tell the format of {path!r} from its suffix (supported: .onnx, .keras, .h5, .pt, file.root:key)"
     )

@@ -18,6 +18,29 @@ from ._version import __version__
 from .errors import SofieError, UnsupportedOperatorError
 
 MODEL_HELP = "model: .onnx, .keras or .h5 file, or FILE.root:KEY for a model stored with `save`"
+DIM_HELP = "fix a symbolic input dim when loading (repeatable): the code is specialised for it like a constant"
+
+
+def _add_dim(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dim", action="append", default=[], metavar="NAME=N", help=DIM_HELP)
+
+
+def _dim_values(items: Sequence[str], option: str) -> dict[str, int]:
+    """``NAME=N`` items as a dict, or a SofieError naming the one that is not."""
+    dims = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not key or not sep or not value.isdigit():
+            raise SofieError(f"{option} takes NAME=N, got {item!r}")
+        dims[key] = int(value)
+    return dims
+
+
+def _load(args: argparse.Namespace):  # -> sofie_rdf.Model (imported lazily, as the api is)
+    """The model of ``args.model`` with its ``--dim`` values fixed."""
+    from .api import load
+
+    return load(args.model, dims=_dim_values(args.dim, "--dim"))
 
 
 def _add_emit(sub: argparse._SubParsersAction) -> None:
@@ -35,14 +58,13 @@ def _add_emit(sub: argparse._SubParsersAction) -> None:
                         "gInterpreter.Declare), which avoids kernels only an optimizing native compiler makes fast")
     p.add_argument("--profile", action="store_true",
                    help="time every node: Session::profile_ns() gives nanoseconds per node, summed over calls")
+    _add_dim(p)
     p.set_defaults(func=_cmd_emit)
 
 
 def _cmd_emit(args: argparse.Namespace) -> int:
     """Load (which checks every operator is supported), generate, print the paths written."""
-    from .api import load
-
-    files = load(args.model).generate(args.outdir, name=args.name, weights=args.weights, target=args.target,
+    files = _load(args).generate(args.outdir, name=args.name, weights=args.weights, target=args.target,
                                       profile=args.profile)
     print(f"header:  {files.header}")
     print(f"weights: {files.weights if files.weights is not None else '(embedded in the header)'}")
@@ -54,6 +76,7 @@ def _add_info(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("info", help="show inputs, outputs, operators, parameters and unsupported operators",
                        description="Summarise a model; works on models with unsupported operators too.")
     p.add_argument("model", help=MODEL_HELP)
+    _add_dim(p)
     p.set_defaults(func=_cmd_info)
 
 
@@ -65,10 +88,8 @@ def _cmd_info(args: argparse.Namespace) -> int:
     is parsed without the support check, because telling the user what is
     missing is the point of ``info``.
     """
-    from .api import load
-
     try:
-        print(load(args.model).summary())
+        print(_load(args).summary())
     except UnsupportedOperatorError:
         if not str(args.model).lower().endswith(".onnx"):
             raise
@@ -88,14 +109,14 @@ def _add_save(sub: argparse._SubParsersAction) -> None:
     p.add_argument("model", help=MODEL_HELP)
     p.add_argument("output", metavar="OUT.root", help="ROOT file, created if missing")
     p.add_argument("--key", help="key in the file (default: the model name)")
+    _add_dim(p)
     p.set_defaults(func=_cmd_save)
 
 
 def _cmd_save(args: argparse.Namespace) -> int:
-    from .api import load
     from .parsers.root import list_models
 
-    model = load(args.model)
+    model = _load(args)
     model.save(args.output, args.key)
     print(f"saved {model.name} as {args.output}:{args.key or model.name}")
     print(f"models in {args.output}: {', '.join(list_models(args.output))}")
@@ -118,6 +139,7 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--plot", metavar="OUT.png", help="save a histogram of the output (format from the extension)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="ROOT's progress bar (default: only when stdout is a terminal)")
+    _add_dim(p)
     p.set_defaults(func=_cmd_run)
 
 
@@ -125,7 +147,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     """One event loop, then a short report; setup (compilation, Cling JIT) and loop are timed apart."""
     from ._runner import run_tree
 
-    r = run_tree(args.model, args.file, args.tree, args.columns, name=args.name, threads=args.threads,
+    model = _load(args) if args.dim else args.model
+    r = run_tree(model, args.file, args.tree, args.columns, name=args.name, threads=args.threads,
                  output=args.output, plot=args.plot, progress=args.progress)
     print(f"model:    {args.model} -> column {args.name!r}")
     print(f"events:   {r.events} from {args.file}:{args.tree} ({r.threads} thread{'s' * (r.threads > 1)})")
@@ -163,12 +186,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     from .compile import compile
     from .profiling import OrtRunner, comparison_table, example_inputs, interleaved
 
-    dims = {}
-    for item in args.dims:
-        key, sep, value = item.partition("=")
-        if not sep or not value.isdigit():
-            raise SofieError(f"--dims takes NAME=N, got {item!r}")
-        dims[key] = int(value)
+    dims = _dim_values(args.dims, "--dims")
     model = load(args.model)
     arrays = example_inputs(model, args.batch, dims)
     sess = compile(model, backend=args.backend)

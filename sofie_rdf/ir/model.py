@@ -10,12 +10,12 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
 from ..errors import ModelFormatError
-from .dims import Dim
+from .dims import Dim, as_dim, free_symbols, symbol
 from .tensors import TensorInfo, TensorType
 
 
@@ -99,6 +99,60 @@ class Model:
             h.update(name.encode())
             _feed(h, value)
         return h.hexdigest()
+
+    def fix_inputs(self, dims: Optional[Mapping[str, int]] = None,
+                   shapes: Optional[Mapping[str, Sequence[Any]]] = None) -> None:
+        """Give symbolic input dims values before shape inference, as TMVA SOFIE's
+        ``RModel::Initialize(map<string, size_t>)`` does: the code is then specialised for them like constants.
+
+        ``dims`` maps a dim's name to its size; ``shapes`` maps an input's name to its whole shape, whose
+        entries are sizes, dim names (a symbol, possibly renaming an unnamed dim) or None (kept).  Raises
+        :class:`ModelFormatError` for a name the model does not have, a rank that differs, a fixed size
+        contradicted or a negative size.
+        """
+        for name, shape in (shapes or {}).items():
+            if name not in self.inputs:
+                raise ModelFormatError(f"model {self.name!r}: input_shapes names {name!r}, which is not an input "
+                                       f"(inputs: {', '.join(self.inputs)})")
+            self.tensors[name] = self._fixed_shape(name, list(shape))
+        if not dims:
+            return
+        known = {s.name: s for s in free_symbols(self.tensors[n].shape for n in self.inputs)}
+        for name, size in dims.items():
+            if name not in known:
+                raise ModelFormatError(f"model {self.name!r}: dims names {name!r}, which is no dim of the inputs "
+                                       f"(symbolic dims: {', '.join(sorted(known)) or 'none'})")
+            if not isinstance(size, (int, np.integer)) or size < 0:
+                raise ModelFormatError(f"model {self.name!r}: dim {name!r} must be a size >= 0, got {size!r}")
+        values = {known[n]: int(v) for n, v in dims.items()}
+        for n in self.inputs:
+            t = self.tensors[n]
+            self.tensors[n] = TensorType(t.dtype, tuple(as_dim(d if isinstance(d, int) else d.subs(values))
+                                                        for d in t.shape))
+
+    def _fixed_shape(self, name: str, shape: list[Any]) -> TensorType:
+        t = self.tensors[name]
+        if len(shape) != len(t.shape):
+            raise ModelFormatError(f"model {self.name!r}: input_shapes gives {name!r} rank {len(shape)}, "
+                                   f"but the input has shape {tuple(str(d) for d in t.shape)}")
+        out: list[Dim] = []
+        for axis, (old, new) in enumerate(zip(t.shape, shape)):
+            if new is None:
+                out.append(old)
+            elif isinstance(new, str):
+                if isinstance(old, int):
+                    raise ModelFormatError(f"model {self.name!r}: input {name!r} axis {axis} has the fixed size "
+                                           f"{old}; it cannot become the dim {new!r}")
+                out.append(symbol(new))
+            elif isinstance(new, (int, np.integer)) and new >= 0:
+                if isinstance(old, int) and old != new:
+                    raise ModelFormatError(f"model {self.name!r}: input {name!r} axis {axis} has the fixed size "
+                                           f"{old}, not {new}")
+                out.append(int(new))
+            else:
+                raise ModelFormatError(f"model {self.name!r}: input_shapes[{name!r}] axis {axis}: expected a size "
+                                       f">= 0, a dim name or None, got {new!r}")
+        return TensorType(t.dtype, tuple(out))
 
     def producers(self) -> dict[str, Node]:
         """Map tensor name -> node producing it."""
