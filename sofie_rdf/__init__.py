@@ -26,6 +26,7 @@ from .custom import (  # noqa: E402
 )
 from .errors import (  # noqa: E402
     CompilationError,
+    LegacyModelWarning,
     ModelFormatError,
     ShapeError,
     SofieError,
@@ -37,8 +38,9 @@ from .reader import Reader  # noqa: E402
 from .session import Session  # noqa: E402
 
 __all__ = [
-    "CompilationError", "Model", "ModelFormatError", "Op", "OperatorRegistrationError", "Reader", "Session", "ShapeError",
-    "SofieError", "TensorInfo", "TensorType", "UnsupportedOperatorError", "__version__", "columnar", "compile", "custom_op",
+    "CompilationError", "LegacyModelWarning", "Model", "ModelFormatError", "Op", "OperatorRegistrationError", "Reader",
+    "Session", "ShapeError", "SofieError", "TensorInfo", "TensorType", "UnsupportedOperatorError", "__version__",
+    "columnar", "compile", "custom_op",
     "from_keras", "from_onnx", "from_pytorch", "from_root", "gnn", "keras_layer", "load", "rdf", "register_op",
     "unregister_keras_layer", "unregister_op",
 ]

@@ -44,3 +44,7 @@ class ShapeError(SofieError):
 
 class CompilationError(SofieError):
     """Generated C++ failed to compile (a bug in sofie-rdf: please report it)."""
+
+
+class LegacyModelWarning(UserWarning):
+    """A model file written by an older converter was read with an assumption (named in the message)."""

@@ -9,6 +9,7 @@ model's own folder.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Optional, Union
 
@@ -17,7 +18,7 @@ import onnx
 import onnx.defs
 from onnx import AttributeProto, numpy_helper
 
-from ..errors import ModelFormatError
+from ..errors import LegacyModelWarning, ModelFormatError
 from ..ir import Model, TensorType, model_name_from
 from ..ir.dims import symbol
 from ..ir.dtypes import from_onnx as dtype_from_onnx
@@ -86,9 +87,45 @@ def from_onnx(source: OnnxSource, name: Optional[str] = None) -> Model:
             attrs = {a.name: attribute_value(a) for a in node.attribute}
         except ModelFormatError as exc:
             raise ModelFormatError(f"model {label!r}: node {name!r} ({node.op_type}): {exc}") from None
-        model.nodes.append(make_node(node.op_type, node.input, node.output, attrs, name, domain, opsets.get(domain, 0),
+        inputs = _legacy_recurrent(model, node, name, attrs, label)
+        model.nodes.append(make_node(node.op_type, inputs, node.output, attrs, name, domain, opsets.get(domain, 0),
                                      model=label))
     return model
+
+
+RECURRENT = ("RNN", "GRU", "LSTM")
+
+
+def _legacy_recurrent(model: Model, node: onnx.NodeProto, name: str, attrs: dict, label: str) -> list[str]:
+    """The node's inputs, read as TMVA SOFIE reads recurrent nodes of older converters' files (with a
+    warning naming the node): ``clip = 0`` meant no clipping (the spec wants it positive), and
+    ``sequence_lens`` stored as float is cast to int32 (a Cast node in front, folded when it is a weight)."""
+    inputs = list(node.input)
+    if node.op_type not in RECURRENT or node.domain not in ("", "ai.onnx"):
+        return inputs
+    where = f"model {label!r}: {node.op_type} node {name!r}"
+    if attrs.get("clip") == 0:
+        del attrs["clip"]
+        warnings.warn(f"{where}: clip = 0, as older converters write for no clipping: read as no clipping",
+                      LegacyModelWarning, stacklevel=4)
+    lens = inputs[4] if len(inputs) > 4 else ""
+    dtype = _dtype_of(model, lens)
+    if dtype is not None and dtype.kind == "f":
+        cast = f"{lens}/sofie_rdf_as_int32_{name}"
+        model.nodes.append(make_node("Cast", [lens], [cast], {"to": onnx.TensorProto.INT32}, f"{name}/lens_as_int32",
+                                     "", model.opsets.get("", 0), model=label))
+        inputs[4] = cast
+        warnings.warn(f"{where}: sequence_lens is {dtype}, as older converters write it: cast to int32",
+                      LegacyModelWarning, stacklevel=4)
+    return inputs
+
+
+def _dtype_of(model: Model, name: str) -> Optional[np.dtype]:
+    """Element type of a graph input or weight (None for a node's output or an omitted input)."""
+    if name in model.initializers:
+        return model.initializers[name].dtype
+    t = model.tensors.get(name)
+    return t.dtype if t is not None else None
 
 
 def _check_text(proto: onnx.ModelProto, label: str) -> None:
