@@ -2,8 +2,11 @@
 
 The pytest module ``test_onnx_backend`` runs the cases of the operators sofie-rdf
 implements; this report runs *all* of them and writes
-``docs/onnx_conformance.md``: the pass rate, a table by operator and every
-failure with its reason.
+``docs/onnx_conformance.md``: the pass rates, a table by operator and every
+failure with its reason.  Each case runs three ways: sofie-rdf as onnx ships
+the case (no input frozen: the figure that counts), sofie-rdf with every
+generation-time input frozen into an initializer, and onnxruntime on the case
+as shipped, compared by the same code.
 
 Excluded, as the conformance goal defines "numeric": cases with string,
 sequence, optional or map values, complex numbers, float8/float4/int4/int2
@@ -36,6 +39,7 @@ from test_onnx_backend import (  # noqa: E402  (the pytest module is the case ma
     _as_array,
     _elem_types,
     _tested_op,
+    compare,
     run_case,
 )
 
@@ -63,8 +67,9 @@ def exclusion(model: onnx.ModelProto) -> Optional[str]:
     return None
 
 
-def run(tc) -> tuple[str, str]:
-    """(op, failure reason or "") of one case."""
+def run(tc, frozen_ops: Optional[tuple]) -> tuple[str, str]:
+    """(op, failure reason or "") of one case through sofie-rdf; ``frozen_ops`` as ``run_case`` takes them
+    (``()``: nothing frozen, None: every generation-time input frozen)."""
     ops = [n.op_type for n in tc.model.graph.node]
     op = _tested_op(tc.name, ops)
     opset = {o.domain or "": o.version for o in tc.model.opset_import}.get("", 0)
@@ -74,58 +79,119 @@ def run(tc) -> tuple[str, str]:
     for t in sorted(_elem_types(tc.model)):
         if t in UNSUPPORTED_ELEM_TYPES:
             return op, UNSUPPORTED_ELEM_TYPES[t].split(" has ")[0] + " tensors are not supported yet"
+    return op, _failure(lambda: run_case(_case(tc, op), frozen_ops), tc.name)
+
+
+def run_onnxruntime(tc) -> str:
+    """Failure reason or "" of one case through onnxruntime (one thread), the case as shipped."""
+    import onnxruntime as ort
+
+    case = _case(tc, "")
+
+    def check() -> None:
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = opts.inter_op_num_threads = 1
+        opts.log_severity_level = 4
+        sess = ort.InferenceSession(tc.model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+        feeds = {v.name: x for v, x in zip(sess.get_inputs(), case.inputs)}
+        compare(case, sess.run(None, feeds))
+
+    return _failure(check, "")
+
+
+def _case(tc, op: str) -> Case:
     inputs, outputs = tc.data_sets[0]
-    case = Case(tc.name, op, tc.model, [_as_array(v) for v in inputs], [_as_array(v) for v in outputs],
-                max(getattr(tc, "rtol", None) or DEFAULT_RTOL, MIN_RTOL), getattr(tc, "atol", None) or DEFAULT_ATOL, None)
+    return Case(tc.name, op, tc.model, [_as_array(v) for v in inputs], [_as_array(v) for v in outputs],
+                max(getattr(tc, "rtol", None) or DEFAULT_RTOL, MIN_RTOL), getattr(tc, "atol", None) or DEFAULT_ATOL,
+                None)
+
+
+def _failure(check, name: str) -> str:
     try:
-        run_case(case)
+        check()
     except Exception as exc:  # noqa: BLE001  (a case's failure, whatever it is)
         first = str(exc).strip().splitlines()
-        return op, KNOWN_FAILURES.get(tc.name) or (first[0][:200] if first else type(exc).__name__)
-    return op, ""
+        return KNOWN_FAILURES.get(name) or (first[0][:200] if first else type(exc).__name__)
+    return ""
+
+
+ENGINES = {"strict": lambda tc: run(tc, ()), "frozen": lambda tc: run(tc, None),
+           "onnxruntime": lambda tc: (None, run_onnxruntime(tc))}
 
 
 def main() -> int:
     os.environ.setdefault("SOFIE_RDF_CACHE", tempfile.mkdtemp(prefix="sofie-conformance-"))
     start = time.time()
     excluded: Counter = Counter()
-    by_op: dict[str, Counter] = defaultdict(Counter)
-    failures: dict[str, list[str]] = defaultdict(list)
+    by_op: dict[str, dict[str, Counter]] = defaultdict(lambda: defaultdict(Counter))
+    failures: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
     cases = [tc for tc in _all_testcases() if tc.model is not None and tc.data_sets]
     for tc in cases:
         reason = exclusion(tc.model)
         if reason:
             excluded[reason] += 1
             continue
-        op, failure = run(tc)
-        by_op[op]["pass" if not failure else "fail"] += 1
-        if failure:
-            failures[failure].append(tc.name)
+        op = None
+        for engine, runner in ENGINES.items():
+            got_op, failure = runner(tc)
+            op = op or got_op
+            by_op[op][engine]["pass" if not failure else "fail"] += 1
+            if failure:
+                failures[engine][failure].append(tc.name)
     write_report(len(cases), excluded, by_op, failures, time.time() - start)
-    total = sum(sum(c.values()) for c in by_op.values())
-    passed = sum(c["pass"] for c in by_op.values())
-    print(f"{passed} of {total} numeric cases pass ({100 * passed / total:.1f}%); {sum(excluded.values())} excluded;"
-          f" report: {REPORT}")
+    for engine in ENGINES:
+        passed, total = _totals(by_op, engine)
+        print(f"{engine}: {passed} of {total} numeric cases pass ({100 * passed / total:.1f}%)")
+    print(f"{sum(excluded.values())} excluded; report: {REPORT}")
     return 0
 
 
+def _totals(by_op: dict, engine: str, ops: Optional[set] = None) -> tuple[int, int]:
+    """(passed, total) of one engine, over the operators ``ops`` (default all)."""
+    rows = [c[engine] for op, c in by_op.items() if ops is None or op in ops]
+    return sum(r["pass"] for r in rows), sum(sum(r.values()) for r in rows)
+
+
 def write_report(n_cases: int, excluded: Counter, by_op: dict, failures: dict, seconds: float) -> None:
-    total = sum(sum(c.values()) for c in by_op.values())
-    passed = sum(c["pass"] for c in by_op.values())
+    implemented = {op for op, c in by_op.items() if lookup(op, "", 10**6) is not None}
+
+    def rate(engine: str, ops: Optional[set] = None) -> str:
+        passed, total = _totals(by_op, engine, ops)
+        return f"{passed} of {total} ({100 * passed / max(total, 1):.1f}%)"
+
     lines = ["# ONNX backend node conformance", "",
              f"Every node test case of onnx {onnx.__version__} (`onnx.backend.test.case.node.collect_testcases()`,"
              f" {n_cases} cases), run through `sr.load` -> `sr.compile(backend=\"jit\")` -> `infer` and compared with"
-             " the expected outputs as onnx's backend runner does. Written by `make conformance`"
-             f" ({seconds / 60:.0f} min).", "",
-             f"**{passed} of {total} numeric cases pass ({100 * passed / total:.1f}%).**", "",
+             " the expected outputs as onnx's backend runner does; onnxruntime "
+             f"{_ort_version()} (CPU, one thread) runs the same cases through the same comparison. Written by"
+             f" `make conformance` ({seconds / 60:.0f} min).", "",
+             "| | all numeric cases | cases of operators sofie-rdf implements |", "|---|---:|---:|",
+             f"| **sofie-rdf, cases as onnx ships them** | **{rate('strict')}** | **{rate('strict', implemented)}** |",
+             f"| sofie-rdf, generation-time inputs frozen | {rate('frozen')} | {rate('frozen', implemented)} |",
+             f"| onnxruntime, cases as onnx ships them | {rate('onnxruntime')} | {rate('onnxruntime', implemented)} |",
+             "", "*Frozen*: inputs an operator reads to fix a shape or parameter (Reshape's shape, Slice's starts,"
+             " reduction axes, ...) become initializers holding the case's value, as if the exporter had folded"
+             " them.", "",
              f"Excluded ({sum(excluded.values())} cases): " + ", ".join(f"{k} {v}" for k, v in excluded.most_common()) + ".",
-             "", "## By operator", "", "| operator | pass | total |", "|---|---:|---:|"]
-    lines += [f"| {op} | {c['pass']} | {sum(c.values())} |" for op, c in sorted(by_op.items())]
-    lines += ["", "## Failures by reason", ""]
-    for reason, names in sorted(failures.items(), key=lambda kv: -len(kv[1])):
-        lines.append(f"* **{reason}** ({len(names)}): {', '.join(names)}")
+             "", "## By operator", "", "| operator | sofie-rdf | sofie-rdf frozen | onnxruntime | cases |",
+             "|---|---:|---:|---:|---:|"]
+    for op, c in sorted(by_op.items()):
+        lines.append(f"| {op} | {c['strict']['pass']} | {c['frozen']['pass']} | {c['onnxruntime']['pass']} "
+                     f"| {sum(c['strict'].values())} |")
+    for engine, title in (("strict", "sofie-rdf failures, cases as shipped"),
+                          ("frozen", "sofie-rdf failures with generation-time inputs frozen"),
+                          ("onnxruntime", "onnxruntime failures")):
+        lines += ["", f"## {title}, by reason", ""]
+        for reason, names in sorted(failures[engine].items(), key=lambda kv: -len(kv[1])):
+            lines.append(f"* **{reason}** ({len(names)}): {', '.join(names)}")
     REPORT.parent.mkdir(exist_ok=True)
     REPORT.write_text("\n".join(lines) + "\n")
+
+
+def _ort_version() -> str:
+    import onnxruntime
+
+    return onnxruntime.__version__
 
 
 if __name__ == "__main__":
