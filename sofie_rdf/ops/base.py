@@ -216,6 +216,17 @@ def coalesce(shape: Sequence[Dim], *strides: Sequence[Dim]) -> tuple[list[Dim], 
     return out_shape, out_strides
 
 
+def ceil_div(value: Dim, divisor: int) -> Dim:
+    """ceil(value / divisor); sympy's ceiling for a symbolic value, which C++ computes without negatives
+    (``-(-v // d)`` would print as a floor of a negative, wrong in unsigned arithmetic)."""
+    return -(-value // divisor) if isinstance(value, int) else as_dim(sympy.ceiling(value / divisor))
+
+
+def at_least_zero(value: Dim) -> Dim:
+    """max(0, value) for a size that may be symbolic (a spatial length known only when the code runs)."""
+    return max(0, value) if isinstance(value, int) else as_dim(sympy.Max(0, value))
+
+
 def static_size(shape: Sequence[Dim]) -> Optional[int]:
     """Element count when every dim is an int, else None."""
     return math.prod(shape) if all(isinstance(d, int) for d in shape) else None

@@ -13,12 +13,14 @@ Their forms with a fused activation are in :mod:`~sofie_rdf.ops.fused`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Sequence
+
+import sympy
 
 from ..ir import TensorType
-from ..ir.dims import num_elements
+from ..ir.dims import Dim, as_dim, num_elements
 from ..ir.dtypes import FLOAT_TYPES
-from .base import Op
+from .base import Op, at_least_zero, ceil_div
 from .reference import conv_reference, conv_transpose_reference
 from .registry import register
 
@@ -30,13 +32,13 @@ KERNEL_RANK = 3
 class Geometry:
     """Spatial geometry of one (transposed) convolution; ``image`` is read by Conv, written by ConvTranspose."""
 
-    image: tuple[int, ...]
-    grid: tuple[int, ...]
+    image: tuple[Dim, ...]  # symbols where a spatial length is known only when the code runs
+    grid: tuple[Dim, ...]
     kernel: tuple[int, ...]
     strides: tuple[int, ...]
     dilations: tuple[int, ...]
-    pads_begin: tuple[int, ...]
-    pads_end: tuple[int, ...]
+    pads_begin: tuple[Dim, ...]  # symbolic for auto_pad SAME over a symbolic length
+    pads_end: tuple[Dim, ...]
 
 
 def extent(k: int, d: int) -> int:
@@ -44,10 +46,13 @@ def extent(k: int, d: int) -> int:
     return (k - 1) * d + 1
 
 
-def _same_split(total: int, upper: bool) -> tuple[int, int]:
+def _same_split(total: Dim, upper: bool) -> tuple[Dim, Dim]:
     """SAME_UPPER puts the odd pad at the end, SAME_LOWER at the beginning."""
-    small, large = total // 2, total - total // 2
+    small = as_dim(total // 2)
+    large = as_dim(total - small)
     return (small, large) if upper else (large, small)
+
+
 
 
 class ConvBase(Op):
@@ -55,16 +60,15 @@ class ConvBase(Op):
 
     row_wise = True  # over the batch dim N
 
-    def _spatial(self, x: TensorType, w: TensorType) -> tuple[tuple[int, ...], tuple[int, ...]]:
-        """Static spatial dims of X and the kernel shape."""
+    def _spatial(self, x: TensorType, w: TensorType) -> tuple[tuple[Dim, ...], tuple[int, ...]]:
+        """Spatial dims of X (numbers, or symbols for a length known when the code runs) and the kernel shape."""
         if x.rank < 3 or x.rank > 2 + KERNEL_RANK:
             raise self.error(f"input of rank {x.rank} is not supported (1-D to 3-D convolutions: rank 3 to 5)")
         if w.rank != x.rank:
             raise self.error(f"weights of shape {w.shape} do not match input of shape {x.shape}")
         spatial = x.shape[2:]
-        if not all(isinstance(d, int) for d in spatial + w.shape):
-            raise self.error(f"spatial dims {spatial} and weights {w.shape} must be fixed numbers; only the batch"
-                             " dim may be symbolic")
+        if not all(isinstance(d, int) for d in w.shape + x.shape[1:2]):
+            raise self.error(f"the weights {w.shape} and input channels {x.shape[1]} must be fixed numbers")
         stored = tuple(w.shape[2:])
         kernel = tuple(self.attr("kernel_shape") or stored)
         if kernel != stored:
@@ -82,6 +86,16 @@ class ConvBase(Op):
     def _pads(self, rank: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
         pads = self._per_dim("pads", 2 * rank, 0)
         return pads[:rank], pads[rank:]
+
+    def _check_fits(self, sizes: Sequence[Dim], least: Sequence[Dim], what: str) -> None:
+        """Refuse a spatial size below its least value; where it depends on run-time dims, check it when the code
+        runs (on the sizes themselves: the output length's formula subtracts, which unsigned C++ cannot check)."""
+        for size, low in zip(sizes, least):
+            if isinstance(size, int) and isinstance(low, int):
+                if size < low:
+                    raise self.error(what)
+            else:
+                self.require(sympy.Ge(size, low), what)
 
     @staticmethod
     def _taps(w: TensorType) -> int:
@@ -108,17 +122,16 @@ class Conv(ConvBase):
         auto_pad = self.attrs.get("auto_pad", "NOTSET")
         extents = [extent(k, d) for k, d in zip(kernel, dilations)]
         if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
-            grid = tuple(-(-i // s) for i, s in zip(image, strides))
-            totals = [max(0, (o - 1) * s + e - i) for o, s, e, i in zip(grid, strides, extents, image)]
+            grid = tuple(ceil_div(i, s) for i, s in zip(image, strides))
+            totals = [at_least_zero((o - 1) * s + e - i) for o, s, e, i in zip(grid, strides, extents, image)]
             split = [_same_split(t, auto_pad == "SAME_UPPER") for t in totals]
             begin, end = tuple(p[0] for p in split), tuple(p[1] for p in split)
         elif auto_pad in ("NOTSET", "VALID"):
             begin, end = self._pads(rank) if auto_pad == "NOTSET" else ((0,) * rank, (0,) * rank)
-            grid = tuple((i + b + e - ext) // s + 1 for i, b, e, ext, s in zip(image, begin, end, extents, strides))
+            grid = tuple(as_dim((i + b + e - ext) // s + 1)
+                         for i, b, e, ext, s in zip(image, begin, end, extents, strides))
         else:
             raise self.error(f"auto_pad {auto_pad!r} is not one of NOTSET, SAME_UPPER, SAME_LOWER, VALID")
-        if any(o < 1 for o in grid):
-            raise self.error(f"kernel {kernel} (dilations {dilations}) does not fit the padded input {image}")
         return Geometry(image, grid, kernel, strides, dilations, begin, end)
 
     def _channels(self, x: TensorType, w: TensorType) -> None:
@@ -129,6 +142,10 @@ class Conv(ConvBase):
     def infer(self, inputs: list[Optional[TensorType]]) -> list[TensorType]:
         x, w, b = inputs[0], inputs[1], inputs[2] if len(inputs) > 2 else None
         geom = self.geometry(x, w)
+        padded = [i + b + e for i, b, e in zip(geom.image, geom.pads_begin, geom.pads_end)]
+        spans = [extent(k, d) for k, d in zip(geom.kernel, geom.dilations)]
+        self._check_fits(padded, spans, f"kernel {geom.kernel} (dilations {geom.dilations}) does not fit the "
+                                        f"padded input {tuple(padded)}")
         self._channels(x, w)
         self._check_types(x, w, b, w.shape[0])
         return [TensorType(x.dtype, (x.shape[0], w.shape[0]) + geom.grid)]
@@ -166,20 +183,19 @@ class ConvTranspose(ConvBase):
         if shape:
             # The spec's total padding; SAME_UPPER puts the odd pad at the end, anything else at the beginning.
             # An output larger than the full result gets zeros at the end (no negative pad), as in onnxruntime.
-            totals = [max(0, f - o) for f, o in zip(full, shape)]
+            totals = [at_least_zero(f - o) for f, o in zip(full, shape)]
             split = [_same_split(t, auto_pad == "SAME_UPPER") for t in totals]
             begin, end = tuple(p[0] for p in split), tuple(p[1] for p in split)
             image = shape
         else:
             begin, end = self._pads(rank) if auto_pad == "NOTSET" else ((0,) * rank, (0,) * rank)
-            image = tuple(f - b - e for f, b, e in zip(full, begin, end))
-        if any(o < 1 for o in image):
-            raise self.error(f"output spatial shape {image} is empty")
+            image = tuple(as_dim(f - b - e) for f, b, e in zip(full, begin, end))
         return Geometry(tuple(image), grid, kernel, strides, dilations, begin, end)
 
     def infer(self, inputs: list[Optional[TensorType]]) -> list[TensorType]:
         x, w, b = inputs[0], inputs[1], inputs[2] if len(inputs) > 2 else None
         geom = self.geometry(x, w)
+        self._check_fits(geom.image, [1] * len(geom.image), f"the output {geom.image} is empty")
         group = self.attrs["group"]
         if group < 1 or x.shape[1] % group or w.shape[0] != x.shape[1]:
             raise self.error(f"input channels {x.shape[1]}, weights {w.shape} and group {group} do not agree")

@@ -15,10 +15,12 @@ from dataclasses import dataclass
 from typing import ClassVar, Optional
 
 import numpy as np
+import sympy
 
 from ..ir import TensorType
+from ..ir.dims import Dim, as_dim
 from ..ir.dtypes import FLOAT_TYPES
-from .base import Op
+from .base import Op, at_least_zero, ceil_div
 from .reference import pool_windows
 from .registry import register
 
@@ -30,34 +32,38 @@ INT8_TYPES = (np.dtype(np.int8), np.dtype(np.uint8))
 class PoolGeometry:
     """Per spatial dim: input and output sizes, window, step, tap spacing and padding."""
 
-    spatial: tuple[int, ...]
-    out: tuple[int, ...]
-    kernel: tuple[int, ...]
+    spatial: tuple[Dim, ...]  # symbols where a length is known only when the code runs
+    out: tuple[Dim, ...]
+    kernel: tuple[Dim, ...]  # the whole input for the Global forms
     strides: tuple[int, ...]
     dilations: tuple[int, ...]
-    pads_begin: tuple[int, ...]
-    pads_end: tuple[int, ...]
+    pads_begin: tuple[Dim, ...]  # symbolic for auto_pad SAME over a symbolic length
+    pads_end: tuple[Dim, ...]
 
 
-def _output_size(n: int, k: int, s: int, d: int, begin: int, end: int, ceil_mode: bool) -> int:
+def _output_size(n: Dim, k: int, s: int, d: int, begin: int, end: int, ceil_mode: bool) -> Dim:
     """Explicit padding: floor/ceil((n + pads - dilated kernel) / s) + 1.
 
     With ceil_mode the last window must start inside the input or the left
-    padding; one starting in the right padding is dropped.
+    padding; one starting in the right padding is dropped (for a symbolic n:
+    no more windows than start before n + begin).
     """
     span = n + begin + end - ((k - 1) * d + 1)
-    out = (-(-span // s) if ceil_mode else span // s) + 1
+    if not isinstance(n, int):
+        return as_dim(sympy.Min(ceil_div(span, s) + 1, ceil_div(n + begin, s)) if ceil_mode else span // s + 1)
+    out = (ceil_div(span, s) if ceil_mode else span // s) + 1
     if ceil_mode and (out - 1) * s >= n + begin:
         out -= 1
     return out
 
 
-def _same_padding(n: int, k: int, s: int, d: int, upper: bool) -> tuple[int, int, int]:
+def _same_padding(n: Dim, k: int, s: int, d: int, upper: bool) -> tuple[Dim, Dim, Dim]:
     """SAME_UPPER/SAME_LOWER: ceil(n / s) outputs, padding split with the odd one at the end (upper) or start."""
-    out = -(-n // s)
-    total = max((out - 1) * s + (k - 1) * d + 1 - n, 0)
-    small = total // 2
-    return (out, small, total - small) if upper else (out, total - small, small)
+    out = ceil_div(n, s)
+    total = at_least_zero((out - 1) * s + (k - 1) * d + 1 - n)
+    small = as_dim(total // 2)
+    large = as_dim(total - small)
+    return (out, small, large) if upper else (out, large, small)
 
 
 class _Pool(Op):
@@ -68,16 +74,13 @@ class _Pool(Op):
     dtypes: ClassVar[tuple[np.dtype, ...]] = FLOAT_TYPES
 
     # ---- geometry ----------------------------------------------------------
-    def spatial_shape(self, x: TensorType) -> tuple[int, ...]:
+    def spatial_shape(self, x: TensorType) -> tuple[Dim, ...]:
+        """The spatial dims: numbers, or symbols for lengths known when the code runs."""
         if x.rank < 3:
             raise self.error(f"input must be (N, C, D1, ...), got shape {x.shape}")
         if x.rank - 2 > MAX_POOL_RANK:
             raise self.error(f"at most {MAX_POOL_RANK} spatial dims are supported, got {x.rank - 2}")
-        spatial = x.shape[2:]
-        if not all(isinstance(d, int) for d in spatial):
-            raise self.error(f"spatial dims must be known when the code is generated, got shape {x.shape}"
-                             " (only the batch and channel dims may be symbolic)")
-        return tuple(spatial)
+        return tuple(x.shape[2:])
 
     def geometry(self, x: TensorType) -> PoolGeometry:
         spatial = self.spatial_shape(x)
@@ -105,9 +108,19 @@ class _Pool(Op):
                 raise self.error(f"auto_pad {auto_pad!r} is not one of NOTSET, SAME_UPPER, SAME_LOWER, VALID")
             begin, end = tuple(pads[:rank]), tuple(pads[rank:])
             out = tuple(_output_size(*args, ceil_mode) for args in zip(spatial, kernel, strides, dilations, begin, end))
-        if any(o < 1 for o in out):
-            raise self.error(f"the window {kernel} (dilations {dilations}) does not fit the padded input {spatial}")
         return PoolGeometry(spatial, out, kernel, strides, dilations, begin, end)
+
+    def _check_fits(self, g: PoolGeometry) -> None:
+        """Refuse a window larger than the padded input; where the input's length is symbolic, check it when the
+        code runs (on the lengths: the output's formula subtracts, which unsigned C++ cannot check)."""
+        what = f"the window {g.kernel} (dilations {g.dilations}) does not fit the padded input {g.spatial}"
+        for n, k, d, b, e in zip(g.spatial, g.kernel, g.dilations, g.pads_begin, g.pads_end):
+            padded, span = n + b + e, (k - 1) * d + 1
+            if isinstance(padded, int) and isinstance(span, int):
+                if padded < span:
+                    raise self.error(what)
+            else:
+                self.require(sympy.Ge(padded, span), what)
 
     def _ints(self, name: str, default: Optional[int], length: int) -> list[int]:
         """An ints attribute of the given length; ``default`` fills it when absent (None: required)."""
@@ -126,6 +139,7 @@ class _Pool(Op):
         if x.dtype not in self.dtypes:
             raise self.error(f"input type {x.dtype} is not supported")
         g = self.geometry(x)
+        self._check_fits(g)
         return [TensorType(x.dtype, tuple(x.shape[:2]) + g.out)]
 
     def evaluate(self, values):

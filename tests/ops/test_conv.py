@@ -248,10 +248,11 @@ def test_symbolic_batch(check_model, op):
         check_model(model, feeds)
 
 
-def test_symbolic_spatial_refused():
-    model = make_model([helper.make_node("Conv", ["x", "w"], ["y"])], [("x", np.float32, ["N", 2, "H", 5])],
+def test_symbolic_channels_refused():
+    """Symbolic lengths compile (tests/ops/test_symbolic_lengths.py); the channels fix the weights' use."""
+    model = make_model([helper.make_node("Conv", ["x", "w"], ["y"])], [("x", np.float32, ["N", "C", "H", 5])],
                        [("y", np.float32, None)], {"w": np.ones((3, 2, 2, 2), np.float32)})
-    with pytest.raises(ShapeError, match="only the batch dim may be symbolic"):
+    with pytest.raises(ShapeError, match="input channels C must be fixed numbers"):
         sr.compile(sr.load(model))
 
 

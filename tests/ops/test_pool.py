@@ -212,13 +212,6 @@ def test_constant_folding(check_folded, op, attrs, indices):
     _pool(check_folded, op, SHAPES[2], opset=18 if not indices else 12, indices=indices, **attrs)
 
 
-def test_symbolic_spatial_refused():
-    node = helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[2, 2])
-    model = make_model([node], [("x", np.float32, ["N", 3, "H", 8])], [("y", np.float32, None)])
-    with pytest.raises(sr.SofieError, match="spatial dims must be known"):
-        sr.compile(sr.load(model))
-
-
 # ---- the line kernel (kernels::pool_lines: MaxPool without Indices, AveragePool) -------------------
 
 @pytest.mark.parametrize("op", ["MaxPool", "AveragePool"])

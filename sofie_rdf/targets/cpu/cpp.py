@@ -51,6 +51,8 @@ class _CppDimPrinter:
             return self._mul(e)
         if e.is_Pow and e.exp.is_Integer and int(e.exp) > 0:
             return "(" + " * ".join([self.emit(e.base)] * int(e.exp)) + ")"
+        if isinstance(e, sympy.Max) and len(e.args) == 2 and sympy.S.Zero in e.args:
+            return self._positive_part(e.args[1] if e.args[0] == 0 else e.args[0])
         if isinstance(e, (sympy.Max, sympy.Min)):
             fn = "std::max" if isinstance(e, sympy.Max) else "std::min"
             out = self.emit(e.args[0])
@@ -66,6 +68,15 @@ class _CppDimPrinter:
         if isinstance(e, sympy.Mod):
             return f"(({self.emit(e.args[0])}) % ({self.emit(e.args[1])}))"
         raise ShapeError(f"dimension expression {e} cannot be expressed in C++")
+
+    def _positive_part(self, e: sympy.Expr) -> str:
+        """max(0, e) for an e with negative terms, compared before subtracting: size_t would wrap below 0."""
+        terms = sympy.Add.make_args(sympy.expand(e))
+        neg = [-a for a in terms if a.could_extract_minus_sign()]
+        if not neg:
+            return self.emit(e)
+        pos, sub = self.emit(sympy.Add(*[a for a in terms if not a.could_extract_minus_sign()])), self.emit(sympy.Add(*neg))
+        return f"({pos} > {sub} ? {pos} - {sub} : size_t(0))"
 
     def _add(self, e: sympy.Expr) -> str:
         pos = [a for a in e.args if not a.could_extract_minus_sign()]

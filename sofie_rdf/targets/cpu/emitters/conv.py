@@ -29,8 +29,10 @@ import math
 from typing import TYPE_CHECKING, Optional
 
 import numpy as np
+import sympy
 
 from ....ir import TensorType
+from ....ir.dims import as_dim, is_static
 from ....ops.conv import KERNEL_RANK, Conv, ConvTranspose, Geometry, extent
 from ....ops.conv_extra import CausalConvWithState, DeformConv
 from ....ops.fused import FusedConv, FusedConvTranspose
@@ -169,8 +171,8 @@ class ConvEmitter(ConvCode):
         conv_shifted for shallow products only in code for Cling, which runs their register tiles slower than
         im2col and BLAS (resnet18 through the JIT: 107 ms with conv_rows, 74 ms without)."""
         w = constants.get(1)
-        if w is None:
-            return None
+        if w is None or inputs[0] is None or not is_static(inputs[0].shape[2:]):
+            return None  # a length known when the code runs: im2col and BLAS, which take any geometry then
         rows = self.target.register_tiles and self._rows_candidate(inputs[0], w)
         order = self._winograd_order(inputs[0], w)
         if order and (not rows or self._winograd_over_rows(inputs[0], w, order)):
@@ -310,8 +312,10 @@ class ConvTransposeEmitter(ConvCode):
         stride = geom.strides[-1]
         if stride == 1:
             return [col]
-        columns = -(-max((geom.grid[-1] - 1) * stride + extent(geom.kernel[-1], geom.dilations[-1]),
-                         geom.image[-1] + geom.pads_begin[-1]) // stride)  # col2im_phase_columns in kernels/conv.hxx
+        reach = (geom.grid[-1] - 1) * stride + extent(geom.kernel[-1], geom.dilations[-1])
+        covered = geom.image[-1] + geom.pads_begin[-1]
+        widest = max(reach, covered) if is_static((reach, covered)) else sympy.Max(reach, covered)
+        columns = as_dim(-(-widest // stride))  # col2im_phase_columns in kernels/conv.hxx
         return [col, TensorType(x.dtype, (math.prod(geom.image[:-1]), stride * columns))]
 
     def emit(self, ctx: NodeContext) -> str:
