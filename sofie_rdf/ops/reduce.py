@@ -18,7 +18,7 @@ import numpy as np
 from ..ir import TensorType
 from ..ir.dims import Dim, num_elements
 from ..ir.dtypes import HALF_TYPES, kind
-from .base import Op, normalize_axis
+from .base import Op, normalize_axis, static_size
 from .registry import register
 
 NUMERIC = tuple(np.dtype(t) for t in (np.float32, np.float64, np.int32, np.int64)) + HALF_TYPES
@@ -116,6 +116,12 @@ def _axis_view(shape: tuple, axis: int) -> tuple[Dim, Dim, Dim]:
     return num_elements(shape[:axis]), shape[axis], num_elements(shape[axis + 1:])
 
 
+def _empty_run_time_value(inputs: list[Optional[TensorType]], i: int) -> bool:
+    """Input ``i`` is computed at run time but has no elements, so its value is known anyway."""
+    t = inputs[i] if i < len(inputs) else None
+    return t is not None and t.value is None and static_size(t.shape) == 0
+
+
 def _check_dtype(op: Op, t: TensorType, allowed: tuple) -> None:
     if t.dtype not in allowed:
         raise op.error(f"input type {t.dtype} is not supported ({', '.join(d.name for d in allowed)} expected)")
@@ -144,13 +150,41 @@ class _Reduce(Op):
             raise self.error(f"axes {list(axes)} given for a scalar input")
         return sorted({normalize_axis(self, int(a), rank) for a in axes})
 
+    def axes_at_run_time(self, inputs: list[Optional[TensorType]]) -> bool:
+        """Whether the axes are a value the node's code reads while running (only the forms with an axes input)."""
+        return False
+
     def infer(self, inputs: list[Optional[TensorType]]) -> list[TensorType]:
         x = inputs[0]
         _check_dtype(self, x, self.dtypes)
+        if self.axes_at_run_time(inputs):
+            return [TensorType(x.dtype, self.runtime_shape(x, inputs[1]))]
         axes = self.reduced_axes(x.rank, self.axes_value(inputs))
         keep = self.attrs.get("keepdims", 1)
         shape = tuple(1 if i in axes else d for i, d in enumerate(x.shape) if keep or i not in axes)
         return [TensorType(x.dtype, shape)]
+
+    def runtime_shape(self, x: TensorType, axes: TensorType) -> tuple:
+        """Output shape for axes known only at run time: a dim that may be reduced or not is a run-time dim.
+
+        With keepdims every dim stays (1 or the input's: only a fixed 1 is known); without, the output rank
+        is the input's less the number of axes, so that number must be known when the code is generated.
+        """
+        if axes.dtype != np.int64 or axes.rank != 1:
+            raise self.error(f"axes must be a 1-D int64 tensor, got {axes.dtype} of shape {axes.shape}")
+        if self.attrs.get("keepdims", 1):
+            return tuple(d if isinstance(d, int) and d == 1 else self.runtime_dim(f"d{i}") for i, d in enumerate(x.shape))
+        n = axes.shape[0]
+        if not isinstance(n, int):
+            raise self.error(f"with keepdims=0 the output rank depends on how many axes there are, so the length of"
+                             f" axes (input 1) must be known when the code is generated; it is {n}")
+        if n > x.rank:
+            raise self.error(f"{n} axes given for an input of rank {x.rank}: an axis would be given twice")
+        return tuple(self.runtime_dim(f"d{i}") for i in range(x.rank - n))
+
+    def rows_independent(self, inputs: list[Optional[TensorType]]) -> bool:
+        """Not when the axes come at run time: whether the leading dim is reduced is not known."""
+        return self.row_wise and not self.axes_at_run_time(inputs)
 
     def evaluate(self, values: list[Optional[np.ndarray]]) -> list[np.ndarray]:
         x = values[0]
@@ -168,7 +202,14 @@ class _ReduceAxesInput(_Reduce):
     value_inputs = (1,)
 
     def axes_value(self, inputs: list[Optional[TensorType]]) -> Optional[np.ndarray]:
+        """The value, also of an axes input whose fixed length is 0 (its value is known: none)."""
+        if _empty_run_time_value(inputs, 1):
+            return np.zeros(0, np.int64)
         return self.value_of(inputs, 1, "axes")
+
+    def axes_at_run_time(self, inputs: list[Optional[TensorType]]) -> bool:
+        return len(inputs) > 1 and inputs[1] is not None and inputs[1].value is None \
+            and not _empty_run_time_value(inputs, 1)
 
     def given_axes(self, axes_value: Optional[np.ndarray]) -> Optional[list[int]]:
         return None if axes_value is None else [int(a) for a in np.asarray(axes_value).reshape(-1)]
@@ -251,7 +292,7 @@ CUMULATIVE = NUMERIC + (np.dtype(np.uint32), np.dtype(np.uint64))
 
 
 class _Cumulative(Op):
-    """Running fold along the axis given as input 1 (a scalar known at generation time); exclusive, reverse.
+    """Running fold along the axis given as input 1 (one value, read at run time when not known); exclusive, reverse.
 
     Unlike the reductions, onnxruntime's integer CumSum wraps in the element type; the kernel accumulates
     integers in uint64_t, whose modular arithmetic (sums and products alike) narrows back to exactly that.
@@ -269,10 +310,19 @@ class _Cumulative(Op):
             raise self.error("input must have rank >= 1")
         return normalize_axis(self, int(np.asarray(value).reshape(-1)[0]), rank)
 
+    def axis_at_run_time(self, inputs: list[Optional[TensorType]]) -> bool:
+        """Whether the node's code reads the axis while running (it is computed from the graph's inputs)."""
+        return inputs[1].value is None
+
     def infer(self, inputs: list[Optional[TensorType]]) -> list[TensorType]:
         x = inputs[0]
         _check_dtype(self, x, CUMULATIVE)
-        self.axis(x.rank, self.value_of(inputs, 1, "axis"))
+        if not self.axis_at_run_time(inputs):
+            self.axis(x.rank, self.value_of(inputs, 1, "axis"))
+        elif static_size(inputs[1].shape) != 1 or inputs[1].dtype not in (np.dtype(np.int32), np.dtype(np.int64)):
+            raise self.error(f"axis must be one int32 or int64 value, got {inputs[1].dtype} of shape {inputs[1].shape}")
+        elif x.rank == 0:
+            raise self.error("input must have rank >= 1")
         return [TensorType(x.dtype, x.shape)]
 
     def evaluate(self, values: list[Optional[np.ndarray]]) -> list[np.ndarray]:

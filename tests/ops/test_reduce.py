@@ -4,11 +4,13 @@ Axes come as an attribute (opset 13, 17) or as an input (ReduceSum from 13,
 the others from 18); adjacent axes take the (outer, reduced, inner) kernel,
 others the strided one.  Empty axis sets reduce everything or, with
 noop_with_empty_axes, nothing; zero-size reductions give the identities.
+Axes (and CumSum's axis) computed at run time are read by the node's code:
+one compiled model runs with several values.
 """
 
 import numpy as np
 import pytest
-from conftest import make_model, sofie_run
+from conftest import make_model, ort_run, sofie_run
 from onnx import helper
 
 import sofie_rdf as sr
@@ -193,11 +195,87 @@ def test_reduce_bad_axis():
         sr.load(_reduce_model("ReduceSum", SHAPE, np.float32, [4], 1, out_shape=[2, 3, 4, 5])).code()
 
 
-def test_reduce_axes_at_run_time():
-    node = helper.make_node("ReduceSum", ["x", "axes"], ["y"])
-    model = make_model([node], [("x", np.float32, [2, 3]), ("axes", np.int64, [1])], [("y", np.float32, None)], opset=13)
-    with pytest.raises(ShapeError, match="axes .* must be known when the code is generated"):
-        sr.load(model).code()
+def _check_runs(model, feeds_list, backend):
+    """Compile once, then run every feed and compare with onnxruntime (shapes, dtypes and values)."""
+    sess = sr.compile(sr.load(model), backend=backend)
+    for feeds in feeds_list:
+        ours = sess.infer(*[feeds[i.name] for i in sess.inputs])
+        ref = ort_run(model, feeds)[0]
+        assert ours.shape == ref.shape, f"{feeds}: shape {ours.shape} != {ref.shape}"
+        np.testing.assert_allclose(ours, ref, rtol=1e-5, atol=1e-6, err_msg=str(feeds))
+
+
+def _run_time_axes_model(op, keepdims, n_axes, dtype=np.float32, **attrs):
+    """A Reduce* whose axes are a graph input (``n_axes``: their length, a str when symbolic) on an (N, 3, 4, 5) input."""
+    node = helper.make_node(op, ["x", "axes"], ["y"], keepdims=keepdims, **attrs)
+    return make_model([node], [("x", dtype, ["N", 3, 4, 5]), ("axes", np.int64, [n_axes])], [("y", dtype, None)],
+                      opset=_axes_input_since(op))
+
+
+def _on_backends(*native: str) -> list[tuple[str, str]]:
+    """Every operator with the JIT, a few also natively (each native build takes seconds)."""
+    return [(op, "jit") for op in OPS] + [(op, "native") for op in native]
+
+
+def _axes_feeds(axes_list, dtype=np.float32):
+    return [{"x": _x((n, 3, 4, 5), dtype, k), "axes": np.array(axes, np.int64)}
+            for k, (n, axes) in enumerate(zip([2, 1, 3, 2, 4, 1], axes_list))]
+
+
+@pytest.mark.parametrize("op, backend", _on_backends("ReduceSum", "ReduceMax", "ReduceLogSumExp"))
+def test_reduce_run_time_axes_keepdims(op, backend):
+    """Any number of axes (none: all), adjacent or not, negative, in any order: every dim may be 1 or not."""
+    axes = [[1], [0, 2], [], [-1, 1], [3, 0, 2], [0, 1, 2, 3]]
+    _check_runs(_run_time_axes_model(op, 1, "K"), _axes_feeds(axes), backend)
+
+
+@pytest.mark.parametrize("op, backend", _on_backends("ReduceMean", "ReduceMin", "ReduceProd"))
+def test_reduce_run_time_axes_dropped(op, backend):
+    """keepdims=0: two axes, whichever they are, leave a rank-2 output."""
+    axes = [[0, 1], [1, 3], [-1, 0], [2, 1], [0, 3], [-2, -3]]
+    _check_runs(_run_time_axes_model(op, 0, 2), _axes_feeds(axes), backend)
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.int64, np.float64], ids=lambda d: np.dtype(d).name)
+def test_reduce_run_time_axes_dtypes(dtype):
+    _check_runs(_run_time_axes_model("ReduceSum", 1, "K", dtype), _axes_feeds([[1], [0, 3], []], dtype), "jit")
+
+
+@pytest.mark.parametrize("backend", ["jit", "native"])
+def test_reduce_run_time_axes_noop(backend):
+    """noop_with_empty_axes: no axes reduce nothing (each value folded alone), others as usual."""
+    model = _run_time_axes_model("ReduceL2", 1, "K", noop_with_empty_axes=1)
+    _check_runs(model, _axes_feeds([[], [2], [], [0, -1]]), backend)
+
+
+def test_reduce_run_time_axes_empty_input():
+    """An axes input of fixed length 0 is known (no axes) even though it is computed at run time."""
+    model = _run_time_axes_model("ReduceMax", 0, 0)
+    assert "kernels::value_axes(" not in sr.load(model).code().header
+    _check_runs(model, _axes_feeds([[], []]), "jit")
+
+
+@pytest.mark.parametrize("axes, message", [([4], "axis 4 is out of range for rank 4"),
+                                           ([-5], "axis -5 is out of range for rank 4"),
+                                           ([1, -3], "axis -3 is given twice")])
+def test_reduce_run_time_axes_bad(axes, message):
+    sess = sr.compile(sr.load(_run_time_axes_model("ReduceSum", 1, "K")))
+    with pytest.raises(ShapeError, match=f"ReduceSum node .*: {message}"):
+        sess.infer(_x((2, 3, 4, 5), np.float32), np.array(axes, np.int64))
+
+
+def test_reduce_run_time_axes_refused():
+    """keepdims=0 needs the number of axes (the output rank) when the code is generated."""
+    with pytest.raises(ShapeError, match="ReduceSum node .*length of axes .* must be known"):
+        sr.load(_run_time_axes_model("ReduceSum", 0, "K")).code()
+    with pytest.raises(ShapeError, match="5 axes given for an input of rank 4"):
+        sr.load(_run_time_axes_model("ReduceSum", 0, 5)).code()
+
+
+def test_reduce_constant_axes_read_no_value():
+    """Known axes keep the generation-time code: no run-time checks."""
+    code = sr.load(_reduce_model("ReduceSum", SHAPE, np.float32, [0, 2], 0, opset=18)).code().header
+    assert "kernels::reduce_strided(" in code and "kernels::value_axes(" not in code and "reduce_masked<" not in code
 
 
 def test_reduce_unsupported_dtype():
@@ -317,9 +395,45 @@ def test_cumsum_errors():
         sr.load(_cumsum_model((2, 3), np.float32, 2)).code()
     with pytest.raises(ShapeError, match="axis must be one int32 or int64 value"):
         sr.load(_cumsum_model((2, 3), np.float32, [0, 1])).code()
-    node = helper.make_node("CumSum", ["x", "axis"], ["y"])
-    model = make_model([node], [("x", np.float32, [2, 3]), ("axis", np.int64, [])], [("y", np.float32, [2, 3])],
-                       opset=14)
-    with pytest.raises(ShapeError, match="axis .* must be known when the code is generated"):
-        sr.load(model).code()
+    with pytest.raises(ShapeError, match="axis must be one int32 or int64 value"):
+        sr.load(_run_time_axis_model("CumSum", [2])).code()
+
+
+def _run_time_axis_model(op, axis_shape=(), axis_dtype=np.int64, **attrs):
+    """CumSum / CumProd whose axis is a graph input, on an (N, 3, 4) input."""
+    node = helper.make_node(op, ["x", "axis"], ["y"], **attrs)
+    return make_model([node], [("x", np.float32, ["N", 3, 4]), ("axis", axis_dtype, list(axis_shape))],
+                      [("y", np.float32, ["N", 3, 4])], opset=14 if op == "CumSum" else 26)
+
+
+@pytest.mark.parametrize("backend", ["jit", "native"])
+@pytest.mark.parametrize("op, attrs", [("CumSum", {}), ("CumSum", {"exclusive": 1, "reverse": 1}),
+                                       ("CumProd", {"reverse": 1})], ids=str)
+def test_cumulative_run_time_axis(op, attrs, backend):
+    if op == "CumProd" and not _ort_has_cumprod():
+        pytest.skip("this onnxruntime has no CumProd")
+    feeds = [{"x": _x((n, 3, 4), np.float32, k), "axis": np.array(axis, np.int64)}
+             for k, (n, axis) in enumerate([(2, 0), (1, 1), (3, 2), (2, -1), (4, -3)])]
+    _check_runs(_run_time_axis_model(op, **attrs), feeds, backend)
+
+
+def test_cumsum_run_time_axis_int32():
+    feeds = [{"x": _x((2, 3, 4), np.float32), "axis": np.array([axis], np.int32)} for axis in (1, -2, 0)]
+    _check_runs(_run_time_axis_model("CumSum", [1], np.int32), feeds, "jit")
+
+
+@pytest.mark.parametrize("axis", [3, -4])
+def test_cumsum_run_time_axis_bad(axis):
+    sess = sr.compile(sr.load(_run_time_axis_model("CumSum")))
+    with pytest.raises(ShapeError, match=f"CumSum node .*: axis {axis} is out of range for rank 3"):
+        sess.infer(_x((2, 3, 4), np.float32), np.array(axis, np.int64))
+
+
+def _ort_has_cumprod() -> bool:
+    """CumProd is opset 26: older onnxruntime builds cannot run it."""
+    try:
+        ort_run(_run_time_axis_model("CumProd"), {"x": _x((1, 3, 4), np.float32), "axis": np.array(0, np.int64)})
+    except Exception:
+        return False
+    return True
 

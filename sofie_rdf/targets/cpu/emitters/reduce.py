@@ -61,10 +61,12 @@ FOLDS = {
 class ReduceEmitter(Emitter):
     """The CPU code of :class:`~sofie_rdf.ops.reduce._Reduce`."""
 
-    kernels = ("reduce",)
+    kernels = ("reduce", "values")  # values: the checks of axes read at run time
 
     def emit(self, ctx: NodeContext) -> str:
         x = ctx.inputs[0]
+        if self.op.axes_at_run_time(ctx.inputs):
+            return self.emit_run_time_axes(ctx)
         axes = self.op.reduced_axes(x.rank, self.op.axes_value(ctx.inputs))
         fold = FOLDS[self.op.reduction.name].lambdas(ctx, x.dtype)
         view = block_view(x.shape, axes)
@@ -77,6 +79,24 @@ class ReduceEmitter(Emitter):
             shape, (st,) = coalesce([x.shape[i] for i in part], [strides[i] for i in part])
             args += [ctx.array(f"{label}_shape", shape), ctx.array(f"{label}_strides", st, "std::ptrdiff_t"), str(len(shape))]
         return f"kernels::reduce_strided({ctx.x(0)}, {ctx.y(0)}, {', '.join(args)},\n   {fold});"
+
+    def emit_run_time_axes(self, ctx: NodeContext) -> str:
+        """Axes read while running: checked into a mask (none: all, or none with noop_with_empty_axes), which
+        sets the output's run-time dims and drives the generic masked kernel."""
+        x, y, axes = ctx.inputs[0], ctx.outputs[0], ctx.inputs[1]
+        rank, room = x.rank, max(x.rank, 1)
+        shape, count = ctx.array("x_shape", x.shape), ctx.dim(axes.shape[0])
+        lines = [f"bool reduced_[{room}];", f"kernels::value_axes({ctx.x(1)}, {count}, {rank}, reduced_, {ctx.where});"]
+        if not isinstance(axes.shape[0], int) and not self.attrs.get("noop_with_empty_axes", 0):
+            lines += [f"if ({count} == 0)  // no axes: all of them", f"   std::fill_n(reduced_, {rank}, true);"]
+        runtime = [(j, d) for j, d in enumerate(y.shape) if not isinstance(d, int)]
+        if runtime:
+            keep = "true" if self.attrs.get("keepdims", 1) else "false"
+            lines += [f"size_t y_shape_[{room}];", f"kernels::reduced_shape({shape}, {rank}, reduced_, {keep}, y_shape_);"]
+            lines += [f"{ctx.dim(d)} = y_shape_[{j}];" for j, d in runtime]
+        fold = FOLDS[self.op.reduction.name].lambdas(ctx, x.dtype)
+        call = f"kernels::reduce_masked<{room}>({ctx.x(0)}, {ctx.y(0)}, {shape}, {rank}, reduced_,\n   {fold});"
+        return "\n".join(line for line in [*lines, ctx.reserve(0), call] if line)
 
 
 @emits(reduce_ops._ArgReduce)
@@ -97,12 +117,17 @@ class ArgReduceEmitter(Emitter):
 class CumulativeEmitter(Emitter):
     """The CPU code of :class:`~sofie_rdf.ops.reduce._Cumulative`."""
 
-    kernels = ("reduce",)
+    kernels = ("reduce", "values")  # values: the check of an axis read at run time
 
     def emit(self, ctx: NodeContext) -> str:
         x = ctx.inputs[0]
-        sizes = ", ".join(ctx.dim(d) for d in _axis_view(x.shape, self.op.axis(x.rank, self.op.value_of(ctx.inputs, 1, "axis"))))
         acc = "double" if kind(x.dtype) == "f" else "uint64_t"
         flags = ", ".join("true" if self.attrs[k] else "false" for k in ("exclusive", "reverse"))
         combine = f"[](const {acc} a, const {acc} b) -> {acc} {{ return {self.op.combine}; }}"
-        return f"kernels::cumulate<{acc}>({ctx.x(0)}, {ctx.y(0)}, {sizes}, {flags}, {acc}({self.op.identity}), {combine});"
+        fold = f"{flags}, {acc}({self.op.identity}), {combine}"
+        if self.op.axis_at_run_time(ctx.inputs):
+            axis = f"kernels::value_axis({ctx.x(1)}[0], {x.rank}, {ctx.where})"
+            return (f"kernels::cumulate_along<{acc}>({ctx.x(0)}, {ctx.y(0)}, {ctx.array('x_shape', x.shape)}, {x.rank},"
+                    f"\n   {axis},\n   {fold});")
+        sizes = ", ".join(ctx.dim(d) for d in _axis_view(x.shape, self.op.axis(x.rank, self.op.value_of(ctx.inputs, 1, "axis"))))
+        return f"kernels::cumulate<{acc}>({ctx.x(0)}, {ctx.y(0)}, {sizes}, {fold});"

@@ -129,6 +129,40 @@ inline void reduce_strided(const T *x, T *y, const size_t *shape, const std::ptr
    for_each_offset(shape, strides, rank, 0, output);
 }
 
+// Reduction over the dims a mask names (mask[d] true: dim d is folded), for axes the code reads while it runs:
+// the dims of x (rank <= MaxRank) split into kept and reduced ones with their strides, which reduce_strided walks.
+template <size_t MaxRank, typename T, typename A, typename Combine, typename Finish>
+inline void reduce_masked(const T *x, T *y, const size_t *shape, size_t rank, const bool *mask, A init, Combine combine,
+                          Finish finish)
+{
+   size_t kept[MaxRank], reduced[MaxRank];
+   std::ptrdiff_t strides[MaxRank], kept_strides[MaxRank], reduced_strides[MaxRank];
+   std::ptrdiff_t stride = 1;
+   for (size_t d = rank; d-- > 0;) {
+      strides[d] = stride;
+      stride *= static_cast<std::ptrdiff_t>(shape[d]);
+   }
+   size_t nk = 0, nr = 0;
+   for (size_t d = 0; d < rank; ++d) {
+      if (mask[d]) {
+         reduced[nr] = shape[d];
+         reduced_strides[nr++] = strides[d];
+      } else {
+         kept[nk] = shape[d];
+         kept_strides[nk++] = strides[d];
+      }
+   }
+   reduce_strided(x, y, kept, kept_strides, nk, reduced, reduced_strides, nr, init, combine, finish);
+}
+
+// The output shape of a reduction over the dims a mask names: 1 in their place with keepdims, else left out.
+inline void reduced_shape(const size_t *shape, size_t rank, const bool *mask, bool keepdims, size_t *out)
+{
+   for (size_t d = 0, j = 0; d < rank; ++d)
+      if (keepdims || !mask[d])
+         out[j++] = mask[d] ? 1 : shape[d];
+}
+
 // ArgMax / ArgMin along the middle index of an (outer, n, inner) view; ties go to the first index,
 // or the last with `last`.  An empty axis has no answer, so it throws (as onnxruntime fails).
 template <typename T>
@@ -174,4 +208,17 @@ inline void cumulate(const T *x, T *y, size_t outer, size_t n, size_t inner, boo
          }
       }
    }
+}
+
+// cumulate along an axis the code reads while it runs (checked in range): `shape` viewed around it.
+template <typename A, typename T, typename Combine>
+inline void cumulate_along(const T *x, T *y, const size_t *shape, size_t rank, size_t axis, bool exclusive, bool reverse,
+                           A identity, Combine combine)
+{
+   size_t outer = 1, inner = 1;
+   for (size_t d = 0; d < axis; ++d)
+      outer *= shape[d];
+   for (size_t d = axis + 1; d < rank; ++d)
+      inner *= shape[d];
+   cumulate<A>(x, y, outer, shape[axis], inner, exclusive, reverse, identity, combine);
 }
