@@ -171,8 +171,31 @@ def _pool3d_gelu() -> Case:
     return Case("pool3d_gelu", model, {"x": random_array((2, 2, 5, 8, 8), F32, 17)}, dims=(2,))
 
 
+def _symbolic_length() -> Case:
+    """A Conv1d network over a length known when the code runs: im2col scratch and every tensor sized by it."""
+    w1, w2 = _weights(18, (6, 3, 3), (4, 6, 3))
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["c"], auto_pad="SAME_UPPER", strides=[2]),
+             helper.make_node("Relu", ["c"], ["r"]), helper.make_node("MaxPool", ["r"], ["m"], kernel_shape=[2]),
+             helper.make_node("ConvTranspose", ["m", "w2t"], ["t"], strides=[2]),
+             helper.make_node("GlobalAveragePool", ["t"], ["y"])]
+    model = make_model(nodes, [("x", F32, [1, 3, "L"])], [("y", F32, [1, 4, 1])], dict(w1=w1, w2t=w2.transpose(1, 0, 2)))
+    return Case("symbolic_length", model, {"x": random_array((1, 3, 19), F32, 19)}, dims=(19,))
+
+
+def _run_time_axes() -> Case:
+    """Reductions and a running sum whose axes are inputs: masks and output dims computed by the code."""
+    nodes = [helper.make_node("ReduceSum", ["x", "axes"], ["s"], keepdims=1),
+             helper.make_node("ReduceMax", ["x", "axes"], ["m"], keepdims=0),
+             helper.make_node("CumSum", ["x", "axis"], ["c"])]
+    inputs = [("x", F32, [3, 4, 5]), ("axes", np.int64, [2]), ("axis", np.int64, [])]
+    model = make_model(nodes, inputs, [("s", F32, None), ("m", F32, None), ("c", F32, [3, 4, 5])], opset=18)
+    feeds = {"x": random_array((3, 4, 5), F32, 20), "axes": np.array([2, 0], np.int64), "axis": np.array(1, np.int64)}
+    return Case("run_time_axes", model, feeds)
+
+
 CASES = [_mlp(), _conv_pool(), _recurrent("LSTM", 4), _recurrent("GRU", 3), _attention(), _reductions(), _movement(),
-         _resize(), _gather(), _topk(), _nonzero(), _upsample(), _register_tiles(), _pool3d_gelu()]
+         _resize(), _gather(), _topk(), _nonzero(), _upsample(), _register_tiles(), _pool3d_gelu(), _symbolic_length(),
+         _run_time_axes()]
 
 
 def _literal(a: np.ndarray) -> str:
