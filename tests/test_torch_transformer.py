@@ -96,3 +96,24 @@ def test_edgeconv_variable_particles(edgeconv):
     for p in (12, 5, 40, 2):
         points = rng.standard_normal((1, p, 2)).astype(np.float32)
         check(session, module, points, rng.standard_normal((1, p, 5)).astype(np.float32))
+
+
+def test_legacy_torchscript_export_runs_for_the_traced_length(tmp_path):
+    """The TorchScript exporter (the default before torch 2.9, so most files users have) bakes the traced
+    sequence length into the attention reshapes.  The model compiles once with its dynamic axes, runs for the
+    traced length at any batch size, and another length is a ShapeError naming the reshape (onnxruntime fails
+    there too)."""
+    torch.manual_seed(0)
+    layer = nn.TransformerEncoderLayer(d_model=16, nhead=4, dim_feedforward=32, dropout=0.0)
+    module = nn.TransformerEncoder(layer, num_layers=2, enable_nested_tensor=False).eval()
+    path = tmp_path / "legacy.onnx"
+    torch.onnx.export(module, (torch.randn(12, 2, 16),), str(path), dynamo=False, input_names=["x"],
+                      output_names=["y"], dynamic_axes={"x": {0: "seq", 1: "batch"}, "y": {0: "seq", 1: "batch"}},
+                      opset_version=17)
+    model = sr.load(path)
+    assert [str(d) for d in model.inputs[0].shape] == ["seq", "batch", "16"]
+    session = sr.compile(model, backend="jit")
+    for batch in (2, 5, 1):
+        check(session, module, np.random.default_rng(batch).standard_normal((12, batch, 16)).astype(np.float32))
+    with pytest.raises(sr.ShapeError, match=r"Reshape node .*cannot view a tensor of shape \(seq, batch, 16\)"):
+        session.infer(np.zeros((7, 2, 16), np.float32))

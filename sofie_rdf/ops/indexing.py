@@ -239,7 +239,15 @@ class OneHot(Op):
     since_version = 9
     value_inputs = (1,)
 
-    def depth(self, inputs: list[Optional[TensorType]]) -> int:
+    def at_run_time(self, inputs: list[Optional[TensorType]]) -> bool:
+        """Whether the depth is read while running (the depth dim of the output then a run-time dim)."""
+        return inputs[1].value is None
+
+    def depth(self, inputs: list[Optional[TensorType]]) -> Dim:
+        if self.at_run_time(inputs):
+            if num_elements(inputs[1].shape) != 1:
+                raise self.error(f"depth must be one value, got shape {inputs[1].shape}")
+            return self.runtime_dim("depth")
         depth = self.value_of(inputs, 1, "depth").reshape(-1)
         if depth.size != 1 or int(depth[0]) < 1:
             raise self.error(f"depth must be one value >= 1, got {depth.tolist()}")

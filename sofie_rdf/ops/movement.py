@@ -2,7 +2,9 @@
 
 Transpose, Slice, Split, Expand and Tile are strided copies: each Split output is a Slice of its input, Expand reads
 broadcast dims with stride 0, Tile reads each dim as (repeats, size) with strides
-(0, stride).  Concat copies each input's blocks into place.
+(0, stride).  Concat copies each input's blocks into place.  Slice's, Split's, Expand's and Tile's parameters
+are used when the code is generated where known, else read by the node's code, which sizes the outputs
+(run-time dims) and runs the same strided copy.
 """
 
 from __future__ import annotations
@@ -83,6 +85,10 @@ class Slice(Op):
         axes = list(self.attrs.get("axes") or range(len(starts)))
         return starts, ends, axes, [1] * len(starts)
 
+    def at_run_time(self, inputs) -> bool:
+        """Whether a parameter is read while running (none before opset 10, where they are attributes)."""
+        return any(i < len(inputs) and inputs[i] is not None and inputs[i].value is None for i in self.value_inputs)
+
     def ranges(self, inputs) -> list[tuple[Dim, Dim, int]]:
         """(start, length, step) per axis of the input."""
         x = inputs[0]
@@ -127,8 +133,37 @@ class Slice(Op):
 
 @register
 class Slice_10(Slice):
+    """Slice with starts/ends/axes/steps as inputs 1-4: each read when generating if known, else while running.
+
+    With a parameter read at run time, the dims sliced become run-time dims (every dim when the axes are
+    read at run time); the node's code clamps the ranges as onnxruntime does.
+    """
+
     since_version = 10
     value_inputs = (1, 2, 3, 4)
+
+    def runtime_axes(self, inputs) -> list[int]:
+        """The axes whose dims the node's code computes: those sliced, or all when the axes are not known."""
+        x = inputs[0]
+        if len(inputs) > 3 and inputs[3] is not None:
+            if inputs[3].value is None:
+                return list(range(x.rank))
+            axes = [normalize_axis(self, int(a), x.rank) for a in np.asarray(inputs[3].value).reshape(-1)]
+            if len(set(axes)) != len(axes):
+                raise self.error(f"axes {axes} name an axis twice")
+            return sorted(axes)
+        count = inputs[1].shape[0] if inputs[1].rank == 1 else None
+        if not isinstance(count, int) or count > x.rank:
+            raise self.error(f"starts must be a 1-D tensor of at most {x.rank} values, got shape {inputs[1].shape}")
+        return list(range(count))
+
+    def infer(self, inputs):
+        if not self.at_run_time(inputs):
+            return super().infer(inputs)
+        x = inputs[0]
+        sliced = self.runtime_axes(inputs)
+        return [TensorType(x.dtype, tuple(self.runtime_dim(f"dim{i}") if i in sliced else d
+                                          for i, d in enumerate(x.shape)))]
 
     def params(self, inputs):
         starts = [int(v) for v in self.value_of(inputs, 1, "starts").reshape(-1)]
@@ -177,10 +212,19 @@ class Split(Op):
             raise self.error(f"an axis of size {dim} cannot be split into {parts} parts")
         return [chunk] * (parts - 1) + [last]
 
+    def at_run_time(self, inputs) -> bool:
+        """Whether the split sizes are read while running (each part's dim then a run-time dim)."""
+        return len(inputs) > 1 and inputs[1] is not None and inputs[1].value is None
+
     def parts(self, inputs: list[Optional[TensorType]]) -> tuple[int, list[Dim]]:
         """The normalized axis and the part sizes."""
         x = inputs[0]
         axis = normalize_axis(self, self.attrs["axis"], x.rank)
+        if self.at_run_time(inputs):
+            count = len(self.node.outputs)
+            if inputs[1].shape != (count,):
+                raise self.error(f"split must be {count} sizes (one per output), got shape {inputs[1].shape}")
+            return axis, [self.runtime_dim(f"part{k}") for k in range(count)]
         return axis, self.sizes(x.shape[axis], self.value_of(inputs, 1, "split") if len(inputs) > 1 else None)
 
     def infer(self, inputs):
@@ -242,6 +286,10 @@ class Tile(Op):
     row_wise = True  # repeating the leading dim changes it
     value_inputs = (1,)
 
+    def at_run_time(self, inputs) -> bool:
+        """Whether the repeats are read while running (every output dim then a run-time dim)."""
+        return inputs[1].value is None
+
     def repeats(self, inputs) -> list[int]:
         x = inputs[0]
         repeats = [int(r) for r in np.asarray(self.value_of(inputs, 1, "repeats")).reshape(-1)]
@@ -251,6 +299,10 @@ class Tile(Op):
 
     def infer(self, inputs):
         x = inputs[0]
+        if self.at_run_time(inputs):
+            if inputs[1].shape != (x.rank,):
+                raise self.error(f"repeats must be {x.rank} values (one per axis), got shape {inputs[1].shape}")
+            return [TensorType(x.dtype, tuple(self.runtime_dim(f"dim{i}") for i in range(x.rank)))]
         return [TensorType(x.dtype, tuple(simplify(d * r) for d, r in zip(x.shape, self.repeats(inputs))))]
 
     def evaluate(self, values):

@@ -1,6 +1,7 @@
 """Pad: constant, reflect, edge and wrap padding, negative pads cropping.
 
-Pads (and axes) are fixed when the code is generated; the constant may be a
+Pads (and axes) are used when the code is generated where known, else read
+while running (the dims padded then run-time dims); the constant may be a
 run-time scalar.  Negative pads crop the input first, then the positive ones
 add elements.  The CPU code is in ``targets/cpu/emitters/pad.py``.
 """
@@ -31,8 +32,14 @@ class Pad(Op):
 
     op_type = "Pad"
 
+    def at_run_time(self, inputs: list[Optional[TensorType]]) -> bool:
+        """Whether the pads or axes are read while running."""
+        return any(i < len(inputs) and inputs[i] is not None and inputs[i].value is None for i in self.value_inputs)
+
     def rows_independent(self, inputs: list[Optional[TensorType]]) -> bool:
         """Rows are padded within themselves when the leading dim gets no pads (begin 1, end -1 would shift it)."""
+        if self.at_run_time(inputs):
+            return False
         begin, end = self.pads(inputs)
         return begin[0] == 0 and end[0] == 0
 
@@ -63,8 +70,24 @@ class Pad(Op):
         return float(self.attrs.get("value", 0.0))
 
     # ---- contract -------------------------------------------------------------
+    def runtime_axes(self, inputs: list[Optional[TensorType]]) -> list[int]:
+        """The axes whose dims the node's code computes: those named by axes known when generating, else all."""
+        x = inputs[0]
+        t = inputs[1]
+        if t.rank != 1 or not isinstance(t.shape[0], int):
+            raise self.error(f"pads must be a 1-D tensor of known length, got shape {t.shape}")
+        axes = inputs[3] if len(inputs) > 3 else None
+        if axes is None or axes.value is None:
+            return list(range(x.rank))
+        return sorted({normalize_axis(self, int(a), x.rank) for a in np.asarray(axes.value).reshape(-1)})
+
     def infer(self, inputs):
         x = inputs[0]
+        if self.at_run_time(inputs):
+            self.mode()
+            padded = self.runtime_axes(inputs)
+            return [TensorType(x.dtype, tuple(self.runtime_dim(f"dim{i}") if i in padded else d
+                                              for i, d in enumerate(x.shape)))]
         begin, end = self.pads(inputs)
         shape = []
         for d, b, e in zip(x.shape, begin, end):

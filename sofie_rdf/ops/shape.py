@@ -2,8 +2,12 @@
 Squeeze, Unsqueeze, Identity, Dropout (inference), Shape, Size, Constant and
 ConstantOfShape.
 
-The reinterpreting ones are views (no copy, no memory); Shape and Constant
-always have values known at generation time and are folded away.
+The reinterpreting ones are views (no copy, no memory).  A shape or axes
+known when the code is generated is used then; one computed at run time is
+read by the node's code, which computes the output's dims (run-time dims)
+and checks them.  Shape, Size and Constant have values known at generation
+time and are folded away, except Shape and Size of a tensor whose dims a
+node computes while running.
 """
 
 from __future__ import annotations
@@ -11,12 +15,30 @@ from __future__ import annotations
 from typing import Optional
 
 import numpy as np
+import sympy
 
 from ..ir import TensorType
-from ..ir.dims import as_dim, dims_equal, num_elements, simplify
+from ..ir.dims import Dim, as_dim, dims_equal, num_elements, simplify
 from ..ir.limits import too_large
 from .base import Op, normalize_axis, shape_from_value, sym_array
 from .registry import register
+
+
+def never_equal(a: Dim, b: Dim) -> bool:
+    """Whether two element counts differ for every size: always for two numbers, and for counts of one
+    symbol when no size (a non-negative integer) makes them equal; otherwise the code checks it."""
+    difference = sympy.sympify(a - b)
+    symbols = difference.free_symbols
+    if not symbols:
+        return difference != 0
+    if len(symbols) > 1:
+        return False
+    (s,) = symbols
+    try:
+        sizes = sympy.solveset(difference, s, domain=sympy.S.Reals).intersect(sympy.S.Naturals0)
+    except (NotImplementedError, TypeError, ValueError):  # sympy cannot tell: the code checks
+        return False
+    return sizes is sympy.S.EmptySet
 
 
 class ViewOp(Op):
@@ -25,14 +47,22 @@ class ViewOp(Op):
     view = True
     row_wise = True
 
+    def at_run_time(self, inputs: list[Optional[TensorType]]) -> bool:
+        """Whether the node's code reads a value input while running (it then computes and checks the shape)."""
+        return False
+
     def out_shape(self, inputs: list[Optional[TensorType]]) -> tuple:
         return inputs[0].shape
 
     def infer(self, inputs: list[Optional[TensorType]]) -> list[TensorType]:
         x = inputs[0]
         shape = self.out_shape(inputs)
-        if not dims_equal(num_elements(shape), x.size):
-            raise self.error(f"cannot view a tensor of shape {x.shape} as {shape}")
+        if not self.at_run_time(inputs) and not dims_equal(num_elements(shape), x.size):  # (run-time dims: the code checks)
+            # With symbols the counts may agree only for some sizes (a legacy export baking the traced
+            # length into the target): checked when the code runs, refused only when they never agree.
+            if never_equal(num_elements(shape), x.size):
+                raise self.error(f"cannot view a tensor of shape {x.shape} as {shape}")
+            self.require(sympy.Eq(num_elements(shape), x.size), f"cannot view a tensor of shape {x.shape} as {shape}")
         value = None
         if x.value is not None and all(isinstance(d, int) for d in shape):
             value = x.value.reshape([int(d) for d in shape])  # folding a view is a reshape
@@ -57,11 +87,25 @@ class Dropout(ViewOp):
     # ratio and training_mode decide what the node computes, so they are needed when generating.
     value_inputs = (1, 2)
 
+    def ratio(self, inputs) -> float:
+        """The ratio when known (0.5 when omitted)."""
+        ratio = self.value_of(inputs, 1, "ratio") if len(inputs) > 1 else None
+        return 0.5 if ratio is None else float(np.asarray(ratio).reshape(-1)[0])
+
+    def at_run_time(self, inputs) -> bool:
+        """Whether the node's code checks that it is the identity (training_mode or the ratio read while
+        running; a training_mode known false needs no check)."""
+        if len(inputs) < 3 or inputs[2] is None:
+            return False
+        training = inputs[2].value
+        if training is not None and not bool(np.asarray(training).reshape(-1)[0]):
+            return False
+        return training is None or (inputs[1] is not None and inputs[1].value is None)
+
     def infer(self, inputs):
-        if len(inputs) > 2 and inputs[2] is not None:
+        if len(inputs) > 2 and inputs[2] is not None and not self.at_run_time(inputs):
             training = self.value_of(inputs, 2, "training_mode")
-            ratio = self.value_of(inputs, 1, "ratio")
-            ratio = 0.5 if ratio is None else float(np.asarray(ratio).reshape(-1)[0])
+            ratio = self.ratio(inputs)
             if bool(np.asarray(training).reshape(-1)[0]) and ratio != 0:
                 raise self.error(f"training_mode=true with ratio {ratio} is not supported: "
                                  "sofie-rdf generates inference code")
@@ -106,13 +150,37 @@ class Reshape(ViewOp):
         return tuple(target)
 
 
+def value_length(op: Op, t: TensorType, what: str) -> int:
+    """Length of a 1-D value computed at run time (a shape, axes): it must be known when generating, as it
+    fixes the rank of the output."""
+    if t.rank != 1 or not isinstance(t.shape[0], int):
+        raise op.error(f"{what} must be a 1-D tensor of known length, got shape {t.shape}")
+    return t.shape[0]
+
+
+def runtime_shape(op: Op, rank: int) -> tuple:
+    """``rank`` dims that the node's code computes while running."""
+    return tuple(op.runtime_dim(f"dim{i}") for i in range(rank))
+
+
 @register
 class Reshape_5(Reshape):
+    """Reshape with the target shape as input 1: read when generating if known, else while running (every
+    output dim then a run-time dim, computed and checked by the node's code)."""
+
     since_version = 5
     value_inputs = (1,)
 
+    def at_run_time(self, inputs) -> bool:
+        return inputs[1].value is None
+
     def target(self, inputs) -> tuple:
         return shape_from_value(self, self.value_of(inputs, 1, "the target shape"))
+
+    def out_shape(self, inputs):
+        if self.at_run_time(inputs):
+            return runtime_shape(self, value_length(self, inputs[1], "the target shape"))
+        return super().out_shape(inputs)
 
 
 @register
@@ -129,7 +197,24 @@ class Flatten(ViewOp):
 
 
 class _AxesViewOp(ViewOp):
-    """Squeeze/Unsqueeze: axes as an attribute (opset < 13) or input 1."""
+    """Squeeze/Unsqueeze: axes as an attribute (opset < 13) or input 1, read while running when computed at
+    run time (every output dim then a run-time dim: which dims are 1 the axes decide)."""
+
+    def at_run_time(self, inputs) -> bool:
+        return self.since_version >= 13 and len(inputs) > 1 and inputs[1] is not None and inputs[1].value is None
+
+    def out_rank(self, rank: int, axes: int) -> int:
+        """The output rank for ``axes`` axes on an input of rank ``rank``."""
+        raise NotImplementedError
+
+    def out_shape(self, inputs):
+        if not self.at_run_time(inputs):
+            return self.known_shape(inputs)
+        n = value_length(self, inputs[1], "axes")
+        rank = self.out_rank(inputs[0].rank, n)
+        if rank < 0:
+            raise self.error(f"{n} axes do not fit an input of rank {inputs[0].rank}")
+        return runtime_shape(self, rank)
 
     def axes(self, inputs) -> Optional[list[int]]:
         if self.since_version >= 13:
@@ -142,7 +227,10 @@ class _AxesViewOp(ViewOp):
 class Squeeze(_AxesViewOp):
     op_type = "Squeeze"
 
-    def out_shape(self, inputs):
+    def out_rank(self, rank: int, axes: int) -> int:
+        return rank - axes
+
+    def known_shape(self, inputs) -> tuple:
         x = inputs[0]
         axes = self.axes(inputs)
         if axes is None:
@@ -164,7 +252,10 @@ class Squeeze_13(Squeeze):
 class Unsqueeze(_AxesViewOp):
     op_type = "Unsqueeze"
 
-    def out_shape(self, inputs):
+    def out_rank(self, rank: int, axes: int) -> int:
+        return rank + axes
+
+    def known_shape(self, inputs) -> tuple:
         x = inputs[0]
         axes = self.axes(inputs)
         if not axes:
@@ -185,17 +276,27 @@ class Unsqueeze_13(Unsqueeze):
     value_inputs = (1,)
 
 
+def computed_at_run_time(dims: tuple) -> bool:
+    """Whether ``dims`` involve a dim a node's code computes while running (:meth:`Op.runtime_dim`, named
+    ``tensor:label``): a value holding them is only known then, not at the start of ``infer`` where the
+    values known when generating are set.  (A dim parameter of the model with a ':' in its name only makes
+    the value computed at run time too.)"""
+    return any(":" in s.name for d in dims if not isinstance(d, int) for s in d.free_symbols)
+
+
 @register
 class Shape(Op):
-    """The shape as an int64 tensor: always known when the code is generated."""
+    """The shape as an int64 tensor: known when the code is generated (symbolic with the dims), but written
+    by the node's code when a dim is computed at run time."""
 
     op_type = "Shape"
 
+    def dims(self, inputs) -> tuple:
+        return inputs[0].shape[slice(self.attrs.get("start", 0), self.attrs.get("end"))]
+
     def infer(self, inputs):
-        x = inputs[0]
-        start, end = self.attrs.get("start", 0), self.attrs.get("end")
-        dims = x.shape[slice(start, end)]
-        return [TensorType(np.int64, (len(dims),), sym_array(dims))]
+        dims = self.dims(inputs)
+        return [TensorType(np.int64, (len(dims),), None if computed_at_run_time(dims) else sym_array(dims))]
 
     def evaluate(self, values):
         return [np.array(values[0].shape, dtype=np.int64)[slice(self.attrs.get("start", 0), self.attrs.get("end"))]]
@@ -265,12 +366,14 @@ class ConstantOfShape(Op):
 
 @register
 class Size(Op):
-    """The number of elements as an int64 scalar: known when the code is generated (symbolic with the dims)."""
+    """The number of elements as an int64 scalar: known when the code is generated (symbolic with the dims),
+    but written by the node's code when a dim is computed at run time."""
 
     op_type = "Size"
 
     def infer(self, inputs):
-        return [TensorType(np.int64, (), sym_array([inputs[0].size]).reshape(()))]
+        size = inputs[0].size
+        return [TensorType(np.int64, (), None if computed_at_run_time((size,)) else sym_array([size]).reshape(()))]
 
     def evaluate(self, values):
         return [np.array(np.asarray(values[0]).size, dtype=np.int64)]

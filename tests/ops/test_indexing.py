@@ -15,6 +15,7 @@ from conftest import random_array as _data
 from onnx import helper
 from onnx.reference import ReferenceEvaluator
 
+import sofie_rdf as sr
 from sofie_rdf.errors import ShapeError, SofieError
 
 DTYPES = [np.float32, np.float64, np.int32, np.int64, np.bool_, np.uint8, np.int8]
@@ -516,3 +517,20 @@ def test_generation_time_errors(case):
     op, inputs, attrs, message = GENERATION_ERRORS[case]
     with pytest.raises(ShapeError, match=message):
         sofie_run(_model(op, inputs, **attrs), dict(inputs))
+
+
+@pytest.mark.parametrize("backend", ["jit", "native"])
+def test_onehot_run_time_depth(backend):
+    """The depth is a graph input: the output's depth dim is sized while running; a negative one is refused."""
+    node = helper.make_node("OneHot", ["indices", "depth", "values"], ["y"], axis=1)
+    model = make_model([node], [("indices", np.int64, ["n", 3]), ("depth", np.int64, [1]), ("values", np.float32, [2])],
+                       [("y", np.float32, None)], opset=11)
+    sess = sr.compile(sr.load(model), backend=backend)
+    values = np.array([-1.0, 2.0], np.float32)
+    for n, depth in [(2, 4), (1, 7), (3, 1), (2, 3)]:
+        feeds = {"indices": _indices((n, 3), depth), "depth": np.array([depth], np.int64), "values": values}
+        ours, (ref,) = sess.infer(*feeds.values()), ort_run(model, feeds)
+        assert ours.shape == ref.shape
+        np.testing.assert_array_equal(ours, ref)
+    with pytest.raises(ShapeError, match=r"OneHot node .*the depth is -2"):
+        sess.infer(_indices((2, 3), 3), np.array([-2], np.int64), values)

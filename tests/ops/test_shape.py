@@ -9,6 +9,7 @@ from onnx import TensorProto, helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 
 import sofie_rdf as sr
+from sofie_rdf.errors import ShapeError
 
 
 def _x(shape, seed=0, dtype=np.float32):
@@ -373,3 +374,98 @@ def test_unsqueeze_folded(check_folded, case):
 
 def test_dropout_folded(check_folded):
     test_dropout(check_folded, 13, True)
+
+
+# ---- values computed at run time ---------------------------------------------------------
+
+def _check_runs(model, feeds_list, backend):
+    """Compile once, then run every feed and compare every output with onnxruntime (shapes and values)."""
+    sess = sr.compile(sr.load(model), backend=backend)
+    for feeds in feeds_list:
+        ours = sess.infer(*[feeds[i.name] for i in sess.inputs])
+        ours = list(ours) if isinstance(ours, tuple) else [ours]
+        for a, b in zip(ours, ort_run(model, feeds)):
+            assert a.shape == b.shape, f"{feeds}: shape {a.shape} != {b.shape}"
+            np.testing.assert_allclose(a, b, rtol=1e-6, err_msg=str(feeds))
+    return sess
+
+
+@pytest.mark.parametrize("backend", ["jit", "native"])
+def test_reshape_run_time_shape(backend):
+    """The target shape is a graph input: 0 copies a dim, -1 is inferred, any size of input; the view feeds
+    an op whose memory is reserved at run time."""
+    nodes = [helper.make_node("Reshape", ["x", "shape"], ["r"]), helper.make_node("Relu", ["r"], ["y"])]
+    model = make_model(nodes, [("x", np.float32, ["n", 6]), ("shape", np.int64, [3])], [("y", np.float32, None)])
+    feeds = [{"x": _x((n, 6), n), "shape": np.array(s, np.int64)}
+             for n, s in [(4, [2, -1, 3]), (2, [0, 3, 2]), (6, [3, 3, 4]), (1, [1, 1, -1]), (8, [-1, 2, 2])]]
+    sess = _check_runs(model, feeds, backend)
+    with pytest.raises(ShapeError, match=r"Reshape node .*cannot view .* \(4, 6\) as the target shape \(5, -1, 1\)"):
+        sess.infer(_x((4, 6)), np.array([5, -1, 1], np.int64))
+    with pytest.raises(ShapeError, match=r"Reshape node .*has more than one -1"):
+        sess.infer(_x((4, 6)), np.array([-1, -1, 1], np.int64))
+
+
+def test_reshape_run_time_allowzero():
+    node = helper.make_node("Reshape", ["x", "shape"], ["y"], allowzero=1)
+    model = make_model([node], [("x", np.float32, ["n", 3]), ("shape", np.int64, [2])], [("y", np.float32, None)],
+                       opset=14)
+    _check_runs(model, [{"x": _x((0, 3)), "shape": np.array(s, np.int64)} for s in ([0, 3], [3, 0], [0, 7])], "jit")
+
+
+@pytest.mark.parametrize("backend", ["jit", "native"])
+def test_reshape_traced_length_checked(backend):
+    """A legacy export viewing (n, 64) as (12, 4, 16): compiled with a check that n is 12, not refused."""
+    model = make_model([helper.make_node("Reshape", ["x", "shape"], ["y"])], [("x", np.float32, ["n", 64])],
+                       [("y", np.float32, None)], {"shape": np.array([12, 4, 16], np.int64)})
+    sess = sr.compile(sr.load(model), backend=backend)
+    x = _x((12, 64))
+    np.testing.assert_array_equal(sess.infer(x), x.reshape(12, 4, 16))
+    with pytest.raises(ShapeError, match=r"Reshape node .*cannot view a tensor of shape \(n, 64\) as \(12, 4, 16\)"):
+        sess.infer(_x((5, 64)))
+
+
+def test_reshape_provably_unequal_refused():
+    model = make_model([helper.make_node("Reshape", ["x", "shape"], ["y"])], [("x", np.float32, ["n", 64])],
+                       [("y", np.float32, None)], {"shape": np.array([12, 5, 3], np.int64)})
+    with pytest.raises(ShapeError, match="cannot view a tensor of shape"):
+        sr.load(model).code()
+
+
+@pytest.mark.parametrize("backend", ["jit", "native"])
+def test_squeeze_unsqueeze_run_time_axes(backend):
+    nodes = [helper.make_node("Squeeze", ["x", "sq"], ["s"]), helper.make_node("Unsqueeze", ["s", "un"], ["y"])]
+    model = make_model(nodes, [("x", np.float32, [2, 1, 3, 1]), ("sq", np.int64, [1]), ("un", np.int64, [2])],
+                       [("y", np.float32, None)], opset=13)
+    feeds = [{"x": _x((2, 1, 3, 1)), "sq": np.array(sq, np.int64), "un": np.array(un, np.int64)}
+             for sq, un in [([1], [0, 4]), ([-1], [1, 2]), ([3], [-1, 0])]]
+    sess = _check_runs(model, feeds, backend)
+    with pytest.raises(ShapeError, match=r"Squeeze node .*cannot squeeze axis 0 of size 2"):
+        sess.infer(_x((2, 1, 3, 1)), np.array([0], np.int64), np.array([0, 1], np.int64))
+    with pytest.raises(ShapeError, match=r"Unsqueeze node .*axis 1 is given twice"):
+        sess.infer(_x((2, 1, 3, 1)), np.array([1], np.int64), np.array([1, 1], np.int64))
+
+
+@pytest.mark.parametrize("backend", ["jit", "native"])
+def test_dropout_run_time_training_mode(backend):
+    """Identity with an all-true mask when training_mode is false or the ratio 0; an error otherwise."""
+    node = helper.make_node("Dropout", ["x", "ratio", "training"], ["y", "mask"])
+    model = make_model([node], [("x", np.float32, ["n", 3]), ("ratio", np.float32, []), ("training", np.bool_, [])],
+                       [("y", np.float32, None), ("mask", np.bool_, None)], opset=13)
+    sess = sr.compile(sr.load(model), backend=backend)
+    for n, ratio, training in [(2, 0.5, False), (3, 0.0, True), (1, 0.9, False)]:
+        x = _x((n, 3), n)
+        y, mask = sess.infer(x, np.array(ratio, np.float32), np.array(training))
+        np.testing.assert_array_equal(y, x)
+        assert mask.shape == x.shape and mask.all()
+    with pytest.raises(ShapeError, match=r"Dropout node .*training_mode is true with ratio 0.5"):
+        sess.infer(_x((2, 3)), np.array(0.5, np.float32), np.array(True))
+
+
+def test_shape_of_run_time_dims():
+    """Shape of a tensor whose dims a node computes while running is written by the code, not folded
+    (a value folded would be read before the dims are known)."""
+    nodes = [helper.make_node("Reshape", ["x", "shape"], ["r"]), helper.make_node("Shape", ["r"], ["s"]),
+             helper.make_node("Size", ["r"], ["z"])]
+    model = make_model(nodes, [("x", np.float32, [4, 6]), ("shape", np.int64, [2])],
+                       [("s", np.int64, None), ("z", np.int64, None)])
+    _check_runs(model, [{"x": _x((4, 6)), "shape": np.array(s, np.int64)} for s in ([3, -1], [-1, 12], [24, 1])], "jit")

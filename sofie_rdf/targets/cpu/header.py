@@ -184,7 +184,7 @@ class _HeaderWriter:
 
     # ---- sections ------------------------------------------------------------
     def write(self) -> GeneratedCode:
-        used = {k for e in self.emitters for k in e.kernels}
+        used = {k for e in self.emitters for k in e.kernels} | ({"values"} if self._reads_values() else set())
         includes = user_headers([e.op for e in self.emitters], self.model.name)
         uses_blas = "gemm" in kernel_order(used)  # directly or through a kernel that calls it
         half = any(t.dtype in HALF_TYPES for t in self.model.tensors.values())
@@ -232,6 +232,13 @@ class _HeaderWriter:
             nodes=self._node_infos(),
             profile=self.profile,
         )
+
+    def _reads_values(self) -> bool:
+        """Whether a node reads a value input (a shape, axes, sizes, ...) while running, which its code checks
+        with ``kernels/values.hxx``; where every such value is known, the code has none of it."""
+        m = self.model
+        return any(i and k in e.op.value_inputs and m.tensors[i].value is None
+                   for node, e in zip(m.nodes, self.emitters) for k, i in enumerate(node.inputs))
 
     def _node_infos(self) -> list[NodeInfo]:
         m = self.model

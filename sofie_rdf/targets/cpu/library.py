@@ -16,8 +16,8 @@ from ...errors import SofieError
 DEPENDENCIES = {
     "attention": ("gemm", "softmax"), "broadcast": ("elementwise",), "conv": ("gemm",), "conv_extra": ("conv",),
     "elementwise": ("fastmath",), "loss": ("softmax",), "misc": ("reduce",), "normalization": ("simd",),
-    "rnn": ("gemm", "fastmath"), "select": ("sort",), "signal": ("select",), "softmax": ("fastmath", "simd"),
-    "winograd": ("conv",),
+    "reinterpret": ("values",), "resize": ("values",), "rnn": ("gemm", "fastmath"), "sampling": ("values",),
+    "select": ("sort",), "signal": ("select",), "softmax": ("fastmath", "simd"), "winograd": ("conv",),
 }
 # File names a generated header may #include "..." (no quotes, slashes or spaces to escape).
 HEADER_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*\.(h|hh|hpp|hxx)")

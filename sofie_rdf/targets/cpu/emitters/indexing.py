@@ -114,15 +114,20 @@ class ScatterNDEmitter(SliceAddressingEmitter, ScatterOpEmitter):
 
 @emits(indexing_ops.OneHot)
 class OneHotEmitter(Emitter):
-    """The CPU code of :class:`~sofie_rdf.ops.indexing.OneHot`."""
+    """The CPU code of :class:`~sofie_rdf.ops.indexing.OneHot`; a depth read at run time is checked first."""
 
     kernels = ("indexing",)
 
     def emit(self, ctx: NodeContext) -> str:
         indices = ctx.inputs[0]
         axis = self.op.axis(indices.rank)
-        sizes = (num_elements(indices.shape[:axis]), ctx.outputs[0].shape[axis], num_elements(indices.shape[axis:]))
-        return f"kernels::one_hot({ctx.x(0)}, {ctx.x(2)}, {ctx.y(0)}, {', '.join(ctx.dim(d) for d in sizes)});"
+        depth = ctx.outputs[0].shape[axis]
+        sizes = (num_elements(indices.shape[:axis]), depth, num_elements(indices.shape[axis:]))
+        call = f"kernels::one_hot({ctx.x(0)}, {ctx.x(2)}, {ctx.y(0)}, {', '.join(ctx.dim(d) for d in sizes)});"
+        if not self.op.at_run_time(ctx.inputs):
+            return call
+        read = f"{ctx.dim(depth)} = kernels::value_dim({ctx.x(1)}[0], {ctx.where}, \"the depth\");"
+        return "\n".join(line for line in (read, ctx.reserve(0), call) if line)
 
 
 @emits(indexing_ops.Trilu)

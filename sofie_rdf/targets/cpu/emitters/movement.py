@@ -58,13 +58,35 @@ class ConcatEmitter(Emitter):
         return "\n".join(lines)
 
 
+def value_ptr(ctx: NodeContext, i: int, label: str) -> str:
+    """C++ pointer to the value of input ``i``: the tensor when read at run time, a local array of the value
+    known when generating, a null ``const int64_t *`` when omitted."""
+    t = ctx.inputs[i] if i < len(ctx.inputs) else None
+    if t is None:
+        return "static_cast<const int64_t *>(nullptr)"
+    if t.value is None:
+        return ctx.x(i)
+    return ctx.array(label, np.asarray(t.value).reshape(-1).tolist(), "int64_t")
+
+
+def emit_runtime_copy(ctx: NodeContext, offset: str, strides: str, dims: str) -> str:
+    """C++ copying input 0 read from ``offset`` with ``strides`` to output 0 of dims ``dims`` (C++ arrays
+    computed while running): the strided copy of the constant path."""
+    t = ctx.ctype(ctx.inputs[0].dtype)
+    return (f"kernels::unary_strided({ctx.x(0)} + {offset}, {strides}, {ctx.y(0)}, {dims}, {ctx.outputs[0].rank}, "
+            f"[](const {t} v) {{ return v; }});")
+
+
 @emits(movement_ops.Slice)
 class SliceEmitter(Emitter):
-    """The CPU code of :class:`~sofie_rdf.ops.movement.Slice`."""
+    """The CPU code of :class:`~sofie_rdf.ops.movement.Slice`: a strided copy, its ranges computed while
+    running where a parameter is read at run time."""
 
     kernels = ("elementwise",)
 
     def emit(self, ctx: NodeContext) -> str:
+        if self.op.at_run_time(ctx.inputs):
+            return self.emit_at_run_time(ctx)
         x = ctx.inputs[0]
         ranges = self.op.ranges(ctx.inputs)
         strides = contiguous_strides(x.shape)
@@ -72,14 +94,29 @@ class SliceEmitter(Emitter):
         return emit_strided_copy(ctx, ctx.outputs[0].shape,
                                  [simplify(st * step) for (_, _, step), st in zip(ranges, strides)], offset)
 
+    def emit_at_run_time(self, ctx: NodeContext) -> str:
+        x, y = ctx.inputs[0], ctx.outputs[0]
+        params = [value_ptr(ctx, i, label) for i, label in enumerate(("starts", "ends", "axes", "steps"), 1)]
+        in_dims = ctx.array("in_dims", x.shape)
+        rank = max(x.rank, 1)
+        ctx.declarations += [f"bool axes_mask_[{rank}];", f"size_t out_dims_[{rank}];", f"std::ptrdiff_t strides_[{rank}];"]
+        lines = [f"const std::ptrdiff_t offset_ = kernels::value_slice({', '.join(params)}, {ctx.inputs[1].shape[0]}, "
+                 f"{in_dims}, {x.rank}, axes_mask_, out_dims_, strides_, {ctx.where});"]
+        lines += [f"{ctx.dim(y.shape[i])} = out_dims_[{i}];" for i in self.op.runtime_axes(ctx.inputs)]
+        lines += [ctx.reserve(0), emit_runtime_copy(ctx, "offset_", "strides_", "out_dims_")]
+        return "\n".join(line for line in lines if line)
+
 
 @emits(movement_ops.Split)
 class SplitEmitter(Emitter):
-    """The CPU code of :class:`~sofie_rdf.ops.movement.Split`."""
+    """The CPU code of :class:`~sofie_rdf.ops.movement.Split`: a strided copy per part, of sizes checked
+    while running where they are read at run time."""
 
     kernels = ("elementwise",)
 
     def emit(self, ctx: NodeContext) -> str:
+        if self.op.at_run_time(ctx.inputs):
+            return self.emit_at_run_time(ctx)
         axis, sizes = self.op.parts(ctx.inputs)
         strides = contiguous_strides(ctx.inputs[0].shape)
         lines, start = [], 0
@@ -87,6 +124,23 @@ class SplitEmitter(Emitter):
             lines.append(emit_strided_copy(ctx, y.shape, strides, simplify(start * strides[axis]), out=i))
             start = simplify(start + size)
         return "\n".join(lines)
+
+    def emit_at_run_time(self, ctx: NodeContext) -> str:
+        x = ctx.inputs[0]
+        axis = normalize_axis(self, self.attrs["axis"], x.rank)
+        outer, inner = (simplify(np.prod(dims, dtype=object)) if dims else 1 for dims in (x.shape[:axis], x.shape[axis + 1:]))
+        parts = [y.shape[axis] for y in ctx.outputs]
+        strides = ctx.array("strides", [simplify(x.shape[axis] * inner), inner, 1], "std::ptrdiff_t")
+        lines = [f"kernels::value_split({ctx.x(1)}, {len(parts)}, {ctx.dim(x.shape[axis])}, {ctx.where});"]
+        lines += [f"{ctx.dim(d)} = static_cast<size_t>({ctx.x(1)}[{k}]);" for k, d in enumerate(parts)]
+        lines += [ctx.reserve(k) for k in range(len(parts))]
+        t, start = ctx.ctype(x.dtype), 0
+        for k, d in enumerate(parts):
+            src = ctx.x(0) if start == 0 else f"{ctx.x(0)} + {ctx.dim(simplify(start * inner))}"
+            lines += [f"const size_t part{k}_dims_[3] = {{{ctx.dim(outer)}, {ctx.dim(d)}, {ctx.dim(inner)}}};",
+                      f"kernels::unary_strided({src}, {strides}, {ctx.y(k)}, part{k}_dims_, 3, [](const {t} v) {{ return v; }});"]
+            start = simplify(start + d)
+        return "\n".join(line for line in lines if line)
 
 
 @emits(movement_ops.Expand)
@@ -113,14 +167,29 @@ class ExpandEmitter(Emitter):
 
 @emits(movement_ops.Tile)
 class TileEmitter(Emitter):
-    """The CPU code of :class:`~sofie_rdf.ops.movement.Tile`."""
+    """The CPU code of :class:`~sofie_rdf.ops.movement.Tile`: a strided copy reading each dim as
+    (repeats, size) with strides (0, stride), the repeats read while running where not known."""
 
     kernels = ("elementwise",)
 
     def emit(self, ctx: NodeContext) -> str:
         x = ctx.inputs[0]
-        shape, strides = [], []
-        for d, r, s in zip(x.shape, self.op.repeats(ctx.inputs), contiguous_strides(x.shape)):
-            shape += [r, d]
-            strides += [0, s]
-        return emit_strided_copy(ctx, tuple(shape), strides)
+        strides = [s for st in contiguous_strides(x.shape) for s in (0, st)]
+        if self.op.at_run_time(ctx.inputs):
+            return self.emit_at_run_time(ctx, strides)
+        shape = tuple(v for d, r in zip(x.shape, self.op.repeats(ctx.inputs)) for v in (r, d))
+        return emit_strided_copy(ctx, shape, strides)
+
+    def emit_at_run_time(self, ctx: NodeContext, strides: list) -> str:
+        x, y = ctx.inputs[0], ctx.outputs[0]
+        rank = max(x.rank, 1)
+        st = ctx.array("strides", strides, "std::ptrdiff_t")
+        repeats = ", ".join(f"kernels::value_dim({ctx.x(1)}[{i}], {ctx.where}, \"a repeat count\")" for i in range(x.rank))
+        tiled = ", ".join(f"repeats_[{i}], {ctx.dim(d)}" for i, d in enumerate(x.shape))
+        t = ctx.ctype(x.dtype)
+        lines = [f"const size_t repeats_[{rank}] = {{{repeats or '0'}}};"]
+        lines += [f"{ctx.dim(d)} = {ctx.dim(x.shape[i])} * repeats_[{i}];" for i, d in enumerate(y.shape)]
+        lines += [ctx.reserve(0), f"const size_t tiled_dims_[{2 * rank}] = {{{tiled or '0'}}};",
+                  f"kernels::unary_strided({ctx.x(0)}, {st}, {ctx.y(0)}, tiled_dims_, {2 * x.rank}, "
+                  f"[](const {t} v) {{ return v; }});"]
+        return "\n".join(line for line in lines if line)

@@ -9,6 +9,7 @@ from ....ir.dims import Dim, simplify
 from ....ops.base import contiguous_strides
 from ....ops.pad import Pad, Pad_11
 from ..emitter import Emitter, emits
+from .movement import value_ptr
 
 if TYPE_CHECKING:
     from ..context import NodeContext
@@ -25,6 +26,8 @@ class PadEmitter(Emitter):
         return ctx.literal(self.attrs.get("value", 0.0), ctx.inputs[0].dtype)
 
     def emit(self, ctx: NodeContext) -> str:
+        if self.op.at_run_time(ctx.inputs):
+            return self.emit_at_run_time(ctx)
         x = ctx.inputs[0]
         begin, end = self.op.pads(ctx.inputs)
         strides = contiguous_strides(x.shape)
@@ -35,6 +38,22 @@ class PadEmitter(Emitter):
                 ctx.array("begin", [max(b, 0) for b in begin]), ctx.array("out_shape", ctx.outputs[0].shape)]
         return (f"kernels::pad({src}, {ctx.y(0)}, {', '.join(args)}, {x.rank}, "
                 f"kernels::pad_mode::{self.op.mode()}, static_cast<{ctx.ctype(x.dtype)}>({self.value(ctx)}));")
+
+    def emit_at_run_time(self, ctx: NodeContext) -> str:
+        """The pads (and axes) read while running: extents and offsets computed, then the same kernel."""
+        x, y = ctx.inputs[0], ctx.outputs[0]
+        rank = max(x.rank, 1)
+        pads, axes = value_ptr(ctx, 1, "pads"), value_ptr(ctx, 3, "axes")
+        in_dims, strides = ctx.array("in_dims", x.shape), ctx.array("strides", contiguous_strides(x.shape), "std::ptrdiff_t")
+        ctx.declarations += [f"bool axes_mask_[{rank}];", f"size_t extent_[{rank}], begin_[{rank}], out_dims_[{rank}];"]
+        constant_mode = str(self.op.mode() == "constant").lower()
+        lines = [f"const std::ptrdiff_t offset_ = kernels::value_pad({pads}, {ctx.inputs[1].shape[0]}, {axes}, {in_dims}, "
+                 f"{strides}, {x.rank}, {constant_mode}, axes_mask_, extent_, begin_, out_dims_, {ctx.where});"]
+        lines += [f"{ctx.dim(y.shape[i])} = out_dims_[{i}];" for i in self.op.runtime_axes(ctx.inputs)]
+        lines += [ctx.reserve(0),
+                  f"kernels::pad({ctx.x(0)} + offset_, {ctx.y(0)}, extent_, {strides}, begin_, out_dims_, {x.rank}, "
+                  f"kernels::pad_mode::{self.op.mode()}, static_cast<{ctx.ctype(x.dtype)}>({self.value(ctx)}));"]
+        return "\n".join(line for line in lines if line)
 
 
 @emits(Pad_11)

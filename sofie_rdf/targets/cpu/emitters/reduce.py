@@ -61,7 +61,7 @@ FOLDS = {
 class ReduceEmitter(Emitter):
     """The CPU code of :class:`~sofie_rdf.ops.reduce._Reduce`."""
 
-    kernels = ("reduce", "values")  # values: the checks of axes read at run time
+    kernels = ("reduce",)
 
     def emit(self, ctx: NodeContext) -> str:
         x = ctx.inputs[0]
@@ -117,7 +117,7 @@ class ArgReduceEmitter(Emitter):
 class CumulativeEmitter(Emitter):
     """The CPU code of :class:`~sofie_rdf.ops.reduce._Cumulative`."""
 
-    kernels = ("reduce", "values")  # values: the check of an axis read at run time
+    kernels = ("reduce",)
 
     def emit(self, ctx: NodeContext) -> str:
         x = ctx.inputs[0]
