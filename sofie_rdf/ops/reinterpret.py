@@ -1,8 +1,8 @@
 """BitCast and CenterCropPad: data moved without arithmetic.
 
 BitCast copies the bytes (``std::memcpy``) into a tensor of another type of
-the same size.  CenterCropPad resizes the chosen axes to a target shape known
-when the code is generated: each axis is cropped to its centre or zero-padded
+the same size.  CenterCropPad resizes the chosen axes to a target shape (known
+when the code is generated, or read at run time): each axis is cropped to its centre or zero-padded
 around it (the extra element on the end side), a fill and a strided copy.
 """
 
@@ -42,19 +42,35 @@ class CenterCropPad(Op):
     """Each axis in ``axes`` (all by default) cropped or zero-padded to the target length, centred.
 
     The offset is ``(|input - target|) // 2`` on the start side, as the ONNX
-    reference; the target shape (input 1) must be known when the code is
-    generated, and so must the input's length on the axes it changes.
+    reference.  A target shape (input 1) known when the code is generated
+    fixes the window then, and the input's length on the axes it changes must
+    be known too; one computed at run time makes those output dims run-time
+    dims and the code computes the window per call.
     """
 
     op_type = "CenterCropPad"
     since_version = 18
     value_inputs = (1,)
 
+    def at_run_time(self, inputs: list[Optional[TensorType]]) -> bool:
+        """Whether the target shape is computed while running (the code then reads and checks it)."""
+        return inputs[1].value is None
+
+    def axes(self, rank: int) -> list[int]:
+        """The axes cropped or padded."""
+        return [normalize_axis(self, a, rank) for a in (self.attrs.get("axes") or range(rank))]
+
     def targets(self, inputs: list[Optional[TensorType]]) -> tuple:
-        """The output shape."""
+        """The output shape (run-time dims on the axes a target shape read at run time sets)."""
         x = inputs[0]
+        axes = self.axes(x.rank)
+        if self.at_run_time(inputs):
+            length = inputs[1].shape[0] if inputs[1].rank == 1 else None
+            if len(set(axes)) != len(axes) or length != len(axes) or not axes:
+                raise self.error(f"a target shape of shape {inputs[1].shape} for axes {axes} (distinct, one length"
+                                 " each, expected)")
+            return tuple(self.runtime_dim(f"dim{a}") if a in axes else d for a, d in enumerate(x.shape))
         shape = [int(v) for v in np.asarray(self.value_of(inputs, 1, "the target shape")).reshape(-1)]
-        axes = [normalize_axis(self, a, x.rank) for a in (self.attrs.get("axes") or range(x.rank))]
         if len(set(axes)) != len(axes) or len(shape) != len(axes):
             raise self.error(f"{len(shape)} target lengths for axes {axes} (distinct, one length each, expected)")
         out = list(x.shape)

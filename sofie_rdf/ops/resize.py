@@ -8,6 +8,11 @@ computed here when the code is generated, following the ONNX reference
 antialiased filters all run through one table-driven loop and nothing
 about coordinates is computed per call.  Axes that keep their size (a
 symbolic batch) are copied as they are.
+
+Scales, sizes or a roi computed while the model runs (graph inputs, or
+tensors computed from them) cannot be tabled ahead: the output's resized
+dims are then run-time dims (:meth:`Op.runtime_dim`) and the code builds
+the same tables, by the same rules, per call before the same loop.
 """
 
 from __future__ import annotations
@@ -161,6 +166,31 @@ class _ResizeBase(Op):
             raise self.error(f"unknown interpolation mode {mode!r}")
         return mode
 
+    def at_run_time(self, inputs: list[Optional[TensorType]]) -> bool:
+        """Whether scales, sizes or roi are computed while running (the code then reads them, see value_slots)."""
+        return False
+
+    def value_slots(self) -> dict[str, int]:
+        """Input index of the ``scales``, ``sizes`` and ``roi`` the code reads when they are known at run time."""
+        return {}
+
+    def resized_axes(self, rank: int) -> list[int]:
+        """The axes scales or sizes are given for."""
+        return list(range(rank))
+
+    def policy(self) -> str:
+        """keep_aspect_ratio_policy (resize by sizes only)."""
+        policy = self.attrs.get("keep_aspect_ratio_policy", "stretch")
+        if policy not in ("stretch", "not_larger", "not_smaller"):
+            raise self.error(f"unknown keep_aspect_ratio_policy {policy!r}")
+        return policy
+
+    def runtime_shape(self, inputs: list[Optional[TensorType]]) -> tuple[Dim, ...]:
+        """Output shape when scales or sizes are read at run time: a run-time dim on every resized axis."""
+        shape = inputs[0].shape
+        axes = set(self.resized_axes(len(shape)))
+        return tuple(self.runtime_dim(f"dim{a}") if a in axes else d for a, d in enumerate(shape))
+
     def coordinate_mode(self) -> str:
         mode = self.attrs.get("coordinate_transformation_mode", "asymmetric")
         if mode not in _COORDINATE_MODES:
@@ -217,6 +247,10 @@ class _ResizeBase(Op):
         x = inputs[0]
         if self.mode() == "nearest" and self.attrs.get("antialias", 0):
             raise self.error("antialias applies to linear and cubic modes only")
+        if self.at_run_time(inputs):  # attributes are checked now, values when the code reads them
+            self.coordinate_mode()
+            self.policy()
+            return [TensorType(x.dtype, self.runtime_shape(inputs))]
         sizes, _ = self.tables(inputs)
         return [TensorType(x.dtype, tuple(sizes))]
 
@@ -270,6 +304,12 @@ class Upsample_9(Upsample):
     def raw_scales(self, inputs):
         return _floats(self.value_of(inputs, 1, "scales"))
 
+    def at_run_time(self, inputs):
+        return inputs[1].value is None
+
+    def value_slots(self):
+        return {"scales": 1}
+
 
 @register
 class Resize(Upsample_9):
@@ -291,16 +331,27 @@ class Resize_11(_ResizeBase):
         v = self.value_of(inputs, i, what) if len(inputs) > i else None
         return None if v is None or np.asarray(v).size == 0 else np.asarray(v)
 
+    def value_slots(self):
+        roi = {"roi": 1} if self.coordinate_mode() == "tf_crop_and_resize" else {}  # other modes ignore it
+        return {**roi, "scales": 2, "sizes": 3}
+
+    def at_run_time(self, inputs):
+        return any(i < len(inputs) and inputs[i] is not None and inputs[i].value is None
+                   for i in self.value_slots().values())
+
+    def resized_axes(self, rank):
+        return [normalize_axis(self, int(a), rank) for a in self.attrs.get("axes") or range(rank)]
+
     def params(self, inputs):
         shape = inputs[0].shape
         rank = len(shape)
-        axes = self.attrs.get("axes") or list(range(rank))
-        axes = [normalize_axis(self, int(a), rank) for a in axes]
-        roi_in, scales_in, sizes_in = (self._input(inputs, i, w) for i, w in ((1, "roi"), (2, "scales"), (3, "sizes")))
+        axes = self.resized_axes(rank)
+        scales_in, sizes_in = self._input(inputs, 2, "scales"), self._input(inputs, 3, "sizes")
+        roi_in = self._input(inputs, 1, "roi") if "roi" in self.value_slots() else None
         if (scales_in is None) == (sizes_in is None):
             raise self.error("exactly one of scales and sizes must be given")
         roi = None
-        if roi_in is not None and self.coordinate_mode() == "tf_crop_and_resize":
+        if roi_in is not None:
             flat = _floats(roi_in) if roi_in.dtype != np.float64 else [float(v) for v in roi_in.reshape(-1)]
             if len(flat) != 2 * len(axes):
                 raise self.error(f"roi has {len(flat)} values for {len(axes)} axes")
@@ -328,10 +379,8 @@ class Resize_11(_ResizeBase):
                     raise self.error(f"axis {a} of symbolic size {shape[a]} is resized: resized axes need fixed sizes")
                 continue
             sizes[a], scales[a] = s, float(np.float32(s) / np.float32(shape[a]))
-        policy = self.attrs.get("keep_aspect_ratio_policy", "stretch")
+        policy = self.policy()
         if policy != "stretch":
-            if policy not in ("not_larger", "not_smaller"):
-                raise self.error(f"unknown keep_aspect_ratio_policy {policy!r}")
             pick = min if policy == "not_larger" else max
             scale = pick(scales[a] for a in axes)
             for a in axes:

@@ -1,5 +1,9 @@
 """Spatial resampling: GridSample, AffineGrid, Col2Im and MaxUnpool.
 
+Col2Im's image and block shapes and AffineGrid's size may be computed at run
+time: the dims they fix are then run-time dims (:meth:`Op.runtime_dim`), and
+the code reads and checks the values before the same kernels run.
+
 GridSample reads each output sample as a tensor product of per-axis taps
 (1 nearest, 2 linear, 4 cubic), so one formula covers 1 to 3 spatial axes
 and every padding mode.  Coordinates follow the onnx reference: rounded (nearest),
@@ -154,9 +158,17 @@ class AffineGrid(Op):
     since_version = 20
     value_inputs = (1,)
 
+    def at_run_time(self, inputs: list[Optional[TensorType]]) -> bool:
+        """Whether size is computed while running (the code then reads and checks it)."""
+        return inputs[1].value is None
+
     def spatial(self, inputs: list[Optional[TensorType]]) -> tuple:
         theta = inputs[0]
-        size = shape_from_value(self, self.value_of(inputs, 1, "size"))
+        if self.at_run_time(inputs):  # (N, C, *dims): N is theta's, the dims run-time ones
+            length = inputs[1].shape[0] if inputs[1].rank == 1 else None
+            size = (theta.shape[0], 1, *(self.runtime_dim(f"dim{d}") for d in range((length or 2) - 2)))
+        else:
+            size = shape_from_value(self, self.value_of(inputs, 1, "size"))
         if theta.dtype not in FLOAT_TYPES or len(size) not in (4, 5):
             raise self.error(f"theta must be float32/float64 and size 4 or 5 long, got {theta.dtype} and {size}")
         r = len(size) - 2
@@ -187,6 +199,11 @@ def _ints(op: Op, name: str, rank: int, default: int) -> list[int]:
     return values
 
 
+def _channels(columns: Dim, taps: int) -> Dim:
+    """Col2Im's output channels: input dim 1 over the block size."""
+    return columns // taps if isinstance(columns, int) else simplify(columns / sympy.Integer(taps))
+
+
 @register
 class Col2Im(Op):
     """Adds the columns of an im2col matrix (N, C * prod(block), L) back into images (N, C, *image_shape)."""
@@ -204,7 +221,7 @@ class Col2Im(Op):
         if x.rank != 3 or x.dtype == np.bool_ or len(block) != r or r < 1 or any(b < 1 for b in block):
             raise self.error(f"expects numeric (N, C * prod(block), L) input and matching image/block shapes,"
                              f" got {x.dtype} {x.shape}, image {image}, block {block}")
-        a = {k: _ints(self, k, r, 0 if k == "pads" else 1) for k in ("strides", "dilations", "pads")}
+        a = self.attributes(r)
         counts = [simplify(sympy.floor((image[d] + a["pads"][d] + a["pads"][d + r] - a["dilations"][d] * (block[d] - 1) - 1)
                                        / sympy.Integer(a["strides"][d])) + 1) for d in range(r)]
         if any(isinstance(c, int) and c < 1 for c in counts):
@@ -215,12 +232,37 @@ class Col2Im(Op):
             raise self.error(f"input dim 1 ({x.shape[1]}) is not a multiple of the block size {math.prod(block)}")
         return image, block, counts, a
 
+    def at_run_time(self, inputs: list[Optional[TensorType]]) -> bool:
+        """Whether image_shape or block_shape is computed while running (the code then reads and checks them)."""
+        return inputs[1].value is None or inputs[2].value is None
+
+    def attributes(self, rank: int) -> dict[str, list[int]]:
+        """strides, dilations and pads (2 * rank), checked."""
+        return {k: _ints(self, k, rank, 0 if k == "pads" else 1) for k in ("strides", "dilations", "pads")}
+
+    def runtime_rank(self, inputs: list[Optional[TensorType]]) -> int:
+        """The image rank when a shape is read at run time: what the static shapes of both value inputs say."""
+        x, image, block = inputs[0], inputs[1], inputs[2]
+        lengths = {t.shape[0] if t.rank == 1 else None for t in (image, block)}
+        r = lengths.pop() if len(lengths) == 1 else None
+        if x.rank != 3 or x.dtype == np.bool_ or not isinstance(r, int) or r < 1:
+            raise self.error(f"expects numeric (N, C * prod(block), L) input and image/block shapes of one fixed"
+                             f" length, got {x.dtype} {x.shape}, image {image.shape}, block {block.shape}")
+        return r
+
     def infer(self, inputs: list[Optional[TensorType]]) -> list[TensorType]:
         x = inputs[0]
+        if self.at_run_time(inputs):
+            r = self.runtime_rank(inputs)
+            self.attributes(r)
+            known = inputs[1].value is not None
+            image = shape_from_value(self, inputs[1].value) if known else [self.runtime_dim(f"image{d}")
+                                                                           for d in range(r)]
+            channels = (self.runtime_dim("channels") if inputs[2].value is None
+                        else _channels(x.shape[1], int(np.prod(np.asarray(inputs[2].value)))))
+            return [TensorType(x.dtype, (x.shape[0], channels, *image))]
         image, block, _, _ = self.layout(inputs)
-        taps = math.prod(block)
-        channels = x.shape[1] // taps if isinstance(x.shape[1], int) else simplify(x.shape[1] / sympy.Integer(taps))
-        return [TensorType(x.dtype, (x.shape[0], channels, *image))]
+        return [TensorType(x.dtype, (x.shape[0], _channels(x.shape[1], math.prod(block)), *image))]
 
     def evaluate(self, values: list[Optional[np.ndarray]]) -> list[np.ndarray]:
         x = values[0]

@@ -5,13 +5,16 @@ one model with a Resize node per combination (one compile per shape), on 1-D
 to 4-D inputs, resized by scales and by sizes, up and down.  onnxruntime only
 interpolates (bi)linearly or cubically over the innermost two axes of 2-D and
 4-D inputs (trilinear over 3-D / 5-D), so those tests keep to its domain.
+
+Scales, sizes and roi given as graph inputs are read while running: those
+models compile once and run at several values on both backends.
 """
 
 import itertools
 
 import numpy as np
 import pytest
-from conftest import make_model
+from conftest import ATOL, RTOL, make_model, ort_run
 from onnx import helper
 
 COORDS = ["half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", "align_corners", "asymmetric",
@@ -194,3 +197,131 @@ def test_resize_symbolic_axis_refused():
     model = _resize_model((2, 4), [{"mode": "nearest"}], "scales", [2.0, 1.0], [], in_shape=("N", 4))
     with pytest.raises(sr.SofieError, match="fixed sizes"):
         sr.compile(sr.load(model))
+
+
+# ---- scales, sizes and roi read at run time ---------------------------------------------------------------
+
+BACKENDS = ["jit", "native"]
+
+
+def _check_runs(model, runs, backend, atol=ATOL):
+    """Compile ``model`` once, then compare every feed dict of ``runs`` with onnxruntime."""
+    import sofie_rdf as sr
+
+    sess = sr.compile(sr.load(model), backend=backend)
+    for feeds in runs:
+        out = sess.infer(*[feeds[i.name] for i in sess.inputs])
+        ours = list(out) if isinstance(out, tuple) else [out]
+        for k, (a, b) in enumerate(zip(ours, ort_run(model, feeds))):
+            assert a.shape == b.shape, f"output {k} at {feeds}: shape {a.shape} != {b.shape}"
+            if a.dtype.kind == "f":
+                np.testing.assert_allclose(a, b, rtol=RTOL, atol=atol, err_msg=f"output {k}")
+            else:
+                np.testing.assert_array_equal(a, b, err_msg=f"output {k}")
+    return sess
+
+
+def _runtime_model(variants, value, value_dtype, shape, opset=19, dtype=np.float32, roi=None, name="test",
+                   length=4):
+    """One Resize node per attribute dict, all reading ``value`` ("scales" or "sizes") as a graph input."""
+    ins = ["x", "roi" if roi is not None else "", "scales"] if value == "scales" else \
+        ["x", "roi" if roi is not None else "", "", "sizes"]
+    nodes = [helper.make_node("Resize", ins, [f"y{k}"], **attrs) for k, attrs in enumerate(variants)]
+    inputs = [("x", dtype, list(shape)), (value, value_dtype, [length])]
+    inits = {} if roi is None else {"roi": roi}
+    return make_model(nodes, inputs, [(f"y{k}", dtype, None) for k in range(len(variants))], inits, opset=opset,
+                      name=name)
+
+
+RUNTIME_SCALES = [[1.0, 1.0, 2.5, 0.75], [1.0, 1.0, 0.4, 1.7], [1.0, 1.0, 1.0, 3.0]]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_resize_runtime_scales(backend):
+    """Every mode and coordinate transformation, compiled once, at several scales."""
+    shape = (2, 3, 5, 4)
+    variants = ([{"mode": "nearest", "coordinate_transformation_mode": c, "nearest_mode": n}
+                 for c, n in itertools.product(COORDS[:-1], NEAREST)]
+                + [{"mode": "linear", "coordinate_transformation_mode": c} for c in COORDS[:-1]]
+                + [{"mode": "cubic", "coordinate_transformation_mode": c, "exclude_outside": e}
+                   for c, e in itertools.product(COORDS[:-1], [0, 1])])
+    model = _runtime_model(variants, "scales", np.float32, shape, name=f"rt_scales_{backend}")
+    _check_runs(model, [{"x": _x(shape, k), "scales": np.array(s, np.float32)} for k, s in enumerate(RUNTIME_SCALES)],
+                backend)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_resize_runtime_sizes_policies(backend):
+    """Sizes on two axes (``axes``), each keep_aspect_ratio_policy, nearest and linear."""
+    shape = (2, 3, 6, 8)
+    variants = [{"mode": m, "axes": [2, 3], "keep_aspect_ratio_policy": p}
+                for m, p in itertools.product(["nearest", "linear"], ["stretch", "not_larger", "not_smaller"])]
+    model = _runtime_model(variants, "sizes", np.int64, shape, opset=18, name=f"rt_sizes_{backend}", length=2)
+    sizes = [[9, 10], [3, 4], [6, 8], [1, 17]]
+    _check_runs(model, [{"x": _x(shape, k), "sizes": np.array(s, np.int64)} for k, s in enumerate(sizes)], backend)
+
+
+def test_resize_runtime_antialias_and_crop():
+    """Antialiased filters at run-time scales; tf_crop_and_resize with a constant roi and run-time sizes."""
+    shape = (1, 2, 9, 10)
+    variants = [{"mode": m, "antialias": 1, "coordinate_transformation_mode": c}
+                for m, c in itertools.product(["linear", "cubic"], ["half_pixel", "align_corners"])]
+    model = _runtime_model(variants, "scales", np.float32, shape, opset=18)
+    _check_runs(model, [{"x": _x(shape, k), "scales": np.array([1, 1, a, b], np.float32)}
+                        for k, (a, b) in enumerate([(0.45, 0.6), (0.3, 1.5), (2.0, 0.25)])], "jit", atol=1e-4)
+    crop = [{"mode": m, "coordinate_transformation_mode": "tf_crop_and_resize", "extrapolation_value": -2.0}
+            for m in ["nearest", "linear", "cubic"]]
+    model = _runtime_model(crop, "sizes", np.int64, shape, roi=_roi(4))
+    _check_runs(model, [{"x": _x(shape, k), "sizes": np.array([1, 2, a, b], np.int64)}
+                        for k, (a, b) in enumerate([(4, 13), (1, 5), (12, 1)])], "jit")
+
+
+def test_resize_runtime_roi():
+    """A roi computed at run time (with constant scales or sizes) makes the node read it."""
+    shape = (1, 1, 4, 5)
+    nodes = [helper.make_node("Resize", ["x", "roi", *given], [f"y{k}"], mode="linear",
+                              coordinate_transformation_mode="tf_crop_and_resize", extrapolation_value=7.0)
+             for k, given in enumerate([["scales"], ["", "sizes"]])]
+    model = make_model(nodes, [("x", np.float32, list(shape)), ("roi", np.float32, [8])],
+                       [("y0", np.float32, None), ("y1", np.float32, None)],
+                       {"scales": np.array([1, 1, 1.5, 0.8], np.float32), "sizes": np.array([1, 1, 3, 7], np.int64)},
+                       opset=19)
+    rois = [_roi(4), np.array([0, 0, 0.3, -0.2, 1, 1, 0.9, 1.4], np.float32)]
+    _check_runs(model, [{"x": _x(shape, k), "roi": r} for k, r in enumerate(rois)], "jit")
+
+
+def test_resize_runtime_symbolic_batch_int():
+    """Run-time scales on an input of symbolic batch, integer data (nearest: onnxruntime's integer linear
+    interpolation rounds in fixed point)."""
+    variants = [{"mode": "nearest"}, {"mode": "nearest", "coordinate_transformation_mode": "asymmetric"}]
+    model = _runtime_model(variants, "scales", np.float32, ("N", 2, 4, 5),
+                           opset=13, dtype=np.uint8)
+    runs = [{"x": _x((n, 2, 4, 5), n, np.uint8), "scales": np.array(s, np.float32)}
+            for n, s in [(1, [1, 1, 2, 0.8]), (3, [1, 1, 0.5, 1.6]), (2, [2, 1, 1, 1])]]
+    _check_runs(model, runs, "jit")
+
+
+@pytest.mark.parametrize("op, opset", [("Upsample", 9), ("Resize", 10)])
+def test_upsample_runtime_scales(op, opset):
+    shape = (1, 2, 3, 4)
+    nodes = [helper.make_node(op, ["x", "scales"], [f"y{k}"], mode=m) for k, m in enumerate(["nearest", "linear"])]
+    model = make_model(nodes, [("x", np.float32, list(shape)), ("scales", np.float32, [4])],
+                       [("y0", np.float32, None), ("y1", np.float32, None)], opset=opset)
+    _check_runs(model, [{"x": _x(shape, k), "scales": np.array(s, np.float32)}
+                        for k, s in enumerate([[1, 1, 2, 1.5], [1, 1, 1, 2.5], [1, 1, 3, 1]])], "jit")
+
+
+@pytest.mark.parametrize("value, bad, message", [
+    ("scales", [1, 1, 0, 2], r"scales\[2\] is 0.*must be positive"),
+    ("scales", [1, 1, 2], "scales has 3 values for 4 axes"),
+    ("sizes", [1, 2, -3, 4], r"sizes\[2\] is -3, a size must not be negative"),
+])
+def test_resize_runtime_bad_values(value, bad, message):
+    """A bad run-time value is refused by the node's code, naming the model, the node and the value."""
+    import sofie_rdf as sr
+
+    dtype = np.float32 if value == "scales" else np.int64
+    model = _runtime_model([{"mode": "linear"}], value, dtype, (1, 2, 4, 5), name="bad", length="K")
+    sess = sr.compile(sr.load(model))
+    with pytest.raises(sr.errors.ShapeError, match=f"model 'bad': Resize node .*{message}"):
+        sess.infer(_x((1, 2, 4, 5)), np.array(bad, dtype))

@@ -279,3 +279,72 @@ def test_max_unpool_index_out_of_range_at_run_time(bad):
     feeds["i"].reshape(-1)[3] = bad
     with pytest.raises(SofieError, match=rf"MaxUnpool index {bad} is outside \[0, 72\)"):
         sofie_run(_unpool_model(x_shape, **attrs), feeds)
+
+
+# ---- image_shape / block_shape and size read at run time ---------------------------------------------------
+
+def _col2im_runtime_model(name="col2im_rt", **attrs):
+    """Col2Im whose image_shape and block_shape are graph inputs (x's dims 1 and 2 symbolic)."""
+    return make_model([helper.make_node("Col2Im", ["x", "image", "block"], ["y"], **attrs)],
+                      [("x", np.float32, [2, "CB", "L"]), ("image", np.int64, [2]), ("block", np.int64, [2])],
+                      [("y", np.float32, None)], opset=18, name=f"{name}")
+
+
+@pytest.mark.parametrize("backend", ["jit", "native"])
+def test_col2im_runtime_shapes(backend):
+    """Compiled once, run at several image and block shapes against onnxruntime."""
+    import sofie_rdf as sr
+
+    attrs = {"strides": [2, 1], "pads": [1, 0, 0, 1], "dilations": [1, 2]}
+    model = _col2im_runtime_model(f"col2im_rt_{backend}", **attrs)
+    sess = sr.compile(sr.load(model), backend=backend)
+    for k, (image, block) in enumerate([((5, 6), (2, 2)), ((7, 4), (3, 1)), ((4, 9), (1, 3))]):
+        x_shape, _ = _col2im_case(image, block, attrs["strides"], attrs["pads"], attrs["dilations"])
+        feeds = {"x": np.random.default_rng(k).standard_normal(x_shape).astype(np.float32),
+                 "image": np.array(image, np.int64), "block": np.array(block, np.int64)}
+        ours = sess.infer(feeds["x"], feeds["image"], feeds["block"])
+        np.testing.assert_allclose(ours, ort_run(model, feeds)[0], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("image, block, message", [
+    ((5, 5), (0, 2), r"block_shape\[0\] = 0 must be positive"),
+    ((5, 5), (3, 3), r"input length 16 must equal the number of blocks \(9\)"),
+])
+def test_col2im_runtime_bad_values(image, block, message):
+    """A bad run-time shape is refused by the node's code, naming the model and node."""
+    import sofie_rdf as sr
+
+    sess = sr.compile(sr.load(_col2im_runtime_model("col2im_bad")))
+    with pytest.raises(sr.errors.ShapeError, match=f"model 'col2im_bad': Col2Im node .*{message}"):
+        sess.infer(np.zeros((2, 8, 16), np.float32), np.array(image, np.int64), np.array(block, np.int64))
+
+
+@pytest.mark.parametrize("backend", ["jit", "native"])
+@pytest.mark.parametrize("r", [2, 3])
+def test_affine_grid_runtime_size(backend, r):
+    """size a graph input: compiled once, grids of several sizes against onnxruntime."""
+    import sofie_rdf as sr
+
+    model = make_model([helper.make_node("AffineGrid", ["theta", "size"], ["grid"], align_corners=1)],
+                       [("theta", np.float32, ["N", r, r + 1]), ("size", np.int64, [r + 2])],
+                       [("grid", np.float32, None)], opset=20, name=f"affine_rt_{backend}_{r}")
+    sess = sr.compile(sr.load(model), backend=backend)
+    for k, dims in enumerate([(4, 5, 3), (2, 7, 2), (3, 2, 6)]):  # no axis of 1 (see single_pixel above)
+        n = k + 1
+        feeds = {"theta": np.random.default_rng(k).standard_normal((n, r, r + 1)).astype(np.float32),
+                 "size": np.array([n, 3, *dims[:r]], np.int64)}
+        np.testing.assert_allclose(sess.infer(feeds["theta"], feeds["size"]), ort_run(model, feeds)[0],
+                                   rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("size, message", [((3, 1, 4, 5), "size.0. = 3 must be theta's batch 2"),
+                                           ((2, 1, -4, 5), r"size\[2\] is -4, a size must not be negative")])
+def test_affine_grid_runtime_bad_size(size, message):
+    import sofie_rdf as sr
+
+    model = make_model([helper.make_node("AffineGrid", ["theta", "size"], ["grid"])],
+                       [("theta", np.float32, [2, 2, 3]), ("size", np.int64, [4])], [("grid", np.float32, None)],
+                       opset=20, name="affine_bad")
+    sess = sr.compile(sr.load(model))
+    with pytest.raises(sr.errors.ShapeError, match=f"model 'affine_bad': AffineGrid node .*{message}"):
+        sess.infer(np.zeros((2, 2, 3), np.float32), np.array(size, np.int64))

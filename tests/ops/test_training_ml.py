@@ -284,8 +284,27 @@ def test_center_crop_pad_errors(dims, target, axes, match):
         sr.load(_ccp_model(np.float32, dims, target, axes))
 
 
-def test_center_crop_pad_shape_at_run_time():
-    node = helper.make_node("CenterCropPad", ["x", "shape"], ["y"])
-    model = make_model([node], [("x", np.float32, [3]), ("shape", np.int64, [1])], [("y", np.float32, None)], opset=18)
-    with pytest.raises(SofieError, match="must be known when the code is generated"):
-        sr.load(model)
+def _ccp_runtime_model(dims, n, axes=None, name="ccp_rt"):
+    """CenterCropPad whose target shape (n lengths) is a graph input."""
+    node = helper.make_node("CenterCropPad", ["x", "shape"], ["y"], **({} if axes is None else {"axes": axes}))
+    return make_model([node], [("x", np.float32, dims), ("shape", np.int64, [n])], [("y", np.float32, None)],
+                      opset=18, name=name)
+
+
+@pytest.mark.parametrize("backend", ["jit", "native"])
+def test_center_crop_pad_shape_at_run_time(backend):
+    """The target shape a graph input (the input's batch symbolic): compiled once, cropped and padded to several
+    shapes, against the onnx reference."""
+    model = _ccp_runtime_model(["N", 7, 4], 2, axes=[-1, 1], name=f"ccp_rt_{backend}")
+    sess = sr.compile(sr.load(model), backend=backend)
+    for k, (n, target) in enumerate([(2, (6, 3)), (1, (2, 10)), (3, (4, 7)), (2, (0, 1))]):
+        feeds = {"x": (np.arange(n * 28) % 11 + k).reshape(n, 7, 4).astype(np.float32),
+                 "shape": np.array(target, np.int64)}
+        _compare([sess.infer(feeds["x"], feeds["shape"])], _reference(model, feeds))
+
+
+def test_center_crop_pad_shape_at_run_time_negative():
+    sess = sr.compile(sr.load(_ccp_runtime_model([3, 4], 2, name="ccp_bad")))
+    with pytest.raises(sr.errors.ShapeError, match=r"model 'ccp_bad': CenterCropPad node .*target length -2 "
+                                                   r"\(shape\[1\]\) is negative"):
+        sess.infer(np.zeros((3, 4), np.float32), np.array([2, -2], np.int64))

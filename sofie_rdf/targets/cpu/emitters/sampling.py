@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from ....ir.dims import num_elements
+import numpy as np
+
+from ....ir.dims import as_dim, num_elements
 from ....ops import sampling as sampling_ops
 from ..context import NodeContext
 from ..emitter import Emitter, emits
@@ -23,6 +25,14 @@ class GridSampleEmitter(Emitter):
                 f"kernels::GridPadding::{padding}, {'true' if align else 'false'});")
 
 
+def given_or_read(ctx: NodeContext, i: int, label: str) -> str:
+    """Pointer to int64 input ``i``: the tensor when computed at run time, else a local array of its value."""
+    t = ctx.inputs[i]
+    if t.value is None:
+        return ctx.x(i)
+    return ctx.array(label, [as_dim(v) for v in np.asarray(t.value).reshape(-1).tolist()], "int64_t")
+
+
 @emits(sampling_ops.AffineGrid)
 class AffineGridEmitter(Emitter):
     """The CPU code of :class:`~sofie_rdf.ops.sampling.AffineGrid`."""
@@ -31,10 +41,16 @@ class AffineGridEmitter(Emitter):
 
     def emit(self, ctx: NodeContext) -> str:
         y = ctx.outputs[0]
-        dims = ctx.array("dims", y.shape[1:-1])
+        r = y.rank - 2
         align = "true" if self.attrs.get("align_corners", 0) else "false"
-        return (f"kernels::affine_grid({ctx.x(0)}, {ctx.y(0)}, {ctx.dim(y.shape[0])}, {dims}, {y.rank - 2}, "
-                f"{align});")
+        call = f"kernels::affine_grid({ctx.x(0)}, {ctx.y(0)}, {ctx.dim(y.shape[0])}, {{dims}}, {r}, {align});"
+        if not self.op.at_run_time(ctx.inputs):
+            return call.format(dims=ctx.array("dims", y.shape[1:-1]))
+        lines = [f"size_t dims_[{r}] = {{}};",  # size read now: checked, the grid's dims set
+                 f"kernels::affine_grid_size({ctx.x(1)}, {r}, {ctx.dim(y.shape[0])}, dims_, {ctx.where});",
+                 *(f"{ctx.dim(y.shape[1 + d])} = dims_[{d}];" for d in range(r)), ctx.reserve(0),
+                 call.format(dims="dims_")]
+        return "\n".join(line for line in lines if line)
 
 
 @emits(sampling_ops.Col2Im)
@@ -44,6 +60,8 @@ class Col2ImEmitter(Emitter):
     kernels = ("sampling",)
 
     def emit(self, ctx: NodeContext) -> str:
+        if self.op.at_run_time(ctx.inputs):
+            return self.emit_at_run_time(ctx)
         x, y = ctx.inputs[0], ctx.outputs[0]
         image, block, counts, a = self.op.layout(ctx.inputs)
         r = len(image)
@@ -52,6 +70,24 @@ class Col2ImEmitter(Emitter):
             ("dilations", a["dilations"]), ("pads_begin", a["pads"][:r]))]
         return (f"kernels::col2im({ctx.x(0)}, {ctx.y(0)}, {ctx.dim(x.shape[0])}, {ctx.dim(y.shape[1])}, {r}, "
                 f"{', '.join(arrays)});")
+
+    def emit_at_run_time(self, ctx: NodeContext) -> str:
+        """image_shape or block_shape read now: checked, the output's dims set, then the same col2im."""
+        x, y = ctx.inputs[0], ctx.outputs[0]
+        r = self.op.runtime_rank(ctx.inputs)
+        a = self.op.attributes(r)
+        image, block = given_or_read(ctx, 1, "image_shape"), given_or_read(ctx, 2, "block_shape")
+        params = [ctx.array(label, a[label]) for label in ("strides", "dilations", "pads")]
+        lines = [f"size_t image_[{r}] = {{}}, block_[{r}] = {{}}, counts_[{r}] = {{}}, channels_ = 0;",
+                 f"kernels::col2im_shape({image}, {block}, {r}, {ctx.dim(x.shape[1])}, {ctx.dim(x.shape[2])}, "
+                 f"{', '.join(params)}, image_, block_, counts_, channels_, {ctx.where});"]
+        read = [("channels_", y.shape[1])] if ctx.inputs[2].value is None else []  # else known: dims as they are
+        read += [(f"image_[{d}]", y.shape[2 + d]) for d in range(r)] if ctx.inputs[1].value is None else []
+        lines += [f"{ctx.dim(d)} = {value};" for value, d in read]
+        lines.append(ctx.reserve(0))
+        lines.append(f"kernels::col2im({ctx.x(0)}, {ctx.y(0)}, {ctx.dim(x.shape[0])}, channels_, {r}, image_, block_, "
+                     f"counts_, {params[0]}, {params[1]}, {params[2]});")
+        return "\n".join(line for line in lines if line)
 
 
 @emits(sampling_ops.MaxUnpool)

@@ -35,3 +35,33 @@ inline void center_crop_pad(const T *x, T *y, size_t y_size, size_t rank, const 
       y[yi] = x[xi];
    }
 }
+
+[[noreturn]] inline void value_error(const char *where, const std::string &what); // values.hxx
+
+// CenterCropPad's n target lengths read at run time for `axes`: the output shape and center_crop_pad's window.
+template <typename I>
+inline void center_crop_pad_shape(const size_t *in_shape, size_t rank, const size_t *axes, size_t n, const I *target,
+                                  size_t *out_shape, size_t *region, size_t *x_strides, size_t *y_strides,
+                                  size_t &x_start, size_t &y_start, size_t &y_size, const char *where)
+{
+   std::copy(in_shape, in_shape + rank, out_shape);
+   for (size_t k = 0; k < n; ++k) {
+      if (target[k] < 0)
+         value_error(where, "target length " + std::to_string(target[k]) + " (shape[" + std::to_string(k) +
+                               "]) is negative");
+      out_shape[axes[k]] = static_cast<size_t>(target[k]);
+   }
+   size_t xs = 1, ys = 1;
+   x_start = y_start = 0;
+   for (size_t d = rank; d-- > 0;) {
+      const size_t m = in_shape[d], o = out_shape[d];
+      x_strides[d] = xs;
+      y_strides[d] = ys;
+      region[d] = std::min(m, o);
+      x_start += (m > o ? (m - o) / 2 : 0) * xs;
+      y_start += (o > m ? (o - m) / 2 : 0) * ys;
+      xs *= m;
+      ys *= o;
+   }
+   y_size = ys;
+}

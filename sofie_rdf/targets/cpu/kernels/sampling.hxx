@@ -190,6 +190,53 @@ inline void col2im(const T *x, T *y, size_t batch, size_t channels, size_t rank,
    }
 }
 
+// AffineGrid's size (N, C, *dims) read at run time: N must be theta's batch, the rank dims not negative.
+template <typename I>
+inline void affine_grid_size(const I *size, size_t rank, size_t batch, size_t *dims, const char *where)
+{
+   if (size[0] != static_cast<I>(batch))
+      value_error(where, "size[0] = " + std::to_string(size[0]) + " must be theta's batch " + std::to_string(batch));
+   for (size_t d = 0; d < rank; ++d) {
+      if (size[2 + d] < 0)
+         value_error(where, "size[" + std::to_string(2 + d) + "] is " + std::to_string(size[2 + d]) +
+                               ", a size must not be negative");
+      dims[d] = static_cast<size_t>(size[2 + d]);
+   }
+}
+
+// Col2Im's image_shape and block_shape read at run time (rank entries each): checked, with the blocks per axis
+// and the channels of an input (batch, columns, length); pads holds 2 * rank entries.
+template <typename I>
+inline void col2im_shape(const I *image_in, const I *block_in, size_t rank, size_t columns, size_t length,
+                         const size_t *strides, const size_t *dilations, const size_t *pads, size_t *image,
+                         size_t *block, size_t *counts, size_t &channels, const char *where)
+{
+   size_t taps = 1, blocks = 1;
+   for (size_t d = 0; d < rank; ++d) {
+      if (image_in[d] < 1 || block_in[d] < 1)
+         value_error(where, "image_shape[" + std::to_string(d) + "] = " + std::to_string(image_in[d]) +
+                               " and block_shape[" + std::to_string(d) + "] = " + std::to_string(block_in[d]) +
+                               " must be positive");
+      image[d] = static_cast<size_t>(image_in[d]);
+      block[d] = static_cast<size_t>(block_in[d]);
+      const int64_t room = static_cast<int64_t>(image[d] + pads[d] + pads[d + rank]) -
+                           static_cast<int64_t>(dilations[d] * (block[d] - 1)) - 1;
+      if (room < 0)
+         value_error(where, "image_shape[" + std::to_string(d) + "] = " + std::to_string(image[d]) +
+                               " holds no block of " + std::to_string(block[d]));
+      counts[d] = static_cast<size_t>(room) / strides[d] + 1;
+      taps *= block[d];
+      blocks *= counts[d];
+   }
+   if (blocks != length)
+      value_error(where, "input length " + std::to_string(length) + " must equal the number of blocks (" +
+                            std::to_string(blocks) + ")");
+   if (columns % taps)
+      value_error(where, "input dim 1 (" + std::to_string(columns) + ") is not a multiple of the block size " +
+                            std::to_string(taps));
+   channels = columns / taps;
+}
+
 // MaxUnpool: y (size out) is zero but for y[indices[i]] = x[i]; indices are flat over the whole output.
 template <typename T>
 inline void max_unpool(const T *x, const int64_t *indices, T *y, size_t count, size_t out)
