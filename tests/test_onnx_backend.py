@@ -9,20 +9,20 @@ onnx's backend runner does (dtype, shape, then ``assert_allclose``).
 
 Cases run as onnx ships them: inputs that fix a shape or parameter (Reshape's
 shape, Slice's starts, reduction axes, ...) stay graph inputs, read while the
-code runs.  Two adaptations to what sofie-rdf is:
+code runs (``make conformance`` also reports the cases with those inputs
+frozen into initializers, :func:`freeze_value_inputs`).  One adaptation to
+what sofie-rdf is:
 
-* The operators of :data:`FROZEN_OPS` still need those values when the code
-  is generated: for their nodes the inputs become initializers holding the
-  test data's value (``make conformance`` reports both figures).
 * Element types sofie-rdf has no C++ type for (float8, int4, complex,
   string, ...) are skipped with the reason from
   :data:`UNSUPPORTED_ELEM_TYPES`.
 
 Every selected case runs under ``-m slow`` (``make test-full``); a
 deterministic subset (:data:`QUICK_PER_OP` cases per operator) runs in the
-normal suite.  ``python tests/test_onnx_backend.py [-v] [--ops=A,B] [--strict]``
+normal suite.  ``python tests/test_onnx_backend.py [-v] [--ops=A,B] [--frozen]``
 prints pass/fail/skip counts per operator over the full set (or those
-operators), with ``-v`` the failures too, with ``--strict`` freezing nothing.
+operators), with ``-v`` the failures too, with ``--frozen`` every
+generation-time input frozen.
 """
 
 from __future__ import annotations
@@ -109,10 +109,6 @@ KNOWN_FAILURES: dict[str, str] = {
     "test_training_dropout_default": _RANDOM_DROPOUT,
     "test_training_dropout_default_mask": _RANDOM_DROPOUT,
     "test_training_dropout_mask": _RANDOM_DROPOUT,
-    **dict.fromkeys([f"test_center_crop_pad_{c}_expanded" for c in (
-        "crop", "pad", "crop_and_pad", "crop_axes_chw", "crop_axes_hwc", "crop_negative_axes_hwc")],
-                    "the target shape is a run-time input reaching Pad's pads and Slice's bounds through arithmetic;"
-                    " Pad and Slice take their parameters at generation time only"),
     **dict.fromkeys(("test_batchnorm_epsilon_training_mode", "test_batchnorm_example_training_mode"),
                     "training-mode BatchNormalization normalises with batch statistics and updates running ones;"
                     " sofie-rdf generates inference code and refuses it"),
@@ -128,14 +124,6 @@ KNOWN_FAILURES: dict[str, str] = {
     "test_linear_attention_fp16": (f"{_HALF_ROUNDING}; outputs that cancel to near 0 (|y| ~ 1e-3) differ by"
                                    " up to 0.43 relative, 1e-3 absolute, one ulp of the terms"),
 }
-
-# Operators whose value inputs must still be known when the code is generated, and why: their cases get
-# those inputs frozen into initializers.  Every other operator reads them at run time.
-_NEEDS_CONSTANT = "reads this input when the code is generated only"
-FROZEN_OPS: dict[str, str] = dict.fromkeys((
-    "Reshape", "Squeeze", "Unsqueeze", "Slice", "Split", "Pad", "Tile", "Expand", "CenterCropPad",
-    "Resize", "Upsample", "Col2Im", "AffineGrid", "OneHot", "DFT", "STFT", "Dropout",
-), _NEEDS_CONSTANT)
 
 # Cases per operator in the normal (not slow) suite, chosen deterministically (evenly spaced by name).
 QUICK_PER_OP = 2
@@ -261,15 +249,14 @@ def freeze_value_inputs(model: onnx.ModelProto, feeds: dict[str, np.ndarray],
                         ops: Optional[Collection[str]] = None) -> tuple[onnx.ModelProto, list[str]]:
     """Copy of ``model`` whose generation-time inputs are initializers; returns it and the run-time inputs.
 
-    An input is generation-time when a node of an operator in ``ops`` (default :data:`FROZEN_OPS`; None
-    there means every operator) reads it at a position its operator lists in ``value_inputs`` (shape, axes,
-    starts, ...).
+    An input is generation-time when a node of an operator in ``ops`` (None: every operator) reads it at a
+    position its operator lists in ``value_inputs`` (shape, axes, starts, ...), as if the exporter had
+    folded it.
     """
-    ops = FROZEN_OPS if ops is None else ops
     opset = {o.domain or "": o.version for o in model.opset_import}.get("", 0)
     frozen = set()
     for node in model.graph.node:
-        if node.op_type not in ops:
+        if ops is not None and node.op_type not in ops:
             continue
         cls = lookup(node.op_type, node.domain, opset)
         for i in getattr(cls, "value_inputs", ()):
@@ -284,9 +271,9 @@ def freeze_value_inputs(model: onnx.ModelProto, feeds: dict[str, np.ndarray],
     return model, [v.name for v in model.graph.input]
 
 
-def run_case(case: Case, frozen_ops: Optional[Collection[str]] = None) -> None:
+def run_case(case: Case, frozen_ops: Optional[Collection[str]] = ()) -> None:
     """Run one case through sofie-rdf and compare with its expected outputs (AssertionError on mismatch);
-    ``frozen_ops`` as :func:`freeze_value_inputs` takes them."""
+    the value inputs of ``frozen_ops`` (default none, None: all) frozen first (:func:`freeze_value_inputs`)."""
     names = [v.name for v in case.model.graph.input]
     feeds = dict(zip(names, case.inputs))
     model, runtime = freeze_value_inputs(case.model, feeds, frozen_ops)
@@ -356,7 +343,7 @@ def main() -> int:
     os.environ.setdefault("SOFIE_RDF_CACHE", tempfile.mkdtemp(prefix="sofie-backend-"))
     verbose = "-v" in sys.argv
     only = {op for arg in sys.argv if arg.startswith("--ops=") for op in arg[len("--ops="):].split(",")}
-    frozen_ops = () if "--strict" in sys.argv else None
+    frozen_ops = None if "--frozen" in sys.argv else ()
     counts: dict[str, Counter] = defaultdict(Counter)
     failures = []
     for case in (c for c in _CASES if not only or c.op in only):

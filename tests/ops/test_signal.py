@@ -4,17 +4,21 @@ Reference: onnxruntime (windows for every output type, DFT opsets 17/20 and STFT
 except the real inverse of a one-sided spectrum (inverse=1, onesided=1), which onnxruntime does not
 implement: onnx.reference.ReferenceEvaluator checks it.  Window sizes are covered known when the code is
 generated and computed at run time (a run-time dim); DFT/STFT cover axis, inverse, onesided, dft_length,
-window, frame_length, real and complex input, symbolic batches and folding."""
+window, frame_length, real and complex input, symbolic batches and folding; the values that shape the
+output (DFT's axis and dft_length, STFT's frame_step and frame_length) also as graph inputs, read while
+running by a model compiled once, on both backends, and refused with the node named when bad."""
 
 import numpy as np
 import pytest
-from conftest import make_model, sofie_run
-from onnx import helper
+from conftest import make_model, ort_run, sofie_run
+from onnx import helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 
-from sofie_rdf.errors import SofieError
+import sofie_rdf as sr
+from sofie_rdf.errors import ShapeError, SofieError
 
 WINDOWS = ("HannWindow", "HammingWindow", "BlackmanWindow")
+BACKENDS = ("jit", "native")
 OUT_TYPES = {1: np.float32, 11: np.float64, 6: np.int32, 7: np.int64, 2: np.uint8}
 
 
@@ -215,3 +219,147 @@ def test_stft_window_length_mismatch():
 def test_stft_signal_shorter_than_frame_at_run_time():
     with pytest.raises(SofieError, match="must hold a frame"):
         sofie_run(_stft_model([1, "L", 1], 2, window=8), {"x": _signal((1, 5, 1)), "w": np.ones(8, np.float32)})
+
+
+# ---- axis, dft_length, frame_step and frame_length computed at run time ------------------------------------
+
+def _run_time_model(op, names, inputs, attrs, opset):
+    """One ``op`` node whose inputs ``names`` ("" for omitted) are the graph inputs ``inputs``."""
+    while not names[-1]:
+        names.pop()
+    node = helper.make_node(op, names, ["y"], **attrs)
+    return make_model([node], inputs, [("y", inputs[0][1], None)], opset=opset)
+
+
+def _check_runs(model, runs, backend, reference=ort_run, tol=1e-4):
+    """Compile ``model`` once, run it with each feeds of ``runs`` and compare with ``reference``."""
+    session = sr.compile(sr.load(model), backend=backend)
+    for feeds in runs:
+        out = session.infer(*[feeds[i.name] for i in session.inputs])
+        ref = reference(model, feeds)[0]
+        assert out.shape == ref.shape and out.dtype == ref.dtype, (feeds, out.shape, ref.shape)
+        np.testing.assert_allclose(out, ref, rtol=tol, atol=tol)
+
+
+def _reference_run(model, feeds):
+    return ReferenceEvaluator(model).run(None, feeds)
+
+
+def _scalar_feed(value, dtype=np.int64):
+    return np.array(value, dtype)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("inverse,onesided,complex_in", [(0, 0, True), (1, 0, True), (0, 1, False)])
+def test_dft_axis_and_length_at_run_time(backend, inverse, onesided, complex_in):
+    """Both read while running (the transform in place): every dim but the last is a run-time dim."""
+    shape = (2, 6, 5, 2 if complex_in else 1)
+    model = _run_time_model("DFT", ["x", "len", "axis"], [("x", np.float32, list(shape)), ("len", np.int64, []),
+                                                           ("axis", np.int64, [])],
+                            {"inverse": inverse, "onesided": onesided}, 20)
+    runs = [{"x": _signal(shape, seed=k), "len": _scalar_feed(n), "axis": _scalar_feed(a)}
+            for k, (a, n) in enumerate([(1, 6), (2, 4), (-3, 9), (-2, 1), (0, 3), (1, 11)])]
+    _check_runs(model, runs, backend)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("onesided", [0, 1])
+def test_dft_axis_at_run_time(backend, onesided):
+    """dft_length omitted: each axis transforms its own length, in scratch planned for the longest."""
+    shape = ("N", 7, 4, 1)
+    model = _run_time_model("DFT", ["x", "", "axis"], [("x", np.float64, list(shape)), ("axis", np.int64, [])],
+                            {"onesided": onesided}, 20)
+    runs = [{"x": _signal((n, 7, 4, 1), np.float64, seed=n), "axis": _scalar_feed(a)}
+            for n, a in ((3, 1), (2, 2), (5, 0), (1, -2), (9, -3), (12, 0))]
+    _check_runs(model, runs, backend)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("opset", [17, 20])
+def test_dft_length_at_run_time(backend, opset):
+    """The axis known (attribute or constant): only the bins along it are a run-time dim."""
+    shape = (3, 8, 2)
+    inits = {"axis": np.array(1, np.int64)} if opset == 20 else {}
+    model = _run_time_model("DFT", ["x", "len", "axis" if opset == 20 else ""],
+                            [("x", np.float32, list(shape)), ("len", np.int32, [])], {} if opset == 20 else {"axis": 1},
+                            opset)
+    model.graph.initializer.extend(numpy_helper.from_array(v, k) for k, v in inits.items())
+    runs = [{"x": _signal(shape, seed=n), "len": _scalar_feed(n, np.int32)} for n in (8, 3, 16, 5, 1)]
+    _check_runs(model, runs, backend)
+
+
+@pytest.mark.parametrize("with_length", [False, True])
+def test_dft_real_inverse_at_run_time(with_length):
+    """irfft (inverse + onesided) with the axis, and the length or its default 2 (n - 1), read while running:
+    the onnx reference, as onnxruntime does not implement it."""
+    names = ["x", "len" if with_length else "", "axis"]
+    inputs = [("x", np.float64, [2, 5, 4, 2]), ("axis", np.int64, [])]
+    if with_length:
+        inputs.insert(1, ("len", np.int64, []))
+    model = _run_time_model("DFT", names, inputs, {"inverse": 1, "onesided": 1}, 20)
+    runs = [{"x": _signal((2, 5, 4, 2), np.float64, seed=n), "axis": _scalar_feed(a),
+             **({"len": _scalar_feed(n)} if with_length else {})} for a, n in ((1, 7), (2, 6), (-4, 3))]
+    _check_runs(model, runs, "jit", _reference_run, tol=1e-6)
+
+
+@pytest.mark.parametrize("axis,length,message", [
+    (2, 4, "DFT node .*axis 2 is the last"), (3, 4, "DFT node .*axis 3 is out of range for rank 3"),
+    (-4, 4, "DFT node .*axis -4 is out of range"), (1, 0, "DFT node .*dft_length is 0, it must be positive"),
+])
+def test_dft_bad_value_at_run_time(axis, length, message):
+    model = _run_time_model("DFT", ["x", "len", "axis"], [("x", np.float32, [2, 4, 2]), ("len", np.int64, []),
+                                                          ("axis", np.int64, [])], {}, 20)
+    with pytest.raises(ShapeError, match=message):
+        sofie_run(model, {"x": _signal((2, 4, 2)), "len": _scalar_feed(length), "axis": _scalar_feed(axis)})
+
+
+def test_dft_real_inverse_default_length_too_short_at_run_time():
+    model = _run_time_model("DFT", ["x", "", "axis"], [("x", np.float64, [1, 3, 1]), ("axis", np.int64, [])],
+                            {"inverse": 1, "onesided": 1}, 20)
+    with pytest.raises(ShapeError, match="DFT node .*default length 2 \\(n - 1\\).* is 0"):
+        sofie_run(model, {"x": _signal((1, 3, 1), np.float64), "axis": _scalar_feed(0)})
+
+
+def _stft_run_time_model(signal_shape, window=None, frame_length="fl", **attrs):
+    """STFT with frame_step (and frame_length unless None) as graph inputs."""
+    inputs = [("x", np.float32, signal_shape), ("step", np.int64, [])]
+    if window is not None:
+        inputs.append(("w", np.float32, [window]))
+    if frame_length:
+        inputs.append((frame_length, np.int64, []))
+    return _run_time_model("STFT", ["x", "step", "w" if window else "", frame_length or ""], inputs, attrs, 17)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("onesided", [0, 1])
+def test_stft_step_and_length_at_run_time(backend, onesided):
+    """No window: the frame count and the bins are run-time dims, the tables sized for the whole signal."""
+    model = _stft_run_time_model(["B", 24, 1], onesided=onesided)
+    runs = [{"x": _signal((b, 24, 1), seed=b), "step": _scalar_feed(s), "fl": _scalar_feed(n)}
+            for b, s, n in ((2, 3, 8), (1, 1, 24), (3, 5, 6), (2, 7, 1))]
+    _check_runs(model, runs, backend)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("with_length", [False, True])
+def test_stft_step_at_run_time_with_window(backend, with_length):
+    """The window fixes the frame length (a frame_length read is checked against it): only the frames vary."""
+    model = _stft_run_time_model([1, "L", 2], window=8, frame_length="fl" if with_length else None, onesided=0)
+    runs = [{"x": _signal((1, n, 2), seed=s), "w": np.hanning(8).astype(np.float32), "step": _scalar_feed(s),
+             **({"fl": _scalar_feed(8)} if with_length else {})} for s, n in ((1, 8), (3, 20), (4, 31))]
+    _check_runs(model, runs, backend)
+
+
+@pytest.mark.parametrize("step,length,window,message", [
+    (0, 4, None, "STFT node .*frame_step is 0, it must be positive"),
+    (2, -1, None, "STFT node .*frame_length is -1, it must be positive"),
+    (2, 17, None, "STFT node .*frame_length is 17, longer than the signal \\(16\\)"),
+    (2, 6, 8, "STFT node .*frame_length is 6, but the window has 8 values"),
+])
+def test_stft_bad_value_at_run_time(step, length, window, message):
+    model = _stft_run_time_model([1, 16, 1], window=window)
+    feeds = {"x": _signal((1, 16, 1)), "step": _scalar_feed(step), "fl": _scalar_feed(length)}
+    if window:
+        feeds["w"] = np.ones(window, np.float32)
+    with pytest.raises(ShapeError, match=message):
+        sofie_run(model, feeds)

@@ -76,15 +76,86 @@ private:
    double *cos_, *sin_, *re_, *im_;
 };
 
+// The transform of one line with no scratch, for a length read at run time (the planner has no room for its
+// tables): the line is read where it lies, and the twiddles of bin k follow by rotation, set again from cos/sin
+// every 32 terms so that the rounding of the recurrence stays at a few ulps.  The interface of Dft.
+template <typename T>
+class DftInPlace {
+public:
+   explicit DftInPlace(size_t length) : length_(length) {}
+
+   void load(const T *x, size_t n_in, size_t stride, size_t comp, const T *window)
+   {
+      set(x, n_in, stride, comp, window, false);
+   }
+
+   void load_hermitian(const T *x, size_t n_in, size_t stride, size_t comp) { set(x, n_in, stride, comp, nullptr, true); }
+
+   void transform(T *y, size_t n_out, size_t stride, bool inverse, bool real_out) const
+   {
+      const double two_pi = 2.0 * std::acos(-1.0), length = static_cast<double>(length_);
+      const double sign = inverse ? 1.0 : -1.0, scale = inverse ? 1.0 / length : 1.0;
+      // past n_in a plain line is zero-padded; a Hermitian one mirrors, so every term counts
+      const size_t terms = hermitian_ ? length_ : std::min(length_, n_in_);
+      for (size_t k = 0; k < n_out; ++k) {
+         const double turn = two_pi * static_cast<double>(k) / length;
+         const double wr = std::cos(turn), wi = sign * std::sin(turn);
+         double sr = 0, si = 0, tr = 1, ti = 0;
+         for (size_t j = 0, m = 0; j < terms; ++j, m = (m + k) % length_) {
+            if (j % 32 == 0) {
+               tr = std::cos(two_pi * static_cast<double>(m) / length);
+               ti = sign * std::sin(two_pi * static_cast<double>(m) / length);
+            }
+            double re, im;
+            value(j, re, im);
+            sr += re * tr - im * ti;
+            si += re * ti + im * tr;
+            const double next = tr * wr - ti * wi;
+            ti = tr * wi + ti * wr;
+            tr = next;
+         }
+         y[k * stride] = static_cast<T>(sr * scale);
+         if (!real_out)
+            y[k * stride + 1] = static_cast<T>(si * scale);
+      }
+   }
+
+private:
+   void set(const T *x, size_t n_in, size_t stride, size_t comp, const T *window, bool hermitian)
+   {
+      x_ = x;
+      n_in_ = n_in;
+      stride_ = stride;
+      comp_ = comp;
+      window_ = window;
+      hermitian_ = hermitian;
+   }
+
+   // Term j of the line, as Dft's load and load_hermitian would have stored it.
+   void value(size_t j, double &re, double &im) const
+   {
+      const size_t k = hermitian_ && j > length_ / 2 ? length_ - j : j;
+      const bool inside = k < n_in_;
+      const double w = window_ ? static_cast<double>(window_[j]) : 1.0;
+      re = inside ? w * static_cast<double>(x_[k * stride_]) : 0.0;
+      im = inside && comp_ == 2 ? w * static_cast<double>(x_[k * stride_ + 1]) : 0.0;
+      if (hermitian_ && j > length_ / 2)
+         im = -im;
+   }
+
+   size_t length_, n_in_ = 0, stride_ = 0, comp_ = 1;
+   const T *x_ = nullptr, *window_ = nullptr;
+   bool hermitian_ = false;
+};
+
 enum class DftKind { forward, inverse, inverse_real };
 
 // x is (outer, n_in, inner, comp) and y (outer, n_out, inner, 2), or (..., 1) for the real inverse of a one-sided
-// spectrum; each of the outer * inner lines is transformed with the given length.
-template <typename T>
-inline void dft(const T *x, T *y, size_t outer, size_t n_in, size_t inner, size_t comp, size_t length, size_t n_out,
-                DftKind kind, double *work)
+// spectrum; each of the outer * inner lines is transformed by `line` (a Dft or a DftInPlace of the length).
+template <typename T, typename Line>
+inline void dft_lines(Line &line, const T *x, T *y, size_t outer, size_t n_in, size_t inner, size_t comp, size_t n_out,
+                      DftKind kind)
 {
-   Dft<T> line(length, work);
    const size_t out_comp = kind == DftKind::inverse_real ? 1 : 2;
    for (size_t o = 0; o < outer; ++o) {
       for (size_t i = 0; i < inner; ++i) {
@@ -97,6 +168,41 @@ inline void dft(const T *x, T *y, size_t outer, size_t n_in, size_t inner, size_
                         kind == DftKind::inverse_real);
       }
    }
+}
+
+template <typename T>
+inline void dft(const T *x, T *y, size_t outer, size_t n_in, size_t inner, size_t comp, size_t length, size_t n_out,
+                DftKind kind, double *work)
+{
+   Dft<T> line(length, work);
+   dft_lines(line, x, y, outer, n_in, inner, comp, n_out, kind);
+}
+
+// dft for a length read at run time: no scratch (see DftInPlace).
+template <typename T>
+inline void dft_in_place(const T *x, T *y, size_t outer, size_t n_in, size_t inner, size_t comp, size_t length,
+                         size_t n_out, DftKind kind)
+{
+   DftInPlace<T> line(length);
+   dft_lines(line, x, y, outer, n_in, inner, comp, n_out, kind);
+}
+
+// The (outer, n, inner) view of x (dims[0..rank), the last the (real, imaginary) axis, left out) around an axis
+// read at run time.
+struct LineView {
+   size_t outer, n, inner;
+};
+
+inline LineView line_view(const size_t *dims, size_t rank, size_t axis)
+{
+   LineView view{1, dims[axis], 1};
+   for (size_t d = 0; d + 1 < rank; ++d) {
+      if (d < axis)
+         view.outer *= dims[d];
+      else if (d > axis)
+         view.inner *= dims[d];
+   }
+   return view;
 }
 
 // Short-time transform: x is (batch, signal, comp), y (batch, frames, n_out, 2); frame f starts at f * step and
