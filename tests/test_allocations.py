@@ -193,9 +193,23 @@ def _run_time_axes() -> Case:
     return Case("run_time_axes", model, feeds)
 
 
+def _run_time_parameters() -> Case:
+    """Slice, Resize and Reshape whose parameters are inputs: output dims and interpolation tables per call."""
+    i64 = np.int64
+    nodes = [helper.make_node("Slice", ["x", "starts", "ends"], ["c"]),
+             helper.make_node("Resize", ["c", "", "", "sizes"], ["r"], mode="linear"),
+             helper.make_node("Reshape", ["r", "shape"], ["y"])]
+    inputs = [("x", F32, [1, 2, 9, 9]), ("starts", i64, [4]), ("ends", i64, [4]), ("sizes", i64, [4]),
+              ("shape", i64, [2])]
+    model = make_model(nodes, inputs, [("y", F32, None)], opset=18)
+    feeds = {"x": random_array((1, 2, 9, 9), F32, 21), "starts": np.array([0, 0, 1, 2], i64),
+             "ends": np.array([1, 2, 8, 9], i64), "sizes": np.array([1, 2, 5, 4], i64), "shape": np.array([2, -1], i64)}
+    return Case("run_time_parameters", model, feeds)
+
+
 CASES = [_mlp(), _conv_pool(), _recurrent("LSTM", 4), _recurrent("GRU", 3), _attention(), _reductions(), _movement(),
          _resize(), _gather(), _topk(), _nonzero(), _upsample(), _register_tiles(), _pool3d_gelu(), _symbolic_length(),
-         _run_time_axes()]
+         _run_time_axes(), _run_time_parameters()]
 
 
 def _literal(a: np.ndarray) -> str:

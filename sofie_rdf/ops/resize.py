@@ -12,7 +12,10 @@ symbolic batch) are copied as they are.
 Scales, sizes or a roi computed while the model runs (graph inputs, or
 tensors computed from them) cannot be tabled ahead: the output's resized
 dims are then run-time dims (:meth:`Op.runtime_dim`) and the code builds
-the same tables, by the same rules, per call before the same loop.
+the same tables, by the same rules, per call before the same loop.  So
+does a symbolic axis that known scales or sizes resize (an image of any
+height H upsampled twice): its output size (``floor(2 * H)`` in float32)
+or its scale (``sizes / H``) is only known once H is.
 """
 
 from __future__ import annotations
@@ -154,8 +157,15 @@ def axis_table(x: np.ndarray, outside: Optional[np.ndarray], in_size: int, scale
 class _ResizeBase(Op):
     """Shared planning (scales, sizes, tables), numpy reference and emission."""
 
-    # Subclasses: scales/sizes/roi per axis from attributes or inputs.
-    def params(self, inputs: list[Optional[TensorType]]) -> tuple[list[float], list[Dim], Optional[list[float]]]:
+    # Subclasses: scales/sizes/roi per axis from attributes or inputs.  A scale or a size that depends on a
+    # symbolic input dim (see sizes_from_scales, Resize_11._from_sizes) is None: only the code can know it.
+    def params(self, inputs: list[Optional[TensorType]]
+               ) -> tuple[list[Optional[float]], list[Optional[Dim]], Optional[list[float]]]:
+        raise NotImplementedError
+
+    def given(self, inputs: list[Optional[TensorType]], what: str) -> Optional[np.ndarray]:
+        """The ``scales``, ``sizes`` or ``roi`` known when the code is generated, as the node gives them
+        (None when not given): the run-time path writes them into the code."""
         raise NotImplementedError
 
     def mode(self) -> str:
@@ -166,9 +176,27 @@ class _ResizeBase(Op):
             raise self.error(f"unknown interpolation mode {mode!r}")
         return mode
 
-    def at_run_time(self, inputs: list[Optional[TensorType]]) -> bool:
+    def values_at_run_time(self, inputs: list[Optional[TensorType]]) -> bool:
         """Whether scales, sizes or roi are computed while running (the code then reads them, see value_slots)."""
         return False
+
+    def runtime_axes(self, inputs: list[Optional[TensorType]]) -> list[int]:
+        """The axes whose output size only the code knows: every resized axis when the values are read at
+        run time, else the symbolic axes whose output size depends on the symbol's value."""
+        rank = inputs[0].rank
+        if self.values_at_run_time(inputs):
+            return self.resized_axes(rank)
+        _, sizes, _ = self.params(inputs)
+        return [a for a, o in enumerate(sizes) if o is None]
+
+    def at_run_time(self, inputs: list[Optional[TensorType]]) -> bool:
+        """Whether the code computes the output shape and the tables per call: the values are read at run
+        time, or a resized axis has a symbolic size (the tables depend on it), or a scale is not known
+        (sizes given for a symbolic axis)."""
+        if self.values_at_run_time(inputs):
+            return True
+        scales, sizes, _ = self.params(inputs)
+        return any(s is None or o is None for s, o in zip(scales, sizes))
 
     def value_slots(self) -> dict[str, int]:
         """Input index of the ``scales``, ``sizes`` and ``roi`` the code reads when they are known at run time."""
@@ -186,10 +214,12 @@ class _ResizeBase(Op):
         return policy
 
     def runtime_shape(self, inputs: list[Optional[TensorType]]) -> tuple[Dim, ...]:
-        """Output shape when scales or sizes are read at run time: a run-time dim on every resized axis."""
+        """Output shape when the code computes it: a run-time dim on every axis of :meth:`runtime_axes`;
+        the other axes keep the size known now (a copied batch N, sizes given for a symbolic axis)."""
         shape = inputs[0].shape
-        axes = set(self.resized_axes(len(shape)))
-        return tuple(self.runtime_dim(f"dim{a}") if a in axes else d for a, d in enumerate(shape))
+        axes = set(self.runtime_axes(inputs))
+        known = shape if self.values_at_run_time(inputs) else self.params(inputs)[1]
+        return tuple(self.runtime_dim(f"dim{a}") if a in axes else known[a] for a in range(len(shape)))
 
     def coordinate_mode(self) -> str:
         mode = self.attrs.get("coordinate_transformation_mode", "asymmetric")
@@ -203,14 +233,16 @@ class _ResizeBase(Op):
             return _linear_coeffs(antialias)
         return _cubic_coeffs(float(self.attrs.get("cubic_coeff_a", -0.75)), antialias)
 
-    def sizes_from_scales(self, shape: tuple, scales: list[float], roi: Optional[list[float]]) -> list[Dim]:
+    def sizes_from_scales(self, shape: tuple, scales: list[float], roi: Optional[list[float]]
+                          ) -> list[Optional[Dim]]:
+        """Output sizes; None on a resized symbolic axis (``floor(s * H)`` in float32 has no exact symbolic form)."""
         rank = len(shape)
-        out: list[Dim] = []
+        out: list[Optional[Dim]] = []
         for i, (d, s) in enumerate(zip(shape, scales)):
             if s == 1.0 and (roi is None or (roi[i] == 0 and roi[i + rank] == 1)):
                 out.append(d)
             elif not isinstance(d, int):
-                raise self.error(f"axis {i} of symbolic size {d} is resized: resized axes must have fixed sizes")
+                out.append(None)
             else:  # in float32, as onnxruntime computes it (the spec's roi factor is ignored by every runtime)
                 out.append(int(np.float32(s) * np.float32(d)))
         return out
@@ -228,8 +260,8 @@ class _ResizeBase(Op):
             if isinstance(o, int) and o < 0:
                 raise self.error(f"negative output size {o} on axis {i}")
             if not isinstance(d, int) or (d == o and s == 1.0 and r == (0.0, 1.0)):
-                if not isinstance(d, int) and (s != 1.0 or o != d):
-                    raise self.error(f"axis {i} of symbolic size {d} is resized: resized axes must have fixed sizes")
+                if not isinstance(d, int) and (s != 1.0 or o != d):  # at_run_time sends such nodes elsewhere
+                    raise self.error(f"axis {i} of symbolic size {d} is resized: its tables are built at run time")
                 tables.append(None)
                 continue
             x, outside = source_coordinates(coord, int(o), d, s, r)
@@ -293,6 +325,9 @@ class Upsample(_ResizeBase):
             raise self.error(f"{len(scales)} scales for a rank {inputs[0].rank} input")
         return scales, self.sizes_from_scales(inputs[0].shape, scales, None), None
 
+    def given(self, inputs, what):
+        return np.asarray(self.raw_scales(inputs), np.float32) if what == "scales" else None
+
 
 @register
 class Upsample_9(Upsample):
@@ -304,7 +339,7 @@ class Upsample_9(Upsample):
     def raw_scales(self, inputs):
         return _floats(self.value_of(inputs, 1, "scales"))
 
-    def at_run_time(self, inputs):
+    def values_at_run_time(self, inputs):
         return inputs[1].value is None
 
     def value_slots(self):
@@ -335,9 +370,13 @@ class Resize_11(_ResizeBase):
         roi = {"roi": 1} if self.coordinate_mode() == "tf_crop_and_resize" else {}  # other modes ignore it
         return {**roi, "scales": 2, "sizes": 3}
 
-    def at_run_time(self, inputs):
+    def values_at_run_time(self, inputs):
         return any(i < len(inputs) and inputs[i] is not None and inputs[i].value is None
                    for i in self.value_slots().values())
+
+    def given(self, inputs, what):
+        slot = self.value_slots().get(what)
+        return None if slot is None else self._input(inputs, slot, what)
 
     def resized_axes(self, rank):
         return [normalize_axis(self, int(a), rank) for a in self.attrs.get("axes") or range(rank)]
@@ -371,18 +410,22 @@ class Resize_11(_ResizeBase):
     def _from_sizes(self, shape, axes, given, roi):
         if len(given) != len(axes):
             raise self.error(f"{len(given)} sizes for {len(axes)} axes")
-        sizes: list[Dim] = list(shape)
-        scales = [1.0] * len(shape)
+        sizes: list[Optional[Dim]] = list(shape)
+        scales: list[Optional[float]] = [1.0] * len(shape)
         for a, s in zip(axes, given):
-            if not isinstance(shape[a], int):
-                if s != shape[a]:
-                    raise self.error(f"axis {a} of symbolic size {shape[a]} is resized: resized axes need fixed sizes")
-                continue
-            sizes[a], scales[a] = s, float(np.float32(s) / np.float32(shape[a]))
+            if isinstance(shape[a], int):
+                sizes[a], scales[a] = s, float(np.float32(s) / np.float32(shape[a]))
+            else:  # s / H: known once H is
+                sizes[a], scales[a] = s, None
         policy = self.policy()
-        if policy != "stretch":
-            pick = min if policy == "not_larger" else max
-            scale = pick(scales[a] for a in axes)
+        if policy == "stretch":
+            return scales, sizes, roi
+        if any(scales[a] is None for a in axes):  # the one scale of all axes depends on a symbolic size
             for a in axes:
-                scales[a], sizes[a] = scale, int(np.floor(np.float32(scale) * np.float32(shape[a]) + 0.5))
+                sizes[a], scales[a] = None, None
+            return scales, sizes, roi
+        pick = min if policy == "not_larger" else max
+        scale = pick(scales[a] for a in axes)
+        for a in axes:
+            scales[a], sizes[a] = scale, int(np.floor(np.float32(scale) * np.float32(shape[a]) + 0.5))
         return scales, sizes, roi

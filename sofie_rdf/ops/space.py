@@ -28,6 +28,12 @@ class _BlockRearrange(Op):
         """The 6-D shape the input is read as, and the permutation giving the output."""
         raise NotImplementedError
 
+    @staticmethod
+    def quotient(d, k: int):
+        """d / k for a d divisible by k.  A symbolic d (an image height H) gives floor(H/k), an integer
+        expression the code can compute; :meth:`divisible` makes the code check that nothing is dropped."""
+        return d // k if isinstance(d, int) else simplify(sympy.floor(d / k))
+
     def divisible(self, d, k: int, what: str) -> None:
         if isinstance(d, int):
             if d % k:
@@ -59,7 +65,7 @@ class DepthToSpace(_BlockRearrange):
     def layout(self, shape):
         n, c, h, w = shape
         b = self.block()
-        depth = simplify(c // (b * b)) if isinstance(c, int) else simplify(c / (b * b))
+        depth = self.quotient(c, b * b)
         if self.attrs.get("mode", "DCR") == "CRD":
             return (n, depth, b, b, h, w), (0, 1, 4, 2, 5, 3)
         return (n, b, b, depth, h, w), (0, 3, 4, 1, 5, 2)
@@ -68,7 +74,7 @@ class DepthToSpace(_BlockRearrange):
         n, c, h, w = shape
         b = self.block()
         self.divisible(c, b * b, "channels")
-        depth = c // (b * b) if isinstance(c, int) else simplify(c / (b * b))
+        depth = self.quotient(c, b * b)
         return (n, depth, simplify(h * b), simplify(w * b))
 
 
@@ -82,15 +88,11 @@ class SpaceToDepth(_BlockRearrange):
         n, c, h, w = shape
         b = self.block()
         perm = (0, 1, 3, 5, 2, 4) if self.attrs.get("mode", "DCR") == "CRD" else (0, 3, 5, 1, 2, 4)
-        return (n, c, self._div(h, b), b, self._div(w, b), b), perm
-
-    @staticmethod
-    def _div(d, b: int):
-        return d // b if isinstance(d, int) else simplify(d / b)
+        return (n, c, self.quotient(h, b), b, self.quotient(w, b), b), perm
 
     def out_shape(self, shape):
         n, c, h, w = shape
         b = self.block()
         self.divisible(h, b, "height")
         self.divisible(w, b, "width")
-        return (n, simplify(c * b * b), self._div(h, b), self._div(w, b))
+        return (n, simplify(c * b * b), self.quotient(h, b), self.quotient(w, b))

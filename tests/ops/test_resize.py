@@ -7,7 +7,8 @@ interpolates (bi)linearly or cubically over the innermost two axes of 2-D and
 4-D inputs (trilinear over 3-D / 5-D), so those tests keep to its domain.
 
 Scales, sizes and roi given as graph inputs are read while running: those
-models compile once and run at several values on both backends.
+models compile once and run at several values on both backends.  So are
+known scales or sizes that resize a symbolic axis (an image of any size).
 """
 
 import itertools
@@ -190,15 +191,6 @@ def test_resize_folded(check_folded):
     check_folded(_resize_model(shape, variants, "scales", [1.0, 1.0, 1.5, 0.6], []), {"x": _x(shape)})
 
 
-def test_resize_symbolic_axis_refused():
-    """A resized axis of symbolic size has no generation-time tables: refused with a clear error."""
-    import sofie_rdf as sr
-
-    model = _resize_model((2, 4), [{"mode": "nearest"}], "scales", [2.0, 1.0], [], in_shape=("N", 4))
-    with pytest.raises(sr.SofieError, match="fixed sizes"):
-        sr.compile(sr.load(model))
-
-
 # ---- scales, sizes and roi read at run time ---------------------------------------------------------------
 
 BACKENDS = ["jit", "native"]
@@ -325,3 +317,71 @@ def test_resize_runtime_bad_values(value, bad, message):
     sess = sr.compile(sr.load(model))
     with pytest.raises(sr.errors.ShapeError, match=f"model 'bad': Resize node .*{message}"):
         sess.infer(_x((1, 2, 4, 5)), np.array(bad, dtype))
+
+
+# ---- known scales or sizes over symbolic image sizes -----------------------------------------------------
+
+IMAGE_SIZES = [(1, 5, 6), (2, 3, 8), (1, 7, 2)]  # (N, H, W) of the runs of one compiled model
+
+
+def _image_runs(channels=4, **more):
+    return [{"x": _x((n, channels, h, w), k), **more} for k, (n, h, w) in enumerate(IMAGE_SIZES)]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_resize_symbolic_image_scales(backend):
+    """Constant scales over (N, C, H, W): H and W resized, N and C copied, every mode, compiled once."""
+    variants = ([{"mode": "nearest", "coordinate_transformation_mode": c, "nearest_mode": n}
+                 for c, n in [("asymmetric", "floor"), ("half_pixel", "round_prefer_ceil")]]
+                + [{"mode": m, "coordinate_transformation_mode": c}
+                   for m, c in itertools.product(["linear", "cubic"], ["half_pixel", "align_corners"])])
+    model = _resize_model((1, 4, 5, 6), variants, "scales", [1.0, 1.0, 2.0, 1.5], [],
+                          in_shape=("N", 4, "H", "W"))
+    sess = _check_runs(model, _image_runs(), backend)
+    assert str(sess.outputs[0].shape[0]) == "N"  # the copied batch keeps its symbol
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_resize_symbolic_image_sizes(backend):
+    """Constant sizes for symbolic H and W (``axes``): a fixed output, and an aspect-ratio policy whose one
+    scale depends on H and W."""
+    variants = [{"mode": m, "axes": [2, 3], "keep_aspect_ratio_policy": p}
+                for m, p in [("linear", "stretch"), ("nearest", "stretch"), ("linear", "not_larger")]]
+    inits = {"sizes": np.array([6, 5], np.int64)}
+    nodes = [helper.make_node("Resize", ["x", "", "", "sizes"], [f"y{k}"], **attrs) for k, attrs in enumerate(variants)]
+    model = make_model(nodes, [("x", np.float32, ["N", 4, "H", "W"])],
+                       [(f"y{k}", np.float32, None) for k in range(len(variants))], inits, opset=18)
+    sess = _check_runs(model, _image_runs(), backend)
+    assert tuple(sess.outputs[0].shape[1:]) == (4, 6, 5)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("opset", [7, 9])
+def test_upsample_symbolic_image(backend, opset):
+    """Upsample's scales (attribute, or a constant input) over symbolic H and W."""
+    scales = [1.0, 1.0, 2.0, 3.0]
+    nodes = [helper.make_node("Upsample", ["x"] if opset == 7 else ["x", "scales"], [f"y{k}"], mode=m,
+                              **({"scales": scales} if opset == 7 else {}))
+             for k, m in enumerate(["nearest", "linear"])]
+    inits = {} if opset == 7 else {"scales": np.array(scales, np.float32)}
+    model = make_model(nodes, [("x", np.float32, ["N", 4, "H", "W"])],
+                       [("y0", np.float32, None), ("y1", np.float32, None)], inits, opset=opset)
+    _check_runs(model, _image_runs(), backend)
+
+
+def test_resize_symbolic_batch_resized():
+    """A symbolic batch resized by a known scale: its output size too is computed by the code."""
+    model = _resize_model((2, 4), [{"mode": "nearest"}], "scales", [2.0, 1.0], [], in_shape=("N", 4))
+    _check_runs(model, [{"x": _x((n, 4), n)} for n in (1, 3)], "jit")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_resize_then_conv_symbolic_image(backend):
+    """An upsampling CNN over a variable image size: Resize (run-time output dims) feeding a padded Conv."""
+    rng = np.random.default_rng(1)
+    nodes = [helper.make_node("Resize", ["x", "", "scales"], ["up"], mode="linear"),
+             helper.make_node("Conv", ["up", "w", "b"], ["y"], kernel_shape=[3, 3], pads=[1, 1, 1, 1])]
+    inits = {"scales": np.array([1, 1, 2, 2], np.float32), "w": rng.standard_normal((3, 4, 3, 3)).astype(np.float32),
+             "b": rng.standard_normal(3).astype(np.float32)}
+    model = make_model(nodes, [("x", np.float32, ["N", 4, "H", "W"])], [("y", np.float32, None)], inits, opset=13)
+    _check_runs(model, _image_runs(), backend, atol=1e-4)

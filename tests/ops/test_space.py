@@ -7,7 +7,7 @@ cases beyond that compare with onnx's reference evaluator instead.
 
 import numpy as np
 import pytest
-from conftest import make_model
+from conftest import make_model, ort_run, random_array
 from onnx import helper
 from onnx.reference import ReferenceEvaluator
 
@@ -64,6 +64,23 @@ def test_depth_to_space_dtypes(check_model, dtype):
         check_model(model, feeds)
     else:
         _check_reference(model, feeds)
+
+
+@pytest.mark.parametrize("backend", ["jit", "native"])
+def test_block_rearrange_symbolic_image(backend):
+    """SpaceToDepth then DepthToSpace over symbolic H and W: compiled once, run at several sizes; H/b is
+    floor(H/b) in the code, which refuses sizes the blocksize does not divide."""
+    model = make_model([helper.make_node("SpaceToDepth", ["x"], ["t"], blocksize=2),
+                        helper.make_node("DepthToSpace", ["t"], ["y"], blocksize=2, mode="CRD")],
+                       [("x", np.float32, ["N", 3, "H", "W"])], [("t", np.float32, None), ("y", np.float32, None)])
+    sess = sr.compile(sr.load(model), backend=backend)
+    for k, shape in enumerate([(1, 3, 4, 6), (2, 3, 8, 2), (1, 3, 2, 10)]):
+        x = random_array(shape, seed=k)
+        for ours, ref in zip(sess.infer(x), ort_run(model, {"x": x})):
+            assert ours.shape == ref.shape
+            np.testing.assert_array_equal(ours, ref)
+    with pytest.raises(sr.errors.ShapeError, match="height H must be divisible by 2"):
+        sess.infer(random_array((1, 3, 5, 4)))
 
 
 def test_block_rearrange_roundtrip_folded(check_folded):

@@ -15,10 +15,11 @@ from ..emitter import Emitter, emits
 class ResizeBaseEmitter(Emitter):
     """The CPU code of :class:`~sofie_rdf.ops.resize._ResizeBase`.
 
-    Known scales, sizes and roi give tables written into the code (the fast
-    path); run-time ones make the code compute the output shape and build the
-    tables per call (``kernels::resize_params``, ``kernels::resize_at_run_time``),
-    both then running the one interpolation loop (``kernels::resize``).
+    Known scales, sizes and roi over fixed sizes give tables written into the
+    code (the fast path); run-time ones, or a symbolic axis they resize, make
+    the code compute the output shape and build the tables per call
+    (``kernels::resize_params``, ``kernels::resize_at_run_time``), both then
+    running the one interpolation loop (``kernels::resize``).
     """
 
     kernels = ("resize",)
@@ -50,9 +51,10 @@ class ResizeBaseEmitter(Emitter):
                      f"{extrapolation});")
         return "\n".join(lines)
 
-    # ---- scales, sizes or roi read at run time -------------------------------------------------
+    # ---- scales, sizes or roi read at run time, or symbolic axes resized ----------------------
     def emit_at_run_time(self, ctx: NodeContext) -> str:
-        """Output dims from the values read now, then tables and interpolation by the same rules."""
+        """Output dims from the values read now (or written into the code) and the input's dims, then tables
+        and interpolation by the same rules; only the run-time dims of the output are set."""
         x, y = ctx.inputs[0], ctx.outputs[0]
         rank = x.rank
         axes = self.op.resized_axes(rank)
@@ -68,7 +70,7 @@ class ResizeBaseEmitter(Emitter):
         policy = f"kernels::resize_policy::{self.op.policy()}"
         lines.append(f"kernels::resize_params({in_shape}, {rank}, {resized}, {len(axes)}, {', '.join(values)}, "
                      f"{policy}, out_shape_, scale_, roi_, {ctx.where});")
-        lines += [f"{ctx.dim(y.shape[a])} = out_shape_[{a}];" for a in axes]
+        lines += [f"{ctx.dim(y.shape[a])} = out_shape_[{a}];" for a in self.op.runtime_axes(ctx.inputs)]
         lines.append(ctx.reserve(0))
         lines.append(f"const kernels::resize_filter filter_ = {self._filter()};")
         extrapolation = ctx.literal(self.op.extrapolation(), np.float64)
@@ -77,14 +79,17 @@ class ResizeBaseEmitter(Emitter):
         return "\n".join(line for line in lines if line)
 
     def _value(self, ctx: NodeContext, what: str, ctype: str, dtype: np.dtype, lines: list[str]) -> tuple[str, str]:
-        """Pointer and element count of the scales, sizes or roi the code reads (``nullptr, 0`` when not given)."""
+        """Pointer and element count of the scales, sizes or roi the code reads (``nullptr, 0`` when not given).
+
+        Values known now (inputs or attributes) are written into the code: the header passes ``nullptr``
+        for value inputs known when it is generated, so only inputs computed at run time are read.
+        """
         i = self.op.value_slots().get(what)
         t = ctx.inputs[i] if i is not None and i < len(ctx.inputs) else None
-        if t is None:
-            return f"static_cast<const {ctype} *>(nullptr)", "0"
-        if t.value is None:  # computed at run time: the node reads it
+        if t is not None and t.value is None:  # computed at run time: the node reads it
             return ctx.x(i), ctx.dim(t.size)
-        value = np.asarray(t.value).reshape(-1)
+        known = self.op.given(ctx.inputs, what)
+        value = np.asarray(known if known is not None else []).reshape(-1)
         if value.size == 0:
             return f"static_cast<const {ctype} *>(nullptr)", "0"
         if what == "sizes":  # ints, or dims (sizes computed from shapes)

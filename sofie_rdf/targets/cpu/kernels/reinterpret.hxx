@@ -36,8 +36,6 @@ inline void center_crop_pad(const T *x, T *y, size_t y_size, size_t rank, const 
    }
 }
 
-[[noreturn]] inline void value_error(const char *where, const std::string &what); // values.hxx
-
 // CenterCropPad's n target lengths read at run time for `axes`: the output shape and center_crop_pad's window.
 template <typename I>
 inline void center_crop_pad_shape(const size_t *in_shape, size_t rank, const size_t *axes, size_t n, const I *target,

@@ -60,15 +60,16 @@ inline void value_reshape(const I *target, size_t rank, const size_t *in_dims, s
    size_t in_size = 1, known = 1, hole = rank;
    for (size_t k = 0; k < in_rank; ++k)
       in_size *= in_dims[k];
-   const std::string shape = "the target shape " + value_dims_text(target, rank);
+   // the message's text is built only on an error: a call that succeeds allocates nothing
+   const auto shape = [&] { return "the target shape " + value_dims_text(target, rank); };
    for (size_t k = 0; k < rank; ++k) {
       const int64_t v = static_cast<int64_t>(target[k]);
       if (v == -1 && hole != rank)
-         value_error(where, shape + " has more than one -1");
+         value_error(where, shape() + " has more than one -1");
       if (v == 0 && !allowzero && k >= in_rank)
-         value_error(where, shape + " copies dim " + std::to_string(k) + " of an input of rank " + std::to_string(in_rank));
+         value_error(where, shape() + " copies dim " + std::to_string(k) + " of an input of rank " + std::to_string(in_rank));
       if (v < -1)
-         value_error(where, shape + " has the negative entry " + std::to_string(v));
+         value_error(where, shape() + " has the negative entry " + std::to_string(v));
       if (v == -1)
          hole = k;
       out_dims[k] = v == -1 ? 1 : (v == 0 && !allowzero ? in_dims[k] : static_cast<size_t>(v));
@@ -77,7 +78,7 @@ inline void value_reshape(const I *target, size_t rank, const size_t *in_dims, s
    if (hole != rank && known != 0 && in_size % known == 0)
       out_dims[hole] = in_size / known;
    else if (hole != rank || known != in_size)
-      value_error(where, "cannot view a tensor of shape " + value_dims_text(in_dims, in_rank) + " as " + shape);
+      value_error(where, "cannot view a tensor of shape " + value_dims_text(in_dims, in_rank) + " as " + shape());
 }
 
 // Squeeze's output dims for n axes read at run time: the input's dims but those named, which must be 1
