@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import numpy as np
-
-from ....ir.dims import as_dim, num_elements
+from ....ir.dims import num_elements
 from ....ops import sampling as sampling_ops
 from ..context import NodeContext
 from ..emitter import Emitter, emits
+from .movement import value_ptr
 
 
 @emits(sampling_ops.GridSample)
@@ -23,14 +22,6 @@ class GridSampleEmitter(Emitter):
         return (f"kernels::grid_sample({ctx.x(0)}, {ctx.x(1)}, {ctx.y(0)}, {ctx.dim(x.shape[0])}, {ctx.dim(x.shape[1])}, "
                 f"{dims}, {x.rank - 2}, {ctx.dim(num_elements(grid.shape[1:-1]))}, kernels::GridMode::{mode}, "
                 f"kernels::GridPadding::{padding}, {'true' if align else 'false'});")
-
-
-def given_or_read(ctx: NodeContext, i: int, label: str) -> str:
-    """Pointer to int64 input ``i``: the tensor when computed at run time, else a local array of its value."""
-    t = ctx.inputs[i]
-    if t.value is None:
-        return ctx.x(i)
-    return ctx.array(label, [as_dim(v) for v in np.asarray(t.value).reshape(-1).tolist()], "int64_t")
 
 
 @emits(sampling_ops.AffineGrid)
@@ -76,7 +67,7 @@ class Col2ImEmitter(Emitter):
         x, y = ctx.inputs[0], ctx.outputs[0]
         r = self.op.runtime_rank(ctx.inputs)
         a = self.op.attributes(r)
-        image, block = given_or_read(ctx, 1, "image_shape"), given_or_read(ctx, 2, "block_shape")
+        image, block = value_ptr(ctx, 1, "image_shape"), value_ptr(ctx, 2, "block_shape")
         params = [ctx.array(label, a[label]) for label in ("strides", "dilations", "pads")]
         lines = [f"size_t image_[{r}] = {{}}, block_[{r}] = {{}}, counts_[{r}] = {{}}, channels_ = 0;",
                  f"kernels::col2im_shape({image}, {block}, {r}, {ctx.dim(x.shape[1])}, {ctx.dim(x.shape[2])}, "
