@@ -45,6 +45,16 @@ def test_conv(rank, attrs):
     _run_at_lengths(_one_node("Conv", rank, weights, **attrs), rank)
 
 
+@pytest.mark.parametrize("w_shape, group", [((4, 2, 3), 2),  # grouped: im2col per group
+                                             ((8, 1, 3, 3), 4)])  # depthwise: the direct kernel
+def test_conv_groups(w_shape, group):
+    rank = len(w_shape) - 2
+    node = helper.make_node("Conv", ["x", "w"], ["y"], group=group, pads=[1] * (2 * rank))
+    model = make_model([node], [("x", np.float32, ["N", 4, *NAMES[:rank]])], [("y", np.float32, None)],
+                       {"w": random_array(w_shape, seed=1)})
+    _run_at_lengths(model, rank, channels=4)
+
+
 @pytest.mark.parametrize("rank, attrs", [
     (1, {}), (2, {"strides": [2, 2], "pads": [1, 1, 1, 1]}), (2, {"strides": [2, 2], "auto_pad": "SAME_UPPER"}),
 ])
