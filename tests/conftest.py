@@ -62,6 +62,26 @@ def ort_run(model: onnx.ModelProto, feeds: dict) -> list[np.ndarray]:
     return sess.run(None, feeds)
 
 
+def check_runs(model: onnx.ModelProto, feeds_list: Sequence[dict], backend: str = "jit", reference=None,
+               rtol: float = 0.0, atol: float = 0.0, dtypes: bool = False):
+    """Compile ``model`` once, run it on every feed dict and compare every output with ``reference`` (default
+    onnxruntime): shapes (and dtypes with ``dtypes``), then values, floats within the tolerances (exact by
+    default), others exactly.  Returns the session (run-time values: one compiled model, many sizes)."""
+    reference = reference or ort_run
+    sess = sr.compile(sr.load(model), backend=backend)
+    for feeds in feeds_list:
+        out = sess.infer(*[feeds[i.name] for i in sess.inputs])
+        ours = list(out) if isinstance(out, tuple) else [out]
+        for k, (a, b) in enumerate(zip(ours, reference(model, feeds))):
+            assert a.shape == b.shape, f"output {k} at {feeds}: shape {a.shape} != {b.shape}"
+            assert not dtypes or a.dtype == b.dtype, f"output {k} at {feeds}: dtype {a.dtype} != {b.dtype}"
+            if a.dtype.kind == "f":
+                np.testing.assert_allclose(a, b, rtol=rtol, atol=atol, err_msg=f"output {k} at {feeds}")
+            else:
+                np.testing.assert_array_equal(a, b, err_msg=f"output {k} at {feeds}")
+    return sess
+
+
 def sofie_run(model: onnx.ModelProto, feeds: dict, backend: str = "jit") -> list[np.ndarray]:
     sess = sr.compile(sr.load(model), backend=backend)
     out = sess.infer(*[feeds[i.name] for i in sess.inputs])

@@ -20,6 +20,15 @@ from ..errors import ShapeError
 from ..ir import Node, TensorType
 from ..ir.dims import Dim, as_dim, dims_equal, simplify
 
+# Joins a run-time dim's tensor and label in its name (Op.runtime_dim), which is how is_runtime_dim knows it.
+RUNTIME_DIM_MARK = ":"
+
+
+def is_runtime_dim(symbol: sympy.Symbol) -> bool:
+    """Whether a dim is one a node's code computes while running (:meth:`Op.runtime_dim`).  A model dim whose
+    own name holds the mark reads as one too, which only moves what depends on it to run time."""
+    return RUNTIME_DIM_MARK in symbol.name
+
 
 @dataclass(frozen=True)
 class Constraint:
@@ -85,7 +94,7 @@ class Op:
         (``ctx.dim(symbol) = ...;``) and then call ``ctx.reserve(i)`` for each
         output it sizes, before writing them.
         """
-        d = sympy.Symbol(f"{self.node.outputs[0]}:{label}", integer=True, nonnegative=True)
+        d = sympy.Symbol(f"{self.node.outputs[0]}{RUNTIME_DIM_MARK}{label}", integer=True, nonnegative=True)
         self.defined_dims.append(d)
         return d
 

@@ -20,7 +20,7 @@ import sympy
 from ..ir import TensorType
 from ..ir.dims import Dim, as_dim, dims_equal, num_elements, simplify
 from ..ir.limits import too_large
-from .base import Op, normalize_axis, shape_from_value, sym_array
+from .base import Op, is_runtime_dim, normalize_axis, shape_from_value, sym_array
 from .registry import register
 
 
@@ -277,11 +277,10 @@ class Unsqueeze_13(Unsqueeze):
 
 
 def computed_at_run_time(dims: tuple) -> bool:
-    """Whether ``dims`` involve a dim a node's code computes while running (:meth:`Op.runtime_dim`, named
-    ``tensor:label``): a value holding them is only known then, not at the start of ``infer`` where the
-    values known when generating are set.  (A dim parameter of the model with a ':' in its name only makes
-    the value computed at run time too.)"""
-    return any(":" in s.name for d in dims if not isinstance(d, int) for s in d.free_symbols)
+    """Whether ``dims`` involve a dim a node's code computes while running (:func:`is_runtime_dim`): a value
+    holding them is only known then, not at the start of ``infer`` where the values known when generating
+    are set."""
+    return any(is_runtime_dim(s) for d in dims if not isinstance(d, int) for s in d.free_symbols)
 
 
 @register

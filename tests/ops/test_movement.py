@@ -2,10 +2,9 @@
 
 import numpy as np
 import pytest
-from conftest import make_model, ort_run
+from conftest import check_runs, make_model, ort_run
 from onnx import helper
 
-import sofie_rdf as sr
 from sofie_rdf.errors import ShapeError
 
 INT64_MAX = np.iinfo(np.int64).max
@@ -251,16 +250,6 @@ def test_concat_folded(check_folded, axis, n_inputs):
 
 # ---- Slice with parameters computed at run time ------------------------------------------
 
-def _check_runs(model, feeds_list, backend):
-    """Compile once, then run every feed and compare with onnxruntime (shapes and values)."""
-    sess = sr.compile(sr.load(model), backend=backend)
-    for feeds in feeds_list:
-        ours, (ref,) = sess.infer(*[feeds[i.name] for i in sess.inputs]), ort_run(model, feeds)
-        assert ours.shape == ref.shape, f"{feeds}: shape {ours.shape} != {ref.shape}"
-        np.testing.assert_array_equal(ours, ref, err_msg=str(feeds))
-    return sess
-
-
 @pytest.mark.parametrize("backend", ["jit", "native"])
 def test_slice_run_time_parameters(backend):
     """starts, ends, axes and steps all graph inputs: negative, clamped, reversed, on inputs of any batch."""
@@ -272,7 +261,7 @@ def test_slice_run_time_parameters(backend):
              (5, [-3, 4], [100, -100], [0, 2], [1, -2])]
     feeds = [{"x": _x((n, 10, 6), n), **{k: np.array(v, np.int64) for k, v in zip(("starts", "ends", "axes", "steps"), p)}}
              for n, *p in cases]
-    sess = _check_runs(model, feeds, backend)
+    sess = check_runs(model, feeds, backend)
     bad = [np.array(v, np.int64) for v in ([0, 0], [1, 1], [0, 0], [1, 1])]
     with pytest.raises(ShapeError, match=r"Slice node .*axis 0 is given twice"):
         sess.infer(_x((2, 10, 6)), *bad)
@@ -286,4 +275,4 @@ def test_slice_run_time_ends_known_axes():
     node = helper.make_node("Slice", ["x", "starts", "ends", "axes"], ["y"])
     model = make_model([node], [("x", np.float32, [4, 5, 6]), ("ends", np.int32, [1])], [("y", np.float32, None)],
                        {"starts": np.array([1], np.int32), "axes": np.array([2], np.int32)}, opset=13)
-    _check_runs(model, [{"x": _x((4, 5, 6)), "ends": np.array([e], np.int32)} for e in (3, -1, 100, 0)], "jit")
+    check_runs(model, [{"x": _x((4, 5, 6)), "ends": np.array([e], np.int32)} for e in (3, -1, 100, 0)], "jit")

@@ -2,10 +2,9 @@
 
 import numpy as np
 import pytest
-from conftest import make_model, ort_run
+from conftest import check_runs, make_model
 from onnx import helper
 
-import sofie_rdf as sr
 from sofie_rdf.errors import ShapeError
 
 MODES = ["constant", "reflect", "edge", "wrap"]
@@ -109,16 +108,6 @@ def test_pad_folded(check_folded, mode):
 
 # ---- pads, axes and the constant computed at run time -------------------------------------
 
-def _check_runs(model, feeds_list, backend):
-    """Compile once, then run every feed and compare with onnxruntime (shapes and values)."""
-    sess = sr.compile(sr.load(model), backend=backend)
-    for feeds in feeds_list:
-        ours, (ref,) = sess.infer(*[feeds[i.name] for i in sess.inputs]), ort_run(model, feeds)
-        assert ours.shape == ref.shape, f"{feeds}: shape {ours.shape} != {ref.shape}"
-        np.testing.assert_array_equal(ours, ref, err_msg=str(feeds))
-    return sess
-
-
 @pytest.mark.parametrize("backend", ["jit", "native"])
 @pytest.mark.parametrize("mode", ["constant", "reflect", "edge", "wrap"])
 def test_pad_run_time_pads_and_axes(backend, mode):
@@ -129,7 +118,7 @@ def test_pad_run_time_pads_and_axes(backend, mode):
     cases = [(2, [1, 2, 0, 3], [1, 2]), (3, [-1, 1, 2, -2], [-1, 1]), (2, [0, 0, 1, 1], [0, 2]), (2, [2, 0, 0, 0], [2, 0])]
     feeds = [{"x": _x((n, 4, 5), n), "pads": np.array(p, np.int64), "value": np.array(1.5, np.float32),
               "axes": np.array(a, np.int64)} for n, p, a in cases]
-    sess = _check_runs(model, feeds, backend)
+    sess = check_runs(model, feeds, backend)
     with pytest.raises(ShapeError, match=r"Pad node .*the pads crop 6 from axis 1 of size 4"):
         sess.infer(_x((2, 4, 5)), np.array([-3, 0, -3, 0], np.int64), np.array(0, np.float32), np.array([1, 2], np.int64))
 
@@ -138,5 +127,5 @@ def test_pad_run_time_pads_every_axis():
     """Opset 11: the pads alone, for every axis (their count checked)."""
     node = helper.make_node("Pad", ["x", "pads"], ["y"])
     model = make_model([node], [("x", np.float32, [3, 4]), ("pads", np.int64, [4])], [("y", np.float32, None)], opset=11)
-    sess = _check_runs(model, [{"x": _x((3, 4)), "pads": np.array(p, np.int64)} for p in ([0, 1, 2, 0], [1, 1, 1, 1])], "jit")
+    sess = check_runs(model, [{"x": _x((3, 4)), "pads": np.array(p, np.int64)} for p in ([0, 1, 2, 0], [1, 1, 1, 1])], "jit")
     assert sess.infer(_x((3, 4)), np.array([0, 0, 0, 0], np.int64)).shape == (3, 4)

@@ -8,9 +8,11 @@ Axes (and CumSum's axis) computed at run time are read by the node's code:
 one compiled model runs with several values.
 """
 
+from functools import partial
+
 import numpy as np
 import pytest
-from conftest import make_model, ort_run, sofie_run
+from conftest import check_runs, make_model, ort_run, sofie_run
 from onnx import helper
 
 import sofie_rdf as sr
@@ -195,14 +197,7 @@ def test_reduce_bad_axis():
         sr.load(_reduce_model("ReduceSum", SHAPE, np.float32, [4], 1, out_shape=[2, 3, 4, 5])).code()
 
 
-def _check_runs(model, feeds_list, backend):
-    """Compile once, then run every feed and compare with onnxruntime (shapes, dtypes and values)."""
-    sess = sr.compile(sr.load(model), backend=backend)
-    for feeds in feeds_list:
-        ours = sess.infer(*[feeds[i.name] for i in sess.inputs])
-        ref = ort_run(model, feeds)[0]
-        assert ours.shape == ref.shape, f"{feeds}: shape {ours.shape} != {ref.shape}"
-        np.testing.assert_allclose(ours, ref, rtol=1e-5, atol=1e-6, err_msg=str(feeds))
+_check_runs = partial(check_runs, rtol=1e-5, atol=1e-6)
 
 
 def _run_time_axes_model(op, keepdims, n_axes, dtype=np.float32, **attrs):

@@ -15,7 +15,7 @@ import itertools
 
 import numpy as np
 import pytest
-from conftest import ATOL, RTOL, make_model, ort_run
+from conftest import ATOL, RTOL, check_runs, make_model
 from onnx import helper
 
 COORDS = ["half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", "align_corners", "asymmetric",
@@ -198,19 +198,7 @@ BACKENDS = ["jit", "native"]
 
 def _check_runs(model, runs, backend, atol=ATOL):
     """Compile ``model`` once, then compare every feed dict of ``runs`` with onnxruntime."""
-    import sofie_rdf as sr
-
-    sess = sr.compile(sr.load(model), backend=backend)
-    for feeds in runs:
-        out = sess.infer(*[feeds[i.name] for i in sess.inputs])
-        ours = list(out) if isinstance(out, tuple) else [out]
-        for k, (a, b) in enumerate(zip(ours, ort_run(model, feeds))):
-            assert a.shape == b.shape, f"output {k} at {feeds}: shape {a.shape} != {b.shape}"
-            if a.dtype.kind == "f":
-                np.testing.assert_allclose(a, b, rtol=RTOL, atol=atol, err_msg=f"output {k}")
-            else:
-                np.testing.assert_array_equal(a, b, err_msg=f"output {k}")
-    return sess
+    return check_runs(model, runs, backend, rtol=RTOL, atol=atol)
 
 
 def _runtime_model(variants, value, value_dtype, shape, opset=19, dtype=np.float32, roi=None, name="test",

@@ -2,9 +2,11 @@
 Dropout, Shape and Constant.  Most are views, so each model also runs an op on the
 result to check the data is read through the view correctly."""
 
+from functools import partial
+
 import numpy as np
 import pytest
-from conftest import make_model, ort_run, sofie_run
+from conftest import check_runs, make_model, ort_run, sofie_run
 from onnx import TensorProto, helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 
@@ -378,16 +380,7 @@ def test_dropout_folded(check_folded):
 
 # ---- values computed at run time ---------------------------------------------------------
 
-def _check_runs(model, feeds_list, backend):
-    """Compile once, then run every feed and compare every output with onnxruntime (shapes and values)."""
-    sess = sr.compile(sr.load(model), backend=backend)
-    for feeds in feeds_list:
-        ours = sess.infer(*[feeds[i.name] for i in sess.inputs])
-        ours = list(ours) if isinstance(ours, tuple) else [ours]
-        for a, b in zip(ours, ort_run(model, feeds)):
-            assert a.shape == b.shape, f"{feeds}: shape {a.shape} != {b.shape}"
-            np.testing.assert_allclose(a, b, rtol=1e-6, err_msg=str(feeds))
-    return sess
+_check_runs = partial(check_runs, rtol=1e-6)
 
 
 @pytest.mark.parametrize("backend", ["jit", "native"])

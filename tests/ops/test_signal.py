@@ -10,11 +10,10 @@ running by a model compiled once, on both backends, and refused with the node na
 
 import numpy as np
 import pytest
-from conftest import make_model, ort_run, sofie_run
+from conftest import check_runs, make_model, ort_run, sofie_run
 from onnx import helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 
-import sofie_rdf as sr
 from sofie_rdf.errors import ShapeError, SofieError
 
 WINDOWS = ("HannWindow", "HammingWindow", "BlackmanWindow")
@@ -233,12 +232,7 @@ def _run_time_model(op, names, inputs, attrs, opset):
 
 def _check_runs(model, runs, backend, reference=ort_run, tol=1e-4):
     """Compile ``model`` once, run it with each feeds of ``runs`` and compare with ``reference``."""
-    session = sr.compile(sr.load(model), backend=backend)
-    for feeds in runs:
-        out = session.infer(*[feeds[i.name] for i in session.inputs])
-        ref = reference(model, feeds)[0]
-        assert out.shape == ref.shape and out.dtype == ref.dtype, (feeds, out.shape, ref.shape)
-        np.testing.assert_allclose(out, ref, rtol=tol, atol=tol)
+    check_runs(model, runs, backend, reference, rtol=tol, atol=tol, dtypes=True)
 
 
 def _reference_run(model, feeds):

@@ -7,7 +7,7 @@ generated, so they are initializers here; the data stays a run-time input
 
 import numpy as np
 import pytest
-from conftest import make_model, ort_run
+from conftest import check_runs, make_model, ort_run
 from conftest import random_array as _data
 from onnx import helper
 
@@ -220,18 +220,6 @@ def test_expand_shape_at_run_time(backend):
 
 # ---- Split and Tile with parameters computed at run time ------------------------------------
 
-def _check_runs(model, feeds_list, backend):
-    """Compile once, then run every feed and compare every output with onnxruntime (shapes and values)."""
-    sess = sr.compile(sr.load(model), backend=backend)
-    for feeds in feeds_list:
-        ours = sess.infer(*[feeds[i.name] for i in sess.inputs])
-        ours = list(ours) if isinstance(ours, tuple) else [ours]
-        for a, b in zip(ours, ort_run(model, feeds)):
-            assert a.shape == b.shape, f"{feeds}: shape {a.shape} != {b.shape}"
-            np.testing.assert_array_equal(a, b, err_msg=str(feeds))
-    return sess
-
-
 @pytest.mark.parametrize("backend", ["jit", "native"])
 def test_split_run_time_sizes(backend):
     """The split sizes are a graph input: any sizes adding up to the axis (0 included), any batch."""
@@ -240,7 +228,7 @@ def test_split_run_time_sizes(backend):
                        [(k, np.float32, None) for k in "abc"], opset=13)
     feeds = [{"x": _data((n, 7, 2), seed=n), "split": np.array(s, np.int64)}
              for n, s in [(2, [1, 2, 4]), (3, [7, 0, 0]), (1, [0, 3, 4]), (4, [2, 2, 3])]]
-    sess = _check_runs(model, feeds, backend)
+    sess = check_runs(model, feeds, backend)
     with pytest.raises(ShapeError, match=r"Split node .*the split sizes \(1, 2, 3\) add up to 6, not to the dim split, 7"):
         sess.infer(_data((2, 7, 2)), np.array([1, 2, 3], np.int64))
     with pytest.raises(ShapeError, match=r"Split node .*a split size is -1"):
@@ -253,6 +241,6 @@ def test_tile_run_time_repeats(backend):
     model = make_model([node], [("x", np.float32, ["n", 3]), ("repeats", np.int64, [2])], [("y", np.float32, None)])
     feeds = [{"x": _data((n, 3), seed=n), "repeats": np.array(r, np.int64)}
              for n, r in [(2, [1, 1]), (1, [3, 2]), (3, [0, 4]), (2, [2, 0])]]
-    sess = _check_runs(model, feeds, backend)
+    sess = check_runs(model, feeds, backend)
     with pytest.raises(ShapeError, match=r"Tile node .*a repeat count is -2"):
         sess.infer(_data((2, 3)), np.array([1, -2], np.int64))

@@ -8,14 +8,20 @@
    throw std::invalid_argument(std::string("sofie-rdf: ") + where + ": " + what);
 }
 
+// A size given as a value, at least `least` (else the error says `rule`).
+template <typename I>
+inline size_t value_at_least(I value, int64_t least, const char *where, const char *what, const char *rule)
+{
+   if (static_cast<int64_t>(value) < least)
+      value_error(where, std::string(what) + " is " + std::to_string(static_cast<int64_t>(value)) + ", " + rule);
+   return static_cast<size_t>(value);
+}
+
 // A size given as a value (a dim, a count, a depth): it must not be negative.
 template <typename I>
 inline size_t value_dim(I value, const char *where, const char *what)
 {
-   if (value < 0)
-      value_error(where, std::string(what) + " is " + std::to_string(static_cast<int64_t>(value)) +
-                            ", a size must not be negative");
-   return static_cast<size_t>(value);
+   return value_at_least(value, 0, where, what, "a size must not be negative");
 }
 
 // An axis in [-rank, rank) as an index in [0, rank).
@@ -199,8 +205,5 @@ inline std::ptrdiff_t value_pad(const P *pads, size_t count, const A *axes, cons
 template <typename I>
 inline size_t value_positive(I value, const char *where, const char *what)
 {
-   if (value < 1)
-      value_error(where, std::string(what) + " is " + std::to_string(static_cast<int64_t>(value)) +
-                            ", it must be positive");
-   return static_cast<size_t>(value);
+   return value_at_least(value, 1, where, what, "it must be positive");
 }
