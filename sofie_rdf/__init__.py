@@ -8,23 +8,20 @@ arrays or from RDataFrame.
     model = sr.load("higgs.onnx")
     sess = sr.compile(model)            # or backend="native"
     y = sess.infer(x)
+
+Names are imported on first use: ``import sofie_rdf`` loads neither ROOT nor a front end, and a native
+model compiled before runs without either (``sr.compile("model.onnx", backend="native")``).
 """
 
-from . import columnar, gnn, rdf  # noqa: E402
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from . import columnar  # registers Session.infer's awkward hook; imports neither awkward nor dask
 from ._version import __version__
-from .api import from_keras, from_onnx, from_pytorch, from_root, load  # noqa: E402
-from .compile import compile  # noqa: E402,A004
-from .custom import (  # noqa: E402
-    Op,
-    OperatorRegistrationError,
-    TensorType,
-    custom_op,
-    keras_layer,
-    register_op,
-    unregister_keras_layer,
-    unregister_op,
-)
-from .errors import (  # noqa: E402
+from .compile import compile  # noqa: A004  (the module sofie_rdf.compile is shadowed by its function)
+from .errors import (
     CompilationError,
     LegacyModelWarning,
     ModelFormatError,
@@ -32,10 +29,29 @@ from .errors import (  # noqa: E402
     SofieError,
     UnsupportedOperatorError,
 )
-from .ir import TensorInfo  # noqa: E402
-from .model import Model  # noqa: E402
-from .reader import Reader  # noqa: E402
-from .session import Session  # noqa: E402
+
+# public name -> the module defining it (a submodule itself when the name is the module's)
+_LAZY = {
+    "gnn": "gnn", "rdf": "rdf",
+    "from_keras": "api", "from_onnx": "api", "from_pytorch": "api", "from_root": "api", "load": "api",
+    "Op": "custom", "OperatorRegistrationError": "custom", "TensorType": "custom", "custom_op": "custom",
+    "keras_layer": "custom", "register_op": "custom", "unregister_keras_layer": "custom", "unregister_op": "custom",
+    "TensorInfo": "ir.info", "Model": "model", "Reader": "reader", "Session": "session",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = importlib.import_module(f".{_LAZY[name]}", __name__)
+    value = module if _LAZY[name] == name else getattr(module, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "CompilationError", "LegacyModelWarning", "Model", "ModelFormatError", "Op", "OperatorRegistrationError", "Reader",

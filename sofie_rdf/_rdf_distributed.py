@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Any, Optional
 
 from . import _root
+from ._cache import cache_dir
 from ._functor import FunctorWriter, functor_header, layout_of
 from .session import Session
-from .targets.cpu.native import cache_dir
 from .targets.cpu.weights import atomic_write
 
 

@@ -14,7 +14,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from .errors import CompilationError
+from .errors import CompilationError, SofieError
 
 # Cling compiles for a generic CPU at a low optimisation level unless told
 # otherwise; generated loops then run several times slower.  The flags are
@@ -32,10 +32,18 @@ _declared: dict[str, str] = {}
 
 @cache
 def root() -> Any:
-    """The ROOT module, imported once."""
+    """The ROOT module, imported once; a SofieError saying what to install where there is none.
+
+    Only the features built on ROOT get here: the JIT (Cling), RDataFrame, ``.root`` weights read by ROOT's
+    I/O and distributed RDataFrame. Native models called from Python never import ROOT.
+    """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the PyPI build warns that it is a pre-release
-        import ROOT
+        try:
+            import ROOT
+        except ImportError as exc:
+            raise SofieError(f"this needs ROOT, which cannot be imported here ({exc}): install the 'root' package "
+                             "(pip install 'sofie-rdf[root]'); native models run from numpy without it") from None
     ROOT.gROOT.SetBatch(True)
     return ROOT
 
@@ -78,3 +86,23 @@ def declare(key: str, code: str) -> bool:
 
 def is_declared(key: str) -> bool:
     return key in _declared
+
+
+def namespace_for(name: str, digest: str) -> str:
+    """``TMVA_SOFIE_<Name>``, or with the content hash when that name is taken.
+
+    Every model version gets its own namespace, so two versions of one model
+    can live in one process; the first keeps the plain, documented name.
+    """
+    plain = f"TMVA_SOFIE_{name}"
+    owner = _NAMESPACES.setdefault(plain, digest)
+    return plain if owner == digest else f"{plain}_{digest[:12]}"
+
+
+def claim_namespace(namespace: str, owner: str) -> bool:
+    """Give ``namespace`` to ``owner`` (a library an earlier process built) unless this process gave it to
+    another; True when ``owner`` has it."""
+    return _NAMESPACES.setdefault(namespace, owner) == owner
+
+
+_NAMESPACES: dict[str, str] = {}

@@ -28,15 +28,17 @@ import os
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
 from .compile import compile as compile_model
 from .compile import session_of
 from .errors import ShapeError, SofieError
-from .ir import TensorType
 from .session import register_columnar
+
+if TYPE_CHECKING:
+    from .ir import TensorType
 
 Features = Union[None, Sequence[str], Mapping[str, Sequence[str]]]
 

@@ -1,17 +1,26 @@
-"""``sofie_rdf.compile``: from a model to a callable Session, and ``session_of`` for the integrations."""
+"""``sofie_rdf.compile``: from a model to a callable Session, and ``session_of`` for the integrations.
+
+A native model file compiled before is found in the cache's index (``_cache.py``) and called without being
+parsed: that path imports neither ROOT nor sympy, nor any front end, so a fresh process gets its first result
+in a fraction of a second. Everything else goes through the IR, planned once per process.
+"""
 
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Optional, Sequence
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
+from . import _cache
+from ._native import native_session
+from ._root import claim_namespace, namespace_for
 from .errors import SofieError
-from .model import Model
-from .session import Session
-from .targets.cpu import WEIGHTS_MODES, WEIGHTS_SUFFIXES, cpu_target, write_files
-from .targets.cpu.jit import jit_declare, namespace_for
-from .targets.cpu.native import build_native, load_native
-from .targets.cpu.native import cache_dir as _cache_dir
+from .session import Session, jit_session
+
+if TYPE_CHECKING:
+    from .model import Model
+    from .targets.cpu import GeneratedCode
 
 
 def compile(model: Any, backend: str = "jit", flags: Optional[Sequence[str]] = None,  # noqa: A001
@@ -20,25 +29,34 @@ def compile(model: Any, backend: str = "jit", flags: Optional[Sequence[str]] = N
 
     ``backend="jit"`` declares the header to Cling; ``"native"`` builds it with
     the system compiler (``flags``, default ``-O3 -march=native -fno-trapping-math``) into a cached
-    shared library loaded into ROOT.  Either way a model with the same content
-    is planned once and compiled once per process (native: once per machine).  ``weights`` is
+    shared library called through its C ABI, without ROOT.  Either way a model with the same content
+    is planned once and compiled once per process (native: once per machine; a model file compiled
+    before is not even parsed again).  ``weights`` is
     the weights mode of the generated code (see :meth:`Model.generate`).  ``profile`` compiles timers
     around every node; :meth:`Session.profile` builds such a twin of a Session by itself.
     """
-    if not isinstance(model, Model):
-        from .api import load
+    if backend not in ("jit", "native"):
+        raise SofieError(f"backend must be 'jit' or 'native', got {backend!r}")
+    options = (backend, tuple(flags) if flags is not None else None, weights, profile)
+    key = _index_key(model, options)
+    entry = _cache.index_lookup(key) if key is not None else None
+    if entry is not None and claim_namespace(entry["namespace"], entry["namespace_owner"]):
+        return _from_index(entry, model, options)
+    source = model
+    model = _as_model(model)
+    from .targets.cpu import WEIGHTS_MODES
 
-        model = load(model)
     if weights not in WEIGHTS_MODES:
         raise SofieError(f"weights must be one of {', '.join(WEIGHTS_MODES)}, got {weights!r}")
     if backend == "jit":
         sess = _compile_jit(model, weights, profile)
-    elif backend == "native":
-        sess = _compile_native(model, flags, weights, profile)
     else:
-        raise SofieError(f"backend must be 'jit' or 'native', got {backend!r}")
+        sess, owner = _compile_native(model, flags, weights, profile)
+        if key is not None:
+            _cache.index_store(key, {"library": str(sess.folder / _library_file(sess)), "namespace": sess.namespace,
+                                     "namespace_owner": owner, "weights": str(sess.weights_path or "") or None})
     sess.model = model
-    sess.profiling_twin = lambda: compile(model, backend, flags, weights, profile=True)
+    sess.profiling_twin = lambda: compile(source if key is not None else model, backend, flags, weights, profile=True)
     return sess
 
 
@@ -49,29 +67,91 @@ def session_of(session_or_model: Any, backend: str = "jit") -> Session:
     return compile(session_or_model, backend=backend)
 
 
+def cling_session_of(session_or_model: Any, backend: str = "jit") -> Session:
+    """:func:`session_of`, its C++ ``Session`` declared to Cling (what RDataFrame integrations call): a native
+    library is loaded into ROOT here, the first time it is needed."""
+    sess = session_of(session_or_model, backend)
+    if sess.backend == "native":
+        from .targets.cpu.native import load_native
+
+        load_native(sess.name, sess.namespace, sess.folder / _library_file(sess))
+    return sess
+
+
+def _as_model(model: Any) -> Model:
+    from .model import Model
+
+    if isinstance(model, Model):
+        return model
+    from .api import load
+
+    return load(model)
+
+
+def _index_key(model: Any, options: tuple) -> Optional[str]:
+    """The index key of a native compile of a model file, or None: the JIT declares what it parses anyway, and
+    user operators (``sofie_rdf.custom``) may change what a file compiles to without changing the file."""
+    if options[0] != "native" or "sofie_rdf.custom" in sys.modules:
+        return None
+    return _cache.index_key(model, options)
+
+
+def _from_index(entry: dict[str, Any], source: Any, options: tuple) -> Session:
+    """The Session of a library found in the index; its model and code are made again only when asked for."""
+    backend, flags, weights, _ = options
+    sess = native_session(Path(entry["library"]), Path(entry["weights"]) if entry.get("weights") else None)
+    claim_namespace(sess.namespace, entry["namespace_owner"])
+    sess.model_source = lambda: _as_model(source)
+    sess.code_source = lambda: _native_code(sess.model, flags, weights, sess.interface.profile)[2]
+    sess.profiling_twin = lambda: compile(source, backend, flags, weights, profile=True)
+    return sess
+
+
 def _compile_jit(model: Model, weights: str, profile: bool) -> Session:
+    from .targets.cpu import cpu_target, write_files
+    from .targets.cpu.jit import jit_declare
+
     target = cpu_target("jit")
     code = model.code(weights=weights, target=target, profile=profile)
     namespace = namespace_for(code.name, code.digest)
     if namespace != code.namespace:
         code = model.code(namespace=namespace, weights=weights, target=target, profile=profile)
-    folder = _cache_dir() / "jit" / f"{code.name}-{code.digest[:24]}"
+    folder = _cache.cache_dir() / "jit" / f"{code.name}-{code.digest[:24]}"
     files = write_files(code, folder)
     jit_declare(code, folder)
-    return Session(code, namespace, "jit", files.weights, folder)
+    return jit_session(code, namespace, files.weights, folder)
 
 
-def _compile_native(model: Model, flags: Optional[Sequence[str]], weights: str, profile: bool) -> Session:
+def _native_code(model: Model, flags: Optional[Sequence[str]], weights: str,
+                 profile: bool) -> tuple[str, str, GeneratedCode]:
+    """(the namespace of the library's C++ interface, who owns it, the code the library is built from, in
+    ``<namespace>_impl``). The flags are part of the owner: one header built for two instruction sets is two
+    libraries."""
+    from .targets.cpu import cpu_target
+
     target = cpu_target("native", flags)
     plain = model.code(weights=weights, target=target, profile=profile)
-    # The flags are part of the name: one header built for two instruction sets is two libraries.
-    built = f"native|{' '.join(flags) if flags is not None else ''}|{plain.digest}"
-    namespace = namespace_for(plain.name, hashlib.sha256(built.encode()).hexdigest())
-    code = model.code(namespace=f"{namespace}_impl", weights=weights, target=target, profile=profile)
-    folder = build_native(code, namespace, flags)
-    load_native(code, namespace, folder)
+    owner = hashlib.sha256(f"native|{' '.join(flags) if flags is not None else ''}|{plain.digest}".encode()).hexdigest()
+    namespace = namespace_for(plain.name, owner)
+    return namespace, owner, model.code(namespace=f"{namespace}_impl", weights=weights, target=target, profile=profile)
+
+
+def _compile_native(model: Model, flags: Optional[Sequence[str]], weights: str,
+                    profile: bool) -> tuple[Session, str]:
+    """The Session of the model's library (built unless in the cache) and the owner of its namespace."""
+    from .targets.cpu import WEIGHTS_SUFFIXES
+    from .targets.cpu.native import build_native
+
+    namespace, owner, code = _native_code(model, flags, weights, profile)
+    library = build_native(code, namespace, flags)
     suffix = WEIGHTS_SUFFIXES.get(code.weights_mode)
-    return Session(code, namespace, "native", folder / f"{code.name}{suffix}" if suffix else None, folder)
+    return native_session(library, library.parent / f"{code.name}{suffix}" if suffix else None, code), owner
 
 
-__all__ = ["compile", "session_of"]
+def _library_file(sess: Session) -> str:
+    from .targets.cpu.native import library_name
+
+    return library_name(sess.folder)
+
+
+__all__ = ["cling_session_of", "compile", "session_of"]

@@ -93,7 +93,7 @@ def profile_session(session: Any, twin: Any, arrays: Sequence[np.ndarray], repea
     medians = np.median(per_node, axis=0)
     total = float(np.median(per_node.sum(axis=1)))
     summed = float(medians.sum())
-    dims = twin.call_dims(arrays)
+    dims = {sympy.Symbol(name, integer=True, nonnegative=True): v for name, v in twin.call_dims(arrays).items()}
     nodes = [NodeTime(k, info.op_type, info.name, _shapes(info, dims), float(medians[k]),
                       float(medians[k]) / summed if summed > 0 else 0.0, _gflops(info.flops, dims, medians[k]))
              for k, info in enumerate(infos) if info.code]

@@ -15,7 +15,7 @@ from typing import Any, Optional
 from . import _rdf_distributed as rdf_distributed
 from . import _root
 from ._functor import Columns, FunctorWriter, Layout, functor_header, include_functor_header, layout_of, weights_arg
-from .compile import session_of
+from .compile import cling_session_of as session_of
 from .session import Session
 from .targets.cpu.names import identifier
 

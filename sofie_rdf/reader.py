@@ -8,6 +8,7 @@ import numpy as np
 import sympy
 
 from . import rdf
+from .compile import session_of
 from .errors import ShapeError
 from .session import Session
 
@@ -24,7 +25,7 @@ class Reader:
         from .api import load
 
         self.model = load(source, **load_options)
-        self.session: Session = rdf.session_of(self.model, backend)
+        self.session: Session = session_of(self.model, backend)
 
     def Compute(self, *inputs: Any) -> Union[np.ndarray, tuple[np.ndarray, ...]]:  # noqa: N802 (ROOT's name)
         """Outputs of one event, each flattened (a tuple when the model has several)."""

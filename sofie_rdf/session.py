@@ -1,26 +1,25 @@
-"""Python face of a compiled model: numpy in, numpy out."""
+"""Python face of a compiled model: numpy in, numpy out.
+
+A :class:`Session` checks arrays against the model's :class:`~sofie_rdf.ir.info.Interface` and hands them to
+a binding that calls the C++: the native backend's C ABI (:mod:`sofie_rdf._native`, no ROOT) or, for the
+JIT, the Session class declared to Cling (:class:`_CppyyBinding`, through PyROOT).
+"""
 
 from __future__ import annotations
 
 import ctypes
 import re
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import numpy as np
-import sympy
 
 from .errors import ShapeError, SofieError
-from .ir import TensorInfo, TensorType
-from .ir.dtypes import HALF_TYPES
-from .profiling import Profile, profile_session
-from .targets.cpu import GeneratedCode
-from .targets.cpu.cpp import cpp_type
+from .ir.info import Interface, TensorInfo
 
-# Element types whose buffers cppyy cannot pass: int8_t * reads as a C string, the 16-bit floats are
-# class types numpy knows nothing of.
-_BY_ADDRESS = (np.dtype(np.int8), *HALF_TYPES)
-
+if TYPE_CHECKING:
+    from .profiling import Profile
+    from .targets.cpu import GeneratedCode
 
 class _Columnar:
     """How :meth:`Session.infer` hands arrays it does not know (awkward, dask-awkward) to the integration
@@ -36,55 +35,68 @@ def register_columnar(accepts: Callable[[Any], bool], infer: Callable[..., Any])
 
 
 class Session:
-    """A compiled model bound to one C++ ``Session`` object.
+    """A compiled model: ``infer`` takes numpy arrays and gives numpy arrays.
 
     ``infer`` checks the arrays against the model's inputs (count, dtype,
     rank, fixed dims, consistent symbolic dims), reads the symbolic dims
     (batch, sequence length) off the arrays, and calls the allocation-free
     C++ ``infer`` writing straight into freshly allocated numpy outputs.
     Outputs whose size the model computes while running (NonZero's count)
-    come back through C++ vectors owned by this object, shaped with the dims
-    ``infer`` reports (``runtime_dim``).
-    A Session is not thread safe: use one per thread, as in C++.
+    are copied out after the call, shaped with the dims it computed.
+    A Session is not thread safe: use one per thread, as in C++ (a native
+    Session serialises calls from several threads; other Sessions run meanwhile).
+
+    Sessions are made by :func:`sofie_rdf.compile`; ``code`` (the generated C++) and ``model`` are at hand
+    when the compile made them, or made again on first use when the Session came from the compile cache.
     """
 
-    def __init__(self, code: GeneratedCode, namespace: str, backend: str, weights: Optional[Path],
-                 folder: Optional[Path] = None):
-        from ._root import root
-
-        self.code = code
-        self.name = code.name
-        self.namespace = namespace
+    def __init__(self, interface: Interface, binding: Any, backend: str, weights: Optional[Path],
+                 folder: Optional[Path], code: Optional[GeneratedCode] = None):
+        self.interface = interface
+        self.name = interface.name
+        self.namespace = interface.namespace
         self.backend = backend
         self.weights_path = weights
         self.folder = folder
-        self.model: Optional[Any] = None  # the sofie_rdf.Model compiled, when known (Dask workers rebuild from it)
+        self.cpp_type = f"{interface.namespace}::Session"
+        self._code = code
+        self.code_source: Optional[Callable[[], GeneratedCode]] = None  # regenerates code (Sessions from the cache)
+        self._model: Optional[Any] = None
+        self.model_source: Optional[Callable[[], Any]] = None  # loads the model (Sessions from the cache)
         # Builds this Session's twin with a timer around every node (set by sofie_rdf.compile); see profile.
         self.profiling_twin: Optional[Callable[[], Session]] = None
         self._twin: Optional[Session] = None
-        self.cpp_type = f"{namespace}::Session"
-        cls = getattr(root(), namespace).Session
-        try:
-            self._cpp = cls(str(weights)) if weights is not None else cls()
-        except Exception as exc:
-            raise SofieError(f"model {code.name!r}: creating the C++ Session failed: {_cpp_message(exc)}") from None
-        self._symbols = [sympy.Symbol(orig, integer=True, nonnegative=True) for orig, _ in code.symbols]
-        runtime = [sympy.Symbol(d, integer=True, nonnegative=True) for d in code.runtime_dims]
-        self._inputs = code.inputs
-        self._outputs = [(t.dtype, _shape_function(self._symbols + runtime, t.shape)) for _, t in code.outputs]
-        # Outputs sized while running: C++ vectors the call fills (reused: no allocation once large enough).
-        self._vectors = {k: root().std.vector[cpp_type(t.dtype)]() for k, (_, t) in enumerate(code.outputs)
-                         if any(s in runtime for s in getattr(t.size, "free_symbols", ()))}
-        self._specs = [_input_spec(t, self._symbols) for _, t in code.inputs]
-        self._call = _adapter(code, namespace, self._cpp, self._vectors)
+        self._binding = binding
+        self._fast = binding.fast
+        self._specs = [input_spec(t, interface.symbols) for t in interface.inputs]
+
+    @property
+    def code(self) -> GeneratedCode:
+        """The generated C++ (:class:`~sofie_rdf.targets.cpu.GeneratedCode`) this Session runs."""
+        if self._code is None:
+            if self.code_source is None:
+                raise SofieError(f"model {self.name!r}: this Session does not know the code it was built from")
+            self._code = self.code_source()
+        return self._code
+
+    @property
+    def model(self) -> Optional[Any]:
+        """The :class:`~sofie_rdf.Model` compiled, when known (Dask workers rebuild from it)."""
+        if self._model is None and self.model_source is not None:
+            self._model = self.model_source()
+        return self._model
+
+    @model.setter
+    def model(self, model: Any) -> None:
+        self._model = model
 
     @property
     def inputs(self) -> list[TensorInfo]:
-        return [t.info(n) for n, t in self.code.inputs]
+        return list(self.interface.inputs)
 
     @property
     def outputs(self) -> list[TensorInfo]:
-        return [t.info(n) for n, t in self.code.outputs]
+        return list(self.interface.outputs)
 
     def infer(self, *arrays: Any, **columnar: Any) -> Any:
         """Run the model; one array per input, in model input order.
@@ -94,27 +106,22 @@ class Session:
         jagged axes padded or kept at their per-event length; ``columnar``
         takes ``features=`` and ``fill=`` (see :mod:`sofie_rdf.columnar`).
         """
-        sym_values = self._fast_dims(arrays)
-        if sym_values is None:  # not plain contiguous arrays of the right type and shape: check and say why
+        try:
+            if not columnar:
+                out = self._fast(*arrays)
+                if out is not NotImplemented:
+                    return out
+            # not plain contiguous arrays of the right type and shape: awkward arrays, or check and say why
             if _Columnar.infer is not None and (columnar or any(map(_Columnar.accepts, arrays))):
                 return _Columnar.infer(self, *arrays, **columnar)
             if columnar:
-                raise SofieError(f"model {self.name!r}: infer takes {', '.join(columnar)} only for awkward arrays "
-                                 "(import sofie_rdf.columnar)")
-            arrays, sym_values = self._checked(arrays)
-        unknown = [0] * len(self.code.runtime_dims)  # the shapes of outputs allocated here do not use them
-        outputs = [None if k in self._vectors else np.empty(shape(*sym_values, *unknown), dtype=dtype)
-                   for k, (dtype, shape) in enumerate(self._outputs)]
-        try:
-            self._call(sym_values, arrays, outputs)
-        except Exception as exc:
-            raise _inference_error(self.name, _cpp_message(exc)) from None
-        if self._vectors:
-            runtime = [int(self._cpp.runtime_dim(k)) for k in range(len(self.code.runtime_dims))]
-            for k, vec in self._vectors.items():
-                dtype, shape = self._outputs[k]
-                outputs[k] = _from_vector(vec, dtype).reshape(shape(*sym_values, *runtime))
-        return outputs[0] if len(outputs) == 1 else tuple(outputs)
+                raise SofieError(f"model {self.name!r}: infer takes {', '.join(columnar)} only for awkward arrays")
+            arrays, dims = self._checked(arrays)
+            return self._binding.run(dims, arrays)
+        except InferenceFailure as failure:
+            raise failure.error(self.name) from None
+
+    __call__ = infer
 
     def profile(self, *arrays: Any, repeat: int = 100, warmup: int = 5) -> Profile:
         """Where the time of a call on ``arrays`` goes, node by node: a :class:`~sofie_rdf.profiling.Profile`
@@ -124,8 +131,10 @@ class Session:
         itself has none); then the two run the inputs in turn ``repeat`` times after ``warmup`` calls,
         and the profile holds median times (see :mod:`sofie_rdf.profiling`).
         """
+        from .profiling import profile_session
+
         if self._twin is None:
-            if self.code.profile:
+            if self.interface.profile:
                 self._twin = self
             elif self.profiling_twin is None:
                 raise SofieError(f"model {self.name!r}: this Session was not made by sofie_rdf.compile, "
@@ -137,89 +146,199 @@ class Session:
 
     def profile_ns(self) -> np.ndarray:
         """Nanoseconds each node took, summed over the calls since ``profile_reset`` (profiling builds only)."""
-        return np.fromiter(self._cpp.profile_ns(), dtype=np.float64, count=len(self.code.nodes))
+        return np.asarray(self._binding.profile_ns(), dtype=np.float64)[: self.interface.nodes]
 
     def profile_reset(self) -> None:
         """Zero the node timers of a profiling build."""
-        self._cpp.profile_reset()
+        self._binding.profile_reset()
 
-    def call_dims(self, arrays: Any) -> dict[sympy.Symbol, int]:
-        """The value of every dim for a call on ``arrays``, those computed by the last call included."""
+    def call_dims(self, arrays: Any) -> dict[str, int]:
+        """The value of every dim, by name, for a call on ``arrays``, those computed by the last call included."""
         _, values = self._checked(tuple(arrays))
-        dims = dict(zip(self._symbols, values))
-        for k, d in enumerate(self.code.runtime_dims):
-            dims[sympy.Symbol(d, integer=True, nonnegative=True)] = int(self._cpp.runtime_dim(k))
+        dims = dict(zip(self.interface.symbols, values))
+        for k, d in enumerate(self.interface.runtime_dims):
+            dims[d] = self._binding.runtime_dim(k)
         return dims
-
-    def _fast_dims(self, arrays: tuple) -> Optional[list[int]]:
-        """The dim values when every array is a C-contiguous ndarray that fits its input; else None.
-
-        The common call, checked without sympy: each input's spec lists per axis a fixed size (>= 0) or
-        the complement (~k) of the index of the dim it binds.
-        """
-        if len(arrays) != len(self._specs):
-            return None
-        dims = [-1] * len(self._symbols)
-        for (dtype, pattern), a in zip(self._specs, arrays):
-            if pattern is None or type(a) is not np.ndarray or a.dtype != dtype or len(a.shape) != len(pattern) \
-                    or not a.flags.c_contiguous:
-                return None
-            for want, got in zip(pattern, a.shape):
-                if want >= 0:
-                    if want != got:
-                        return None
-                elif dims[~want] < 0:
-                    dims[~want] = got
-                elif dims[~want] != got:
-                    return None
-        if self.code.constraints:
-            values = dict(zip(self._symbols, dims))
-            if not all(bool(c.condition.subs(values)) for c in self.code.constraints
-                       if c.condition.free_symbols <= values.keys()):
-                return None
-        return [max(d, 0) for d in dims]
 
     def _checked(self, arrays: tuple) -> tuple[list[np.ndarray], list[int]]:
         """The arrays as contiguous inputs and the dim values, or a ShapeError saying what does not fit."""
-        if len(arrays) != len(self._inputs):
-            raise ShapeError(f"model {self.name!r} takes {len(self._inputs)} input(s) "
-                             f"({', '.join(n for n, _ in self._inputs)}), got {len(arrays)}")
-        values: dict[sympy.Symbol, int] = {}
-        args = [self._check(name, t, a, values) for (name, t), a in zip(self._inputs, arrays)]
-        for c in self.code.constraints:
-            if c.condition.free_symbols <= values.keys() and not bool(c.condition.subs(values)):
-                raise ShapeError(f"model {self.name!r}: {c.message} (dims: "
-                                 f"{', '.join(f'{k} = {v}' for k, v in values.items())})")
-        return args, [values.get(s, 0) for s in self._symbols]
+        inputs = self.interface.inputs
+        if len(arrays) != len(inputs):
+            raise ShapeError(f"model {self.name!r} takes {len(inputs)} input(s) "
+                             f"({', '.join(t.name for t in inputs)}), got {len(arrays)}")
+        values: dict[str, int] = {}
+        args = [self._check(t, a, values) for t, a in zip(inputs, arrays)]
+        expressions = [(t, axis, d) for t in inputs for axis, d in enumerate(t.shape) if _is_expression(d)]
+        if expressions:
+            _check_expressions(self.name, expressions, args, inputs, values)
+        return args, [values.get(s, 0) for s in self.interface.symbols]
 
-    __call__ = infer
-
-    def _check(self, name: str, t: TensorType, array: Any, values: dict) -> np.ndarray:
+    def _check(self, t: TensorInfo, array: Any, values: dict[str, int]) -> np.ndarray:
         a = np.asarray(array)
-        where = f"model {self.name!r}, input {name!r}"
+        where = f"model {self.name!r}, input {t.name!r}"
         if a.dtype != t.dtype:
             raise ShapeError(f"{where}: expected dtype {t.dtype}, got {a.dtype} (convert with .astype(np.{t.dtype}))")
-        if a.ndim != t.rank:
+        if a.ndim != len(t.shape):
             raise ShapeError(f"{where}: expected shape {_spell(t.shape)}, got {a.shape}")
         for axis, (want, got) in enumerate(zip(t.shape, a.shape)):
             if isinstance(want, int):
                 ok = want == got
-            elif want.is_Symbol:
+            elif want in self.interface.symbols:
                 ok = values.setdefault(want, got) == got
             else:
-                ok = True  # expression dims are checked below, once every symbol is bound
+                ok = True  # expression dims are checked once every symbol is bound
             if not ok:
                 raise ShapeError(f"{where}: expected shape {_spell(t.shape)}, got {a.shape} "
                                  f"(axis {axis}: {want} = {values.get(want, want)})")
-        for axis, (want, got) in enumerate(zip(t.shape, a.shape)):
-            if not isinstance(want, int) and not want.is_Symbol and want.free_symbols <= values.keys():
-                if int(want.subs(values)) != got:
-                    raise ShapeError(f"{where}: axis {axis} must be {want} = {want.subs(values)}, got {got}")
         return np.ascontiguousarray(a)
+
+
+class InferenceFailure(Exception):
+    """A failed C++ call, as a binding reports it: ``value`` when the model could not accept a value (a
+    run-time shape, axis or size: std::invalid_argument, naming the node), else a failure of the code."""
+
+    def __init__(self, value: bool, message: str):
+        super().__init__(message)
+        self.value, self.message = value, message
+
+    def error(self, model: str) -> SofieError:
+        if self.value:
+            text = self.message.removeprefix("sofie-rdf: ")
+            return ShapeError(text if text.startswith("model ") else f"model {model!r}: {text}")
+        return SofieError(f"model {model!r}: inference failed: {self.message}")
+
+
+def _is_expression(dim: Any) -> bool:
+    return isinstance(dim, str) and not dim.isidentifier()
+
+
+def _check_expressions(model: str, expressions: list, arrays: list, inputs: tuple, values: dict[str, int]) -> None:
+    """Check axes whose size is an expression of dims (``2*N``) once the symbols are bound (sympy, on this
+    rare path only)."""
+    import sympy
+
+    for t, axis, dim in expressions:
+        expr = sympy.sympify(dim, locals={s: sympy.Symbol(s, integer=True, nonnegative=True) for s in values})
+        if {s.name for s in expr.free_symbols} <= values.keys():
+            want = int(expr.subs({sympy.Symbol(k, integer=True, nonnegative=True): v for k, v in values.items()}))
+            got = arrays[inputs.index(t)].shape[axis]
+            if want != got:
+                raise ShapeError(f"model {model!r}, input {t.name!r}: axis {axis} must be {dim} = {want}, got {got}")
+
+
+def input_spec(t: TensorInfo, symbols: tuple[str, ...]) -> tuple[np.dtype, Optional[tuple[int, ...]]]:
+    """(dtype, per axis the fixed size or ~index of its dim) for the bindings' fast path; pattern None when
+    an axis is an expression of dims (checked by the full path only)."""
+    pattern = []
+    for d in t.shape:
+        if isinstance(d, int):
+            pattern.append(d)
+        elif d in symbols:
+            pattern.append(~symbols.index(d))
+        else:
+            return t.dtype, None
+    return t.dtype, tuple(pattern)
+
+
+def _spell(shape: tuple) -> str:
+    return "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+class _CppyyBinding:
+    """The JIT's binding: the C++ Session declared to Cling, called through PyROOT (cppyy).
+
+    Buffers go as typed pointers, except those cppyy cannot pass (``_BY_ADDRESS``: ``int8_t *`` reads as a
+    C string, the 16-bit floats have no numpy view), which go as addresses cast back in C++; outputs sized
+    at run time go as C++ vectors owned here (reused: no allocation once large enough).
+    """
+
+    def __init__(self, code: GeneratedCode, namespace: str, weights: Optional[Path]):
+        from ._root import root
+        from .targets.cpu.cpp import cpp_type
+
+        self.name = code.name
+        cls = getattr(root(), namespace).Session
+        try:
+            self._cpp = cls(str(weights)) if weights is not None else cls()
+        except Exception as exc:
+            raise SofieError(f"model {code.name!r}: creating the C++ Session failed: {_cpp_message(exc)}") from None
+        self._n_dims = len(code.symbols)
+        symbols = [orig for orig, _ in code.symbols]
+        self._outputs = [(t.dtype, _shape_function(symbols + list(code.runtime_dims), t.shape)) for _, t in code.outputs]
+        runtime = set(code.runtime_dims)
+        self._vectors = {k: root().std.vector[cpp_type(t.dtype)]() for k, (_, t) in enumerate(code.outputs)
+                         if {s.name for s in getattr(t.size, "free_symbols", ())} & runtime}
+        self._n_runtime = len(code.runtime_dims)
+        self._specs = [input_spec(t.info(n), tuple(symbols)) for n, t in code.inputs]
+        self._call = _adapter(code, namespace, self._cpp, self._vectors)
+
+    def fast(self, *arrays: Any) -> Any:
+        """The outputs when every array is a C-contiguous ndarray that fits its input; else NotImplemented."""
+        dims = _fast_dims(self._specs, self._n_dims, arrays)
+        return NotImplemented if dims is None else self.run(dims, arrays)
+
+    def run(self, dims: list[int], arrays: Any) -> Any:
+        unknown = [0] * self._n_runtime  # the shapes of outputs allocated here do not use them
+        outputs = [None if k in self._vectors else np.empty(shape(*dims, *unknown), dtype=dtype)
+                   for k, (dtype, shape) in enumerate(self._outputs)]
+        try:
+            self._call(dims, arrays, outputs)
+        except Exception as exc:
+            message = _cpp_message(exc)
+            kind, _, text = message.partition(": ")
+            raise InferenceFailure(kind == "invalid_argument", text if kind == "invalid_argument" else message) from None
+        if self._vectors:
+            runtime = [self.runtime_dim(k) for k in range(self._n_runtime)]
+            for k, vec in self._vectors.items():
+                dtype, shape = self._outputs[k]
+                outputs[k] = _from_vector(vec, dtype).reshape(shape(*dims, *runtime))
+        return outputs[0] if len(outputs) == 1 else tuple(outputs)
+
+    def runtime_dim(self, k: int) -> int:
+        return int(self._cpp.runtime_dim(k))
+
+    def profile_ns(self) -> list[float]:
+        return list(self._cpp.profile_ns())
+
+    def profile_reset(self) -> None:
+        self._cpp.profile_reset()
+
+
+def jit_session(code: GeneratedCode, namespace: str, weights: Optional[Path], folder: Optional[Path]) -> Session:
+    """The Session of a header declared to Cling (``namespace::Session``)."""
+    from .targets.cpu.c_abi import interface_of
+
+    return Session(interface_of(code, namespace), _CppyyBinding(code, namespace, weights), "jit", weights, folder,
+                   code)
+
+
+def _fast_dims(specs: list, n_dims: int, arrays: tuple) -> Optional[list[int]]:
+    """The dim values when every array is a C-contiguous ndarray that fits its input; else None.
+
+    Each input's spec lists per axis a fixed size (>= 0) or the complement (~k) of the index of the dim it binds.
+    """
+    if len(arrays) != len(specs):
+        return None
+    dims = [-1] * n_dims
+    for (dtype, pattern), a in zip(specs, arrays):
+        if pattern is None or type(a) is not np.ndarray or a.dtype != dtype or len(a.shape) != len(pattern) \
+                or not a.flags.c_contiguous:
+            return None
+        for want, got in zip(pattern, a.shape):
+            if want >= 0:
+                if want != got:
+                    return None
+            elif dims[~want] < 0:
+                dims[~want] = got
+            elif dims[~want] != got:
+                return None
+    return [max(d, 0) for d in dims]
 
 
 def _from_vector(vec: Any, dtype: np.dtype) -> np.ndarray:
     """A copy of a C++ vector's elements (std::vector<bool> has no contiguous buffer)."""
+    from .ir.dtypes import HALF_TYPES
+
     n = int(vec.size())
     if dtype == np.bool_:
         return np.array([bool(v) for v in vec], dtype=np.bool_)
@@ -229,20 +348,6 @@ def _from_vector(vec: Any, dtype: np.dtype) -> np.ndarray:
         bits = (ctypes.c_uint16 * n).from_address(cppyy.ll.addressof(vec.data()))
         return np.ctypeslib.as_array(bits).copy().view(dtype)
     return np.frombuffer(vec.data(), dtype=dtype, count=n).copy() if n else np.empty(0, dtype)
-
-
-def _input_spec(t: TensorType, symbols: list) -> tuple[np.dtype, Optional[tuple[int, ...]]]:
-    """(dtype, per axis the fixed size or ~index of its dim) for :meth:`Session._fast_dims`; pattern None when
-    an axis is an expression of dims (checked by the full path only)."""
-    pattern = []
-    for d in t.shape:
-        if isinstance(d, int):
-            pattern.append(d)
-        elif d.is_Symbol and d in symbols:
-            pattern.append(~symbols.index(d))
-        else:
-            return t.dtype, None
-    return t.dtype, tuple(pattern)
 
 
 def _adapter(code: GeneratedCode, namespace: str, cpp: Any, vectors: dict[int, Any]) -> Callable[[list, list, list], None]:
@@ -256,7 +361,10 @@ def _adapter(code: GeneratedCode, namespace: str, cpp: Any, vectors: dict[int, A
     (``vectors``) go as the C++ vectors they are.
     """
     from ._root import declare, root
+    from .ir.dtypes import HALF_TYPES
+    from .targets.cpu.cpp import cpp_type
 
+    by_address_types = (np.dtype(np.int8), *HALF_TYPES)  # see _CppyyBinding
     dims = [f"size_t d{k}" for k in range(len(code.symbols))]
     params, args, by_address = [], [], []
     n_in = len(code.inputs)
@@ -265,7 +373,7 @@ def _adapter(code: GeneratedCode, namespace: str, cpp: Any, vectors: dict[int, A
         if k - n_in in vectors:
             params.append(f"std::vector<{cpp_type(t.dtype)}> &p{k}")
             args.append(f"p{k}")
-        elif t.dtype in _BY_ADDRESS:
+        elif t.dtype in by_address_types:
             params.append(f"std::uintptr_t p{k}")
             args.append(f"reinterpret_cast<{ptr}>(p{k})")
             by_address.append(k)
@@ -296,28 +404,15 @@ def _adapter(code: GeneratedCode, namespace: str, cpp: Any, vectors: dict[int, A
     return call
 
 
-def _shape_function(symbols: list, shape: tuple):
-    """Python function of the dim values giving a concrete output shape."""
+def _shape_function(symbols: list[str], shape: tuple):
+    """Python function of the dim values (``symbols``, by name) giving a concrete output shape."""
     if all(isinstance(d, int) for d in shape):
         fixed = tuple(shape)
         return lambda *_: fixed
-    f = sympy.lambdify(symbols, list(shape), modules="math")
+    import sympy
+
+    f = sympy.lambdify([sympy.Symbol(s, integer=True, nonnegative=True) for s in symbols], list(shape), modules="math")
     return lambda *v: tuple(int(d) for d in f(*v))
-
-
-def _spell(shape: tuple) -> str:
-    return "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
-
-
-def _inference_error(model: str, message: str) -> SofieError:
-    """The Python error of a C++ exception thrown by ``infer``: the generated code throws
-    std::invalid_argument for a value it cannot accept (a run-time shape, axis or size, naming the node),
-    which is a :class:`ShapeError`; anything else is a failure of the code itself."""
-    kind, _, text = message.partition(": ")
-    if kind == "invalid_argument":
-        text = text.removeprefix("sofie-rdf: ")
-        return ShapeError(text if text.startswith("model ") else f"model {model!r}: {text}")
-    return SofieError(f"model {model!r}: inference failed: {message}")
 
 
 def _cpp_message(exc: Exception) -> str:

@@ -17,13 +17,13 @@ ROOT = Path(sofie_rdf.__file__).parent
 
 # Layers from the bottom up: a module may import its own layer and those below, never one above.
 LAYERS = [
-    ("errors", "_version", "_root", "ir"),
+    ("errors", "_version", "_root", "_cache", "ir"),
     ("ops",),
     ("passes",),
     ("planning",),
     ("targets",),
     ("custom", "parsers"),
-    ("profiling", "session"),
+    ("profiling", "session", "_native"),
     ("model", "api"),
     ("compile",),
     ("columnar", "rdf", "_functor", "_rdf_distributed", "gnn", "reader", "_runner", "cli", "__init__", "__main__"),

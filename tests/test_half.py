@@ -23,7 +23,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 import sofie_rdf as sr
 from sofie_rdf import _root
-from sofie_rdf.session import Session
+from sofie_rdf.session import Session, jit_session
 from sofie_rdf.targets.cpu.jit import jit_declare
 
 BF16 = np.dtype(ml_dtypes.bfloat16)
@@ -247,7 +247,7 @@ def _weights_model(dtype: np.dtype, bits: Optional[np.ndarray] = None) -> onnx.M
 def _embedded_session(model: onnx.ModelProto, tag: str) -> Session:
     code = sr.load(model).code(weights="embed", namespace=f"TMVA_SOFIE_half_embed_{tag}")
     jit_declare(code)
-    return Session(code, code.namespace, "jit", None)
+    return jit_session(code, code.namespace, None, None)
 
 
 @pytest.mark.parametrize("mode", ["dat", "embed"])

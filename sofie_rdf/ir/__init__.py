@@ -1,11 +1,25 @@
-"""Intermediate representation shared by every front end and back end."""
+"""Intermediate representation shared by every front end and back end.
 
-from .dims import Dim, as_dim, is_static, num_elements, symbol
-from .dtypes import dtype_info
-from .model import Model, Node, model_name_from
-from .tensors import TensorInfo, TensorType
+Names are imported on first use: :mod:`sofie_rdf.ir.info` (what a Session needs) stays free of sympy,
+which the rest of the IR is built on.
+"""
 
-__all__ = [
-    "Dim", "Model", "Node", "TensorInfo", "TensorType", "as_dim", "dtype_info",
-    "is_static", "model_name_from", "num_elements", "symbol",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "Dim": "dims", "as_dim": "dims", "is_static": "dims", "num_elements": "dims", "symbol": "dims",
+    "dtype_info": "dtypes", "Model": "model", "Node": "model", "model_name_from": "model",
+    "TensorInfo": "info", "TensorType": "tensors",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+
+
+__all__ = sorted(_EXPORTS)

@@ -9,23 +9,7 @@ import numpy as np
 
 from .dims import Dim, dim_str, is_static, num_elements
 from .dtypes import dtype_info
-
-
-@dataclass(frozen=True)
-class TensorInfo:
-    """Public description of a model input or output.
-
-    ``shape`` holds ints for fixed dims and strings for symbolic ones
-    (``("N", 7)``), the form users see and write.
-    """
-
-    name: str
-    dtype: np.dtype
-    shape: tuple
-
-    def __repr__(self) -> str:
-        dims = ", ".join(str(d) for d in self.shape)
-        return f"TensorInfo({self.name!r}, {self.dtype}, ({dims}{',' if len(self.shape) == 1 else ''}))"
+from .info import TensorInfo
 
 
 @dataclass

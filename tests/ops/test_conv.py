@@ -11,7 +11,7 @@ from onnx.reference import ReferenceEvaluator
 import sofie_rdf as sr
 from sofie_rdf.errors import ShapeError
 from sofie_rdf.ops.reference import winograd_kernel, winograd_weights
-from sofie_rdf.session import Session
+from sofie_rdf.session import jit_session
 from sofie_rdf.targets.cpu import write_files
 from sofie_rdf.targets.cpu.jit import jit_declare
 
@@ -175,7 +175,7 @@ def test_conv_rows_not_for_cling(check_model, tmp_path):
     assert "kernels::conv_rows(" in native_header.header
     files = write_files(native_header, tmp_path)
     jit_declare(native_header, tmp_path)
-    y = Session(native_header, native_header.namespace, "jit", files.weights, tmp_path).infer(feeds["x"])
+    y = jit_session(native_header, native_header.namespace, files.weights, tmp_path).infer(feeds["x"])
     np.testing.assert_allclose(y, ours, rtol=1e-5, atol=1e-5)
 
 

@@ -13,20 +13,6 @@ from .header import GeneratedCode, half_types_source
 _OPTIMIZE = "#pragma cling optimize(3)\n"
 
 
-def namespace_for(name: str, digest: str) -> str:
-    """``TMVA_SOFIE_<Name>``, or with the content hash when that name is taken.
-
-    Every model version gets its own namespace, so two versions of one model
-    can live in one process; the first keeps the plain, documented name.
-    """
-    plain = f"TMVA_SOFIE_{name}"
-    owner = _NAMESPACES.setdefault(plain, digest)
-    return plain if owner == digest else f"{plain}_{digest[:12]}"
-
-
-_NAMESPACES: dict[str, str] = {}
-
-
 def jit_declare(code: GeneratedCode, folder: Optional[Path] = None) -> None:
     """Declare the header of ``code`` (already namespaced) into Cling, once.
 

@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from ... import _root
+from ..._cache import cache_dir
 from ...errors import CompilationError
+from .c_abi import c_abi_source
 from .files import write_files
 from .header import GeneratedCode, half_types_source
 from .weights import atomic_write
@@ -25,11 +27,6 @@ from .weights import atomic_write
 DEFAULT_FLAGS = ("-O3", "-march=native", "-fno-trapping-math")  # no -ffast-math: IEEE results kept
 # Session members a header has only sometimes (GeneratedCode.signatures key -> the forwarding call).
 _OPTIONAL_MEMBERS = {"runtime_dim": "runtime_dim(k)", "profile_ns": "profile_ns()", "profile_reset": "profile_reset()"}
-
-
-def cache_dir() -> Path:
-    """Where compiled models live: ``$SOFIE_RDF_CACHE`` or ``~/.cache/sofie-rdf``."""
-    return Path(os.environ.get("SOFIE_RDF_CACHE", Path.home() / ".cache" / "sofie-rdf"))
 
 
 def interface_header(code: GeneratedCode, namespace: str) -> str:
@@ -113,18 +110,22 @@ def library_commands(source: Path, output: Path, flags: Sequence[str], with_root
 
 
 def build_native(code: GeneratedCode, namespace: str, flags: Optional[Sequence[str]] = None) -> Path:
-    """Compile (or find in the cache) the library of ``code``; returns its folder."""
+    """Compile (or find in the cache) the library of ``code``; returns its path.
+
+    The library holds the C++ ``namespace::Session`` that ROOT declares (``load_native``) and the C ABI
+    that Python calls without ROOT (``c_abi.py``): one library for RDataFrame and for numpy.
+    """
     flags = tuple(DEFAULT_FLAGS if flags is None else flags)
     key = hashlib.sha256(f"{code.digest}|{namespace}|{' '.join(flags)}".encode()).hexdigest()[:24]
     folder = cache_dir() / f"{code.name}-{key}"
-    library = folder / _library_name(folder)
+    library = folder / library_name(folder)
     if library.exists():
-        return folder
+        return library
     write_files(code, folder)
     atomic_write(folder / f"{code.name}_interface.hxx", interface_header(code, namespace))
     source = atomic_write(folder / f"{code.name}_session.cpp",
                           f'#include "{code.name}.hxx"\n#include "{code.name}_interface.hxx"\n\n'
-                          + _definitions(code, namespace))
+                          + _definitions(code, namespace) + "\n" + c_abi_source(code, namespace))
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".lib{code.name}.", suffix=".so")
     os.close(fd)
     try:
@@ -137,22 +138,21 @@ def build_native(code: GeneratedCode, namespace: str, flags: Optional[Sequence[s
     finally:
         Path(tmp).with_suffix(".o").unlink(missing_ok=True)
     os.replace(tmp, library)
-    return folder
+    return library
 
 
-def _library_name(folder: Path) -> str:
+def library_name(folder: Path) -> str:
     """Unique per build: ROOT loads a library name only once per process."""
     return f"lib{folder.name}.so"
 
 
-def load_native(code: GeneratedCode, namespace: str, folder: Path) -> None:
-    """Load a built library into ROOT and declare its interface, once."""
-    ROOT = _root.root()
-    _root.load_blas()
-    library = folder / _library_name(folder)
-    key = f"native:{namespace}:{folder.name}"
+def load_native(name: str, namespace: str, library: Path) -> None:
+    """Load the built library of model ``name`` into ROOT and declare its C++ interface, once."""
+    key = f"native:{namespace}:{library.parent.name}"
     if _root.is_declared(key):
         return
+    ROOT = _root.root()
+    _root.load_blas()
     if ROOT.gSystem.Load(str(library)) < 0:
         raise CompilationError(f"cannot load {library}")
-    _root.declare(key, (folder / f"{code.name}_interface.hxx").read_text())
+    _root.declare(key, (library.parent / f"{name}_interface.hxx").read_text())
