@@ -164,7 +164,9 @@ class NativeBinding:
 def native_session(path: Path, weights: Optional[Path], code: Any = None) -> Session:
     """The Session of the native library at ``path`` reading ``weights`` (None: embedded or none)."""
     lib = library(path)
-    return Session(lib.interface, NativeBinding(lib, weights), "native", weights, path.parent, code)
+    sess = Session(lib.interface, NativeBinding(lib, weights), "native", weights, path.parent, code)
+    sess.library = path
+    return sess
 
 
 @cache

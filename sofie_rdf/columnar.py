@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Optional, Se
 
 import numpy as np
 
+from ._native import native_session
 from .compile import compile as compile_model
 from .compile import session_of
 from .errors import ShapeError, SofieError
@@ -361,33 +362,42 @@ def _as_tuple(out: Any) -> tuple:
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# Dask: the model travels pickled and is compiled once per worker process
+# Dask: the model travels pickled; a worker opens its native library where it can, else compiles it once
 
 
-_WORKER_SESSIONS: dict[tuple[str, str], Any] = {}
+_WORKER_SESSIONS: dict[tuple[str, ...], Any] = {}
 
 
 @dataclass
 class _Remote:
-    """A picklable handle on a compiled model: the model, its backend and the inference options."""
+    """A picklable handle on a compiled model: the model, its backend and the inference options, and for the
+    native backend its library, which a worker on the same machine (or a shared disk) opens without ROOT or
+    compiling anything."""
 
     model: Any
     backend: str
-    digest: str
+    key: tuple[str, ...]
     features: Features = None
     fill: float = 0.0
+    library: Optional[str] = None
+    weights: Optional[str] = None
 
     @classmethod
     def of(cls, sess: Any, features: Features, fill: float) -> _Remote:
         if getattr(sess, "model", None) is None:
             raise SofieError(f"model {sess.name!r}: this Session does not know its model; give the model itself")
-        return cls(sess.model, sess.backend, sess.code.digest, features, fill)
+        library = str(sess.library) if sess.library is not None else None
+        weights = str(sess.weights_path) if sess.weights_path is not None else None
+        return cls(sess.model, sess.backend, (sess.backend, sess.namespace, str(sess.folder)), features, fill,
+                   library, weights)
 
     def session(self) -> Any:
-        key = (self.digest, self.backend)
-        if key not in _WORKER_SESSIONS:
-            _WORKER_SESSIONS[key] = compile_model(self.model, backend=self.backend)
-        return _WORKER_SESSIONS[key]
+        if self.key not in _WORKER_SESSIONS:
+            if self.library is not None and Path(self.library).is_file():
+                _WORKER_SESSIONS[self.key] = native_session(Path(self.library), self.weights and Path(self.weights))
+            else:
+                _WORKER_SESSIONS[self.key] = compile_model(self.model, backend=self.backend)
+        return _WORKER_SESSIONS[self.key]
 
     def records(self, *arrays: Any) -> Any:
         """The outputs of one partition, as one array (a record of the outputs when there are several)."""

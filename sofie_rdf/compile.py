@@ -53,7 +53,7 @@ def compile(model: Any, backend: str = "jit", flags: Optional[Sequence[str]] = N
     else:
         sess, owner = _compile_native(model, flags, weights, profile)
         if key is not None:
-            _cache.index_store(key, {"library": str(sess.folder / _library_file(sess)), "namespace": sess.namespace,
+            _cache.index_store(key, {"library": str(sess.library), "namespace": sess.namespace,
                                      "namespace_owner": owner, "weights": str(sess.weights_path or "") or None})
     sess.model = model
     sess.profiling_twin = lambda: compile(source if key is not None else model, backend, flags, weights, profile=True)
@@ -74,7 +74,7 @@ def cling_session_of(session_or_model: Any, backend: str = "jit") -> Session:
     if sess.backend == "native":
         from .targets.cpu.native import load_native
 
-        load_native(sess.name, sess.namespace, sess.folder / _library_file(sess))
+        load_native(sess.name, sess.namespace, sess.library)
     return sess
 
 
@@ -146,12 +146,6 @@ def _compile_native(model: Model, flags: Optional[Sequence[str]], weights: str,
     library = build_native(code, namespace, flags)
     suffix = WEIGHTS_SUFFIXES.get(code.weights_mode)
     return native_session(library, library.parent / f"{code.name}{suffix}" if suffix else None, code), owner
-
-
-def _library_file(sess: Session) -> str:
-    from .targets.cpu.native import library_name
-
-    return library_name(sess.folder)
 
 
 __all__ = ["cling_session_of", "compile", "session_of"]

@@ -58,6 +58,7 @@ class Session:
         self.backend = backend
         self.weights_path = weights
         self.folder = folder
+        self.library: Optional[Path] = None  # the native library this Session calls
         self.cpp_type = f"{interface.namespace}::Session"
         self._code = code
         self.code_source: Optional[Callable[[], GeneratedCode]] = None  # regenerates code (Sessions from the cache)

@@ -118,7 +118,7 @@ def build_native(code: GeneratedCode, namespace: str, flags: Optional[Sequence[s
     flags = tuple(DEFAULT_FLAGS if flags is None else flags)
     key = hashlib.sha256(f"{code.digest}|{namespace}|{' '.join(flags)}".encode()).hexdigest()[:24]
     folder = cache_dir() / f"{code.name}-{key}"
-    library = folder / library_name(folder)
+    library = folder / _library_name(folder)
     if library.exists():
         return library
     write_files(code, folder)
@@ -141,7 +141,7 @@ def build_native(code: GeneratedCode, namespace: str, flags: Optional[Sequence[s
     return library
 
 
-def library_name(folder: Path) -> str:
+def _library_name(folder: Path) -> str:
     """Unique per build: ROOT loads a library name only once per process."""
     return f"lib{folder.name}.so"
 
