@@ -3,15 +3,17 @@
  * Built once per machine and Python by sofie_rdf._native with the compiler that builds the models; where it
  * cannot be built, the Session calls the same C ABI through ctypes (a few microseconds slower).
  *
- * Caller(abi, session, inputs, outputs, single, lock) holds what one Session needs:
- *   abi      (infer, output_shape, output_data) function addresses of the library's C ABI
- *   inputs   per input (dtype, pattern): pattern[a] >= 0 is a fixed size, ~k binds the axis to dim k,
- *            None when an axis is an expression of dims (only the checked path calls such a model)
- *   outputs  per output (dtype, rank, sized while running)
- * caller(*arrays) runs the model on C-contiguous arrays of the right dtypes and shapes, or returns
- * NotImplemented for anything else (the Session then checks them and says what is wrong);
- * caller.run(dims, arrays) runs checked arrays with the dims' values. A failed call raises ValueError
- * (a value the model cannot accept) or RuntimeError, with the library's message.
+ * Caller(abi, session, inputs, outputs, dims, single, fallback, fail) holds what one Session needs:
+ *   abi       (infer, output_shape, output_data, last_error, destroy) addresses of the library's C ABI;
+ *             the Caller owns the session and destroys it when it goes
+ *   inputs    per input (dtype, pattern): pattern[a] >= 0 is a fixed size, ~k binds the axis to dim k,
+ *             None when an axis is an expression of dims (only the checked path calls such a model)
+ *   outputs   per output (dtype, rank, sized while running)
+ *   fallback  called with the arguments of any call that is not C-contiguous arrays of the right dtypes
+ *             and shapes (the Session's checked path, which converts them or says what is wrong)
+ *   fail      fail(value, message) -> the exception to raise for a failed call (value: a value the model
+ *             cannot accept, std::invalid_argument; else a failure of the code)
+ * caller(*arrays) runs the model; caller.run(dims, arrays) runs checked arrays with the dims' values.
  * The GIL is released while the model runs; a lock keeps one Session to one call at a time.
  */
 #define PY_SSIZE_T_CLEAN
@@ -29,6 +31,7 @@ typedef int (*infer_fn)(void *, const size_t *, void *const *);
 typedef int (*shape_fn)(const void *, size_t, const size_t *, size_t *);
 typedef const void *(*data_fn)(const void *, size_t);
 typedef const char *(*error_fn)(void);
+typedef void (*destroy_fn)(void *);
 
 typedef struct {
     PyArray_Descr *dtype;
@@ -48,15 +51,35 @@ typedef struct {
     shape_fn shape;
     data_fn data;
     error_fn error;
+    destroy_fn destroy;
     void *session;
+    PyObject *fallback, *fail;
     int n_inputs, n_outputs, n_dims, single;
     InputSpec *in;
     OutputSpec *out;
     PyThread_type_lock lock;
 } Caller;
 
+static int caller_traverse(Caller *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->fallback);
+    Py_VISIT(self->fail);
+    return 0;
+}
+
+static int caller_clear(Caller *self)
+{
+    Py_CLEAR(self->fallback);
+    Py_CLEAR(self->fail);
+    return 0;
+}
+
 static void caller_dealloc(Caller *self)
 {
+    PyObject_GC_UnTrack(self);
+    caller_clear(self);
+    if (self->session && self->destroy)
+        self->destroy(self->session);
     for (int k = 0; self->in && k < self->n_inputs; ++k)
         Py_XDECREF(self->in[k].dtype);
     for (int k = 0; self->out && k < self->n_outputs; ++k)
@@ -132,26 +155,37 @@ static int read_outputs(Caller *self, PyObject *outputs)
 
 static int caller_init(Caller *self, PyObject *args, PyObject *kwds)
 {
-    PyObject *abi, *session, *inputs, *outputs;
+    PyObject *abi, *session, *inputs, *outputs, *fallback, *fail;
     (void)kwds;
-    if (!PyArg_ParseTuple(args, "O!OO!O!ip", &PyTuple_Type, &abi, &session, &PyTuple_Type, &inputs, &PyTuple_Type,
-                          &outputs, &self->n_dims, &self->single))
+    if (!PyArg_ParseTuple(args, "O!OO!O!ipOO", &PyTuple_Type, &abi, &session, &PyTuple_Type, &inputs, &PyTuple_Type,
+                          &outputs, &self->n_dims, &self->single, &fallback, &fail))
         return -1;
+    if (!PyCallable_Check(fallback) || !PyCallable_Check(fail)) {
+        PyErr_SetString(PyExc_TypeError, "Caller: fallback and fail are callables");
+        return -1;
+    }
     if (self->in || self->out) {
         PyErr_SetString(PyExc_TypeError, "a Caller is initialised once");
         return -1;
     }
-    if (PyTuple_GET_SIZE(abi) != 4 || PyTuple_GET_SIZE(inputs) > MAX_TENSORS ||
+    if (PyTuple_GET_SIZE(abi) != 5 || PyTuple_GET_SIZE(inputs) > MAX_TENSORS ||
         PyTuple_GET_SIZE(outputs) > MAX_TENSORS || PyTuple_GET_SIZE(outputs) < 1 || self->n_dims < 0 ||
         self->n_dims > MAX_DIMS) {
-        PyErr_SetString(PyExc_ValueError, "Caller(abi: 4 addresses, session, inputs, outputs (1 to 512), dims, single)");
+        PyErr_SetString(PyExc_ValueError,
+                        "Caller(abi: 5 addresses, session, inputs, outputs (1 to 512), dims, single, fallback, fail)");
         return -1;
     }
+    Py_INCREF(fallback);
+    Py_INCREF(fail);
+    self->fallback = fallback;
+    self->fail = fail;
     self->infer = (infer_fn)address(abi, 0);
     self->shape = (shape_fn)address(abi, 1);
     self->data = (data_fn)address(abi, 2);
     self->error = (error_fn)address(abi, 3);
     self->session = PyLong_AsVoidPtr(session);
+    if (!PyErr_Occurred())
+        self->destroy = (destroy_fn)address(abi, 4);  /* owned from here on, even if the rest fails */
     if (PyErr_Occurred() || read_inputs(self, inputs) < 0 || read_outputs(self, outputs) < 0)
         return -1;
     self->lock = PyThread_allocate_lock();
@@ -197,7 +231,18 @@ static int fast_dims(Caller *self, PyObject *const *arrays, size_t *dims)
 
 static PyObject *fail(Caller *self, int status)
 {
-    PyErr_SetString(status == 1 ? PyExc_ValueError : PyExc_RuntimeError, self->error());
+    const char *text = self->error();
+    if (!self->fail) {
+        PyErr_SetString(PyExc_RuntimeError, text);
+        return NULL;
+    }
+    PyObject *message = PyUnicode_DecodeUTF8(text, (Py_ssize_t)strlen(text), "replace");
+    PyObject *exc = message ? PyObject_CallFunction(self->fail, "OO", status == 1 ? Py_True : Py_False, message) : NULL;
+    Py_XDECREF(message);
+    if (exc) {
+        PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+        Py_DECREF(exc);
+    }
     return NULL;
 }
 
@@ -271,10 +316,14 @@ done:
 static PyObject *caller_call(Caller *self, PyObject *args, PyObject *kwds)
 {
     size_t dims[MAX_DIMS];
-    if (kwds && PyDict_GET_SIZE(kwds))
-        Py_RETURN_NOTIMPLEMENTED;
-    if (PyTuple_GET_SIZE(args) != self->n_inputs || !fast_dims(self, &PyTuple_GET_ITEM(args, 0), dims))
-        Py_RETURN_NOTIMPLEMENTED;
+    if ((kwds && PyDict_GET_SIZE(kwds)) || PyTuple_GET_SIZE(args) != self->n_inputs ||
+        !fast_dims(self, &PyTuple_GET_ITEM(args, 0), dims)) {
+        if (!self->fallback) {
+            PyErr_SetString(PyExc_RuntimeError, "this Session is being destroyed");
+            return NULL;
+        }
+        return PyObject_Call(self->fallback, args, kwds);
+    }
     return execute(self, &PyTuple_GET_ITEM(args, 0), dims);
 }
 
@@ -315,7 +364,9 @@ static PyTypeObject CallerType = {
     .tp_basicsize = sizeof(Caller),
     .tp_dealloc = (destructor)caller_dealloc,
     .tp_call = (ternaryfunc)caller_call,
-    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_traverse = (traverseproc)caller_traverse,
+    .tp_clear = (inquiry)caller_clear,
     .tp_doc = "Calls one native Session's C ABI on numpy arrays",
     .tp_methods = caller_methods,
     .tp_init = (initproc)caller_init,

@@ -10,6 +10,7 @@ fails the same C ABI is called through ctypes, a few microseconds slower per cal
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
 import importlib.machinery
 import importlib.util
@@ -23,14 +24,14 @@ import threading
 import weakref
 from functools import cache
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 
 from ._cache import cache_dir
 from .errors import SofieError
 from .ir.info import Interface
-from .session import InferenceFailure, Session, input_spec
+from .session import Session, failure, input_spec
 
 _SOURCE = Path(__file__).with_name("_fastcall.c")
 _lock = threading.Lock()
@@ -68,10 +69,10 @@ class Library:
     def error(self) -> str:
         return self.cdll.sofie_last_error().decode(errors="replace")
 
-    def addresses(self) -> tuple[int, int, int, int]:
-        """The functions ``_fastcall.Caller`` calls: infer, output_shape, output_data, last_error."""
+    def addresses(self) -> tuple[int, ...]:
+        """The functions ``_fastcall.Caller`` calls: infer, output_shape, output_data, last_error, destroy."""
         return tuple(ctypes.cast(getattr(self.cdll, f), ctypes.c_void_p).value for f in
-                     ("sofie_infer", "sofie_output_shape", "sofie_output_data", "sofie_last_error"))
+                     ("sofie_infer", "sofie_output_shape", "sofie_output_data", "sofie_last_error", "sofie_destroy"))
 
 
 def _types(function: Any, restype: Any, *argtypes: Any) -> None:
@@ -90,9 +91,10 @@ def library(path: Path) -> Library:
 
 
 class NativeBinding:
-    """One C++ Session of a native library, called with numpy arrays (see :class:`Session`)."""
+    """One C++ Session of a native library, called with numpy arrays (see :class:`Session`); ``extension``
+    False calls it through ctypes alone (what happens where ``_fastcall`` cannot be built)."""
 
-    def __init__(self, lib: Library, weights: Optional[Path]):
+    def __init__(self, lib: Library, weights: Optional[Path], extension: bool = True):
         self.lib = lib
         name = lib.interface.name
         handle = lib.cdll.sofie_create(os.fsencode(weights) if weights is not None else None)
@@ -105,12 +107,21 @@ class NativeBinding:
         self._inputs = tuple(input_spec(t, itf.symbols) for t in itf.inputs)
         self._outputs = tuple((np.dtype(t.dtype), len(t.shape), k in itf.runtime_sized) for k, t in enumerate(itf.outputs))
         self._single = len(itf.outputs) == 1
-        extension = fastcall()
-        if extension is not None:
-            caller = extension.Caller(lib.addresses(), handle, self._inputs, self._outputs, self._n_dims, self._single)
-            self.fast, self._run = caller, caller.run
-        else:
-            self._run = self._run_ctypes
+        self._fail = functools.partial(failure, name)
+        self._extension = extension
+        self._run = self._run_ctypes
+
+    def direct(self, checked_infer: Callable[..., Any]) -> Optional[Callable[..., Any]]:
+        """The extension's caller, which a Session calls as its ``infer``: arrays that fit go straight to the
+        library, anything else to ``checked_infer``. None without the extension."""
+        module = fastcall() if self._extension else None
+        if module is None:
+            return None
+        self._finalizer.detach()  # the caller owns the C++ Session from here: it lives as long as any reference
+        caller = module.Caller(self.lib.addresses(), self.handle, self._inputs, self._outputs, self._n_dims,
+                               self._single, checked_infer, self._fail)
+        self._run = caller.run
+        return caller
 
     def fast(self, *arrays: Any) -> Any:
         """Without the extension, every call goes through the checked path (:meth:`run`)."""
@@ -118,12 +129,7 @@ class NativeBinding:
 
     def run(self, dims: list[int], arrays: list[np.ndarray]) -> Any:
         """The outputs of checked, contiguous arrays and the dims' values."""
-        try:
-            return self._run(tuple(dims), tuple(arrays))
-        except ValueError as exc:
-            raise InferenceFailure(True, str(exc)) from None
-        except RuntimeError as exc:
-            raise InferenceFailure(False, str(exc)) from None
+        return self._run(tuple(dims), tuple(arrays))
 
     def _run_ctypes(self, dims: tuple, arrays: tuple) -> Any:
         lib = self.lib.cdll
@@ -134,7 +140,7 @@ class NativeBinding:
             *[a.ctypes.data for a in arrays], *[o.ctypes.data if o is not None else None for o in outputs])
         status = lib.sofie_infer(self.handle, values, buffers)
         if status:
-            raise (ValueError if status == 1 else RuntimeError)(self.lib.error())
+            raise self._fail(status == 1, self.lib.error())
         for k, (dtype, _, sized) in enumerate(self._outputs):
             if sized:
                 out = np.empty(self._shape(k, values), dtype)
@@ -146,7 +152,7 @@ class NativeBinding:
     def _shape(self, k: int, values: Any) -> tuple[int, ...]:
         shape = (ctypes.c_size_t * max(self._outputs[k][1], 1))()
         if self.lib.cdll.sofie_output_shape(self.handle, k, values, shape):
-            raise RuntimeError(self.lib.error())
+            raise self._fail(False, self.lib.error())
         return tuple(shape[: self._outputs[k][1]])
 
     def runtime_dim(self, k: int) -> int:

@@ -25,10 +25,11 @@ record fields are stacked (one copy) and other dtypes converted.
 from __future__ import annotations
 
 import os
+import re
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Optional, Sequence, Union
+from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
@@ -36,10 +37,8 @@ from ._native import native_session
 from .compile import compile as compile_model
 from .compile import session_of
 from .errors import ShapeError, SofieError
+from .ir.info import TensorInfo
 from .session import register_columnar
-
-if TYPE_CHECKING:
-    from .ir import TensorType
 
 Features = Union[None, Sequence[str], Mapping[str, Sequence[str]]]
 
@@ -124,13 +123,13 @@ def infer_awkward(sess: Any, arrays: Sequence[Any], features: Features = None, f
     """``Session.infer`` on awkward arrays (it calls this for them)."""
     import awkward as ak
 
-    if len(arrays) == 1 and len(sess.code.inputs) > 1:
+    if len(arrays) == 1 and len(sess.inputs) > 1:
         arrays = _split_inputs(sess, ak.Array(arrays[0]))
-    if len(arrays) != len(sess.code.inputs):
-        raise ShapeError(f"model {sess.name!r} takes {len(sess.code.inputs)} input(s) "
-                         f"({', '.join(n for n, _ in sess.code.inputs)}), got {len(arrays)}")
-    prepared = [_Input.of(sess, name, t, a, _features_for(features, name, len(arrays)), fill)
-                for (name, t), a in zip(sess.code.inputs, arrays)]
+    if len(arrays) != len(sess.inputs):
+        raise ShapeError(f"model {sess.name!r} takes {len(sess.inputs)} input(s) "
+                         f"({', '.join(t.name for t in sess.inputs)}), got {len(arrays)}")
+    prepared = [_Input.of(sess, t, a, _features_for(features, t.name, len(arrays)), fill)
+                for t, a in zip(sess.inputs, arrays)]
     events = {len(p.array) for p in prepared}
     if len(events) > 1:
         raise ShapeError(f"model {sess.name!r}: inputs have different numbers of events {sorted(events)}")
@@ -140,7 +139,7 @@ def infer_awkward(sess: Any, arrays: Sequence[Any], features: Features = None, f
 
 def _split_inputs(sess: Any, record: Any) -> list:
     """One record array whose fields are the model's input names: one array per input."""
-    names = [n for n, _ in sess.code.inputs]
+    names = [t.name for t in sess.inputs]
     missing = [n for n in names if n not in record.fields]
     if missing:
         raise ShapeError(f"model {sess.name!r} takes {len(names)} inputs {names}; a single record array "
@@ -161,27 +160,27 @@ class _Input:
     """One model input as awkward data: rectangular except along axis 1 where the model's dim is symbolic."""
 
     name: str
-    type: TensorType
+    type: TensorInfo
     array: Any                       # awkward array, padded where the model has fixed sizes
-    lengths: dict = field(default_factory=dict)   # symbol -> per-event lengths (numpy), for jagged axis 1
+    lengths: dict = field(default_factory=dict)   # dim name -> per-event lengths (numpy), for jagged axis 1
 
     @classmethod
-    def of(cls, sess: Any, name: str, t: TensorType, array: Any, features: Optional[Sequence[str]],
-           fill: float) -> _Input:
+    def of(cls, sess: Any, t: TensorInfo, array: Any, features: Optional[Sequence[str]], fill: float) -> _Input:
         import awkward as ak
 
+        name, rank = t.name, len(t.shape)
         where = f"model {sess.name!r}, input {name!r}"
         array = _stack_fields(ak.Array(array), features, t.dtype)
-        if array.ndim != t.rank:
-            raise ShapeError(f"{where}: expected {t.rank} axes {tuple(map(str, t.shape))}, got {array.ndim} ({array.type})")
+        if array.ndim != rank:
+            raise ShapeError(f"{where}: expected {rank} axes {tuple(map(str, t.shape))}, got {array.ndim} ({array.type})")
         lengths = {}
-        for axis in range(1, t.rank):
+        for axis in range(1, rank):
             if not _is_jagged(array, axis):
                 continue
             dim = t.shape[axis]
             if isinstance(dim, int):
                 array = _padded(array, axis, dim, fill, t.dtype)
-            elif axis == 1 and dim.is_Symbol:
+            elif axis == 1 and dim.isidentifier():  # a dim of its own, not an expression of others
                 lengths[dim] = np.asarray(ak.num(array, axis=1), dtype=np.int64)
             else:
                 raise ShapeError(f"{where}: axis {axis} is jagged and the model's size there is {dim}; "
@@ -292,7 +291,7 @@ def _run_grouped(sess: Any, prepared: list[_Input]) -> list:
         per_group.append(_run_events(sess, prepared, events, set(symbols)))
         order.append(events)
     inverse = np.argsort(np.concatenate(order), kind="stable")
-    n_out = len(sess.code.outputs)
+    n_out = len(sess.outputs)
     return [ak.concatenate([group[k] for group in per_group])[inverse] for k in range(n_out)]
 
 
@@ -314,7 +313,7 @@ def _run_events(sess: Any, prepared: list[_Input], events: np.ndarray, jagged: s
     import awkward as ak
 
     results = _call(sess, [p.numpy(sess, events) for p in prepared])
-    return [_jagged_axes(ak.from_numpy(r), t.shape, jagged) for r, (_, t) in zip(results, sess.code.outputs)]
+    return [_jagged_axes(ak.from_numpy(r), t.shape, jagged) for r, t in zip(results, sess.outputs)]
 
 
 def _call(sess: Any, arrays: list[np.ndarray]) -> tuple:
@@ -322,12 +321,12 @@ def _call(sess: Any, arrays: list[np.ndarray]) -> tuple:
     if _batch_is_symbolic(sess):
         return _as_tuple(sess.infer(*arrays))
     calls = [_as_tuple(sess.infer(*(a[i:i + 1] for a in arrays))) for i in range(len(arrays[0]))]
-    return tuple(np.concatenate([c[k] for c in calls]) for k in range(len(sess.code.outputs)))
+    return tuple(np.concatenate([c[k] for c in calls]) for k in range(len(sess.outputs)))
 
 
 def _batch_is_symbolic(sess: Any) -> bool:
     """True for a symbolic leading dim shared by the inputs, False for a leading 1 (one event per call)."""
-    first = {t.shape[0] for _, t in sess.code.inputs if t.shape}
+    first = {t.shape[0] for t in sess.inputs if t.shape}
     if len(first) == 1 and not isinstance(next(iter(first)), int):
         return True
     if first == {1}:
@@ -341,7 +340,7 @@ def _jagged_axes(array: Any, shape: tuple, jagged: set) -> Any:
     import awkward as ak
 
     for axis in range(1, len(shape)):
-        if not isinstance(shape[axis], int) and getattr(shape[axis], "free_symbols", set()) & jagged:
+        if not isinstance(shape[axis], int) and set(re.findall(r"[A-Za-z_]\w*", shape[axis])) & jagged:
             array = ak.from_regular(array, axis=axis)
     return array
 
@@ -351,7 +350,7 @@ def _empty_outputs(sess: Any, jagged: set) -> list:
     import awkward as ak
 
     outs = []
-    for _, t in sess.code.outputs:
+    for t in sess.outputs:
         shape = tuple(0 if i == 0 else (d if isinstance(d, int) else 0) for i, d in enumerate(t.shape))
         outs.append(_jagged_axes(ak.from_numpy(np.empty(shape, t.dtype)), t.shape, jagged))
     return outs
@@ -409,7 +408,7 @@ class _Remote:
         outputs = _as_tuple(infer_awkward(sess, arrays, features=self.features, fill=self.fill))
         if len(outputs) == 1:
             return outputs[0]
-        return ak.zip({name: o for (name, _), o in zip(sess.code.outputs, outputs)}, depth_limit=1)
+        return ak.zip({t.name: o for t, o in zip(sess.outputs, outputs)}, depth_limit=1)
 
     def __call__(self, *arrays: Any) -> Any:
         return self.records(*arrays)
@@ -506,11 +505,11 @@ def _branches(features: Union[Sequence[str], Mapping[str, Sequence[str]]]) -> li
 def _model_arrays(sess: Any, data: Any, features: Union[Sequence[str], Mapping[str, Sequence[str]]]) -> list:
     """The chunk's branches as the model's inputs: stacked per input in the order given."""
     if isinstance(features, Mapping):
-        missing = [n for n, _ in sess.code.inputs if n not in features]
+        missing = [t.name for t in sess.inputs if t.name not in features]
         if missing:
             raise SofieError(f"model {sess.name!r}: no features given for inputs {missing}")
-        return [_stack_fields(data, list(features[n]), t.dtype) for n, t in sess.code.inputs]
-    return [_stack_fields(data, list(features), sess.code.inputs[0][1].dtype)]
+        return [_stack_fields(data, list(features[t.name]), t.dtype) for t in sess.inputs]
+    return [_stack_fields(data, list(features), sess.inputs[0].dtype)]
 
 
 def _with_index(sess: Any, file_index: int, start: int, outputs: Sequence[Any]) -> Any:
@@ -518,7 +517,7 @@ def _with_index(sess: Any, file_index: int, start: int, outputs: Sequence[Any]) 
 
     n = len(outputs[0])
     columns = {"file": np.full(n, file_index, dtype=np.int32), "entry": np.arange(start, start + n, dtype=np.int64)}
-    columns.update({name: o for (name, _), o in zip(sess.code.outputs, outputs)})
+    columns.update({t.name: o for t, o in zip(sess.outputs, outputs)})
     return ak.zip(columns, depth_limit=1)
 
 

@@ -68,8 +68,9 @@ class Session:
         self.profiling_twin: Optional[Callable[[], Session]] = None
         self._twin: Optional[Session] = None
         self._binding = binding
-        self._fast = binding.fast
-        self._specs = [input_spec(t, interface.symbols) for t in interface.inputs]
+        direct = binding.direct(self._checked_infer)
+        if direct is not None:  # the native binding's extension: a call is one C function, checks included
+            self.infer = direct
 
     @property
     def code(self) -> GeneratedCode:
@@ -107,22 +108,24 @@ class Session:
         jagged axes padded or kept at their per-event length; ``columnar``
         takes ``features=`` and ``fill=`` (see :mod:`sofie_rdf.columnar`).
         """
-        try:
-            if not columnar:
-                out = self._fast(*arrays)
-                if out is not NotImplemented:
-                    return out
-            # not plain contiguous arrays of the right type and shape: awkward arrays, or check and say why
-            if _Columnar.infer is not None and (columnar or any(map(_Columnar.accepts, arrays))):
-                return _Columnar.infer(self, *arrays, **columnar)
-            if columnar:
-                raise SofieError(f"model {self.name!r}: infer takes {', '.join(columnar)} only for awkward arrays")
-            arrays, dims = self._checked(arrays)
-            return self._binding.run(dims, arrays)
-        except InferenceFailure as failure:
-            raise failure.error(self.name) from None
+        if not columnar:
+            out = self._binding.fast(*arrays)
+            if out is not NotImplemented:
+                return out
+        return self._checked_infer(*arrays, **columnar)
 
-    __call__ = infer
+    def __call__(self, *arrays: Any, **columnar: Any) -> Any:
+        return self.infer(*arrays, **columnar)
+
+    def _checked_infer(self, *arrays: Any, **columnar: Any) -> Any:
+        """``infer`` of anything but C-contiguous arrays of the right dtypes and shapes: awkward arrays, or
+        arrays converted after checking them (a ShapeError saying what does not fit)."""
+        if _Columnar.infer is not None and (columnar or any(map(_Columnar.accepts, arrays))):
+            return _Columnar.infer(self, *arrays, **columnar)
+        if columnar:
+            raise SofieError(f"model {self.name!r}: infer takes {', '.join(columnar)} only for awkward arrays")
+        arrays, dims = self._checked(arrays)
+        return self._binding.run(dims, arrays)
 
     def profile(self, *arrays: Any, repeat: int = 100, warmup: int = 5) -> Profile:
         """Where the time of a call on ``arrays`` goes, node by node: a :class:`~sofie_rdf.profiling.Profile`
@@ -194,19 +197,14 @@ class Session:
         return np.ascontiguousarray(a)
 
 
-class InferenceFailure(Exception):
-    """A failed C++ call, as a binding reports it: ``value`` when the model could not accept a value (a
-    run-time shape, axis or size: std::invalid_argument, naming the node), else a failure of the code."""
-
-    def __init__(self, value: bool, message: str):
-        super().__init__(message)
-        self.value, self.message = value, message
-
-    def error(self, model: str) -> SofieError:
-        if self.value:
-            text = self.message.removeprefix("sofie-rdf: ")
-            return ShapeError(text if text.startswith("model ") else f"model {model!r}: {text}")
-        return SofieError(f"model {model!r}: inference failed: {self.message}")
+def failure(model: str, value: bool, message: str) -> SofieError:
+    """The error of a failed C++ call (the bindings raise it): ``value`` when the model could not accept a value
+    (a run-time shape, axis or size: std::invalid_argument, naming the node), a :class:`ShapeError`; else a
+    failure of the code itself."""
+    if value:
+        text = message.removeprefix("sofie-rdf: ")
+        return ShapeError(text if text.startswith("model ") else f"model {model!r}: {text}")
+    return SofieError(f"model {model!r}: inference failed: {message}")
 
 
 def _is_expression(dim: Any) -> bool:
@@ -273,6 +271,10 @@ class _CppyyBinding:
         self._specs = [input_spec(t.info(n), tuple(symbols)) for n, t in code.inputs]
         self._call = _adapter(code, namespace, self._cpp, self._vectors)
 
+    def direct(self, checked_infer: Callable[..., Any]) -> None:
+        """No call path of its own: ``Session.infer`` calls :meth:`fast`, then the checked path."""
+        return None
+
     def fast(self, *arrays: Any) -> Any:
         """The outputs when every array is a C-contiguous ndarray that fits its input; else NotImplemented."""
         dims = _fast_dims(self._specs, self._n_dims, arrays)
@@ -287,7 +289,8 @@ class _CppyyBinding:
         except Exception as exc:
             message = _cpp_message(exc)
             kind, _, text = message.partition(": ")
-            raise InferenceFailure(kind == "invalid_argument", text if kind == "invalid_argument" else message) from None
+            value = kind == "invalid_argument"
+            raise failure(self.name, value, text if value else message) from None
         if self._vectors:
             runtime = [self.runtime_dim(k) for k in range(self._n_runtime)]
             for k, vec in self._vectors.items():

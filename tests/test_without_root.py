@@ -164,9 +164,9 @@ def test_errors_through_the_c_abi(tmp_path):
 def test_outputs_sized_while_running_and_bool(tmp_path):
     """NonZero's count and a bool output sized while running are copied out of the library after the call."""
     nodes = [helper.make_node("NonZero", ["x"], ["i"]), helper.make_node("Greater", ["x", "zero"], ["g"]),
-             helper.make_node("Compress", ["g", "g"], ["c"], axis=None)]
+             helper.make_node("Reshape", ["g", "flat"], ["f"]), helper.make_node("Compress", ["f", "f"], ["c"])]
     model = make_model(nodes, [("x", np.float32, [3, 5])], [("i", np.int64, [2, "n"]), ("c", np.bool_, ["m"])],
-                       {"zero": np.zeros(1, np.float32)})
+                       {"zero": np.zeros(1, np.float32), "flat": np.array([-1], np.int64)})
     sess = sr.compile(sr.load(model), backend="native")
     for seed in range(3):
         x = np.where(random_array((3, 5), seed=seed) > 0.3, random_array((3, 5), seed=seed), 0).astype(np.float32)
