@@ -250,8 +250,9 @@ static PyObject *new_output(Caller *self, int k, const size_t *dims)
 {
     size_t shape[MAX_RANK];
     npy_intp n[MAX_RANK];
-    if (self->shape(self->session, (size_t)k, dims, shape) != 0)
-        return fail(self, 2);
+    int status = self->shape(self->session, (size_t)k, dims, shape);
+    if (status != 0)
+        return fail(self, status);
     for (int a = 0; a < self->out[k].rank; ++a)
         n[a] = (npy_intp)shape[a];
     Py_INCREF(self->out[k].dtype);

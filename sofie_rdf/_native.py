@@ -110,6 +110,7 @@ class NativeBinding:
         self._fail = functools.partial(failure, name)
         self._extension = extension
         self._run = self._run_ctypes
+        self._lock = threading.Lock()  # ctypes lets go of the GIL: one call at a time, as the extension does
 
     def direct(self, checked_infer: Callable[..., Any]) -> Optional[Callable[..., Any]]:
         """The extension's caller, which a Session calls as its ``infer``: arrays that fit go straight to the
@@ -132,6 +133,10 @@ class NativeBinding:
         return self._run(tuple(dims), tuple(arrays))
 
     def _run_ctypes(self, dims: tuple, arrays: tuple) -> Any:
+        with self._lock:
+            return self._call_ctypes(dims, arrays)
+
+    def _call_ctypes(self, dims: tuple, arrays: tuple) -> Any:
         lib = self.lib.cdll
         values = (ctypes.c_size_t * max(self._n_dims, 1))(*dims)
         outputs = [None if sized else np.empty(self._shape(k, values), dtype) for k, (dtype, _, sized)
@@ -151,8 +156,9 @@ class NativeBinding:
 
     def _shape(self, k: int, values: Any) -> tuple[int, ...]:
         shape = (ctypes.c_size_t * max(self._outputs[k][1], 1))()
-        if self.lib.cdll.sofie_output_shape(self.handle, k, values, shape):
-            raise self._fail(False, self.lib.error())
+        status = self.lib.cdll.sofie_output_shape(self.handle, k, values, shape)
+        if status:
+            raise self._fail(status == 1, self.lib.error())
         return tuple(shape[: self._outputs[k][1]])
 
     def runtime_dim(self, k: int) -> int:

@@ -139,13 +139,13 @@ def _native_code(model: Model, flags: Optional[Sequence[str]], weights: str,
 def _compile_native(model: Model, flags: Optional[Sequence[str]], weights: str,
                     profile: bool) -> tuple[Session, str]:
     """The Session of the model's library (built unless in the cache) and the owner of its namespace."""
-    from .targets.cpu import WEIGHTS_SUFFIXES
-    from .targets.cpu.native import build_native
+    from .targets.cpu.native import binary_weights_name, build_native
 
     namespace, owner, code = _native_code(model, flags, weights, profile)
     library = build_native(code, namespace, flags)
-    suffix = WEIGHTS_SUFFIXES.get(code.weights_mode)
-    return native_session(library, library.parent / f"{code.name}{suffix}" if suffix else None, code), owner
+    files = {"dat": binary_weights_name(code.name), "root": f"{code.name}.root"}
+    weights_file = library.parent / files[code.weights_mode] if code.weights_mode in files else None
+    return native_session(library, weights_file, code), owner
 
 
 __all__ = ["cling_session_of", "compile", "session_of"]

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from .profiling import Profile
     from .targets.cpu import GeneratedCode
 
+
 class _Columnar:
     """How :meth:`Session.infer` hands arrays it does not know (awkward, dask-awkward) to the integration
     that does: :mod:`sofie_rdf.columnar` registers itself here on import (the Session never imports it)."""
@@ -268,6 +269,7 @@ class _CppyyBinding:
         self._vectors = {k: root().std.vector[cpp_type(t.dtype)]() for k, (_, t) in enumerate(code.outputs)
                          if {s.name for s in getattr(t.size, "free_symbols", ())} & runtime}
         self._n_runtime = len(code.runtime_dims)
+        self._symbols, self._constraints = symbols, list(code.constraints)
         self._specs = [input_spec(t.info(n), tuple(symbols)) for n, t in code.inputs]
         self._call = _adapter(code, namespace, self._cpp, self._vectors)
 
@@ -281,6 +283,7 @@ class _CppyyBinding:
         return NotImplemented if dims is None else self.run(dims, arrays)
 
     def run(self, dims: list[int], arrays: Any) -> Any:
+        self._check_constraints(dims)
         unknown = [0] * self._n_runtime  # the shapes of outputs allocated here do not use them
         outputs = [None if k in self._vectors else np.empty(shape(*dims, *unknown), dtype=dtype)
                    for k, (dtype, shape) in enumerate(self._outputs)]
@@ -297,6 +300,19 @@ class _CppyyBinding:
                 dtype, shape = self._outputs[k]
                 outputs[k] = _from_vector(vec, dtype).reshape(shape(*dims, *runtime))
         return outputs[0] if len(outputs) == 1 else tuple(outputs)
+
+    def _check_constraints(self, dims: list[int]) -> None:
+        """The conditions on the dims that the C++ checks too, checked before the output shapes are computed
+        from them (this binding allocates the outputs in Python)."""
+        if not self._constraints:
+            return
+        import sympy
+
+        values = {sympy.Symbol(s, integer=True, nonnegative=True): v for s, v in zip(self._symbols, dims)}
+        for c in self._constraints:
+            if c.condition.free_symbols <= values.keys() and not bool(c.condition.subs(values)):
+                raise ShapeError(f"model {self.name!r}: {c.message} (dims: "
+                                 f"{', '.join(f'{k} = {v}' for k, v in values.items())})")
 
     def runtime_dim(self, k: int) -> int:
         return int(self._cpp.runtime_dim(k))

@@ -27,6 +27,7 @@ from onnx import helper
 
 import sofie_rdf as sr
 from sofie_rdf import _root
+from sofie_rdf.session import jit_session
 from sofie_rdf.targets.cpu import GeneratedCode, write_files
 from sofie_rdf.targets.cpu.cpp import cpp_type
 from sofie_rdf.targets.cpu.names import CPP_KEYWORDS, MAX_IDENT, NameTable, comment, identifier, string_literal
@@ -512,7 +513,7 @@ def test_bad_weight_files_raise_naming_the_file(tmp_path):
     good = sess.weights_path.read_text()
 
     def open_with(path: Path) -> None:
-        sr.Session(sess.code, sess.namespace, "jit", path)
+        jit_session(sess.code, sess.namespace, path, None)
 
     missing = tmp_path / "missing.dat"
     with pytest.raises(sr.SofieError, match=re.escape(str(missing))):
@@ -550,7 +551,7 @@ def test_bad_weight_files_raise_naming_the_file(tmp_path):
 
 
 def open_with_ok(sess: sr.Session, path: Path) -> sr.Session:
-    return sr.Session(sess.code, sess.namespace, "jit", path)
+    return jit_session(sess.code, sess.namespace, path, None)
 
 
 # ---- several inputs and outputs ---------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from onnx import helper, numpy_helper
 import sofie_rdf as sr
 from sofie_rdf.parsers.onnx import from_onnx as parse_onnx
 from sofie_rdf.parsers.root import BLOB_BRANCH, BLOB_TREE, MODEL_OBJECT, list_models, load_root, save_root
+from sofie_rdf.session import jit_session
 
 uproot = pytest.importorskip("uproot")
 
@@ -287,7 +288,7 @@ def test_bad_root_weights_file_raises(tmp_path):
              tmp_path / "missing.root": "cannot open ROOT weights file"}
     for path, message in cases.items():
         with pytest.raises(sr.SofieError) as info:
-            sr.Session(sess.code, sess.namespace, "jit", path)
+            jit_session(sess.code, sess.namespace, path, None)
         assert path.name in str(info.value) and message in str(info.value)
 
 

@@ -13,6 +13,7 @@ function catches what the C++ throws: a call returns 0, 1 for a value the model 
                                                  dims: the symbolic dims' values; buffers: inputs, then
                                                  outputs (NULL for those sized while running)
     int sofie_output_shape(const void *session, size_t k, const size_t *dims, size_t *shape);
+                                                 1 when the dims break a condition infer relies on
     const void *sofie_output_data(const void *session, size_t k);   outputs sized while running
     size_t sofie_runtime_dim(const void *session, size_t k);
     int sofie_profile_ns(const void *session, double *ns);  void sofie_profile_reset(void *session);
@@ -24,7 +25,7 @@ import numpy as np
 
 from ...ir.info import Interface
 from .cpp import cpp_type, to_cpp
-from .header import GeneratedCode
+from .header import GeneratedCode, constraint_check
 from .names import string_literal
 
 
@@ -116,6 +117,7 @@ def c_abi_source(code: GeneratedCode, namespace: str) -> str:
         "   const Handle &h = *static_cast<const Handle *>(session);",
         "   (void)h;",
         *(["   (void)dims;"] if not code.symbols else []),
+        *_dim_checks(code, dims),
         "   switch (k) {",
         *_shape_cases(code, dims),
         "   }",
@@ -172,6 +174,18 @@ def _bool_copies(code: GeneratedCode, sized: list[int]) -> list[str]:
 
 def _bool_conversions(code: GeneratedCode, sized: list[int]) -> list[str]:
     return [f"      h.bytes{k}.assign(h.out{k}.begin(), h.out{k}.end());" for k in sized if _is_bool(code, k)]
+
+
+def _dim_checks(code: GeneratedCode, dims: dict[str, str]) -> list[str]:
+    """The conditions on the dims that ``infer`` checks first, checked before a shape is computed from them
+    (a shape of dims that break them would wrap around in ``size_t``)."""
+    out = []
+    runtime = set(code.runtime_dims)
+    for c in code.constraints:
+        if not {s.name for s in c.condition.free_symbols} & runtime:
+            condition, message = constraint_check(c, dims, code.name)
+            out += [f"   if (!({condition}))", f"      return sofie_fail_(1, {message});"]
+    return out
 
 
 def _shape_cases(code: GeneratedCode, dims: dict[str, str]) -> list[str]:

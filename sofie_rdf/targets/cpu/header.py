@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 import sympy
@@ -114,6 +114,14 @@ def _unsigned_sides(lhs: sympy.Expr, rhs: sympy.Expr) -> tuple[sympy.Expr, sympy
     plus = sympy.Add(*[t for t in terms if not t.could_extract_minus_sign()])
     minus = sympy.Add(*[-t for t in terms if t.could_extract_minus_sign()])
     return plus, minus
+
+
+def constraint_check(constraint: Any, names: dict[str, str], model: str) -> tuple[str, str]:
+    """(C++ condition, C++ string literal of the message) of a condition on dims (``ops.base.Constraint``),
+    its dims spelled as ``names`` says."""
+    lhs, rhs = (to_cpp(side, names) for side in _unsigned_sides(*constraint.condition.args))
+    op = "==" if isinstance(constraint.condition, sympy.Eq) else ">="
+    return f"{lhs} {op} {rhs}", string_literal(f"sofie-rdf: model {model}: {constraint.message}")
 
 
 def write_header(planned: Planned, name: str, namespace: Optional[str] = None, weights: str = "dat",
@@ -432,10 +440,8 @@ class _HeaderWriter:
             point = self._check_point(c)
             if (point is None) != (after is None) or (point is not None and point not in after):
                 continue
-            lhs, rhs = (to_cpp(side, self.cpp_dims) for side in _unsigned_sides(*c.condition.args))
-            op = "==" if isinstance(c.condition, sympy.Eq) else ">="
-            message = string_literal(f"sofie-rdf: model {self.model.name}: {c.message}")
-            out += [f"      if (!({lhs} {op} {rhs}))", f"         throw std::invalid_argument({message});"]
+            condition, message = constraint_check(c, self.cpp_dims, self.model.name)
+            out += [f"      if (!({condition}))", f"         throw std::invalid_argument({message});"]
         return out
 
     def _check_point(self, constraint) -> Optional[str]:

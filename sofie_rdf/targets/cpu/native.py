@@ -22,7 +22,7 @@ from ...errors import CompilationError
 from .c_abi import c_abi_source
 from .files import write_files
 from .header import GeneratedCode, half_types_source
-from .weights import atomic_write
+from .weights import atomic_write, write_binary
 
 DEFAULT_FLAGS = ("-O3", "-march=native", "-fno-trapping-math")  # no -ffast-math: IEEE results kept
 # Session members a header has only sometimes (GeneratedCode.signatures key -> the forwarding call).
@@ -122,6 +122,8 @@ def build_native(code: GeneratedCode, namespace: str, flags: Optional[Sequence[s
     if library.exists():
         return library
     write_files(code, folder)
+    if code.weights_mode == "dat":
+        write_binary(folder / binary_weights_name(code.name), code.weights)
     atomic_write(folder / f"{code.name}_interface.hxx", interface_header(code, namespace))
     source = atomic_write(folder / f"{code.name}_session.cpp",
                           f'#include "{code.name}.hxx"\n#include "{code.name}_interface.hxx"\n\n'
@@ -139,6 +141,12 @@ def build_native(code: GeneratedCode, namespace: str, flags: Optional[Sequence[s
         Path(tmp).with_suffix(".o").unlink(missing_ok=True)
     os.replace(tmp, library)
     return library
+
+
+def binary_weights_name(name: str) -> str:
+    """The weights file of a ``weights="dat"`` library that its Sessions read: the ``.dat`` text's binary twin
+    (``weights.write_binary``), next to the text file (which stays for people and other programs)."""
+    return f"{name}.weights.bin"
 
 
 def _library_name(folder: Path) -> str:

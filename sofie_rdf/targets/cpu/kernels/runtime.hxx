@@ -1,5 +1,7 @@
 // Session support: the arena holding intermediate tensors and the reader of
-// SOFIE-style text weight files ("<name> <count>" then the values).
+// SOFIE-style text weight files ("<name> <count>" then the values), or of their
+// binary twin (a first line "sofie-rdf binary weights 1", then per tensor
+// "<name> <count> <bytes>" and the values' bytes in this machine's byte order).
 
 // Memory for intermediate tensors of one element type.  reserve() grows it
 // only when a call needs more than any call before, so inference allocates
@@ -41,10 +43,17 @@ inline T parse_number(const std::string &token, bool &ok)
 
 class WeightReader {
 public:
-   explicit WeightReader(const std::string &filename) : fIn(filename), fFile(filename)
+   explicit WeightReader(const std::string &filename) : fIn(filename, std::ios::binary), fFile(filename)
    {
       if (!fIn)
          throw std::runtime_error("sofie-rdf: cannot open weights file '" + filename + "'");
+      std::string first;
+      std::getline(fIn, first);
+      fBinary = first == "sofie-rdf binary weights 1";
+      if (!fBinary) {
+         fIn.clear();
+         fIn.seekg(0);
+      }
    }
 
    // `name` is a C string on purpose: a std::string temporary in the caller's
@@ -63,6 +72,17 @@ public:
       if (count != n)
          fail("gives " + std::to_string(count) + " values for tensor '" + name + "', the model needs " +
               std::to_string(n));
+      if (fBinary) {
+         size_t bytes = 0;
+         if (!(fIn >> bytes) || fIn.get() != '\n')
+            fail("is truncated before the values of tensor '" + name + "'");
+         if (bytes != n * sizeof(T))
+            fail("stores tensor '" + name + "' in " + std::to_string(bytes) + " bytes, the model reads " +
+                 std::to_string(n * sizeof(T)));
+         if (!fIn.read(reinterpret_cast<char *>(dst), static_cast<std::streamsize>(bytes)))
+            fail("is truncated inside tensor '" + name + "'");
+         return;
+      }
       std::string token;
       for (size_t i = 0; i < n; ++i) {
          bool ok = false;
@@ -82,4 +102,5 @@ private:
 
    std::ifstream fIn;
    std::string fFile;
+   bool fBinary = false;
 };
