@@ -107,6 +107,8 @@ class NativeBinding:
         self._inputs = tuple(input_spec(t, itf.symbols) for t in itf.inputs)
         self._outputs = tuple((np.dtype(t.dtype), len(t.shape), k in itf.runtime_sized) for k, t in enumerate(itf.outputs))
         self._single = len(itf.outputs) == 1
+        # shapes of outputs that no dim changes (the ctypes path asks the library for the others)
+        self._fixed = [t.shape if all(isinstance(d, int) for d in t.shape) else None for t in itf.outputs]
         self._fail = functools.partial(failure, name)
         self._extension = extension
         self._run = self._run_ctypes
@@ -139,10 +141,10 @@ class NativeBinding:
     def _call_ctypes(self, dims: tuple, arrays: tuple) -> Any:
         lib = self.lib.cdll
         values = (ctypes.c_size_t * max(self._n_dims, 1))(*dims)
-        outputs = [None if sized else np.empty(self._shape(k, values), dtype) for k, (dtype, _, sized)
-                   in enumerate(self._outputs)]
+        outputs = [None if sized else np.empty(self._fixed[k] or self._shape(k, values), dtype)
+                   for k, (dtype, _, sized) in enumerate(self._outputs)]
         buffers = (ctypes.c_void_p * (len(arrays) + len(outputs)))(
-            *[a.ctypes.data for a in arrays], *[o.ctypes.data if o is not None else None for o in outputs])
+            *[_address(a) for a in arrays], *[_address(o) if o is not None else None for o in outputs])
         status = lib.sofie_infer(self.handle, values, buffers)
         if status:
             raise self._fail(status == 1, self.lib.error())
@@ -171,6 +173,10 @@ class NativeBinding:
 
     def profile_reset(self) -> None:
         self.lib.cdll.sofie_profile_reset(self.handle)
+
+
+def _address(array: np.ndarray) -> int:
+    return array.__array_interface__["data"][0]
 
 
 def native_session(path: Path, weights: Optional[Path], code: Any = None) -> Session:
