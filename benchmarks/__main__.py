@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import Optional
 
-from . import columnar, gnn, hep_latency, latency, rdf_throughput
+from . import cold_start, columnar, gnn, hep_latency, latency, rdf_throughput
 
 QUICK_EVENTS = 10**5
 
@@ -25,12 +25,14 @@ def main(argv: Optional[list[str]] = None) -> None:
         gnn.main(["--results", str(latency.RESULTS / "quick")])
         latency.main(["--quick"])
         hep_latency.main(["--quick"])
+        cold_start.main(["--runs", "1", "--results", str(latency.RESULTS / "quick")])
     else:
         rdf_throughput.main([])
         columnar.main([])
         gnn.main([])
         latency.main([])
         hep_latency.main([])
+        cold_start.main([])
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@
   same library through ctypes alone (where the extension cannot be built), sofie-rdf's JIT (PyROOT/cppyy,
   the only path before issue 24), onnxruntime and torch.
 
-``python -m benchmarks.cold_start [--runs N]`` writes ``benchmarks/results/cold_start.md``.
+``python -m benchmarks.cold_start [--runs N] [--results DIR]`` writes ``benchmarks/results/cold_start.md``.
 """
 
 from __future__ import annotations
@@ -187,14 +187,15 @@ def main(argv: Optional[list[str]] = None) -> str:
     parser.add_argument("--runs", type=int, default=5, help="fresh processes per engine and model")
     parser.add_argument("--root", type=Path, default=Path(tempfile.gettempdir()) / "sofie-bench",
                         help="where the model files go")
+    parser.add_argument("--results", type=Path, default=latency.RESULTS, help="where cold_start.md goes")
     args = parser.parse_args(argv)
     m = latency.machine()
     meta = {**m, "runs": args.runs, "date": time.strftime("%Y-%m-%d")}
     cold = cold_start(COLD_MODELS, args.runs, args.root)
     calls = overhead(OVERHEAD_MODELS, args.root)
     text = markdown(cold, bare_python(), calls, meta)
-    out = latency.RESULTS / "cold_start.md"
-    out.write_text(text)
+    args.results.mkdir(parents=True, exist_ok=True)
+    (args.results / "cold_start.md").write_text(text)
     print(text)
     return text
 
