@@ -100,7 +100,6 @@ def _from_index(entry: dict[str, Any], source: Any, options: tuple) -> Session:
     """The Session of a library found in the index; its model and code are made again only when asked for."""
     backend, flags, weights, _ = options
     sess = native_session(Path(entry["library"]), Path(entry["weights"]) if entry.get("weights") else None)
-    claim_namespace(sess.namespace, entry["namespace_owner"])
     sess.model_source = lambda: _as_model(source)
     sess.code_source = lambda: _native_code(sess.model, flags, weights, sess.interface.profile)[2]
     sess.profiling_twin = lambda: compile(source, backend, flags, weights, profile=True)
