@@ -247,13 +247,14 @@ def _spell(shape: tuple) -> str:
 class _CppyyBinding:
     """The JIT's binding: the C++ Session declared to Cling, called through PyROOT (cppyy).
 
-    Buffers go as typed pointers, except those cppyy cannot pass (``_BY_ADDRESS``: ``int8_t *`` reads as a
+    Buffers go as typed pointers, except those cppyy cannot pass (``by_address_types``: ``int8_t *`` reads as a
     C string, the 16-bit floats have no numpy view), which go as addresses cast back in C++; outputs sized
     at run time go as C++ vectors owned here (reused: no allocation once large enough).
     """
 
     def __init__(self, code: GeneratedCode, namespace: str, weights: Optional[Path]):
         from ._root import root
+        from .targets.cpu.c_abi import runtime_sized
         from .targets.cpu.cpp import cpp_type
 
         self.name = code.name
@@ -265,9 +266,7 @@ class _CppyyBinding:
         self._n_dims = len(code.symbols)
         symbols = [orig for orig, _ in code.symbols]
         self._outputs = [(t.dtype, _shape_function(symbols + list(code.runtime_dims), t.shape)) for _, t in code.outputs]
-        runtime = set(code.runtime_dims)
-        self._vectors = {k: root().std.vector[cpp_type(t.dtype)]() for k, (_, t) in enumerate(code.outputs)
-                         if {s.name for s in getattr(t.size, "free_symbols", ())} & runtime}
+        self._vectors = {k: root().std.vector[cpp_type(code.outputs[k][1].dtype)]() for k in runtime_sized(code)}
         self._n_runtime = len(code.runtime_dims)
         self._symbols, self._constraints = symbols, list(code.constraints)
         self._specs = [input_spec(t.info(n), tuple(symbols)) for n, t in code.inputs]
@@ -375,7 +374,7 @@ def _adapter(code: GeneratedCode, namespace: str, cpp: Any, vectors: dict[int, A
 
     cppyy calls a free function with one signature several times faster than
     the overloaded member ``Session::infer``, which it resolves on each call.
-    Buffers go as typed pointers, except those cppyy cannot pass (``_BY_ADDRESS``:
+    Buffers go as typed pointers, except those cppyy cannot pass (``by_address_types``:
     ``int8_t *`` reads as a C string, the 16-bit floats have no numpy view),
     which go as addresses cast back in C++; outputs sized at run time
     (``vectors``) go as the C++ vectors they are.
