@@ -657,9 +657,7 @@ def test_two_models_same_name_coexist():
 def test_same_model_compiled_once(monkeypatch):
     onnx_model = mlp_model("N", seed=3, name="once")
     x = np.random.default_rng(12).standard_normal((2, 6)).astype(np.float32)
-    t0 = time.perf_counter()
     first = sr.compile(sr.load(onnx_model, name="CompiledOnce"))
-    t1 = time.perf_counter()
     new_declarations: list[str] = []
     original = _root.declare
 
@@ -672,10 +670,8 @@ def test_same_model_compiled_once(monkeypatch):
     monkeypatch.setattr(_root, "declare", counting_declare)
     declared_before = len(_root._declared)
     second = sr.compile(sr.load(onnx_model, name="CompiledOnce"))   # a fresh Model of the same file
-    t2 = time.perf_counter()
     assert second.namespace == first.namespace == "TMVA_SOFIE_CompiledOnce"
     assert new_declarations == [] and len(_root._declared) == declared_before
-    assert t2 - t1 < max(t1 - t0, 0.5), "the second compile did more than look up the first"
     np.testing.assert_array_equal(first.infer(x), second.infer(x))
 
     # Native: the second compile finds the library in the cache and runs no compiler.
