@@ -12,7 +12,6 @@ import math
 import re
 import shutil
 import subprocess
-import time
 from pathlib import Path
 from typing import Optional, Sequence
 
