@@ -38,11 +38,17 @@ def from_onnx(source: Any, name: Optional[str] = None, dims: Dims = None, input_
     return _model(parse(source, name=name), dims, input_shapes)
 
 
-def from_keras(source: Any, name: Optional[str] = None, dims: Dims = None, input_shapes: Shapes = None) -> Model:
-    """Model from a Keras 3 ``.keras``/``.h5`` file or a ``keras.Model`` object (no ONNX round trip)."""
+def from_keras(source: Any, name: Optional[str] = None, dims: Dims = None, input_shapes: Shapes = None,
+               weights: Optional[str | os.PathLike] = None) -> Model:
+    """Model from a ``.keras``/``.h5`` file or a ``keras.Model`` object (no ONNX round trip).
+
+    Keras 2 files are read without Keras 3's loader: an ``.h5`` whose
+    ``keras_version`` attribute starts with "2", and a ``model.to_json()``
+    architecture (``.json``) with the ``model.save_weights`` file as ``weights``.
+    """
     from .parsers.keras import from_keras as parse
 
-    return _model(parse(source, name=name), dims, input_shapes)
+    return _model(parse(source, name=name, weights=weights), dims, input_shapes)
 
 
 def from_pytorch(source: Any, example_inputs: Any, name: Optional[str] = None,
@@ -75,6 +81,7 @@ def load(source: Any, name: Optional[str] = None, dims: Dims = None, input_shape
 
     Dispatches on the source: an ``.onnx`` path, ``bytes`` or an
     ``onnx.ModelProto``; a ``.keras``/``.h5`` path or a ``keras.Model``; a
+    Keras 2 ``.json`` architecture with its weights file as ``weights=``; a
     ``.pt`` TorchScript path or a ``torch.nn.Module`` (pass
     ``example_inputs=``); ``"file.root:key"`` for a model stored with
     :meth:`Model.save`.  ``name`` overrides the model name (a C++ identifier
@@ -107,13 +114,18 @@ def _load_path(path: str, name: Optional[str], options: dict, fixed: dict) -> Mo
     suffix = Path(path).suffix.lower()
     if suffix in TORCH_SUFFIXES:
         return _torch(path, name, {**options, **fixed})
+    if suffix == ".json":
+        weights = options.pop("weights", None)
+        _no_options(options, path)
+        return from_keras(path, name, weights=weights, **fixed)
     _no_options(options, path)
     if suffix == ".onnx":
         return from_onnx(path, name, **fixed)
     if suffix in KERAS_SUFFIXES:
         return from_keras(path, name, **fixed)
     raise ModelFormatError(
-        f"cannot tell the format of {path!r} from its suffix (supported: .onnx, .keras, .h5, .pt, file.root:key)"
+        f"cannot tell the format of {path!r} from its suffix "
+        "(supported: .onnx, .keras, .h5, .json with weights=, .pt, file.root:key)"
     )
 
 

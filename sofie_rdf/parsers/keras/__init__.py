@@ -1,5 +1,10 @@
 """Keras 3 front end: ``keras.Model`` objects, ``.keras`` and ``.h5`` files straight into the IR.
 
+Keras 2 files (an ``.h5`` whose ``keras_version`` attribute starts with "2",
+or a ``model.json`` architecture with its weights ``.h5``) are not given to
+Keras 3's loader, which refuses many of them: :mod:`.legacy` reads them with
+h5py into Keras 3 layers, which convert as below.
+
 Keras is imported lazily (on the torch backend unless ``KERAS_BACKEND`` says
 otherwise; TensorFlow is never needed).  Files are read with
 ``keras.saving.load_model(compile=False)`` in safe mode, so a model file
@@ -28,15 +33,16 @@ from ...ir import Model, TensorType, model_name_from
 from ...ir.dims import symbol
 from . import attention, conv, core, normalization, recurrent  # noqa: F401  (register the converters)
 from .builder import GraphBuilder, Tensor
+from .legacy import is_keras2_h5, read_keras2
 from .registry import CONVERTERS, layer_key
 
 BATCH = "N"
 
 
-def from_keras(source: Any, name: Optional[str] = None) -> Model:
-    """Parse a ``keras.Model`` or a ``.keras``/``.h5`` file into the IR."""
+def from_keras(source: Any, name: Optional[str] = None, weights: Any = None) -> Model:
+    """Parse a ``keras.Model``, a ``.keras``/``.h5`` file or a Keras 2 ``.json`` with its ``weights`` into the IR."""
     keras = import_keras()
-    kmodel, default_name = _read(source, keras)
+    kmodel, default_name, origin = _read(source, weights, keras)
     label = name or default_name
     graph = _functional(kmodel, label, keras)
     _check_supported(graph, label, keras)
@@ -46,7 +52,7 @@ def from_keras(source: Any, name: Optional[str] = None) -> Model:
     outputs = _convert_graph(builder, graph, names, keras)
     renamed: dict[str, str] = {}
     outputs = [_name_output(builder, o, t, inputs, renamed) for o, t in zip(outputs, graph.outputs)]
-    return builder.model(inputs, outputs, source=f"Keras {keras.__version__} ({keras.backend.backend()} backend)")
+    return builder.model(inputs, outputs, source=f"{origin}Keras {keras.__version__} ({keras.backend.backend()} backend)")
 
 
 def import_keras() -> Any:
@@ -60,17 +66,29 @@ def import_keras() -> Any:
     return keras
 
 
-def _read(source: Any, keras: Any) -> tuple[Any, str]:
+def _read(source: Any, weights: Any, keras: Any) -> tuple[Any, str, str]:
+    """The Keras model, its default name, and what it was read from (for the IR's ``source``)."""
     if isinstance(source, keras.Model):
-        return source, source.name
+        _no_weights(weights, source.name)
+        return source, source.name, ""
     path = Path(source)
     if not path.is_file():
         raise ModelFormatError(f"cannot read Keras model {str(path)!r}: no such file")
+    if path.suffix.lower() == ".json":
+        return read_keras2(path, None if weights is None else Path(weights), keras), path.stem, "Keras 2 file read into "
+    _no_weights(weights, path.name)
+    if is_keras2_h5(path):
+        return read_keras2(path, None, keras), path.stem, "Keras 2 file read into "
     try:
         model = keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as exc:  # Keras raises ValueError, OSError, TypeError, ... for bad files
         raise ModelFormatError(f"cannot read Keras model {str(path)!r}: {_first_line(exc)}") from None
-    return model, path.stem
+    return model, path.stem, ""
+
+
+def _no_weights(weights: Any, label: str) -> None:
+    if weights is not None:
+        raise TypeError(f"weights= is for a Keras 2 architecture .json; {label!r} holds its own weights")
 
 
 def _first_line(exc: Exception) -> str:

@@ -83,6 +83,7 @@ ACTIVATIONS: dict[str, Callable[[GraphBuilder, str], str]] = {
     "swish": _silu,
     "gelu": _unary("Gelu", approximate="none"),
     "hard_sigmoid": _unary("HardSigmoid", alpha=1.0 / 6.0, beta=0.5),
+    "hard_sigmoid_keras2": _unary("HardSigmoid", alpha=0.2, beta=0.5),  # legacy.hard_sigmoid_keras2
     "hard_silu": _unary("HardSwish"),
     "hard_swish": _unary("HardSwish"),
     "mish": _unary("Mish"),

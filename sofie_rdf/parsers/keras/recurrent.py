@@ -36,6 +36,7 @@ _ACTIVATIONS: dict[str, tuple[str, Optional[float], Optional[float]]] = {
     "sigmoid": ("Sigmoid", None, None),
     "relu": ("Relu", None, None),
     "hard_sigmoid": ("HardSigmoid", 1.0 / 6.0, 0.5),  # Keras 3: relu6(x + 3) / 6
+    "hard_sigmoid_keras2": ("HardSigmoid", 0.2, 0.5),  # Keras 2 files (legacy.hard_sigmoid_keras2)
     "sparse_sigmoid": ("HardSigmoid", 0.5, 0.5),
     "linear": ("Affine", 1.0, 0.0),
     "softsign": ("Softsign", None, None),
