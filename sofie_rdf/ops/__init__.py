@@ -41,6 +41,7 @@ from . import (  # noqa: F401  (registration)
     text,
     training,
     transformer,
+    trees,
 )
 from .base import Op
 from .registry import check_supported, lookup, make_node, op_for, register, registered_op_types, unsupported_nodes
