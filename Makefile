@@ -22,9 +22,10 @@ test: $(STAMP)
 	$(PYTHON) -m ruff check sofie_rdf tests tutorials data benchmarks
 	$(PYTHON) -m pytest -q -m "not slow" -n $(TEST_JOBS)
 
-# Every ONNX backend node case of the supported operators and every model of onnx's suites (long).
+# The long tests make test leaves out: every ONNX backend node case of the supported operators, every model
+# of onnx's suites, the larger tree ensembles.
 test-full: $(STAMP)
-	$(PYTHON) -m pytest -q -m slow -n $(TEST_JOBS) tests/test_onnx_backend.py tests/test_onnx_suites.py
+	$(PYTHON) -m pytest -q -m slow -n $(TEST_JOBS)
 
 # Every ONNX backend node case of the installed onnx, supported or not: writes docs/onnx_conformance.md.
 conformance: $(STAMP)
