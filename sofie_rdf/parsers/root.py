@@ -51,7 +51,7 @@ import sympy
 
 from .._version import __version__
 from ..errors import ModelFormatError
-from ..ir import Model, TensorType, model_name_from
+from ..ir import Graph, Model, TensorType, model_name_from
 from ..ir.dims import symbol
 from ..ir.dtypes import dtype_info
 from ..ops import make_node
@@ -174,6 +174,11 @@ class _Encoder:
             return {"t": "tensor", **self._tensor(v, where)}
         if isinstance(v, np.generic):
             return {"t": "scalar", **self._tensor(np.asarray(v), where)}
+        if isinstance(v, Graph):  # a control-flow node's subgraph, nested nodes and all
+            return {"t": "graph", "name": v.name, "inputs": list(v.inputs), "outputs": list(v.outputs),
+                    "outer": list(v.outer), "nodes": [self._node(n) for n in v.nodes],
+                    "initializers": [{"name": n, **self._tensor(t, f"{where}, weight {n!r}")}
+                                     for n, t in v.initializers.items()]}
         if isinstance(v, onnx.AttributeProto):
             self.blobs.append(v.SerializeToString())
             return {"t": "onnx_attribute", "blob": len(self.blobs) - 1}
@@ -341,6 +346,13 @@ class _Decoder:
         return make_node(f(spec, "op_type", str), inputs, outputs, attrs, f(spec, "name", str), f(spec, "domain", str),
                          f(spec, "version", int), model=label)
 
+    def _graph(self, spec: dict) -> Graph:
+        f = self.field
+        names = {k: self._list(f(spec, k, list), f"subgraph {k}", str) for k in ("inputs", "outputs", "outer")}
+        weights = {f(self._dict(w, "a weight"), "name", str): self._tensor(w) for w in f(spec, "initializers", list)}
+        nodes = [self._node(self._dict(n, "a node"), self.where) for n in f(spec, "nodes", list)]
+        return Graph(f(spec, "name", str), names["inputs"], names["outputs"], nodes, weights, names["outer"])
+
     def _value(self, tagged: Any) -> Any:
         import onnx
 
@@ -360,6 +372,8 @@ class _Decoder:
             return self._tensor(tagged)
         if tag == "scalar":
             return self._tensor(tagged)[()]
+        if tag == "graph":
+            return self._graph(tagged)
         if tag == "onnx_attribute":
             proto = onnx.AttributeProto()
             try:

@@ -20,6 +20,7 @@ from ..ops import op_for
 from ..ops.base import Op
 from ..ops.registry import registry_generation
 from ..passes import prepare, rewrite
+from .control_flow import lower_control_flow
 from .memory import MemoryPlan, plan_memory
 from .row_blocks import plan_row_blocks
 
@@ -71,7 +72,7 @@ def plan_count() -> int:
 def _plan(prepared: Model, target: Any) -> Planned:
     global _runs
     _runs += 1
-    model = rewrite(_copy(prepared))
+    model = lower_control_flow(rewrite(_copy(prepared)))  # control flow decided while running: marker nodes
     ops = tuple(op_for(node, model.name) for node in model.nodes)
     emitters = tuple(target.bind(op) for op in ops)
     target.pack_weights(model, emitters)  # may rename weight inputs of nodes: ops read node.inputs

@@ -143,6 +143,7 @@ class _HeaderWriter:
         self.model, self.plan, self.emitters = planned.model, planned.memory, planned.emitters
         self.name, self.namespace, self.weights_mode, self.profile = name, namespace, weights, profile
         self.has_code: dict[int, bool] = {}  # node index -> whether it emitted code (views emit none)
+        self.depth = 0  # blocks of control flow open where the next node's code goes
         self.weights_file = weights_file if weights_file is not None else f"{name}{WEIGHTS_SUFFIXES.get(weights, '')}"
         self.names = NameTable(_RESERVED, _DERIVED_PREFIXES)
         self.dims = {s.name: self.names.get(s.name, kind="dim") for s in self._symbols()}
@@ -488,11 +489,16 @@ class _HeaderWriter:
                           where=f"model {m.name!r}: {node}")
         code = emitter.emit(ctx)
         self.has_code[index] = bool(code)
-        header = f"      // node {index}: {node.op_type} {comment(node.name)!s}"
+        # Control-flow markers (emitters/control.py) open and close blocks: (change before, change after).
+        block = getattr(emitter, "block", (0, 0))
+        header = "   " * self.depth + f"      // node {index}: {node.op_type} {comment(node.name)!s}"
+        self.depth += block[0]
+        pad = "   " * self.depth
         if not code:
             return [header + " (view, no code)"]
-        lines = [header]
-        if self.profile:
+        lines = []
+        timed = self.profile and block == (0, 0)  # a timer cannot span a block's brace
+        if timed:
             lines.append(f"      const auto start{index}_ = std::chrono::steady_clock::now();")
         lines += before
         body = ctx.declarations + code.splitlines()
@@ -500,10 +506,11 @@ class _HeaderWriter:
             lines += ["      {"] + [f"         {line}" for line in body] + ["      }"]
         else:
             lines += [f"      {line}" for line in body]
-        if self.profile:
+        if timed:
             lines.append(f"      fProfileNs[{index}] += std::chrono::duration<double, std::nano>("
                          f"std::chrono::steady_clock::now() - start{index}_).count();")
-        return lines + self._constraint_checks(set(node.outputs))
+        self.depth += block[1]
+        return [header] + [pad + line for line in lines + self._constraint_checks(set(node.outputs))]
 
     def _vector_return(self) -> str:
         vec = [f"std::vector<{cpp_type(self.model.tensors[n].dtype)}>" for n in self.model.outputs]
