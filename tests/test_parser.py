@@ -71,13 +71,44 @@ def test_nodes_out_of_order_are_sorted(check_model):
     check_model(m, {"x": np.array([-1, 2, -3], np.float32)})
 
 
-@pytest.mark.parametrize("opset", [5, 10_000])
-def test_opset_out_of_range(opset):
-    """Relu changed at opset 6, so an opset-5 model is refused (and one newer than onnx knows)."""
+def test_opset_newer_than_onnx_knows():
     m = relu_model()
-    m.opset_import[0].version = opset
-    with pytest.raises(sr.ModelFormatError, match="opset"):
+    m.opset_import[0].version = 10_000
+    with pytest.raises(sr.ModelFormatError, match="opset 10000"):
         sr.load(m.SerializeToString())
+
+
+def test_old_opset_converted_with_a_warning():
+    """Relu changed at opset 6: an opset-5 model is upgraded by onnx.version_converter, and the user is told
+    (onnxruntime runs no opset below 7: the reference is numpy)."""
+    m = relu_model()
+    m.opset_import[0].version = 5
+    with pytest.warns(sr.LegacyModelWarning, match="opset 5.*converted to opset 7"):
+        model = sr.load(m.SerializeToString())
+    assert model.ir.opsets[""] == 7
+    x = np.array([[-1, 2, -3]], np.float32)
+    np.testing.assert_array_equal(sr.compile(model, backend="native").infer(x), np.maximum(x, 0))
+
+
+def test_old_opset_batchnorm_converted():
+    """Opset 6's BatchNormalization has an ``is_test`` attribute opset 7 dropped: the converted graph (not the
+    file's) is what is parsed.  Weights are listed as graph inputs too, as IR 3 required."""
+    rng = np.random.default_rng(0)
+    scale, bias, mean = (rng.standard_normal(3).astype(np.float32) for _ in range(3))
+    var = rng.random(3).astype(np.float32) + 0.5
+    weights = {"scale": scale, "bias": bias, "mean": mean, "var": var}
+    node = helper.make_node("BatchNormalization", ["x", *weights], ["y"], is_test=1, epsilon=1e-5)
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 4])]
+                              + [helper.make_tensor_value_info(k, TensorProto.FLOAT, [3]) for k in weights],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3, 4])],
+                              [numpy_helper.from_array(v, k) for k, v in weights.items()])
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 6)], ir_version=3)
+    with pytest.warns(sr.LegacyModelWarning, match="opset 6"):
+        sess = sr.compile(sr.load(m, name="batchnorm6"), backend="native")
+    x = rng.standard_normal((2, 3, 4)).astype(np.float32)
+    c = (slice(None), None)
+    expected = (x - mean[c]) / np.sqrt(var[c] + 1e-5) * scale[c] + bias[c]
+    np.testing.assert_allclose(sess.infer(x), expected, rtol=1e-5, atol=1e-6)
 
 
 def test_old_opset_with_unchanged_operators(check_model):

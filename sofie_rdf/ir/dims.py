@@ -10,7 +10,9 @@ code generation maps them to C++ identifiers.
 from __future__ import annotations
 
 import math
-from typing import Iterable, Union
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Iterable, Iterator, Optional, Union
 
 import sympy
 
@@ -18,6 +20,16 @@ from ..errors import ShapeError
 
 Dim = Union[int, sympy.Expr]
 Shape = tuple  # tuple[Dim, ...]
+
+
+# Joins a run-time dim's tensor and label in its name (Op.runtime_dim), which is how is_runtime_dim knows it.
+RUNTIME_DIM_MARK = ":"
+
+
+def is_runtime_dim(symbol: sympy.Symbol) -> bool:
+    """Whether a dim is one a node's code computes while running (:meth:`Op.runtime_dim`).  A model dim whose
+    own name holds the mark reads as one too, which only moves what depends on it to run time."""
+    return RUNTIME_DIM_MARK in symbol.name
 
 
 def symbol(name: str) -> sympy.Symbol:
@@ -56,8 +68,53 @@ def simplify(expr: Dim) -> Dim:
 
 
 def dims_equal(a: Dim, b: Dim) -> bool:
-    """Structural equality of two dims after simplification."""
-    return sympy.simplify(sympy.Integer(0) + a - b) == 0
+    """Structural equality of two dims after simplification.
+
+    While :func:`unifying` is active, a dim the model file left unnamed is equal to whatever it is
+    compared with, and the binding is recorded: the file said "unknown", not "different".
+    """
+    if sympy.simplify(sympy.Integer(0) + a - b) == 0:
+        return True
+    unifier = _unifier.get()
+    return unifier is not None and unifier.bind(a, b)
+
+
+class Unifier:
+    """Bindings of unnamed dims made while comparing shapes (see :func:`unifying`)."""
+
+    def __init__(self, free: Iterable[sympy.Symbol]) -> None:
+        self.free = set(free)
+        self.bindings: dict[sympy.Symbol, Dim] = {}
+
+    def bind(self, a: Dim, b: Dim) -> bool:
+        """Make ``a == b`` true by giving one unnamed symbol in them the only value that does (``u + 16 == 24``
+        binds u to 8); False when no unnamed symbol can, and the caller reports the mismatch."""
+        difference = sympy.Integer(0) + a - b
+        for x in sorted(difference.free_symbols & self.free, key=lambda s: s.name):
+            solutions = sympy.solve(difference, x)
+            if len(solutions) == 1 and solutions[0].is_nonnegative is not False and solutions[0].is_integer is not False:
+                self.free.discard(x)
+                self.bindings[x] = as_dim(solutions[0])
+                return True
+        return False
+
+
+_unifier: ContextVar[Optional[Unifier]] = ContextVar("sofie_rdf_unifier", default=None)
+
+
+@contextmanager
+def unifying(free: Iterable[sympy.Symbol]) -> Iterator[Unifier]:
+    """Within the block, dims in ``free`` unify with the dims they are compared with (shape inference's use)."""
+    token = _unifier.set(Unifier(free))
+    try:
+        yield _unifier.get()
+    finally:
+        _unifier.reset(token)
+
+
+def substitute(shape: Iterable[Dim], bindings: dict) -> tuple:
+    """``shape`` with symbols replaced by the dims they are bound to."""
+    return tuple(as_dim(simplify(d.subs(bindings))) if isinstance(d, sympy.Expr) else d for d in shape)
 
 
 def dim_str(d: Dim) -> str:

@@ -51,6 +51,35 @@ class Node:
 
 
 @dataclass
+class Graph:
+    """A subgraph held in a control-flow node's attribute (If's branches, Loop's and Scan's bodies).
+
+    ``inputs`` are its formal parameters (Loop's iteration number, Scan's elements; none for If), named as
+    inside the graph.  ``outer`` names the enclosing scope's tensors it reads, in the order the owning node
+    lists them after its own ONNX inputs: every subgraph of a node shares that one list, and the node's
+    trailing inputs are those tensors in the enclosing graph.  So topological order, dead-node elimination
+    and liveness see what a subgraph reads without knowing subgraphs, and a pass renaming a node's input
+    leaves the graph right (it is bound by position).  A nested control-flow node inside lists its own
+    captures as inputs the same way.
+    """
+
+    name: str
+    inputs: list[str]
+    outputs: list[str]
+    nodes: list[Node]
+    initializers: dict[str, np.ndarray] = field(default_factory=dict)
+    outer: list[str] = field(default_factory=list)
+
+    def feed(self, h: Any) -> None:
+        """Add everything that decides the generated code to a hash (see :meth:`Model.digest`)."""
+        h.update(f"graph {self.name!r} {self.inputs!r} {self.outputs!r} {self.outer!r}\0".encode())
+        _feed_nodes(h, self.nodes)
+        for name, value in self.initializers.items():
+            h.update(name.encode())
+            _feed(h, value)
+
+
+@dataclass
 class Model:
     """A computation graph with its weights.
 
@@ -72,6 +101,9 @@ class Model:
     # Dims known only when the code runs (NonZero's count, ...): symbol name -> the tensor whose
     # producer computes it (set by shape inference; see Op.runtime_dim).
     runtime_dims: dict = field(default_factory=dict)
+    # Names of the input dims the file left unnamed (no dim_value, no dim_param): unknown, not different.
+    # Shape inference binds each to the first dim an operator needs it equal to (passes.prepare).
+    unnamed_dims: set = field(default_factory=set)
 
     # ---- public view -----------------------------------------------------
     @property
@@ -90,11 +122,7 @@ class Model:
         for name in self.inputs:
             t = self.tensors.get(name)
             h.update(f"{name}:{t.dtype if t else None}:{t.shape if t else None}\0".encode())
-        for n in self.nodes:
-            h.update(f"{n.op_type}|{n.domain}|{n.version}|{n.name}|{n.inputs}|{n.outputs}\0".encode())
-            for key, value in sorted(n.attrs.items()):
-                h.update(key.encode())
-                _feed(h, value)
+        _feed_nodes(h, self.nodes)
         for name, value in self.initializers.items():
             h.update(name.encode())
             _feed(h, value)
@@ -223,9 +251,20 @@ class Model:
         return order
 
 
+def _feed_nodes(h: Any, nodes: Sequence[Node]) -> None:
+    for n in nodes:
+        h.update(f"{n.op_type}|{n.domain}|{n.version}|{n.name}|{n.inputs}|{n.outputs}\0".encode())
+        for key, value in sorted(n.attrs.items()):
+            h.update(key.encode())
+            _feed(h, value)
+
+
 def _feed(h: Any, value: Any) -> None:
-    """Add an attribute or weight to a hash: arrays by dtype, shape and bytes, the rest by repr."""
-    if isinstance(value, np.ndarray):
+    """Add an attribute or weight to a hash: arrays by dtype, shape and bytes, subgraphs by their content,
+    the rest by repr."""
+    if isinstance(value, Graph):
+        value.feed(h)
+    elif isinstance(value, np.ndarray):
         h.update(f"{value.dtype}{value.shape}".encode())
         h.update(np.ascontiguousarray(value).tobytes() if value.dtype != object else repr(value.tolist()).encode())
     elif isinstance(value, (list, tuple)):
@@ -235,6 +274,16 @@ def _feed(h: Any, value: Any) -> None:
         h.update(b"]")
     else:
         h.update(f"{type(value).__name__}:{value!r}\0".encode())
+
+
+def unique_name(name: str, taken: set[str]) -> str:
+    """``name``, or it with a number appended, that is not in ``taken`` (then added to it): for tensors a
+    rewrite moves from a subgraph into the enclosing graph."""
+    out, k = name, 2
+    while out in taken:
+        out, k = f"{name}_{k}", k + 1
+    taken.add(out)
+    return out
 
 
 _IDENT = re.compile(r"[^0-9A-Za-z_]+")
@@ -249,4 +298,4 @@ def model_name_from(text: str) -> str:
     return name if not name[0].isdigit() else "Model_" + name
 
 
-__all__ = ["Dim", "Model", "Node", "model_name_from"]
+__all__ = ["Dim", "Graph", "Model", "Node", "model_name_from", "unique_name"]

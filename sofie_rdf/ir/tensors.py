@@ -6,8 +6,9 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
+from sympy import Basic
 
-from .dims import Dim, dim_str, is_static, num_elements
+from .dims import Dim, dim_str, is_runtime_dim, is_static, num_elements
 from .dtypes import dtype_info
 from .info import TensorInfo
 
@@ -42,6 +43,13 @@ class TensorType:
     @property
     def is_static(self) -> bool:
         return is_static(self.shape)
+
+    @property
+    def value_at_run_time(self) -> bool:
+        """A value that is an expression of dims a node computes while running (a Shape after NonZero):
+        shape inference uses it, but only the node's code can write it, once those dims are known."""
+        return (self.value is not None and self.value.dtype == object
+                and any(is_runtime_dim(s) for v in self.value.flat if isinstance(v, Basic) for s in v.free_symbols))
 
     @property
     def is_constant(self) -> bool:

@@ -8,6 +8,7 @@ from . import (  # noqa: F401  (registration)
     activations,
     attention,
     bitwise,
+    control,
     conv,
     conv_extra,
     einsum,

@@ -18,16 +18,7 @@ import sympy
 
 from ..errors import ShapeError
 from ..ir import Node, TensorType
-from ..ir.dims import Dim, as_dim, dims_equal, simplify
-
-# Joins a run-time dim's tensor and label in its name (Op.runtime_dim), which is how is_runtime_dim knows it.
-RUNTIME_DIM_MARK = ":"
-
-
-def is_runtime_dim(symbol: sympy.Symbol) -> bool:
-    """Whether a dim is one a node's code computes while running (:meth:`Op.runtime_dim`).  A model dim whose
-    own name holds the mark reads as one too, which only moves what depends on it to run time."""
-    return RUNTIME_DIM_MARK in symbol.name
+from ..ir.dims import RUNTIME_DIM_MARK, Dim, as_dim, dims_equal, simplify
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Optional
 
 import numpy as np
+import sympy
 
 from ..ir import TensorType
 from .base import Op, broadcast_shapes
@@ -29,16 +30,34 @@ class Comparison(BinaryOp):
         super().out_dtype(a, b)
         return BOOL
 
+    relation: Optional[type] = None  # the sympy relation deciding it on symbolic dims
+
     def evaluate(self, values):
-        # Shape values may hold symbols: compare them only once they are plain integers (a symbolic
-        # entry raises TypeError and the node stays a run-time one).
-        a, b = (v.astype(np.int64) if v.dtype == object else v for v in values[:2])
+        a, b = values[:2]
+        if object in (a.dtype, b.dtype):
+            return [self.decide(a, b)]
         return super().evaluate([a, b])
+
+    def decide(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Compare shape values holding symbols where the dims' assumptions settle it (a dim is never
+        -1, as torch's ``Where(Equal(shape, -1), 1, shape)`` asks); otherwise TypeError, and the node
+        stays a run-time one."""
+        if self.relation is None:
+            raise TypeError(f"{self.op_type} of symbolic values")
+        a, b = np.broadcast_arrays(a, b)
+        out = np.empty(a.shape, dtype=BOOL)
+        for i, (x, y) in enumerate(zip(a.flat, b.flat)):
+            result = self.relation(sympy.sympify(x), sympy.sympify(y))
+            if result not in (sympy.true, sympy.false):
+                raise TypeError(f"{x} {self.op_type} {y} is not known before run time")
+            out.flat[i] = bool(result)
+        return out
 
 
 @register
 class Equal(Comparison):
     op_type = "Equal"
+    relation = sympy.Eq
     kinds = NUMERIC + "b"
     reference = staticmethod(np.equal)
 
@@ -46,12 +65,14 @@ class Equal(Comparison):
 @register
 class Less(Comparison):
     op_type = "Less"
+    relation = sympy.Lt
     reference = staticmethod(np.less)
 
 
 @register
 class LessOrEqual(Comparison):
     op_type = "LessOrEqual"
+    relation = sympy.Le
     since_version = 12
     reference = staticmethod(np.less_equal)
 
@@ -59,12 +80,14 @@ class LessOrEqual(Comparison):
 @register
 class Greater(Comparison):
     op_type = "Greater"
+    relation = sympy.Gt
     reference = staticmethod(np.greater)
 
 
 @register
 class GreaterOrEqual(Comparison):
     op_type = "GreaterOrEqual"
+    relation = sympy.Ge
     since_version = 12
     reference = staticmethod(np.greater_equal)
 

@@ -20,7 +20,7 @@ import sympy
 from ..ir import TensorType
 from ..ir.dims import Dim, as_dim, dims_equal, num_elements, simplify
 from ..ir.limits import too_large
-from .base import Op, is_runtime_dim, normalize_axis, shape_from_value, sym_array
+from .base import Op, normalize_axis, shape_from_value, sym_array
 from .registry import register
 
 
@@ -276,17 +276,11 @@ class Unsqueeze_13(Unsqueeze):
     value_inputs = (1,)
 
 
-def computed_at_run_time(dims: tuple) -> bool:
-    """Whether ``dims`` involve a dim a node's code computes while running (:func:`is_runtime_dim`): a value
-    holding them is only known then, not at the start of ``infer`` where the values known when generating
-    are set."""
-    return any(is_runtime_dim(s) for d in dims if not isinstance(d, int) for s in d.free_symbols)
-
-
 @register
 class Shape(Op):
-    """The shape as an int64 tensor: known when the code is generated (symbolic with the dims), but written
-    by the node's code when a dim is computed at run time."""
+    """The shape as an int64 tensor: known when the code is generated (symbolic with the dims). With a dim
+    computed while running, the value (see :attr:`TensorType.value_at_run_time`) still gives later shapes,
+    but the node's code writes it wherever it is read as data."""
 
     op_type = "Shape"
 
@@ -295,7 +289,7 @@ class Shape(Op):
 
     def infer(self, inputs):
         dims = self.dims(inputs)
-        return [TensorType(np.int64, (len(dims),), None if computed_at_run_time(dims) else sym_array(dims))]
+        return [TensorType(np.int64, (len(dims),), sym_array(dims))]
 
     def evaluate(self, values):
         return [np.array(values[0].shape, dtype=np.int64)[slice(self.attrs.get("start", 0), self.attrs.get("end"))]]
@@ -365,14 +359,14 @@ class ConstantOfShape(Op):
 
 @register
 class Size(Op):
-    """The number of elements as an int64 scalar: known when the code is generated (symbolic with the dims),
-    but written by the node's code when a dim is computed at run time."""
+    """The number of elements as an int64 scalar: known when the code is generated (symbolic with the dims;
+    with a dim computed while running, written by the node's code as :class:`Shape`'s value is)."""
 
     op_type = "Size"
 
     def infer(self, inputs):
         size = inputs[0].size
-        return [TensorType(np.int64, (), None if computed_at_run_time((size,)) else sym_array([size]).reshape(()))]
+        return [TensorType(np.int64, (), sym_array([size]).reshape(()))]
 
     def evaluate(self, values):
         return [np.array(np.asarray(values[0]).size, dtype=np.int64)]

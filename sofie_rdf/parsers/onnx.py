@@ -9,6 +9,7 @@ model's own folder.
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from pathlib import Path
 from typing import Any, Optional, Union
@@ -16,14 +17,15 @@ from typing import Any, Optional, Union
 import numpy as np
 import onnx
 import onnx.defs
+import onnx.version_converter
 from onnx import AttributeProto, numpy_helper
 
 from ..errors import LegacyModelWarning, ModelFormatError
-from ..ir import Model, TensorType, model_name_from
+from ..ir import Graph, Model, Node, TensorType, model_name_from
 from ..ir.dims import symbol
 from ..ir.dtypes import from_onnx as dtype_from_onnx
 from ..ir.limits import max_tensor_bytes, too_large
-from ..ops import make_node
+from ..ops import lookup, make_node
 
 
 def attribute_value(proto: AttributeProto) -> Any:
@@ -47,7 +49,7 @@ def attribute_value(proto: AttributeProto) -> Any:
     if t == AttributeProto.STRINGS:
         return [s.decode("utf-8", errors="replace") for s in proto.strings]
     if t in (AttributeProto.GRAPH, AttributeProto.GRAPHS):
-        return proto  # kept opaque; ops that accept subgraphs parse them
+        return proto  # kept opaque; ops that accept subgraphs (``takes_subgraphs``) get them parsed by _node
     raise ModelFormatError(f"attribute {proto.name!r} has unsupported type {AttributeProto.AttributeType.Name(t)}")
 
 
@@ -61,9 +63,9 @@ def from_onnx(source: OnnxSource, name: Optional[str] = None) -> Model:
     """Parse an ONNX model into the IR (no validation beyond the format)."""
     proto, base_dir, default_name = _read(source)
     label = name or default_name
-    graph = proto.graph
     _check_text(proto, label)
-    opsets = _opsets(proto, label)
+    proto, opsets = _opsets(proto, label)
+    graph = proto.graph  # the converted one where the opset was older than MIN_OPSET
     initializers = {}
     for t in graph.initializer:
         initializers[t.name] = _tensor(t, base_dir, label)
@@ -80,17 +82,43 @@ def from_onnx(source: OnnxSource, name: Optional[str] = None) -> Model:
     )
     for v in inputs:
         model.tensors[v.name] = _value_type(v, label)
+        model.unnamed_dims |= _unnamed_dims(v)
     for i, node in enumerate(graph.node):
-        domain = node.domain if node.domain != "ai.onnx" else ""
-        name = node.name or f"{node.op_type}_{i}"
-        try:
-            attrs = {a.name: attribute_value(a) for a in node.attribute}
-        except ModelFormatError as exc:
-            raise ModelFormatError(f"model {label!r}: node {name!r} ({node.op_type}): {exc}") from None
-        inputs = _legacy_recurrent(model, node, name, attrs, label)
-        model.nodes.append(make_node(node.op_type, inputs, node.output, attrs, name, domain, opsets.get(domain, 0),
-                                     model=label))
+        model.nodes.append(_node(node, i, model, base_dir, label))
     return model
+
+
+def _node(node: onnx.NodeProto, index: int, model: Model, base_dir: Optional[Path], label: str,
+          top: bool = True) -> Node:
+    """The IR node of ``node`` (of the main graph when ``top``, else of a subgraph), its subgraph attributes
+    parsed and the enclosing-scope tensors they read appended to its inputs (see :class:`ir.Graph`)."""
+    domain = node.domain if node.domain != "ai.onnx" else ""
+    name = node.name or f"{node.op_type}_{index}"
+    try:
+        attrs = {a.name: attribute_value(a) for a in node.attribute}
+    except ModelFormatError as exc:
+        raise ModelFormatError(f"model {label!r}: node {name!r} ({node.op_type}): {exc}") from None
+    takes = getattr(lookup(node.op_type, domain, model.opsets.get(domain, 0)), "takes_subgraphs", False)
+    graphs = {k: _graph(v.g, model, base_dir, label) for k, v in attrs.items()
+              if takes and isinstance(v, AttributeProto) and v.type == AttributeProto.GRAPH}
+    outer = list(dict.fromkeys(n for g in graphs.values() for n in g.outer))
+    for g in graphs.values():
+        g.outer = outer
+    attrs.update(graphs)
+    inputs = _legacy_recurrent(model, node, name, attrs, label) if top else list(node.input)
+    return make_node(node.op_type, inputs + outer, node.output, attrs, name, domain, model.opsets.get(domain, 0),
+                     model=label)
+
+
+def _graph(proto: onnx.GraphProto, model: Model, base_dir: Optional[Path], label: str) -> Graph:
+    """A subgraph, its ``outer`` the names it reads that it does not define, in order of first use."""
+    initializers = {t.name: _tensor(t, base_dir, label) for t in proto.initializer}
+    nodes = [_node(n, i, model, base_dir, label, top=False) for i, n in enumerate(proto.node)]
+    inputs = [v.name for v in proto.input]
+    defined = set(inputs) | set(initializers) | {o for n in nodes for o in n.outputs if o}
+    read = [i for n in nodes for i in n.inputs if i] + [v.name for v in proto.output]
+    outer = [n for n in dict.fromkeys(read) if n not in defined]
+    return Graph(proto.name, inputs, [v.name for v in proto.output], nodes, initializers, outer)
 
 
 RECURRENT = ("RNN", "GRU", "LSTM")
@@ -166,16 +194,25 @@ def _decode(data: bytes, label: str) -> onnx.ModelProto:
     return proto
 
 
-def _opsets(proto: onnx.ModelProto, label: str) -> dict[str, int]:
+def _opsets(proto: onnx.ModelProto, label: str) -> tuple[onnx.ModelProto, dict[str, int]]:
+    """The model's opsets; a default-domain opset below :data:`MIN_OPSET` is converted up (with a warning)."""
     opsets = {("" if o.domain == "ai.onnx" else o.domain): int(o.version) for o in proto.opset_import}
     version = opsets.get("")
     newest = onnx.defs.onnx_opset_version()
-    if version is not None and not (MIN_OPSET <= version <= newest or _same_as_min_opset(proto, version)):
-        raise ModelFormatError(
-            f"model {label!r} uses ONNX opset {version}; supported are {MIN_OPSET} to {newest} "
-            "(convert it with onnx.version_converter)"
-        )
-    return opsets
+    if version is not None and version > newest:
+        raise ModelFormatError(f"model {label!r} uses ONNX opset {version}; the installed onnx knows up to {newest} "
+                               "(upgrade onnx)")
+    if version is None or version >= MIN_OPSET or _same_as_min_opset(proto, version):
+        return proto, opsets
+    try:
+        converted = onnx.version_converter.convert_version(proto, MIN_OPSET)
+    except Exception as exc:  # the converter raises RuntimeError and ConvertError for adapters it lacks
+        raise ModelFormatError(f"model {label!r} uses ONNX opset {version}; onnx.version_converter could not "
+                               f"convert it to opset {MIN_OPSET}: {str(exc).splitlines()[0] if str(exc) else exc}"
+                               ) from None
+    warnings.warn(f"model {label!r} uses ONNX opset {version}, older than the oldest supported ({MIN_OPSET}): "
+                  f"converted to opset {MIN_OPSET} with onnx.version_converter", LegacyModelWarning, stacklevel=4)
+    return converted, _opsets(converted, label)[1]
 
 
 def _same_as_min_opset(proto: onnx.ModelProto, version: int) -> bool:
@@ -202,12 +239,25 @@ def _value_type(value: onnx.ValueInfoProto, label: str) -> TensorType:
                 raise ModelFormatError(f"model {label!r}: input {value.name!r} has negative dim {d.dim_value}")
             dims.append(int(d.dim_value))
         else:
-            dims.append(symbol(d.dim_param or f"{value.name}_dim{i}"))
+            dims.append(symbol(f"{value.name}_dim{i}" if _is_unnamed(d) else d.dim_param))
     dtype = dtype_from_onnx(tt.elem_type)
     if too_large([d for d in dims if isinstance(d, int)], dtype):
         raise ModelFormatError(f"model {label!r}: input {value.name!r} of shape {tuple(dims)} is over the limit of "
                                f"{max_tensor_bytes():,} bytes per tensor")
     return TensorType(dtype, tuple(dims))
+
+
+# tf2onnx names the dims it does not know "unk__<n>", one per input: as good as no name.
+_NO_NAME = re.compile(r"(unk__\d+|\?)?")
+
+
+def _is_unnamed(d: onnx.TensorShapeProto.Dimension) -> bool:
+    return not d.HasField("dim_value") and _NO_NAME.fullmatch(d.dim_param) is not None
+
+
+def _unnamed_dims(value: onnx.ValueInfoProto) -> set[str]:
+    """Names given to the dims of an input that the file left unnamed (see :func:`_value_type`)."""
+    return {f"{value.name}_dim{i}" for i, d in enumerate(value.type.tensor_type.shape.dim) if _is_unnamed(d)}
 
 
 def _tensor(t: onnx.TensorProto, base_dir: Optional[Path], label: str) -> np.ndarray:

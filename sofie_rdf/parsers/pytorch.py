@@ -123,7 +123,8 @@ def _load_file(torch: Any, path: Path) -> Any:
     except zipfile.BadZipFile:
         raise ModelFormatError(f"{str(path)!r} is not a PyTorch model file (not a zip archive)") from None
     if "constants.pkl" in members:
-        return _load_with(torch.jit.load, path, "TorchScript")
+        # Files saved on a GPU name cuda storages; inference here runs on the CPU, so map them there.
+        return _load_with(lambda p: torch.jit.load(p, map_location="cpu"), path, "TorchScript")
     if "archive_format" in members and any(m.startswith("models/") for m in members):
         return _load_with(torch.export.load, path, "torch.export")
     if "data.pkl" in members:

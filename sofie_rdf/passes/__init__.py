@@ -15,15 +15,25 @@ from .constant_folding import fold_constants
 from .elementwise_fusion import fuse_elementwise_chains
 from .fold_batchnorm import fold_batchnorm
 from .fusion import fuse_activations, fuse_matmul_add
+from .inline_if import inline_known_ifs
 from .shape_inference import infer_shapes
 
 __all__ = ["prepare", "rewrite"]
 
 
 def prepare(model: Model) -> Model:
-    """Validated, supported, shape-inferred copy of ``model`` (no rewriting)."""
+    """Validated, supported, shape-inferred copy of ``model`` (no rewriting but one: an ``If`` whose condition
+    shape inference decides is replaced by its branch, and the shapes inferred again)."""
     model = copy.copy(model)
     model.nodes = [copy.copy(n) for n in model.nodes]
+    model = _inferred(model)
+    while inline_known_ifs(model):
+        model = _inferred(model)
+    return model
+
+
+def _inferred(model: Model) -> Model:
+    """``model`` validated, checked and its shapes inferred afresh (from its inputs' types)."""
     model.tensors = {n: model.tensors[n] for n in model.inputs}
     model.constraints = []
     model.runtime_dims = {}

@@ -20,7 +20,7 @@ def runtime_inputs(model: Model, node) -> list[str]:
 
 
 def fold_constants(model: Model) -> Model:
-    keep = [n for n in model.nodes if not all(model.tensors[o].value is not None for o in n.outputs if o)]
+    keep = [n for n in model.nodes if not all(_known(model.tensors[o]) for o in n.outputs if o)]
     model.nodes = eliminate_dead_nodes(model, keep)
     needed = {o for o in model.outputs}
     for node in model.nodes:
@@ -31,6 +31,11 @@ def fold_constants(model: Model) -> Model:
         if name in needed and t.is_constant and name not in model.inputs
     }
     return model
+
+
+def _known(t) -> bool:
+    """Known when the code is generated; a value of dims computed while running is its node's to write."""
+    return t.value is not None and not t.value_at_run_time
 
 
 def eliminate_dead_nodes(model: Model, nodes: list) -> list:

@@ -13,6 +13,7 @@ import numpy as np
 
 from ..errors import ModelFormatError, ShapeError, SofieError
 from ..ir import Model, TensorType
+from ..ir.dims import Unifier, substitute, symbol, unifying
 from ..ir.limits import ENV_VAR, max_tensor_bytes, tensor_bytes, too_large
 from ..ops import op_for
 
@@ -21,7 +22,32 @@ _MAX_SYMBOLIC_VALUE = 64
 
 
 def infer_shapes(model: Model) -> Model:
-    """Fill ``model.tensors`` for every tensor, with values where computable."""
+    """Fill ``model.tensors`` for every tensor, with values where computable.
+
+    Dims the file left unnamed are unified as onnxruntime does while running: the first operator that
+    needs one equal to another dim binds it, the inputs' types are rewritten and inference starts again
+    (at most once per unnamed dim). Inputs that then share a dim are checked against each other on
+    every call, so a mismatch is a ShapeError naming the input, not a refusal at load.
+    """
+    model.unnamed_dims = set(model.unnamed_dims)
+    while True:
+        with unifying(symbol(n) for n in model.unnamed_dims) as unifier:
+            if _infer_nodes(model, unifier):
+                return model
+        _rebind_inputs(model, unifier.bindings)
+
+
+def _rebind_inputs(model: Model, bindings: dict) -> None:
+    """Inputs' types with unified dims substituted; everything inferred from the old ones dropped."""
+    model.unnamed_dims -= {s.name for s in bindings}
+    model.tensors = {n: TensorType(model.tensors[n].dtype, substitute(model.tensors[n].shape, bindings))
+                     for n in model.inputs}
+    model.constraints = []
+    model.runtime_dims = {}
+
+
+def _infer_nodes(model: Model, unifier: Unifier) -> bool:
+    """Infer every node in order; False as soon as a node unified a dim (the caller starts again)."""
     tensors = model.tensors
     for name, value in model.initializers.items():
         if name not in model.inputs:  # an initializer may only be an input's default
@@ -43,10 +69,12 @@ def infer_shapes(model: Model) -> Model:
         _fold(op, inputs, outputs)
         model.constraints.extend(c for c in op.constraints if c not in model.constraints)
         model.runtime_dims.update((d.name, node.outputs[0]) for d in op.defined_dims)
+        if unifier.bindings:
+            return False
         for name, t in zip(node.outputs, outputs):
             if name:
                 tensors[name] = t
-    return model
+    return True
 
 
 def _check_sizes(model: Model, node, outputs: list[TensorType]) -> None:

@@ -123,7 +123,7 @@ class _Builder:
         # symbolic target, say) were used up at generation time and would be unused locals.
         read = read_at_run_time(model, self.ops)
         for name, t in model.tensors.items():
-            if name not in self.storage and t.value is not None and name in read:
+            if name not in self.storage and t.value is not None and not t.value_at_run_time and name in read:
                 self.storage[name] = Placement("weight" if t.is_constant else "symbolic")
         for node, op in zip(model.nodes, self.ops):
             if op.view and node.outputs[0]:
