@@ -1,7 +1,7 @@
 """sofie-rdf: fast ML inference code for ROOT analyses, from Python.
 
-Parse a model (ONNX, Keras, PyTorch or a stored .root IR), generate a standalone C++ header in TMVA SOFIE's
-format, compile it with Cling or the system compiler, and call it on numpy
+Parse a model (ONNX, Keras, PyTorch, XGBoost JSON or a stored .root IR), generate a standalone C++ header in
+TMVA SOFIE's format, compile it with Cling or the system compiler, and call it on numpy
 arrays or from RDataFrame.
 
     import sofie_rdf as sr
@@ -33,7 +33,8 @@ from .errors import (
 # public name -> the module defining it (a submodule itself when the name is the module's)
 _LAZY = {
     "gnn": "gnn", "rdf": "rdf",
-    "from_keras": "api", "from_onnx": "api", "from_pytorch": "api", "from_root": "api", "load": "api",
+    "from_keras": "api", "from_onnx": "api", "from_pytorch": "api", "from_root": "api", "from_xgboost": "api",
+    "load": "api",
     "Op": "custom", "OperatorRegistrationError": "custom", "TensorType": "custom", "custom_op": "custom",
     "keras_layer": "custom", "register_op": "custom", "unregister_keras_layer": "custom", "unregister_op": "custom",
     "TensorInfo": "ir.info", "Model": "model", "Reader": "reader", "Session": "session",
@@ -57,6 +58,6 @@ __all__ = [
     "CompilationError", "LegacyModelWarning", "Model", "ModelFormatError", "Op", "OperatorRegistrationError", "Reader",
     "Session", "ShapeError", "SofieError", "TensorInfo", "TensorType", "UnsupportedOperatorError", "__version__",
     "columnar", "compile", "custom_op",
-    "from_keras", "from_onnx", "from_pytorch", "from_root", "gnn", "keras_layer", "load", "rdf", "register_op",
-    "unregister_keras_layer", "unregister_op",
+    "from_keras", "from_onnx", "from_pytorch", "from_root", "from_xgboost", "gnn", "keras_layer", "load", "rdf",
+    "register_op", "unregister_keras_layer", "unregister_op",
 ]

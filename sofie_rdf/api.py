@@ -75,15 +75,24 @@ def from_root(path: str | os.PathLike, key: Optional[str] = None, name: Optional
     return _model(load_root(path, key, name=name), dims, input_shapes)
 
 
+def from_xgboost(path: str | os.PathLike, name: Optional[str] = None, dims: Dims = None,
+                 input_shapes: Shapes = None) -> Model:
+    """Model from an XGBoost ``booster.save_model("model.json")`` file, read as JSON (xgboost not needed):
+    one tree ensemble, its input ``input`` (N, num_feature) float32 (see :mod:`sofie_rdf.parsers.xgboost`)."""
+    from .parsers.xgboost import from_xgboost as parse
+
+    return _model(parse(path, name=name), dims, input_shapes)
+
+
 def load(source: Any, name: Optional[str] = None, dims: Dims = None, input_shapes: Shapes = None,
          **options: Any) -> Model:
     """Parse any supported model source into a :class:`Model`.
 
     Dispatches on the source: an ``.onnx`` path, ``bytes`` or an
     ``onnx.ModelProto``; a ``.keras``/``.h5`` path or a ``keras.Model``; a
-    Keras 2 ``.json`` architecture with its weights file as ``weights=``; a
-    ``.pt`` TorchScript path or a ``torch.nn.Module`` (pass
-    ``example_inputs=``); ``"file.root:key"`` for a model stored with
+    Keras 2 ``.json`` architecture with its weights file as ``weights=``; an
+    XGBoost ``.json`` model (told from Keras by its content); a ``.pt``
+    TorchScript path or a ``torch.nn.Module`` (pass ``example_inputs=``); ``"file.root:key"`` for a model stored with
     :meth:`Model.save`.  ``name`` overrides the model name (a C++ identifier
     is derived from the file name otherwise).  ``dims`` (``{"n": 12}``) and
     ``input_shapes`` (``{"x": (1, 12, 5)}``) fix symbolic input dims, so the
@@ -115,9 +124,7 @@ def _load_path(path: str, name: Optional[str], options: dict, fixed: dict) -> Mo
     if suffix in TORCH_SUFFIXES:
         return _torch(path, name, {**options, **fixed})
     if suffix == ".json":
-        weights = options.pop("weights", None)
-        _no_options(options, path)
-        return from_keras(path, name, weights=weights, **fixed)
+        return _json(path, name, options, fixed)
     _no_options(options, path)
     if suffix == ".onnx":
         return from_onnx(path, name, **fixed)
@@ -125,8 +132,20 @@ def _load_path(path: str, name: Optional[str], options: dict, fixed: dict) -> Mo
         return from_keras(path, name, **fixed)
     raise ModelFormatError(
         f"cannot tell the format of {path!r} from its suffix "
-        "(supported: .onnx, .keras, .h5, .json with weights=, .pt, file.root:key)"
+        "(supported: .onnx, .keras, .h5, .json (XGBoost, or Keras 2 with weights=), .pt, file.root:key)"
     )
+
+
+def _json(path: str, name: Optional[str], options: dict, fixed: dict) -> Model:
+    """A ``.json`` file is an XGBoost model (top-level "learner" and "version") or a Keras 2 architecture."""
+    from .parsers.xgboost import is_xgboost_json
+
+    if is_xgboost_json(path):
+        _no_options(options, path)
+        return from_xgboost(path, name, **fixed)
+    weights = options.pop("weights", None)
+    _no_options(options, path)
+    return from_keras(path, name, weights=weights, **fixed)
 
 
 def _torch(source: Any, name: Optional[str], options: dict) -> Model:
