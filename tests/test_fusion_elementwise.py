@@ -90,3 +90,18 @@ def test_native_and_in_place(check_model):
     sess = sr.compile(sr.load(model), backend="native")
     assert "FusedElementwise" in sess.code.header
     check_model(model, {"x": random_array((7, 5), F32, 10)}, backend="native")
+
+
+def test_constant_exponents_of_each_step(check_model):
+    """Pow by 2, 3 and 0.5 is written without std::pow, each step with its own exponent (the fused node's
+    input 1 is the scalar 2 here, which must not be taken for the later steps' exponents)."""
+    nodes = [helper.make_node("Pow", ["x", "two"], ["a"]), helper.make_node("Add", ["a", "x"], ["b"]),
+             helper.make_node("Pow", ["b", "three"], ["c"]), helper.make_node("Abs", ["c"], ["d"]),
+             helper.make_node("Pow", ["d", "half"], ["e"]), helper.make_node("Pow", ["e", "seven"], ["y"])]
+    model = make_model(nodes, [("x", F32, SHAPE)], [("y", F32, SHAPE)],
+                       consts(two=2.0, three=3.0, half=0.5, seven=0.7))
+    fused = [n for n in planned(model) if n.op_type == "FusedElementwise"]
+    assert len(fused) == 1 and steps(fused[0]).count("Pow") == 4
+    header = sr.compile(sr.load(model), backend="native").code.header
+    assert "a * a * a" in header and "std::sqrt(a)" in header and header.count("std::pow(a, b)") == 1
+    check_model(model, {"x": random_array((4, 6, 5), F32, 11)}, rtol=1e-5, atol=1e-6, backend="native")

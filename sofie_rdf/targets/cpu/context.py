@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Any, Optional, Sequence
 
@@ -60,6 +61,12 @@ class NodeContext:
         self._reservations = reservations or {}
         self.declarations: list[str] = []
         self._labels: set[str] = set()
+
+    def with_inputs(self, inputs: list[Optional[TensorType]]) -> NodeContext:
+        """This context seen by one step of a fused node, whose operands are ``inputs`` (same pointers)."""
+        step = copy.copy(self)
+        step.inputs = inputs
+        return step
 
     def x(self, i: int) -> str:
         return self._in[i]

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ....ir import TensorType
 from ....ir.dims import dims_equal
 from ....ir.dtypes import compute_dtype
 from ....ops import activations, bitwise, elementwise, logic, misc, ml
@@ -252,13 +253,23 @@ class BinaryEmitter(Emitter):
         )
 
 
+# Constant exponents computed without std::pow, as onnxruntime does: a library call per element costs ten
+# times the product (squares of momenta, distances).  Squares and square roots are exact either way.
+_POW_CONSTANT = {2.0: "a * a", 3.0: "a * a * a", 0.5: "std::sqrt(a)", 1.0: "a"}
+
+
 @emits(elementwise.Pow)
 class PowEmitter(BinaryEmitter):
     def function(self, ctx: NodeContext) -> str:
         """The exponent may have another type; the result is the base's."""
         ty = ctx.ctype(ctx.outputs[0].dtype)
         ta, tb = (ctx.ctype(_T(t.dtype)) for t in ctx.inputs[:2])
-        return f"[](const {ta} a, const {tb} b) -> {ty} {{ return static_cast<{ty}>(std::pow(a, b)); }}"
+        exponent = ctx.inputs[1]
+        known = (exponent.is_constant and exponent.value.size == 1 and ctx.outputs[0].dtype.kind == "f"
+                 and float(exponent.value.reshape(-1)[0]) in _POW_CONSTANT)
+        body = _POW_CONSTANT[float(exponent.value.reshape(-1)[0])] if known else "std::pow(a, b)"
+        unused = "/*b*/" if known else "b"
+        return f"[](const {ta} a, const {tb} {unused}) -> {ty} {{ return static_cast<{ty}>({body}); }}"
 
 
 @emits(elementwise.Mod)
@@ -332,6 +343,14 @@ class WhereEmitter(Emitter):
         return f"kernels::ternary_strided({operands}, {ctx.y(0)}, {ctx.array('shape', shape)}, {len(shape)}, {f});"
 
 
+def _step_inputs(ctx: NodeContext, step: dict) -> list[TensorType]:
+    """The operand types of one step of a fused chain: the chain's value, and its operand in its place."""
+    chain, k = ctx.inputs[0], step["operand"]
+    if k < 0:
+        return [chain]
+    return [ctx.inputs[k], chain] if step.get("operand_first") else [chain, ctx.inputs[k]]
+
+
 @emits(FusedElementwise)
 class FusedElementwiseEmitter(Emitter):
     """One loop: each element goes through every step's lambda while it is in a register."""
@@ -348,7 +367,8 @@ class FusedElementwiseEmitter(Emitter):
     def emit(self, ctx: NodeContext) -> str:
         n = ctx.dim(ctx.outputs[0].size)
         scalar = {k for k, t in enumerate(ctx.inputs) if k and static_size(t.shape) == 1}
-        lines = [f"const auto f{i} = {step.function(ctx)};" for i, step in enumerate(self.steps)]
+        lines = [f"const auto f{i} = {emitter.function(ctx.with_inputs(_step_inputs(ctx, step)))};"
+                 for i, (emitter, step) in enumerate(zip(self.steps, self.op.steps))]
         # single values read once: in the loop the compiler could not tell them apart from the output it writes
         lines += [f"const auto c{k} = {ctx.x(k)}[0];" for k in sorted(scalar)]
         lines.append(f"for (size_t i = 0; i < {n}; ++i) {{")

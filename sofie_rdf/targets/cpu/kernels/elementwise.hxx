@@ -28,10 +28,31 @@ inline void unary_strided_rec(const X *x, const std::ptrdiff_t *sx, Y *&y, const
       unary_strided_rec(x + static_cast<std::ptrdiff_t>(i) * sx[0], sx + 1, y, shape + 1, rank - 1, f);
 }
 
+// Ranks up to this are merged before a strided loop; higher ones (rare) run as given.
+constexpr size_t kMaxMergedRank = 32;
+
 template <typename X, typename Y, typename F>
 inline void unary_strided(const X *x, const std::ptrdiff_t *sx, Y *y, const size_t *shape, size_t rank, F f)
 {
-   unary_strided_rec(x, sx, y, shape, rank, f);
+   if (rank > kMaxMergedRank)
+      return unary_strided_rec(x, sx, y, shape, rank, f);
+   // Dims of size 1 dropped and neighbours x walks contiguously merged, here because shapes computed while
+   // running (Tile's repeats, Expand's shape) arrive unmerged: the inner loop then runs long, not once.
+   size_t dims[kMaxMergedRank];
+   std::ptrdiff_t strides[kMaxMergedRank];
+   size_t r = 0;
+   for (size_t i = 0; i < rank; ++i) {
+      if (shape[i] == 1)
+         continue;
+      if (r > 0 && strides[r - 1] == sx[i] * static_cast<std::ptrdiff_t>(shape[i])) {
+         dims[r - 1] *= shape[i];
+         strides[r - 1] = sx[i];
+         continue;
+      }
+      dims[r] = shape[i];
+      strides[r++] = sx[i];
+   }
+   unary_strided_rec(x, strides, y, dims, r, f);
 }
 
 template <typename A, typename B, typename Y, typename F>
@@ -180,6 +201,13 @@ inline T mod_floor(T a, T b)
 template <typename T>
 inline void copy_blocks(const T *x, T *y, size_t outer, size_t block, size_t y_block)
 {
+   if (block >= 16) {
+      for (size_t o = 0; o < outer; ++o)
+         std::copy(x + o * block, x + (o + 1) * block, y + o * y_block);
+      return;
+   }
+   // Short blocks (features stacked on a last axis): a copy call per block would cost more than the copy.
    for (size_t o = 0; o < outer; ++o)
-      std::copy(x + o * block, x + (o + 1) * block, y + o * y_block);
+      for (size_t j = 0; j < block; ++j)
+         y[o * y_block + j] = x[o * block + j];
 }

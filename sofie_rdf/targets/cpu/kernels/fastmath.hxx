@@ -6,8 +6,14 @@
 // relative error within a few units in the last place over the whole range,
 // infinities and NaN handled.  double keeps the standard library.
 
+// Inlined whatever the size of the function calling them: in the infer() of a large model GCC's inliner
+// runs out of budget, and a call per element keeps the loop from vectorizing (GELU ten times slower).
+#ifndef SOFIE_RDF_INLINE
+#define SOFIE_RDF_INLINE [[gnu::always_inline]] inline
+#endif
+
 // 2^n for an integer n in [-126, 127], as a float built from its exponent bits.
-inline float pow2i(int32_t n)
+SOFIE_RDF_INLINE float pow2i(int32_t n)
 {
    const uint32_t bits = static_cast<uint32_t>(n + 127) << 23;
    float f;
@@ -36,7 +42,7 @@ struct ExpParts {
 #ifndef SOFIE_EXP_NEARBYINT
 #define SOFIE_EXP_NEARBYINT 0
 #endif
-inline float exp_round(float x, int32_t &n)
+SOFIE_RDF_INLINE float exp_round(float x, int32_t &n)
 {
    if constexpr (SOFIE_EXP_NEARBYINT) {
       const float rounded = std::nearbyint(x * 1.44269504088896341f);
@@ -53,7 +59,7 @@ inline float exp_round(float x, int32_t &n)
    }
 }
 
-inline ExpParts exp_parts(float x)
+SOFIE_RDF_INLINE ExpParts exp_parts(float x)
 {
    int32_t ni;
    const float n = exp_round(x, ni);
@@ -68,7 +74,7 @@ inline ExpParts exp_parts(float x)
    return {p * r + 1.0f, ni};
 }
 
-inline float fast_exp(float x)
+SOFIE_RDF_INLINE float fast_exp(float x)
 {
    const ExpParts e = exp_parts(std::min(std::max(x, -104.0f), 89.0f));
    const int32_t half = e.n / 2; // 2^n in two factors: n reaches -150 and 128
@@ -76,7 +82,7 @@ inline float fast_exp(float x)
    return x != x ? x : y; // NaN stays NaN
 }
 
-inline float fast_tanh(float x)
+SOFIE_RDF_INLINE float fast_tanh(float x)
 {
    const float a = std::abs(x);
    const float e = fast_exp(2.0f * std::min(a, 9.0f)); // tanh(9) rounds to 1 in float
@@ -91,7 +97,7 @@ inline float fast_tanh(float x)
 
 // e^t for t <= 0, with one scaling: t is clamped where 2^n reaches 2^-127, which pow2i gives as 0, so
 // results below about 1e-38 (the normal range) flush to 0.  NaN stays NaN (every step propagates it).
-inline float fast_exp_nonpositive(float t)
+SOFIE_RDF_INLINE float fast_exp_nonpositive(float t)
 {
    const ExpParts e = exp_parts(std::max(t, -88.0f)); // n = round(t / ln 2) >= -127
    return e.p * pow2i(e.n);
@@ -100,7 +106,7 @@ inline float fast_exp_nonpositive(float t)
 // 1 / (1 + e^-x) from e = e^-|x| <= 1, which cannot overflow: 1 / (1 + e) for x >= 0, e / (1 + e) below.
 // Half the instructions of fast_exp's two-factor scaling, and one division; the largest output-bound
 // epilogues (a 64 x 40500 Gemm + Sigmoid) spend a sixth of their time here.
-inline float fast_sigmoid(float x)
+SOFIE_RDF_INLINE float fast_sigmoid(float x)
 {
    const float e = fast_exp_nonpositive(-std::abs(x));
    return (x >= 0.0f ? 1.0f : e) / (1.0f + e);
@@ -111,7 +117,7 @@ inline float fast_sigmoid(float x)
 // rounds to +-1 in float and is given exactly, so GELU's x (1 + erf(x / sqrt 2)) / 2 is exactly 0 for
 // large negative x.  Eleven multiply-adds and one division, no branch: loops vectorize, where std::erf is
 // a library call per element, thirty times slower.  GELU as exported (x/sqrt 2 -> Erf -> ...) runs here.
-inline float fast_erf(float x)
+SOFIE_RDF_INLINE float fast_erf(float x)
 {
    const float c = std::min(std::max(x, -4.0f), 4.0f);
    const float s = c * c;

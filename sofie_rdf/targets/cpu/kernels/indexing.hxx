@@ -7,6 +7,14 @@
 // walker (element_offsets, slice_offsets) and the operations are two loops over
 // a walker: gather_by (read) and scatter (copy data, then reduce updates in).
 
+// The error of an index out of range: out of line, so that checked_index stays small enough to inline
+// into the per-element loops (building the message in place made it a call per index).
+[[noreturn]] [[gnu::noinline]] inline void index_out_of_range(int64_t i, size_t n, const char *op)
+{
+   throw std::out_of_range(std::string("sofie-rdf: ") + op + " index " + std::to_string(i) +
+                           " is out of range for an axis of size " + std::to_string(n));
+}
+
 // Index `i` of an axis of size `n`, wrapped and checked.
 template <typename I>
 inline size_t checked_index(I i, size_t n, const char *op)
@@ -14,8 +22,7 @@ inline size_t checked_index(I i, size_t n, const char *op)
    const int64_t k = static_cast<int64_t>(i) < 0 ? static_cast<int64_t>(i) + static_cast<int64_t>(n)
                                                   : static_cast<int64_t>(i);
    if (k < 0 || k >= static_cast<int64_t>(n))
-      throw std::out_of_range(std::string("sofie-rdf: ") + op + " index " + std::to_string(static_cast<int64_t>(i)) +
-                              " is out of range for an axis of size " + std::to_string(n));
+      index_out_of_range(static_cast<int64_t>(i), n, op);
    return static_cast<size_t>(k);
 }
 
@@ -89,12 +96,15 @@ struct slice_offsets {
    template <typename F>
    void operator()(F f) const
    {
-      for (size_t t = 0; t < batch * tuples; ++t) {
-         size_t offset = t / tuples * batch_stride;
-         for (size_t j = 0; j < k; ++j)
-            offset += checked_index(indices[t * k + j], dims[j], op) * strides[j];
-         f(t, offset);
-      }
+      // Nested loops, not t / tuples: a 64-bit division per tuple costs more than the tuple's work.
+      for (size_t b = 0, t = 0; b < batch; ++b)
+         for (size_t end = t + tuples; t < end; ++t) {
+            const I *tuple = indices + t * k;
+            size_t offset = b * batch_stride;
+            for (size_t j = 0; j < k; ++j)
+               offset += checked_index(tuple[j], dims[j], op) * strides[j];
+            f(t, offset);
+         }
    }
 };
 

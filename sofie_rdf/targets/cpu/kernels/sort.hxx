@@ -11,24 +11,54 @@ inline bool rank_less(T a, T b)
       return a < b;
 }
 
+// Below this K a line's best are kept by insertion: each element is first compared with the K-th best so
+// far, so most of a long line costs one comparison (k nearest neighbours: K ~ 16 of ~100 particles); above
+// it std::partial_sort's heap wins.
+constexpr size_t kInsertionTopK = 32;
+
+// The k best of one line (stride `inner`) into order[0, k), best first; ties keep the lower index first,
+// since a later element only moves ahead of strictly worse ones.
+template <typename T, typename Better>
+inline void topk_by_insertion(const T *line, size_t n, size_t inner, size_t k, Better better, int64_t *order)
+{
+   size_t count = 0;
+   for (size_t i = 0; i < n; ++i) {
+      const T v = line[i * inner];
+      if (count == k && (k == 0 || !better(v, line[static_cast<size_t>(order[k - 1]) * inner])))
+         continue;
+      size_t p = count < k ? count++ : k - 1;
+      for (; p > 0 && better(v, line[static_cast<size_t>(order[p - 1]) * inner]); --p)
+         order[p] = order[p - 1];
+      order[p] = static_cast<int64_t>(i);
+   }
+}
+
+// The k best of one line into order[0, k) by std::partial_sort over all n indices.
+template <typename T, typename Better>
+inline void topk_by_heap(const T *line, size_t n, size_t inner, size_t k, Better better, int64_t *order)
+{
+   for (size_t i = 0; i < n; ++i)
+      order[i] = static_cast<int64_t>(i);
+   std::partial_sort(order, order + k, order + n, [&](int64_t a, int64_t b) {
+      const T va = line[static_cast<size_t>(a) * inner], vb = line[static_cast<size_t>(b) * inner];
+      return better(va, vb) || (!better(vb, va) && a < b);
+   });
+}
+
 // The k largest (or smallest) of each line of n elements of x viewed as
 // (outer, n, inner), in order, with their indices; `order` is scratch for n indices.
 template <typename T>
 inline void topk(const T *x, T *values, int64_t *indices, size_t outer, size_t n, size_t inner, size_t k,
                  bool largest, int64_t *order)
 {
+   const auto better = [largest](T a, T b) { return largest ? rank_less(b, a) : rank_less(a, b); };
    for (size_t o = 0; o < outer; ++o) {
       for (size_t j = 0; j < inner; ++j) {
          const T *line = x + o * n * inner + j;
-         for (size_t i = 0; i < n; ++i)
-            order[i] = static_cast<int64_t>(i);
-         auto before = [&](int64_t a, int64_t b) {
-            const T va = line[static_cast<size_t>(a) * inner], vb = line[static_cast<size_t>(b) * inner];
-            if (largest ? rank_less(vb, va) : rank_less(va, vb))
-               return true;
-            return !rank_less(va, vb) && !rank_less(vb, va) && a < b;
-         };
-         std::partial_sort(order, order + k, order + n, before);
+         if (k <= kInsertionTopK)
+            topk_by_insertion(line, n, inner, k, better, order);
+         else
+            topk_by_heap(line, n, inner, k, better, order);
          for (size_t i = 0; i < k; ++i) {
             const size_t at = (o * k + i) * inner + j;
             if (values)

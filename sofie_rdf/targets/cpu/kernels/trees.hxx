@@ -3,10 +3,13 @@
 // results: trees summed in their order in the threshold type, its post transforms in float (its logistic,
 // softmax and its approximate inverse erf for PROBIT), its two-class rules.
 //
-// A forest is flat arrays the generated code holds as static constants: branch nodes (threshold, feature,
-// true and false child; a child < 0 is leaf ~child), and per leaf a slice of (target, weight) pairs.  The
-// node test is a template parameter when every branch has the same one (the usual BRANCH_LEQ: a tight
-// `i = x[f] <= t ? yes : no` loop); `flags` holds each node's mode and missing-value bit otherwise.
+// A forest is flat arrays the generated code holds as static constants: nodes (threshold, feature, true and
+// false child), the branches first, then one node per leaf whose children are itself (so a walk can take
+// more steps than its path has and stay at its leaf), per tree its root and its depth (the most branches
+// on a path), and per leaf a slice of (target, weight) pairs.  Every walk then takes its tree's depth in
+// steps, without a test for having arrived: rows (or, for one row, trees) walk independently and the
+// processor overlaps them.  The node test is a template parameter when every branch has the same one (the
+// usual BRANCH_LEQ); `flags` holds each node's mode and missing-value bit otherwise.
 
 enum class TreeMode : int { Leq = 0, Lt, Gte, Gt, Eq, Neq, Member, Mixed };
 enum class TreeAggregate : int { Average = 0, Sum, Min, Max };
@@ -25,11 +28,13 @@ struct TreeNode {
 
 template <typename T>
 struct TreeForest {
-   const TreeNode<T> *nodes;
+   const TreeNode<T> *nodes;     // n_branches branches, then the leaves (leaf l is node n_branches + l)
+   int32_t n_branches;
    const uint8_t *flags;         // per node: mode | kTreeMissingTrue; nullptr when no node needs it
    const int32_t *member_begin;  // per node, its set in members (BRANCH_MEMBER)
    const T *members;
    const int32_t *roots;
+   const int32_t *depth;         // per tree
    size_t n_trees;
    const int32_t *leaf_begin;    // n_leaves + 1 offsets into weight_target / weight_value
    const int32_t *weight_target;
@@ -74,7 +79,15 @@ inline bool tree_test(X v, const TreeForest<T> &f, int32_t i)
    }
 }
 
-// One step down from branch node i.
+// c ? a : b in arithmetic: a tree's branches go either way on data, and compilers turn ?: into jumps that
+// then mispredict about every other step.
+inline int32_t tree_select(bool c, int32_t a, int32_t b)
+{
+   return b ^ ((a ^ b) & -static_cast<int32_t>(c));
+}
+
+// One step down from node i (a leaf's node leads back to itself); the test and the missing-value route
+// in bit operations, without a jump.
 template <TreeMode M, bool Missing, typename X, typename T>
 inline int32_t tree_step(const TreeForest<T> &f, int32_t i, const X *x)
 {
@@ -82,61 +95,79 @@ inline int32_t tree_step(const TreeForest<T> &f, int32_t i, const X *x)
    const X v = x[n.feature];
    bool yes = tree_test<M>(v, f, i);
    if constexpr (Missing)
-      yes = yes || ((f.flags[i] & kTreeMissingTrue) != 0 && tree_isnan(v));
-   return yes ? n.yes : n.no;
+      yes = yes | (((f.flags[i] & kTreeMissingTrue) != 0) & tree_isnan(v));
+   return tree_select(yes, n.yes, n.no);
 }
 
-// The leaf row x reaches from node (or leaf) i.
-template <TreeMode M, bool Missing, typename X, typename T>
-inline int32_t tree_leaf(const TreeForest<T> &f, int32_t i, const X *x)
+// Leaf `leaf`'s weights aggregated into score (n_targets), has[j] set for each target it has a weight for.
+template <TreeAggregate A, typename T>
+inline void tree_add(const TreeForest<T> &f, int32_t leaf, T *score, unsigned char *has)
 {
-   while (i >= 0)
-      i = tree_step<M, Missing>(f, i, x);
-   return ~i;
-}
-
-// Trees walked kTreeLanes at a time, so that their (cache-missing) node loads overlap; a lane at its leaf
-// keeps it (and reads node 0, cached, in the meantime).
-constexpr size_t kTreeLanes = 4;
-
-template <TreeMode M, bool Missing, typename X, typename T>
-inline void tree_leaves(const TreeForest<T> &f, const int32_t *roots, const X *x, int32_t *leaf)
-{
-   int32_t i[kTreeLanes];
-   std::copy_n(roots, kTreeLanes, i);
-   while ((i[0] & i[1] & i[2] & i[3]) >= 0)  // some lane still at a branch (>= 0)
-      for (size_t k = 0; k < kTreeLanes; ++k) {
-         const int32_t next = tree_step<M, Missing>(f, i[k] < 0 ? 0 : i[k], x);
-         i[k] = i[k] < 0 ? i[k] : next;
-      }
-   for (size_t k = 0; k < kTreeLanes; ++k)
-      leaf[k] = ~i[k];
-}
-
-// score[j] aggregated over the trees, has[j] whether any leaf reached has a weight for target j.
-template <TreeMode M, bool Missing, TreeAggregate A, typename X, typename T>
-inline void tree_scores(const TreeForest<T> &f, const X *x, T *score, unsigned char *has)
-{
-   std::fill_n(score, f.n_targets, T(0));
-   std::fill_n(has, f.n_targets, static_cast<unsigned char>(0));
-   int32_t leaves[kTreeLanes];
-   for (size_t t = 0; t < f.n_trees; ++t) {
-      const size_t lane = t % kTreeLanes;
-      if (lane == 0 && t + kTreeLanes <= f.n_trees)
-         tree_leaves<M, Missing>(f, f.roots + t, x, leaves);
-      const int32_t leaf = t - lane + kTreeLanes <= f.n_trees ? leaves[lane] : tree_leaf<M, Missing>(f, f.roots[t], x);
-      for (int32_t k = f.leaf_begin[leaf]; k < f.leaf_begin[leaf + 1]; ++k) {
-         const int32_t j = f.weight_target[k];
-         const T w = f.weight_value[k];
-         if constexpr (A == TreeAggregate::Sum || A == TreeAggregate::Average)
-            score[j] += w;
-         else if constexpr (A == TreeAggregate::Min)
-            score[j] = (!has[j] || w < score[j]) ? w : score[j];
-         else
-            score[j] = (!has[j] || w > score[j]) ? w : score[j];
-         has[j] = 1;
-      }
+   for (int32_t k = f.leaf_begin[leaf]; k < f.leaf_begin[leaf + 1]; ++k) {
+      const int32_t j = f.weight_target[k];
+      const T w = f.weight_value[k];
+      if constexpr (A == TreeAggregate::Sum || A == TreeAggregate::Average)
+         score[j] += w;
+      else if constexpr (A == TreeAggregate::Min)
+         score[j] = (!has[j] || w < score[j]) ? w : score[j];
+      else
+         score[j] = (!has[j] || w > score[j]) ? w : score[j];
+      has[j] = 1;
    }
+}
+
+// Walks advanced together, a step of each in turn: their loads and compares are independent, so the
+// processor overlaps kTreeLanes of them instead of waiting out each step's dependent loads.
+constexpr size_t kTreeLanes = 8;
+
+// Walks from nodes i over rows xs (kTreeLanes each) for depth steps: i becomes the node each walk reaches.
+template <TreeMode M, bool Missing, typename X, typename T>
+inline void tree_walk(const TreeForest<T> &f, int32_t *i, const X *const *xs, int32_t depth)
+{
+   for (int32_t d = 0; d < depth; ++d)
+      for (size_t k = 0; k < kTreeLanes; ++k)
+         i[k] = tree_step<M, Missing>(f, i[k], xs[k]);
+}
+
+// Rows (x row-major with n_features columns): score (rows, n_targets) aggregated over the trees in their
+// order, has[j] whether any leaf a row reached has a weight for target j.  Several rows walk a tree at a
+// time (the tree loop outside the row loop, so a tree's nodes stay in cache while the rows walk it); a
+// single row walks several trees at a time.  A lane with nothing of its own walks the last row (or tree)
+// again, unused.
+template <TreeMode M, bool Missing, TreeAggregate A, typename X, typename T>
+inline void tree_scores(const TreeForest<T> &f, const X *x, size_t rows, size_t n_features, T *score,
+                        unsigned char *has)
+{
+   const size_t n = f.n_targets;
+   std::fill_n(score, rows * n, T(0));
+   std::fill_n(has, rows * n, static_cast<unsigned char>(0));
+   int32_t i[kTreeLanes];
+   const X *xs[kTreeLanes];
+   if (rows == 1) {
+      std::fill_n(xs, kTreeLanes, x);
+      for (size_t t = 0; t < f.n_trees; t += kTreeLanes) {
+         int32_t depth = 0;
+         for (size_t k = 0; k < kTreeLanes; ++k) {
+            const size_t tree = std::min(t + k, f.n_trees - 1);
+            i[k] = f.roots[tree];
+            depth = std::max(depth, f.depth[tree]);  // a walk past its leaf stays there
+         }
+         tree_walk<M, Missing>(f, i, xs, depth);
+         for (size_t k = 0; k < kTreeLanes && t + k < f.n_trees; ++k)
+            tree_add<A>(f, i[k] - f.n_branches, score, has);
+      }
+      return;
+   }
+   for (size_t t = 0; t < f.n_trees; ++t)
+      for (size_t r = 0; r < rows; r += kTreeLanes) {
+         for (size_t k = 0; k < kTreeLanes; ++k) {
+            i[k] = f.roots[t];
+            xs[k] = x + std::min(r + k, rows - 1) * n_features;
+         }
+         tree_walk<M, Missing>(f, i, xs, f.depth[t]);
+         for (size_t k = 0; k < kTreeLanes && r + k < rows; ++k)
+            tree_add<A>(f, i[k] - f.n_branches, score + (r + k) * n, has + (r + k) * n);
+      }
 }
 
 inline float tree_logistic(float v)
@@ -193,14 +224,20 @@ inline void tree_transform(TreeTransform tr, T *s, size_t n, Y *y)
 }
 
 // Regressors and TreeEnsemble: y (rows, n_targets).  One target: base value added, only PROBIT applied
-// (onnxruntime's FinalizeScores1); several: base values added where there is one per target.
-template <TreeMode M, bool Missing, TreeAggregate A, typename X, typename T, typename Y>
+// (onnxruntime's FinalizeScores1); several: base values added where there is one per target.  The scores
+// come Block rows at a time (block_score and block_has hold Block x n_targets).
+template <size_t Block, TreeMode M, bool Missing, TreeAggregate A, typename X, typename T, typename Y>
 inline void tree_regressor(const TreeForest<T> &f, const X *x, size_t rows, size_t n_features, const T *base,
-                           size_t n_base, TreeTransform tr, Y *y, T *score, unsigned char *has)
+                           size_t n_base, TreeTransform tr, Y *y, T *block_score, unsigned char *block_has)
 {
    const size_t n = f.n_targets;
    for (size_t r = 0; r < rows; ++r) {
-      tree_scores<M, Missing, A>(f, x + r * n_features, score, has);
+      const size_t b = r % Block;
+      if (b == 0)
+         tree_scores<M, Missing, A>(f, x + r * n_features, std::min(Block, rows - r), n_features, block_score,
+                                    block_has);
+      T *score = block_score + b * n;
+      const unsigned char *has = block_has + b * n;
       for (size_t j = 0; j < n; ++j) {
          T v = has[j] ? score[j] : T(0);
          if constexpr (A == TreeAggregate::Average)
@@ -264,15 +301,21 @@ inline int64_t tree_binary(T *s, unsigned char *has, const T *base, size_t n_bas
 }
 
 // Classifiers: label (rows) and z (rows, n_classes); more than two classes: base values added (a class
-// without weights then counts as scored), the label is the first highest scored class.
-template <TreeMode M, bool Missing, typename X, typename T>
+// without weights then counts as scored), the label is the first highest scored class.  Scores as in
+// tree_regressor, Block rows at a time.
+template <size_t Block, TreeMode M, bool Missing, typename X, typename T>
 inline void tree_classifier(const TreeForest<T> &f, const X *x, size_t rows, size_t n_features, const T *base,
                             size_t n_base, const int64_t *labels, bool binary_case, bool all_positive,
-                            TreeTransform tr, int64_t *label, float *z, T *score, unsigned char *has)
+                            TreeTransform tr, int64_t *label, float *z, T *block_score, unsigned char *block_has)
 {
    const size_t n = f.n_targets;
    for (size_t r = 0; r < rows; ++r) {
-      tree_scores<M, Missing, TreeAggregate::Sum>(f, x + r * n_features, score, has);
+      const size_t b = r % Block;
+      if (b == 0)
+         tree_scores<M, Missing, TreeAggregate::Sum>(f, x + r * n_features, std::min(Block, rows - r), n_features,
+                                                     block_score, block_has);
+      T *score = block_score + b * n;
+      unsigned char *has = block_has + b * n;
       if (n == 2) {
          label[r] = tree_binary(score, has, base, n_base, labels, binary_case, all_positive, tr, z + r * 2);
          continue;
