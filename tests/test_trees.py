@@ -154,6 +154,16 @@ def test_lightgbm(task: str) -> None:
     _compare(_mltools(model, "lightgbm"), _test_rows())
 
 
+@pytest.mark.parametrize("rows", [1, 7, 203])
+def test_batches(rows: int) -> None:
+    """Rows walked alone, in a partly filled lane group, and over several blocks with a ragged end give each
+    row the same results (forests of uneven depths, NaN routes, several classes)."""
+    x = _test_rows(rows)
+    for which in ("gbc-3-classes", "random-forest-regressor"):
+        estimator, options = _sklearn_models()[which]
+        _compare(_skl(estimator, x, {id(estimator): options} if options else None), x)
+
+
 def test_jit() -> None:
     """The Cling JIT gives the same results (one classifier with NaN routes, one regressor)."""
     pytest.importorskip("ROOT")
