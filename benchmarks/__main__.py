@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import Optional
 
-from . import cold_start, columnar, gnn, hep_latency, latency, rdf_throughput
+from . import cold_start, columnar, gnn, hep_latency, latency, rdf_throughput, shipped, trees
 
 QUICK_EVENTS = 10**5
 
@@ -26,6 +26,8 @@ def main(argv: Optional[list[str]] = None) -> None:
         latency.main(["--quick"])
         hep_latency.main(["--quick"])
         cold_start.main(["--runs", "1", "--results", str(latency.RESULTS / "quick")])
+        shipped.main(["--quick"])
+        trees.main(["--quick"])
     else:
         rdf_throughput.main([])
         columnar.main([])
@@ -33,6 +35,8 @@ def main(argv: Optional[list[str]] = None) -> None:
         latency.main([])
         hep_latency.main([])
         cold_start.main([])
+        shipped.main([])
+        trees.main([])
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ References: onnxruntime on the same ONNX file (rtol 1e-4, atol 1e-5), torch for 
 
 from __future__ import annotations
 
-import io
 import pickletools
 import struct
 import zipfile
@@ -28,6 +27,8 @@ from conftest import ort_run
 from onnx import TensorProto, helper
 
 import sofie_rdf as sr
+from benchmarks.shipped import edgeconv_block, pair_embed, randomize_batchnorm, torchscript_onnx
+from benchmarks.shipped import jets as shipped_jets
 
 torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning",
@@ -37,12 +38,9 @@ nn = torch.nn
 RTOL, ATOL = 1e-4, 1e-5
 
 
-def torchscript_export(module: nn.Module, examples: tuple, names: list[str], dynamic: dict) -> onnx.ModelProto:
-    """``torch.onnx.export(dynamo=False)``, as the released files were written."""
-    buffer = io.BytesIO()
-    torch.onnx.export(module.eval(), examples, buffer, dynamo=False, opset_version=17, input_names=names,
-                      output_names=["y"], dynamic_axes=dynamic)
-    return onnx.load_from_string(buffer.getvalue())
+def exported(module: nn.Module, examples: dict[str, np.ndarray]) -> onnx.ModelProto:
+    """The TorchScript exporter's file, batch and particle axes (the last) dynamic."""
+    return onnx.load_from_string(torchscript_onnx(module, examples, {k: {0: "N", 2: "P"} for k in examples}))
 
 
 def check_against_ort(session: sr.Session, model: onnx.ModelProto, feeds: dict) -> None:
@@ -50,58 +48,16 @@ def check_against_ort(session: sr.Session, model: onnx.ModelProto, feeds: dict) 
     np.testing.assert_allclose(got, ort_run(model, feeds)[0], rtol=RTOL, atol=ATOL)
 
 
-class EdgeConvBlock(nn.Module):
-    """ParticleNet's EdgeConv as in its reference implementation (weaver), with a shortcut."""
-
-    def __init__(self, k: int, cin: int, cout: int):
-        super().__init__()
-        self.k = k
-        self.edge = nn.Sequential(nn.Conv2d(2 * cin, cout, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(),
-                                  nn.Conv2d(cout, cout, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU())
-        self.shortcut = nn.Sequential(nn.Conv1d(cin, cout, 1, bias=False), nn.BatchNorm1d(cout))
-
-    def forward(self, points, features, mask):  # (N, 2, P), (N, C, P), (N, 1, P)
-        shifted = points + (1.0 - mask) * 1e9  # padded particles are nobody's neighbours
-        inner = -2 * torch.matmul(shifted.transpose(2, 1), shifted)
-        square = (shifted ** 2).sum(dim=1, keepdim=True)
-        idx = (-square - inner - square.transpose(2, 1)).topk(self.k + 1, dim=-1)[1][:, :, 1:]  # (N, P, k)
-        n, c, p = features.shape
-        flat = (idx + torch.arange(0, n).view(-1, 1, 1) * p).reshape(-1)
-        neighbours = features.transpose(2, 1).reshape(-1, c)[flat, :].view(n, p, self.k, c).permute(0, 3, 1, 2)
-        centre = features.unsqueeze(-1).repeat(1, 1, 1, self.k)
-        edges = self.edge(torch.cat((centre, neighbours - centre), dim=1)).mean(dim=-1)
-        return torch.relu(self.shortcut(features) + edges) * mask
-
-
-def _randomize_batchnorm(module: nn.Module, seed: int) -> nn.Module:
-    """Trained-looking BatchNorm statistics (fresh ones are the identity and would hide a folding bug)."""
-    gen = torch.Generator().manual_seed(seed)
-    for m in module.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm):
-            m.running_mean.copy_(torch.randn(m.num_features, generator=gen) * 0.1)
-            m.running_var.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
-            m.weight.data.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
-            m.bias.data.copy_(torch.randn(m.num_features, generator=gen) * 0.1)
-    return module.eval()
-
-
-def jets(n: int, p: int, c: int, seed: int) -> dict:
-    """Points, features and a mask with the last particles of each jet padded."""
-    rng = np.random.default_rng(seed)
-    mask = np.ones((n, 1, p), np.float32)
-    for j in range(n):
-        mask[j, 0, rng.integers(p // 2 + 1, p + 1):] = 0
-    return {"points": rng.standard_normal((n, 2, p)).astype(np.float32) * mask,
-            "features": rng.standard_normal((n, c, p)).astype(np.float32) * mask, "mask": mask}
+def jets(n: int, p: int, seed: int) -> dict[str, np.ndarray]:
+    """Points, six features and a mask padding the last particles of each jet."""
+    return {k: v for k, v in shipped_jets(n, p, 6, seed).items() if k in ("points", "features", "mask")}
 
 
 @pytest.fixture(scope="module")
 def edgeconv() -> onnx.ModelProto:
     torch.manual_seed(0)
-    block = _randomize_batchnorm(EdgeConvBlock(k=4, cin=6, cout=16), seed=1)
-    ex = jets(2, 10, 6, seed=0)
-    dyn = {name: {0: "N", 2: "P"} for name in ex} | {"y": {0: "N", 2: "P"}}
-    return torchscript_export(block, tuple(torch.from_numpy(v) for v in ex.values()), list(ex), dyn)
+    block = randomize_batchnorm(edgeconv_block(k=4, cin=6, cout=16), seed=1)
+    return exported(block, jets(2, 10, seed=0))
 
 
 @pytest.mark.parametrize("backend", ["native", "jit"])
@@ -112,62 +68,20 @@ def test_particlenet_edgeconv_particle_count_free(edgeconv, backend):
     assert {"Conv", "TopK"} <= {n.op_type for n in edgeconv.graph.node}
     session = sr.compile(model, backend=backend)
     for n, p in ((2, 10), (1, 37), (3, 5)):
-        check_against_ort(session, edgeconv, jets(n, p, 6, seed=p))
+        check_against_ort(session, edgeconv, jets(n, p, seed=p))
     with pytest.raises(sr.ShapeError):  # TopK needs k + 1 = 5 particles
-        session.infer(*jets(1, 4, 6, seed=4).values())
-
-
-def pairwise_lv(xi, xj, eps: float = 1e-8):
-    """ParT's pair features of two four-vector sets (px, py, pz, E) along axis 1: ln kT, ln z, ln delta, ln m^2."""
-    pti, ptj = torch.sqrt(xi[:, 0] ** 2 + xi[:, 1] ** 2), torch.sqrt(xj[:, 0] ** 2 + xj[:, 1] ** 2)
-    rapi = 0.5 * torch.log(1 + 2 * xi[:, 2] / (xi[:, 3] - xi[:, 2]).clamp(min=1e-20))
-    rapj = 0.5 * torch.log(1 + 2 * xj[:, 2] / (xj[:, 3] - xj[:, 2]).clamp(min=1e-20))
-    dphi = (torch.atan2(xi[:, 1], xi[:, 0]) - torch.atan2(xj[:, 1], xj[:, 0]) + torch.pi) % (2 * torch.pi) - torch.pi
-    delta = torch.sqrt((rapi - rapj) ** 2 + dphi ** 2)
-    ptmin = torch.minimum(pti, ptj)
-    pair = xi + xj
-    m2 = (pair[:, 3] ** 2 - (pair[:, :3] ** 2).sum(1)).clamp(min=eps)
-    return torch.stack([torch.log((ptmin * delta).clamp(min=eps)), torch.log((ptmin / (pti + ptj)).clamp(min=eps)),
-                        torch.log(delta.clamp(min=eps)), torch.log(m2)], dim=1)
-
-
-class PairEmbed(nn.Module):
-    """ParT's pair embedding: features of the pairs i > j, embedded, scattered into a symmetric bias."""
-
-    def __init__(self, dims: tuple = (16, 8)):
-        super().__init__()
-        layers, cin = [nn.BatchNorm1d(4)], 4
-        for cout in dims:
-            layers += [nn.Conv1d(cin, cout, 1), nn.BatchNorm1d(cout), nn.GELU()]
-            cin = cout
-        self.embed = nn.Sequential(*layers)
-        self.out_dim = cin
-
-    def forward(self, v):  # (N, 4, P) four-vectors
-        n, _, p = v.shape
-        below = torch.ones(p, p, dtype=torch.bool).tril(diagonal=-1)  # Trilu
-        i, j = below.nonzero(as_tuple=True)                            # NonZero
-        pairs = self.embed(pairwise_lv(v[:, :, i], v[:, :, j]))       # (N, C, P(P-1)/2)
-        bias = torch.zeros(n, self.out_dim, p, p, dtype=v.dtype)
-        bias[:, :, i, j] = pairs                                       # ScatterND
-        bias[:, :, j, i] = pairs
-        return bias
+        session.infer(*jets(1, 4, seed=4).values())
 
 
 def four_vectors(n: int, p: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    momentum = rng.standard_normal((n, 3, p)) * 20
-    mass = rng.random((n, 1, p))
-    energy = np.sqrt((momentum ** 2).sum(1, keepdims=True) + mass ** 2)
-    return np.concatenate([momentum, energy], 1).astype(np.float32)
+    return shipped_jets(n, p, 6, seed)["vectors"]
 
 
 @pytest.mark.parametrize("backend", ["native", "jit"])
 def test_part_pair_embedding_particle_count_free(backend):
     torch.manual_seed(3)
-    module = _randomize_batchnorm(PairEmbed(), seed=4)
-    model = torchscript_export(module, (torch.from_numpy(four_vectors(2, 7, 0)),), ["v"],
-                               {"v": {0: "N", 2: "P"}, "y": {0: "N", 2: "P", 3: "P"}})
+    module = pair_embed((16, 8))
+    model = exported(module, {"v": four_vectors(2, 7, 0)})
     assert {"Trilu", "NonZero", "ScatterND"} <= {n.op_type for n in model.graph.node}
     session = sr.compile(sr.load(model, name=f"pair_embed_{backend}"), backend=backend)
     for n, p in ((2, 7), (1, 16), (3, 2)):
