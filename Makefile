@@ -35,6 +35,7 @@ conformance: $(STAMP)
 # writes benchmarks/results/. `make bench BENCH_ARGS=--quick` is a short run into benchmarks/results/quick/.
 bench: $(STAMP)
 	$(PYTHON) -c "import matplotlib" 2>/dev/null || $(PIP) install --quiet matplotlib
+	$(PYTHON) -c "import treelite, tl2cgen" 2>/dev/null || $(PIP) install --quiet treelite tl2cgen
 	$(PYTHON) -m benchmarks $(BENCH_ARGS)
 
 # The ONNX parser fuzz target, long (tests/fuzz/onnx_parser.py; make test runs 1,500 iterations).
