@@ -83,7 +83,7 @@ def _data(spec: Spec) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
-def _without_zipmap(model: Any) -> Any:
+def without_zipmap(model: Any) -> Any:
     """ZipMap's input as the output: the probabilities as a tensor (what converters' zipmap=False gives)."""
     import onnx
     from onnx import helper
@@ -110,7 +110,7 @@ def _train(spec: Spec, x: np.ndarray, y: np.ndarray) -> tuple[Any, Any, Any]:
         model = xgboost.XGBClassifier(n_estimators=spec.trees, max_depth=spec.depth, learning_rate=0.1,
                                       tree_method="hist", n_jobs=1, random_state=SEED).fit(x, y)
         onx = onnxmltools.convert_xgboost(model, initial_types=types, target_opset=15)
-        return model, _without_zipmap(onx), treelite.frontend.from_xgboost(model.get_booster())
+        return model, without_zipmap(onx), treelite.frontend.from_xgboost(model.get_booster())
     if spec.library == "lightgbm":
         import lightgbm
         import onnxmltools
@@ -118,7 +118,7 @@ def _train(spec: Spec, x: np.ndarray, y: np.ndarray) -> tuple[Any, Any, Any]:
         model = lightgbm.LGBMClassifier(n_estimators=spec.trees, max_depth=spec.depth, num_leaves=2 ** spec.depth,
                                         learning_rate=0.1, n_jobs=1, random_state=SEED, verbose=-1).fit(x, y)
         onx = onnxmltools.convert_lightgbm(model, initial_types=types, target_opset=15, zipmap=False)
-        return model, _without_zipmap(onx), treelite.frontend.from_lightgbm(model.booster_)
+        return model, without_zipmap(onx), treelite.frontend.from_lightgbm(model.booster_)
     import skl2onnx
     from sklearn.ensemble import RandomForestRegressor
 

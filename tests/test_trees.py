@@ -18,6 +18,7 @@ from conftest import ORT_IR_VERSION, ort_run
 from onnx import helper
 
 import sofie_rdf as sr
+from benchmarks.trees import without_zipmap
 
 RTOL, ATOL = 1e-6, 1e-6
 N_FEATURES = 6
@@ -114,18 +115,7 @@ def _mltools(model, kind: str) -> onnx.ModelProto:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         onx = convert(model, initial_types=[("x", FloatTensorType([None, N_FEATURES]))], target_opset=15)
-    return _without_zipmap(onx)
-
-
-def _without_zipmap(model: onnx.ModelProto) -> onnx.ModelProto:
-    """Keep ZipMap's input as the output (as converters' zipmap=False does)."""
-    for node in list(model.graph.node):
-        if node.op_type == "ZipMap":
-            for out in model.graph.output:
-                if out.name == node.output[0]:
-                    out.CopyFrom(helper.make_tensor_value_info(node.input[0], onnx.TensorProto.FLOAT, None))
-            model.graph.node.remove(node)
-    return model
+    return without_zipmap(onx)
 
 
 @pytest.mark.parametrize("task", ["binary", pytest.param("3-classes", marks=pytest.mark.slow), "regressor"])

@@ -242,3 +242,35 @@ def sym_array(shape: Sequence[Dim]) -> np.ndarray:
     if all(isinstance(d, int) for d in shape):
         return np.array(shape, dtype=np.int64)
     return np.array([d if isinstance(d, sympy.Expr) else sympy.Integer(d) for d in shape], dtype=object)
+
+
+# Symbolic values are only computed for small tensors (shape arithmetic).
+MAX_SYMBOLIC_VALUE = 64
+
+
+def fold_values(op: Op, inputs: list, outputs: list) -> None:
+    """Set the outputs' values where every input's value is known (constant subgraphs, shape arithmetic):
+    shape inference's folding, and that of the nodes inside a control-flow body."""
+    if all(t.value is not None for t in outputs) or not outputs:
+        return
+    present = [t for t in inputs if t is not None]
+    if not present or any(t.value is None for t in present):
+        return
+    symbolic = any(not t.is_constant for t in present)
+    if symbolic and any(not isinstance(t.size, int) or t.size > MAX_SYMBOLIC_VALUE for t in outputs):
+        return
+    try:
+        values = op.evaluate([t.value if t is not None else None for t in inputs])
+    except NotImplementedError:
+        return
+    except (TypeError, ValueError, AttributeError):
+        if symbolic:
+            return
+        raise
+    for t, v in zip(outputs, values):
+        v = np.asarray(v)
+        if v.dtype != object:
+            v = v.astype(t.dtype, copy=False)
+        if tuple(v.shape) != tuple(t.shape):
+            raise op.error(f"folded value has shape {v.shape}, inferred {t.shape}")
+        t.value = v

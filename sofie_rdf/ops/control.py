@@ -17,11 +17,10 @@ import sympy
 from ..errors import ModelFormatError, UnsupportedOperatorError
 from ..ir import Graph, TensorType
 from ..ir.dims import dims_equal
-from .base import Op, normalize_axis
+from .base import Op, fold_values, normalize_axis
 from .registry import INTERNAL_DOMAIN, lookup, register
 
 # Shape arithmetic with symbols is evaluated inside subgraphs for tensors up to this size (as shape inference).
-_MAX_SYMBOLIC_VALUE = 64
 
 
 def infer_graph(op: Op, graph: Graph, bound: dict[str, TensorType],
@@ -42,7 +41,7 @@ def infer_graph(op: Op, graph: Graph, bound: dict[str, TensorType],
         sub = cls(node, op.model)
         inputs = [tensors[i] if i else None for i in node.inputs]
         outputs = sub.infer(inputs)
-        _evaluate(sub, inputs, outputs)
+        fold_values(sub, inputs, outputs)
         op.constraints.extend(c for c in sub.constraints if c not in op.constraints)
         if inner_dims is not None:
             inner_dims.update(sub.defined_dims)
@@ -52,27 +51,6 @@ def infer_graph(op: Op, graph: Graph, bound: dict[str, TensorType],
         raise ModelFormatError(f"model {op.model!r}: {op.node}: subgraph {graph.name!r} never produces its "
                                f"output {missing[0]!r}")
     return tensors
-
-
-def _evaluate(op: Op, inputs: list[Optional[TensorType]], outputs: list[TensorType]) -> None:
-    """Output values of a subgraph node whose inputs are all known (what shape inference's folding does)."""
-    present = [t for t in inputs if t is not None]
-    if not outputs or not present or any(t.value is None for t in present):
-        return
-    symbolic = any(not t.is_constant for t in present)
-    if symbolic and any(not isinstance(t.size, int) or t.size > _MAX_SYMBOLIC_VALUE for t in outputs):
-        return
-    try:
-        values = op.evaluate([t.value if t is not None else None for t in inputs])
-    except NotImplementedError:
-        return
-    except (TypeError, ValueError, AttributeError):
-        if symbolic:
-            return
-        raise
-    for t, v in zip(outputs, values):
-        v = np.asarray(v)
-        t.value = v if v.dtype == object else v.astype(t.dtype, copy=False)
 
 
 def merge_branches(op: Op, then_types: Sequence[TensorType], else_types: Sequence[TensorType],

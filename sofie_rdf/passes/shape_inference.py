@@ -9,16 +9,12 @@ symbolic when they depend on an open dimension.
 
 from __future__ import annotations
 
-import numpy as np
-
 from ..errors import ModelFormatError, ShapeError, SofieError
 from ..ir import Model, TensorType
 from ..ir.dims import Unifier, substitute, symbol, unifying
 from ..ir.limits import ENV_VAR, max_tensor_bytes, tensor_bytes, too_large
 from ..ops import op_for
-
-# Symbolic values are only computed for small tensors (shape arithmetic).
-_MAX_SYMBOLIC_VALUE = 64
+from ..ops.base import fold_values
 
 
 def infer_shapes(model: Model) -> Model:
@@ -66,7 +62,7 @@ def _infer_nodes(model: Model, unifier: Unifier) -> bool:
             raise ModelFormatError(f"model {model.name!r}: {node} has {len(node.outputs)} outputs; "
                                    f"this operator produces at most {len(outputs)} here")
         _check_sizes(model, node, outputs)
-        _fold(op, inputs, outputs)
+        fold_values(op, inputs, outputs)
         model.constraints.extend(c for c in op.constraints if c not in model.constraints)
         model.runtime_dims.update((d.name, node.outputs[0]) for d in op.defined_dims)
         if unifier.bindings:
@@ -84,30 +80,3 @@ def _check_sizes(model: Model, node, outputs: list[TensorType]) -> None:
             raise ShapeError(f"model {model.name!r}: {node}: output {name!r} of shape {tuple(t.shape)} would take "
                              f"{tensor_bytes(t.shape, t.dtype):.3g} bytes, over the limit of {max_tensor_bytes():,} "
                              f"(environment variable {ENV_VAR})")
-
-
-def _fold(op, inputs, outputs) -> None:
-    """Compute output values when all inputs are known."""
-    if all(t.value is not None for t in outputs) or not outputs:
-        return
-    present = [t for t in inputs if t is not None]
-    if not present or any(t.value is None for t in present):
-        return
-    symbolic = any(not t.is_constant for t in present)
-    if symbolic and any(not isinstance(t.size, int) or t.size > _MAX_SYMBOLIC_VALUE for t in outputs):
-        return
-    try:
-        values = op.evaluate([t.value if t is not None else None for t in inputs])
-    except NotImplementedError:
-        return
-    except (TypeError, ValueError, AttributeError):
-        if symbolic:
-            return
-        raise
-    for t, v in zip(outputs, values):
-        v = np.asarray(v)
-        if v.dtype != object:
-            v = v.astype(t.dtype, copy=False)
-        if tuple(v.shape) != tuple(t.shape):
-            raise op.error(f"folded value has shape {v.shape}, inferred {t.shape}")
-        t.value = v
