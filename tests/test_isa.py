@@ -2,9 +2,10 @@
 
 A native build targets the instruction set its flags name (``CpuTarget.isa``): generic x86-64 (SSE2), AVX2
 with FMA, AVX-512.  The compiler vectorizes each kernel differently for each (vector width, masked tails,
-fused multiply-adds change rounding), so each model of the kernels added for HEP-sized layers (pooling by
-lines, erf, GELU in both exported forms, softmax, LayerNorm) is built once per instruction set the CPU has and compared with
-onnxruntime at the usual tolerances.
+fused multiply-adds change rounding; the register tiles of the convolutions and products are sized per
+instruction set), so each model of the kernels added for HEP-sized layers (pooling by lines, erf, GELU in both
+exported forms, softmax, LayerNorm, the register-tile convolutions and products) is built once per instruction
+set the CPU has and compared with onnxruntime at the usual tolerances.
 """
 
 from __future__ import annotations
@@ -50,6 +51,43 @@ def _layer_norm(shape: tuple, params: int, axis: int = -1) -> onnx.ModelProto:
     return make_model([node], [("x", np.float32, shape)], [("y", np.float32, shape)], inits, opset=17)
 
 
+def _conv(channels: int, features: int, image: tuple, kernel: int, stride: int = 1) -> onnx.ModelProto:
+    """Conv (padding kernel // 2) with bias and a fused ReLU, weights scaled by 1 / sqrt(fan-in) so that the
+    sums stay near 1 and the usual tolerances apply."""
+    rng = np.random.default_rng(channels * 100 + features)
+    fan_in = channels * kernel ** len(image)
+    w = (rng.standard_normal((features, channels) + (kernel,) * len(image)) / np.sqrt(fan_in)).astype(np.float32)
+    inits = {"w": w, "b": rng.standard_normal(features).astype(np.float32)}
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[kernel // 2] * 2 * len(image),
+                              strides=[stride] * len(image)),
+             helper.make_node("Relu", ["c"], ["y"])]
+    return make_model(nodes, [("x", np.float32, (2, channels) + image)], [("y", np.float32, None)], inits)
+
+
+def _gemm_sigmoid(m: int, k: int, n: int) -> onnx.ModelProto:
+    """Linear (transB, as torch exports it) + Sigmoid, large enough an output for the register-tile panels."""
+    rng = np.random.default_rng(n)
+    inits = {"w": (rng.standard_normal((n, k)) / np.sqrt(k)).astype(np.float32),
+             "b": rng.standard_normal(n).astype(np.float32)}
+    nodes = [helper.make_node("Gemm", ["x", "w", "b"], ["g"], transB=1), helper.make_node("Sigmoid", ["g"], ["y"])]
+    return make_model(nodes, [("x", np.float32, (m, k))], [("y", np.float32, None)], inits)
+
+
+# The register tiles (kernels/gemm.hxx, conv.hxx) are sized per instruction set: these layers reach each
+# kernel with partial tiles of rows and of panels, and with more (channel, tap) steps than one pass takes.
+TILE_MODELS = {
+    # conv_rows: 7 x 9 positions, 48 features (two panels and one on AVX-512), 64 x 9 steps (two passes)
+    "conv_rows_partial": lambda: _conv(64, 48, (7, 9), 3),
+    "conv_rows_strided": lambda: _conv(16, 32, (11, 10), 3, stride=2),
+    "conv_rows_3d": lambda: _conv(4, 16, (5, 6, 7), 3),
+    # conv_shifted: 7 features (a block of 6 and one of 1), 24 x 27 steps; 2 features with stride 2; 5x5 taps
+    "conv_shifted_passes": lambda: _conv(24, 7, (5, 6, 7), 3),
+    "conv_shifted_strided": lambda: _conv(3, 2, (19, 23), 3, stride=2),
+    "conv_shifted_5x5": lambda: _conv(4, 3, (33, 31), 5),
+    # gemm_panels: 20 rows (two tiles), 13111 columns (a partial last panel)
+    "gemm_panels": lambda: _gemm_sigmoid(20, 37, 13111),
+}
+
 MODELS = {
     "gelu_erf_chain": lambda: _gelu_erf((3, 37, 19)),
     "gelu_tanh": lambda: _one_node("Gelu", (5, 77), approximate="tanh"),
@@ -68,7 +106,15 @@ MODELS = {
     "log_softmax_rows": lambda: _one_node("LogSoftmax", (4, 67), axis=-1),
     "layer_norm": lambda: _layer_norm((3, 7, 133), 133),
     "layer_norm_broadcast_scale": lambda: _layer_norm((3, 7, 12), 12, axis=-2),
+    **TILE_MODELS,
 }
+
+
+@pytest.mark.parametrize("name", list(TILE_MODELS))
+def test_tile_models_reach_their_kernel(name):
+    """Each model above is computed by the kernel it is named after (the emitters' choices may move)."""
+    kernel = "_".join(name.split("_")[:2])
+    assert f"kernels::{kernel}(" in sr.load(TILE_MODELS[name]()).code(target="native").header
 
 
 def test_flags_name_their_instruction_set():

@@ -144,7 +144,10 @@ def test_conv_shifted_kernel_passes_and_tails(check_model, x_shape, w_shape, att
     strides with dilations and pads."""
     model, feeds = _conv_model("Conv", x_shape, w_shape, attrs, act=helper.make_node("Relu", ["t"], ["y"]))
     assert "conv_shifted" in sr.load(model).code().header
-    check_model(model, feeds, rtol=1e-4, atol=1e-4, backend="native")
+    # Sums of up to 1750 unscaled products (outputs up to 80) round differently in any other order: against
+    # float64, ours are within 2.2e-4 on the first case, and onnxruntime's order changes with the instruction
+    # set it finds (its AVX-512 kernels' results differ from its AVX2 ones by as much).
+    check_model(model, feeds, rtol=1e-4, atol=5e-4, backend="native")
 
 
 @pytest.mark.parametrize("x_shape, w_shape, attrs", [

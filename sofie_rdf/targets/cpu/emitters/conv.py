@@ -74,10 +74,12 @@ ROWS_MIN_DEPTH, ROWS_MAX_DEPTH = 64, 512
 # m -> (input channels, output tiles per image) from which Winograd F(m, r) beats conv_rows (F(4, 3): 32 channels
 # on 32 pixels, not on 24: 1.2x conv_rows' time there)
 WINOGRAD_OVER_ROWS = {4: (32, 64), 2: (256, 0)}
-# Mirrors of kernels/conv.hxx constants, for the size of conv_shifted's scratch.
-SHIFTED_SLACK = 48  # kConvTileSlack: floats the last tile reads past the padded image
+# Mirrors of kernels/conv.hxx constants, for the size of conv_shifted's scratch.  The tiles' widths follow the
+# vectors the compiler targets, so the scratch takes the largest of any instruction set (AVX-512's), whatever
+# ``target.isa`` says: flags such as -march=sapphirerapids reach AVX-512 without naming it.
+SHIFTED_SLACK = 192  # kConvTileSlack: floats the last tile reads past the padded image (AVX2: 48)
 SHIFTED_CHUNK_STEPS = 512  # kConvChunkSteps: (channel, tap) steps per pass
-SHIFTED_PARTIAL_ALIGN = 96  # kConvPartialAlign
+SHIFTED_PARTIAL_ALIGN = 384  # kConvPartialAlign (AVX2: 96)
 # Winograd F(m x m, r x r) serves layers with at least this many input channels (the products' depth) and, for
 # the chosen m, at least this many output tiles per image: below that the alpha^2 products are too thin for BLAS
 # and their transformed weights (alpha^2 / r^2 times the originals) outweigh the saving (measured on AVX2:

@@ -327,13 +327,23 @@ inline void conv_transpose_gemm(const T *x, const T *w, const Opt<T> *bias, T *y
 constexpr size_t kConvPanelRows = 6; // output channels per register tile (6 x 2 vectors, as BLIS's AVX2 kernel)
 
 // Vectors of positions per register tile of `rows` output channels: accumulators, the input vectors and one
-// broadcast weight fit the 16 AVX registers.
+// broadcast weight fit the register file (16 AVX registers; AVX-512's 32 take twice the vectors, each twice
+// as wide: 6 channels x 4 vectors of 16 positions is 24 accumulators, 4 inputs and a weight).
+#if defined(__AVX512F__)
+constexpr size_t conv_tile_vectors(size_t rows)
+{
+   return rows >= 4 ? 4 : rows == 3 ? 6 : rows == 2 ? 8 : 12;
+}
+#else
 constexpr size_t conv_tile_vectors(size_t rows)
 {
    return rows >= 4 ? 2 : rows == 3 ? 3 : rows == 2 ? 4 : 6;
 }
-constexpr size_t kConvTileSlack = 6 * kSimdLanes; // widest tile: floats read past the last position
-constexpr size_t kConvPartialAlign = 96;          // a multiple of every tile width
+#endif
+// Floats read past the last position by the widest tile, and a multiple of every tile width.  emitters/conv.py
+// sizes the scratch for the largest values of any instruction set (SHIFTED_SLACK, SHIFTED_PARTIAL_ALIGN).
+constexpr size_t kConvTileSlack = conv_tile_vectors(1) * kSimdLanes;
+constexpr size_t kConvPartialAlign = 2 * kConvTileSlack; // 96 or 384 floats
 constexpr size_t kConvChunkSteps = 512;           // (channel, tap) steps summed per pass: their input stays in cache
 
 // Geometry of one shifted convolution, derived once per call from the emitted arrays.
@@ -373,27 +383,31 @@ template <size_t Rows, size_t Vectors>
                                          size_t start_stride, float *out, size_t out_stride)
 {
    simd_float acc[Rows][Vectors];
+#pragma GCC unroll 16
    for (size_t i = 0; i < Rows; ++i)
+#pragma GCC unroll 16
       for (size_t j = 0; j < Vectors; ++j)
          acc[i][j] = (bias && !start ? bias[i] : 0.0f) - simd_float{}; // x - (+0) is x: a broadcast
    const float *w = panel;
    for (size_t k = 0; k < steps; ++k, w += Rows) {
       const float *src = xp + offsets[k];
       simd_float in[Vectors];
-#pragma GCC unroll 8
+#pragma GCC unroll 16
       for (size_t j = 0; j < Vectors; ++j) {
          std::memcpy(&in[j], src + j * kSimdLanes, sizeof(simd_float));
          SOFIE_KEEP_IN_REGISTER(in[j]);
       }
-#pragma GCC unroll 8
+#pragma GCC unroll 16
       for (size_t i = 0; i < Rows; ++i) {
          const simd_float wi = w[i] - simd_float{};
-#pragma GCC unroll 8
+#pragma GCC unroll 16
          for (size_t j = 0; j < Vectors; ++j)
             acc[i][j] += wi * in[j];
       }
    }
+#pragma GCC unroll 16
    for (size_t i = 0; i < Rows; ++i)
+#pragma GCC unroll 16
       for (size_t j = 0; j < Vectors; ++j) {
          if (start) { // added at the end: sums of a pass are rounded apart from the long running total
             simd_float before;
@@ -558,7 +572,8 @@ inline void conv_shifted(const float *x, const float *w, const float *bias, floa
 // Where the image is small and the layer has many output channels (resnet's last stages: 7x7 positions,
 // 512 features, 4608 (channel, tap) steps), the shifted tiles spend a fifth of their work on padding
 // columns and BLAS packs 9 MB of weights per call.  The product is then taken the other way around, in
-// register tiles (panel_tile, in gemm.hxx) of up to kPanelRows output positions x kPanelColumns features; per (channel, tap) step each position's input value is broadcast (read at the position's base in
+// register tiles (panel_tile, in gemm.hxx) of up to kPanelRows output positions x kTilePanels * kPanelColumns
+// features; per (channel, tap) step each position's input value is broadcast (read at the position's base in
 // a zero-padded copy of the image plus the step's offset: no im2col copy) and the step's weights are read as
 // vectors.  The weights are stored at generation time in blocks of kPanelColumns features, each K x
 // kPanelColumns (emitters/conv.py: pack_panels with that many rows; the layer's features are a multiple of it).
@@ -567,32 +582,36 @@ inline void conv_shifted(const float *x, const float *w, const float *bias, floa
 // Scratch (emitters/conv.py: ConvEmitter.workspace): the padded image (conv_shifted_pad's, with its slack), the partial
 // sums and the step offsets.
 
-// Positions [p, p + rows) (rows <= Rows) x features [f, f + kPanelColumns) over steps [k, k + count):
+// Positions [p, p + rows) (rows <= Rows) x features [f, f + Panels * kPanelColumns) over steps [k, k + count):
 // onto the partial sums, or, in the last pass, to y with bias and activation.
-template <size_t Rows, typename F>
+template <size_t Rows, size_t Panels, typename F>
 inline void conv_rows_block(size_t rows, const std::int64_t *offsets, size_t k, size_t count, bool last,
-                            const float *xp, const size_t *bases, const float *block, float *partial, size_t p,
-                            size_t f, size_t features, size_t positions, const float *bias, float *y, F act)
+                            const float *xp, const size_t *bases, const float *block, size_t depth, float *partial,
+                            size_t p, size_t f, size_t features, size_t positions, const float *bias, float *y, F act)
 {
    if constexpr (Rows > 1) {
       if (rows < Rows) {
-         conv_rows_block<Rows - 1>(rows, offsets, k, count, last, xp, bases, block, partial, p, f, features,
-                                   positions, bias, y, act);
+         conv_rows_block<Rows - 1, Panels>(rows, offsets, k, count, last, xp, bases, block, depth, partial, p, f,
+                                           features, positions, bias, y, act);
          return;
       }
    }
+   constexpr size_t Width = Panels * kPanelColumns;
+   const size_t panel_stride = depth * kPanelColumns;
    float *sums = partial + p * features + f;
    const float *start = k ? sums : nullptr;
    if (!last) {
-      panel_tile<Rows>(offsets + k, count, xp, bases, block + k * kPanelColumns, start, features, sums, features);
+      panel_tile<Rows, Panels>(offsets + k, count, xp, bases, block + k * kPanelColumns, panel_stride, start,
+                               features, sums, features);
       return;
    }
-   alignas(sizeof(simd_float)) float tile[Rows * kPanelColumns];
-   panel_tile<Rows>(offsets + k, count, xp, bases, block + k * kPanelColumns, start, features, tile, kPanelColumns);
-   for (size_t j = 0; j < kPanelColumns; ++j) {
+   alignas(sizeof(simd_float)) float tile[Rows * Width];
+   panel_tile<Rows, Panels>(offsets + k, count, xp, bases, block + k * kPanelColumns, panel_stride, start, features,
+                            tile, Width);
+   for (size_t j = 0; j < Width; ++j) {
       const float b = bias ? bias[f + j] : 0.0f;
       for (size_t i = 0; i < Rows; ++i)
-         y[(f + j) * positions + p + i] = act(tile[i * kPanelColumns + j] + b);
+         y[(f + j) * positions + p + i] = act(tile[i * Width + j] + b);
    }
 }
 
@@ -623,7 +642,9 @@ inline void conv_rows(const float *x, const float *w, const float *bias, float *
       float *yn = y + n * features * positions;
       for (size_t k0 = 0; k0 < depth; k0 += kConvChunkSteps) {
          const size_t count = std::min(kConvChunkSteps, depth - k0);
-         for (size_t f = 0; f < features; f += kPanelColumns)
+         const bool last = k0 + count == depth;
+         for (size_t f = 0, panels; f < features; f += panels * kPanelColumns) {
+            panels = tile_panels(f, features);
             for (size_t q = 0, p = 0; q < tiles.count; p += tiles.rows_of(q), ++q) {
                size_t bases[kPanelRows];
                const size_t rows = tiles.rows_of(q);
@@ -631,9 +652,14 @@ inline void conv_rows(const float *x, const float *w, const float *bias, float *
                   const size_t at = p + i, ow = at % grid[2], oh = at / grid[2] % grid[1], od = at / grid[2] / grid[1];
                   bases[i] = (od * stride[0] * r.padded[1] + oh * stride[1]) * r.padded[2] + ow * stride[2];
                }
-               conv_rows_block<kPanelRows>(rows, offsets, k0, count, k0 + count == depth, xp, bases, w + f * depth,
-                                           partial, p, f, features, positions, bias, yn, act);
+               if (panels == kTilePanels)
+                  conv_rows_block<kPanelRows, kTilePanels>(rows, offsets, k0, count, last, xp, bases, w + f * depth,
+                                                           depth, partial, p, f, features, positions, bias, yn, act);
+               else
+                  conv_rows_block<kPanelRows, 1>(rows, offsets, k0, count, last, xp, bases, w + f * depth, depth,
+                                                 partial, p, f, features, positions, bias, yn, act);
             }
+         }
       }
    }
 }

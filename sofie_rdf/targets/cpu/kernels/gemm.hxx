@@ -191,62 +191,83 @@ template <typename T, typename F>
 // columns (gemm_panels below, conv_rows in conv.hxx), for native compilers: Cling compiles these without
 // AVX, slower than BLAS, and code generated for it does not use them (targets/cpu: CpuTarget.register_tiles).
 
-typedef float simd_float __attribute__((vector_size(32))); // 8 floats: one AVX register, two SSE ones
+// A panel is 16 columns on every instruction set (the weights' layout does not depend on it): one AVX-512
+// register, or two AVX ones (four SSE ones: the generic build splits each vector).  A register tile covers
+// kTilePanels adjacent panels and up to kPanelRows rows, as many as the register file holds: AVX's 16
+// registers hold 6 rows x 2 vectors of accumulators, 2 panel vectors and a broadcast (BLIS's AVX2 kernel);
+// AVX-512's 32 hold 12 rows x 2 panels, 2 panel vectors and a broadcast, so that each broadcast value feeds two
+// multiply-adds (with one panel, 12 broadcasts and a panel load per 12 multiply-adds make the tile load-bound:
+// 0.8x the speed on 32 to 64 features).
+#if defined(__AVX512F__)
+typedef float simd_float __attribute__((vector_size(64)));
+constexpr size_t kPanelRows = 12;
+constexpr size_t kTilePanels = 2;
+#else
+typedef float simd_float __attribute__((vector_size(32)));
+constexpr size_t kPanelRows = 6;
+constexpr size_t kTilePanels = 1;
+#endif
 constexpr size_t kSimdLanes = sizeof(simd_float) / sizeof(float);
-constexpr size_t kPanelVectors = 2;
-constexpr size_t kPanelColumns = kPanelVectors * kSimdLanes; // columns per panel (emitters/conv.py: ROWS_FEATURES)
-constexpr size_t kPanelRows = 6;        // rows per register tile: 12 accumulators + 2 panel vectors + 1
+constexpr size_t kPanelColumns = 16; // columns per panel (emitters/gemm.py: PANEL_COLUMNS)
+constexpr size_t kPanelVectors = kPanelColumns / kSimdLanes;
 
 // Loads each vector once per step: left alone, GCC folds it into every row's multiply-add, which makes the
 // tile load-bound (it treats the memory operand as free).  An empty asm statement that claims to modify the
 // vector in a vector register makes the compiler hold it in one; no instruction is emitted.
-#if defined(__GNUC__) && defined(__AVX__) && !defined(SOFIE_KEEP_IN_REGISTER)
+#if defined(__GNUC__) && defined(__AVX512F__) && !defined(SOFIE_KEEP_IN_REGISTER)
+#define SOFIE_KEEP_IN_REGISTER(v) __asm__("" : "+v"(v)) // any of the 32 registers
+#elif defined(__GNUC__) && defined(__AVX__) && !defined(SOFIE_KEEP_IN_REGISTER)
 #define SOFIE_KEEP_IN_REGISTER(v) __asm__("" : "+x"(v))
 #endif
 #ifndef SOFIE_KEEP_IN_REGISTER
 #define SOFIE_KEEP_IN_REGISTER(v) static_cast<void>(v)
 #endif
 
-// One register tile: Rows rows (values at a + bases[i] + offsets[k]) x kPanelColumns columns (the
-// panel, kPanelColumns floats per step), summed over `steps` steps, plus `start` (rows start_stride apart) when
-// not null; written to out (rows out_stride apart).  Not inlined: compiled on its own, the accumulators
-// stay in registers, where inlined into the loops around it GCC spills some of them.
-// offsets[k] is a table (conv_rows: a step is a channel and a kernel tap) or StridedSteps (gemm_panels).
-template <size_t Rows, typename Steps>
+// One register tile: Rows rows (values at a + bases[i] + offsets[k]) x Panels * kPanelColumns columns (Panels
+// panels, panel_stride floats apart, kPanelColumns floats per step each), summed over `steps` steps, plus
+// `start` (rows start_stride apart) when not null; written to out (rows out_stride apart).  Not inlined:
+// compiled on its own, the accumulators stay in registers, where inlined into the loops around it GCC spills
+// some of them.  offsets[k] is a table (conv_rows: a step is a channel and a kernel tap) or StridedSteps
+// (gemm_panels).
+template <size_t Rows, size_t Panels, typename Steps>
 [[gnu::noinline]] void panel_tile(Steps offsets, size_t steps, const float *a, const size_t *bases,
-                                  const float *panel, const float *start, size_t start_stride, float *out,
-                                  size_t out_stride)
+                                  const float *panel, size_t panel_stride, const float *start, size_t start_stride,
+                                  float *out, size_t out_stride)
 {
-   simd_float acc[Rows][kPanelVectors];
+   constexpr size_t Vectors = Panels * kPanelVectors;
+   simd_float acc[Rows][Vectors];
    const float *src[Rows];
+#pragma GCC unroll 16
    for (size_t i = 0; i < Rows; ++i) {
       src[i] = a + bases[i];
-      for (size_t j = 0; j < kPanelVectors; ++j)
+#pragma GCC unroll 16
+      for (size_t j = 0; j < Vectors; ++j)
          acc[i][j] = simd_float{};
    }
    const float *w = panel;
    for (size_t k = 0; k < steps; ++k, w += kPanelColumns) {
-      simd_float in[kPanelVectors];
-#pragma GCC unroll 8
-      for (size_t j = 0; j < kPanelVectors; ++j) {
-         std::memcpy(&in[j], w + j * kSimdLanes, sizeof(simd_float));
+      simd_float in[Vectors];
+#pragma GCC unroll 16
+      for (size_t j = 0; j < Vectors; ++j) {
+         std::memcpy(&in[j], w + j / kPanelVectors * panel_stride + j % kPanelVectors * kSimdLanes,
+                     sizeof(simd_float));
          SOFIE_KEEP_IN_REGISTER(in[j]);
       }
       const std::int64_t o = offsets[k];
-#pragma GCC unroll 8
+#pragma GCC unroll 16
       for (size_t i = 0; i < Rows; ++i) {
          const simd_float ai = src[i][o] - simd_float{}; // x - (+0) is x: a broadcast
-#pragma GCC unroll 8
-         for (size_t j = 0; j < kPanelVectors; ++j)
+#pragma GCC unroll 16
+         for (size_t j = 0; j < Vectors; ++j)
             acc[i][j] += ai * in[j];
       }
    }
    // Unrolled, so the accumulators go straight from registers to out as whole vectors: a loop makes GCC
    // copy them through the stack in halves, and the caller's vector loads of out then wait on two stores.
-#pragma GCC unroll 8
+#pragma GCC unroll 16
    for (size_t i = 0; i < Rows; ++i)
-#pragma GCC unroll 8
-      for (size_t j = 0; j < kPanelVectors; ++j) {
+#pragma GCC unroll 16
+      for (size_t j = 0; j < Vectors; ++j) {
          if (start) {
             simd_float before;
             std::memcpy(&before, start + i * start_stride + j * kSimdLanes, sizeof before);
@@ -274,51 +295,60 @@ struct StridedSteps {
    std::ptrdiff_t operator[](size_t k) const { return static_cast<std::ptrdiff_t>(k) * stride; }
 };
 
-// A tile's products made outputs in place, act(alpha * product + beta * bias) over its first `cols` columns
-// (bias may be null): the bias is added row by row, then act runs over the whole tile in one loop, its
+// Panels of the register tile that starts at column f of n: kTilePanels where that many panels remain, else 1
+// (the last panel may be partial, its columns zero-padded).
+inline size_t tile_panels(size_t f, size_t n)
+{
+   return n - f > (kTilePanels - 1) * kPanelColumns ? kTilePanels : 1;
+}
+
+// A tile's products made outputs in place, act(alpha * product + beta * bias) over its first `cols` of Width
+// columns (bias may be null): the bias is added row by row, then act runs over the whole tile in one loop, its
 // constants set up once per tile rather than once per row.
-template <size_t Rows, typename F>
+template <size_t Rows, size_t Width, typename F>
 inline void panel_tile_out(float *tile, size_t cols, float alpha, float beta, const float *bias, F act)
 {
    for (size_t i = 0; i < Rows; ++i) {
-      float *t = tile + i * kPanelColumns;
-      if (bias && cols == kPanelColumns)
-         for (size_t j = 0; j < kPanelColumns; ++j)
+      float *t = tile + i * Width;
+      if (bias && cols == Width)
+         for (size_t j = 0; j < Width; ++j)
             t[j] = alpha * t[j] + beta * bias[j];
       else
-         for (size_t j = 0; j < kPanelColumns; ++j)
+         for (size_t j = 0; j < Width; ++j)
             t[j] = alpha * t[j] + (bias && j < cols ? beta * bias[j] : 0.0f);
    }
-   for (size_t e = 0; e < Rows * kPanelColumns; ++e)
+   for (size_t e = 0; e < Rows * Width; ++e)
       tile[e] = act(tile[e]);
 }
 
-// Rows [0, rows) (rows <= Rows) of A (a, rows a_row apart, steps along a row) times one panel, out to y.
-template <size_t Rows, typename F>
+// Rows [0, rows) (rows <= Rows) of A (a, rows a_row apart, steps along a row) times Panels panels (K floats x
+// kPanelColumns apart), out to y: the first `cols` columns.
+template <size_t Rows, size_t Panels, typename F>
 inline void gemm_panel_block(size_t rows, StridedSteps steps, size_t K, const float *a, size_t a_row,
                              const float *panel, float alpha, float beta, const float *bias, size_t cols, float *y,
                              size_t ldy, F act)
 {
    if constexpr (Rows > 1) {
       if (rows < Rows) {
-         gemm_panel_block<Rows - 1>(rows, steps, K, a, a_row, panel, alpha, beta, bias, cols, y, ldy, act);
+         gemm_panel_block<Rows - 1, Panels>(rows, steps, K, a, a_row, panel, alpha, beta, bias, cols, y, ldy, act);
          return;
       }
    }
+   constexpr size_t Width = Panels * kPanelColumns;
    size_t bases[Rows];
    for (size_t i = 0; i < Rows; ++i) {
       bases[i] = i * a_row;
-      __builtin_prefetch(y + i * ldy, 1);                     // the output rows are fetched for writing while
-      __builtin_prefetch(y + i * ldy + kPanelColumns - 1, 1); // the tile is computed, not when it is stored
+      __builtin_prefetch(y + i * ldy, 1);             // the output rows are fetched for writing while
+      __builtin_prefetch(y + i * ldy + Width - 1, 1); // the tile is computed, not when it is stored
    }
-   alignas(sizeof(simd_float)) float tile[Rows * kPanelColumns];
-   panel_tile<Rows>(steps, K, a, bases, panel, nullptr, 0, tile, kPanelColumns);
-   panel_tile_out<Rows>(tile, cols, alpha, beta, bias, act);
+   alignas(sizeof(simd_float)) float tile[Rows * Width];
+   panel_tile<Rows, Panels>(steps, K, a, bases, panel, K * kPanelColumns, nullptr, 0, tile, Width);
+   panel_tile_out<Rows, Width>(tile, cols, alpha, beta, bias, act);
    for (size_t i = 0; i < Rows; ++i) {
-      if (cols == kPanelColumns)
-         std::memcpy(y + i * ldy, tile + i * kPanelColumns, sizeof(float) * kPanelColumns);
+      if (cols == Width)
+         std::memcpy(y + i * ldy, tile + i * Width, sizeof(float) * Width);
       else
-         std::copy(tile + i * kPanelColumns, tile + i * kPanelColumns + cols, y + i * ldy);
+         std::copy(tile + i * Width, tile + i * Width + cols, y + i * ldy);
    }
 }
 
@@ -340,16 +370,24 @@ void gemm_panels(size_t M, size_t N, size_t K, float alpha, const float *A, size
 {
    const PanelTiles tiles(M);
    const size_t panel_bytes = K * kPanelColumns * sizeof(float);
-   const size_t block = std::max<size_t>(1, kPanelBlockBytes / std::max<size_t>(1, panel_bytes)) * kPanelColumns;
+   const size_t tiles_per_block = std::max<size_t>(1, kPanelBlockBytes / std::max<size_t>(1, panel_bytes) / kTilePanels);
+   const size_t block = tiles_per_block * kTilePanels * kPanelColumns;
    for (size_t f0 = 0; f0 < N; f0 += block) {
       const size_t f1 = std::min(N, f0 + block);
       size_t row = 0;
       for (size_t q = 0; q < tiles.count; ++q) {
          const size_t rows = tiles.rows_of(q);
-         for (size_t f = f0; f < f1; f += kPanelColumns)
-            gemm_panel_block<kPanelRows>(rows, StridedSteps{a_col}, K, A + row * a_row, a_row, Bp + f * K, alpha,
-                                         beta, bias ? bias + f : nullptr, std::min(kPanelColumns, N - f),
-                                         Y + row * N + f, N, act);
+         for (size_t f = f0, panels; f < f1; f += panels * kPanelColumns) {
+            panels = tile_panels(f, f1);
+            const float *a = A + row * a_row, *bf = bias ? bias + f : nullptr;
+            const size_t cols = std::min(panels * kPanelColumns, N - f);
+            if (panels == kTilePanels)
+               gemm_panel_block<kPanelRows, kTilePanels>(rows, StridedSteps{a_col}, K, a, a_row, Bp + f * K, alpha,
+                                                         beta, bf, cols, Y + row * N + f, N, act);
+            else
+               gemm_panel_block<kPanelRows, 1>(rows, StridedSteps{a_col}, K, a, a_row, Bp + f * K, alpha, beta, bf,
+                                               cols, Y + row * N + f, N, act);
+         }
          row += rows;
       }
    }
