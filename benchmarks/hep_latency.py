@@ -7,8 +7,10 @@ adds the achieved GFLOP/s (2 x multiply-adds of the convolutions and matrix prod
 core's peak for the instruction set found, and the goal of its group (issue 22): a layer at most 1.0x
 onnxruntime (C++), a whole model at most 0.8x.
 
-``python -m benchmarks.hep_latency [--models A,B] [--quick]`` writes ``benchmarks/results/hep.{md,json}`` and
-``hep.png`` (``--quick``: a few rows into ``benchmarks/results/quick/``).
+``python -m benchmarks.hep_latency [--models A,B] [--quick]`` writes ``benchmarks/results/hep_<isa>.{md,json}`` and
+``hep_<isa>.png``, one set per instruction set of the machine it runs on (``avx2``, ``avx512``: the kernels differ,
+and so do onnxruntime's), so that the tables of both kinds of machine are kept (``--quick``: a few rows into
+``benchmarks/results/quick/``).
 """
 
 from __future__ import annotations
@@ -17,9 +19,12 @@ import argparse
 import json
 import time
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Optional
 
 import numpy as np
+
+from sofie_rdf.targets.cpu import host_isa
 
 from . import hep, latency
 from .latency import _cell, _fmt_time, _ratio
@@ -59,7 +64,7 @@ def markdown(rows: list[dict], meta: dict) -> str:
     return "\n".join(lines)
 
 
-def plot(rows: list[dict], out) -> None:
+def plot(rows: list[dict], out: Path, stem: str) -> None:
     """native / onnxruntime (C++) per row, coloured by group, with each group's goal."""
     try:
         import matplotlib
@@ -82,7 +87,7 @@ def plot(rows: list[dict], out) -> None:
     ax.legend(fontsize=8)
     ax.set_title("HEP family, one thread: below 1 = faster than onnxruntime")
     fig.tight_layout()
-    fig.savefig(out / "hep.png", dpi=120)
+    fig.savefig(out / f"{stem}.png", dpi=120)
     plt.close(fig)
 
 
@@ -102,6 +107,7 @@ def main(argv: Optional[list[str]] = None) -> str:
     root = bench_dir() / "latency"
     out = latency.RESULTS / "quick" if args.quick else latency.RESULTS
     out.mkdir(parents=True, exist_ok=True)
+    stem = f"hep_{host_isa()}"
     start = time.perf_counter()
     meta = {"machine": latency.machine(), "target": target, "repeats": repeats, "quick": args.quick,
             "python_baseline_mb": latency.python_baseline_mb()}
@@ -111,11 +117,11 @@ def main(argv: Optional[list[str]] = None) -> str:
         meta.update(date=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), versions=latency._versions(rows),
                     wall_s=time.perf_counter() - start)
         text = markdown(rows, meta)
-        (out / "hep.md").write_text(text)
-        (out / "hep.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+        (out / f"{stem}.md").write_text(text)
+        (out / f"{stem}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
         print(f"  {name}: native {_fmt_time(rows[-1]['engines']['native'].get('median_s', float('nan')))}, "
               f"{_goal_cell(rows[-1])}", flush=True)
-    plot(rows, out)
+    plot(rows, out, stem)
     print(text)
     return text
 
