@@ -140,6 +140,44 @@ def _trees(doc: dict) -> list[dict]:
     return doc["learner"]["gradient_booster"]["model"]["trees"]
 
 
+def _logit(p: float) -> np.float32:
+    return -np.log(np.float32(1) / np.float32(p) - np.float32(1))
+
+
+@pytest.mark.parametrize("version, objective, base_score, margin", [
+    ([2, 1, 4], "binary:logitraw", "-4.2E-1", np.float32(-0.42)),   # 2.x's fitted intercept, written as a margin
+    ([1, 7, 6], "binary:logitraw", "5E-1", np.float32(0.5)),        # 1.x's default, used as a margin as well
+    pytest.param([2, 1, 4], "binary:logistic", "3.9651674E-1", _logit(0.39651674),  # a probability in every version
+                 marks=pytest.mark.slow),
+])
+def test_base_score_of_files_before_3(tmp_path: Path, version: list, objective: str, base_score: str,
+                                      margin: np.float32) -> None:
+    """A file of XGBoost 1.x or 2.x: base_score one number (3.x writes a list), made here by editing a 3.2
+    file as XGBoost 1.7.6 and 2.1.4 wrote theirs when run to write this test (their own files, read by this
+    front end, gave their margins within 3e-7).  The logistic objectives' base_score is a probability, turned
+    into its logit; binary:logitraw's is a margin (2.1.4 wrote its fitted intercept as the margin -0.42 where
+    binary:logistic wrote the probability 0.3965), used as it is, as every XGBoost since 1.3.1 uses it
+    (LogisticRaw::ProbToMargin is the identity since dmlc/xgboost#6517, backported to 1.3 as #6524; 1.0 to
+    1.3.0 took its logit, so their logitraw files give other margins in every later XGBoost, and here)."""
+    _, target = _data()
+    booster, path = _train(tmp_path, {"objective": objective, "base_score": 0.6}, (target > 0.3).astype(np.float32),
+                           rounds=5)
+    x = _test_rows()
+    raw = objective == "binary:logitraw"
+    trees = booster.predict(xgboost.DMatrix(x), output_margin=True) - (np.float32(0.6) if raw else _logit(0.6))
+
+    def written_before_3(doc: dict) -> None:
+        doc["version"] = version
+        doc["learner"]["learner_model_param"]["base_score"] = base_score
+
+    edited = _edited(tmp_path, path, written_before_3)
+    expected = trees + margin if raw else 1 / (1 + np.exp(-(trees + margin)))
+    got = _infer(edited, x)[-1][:, -1]
+    np.testing.assert_allclose(got, expected, rtol=RTOL, atol=ATOL)
+    # and XGBoost 3.2 reads such a file the same way
+    np.testing.assert_allclose(got, xgboost.Booster(model_file=edited).predict(xgboost.DMatrix(x)), rtol=RTOL, atol=ATOL)
+
+
 def test_binary_with_only_positive_leaves(tmp_path: Path) -> None:
     """Leaves all >= 0 still give logistic probabilities (not onnxruntime's all-positive (1 - s, s) rule)."""
     _, target = _data()

@@ -10,7 +10,9 @@ Every split ``x < split_condition`` goes to the left child, as ``BRANCH_LT`` goe
 missing value (NaN) goes left where ``default_left`` is set (``nodes_missing_value_tracks_true``).  Leaf
 values are multiplied by DART's ``weight_drop``; ``base_score`` (a number before XGBoost 3, a list per
 output since) is turned into margin space as XGBoost 3 does: the logit for ``reg:logistic`` and
-``binary:logistic``, kept as it is for the others (``binary:logitraw``'s included).
+``binary:logistic``, kept as it is for the others (``binary:logitraw``'s included: XGBoost 2.x writes its
+fitted intercept as a margin, and every XGBoost since 1.3.1 reads it as one; files of 1.7.6 and 2.1.4 were
+checked.  XGBoost 1.0 to 1.3.0 took the logit of logitraw's too, as later versions no longer do).
 
 Outputs by objective, named as onnxmltools names them:
 
@@ -55,7 +57,7 @@ FIRST_KEY = re.compile(rb'\s*\{\s*"learner"\s*:')
 # '}' of an empty one); JSON has a quote or white space there.
 UBJSON_OBJECT = (*_ubjson.INTEGERS, b"$", b"#", b"}")
 # Objectives whose base_score is a probability, turned into a margin with the logit (binary:logitraw's is
-# the margin itself, as XGBoost 3's LogisticRaw::ProbToMargin keeps it).
+# the margin itself, as LogisticRaw::ProbToMargin keeps it since XGBoost 1.3.1).
 LOGIT_BASE = {"reg:logistic", "binary:logistic"}
 REGRESSIONS = {"reg:squarederror", "reg:pseudohubererror", "reg:absoluteerror", "reg:logistic", "binary:logitraw"}
 MULTI_CLASS = {"multi:softprob": "SOFTMAX", "multi:softmax": "NONE"}
