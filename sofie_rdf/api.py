@@ -77,8 +77,9 @@ def from_root(path: str | os.PathLike, key: Optional[str] = None, name: Optional
 
 def from_xgboost(path: str | os.PathLike, name: Optional[str] = None, dims: Dims = None,
                  input_shapes: Shapes = None) -> Model:
-    """Model from an XGBoost ``booster.save_model("model.json")`` file, read as JSON (xgboost not needed):
-    one tree ensemble, its input ``input`` (N, num_feature) float32 (see :mod:`sofie_rdf.parsers.xgboost`)."""
+    """Model from an XGBoost ``booster.save_model("model.json")`` or ``("model.ubj")`` file, read as JSON or
+    UBJSON (xgboost not needed): one tree ensemble, its input ``input`` (N, num_feature) float32 (see
+    :mod:`sofie_rdf.parsers.xgboost`)."""
     from .parsers.xgboost import from_xgboost as parse
 
     return _model(parse(path, name=name), dims, input_shapes)
@@ -91,7 +92,7 @@ def load(source: Any, name: Optional[str] = None, dims: Dims = None, input_shape
     Dispatches on the source: an ``.onnx`` path, ``bytes`` or an
     ``onnx.ModelProto``; a ``.keras``/``.h5`` path or a ``keras.Model``; a
     Keras 2 ``.json`` architecture with its weights file as ``weights=``; an
-    XGBoost ``.json`` model (told from Keras by its content); a ``.pt``
+    XGBoost ``.json`` (told from Keras by its content) or ``.ubj`` model; a ``.pt``
     TorchScript path or a ``torch.nn.Module`` (pass ``example_inputs=``); ``"file.root:key"`` for a model stored with
     :meth:`Model.save`.  ``name`` overrides the model name (a C++ identifier
     is derived from the file name otherwise).  ``dims`` (``{"n": 12}``) and
@@ -126,13 +127,16 @@ def _load_path(path: str, name: Optional[str], options: dict, fixed: dict) -> Mo
     if suffix == ".json":
         return _json(path, name, options, fixed)
     _no_options(options, path)
+    if suffix == ".ubj":
+        return from_xgboost(path, name, **fixed)
     if suffix == ".onnx":
         return from_onnx(path, name, **fixed)
     if suffix in KERAS_SUFFIXES:
         return from_keras(path, name, **fixed)
     raise ModelFormatError(
         f"cannot tell the format of {path!r} from its suffix "
-        "(supported: .onnx, .keras, .h5, .json (XGBoost, or Keras 2 with weights=), .pt, file.root:key)"
+        "(supported: .onnx, .keras, .h5, .json (XGBoost, or Keras 2 with weights=), .ubj (XGBoost), .pt, "
+        "file.root:key)"
     )
 
 

@@ -9,7 +9,10 @@ session is checked against the model's own framework or onnxruntime by the class
 * an ``If`` choosing its branch from the event's data while running;
 * a model whose input dims the file left unnamed;
 * a ParT-style pair embedding of a variable number of particles per event (an ``RVec`` of four-vectors:
-  ``Trilu``, ``NonZero``, ``ScatterND`` with the particle count free).
+  ``Trilu``, ``NonZero``, ``ScatterND`` with the particle count free);
+* a ParticleNet EdgeConv over each event's jet (``RVec`` columns of points, features and mask: kNN by ``TopK``,
+  kernel-1 convolutions over (P, k), the particle count free), on both backends; a jet below the k + 1
+  particles ``TopK`` needs raises out of the event loop.
 """
 
 from __future__ import annotations
@@ -133,3 +136,75 @@ def test_pair_embedding_of_each_jet(ROOT):  # noqa: N803
         v = np.asarray(vectors, dtype=np.float32).reshape(1, 4, -1)
         np.testing.assert_array_equal(np.asarray(bias, dtype=np.float32), sess.infer(v).reshape(-1))
     assert {len(v) // 4 for v in cols["vectors"]} == set(range(2, 10))
+
+
+# ---------------------------------------------------------------- EdgeConv over each event's jet
+
+EDGE_K, EDGE_CHANNELS = 3, 4
+JET_INPUTS = ("points", "features", "mask")
+JET_COLUMNS = ["jet_points", "jet_features", "jet_mask"]
+
+
+@pytest.fixture(scope="module")
+def edgeconv() -> bytes:
+    """A small ParticleNet EdgeConv block (k = 3, 4 -> 8 channels) from the TorchScript exporter, P and N free."""
+    torch = pytest.importorskip("torch")
+    from benchmarks.shipped import edgeconv_block, jets, randomize_batchnorm, torchscript_onnx
+
+    torch.manual_seed(0)
+    block = randomize_batchnorm(edgeconv_block(k=EDGE_K, cin=EDGE_CHANNELS, cout=8), seed=1)
+    example = {k: v for k, v in jets(2, 8, EDGE_CHANNELS).items() if k in JET_INPUTS}
+    return torchscript_onnx(block, example, {k: {0: "N", 2: "P"} for k in example})
+
+
+@pytest.fixture(scope="module", params=["native", "jit"])
+def edgeconv_session(request, edgeconv) -> sr.Session:
+    return sr.compile(sr.load(edgeconv, name=f"rdf_edgeconv_{request.param}"), backend=request.param)
+
+
+def jet_events(ROOT, particles: str):  # noqa: N803
+    """200 jets of ``particles`` (a C++ expression of rdfentry_) particles, the last ``rdfentry_ % 3`` of them
+    padding (mask 0, points and features 0, as the exporter's users pad): RVec columns laid out (C, P)."""
+    df = ROOT.RDataFrame(200).Define("jet_n", f"std::size_t({particles})")
+    df = df.Define("jet_mask", """
+        ROOT::RVec<float> m(jet_n, 1.f);
+        for (std::size_t k = jet_n - std::min<std::size_t>(rdfentry_ % 3, jet_n - 1); k < jet_n; ++k) m[k] = 0;
+        return m;""")
+    cell = {"jet_points": "std::sin(1.7f * k + 0.3f * c + rdfentry_)",
+            "jet_features": "std::cos(0.9f * k - 1.1f * c + 0.2f * rdfentry_) * (1 + c)"}
+    for name, channels in (("jet_points", 2), ("jet_features", EDGE_CHANNELS)):
+        df = df.Define(name, f"""
+            ROOT::RVec<float> v({channels} * jet_n);
+            for (std::size_t c = 0; c < {channels}; ++c)
+               for (std::size_t k = 0; k < jet_n; ++k) v[c * jet_n + k] = {cell[name]} * jet_mask[k];
+            return v;""")
+    return df
+
+
+def test_edgeconv_of_each_jet(ROOT, edgeconv, edgeconv_session):  # noqa: N803
+    """kNN by TopK and kernel-1 convolutions over (P, k), P read off each event's RVecs: k + 1 = 4 to 12."""
+    from benchmarks.shipped import ort_session
+
+    node = sr.rdf.define(jet_events(ROOT, f"{EDGE_K + 1} + rdfentry_ % 9"), "edges", edgeconv_session, JET_COLUMNS)
+    got, cols = column(node, "edges", JET_COLUMNS)
+    ort = ort_session(edgeconv)
+    for out, *values in zip(got, *cols.values()):
+        p = len(values[-1])
+        feeds = {k: np.asarray(v, dtype=np.float32).reshape(1, -1, p) for k, v in zip(JET_INPUTS, values)}
+        expected = edgeconv_session.infer(*feeds.values())
+        np.testing.assert_array_equal(np.asarray(out, dtype=np.float32), expected.reshape(-1))
+        np.testing.assert_allclose(expected, ort.run(None, feeds)[0], rtol=1e-4, atol=1e-5)
+    assert {len(m) for m in cols["jet_mask"]} == set(range(EDGE_K + 1, EDGE_K + 10))
+
+
+def test_jet_below_k_plus_1_raises(ROOT, edgeconv_session):  # noqa: N803
+    """A jet of k particles (TopK takes k + 1): std::invalid_argument out of the event loop naming the model
+    and node, and ROOT goes on."""
+    name = edgeconv_session.name
+    node = sr.rdf.define(jet_events(ROOT, f"rdfentry_ == 50 ? {EDGE_K} : 8"), "edges", edgeconv_session, JET_COLUMNS)
+    with pytest.raises(Exception, match=f"model {name}: TopK node '/TopK': K = {EDGE_K + 1} must not exceed the axis size P"
+                       ) as info:
+        node.AsNumpy(["edges"])
+    assert "invalid_argument" in type(info.value).__name__
+    ok = sr.rdf.define(jet_events(ROOT, str(EDGE_K + 1)), "edges", edgeconv_session, JET_COLUMNS)
+    assert all(np.isfinite(v).all() and len(v) == 8 * (EDGE_K + 1) for v in ok.AsNumpy(["edges"])["edges"])

@@ -1,4 +1,5 @@
-"""XGBoost models read from their JSON files (``sr.load("model.json")``), against XGBoost's own predictions.
+"""XGBoost models read from their JSON and UBJSON files (``sr.load("model.json")``, ``"model.ubj"``), against
+XGBoost's own predictions.
 
 Models are trained here, small (20-30 trees, depth 3-4), on data with NaN so that the learnt default
 directions are used, and saved with ``booster.save_model``.  Values must match within 1e-5 relative (XGBoost
@@ -139,6 +140,44 @@ def _trees(doc: dict) -> list[dict]:
     return doc["learner"]["gradient_booster"]["model"]["trees"]
 
 
+def _logit(p: float) -> np.float32:
+    return -np.log(np.float32(1) / np.float32(p) - np.float32(1))
+
+
+@pytest.mark.parametrize("version, objective, base_score, margin", [
+    ([2, 1, 4], "binary:logitraw", "-4.2E-1", np.float32(-0.42)),   # 2.x's fitted intercept, written as a margin
+    ([1, 7, 6], "binary:logitraw", "5E-1", np.float32(0.5)),        # 1.x's default, used as a margin as well
+    pytest.param([2, 1, 4], "binary:logistic", "3.9651674E-1", _logit(0.39651674),  # a probability in every version
+                 marks=pytest.mark.slow),
+])
+def test_base_score_of_files_before_3(tmp_path: Path, version: list, objective: str, base_score: str,
+                                      margin: np.float32) -> None:
+    """A file of XGBoost 1.x or 2.x: base_score one number (3.x writes a list), made here by editing a 3.2
+    file as XGBoost 1.7.6 and 2.1.4 wrote theirs when run to write this test (their own files, read by this
+    front end, gave their margins within 3e-7).  The logistic objectives' base_score is a probability, turned
+    into its logit; binary:logitraw's is a margin (2.1.4 wrote its fitted intercept as the margin -0.42 where
+    binary:logistic wrote the probability 0.3965), used as it is, as every XGBoost since 1.3.1 uses it
+    (LogisticRaw::ProbToMargin is the identity since dmlc/xgboost#6517, backported to 1.3 as #6524; 1.0 to
+    1.3.0 took its logit, so their logitraw files give other margins in every later XGBoost, and here)."""
+    _, target = _data()
+    booster, path = _train(tmp_path, {"objective": objective, "base_score": 0.6}, (target > 0.3).astype(np.float32),
+                           rounds=5)
+    x = _test_rows()
+    raw = objective == "binary:logitraw"
+    trees = booster.predict(xgboost.DMatrix(x), output_margin=True) - (np.float32(0.6) if raw else _logit(0.6))
+
+    def written_before_3(doc: dict) -> None:
+        doc["version"] = version
+        doc["learner"]["learner_model_param"]["base_score"] = base_score
+
+    edited = _edited(tmp_path, path, written_before_3)
+    expected = trees + margin if raw else 1 / (1 + np.exp(-(trees + margin)))
+    got = _infer(edited, x)[-1][:, -1]
+    np.testing.assert_allclose(got, expected, rtol=RTOL, atol=ATOL)
+    # and XGBoost 3.2 reads such a file the same way
+    np.testing.assert_allclose(got, xgboost.Booster(model_file=edited).predict(xgboost.DMatrix(x)), rtol=RTOL, atol=ATOL)
+
+
 def test_binary_with_only_positive_leaves(tmp_path: Path) -> None:
     """Leaves all >= 0 still give logistic probabilities (not onnxruntime's all-positive (1 - s, s) rule)."""
     _, target = _data()
@@ -241,3 +280,62 @@ def test_malformed_models_are_refused(tmp_path: Path, change: Callable[[dict], N
     edited = _edited(tmp_path, path, change)
     with pytest.raises(sr.ModelFormatError, match=f"{edited.name}.*{message}"):
         sr.load(edited)
+
+
+# ---------------------------------------------------------------- UBJSON (.ubj): XGBoost >= 2.1's default format
+
+UBJSON_LABELS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "reg:squarederror": lambda target: target,
+    "binary:logistic": lambda target: (target > 0).astype(np.float32),
+    "multi:softprob": lambda target: _classes(target, 3),
+}
+
+
+def _both_files(tmp_path: Path, objective: str) -> tuple[Any, Path, Path]:
+    """A booster of ``objective`` saved as model.json and model.ubj."""
+    _, target = _data()
+    params = {"objective": objective, **({"num_class": 3} if objective.startswith("multi:") else {})}
+    booster, json_path = _train(tmp_path, params, UBJSON_LABELS[objective](target))
+    booster.save_model(json_path.with_suffix(".ubj"))
+    return booster, json_path, json_path.with_suffix(".ubj")
+
+
+def _graph(model: sr.Model) -> tuple:
+    """What the generated code is made of: inputs, outputs and every node with its attributes."""
+    return (model.inputs, model.outputs,
+            [(n.op_type, n.inputs, n.outputs, n.attrs) for n in model.ir.nodes])
+
+
+@pytest.mark.parametrize("objective", [pytest.param("reg:squarederror", marks=pytest.mark.slow), "binary:logistic",
+                                       "multi:softprob"])
+def test_ubjson_file(tmp_path: Path, objective: str) -> None:
+    """The .ubj file gives the JSON file's model: the same nodes, their attributes (thresholds, leaf values,
+    base values) equal to the last bit, so the same C++ but for the banner naming the format (compiled once
+    here); its outputs are XGBoost's predictions."""
+    booster, json_path, ubj_path = _both_files(tmp_path, objective)
+    assert ubj_path.read_bytes()[:2] == b"{L"  # UBJSON: an object whose first key has an int64 length
+    from_ubj, from_json = sr.from_xgboost(ubj_path), sr.load(json_path)
+    assert from_ubj.ir.source.endswith(f"UBJSON, objective {objective}")
+    assert _graph(from_ubj) == _graph(from_json)
+    x = _test_rows()
+    got = _infer(ubj_path, x)
+    expected = booster.predict(xgboost.DMatrix(x)).reshape(len(x), -1)
+    # the last output holds the values (a binary classifier's: both classes, XGBoost gives class 1's)
+    np.testing.assert_allclose(got[-1][:, -expected.shape[1]:], expected, rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda data: data[:len(data) // 2], r"model\.ubj is not valid UBJSON: truncated"),
+    (lambda data: bytes(np.random.default_rng(0).integers(0, 256, 300, dtype=np.uint8)),
+     r"model\.ubj is not valid UBJSON: unknown or unsupported marker"),
+    (lambda data: b"{Si\x01aT}", r"model\.ubj is not valid UBJSON: a length must be an integer, got marker b'S'"),
+    (lambda data: b"{i\x07learnerT}", r"model\.ubj is not an XGBoost UBJSON model \(no top-level 'learner' and"),
+])
+def test_damaged_ubjson_is_refused(tmp_path: Path, damage: Callable[[bytes], bytes], message: str) -> None:
+    _, target = _data()
+    booster, _ = _train(tmp_path, {}, target, rounds=2)
+    path = tmp_path / "model.ubj"
+    booster.save_model(path)
+    path.write_bytes(damage(path.read_bytes()))
+    with pytest.raises(sr.ModelFormatError, match=message):
+        sr.load(path)

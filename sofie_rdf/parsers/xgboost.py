@@ -1,4 +1,7 @@
-"""XGBoost models saved as JSON (``booster.save_model("model.json")``), read as plain JSON: xgboost is not needed.
+"""XGBoost models saved as JSON or UBJSON (``booster.save_model("model.json")`` or ``"model.ubj"``, the latter
+the default format from XGBoost 2.1 on), read with plain ``json`` or :mod:`._ubjson`: xgboost is not needed.
+The two formats hold the same document (UBJSON's numbers are the float32 values themselves, JSON's their
+shortest decimals, which read back to the same float32), so a model gives the same outputs from either file.
 
 The model becomes the IR that ``onnxmltools.convert_xgboost`` makes of it, so the tree kernels of
 :mod:`sofie_rdf.ops.trees` run it: one ai.onnx.ml ``TreeEnsembleRegressor`` or ``TreeEnsembleClassifier``
@@ -7,7 +10,9 @@ Every split ``x < split_condition`` goes to the left child, as ``BRANCH_LT`` goe
 missing value (NaN) goes left where ``default_left`` is set (``nodes_missing_value_tracks_true``).  Leaf
 values are multiplied by DART's ``weight_drop``; ``base_score`` (a number before XGBoost 3, a list per
 output since) is turned into margin space as XGBoost 3 does: the logit for ``reg:logistic`` and
-``binary:logistic``, kept as it is for the others (``binary:logitraw``'s included).
+``binary:logistic``, kept as it is for the others (``binary:logitraw``'s included: XGBoost 2.x writes its
+fitted intercept as a margin, and every XGBoost since 1.3.1 reads it as one; files of 1.7.6 and 2.1.4 were
+checked.  XGBoost 1.0 to 1.3.0 took the logit of logitraw's too, as later versions no longer do).
 
 Outputs by objective, named as onnxmltools names them:
 
@@ -26,7 +31,7 @@ one margin, class 1's minus class 0's (the same probabilities and labels; ``mult
 (-d, d)).  Every tree is used, as ``Booster.predict`` does: a ``best_iteration`` from early stopping is not
 applied (slice the booster before saving to keep fewer trees).  Refused with :class:`ModelFormatError`:
 categorical splits, multi-output trees, gblinear, other objectives and inconsistent trees (naming the file,
-tree and node).  UBJSON (``.ubj``) is not read: save as ``.json``.
+tree and node), as are files that are not valid JSON or UBJSON (naming the byte).
 """
 
 from __future__ import annotations
@@ -43,12 +48,16 @@ from ..errors import ModelFormatError
 from ..ir import Model, Node, TensorType, model_name_from
 from ..ir.dims import symbol
 from ..ops import make_node
+from . import _ubjson
 
 ML_DOMAIN, ML_OPSET, OPSET = "ai.onnx.ml", 3, 17
 INPUT, BATCH = "input", "N"
 FIRST_KEY = re.compile(rb'\s*\{\s*"learner"\s*:')
+# What follows the opening '{' of a UBJSON object (a key's length, an optimized container's '$' or '#', or the
+# '}' of an empty one); JSON has a quote or white space there.
+UBJSON_OBJECT = (*_ubjson.INTEGERS, b"$", b"#", b"}")
 # Objectives whose base_score is a probability, turned into a margin with the logit (binary:logitraw's is
-# the margin itself, as XGBoost 3's LogisticRaw::ProbToMargin keeps it).
+# the margin itself, as LogisticRaw::ProbToMargin keeps it since XGBoost 1.3.1).
 LOGIT_BASE = {"reg:logistic", "binary:logistic"}
 REGRESSIONS = {"reg:squarederror", "reg:pseudohubererror", "reg:absoluteerror", "reg:logistic", "binary:logitraw"}
 MULTI_CLASS = {"multi:softprob": "SOFTMAX", "multi:softmax": "NONE"}
@@ -70,9 +79,9 @@ def is_xgboost_json(path: str | os.PathLike) -> bool:
 
 
 def from_xgboost(path: str | os.PathLike, name: Optional[str] = None) -> Model:
-    """Parse the XGBoost JSON model at ``path`` into the IR (see the module's text for what it holds)."""
+    """Parse the XGBoost JSON or UBJSON model at ``path`` into the IR (see the module's text for what it holds)."""
     label = os.fspath(path)
-    doc = _read(label)
+    doc, kind = _read(label)
     learner = _get(doc, "learner", dict, label)
     objective = _get(_get(learner, "objective", dict, label), "name", str, label)
     if objective not in OBJECTIVES:
@@ -87,24 +96,34 @@ def from_xgboost(path: str | os.PathLike, name: Optional[str] = None) -> Model:
     base = _base_margin(params, objective, n_outputs, label)
     graph = Model(name=model_name_from(name or Path(label).stem), inputs=[INPUT], outputs=[], nodes=[],
                   initializers={}, opsets={"": OPSET, ML_DOMAIN: ML_OPSET},
-                  source=f"XGBoost {'.'.join(map(str, doc.get('version', [])))} JSON, objective {objective}",
+                  source=f"XGBoost {'.'.join(map(str, doc.get('version', [])))} {kind}, objective {objective}",
                   doc=_features_doc(learner))
     graph.tensors[INPUT] = TensorType(np.float32, (symbol(BATCH), n_features))
     graph.nodes, graph.outputs = _nodes(objective, columns, base, n_outputs, graph.name)
     return graph
 
 
-def _read(label: str) -> dict:
+def _read(label: str) -> tuple[dict, str]:
+    """The model's document and its format ("JSON" or "UBJSON")."""
     try:
         with open(label, "rb") as f:
-            doc = json.load(f)
+            data = f.read()
     except OSError as exc:
         raise ModelFormatError(f"cannot read XGBoost model {label!r}: {exc.strerror or exc}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ModelFormatError(f"{label} is not valid JSON: {exc}") from None
+    kind = "UBJSON" if _is_ubjson(data, label) else "JSON"
+    try:
+        doc = _ubjson.loads(data) if kind == "UBJSON" else json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError, _ubjson.UBJSONDecodeError) as exc:
+        raise ModelFormatError(f"{label} is not valid {kind}: {exc}") from None
     if not isinstance(doc, dict) or "learner" not in doc or "version" not in doc:
-        raise ModelFormatError(f"{label} is not an XGBoost JSON model (no top-level 'learner' and 'version')")
-    return doc
+        raise ModelFormatError(f"{label} is not an XGBoost {kind} model (no top-level 'learner' and 'version')")
+    return doc, kind
+
+
+def _is_ubjson(data: bytes, label: str) -> bool:
+    """A ``.ubj`` file is UBJSON, as XGBoost writes that suffix; another is told by how its object opens (from
+    2.1 on, XGBoost writes UBJSON for suffixes other than ``.json`` too)."""
+    return label.lower().endswith(".ubj") or (data[:1] == b"{" and data[1:2] in UBJSON_OBJECT)
 
 
 def _get(obj: dict, key: str, kind: type, where: str) -> Any:
