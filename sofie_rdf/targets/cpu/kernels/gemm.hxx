@@ -214,10 +214,12 @@ constexpr size_t kPanelVectors = kPanelColumns / kSimdLanes;
 // Loads each vector once per step: left alone, GCC folds it into every row's multiply-add, which makes the
 // tile load-bound (it treats the memory operand as free).  An empty asm statement that claims to modify the
 // vector in a vector register makes the compiler hold it in one; no instruction is emitted.
-#if defined(__GNUC__) && defined(__AVX512F__) && !defined(SOFIE_KEEP_IN_REGISTER)
+#if defined(__GNUC__) && !defined(SOFIE_KEEP_IN_REGISTER)
+#if defined(__AVX512F__)
 #define SOFIE_KEEP_IN_REGISTER(v) __asm__("" : "+v"(v)) // any of the 32 registers
-#elif defined(__GNUC__) && defined(__AVX__) && !defined(SOFIE_KEEP_IN_REGISTER)
+#elif defined(__AVX__)
 #define SOFIE_KEEP_IN_REGISTER(v) __asm__("" : "+x"(v))
+#endif
 #endif
 #ifndef SOFIE_KEEP_IN_REGISTER
 #define SOFIE_KEEP_IN_REGISTER(v) static_cast<void>(v)
