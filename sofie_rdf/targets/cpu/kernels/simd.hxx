@@ -25,18 +25,26 @@ inline vfloat vsplat(float x) { return vfloat{} + x; }
 // The greater of a and b lane by lane: a when greater, else b (so NaN in a never wins).
 inline vfloat vmax(vfloat a, vfloat b) { return a > b ? a : b; }
 
+// The lanes of v combined pairwise, half the lanes a step: log2(lanes) dependent steps where a running
+// total over the lanes takes one per lane (16 with AVX-512, as long as the work on a short row such as an
+// attention row of 128 values).  The order of the sum differs from a running total's by rounding only.
+template <typename Combine>
+inline float lanes_tree(vfloat v, Combine combine)
+{
+   float t[kVFloatLanes];
+   std::memcpy(t, &v, sizeof t);
+   for (size_t width = kVFloatLanes / 2; width > 0; width /= 2)
+      for (size_t l = 0; l < width; ++l)
+         t[l] = combine(t[l], t[l + width]);
+   return t[0];
+}
+
 inline float hmax(vfloat v)
 {
-   float m = v[0];
-   for (size_t l = 1; l < kVFloatLanes; ++l)
-      m = v[l] > m ? v[l] : m;
-   return m;
+   return lanes_tree(v, [](float a, float b) { return b > a ? b : a; });
 }
 
 inline float hsum(vfloat v)
 {
-   float s = 0.0f;
-   for (size_t l = 0; l < kVFloatLanes; ++l)
-      s += v[l];
-   return s;
+   return lanes_tree(v, [](float a, float b) { return a + b; });
 }

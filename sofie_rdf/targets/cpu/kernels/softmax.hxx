@@ -64,9 +64,10 @@ inline W softmax_exp_sum(const T *x, T *y, size_t n, W shift)
       for (size_t i = full; i < n; ++i)
          sum += fast_exp_nonpositive(static_cast<W>(x[i]) - shift);
    }
-   for (size_t l = 0; l < L; ++l)
-      sum += lane[l];
-   return sum;
+   for (size_t width = L / 2; width > 0; width /= 2) // pairwise (see lanes_tree in simd.hxx)
+      for (size_t l = 0; l < width; ++l)
+         lane[l] += lane[l + width];
+   return sum + lane[0];
 }
 
 // Softmax of n contiguous values (inner == 1: the last axis, attention's rows).
