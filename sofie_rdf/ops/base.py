@@ -269,8 +269,15 @@ def fold_values(op: Op, inputs: list, outputs: list) -> None:
         raise
     for t, v in zip(outputs, values):
         v = np.asarray(v)
-        if v.dtype != object:
+        if v.dtype != object or _only_numbers(v):  # shape arithmetic whose dims were all fixed: a constant
             v = v.astype(t.dtype, copy=False)
         if tuple(v.shape) != tuple(t.shape):
             raise op.error(f"folded value has shape {v.shape}, inferred {t.shape}")
         t.value = v
+
+
+def _only_numbers(v: np.ndarray) -> bool:
+    """Whether an object array (a value of shape arithmetic) holds numbers alone, no symbol: the head size a
+    traced ``x.shape[-1] // heads`` computes from a fixed dim, which later nodes (Cast, Pow) then fold too."""
+    return all(not e.free_symbols if hasattr(e, "free_symbols") else isinstance(e, (int, float, np.number))
+               for e in v.flat)
