@@ -100,6 +100,16 @@ def _attention() -> Case:
     return Case("attention", model, {"x": random_array((2, 5, 8), F32, 8)})
 
 
+def _fused_attention() -> Case:
+    """The exported attention chain fused into one Attention node (passes/fuse_attention.py), 4-D heads."""
+    nodes = [helper.make_node("Transpose", ["k"], ["kt"], perm=[0, 1, 3, 2]), helper.make_node("MatMul", ["q", "kt"], ["s"]),
+             helper.make_node("Mul", ["s", "scale"], ["t"]), helper.make_node("Softmax", ["t"], ["p"], axis=-1),
+             helper.make_node("MatMul", ["p", "v"], ["y"])]
+    shape = [2, 3, 6, 4]
+    model = make_model(nodes, [(n, F32, shape) for n in "qkv"], [("y", F32, shape)], dict(scale=np.array(0.5, F32)))
+    return Case("fused_attention", model, {n: random_array(tuple(shape), F32, 10 + i) for i, n in enumerate("qkv")})
+
+
 def _reductions() -> Case:
     nodes = [helper.make_node("ReduceMean", ["x", "axes"], ["m"], keepdims=1),
              helper.make_node("Sub", ["x", "m"], ["d"]), helper.make_node("ReduceSumSquare", ["d", "axes"], ["s"]),
@@ -207,9 +217,9 @@ def _run_time_parameters() -> Case:
     return Case("run_time_parameters", model, feeds)
 
 
-CASES = [_mlp(), _conv_pool(), _recurrent("LSTM", 4), _recurrent("GRU", 3), _attention(), _reductions(), _movement(),
-         _resize(), _gather(), _topk(), _nonzero(), _upsample(), _register_tiles(), _pool3d_gelu(), _symbolic_length(),
-         _run_time_axes(), _run_time_parameters()]
+CASES = [_mlp(), _conv_pool(), _recurrent("LSTM", 4), _recurrent("GRU", 3), _attention(), _fused_attention(),
+         _reductions(), _movement(), _resize(), _gather(), _topk(), _nonzero(), _upsample(), _register_tiles(),
+         _pool3d_gelu(), _symbolic_length(), _run_time_axes(), _run_time_parameters()]
 
 
 def _literal(a: np.ndarray) -> str:

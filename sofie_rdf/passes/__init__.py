@@ -14,6 +14,7 @@ from ..ops import check_supported
 from .constant_folding import fold_constants
 from .elementwise_fusion import fuse_elementwise_chains
 from .fold_batchnorm import fold_batchnorm
+from .fuse_attention import fuse_attention
 from .fusion import fuse_activations, fuse_matmul_add
 from .inline_if import inline_known_ifs
 from .shape_inference import infer_shapes
@@ -45,6 +46,7 @@ def _inferred(model: Model) -> Model:
 def rewrite(model: Model) -> Model:
     """A prepared model rewritten for inference (``model`` itself, changed)."""
     model = fold_constants(model)   # 1. drop nodes computed at generation time, collect weights
+    model = fuse_attention(model)   # 1b. MatMul(Q, K^T) -> scale -> Softmax -> MatMul(V) -> one Attention
     model = fuse_matmul_add(model)  # 2. MatMul + constant bias Add -> Gemm (which 3 and 4 may then fuse further)
     model = fold_batchnorm(model)   # 3. inference BatchNormalization merged into the Conv/Gemm weights before it
     model = fuse_activations(model)  # 4. Conv/ConvTranspose/Gemm + activation -> one sofie_rdf::Fused* node

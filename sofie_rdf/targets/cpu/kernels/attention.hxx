@@ -76,6 +76,8 @@ inline T attention_bias_of(bool attend)
 template <typename T, typename M, typename S>
 inline bool attention_add_bias(const Attention<T, M, S> &a, size_t b, size_t h, size_t i, T *s)
 {
+   if (!a.mask && !a.causal && a.left < 0 && a.right < 0 && !a.nonpad) // every key attends, nothing to add
+      return a.kv_len() > 0;
    const T ninf = -std::numeric_limits<T>::infinity();
    const int64_t p = attention_offset(a, b) + static_cast<int64_t>(i);
    const int64_t valid = a.nonpad ? a.nonpad[b] : static_cast<int64_t>(a.kv_len());
