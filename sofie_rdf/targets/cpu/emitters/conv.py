@@ -87,6 +87,11 @@ SHIFTED_PARTIAL_ALIGN = 384  # kConvPartialAlign (AVX2: 96)
 # 7x7; the rootbench 5x5 layers on 100x100, F(2, 5) 0.52-0.65x conv_shifted's time from 32 channels, even at 16).
 WINOGRAD_MIN_CHANNELS = 16
 WINOGRAD_MIN_TILES = 32
+# With AVX-512 the direct tiles are twice as wide and Winograd's transforms and small products are not: layers
+# of at most SHIFTED_MAX_FEATURES output channels run conv_shifted (or conv_rows) instead, measured on a Xeon
+# (AVX-512), batch 1, 3x3: 0.45x F(4, 3)'s time for 32 -> 16 channels on 32 pixels, 0.7x for 16 -> 16 on 64, 0.72x
+# for 32 -> 32 on 32, 0.82x on 48; from 48 output channels F(4, 3) stays ahead (64 on 56 pixels: 0.53x im2col's).
+WINOGRAD_AVX512_MIN_FEATURES = SHIFTED_MAX_FEATURES + 1
 WINOGRAD_ORDERS = {3: (4, 2), 5: (2,)}  # kernel size -> the m of F(m x m, r x r) to try, in order
 # Tiles go in blocks of whole tile rows whose transformed input and products (alpha^2 x (channels + features)
 # floats per tile) take at most this many floats, so that they stay in the last-level cache.
@@ -202,6 +207,7 @@ class ConvEmitter(ConvCode):
         r = w.shape[2] if w.ndim == 4 else 0
         if (x is None or w.dtype != np.float32 or r not in WINOGRAD_ORDERS or w.shape[3] != r
                 or self.attrs["group"] != 1 or w.shape[1] < WINOGRAD_MIN_CHANNELS
+                or (self.target.isa == "avx512" and w.shape[0] < WINOGRAD_AVX512_MIN_FEATURES)
                 or any(v != 1 for v in self.op._per_dim("strides", 2, 1))
                 or any(v != 1 for v in self.op._per_dim("dilations", 2, 1))):
             return None
