@@ -4,8 +4,8 @@ A native build targets the instruction set its flags name (``CpuTarget.isa``): g
 with FMA, AVX-512.  The compiler vectorizes each kernel differently for each (vector width, masked tails,
 fused multiply-adds change rounding; the register tiles of the convolutions and products are sized per
 instruction set), so each model of the kernels added for HEP-sized layers (pooling by lines, erf, GELU in both
-exported forms, softmax, LayerNorm, the register-tile convolutions and products) is built once per instruction
-set the CPU has and compared with onnxruntime at the usual tolerances.
+exported forms, softmax, LayerNorm, attention's register blocks, the register-tile convolutions and products) is
+built once per instruction set the CPU has and compared with onnxruntime at the usual tolerances.
 """
 
 from __future__ import annotations
@@ -88,6 +88,17 @@ TILE_MODELS = {
     "gemm_panels": lambda: _gemm_sigmoid(20, 37, 13111),
 }
 
+def _self_attention(shape: tuple) -> onnx.ModelProto:
+    """softmax(x x^T / 4) x over the last two axes (Q = K = V = x), fused into one Attention node whose float
+    heads run in register blocks: ``shape`` (batch, heads, tokens, head size) gives partial blocks of rows,
+    keys past the last whole vectors and a head size past the last whole vector."""
+    nodes = [helper.make_node("Transpose", ["x"], ["xt"], perm=[0, 1, 3, 2]),
+             helper.make_node("MatMul", ["x", "xt"], ["p"]), helper.make_node("Mul", ["p", "scale"], ["s"]),
+             helper.make_node("Softmax", ["s"], ["w"], axis=-1), helper.make_node("MatMul", ["w", "x"], ["y"])]
+    return make_model(nodes, [("x", np.float32, shape)], [("y", np.float32, shape)],
+                      {"scale": np.array(0.25, np.float32)})
+
+
 MODELS = {
     "gelu_erf_chain": lambda: _gelu_erf((3, 37, 19)),
     "gelu_tanh": lambda: _one_node("Gelu", (5, 77), approximate="tanh"),
@@ -106,6 +117,7 @@ MODELS = {
     "log_softmax_rows": lambda: _one_node("LogSoftmax", (4, 67), axis=-1),
     "layer_norm": lambda: _layer_norm((3, 7, 133), 133),
     "layer_norm_broadcast_scale": lambda: _layer_norm((3, 7, 12), 12, axis=-2),
+    "attention_rows": lambda: _self_attention((2, 3, 21, 20)),
     **TILE_MODELS,
 }
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 
+from ....ir import TensorType
 from ....ops import attention as attention_ops
 from ....ops.attention import _at, _Layout
 from ....ops.base import broadcast_strides
@@ -16,6 +19,20 @@ class AttentionEmitter(Emitter):
     """The CPU code of :class:`~sofie_rdf.ops.attention.Attention`."""
 
     kernels = ("attention",)
+
+    def _rows_in_registers(self, inputs: list[Optional[TensorType]]) -> bool:
+        """Whether float heads run in register blocks (kernels/attention.hxx: attention_head_rows): float32 with
+        float softmax, in code from an optimising compiler (Cling's register code is slower than BLAS)."""
+        dt = inputs[0].dtype
+        return dt == np.float32 and self.op.softmax_dtype(dt) == dt and self.target.register_tiles
+
+    def workspace(self, inputs: list[Optional[TensorType]], outputs: list[Optional[TensorType]]) -> list[TensorType]:
+        """The operator's scratch, and one head's K transposed for the register blocks."""
+        own = self.op.workspace(inputs, outputs)
+        if not self._rows_in_registers(inputs):
+            return own
+        lay = self.op.layout(inputs)
+        return own + [TensorType(inputs[0].dtype, (lay.head_qk, lay.kv_len))]
 
     def mask_fields(self, ctx: NodeContext, lay: _Layout) -> list[str]:
         mask = _at(ctx.inputs, 3)
@@ -55,7 +72,10 @@ class AttentionEmitter(Emitter):
         outs = [f"att.{f} = {ctx.y(i)};" for i, f in enumerate(("Y", "present_key", "present_value", "qk_out"))
                 if _at(ctx.outputs, i) is not None]
         lines.append(" ".join(outs))
-        lines.append(" ".join(f"att.{name} = {ctx.w(k)};" for k, name in enumerate(self.op.scratch(ctx.inputs, ctx.outputs))))
+        scratch = self.op.scratch(ctx.inputs, ctx.outputs)
+        lines.append(" ".join(f"att.{name} = {ctx.w(k)};" for k, name in enumerate(scratch)))
+        if self._rows_in_registers(ctx.inputs):
+            lines.append(f"att.key_t = {ctx.w(len(scratch))};")
         lines.append("kernels::attention(att);")
         return "{\n" + "\n".join(f"   {line}" for line in lines) + "\n}"
 
