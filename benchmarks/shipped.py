@@ -14,7 +14,8 @@ BDTs, the third kind, have their own table: :mod:`benchmarks.trees`.
 
 Both engines run one thread, from Python, in this process, their calls interleaved (ratios of medians);
 the outputs are compared before timing.  Goal: at most 0.8x onnxruntime.
-``python -m benchmarks.shipped [--quick]`` writes ``benchmarks/results/shipped.{md,json}``.
+``python -m benchmarks.shipped [--quick]`` writes ``benchmarks/results/shipped_<isa>.{md,json}``, one pair per
+instruction set of the machine (``avx2``, ``avx512``), so that the tables of both kinds of machine are kept.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 import numpy as np
+
+from sofie_rdf.targets.cpu import host_isa
 
 from .latency import RESULTS, machine, time_calls
 
@@ -306,7 +309,7 @@ def _versions() -> str:
 def main(argv: Optional[list[str]] = None) -> str:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.shipped", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="two rows, short; results in benchmarks/results/quick/")
-    parser.add_argument("--results", type=Path, default=None, help="folder of shipped.{md,json}")
+    parser.add_argument("--results", type=Path, default=None, help="folder of shipped_<isa>.{md,json}")
     args = parser.parse_args(argv)
     folder = args.results or (RESULTS / "quick" if args.quick else RESULTS)
     target, rounds = (0.05, 3) if args.quick else (0.3, 7)
@@ -318,9 +321,10 @@ def main(argv: Optional[list[str]] = None) -> str:
     meta = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d"), "machine": machine(), "versions": _versions(),
             "rounds": rounds}
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "shipped.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1, default=str))
+    stem = f"shipped_{host_isa()}"
+    (folder / f"{stem}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1, default=str))
     text = markdown(rows, meta)
-    (folder / "shipped.md").write_text(text)
+    (folder / f"{stem}.md").write_text(text)
     return text
 
 

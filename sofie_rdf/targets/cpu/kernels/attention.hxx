@@ -160,42 +160,61 @@ constexpr size_t kAttentionRows = 8; // 16 accumulators of the scores' 2 x 8 (an
 constexpr size_t kAttentionRows = 6; // 12 of 16 registers
 #endif
 
-// s[r * n + j] = scale * (q_r . k_j) for R rows of Q (q_stride apart) and n keys (kt: head x n), two vectors of
-// keys per step, so that each broadcast value of Q feeds two multiply-adds.  The loops over rows are unrolled,
-// so that the accumulators stay in registers.
+// s[r * n + j] = scale * (q_r . k_j) for R rows of Q (q_stride apart) and keys [j0, j0 + V * lanes) (kt: head x n):
+// V vectors of keys per step, so that each broadcast value of Q feeds V multiply-adds.  The loops over rows
+// are unrolled, so that the accumulators stay in registers.
+template <size_t R, size_t V>
+inline void attention_scores_vectors(const float *q, size_t q_stride, const float *kt, size_t n, size_t j0,
+                                     size_t head, float scale, float *s)
+{
+   vfloat acc[R][V];
+#pragma GCC unroll 16
+   for (size_t r = 0; r < R; ++r)
+#pragma GCC unroll 2
+      for (size_t v = 0; v < V; ++v)
+         acc[r][v] = vfloat{};
+   for (size_t e = 0; e < head; ++e) {
+      vfloat k[V];
+#pragma GCC unroll 2
+      for (size_t v = 0; v < V; ++v)
+         k[v] = vload(kt + e * n + j0 + v * kVFloatLanes);
+#pragma GCC unroll 16
+      for (size_t r = 0; r < R; ++r) {
+         const vfloat qr = vsplat(q[r * q_stride + e]);
+#pragma GCC unroll 2
+         for (size_t v = 0; v < V; ++v)
+            acc[r][v] += qr * k[v];
+      }
+   }
+#pragma GCC unroll 16
+   for (size_t r = 0; r < R; ++r)
+#pragma GCC unroll 2
+      for (size_t v = 0; v < V; ++v)
+         vstore(s + r * n + j0 + v * kVFloatLanes, acc[r][v] * scale);
+}
+
+// All n scores of R rows: two vectors of keys at a time, then one, then the keys past the last whole vector
+// (summed along contiguous keys, which the compiler vectorizes with masks where it can).
 template <size_t R>
 inline void attention_scores_rows(const float *q, size_t q_stride, const float *kt, size_t n, size_t head, float scale,
                                   float *s)
 {
-   constexpr size_t W = 2 * kVFloatLanes;
-   const size_t full = n - n % W;
-   for (size_t j = 0; j < full; j += W) {
-      vfloat acc[R][2];
-#pragma GCC unroll 16
-      for (size_t r = 0; r < R; ++r)
-         acc[r][0] = acc[r][1] = vfloat{};
+   size_t j = 0;
+   for (; j + 2 * kVFloatLanes <= n; j += 2 * kVFloatLanes)
+      attention_scores_vectors<R, 2>(q, q_stride, kt, n, j, head, scale, s);
+   for (; j + kVFloatLanes <= n; j += kVFloatLanes)
+      attention_scores_vectors<R, 1>(q, q_stride, kt, n, j, head, scale, s);
+   for (size_t r = 0; r < R && j < n; ++r) {
+      float *sr = s + r * n;
+      std::fill(sr + j, sr + n, 0.0f);
       for (size_t e = 0; e < head; ++e) {
-         const vfloat k0 = vload(kt + e * n + j), k1 = vload(kt + e * n + j + kVFloatLanes);
-#pragma GCC unroll 16
-         for (size_t r = 0; r < R; ++r) {
-            const vfloat qr = vsplat(q[r * q_stride + e]);
-            acc[r][0] += qr * k0;
-            acc[r][1] += qr * k1;
-         }
+         const float qe = q[r * q_stride + e];
+         for (size_t t = j; t < n; ++t)
+            sr[t] += qe * kt[e * n + t];
       }
-#pragma GCC unroll 16
-      for (size_t r = 0; r < R; ++r) {
-         vstore(s + r * n + j, acc[r][0] * scale);
-         vstore(s + r * n + j + kVFloatLanes, acc[r][1] * scale);
-      }
+      for (size_t t = j; t < n; ++t)
+         sr[t] *= scale;
    }
-   for (size_t r = 0; r < R; ++r)
-      for (size_t j = full; j < n; ++j) {
-         float t = 0.0f;
-         for (size_t e = 0; e < head; ++e)
-            t += q[r * q_stride + e] * kt[e * n + j];
-         s[r * n + j] = t * scale;
-      }
 }
 
 // y_r = sum_j p[r * n + j] v_j for R rows (y_stride apart) and n values of `head` floats each.
@@ -218,13 +237,15 @@ inline void attention_values_rows(const float *p, size_t n, const float *v, size
       for (size_t r = 0; r < R; ++r)
          vstore(y + r * y_stride + e, acc[r]);
    }
-   for (size_t r = 0; r < R; ++r)
-      for (size_t e = full; e < head; ++e) {
-         float t = 0.0f;
-         for (size_t j = 0; j < n; ++j)
-            t += p[r * n + j] * v[j * head + e];
-         y[r * y_stride + e] = t;
+   for (size_t r = 0; r < R && full < head; ++r) { // the head's values past the last whole vector, contiguous
+      float *yr = y + r * y_stride;
+      std::fill(yr + full, yr + head, 0.0f);
+      for (size_t j = 0; j < n; ++j) {
+         const float pj = p[r * n + j];
+         for (size_t e = full; e < head; ++e)
+            yr[e] += pj * v[j * head + e];
       }
+   }
 }
 
 // Rows [i, i + R) of head h of batch b: scores into their rows of a.scores, probabilities, Y.
