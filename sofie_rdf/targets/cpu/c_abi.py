@@ -24,9 +24,9 @@ from __future__ import annotations
 import numpy as np
 
 from ...ir.info import Interface
-from .cpp import cpp_type, to_cpp
-from .header import GeneratedCode, constraint_check
-from .names import string_literal
+from .._cxx.cpp import constraint_check, cpp_type, to_cpp
+from .._cxx.names import string_literal
+from .header import GeneratedCode
 
 
 def runtime_sized(code: GeneratedCode) -> list[int]:

@@ -22,8 +22,8 @@ from ...ir import TensorType
 
 if TYPE_CHECKING:
     from ...ops.base import Op
+    from .._cxx.context import NodeContext
     from . import CpuTarget
-    from .context import NodeContext
 
 
 class Emitter:

@@ -7,7 +7,7 @@ import numpy as np
 from ....ops import attention as attention_ops
 from ....ops.attention import _at, _Layout
 from ....ops.base import broadcast_strides
-from ..context import NodeContext
+from ..._cxx.context import NodeContext
 from ..emitter import Emitter, emits
 
 

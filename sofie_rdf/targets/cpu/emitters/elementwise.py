@@ -1,7 +1,7 @@
 """Element-wise operators on the CPU: the loops of ``kernels/elementwise.hxx`` around one lambda.
 
 Each unary operator is a C++ expression in ``x``, each binary one an expression in ``a`` and ``b``
-(:data:`EXPRESSIONS`); ``{T}`` stands for the type computed in and ``{name}`` for the value of the
+(``targets/_cxx/expressions.py``); ``{T}`` stands for the type computed in and ``{name}`` for the value of the
 operator's attribute ``name``, as a literal of that type.  :meth:`UnaryEmitter.function` wraps an
 expression in the lambda the loops call; Conv and Gemm apply a fused activation through it
 (``emitters/gemm.py``) and ``FusedElementwise`` chains several in one loop, so fused code computes
@@ -10,7 +10,6 @@ exactly what the separate nodes compute.
 
 from __future__ import annotations
 
-import math
 import string
 from typing import TYPE_CHECKING
 
@@ -22,85 +21,13 @@ from ....ir.dtypes import compute_dtype
 from ....ops import activations, bitwise, elementwise, logic, misc, ml
 from ....ops.base import broadcast_strides, coalesce, static_size
 from ....ops.fused import FusedElementwise
+from ..._cxx.expressions import GELU_FORMS, expression
 from ..emitter import Emitter, emits
 
 if TYPE_CHECKING:
-    from ..context import NodeContext
+    from ..._cxx.context import NodeContext
 
 _T = compute_dtype
-
-# C++ function of std:: computing each plain math operator (activations.MATH_FUNCTIONS).
-STD_FUNCTIONS = {
-    "Sin": "sin", "Cos": "cos", "Tan": "tan", "Asin": "asin", "Acos": "acos", "Atan": "atan",
-    "Sinh": "sinh", "Cosh": "cosh", "Asinh": "asinh", "Acosh": "acosh", "Atanh": "atanh",
-    "Floor": "floor", "Ceil": "ceil",
-    "Round": "nearbyint",  # rounds half to even in the default rounding mode, as np.round and the spec do
-}
-
-# log(1 + exp(x)) without overflow for large x (onnxruntime's form).
-_SOFTPLUS = "(x > 0 ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x)))"
-
-EXPRESSIONS: dict[type, str] = {
-    elementwise.UnaryOp: "x",
-    elementwise.Relu: "x < 0 ? {T}(0) : x",  # NaN propagates, as in onnxruntime
-    elementwise.LeakyRelu: "x >= 0 ? x : {alpha} * x",
-    # kernels::fast_* (kernels/fastmath.hxx) vectorize; std::exp, std::tanh, std::erf are library calls
-    elementwise.Sigmoid: "kernels::fast_sigmoid(x)",
-    elementwise.Tanh: "kernels::fast_tanh(x)",
-    activations.Erf: "kernels::fast_erf(x)",
-    elementwise.Selu: "x > 0 ? {gamma} * x : {gamma} * ({alpha} * kernels::fast_exp(x) - {alpha})",
-    elementwise.Elu: "x >= 0 ? x : {alpha} * (kernels::fast_exp(x) - {T}(1))",
-    elementwise.Sqrt: "std::sqrt(x)",
-    elementwise.Exp: "kernels::fast_exp(x)",
-    elementwise.Log: "std::log(x)",
-    elementwise.Neg: "-x",
-    elementwise.Abs: "x < 0 ? -x : x",
-    elementwise.Reciprocal: "{T}(1) / x",
-    elementwise.Add: "a + b",
-    elementwise.Sub: "a - b",
-    elementwise.Mul: "a * b",
-    elementwise.Div: "a / b",
-    elementwise.Min: "kernels::minimum(a, b)",
-    elementwise.Max: "kernels::maximum(a, b)",
-    activations.Softplus: _SOFTPLUS,
-    activations.Mish: f"x * kernels::fast_tanh({_SOFTPLUS})",
-    activations.Softsign: "x / ({T}(1) + std::abs(x))",
-    activations.HardSigmoid: "std::max(std::min({alpha} * x + {beta}, {T}(1)), {T}(0))",  # this order keeps NaN
-    activations.HardSwish: "x * std::max({T}(0), std::min({T}(1), x / {T}(6) + {T}(0.5)))",
-    activations.ThresholdedRelu: "x > {alpha} ? x : {T}(0)",
-    activations.Celu: "std::max(x, {T}(0)) + std::min({alpha} * (std::exp(x / {alpha}) - {T}(1)), {T}(0))",  # keeps NaN
-    activations.Sign: "x > 0 ? {T}(1) : x < 0 ? {T}(-1) : x",
-    activations.IsNaN: "std::isnan(x)",
-    activations.PRelu: "a < 0 ? a * b : a",
-    logic.Equal: "a == b",
-    logic.Less: "a < b",
-    logic.LessOrEqual: "a <= b",
-    logic.Greater: "a > b",
-    logic.GreaterOrEqual: "a >= b",
-    logic.And: "a && b",
-    logic.Or: "a || b",
-    logic.Xor: "a != b",
-    logic.Not: "!x",
-    bitwise.BitwiseAnd: "a & b",
-    bitwise.BitwiseOr: "a | b",
-    bitwise.BitwiseXor: "a ^ b",
-    bitwise.BitwiseNot: "static_cast<{T}>(~x)",
-    misc.Swish: "x * kernels::fast_sigmoid({alpha} * x)",
-    **{getattr(activations, op_type): f"std::{function}(x)" for op_type, function in STD_FUNCTIONS.items()},
-}
-
-# Gelu's approximate -> expression; {c} is the constant inside erf (1/sqrt 2) or tanh (sqrt(2/pi)).
-GELU_FORMS = {
-    "none": ("{T}(0.5) * x * ({T}(1) + kernels::fast_erf(x * {c}))", 1 / math.sqrt(2)),
-    "tanh": ("{T}(0.5) * x * ({T}(1) + kernels::fast_tanh({c} * (x + {T}(0.044715) * x * x * x)))",
-             math.sqrt(2 / math.pi)),
-}
-
-
-def expression(op_class: type) -> str:
-    """The expression of an operator class (the nearest class along its bases that has one)."""
-    return next(EXPRESSIONS[c] for c in op_class.__mro__ if c in EXPRESSIONS)
-
 
 @emits(elementwise.UnaryOp)
 class UnaryEmitter(Emitter):

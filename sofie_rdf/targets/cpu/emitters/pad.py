@@ -12,7 +12,7 @@ from ..emitter import Emitter, emits
 from .movement import value_ptr
 
 if TYPE_CHECKING:
-    from ..context import NodeContext
+    from ..._cxx.context import NodeContext
 
 
 @emits(Pad)
