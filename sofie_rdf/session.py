@@ -254,8 +254,8 @@ class _CppyyBinding:
 
     def __init__(self, code: GeneratedCode, namespace: str, weights: Optional[Path]):
         from ._root import root
+        from .targets._cxx.c_abi import runtime_sized
         from .targets._cxx.cpp import cpp_type
-        from .targets.cpu.c_abi import runtime_sized
 
         self.name = code.name
         cls = getattr(root(), namespace).Session
@@ -325,7 +325,7 @@ class _CppyyBinding:
 
 def jit_session(code: GeneratedCode, namespace: str, weights: Optional[Path], folder: Optional[Path]) -> Session:
     """The Session of a header declared to Cling (``namespace::Session``)."""
-    from .targets.cpu.c_abi import interface_of
+    from .targets._cxx.c_abi import interface_of
 
     return Session(interface_of(code, namespace), _CppyyBinding(code, namespace, weights), "jit", weights, folder,
                    code)
