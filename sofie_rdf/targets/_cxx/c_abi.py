@@ -106,7 +106,7 @@ def c_abi_source(code: GeneratedCode, namespace: str, extra: Sequence[str] = ())
         *(["   (void)dims;"] if not code.symbols else []),
         *(["   (void)buffers;"] if not code.inputs and not code.outputs else []),
         "   try {",
-        f"      h.session.infer({', '.join(_infer_args(code, sized))});",
+        f"      h.session.infer({', '.join(infer_args(code, sized))});",
         *_bool_conversions(code, sized),
         "   } catch (const std::invalid_argument &e) {",
         "      return sofie_fail_(1, e.what());",
@@ -161,7 +161,8 @@ def _session_init(code: GeneratedCode) -> str:
     return f"   explicit Handle(const char *weights) : session(weights ? {session}(weights) : {session}()) {{}}"
 
 
-def _infer_args(code: GeneratedCode, sized: list[int]) -> list[str]:
+def infer_args(code: GeneratedCode, sized: list[int]) -> list[str]:
+    """The arguments of ``Session::infer`` from ``dims`` and ``buffers`` (outputs ``sized`` go to the Handle)."""
     args = [f"dims[{k}]" for k in range(len(code.symbols))]
     args += [f"static_cast<const {cpp_type(t.dtype)} *>(buffers[{k}])" for k, (_, t) in enumerate(code.inputs)]
     n_in = len(code.inputs)

@@ -10,6 +10,10 @@ vectorise, CUDA's are device functions.  One table, so every target computes wha
 from __future__ import annotations
 
 import math
+import string
+from typing import Any
+
+import numpy as np
 
 from ...ops import activations, bitwise, elementwise, logic, misc
 
@@ -84,3 +88,26 @@ GELU_FORMS = {
 def expression(op_class: type) -> str:
     """The expression of an operator class (the nearest class along its bases that has one)."""
     return next(EXPRESSIONS[c] for c in op_class.__mro__ if c in EXPRESSIONS)
+
+
+def filled(op: Any, ctx: Any, dtype: np.dtype) -> str:
+    """The expression of ``op``'s class with ``{T}`` (``dtype``'s C++ type) and its attributes' values filled in."""
+    expr = expression(type(op))
+    names = {field for _, field, _, _ in string.Formatter().parse(expr) if field and field != "T"}
+    values = {p: ctx.literal(op.attrs[p], dtype) for p in names}
+    return expr.format(T=ctx.ctype(dtype), **values)
+
+
+def gelu(approximate: str, ctx: Any, dtype: np.dtype) -> str:
+    """Gelu's expression in ``x`` in its ``approximate`` form."""
+    expr, c = GELU_FORMS[approximate]
+    return expr.format(T=ctx.ctype(dtype), c=ctx.literal(c, dtype))
+
+
+def step_inputs(inputs: list, step: dict) -> list:
+    """The operand types of one step of a fused element-wise chain (``inputs``: the node's): the chain's value,
+    and the step's operand in its place."""
+    chain, k = inputs[0], step["operand"]
+    if k < 0:
+        return [chain]
+    return [inputs[k], chain] if step.get("operand_first") else [chain, inputs[k]]

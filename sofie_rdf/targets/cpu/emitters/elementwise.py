@@ -10,18 +10,16 @@ exactly what the separate nodes compute.
 
 from __future__ import annotations
 
-import string
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ....ir import TensorType
 from ....ir.dims import dims_equal
 from ....ir.dtypes import compute_dtype
 from ....ops import activations, bitwise, elementwise, logic, misc, ml
 from ....ops.base import broadcast_strides, coalesce, static_size
 from ....ops.fused import FusedElementwise
-from ..._cxx.expressions import GELU_FORMS, expression
+from ..._cxx.expressions import expression, filled, gelu, step_inputs
 from ..emitter import Emitter, emits
 
 if TYPE_CHECKING:
@@ -37,11 +35,7 @@ class UnaryEmitter(Emitter):
 
     def body(self, ctx: NodeContext) -> str:
         """The C++ expression in ``x`` with attribute values filled in."""
-        expr = expression(type(self.op))
-        dtype = _T(ctx.inputs[0].dtype)
-        names = {field for _, field, _, _ in string.Formatter().parse(expr) if field and field != "T"}
-        values = {p: ctx.literal(self.attrs[p], dtype) for p in names}
-        return expr.format(T=ctx.ctype(dtype), **values)
+        return filled(self.op, ctx, _T(ctx.inputs[0].dtype))
 
     def function(self, ctx: NodeContext) -> str:
         """The lambda applied per element (also by fused epilogues and FusedElementwise)."""
@@ -105,9 +99,7 @@ class Clip11Emitter(ClipEmitter):
 @emits(activations.Gelu)
 class GeluEmitter(UnaryEmitter):
     def body(self, ctx: NodeContext) -> str:
-        expr, c = GELU_FORMS[self.attrs["approximate"]]
-        dtype = _T(ctx.inputs[0].dtype)
-        return expr.format(T=ctx.ctype(dtype), c=ctx.literal(c, dtype))
+        return gelu(self.attrs["approximate"], ctx, _T(ctx.inputs[0].dtype))
 
 
 @emits(activations.IsInf)
@@ -270,14 +262,6 @@ class WhereEmitter(Emitter):
         return f"kernels::ternary_strided({operands}, {ctx.y(0)}, {ctx.array('shape', shape)}, {len(shape)}, {f});"
 
 
-def _step_inputs(ctx: NodeContext, step: dict) -> list[TensorType]:
-    """The operand types of one step of a fused chain: the chain's value, and its operand in its place."""
-    chain, k = ctx.inputs[0], step["operand"]
-    if k < 0:
-        return [chain]
-    return [ctx.inputs[k], chain] if step.get("operand_first") else [chain, ctx.inputs[k]]
-
-
 @emits(FusedElementwise)
 class FusedElementwiseEmitter(Emitter):
     """One loop: each element goes through every step's lambda while it is in a register."""
@@ -294,7 +278,7 @@ class FusedElementwiseEmitter(Emitter):
     def emit(self, ctx: NodeContext) -> str:
         n = ctx.dim(ctx.outputs[0].size)
         scalar = {k for k, t in enumerate(ctx.inputs) if k and static_size(t.shape) == 1}
-        lines = [f"const auto f{i} = {emitter.function(ctx.with_inputs(_step_inputs(ctx, step)))};"
+        lines = [f"const auto f{i} = {emitter.function(ctx.with_inputs(step_inputs(ctx.inputs, step)))};"
                  for i, (emitter, step) in enumerate(zip(self.steps, self.op.steps))]
         # single values read once: in the loop the compiler could not tell them apart from the output it writes
         lines += [f"const auto c{k} = {ctx.x(k)}[0];" for k in sorted(scalar)]
