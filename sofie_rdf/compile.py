@@ -27,6 +27,9 @@ def compile(model: Any, backend: str = "jit", flags: Optional[Sequence[str]] = N
             weights: str = "dat", profile: bool = False) -> Session:
     """Compile ``model`` (a :class:`Model` or anything :func:`sofie_rdf.load` takes) and return a :class:`Session`.
 
+    ``backend="cuda"`` generates CUDA code for the GPUs present, builds it with nvcc (the ``[cuda]`` extra) and
+    calls it through its C ABI: numpy in and out, or device arrays (cupy, torch) in and out without a copy;
+    without a GPU it raises a SofieError after generating (``Model.generate(target="cuda")`` needs none).
     ``backend="jit"`` declares the header to Cling; ``"native"`` builds it with
     the system compiler (``flags``, default ``-O3 -march=native -fno-trapping-math``) into a cached
     shared library called through its C ABI, without ROOT.  Either way a model with the same content
@@ -35,8 +38,10 @@ def compile(model: Any, backend: str = "jit", flags: Optional[Sequence[str]] = N
     the weights mode of the generated code (see :meth:`Model.generate`).  ``profile`` compiles timers
     around every node; :meth:`Session.profile` builds such a twin of a Session by itself.
     """
-    if backend not in ("jit", "native"):
-        raise SofieError(f"backend must be 'jit' or 'native', got {backend!r}")
+    if backend not in ("jit", "native", "cuda"):
+        raise SofieError(f"backend must be 'jit', 'native' or 'cuda', got {backend!r}")
+    if backend == "cuda":
+        return _compile_cuda(_as_model(model), flags, weights, profile)
     options = (backend, tuple(flags) if flags is not None else None, weights, profile)
     key = _index_key(model, options)
     entry = _cache.index_lookup(key) if key is not None else None
@@ -119,6 +124,23 @@ def _compile_jit(model: Model, weights: str, profile: bool) -> Session:
     files = write_files(code, folder)
     jit_declare(code, folder)
     return jit_session(code, namespace, files.weights, folder)
+
+
+def _compile_cuda(model: Model, flags: Optional[Sequence[str]], weights: str, profile: bool) -> Session:
+    """The Session of the model's CUDA library, built for the local GPUs' architectures (unless cached)."""
+    from ._cuda import cuda_session
+    from .targets.cuda import WEIGHTS_SUFFIX, cuda_target
+    from .targets.cuda.toolchain import build_library, device_archs, require_device
+
+    if flags is not None or weights != "dat" or profile:
+        raise SofieError("backend='cuda' takes no flags, weights mode or profiling build")
+    archs = tuple(dict.fromkeys(device_archs()))
+    code = model.code(target=cuda_target(archs=archs or None))  # refuses unsupported operators, GPU or not
+    require_device(model.name)
+    library = build_library(code, archs)
+    sess = cuda_session(library, library.parent / f"{code.name}{WEIGHTS_SUFFIX}", code)
+    sess.model = model
+    return sess
 
 
 def _native_code(model: Model, flags: Optional[Sequence[str]], weights: str,

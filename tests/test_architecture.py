@@ -23,7 +23,7 @@ LAYERS = [
     ("planning",),
     ("targets",),
     ("custom", "parsers"),
-    ("profiling", "session", "_native"),
+    ("profiling", "session", "_native", "_cuda"),
     ("model", "api"),
     ("compile",),
     ("columnar", "rdf", "_functor", "_rdf_distributed", "gnn", "reader", "_runner", "cli", "__init__", "__main__"),

@@ -1,0 +1,54 @@
+// Data movement: a strided copy (Transpose: the output's dims walk the input with permuted strides) and Gather
+// along one axis.
+
+// A tensor walked in the output's order: the output's shape (adjacent dims merged) and the input's stride along
+// each of its dims, passed by value.
+template <int Rank>
+struct Strided {
+   size_t shape[Rank];
+   long long stride[Rank];
+};
+
+template <typename T, int Rank>
+__global__ void strided_copy_kernel(const T *x, T *y, size_t n, Strided<Rank> s)
+{
+   for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x) {
+      size_t rest = i;
+      long long at = 0;
+      for (int d = Rank - 1; d >= 0; --d) {
+         at += static_cast<long long>(rest % s.shape[d]) * s.stride[d];
+         rest /= s.shape[d];
+      }
+      y[i] = x[at];
+   }
+}
+
+template <typename T, int Rank>
+void strided_copy(const T *x, T *y, size_t n, const Strided<Rank> &s, cudaStream_t stream)
+{
+   if (n)
+      strided_copy_kernel<<<blocks_for(n), kThreads, 0, stream>>>(x, y, n, s);
+}
+
+// y[o, j, i] = x[o, index[j], i] over the (outer, count, inner) view of data around the gathered axis of length
+// n; negative indices count from the end (their range was checked when the code was generated).
+template <typename T, typename I>
+__global__ void gather_kernel(const T *x, const I *index, T *y, size_t outer, size_t n, size_t count, size_t inner)
+{
+   const size_t total = outer * count * inner;
+   for (size_t k = blockIdx.x * size_t(blockDim.x) + threadIdx.x; k < total; k += size_t(gridDim.x) * blockDim.x) {
+      const size_t i = k % inner, j = k / inner % count, o = k / inner / count;
+      const long long at = static_cast<long long>(index[j]);
+      const size_t row = static_cast<size_t>(at < 0 ? at + static_cast<long long>(n) : at);
+      y[k] = x[(o * n + row) * inner + i];
+   }
+}
+
+template <typename T, typename I>
+void gather(const T *x, const I *index, T *y, size_t outer, size_t n, size_t count, size_t inner,
+            cudaStream_t stream)
+{
+   const size_t total = outer * count * inner;
+   if (total)
+      gather_kernel<<<blocks_for(total), kThreads, 0, stream>>>(x, index, y, outer, n, count, inner);
+}
