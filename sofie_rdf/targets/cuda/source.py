@@ -44,6 +44,8 @@ from .library import kernel_source, kernels_for
 WEIGHTS_SUFFIX = ".cuda.bin"
 # Weights and arena regions start on multiples of this many bytes (cudaMalloc's alignment).
 ALIGN_BYTES = 256
+# Values computed from the dims that a kernel reads are written by one kernel argument: at most this many.
+MAX_VALUES = 64
 _RESERVED = {"Session", "kernels", "detail", "infer", "run", "nodes", "release", "forget_graphs", "filename", "stream",
              "fWeights", "fArena", "fStaging", "fBlasWorkspace", "fStream", "fBlas", "fCallerReady", "fDone", "fGraphs",
              "fSeen", "kBlasWorkspace", "kMaxGraphs"}
@@ -129,6 +131,7 @@ class _SourceWriter:
     def _all_tensors(self) -> list[str]:
         names = list(self.model.inputs) + list(self.model.initializers)
         names += [o for n in self.model.nodes for o in n.outputs if o] + list(self.model.outputs)
+        names += [n for n, s in self.plan.storage.items() if s.kind == "symbolic"]
         names += [w for ws in self.plan.workspaces.values() for w in ws]
         return list(dict.fromkeys(names))
 
@@ -149,15 +152,15 @@ class _SourceWriter:
             return self.ptr(s.root)
         if s.kind == "output":
             return self.tensor[s.root]
-        if s.kind in ("symbolic", "dynamic"):
-            raise SofieError(f"model {self.model.name!r}: tensor {name!r} is computed from dims on the host "
-                             "(a shape calculation), which the CUDA target cannot hand to a kernel")
+        if s.kind == "dynamic":
+            raise SofieError(f"model {self.model.name!r}: tensor {name!r} is sized while the model runs, which the "
+                             "CUDA target cannot do yet")
         return self.tensor[name]
 
     # ---- the source ----------------------------------------------------------------
     def write(self) -> CudaCode:
-        used = {k for e in self.emitters for k in e.kernels}
         nodes = self._nodes()
+        used = {k for e in self.emitters for k in e.kernels} | ({"elementwise"} if self.values_bytes else set())
         parts = [self._banner(), f"#ifndef {self.namespace}_CU", f"#define {self.namespace}_CU", ""]
         parts += ["#include <cublas_v2.h>", "#include <cuda_runtime.h>", ""]
         parts += [f"#include <{h}>" for h in _INCLUDES] + [""]
@@ -359,6 +362,8 @@ class _SourceWriter:
             out.append(f"      const size_t bytes_{label}_ = detail::aligned(static_cast<size_t>({to_cpp(size, self.dims)}) "
                        f"* sizeof({cpp_type(d)}));")
             regions.append(f"bytes_{label}_")
+        if self.values_bytes:
+            regions.append(f"{self.values_bytes}")  # values known from the dims (a shape calculation), at the end
         out += ["      bool grew_ = false;",
                 f"      char *arena_ = fArena.reserve({' + '.join(regions) or '0'}, grew_);",
                 "      if (grew_)",
@@ -419,11 +424,15 @@ class _SourceWriter:
             label, t = np.dtype(d).name, cpp_type(d)
             locals_.append(f"      {t} *const arena_{label}_ = reinterpret_cast<{t} *>(arena_ + {offset});")
             offset = f"{offset} + detail::aligned(static_cast<size_t>({to_cpp(plan.arenas[d], self.dims)}) * sizeof({t}))"
+        values_at = offset
+        self.values_bytes = 0
         for n, s in plan.storage.items():
             ident = self.tensor.get(n)
             if ident is None or not re.search(rf"\b{ident}\b", text):
                 continue
-            if s.kind == "arena":
+            if s.kind == "symbolic":
+                locals_ += self._values(n, ident, f"{values_at} + {self.values_bytes}")
+            elif s.kind == "arena":
                 t = cpp_type(s.dtype)
                 locals_.append(f"      {t} *const {ident} = arena_{np.dtype(s.dtype).name}_ + {to_cpp(s.offset, self.dims)};")
             elif s.kind == "weight":
@@ -436,10 +445,24 @@ class _SourceWriter:
                   if not re.search(rf"\b{p}\b", used)]
         if not re.search(r"\bblas_\b", text):
             locals_.remove("      const cublasHandle_t blas_ = fBlas;")
-        if not re.search(r"\bstream_\b", text):
+        if not re.search(r"\bstream_\b", text + "\n".join(locals_[1:])):
             locals_.remove("      const cudaStream_t stream_ = fStream;")
         return ["   // Every node's code, queued on the Session's stream.",
                 f"   void nodes({self._params(False)}, char *arena_)", "   {", *unused, *locals_, "", *body, "   }"]
+
+    def _values(self, name: str, ident: str, offset: str) -> list[str]:
+        """A tensor whose values the dims give (kept on the host by the plan), written to the end of the arena
+        by ``set_values`` before the nodes run: it feeds a kernel."""
+        t = self.model.tensors[name]
+        ctype = cpp_type(t.dtype)
+        items = t.value.reshape(-1).tolist()
+        if not items or len(items) > MAX_VALUES:
+            raise SofieError(f"model {self.model.name!r}: tensor {name!r} holds {len(items)} values computed from the "
+                             f"dims; the CUDA target writes at most {MAX_VALUES} such values to the device")
+        self.values_bytes += -(-len(items) * t.dtype.itemsize // ALIGN_BYTES) * ALIGN_BYTES
+        values = ", ".join(f"static_cast<{ctype}>({to_cpp(v, self.dims)})" for v in items)
+        return [f"      {ctype} *const {ident} = reinterpret_cast<{ctype} *>(arena_ + {offset});",
+                f"      kernels::set_values({ident}, kernels::Values<{ctype}, {len(items)}>{{{{{values}}}}}, stream_);"]
 
     def _node(self, index: int, node: Any) -> list[str]:
         m = self.model

@@ -97,3 +97,23 @@ void batch_norm(const T *x, const T *scale, const T *bias, const T *mean, const 
       batch_norm_kernel<<<blocks_for(n), kThreads, 0, stream>>>(x, scale, bias, mean, var, epsilon, y, n, channels,
                                                                  spatial);
 }
+
+// Values known from the dims only (a shape calculation the model feeds into arithmetic), written to the device
+// by one thread; the values travel as the kernel's argument, so a captured graph keeps them for its dims.
+template <typename T, int N>
+struct Values {
+   T v[N];
+};
+
+template <typename T, int N>
+__global__ void set_values_kernel(T *y, Values<T, N> values)
+{
+   for (int i = 0; i < N; ++i)
+      y[i] = values.v[i];
+}
+
+template <typename T, int N>
+void set_values(T *y, const Values<T, N> &values, cudaStream_t stream)
+{
+   set_values_kernel<<<1, 1, 0, stream>>>(y, values);
+}

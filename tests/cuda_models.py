@@ -1,0 +1,139 @@
+"""Small ONNX models of each family the CUDA target covers, built by hand (no exporter: fast), for the CUDA
+tests: compile checks without a GPU (tests/test_cuda.py) and numerical checks on one (tests/test_cuda_gpu.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from conftest import make_model
+from onnx import helper
+
+# Names no C++ identifier may take as they are: the generated code must stay safe and compile.
+HOSTILE = {"x": "in put*/ \"q\"", "h": "class", "r": "??=#define", "y": "out\\n"}
+
+
+def _rng(seed: int) -> np.random.Generator:
+    return np.random.default_rng(seed)
+
+
+def mlp(hostile: bool = False) -> onnx.ModelProto:
+    """Gemm + Relu (fused), Gemm with transB and a bias, Softmax; batch N. ``hostile``: tensor and node names
+    that are C++ keywords, comment closers, trigraphs and quotes."""
+    rng = _rng(0)
+    n = HOSTILE if hostile else {k: k for k in HOSTILE}
+    nodes = [helper.make_node("Gemm", [n["x"], "W1", "B1"], [n["h"]], name="fc1 */"),
+             helper.make_node("Relu", [n["h"]], [n["r"]], name="relu\"1"),
+             helper.make_node("Gemm", [n["r"], "W2", "B2"], ["z"], name="fc2", transB=1),
+             helper.make_node("Softmax", ["z"], [n["y"]], name="softmax", axis=-1)]
+    weights = {"W1": rng.standard_normal((8, 16)).astype(np.float32), "B1": rng.standard_normal(16).astype(np.float32),
+               "W2": rng.standard_normal((4, 16)).astype(np.float32), "B2": rng.standard_normal(4).astype(np.float32)}
+    return make_model(nodes, [(n["x"], np.float32, ["N", 8])], [(n["y"], np.float32, ["N", 4])], weights, name="mlp")
+
+
+def cnn() -> onnx.ModelProto:
+    """Conv 2-D + BatchNorm (folded) + Relu (fused), MaxPool with padding, a grouped strided Conv, AveragePool with
+    count_include_pad, a Conv 1-D view through Reshape, GlobalAveragePool, Flatten, Gemm."""
+    rng = _rng(1)
+    nodes = [
+        helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], name="conv1", pads=[1, 1, 1, 1]),
+        helper.make_node("BatchNormalization", ["c1", "g", "beta", "mean", "var"], ["bn"], name="bn1"),
+        helper.make_node("Relu", ["bn"], ["r1"], name="relu1"),
+        helper.make_node("MaxPool", ["r1"], ["p1"], name="pool1", kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]),
+        helper.make_node("Conv", ["p1", "w2"], ["c2"], name="conv2", group=2, strides=[2, 1], dilations=[1, 2],
+                         pads=[1, 2, 1, 2]),
+        helper.make_node("AveragePool", ["c2"], ["p2"], name="pool2", kernel_shape=[2, 2], pads=[0, 0, 1, 1],
+                         count_include_pad=1),
+        helper.make_node("GlobalAveragePool", ["p2"], ["gp"], name="global"),
+        helper.make_node("Flatten", ["gp"], ["f"], name="flatten"),
+        helper.make_node("Gemm", ["f", "w3", "b3"], ["y"], name="head", transB=1),
+    ]
+    weights = {
+        "w1": rng.standard_normal((8, 3, 3, 3)).astype(np.float32) * 0.3, "b1": rng.standard_normal(8).astype(np.float32),
+        "g": rng.random(8).astype(np.float32) + 0.5, "beta": rng.standard_normal(8).astype(np.float32),
+        "mean": rng.standard_normal(8).astype(np.float32), "var": rng.random(8).astype(np.float32) + 0.5,
+        "w2": rng.standard_normal((6, 4, 3, 3)).astype(np.float32) * 0.3,
+        "w3": rng.standard_normal((5, 6)).astype(np.float32), "b3": rng.standard_normal(5).astype(np.float32),
+    }
+    return make_model(nodes, [("x", np.float32, ["N", 3, 12, 10])], [("y", np.float32, ["N", 5])], weights, name="cnn")
+
+
+def conv1d3d() -> onnx.ModelProto:
+    """Conv 1-D with MaxPool 1-D, and Conv 3-D with AveragePool 3-D and GlobalMaxPool, on two inputs."""
+    rng = _rng(2)
+    nodes = [
+        helper.make_node("Conv", ["a", "wa"], ["ca"], name="conv1d", pads=[2, 2], strides=[2]),
+        helper.make_node("MaxPool", ["ca"], ["ya"], name="pool1d", kernel_shape=[2], ceil_mode=1),
+        helper.make_node("Conv", ["b", "wb", "bb"], ["cb"], name="conv3d", pads=[1, 1, 1, 1, 1, 1]),
+        helper.make_node("Tanh", ["cb"], ["tb"], name="tanh3d"),
+        helper.make_node("AveragePool", ["tb"], ["pb"], name="pool3d", kernel_shape=[2, 2, 2]),
+        helper.make_node("GlobalMaxPool", ["pb"], ["yb"], name="global3d"),
+    ]
+    weights = {"wa": rng.standard_normal((4, 2, 5)).astype(np.float32), "wb": rng.standard_normal((3, 2, 3, 3, 3)).astype(
+        np.float32) * 0.2, "bb": rng.standard_normal(3).astype(np.float32)}
+    return make_model(nodes, [("a", np.float32, ["N", 2, 17]), ("b", np.float32, ["N", 2, 4, 6, 5])],
+                      [("ya", np.float32, ["N", 4, 5]), ("yb", np.float32, ["N", 3, 1, 1, 1])], weights, name="conv1d3d")
+
+
+def attention() -> onnx.ModelProto:
+    """A transformer block over (N, P, 16) with 2 heads: LayerNorm, Q/K/V products, head split by Reshape and
+    Transpose, batched MatMul, scale and Softmax, GELU in its Erf form, a residual Add."""
+    rng = _rng(3)
+    d, heads = 16, 2
+    w = {k: rng.standard_normal((d, d)).astype(np.float32) * 0.3 for k in ("wq", "wk", "wv", "wo", "w1")}
+    w.update({"ln_s": rng.random(d).astype(np.float32) + 0.5, "ln_b": rng.standard_normal(d).astype(np.float32),
+              "heads": np.array([0, 0, heads, d // heads], np.int64), "merge": np.array([0, 0, d], np.int64),
+              "scale": np.array(1 / np.sqrt(d // heads), np.float32), "sqrt2": np.array(np.sqrt(2), np.float32),
+              "one": np.array(1, np.float32), "half": np.array(0.5, np.float32)})
+    nodes = [helper.make_node("LayerNormalization", ["x", "ln_s", "ln_b"], ["ln"], name="ln", axis=-1, epsilon=1e-5)]
+    for k in "qkv":
+        nodes += [helper.make_node("MatMul", ["ln", f"w{k}"], [f"{k}0"], name=f"proj_{k}"),
+                  helper.make_node("Reshape", [f"{k}0", "heads"], [f"{k}1"], name=f"split_{k}"),
+                  helper.make_node("Transpose", [f"{k}1"], [f"{k}h"], name=f"heads_{k}",
+                                   perm=[0, 2, 3, 1] if k == "k" else [0, 2, 1, 3])]
+    nodes += [
+        helper.make_node("MatMul", ["qh", "kh"], ["s0"], name="scores"),
+        helper.make_node("Mul", ["s0", "scale"], ["s1"], name="scale"),
+        helper.make_node("Softmax", ["s1"], ["pr"], name="softmax", axis=-1),
+        helper.make_node("MatMul", ["pr", "vh"], ["o0"], name="mix"),
+        helper.make_node("Transpose", ["o0"], ["o1"], name="merge_heads", perm=[0, 2, 1, 3]),
+        helper.make_node("Reshape", ["o1", "merge"], ["o2"], name="merge"),
+        helper.make_node("MatMul", ["o2", "wo"], ["o3"], name="out_proj"),
+        helper.make_node("Add", ["o3", "x"], ["res"], name="residual"),
+        helper.make_node("MatMul", ["res", "w1"], ["f0"], name="ffn"),
+        helper.make_node("Div", ["f0", "sqrt2"], ["g0"], name="gelu_div"),
+        helper.make_node("Erf", ["g0"], ["g1"], name="gelu_erf"),
+        helper.make_node("Add", ["g1", "one"], ["g2"], name="gelu_add"),
+        helper.make_node("Mul", ["f0", "g2"], ["g3"], name="gelu_mul"),
+        helper.make_node("Mul", ["g3", "half"], ["y"], name="gelu_half"),
+    ]
+    return make_model(nodes, [("x", np.float32, ["N", "P", d])], [("y", np.float32, ["N", "P", d])], w,
+                      name="attention")
+
+
+def gnn_and_recurrent() -> onnx.ModelProto:
+    """Operators of the GNN and recurrent families the CUDA target has no kernels for yet (refused by name)."""
+    rng = _rng(4)
+    nodes = [
+        helper.make_node("TopK", ["x", "k"], ["vals", "idx"], name="knn", axis=-1),
+        helper.make_node("ScatterND", ["x", "sidx", "upd"], ["sc"], name="scatter"),
+        helper.make_node("ReduceMax", ["sc"], ["rs"], name="max", keepdims=1, axes=[1]),
+        helper.make_node("GatherElements", ["x", "gidx"], ["ge"], name="gather_elements", axis=1),
+        helper.make_node("LSTM", ["s", "lw", "lr"], ["hs"], name="lstm", hidden_size=5),
+    ]
+    weights = {"k": np.array([2], np.int64), "sidx": np.array([[0, 1]], np.int64), "upd": np.array([1.0], np.float32),
+               "gidx": rng.integers(0, 6, (4, 6)).astype(np.int64),
+               "lw": rng.standard_normal((1, 20, 4)).astype(np.float32), "lr": rng.standard_normal((1, 20, 5)).astype(np.float32)}
+    return make_model(nodes, [("x", np.float32, [4, 6]), ("s", np.float32, [3, 2, 4])],
+                      [("vals", np.float32, [4, 2]), ("idx", np.int64, [4, 2]), ("rs", np.float32, [4, 1]),
+                       ("ge", np.float32, [4, 6]), ("hs", np.float32, [3, 1, 2, 5])], weights, opset=13, name="gnn_ops")
+
+
+def dims_in_arithmetic() -> onnx.ModelProto:
+    """x / P with P read off x's shape (Shape, Gather, Cast): a value the dims give, fed to a kernel, as exporters
+    write scales and means."""
+    nodes = [helper.make_node("Shape", ["x"], ["s"], name="shape"),
+             helper.make_node("Gather", ["s", "one"], ["p"], name="length", axis=0),
+             helper.make_node("Cast", ["p"], ["pf"], name="to_float", to=onnx.TensorProto.FLOAT),
+             helper.make_node("Div", ["x", "pf"], ["y"], name="mean_scale")]
+    return make_model(nodes, [("x", np.float32, ["N", "P", 4])], [("y", np.float32, ["N", "P", 4])],
+                      {"one": np.array(1, np.int64)}, name="dims_in_arithmetic")

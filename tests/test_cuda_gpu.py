@@ -1,0 +1,107 @@
+"""The CUDA target on a GPU (``make test-gpu``): each family's model against onnxruntime on the CPU at the usual
+tolerances (fp32, TF32 off), several batch sizes and repeated calls (the second call of a shape is captured in a
+CUDA graph, later ones replay it), device arrays from cupy and torch, and a columnar chunk.
+
+Every test is skipped with the reason where no GPU is present; none of this ran when the target was written
+(no GPU was lent to that session)."""
+
+from __future__ import annotations
+
+import cuda_models
+import numpy as np
+import pytest
+from conftest import ATOL, RTOL, ort_run, random_array
+
+import sofie_rdf as sr
+from sofie_rdf.targets.cuda.toolchain import device_archs
+
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not device_archs(), reason="no CUDA device or driver")]
+
+FAMILIES = {"mlp": ((8,),), "cnn": ((3, 12, 10),), "conv1d3d": ((2, 17), (2, 4, 6, 5)), "attention": ((5, 16),)}
+
+
+@pytest.fixture(scope="module")
+def sessions():
+    return {name: (getattr(cuda_models, name)(), sr.compile(getattr(cuda_models, name)(), backend="cuda"))
+            for name in FAMILIES}
+
+
+def _feeds(proto, name, batch, seed):
+    shapes = FAMILIES[name]
+    return {i.name: random_array((batch, *shape), seed=seed + k) for k, (i, shape) in enumerate(zip(proto.graph.input, shapes))}
+
+
+def _as_list(out):
+    return list(out) if isinstance(out, tuple) else [out]
+
+
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+def test_matches_onnxruntime(sessions, name):
+    """Batches 1, 7 and 64, each called three times (direct, captured, replayed), then 7 again (its graph kept)."""
+    proto, sess = sessions[name]
+    for k, batch in enumerate((1, 7, 64, 7)):
+        feeds = _feeds(proto, name, batch, seed=k)
+        want = ort_run(proto, feeds)
+        for _ in range(3):
+            got = _as_list(sess.infer(*feeds.values()))
+            for g, w in zip(got, want):
+                np.testing.assert_allclose(g, w, rtol=RTOL, atol=ATOL)
+
+
+def test_hostile_names_run(sessions):
+    proto = cuda_models.mlp(hostile=True)
+    x = random_array((3, 8))
+    np.testing.assert_allclose(sr.compile(proto, backend="cuda").infer(x), ort_run(proto, {proto.graph.input[0].name: x})[0],
+                               rtol=RTOL, atol=ATOL)
+
+
+def test_wrong_shape_is_a_shape_error(sessions):
+    with pytest.raises(sr.ShapeError):
+        sessions["mlp"][1].infer(np.zeros((2, 7), np.float32))
+
+
+def test_cupy_arrays_in_and_out(sessions):
+    cupy = pytest.importorskip("cupy")
+    proto, sess = sessions["cnn"]
+    feeds = _feeds(proto, "cnn", 16, seed=3)
+    x = cupy.asarray(feeds["x"])
+    for _ in range(3):
+        y = sess.infer(x)
+        assert isinstance(y, cupy.ndarray)
+        np.testing.assert_allclose(cupy.asnumpy(y), ort_run(proto, feeds)[0], rtol=RTOL, atol=ATOL)
+
+
+def test_torch_cuda_tensors_in_and_out(sessions):
+    torch = pytest.importorskip("torch")
+    proto, sess = sessions["attention"]
+    feeds = _feeds(proto, "attention", 4, seed=5)
+    x = torch.from_numpy(feeds["x"]).cuda()
+    stream = torch.cuda.Stream()
+    with torch.cuda.stream(stream):  # the call is queued on torch's current stream, the output made on it
+        y = sess.infer(x)
+    stream.synchronize()
+    assert isinstance(y, torch.Tensor) and y.is_cuda
+    np.testing.assert_allclose(y.cpu().numpy(), ort_run(proto, feeds)[0], rtol=RTOL, atol=ATOL)
+
+
+def test_large_batch_grows_the_arena(sessions):
+    proto, sess = sessions["mlp"]
+    for batch in (16384, 3):
+        feeds = _feeds(proto, "mlp", batch, seed=9)
+        np.testing.assert_allclose(sess.infer(*feeds.values()), ort_run(proto, feeds)[0], rtol=RTOL, atol=ATOL)
+
+
+def test_columnar_chunk_on_the_gpu(tmp_path, sessions):
+    """sr.columnar.evaluate(..., backend="cuda") runs an uproot file's chunks through the GPU Session."""
+    uproot = pytest.importorskip("uproot")
+    ak = pytest.importorskip("awkward")
+    proto, _ = sessions["mlp"]
+    rng = np.random.default_rng(0)
+    branches = {f"f{k}": rng.standard_normal(1000).astype(np.float32) for k in range(8)}
+    path = tmp_path / "events.root"
+    with uproot.recreate(path) as f:
+        f["Events"] = branches
+    got = sr.columnar.evaluate(str(path), "Events", proto, features=list(branches), step_size=300, backend="cuda",
+                               progress=False)
+    want = ort_run(proto, {"x": np.stack(list(branches.values()), axis=1)})[0]
+    np.testing.assert_allclose(ak.to_numpy(got["y"]), want, rtol=RTOL, atol=ATOL)
