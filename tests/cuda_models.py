@@ -137,3 +137,26 @@ def dims_in_arithmetic() -> onnx.ModelProto:
              helper.make_node("Div", ["x", "pf"], ["y"], name="mean_scale")]
     return make_model(nodes, [("x", np.float32, ["N", "P", 4])], [("y", np.float32, ["N", "P", 4])],
                       {"one": np.array(1, np.int64)}, name="dims_in_arithmetic")
+
+
+def movement_and_reductions() -> onnx.ModelProto:
+    """Slice (a negative step: 2 of 4 columns), Concat, Split, Expand, Where, and reductions over adjacent and
+    non-adjacent axes."""
+    nodes = [
+        helper.make_node("Slice", ["x", "starts", "ends", "axes", "steps"], ["sl"], name="reverse_slice"),
+        helper.make_node("Concat", ["x", "sl"], ["cat"], name="concat", axis=2),
+        helper.make_node("Split", ["cat", "parts"], ["s0", "s1"], name="split", axis=2),
+        helper.make_node("Expand", ["r", "shape"], ["ex"], name="expand"),
+        helper.make_node("Greater", ["s0", "ex"], ["mask"], name="greater"),
+        helper.make_node("Where", ["mask", "s0", "s1"], ["w"], name="where"),
+        helper.make_node("ReduceMean", ["w", "ax1"], ["mean"], name="mean", keepdims=1),
+        helper.make_node("ReduceMax", ["w", "ax02"], ["top"], name="max", keepdims=0),
+        helper.make_node("ReduceLogSumExp", ["w", "ax2"], ["lse"], name="logsumexp", keepdims=0),
+    ]
+    weights = {"starts": np.array([-1], np.int64), "ends": np.array([-100], np.int64), "axes": np.array([2], np.int64),
+               "steps": np.array([-2], np.int64), "parts": np.array([3, 3], np.int64),
+               "shape": np.array([3, 3], np.int64),
+               "ax1": np.array([1], np.int64), "ax02": np.array([0, 2], np.int64), "ax2": np.array([2], np.int64)}
+    return make_model(nodes, [("x", np.float32, ["N", 3, 4]), ("r", np.float32, [1, 3])],
+                      [("mean", np.float32, ["N", 1, 3]), ("top", np.float32, [3]), ("lse", np.float32, ["N", 3])],
+                      weights, opset=18, name="movement")

@@ -97,10 +97,10 @@ def test_unsupported_operators_all_at_once():
         sr.load(cuda_models.gnn_and_recurrent()).code(target="cuda")
     err = info.value
     assert err.target == "cuda" and "the cuda target does not support" in str(err)
-    assert set(err.unsupported) == {"TopK", "ScatterND", "ReduceMax", "GatherElements", "LSTM"}
+    assert set(err.unsupported) == {"TopK", "ScatterND", "GatherElements", "LSTM"}
     assert err.unsupported["LSTM"] == ["lstm"]
     planned = _planned(cuda_models.gnn_and_recurrent())  # planning succeeds: the nodes are bound to Unsupported
-    assert sum(isinstance(e, Unsupported) for e in planned.emitters) == 5
+    assert sum(isinstance(e, Unsupported) for e in planned.emitters) == 4
 
 
 def test_refusals_name_the_model_and_node():
@@ -218,7 +218,7 @@ def test_values_of_dims_reach_the_device():
     assert "fArena.reserve(bytes_float32_ + 256, grew_)" in code.source  # the planned tensors, then the value
 
 
-@pytest.mark.parametrize("family", ["cnn", "attention", "dims_in_arithmetic"])
+@pytest.mark.parametrize("family", ["cnn", "attention", "dims_in_arithmetic", "movement_and_reductions"])
 def test_family_compiles_for_sm80_and_sm90(family):
     """The source and C ABI of the family's model compile for A100 and H100, without a warning."""
     _nvcc()
@@ -277,7 +277,8 @@ def test_every_family_compiles_or_is_refused_by_name():
     lacks (ConvTranspose, recurrent and GNN operators for now): never anything else."""
     _nvcc()
     models = [(f.__name__, f()) for f in (cuda_models.mlp, cuda_models.cnn, cuda_models.conv1d3d, cuda_models.attention,
-                                          cuda_models.dims_in_arithmetic, cuda_models.gnn_and_recurrent)]
+                                          cuda_models.dims_in_arithmetic, cuda_models.movement_and_reductions,
+                                          cuda_models.gnn_and_recurrent)]
     refused = {}
     for name, proto in models + _exported_models():
         try:
@@ -287,5 +288,5 @@ def test_every_family_compiles_or_is_refused_by_name():
             refused[name] = sorted(exc.unsupported)
             continue
         assert compile_check(code, ["sm_80", "sm_90"]) == "", name
-    assert refused == {"gnn_and_recurrent": ["GatherElements", "LSTM", "ReduceMax", "ScatterND", "TopK"],
+    assert refused == {"gnn_and_recurrent": ["GatherElements", "LSTM", "ScatterND", "TopK"],
                        "convtranspose_generator": ["ConvTranspose"]}

@@ -17,7 +17,10 @@ from sofie_rdf.targets.cuda.toolchain import device_archs
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not device_archs(), reason="no CUDA device or driver")]
 
-FAMILIES = {"mlp": ((8,),), "cnn": ((3, 12, 10),), "conv1d3d": ((2, 17), (2, 4, 6, 5)), "attention": ((5, 16),)}
+# Each family's input shapes, "N" for the batch.
+FAMILIES = {"mlp": [("N", 8)], "cnn": [("N", 3, 12, 10)], "conv1d3d": [("N", 2, 17), ("N", 2, 4, 6, 5)],
+            "attention": [("N", 5, 16)], "movement_and_reductions": [("N", 3, 4), (1, 3)],
+            "dims_in_arithmetic": [("N", 6, 4)]}
 
 
 @pytest.fixture(scope="module")
@@ -27,8 +30,8 @@ def sessions():
 
 
 def _feeds(proto, name, batch, seed):
-    shapes = FAMILIES[name]
-    return {i.name: random_array((batch, *shape), seed=seed + k) for k, (i, shape) in enumerate(zip(proto.graph.input, shapes))}
+    shapes = [tuple(batch if d == "N" else d for d in shape) for shape in FAMILIES[name]]
+    return {i.name: random_array(shape, seed=seed + k) for k, (i, shape) in enumerate(zip(proto.graph.input, shapes))}
 
 
 def _as_list(out):

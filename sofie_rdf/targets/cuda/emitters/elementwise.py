@@ -195,11 +195,17 @@ class PowEmitter(BinaryEmitter):
 
 @emits(logic.Where)
 class WhereEmitter(CudaEmitter):
-    """Refused for now: a ternary broadcast kernel is not written yet."""
+    """condition ? X : Y over the three broadcast together (``kernels::where``)."""
 
-    @classmethod
-    def supports(cls, op: Any) -> bool:
-        return False
+    kernels = ("elementwise",)
+
+    def emit(self, ctx: NodeContext) -> str:
+        y = ctx.outputs[0]
+        shape, strides = coalesce(y.shape, *(broadcast_strides(t.shape, y.shape) for t in ctx.inputs[:3]))
+        shape, strides = (shape, strides) if shape else ([1], [[0], [0], [0]])
+        layout = ", ".join([values(ctx, shape, "size_t")] + [values(ctx, s, "long long") for s in strides])
+        return (f"kernels::where({ctx.x(0)}, {ctx.x(1)}, {ctx.x(2)}, {ctx.y(0)}, {ctx.dim(y.size)}, "
+                f"kernels::Broadcast3<{len(shape)}>{{{layout}}}, stream_);")
 
 
 @emits(FusedElementwise)

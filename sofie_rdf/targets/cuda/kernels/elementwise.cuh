@@ -117,3 +117,36 @@ void set_values(T *y, const Values<T, N> &values, cudaStream_t stream)
 {
    set_values_kernel<<<1, 1, 0, stream>>>(y, values);
 }
+
+// Where: y = condition ? a : b, the three broadcast to the output's shape (adjacent dims merged).
+template <int Rank>
+struct Broadcast3 {
+   size_t shape[Rank];
+   long long condition[Rank];
+   long long a[Rank];
+   long long b[Rank];
+};
+
+template <typename T, int Rank>
+__global__ void where_kernel(const bool *condition, const T *a, const T *b, T *y, size_t n, Broadcast3<Rank> s)
+{
+   for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x) {
+      size_t rest = i;
+      long long ic = 0, ia = 0, ib = 0;
+      for (int d = Rank - 1; d >= 0; --d) {
+         const long long k = static_cast<long long>(rest % s.shape[d]);
+         rest /= s.shape[d];
+         ic += k * s.condition[d];
+         ia += k * s.a[d];
+         ib += k * s.b[d];
+      }
+      y[i] = condition[ic] ? a[ia] : b[ib];
+   }
+}
+
+template <typename T, int Rank>
+void where(const bool *condition, const T *a, const T *b, T *y, size_t n, const Broadcast3<Rank> &s, cudaStream_t stream)
+{
+   if (n)
+      where_kernel<<<blocks_for(n), kThreads, 0, stream>>>(condition, a, b, y, n, s);
+}

@@ -52,3 +52,14 @@ void gather(const T *x, const I *index, T *y, size_t outer, size_t n, size_t cou
    if (total)
       gather_kernel<<<blocks_for(total), kThreads, 0, stream>>>(x, index, y, outer, n, count, inner);
 }
+
+// `rows` rows of `cols` values from x (rows `x_pitch` values apart) to y (rows `y_pitch` apart): one part of a
+// Concat or a Split, as one 2-D copy on the stream.
+template <typename T>
+void copy_rows(const T *x, size_t x_pitch, T *y, size_t y_pitch, size_t rows, size_t cols, cudaStream_t stream)
+{
+   if (rows != 0 && cols != 0)
+      detail::check(cudaMemcpy2DAsync(y, y_pitch * sizeof(T), x, x_pitch * sizeof(T), cols * sizeof(T), rows,
+                                      cudaMemcpyDeviceToDevice, stream),
+                    "cudaMemcpy2DAsync");
+}

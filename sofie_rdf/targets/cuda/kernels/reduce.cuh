@@ -28,3 +28,76 @@ __device__ T block_max(T v, T *shared)
 {
    return block_reduce(v, [](T a, T b) { return a != a || b < a ? a : b; }, shared);  // keeps NaN
 }
+
+// Reduce* operators: a thread per output value, walking the kept dims' strides to its first input value and
+// the reduced dims' strides over its set (Strided of movement.cuh, adjacent dims merged). Sums, products and
+// norms accumulate in double, as the CPU kernels and the numpy reference do; max and min in T, NaN kept.
+enum class Fold { Sum, Mean, SumSquare, L1, L2, LogSum, LogSumExp, Prod, Max, Min };
+
+template <int Rank>
+__device__ long long strided_offset(size_t index, const Strided<Rank> &s)
+{
+   long long at = 0;
+   for (int d = Rank - 1; d >= 0; --d) {
+      at += static_cast<long long>(index % s.shape[d]) * s.stride[d];
+      index /= s.shape[d];
+   }
+   return at;
+}
+
+template <Fold K, typename T, int KeptRank, int ReducedRank>
+__global__ void reduce_kernel(const T *x, T *y, size_t outputs, Strided<KeptRank> kept, size_t count,
+                              Strided<ReducedRank> reduced)
+{
+   for (size_t o = blockIdx.x * size_t(blockDim.x) + threadIdx.x; o < outputs; o += size_t(gridDim.x) * blockDim.x) {
+      const T *xo = x + strided_offset(o, kept);
+      if (K == Fold::Max || K == Fold::Min) {
+         T acc = K == Fold::Max ? -std::numeric_limits<T>::infinity() : std::numeric_limits<T>::infinity();
+         for (size_t r = 0; r < count; ++r) {
+            const T v = xo[strided_offset(r, reduced)];
+            acc = v != v || acc != acc ? (v != v ? v : acc) : (K == Fold::Max ? (v > acc ? v : acc) : (v < acc ? v : acc));
+         }
+         y[o] = acc;
+         continue;
+      }
+      double shift = 0;
+      if (K == Fold::LogSumExp) {
+         double top = -std::numeric_limits<double>::infinity();
+         for (size_t r = 0; r < count; ++r)
+            top = fmax(top, static_cast<double>(xo[strided_offset(r, reduced)]));
+         shift = isfinite(top) ? top : 0.0;
+      }
+      double acc = K == Fold::Prod ? 1.0 : 0.0;
+      for (size_t r = 0; r < count; ++r) {
+         const double v = static_cast<double>(xo[strided_offset(r, reduced)]);
+         if (K == Fold::SumSquare || K == Fold::L2)
+            acc += v * v;
+         else if (K == Fold::L1)
+            acc += fabs(v);
+         else if (K == Fold::Prod)
+            acc *= v;
+         else if (K == Fold::LogSumExp)
+            acc += exp(v - shift);
+         else
+            acc += v;
+      }
+      if (K == Fold::Mean)
+         acc /= static_cast<double>(count);
+      else if (K == Fold::L2)
+         acc = sqrt(acc);
+      else if (K == Fold::LogSum)
+         acc = log(acc);
+      else if (K == Fold::LogSumExp)
+         acc = shift + log(acc);
+      y[o] = static_cast<T>(acc);
+   }
+}
+
+template <Fold K, typename T, int KeptRank, int ReducedRank>
+void reduce(const T *x, T *y, size_t outputs, const Strided<KeptRank> &kept, size_t count,
+            const Strided<ReducedRank> &reduced, cudaStream_t stream)
+{
+   if (outputs)
+      reduce_kernel<K, T, KeptRank, ReducedRank><<<blocks_for(outputs), kThreads, 0, stream>>>(x, y, outputs, kept, count,
+                                                                                             reduced);
+}

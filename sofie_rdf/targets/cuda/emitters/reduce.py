@@ -1,0 +1,49 @@
+"""Reduce* operators on CUDA (float32 and float64), axes known when the code is generated (``kernels/reduce.cuh``)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ....ir.dims import num_elements
+from ....ir.dtypes import FLOAT_TYPES
+from ....ops.base import coalesce
+from ....ops.reduce import _Reduce
+from ..emitter import CudaEmitter, emits
+from ._structs import values
+from .movement import contiguous_strides
+
+if TYPE_CHECKING:
+    from ..._cxx.context import NodeContext
+
+# The kernel's fold of each reduction (ops.reduce.Reduction.name).
+FOLDS = {"sum": "Sum", "mean": "Mean", "sum_square": "SumSquare", "l1": "L1", "l2": "L2", "log_sum": "LogSum",
+         "log_sum_exp": "LogSumExp", "prod": "Prod", "max": "Max", "min": "Min"}
+
+
+def strided(ctx: NodeContext, shape: list, strides: list) -> str:
+    """``kernels::Strided<rank>`` over ``shape`` (adjacent dims merged; a single dim of 1 where none is left)."""
+    shape, (st,) = coalesce(shape, strides)
+    shape, st = (shape, st) if shape else ([1], [0])
+    return f"kernels::Strided<{len(shape)}>{{{values(ctx, shape, 'size_t')}, {values(ctx, st, 'long long')}}}"
+
+
+@emits(_Reduce)
+class ReduceEmitter(CudaEmitter):
+    """``kernels::reduce<Fold>``: a thread per output value over the kept and the reduced dims' strides."""
+
+    kernels = ("reduce",)
+
+    def emit(self, ctx: NodeContext) -> str:
+        x = ctx.inputs[0]
+        if x.dtype not in FLOAT_TYPES:
+            raise self.error(f"the CUDA target reduces float32 and float64 tensors, not {x.dtype}")
+        if self.op.axes_at_run_time(ctx.inputs):
+            raise self.error("the CUDA target reduces over axes known when the code is generated only")
+        axes = self.op.reduced_axes(x.rank, self.op.axes_value(ctx.inputs))
+        strides = contiguous_strides(x.shape)
+        kept = [i for i in range(x.rank) if i not in axes]
+        fold = FOLDS[self.op.reduction.name]
+        return (f"kernels::reduce<kernels::Fold::{fold}>({ctx.x(0)}, {ctx.y(0)}, {ctx.dim(ctx.outputs[0].size)}, "
+                f"{strided(ctx, [x.shape[i] for i in kept], [strides[i] for i in kept])}, "
+                f"{ctx.dim(num_elements([x.shape[i] for i in axes]))}, "
+                f"{strided(ctx, [x.shape[i] for i in axes], [strides[i] for i in axes])}, stream_);")
