@@ -5,7 +5,9 @@ pointers and copies in and out) and ``sofie_infer_device``, which takes device p
 arrays take the host path of :class:`~sofie_rdf._native.NativeBinding`.  Device arrays (cupy arrays, torch
 CUDA tensors: anything with ``__cuda_array_interface__``, or with ``__dlpack__`` on a CUDA device, read through
 cupy) are passed as they are, the call queued on the array library's current stream, and the outputs are
-device arrays of the same library, allocated on that stream: nothing is copied and nothing waits on the host.
+device arrays of the same library, allocated on that stream: nothing is copied and nothing waits on the host,
+except for models whose kernels check indices (Gather, the GNN family), which wait for the call to raise a bad
+index as the numpy path does.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ class CudaLibrary(Library):
         super().__init__(path)
         _types(self.cdll.sofie_infer_device, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
                ctypes.c_void_p)
+        _types(self.cdll.sofie_check_status, ctypes.c_int, ctypes.c_void_p)
         _types(self.cdll.sofie_device_count, ctypes.c_int)
 
 
@@ -164,6 +167,8 @@ class CudaBinding(NativeBinding):
         buffers = (ctypes.c_void_p * len(pointers))(*pointers)
         with self._lock:
             status = self.lib.cdll.sofie_infer_device(self.handle, values, buffers, ctypes.c_void_p(stream))
+            # indices checked on the device: a model with such nodes waits for its stream here to raise them
+            status = status or self.lib.cdll.sofie_check_status(self.handle)
         if status:
             raise self._fail(status == 1, self.lib.error())
         return outputs[0] if self._single else tuple(outputs)

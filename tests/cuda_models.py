@@ -110,22 +110,16 @@ def attention() -> onnx.ModelProto:
                       name="attention")
 
 
-def gnn_and_recurrent() -> onnx.ModelProto:
-    """Operators of the GNN and recurrent families the CUDA target has no kernels for yet (refused by name)."""
+def recurrent() -> onnx.ModelProto:
+    """The recurrent layers, which the CUDA target has no kernels for yet (refused by name, all at once)."""
     rng = _rng(4)
-    nodes = [
-        helper.make_node("TopK", ["x", "k"], ["vals", "idx"], name="knn", axis=-1),
-        helper.make_node("ScatterND", ["x", "sidx", "upd"], ["sc"], name="scatter"),
-        helper.make_node("ReduceMax", ["sc"], ["rs"], name="max", keepdims=1, axes=[1]),
-        helper.make_node("GatherElements", ["x", "gidx"], ["ge"], name="gather_elements", axis=1),
-        helper.make_node("LSTM", ["s", "lw", "lr"], ["hs"], name="lstm", hidden_size=5),
-    ]
-    weights = {"k": np.array([2], np.int64), "sidx": np.array([[0, 1]], np.int64), "upd": np.array([1.0], np.float32),
-               "gidx": rng.integers(0, 6, (4, 6)).astype(np.int64),
-               "lw": rng.standard_normal((1, 20, 4)).astype(np.float32), "lr": rng.standard_normal((1, 20, 5)).astype(np.float32)}
-    return make_model(nodes, [("x", np.float32, [4, 6]), ("s", np.float32, [3, 2, 4])],
-                      [("vals", np.float32, [4, 2]), ("idx", np.int64, [4, 2]), ("rs", np.float32, [4, 1]),
-                       ("ge", np.float32, [4, 6]), ("hs", np.float32, [3, 1, 2, 5])], weights, opset=13, name="gnn_ops")
+    nodes = [helper.make_node("LSTM", ["s", "lw", "lr"], ["hl"], name="lstm", hidden_size=5),
+             helper.make_node("GRU", ["s", "gw", "gr"], ["hg"], name="gru", hidden_size=5),
+             helper.make_node("RNN", ["s", "rw", "rr"], ["hr"], name="rnn", hidden_size=5)]
+    weights = {f"{p}w": rng.standard_normal((1, g * 5, 4)).astype(np.float32) for p, g in (("l", 4), ("g", 3), ("r", 1))}
+    weights.update({f"{p}r": rng.standard_normal((1, g * 5, 5)).astype(np.float32) for p, g in (("l", 4), ("g", 3), ("r", 1))})
+    return make_model(nodes, [("s", np.float32, [3, 2, 4])], [(y, np.float32, [3, 1, 2, 5]) for y in ("hl", "hg", "hr")],
+                      weights, opset=14, name="recurrent")
 
 
 def dims_in_arithmetic() -> onnx.ModelProto:
@@ -160,3 +154,30 @@ def movement_and_reductions() -> onnx.ModelProto:
     return make_model(nodes, [("x", np.float32, ["N", 3, 4]), ("r", np.float32, [1, 3])],
                       [("mean", np.float32, ["N", 1, 3]), ("top", np.float32, [3]), ("lse", np.float32, ["N", 3])],
                       weights, opset=18, name="movement")
+
+
+def message_passing() -> onnx.ModelProto:
+    """One round of a graph network's message passing, edges and the k nearest neighbours given while running:
+    features of each edge's ends (Gather), a message (MatMul, Relu), summed onto the receivers (ScatterElements
+    add) and maximised (ScatterND max), GatherElements, TopK over distances, ConvTranspose on the node grid."""
+    rng = _rng(6)
+    nodes = [
+        helper.make_node("Gather", ["h", "senders"], ["hs"], name="gather_senders", axis=0),
+        helper.make_node("MatMul", ["hs", "w"], ["m0"], name="message"),
+        helper.make_node("Relu", ["m0"], ["m"], name="message_relu"),
+        helper.make_node("ScatterElements", ["h", "receivers_2d", "m"], ["agg"], name="aggregate", axis=0,
+                         reduction="add"),
+        helper.make_node("ScatterND", ["agg", "receivers_nd", "m"], ["agg_max"], name="aggregate_max", reduction="max"),
+        helper.make_node("GatherElements", ["agg_max", "receivers_2d"], ["back"], name="gather_elements", axis=0),
+        helper.make_node("TopK", ["dist", "k"], ["near", "near_idx"], name="knn", axis=-1, largest=0),
+        helper.make_node("Unsqueeze", ["agg_max", "axes01"], ["grid"], name="as_image"),
+        helper.make_node("ConvTranspose", ["grid", "wt"], ["up"], name="upsample", strides=[2, 1], pads=[0, 1, 1, 1],
+                         output_padding=[1, 0]),
+    ]
+    weights = {"w": rng.standard_normal((4, 4)).astype(np.float32), "k": np.array([3], np.int64),
+               "axes01": np.array([0, 1], np.int64), "wt": rng.standard_normal((1, 2, 3, 3)).astype(np.float32)}
+    return make_model(nodes, [("h", np.float32, [6, 4]), ("senders", np.int64, ["E"]),
+                              ("receivers_2d", np.int64, ["E", 4]), ("receivers_nd", np.int64, ["E", 1]),
+                              ("dist", np.float32, [6, 6])],
+                      [("back", np.float32, ["E", 4]), ("near", np.float32, [6, 3]), ("near_idx", np.int64, [6, 3]),
+                       ("up", np.float32, [1, 2, 13, 4])], weights, opset=18, name="message_passing")

@@ -94,13 +94,23 @@ def test_source_names_nodes_and_stays_safe():
 
 def test_unsupported_operators_all_at_once():
     with pytest.raises(sr.UnsupportedOperatorError) as info:
-        sr.load(cuda_models.gnn_and_recurrent()).code(target="cuda")
+        sr.load(cuda_models.recurrent()).code(target="cuda")
     err = info.value
     assert err.target == "cuda" and "the cuda target does not support" in str(err)
-    assert set(err.unsupported) == {"TopK", "ScatterND", "GatherElements", "LSTM"}
-    assert err.unsupported["LSTM"] == ["lstm"]
-    planned = _planned(cuda_models.gnn_and_recurrent())  # planning succeeds: the nodes are bound to Unsupported
-    assert sum(isinstance(e, Unsupported) for e in planned.emitters) == 4
+    assert err.unsupported == {"LSTM": ["lstm"], "GRU": ["gru"], "RNN": ["rnn"]}
+    planned = _planned(cuda_models.recurrent())  # planning succeeds: the nodes are bound to Unsupported
+    assert sum(isinstance(e, Unsupported) for e in planned.emitters) == 3
+
+
+def test_indices_are_checked_on_the_device():
+    """Nodes that address with indices report a bad one through status_; the Session raises it naming the node
+    (check_status, run by host calls and by the Python binding after device calls)."""
+    src = sr.load(cuda_models.message_passing()).code(target="cuda").source
+    assert "kernels::gather(tensor_h, tensor_senders, tensor_hs, 1, 6, E, 4, status_, 0, stream_);" in src
+    assert "case 0: throw std::invalid_argument(\"sofie-rdf: model 'message_passing': Gather node 'gather_senders': an " \
+           "index is out of range of its axis\");" in src
+    host = src[src.index("   void infer(size_t E, const float *tensor_h"):]
+    assert host.index("cudaStreamSynchronize") < host.index("check_status();")
 
 
 def test_refusals_name_the_model_and_node():
@@ -111,10 +121,15 @@ def test_refusals_name_the_model_and_node():
     gather = make_model([helper.make_node("Gather", ["x", "i"], ["y"], name="pick", axis=1)], [("x", np.float32, ["N", 4])],
                         [("y", np.float32, ["N", 2])], {"i": np.array([1, -1], np.int64)}, name="gather")
     assert "kernels::gather(" in sr.load(gather).code(target="cuda").source
-    dynamic = make_model([helper.make_node("Gather", ["x", "i"], ["y"], name="pick", axis=1)],
-                         [("x", np.float32, ["N", 4]), ("i", np.int64, [2])], [("y", np.float32, ["N", 2])], name="dyn")
-    with pytest.raises(sr.SofieError, match="pick.*indices known when the code is generated"):
-        sr.load(dynamic).code(target="cuda")
+    with pytest.raises(sr.SofieError, match="Gather node 'pick': index 4 is out of range"):
+        sr.load(make_model([helper.make_node("Gather", ["x", "i"], ["y"], name="pick", axis=1)],
+                           [("x", np.float32, ["N", 4])], [("y", np.float32, ["N", 1])], {"i": np.array([4], np.int64)},
+                           name="bad_index")).code(target="cuda")
+    wide = make_model([helper.make_node("TopK", ["x", "k"], ["v", "i"], name="top")], [("x", np.float32, ["N", 100])],
+                      [("v", np.float32, ["N", 80]), ("i", np.int64, ["N", 80])], {"k": np.array([80], np.int64)},
+                      name="wide")
+    with pytest.raises(sr.SofieError, match="TopK node 'top': the CUDA target takes a K .* at most 64; got 80"):
+        sr.load(wide).code(target="cuda")
     with pytest.raises(sr.SofieError, match="weights, weights_file and profile keep their defaults"):
         sr.load(gather).code(target="cuda", weights="embed")
 
@@ -137,7 +152,7 @@ def test_compile_without_a_gpu_raises_after_generating():
     with pytest.raises(sr.SofieError, match="no CUDA device or driver found"):
         sr.compile(cuda_models.mlp(), backend="cuda")
     with pytest.raises(sr.UnsupportedOperatorError):  # unsupported operators are reported first, GPU or not
-        sr.compile(cuda_models.gnn_and_recurrent(), backend="cuda")
+        sr.compile(cuda_models.recurrent(), backend="cuda")
 
 
 # ---- launch configurations (host code: compiled by the C++ compiler, no GPU) ------------------------------
@@ -218,7 +233,8 @@ def test_values_of_dims_reach_the_device():
     assert "fArena.reserve(bytes_float32_ + 256, grew_)" in code.source  # the planned tensors, then the value
 
 
-@pytest.mark.parametrize("family", ["cnn", "attention", "dims_in_arithmetic", "movement_and_reductions"])
+@pytest.mark.parametrize("family", ["cnn", "attention", "dims_in_arithmetic", "movement_and_reductions",
+                                    "message_passing"])
 def test_family_compiles_for_sm80_and_sm90(family):
     """The source and C ABI of the family's model compile for A100 and H100, without a warning."""
     _nvcc()
@@ -274,11 +290,11 @@ def _exported_models():
 @pytest.mark.slow
 def test_every_family_compiles_or_is_refused_by_name():
     """Each model compiles for sm_80 and sm_90 without a warning, or is refused listing what the CUDA target
-    lacks (ConvTranspose, recurrent and GNN operators for now): never anything else."""
+    lacks (the recurrent layers for now): never anything else."""
     _nvcc()
     models = [(f.__name__, f()) for f in (cuda_models.mlp, cuda_models.cnn, cuda_models.conv1d3d, cuda_models.attention,
                                           cuda_models.dims_in_arithmetic, cuda_models.movement_and_reductions,
-                                          cuda_models.gnn_and_recurrent)]
+                                          cuda_models.message_passing, cuda_models.recurrent)]
     refused = {}
     for name, proto in models + _exported_models():
         try:
@@ -288,5 +304,4 @@ def test_every_family_compiles_or_is_refused_by_name():
             refused[name] = sorted(exc.unsupported)
             continue
         assert compile_check(code, ["sm_80", "sm_90"]) == "", name
-    assert refused == {"gnn_and_recurrent": ["GatherElements", "LSTM", "ScatterND", "TopK"],
-                       "convtranspose_generator": ["ConvTranspose"]}
+    assert refused == {"recurrent": ["GRU", "LSTM", "RNN"]}

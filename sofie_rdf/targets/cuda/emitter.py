@@ -7,12 +7,13 @@ operator with no CUDA emitter (or a form its emitter does not handle, :meth:`Emi
 are unsupported here.
 
 Code written here runs on the host inside ``Session::nodes`` with these locals: ``stream_`` (the Session's
-stream) and ``blas_`` (its cuBLAS handle, bound to that stream); tensor pointers are device pointers.
+stream), ``blas_`` (its cuBLAS handle, bound to that stream) and ``status_`` (see :attr:`CudaEmitter.reports`);
+tensor pointers are device pointers.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from .._cxx.emitter import Emitter
 
@@ -23,6 +24,10 @@ if TYPE_CHECKING:
 
 class CudaEmitter(Emitter):
     """The CUDA code of one bound operator."""
+
+    # Whether the code checks values on the device (indices) and reports the node through ``status_`` (an
+    # ``int *``): the Session then raises after the call, naming the node.
+    reports: ClassVar[bool] = False
 
     @classmethod
     def supports(cls, op: Op) -> bool:

@@ -111,6 +111,7 @@ class _SourceWriter:
         self.dims = {s.name: self.names.get(s.name, kind="dim") for s in symbols}
         self.tensor = {t: self.names.get(t, "tensor_") for t in self._all_tensors()}
         self.weights, self.offsets = self._weights_blob()
+        self.reporting = [i for i, e in enumerate(self.emitters) if e.reports]
 
     def _refuse_unsupported_forms(self) -> None:
         m = self.model
@@ -222,7 +223,7 @@ class _SourceWriter:
                "// threads; the GPU current when it is made is the one it runs on.",
                "struct Session {"]
         out += self._constructor() + [""] + self._infer_device() + [""] + self._infer_host() + [""]
-        out += self._infer_vectors() + [""] + self._run() + [""] + nodes
+        out += self._infer_vectors() + [""] + self._check_status() + [""] + self._run() + [""] + nodes
         out += ["", "private:",
                 "   // cuBLAS workspace of the Session's own (cuBLAS may not allocate while a graph is captured).",
                 "   static constexpr size_t kBlasWorkspace = size_t(32) << 20;",
@@ -232,6 +233,8 @@ class _SourceWriter:
                 "   detail::DeviceBuffer fArena;          // every intermediate tensor, planned from their lifetimes",
                 "   detail::DeviceBuffer fStaging;        // host calls: inputs and outputs on the device",
                 "   detail::DeviceBuffer fBlasWorkspace;",
+                *(["   detail::DeviceBuffer fStatus;         // one int: the first node that met a bad index, plus one"]
+                  if self.reporting else []),
                 "   cudaStream_t fStream = nullptr;",
                 "   cublasHandle_t fBlas = nullptr;",
                 "   cudaEvent_t fCallerReady = nullptr;   // the caller's stream reached the call",
@@ -279,6 +282,8 @@ class _SourceWriter:
                 "         detail::check(cublasSetWorkspace(fBlas, fBlasWorkspace.reserve(kBlasWorkspace, grew), "
                 'kBlasWorkspace), "cublasSetWorkspace");',
                 upload,
+                *(["         detail::check(cudaMemset(fStatus.reserve(sizeof(int), grew), 0, sizeof(int)), \"cudaMemset\");"]
+                  if self.reporting else []),
                 "      } catch (...) {",
                 "         release();",
                 "         throw;",
@@ -291,8 +296,10 @@ class _SourceWriter:
     def _infer_device(self) -> list[str]:
         m = self.model
         args = self._args([self.tensor[n] for n in m.inputs], [p for _, p in self._output_params()])
+        checks = ["   // Indices are checked on the device: check_status() raises a bad one (it waits for the stream)."] \
+            if self.reporting else []
         return ["   // Inference on device pointers: runs after the work queued on `stream` so far; work queued on",
-                "   // `stream` after the call sees the outputs. Nothing waits on the host.",
+                "   // `stream` after the call sees the outputs. Nothing waits on the host.", *checks,
                 f"   void infer({self._params(True)})", "   {", *self._constraint_checks(),
                 "      if (stream != fStream) {",
                 '         detail::check(cudaEventRecord(fCallerReady, stream), "cudaEventRecord");',
@@ -330,8 +337,31 @@ class _SourceWriter:
         for k in range(len(m.inputs), len(tensors)):
             out.append(f"      detail::check(cudaMemcpyAsync({params[k]}, device{k}_, bytes{k}_, cudaMemcpyDeviceToHost, "
                        'fStream), "cudaMemcpyAsync (output)");')
-        out += ['      detail::check(cudaStreamSynchronize(fStream), "cudaStreamSynchronize");', "   }"]
-        return out
+        out += ['      detail::check(cudaStreamSynchronize(fStream), "cudaStreamSynchronize");']
+        out += ["      check_status();"] if self.reporting else []
+        return out + ["   }"]
+
+    def _check_status(self) -> list[str]:
+        """``check_status``: raises the bad index a node met (host calls run it; device calls leave it to the
+        caller, as it waits for the stream)."""
+        out = ["   // Raises std::invalid_argument naming the first node that met an index outside its axis since the",
+               "   // last check (and clears it); waits for the Session's stream. A no-op for models without such nodes.",
+               "   void check_status()", "   {"]
+        if not self.reporting:
+            return out + ["   }"]
+        out += ["      int status = 0;",
+                "      detail::check(cudaMemcpyAsync(&status, fStatus.data(), sizeof(int), cudaMemcpyDeviceToHost, fStream),",
+                '                    "cudaMemcpyAsync (status)");',
+                '      detail::check(cudaStreamSynchronize(fStream), "cudaStreamSynchronize");',
+                "      if (status == 0)",
+                "         return;",
+                '      detail::check(cudaMemset(fStatus.data(), 0, sizeof(int)), "cudaMemset (status)");',
+                "      switch (status - 1) {"]
+        for i in self.reporting:
+            message = string_literal(f"sofie-rdf: model {self.model.name!r}: {self.model.nodes[i]}: "
+                                     "an index is out of range of its axis")
+            out.append(f"      case {i}: throw std::invalid_argument({message});")
+        return out + ["      }", '      throw std::invalid_argument("sofie-rdf: an index is out of range");', "   }"]
 
     def _infer_vectors(self) -> list[str]:
         m = self.model
@@ -419,6 +449,8 @@ class _SourceWriter:
                             f'cudaMemcpyDeviceToDevice, stream_), "cudaMemcpyAsync");  // output {comment(n)}')
         text = "\n".join(body)
         locals_ = ["      const cudaStream_t stream_ = fStream;", "      const cublasHandle_t blas_ = fBlas;"]
+        if self.reporting:
+            locals_.append("      int *const status_ = reinterpret_cast<int *>(fStatus.data());")
         offset = "0"
         for d in plan.arenas:
             label, t = np.dtype(d).name, cpp_type(d)

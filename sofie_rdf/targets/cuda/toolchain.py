@@ -112,8 +112,8 @@ def library_source(code: CudaCode) -> str:
 
 
 def _device_functions(code: CudaCode) -> list[str]:
-    """The C functions of the CUDA target beside the shared ones: ``infer`` on device pointers, and the count of
-    devices the runtime sees (0 without a driver)."""
+    """The C functions of the CUDA target beside the shared ones: ``infer`` on device pointers, the check of the
+    indices its kernels met (``check_status``), and the count of devices the runtime sees (0 without a driver)."""
     args = infer_args(code, []) + ["static_cast<cudaStream_t>(stream)"]
     return ["int sofie_infer_device(void *session, const size_t *dims, void *const *buffers, void *stream)",
             "{",
@@ -121,6 +121,18 @@ def _device_functions(code: CudaCode) -> list[str]:
             *(["   (void)dims;"] if not code.symbols else []),
             "   try {",
             f"      h.session.infer({', '.join(args)});",
+            "   } catch (const std::invalid_argument &e) {",
+            "      return sofie_fail_(1, e.what());",
+            "   } catch (const std::exception &e) {",
+            "      return sofie_fail_(2, e.what());",
+            "   }",
+            "   return 0;",
+            "}",
+            "",
+            "int sofie_check_status(void *session)",
+            "{",
+            "   try {",
+            "      static_cast<Handle *>(session)->session.check_status();",
             "   } catch (const std::invalid_argument &e) {",
             "      return sofie_fail_(1, e.what());",
             "   } catch (const std::exception &e) {",

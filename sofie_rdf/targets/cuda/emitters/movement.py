@@ -1,11 +1,9 @@
 """Data movement on CUDA (``kernels/movement.cuh``): Transpose, Slice and Expand as strided copies, Concat and
-Split as 2-D copies, and Gather with indices known when the code is generated."""
+Split as 2-D copies, and Gather (indices checked on the device)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
-
-import numpy as np
 
 from ....ir.dims import num_elements
 from ....ops.base import broadcast_strides, coalesce, normalize_axis
@@ -122,22 +120,20 @@ class SplitEmitter(CudaEmitter):
 
 @emits(Gather)
 class GatherEmitter(CudaEmitter):
-    """``kernels::gather``; indices computed while the model runs have no range check on the GPU yet and are
-    refused."""
+    """``kernels::gather``: indices known when generating are checked then; every index is checked on the
+    device too (an index outside the axis raises after the call, naming the node)."""
 
     kernels = ("movement",)
+    reports = True
 
     def emit(self, ctx: NodeContext) -> str:
         data, indices = ctx.inputs[0], ctx.inputs[1]
-        if indices.value is None:
-            raise self.error("the CUDA target gathers with indices known when the code is generated only "
-                             "(indices computed while running need a device-side range check)")
         axis = normalize_axis(self, self.attrs["axis"], data.rank)
         n = data.shape[axis]
-        if isinstance(n, int):
+        if indices.value is not None and isinstance(n, int):
             wrap_indices(self.op, indices.value, n)  # raises naming the node where one is out of range
-        elif np.any(indices.value < 0):
-            raise self.error("negative indices along a dim known only while running are not supported")
         outer, inner = num_elements(data.shape[:axis]), num_elements(data.shape[axis + 1:])
         return (f"kernels::gather({ctx.x(0)}, {ctx.x(1)}, {ctx.y(0)}, {ctx.dim(outer)}, {ctx.dim(n)}, "
-                f"{ctx.dim(indices.size)}, {ctx.dim(inner)}, stream_);")
+                f"{ctx.dim(indices.size)}, {ctx.dim(inner)}, status_, {ctx.index}, stream_);")
+
+

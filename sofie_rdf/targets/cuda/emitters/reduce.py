@@ -6,11 +6,9 @@ from typing import TYPE_CHECKING
 
 from ....ir.dims import num_elements
 from ....ir.dtypes import FLOAT_TYPES
-from ....ops.base import coalesce
 from ....ops.reduce import _Reduce
 from ..emitter import CudaEmitter, emits
-from ._structs import values
-from .movement import contiguous_strides
+from .movement import contiguous_strides, strided
 
 if TYPE_CHECKING:
     from ..._cxx.context import NodeContext
@@ -18,13 +16,6 @@ if TYPE_CHECKING:
 # The kernel's fold of each reduction (ops.reduce.Reduction.name).
 FOLDS = {"sum": "Sum", "mean": "Mean", "sum_square": "SumSquare", "l1": "L1", "l2": "L2", "log_sum": "LogSum",
          "log_sum_exp": "LogSumExp", "prod": "Prod", "max": "Max", "min": "Min"}
-
-
-def strided(ctx: NodeContext, shape: list, strides: list) -> str:
-    """``kernels::Strided<rank>`` over ``shape`` (adjacent dims merged; a single dim of 1 where none is left)."""
-    shape, (st,) = coalesce(shape, strides)
-    shape, st = (shape, st) if shape else ([1], [0])
-    return f"kernels::Strided<{len(shape)}>{{{values(ctx, shape, 'size_t')}, {values(ctx, st, 'long long')}}}"
 
 
 @emits(_Reduce)

@@ -30,27 +30,41 @@ void strided_copy(const T *x, T *y, size_t n, const Strided<Rank> &s, cudaStream
       strided_copy_kernel<<<blocks_for(n), kThreads, 0, stream>>>(x, y, n, s);
 }
 
-// y[o, j, i] = x[o, index[j], i] over the (outer, count, inner) view of data around the gathered axis of length
-// n; negative indices count from the end (their range was checked when the code was generated).
+// An index along an axis of n values, checked on the device: negative ones count from the end; one outside
+// the axis makes the kernel report its node in `status` (the first report wins; the Session raises it after
+// the call, naming the node) and skip the element.
+__device__ inline bool index_in(long long &index, long long n, int *status, int node)
+{
+   if (index < -n || index >= n) {
+      atomicCAS(status, 0, node + 1);
+      return false;
+   }
+   if (index < 0)
+      index += n;
+   return true;
+}
+
+// Gather: y[o, j, i] = x[o, index[j], i] over the (outer, count, inner) view of data around the gathered axis of
+// length n (an index out of range gives 0 and reports the node).
 template <typename T, typename I>
-__global__ void gather_kernel(const T *x, const I *index, T *y, size_t outer, size_t n, size_t count, size_t inner)
+__global__ void gather_kernel(const T *x, const I *index, T *y, size_t outer, size_t n, size_t count, size_t inner,
+                              int *status, int node)
 {
    const size_t total = outer * count * inner;
    for (size_t k = blockIdx.x * size_t(blockDim.x) + threadIdx.x; k < total; k += size_t(gridDim.x) * blockDim.x) {
       const size_t i = k % inner, j = k / inner % count, o = k / inner / count;
-      const long long at = static_cast<long long>(index[j]);
-      const size_t row = static_cast<size_t>(at < 0 ? at + static_cast<long long>(n) : at);
-      y[k] = x[(o * n + row) * inner + i];
+      long long row = static_cast<long long>(index[j]);
+      y[k] = index_in(row, static_cast<long long>(n), status, node) ? x[(o * n + row) * inner + i] : T(0);
    }
 }
 
 template <typename T, typename I>
-void gather(const T *x, const I *index, T *y, size_t outer, size_t n, size_t count, size_t inner,
-            cudaStream_t stream)
+void gather(const T *x, const I *index, T *y, size_t outer, size_t n, size_t count, size_t inner, int *status,
+            int node, cudaStream_t stream)
 {
    const size_t total = outer * count * inner;
    if (total)
-      gather_kernel<<<blocks_for(total), kThreads, 0, stream>>>(x, index, y, outer, n, count, inner);
+      gather_kernel<<<blocks_for(total), kThreads, 0, stream>>>(x, index, y, outer, n, count, inner, status, node);
 }
 
 // `rows` rows of `cols` values from x (rows `x_pitch` values apart) to y (rows `y_pitch` apart): one part of a
