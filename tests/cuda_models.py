@@ -111,15 +111,40 @@ def attention() -> onnx.ModelProto:
 
 
 def recurrent() -> onnx.ModelProto:
-    """The recurrent layers, which the CUDA target has no kernels for yet (refused by name, all at once)."""
+    """A bidirectional LSTM with biases, peepholes, initial states and sequence lengths (Y, Y_h, Y_c); a
+    batch-major GRU with linear_before_reset and clip; a GRU resetting before its product; an RNN with LeakyRelu."""
     rng = _rng(4)
-    nodes = [helper.make_node("LSTM", ["s", "lw", "lr"], ["hl"], name="lstm", hidden_size=5),
-             helper.make_node("GRU", ["s", "gw", "gr"], ["hg"], name="gru", hidden_size=5),
-             helper.make_node("RNN", ["s", "rw", "rr"], ["hr"], name="rnn", hidden_size=5)]
-    weights = {f"{p}w": rng.standard_normal((1, g * 5, 4)).astype(np.float32) for p, g in (("l", 4), ("g", 3), ("r", 1))}
-    weights.update({f"{p}r": rng.standard_normal((1, g * 5, 5)).astype(np.float32) for p, g in (("l", 4), ("g", 3), ("r", 1))})
-    return make_model(nodes, [("s", np.float32, [3, 2, 4])], [(y, np.float32, [3, 1, 2, 5]) for y in ("hl", "hg", "hr")],
-                      weights, opset=14, name="recurrent")
+    h = 5
+
+    def w(*shape):
+        return (rng.standard_normal(shape) * 0.5).astype(np.float32)
+
+    nodes = [
+        helper.make_node("LSTM", ["s", "lw", "lr", "lb", "lens", "h0", "c0", "lp"], ["yl", "yl_h", "yl_c"], name="lstm",
+                         hidden_size=h, direction="bidirectional"),
+        helper.make_node("GRU", ["sb", "gw", "gr", "gb"], ["yg", "yg_h"], name="gru", hidden_size=h, layout=1,
+                         linear_before_reset=1, clip=2.5),
+        helper.make_node("GRU", ["s", "gw", "gr", "gb", "lens"], ["yg2"], name="gru_reset_first", hidden_size=h,
+                         direction="reverse"),
+        helper.make_node("RNN", ["s", "rw", "rr", "rb"], ["yr"], name="rnn", hidden_size=h, activations=["LeakyRelu"],
+                         activation_alpha=[0.1]),
+    ]
+    weights = {"lw": w(2, 4 * h, 4), "lr": w(2, 4 * h, h), "lb": w(2, 8 * h), "lp": w(2, 3 * h), "h0": w(2, 2, h),
+               "c0": w(2, 2, h), "gw": w(1, 3 * h, 4), "gr": w(1, 3 * h, h), "gb": w(1, 6 * h),
+               "rw": w(1, h, 4), "rr": w(1, h, h), "rb": w(1, 2 * h)}
+    return make_model(nodes, [("s", np.float32, [3, 2, 4]), ("sb", np.float32, [2, 3, 4]), ("lens", np.int32, [2])],
+                      [("yl", np.float32, [3, 2, 2, h]), ("yl_h", np.float32, [2, 2, h]), ("yl_c", np.float32, [2, 2, h]),
+                       ("yg", np.float32, [2, 3, 1, h]), ("yg_h", np.float32, [2, 1, h]), ("yg2", np.float32, [3, 1, 2, h]),
+                       ("yr", np.float32, [3, 1, 2, h])], weights, opset=14, name="recurrent")
+
+
+def unsupported() -> onnx.ModelProto:
+    """Operators the CPU target runs and the CUDA target has no kernels for yet (refused by name, all at once)."""
+    nodes = [helper.make_node("CumSum", ["x", "axis"], ["c"], name="cumsum"),
+             helper.make_node("ArgMax", ["c"], ["a"], name="argmax", axis=1),
+             helper.make_node("Einsum", ["x", "x"], ["e"], name="einsum", equation="ij,ij->i")]
+    return make_model(nodes, [("x", np.float32, [2, 3])], [("a", np.int64, [2, 1]), ("e", np.float32, [2])],
+                      {"axis": np.array(1, np.int64)}, name="unsupported")
 
 
 def dims_in_arithmetic() -> onnx.ModelProto:

@@ -94,11 +94,11 @@ def test_source_names_nodes_and_stays_safe():
 
 def test_unsupported_operators_all_at_once():
     with pytest.raises(sr.UnsupportedOperatorError) as info:
-        sr.load(cuda_models.recurrent()).code(target="cuda")
+        sr.load(cuda_models.unsupported()).code(target="cuda")
     err = info.value
     assert err.target == "cuda" and "the cuda target does not support" in str(err)
-    assert err.unsupported == {"LSTM": ["lstm"], "GRU": ["gru"], "RNN": ["rnn"]}
-    planned = _planned(cuda_models.recurrent())  # planning succeeds: the nodes are bound to Unsupported
+    assert err.unsupported == {"CumSum": ["cumsum"], "ArgMax": ["argmax"], "Einsum": ["einsum"]}
+    planned = _planned(cuda_models.unsupported())  # planning succeeds: the nodes are bound to Unsupported
     assert sum(isinstance(e, Unsupported) for e in planned.emitters) == 3
 
 
@@ -152,7 +152,7 @@ def test_compile_without_a_gpu_raises_after_generating():
     with pytest.raises(sr.SofieError, match="no CUDA device or driver found"):
         sr.compile(cuda_models.mlp(), backend="cuda")
     with pytest.raises(sr.UnsupportedOperatorError):  # unsupported operators are reported first, GPU or not
-        sr.compile(cuda_models.recurrent(), backend="cuda")
+        sr.compile(cuda_models.unsupported(), backend="cuda")
 
 
 # ---- launch configurations (host code: compiled by the C++ compiler, no GPU) ------------------------------
@@ -234,7 +234,7 @@ def test_values_of_dims_reach_the_device():
 
 
 @pytest.mark.parametrize("family", ["cnn", "attention", "dims_in_arithmetic", "movement_and_reductions",
-                                    "message_passing"])
+                                    "message_passing", "recurrent"])
 def test_family_compiles_for_sm80_and_sm90(family):
     """The source and C ABI of the family's model compile for A100 and H100, without a warning."""
     _nvcc()
@@ -290,11 +290,12 @@ def _exported_models():
 @pytest.mark.slow
 def test_every_family_compiles_or_is_refused_by_name():
     """Each model compiles for sm_80 and sm_90 without a warning, or is refused listing what the CUDA target
-    lacks (the recurrent layers for now): never anything else."""
+    lacks: never anything else."""
     _nvcc()
     models = [(f.__name__, f()) for f in (cuda_models.mlp, cuda_models.cnn, cuda_models.conv1d3d, cuda_models.attention,
                                           cuda_models.dims_in_arithmetic, cuda_models.movement_and_reductions,
-                                          cuda_models.message_passing, cuda_models.recurrent)]
+                                          cuda_models.message_passing, cuda_models.recurrent,
+                                          cuda_models.unsupported)]
     refused = {}
     for name, proto in models + _exported_models():
         try:
@@ -304,4 +305,4 @@ def test_every_family_compiles_or_is_refused_by_name():
             refused[name] = sorted(exc.unsupported)
             continue
         assert compile_check(code, ["sm_80", "sm_90"]) == "", name
-    assert refused == {"recurrent": ["GRU", "LSTM", "RNN"]}
+    assert refused == {"unsupported": ["ArgMax", "CumSum", "Einsum"]}

@@ -11,7 +11,7 @@ from .._cxx.kernels import kernel_order
 DEPENDENCIES = {
     "conv": ("launch",), "elementwise": ("launch", "math"), "gemm": ("launch",), "indexing": ("movement",),
     "movement": ("launch",), "normalization": ("reduce",), "pool": ("conv",), "reduce": ("launch", "movement"),
-    "softmax": ("reduce",), "sort": ("launch",),
+    "rnn": ("gemm",), "softmax": ("reduce",), "sort": ("launch",),
 }
 ALWAYS = {"launch", "math"}
 
