@@ -278,6 +278,9 @@ class _SourceWriter:
                 '         detail::check(cudaEventCreateWithFlags(&fDone, cudaEventDisableTiming), "cudaEventCreate");',
                 '         detail::check(cublasCreate(&fBlas), "cublasCreate");',
                 '         detail::check(cublasSetStream(fBlas, fStream), "cublasSetStream");',
+                "#ifdef SOFIE_CUDA_ALLOW_TF32  // opt in (-DSOFIE_CUDA_ALLOW_TF32): fp32 products in TF32 on tensor cores",
+                '         detail::check(cublasSetMathMode(fBlas, CUBLAS_TF32_TENSOR_OP_MATH), "cublasSetMathMode");',
+                "#endif",
                 "         bool grew = false;",
                 "         detail::check(cublasSetWorkspace(fBlas, fBlasWorkspace.reserve(kBlasWorkspace, grew), "
                 'kBlasWorkspace), "cublasSetWorkspace");',
