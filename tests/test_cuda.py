@@ -306,3 +306,20 @@ def test_every_family_compiles_or_is_refused_by_name():
             continue
         assert compile_check(code, ["sm_80", "sm_90"]) == "", name
     assert refused == {"unsupported": ["ArgMax", "CumSum", "Einsum"]}
+
+
+def test_kernel_library_is_complete():
+    """Every kernel an emitter or a dependency names is a file of the package, and every file is used."""
+    import sofie_rdf.targets.cuda.emitters  # noqa: F401  (registers the emitters)
+    from sofie_rdf.targets.cuda.emitter import _EMITTERS
+    from sofie_rdf.targets.cuda.library import ALWAYS, DEPENDENCIES, kernel_source
+
+    named = {"runtime"} | ALWAYS | set(DEPENDENCIES) | {d for deps in DEPENDENCIES.values() for d in deps}
+    for cls in set(_EMITTERS.values()):
+        own = cls.kernels if isinstance(cls.kernels, tuple) else cls.own_kernels  # a property where fused
+        named |= set(own)
+    files = {p.name[:-4] for p in resources.files("sofie_rdf.targets.cuda").joinpath("kernels").iterdir()
+             if p.name.endswith(".cuh")}
+    assert named == files
+    for name in files:
+        assert kernel_source(name).startswith("//"), name  # each file says what it holds
