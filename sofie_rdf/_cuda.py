@@ -39,6 +39,7 @@ class CudaLibrary(Library):
         _types(self.cdll.sofie_infer_device, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
                ctypes.c_void_p)
         _types(self.cdll.sofie_check_status, ctypes.c_int, ctypes.c_void_p)
+        _types(self.cdll.sofie_reserve, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)
         _types(self.cdll.sofie_device_count, ctypes.c_int)
 
 
@@ -172,6 +173,18 @@ class CudaBinding(NativeBinding):
         if status:
             raise self._fail(status == 1, self.lib.error())
         return outputs[0] if self._single else tuple(outputs)
+
+
+    def reserve(self, sizes: dict[str, int]) -> None:
+        """Device memory for calls up to ``sizes`` (dim name -> value), allocated now."""
+        itf = self.lib.interface
+        unknown = sorted(set(sizes) - set(itf.symbols))
+        if unknown:
+            raise SofieError(f"model {itf.name!r} has no dim {', '.join(map(repr, unknown))} to reserve for "
+                             f"(its dims: {', '.join(itf.symbols) or 'none'})")
+        values = (ctypes.c_size_t * max(self._n_dims, 1))(*[int(sizes.get(s, 0)) for s in itf.symbols])
+        if self.lib.cdll.sofie_reserve(self.handle, values):
+            raise self._fail(False, self.lib.error())
 
 
 def cuda_session(path: Path, weights: Path, code: Any = None) -> Session:

@@ -71,13 +71,17 @@ def test_the_planner_lays_out_the_device_arena():
     model = sr.load(cuda_models.attention())
     planned = model.planned(cuda_target())
     code = model.code(target="cuda")
-    size = re.search(r"bytes_float32_ = detail::aligned\(static_cast<size_t>\((.*)\) \* sizeof\(float\)\);", code.source)
-    assert size is not None
+    size = re.search(r"char \*arena_ = fArena\.reserve\((.*), grew_\);", code.source)
+    assert size is not None and size.group(1).startswith("detail::aligned(static_cast<size_t>(")
     arena = [n for n, s in planned.memory.storage.items() if s.kind == "arena"]
     assert arena and set(arena) == {n for n, s in model.planned("native").memory.storage.items() if s.kind == "arena"}
     for name in arena:
         assert re.search(rf"\*const tensor_{name} = arena_float32_ \+ ", code.source), name
     assert code.source.count("cudaMalloc(") == 1  # every device allocation is a DeviceBuffer growing
+    reserve = code.source[code.source.index("   void reserve(size_t N, size_t P)"):]
+    assert f"fArena.reserve({size.group(1)}, grew);" in reserve  # reserve sizes the arena as a call does
+    with pytest.raises(sr.SofieError, match="reserve= is for backend='cuda'"):
+        sr.compile(cuda_models.mlp(), backend="native", reserve={"N": 64})
 
 
 def test_source_names_nodes_and_stays_safe():
@@ -230,7 +234,8 @@ def test_values_of_dims_reach_the_device():
     one kernel whose argument holds it, so a captured graph keeps the value of its dims."""
     code = sr.load(cuda_models.dims_in_arithmetic()).code(target="cuda")
     assert "kernels::set_values(tensor_p, kernels::Values<int64_t, 1>{{static_cast<int64_t>(P)}}, stream_);" in code.source
-    assert "fArena.reserve(bytes_float32_ + 256, grew_)" in code.source  # the planned tensors, then the value
+    # the planned slot (16 floats: the planner aligns slots), then the value
+    assert "fArena.reserve(detail::aligned(static_cast<size_t>(16) * sizeof(float)) + 256, grew_)" in code.source
 
 
 @pytest.mark.parametrize("family", ["cnn", "attention", "dims_in_arithmetic", "movement_and_reductions",
@@ -251,6 +256,7 @@ def test_library_builds_and_describes_itself():
     library = build_library(code, ["sm_80"])
     assert build_library(code, ["sm_80"]) == library  # cached
     lib = cuda_library(library)
+    assert all(hasattr(lib.cdll, f) for f in ("sofie_infer_device", "sofie_reserve", "sofie_check_status"))
     assert [t.name for t in lib.interface.inputs] == [t.name for t in model.inputs]
     assert lib.interface.symbols == ("N",)
     if device_archs():

@@ -94,6 +94,15 @@ def test_large_batch_grows_the_arena(sessions):
         np.testing.assert_allclose(sess.infer(*feeds.values()), ort_run(proto, feeds)[0], rtol=RTOL, atol=ATOL)
 
 
+def test_reserve_up_front():
+    proto = cuda_models.mlp()
+    sess = sr.compile(proto, backend="cuda", reserve={"N": 20000})
+    feeds = _feeds(proto, "mlp", 20000, seed=11)
+    np.testing.assert_allclose(sess.infer(*feeds.values()), ort_run(proto, feeds)[0], rtol=RTOL, atol=ATOL)
+    with pytest.raises(sr.SofieError, match="no dim 'batch'"):
+        sr.compile(proto, backend="cuda", reserve={"batch": 4})
+
+
 def test_columnar_chunk_on_the_gpu(tmp_path, sessions):
     """sr.columnar.evaluate(..., backend="cuda") runs an uproot file's chunks through the GPU Session."""
     uproot = pytest.importorskip("uproot")

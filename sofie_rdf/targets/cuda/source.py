@@ -223,7 +223,8 @@ class _SourceWriter:
                "// threads; the GPU current when it is made is the one it runs on.",
                "struct Session {"]
         out += self._constructor() + [""] + self._infer_device() + [""] + self._infer_host() + [""]
-        out += self._infer_vectors() + [""] + self._check_status() + [""] + self._run() + [""] + nodes
+        out += self._infer_vectors() + [""] + self._check_status() + [""] + self._reserve() + [""] + self._run()
+        out += [""] + nodes
         out += ["", "private:",
                 "   // cuBLAS workspace of the Session's own (cuBLAS may not allocate while a graph is captured).",
                 "   static constexpr size_t kBlasWorkspace = size_t(32) << 20;",
@@ -389,16 +390,8 @@ class _SourceWriter:
         out = ["   // The nodes on device buffers: run directly the first time, captured in a CUDA graph the second",
                "   // (same dims and buffers), replayed from it after that. The arena grows to the largest dims seen.",
                f"   void run({self._params(False)})", "   {"]
-        regions = []
-        for d, size in self.plan.arenas.items():
-            label = np.dtype(d).name
-            out.append(f"      const size_t bytes_{label}_ = detail::aligned(static_cast<size_t>({to_cpp(size, self.dims)}) "
-                       f"* sizeof({cpp_type(d)}));")
-            regions.append(f"bytes_{label}_")
-        if self.values_bytes:
-            regions.append(f"{self.values_bytes}")  # values known from the dims (a shape calculation), at the end
         out += ["      bool grew_ = false;",
-                f"      char *arena_ = fArena.reserve({' + '.join(regions) or '0'}, grew_);",
+                f"      char *arena_ = fArena.reserve({self._arena_bytes()}, grew_);",
                 "      if (grew_)",
                 "         forget_graphs();  // they point into the old arena"]
         key = list(self.dims.values()) + [f"reinterpret_cast<size_t>({p})" for p in inputs + outputs]
@@ -438,6 +431,30 @@ class _SourceWriter:
                 '      detail::check(cudaGraphLaunch(exec, fStream), "cudaGraphLaunch");',
                 "   }"]
         return out
+
+    def _arena_bytes(self) -> str:
+        """C++ expression of the arena's size: each dtype's planned region, aligned, then the values the dims give."""
+        regions = [f"detail::aligned(static_cast<size_t>({to_cpp(size, self.dims)}) * sizeof({cpp_type(d)}))"
+                   for d, size in self.plan.arenas.items()]
+        if self.values_bytes:
+            regions.append(str(self.values_bytes))
+        return " + ".join(regions) or "0"
+
+    def _staging_bytes(self) -> str:
+        """C++ expression of the staging buffer's size (host calls): every input and output, aligned."""
+        names = list(self.model.inputs) + [n for n, _ in self._output_params()]
+        return " + ".join(f"detail::aligned({self._size(n)})" for n in names) or "0"
+
+    def _reserve(self) -> list[str]:
+        """``reserve``: the device memory of calls up to the given dims, allocated now."""
+        params = ", ".join(f"size_t {d}" for d in self.dims.values())
+        body = [f"      fStaging.reserve({self._staging_bytes()}, grew);",
+                f"      fArena.reserve({self._arena_bytes()}, grew);"]
+        unused = [f"      (void){d};" for d in self.dims.values() if not re.search(rf"\b{d}\b", "\n".join(body))]
+        return ["   // Device memory for calls up to these dims, allocated now (a larger call still grows it).",
+                f"   void reserve({params})", "   {", *unused, "      bool grew = false;", body[0], body[1],
+                "      if (grew)  // the arena moved: graphs point into the old one",
+                "         forget_graphs();", "   }"]
 
     def _nodes(self) -> list[str]:
         """``nodes``: every node's code on the Session's stream (public: nvcc's device lambdas must be in a

@@ -112,8 +112,9 @@ def library_source(code: CudaCode) -> str:
 
 
 def _device_functions(code: CudaCode) -> list[str]:
-    """The C functions of the CUDA target beside the shared ones: ``infer`` on device pointers, the check of the
-    indices its kernels met (``check_status``), and the count of devices the runtime sees (0 without a driver)."""
+    """The C functions of the CUDA target beside the shared ones: ``infer`` on device pointers, ``reserve`` (device
+    memory for given dims, up front), the check of the indices its kernels met (``check_status``), and the count
+    of devices the runtime sees (0 without a driver)."""
     args = infer_args(code, []) + ["static_cast<cudaStream_t>(stream)"]
     return ["int sofie_infer_device(void *session, const size_t *dims, void *const *buffers, void *stream)",
             "{",
@@ -123,6 +124,17 @@ def _device_functions(code: CudaCode) -> list[str]:
             f"      h.session.infer({', '.join(args)});",
             "   } catch (const std::invalid_argument &e) {",
             "      return sofie_fail_(1, e.what());",
+            "   } catch (const std::exception &e) {",
+            "      return sofie_fail_(2, e.what());",
+            "   }",
+            "   return 0;",
+            "}",
+            "",
+            "int sofie_reserve(void *session, const size_t *dims)",
+            "{",
+            *(["   (void)dims;"] if not code.symbols else []),
+            "   try {",
+            f"      static_cast<Handle *>(session)->session.reserve({', '.join(args[:len(code.symbols)])});",
             "   } catch (const std::exception &e) {",
             "      return sofie_fail_(2, e.what());",
             "   }",
