@@ -193,6 +193,115 @@ def test_launch_configurations(tmp_path):
     assert lines[2].split() == ["32", "32", "64", "256", "256"]
 
 
+# ---- the row-major products over cuBLAS, checked on the host (cuBLAS replaced by its column-major definition) --
+
+GEMM_CHECK = r"""
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <fstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+// cuBLAS's strided batched product as its documentation defines it (column-major), on host memory.
+template <typename T>
+static cublasStatus_t column_major(cublasOperation_t ta, cublasOperation_t tb, int64_t m, int64_t n, int64_t k,
+                                   const T *alpha, const T *a, int64_t lda, long long sa, const T *b, int64_t ldb,
+                                   long long sb, const T *beta, T *c, int64_t ldc, long long sc, int64_t batch)
+{
+   for (int64_t p = 0; p < batch; ++p)
+      for (int64_t i = 0; i < m; ++i)
+         for (int64_t j = 0; j < n; ++j) {
+            T sum = 0;
+            for (int64_t l = 0; l < k; ++l)
+               sum += (ta == CUBLAS_OP_N ? a[p * sa + i + l * lda] : a[p * sa + l + i * lda]) *
+                      (tb == CUBLAS_OP_N ? b[p * sb + l + j * ldb] : b[p * sb + j + l * ldb]);
+            T &out = c[p * sc + i + j * ldc];
+            out = *alpha * sum + (*beta == T(0) ? T(0) : *beta * out);
+         }
+   return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasSgemmStridedBatched_64(cublasHandle_t, cublasOperation_t ta, cublasOperation_t tb, int64_t m,
+                                            int64_t n, int64_t k, const float *alpha, const float *a, int64_t lda,
+                                            long long sa, const float *b, int64_t ldb, long long sb, const float *beta,
+                                            float *c, int64_t ldc, long long sc, int64_t batch)
+{
+   return column_major(ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc, batch);
+}
+
+cublasStatus_t cublasDgemmStridedBatched_64(cublasHandle_t, cublasOperation_t ta, cublasOperation_t tb, int64_t m,
+                                            int64_t n, int64_t k, const double *alpha, const double *a, int64_t lda,
+                                            long long sa, const double *b, int64_t ldb, long long sb,
+                                            const double *beta, double *c, int64_t ldc, long long sc, int64_t batch)
+{
+   return column_major(ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc, batch);
+}
+
+const char *cublasGetStatusString(cublasStatus_t) { return "a cuBLAS error"; }
+
+namespace detail {
+@RUNTIME@
+}
+namespace kernels {
+@LAUNCH@
+@GEMM@
+}
+
+int main()
+{
+   const size_t m = 3, n = 5, k = 4, batch = 2;
+   double worst = 0;
+   for (int ta = 0; ta < 2; ++ta)
+      for (int tb = 0; tb < 2; ++tb)
+         for (int shared_b = 0; shared_b < 2; ++shared_b) {
+            std::vector<float> a(batch * m * k), b(batch * k * n), y(batch * m * n, 7.0f);
+            for (size_t i = 0; i < a.size(); ++i)
+               a[i] = float(i % 7) - 3.0f + 0.25f * float(i);
+            for (size_t i = 0; i < b.size(); ++i)
+               b[i] = float(i % 5) - 2.0f - 0.5f * float(i % 3);
+            // row-major: A is m x k (k x m when transposed), B is k x n (n x k when transposed)
+            kernels::gemm_batched(nullptr, ta != 0, tb != 0, m, n, k, 2.0f, a.data(), m * k, b.data(),
+                                  shared_b ? 0 : k * n, 0.0f, y.data(), m * n, batch);
+            for (size_t p = 0; p < batch; ++p)
+               for (size_t i = 0; i < m; ++i)
+                  for (size_t j = 0; j < n; ++j) {
+                     double want = 0;
+                     for (size_t l = 0; l < k; ++l) {
+                        const float av = ta ? a[p * m * k + l * m + i] : a[p * m * k + i * k + l];
+                        const size_t bp = shared_b ? 0 : p * k * n;
+                        const float bv = tb ? b[bp + j * k + l] : b[bp + l * n + j];
+                        want += double(av) * bv;
+                     }
+                     worst = std::fmax(worst, std::fabs(2.0 * want - y[p * m * n + i * n + j]));
+                  }
+         }
+   std::printf("%g\n", worst);
+   return worst < 1e-3 ? 0 : 1;
+}
+"""
+
+
+def test_row_major_products_drive_cublas_right(tmp_path):
+    """kernels::gemm_batched (A and B row-major, either transposed, B shared across the batch or not) asks
+    cuBLAS, column-major, for exactly the row-major product: checked against cuBLAS's documented definition
+    on the host (no GPU), so that every Gemm, MatMul and recurrence computes what it means."""
+    _nvcc()
+    from sofie_rdf.targets.cuda.library import kernel_source
+
+    source = GEMM_CHECK.replace("@RUNTIME@", kernel_source("runtime")).replace("@LAUNCH@", kernel_source("launch"))
+    (tmp_path / "gemm.cu").write_text(source.replace("@GEMM@", kernel_source("gemm")))
+    tools = toolchain()
+    cmd = [str(tools.nvcc), "-std=c++17", "--extended-lambda", "-arch=sm_80", *[f"-I{p}" for p in tools.include],
+           str(tmp_path / "gemm.cu"), "-o", str(tmp_path / "gemm")]
+    subprocess.run(cmd, check=True, capture_output=True)
+    result = subprocess.run([str(tmp_path / "gemm")], capture_output=True, text=True)
+    assert result.returncode == 0, f"largest error {result.stdout}"
+
+
 # ---- the Python binding's device-array checks (no GPU: objects that only describe device memory) ----------
 
 class FakeDeviceArray:
