@@ -31,7 +31,7 @@ test-full: $(STAMP)
 # with what the machine has (no install: GPU machines may have no package registry); nvcc from the [cuda]
 # extra, CUDA_HOME or the PATH.
 test-gpu:
-	$(PYTHON) -m pytest -q -m gpu tests/test_cuda_gpu.py
+	$(PYTHON) -m pytest -q -m gpu tests/test_cuda_numerics.py
 
 # The CUDA target against torch (eager and CUDA-graph replay) on the same GPU at batch 1, 64, 1024, 16384, with
 # peak device memory: writes benchmarks/results/gpu.md and gpu.png.

@@ -1,5 +1,6 @@
 """Small ONNX models of each family the CUDA target covers, built by hand (no exporter: fast), for the CUDA
-tests: compile checks without a GPU (tests/test_cuda.py) and numerical checks on one (tests/test_cuda_gpu.py)."""
+tests: compile checks without a GPU (tests/test_cuda.py) and numerical checks on one or in the host emulation
+(tests/test_cuda_numerics.py)."""
 
 from __future__ import annotations
 
@@ -71,7 +72,7 @@ def conv1d3d() -> onnx.ModelProto:
     weights = {"wa": rng.standard_normal((4, 2, 5)).astype(np.float32), "wb": rng.standard_normal((3, 2, 3, 3, 3)).astype(
         np.float32) * 0.2, "bb": rng.standard_normal(3).astype(np.float32)}
     return make_model(nodes, [("a", np.float32, ["N", 2, 17]), ("b", np.float32, ["N", 2, 4, 6, 5])],
-                      [("ya", np.float32, ["N", 4, 5]), ("yb", np.float32, ["N", 3, 1, 1, 1])], weights, name="conv1d3d")
+                      [("ya", np.float32, ["N", 4, 8]), ("yb", np.float32, ["N", 3, 1, 1, 1])], weights, name="conv1d3d")
 
 
 def attention() -> onnx.ModelProto:

@@ -1,6 +1,7 @@
 """The CUDA target without a GPU: planning and emitter binding, launch configurations, the generated source, the
 refusals, the device-array checks of the Python binding, and nvcc compiling one model per family (skipped where
-the ``[cuda]`` extra is not installed).  Numerical checks on a GPU are in ``tests/test_cuda_gpu.py``."""
+the ``[cuda]`` extra is not installed).  Numerical checks (on a GPU, or the same code in a host emulation of
+CUDA) are in ``tests/test_cuda_numerics.py``."""
 
 from __future__ import annotations
 
@@ -358,7 +359,7 @@ def test_family_compiles_for_sm80_and_sm90(family):
 
 def test_library_builds_and_describes_itself():
     """The MLP with hostile names builds into a library whose C ABI describes the model; without a GPU, making
-    its Session fails cleanly in the CUDA runtime (with one, it runs: tests/test_cuda_gpu.py)."""
+    its Session fails cleanly in the CUDA runtime (with one, it runs: tests/test_cuda_numerics.py)."""
     _nvcc()
     model = sr.load(cuda_models.mlp(hostile=True))
     code = model.code(target="cuda")
