@@ -12,6 +12,7 @@ from importlib import resources
 
 import cuda_models
 import numpy as np
+import onnx
 import pytest
 from conftest import make_model
 from onnx import helper
@@ -399,7 +400,8 @@ def _exported_models():
     from benchmarks.gpu import export as bench_export
     from benchmarks.gpu import models as bench_models
 
-    models += [(f"bench_{name}", bench_export(torch, module, shape)) for name, (module, shape) in bench_models(torch).items()]
+    models += [(f"bench_{name}", onnx.load_from_string(bench_export(torch, module, shape)))
+               for name, (module, shape) in bench_models(torch).items()]
     return models
 
 
@@ -439,3 +441,23 @@ def test_kernel_library_is_complete():
     assert named == files
     for name in files:
         assert kernel_source(name).startswith("//"), name  # each file says what it holds
+
+
+@pytest.mark.slow
+def test_exported_models_match_onnxruntime_in_the_emulation(tmp_path):
+    """Every exported test model (CNNs 1-3D, transposed convolutions, a ResNet, a transformer encoder, the GPU
+    benchmark's models) run in the host emulation of CUDA (tests/cuda_emulation.py) matches onnxruntime."""
+    from conftest import ATOL, RTOL, ort_run
+    from cuda_emulation import emulated_session
+
+    rng = np.random.default_rng(0)
+    for name, proto in _exported_models():
+        sess = emulated_session(proto, tmp_path)
+        feeds = {}
+        for i in proto.graph.input:
+            shape = [d.dim_value if d.HasField("dim_value") else 3 for d in i.type.tensor_type.shape.dim]
+            feeds[i.name] = rng.standard_normal(shape).astype(np.float32)
+        want = ort_run(proto, feeds)
+        got = sess.infer(*feeds.values())
+        for g, w in zip(got if isinstance(got, tuple) else [got], want):
+            np.testing.assert_allclose(g, w, rtol=RTOL, atol=ATOL, err_msg=name)
