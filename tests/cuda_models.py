@@ -142,9 +142,9 @@ def recurrent() -> onnx.ModelProto:
 def unsupported() -> onnx.ModelProto:
     """Operators the CPU target runs and the CUDA target has no kernels for yet (refused by name, all at once)."""
     nodes = [helper.make_node("CumSum", ["x", "axis"], ["c"], name="cumsum"),
-             helper.make_node("ArgMax", ["c"], ["a"], name="argmax", axis=1),
+             helper.make_node("Trilu", ["c"], ["a"], name="trilu"),
              helper.make_node("Einsum", ["x", "x"], ["e"], name="einsum", equation="ij,ij->i")]
-    return make_model(nodes, [("x", np.float32, [2, 3])], [("a", np.int64, [2, 1]), ("e", np.float32, [2])],
+    return make_model(nodes, [("x", np.float32, [2, 3])], [("a", np.float32, [2, 3]), ("e", np.float32, [2])],
                       {"axis": np.array(1, np.int64)}, name="unsupported")
 
 
@@ -207,3 +207,34 @@ def message_passing() -> onnx.ModelProto:
                               ("dist", np.float32, [6, 6])],
                       [("back", np.float32, ["E", 4]), ("near", np.float32, [6, 3]), ("near_idx", np.int64, [6, 3]),
                        ("up", np.float32, [1, 2, 13, 4])], weights, opset=18, name="message_passing")
+
+
+def normalization_and_heads() -> onnx.ModelProto:
+    """InstanceNormalization, GroupNormalization (per-channel parameters), Pad (reflect; edge with a crop;
+    constant), ArgMax (last index of ties) and ArgMin."""
+    rng = _rng(7)
+    nodes = [
+        helper.make_node("InstanceNormalization", ["x", "s4", "b4"], ["inorm"], name="instance_norm", epsilon=1e-3),
+        helper.make_node("GroupNormalization", ["inorm", "s4", "b4"], ["gnorm"], name="group_norm", num_groups=2),
+        helper.make_node("Pad", ["gnorm", "pads_reflect"], ["pr"], name="pad_reflect", mode="reflect"),
+        helper.make_node("Pad", ["pr", "pads_crop"], ["pe"], name="pad_edge", mode="edge"),
+        helper.make_node("Pad", ["pe", "pads_constant", "fill"], ["pc"], name="pad_constant"),
+        helper.make_node("Round", ["pc"], ["rounded"], name="ties"),
+        helper.make_node("ArgMax", ["rounded"], ["amax"], name="argmax", axis=1, keepdims=0, select_last_index=1),
+        helper.make_node("ArgMin", ["pc"], ["amin"], name="argmin", axis=-1),
+    ]
+    weights = {"s4": rng.random(4).astype(np.float32) + 0.5, "b4": rng.standard_normal(4).astype(np.float32),
+               "pads_reflect": np.array([0, 0, 1, 2, 0, 0, 2, 1], np.int64),
+               "pads_crop": np.array([0, 0, -1, 1, 0, 0, 1, -2], np.int64),
+               "pads_constant": np.array([0, 1, 0, 0, 0, 0, 1, 1], np.int64), "fill": np.array(0.5, np.float32)}
+    return make_model(nodes, [("x", np.float32, ["N", 4, 5, 3])],
+                      [("pc", np.float32, ["N", 5, 9, 6]), ("amax", np.int64, ["N", 9, 6]),
+                       ("amin", np.int64, ["N", 5, 9, 1])], weights, opset=21, name="normalization_and_heads")
+
+
+def rms_norm() -> onnx.ModelProto:
+    """RMSNormalization over the last two axes, scale broadcast over them (opset 23)."""
+    rng = _rng(8)
+    nodes = [helper.make_node("RMSNormalization", ["x", "scale"], ["y"], name="rms", axis=-2, epsilon=1e-5)]
+    return make_model(nodes, [("x", np.float32, ["N", 3, 4, 5])], [("y", np.float32, ["N", 3, 4, 5])],
+                      {"scale": rng.random((4, 1)).astype(np.float32) + 0.5}, opset=23, name="rms_norm")

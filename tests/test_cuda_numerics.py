@@ -24,7 +24,7 @@ RUNNERS = [pytest.param("gpu", marks=[pytest.mark.gpu, GPU]), "emulated"]
 # Each family's input shapes, "N" for the batch.
 FAMILIES = {"mlp": [("N", 8)], "cnn": [("N", 3, 12, 10)], "conv1d3d": [("N", 2, 17), ("N", 2, 4, 6, 5)],
             "attention": [("N", 5, 16)], "movement_and_reductions": [("N", 3, 4), (1, 3)],
-            "dims_in_arithmetic": [("N", 6, 4)]}
+            "dims_in_arithmetic": [("N", 6, 4)], "normalization_and_heads": [("N", 4, 5, 3)]}
 
 
 @pytest.fixture(scope="module", params=RUNNERS)
@@ -142,6 +142,14 @@ def test_recurrent_layers_match_the_reference(build):
         want = numpy_reference(proto, feeds)
         for _ in range(3):
             _close(sess.infer(*feeds.values()), want)
+
+
+def test_rms_norm_matches_the_reference(build):
+    proto = cuda_models.rms_norm()
+    sess = build(proto)
+    for batch in (1, 5, 5, 5):
+        x = random_array((batch, 3, 4, 5), seed=batch)
+        _close(sess.infer(x), numpy_reference(proto, {"x": x}))
 
 
 def test_columnar_chunks(tmp_path, sessions):

@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Any
 
 from ....ir.dims import num_elements
 from ....ir.dtypes import FLOAT_TYPES
+from ....ops.base import contiguous_strides
 from ....ops.indexing import GatherElements, ScatterElements, ScatterND
 from ..emitter import CudaEmitter, emits
 from ._structs import values
-from .movement import contiguous_strides
 
 if TYPE_CHECKING:
     from ..._cxx.context import NodeContext

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ....ir.dims import num_elements
-from ....ops.base import broadcast_strides, coalesce, normalize_axis
+from ....ops.base import broadcast_strides, coalesce, contiguous_strides, normalize_axis
 from ....ops.indexing import Gather, wrap_indices
 from ....ops.movement import Concat, Expand, Slice, Split, Transpose
 from ..emitter import CudaEmitter, emits
@@ -14,11 +14,6 @@ from ._structs import values
 
 if TYPE_CHECKING:
     from ..._cxx.context import NodeContext
-
-
-def contiguous_strides(shape: tuple) -> list:
-    """Element strides of a C-contiguous tensor of ``shape`` (dims may be symbolic)."""
-    return [num_elements(shape[d + 1:]) for d in range(len(shape))]
 
 
 def strided(ctx: NodeContext, shape: tuple, strides: list) -> str:

@@ -1,4 +1,5 @@
-"""Reduce* operators on CUDA (float32 and float64), axes known when the code is generated (``kernels/reduce.cuh``)."""
+"""Reduce* operators on CUDA (float32 and float64), axes known when the code is generated, and ArgMax/ArgMin
+(``kernels/reduce.cuh``)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,10 @@ from typing import TYPE_CHECKING
 
 from ....ir.dims import num_elements
 from ....ir.dtypes import FLOAT_TYPES
-from ....ops.reduce import _Reduce
+from ....ops.base import contiguous_strides
+from ....ops.reduce import _ArgReduce, _Reduce
 from ..emitter import CudaEmitter, emits
-from .movement import contiguous_strides, strided
+from .movement import strided
 
 if TYPE_CHECKING:
     from ..._cxx.context import NodeContext
@@ -38,3 +40,18 @@ class ReduceEmitter(CudaEmitter):
                 f"{strided(ctx, [x.shape[i] for i in kept], [strides[i] for i in kept])}, "
                 f"{ctx.dim(num_elements([x.shape[i] for i in axes]))}, "
                 f"{strided(ctx, [x.shape[i] for i in axes], [strides[i] for i in axes])}, stream_);")
+
+
+@emits(_ArgReduce)
+class ArgReduceEmitter(CudaEmitter):
+    """``kernels::arg_reduce<maximum, last>``: a thread per column of the (outer, n, inner) view."""
+
+    kernels = ("reduce",)
+
+    def emit(self, ctx: NodeContext) -> str:
+        x = ctx.inputs[0]
+        axis = self.op.axis(x.shape)
+        flags = f"{str(self.op.maximum).lower()}, {str(bool(self.attrs.get('select_last_index', 0))).lower()}"
+        sizes = (num_elements(x.shape[:axis]), x.shape[axis], num_elements(x.shape[axis + 1:]))
+        return (f"kernels::arg_reduce<{flags}>({ctx.x(0)}, {ctx.y(0)}, {', '.join(ctx.dim(d) for d in sizes)}, "
+                "stream_);")

@@ -77,3 +77,62 @@ void copy_rows(const T *x, size_t x_pitch, T *y, size_t y_pitch, size_t rows, si
                                       cudaMemcpyDeviceToDevice, stream),
                     "cudaMemcpy2DAsync");
 }
+
+// Pad: y (out_shape) is x framed by `begin` elements before each axis and as many after as out_shape leaves; x is
+// already cropped for negative pads (a pointer offset, `extent` the kept part of each axis, `stride` x's element
+// strides). Outside the input: constant writes `value`, reflect mirrors without repeating the edge, edge
+// repeats it, wrap starts over from the other side.
+enum class PadMode { Constant, Reflect, Edge, Wrap };
+
+template <int Rank>
+struct PadLayout {
+   size_t out_shape[Rank];
+   size_t extent[Rank];
+   size_t begin[Rank];
+   long long stride[Rank];
+};
+
+template <PadMode Mode>
+__device__ long long pad_source(long long s, long long n)
+{
+   if (Mode == PadMode::Edge)
+      return s < 0 ? 0 : n - 1;
+   if (Mode == PadMode::Wrap)
+      return ((s % n) + n) % n;
+   if (n == 1)
+      return 0;
+   const long long period = 2 * (n - 1);
+   s = (s < 0 ? -s : s) % period;
+   return s < n ? s : period - s;
+}
+
+template <PadMode Mode, typename T, int Rank>
+__global__ void pad_kernel(const T *x, T *y, size_t total, PadLayout<Rank> p, T value)
+{
+   for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < total; i += size_t(gridDim.x) * blockDim.x) {
+      size_t rest = i;
+      long long at = 0;
+      bool inside = true;
+      for (int d = Rank - 1; d >= 0; --d) {
+         long long s = static_cast<long long>(rest % p.out_shape[d]) - static_cast<long long>(p.begin[d]);
+         rest /= p.out_shape[d];
+         const long long n = static_cast<long long>(p.extent[d]);
+         if (s < 0 || s >= n) {
+            if (Mode == PadMode::Constant || n == 0) {
+               inside = false;
+               break;
+            }
+            s = pad_source<Mode>(s, n);
+         }
+         at += s * p.stride[d];
+      }
+      y[i] = inside ? x[at] : value;
+   }
+}
+
+template <PadMode Mode, typename T, int Rank>
+void pad(const T *x, T *y, size_t total, const PadLayout<Rank> &p, T value, cudaStream_t stream)
+{
+   if (total)
+      pad_kernel<Mode><<<blocks_for(total), kThreads, 0, stream>>>(x, y, total, p, value);
+}

@@ -101,3 +101,33 @@ void reduce(const T *x, T *y, size_t outputs, const Strided<KeptRank> &kept, siz
       reduce_kernel<K, T, KeptRank, ReducedRank><<<blocks_for(outputs), kThreads, 0, stream>>>(x, y, outputs, kept, count,
                                                                                              reduced);
 }
+
+// ArgMax / ArgMin along the middle axis of an (outer, n, inner) view: a thread per (outer, inner) column; ties
+// go to the first index (the last with select_last_index), NaN counts as the extreme (the first one found).
+template <bool Maximum, bool Last, typename T>
+__global__ void arg_reduce_kernel(const T *x, int64_t *y, size_t outer, size_t n, size_t inner)
+{
+   const size_t columns = outer * inner;
+   for (size_t c = blockIdx.x * size_t(blockDim.x) + threadIdx.x; c < columns; c += size_t(gridDim.x) * blockDim.x) {
+      const T *xc = x + c / inner * n * inner + c % inner;
+      T best = xc[0];
+      int64_t at = 0;
+      for (size_t j = 1; j < n; ++j) {
+         const T v = xc[j * inner];
+         const bool nan_v = v != v, nan_best = best != best;
+         const bool better = nan_best ? (Last && nan_v) : nan_v || (Maximum ? v > best : v < best) || (Last && v == best);
+         if (better) {
+            best = v;
+            at = static_cast<int64_t>(j);
+         }
+      }
+      y[c] = at;
+   }
+}
+
+template <bool Maximum, bool Last, typename T>
+void arg_reduce(const T *x, int64_t *y, size_t outer, size_t n, size_t inner, cudaStream_t stream)
+{
+   if (outer * inner != 0)
+      arg_reduce_kernel<Maximum, Last><<<blocks_for(outer * inner), kThreads, 0, stream>>>(x, y, outer, n, inner);
+}
