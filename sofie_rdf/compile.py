@@ -80,6 +80,9 @@ def cling_session_of(session_or_model: Any, backend: str = "jit") -> Session:
     """:func:`session_of`, its C++ ``Session`` declared to Cling (what RDataFrame integrations call): a native
     library is loaded into ROOT here, the first time it is needed."""
     sess = session_of(session_or_model, backend)
+    if sess.backend == "cuda":
+        raise SofieError(f"model {sess.name!r}: RDataFrame runs the CPU target (one event per call); compile the "
+                         "model with backend='native' or 'jit' for it, and use sr.columnar with the CUDA Session")
     if sess.backend == "native":
         from .targets.cpu.native import load_native
 

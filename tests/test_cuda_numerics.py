@@ -82,6 +82,13 @@ def test_wrong_shape_is_a_shape_error(sessions):
         sessions["mlp"][1].infer(np.zeros((2, 7), np.float32))
 
 
+def test_rdataframe_stays_on_the_cpu(sessions):
+    from sofie_rdf.compile import cling_session_of
+
+    with pytest.raises(sr.SofieError, match="RDataFrame runs the CPU target"):
+        cling_session_of(sessions["mlp"][1])
+
+
 def test_large_batch_grows_the_arena(sessions, runner):
     """A large batch after small ones grows the arena (and drops the graphs into the old one); a small one after
     it runs in the grown arena (the emulation's threads make 16384 rows slow: 1024 there)."""
