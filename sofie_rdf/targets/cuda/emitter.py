@@ -56,18 +56,28 @@ def emits(*op_classes: type) -> Any:
     return register
 
 
-def emitter_for(op: Op, target: CudaTarget) -> CudaEmitter:
-    """The emitter of ``op``: the first of its classes (itself, then its bases) with a CUDA emitter registered,
-    :class:`Unsupported` if that emitter does not handle it, if none is, or if the class writes its own C++."""
+def emitter_class(op: Op) -> type[CudaEmitter]:
+    """The emitter class of ``op``: the first of its classes (itself, then its bases) with a CUDA emitter
+    registered, :class:`Unsupported` if that emitter does not handle it, if none is, or if the class writes its
+    own (CPU) C++."""
     from . import emitters  # noqa: F401  (registration)
 
     for cls in type(op).__mro__:
         if "emit" in vars(cls):
             break
         if cls in _EMITTERS:
-            emitter = _EMITTERS[cls]
-            return emitter(op, target) if emitter.supports(op) else Unsupported(op, target)
-    return Unsupported(op, target)
+            return _EMITTERS[cls] if _EMITTERS[cls].supports(op) else Unsupported
+    return Unsupported
+
+
+def emitter_for(op: Op, target: CudaTarget) -> CudaEmitter:
+    """The emitter of ``op`` bound to ``target`` (:func:`emitter_class`)."""
+    return emitter_class(op)(op, target)
+
+
+def has_code(op: Op) -> bool:
+    """Whether the CUDA target computes ``op`` (a fused step or activation must, for its fused node to)."""
+    return emitter_class(op) is not Unsupported
 
 
 def unsupported(emitters: Any) -> dict[str, list[str]]:

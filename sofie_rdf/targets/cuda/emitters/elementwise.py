@@ -17,7 +17,7 @@ from ....ops import activations, elementwise, logic
 from ....ops.base import broadcast_strides, coalesce, static_size
 from ....ops.fused import FusedElementwise
 from ..._cxx.expressions import EXPRESSIONS, filled, gelu, step_inputs
-from ..emitter import CudaEmitter, emits
+from ..emitter import CudaEmitter, emits, has_code
 from ._structs import values
 
 if TYPE_CHECKING:
@@ -221,9 +221,7 @@ class FusedElementwiseEmitter(CudaEmitter):
 
     @classmethod
     def supports(cls, op: Any) -> bool:
-        from ..emitter import Unsupported, emitter_for
-
-        return not any(isinstance(emitter_for(step, None), Unsupported) for step in op.ops)
+        return all(has_code(step) for step in op.ops)
 
     def emit(self, ctx: NodeContext) -> str:
         n = ctx.dim(ctx.outputs[0].size)

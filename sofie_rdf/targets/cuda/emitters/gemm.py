@@ -15,7 +15,7 @@ from ....ir.dims import num_elements
 from ....ops.base import broadcast_strides, coalesce
 from ....ops.fused import FusedActivation, FusedGemm
 from ....ops.gemm import Gemm, MatMul
-from ..emitter import CudaEmitter, emits
+from ..emitter import CudaEmitter, emits, has_code
 
 if TYPE_CHECKING:
     from ..._cxx.context import NodeContext
@@ -31,11 +31,7 @@ class ActivationCode(CudaEmitter):
     @classmethod
     def supports(cls, op: Any) -> bool:
         """A fused activation must itself have CUDA code."""
-        if not isinstance(op, FusedActivation):
-            return True
-        from ..emitter import Unsupported, emitter_for
-
-        return not isinstance(emitter_for(op.activation_op(), None), Unsupported)
+        return not isinstance(op, FusedActivation) or has_code(op.activation_op())
 
     @cached_property
     def activation(self) -> Optional[CudaEmitter]:
