@@ -4,7 +4,7 @@ PYTHON ?= python3
 PIP := $(PYTHON) -m pip
 STAMP := .make-installed
 
-.PHONY: install demo test test-full conformance bench fuzz clean
+.PHONY: install demo test test-full test-gpu conformance bench bench-gpu fuzz clean
 
 $(STAMP): pyproject.toml
 	$(PIP) install --quiet -e ".[test]"
@@ -26,6 +26,17 @@ test: $(STAMP)
 # of onnx's suites, the larger tree ensembles.
 test-full: $(STAMP)
 	$(PYTHON) -m pytest -q -m slow -n $(TEST_JOBS)
+
+# The CUDA target on a GPU: each family against onnxruntime on the CPU, device arrays, a columnar chunk. Runs
+# with what the machine has (no install: GPU machines may have no package registry); nvcc from the [cuda]
+# extra, CUDA_HOME or the PATH.
+test-gpu:
+	$(PYTHON) -m pytest -q -m gpu tests/test_cuda_numerics.py
+
+# The CUDA target against torch (eager and CUDA-graph replay) on the same GPU at batch 1, 64, 1024, 16384, with
+# peak device memory: writes benchmarks/results/gpu.md and gpu.png.
+bench-gpu:
+	$(PYTHON) -m benchmarks.gpu $(BENCH_ARGS)
 
 # Every ONNX backend node case of the installed onnx, supported or not: writes docs/onnx_conformance.md.
 conformance: $(STAMP)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tempfile
 from functools import cache
 from pathlib import Path
 from typing import Any, Optional
@@ -67,3 +68,18 @@ def index_store(key: str, entry: dict[str, Any]) -> None:
     tmp = folder / f".{key}.{os.getpid()}.tmp"
     tmp.write_text(json.dumps(entry))
     os.replace(tmp, folder / f"{key}.json")
+
+
+def atomic_write(path: str | os.PathLike, text: str | bytes) -> Path:
+    """Write a file so that readers never see it half written."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb" if isinstance(text, bytes) else "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

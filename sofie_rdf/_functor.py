@@ -19,8 +19,8 @@ from . import _root
 from .errors import ShapeError, SofieError
 from .ir.dims import is_static, num_elements
 from .session import Session
-from .targets.cpu.cpp import cpp_type, to_cpp
-from .targets.cpu.names import string_literal
+from .targets._cxx.cpp import cpp_type, to_cpp
+from .targets._cxx.names import string_literal
 
 Columns = Sequence[Union[str, Sequence[str]]]
 # Column type names RDataFrame reports (Float_t, ROOT::VecOps::RVec<float>, ...).

@@ -1,7 +1,7 @@
 """Native libraries called from Python without ROOT: the C ABI through ctypes, each call through ``_fastcall``.
 
 A native model's shared library describes itself (``sofie_interface()``, see
-``targets/cpu/c_abi.py``), so a :class:`~sofie_rdf.session.Session` is made from the library alone: no
+``targets/_cxx/c_abi.py``), so a :class:`~sofie_rdf.session.Session` is made from the library alone: no
 model, no sympy, no ROOT. The per-call path is the ``_fastcall`` extension (``_fastcall.c``), compiled once
 per machine, Python and numpy into the compile cache by the compiler that builds the models; where that
 fails the same C ABI is called through ctypes, a few microseconds slower per call.

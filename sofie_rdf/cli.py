@@ -53,9 +53,11 @@ def _add_emit(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--weights", choices=("dat", "root", "embed"), default="dat",
                    help="'dat': weights file read by Session(path); 'root': the same as a ROOT file (the header "
                         "then needs ROOT's TFile); 'embed': weights inside the header")
-    p.add_argument("--target", choices=("native", "jit"), default="native",
+    p.add_argument("--target", choices=("native", "jit", "cuda"), default="native",
                    help="the compiler the header is for: 'native' (g++/clang -O3 -march=native) or 'jit' (Cling: "
-                        "gInterpreter.Declare), which avoids kernels only an optimizing native compiler makes fast")
+                        "gInterpreter.Declare), which avoids kernels only an optimizing native compiler makes fast; "
+                        "'cuda': <Name>.cu and <Name>.cuda.bin for NVIDIA GPUs (nvcc, the CUDA runtime and cuBLAS; "
+                        "no GPU needed to generate)")
     p.add_argument("--profile", action="store_true",
                    help="time every node: Session::profile_ns() gives nanoseconds per node, summed over calls")
     _add_dim(p)
@@ -66,7 +68,7 @@ def _cmd_emit(args: argparse.Namespace) -> int:
     """Load (which checks every operator is supported), generate, print the paths written."""
     files = _load(args).generate(args.outdir, name=args.name, weights=args.weights, target=args.target,
                                       profile=args.profile)
-    print(f"header:  {files.header}")
+    print(f"{'source' if args.target == 'cuda' else 'header'}:  {files.header}")
     print(f"weights: {files.weights if files.weights is not None else '(embedded in the header)'}")
     return 0
 

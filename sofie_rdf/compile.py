@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
 
 from . import _cache
 from ._native import native_session
@@ -24,9 +24,14 @@ if TYPE_CHECKING:
 
 
 def compile(model: Any, backend: str = "jit", flags: Optional[Sequence[str]] = None,  # noqa: A001
-            weights: str = "dat", profile: bool = False) -> Session:
+            weights: str = "dat", profile: bool = False, reserve: Optional[Mapping[str, int]] = None) -> Session:
     """Compile ``model`` (a :class:`Model` or anything :func:`sofie_rdf.load` takes) and return a :class:`Session`.
 
+    ``backend="cuda"`` generates CUDA code for the GPUs present, builds it with nvcc (the ``[cuda]`` extra) and
+    calls it through its C ABI: numpy in and out, or device arrays (cupy, torch) in and out without a copy;
+    without a GPU it raises a SofieError after generating (``Model.generate(target="cuda")`` needs none).
+    ``reserve`` (``backend="cuda"`` only) allocates the device memory of calls up to those dims now, e.g.
+    ``{"N": 16384}``; otherwise it grows to the largest dims seen.
     ``backend="jit"`` declares the header to Cling; ``"native"`` builds it with
     the system compiler (``flags``, default ``-O3 -march=native -fno-trapping-math``) into a cached
     shared library called through its C ABI, without ROOT.  Either way a model with the same content
@@ -35,8 +40,12 @@ def compile(model: Any, backend: str = "jit", flags: Optional[Sequence[str]] = N
     the weights mode of the generated code (see :meth:`Model.generate`).  ``profile`` compiles timers
     around every node; :meth:`Session.profile` builds such a twin of a Session by itself.
     """
-    if backend not in ("jit", "native"):
-        raise SofieError(f"backend must be 'jit' or 'native', got {backend!r}")
+    if backend not in ("jit", "native", "cuda"):
+        raise SofieError(f"backend must be 'jit', 'native' or 'cuda', got {backend!r}")
+    if backend == "cuda":
+        return _compile_cuda(_as_model(model), flags, weights, profile, reserve or {})
+    if reserve is not None:
+        raise SofieError("reserve= is for backend='cuda' (the CPU backends allocate on the first call)")
     options = (backend, tuple(flags) if flags is not None else None, weights, profile)
     key = _index_key(model, options)
     entry = _cache.index_lookup(key) if key is not None else None
@@ -71,6 +80,9 @@ def cling_session_of(session_or_model: Any, backend: str = "jit") -> Session:
     """:func:`session_of`, its C++ ``Session`` declared to Cling (what RDataFrame integrations call): a native
     library is loaded into ROOT here, the first time it is needed."""
     sess = session_of(session_or_model, backend)
+    if sess.backend == "cuda":
+        raise SofieError(f"model {sess.name!r}: RDataFrame runs the CPU target (one event per call); compile the "
+                         "model with backend='native' or 'jit' for it, and use sr.columnar with the CUDA Session")
     if sess.backend == "native":
         from .targets.cpu.native import load_native
 
@@ -119,6 +131,26 @@ def _compile_jit(model: Model, weights: str, profile: bool) -> Session:
     files = write_files(code, folder)
     jit_declare(code, folder)
     return jit_session(code, namespace, files.weights, folder)
+
+
+def _compile_cuda(model: Model, flags: Optional[Sequence[str]], weights: str, profile: bool,
+                  reserve: Mapping[str, int]) -> Session:
+    """The Session of the model's CUDA library, built for the local GPUs' architectures (unless cached)."""
+    from ._cuda import cuda_session
+    from .targets.cuda import WEIGHTS_SUFFIX, cuda_target
+    from .targets.cuda.toolchain import build_library, device_archs, require_device
+
+    if flags is not None or weights != "dat" or profile:
+        raise SofieError("backend='cuda' takes no flags, weights mode or profiling build")
+    archs = tuple(dict.fromkeys(device_archs()))
+    code = model.code(target=cuda_target(archs=archs or None))  # refuses unsupported operators, GPU or not
+    require_device(model.name)
+    library = build_library(code, archs)
+    sess = cuda_session(library, library.parent / f"{code.name}{WEIGHTS_SUFFIX}", code)
+    if reserve:
+        sess._binding.reserve(dict(reserve))
+    sess.model = model
+    return sess
 
 
 def _native_code(model: Model, flags: Optional[Sequence[str]], weights: str,

@@ -44,9 +44,9 @@ from .ir import TensorType
 from .ir.dims import as_dim
 from .ops.base import Op
 from .ops.registry import INTERNAL_DOMAIN, replace_versions, versions_of
-from .targets.cpu.context import NodeContext, cpp_literal
+from .targets._cxx.context import NodeContext, cpp_literal
+from .targets._cxx.names import string_literal
 from .targets.cpu.library import HEADER_NAME
-from .targets.cpu.names import string_literal
 
 __all__ = ["FunctionOp", "Op", "OperatorRegistrationError", "TensorType", "custom_op", "keras_layer", "register_op",
            "unregister_keras_layer", "unregister_op"]

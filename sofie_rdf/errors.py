@@ -20,21 +20,25 @@ class ModelFormatError(SofieError):
 class UnsupportedOperatorError(SofieError):
     """The model uses operators that have no implementation.
 
+    ``target`` names the target that lacks them when another has them (the CUDA target).
     ``unsupported`` maps each op type (``domain::Type`` outside the default
     domain) to the names of the nodes using it, so a user sees every gap at
     once instead of one per attempt.
     """
 
-    def __init__(self, model: str, unsupported: dict[str, list[str]]):
+    def __init__(self, model: str, unsupported: dict[str, list[str]], target: str = ""):
         self.model = model
         self.unsupported = unsupported
+        self.target = target  # the target lacking them ("cuda"); empty where no target has them
         lines = [
             f"  {op}: {len(nodes)} node(s): {', '.join(repr(n) for n in nodes[:5])}"
             + (" ..." if len(nodes) > 5 else "")
             for op, nodes in sorted(unsupported.items())
         ]
         super().__init__(
-            f"model {model!r} uses {len(unsupported)} unsupported operator type(s):\n" + "\n".join(lines)
+            f"model {model!r} uses {len(unsupported)} "
+            + (f"operator type(s) the {target} target does not support" if target else "unsupported operator type(s)")
+            + ":\n" + "\n".join(lines)
         )
 
 

@@ -5,14 +5,15 @@ from __future__ import annotations
 import os
 from collections import Counter
 from pathlib import Path
-from typing import Optional, Sequence, Union
+from typing import Any, Optional, Sequence, Union
 
 from . import ir
 from .errors import SofieError
 from .ops import unsupported_nodes
 from .passes import prepare
 from .planning import Planned, plan
-from .targets.cpu import WEIGHTS_MODES, CpuTarget, GeneratedCode, GeneratedFiles, cpu_target, write_files, write_header
+from .targets import Target
+from .targets.cpu import WEIGHTS_MODES, GeneratedCode, GeneratedFiles, cpu_target, write_files, write_header
 
 
 class Model:
@@ -47,22 +48,32 @@ class Model:
     def outputs(self) -> list[ir.TensorInfo]:
         return self._prepared.output_info
 
-    def planned(self, target: Union[str, CpuTarget] = "native") -> Planned:
+    def planned(self, target: Union[str, Target] = "native") -> Planned:
         """The model planned for ``target`` (rewritten, bound, memory placed): computed once per content."""
         digest = self.ir.digest()
         if digest != self._digest:  # the IR was changed in place since it was prepared
             self._prepared, self._digest = prepare(self.ir), digest
-        return plan(self.ir, cpu_target(target), self._prepared, digest)
+        return plan(self.ir, _target(target), self._prepared, digest)
 
     def code(self, name: Optional[str] = None, namespace: Optional[str] = None, weights: str = "dat",
-             weights_file: Optional[str] = None, target: Union[str, CpuTarget] = "native",
-             profile: bool = False) -> GeneratedCode:
-        """Generated C++ in memory (see :meth:`generate` to write files)."""
+             weights_file: Optional[str] = None, target: Union[str, Target] = "native",
+             profile: bool = False) -> Any:
+        """Generated code in memory (see :meth:`generate` to write files): a
+        :class:`~sofie_rdf.targets.cpu.GeneratedCode`, or for ``target="cuda"`` a
+        :class:`~sofie_rdf.targets.cuda.CudaCode` (its weights always in one binary file)."""
         name = ir.model_name_from(name) if name else self.name
-        return write_header(self.planned(target), name, namespace, weights, weights_file, profile)
+        planned = self.planned(target)
+        if planned.target.name == "cuda":
+            from .targets.cuda import write_source
+
+            if weights != "dat" or weights_file is not None or profile:
+                raise SofieError("the CUDA target reads its weights from one binary file and has no profiling build: "
+                                 "weights, weights_file and profile keep their defaults")
+            return write_source(planned, name, namespace)
+        return write_header(planned, name, namespace, weights, weights_file, profile)
 
     def generate(self, outdir: str | os.PathLike = ".", name: Optional[str] = None,
-                 weights: str = "dat", target: Union[str, CpuTarget] = "native",
+                 weights: str = "dat", target: Union[str, Target] = "native",
                  profile: bool = False) -> GeneratedFiles:
         """Write ``<Name>.hxx`` and its weights into ``outdir``.
 
@@ -72,13 +83,20 @@ class Model:
         ``target``: the compiler the header is for.  ``"native"`` (an optimizing compiler:
         ``g++ -O3 -march=native``) may pick kernels that only such a compiler makes fast;
         ``"jit"`` avoids them, for a header you ``gInterpreter.Declare`` to Cling yourself.
-        Either header is correct under either compiler.
+        Either header is correct under either compiler.  ``"cuda"`` (or a
+        :class:`~sofie_rdf.targets.cuda.CudaTarget`) writes ``<Name>.cu`` and ``<Name>.cuda.bin`` for NVIDIA
+        GPUs (weights and profile keep their defaults).
         ``profile``: time every node (``Session::profile_ns()``: nanoseconds per node, summed over
         calls; ``profile_reset()`` zeroes them), like SOFIE's ``Options::kProfile``.
         """
         if weights not in WEIGHTS_MODES:
             raise SofieError(f"weights must be one of {', '.join(WEIGHTS_MODES)}, got {weights!r}")
-        return write_files(self.code(name, weights=weights, target=target, profile=profile), Path(outdir))
+        code = self.code(name, weights=weights, target=target, profile=profile)
+        if not isinstance(code, GeneratedCode):
+            from .targets.cuda import write_files as write_cuda_files
+
+            return write_cuda_files(code, Path(outdir))
+        return write_files(code, Path(outdir))
 
     def save(self, path: str | os.PathLike, key: Optional[str] = None) -> None:
         """Store the IR under ``key`` (default: the model name) of a ``.root`` file, written with uproot.
@@ -114,3 +132,16 @@ def describe(graph: ir.Model, inputs: Optional[Sequence] = None, outputs: Option
     lines.append("  unsupported: " + (", ".join(f"{k} ({len(v)} nodes)" for k, v in sorted(missing.items()))
                                       if missing else "none"))
     return "\n".join(lines)
+
+
+def _target(spec: Union[str, Target]) -> Target:
+    """The target of a public name (``"native"``, ``"jit"``, ``"cuda"``) or a :class:`Target` as it is."""
+    if isinstance(spec, Target):
+        return spec
+    if spec == "cuda":
+        from .targets.cuda import cuda_target
+
+        return cuda_target()
+    if spec not in (None, "native", "jit"):
+        raise SofieError(f"target must be one of native, jit, cuda, got {spec!r}")
+    return cpu_target(spec)

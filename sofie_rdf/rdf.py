@@ -17,7 +17,7 @@ from . import _root
 from ._functor import Columns, FunctorWriter, Layout, functor_header, include_functor_header, layout_of, weights_arg
 from .compile import cling_session_of as session_of
 from .session import Session
-from .targets.cpu.names import identifier
+from .targets._cxx.names import identifier
 
 __all__ = ["declare", "define", "distribute", "functor_header", "include_functor_header", "session_of"]
 

@@ -254,8 +254,8 @@ class _CppyyBinding:
 
     def __init__(self, code: GeneratedCode, namespace: str, weights: Optional[Path]):
         from ._root import root
-        from .targets.cpu.c_abi import runtime_sized
-        from .targets.cpu.cpp import cpp_type
+        from .targets._cxx.c_abi import runtime_sized
+        from .targets._cxx.cpp import cpp_type
 
         self.name = code.name
         cls = getattr(root(), namespace).Session
@@ -325,7 +325,7 @@ class _CppyyBinding:
 
 def jit_session(code: GeneratedCode, namespace: str, weights: Optional[Path], folder: Optional[Path]) -> Session:
     """The Session of a header declared to Cling (``namespace::Session``)."""
-    from .targets.cpu.c_abi import interface_of
+    from .targets._cxx.c_abi import interface_of
 
     return Session(interface_of(code, namespace), _CppyyBinding(code, namespace, weights), "jit", weights, folder,
                    code)
@@ -381,7 +381,7 @@ def _adapter(code: GeneratedCode, namespace: str, cpp: Any, vectors: dict[int, A
     """
     from ._root import declare, root
     from .ir.dtypes import HALF_TYPES
-    from .targets.cpu.cpp import cpp_type
+    from .targets._cxx.cpp import cpp_type
 
     by_address_types = (np.dtype(np.int8), *HALF_TYPES)  # see _CppyyBinding
     dims = [f"size_t d{k}" for k in range(len(code.symbols))]

@@ -27,7 +27,7 @@ from onnx import helper
 
 import sofie_rdf as sr
 from sofie_rdf import _root
-from sofie_rdf.targets.cpu.cpp import cpp_type
+from sofie_rdf.targets._cxx.cpp import cpp_type
 from sofie_rdf.targets.cpu.native import DEFAULT_FLAGS
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="interposes glibc's malloc")

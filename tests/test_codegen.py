@@ -27,9 +27,9 @@ from onnx import helper
 import sofie_rdf as sr
 from sofie_rdf import _root
 from sofie_rdf.session import jit_session
+from sofie_rdf.targets._cxx.cpp import cpp_type
+from sofie_rdf.targets._cxx.names import CPP_KEYWORDS, MAX_IDENT, NameTable, comment, identifier, string_literal
 from sofie_rdf.targets.cpu import GeneratedCode, write_files
-from sofie_rdf.targets.cpu.cpp import cpp_type
-from sofie_rdf.targets.cpu.names import CPP_KEYWORDS, MAX_IDENT, NameTable, comment, identifier, string_literal
 
 GXX = shutil.which("g++")
 WARNINGS = ("-Wall", "-Wextra", "-Werror")

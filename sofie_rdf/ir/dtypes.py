@@ -1,7 +1,7 @@
 """Element types of tensors: numpy dtype <-> ONNX enum.
 
 The IR stores numpy dtypes; the parsers need the ONNX enum.  How a target spells a type
-(``float``, ``sofie_rdf::float16_t``) is the target's business (``targets/cpu/cpp.py``).
+(``float``, ``sofie_rdf::float16_t``) is the target's business (``targets/_cxx/cpp.py``).
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-# Version of the C ABI a native library exports (targets/cpu/c_abi.py) and the JSON describing it.
+# Version of the C ABI a native library exports (targets/_cxx/c_abi.py) and the JSON describing it.
 ABI_VERSION = 1
 
 

@@ -14,8 +14,8 @@ import numpy as np
 import sympy
 
 from ..ir import TensorType
-from ..ir.dims import simplify
-from .base import Op, normalize_axis
+from ..ir.dims import Dim, simplify
+from .base import Op, contiguous_strides, normalize_axis
 from .registry import register
 
 _MODES = ("constant", "reflect", "edge", "wrap")
@@ -59,6 +59,16 @@ class Pad(Op):
         for k, a in enumerate(axes):
             begin[a], end[a] = pads[k], pads[k + len(axes)]
         return begin, end
+
+    def crop(self, inputs: list[Optional[TensorType]]) -> tuple[Dim, list[Dim], list[int]]:
+        """Negative pads crop the input first: (element offset of the kept part, its extent per axis, the
+        non-negative pads before each axis), so that padding only ever adds elements."""
+        x = inputs[0]
+        begin, end = self.pads(inputs)
+        strides = contiguous_strides(x.shape)
+        offset: Dim = simplify(sum((max(-b, 0) * s for b, s in zip(begin, strides)), 0))
+        extent = [simplify(d + min(b, 0) + min(e, 0)) for d, b, e in zip(x.shape, begin, end)]
+        return offset, extent, [max(b, 0) for b in begin]
 
     def mode(self) -> str:
         mode = self.attrs.get("mode", "constant")

@@ -3,7 +3,8 @@
 A :class:`Target` is an object, not a string (as tinygrad's ``Renderer``): it carries what the passes and
 the emitters may ask of the machine, binds each operator to the emitter that computes it there, and stores
 constant weights in the layouts its kernels read.  Each target lives in a folder of its own
-(``targets/cpu/``); no target imports another, and operators (``ops/``) know none of them.
+(``targets/cpu/``, ``targets/cuda/``); no target imports another, and operators (``ops/``) know none of them.
+What targets writing C++ share is ``targets/_cxx/``, which is no target.
 """
 
 from __future__ import annotations

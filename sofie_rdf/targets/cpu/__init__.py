@@ -6,7 +6,7 @@ and runs register-tile kernels several times slower than BLAS) and the instructi
 targets (``generic`` x86-64, ``avx2``, ``avx512``), so that emitters pick kernels and tiles per instruction
 set, not per compiler.  The folder holds everything machine-specific: the emitters per operator family
 (``emitters/``), the kernels they call (``kernels/*.hxx``), weight packing, the session writer
-(``header.py``), the C++ spelling of types and dims (``cpp.py``) and the two toolchains (``jit.py``,
+(``header.py``; the C++ spelling of types and dims is shared: ``targets/_cxx/``) and the two toolchains (``jit.py``,
 ``native.py``) with their cache.
 """
 

@@ -13,49 +13,15 @@ User operators (:mod:`sofie_rdf.custom`) carry their C++ themselves (an ``emit``
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar, Optional
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from ...errors import SofieError
-from ...ir import TensorType
+from .._cxx.emitter import Emitter
 
 if TYPE_CHECKING:
     from ...ops.base import Op
+    from .._cxx.context import NodeContext
     from . import CpuTarget
-    from .context import NodeContext
-
-
-class Emitter:
-    """The CPU code of one bound operator (a node)."""
-
-    # Kernel headers (kernels/<name>.hxx) the emitted code calls; a property where the layout decides.
-    kernels: ClassVar[tuple[str, ...]] = ()
-
-    def __init__(self, op: Op, target: CpuTarget):
-        self.op = op
-        self.target = target
-        self.attrs = op.attrs
-
-    def error(self, message: str) -> SofieError:
-        """An error naming the model and node."""
-        return self.op.error(message)
-
-    def workspace(self, inputs: list[Optional[TensorType]], outputs: list[Optional[TensorType]]) -> list[TensorType]:
-        """Scratch tensors the emitted code needs (``ctx.w(k)``): planned in the arena, live for this node only."""
-        return self.op.workspace(inputs, outputs)
-
-    def pack(self, constants: dict[int, np.ndarray], inputs: list[Optional[TensorType]]) -> Optional[dict[int, np.ndarray]]:
-        """Constant inputs stored in the layout the kernel reads fastest, by input index (None: as they are).
-
-        ``constants`` maps input index -> value for the inputs that are weights, ``inputs`` are the types of all
-        inputs.  An emitter that packs remembers the layout it chose for :meth:`emit`.
-        """
-        return None
-
-    def emit(self, ctx: NodeContext) -> str:
-        """C++ statements computing the node's outputs from its inputs."""
-        raise NotImplementedError
 
 
 def optional_ptr(ctx: NodeContext, i: int) -> str:

@@ -3,23 +3,13 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
+from .._cxx.files import GeneratedFiles
 from .header import GeneratedCode
 from .weights import atomic_write, root_weights_dir, write_dat, write_root
 
 __all__ = ["GeneratedFiles", "write_files"]
-
-
-@dataclass(frozen=True)
-class GeneratedFiles:
-    """Paths of a generated model: ``header`` and ``weights`` (None when embedded)."""
-
-    header: Path
-    weights: Optional[Path]
-    namespace: str
 
 
 def write_files(code: GeneratedCode, outdir: str | os.PathLike) -> GeneratedFiles:

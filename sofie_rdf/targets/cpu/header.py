@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Optional
 
 import numpy as np
 import sympy
@@ -30,10 +30,10 @@ from ...ir.dims import free_symbols, is_static, num_elements
 from ...ir.dtypes import HALF_TYPES
 from ...planning import Planned
 from ...planning.memory import runtime_sized
-from .context import NodeContext, cpp_literal
-from .cpp import cpp_type, to_cpp
+from .._cxx.context import NodeContext, cpp_literal
+from .._cxx.cpp import constraint_check, cpp_type, to_cpp
+from .._cxx.names import NameTable, comment, string_literal
 from .library import include_lines, kernel_order, kernel_source, user_headers
-from .names import NameTable, comment, string_literal
 from .weights import ROOT_READER_SOURCE, ROOT_VECTOR_TYPES, root_weights_dir
 
 _RESERVED = {"Session", "kernels", "detail", "infer", "infer_rows", "x", "y", "a", "b", "v", "lo", "hi", "filename", "reader"}
@@ -106,22 +106,6 @@ def half_types_source() -> str:
     from every later header.
     """
     return "".join(f"#include <{h}>\n" for h in ("cstdint", "cstring", "limits", "type_traits")) + kernel_source("half")
-
-
-def _unsigned_sides(lhs: sympy.Expr, rhs: sympy.Expr) -> tuple[sympy.Expr, sympy.Expr]:
-    """``lhs - rhs`` split into terms added on each side, so ``size_t`` arithmetic cannot wrap."""
-    terms = sympy.Add.make_args(sympy.expand(lhs - rhs))
-    plus = sympy.Add(*[t for t in terms if not t.could_extract_minus_sign()])
-    minus = sympy.Add(*[-t for t in terms if t.could_extract_minus_sign()])
-    return plus, minus
-
-
-def constraint_check(constraint: Any, names: dict[str, str], model: str) -> tuple[str, str]:
-    """(C++ condition, C++ string literal of the message) of a condition on dims (``ops.base.Constraint``),
-    its dims spelled as ``names`` says."""
-    lhs, rhs = (to_cpp(side, names) for side in _unsigned_sides(*constraint.condition.args))
-    op = "==" if isinstance(constraint.condition, sympy.Eq) else ">="
-    return f"{lhs} {op} {rhs}", string_literal(f"sofie-rdf: model {model}: {constraint.message}")
 
 
 def write_header(planned: Planned, name: str, namespace: Optional[str] = None, weights: str = "dat",

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ...errors import SofieError
+from .._cxx.kernels import kernel_order as ordered
 
 # Kernels whose code calls other kernels: those are copied first.
 DEPENDENCIES = {
@@ -31,18 +32,7 @@ def kernel_source(name: str) -> str:
 
 def kernel_order(names: set[str]) -> list[str]:
     """The kernels to copy, dependencies (:data:`DEPENDENCIES`) first."""
-    order: list[str] = []
-
-    def visit(name: str) -> None:
-        if name in order:
-            return
-        for dep in DEPENDENCIES.get(name, ()):
-            visit(dep)
-        order.append(name)
-
-    for name in sorted(names):
-        visit(name)
-    return order
+    return ordered(names, DEPENDENCIES)
 
 
 def user_headers(ops: Iterable[Any], model: str) -> dict[str, str]:

@@ -19,7 +19,7 @@ from typing import Optional, Sequence
 from ... import _root
 from ..._cache import cache_dir
 from ...errors import CompilationError
-from .c_abi import c_abi_source
+from .._cxx.c_abi import c_abi_source
 from .files import write_files
 from .header import GeneratedCode, half_types_source
 from .weights import atomic_write, write_binary

@@ -25,6 +25,7 @@ from pathlib import Path
 import ml_dtypes
 import numpy as np
 
+from ..._cache import atomic_write
 from ...ir.dtypes import HALF_TYPES
 
 # numpy dtype of a tensor -> C++ element type of the std::vector holding it in a ROOT weights file.
@@ -170,18 +171,3 @@ def _write_vectors(ROOT, filename: str, weights: dict[str, np.ndarray], director
                 raise OSError(f"ROOT could not write tensor {tag!r} to {filename!r}")
     finally:
         f.Close()
-
-
-def atomic_write(path: str | os.PathLike, text: str | bytes) -> Path:
-    """Write a file so that readers never see it half written."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb" if isinstance(text, bytes) else "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path

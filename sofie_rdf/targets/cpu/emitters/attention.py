@@ -10,7 +10,7 @@ from ....ir import TensorType
 from ....ops import attention as attention_ops
 from ....ops.attention import _at, _Layout
 from ....ops.base import broadcast_strides
-from ..context import NodeContext
+from ..._cxx.context import NodeContext
 from ..emitter import Emitter, emits
 
 

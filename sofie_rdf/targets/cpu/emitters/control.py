@@ -7,7 +7,7 @@ from __future__ import annotations
 from ....ir.dims import num_elements
 from ....ops import control as control_ops
 from ....ops.base import RUNTIME_DIM_MARK
-from ..context import NodeContext
+from ..._cxx.context import NodeContext
 from ..emitter import Emitter, emits
 
 

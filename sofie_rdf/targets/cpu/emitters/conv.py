@@ -41,7 +41,7 @@ from ..emitter import Emitter, emits, optional_ptr
 from .gemm import PANEL_COLUMNS, ActivationCode
 
 if TYPE_CHECKING:
-    from ..context import NodeContext
+    from ..._cxx.context import NodeContext
 
 # Depthwise layers with at most this many outputs per input channel use the direct kernel.
 DIRECT_MAX_OUTPUTS_PER_GROUP = 4

@@ -1,7 +1,7 @@
 """Element-wise operators on the CPU: the loops of ``kernels/elementwise.hxx`` around one lambda.
 
 Each unary operator is a C++ expression in ``x``, each binary one an expression in ``a`` and ``b``
-(:data:`EXPRESSIONS`); ``{T}`` stands for the type computed in and ``{name}`` for the value of the
+(``targets/_cxx/expressions.py``); ``{T}`` stands for the type computed in and ``{name}`` for the value of the
 operator's attribute ``name``, as a literal of that type.  :meth:`UnaryEmitter.function` wraps an
 expression in the lambda the loops call; Conv and Gemm apply a fused activation through it
 (``emitters/gemm.py``) and ``FusedElementwise`` chains several in one loop, so fused code computes
@@ -10,97 +10,22 @@ exactly what the separate nodes compute.
 
 from __future__ import annotations
 
-import math
-import string
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ....ir import TensorType
 from ....ir.dims import dims_equal
 from ....ir.dtypes import compute_dtype
 from ....ops import activations, bitwise, elementwise, logic, misc, ml
 from ....ops.base import broadcast_strides, coalesce, static_size
 from ....ops.fused import FusedElementwise
+from ..._cxx.expressions import expression, filled, gelu, step_inputs
 from ..emitter import Emitter, emits
 
 if TYPE_CHECKING:
-    from ..context import NodeContext
+    from ..._cxx.context import NodeContext
 
 _T = compute_dtype
-
-# C++ function of std:: computing each plain math operator (activations.MATH_FUNCTIONS).
-STD_FUNCTIONS = {
-    "Sin": "sin", "Cos": "cos", "Tan": "tan", "Asin": "asin", "Acos": "acos", "Atan": "atan",
-    "Sinh": "sinh", "Cosh": "cosh", "Asinh": "asinh", "Acosh": "acosh", "Atanh": "atanh",
-    "Floor": "floor", "Ceil": "ceil",
-    "Round": "nearbyint",  # rounds half to even in the default rounding mode, as np.round and the spec do
-}
-
-# log(1 + exp(x)) without overflow for large x (onnxruntime's form).
-_SOFTPLUS = "(x > 0 ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x)))"
-
-EXPRESSIONS: dict[type, str] = {
-    elementwise.UnaryOp: "x",
-    elementwise.Relu: "x < 0 ? {T}(0) : x",  # NaN propagates, as in onnxruntime
-    elementwise.LeakyRelu: "x >= 0 ? x : {alpha} * x",
-    # kernels::fast_* (kernels/fastmath.hxx) vectorize; std::exp, std::tanh, std::erf are library calls
-    elementwise.Sigmoid: "kernels::fast_sigmoid(x)",
-    elementwise.Tanh: "kernels::fast_tanh(x)",
-    activations.Erf: "kernels::fast_erf(x)",
-    elementwise.Selu: "x > 0 ? {gamma} * x : {gamma} * ({alpha} * kernels::fast_exp(x) - {alpha})",
-    elementwise.Elu: "x >= 0 ? x : {alpha} * (kernels::fast_exp(x) - {T}(1))",
-    elementwise.Sqrt: "std::sqrt(x)",
-    elementwise.Exp: "kernels::fast_exp(x)",
-    elementwise.Log: "std::log(x)",
-    elementwise.Neg: "-x",
-    elementwise.Abs: "x < 0 ? -x : x",
-    elementwise.Reciprocal: "{T}(1) / x",
-    elementwise.Add: "a + b",
-    elementwise.Sub: "a - b",
-    elementwise.Mul: "a * b",
-    elementwise.Div: "a / b",
-    elementwise.Min: "kernels::minimum(a, b)",
-    elementwise.Max: "kernels::maximum(a, b)",
-    activations.Softplus: _SOFTPLUS,
-    activations.Mish: f"x * kernels::fast_tanh({_SOFTPLUS})",
-    activations.Softsign: "x / ({T}(1) + std::abs(x))",
-    activations.HardSigmoid: "std::max(std::min({alpha} * x + {beta}, {T}(1)), {T}(0))",  # this order keeps NaN
-    activations.HardSwish: "x * std::max({T}(0), std::min({T}(1), x / {T}(6) + {T}(0.5)))",
-    activations.ThresholdedRelu: "x > {alpha} ? x : {T}(0)",
-    activations.Celu: "std::max(x, {T}(0)) + std::min({alpha} * (std::exp(x / {alpha}) - {T}(1)), {T}(0))",  # keeps NaN
-    activations.Sign: "x > 0 ? {T}(1) : x < 0 ? {T}(-1) : x",
-    activations.IsNaN: "std::isnan(x)",
-    activations.PRelu: "a < 0 ? a * b : a",
-    logic.Equal: "a == b",
-    logic.Less: "a < b",
-    logic.LessOrEqual: "a <= b",
-    logic.Greater: "a > b",
-    logic.GreaterOrEqual: "a >= b",
-    logic.And: "a && b",
-    logic.Or: "a || b",
-    logic.Xor: "a != b",
-    logic.Not: "!x",
-    bitwise.BitwiseAnd: "a & b",
-    bitwise.BitwiseOr: "a | b",
-    bitwise.BitwiseXor: "a ^ b",
-    bitwise.BitwiseNot: "static_cast<{T}>(~x)",
-    misc.Swish: "x * kernels::fast_sigmoid({alpha} * x)",
-    **{getattr(activations, op_type): f"std::{function}(x)" for op_type, function in STD_FUNCTIONS.items()},
-}
-
-# Gelu's approximate -> expression; {c} is the constant inside erf (1/sqrt 2) or tanh (sqrt(2/pi)).
-GELU_FORMS = {
-    "none": ("{T}(0.5) * x * ({T}(1) + kernels::fast_erf(x * {c}))", 1 / math.sqrt(2)),
-    "tanh": ("{T}(0.5) * x * ({T}(1) + kernels::fast_tanh({c} * (x + {T}(0.044715) * x * x * x)))",
-             math.sqrt(2 / math.pi)),
-}
-
-
-def expression(op_class: type) -> str:
-    """The expression of an operator class (the nearest class along its bases that has one)."""
-    return next(EXPRESSIONS[c] for c in op_class.__mro__ if c in EXPRESSIONS)
-
 
 @emits(elementwise.UnaryOp)
 class UnaryEmitter(Emitter):
@@ -110,11 +35,7 @@ class UnaryEmitter(Emitter):
 
     def body(self, ctx: NodeContext) -> str:
         """The C++ expression in ``x`` with attribute values filled in."""
-        expr = expression(type(self.op))
-        dtype = _T(ctx.inputs[0].dtype)
-        names = {field for _, field, _, _ in string.Formatter().parse(expr) if field and field != "T"}
-        values = {p: ctx.literal(self.attrs[p], dtype) for p in names}
-        return expr.format(T=ctx.ctype(dtype), **values)
+        return filled(self.op, ctx, _T(ctx.inputs[0].dtype))
 
     def function(self, ctx: NodeContext) -> str:
         """The lambda applied per element (also by fused epilogues and FusedElementwise)."""
@@ -178,9 +99,7 @@ class Clip11Emitter(ClipEmitter):
 @emits(activations.Gelu)
 class GeluEmitter(UnaryEmitter):
     def body(self, ctx: NodeContext) -> str:
-        expr, c = GELU_FORMS[self.attrs["approximate"]]
-        dtype = _T(ctx.inputs[0].dtype)
-        return expr.format(T=ctx.ctype(dtype), c=ctx.literal(c, dtype))
+        return gelu(self.attrs["approximate"], ctx, _T(ctx.inputs[0].dtype))
 
 
 @emits(activations.IsInf)
@@ -343,14 +262,6 @@ class WhereEmitter(Emitter):
         return f"kernels::ternary_strided({operands}, {ctx.y(0)}, {ctx.array('shape', shape)}, {len(shape)}, {f});"
 
 
-def _step_inputs(ctx: NodeContext, step: dict) -> list[TensorType]:
-    """The operand types of one step of a fused chain: the chain's value, and its operand in its place."""
-    chain, k = ctx.inputs[0], step["operand"]
-    if k < 0:
-        return [chain]
-    return [ctx.inputs[k], chain] if step.get("operand_first") else [chain, ctx.inputs[k]]
-
-
 @emits(FusedElementwise)
 class FusedElementwiseEmitter(Emitter):
     """One loop: each element goes through every step's lambda while it is in a register."""
@@ -367,7 +278,7 @@ class FusedElementwiseEmitter(Emitter):
     def emit(self, ctx: NodeContext) -> str:
         n = ctx.dim(ctx.outputs[0].size)
         scalar = {k for k, t in enumerate(ctx.inputs) if k and static_size(t.shape) == 1}
-        lines = [f"const auto f{i} = {emitter.function(ctx.with_inputs(_step_inputs(ctx, step)))};"
+        lines = [f"const auto f{i} = {emitter.function(ctx.with_inputs(step_inputs(ctx.inputs, step)))};"
                  for i, (emitter, step) in enumerate(zip(self.steps, self.op.steps))]
         # single values read once: in the loop the compiler could not tell them apart from the output it writes
         lines += [f"const auto c{k} = {ctx.x(k)}[0];" for k in sorted(scalar)]

@@ -26,8 +26,8 @@ from ..emitter import Emitter, emits
 
 if TYPE_CHECKING:
     from ....ops.base import Op
+    from ..._cxx.context import NodeContext
     from .. import CpuTarget
-    from ..context import NodeContext
 
 # Products served by gemm_panels (kernels/gemm.hxx) in native code: a constant float B stored in panels of
 # PANEL_COLUMNS columns (kPanelColumns), for outputs beyond L2 (kGemmStreamedOutput elements), where BLAS and a

@@ -8,7 +8,7 @@ from ....ir import TensorType
 from ....ir.dims import Dim, num_elements
 from ....ops import indexing as indexing_ops
 from ....ops.base import contiguous_strides, normalize_axis
-from ..context import NodeContext
+from ..._cxx.context import NodeContext
 from ..emitter import Emitter, emits
 
 # An update combined with the value already there, per reduction; on bool, what onnxruntime's + and * amount to.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ....ir.dims import num_elements
 from ....ops import kvcache as kvcache_ops
-from ..context import NodeContext
+from ..._cxx.context import NodeContext
 from ..emitter import Emitter, emits, optional_ptr
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ....ops import linalg as linalg_ops
-from ..context import NodeContext
+from ..._cxx.context import NodeContext
 from ..emitter import Emitter, emits
 
 

@@ -6,7 +6,7 @@ import numpy as np
 
 from ....ir.dims import num_elements
 from ....ops import loss as loss_ops
-from ..context import NodeContext
+from ..._cxx.context import NodeContext
 from ..emitter import Emitter, emits
 
 

@@ -11,7 +11,7 @@ from ....ops.lrn import LRN
 from ..emitter import Emitter, emits
 
 if TYPE_CHECKING:
-    from ..context import NodeContext
+    from ..._cxx.context import NodeContext
 
 
 @emits(LRN)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ....ir.dims import num_elements
 from ....ops import misc as misc_ops
 from ....ops.base import coalesce, contiguous_strides
-from ..context import NodeContext
+from ..._cxx.context import NodeContext
 from ..emitter import Emitter, emits
 
 

@@ -6,7 +6,7 @@ import numpy as np
 
 from ....ir.dims import num_elements
 from ....ops import ml as ml_ops
-from ..context import NodeContext
+from ..._cxx.context import NodeContext
 from ..emitter import Emitter, emits
 from .trees import CPP_TRANSFORMS
 

@@ -7,7 +7,7 @@ import numpy as np
 from ....ir.dims import Dim, simplify
 from ....ops import movement as movement_ops
 from ....ops.base import broadcast_strides, coalesce, contiguous_strides, normalize_axis
-from ..context import NodeContext
+from ..._cxx.context import NodeContext
 from ..emitter import Emitter, emits
 
 

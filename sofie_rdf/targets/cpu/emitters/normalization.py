@@ -8,7 +8,7 @@ from ....ir.dims import num_elements
 from ....ir.dtypes import from_onnx
 from ....ops import normalization as normalization_ops
 from ....ops.normalization import _optional
-from ..context import NodeContext
+from ..._cxx.context import NodeContext
 from ..emitter import Emitter, emits
 
 

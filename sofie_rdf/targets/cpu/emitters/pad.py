@@ -5,14 +5,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ....ir.dims import Dim, simplify
 from ....ops.base import contiguous_strides
 from ....ops.pad import Pad, Pad_11
 from ..emitter import Emitter, emits
 from .movement import value_ptr
 
 if TYPE_CHECKING:
-    from ..context import NodeContext
+    from ..._cxx.context import NodeContext
 
 
 @emits(Pad)
@@ -29,13 +28,10 @@ class PadEmitter(Emitter):
         if self.op.at_run_time(ctx.inputs):
             return self.emit_at_run_time(ctx)
         x = ctx.inputs[0]
-        begin, end = self.op.pads(ctx.inputs)
-        strides = contiguous_strides(x.shape)
-        offset: Dim = simplify(sum((max(-b, 0) * s for b, s in zip(begin, strides)), 0))
-        extent = [simplify(d + min(b, 0) + min(e, 0)) for d, b, e in zip(x.shape, begin, end)]
+        offset, extent, begin = self.op.crop(ctx.inputs)
         src = ctx.x(0) if offset == 0 else f"{ctx.x(0)} + {ctx.dim(offset)}"
-        args = [ctx.array("extent", extent), ctx.array("strides", strides, "std::ptrdiff_t"),
-                ctx.array("begin", [max(b, 0) for b in begin]), ctx.array("out_shape", ctx.outputs[0].shape)]
+        args = [ctx.array("extent", extent), ctx.array("strides", contiguous_strides(x.shape), "std::ptrdiff_t"),
+                ctx.array("begin", begin), ctx.array("out_shape", ctx.outputs[0].shape)]
         return (f"kernels::pad({src}, {ctx.y(0)}, {', '.join(args)}, {x.rank}, "
                 f"kernels::pad_mode::{self.op.mode()}, static_cast<{ctx.ctype(x.dtype)}>({self.value(ctx)}));")
 

@@ -18,7 +18,7 @@ from ....ops.pool import _AveragePool, _LpPool, _MaxPool
 from ..emitter import Emitter, emits
 
 if TYPE_CHECKING:
-    from ..context import NodeContext
+    from ..._cxx.context import NodeContext
 
 
 # Element types pool_lines takes (the 16-bit floats go through the generic walk).

@@ -16,7 +16,7 @@ from ....ops import recurrent
 from ..emitter import Emitter, emits
 
 if TYPE_CHECKING:
-    from ..context import NodeContext
+    from ..._cxx.context import NodeContext
 
 
 def functor(act: recurrent.Act, ctx: NodeContext) -> str:

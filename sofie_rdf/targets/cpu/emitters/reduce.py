@@ -11,7 +11,7 @@ from ....ir.dtypes import kind
 from ....ops import reduce as reduce_ops
 from ....ops.base import coalesce, contiguous_strides
 from ....ops.reduce import _axis_view, block_view
-from ..context import NodeContext
+from ..._cxx.context import NodeContext
 from ..emitter import Emitter, emits
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ....ops import reinterpret as reinterpret_ops
 from ....ops.base import contiguous_strides
-from ..context import NodeContext
+from ..._cxx.context import NodeContext
 from ..emitter import Emitter, emits
 
 

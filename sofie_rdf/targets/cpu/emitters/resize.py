@@ -7,7 +7,7 @@ import numpy as np
 from ....ir.dims import as_dim
 from ....ops import resize as resize_ops
 from ....ops.base import contiguous_strides
-from ..context import NodeContext, cpp_literal
+from ..._cxx.context import NodeContext, cpp_literal
 from ..emitter import Emitter, emits
 
 

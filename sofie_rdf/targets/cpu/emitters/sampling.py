@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ....ir.dims import num_elements
 from ....ops import sampling as sampling_ops
-from ..context import NodeContext
+from ..._cxx.context import NodeContext
 from ..emitter import Emitter, emits
 from .movement import value_ptr
 

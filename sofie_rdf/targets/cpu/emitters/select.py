@@ -8,7 +8,7 @@ import sympy
 from ....ir.dims import Dim
 from ....ops import select as select_ops
 from ....ops.select import _axis_view
-from ..context import NodeContext
+from ..._cxx.context import NodeContext
 from ..emitter import Emitter, emits
 
 

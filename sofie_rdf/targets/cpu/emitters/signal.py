@@ -7,7 +7,7 @@ import sympy
 
 from ....ir.dims import Dim, num_elements
 from ....ops import signal as signal_ops
-from ..context import NodeContext
+from ..._cxx.context import NodeContext
 from ..emitter import Emitter, emits
 
 

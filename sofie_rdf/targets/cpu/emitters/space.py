@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ....ops import space as space_ops
 from ....ops.base import contiguous_strides
-from ..context import NodeContext
+from ..._cxx.context import NodeContext
 from ..emitter import Emitter, emits
 from .movement import emit_strided_copy
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ....ops import text as text_ops
-from ..context import NodeContext
+from ..._cxx.context import NodeContext
 from ..emitter import Emitter, emits
 
 

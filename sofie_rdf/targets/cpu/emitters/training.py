@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ....ops import training as training_ops
-from ..context import NodeContext
+from ..._cxx.context import NodeContext
 from ..emitter import Emitter, emits
 
 # The kernel of each optimizer (kernels/training.hxx) and the arguments it takes after the float attributes (in ``params`` order).

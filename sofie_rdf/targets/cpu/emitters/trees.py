@@ -17,7 +17,7 @@ import numpy as np
 
 from ....ir import TensorType
 from ....ops import trees as tree_ops
-from ..context import NodeContext, cpp_literal
+from ..._cxx.context import NodeContext, cpp_literal
 from ..emitter import Emitter, emits
 
 # C++ spelling of the node tests (index: the mode number of ops.trees.MODES) and of the mixed case.

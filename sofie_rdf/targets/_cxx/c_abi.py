@@ -1,4 +1,4 @@
-"""The C ABI of a native library: plain functions over an opaque handle, callable without C++ or ROOT.
+"""The C ABI of a compiled model library (any target): plain functions over an opaque handle, callable without C++ or ROOT.
 
 The Python Session binds them with ctypes (``sofie_rdf._native``); C, Julia or Rust callers can too. Every
 function catches what the C++ throws: a call returns 0, 1 for a value the model cannot accept
@@ -21,12 +21,17 @@ function catches what the C++ throws: a call returns 0, 1 for a value the model 
 
 from __future__ import annotations
 
+from typing import Any, Sequence
+
 import numpy as np
 
 from ...ir.info import Interface
-from .cpp import cpp_type, to_cpp
-from .header import GeneratedCode, constraint_check
+from .cpp import constraint_check, cpp_type, to_cpp
 from .names import string_literal
+
+# The generated code of any target (``targets/cpu.GeneratedCode``, ``targets/cuda.CudaCode``): its name,
+# namespace, inputs, outputs, symbols, runtime_dims, constraints, weights_mode, nodes and profile.
+GeneratedCode = Any
 
 
 def runtime_sized(code: GeneratedCode) -> list[int]:
@@ -46,14 +51,15 @@ def interface_of(code: GeneratedCode, namespace: str) -> Interface:
         profile=code.profile)
 
 
-def c_abi_source(code: GeneratedCode, namespace: str) -> str:
-    """The ``extern "C"`` functions of a library built from ``code`` (its Session in ``code.namespace``)."""
+def c_abi_source(code: GeneratedCode, namespace: str, extra: Sequence[str] = ()) -> str:
+    """The ``extern "C"`` functions of a library built from ``code`` (its Session in ``code.namespace``);
+    ``extra``: lines of a target's own functions, which may use ``Handle`` and ``sofie_fail_``."""
     sized = runtime_sized(code)
     dims = {orig: f"dims[{k}]" for k, (orig, _) in enumerate(code.symbols)}
     dims.update({d: f"h.session.runtime_dim({k})" for k, d in enumerate(code.runtime_dims)})
     interface = interface_of(code, namespace).to_json()
     return "\n".join([
-        f"// C ABI of the model {code.name} (see sofie_rdf/targets/cpu/c_abi.py): plain functions over a handle.",
+        f"// C ABI of the model {code.name} (see sofie_rdf/targets/_cxx/c_abi.py): plain functions over a handle.",
         "#include <cstddef>", "#include <exception>", "#include <stdexcept>", "#include <string>",
         "#include <vector>", "",
         "namespace {",
@@ -100,7 +106,7 @@ def c_abi_source(code: GeneratedCode, namespace: str) -> str:
         *(["   (void)dims;"] if not code.symbols else []),
         *(["   (void)buffers;"] if not code.inputs and not code.outputs else []),
         "   try {",
-        f"      h.session.infer({', '.join(_infer_args(code, sized))});",
+        f"      h.session.infer({', '.join(infer_args(code, sized))});",
         *_bool_conversions(code, sized),
         "   } catch (const std::invalid_argument &e) {",
         "      return sofie_fail_(1, e.what());",
@@ -141,6 +147,7 @@ def c_abi_source(code: GeneratedCode, namespace: str) -> str:
         "}",
         "",
         *_profile_functions(code),
+        *extra,
         '} // extern "C"',
         "",
     ])
@@ -154,7 +161,8 @@ def _session_init(code: GeneratedCode) -> str:
     return f"   explicit Handle(const char *weights) : session(weights ? {session}(weights) : {session}()) {{}}"
 
 
-def _infer_args(code: GeneratedCode, sized: list[int]) -> list[str]:
+def infer_args(code: GeneratedCode, sized: list[int]) -> list[str]:
+    """The arguments of ``Session::infer`` from ``dims`` and ``buffers`` (outputs ``sized`` go to the Handle)."""
     args = [f"dims[{k}]" for k in range(len(code.symbols))]
     args += [f"static_cast<const {cpp_type(t.dtype)} *>(buffers[{k}])" for k, (_, t) in enumerate(code.inputs)]
     n_in = len(code.inputs)

@@ -1,6 +1,8 @@
-"""C++ spelling of the IR: element types and dim expressions, for the CPU target's generated code."""
+"""C++ spelling of the IR: element types and dim expressions, for every target that generates C++ (CPU, CUDA)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import ml_dtypes
 import numpy as np
@@ -8,6 +10,7 @@ import sympy
 
 from ...errors import ModelFormatError, ShapeError
 from ...ir.dims import Dim
+from .names import string_literal
 
 # 16-bit floats are the storage types of kernels/half.hxx, computed in float.
 _CPP_TYPES = {
@@ -94,3 +97,19 @@ class _CppDimPrinter:
         if coeff != 1:
             factors.insert(0, str(int(coeff)))
         return "(" + " * ".join(factors) + ")"
+
+
+def _unsigned_sides(lhs: sympy.Expr, rhs: sympy.Expr) -> tuple[sympy.Expr, sympy.Expr]:
+    """``lhs - rhs`` split into terms added on each side, so ``size_t`` arithmetic cannot wrap."""
+    terms = sympy.Add.make_args(sympy.expand(lhs - rhs))
+    plus = sympy.Add(*[t for t in terms if not t.could_extract_minus_sign()])
+    minus = sympy.Add(*[-t for t in terms if t.could_extract_minus_sign()])
+    return plus, minus
+
+
+def constraint_check(constraint: Any, names: dict[str, str], model: str) -> tuple[str, str]:
+    """(C++ condition, C++ string literal of the message) of a condition on dims (``ops.base.Constraint``),
+    its dims spelled as ``names`` says."""
+    lhs, rhs = (to_cpp(side, names) for side in _unsigned_sides(*constraint.condition.args))
+    op = "==" if isinstance(constraint.condition, sympy.Eq) else ">="
+    return f"{lhs} {op} {rhs}", string_literal(f"sofie-rdf: model {model}: {constraint.message}")
