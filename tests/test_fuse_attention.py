@@ -99,3 +99,12 @@ def test_chains_that_must_stay(check_model, case):
     assert "Attention" not in _op_types(model)
     assert "Softmax" in _op_types(model)
     check_model(model, feeds, backend="native")
+
+
+def test_targets_without_an_attention_kernel_keep_the_chain():
+    """Planning fuses only for a target that computes Attention (``Target.attention_op``): the CUDA target has no
+    kernel for it yet and runs the chain node by node; the CPU target fuses it."""
+    model = sr.load(_attention())
+    assert [n.op_type for n in model.planned("native").model.nodes] == ["Attention"]
+    cuda_ops = [n.op_type for n in model.planned("cuda").model.nodes]
+    assert "Attention" not in cuda_ops and "Softmax" in cuda_ops

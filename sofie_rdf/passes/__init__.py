@@ -43,10 +43,12 @@ def _inferred(model: Model) -> Model:
     return infer_shapes(model)
 
 
-def rewrite(model: Model) -> Model:
-    """A prepared model rewritten for inference (``model`` itself, changed)."""
+def rewrite(model: Model, attention: bool = True) -> Model:
+    """A prepared model rewritten for inference (``model`` itself, changed).  ``attention``: whether the machine
+    it is planned for computes the ONNX Attention operator (``Target.attention_op``), which step 1b produces."""
     model = fold_constants(model)   # 1. drop nodes computed at generation time, collect weights
-    model = fuse_attention(model)   # 1b. MatMul(Q, K^T) -> scale -> Softmax -> MatMul(V) -> one Attention
+    if attention:
+        model = fuse_attention(model)  # 1b. MatMul(Q, K^T) -> scale -> Softmax -> MatMul(V) -> one Attention
     model = fuse_matmul_add(model)  # 2. MatMul + constant bias Add -> Gemm (which 3 and 4 may then fuse further)
     model = fold_batchnorm(model)   # 3. inference BatchNormalization merged into the Conv/Gemm weights before it
     model = fuse_activations(model)  # 4. Conv/ConvTranspose/Gemm + activation -> one sofie_rdf::Fused* node

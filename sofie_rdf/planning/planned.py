@@ -72,7 +72,8 @@ def plan_count() -> int:
 def _plan(prepared: Model, target: Any) -> Planned:
     global _runs
     _runs += 1
-    model = lower_control_flow(rewrite(_copy(prepared)))  # control flow decided while running: marker nodes
+    # control flow decided while running: marker nodes
+    model = lower_control_flow(rewrite(_copy(prepared), attention=target.attention_op))
     ops = tuple(op_for(node, model.name) for node in model.nodes)
     emitters = tuple(target.bind(op) for op in ops)
     target.pack_weights(model, emitters)  # may rename weight inputs of nodes: ops read node.inputs

@@ -21,6 +21,9 @@ class Target:
 
     # Short name ("cpu"), the first part of :attr:`key`.
     name: ClassVar[str] = ""
+    # Whether the target computes the ONNX Attention operator, so that planning may fuse the attention chains
+    # exporters write (passes/fuse_attention.py) into it; a target without its kernel runs the chain as it is.
+    attention_op: ClassVar[bool] = True
 
     @property
     def key(self) -> str:

@@ -33,6 +33,7 @@ class CudaTarget(Target):
 
     archs: tuple[str, ...] = DEFAULT_ARCHS
     name: ClassVar[str] = "cuda"
+    attention_op: ClassVar[bool] = False  # no Attention kernel yet: the exported chain runs node by node
 
     def __post_init__(self) -> None:
         if not self.archs or not all(isinstance(a, str) and _ARCH.fullmatch(a) for a in self.archs):
