@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import string
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 
@@ -85,14 +85,23 @@ GELU_FORMS = {
 }
 
 
-def expression(op_class: type) -> str:
-    """The expression of an operator class (the nearest class along its bases that has one)."""
+# The expressions on unsigned types of those that compare with 0 ("x < 0" on them trips -Wtype-limits).
+UNSIGNED_EXPRESSIONS = {elementwise.Abs: "x", activations.Sign: "x > 0 ? {T}(1) : x"}
+
+
+def expression(op_class: type, dtype: Optional[np.dtype] = None) -> str:
+    """The expression of an operator class (the nearest class along its bases that has one), its unsigned
+    spelling for an unsigned ``dtype``."""
+    if dtype is not None and np.dtype(dtype).kind == "u":
+        unsigned = next((UNSIGNED_EXPRESSIONS[c] for c in op_class.__mro__ if c in UNSIGNED_EXPRESSIONS), None)
+        if unsigned is not None:
+            return unsigned
     return next(EXPRESSIONS[c] for c in op_class.__mro__ if c in EXPRESSIONS)
 
 
 def filled(op: Any, ctx: Any, dtype: np.dtype) -> str:
     """The expression of ``op``'s class with ``{T}`` (``dtype``'s C++ type) and its attributes' values filled in."""
-    expr = expression(type(op))
+    expr = expression(type(op), dtype)
     names = {field for _, field, _, _ in string.Formatter().parse(expr) if field and field != "T"}
     values = {p: ctx.literal(op.attrs[p], dtype) for p in names}
     return expr.format(T=ctx.ctype(dtype), **values)

@@ -47,22 +47,6 @@ class UnaryEmitter(Emitter):
         return f"kernels::unary({ctx.x(0)}, {ctx.y(0)}, {n}, {self.function(ctx)});"
 
 
-@emits(elementwise.Abs)
-class AbsEmitter(UnaryEmitter):
-    def body(self, ctx: NodeContext) -> str:
-        """Unsigned values are their own absolute value ("x < 0" on them trips -Wtype-limits)."""
-        return "x" if ctx.inputs[0].dtype.kind == "u" else super().body(ctx)
-
-
-@emits(activations.Sign)
-class SignEmitter(UnaryEmitter):
-    def body(self, ctx: NodeContext) -> str:
-        # "x < 0" on an unsigned type trips -Wtype-limits.
-        if ctx.inputs[0].dtype.kind == "u":
-            return f"x > 0 ? {ctx.ctype(ctx.inputs[0].dtype)}(1) : x"
-        return super().body(ctx)
-
-
 @emits(elementwise.Cast)
 class CastEmitter(UnaryEmitter):
     def body(self, ctx: NodeContext) -> str:

@@ -62,21 +62,6 @@ class UnaryEmitter(CudaEmitter):
         return f"kernels::unary({ctx.x(0)}, {ctx.y(0)}, {n}, {self.function(ctx)}, stream_);"
 
 
-@emits(elementwise.Abs)
-class AbsEmitter(UnaryEmitter):
-    def body(self, ctx: NodeContext) -> str:
-        """Unsigned values are their own absolute value."""
-        return "x" if ctx.inputs[0].dtype.kind == "u" else super().body(ctx)
-
-
-@emits(activations.Sign)
-class SignEmitter(UnaryEmitter):
-    def body(self, ctx: NodeContext) -> str:
-        if ctx.inputs[0].dtype.kind == "u":
-            return f"x > 0 ? {ctx.ctype(ctx.inputs[0].dtype)}(1) : x"
-        return super().body(ctx)
-
-
 @emits(elementwise.Cast)
 class CastEmitter(UnaryEmitter):
     @classmethod
