@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
@@ -40,6 +40,19 @@ def cpp_literal(value: Any, dtype: np.dtype) -> str:
             return "std::numeric_limits<int64_t>::min()"
         return f"INT64_C({v})" if dtype.kind == "i" else f"UINT64_C({v})"
     return str(v)
+
+
+def node_operands(model: Any, node: Any, value_inputs: Sequence[int], stored: Any,
+                  ptr: Callable[[str], str]) -> tuple[list, list, list[str], list[str]]:
+    """A node's input and output types and the C++ pointers its code reads them through (``ptr`` of a stored
+    tensor, else ``nullptr``).  Value inputs (Reshape's shape, Slice's starts, ...) known at generation time
+    were used up then and are not stored at run time, so the operator gets no pointer for them."""
+    inputs = [model.tensors[i] if i else None for i in node.inputs]
+    outputs = [model.tensors[o] if o else None for o in node.outputs]
+    known = [bool(i) and k in value_inputs and model.tensors[i].value is not None for k, i in enumerate(node.inputs)]
+    in_ptrs = [ptr(i) if i and i in stored and not known[k] else "nullptr" for k, i in enumerate(node.inputs)]
+    out_ptrs = [ptr(o) if o else "nullptr" for o in node.outputs]
+    return inputs, outputs, in_ptrs, out_ptrs
 
 
 class NodeContext:

@@ -30,7 +30,7 @@ from ...ir.dims import free_symbols, is_static, num_elements
 from ...ir.dtypes import HALF_TYPES
 from ...planning import Planned
 from ...planning.memory import runtime_sized
-from .._cxx.context import NodeContext, cpp_literal
+from .._cxx.context import NodeContext, cpp_literal, node_operands
 from .._cxx.cpp import constraint_check, cpp_type, to_cpp
 from .._cxx.names import NameTable, comment, string_literal
 from .library import include_lines, kernel_order, kernel_source, user_headers
@@ -459,14 +459,7 @@ class _HeaderWriter:
         m = self.model
         emitter = self.emitters[index]
         op = emitter.op
-        inputs = [m.tensors[i] if i else None for i in node.inputs]
-        outputs = [m.tensors[o] if o else None for o in node.outputs]
-        # Value inputs (Reshape's shape, Slice's starts, ...) were used up at generation time and are
-        # not stored at run time, so the operator gets no pointer for them.
-        known = [bool(i) and k in op.value_inputs and m.tensors[i].value is not None for k, i in enumerate(node.inputs)]
-        in_ptrs = [self.ptr(i) if i and i in self.plan.storage and not known[k] else "nullptr"
-                   for k, i in enumerate(node.inputs)]
-        out_ptrs = [self.ptr(o) if o else "nullptr" for o in node.outputs]
+        inputs, outputs, in_ptrs, out_ptrs = node_operands(m, node, op.value_inputs, self.plan.storage, self.ptr)
         work = [self.tensor[w] for w in self.plan.workspaces.get(index, [])]
         before, deferred = self._reservations(index, node)
         ctx = NodeContext(index, inputs, outputs, in_ptrs, out_ptrs, self.cpp_dims, work, deferred,

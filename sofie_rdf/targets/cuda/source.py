@@ -33,7 +33,7 @@ from ...ir import TensorType
 from ...ir.dims import free_symbols
 from ...ir.dtypes import HALF_TYPES
 from ...planning import Planned
-from .._cxx.context import NodeContext
+from .._cxx.context import NodeContext, node_operands
 from .._cxx.cpp import constraint_check, cpp_type, to_cpp
 from .._cxx.files import GeneratedFiles
 from .._cxx.names import NameTable, comment, string_literal
@@ -520,12 +520,7 @@ class _SourceWriter:
         m = self.model
         emitter = self.emitters[index]
         op = emitter.op
-        inputs = [m.tensors[i] if i else None for i in node.inputs]
-        outputs = [m.tensors[o] if o else None for o in node.outputs]
-        known = [bool(i) and k in op.value_inputs and m.tensors[i].value is not None for k, i in enumerate(node.inputs)]
-        in_ptrs = [self.ptr(i) if i and i in self.plan.storage and not known[k] else "nullptr"
-                   for k, i in enumerate(node.inputs)]
-        out_ptrs = [self.ptr(o) if o else "nullptr" for o in node.outputs]
+        inputs, outputs, in_ptrs, out_ptrs = node_operands(m, node, op.value_inputs, self.plan.storage, self.ptr)
         work = [self.tensor[w] for w in self.plan.workspaces.get(index, [])]
         ctx = NodeContext(index, inputs, outputs, in_ptrs, out_ptrs, self.dims, work, where=f"model {m.name!r}: {node}")
         code = emitter.emit(ctx)
