@@ -71,6 +71,12 @@ ROWS_FEATURES = PANEL_COLUMNS  # kPanelColumns in kernels/gemm.hxx
 ROWS_MAX_POSITIONS = 256
 ROWS_MAX_POSITIONS_SHALLOW = 1024
 ROWS_MIN_DEPTH, ROWS_MAX_DEPTH = 64, 512
+# AVX-512's conv_rows tile is two panels (32 features) wide: a layer whose features are not a multiple of that
+# runs a one-panel tile, one broadcast per multiply-add, which is bound by its loads.  There conv_shifted (6
+# features x 64 positions) is ahead from a few hundred positions, measured on a Xeon (AVX-512), 3x3, batch 1:
+# 0.85x conv_rows' time for 16 -> 16 channels on 32 pixels, 0.91x on 24, 0.83x on 64, 0.84x for 64 -> 16 on 32;
+# at 16 pixels (256 positions) conv_rows stays ahead (16 -> 16: 0.8x conv_shifted's time).
+ROWS_AVX512_ONE_PANEL_MAX_POSITIONS = 256
 # m -> (input channels, output tiles per image) from which Winograd F(m, r) beats conv_rows (F(4, 3): 32 channels
 # on 32 pixels, not on 24: 1.2x conv_rows' time there)
 WINOGRAD_OVER_ROWS = {4: (32, 64), 2: (256, 0)}
@@ -244,6 +250,9 @@ class ConvEmitter(ConvCode):
         if self.strategy(x, TensorType(w.dtype, w.shape), geom) != "im2col":
             return False
         positions, depth = math.prod(geom.grid), math.prod(w.shape[1:])
+        if (self.target.isa == "avx512" and w.shape[0] % (2 * ROWS_FEATURES)
+                and positions > ROWS_AVX512_ONE_PANEL_MAX_POSITIONS and self._shifted_candidate(w)):
+            return False
         return positions <= ROWS_MAX_POSITIONS or (positions <= ROWS_MAX_POSITIONS_SHALLOW
                                                    and ROWS_MIN_DEPTH <= depth <= ROWS_MAX_DEPTH)
 
@@ -284,7 +293,7 @@ class ConvEmitter(ConvCode):
         geom = self.op.geometry(x, w)
         strategy = self.strategy(x, w, geom)
         data, sizes = self._operands(ctx)
-        act = self.activation_or_identity(ctx, x.dtype)
+        act = self.activation_or_identity(ctx)
         counts = f"{ctx.dim(x.shape[0])}, {x.shape[1]}, {ctx.outputs[0].shape[1]}"  # ungrouped
         if strategy in ("shifted", "rows"):
             return (f"kernels::conv_{strategy}({data}, {ctx.w(0)}, {ctx.w(1)}, {counts}, {geometry_arrays(ctx, geom)}, "
@@ -332,7 +341,7 @@ class ConvTransposeEmitter(ConvCode):
         data, sizes = self._operands(ctx)
         phased = ctx.w(1) if geom.strides[-1] > 1 else "nullptr"
         return (f"kernels::conv_transpose_gemm({data}, {ctx.w(0)}, {phased}, {sizes}, {geometry_arrays(ctx, geom)}, "
-                f"{self.activation_or_identity(ctx, x.dtype)});")
+                f"{self.activation_or_identity(ctx)});")
 
 
 # ---- CausalConvWithState, DeformConv (kernels/conv_extra.hxx) -----------------

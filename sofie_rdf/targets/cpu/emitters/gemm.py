@@ -42,6 +42,11 @@ PANEL_MAX_ROWS = 64
 PANEL_MAX_DEPTH = 256
 
 
+# The activation of a kernel call that has none: kernels/gemm.hxx's Identity, a type kernels can tell from an
+# activation (a copy of a tile's row is then kept out of GCC's `rep movs`).
+IDENTITY = "kernels::Identity{}"
+
+
 class ActivationCode(Emitter):
     """An emitter whose operator may carry a fused activation (:class:`~sofie_rdf.ops.fused.FusedActivation`),
     applied to every output by the base operator's kernel through a lambda."""
@@ -66,9 +71,9 @@ class ActivationCode(Emitter):
         """The lambda applied to every output, None without a fused activation."""
         return None if self.activation is None else self.activation.function(ctx)
 
-    def activation_or_identity(self, ctx: NodeContext, dtype: np.dtype) -> str:
-        """The activation's lambda, or the identity on ``dtype`` where none is fused."""
-        return self.activation_function(ctx) or f"[](const {ctx.ctype(dtype)} v) {{ return v; }}"
+    def activation_or_identity(self, ctx: NodeContext) -> str:
+        """The activation's lambda, or :data:`IDENTITY` where none is fused."""
+        return self.activation_function(ctx) or IDENTITY
 
 
 @emits(Gemm, FusedGemm)
@@ -140,7 +145,7 @@ class GemmEmitter(ActivationCode):
             row, col = broadcast_strides(c.shape, (m, n))
             bias = f"{ctx.x(2)}, {ctx.dim(row)}, {ctx.dim(col)}"
         beta = ctx.literal(self.attrs["beta"] if c is not None else 0.0, dt)
-        act = act or f"[](const {ctx.ctype(dt)} v) {{ return v; }}"
+        act = act or IDENTITY
         return f"kernels::gemm_bias_act({product}, {beta}, {bias}, {ctx.y(0)}, {act});"
 
     def _emit_panels(self, ctx: NodeContext, m: int, n: int, k: int, has_bias: bool, act: Optional[str]) -> str:
@@ -148,7 +153,7 @@ class GemmEmitter(ActivationCode):
         a_row, a_col = (1, m) if self.attrs["transA"] else (k, 1)
         dt = ctx.inputs[0].dtype
         beta = ctx.literal(self.attrs["beta"] if has_bias else 0.0, dt)
-        act = act or "[](const float v) { return v; }"
+        act = act or IDENTITY
         return (f"kernels::gemm_panels({m}, {n}, {k}, {ctx.literal(self.attrs['alpha'], dt)}, {ctx.x(0)}, "
                 f"{a_row}, {a_col}, {ctx.x(1)}, {beta}, {ctx.x(2) if has_bias else 'nullptr'}, {ctx.y(0)}, {act});")
 

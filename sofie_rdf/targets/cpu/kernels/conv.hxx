@@ -207,7 +207,7 @@ inline void conv_activate(T *y, size_t n, F act)
 // col (C/group*K x OS) is the im2col matrix, or nullptr for a 1x1 convolution with stride 1 and no
 // pad, whose input already is that matrix.
 template <typename T, typename F>
-inline void conv_gemm(const T *x, const T *w, const Opt<T> *bias, T *y, Opt<T> *col, size_t batch, size_t channels,
+SOFIE_RDF_KERNEL void conv_gemm(const T *x, const T *w, const Opt<T> *bias, T *y, Opt<T> *col, size_t batch, size_t channels,
                       size_t features, size_t group, const size_t *image, const size_t *grid, const size_t *kernel,
                       const size_t *stride, const size_t *dilation, const std::ptrdiff_t *pad, F act)
 {
@@ -232,7 +232,7 @@ inline void conv_gemm(const T *x, const T *w, const Opt<T> *bias, T *y, Opt<T> *
 // im2col would copy as much data as the product reads.  The innermost loop runs over the valid
 // output columns of one row.
 template <typename T, typename F>
-inline void conv_direct(const T *x, const T *w, const Opt<T> *bias, T *y, size_t batch, size_t channels,
+SOFIE_RDF_KERNEL void conv_direct(const T *x, const T *w, const Opt<T> *bias, T *y, size_t batch, size_t channels,
                         size_t features, size_t group, const size_t *image, const size_t *grid, const size_t *kernel,
                         const size_t *stride, const size_t *dilation, const std::ptrdiff_t *pad, F act)
 {
@@ -278,7 +278,7 @@ inline void conv_direct(const T *x, const T *w, const Opt<T> *bias, T *y, size_t
 // (col2im_phased with its scratch z when the last dim is strided, z null otherwise).
 // `image` is the output's spatial shape, `grid` the input's.
 template <typename T, typename F>
-inline void conv_transpose_gemm(const T *x, const T *w, const Opt<T> *bias, T *y, Opt<T> *col, Opt<T> *z, size_t batch,
+SOFIE_RDF_KERNEL void conv_transpose_gemm(const T *x, const T *w, const Opt<T> *bias, T *y, Opt<T> *col, Opt<T> *z, size_t batch,
                                 size_t channels, size_t features, size_t group, const size_t *image, const size_t *grid,
                                 const size_t *kernel, const size_t *stride, const size_t *dilation,
                                 const std::ptrdiff_t *pad, F act)
@@ -430,8 +430,7 @@ inline void conv_shifted_store(const ConvShifted &s, const float *tile, size_t r
       if (od < s.grid[0] && oh < s.grid[1] && ow < s.grid[2]) {
          const size_t valid = std::min(run, s.grid[2] - ow), out = (od * s.grid[1] + oh) * s.grid[2] + ow;
          for (size_t i = 0; i < rows; ++i)
-            for (size_t k = 0; k < valid; ++k)
-               y[i * s.grid_size + out + k] = act(tile[i * width + j + k]);
+            act_copy(tile + i * width + j, y + i * s.grid_size + out, valid, act);
       }
       j += run;
       ow += run;
@@ -547,7 +546,7 @@ inline void conv_shifted_pad(const float *x, size_t channels, const size_t *imag
 // Ungrouped float convolution (see above) with panel-packed weights; xp is the float scratch, offsets room
 // for channels * kd * kh * kw steps.
 template <typename F>
-inline void conv_shifted(const float *x, const float *w, const float *bias, float *y, float *xp,
+SOFIE_RDF_KERNEL void conv_shifted(const float *x, const float *w, const float *bias, float *y, float *xp,
                          std::int64_t *offsets, size_t batch, size_t channels, size_t features, const size_t *image,
                          const size_t *grid, const size_t *kernel, const size_t *stride, const size_t *dilation,
                          const std::ptrdiff_t *pad, F act)
@@ -618,7 +617,7 @@ inline void conv_rows_block(size_t rows, const std::int64_t *offsets, size_t k, 
 // Ungrouped float convolution with weights in feature blocks (see above); xp is the float scratch, offsets
 // room for K steps.  Per pass, each block of features reads its weights once for all positions.
 template <typename F>
-inline void conv_rows(const float *x, const float *w, const float *bias, float *y, float *xp, std::int64_t *offsets,
+SOFIE_RDF_KERNEL void conv_rows(const float *x, const float *w, const float *bias, float *y, float *xp, std::int64_t *offsets,
                       size_t batch, size_t channels, size_t features, const size_t *image, const size_t *grid,
                       const size_t *kernel, const size_t *stride, const size_t *dilation, const std::ptrdiff_t *pad,
                       F act)

@@ -6,6 +6,14 @@
 // loops than through BLAS, whose call overhead would dominate.  The loop order
 // keeps the innermost loop contiguous in B and C so the compiler vectorises it;
 // a pass stores constant B untransposed for that reason.
+// The entry points of heavy kernels (a whole node's convolution or product), kept out of infer(): an
+// instantiation on a node's own activation lambda is called once, and GCC inlines such a call whatever its
+// size; inside a large infer() the register tiles then spill (a 16-channel convolution ran 1.7x slower in
+// a ResNet than alone).  A call per node costs nothing.
+#ifndef SOFIE_RDF_KERNEL
+#define SOFIE_RDF_KERNEL [[gnu::noinline]] inline
+#endif
+
 constexpr size_t kSmallGemmRows = 4;
 // Products of at most this many terms per output (ConvTranspose's last layers: 16 x 1024 x 4) also run as
 // loops: one pass over C, where BLAS's packing of both operands costs more than the product (0.7x its time).
@@ -225,6 +233,41 @@ constexpr size_t kPanelVectors = kPanelColumns / kSimdLanes;
 #define SOFIE_KEEP_IN_REGISTER(v) static_cast<void>(v)
 #endif
 
+// The activation of a product or convolution that has none (emitters: ActivationCode): a type of its own, so
+// that kernels can tell a copy from an activation (act_copy).
+struct Identity {
+   template <typename T>
+   T operator()(T v) const
+   {
+      return v;
+   }
+};
+
+// dst[k] = act(src[k]) for k < n: a tile's row out to its place in y.  Without an activation the loop is a
+// copy, which GCC makes a `rep movs` whose start-up costs more than the few dozen values of a row
+// (conv_shifted ran 1.2x slower than with ReLU): the values then pass through vector registers.
+template <typename F>
+inline void act_copy(const float *__restrict src, float *__restrict dst, size_t n, F act)
+{
+   if constexpr (std::is_same_v<F, Identity>) {
+      size_t k = 0;
+      for (; k + kSimdLanes <= n; k += kSimdLanes) {
+         simd_float v;
+         std::memcpy(&v, src + k, sizeof v);
+         SOFIE_KEEP_IN_REGISTER(v);
+         std::memcpy(dst + k, &v, sizeof v);
+      }
+      for (; k < n; ++k) {
+         float v = src[k];
+         SOFIE_KEEP_IN_REGISTER(v);
+         dst[k] = v;
+      }
+   } else {
+      for (size_t k = 0; k < n; ++k)
+         dst[k] = act(src[k]);
+   }
+}
+
 // One register tile: Rows rows (values at a + bases[i] + offsets[k]) x Panels * kPanelColumns columns (Panels
 // panels, panel_stride floats apart, kPanelColumns floats per step each), summed over `steps` steps, plus
 // `start` (rows start_stride apart) when not null; written to out (rows out_stride apart).  Not inlined:
@@ -367,7 +410,7 @@ constexpr size_t kPanelBlockBytes = size_t(256) << 10;
 // staying in L1: panel by panel, every tile of A passed through L1 beside the panel (64 rows of depth 100
 // fill it), and the product took 1.11x this order's time.
 template <typename F>
-void gemm_panels(size_t M, size_t N, size_t K, float alpha, const float *A, size_t a_row, std::ptrdiff_t a_col,
+SOFIE_RDF_KERNEL void gemm_panels(size_t M, size_t N, size_t K, float alpha, const float *A, size_t a_row, std::ptrdiff_t a_col,
                  const float *Bp, float beta, const float *bias, float *Y, F act)
 {
    const PanelTiles tiles(M);

@@ -183,7 +183,7 @@ inline void winograd_output(const float *m, const float *bias, size_t features, 
 // block's V and M stay in cache), with scratch room for V (alpha^2 x channels x block tiles) followed by M
 // (alpha^2 x features x block tiles).
 template <size_t M, size_t R, typename F>
-inline void conv_winograd(const float *x, const float *u, const float *bias, float *y, float *scratch, size_t batch,
+SOFIE_RDF_KERNEL void conv_winograd(const float *x, const float *u, const float *bias, float *y, float *scratch, size_t batch,
                           size_t channels, size_t features, const size_t *image, const size_t *grid,
                           const std::ptrdiff_t *pad, size_t block_rows, F act)
 {
