@@ -27,26 +27,36 @@ inline vfloat vsplat(float x) { return x - vfloat{}; }
 // The greater of a and b lane by lane: a when greater, else b (so NaN in a never wins).
 inline vfloat vmax(vfloat a, vfloat b) { return a > b ? a : b; }
 
+// Float vectors of Bytes bytes, for lanes_tree's halves.
+template <size_t Bytes>
+struct vfloat_of {
+   typedef float type __attribute__((vector_size(Bytes)));
+};
+
 // The lanes of v combined pairwise, half the lanes a step: log2(lanes) dependent steps where a running
 // total over the lanes takes one per lane (16 with AVX-512, as long as the work on a short row such as an
 // attention row of 128 values).  The order of the sum differs from a running total's by rounding only.
-template <typename Combine>
-inline float lanes_tree(vfloat v, Combine combine)
+// Each step combines the vector's two halves in registers (a loop over an array of lanes went through the
+// stack, a store and a load per step).
+template <size_t Bytes = sizeof(vfloat), typename Combine>
+inline float lanes_tree(typename vfloat_of<Bytes>::type v, Combine combine)
 {
-   float t[kVFloatLanes];
-   std::memcpy(t, &v, sizeof t);
-   for (size_t width = kVFloatLanes / 2; width > 0; width /= 2)
-      for (size_t l = 0; l < width; ++l)
-         t[l] = combine(t[l], t[l + width]);
-   return t[0];
+   if constexpr (Bytes == 2 * sizeof(float)) {
+      return combine(v[0], v[1]);
+   } else {
+      typename vfloat_of<Bytes / 2>::type low, high;
+      std::memcpy(&low, &v, sizeof low);
+      std::memcpy(&high, reinterpret_cast<const char *>(&v) + sizeof low, sizeof high);
+      return lanes_tree<Bytes / 2>(combine(low, high), combine);
+   }
 }
 
 inline float hmax(vfloat v)
 {
-   return lanes_tree(v, [](float a, float b) { return b > a ? b : a; });
+   return lanes_tree(v, [](auto a, auto b) { return b > a ? b : a; });
 }
 
 inline float hsum(vfloat v)
 {
-   return lanes_tree(v, [](float a, float b) { return a + b; });
+   return lanes_tree(v, [](auto a, auto b) { return a + b; });
 }
