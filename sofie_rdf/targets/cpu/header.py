@@ -44,7 +44,7 @@ WEIGHTS_MODES = ("dat", "root", "embed")
 # Suffix of the weights file of each mode that has one.
 WEIGHTS_SUFFIXES = {"dat": ".dat", "root": ".root"}
 _INCLUDES = ("algorithm", "cmath", "cstddef", "cstdint", "cstdlib", "cstring", "fstream", "limits", "memory", "stdexcept",
-             "string", "tuple", "type_traits", "vector")
+             "string", "tuple", "type_traits", "utility", "vector")
 
 
 @dataclass

@@ -33,21 +33,33 @@ struct vfloat_of {
    typedef float type __attribute__((vector_size(Bytes)));
 };
 
+// Lanes [First, First + sizeof...(I)) of v, a vector of half its width.  A shuffle in registers where the
+// compiler has one (Clang, GCC 12 and later); elsewhere a copy through memory, after which GCC keeps the
+// vector on the stack, and a loop's accumulator passed to hsum with it (an add waiting on a store per step).
+template <size_t Bytes, size_t First, size_t... I>
+inline typename vfloat_of<Bytes / 2>::type vhalf(typename vfloat_of<Bytes>::type v, std::index_sequence<I...>)
+{
+#if defined(__clang__) || __GNUC__ >= 12
+   return __builtin_shufflevector(v, v, (First + I)...);
+#else
+   typename vfloat_of<Bytes / 2>::type half;
+   std::memcpy(&half, reinterpret_cast<const float *>(&v) + First, sizeof half);
+   return half;
+#endif
+}
+
 // The lanes of v combined pairwise, half the lanes a step: log2(lanes) dependent steps where a running
 // total over the lanes takes one per lane (16 with AVX-512, as long as the work on a short row such as an
 // attention row of 128 values).  The order of the sum differs from a running total's by rounding only.
-// Each step combines the vector's two halves in registers (a loop over an array of lanes went through the
-// stack, a store and a load per step).
 template <size_t Bytes = sizeof(vfloat), typename Combine>
 inline float lanes_tree(typename vfloat_of<Bytes>::type v, Combine combine)
 {
    if constexpr (Bytes == 2 * sizeof(float)) {
       return combine(v[0], v[1]);
    } else {
-      typename vfloat_of<Bytes / 2>::type low, high;
-      std::memcpy(&low, &v, sizeof low);
-      std::memcpy(&high, reinterpret_cast<const char *>(&v) + sizeof low, sizeof high);
-      return lanes_tree<Bytes / 2>(combine(low, high), combine);
+      constexpr size_t half = Bytes / 2 / sizeof(float);
+      const auto lanes = std::make_index_sequence<half>{};
+      return lanes_tree<Bytes / 2>(combine(vhalf<Bytes, 0>(v, lanes), vhalf<Bytes, half>(v, lanes)), combine);
    }
 }
 
