@@ -58,7 +58,7 @@ def test_interleaved_branches_and_sum_read_twice(check_model):
     _check(check_model, model, ["Gemm", "Gemm", "Gemm", "Mul"])
 
 
-@pytest.mark.parametrize("case", ["product_is_output", "product_read_twice", "full_bias", "batched_a"])
+@pytest.mark.parametrize("case", ["product_is_output", "product_read_twice", "full_bias", "two_open_dims"])
 def test_pairs_that_must_stay_apart(check_model, case):
     """The rewrite would drop a tensor someone reads, or change the broadcast: the graph is left as it is."""
     inits = _inits()
@@ -71,12 +71,23 @@ def test_pairs_that_must_stay_apart(check_model, case):
         outputs.append(("z", F32, [M, N]))
     elif case == "full_bias":
         inits["bias"] = random_array((M, N), F32, 5)
-    else:
-        shape = (2, M, K)
-        outputs = [("y", F32, [2, M, N])]
     model = make_model(nodes, [("x", F32, list(shape))], outputs, inits)
+    if case == "two_open_dims":  # the Reshapes to rows and back could spell one open dim only (as -1)
+        model = make_model(nodes, [("x", F32, ["b", "n", K])], [("y", F32, ["b", "n", N])], inits)
+        shape = (2, M, K)
     expected = ["MatMul", "Add"] + (["Neg"] if case == "product_read_twice" else [])
     _check(check_model, model, expected, shape)
+
+
+@pytest.mark.parametrize("dims", [[2, M], ["events", M], [2, "particles", 3]], ids=["static", "open", "rank4"])
+def test_batched_matmul_add_relu_is_a_gemm_of_rows(check_model, dims):
+    """Linear + ReLU on (events, particles, features) as torch exports it: the product of all leading dims'
+    rows as one FusedGemm between two Reshapes (views), bias and activation inside."""
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["p"]), helper.make_node("Add", ["bias", "p"], ["s"]),
+             helper.make_node("Relu", ["s"], ["y"])]
+    model = make_model(nodes, [("x", F32, dims + [K])], [("y", F32, dims + [N])], _inits())
+    shape = tuple(d if isinstance(d, int) else 4 for d in dims) + (K,)
+    _check(check_model, model, ["Reshape", "FusedGemm", "Reshape"], shape)
 
 
 @pytest.mark.parametrize("act, attrs", [("Sigmoid", {}), ("LeakyRelu", {"alpha": 0.1}), ("Tanh", {})])

@@ -5,6 +5,12 @@ bias row becomes one ``Gemm(A, B, bias)``: the bias is then added by the
 product's kernel instead of a second pass over the result (TensorFlow and
 Keras exports, and PyTorch's for inputs of rank 3 and up, write Linear layers
 this way), and a following activation fuses into the Gemm like any other.
+An A of rank 3 and up (particles x features, tokens x features) is viewed as
+one matrix of rows: ``Reshape -> Gemm -> Reshape``, the Reshapes being views
+that copy nothing; an activation after the second Reshape fuses into the Gemm
+too (an element-wise function commutes with a reshape).  Deep Sets' per-particle
+layers (64 events x 64 particles) spent a sixth of their time in the separate
+passes of bias and ReLU.
 
 ``Conv -> Relu`` becomes one ``sofie_rdf::FusedConv`` node carrying the
 activation as attributes (``activation``, ``activation_version`` and the
@@ -24,7 +30,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ..ir import Model, Node
+from ..ir import Model, Node, TensorType, num_elements
 from ..ops import lookup, make_node
 from ..ops.elementwise import Cast, Clip, UnaryOp
 from ..ops.fused import ACTIVATION_PREFIX, FUSED_DOMAIN
@@ -38,6 +44,7 @@ CLIP_INPUT_BOUNDS, CLIP_ATTR_VERSION = 11, 6
 
 # Gemm's version used for MatMul + Add (C optional, any float type), and the element types it runs through BLAS.
 GEMM_VERSION = 13
+RESHAPE_VERSION = 14
 GEMM_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
@@ -50,19 +57,59 @@ def fuse_matmul_add(model: Model) -> Model:
     rewrite holds under any topological order and whoever reads the sum, graph outputs included.
     """
     consumers = _consumers(model)
-    replaced: dict[int, Node] = {}
+    replaced: dict[int, list[Node]] = {}
     removed: set[int] = set()
     for node in model.nodes:
         add = _bias_add(model, node, consumers)
         if add is None:
             continue
         bias = add.inputs[1] if add.inputs[0] == node.outputs[0] else add.inputs[0]
-        replaced[id(node)] = make_node("Gemm", [node.inputs[0], node.inputs[1], bias], add.outputs,
-                                       name=f"{node.name}+{add.name}", version=GEMM_VERSION, model=model.name)
+        name = f"{node.name}+{add.name}"
+        if model.tensors[node.inputs[0]].rank == 2:
+            replaced[id(node)] = [make_node("Gemm", [node.inputs[0], node.inputs[1], bias], add.outputs, name=name,
+                                            version=GEMM_VERSION, model=model.name)]
+        else:
+            replaced[id(node)] = _rows_gemm(model, node, bias, add.outputs[0], name)
         removed.add(id(add))
         del model.tensors[node.outputs[0]]
-    model.nodes = [replaced.get(id(n), n) for n in model.nodes if id(n) not in removed]
+    model.nodes = [m for n in model.nodes if id(n) not in removed for m in replaced.get(id(n), [n])]
     return model
+
+
+def _rows_gemm(model: Model, node: Node, bias: str, out: str, name: str) -> list[Node]:
+    """``Reshape(A) -> Gemm -> Reshape`` for a MatMul of an A of rank 3 and up by a constant matrix: A's
+    leading dims as the rows of one product, and back (at most one of them open: it is the Reshapes' -1)."""
+    a = model.tensors[node.inputs[0]]
+    k, n = a.shape[-1], model.initializers[node.inputs[1]].shape[1]
+    lead = a.shape[:-1]
+    rows, matrix = _fresh(model, f"{node.inputs[0]}_rows"), _fresh(model, f"{out}_rows")
+    model.tensors[rows] = TensorType(a.dtype, (num_elements(lead), k))
+    model.tensors[matrix] = TensorType(a.dtype, (num_elements(lead), n))
+    to_rows = _shape_constant(model, f"{rows}_shape", [-1, k])
+    back = _shape_constant(model, f"{out}_shape", [d if isinstance(d, int) else -1 for d in lead] + [n])
+    return [make_node("Reshape", [node.inputs[0], to_rows], [rows], name=f"{name}/rows", version=RESHAPE_VERSION,
+                      model=model.name),
+            make_node("Gemm", [rows, node.inputs[1], bias], [matrix], name=name, version=GEMM_VERSION,
+                      model=model.name),
+            make_node("Reshape", [matrix, back], [out], name=f"{name}/shape", version=RESHAPE_VERSION,
+                      model=model.name)]
+
+
+def _fresh(model: Model, base: str) -> str:
+    """A tensor name derived from ``base`` that the model does not use."""
+    name, k = base, 2
+    while name in model.tensors or name in model.initializers:
+        name, k = f"{base}{k}", k + 1
+    return name
+
+
+def _shape_constant(model: Model, base: str, dims: list[int]) -> str:
+    """A new int64 constant holding ``dims`` (a Reshape's target shape)."""
+    name = _fresh(model, base)
+    value = np.array(dims, dtype=np.int64)
+    model.initializers[name] = value
+    model.tensors[name] = TensorType(value.dtype, value.shape, value)
+    return name
 
 
 def _consumers(model: Model) -> dict[str, list[Node]]:
@@ -81,8 +128,10 @@ def _bias_add(model: Model, node: Node, consumers: dict[str, list[Node]]) -> Opt
     a, b, out = model.tensors[node.inputs[0]], node.inputs[1], node.outputs[0]
     weight = model.initializers.get(b)
     readers = consumers.get(out, [])
-    if a.rank != 2 or weight is None or weight.ndim != 2 or out in model.outputs or len(readers) != 1:
+    if a.rank < 2 or weight is None or weight.ndim != 2 or out in model.outputs or len(readers) != 1:
         return None
+    if sum(not isinstance(d, int) for d in a.shape[:-1]) > 1 or not isinstance(a.shape[-1], int) or 0 in a.shape:
+        return None  # the Reshapes of _rows_gemm spell one open dim as -1, which an empty tensor leaves undefined
     add = readers[0]
     if add.op_type != "Add" or add.domain not in ("", "ai.onnx") or len(add.inputs) != 2 or add.inputs[0] == add.inputs[1]:
         return None
@@ -95,32 +144,51 @@ def _bias_add(model: Model, node: Node, consumers: dict[str, list[Node]]) -> Opt
 
 
 def fuse_activations(model: Model) -> Model:
-    """Replace every fusable (producer, activation) pair by one fused node."""
+    """Replace every fusable (producer, activation) pair by one fused node; also where a Reshape stands between
+    them (``Gemm -> Reshape -> Relu`` becomes ``FusedGemm -> Reshape``: the view then shows the activated
+    values)."""
     consumers = _consumers(model)
     removed: set[int] = set()
     nodes = []
     for node in model.nodes:
         if id(node) in removed:
             continue
-        act = _fusable_activation(model, node, consumers)
-        if act is None:
-            nodes.append(node)
-            continue
-        spec = _activation_spec(model, act)
+        view = _single_reshape(model, node, consumers)
+        act = _fusable_activation(model, view or node, consumers, producer=node)
+        spec = None if act is None else _activation_spec(model, act)
         if spec is None:
             nodes.append(node)
             continue
-        nodes.append(_fused(model, node, act, spec))
         removed.add(id(act))
-        del model.tensors[node.outputs[0]]
+        if view is None:
+            nodes.append(_fused(model, node, act, spec, act.outputs))
+            del model.tensors[node.outputs[0]]
+        else:  # the view, placed after the fused node, now ends where the activation ended
+            nodes.append(_fused(model, node, act, spec, node.outputs))
+            del model.tensors[view.outputs[0]]
+            view.outputs = list(act.outputs)
     model.nodes = nodes
     used = {name for n in nodes for name in n.inputs if name}
     model.initializers = {k: v for k, v in model.initializers.items() if k in used or k in model.outputs}
     return model
 
 
-def _fusable_activation(model: Model, node: Node, consumers: dict[str, list[Node]]) -> Optional[Node]:
-    if node.op_type not in FUSABLE or node.domain not in ("", "ai.onnx") or len(node.outputs) != 1:
+def _single_reshape(model: Model, node: Node, consumers: dict[str, list[Node]]) -> Optional[Node]:
+    """The Reshape that alone reads a fusable ``node``'s output, which is not a graph output, if there is one."""
+    if node.op_type not in FUSABLE or len(node.outputs) != 1 or node.outputs[0] in model.outputs:
+        return None
+    readers = consumers.get(node.outputs[0], [])
+    if len(readers) != 1 or readers[0].op_type != "Reshape" or readers[0].inputs[0] != node.outputs[0]:
+        return None
+    return readers[0]
+
+
+def _fusable_activation(model: Model, node: Node, consumers: dict[str, list[Node]],
+                        producer: Optional[Node] = None) -> Optional[Node]:
+    """The activation that alone reads ``node``'s output; ``producer`` (default ``node``) is the node it would
+    fuse into, ``node`` being a Reshape of its output."""
+    producer = producer or node
+    if producer.op_type not in FUSABLE or producer.domain not in ("", "ai.onnx") or len(producer.outputs) != 1:
         return None
     out = node.outputs[0]
     readers = consumers.get(out, [])
@@ -159,10 +227,10 @@ def _clip_bounds(model: Model, act: Node) -> Optional[dict[str, float]]:
     return bounds
 
 
-def _fused(model: Model, node: Node, act: Node, spec: tuple[dict[str, Any], int]) -> Node:
+def _fused(model: Model, node: Node, act: Node, spec: tuple[dict[str, Any], int], outputs: list[str]) -> Node:
     attrs, version = spec
     fused_attrs = {**node.attrs, "activation": act.op_type, "activation_version": version,
                    **{ACTIVATION_PREFIX + k: v for k, v in attrs.items()}}
-    return make_node(FUSABLE[node.op_type], node.inputs, act.outputs, fused_attrs,
+    return make_node(FUSABLE[node.op_type], node.inputs, outputs, fused_attrs,
                      name=f"{node.name}+{act.name}", domain=FUSED_DOMAIN, version=1, model=model.name, internal=True)
 
