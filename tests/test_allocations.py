@@ -68,15 +68,17 @@ def _conv_pool() -> Case:
 
 
 def _register_tiles() -> Case:
-    """The register-tile kernels of native code: conv_rows (a small image, 48 output channels) and
-    gemm_panels (a Gemm + Sigmoid with 16 x 16400 outputs), whose tiles live on the stack."""
-    w, wg, bg = _weights(5, (48, 8, 3, 3), (48, 16400), (16400,))
+    """The register-tile kernels of native code: conv_rows (a small image, 48 output channels), conv_pointwise
+    (a 1x1 layer, its positions one partial tile) and gemm_panels (a Gemm + Sigmoid with 16 x 16400 outputs),
+    whose tiles live on the stack."""
+    w, wp, wg, bg = _weights(5, (48, 8, 3, 3), (48, 48, 1, 1), (48, 16400), (16400,))
     nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]), helper.make_node("Relu", ["c"], ["r"]),
              helper.make_node("MaxPool", ["r"], ["m"], kernel_shape=[2, 2], strides=[2, 2]),
-             helper.make_node("Reshape", ["m", "shape"], ["f"]),
+             helper.make_node("Conv", ["m", "wp"], ["p"]),
+             helper.make_node("Reshape", ["p", "shape"], ["f"]),
              helper.make_node("Gemm", ["f", "wg", "bg"], ["g"]), helper.make_node("Sigmoid", ["g"], ["y"])]
     model = make_model(nodes, [("x", F32, [1, 8, 8, 8])], [("y", F32, [16, 16400])],
-                       dict(w=w, wg=wg * 0.2, bg=bg, shape=np.array([16, 48], np.int64)))
+                       dict(w=w, wp=wp * 0.2, wg=wg * 0.2, bg=bg, shape=np.array([16, 48], np.int64)))
     return Case("register_tiles", model, {"x": random_array((1, 8, 8, 8), F32, 6)})
 
 

@@ -84,6 +84,10 @@ TILE_MODELS = {
     "conv_shifted_passes": lambda: _conv(24, 7, (5, 6, 7), 3),
     "conv_shifted_strided": lambda: _conv(3, 2, (19, 23), 3, stride=2),
     "conv_shifted_5x5": lambda: _conv(4, 3, (33, 31), 5),
+    # conv_pointwise: 77 positions (a partial last tile on every instruction set), 13 features (blocks of 6 and
+    # one of 1); 2 features (the wider tiles of few output channels)
+    "conv_pointwise_tails": lambda: _conv(24, 13, (7, 11), 1),
+    "conv_pointwise_few": lambda: _conv(5, 2, (9, 23), 1),
     # gemm_panels: 20 rows (two tiles), 13111 columns (a partial last panel)
     "gemm_panels": lambda: _gemm_sigmoid(20, 37, 13111),
 }

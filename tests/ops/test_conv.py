@@ -108,6 +108,29 @@ def test_conv_pointwise(check_model, rank):
     _conv(check_model, rank, channels=5, features=7, attrs={"kernel_shape": [1] * rank})
 
 
+@pytest.mark.parametrize("x_shape, features, bias, symbolic", [
+    ((2, 24, 7, 11), 13, True, False),    # 77 positions: whole tiles and a partial one; 13 = 6 + 6 + 1 features
+    ((3, 5, 9, 23), 2, False, False),     # 2 features: the wider tiles of few output channels
+    ((1, 64, 50, 16), 64, True, False),   # an EdgeConv layer: 800 positions, whole tiles only on AVX-512
+    ((2, 14, 40), 32, True, True),        # Conv1d over a particle axis left free: the size arrives at run time
+    ((1, 3, 4, 5, 6), 7, True, False),    # 3-D, 120 positions
+    ((2, 1, 1, 1), 1, False, False),      # one position, one channel
+])
+def test_conv_pointwise_register_tiles(check_model, x_shape, features, bias, symbolic):
+    """Native code runs 1x1 layers with conv_pointwise's register tiles straight on the input: partial tiles of
+    positions (a zero-padded copy of their columns) and of output channels, symbolic image sizes, the ReLU and
+    the bias applied in the tile."""
+    rank = len(x_shape) - 2
+    model, feeds = _conv_model("Conv", x_shape, (features, x_shape[1]) + (1,) * rank, {"kernel_shape": [1] * rank},
+                               bias=bias, act=helper.make_node("Relu", ["t"], ["y"]))
+    if symbolic:
+        model.graph.input[0].type.tensor_type.shape.dim[2].dim_param = "P"
+    header = sr.load(model).code().header
+    assert "kernels::conv_pointwise(" in header and "kernels::conv_gemm(" not in header
+    assert "kernels::conv_pointwise(" not in sr.load(model).code(target="jit").header  # Cling: BLAS
+    check_model(model, feeds, rtol=1e-4, atol=1e-4, backend="native")
+
+
 def test_conv_kernel_shape_attribute(check_model):
     _conv(check_model, 2, attrs={"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]})
 
@@ -219,6 +242,8 @@ def test_winograd_weights_round_trip(m, r):
     ((1, 32, 32, 32), (32, 32, 3, 3), {"pads": [1, 1, 1, 1]}, "winograd", "rows", "winograd"),
     ((1, 32, 48, 48), (32, 32, 3, 3), {"pads": [1, 1, 1, 1]}, "winograd", "shifted", "winograd"),
     ((1, 1, 32, 32), (16, 1, 3, 3), {"pads": [1, 1, 1, 1]}, "shifted", "shifted", "shifted"),  # one channel, 32 pixels
+    ((1, 16, 20, 20), (32, 16, 1, 1), {}, "pointwise", "pointwise", None),  # 1x1: register tiles in native code
+    ((1, 16, 20, 20), (32, 16, 1, 1), {"strides": [2, 2]}, None, None, None),  # strided 1x1: im2col
 ])
 def test_conv_layout_is_the_emitters(x_shape, w_shape, attrs, layout, avx512_layout, jit_layout):
     """The emitter chooses how constant weights are stored, per target (compiler and instruction set), and
