@@ -105,12 +105,18 @@ class NodeContext:
 
     def array(self, label: str, values: Sequence[Any], ctype: str = "size_t") -> str:
         """Declare a local constant array; its name ends with ``_``, which no model-derived name does."""
+        items = ", ".join(str(int(v)) if isinstance(v, (int, np.integer)) else f"static_cast<{ctype}>({self.dim(v)})"
+                          for v in values)
+        return self._declare(label, ctype, items, len(values))
+
+    def pointers(self, label: str, pointers: Sequence[str], ctype: str) -> str:
+        """Declare a local array of ``const ctype *`` (tensor pointers, e.g. ``ctx.x(i)``)."""
+        return self._declare(label, f"{ctype} *const", ", ".join(pointers), len(pointers))
+
+    def _declare(self, label: str, ctype: str, items: str, count: int) -> str:
         name, k = f"{label}_", 2
         while name in self._labels:
             name, k = f"{label}_{k}_", k + 1
         self._labels.add(name)
-        items = ", ".join(str(int(v)) if isinstance(v, (int, np.integer)) else f"static_cast<{ctype}>({self.dim(v)})"
-                          for v in values)
-        size = "" if values else "1"
-        self.declarations.append(f"const {ctype} {name}[{size}] = {{{items or '0'}}};")
+        self.declarations.append(f"const {ctype} {name}[{'' if count else '1'}] = {{{items or '0'}}};")
         return name

@@ -35,6 +35,11 @@ class TransposeEmitter(Emitter):
         return emit_strided_copy(ctx, ctx.outputs[0].shape, [strides[p] for p in perm])
 
 
+# Concats whose parts all have blocks (elements per row of the output) shorter than this run as one pass
+# over the output (kernels::concat_rows); longer blocks are copied part by part, a copy call per block.
+CONCAT_ROWS_MAX_BLOCK = 16
+
+
 @emits(movement_ops.Concat)
 class ConcatEmitter(Emitter):
     """The CPU code of :class:`~sofie_rdf.ops.movement.Concat`."""
@@ -46,6 +51,12 @@ class ConcatEmitter(Emitter):
         axis = normalize_axis(self, self.attrs["axis"], y.rank)
         outer = ctx.dim(simplify(np.prod(y.shape[:axis], dtype=object) if axis else 1))
         inner = np.prod(y.shape[axis + 1:], dtype=object) if axis + 1 < y.rank else 1
+        parts = [i for i, x in enumerate(ctx.inputs) if x is not None]
+        blocks = [simplify(ctx.inputs[i].shape[axis] * inner) for i in parts]
+        if len(parts) > 1 and all(isinstance(b, int) and b < CONCAT_ROWS_MAX_BLOCK for b in blocks):
+            pointers = ctx.pointers("parts", [ctx.x(i) for i in parts], ctx.ctype(y.dtype))
+            return (f"kernels::concat_rows({pointers}, {ctx.array('blocks', blocks)}, {len(parts)}, {outer}, "
+                    f"{ctx.y(0)});")
         lines, offset = [], 0
         out_block = simplify(y.shape[axis] * inner)
         for i, x in enumerate(ctx.inputs):
