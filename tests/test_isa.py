@@ -117,6 +117,7 @@ MODELS = {
                                    count_include_pad=1),
     "global_avg": lambda: _one_node("GlobalAveragePool", (2, 16, 7, 9)),
     "softmax_rows": lambda: _one_node("Softmax", (3, 5, 131), axis=-1),
+    "softmax_rows_50": lambda: _one_node("Softmax", (4, 9, 50), axis=-1),
     "softmax_columns": lambda: _one_node("Softmax", (3, 37, 21), axis=1),
     "log_softmax_rows": lambda: _one_node("LogSoftmax", (4, 67), axis=-1),
     "layer_norm": lambda: _layer_norm((3, 7, 133), 133),

@@ -50,6 +50,20 @@ def test_softmax_small_shapes(check_model, op, shape):
     check_model(_model(op, shape, 13, axis=-1), {"x": _x(shape, 10)})
 
 
+@pytest.mark.parametrize("n", [8, 15, 16, 17, 31, 33, 47, 50, 64, 65])
+@pytest.mark.parametrize("op", OPS)
+def test_softmax_rows_around_vector_widths(check_model, op, n):
+    """Rows of the last axis shorter than, equal to and past whole vectors (AVX2's 8 floats, AVX-512's 16): the
+    values past the last whole vector run as one vector ending at the row's end.  Masked logits (-inf) in the
+    tail, and a row that is all -inf (NaN, as onnxruntime), check that no lane is counted twice or dropped."""
+    x = _x((3, 5, n), n)
+    x[0, 1, -3:] = -np.inf
+    x[1, 2, :] = -np.inf
+    x[2, 0, : n // 2] = -np.inf
+    for backend in ("native", "jit"):
+        check_model(_model(op, (3, 5, n), 13, axis=-1), {"x": x}, backend=backend)
+
+
 @pytest.mark.parametrize("op", OPS)
 def test_softmax_large_logits(check_model, op):
     """Logits far beyond exp's range: the maximum is subtracted first."""

@@ -20,21 +20,31 @@ inline W softmax_max(const T *x, size_t n)
    return vmax;
 }
 
-// float: two vectors of partial maxima (the loop above compiles to one compare per value).
+// float: two vectors of partial maxima (the loop above compiles to one compare per value), and for the values
+// past the last pair one vector ending at the row's end: a maximum may see a value twice.  Scalar tails cost
+// more than the vectors on rows of a few dozen values (50 particles: 18 of 50 values one by one).
 template <>
 inline float softmax_max<float, float>(const float *x, size_t n)
 {
    constexpr size_t L = 2 * kVFloatLanes;
+   if (n < kVFloatLanes) {
+      float m = -std::numeric_limits<float>::infinity();
+      for (size_t i = 0; i < n; ++i)
+         m = std::max(m, x[i]);
+      return m;
+   }
    const size_t full = n - n % L;
    vfloat a = vsplat(-std::numeric_limits<float>::infinity()), b = a;
    for (size_t i = 0; i < full; i += L) {
       a = vmax(vload(x + i), a);
       b = vmax(vload(x + i + kVFloatLanes), b);
    }
-   float vmax_ = hmax(vmax(a, b));
-   for (size_t i = full; i < n; ++i)
-      vmax_ = std::max(vmax_, x[i]);
-   return vmax_;
+   if (full < n) {
+      a = vmax(vload(x + n - kVFloatLanes), a);
+      if (n - full > kVFloatLanes)
+         b = vmax(vload(x + full), b);
+   }
+   return hmax(vmax(a, b));
 }
 
 // The sum of e^(x - shift) over n contiguous values; written to y too unless y is null.
@@ -71,30 +81,61 @@ inline W softmax_exp_sum(const T *x, T *y, size_t n, W shift)
 }
 
 // float: the sum in a vector register.  In the loop above GCC keeps `lane` on the stack, each add waiting for
-// the store before it (attention rows of 128 values took 1.25x onnxruntime's time).
+// the store before it (attention rows of 128 values took 1.25x onnxruntime's time).  Values past the last
+// whole vector are one vector ending at the row's end, computed before anything is written (x may be y) and
+// counted in the sum by the lanes not seen before (kSoftmaxTailMask); written last, its other lanes rewrite the
+// values already there.
+alignas(64) constexpr float kSoftmaxTailMask[2 * kSoftmaxLanes] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                                                                  1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+
+inline vfloat softmax_exp_vector(const float *x, float shift)
+{
+   float e[kVFloatLanes];
+   for (size_t l = 0; l < kVFloatLanes; ++l)
+      e[l] = fast_exp_nonpositive(x[l] - shift);
+   return vload(e);
+}
+
 template <>
 inline float softmax_exp_sum<float, float>(const float *x, float *y, size_t n, float shift)
 {
    constexpr size_t L = kVFloatLanes;
+   if (n < L) {
+      float sum = 0.0f;
+      for (size_t i = 0; i < n; ++i) {
+         const float e = fast_exp_nonpositive(x[i] - shift);
+         sum += e;
+         if (y)
+            y[i] = e;
+      }
+      return sum;
+   }
    const size_t full = n - n % L;
-   vfloat acc = vfloat{};
+   const size_t rest = n - full; // values past the last whole vector: the tail vector's last `rest` lanes
+   const vfloat tail = rest ? softmax_exp_vector(x + n - L, shift) : vfloat{};
+   vfloat acc = rest ? tail * vload(kSoftmaxTailMask + kSoftmaxLanes - L + rest) : vfloat{};
    for (size_t i = 0; i < full; i += L) {
-      float e[L];
-      for (size_t l = 0; l < L; ++l)
-         e[l] = fast_exp_nonpositive(x[i + l] - shift);
-      const vfloat v = vload(e);
+      const vfloat v = softmax_exp_vector(x + i, shift);
       acc += v;
       if (y)
          vstore(y + i, v);
    }
-   float sum = 0.0f;
-   for (size_t i = full; i < n; ++i) {
-      const float e = fast_exp_nonpositive(x[i] - shift);
-      sum += e;
-      if (y)
-         y[i] = e;
-   }
-   return sum + hsum(acc);
+   if (y && rest)
+      vstore(y + n - L, tail);
+   return hsum(acc);
+}
+
+// y[i] *= inv for n >= kVFloatLanes values, the last ones as one vector ending at the row's end (scaled before
+// the loop: its lanes that the loop also scales are then scaled once).
+inline void softmax_scale(float *y, size_t n, float inv)
+{
+   constexpr size_t L = kVFloatLanes;
+   const size_t full = n - n % L;
+   const vfloat tail = full < n ? vload(y + n - L) * inv : vfloat{};
+   for (size_t i = 0; i < full; i += L)
+      vstore(y + i, vload(y + i) * inv);
+   if (full < n)
+      vstore(y + n - L, tail);
 }
 
 // Softmax of n contiguous values (inner == 1: the last axis, attention's rows).
@@ -109,6 +150,10 @@ inline void softmax_row(const T *x, T *y, size_t n, bool logarithm)
          y[i] = static_cast<T>(static_cast<W>(x[i]) - shift);
    } else {
       const W inv = W(1) / softmax_exp_sum<W>(x, y, n, vmax);
+      if constexpr (std::is_same<T, float>::value) {
+         if (n >= kVFloatLanes)
+            return softmax_scale(y, n, inv);
+      }
       for (size_t i = 0; i < n; ++i)
          y[i] = static_cast<T>(static_cast<W>(y[i]) * inv);
    }
