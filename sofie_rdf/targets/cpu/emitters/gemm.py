@@ -30,15 +30,21 @@ if TYPE_CHECKING:
     from .. import CpuTarget
 
 # Products served by gemm_panels (kernels/gemm.hxx) in native code: a constant float B stored in panels of
-# PANEL_COLUMNS columns (kPanelColumns), for outputs beyond L2 (kGemmStreamedOutput elements), where BLAS and a
-# bias and activation pass after it go over Y twice, with PANEL_MIN_ROWS to PANEL_MAX_ROWS rows (fewer make
-# the tiles load-bound: the small-product loop is faster; more leave A out of L1, and BLAS's blocking wins)
-# and a depth whose panel stays in L1 (PANEL_MAX_DEPTH).  On a generator's 64 x 100 x 40500 layer + Sigmoid
-# this is 0.93x BLAS + the activation pass; on 256 x 256 x 1024, 1.05x, hence the row limit.
+# PANEL_COLUMNS columns (kPanelColumns), bias and activation applied to each register tile as it is written
+# (BLAS and a pass after it go over Y twice), at least one whole panel of columns, at least PANEL_MIN_ROWS rows
+# known when the code is generated, and a depth whose panel stays in L1 (PANEL_MAX_DEPTH).  Measured with bias
+# and ReLU against BLAS and its passes (Xeon, AVX-512), depth 10 to 256, 24 to 256 columns: 16 rows 0.56-1.02x
+# its time, 64 to 4096 rows 0.68-1.01x (Deep Sets' 4096 x 64 x 64 layers 0.81-0.90x); built for AVX2 against
+# OpenBLAS's Haswell kernels, 64 to 4096 rows, 0.81-1.07x but 1.19x on 1024 x 8 x 256; on a generator's
+# 64 x 100 x 40500 layer + Sigmoid (AVX2), 0.93x.  Fewer rows make the tiles load- or latency-bound: 4 to 15 rows
+# took 1.1-7x the small-product loop's time, one row 1.2-2.2x; a row count known only when the code runs (an
+# event at a time) keeps BLAS and the loop.  From PANEL_MIN_STREAMED_ROWS rows, outputs beyond L2
+# (PANEL_MIN_OUTPUTS elements, kGemmStreamedOutput) take the panels too: BLAS and the activation's pass after it
+# would go over Y twice.
 PANEL_COLUMNS = 16
+PANEL_MIN_ROWS = 16
+PANEL_MIN_STREAMED_ROWS = 4
 PANEL_MIN_OUTPUTS = 1 << 18
-PANEL_MIN_ROWS = 4
-PANEL_MAX_ROWS = 64
 PANEL_MAX_DEPTH = 256
 
 
@@ -120,12 +126,11 @@ class GemmEmitter(ActivationCode):
             return False
         m = a.shape[1] if self.attrs["transA"] else a.shape[0]
         k, n = b.shape
-        if (b.dtype != np.float32 or not isinstance(m, int) or not PANEL_MIN_ROWS <= m <= PANEL_MAX_ROWS
-                or k > PANEL_MAX_DEPTH):
+        if b.dtype != np.float32 or not isinstance(m, int) or k > PANEL_MAX_DEPTH or n < PANEL_COLUMNS:
             return False
-        if c is not None and (c.size != n or c.rank not in (1, 2) or c.shape[-1] != n):
+        if m < PANEL_MIN_ROWS and not (m >= PANEL_MIN_STREAMED_ROWS and m * n >= PANEL_MIN_OUTPUTS):
             return False
-        return m * n >= PANEL_MIN_OUTPUTS
+        return c is None or (c.size == n and c.rank in (1, 2) and c.shape[-1] == n)
 
     def emit(self, ctx: NodeContext) -> str:
         a, b = ctx.inputs[0], ctx.inputs[1]
