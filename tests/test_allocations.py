@@ -145,6 +145,21 @@ def _gather() -> Case:
     return Case("gather", model, {"i": np.array([[0, 9, 3], [-1, 4, 4]], np.int64)})
 
 
+def _grid_scatter() -> Case:
+    """data[:, i, j] = v as torch exports it (Expand, Unsqueeze, Concat, ScatterND): one GridScatterND."""
+    nodes = [helper.make_node("Expand", ["b", "bshape"], ["be"])]
+    nodes += [helper.make_node("Unsqueeze", [c, "last"], [f"{c}u"]) for c in ("be", "i", "j")]
+    nodes += [helper.make_node("Concat", ["beu", "iu", "ju"], ["idx"], axis=-1),
+              helper.make_node("ScatterND", ["x", "idx", "v"], ["y"])]
+    model = make_model(nodes, [("x", F32, [2, 4, 4]), ("v", F32, [2, 3]), ("i", np.int64, [2, 3]),
+                               ("j", np.int64, [2, 3])], [("y", F32, [2, 4, 4])],
+                       dict(b=np.array([[0], [1]], np.int64), bshape=np.array([2, 3], np.int64),
+                            last=np.array([-1], np.int64)))
+    pairs = np.array([[1, 2, -1], [0, 3, 2]], np.int64)
+    feeds = {"x": random_array((2, 4, 4), F32, 16), "v": random_array((2, 3), F32, 17), "i": pairs, "j": pairs[::-1]}
+    return Case("grid_scatter", model, feeds)
+
+
 def _topk() -> Case:
     node = helper.make_node("TopK", ["x", "k"], ["v", "i"], axis=-1)
     model = make_model([node], [("x", F32, [3, 10])], [("v", F32, [3, 4]), ("i", np.int64, [3, 4])],
@@ -220,7 +235,7 @@ def _run_time_parameters() -> Case:
 
 
 CASES = [_mlp(), _conv_pool(), _recurrent("LSTM", 4), _recurrent("GRU", 3), _attention(), _fused_attention(),
-         _reductions(), _movement(), _resize(), _gather(), _topk(), _nonzero(), _upsample(), _register_tiles(),
+         _reductions(), _movement(), _resize(), _gather(), _grid_scatter(), _topk(), _nonzero(), _upsample(), _register_tiles(),
          _pool3d_gelu(), _symbolic_length(), _run_time_axes(), _run_time_parameters()]
 
 

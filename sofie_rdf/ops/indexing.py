@@ -25,7 +25,7 @@ from ..ir import TensorType
 from ..ir.dims import Dim, dims_equal, num_elements
 from ..ir.dtypes import from_onnx
 from .base import Op, normalize_axis
-from .registry import register
+from .registry import INTERNAL_DOMAIN, register
 
 INDEX_TYPES = (np.dtype(np.int32), np.dtype(np.int64))
 
@@ -166,7 +166,10 @@ class GatherOp(Addressing):
 
 
 class ScatterOp(Addressing):
-    """y = data with updates written (or reduced with ``reduction``) at the addressed places, in index order."""
+    """y = data with updates written (or reduced with ``reduction``) at the addressed places, in index order.
+    Data is copied whole before any update is written: the output may take over its memory."""
+
+    inplace_inputs = (0,)
 
     def reduction(self) -> str:
         reduction = self.attrs.get("reduction", "none")
@@ -227,6 +230,52 @@ class Scatter(ScatterElements):
 class ScatterND(SliceAddressing, ScatterOp):
     op_type = "ScatterND"
     since_version = 11
+
+
+@register
+class GridScatterND(ScatterND):
+    """ScatterND whose index tuples form a broadcast grid, as ``torch.onnx.export`` writes ``x[:, :, i, j] = v``
+    (``index_put``): inputs (data, updates, c_0, ..., c_{k-1}); value j of the tuple at coordinate t of the
+    tuples' shape T (the leading dims of updates) is c_j broadcast to T.  ScatterND reads the same tuples from a
+    (T..., k) tensor that Unsqueeze, Expand and Concat build first (passes/index_grids.py makes this node), which
+    for particle transformers' pair features is four times the size of the updates and costs more than the
+    scatter."""
+
+    op_type = "GridScatterND"
+    domain = INTERNAL_DOMAIN
+    since_version = 1
+
+    def tuples_shape(self, data: TensorType, updates: TensorType, k: int) -> tuple:
+        """T: updates without the slice each tuple addresses (data's dims after the k indexed ones)."""
+        if not 1 <= k <= data.rank or updates.rank < data.rank - k:
+            raise self.error(f"{k} index components cannot address data of rank {data.rank} with updates of rank "
+                             f"{updates.rank}")
+        return updates.shape[:updates.rank - (data.rank - k)]
+
+    def infer(self, inputs: list[Optional[TensorType]]) -> list[TensorType]:
+        data, updates, components = inputs[0], inputs[1], inputs[2:]
+        tuples = self.tuples_shape(data, updates, len(components))
+        for j, c in enumerate(components):
+            check_indices(self, c, f"index component {j}")
+            if c.dtype != components[0].dtype:
+                raise self.error(f"index component {j} is {c.dtype}, component 0 {components[0].dtype}")
+            if not broadcasts_to(c.shape, tuples):
+                raise self.error(f"index component {j} of shape {c.shape} does not broadcast to the tuples' {tuples}")
+        indices = TensorType(components[0].dtype, tuples + (len(components),))
+        return super().infer([data, indices, updates])
+
+    def evaluate(self, values: list[Optional[np.ndarray]]) -> list[np.ndarray]:
+        data, updates, components = values[0], values[1], values[2:]
+        tuples = updates.shape[:updates.ndim - (data.ndim - len(components))]
+        indices = np.stack([np.broadcast_to(c, tuples) for c in components], axis=-1)
+        return super().evaluate([data, indices, updates])
+
+
+def broadcasts_to(shape: tuple, target: tuple) -> bool:
+    """Whether ``shape`` broadcasts to ``target`` as numpy aligns them (from the right), every dim being 1 or
+    the target's (symbolic dims compared as expressions)."""
+    return len(shape) <= len(target) and all(
+        (isinstance(d, int) and d == 1) or dims_equal(d, t) for d, t in zip(shape[::-1], target[::-1]))
 
 
 # ---- index patterns ---------------------------------------------------------------------

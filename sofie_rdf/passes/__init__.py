@@ -16,6 +16,7 @@ from .elementwise_fusion import fuse_elementwise_chains
 from .fold_batchnorm import fold_batchnorm
 from .fuse_attention import fuse_attention
 from .fusion import fuse_activations, fuse_matmul_add
+from .index_grids import fuse_index_grids
 from .inline_if import inline_known_ifs
 from .shape_inference import infer_shapes
 
@@ -43,12 +44,15 @@ def _inferred(model: Model) -> Model:
     return infer_shapes(model)
 
 
-def rewrite(model: Model, attention: bool = True) -> Model:
-    """A prepared model rewritten for inference (``model`` itself, changed).  ``attention``: whether the machine
-    it is planned for computes the ONNX Attention operator (``Target.attention_op``), which step 1b produces."""
+def rewrite(model: Model, attention: bool = True, index_grids: bool = True) -> Model:
+    """A prepared model rewritten for inference (``model`` itself, changed).  ``attention`` and ``index_grids``:
+    whether the machine it is planned for computes the ONNX Attention operator (``Target.attention_op``) and
+    ``sofie_rdf::GridScatterND`` (``Target.grid_scatter_op``), which steps 1b and 1c produce."""
     model = fold_constants(model)   # 1. drop nodes computed at generation time, collect weights
     if attention:
         model = fuse_attention(model)  # 1b. MatMul(Q, K^T) -> scale -> Softmax -> MatMul(V) -> one Attention
+    if index_grids:
+        model = fuse_index_grids(model)  # 1c. ScatterND(Concat(Unsqueeze(Expand(c)))) -> one GridScatterND
     model = fuse_matmul_add(model)  # 2. MatMul + constant bias Add -> Gemm (which 3 and 4 may then fuse further)
     model = fold_batchnorm(model)   # 3. inference BatchNormalization merged into the Conv/Gemm weights before it
     model = fuse_activations(model)  # 4. Conv/ConvTranspose/Gemm + activation -> one sofie_rdf::Fused* node

@@ -14,7 +14,7 @@ session writer writes each branch and each loop body as a block.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 import sympy
@@ -29,14 +29,19 @@ from ..passes import prepare, rewrite
 BRANCHES = ("then_branch", "else_branch")
 
 
-def lower_control_flow(model: Model) -> Model:
+# Rewrites a prepared subgraph for the machine the model is planned for (passes.rewrite with its options).
+Rewriter = Callable[[Model], Model]
+
+
+def lower_control_flow(model: Model, rewriter: Rewriter = rewrite) -> Model:
     """``model`` (changed) with every ``If``, ``Loop`` and ``Scan`` lowered; their subgraphs' tensors, weights,
-    run-time dims and conditions on dims become the model's."""
+    run-time dims and conditions on dims become the model's.  Subgraphs go through ``rewriter``, as the model
+    did."""
     lower = {"If": _lower_if, "Loop": _lower_loop, "Scan": _lower_scan}
     nodes: list[Node] = []
     for node in model.nodes:
         ours = node.domain in ("", "ai.onnx") and node.op_type in lower
-        nodes += lower[node.op_type](model, node) if ours else [node]
+        nodes += lower[node.op_type](model, node, rewriter) if ours else [node]
     model.nodes = nodes
     return model
 
@@ -47,15 +52,15 @@ def _marker(model: Model, node: Node, op_type: str, inputs: list[str], outputs: 
                      internal=True)
 
 
-def _lower_if(model: Model, node: Node) -> list[Node]:
-    then_model, else_model = (_subgraph(model, node, key, {}) for key in BRANCHES)
+def _lower_if(model: Model, node: Node, rewriter: Rewriter) -> list[Node]:
+    then_model, else_model = (_subgraph(model, node, key, {}, rewriter) for key in BRANCHES)
     cond = node.inputs[0]
     return [_marker(model, node, "IfBegin", [cond], []), *then_model.nodes, _marker(model, node, "Else", [], []),
             *else_model.nodes,
             _marker(model, node, "EndIf", [cond, *then_model.outputs, *else_model.outputs], list(node.outputs))]
 
 
-def _lower_loop(model: Model, node: Node) -> list[Node]:
+def _lower_loop(model: Model, node: Node, rewriter: Rewriter) -> list[Node]:
     """LoopBegin, the body's nodes, LoopEnd: the body's loop-carried values are the Loop's outputs."""
     body, taken = node.attrs["body"], _taken(model)
     own = node.inputs[:len(node.inputs) - len(body.outer)]
@@ -64,7 +69,7 @@ def _lower_loop(model: Model, node: Node) -> list[Node]:
     counter = [unique_name(f"{node.name}/{what}", taken) for what in ("iteration", "condition")]
     params = {body.inputs[0]: (counter[0], TensorType(np.int64, ())), body.inputs[1]: (counter[1], TensorType(np.bool_, ()))}
     params.update((b, (o, model.tensors[o])) for b, o in zip(body.inputs[2:], names[:n]))
-    sub = _subgraph(model, node, "body", params)
+    sub = _subgraph(model, node, "body", params, rewriter)
     _keep_state(model, node, names[:n], sub.outputs[1:1 + n])
     counts = [n, 0, len(names) - n]
     begin = _marker(model, node, "LoopBegin", own, counter + names, {"counts": counts})
@@ -74,7 +79,7 @@ def _lower_loop(model: Model, node: Node) -> list[Node]:
     return [begin, *sub.nodes, end]
 
 
-def _lower_scan(model: Model, node: Node) -> list[Node]:
+def _lower_scan(model: Model, node: Node, rewriter: Rewriter) -> list[Node]:
     """ScanBegin, the body's nodes, ScanEnd: the body's state values are the Scan's outputs."""
     body, taken = node.attrs["body"], _taken(model)
     own = node.inputs[:len(node.inputs) - len(body.outer)]
@@ -87,7 +92,7 @@ def _lower_scan(model: Model, node: Node) -> list[Node]:
     elements = [unique_name(f"{node.name}/{b}", taken) for b in body.inputs[n:]]
     params = {b: (o, model.tensors[o]) for b, o in zip(body.inputs[:n], names[:n])}
     params.update((b, (e, t)) for b, e, t in zip(body.inputs[n:], elements, element_types))
-    sub = _subgraph(model, node, "body", params)
+    sub = _subgraph(model, node, "body", params, rewriter)
     _keep_state(model, node, names[:n], sub.outputs[:n])
     model.tensors[counter] = TensorType(np.int64, ())
     attrs = {k: v for k, v in node.attrs.items() if k.startswith("scan_")}
@@ -120,7 +125,8 @@ def _taken(model: Model) -> set[str]:
     return set(model.tensors) | set(model.initializers)
 
 
-def _subgraph(model: Model, node: Node, key: str, params: dict[str, tuple[str, TensorType]]) -> Model:
+def _subgraph(model: Model, node: Node, key: str, params: dict[str, tuple[str, TensorType]],
+              rewriter: Rewriter) -> Model:
     """Subgraph ``key`` of ``node`` prepared, rewritten and lowered as a model whose inputs are its parameters
     (``params``: its input name -> (name in ``model``, type)) and the enclosing tensors the node reads; what
     it adds (tensors, weights, dims) is added to ``model``."""
@@ -138,7 +144,7 @@ def _subgraph(model: Model, node: Node, key: str, params: dict[str, tuple[str, T
                 {rename[n]: v for n, v in graph.initializers.items()}, opsets=model.opsets, source=model.source)
     sub.tensors = {n: model.tensors[n] for n in inputs if n in model.tensors}
     sub.tensors.update((outer, t) for outer, t in params.values())
-    sub = lower_control_flow(rewrite(prepare(sub)))
+    sub = lower_control_flow(rewriter(prepare(sub)), rewriter)
     model.tensors.update(sub.tensors)
     model.initializers.update(sub.initializers)
     model.runtime_dims.update(sub.runtime_dims)

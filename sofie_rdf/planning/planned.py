@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -73,7 +74,8 @@ def _plan(prepared: Model, target: Any) -> Planned:
     global _runs
     _runs += 1
     # control flow decided while running: marker nodes
-    model = lower_control_flow(rewrite(_copy(prepared), attention=target.attention_op))
+    rewriter = functools.partial(rewrite, attention=target.attention_op, index_grids=target.grid_scatter_op)
+    model = lower_control_flow(rewriter(_copy(prepared)), rewriter)
     ops = tuple(op_for(node, model.name) for node in model.nodes)
     emitters = tuple(target.bind(op) for op in ops)
     target.pack_weights(model, emitters)  # may rename weight inputs of nodes: ops read node.inputs

@@ -24,6 +24,9 @@ class Target:
     # Whether the target computes the ONNX Attention operator, so that planning may fuse the attention chains
     # exporters write (passes/fuse_attention.py) into it; a target without its kernel runs the chain as it is.
     attention_op: ClassVar[bool] = True
+    # Whether the target computes ``sofie_rdf::GridScatterND``, so that planning may give it the ScatterNDs over
+    # broadcast index grids that PyTorch exports for ``x[:, i, j] = v`` (passes/index_grids.py).
+    grid_scatter_op: ClassVar[bool] = True
 
     @property
     def key(self) -> str:

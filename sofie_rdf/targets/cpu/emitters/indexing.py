@@ -81,14 +81,19 @@ class ScatterOpEmitter(AddressingEmitter):
 
     kernels = ("indexing",)
 
+    def addressing(self, ctx: NodeContext) -> tuple[str, Dim, str]:
+        """(offset walker, elements per offset, the updates' pointer)."""
+        walker, piece = self.walker(ctx, ctx.inputs[0], ctx.inputs[1], ctx.x(1))
+        return walker, piece, ctx.x(2)
+
     def emit(self, ctx: NodeContext) -> str:
         data = ctx.inputs[0]
-        walker, piece = self.walker(ctx, data, ctx.inputs[1], ctx.x(1))
+        walker, piece, updates = self.addressing(ctx)
         t = ctx.ctype(data.dtype)
         reduction = self.op.reduction()
         expr = (_REDUCE_BOOL if data.dtype == np.bool_ else _REDUCE_CPP).get(reduction, _REDUCE_CPP[reduction])
         reduce = f"[]({t} &a, const {t} b) {{ a = static_cast<{t}>({expr}); }}"
-        return (f"kernels::scatter({ctx.x(0)}, {ctx.x(2)}, {ctx.y(0)}, {ctx.dim(data.size)}, {ctx.dim(piece)}, "
+        return (f"kernels::scatter({ctx.x(0)}, {updates}, {ctx.y(0)}, {ctx.dim(data.size)}, {ctx.dim(piece)}, "
                 f"{walker}, {reduce});")
 
 
@@ -110,6 +115,33 @@ class ScatterElementsEmitter(ElementAddressingEmitter, ScatterOpEmitter):
 @emits(indexing_ops.ScatterND)
 class ScatterNDEmitter(SliceAddressingEmitter, ScatterOpEmitter):
     """The CPU code of :class:`~sofie_rdf.ops.indexing.ScatterND`: its bases' together."""
+
+
+@emits(indexing_ops.GridScatterND)
+class GridScatterNDEmitter(ScatterOpEmitter):
+    """The CPU code of :class:`~sofie_rdf.ops.indexing.GridScatterND`: ScatterND's scatter over a
+    ``grid_offsets`` walker, each component read through its strides over the tuples' shape."""
+
+    def addressing(self, ctx: NodeContext) -> tuple[str, Dim, str]:
+        data, updates, components = ctx.inputs[0], ctx.inputs[1], ctx.inputs[2:]
+        k = len(components)
+        tuples = self.op.tuples_shape(data, updates, k) or (1,)  # one tuple: a grid of one row of one
+        cstrides = [s for c in components for s in _broadcast_strides(c.shape, tuples)]
+        pointers = ctx.pointers("components", [ctx.x(2 + j) for j in range(k)], ctx.ctype(components[0].dtype))
+        walker = (f'kernels::grid_offsets<{ctx.ctype(components[0].dtype)}>{{{pointers}, '
+                  f'{ctx.array("cstrides", cstrides)}, {ctx.array("tuples", tuples)}, {len(tuples)}, {k}, '
+                  f'{ctx.array("dims", data.shape[:k])}, {ctx.array("strides", contiguous_strides(data.shape)[:k])}, '
+                  f'"ScatterND"}}')
+        return walker, num_elements(data.shape[k:]), ctx.x(1)
+
+
+def _broadcast_strides(shape: tuple, target: tuple) -> list[Dim]:
+    """Strides of a contiguous tensor of ``shape`` read as broadcast to ``target``: 0 along its dims of 1 and
+    the dims it lacks (aligned from the right, as numpy broadcasts)."""
+    own = contiguous_strides(shape)
+    pad = len(target) - len(shape)
+    return [0 if r < pad or (isinstance(shape[r - pad], int) and shape[r - pad] == 1) else own[r - pad]
+            for r in range(len(target))]
 
 
 @emits(indexing_ops.OneHot)

@@ -108,6 +108,89 @@ struct slice_offsets {
    }
 };
 
+// Tuples whose offsets grid_offsets computes at a time: a stack buffer of 2 KB.
+constexpr size_t kGridBlock = 256;
+
+// off[i] += (c[at(i)], wrapped) * stride for i < m, the indices of an axis of size n; whether one was out of
+// range.  No branch on the values, so the loop vectorizes; the caller finds the culprit for the message.
+template <typename I, typename At>
+inline bool add_grid_offsets(const I *c, At at, size_t m, size_t n, size_t stride, size_t *off)
+{
+   bool bad = false;
+   for (size_t i = 0; i < m; ++i) {
+      const int64_t v = static_cast<int64_t>(c[at(i)]);
+      const int64_t w = v < 0 ? v + static_cast<int64_t>(n) : v;
+      bad |= static_cast<uint64_t>(w) >= n;
+      off[i] += static_cast<size_t>(w) * stride;
+   }
+   return bad;
+}
+
+// ScatterND over a broadcast grid of tuples (sofie_rdf::GridScatterND, PyTorch's index_put): the tuples have
+// shape `shape` (rank >= 1), and value j of the tuple at coordinate c is components[j] at sum_r c_r *
+// cstrides[j * rank + r] (stride 0 along a dim component j is broadcast over).  Each value is wrapped,
+// checked and scaled as slice_offsets does, in the same tuple order: the components constant along the last
+// dim once per row, the others for kGridBlock tuples at a time, one component after another.  Calls f(tuple
+// index, offset in data) for every tuple.
+template <typename I>
+struct grid_offsets {
+   const I *const *components;
+   const size_t *cstrides; // k x rank
+   const size_t *shape;
+   size_t rank, k;
+   const size_t *dims;    // the k indexed data dims
+   const size_t *strides; // and their strides
+   const char *op;
+
+   template <typename F>
+   void operator()(F f) const
+   {
+      if (rank > kMaxIndexRank || k > kMaxIndexRank)
+         throw std::invalid_argument(std::string("sofie-rdf: ") + op + " supports index grids up to rank " +
+                                     std::to_string(kMaxIndexRank));
+      size_t rows = 1;
+      for (size_t r = 0; r + 1 < rank; ++r)
+         rows *= shape[r];
+      const size_t last = rank - 1, n = shape[last];
+      size_t coord[kMaxIndexRank] = {}, at[kMaxIndexRank] = {}; // at[j]: component j's element at the row's start
+      size_t off[kGridBlock];
+      for (size_t row = 0, t = 0; row < rows && n; ++row) {
+         size_t base = 0;
+         for (size_t j = 0; j < k; ++j)
+            if (!cstrides[j * rank + last])
+               base += checked_index(components[j][at[j]], dims[j], op) * strides[j];
+         for (size_t i0 = 0; i0 < n; i0 += kGridBlock) {
+            const size_t m = std::min(kGridBlock, n - i0);
+            std::fill_n(off, m, base);
+            for (size_t j = 0; j < k; ++j)
+               if (const size_t step = cstrides[j * rank + last])
+                  add_row(j, components[j] + at[j] + i0 * step, step, m, off);
+            for (size_t i = 0; i < m; ++i)
+               f(t++, off[i]);
+         }
+         for (size_t r = last; r-- > 0;) {
+            for (size_t j = 0; j < k; ++j)
+               at[j] += cstrides[j * rank + r];
+            if (++coord[r] < shape[r])
+               break;
+            for (size_t j = 0; j < k; ++j)
+               at[j] -= cstrides[j * rank + r] * shape[r];
+            coord[r] = 0;
+         }
+      }
+   }
+
+   // Component j's part of m offsets, read from c every `step` elements (a contiguous run as its own loop).
+   void add_row(size_t j, const I *c, size_t step, size_t m, size_t *off) const
+   {
+      const bool bad = step == 1 ? add_grid_offsets(c, [](size_t i) { return i; }, m, dims[j], strides[j], off)
+                                 : add_grid_offsets(c, [step](size_t i) { return i * step; }, m, dims[j], strides[j], off);
+      if (bad)
+         for (size_t i = 0; i < m; ++i)
+            checked_index(c[i * step], dims[j], op); // throws, naming the first index out of range
+   }
+};
+
 // y[i] = the `slice` elements of x at the walker's i-th offset.
 template <typename T, typename Walk>
 inline void gather_by(const T *x, T *y, size_t slice, const Walk &walk)
@@ -115,12 +198,15 @@ inline void gather_by(const T *x, T *y, size_t slice, const Walk &walk)
    walk([&](size_t i, size_t offset) { std::copy_n(x + offset, slice, y + i * slice); });
 }
 
-// y = data (n elements), then reduce(y[offset + j], updates[i * slice + j]) in
+// y = data (n elements; y may be data itself), then reduce(y[offset + j], updates[i * slice + j]) in
 // index order: with an assignment, the last of duplicate indices wins.
 template <typename T, typename Walk, typename R>
 inline void scatter(const T *data, const T *updates, T *y, size_t n, size_t slice, const Walk &walk, R reduce)
 {
-   std::copy_n(data, n, y);
+   if (y != data)
+      std::copy_n(data, n, y);
+   if (slice == 1) // one element per index (the common case): no inner loop of one trip per tuple
+      return walk([&](size_t i, size_t offset) { reduce(y[offset], updates[i]); });
    walk([&](size_t i, size_t offset) {
       for (size_t j = 0; j < slice; ++j)
          reduce(y[offset + j], updates[i * slice + j]);
