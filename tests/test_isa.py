@@ -123,6 +123,10 @@ MODELS = {
     "layer_norm": lambda: _layer_norm((3, 7, 133), 133),
     "layer_norm_broadcast_scale": lambda: _layer_norm((3, 7, 12), 12, axis=-2),
     "attention_rows": lambda: _self_attention((2, 3, 21, 20)),
+    # fewer keys than a vector and a head narrower than one (the sums in registers); 50 keys and 24 values
+    # (the last vector of each overlapping the one before on AVX-512, whole vectors on AVX2 and SSE2)
+    "attention_rows_narrow": lambda: _self_attention((1, 2, 5, 6)),
+    "attention_rows_overlap": lambda: _self_attention((1, 2, 50, 24)),
     **TILE_MODELS,
 }
 

@@ -194,7 +194,9 @@ inline void attention_scores_vectors(const float *q, size_t q_stride, const floa
 }
 
 // All n scores of R rows: two vectors of keys at a time, then one, then the keys past the last whole vector
-// (summed along contiguous keys, which the compiler vectorizes with masks where it can).
+// as one more vector ending at the last key (its first lanes recompute, bit for bit, scores already there).
+// Fewer keys than a vector are summed in registers, one (row, key) at a time: summed in place, each step
+// waited for the last one's store (Encoder of 50 tokens: half of the attention's time).
 template <size_t R>
 inline void attention_scores_rows(const float *q, size_t q_stride, const float *kt, size_t n, size_t head, float scale,
                                   float *s)
@@ -204,48 +206,57 @@ inline void attention_scores_rows(const float *q, size_t q_stride, const float *
       attention_scores_vectors<R, 2>(q, q_stride, kt, n, j, head, scale, s);
    for (; j + kVFloatLanes <= n; j += kVFloatLanes)
       attention_scores_vectors<R, 1>(q, q_stride, kt, n, j, head, scale, s);
-   for (size_t r = 0; r < R && j < n; ++r) {
-      float *sr = s + r * n;
-      std::fill(sr + j, sr + n, 0.0f);
-      for (size_t e = 0; e < head; ++e) {
-         const float qe = q[r * q_stride + e];
-         for (size_t t = j; t < n; ++t)
-            sr[t] += qe * kt[e * n + t];
-      }
-      for (size_t t = j; t < n; ++t)
-         sr[t] *= scale;
+   if (j < n && n >= kVFloatLanes) {
+      attention_scores_vectors<R, 1>(q, q_stride, kt, n, n - kVFloatLanes, head, scale, s);
+      return;
    }
+   for (size_t r = 0; r < R; ++r)
+      for (size_t t = j; t < n; ++t) {
+         float sum = 0.0f;
+         for (size_t e = 0; e < head; ++e)
+            sum += q[r * q_stride + e] * kt[e * n + t];
+         s[r * n + t] = sum * scale;
+      }
 }
 
-// y_r = sum_j p[r * n + j] v_j for R rows (y_stride apart) and n values of `head` floats each.
+// R rows of y (y_stride apart), values [e, e + lanes) of each: y_r = sum_j p[r * n + j] v_j.
+template <size_t R>
+inline void attention_values_vector(const float *p, size_t n, const float *v, size_t head, size_t e, float *y,
+                                    size_t y_stride)
+{
+   vfloat acc[R];
+#pragma GCC unroll 16
+   for (size_t r = 0; r < R; ++r)
+      acc[r] = vfloat{};
+   for (size_t j = 0; j < n; ++j) {
+      const vfloat x = vload(v + j * head + e);
+#pragma GCC unroll 16
+      for (size_t r = 0; r < R; ++r)
+         acc[r] += vsplat(p[r * n + j]) * x;
+   }
+#pragma GCC unroll 16
+   for (size_t r = 0; r < R; ++r)
+      vstore(y + r * y_stride + e, acc[r]);
+}
+
+// y_r = sum_j p[r * n + j] v_j for R rows (y_stride apart) and n values of `head` floats each: a vector of
+// the head's values at a time, the last one ending at the head's end (as the scores' last vector); a head
+// narrower than a vector summed in registers, one (row, value) at a time.
 template <size_t R>
 inline void attention_values_rows(const float *p, size_t n, const float *v, size_t head, float *y, size_t y_stride)
 {
-   const size_t full = head - head % kVFloatLanes;
-   for (size_t e = 0; e < full; e += kVFloatLanes) {
-      vfloat acc[R];
-#pragma GCC unroll 16
-      for (size_t r = 0; r < R; ++r)
-         acc[r] = vfloat{};
-      for (size_t j = 0; j < n; ++j) {
-         const vfloat x = vload(v + j * head + e);
-#pragma GCC unroll 16
-         for (size_t r = 0; r < R; ++r)
-            acc[r] += vsplat(p[r * n + j]) * x;
-      }
-#pragma GCC unroll 16
-      for (size_t r = 0; r < R; ++r)
-         vstore(y + r * y_stride + e, acc[r]);
+   if (head >= kVFloatLanes) {
+      for (size_t e = 0; e < head; e += kVFloatLanes)
+         attention_values_vector<R>(p, n, v, head, std::min(e, head - kVFloatLanes), y, y_stride);
+      return;
    }
-   for (size_t r = 0; r < R && full < head; ++r) { // the head's values past the last whole vector, contiguous
-      float *yr = y + r * y_stride;
-      std::fill(yr + full, yr + head, 0.0f);
-      for (size_t j = 0; j < n; ++j) {
-         const float pj = p[r * n + j];
-         for (size_t e = full; e < head; ++e)
-            yr[e] += pj * v[j * head + e];
+   for (size_t r = 0; r < R; ++r)
+      for (size_t e = 0; e < head; ++e) {
+         float sum = 0.0f;
+         for (size_t j = 0; j < n; ++j)
+            sum += p[r * n + j] * v[j * head + e];
+         y[r * y_stride + e] = sum;
       }
-   }
 }
 
 // Rows [i, i + R) of head h of batch b: scores into their rows of a.scores, probabilities, Y.
