@@ -123,9 +123,12 @@ MODELS = {
     "layer_norm": lambda: _layer_norm((3, 7, 133), 133),
     "layer_norm_broadcast_scale": lambda: _layer_norm((3, 7, 12), 12, axis=-2),
     "attention_rows": lambda: _self_attention((2, 3, 21, 20)),
-    # fewer keys than a vector and a head narrower than one (the sums in registers); 50 keys and 24 values
-    # (the last vector of each overlapping the one before on AVX-512, whole vectors on AVX2 and SSE2)
+    # fewer keys than a vector and a head narrower than one (narrower vectors, overlapping); 3 keys and 3
+    # values (sums in registers); 50 keys and 24 values (the last vector of each overlapping the one before
+    # on AVX-512, whole vectors on AVX2 and SSE2); a head of 8 (half a vector on AVX-512)
     "attention_rows_narrow": lambda: _self_attention((1, 2, 5, 6)),
+    "attention_rows_tiny": lambda: _self_attention((2, 2, 3, 3)),
+    "attention_rows_head8": lambda: _self_attention((1, 3, 11, 8)),
     "attention_rows_overlap": lambda: _self_attention((1, 2, 50, 24)),
     **TILE_MODELS,
 }

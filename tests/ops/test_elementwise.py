@@ -138,6 +138,17 @@ def test_fast_math_under_ffast_math(op):
     assert (tiny * np.float32(0.5))[0] != 0, "flush-to-zero was turned on in this process"
 
 
+def test_softmax_under_ffast_math():
+    """Softmax's exponentials, taken on whole vectors elsewhere, keep the scalar nearbyint branch under
+    -ffast-math (rows of 50: whole vectors and the overlapping last one)."""
+    x = (np.random.default_rng(4).standard_normal((7, 50)) * 20).astype(np.float32)
+    model = make_model([helper.make_node("Softmax", ["x"], ["y"], axis=-1)], [("x", np.float32, [7, 50])],
+                       [("y", np.float32, [7, 50])], opset=13)
+    sess = sr.compile(sr.load(model), backend="native", flags=("-O3", "-march=native", "-ffast-math"))
+    e = np.exp(x.astype(np.float64) - x.max(axis=-1, keepdims=True))
+    np.testing.assert_allclose(sess(x), e / e.sum(axis=-1, keepdims=True), rtol=1e-5, atol=1e-7)
+
+
 # ---- binary ---------------------------------------------------------------------
 
 BINARY = ["Add", "Sub", "Mul", "Div", "Pow"]

@@ -160,27 +160,33 @@ constexpr size_t kAttentionRows = 8; // 16 accumulators of the scores' 2 x 8 (an
 constexpr size_t kAttentionRows = 6; // 12 of 16 registers
 #endif
 
-// s[r * n + j] = scale * (q_r . k_j) for R rows of Q (q_stride apart) and keys [j0, j0 + V * lanes) (kt: head x n):
-// V vectors of keys per step, so that each broadcast value of Q feeds V multiply-adds.  The loops over rows
-// are unrolled, so that the accumulators stay in registers.
-template <size_t R, size_t V>
+// Vectors narrower than vfloat serve what is narrower than a vfloat (a head of 8 values with AVX-512), down to
+// four lanes; below that, sums in registers.
+constexpr size_t kNarrowestVector = 4 * sizeof(float);
+
+// s[r * n + j] = scale * (q_r . k_j) for R rows of Q (q_stride apart) and keys [j0, j0 + V * lanes) (kt: head x n),
+// in vectors of Bytes: V vectors of keys per step, so that each broadcast value of Q feeds V multiply-adds.
+// The loops over rows are unrolled, so that the accumulators stay in registers.
+template <size_t R, size_t V, size_t Bytes = sizeof(vfloat)>
 inline void attention_scores_vectors(const float *q, size_t q_stride, const float *kt, size_t n, size_t j0,
                                      size_t head, float scale, float *s)
 {
-   vfloat acc[R][V];
+   typedef typename vfloat_of<Bytes>::type vec;
+   constexpr size_t lanes = Bytes / sizeof(float);
+   vec acc[R][V];
 #pragma GCC unroll 16
    for (size_t r = 0; r < R; ++r)
 #pragma GCC unroll 2
       for (size_t v = 0; v < V; ++v)
-         acc[r][v] = vfloat{};
+         acc[r][v] = vec{};
    for (size_t e = 0; e < head; ++e) {
-      vfloat k[V];
+      vec k[V];
 #pragma GCC unroll 2
       for (size_t v = 0; v < V; ++v)
-         k[v] = vload(kt + e * n + j0 + v * kVFloatLanes);
+         std::memcpy(&k[v], kt + e * n + j0 + v * lanes, Bytes);
 #pragma GCC unroll 16
       for (size_t r = 0; r < R; ++r) {
-         const vfloat qr = vsplat(q[r * q_stride + e]);
+         const vec qr = q[r * q_stride + e] - vec{};
 #pragma GCC unroll 2
          for (size_t v = 0; v < V; ++v)
             acc[r][v] += qr * k[v];
@@ -189,74 +195,83 @@ inline void attention_scores_vectors(const float *q, size_t q_stride, const floa
 #pragma GCC unroll 16
    for (size_t r = 0; r < R; ++r)
 #pragma GCC unroll 2
-      for (size_t v = 0; v < V; ++v)
-         vstore(s + r * n + j0 + v * kVFloatLanes, acc[r][v] * scale);
+      for (size_t v = 0; v < V; ++v) {
+         const vec out = acc[r][v] * scale;
+         std::memcpy(s + r * n + j0 + v * lanes, &out, Bytes);
+      }
 }
 
 // All n scores of R rows: two vectors of keys at a time, then one, then the keys past the last whole vector
 // as one more vector ending at the last key (its first lanes recompute, bit for bit, scores already there).
-// Fewer keys than a vector are summed in registers, one (row, key) at a time: summed in place, each step
-// waited for the last one's store (Encoder of 50 tokens: half of the attention's time).
-template <size_t R>
+// Fewer keys than a vector: narrower vectors, then sums in registers, one (row, key) at a time (summed in
+// place, each step waited for the last one's store: half the attention's time at 50 tokens).
+template <size_t R, size_t Bytes = sizeof(vfloat)>
 inline void attention_scores_rows(const float *q, size_t q_stride, const float *kt, size_t n, size_t head, float scale,
                                   float *s)
 {
-   size_t j = 0;
-   for (; j + 2 * kVFloatLanes <= n; j += 2 * kVFloatLanes)
-      attention_scores_vectors<R, 2>(q, q_stride, kt, n, j, head, scale, s);
-   for (; j + kVFloatLanes <= n; j += kVFloatLanes)
-      attention_scores_vectors<R, 1>(q, q_stride, kt, n, j, head, scale, s);
-   if (j < n && n >= kVFloatLanes) {
-      attention_scores_vectors<R, 1>(q, q_stride, kt, n, n - kVFloatLanes, head, scale, s);
-      return;
+   constexpr size_t lanes = Bytes / sizeof(float);
+   if (n >= lanes) {
+      size_t j = 0;
+      for (; j + 2 * lanes <= n; j += 2 * lanes)
+         attention_scores_vectors<R, 2, Bytes>(q, q_stride, kt, n, j, head, scale, s);
+      for (; j < n; j += lanes)
+         attention_scores_vectors<R, 1, Bytes>(q, q_stride, kt, n, std::min(j, n - lanes), head, scale, s);
+   } else if constexpr (Bytes > kNarrowestVector) {
+      attention_scores_rows<R, Bytes / 2>(q, q_stride, kt, n, head, scale, s);
+   } else {
+      for (size_t r = 0; r < R; ++r)
+         for (size_t t = 0; t < n; ++t) {
+            float sum = 0.0f;
+            for (size_t e = 0; e < head; ++e)
+               sum += q[r * q_stride + e] * kt[e * n + t];
+            s[r * n + t] = sum * scale;
+         }
    }
-   for (size_t r = 0; r < R; ++r)
-      for (size_t t = j; t < n; ++t) {
-         float sum = 0.0f;
-         for (size_t e = 0; e < head; ++e)
-            sum += q[r * q_stride + e] * kt[e * n + t];
-         s[r * n + t] = sum * scale;
-      }
 }
 
-// R rows of y (y_stride apart), values [e, e + lanes) of each: y_r = sum_j p[r * n + j] v_j.
-template <size_t R>
+// R rows of y (y_stride apart), values [e, e + lanes) of each in a vector of Bytes: y_r = sum_j p[r * n + j] v_j.
+template <size_t R, size_t Bytes>
 inline void attention_values_vector(const float *p, size_t n, const float *v, size_t head, size_t e, float *y,
                                     size_t y_stride)
 {
-   vfloat acc[R];
+   typedef typename vfloat_of<Bytes>::type vec;
+   vec acc[R];
 #pragma GCC unroll 16
    for (size_t r = 0; r < R; ++r)
-      acc[r] = vfloat{};
+      acc[r] = vec{};
    for (size_t j = 0; j < n; ++j) {
-      const vfloat x = vload(v + j * head + e);
+      vec x;
+      std::memcpy(&x, v + j * head + e, Bytes);
 #pragma GCC unroll 16
       for (size_t r = 0; r < R; ++r)
-         acc[r] += vsplat(p[r * n + j]) * x;
+         acc[r] += (p[r * n + j] - vec{}) * x;
    }
 #pragma GCC unroll 16
    for (size_t r = 0; r < R; ++r)
-      vstore(y + r * y_stride + e, acc[r]);
+      std::memcpy(y + r * y_stride + e, &acc[r], Bytes);
 }
 
 // y_r = sum_j p[r * n + j] v_j for R rows (y_stride apart) and n values of `head` floats each: a vector of
 // the head's values at a time, the last one ending at the head's end (as the scores' last vector); a head
-// narrower than a vector summed in registers, one (row, value) at a time.
-template <size_t R>
+// narrower than a vector in narrower vectors, below four values in registers, one (row, value) at a time.
+template <size_t R, size_t Bytes = sizeof(vfloat)>
 inline void attention_values_rows(const float *p, size_t n, const float *v, size_t head, float *y, size_t y_stride)
 {
-   if (head >= kVFloatLanes) {
-      for (size_t e = 0; e < head; e += kVFloatLanes)
-         attention_values_vector<R>(p, n, v, head, std::min(e, head - kVFloatLanes), y, y_stride);
-      return;
+   constexpr size_t lanes = Bytes / sizeof(float);
+   if (head >= lanes) {
+      for (size_t e = 0; e < head; e += lanes)
+         attention_values_vector<R, Bytes>(p, n, v, head, std::min(e, head - lanes), y, y_stride);
+   } else if constexpr (Bytes > kNarrowestVector) {
+      attention_values_rows<R, Bytes / 2>(p, n, v, head, y, y_stride);
+   } else {
+      for (size_t r = 0; r < R; ++r)
+         for (size_t e = 0; e < head; ++e) {
+            float sum = 0.0f;
+            for (size_t j = 0; j < n; ++j)
+               sum += p[r * n + j] * v[j * head + e];
+            y[r * y_stride + e] = sum;
+         }
    }
-   for (size_t r = 0; r < R; ++r)
-      for (size_t e = 0; e < head; ++e) {
-         float sum = 0.0f;
-         for (size_t j = 0; j < n; ++j)
-            sum += p[r * n + j] * v[j * head + e];
-         y[r * y_stride + e] = sum;
-      }
 }
 
 // Rows [i, i + R) of head h of batch b: scores into their rows of a.scores, probabilities, Y.

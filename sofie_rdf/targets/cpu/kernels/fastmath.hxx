@@ -12,11 +12,16 @@
 #define SOFIE_RDF_INLINE [[gnu::always_inline]] inline
 #endif
 
+// Each step below is written for F a float and I an int32_t, or F a vector of floats and I one of as many
+// int32_t (GCC vector extensions: softmax.hxx calls them on vectors where GCC left a loop over the lanes
+// scalar); scalar operands of vector arithmetic are broadcast.
+
 // 2^n for an integer n in [-126, 127], as a float built from its exponent bits.
-SOFIE_RDF_INLINE float pow2i(int32_t n)
+template <typename F = float, typename I = int32_t>
+SOFIE_RDF_INLINE F pow2i(I n)
 {
-   const uint32_t bits = static_cast<uint32_t>(n + 127) << 23;
-   float f;
+   const I bits = (n + 127) << 23; // n + 127 >= 1: no sign bit to shift
+   F f;
    std::memcpy(&f, &bits, sizeof f);
    return f;
 }
@@ -26,47 +31,49 @@ SOFIE_RDF_INLINE float pow2i(int32_t n)
 // (it has 9 significant bits), with or without fused multiply-adds.  The polynomial is of degree 6, fitted to
 // e^r on |r| <= ln(2) / 2 for least relative error (2e-9: below float's rounding); Cephes' degree-7
 // polynomial is no more accurate in float and costs two more operations per element.
+template <typename F = float, typename I = int32_t>
 struct ExpParts {
-   float p;
-   int32_t n;
+   F p;
+   I n;
 };
 
 // round(x / ln 2), as a float and as an integer, for |x| < 2^21.  Adding 1.5 * 2^23 rounds to an integer (a
 // float that large has no fraction bits) and leaves it in the low bits of the sum's mantissa: one addition
 // where std::nearbyint and a conversion are two instructions, and plain arithmetic, which vectorizes for
 // any target (SSE2, Cling's, has no rounding instruction: nearbyint is a library call per element there).
-// -ffast-math would fold (y + c) - c to y, so it keeps nearbyint.
+// -ffast-math would fold (y + c) - c to y, so it keeps nearbyint (scalars only: vectors have no nearbyint).
 #if defined(__FAST_MATH__) && !defined(SOFIE_EXP_NEARBYINT)
 #define SOFIE_EXP_NEARBYINT 1
 #endif
 #ifndef SOFIE_EXP_NEARBYINT
 #define SOFIE_EXP_NEARBYINT 0
 #endif
-SOFIE_RDF_INLINE float exp_round(float x, int32_t &n)
+template <typename F, typename I>
+SOFIE_RDF_INLINE F exp_round(F x, I &n)
 {
-   if constexpr (SOFIE_EXP_NEARBYINT) {
+   if constexpr (SOFIE_EXP_NEARBYINT && std::is_same<F, float>::value) {
       const float rounded = std::nearbyint(x * 1.44269504088896341f);
       n = static_cast<int32_t>(rounded);
       return rounded;
    } else {
+      static_assert(!(SOFIE_EXP_NEARBYINT && sizeof(F) > 0), "with -ffast-math, vectors keep the scalar functions");
       constexpr float kRound = 12582912.0f;      // 1.5 * 2^23
       constexpr int32_t kRoundBits = 0x4B400000; // its bit pattern
-      const float shifted = x * 1.44269504088896341f + kRound;
-      int32_t bits;
-      std::memcpy(&bits, &shifted, sizeof bits);
-      n = bits - kRoundBits;
+      const F shifted = x * 1.44269504088896341f + kRound;
+      std::memcpy(&n, &shifted, sizeof n);
+      n -= kRoundBits;
       return shifted - kRound;
    }
 }
 
-SOFIE_RDF_INLINE ExpParts exp_parts(float x)
+template <typename F = float, typename I = int32_t>
+SOFIE_RDF_INLINE ExpParts<F, I> exp_parts(F x)
 {
-   int32_t ni;
-   const float n = exp_round(x, ni);
-   float r = x - n * 0.693359375f;
+   I ni;
+   const F n = exp_round(x, ni);
+   F r = x - n * 0.693359375f;
    r = r - n * -2.12194440e-4f;
-   float p = 1.3843640918e-3f;
-   p = p * r + 8.3741573617e-3f;
+   F p = r * 1.3843640918e-3f + 8.3741573617e-3f;
    p = p * r + 4.1668001562e-2f;
    p = p * r + 1.6666431725e-1f;
    p = p * r + 4.9999994040e-1f;
@@ -76,7 +83,7 @@ SOFIE_RDF_INLINE ExpParts exp_parts(float x)
 
 SOFIE_RDF_INLINE float fast_exp(float x)
 {
-   const ExpParts e = exp_parts(std::min(std::max(x, -104.0f), 89.0f));
+   const auto e = exp_parts(std::min(std::max(x, -104.0f), 89.0f));
    const int32_t half = e.n / 2; // 2^n in two factors: n reaches -150 and 128
    const float y = e.p * pow2i(half) * pow2i(e.n - half);
    return x != x ? x : y; // NaN stays NaN
@@ -99,7 +106,7 @@ SOFIE_RDF_INLINE float fast_tanh(float x)
 // results below about 1e-38 (the normal range) flush to 0.  NaN stays NaN (every step propagates it).
 SOFIE_RDF_INLINE float fast_exp_nonpositive(float t)
 {
-   const ExpParts e = exp_parts(std::max(t, -88.0f)); // n = round(t / ln 2) >= -127
+   const auto e = exp_parts(std::max(t, -88.0f)); // n = round(t / ln 2) >= -127
    return e.p * pow2i(e.n);
 }
 
