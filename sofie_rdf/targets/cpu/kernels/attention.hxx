@@ -164,6 +164,21 @@ constexpr size_t kAttentionRows = 6; // 12 of 16 registers
 // four lanes; below that, sums in registers.
 constexpr size_t kNarrowestVector = 4 * sizeof(float);
 
+// out[r * out_stride + c] = scale * sum_k a[r * a_stride + k] b[k * b_stride + c] for R rows and `cols` columns,
+// each sum in a register (fewer than four keys or values: the products' scalar remainder).
+template <size_t R>
+inline void attention_sums(const float *a, size_t a_stride, const float *b, size_t b_stride, size_t depth,
+                           size_t cols, float scale, float *out, size_t out_stride)
+{
+   for (size_t r = 0; r < R; ++r)
+      for (size_t c = 0; c < cols; ++c) {
+         float sum = 0.0f;
+         for (size_t k = 0; k < depth; ++k)
+            sum += a[r * a_stride + k] * b[k * b_stride + c];
+         out[r * out_stride + c] = sum * scale;
+      }
+}
+
 // s[r * n + j] = scale * (q_r . k_j) for R rows of Q (q_stride apart) and keys [j0, j0 + V * lanes) (kt: head x n),
 // in vectors of Bytes: V vectors of keys per step, so that each broadcast value of Q feeds V multiply-adds.
 // The loops over rows are unrolled, so that the accumulators stay in registers.
@@ -219,13 +234,7 @@ inline void attention_scores_rows(const float *q, size_t q_stride, const float *
    } else if constexpr (Bytes > kNarrowestVector) {
       attention_scores_rows<R, Bytes / 2>(q, q_stride, kt, n, head, scale, s);
    } else {
-      for (size_t r = 0; r < R; ++r)
-         for (size_t t = 0; t < n; ++t) {
-            float sum = 0.0f;
-            for (size_t e = 0; e < head; ++e)
-               sum += q[r * q_stride + e] * kt[e * n + t];
-            s[r * n + t] = sum * scale;
-         }
+      attention_sums<R>(q, q_stride, kt, n, head, n, scale, s, n);
    }
 }
 
@@ -264,13 +273,7 @@ inline void attention_values_rows(const float *p, size_t n, const float *v, size
    } else if constexpr (Bytes > kNarrowestVector) {
       attention_values_rows<R, Bytes / 2>(p, n, v, head, y, y_stride);
    } else {
-      for (size_t r = 0; r < R; ++r)
-         for (size_t e = 0; e < head; ++e) {
-            float sum = 0.0f;
-            for (size_t j = 0; j < n; ++j)
-               sum += p[r * n + j] * v[j * head + e];
-            y[r * y_stride + e] = sum;
-         }
+      attention_sums<R>(p, n, v, head, n, head, 1.0f, y, y_stride);
    }
 }
 
