@@ -7,7 +7,7 @@ import numpy as np
 from ....ir import TensorType
 from ....ir.dims import Dim, num_elements
 from ....ops import indexing as indexing_ops
-from ....ops.base import contiguous_strides, normalize_axis
+from ....ops.base import broadcast_strides, contiguous_strides, normalize_axis
 from ..._cxx.context import NodeContext
 from ..emitter import Emitter, emits
 
@@ -126,22 +126,13 @@ class GridScatterNDEmitter(ScatterOpEmitter):
         data, updates, components = ctx.inputs[0], ctx.inputs[1], ctx.inputs[2:]
         k = len(components)
         tuples = self.op.tuples_shape(data, updates, k) or (1,)  # one tuple: a grid of one row of one
-        cstrides = [s for c in components for s in _broadcast_strides(c.shape, tuples)]
+        cstrides = [s for c in components for s in broadcast_strides(c.shape, tuples)]
         pointers = ctx.pointers("components", [ctx.x(2 + j) for j in range(k)], ctx.ctype(components[0].dtype))
         walker = (f'kernels::grid_offsets<{ctx.ctype(components[0].dtype)}>{{{pointers}, '
                   f'{ctx.array("cstrides", cstrides)}, {ctx.array("tuples", tuples)}, {len(tuples)}, {k}, '
                   f'{ctx.array("dims", data.shape[:k])}, {ctx.array("strides", contiguous_strides(data.shape)[:k])}, '
                   f'"ScatterND"}}')
         return walker, num_elements(data.shape[k:]), ctx.x(1)
-
-
-def _broadcast_strides(shape: tuple, target: tuple) -> list[Dim]:
-    """Strides of a contiguous tensor of ``shape`` read as broadcast to ``target``: 0 along its dims of 1 and
-    the dims it lacks (aligned from the right, as numpy broadcasts)."""
-    own = contiguous_strides(shape)
-    pad = len(target) - len(shape)
-    return [0 if r < pad or (isinstance(shape[r - pad], int) and shape[r - pad] == 1) else own[r - pad]
-            for r in range(len(target))]
 
 
 @emits(indexing_ops.OneHot)
