@@ -69,7 +69,8 @@ def emulated_session(proto, folder: Path) -> sr.Session:
     weights.write_bytes(code.weights_file)
     cu = folder / f"{code.name}_{tag}_emulated.cpp"
     cu.write_text(source)
-    cmd = ["c++", "-std=c++20", "-O1", "-fPIC", "-shared", "-pthread", f"-I{EMULATION}", str(cu), "-o", str(library)]
+    cmd = ["c++", "-std=c++20", "-O1", "-fPIC", "-fvisibility=hidden", "-shared", "-pthread", f"-I{EMULATION}", str(cu),
+           "-o", str(library)]
     result = subprocess.run(cmd, capture_output=True, text=True)
     if result.returncode != 0:
         raise RuntimeError(f"emulated build of {code.name} failed:\n{result.stderr[-4000:]}")

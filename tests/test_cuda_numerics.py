@@ -77,6 +77,17 @@ def test_hostile_names_run(build):
     _close(build(proto).infer(x), ort_run(proto, {proto.graph.input[0].name: x}))
 
 
+def test_cpu_jit_beside_the_cuda_library_of_the_same_model(build):
+    """A model's CUDA library loaded first, then its CPU header declared to Cling: both are TMVA_SOFIE_<Name>,
+    and the JIT bound the Session's inline functions to the library's symbols until those were hidden."""
+    proto = cuda_models.mlp()
+    proto.graph.name = "twin_of_a_cuda_library"  # a name no other test declares to Cling first
+    x = random_array((3, 8))
+    want = ort_run(proto, {proto.graph.input[0].name: x})
+    _close(build(proto).infer(x), want)
+    _close(sr.compile(proto, backend="jit").infer(x), want)
+
+
 def test_wrong_shape_is_a_shape_error(sessions):
     with pytest.raises(sr.ShapeError):
         sessions["mlp"][1].infer(np.zeros((2, 7), np.float32))

@@ -80,6 +80,7 @@ def c_abi_source(code: GeneratedCode, namespace: str, extra: Sequence[str] = ())
         "}",
         "} // namespace",
         "",
+        "#pragma GCC visibility push(default)  // exported from a library built with -fvisibility=hidden",
         'extern "C" {',
         "",
         f"const char *sofie_interface() {{ return {string_literal(interface)}; }}",
@@ -149,6 +150,7 @@ def c_abi_source(code: GeneratedCode, namespace: str, extra: Sequence[str] = ())
         *_profile_functions(code),
         *extra,
         '} // extern "C"',
+        "#pragma GCC visibility pop",
         "",
     ])
 

@@ -28,8 +28,11 @@ from .._cxx.c_abi import c_abi_source, infer_args
 from .source import WEIGHTS_SUFFIX, CudaCode
 
 # nvcc options of every build: C++17, device lambdas (the element-wise kernels take them), constexpr std::
-# functions in device code, IEEE math (no --use_fast_math), host warnings on.
-NVCC_FLAGS = ("-std=c++17", "-O3", "--extended-lambda", "--expt-relaxed-constexpr", "-Xcompiler", "-fPIC,-Wall,-Wextra")
+# functions in device code, IEEE math (no --use_fast_math), host warnings on, and only the C ABI exported: the
+# library's Session is TMVA_SOFIE_<Name> like a CPU model's, and Cling binds a JIT-declared Session's inline
+# functions to a loaded library's symbols of the same name, even of a library loaded RTLD_LOCAL.
+NVCC_FLAGS = ("-std=c++17", "-O3", "--extended-lambda", "--expt-relaxed-constexpr",
+              "-Xcompiler", "-fPIC,-Wall,-Wextra,-fvisibility=hidden")
 INSTALL_HINT = "install the CUDA toolchain with `pip install 'sofie-rdf[cuda]'` or set CUDA_HOME"
 
 
