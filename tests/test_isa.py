@@ -76,7 +76,7 @@ def _gemm_sigmoid(m: int, k: int, n: int) -> onnx.ModelProto:
 # The register tiles (kernels/gemm.hxx, conv.hxx) are sized per instruction set: these layers reach each
 # kernel with partial tiles of rows and of panels, and with more (channel, tap) steps than one pass takes.
 TILE_MODELS = {
-    # conv_rows: 7 x 9 positions, 48 features (two panels and one on AVX-512), 64 x 9 steps (two passes)
+    # conv_rows: 7 x 9 positions, 48 features (two panels and one on AVX-512), 64 x 9 steps (two or three passes)
     "conv_rows_partial": lambda: _conv(64, 48, (7, 9), 3),
     "conv_rows_strided": lambda: _conv(16, 32, (11, 10), 3, stride=2),
     "conv_rows_3d": lambda: _conv(4, 16, (5, 6, 7), 3),

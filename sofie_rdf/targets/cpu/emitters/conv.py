@@ -303,11 +303,13 @@ class ConvEmitter(ConvCode):
         if strategy == "winograd":  # V and M: alpha^2 x (channels + features) x the block's tiles
             rows, tiles_x = self._winograd_block(x, w, geom)
             return [TensorType(x.dtype, (self._winograd_alpha(w) ** 2 * (x.shape[1] + w.shape[0]) * rows * tiles_x,))]
-        if strategy == "rows":  # padded image and slack (conv_shifted_pad), partial sums; step offsets
+        if strategy == "rows":  # padded image and slack (conv_shifted_pad), partial sums; step offsets, positions' bases
             padded_image = [(g - 1) * s + (k - 1) * d + 1
                             for g, k, d, s in zip(geom.grid, geom.kernel, geom.dilations, geom.strides)]
-            floats = x.shape[1] * math.prod(padded_image) + SHIFTED_SLACK + w.shape[0] * math.prod(geom.grid)
-            return [TensorType(x.dtype, (floats,)), TensorType(np.dtype(np.int64), (w.shape[1] * math.prod(geom.kernel),))]
+            positions = math.prod(geom.grid)
+            floats = x.shape[1] * math.prod(padded_image) + SHIFTED_SLACK + w.shape[0] * positions
+            steps = w.shape[1] * math.prod(geom.kernel)
+            return [TensorType(x.dtype, (floats,)), TensorType(np.dtype(np.int64), (steps + positions,))]
         if strategy != "im2col":
             return []
         rows = w.shape[1] * math.prod(geom.kernel)
