@@ -54,7 +54,7 @@ def markdown(rows: list[dict], meta: dict) -> str:
         cells = [_cell(row["engines"][e], 1) for e in ENGINES]
         native = row["engines"]["native"]
         rate = row["flops"] / native["median_s"] / 1e9 if row["flops"] and "median_s" in native else float("nan")
-        share = f"{100 * rate / m['peak_core_gflops']:.0f}%" if rate == rate else "-"
+        share = f"{100 * rate / latency.core_peak(m):.0f}%" if rate == rate else "-"
         lines.append(f"| {row['model']} | {row['group']} | " + " | ".join(cells)
                      + f" | {_goal_cell(row)} | {'-' if rate != rate else f'{rate:.1f}'} | {share} |")
     met = [r for r in rows if _ratio(r, "native", "ort_cpp") <= GOALS[r["group"]]]
