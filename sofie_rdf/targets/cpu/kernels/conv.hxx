@@ -497,6 +497,8 @@ inline void conv_shifted_image(const ConvShifted &s, const std::int64_t *offsets
 inline size_t conv_shifted_offsets(const ConvShifted &s, size_t channels, std::int64_t *offsets)
 {
    const size_t taps = s.kernel[0] * s.kernel[1] * s.kernel[2];
+   if (channels == 0) // the table has no room for channel 0's taps
+      return 0;
    size_t k = 0;
    for (size_t kd = 0; kd < s.kernel[0]; ++kd)
       for (size_t kh = 0; kh < s.kernel[1]; ++kh)
