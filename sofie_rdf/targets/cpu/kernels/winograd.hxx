@@ -18,6 +18,14 @@ constexpr size_t kWinogradChunk = 32; // tiles along x transformed together
 // WinogradInput<alpha>::input gives o(i, t) = sum_j B^T[i][j] d(j, t), WinogradOutput<m, alpha>::output gives
 // o(j, t) = sum_i A^T[j][i] s(i, t), for t < n.  alpha = 4 interpolates at 0, +-1 and infinity (F(2, 3)),
 // alpha = 6 at 0, +-1, +-2 and infinity (F(4, 3) and F(2, 5)); G is in ops/reference.py (winograd_g).
+// The loops over t tell GCC that their outputs never overlap their inputs: where those are many pointers
+// (conv_winograd_tiles' planes) it otherwise leaves them scalar rather than emit as many run-time checks.
+#if defined(__GNUC__) && !defined(__clang__)
+#define SOFIE_RDF_IVDEP _Pragma("GCC ivdep")
+#else
+#define SOFIE_RDF_IVDEP
+#endif
+
 template <size_t A>
 struct WinogradInput;
 
@@ -26,6 +34,7 @@ struct WinogradInput<4> {
    template <typename D, typename O>
    static void input(D d, O o, size_t n)
    {
+      SOFIE_RDF_IVDEP
       for (size_t t = 0; t < n; ++t) {
          const float d0 = d(0, t), d1 = d(1, t), d2 = d(2, t), d3 = d(3, t);
          o(0, t) = d0 - d2;
@@ -41,6 +50,7 @@ struct WinogradInput<6> {
    template <typename D, typename O>
    static void input(D d, O o, size_t n)
    {
+      SOFIE_RDF_IVDEP
       for (size_t t = 0; t < n; ++t) {
          const float d0 = d(0, t), d1 = d(1, t), d2 = d(2, t), d3 = d(3, t), d4 = d(4, t), d5 = d(5, t);
          const float a = d4 - 4.f * d2, b = d3 - 4.f * d1; // shared by rows 1 and 2
@@ -63,6 +73,7 @@ struct WinogradOutput<2, 4> {
    template <typename S, typename O>
    static void output(S s, O o, size_t n)
    {
+      SOFIE_RDF_IVDEP
       for (size_t t = 0; t < n; ++t) {
          const float s0 = s(0, t), s1 = s(1, t), s2 = s(2, t), s3 = s(3, t);
          o(0, t) = s0 + s1 + s2;
@@ -76,6 +87,7 @@ struct WinogradOutput<4, 6> {
    template <typename S, typename O>
    static void output(S s, O o, size_t n)
    {
+      SOFIE_RDF_IVDEP
       for (size_t t = 0; t < n; ++t) {
          const float s0 = s(0, t), s1 = s(1, t), s2 = s(2, t), s3 = s(3, t), s4 = s(4, t), s5 = s(5, t);
          const float p = s1 + s2, q = s1 - s2, r = s3 + s4, u = s3 - s4;
@@ -92,6 +104,7 @@ struct WinogradOutput<2, 6> {
    template <typename S, typename O>
    static void output(S s, O o, size_t n)
    {
+      SOFIE_RDF_IVDEP
       for (size_t t = 0; t < n; ++t) {
          const float s0 = s(0, t), s1 = s(1, t), s2 = s(2, t), s3 = s(3, t), s4 = s(4, t), s5 = s(5, t);
          o(0, t) = s0 + s1 + s2 + s3 + s4;
@@ -201,6 +214,234 @@ SOFIE_RDF_KERNEL void conv_winograd(const float *x, const float *u, const float 
             gemm(false, false, features, tiles, channels, 1.f, u + xi * features * channels, v + xi * channels * tiles,
                  0.f, m + xi * features * tiles);
          winograd_output<M, A>(m, bias, features, out_h, out_w, ty0, ty1, tiles_x, yn, act);
+      }
+   }
+}
+
+// ---- whole images in register tiles ------------------------------------------------------------------------
+//
+// conv_winograd_tiles: Winograd for native code on calorimeter-sized images (16 to 48 pixels), where
+// conv_winograd's products (one BLAS call per tile position, a few dozen tiles wide) and transforms (rows of a
+// few tiles) cost more than they save.  Every step runs over whole planes of the image's tiles:
+//   1. the zero-padded image, its rows stored by row phase (padded row r at (r % M) * rows + r / M), is split by
+//      column phase in one pass over each channel (WinogradPhases: shuffles of 8-float vectors), which gives
+//      the planes P[a][b][u][v] = xpad[M u + a][M v + b], rows x S (S = Tx + E: a tile reads E tiles on);
+//   2. the input transform along y, then along x, each over a whole plane of tiles: tile (ty, tx) at ty * S + tx,
+//      so that reading the next tile in x is reading the next float (the E columns tx >= Tx are not tiles:
+//      their values are computed and dropped);
+//   3. the alpha^2 products M_xi = U_xi V_xi in conv_shifted_tile's register tiles (Rows features x Vectors
+//      vectors of tiles over the channels), U stored at generation time per xi in blocks of
+//      kWinogradTileRows features (emitters/conv.py: pack_panels);
+//   4. the output transform over whole planes, bias and activation, and the M x M outputs of each tile
+//      interleaved into the output rows (WinogradPhases again).
+// Measured on a Xeon (AVX-512) against conv_rows, batch 1: 0.75x its time for 32 -> 32 channels on 16 pixels
+// (F(2, 3)), 0.70x on 24 and 0.50x on 32 (F(4, 3)), 0.95x for 16 -> 16 on 16; slower on 8 pixels (a plane of
+// 4 x 5 tiles fills a vector and a quarter), where conv_rows stays.
+
+constexpr size_t kWinogradTileRows = 4; // features per register tile (emitters/conv.py: WINOGRAD_TILE_ROWS)
+
+typedef float phase_vec __attribute__((vector_size(32))); // 8 floats: shuffles every x86 vector ISA has
+typedef int phase_index __attribute__((vector_size(32)));
+
+// split: 8 M consecutive floats to their M phases (phase b: the floats at M t + b); merge: the reverse.
+template <size_t M>
+struct WinogradPhases;
+
+template <>
+struct WinogradPhases<2> {
+   static void split(const float *s, phase_vec *out)
+   {
+      phase_vec a, b;
+      std::memcpy(&a, s, sizeof a);
+      std::memcpy(&b, s + 8, sizeof b);
+      out[0] = __builtin_shuffle(a, b, phase_index{0, 2, 4, 6, 8, 10, 12, 14});
+      out[1] = __builtin_shuffle(a, b, phase_index{1, 3, 5, 7, 9, 11, 13, 15});
+   }
+   static void merge(const phase_vec *in, float *d)
+   {
+      const phase_vec lo = __builtin_shuffle(in[0], in[1], phase_index{0, 8, 1, 9, 2, 10, 3, 11});
+      const phase_vec hi = __builtin_shuffle(in[0], in[1], phase_index{4, 12, 5, 13, 6, 14, 7, 15});
+      std::memcpy(d, &lo, sizeof lo);
+      std::memcpy(d + 8, &hi, sizeof hi);
+   }
+};
+
+template <>
+struct WinogradPhases<4> { // two rounds of WinogradPhases<2>
+   static void split(const float *s, phase_vec *out)
+   {
+      phase_vec lo[2], hi[2];
+      WinogradPhases<2>::split(s, lo);      // x0 x2 .. x14 and x1 x3 .. x15
+      WinogradPhases<2>::split(s + 16, hi); // x16 x18 .. x30 and x17 .. x31
+      for (size_t b = 0; b < 2; ++b) {
+         out[b] = __builtin_shuffle(lo[b], hi[b], phase_index{0, 2, 4, 6, 8, 10, 12, 14});
+         out[b + 2] = __builtin_shuffle(lo[b], hi[b], phase_index{1, 3, 5, 7, 9, 11, 13, 15});
+      }
+   }
+   static void merge(const phase_vec *in, float *d)
+   {
+      const phase_vec ac[2] = {__builtin_shuffle(in[0], in[2], phase_index{0, 8, 1, 9, 2, 10, 3, 11}),
+                               __builtin_shuffle(in[0], in[2], phase_index{4, 12, 5, 13, 6, 14, 7, 15})};
+      const phase_vec bd[2] = {__builtin_shuffle(in[1], in[3], phase_index{0, 8, 1, 9, 2, 10, 3, 11}),
+                               __builtin_shuffle(in[1], in[3], phase_index{4, 12, 5, 13, 6, 14, 7, 15})};
+      for (size_t h = 0; h < 2; ++h) {
+         const phase_vec pair[2] = {ac[h], bd[h]};
+         WinogradPhases<2>::merge(pair, d + 16 * h);
+      }
+   }
+};
+
+// dst[b][v] = src[M v + b] for v < n
+template <size_t M>
+inline void winograd_split(const float *src, float *const *dst, size_t n)
+{
+   size_t v = 0;
+   for (; v + 8 <= n; v += 8) {
+      phase_vec out[M];
+      WinogradPhases<M>::split(src + M * v, out);
+      for (size_t b = 0; b < M; ++b)
+         std::memcpy(dst[b] + v, &out[b], sizeof out[b]);
+   }
+   for (; v < n; ++v)
+      for (size_t b = 0; b < M; ++b)
+         dst[b][v] = src[M * v + b];
+}
+
+// dst[M t + j] = src[j][t] for t < n
+template <size_t M>
+inline void winograd_merge(const float *const *src, float *dst, size_t n)
+{
+   size_t t = 0;
+   for (; t + 8 <= n; t += 8) {
+      phase_vec in[M];
+      for (size_t j = 0; j < M; ++j)
+         std::memcpy(&in[j], src[j] + t, sizeof in[j]);
+      WinogradPhases<M>::merge(in, dst + M * t);
+   }
+   for (; t < n; ++t)
+      for (size_t j = 0; j < M; ++j)
+         dst[M * t + j] = src[j][t];
+}
+
+// Floats rounded up to whole 64-byte lines.
+constexpr size_t winograd_lines(size_t floats)
+{
+   return (floats + 15) / 16 * 16;
+}
+
+// The planes of conv_winograd_tiles for one layer, carved out of its scratch (sized by emitters/conv.py:
+// winograd_tiles_floats, which mirrors this).  Matrices of V and M are a line longer than their contents:
+// strides of a multiple of 4 KB make every plane's loads wait on the stores to the others (4K aliasing: 64 -> 64
+// channels on 8 pixels ran 1.4x slower).
+struct WinogradTiles {
+   size_t ty, tx, rows, s, q, qp, padded, vs, ms;
+   float *phases, *z, *v, *m, *cols, *out, *line;
+
+   WinogradTiles(size_t m_, size_t e, size_t alpha, size_t width, size_t channels, size_t features,
+                 const size_t *grid, float *scratch)
+      : ty((grid[1] + m_ - 1) / m_), tx((grid[2] + m_ - 1) / m_), rows(ty + e), s(tx + e), q(ty * s),
+        qp((q + width - 1) / width * width), padded(m_ * rows * m_ * s), vs(channels * qp + 16), ms(features * qp + 16)
+   {
+      phases = scratch;
+      z = phases + winograd_lines(padded);
+      v = z + alpha * m_ * winograd_lines(q + e);
+      m = v + alpha * alpha * vs; // also the padded image, until the products
+      cols = m + winograd_lines(std::max(alpha * alpha * ms, channels * padded));
+      out = cols + alpha * m_ * qp;
+      line = out + m_ * m_ * qp;
+   }
+};
+
+// The zero-padded image xq (channels x (M rows) x (M s)), rows stored by row phase.
+template <size_t M>
+inline void winograd_pad(const float *x, size_t channels, const size_t *image, const std::ptrdiff_t *pad,
+                         const WinogradTiles &t, float *xq)
+{
+   const size_t wp = M * t.s, hp = M * t.rows, top = size_t(pad[1]), left = size_t(pad[2]);
+   const size_t n = std::min(image[2], wp - std::min(wp, left));
+   std::fill(xq, xq + channels * t.padded, 0.0f);
+   for (size_t c = 0; c < channels; ++c)
+      for (size_t h = 0; h < image[1] && h + top < hp; ++h) {
+         const size_t r = h + top;
+         act_copy(x + (c * image[1] + h) * image[2], xq + c * t.padded + ((r % M) * t.rows + r / M) * wp + left, n,
+                  Identity{});
+      }
+}
+
+// Features [f, f + rows) of M_xi over the padded tile plane, rows <= Rows.
+template <size_t Rows, size_t Vectors>
+inline void winograd_tile_products(size_t rows, size_t channels, const float *v, const float *u, float *m,
+                                   size_t qp)
+{
+   if constexpr (Rows > 1) {
+      if (rows < Rows) {
+         winograd_tile_products<Rows - 1, Vectors>(rows, channels, v, u, m, qp);
+         return;
+      }
+   }
+   for (size_t q = 0; q < qp; q += Vectors * kSimdLanes)
+      conv_shifted_tile<Rows, Vectors>(StridedSteps{std::ptrdiff_t(qp)}, channels, v + q, u, nullptr, nullptr, 0,
+                                       m + q, qp);
+}
+
+// y = act(conv(x, w) + bias) for NCHW x, an R x R kernel, stride 1, as Winograd F(M x M, R x R) over whole
+// images (see above); u: the transformed weights, per tile position xi in blocks of kWinogradTileRows features.
+template <size_t M, size_t R, size_t Vectors, typename F>
+SOFIE_RDF_KERNEL void conv_winograd_tiles(const float *x, const float *u, const float *bias, float *y, float *scratch,
+                                          size_t batch, size_t channels, size_t features, const size_t *image,
+                                          const size_t *grid, const std::ptrdiff_t *pad, F act)
+{
+   constexpr size_t A = M + R - 1, E = (A - 1) / M;
+   using In = WinogradInput<A>;
+   using Out = WinogradOutput<M, A>;
+   const WinogradTiles t(M, E, A, Vectors * kSimdLanes, channels, features, grid, scratch);
+   const size_t zs = winograd_lines(t.q + E), plane = t.rows * t.s, out_h = grid[1], out_w = grid[2];
+   for (size_t n = 0; n < batch; ++n) {
+      winograd_pad<M>(x + n * channels * image[1] * image[2], channels, image, pad, t, t.m);
+      for (size_t c = 0; c < channels; ++c) {
+         float *split[M]; // column phase b: planes [b][a], rows x s
+         for (size_t b = 0; b < M; ++b)
+            split[b] = t.phases + b * M * plane;
+         winograd_split<M>(t.m + c * t.padded, split, M * plane);
+         for (size_t b = 0; b < M; ++b) // along y: z[k][b] = sum_i B^T[k][i] P[i % M][b], i / M rows down
+            In::input([&](size_t i, size_t q) { return t.phases[(b * M + i % M) * plane + i / M * t.s + q]; },
+                      [&](size_t k, size_t q) -> float & { return t.z[(k * M + b) * zs + q]; }, t.q);
+         for (size_t k = 0; k < A; ++k) // along x: V[k][l] = sum_j B^T[l][j] z[k][j % M], j / M tiles on
+            In::input([&](size_t j, size_t q) { return t.z[(k * M + j % M) * zs + j / M + q]; },
+                      [&](size_t l, size_t q) -> float & { return t.v[(k * A + l) * t.vs + c * t.qp + q]; }, t.q);
+         for (size_t xi = 0; xi < A * A; ++xi) // the tiles' columns past the plane: zeros
+            std::fill(t.v + xi * t.vs + c * t.qp + t.q, t.v + xi * t.vs + (c + 1) * t.qp, 0.0f);
+      }
+      for (size_t xi = 0; xi < A * A; ++xi)
+         for (size_t f = 0; f < features; f += kWinogradTileRows)
+            winograd_tile_products<kWinogradTileRows, Vectors>(std::min(kWinogradTileRows, features - f), channels,
+                                                               t.v + xi * t.vs, u + (xi * features + f) * channels,
+                                                               t.m + xi * t.ms + f * t.qp, t.qp);
+      float *yn = y + n * features * out_h * out_w;
+      for (size_t f = 0; f < features; ++f) {
+         for (size_t k = 0; k < A; ++k)
+            Out::output([&](size_t i, size_t q) { return t.m[(k * A + i) * t.ms + f * t.qp + q]; },
+                        [&](size_t j, size_t q) -> float & { return t.cols[(k * M + j) * t.qp + q]; }, t.q);
+         for (size_t j = 0; j < M; ++j)
+            Out::output([&](size_t k, size_t q) { return t.cols[(k * M + j) * t.qp + q]; },
+                        [&](size_t l, size_t q) -> float & { return t.out[(l * M + j) * t.qp + q]; }, t.q);
+         const float b = bias ? bias[f] : 0.0f;
+         for (size_t i = 0; i < M * M * t.qp; ++i)
+            t.out[i] = act(t.out[i] + b);
+         float *yf = yn + f * out_h * out_w;
+         for (size_t ty = 0; ty < t.ty; ++ty)
+            for (size_t l = 0; l < M && M * ty + l < out_h; ++l) {
+               const float *src[M];
+               for (size_t j = 0; j < M; ++j)
+                  src[j] = t.out + (l * M + j) * t.qp + ty * t.s;
+               float *row = yf + (M * ty + l) * out_w;
+               if (out_w == M * t.tx) {
+                  winograd_merge<M>(src, row, t.tx);
+               } else { // the last tile's columns past the image: through the line
+                  winograd_merge<M>(src, t.line, t.tx);
+                  std::copy(t.line, t.line + out_w, row);
+               }
+            }
       }
    }
 }
