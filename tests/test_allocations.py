@@ -82,6 +82,14 @@ def _register_tiles() -> Case:
     return Case("register_tiles", model, {"x": random_array((1, 8, 8, 8), F32, 6)})
 
 
+def _winograd_tiles() -> Case:
+    """conv_winograd_tiles (native code): F(2, 3) on 16 x 17 pixels, 20 features, and its planes in the workspace."""
+    (w,) = _weights(8, (20, 16, 3, 3))
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]), helper.make_node("Relu", ["c"], ["y"])]
+    model = make_model(nodes, [("x", F32, [2, 16, 16, 17])], [("y", F32, [2, 20, 16, 17])], dict(w=w * 0.3))
+    return Case("winograd_tiles", model, {"x": random_array((2, 16, 16, 17), F32, 9)})
+
+
 def _recurrent(op: str, gates: int) -> Case:
     w, r, b = _weights(5, (1, gates * 6, 4), (1, gates * 6, 6), (1, 2 * gates * 6))
     node = helper.make_node(op, ["x", "w", "r", "b"], ["y", "h"], hidden_size=6)
@@ -235,8 +243,8 @@ def _run_time_parameters() -> Case:
 
 
 CASES = [_mlp(), _conv_pool(), _recurrent("LSTM", 4), _recurrent("GRU", 3), _attention(), _fused_attention(),
-         _reductions(), _movement(), _resize(), _gather(), _grid_scatter(), _topk(), _nonzero(), _upsample(), _register_tiles(),
-         _pool3d_gelu(), _symbolic_length(), _run_time_axes(), _run_time_parameters()]
+         _reductions(), _movement(), _resize(), _gather(), _grid_scatter(), _topk(), _nonzero(), _upsample(),
+         _register_tiles(), _winograd_tiles(), _pool3d_gelu(), _symbolic_length(), _run_time_axes(), _run_time_parameters()]
 
 
 def _literal(a: np.ndarray) -> str:

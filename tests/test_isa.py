@@ -10,6 +10,8 @@ built once per instruction set the CPU has and compared with onnxruntime at the 
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import onnx
 import pytest
@@ -88,6 +90,10 @@ TILE_MODELS = {
     # one of 1); 2 features (the wider tiles of few output channels)
     "conv_pointwise_tails": lambda: _conv(24, 13, (7, 11), 1),
     "conv_pointwise_few": lambda: _conv(5, 2, (9, 23), 1),
+    # conv_winograd_tiles: F(2, 3) on 17 x 19 pixels (partial tiles at the bottom and right), 18 features (a
+    # partial block of register-tile rows); F(4, 3) on 26 x 31 pixels, 21 features
+    "conv_winograd_tiles_f23": lambda: _conv(16, 18, (17, 19), 3),
+    "conv_winograd_tiles_f43": lambda: _conv(16, 21, (26, 31), 3),
     # gemm_panels: 20 rows (two tiles), 13111 columns (a partial last panel)
     "gemm_panels": lambda: _gemm_sigmoid(20, 37, 13111),
 }
@@ -137,8 +143,8 @@ MODELS = {
 @pytest.mark.parametrize("name", list(TILE_MODELS))
 def test_tile_models_reach_their_kernel(name):
     """Each model above is computed by the kernel it is named after (the emitters' choices may move)."""
-    kernel = "_".join(name.split("_")[:2])
-    assert f"kernels::{kernel}(" in sr.load(TILE_MODELS[name]()).code(target="native").header
+    kernel = name.rsplit("_", 1)[0] if "winograd_tiles" in name else "_".join(name.split("_")[:2])
+    assert re.search(rf"kernels::{kernel}[(<]", sr.load(TILE_MODELS[name]()).code(target="native").header)
 
 
 def test_flags_name_their_instruction_set():
@@ -154,4 +160,6 @@ def test_kernel_on_instruction_set(name, isa):
     x = random_array(tuple(shape), np.float32, seed=len(name)) * 3
     expected = ort_run(model, {"x": x})[0]
     got = sr.compile(sr.load(model), backend="native", flags=ISA_FLAGS[isa]).infer(x)
-    np.testing.assert_allclose(got, expected, rtol=RTOL, atol=ATOL)
+    # Winograd F(4, 3) rounds its transformed products to about 1e-5 of the output's scale (a few units here)
+    atol = 1e-4 if name.endswith("_f43") else ATOL
+    np.testing.assert_allclose(got, expected, rtol=RTOL, atol=atol)

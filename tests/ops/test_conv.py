@@ -178,8 +178,8 @@ def test_conv_shifted_kernel_passes_and_tails(check_model, x_shape, w_shape, att
     ((1, 24, 13, 12), (64, 24, 3, 3), {"strides": [2, 2], "pads": [1, 0, 1, 2], "dilations": [1, 2]}),
     ((2, 8, 30), (48, 8, 5), {"strides": [3], "pads": [2, 1]}),
     ((1, 6, 5, 6, 7), (48, 6, 2, 2, 3), {"strides": [1, 2, 1], "pads": [0, 1, 1, 1, 0, 1]}),
-    ((2, 16, 16, 16), (16, 16, 3, 3), {"pads": [1, 1, 1, 1]}),  # a calorimeter CNN's layer, ahead of Winograd
-    ((1, 16, 30, 29), (32, 16, 3, 3), {"pads": [1, 1, 1, 1]}),  # 870 positions: shallow enough for more than 256
+    ((2, 16, 12, 12), (16, 16, 3, 3), {"pads": [1, 1, 1, 1]}),  # a calorimeter CNN's layer, ahead of Winograd
+    ((1, 16, 14, 29), (32, 16, 3, 3), {"pads": [1, 1, 1, 1]}),  # 406 positions: shallow enough for more than 256
     ((1, 4, 16, 16), (16, 4, 3, 3), {"pads": [1, 1, 1, 1]}),    # few channels, ahead of conv_shifted
 ])
 def test_conv_rows_kernel(check_model, x_shape, w_shape, attrs):
@@ -206,7 +206,7 @@ def test_conv_rows_not_for_cling(check_model, tmp_path):
 
 
 @pytest.mark.parametrize("x_shape, w_shape, attrs, order, backend", [
-    ((2, 16, 30, 29), (40, 16, 3, 3), {"pads": [1, 1, 1, 1]}, "4, 3", "native"),  # 8 x 8 tiles, the last ones partial
+    ((1, 32, 56, 54), (64, 32, 3, 3), {"pads": [1, 1, 1, 1]}, "4, 3", "native"),  # 14 x 14 tiles, the last ones partial
     ((1, 24, 13, 11), (36, 24, 3, 3), {"pads": [2, 0, 1, 1]}, "2, 3", "jit"),  # asymmetric pads: 7 x 5 tiles
     ((1, 16, 6, 140), (33, 16, 3, 3), {}, "4, 3", "jit"),                     # no pad, 35 tiles along x: two chunks
     ((3, 20, 4, 70), (44, 20, 3, 3), {"pads": [0, 1, 0, 1]}, "2, 3", "native"),  # batch 3, 1 x 35 tiles for m = 2
@@ -223,6 +223,32 @@ def test_conv_winograd(check_model, x_shape, w_shape, attrs, order, backend):
     check_model(model, feeds, rtol=1e-4, atol=tolerance * scale, backend=backend)
 
 
+@pytest.mark.parametrize("x_shape, w_shape, attrs, order", [
+    ((1, 32, 16, 16), (32, 32, 3, 3), {"pads": [1, 1, 1, 1]}, "2, 3"),       # 8 x 8 tiles: one plane of 8 x 9
+    ((3, 18, 17, 19), (21, 18, 3, 3), {"pads": [1, 1, 1, 1]}, "2, 3"),       # partial tiles, features 4 x 5 + 1
+    ((2, 16, 18, 18), (16, 16, 3, 3), {"pads": [0, 2, 1, 0]}, "2, 3"),       # asymmetric pads: 17 x 18 outputs
+    ((1, 16, 26, 18), (16, 16, 3, 3), {}, "2, 3"),                           # no pad: 24 x 16 outputs
+    ((2, 16, 31, 26), (33, 16, 3, 3), {"pads": [1, 1, 1, 1]}, "4, 3"),       # F(4, 3), 8 x 7 tiles, the last partial
+    ((1, 64, 20, 20), (16, 64, 3, 3), {"pads": [1, 1, 1, 1]}, "2, 3"),       # deep: 64 channels, 16 features
+])
+def test_conv_winograd_tiles(check_model, x_shape, w_shape, attrs, order):
+    """3x3 layers of calorimeter-sized images run as conv_winograd_tiles in native code (whole planes of tiles,
+    products in register tiles), F(2, 3) or F(4, 3); their rounding sets the tolerance as for conv_winograd."""
+    model, feeds = _conv_model("Conv", x_shape, w_shape, attrs, act=helper.make_node("Relu", ["t"], ["y"]))
+    assert f"conv_winograd_tiles<{order}, " in sr.load(model).code(target="native").header
+    scale = float(np.abs(ort_run(model, feeds)[0]).max())
+    tolerance = 1e-5 if order == "2, 3" else 1e-4
+    check_model(model, feeds, rtol=1e-4, atol=tolerance * scale, backend="native")
+
+
+def test_conv_winograd_tiles_without_bias(check_model):
+    """No bias and no activation: the plain convolution (the output planes take neither)."""
+    model, feeds = _conv_model("Conv", (1, 16, 24, 24), (24, 16, 3, 3), {"pads": [1, 1, 1, 1]}, bias=False)
+    assert "conv_winograd_tiles<4, 3, " in sr.load(model).code(target="native").header
+    scale = float(np.abs(ort_run(model, feeds)[0]).max())
+    check_model(model, feeds, rtol=1e-4, atol=1e-4 * scale, backend="native")
+
+
 @pytest.mark.parametrize("m, r", [(2, 3), (4, 3), (2, 5)])
 def test_winograd_weights_round_trip(m, r):
     """The numpy reference of a Winograd node reads its transformed weights back (G's pseudo-inverse)."""
@@ -233,13 +259,14 @@ def test_winograd_weights_round_trip(m, r):
 
 
 @pytest.mark.parametrize("x_shape, w_shape, attrs, layout, avx512_layout, jit_layout", [
-    ((1, 16, 30, 29), (40, 16, 3, 3), {"pads": [1, 1, 1, 1]}, "winograd", "winograd", "winograd"),
+    ((1, 16, 30, 29), (40, 16, 3, 3), {"pads": [1, 1, 1, 1]}, "winograd_tiles", "winograd_tiles", "winograd"),
+    ((1, 32, 56, 56), (64, 32, 3, 3), {"pads": [1, 1, 1, 1]}, "winograd", "winograd", "winograd"),  # out of cache
     ((2, 6, 50), (8, 6, 5), {"strides": [4]}, "shifted", "shifted", "shifted"),
     ((1, 24, 13, 12), (64, 24, 3, 3), {"strides": [2, 2]}, "rows", "rows", None),  # register tiles: native code only
     ((1, 24, 13, 12), (66, 8, 3, 3), {"group": 3}, None, None, None),  # grouped: im2col, weights as they are
-    ((1, 16, 16, 16), (16, 16, 3, 3), {"pads": [1, 1, 1, 1]}, "rows", "rows", "winograd"),  # conv_rows where it runs
-    # F(4, 3) beats conv_rows here with AVX2; with AVX-512's wider tiles it does not (few output channels)
-    ((1, 32, 32, 32), (32, 32, 3, 3), {"pads": [1, 1, 1, 1]}, "winograd", "rows", "winograd"),
+    ((1, 16, 16, 16), (16, 16, 3, 3), {"pads": [1, 1, 1, 1]}, "winograd_tiles", "winograd_tiles", "winograd"),
+    ((1, 16, 12, 12), (16, 16, 3, 3), {"pads": [1, 1, 1, 1]}, "rows", "rows", "winograd"),  # too few tiles: conv_rows
+    ((1, 32, 32, 32), (32, 32, 3, 3), {"pads": [1, 1, 1, 1]}, "winograd_tiles", "winograd_tiles", "winograd"),
     ((1, 32, 48, 48), (32, 32, 3, 3), {"pads": [1, 1, 1, 1]}, "winograd", "shifted", "winograd"),
     ((1, 1, 32, 32), (16, 1, 3, 3), {"pads": [1, 1, 1, 1]}, "shifted", "shifted", "shifted"),  # one channel, 32 pixels
     ((1, 16, 20, 20), (32, 16, 1, 1), {}, "pointwise", "pointwise", None),  # 1x1: register tiles in native code
@@ -254,7 +281,7 @@ def test_conv_layout_is_the_emitters(x_shape, w_shape, attrs, layout, avx512_lay
         planned = sr.load(model).planned(target)
         (node,), (emitter,) = planned.model.nodes, planned.emitters
         assert emitter.layout == expected, target
-        assert (emitter.winograd_order is not None) == (expected == "winograd")
+        assert (emitter.winograd_order is not None) == (expected in ("winograd", "winograd_tiles"))
         assert planned.model.tensors[node.inputs[1]].shape == w_shape
         assert not {"winograd", "packed_panels", "packed_rows"} & node.attrs.keys()
         assert ("_packed" in node.inputs[1]) == (expected is not None)

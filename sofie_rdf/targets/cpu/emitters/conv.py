@@ -12,8 +12,11 @@ reaches 15-65%.
 (``kernels/winograd.hxx``: F(4, 3) where the image has many tiles, else F(2, 3); F(2, 5)), their transformed
 weights computed at generation time (:func:`~sofie_rdf.ops.reference.winograd_weights`): 0.25 to 0.44 of the
 products' multiplications, at a cost in rounding (about 1e-6 of the output's scale for F(2, 3), up to 1e-5 for
-the others).  Other layers with many output channels and small images run as ``conv_rows`` (tiles of output
-positions x 16 features, weights in feature blocks), as do small images with few channels whose output channels
+the others).  In native code, 3x3 layers of 16 or more channels on images of 16 to a few dozen pixels run as
+``conv_winograd_tiles`` instead: the transforms over whole planes of the image's tiles and the products in
+register tiles (0.5-0.75x conv_rows' time from 32 channels).  Other layers with many output channels and
+small images run as ``conv_rows`` (tiles of output positions x 16 features, weights in feature blocks), as do
+small images with few channels whose output channels
 are whole blocks of 16 (calorimeter-sized layers), ahead of conv_shifted and Winograd.
 ConvTranspose runs as product + col2im (by output phase where the last dim is strided, so that its adds are
 contiguous).  Scratch matrices are workspaces (:meth:`Emitter.workspace`), so inference allocates nothing.

@@ -242,6 +242,11 @@ constexpr size_t kWinogradTileRows = 4; // features per register tile (emitters/
 
 typedef float phase_vec __attribute__((vector_size(32))); // 8 floats: shuffles every x86 vector ISA has
 typedef int phase_index __attribute__((vector_size(32)));
+#if defined(__clang__) // Cling too
+#define SOFIE_RDF_SHUFFLE(a, b, ...) __builtin_shufflevector(a, b, __VA_ARGS__)
+#else
+#define SOFIE_RDF_SHUFFLE(a, b, ...) __builtin_shuffle(a, b, phase_index{__VA_ARGS__})
+#endif
 
 // split: 8 M consecutive floats to their M phases (phase b: the floats at M t + b); merge: the reverse.
 template <size_t M>
@@ -254,13 +259,13 @@ struct WinogradPhases<2> {
       phase_vec a, b;
       std::memcpy(&a, s, sizeof a);
       std::memcpy(&b, s + 8, sizeof b);
-      out[0] = __builtin_shuffle(a, b, phase_index{0, 2, 4, 6, 8, 10, 12, 14});
-      out[1] = __builtin_shuffle(a, b, phase_index{1, 3, 5, 7, 9, 11, 13, 15});
+      out[0] = SOFIE_RDF_SHUFFLE(a, b, 0, 2, 4, 6, 8, 10, 12, 14);
+      out[1] = SOFIE_RDF_SHUFFLE(a, b, 1, 3, 5, 7, 9, 11, 13, 15);
    }
    static void merge(const phase_vec *in, float *d)
    {
-      const phase_vec lo = __builtin_shuffle(in[0], in[1], phase_index{0, 8, 1, 9, 2, 10, 3, 11});
-      const phase_vec hi = __builtin_shuffle(in[0], in[1], phase_index{4, 12, 5, 13, 6, 14, 7, 15});
+      const phase_vec lo = SOFIE_RDF_SHUFFLE(in[0], in[1], 0, 8, 1, 9, 2, 10, 3, 11);
+      const phase_vec hi = SOFIE_RDF_SHUFFLE(in[0], in[1], 4, 12, 5, 13, 6, 14, 7, 15);
       std::memcpy(d, &lo, sizeof lo);
       std::memcpy(d + 8, &hi, sizeof hi);
    }
@@ -274,16 +279,16 @@ struct WinogradPhases<4> { // two rounds of WinogradPhases<2>
       WinogradPhases<2>::split(s, lo);      // x0 x2 .. x14 and x1 x3 .. x15
       WinogradPhases<2>::split(s + 16, hi); // x16 x18 .. x30 and x17 .. x31
       for (size_t b = 0; b < 2; ++b) {
-         out[b] = __builtin_shuffle(lo[b], hi[b], phase_index{0, 2, 4, 6, 8, 10, 12, 14});
-         out[b + 2] = __builtin_shuffle(lo[b], hi[b], phase_index{1, 3, 5, 7, 9, 11, 13, 15});
+         out[b] = SOFIE_RDF_SHUFFLE(lo[b], hi[b], 0, 2, 4, 6, 8, 10, 12, 14);
+         out[b + 2] = SOFIE_RDF_SHUFFLE(lo[b], hi[b], 1, 3, 5, 7, 9, 11, 13, 15);
       }
    }
    static void merge(const phase_vec *in, float *d)
    {
-      const phase_vec ac[2] = {__builtin_shuffle(in[0], in[2], phase_index{0, 8, 1, 9, 2, 10, 3, 11}),
-                               __builtin_shuffle(in[0], in[2], phase_index{4, 12, 5, 13, 6, 14, 7, 15})};
-      const phase_vec bd[2] = {__builtin_shuffle(in[1], in[3], phase_index{0, 8, 1, 9, 2, 10, 3, 11}),
-                               __builtin_shuffle(in[1], in[3], phase_index{4, 12, 5, 13, 6, 14, 7, 15})};
+      const phase_vec ac[2] = {SOFIE_RDF_SHUFFLE(in[0], in[2], 0, 8, 1, 9, 2, 10, 3, 11),
+                               SOFIE_RDF_SHUFFLE(in[0], in[2], 4, 12, 5, 13, 6, 14, 7, 15)};
+      const phase_vec bd[2] = {SOFIE_RDF_SHUFFLE(in[1], in[3], 0, 8, 1, 9, 2, 10, 3, 11),
+                               SOFIE_RDF_SHUFFLE(in[1], in[3], 4, 12, 5, 13, 6, 14, 7, 15)};
       for (size_t h = 0; h < 2; ++h) {
          const phase_vec pair[2] = {ac[h], bd[h]};
          WinogradPhases<2>::merge(pair, d + 16 * h);
