@@ -16,8 +16,8 @@ the others).  In native code, 3x3 layers of 16 or more channels on images of 16 
 ``conv_winograd_tiles`` instead: the transforms over whole planes of the image's tiles and the products in
 register tiles (0.5-0.75x conv_rows' time from 32 channels).  Other layers with many output channels and
 small images run as ``conv_rows`` (tiles of output positions x 16 features, weights in feature blocks), as do
-small images with few channels whose output channels
-are whole blocks of 16 (calorimeter-sized layers), ahead of conv_shifted and Winograd.
+small images with few channels whose output channels are whole blocks of 16 (calorimeter-sized layers), ahead of
+conv_shifted and Winograd.
 ConvTranspose runs as product + col2im (by output phase where the last dim is strided, so that its adds are
 contiguous).  Scratch matrices are workspaces (:meth:`Emitter.workspace`), so inference allocates nothing.
 
