@@ -276,14 +276,17 @@ class ConvEmitter(ConvCode):
         return (all(k == 1 for k in geom.kernel) and all(s == 1 for s in geom.strides)
                 and not any(geom.pads_begin + geom.pads_end))
 
+    def _winograd_shape(self, w: np.ndarray) -> bool:
+        """What every Winograd kernel needs: float32 2-D r x r weights, one group, stride 1, dilation 1."""
+        return (w.dtype == np.float32 and w.ndim == 4 and w.shape[2] == w.shape[3] and self.attrs["group"] == 1
+                and all(v == 1 for v in self.op._per_dim("strides", 2, 1))
+                and all(v == 1 for v in self.op._per_dim("dilations", 2, 1)))
+
     def _winograd_order(self, x: Optional[TensorType], w: np.ndarray) -> Optional[int]:
         """m of the Winograd F(m x m, r x r) serving this layer, None where it does not."""
         r = w.shape[2] if w.ndim == 4 else 0
-        if (x is None or w.dtype != np.float32 or r not in WINOGRAD_ORDERS or w.shape[3] != r
-                or self.attrs["group"] != 1 or w.shape[1] < WINOGRAD_MIN_CHANNELS
-                or (self.target.isa == "avx512" and w.shape[0] < WINOGRAD_AVX512_MIN_FEATURES)
-                or any(v != 1 for v in self.op._per_dim("strides", 2, 1))
-                or any(v != 1 for v in self.op._per_dim("dilations", 2, 1))):
+        if (x is None or not self._winograd_shape(w) or r not in WINOGRAD_ORDERS or w.shape[1] < WINOGRAD_MIN_CHANNELS
+                or (self.target.isa == "avx512" and w.shape[0] < WINOGRAD_AVX512_MIN_FEATURES)):
             return None
         geom = self.op.geometry(x, TensorType(w.dtype, w.shape))
         for m in WINOGRAD_ORDERS[r]:
@@ -294,10 +297,8 @@ class ConvEmitter(ConvCode):
     def _winograd_tiles_order(self, x: TensorType, w: np.ndarray) -> Optional[int]:
         """m of the Winograd F(m x m, 3 x 3) that conv_winograd_tiles runs this layer with, None where it does not
         serve it (see WINOGRAD_TILES_MIN_CHANNELS)."""
-        if (not self.target.register_tiles or w.dtype != np.float32 or w.ndim != 4 or w.shape[2:] != (3, 3)
-                or self.attrs["group"] != 1 or min(w.shape[:2]) < WINOGRAD_TILES_MIN_CHANNELS
-                or any(v != 1 for v in self.op._per_dim("strides", 2, 1))
-                or any(v != 1 for v in self.op._per_dim("dilations", 2, 1))):
+        if (not self.target.register_tiles or not self._winograd_shape(w) or w.shape[2] != 3
+                or min(w.shape[:2]) < WINOGRAD_TILES_MIN_CHANNELS):
             return None
         grid = self.op.geometry(x, TensorType(w.dtype, w.shape)).grid
         if min(grid) < WINOGRAD_TILES_MIN_GRID:
