@@ -90,6 +90,14 @@ def _winograd_tiles() -> Case:
     return Case("winograd_tiles", model, {"x": random_array((2, 16, 16, 17), F32, 9)})
 
 
+def _winograd_tiles_compact() -> Case:
+    """conv_winograd_tiles on 11 x 8 pixels: tile rows without their extra column, read whole vectors past them."""
+    (w,) = _weights(10, (50, 48, 3, 3))
+    nodes = [helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1])]
+    model = make_model(nodes, [("x", F32, [2, 48, 11, 8])], [("y", F32, [2, 50, 11, 8])], dict(w=w * 0.2))
+    return Case("winograd_tiles_compact", model, {"x": random_array((2, 48, 11, 8), F32, 10)})
+
+
 def _recurrent(op: str, gates: int) -> Case:
     w, r, b = _weights(5, (1, gates * 6, 4), (1, gates * 6, 6), (1, 2 * gates * 6))
     node = helper.make_node(op, ["x", "w", "r", "b"], ["y", "h"], hidden_size=6)
@@ -244,7 +252,8 @@ def _run_time_parameters() -> Case:
 
 CASES = [_mlp(), _conv_pool(), _recurrent("LSTM", 4), _recurrent("GRU", 3), _attention(), _fused_attention(),
          _reductions(), _movement(), _resize(), _gather(), _grid_scatter(), _topk(), _nonzero(), _upsample(),
-         _register_tiles(), _winograd_tiles(), _pool3d_gelu(), _symbolic_length(), _run_time_axes(), _run_time_parameters()]
+         _register_tiles(), _winograd_tiles(), _winograd_tiles_compact(), _pool3d_gelu(), _symbolic_length(),
+         _run_time_axes(), _run_time_parameters()]
 
 
 def _literal(a: np.ndarray) -> str:

@@ -91,9 +91,11 @@ TILE_MODELS = {
     "conv_pointwise_tails": lambda: _conv(24, 13, (7, 11), 1),
     "conv_pointwise_few": lambda: _conv(5, 2, (9, 23), 1),
     # conv_winograd_tiles: F(2, 3) on 17 x 19 pixels (partial tiles at the bottom and right), 18 features (a
-    # partial block of register-tile rows); F(4, 3) on 26 x 31 pixels, 21 features
+    # partial block of register-tile rows); F(4, 3) on 26 x 31 pixels, 21 features; 11 x 8 pixels, whose rows of 4
+    # tiles are stored without the column past them, 50 features (register tiles of 4 to 16 features)
     "conv_winograd_tiles_f23": lambda: _conv(16, 18, (17, 19), 3),
     "conv_winograd_tiles_f43": lambda: _conv(16, 21, (26, 31), 3),
+    "conv_winograd_tiles_compact": lambda: _conv(48, 50, (11, 8), 3),
     # gemm_panels: 20 rows (two tiles), 13111 columns (a partial last panel)
     "gemm_panels": lambda: _gemm_sigmoid(20, 37, 13111),
 }

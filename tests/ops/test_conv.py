@@ -230,6 +230,9 @@ def test_conv_winograd(check_model, x_shape, w_shape, attrs, order, backend):
     ((1, 16, 26, 18), (16, 16, 3, 3), {}, "2, 3"),                           # no pad: 24 x 16 outputs
     ((2, 16, 31, 26), (33, 16, 3, 3), {"pads": [1, 1, 1, 1]}, "4, 3"),       # F(4, 3), 8 x 7 tiles, the last partial
     ((1, 64, 20, 20), (16, 64, 3, 3), {"pads": [1, 1, 1, 1]}, "2, 3"),       # deep: 64 channels, 16 features
+    ((2, 64, 8, 8), (40, 64, 3, 3), {"pads": [1, 1, 1, 1]}, "2, 3"),         # 8 pixels: 4 x 4 tiles without a column
+    ((1, 48, 11, 8), (50, 48, 3, 3), {"pads": [1, 1, 1, 1]}, "2, 3"),        # the same, 6 tile rows, the last partial
+    ((1, 24, 12, 12), (24, 24, 3, 3), {"pads": [1, 1, 1, 1]}, "2, 3"),       # 12 pixels: few channels, still enough
 ])
 def test_conv_winograd_tiles(check_model, x_shape, w_shape, attrs, order):
     """3x3 layers of calorimeter-sized images run as conv_winograd_tiles in native code (whole planes of tiles,
@@ -266,6 +269,8 @@ def test_winograd_weights_round_trip(m, r):
     ((1, 24, 13, 12), (66, 8, 3, 3), {"group": 3}, None, None, None),  # grouped: im2col, weights as they are
     ((1, 16, 16, 16), (16, 16, 3, 3), {"pads": [1, 1, 1, 1]}, "winograd_tiles", "winograd_tiles", "winograd"),
     ((1, 16, 12, 12), (16, 16, 3, 3), {"pads": [1, 1, 1, 1]}, "rows", "rows", "winograd"),  # too few tiles: conv_rows
+    ((1, 64, 8, 8), (64, 64, 3, 3), {"pads": [1, 1, 1, 1]}, "winograd_tiles", "winograd_tiles", None),  # 8 pixels
+    ((1, 32, 9, 9), (32, 32, 3, 3), {"pads": [1, 1, 1, 1]}, "rows", "rows", None),  # odd and small: needs more channels
     ((1, 32, 32, 32), (32, 32, 3, 3), {"pads": [1, 1, 1, 1]}, "winograd_tiles", "winograd_tiles", "winograd"),
     ((1, 32, 48, 48), (32, 32, 3, 3), {"pads": [1, 1, 1, 1]}, "winograd", "shifted", "winograd"),
     ((1, 1, 32, 32), (16, 1, 3, 3), {"pads": [1, 1, 1, 1]}, "shifted", "shifted", "shifted"),  # one channel, 32 pixels

@@ -117,14 +117,23 @@ WINOGRAD_BLOCK_FLOATS = 1 << 20
 # on images of WINOGRAD_TILES_MIN_GRID to a few dozen pixels run as conv_winograd_tiles (kernels/winograd.hxx:
 # whole planes of tiles, products in register tiles), F(4, 3) from WINOGRAD_TILES_F43_MIN_GRID output pixels a side,
 # else F(2, 3).  Measured on a Xeon (AVX-512) against conv_rows, batch 1: 0.75x its time for 32 -> 32 channels on 16
-# pixels, 0.70x on 24, 0.50x on 32, 0.95x for 16 -> 16 on 16; F(4, 3) on 16 pixels 1.09x, F(2, 3) on 8 pixels 1.3x
-# (a plane of 4 x 5 tiles).  Layers whose transformed input and products (alpha^2 x (channels + features) x tiles)
-# take more than WINOGRAD_TILES_MAX_FLOATS, out of the caches, stay with conv_winograd's blocks of tile rows.
+# pixels, 0.70x on 24, 0.50x on 32, 0.95x for 16 -> 16 on 16; F(4, 3) on 16 pixels 1.09x.  Below
+# WINOGRAD_TILES_SMALL_GRID pixels the transforms weigh more against the products: only layers of at least
+# WINOGRAD_TILES_SMALL_PRODUCTS input x output channels (four times as many on an odd grid, whose last tile row and
+# column are half outside): 64 -> 64 on 8 pixels 0.71x, 32 -> 32 0.94x, 24 -> 24 0.68x, 32 -> 32 on 12 pixels 0.87x,
+# 48 -> 48 on 9 pixels 0.90x; 16 -> 32 on 8 pixels 1.11x, 16 -> 16 on 12 pixels 1.08x, 32 -> 32 on 9 pixels 1.08x.
+# Layers whose transformed input and products (alpha^2 x (channels + features) x tiles) take more than
+# WINOGRAD_TILES_MAX_FLOATS, out of the caches, stay with conv_winograd's blocks of tile rows.
 WINOGRAD_TILES_MIN_CHANNELS = 16
-WINOGRAD_TILES_MIN_GRID = 16
+WINOGRAD_TILES_MIN_GRID = 8
+WINOGRAD_TILES_SMALL_GRID = 16
+WINOGRAD_TILES_SMALL_PRODUCTS = 24 * 24
 WINOGRAD_TILES_F43_MIN_GRID = 24
 WINOGRAD_TILES_MAX_FLOATS = 1 << 18
-WINOGRAD_TILE_ROWS = 4  # kWinogradTileRows: features per register tile
+WINOGRAD_TILE_ROWS = 4  # features per register tile: a multiple of this, at least as many accumulators as this
+WINOGRAD_TILE_ACCUMULATORS = 16  # (2 FMA units x 4 cycles of latency, doubled: the register tile's loads in between)
+WINOGRAD_TILES_COMPACT = 4  # kWinogradCompactTiles: tile rows this wide are stored without the column past them
+WINOGRAD_TILES_SLACK = 32  # kWinogradSlack: zeros past the phase planes and past z, read by whole vectors
 WINOGRAD_TILE_MAX_VECTORS = 5  # vectors of tiles per register tile (4 x 5 accumulators, 5 inputs, a weight)
 
 
@@ -167,18 +176,20 @@ def winograd_tiles_floats(m: int, alpha: int, channels: int, features: int, grid
         return -(-n // 16) * 16
     e = (alpha - 1) // m
     ty, tx = (-(-g // m) for g in grid[-2:])
-    q = ty * (tx + e)
-    qp = -(-q // width) * width
+    compact = tx == WINOGRAD_TILES_COMPACT
+    qs = ty * (tx + e)
+    qp = -(-(ty * tx if compact else qs) // width) * width
     padded = m * (ty + e) * m * (tx + e)
-    return (lines(padded) + alpha * m * lines(q + e) + alpha * alpha * (channels * qp + 16)
-            + lines(max(alpha * alpha * (features * qp + 16), channels * padded)) + (alpha + m) * m * qp + m * tx)
+    return (lines(padded) + alpha * m * lines(qs + e) + 2 * WINOGRAD_TILES_SLACK + alpha * alpha * (channels * qp + 16)
+            + lines(max(alpha * alpha * (features * qp + 16), channels * padded)) + (alpha + m) * m * qp
+            + lines(m * tx) + (alpha * alpha * lines(qs) if compact else 0))
 
 
-def pack_winograd_tiles(u: np.ndarray, alpha: int) -> np.ndarray:
+def pack_winograd_tiles(u: np.ndarray, alpha: int, rows: int) -> np.ndarray:
     """Transformed weights (:func:`winograd_weights`: alpha^2 matrices features x channels) stored for
-    conv_winograd_tiles: each matrix in blocks of WINOGRAD_TILE_ROWS features (:func:`pack_panels`)."""
+    conv_winograd_tiles: each matrix in blocks of ``rows`` features, its register tiles' (:func:`pack_panels`)."""
     mats = u.reshape(alpha * alpha, u.shape[0], u.shape[1])
-    return np.concatenate([pack_panels(mat, WINOGRAD_TILE_ROWS).ravel() for mat in mats]).reshape(u.shape)
+    return np.concatenate([pack_panels(mat, rows).ravel() for mat in mats]).reshape(u.shape)
 
 
 def pack_panels(w: np.ndarray, rows: int = PANEL_ROWS) -> np.ndarray:
@@ -239,7 +250,8 @@ class ConvEmitter(ConvCode):
         order = self._winograd_tiles_order(inputs[0], w)
         if order:
             self.layout, self.winograd_order = "winograd_tiles", order
-            return {1: pack_winograd_tiles(winograd_weights(w, order), order + w.shape[2] - 1)}
+            rows = self._winograd_tiles_tile(self.op.geometry(inputs[0], TensorType(w.dtype, w.shape)).grid)[0]
+            return {1: pack_winograd_tiles(winograd_weights(w, order), order + w.shape[2] - 1, rows)}
         rows = self.target.register_tiles and self._rows_candidate(inputs[0], w)
         order = self._winograd_order(inputs[0], w)
         if order and (not rows or self._winograd_over_rows(inputs[0], w, order)):
@@ -303,19 +315,30 @@ class ConvEmitter(ConvCode):
         grid = self.op.geometry(x, TensorType(w.dtype, w.shape)).grid
         if min(grid) < WINOGRAD_TILES_MIN_GRID:
             return None
+        odd = any(g % 2 for g in grid)
+        if min(grid) < WINOGRAD_TILES_SMALL_GRID and w.shape[0] * w.shape[1] < WINOGRAD_TILES_SMALL_PRODUCTS << 2 * odd:
+            return None
         m = 4 if min(grid) >= WINOGRAD_TILES_F43_MIN_GRID else 2
         alpha, (ty, tx) = m + 2, (-(-g // m) for g in grid)
         tiles = ty * (tx + (alpha - 1) // m)
         return m if alpha * alpha * sum(w.shape[:2]) * tiles <= WINOGRAD_TILES_MAX_FLOATS else None
 
-    def _winograd_tiles_vectors(self, grid: tuple[int, ...]) -> int:
-        """Vectors of tiles per register tile: the fewest tiles past the plane (ties: the widest).  A vector is 8
-        floats on every instruction set but AVX-512 (the generic build splits each in two)."""
-        lanes = max(8, self.target.vector_floats)
-        widest = min(WINOGRAD_TILE_MAX_VECTORS, (self.target.vector_registers - 1) // (WINOGRAD_TILE_ROWS + 1))
+    def _winograd_tiles_tile(self, grid: tuple[int, ...]) -> tuple[int, int]:
+        """Features and vectors of tiles per register tile.  The vectors: the fewest tiles past the plane (ties: the
+        widest); a vector is 8 floats on every instruction set but AVX-512 (the generic build splits each in two).
+        The features: WINOGRAD_TILE_ROWS, or more of them where few vectors would leave the FMA units waiting on
+        too few accumulators (64 -> 64 channels on 8 pixels: 16 tiles, one AVX-512 vector)."""
+        lanes, registers = max(8, self.target.vector_floats), self.target.vector_registers
+        widest = min(WINOGRAD_TILE_MAX_VECTORS, (registers - 1) // (WINOGRAD_TILE_ROWS + 1))
         m = self.winograd_order
-        tiles = -(-grid[-2] // m) * (-(-grid[-1] // m) + 1)  # tile rows x (tiles + the column past them: E = 1)
-        return min(range(1, widest + 1), key=lambda v: (-(-tiles // (v * lanes)) * v, -v))
+        ty, tx = (-(-g // m) for g in grid[-2:])
+        tiles = ty * (tx if tx == WINOGRAD_TILES_COMPACT else tx + 1)  # tile rows x tiles (+ the column past them)
+        vectors = min(range(1, widest + 1), key=lambda v: (-(-tiles // (v * lanes)) * v, -v))
+        rows = WINOGRAD_TILE_ROWS
+        while (rows + WINOGRAD_TILE_ROWS) * vectors <= WINOGRAD_TILE_ACCUMULATORS and \
+                (rows + WINOGRAD_TILE_ROWS + 1) * vectors + 1 <= registers:
+            rows += WINOGRAD_TILE_ROWS
+        return rows, vectors
 
     def _winograd_over_rows(self, x: TensorType, w: np.ndarray, order: int) -> bool:
         """Whether Winograd F(order, r) beats conv_rows on this layer (see WINOGRAD_OVER_ROWS)."""
@@ -371,7 +394,7 @@ class ConvEmitter(ConvCode):
         if strategy == "pointwise" and self.layout:  # the last tile's columns
             return [TensorType(x.dtype, (x.shape[1] * POINTWISE_SCRATCH_WIDTH,))]
         if strategy == "winograd_tiles":  # sized for the widest vectors, whatever the compiler targets
-            width = self._winograd_tiles_vectors(geom.grid) * max(VECTOR_FLOATS.values())
+            width = self._winograd_tiles_tile(geom.grid)[1] * max(VECTOR_FLOATS.values())
             floats = winograd_tiles_floats(self.winograd_order, self._winograd_alpha(w), x.shape[1], w.shape[0],
                                            geom.grid, width)
             return [TensorType(x.dtype, (floats,))]
@@ -408,8 +431,8 @@ class ConvEmitter(ConvCode):
             pad = ctx.array("pad", padded(geom.pads_begin, 0), "std::ptrdiff_t")
             order = f"{self.winograd_order}, {geom.kernel[-1]}"
             if strategy == "winograd_tiles":
-                vectors = self._winograd_tiles_vectors(geom.grid)
-                return (f"kernels::conv_winograd_tiles<{order}, {vectors}>({data}, {ctx.w(0)}, {counts}, {image}, "
+                rows, vectors = self._winograd_tiles_tile(geom.grid)
+                return (f"kernels::conv_winograd_tiles<{order}, {rows}, {vectors}>({data}, {ctx.w(0)}, {counts}, {image}, "
                         f"{grid}, {pad}, {act});")
             rows = self._winograd_block(x, w, geom)[0]
             return (f"kernels::conv_winograd<{order}>({data}, {ctx.w(0)}, {counts}, {image}, {grid}, {pad}, {rows}, "

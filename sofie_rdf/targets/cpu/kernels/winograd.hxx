@@ -231,14 +231,13 @@ SOFIE_RDF_KERNEL void conv_winograd(const float *x, const float *u, const float 
 //      their values are computed and dropped);
 //   3. the alpha^2 products M_xi = U_xi V_xi in conv_shifted_tile's register tiles (Rows features x Vectors
 //      vectors of tiles over the channels), U stored at generation time per xi in blocks of
-//      kWinogradTileRows features (emitters/conv.py: pack_panels);
+//      Rows features (emitters/conv.py: pack_winograd_tiles);
 //   4. the output transform over whole planes, bias and activation, and the M x M outputs of each tile
 //      interleaved into the output rows (WinogradPhases again).
 // Measured on a Xeon (AVX-512) against conv_rows, batch 1: 0.75x its time for 32 -> 32 channels on 16 pixels
 // (F(2, 3)), 0.70x on 24 and 0.50x on 32 (F(4, 3)), 0.95x for 16 -> 16 on 16; slower on 8 pixels (a plane of
 // 4 x 5 tiles fills a vector and a quarter), where conv_rows stays.
 
-constexpr size_t kWinogradTileRows = 4; // features per register tile (emitters/conv.py: WINOGRAD_TILE_ROWS)
 
 typedef float phase_vec __attribute__((vector_size(32))); // 8 floats: shuffles every x86 vector ISA has
 typedef int phase_index __attribute__((vector_size(32)));
@@ -338,23 +337,35 @@ constexpr size_t winograd_lines(size_t floats)
 // winograd_tiles_floats, which mirrors this).  Matrices of V and M are a line longer than their contents:
 // strides of a multiple of 4 KB make every plane's loads wait on the stores to the others (4K aliasing: 64 -> 64
 // channels on 8 pixels ran 1.4x slower).
+// Rows of kWinogradCompactTiles tiles (8-pixel images in F(2, 3)) are stored in V and M without the column past
+// them: a plane of 4 x 5 tiles would fill 2 AVX-512 vectors with 16 tiles, where 4 x 4 fill one.  The input
+// transform along x then writes the plane with that column to xs, copied into V a row at a time.
+constexpr size_t kWinogradCompactTiles = 4; // emitters/conv.py: WINOGRAD_TILES_COMPACT
+// The transforms run over whole 64-byte lines of their planes: a loop's remainder, at planes of a few dozen tiles,
+// cost as much as its vectors (64 -> 64 channels on 8 pixels: 13% of the layer).  The last lines read this many
+// floats past the phase planes and past z, zeros (emitters/conv.py: WINOGRAD_TILES_SLACK).
+constexpr size_t kWinogradSlack = 32;
+
 struct WinogradTiles {
-   size_t ty, tx, rows, s, q, qp, padded, vs, ms;
-   float *phases, *z, *v, *m, *cols, *out, *line;
+   size_t ty, tx, rows, s, w, qs, q, qp, padded, vs, ms;
+   float *phases, *z, *v, *m, *cols, *out, *line, *xs;
 
    WinogradTiles(size_t m_, size_t e, size_t alpha, size_t width, size_t channels, size_t features,
                  const size_t *grid, float *scratch)
-      : ty((grid[1] + m_ - 1) / m_), tx((grid[2] + m_ - 1) / m_), rows(ty + e), s(tx + e), q(ty * s),
-        qp((q + width - 1) / width * width), padded(m_ * rows * m_ * s), vs(channels * qp + 16), ms(features * qp + 16)
+      : ty((grid[1] + m_ - 1) / m_), tx((grid[2] + m_ - 1) / m_), rows(ty + e), s(tx + e),
+        w(tx == kWinogradCompactTiles ? tx : s), qs(ty * s), q(ty * w), qp((q + width - 1) / width * width),
+        padded(m_ * rows * m_ * s), vs(channels * qp + 16), ms(features * qp + 16)
    {
       phases = scratch;
-      z = phases + winograd_lines(padded);
-      v = z + alpha * m_ * winograd_lines(q + e);
+      z = phases + winograd_lines(padded) + kWinogradSlack;
+      v = z + alpha * m_ * winograd_lines(qs + e) + kWinogradSlack;
       m = v + alpha * alpha * vs; // also the padded image, until the products
       cols = m + winograd_lines(std::max(alpha * alpha * ms, channels * padded));
       out = cols + alpha * m_ * qp;
       line = out + m_ * m_ * qp;
+      xs = line + winograd_lines(m_ * tx);
    }
+   bool compact() const { return w == tx; }
 };
 
 // The zero-padded image xq (channels x (M rows) x (M s)), rows stored by row phase.
@@ -390,8 +401,8 @@ inline void winograd_tile_products(size_t rows, size_t channels, const float *v,
 }
 
 // y = act(conv(x, w) + bias) for NCHW x, an R x R kernel, stride 1, as Winograd F(M x M, R x R) over whole
-// images (see above); u: the transformed weights, per tile position xi in blocks of kWinogradTileRows features.
-template <size_t M, size_t R, size_t Vectors, typename F>
+// images (see above); u: the transformed weights, per tile position xi in blocks of Rows features.
+template <size_t M, size_t R, size_t Rows, size_t Vectors, typename F>
 SOFIE_RDF_KERNEL void conv_winograd_tiles(const float *x, const float *u, const float *bias, float *y, float *scratch,
                                           size_t batch, size_t channels, size_t features, const size_t *image,
                                           const size_t *grid, const std::ptrdiff_t *pad, F act)
@@ -400,7 +411,10 @@ SOFIE_RDF_KERNEL void conv_winograd_tiles(const float *x, const float *u, const 
    using In = WinogradInput<A>;
    using Out = WinogradOutput<M, A>;
    const WinogradTiles t(M, E, A, Vectors * kSimdLanes, channels, features, grid, scratch);
-   const size_t zs = winograd_lines(t.q + E), plane = t.rows * t.s, out_h = grid[1], out_w = grid[2];
+   const size_t zs = winograd_lines(t.qs + E), xq = winograd_lines(t.qs), plane = t.rows * t.s;
+   const size_t out_h = grid[1], out_w = grid[2], nx = t.compact() ? xq : std::min(xq, t.qp);
+   std::fill(t.phases + t.padded, t.z, 0.0f);
+   std::fill(t.z + A * M * zs, t.v, 0.0f);
    for (size_t n = 0; n < batch; ++n) {
       winograd_pad<M>(x + n * channels * image[1] * image[2], channels, image, pad, t, t.m);
       for (size_t c = 0; c < channels; ++c) {
@@ -410,26 +424,33 @@ SOFIE_RDF_KERNEL void conv_winograd_tiles(const float *x, const float *u, const 
          winograd_split<M>(t.m + c * t.padded, split, M * plane);
          for (size_t b = 0; b < M; ++b) // along y: z[k][b] = sum_i B^T[k][i] P[i % M][b], i / M rows down
             In::input([&](size_t i, size_t q) { return t.phases[(b * M + i % M) * plane + i / M * t.s + q]; },
-                      [&](size_t k, size_t q) -> float & { return t.z[(k * M + b) * zs + q]; }, t.q);
+                      [&](size_t k, size_t q) -> float & { return t.z[(k * M + b) * zs + q]; }, zs);
+         float *vx = t.compact() ? t.xs : t.v + c * t.qp; // V's plane, or the one with the column past the tiles
+         const size_t vxs = t.compact() ? xq : t.vs;
          for (size_t k = 0; k < A; ++k) // along x: V[k][l] = sum_j B^T[l][j] z[k][j % M], j / M tiles on
             In::input([&](size_t j, size_t q) { return t.z[(k * M + j % M) * zs + j / M + q]; },
-                      [&](size_t l, size_t q) -> float & { return t.v[(k * A + l) * t.vs + c * t.qp + q]; }, t.q);
+                      [&](size_t l, size_t q) -> float & { return vx[(k * A + l) * vxs + q]; }, nx);
+         if (t.compact())
+            for (size_t xi = 0; xi < A * A; ++xi)
+               for (size_t r = 0; r < t.ty; ++r)
+                  std::memcpy(t.v + xi * t.vs + c * t.qp + r * kWinogradCompactTiles, t.xs + xi * xq + r * t.s,
+                              kWinogradCompactTiles * sizeof(float));
          for (size_t xi = 0; xi < A * A; ++xi) // the tiles' columns past the plane: zeros
             std::fill(t.v + xi * t.vs + c * t.qp + t.q, t.v + xi * t.vs + (c + 1) * t.qp, 0.0f);
       }
       for (size_t xi = 0; xi < A * A; ++xi)
-         for (size_t f = 0; f < features; f += kWinogradTileRows)
-            winograd_tile_products<kWinogradTileRows, Vectors>(std::min(kWinogradTileRows, features - f), channels,
+         for (size_t f = 0; f < features; f += Rows)
+            winograd_tile_products<Rows, Vectors>(std::min(Rows, features - f), channels,
                                                                t.v + xi * t.vs, u + (xi * features + f) * channels,
                                                                t.m + xi * t.ms + f * t.qp, t.qp);
       float *yn = y + n * features * out_h * out_w;
       for (size_t f = 0; f < features; ++f) {
          for (size_t k = 0; k < A; ++k)
             Out::output([&](size_t i, size_t q) { return t.m[(k * A + i) * t.ms + f * t.qp + q]; },
-                        [&](size_t j, size_t q) -> float & { return t.cols[(k * M + j) * t.qp + q]; }, t.q);
+                        [&](size_t j, size_t q) -> float & { return t.cols[(k * M + j) * t.qp + q]; }, t.qp);
          for (size_t j = 0; j < M; ++j)
             Out::output([&](size_t k, size_t q) { return t.cols[(k * M + j) * t.qp + q]; },
-                        [&](size_t l, size_t q) -> float & { return t.out[(l * M + j) * t.qp + q]; }, t.q);
+                        [&](size_t l, size_t q) -> float & { return t.out[(l * M + j) * t.qp + q]; }, t.qp);
          const float b = bias ? bias[f] : 0.0f;
          for (size_t i = 0; i < M * M * t.qp; ++i)
             t.out[i] = act(t.out[i] + b);
@@ -438,7 +459,7 @@ SOFIE_RDF_KERNEL void conv_winograd_tiles(const float *x, const float *u, const 
             for (size_t l = 0; l < M && M * ty + l < out_h; ++l) {
                const float *src[M];
                for (size_t j = 0; j < M; ++j)
-                  src[j] = t.out + (l * M + j) * t.qp + ty * t.s;
+                  src[j] = t.out + (l * M + j) * t.qp + ty * t.w;
                float *row = yf + (M * ty + l) * out_w;
                if (out_w == M * t.tx) {
                   winograd_merge<M>(src, row, t.tx);
