@@ -12,9 +12,9 @@ reaches 15-65%.
 (``kernels/winograd.hxx``: F(4, 3) where the image has many tiles, else F(2, 3); F(2, 5)), their transformed
 weights computed at generation time (:func:`~sofie_rdf.ops.reference.winograd_weights`): 0.25 to 0.44 of the
 products' multiplications, at a cost in rounding (about 1e-6 of the output's scale for F(2, 3), up to 1e-5 for
-the others).  In native code, 3x3 layers of 16 or more channels on images of 16 to a few dozen pixels run as
-``conv_winograd_tiles`` instead: the transforms over whole planes of the image's tiles and the products in
-register tiles (0.5-0.75x conv_rows' time from 32 channels).  Other layers with many output channels and
+the others).  In native code, 3x3 layers of 16 or more channels on images of 16 to a few dozen pixels (8 to
+15 pixels: with enough channels) run as ``conv_winograd_tiles`` instead: the transforms over whole planes of the
+image's tiles and the products in register tiles (0.5-0.75x conv_rows' time from 32 channels).  Other layers with many output channels and
 small images run as ``conv_rows`` (tiles of output positions x 16 features, weights in feature blocks), as do
 small images with few channels whose output channels are whole blocks of 16 (calorimeter-sized layers), ahead of
 conv_shifted and Winograd.
@@ -227,7 +227,7 @@ class ConvEmitter(ConvCode):
 
     # Set by :meth:`pack` where constant weights are stored for one kernel: ``shifted`` (panels of PANEL_ROWS
     # features, same shape), ``winograd`` (transformed, alpha x alpha tiles, m in ``winograd_order``),
-    # ``winograd_tiles`` (the same, each tile position's matrix in blocks of WINOGRAD_TILE_ROWS features) or
+    # ``winograd_tiles`` (the same, each tile position's matrix in blocks of its register tiles' features) or
     # ``rows`` (blocks of ROWS_FEATURES features, same shape); None where they are stored as they are.
     layout: Optional[str] = None
     winograd_order: Optional[int] = None

@@ -220,7 +220,7 @@ SOFIE_RDF_KERNEL void conv_winograd(const float *x, const float *u, const float 
 
 // ---- whole images in register tiles ------------------------------------------------------------------------
 //
-// conv_winograd_tiles: Winograd for native code on calorimeter-sized images (16 to 48 pixels), where
+// conv_winograd_tiles: Winograd for native code on calorimeter-sized images (8 to 48 pixels), where
 // conv_winograd's products (one BLAS call per tile position, a few dozen tiles wide) and transforms (rows of a
 // few tiles) cost more than they save.  Every step runs over whole planes of the image's tiles:
 //   1. the zero-padded image, its rows stored by row phase (padded row r at (r % M) * rows + r / M), is split by
@@ -235,8 +235,8 @@ SOFIE_RDF_KERNEL void conv_winograd(const float *x, const float *u, const float 
 //   4. the output transform over whole planes, bias and activation, and the M x M outputs of each tile
 //      interleaved into the output rows (WinogradPhases again).
 // Measured on a Xeon (AVX-512) against conv_rows, batch 1: 0.75x its time for 32 -> 32 channels on 16 pixels
-// (F(2, 3)), 0.70x on 24 and 0.50x on 32 (F(4, 3)), 0.95x for 16 -> 16 on 16; slower on 8 pixels (a plane of
-// 4 x 5 tiles fills a vector and a quarter), where conv_rows stays.
+// (F(2, 3)), 0.70x on 24 and 0.50x on 32 (F(4, 3)), 0.95x for 16 -> 16 on 16; on 8 pixels (rows of 4 tiles
+// without their extra column, see WinogradTiles) 0.71x for 64 -> 64, 0.94x for 32 -> 32.
 
 
 typedef float phase_vec __attribute__((vector_size(32))); // 8 floats: shuffles every x86 vector ISA has
