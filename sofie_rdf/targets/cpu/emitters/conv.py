@@ -14,10 +14,10 @@ weights computed at generation time (:func:`~sofie_rdf.ops.reference.winograd_we
 products' multiplications, at a cost in rounding (about 1e-6 of the output's scale for F(2, 3), up to 1e-5 for
 the others).  In native code, 3x3 layers of 16 or more channels on images of 16 to a few dozen pixels (8 to
 15 pixels: with enough channels) run as ``conv_winograd_tiles`` instead: the transforms over whole planes of the
-image's tiles and the products in register tiles (0.5-0.75x conv_rows' time from 32 channels).  Other layers with many output channels and
-small images run as ``conv_rows`` (tiles of output positions x 16 features, weights in feature blocks), as do
-small images with few channels whose output channels are whole blocks of 16 (calorimeter-sized layers), ahead of
-conv_shifted and Winograd.
+image's tiles and the products in register tiles (0.5-0.75x conv_rows' time from 32 channels).  Other layers
+with many output channels and small images run as ``conv_rows`` (tiles of output positions x 16 features, weights
+in feature blocks), as do small images with few channels whose output channels are whole blocks of 16
+(calorimeter-sized layers), ahead of conv_shifted and Winograd.
 ConvTranspose runs as product + col2im (by output phase where the last dim is strided, so that its adds are
 contiguous).  Scratch matrices are workspaces (:meth:`Emitter.workspace`), so inference allocates nothing.
 
@@ -170,7 +170,7 @@ def shifted_workspace(geom: Geometry, channels: int) -> list[TensorType]:
 
 def winograd_tiles_floats(m: int, alpha: int, channels: int, features: int, grid: tuple[int, ...], width: int) -> int:
     """conv_winograd_tiles' scratch in floats (kernels/winograd.hxx: WinogradTiles), for register tiles ``width``
-    floats wide: the phase planes of a channel, the transform along y, V, M (first the padded image), and one
+    floats wide: the phase planes of a channel, the transform along y, V, M (first a channel's padded image), and one
     feature's output planes."""
     def lines(n: int) -> int:
         return -(-n // 16) * 16
@@ -181,7 +181,7 @@ def winograd_tiles_floats(m: int, alpha: int, channels: int, features: int, grid
     qp = -(-(ty * tx if compact else qs) // width) * width
     padded = m * (ty + e) * m * (tx + e)
     return (lines(padded) + alpha * m * lines(qs + e) + 2 * WINOGRAD_TILES_SLACK + alpha * alpha * (channels * qp + 16)
-            + lines(max(alpha * alpha * (features * qp + 16), channels * padded)) + (alpha + m) * m * qp
+            + lines(max(alpha * alpha * (features * qp + 16), padded)) + (alpha + m) * m * qp
             + lines(m * tx) + (alpha * alpha * lines(qs) if compact else 0))
 
 

@@ -223,8 +223,8 @@ SOFIE_RDF_KERNEL void conv_winograd(const float *x, const float *u, const float 
 // conv_winograd_tiles: Winograd for native code on calorimeter-sized images (8 to 48 pixels), where
 // conv_winograd's products (one BLAS call per tile position, a few dozen tiles wide) and transforms (rows of a
 // few tiles) cost more than they save.  Every step runs over whole planes of the image's tiles:
-//   1. the zero-padded image, its rows stored by row phase (padded row r at (r % M) * rows + r / M), is split by
-//      column phase in one pass over each channel (WinogradPhases: shuffles of 8-float vectors), which gives
+//   1. each channel's zero-padded image, its rows stored by row phase (padded row r at (r % M) * rows + r / M),
+//      is split by column phase in one pass (WinogradPhases: shuffles of 8-float vectors), which gives
 //      the planes P[a][b][u][v] = xpad[M u + a][M v + b], rows x S (S = Tx + E: a tile reads E tiles on);
 //   2. the input transform along y, then along x, each over a whole plane of tiles: tile (ty, tx) at ty * S + tx,
 //      so that reading the next tile in x is reading the next float (the E columns tx >= Tx are not tiles:
@@ -359,8 +359,8 @@ struct WinogradTiles {
       phases = scratch;
       z = phases + winograd_lines(padded) + kWinogradSlack;
       v = z + alpha * m_ * winograd_lines(qs + e) + kWinogradSlack;
-      m = v + alpha * alpha * vs; // also the padded image, until the products
-      cols = m + winograd_lines(std::max(alpha * alpha * ms, channels * padded));
+      m = v + alpha * alpha * vs; // also a channel's padded image, until the products
+      cols = m + winograd_lines(std::max(alpha * alpha * ms, padded));
       out = cols + alpha * m_ * qp;
       line = out + m_ * m_ * qp;
       xs = line + winograd_lines(m_ * tx);
@@ -416,12 +416,13 @@ SOFIE_RDF_KERNEL void conv_winograd_tiles(const float *x, const float *u, const 
    std::fill(t.phases + t.padded, t.z, 0.0f);
    std::fill(t.z + A * M * zs, t.v, 0.0f);
    for (size_t n = 0; n < batch; ++n) {
-      winograd_pad<M>(x + n * channels * image[1] * image[2], channels, image, pad, t, t.m);
       for (size_t c = 0; c < channels; ++c) {
+         // one channel at a time: its padded image (a few KB) stays in L1 for the split
+         winograd_pad<M>(x + (n * channels + c) * image[1] * image[2], 1, image, pad, t, t.m);
          float *split[M]; // column phase b: planes [b][a], rows x s
          for (size_t b = 0; b < M; ++b)
             split[b] = t.phases + b * M * plane;
-         winograd_split<M>(t.m + c * t.padded, split, M * plane);
+         winograd_split<M>(t.m, split, M * plane);
          for (size_t b = 0; b < M; ++b) // along y: z[k][b] = sum_i B^T[k][i] P[i % M][b], i / M rows down
             In::input([&](size_t i, size_t q) { return t.phases[(b * M + i % M) * plane + i / M * t.s + q]; },
                       [&](size_t k, size_t q) -> float & { return t.z[(k * M + b) * zs + q]; }, zs);
