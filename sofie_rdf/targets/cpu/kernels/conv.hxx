@@ -535,9 +535,9 @@ inline void conv_shifted_pad(const float *x, size_t channels, const size_t *imag
             const float *src = x + ((c * image[0] + d) * image[1] + h) * image[2];
             const size_t phase = (c * s.stride[0] + pd % s.stride[0]) * s.stride[1] + ph % s.stride[1];
             const size_t row = (pd / s.stride[0] * s.padded[1] + ph / s.stride[1]) * s.padded[2];
-            if (sw == 1) {
+            if (sw == 1) { // act_copy: a row of a few dozen floats, which std::copy would hand to memmove
                const size_t n = std::min(image[2], s.padded[2] - size_t(pad[2]));
-               std::copy(src, src + n, xp + phase * s.plane + row + size_t(pad[2]));
+               act_copy(src, xp + phase * s.plane + row + size_t(pad[2]), n, Identity{});
                continue;
             }
             for (size_t r = 0; r < sw; ++r) { // the image columns of phase r: w + pad = sw * i + r
