@@ -315,8 +315,8 @@ class ConvEmitter(ConvCode):
         grid = self.op.geometry(x, TensorType(w.dtype, w.shape)).grid
         if min(grid) < WINOGRAD_TILES_MIN_GRID:
             return None
-        odd = any(g % 2 for g in grid)
-        if min(grid) < WINOGRAD_TILES_SMALL_GRID and w.shape[0] * w.shape[1] < WINOGRAD_TILES_SMALL_PRODUCTS << 2 * odd:
+        least = WINOGRAD_TILES_SMALL_PRODUCTS * (4 if any(g % 2 for g in grid) else 1)
+        if min(grid) < WINOGRAD_TILES_SMALL_GRID and w.shape[0] * w.shape[1] < least:
             return None
         m = 4 if min(grid) >= WINOGRAD_TILES_F43_MIN_GRID else 2
         alpha, (ty, tx) = m + 2, (-(-g // m) for g in grid)

@@ -238,7 +238,6 @@ SOFIE_RDF_KERNEL void conv_winograd(const float *x, const float *u, const float 
 // (F(2, 3)), 0.70x on 24 and 0.50x on 32 (F(4, 3)), 0.95x for 16 -> 16 on 16; on 8 pixels (rows of 4 tiles
 // without their extra column, see WinogradTiles) 0.71x for 64 -> 64, 0.94x for 32 -> 32.
 
-
 typedef float phase_vec __attribute__((vector_size(32))); // 8 floats: shuffles every x86 vector ISA has
 typedef int phase_index __attribute__((vector_size(32)));
 #if defined(__clang__) // Cling too
@@ -441,9 +440,8 @@ SOFIE_RDF_KERNEL void conv_winograd_tiles(const float *x, const float *u, const 
       }
       for (size_t xi = 0; xi < A * A; ++xi)
          for (size_t f = 0; f < features; f += Rows)
-            winograd_tile_products<Rows, Vectors>(std::min(Rows, features - f), channels,
-                                                               t.v + xi * t.vs, u + (xi * features + f) * channels,
-                                                               t.m + xi * t.ms + f * t.qp, t.qp);
+            winograd_tile_products<Rows, Vectors>(std::min(Rows, features - f), channels, t.v + xi * t.vs,
+                                                  u + (xi * features + f) * channels, t.m + xi * t.ms + f * t.qp, t.qp);
       float *yn = y + n * features * out_h * out_w;
       for (size_t f = 0; f < features; ++f) {
          for (size_t k = 0; k < A; ++k)
