@@ -367,20 +367,18 @@ struct WinogradTiles {
    bool compact() const { return w == tx; }
 };
 
-// The zero-padded image xq (channels x (M rows) x (M s)), rows stored by row phase.
+// One channel's zero-padded image xq ((M rows) x (M s)), rows stored by row phase.
 template <size_t M>
-inline void winograd_pad(const float *x, size_t channels, const size_t *image, const std::ptrdiff_t *pad,
-                         const WinogradTiles &t, float *xq)
+inline void winograd_pad(const float *x, const size_t *image, const std::ptrdiff_t *pad, const WinogradTiles &t,
+                         float *xq)
 {
    const size_t wp = M * t.s, hp = M * t.rows, top = size_t(pad[1]), left = size_t(pad[2]);
    const size_t n = std::min(image[2], wp - std::min(wp, left));
-   std::fill(xq, xq + channels * t.padded, 0.0f);
-   for (size_t c = 0; c < channels; ++c)
-      for (size_t h = 0; h < image[1] && h + top < hp; ++h) {
-         const size_t r = h + top;
-         act_copy(x + (c * image[1] + h) * image[2], xq + c * t.padded + ((r % M) * t.rows + r / M) * wp + left, n,
-                  Identity{});
-      }
+   std::fill(xq, xq + t.padded, 0.0f);
+   for (size_t h = 0; h < image[1] && h + top < hp; ++h) {
+      const size_t r = h + top;
+      act_copy(x + h * image[2], xq + ((r % M) * t.rows + r / M) * wp + left, n, Identity{});
+   }
 }
 
 // Features [f, f + rows) of M_xi over the padded tile plane, rows <= Rows.
@@ -417,7 +415,7 @@ SOFIE_RDF_KERNEL void conv_winograd_tiles(const float *x, const float *u, const 
    for (size_t n = 0; n < batch; ++n) {
       for (size_t c = 0; c < channels; ++c) {
          // one channel at a time: its padded image (a few KB) stays in L1 for the split
-         winograd_pad<M>(x + (n * channels + c) * image[1] * image[2], 1, image, pad, t, t.m);
+         winograd_pad<M>(x + (n * channels + c) * image[1] * image[2], image, pad, t, t.m);
          float *split[M]; // column phase b: planes [b][a], rows x s
          for (size_t b = 0; b < M; ++b)
             split[b] = t.phases + b * M * plane;
