@@ -24,6 +24,10 @@ struct Attention {
    T *key_t = nullptr; // float heads in register blocks (attention_head_rows): one head's K transposed
 
    size_t kv_len() const { return past_len + new_len; }
+   // The (batch, kv_heads, kv_len, head) keys and values: the present tensors, or K and V as given where no
+   // present tensor is gathered (no past rows, 4-D layout, presents not requested).
+   const T *keys() const { return present_key ? present_key : K; }
+   const T *values() const { return present_value ? present_value : V; }
 };
 
 // Rows of head h of batch b in a packed (batch, seq, heads * head) or (batch, heads, seq, head) tensor.
@@ -241,7 +245,7 @@ inline void attention_scores_rows(const float *q, size_t q_stride, const float *
 // R rows of y (y_stride apart), values [e, e + lanes) of each in a vector of Bytes: y_r = sum_j p[r * n + j] v_j.
 template <size_t R, size_t Bytes>
 inline void attention_values_vector(const float *p, size_t n, const float *v, size_t head, size_t e, float *y,
-                                    size_t y_stride)
+                                    size_t y_stride, const float *inv)
 {
    typedef typename vfloat_of<Bytes>::type vec;
    vec acc[R];
@@ -256,25 +260,54 @@ inline void attention_values_vector(const float *p, size_t n, const float *v, si
          acc[r] += (p[r * n + j] - vec{}) * x;
    }
 #pragma GCC unroll 16
-   for (size_t r = 0; r < R; ++r)
-      std::memcpy(y + r * y_stride + e, &acc[r], Bytes);
+   for (size_t r = 0; r < R; ++r) {
+      const vec out = acc[r] * inv[r];
+      std::memcpy(y + r * y_stride + e, &out, Bytes);
+   }
 }
 
-// y_r = sum_j p[r * n + j] v_j for R rows (y_stride apart) and n values of `head` floats each: a vector of
-// the head's values at a time, the last one ending at the head's end (as the scores' last vector); a head
+// y_r = inv[r] sum_j p[r * n + j] v_j for R rows (y_stride apart) and n values of `head` floats each: a vector
+// of the head's values at a time, the last one ending at the head's end (as the scores' last vector); a head
 // narrower than a vector in narrower vectors, below four values in registers, one (row, value) at a time.
 template <size_t R, size_t Bytes = sizeof(vfloat)>
-inline void attention_values_rows(const float *p, size_t n, const float *v, size_t head, float *y, size_t y_stride)
+inline void attention_values_rows(const float *p, size_t n, const float *v, size_t head, float *y, size_t y_stride,
+                                  const float *inv)
 {
    constexpr size_t lanes = Bytes / sizeof(float);
    if (head >= lanes) {
       for (size_t e = 0; e < head; e += lanes)
-         attention_values_vector<R, Bytes>(p, n, v, head, std::min(e, head - lanes), y, y_stride);
+         attention_values_vector<R, Bytes>(p, n, v, head, std::min(e, head - lanes), y, y_stride, inv);
    } else if constexpr (Bytes > kNarrowestVector) {
-      attention_values_rows<R, Bytes / 2>(p, n, v, head, y, y_stride);
+      attention_values_rows<R, Bytes / 2>(p, n, v, head, y, y_stride, inv);
    } else {
-      attention_sums<R>(p, n, v, head, n, head, 1.0f, y, y_stride);
+      for (size_t r = 0; r < R; ++r)
+         attention_sums<1>(p + r * n, n, v, head, n, head, inv[r], y + r * y_stride, y_stride);
    }
+}
+
+// Whether scores become probabilities by softmax alone: no softcap, no bias of any kind, no scores requested,
+// and keys to attend to.
+template <typename M>
+inline bool attention_plain(const Attention<float, M, float> &a)
+{
+   return a.softcap <= 0.0f && !a.mask && !a.causal && a.left < 0 && a.right < 0 && !a.nonpad && !a.qk_out &&
+          a.kv_len() > 0;
+}
+
+// The softmax of R rows of n scores, but for its division: the rows keep e^(s - max), and inv[r] receives
+// 1 / (their sum), for the rows of Y (attention_values_rows), which are head_v values where these are n.  The
+// rows' maxima are taken first, all of them, then their exponentials: independent work for the core to overlap
+// where row by row each step waited on its row's reduction (a third of the attention's time at 128 keys).
+template <size_t R>
+inline void attention_exp_rows(float *s, size_t n, float *inv)
+{
+   float shift[R];
+#pragma GCC unroll 16
+   for (size_t r = 0; r < R; ++r)
+      shift[r] = softmax_max<float, float>(s + r * n, n);
+#pragma GCC unroll 16
+   for (size_t r = 0; r < R; ++r)
+      inv[r] = 1.0f / softmax_exp_sum<float, float>(s + r * n, s + r * n, n, shift[r]);
 }
 
 // Rows [i, i + R) of head h of batch b: scores into their rows of a.scores, probabilities, Y.
@@ -285,8 +318,14 @@ inline void attention_rows(const Attention<float, M, float> &a, size_t b, size_t
    const size_t n = a.kv_len();
    float *s = a.scores + i * n;
    attention_scores_rows<R>(q + i * q_stride, q_stride, a.key_t, n, a.head_qk, a.scale, s);
-   attention_probabilities(a, b, h, i, i + R);
-   attention_values_rows<R>(s, n, v, a.head_v, y + i * y_stride, y_stride);
+   float inv[R];
+   if (attention_plain(a)) {
+      attention_exp_rows<R>(s, n, inv);
+   } else {
+      attention_probabilities(a, b, h, i, i + R);
+      std::fill(inv, inv + R, 1.0f);
+   }
+   attention_values_rows<R>(s, n, v, a.head_v, y + i * y_stride, y_stride, inv);
 }
 
 // One head of float attention in blocks of rows (see above); kv is the (batch, kv head) index of its K and V.
@@ -295,11 +334,11 @@ inline void attention_head_rows(const Attention<float, M, float> &a, size_t b, s
                                 size_t q_stride, float *y, size_t y_stride)
 {
    const size_t n = a.kv_len(), d = a.head_qk;
-   const float *k = a.present_key + kv * n * d;
+   const float *k = a.keys() + kv * n * d;
    for (size_t j = 0; j < n; ++j)
       for (size_t e = 0; e < d; ++e)
          a.key_t[e * n + j] = k[j * d + e];
-   const float *v = a.present_value + kv * n * a.head_v;
+   const float *v = a.values() + kv * n * a.head_v;
    size_t i = 0;
    for (; i + kAttentionRows <= a.q_len; i += kAttentionRows)
       attention_rows<kAttentionRows>(a, b, h, i, q, q_stride, v, y, y_stride);
@@ -320,8 +359,10 @@ inline void attention(const Attention<T, M, S> &a)
       if (a.nonpad[b] < 0 || a.nonpad[b] > static_cast<int64_t>(a.kv_len()))
          throw std::out_of_range("Attention: nonpad_kv_seqlen " + std::to_string(a.nonpad[b]) + " is outside [0, " +
                                  std::to_string(a.kv_len()) + "]");
-   attention_gather(a, a.past_key, a.K, a.present_key, a.head_qk);
-   attention_gather(a, a.past_value, a.V, a.present_value, a.head_v);
+   if (a.present_key)
+      attention_gather(a, a.past_key, a.K, a.present_key, a.head_qk);
+   if (a.present_value)
+      attention_gather(a, a.past_value, a.V, a.present_value, a.head_v);
    const size_t n = a.kv_len(), group = a.q_heads / a.kv_heads;
    for (size_t b = 0; b < a.batch; ++b)
       for (size_t h = 0; h < a.q_heads; ++h) {
@@ -339,9 +380,9 @@ inline void attention(const Attention<T, M, S> &a)
             attention_copy_rows(q, q_stride, a.q_buf, a.head_qk, a.q_len, a.head_qk);
             q = a.q_buf;
          }
-         gemm(false, true, a.q_len, n, a.head_qk, a.scale, q, a.present_key + kv * n * a.head_qk, T(0), a.scores);
+         gemm(false, true, a.q_len, n, a.head_qk, a.scale, q, a.keys() + kv * n * a.head_qk, T(0), a.scores);
          attention_probabilities(a, b, h, 0, a.q_len);
-         gemm(false, false, a.q_len, a.head_v, n, T(1), a.scores, a.present_value + kv * n * a.head_v, T(0),
+         gemm(false, false, a.q_len, a.head_v, n, T(1), a.scores, a.values() + kv * n * a.head_v, T(0),
               a.packed ? a.y_buf : y);
          if (a.packed)
             attention_copy_rows(a.y_buf, a.head_v, y, y_stride, a.q_len, a.head_v);
