@@ -44,6 +44,14 @@ inline void unary_strided_rec(const X *x, const std::ptrdiff_t *sx, Y *&y, const
       y += shape[0] * shape[1];
       return;
    }
+   if (rank == 2 && sx[1] == 1) { // rows of contiguous runs (attention's heads of 16): a call per row cost more
+      for (size_t i = 0; i < shape[0]; ++i, y += shape[1]) { // than the row's copy
+         const X *row = x + static_cast<std::ptrdiff_t>(i) * sx[0];
+         for (size_t j = 0; j < shape[1]; ++j)
+            y[j] = f(row[j]);
+      }
+      return;
+   }
    if (rank == 1) { // a broadcast value and a contiguous run as loops of their own: the compiler vectorizes them
       const std::ptrdiff_t s = sx[0];
       if (s == 0) {
