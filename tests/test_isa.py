@@ -96,7 +96,8 @@ TILE_MODELS = {
     "conv_winograd_tiles_f23": lambda: _conv(16, 18, (17, 19), 3),
     "conv_winograd_tiles_f43": lambda: _conv(16, 21, (26, 31), 3),
     "conv_winograd_tiles_compact": lambda: _conv(48, 50, (11, 8), 3),
-    # gemm_panels: 20 rows (two tiles), 13111 columns (a partial last panel)
+    # gemm_panels: 20 rows (two tiles; with AVX-512 each two wide tiles of 5 rows x 64 columns), 13111 columns
+    # (a partial last panel)
     "gemm_panels": lambda: _gemm_sigmoid(20, 37, 13111),
 }
 
