@@ -248,16 +248,13 @@ class Attention(Op):
 
     # ---- code -------------------------------------------------------------------
     def scratch(self, inputs: list[Optional[TensorType]], outputs: list[Optional[TensorType]]) -> dict[str, TensorType]:
-        """Scratch buffers (kernel field -> type): present K/V not requested as outputs where K/V as given do
-        not serve (past rows to prepend, or the packed layout's heads to gather), one head's scores, the
-        packed layout's contiguous Q and Y rows, a softmax row in another precision."""
+        """Scratch buffers (kernel field -> type): present K/V not requested as outputs, one head's
+        scores, the packed layout's contiguous Q and Y rows, a softmax row in another precision."""
         lay = self.layout(inputs)
         dt = inputs[0].dtype
         need = {"present_key": (lay.batch, lay.kv_heads, lay.kv_len, lay.head_qk),
                 "present_value": (lay.batch, lay.kv_heads, lay.kv_len, lay.head_v)}
-        gathered = lay.packed or _at(inputs, 4) is not None
-        out = {name: TensorType(dt, shape) for i, (name, shape) in enumerate(need.items(), 1)
-               if gathered and _at(outputs, i) is None}
+        out = {name: TensorType(dt, shape) for i, (name, shape) in enumerate(need.items(), 1) if _at(outputs, i) is None}
         out["scores"] = TensorType(dt, (lay.q_len, lay.kv_len))
         if lay.packed:
             out["q_buf"] = TensorType(dt, (lay.q_len, lay.head_qk))

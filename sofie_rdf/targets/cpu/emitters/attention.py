@@ -74,6 +74,8 @@ class AttentionEmitter(Emitter):
         lines.append(" ".join(outs))
         scratch = self.op.scratch(ctx.inputs, ctx.outputs)
         lines.append(" ".join(f"att.{name} = {ctx.w(k)};" for k, name in enumerate(scratch)))
+        if "present_key" in scratch and "present_value" in scratch:
+            lines.append("att.presents_scratch = true;")
         if self._rows_in_registers(ctx.inputs):
             lines.append(f"att.key_t = {ctx.w(len(scratch))};")
         lines.append("kernels::attention(att);")

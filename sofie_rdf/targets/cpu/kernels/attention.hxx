@@ -23,11 +23,17 @@ struct Attention {
    S *row = nullptr;                                      // softmax row when S is not T
    T *key_t = nullptr; // float heads in register blocks (attention_head_rows): one head's K transposed
 
+   bool presents_scratch = false; // present_key and present_value are scratch, not requested outputs
+
    size_t kv_len() const { return past_len + new_len; }
-   // The (batch, kv_heads, kv_len, head) keys and values: the present tensors, or K and V as given where no
-   // present tensor is gathered (no past rows, 4-D layout, presents not requested).
-   const T *keys() const { return present_key ? present_key : K; }
-   const T *values() const { return present_value ? present_value : V; }
+   // Whether the products read K and V as given, not gathered into the presents: nothing to prepend (past) or
+   // unpack (packed), presents not requested, and K and V starting on 64-byte lines (a memmove per row had
+   // copied them, but vector loads of a misaligned K or V straddle lines: heads of 64 took 1.16x as long so).
+   bool kv_in_place() const
+   {
+      auto lined = [](const T *p) { return reinterpret_cast<std::uintptr_t>(p) % 64 == 0; };
+      return presents_scratch && !packed && !past_key && lined(K) && lined(V);
+   }
 };
 
 // Rows of head h of batch b in a packed (batch, seq, heads * head) or (batch, heads, seq, head) tensor.
@@ -328,17 +334,15 @@ inline void attention_rows(const Attention<float, M, float> &a, size_t b, size_t
    attention_values_rows<R>(s, n, v, a.head_v, y + i * y_stride, y_stride, inv);
 }
 
-// One head of float attention in blocks of rows (see above); kv is the (batch, kv head) index of its K and V.
+// One head of float attention in blocks of rows (see above); k and v: the keys and values of its kv head.
 template <typename M>
-inline void attention_head_rows(const Attention<float, M, float> &a, size_t b, size_t h, size_t kv, const float *q,
-                                size_t q_stride, float *y, size_t y_stride)
+inline void attention_head_rows(const Attention<float, M, float> &a, size_t b, size_t h, const float *k,
+                                const float *v, const float *q, size_t q_stride, float *y, size_t y_stride)
 {
    const size_t n = a.kv_len(), d = a.head_qk;
-   const float *k = a.keys() + kv * n * d;
    for (size_t j = 0; j < n; ++j)
       for (size_t e = 0; e < d; ++e)
          a.key_t[e * n + j] = k[j * d + e];
-   const float *v = a.values() + kv * n * a.head_v;
    size_t i = 0;
    for (; i + kAttentionRows <= a.q_len; i += kAttentionRows)
       attention_rows<kAttentionRows>(a, b, h, i, q, q_stride, v, y, y_stride);
@@ -359,10 +363,12 @@ inline void attention(const Attention<T, M, S> &a)
       if (a.nonpad[b] < 0 || a.nonpad[b] > static_cast<int64_t>(a.kv_len()))
          throw std::out_of_range("Attention: nonpad_kv_seqlen " + std::to_string(a.nonpad[b]) + " is outside [0, " +
                                  std::to_string(a.kv_len()) + "]");
-   if (a.present_key)
+   const bool in_place = a.kv_in_place();
+   if (!in_place) {
       attention_gather(a, a.past_key, a.K, a.present_key, a.head_qk);
-   if (a.present_value)
       attention_gather(a, a.past_value, a.V, a.present_value, a.head_v);
+   }
+   const T *keys = in_place ? a.K : a.present_key, *values = in_place ? a.V : a.present_value;
    const size_t n = a.kv_len(), group = a.q_heads / a.kv_heads;
    for (size_t b = 0; b < a.batch; ++b)
       for (size_t h = 0; h < a.q_heads; ++h) {
@@ -372,7 +378,8 @@ inline void attention(const Attention<T, M, S> &a)
          const size_t kv = b * a.kv_heads + h / group;
          if constexpr (std::is_same<T, float>::value && std::is_same<S, float>::value) {
             if (a.key_t) { // rows of the packed layout are read and written in place, strided
-               attention_head_rows(a, b, h, kv, q, q_stride, y, y_stride);
+               attention_head_rows(a, b, h, keys + kv * n * a.head_qk, values + kv * n * a.head_v, q, q_stride, y,
+                                   y_stride);
                continue;
             }
          }
@@ -380,9 +387,9 @@ inline void attention(const Attention<T, M, S> &a)
             attention_copy_rows(q, q_stride, a.q_buf, a.head_qk, a.q_len, a.head_qk);
             q = a.q_buf;
          }
-         gemm(false, true, a.q_len, n, a.head_qk, a.scale, q, a.keys() + kv * n * a.head_qk, T(0), a.scores);
+         gemm(false, true, a.q_len, n, a.head_qk, a.scale, q, keys + kv * n * a.head_qk, T(0), a.scores);
          attention_probabilities(a, b, h, 0, a.q_len);
-         gemm(false, false, a.q_len, a.head_v, n, T(1), a.scores, a.values() + kv * n * a.head_v, T(0),
+         gemm(false, false, a.q_len, a.head_v, n, T(1), a.scores, values + kv * n * a.head_v, T(0),
               a.packed ? a.y_buf : y);
          if (a.packed)
             attention_copy_rows(a.y_buf, a.head_v, y, y_stride, a.q_len, a.head_v);
