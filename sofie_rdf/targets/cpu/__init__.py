@@ -52,9 +52,12 @@ class CpuTarget(Target):
 
     @property
     def register_tiles(self) -> bool:
-        """Whether kernels built on register tiles (conv_rows, gemm_panels) beat BLAS here: only code from an
-        optimising compiler (Cling's runs them several times slower)."""
-        return self.compiler == "native"
+        """Whether kernels built on register tiles (conv_rows, gemm_panels, attention's blocks) beat BLAS here: only
+        code from an optimising compiler (Cling's runs them several times slower) for AVX2 or AVX-512.  Built for
+        generic x86-64 (flags without -march), their 8-float vectors have no register of that width (SSE's hold
+        4): 18x to 50x the time of BLAS, which picks its kernels for the CPU at run time (a stride-2 3x3 layer,
+        a 1x1 layer, Attention_64tok and DeepSets, on a Xeon with AVX-512)."""
+        return self.compiler == "native" and self.isa != "generic"
 
     @property
     def vector_floats(self) -> int:

@@ -196,8 +196,9 @@ template <typename T, typename F>
 // ---- register tiles ---------------------------------------------------------
 //
 // Products whose right operand is constant and stored at generation time in panels of kPanelColumns
-// columns (gemm_panels below, conv_rows in conv.hxx), for native compilers: Cling compiles these without
-// AVX, slower than BLAS, and code generated for it does not use them (targets/cpu: CpuTarget.register_tiles).
+// columns (gemm_panels below, conv_rows in conv.hxx), for native compilers targeting AVX2 or AVX-512: Cling and
+// builds for generic x86-64 compile these without AVX, far slower than BLAS, and code generated for them does not
+// use them (targets/cpu: CpuTarget.register_tiles).
 
 // A panel is 16 columns on every instruction set (the weights' layout does not depend on it): one AVX-512
 // register, or two AVX ones (four SSE ones: the generic build splits each vector).  A register tile covers
