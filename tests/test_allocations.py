@@ -82,6 +82,16 @@ def _register_tiles() -> Case:
     return Case("register_tiles", model, {"x": random_array((1, 8, 8, 8), F32, 6)})
 
 
+def _strided_convs() -> Case:
+    """A stride-2 3x3 layer (conv_rows, its sums transposed out) and a stride-2 1x1 shortcut (conv_pointwise_strided,
+    its positions gathered in the workspace) in native code, as in a ResNet's downsampling block."""
+    w, ws = _weights(11, (32, 16, 3, 3), (32, 16, 1, 1))
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1], strides=[2, 2]),
+             helper.make_node("Conv", ["x", "ws"], ["s"], strides=[2, 2]), helper.make_node("Add", ["c", "s"], ["y"])]
+    model = make_model(nodes, [("x", F32, [1, 16, 18, 18])], [("y", F32, [1, 32, 9, 9])], dict(w=w * 0.3, ws=ws * 0.3))
+    return Case("strided_convs", model, {"x": random_array((1, 16, 18, 18), F32, 12)})
+
+
 def _winograd_tiles() -> Case:
     """conv_winograd_tiles (native code): F(2, 3) on 16 x 17 pixels, 20 features, and its planes in the workspace."""
     (w,) = _weights(8, (20, 16, 3, 3))
@@ -252,7 +262,7 @@ def _run_time_parameters() -> Case:
 
 CASES = [_mlp(), _conv_pool(), _recurrent("LSTM", 4), _recurrent("GRU", 3), _attention(), _fused_attention(),
          _reductions(), _movement(), _resize(), _gather(), _grid_scatter(), _topk(), _nonzero(), _upsample(),
-         _register_tiles(), _winograd_tiles(), _winograd_tiles_compact(), _pool3d_gelu(), _symbolic_length(),
+         _register_tiles(), _strided_convs(), _winograd_tiles(), _winograd_tiles_compact(), _pool3d_gelu(), _symbolic_length(),
          _run_time_axes(), _run_time_parameters()]
 
 

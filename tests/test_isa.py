@@ -86,10 +86,15 @@ TILE_MODELS = {
     "conv_shifted_passes": lambda: _conv(24, 7, (5, 6, 7), 3),
     "conv_shifted_strided": lambda: _conv(3, 2, (19, 23), 3, stride=2),
     "conv_shifted_5x5": lambda: _conv(4, 3, (33, 31), 5),
+    # conv_shifted's copy split by phase: 5x5 with stride 2 (even pad) on an odd width, stride 3 on 3-D
+    "conv_shifted_5x5_s2": lambda: _conv(4, 6, (20, 17), 5, stride=2),
+    "conv_shifted_3d_s3": lambda: _conv(2, 5, (7, 9, 10), 3, stride=3),
     # conv_pointwise: 77 positions (a partial last tile on every instruction set), 13 features (blocks of 6 and
     # one of 1); 2 features (the wider tiles of few output channels)
     "conv_pointwise_tails": lambda: _conv(24, 13, (7, 11), 1),
     "conv_pointwise_few": lambda: _conv(5, 2, (9, 23), 1),
+    # conv_pointwise_strided: stride 2 on an odd image (its last column read)
+    "conv_pointwise_strided_odd": lambda: _conv(12, 13, (9, 11), 1, stride=2),
     # conv_winograd_tiles: F(2, 3) on 17 x 19 pixels (partial tiles at the bottom and right), 18 features (a
     # partial block of register-tile rows); F(4, 3) on 26 x 31 pixels, 21 features; 11 x 8 pixels, whose rows of 4
     # tiles are stored without the column past them, 50 features (register tiles of 4 to 16 features)
@@ -146,7 +151,8 @@ MODELS = {
 @pytest.mark.parametrize("name", list(TILE_MODELS))
 def test_tile_models_reach_their_kernel(name):
     """Each model above is computed by the kernel it is named after (the emitters' choices may move)."""
-    kernel = name.rsplit("_", 1)[0] if "winograd_tiles" in name else "_".join(name.split("_")[:2])
+    several_words = "winograd_tiles" in name or "pointwise_strided" in name
+    kernel = name.rsplit("_", 1)[0] if several_words else "_".join(name.split("_")[:2])
     assert re.search(rf"kernels::{kernel}[(<]", sr.load(TILE_MODELS[name]()).code(target="native").header)
 
 

@@ -131,6 +131,23 @@ def test_conv_pointwise_register_tiles(check_model, x_shape, features, bias, sym
     check_model(model, feeds, rtol=1e-4, atol=1e-4, backend="native")
 
 
+@pytest.mark.parametrize("x_shape, features, strides", [
+    ((2, 12, 9, 11), 13, [2, 2]),      # odd sizes: the last position of each row read, 13 = 6 + 6 + 1 features
+    ((1, 16, 32, 32), 32, [2, 2]),     # a ResNet shortcut
+    ((1, 5, 8, 9, 10), 7, [1, 2, 3]),  # 3-D, a different stride per dim
+    ((2, 7, 31), 4, [3]),              # 1-D, stride 3
+])
+def test_conv_pointwise_strided(check_model, x_shape, features, strides):
+    """Native code runs strided 1x1 layers (no padding) as conv_pointwise on the positions they read, gathered
+    first; Cling keeps im2col and BLAS."""
+    rank = len(x_shape) - 2
+    model, feeds = _conv_model("Conv", x_shape, (features, x_shape[1]) + (1,) * rank, {"strides": strides},
+                               bias=True, act=helper.make_node("Relu", ["t"], ["y"]))
+    assert "kernels::conv_pointwise_strided(" in sr.load(model).code().header
+    assert "kernels::conv_pointwise_strided(" not in sr.load(model).code(target="jit").header
+    check_model(model, feeds, rtol=1e-4, atol=1e-4, backend="native")
+
+
 def test_conv_kernel_shape_attribute(check_model):
     _conv(check_model, 2, attrs={"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]})
 
@@ -275,7 +292,7 @@ def test_winograd_weights_round_trip(m, r):
     ((1, 32, 48, 48), (32, 32, 3, 3), {"pads": [1, 1, 1, 1]}, "winograd", "shifted", "winograd"),
     ((1, 1, 32, 32), (16, 1, 3, 3), {"pads": [1, 1, 1, 1]}, "shifted", "shifted", "shifted"),  # one channel, 32 pixels
     ((1, 16, 20, 20), (32, 16, 1, 1), {}, "pointwise", "pointwise", None),  # 1x1: register tiles in native code
-    ((1, 16, 20, 20), (32, 16, 1, 1), {"strides": [2, 2]}, None, None, None),  # strided 1x1: im2col
+    ((1, 16, 20, 20), (32, 16, 1, 1), {"strides": [2, 2]}, "pointwise", "pointwise", None),  # gathered, then tiles
 ])
 def test_conv_layout_is_the_emitters(x_shape, w_shape, attrs, layout, avx512_layout, jit_layout):
     """The emitter chooses how constant weights are stored, per target (compiler and instruction set), and

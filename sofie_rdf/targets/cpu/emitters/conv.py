@@ -63,7 +63,9 @@ DIRECT_MAX_OUTPUTS_PER_GROUP = 4
 SHIFTED_MAX_FEATURES = 32
 SHIFTED_MIN_TAPS = 16
 # In code for Cling (target "jit"), which runs its register tiles slower, only layers whose products are this
-# shallow (channels x taps) use it: Conv3d_d32_L4 through the JIT, 72 ms with it on every layer, 48 ms so.
+# shallow (channels x taps) use it: Conv3d_d32_L4 through the JIT, 72 ms with it on every layer, 48 ms so.  Native
+# builds for generic x86-64 never do: GCC's code for its 8-float tiles without AVX took 17x to 28x BLAS's time
+# (1 and 4 -> 16 channels on 32 pixels, Xeon).
 SHIFTED_MAX_DEPTH_JIT = 64
 PANEL_ROWS = 6  # kConvPanelRows in kernels/conv.hxx
 # Other layers (not 1x1) with output channels in multiples of ROWS_FEATURES (kPanelColumns) and at most
@@ -272,21 +274,28 @@ class ConvEmitter(ConvCode):
         return (w.dtype == np.float32 and self.attrs["group"] == 1 and 3 <= w.ndim <= 2 + KERNEL_RANK
                 and math.prod(w.shape[2:]) > 1
                 and (w.shape[0] <= SHIFTED_MAX_FEATURES or math.prod(w.shape[2:]) >= SHIFTED_MIN_TAPS)
-                and (self.target.register_tiles or depth <= SHIFTED_MAX_DEPTH_JIT))
+                and (self.target.register_tiles or (self.target.compiler == "cling" and depth <= SHIFTED_MAX_DEPTH_JIT)))
 
     def _pointwise_candidate(self, x: Optional[TensorType], w: np.ndarray) -> bool:
-        """Whether conv_pointwise serves this layer: a 1x1 float32 layer, ungrouped, stride 1, no padding, in
-        native code (the image's size may be known only when the code runs)."""
+        """Whether conv_pointwise serves this layer: a 1x1 float32 layer, ungrouped, no padding, in native code;
+        stride 1 (the image's size may be known only when the code runs), or strides on an image of known size
+        (conv_pointwise_strided gathers the positions it reads first)."""
         if (x is None or not self.target.register_tiles or w.dtype != np.float32 or self.attrs["group"] != 1
                 or not 3 <= w.ndim <= 2 + KERNEL_RANK or not isinstance(x.shape[1], int)):
             return False
-        return self._is_pointwise(self.op.geometry(x, TensorType(w.dtype, w.shape)))
+        geom = self.op.geometry(x, TensorType(w.dtype, w.shape))
+        return self._is_pointwise(geom) or (self._is_strided_pointwise(geom) and is_static(x.shape[2:]))
 
     @staticmethod
     def _is_pointwise(geom: Geometry) -> bool:
         """A 1x1 kernel, stride 1, no padding: the input is the product's matrix."""
         return (all(k == 1 for k in geom.kernel) and all(s == 1 for s in geom.strides)
                 and not any(geom.pads_begin + geom.pads_end))
+
+    @staticmethod
+    def _is_strided_pointwise(geom: Geometry) -> bool:
+        """A 1x1 kernel with strides, no padding: the product's matrix is a subsample of the input."""
+        return all(k == 1 for k in geom.kernel) and not any(geom.pads_begin + geom.pads_end)
 
     def _winograd_shape(self, w: np.ndarray) -> bool:
         """What every Winograd kernel needs: float32 2-D r x r weights, one group, stride 1, dilation 1."""
@@ -391,8 +400,9 @@ class ConvEmitter(ConvCode):
         strategy = self.strategy(x, w, geom)
         if strategy == "shifted":
             return shifted_workspace(geom, x.shape[1])
-        if strategy == "pointwise" and self.layout:  # the last tile's columns
-            return [TensorType(x.dtype, (x.shape[1] * POINTWISE_SCRATCH_WIDTH,))]
+        if strategy == "pointwise" and self.layout:  # the last tile's columns, the gathered positions when strided
+            gathered = 0 if self._is_pointwise(geom) else x.shape[1] * math.prod(geom.grid)
+            return [TensorType(x.dtype, (x.shape[1] * POINTWISE_SCRATCH_WIDTH + gathered,))]
         if strategy == "winograd_tiles":  # sized for the widest vectors, whatever the compiler targets
             width = self._winograd_tiles_tile(geom.grid)[1] * max(VECTOR_FLOATS.values())
             floats = winograd_tiles_floats(self.winograd_order, self._winograd_alpha(w), x.shape[1], w.shape[0],
@@ -421,6 +431,10 @@ class ConvEmitter(ConvCode):
         act = self.activation_or_identity(ctx)
         counts = f"{ctx.dim(x.shape[0])}, {x.shape[1]}, {ctx.outputs[0].shape[1]}"  # ungrouped
         if strategy == "pointwise" and self.layout:
+            if not self._is_pointwise(geom):
+                image, grid, stride = (ctx.array(label, padded(v, 1)) for label, v in
+                                       (("image", geom.image), ("grid", geom.grid), ("stride", geom.strides)))
+                return f"kernels::conv_pointwise_strided({data}, {ctx.w(0)}, {counts}, {image}, {grid}, {stride}, {act});"
             positions = ctx.dim(num_elements(geom.grid))
             return f"kernels::conv_pointwise({data}, {ctx.w(0)}, {counts}, {positions}, {act});"
         if strategy in ("shifted", "rows"):

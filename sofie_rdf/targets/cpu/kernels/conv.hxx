@@ -518,42 +518,117 @@ inline size_t conv_shifted_offsets(const ConvShifted &s, size_t channels, std::i
    return channels * taps;
 }
 
-// Copies one image into the zero-padded scratch xp, split by phase (whose padding is cleared when `clear`:
-// later images leave it untouched).  Padded positions past what any output reads are dropped.
-inline void conv_shifted_pad(const float *x, size_t channels, const size_t *image, const std::ptrdiff_t *pad,
-                             const ConvShifted &s, float *xp, bool clear)
+// Visits every row of the padded image's planes for phase 0 of the last dim (channel, phases of the first two
+// dims, row qd, qh): f(source row, or nullptr where the row is all padding, offset of the row in xp).
+template <typename F>
+inline void conv_shifted_rows(const float *x, size_t channels, const size_t *image, const std::ptrdiff_t *pad,
+                              const ConvShifted &s, F f)
 {
-   if (clear)
-      std::fill(xp, xp + channels * s.phases * s.plane + kConvTileSlack, 0.0f);
-   const size_t sw = s.stride[2];
+   const size_t sd = s.stride[0], sh = s.stride[1];
+   const std::ptrdiff_t depth = std::ptrdiff_t(image[0]), height = std::ptrdiff_t(image[1]);
    for (size_t c = 0; c < channels; ++c)
-      for (size_t d = 0; d < image[0]; ++d)
-         for (size_t h = 0; h < image[1]; ++h) {
-            const size_t pd = d + size_t(pad[0]), ph = h + size_t(pad[1]);
-            if (pd / s.stride[0] >= s.padded[0] || ph / s.stride[1] >= s.padded[1])
-               continue;
-            const float *src = x + ((c * image[0] + d) * image[1] + h) * image[2];
-            const size_t phase = (c * s.stride[0] + pd % s.stride[0]) * s.stride[1] + ph % s.stride[1];
-            const size_t row = (pd / s.stride[0] * s.padded[1] + ph / s.stride[1]) * s.padded[2];
-            if (sw == 1) { // act_copy: a row of a few dozen floats, which std::copy would hand to memmove
-               const size_t n = std::min(image[2], s.padded[2] - size_t(pad[2]));
-               act_copy(src, xp + phase * s.plane + row + size_t(pad[2]), n, Identity{});
-               continue;
-            }
-            for (size_t r = 0; r < sw; ++r) { // the image columns of phase r: w + pad = sw * i + r
-               const size_t first = (r + sw - size_t(pad[2]) % sw) % sw, at = (first + size_t(pad[2])) / sw;
-               if (first >= image[2] || at >= s.padded[2])
-                  continue;
-               const size_t n = std::min((image[2] - first + sw - 1) / sw, s.padded[2] - at);
-               float *dst = xp + (phase * sw + r) * s.plane + row + at;
-               if (sw == 2) // the common stride, with a constant step the loop vectorizes
-                  for (size_t j = 0; j < n; ++j)
-                     dst[j] = src[first + 2 * j];
-               else
-                  for (size_t j = 0; j < n; ++j)
-                     dst[j] = src[first + sw * j];
+      for (size_t rd = 0; rd < sd; ++rd)
+         for (size_t rh = 0; rh < sh; ++rh) {
+            const size_t plane = ((c * sd + rd) * sh + rh) * s.stride[2] * s.plane;
+            for (size_t qd = 0; qd < s.padded[0]; ++qd) {
+               const std::ptrdiff_t d = std::ptrdiff_t(qd * sd + rd) - pad[0];
+               for (size_t qh = 0; qh < s.padded[1]; ++qh) {
+                  const std::ptrdiff_t h = std::ptrdiff_t(qh * sh + rh) - pad[1];
+                  const bool inside = d >= 0 && d < depth && h >= 0 && h < height;
+                  f(inside ? x + ((c * image[0] + size_t(d)) * image[1] + size_t(h)) * image[2] : nullptr,
+                    plane + (qd * s.padded[1] + qh) * s.padded[2]);
+               }
             }
          }
+}
+
+// Image columns [first, first + sw * n) step sw of one phase of the last dim, for conv_shifted_pad: column
+// first + sw * j goes to position at + j of the phase's row.
+struct ConvPhaseColumns {
+   size_t first, at, n;
+
+   ConvPhaseColumns(size_t r, size_t sw, size_t width, size_t pad, size_t padded)
+   {
+      first = (r + sw - pad % sw) % sw;
+      at = (first + pad) / sw;
+      n = first < width && at < padded ? std::min((width - first + sw - 1) / sw, padded - at) : 0;
+      if (n == 0)
+         at = padded; // the whole row is padding
+   }
+};
+
+// dst[k] = 0 for k in [from, to): the few padding columns of a row, stored one by one (a loop GCC would make a
+// call to memset, whose start-up costs more).
+inline void zero_columns(float *dst, size_t from, size_t to)
+{
+   for (size_t k = from; k < to; ++k) {
+      float zero = 0.0f;
+      SOFIE_KEEP_IN_REGISTER(zero);
+      dst[k] = zero;
+   }
+}
+
+// dst[j] = src[2 * j] for j < n: apart from other stores, so that GCC vectorizes it without alias checks.
+inline void copy_even(const float *__restrict src, float *__restrict dst, size_t n)
+{
+   for (size_t j = 0; j < n; ++j)
+      dst[j] = src[2 * j];
+}
+
+// even[j] = src[2 * j], odd[j] = src[2 * j + 1] for j < n: one pass over the row, each pair of loaded vectors
+// split into both (a stride-2 layer's copy, one phase at a time, took 0.8 cycles per float).
+inline void copy_deinterleave(const float *__restrict src, float *__restrict even, float *__restrict odd, size_t n)
+{
+   for (size_t j = 0; j < n; ++j) {
+      even[j] = src[2 * j];
+      odd[j] = src[2 * j + 1];
+   }
+}
+
+// Zeros the columns of a phase's row that the image does not fill: all of them where src (the image row) is null.
+inline void zero_margins(const float *src, float *row, const ConvPhaseColumns &cols, size_t width)
+{
+   const size_t at = src ? cols.at : width;
+   zero_columns(row, 0, at);
+   zero_columns(row, at + cols.n, width);
+}
+
+// Copies one image into the scratch xp, zero-padded and split by phase, and clears the slack after it that the
+// last tile reads.  Every row is written whole (padding too): clearing the whole scratch first cost a third as
+// much as the copy.  Padded positions past what any output reads are dropped.
+inline void conv_shifted_pad(const float *x, size_t channels, const size_t *image, const std::ptrdiff_t *pad,
+                             const ConvShifted &s, float *xp)
+{
+   const size_t sw = s.stride[2], pw = size_t(pad[2]), width = s.padded[2];
+   zero_columns(xp + channels * s.phases * s.plane, 0, kConvTileSlack);
+   if (sw == 2) { // the common stride: even and odd image columns, one phase each, in one pass over the row
+      const ConvPhaseColumns even(pw % 2, 2, image[2], pw, width), odd(1 - pw % 2, 2, image[2], pw, width);
+      const size_t both = std::min(even.n, odd.n), to_even = pw % 2 * s.plane, to_odd = (1 - pw % 2) * s.plane;
+      conv_shifted_rows(x, channels, image, pad, s, [=](const float *src, size_t row) {
+         float *to_e = xp + to_even + row, *to_o = xp + to_odd + row;
+         zero_margins(src, to_e, even, width);
+         zero_margins(src, to_o, odd, width);
+         if (src) {
+            copy_deinterleave(src, to_e + even.at, to_o + odd.at, both);
+            copy_even(src + 2 * both, to_e + even.at + both, even.n - both);
+         }
+      });
+      return;
+   }
+   for (size_t r = 0; r < sw; ++r) { // the image columns of phase r: w + pad = sw * i + r
+      const ConvPhaseColumns cols(r, sw, image[2], pw, width);
+      float *plane = xp + r * s.plane;
+      conv_shifted_rows(x, channels, image, pad, s, [=](const float *src, size_t row) {
+         zero_margins(src, plane + row, cols, width);
+         if (!src)
+            return;
+         if (sw == 1) // act_copy: a row of a few dozen floats, which std::copy would hand to memmove
+            act_copy(src, plane + row + cols.at, cols.n, Identity{});
+         else
+            for (size_t j = 0; j < cols.n; ++j)
+               plane[row + cols.at + j] = src[cols.first + sw * j];
+      });
+   }
 }
 
 // Ungrouped float convolution (see above) with panel-packed weights; xp is the float scratch, offsets room
@@ -568,7 +643,7 @@ SOFIE_RDF_KERNEL void conv_shifted(const float *x, const float *w, const float *
    const size_t steps = conv_shifted_offsets(s, channels, offsets);
    float *partial = xp + channels * s.phases * s.plane + kConvTileSlack;
    for (size_t n = 0; n < batch; ++n) {
-      conv_shifted_pad(x + n * channels * image[0] * image[1] * image[2], channels, image, pad, s, xp, n == 0);
+      conv_shifted_pad(x + n * channels * image[0] * image[1] * image[2], channels, image, pad, s, xp);
       float *yn = y + n * features * s.grid_size;
       switch (std::min(features, kConvPanelRows)) { // fewer output channels than a panel: wider tiles
       case 1: conv_shifted_image<1>(s, offsets, steps, xp, partial, w, bias, yn, features, act); break;
@@ -667,6 +742,34 @@ SOFIE_RDF_KERNEL void conv_pointwise(const float *x, const float *w, const float
    }
 }
 
+// A 1x1 convolution with strides and no padding (ResNet's shortcuts): per image, the positions it reads are
+// gathered into scratch (after conv_pointwise's columns: channels x grid positions, the product's matrix), then
+// conv_pointwise's tiles run on them.  im2col's same gather and BLAS with bias and activation passes took twice
+// as long (16 -> 32 channels, 32 -> 16 pixels, stride 2; Xeon, AVX-512).
+template <typename F>
+SOFIE_RDF_KERNEL void conv_pointwise_strided(const float *x, const float *w, const float *bias, float *y,
+                                             float *scratch, size_t batch, size_t channels, size_t features,
+                                             const size_t *image, const size_t *grid, const size_t *stride, F act)
+{
+   const size_t positions = grid[0] * grid[1] * grid[2], size = image[0] * image[1] * image[2];
+   float *gathered = scratch + channels * kPointwiseScratchWidth;
+   for (size_t n = 0; n < batch; ++n) {
+      float *g = gathered;
+      for (size_t c = 0; c < channels; ++c)
+         for (size_t od = 0; od < grid[0]; ++od)
+            for (size_t oh = 0; oh < grid[1]; ++oh) {
+               const float *row = x + (n * channels + c) * size + (od * stride[0] * image[1] + oh * stride[1]) * image[2];
+               if (stride[2] == 2) // the common stride, in vectors
+                  copy_even(row, g, grid[2]);
+               else
+                  for (size_t ow = 0; ow < grid[2]; ++ow)
+                     g[ow] = row[ow * stride[2]];
+               g += grid[2];
+            }
+      conv_pointwise(gathered, w, bias, y + n * features * positions, scratch, 1, channels, features, positions, act);
+   }
+}
+
 // ---- many output channels, few positions: positions as the tile's rows ------
 //
 // Where the image is small and the layer has many output channels (resnet's last stages: 7x7 positions,
@@ -688,36 +791,57 @@ SOFIE_RDF_KERNEL void conv_pointwise(const float *x, const float *w, const float
 // slower, interleaved runs on a Xeon, AVX-512).
 constexpr size_t kRowsChunkSteps = 24 * 1024 / (kTilePanels * kPanelColumns * sizeof(float));
 
-// Positions [p, p + rows) (rows <= Rows) x features [f, f + Panels * kPanelColumns) over steps [k, k + count):
-// onto the partial sums, or, in the last pass, to y with bias and activation.
-template <size_t Rows, size_t Panels, typename F>
-inline void conv_rows_block(size_t rows, const std::int64_t *offsets, size_t k, size_t count, bool last,
-                            const float *xp, const size_t *bases, const float *block, size_t depth, float *partial,
-                            size_t p, size_t f, size_t features, size_t positions, const float *bias, float *y, F act)
+// Positions [p, p + rows) (rows <= Rows) x features [f, f + Panels * kPanelColumns) over steps [k, k + count),
+// onto the sums (positions x features).
+template <size_t Rows, size_t Panels>
+inline void conv_rows_block(size_t rows, const std::int64_t *offsets, size_t k, size_t count, const float *xp,
+                            const size_t *bases, const float *block, size_t depth, float *partial, size_t p, size_t f,
+                            size_t features)
 {
    if constexpr (Rows > 1) {
       if (rows < Rows) {
-         conv_rows_block<Rows - 1, Panels>(rows, offsets, k, count, last, xp, bases, block, depth, partial, p, f,
-                                           features, positions, bias, y, act);
+         conv_rows_block<Rows - 1, Panels>(rows, offsets, k, count, xp, bases, block, depth, partial, p, f, features);
          return;
       }
    }
-   constexpr size_t Width = Panels * kPanelColumns;
-   const size_t panel_stride = depth * kPanelColumns;
    float *sums = partial + p * features + f;
-   const float *start = k ? sums : nullptr;
-   if (!last) {
-      panel_tile<Rows, Panels>(offsets + k, count, xp, bases, block + k * kPanelColumns, panel_stride, start,
-                               features, sums, features);
-      return;
-   }
-   alignas(sizeof(simd_float)) float tile[Rows * Width];
-   panel_tile<Rows, Panels>(offsets + k, count, xp, bases, block + k * kPanelColumns, panel_stride, start, features,
-                            tile, Width);
-   for (size_t j = 0; j < Width; ++j) {
-      const float b = bias ? bias[f + j] : 0.0f;
-      for (size_t i = 0; i < Rows; ++i)
-         y[(f + j) * positions + p + i] = act(tile[i * Width + j] + b);
+   panel_tile<Rows, Panels>(offsets + k, count, xp, bases, block + k * kPanelColumns, depth * kPanelColumns,
+                            k ? sums : nullptr, features, sums, features);
+}
+
+// s[p * cols + c] = act(s[p * cols + c] + bias[c]) (no bias where null): along the rows, whole vectors.
+template <typename F>
+inline void bias_act_rows(float *__restrict s, const float *__restrict bias, size_t rows, size_t cols, F act)
+{
+   for (size_t p = 0; p < rows; ++p, s += cols)
+      if (bias)
+         for (size_t c = 0; c < cols; ++c)
+            s[c] = act(s[c] + bias[c]);
+      else if constexpr (!std::is_same_v<F, Identity>)
+         for (size_t c = 0; c < cols; ++c)
+            s[c] = act(s[c]);
+}
+
+// y[f * positions + p] = act(sums[p * features + f] + bias[f]) for features in multiples of 8: conv_rows' sums
+// (bias and act applied in place, along the features) out to the NCHW image in 8 x 8 blocks transposed in
+// registers.  Stored value by value from each register tile (a column of the tile per feature), they took a
+// quarter of a stride-2 layer's time (16 -> 32 channels on 32 pixels, AVX-512).
+template <typename F>
+inline void conv_rows_out(float *sums, size_t positions, size_t features, const float *bias, float *y, F act)
+{
+   bias_act_rows(sums, bias, positions, features, act);
+   const size_t whole = positions - positions % 8;
+   for (size_t f = 0; f < features; f += 8) {
+      float *yf = y + f * positions;
+      for (size_t p = 0; p < whole; p += 8) {
+         float8 t[8];
+         transpose8(sums + p * features + f, features, t);
+         for (size_t j = 0; j < 8; ++j)
+            std::memcpy(yf + j * positions + p, &t[j], sizeof t[j]);
+      }
+      for (size_t p = whole; p < positions; ++p)
+         for (size_t j = 0; j < 8; ++j)
+            yf[j * positions + p] = sums[p * features + f + j];
    }
 }
 
@@ -745,24 +869,22 @@ SOFIE_RDF_KERNEL void conv_rows(const float *x, const float *w, const float *bia
          for (size_t ow = 0; ow < grid[2]; ++ow)
             bases[at++] = (od * stride[0] * r.padded[1] + oh * stride[1]) * r.padded[2] + ow * stride[2];
    for (size_t n = 0; n < batch; ++n) {
-      conv_shifted_pad(x + n * channels * image[0] * image[1] * image[2], channels, image, pad, r, xp, n == 0);
-      float *yn = y + n * features * positions;
+      conv_shifted_pad(x + n * channels * image[0] * image[1] * image[2], channels, image, pad, r, xp);
       for (size_t k0 = 0; k0 < depth; k0 += chunk) {
          const size_t count = std::min(chunk, depth - k0);
-         const bool last = k0 + count == depth;
          for (size_t f = 0, panels; f < features; f += panels * kPanelColumns) {
             panels = tile_panels(f, features);
             for (size_t q = 0, p = 0; q < tiles.count; p += tiles.rows_of(q), ++q) {
                const size_t rows = tiles.rows_of(q);
                if (panels == kTilePanels)
-                  conv_rows_block<kPanelRows, kTilePanels>(rows, offsets, k0, count, last, xp, bases + p,
-                                                           w + f * depth, depth, partial, p, f, features, positions,
-                                                           bias, yn, act);
+                  conv_rows_block<kPanelRows, kTilePanels>(rows, offsets, k0, count, xp, bases + p, w + f * depth,
+                                                           depth, partial, p, f, features);
                else
-                  conv_rows_block<kPanelRows, 1>(rows, offsets, k0, count, last, xp, bases + p, w + f * depth, depth,
-                                                 partial, p, f, features, positions, bias, yn, act);
+                  conv_rows_block<kPanelRows, 1>(rows, offsets, k0, count, xp, bases + p, w + f * depth, depth,
+                                                 partial, p, f, features);
             }
          }
       }
+      conv_rows_out(partial, positions, features, bias, y + n * features * positions, act);
    }
 }

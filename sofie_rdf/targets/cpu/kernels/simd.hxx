@@ -72,3 +72,36 @@ inline float hsum(vfloat v)
 {
    return lanes_tree(v, [](auto a, auto b) { return a + b; });
 }
+
+// Vectors of 8 floats, for shuffles every x86 vector instruction set has (AVX's within and across its two
+// halves; GCC splits them for SSE): SOFIE_RDF_SHUFFLE(a, b, i...) picks lane i of a, or i - 8 of b, into each lane.
+typedef float float8 __attribute__((vector_size(32)));
+typedef int index8 __attribute__((vector_size(32)));
+#if defined(__clang__) // Cling too
+#define SOFIE_RDF_SHUFFLE(a, b, ...) __builtin_shufflevector(a, b, __VA_ARGS__)
+#else
+#define SOFIE_RDF_SHUFFLE(a, b, ...) __builtin_shuffle(a, b, index8{__VA_ARGS__})
+#endif
+
+// The 8 x 8 block at s (rows ld floats apart) transposed: t[j][i] = s[i * ld + j].  Three rounds of eight
+// shuffles, each a single AVX instruction (unpack, shufps, vperm2f128), where a column read value by value
+// takes eight loads and inserts.
+inline void transpose8(const float *s, size_t ld, float8 *t)
+{
+   float8 r[8], u[8];
+   for (size_t i = 0; i < 8; ++i)
+      std::memcpy(&r[i], s + i * ld, sizeof r[i]);
+   for (size_t i = 0; i < 8; i += 2) { // u[i] = r00 r10 r01 r11 | r04 r14 r05 r15 for rows i, i + 1
+      u[i] = SOFIE_RDF_SHUFFLE(r[i], r[i + 1], 0, 8, 1, 9, 4, 12, 5, 13);
+      u[i + 1] = SOFIE_RDF_SHUFFLE(r[i], r[i + 1], 2, 10, 3, 11, 6, 14, 7, 15);
+   }
+   for (size_t i = 0; i < 8; i += 4) // r[i + c] = column c (and c + 4) of rows i to i + 3
+      for (size_t h = 0; h < 2; ++h) {
+         r[i + 2 * h] = SOFIE_RDF_SHUFFLE(u[i + h], u[i + h + 2], 0, 1, 8, 9, 4, 5, 12, 13);
+         r[i + 2 * h + 1] = SOFIE_RDF_SHUFFLE(u[i + h], u[i + h + 2], 2, 3, 10, 11, 6, 7, 14, 15);
+      }
+   for (size_t c = 0; c < 4; ++c) {
+      t[c] = SOFIE_RDF_SHUFFLE(r[c], r[c + 4], 0, 1, 2, 3, 8, 9, 10, 11);
+      t[c + 4] = SOFIE_RDF_SHUFFLE(r[c], r[c + 4], 4, 5, 6, 7, 12, 13, 14, 15);
+   }
+}

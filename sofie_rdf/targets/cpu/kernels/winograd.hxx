@@ -238,32 +238,24 @@ SOFIE_RDF_KERNEL void conv_winograd(const float *x, const float *u, const float 
 // (F(2, 3)), 0.70x on 24 and 0.50x on 32 (F(4, 3)), 0.95x for 16 -> 16 on 16; on 8 pixels (rows of 4 tiles
 // without their extra column, see WinogradTiles) 0.71x for 64 -> 64, 0.94x for 32 -> 32.
 
-typedef float phase_vec __attribute__((vector_size(32))); // 8 floats: shuffles every x86 vector ISA has
-typedef int phase_index __attribute__((vector_size(32)));
-#if defined(__clang__) // Cling too
-#define SOFIE_RDF_SHUFFLE(a, b, ...) __builtin_shufflevector(a, b, __VA_ARGS__)
-#else
-#define SOFIE_RDF_SHUFFLE(a, b, ...) __builtin_shuffle(a, b, phase_index{__VA_ARGS__})
-#endif
-
 // split: 8 M consecutive floats to their M phases (phase b: the floats at M t + b); merge: the reverse.
 template <size_t M>
 struct WinogradPhases;
 
 template <>
 struct WinogradPhases<2> {
-   static void split(const float *s, phase_vec *out)
+   static void split(const float *s, float8 *out)
    {
-      phase_vec a, b;
+      float8 a, b;
       std::memcpy(&a, s, sizeof a);
       std::memcpy(&b, s + 8, sizeof b);
       out[0] = SOFIE_RDF_SHUFFLE(a, b, 0, 2, 4, 6, 8, 10, 12, 14);
       out[1] = SOFIE_RDF_SHUFFLE(a, b, 1, 3, 5, 7, 9, 11, 13, 15);
    }
-   static void merge(const phase_vec *in, float *d)
+   static void merge(const float8 *in, float *d)
    {
-      const phase_vec lo = SOFIE_RDF_SHUFFLE(in[0], in[1], 0, 8, 1, 9, 2, 10, 3, 11);
-      const phase_vec hi = SOFIE_RDF_SHUFFLE(in[0], in[1], 4, 12, 5, 13, 6, 14, 7, 15);
+      const float8 lo = SOFIE_RDF_SHUFFLE(in[0], in[1], 0, 8, 1, 9, 2, 10, 3, 11);
+      const float8 hi = SOFIE_RDF_SHUFFLE(in[0], in[1], 4, 12, 5, 13, 6, 14, 7, 15);
       std::memcpy(d, &lo, sizeof lo);
       std::memcpy(d + 8, &hi, sizeof hi);
    }
@@ -271,9 +263,9 @@ struct WinogradPhases<2> {
 
 template <>
 struct WinogradPhases<4> { // two rounds of WinogradPhases<2>
-   static void split(const float *s, phase_vec *out)
+   static void split(const float *s, float8 *out)
    {
-      phase_vec lo[2], hi[2];
+      float8 lo[2], hi[2];
       WinogradPhases<2>::split(s, lo);      // x0 x2 .. x14 and x1 x3 .. x15
       WinogradPhases<2>::split(s + 16, hi); // x16 x18 .. x30 and x17 .. x31
       for (size_t b = 0; b < 2; ++b) {
@@ -281,14 +273,14 @@ struct WinogradPhases<4> { // two rounds of WinogradPhases<2>
          out[b + 2] = SOFIE_RDF_SHUFFLE(lo[b], hi[b], 1, 3, 5, 7, 9, 11, 13, 15);
       }
    }
-   static void merge(const phase_vec *in, float *d)
+   static void merge(const float8 *in, float *d)
    {
-      const phase_vec ac[2] = {SOFIE_RDF_SHUFFLE(in[0], in[2], 0, 8, 1, 9, 2, 10, 3, 11),
+      const float8 ac[2] = {SOFIE_RDF_SHUFFLE(in[0], in[2], 0, 8, 1, 9, 2, 10, 3, 11),
                                SOFIE_RDF_SHUFFLE(in[0], in[2], 4, 12, 5, 13, 6, 14, 7, 15)};
-      const phase_vec bd[2] = {SOFIE_RDF_SHUFFLE(in[1], in[3], 0, 8, 1, 9, 2, 10, 3, 11),
+      const float8 bd[2] = {SOFIE_RDF_SHUFFLE(in[1], in[3], 0, 8, 1, 9, 2, 10, 3, 11),
                                SOFIE_RDF_SHUFFLE(in[1], in[3], 4, 12, 5, 13, 6, 14, 7, 15)};
       for (size_t h = 0; h < 2; ++h) {
-         const phase_vec pair[2] = {ac[h], bd[h]};
+         const float8 pair[2] = {ac[h], bd[h]};
          WinogradPhases<2>::merge(pair, d + 16 * h);
       }
    }
@@ -300,7 +292,7 @@ inline void winograd_split(const float *src, float *const *dst, size_t n)
 {
    size_t v = 0;
    for (; v + 8 <= n; v += 8) {
-      phase_vec out[M];
+      float8 out[M];
       WinogradPhases<M>::split(src + M * v, out);
       for (size_t b = 0; b < M; ++b)
          std::memcpy(dst[b] + v, &out[b], sizeof out[b]);
@@ -316,7 +308,7 @@ inline void winograd_merge(const float *const *src, float *dst, size_t n)
 {
    size_t t = 0;
    for (; t + 8 <= n; t += 8) {
-      phase_vec in[M];
+      float8 in[M];
       for (size_t j = 0; j < M; ++j)
          std::memcpy(&in[j], src[j] + t, sizeof in[j]);
       WinogradPhases<M>::merge(in, dst + M * t);
