@@ -59,7 +59,10 @@ DIRECT_MAX_OUTPUTS_PER_GROUP = 4
 # Measured on a Xeon (AVX-512) against BLAS + those passes, 4 to 256 channels, 8 to 128 features, 50 to 4096
 # positions, batch 1 to 64: 0.40-0.98x its time (ParticleNet's 64 -> 64 layers on 50 x 16 positions: 0.77x
 # at batch 1, 0.82x at 64); built for AVX2 against OpenBLAS's Haswell kernels, 0.73-1.04x, except 4 -> 32
-# channels on 1023 or 1024 positions (1.1-1.6x: rows 4 KB apart alias; 0.74x on 900).
+# channels on 1023 or 1024 positions (1.1-1.6x: rows 4 KB apart alias; 0.74x on 900).  Strided 1x1 layers without
+# padding (ResNet's shortcuts) gather the positions they read, then run the same tiles (conv_pointwise_strided):
+# against im2col's same gather and BLAS, 0.43-0.82x its time (4 to 64 channels on 16 to 56 pixels, strides 2 and 3,
+# batch 1 and 8; Xeon, AVX-512), built for AVX2 0.72-0.95x.
 SHIFTED_MAX_FEATURES = 32
 SHIFTED_MIN_TAPS = 16
 # In code for Cling (target "jit"), which runs its register tiles slower, only layers whose products are this
