@@ -53,16 +53,17 @@ def _layer_norm(shape: tuple, params: int, axis: int = -1) -> onnx.ModelProto:
     return make_model([node], [("x", np.float32, shape)], [("y", np.float32, shape)], inits, opset=17)
 
 
-def _conv(channels: int, features: int, image: tuple, kernel: int, stride: int = 1) -> onnx.ModelProto:
-    """Conv (padding kernel // 2) with bias and a fused ReLU, weights scaled by 1 / sqrt(fan-in) so that the
-    sums stay near 1 and the usual tolerances apply."""
+def _conv(channels: int, features: int, image: tuple, kernel: int, stride: int = 1,
+          act: str = "Relu") -> onnx.ModelProto:
+    """Conv (padding kernel // 2) with bias and a fused activation (``act``), weights scaled by 1 / sqrt(fan-in)
+    so that the sums stay near 1 and the usual tolerances apply."""
     rng = np.random.default_rng(channels * 100 + features)
     fan_in = channels * kernel ** len(image)
     w = (rng.standard_normal((features, channels) + (kernel,) * len(image)) / np.sqrt(fan_in)).astype(np.float32)
     inits = {"w": w, "b": rng.standard_normal(features).astype(np.float32)}
     nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[kernel // 2] * 2 * len(image),
                               strides=[stride] * len(image)),
-             helper.make_node("Relu", ["c"], ["y"])]
+             helper.make_node(act, ["c"], ["y"])]
     return make_model(nodes, [("x", np.float32, (2, channels) + image)], [("y", np.float32, None)], inits)
 
 
@@ -89,6 +90,12 @@ TILE_MODELS = {
     # conv_shifted's copy split by phase: 5x5 with stride 2 (even pad) on an odd width, stride 3 on 3-D
     "conv_shifted_5x5_s2": lambda: _conv(4, 6, (20, 17), 5, stride=2),
     "conv_shifted_3d_s3": lambda: _conv(2, 5, (7, 9, 10), 3, stride=3),
+    # conv_shifted_direct (output rows of whole vectors): 5 rows of 32 (a last tile past the grid's end), 7
+    # features, Sigmoid (applied once per value, where tiles repeat the last vector); 3-D with stride 2 on a
+    # 16-wide grid; an 8-wide grid (direct with AVX2's vectors, not with AVX-512's)
+    "conv_shifted_direct_sigmoid": lambda: _conv(1, 7, (5, 32), 3, act="Sigmoid"),
+    "conv_shifted_direct_3d_s2": lambda: _conv(3, 5, (6, 9, 32), 3, stride=2),
+    "conv_shifted_direct_8": lambda: _conv(2, 4, (11, 8), 3),
     # conv_pointwise: 77 positions (a partial last tile on every instruction set), 13 features (blocks of 6 and
     # one of 1); 2 features (the wider tiles of few output channels)
     "conv_pointwise_tails": lambda: _conv(24, 13, (7, 11), 1),
