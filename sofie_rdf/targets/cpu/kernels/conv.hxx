@@ -394,8 +394,10 @@ struct TableSpots {
 
 // One register tile: Rows output channels x Vectors vectors of positions (at `spots` from xp), summed over
 // `steps` (channel, tap) steps, plus `start` (rows start_stride apart), or the bias when start is null;
-// written to out (rows out_stride apart, the vectors at `spots`).  Not inlined: compiled on its own, the accumulators stay
-// in registers, where inlined into the loops around it GCC spills some of them.
+// written to out (rows out_stride apart, the vectors at `spots`).  Not inlined: compiled on its own, the
+// accumulators stay in registers, where inlined into the loops around it GCC spills some of them.  `spots`
+// goes by reference: a table passed by value is copied onto the stack per call, and loading the copy in
+// whole vectors waits on the stores just made (a third of conv_shifted_direct's time).
 // offsets[k] is a table (conv_shifted: a step is a channel and a tap) or StridedSteps (conv_pointwise).
 template <size_t Rows, size_t Vectors, typename Steps, typename Spots = ContiguousSpots>
 [[gnu::noinline]] void conv_shifted_tile(Steps offsets, size_t steps, const float *xp,

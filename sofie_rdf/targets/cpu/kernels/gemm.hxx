@@ -257,10 +257,9 @@ inline void copy_block(const float *src, float *dst)
    std::memcpy(dst, &v, sizeof v);
 }
 
-// dst[k] = act(src[k]) for k < n: a tile's row out to its place in y.  Without an activation a copy in
-// whole vectors, the last ending at n and overlapping the one before (its values written twice, equal),
-// where a scalar loop of up to 15 values ended rows of 30 (a 1-channel 3x3 convolution on 32 x 32 pixels
-// spent half its time there).
+// dst[k] = act(src[k]) for k < n: a tile's row out to its place in y, an image row into its padded copy.
+// Without an activation a copy in whole vectors, the last ending at n and overlapping the one before (its
+// values written twice, equal), where a scalar loop of up to 15 values ended each row.
 template <typename F>
 inline void act_copy(const float *__restrict src, float *__restrict dst, size_t n, F act)
 {
