@@ -656,16 +656,6 @@ inline void copy_even(const float *__restrict src, float *__restrict dst, size_t
       dst[j] = src[2 * j];
 }
 
-// even[j] = src[2 * j], odd[j] = src[2 * j + 1] for j < n: one pass over the row, each pair of loaded vectors
-// split into both (a stride-2 layer's copy, one phase at a time, took 0.8 cycles per float).
-inline void copy_deinterleave(const float *__restrict src, float *__restrict even, float *__restrict odd, size_t n)
-{
-   for (size_t j = 0; j < n; ++j) {
-      even[j] = src[2 * j];
-      odd[j] = src[2 * j + 1];
-   }
-}
-
 // Zeros the columns of a phase's row that the image does not fill: all of them where src (the image row) is null.
 inline void zero_margins(const float *src, float *row, const ConvPhaseColumns &cols, size_t width)
 {
@@ -690,7 +680,8 @@ inline void conv_shifted_pad(const float *x, size_t channels, const size_t *imag
          zero_margins(src, to_e, even, width);
          zero_margins(src, to_o, odd, width);
          if (src) {
-            copy_deinterleave(src, to_e + even.at, to_o + odd.at, both);
+            float *const phases[2] = {to_e + even.at, to_o + odd.at}; // one pass over the row for both
+            split_phases<2>(src, phases, both);
             copy_even(src + 2 * both, to_e + even.at + both, even.n - both);
          }
       });

@@ -224,7 +224,7 @@ SOFIE_RDF_KERNEL void conv_winograd(const float *x, const float *u, const float 
 // conv_winograd's products (one BLAS call per tile position, a few dozen tiles wide) and transforms (rows of a
 // few tiles) cost more than they save.  Every step runs over whole planes of the image's tiles:
 //   1. each channel's zero-padded image, its rows stored by row phase (padded row r at (r % M) * rows + r / M),
-//      is split by column phase in one pass (WinogradPhases: shuffles of 8-float vectors), which gives
+//      is split by column phase in one pass (ColumnPhases: shuffles of 8-float vectors), which gives
 //      the planes P[a][b][u][v] = xpad[M u + a][M v + b], rows x S (S = Tx + E: a tile reads E tiles on);
 //   2. the input transform along y, then along x, each over a whole plane of tiles: tile (ty, tx) at ty * S + tx,
 //      so that reading the next tile in x is reading the next float (the E columns tx >= Tx are not tiles:
@@ -233,90 +233,10 @@ SOFIE_RDF_KERNEL void conv_winograd(const float *x, const float *u, const float 
 //      vectors of tiles over the channels), U stored at generation time per xi in blocks of
 //      Rows features (emitters/conv.py: pack_winograd_tiles);
 //   4. the output transform over whole planes, bias and activation, and the M x M outputs of each tile
-//      interleaved into the output rows (WinogradPhases again).
+//      interleaved into the output rows (ColumnPhases again).
 // Measured on a Xeon (AVX-512) against conv_rows, batch 1: 0.75x its time for 32 -> 32 channels on 16 pixels
 // (F(2, 3)), 0.70x on 24 and 0.50x on 32 (F(4, 3)), 0.95x for 16 -> 16 on 16; on 8 pixels (rows of 4 tiles
 // without their extra column, see WinogradTiles) 0.71x for 64 -> 64, 0.94x for 32 -> 32.
-
-// split: 8 M consecutive floats to their M phases (phase b: the floats at M t + b); merge: the reverse.
-template <size_t M>
-struct WinogradPhases;
-
-template <>
-struct WinogradPhases<2> {
-   static void split(const float *s, float8 *out)
-   {
-      float8 a, b;
-      std::memcpy(&a, s, sizeof a);
-      std::memcpy(&b, s + 8, sizeof b);
-      out[0] = SOFIE_RDF_SHUFFLE(a, b, 0, 2, 4, 6, 8, 10, 12, 14);
-      out[1] = SOFIE_RDF_SHUFFLE(a, b, 1, 3, 5, 7, 9, 11, 13, 15);
-   }
-   static void merge(const float8 *in, float *d)
-   {
-      const float8 lo = SOFIE_RDF_SHUFFLE(in[0], in[1], 0, 8, 1, 9, 2, 10, 3, 11);
-      const float8 hi = SOFIE_RDF_SHUFFLE(in[0], in[1], 4, 12, 5, 13, 6, 14, 7, 15);
-      std::memcpy(d, &lo, sizeof lo);
-      std::memcpy(d + 8, &hi, sizeof hi);
-   }
-};
-
-template <>
-struct WinogradPhases<4> { // two rounds of WinogradPhases<2>
-   static void split(const float *s, float8 *out)
-   {
-      float8 lo[2], hi[2];
-      WinogradPhases<2>::split(s, lo);      // x0 x2 .. x14 and x1 x3 .. x15
-      WinogradPhases<2>::split(s + 16, hi); // x16 x18 .. x30 and x17 .. x31
-      for (size_t b = 0; b < 2; ++b) {
-         out[b] = SOFIE_RDF_SHUFFLE(lo[b], hi[b], 0, 2, 4, 6, 8, 10, 12, 14);
-         out[b + 2] = SOFIE_RDF_SHUFFLE(lo[b], hi[b], 1, 3, 5, 7, 9, 11, 13, 15);
-      }
-   }
-   static void merge(const float8 *in, float *d)
-   {
-      const float8 ac[2] = {SOFIE_RDF_SHUFFLE(in[0], in[2], 0, 8, 1, 9, 2, 10, 3, 11),
-                               SOFIE_RDF_SHUFFLE(in[0], in[2], 4, 12, 5, 13, 6, 14, 7, 15)};
-      const float8 bd[2] = {SOFIE_RDF_SHUFFLE(in[1], in[3], 0, 8, 1, 9, 2, 10, 3, 11),
-                               SOFIE_RDF_SHUFFLE(in[1], in[3], 4, 12, 5, 13, 6, 14, 7, 15)};
-      for (size_t h = 0; h < 2; ++h) {
-         const float8 pair[2] = {ac[h], bd[h]};
-         WinogradPhases<2>::merge(pair, d + 16 * h);
-      }
-   }
-};
-
-// dst[b][v] = src[M v + b] for v < n
-template <size_t M>
-inline void winograd_split(const float *src, float *const *dst, size_t n)
-{
-   size_t v = 0;
-   for (; v + 8 <= n; v += 8) {
-      float8 out[M];
-      WinogradPhases<M>::split(src + M * v, out);
-      for (size_t b = 0; b < M; ++b)
-         std::memcpy(dst[b] + v, &out[b], sizeof out[b]);
-   }
-   for (; v < n; ++v)
-      for (size_t b = 0; b < M; ++b)
-         dst[b][v] = src[M * v + b];
-}
-
-// dst[M t + j] = src[j][t] for t < n
-template <size_t M>
-inline void winograd_merge(const float *const *src, float *dst, size_t n)
-{
-   size_t t = 0;
-   for (; t + 8 <= n; t += 8) {
-      float8 in[M];
-      for (size_t j = 0; j < M; ++j)
-         std::memcpy(&in[j], src[j] + t, sizeof in[j]);
-      WinogradPhases<M>::merge(in, dst + M * t);
-   }
-   for (; t < n; ++t)
-      for (size_t j = 0; j < M; ++j)
-         dst[M * t + j] = src[j][t];
-}
 
 // Floats rounded up to whole 64-byte lines.
 constexpr size_t winograd_lines(size_t floats)
@@ -411,7 +331,7 @@ SOFIE_RDF_KERNEL void conv_winograd_tiles(const float *x, const float *u, const 
          float *split[M]; // column phase b: planes [b][a], rows x s
          for (size_t b = 0; b < M; ++b)
             split[b] = t.phases + b * M * plane;
-         winograd_split<M>(t.m, split, M * plane);
+         split_phases<M>(t.m, split, M * plane);
          for (size_t b = 0; b < M; ++b) // along y: z[k][b] = sum_i B^T[k][i] P[i % M][b], i / M rows down
             In::input([&](size_t i, size_t q) { return t.phases[(b * M + i % M) * plane + i / M * t.s + q]; },
                       [&](size_t k, size_t q) -> float & { return t.z[(k * M + b) * zs + q]; }, zs);
@@ -451,9 +371,9 @@ SOFIE_RDF_KERNEL void conv_winograd_tiles(const float *x, const float *u, const 
                   src[j] = t.out + (l * M + j) * t.qp + ty * t.w;
                float *row = yf + (M * ty + l) * out_w;
                if (out_w == M * t.tx) {
-                  winograd_merge<M>(src, row, t.tx);
+                  merge_phases<M>(src, row, t.tx);
                } else { // the last tile's columns past the image: through the line
-                  winograd_merge<M>(src, t.line, t.tx);
+                  merge_phases<M>(src, t.line, t.tx);
                   std::copy(t.line, t.line + out_w, row);
                }
             }
