@@ -17,7 +17,8 @@ from .._cxx.kernels import kernel_order as ordered
 DEPENDENCIES = {
     "attention": ("gemm", "softmax"), "broadcast": ("elementwise",), "conv": ("gemm", "simd"), "conv_extra": ("conv",),
     "elementwise": ("fastmath",), "loss": ("softmax",), "misc": ("reduce",), "normalization": ("simd",),
-    "reinterpret": ("values",), "resize": ("values",), "rnn": ("gemm", "fastmath"), "sampling": ("values",),
+    "pool": ("simd",), "reinterpret": ("values",), "resize": ("values",), "rnn": ("gemm", "fastmath"),
+    "sampling": ("values",),
     "select": ("sort",), "signal": ("select",), "softmax": ("fastmath", "simd"), "winograd": ("conv",),
 }
 # File names a generated header may #include "..." (no quotes, slashes or spaces to escape).

@@ -3,7 +3,9 @@
 The window geometry (``ops/pool.py``) goes to the kernel as a ``PoolShape`` of local arrays; each family
 (max, average, Lp) constructs its reducer, which writes the outputs.  MaxPool without Indices and
 AveragePool in float or double take ``kernels::pool_lines`` instead, vectorized along the last axis: it
-needs a line of the padded input and the divisor of each output column as scratch.
+needs a line of the padded input and the divisor of each output column as scratch.  It hands the 2 x 2 (or
+2 x 2 x 2) stride-2 windows of CNNs on lines of whole vectors to ``kernels::pool_pairs``, which decides when
+the code runs (the line width and vector width are known there).
 """
 
 from __future__ import annotations
