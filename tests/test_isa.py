@@ -139,13 +139,15 @@ MODELS = {
     "global_avg": lambda: _one_node("GlobalAveragePool", (2, 16, 7, 9)),
     # pool_pairs (2-wide windows, stride 2, lines of whole vectors): an even count of line vectors; an odd one
     # on AVX-512 (the last output vector half full) with an odd number of rows (the last row unread); 3-D and
-    # 1-D; AveragePool
+    # 1-D; AveragePool; lines of 24 and 8 floats (8-float vectors on AVX-512, an odd count of them for 8)
     "maxpool2d_pairs": lambda: _one_node("MaxPool", (2, 5, 16, 32), kernel_shape=[2, 2], strides=[2, 2]),
     "maxpool2d_pairs_odd": lambda: _one_node("MaxPool", (1, 3, 15, 16), kernel_shape=[2, 2], strides=[2, 2]),
     "maxpool3d_pairs": lambda: _one_node("MaxPool", (1, 3, 8, 7, 32), kernel_shape=[2, 2, 2], strides=[2, 2, 2]),
     "maxpool1d_pairs": lambda: _one_node("MaxPool", (1, 3, 16), kernel_shape=[2], strides=[2]),
     "avgpool2d_pairs": lambda: _one_node("AveragePool", (1, 1, 6, 48), kernel_shape=[2, 2], strides=[2, 2]),
     "avgpool3d_pairs": lambda: _one_node("AveragePool", (2, 2, 5, 6, 16), kernel_shape=[2, 2, 2], strides=[2, 2, 2]),
+    "maxpool2d_pairs_24": lambda: _one_node("MaxPool", (1, 4, 6, 24), kernel_shape=[2, 2], strides=[2, 2]),
+    "avgpool2d_pairs_8": lambda: _one_node("AveragePool", (1, 1, 7, 8), kernel_shape=[2, 2], strides=[2, 2]),
     "softmax_rows": lambda: _one_node("Softmax", (3, 5, 131), axis=-1),
     "softmax_rows_50": lambda: _one_node("Softmax", (4, 9, 50), axis=-1),
     "softmax_columns": lambda: _one_node("Softmax", (3, 37, 21), axis=1),

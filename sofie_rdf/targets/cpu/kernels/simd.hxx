@@ -155,15 +155,15 @@ struct ColumnPhases<4> { // two rounds of ColumnPhases<2>
    }
 };
 
-// Lanes First, First + 2, ... of the pair (a, b) (lane i of a, or i - kVFloatLanes of b): the even (First 0)
-// or odd (First 1) floats of 2 kVFloatLanes consecutive ones, in one two-source permute.
-template <size_t First, size_t... I>
-inline vfloat vevery_other(vfloat a, vfloat b, std::index_sequence<I...>)
+// Lanes First, First + 2, ... of the pair (a, b) of float vectors (lane i of a, or i - L of b, for L lanes):
+// the even (First 0) or odd (First 1) floats of 2 L consecutive ones, in one two-source permute.
+template <size_t First, typename V, size_t... I>
+inline V vevery_other(V a, V b, std::index_sequence<I...>)
 {
 #if defined(__clang__) || __GNUC__ >= 12
    return __builtin_shufflevector(a, b, (First + 2 * I)...);
 #else
-   typedef int vint __attribute__((vector_size(sizeof(vfloat))));
+   typedef int vint __attribute__((vector_size(sizeof(V))));
    return __builtin_shuffle(a, b, vint{int(First + 2 * I)...});
 #endif
 }
