@@ -106,55 +106,6 @@ inline void transpose8(const float *s, size_t ld, float8 *t)
    }
 }
 
-// Columns by phase, for the Winograd planes and stride-2 convolution rows.  split: 8 M consecutive floats to
-// their M phases (phase b: the floats at M t + b); merge: the reverse.
-template <size_t M>
-struct ColumnPhases;
-
-template <>
-struct ColumnPhases<2> {
-   static void split(const float *s, float8 *out)
-   {
-      float8 a, b;
-      std::memcpy(&a, s, sizeof a);
-      std::memcpy(&b, s + 8, sizeof b);
-      out[0] = SOFIE_RDF_SHUFFLE(a, b, 0, 2, 4, 6, 8, 10, 12, 14);
-      out[1] = SOFIE_RDF_SHUFFLE(a, b, 1, 3, 5, 7, 9, 11, 13, 15);
-   }
-   static void merge(const float8 *in, float *d)
-   {
-      const float8 lo = SOFIE_RDF_SHUFFLE(in[0], in[1], 0, 8, 1, 9, 2, 10, 3, 11);
-      const float8 hi = SOFIE_RDF_SHUFFLE(in[0], in[1], 4, 12, 5, 13, 6, 14, 7, 15);
-      std::memcpy(d, &lo, sizeof lo);
-      std::memcpy(d + 8, &hi, sizeof hi);
-   }
-};
-
-template <>
-struct ColumnPhases<4> { // two rounds of ColumnPhases<2>
-   static void split(const float *s, float8 *out)
-   {
-      float8 lo[2], hi[2];
-      ColumnPhases<2>::split(s, lo);      // x0 x2 .. x14 and x1 x3 .. x15
-      ColumnPhases<2>::split(s + 16, hi); // x16 x18 .. x30 and x17 .. x31
-      for (size_t b = 0; b < 2; ++b) {
-         out[b] = SOFIE_RDF_SHUFFLE(lo[b], hi[b], 0, 2, 4, 6, 8, 10, 12, 14);
-         out[b + 2] = SOFIE_RDF_SHUFFLE(lo[b], hi[b], 1, 3, 5, 7, 9, 11, 13, 15);
-      }
-   }
-   static void merge(const float8 *in, float *d)
-   {
-      const float8 ac[2] = {SOFIE_RDF_SHUFFLE(in[0], in[2], 0, 8, 1, 9, 2, 10, 3, 11),
-                               SOFIE_RDF_SHUFFLE(in[0], in[2], 4, 12, 5, 13, 6, 14, 7, 15)};
-      const float8 bd[2] = {SOFIE_RDF_SHUFFLE(in[1], in[3], 0, 8, 1, 9, 2, 10, 3, 11),
-                               SOFIE_RDF_SHUFFLE(in[1], in[3], 4, 12, 5, 13, 6, 14, 7, 15)};
-      for (size_t h = 0; h < 2; ++h) {
-         const float8 pair[2] = {ac[h], bd[h]};
-         ColumnPhases<2>::merge(pair, d + 16 * h);
-      }
-   }
-};
-
 // Lanes First, First + 2, ... of the pair (a, b) of float vectors (lane i of a, or i - L of b, for L lanes):
 // the even (First 0) or odd (First 1) floats of 2 L consecutive ones, in one two-source permute.
 template <size_t First, typename V, size_t... I>
@@ -168,40 +119,123 @@ inline V vevery_other(V a, V b, std::index_sequence<I...>)
 #endif
 }
 
-// dst[b][v] = src[M v + b] for v < n.  Two phases at AVX-512's width first: a stride-2 convolution's rows of
-// 64 floats went 4% faster than in 8-float vectors.
-template <size_t M>
-inline void split_phases(const float *src, float *const *dst, size_t n)
+// a[First], b[First], a[First + 1], b[First + 1], ...: half of each of a and b interleaved (vevery_other's
+// inverse: First 0 gives the first L of 2 L floats, First L / 2 the others).
+template <size_t First, typename V, size_t... I>
+inline V vinterleave(V a, V b, std::index_sequence<I...>)
 {
-   size_t v = 0;
-   if constexpr (M == 2 && kVFloatLanes > 8)
-      for (constexpr auto lanes = std::make_index_sequence<kVFloatLanes>{}; v + kVFloatLanes <= n; v += kVFloatLanes) {
-         const vfloat a = vload(src + 2 * v), b = vload(src + 2 * v + kVFloatLanes);
-         vstore(dst[0] + v, vevery_other<0>(a, b, lanes));
-         vstore(dst[1] + v, vevery_other<1>(a, b, lanes));
+#if defined(__clang__) || __GNUC__ >= 12
+   return __builtin_shufflevector(a, b, (First + I / 2 + I % 2 * sizeof...(I))...);
+#else
+   typedef int vint __attribute__((vector_size(sizeof(V))));
+   return __builtin_shuffle(a, b, vint{int(First + I / 2 + I % 2 * sizeof...(I))...});
+#endif
+}
+
+// Columns by phase, for the Winograd planes and stride-2 convolution rows, in float vectors V of L lanes.
+// split: M L consecutive floats to their M phases (phase b: the floats at M t + b); merge: the reverse.
+template <size_t M, typename V>
+struct ColumnPhases;
+
+template <typename V>
+struct ColumnPhases<2, V> {
+   static constexpr size_t L = sizeof(V) / sizeof(float);
+   static constexpr auto lanes = std::make_index_sequence<L>{};
+   static void split(const float *s, V *out)
+   {
+      V a, b;
+      std::memcpy(&a, s, sizeof a);
+      std::memcpy(&b, s + L, sizeof b);
+      out[0] = vevery_other<0>(a, b, lanes);
+      out[1] = vevery_other<1>(a, b, lanes);
+   }
+   static void merge(const V *in, float *d)
+   {
+      const V lo = vinterleave<0>(in[0], in[1], lanes), hi = vinterleave<L / 2>(in[0], in[1], lanes);
+      std::memcpy(d, &lo, sizeof lo);
+      std::memcpy(d + L, &hi, sizeof hi);
+   }
+};
+
+template <typename V>
+struct ColumnPhases<4, V> { // two rounds of ColumnPhases<2>
+   static constexpr size_t L = sizeof(V) / sizeof(float);
+   static constexpr auto lanes = std::make_index_sequence<L>{};
+   static void split(const float *s, V *out)
+   {
+      V lo[2], hi[2];
+      ColumnPhases<2, V>::split(s, lo);         // the first 2 L floats' even and odd
+      ColumnPhases<2, V>::split(s + 2 * L, hi); // the next 2 L floats'
+      for (size_t b = 0; b < 2; ++b) {
+         out[b] = vevery_other<0>(lo[b], hi[b], lanes);
+         out[b + 2] = vevery_other<1>(lo[b], hi[b], lanes);
       }
-   for (; v + 8 <= n; v += 8) {
-      float8 out[M];
-      ColumnPhases<M>::split(src + M * v, out);
+   }
+   static void merge(const V *in, float *d)
+   {
+      const V ac[2] = {vinterleave<0>(in[0], in[2], lanes), vinterleave<L / 2>(in[0], in[2], lanes)};
+      const V bd[2] = {vinterleave<0>(in[1], in[3], lanes), vinterleave<L / 2>(in[1], in[3], lanes)};
+      for (size_t h = 0; h < 2; ++h) {
+         const V pair[2] = {ac[h], bd[h]};
+         ColumnPhases<2, V>::merge(pair, d + 2 * L * h);
+      }
+   }
+};
+
+// dst[b][v] = src[M v + b] for v < n, from `from` on, in vectors V while whole ones fit; returns where it stopped.
+template <size_t M, typename V>
+inline size_t split_phases_by(const float *src, float *const *dst, size_t from, size_t n)
+{
+   constexpr size_t L = sizeof(V) / sizeof(float);
+   size_t v = from;
+   for (; v + L <= n; v += L) {
+      V out[M];
+      ColumnPhases<M, V>::split(src + M * v, out);
       for (size_t b = 0; b < M; ++b)
          std::memcpy(dst[b] + v, &out[b], sizeof out[b]);
    }
+   return v;
+}
+
+// dst[M t + j] = src[j][t] for t < n, from `from` on, in vectors V while whole ones fit; returns where it stopped.
+template <size_t M, typename V>
+inline size_t merge_phases_by(const float *const *src, float *dst, size_t from, size_t n)
+{
+   constexpr size_t L = sizeof(V) / sizeof(float);
+   size_t t = from;
+   for (; t + L <= n; t += L) {
+      V in[M];
+      for (size_t j = 0; j < M; ++j)
+         std::memcpy(&in[j], src[j] + t, sizeof in[j]);
+      ColumnPhases<M, V>::merge(in, dst + M * t);
+   }
+   return t;
+}
+
+// dst[b][v] = src[M v + b] for v < n: two phases in the widest vectors, then 8 floats, then one by one.  Against
+// 8-float vectors throughout, AVX-512's width made a stride-2 convolution's rows of 64 floats 4% faster, and
+// F(4, 3)'s four phases 4% slower (16 channels on 32 pixels): those stay in 8 floats.
+template <size_t M>
+using PhaseVector = typename std::conditional<M == 2, vfloat, float8>::type;
+
+template <size_t M>
+inline void split_phases(const float *src, float *const *dst, size_t n)
+{
+   size_t v = split_phases_by<M, PhaseVector<M>>(src, dst, 0, n);
+   if constexpr (sizeof(PhaseVector<M>) > sizeof(float8))
+      v = split_phases_by<M, float8>(src, dst, v, n);
    for (; v < n; ++v)
       for (size_t b = 0; b < M; ++b)
          dst[b][v] = src[M * v + b];
 }
 
-// dst[M t + j] = src[j][t] for t < n
+// dst[M t + j] = src[j][t] for t < n, in the vectors split_phases takes.
 template <size_t M>
 inline void merge_phases(const float *const *src, float *dst, size_t n)
 {
-   size_t t = 0;
-   for (; t + 8 <= n; t += 8) {
-      float8 in[M];
-      for (size_t j = 0; j < M; ++j)
-         std::memcpy(&in[j], src[j] + t, sizeof in[j]);
-      ColumnPhases<M>::merge(in, dst + M * t);
-   }
+   size_t t = merge_phases_by<M, PhaseVector<M>>(src, dst, 0, n);
+   if constexpr (sizeof(PhaseVector<M>) > sizeof(float8))
+      t = merge_phases_by<M, float8>(src, dst, t, n);
    for (; t < n; ++t)
       for (size_t j = 0; j < M; ++j)
          dst[M * t + j] = src[j][t];
