@@ -224,7 +224,7 @@ SOFIE_RDF_KERNEL void conv_winograd(const float *x, const float *u, const float 
 // conv_winograd's products (one BLAS call per tile position, a few dozen tiles wide) and transforms (rows of a
 // few tiles) cost more than they save.  Every step runs over whole planes of the image's tiles:
 //   1. each channel's zero-padded image, its rows stored by row phase (padded row r at (r % M) * rows + r / M),
-//      is split by column phase in one pass (ColumnPhases: shuffles of 8-float vectors), which gives
+//      is split by column phase in one pass (split_phases in simd.hxx: vector shuffles), which gives
 //      the planes P[a][b][u][v] = xpad[M u + a][M v + b], rows x S (S = Tx + E: a tile reads E tiles on);
 //   2. the input transform along y, then along x, each over a whole plane of tiles: tile (ty, tx) at ty * S + tx,
 //      so that reading the next tile in x is reading the next float (the E columns tx >= Tx are not tiles:
