@@ -374,8 +374,9 @@ inline void pool_lines(const T *x, T *y, size_t planes, const PoolShape &s, bool
    if constexpr (std::is_same_v<T, float>) {
       if (pool_pairs_fit(s, kVFloatLanes))
          return pool_pairs<Max, vfloat>(x, y, planes, s);
-      if (kVFloatLanes > 8 && pool_pairs_fit(s, 8))
-         return pool_pairs<Max, float8>(x, y, planes, s);
+      if constexpr (kVFloatLanes > 8) // never built without AVX (GCC's -Wpsabi: 8-float vectors by value)
+         if (pool_pairs_fit(s, 8))
+            return pool_pairs<Max, float8>(x, y, planes, s);
    }
    switch (s.strides[s.rank - 1]) {
    case 1: pool_lines<T, Max, 1>(x, y, planes, s, count_include_pad, work); break;
