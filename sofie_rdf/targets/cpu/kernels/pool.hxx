@@ -61,6 +61,43 @@ inline PoolAxisTaps pool_axis_taps(const PoolShape &s, size_t d, size_t o)
    return {start + static_cast<std::ptrdiff_t>(k0) * dil, inside, padded};
 }
 
+// The next multi-index over axes [0, n) in row-major order (the last axis fastest), back to zeros after the
+// last one; `offset` moves along, by step[d] per unit of axis d.  Every walk of this file is one of these: the
+// output positions or lines, a window's taps or lines.
+inline void pool_next(size_t *index, const size_t *extent, size_t n, const size_t *step, size_t &offset)
+{
+   for (size_t d = n; d-- > 0;) {
+      offset += step[d];
+      if (++index[d] < extent[d])
+         return;
+      offset -= extent[d] * step[d];
+      index[d] = 0;
+   }
+}
+
+// The same walk without an offset.
+inline void pool_next(size_t *index, const size_t *extent, size_t n)
+{
+   static constexpr size_t kNoSteps[kMaxPoolRank] = {};
+   size_t unused = 0;
+   pool_next(index, extent, n, kNoSteps, unused);
+}
+
+// The lines of a pooling's input along its last axis: their distance along each leading axis, the size of a
+// plane, and how many output lines a plane gives.
+struct PoolLineGrid {
+   size_t stride[kMaxPoolRank] = {}, plane = 1, lines_out = 1;
+
+   explicit PoolLineGrid(const PoolShape &s) : plane(s.in[s.rank - 1])
+   {
+      for (size_t d = s.rank - 1; d-- > 0;) {
+         stride[d] = plane;
+         plane *= s.in[d];
+         lines_out *= s.out[d];
+      }
+   }
+};
+
 template <typename T, typename Reducer>
 inline void pool(const T *x, size_t planes, const PoolShape &s, Reducer reducer)
 {
@@ -108,21 +145,13 @@ inline void pool(const T *x, size_t planes, const PoolShape &s, Reducer reducer)
                   reducer.add(xp[row - plane + c], static_cast<size_t>(row + c),
                               static_cast<size_t>(col + c * col_stride[last]));
                }
-               for (size_t d = last; d-- > 0;) { // next row of taps
-                  if (++t_index[d] < count[d])
-                     break;
-                  t_index[d] = 0;
-               }
+               pool_next(t_index, count, last); // next row of taps
             }
          }
          if (padded > inside)
             reducer.pad(padded - inside);
          reducer.end(p * out_size + o);
-         for (size_t d = s.rank; d-- > 0;) { // next output position
-            if (++o_index[d] < s.out[d])
-               break;
-            o_index[d] = 0;
-         }
+         pool_next(o_index, s.out, s.rank); // next output position
       }
    }
 }
@@ -214,20 +243,18 @@ inline void pool_lines(const T *x, T *y, size_t planes, const PoolShape &s, bool
    T *line = work, *col_count = work + span;
    if (!Max)
       pool_column_counts(s, count_include_pad, col_count);
-   size_t in_size = w_in, lines_out = 1, line_stride[kMaxPoolRank];
-   for (size_t d = last; d-- > 0;) {
-      line_stride[d] = in_size;
-      in_size *= s.in[d];
-      lines_out *= s.out[d];
-   }
+   const PoolLineGrid lines(s);
+   size_t tap_step[kMaxPoolRank]; // between a window's input lines
+   for (size_t d = 0; d < last; ++d)
+      tap_step[d] = s.dilations[d] * lines.stride[d];
    // The padding around the copied columns holds the identity for good; the rest is rewritten per line.
    std::fill_n(line, std::min(pb, span), identity);
    if (pb + copied < span)
       std::fill_n(line + pb + copied, span - pb - copied, identity);
    for (size_t p = 0; p < planes; ++p) {
-      const T *xp = x + p * in_size;
+      const T *xp = x + p * lines.plane;
       size_t o_index[kMaxPoolRank] = {};
-      for (size_t o = 0; o < lines_out; ++o) {
+      for (size_t o = 0; o < lines.lines_out; ++o) {
          // Per leading axis: the taps inside the input (and inside the input and its padding: AveragePool's
          // count_include_pad divisor).  The window's input lines are walked in row-major order with their
          // offset as a running sum, starting from the first line's, summed here: computed per line as a dot
@@ -237,7 +264,7 @@ inline void pool_lines(const T *x, T *y, size_t planes, const PoolShape &s, bool
          for (size_t d = 0; d < last; ++d) {
             const PoolAxisTaps taps = pool_axis_taps(s, d, o_index[d]);
             count[d] = taps.inside;
-            offset += static_cast<size_t>(taps.first) * line_stride[d]; // inside the input when any tap is
+            offset += static_cast<size_t>(taps.first) * lines.stride[d]; // inside the input when any tap is
             rows *= taps.inside;
             padded_rows *= taps.padded;
          }
@@ -246,22 +273,11 @@ inline void pool_lines(const T *x, T *y, size_t planes, const PoolShape &s, bool
          size_t t_index[kMaxPoolRank] = {};
          for (size_t r = 0; r < rows; ++r) {
             pool_combine<T, Max>(line + pb, xp + offset, copied, r == 0);
-            for (size_t d = last; d-- > 0;) { // next input line of the window
-               if (++t_index[d] < count[d]) {
-                  offset += s.dilations[d] * line_stride[d];
-                  break;
-               }
-               offset -= (count[d] - 1) * s.dilations[d] * line_stride[d];
-               t_index[d] = 0;
-            }
+            pool_next(t_index, count, last, tap_step, offset); // next input line of the window
          }
-         pool_line_out<T, Max, SW>(y + (p * lines_out + o) * w_out, line, s, col_count,
+         pool_line_out<T, Max, SW>(y + (p * lines.lines_out + o) * w_out, line, s, col_count,
                                    static_cast<T>(count_include_pad ? padded_rows : rows));
-         for (size_t d = last; d-- > 0;) { // next output line
-            if (++o_index[d] < s.out[d])
-               break;
-            o_index[d] = 0;
-         }
+         pool_next(o_index, s.out, last); // next output line
       }
    }
 }
@@ -330,21 +346,19 @@ inline void pool_pairs(const float *x, float *y, size_t planes, const PoolShape 
 {
    constexpr size_t L = sizeof(V) / sizeof(float);
    const size_t last = s.rank - 1, width = s.in[last];
-   size_t in_size = width, lines_out = 1, line_stride[kPoolPairsRank] = {}, taps[1 << (kPoolPairsRank - 1)] = {};
-   for (size_t d = last; d-- > 0;) {
-      line_stride[d] = in_size;
-      in_size *= s.in[d];
-      lines_out *= s.out[d];
-   }
+   const PoolLineGrid lines(s);
+   size_t taps[1 << (kPoolPairsRank - 1)] = {}, line_step[kPoolPairsRank]; // line_step: between output lines
    const size_t n_taps = size_t(1) << last;
    for (size_t t = 0; t < n_taps; ++t) // the window's input lines, row-major, from its first
       for (size_t d = 0; d < last; ++d)
-         taps[t] += ((t >> (last - 1 - d)) & 1) * line_stride[d];
+         taps[t] += ((t >> (last - 1 - d)) & 1) * lines.stride[d];
+   for (size_t d = 0; d < last; ++d)
+      line_step[d] = 2 * lines.stride[d];
    const V identity = (Max ? std::numeric_limits<float>::lowest() : 0.0f) - V{};
    PoolPairsOut<Max, V> out{y, 1.0f / float(size_t(1) << s.rank)};
    for (size_t p = 0; p < planes; ++p) {
-      size_t o_index[kPoolPairsRank] = {}, offset = p * in_size;
-      for (size_t o = 0; o < lines_out; ++o) {
+      size_t o_index[kPoolPairsRank] = {}, offset = p * lines.plane;
+      for (size_t o = 0; o < lines.lines_out; ++o) {
          for (size_t c = 0; c < width; c += L) {
             V acc = identity;
             for (size_t t = 0; t < n_taps; ++t) {
@@ -354,13 +368,7 @@ inline void pool_pairs(const float *x, float *y, size_t planes, const PoolShape 
             }
             out.add(acc);
          }
-         for (size_t d = last; d-- > 0;) { // next output line: two input lines on along d
-            offset += 2 * line_stride[d];
-            if (++o_index[d] < s.out[d])
-               break;
-            offset -= 2 * s.out[d] * line_stride[d];
-            o_index[d] = 0;
-         }
+         pool_next(o_index, s.out, last, line_step, offset); // next output line
       }
    }
    out.finish();
