@@ -7,10 +7,10 @@ adds the achieved GFLOP/s (2 x multiply-adds of the convolutions and matrix prod
 core's peak for the instruction set found, and the goal of its group (issue 22): a layer at most 1.0x
 onnxruntime (C++), a whole model at most 0.8x.
 
-``python -m benchmarks.hep_latency [--models A,B] [--quick]`` writes ``benchmarks/results/hep_<isa>.{md,json}`` and
-``hep_<isa>.png``, one set per instruction set of the machine it runs on (``avx2``, ``avx512``: the kernels differ,
-and so do onnxruntime's), so that the tables of both kinds of machine are kept (``--quick``: a few rows into
-``benchmarks/results/quick/``).
+``python -m benchmarks.hep_latency [--models A,B] [--quick]`` writes ``benchmarks/results/hep_<isa>_<vendor>.{md,json}``
+and ``.png``, one set per instruction set and CPU vendor of the machine it runs on (``avx2``, ``avx512``; ``amd``,
+``intel``: the kernels differ, so do onnxruntime's, and Zen 4 runs AVX-512 at half Intel's width), so that the tables
+of every kind of machine are kept (``--quick``: a few rows into ``benchmarks/results/quick/``).
 """
 
 from __future__ import annotations
@@ -23,8 +23,6 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
-
-from sofie_rdf.targets.cpu import host_isa
 
 from . import hep, latency
 from .latency import _cell, _fmt_time, _ratio
@@ -107,7 +105,7 @@ def main(argv: Optional[list[str]] = None) -> str:
     root = bench_dir() / "latency"
     out = latency.RESULTS / "quick" if args.quick else latency.RESULTS
     out.mkdir(parents=True, exist_ok=True)
-    stem = f"hep_{host_isa()}"
+    stem = latency.results_stem("hep")
     start = time.perf_counter()
     meta = {"machine": latency.machine(), "target": target, "repeats": repeats, "quick": args.quick,
             "python_baseline_mb": latency.python_baseline_mb()}

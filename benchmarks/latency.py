@@ -513,31 +513,66 @@ def core_peak(m: dict) -> float:
     return measured if measured == measured else m["peak_core_gflops"]
 
 
-def machine() -> dict[str, Any]:
-    """CPU model, cores, clock, SIMD and the fp32 peak, estimated and measured (see ``peak_note``)."""
-    info = {"cpu": platform.machine(), "mhz": 0.0, "flags": set()}
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
+def _cpuinfo() -> dict[str, Any]:
+    """The first processor's fields of /proc/cpuinfo (empty where there is none), "cpu MHz" the largest."""
+    info: dict[str, Any] = {}
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return info
+    for line in text.splitlines():
         key, _, value = line.partition(":")
         key, value = key.strip(), value.strip()
-        if key == "model name":
-            info["cpu"] = value
-        elif key == "cpu MHz":
-            info["mhz"] = max(info["mhz"], float(value))
-        elif key == "flags":
-            info["flags"] = set(value.split())
-    simd = "AVX-512 FMA" if "avx512f" in info["flags"] else "AVX2 FMA" if {"avx2", "fma"} <= info["flags"] else "SSE"
-    per_cycle = {"AVX-512 FMA": 64, "AVX2 FMA": 32, "SSE": 8}[simd]
+        if key == "cpu MHz":
+            info[key] = max(info.get(key, 0.0), float(value))
+        else:
+            info.setdefault(key, value)
+    return info
+
+
+def cpu_vendor() -> str:
+    """``amd``, ``intel`` or ``other``: result files are named by it and the instruction set, because the same
+    instructions run at different widths (AMD's Zen 4 splits each AVX-512 operation into two 256-bit halves)."""
+    return {"AuthenticAMD": "amd", "GenuineIntel": "intel"}.get(_cpuinfo().get("vendor_id", ""), "other")
+
+
+def results_stem(kind: str) -> str:
+    """``<kind>_<isa>_<vendor>``: one set of result files per kind of machine, so that every kind's is kept."""
+    from sofie_rdf.targets.cpu import host_isa
+
+    return f"{kind}_{host_isa()}_{cpu_vendor()}"
+
+
+def _fma_width(simd: str, vendor: str, family: int) -> int:
+    """Bits of one FMA unit: AVX-512's 512, except on Zen 4 (AMD family 25: two 256-bit units; Zen 5 has 512)."""
+    if simd == "AVX-512 FMA":
+        return 256 if vendor == "amd" and family == 25 else 512
+    return {"AVX2 FMA": 256, "SSE": 128}[simd]
+
+
+def machine() -> dict[str, Any]:
+    """CPU model, cores, clock, SIMD and the fp32 peak, estimated and measured (see ``peak_note``)."""
+    info = _cpuinfo()
+    flags = set(info.get("flags", "").split())
+    simd = "AVX-512 FMA" if "avx512f" in flags else "AVX2 FMA" if {"avx2", "fma"} <= flags else "SSE"
+    vendor = cpu_vendor()
+    family = int(info.get("cpu family", "0") or 0)
+    fma_bits = _fma_width(simd, vendor, family)
+    # two units x lanes x 2 (the multiply and the add of an FMA; SSE: one multiply and one add unit)
+    per_cycle = 8 if simd == "SSE" else 2 * (fma_bits // 32) * 2
     cores = os.cpu_count() or 1
-    ghz = info["mhz"] / 1000
-    return {"cpu": info["cpu"], "cores": cores, "ghz": ghz, "simd": simd, "flops_per_cycle": per_cycle,
+    ghz = info.get("cpu MHz", 0.0) / 1000
+    return {"cpu": info.get("model name", platform.machine()), "vendor": vendor, "family": family, "cores": cores,
+            "ghz": ghz, "simd": simd, "fma_bits": fma_bits, "flops_per_cycle": per_cycle,
             "peak_core_gflops": ghz * per_cycle, "peak_gflops": cores * ghz * per_cycle,
             "measured_core_gflops": measured_core_gflops(simd), "system": f"{platform.system()} {platform.release()}"}
 
 
 def peak_note(m: dict) -> str:
+    units = m.get("fma_bits", 512 if m["flops_per_cycle"] == 64 else 256)
     estimate = (f"peak estimated as cores x clock x fp32 FLOPs/cycle = {m['cores']} x {m['ghz']:.2f} GHz x "
-                f"{m['flops_per_cycle']} ({m['simd']}: two {'512' if m['flops_per_cycle'] == 64 else '256'}-bit FMA "
-                f"units x {m['flops_per_cycle'] // 4} lanes x 2) = {m['peak_gflops']:.0f} GFLOP/s, "
+                f"{m['flops_per_cycle']} ({m['simd']}: two {units}-bit FMA "
+                f"units x {units // 32} lanes x 2) = {m['peak_gflops']:.0f} GFLOP/s, "
                 f"{m['peak_core_gflops']:.0f} per core, with /proc/cpuinfo's clock (the VM reports no boost clock)")
     measured = m.get("measured_core_gflops", float("nan"))
     if measured != measured:

@@ -14,8 +14,9 @@ BDTs, the third kind, have their own table: :mod:`benchmarks.trees`.
 
 Both engines run one thread, from Python, in this process, their calls interleaved (ratios of medians);
 the outputs are compared before timing.  Goal: at most 0.8x onnxruntime.
-``python -m benchmarks.shipped [--quick]`` writes ``benchmarks/results/shipped_<isa>.{md,json}``, one pair per
-instruction set of the machine (``avx2``, ``avx512``), so that the tables of both kinds of machine are kept.
+``python -m benchmarks.shipped [--quick]`` writes ``benchmarks/results/shipped_<isa>_<vendor>.{md,json}``, one pair
+per instruction set and CPU vendor of the machine (``avx2_amd``, ``avx512_intel``, ...), so that the tables of every
+kind of machine are kept.
 """
 
 from __future__ import annotations
@@ -29,9 +30,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from sofie_rdf.targets.cpu import host_isa
-
-from .latency import RESULTS, machine, time_calls
+from .latency import RESULTS, machine, results_stem, time_calls
 
 # ---------------------------------------------------------------- networks (torch modules)
 
@@ -309,7 +308,7 @@ def _versions() -> str:
 def main(argv: Optional[list[str]] = None) -> str:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.shipped", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="two rows, short; results in benchmarks/results/quick/")
-    parser.add_argument("--results", type=Path, default=None, help="folder of shipped_<isa>.{md,json}")
+    parser.add_argument("--results", type=Path, default=None, help="folder of shipped_<isa>_<vendor>.{md,json}")
     args = parser.parse_args(argv)
     folder = args.results or (RESULTS / "quick" if args.quick else RESULTS)
     target, rounds = (0.05, 3) if args.quick else (0.3, 7)
@@ -321,7 +320,7 @@ def main(argv: Optional[list[str]] = None) -> str:
     meta = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d"), "machine": machine(), "versions": _versions(),
             "rounds": rounds}
     folder.mkdir(parents=True, exist_ok=True)
-    stem = f"shipped_{host_isa()}"
+    stem = results_stem("shipped")
     (folder / f"{stem}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1, default=str))
     text = markdown(rows, meta)
     (folder / f"{stem}.md").write_text(text)
