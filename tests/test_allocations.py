@@ -225,6 +225,16 @@ def _pool3d_gelu() -> Case:
     return Case("pool3d_gelu", model, {"x": random_array((2, 2, 5, 8, 8), F32, 17)}, dims=(2,))
 
 
+def _pair_bias() -> Case:
+    """ParT's pair-bias heads: a Gemm of 4 terms per output with a bias, row by row (gemm_loop_row), then the
+    heads moved to the front (transpose_phases, 8 channels)."""
+    w, b = _weights(22, (4, 8), (8,))
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["m"]), helper.make_node("Add", ["m", "b"], ["p"]),
+             helper.make_node("Transpose", ["p"], ["y"], perm=[0, 3, 1, 2])]
+    model = make_model(nodes, [("x", F32, [1, 48, 48, 4])], [("y", F32, [1, 8, 48, 48])], dict(w=w, b=b))
+    return Case("pair_bias", model, {"x": random_array((1, 48, 48, 4), F32, 23)})
+
+
 def _symbolic_length() -> Case:
     """A Conv1d network over a length known when the code runs: im2col scratch and every tensor sized by it."""
     w1, w2 = _weights(18, (6, 3, 3), (4, 6, 3))
@@ -264,7 +274,7 @@ def _run_time_parameters() -> Case:
 CASES = [_mlp(), _conv_pool(), _recurrent("LSTM", 4), _recurrent("GRU", 3), _attention(), _fused_attention(),
          _reductions(), _movement(), _resize(), _gather(), _grid_scatter(), _topk(), _nonzero(), _upsample(),
          _register_tiles(), _strided_convs(), _winograd_tiles(), _winograd_tiles_compact(), _pool3d_gelu(), _symbolic_length(),
-         _run_time_axes(), _run_time_parameters()]
+         _pair_bias(), _run_time_axes(), _run_time_parameters()]
 
 
 def _literal(a: np.ndarray) -> str:

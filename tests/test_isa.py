@@ -113,6 +113,19 @@ TILE_MODELS = {
     "gemm_panels": lambda: _gemm_sigmoid(20, 37, 13111),
 }
 
+def _gemm_few_terms(m: int, k: int, n: int, trans_a: int = 0, act: str = "") -> onnx.ModelProto:
+    """Gemm of k <= 4 terms per output with a bias over an output beyond L1: gemm_loop_row adds the bias as it
+    writes each row (input (m, k), or (k, m) with trans_a)."""
+    rng = np.random.default_rng(k * 10 + n)
+    inits = {"w": rng.standard_normal((k, n)).astype(np.float32), "b": rng.standard_normal(n).astype(np.float32)}
+    out = "g" if act else "y"
+    nodes = [helper.make_node("Gemm", ["x", "w", "b"], [out], transA=trans_a)]
+    if act:
+        nodes.append(helper.make_node(act, ["g"], ["y"]))
+    shape = (k, m) if trans_a else (m, k)
+    return make_model(nodes, [("x", np.float32, shape)], [("y", np.float32, None)], inits)
+
+
 def _self_attention(shape: tuple) -> onnx.ModelProto:
     """softmax(x x^T / 4) x over the last two axes (Q = K = V = x), fused into one Attention node whose float
     heads run in register blocks: ``shape`` (batch, heads, tokens, head size) gives partial blocks of rows,
@@ -148,6 +161,15 @@ MODELS = {
     "avgpool3d_pairs": lambda: _one_node("AveragePool", (2, 2, 5, 6, 16), kernel_shape=[2, 2, 2], strides=[2, 2, 2]),
     "maxpool2d_pairs_24": lambda: _one_node("MaxPool", (1, 4, 6, 24), kernel_shape=[2, 2], strides=[2, 2]),
     "avgpool2d_pairs_8": lambda: _one_node("AveragePool", (1, 1, 7, 8), kernel_shape=[2, 2], strides=[2, 2]),
+    # transpose_phases (channels last to first, 2, 4 or 8 channels): a tail after whole vectors; two chunks
+    "transpose_phases_2": lambda: _one_node("Transpose", (2, 9, 37, 2), perm=[0, 3, 1, 2]),
+    "transpose_phases_4": lambda: _one_node("Transpose", (1, 300, 4), perm=[0, 2, 1]),
+    "transpose_phases_8": lambda: _one_node("Transpose", (3, 16, 17, 8), perm=[0, 3, 1, 2]),
+    # Gemm of 1 to 4 terms per output with a bias, row by row (K = 4 writes bias and terms at once)
+    "gemm_few_terms_4": lambda: _gemm_few_terms(4000, 4, 8),
+    "gemm_few_terms_3_relu": lambda: _gemm_few_terms(3000, 3, 5, act="Relu"),
+    "gemm_few_terms_1_trans_a": lambda: _gemm_few_terms(9000, 1, 3, trans_a=1),
+    "gemm_few_terms_4_trans_a": lambda: _gemm_few_terms(2500, 4, 16, trans_a=1),
     "softmax_rows": lambda: _one_node("Softmax", (3, 5, 131), axis=-1),
     "softmax_rows_50": lambda: _one_node("Softmax", (4, 9, 50), axis=-1),
     "softmax_columns": lambda: _one_node("Softmax", (3, 37, 21), axis=1),

@@ -42,9 +42,9 @@ inline void gemm_loop_row(T *__restrict c, const T *__restrict a, size_t a_strid
          for (size_t j = 0; j < N; ++j)
             c[j] = a0 * b0[j] + a1 * b1[j] + a2 * b2[j] + a3 * b3[j];
       k = 4;
-   } else if (start) {
+   } else if (start && beta != T(0)) {
       for (size_t j = 0; j < N; ++j)
-         c[j] = beta == T(0) ? T(0) : beta * start[j];
+         c[j] = beta * start[j];
    } else if (beta == T(0)) {
       for (size_t j = 0; j < N; ++j)
          c[j] = T(0);

@@ -157,28 +157,29 @@ struct ColumnPhases<2, V> {
    }
 };
 
-template <typename V>
-struct ColumnPhases<4, V> { // two rounds of ColumnPhases<2>
+template <size_t M, typename V>
+struct ColumnPhases { // M a power of two from 4: a round of ColumnPhases<2> on two rounds of ColumnPhases<M / 2>
    static constexpr size_t L = sizeof(V) / sizeof(float);
    static constexpr auto lanes = std::make_index_sequence<L>{};
    static void split(const float *s, V *out)
    {
-      V lo[2], hi[2];
-      ColumnPhases<2, V>::split(s, lo);         // the first 2 L floats' even and odd
-      ColumnPhases<2, V>::split(s + 2 * L, hi); // the next 2 L floats'
-      for (size_t b = 0; b < 2; ++b) {
+      V lo[M / 2], hi[M / 2];
+      ColumnPhases<M / 2, V>::split(s, lo);               // the first M L / 2 floats' phases mod M / 2
+      ColumnPhases<M / 2, V>::split(s + M / 2 * L, hi); // the next M L / 2 floats'
+      for (size_t b = 0; b < M / 2; ++b) {
          out[b] = vevery_other<0>(lo[b], hi[b], lanes);
-         out[b + 2] = vevery_other<1>(lo[b], hi[b], lanes);
+         out[b + M / 2] = vevery_other<1>(lo[b], hi[b], lanes);
       }
    }
    static void merge(const V *in, float *d)
    {
-      const V ac[2] = {vinterleave<0>(in[0], in[2], lanes), vinterleave<L / 2>(in[0], in[2], lanes)};
-      const V bd[2] = {vinterleave<0>(in[1], in[3], lanes), vinterleave<L / 2>(in[1], in[3], lanes)};
-      for (size_t h = 0; h < 2; ++h) {
-         const V pair[2] = {ac[h], bd[h]};
-         ColumnPhases<2, V>::merge(pair, d + 2 * L * h);
+      V lo[M / 2], hi[M / 2];
+      for (size_t b = 0; b < M / 2; ++b) {
+         lo[b] = vinterleave<0>(in[b], in[b + M / 2], lanes);
+         hi[b] = vinterleave<L / 2>(in[b], in[b + M / 2], lanes);
       }
+      ColumnPhases<M / 2, V>::merge(lo, d);
+      ColumnPhases<M / 2, V>::merge(hi, d + M / 2 * L);
    }
 };
 
