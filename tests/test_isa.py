@@ -126,6 +126,15 @@ def _gemm_few_terms(m: int, k: int, n: int, trans_a: int = 0, act: str = "") -> 
     return make_model(nodes, [("x", np.float32, shape)], [("y", np.float32, None)], inits)
 
 
+def _where_mask(shape: tuple) -> onnx.ModelProto:
+    """Where over x with a mask broadcast along the middle axes (a mask over keys) and a scalar fill:
+    ternary_run with constant strides, the mask read as bytes."""
+    inits = {"fill": np.array(-1e4, np.float32), "zero": np.array(0, np.float32)}
+    nodes = [helper.make_node("ReduceMean", ["x"], ["m"], axes=[1, 2], keepdims=1),
+             helper.make_node("Less", ["m", "zero"], ["c"]), helper.make_node("Where", ["c", "fill", "x"], ["y"])]
+    return make_model(nodes, [("x", np.float32, shape)], [("y", np.float32, shape)], inits, opset=17)
+
+
 def _self_attention(shape: tuple) -> onnx.ModelProto:
     """softmax(x x^T / 4) x over the last two axes (Q = K = V = x), fused into one Attention node whose float
     heads run in register blocks: ``shape`` (batch, heads, tokens, head size) gives partial blocks of rows,
@@ -170,6 +179,7 @@ MODELS = {
     "gemm_few_terms_3_relu": lambda: _gemm_few_terms(3000, 3, 5, act="Relu"),
     "gemm_few_terms_1_trans_a": lambda: _gemm_few_terms(9000, 1, 3, trans_a=1),
     "gemm_few_terms_4_trans_a": lambda: _gemm_few_terms(2500, 4, 16, trans_a=1),
+    "where_mask": lambda: _where_mask((2, 3, 5, 37)),
     "softmax_rows": lambda: _one_node("Softmax", (3, 5, 131), axis=-1),
     "softmax_rows_50": lambda: _one_node("Softmax", (4, 9, 50), axis=-1),
     "softmax_columns": lambda: _one_node("Softmax", (3, 37, 21), axis=1),

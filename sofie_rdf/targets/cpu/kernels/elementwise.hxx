@@ -185,7 +185,39 @@ inline void binary_strided(const A *a, const std::ptrdiff_t *sa, const B *b, con
    binary_strided_rec(a, sa, b, sb, y, shape, rank, f);
 }
 
-// Three operands broadcast together (Where): y has `shape`; a, b, c are read with strides sa, sb, sc.
+// g(stride) with a stride of 0 or 1 as a constant (std::integral_constant), so that a loop in g that reads with it
+// is vectorized; false, without calling g, for any other stride.
+template <typename G>
+inline bool with_unit_stride(std::ptrdiff_t stride, G &&g)
+{
+   if (stride == 0)
+      g(std::integral_constant<std::ptrdiff_t, 0>{});
+   else if (stride == 1)
+      g(std::integral_constant<std::ptrdiff_t, 1>{});
+   return stride == 0 || stride == 1;
+}
+
+// The type a value of T is read as: bool's bytes as unsigned char, which GCC vectorizes loads of (of bool, not).
+template <typename T>
+using LoadType = std::conditional_t<std::is_same_v<T, bool>, unsigned char, T>;
+
+// y[k] = f(a[k s0], b[k s1], c[k s2]) for k < n.  y overlaps none of the operands (restrict: the compiler would
+// otherwise test the three); with constant strides the loop is vectorized.
+template <typename A, typename B, typename C, typename Y, typename F, typename S0, typename S1, typename S2>
+inline void ternary_run(const A *a, S0 s0, const B *b, S1 s1, const C *c, S2 s2, Y *__restrict y, std::ptrdiff_t n,
+                        F &f)
+{
+   const auto *__restrict la = reinterpret_cast<const LoadType<A> *>(a);
+   const auto *__restrict lb = reinterpret_cast<const LoadType<B> *>(b);
+   const auto *__restrict lc = reinterpret_cast<const LoadType<C> *>(c);
+   for (std::ptrdiff_t k = 0; k < n; ++k)
+      y[k] = f(static_cast<A>(la[k * s0]), static_cast<B>(lb[k * s1]), static_cast<C>(lc[k * s2]));
+}
+
+// Three operands broadcast together (Where): y has `shape`; a, b, c are read with strides sa, sb, sc.  A last
+// axis along which each operand is contiguous or one value (a mask over keys, a scalar fill, attention's
+// logits) runs with those strides as constants: read through run-time strides, value by value, Where over
+// 8 x 128 x 128 logits took 0.84 ns a value on Zen 4.
 template <typename A, typename B, typename C, typename Y, typename F>
 inline void ternary_strided_rec(const A *a, const std::ptrdiff_t *sa, const B *b, const std::ptrdiff_t *sb, const C *c,
                                 const std::ptrdiff_t *sc, Y *&y, const size_t *shape, size_t rank, F &f)
@@ -195,11 +227,17 @@ inline void ternary_strided_rec(const A *a, const std::ptrdiff_t *sa, const B *b
       return;
    }
    if (rank == 1) {
-      const std::ptrdiff_t s0 = sa[0], s1 = sb[0], s2 = sc[0];
-      for (size_t i = 0; i < shape[0]; ++i) {
-         const std::ptrdiff_t k = static_cast<std::ptrdiff_t>(i);
-         *y++ = f(a[k * s0], b[k * s1], c[k * s2]);
-      }
+      const std::ptrdiff_t s0 = sa[0], s1 = sb[0], s2 = sc[0], n = static_cast<std::ptrdiff_t>(shape[0]);
+      Y *out = y;
+      y += n;
+      const bool units = std::max({s0, s1, s2}) <= 1 && std::min({s0, s1, s2}) >= 0;
+      if (units && with_unit_stride(s0, [&](auto u0) {
+             with_unit_stride(s1, [&](auto u1) {
+                with_unit_stride(s2, [&](auto u2) { ternary_run(a, u0, b, u1, c, u2, out, n, f); });
+             });
+          }))
+         return;
+      ternary_run(a, s0, b, s1, c, s2, out, n, f);
       return;
    }
    for (size_t i = 0; i < shape[0]; ++i) {
