@@ -273,7 +273,9 @@ def test_root_weights_native_build():
     model = sr.load(mlp())
     x = feeds_for(model)
     sess = sr.compile(model, backend="native", weights="root")
-    np.testing.assert_array_equal(sess.infer(*x), sr.compile(model).infer(*x))
+    # The same build with the weights in the header: the bits agree (Cling's baseline x86-64 build may not, as
+    # -march=native contracts multiply-adds).
+    np.testing.assert_array_equal(sess.infer(*x), sr.compile(model, backend="native").infer(*x))
 
 
 def test_bad_root_weights_file_raises(tmp_path):
