@@ -305,13 +305,15 @@ inline void act_copy(const float *__restrict src, float *__restrict dst, size_t 
             dst[k] = src[k];
       }
    } else {
+#pragma GCC unroll 1 // n may be a constant here (bias_act_rows' panels): see act_inplace
       for (size_t k = 0; k < n; ++k)
          dst[k] = act(src[k]);
    }
 }
 
 // v[k] = act(v[k]) for k < n, in place (a tile's output in y).  n is not a constant on purpose: GCC
-// unrolls a loop of constant length first, then leaves the straight-line code scalar.
+// unrolls a loop of constant length first, then leaves the straight-line code scalar where act has a select
+// (ReLU); loops that do see a constant (act_copy, panel_tile_out) are kept rolled with a pragma instead.
 template <typename F>
 inline void act_inplace(float *v, size_t n, F act)
 {
