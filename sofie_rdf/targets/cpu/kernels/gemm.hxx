@@ -304,8 +304,8 @@ inline void act_copy(const float *__restrict src, float *__restrict dst, size_t 
          for (; k < n; ++k)
             dst[k] = src[k];
       }
-   } else {
-#pragma GCC unroll 1 // n may be a constant here (bias_act_rows' panels): see act_inplace
+   } else { // n may be a constant here (bias_act_rows' panels): kept rolled, see act_inplace
+#pragma GCC unroll 1
       for (size_t k = 0; k < n; ++k)
          dst[k] = act(src[k]);
    }
