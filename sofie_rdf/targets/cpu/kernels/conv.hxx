@@ -926,7 +926,7 @@ inline void conv_rows_out(float *sums, size_t positions, size_t features, const 
 // Ungrouped float convolution with weights in feature blocks (see above); xp is the float scratch, offsets
 // room for K steps.  Per pass, each block of features reads its weights once for all positions.
 template <typename F>
-SOFIE_RDF_KERNEL void conv_rows(const float *x, const float *w, const float *bias, float *y, float *xp, std::int64_t *offsets,
+SOFIE_RDF_KERNEL SOFIE_RDF_WIDE void conv_rows(const float *x, const float *w, const float *bias, float *y, float *xp, std::int64_t *offsets,
                       size_t batch, size_t channels, size_t features, const size_t *image, const size_t *grid,
                       const size_t *kernel, const size_t *stride, const size_t *dilation, const std::ptrdiff_t *pad,
                       F act)

@@ -13,6 +13,16 @@
 #ifndef SOFIE_RDF_KERNEL
 #define SOFIE_RDF_KERNEL [[gnu::noinline]] inline
 #endif
+// Kernels whose loops GCC vectorizes by itself (Winograd's transforms, conv_rows' padded copy and epilogue) run
+// them in AVX-512's full 16 lanes: GCC prefers 8 where it tunes for Intel.  On a Sapphire Rapids-class Xeon,
+// 0.81x to 0.93x the time of 3x3 layers of 4 to 64 channels on 8 to 32 pixels.  Not for every kernel: loops
+// of a few dozen iterations (pooling lines of 11 outputs, 3-D layers of 8 channels) ran 1.08x to 1.1x slower
+// with a whole model built so.
+#if defined(__AVX512F__) && defined(__GNUC__) && !defined(__clang__)
+#define SOFIE_RDF_WIDE __attribute__((target("prefer-vector-width=512")))
+#else
+#define SOFIE_RDF_WIDE
+#endif
 
 constexpr size_t kSmallGemmRows = 4;
 // Products of at most this many terms per output (ConvTranspose's last layers: 16 x 1024 x 4) also run as

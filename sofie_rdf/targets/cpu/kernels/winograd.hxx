@@ -312,7 +312,7 @@ inline void winograd_tile_products(size_t rows, size_t channels, const float *v,
 // y = act(conv(x, w) + bias) for NCHW x, an R x R kernel, stride 1, as Winograd F(M x M, R x R) over whole
 // images (see above); u: the transformed weights, per tile position xi in blocks of Rows features.
 template <size_t M, size_t R, size_t Rows, size_t Vectors, typename F>
-SOFIE_RDF_KERNEL void conv_winograd_tiles(const float *x, const float *u, const float *bias, float *y, float *scratch,
+SOFIE_RDF_KERNEL SOFIE_RDF_WIDE void conv_winograd_tiles(const float *x, const float *u, const float *bias, float *y, float *scratch,
                                           size_t batch, size_t channels, size_t features, const size_t *image,
                                           const size_t *grid, const std::ptrdiff_t *pad, F act)
 {
