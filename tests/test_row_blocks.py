@@ -11,7 +11,7 @@ import re
 import numpy as np
 import pytest
 from conftest import make_model
-from onnx import helper
+from onnx import helper, numpy_helper
 
 import sofie_rdf as sr
 
@@ -52,8 +52,8 @@ def test_mlp_in_blocks(backend):
         _check(model, rng.standard_normal((rows, 7)).astype(np.float32), backend)
 
 
-def test_cnn_in_blocks():
-    """A per-sample CNN (Conv + BatchNorm + Relu, MaxPool, Flatten, Gemm): blocks of a few images."""
+def _cnn(batch) -> tuple:
+    """A per-sample CNN (Conv + BatchNorm + Relu, MaxPool, Flatten, Gemm) on 3 x 16 x 16 images."""
     rng = np.random.default_rng(3)
     inits = {"w": rng.standard_normal((8, 3, 3, 3)).astype(np.float32) * 0.3,
              "scale": rng.random(8).astype(np.float32) + 0.5, "bias": rng.standard_normal(8).astype(np.float32),
@@ -65,11 +65,92 @@ def test_cnn_in_blocks():
              helper.make_node("MaxPool", ["r"], ["p"], kernel_shape=[2, 2], strides=[2, 2]),
              helper.make_node("Flatten", ["p"], ["f"]),
              helper.make_node("MatMul", ["f", "fc"], ["y"])]
-    model = make_model(nodes, [("x", np.float32, ["N", 3, 16, 16])], [("y", np.float32, ["N", 10])], inits)
+    return make_model(nodes, [("x", np.float32, [batch, 3, 16, 16])], [("y", np.float32, [batch, 10])], inits), rng
+
+
+def test_cnn_in_blocks():
+    """The CNN with an open batch: blocks of a few images."""
+    model, rng = _cnn("N")
     block = _block(model)
     assert block is not None
     x = rng.standard_normal((2 * block + 3, 3, 16, 16)).astype(np.float32)
     _check(model, x, "native")
+
+
+@pytest.mark.parametrize("backend", ["jit", "native"])
+def test_static_batch_in_blocks(backend):
+    """The CNN exported with a fixed batch of 96 images: the graph is planned for a block of images that
+    divides 96, infer (same interface: pointers to 96 images) runs the blocks, and the Python Session, the
+    profile and the vector-returning infer see the whole batch."""
+    model, rng = _cnn(96)
+    m = sr.load(model)
+    code = m.code()
+    block = _block(model)
+    assert block is not None and block < 96 and 96 % block == 0
+    assert "void infer(const float *tensor_x, float *tensor_y)" in code.header
+    assert "row_ < 96; row_ += block_" in code.header and f"std::vector<float> output0_({96 * 10});" in code.header
+    assert m.planned().model.tensors["x"].shape == (block, 3, 16, 16)
+    assert code.inputs[0][1].shape == (96, 3, 16, 16) and code.outputs[0][1].shape == (96, 10)
+    assert m.planned("cuda").memory.row_block is None  # a GPU kernel runs the whole batch at once
+    x = rng.standard_normal((96, 3, 16, 16)).astype(np.float32)
+    _check(model, x, backend)
+    if backend == "native":
+        prof = sr.compile(m, backend=backend).profile(x, repeat=2, warmup=1)
+        assert all(n.shapes.startswith("96x") for n in prof.nodes)
+
+
+def test_static_batch_held_by_the_graph_runs_whole():
+    """A fixed batch written into the graph (a Reshape to (96, -1), as some exporters write Flatten) cannot be
+    run in blocks: the open-batch graph does not lead with its batch, so infer runs the 96 images whole."""
+    model, rng = _cnn(96)
+    flatten = next(n for n in model.graph.node if n.op_type == "Flatten")
+    reshape = helper.make_node("Reshape", ["p", "shape"], ["f"])
+    model.graph.node.insert(list(model.graph.node).index(flatten), reshape)
+    model.graph.node.remove(flatten)
+    model.graph.initializer.append(numpy_helper.from_array(np.array([96, -1], np.int64), "shape"))
+    assert _block(model) is None
+    _check(model, rng.standard_normal((96, 3, 16, 16)).astype(np.float32), "native")
+
+
+@pytest.mark.parametrize(("batch", "blocked"), [(1000, True), (1009, False)])
+def test_static_batch_of_a_dense_model(batch, blocked):
+    """A static batch runs in blocks of a divisor of it; for a prime batch that divisor would be one row, and
+    the dense layers' products would lose more than the cache gains: it runs whole."""
+    nodes, inits = _mlp()
+    model = make_model(nodes, [("x", np.float32, [batch, 7])], [("y", np.float32, [batch, 5])], inits)
+    block = _block(model)
+    assert (block is not None and batch % block == 0) if blocked else block is None
+    _check(model, np.random.default_rng(8).standard_normal((batch, 7)).astype(np.float32), "native")
+
+
+def test_particles_flattened_into_rows_in_blocks():
+    """A per-particle layer run on (N x 30) rows, as exporters write it (Reshape of N x 30 x 4 to (-1, 4),
+    MatMul, Reshape back to (-1, 30, 16)), then a sum over the particles: the intermediates lead with 30 N,
+    a whole number of rows per event, and the batch runs in blocks of events."""
+    rng = np.random.default_rng(9)
+    inits = {"flat": np.array([-1, 4], np.int64), "back": np.array([-1, 30, 16], np.int64),
+             "w1": rng.standard_normal((4, 16)).astype(np.float32), "axes": np.array([1], np.int64),
+             "w2": rng.standard_normal((16, 3)).astype(np.float32)}
+    nodes = [helper.make_node("Reshape", ["x", "flat"], ["rows"]), helper.make_node("MatMul", ["rows", "w1"], ["h"]),
+             helper.make_node("Relu", ["h"], ["r"]), helper.make_node("Reshape", ["r", "back"], ["p"]),
+             helper.make_node("ReduceSum", ["p", "axes"], ["s"], keepdims=0),
+             helper.make_node("MatMul", ["s", "w2"], ["y"])]
+    model = make_model(nodes, [("x", np.float32, ["N", 30, 4])], [("y", np.float32, ["N", 3])], inits, opset=13)
+    block = _block(model)
+    assert block is not None
+    _check(model, rng.standard_normal((3 * block + 5, 30, 4)).astype(np.float32), "native")
+
+
+def test_rows_stacked_along_the_batch_are_not_blocked():
+    """Concat of two (N, 4) tensors along the rows gives (2 N, 4) whose rows a Reshape to (-1, 8) pairs up
+    across events (row i of the output is rows 2i and 2i + 1 of the stack): leading with a multiple of N is
+    not enough when a node other than a view changes the multiple, so the batch runs whole."""
+    nodes = [helper.make_node("Relu", ["x"], ["r"]), helper.make_node("Concat", ["r", "x"], ["c"], axis=0),
+             helper.make_node("Reshape", ["c", "pairs"], ["y"])]
+    model = make_model(nodes, [("x", np.float32, ["N", 4])], [("y", np.float32, ["N", 8])],
+                       {"pairs": np.array([-1, 8], np.int64)}, opset=13)
+    assert _block(model) is None
+    _check(model, np.random.default_rng(10).standard_normal((5000, 4)).astype(np.float32), "native")
 
 
 @pytest.mark.parametrize("case", ["softmax_over_batch", "reduce_over_batch", "cumsum_over_batch", "divide_by_batch_size",

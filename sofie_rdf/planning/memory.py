@@ -21,7 +21,7 @@ only read it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping, Optional, Sequence
+from typing import Mapping, Optional, Sequence, Union
 
 import numpy as np
 import sympy
@@ -67,8 +67,9 @@ class MemoryPlan:
     # the scratch tensors' types (they are not tensors of the graph)
     scratch: Mapping[str, TensorType]
     # (dim, rows): infer runs the leading dim in blocks of that many rows (planning/row_blocks.py), the
-    # arena sized for one block
-    row_block: Optional[tuple[str, int]] = None
+    # arena sized for one block.  dim is the symbol's name, or for a static batch its size: the graph was then
+    # planned for one block of rows, and infer takes the whole batch
+    row_block: Optional[tuple[Union[str, int], int]] = None
 
     def root(self, name: str) -> str:
         """The tensor whose memory ``name`` uses (itself unless a view)."""

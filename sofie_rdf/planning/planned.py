@@ -16,6 +16,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Optional
 
+from ..errors import SofieError
 from ..ir import Model
 from ..ops import op_for
 from ..ops.base import Op
@@ -23,7 +24,7 @@ from ..ops.registry import registry_generation
 from ..passes import prepare, rewrite
 from .control_flow import lower_control_flow
 from .memory import MemoryPlan, plan_memory
-from .row_blocks import plan_row_blocks
+from .row_blocks import OPEN_ROWS, plan_row_blocks, static_batch, static_block, with_leading_dim
 
 # Planned models kept per process (least recently used dropped first).
 _CACHE_SIZE = 32
@@ -71,6 +72,34 @@ def plan_count() -> int:
 
 
 def _plan(prepared: Model, target: Any) -> Planned:
+    """The plan of ``prepared``; for a static batch whose rows run independently, the plan of one block of them
+    (planning/row_blocks.py), its ``memory.row_block`` (batch, rows per block)."""
+    blocks = _static_blocks(prepared, target)
+    if blocks is None:
+        return _plan_graph(prepared, target)
+    batch, block = blocks
+    inner = _plan_graph(prepare(with_leading_dim(prepared, block)), target)
+    return dataclasses.replace(inner, memory=dataclasses.replace(inner.memory, row_block=(batch, block)))
+
+
+def _static_blocks(prepared: Model, target: Any) -> Optional[tuple[int, int]]:
+    """(batch, rows per block) where the model's batch is static and the graph planned with it open runs in row
+    blocks: the open graph is planned in full (the test that its rows are independent is on the rewritten graph,
+    whose shape arithmetic has been folded away), a second planning paid once per model and target."""
+    batch = static_batch(prepared) if target.row_blocks else None
+    if batch is None:
+        return None
+    try:
+        general = _plan_graph(prepare(with_leading_dim(prepared, OPEN_ROWS)), target)
+    except SofieError:  # the graph holds its batch as a number (a Reshape to (32, -1)): it runs whole
+        return None
+    if general.memory.row_block is None:
+        return None
+    block = static_block(batch, general.memory.row_block[1])
+    return None if block is None else (batch, block)
+
+
+def _plan_graph(prepared: Model, target: Any) -> Planned:
     global _runs
     _runs += 1
     # control flow decided while running: marker nodes

@@ -14,13 +14,15 @@ it and no dim computed while running.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from typing import Optional, Sequence
 
 import numpy as np
 import sympy
 
 from ..ir import Model
-from ..ir.dims import Dim
+from ..ir.dims import Dim, free_symbols, symbol
 from ..ops.base import Op
 from .memory import MemoryPlan
 
@@ -37,17 +39,48 @@ def plan_row_blocks(model: Model, ops: Sequence[Op], plan: MemoryPlan) -> Option
     if any(_uses(t.value, dim) for n, t in model.tensors.items() if plan.storage.get(n) is not None
            and plan.storage[n].kind == "symbolic"):
         return None
-    computed = [o for node in model.nodes for o in node.outputs if o] + list(model.outputs)
-    if not all(_leads(model.tensors[n].shape, dim) for n in computed):
+    if not all(_leads(model.tensors[n].shape, dim) for n in model.outputs):
         return None
     for op in ops:
         inputs = [model.tensors[i] if i else None for i in op.node.inputs]
-        if not op.rows_independent(inputs):
+        if not op.rows_independent(inputs) or not _keeps_rows(op, model, dim):
             return None
     row_bytes = sum(np.dtype(d).itemsize * _per_row(size, dim) for d, size in plan.arenas.items())
     if row_bytes <= 0:
         return None  # no intermediate grows with the batch: nothing to keep in cache
     return dim.name, max(1, ROW_BLOCK_BYTES // row_bytes)
+
+
+def static_batch(model: Model) -> Optional[int]:
+    """The batch N > 1 of a model whose inputs all have static shapes and lead with N, else None."""
+    shapes = [model.tensors[n].shape for n in model.inputs]
+    if not shapes or not all(shape and all(isinstance(d, int) for d in shape) for shape in shapes):
+        return None
+    first = {shape[0] for shape in shapes}
+    return first.pop() if len(first) == 1 and min(first) > 1 else None
+
+
+# The leading dim of a static model made open, to ask whether the graph computes its rows independently.
+OPEN_ROWS = symbol("rows")
+
+
+def with_leading_dim(model: Model, dim: Dim) -> Model:
+    """A copy of ``model`` whose inputs lead with ``dim`` instead (its shapes to be inferred again: passes.prepare)."""
+    out = copy.copy(model)
+    out.tensors = dict(model.tensors)
+    for n in model.inputs:
+        t = model.tensors[n]
+        out.tensors[n] = dataclasses.replace(t, shape=(dim,) + tuple(t.shape[1:]))
+    return out
+
+
+def static_block(batch: int, rows: int) -> Optional[int]:
+    """Rows per block for a static ``batch`` where blocks of ``rows`` keep the intermediates in cache: the
+    largest divisor of ``batch`` up to ``rows``, so that every block has one shape and one specialised code.
+    None when that is the whole batch, or under half of ``rows`` (a prime batch of 1009 rows would run one row
+    at a time: a dense layer's products would lose far more than the cache gains)."""
+    block = max(d for d in range(1, min(rows, batch) + 1) if batch % d == 0)
+    return block if block < batch and 2 * block >= rows else None
 
 
 def _leading_dim(model: Model) -> Optional[sympy.Symbol]:
@@ -62,9 +95,29 @@ def _leading_dim(model: Model) -> Optional[sympy.Symbol]:
 
 def _leads(shape: tuple, dim: sympy.Symbol) -> bool:
     """``dim`` is the first dim and no other dim depends on it."""
-    if not shape or shape[0] != dim:
+    return _rows_per_row(shape, dim) == 1
+
+
+def _rows_per_row(shape: tuple, dim: sympy.Symbol) -> Optional[int]:
+    """c where the shape leads with c * ``dim`` and no other dim depends on it, else None."""
+    if not shape or any(isinstance(d, sympy.Basic) and dim in d.free_symbols for d in shape[1:]):
+        return None
+    if not isinstance(shape[0], sympy.Expr):
+        return None
+    c, rest = shape[0].as_coeff_Mul()
+    return int(c) if rest == dim and c.is_Integer and c > 0 else None
+
+
+def _keeps_rows(op: Op, model: Model, dim: sympy.Symbol) -> bool:
+    """Every output leads with a multiple of ``dim`` (a per-particle layer's 64 * N rows), the same as the inputs
+    that have it, unless the node is a view: a Reshape of (N, 64, 8) to (64 N, 8) moves no memory, so block b's
+    rows are the same floats either way; a Concat of two (N, 8) along the rows to (2 N, 8) would interleave them."""
+    outputs = [_rows_per_row(model.tensors[o].shape, dim) for o in op.node.outputs if o]
+    if None in outputs:
         return False
-    return not any(isinstance(d, sympy.Basic) and dim in d.free_symbols for d in shape[1:])
+    inputs = {_rows_per_row(model.tensors[i].shape, dim) for i in op.node.inputs
+              if i and dim in free_symbols([model.tensors[i].shape])}
+    return None not in inputs and (op.view or len(inputs | set(outputs)) <= 1)
 
 
 def _uses(value: Optional[np.ndarray], dim: sympy.Symbol) -> bool:

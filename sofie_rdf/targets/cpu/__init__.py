@@ -39,6 +39,7 @@ class CpuTarget(Target):
     compiler: str = "native"
     isa: str = "generic"
     name: ClassVar[str] = "cpu"
+    row_blocks: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         if self.compiler not in COMPILERS:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Optional
 
 import numpy as np
@@ -134,6 +134,9 @@ class _HeaderWriter:
         # Every dim as C++: the parameters of infer, then the dims computed while it runs.
         self.cpp_dims = {**self.dims, **{d: f"fRuntimeDims[{k}]" for k, d in enumerate(self.model.runtime_dims)}}
         self.tensor = {t: self.names.get(t, "tensor_") for t in self._all_tensors()}
+        # Blocks of a static batch one call of infer runs (the graph planned for one: planning/row_blocks.py).
+        block = self.plan.row_block
+        self.blocks = block[0] // block[1] if block and isinstance(block[0], int) else 1
 
     # ---- naming ------------------------------------------------------------
     def _symbols(self) -> list:
@@ -206,8 +209,8 @@ class _HeaderWriter:
             name=self.name, namespace=self.namespace, header="\n".join(parts), weights_mode=self.weights_mode,
             weights={self.tensor[n]: v for n, v in self.model.initializers.items()},
             symbols=[(orig, ident) for orig, ident in self.dims.items()],
-            inputs=[(n, self.model.tensors[n]) for n in self.model.inputs],
-            outputs=[(n, self.model.tensors[n]) for n in self.model.outputs],
+            inputs=[(n, self._whole(n)) for n in self.model.inputs],
+            outputs=[(n, self._whole(n)) for n in self.model.outputs],
             constraints=list(self.model.constraints),
             runtime_dims=list(self.model.runtime_dims),
             signatures={
@@ -233,12 +236,20 @@ class _HeaderWriter:
         return any(i and k in e.op.value_inputs and m.tensors[i].value is None
                    for node, e in zip(m.nodes, self.emitters) for k, i in enumerate(node.inputs))
 
+    def _whole(self, name: str) -> TensorType:
+        """``name``'s type in one call of infer: for a static batch planned per block of rows, the rows of all
+        blocks (every tensor computed from the rows leads with a multiple of the block's rows)."""
+        t = self.model.tensors[name]
+        if self.blocks == 1 or name in self.model.initializers or t.value is not None or not t.shape:
+            return t
+        return replace(t, shape=(t.shape[0] * self.blocks,) + t.shape[1:])
+
     def _node_infos(self) -> list[NodeInfo]:
         m = self.model
         infos = []
         for node, emitter in zip(m.nodes, self.emitters):
-            inputs = [m.tensors[i] if i else None for i in node.inputs]
-            outputs = [m.tensors[o] if o else None for o in node.outputs]
+            inputs = [self._whole(i) if i else None for i in node.inputs]
+            outputs = [self._whole(o) if o else None for o in node.outputs]
             flops = emitter.op.flops(inputs, outputs)
             infos.append(NodeInfo(node.op_type, node.name, inputs, outputs,
                                   None if flops is None else sympy.sympify(flops), self.has_code[len(infos)]))
@@ -359,15 +370,18 @@ class _HeaderWriter:
                 for k, n in enumerate(self.model.outputs)]
 
     def _infer_blocks(self) -> list[str]:
-        """``infer`` over a batch of independent rows: ``infer_rows`` on one block of rows after another."""
+        """``infer`` over a batch of independent rows: ``infer_rows`` on one block of rows after another (for a
+        static batch, blocks of one size that divides it: the graph was planned for one of them)."""
         dim, rows = self.plan.row_block
-        n = self.dims[dim]
-        names = [n] + [self.tensor[i] for i in self.model.inputs] + [p for _, p in self._output_params()]
+        static = isinstance(dim, int)
+        n = str(dim) if static else self.dims[dim]
+        names = [self.tensor[i] for i in self.model.inputs] + [p for _, p in self._output_params()]
         tensors = list(self.model.inputs) + list(self.model.outputs)
-        args = [f"std::min(block_, {n} - row_)"]
-        args += [f"{p} + row_ * {num_elements(self.model.tensors[t].shape[1:])}" for p, t in zip(names[1:], tensors)]
+        args = [] if static else [f"std::min(block_, {n} - row_)"]
+        args += [f"{p} + row_ * {num_elements(self.model.tensors[t].shape[1:])}" for p, t in zip(names, tensors)]
+        rows_of = f"the batch of {dim}" if static else comment(dim)
         return ["   // Inference without allocation: outputs are written to the caller's buffers.",
-                f"   // The rows of {comment(dim)} are computed independently: a batch runs in blocks of rows whose",
+                f"   // The rows of {rows_of} are computed independently: a batch runs in blocks of rows whose",
                 "   // intermediate tensors stay in cache, in an arena sized for one block.",
                 f"   void infer({self._params(True)})", "   {",
                 f"      const size_t block_ = {rows};",
@@ -501,7 +515,7 @@ class _HeaderWriter:
         out = ["   // Inference returning the outputs as vectors.", f"   {ret} infer({self._params(False)})", "   {"]
         names = []
         for k, n in enumerate(m.outputs):
-            size = to_cpp(m.tensors[n].size, self.cpp_dims)
+            size = to_cpp(self._whole(n).size, self.cpp_dims)
             var = f"output{k}_"
             if self._runtime_sized(n):  # sized by infer itself
                 out.append(f"      std::vector<{types[k]}> {var};")
@@ -516,7 +530,7 @@ class _HeaderWriter:
         out.append(f"      infer({', '.join(args)});")
         for k, n in enumerate(m.outputs):
             if types[k] == "bool" and not self._runtime_sized(n):
-                size = to_cpp(m.tensors[n].size, self.cpp_dims)
+                size = to_cpp(self._whole(n).size, self.cpp_dims)
                 out.append(f"      std::vector<bool> output{k}_(output{k}_buffer_.get(), output{k}_buffer_.get() + {size});")
         if len(names) == 1:
             out.append(f"      return {names[0]};")
