@@ -103,10 +103,12 @@ TILE_MODELS = {
     # conv_pointwise_strided: stride 2 on an odd image (its last column read)
     "conv_pointwise_strided_odd": lambda: _conv(12, 13, (9, 11), 1, stride=2),
     # conv_winograd_tiles: F(2, 3) on 17 x 19 pixels (partial tiles at the bottom and right), 18 features (a
-    # partial block of register-tile rows); F(4, 3) on 26 x 31 pixels, 21 features; 11 x 8 pixels, whose rows of 4
-    # tiles are stored without the column past them, 50 features (register tiles of 4 to 16 features)
+    # partial block of register-tile rows); F(4, 3) on 26 x 31 pixels, 21 features; F(4, 3) on 16 x 20 pixels (whole
+    # 4 x 4 tiles, rows of 4 and 5 tiles), 24 features; 11 x 8 pixels, whose rows of 4 tiles are stored without the
+    # column past them, 50 features (register tiles of 4 to 16 features)
     "conv_winograd_tiles_f23": lambda: _conv(16, 18, (17, 19), 3),
     "conv_winograd_tiles_f43": lambda: _conv(16, 21, (26, 31), 3),
+    "conv_winograd_tiles_whole_f43": lambda: _conv(20, 24, (16, 20), 3),
     "conv_winograd_tiles_compact": lambda: _conv(48, 50, (11, 8), 3),
     # gemm_panels: 20 rows (two tiles; with AVX-512 each two wide tiles of 5 rows x 64 columns), 13111 columns
     # (a partial last panel)
@@ -202,8 +204,11 @@ MODELS = {
 def test_tile_models_reach_their_kernel(name):
     """Each model above is computed by the kernel it is named after (the emitters' choices may move)."""
     several_words = "winograd_tiles" in name or "pointwise_strided" in name
-    kernel = name.rsplit("_", 1)[0] if several_words else "_".join(name.split("_")[:2])
-    assert re.search(rf"kernels::{kernel}[(<]", sr.load(TILE_MODELS[name]()).code(target="native").header)
+    kernel = "_".join(name.split("_")[:3]) if several_words else "_".join(name.split("_")[:2])
+    header = sr.load(TILE_MODELS[name]()).code(target="native").header
+    assert re.search(rf"kernels::{kernel}[(<]", header)
+    if name.endswith("_f43"):
+        assert "kernels::conv_winograd_tiles<4, 3," in header
 
 
 def test_flags_name_their_instruction_set():
