@@ -111,8 +111,9 @@ TILE_MODELS = {
     "conv_winograd_tiles_whole_f43": lambda: _conv(20, 24, (16, 20), 3),
     "conv_winograd_tiles_compact": lambda: _conv(48, 50, (11, 8), 3),
     # gemm_panels: 20 rows (two tiles; with AVX-512 each two wide tiles of 5 rows x 64 columns), 13111 columns
-    # (a partial last panel)
+    # (a partial last panel); depth 600 (beyond the wide tiles' kWideMaxDepth: 12 x 2 tiles), 100 columns
     "gemm_panels": lambda: _gemm_sigmoid(20, 37, 13111),
+    "gemm_panels_deep": lambda: _gemm_sigmoid(30, 600, 100),
 }
 
 def _gemm_few_terms(m: int, k: int, n: int, trans_a: int = 0, act: str = "") -> onnx.ModelProto:
