@@ -56,6 +56,14 @@ def layer_norm(features: int) -> Any:
     return nn.LayerNorm(features)
 
 
+def feed_forward(features: int, hidden: int) -> Any:
+    """A transformer layer's feed-forward block on (batch, tokens, features): Linear to ``hidden``, GELU (as torch
+    exports it: Erf), Linear back; its second product is deep (``hidden`` terms per output)."""
+    from torch import nn
+
+    return nn.Sequential(nn.Linear(features, hidden), nn.GELU(), nn.Linear(hidden, features))
+
+
 def attention_module(features: int, heads: int, mask: bool = False, pair_bias: bool = False) -> Any:
     """Multi-head self-attention on (batch, tokens, features), written out as ParT and most HEP transformers
     do: Q, K, V projections, softmax(Q K^T / sqrt(d) + bias) V per head, output projection.  The padding mask
@@ -247,6 +255,7 @@ SPECS: dict[str, Spec] = {s.name: s for s in [
     _layer("Attention_128tok_128f_8h", lambda: attention_module(128, 8), (1, 128, 128)),
     _layer("Attention_256tok_128f_8h", lambda: attention_module(128, 8), (1, 256, 128)),
     _layer("Attention_128tok_128f_8h_mask_bias", lambda: attention_module(128, 8, True, True), (1, 128, 128)),
+    _layer("FeedForward_128tok_128f_512h", lambda: feed_forward(128, 512), (1, 128, 128)),
     # normalization and activations
     _layer("LayerNorm_128tok_128f", lambda: layer_norm(128), (1, 128, 128)),
     _layer("GELU_erf_128x512", lambda: activation("erf"), (1, 128, 512)),
