@@ -241,12 +241,15 @@ def test_conv_winograd(check_model, x_shape, w_shape, attrs, order, backend):
 
 
 @pytest.mark.parametrize("x_shape, w_shape, attrs, order", [
-    ((1, 32, 16, 16), (32, 32, 3, 3), {"pads": [1, 1, 1, 1]}, "2, 3"),       # 8 x 8 tiles: one plane of 8 x 9
+    ((1, 32, 14, 14), (32, 32, 3, 3), {"pads": [1, 1, 1, 1]}, "2, 3"),       # 7 x 7 tiles: one plane of 7 x 8
+    ((1, 32, 16, 16), (32, 32, 3, 3), {"pads": [1, 1, 1, 1]}, "4, 3"),       # whole 4 x 4 tiles: F(4, 3), compact
     ((3, 18, 17, 19), (21, 18, 3, 3), {"pads": [1, 1, 1, 1]}, "2, 3"),       # partial tiles, features 4 x 5 + 1
     ((2, 16, 18, 18), (16, 16, 3, 3), {"pads": [0, 2, 1, 0]}, "2, 3"),       # asymmetric pads: 17 x 18 outputs
-    ((1, 16, 26, 18), (16, 16, 3, 3), {}, "2, 3"),                           # no pad: 24 x 16 outputs
+    ((1, 16, 26, 18), (16, 16, 3, 3), {}, "4, 3"),                           # no pad: 24 x 16 outputs
+    ((1, 16, 24, 20), (16, 16, 3, 3), {}, "2, 3"),                           # no pad: 22 x 18, partial 4 x 4 tiles
     ((2, 16, 31, 26), (33, 16, 3, 3), {"pads": [1, 1, 1, 1]}, "4, 3"),       # F(4, 3), 8 x 7 tiles, the last partial
-    ((1, 64, 20, 20), (16, 64, 3, 3), {"pads": [1, 1, 1, 1]}, "2, 3"),       # deep: 64 channels, 16 features
+    ((1, 64, 20, 20), (16, 64, 3, 3), {"pads": [1, 1, 1, 1]}, "4, 3"),       # deep: 64 channels, 16 features
+    ((1, 64, 18, 18), (16, 64, 3, 3), {"pads": [1, 1, 1, 1]}, "2, 3"),       # the same on 18 pixels: F(2, 3)
     ((2, 64, 8, 8), (40, 64, 3, 3), {"pads": [1, 1, 1, 1]}, "2, 3"),         # 8 pixels: 4 x 4 tiles without a column
     ((1, 48, 11, 8), (50, 48, 3, 3), {"pads": [1, 1, 1, 1]}, "2, 3"),        # the same, 6 tile rows, the last partial
     ((1, 24, 12, 12), (24, 24, 3, 3), {"pads": [1, 1, 1, 1]}, "2, 3"),       # 12 pixels: few channels, still enough
