@@ -44,7 +44,8 @@ def markdown(rows: list[dict], meta: dict) -> str:
              f"{meta['date']}. Machine: {m['cpu']}, {m['cores']} cores at {m['ghz']:.2f} GHz ({m['simd']}), "
              f"{m['system']}. {meta['versions']}. One thread everywhere; median of {meta['repeats']} measurements "
              f"(3 for heavy models) of about {meta['target']} s each after warm-up"
-             f"{'; QUICK run' if meta['quick'] else ''}. Per-call times (the batch is in the name: B1 unless said).",
+             f"{'; QUICK run' if meta['quick'] else ''}; {latency.PAIRED_NOTE}. Per-call times (the batch is in the "
+             "name: B1 unless said).",
              "", "| model | group | " + " | ".join(latency.LABELS[e] for e in ENGINES)
              + " | native / ORT (C++), goal | native GFLOP/s | % of core peak |",
              "|---|---|" + "---:|" * (len(ENGINES) + 3)]

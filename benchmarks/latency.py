@@ -27,7 +27,9 @@ fresh process so that the peak resident memory (VmHWM) is that engine's:
 
 Timing: calls back to back on one fixed input; n calls per measurement with n
 calibrated to about ``target`` seconds, the median of ``repeats`` measurements
-(3 for heavy models); per event = per call / batch.  Before timing, each
+(3 for heavy models); per event = per call / batch.  The two C++ engines are then run
+again, alternately, PAIRED_ROUNDS times each: their columns are the medians of those rounds and
+their ratio the median of the rounds' ratios (``_paired``).  Before timing, each
 engine's output is compared with onnxruntime's (computed once in the parent):
 it agrees when ``|y - ref| <= 1e-3 |ref| + 1e-5 max|ref|`` everywhere;
 a disagreement is marked in the table.  Compile times are measured with an
@@ -75,6 +77,10 @@ QUICK_MODELS = ("Overhead_Relu_B1", "Linear_event", "Linear_64", "higgs_model_de
 GFLOP_MODELS = ("Linear_64", "Generator_B64", "Conv_d100_L14_B32", "resnet18")  # largest GEMM- and conv-bound
 RTOL, ATOL_SCALE = 1e-3, 1e-5
 WORKER_TIMEOUT = 900
+# Alternating runs of the native and onnxruntime C++ drivers per model, after each engine's own (see _paired).
+PAIRED_ROUNDS = 7
+PAIRED_NOTE = (f"the C++ columns (sofie native, onnxruntime) and their ratio: the medians of {PAIRED_ROUNDS} rounds "
+               "that run the two drivers alternately")
 THREAD_ENV = {k: "1" for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
 
 
@@ -219,13 +225,12 @@ def run_native(onnx: Path, x: np.ndarray, ref: np.ndarray, work: Path, target: f
     cmd += ["-I", str(sess.folder), str(library), f"-Wl,-rpath,{sess.folder}"]
     subprocess.run(cmd, check=True, capture_output=True, text=True)
     x.tofile(work / "x0.bin")
-    out = subprocess.run([str(exe), str(sess.weights_path), str(target), str(repeats), str(work / "x0.bin"),
-                          str(work / "y0.bin")], check=True, capture_output=True, text=True, env={**os.environ, **THREAD_ENV})
-    result = json.loads(out.stdout.strip().splitlines()[-1])
+    command = [str(exe), str(sess.weights_path), str(target), str(repeats), str(work / "x0.bin"), str(work / "y0.bin")]
+    result = _run_driver(command)
     y = np.fromfile(work / "y0.bin", dtype=np.float32)
     compiler = subprocess.run([*compiler_command(source, exe, ())[:1], "--version"], capture_output=True, text=True)
     return {**times, **result, **agreement(y, ref), "flags": " ".join(DEFAULT_FLAGS),
-            "compiler": compiler.stdout.splitlines()[0] if compiler.stdout else "?"}
+            "compiler": compiler.stdout.splitlines()[0] if compiler.stdout else "?", "command": command}
 
 
 def run_jit(onnx: Path, x: np.ndarray, ref: np.ndarray, work: Path, target: float, repeats: int) -> dict:
@@ -327,6 +332,14 @@ def _graph_shapes(onnx: Path) -> tuple[list[str], list[tuple[str, list[int]]]]:
     return [i.name for i in graph.input if i.name not in initializers], outputs
 
 
+def _run_driver(command: list[str]) -> dict:
+    """Run a C++ driver (the native one or onnxruntime's) with one thread; its JSON result."""
+    out = subprocess.run(command, capture_output=True, text=True, env={**os.environ, **THREAD_ENV})
+    if out.returncode != 0:
+        raise SystemExit(f"{Path(command[0]).name} failed: {out.stderr.strip()}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def run_ort_cpp(onnx: Path, x: np.ndarray, ref: np.ndarray, work: Path, target: float, repeats: int) -> dict:
     """onnxruntime's C API from the C++ driver (``ort_driver.cpp``) in its own process."""
     library = ort_library()
@@ -339,16 +352,13 @@ def run_ort_cpp(onnx: Path, x: np.ndarray, ref: np.ndarray, work: Path, target: 
     lines += [f"out {name} {work / f'y{k}.bin'} {len(shape)} " + " ".join(map(str, shape))
               for k, (name, shape) in enumerate(outputs)]
     (work / "spec.txt").write_text("\n".join(lines) + "\n")
-    out = subprocess.run([str(exe), str(work / "spec.txt"), str(target), str(repeats)], capture_output=True, text=True,
-                         env={**os.environ, **THREAD_ENV})
-    if out.returncode != 0:
-        raise SystemExit(f"ort_cpp: the driver failed: {out.stderr.strip()}")
-    result = json.loads(out.stdout.strip().splitlines()[-1])
+    command = [str(exe), str(work / "spec.txt"), str(target), str(repeats)]
+    result = _run_driver(command)
     expected = library.name.removeprefix("libonnxruntime.so.")
     if result["version"] != expected:
         raise SystemExit(f"ort_cpp: the driver loaded onnxruntime {result['version']}, not the linked {library}")
     y = np.fromfile(work / "y0.bin", dtype=np.float32)
-    return {**result, **agreement(y, ref), "library": str(library)}
+    return {**result, **agreement(y, ref), "library": str(library), "command": command}
 
 
 def run_torch(onnx: Path, x: np.ndarray, ref: np.ndarray, work: Path, target: float, repeats: int) -> dict:
@@ -440,10 +450,36 @@ def run_model(name: str, root: Path, target: float, repeats: int, engines: tuple
         else:
             row["engines"][engine] = json.loads(result_file.read_text())
         print(f"  {name:22s} {engine:7s} {_describe(row['engines'][engine], spec.batch)}", flush=True)
+    if _paired(row, PAIRED_ROUNDS, target):
+        print(f"  {name:22s} native / ort_cpp over {PAIRED_ROUNDS} paired rounds: {row['paired_ratio']:.2f}x "
+              f"({_fmt_time(row['engines']['native']['median_s'] / spec.batch)} vs "
+              f"{_fmt_time(row['engines']['ort_cpp']['median_s'] / spec.batch)} per event)", flush=True)
     shutil.rmtree(work / "cache", ignore_errors=True)
     ratios = {_ratio_name(e, b): _ratio(row, e, b) for e, b in RATIOS if e in engines and b in engines}
     row["ratios"] = {k: None if r != r else r for k, r in ratios.items()}
     return row
+
+
+def _paired(row: dict, rounds: int, target: float) -> bool:
+    """Time the two C++ drivers again, alternately, ``rounds`` times each: the machines this runs on drift by
+    10 to 25% over seconds (a VM's clock and neighbours), so the engines' own runs, a minute apart, compare two
+    moments.  Each engine's ``median_s`` becomes the median of its paired rounds (its own run is kept as
+    ``process_median_s``) and ``row["paired_ratio"]`` the median of the rounds' native / ort_cpp ratios,
+    the number the goals are judged by.  False where either engine failed."""
+    native, ort = row["engines"].get("native", {}), row["engines"].get("ort_cpp", {})
+    if "command" not in native or "command" not in ort:
+        return False
+    times: dict[str, list[float]] = {"native": [], "ort_cpp": []}
+    for r in range(rounds):
+        order = ("native", "ort_cpp") if r % 2 == 0 else ("ort_cpp", "native")
+        for engine in order:  # both drivers take (program, file, target seconds, repeats, ...)
+            command = row["engines"][engine]["command"]
+            times[engine].append(_run_driver([*command[:2], str(target), "1", *command[4:]])["per_call"][0])
+    for engine, values in times.items():
+        result = row["engines"][engine]
+        result.update(process_median_s=result["median_s"], paired_s=values, median_s=statistics.median(values))
+    row["paired_ratio"] = statistics.median(a / b for a, b in zip(times["native"], times["ort_cpp"]))
+    return True
 
 
 def _describe(result: dict, batch: int) -> str:
@@ -605,7 +641,10 @@ def _cell(result: dict, batch: int) -> str:
 
 
 def _ratio(row: dict, engine: str, base: str) -> float:
-    """Per-call time of ``engine`` over that of ``base`` on this row (nan where either failed)."""
+    """Per-call time of ``engine`` over that of ``base`` on this row (nan where either failed); native over
+    ort_cpp from their paired rounds where the row has them (see ``_paired``)."""
+    if (engine, base) == ("native", "ort_cpp") and "paired_ratio" in row:
+        return row["paired_ratio"]
     return _per_event(row["engines"][engine], 1) / _per_event(row["engines"][base], 1)
 
 
@@ -639,7 +678,7 @@ def markdown(rows: list[dict], meta: dict) -> str:
         "",
         f"{meta['date']}. Machine: {m['cpu']}, {m['cores']} cores at {m['ghz']:.2f} GHz ({m['simd']}), {m['system']}. "
         f"{meta['versions']}. One thread everywhere; median of {meta['repeats']} measurements (3 for heavy models) of "
-        f"about {meta['target']} s each after warm-up{'; QUICK run' if meta['quick'] else ''}.",
+        f"about {meta['target']} s each after warm-up{'; QUICK run' if meta['quick'] else ''}; {PAIRED_NOTE}.",
         "",
         "| model | batch | " + " | ".join([LABELS[e] for e in ENGINES] + [_ratio_name(e, b) for e, b in RATIOS]) + " |",
         "|---|---:|" + "---:|" * (len(ENGINES) + len(RATIOS)),
