@@ -161,7 +161,8 @@ MODELS = {
     "maxpool3d": lambda: _one_node("MaxPool", (1, 3, 9, 10, 11), kernel_shape=[2, 2, 2], strides=[2, 2, 2]),
     "avgpool3d": lambda: _one_node("AveragePool", (1, 3, 9, 10, 11), kernel_shape=[3, 3, 3], pads=[1] * 6,
                                    count_include_pad=1),
-    "global_avg": lambda: _one_node("GlobalAveragePool", (2, 16, 7, 9)),
+    "global_avg": lambda: _one_node("GlobalAveragePool", (2, 16, 7, 9)),  # pool_global: 3 x 16 lanes and 15
+    "global_max_8x8": lambda: _one_node("GlobalMaxPool", (2, 16, 8, 8)),  # 4 x 16 lanes, no remainder
     # pool_pairs (2-wide windows, stride 2, lines of whole vectors): an even count of line vectors; an odd one
     # on AVX-512 (the last output vector half full) with an odd number of rows (the last row unread); 3-D and
     # 1-D; AveragePool; lines of 24 and 8 floats (8-float vectors on AVX-512, an odd count of them for 8)
@@ -197,6 +198,9 @@ MODELS = {
     "attention_rows_tiny": lambda: _self_attention((2, 2, 3, 3)),
     "attention_rows_head8": lambda: _self_attention((1, 3, 11, 8)),
     "attention_rows_overlap": lambda: _self_attention((1, 2, 50, 24)),
+    # heads of 16 and 40: two vectors of values per pass (AVX2), then one (40: a third pass on AVX2, overlapping)
+    "attention_rows_head16": lambda: _self_attention((1, 2, 13, 16)),
+    "attention_rows_head40": lambda: _self_attention((1, 1, 9, 40)),
     **TILE_MODELS,
 }
 

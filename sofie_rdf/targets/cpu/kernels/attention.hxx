@@ -248,41 +248,58 @@ inline void attention_scores_rows(const float *q, size_t q_stride, const float *
    }
 }
 
-// R rows of y (y_stride apart), values [e, e + lanes) of each in a vector of Bytes: y_r = sum_j p[r * n + j] v_j.
-template <size_t R, size_t Bytes>
-inline void attention_values_vector(const float *p, size_t n, const float *v, size_t head, size_t e, float *y,
-                                    size_t y_stride, const float *inv)
+// R rows of y (y_stride apart), values [e, e + V * lanes) of each in V vectors of Bytes:
+// y_r = sum_j p[r * n + j] v_j.  Each broadcast probability feeds V multiply-adds: with one vector (a head of 16
+// in AVX2's 8 lanes taken a vector at a time) a step was 7 loads for 6 multiply-adds on 6 chains, and
+// the probabilities were read again for the second vector: 1.3x this kernel's time (Zen 3).
+template <size_t R, size_t V, size_t Bytes>
+inline void attention_values_vectors(const float *p, size_t n, const float *v, size_t head, size_t e, float *y,
+                                     size_t y_stride, const float *inv)
 {
    typedef typename vfloat_of<Bytes>::type vec;
-   vec acc[R];
+   constexpr size_t lanes = Bytes / sizeof(float);
+   vec acc[R][V];
 #pragma GCC unroll 16
    for (size_t r = 0; r < R; ++r)
-      acc[r] = vec{};
+#pragma GCC unroll 2
+      for (size_t u = 0; u < V; ++u)
+         acc[r][u] = vec{};
    for (size_t j = 0; j < n; ++j) {
-      vec x;
-      std::memcpy(&x, v + j * head + e, Bytes);
+      vec x[V];
+#pragma GCC unroll 2
+      for (size_t u = 0; u < V; ++u)
+         std::memcpy(&x[u], v + j * head + e + u * lanes, Bytes);
 #pragma GCC unroll 16
-      for (size_t r = 0; r < R; ++r)
-         acc[r] += (p[r * n + j] - vec{}) * x;
+      for (size_t r = 0; r < R; ++r) {
+         const vec pr = p[r * n + j] - vec{};
+#pragma GCC unroll 2
+         for (size_t u = 0; u < V; ++u)
+            acc[r][u] += pr * x[u];
+      }
    }
 #pragma GCC unroll 16
-   for (size_t r = 0; r < R; ++r) {
-      const vec out = acc[r] * inv[r];
-      std::memcpy(y + r * y_stride + e, &out, Bytes);
-   }
+   for (size_t r = 0; r < R; ++r)
+#pragma GCC unroll 2
+      for (size_t u = 0; u < V; ++u) {
+         const vec out = acc[r][u] * inv[r];
+         std::memcpy(y + r * y_stride + e + u * lanes, &out, Bytes);
+      }
 }
 
-// y_r = inv[r] sum_j p[r * n + j] v_j for R rows (y_stride apart) and n values of `head` floats each: a vector
-// of the head's values at a time, the last one ending at the head's end (as the scores' last vector); a head
-// narrower than a vector in narrower vectors, below four values in registers, one (row, value) at a time.
+// y_r = inv[r] sum_j p[r * n + j] v_j for R rows (y_stride apart) and n values of `head` floats each: two vectors
+// of the head's values at a time, then one, the last one ending at the head's end (as the scores' last vector);
+// a head narrower than a vector in narrower vectors, below four values in registers, one (row, value) at a time.
 template <size_t R, size_t Bytes = sizeof(vfloat)>
 inline void attention_values_rows(const float *p, size_t n, const float *v, size_t head, float *y, size_t y_stride,
                                   const float *inv)
 {
    constexpr size_t lanes = Bytes / sizeof(float);
    if (head >= lanes) {
-      for (size_t e = 0; e < head; e += lanes)
-         attention_values_vector<R, Bytes>(p, n, v, head, std::min(e, head - lanes), y, y_stride, inv);
+      size_t e = 0;
+      for (; e + 2 * lanes <= head; e += 2 * lanes)
+         attention_values_vectors<R, 2, Bytes>(p, n, v, head, e, y, y_stride, inv);
+      for (; e < head; e += lanes)
+         attention_values_vectors<R, 1, Bytes>(p, n, v, head, std::min(e, head - lanes), y, y_stride, inv);
    } else if constexpr (Bytes > kNarrowestVector) {
       attention_values_rows<R, Bytes / 2>(p, n, v, head, y, y_stride, inv);
    } else {
