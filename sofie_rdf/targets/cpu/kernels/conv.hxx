@@ -881,10 +881,9 @@ inline void conv_rows_block(size_t rows, const std::int64_t *offsets, size_t k, 
                             k ? sums : nullptr, features, sums, features);
 }
 
-// s[p * cols + c] = act(s[p * cols + c] + bias[c]) (no bias where null) for cols in whole panels: the bias
-// added in one loop, then act through act_copy a panel at a time.  As one loop (bias[c] or 0, then act), GCC left
-// it scalar wherever the bias is not a constant array (weights read from a file: 4 -> 16 channels on 16 pixels,
-// 4.8 -> 8.5 us).
+// s[p * cols + c] = act(s[p * cols + c] + bias[c]) (no bias where null): the bias added in one loop, then act in
+// another over the whole block.  As one loop (bias[c] or 0, then act), GCC left it scalar wherever the bias is not
+// a constant array (weights read from a file: 4 -> 16 channels on 16 pixels, 4.8 -> 8.5 us).
 template <typename F>
 inline void bias_act_rows(float *s, const float *bias, size_t rows, size_t cols, F act)
 {
@@ -893,11 +892,7 @@ inline void bias_act_rows(float *s, const float *bias, size_t rows, size_t cols,
          for (size_t c = 0; c < cols; ++c)
             s[p * cols + c] += bias[c];
    if constexpr (!std::is_same_v<F, Identity>)
-      for (size_t e = 0; e < rows * cols; e += kPanelColumns) {
-         float out[kPanelColumns];
-         act_copy(s + e, out, kPanelColumns, act);
-         std::memcpy(s + e, out, sizeof out);
-      }
+      act_inplace(s, rows * cols, act);
 }
 
 // y[f * positions + p] = act(sums[p * features + f] + bias[f]) for features in whole panels: conv_rows' sums

@@ -314,7 +314,7 @@ inline void act_copy(const float *__restrict src, float *__restrict dst, size_t 
          for (; k < n; ++k)
             dst[k] = src[k];
       }
-   } else { // n may be a constant here (bias_act_rows' panels): kept rolled, see act_inplace
+   } else { // n may be a constant here once inlined: kept rolled, see act_inplace
 #pragma GCC unroll 1
       for (size_t k = 0; k < n; ++k)
          dst[k] = act(src[k]);
@@ -414,13 +414,31 @@ inline size_t tile_panels(size_t f, size_t n, size_t widest = kTilePanels)
    return left > (kTilePanels - 1) * kPanelColumns ? kTilePanels : 1;
 }
 
+// y[j] = act(alpha * t[j] + beta * bias[j]) for j < Width (bias may be null).  The pointers do not overlap
+// (restrict), so GCC vectorizes the row with no run-time check and stores it to y straight from registers: through
+// a row buffer copied with memcpy, GCC's copy for Zen 3 (16-byte pieces) read back halves of 32-byte stores, whose
+// forwarding fails (DeepSets at batch 64 and at batch 1 took 1.08x this time on Zen 3, built for AVX2).  The loop is kept rolled until the
+// vectorizer has seen it: unrolled first (GCC unrolls loops of a constant count early), its lanes went to the
+// basic-block vectorizer, which leaves a conditional such as ReLU's scalar.
+template <size_t Width, typename F>
+inline void act_row(const float *__restrict t, float alpha, float beta, const float *__restrict bias,
+                    float *__restrict y, F act)
+{
+   if (bias) {
+#pragma GCC unroll 1
+      for (size_t j = 0; j < Width; ++j)
+         y[j] = act(alpha * t[j] + beta * bias[j]);
+   } else {
+#pragma GCC unroll 1
+      for (size_t j = 0; j < Width; ++j)
+         y[j] = act(alpha * t[j]);
+   }
+}
+
 // A tile's products out to their rows of y, act(alpha * product + beta * bias) over its first `cols` of Width
 // columns (bias may be null).  A whole tile goes in one pass per row from the tile to y, where made
 // in place (bias, then act) and then copied it took three passes, as long as its whole product at 64 terms
-// (DeepSets' 64 -> 64 layers).  The row's loop is kept rolled until the vectorizer has seen it: unrolled first
-// (GCC unrolls loops of a constant count early), its lanes went to the basic-block vectorizer, which leaves a
-// conditional such as ReLU's scalar, and the row was then stored as single floats and read back as vectors
-// (store forwarding fails): on a Sapphire Rapids Xeon DeepSets' 4096 x 64 x 64 layers now take 0.5x the time.
+// (DeepSets' 64 -> 64 layers).
 template <size_t Rows, size_t Width, typename F>
 inline void panel_tile_out(const float *tile, size_t cols, float alpha, float beta, const float *bias, float *y,
                            size_t ldy, F act)
@@ -431,20 +449,8 @@ inline void panel_tile_out(const float *tile, size_t cols, float alpha, float be
             y[i * ldy + j] = act(alpha * tile[i * Width + j] + (bias ? beta * bias[j] : 0.0f));
       return;
    }
-   for (size_t i = 0; i < Rows; ++i) {
-      const float *t = tile + i * Width;
-      float out[Width]; // not y: the vectorized loop then needs no check that y and bias do not overlap
-      if (bias) {
-#pragma GCC unroll 1
-         for (size_t j = 0; j < Width; ++j)
-            out[j] = act(alpha * t[j] + beta * bias[j]);
-      } else {
-#pragma GCC unroll 1
-         for (size_t j = 0; j < Width; ++j)
-            out[j] = act(alpha * t[j]);
-      }
-      std::memcpy(y + i * ldy, out, sizeof out);
-   }
+   for (size_t i = 0; i < Rows; ++i)
+      act_row<Width>(tile + i * Width, alpha, beta, bias, y + i * ldy, act);
 }
 
 // Rows [0, rows) (rows <= Rows) of A (a, rows a_row apart, steps along a row) times Panels panels (K floats x
