@@ -236,6 +236,54 @@ def test_line_kernel_global(check_model, op, x_shape):
     _pool(check_model, op, x_shape, opset=13, batch="n")
 
 
+# kernels::pool_global: one unpadded window over each whole plane, reduced in vector lanes (planes of fewer values
+# than the lanes, a whole number of lanes, lanes and a remainder), from the Global ops or a window sized so
+@pytest.mark.parametrize("op", ["GlobalMaxPool", "GlobalAveragePool"])
+@pytest.mark.parametrize("x_shape", [(2, 5, 1, 1), (3, 7, 3, 4), (2, 32, 8, 8), (1, 3, 4, 4, 4)])
+def test_global_kernel(check_model, op, x_shape):
+    _pool(check_model, op, x_shape, opset=13)
+
+
+@pytest.mark.parametrize("op, reference", [("GlobalMaxPool", np.max), ("GlobalAveragePool", np.mean)])
+def test_global_kernel_double(op, reference):
+    """In double (onnxruntime has no double GlobalMaxPool: numpy is the reference)."""
+    x = np.random.default_rng(5).standard_normal((2, 3, 37))
+    node = helper.make_node(op, ["x"], ["y"])
+    model = make_model([node], [("x", np.float64, x.shape)], [("y", np.float64, None)], opset=13)
+    np.testing.assert_allclose(sofie_run(model, {"x": x}, backend="native")[0], reference(x, axis=2, keepdims=True),
+                               rtol=1e-12)
+
+
+@pytest.mark.parametrize("op", ["MaxPool", "AveragePool"])
+def test_global_kernel_from_window(check_model, op):
+    _pool(check_model, op, (2, 6, 5, 9), kernel_shape=[5, 9])
+
+
+def test_global_kernel_is_used():
+    """The kernel decides at run time: a window over the whole plane takes pool_global, one over the plane and
+    its padding (a single output as well) the line walk, whose maximum never takes the padding."""
+    x = np.random.default_rng(3).standard_normal((1, 2, 6, 6)).astype(np.float32) - 5
+    for attrs in ({"kernel_shape": [6, 6]}, {"kernel_shape": [8, 8], "pads": [1, 1, 1, 1]}):
+        for op in ("MaxPool", "AveragePool"):
+            node = helper.make_node(op, ["x"], ["y"], count_include_pad=1, **attrs) if op == "AveragePool" else \
+                helper.make_node(op, ["x"], ["y"], **attrs)
+            model = make_model([node], [("x", np.float32, x.shape)], [("y", np.float32, None)], opset=19)
+            np.testing.assert_allclose(sofie_run(model, {"x": x}, backend="native")[0], ort_run(model, {"x": x})[0],
+                                       rtol=1e-5, atol=1e-6)
+
+
+def test_global_max_skips_nan(check_model):
+    """pool's rule for the maximum holds lane by lane: a NaN never wins, so a NaN among the first values of a
+    lane does not hide the values after it."""
+    x = np.random.default_rng(4).standard_normal((1, 2, 8, 8)).astype(np.float32)
+    x[0, 0, 0, :3] = np.nan
+    x[0, 1, 0, 0] = np.nan
+    node = helper.make_node("GlobalMaxPool", ["x"], ["y"])
+    model = make_model([node], [("x", np.float32, x.shape)], [("y", np.float32, None)], opset=13)
+    expected = np.nanmax(x, axis=(2, 3), keepdims=True)
+    np.testing.assert_array_equal(sofie_run(model, {"x": x}, backend="native")[0], expected)
+
+
 def test_line_kernel_is_used():
     """MaxPool without Indices and AveragePool in float take the line kernel; Indices and int8 the walk."""
     def header(op, outputs, dtype=np.float32, **attrs):
