@@ -10,7 +10,8 @@ onnxruntime (C++), a whole model at most 0.8x.
 ``python -m benchmarks.hep_latency [--models A,B] [--quick]`` writes ``benchmarks/results/hep_<isa>_<vendor>.{md,json}``
 and ``.png``, one set per instruction set and CPU vendor of the machine it runs on (``avx2``, ``avx512``; ``amd``,
 ``intel``: the kernels differ, so do onnxruntime's, and Zen 4 runs AVX-512 at half Intel's width), so that the tables
-of every kind of machine are kept (``--quick``: a few rows into ``benchmarks/results/quick/``).
+of every kind of machine are kept (``--quick``: a few rows into ``benchmarks/results/quick/``; ``--out DIR``: the
+results into DIR, for a run of a few rows that must not replace the table).
 """
 
 from __future__ import annotations
@@ -94,6 +95,8 @@ def main(argv: Optional[list[str]] = None) -> str:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.hep_latency", description=__doc__.split("\n")[0])
     parser.add_argument("--models", help="comma-separated model names (default: all; see benchmarks/hep.py)")
     parser.add_argument("--quick", action="store_true", help="a few rows, short measurements")
+    parser.add_argument("--out", type=Path, help="folder of the results (default: benchmarks/results, quick/ for "
+                        "--quick): a run of a few rows that must not replace the whole table")
     args = parser.parse_args(argv)
     target, repeats = (0.1, 3) if args.quick else (0.5, 5)
 
@@ -104,7 +107,7 @@ def main(argv: Optional[list[str]] = None) -> str:
     if unknown:
         parser.error(f"unknown model(s) {', '.join(unknown)}; known: {', '.join(hep.SPECS)}")
     root = bench_dir() / "latency"
-    out = latency.RESULTS / "quick" if args.quick else latency.RESULTS
+    out = args.out or (latency.RESULTS / "quick" if args.quick else latency.RESULTS)
     out.mkdir(parents=True, exist_ok=True)
     stem = latency.results_stem("hep")
     start = time.perf_counter()
