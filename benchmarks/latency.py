@@ -28,8 +28,8 @@ fresh process so that the peak resident memory (VmHWM) is that engine's:
 Timing: calls back to back on one fixed input; n calls per measurement with n
 calibrated to about ``target`` seconds, the median of ``repeats`` measurements
 (3 for heavy models); per event = per call / batch.  The two C++ engines are then run
-again, alternately, PAIRED_ROUNDS times each: their columns are the medians of those rounds and
-their ratio the median of the rounds' ratios (``_paired``).  Before timing, each
+again, alternately, PAIRED_ROUNDS times each for PAIRED_SECONDS: their columns are the medians of
+those rounds and their ratio the median of the rounds' ratios (``_paired``).  Before timing, each
 engine's output is compared with onnxruntime's (computed once in the parent):
 it agrees when ``|y - ref| <= 1e-3 |ref| + 1e-5 max|ref|`` everywhere;
 a disagreement is marked in the table.  Compile times are measured with an
@@ -77,10 +77,12 @@ QUICK_MODELS = ("Overhead_Relu_B1", "Linear_event", "Linear_64", "higgs_model_de
 GFLOP_MODELS = ("Linear_64", "Generator_B64", "Conv_d100_L14_B32", "resnet18")  # largest GEMM- and conv-bound
 RTOL, ATOL_SCALE = 1e-3, 1e-5
 WORKER_TIMEOUT = 900
-# Alternating runs of the native and onnxruntime C++ drivers per model, after each engine's own (see _paired).
-PAIRED_ROUNDS = 7
+# Alternating runs of the native and onnxruntime C++ drivers per model, after each engine's own (see _paired), each
+# a measurement of PAIRED_SECONDS: the machine's speed drifts over seconds, so short rounds pair closer moments.
+PAIRED_ROUNDS = 15
+PAIRED_SECONDS = 0.1
 PAIRED_NOTE = (f"the C++ columns (sofie native, onnxruntime) and their ratio: the medians of {PAIRED_ROUNDS} rounds "
-               "that run the two drivers alternately")
+               f"of {PAIRED_SECONDS} s that run the two drivers alternately")
 THREAD_ENV = {k: "1" for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
 
 
@@ -450,7 +452,7 @@ def run_model(name: str, root: Path, target: float, repeats: int, engines: tuple
         else:
             row["engines"][engine] = json.loads(result_file.read_text())
         print(f"  {name:22s} {engine:7s} {_describe(row['engines'][engine], spec.batch)}", flush=True)
-    if _paired(row, PAIRED_ROUNDS, target):
+    if _paired(row, PAIRED_ROUNDS, min(target, PAIRED_SECONDS)):
         print(f"  {name:22s} native / ort_cpp over {PAIRED_ROUNDS} paired rounds: {row['paired_ratio']:.2f}x "
               f"({_fmt_time(row['engines']['native']['median_s'] / spec.batch)} vs "
               f"{_fmt_time(row['engines']['ort_cpp']['median_s'] / spec.batch)} per event)", flush=True)
