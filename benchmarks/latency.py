@@ -27,9 +27,10 @@ fresh process so that the peak resident memory (VmHWM) is that engine's:
 
 Timing: calls back to back on one fixed input; n calls per measurement with n
 calibrated to about ``target`` seconds, the median of ``repeats`` measurements
-(3 for heavy models); per event = per call / batch.  The two C++ engines are then run
-again, alternately, PAIRED_ROUNDS times each for PAIRED_SECONDS: their columns are the medians of
-those rounds and their ratio the median of the rounds' ratios (``_paired``).  Before timing, each
+(3 for heavy models); per event = per call / batch.  The two C++ engines are then timed
+again in one process (the onnxruntime driver loads the native library), PAIRED_ROUNDS alternating
+measurements of PAIRED_SECONDS each: their columns are the medians of those and their ratio the
+median of the rounds' ratios (``_paired``).  Before timing, each
 engine's output is compared with onnxruntime's (computed once in the parent):
 it agrees when ``|y - ref| <= 1e-3 |ref| + 1e-5 max|ref|`` everywhere;
 a disagreement is marked in the table.  Compile times are measured with an
@@ -77,12 +78,12 @@ QUICK_MODELS = ("Overhead_Relu_B1", "Linear_event", "Linear_64", "higgs_model_de
 GFLOP_MODELS = ("Linear_64", "Generator_B64", "Conv_d100_L14_B32", "resnet18")  # largest GEMM- and conv-bound
 RTOL, ATOL_SCALE = 1e-3, 1e-5
 WORKER_TIMEOUT = 900
-# Alternating runs of the native and onnxruntime C++ drivers per model, after each engine's own (see _paired), each
-# a measurement of PAIRED_SECONDS: the machine's speed drifts over seconds, so short rounds pair closer moments.
+# Alternating measurements of the native library and onnxruntime in one C++ process per model, after each
+# engine's own run (see _paired), each of PAIRED_SECONDS: the machine's speed drifts over seconds.
 PAIRED_ROUNDS = 15
 PAIRED_SECONDS = 0.1
-PAIRED_NOTE = (f"the C++ columns (sofie native, onnxruntime) and their ratio: the medians of {PAIRED_ROUNDS} rounds "
-               f"of {PAIRED_SECONDS} s that run the two drivers alternately")
+PAIRED_NOTE = (f"the C++ columns (sofie native, onnxruntime) and their ratio: the medians of {PAIRED_ROUNDS} "
+               f"alternating measurements of {PAIRED_SECONDS} s each of the two in one C++ process")
 THREAD_ENV = {k: "1" for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
 
 
@@ -232,7 +233,8 @@ def run_native(onnx: Path, x: np.ndarray, ref: np.ndarray, work: Path, target: f
     y = np.fromfile(work / "y0.bin", dtype=np.float32)
     compiler = subprocess.run([*compiler_command(source, exe, ())[:1], "--version"], capture_output=True, text=True)
     return {**times, **result, **agreement(y, ref), "flags": " ".join(DEFAULT_FLAGS),
-            "compiler": compiler.stdout.splitlines()[0] if compiler.stdout else "?", "command": command}
+            "compiler": compiler.stdout.splitlines()[0] if compiler.stdout else "?",
+            "library": str(library), "weights": str(sess.weights_path) if sess.weights_path else "-"}
 
 
 def run_jit(onnx: Path, x: np.ndarray, ref: np.ndarray, work: Path, target: float, repeats: int) -> dict:
@@ -463,23 +465,21 @@ def run_model(name: str, root: Path, target: float, repeats: int, engines: tuple
 
 
 def _paired(row: dict, rounds: int, target: float) -> bool:
-    """Time the two C++ drivers again, alternately, ``rounds`` times each: the machines this runs on drift by
-    10 to 25% over seconds (a VM's clock and neighbours), so the engines' own runs, a minute apart, compare two
-    moments.  Each engine's ``median_s`` becomes the median of its paired rounds (its own run is kept as
-    ``process_median_s``) and ``row["paired_ratio"]`` the median of the rounds' native / ort_cpp ratios,
-    the number the goals are judged by.  False where either engine failed."""
+    """Time the native library and onnxruntime again, in one process, in ``rounds`` alternating measurements each
+    (``ort_driver.cpp`` loads the library next to onnxruntime): the machines this runs on drift by 10 to 25% over
+    seconds (a VM's clock and neighbours), so the engines' own runs, a minute apart, compare two moments.  Each
+    engine's ``median_s`` becomes the median of its paired measurements (its own run is kept as
+    ``process_median_s``) and ``row["paired_ratio"]`` the median of the rounds' native / ort_cpp ratios, the number
+    the goals are judged by.  False where either engine failed."""
     native, ort = row["engines"].get("native", {}), row["engines"].get("ort_cpp", {})
-    if "command" not in native or "command" not in ort:
+    if "library" not in native or "command" not in ort:
         return False
-    times: dict[str, list[float]] = {"native": [], "ort_cpp": []}
-    for r in range(rounds):
-        order = ("native", "ort_cpp") if r % 2 == 0 else ("ort_cpp", "native")
-        for engine in order:  # both drivers take (program, file, target seconds, repeats, ...)
-            command = row["engines"][engine]["command"]
-            times[engine].append(_run_driver([*command[:2], str(target), "1", *command[4:]])["per_call"][0])
+    command = ort["command"]  # (driver, spec, target seconds, repeats)
+    result = _run_driver([*command[:2], str(target), str(rounds), native["library"], native["weights"]])
+    times = {"native": result["paired_native"], "ort_cpp": result["per_call"]}
     for engine, values in times.items():
-        result = row["engines"][engine]
-        result.update(process_median_s=result["median_s"], paired_s=values, median_s=statistics.median(values))
+        res = row["engines"][engine]
+        res.update(process_median_s=res["median_s"], paired_s=values, median_s=statistics.median(values))
     row["paired_ratio"] = statistics.median(a / b for a, b in zip(times["native"], times["ort_cpp"]))
     return True
 

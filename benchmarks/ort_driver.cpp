@@ -1,15 +1,23 @@
 // onnxruntime called from C++ through its C API, timed with the loop of the native engine (timing.hxx):
 // the "ort_cpp" engine of benchmarks/latency.py, which writes the spec file and reads the JSON line printed.
 //
-// usage: ort_driver SPEC TARGET REPEATS
+// usage: ort_driver SPEC TARGET REPEATS [LIBRARY WEIGHTS]
 // SPEC lines: "model PATH", then one line per input and per output, in the model's order:
 //             "in|out NAME FILE RANK D0 D1 ..." (FILE: raw float32; inputs are read, outputs written).
 //
 // One session with one intra-op and one inter-op thread and every graph optimisation, as the Python
 // engine's.  Input and output tensors are OrtValues over buffers allocated once, bound once to an IoBinding:
 // each timed call is RunWithBinding alone, as a C++ user running one model over and over would write it.
+//
+// With LIBRARY and WEIGHTS (a sofie-rdf native library and its weights file, "-" for none), the driver also
+// loads that library and times both engines in alternating measurements in this one process, through the
+// library's C ABI (sofie_create, sofie_infer: one function call around the C++ Session's infer), and prints the
+// library's times as "paired_native" next to onnxruntime's "per_call": the machine's speed drifts by 10 to 25%
+// over seconds, and measurements minutes apart compare two moments.
 #include "ort_capi.hxx"
 #include "timing.hxx"
+
+#include <dlfcn.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -18,6 +26,7 @@
 #include <memory>
 #include <sstream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 namespace {
@@ -105,7 +114,68 @@ Owned<Value> wrap(const MemoryInfo *cpu, Tensor &t)
    return {value, api().ReleaseValue};
 }
 
-int run(const char *spec_path, double target, int repeats)
+// A sofie-rdf native library through its C ABI (sofie_rdf/targets/_cxx/c_abi.py), inputs and outputs of its own.
+class Library {
+public:
+   Library(const char *path, const char *weights, const Spec &spec)
+   {
+      handle_ = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+      if (!handle_)
+         throw std::runtime_error(std::string("dlopen: ") + dlerror());
+      auto create = reinterpret_cast<void *(*)(const char *)>(symbol("sofie_create"));
+      infer_ = reinterpret_cast<int (*)(void *, const std::size_t *, void *const *)>(symbol("sofie_infer"));
+      error_ = reinterpret_cast<const char *(*)()>(symbol("sofie_last_error"));
+      destroy_ = reinterpret_cast<void (*)(void *)>(symbol("sofie_destroy"));
+      session_ = create(std::string(weights) == "-" ? nullptr : weights);
+      if (!session_)
+         throw std::runtime_error(std::string("sofie_create: ") + error_());
+      for (const auto &t : spec.inputs)
+         buffers_.push_back(const_cast<float *>(t.data.data()));
+      for (const auto &t : spec.outputs) {
+         outputs_.emplace_back(t.data.size());
+         buffers_.push_back(outputs_.back().data());
+      }
+   }
+   Library(const Library &) = delete;
+   Library &operator=(const Library &) = delete;
+   ~Library()
+   {
+      if (session_)
+         destroy_(session_);
+      dlclose(handle_);
+   }
+   void infer()
+   {
+      if (infer_(session_, dims_, buffers_.data()) != 0)
+         throw std::runtime_error(std::string("sofie_infer: ") + error_());
+   }
+
+private:
+   void *symbol(const char *name)
+   {
+      void *f = dlsym(handle_, name);
+      if (!f)
+         throw std::runtime_error(std::string("dlsym ") + name + ": " + dlerror());
+      return f;
+   }
+   void *handle_ = nullptr, *session_ = nullptr;
+   int (*infer_)(void *, const std::size_t *, void *const *) = nullptr;
+   const char *(*error_)() = nullptr;
+   void (*destroy_)(void *) = nullptr;
+   std::vector<std::vector<float>> outputs_;
+   std::vector<void *> buffers_;
+   const std::size_t dims_[1] = {0}; // the benchmark's models have no symbolic dims
+};
+
+void print_times(const char *key, const std::vector<double> &times)
+{
+   std::printf(", \"%s\": [", key);
+   for (std::size_t i = 0; i < times.size(); ++i)
+      std::printf("%s%.9g", i ? ", " : "", times[i]);
+   std::printf("]");
+}
+
+int run(const char *spec_path, double target, int repeats, const char *library, const char *weights)
 {
    const Api &ort = api();
    Spec spec = read_spec(spec_path);
@@ -144,13 +214,20 @@ int run(const char *spec_path, double target, int repeats)
    double first = sofie_rdf_bench::seconds_since(t0);
    for (const auto &t : spec.outputs)
       write_floats(t);
-   auto per_call = sofie_rdf_bench::time_calls(call, target, repeats);
+   std::vector<double> per_call, paired;
+   if (library) {
+      Library sofie(library, weights, spec);
+      std::tie(paired, per_call) = sofie_rdf_bench::time_paired([&] { sofie.infer(); }, call, target, repeats);
+   } else {
+      per_call = sofie_rdf_bench::time_calls(call, target, repeats);
+   }
 
-   std::printf("{\"version\": \"%s\", \"construct_s\": %g, \"first_call_s\": %g, \"peak_rss_mb\": %g, \"per_call\": [",
+   std::printf("{\"version\": \"%s\", \"construct_s\": %g, \"first_call_s\": %g, \"peak_rss_mb\": %g",
                OrtGetApiBase()->GetVersionString(), construct, first, sofie_rdf_bench::peak_rss_kb() / 1024.0);
-   for (std::size_t i = 0; i < per_call.size(); ++i)
-      std::printf("%s%.9g", i ? ", " : "", per_call[i]);
-   std::printf("]}\n");
+   print_times("per_call", per_call);
+   if (library)
+      print_times("paired_native", paired);
+   std::printf("}\n");
    return 0;
 }
 
@@ -158,12 +235,13 @@ int run(const char *spec_path, double target, int repeats)
 
 int main(int argc, char **argv)
 {
-   if (argc != 4) {
-      std::fprintf(stderr, "usage: %s SPEC TARGET REPEATS\n", argv[0]);
+   if (argc != 4 && argc != 6) {
+      std::fprintf(stderr, "usage: %s SPEC TARGET REPEATS [LIBRARY WEIGHTS]\n", argv[0]);
       return 2;
    }
    try {
-      return run(argv[1], std::atof(argv[2]), std::atoi(argv[3]));
+      return run(argv[1], std::atof(argv[2]), std::atoi(argv[3]), argc == 6 ? argv[4] : nullptr,
+                 argc == 6 ? argv[5] : nullptr);
    } catch (const std::exception &e) {
       std::fprintf(stderr, "ort_driver: %s\n", e.what());
       return 1;
