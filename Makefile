@@ -16,16 +16,24 @@ demo: $(STAMP)
 	$(PYTHON) tutorials/demo.py
 
 # Test processes (pytest-xdist): the CI machine has two cores; each process holds ROOT and torch (~1 GB).
+# --dist loadgroup keeps a module marked xdist_group on one process (its module fixture is then built once).
 TEST_JOBS ?= 2
+PYTEST := $(PYTHON) -m pytest -q -n $(TEST_JOBS) --dist loadgroup
+
+# make test JITs at -O0: Cling's -O3 code generation is most of a JIT test's time (1.7x the run of the conv,
+# pool and RDataFrame tests), while what the tests check is the generated code's meaning; native builds keep
+# g++ -O3, and make test-full runs with the JIT's own flags (-O3, sofie_rdf/_root.py).
+TEST_CLING_ARGS ?= -O0 -march=native -fno-trapping-math
 
 test: $(STAMP)
 	$(PYTHON) -m ruff check sofie_rdf tests tutorials data benchmarks
-	$(PYTHON) -m pytest -q -m "not slow" -n $(TEST_JOBS)
+	EXTRA_CLING_ARGS="$(TEST_CLING_ARGS)" $(PYTEST) -m "not slow"
 
 # The long tests make test leaves out: every ONNX backend node case of the supported operators, every model
-# of onnx's suites, the larger tree ensembles.
+# of onnx's suites, the larger tree ensembles, the whole product of each parametrized sweep (make test runs a
+# covering subset: tests/conftest.py), the kernels on the narrower instruction sets (tests/test_isa.py).
 test-full: $(STAMP)
-	$(PYTHON) -m pytest -q -m slow -n $(TEST_JOBS)
+	$(PYTEST) -m slow
 
 # The CUDA target on a GPU: each family against onnxruntime on the CPU, device arrays, a columnar chunk. Runs
 # with what the machine has (no install: GPU machines may have no package registry); nvcc from the [cuda]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections import defaultdict
 from typing import Optional, Sequence
 
 import numpy as np
@@ -18,6 +19,42 @@ os.environ.setdefault("KERAS_BACKEND", "torch")
 # onnxruntime reads models up to this IR version; the onnx package writes newer ones.
 ORT_IR_VERSION = 9
 RTOL, ATOL = 1e-4, 1e-5
+
+
+# make test runs a covering subset of each parametrized test with more than one parameter (every value of every
+# parameter at least once, at least QUICK_CASES cases); make test-full (-m slow) runs the rest of the product.
+QUICK_CASES = 4
+
+
+def _covering(items: list) -> set[int]:
+    """Indices of a few ``items`` (cases of one test) that together hold every value of every parameter: greedy
+    set cover on (parameter, value), the earlier case on ties, then evenly spread cases up to QUICK_CASES.  Values
+    are told apart by repr: the same in every xdist worker for what it means (the order of the cases)."""
+    values = [{(name, repr(value)) for name, value in item.callspec.params.items()} for item in items]
+    uncovered = set().union(*values)
+    kept: set[int] = set()
+    while uncovered:
+        best = max(range(len(items)), key=lambda i: (len(values[i] & uncovered), -i))
+        kept.add(best)
+        uncovered -= values[best]
+    step = max(1, len(items) // QUICK_CASES)
+    kept.update(range(0, len(items), step)[:max(0, QUICK_CASES - len(kept))])
+    return kept
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m selects by the marks
+def pytest_collection_modifyitems(config, items):
+    """Mark the cases of a parametrized sweep that make test leaves out as ``slow`` (see QUICK_CASES)."""
+    sweeps: dict[tuple, list] = defaultdict(list)
+    for item in items:
+        spec = getattr(item, "callspec", None)
+        if spec is not None and len(spec.indices) > 1 and item.get_closest_marker("slow") is None:
+            sweeps[(item.path, item.originalname)].append(item)
+    for cases in sweeps.values():
+        kept = _covering(cases)
+        for i, item in enumerate(cases):
+            if i not in kept:
+                item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(autouse=True, scope="session")

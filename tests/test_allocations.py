@@ -355,6 +355,10 @@ void operator delete[](void *p, size_t, std::align_val_t) noexcept { std::free(p
 """
 
 
+# One xdist worker runs this module (make test's --dist loadgroup): its fixture builds a 30-second program.
+pytestmark = pytest.mark.xdist_group("allocations")
+
+
 @pytest.fixture(scope="module")
 def counts(tmp_path_factory) -> dict[str, tuple[dict[str, int], list[np.ndarray]]]:
     """Build and run the counting program: model name -> (counts, outputs of the last call)."""
