@@ -417,9 +417,9 @@ inline size_t tile_panels(size_t f, size_t n, size_t widest = kTilePanels)
 // y[j] = act(alpha * t[j] + beta * bias[j]) for j < Width (bias may be null).  The pointers do not overlap
 // (restrict), so GCC vectorizes the row with no run-time check and stores it to y straight from registers: through
 // a row buffer copied with memcpy, GCC's copy for Zen 3 (16-byte pieces) read back halves of 32-byte stores, whose
-// forwarding fails (DeepSets at batch 64 and at batch 1 took 1.08x this time on Zen 3, built for AVX2).  The loop is kept rolled until the
-// vectorizer has seen it: unrolled first (GCC unrolls loops of a constant count early), its lanes went to the
-// basic-block vectorizer, which leaves a conditional such as ReLU's scalar.
+// forwarding fails (DeepSets at batch 64 and at batch 1 took 1.08x this time on Zen 3, built for AVX2).  The loop
+// is kept rolled until the vectorizer has seen it: unrolled first (GCC unrolls loops of a constant count early),
+// its lanes went to the basic-block vectorizer, which leaves a conditional such as ReLU's scalar.
 template <size_t Width, typename F>
 inline void act_row(const float *__restrict t, float alpha, float beta, const float *__restrict bias,
                     float *__restrict y, F act)
