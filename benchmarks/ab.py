@@ -23,13 +23,12 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any, Callable, Optional
 
 import numpy as np
 
-from . import models
+from . import latency, models
 
 HERE = Path(__file__).resolve().parent
 _BUILD = """
@@ -51,31 +50,14 @@ def build(tree: Path, onnx: Path, work: Path, flags: Optional[list[str]]) -> dic
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def calibrate(call: Callable[[], Any], seconds: float) -> int:
-    """Calls per timed batch, so that one batch lasts about ``seconds``."""
-    n = 1
-    while True:
-        start = time.perf_counter()
-        for _ in range(n):
-            call()
-        dt = time.perf_counter() - start
-        if dt >= seconds / 4:
-            return max(1, int(n * seconds / dt))
-        n *= 2
-
-
 def interleaved(calls: dict[str, Callable[[], Any]], rounds: int, seconds: float) -> dict[str, list[float]]:
-    """Seconds per call of each engine, one batch of each per round, the order rotated every round."""
-    sizes = {name: calibrate(call, seconds) for name, call in calls.items()}
+    """Seconds per call of each engine, one measurement of each per round, the order rotated every round."""
+    sizes = {name: latency.calls_for(call, seconds) for name, call in calls.items()}
     times: dict[str, list[float]] = {name: [] for name in calls}
     names = list(calls)
     for r in range(rounds):
         for name in names[r % len(names):] + names[:r % len(names)]:
-            call, n = calls[name], sizes[name]
-            start = time.perf_counter()
-            for _ in range(n):
-                call()
-            times[name].append((time.perf_counter() - start) / n)
+            times[name].append(latency.seconds_per_call(calls[name], sizes[name]))
     return times
 
 

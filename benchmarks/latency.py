@@ -90,25 +90,28 @@ THREAD_ENV = {k: "1" for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_N
 # ---------------------------------------------------------------- measuring (in the worker processes)
 
 
-def time_calls(call: Callable[[], Any], target: float, repeats: int) -> list[float]:
-    """Seconds per call: the algorithm of ``time_calls`` in ``timing.hxx``, in Python."""
+def seconds_per_call(call: Callable[[], Any], n: int) -> float:
+    """Seconds per call of ``n`` back-to-back calls."""
+    start = time.perf_counter()
+    for _ in range(n):
+        call()
+    return (time.perf_counter() - start) / n
+
+
+def calls_for(call: Callable[[], Any], target: float) -> int:
+    """Calls per measurement of about ``target`` seconds: ``calls_for`` of ``timing.hxx``, in Python."""
     n = 1
     while True:
-        start = time.perf_counter()
-        for _ in range(n):
-            call()
-        dt = time.perf_counter() - start
+        dt = seconds_per_call(call, n) * n
         if dt >= target / 10:
-            n = 1 if dt >= target else int(n * target / dt) + 1
-            break
+            return 1 if dt >= target else int(n * target / dt) + 1
         n *= 2
-    per_call = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(n):
-            call()
-        per_call.append((time.perf_counter() - start) / n)
-    return per_call
+
+
+def time_calls(call: Callable[[], Any], target: float, repeats: int) -> list[float]:
+    """Seconds per call: the algorithm of ``time_calls`` in ``timing.hxx``, in Python."""
+    n = calls_for(call, target)
+    return [seconds_per_call(call, n) for _ in range(repeats)]
 
 
 def peak_rss_mb() -> float:
