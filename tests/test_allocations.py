@@ -213,9 +213,10 @@ def _upsample() -> Case:
 
 
 def _pool3d_gelu() -> Case:
-    """pool_lines in 3-D (AveragePool with padding counted, a stride-3 MaxPool) and GELU's exported Erf chain."""
+    """Pooling by lines in 3-D (AveragePool with padding counted: pool_lines_stride2, unpadded along the lines; a
+    stride-3 MaxPool: pool_lines) and GELU's exported Erf chain."""
     nodes = [helper.make_node("AveragePool", ["x"], ["a"], kernel_shape=[2, 3, 3], strides=[1, 2, 2],
-                              pads=[0, 1, 1, 1, 1, 1], count_include_pad=1),
+                              pads=[0, 1, 0, 1, 1, 0], count_include_pad=1),
              helper.make_node("MaxPool", ["a"], ["m"], kernel_shape=[1, 2, 2], strides=[1, 3, 3], ceil_mode=1),
              helper.make_node("Div", ["m", "sqrt2"], ["d"]), helper.make_node("Erf", ["d"], ["e"]),
              helper.make_node("Add", ["e", "one"], ["p"]), helper.make_node("Mul", ["m", "p"], ["g"]),

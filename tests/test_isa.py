@@ -177,6 +177,12 @@ MODELS = {
     "avgpool3d_pairs": lambda: _one_node("AveragePool", (2, 2, 5, 6, 16), kernel_shape=[2, 2, 2], strides=[2, 2, 2]),
     "maxpool2d_pairs_24": lambda: _one_node("MaxPool", (1, 4, 6, 24), kernel_shape=[2, 2], strides=[2, 2]),
     "avgpool2d_pairs_8": lambda: _one_node("AveragePool", (1, 1, 7, 8), kernel_shape=[2, 2], strides=[2, 2]),
+    # pool_lines_stride2: 11 outputs a line (less than a vector of AVX-512, more than one of AVX2); 18 with
+    # padding along the leading axis; 3-D with 5 taps along the line; the tensor's last vectors from a copy
+    "maxpool2d_k3s2": lambda: _one_node("MaxPool", (2, 32, 24, 24), kernel_shape=[3, 3], strides=[2, 2]),
+    "avgpool2d_k3s2_pad": lambda: _one_node("AveragePool", (1, 3, 13, 37), kernel_shape=[3, 3], strides=[2, 2],
+                                            pads=[1, 0, 1, 0], count_include_pad=1),
+    "maxpool3d_k5s2": lambda: _one_node("MaxPool", (1, 3, 9, 10, 45), kernel_shape=[3, 2, 5], strides=[2, 1, 2]),
     # transpose_phases (channels last to first, 2, 4 or 8 channels): a tail after whole vectors; two chunks
     "transpose_phases_2": lambda: _one_node("Transpose", (2, 9, 37, 2), perm=[0, 3, 1, 2]),
     "transpose_phases_4": lambda: _one_node("Transpose", (1, 300, 4), perm=[0, 2, 1]),

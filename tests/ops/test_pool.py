@@ -284,6 +284,57 @@ def test_global_max_skips_nan(check_model):
     np.testing.assert_array_equal(sofie_run(model, {"x": x}, backend="native")[0], expected)
 
 
+# kernels::pool_lines_stride2: stride 2 along the last axis, windows of 1 to 5 taps along it and inside the input:
+# output lines shorter than a vector, a vector and a remainder; padding along the leading axes (divisors counting
+# it); the last vectors of the tensor read from a copy; 1-D to 3-D.  ceil_mode's extra window past the input's
+# end takes pool_lines instead (but not on the 40 values, where it ends at the input's end).  A batch known only
+# when the code runs where it is 2.
+@pytest.mark.parametrize("op", ["MaxPool", "AveragePool"])
+@pytest.mark.parametrize("x_shape, kernel, strides, pads", [
+    ((2, 32, 24, 24), [3, 3], [2, 2], [0, 0, 0, 0]),               # the HEP family's MaxPool: 11 outputs a line
+    ((1, 3, 13, 37), [3, 3], [2, 2], [1, 0, 1, 0]),                # 18 a line, padding above and below
+    ((1, 3, 9, 10, 45), [3, 2, 5], [2, 1, 2], [0, 1, 0, 1, 0, 0]),
+    ((2, 3, 40), [4], [2], [0, 0]),
+    ((1, 2, 5, 9), [1, 1], [2, 2], [0, 0, 0, 0]),
+])
+@pytest.mark.parametrize("ceil_mode", [0, 1])
+def test_stride2_kernel_geometries(check_model, op, x_shape, kernel, strides, pads, ceil_mode):
+    extra = {"count_include_pad": 1} if op == "AveragePool" and sum(pads) else {}
+    _pool(check_model, op, x_shape, kernel_shape=kernel, strides=strides, pads=pads, ceil_mode=ceil_mode,
+          seed=len(x_shape), batch="n" if x_shape[0] > 1 else None, **extra)
+
+
+def test_stride2_kernel_is_chosen():
+    """The emitter names pool_lines_stride2 where the geometry is known and fits it; pool_pairs' windows (2 x 2 on
+    lines of whole vectors), padding along the lines, double and unknown lengths take pool_lines."""
+    def header(shape, dtype=np.float32, **attrs):
+        node = helper.make_node("MaxPool", ["x"], ["y"], **attrs)
+        return sr.load(make_model([node], [("x", dtype, shape)], [("y", dtype, None)], opset=19)).code().header
+    assert "kernels::pool_lines_stride2<true, 3>" in header((1, 32, 24, 24), kernel_shape=[3, 3], strides=[2, 2])
+    assert "kernels::pool_lines_stride2<true, 2>" in header((1, 8, 30, 30), kernel_shape=[2, 2], strides=[2, 2])
+    for shape, dtype, attrs in [
+        ((1, 8, 32, 32), np.float32, {"kernel_shape": [2, 2], "strides": [2, 2]}),
+        ((1, 8, 24, 24), np.float32, {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]}),
+        ((1, 8, 24, 24), np.float64, {"kernel_shape": [3, 3], "strides": [2, 2]}),
+        ((1, 8, "h", "w"), np.float32, {"kernel_shape": [3, 3], "strides": [2, 2]}),
+        ((1, 8, 1000), np.float32, {"kernel_shape": [3], "strides": [2]}),  # one line a window, long lines
+    ]:
+        code = header(shape, dtype, **attrs)
+        assert "kernels::pool_lines<" in code and "pool_lines_stride2<" not in code, (shape, attrs)
+
+
+def test_stride2_kernel_max_skips_nan():
+    """The maximum's rule holds in the stride-2 kernel's lanes: a NaN never wins a window that has a number."""
+    x = np.random.default_rng(6).standard_normal((1, 2, 7, 36)).astype(np.float32)
+    x[0, 0, 0, :5] = np.nan
+    x[0, 1, 3, 17] = np.nan
+    node = helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[3, 3], strides=[2, 2])
+    model = make_model([node], [("x", np.float32, x.shape)], [("y", np.float32, None)], opset=19)
+    windows = np.lib.stride_tricks.sliding_window_view(x, (3, 3), axis=(2, 3))[:, :, ::2, ::2]
+    expected = np.nanmax(windows, axis=(4, 5))
+    np.testing.assert_array_equal(sofie_run(model, {"x": x}, backend="native")[0], expected)
+
+
 def test_line_kernel_is_used():
     """MaxPool without Indices and AveragePool in float take the line kernel; Indices and int8 the walk."""
     def header(op, outputs, dtype=np.float32, **attrs):

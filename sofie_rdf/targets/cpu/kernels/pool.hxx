@@ -288,6 +288,123 @@ inline void pool_lines(const T *x, T *y, size_t planes, const PoolShape &s, bool
    }
 }
 
+// ---- stride 2 along lines, in whole vectors ------------------------------------------------------------------
+//
+// pool_lines_stride2: MaxPool and AveragePool in float, 1-D to 3-D, with stride 2 along the last axis, windows of
+// KW <= L + 2 taps along it, every tap along it inside the input (emitters/pool.py chooses it where the geometry is
+// known: a call site with one kernel's code is inlined, and its shapes become constants).  Output i of a line combines the window's
+// input lines at 2 i + j, j < KW: tap j is their even (j even) or odd floats moved down by j / 2 lanes.  Per L
+// outputs, up to three vectors of each of the window's lines are combined in registers, split into even and odd floats,
+// and each tap is then one permute.  pool_lines' loops over a line of 11 outputs (MaxPool 3 x 3, stride 2, on 24
+// pixels) ran scalar with AVX-512's 16 lanes, 15 ns a line.  Vectors read past a line's end hold the next line's
+// floats, which only lanes past the output line's end see; near the end of the tensor they are read from a
+// copy.  Outputs are stored as whole vectors while the tensor has room (the next line rewrites the lanes past a
+// line's end).  The taps combine in pool_lines' order, from the identity, so the results are the same.
+
+template <bool Max>
+inline vfloat pool_vstep(vfloat acc, vfloat v)
+{
+   return Max ? vmax(v, acc) : acc + v;
+}
+
+// Tap J of L outputs: lanes J / 2 on of the even (J even) or odd floats, continued by e1 (o1).
+template <size_t J>
+inline vfloat pool_stride2_tap(vfloat e0, vfloat e1, vfloat o0, vfloat o1)
+{
+   return vlanes_from<J / 2>(J % 2 ? o0 : e0, J % 2 ? o1 : e1, std::make_index_sequence<kVFloatLanes>{});
+}
+
+template <bool Max, size_t... J>
+inline vfloat pool_stride2_taps(vfloat e0, vfloat e1, vfloat o0, vfloat o1, std::index_sequence<J...>)
+{
+   vfloat acc = vsplat(pool_identity<float, Max>());
+   ((acc = pool_vstep<Max>(acc, pool_stride2_tap<J>(e0, e1, o0, o1))), ...);
+   return acc;
+}
+
+// The input lines of an output line's window: two leading axes (the first of one tap where the pooling is 2-D,
+// both where it is 1-D), the window's taps inside the input along each and the distance between them.
+struct PoolStride2Window {
+   size_t count[2], step[2];
+};
+
+// L outputs of a line: NV vectors (as many as its taps reach) of each of the window's lines from `at` on,
+// combined in row-major order, then split into taps.  The vectors past the tensor's end come from `tail`.
+template <bool Max, size_t KW, size_t NV>
+inline vfloat pool_stride2_vector(const float *x, size_t at, size_t x_end, const PoolStride2Window &w, float *tail)
+{
+   constexpr size_t L = kVFloatLanes;
+   constexpr auto lanes = std::make_index_sequence<L>{};
+   const vfloat identity = vsplat(pool_identity<float, Max>());
+   vfloat v[3] = {identity, identity, identity};
+   for (size_t i = 0; i < w.count[0]; ++i)
+      for (size_t j = 0; j < w.count[1]; ++j) {
+         const size_t line = at + i * w.step[0] + j * w.step[1];
+         const float *src = x + line;
+         if (line + NV * L > x_end) {
+            std::copy(src, x + x_end, tail);
+            src = tail;
+         }
+         for (size_t k = 0; k < NV; ++k)
+            v[k] = pool_vstep<Max>(v[k], vload(src + k * L));
+      }
+   return pool_stride2_taps<Max>(vevery_other<0>(v[0], v[1], lanes), vevery_other<0>(v[2], v[2], lanes),
+                                 vevery_other<1>(v[0], v[1], lanes), vevery_other<1>(v[2], v[2], lanes),
+                                 std::make_index_sequence<KW>{});
+}
+
+// The taps of output coordinate o along leading axis a of two (axes before the input's first have one tap).
+inline PoolAxisTaps pool_lead_taps(const PoolShape &s, size_t a, size_t o)
+{
+   const size_t lead = s.rank - 1; // leading axes of the input
+   return a + lead < 2 ? PoolAxisTaps{0, 1, 1} : pool_axis_taps(s, a + lead - 2, o);
+}
+
+template <bool Max, size_t KW>
+inline void pool_lines_stride2(const float *x, float *y, size_t planes, const PoolShape &s, bool count_include_pad)
+{
+   constexpr size_t L = kVFloatLanes;
+   static_assert(KW <= L + 2, "three vectors of a line hold the taps of L outputs");
+   const size_t lead = s.rank - 1, n = s.out[lead];
+   const PoolLineGrid lines(s);
+   const size_t x_end = planes * lines.plane, y_end = planes * lines.lines_out * n;
+   // per leading axis of two: output lines, the distance between input lines and between a window's lines
+   size_t out[2] = {1, 1}, stride[2] = {0, 0}, step[2] = {0, 0};
+   for (size_t a = 2 - lead; a < 2; ++a) {
+      out[a] = s.out[a + lead - 2];
+      stride[a] = lines.stride[a + lead - 2];
+      step[a] = s.dilations[a + lead - 2] * stride[a];
+   }
+   float tail[3 * L] = {}; // the last vectors of the tensor
+   size_t at_y = 0;
+   for (size_t p = 0; p < planes; ++p)
+      for (size_t o0 = 0; o0 < out[0]; ++o0) {
+         const PoolAxisTaps t0 = pool_lead_taps(s, 0, o0);
+         for (size_t o1 = 0; o1 < out[1]; ++o1) {
+            const PoolAxisTaps t1 = pool_lead_taps(s, 1, o1);
+            const PoolStride2Window w{{t0.inside, t1.inside}, {step[0], step[1]}};
+            const size_t first = p * lines.plane + static_cast<size_t>(t0.first) * stride[0] +
+                                 static_cast<size_t>(t1.first) * stride[1]; // inside the input when any tap is
+            const float divisor =
+               static_cast<float>((count_include_pad ? t0.padded * t1.padded : t0.inside * t1.inside) * KW);
+            for (size_t c = 0; c < n; c += L) {
+               const size_t m = std::min(L, n - c), reach = 2 * m + KW - 2, at = first + 2 * c;
+               vfloat v = reach <= L       ? pool_stride2_vector<Max, KW, 1>(x, at, x_end, w, tail)
+                          : reach <= 2 * L ? pool_stride2_vector<Max, KW, 2>(x, at, x_end, w, tail)
+                                           : pool_stride2_vector<Max, KW, 3>(x, at, x_end, w, tail);
+               if (!Max)
+                  v = divisor > 0.0f ? v / divisor : vfloat{};
+               if (at_y + L <= y_end)
+                  vstore(y + at_y, v);
+               else
+                  for (size_t i = 0; i < m; ++i)
+                     y[at_y + i] = v[i];
+               at_y += m;
+            }
+         }
+      }
+}
+
 // ---- 2-wide windows with stride 2 ----------------------------------------------------------------------------
 //
 // pool_pairs: MaxPool and AveragePool in float whose windows are 2 wide with stride 2 on every axis (the 2 x 2

@@ -119,6 +119,19 @@ inline V vevery_other(V a, V b, std::index_sequence<I...>)
 #endif
 }
 
+// Lanes First, First + 1, ... of the pair (a, b) (lane i of a, or i - L of b): the pair's floats moved down by
+// First lanes, in one two-source permute (a itself for First 0).
+template <size_t First, typename V, size_t... I>
+inline V vlanes_from(V a, V b, std::index_sequence<I...>)
+{
+#if defined(__clang__) || __GNUC__ >= 12
+   return __builtin_shufflevector(a, b, (First + I)...);
+#else
+   typedef int vint __attribute__((vector_size(sizeof(V))));
+   return __builtin_shuffle(a, b, vint{int(First + I)...});
+#endif
+}
+
 // a[First], b[First], a[First + 1], b[First + 1], ...: half of each of a and b interleaved (vevery_other's
 // inverse: First 0 gives the first L of 2 L floats, First L / 2 the others).
 template <size_t First, typename V, size_t... I>
