@@ -183,6 +183,11 @@ MODELS = {
     "avgpool2d_k3s2_pad": lambda: _one_node("AveragePool", (1, 3, 13, 37), kernel_shape=[3, 3], strides=[2, 2],
                                             pads=[1, 0, 1, 0], count_include_pad=1),
     "maxpool3d_k5s2": lambda: _one_node("MaxPool", (1, 3, 9, 10, 45), kernel_shape=[3, 2, 5], strides=[2, 1, 2]),
+    # padding along the lines (its columns set to the identity; the first vectors of the tensor from a copy)
+    "maxpool2d_k3s2_pad": lambda: _one_node("MaxPool", (2, 5, 23, 56), kernel_shape=[3, 3], strides=[2, 2],
+                                            pads=[1, 1, 1, 1]),
+    "avgpool2d_k5s2_pad": lambda: _one_node("AveragePool", (1, 3, 11, 30), kernel_shape=[3, 5], strides=[2, 2],
+                                            pads=[1, 2, 0, 1], ceil_mode=1),
     # transpose_phases (channels last to first, 2, 4 or 8 channels): a tail after whole vectors; two chunks
     "transpose_phases_2": lambda: _one_node("Transpose", (2, 9, 37, 2), perm=[0, 3, 1, 2]),
     "transpose_phases_4": lambda: _one_node("Transpose", (1, 300, 4), perm=[0, 2, 1]),

@@ -284,11 +284,10 @@ def test_global_max_skips_nan(check_model):
     np.testing.assert_array_equal(sofie_run(model, {"x": x}, backend="native")[0], expected)
 
 
-# kernels::pool_lines_stride2: stride 2 along the last axis, windows of 1 to 5 taps along it and inside the input:
-# output lines shorter than a vector, a vector and a remainder; padding along the leading axes (divisors counting
-# it); the last vectors of the tensor read from a copy; 1-D to 3-D.  ceil_mode's extra window past the input's
-# end takes pool_lines instead (but not on the 40 values, where it ends at the input's end).  A batch known only
-# when the code runs where it is 2.
+# kernels::pool_lines_stride2: stride 2 along the last axis, windows of 1 to 5 taps along it: output lines shorter
+# than a vector, a vector and a remainder; padding along the leading axes and along the lines (divisors counting it
+# or not), ceil_mode's windows past the input's end; the first and last vectors of the tensor read from a copy;
+# 1-D to 3-D.  A batch known only when the code runs where it is 2.
 @pytest.mark.parametrize("op", ["MaxPool", "AveragePool"])
 @pytest.mark.parametrize("x_shape, kernel, strides, pads", [
     ((2, 32, 24, 24), [3, 3], [2, 2], [0, 0, 0, 0]),               # the HEP family's MaxPool: 11 outputs a line
@@ -296,6 +295,10 @@ def test_global_max_skips_nan(check_model):
     ((1, 3, 9, 10, 45), [3, 2, 5], [2, 1, 2], [0, 1, 0, 1, 0, 0]),
     ((2, 3, 40), [4], [2], [0, 0]),
     ((1, 2, 5, 9), [1, 1], [2, 2], [0, 0, 0, 0]),
+    ((2, 4, 23, 56), [3, 3], [2, 2], [1, 1, 1, 1]),                # ResNet's first pooling: 28 a line
+    ((1, 3, 11, 30), [3, 5], [2, 2], [1, 2, 0, 1]),
+    ((1, 2, 6, 7, 9), [2, 2, 4], [2, 2, 2], [0, 1, 3, 1, 0, 2]),   # a line's first window all padding
+    ((3, 2, 17), [3], [2], [1, 1]),
 ])
 @pytest.mark.parametrize("ceil_mode", [0, 1])
 def test_stride2_kernel_geometries(check_model, op, x_shape, kernel, strides, pads, ceil_mode):
@@ -306,15 +309,18 @@ def test_stride2_kernel_geometries(check_model, op, x_shape, kernel, strides, pa
 
 def test_stride2_kernel_is_chosen():
     """The emitter names pool_lines_stride2 where the geometry is known and fits it; pool_pairs' windows (2 x 2 on
-    lines of whole vectors), padding along the lines, double and unknown lengths take pool_lines."""
+    lines of whole vectors), double, unknown lengths and long lines of one-line windows take pool_lines."""
     def header(shape, dtype=np.float32, **attrs):
         node = helper.make_node("MaxPool", ["x"], ["y"], **attrs)
         return sr.load(make_model([node], [("x", dtype, shape)], [("y", dtype, None)], opset=19)).code().header
     assert "kernels::pool_lines_stride2<true, 3>" in header((1, 32, 24, 24), kernel_shape=[3, 3], strides=[2, 2])
     assert "kernels::pool_lines_stride2<true, 2>" in header((1, 8, 30, 30), kernel_shape=[2, 2], strides=[2, 2])
+    assert "kernels::pool_lines_stride2<true, 3>" in header((1, 8, 24, 24), kernel_shape=[3, 3], strides=[2, 2],
+                                                            pads=[1, 1, 1, 1])
     for shape, dtype, attrs in [
         ((1, 8, 32, 32), np.float32, {"kernel_shape": [2, 2], "strides": [2, 2]}),
-        ((1, 8, 24, 24), np.float32, {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]}),
+        ((1, 8, 24, 24), np.float32, {"kernel_shape": [3, 3], "strides": [2, 1]}),
+        ((1, 8, 24, 24), np.float32, {"kernel_shape": [3, 6], "strides": [2, 2]}),
         ((1, 8, 24, 24), np.float64, {"kernel_shape": [3, 3], "strides": [2, 2]}),
         ((1, 8, "h", "w"), np.float32, {"kernel_shape": [3, 3], "strides": [2, 2]}),
         ((1, 8, 1000), np.float32, {"kernel_shape": [3], "strides": [2]}),  # one line a window, long lines

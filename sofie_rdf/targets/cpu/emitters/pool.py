@@ -47,16 +47,15 @@ def _is_pairs(g: PoolGeometry, lanes: int) -> bool:
 
 def stride2_taps(g: PoolGeometry, lanes: int) -> Optional[int]:
     """The taps along the lines where ``kernels::pool_lines_stride2`` computes a float pooling of geometry ``g``
-    (known lengths, stride 2 along the lines, every tap along them inside the input), else None; where
+    (known lengths, stride 2 along the lines, up to _STRIDE2_TAPS undilated taps), else None; where
     ``pool_lines`` would take ``pool_global`` or ``pool_pairs``, those.  Not where a window has one input line
     (1-D, or one tap along the leading axes) and the output lines are longer than two vectors: pool_lines then
     only copies each line, and vectorizes as well (1-D, 100 values to 49 with 4 taps: 0.7x the time)."""
     values = (*g.spatial, *g.out, *g.kernel, *g.pads_begin, *g.pads_end)
     if not all(isinstance(v, int) for v in values) or len(g.spatial) > 3 or _is_global(g) or _is_pairs(g, lanes):
         return None
-    n, out, kernel = g.spatial[-1], g.out[-1], g.kernel[-1]
-    span = (out - 1) * 2 + kernel
-    if g.strides[-1] != 2 or g.dilations[-1] != 1 or kernel > _STRIDE2_TAPS or g.pads_begin[-1] or span > n:
+    out, kernel = g.out[-1], g.kernel[-1]
+    if g.strides[-1] != 2 or g.dilations[-1] != 1 or kernel > _STRIDE2_TAPS:
         return None
     return kernel if num_elements(g.kernel[:-1]) > 1 or out <= 2 * lanes else None
 

@@ -290,16 +290,34 @@ inline void pool_lines(const T *x, T *y, size_t planes, const PoolShape &s, bool
 
 // ---- stride 2 along lines, in whole vectors ------------------------------------------------------------------
 //
-// pool_lines_stride2: MaxPool and AveragePool in float, 1-D to 3-D, with stride 2 along the last axis, windows of
-// KW <= L + 2 taps along it, every tap along it inside the input (emitters/pool.py chooses it where the geometry is
-// known: a call site with one kernel's code is inlined, and its shapes become constants).  Output i of a line combines the window's
-// input lines at 2 i + j, j < KW: tap j is their even (j even) or odd floats moved down by j / 2 lanes.  Per L
-// outputs, up to three vectors of each of the window's lines are combined in registers, split into even and odd floats,
-// and each tap is then one permute.  pool_lines' loops over a line of 11 outputs (MaxPool 3 x 3, stride 2, on 24
-// pixels) ran scalar with AVX-512's 16 lanes, 15 ns a line.  Vectors read past a line's end hold the next line's
-// floats, which only lanes past the output line's end see; near the end of the tensor they are read from a
-// copy.  Outputs are stored as whole vectors while the tensor has room (the next line rewrites the lanes past a
-// line's end).  The taps combine in pool_lines' order, from the identity, so the results are the same.
+// pool_lines_stride2: MaxPool and AveragePool in float, 1-D to 3-D, with stride 2 along the last axis and windows
+// of KW <= L + 2 undilated taps along it (emitters/pool.py chooses it where the geometry is known: a call site
+// with one kernel's code is inlined, and its shapes become constants).  Output i of a line combines the window's
+// input lines at columns 2 i - pads_begin + j, j < KW: tap j is their even (j even) or odd floats moved down by
+// j / 2 lanes.  Per L outputs, up to three vectors of each of the window's lines are combined in registers, split
+// into even and odd floats, and each tap is then one permute.  pool_lines' loops over a line of 11 outputs
+// (MaxPool 3 x 3, stride 2, on 24 pixels) ran scalar with AVX-512's 16 lanes, 15 ns a line.  Vectors reaching
+// before a line's start or past its end read the neighbouring lines' floats: those columns are then set to the
+// identity (the padding; past the end, also lanes past the output line's end); near either end of the tensor
+// the vectors are read from a copy.  Outputs are stored as whole vectors while the tensor has room (the next line
+// rewrites the lanes past a line's end).  The taps combine in pool_lines' order, from the identity, so the results
+// are the same.
+
+typedef int vint __attribute__((vector_size(SOFIE_SIMD_BYTES))); // a vfloat's lanes as int: masks, columns
+
+template <size_t... I>
+inline vint pool_iota(std::index_sequence<I...>)
+{
+   return vint{int(I)...};
+}
+
+// Lanes whose column first + Step * lane lies in [lo, hi): all bits set, else 0.
+template <int Step>
+inline vint pool_columns_in(int first, int lo, int hi)
+{
+   const vint column = first + Step * pool_iota(std::make_index_sequence<kVFloatLanes>{});
+   return (column >= lo - vint{}) & (column < hi - vint{});
+}
 
 template <bool Max>
 inline vfloat pool_vstep(vfloat acc, vfloat v)
@@ -322,32 +340,51 @@ inline vfloat pool_stride2_taps(vfloat e0, vfloat e1, vfloat o0, vfloat o1, std:
    return acc;
 }
 
+// AveragePool's taps along the line per output lane: those of output column first / 2 + lane in [lo, hi).
+template <size_t... J>
+inline vfloat pool_stride2_count(int first, int lo, int hi, std::index_sequence<J...>)
+{
+   vint count{};
+   ((count -= pool_columns_in<2>(first + int(J), lo, hi)), ...); // all bits set is -1
+   return __builtin_convertvector(count, vfloat);
+}
+
 // The input lines of an output line's window: two leading axes (the first of one tap where the pooling is 2-D,
-// both where it is 1-D), the window's taps inside the input along each and the distance between them.
+// both where it is 1-D), the window's taps inside the input along each and the distance between them; and the
+// line's width.
 struct PoolStride2Window {
    size_t count[2], step[2];
+   int width;
 };
 
-// L outputs of a line: NV vectors (as many as its taps reach) of each of the window's lines from `at` on,
-// combined in row-major order, then split into taps.  The vectors past the tensor's end come from `tail`.
+// L outputs of a line: NV vectors (as many as its taps reach) of each of the window's lines from column `column`
+// (at `at` in the tensor) on, combined in row-major order, the columns outside the line set to the identity, then
+// split into taps.  The vectors reaching past either end of the tensor come from `edge`.
 template <bool Max, size_t KW, size_t NV>
-inline vfloat pool_stride2_vector(const float *x, size_t at, size_t x_end, const PoolStride2Window &w, float *tail)
+inline vfloat pool_stride2_vector(const float *x, std::ptrdiff_t at, std::ptrdiff_t x_end, int column,
+                                  const PoolStride2Window &w, float *edge)
 {
    constexpr size_t L = kVFloatLanes;
    constexpr auto lanes = std::make_index_sequence<L>{};
+   constexpr std::ptrdiff_t reads = NV * L;
    const vfloat identity = vsplat(pool_identity<float, Max>());
    vfloat v[3] = {identity, identity, identity};
    for (size_t i = 0; i < w.count[0]; ++i)
       for (size_t j = 0; j < w.count[1]; ++j) {
-         const size_t line = at + i * w.step[0] + j * w.step[1];
-         const float *src = x + line;
-         if (line + NV * L > x_end) {
-            std::copy(src, x + x_end, tail);
-            src = tail;
+         const std::ptrdiff_t line = at + std::ptrdiff_t(i * w.step[0] + j * w.step[1]);
+         const float *src = x + std::max<std::ptrdiff_t>(line, 0);
+         if (line < 0 || line + reads > x_end) { // the floats inside the tensor, if any, to their place in edge
+            const std::ptrdiff_t from = std::max<std::ptrdiff_t>(line, 0), to = std::min(line + reads, x_end);
+            if (from < to)
+               std::copy(x + from, x + to, edge + (from - line));
+            src = edge;
          }
          for (size_t k = 0; k < NV; ++k)
             v[k] = pool_vstep<Max>(v[k], vload(src + k * L));
       }
+   if (column < 0 || column + int(reads) > w.width)
+      for (size_t k = 0; k < NV; ++k)
+         v[k] = pool_columns_in<1>(column + int(k * L), 0, w.width) ? v[k] : identity;
    return pool_stride2_taps<Max>(vevery_other<0>(v[0], v[1], lanes), vevery_other<0>(v[2], v[2], lanes),
                                  vevery_other<1>(v[0], v[1], lanes), vevery_other<1>(v[2], v[2], lanes),
                                  std::make_index_sequence<KW>{});
@@ -367,33 +404,42 @@ inline void pool_lines_stride2(const float *x, float *y, size_t planes, const Po
    static_assert(KW <= L + 2, "three vectors of a line hold the taps of L outputs");
    const size_t lead = s.rank - 1, n = s.out[lead];
    const PoolLineGrid lines(s);
-   const size_t x_end = planes * lines.plane, y_end = planes * lines.lines_out * n;
+   const std::ptrdiff_t x_end = std::ptrdiff_t(planes * lines.plane);
+   const size_t y_end = planes * lines.lines_out * n;
+   const int pad = int(s.pads_begin[lead]), width = int(s.in[lead]);
+   // AveragePool's taps along the line: those inside it, or inside it and its padding
+   const int lo = count_include_pad ? -pad : 0, hi = width + (count_include_pad ? int(s.pads_end[lead]) : 0);
    // per leading axis of two: output lines, the distance between input lines and between a window's lines
-   size_t out[2] = {1, 1}, stride[2] = {0, 0}, step[2] = {0, 0};
+   size_t out[2] = {1, 1}, stride[2] = {0, 0};
+   PoolStride2Window w{{1, 1}, {0, 0}, width};
    for (size_t a = 2 - lead; a < 2; ++a) {
       out[a] = s.out[a + lead - 2];
       stride[a] = lines.stride[a + lead - 2];
-      step[a] = s.dilations[a + lead - 2] * stride[a];
+      w.step[a] = s.dilations[a + lead - 2] * stride[a];
    }
-   float tail[3 * L] = {}; // the last vectors of the tensor
+   float edge[3 * L] = {}; // the vectors reaching past either end of the tensor
    size_t at_y = 0;
    for (size_t p = 0; p < planes; ++p)
       for (size_t o0 = 0; o0 < out[0]; ++o0) {
          const PoolAxisTaps t0 = pool_lead_taps(s, 0, o0);
          for (size_t o1 = 0; o1 < out[1]; ++o1) {
             const PoolAxisTaps t1 = pool_lead_taps(s, 1, o1);
-            const PoolStride2Window w{{t0.inside, t1.inside}, {step[0], step[1]}};
-            const size_t first = p * lines.plane + static_cast<size_t>(t0.first) * stride[0] +
-                                 static_cast<size_t>(t1.first) * stride[1]; // inside the input when any tap is
-            const float divisor =
-               static_cast<float>((count_include_pad ? t0.padded * t1.padded : t0.inside * t1.inside) * KW);
+            w.count[0] = t0.inside;
+            w.count[1] = t1.inside;
+            const std::ptrdiff_t first = std::ptrdiff_t(p * lines.plane + size_t(t0.first) * stride[0] +
+                                                        size_t(t1.first) * stride[1]); // inside when any tap is
+            const float rows = float(count_include_pad ? t0.padded * t1.padded : t0.inside * t1.inside);
             for (size_t c = 0; c < n; c += L) {
-               const size_t m = std::min(L, n - c), reach = 2 * m + KW - 2, at = first + 2 * c;
-               vfloat v = reach <= L       ? pool_stride2_vector<Max, KW, 1>(x, at, x_end, w, tail)
-                          : reach <= 2 * L ? pool_stride2_vector<Max, KW, 2>(x, at, x_end, w, tail)
-                                           : pool_stride2_vector<Max, KW, 3>(x, at, x_end, w, tail);
-               if (!Max)
-                  v = divisor > 0.0f ? v / divisor : vfloat{};
+               const size_t m = std::min(L, n - c), reach = 2 * m + KW - 2;
+               const int column = 2 * int(c) - pad;
+               const std::ptrdiff_t at = first + column;
+               vfloat v = reach <= L       ? pool_stride2_vector<Max, KW, 1>(x, at, x_end, column, w, edge)
+                          : reach <= 2 * L ? pool_stride2_vector<Max, KW, 2>(x, at, x_end, column, w, edge)
+                                           : pool_stride2_vector<Max, KW, 3>(x, at, x_end, column, w, edge);
+               if (!Max) {
+                  const vfloat count = rows * pool_stride2_count(column, lo, hi, std::make_index_sequence<KW>{});
+                  v = count > vfloat{} ? v / count : vfloat{};
+               }
                if (at_y + L <= y_end)
                   vstore(y + at_y, v);
                else
