@@ -233,6 +233,9 @@ def test_tile_models_reach_their_kernel(name):
 def test_flags_name_their_instruction_set():
     for isa, flags in ISA_FLAGS.items():
         assert isa_for_flags(flags) == isa
+    # switched off after the flag that names it: what the compiler then targets
+    assert isa_for_flags(["-O3", "-march=x86-64-v4", "-mno-avx512f"]) == "avx2"
+    assert isa_for_flags(["-march=x86-64-v3", "-mno-avx2"]) == "generic"
 
 
 @pytest.mark.parametrize("isa", ISA_PARAMS)

@@ -11,6 +11,7 @@ from conftest import make_model, ort_run, sofie_run
 from onnx import helper
 
 import sofie_rdf as sr
+from sofie_rdf.targets.cpu import CpuTarget
 
 SHAPES = {1: (2, 3, 11), 2: (2, 3, 9, 8), 3: (1, 2, 6, 7, 5)}
 
@@ -310,11 +311,17 @@ def test_stride2_kernel_geometries(check_model, op, x_shape, kernel, strides, pa
 def test_stride2_kernel_is_chosen():
     """The emitter names pool_lines_stride2 where the geometry is known and fits it; pool_pairs' windows (2 x 2 on
     lines of whole vectors), double, unknown lengths and long lines of one-line windows take pool_lines."""
-    def header(shape, dtype=np.float32, **attrs):
+    def header(shape, dtype=np.float32, isa="avx512", **attrs):
         node = helper.make_node("MaxPool", ["x"], ["y"], **attrs)
-        return sr.load(make_model([node], [("x", dtype, shape)], [("y", dtype, None)], opset=19)).code().header
+        model = sr.load(make_model([node], [("x", dtype, shape)], [("y", dtype, None)], opset=19))
+        return model.code(target=CpuTarget("native", isa)).header
     assert "kernels::pool_lines_stride2<true, 3>" in header((1, 32, 24, 24), kernel_shape=[3, 3], strides=[2, 2])
     assert "kernels::pool_lines_stride2<true, 2>" in header((1, 8, 30, 30), kernel_shape=[2, 2], strides=[2, 2])
+    # narrower vectors: not for 2 taps, nor for lines of more than two vectors (of 8 floats with AVX2)
+    assert "kernels::pool_lines_stride2<" not in header((1, 8, 30, 30), isa="avx2", kernel_shape=[2, 2], strides=[2, 2])
+    assert "kernels::pool_lines_stride2<true, 3>" in header((1, 8, 33, 33), isa="avx2", kernel_shape=[3, 3],
+                                                            strides=[2, 2])
+    assert "kernels::pool_lines_stride2<" not in header((1, 8, 35, 35), isa="avx2", kernel_shape=[3, 3], strides=[2, 2])
     assert "kernels::pool_lines_stride2<true, 3>" in header((1, 8, 24, 24), kernel_shape=[3, 3], strides=[2, 2],
                                                             pads=[1, 1, 1, 1])
     for shape, dtype, attrs in [

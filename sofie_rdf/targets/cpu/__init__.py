@@ -104,6 +104,10 @@ def isa_for_flags(flags: Optional[Sequence[str]]) -> str:
             isa = "avx512"
         elif flag in ("-march=x86-64-v3", "-mavx2") and isa != "avx512":
             isa = "avx2"
+        elif flag == "-mno-avx512f" and isa == "avx512":  # AVX-512 machines have AVX2 (benchmarks/ab.py's --flags)
+            isa = "avx2"
+        elif flag in ("-mno-avx", "-mno-avx2", "-mno-fma"):
+            isa = "generic"
     return isa
 
 

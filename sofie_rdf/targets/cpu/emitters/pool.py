@@ -48,16 +48,21 @@ def _is_pairs(g: PoolGeometry, lanes: int) -> bool:
 def stride2_taps(g: PoolGeometry, lanes: int) -> Optional[int]:
     """The taps along the lines where ``kernels::pool_lines_stride2`` computes a float pooling of geometry ``g``
     (known lengths, stride 2 along the lines, up to _STRIDE2_TAPS undilated taps), else None; where
-    ``pool_lines`` would take ``pool_global`` or ``pool_pairs``, those.  Not where a window has one input line
-    (1-D, or one tap along the leading axes) and the output lines are longer than two vectors: pool_lines then
-    only copies each line, and vectorizes as well (1-D, 100 values to 49 with 4 taps: 0.7x the time)."""
+    ``pool_lines`` would take ``pool_global`` or ``pool_pairs``, those.  Its gain is on short lines, whose loops
+    in pool_lines end in scalar code: not where a window has one input line (1-D, or one tap along the leading
+    axes) and the output lines are longer than two vectors (pool_lines only copies each line then: 1-D, 100
+    values to 49 with 4 taps, 0.7x the time), nor on output lines longer than four vectors of AVX-512 or two of
+    narrower ones (Zen 4, built for AVX2: 1.16x pool_lines' time on 64 x 112 x 112, 3x3/2 with padding, 1.23x
+    with 17 outputs a line; built for AVX-512, 0.61x on the first), nor for 2-tap windows with vectors narrower
+    than AVX-512's, where pool_lines' loop over pairs does as well (AVX2: 1.2x its time on 8 x 30 x 30)."""
     values = (*g.spatial, *g.out, *g.kernel, *g.pads_begin, *g.pads_end)
     if not all(isinstance(v, int) for v in values) or len(g.spatial) > 3 or _is_global(g) or _is_pairs(g, lanes):
         return None
     out, kernel = g.out[-1], g.kernel[-1]
-    if g.strides[-1] != 2 or g.dilations[-1] != 1 or kernel > _STRIDE2_TAPS:
+    if g.strides[-1] != 2 or g.dilations[-1] != 1 or kernel > _STRIDE2_TAPS or (kernel == 2 and lanes < 16):
         return None
-    return kernel if num_elements(g.kernel[:-1]) > 1 or out <= 2 * lanes else None
+    longest = (4 if lanes >= 16 else 2) * lanes if num_elements(g.kernel[:-1]) > 1 else 2 * lanes
+    return kernel if out <= longest else None
 
 
 class PoolEmitter(Emitter):
