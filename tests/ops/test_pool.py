@@ -308,6 +308,41 @@ def test_stride2_kernel_geometries(check_model, op, x_shape, kernel, strides, pa
           seed=len(x_shape), batch="n" if x_shape[0] > 1 else None, **extra)
 
 
+def _random_stride2_nodes(rng: np.random.Generator, count: int) -> list[tuple]:
+    """(op, input shape, attributes) of poolings with stride 2 and 1 to 5 taps along the lines, every other
+    geometry attribute drawn at random (pads below the window, as onnxruntime wants them)."""
+    cases = []
+    for _ in range(count):
+        rank = int(rng.integers(1, 4))
+        kernel = [int(rng.integers(1, 4)) for _ in range(rank - 1)] + [int(rng.integers(1, 6))]
+        strides = [int(rng.integers(1, 3)) for _ in range(rank - 1)] + [2]
+        dilations = [int(rng.integers(1, 3)) for _ in range(rank - 1)] + [1]
+        pads = [int(rng.integers(0, k)) for k in kernel] + [int(rng.integers(0, k)) for k in kernel]
+        spatial = [int(rng.integers(max(k * d, 3), 40 if i == rank - 1 else 12))
+                   for i, (k, d) in enumerate(zip(kernel, dilations))]
+        op = "MaxPool" if rng.random() < 0.5 else "AveragePool"
+        attrs = {"kernel_shape": kernel, "strides": strides, "dilations": dilations, "pads": pads,
+                 "ceil_mode": int(rng.integers(0, 2))}
+        if op == "AveragePool":
+            attrs["count_include_pad"] = int(rng.integers(0, 2))
+        cases.append((op, (int(rng.integers(1, 3)), int(rng.integers(1, 4)), *spatial), attrs))
+    return cases
+
+
+def test_stride2_kernel_random_geometries():
+    """24 random geometries in one model, native code against onnxruntime: whichever of pool_lines_stride2 and
+    pool_lines the emitter picks for each, the numbers agree."""
+    rng = np.random.default_rng(21)
+    cases = _random_stride2_nodes(rng, 24)
+    nodes = [helper.make_node(op, [f"x{i}"], [f"y{i}"], **attrs) for i, (op, _, attrs) in enumerate(cases)]
+    inputs = [(f"x{i}", np.float32, shape) for i, (_, shape, _) in enumerate(cases)]
+    model = make_model(nodes, inputs, [(f"y{i}", np.float32, None) for i in range(len(cases))], opset=19)
+    feeds = {f"x{i}": rng.standard_normal(shape).astype(np.float32) for i, (_, shape, _) in enumerate(cases)}
+    assert "pool_lines_stride2<" in sr.load(model).code(target=CpuTarget("native", "avx512")).header
+    for case, ours, ref in zip(cases, sofie_run(model, feeds, backend="native"), ort_run(model, feeds)):
+        np.testing.assert_allclose(ours, ref, rtol=1e-5, atol=1e-6, err_msg=str(case))
+
+
 def test_stride2_kernel_is_chosen():
     """The emitter names pool_lines_stride2 where the geometry is known and fits it; pool_pairs' windows (2 x 2 on
     lines of whole vectors), double, unknown lengths and long lines of one-line windows take pool_lines."""
