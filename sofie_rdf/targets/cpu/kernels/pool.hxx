@@ -303,8 +303,6 @@ inline void pool_lines(const T *x, T *y, size_t planes, const PoolShape &s, bool
 // rewrites the lanes past a line's end).  The taps combine in pool_lines' order, from the identity, so the results
 // are the same.
 
-typedef int vint __attribute__((vector_size(SOFIE_SIMD_BYTES))); // a vfloat's lanes as int: masks, columns
-
 template <size_t... I>
 inline vint pool_iota(std::index_sequence<I...>)
 {

@@ -10,6 +10,7 @@
 #endif
 typedef float vfloat __attribute__((vector_size(SOFIE_SIMD_BYTES)));
 constexpr size_t kVFloatLanes = sizeof(vfloat) / sizeof(float);
+typedef int32_t vint __attribute__((vector_size(SOFIE_SIMD_BYTES))); // as many int32 lanes: masks, exponents
 
 inline vfloat vload(const float *p)
 {

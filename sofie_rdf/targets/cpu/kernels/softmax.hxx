@@ -100,7 +100,6 @@ inline vfloat softmax_exp_vector(const float *x, float shift)
          e[l] = fast_exp_nonpositive(x[l] - shift);
       return vload(e);
    } else {
-      typedef int32_t vint __attribute__((vector_size(sizeof(vfloat))));
       const vfloat t = vload(x) - shift;
       const auto e = exp_parts<vfloat, vint>(t < -88.0f ? vsplat(-88.0f) : t); // as fast_exp_nonpositive
       return e.p * pow2i<vfloat>(e.n);
