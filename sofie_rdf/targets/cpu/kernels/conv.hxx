@@ -394,16 +394,17 @@ struct TableSpots {
 
 // One register tile: Rows output channels x Vectors vectors of positions (at `spots` from xp), summed over
 // `steps` (channel, tap) steps, plus `start` (rows start_stride apart), or the bias when start is null;
-// written to out (rows out_stride apart, the vectors at `spots`).  Not inlined: compiled on its own, the
+// written to out (rows out_stride apart, the vectors at `spots`) through act (act_vector: in registers, where
+// conv_shifted_direct applied it to y in a second pass; the identity where the caller applies it).  Not inlined: compiled on its own, the
 // accumulators stay in registers, where inlined into the loops around it GCC spills some of them.  `spots`
 // goes by reference: a table passed by value is copied onto the stack per call, and loading the copy in
 // whole vectors waits on the stores just made (a third of conv_shifted_direct's time).
 // offsets[k] is a table (conv_shifted: a step is a channel and a tap) or StridedSteps (conv_pointwise).
-template <size_t Rows, size_t Vectors, typename Steps, typename Spots = ContiguousSpots>
+template <size_t Rows, size_t Vectors, typename Steps, typename Spots = ContiguousSpots, typename F = Identity>
 [[gnu::noinline]] void conv_shifted_tile(Steps offsets, size_t steps, const float *xp,
                                          const float *panel, const float *bias, const float *start,
                                          size_t start_stride, float *out, size_t out_stride,
-                                         const Spots &spots = Spots{})
+                                         const Spots &spots = Spots{}, F act = F{})
 {
    simd_float acc[Rows][Vectors];
 #pragma GCC unroll 16
@@ -437,6 +438,7 @@ template <size_t Rows, size_t Vectors, typename Steps, typename Spots = Contiguo
             std::memcpy(&before, start + i * start_stride + spots.out(j), sizeof before);
             acc[i][j] += before;
          }
+         acc[i][j] = act_vector(acc[i][j], act);
          std::memcpy(out + i * out_stride + spots.out(j), &acc[i][j], sizeof(simd_float));
       }
 }
@@ -524,7 +526,7 @@ struct ConvGridVectors {
 
 // conv_shifted_block straight into y, where the grid's rows are whole vectors and one pass sums every step: a
 // tile is the next Vectors vectors of the grid, read from their places in the padded input and stored at
-// theirs in y, the activation applied there in place.  The tile of padded positions went through L1 and out
+// theirs in y, activated.  The tile of padded positions went through L1 and out
 // in runs of a row, ending in scalar loops; with few steps that was most of the time (1 channel to 16,
 // 3x3 on 32 x 32 pixels: 5.4 us, FLOPs / peak 1.7 us).  The last tile repeats the last vector (same values
 // to the same place) where the grid ends inside it.
@@ -549,10 +551,7 @@ inline void conv_shifted_direct(size_t rows, const ConvShifted &s, const std::in
          if (j < n)
             grid.next();
       }
-      conv_shifted_tile<Rows, Vectors>(offsets, steps, xp, panel, bias, nullptr, 0, y, s.grid_size, at);
-      if constexpr (!std::is_same_v<F, Identity>) // the tile's vectors are consecutive in y
-         for (size_t i = 0; i < Rows; ++i)
-            act_inplace(y + i * s.grid_size + at.out_at[0], n * kSimdLanes, act);
+      conv_shifted_tile<Rows, Vectors>(offsets, steps, xp, panel, bias, nullptr, 0, y, s.grid_size, at, act);
    }
 }
 
@@ -731,7 +730,7 @@ SOFIE_RDF_KERNEL void conv_shifted(const float *x, const float *w, const float *
 // A 1x1 kernel with stride 1 and no padding reads every position at its own place: Y_n (features x positions)
 // = W (features x channels) X_n (channels x positions), one product per image.  conv_shifted's register tiles
 // run it straight on the input (no padded copy), the bias as the accumulators' start and the activation
-// applied to each tile while it is in L1.  BLAS with a bias pass before and an activation pass after went over
+// applied in registers (the last, partial tile's through L1).  BLAS with a bias pass before and an activation pass after went over
 // Y three times (ParticleNet's EdgeConv layers, 64 -> 64 channels on 50 x 16 positions: 100 GFLOP/s).
 // Positions go outermost, so that a tile's input columns (channels x tile width) stay in L1 for every block
 // of output channels.  The weights are in conv_shifted's panels (emitters/conv.py: pack_panels).  The last,
@@ -755,12 +754,11 @@ inline void conv_pointwise_tile(size_t rows, StridedSteps steps, size_t channels
       }
    }
    constexpr size_t width = Vectors * kSimdLanes;
-   if (valid == width && std::is_same_v<F, Identity>) {
-      conv_shifted_tile<Rows, Vectors>(steps, channels, x, panel, bias, nullptr, 0, y, positions);
+   if (valid == width) {
+      conv_shifted_tile<Rows, Vectors>(steps, channels, x, panel, bias, nullptr, 0, y, positions, ContiguousSpots{},
+                                       act);
       return;
    }
-   // An activation goes through the tile in L1 and act_copy, whose loop vectorizes: applied to y in place,
-   // GCC left the loop scalar when the image size is known only at run time (AVX2: a third of the time).
    alignas(sizeof(simd_float)) float tile[Rows * width];
    conv_shifted_tile<Rows, Vectors>(steps, channels, x, panel, bias, nullptr, 0, tile, width);
    for (size_t i = 0; i < Rows; ++i)

@@ -277,6 +277,27 @@ struct Identity {
    }
 };
 
+// act applied to every lane of v, in registers, so that a register tile stores its outputs once, activated: the
+// lanes go through a local array whose loop GCC vectorizes (compare, blend, fused multiply-add), and the array
+// then vanishes.  A loop over the vector's own lanes stays straight-line scalar code (16 extracts and inserts).
+// Applied in a pass over the tile's stores instead, the activation took a fifth of conv_shifted_direct's time
+// (1 -> 16 channels, 3x3 on 32 x 32 pixels with ReLU: 4.6 -> 3.6 us, Zen 4).
+template <typename F>
+inline simd_float act_vector(simd_float v, F act)
+{
+   if constexpr (std::is_same_v<F, Identity>) {
+      return v;
+   } else {
+      float lanes[kSimdLanes];
+      std::memcpy(lanes, &v, sizeof v);
+#pragma GCC unroll 1
+      for (size_t l = 0; l < kSimdLanes; ++l)
+         lanes[l] = act(lanes[l]);
+      std::memcpy(&v, lanes, sizeof v);
+      return v;
+   }
+}
+
 // dst[k] = src[k] for k < B (B floats: one vector or part of one), through a register: GCC turns a loop of
 // copies into a `rep movs`, whose start-up costs more than the few dozen values of a tile's row
 // (conv_shifted ran 1.2x slower than with ReLU).
