@@ -422,12 +422,8 @@ template <size_t Rows, size_t Vectors, typename Steps, typename Spots = Contiguo
          SOFIE_KEEP_IN_REGISTER(in[j]);
       }
 #pragma GCC unroll 16
-      for (size_t i = 0; i < Rows; ++i) {
-         const simd_float wi = w[i] - simd_float{};
-#pragma GCC unroll 16
-         for (size_t j = 0; j < Vectors; ++j)
-            acc[i][j] += wi * in[j];
-      }
+      for (size_t i = 0; i < Rows; ++i)
+         fma_row<Vectors>(acc[i], in, w + i);
    }
 #pragma GCC unroll 16
    for (size_t i = 0; i < Rows; ++i)
@@ -865,54 +861,45 @@ constexpr size_t kRowsChunkSteps = 24 * 1024 / (kTilePanels * kPanelColumns * si
 // onto the sums (positions x features).
 template <size_t Rows, size_t Panels>
 inline void conv_rows_block(size_t rows, const std::int64_t *offsets, size_t k, size_t count, const float *xp,
-                            const size_t *bases, const float *block, size_t depth, float *partial, size_t p, size_t f,
-                            size_t features)
+                            const size_t *bases, const float *block, size_t depth, const float *bias, float *partial,
+                            size_t p, size_t f, size_t features)
 {
    if constexpr (Rows > 1) {
       if (rows < Rows) {
-         conv_rows_block<Rows - 1, Panels>(rows, offsets, k, count, xp, bases, block, depth, partial, p, f, features);
+         conv_rows_block<Rows - 1, Panels>(rows, offsets, k, count, xp, bases, block, depth, bias, partial, p, f,
+                                           features);
          return;
       }
    }
    float *sums = partial + p * features + f;
-   panel_tile<Rows, Panels>(offsets + k, count, xp, bases, block + k * kPanelColumns, depth * kPanelColumns,
-                            k ? sums : nullptr, features, sums, features);
+   constexpr bool in_fma = kBroadcastInFma && Panels * kPanelVectors == 2;
+   panel_tile<Rows, Panels, const std::int64_t *, in_fma>(offsets + k, count, xp, bases, block + k * kPanelColumns,
+                                                          depth * kPanelColumns, k ? sums : nullptr, features, sums,
+                                                          features, bias ? bias + f : nullptr);
 }
 
-// s[p * cols + c] = act(s[p * cols + c] + bias[c]) (no bias where null): the bias added in one loop, then act in
-// another over the whole block.  As one loop (bias[c] or 0, then act), GCC left it scalar wherever the bias is not
-// a constant array (weights read from a file: 4 -> 16 channels on 16 pixels, 4.8 -> 8.5 us).
+// y[f * positions + p] = act(sums[p * features + f]) for features in whole panels (the bias is in the sums: the
+// register tiles' start): conv_rows' sums out to the NCHW image in 8 x 8 blocks transposed in registers, activated
+// there.  Stored value by value from each register tile (a column of the tile per feature), they took a quarter
+// of a stride-2 layer's time (16 -> 32 channels on 32 pixels, AVX-512); bias and activation in passes over the sums
+// before the transposes, another 8% (16 -> 32 channels on 24 pixels, stride 2, Zen 4).
 template <typename F>
-inline void bias_act_rows(float *s, const float *bias, size_t rows, size_t cols, F act)
+inline void conv_rows_out(const float *sums, size_t positions, size_t features, float *y, F act)
 {
-   if (bias)
-      for (size_t p = 0; p < rows; ++p)
-         for (size_t c = 0; c < cols; ++c)
-            s[p * cols + c] += bias[c];
-   if constexpr (!std::is_same_v<F, Identity>)
-      act_inplace(s, rows * cols, act);
-}
-
-// y[f * positions + p] = act(sums[p * features + f] + bias[f]) for features in whole panels: conv_rows' sums
-// (bias and act applied in place, along the features) out to the NCHW image in 8 x 8 blocks transposed in
-// registers.  Stored value by value from each register tile (a column of the tile per feature), they took a
-// quarter of a stride-2 layer's time (16 -> 32 channels on 32 pixels, AVX-512).
-template <typename F>
-inline void conv_rows_out(float *sums, size_t positions, size_t features, const float *bias, float *y, F act)
-{
-   bias_act_rows(sums, bias, positions, features, act);
    const size_t whole = positions - positions % 8;
    for (size_t f = 0; f < features; f += 8) {
       float *yf = y + f * positions;
       for (size_t p = 0; p < whole; p += 8) {
          float8 t[8];
          transpose8(sums + p * features + f, features, t);
-         for (size_t j = 0; j < 8; ++j)
+         for (size_t j = 0; j < 8; ++j) {
+            t[j] = act_vector(t[j], act);
             std::memcpy(yf + j * positions + p, &t[j], sizeof t[j]);
+         }
       }
       for (size_t p = whole; p < positions; ++p)
          for (size_t j = 0; j < 8; ++j)
-            yf[j * positions + p] = sums[p * features + f + j];
+            yf[j * positions + p] = act(sums[p * features + f + j]);
    }
 }
 
@@ -949,13 +936,13 @@ SOFIE_RDF_KERNEL SOFIE_RDF_WIDE void conv_rows(const float *x, const float *w, c
                const size_t rows = tiles.rows_of(q);
                if (panels == kTilePanels)
                   conv_rows_block<kPanelRows, kTilePanels>(rows, offsets, k0, count, xp, bases + p, w + f * depth,
-                                                           depth, partial, p, f, features);
+                                                           depth, bias, partial, p, f, features);
                else
                   conv_rows_block<kPanelRows, 1>(rows, offsets, k0, count, xp, bases + p, w + f * depth, depth,
-                                                 partial, p, f, features);
+                                                 bias, partial, p, f, features);
             }
          }
       }
-      conv_rows_out(partial, positions, features, bias, y + n * features * positions, act);
+      conv_rows_out(partial, positions, features, y + n * features * positions, act);
    }
 }

@@ -267,6 +267,38 @@ constexpr size_t kPanelVectors = kPanelColumns / kSimdLanes;
 #define SOFIE_KEEP_IN_REGISTER(v) static_cast<void>(v)
 #endif
 
+// acc[j] += p[0] * in[j] for j < Vectors: a register tile's row of multiply-adds, p[0] broadcast to every lane,
+// either into a register of its own, once for the row, or (InFma) by each multiply-add from memory.
+// InFma serves AMD's AVX-512 (Zen 4, which GCC 12 names znver3 with AVX-512) in conv_rows' tiles of two vectors a row
+// (kBroadcastInFma): a broadcast into a register takes a slot of the FMA pipes there, and they ran 0.87x to 0.97x
+// as fast without it (16 -> 32 channels on 16 to 32 pixels with stride 2, 4 -> 32 on 16, 32 -> 64 on 8).  The same
+// 12 x 2 tiles in gemm_panels took 1.02x to 1.05x the time with it, rows of one vector 1.17x (depth 512) and
+// conv_shifted's rows of four 1.03x to 1.08x.  Intel's broadcast is a load alone: there one load per multiply-add
+// would make a tile load-bound.
+#if defined(__AVX512F__) && (defined(__znver3__) || defined(__znver4__))
+constexpr bool kBroadcastInFma = true;
+#else
+constexpr bool kBroadcastInFma = false;
+#endif
+template <size_t Vectors, bool InFma = false>
+inline void fma_row(simd_float *acc, const simd_float *in, const float *p)
+{
+   if constexpr (InFma) {
+#if defined(__AVX512F__)
+#pragma GCC unroll 16
+      for (size_t j = 0; j < Vectors; ++j)
+         __asm__("vfmadd231ps %2%{1to16%}, %1, %0" : "+v"(acc[j]) : "v"(in[j]), "m"(*p));
+#else
+      static_assert(!InFma, "a broadcast in the multiply-add is AVX-512's");
+#endif
+   } else {
+      const simd_float a = *p - simd_float{}; // x - (+0) is x: a broadcast
+#pragma GCC unroll 16
+      for (size_t j = 0; j < Vectors; ++j)
+         acc[j] += a * in[j];
+   }
+}
+
 // The activation of a product or convolution that has none (emitters: ActivationCode): a type of its own, so
 // that kernels can tell a copy from an activation (act_copy).
 struct Identity {
@@ -279,19 +311,21 @@ struct Identity {
 
 // act applied to every lane of v, in registers, so that a register tile stores its outputs once, activated: the
 // lanes go through a local array whose loop GCC vectorizes (compare, blend, fused multiply-add), and the array
-// then vanishes.  A loop over the vector's own lanes stays straight-line scalar code (16 extracts and inserts).
+// then vanishes.  A loop over the vector's own lanes stays straight-line scalar code (16 extracts and inserts), as
+// does the array's loop unrolled first (GCC unrolls loops of a constant count early, and the basic-block vectorizer
+// leaves a select such as ReLU's scalar): it is kept rolled until the loop vectorizer has seen it.
 // Applied in a pass over the tile's stores instead, the activation took a fifth of conv_shifted_direct's time
 // (1 -> 16 channels, 3x3 on 32 x 32 pixels with ReLU: 4.6 -> 3.6 us, Zen 4).
-template <typename F>
-inline simd_float act_vector(simd_float v, F act)
+template <typename V, typename F>
+inline V act_vector(V v, F act)
 {
    if constexpr (std::is_same_v<F, Identity>) {
       return v;
    } else {
-      float lanes[kSimdLanes];
+      float lanes[sizeof(V) / sizeof(float)];
       std::memcpy(lanes, &v, sizeof v);
 #pragma GCC unroll 1
-      for (size_t l = 0; l < kSimdLanes; ++l)
+      for (size_t l = 0; l < sizeof(V) / sizeof(float); ++l)
          lanes[l] = act(lanes[l]);
       std::memcpy(&v, lanes, sizeof v);
       return v;
@@ -335,43 +369,39 @@ inline void act_copy(const float *__restrict src, float *__restrict dst, size_t 
          for (; k < n; ++k)
             dst[k] = src[k];
       }
-   } else { // n may be a constant here once inlined: kept rolled, see act_inplace
+   } else { // n may be a constant here once inlined: kept rolled, see act_vector
 #pragma GCC unroll 1
       for (size_t k = 0; k < n; ++k)
          dst[k] = act(src[k]);
    }
 }
 
-// v[k] = act(v[k]) for k < n, in place (a tile's output in y).  n is not a constant on purpose: GCC
-// unrolls a loop of constant length first, then leaves the straight-line code scalar where act has a select
-// (ReLU); loops that do see a constant (act_copy, panel_tile_out) are kept rolled with a pragma instead.
-template <typename F>
-inline void act_inplace(float *v, size_t n, F act)
-{
-   for (size_t k = 0; k < n; ++k)
-      v[k] = act(v[k]);
-}
-
 // One register tile: Rows rows (values at a + bases[i] + offsets[k]) x Panels * kPanelColumns columns (Panels
 // panels, panel_stride floats apart, kPanelColumns floats per step each), summed over `steps` steps, plus
-// `start` (rows start_stride apart) when not null; written to out (rows out_stride apart).  Not inlined:
-// compiled on its own, the accumulators stay in registers, where inlined into the loops around it GCC spills
-// some of them.  offsets[k] is a table (conv_rows: a step is a channel and a kernel tap) or StridedSteps
-// (gemm_panels).
-template <size_t Rows, size_t Panels, typename Steps>
+// `start` (rows start_stride apart) when not null, else plus `bias` (one value per column) when not null;
+// written to out (rows out_stride apart).  Not inlined: compiled on its own, the accumulators stay in registers,
+// where inlined into the loops around it GCC spills some of them.  offsets[k] is a table (conv_rows: a step is a
+// channel and a kernel tap) or StridedSteps (gemm_panels); InFma: see fma_row.
+template <size_t Rows, size_t Panels, typename Steps, bool InFma = false>
 [[gnu::noinline]] void panel_tile(Steps offsets, size_t steps, const float *a, const size_t *bases,
                                   const float *panel, size_t panel_stride, const float *start, size_t start_stride,
-                                  float *out, size_t out_stride)
+                                  float *out, size_t out_stride, const float *bias = nullptr)
 {
    constexpr size_t Vectors = Panels * kPanelVectors;
-   simd_float acc[Rows][Vectors];
+   simd_float acc[Rows][Vectors], first[Vectors];
+#pragma GCC unroll 16
+   for (size_t j = 0; j < Vectors; ++j) {
+      first[j] = simd_float{};
+      if (bias && !start)
+         std::memcpy(&first[j], bias + j * kSimdLanes, sizeof(simd_float));
+   }
    const float *src[Rows];
 #pragma GCC unroll 16
    for (size_t i = 0; i < Rows; ++i) {
       src[i] = a + bases[i];
 #pragma GCC unroll 16
       for (size_t j = 0; j < Vectors; ++j)
-         acc[i][j] = simd_float{};
+         acc[i][j] = first[j];
    }
    const float *w = panel;
    for (size_t k = 0; k < steps; ++k, w += kPanelColumns) {
@@ -385,10 +415,7 @@ template <size_t Rows, size_t Panels, typename Steps>
       const std::int64_t o = offsets[k];
 #pragma GCC unroll 16
       for (size_t i = 0; i < Rows; ++i) {
-         const simd_float ai = src[i][o] - simd_float{}; // x - (+0) is x: a broadcast
-#pragma GCC unroll 16
-         for (size_t j = 0; j < Vectors; ++j)
-            acc[i][j] += ai * in[j];
+         fma_row<Vectors, InFma>(acc[i], in, src[i] + o);
       }
    }
    // Unrolled, so the accumulators go straight from registers to out as whole vectors: a loop makes GCC

@@ -566,7 +566,7 @@ inline void pool_global(const T *x, T *y, size_t planes, size_t size)
       size_t i = 0;
       for (; i + L <= size; i += L)
 #pragma GCC unroll 1
-         for (size_t j = 0; j < L; ++j) // kept rolled for the vectorizer (see act_inplace)
+         for (size_t j = 0; j < L; ++j) // kept rolled for the vectorizer (see act_vector)
             part[j] = pool_step<T, Max>(part[j], v[i + j], false);
       T acc = part[0];
       for (size_t j = 1; j < L; ++j)
