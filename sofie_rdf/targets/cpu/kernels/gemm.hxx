@@ -438,8 +438,8 @@ template <size_t Rows, size_t Panels, typename Steps, bool InFma = false>
 struct PanelTiles {
    size_t count, base, extra;
 
-   explicit PanelTiles(size_t rows)
-      : count((rows + kPanelRows - 1) / kPanelRows), base(count ? rows / count : 0), extra(count ? rows % count : 0)
+   explicit PanelTiles(size_t rows, size_t most = kPanelRows)
+      : count((rows + most - 1) / most), base(count ? rows / count : 0), extra(count ? rows % count : 0)
    {
    }
    size_t rows_of(size_t q) const { return base + (q < extra); }
