@@ -434,7 +434,7 @@ template <size_t Rows, size_t Vectors, typename Steps, typename Spots = Contiguo
             std::memcpy(&before, start + i * start_stride + spots.out(j), sizeof before);
             acc[i][j] += before;
          }
-         acc[i][j] = act_vector(acc[i][j], act);
+         act_vector(acc[i][j], act);
          std::memcpy(out + i * out_stride + spots.out(j), &acc[i][j], sizeof(simd_float));
       }
 }
@@ -919,7 +919,7 @@ inline void conv_rows_out(const float *sums, size_t positions, size_t features, 
          float8 t[8];
          transpose8(sums + p * features + f, features, t);
          for (size_t j = 0; j < 8; ++j) {
-            t[j] = act_vector(t[j], act);
+            act_vector(t[j], act);
             std::memcpy(yf + j * positions + p, &t[j], sizeof t[j]);
          }
       }

@@ -37,7 +37,7 @@ constexpr size_t kSmallGemmDepth = 4;
 // written, where a row stored first and read back at once waited on each store (the pair-bias projection: 4x
 // its time alone, inside ParT).
 template <typename T>
-inline void gemm_loop_row(T *__restrict c, const T *__restrict a, size_t a_stride, const T *__restrict B, size_t N,
+[[gnu::always_inline]] inline void gemm_loop_row(T *__restrict c, const T *__restrict a, size_t a_stride, const T *__restrict B, size_t N,
                           size_t K, T alpha, T beta, const T *__restrict start = nullptr)
 {
    const size_t K4 = K - K % 4;
@@ -175,15 +175,6 @@ inline bool gemm_bias_product(bool transA, bool transB, size_t M, size_t N, size
                               T beta, const T *bias, std::ptrdiff_t bias_row, std::ptrdiff_t bias_col, T *C)
 {
    const bool streamed = bias && M * N > kGemmStreamedOutput;
-   if (bias && !streamed && K <= kSmallGemmDepth && !transB && bias_col == 1 && M * N > kGemmRowByRow) {
-      // A few terms per output: bias and product in one pass per row.  Filled with the bias first, C was
-      // written whole and then read and written again, and ParT's pair-bias projection (16384 x 8 outputs from
-      // 4 inputs, among tensors that fill L2) took 170 us, 3.2x onnxruntime's time.
-      for (size_t i = 0; i < M; ++i)
-         gemm_loop_row(C + i * N, transA ? A + i : A + i * K, transA ? M : 1, B, N, K, alpha, beta,
-                       bias + static_cast<std::ptrdiff_t>(i) * bias_row);
-      return false;
-   }
    if (bias && !streamed)
       gemm_bias_fill(M, N, beta, bias, bias_row, bias_col, C);
    gemm(transA, transB, M, N, K, alpha, A, B, bias && !streamed ? T(1) : T(0), C);
@@ -206,6 +197,16 @@ template <typename T, typename F>
       if (bias)
          gemm_bias_fill(M, N, beta, bias, bias_row, bias_col, C);
       gemm_loop(transA, transB, M, N, K, alpha, A, B, bias ? T(1) : T(0), C);
+   } else if (bias && M * N <= kGemmStreamedOutput && M * N > kGemmRowByRow && K <= kSmallGemmDepth && !transB &&
+              bias_col == 1) {
+      // A few terms per output: bias and product in one pass per row.  Filled with the bias first, C was
+      // written whole and then read and written again, and ParT's pair-bias projection (16384 x 8 outputs from
+      // 4 inputs, among tensors that fill L2) took 170 us, 3.2x onnxruntime's time.  The loop is here, where N
+      // and K are the call's constants: in gemm_bias_product, whether they were depended on GCC's cloning of it
+      // for the call, which the rest of the model decides (ParT's took 116 us where not cloned, 21 us cloned).
+      for (size_t i = 0; i < M; ++i)
+         gemm_loop_row(C + i * N, transA ? A + i : A + i * K, transA ? M : 1, B, N, K, alpha, beta,
+                       bias + static_cast<std::ptrdiff_t>(i) * bias_row);
    } else {
       streamed = gemm_bias_product(transA, transB, M, N, K, alpha, A, B, beta, bias, bias_row, bias_col, C);
    }
@@ -316,19 +317,18 @@ struct Identity {
 // leaves a select such as ReLU's scalar): it is kept rolled until the loop vectorizer has seen it.
 // Applied in a pass over the tile's stores instead, the activation took a fifth of conv_shifted_direct's time
 // (1 -> 16 channels, 3x3 on 32 x 32 pixels with ReLU: 4.6 -> 3.6 us, Zen 4).
+// v goes by reference: a vector wider than the target's registers (the generic build's) passed or returned by
+// value trips GCC's -Wpsabi.
 template <typename V, typename F>
-inline V act_vector(V v, F act)
+inline void act_vector(V &v, F act)
 {
-   if constexpr (std::is_same_v<F, Identity>) {
-      return v;
-   } else {
+   if constexpr (!std::is_same_v<F, Identity>) {
       float lanes[sizeof(V) / sizeof(float)];
       std::memcpy(lanes, &v, sizeof v);
 #pragma GCC unroll 1
       for (size_t l = 0; l < sizeof(V) / sizeof(float); ++l)
          lanes[l] = act(lanes[l]);
       std::memcpy(&v, lanes, sizeof v);
-      return v;
    }
 }
 
