@@ -32,15 +32,16 @@ def consts(**values: float) -> dict[str, np.ndarray]:
     return {k: np.array(v, F32) for k, v in values.items()}
 
 
-def test_gelu_decomposition_is_one_loop(check_model):
-    """torch's exported GELU: x * 0.5 * (1 + erf(x / sqrt(2))), x read twice, then a Gemm-free tail."""
-    nodes = [helper.make_node("Div", ["x", "sqrt2"], ["d"]), helper.make_node("Erf", ["d"], ["e"]),
+def test_erf_chain_reading_x_twice_is_one_loop(check_model):
+    """x * 0.5 * (1 + erf(x / 2)): GELU's shape with another constant (GELU itself becomes one Gelu node:
+    test_gelu_fusion.py), x read twice."""
+    nodes = [helper.make_node("Div", ["x", "two"], ["d"]), helper.make_node("Erf", ["d"], ["e"]),
              helper.make_node("Add", ["one", "e"], ["a"]), helper.make_node("Mul", ["x", "a"], ["m"]),
              helper.make_node("Mul", ["m", "half"], ["y"])]
-    model = make_model(nodes, [("x", F32, SHAPE)], [("y", F32, SHAPE)], consts(sqrt2=np.sqrt(2), one=1.0, half=0.5))
+    model = make_model(nodes, [("x", F32, SHAPE)], [("y", F32, SHAPE)], consts(two=2.0, one=1.0, half=0.5))
     (node,) = planned(model)
     assert node.op_type == "FusedElementwise" and steps(node) == ["Div", "Erf", "Add", "Mul", "Mul"]
-    assert node.inputs == ["x", "sqrt2", "one", "x", "half"]
+    assert node.inputs == ["x", "two", "one", "x", "half"]
     check_model(model, {"x": random_array((3, 6, 5), F32, 1)})
 
 

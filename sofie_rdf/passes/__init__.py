@@ -16,6 +16,7 @@ from .elementwise_fusion import fuse_elementwise_chains
 from .fold_batchnorm import fold_batchnorm
 from .fuse_attention import fuse_attention
 from .fusion import fuse_activations, fuse_matmul_add
+from .gelu_fusion import fuse_gelu
 from .index_grids import fuse_index_grids
 from .inline_if import inline_known_ifs
 from .shape_inference import infer_shapes
@@ -55,6 +56,7 @@ def rewrite(model: Model, attention: bool = True, index_grids: bool = True) -> M
         model = fuse_index_grids(model)  # 1c. ScatterND(Concat(Unsqueeze(Expand(c)))) -> one GridScatterND
     model = fuse_matmul_add(model)  # 2. MatMul + constant bias Add -> Gemm (which 3 and 4 may then fuse further)
     model = fold_batchnorm(model)   # 3. inference BatchNormalization merged into the Conv/Gemm weights before it
+    model = fuse_gelu(model)        # 3b. GELU as exported (Erf or Tanh chains) -> one Gelu node, which 4 may fuse
     model = fuse_activations(model)  # 4. Conv/ConvTranspose/Gemm + activation -> one sofie_rdf::Fused* node
     model = fuse_elementwise_chains(model)  # 5. runs of element-wise ops -> one sofie_rdf::FusedElementwise loop
     return model
