@@ -36,9 +36,11 @@ constexpr size_t kSmallGemmDepth = 4;
 // beta == 0 writes C without reading it, as BLAS does; with `start`, the first four terms are added as C is
 // written, where a row stored first and read back at once waited on each store (the pair-bias projection: 4x
 // its time alone, inside ParT).
+// Always inlined: gemm_bias_act's row loop then sees N and K as the call's constants (8 outputs: one vector).
 template <typename T>
-[[gnu::always_inline]] inline void gemm_loop_row(T *__restrict c, const T *__restrict a, size_t a_stride, const T *__restrict B, size_t N,
-                          size_t K, T alpha, T beta, const T *__restrict start = nullptr)
+[[gnu::always_inline]] inline void gemm_loop_row(T *__restrict c, const T *__restrict a, size_t a_stride,
+                                                 const T *__restrict B, size_t N, size_t K, T alpha, T beta,
+                                                 const T *__restrict start = nullptr)
 {
    const size_t K4 = K - K % 4;
    size_t k = 0;
@@ -202,8 +204,8 @@ template <typename T, typename F>
       // A few terms per output: bias and product in one pass per row.  Filled with the bias first, C was
       // written whole and then read and written again, and ParT's pair-bias projection (16384 x 8 outputs from
       // 4 inputs, among tensors that fill L2) took 170 us, 3.2x onnxruntime's time.  The loop is here, where N
-      // and K are the call's constants: in gemm_bias_product, whether they were depended on GCC's cloning of it
-      // for the call, which the rest of the model decides (ParT's took 116 us where not cloned, 21 us cloned).
+      // and K are the call's constants: in gemm_bias_product they were constants only where GCC cloned that
+      // function for the call, which the rest of the model decided (ParT's: 116 us uncloned, 21 us cloned).
       for (size_t i = 0; i < M; ++i)
          gemm_loop_row(C + i * N, transA ? A + i : A + i * K, transA ? M : 1, B, N, K, alpha, beta,
                        bias + static_cast<std::ptrdiff_t>(i) * bias_row);
