@@ -384,10 +384,10 @@ inline void act_copy(const float *__restrict src, float *__restrict dst, size_t 
 // written to out (rows out_stride apart).  Not inlined: compiled on its own, the accumulators stay in registers,
 // where inlined into the loops around it GCC spills some of them.  offsets[k] is a table (conv_rows: a step is a
 // channel and a kernel tap) or StridedSteps (gemm_panels); InFma: see fma_row.
-template <size_t Rows, size_t Panels, typename Steps, bool InFma = false>
+template <size_t Rows, size_t Panels, typename Steps, bool InFma = false, typename F = Identity>
 [[gnu::noinline]] void panel_tile(Steps offsets, size_t steps, const float *a, const size_t *bases,
                                   const float *panel, size_t panel_stride, const float *start, size_t start_stride,
-                                  float *out, size_t out_stride, const float *bias = nullptr)
+                                  float *out, size_t out_stride, const float *bias = nullptr, F act = {})
 {
    constexpr size_t Vectors = Panels * kPanelVectors;
    simd_float acc[Rows][Vectors], first[Vectors];
@@ -431,6 +431,7 @@ template <size_t Rows, size_t Panels, typename Steps, bool InFma = false>
             std::memcpy(&before, start + i * start_stride + j * kSimdLanes, sizeof before);
             acc[i][j] += before;
          }
+         act_vector(acc[i][j], act);
          std::memcpy(out + i * out_stride + j * kSimdLanes, &acc[i][j], sizeof(simd_float));
       }
 }
@@ -522,6 +523,10 @@ inline void gemm_panel_block(size_t rows, StridedSteps steps, size_t K, const fl
       bases[i] = i * a_row;
       for (size_t c = 0; c < Width; c += kPanelColumns) // the output rows are fetched for writing while the
          __builtin_prefetch(y + i * ldy + c, 1);         // tile is computed, not when it is stored
+   }
+   if (cols == Width && alpha == 1.0f && (!bias || beta == 1.0f)) {
+      panel_tile<Rows, Panels>(steps, K, a, bases, panel, K * kPanelColumns, nullptr, 0, y, ldy, bias, act);
+      return;
    }
    alignas(sizeof(simd_float)) float tile[Rows * Width];
    panel_tile<Rows, Panels>(steps, K, a, bases, panel, K * kPanelColumns, nullptr, 0, tile, Width);
