@@ -47,6 +47,13 @@ def _one_node(op: str, shape: tuple, opset: int = 20, **attrs) -> onnx.ModelProt
                       [("y", np.float32, None)], opset=opset)
 
 
+def _reduce(op: str, shape: tuple, axes: list[int]) -> onnx.ModelProto:
+    """One reduction over ``axes`` given as an input (opset 18)."""
+    node = helper.make_node(op, ["x", "axes"], ["y"], keepdims=0)
+    return make_model([node], [("x", np.float32, shape)], [("y", np.float32, None)],
+                      {"axes": np.array(axes, np.int64)}, opset=18)
+
+
 def _layer_norm(shape: tuple, params: int, axis: int = -1) -> onnx.ModelProto:
     """LayerNormalization with scale and bias of ``params`` values (broadcast over the row when fewer)."""
     rng = np.random.default_rng(params)
@@ -197,6 +204,14 @@ MODELS = {
     "gemm_few_terms_3_relu": lambda: _gemm_few_terms(3000, 3, 5, act="Relu"),
     "gemm_few_terms_1_trans_a": lambda: _gemm_few_terms(9000, 1, 3, trans_a=1),
     "gemm_few_terms_4_trans_a": lambda: _gemm_few_terms(2500, 4, 16, trans_a=1),
+    # reduce_sum: sums of a middle axis in runs of kSumChunk (64) terms, columns in up to four vectors: 64
+    # columns (four whole vectors on AVX-512), 37 (whole vectors and a tail), 8 (less than an AVX-512 vector),
+    # 150 terms (three runs); the last axis (lanes of vectors: 5000 terms in two runs on AVX-512, a tail)
+    "reduce_sum_middle": lambda: _reduce("ReduceSum", (2, 150, 64), [1]),
+    "reduce_mean_37": lambda: _reduce("ReduceMean", (3, 70, 37), [1]),
+    "reduce_l1_8": lambda: _reduce("ReduceL1", (4, 9, 8), [1]),
+    "reduce_sum_square_last": lambda: _reduce("ReduceSumSquare", (3, 5000), [1]),
+    "reduce_l2_rows": lambda: _reduce("ReduceL2", (7, 29), [1]),
     "where_mask": lambda: _where_mask((2, 3, 5, 37)),
     "softmax_rows": lambda: _one_node("Softmax", (3, 5, 131), axis=-1),
     "softmax_rows_50": lambda: _one_node("Softmax", (4, 9, 50), axis=-1),

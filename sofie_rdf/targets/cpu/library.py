@@ -17,7 +17,7 @@ from .._cxx.kernels import kernel_order as ordered
 DEPENDENCIES = {
     "attention": ("gemm", "softmax"), "broadcast": ("elementwise",), "conv": ("gemm", "simd"), "conv_extra": ("conv",),
     "elementwise": ("fastmath", "simd"), "loss": ("softmax",), "misc": ("reduce",), "normalization": ("simd",),
-    "pool": ("simd",), "reinterpret": ("values",), "resize": ("values",), "rnn": ("gemm", "fastmath"),
+    "pool": ("simd",), "reduce": ("simd",), "reinterpret": ("values",), "resize": ("values",), "rnn": ("gemm", "fastmath"),
     "sampling": ("values",),
     "select": ("sort",), "signal": ("select",), "softmax": ("fastmath", "simd"), "winograd": ("conv",),
 }

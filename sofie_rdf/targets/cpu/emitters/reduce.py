@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 
@@ -20,12 +21,15 @@ class Fold:
     """A reduction as the kernels of ``kernels/reduce.hxx`` take it: C++ with ``{T}`` the element type and
     ``{A}`` the accumulator type ``acc`` (double for sums and products, the type itself for max and min).
     ``combine`` is in ``a`` (accumulator) and ``x`` (element), ``finish`` in ``a`` and ``n`` (count
-    reduced); ``init`` is the identity."""
+    reduced); ``init`` is the identity.  ``term``, for folds that add a function of each element (in ``x``),
+    lets floating inputs take ``kernels::reduce_sum``, which adds runs of terms in their own type: C++ for a
+    value or a vector of floats (simd.hxx) alike."""
 
     combine: str
     init: str = "0.0"
     finish: str = "kernels::from_real<{T}>(a)"
     acc: str = "double"
+    term: Optional[str] = None
 
     def lambdas(self, ctx: NodeContext, dtype: np.dtype) -> str:
         """The kernel's ``init, combine, finish`` arguments, one a line."""
@@ -36,6 +40,14 @@ class Fold:
         return ",\n   ".join([init, f"[](const {a} a, const {t} x) -> {a} {{ return {combine}; }}",
                                  f"[](const {a} a, {count}) -> {t} {{ return {finish}; }}"])
 
+    def sum_lambdas(self, ctx: NodeContext, dtype: np.dtype) -> str:
+        """``kernels::reduce_sum``'s ``term, finish`` arguments, one a line."""
+        t = ctx.ctype(dtype)
+        finish = self.finish.format(T=t)
+        count = "size_t n" if re.search(r"\bn\b", finish) else "size_t"
+        return ",\n   ".join([f"[](const auto x) {{ return {self.term}; }}",
+                                 f"[](const double a, {count}) -> {t} {{ return {finish}; }}"])
+
 
 _SUM = "a + static_cast<double>(x)"
 _SQUARES = "a + static_cast<double>(x) * static_cast<double>(x)"
@@ -43,12 +55,12 @@ _REAL_RESULT = "kernels::from_real<{{T}}>({})"
 
 # Reduction name (ops/reduce.py) -> its fold.
 FOLDS = {
-    "sum": Fold(_SUM),
-    "mean": Fold(_SUM, finish=_REAL_RESULT.format("n == 0 ? 0.0 : a / static_cast<double>(n)")),
-    "sum_square": Fold(_SQUARES),
-    "l1": Fold("a + std::abs(static_cast<double>(x))"),
-    "l2": Fold(_SQUARES, finish=_REAL_RESULT.format("std::sqrt(a)")),
-    "log_sum": Fold(_SUM, finish=_REAL_RESULT.format("std::log(a)")),
+    "sum": Fold(_SUM, term="x"),
+    "mean": Fold(_SUM, finish=_REAL_RESULT.format("n == 0 ? 0.0 : a / static_cast<double>(n)"), term="x"),
+    "sum_square": Fold(_SQUARES, term="x * x"),
+    "l1": Fold("a + std::abs(static_cast<double>(x))", term="x < 0 ? -x : x"),
+    "l2": Fold(_SQUARES, finish=_REAL_RESULT.format("std::sqrt(a)"), term="x * x"),
+    "log_sum": Fold(_SUM, finish=_REAL_RESULT.format("std::log(a)"), term="x"),
     "log_sum_exp": Fold("a.add(static_cast<double>(x))", init="{A}()", finish=_REAL_RESULT.format("a.result()"),
                         acc="kernels::LogSumExp<{T}>"),
     "prod": Fold("a * static_cast<double>(x)", init="1.0"),
@@ -68,17 +80,20 @@ class ReduceEmitter(Emitter):
         if self.op.axes_at_run_time(ctx.inputs):
             return self.emit_run_time_axes(ctx)
         axes = self.op.reduced_axes(x.rank, self.op.axes_value(ctx.inputs))
-        fold = FOLDS[self.op.reduction.name].lambdas(ctx, x.dtype)
+        fold = FOLDS[self.op.reduction.name]
         view = block_view(x.shape, axes)
         if view is not None:
             sizes = ", ".join(ctx.dim(d) for d in view)
-            return f"kernels::reduce({ctx.x(0)}, {ctx.y(0)}, {sizes},\n   {fold});"
+            if fold.term and x.dtype in (np.float32, np.float64):
+                return f"kernels::reduce_sum({ctx.x(0)}, {ctx.y(0)}, {sizes},\n   {fold.sum_lambdas(ctx, x.dtype)});"
+            return f"kernels::reduce({ctx.x(0)}, {ctx.y(0)}, {sizes},\n   {fold.lambdas(ctx, x.dtype)});"
+        fold_args = fold.lambdas(ctx, x.dtype)
         strides = contiguous_strides(x.shape)
         args = []
         for label, part in (("kept", [i for i in range(x.rank) if i not in axes]), ("reduced", axes)):
             shape, (st,) = coalesce([x.shape[i] for i in part], [strides[i] for i in part])
             args += [ctx.array(f"{label}_shape", shape), ctx.array(f"{label}_strides", st, "std::ptrdiff_t"), str(len(shape))]
-        return f"kernels::reduce_strided({ctx.x(0)}, {ctx.y(0)}, {', '.join(args)},\n   {fold});"
+        return f"kernels::reduce_strided({ctx.x(0)}, {ctx.y(0)}, {', '.join(args)},\n   {fold_args});"
 
     def emit_run_time_axes(self, ctx: NodeContext) -> str:
         """Axes read while running: checked into a mask (none: all, or none with noop_with_empty_axes), which
