@@ -148,6 +148,18 @@ def _reductions() -> Case:
     return Case("reductions", model, {"x": random_array((3, 4, 5), F32, 9)})
 
 
+def _pooled_rows() -> Case:
+    """A per-particle layer averaged over the particles (a pooled gemm_panels: runs of 20 rows cut by the tiles, a
+    partial last panel) and the input summed over them (reduce_sum, in runs of float terms)."""
+    w, b = _weights(31, (8, 40), (40,))
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["p"]), helper.make_node("Add", ["p", "b"], ["h"]),
+             helper.make_node("Relu", ["h"], ["r"]), helper.make_node("ReduceMean", ["r", "axes"], ["y"], keepdims=0),
+             helper.make_node("ReduceSum", ["x", "axes"], ["s"], keepdims=0)]
+    model = make_model(nodes, [("x", F32, [3, 20, 8])], [("y", F32, [3, 40]), ("s", F32, [3, 8])],
+                       dict(w=w, b=b, axes=np.array([1], np.int64)), opset=18)
+    return Case("pooled_rows", model, {"x": random_array((3, 20, 8), F32, 32)})
+
+
 def _movement() -> Case:
     nodes = [helper.make_node("Concat", ["x", "x"], ["c"], axis=1),
              helper.make_node("Slice", ["c", "starts", "ends", "axes"], ["s"]),
@@ -275,7 +287,7 @@ def _run_time_parameters() -> Case:
 CASES = [_mlp(), _conv_pool(), _recurrent("LSTM", 4), _recurrent("GRU", 3), _attention(), _fused_attention(),
          _reductions(), _movement(), _resize(), _gather(), _grid_scatter(), _topk(), _nonzero(), _upsample(),
          _register_tiles(), _strided_convs(), _winograd_tiles(), _winograd_tiles_compact(), _pool3d_gelu(), _symbolic_length(),
-         _pair_bias(), _run_time_axes(), _run_time_parameters()]
+         _pair_bias(), _run_time_axes(), _run_time_parameters(), _pooled_rows()]
 
 
 def _literal(a: np.ndarray) -> str:

@@ -53,8 +53,13 @@ class FusedActivation:
                          version=int(attrs["activation_version"]), model=self.model)
         return lookup(node.op_type, node.domain, node.version)(node, self.model)
 
+    @property
+    def has_activation(self) -> bool:
+        """False for a fused node that carries none (a Gemm given a pooling epilogue alone)."""
+        return self.attrs["activation"] != "Identity"
+
     def activation_reference(self, y: np.ndarray) -> np.ndarray:
-        return self.activation_op().evaluate([y])[0]
+        return self.activation_op().evaluate([y])[0] if self.has_activation else y
 
 
 @register
@@ -82,17 +87,48 @@ class FusedConvTranspose(FusedActivation, ConvTranspose):
         return [self.activation_reference(super().evaluate(values)[0])]
 
 
+POOLS = ("sum", "mean")
+
+
 @register
 class FusedGemm(FusedActivation, Gemm):
-    """Gemm followed by an element-wise activation of its output."""
+    """Gemm followed by an element-wise activation of its output and, where ``pool_rows`` is P > 0, the sum or
+    mean (``pool``) of each run of P consecutive rows (``passes/pool_fusion.py``: a per-particle network summed
+    or averaged over the particles or neighbours, as Deep Sets, energy flow and EdgeConv layers are): the output
+    is (M / P, N), and the M x N product never needs to be stored."""
 
     op_type = "FusedGemm"
     domain = FUSED_DOMAIN
     since_version = 1  # fused nodes are made at version 1 (Gemm's own since_version is 7)
-    attr_defaults = {**FusedActivation.attr_defaults, "alpha": 1.0, "beta": 1.0, "transA": 0, "transB": 0}
+    attr_defaults = {**FusedActivation.attr_defaults, "alpha": 1.0, "beta": 1.0, "transA": 0, "transB": 0,
+                     "pool_rows": 0, "pool": "sum"}
+
+    @property
+    def pool_rows(self) -> int:
+        return int(self.attrs["pool_rows"])
+
+    def infer(self, inputs: list[Optional[TensorType]]) -> list[TensorType]:
+        (y,) = super().infer(inputs)
+        p = self.pool_rows
+        if not p:
+            return [y]
+        if self.attrs["pool"] not in POOLS:
+            raise self.error(f"pool must be one of {', '.join(POOLS)}, got {self.attrs['pool']!r}")
+        m, n = y.shape
+        if p < 0 or (isinstance(m, int) and m % p):
+            raise self.error(f"pool_rows {p} does not divide the {m} rows of the product")
+        return [TensorType(y.dtype, (m // p if isinstance(m, int) else m / p, n))]
 
     def evaluate(self, values):
-        return [self.activation_reference(super().evaluate(values)[0])]
+        y = self.activation_reference(super().evaluate(values)[0])
+        p = self.pool_rows
+        if not p:
+            return [y]
+        groups = y.reshape(-1, p, y.shape[-1])
+        pooled = groups.sum(axis=1, dtype=np.float64)
+        if self.attrs["pool"] == "mean":
+            pooled /= p
+        return [pooled.astype(y.dtype)]
 
 
 def step_op(step: dict[str, Any], model: str) -> Op:

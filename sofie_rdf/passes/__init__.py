@@ -19,6 +19,7 @@ from .fusion import fuse_activations, fuse_matmul_add
 from .gelu_fusion import fuse_gelu
 from .index_grids import fuse_index_grids
 from .inline_if import inline_known_ifs
+from .pool_fusion import fuse_row_pooling
 from .shape_inference import infer_shapes
 
 __all__ = ["prepare", "rewrite"]
@@ -45,10 +46,11 @@ def _inferred(model: Model) -> Model:
     return infer_shapes(model)
 
 
-def rewrite(model: Model, attention: bool = True, index_grids: bool = True) -> Model:
-    """A prepared model rewritten for inference (``model`` itself, changed).  ``attention`` and ``index_grids``:
-    whether the machine it is planned for computes the ONNX Attention operator (``Target.attention_op``) and
-    ``sofie_rdf::GridScatterND`` (``Target.grid_scatter_op``), which steps 1b and 1c produce."""
+def rewrite(model: Model, attention: bool = True, index_grids: bool = True, row_pooling: bool = True) -> Model:
+    """A prepared model rewritten for inference (``model`` itself, changed).  ``attention``, ``index_grids`` and
+    ``row_pooling``: whether the machine it is planned for computes the ONNX Attention operator
+    (``Target.attention_op``), ``sofie_rdf::GridScatterND`` (``Target.grid_scatter_op``) and a pooled
+    ``sofie_rdf::FusedGemm`` (``Target.pooled_gemm``), which steps 1b, 1c and 4b produce."""
     model = fold_constants(model)   # 1. drop nodes computed at generation time, collect weights
     if attention:
         model = fuse_attention(model)  # 1b. MatMul(Q, K^T) -> scale -> Softmax -> MatMul(V) -> one Attention
@@ -58,5 +60,7 @@ def rewrite(model: Model, attention: bool = True, index_grids: bool = True) -> M
     model = fold_batchnorm(model)   # 3. inference BatchNormalization merged into the Conv/Gemm weights before it
     model = fuse_gelu(model)        # 3b. GELU as exported (Erf or Tanh chains) -> one Gelu node, which 4 may fuse
     model = fuse_activations(model)  # 4. Conv/ConvTranspose/Gemm + activation -> one sofie_rdf::Fused* node
+    if row_pooling:
+        model = fuse_row_pooling(model)  # 4b. Gemm -> ReduceSum/ReduceMean over its rows -> one pooled FusedGemm
     model = fuse_elementwise_chains(model)  # 5. runs of element-wise ops -> one sofie_rdf::FusedElementwise loop
     return model

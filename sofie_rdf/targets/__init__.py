@@ -27,6 +27,9 @@ class Target:
     # Whether the target computes ``sofie_rdf::GridScatterND``, so that planning may give it the ScatterNDs over
     # broadcast index grids that PyTorch exports for ``x[:, i, j] = v`` (passes/index_grids.py).
     grid_scatter_op: ClassVar[bool] = True
+    # Whether the target computes ``sofie_rdf::FusedGemm`` with ``pool_rows`` (the sum or mean of runs of rows),
+    # so that planning may fold a ReduceSum/ReduceMean over a product's rows into it (passes/pool_fusion.py).
+    pooled_gemm: ClassVar[bool] = True
     # Whether the target's session runs a batch of independent rows in blocks (planning/row_blocks.py), so that
     # planning may plan a model of static batch for one block of rows.
     row_blocks: ClassVar[bool] = False

@@ -23,6 +23,7 @@ from ....ops.base import broadcast_strides, coalesce
 from ....ops.fused import FusedActivation, FusedGemm
 from ....ops.gemm import Gemm, MatMul
 from ..emitter import Emitter, emits
+from .reduce import FOLDS
 
 if TYPE_CHECKING:
     from ....ops.base import Op
@@ -64,7 +65,7 @@ class ActivationCode(Emitter):
     @cached_property
     def activation(self) -> Optional[Emitter]:
         """The fused activation bound to this target, None for the plain operator."""
-        if not isinstance(self.op, FusedActivation):
+        if not isinstance(self.op, FusedActivation) or not self.op.has_activation:
             return None
         return self.target.bind(self.op.activation_op())
 
@@ -99,6 +100,21 @@ class GemmEmitter(ActivationCode):
     def __init__(self, op: Op, target: CpuTarget):
         super().__init__(op, target)
         self.b_transposed = bool(self.attrs["transB"])
+        # rows per pooled row of a FusedGemm that sums or averages runs of its rows (0: none)
+        self.pool_rows = op.pool_rows if isinstance(op, FusedGemm) else 0
+
+    @property
+    def kernels(self) -> tuple[str, ...]:
+        """A pooled product without panels sums its rows with ``reduce_sum`` after the product."""
+        pooled = ("reduce",) if self.pool_rows and not self.panel_columns else ()
+        return tuple(dict.fromkeys(super().kernels + pooled))
+
+    def workspace(self, inputs: list[Optional[TensorType]], outputs: list[Optional[TensorType]]) -> list[TensorType]:
+        """The whole product, for a pooled product without panels (whose tiles pool as they go)."""
+        if not self.pool_rows or self.panel_columns:
+            return super().workspace(inputs, outputs)
+        m, n, _ = self.op._mnk(inputs[0], inputs[1])
+        return [TensorType(inputs[0].dtype, (m, n))]
 
     def pack(self, constants: dict[int, np.ndarray], inputs: list[Optional[TensorType]]) -> Optional[dict[int, np.ndarray]]:
         """A constant B in panels for gemm_panels where it serves the product, else stored untransposed: the
@@ -144,15 +160,23 @@ class GemmEmitter(ActivationCode):
         act = self.activation_function(ctx)
         if self.panel_columns:
             return self._emit_panels(ctx, m, n, k, c is not None, act)
+        y = ctx.w(0) if self.pool_rows else ctx.y(0)
         if c is None and act is None:
-            return f"kernels::gemm({product}, {ctx.literal(0.0, dt)}, {ctx.y(0)});"
-        bias = "nullptr, 0, 0"
-        if c is not None:
-            row, col = broadcast_strides(c.shape, (m, n))
-            bias = f"{ctx.x(2)}, {ctx.dim(row)}, {ctx.dim(col)}"
-        beta = ctx.literal(self.attrs["beta"] if c is not None else 0.0, dt)
-        act = act or IDENTITY
-        return f"kernels::gemm_bias_act({product}, {beta}, {bias}, {ctx.y(0)}, {act});"
+            call = f"kernels::gemm({product}, {ctx.literal(0.0, dt)}, {y});"
+        else:
+            bias = "nullptr, 0, 0"
+            if c is not None:
+                row, col = broadcast_strides(c.shape, (m, n))
+                bias = f"{ctx.x(2)}, {ctx.dim(row)}, {ctx.dim(col)}"
+            beta = ctx.literal(self.attrs["beta"] if c is not None else 0.0, dt)
+            call = f"kernels::gemm_bias_act({product}, {beta}, {bias}, {y}, {act or IDENTITY});"
+        return call + (self._pool_rows_after(ctx, m, n) if self.pool_rows else "")
+
+    def _pool_rows_after(self, ctx: NodeContext, m: int, n: int) -> str:
+        """The pooled rows from the product in the workspace: runs of pool_rows rows summed (or averaged)."""
+        fold = FOLDS[self.attrs["pool"]].sum_lambdas(ctx, ctx.inputs[0].dtype)
+        p = self.pool_rows
+        return f"\nkernels::reduce_sum({ctx.w(0)}, {ctx.y(0)}, {ctx.dim(m // p)}, {p}, {ctx.dim(n)},\n   {fold});"
 
     def _emit_panels(self, ctx: NodeContext, m: int, n: int, k: int, has_bias: bool, act: Optional[str]) -> str:
         """The gemm_panels call: A's strides from transA, C (a row of N) as the bias."""
@@ -160,8 +184,9 @@ class GemmEmitter(ActivationCode):
         dt = ctx.inputs[0].dtype
         beta = ctx.literal(self.attrs["beta"] if has_bias else 0.0, dt)
         act = act or IDENTITY
+        pool = f", {self.pool_rows}, {'true' if self.attrs['pool'] == 'mean' else 'false'}" if self.pool_rows else ""
         return (f"kernels::gemm_panels({m}, {n}, {k}, {ctx.literal(self.attrs['alpha'], dt)}, {ctx.x(0)}, "
-                f"{a_row}, {a_col}, {ctx.x(1)}, {beta}, {ctx.x(2) if has_bias else 'nullptr'}, {ctx.y(0)}, {act});")
+                f"{a_row}, {a_col}, {ctx.x(1)}, {beta}, {ctx.x(2) if has_bias else 'nullptr'}, {ctx.y(0)}, {act}{pool});")
 
 
 @emits(MatMul)

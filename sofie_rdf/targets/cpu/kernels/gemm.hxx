@@ -378,6 +378,46 @@ inline void act_copy(const float *__restrict src, float *__restrict dst, size_t 
    }
 }
 
+// A product's rows summed in runs (passes/pool_fusion.py): row r (counted from the call's first row) is added
+// to row r / rows_per of out (ldo floats apart), which starts zeroed; out == nullptr: no pooling, the rows stored.
+struct RowPool {
+   float *out = nullptr;
+   size_t rows_per = 1, ldo = 0, row = 0; // row: the tile's first row
+
+   RowPool at(size_t rows) const { return {out, rows_per, ldo, row + rows}; }
+};
+
+// A register tile's activated rows (Rows x Vectors vectors in `tile`) added to their pooled rows: consecutive rows
+// of one run summed in registers, each run's sum then added to out.  The tile goes through a buffer: handed the
+// accumulators themselves, panel_tile kept its panel vectors on the stack at every step (1.2x the time).
+template <size_t Rows, size_t Vectors>
+inline void pool_tile(const float *tile, const RowPool &pool)
+{
+   size_t group = pool.row / pool.rows_per, left = pool.rows_per - pool.row % pool.rows_per;
+   simd_float sum[Vectors] = {};
+   for (size_t i = 0; i < Rows; ++i) {
+#pragma GCC unroll 16
+      for (size_t j = 0; j < Vectors; ++j) {
+         simd_float v;
+         std::memcpy(&v, tile + (i * Vectors + j) * kSimdLanes, sizeof v);
+         sum[j] += v;
+      }
+      if (--left > 0 && i + 1 < Rows)
+         continue;
+      float *o = pool.out + group * pool.ldo;
+#pragma GCC unroll 16
+      for (size_t j = 0; j < Vectors; ++j) {
+         simd_float before;
+         std::memcpy(&before, o + j * kSimdLanes, sizeof before);
+         before += sum[j];
+         std::memcpy(o + j * kSimdLanes, &before, sizeof before);
+         sum[j] = simd_float{};
+      }
+      ++group;
+      left = pool.rows_per;
+   }
+}
+
 // One register tile: Rows rows (values at a + bases[i] + offsets[k]) x Panels * kPanelColumns columns (Panels
 // panels, panel_stride floats apart, kPanelColumns floats per step each), summed over `steps` steps, plus
 // `start` (rows start_stride apart) when not null, else plus `bias` (one value per column) when not null;
@@ -509,11 +549,12 @@ inline void panel_tile_out(const float *tile, size_t cols, float alpha, float be
 template <size_t Rows, size_t Panels, typename F>
 inline void gemm_panel_block(size_t rows, StridedSteps steps, size_t K, const float *a, size_t a_row,
                              const float *panel, float alpha, float beta, const float *bias, size_t cols, float *y,
-                             size_t ldy, F act)
+                             size_t ldy, F act, RowPool pool)
 {
    if constexpr (Rows > 1) {
       if (rows < Rows) {
-         gemm_panel_block<Rows - 1, Panels>(rows, steps, K, a, a_row, panel, alpha, beta, bias, cols, y, ldy, act);
+         gemm_panel_block<Rows - 1, Panels>(rows, steps, K, a, a_row, panel, alpha, beta, bias, cols, y, ldy, act,
+                                            pool);
          return;
       }
    }
@@ -521,16 +562,30 @@ inline void gemm_panel_block(size_t rows, StridedSteps steps, size_t K, const fl
    size_t bases[Rows];
    for (size_t i = 0; i < Rows; ++i) {
       bases[i] = i * a_row;
-      for (size_t c = 0; c < Width; c += kPanelColumns) // the output rows are fetched for writing while the
-         __builtin_prefetch(y + i * ldy + c, 1);         // tile is computed, not when it is stored
+      for (size_t c = 0; c < Width && !pool.out; c += kPanelColumns) // the output rows are fetched for writing
+         __builtin_prefetch(y + i * ldy + c, 1);                    // while the tile is computed
    }
-   if (cols == Width && alpha == 1.0f && (!bias || beta == 1.0f)) {
+   const bool whole = cols == Width && alpha == 1.0f && (!bias || beta == 1.0f);
+   if (whole && !pool.out) {
       panel_tile<Rows, Panels>(steps, K, a, bases, panel, K * kPanelColumns, nullptr, 0, y, ldy, bias, act);
       return;
    }
    alignas(sizeof(simd_float)) float tile[Rows * Width];
+   if (whole) {
+      panel_tile<Rows, Panels>(steps, K, a, bases, panel, K * kPanelColumns, nullptr, 0, tile, Width, bias, act);
+      pool_tile<Rows, Width / kSimdLanes>(tile, pool);
+      return;
+   }
    panel_tile<Rows, Panels>(steps, K, a, bases, panel, K * kPanelColumns, nullptr, 0, tile, Width);
-   panel_tile_out<Rows, Width>(tile, cols, alpha, beta, bias, y, ldy, act);
+   if (!pool.out) {
+      panel_tile_out<Rows, Width>(tile, cols, alpha, beta, bias, y, ldy, act);
+      return;
+   }
+   for (size_t i = 0; i < Rows; ++i) { // the last panel's columns, pooled
+      float *o = pool.out + (pool.row + i) / pool.rows_per * pool.ldo;
+      for (size_t j = 0; j < cols; ++j)
+         o[j] += act(alpha * tile[i * Width + j] + (bias ? beta * bias[j] : 0.0f));
+   }
 }
 
 #if defined(__AVX512F__)
@@ -553,13 +608,14 @@ constexpr size_t kWideMaxDepth = 256;
 template <typename F>
 inline void gemm_wide_block(size_t rows, StridedSteps steps, size_t K, const float *a, size_t a_row,
                             const float *panel, float alpha, float beta, const float *bias, size_t cols, float *y,
-                            size_t ldy, F act)
+                            size_t ldy, F act, RowPool pool)
 {
    const size_t top = rows <= kWideRows ? rows : (rows + 1) / 2;
-   gemm_panel_block<kWideRows, kWidePanels>(top, steps, K, a, a_row, panel, alpha, beta, bias, cols, y, ldy, act);
+   gemm_panel_block<kWideRows, kWidePanels>(top, steps, K, a, a_row, panel, alpha, beta, bias, cols, y, ldy, act,
+                                            pool);
    if (rows > top)
       gemm_panel_block<kWideRows, kWidePanels>(rows - top, steps, K, a + top * a_row, a_row, panel, alpha, beta,
-                                               bias, cols, y + top * ldy, ldy, act);
+                                               bias, cols, pool.out ? y : y + top * ldy, ldy, act, pool.at(top));
 }
 
 // Panels per block of gemm_panels: as many as fill this many bytes, a part of L2 that every row tile reuses.
@@ -574,10 +630,15 @@ constexpr size_t kPanelBlockBytes = size_t(256) << 10;
 // The panels go in blocks that stay in L2 while each tile of rows runs over the whole block, its part of A
 // staying in L1: panel by panel, every tile of A passed through L1 beside the panel (64 rows of depth 100
 // fill it), and the product took 1.11x this order's time.
+// pool_rows P > 0 (passes/pool_fusion.py): Y is (M / P) x N, the sum (mean: the average) of each run of P rows of
+// the activated product, added up from the register tiles (RowPool), the product itself never stored.
 template <typename F>
 SOFIE_RDF_KERNEL void gemm_panels(size_t M, size_t N, size_t K, float alpha, const float *A, size_t a_row, std::ptrdiff_t a_col,
-                 const float *Bp, float beta, const float *bias, float *Y, F act)
+                 const float *Bp, float beta, const float *bias, float *Y, F act, size_t pool_rows = 0,
+                 bool mean = false)
 {
+   if (pool_rows)
+      std::fill_n(Y, M / pool_rows * N, 0.0f);
    const PanelTiles tiles(M);
    const size_t panel_bytes = K * kPanelColumns * sizeof(float);
    const size_t tiles_per_block = std::max<size_t>(1, kPanelBlockBytes / std::max<size_t>(1, panel_bytes) / kWidePanels);
@@ -591,19 +652,24 @@ SOFIE_RDF_KERNEL void gemm_panels(size_t M, size_t N, size_t K, float alpha, con
             panels = tile_panels(f, f1, K <= kWideMaxDepth ? kWidePanels : kTilePanels);
             const float *a = A + row * a_row, *bf = bias ? bias + f : nullptr;
             const size_t cols = std::min(panels * kPanelColumns, N - f);
+            const RowPool pool = pool_rows ? RowPool{Y + f, pool_rows, N, row} : RowPool{};
+            float *y = pool_rows ? Y + f : Y + row * N + f;
             if (kWidePanels > kTilePanels && panels == kWidePanels)
-               gemm_wide_block(rows, StridedSteps{a_col}, K, a, a_row, Bp + f * K, alpha, beta, bf, cols,
-                               Y + row * N + f, N, act);
+               gemm_wide_block(rows, StridedSteps{a_col}, K, a, a_row, Bp + f * K, alpha, beta, bf, cols, y, N, act,
+                               pool);
             else if (panels == kTilePanels)
                gemm_panel_block<kPanelRows, kTilePanels>(rows, StridedSteps{a_col}, K, a, a_row, Bp + f * K, alpha,
-                                                         beta, bf, cols, Y + row * N + f, N, act);
+                                                         beta, bf, cols, y, N, act, pool);
             else
                gemm_panel_block<kPanelRows, 1>(rows, StridedSteps{a_col}, K, a, a_row, Bp + f * K, alpha, beta, bf,
-                                               cols, Y + row * N + f, N, act);
+                                               cols, y, N, act, pool);
          }
          row += rows;
       }
    }
+   if (mean && pool_rows)
+      for (size_t i = 0; i < M / pool_rows * N; ++i)
+         Y[i] /= static_cast<float>(pool_rows);
 }
 
 // Batched product over broadcast batch dims: for every index of `shape`
