@@ -150,13 +150,15 @@ def _reductions() -> Case:
 
 def _pooled_rows() -> Case:
     """A per-particle layer averaged over the particles (a pooled gemm_panels: runs of 20 rows cut by the tiles, a
-    partial last panel) and the input summed over them (reduce_sum, in runs of float terms)."""
-    w, b = _weights(31, (8, 40), (40,))
+    partial last panel), one kept per particle (gemm_shallow on AVX-512: 8 terms, 24 columns) and the input
+    summed over the particles (reduce_sum, in runs of float terms)."""
+    w, b, w2, b2 = _weights(31, (8, 40), (40,), (8, 24), (24,))
     nodes = [helper.make_node("MatMul", ["x", "w"], ["p"]), helper.make_node("Add", ["p", "b"], ["h"]),
              helper.make_node("Relu", ["h"], ["r"]), helper.make_node("ReduceMean", ["r", "axes"], ["y"], keepdims=0),
-             helper.make_node("ReduceSum", ["x", "axes"], ["s"], keepdims=0)]
-    model = make_model(nodes, [("x", F32, [3, 20, 8])], [("y", F32, [3, 40]), ("s", F32, [3, 8])],
-                       dict(w=w, b=b, axes=np.array([1], np.int64)), opset=18)
+             helper.make_node("ReduceSum", ["x", "axes"], ["s"], keepdims=0),
+             helper.make_node("MatMul", ["x", "w2"], ["p2"]), helper.make_node("Add", ["p2", "b2"], ["z"])]
+    model = make_model(nodes, [("x", F32, [3, 20, 8])], [("y", F32, [3, 40]), ("s", F32, [3, 8]), ("z", F32, [3, 20, 24])],
+                       dict(w=w, b=b, w2=w2, b2=b2, axes=np.array([1], np.int64)), opset=18)
     return Case("pooled_rows", model, {"x": random_array((3, 20, 8), F32, 32)})
 
 

@@ -19,7 +19,7 @@ from conftest import ATOL, RTOL, make_model, ort_run, random_array
 from onnx import helper
 
 import sofie_rdf as sr
-from sofie_rdf.targets.cpu import host_isa, isa_for_flags
+from sofie_rdf.targets.cpu import CpuTarget, host_isa, isa_for_flags
 
 # Flags per instruction set; the first always runs, the others where the CPU has them.
 ISA_FLAGS = {
@@ -126,13 +126,14 @@ TILE_MODELS = {
     "gemm_panels_deep": lambda: _gemm_sigmoid(30, 600, 100),
 }
 
-def _gemm_few_terms(m: int, k: int, n: int, trans_a: int = 0, act: str = "") -> onnx.ModelProto:
-    """Gemm of k <= 4 terms per output with a bias over an output beyond L1: gemm_loop_row adds the bias as it
-    writes each row (input (m, k), or (k, m) with trans_a)."""
+def _gemm_few_terms(m: int, k: int, n: int, trans_a: int = 0, act: str = "", alpha: float = 1.0,
+                    beta: float = 1.0) -> onnx.ModelProto:
+    """Gemm of few terms per output with a bias (input (m, k), or (k, m) with trans_a): gemm_loop_row, which adds
+    the bias as it writes each row of an output beyond L1 (k <= 4, n < 16), or gemm_shallow (AVX-512, k <= 12)."""
     rng = np.random.default_rng(k * 10 + n)
     inits = {"w": rng.standard_normal((k, n)).astype(np.float32), "b": rng.standard_normal(n).astype(np.float32)}
     out = "g" if act else "y"
-    nodes = [helper.make_node("Gemm", ["x", "w", "b"], [out], transA=trans_a)]
+    nodes = [helper.make_node("Gemm", ["x", "w", "b"], [out], transA=trans_a, alpha=alpha, beta=beta)]
     if act:
         nodes.append(helper.make_node(act, ["g"], ["y"]))
     shape = (k, m) if trans_a else (m, k)
@@ -212,6 +213,11 @@ MODELS = {
     "reduce_l1_8": lambda: _reduce("ReduceL1", (4, 9, 8), [1]),
     "reduce_sum_square_last": lambda: _reduce("ReduceSumSquare", (3, 5000), [1]),
     "reduce_l2_rows": lambda: _reduce("ReduceL2", (7, 29), [1]),
+    # gemm_shallow (AVX-512; gemm_panels elsewhere): B in registers, 50 columns (a block of 32, one of 16, 2 past
+    # them); A transposed with 3 terms; alpha and beta with 12 terms and a Sigmoid
+    "gemm_shallow_relu": lambda: _gemm_few_terms(100, 7, 50, act="Relu"),
+    "gemm_shallow_trans_a": lambda: _gemm_few_terms(64, 3, 40, trans_a=1),
+    "gemm_shallow_alpha_beta": lambda: _gemm_few_terms(37, 12, 64, act="Sigmoid", alpha=0.5, beta=2.0),
     "where_mask": lambda: _where_mask((2, 3, 5, 37)),
     "softmax_rows": lambda: _one_node("Softmax", (3, 5, 131), axis=-1),
     "softmax_rows_50": lambda: _one_node("Softmax", (4, 9, 50), axis=-1),
@@ -243,6 +249,14 @@ def test_tile_models_reach_their_kernel(name):
     assert re.search(rf"kernels::{kernel}[(<]", header)
     if name.endswith("_f43"):
         assert "kernels::conv_winograd_tiles<4, 3," in header
+
+
+@pytest.mark.parametrize("name", [n for n in MODELS if n.startswith("gemm_shallow")])
+def test_shallow_products_take_gemm_shallow_on_avx512(name):
+    """Code for AVX-512 holds B in registers for products of a few terms; for AVX2 they stay gemm_panels."""
+    model = sr.load(MODELS[name]())
+    assert "kernels::gemm_shallow<" in model.code(target=CpuTarget(isa="avx512")).header
+    assert "kernels::gemm_shallow<" not in model.code(target=CpuTarget(isa="avx2")).header
 
 
 def test_flags_name_their_instruction_set():
