@@ -678,8 +678,9 @@ SOFIE_RDF_KERNEL void gemm_panels(size_t M, size_t N, size_t K, float alpha, con
 // K steps per tile leave gemm_panels' tiles a third of their time starting and ending.  Here B's K x 32 columns
 // stay in registers (2K AVX-512 vectors, the emitters choose it for K <= 12 there: emitters/gemm.py) while the rows
 // of A stream past, two multiply-adds a term each and the row stored from registers, activated: 4096 x 8 x 64
-// with bias and ReLU 0.85x the time, 512 x 4..12 x 64..128 0.82x to 0.95x (Zen 4).  AVX2's 16 registers hold no
-// such B (2K vectors of 8 floats for 16 columns, and the rows' sums): it keeps gemm_panels.
+// with bias and ReLU 0.83x the time, 16 to 1000 rows of 3 to 12 terms and 20 to 256 columns 0.54x to 0.97x
+// (Zen 4).  AVX2's 16 registers hold no such B (2K vectors of 8 floats for 16 columns, and the rows' sums): it
+// keeps gemm_panels.
 
 // Rows [0, M) of Y's columns [0, cols) (cols <= Panels * kPanelColumns) from the K x Panels panels of B.
 template <size_t K, size_t Panels, typename F>
