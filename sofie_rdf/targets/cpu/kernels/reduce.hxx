@@ -74,28 +74,31 @@ struct LogSumExp {
    double result() const { return max + std::log(sum); }
 };
 
-// Reduction of the middle index of an (outer, n, inner) view: y is (outer, inner).  Inner positions are
-// processed in blocks so the input is read in order whatever inner is.
+// f(x, y, m) for every block of up to Block inner positions of an (outer, n, inner) view and its (outer, inner)
+// result, x and y at the block's first position: the middle-axis reductions' walk, which reads the input in
+// order whatever inner is.
+template <size_t Block, typename T, typename F>
+inline void column_blocks(const T *x, T *y, size_t outer, size_t n, size_t inner, F f)
+{
+   for (size_t o = 0; o < outer; ++o)
+      for (size_t j0 = 0; j0 < inner; j0 += Block)
+         f(x + o * n * inner + j0, y + o * inner + j0, std::min(Block, inner - j0));
+}
+
+// Reduction of the middle index of an (outer, n, inner) view: y is (outer, inner).
 template <typename T, typename A, typename Combine, typename Finish>
 inline void reduce(const T *x, T *y, size_t outer, size_t n, size_t inner, A init, Combine combine, Finish finish)
 {
    constexpr size_t block = 64;
    A acc[block];
-   for (size_t o = 0; o < outer; ++o) {
-      const T *xo = x + o * n * inner;
-      T *yo = y + o * inner;
-      for (size_t j0 = 0; j0 < inner; j0 += block) {
-         const size_t m = std::min(block, inner - j0);
-         std::fill_n(acc, m, init);
-         for (size_t i = 0; i < n; ++i) {
-            const T *xi = xo + i * inner + j0;
-            for (size_t j = 0; j < m; ++j)
-               acc[j] = combine(acc[j], xi[j]);
-         }
+   column_blocks<block>(x, y, outer, n, inner, [&](const T *xb, T *yb, size_t m) {
+      std::fill_n(acc, m, init);
+      for (size_t i = 0; i < n; ++i)
          for (size_t j = 0; j < m; ++j)
-            yo[j0 + j] = finish(acc[j], n);
-      }
-   }
+            acc[j] = combine(acc[j], xb[i * inner + j]);
+      for (size_t j = 0; j < m; ++j)
+         yb[j] = finish(acc[j], n);
+   });
 }
 
 // Sums of floating terms (ReduceSum, ReduceMean, ReduceSumSquare, ReduceL1, ReduceL2, ReduceLogSum) of an
@@ -182,21 +185,16 @@ inline void reduce_sum(const T *x, T *y, size_t outer, size_t n, size_t inner, T
    constexpr size_t block = kSumVectors * kVFloatLanes;
    double acc[block];
    T part[block];
-   for (size_t o = 0; o < outer; ++o) {
-      const T *xo = x + o * n * inner;
-      T *yo = y + o * inner;
-      for (size_t j0 = 0; j0 < inner; j0 += block) {
-         const size_t m = std::min(block, inner - j0);
-         std::fill_n(acc, m, 0.0);
-         for (size_t i0 = 0; i0 < n; i0 += kSumChunk) {
-            sum_rows(xo + i0 * inner + j0, inner, std::min(kSumChunk, n - i0), m, term, part);
-            for (size_t j = 0; j < m; ++j)
-               acc[j] += static_cast<double>(part[j]);
-         }
+   column_blocks<block>(x, y, outer, n, inner, [&](const T *xb, T *yb, size_t m) {
+      std::fill_n(acc, m, 0.0);
+      for (size_t i0 = 0; i0 < n; i0 += kSumChunk) {
+         sum_rows(xb + i0 * inner, inner, std::min(kSumChunk, n - i0), m, term, part);
          for (size_t j = 0; j < m; ++j)
-            yo[j0 + j] = finish(acc[j], n);
+            acc[j] += static_cast<double>(part[j]);
       }
-   }
+      for (size_t j = 0; j < m; ++j)
+         yb[j] = finish(acc[j], n);
+   });
 }
 
 // Calls f(base + sum(i_k * strides[k])) for every index of `shape`, in row-major order.
