@@ -149,9 +149,9 @@ def _reductions() -> Case:
 
 
 def _pooled_rows() -> Case:
-    """A per-particle layer averaged over the particles (a pooled gemm_panels: runs of 20 rows cut by the tiles, a
-    partial last panel), one kept per particle (gemm_shallow on AVX-512: 8 terms, 24 columns) and the input
-    summed over the particles (reduce_sum, in runs of float terms)."""
+    """A per-particle layer averaged over the particles (a pooled gemm_panels on AVX-512: runs of 20 rows cut by the
+    tiles, a partial last panel), one kept per particle (gemm_shallow: 8 terms, 24 columns) and the input summed
+    over the particles (reduce_sum, in runs of float terms)."""
     w, b, w2, b2 = _weights(31, (8, 40), (40,), (8, 24), (24,))
     nodes = [helper.make_node("MatMul", ["x", "w"], ["p"]), helper.make_node("Add", ["p", "b"], ["h"]),
              helper.make_node("Relu", ["h"], ["r"]), helper.make_node("ReduceMean", ["r", "axes"], ["y"], keepdims=0),

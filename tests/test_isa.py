@@ -213,7 +213,7 @@ MODELS = {
     "reduce_l1_8": lambda: _reduce("ReduceL1", (4, 9, 8), [1]),
     "reduce_sum_square_last": lambda: _reduce("ReduceSumSquare", (3, 5000), [1]),
     "reduce_l2_rows": lambda: _reduce("ReduceL2", (7, 29), [1]),
-    # gemm_shallow (AVX-512; gemm_panels elsewhere): B in registers, 50 columns (a block of 32, one of 16, 2 past
+    # gemm_shallow (register-tile code): B in registers, 50 columns (AVX-512: a block of 32, one of 16, 2 past
     # them); A transposed with 3 terms; alpha and beta with 12 terms and a Sigmoid
     "gemm_shallow_relu": lambda: _gemm_few_terms(100, 7, 50, act="Relu"),
     "gemm_shallow_trans_a": lambda: _gemm_few_terms(64, 3, 40, trans_a=1),
@@ -252,11 +252,13 @@ def test_tile_models_reach_their_kernel(name):
 
 
 @pytest.mark.parametrize("name", [n for n in MODELS if n.startswith("gemm_shallow")])
-def test_shallow_products_take_gemm_shallow_on_avx512(name):
-    """Code for AVX-512 holds B in registers for products of a few terms; for AVX2 they stay gemm_panels."""
+def test_shallow_products_take_gemm_shallow(name):
+    """Register-tile code (AVX2, AVX-512) holds B in registers for products of a few terms; generic code has
+    no register tiles."""
     model = sr.load(MODELS[name]())
-    assert "kernels::gemm_shallow<" in model.code(target=CpuTarget(isa="avx512")).header
-    assert "kernels::gemm_shallow<" not in model.code(target=CpuTarget(isa="avx2")).header
+    for isa in ("avx2", "avx512"):
+        assert "kernels::gemm_shallow<" in model.code(target=CpuTarget(isa=isa)).header
+    assert "kernels::gemm_shallow<" not in model.code(target=CpuTarget(isa="generic")).header
 
 
 def test_flags_name_their_instruction_set():

@@ -1,8 +1,9 @@
 """A sum or mean over a product's rows fused into the product (passes/pool_fusion.py, gemm_panels' RowPool).
 
-Each model is checked twice: the planned graph has one pooled FusedGemm where the rewrite keeps the meaning and
-the reduction where it would not, and the outputs of the native build (register tiles pooling as they go) and
-of the JIT build (the product, then reduce_sum) match onnxruntime's or torch's on seeded inputs.
+Each model is checked twice: the graph planned for AVX-512 code has one pooled FusedGemm where the rewrite keeps
+the meaning and the reduction where it would not, and the outputs of the native build (on AVX-512, register tiles
+pooling as they go; AVX2 code keeps the reduction: CpuTarget.pooled_gemm) and of the JIT build (the product, then
+reduce_sum) match onnxruntime's or torch's on seeded inputs.
 """
 
 from __future__ import annotations
@@ -15,12 +16,17 @@ from conftest import ATOL, RTOL, make_model, ort_run, random_array
 from onnx import helper
 
 import sofie_rdf as sr
+from sofie_rdf.targets.cpu import CpuTarget
 
 F32 = np.float32
 
 
-def planned(model) -> list:
-    return sr.load(model).planned().model.nodes
+AVX512 = CpuTarget(isa="avx512")
+
+
+def planned(model, target: CpuTarget = AVX512) -> list:
+    model = model if isinstance(model, sr.Model) else sr.load(model)
+    return model.planned(target).model.nodes
 
 
 def pooled(nodes: list) -> list:
@@ -58,6 +64,7 @@ def check(model: onnx.ModelProto, x: np.ndarray) -> None:
     ((2, 5, 7, 9), 48, "ReduceMean", (2,), 0, "Sigmoid"),  # EdgeConv: the mean over 7 neighbours
     ((2, 3, 4, 6), 32, "ReduceSum", (1, 2), 0, ""),        # two axes (12 rows a run), no activation
     ((50, 10), 16, "ReduceSum", (0,), 0, "Tanh"),          # a matrix: all rows into one
+    ((1, 10, 5), 24, "ReduceSum", (1,), 0, "Relu"),        # 10 rows: no panels, the product then reduce_sum
 ])
 def test_pooled_products_match(shape, features, reduce, axes, keepdims, act):
     model = per_particle(shape, features, reduce, axes, keepdims, act)
@@ -96,7 +103,7 @@ def test_deep_sets_from_torch():
     net = DeepSets().eval()
     x = torch.randn(16, 30, 6)
     model = sr.from_pytorch(net, x)
-    assert len(pooled(model.planned().model.nodes)) == 1
+    assert len(pooled(planned(model))) == 1
     with torch.no_grad():
         expected = net(x).numpy()
     for backend in ("native", "jit"):
@@ -104,9 +111,11 @@ def test_deep_sets_from_torch():
 
 
 def test_targets_without_the_epilogue_keep_the_reduction():
-    """rewrite(row_pooling=False), as the CUDA target plans: the reduction stays a node of its own."""
+    """AVX2 code and the CUDA target (rewrite(row_pooling=False)) keep the reduction as a node of its own."""
     from sofie_rdf.passes import prepare, rewrite
 
-    model = rewrite(prepare(sr.load(per_particle((4, 64, 8), 64)).ir), row_pooling=False)
-    assert not pooled(model.nodes)
-    assert [n for n in model.nodes if n.op_type == "ReduceSum"]
+    model = sr.load(per_particle((4, 64, 8), 64))
+    for nodes in (planned(model, CpuTarget(isa="avx2")), rewrite(prepare(model.ir), row_pooling=False).nodes):
+        assert not pooled(nodes)
+        assert [n for n in nodes if n.op_type == "ReduceSum"]
+    assert pooled(planned(model, CpuTarget(compiler="cling")))  # no register tiles: the product, then reduce_sum

@@ -136,7 +136,7 @@ def test_gemm_panels(check_model, case, trans_a, trans_b, c, act):
     if act:
         nodes.append(helper.make_node(act, ["g"], ["y"]))
     model = make_model(nodes, [("a", np.float32, list(a_shape))], [("y", np.float32, [m, n])], inits)
-    # gemm_shallow where the code is for AVX-512 and K <= 12 (the panels held in registers), else gemm_panels
+    # gemm_shallow where K <= 12 (the panels held in registers), else gemm_panels
     assert re.search(r"kernels::gemm_(panels\(|shallow<)", sr.load(model).code().header)
     planned = sr.load(model).planned()
     gemm = next(e for e in planned.emitters if e.op.node.op_type in ("Gemm", "FusedGemm"))

@@ -48,8 +48,8 @@ PANEL_COLUMNS = 16
 PANEL_MIN_ROWS = 16
 PANEL_MIN_STREAMED_ROWS = 4
 PANEL_MIN_OUTPUTS = 1 << 18
-# Products of at most this many terms per output run as gemm_shallow where vectors are AVX-512's (kernels/gemm.hxx:
-# B's 2K vectors held in registers while the rows stream past).
+# Products of at most this many terms per output run as gemm_shallow in register-tile code (kernels/gemm.hxx: B's
+# 2K vectors held in registers while the rows stream past).
 SHALLOW_DEPTH = 12
 
 
@@ -188,7 +188,7 @@ class GemmEmitter(ActivationCode):
         beta = ctx.literal(self.attrs["beta"] if has_bias else 0.0, dt)
         act = act or IDENTITY
         alpha, b, bias = ctx.literal(self.attrs["alpha"], dt), ctx.x(1), ctx.x(2) if has_bias else "nullptr"
-        if k <= SHALLOW_DEPTH and not self.pool_rows and self.target.isa == "avx512":
+        if k <= SHALLOW_DEPTH and not self.pool_rows:
             return (f"kernels::gemm_shallow<{k}>({m}, {n}, {alpha}, {ctx.x(0)}, {a_row}, {a_col}, {b}, {beta}, {bias}, "
                     f"{ctx.y(0)}, {act});")
         pool = f", {self.pool_rows}, {'true' if self.attrs['pool'] == 'mean' else 'false'}" if self.pool_rows else ""

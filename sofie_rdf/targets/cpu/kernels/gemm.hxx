@@ -676,11 +676,11 @@ SOFIE_RDF_KERNEL void gemm_panels(size_t M, size_t N, size_t K, float alpha, con
 //
 // A network's first layer on a handful of inputs (8 particle features: 4096 x 8 x 64 in Deep Sets at batch 64):
 // K steps per tile leave gemm_panels' tiles a third of their time starting and ending.  Here B's K x 32 columns
-// stay in registers (2K AVX-512 vectors, the emitters choose it for K <= 12 there: emitters/gemm.py) while the rows
-// of A stream past, two multiply-adds a term each and the row stored from registers, activated: 4096 x 8 x 64
-// with bias and ReLU 0.83x the time, 16 to 1000 rows of 3 to 12 terms and 20 to 256 columns 0.54x to 0.97x
-// (Zen 4).  AVX2's 16 registers hold no such B (2K vectors of 8 floats for 16 columns, and the rows' sums): it
-// keeps gemm_panels.
+// (16 with AVX2) stay in registers, 2K vectors, while the rows of A stream past, two multiply-adds a term each
+// and the row stored from registers, activated (the emitters choose it for K <= 12: emitters/gemm.py).  On Zen 4,
+// 4096 x 8 x 64 with bias and ReLU 0.83x the time; 16 to 1000 rows of 3 to 12 terms and 20 to 256 columns 0.54x
+// to 0.97x; built for AVX2, whose 16 registers B fills at K = 8 (beyond, some of it is read again from L1), 0.63x
+// to 0.9x, 12 terms 0.99x.
 
 // Rows [0, M) of Y's columns [0, cols) (cols <= Panels * kPanelColumns) from the K x Panels panels of B.
 template <size_t K, size_t Panels, typename F>
