@@ -124,6 +124,10 @@ TILE_MODELS = {
     # (a partial last panel); depth 600 (beyond the wide tiles' kWideMaxDepth: 12 x 2 tiles), 100 columns
     "gemm_panels": lambda: _gemm_sigmoid(20, 37, 13111),
     "gemm_panels_deep": lambda: _gemm_sigmoid(30, 600, 100),
+    # runs of 48 rows (panel_run), then a run of 14 (partial tiles), 80 columns (AVX-512: a wide tile and a panel
+    # in 12-row tiles); one run of 57 rows: 7 whole tiles of 6, then tiles of 5 (AVX2: 57 = 4 x 12 + 9)
+    "gemm_panels_runs": lambda: _gemm_sigmoid(110, 64, 80),
+    "gemm_panels_run_tail": lambda: _gemm_sigmoid(57, 33, 64),
 }
 
 def _gemm_few_terms(m: int, k: int, n: int, trans_a: int = 0, act: str = "", alpha: float = 1.0,

@@ -63,6 +63,7 @@ def check(model: onnx.ModelProto, x: np.ndarray) -> None:
     ((2, 3, 4, 6), 32, "ReduceSum", (1, 2), 0, ""),        # two axes (12 rows a run), no activation
     ((50, 10), 16, "ReduceSum", (0,), 0, "Tanh"),          # a matrix: all rows into one
     ((1, 10, 5), 24, "ReduceSum", (1,), 0, "Relu"),        # 10 rows: no panels, the product then reduce_sum
+    ((5, 50, 20), 64, "ReduceSum", (1,), 0, "Relu"),       # runs of 48 rows across runs of 50; a last run of 58
 ])
 def test_pooled_products_match(shape, features, reduce, axes, keepdims, act):
     model = per_particle(shape, features, reduce, axes, keepdims, act)
