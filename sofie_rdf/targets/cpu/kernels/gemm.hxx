@@ -665,11 +665,16 @@ constexpr size_t kWidePanels = kTilePanels;
 constexpr size_t kWideMaxDepth = 256;
 
 // Rows of A per run of gemm_panels: as many as keep the run's part of A and one group of panels within this many
-// bytes, in L1, while the run goes over each group in turn (a multiple of 12, both tiles' rows, from 12 to
-// kRunRows); the last run takes a tail of fewer than 12 rows.  Counting A alone (12 KB), a generator's 64 x 100 x
-// 40500 layer took runs of 24 rows beside panels of 25 KB, and 1.04x the time of runs of 12.
+// bytes, in L1, while the run goes over each group in turn (a multiple of kPanelRows, a multiple of both tiles'
+// rows, from kPanelRows to kRunRows); the last run takes a tail of fewer than kPanelRows rows.  Counting A alone
+// (12 KB), a generator's 64 x 100 x 40500 layer took runs of 24 rows beside panels of 25 KB, and 1.04x the time of
+// runs of 12.  Products whose panels fill more than two blocks (weights streamed from L3 or memory, block after
+// block) take runs of 12 rows: built for AVX2 (groups of 16 columns), runs of 48 took 1.3x the time of the
+// generator's layer and 1.1x that of 64 x 64 x 16000, runs of 6 1.05x (AVX-512: 0.99x to 1.02x either way; 2
+// blocks, 256 x 64 x 2048, 0.97x).
 constexpr size_t kRunBytes = size_t(28) << 10;
 constexpr size_t kRunRows = 48;
+constexpr size_t kStreamedRunRows = 12;
 
 // Rows [0, rows) of A times Panels panels, out to y's first `cols` columns: the run's whole tiles of Rows rows in
 // one call (panel_run) where they store straight from registers, the rest tile by tile.
@@ -718,14 +723,14 @@ SOFIE_RDF_KERNEL void gemm_panels(size_t M, size_t N, size_t K, float alpha, con
    const size_t panel_bytes = K * kPanelColumns * sizeof(float);
    const size_t tiles_per_block = std::max<size_t>(1, kPanelBlockBytes / std::max<size_t>(1, panel_bytes) / kWidePanels);
    const size_t block = tiles_per_block * kWidePanels * kPanelColumns;
-   size_t run = kRunRows;
-   while (run > 12 && (run + kWidePanels * kPanelColumns) * K * sizeof(float) > kRunBytes)
-      run -= 12;
+   size_t run = N > 2 * block ? kStreamedRunRows : kRunRows;
+   while (run > kPanelRows && (run + kWidePanels * kPanelColumns) * K * sizeof(float) > kRunBytes)
+      run -= kPanelRows;
    const size_t widest = K <= kWideMaxDepth ? kWidePanels : kTilePanels;
    for (size_t f0 = 0; f0 < N; f0 += block) {
       const size_t f1 = std::min(N, f0 + block);
       for (size_t row = 0, rows; row < M; row += rows) {
-         rows = M - row < run + 12 ? M - row : run;
+         rows = M - row < run + kPanelRows ? M - row : run;
          for (size_t f = f0, panels; f < f1; f += panels * kPanelColumns) {
             panels = tile_panels(f, f1, widest);
             const float *a = A + row * a_row, *bf = bias ? bias + f : nullptr;
