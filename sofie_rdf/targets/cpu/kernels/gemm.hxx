@@ -488,15 +488,16 @@ template <size_t Rows, size_t Panels, typename Steps, bool InFma = false, typena
                                           out_stride, bias, act);
 }
 
-// Step k of a row of A at k * stride: panel_tile's offsets for gemm_panels.
+// Step k of a row of A at k * stride: tile_steps' offsets for gemm_panels.
 struct StridedSteps {
    std::ptrdiff_t stride;
    std::ptrdiff_t operator[](size_t k) const { return static_cast<std::ptrdiff_t>(k) * stride; }
 };
 
-// v, hidden from GCC's optimizer: a loop of tiles reads its strides so to compute the rows' offsets anew for each
-// tile.  Hoisted out of the loop, the offsets of a tile's rows in A and in the output (24 values for 12 rows)
-// go to vector registers and are copied back to general ones at every step (12 x 16 tiles of 16 terms: 1.1x the time).
+// v, hidden from GCC's optimizer: a loop of tiles reads its strides through it, so that each tile computes its
+// rows' offsets anew.  Hoisted out of the loop, the offsets of a tile's rows in A and in the output (24 values for
+// 12 rows) go to vector registers and are copied back to general ones at every step (12 x 16 tiles of 16 terms:
+// 1.1x the time).
 inline size_t opaque(size_t v)
 {
    __asm__("" : "+r"(v));
@@ -665,8 +666,8 @@ constexpr size_t kWidePanels = kTilePanels;
 constexpr size_t kWideMaxDepth = 256;
 
 // Rows of A per run of gemm_panels: as many as keep the run's part of A and one group of panels within this many
-// bytes, in L1, while the run goes over each group in turn (a multiple of kPanelRows, a multiple of both tiles'
-// rows, from kPanelRows to kRunRows); the last run takes a tail of fewer than kPanelRows rows.  Counting A alone
+// bytes, in L1, while the run goes over each group in turn (a multiple of kPanelRows, which both tiles' rows
+// divide, from kPanelRows to kRunRows); the last run takes a tail of fewer than kPanelRows rows.  Counting A alone
 // (12 KB), a generator's 64 x 100 x 40500 layer took runs of 24 rows beside panels of 25 KB, and 1.04x the time of
 // runs of 12.  Products whose panels fill more than two blocks (weights streamed from L3 or memory, block after
 // block) take runs of 12 rows: built for AVX2 (groups of 16 columns), runs of 48 took 1.3x the time of the
