@@ -612,6 +612,14 @@ inline void panel_tile_out(const float *tile, size_t cols, float alpha, float be
       act_row<Width>(tile + i * Width, alpha, beta, bias, y + i * ldy, act);
 }
 
+// Whether a tile of Width columns stores act(product + bias) straight from its registers: all its columns kept,
+// alpha 1 and the bias (if any) added as it is.
+template <size_t Width>
+inline bool whole_tile(size_t cols, float alpha, float beta, const float *bias)
+{
+   return cols == Width && alpha == 1.0f && (!bias || beta == 1.0f);
+}
+
 // Rows [0, rows) (rows <= Rows) of A (a, rows a_row apart, steps along a row) times Panels panels (K floats x
 // kPanelColumns apart), out to y: the first `cols` columns.
 template <size_t Rows, size_t Panels, typename F>
@@ -627,7 +635,7 @@ inline void gemm_panel_block(size_t rows, StridedSteps steps, size_t K, const fl
       }
    }
    constexpr size_t Width = Panels * kPanelColumns;
-   if (cols == Width && alpha == 1.0f && (!bias || beta == 1.0f)) { // a whole tile
+   if (whole_tile<Width>(cols, alpha, beta, bias)) {
       if (pool.out)
          pooled_run<Rows, Panels>(1, steps, K, a, a_row, panel, bias, act, pool);
       else
@@ -687,7 +695,7 @@ inline void gemm_panel_rows(size_t rows, StridedSteps steps, size_t K, const flo
    constexpr size_t Width = Panels * kPanelColumns;
    const PanelTiles tiles(rows, Rows); // whole tiles first
    size_t q = 0, row = 0;
-   if (cols == Width && alpha == 1.0f && (!bias || beta == 1.0f) && tiles.rows_of(0) == Rows) {
+   if (whole_tile<Width>(cols, alpha, beta, bias) && tiles.rows_of(0) == Rows) {
       q = tiles.base == Rows ? tiles.count : tiles.extra;
       row = q * Rows;
       if (pool.out)

@@ -103,11 +103,12 @@ inline void reduce(const T *x, T *y, size_t outer, size_t n, size_t inner, A ini
 
 // Sums of floating terms (ReduceSum, ReduceMean, ReduceSumSquare, ReduceL1, ReduceL2, ReduceLogSum) of an
 // (outer, n, inner) view: each run of up to kSumChunk terms is added in the element type and the runs' sums in
-// double.  The error stays that of a sum of kSumChunk terms (onnxruntime adds all n in float) at the speed of float
-// additions: a double for every term converts each one, and took 1.3x to 27x this time (2x: Deep Sets' sum over 64
-// particles of 64 features; 27x: means over rows of 64, one dependent double addition per term).  Floats go in vectors (simd.hxx) held in registers across
-// the run: term is generic, applied to a vector or a value.  inner == 1 (the last axis reduced: a mean over a row,
-// a global pool) sums in the vectors' lanes, where one accumulator waited on each addition.
+// double.  The error stays that of a sum of kSumChunk terms (onnxruntime adds all n in float) at the speed of
+// float additions: a double for every term converts each one, and took 1.3x to 27x this time (2x: Deep Sets' sum
+// over 64 particles of 64 features; 27x: means over rows of 64, one dependent double addition per term).  Floats
+// go in vectors (simd.hxx) held in registers across the run: term is generic, applied to a vector or a value.
+// inner == 1 (the last axis reduced: a mean over a row, a global pool) sums in the vectors' lanes, where one
+// accumulator waited on each addition.
 constexpr size_t kSumChunk = 64;
 constexpr size_t kSumVectors = 4;
 
