@@ -115,11 +115,13 @@ TILE_MODELS = {
     # conv_winograd_tiles: F(2, 3) on 17 x 19 pixels (partial tiles at the bottom and right), 18 features (a
     # partial block of register-tile rows); F(4, 3) on 26 x 31 pixels, 21 features; F(4, 3) on 16 x 20 pixels (whole
     # 4 x 4 tiles, rows of 4 and 5 tiles), 24 features; 11 x 8 pixels, whose rows of 4 tiles are stored without the
-    # column past them, 50 features (register tiles of 4 to 16 features)
+    # column past them, 50 features (register tiles of 4 to 16 features, output passes of 4 features and one of
+    # 2); F(4, 3) on 16 x 16 pixels, 23 features (output passes of 4 features, the last of 3)
     "conv_winograd_tiles_f23": lambda: _conv(16, 18, (17, 19), 3),
     "conv_winograd_tiles_f43": lambda: _conv(16, 21, (26, 31), 3),
     "conv_winograd_tiles_whole_f43": lambda: _conv(20, 24, (16, 20), 3),
     "conv_winograd_tiles_compact": lambda: _conv(48, 50, (11, 8), 3),
+    "conv_winograd_tiles_groups_f43": lambda: _conv(16, 23, (16, 16), 3),
     # gemm_panels: 20 rows (two tiles; with AVX-512 each two wide tiles of 5 rows x 64 columns), 13111 columns
     # (a partial last panel); depth 600 (beyond the wide tiles' kWideMaxDepth: 12 x 2 tiles), 100 columns
     "gemm_panels": lambda: _gemm_sigmoid(20, 37, 13111),

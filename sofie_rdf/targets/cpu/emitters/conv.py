@@ -145,6 +145,7 @@ WINOGRAD_TILE_ROWS = 4  # features per register tile: a multiple of this, at lea
 WINOGRAD_TILE_ACCUMULATORS = 16  # (2 FMA units x 4 cycles of latency, doubled: the register tile's loads in between)
 WINOGRAD_TILES_COMPACT = 4  # kWinogradCompactTiles: tile rows this wide are stored without the column past them
 WINOGRAD_TILES_SLACK = 32  # kWinogradSlack: zeros past the phase planes and past z, read by whole vectors
+WINOGRAD_TILES_GROUP = 64  # kWinogradGroupFloats: the output transform takes whole features' planes this long
 WINOGRAD_TILE_MAX_VECTORS = 5  # vectors of tiles per register tile (4 x 5 accumulators, 5 inputs, a weight)
 
 
@@ -181,8 +182,8 @@ def shifted_workspace(geom: Geometry, channels: int) -> list[TensorType]:
 
 def winograd_tiles_floats(m: int, alpha: int, channels: int, features: int, grid: tuple[int, ...], width: int) -> int:
     """conv_winograd_tiles' scratch in floats (kernels/winograd.hxx: WinogradTiles), for register tiles ``width``
-    floats wide: the phase planes of a channel, the transform along y, V, M (first a channel's padded image), and one
-    feature's output planes."""
+    floats wide: the phase planes of a channel, the transform along y, V, M (first a channel's padded image), the
+    output planes of a group of features and their biases."""
     def lines(n: int) -> int:
         return -(-n // 16) * 16
     e = (alpha - 1) // m
@@ -191,9 +192,10 @@ def winograd_tiles_floats(m: int, alpha: int, channels: int, features: int, grid
     qs = ty * (tx + e)
     qp = -(-(ty * tx if compact else qs) // width) * width
     padded = m * (ty + e) * m * (tx + e)
+    group = max(1, min(features, WINOGRAD_TILES_GROUP // qp))  # winograd_group
     return (lines(padded) + alpha * m * lines(qs + e) + 2 * WINOGRAD_TILES_SLACK + alpha * alpha * (channels * qp + 16)
-            + lines(max(alpha * alpha * (features * qp + 16), padded)) + (alpha + m) * m * qp
-            + lines(m * tx) + (alpha * alpha * lines(qs) if compact else 0))
+            + lines(max(alpha * alpha * (features * qp + 16), padded)) + (alpha + m) * m * group * qp
+            + lines(m * -(-tx // 4) * 4) + (alpha * alpha * lines(qs) if compact else 0) + group * qp)
 
 
 def pack_winograd_tiles(u: np.ndarray, alpha: int, rows: int) -> np.ndarray:

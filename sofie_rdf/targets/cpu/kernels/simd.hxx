@@ -21,7 +21,8 @@ inline vfloat vload(const float *p)
 
 inline void vstore(float *p, vfloat v) { std::memcpy(p, &v, sizeof v); }
 
-// The same for a vector type V of any width.  Where the vector's place is an array element (V a[M]), a memcpy
+// The same for vectors V of another width, no wider than the target's registers (GCC's -Wpsabi rejects wider
+// ones by value: the generic build's float8).  Where the vector's place is an array element (V a[M]), a memcpy
 // straight between it and p is a copy of memory to memory, which GCC 12 does in 16-byte pieces: a 32-byte load
 // of the two halves then waits for them (a store-forwarding stall; F(4, 3)'s output interleave spent a fifth of
 // its time there built for AVX2).  Through a value, the copy is one load or store of the whole vector.
@@ -109,7 +110,7 @@ inline void transpose8(const float *s, size_t ld, float8 *t)
 {
    float8 r[8], u[8];
    for (size_t i = 0; i < 8; ++i)
-      r[i] = vload_as<float8>(s + i * ld);
+      std::memcpy(&r[i], s + i * ld, sizeof r[i]);
    for (size_t i = 0; i < 8; i += 2) { // u[i] = r00 r10 r01 r11 | r04 r14 r05 r15 for rows i, i + 1
       u[i] = SOFIE_RDF_SHUFFLE(r[i], r[i + 1], 0, 8, 1, 9, 4, 12, 5, 13);
       u[i + 1] = SOFIE_RDF_SHUFFLE(r[i], r[i + 1], 2, 10, 3, 11, 6, 14, 7, 15);
@@ -252,13 +253,19 @@ inline size_t merge_phases_by(const float *const *src, float *dst, size_t from, 
 template <size_t M>
 using PhaseVector = typename std::conditional<M == 2 || kVFloatLanes < 8, vfloat, float8>::type;
 
-// dst[b][v] = src[M v + b] for v < n: in PhaseVector, then 8 floats, then one by one.
+// The narrowest phase vector: rows of 4 Winograd tiles (16-pixel images in F(4, 3)) fill no wider one, and
+// one by one, their interleave took a fifth of such a layer's output transform.
+typedef float float4 __attribute__((vector_size(16)));
+
+// dst[b][v] = src[M v + b] for v < n: in PhaseVector, then 8 and 4 floats, then one by one.
 template <size_t M>
 inline void split_phases(const float *src, float *const *dst, size_t n)
 {
    size_t v = split_phases_by<M, PhaseVector<M>>(src, dst, 0, n);
    if constexpr (sizeof(PhaseVector<M>) > sizeof(float8))
       v = split_phases_by<M, float8>(src, dst, v, n);
+   if constexpr (sizeof(PhaseVector<M>) > sizeof(float4))
+      v = split_phases_by<M, float4>(src, dst, v, n);
    for (; v < n; ++v)
       for (size_t b = 0; b < M; ++b)
          dst[b][v] = src[M * v + b];
@@ -271,6 +278,8 @@ inline void merge_phases(const float *const *src, float *dst, size_t n)
    size_t t = merge_phases_by<M, PhaseVector<M>>(src, dst, 0, n);
    if constexpr (sizeof(PhaseVector<M>) > sizeof(float8))
       t = merge_phases_by<M, float8>(src, dst, t, n);
+   if constexpr (sizeof(PhaseVector<M>) > sizeof(float4))
+      t = merge_phases_by<M, float4>(src, dst, t, n);
    for (; t < n; ++t)
       for (size_t j = 0; j < M; ++j)
          dst[M * t + j] = src[j][t];

@@ -232,8 +232,9 @@ SOFIE_RDF_KERNEL void conv_winograd(const float *x, const float *u, const float 
 //   3. the alpha^2 products M_xi = U_xi V_xi in conv_shifted_tile's register tiles (Rows features x Vectors
 //      vectors of tiles over the channels), U stored at generation time per xi in blocks of
 //      Rows features (emitters/conv.py: pack_winograd_tiles);
-//   4. the output transform over whole planes, bias and activation, and the M x M outputs of each tile
-//      interleaved into the output rows (ColumnPhases again).
+//   4. the output transform over whole planes (those of a few features at once on small images), bias and
+//      activation as its last pass stores, and the M x M outputs of each tile interleaved into the output rows
+//      (ColumnPhases again).
 // Measured on a Xeon (AVX-512) against conv_rows, batch 1: 0.75x its time for 32 -> 32 channels on 16 pixels
 // (F(2, 3)), 0.70x on 24 and 0.50x on 32 (F(4, 3)), 0.95x for 16 -> 16 on 16; on 8 pixels (rows of 4 tiles
 // without their extra column, see WinogradTiles) 0.71x for 64 -> 64, 0.94x for 32 -> 32.
@@ -242,6 +243,12 @@ SOFIE_RDF_KERNEL void conv_winograd(const float *x, const float *u, const float 
 constexpr size_t winograd_lines(size_t floats)
 {
    return (floats + 15) / 16 * 16;
+}
+
+// Tiles rounded up to whole 4-float vectors, the narrowest merge_phases interleaves.
+constexpr size_t winograd_quads(size_t tiles)
+{
+   return (tiles + 3) / 4 * 4;
 }
 
 // The planes of conv_winograd_tiles for one layer, carved out of its scratch (sized by emitters/conv.py:
@@ -256,25 +263,38 @@ constexpr size_t kWinogradCompactTiles = 4; // emitters/conv.py: WINOGRAD_TILES_
 // cost as much as its vectors (64 -> 64 channels on 8 pixels: 13% of the layer).  The last lines read this many
 // floats past the phase planes and past z, zeros (emitters/conv.py: WINOGRAD_TILES_SLACK).
 constexpr size_t kWinogradSlack = 32;
+// The output transform takes the planes of several features in one pass (M_xi's rows are features, each qp
+// tiles long, one after another): on planes of 16 tiles (16-pixel images in F(4, 3), 8-pixel ones in F(2, 3)),
+// a pass per feature spent more on its loops than on its arithmetic.  A pass covers at least this many floats
+// (emitters/conv.py: WINOGRAD_TILES_GROUP), still in L1 with its intermediate planes.
+constexpr size_t kWinogradGroupFloats = 64;
+
+// Features one output pass takes: whole planes of at least kWinogradGroupFloats floats, at most all features.
+constexpr size_t winograd_group(size_t features, size_t qp)
+{
+   return std::max<size_t>(1, std::min(features, kWinogradGroupFloats / qp));
+}
 
 struct WinogradTiles {
-   size_t ty, tx, rows, s, w, qs, q, qp, padded, vs, ms;
-   float *phases, *z, *v, *m, *cols, *out, *line, *xs;
+   size_t ty, tx, rows, s, w, qs, q, qp, padded, vs, ms, group, gs;
+   float *phases, *z, *v, *m, *cols, *out, *line, *xs, *biases;
 
    WinogradTiles(size_t m_, size_t e, size_t alpha, size_t width, size_t channels, size_t features,
                  const size_t *grid, float *scratch)
       : ty((grid[1] + m_ - 1) / m_), tx((grid[2] + m_ - 1) / m_), rows(ty + e), s(tx + e),
         w(tx == kWinogradCompactTiles ? tx : s), qs(ty * s), q(ty * w), qp((q + width - 1) / width * width),
-        padded(m_ * rows * m_ * s), vs(channels * qp + 16), ms(features * qp + 16)
+        padded(m_ * rows * m_ * s), vs(channels * qp + 16), ms(features * qp + 16),
+        group(winograd_group(features, qp)), gs(group * qp)
    {
       phases = scratch;
       z = phases + winograd_lines(padded) + kWinogradSlack;
       v = z + alpha * m_ * winograd_lines(qs + e) + kWinogradSlack;
       m = v + alpha * alpha * vs; // also a channel's padded image, until the products
       cols = m + winograd_lines(std::max(alpha * alpha * ms, padded));
-      out = cols + alpha * m_ * qp;
-      line = out + m_ * m_ * qp;
-      xs = line + winograd_lines(m_ * tx);
+      out = cols + alpha * m_ * gs; // cols and out: planes of a group of features, gs floats apart
+      line = out + m_ * m_ * gs;
+      xs = line + winograd_lines(m_ * winograd_quads(tx));
+      biases = xs + (compact() ? alpha * alpha * winograd_lines(qs) : 0); // a group's bias per tile: gs floats
    }
    bool compact() const { return w == tx; }
 };
@@ -291,6 +311,38 @@ inline void winograd_pad(const float *x, const size_t *image, const std::ptrdiff
       const size_t r = h + top;
       act_copy(x + h * image[2], xq + ((r % M) * t.rows + r / M) * wp + left, n, Identity{});
    }
+}
+
+// A transform's output place that stores act(value + bias): the last pass of the output transform writes the
+// layer's values in the one store it makes anyway.
+template <typename F>
+struct Activated {
+   float &place;
+   float bias;
+   const F &act;
+   void operator=(float value) const { place = act(value + bias); }
+};
+
+// One feature's output y (out_h x out_w) from o, its M x M output planes (gs floats apart) of qp tiles: the
+// M x M values of each tile interleaved into the output rows.  A row of tiles that is no whole number of vectors
+// (6 tiles: 24-pixel images in F(4, 3)) is interleaved whole vectors at a time into the line, reading tiles
+// past it (the next row's, or scratch), and copied from there: one by one, its last tiles cost as much as the rest.
+template <size_t M>
+inline void winograd_store(const WinogradTiles &t, const float *o, float *y, size_t out_h, size_t out_w)
+{
+   for (size_t ty = 0; ty < t.ty; ++ty)
+      for (size_t l = 0; l < M && M * ty + l < out_h; ++l) {
+         const float *src[M];
+         for (size_t j = 0; j < M; ++j)
+            src[j] = o + (l * M + j) * t.gs + ty * t.w;
+         float *row = y + (M * ty + l) * out_w;
+         if (out_w == M * t.tx && t.tx % 4 == 0) {
+            merge_phases<M>(src, row, t.tx);
+         } else {
+            merge_phases<M>(src, t.line, winograd_quads(t.tx));
+            std::copy(t.line, t.line + out_w, row);
+         }
+      }
 }
 
 // Features [f, f + rows) of M_xi over the padded tile plane, rows <= Rows.
@@ -352,31 +404,21 @@ SOFIE_RDF_KERNEL SOFIE_RDF_WIDE void conv_winograd_tiles(const float *x, const f
          for (size_t f = 0; f < features; f += Rows)
             winograd_tile_products<Rows, Vectors>(std::min(Rows, features - f), channels, t.v + xi * t.vs,
                                                   u + (xi * features + f) * channels, t.m + xi * t.ms + f * t.qp, t.qp);
-      float *yn = y + n * features * out_h * out_w;
-      for (size_t f = 0; f < features; ++f) {
+      for (size_t f0 = 0; f0 < features; f0 += t.group) {
+         const size_t g = std::min(t.group, features - f0), span = g * t.qp;
          for (size_t k = 0; k < A; ++k)
-            Out::output([&](size_t i, size_t q) { return t.m[(k * A + i) * t.ms + f * t.qp + q]; },
-                        [&](size_t j, size_t q) -> float & { return t.cols[(k * M + j) * t.qp + q]; }, t.qp);
-         for (size_t j = 0; j < M; ++j)
-            Out::output([&](size_t k, size_t q) { return t.cols[(k * M + j) * t.qp + q]; },
-                        [&](size_t l, size_t q) -> float & { return t.out[(l * M + j) * t.qp + q]; }, t.qp);
-         const float b = bias ? bias[f] : 0.0f;
-         for (size_t i = 0; i < M * M * t.qp; ++i)
-            t.out[i] = act(t.out[i] + b);
-         float *yf = yn + f * out_h * out_w;
-         for (size_t ty = 0; ty < t.ty; ++ty)
-            for (size_t l = 0; l < M && M * ty + l < out_h; ++l) {
-               const float *src[M];
-               for (size_t j = 0; j < M; ++j)
-                  src[j] = t.out + (l * M + j) * t.qp + ty * t.w;
-               float *row = yf + (M * ty + l) * out_w;
-               if (out_w == M * t.tx) {
-                  merge_phases<M>(src, row, t.tx);
-               } else { // the last tile's columns past the image: through the line
-                  merge_phases<M>(src, t.line, t.tx);
-                  std::copy(t.line, t.line + out_w, row);
-               }
-            }
+            Out::output([&](size_t i, size_t q) { return t.m[(k * A + i) * t.ms + f0 * t.qp + q]; },
+                        [&](size_t j, size_t q) -> float & { return t.cols[(k * M + j) * t.gs + q]; }, span);
+         for (size_t f = f0; f < f0 + g; ++f)
+            std::fill(t.biases + (f - f0) * t.qp, t.biases + (f - f0 + 1) * t.qp, bias ? bias[f] : 0.0f);
+         for (size_t j = 0; j < M; ++j) // the last pass: bias and activation as its values are stored
+            Out::output([&](size_t k, size_t q) { return t.cols[(k * M + j) * t.gs + q]; },
+                        [&](size_t l, size_t q) {
+                           return Activated<F>{t.out[(l * M + j) * t.gs + q], t.biases[q], act};
+                        },
+                        span);
+         for (size_t f = f0; f < f0 + g; ++f)
+            winograd_store<M>(t, t.out + (f - f0) * t.qp, y + (n * features + f) * out_h * out_w, out_h, out_w);
       }
    }
 }
