@@ -109,6 +109,15 @@ def _winograd_tiles_compact() -> Case:
     return Case("winograd_tiles_compact", model, {"x": random_array((2, 48, 11, 8), F32, 10)})
 
 
+def _winograd_tiles_pooled() -> Case:
+    """conv_winograd_tiles with a 2 x 2 MaxPool fused (winograd_pool): F(4, 3) on 16 x 20 pixels, 24 features."""
+    (w,) = _weights(11, (24, 16, 3, 3))
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]), helper.make_node("Relu", ["c"], ["r"]),
+             helper.make_node("MaxPool", ["r"], ["y"], kernel_shape=[2, 2], strides=[2, 2])]
+    model = make_model(nodes, [("x", F32, [2, 16, 16, 20])], [("y", F32, [2, 24, 8, 10])], dict(w=w * 0.3))
+    return Case("winograd_tiles_pooled", model, {"x": random_array((2, 16, 16, 20), F32, 11)})
+
+
 def _recurrent(op: str, gates: int) -> Case:
     w, r, b = _weights(5, (1, gates * 6, 4), (1, gates * 6, 6), (1, 2 * gates * 6))
     node = helper.make_node(op, ["x", "w", "r", "b"], ["y", "h"], hidden_size=6)
@@ -288,8 +297,8 @@ def _run_time_parameters() -> Case:
 
 CASES = [_mlp(), _conv_pool(), _recurrent("LSTM", 4), _recurrent("GRU", 3), _attention(), _fused_attention(),
          _reductions(), _movement(), _resize(), _gather(), _grid_scatter(), _topk(), _nonzero(), _upsample(),
-         _register_tiles(), _strided_convs(), _winograd_tiles(), _winograd_tiles_compact(), _pool3d_gelu(), _symbolic_length(),
-         _pair_bias(), _run_time_axes(), _run_time_parameters(), _pooled_rows()]
+         _register_tiles(), _strided_convs(), _winograd_tiles(), _winograd_tiles_compact(), _winograd_tiles_pooled(),
+         _pool3d_gelu(), _symbolic_length(), _pair_bias(), _run_time_axes(), _run_time_parameters(), _pooled_rows()]
 
 
 def _literal(a: np.ndarray) -> str:

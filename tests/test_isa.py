@@ -64,16 +64,18 @@ def _layer_norm(shape: tuple, params: int, axis: int = -1) -> onnx.ModelProto:
 
 
 def _conv(channels: int, features: int, image: tuple, kernel: int, stride: int = 1,
-          act: str = "Relu") -> onnx.ModelProto:
+          act: str = "Relu", pool: bool = False) -> onnx.ModelProto:
     """Conv (padding kernel // 2) with bias and a fused activation (``act``), weights scaled by 1 / sqrt(fan-in)
-    so that the sums stay near 1 and the usual tolerances apply."""
+    so that the sums stay near 1 and the usual tolerances apply; ``pool``: a 2 x 2 MaxPool after them."""
     rng = np.random.default_rng(channels * 100 + features)
     fan_in = channels * kernel ** len(image)
     w = (rng.standard_normal((features, channels) + (kernel,) * len(image)) / np.sqrt(fan_in)).astype(np.float32)
     inits = {"w": w, "b": rng.standard_normal(features).astype(np.float32)}
     nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[kernel // 2] * 2 * len(image),
                               strides=[stride] * len(image)),
-             helper.make_node(act, ["c"], ["y"])]
+             helper.make_node(act, ["c"], ["a" if pool else "y"])]
+    if pool:
+        nodes.append(helper.make_node("MaxPool", ["a"], ["y"], kernel_shape=[2, 2], strides=[2, 2]))
     return make_model(nodes, [("x", np.float32, (2, channels) + image)], [("y", np.float32, None)], inits)
 
 
@@ -116,12 +118,16 @@ TILE_MODELS = {
     # partial block of register-tile rows); F(4, 3) on 26 x 31 pixels, 21 features; F(4, 3) on 16 x 20 pixels (whole
     # 4 x 4 tiles, rows of 4 and 5 tiles), 24 features; 11 x 8 pixels, whose rows of 4 tiles are stored without the
     # column past them, 50 features (register tiles of 4 to 16 features, output passes of 4 features and one of
-    # 2); F(4, 3) on 16 x 16 pixels, 23 features (output passes of 4 features, the last of 3)
+    # 2); F(4, 3) on 16 x 16 pixels, 23 features (output passes of 4 features, the last of 3); a 2 x 2 MaxPool
+    # after F(4, 3) on 16 x 20 pixels (rows of 5 tiles, 10 pooled values) and after F(2, 3) on 17 x 19 (odd
+    # sides: the last row and column dropped)
     "conv_winograd_tiles_f23": lambda: _conv(16, 18, (17, 19), 3),
     "conv_winograd_tiles_f43": lambda: _conv(16, 21, (26, 31), 3),
     "conv_winograd_tiles_whole_f43": lambda: _conv(20, 24, (16, 20), 3),
     "conv_winograd_tiles_compact": lambda: _conv(48, 50, (11, 8), 3),
     "conv_winograd_tiles_groups_f43": lambda: _conv(16, 23, (16, 16), 3),
+    "conv_winograd_tiles_pooled_f43": lambda: _conv(20, 24, (16, 20), 3, pool=True),
+    "conv_winograd_tiles_pooled_f23": lambda: _conv(16, 18, (17, 19), 3, pool=True),
     # gemm_panels: 20 rows (two tiles; with AVX-512 each two wide tiles of 5 rows x 64 columns), 13111 columns
     # (a partial last panel); depth 600 (beyond the wide tiles' kWideMaxDepth: 12 x 2 tiles), 100 columns
     "gemm_panels": lambda: _gemm_sigmoid(20, 37, 13111),

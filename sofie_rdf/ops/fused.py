@@ -64,14 +64,41 @@ class FusedActivation:
 
 @register
 class FusedConv(FusedActivation, Conv):
-    """Conv followed by an element-wise activation, computed in one pass."""
+    """Conv followed by an element-wise activation, computed in one pass, and where ``pool_window`` is 2, the
+    maximum over each 2 x 2 window (stride 2, unpadded, the last ones cut where an image side is odd) of the
+    activated 2-D output (``passes/conv_pool_fusion.py``: the Conv, ReLU, MaxPool of calorimeter CNNs): the
+    output is (N, F, H / 2, W / 2), and the full-size output is never stored."""
 
     op_type = "FusedConv"
     domain = FUSED_DOMAIN
-    attr_defaults = {**Conv.attr_defaults, **FusedActivation.attr_defaults, "auto_pad": "NOTSET", "group": 1}
+    attr_defaults = {**Conv.attr_defaults, **FusedActivation.attr_defaults, "auto_pad": "NOTSET", "group": 1,
+                     "pool_window": 0}
+
+    @property
+    def pool_window(self) -> int:
+        return int(self.attrs["pool_window"])
+
+    def infer(self, inputs: list[Optional[TensorType]]) -> list[TensorType]:
+        (y,) = super().infer(inputs)
+        p = self.pool_window
+        if not p:
+            return [y]
+        if p != 2 or y.rank != 4 or not all(isinstance(d, int) and d >= 2 for d in y.shape[2:]):
+            raise self.error(f"pool_window {p} needs a 2-D output of static sides of 2 or more, got {y.shape}")
+        return [TensorType(y.dtype, y.shape[:2] + tuple(d // p for d in y.shape[2:]))]
+
+    def flops(self, inputs, outputs):
+        conv = super().infer(inputs)[0]  # the convolution's own output, before the pooling
+        return 2 * self._taps(inputs[1]) * conv.size
 
     def evaluate(self, values):
-        return [self.activation_reference(super().evaluate(values)[0])]
+        y = self.activation_reference(super().evaluate(values)[0])
+        p = self.pool_window
+        if not p:
+            return [y]
+        n, f, h, w = y.shape
+        windows = y[:, :, :h // p * p, :w // p * p].reshape(n, f, h // p, p, w // p, p)
+        return [windows.max(axis=(3, 5))]
 
 
 @register

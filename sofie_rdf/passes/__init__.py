@@ -8,10 +8,12 @@ target: what the machine decides (weight layouts, memory) happens afterwards, in
 from __future__ import annotations
 
 import copy
+from typing import Optional
 
 from ..ir import Model
 from ..ops import check_supported
 from .constant_folding import fold_constants
+from .conv_pool_fusion import ConvPools, fuse_conv_max_pooling
 from .elementwise_fusion import fuse_elementwise_chains
 from .fold_batchnorm import fold_batchnorm
 from .fuse_attention import fuse_attention
@@ -46,11 +48,13 @@ def _inferred(model: Model) -> Model:
     return infer_shapes(model)
 
 
-def rewrite(model: Model, attention: bool = True, index_grids: bool = True, row_pooling: bool = True) -> Model:
+def rewrite(model: Model, attention: bool = True, index_grids: bool = True, row_pooling: bool = True,
+            conv_pooling: Optional[ConvPools] = None) -> Model:
     """A prepared model rewritten for inference (``model`` itself, changed).  ``attention``, ``index_grids`` and
     ``row_pooling``: whether the machine it is planned for computes the ONNX Attention operator
     (``Target.attention_op``), ``sofie_rdf::GridScatterND`` (``Target.grid_scatter_op``) and a pooled
-    ``sofie_rdf::FusedGemm`` (``Target.pooled_gemm``), which steps 1b, 1c and 4b produce."""
+    ``sofie_rdf::FusedGemm`` (``Target.pooled_gemm``), which steps 1b, 1c and 4b produce; ``conv_pooling``,
+    which of its convolutions compute a pooled ``sofie_rdf::FusedConv`` (``Target.pools_conv``: step 4c)."""
     model = fold_constants(model)   # 1. drop nodes computed at generation time, collect weights
     if attention:
         model = fuse_attention(model)  # 1b. MatMul(Q, K^T) -> scale -> Softmax -> MatMul(V) -> one Attention
@@ -62,5 +66,7 @@ def rewrite(model: Model, attention: bool = True, index_grids: bool = True, row_
     model = fuse_activations(model)  # 4. Conv/ConvTranspose/Gemm + activation -> one sofie_rdf::Fused* node
     if row_pooling:
         model = fuse_row_pooling(model)  # 4b. Gemm -> ReduceSum/ReduceMean over its rows -> one pooled FusedGemm
+    if conv_pooling is not None:
+        model = fuse_conv_max_pooling(model, conv_pooling)  # 4c. Conv -> 2 x 2 MaxPool -> one pooled FusedConv
     model = fuse_elementwise_chains(model)  # 5. runs of element-wise ops -> one sofie_rdf::FusedElementwise loop
     return model

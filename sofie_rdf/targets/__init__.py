@@ -12,7 +12,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
-    from ..ir import Model
+    import numpy as np
+
+    from ..ir import Model, TensorType
     from ..ops.base import Op
 
 
@@ -38,6 +40,12 @@ class Target:
     def key(self) -> str:
         """Identifies the generated code's machine: planned models are cached per key."""
         raise NotImplementedError
+
+    def pools_conv(self, op: Op, x: TensorType, w: np.ndarray) -> bool:
+        """Whether the target's code for convolution ``op`` (input ``x``, constant weights ``w``) computes it as a
+        ``sofie_rdf::FusedConv`` with ``pool_window`` 2, so that planning may fold the 2 x 2 MaxPool after it into
+        it (passes/conv_pool_fusion.py)."""
+        return False
 
     def bind(self, op: Op) -> Any:
         """The emitter computing ``op`` on this target (raises when the target cannot)."""

@@ -68,6 +68,11 @@ class CpuTarget(Target):
         the product and its sum run as the two nodes did."""
         return self.isa != "avx2"
 
+    def pools_conv(self, op: Any, x: Any, w: Any) -> bool:
+        """Where conv_winograd_tiles runs the layer (native register tiles), its output tiles take the 2 x 2
+        maxima as they are stored (kernels/winograd.hxx); the other convolutions leave the MaxPool a node."""
+        return self.register_tiles and self.bind(op).pools_output(x, w)
+
     @property
     def vector_floats(self) -> int:
         return VECTOR_FLOATS[self.isa]

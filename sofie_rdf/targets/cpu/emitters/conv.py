@@ -326,6 +326,11 @@ class ConvEmitter(ConvCode):
                 return m
         return None
 
+    def pools_output(self, x: TensorType, w: np.ndarray) -> bool:
+        """Whether this layer can take a 2 x 2 max-pooling of its output (``FusedConv``'s ``pool_window``): where
+        conv_winograd_tiles runs it, whose even tiles hold whole windows (:meth:`pack` picks it first for 3 x 3)."""
+        return self._winograd_tiles_order(x, w) is not None
+
     def _winograd_tiles_order(self, x: TensorType, w: np.ndarray) -> Optional[int]:
         """m of the Winograd F(m x m, 3 x 3) that conv_winograd_tiles runs this layer with, None where it does not
         serve it (see WINOGRAD_TILES_MIN_CHANNELS)."""
@@ -439,6 +444,8 @@ class ConvEmitter(ConvCode):
         x, w = ctx.inputs[0], ctx.inputs[1]
         geom = self.op.geometry(x, w)
         strategy = self.strategy(x, w, geom)
+        if self.attrs.get("pool_window") and strategy != "winograd_tiles":  # Target.pools_conv promised it
+            raise self.op.error(f"a pooled convolution must run as conv_winograd_tiles, not {strategy}")
         data, sizes = self._operands(ctx)
         act = self.activation_or_identity(ctx)
         counts = f"{ctx.dim(x.shape[0])}, {x.shape[1]}, {ctx.outputs[0].shape[1]}"  # ungrouped
@@ -458,8 +465,9 @@ class ConvEmitter(ConvCode):
             order = f"{self.winograd_order}, {geom.kernel[-1]}"
             if strategy == "winograd_tiles":
                 rows, vectors = self._winograd_tiles_tile(geom.grid)
+                pooled = "true" if self.attrs.get("pool_window") else "false"
                 return (f"kernels::conv_winograd_tiles<{order}, {rows}, {vectors}>({data}, {ctx.w(0)}, {counts}, {image}, "
-                        f"{grid}, {pad}, {act});")
+                        f"{grid}, {pad}, {pooled}, {act});")
             rows = self._winograd_block(x, w, geom)[0]
             return (f"kernels::conv_winograd<{order}>({data}, {ctx.w(0)}, {counts}, {image}, {grid}, {pad}, {rows}, "
                     f"{act});")

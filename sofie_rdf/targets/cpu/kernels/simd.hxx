@@ -171,6 +171,12 @@ template <size_t M, typename V>
 struct ColumnPhases;
 
 template <typename V>
+struct ColumnPhases<1, V> { // one phase, the floats as they are: F(2, 3)'s 2 x 2 tiles pooled to one value
+   static void split(const float *s, V *out) { out[0] = vload_as<V>(s); }
+   static void merge(const V *in, float *d) { vstore_as(d, in[0]); }
+};
+
+template <typename V>
 struct ColumnPhases<2, V> {
    static constexpr size_t L = sizeof(V) / sizeof(float);
    static constexpr auto lanes = std::make_index_sequence<L>{};
@@ -246,12 +252,12 @@ inline size_t merge_phases_by(const float *const *src, float *dst, size_t from, 
    return t;
 }
 
-// The vectors M phases go through first: two phases in the widest, four in 8 floats.  Against 8-float vectors
+// The vectors M phases go through first: one or two phases in the widest, four in 8 floats.  Against 8-float vectors
 // throughout, AVX-512's width made a stride-2 convolution's rows of 64 floats 4% faster, and F(4, 3)'s four
 // phases 4% slower (16 channels on 32 pixels).  Without AVX, the widest (SSE's 4 floats): GCC's -Wpsabi
 // rejects functions that pass 8-float vectors by value there.
 template <size_t M>
-using PhaseVector = typename std::conditional<M == 2 || kVFloatLanes < 8, vfloat, float8>::type;
+using PhaseVector = typename std::conditional<M <= 2 || kVFloatLanes < 8, vfloat, float8>::type;
 
 // The narrowest phase vector: rows of 4 Winograd tiles (16-pixel images in F(4, 3)) fill no wider one, and
 // one by one, their interleave took a fifth of such a layer's output transform.

@@ -233,7 +233,8 @@ SOFIE_RDF_KERNEL void conv_winograd(const float *x, const float *u, const float 
 //      vectors of tiles over the channels), U stored at generation time per xi in blocks of
 //      Rows features (emitters/conv.py: pack_winograd_tiles);
 //   4. the output transform over whole planes (those of a few features at once on small images), bias and
-//      activation as its last pass stores, and the M x M outputs of each tile interleaved into the output rows
+//      activation as its last pass stores, the maxima of 2 x 2 windows where a MaxPool follows (winograd_pool),
+//      and the M x M outputs of each tile (or M / 2 x M / 2 maxima) interleaved into the output rows
 //      (ColumnPhases again).
 // Measured on a Xeon (AVX-512) against conv_rows, batch 1: 0.75x its time for 32 -> 32 channels on 16 pixels
 // (F(2, 3)), 0.70x on 24 and 0.50x on 32 (F(4, 3)), 0.95x for 16 -> 16 on 16; on 8 pixels (rows of 4 tiles
@@ -324,9 +325,10 @@ struct Activated {
 };
 
 // One feature's output y (out_h x out_w) from o, its M x M output planes (gs floats apart) of qp tiles: the
-// M x M values of each tile interleaved into the output rows.  A row of tiles that is no whole number of vectors
-// (6 tiles: 24-pixel images in F(4, 3)) is interleaved whole vectors at a time into the line, reading tiles
-// past it (the next row's, or scratch), and copied from there: one by one, its last tiles cost as much as the rest.
+// M x M values of each tile (M / 2 x M / 2 after winograd_pool) interleaved into the output rows.  A row of
+// tiles that is no whole number of vectors (6 tiles: 24-pixel images in F(4, 3)) is interleaved whole vectors at
+// a time into the line, reading tiles past it (the next row's, or scratch), and copied from there: one by one,
+// its last tiles cost as much as the rest.
 template <size_t M>
 inline void winograd_store(const WinogradTiles &t, const float *o, float *y, size_t out_h, size_t out_w)
 {
@@ -341,6 +343,26 @@ inline void winograd_store(const WinogradTiles &t, const float *o, float *y, siz
          } else {
             merge_phases<M>(src, t.line, winograd_quads(t.tx));
             std::copy(t.line, t.line + out_w, row);
+         }
+      }
+}
+
+// The maxima of 2 x 2 output windows (MaxPool after the layer: FusedConv's pool_window) in place of the tiles'
+// M x M output planes o (gs floats apart): the (M / 2) x (M / 2) planes of their maxima, first in o, in order.  A
+// window's values lie in one tile, M being even, at equal places of four planes; each plane this writes over has
+// been read before.
+template <size_t M>
+inline void winograd_pool(const WinogradTiles &t, float *o)
+{
+   static_assert(M % 2 == 0, "tiles of whole windows");
+   constexpr size_t P = M / 2;
+   for (size_t l = 0; l < P; ++l)
+      for (size_t j = 0; j < P; ++j) {
+         const float *a = o + (2 * l * M + 2 * j) * t.gs, *b = a + t.gs, *c = a + M * t.gs, *d = c + t.gs;
+         float *p = o + (l * P + j) * t.gs;
+         for (size_t q = 0; q < t.qp; ++q) { // MaxPool's order: the window's values row by row
+            const float ab = b[q] > a[q] ? b[q] : a[q], cd = d[q] > c[q] ? d[q] : c[q];
+            p[q] = cd > ab ? cd : ab;
          }
       }
 }
@@ -362,11 +384,13 @@ inline void winograd_tile_products(size_t rows, size_t channels, const float *v,
 }
 
 // y = act(conv(x, w) + bias) for NCHW x, an R x R kernel, stride 1, as Winograd F(M x M, R x R) over whole
-// images (see above); u: the transformed weights, per tile position xi in blocks of Rows features.
+// images (see above); u: the transformed weights, per tile position xi in blocks of Rows features.  pooled: y is
+// the maxima of that output's 2 x 2 windows, stride 2 (FusedConv's pool_window; an odd side's last row or column
+// dropped).
 template <size_t M, size_t R, size_t Rows, size_t Vectors, typename F>
 SOFIE_RDF_KERNEL SOFIE_RDF_WIDE void conv_winograd_tiles(const float *x, const float *u, const float *bias, float *y, float *scratch,
                                           size_t batch, size_t channels, size_t features, const size_t *image,
-                                          const size_t *grid, const std::ptrdiff_t *pad, F act)
+                                          const size_t *grid, const std::ptrdiff_t *pad, bool pooled, F act)
 {
    constexpr size_t A = M + R - 1, E = (A - 1) / M;
    using In = WinogradInput<A>;
@@ -417,8 +441,15 @@ SOFIE_RDF_KERNEL SOFIE_RDF_WIDE void conv_winograd_tiles(const float *x, const f
                            return Activated<F>{t.out[(l * M + j) * t.gs + q], t.biases[q], act};
                         },
                         span);
-         for (size_t f = f0; f < f0 + g; ++f)
-            winograd_store<M>(t, t.out + (f - f0) * t.qp, y + (n * features + f) * out_h * out_w, out_h, out_w);
+         for (size_t f = f0; f < f0 + g; ++f) {
+            float *o = t.out + (f - f0) * t.qp;
+            if (pooled) { // y: (out_h / 2) x (out_w / 2) per feature
+               winograd_pool<M>(t, o);
+               winograd_store<M / 2>(t, o, y + (n * features + f) * (out_h / 2) * (out_w / 2), out_h / 2, out_w / 2);
+            } else {
+               winograd_store<M>(t, o, y + (n * features + f) * out_h * out_w, out_h, out_w);
+            }
+         }
       }
    }
 }
