@@ -60,14 +60,6 @@ class CpuTarget(Target):
         a 1x1 layer, Attention_64tok and DeepSets, on a Xeon with AVX-512)."""
         return self.compiler == "native" and self.isa != "generic"
 
-    @property
-    def pooled_gemm(self) -> bool:  # type: ignore[override]
-        """Whether a sum over a product's rows folds into the product (passes/pool_fusion.py): not for AVX2, whose
-        tiles of 16 columns lose more to the pooling epilogue's buffer than the separate sum costs (DeepSets at
-        batch 64: 1.04x the time, against 0.985x with AVX-512's 64 columns); elsewhere, without register tiles,
-        the product and its sum run as the two nodes did."""
-        return self.isa != "avx2"
-
     def pools_conv(self, op: Any, x: Any, w: Any) -> bool:
         """Where conv_winograd_tiles runs the layer (native register tiles), its output tiles take the 2 x 2
         maxima as they are stored (kernels/winograd.hxx); the other convolutions leave the MaxPool a node."""
