@@ -252,9 +252,9 @@ inline size_t merge_phases_by(const float *const *src, float *dst, size_t from, 
    return t;
 }
 
-// The vectors M phases go through first: one or two phases in the widest, four in 8 floats.  Against 8-float vectors
-// throughout, AVX-512's width made a stride-2 convolution's rows of 64 floats 4% faster, and F(4, 3)'s four
-// phases 4% slower (16 channels on 32 pixels).  Without AVX, the widest (SSE's 4 floats): GCC's -Wpsabi
+// The vectors M phases go through first: one or two phases in the widest, four in 8 floats.  Against 8-float
+// vectors throughout, AVX-512's width made a stride-2 convolution's rows of 64 floats 4% faster, and F(4, 3)'s
+// four phases 4% slower (16 channels on 32 pixels).  Without AVX, the widest (SSE's 4 floats): GCC's -Wpsabi
 // rejects functions that pass 8-float vectors by value there.
 template <size_t M>
 using PhaseVector = typename std::conditional<M <= 2 || kVFloatLanes < 8, vfloat, float8>::type;
