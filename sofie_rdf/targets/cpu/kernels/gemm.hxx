@@ -643,8 +643,7 @@ inline void gemm_panel_block(size_t rows, StridedSteps steps, size_t K, const fl
       return;
    }
    size_t bases[Rows];
-   for (size_t i = 0; i < Rows; ++i)
-      bases[i] = i * a_row;
+   tile_bases<Rows>(bases, a_row);
    alignas(sizeof(simd_float)) float tile[Rows * Width];
    panel_tile<Rows, Panels>(steps, K, a, bases, panel, K * kPanelColumns, nullptr, 0, tile, Width);
    if (!pool.out) {
