@@ -11,13 +11,16 @@ onnxruntime (C++), a whole model at most 0.8x.
 and ``.png``, one set per instruction set and CPU vendor of the machine it runs on (``avx2``, ``avx512``; ``amd``,
 ``intel``: the kernels differ, so do onnxruntime's, and Zen 4 runs AVX-512 at half Intel's width), so that the tables
 of every kind of machine are kept (``--quick``: a few rows into ``benchmarks/results/quick/``; ``--out DIR``: the
-results into DIR, for a run of a few rows that must not replace the table).
+results into DIR, for a run of a few rows that must not replace the table; ``--isa avx2``: an AVX-512 machine
+measured as an AVX2 one, every engine on its AVX2 kernels, into ``hep_avx512_<vendor>_as_avx2``: see
+:mod:`benchmarks.isa`).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -25,7 +28,7 @@ from typing import Optional
 
 import numpy as np
 
-from . import hep, latency
+from . import hep, isa, latency
 from .latency import _cell, _fmt_time, _ratio
 
 ENGINES = ("native", "ort_cpp", "python", "ort", "torch")
@@ -43,7 +46,8 @@ def markdown(rows: list[dict], meta: dict) -> str:
     m = meta["machine"]
     lines = ["# The HEP family: layers and models analyses deploy now, against onnxruntime and torch", "",
              f"{meta['date']}. Machine: {m['cpu']}, {m['cores']} cores at {m['ghz']:.2f} GHz ({m['simd']}), "
-             f"{m['system']}. {meta['versions']}. One thread everywhere; median of {meta['repeats']} measurements "
+             f"{m['system']}{'; ' + m['restriction'] if m.get('restriction') else ''}. {meta['versions']}. "
+             f"One thread everywhere; median of {meta['repeats']} measurements "
              f"(3 for heavy models) of about {meta['target']} s each after warm-up"
              f"{'; QUICK run' if meta['quick'] else ''}; {latency.PAIRED_NOTE}. Per-call times (the batch is in the "
              "name: B1 unless said).",
@@ -97,6 +101,8 @@ def main(argv: Optional[list[str]] = None) -> str:
     parser.add_argument("--quick", action="store_true", help="a few rows, short measurements")
     parser.add_argument("--out", type=Path, help="folder of the results (default: benchmarks/results, quick/ for "
                         "--quick): a run of a few rows that must not replace the whole table")
+    parser.add_argument("--isa", choices=isa.CHOICES, help="run an AVX-512 machine as an AVX2 one: every engine "
+                        "on its AVX2 kernels (see benchmarks/isa.py)")
     args = parser.parse_args(argv)
     target, repeats = (0.1, 3) if args.quick else (0.5, 5)
 
@@ -107,6 +113,8 @@ def main(argv: Optional[list[str]] = None) -> str:
     if unknown:
         parser.error(f"unknown model(s) {', '.join(unknown)}; known: {', '.join(hep.SPECS)}")
     root = bench_dir() / "latency"
+    if args.isa:
+        os.environ.update(isa.restrict(args.isa, root / f"onnxruntime-as-{args.isa}"))
     out = args.out or (latency.RESULTS / "quick" if args.quick else latency.RESULTS)
     out.mkdir(parents=True, exist_ok=True)
     stem = latency.results_stem("hep")

@@ -64,7 +64,7 @@ from typing import Any, Callable, Iterator, Optional
 
 import numpy as np
 
-from . import models
+from . import isa, models
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -163,7 +163,7 @@ def _sofie_build(onnx: Path, backend: str) -> tuple[Any, dict[str, float]]:
     generate = time.perf_counter() - start
     with _timing_code() as spent:
         start = time.perf_counter()
-        sess = sr.compile(model, backend=backend)
+        sess = sr.compile(model, backend=backend, **({"flags": isa.native_flags()} if backend == "native" else {}))
         compile_ = time.perf_counter() - start - spent[0]
     return sess, {"parse_s": parse, "generate_s": generate, "compile_s": compile_}
 
@@ -219,15 +219,16 @@ def _static_float(sess: Any) -> None:
 
 def run_native(onnx: Path, x: np.ndarray, ref: np.ndarray, work: Path, target: float, repeats: int) -> dict:
     """Build with sofie_rdf.compile, then time the library from the C++ driver in its own process."""
-    from sofie_rdf.targets.cpu.native import DEFAULT_FLAGS, compiler_command
+    from sofie_rdf.targets.cpu.native import compiler_command
 
+    flags = isa.native_flags()
     sess, times = _sofie_build(onnx, "native")
     _static_float(sess)
     source = work / "driver.cpp"
     source.write_text(_driver_source(sess))
     exe = work / "driver"
     library = next(sess.folder.glob("lib*.so"))
-    cmd = [a for a in compiler_command(source, exe, DEFAULT_FLAGS) if a != "-shared"]
+    cmd = [a for a in compiler_command(source, exe, flags) if a != "-shared"]
     cmd += ["-I", str(sess.folder), str(library), f"-Wl,-rpath,{sess.folder}"]
     subprocess.run(cmd, check=True, capture_output=True, text=True)
     x.tofile(work / "x0.bin")
@@ -235,7 +236,7 @@ def run_native(onnx: Path, x: np.ndarray, ref: np.ndarray, work: Path, target: f
     result = _run_driver(command)
     y = np.fromfile(work / "y0.bin", dtype=np.float32)
     compiler = subprocess.run([*compiler_command(source, exe, ())[:1], "--version"], capture_output=True, text=True)
-    return {**times, **result, **agreement(y, ref), "flags": " ".join(DEFAULT_FLAGS),
+    return {**times, **result, **agreement(y, ref), "flags": " ".join(flags),
             "compiler": compiler.stdout.splitlines()[0] if compiler.stdout else "?",
             "library": str(library), "weights": str(sess.weights_path) if sess.weights_path else "-"}
 
@@ -578,10 +579,12 @@ def cpu_vendor() -> str:
 
 
 def results_stem(kind: str) -> str:
-    """``<kind>_<isa>_<vendor>``: one set of result files per kind of machine, so that every kind's is kept."""
+    """``<kind>_<isa>_<vendor>``: one set of result files per kind of machine, so that every kind's is kept
+    (``<kind>_<isa>_<vendor>_as_<narrower isa>`` for a run restricted by :mod:`benchmarks.isa`)."""
     from sofie_rdf.targets.cpu import host_isa
 
-    return f"{kind}_{host_isa()}_{cpu_vendor()}"
+    narrowed = isa.restricted()
+    return f"{kind}_{host_isa()}_{cpu_vendor()}" + (f"_as_{narrowed}" if narrowed else "")
 
 
 def _fma_width(simd: str, vendor: str, family: int) -> int:
@@ -595,6 +598,8 @@ def machine() -> dict[str, Any]:
     """CPU model, cores, clock, SIMD and the fp32 peak, estimated and measured (see ``peak_note``)."""
     info = _cpuinfo()
     flags = set(info.get("flags", "").split())
+    if isa.restricted() == "avx2":
+        flags.discard("avx512f")
     simd = "AVX-512 FMA" if "avx512f" in flags else "AVX2 FMA" if {"avx2", "fma"} <= flags else "SSE"
     vendor = cpu_vendor()
     family = int(info.get("cpu family", "0") or 0)
@@ -606,7 +611,8 @@ def machine() -> dict[str, Any]:
     return {"cpu": info.get("model name", platform.machine()), "vendor": vendor, "family": family, "cores": cores,
             "ghz": ghz, "simd": simd, "fma_bits": fma_bits, "flops_per_cycle": per_cycle,
             "peak_core_gflops": ghz * per_cycle, "peak_gflops": cores * ghz * per_cycle,
-            "measured_core_gflops": measured_core_gflops(simd), "system": f"{platform.system()} {platform.release()}"}
+            "measured_core_gflops": measured_core_gflops(simd), "system": f"{platform.system()} {platform.release()}",
+            "restriction": isa.NOTE if isa.restricted() else ""}
 
 
 def peak_note(m: dict) -> str:

@@ -9,6 +9,9 @@ timing, and that the FLOP count follows the graph.
 from __future__ import annotations
 
 import importlib.util
+import os
+import subprocess
+import sys
 import types
 
 import numpy as np
@@ -19,7 +22,8 @@ from onnx import TensorProto, helper
 
 pytest.importorskip("torch")
 
-from benchmarks import latency, models  # noqa: E402
+from benchmarks import isa, latency, models  # noqa: E402
+from sofie_rdf.targets.cpu import host_isa  # noqa: E402
 
 MODEL = "LSTM_d10_L20_h8_B1"  # small, and its export goes through the most unusual operator
 
@@ -69,3 +73,56 @@ def test_ort_cpp_without_library_says_so(tmp_path, monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: fake)
     with pytest.raises(SystemExit, match="libonnxruntime.so.<version> is missing"):
         latency.ort_library()
+
+
+# ---- benchmarks.isa: an AVX-512 machine measured as an AVX2 one
+
+_MLAS_BRANCH = bytes.fromhex("41f7c200000100" "740e" "4c89c0" "48f7d0" "a8e0")  # onnxruntime 1.32's, see isa.py
+
+
+def test_isa_patch_jumps_over_mlas_avx512_branch(tmp_path):
+    library = tmp_path / "libfake.so"
+    original = b"\x90" * 100 + _MLAS_BRANCH + b"\xc3" * 20
+    library.write_bytes(original)
+    isa._patch(library)
+    je = 100 + 7  # the conditional jump's opcode, and nothing else, changes
+    assert library.read_bytes() == original[:je] + b"\xeb" + original[je + 1:]
+
+
+@pytest.mark.parametrize("copies", [0, 2])
+def test_isa_patch_refuses_unknown_code(tmp_path, copies):
+    library = tmp_path / "libfake.so"
+    library.write_bytes(b"\x90" * 64 + _MLAS_BRANCH * copies)
+    with pytest.raises(SystemExit, match=f"found {copies} times in libfake.so"):
+        isa._patch(library)
+
+
+def test_isa_restriction_reaches_flags_names_and_peak(monkeypatch):
+    monkeypatch.setenv(isa.ENV, "avx2")
+    assert isa.native_flags()[-1] == "-mno-avx512f"
+    assert latency.results_stem("hep").endswith("_as_avx2")
+    m = latency.machine()
+    assert m["simd"] in ("AVX2 FMA", "SSE") and m["restriction"] == isa.NOTE
+    monkeypatch.delenv(isa.ENV)
+    assert "-mno-avx512f" not in isa.native_flags() and not latency.machine()["restriction"]
+
+
+@pytest.mark.skipif(host_isa() != "avx512" or not ort.__version__.startswith("1.32."),
+                    reason="the MLAS pattern is known for onnxruntime 1.32 on AVX-512 machines")
+def test_onnxruntime_run_as_avx2_computes_right(tmp_path):
+    """The patched copy loads, is the one imported, and multiplies correctly on MLAS's AVX2 kernels."""
+    env = isa.restrict("avx2", tmp_path)
+    script = ("import numpy as np, onnxruntime as ort\n"
+              "from onnx import helper, numpy_helper, TensorProto as T\n"
+              "w = np.random.default_rng(1).standard_normal((96, 80)).astype(np.float32)\n"
+              "g = helper.make_graph([helper.make_node('MatMul', ['a', 'w'], ['c'])], 'g',\n"
+              "    [helper.make_tensor_value_info('a', T.FLOAT, [70, 96])],\n"
+              "    [helper.make_tensor_value_info('c', T.FLOAT, [70, 80])], [numpy_helper.from_array(w, 'w')])\n"
+              "m = helper.make_model(g, opset_imports=[helper.make_opsetid('', 17)], ir_version=8)\n"
+              "a = np.random.default_rng(2).standard_normal((70, 96)).astype(np.float32)\n"
+              "c = ort.InferenceSession(m.SerializeToString()).run(None, {'a': a})[0]\n"
+              "np.testing.assert_allclose(c, a.astype(np.float64) @ w, rtol=1e-4, atol=1e-4)\n"
+              "print(ort.__file__)\n")
+    out = subprocess.run([sys.executable, "-c", script], env={**os.environ, **env}, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().startswith(str(tmp_path))
