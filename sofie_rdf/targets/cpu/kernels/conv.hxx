@@ -919,8 +919,9 @@ inline void conv_rows_out(const float *sums, size_t positions, size_t features, 
          float8 t[8];
          transpose8(sums + p * features + f, features, t);
          for (size_t j = 0; j < 8; ++j) {
-            act_vector(t[j], act);
-            std::memcpy(yf + j * positions + p, &t[j], sizeof t[j]);
+            float8 v = t[j];
+            act_vector(v, act);
+            std::memcpy(yf + j * positions + p, &v, sizeof v);
          }
       }
       for (size_t p = whole; p < positions; ++p)
