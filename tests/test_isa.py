@@ -114,10 +114,13 @@ TILE_MODELS = {
     "conv_shifted_3d_s3": lambda: _conv(2, 5, (7, 9, 10), 3, stride=3),
     # conv_shifted_direct (output rows of whole vectors): 5 rows of 32 (a last tile past the grid's end), 7
     # features, Sigmoid (applied once per value, where tiles repeat the last vector); 3-D with stride 2 on a
-    # 16-wide grid; an 8-wide grid (direct with AVX2's vectors, not with AVX-512's)
+    # 16-wide grid; 8- and 24-wide grids (AVX-512: vectors of 8 floats, half its own; 24: three a row, the last
+    # tile past the grid's end); 8 x 8 x 8 voxels, 8 features (blocks of 6 and 2)
     "conv_shifted_direct_sigmoid": lambda: _conv(1, 7, (5, 32), 3, act="Sigmoid"),
     "conv_shifted_direct_3d_s2": lambda: _conv(3, 5, (6, 9, 32), 3, stride=2),
     "conv_shifted_direct_8": lambda: _conv(2, 4, (11, 8), 3),
+    "conv_shifted_direct_24": lambda: _conv(3, 8, (5, 24), 3),
+    "conv_shifted_direct_3d_8": lambda: _conv(4, 8, (8, 8, 8), 3),
     # conv_pointwise: 77 positions (a partial last tile on every instruction set), 13 features (blocks of 6 and
     # one of 1); 2 features (the wider tiles of few output channels)
     "conv_pointwise_tails": lambda: _conv(24, 13, (7, 11), 1),

@@ -283,11 +283,12 @@ constexpr bool kBroadcastInFma = true;
 #else
 constexpr bool kBroadcastInFma = false;
 #endif
-template <size_t Vectors, bool InFma = false>
-inline void fma_row(simd_float *acc, const simd_float *in, const float *p)
+template <size_t Vectors, bool InFma = false, typename V = simd_float>
+inline void fma_row(V *acc, const V *in, const float *p)
 {
    if constexpr (InFma) {
 #if defined(__AVX512F__)
+      static_assert(std::is_same_v<V, simd_float>, "the broadcast is {1to16}");
 #pragma GCC unroll 16
       for (size_t j = 0; j < Vectors; ++j)
          __asm__("vfmadd231ps %2%{1to16%}, %1, %0" : "+v"(acc[j]) : "v"(in[j]), "m"(*p));
@@ -295,7 +296,7 @@ inline void fma_row(simd_float *acc, const simd_float *in, const float *p)
       static_assert(!InFma, "a broadcast in the multiply-add is AVX-512's");
 #endif
    } else {
-      const simd_float a = *p - simd_float{}; // x - (+0) is x: a broadcast
+      const V a = *p - V{}; // x - (+0) is x: a broadcast
 #pragma GCC unroll 16
       for (size_t j = 0; j < Vectors; ++j)
          acc[j] += a * in[j];
