@@ -32,7 +32,7 @@ NOTE = ("run as an AVX2 machine: sofie-rdf built with -mno-avx512f, torch with A
         "onnxruntime from a copy whose MLAS skips its AVX-512 kernels (benchmarks/isa.py)")
 
 # test $0x10000, r32 (CPUID 7 EBX bit 16: AVX512F); je past the AVX-512 block; mov r64, r64 (XCR0); not r64;
-# test $0xe0, al (opmask and ZMM state enabled).  The je (group 1) becomes jmp.
+# test $0xe0, al (opmask and ZMM state enabled).  The je (group 2) becomes jmp.
 _MLAS_AVX512_CHECK = re.compile(rb"(\x41?\xf7[\xc0-\xc7]\x00\x00\x01\x00)(\x74)(.)([\x48\x49\x4c\x4d]\x89[\xc0-\xff]"
                                 rb"[\x48\x49]\xf7[\xd0-\xd7]\xa8\xe0)", re.DOTALL)
 
