@@ -11,6 +11,7 @@ built once per instruction set the CPU has and compared with onnxruntime at the 
 from __future__ import annotations
 
 import re
+from typing import Optional
 
 import numpy as np
 import onnx
@@ -64,15 +65,16 @@ def _layer_norm(shape: tuple, params: int, axis: int = -1) -> onnx.ModelProto:
 
 
 def _conv(channels: int, features: int, image: tuple, kernel: int, stride: int = 1,
-          act: str = "Relu", pool: bool = False) -> onnx.ModelProto:
-    """Conv (padding kernel // 2) with bias and a fused activation (``act``), weights scaled by 1 / sqrt(fan-in)
-    so that the sums stay near 1 and the usual tolerances apply; ``pool``: a 2 x 2 MaxPool after them."""
+          act: str = "Relu", pool: bool = False, pads: Optional[list] = None, dilation: int = 1) -> onnx.ModelProto:
+    """Conv (padding kernel // 2 unless ``pads``) with bias and a fused activation (``act``), weights scaled by
+    1 / sqrt(fan-in) so that the sums stay near 1 and the usual tolerances apply; ``pool``: a 2 x 2 MaxPool after
+    them."""
     rng = np.random.default_rng(channels * 100 + features)
     fan_in = channels * kernel ** len(image)
     w = (rng.standard_normal((features, channels) + (kernel,) * len(image)) / np.sqrt(fan_in)).astype(np.float32)
     inits = {"w": w, "b": rng.standard_normal(features).astype(np.float32)}
-    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[kernel // 2] * 2 * len(image),
-                              strides=[stride] * len(image)),
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=pads or [kernel // 2] * 2 * len(image),
+                              strides=[stride] * len(image), dilations=[dilation] * len(image)),
              helper.make_node(act, ["c"], ["a" if pool else "y"])]
     if pool:
         nodes.append(helper.make_node("MaxPool", ["a"], ["y"], kernel_shape=[2, 2], strides=[2, 2]))
@@ -112,6 +114,10 @@ TILE_MODELS = {
     # conv_shifted's copy split by phase: 5x5 with stride 2 (even pad) on an odd width, stride 3 on 3-D
     "conv_shifted_5x5_s2": lambda: _conv(4, 6, (20, 17), 5, stride=2),
     "conv_shifted_3d_s3": lambda: _conv(2, 5, (7, 9, 10), 3, stride=3),
+    # ... with pads of 0 to 3 (rows and planes all padding, margins of several columns) and dilation with stride
+    "conv_shifted_pads_s2": lambda: _conv(3, 5, (13, 15), 5, stride=2, pads=[3, 0, 1, 2]),
+    "conv_shifted_3d_pads": lambda: _conv(2, 3, (6, 7, 9), 3, pads=[2, 0, 1, 0, 3, 2]),
+    "conv_shifted_dilated_s2": lambda: _conv(2, 4, (9, 12, 14), 3, stride=2, dilation=2),
     # conv_shifted_direct (output rows of whole vectors): 5 rows of 32 (a last tile past the grid's end), 7
     # features, Sigmoid (applied once per value, where tiles repeat the last vector); 3-D with stride 2 on a
     # 16-wide grid; 8- and 24-wide grids (AVX-512: vectors of 8 floats, half its own; 24: three a row, the last

@@ -606,30 +606,6 @@ inline size_t conv_shifted_offsets(const ConvShifted &s, size_t channels, std::i
    return channels * taps;
 }
 
-// Visits every row of the padded image's planes for phase 0 of the last dim (channel, phases of the first two
-// dims, row qd, qh): f(source row, or nullptr where the row is all padding, offset of the row in xp).
-template <typename F>
-inline void conv_shifted_rows(const float *x, size_t channels, const size_t *image, const std::ptrdiff_t *pad,
-                              const ConvShifted &s, F f)
-{
-   const size_t sd = s.stride[0], sh = s.stride[1];
-   const std::ptrdiff_t depth = std::ptrdiff_t(image[0]), height = std::ptrdiff_t(image[1]);
-   for (size_t c = 0; c < channels; ++c)
-      for (size_t rd = 0; rd < sd; ++rd)
-         for (size_t rh = 0; rh < sh; ++rh) {
-            const size_t plane = ((c * sd + rd) * sh + rh) * s.stride[2] * s.plane;
-            for (size_t qd = 0; qd < s.padded[0]; ++qd) {
-               const std::ptrdiff_t d = std::ptrdiff_t(qd * sd + rd) - pad[0];
-               for (size_t qh = 0; qh < s.padded[1]; ++qh) {
-                  const std::ptrdiff_t h = std::ptrdiff_t(qh * sh + rh) - pad[1];
-                  const bool inside = d >= 0 && d < depth && h >= 0 && h < height;
-                  f(inside ? x + ((c * image[0] + size_t(d)) * image[1] + size_t(h)) * image[2] : nullptr,
-                    plane + (qd * s.padded[1] + qh) * s.padded[2]);
-               }
-            }
-         }
-}
-
 // Image columns [first, first + sw * n) step sw of one phase of the last dim, for conv_shifted_pad: column
 // first + sw * j goes to position at + j of the phase's row.
 struct ConvPhaseColumns {
@@ -656,6 +632,18 @@ inline void zero_columns(float *dst, size_t from, size_t to)
    }
 }
 
+// dst[k] = 0 for k < n, in whole vectors as far as they go: rows and planes of padding.
+inline void zero_floats(float *dst, size_t n)
+{
+   size_t k = 0;
+   for (; k + kSimdLanes <= n; k += kSimdLanes) {
+      simd_float zero = {};
+      SOFIE_KEEP_IN_REGISTER(zero);
+      std::memcpy(dst + k, &zero, sizeof zero);
+   }
+   zero_columns(dst, k, n);
+}
+
 // dst[j] = src[2 * j] for j < n: apart from other stores, so that GCC vectorizes it without alias checks.
 inline void copy_even(const float *__restrict src, float *__restrict dst, size_t n)
 {
@@ -663,51 +651,115 @@ inline void copy_even(const float *__restrict src, float *__restrict dst, size_t
       dst[j] = src[2 * j];
 }
 
-// Zeros the columns of a phase's row that the image does not fill: all of them where src (the image row) is null.
-inline void zero_margins(const float *src, float *row, const ConvPhaseColumns &cols, size_t width)
+// The padding columns of `count` rows of one phase plane (`width` floats each), before the rows' values go in.
+inline void zero_margin_columns(float *rows, size_t count, const ConvPhaseColumns &cols, size_t width)
 {
-   const size_t at = src ? cols.at : width;
-   zero_columns(row, 0, at);
-   zero_columns(row, at + cols.n, width);
+   for (size_t r = 0; r < count; ++r, rows += width) {
+      zero_columns(rows, 0, cols.at);
+      zero_columns(rows, cols.at + cols.n, width);
+   }
+}
+
+// The rows of the padded image that one (channel, phase rd, row qd, phase rh) reads from the image: qh in [lo, hi),
+// image row qh * sh + rh - pad; the rows before and after are padding.
+struct ConvPaddedRows {
+   size_t lo, hi;
+   std::ptrdiff_t first; // the image row of qh = 0 (negative in the padding)
+
+   ConvPaddedRows(size_t rh, size_t sh, std::ptrdiff_t pad, size_t height, size_t padded)
+   {
+      first = std::ptrdiff_t(rh) - pad;
+      lo = first >= 0 ? 0 : size_t((-first + std::ptrdiff_t(sh) - 1) / std::ptrdiff_t(sh));
+      const std::ptrdiff_t last = std::ptrdiff_t(height) - 1 - first; // the last qh has qh * sh <= last
+      hi = last < 0 ? lo : std::max(lo, std::min(padded, size_t(last) / sh + 1));
+   }
+};
+
+// Visits the padded image (split by phase) in runs of rows: for each channel, row qd and phase rd of dim 0 and
+// phase rh of dim 1, f(src, dst, count): `count` image rows from src (stride[1] * image[2] apart) that go to
+// rows of the phase planes of the last dim from dst (the plane of its phase 0; rows padded[2] apart).  Rows all
+// padding are zeroed here, whole blocks of rows at a time.  Per run, not per row: with a call per row, a stride-2
+// layer's copy (8 channels of 32^3 voxels) spent more on each row's bookkeeping than on its values.
+template <typename F>
+inline void conv_shifted_runs(const float *x, size_t channels, const size_t *image, const std::ptrdiff_t *pad,
+                              const ConvShifted &s, float *xp, F f)
+{
+   const size_t sd = s.stride[0], sh = s.stride[1], sw = s.stride[2], row = s.padded[2];
+   const size_t block = s.padded[1] * row; // floats of one qd in a phase plane
+   const std::ptrdiff_t depth = std::ptrdiff_t(image[0]);
+   for (size_t c = 0; c < channels; ++c)
+      for (size_t qd = 0; qd < s.padded[0]; ++qd)
+         for (size_t rd = 0; rd < sd; ++rd) {
+            const std::ptrdiff_t d = std::ptrdiff_t(qd * sd + rd) - pad[0];
+            float *planes = xp + (c * sd + rd) * sh * sw * s.plane + qd * block; // phase (rh, rw) at (rh sw + rw) planes
+            if (d < 0 || d >= depth) {
+               for (size_t r = 0; r < sh * sw; ++r)
+                  zero_floats(planes + r * s.plane, block);
+               continue;
+            }
+            const float *image_plane = x + (c * image[0] + size_t(d)) * image[1] * image[2];
+            for (size_t rh = 0; rh < sh; ++rh) {
+               const ConvPaddedRows rows(rh, sh, pad[1], image[1], s.padded[1]);
+               float *dst = planes + rh * sw * s.plane;
+               for (size_t rw = 0; rw < sw; ++rw) {
+                  zero_floats(dst + rw * s.plane, rows.lo * row);
+                  zero_floats(dst + rw * s.plane + rows.hi * row, (s.padded[1] - rows.hi) * row);
+               }
+               if (rows.hi > rows.lo)
+                  f(image_plane + size_t(std::ptrdiff_t(rows.lo * sh) + rows.first) * image[2], dst + rows.lo * row,
+                    rows.hi - rows.lo);
+            }
+         }
 }
 
 // Copies one image into the scratch xp, zero-padded and split by phase, and clears the slack after it that the
-// last tile reads.  Every row is written whole (padding too): clearing the whole scratch first cost a third as
+// last tile reads.  Every position is written (padding too): clearing the whole scratch first cost a third as
 // much as the copy.  Padded positions past what any output reads are dropped.
 inline void conv_shifted_pad(const float *x, size_t channels, const size_t *image, const std::ptrdiff_t *pad,
                              const ConvShifted &s, float *xp)
 {
-   const size_t sw = s.stride[2], pw = size_t(pad[2]), width = s.padded[2];
+   const size_t sw = s.stride[2], pw = size_t(pad[2]), width = s.padded[2], step = s.stride[1] * image[2];
    zero_columns(xp + channels * s.phases * s.plane, 0, kConvTileSlack);
-   if (sw == 2) { // the common stride: even and odd image columns, one phase each, in one pass over the row
+   if (sw == 2) { // the common stride: even and odd image columns, one phase each, in one pass over a row
       const ConvPhaseColumns even(pw % 2, 2, image[2], pw, width), odd(1 - pw % 2, 2, image[2], pw, width);
       const size_t both = std::min(even.n, odd.n), to_even = pw % 2 * s.plane, to_odd = (1 - pw % 2) * s.plane;
-      conv_shifted_rows(x, channels, image, pad, s, [=](const float *src, size_t row) {
-         float *to_e = xp + to_even + row, *to_o = xp + to_odd + row;
-         zero_margins(src, to_e, even, width);
-         zero_margins(src, to_o, odd, width);
-         if (src) {
-            float *const phases[2] = {to_e + even.at, to_o + odd.at}; // one pass over the row for both
-            split_phases<2>(src, phases, both);
-            copy_even(src + 2 * both, to_e + even.at + both, even.n - both);
+      const size_t vectors = both - both % kSimdLanes;
+      conv_shifted_runs(x, channels, image, pad, s, xp, [=](const float *src, float *dst, size_t count) {
+         zero_margin_columns(dst + to_even, count, even, width);
+         zero_margin_columns(dst + to_odd, count, odd, width);
+         float *e = dst + to_even + even.at, *o = dst + to_odd + odd.at;
+         for (size_t r = 0; r < count; ++r, src += step, e += width, o += width) {
+            for (size_t v = 0; v < vectors; v += kSimdLanes) { // whole vectors inline, the rest as split_phases
+               simd_float out[2];
+               ColumnPhases<2, simd_float>::split(src + 2 * v, out);
+               vstore_as(e + v, out[0]);
+               vstore_as(o + v, out[1]);
+            }
+            if (vectors < both) {
+               float *const phases[2] = {e + vectors, o + vectors};
+               split_phases<2>(src + 2 * vectors, phases, both - vectors);
+            }
+            copy_even(src + 2 * both, e + both, even.n - both);
          }
       });
       return;
    }
-   for (size_t r = 0; r < sw; ++r) { // the image columns of phase r: w + pad = sw * i + r
-      const ConvPhaseColumns cols(r, sw, image[2], pw, width);
-      float *plane = xp + r * s.plane;
-      conv_shifted_rows(x, channels, image, pad, s, [=](const float *src, size_t row) {
-         zero_margins(src, plane + row, cols, width);
-         if (!src)
-            return;
-         if (sw == 1) // act_copy: a row of a few dozen floats, which std::copy would hand to memmove
-            act_copy(src, plane + row + cols.at, cols.n, Identity{});
-         else
-            for (size_t j = 0; j < cols.n; ++j)
-               plane[row + cols.at + j] = src[cols.first + sw * j];
-      });
-   }
+   conv_shifted_runs(x, channels, image, pad, s, xp, [=](const float *src, float *dst, size_t count) {
+      for (size_t r = 0; r < sw; ++r) { // the image columns of phase r: w + pad = sw * i + r
+         const ConvPhaseColumns cols(r, sw, image[2], pw, width);
+         float *rows = dst + r * s.plane;
+         zero_margin_columns(rows, count, cols, width);
+         for (size_t i = 0; i < count; ++i) {
+            const float *line = src + i * step;
+            float *to = rows + i * width + cols.at;
+            if (sw == 1) // act_copy: a row of a few dozen floats, which std::copy would hand to memmove
+               act_copy(line, to, cols.n, Identity{});
+            else
+               for (size_t j = 0; j < cols.n; ++j)
+                  to[j] = line[cols.first + sw * j];
+         }
+      }
+   });
 }
 
 // Ungrouped float convolution (see above) with panel-packed weights; xp is the float scratch, offsets room
