@@ -107,8 +107,10 @@ TILE_MODELS = {
     "conv_rows_partial": lambda: _conv(64, 48, (7, 9), 3),
     "conv_rows_strided": lambda: _conv(16, 32, (11, 10), 3, stride=2),
     "conv_rows_3d": lambda: _conv(4, 16, (5, 6, 7), 3),
-    # conv_shifted: 7 features (a block of 6 and one of 1), 24 x 27 steps; 2 features with stride 2; 5x5 taps
+    # conv_shifted: 7 features (a block of 6 and one of 1; with AVX2, 4 and 3), 24 x 27 steps; 13 features (6, 6
+    # and 1; with AVX2 6, 4 and 3); 2 features with stride 2; 5x5 taps
     "conv_shifted_passes": lambda: _conv(24, 7, (5, 6, 7), 3),
+    "conv_shifted_13": lambda: _conv(3, 13, (9, 16), 3),
     "conv_shifted_strided": lambda: _conv(3, 2, (19, 23), 3, stride=2),
     "conv_shifted_5x5": lambda: _conv(4, 3, (33, 31), 5),
     # conv_shifted's copy split by phase: 5x5 with stride 2 (even pad) on an odd width, stride 3 on 3-D

@@ -205,13 +205,28 @@ def pack_winograd_tiles(u: np.ndarray, alpha: int, rows: int) -> np.ndarray:
     return np.concatenate([pack_panels(mat, rows).ravel() for mat in mats]).reshape(u.shape)
 
 
-def pack_panels(w: np.ndarray, rows: int = PANEL_ROWS) -> np.ndarray:
-    """Weights (M, C, k...) reordered in blocks of ``rows`` output channels (the last block the rest), each
-    stored K x rows so that one step over (c, tap) reads the block's weights side by side: conv_shifted's panels
-    (PANEL_ROWS), conv_rows' feature blocks (ROWS_FEATURES)."""
+def panel_blocks(features: int, split_tail: bool, rows: int = PANEL_ROWS) -> list[int]:
+    """conv_shifted's blocks of output channels (kernels/conv.hxx: conv_panel_block): ``rows`` each, but with
+    ``split_tail``, where 1 or 2 would remain, the last ``rows`` + 1 or + 2 in two blocks of about half (8 = 4 + 4,
+    13 = 6 + 4 + 3)."""
+    sizes, m = [], 0
+    while m < features:
+        left = features - m
+        halve = split_tail and rows < left <= rows + 2
+        sizes.append((left + 1) // 2 if halve else min(rows, left))
+        m += sizes[-1]
+    return sizes
+
+
+def pack_panels(w: np.ndarray, rows: int = PANEL_ROWS, blocks: Optional[list[int]] = None) -> np.ndarray:
+    """Weights (M, C, k...) reordered in blocks of output channels (``blocks``, or ``rows`` each, the last block the
+    rest), each stored K x rows so that one step over (c, tap) reads the block's weights side by side:
+    conv_shifted's panels (:func:`panel_blocks`), conv_pointwise's (PANEL_ROWS), conv_rows' feature blocks
+    (ROWS_FEATURES)."""
     flat = w.reshape(w.shape[0], -1)
-    blocks = [flat[m:m + rows].T.ravel() for m in range(0, w.shape[0], rows)]
-    return np.concatenate(blocks).reshape(w.shape)
+    sizes = blocks or [min(rows, w.shape[0] - m) for m in range(0, w.shape[0], rows)]
+    starts = np.cumsum([0] + sizes)
+    return np.concatenate([flat[a:b].T.ravel() for a, b in zip(starts[:-1], starts[1:])]).reshape(w.shape)
 
 
 class ConvCode(ActivationCode):
@@ -275,8 +290,14 @@ class ConvEmitter(ConvCode):
             return {1: pack_panels(w, ROWS_FEATURES)}
         if self._shifted_candidate(w):
             self.layout = "shifted"
-            return {1: pack_panels(w)}
+            return {1: pack_panels(w, blocks=panel_blocks(w.shape[0], self._split_tail))}
         return None
+
+    @property
+    def _split_tail(self) -> bool:
+        """Whether conv_shifted's last blocks of 7 or 8 output channels go in two halves (conv_panel_block):
+        for 16 vector registers; AVX-512's wider tiles of 1 or 2 channels ran as fast as the halves."""
+        return self.target.isa != "avx512"
 
     def _shifted_candidate(self, w: np.ndarray) -> bool:
         """Whether conv_shifted serves this layer: float32, ungrouped, few output channels or large kernels
@@ -457,8 +478,9 @@ class ConvEmitter(ConvCode):
             positions = ctx.dim(num_elements(geom.grid))
             return f"kernels::conv_pointwise({data}, {ctx.w(0)}, {counts}, {positions}, {act});"
         if strategy in ("shifted", "rows"):
+            split = f"/*split_tail=*/{str(self._split_tail).lower()}, " if strategy == "shifted" else ""
             return (f"kernels::conv_{strategy}({data}, {ctx.w(0)}, {ctx.w(1)}, {counts}, {geometry_arrays(ctx, geom)}, "
-                    f"{act});")
+                    f"{split}{act});")
         if strategy in ("winograd", "winograd_tiles"):  # stride 1
             image, grid = (ctx.array(label, padded(v, 1)) for label, v in (("image", geom.image), ("grid", geom.grid)))
             pad = ctx.array("pad", padded(geom.pads_begin, 0), "std::ptrdiff_t")

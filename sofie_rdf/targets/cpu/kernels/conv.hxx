@@ -341,7 +341,7 @@ constexpr size_t conv_tile_vectors(size_t rows)
 #else
 constexpr size_t conv_tile_vectors(size_t rows)
 {
-   return rows >= 4 ? 2 : rows == 3 ? 3 : rows == 2 ? 4 : 6;
+   return rows >= 5 ? 2 : rows >= 3 ? 3 : rows == 2 ? 4 : 6;
 }
 #endif
 // Floats read past the last position by the widest tile, and a multiple of every tile width.  emitters/conv.py
@@ -560,14 +560,28 @@ inline void conv_shifted_direct(size_t rows, const ConvShifted &s, const std::in
    }
 }
 
-// All output channels of one padded image, in blocks of Rows.
+// Output channels in the block of panel rows starting at m (of `features`): Rows, but with split_tail, where 1 or
+// 2 would remain, the last Rows + 1 or Rows + 2 go in two blocks of about half (8 = 4 + 4, 13 = 6 + 4 + 3).  With 16
+// vector registers (AVX2) tiles of 1 or 2 rows read 4 to 6 input vectors for every 1 or 2 weights, and 4 rows take
+// 3 vectors (12 sums, as 6 x 2): 8 -> 8 channels 0.95x the time, 1 -> 8 on 24^3 voxels 0.91x, 1 -> 20 on 32 x 32
+// pixels 0.93x.  AVX-512's 2 x 8 tiles ran as fast as 4 x 4 (emitters/conv.py: panel_blocks, which packs the
+// weights in these blocks, and the emitter's choice of split_tail).
+template <size_t Rows>
+constexpr size_t conv_panel_block(size_t m, size_t features, bool split_tail)
+{
+   const size_t left = features - m;
+   return !split_tail || left <= Rows || left > Rows + 2 ? std::min(Rows, left) : (left + 1) / 2;
+}
+
+// All output channels of one padded image, in blocks of Rows (conv_panel_block).
 template <size_t Rows, typename F>
 inline void conv_shifted_image(const ConvShifted &s, const std::int64_t *offsets, size_t steps, const float *xp,
-                               float *partial, const float *w, const float *bias, float *y, size_t features, F act)
+                               float *partial, const float *w, const float *bias, float *y, size_t features,
+                               bool split_tail, F act)
 {
    const bool one_pass = steps <= kConvChunkSteps;
-   for (size_t m = 0; m < features; m += Rows) {
-      const size_t rows = std::min(Rows, features - m);
+   for (size_t m = 0, rows; m < features; m += rows) {
+      rows = conv_panel_block<Rows>(m, features, split_tail);
       const float *panel = w + m * steps, *b = bias ? bias + m : nullptr;
       float *ym = y + m * s.grid_size;
       if (one_pass && s.grid[2] % kSimdLanes == 0)
@@ -762,13 +776,13 @@ inline void conv_shifted_pad(const float *x, size_t channels, const size_t *imag
    });
 }
 
-// Ungrouped float convolution (see above) with panel-packed weights; xp is the float scratch, offsets room
-// for channels * kd * kh * kw steps.
+// Ungrouped float convolution (see above) with panel-packed weights (in conv_panel_block's blocks); xp is the
+// float scratch, offsets room for channels * kd * kh * kw steps.
 template <typename F>
 SOFIE_RDF_KERNEL void conv_shifted(const float *x, const float *w, const float *bias, float *y, float *xp,
                          std::int64_t *offsets, size_t batch, size_t channels, size_t features, const size_t *image,
                          const size_t *grid, const size_t *kernel, const size_t *stride, const size_t *dilation,
-                         const std::ptrdiff_t *pad, F act)
+                         const std::ptrdiff_t *pad, bool split_tail, F act)
 {
    const ConvShifted s(grid, kernel, stride, dilation);
    const size_t steps = conv_shifted_offsets(s, channels, offsets);
@@ -777,10 +791,10 @@ SOFIE_RDF_KERNEL void conv_shifted(const float *x, const float *w, const float *
       conv_shifted_pad(x + n * channels * image[0] * image[1] * image[2], channels, image, pad, s, xp);
       float *yn = y + n * features * s.grid_size;
       switch (std::min(features, kConvPanelRows)) { // fewer output channels than a panel: wider tiles
-      case 1: conv_shifted_image<1>(s, offsets, steps, xp, partial, w, bias, yn, features, act); break;
-      case 2: conv_shifted_image<2>(s, offsets, steps, xp, partial, w, bias, yn, features, act); break;
-      case 3: conv_shifted_image<3>(s, offsets, steps, xp, partial, w, bias, yn, features, act); break;
-      default: conv_shifted_image<kConvPanelRows>(s, offsets, steps, xp, partial, w, bias, yn, features, act); break;
+      case 1: conv_shifted_image<1>(s, offsets, steps, xp, partial, w, bias, yn, features, split_tail, act); break;
+      case 2: conv_shifted_image<2>(s, offsets, steps, xp, partial, w, bias, yn, features, split_tail, act); break;
+      case 3: conv_shifted_image<3>(s, offsets, steps, xp, partial, w, bias, yn, features, split_tail, act); break;
+      default: conv_shifted_image<kConvPanelRows>(s, offsets, steps, xp, partial, w, bias, yn, features, split_tail, act); break;
       }
    }
 }
