@@ -331,8 +331,9 @@ SOFIE_RDF_KERNEL void conv_transpose_gemm(const T *x, const T *w, const Opt<T> *
 constexpr size_t kConvPanelRows = 6; // output channels per register tile (6 x 2 vectors, as BLIS's AVX2 kernel)
 
 // Vectors of positions per register tile of `rows` output channels: accumulators, the input vectors and one
-// broadcast weight fit the register file (16 AVX registers; AVX-512's 32 take twice the vectors, each twice
-// as wide: 6 channels x 4 vectors of 16 positions is 24 accumulators, 4 inputs and a weight).
+// broadcast weight fit the register file (16 AVX registers: 6 x 2 and 4 x 3 vectors are 12 accumulators;
+// AVX-512's 32 take twice the vectors, each twice as wide: 6 channels x 4 vectors of 16 positions is 24
+// accumulators, 4 inputs and a weight).
 #if defined(__AVX512F__)
 constexpr size_t conv_tile_vectors(size_t rows)
 {
