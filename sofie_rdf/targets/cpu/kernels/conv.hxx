@@ -651,8 +651,8 @@ inline void zero_columns(float *dst, size_t from, size_t to)
 inline void zero_floats(float *dst, size_t n)
 {
    size_t k = 0;
-   for (; k + kSimdLanes <= n; k += kSimdLanes) {
-      simd_float zero = {};
+   for (; k + kVFloatLanes <= n; k += kVFloatLanes) {
+      vfloat zero = {};
       SOFIE_KEEP_IN_REGISTER(zero);
       std::memcpy(dst + k, &zero, sizeof zero);
    }
@@ -738,15 +738,15 @@ inline void conv_shifted_pad(const float *x, size_t channels, const size_t *imag
    if (sw == 2) { // the common stride: even and odd image columns, one phase each, in one pass over a row
       const ConvPhaseColumns even(pw % 2, 2, image[2], pw, width), odd(1 - pw % 2, 2, image[2], pw, width);
       const size_t both = std::min(even.n, odd.n), to_even = pw % 2 * s.plane, to_odd = (1 - pw % 2) * s.plane;
-      const size_t vectors = both - both % kSimdLanes;
+      const size_t vectors = both - both % kVFloatLanes; // vfloat: the widest vector the compiler targets
       conv_shifted_runs(x, channels, image, pad, s, xp, [=](const float *src, float *dst, size_t count) {
          zero_margin_columns(dst + to_even, count, even, width);
          zero_margin_columns(dst + to_odd, count, odd, width);
          float *e = dst + to_even + even.at, *o = dst + to_odd + odd.at;
          for (size_t r = 0; r < count; ++r, src += step, e += width, o += width) {
-            for (size_t v = 0; v < vectors; v += kSimdLanes) { // whole vectors inline, the rest as split_phases
-               simd_float out[2];
-               ColumnPhases<2, simd_float>::split(src + 2 * v, out);
+            for (size_t v = 0; v < vectors; v += kVFloatLanes) { // whole vectors inline, the rest as split_phases
+               vfloat out[2];
+               ColumnPhases<2, vfloat>::split(src + 2 * v, out);
                vstore_as(e + v, out[0]);
                vstore_as(o + v, out[1]);
             }
