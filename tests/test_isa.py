@@ -116,10 +116,12 @@ TILE_MODELS = {
     # conv_shifted's copy split by phase: 5x5 with stride 2 (even pad) on an odd width, stride 3 on 3-D
     "conv_shifted_5x5_s2": lambda: _conv(4, 6, (20, 17), 5, stride=2),
     "conv_shifted_3d_s3": lambda: _conv(2, 5, (7, 9, 10), 3, stride=3),
-    # ... with pads of 0 to 3 (rows and planes all padding, margins of several columns) and dilation with stride
+    # ... with pads of 0 to 3 (rows and planes all padding, margins of several columns), dilation with stride,
+    # and pads wider than the image
     "conv_shifted_pads_s2": lambda: _conv(3, 5, (13, 15), 5, stride=2, pads=[3, 0, 1, 2]),
     "conv_shifted_3d_pads": lambda: _conv(2, 3, (6, 7, 9), 3, pads=[2, 0, 1, 0, 3, 2]),
     "conv_shifted_dilated_s2": lambda: _conv(2, 4, (9, 12, 14), 3, stride=2, dilation=2),
+    "conv_shifted_pads_beyond": lambda: _conv(2, 3, (3, 4), 3, stride=2, pads=[5, 4, 6, 7]),
     # conv_shifted_direct (output rows of whole vectors): 5 rows of 32 (a last tile past the grid's end), 7
     # features, Sigmoid (applied once per value, where tiles repeat the last vector); 3-D with stride 2 on a
     # 16-wide grid; 8- and 24-wide grids (AVX-512: vectors of 8 floats, half its own; 24: three a row, the last

@@ -684,7 +684,7 @@ struct ConvPaddedRows {
    ConvPaddedRows(size_t rh, size_t sh, std::ptrdiff_t pad, size_t height, size_t padded)
    {
       first = std::ptrdiff_t(rh) - pad;
-      lo = first >= 0 ? 0 : size_t((-first + std::ptrdiff_t(sh) - 1) / std::ptrdiff_t(sh));
+      lo = first >= 0 ? 0 : std::min(padded, size_t((-first + std::ptrdiff_t(sh) - 1) / std::ptrdiff_t(sh)));
       const std::ptrdiff_t last = std::ptrdiff_t(height) - 1 - first; // the last qh has qh * sh <= last
       hi = last < 0 ? lo : std::max(lo, std::min(padded, size_t(last) / sh + 1));
    }
