@@ -622,7 +622,7 @@ inline size_t conv_shifted_offsets(const ConvShifted &s, size_t channels, std::i
 }
 
 // Image columns [first, first + sw * n) step sw of one phase of the last dim, for conv_shifted_pad: column
-// first + sw * j goes to position at + j of the phase's row.
+// first + sw * j goes to position at + j of the phase's row (and the same for the rows of a phase of dim 1).
 struct ConvPhaseColumns {
    size_t first, at, n;
 
@@ -675,21 +675,6 @@ inline void zero_margin_columns(float *rows, size_t count, const ConvPhaseColumn
    }
 }
 
-// The rows of the padded image that one (channel, phase rd, row qd, phase rh) reads from the image: qh in [lo, hi),
-// image row qh * sh + rh - pad; the rows before and after are padding.
-struct ConvPaddedRows {
-   size_t lo, hi;
-   std::ptrdiff_t first; // the image row of qh = 0 (negative in the padding)
-
-   ConvPaddedRows(size_t rh, size_t sh, std::ptrdiff_t pad, size_t height, size_t padded)
-   {
-      first = std::ptrdiff_t(rh) - pad;
-      lo = first >= 0 ? 0 : std::min(padded, size_t((-first + std::ptrdiff_t(sh) - 1) / std::ptrdiff_t(sh)));
-      const std::ptrdiff_t last = std::ptrdiff_t(height) - 1 - first; // the last qh has qh * sh <= last
-      hi = last < 0 ? lo : std::max(lo, std::min(padded, size_t(last) / sh + 1));
-   }
-};
-
 // Visits the padded image (split by phase) in runs of rows: for each channel, row qd and phase rd of dim 0 and
 // phase rh of dim 1, f(src, dst, count): `count` image rows from src (stride[1] * image[2] apart) that go to
 // rows of the phase planes of the last dim from dst (the plane of its phase 0; rows padded[2] apart).  Rows all
@@ -713,16 +698,15 @@ inline void conv_shifted_runs(const float *x, size_t channels, const size_t *ima
                continue;
             }
             const float *image_plane = x + (c * image[0] + size_t(d)) * image[1] * image[2];
-            for (size_t rh = 0; rh < sh; ++rh) {
-               const ConvPaddedRows rows(rh, sh, pad[1], image[1], s.padded[1]);
+            for (size_t rh = 0; rh < sh; ++rh) { // the image rows of phase rh: rows [at, at + n) of its planes
+               const ConvPhaseColumns rows(rh, sh, image[1], size_t(pad[1]), s.padded[1]);
                float *dst = planes + rh * sw * s.plane;
                for (size_t rw = 0; rw < sw; ++rw) {
-                  zero_floats(dst + rw * s.plane, rows.lo * row);
-                  zero_floats(dst + rw * s.plane + rows.hi * row, (s.padded[1] - rows.hi) * row);
+                  zero_floats(dst + rw * s.plane, rows.at * row);
+                  zero_floats(dst + rw * s.plane + (rows.at + rows.n) * row, (s.padded[1] - rows.at - rows.n) * row);
                }
-               if (rows.hi > rows.lo)
-                  f(image_plane + size_t(std::ptrdiff_t(rows.lo * sh) + rows.first) * image[2], dst + rows.lo * row,
-                    rows.hi - rows.lo);
+               if (rows.n)
+                  f(image_plane + rows.first * image[2], dst + rows.at * row, rows.n);
             }
          }
 }
