@@ -27,10 +27,10 @@ from .models import Spec, basic_block, conv_bn
 
 
 def conv(dims: int, a: int, b: int, k: int, stride: int) -> Any:
-    """One convolution with bias (padding k // 2) and ReLU, 2-D or 3-D."""
+    """One convolution with bias (padding k // 2) and ReLU, 1-D to 3-D."""
     from torch import nn
 
-    layer = (nn.Conv2d if dims == 2 else nn.Conv3d)(a, b, k, stride=stride, padding=k // 2)
+    layer = getattr(nn, f"Conv{dims}d")(a, b, k, stride=stride, padding=k // 2)
     return nn.Sequential(layer, nn.ReLU())
 
 
@@ -273,6 +273,46 @@ SPECS: dict[str, Spec] = {s.name: s for s in [
     _model("EdgeConv_64p_k16", edge_conv, (1, 64, 8)),
     _model("DeepSets_64p", deep_sets, (1, 64, 8)),
     _model("DeepSets_64p_B64", deep_sets, (64, 64, 8)),
+]}
+
+# Shapes the kernels were not tuned on (``python -m benchmarks.hep_latency --offgrid``): channel counts that are
+# not multiples of 8, odd and non-square images (33 x 33 jet images, 20 x 50 calorimeter eta x phi maps),
+# 1-D convolutions over particles (DeepJet's pointwise ones), heads of 12 and 24 features, token counts that are
+# not multiples of 16, batches of 4 to 16; the same goals as the family's.
+OFFGRID: dict[str, Spec] = {s.name: s for s in [
+    _layer("Conv2d_3to24_33px_k3", lambda: conv(2, 3, 24, 3, 1), (1, 3, 33, 33)),
+    _layer("Conv2d_1to10_20x50_k3", lambda: conv(2, 1, 10, 3, 1), (1, 1, 20, 50)),
+    _layer("Conv2d_12to20_20px_k3", lambda: conv(2, 12, 20, 3, 1), (1, 12, 20, 20)),
+    _layer("Conv2d_24to48_12px_k3_s2", lambda: conv(2, 24, 48, 3, 2), (1, 24, 12, 12)),
+    _layer("Conv2d_48to96_6px_k3", lambda: conv(2, 48, 96, 3, 1), (1, 48, 6, 6)),
+    _layer("Conv2d_32to64_16px_k1", lambda: conv(2, 32, 64, 1, 1), (1, 32, 16, 16)),
+    _layer("Conv2d_6to6_40px_k5", lambda: conv(2, 6, 6, 5, 1), (1, 6, 40, 40)),
+    _layer("Conv2d_4to16_16px_k3_B8", lambda: conv(2, 4, 16, 3, 1), (8, 4, 16, 16)),
+    _layer("Conv1d_16to64_25p_k1", lambda: conv(1, 16, 64, 1, 1), (1, 16, 25)),
+    _layer("Conv1d_32to32_100_k3", lambda: conv(1, 32, 32, 3, 1), (1, 32, 100)),
+    _layer("Conv3d_2to6_12x12x20_k3", lambda: conv(3, 2, 6, 3, 1), (1, 2, 12, 12, 20)),
+    _layer("Conv3d_16to16_8vx_k3", lambda: conv(3, 16, 16, 3, 1), (1, 16, 8, 8, 8)),
+    _layer("Conv3d_1to8_25vx_k3", lambda: conv(3, 1, 8, 3, 1), (1, 1, 25, 25, 25)),
+    _layer("MaxPool2d_24ch_25px", lambda: pool("Max", 2, 2, 2), (1, 24, 25, 25)),
+    _layer("AvgPool2d_12ch_33px_k3s2", lambda: pool("Avg", 2, 3, 2), (1, 12, 33, 33)),
+    _layer("MaxPool3d_6ch_12x12x20", lambda: pool("Max", 3, 2, 2), (1, 6, 12, 12, 20)),
+    _layer("MaxPool1d_64ch_100", lambda: pool("Max", 1, 2, 2), (1, 64, 100)),
+    _layer("Attention_33tok_48f_4h", lambda: attention_module(48, 4), (1, 33, 48)),
+    _layer("Attention_100tok_96f_4h", lambda: attention_module(96, 4), (1, 100, 96)),
+    _layer("Attention_50tok_128f_8h_mask", lambda: attention_module(128, 8, mask=True), (1, 50, 128)),
+    _layer("Attention_32tok_64f_4h_B8", lambda: attention_module(64, 4), (8, 32, 64)),
+    _layer("FeedForward_50tok_96f_384h", lambda: feed_forward(96, 384), (1, 50, 96)),
+    _layer("LayerNorm_50tok_96f", lambda: layer_norm(96), (1, 50, 96)),
+    _layer("GELU_erf_100x300", lambda: activation("erf"), (1, 100, 300)),
+    _layer("GELU_tanh_37x129", lambda: activation("tanh"), (1, 37, 129)),
+    _layer("Softmax_3h_50x50", lambda: activation("softmax"), (1, 3, 50, 50)),
+    _model("ParT_60p_2L_96f", lambda: encoder(96, 4, 2, 384, mask=True, pair_bias=True, inputs=7), (1, 60, 7)),
+    _model("Encoder_30tok_48f_B16", lambda: encoder(48, 4, 1, 192, inputs=5), (16, 30, 5)),
+    _model("EdgeConv_40p_k8_B4", lambda: edge_conv(8, 6, (32, 48)), (4, 40, 6)),
+    _model("DeepSets_30p_5f_B16", lambda: deep_sets(5, 48), (16, 30, 5)),
+    _model("CaloCNN2d_20x50", calo_cnn_2d, (1, 1, 20, 50)),
+    _model("CaloCNN3d_12x12x20_B4", calo_cnn_3d, (4, 1, 12, 12, 20)),
+    _model("ResNetSmall_4ch_24px_B4", resnet_small, (4, 4, 24, 24)),
 ]}
 
 QUICK = ("Conv2d_16to16_16px_k3", "MaxPool3d_8ch_16vx", "GELU_erf_128x512", "LayerNorm_128tok_128f",

@@ -99,6 +99,8 @@ def main(argv: Optional[list[str]] = None) -> str:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.hep_latency", description=__doc__.split("\n")[0])
     parser.add_argument("--models", help="comma-separated model names (default: all; see benchmarks/hep.py)")
     parser.add_argument("--quick", action="store_true", help="a few rows, short measurements")
+    parser.add_argument("--offgrid", action="store_true", help="the shapes the kernels were not tuned on "
+                        "(hep.OFFGRID) instead of the family, into hep_offgrid_<isa>_<vendor>")
     parser.add_argument("--out", type=Path, help="folder of the results (default: benchmarks/results, quick/ for "
                         "--quick): a run of a few rows that must not replace the whole table")
     parser.add_argument("--isa", choices=isa.CHOICES, help="run an AVX-512 machine as an AVX2 one: every engine "
@@ -108,16 +110,17 @@ def main(argv: Optional[list[str]] = None) -> str:
 
     from .rdf_throughput import bench_dir
 
-    names = args.models.split(",") if args.models else list(hep.QUICK if args.quick else hep.SPECS)
-    unknown = sorted(set(names) - set(hep.SPECS))
+    known = hep.OFFGRID if args.offgrid else hep.SPECS
+    names = args.models.split(",") if args.models else list(hep.QUICK if args.quick and not args.offgrid else known)
+    unknown = sorted(set(names) - set(known))
     if unknown:
-        parser.error(f"unknown model(s) {', '.join(unknown)}; known: {', '.join(hep.SPECS)}")
+        parser.error(f"unknown model(s) {', '.join(unknown)}; known: {', '.join(known)}")
     root = bench_dir() / "latency"
     if args.isa:
         os.environ.update(isa.restrict(args.isa, root / f"onnxruntime-as-{args.isa}"))
     out = args.out or (latency.RESULTS / "quick" if args.quick else latency.RESULTS)
     out.mkdir(parents=True, exist_ok=True)
-    stem = latency.results_stem("hep")
+    stem = latency.results_stem("hep_offgrid" if args.offgrid else "hep")
     start = time.perf_counter()
     meta = {"machine": latency.machine(), "target": target, "repeats": repeats, "quick": args.quick,
             "python_baseline_mb": latency.python_baseline_mb()}

@@ -215,7 +215,7 @@ def spec(name: str) -> Spec:
     """The Spec of a model of either family (rootbench's here, the HEP family's in benchmarks/hep.py)."""
     from . import hep
 
-    return {**SPECS, **hep.SPECS}[name]
+    return {**SPECS, **hep.SPECS, **hep.OFFGRID}[name]
 
 
 def module(name: str) -> Any:

@@ -131,6 +131,13 @@ TILE_MODELS = {
     "conv_shifted_direct_8": lambda: _conv(2, 4, (11, 8), 3),
     "conv_shifted_direct_24": lambda: _conv(3, 8, (5, 24), 3),
     "conv_shifted_direct_3d_8": lambda: _conv(4, 8, (8, 8, 8), 3),
+    # ... on rows that are not whole vectors, each ending in a vector that overlaps the one before: 50 (AVX-512:
+    # 8-float vectors, the last at 42), 31 (AVX-512: 16-float vectors at 0 and 15), 20 (with 2 channels) and 12
+    # (3-D, 6 features: one block, 54 steps); Sigmoid, as the overlap is stored twice
+    "conv_shifted_direct_overlap_50": lambda: _conv(1, 7, (6, 50), 3, act="Sigmoid"),
+    "conv_shifted_direct_overlap_31": lambda: _conv(1, 3, (4, 31), 3),
+    "conv_shifted_direct_overlap_20": lambda: _conv(2, 5, (7, 20), 3),
+    "conv_shifted_direct_overlap_3d": lambda: _conv(2, 6, (5, 6, 12), 3),
     # conv_pointwise: 77 positions (a partial last tile on every instruction set), 13 features (blocks of 6 and
     # one of 1); 2 features (the wider tiles of few output channels)
     "conv_pointwise_tails": lambda: _conv(24, 13, (7, 11), 1),
@@ -151,6 +158,10 @@ TILE_MODELS = {
     "conv_winograd_tiles_groups_f43": lambda: _conv(16, 23, (16, 16), 3),
     "conv_winograd_tiles_pooled_f43": lambda: _conv(20, 24, (16, 20), 3, pool=True),
     "conv_winograd_tiles_pooled_f23": lambda: _conv(16, 18, (17, 19), 3, pool=True),
+    # F(4, 3) on 20 x 50 pixels, whose last tile column is half outside (a calorimeter's eta x phi map), pooled;
+    # F(2, 3) on 10 x 25 pixels (fewer than 16 a side, but rows of 13 tiles)
+    "conv_winograd_tiles_pooled_snug_f43": lambda: _conv(16, 18, (20, 50), 3, pool=True),
+    "conv_winograd_tiles_wide_f23": lambda: _conv(16, 16, (10, 25), 3),
     # gemm_panels: 20 rows (two tiles; with AVX-512 each two wide tiles of 5 rows x 64 columns), 13111 columns
     # (a partial last panel); depth 600 (beyond the wide tiles' kWideMaxDepth: 12 x 2 tiles), 100 columns
     "gemm_panels": lambda: _gemm_sigmoid(20, 37, 13111),

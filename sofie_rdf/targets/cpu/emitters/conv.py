@@ -121,25 +121,31 @@ WINOGRAD_BLOCK_FLOATS = 1 << 20
 # In native code, 3x3 layers (stride 1, ungrouped) of at least WINOGRAD_TILES_MIN_CHANNELS input and output channels
 # on images of WINOGRAD_TILES_MIN_GRID to a few dozen pixels run as conv_winograd_tiles (kernels/winograd.hxx:
 # whole planes of tiles, products in register tiles), F(4, 3) from WINOGRAD_TILES_F43_MIN_GRID output pixels a side
-# and from WINOGRAD_TILES_F43_WHOLE_GRID on grids of whole 4 x 4 tiles, else F(2, 3).  Measured on a Xeon (AVX-512)
-# against conv_rows, batch 1: 0.75x its time for 32 -> 32 channels on 16 pixels, 0.70x on 24, 0.50x on 32, 0.95x for
-# 16 -> 16 on 16.  F(4, 3) against F(2, 3) on 16 and 20 pixels, now that rows of 4 tiles fill a vector (see
-# WINOGRAD_TILES_COMPACT), on a Sapphire Rapids-class Xeon: 0.78x (64 -> 64 on 16), 0.80x to 0.88x (32 -> 32,
-# 48 -> 48, 64 -> 32 on 16; 24 -> 24, 32 -> 32 on 20), 0.95x (16 -> 32 on 16), 0.99x to 1.02x (16 -> 16 on 16);
-# built for AVX2 0.78x to 0.97x, 16 -> 16 on 16 1.04x.  On 18 and 22 pixels, whose last tiles are half outside,
-# 16 -> 16 took 1.10x to 1.12x.  Below
-# WINOGRAD_TILES_SMALL_GRID pixels the transforms weigh more against the products: only layers of at least
-# WINOGRAD_TILES_SMALL_PRODUCTS input x output channels (four times as many on an odd grid, whose last tile row and
-# column are half outside): 64 -> 64 on 8 pixels 0.71x, 32 -> 32 0.94x, 24 -> 24 0.68x, 32 -> 32 on 12 pixels 0.87x,
-# 48 -> 48 on 9 pixels 0.90x; 16 -> 32 on 8 pixels 1.11x, 16 -> 16 on 12 pixels 1.08x, 32 -> 32 on 9 pixels 1.08x.
+# and from WINOGRAD_TILES_F43_SNUG_GRID on grids that 4 x 4 tiles cover snugly (at most WINOGRAD_TILES_SNUG times
+# their positions: 20 x 50, whose last tile column is half outside, 1.04), else F(2, 3).  Measured on a Xeon
+# (AVX-512) against conv_rows, batch 1: 0.75x its time for 32 -> 32 channels on 16 pixels, 0.70x on 24, 0.50x on
+# 32, 0.95x for 16 -> 16 on 16.  F(4, 3) against F(2, 3) on 16 and 20 pixels, now that rows of 4 tiles fill a
+# vector (see WINOGRAD_TILES_COMPACT), on a Sapphire Rapids-class Xeon: 0.78x (64 -> 64 on 16), 0.80x to 0.88x
+# (32 -> 32, 48 -> 48, 64 -> 32 on 16; 24 -> 24, 32 -> 32 on 20), 0.95x (16 -> 32 on 16), 0.99x to 1.02x
+# (16 -> 16 on 16); built for AVX2 0.78x to 0.97x, 16 -> 16 on 16 1.04x.  On 18 and 22 pixels, whose last tiles
+# are half outside, 16 -> 16 took 1.10x to 1.12x; on Zen 4, 16 x 18 and 20 x 22 (1.11 and 1.09 times covered)
+# 1.15x and 1.08x, 20 x 50 and 16 x 50 0.87x and 0.93x, 16 -> 32 on 20 x 50 0.80x.  Images of fewer than
+# WINOGRAD_TILES_SMALL_POSITIONS pixels, where the transforms weigh more against the products, take it only for
+# layers of at least WINOGRAD_TILES_SMALL_PRODUCTS input x output channels (four times as many where 2 x 2 tiles
+# cover the grid loosely, as on odd sides): 64 -> 64 on 8 pixels 0.71x, 32 -> 32 0.94x, 24 -> 24 0.68x, 32 -> 32
+# on 12 pixels 0.87x, 48 -> 48 on 9 pixels 0.90x; 16 -> 32 on 8 pixels 1.11x, 16 -> 16 on 12 pixels 1.08x,
+# 32 -> 32 on 9 pixels 1.08x.  Larger images with fewer than 16 pixels a side gain whatever their channels
+# (Zen 4, against conv_rows: 16 -> 16 and 16 -> 32 on 10 x 25 pixels 0.81x and 0.88x, 16 -> 16 on 8 x 32 0.76x,
+# 16 -> 32 on 12 x 20 0.93x; built for AVX2 0.77x to 0.85x).
 # Layers whose transformed input and products (alpha^2 x (channels + features) x tiles) take more than
 # WINOGRAD_TILES_MAX_FLOATS, out of the caches, stay with conv_winograd's blocks of tile rows.
 WINOGRAD_TILES_MIN_CHANNELS = 16
 WINOGRAD_TILES_MIN_GRID = 8
-WINOGRAD_TILES_SMALL_GRID = 16
+WINOGRAD_TILES_SMALL_POSITIONS = 200
 WINOGRAD_TILES_SMALL_PRODUCTS = 24 * 24
 WINOGRAD_TILES_F43_MIN_GRID = 24
-WINOGRAD_TILES_F43_WHOLE_GRID = 16
+WINOGRAD_TILES_F43_SNUG_GRID = 16
+WINOGRAD_TILES_SNUG = 1.05
 WINOGRAD_TILES_MAX_FLOATS = 1 << 18
 WINOGRAD_TILE_ROWS = 4  # features per register tile: a multiple of this, at least as many accumulators as this
 WINOGRAD_TILE_ACCUMULATORS = 16  # (2 FMA units x 4 cycles of latency, doubled: the register tile's loads in between)
@@ -150,6 +156,11 @@ WINOGRAD_TILE_MAX_VECTORS = 5  # vectors of tiles per register tile (4 x 5 accum
 
 
 # ---- shared helpers ----------------------------------------------------------
+
+
+def _snug(grid: tuple[int, ...], m: int) -> bool:
+    """Whether m x m Winograd tiles cover the grid with at most WINOGRAD_TILES_SNUG times its positions."""
+    return math.prod(-(-g // m) * m for g in grid) <= WINOGRAD_TILES_SNUG * math.prod(grid)
 
 
 def padded(values: tuple[int, ...], fill: int) -> list[int]:
@@ -361,11 +372,11 @@ class ConvEmitter(ConvCode):
         grid = self.op.geometry(x, TensorType(w.dtype, w.shape)).grid
         if min(grid) < WINOGRAD_TILES_MIN_GRID:
             return None
-        least = WINOGRAD_TILES_SMALL_PRODUCTS * (4 if any(g % 2 for g in grid) else 1)
-        if min(grid) < WINOGRAD_TILES_SMALL_GRID and w.shape[0] * w.shape[1] < least:
+        least = WINOGRAD_TILES_SMALL_PRODUCTS * (1 if _snug(grid, 2) else 4)
+        if math.prod(grid) < WINOGRAD_TILES_SMALL_POSITIONS and w.shape[0] * w.shape[1] < least:
             return None
-        whole = min(grid) >= WINOGRAD_TILES_F43_WHOLE_GRID and all(g % 4 == 0 for g in grid)
-        m = 4 if whole or min(grid) >= WINOGRAD_TILES_F43_MIN_GRID else 2
+        snug = min(grid) >= WINOGRAD_TILES_F43_SNUG_GRID and _snug(grid, 4)
+        m = 4 if snug or min(grid) >= WINOGRAD_TILES_F43_MIN_GRID else 2
         alpha, (ty, tx) = m + 2, (-(-g // m) for g in grid)
         tiles = ty * (tx + (alpha - 1) // m)
         return m if alpha * alpha * sum(w.shape[:2]) * tiles <= WINOGRAD_TILES_MAX_FLOATS else None

@@ -499,21 +499,24 @@ inline void conv_shifted_block(size_t rows, const ConvShifted &s, const std::int
    }
 }
 
-// The vectors of `lanes` floats of the grid's rows in order, where rows are whole vectors (grid[2] a multiple of
-// lanes): each one's offset in the padded input and in y, counted along (no divisions).
+// The vectors of `lanes` floats of the grid's rows in order (rows of at least `lanes` positions): each one's offset
+// in the padded input and in y, counted along (no divisions).  A row that is not whole vectors ends in a vector
+// that overlaps the one before it (the row's last `lanes` positions): its overlap is computed twice and stored
+// twice with the same values.
 struct ConvGridVectors {
    const ConvShifted &s;
    size_t lanes, count, column = 0, oh = 0, od = 0;
 
    ConvGridVectors(const ConvShifted &s_, size_t lanes_)
-      : s(s_), lanes(lanes_), count(s_.grid[0] * s_.grid[1] * (s_.grid[2] / lanes_)) {}
+      : s(s_), lanes(lanes_), count(s_.grid[0] * s_.grid[1] * ((s_.grid[2] + lanes_ - 1) / lanes_)) {}
    size_t in() const { return (od * s.padded[1] + oh) * s.padded[2] + column; }
    size_t out() const { return (od * s.grid[1] + oh) * s.grid[2] + column; }
    void next()
    {
-      column += lanes;
-      if (column < s.grid[2])
+      if (column + lanes < s.grid[2]) {
+         column = std::min(column + lanes, s.grid[2] - lanes);
          return;
+      }
       column = 0;
       if (++oh < s.grid[1])
          return;
@@ -526,15 +529,42 @@ struct ConvGridVectors {
 using conv_half_vector = std::conditional_t<kSimdLanes == 16, float8, simd_float>;
 constexpr size_t kConvHalfLanes = sizeof(conv_half_vector) / sizeof(float);
 
-// conv_shifted_block straight into y, where the grid's rows are whole vectors and one pass sums every step: a
-// tile is the next Vectors vectors of the grid, read from their places in the padded input and stored at
-// theirs in y, activated.  The tile of padded positions went through L1 and out
+// Lanes of a row of `width` positions that conv_shifted_direct computes in vectors of `lanes` (its last one
+// overlapping the one before where the row is not whole vectors).
+constexpr size_t conv_direct_row_lanes(size_t width, size_t lanes)
+{
+   return (width + lanes - 1) / lanes * lanes;
+}
+
+// The vector width (floats) conv_shifted_direct takes for grid rows of `width` positions (`padded` in the padded
+// input) summed over `steps` (channel, tap) steps, 0 where conv_shifted_block serves them instead.  Direct computes
+// the lanes of conv_direct_row_lanes; block computes the row's padded positions, then copies the valid ones out
+// row by row.  That copy costs the tiles' time times about 0.05 + (2 + 50 / steps) / width, fitted on Zen 4
+// (AVX-512), 3 x 3, 1 -> 16 and 8 -> 8 channels on rows of 10 to 100 pixels: direct is taken where it computes at
+// most that much more.  It took 0.49x to 0.83x block's time for 1 -> 16 channels, 0.83x to 0.96x for 8 -> 8 on
+// rows of 12, 14, 20, 28 and 60 pixels; on rows of 10, 18, 25 and 33 pixels (15% to 30% of direct's lanes
+// wasted) it took 1.03x to 1.07x, and block keeps those.
+constexpr size_t conv_direct_lanes(size_t width, size_t padded, size_t steps)
+{
+   if (width < kConvHalfLanes)
+      return 0;
+   const bool whole = width >= kSimdLanes
+                      && conv_direct_row_lanes(width, kSimdLanes) <= conv_direct_row_lanes(width, kConvHalfLanes);
+   const size_t lanes = whole ? kSimdLanes : kConvHalfLanes, used = conv_direct_row_lanes(width, lanes);
+   // used <= padded * (1.05 + (2 + 50 / steps) / width), in integers
+   return used * steps * width * 20 <= padded * (steps * (21 * width + 40) + 1000) ? lanes : 0;
+}
+
+// conv_shifted_block straight into y, where one pass sums every step (conv_direct_lanes says where): a tile is
+// the next Vectors vectors of the grid's rows (ConvGridVectors), read from their places in the padded input and
+// stored at theirs in y, activated.  The tile of padded positions went through L1 and out
 // in runs of a row, ending in scalar loops; with few steps that was most of the time (1 channel to 16,
 // 3x3 on 32 x 32 pixels: 5.4 us, FLOPs / peak 1.7 us).  The last tile repeats the last vector (same values
 // to the same place) where the grid ends inside it.  V: the vectors, simd_float, or on AVX-512 half of one
-// (float8, in AVX-512VL's 32 registers) where the rows are whole 8-float vectors but not 16-float ones.  There
-// conv_shifted_block's tiles ran over the padded rows: against them, 0.62x the time for 4 -> 8 channels on
-// 8 x 8 x 8 voxels, 0.73x for 1 -> 8 on 24^3, 0.64x to 0.85x for 2-D rows of 24 to 72 pixels (Zen 4).
+// (float8, in AVX-512VL's 32 registers) where those waste fewer lanes (rows of 8 or 24 pixels, or 50: 7 of 8
+// floats, against 4 of 16).  On whole-vector rows, against conv_shifted_block's tiles over the padded rows: 0.62x
+// the time for 4 -> 8 channels on 8 x 8 x 8 voxels, 0.73x for 1 -> 8 on 24^3, 0.64x to 0.85x for 2-D rows of 24
+// to 72 pixels (Zen 4); on other rows see conv_direct_lanes.
 template <size_t Rows, typename V, typename F>
 inline void conv_shifted_direct(size_t rows, const ConvShifted &s, const std::int64_t *offsets, size_t steps,
                                 const float *xp, const float *panel, const float *bias, float *y, F act)
@@ -585,9 +615,10 @@ inline void conv_shifted_image(const ConvShifted &s, const std::int64_t *offsets
       rows = conv_panel_block<Rows>(m, features, split_tail);
       const float *panel = w + m * steps, *b = bias ? bias + m : nullptr;
       float *ym = y + m * s.grid_size;
-      if (one_pass && s.grid[2] % kSimdLanes == 0)
+      const size_t lanes = one_pass ? conv_direct_lanes(s.grid[2], s.padded[2], steps) : 0;
+      if (lanes == kSimdLanes)
          conv_shifted_direct<Rows, simd_float>(rows, s, offsets, steps, xp, panel, b, ym, act);
-      else if (one_pass && s.grid[2] % kConvHalfLanes == 0)
+      else if (lanes == kConvHalfLanes)
          conv_shifted_direct<Rows, conv_half_vector>(rows, s, offsets, steps, xp, panel, b, ym, act);
       else
          conv_shifted_block<Rows>(rows, s, offsets, steps, xp, partial, panel, b, ym, act);
