@@ -81,7 +81,12 @@ PANEL_ROWS = 6  # kConvPanelRows in kernels/conv.hxx
 # channels on 8 to 48 pixels, batch 1 and 16 to 32: 0.55-0.85x Winograd F(2, 3)'s time below 256 channels, 0.6-0.8x
 # F(4, 3)'s and F(2, 5)'s with 16 channels, 0.6-0.9x conv_shifted's from 2 channels on 16 pixels or 8 on 24;
 # conv_shifted stays ahead for 1 to 4 channels on 32 pixels and more, BLAS for depths above 512 (64 -> 128 channels,
-# stride 2, 56 pixels) and Winograd for F(4, 3) from 32 channels and F(2, r) from 256.
+# stride 2, 56 pixels) and Winograd for F(4, 3) from 32 channels and F(2, r) from 256.  Since conv_shifted stores
+# straight into the output (conv_shifted_direct), it is ahead on layers shallower than ROWS_MIN_DEPTH whose rows it
+# computes with at most 1 + 8 / depth times their positions (_shifted_direct): on Zen 4 against conv_rows, 1 and 4
+# -> 16 channels on 16 pixels 0.74x and 0.81x the time (0.82x at batch 8), 4 -> 32 0.86x, 6 -> 32 on 8 pixels
+# 0.94x, 3 and 4 -> 16 on 32 pixels with stride 2 0.88x, 1 -> 32 on 20 x 12 0.81x; built for AVX2 0.61x to 0.94x.
+# Where its rows waste more (4 -> 16 on 9 x 9, 4 -> 32 on 11 x 11: 1.3x to 1.35x conv_rows' time) conv_rows stays.
 ROWS_FEATURES = PANEL_COLUMNS  # kPanelColumns in kernels/gemm.hxx
 ROWS_MAX_POSITIONS = 256
 ROWS_MAX_POSITIONS_SHALLOW = 1024
@@ -428,8 +433,25 @@ class ConvEmitter(ConvCode):
         if (self.target.isa == "avx512" and w.shape[0] % (2 * ROWS_FEATURES)
                 and positions > ROWS_AVX512_ONE_PANEL_MAX_POSITIONS and self._shifted_candidate(w)):
             return False
+        if depth < ROWS_MIN_DEPTH and self._shifted_candidate(w) and self._shifted_direct(geom, depth, 8 / depth):
+            return False
         return positions <= ROWS_MAX_POSITIONS or (positions <= ROWS_MAX_POSITIONS_SHALLOW
                                                    and ROWS_MIN_DEPTH <= depth <= ROWS_MAX_DEPTH)
+
+    def _shifted_direct(self, geom: Geometry, steps: int, waste: float) -> bool:
+        """Whether conv_shifted would store its tiles straight into the output (conv_shifted_direct: the mirror of
+        kernels/conv.hxx's conv_direct_lanes, for the vectors this target's compiler takes), computing at most
+        1 + ``waste`` times the grid's positions."""
+        if steps > SHIFTED_CHUNK_STEPS:
+            return False
+        width = geom.grid[-1]
+        padded_width = width + (geom.kernel[-1] - 1) * geom.dilations[-1] // geom.strides[-1]
+        lanes, half = self.target.vector_floats, min(8, self.target.vector_floats)
+        if width < half:
+            return False
+        used = min(-(-width // v) * v for v in (lanes, half) if width >= v)
+        return (used <= width * (1 + waste)
+                and used * steps * width * 20 <= padded_width * (steps * (21 * width + 40) + 1000))
 
     def strategy(self, x: TensorType, w: TensorType, geom: Geometry) -> str:
         """The packed layout's kernel (``shifted``, ``winograd``, ``winograd_tiles``, ``rows``), else ``direct`` (depthwise),

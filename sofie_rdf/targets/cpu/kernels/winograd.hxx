@@ -307,7 +307,7 @@ inline void winograd_pad(const float *x, const size_t *image, const std::ptrdiff
 {
    const size_t wp = M * t.s, hp = M * t.rows, top = size_t(pad[1]), left = size_t(pad[2]);
    const size_t n = std::min(image[2], wp - std::min(wp, left));
-   std::fill(xq, xq + t.padded, 0.0f);
+   zero_floats(xq, t.padded);
    for (size_t h = 0; h < image[1] && h + top < hp; ++h) {
       const size_t r = h + top;
       act_copy(x + h * image[2], xq + ((r % M) * t.rows + r / M) * wp + left, n, Identity{});
@@ -422,7 +422,7 @@ SOFIE_RDF_KERNEL SOFIE_RDF_WIDE void conv_winograd_tiles(const float *x, const f
                   std::memcpy(t.v + xi * t.vs + c * t.qp + r * kWinogradCompactTiles, t.xs + xi * xq + r * t.s,
                               kWinogradCompactTiles * sizeof(float));
          for (size_t xi = 0; xi < A * A; ++xi) // the tiles' columns past the plane: zeros
-            std::fill(t.v + xi * t.vs + c * t.qp + t.q, t.v + xi * t.vs + (c + 1) * t.qp, 0.0f);
+            zero_columns(t.v + xi * t.vs + c * t.qp, t.q, t.qp);
       }
       for (size_t xi = 0; xi < A * A; ++xi)
          for (size_t f = 0; f < features; f += Rows)
