@@ -34,6 +34,7 @@ def main(argv: Optional[list[str]] = None) -> None:
         gnn.main([])
         latency.main([])
         hep_latency.main([])
+        hep_latency.main(["--offgrid"])
         cold_start.main([])
         shipped.main([])
         trees.main([])

@@ -13,7 +13,10 @@ and ``.png``, one set per instruction set and CPU vendor of the machine it runs 
 of every kind of machine are kept (``--quick``: a few rows into ``benchmarks/results/quick/``; ``--out DIR``: the
 results into DIR, for a run of a few rows that must not replace the table; ``--isa avx2``: an AVX-512 machine
 measured as an AVX2 one, every engine on its AVX2 kernels, into ``hep_avx512_<vendor>_as_avx2``: see
-:mod:`benchmarks.isa`).
+:mod:`benchmarks.isa`).  ``--offgrid`` times :data:`benchmarks.hep.OFFGRID` instead, into ``hep_offgrid_<isa>_<vendor>``:
+shapes of the same kinds that the kernels were not tuned on (odd channel counts, non-square and odd images, 1-D
+convolutions, heads of 12 and 24 features, batches of 4 to 16), with the same goals: the check that a kernel's
+speed is not the tuned set's alone.
 """
 
 from __future__ import annotations

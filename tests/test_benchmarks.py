@@ -126,3 +126,25 @@ def test_onnxruntime_run_as_avx2_computes_right(tmp_path):
     out = subprocess.run([sys.executable, "-c", script], env={**os.environ, **env}, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().startswith(str(tmp_path))
+
+
+def test_batch_is_in_the_names():
+    """The HEP tables give per-call times with "the batch in the name": B<n> where it is not 1."""
+    from benchmarks import hep
+
+    for name, spec in {**hep.SPECS, **hep.OFFGRID}.items():
+        suffix = name.rsplit("_", 1)[-1]
+        assert (suffix == f"B{spec.batch}") == (spec.batch > 1), name
+    assert not set(hep.SPECS) & set(hep.OFFGRID)
+
+
+@pytest.mark.parametrize("name", ["CaloCNN2d_20x50", "Conv2d_3to24_33px_k3", "Conv1d_32to32_100_k3"])
+def test_offgrid_models_agree_with_onnxruntime(tmp_path, name):
+    """Shapes off the tuned grid reach the kernels' other paths (rows that are not whole vectors, Winograd tiles
+    on a 20 x 50 image with pooling, 1-D convolutions): the native build agrees with onnxruntime."""
+    import sofie_rdf as sr
+
+    onnx = models.onnx_path(name, tmp_path)
+    x = models.inputs(name)
+    ref = ort.InferenceSession(str(onnx), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    np.testing.assert_allclose(sr.compile(str(onnx), backend="native")(x), ref, rtol=1e-4, atol=1e-5)

@@ -138,10 +138,14 @@ TILE_MODELS = {
     "conv_shifted_direct_overlap_31": lambda: _conv(1, 3, (4, 31), 3),
     "conv_shifted_direct_overlap_20": lambda: _conv(2, 5, (7, 20), 3),
     "conv_shifted_direct_overlap_3d": lambda: _conv(2, 6, (5, 6, 12), 3),
-    # conv_pointwise: 77 positions (a partial last tile on every instruction set), 13 features (blocks of 6 and
-    # one of 1); 2 features (the wider tiles of few output channels)
+    # conv_pointwise: 77 positions (a partial last tile on every instruction set; AVX-512: narrow tiles), 13
+    # features (blocks of 6 and one of 1); 2 features (the wider tiles of few output channels)
     "conv_pointwise_tails": lambda: _conv(24, 13, (7, 11), 1),
     "conv_pointwise_few": lambda: _conv(5, 2, (9, 23), 1),
+    # 1-D over 25 particles (AVX-512: the narrow tiles, 32 positions wide) and 50 positions (the usual tiles, a
+    # partial one)
+    "conv_pointwise_narrow_1d": lambda: _conv(16, 20, (25,), 1),
+    "conv_pointwise_wide_tail": lambda: _conv(8, 7, (5, 10), 1),
     # conv_pointwise_strided: stride 2 on an odd image (its last column read)
     "conv_pointwise_strided_odd": lambda: _conv(12, 13, (9, 11), 1, stride=2),
     # conv_winograd_tiles: F(2, 3) on 17 x 19 pixels (partial tiles at the bottom and right), 18 features (a

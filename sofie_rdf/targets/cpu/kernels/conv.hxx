@@ -881,6 +881,18 @@ inline void conv_pointwise_image(const float *x, const float *w, const float *bi
    }
 }
 
+// Vectors of conv_pointwise's narrow tiles of kConvPanelRows channels: half the usual, taken where that leaves at
+// least two (AVX-512's 6 x 2: 12 accumulators).  They serve images whose positions the usual tiles cover with more
+// lanes (25 positions: 32 lanes, not 64): DeepJet's 1x1 Conv1d over 25 particles, 16 -> 64 channels, took
+// twice as long built for AVX-512 as for AVX2, whose tiles are 16 positions wide.
+constexpr size_t kPointwiseNarrow = conv_tile_vectors(kConvPanelRows) / 2;
+
+inline bool conv_pointwise_narrow(size_t positions)
+{
+   const size_t narrow = kPointwiseNarrow * kSimdLanes, wide = 2 * narrow;
+   return (positions + narrow - 1) / narrow * narrow < (positions + wide - 1) / wide * wide;
+}
+
 // Y = act(W X + bias) per image for a 1x1 convolution with stride 1 and no padding; positions is the image's
 // size (input and output alike).
 template <typename F>
@@ -895,6 +907,13 @@ SOFIE_RDF_KERNEL void conv_pointwise(const float *x, const float *w, const float
       case 2: conv_pointwise_image<2, conv_tile_vectors(2)>(xn, w, bias, yn, scratch, channels, features, positions, act); break;
       case 3: conv_pointwise_image<3, conv_tile_vectors(3)>(xn, w, bias, yn, scratch, channels, features, positions, act); break;
       default:
+         if constexpr (kPointwiseNarrow >= 2) {
+            if (conv_pointwise_narrow(positions)) {
+               conv_pointwise_image<kConvPanelRows, kPointwiseNarrow>(xn, w, bias, yn, scratch, channels, features,
+                                                                      positions, act);
+               break;
+            }
+         }
          conv_pointwise_image<kConvPanelRows, conv_tile_vectors(kConvPanelRows)>(xn, w, bias, yn, scratch, channels,
                                                                                  features, positions, act);
          break;
