@@ -529,16 +529,16 @@ struct ConvGridVectors {
 using conv_half_vector = std::conditional_t<kSimdLanes == 16, float8, simd_float>;
 constexpr size_t kConvHalfLanes = sizeof(conv_half_vector) / sizeof(float);
 
-// Lanes of a row of `width` positions that conv_shifted_direct computes in vectors of `lanes` (its last one
-// overlapping the one before where the row is not whole vectors).
-constexpr size_t conv_direct_row_lanes(size_t width, size_t lanes)
+// Lanes that vectors of `lanes` floats compute to cover `width` positions: a row of conv_shifted_direct (its last
+// vector overlapping the one before where the row is not whole vectors), or conv_pointwise's tiles.
+constexpr size_t conv_covering_lanes(size_t width, size_t lanes)
 {
    return (width + lanes - 1) / lanes * lanes;
 }
 
 // The vector width (floats) conv_shifted_direct takes for grid rows of `width` positions (`padded` in the padded
 // input) summed over `steps` (channel, tap) steps, 0 where conv_shifted_block serves them instead.  Direct computes
-// the lanes of conv_direct_row_lanes; block computes the row's padded positions, then copies the valid ones out
+// the lanes of conv_covering_lanes; block computes the row's padded positions, then copies the valid ones out
 // row by row.  That copy costs the tiles' time times about 0.05 + (2 + 50 / steps) / width, fitted on Zen 4
 // (AVX-512), 3 x 3, 1 -> 16 and 8 -> 8 channels on rows of 10 to 100 pixels: direct is taken where it computes at
 // most that much more.  It took 0.49x to 0.83x block's time for 1 -> 16 channels, 0.83x to 0.96x for 8 -> 8 on
@@ -549,8 +549,8 @@ constexpr size_t conv_direct_lanes(size_t width, size_t padded, size_t steps)
    if (width < kConvHalfLanes)
       return 0;
    const bool whole = width >= kSimdLanes
-                      && conv_direct_row_lanes(width, kSimdLanes) <= conv_direct_row_lanes(width, kConvHalfLanes);
-   const size_t lanes = whole ? kSimdLanes : kConvHalfLanes, used = conv_direct_row_lanes(width, lanes);
+                      && conv_covering_lanes(width, kSimdLanes) <= conv_covering_lanes(width, kConvHalfLanes);
+   const size_t lanes = whole ? kSimdLanes : kConvHalfLanes, used = conv_covering_lanes(width, lanes);
    // used <= padded * (1.05 + (2 + 50 / steps) / width), in integers
    return used * steps * width * 20 <= padded * (steps * (21 * width + 40) + 1000) ? lanes : 0;
 }
@@ -889,8 +889,8 @@ constexpr size_t kPointwiseNarrow = conv_tile_vectors(kConvPanelRows) / 2;
 
 inline bool conv_pointwise_narrow(size_t positions)
 {
-   const size_t narrow = kPointwiseNarrow * kSimdLanes, wide = 2 * narrow;
-   return (positions + narrow - 1) / narrow * narrow < (positions + wide - 1) / wide * wide;
+   const size_t narrow = kPointwiseNarrow * kSimdLanes;
+   return conv_covering_lanes(positions, narrow) < conv_covering_lanes(positions, 2 * narrow);
 }
 
 // Y = act(W X + bias) per image for a 1x1 convolution with stride 1 and no padding; positions is the image's
