@@ -545,6 +545,9 @@ def test_bad_weight_files_raise_naming_the_file(tmp_path):
     wrong_count.write_text(re.sub(rf"^{last_tag} \d+$", f"{last_tag} 3", good, flags=re.MULTILINE))
     with pytest.raises(sr.SofieError, match=re.escape(str(wrong_count)) + ".*gives 3 values"):
         open_with(wrong_count)
+    wrong_count.write_text(re.sub(rf"^{last_tag} \d+$", f"{last_tag} 3x", good, flags=re.MULTILINE))
+    with pytest.raises(sr.SofieError, match=re.escape(str(wrong_count)) + ".*invalid count of values '3x'"):
+        open_with(wrong_count)
     # The good file still works after all that.
     assert_bitwise_equal(list(open_with_ok(sess, sess.weights_path).infer(*zero_feeds(expected))), expected)
 

@@ -254,3 +254,9 @@ def test_binary_weights_of_the_cache(tmp_path):
     bad.write_bytes(sess.weights_path.read_bytes()[:-10])
     with pytest.raises(sr.SofieError, match="truncated inside tensor"):
         native_session(sess.library, bad)
+    data = sess.weights_path.read_bytes()
+    first = data.split(b"\n")[1]  # "<tag> <count> <bytes>"
+    tag, count, size = first.split(b" ")
+    bad.write_bytes(data.replace(first, b" ".join([tag, count, size[:-1] + b"z"]), 1))
+    with pytest.raises(sr.SofieError, match=f"invalid byte count '{size[:-1].decode()}z' for tensor '{tag.decode()}'"):
+        native_session(sess.library, bad)

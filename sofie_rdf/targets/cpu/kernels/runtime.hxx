@@ -74,17 +74,17 @@ public:
    {
       const std::string name(name_chars);
       std::string tag;
-      size_t count = 0;
-      if (!(fIn >> tag >> count))
+      if (!(fIn >> tag))
          fail("is truncated before tensor '" + name + "'");
       if (tag != name)
          fail("holds tensor '" + tag + "' where '" + name + "' was expected (a weights file of another model?)");
+      const size_t count = size_field(name, "count of values");
       if (count != n)
          fail("gives " + std::to_string(count) + " values for tensor '" + name + "', the model needs " +
               std::to_string(n));
       if (fBinary) {
-         size_t bytes = 0;
-         if (!(fIn >> bytes) || fIn.get() != '\n')
+         const size_t bytes = size_field(name, "byte count");
+         if (fIn.get() != '\n')
             fail("is truncated before the values of tensor '" + name + "'");
          if (bytes != n * sizeof(T))
             fail("stores tensor '" + name + "' in " + std::to_string(bytes) + " bytes, the model reads " +
@@ -105,6 +105,22 @@ public:
    }
 
 private:
+   // The next token as a count, parsed by strtoull like the values.  The stream's own extraction of integers
+   // (`fIn >> count`) read the "16" of a correct file as 0 in every native library g++ 13.3 built on an Ubuntu
+   // 24.04 machine (a small program built there with the same flags read it right; the cause is not known),
+   // and every model with weights then failed to load.
+   size_t size_field(const std::string &name, const char *what)
+   {
+      std::string token;
+      bool ok = false;
+      if (!(fIn >> token))
+         fail("is truncated before the values of tensor '" + name + "'");
+      const size_t value = parse_number<size_t>(token, ok);
+      if (!ok)
+         fail("has the invalid " + std::string(what) + " '" + token + "' for tensor '" + name + "'");
+      return value;
+   }
+
    [[noreturn]] void fail(const std::string &what) const
    {
       throw std::runtime_error("sofie-rdf: weights file '" + fFile + "' " + what);
