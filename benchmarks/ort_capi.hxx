@@ -17,8 +17,10 @@
 
 namespace ort_capi {
 
-// The API version of onnxruntime 1.31 (the version the benchmark's onnxruntime wheel ships).
-constexpr std::uint32_t API_VERSION = 31;
+// The API version asked for: the oldest whose table holds every slot used here (13: onnxruntime 1.13).  Any
+// newer library serves it with the same table, so the driver runs with every onnxruntime since, not only with
+// the wheel it was written against (asking for 31 refused onnxruntime 1.30).
+constexpr std::uint32_t API_VERSION = 13;
 
 struct Env;
 struct Status; // nullptr means success
