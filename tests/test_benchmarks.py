@@ -9,6 +9,7 @@ timing, and that the FLOP count follows the graph.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -148,3 +149,22 @@ def test_offgrid_models_agree_with_onnxruntime(tmp_path, name):
     x = models.inputs(name)
     ref = ort.InferenceSession(str(onnx), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
     np.testing.assert_allclose(sr.compile(str(onnx), backend="native")(x), ref, rtol=1e-4, atol=1e-5)
+
+
+def test_side_by_side_rows_land_in_their_own_table(tmp_path, monkeypatch):
+    """``--jobs``: rows measured at once on CPUs of their own come back in the family's order, in a
+    ``_side_by_side`` table that names how they were measured, and leave the one-at-a-time table alone."""
+    from benchmarks import hep_latency
+
+    cpus = hep_latency.physical_cpus()
+    assert cpus and set(cpus) <= os.sched_getaffinity(0)
+    monkeypatch.setenv("SOFIE_RDF_BENCH_DIR", str(tmp_path / "bench"))
+    names = ["MaxPool2d_16ch_32px", "GELU_tanh_128x512"]
+    hep_latency.main(["--quick", "--jobs", "2", "--models", ",".join(names), "--out", str(tmp_path)])
+    stem = latency.results_stem("hep") + "_side_by_side"
+    assert not (tmp_path / f"{latency.results_stem('hep')}.md").exists()
+    result = json.loads((tmp_path / f"{stem}.json").read_text())
+    assert [row["model"] for row in result["rows"]] == names and result["meta"]["unfinished"] == []
+    assert all("median_s" in row["engines"]["native"] for row in result["rows"])
+    text = (tmp_path / f"{stem}.md").read_text()
+    assert (f"{min(2, len(cpus))} rows at a time" in text) == (len(cpus) > 1)
