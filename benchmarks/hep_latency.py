@@ -70,9 +70,9 @@ def markdown(rows: list[dict], meta: dict) -> str:
         lines.append(f"| {row['model']} | {row['group']} | " + " | ".join(cells)
                      + f" | {_goal_cell(row)} | {'-' if rate != rate else f'{rate:.1f}'} | {share} |")
     met = [r for r in rows if _ratio(r, "native", "ort_cpp") <= GOALS[r["group"]]]
-    unfinished = meta.get("unfinished")
-    missing = f" Not measured (their process ended first, at a time limit or a crash): {', '.join(unfinished)}."
-    lines += ["", f"{len(met)} of {len(rows)} rows meet their goal." + (missing if unfinished else "")
+    unfinished = ", ".join(meta.get("unfinished", ()))
+    missing = f" Not measured (their process ended first, at a time limit or a crash): {unfinished}." if unfinished else ""
+    lines += ["", f"{len(met)} of {len(rows)} rows meet their goal.{missing}"
               + f" Achieved throughput: {latency.peak_note(m)}.",
               "", "Engines and timing: `benchmarks/latency.py`; models: `benchmarks/hep.py`. Every output is checked "
               "against onnxruntime (rtol 1e-3) before timing; **wrong** marks a disagreement.", ""]
