@@ -73,6 +73,13 @@ class CpuTarget(Target):
     def vector_registers(self) -> int:
         return VECTOR_REGISTERS[self.isa]
 
+    @property
+    def half_vector_cost(self) -> int:
+        """What a multiply-add on half a vector costs, in those on a whole one (kernels/conv.hxx: kConvHalfCost):
+        1 where half a vector is all there is (AVX2) or takes half the time (AMD's AVX-512 in halves), 2 on
+        AVX-512 cores with full-width pipes (Intel's), where 8 floats take as long as 16."""
+        return 2 if self.isa == "avx512" and not host_avx512_in_halves() else 1
+
     def bind(self, op: Any) -> Any:
         from .emitter import emitter_for
 
@@ -96,6 +103,20 @@ def host_isa() -> str:
     if "avx512f" in flags:
         return "avx512"
     return "avx2" if {"avx2", "fma"} <= flags else "generic"
+
+
+@cache
+def host_avx512_in_halves() -> bool:
+    """Whether this machine's CPU runs AVX-512 as two 256-bit halves: AMD's family 25 (Zen 4; GCC's -march=native
+    names it znver3 or znver4, which kernels/gemm.hxx's kAvx512InHalves tests).  A build for another CPU's flags
+    may differ: this only steers kernel choices, never results."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    vendor = re.search(r"^vendor_id\s*:\s*(\S+)", text, re.MULTILINE)
+    family = re.search(r"^cpu family\s*:\s*(\d+)", text, re.MULTILINE)
+    return bool(vendor and family and vendor.group(1) == "AuthenticAMD" and int(family.group(1)) == 25)
 
 
 def isa_for_flags(flags: Optional[Sequence[str]]) -> str:
@@ -129,4 +150,4 @@ def cpu_target(spec: Union[str, CpuTarget, None] = None, flags: Optional[Sequenc
 
 
 __all__ = ["COMPILERS", "ISAS", "TARGET_NAMES", "WEIGHTS_MODES", "WEIGHTS_SUFFIXES", "CpuTarget", "GeneratedCode",
-           "GeneratedFiles", "cpu_target", "host_isa", "isa_for_flags", "write_files", "write_header"]
+           "GeneratedFiles", "cpu_target", "host_avx512_in_halves", "host_isa", "isa_for_flags", "write_files", "write_header"]

@@ -449,7 +449,8 @@ class ConvEmitter(ConvCode):
         lanes, half = self.target.vector_floats, min(8, self.target.vector_floats)
         if width < half:
             return False
-        used = min(-(-width // v) * v for v in (lanes, half) if width >= v)
+        whole = width >= lanes and -(-width // lanes) * lanes <= -(-width // half) * half * self.target.half_vector_cost
+        used = -(-width // (lanes if whole else half)) * (lanes if whole else half)
         return (used <= width * (1 + waste)
                 and used * steps * width * 20 <= padded_width * (steps * (21 * width + 40) + 1000))
 

@@ -528,6 +528,9 @@ struct ConvGridVectors {
 // Half a vector on AVX-512, for conv_shifted_direct; elsewhere the vector itself.
 using conv_half_vector = std::conditional_t<kSimdLanes == 16, float8, simd_float>;
 constexpr size_t kConvHalfLanes = sizeof(conv_half_vector) / sizeof(float);
+// A half vector's lanes cost this many of a whole one's: two on Intel's AVX-512, whose multiply-adds of 8 floats take
+// as long as those of 16 (kAvx512InHalves).
+constexpr size_t kConvHalfCost = kConvHalfLanes < kSimdLanes && !kAvx512InHalves ? 2 : 1;
 
 // Lanes that vectors of `lanes` floats compute to cover `width` positions: a row of conv_shifted_direct (its last
 // vector overlapping the one before where the row is not whole vectors), or conv_pointwise's tiles.
@@ -543,13 +546,17 @@ constexpr size_t conv_covering_lanes(size_t width, size_t lanes)
 // (AVX-512), 3 x 3, 1 -> 16 and 8 -> 8 channels on rows of 10 to 100 pixels: direct is taken where it computes at
 // most that much more.  It took 0.49x to 0.83x block's time for 1 -> 16 channels, 0.83x to 0.96x for 8 -> 8 on
 // rows of 12, 14, 20, 28 and 60 pixels; on rows of 10, 18, 25 and 33 pixels (15% to 30% of direct's lanes
-// wasted) it took 1.03x to 1.07x, and block keeps those.
+// wasted) it took 1.03x to 1.07x, and block keeps those.  Half vectors are taken where they waste fewer lanes counted
+// at their cost (kConvHalfCost): on Intel's AVX-512 (Emerald Rapids Xeon) rows of 20, 24, 33, 40 and 50 pixels went
+// from half vectors to whole ones or block, 0.62x to 0.84x the time (12 -> 20 channels on 20 pixels, 12 -> 24 and
+// 8 -> 24 on 24, 1 and 4 -> 16 on 24, 3 -> 24 on 33, 8 -> 8 on 50, 6 -> 6 on 40 with 5 x 5); rows of 8 and 12
+// keep half vectors, the only ones that fit (1.0x).
 constexpr size_t conv_direct_lanes(size_t width, size_t padded, size_t steps)
 {
    if (width < kConvHalfLanes)
       return 0;
-   const bool whole = width >= kSimdLanes
-                      && conv_covering_lanes(width, kSimdLanes) <= conv_covering_lanes(width, kConvHalfLanes);
+   const bool whole = width >= kSimdLanes && conv_covering_lanes(width, kSimdLanes)
+                                               <= conv_covering_lanes(width, kConvHalfLanes) * kConvHalfCost;
    const size_t lanes = whole ? kSimdLanes : kConvHalfLanes, used = conv_covering_lanes(width, lanes);
    // used <= padded * (1.05 + (2 + 50 / steps) / width), in integers
    return used * steps * width * 20 <= padded * (steps * (21 * width + 40) + 1000) ? lanes : 0;

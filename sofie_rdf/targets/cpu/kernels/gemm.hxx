@@ -272,17 +272,20 @@ constexpr size_t kPanelVectors = kPanelColumns / kSimdLanes;
 
 // acc[j] += p[0] * in[j] for j < Vectors: a register tile's row of multiply-adds, p[0] broadcast to every lane,
 // either into a register of its own, once for the row, or (InFma) by each multiply-add from memory.
-// InFma serves AMD's AVX-512 (Zen 4, which GCC 12 names znver3 with AVX-512) in conv_rows' tiles of two vectors a row
+// InFma serves AMD's AVX-512 (kAvx512InHalves) in conv_rows' tiles of two vectors a row
 // (kBroadcastInFma): a broadcast into a register takes a slot of the FMA pipes there, and they ran 0.87x to 0.97x
 // as fast without it (16 -> 32 channels on 16 to 32 pixels with stride 2, 4 -> 32 on 16, 32 -> 64 on 8).  The same
 // 12 x 2 tiles in gemm_panels took 1.02x to 1.05x the time with it, rows of one vector 1.17x (depth 512) and
 // conv_shifted's rows of four 1.03x to 1.08x.  Intel's broadcast is a load alone: there one load per multiply-add
 // would make a tile load-bound.
+// AMD's AVX-512 (Zen 4, which GCC 12 names znver3 with AVX-512) runs a 16-float multiply-add as two 8-float halves,
+// so an 8-float one takes half its time; Intel's AVX-512 cores run both widths at one a cycle per pipe.
 #if defined(__AVX512F__) && (defined(__znver3__) || defined(__znver4__))
-constexpr bool kBroadcastInFma = true;
+constexpr bool kAvx512InHalves = true;
 #else
-constexpr bool kBroadcastInFma = false;
+constexpr bool kAvx512InHalves = false;
 #endif
+constexpr bool kBroadcastInFma = kAvx512InHalves;
 template <size_t Vectors, bool InFma = false, typename V = simd_float>
 inline void fma_row(V *acc, const V *in, const float *p)
 {
