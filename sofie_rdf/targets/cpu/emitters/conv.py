@@ -451,8 +451,9 @@ class ConvEmitter(ConvCode):
             return False
         whole = width >= lanes and -(-width // lanes) * lanes <= -(-width // half) * half * self.target.half_vector_cost
         used = -(-width // (lanes if whole else half)) * (lanes if whole else half)
+        c = self.target.half_vector_cost
         return (used <= width * (1 + waste)
-                and used * steps * width * 20 <= padded_width * (steps * (21 * width + 40) + 1000))
+                and used * steps * width * 20 <= padded_width * (steps * (20 * width + c * (width + 40)) + c * 1000))
 
     def strategy(self, x: TensorType, w: TensorType, geom: Geometry) -> str:
         """The packed layout's kernel (``shifted``, ``winograd``, ``winograd_tiles``, ``rows``), else ``direct`` (depthwise),

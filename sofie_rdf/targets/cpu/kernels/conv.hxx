@@ -550,7 +550,9 @@ constexpr size_t conv_covering_lanes(size_t width, size_t lanes)
 // at their cost (kConvHalfCost): on Intel's AVX-512 (Emerald Rapids Xeon) rows of 20, 24, 33, 40 and 50 pixels went
 // from half vectors to whole ones or block, 0.62x to 0.84x the time (12 -> 20 channels on 20 pixels, 12 -> 24 and
 // 8 -> 24 on 24, 1 and 4 -> 16 on 24, 3 -> 24 on 33, 8 -> 8 on 50, 6 -> 6 on 40 with 5 x 5); rows of 8 and 12
-// keep half vectors, the only ones that fit (1.0x).
+// keep half vectors, the only ones that fit (1.0x).  On Intel whole vectors also run twice as fast as on Zen 4 against the
+// copy, so the copy's share counts kConvHalfCost times: 1 -> 16 and 1 -> 10 channels on 20 x 50 pixels (9 steps) go
+// direct again, 0.72x block's time, 4 -> 16 on 24 0.90x, 2 -> 8 on 20 0.80x (12 -> 24 on 24, 108 steps, 1.02x).
 constexpr size_t conv_direct_lanes(size_t width, size_t padded, size_t steps)
 {
    if (width < kConvHalfLanes)
@@ -558,8 +560,9 @@ constexpr size_t conv_direct_lanes(size_t width, size_t padded, size_t steps)
    const bool whole = width >= kSimdLanes && conv_covering_lanes(width, kSimdLanes)
                                                <= conv_covering_lanes(width, kConvHalfLanes) * kConvHalfCost;
    const size_t lanes = whole ? kSimdLanes : kConvHalfLanes, used = conv_covering_lanes(width, lanes);
-   // used <= padded * (1.05 + (2 + 50 / steps) / width), in integers
-   return used * steps * width * 20 <= padded * (steps * (21 * width + 40) + 1000) ? lanes : 0;
+   // used <= padded * (1 + c * (0.05 + (2 + 50 / steps) / width)), in integers, c = kConvHalfCost
+   constexpr size_t c = kConvHalfCost;
+   return used * steps * width * 20 <= padded * (steps * (20 * width + c * (width + 40)) + c * 1000) ? lanes : 0;
 }
 
 // conv_shifted_block straight into y, where one pass sums every step (conv_direct_lanes says where): a tile is
