@@ -321,6 +321,34 @@ def test_flags_name_their_instruction_set():
     assert isa_for_flags(["-march=x86-64-v3", "-mno-avx2"]) == "generic"
 
 
+@pytest.mark.parametrize("isa", [isa for isa in RUNNABLE if isa != "generic"])
+def test_emitter_mirrors_conv_direct_lanes(isa, tmp_path):
+    """The emitter picks conv_shifted over conv_rows for shallow layers by the path conv_shifted will take
+    (emitters/conv.py: direct_lanes); built for each instruction set this machine runs, with its vendor's costs,
+    the kernel's conv_direct_lanes takes the same vector width on rows of 8 to 100 pixels, shallow to deep."""
+    import subprocess
+
+    from sofie_rdf.targets.cpu.emitters.conv import direct_lanes
+    from sofie_rdf.targets.cpu.header import _INCLUDES
+    from sofie_rdf.targets.cpu.library import kernel_order, kernel_source
+
+    cases = [(width, width + pad, steps) for width in range(8, 101) for pad in (2, 4) for steps in (9, 27, 36, 108, 400)]
+    table = ", ".join(f"{{{w}, {p}, {s}}}" for w, p, s in cases)
+    source = "\n".join([*(f"#include <{h}>" for h in _INCLUDES), "#include <cstdio>", kernel_source("blas"),
+                        "namespace kernels {", *(kernel_source(k) for k in kernel_order({"conv"})), "}",
+                        f"int main() {{ const size_t cases[][3] = {{{table}}};",
+                        "  for (const auto &c : cases) std::printf(\"%zu\\n\", kernels::conv_direct_lanes(c[0], c[1], c[2])); }"])
+    (tmp_path / "lanes.cpp").write_text(source)
+    flags = ["-march=native"] + (["-mno-avx512f"] if isa != host_isa() else [])  # the native build's, narrowed
+    subprocess.run(["c++", "-std=c++17", "-O1", *flags, "lanes.cpp", "-o", "lanes"], cwd=tmp_path, check=True,
+                   capture_output=True)
+    built = [int(v) for v in subprocess.run(["./lanes"], cwd=tmp_path, check=True, capture_output=True,
+                                            text=True).stdout.split()]
+    target = CpuTarget(isa=isa)
+    assert built == [direct_lanes(w, p, s, target) for w, p, s in cases]
+    assert any(built) and not all(built)  # both paths occur among the cases
+
+
 @pytest.mark.parametrize("isa", ISA_PARAMS)
 @pytest.mark.parametrize("name", list(MODELS))
 def test_kernel_on_instruction_set(name, isa):

@@ -46,6 +46,7 @@ from .gemm import PANEL_COLUMNS, ActivationCode
 
 if TYPE_CHECKING:
     from ..._cxx.context import NodeContext
+    from .. import CpuTarget
 
 # Depthwise layers with at most this many outputs per input channel use the direct kernel.
 DIRECT_MAX_OUTPUTS_PER_GROUP = 4
@@ -166,6 +167,23 @@ WINOGRAD_TILE_MAX_VECTORS = 5  # vectors of tiles per register tile (4 x 5 accum
 def _snug(grid: tuple[int, ...], m: int) -> bool:
     """Whether m x m Winograd tiles cover the grid with at most WINOGRAD_TILES_SNUG times its positions."""
     return math.prod(-(-g // m) * m for g in grid) <= WINOGRAD_TILES_SNUG * math.prod(grid)
+
+
+def direct_lanes(width: int, padded_width: int, steps: int, target: CpuTarget) -> int:
+    """The vector width conv_shifted_direct takes for grid rows of ``width`` positions (``padded_width`` in the padded
+    input) over ``steps`` (channel, tap) steps, 0 where conv_shifted_block serves them: kernels/conv.hxx's
+    conv_direct_lanes, mirrored for the vectors this target's compiler takes (the emitter must know which path the
+    kernel takes to choose conv_shifted over conv_rows; tests/test_isa.py compares the two)."""
+    lanes, half, cost = target.vector_floats, min(8, target.vector_floats), target.half_vector_cost
+    if width < half:
+        return 0
+
+    def covering(v: int) -> int:
+        return -(-width // v) * v
+
+    taken = lanes if width >= lanes and covering(lanes) <= covering(half) * cost else half
+    block = padded_width * (steps * (20 * width + cost * (width + 40)) + cost * 1000)
+    return taken if covering(taken) * steps * width * 20 <= block else 0
 
 
 def padded(values: tuple[int, ...], fill: int) -> list[int]:
@@ -439,21 +457,14 @@ class ConvEmitter(ConvCode):
                                                    and ROWS_MIN_DEPTH <= depth <= ROWS_MAX_DEPTH)
 
     def _shifted_direct(self, geom: Geometry, steps: int, waste: float) -> bool:
-        """Whether conv_shifted would store its tiles straight into the output (conv_shifted_direct: the mirror of
-        kernels/conv.hxx's conv_direct_lanes, for the vectors this target's compiler takes), computing at most
-        1 + ``waste`` times the grid's positions."""
+        """Whether conv_shifted would store its tiles straight into the output (conv_shifted_direct, where
+        :func:`direct_lanes` says), computing at most 1 + ``waste`` times the grid's positions."""
         if steps > SHIFTED_CHUNK_STEPS:
             return False
         width = geom.grid[-1]
         padded_width = width + (geom.kernel[-1] - 1) * geom.dilations[-1] // geom.strides[-1]
-        lanes, half = self.target.vector_floats, min(8, self.target.vector_floats)
-        if width < half:
-            return False
-        whole = width >= lanes and -(-width // lanes) * lanes <= -(-width // half) * half * self.target.half_vector_cost
-        used = -(-width // (lanes if whole else half)) * (lanes if whole else half)
-        c = self.target.half_vector_cost
-        return (used <= width * (1 + waste)
-                and used * steps * width * 20 <= padded_width * (steps * (20 * width + c * (width + 40)) + c * 1000))
+        lanes = direct_lanes(width, padded_width, steps, self.target)
+        return bool(lanes) and -(-width // lanes) * lanes <= width * (1 + waste)
 
     def strategy(self, x: TensorType, w: TensorType, geom: Geometry) -> str:
         """The packed layout's kernel (``shifted``, ``winograd``, ``winograd_tiles``, ``rows``), else ``direct`` (depthwise),

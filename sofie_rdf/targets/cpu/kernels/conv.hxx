@@ -539,20 +539,20 @@ constexpr size_t conv_covering_lanes(size_t width, size_t lanes)
    return (width + lanes - 1) / lanes * lanes;
 }
 
-// The vector width (floats) conv_shifted_direct takes for grid rows of `width` positions (`padded` in the padded
-// input) summed over `steps` (channel, tap) steps, 0 where conv_shifted_block serves them instead.  Direct computes
-// the lanes of conv_covering_lanes; block computes the row's padded positions, then copies the valid ones out
-// row by row.  That copy costs the tiles' time times about 0.05 + (2 + 50 / steps) / width, fitted on Zen 4
-// (AVX-512), 3 x 3, 1 -> 16 and 8 -> 8 channels on rows of 10 to 100 pixels: direct is taken where it computes at
-// most that much more.  It took 0.49x to 0.83x block's time for 1 -> 16 channels, 0.83x to 0.96x for 8 -> 8 on
-// rows of 12, 14, 20, 28 and 60 pixels; on rows of 10, 18, 25 and 33 pixels (15% to 30% of direct's lanes
-// wasted) it took 1.03x to 1.07x, and block keeps those.  Half vectors are taken where they waste fewer lanes counted
-// at their cost (kConvHalfCost): on Intel's AVX-512 (Emerald Rapids Xeon) rows of 20, 24, 33, 40 and 50 pixels went
-// from half vectors to whole ones or block, 0.62x to 0.84x the time (12 -> 20 channels on 20 pixels, 12 -> 24 and
-// 8 -> 24 on 24, 1 and 4 -> 16 on 24, 3 -> 24 on 33, 8 -> 8 on 50, 6 -> 6 on 40 with 5 x 5); rows of 8 and 12
-// keep half vectors, the only ones that fit (1.0x).  On Intel whole vectors also run twice as fast as on Zen 4 against the
-// copy, so the copy's share counts kConvHalfCost times: 1 -> 16 and 1 -> 10 channels on 20 x 50 pixels (9 steps) go
-// direct again, 0.72x block's time, 4 -> 16 on 24 0.90x, 2 -> 8 on 20 0.80x (12 -> 24 on 24, 108 steps, 1.02x).
+// The vector width (floats) conv_shifted_direct takes for grid rows of `width` positions (`padded` in the padded input)
+// summed over `steps` (channel, tap) steps, 0 where conv_shifted_block serves them instead.  Direct computes the lanes
+// of conv_covering_lanes; block computes the row's padded positions, then copies the valid ones out row by row.  That
+// copy costs the tiles' time times about 0.05 + (2 + 50 / steps) / width, fitted on Zen 4 (AVX-512), 3 x 3, 1 -> 16 and
+// 8 -> 8 channels on rows of 10 to 100 pixels: direct is taken where it computes at most that much more.  It took 0.49x
+// to 0.83x block's time for 1 -> 16 channels, 0.83x to 0.96x for 8 -> 8 on rows of 12, 14, 20, 28 and 60 pixels; on
+// rows of 10, 18, 25 and 33 pixels (15% to 30% of direct's lanes wasted) it took 1.03x to 1.07x, and block keeps those.
+// The emitter mirrors this (emitters/conv.py: direct_lanes).  Half vectors are taken where they waste fewer lanes
+// counted at their cost (kConvHalfCost): on Intel's AVX-512 (Emerald Rapids Xeon) rows of 20, 24, 33, 40 and 50 pixels
+// went from half vectors to whole ones or block, 0.62x to 0.84x the time (12 -> 20 channels on 20 pixels, 12 -> 24 and
+// 8 -> 24 on 24, 1 and 4 -> 16 on 24, 3 -> 24 on 33, 8 -> 8 on 50, 6 -> 6 on 40 with 5 x 5); rows of 8 and 12 keep half
+// vectors, the only ones that fit (1.0x).  On Intel whole vectors also run twice as fast as on Zen 4 against the copy,
+// so the copy's share counts kConvHalfCost times: 1 -> 16 and 1 -> 10 channels on 20 x 50 pixels (9 steps) go direct
+// again, 0.72x block's time, 4 -> 16 on 24 0.90x, 2 -> 8 on 20 0.80x (12 -> 24 on 24, 108 steps, 1.02x).
 constexpr size_t conv_direct_lanes(size_t width, size_t padded, size_t steps)
 {
    if (width < kConvHalfLanes)
