@@ -101,7 +101,7 @@ inline vfloat softmax_exp_vector(const float *x, float shift)
       return vload(e);
    } else {
       const vfloat t = vload(x) - shift;
-      const auto e = exp_parts<vfloat, vint>(t < -88.0f ? vsplat(-88.0f) : t); // as fast_exp_nonpositive
+      const auto e = exp_parts<vfloat, vint>(vmax_splat(-88.0f, t)); // as fast_exp_nonpositive
       return e.p * pow2i<vfloat>(e.n);
    }
 }
