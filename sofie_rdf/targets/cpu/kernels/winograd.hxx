@@ -327,21 +327,26 @@ struct Activated {
 // One feature's output y (out_h x out_w) from o, its M x M output planes (gs floats apart) of qp tiles: the
 // M x M values of each tile (M / 2 x M / 2 after winograd_pool) interleaved into the output rows.  A row of
 // tiles that is no whole number of vectors (6 tiles: 24-pixel images in F(4, 3)) is interleaved whole vectors at
-// a time into the line, reading tiles past it (the next row's, or scratch), and copied from there: one by one,
-// its last tiles cost as much as the rest.
+// a time, reading tiles past it (the next row's, or scratch), and its values past the row written into the rows
+// after it, which are stored later (this feature's, the next feature's or the next image's: the layer's output is
+// written in order, by one thread).  Only where those values would run past `end`, the end of the layer's output,
+// does the row go through the line and a copy: for every row, the copies and their calls took 13% of a 32 -> 32
+// layer on 12 pixels, F(2, 3), and a sixth of a small ResNet (batch 4, 24 pixels) on a Xeon.
 template <size_t M>
-inline void winograd_store(const WinogradTiles &t, const float *o, float *y, size_t out_h, size_t out_w)
+inline void winograd_store(const WinogradTiles &t, const float *o, float *y, size_t out_h, size_t out_w,
+                           const float *end)
 {
+   const size_t n = winograd_quads(t.tx);
    for (size_t ty = 0; ty < t.ty; ++ty)
       for (size_t l = 0; l < M && M * ty + l < out_h; ++l) {
          const float *src[M];
          for (size_t j = 0; j < M; ++j)
             src[j] = o + (l * M + j) * t.gs + ty * t.w;
          float *row = y + (M * ty + l) * out_w;
-         if (out_w == M * t.tx && t.tx % 4 == 0) {
-            merge_phases<M>(src, row, t.tx);
+         if (size_t(end - row) >= M * n) {
+            merge_phases<M>(src, row, n);
          } else {
-            merge_phases<M>(src, t.line, winograd_quads(t.tx));
+            merge_phases<M>(src, t.line, n);
             std::copy(t.line, t.line + out_w, row);
          }
       }
@@ -398,6 +403,7 @@ SOFIE_RDF_KERNEL SOFIE_RDF_WIDE void conv_winograd_tiles(const float *x, const f
    const WinogradTiles t(M, E, A, Vectors * kSimdLanes, channels, features, grid, scratch);
    const size_t zs = winograd_lines(t.qs + E), xq = winograd_lines(t.qs), plane = t.rows * t.s;
    const size_t out_h = grid[1], out_w = grid[2], nx = t.compact() ? xq : std::min(xq, t.qp);
+   const float *const end = y + batch * features * (pooled ? (out_h / 2) * (out_w / 2) : out_h * out_w);
    std::fill(t.phases + t.padded, t.z, 0.0f);
    std::fill(t.z + A * M * zs, t.v, 0.0f);
    for (size_t n = 0; n < batch; ++n) {
@@ -445,9 +451,10 @@ SOFIE_RDF_KERNEL SOFIE_RDF_WIDE void conv_winograd_tiles(const float *x, const f
             float *o = t.out + (f - f0) * t.qp;
             if (pooled) { // y: (out_h / 2) x (out_w / 2) per feature
                winograd_pool<M>(t, o);
-               winograd_store<M / 2>(t, o, y + (n * features + f) * (out_h / 2) * (out_w / 2), out_h / 2, out_w / 2);
+               winograd_store<M / 2>(t, o, y + (n * features + f) * (out_h / 2) * (out_w / 2), out_h / 2, out_w / 2,
+                                     end);
             } else {
-               winograd_store<M>(t, o, y + (n * features + f) * out_h * out_w, out_h, out_w);
+               winograd_store<M>(t, o, y + (n * features + f) * out_h * out_w, out_h, out_w, end);
             }
          }
       }
