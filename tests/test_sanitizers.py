@@ -48,6 +48,20 @@ def cnn():
     return make_model(nodes, [("x", np.float32, [2, 2, 9, 8])], [("y", np.float32, None)], init), {}
 
 
+
+def winograd_tiles():
+    """conv_winograd_tiles as the model's last nodes, whose outputs are vectors of exactly their size: rows of 6 tiles
+    (12 pixels, F(2, 3)) interleaved whole vectors at a time write past each row into rows stored later, never past
+    the output (batch 2: past the first image's last feature into the second's); and with a fused 2 x 2 MaxPool."""
+    pad = dict(kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+    nodes = [helper.make_node("Conv", ["x", "k1", "c1"], ["y"], **pad),
+             helper.make_node("Conv", ["z", "k2", "c2"], ["a"], **pad), helper.make_node("Relu", ["a"], ["r"]),
+             helper.make_node("MaxPool", ["r"], ["p"], kernel_shape=[2, 2], strides=[2, 2])]
+    init = {"k1": _init(32, 32, 3, 3, scale=0.1), "c1": _init(32, seed=1), "k2": _init(16, 16, 3, 3, seed=2, scale=0.1),
+            "c2": _init(16, seed=3)}
+    inputs = [("x", np.float32, [2, 32, 12, 12]), ("z", np.float32, [2, 16, 20, 22])]
+    return make_model(nodes, inputs, [("y", np.float32, None), ("p", np.float32, None)], init), {}
+
 def recurrent():
     h = 4
     nodes = [
@@ -196,7 +210,7 @@ def scatter_and_pad():
 MODELS = {"mlp": mlp, "cnn": cnn, "recurrent": recurrent, "attention": attention, "indexing": indexing,
           "normalization": normalization, "pooling_and_layout": pooling_and_layout, "reductions": reductions,
           "integers_and_logic": integers_and_logic, "matrices": matrices, "half_precision": half_precision,
-          "scatter_and_pad": scatter_and_pad}
+          "scatter_and_pad": scatter_and_pad, "winograd_tiles": winograd_tiles}
 
 
 @needs_gxx
