@@ -48,7 +48,6 @@ def cnn():
     return make_model(nodes, [("x", np.float32, [2, 2, 9, 8])], [("y", np.float32, None)], init), {}
 
 
-
 def winograd_tiles():
     """conv_winograd_tiles as the model's last nodes, whose outputs are vectors of exactly their size: rows of 6 tiles
     (12 pixels, F(2, 3)) interleaved whole vectors at a time write past each row into rows stored later, never past
@@ -61,6 +60,7 @@ def winograd_tiles():
             "c2": _init(16, seed=3)}
     inputs = [("x", np.float32, [2, 32, 12, 12]), ("z", np.float32, [2, 16, 20, 22])]
     return make_model(nodes, inputs, [("y", np.float32, None), ("p", np.float32, None)], init), {}
+
 
 def recurrent():
     h = 4
