@@ -229,7 +229,7 @@ def winograd_tiles_floats(m: int, alpha: int, channels: int, features: int, grid
     group = max(1, min(features, WINOGRAD_TILES_GROUP // qp))  # winograd_group
     return (lines(padded) + alpha * m * lines(qs + e) + 2 * WINOGRAD_TILES_SLACK + alpha * alpha * (channels * qp + 16)
             + lines(max(alpha * alpha * (features * qp + 16), padded)) + (alpha + m) * m * group * qp
-            + lines(m * -(-tx // 4) * 4) + (alpha * alpha * lines(qs) if compact else 0) + group * qp)
+            + lines(m * -(-tx // 4) * 4) + group * qp)
 
 
 def pack_winograd_tiles(u: np.ndarray, alpha: int, rows: int) -> np.ndarray:

@@ -178,6 +178,20 @@ inline V vinterleave(V a, V b, std::index_sequence<I...>)
 #endif
 }
 
+// Lanes i / W * S + i % W + Off of the pair (a, b) (lane i of a, or i - L of b): rows of W floats that lie S apart
+// packed W apart, from the Off-th float of the first row on, in one two-source permute.
+template <size_t W, size_t S, size_t Off, typename V, size_t... I>
+inline V vpack_rows(V a, V b, std::index_sequence<I...>)
+{
+   static_assert(((I / W * S + I % W + Off < 2 * sizeof...(I)) && ...), "rows within the pair");
+#if defined(__clang__) || __GNUC__ >= 12
+   return __builtin_shufflevector(a, b, (I / W * S + I % W + Off)...);
+#else
+   typedef int vint __attribute__((vector_size(sizeof(V))));
+   return __builtin_shuffle(a, b, vint{int(I / W * S + I % W + Off)...});
+#endif
+}
+
 // Columns by phase, for the Winograd planes and stride-2 convolution rows, in float vectors V of L lanes.
 // split: M L consecutive floats to their M phases (phase b: the floats at M t + b); merge: the reverse.
 template <size_t M, typename V>

@@ -15,8 +15,8 @@
 constexpr size_t kWinogradChunk = 32; // tiles along x transformed together
 
 // The 1-D transforms, written out with their common terms (the matrices are mostly 0 and +-1):
-// WinogradInput<alpha>::input gives o(i, t) = sum_j B^T[i][j] d(j, t), WinogradOutput<m, alpha>::output gives
-// o(j, t) = sum_i A^T[j][i] s(i, t), for t < n.  alpha = 4 interpolates at 0, +-1 and infinity (F(2, 3)),
+// WinogradInput<alpha>::input gives o(i, t) = sum_j B^T[i][j] d(j, t) (d's values floats or float vectors),
+// WinogradOutput<m, alpha>::output gives o(j, t) = sum_i A^T[j][i] s(i, t), for t < n.  alpha = 4 interpolates at 0, +-1 and infinity (F(2, 3)),
 // alpha = 6 at 0, +-1, +-2 and infinity (F(4, 3) and F(2, 5)); G is in ops/reference.py (winograd_g).
 // The loops over t tell GCC that their outputs never overlap their inputs: where those are many pointers
 // (conv_winograd_tiles' planes) it otherwise leaves them scalar rather than emit as many run-time checks.
@@ -36,7 +36,7 @@ struct WinogradInput<4> {
    {
       SOFIE_RDF_IVDEP
       for (size_t t = 0; t < n; ++t) {
-         const float d0 = d(0, t), d1 = d(1, t), d2 = d(2, t), d3 = d(3, t);
+         const auto d0 = d(0, t), d1 = d(1, t), d2 = d(2, t), d3 = d(3, t);
          o(0, t) = d0 - d2;
          o(1, t) = d1 + d2;
          o(2, t) = d2 - d1;
@@ -52,9 +52,9 @@ struct WinogradInput<6> {
    {
       SOFIE_RDF_IVDEP
       for (size_t t = 0; t < n; ++t) {
-         const float d0 = d(0, t), d1 = d(1, t), d2 = d(2, t), d3 = d(3, t), d4 = d(4, t), d5 = d(5, t);
-         const float a = d4 - 4.f * d2, b = d3 - 4.f * d1; // shared by rows 1 and 2
-         const float c = d4 - d2, e = 2.f * (d3 - d1);     // shared by rows 3 and 4
+         const auto d0 = d(0, t), d1 = d(1, t), d2 = d(2, t), d3 = d(3, t), d4 = d(4, t), d5 = d(5, t);
+         const auto a = d4 - 4.f * d2, b = d3 - 4.f * d1; // shared by rows 1 and 2
+         const auto c = d4 - d2, e = 2.f * (d3 - d1);     // shared by rows 3 and 4
          o(0, t) = 4.f * d0 - 5.f * d2 + d4;
          o(1, t) = a + b;
          o(2, t) = a - b;
@@ -258,7 +258,7 @@ constexpr size_t winograd_quads(size_t tiles)
 // channels on 8 pixels ran 1.4x slower).
 // Rows of kWinogradCompactTiles tiles (8-pixel images in F(2, 3)) are stored in V and M without the column past
 // them: a plane of 4 x 5 tiles would fill 2 AVX-512 vectors with 16 tiles, where 4 x 4 fill one.  The input
-// transform along x then writes the plane with that column to xs, copied into V a row at a time.
+// transform along x then packs its rows as it loads them (winograd_input_packed).
 constexpr size_t kWinogradCompactTiles = 4; // emitters/conv.py: WINOGRAD_TILES_COMPACT
 // The transforms run over whole 64-byte lines of their planes: a loop's remainder, at planes of a few dozen tiles,
 // cost as much as its vectors (64 -> 64 channels on 8 pixels: 13% of the layer).  The last lines read this many
@@ -278,7 +278,7 @@ constexpr size_t winograd_group(size_t features, size_t qp)
 
 struct WinogradTiles {
    size_t ty, tx, rows, s, w, qs, q, qp, padded, vs, ms, group, gs;
-   float *phases, *z, *v, *m, *cols, *out, *line, *xs, *biases;
+   float *phases, *z, *v, *m, *cols, *out, *line, *biases;
 
    WinogradTiles(size_t m_, size_t e, size_t alpha, size_t width, size_t channels, size_t features,
                  const size_t *grid, float *scratch)
@@ -294,20 +294,20 @@ struct WinogradTiles {
       cols = m + winograd_lines(std::max(alpha * alpha * ms, padded));
       out = cols + alpha * m_ * gs; // cols and out: planes of a group of features, gs floats apart
       line = out + m_ * m_ * gs;
-      xs = line + winograd_lines(m_ * winograd_quads(tx));
-      biases = xs + (compact() ? alpha * alpha * winograd_lines(qs) : 0); // a group's bias per tile: gs floats
+      biases = line + winograd_lines(m_ * winograd_quads(tx)); // a group's bias per tile: gs floats
    }
    bool compact() const { return w == tx; }
 };
 
-// One channel's zero-padded image xq ((M rows) x (M s)), rows stored by row phase.
+// One channel's image into its zero-padded copy xq ((M rows) x (M s)), rows stored by row phase: the image's
+// places only, the padding being zeros stored before the first channel (each channel's image lies at the same
+// places; zeroing the whole copy for every channel took 9% of a 16 -> 16 layer on 32 pixels).
 template <size_t M>
 inline void winograd_pad(const float *x, const size_t *image, const std::ptrdiff_t *pad, const WinogradTiles &t,
                          float *xq)
 {
    const size_t wp = M * t.s, hp = M * t.rows, top = size_t(pad[1]), left = size_t(pad[2]);
    const size_t n = std::min(image[2], wp - std::min(wp, left));
-   zero_floats(xq, t.padded);
    for (size_t h = 0; h < image[1] && h + top < hp; ++h) {
       const size_t r = h + top;
       act_copy(x + h * image[2], xq + ((r % M) * t.rows + r / M) * wp + left, n, Identity{});
@@ -372,6 +372,40 @@ inline void winograd_pool(const WinogradTiles &t, float *o)
       }
 }
 
+// A place in memory for a float vector: a transform's output stored as it is computed.
+struct VectorPlace {
+   float *place;
+   void operator=(vfloat value) const { vstore(place, value); }
+};
+
+// One channel's V (planes k * A + l, vs floats apart, from v) along x from z (planes k * M + b, zs floats apart:
+// rows of kWinogradCompactTiles tiles and the one past them) for planes packed without that column
+// (WinogradTiles::compact): each vector's rows packed in registers as they are loaded, its value for tile t + 1
+// in the same permute as for t.  Against the transform over the planes as z has them and a copy of each row (four
+// floats) into V: 0.9x the time of a 32 -> 32 layer on 16 pixels, F(4, 3), on a Xeon (AVX-512); the copies' loads
+// waited on the transform's stores.  A vector takes L / 4 rows, the last one the rows before the end (or, of fewer
+// rows, values past them: dropped), reading up to 2 L - 5 floats past a plane's rows (the next plane's, or the
+// zeros past z: kWinogradSlack).
+template <size_t M, size_t A>
+inline void winograd_input_packed(const float *z, size_t zs, size_t rows, float *v, size_t vs)
+{
+   using In = WinogradInput<A>;
+   constexpr size_t W = kWinogradCompactTiles, S = W + 1, L = kVFloatLanes, R = L / W;
+   static_assert((A - 1) / M == 1 && L % W == 0, "tiles reading one tile on, whole rows per vector");
+   constexpr auto lanes = std::make_index_sequence<L>{};
+   for (size_t k = 0; k < A; ++k)
+      for (size_t r = 0; r < rows; r += R) {
+         const size_t r0 = std::min(r, rows > R ? rows - R : 0);
+         In::input(
+            [&](size_t j, size_t) {
+               const float *p = z + (k * M + j % M) * zs + S * r0;
+               const vfloat a = vload(p), b = vload(p + L);
+               return j / M ? vpack_rows<W, S, 1>(a, b, lanes) : vpack_rows<W, S, 0>(a, b, lanes);
+            },
+            [&](size_t l, size_t) { return VectorPlace{v + (k * A + l) * vs + W * r0}; }, 1);
+      }
+}
+
 // Features [f, f + rows) of M_xi over the padded tile plane, rows <= Rows.
 template <size_t Rows, size_t Vectors>
 inline void winograd_tile_products(size_t rows, size_t channels, const float *v, const float *u, float *m,
@@ -401,18 +435,20 @@ SOFIE_RDF_KERNEL SOFIE_RDF_WIDE void conv_winograd_tiles(const float *x, const f
    using In = WinogradInput<A>;
    using Out = WinogradOutput<M, A>;
    const WinogradTiles t(M, E, A, Vectors * kSimdLanes, channels, features, grid, scratch);
-   const size_t zs = winograd_lines(t.qs + E), xq = winograd_lines(t.qs), plane = t.rows * t.s;
-   const size_t out_h = grid[1], out_w = grid[2], nx = t.compact() ? xq : std::min(xq, t.qp);
+   const size_t zs = winograd_lines(t.qs + E), plane = t.rows * t.s;
+   const size_t out_h = grid[1], out_w = grid[2], nx = std::min(winograd_lines(t.qs), t.qp);
    const float *const end = y + batch * features * (pooled ? (out_h / 2) * (out_w / 2) : out_h * out_w);
    std::fill(t.phases + t.padded, t.z, 0.0f);
    std::fill(t.z + A * M * zs, t.v, 0.0f);
-   // V's columns past the plane: those the transform along x writes (up to nx) hold the values of tiles past it,
-   // from the zero slack and the next rows' phases, computed and dropped like the E columns; the others are
-   // zeros, stored once per call (per channel, 16 calls of a few stores took 7% of a 32 -> 32 layer on 12 pixels).
+   // V's columns past the plane: those the transform along x writes (up to nx, or a vector in packed planes of
+   // fewer tiles) hold the values of tiles past it, from the zero slack and the next rows' phases, computed and
+   // dropped like the E columns; the others are zeros, stored once per call (per channel, 16 calls of a few stores
+   // took 7% of a 32 -> 32 layer on 12 pixels).
    for (size_t xi = 0; xi < A * A; ++xi)
       for (size_t c = 0; c < channels; ++c)
          zero_columns(t.v + xi * t.vs + c * t.qp, t.compact() ? t.q : nx, t.qp);
    for (size_t n = 0; n < batch; ++n) {
+      zero_floats(t.m, t.padded); // the padding of the channels' copies (the products then write over them)
       for (size_t c = 0; c < channels; ++c) {
          // one channel at a time: its padded image (a few KB) stays in L1 for the split
          winograd_pad<M>(x + (n * channels + c) * image[1] * image[2], image, pad, t, t.m);
@@ -423,16 +459,13 @@ SOFIE_RDF_KERNEL SOFIE_RDF_WIDE void conv_winograd_tiles(const float *x, const f
          for (size_t b = 0; b < M; ++b) // along y: z[k][b] = sum_i B^T[k][i] P[i % M][b], i / M rows down
             In::input([&](size_t i, size_t q) { return t.phases[(b * M + i % M) * plane + i / M * t.s + q]; },
                       [&](size_t k, size_t q) -> float & { return t.z[(k * M + b) * zs + q]; }, zs);
-         float *vx = t.compact() ? t.xs : t.v + c * t.qp; // V's plane, or the one with the column past the tiles
-         const size_t vxs = t.compact() ? xq : t.vs;
+         if (t.compact()) {
+            winograd_input_packed<M, A>(t.z, zs, t.ty, t.v + c * t.qp, t.vs);
+            continue;
+         }
          for (size_t k = 0; k < A; ++k) // along x: V[k][l] = sum_j B^T[l][j] z[k][j % M], j / M tiles on
             In::input([&](size_t j, size_t q) { return t.z[(k * M + j % M) * zs + j / M + q]; },
-                      [&](size_t l, size_t q) -> float & { return vx[(k * A + l) * vxs + q]; }, nx);
-         if (t.compact())
-            for (size_t xi = 0; xi < A * A; ++xi)
-               for (size_t r = 0; r < t.ty; ++r)
-                  std::memcpy(t.v + xi * t.vs + c * t.qp + r * kWinogradCompactTiles, t.xs + xi * xq + r * t.s,
-                              kWinogradCompactTiles * sizeof(float));
+                      [&](size_t l, size_t q) -> float & { return t.v[(k * A + l) * t.vs + c * t.qp + q]; }, nx);
       }
       for (size_t xi = 0; xi < A * A; ++xi)
          for (size_t f = 0; f < features; f += Rows)
