@@ -166,6 +166,11 @@ TILE_MODELS = {
     # F(2, 3) on 10 x 25 pixels (fewer than 16 a side, but rows of 13 tiles)
     "conv_winograd_tiles_pooled_snug_f43": lambda: _conv(16, 18, (20, 50), 3, pool=True),
     "conv_winograd_tiles_wide_f23": lambda: _conv(16, 16, (10, 25), 3),
+    # F(4, 3) on 16-pixel wide images, the tiles of several tile rows interleaved into whole output rows at once:
+    # 20 rows (5 tile rows: the last vector's overlap the one before on AVX-512), 63 rows (the last tile row's last
+    # output row dropped)
+    "conv_winograd_tiles_packed_rows_f43": lambda: _conv(16, 20, (20, 16), 3),
+    "conv_winograd_tiles_packed_tall_f43": lambda: _conv(16, 17, (63, 16), 3),
     # gemm_panels: 20 rows (two tiles; with AVX-512 each two wide tiles of 5 rows x 64 columns), 13111 columns
     # (a partial last panel); depth 600 (beyond the wide tiles' kWideMaxDepth: 12 x 2 tiles), 100 columns
     "gemm_panels": lambda: _gemm_sigmoid(20, 37, 13111),

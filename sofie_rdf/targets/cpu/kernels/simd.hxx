@@ -193,14 +193,16 @@ inline V vpack_rows(V a, V b, std::index_sequence<I...>)
 }
 
 // Columns by phase, for the Winograd planes and stride-2 convolution rows, in float vectors V of L lanes.
-// split: M L consecutive floats to their M phases (phase b: the floats at M t + b); merge: the reverse.
+// split: M L consecutive floats to their M phases (phase b: the floats at M t + b); merge: the reverse, its i-th
+// L floats stored at place(i) (consecutive, or the rows they belong to).
 template <size_t M, typename V>
 struct ColumnPhases;
 
 template <typename V>
 struct ColumnPhases<1, V> { // one phase, the floats as they are: F(2, 3)'s 2 x 2 tiles pooled to one value
    static void split(const float *s, V *out) { out[0] = vload_as<V>(s); }
-   static void merge(const V *in, float *d) { vstore_as(d, in[0]); }
+   template <typename D>
+   static void merge(const V *in, D place) { vstore_as(place(0), in[0]); }
 };
 
 template <typename V>
@@ -215,11 +217,12 @@ struct ColumnPhases<2, V> {
       out[0] = vevery_other<0>(a, b, lanes);
       out[1] = vevery_other<1>(a, b, lanes);
    }
-   static void merge(const V *in, float *d)
+   template <typename D>
+   static void merge(const V *in, D place)
    {
       const V lo = vinterleave<0>(in[0], in[1], lanes), hi = vinterleave<L / 2>(in[0], in[1], lanes);
-      std::memcpy(d, &lo, sizeof lo);
-      std::memcpy(d + L, &hi, sizeof hi);
+      std::memcpy(place(0), &lo, sizeof lo);
+      std::memcpy(place(1), &hi, sizeof hi);
    }
 };
 
@@ -237,15 +240,16 @@ struct ColumnPhases { // M a power of two from 4: a round of ColumnPhases<2> on 
          out[b + M / 2] = vevery_other<1>(lo[b], hi[b], lanes);
       }
    }
-   static void merge(const V *in, float *d)
+   template <typename D>
+   static void merge(const V *in, D place)
    {
       V lo[M / 2], hi[M / 2];
       for (size_t b = 0; b < M / 2; ++b) {
          lo[b] = vinterleave<0>(in[b], in[b + M / 2], lanes);
          hi[b] = vinterleave<L / 2>(in[b], in[b + M / 2], lanes);
       }
-      ColumnPhases<M / 2, V>::merge(lo, d);
-      ColumnPhases<M / 2, V>::merge(hi, d + M / 2 * L);
+      ColumnPhases<M / 2, V>::merge(lo, place);
+      ColumnPhases<M / 2, V>::merge(hi, [&](size_t i) { return place(i + M / 2); });
    }
 };
 
@@ -274,7 +278,7 @@ inline size_t merge_phases_by(const float *const *src, float *dst, size_t from, 
       V in[M];
       for (size_t j = 0; j < M; ++j)
          in[j] = vload_as<V>(src[j] + t);
-      ColumnPhases<M, V>::merge(in, dst + M * t);
+      ColumnPhases<M, V>::merge(in, [&](size_t i) { return dst + M * t + i * L; });
    }
    return t;
 }
