@@ -171,6 +171,10 @@ TILE_MODELS = {
     # output row dropped)
     "conv_winograd_tiles_packed_rows_f43": lambda: _conv(16, 20, (20, 16), 3),
     "conv_winograd_tiles_packed_tall_f43": lambda: _conv(16, 17, (63, 16), 3),
+    # rows of 8 tiles stored packed too: F(4, 3) on 26 x 32 pixels (7 tile rows, the last two output rows dropped),
+    # F(2, 3) on 12 x 16 (24 -> 26 channels)
+    "conv_winograd_tiles_packed_wide_f43": lambda: _conv(16, 18, (26, 32), 3),
+    "conv_winograd_tiles_packed_wide_f23": lambda: _conv(24, 26, (12, 16), 3),
     # gemm_panels: 20 rows (two tiles; with AVX-512 each two wide tiles of 5 rows x 64 columns), 13111 columns
     # (a partial last panel); depth 600 (beyond the wide tiles' kWideMaxDepth: 12 x 2 tiles), 100 columns
     "gemm_panels": lambda: _gemm_sigmoid(20, 37, 13111),

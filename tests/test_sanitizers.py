@@ -52,18 +52,21 @@ def winograd_tiles():
     """conv_winograd_tiles as the model's last nodes, whose outputs are vectors of exactly their size: rows of 6 tiles
     (12 pixels, F(2, 3)) interleaved whole vectors at a time write past each row into rows stored later, never past
     the output (batch 2: past the first image's last feature into the second's); with a fused 2 x 2 MaxPool; and
-    F(4, 3) on 59 x 16 pixels, its planes packed (rows of 4 tiles), read past their rows as the packed transform
-    loads them, and stored several output rows per merge (the last tile row's last row dropped: past the output).
-    Its weights are smaller (F(4, 3) rounds to about 1e-5 of the outputs' scale, the test's atol)."""
+    F(4, 3) on 59 x 16 and 26 x 32 pixels, their planes packed (rows of 4 and 8 tiles), read past their rows as the
+    packed transform loads them, and stored several output rows per merge (the last tile row's last rows dropped:
+    past the output).  Their weights are smaller (F(4, 3) rounds to about 1e-5 of the outputs' scale, the test's
+    atol)."""
     pad = dict(kernel_shape=[3, 3], pads=[1, 1, 1, 1])
     nodes = [helper.make_node("Conv", ["x", "k1", "c1"], ["y"], **pad),
              helper.make_node("Conv", ["z", "k2", "c2"], ["a"], **pad), helper.make_node("Relu", ["a"], ["r"]),
              helper.make_node("MaxPool", ["r"], ["p"], kernel_shape=[2, 2], strides=[2, 2]),
-             helper.make_node("Conv", ["w", "k3", "c3"], ["b"], **pad)]
+             helper.make_node("Conv", ["w", "k3", "c3"], ["b"], **pad),
+             helper.make_node("Conv", ["v", "k3", "c3"], ["d"], **pad)]
     init = {"k1": _init(32, 32, 3, 3, scale=0.1), "c1": _init(32, seed=1), "k2": _init(16, 16, 3, 3, seed=2, scale=0.1),
             "c2": _init(16, seed=3), "k3": _init(16, 16, 3, 3, seed=4, scale=0.05), "c3": _init(16, seed=5)}
-    inputs = [("x", np.float32, [2, 32, 12, 12]), ("z", np.float32, [2, 16, 20, 22]), ("w", np.float32, [2, 16, 59, 16])]
-    outputs = [("y", np.float32, None), ("p", np.float32, None), ("b", np.float32, None)]
+    inputs = [("x", np.float32, [2, 32, 12, 12]), ("z", np.float32, [2, 16, 20, 22]), ("w", np.float32, [2, 16, 59, 16]),
+              ("v", np.float32, [2, 16, 26, 32])]
+    outputs = [("y", np.float32, None), ("p", np.float32, None), ("b", np.float32, None), ("d", np.float32, None)]
     return make_model(nodes, inputs, outputs, init), {}
 
 

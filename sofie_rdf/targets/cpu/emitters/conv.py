@@ -131,7 +131,7 @@ WINOGRAD_BLOCK_FLOATS = 1 << 20
 # their positions: 20 x 50, whose last tile column is half outside, 1.04), else F(2, 3).  Measured on a Xeon
 # (AVX-512) against conv_rows, batch 1: 0.75x its time for 32 -> 32 channels on 16 pixels, 0.70x on 24, 0.50x on
 # 32, 0.95x for 16 -> 16 on 16.  F(4, 3) against F(2, 3) on 16 and 20 pixels, now that rows of 4 tiles fill a
-# vector (see WINOGRAD_TILES_COMPACT), on a Sapphire Rapids-class Xeon: 0.78x (64 -> 64 on 16), 0.80x to 0.88x
+# vector (see WINOGRAD_TILES_PACKED), on a Sapphire Rapids-class Xeon: 0.78x (64 -> 64 on 16), 0.80x to 0.88x
 # (32 -> 32, 48 -> 48, 64 -> 32 on 16; 24 -> 24, 32 -> 32 on 20), 0.95x (16 -> 32 on 16), 0.99x to 1.02x
 # (16 -> 16 on 16); built for AVX2 0.78x to 0.97x, 16 -> 16 on 16 1.04x.  On 18 and 22 pixels, whose last tiles
 # are half outside, 16 -> 16 took 1.10x to 1.12x; on Zen 4, 16 x 18 and 20 x 22 (1.11 and 1.09 times covered)
@@ -155,7 +155,8 @@ WINOGRAD_TILES_SNUG = 1.05
 WINOGRAD_TILES_MAX_FLOATS = 1 << 18
 WINOGRAD_TILE_ROWS = 4  # features per register tile: a multiple of this, at least as many accumulators as this
 WINOGRAD_TILE_ACCUMULATORS = 16  # (2 FMA units x 4 cycles of latency, doubled: the register tile's loads in between)
-WINOGRAD_TILES_COMPACT = 4  # kWinogradCompactTiles: tile rows this wide are stored without the column past them
+WINOGRAD_TILES_PACKED = (4, 8)  # winograd_packed: tile rows this wide are stored without the column past them
+# (rows of 8: 32-pixel images in F(4, 3), 5 AVX-512 vectors of tiles to 4; CaloCNN2d 0.94x, ResNetSmall 0.94x)
 WINOGRAD_TILES_SLACK = 32  # kWinogradSlack: zeros past the phase planes and past z, read by whole vectors
 WINOGRAD_TILES_GROUP = 64  # kWinogradGroupFloats: the output transform takes whole features' planes this long
 WINOGRAD_TILE_MAX_VECTORS = 5  # vectors of tiles per register tile (4 x 5 accumulators, 5 inputs, a weight)
@@ -222,7 +223,7 @@ def winograd_tiles_floats(m: int, alpha: int, channels: int, features: int, grid
         return -(-n // 16) * 16
     e = (alpha - 1) // m
     ty, tx = (-(-g // m) for g in grid[-2:])
-    compact = tx == WINOGRAD_TILES_COMPACT
+    compact = tx in WINOGRAD_TILES_PACKED
     qs = ty * (tx + e)
     qp = -(-(ty * tx if compact else qs) // width) * width
     padded = m * (ty + e) * m * (tx + e)
@@ -413,7 +414,7 @@ class ConvEmitter(ConvCode):
         widest = min(WINOGRAD_TILE_MAX_VECTORS, (registers - 1) // (WINOGRAD_TILE_ROWS + 1))
         m = self.winograd_order
         ty, tx = (-(-g // m) for g in grid[-2:])
-        tiles = ty * (tx if tx == WINOGRAD_TILES_COMPACT else tx + 1)  # tile rows x tiles (+ the column past them)
+        tiles = ty * (tx if tx in WINOGRAD_TILES_PACKED else tx + 1)  # tile rows x tiles (+ the column past them)
         vectors = min(range(1, widest + 1), key=lambda v: (-(-tiles // (v * lanes)) * v, -v))
         rows = WINOGRAD_TILE_ROWS
         while (rows + WINOGRAD_TILE_ROWS) * vectors <= WINOGRAD_TILE_ACCUMULATORS and \

@@ -256,10 +256,17 @@ constexpr size_t winograd_quads(size_t tiles)
 // winograd_tiles_floats, which mirrors this).  Matrices of V and M are a line longer than their contents:
 // strides of a multiple of 4 KB make every plane's loads wait on the stores to the others (4K aliasing: 64 -> 64
 // channels on 8 pixels ran 1.4x slower).
-// Rows of kWinogradCompactTiles tiles (8-pixel images in F(2, 3)) are stored in V and M without the column past
-// them: a plane of 4 x 5 tiles would fill 2 AVX-512 vectors with 16 tiles, where 4 x 4 fill one.  The input
-// transform along x then packs its rows as it loads them (winograd_input_packed).
-constexpr size_t kWinogradCompactTiles = 4; // emitters/conv.py: WINOGRAD_TILES_COMPACT
+// Rows of 4 or 8 tiles (16- and 32-pixel images in F(4, 3), 8 and 16 in F(2, 3)) are stored in V and M without
+// the column past them (winograd_packed): a plane of 4 x 5 tiles would fill 2 AVX-512 vectors with 16 tiles, where
+// 4 x 4 fill one, and 8 x 9 five where 8 x 8 fill four.  The input transform along x then packs its rows as it
+// loads them (winograd_input_packed).  The choice is the emitter's as well (emitters/conv.py:
+// WINOGRAD_TILES_PACKED), the same for every instruction set the header may be built for.
+constexpr size_t kWinogradPackedNarrow = 4, kWinogradPackedWide = 8;
+
+constexpr bool winograd_packed(size_t tx)
+{
+   return tx == kWinogradPackedNarrow || tx == kWinogradPackedWide;
+}
 // The transforms run over whole 64-byte lines of their planes: a loop's remainder, at planes of a few dozen tiles,
 // cost as much as its vectors (64 -> 64 channels on 8 pixels: 13% of the layer).  The last lines read this many
 // floats past the phase planes and past z, zeros (emitters/conv.py: WINOGRAD_TILES_SLACK).
@@ -283,7 +290,7 @@ struct WinogradTiles {
    WinogradTiles(size_t m_, size_t e, size_t alpha, size_t width, size_t channels, size_t features,
                  const size_t *grid, float *scratch)
       : ty((grid[1] + m_ - 1) / m_), tx((grid[2] + m_ - 1) / m_), rows(ty + e), s(tx + e),
-        w(tx == kWinogradCompactTiles ? tx : s), qs(ty * s), q(ty * w), qp((q + width - 1) / width * width),
+        w(winograd_packed(tx) ? tx : s), qs(ty * s), q(ty * w), qp((q + width - 1) / width * width),
         padded(m_ * rows * m_ * s), vs(channels * qp + 16), ms(features * qp + 16),
         group(winograd_group(features, qp)), gs(group * qp)
    {
@@ -324,15 +331,15 @@ struct Activated {
    void operator=(float value) const { place = act(value + bias); }
 };
 
-// winograd_store for packed planes (WinogradTiles::compact) whose output rows are whole vectors, M * 4 floats
-// (16-pixel images in F(4, 3)): the tiles of the L / 4 tile rows in a vector interleaved in one merge of M
-// vectors, its output rows stored where they go (rows past out_h into the line).  Rows of tiles had taken a merge
-// of 4-float vectors each: 0.9x the time of a 32 -> 32 layer on 16 pixels, on a Xeon (AVX-512).  The last vector
-// takes the tile rows before the end, some stored twice.
-template <size_t M>
+// winograd_store for packed planes (WinogradTiles::compact) of W tiles a row whose output rows are whole vectors,
+// M * W floats (16-pixel images in F(4, 3)): the tiles of the L / W tile rows in a vector interleaved in one
+// merge of M vectors, its output rows stored where they go (rows past out_h into the line).  Rows of tiles had
+// taken a merge of 4-float vectors each: 0.9x the time of a 32 -> 32 layer on 16 pixels, on a Xeon (AVX-512).
+// The last vector takes the tile rows before the end, some stored twice.
+template <size_t M, size_t W>
 inline void winograd_store_packed(const WinogradTiles &t, const float *o, float *y, size_t out_h)
 {
-   constexpr size_t W = kWinogradCompactTiles, L = kVFloatLanes, R = L / W, C = M * W / L; // C: vectors a row
+   constexpr size_t L = kVFloatLanes, R = L / W, C = M * W / L; // C: vectors a row
    for (size_t ty = 0; ty < t.ty; ty += R) {
       const size_t t0 = std::min(ty, t.ty - R);
       for (size_t l = 0; l < M; ++l) {
@@ -359,9 +366,13 @@ template <size_t M>
 inline void winograd_store(const WinogradTiles &t, const float *o, float *y, size_t out_h, size_t out_w,
                            const float *end)
 {
-   if constexpr (M * kWinogradCompactTiles % kVFloatLanes == 0)
-      if (t.compact() && out_w == M * kWinogradCompactTiles && t.ty >= kVFloatLanes / kWinogradCompactTiles)
-         return winograd_store_packed<M>(t, o, y, out_h);
+   constexpr size_t N = kWinogradPackedNarrow, D = kWinogradPackedWide, L = kVFloatLanes;
+   if constexpr (M * N % L == 0)
+      if (t.compact() && t.tx == N && out_w == M * N && t.ty >= L / N)
+         return winograd_store_packed<M, N>(t, o, y, out_h);
+   if constexpr (L % D == 0 && M * D % L == 0)
+      if (t.compact() && t.tx == D && out_w == M * D && t.ty >= L / D)
+         return winograd_store_packed<M, D>(t, o, y, out_h);
    const size_t n = winograd_quads(t.tx);
    for (size_t ty = 0; ty < t.ty; ++ty)
       for (size_t l = 0; l < M && M * ty + l < out_h; ++l) {
@@ -405,30 +416,31 @@ struct VectorPlace {
 };
 
 // One channel's V (planes k * A + l, vs floats apart, from v) along x from z (planes k * M + b, zs floats apart:
-// rows of kWinogradCompactTiles tiles and the one past them) for planes packed without that column
-// (WinogradTiles::compact): each vector's rows packed in registers as they are loaded, its value for tile t + 1
-// in the same permute as for t.  Against the transform over the planes as z has them and a copy of each row (four
-// floats) into V: 0.9x the time of a 32 -> 32 layer on 16 pixels, F(4, 3), on a Xeon (AVX-512); the copies' loads
-// waited on the transform's stores.  A vector takes L / 4 rows, the last one the rows before the end (or, of fewer
-// rows, values past them: dropped), reading up to 2 L - 5 floats past a plane's rows (the next plane's, or the
-// zeros past z: kWinogradSlack).
-template <size_t M, size_t A>
+// rows of W tiles and the one past them) for planes packed without that column (WinogradTiles::compact): each
+// vector's rows packed in registers as they are loaded, its value for tile t + 1 in the same permute as for t.
+// Against the transform over the planes as z has them and a copy of each row (four floats) into V: 0.9x the time
+// of a 32 -> 32 layer on 16 pixels, F(4, 3), on a Xeon (AVX-512); the copies' loads waited on the transform's
+// stores.  A vector takes R = L / W rows (or, rows wider than it, a part of one: P floats), the last one the rows
+// before the end (or, of fewer rows, values past them: dropped), reading up to 2 L - W - 1 floats past a plane's
+// rows (the next plane's, or the zeros past z: kWinogradSlack).
+template <size_t M, size_t A, size_t W>
 inline void winograd_input_packed(const float *z, size_t zs, size_t rows, float *v, size_t vs)
 {
    using In = WinogradInput<A>;
-   constexpr size_t W = kWinogradCompactTiles, S = W + 1, L = kVFloatLanes, R = L / W;
-   static_assert((A - 1) / M == 1 && L % W == 0, "tiles reading one tile on, whole rows per vector");
+   constexpr size_t S = W + 1, L = kVFloatLanes, P = std::min(W, L), R = L / P;
+   static_assert((A - 1) / M == 1 && L % P == 0 && W % P == 0, "tiles reading one tile on, whole rows per vector");
    constexpr auto lanes = std::make_index_sequence<L>{};
    for (size_t k = 0; k < A; ++k)
       for (size_t r = 0; r < rows; r += R) {
          const size_t r0 = std::min(r, rows > R ? rows - R : 0);
-         In::input(
-            [&](size_t j, size_t) {
-               const float *p = z + (k * M + j % M) * zs + S * r0;
-               const vfloat a = vload(p), b = vload(p + L);
-               return j / M ? vpack_rows<W, S, 1>(a, b, lanes) : vpack_rows<W, S, 0>(a, b, lanes);
-            },
-            [&](size_t l, size_t) { return VectorPlace{v + (k * A + l) * vs + W * r0}; }, 1);
+         for (size_t part = 0; part < W; part += P)
+            In::input(
+               [&](size_t j, size_t) {
+                  const float *p = z + (k * M + j % M) * zs + S * r0 + part;
+                  const vfloat a = vload(p), b = vload(p + L);
+                  return j / M ? vpack_rows<P, S, 1>(a, b, lanes) : vpack_rows<P, S, 0>(a, b, lanes);
+               },
+               [&](size_t l, size_t) { return VectorPlace{v + (k * A + l) * vs + W * r0 + part}; }, 1);
       }
 }
 
@@ -486,7 +498,10 @@ SOFIE_RDF_KERNEL SOFIE_RDF_WIDE void conv_winograd_tiles(const float *x, const f
             In::input([&](size_t i, size_t q) { return t.phases[(b * M + i % M) * plane + i / M * t.s + q]; },
                       [&](size_t k, size_t q) -> float & { return t.z[(k * M + b) * zs + q]; }, zs);
          if (t.compact()) {
-            winograd_input_packed<M, A>(t.z, zs, t.ty, t.v + c * t.qp, t.vs);
+            if (t.tx == kWinogradPackedWide)
+               winograd_input_packed<M, A, kWinogradPackedWide>(t.z, zs, t.ty, t.v + c * t.qp, t.vs);
+            else
+               winograd_input_packed<M, A, kWinogradPackedNarrow>(t.z, zs, t.ty, t.v + c * t.qp, t.vs);
             continue;
          }
          for (size_t k = 0; k < A; ++k) // along x: V[k][l] = sum_j B^T[l][j] z[k][j % M], j / M tiles on
