@@ -16,8 +16,9 @@ constexpr size_t kWinogradChunk = 32; // tiles along x transformed together
 
 // The 1-D transforms, written out with their common terms (the matrices are mostly 0 and +-1):
 // WinogradInput<alpha>::input gives o(i, t) = sum_j B^T[i][j] d(j, t) (d's values floats or float vectors),
-// WinogradOutput<m, alpha>::output gives o(j, t) = sum_i A^T[j][i] s(i, t), for t < n.  alpha = 4 interpolates at 0, +-1 and infinity (F(2, 3)),
-// alpha = 6 at 0, +-1, +-2 and infinity (F(4, 3) and F(2, 5)); G is in ops/reference.py (winograd_g).
+// WinogradOutput<m, alpha>::output gives o(j, t) = sum_i A^T[j][i] s(i, t), for t < n.  alpha = 4 interpolates at
+// 0, +-1 and infinity (F(2, 3)), alpha = 6 at 0, +-1, +-2 and infinity (F(4, 3) and F(2, 5)); G is in
+// ops/reference.py (winograd_g).
 // The loops over t tell GCC that their outputs never overlap their inputs: where those are many pointers
 // (conv_winograd_tiles' planes) it otherwise leaves them scalar rather than emit as many run-time checks.
 #if defined(__GNUC__) && !defined(__clang__)
@@ -332,7 +333,7 @@ struct Activated {
 };
 
 // winograd_store for packed planes (WinogradTiles::compact) of W tiles a row whose output rows are whole vectors,
-// M * W floats (16-pixel images in F(4, 3)): the tiles of the L / W tile rows in a vector interleaved in one
+// M * W floats (16- and 32-pixel images in F(4, 3)): the tiles of the L / W tile rows in a vector interleaved in one
 // merge of M vectors, its output rows stored where they go (rows past out_h into the line).  Rows of tiles had
 // taken a merge of 4-float vectors each: 0.9x the time of a 32 -> 32 layer on 16 pixels, on a Xeon (AVX-512).
 // The last vector takes the tile rows before the end, some stored twice.
