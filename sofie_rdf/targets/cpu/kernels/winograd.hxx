@@ -355,6 +355,20 @@ inline void winograd_store_packed(const WinogradTiles &t, const float *o, float 
    }
 }
 
+// winograd_store_packed where it serves: packed rows of W tiles, output rows of whole vectors, at least a vector's
+// tile rows.  Returns whether it stored the rows.
+template <size_t M, size_t W>
+inline bool winograd_store_rows(const WinogradTiles &t, const float *o, float *y, size_t out_h, size_t out_w)
+{
+   constexpr size_t L = kVFloatLanes;
+   if constexpr (L % W == 0 && M * W % L == 0)
+      if (t.compact() && t.tx == W && out_w == M * W && t.ty >= L / W) {
+         winograd_store_packed<M, W>(t, o, y, out_h);
+         return true;
+      }
+   return false;
+}
+
 // One feature's output y (out_h x out_w) from o, its M x M output planes (gs floats apart) of qp tiles: the
 // M x M values of each tile (M / 2 x M / 2 after winograd_pool) interleaved into the output rows.  A row of
 // tiles that is no whole number of vectors (6 tiles: 24-pixel images in F(4, 3)) is interleaved whole vectors at
@@ -367,13 +381,9 @@ template <size_t M>
 inline void winograd_store(const WinogradTiles &t, const float *o, float *y, size_t out_h, size_t out_w,
                            const float *end)
 {
-   constexpr size_t N = kWinogradPackedNarrow, D = kWinogradPackedWide, L = kVFloatLanes;
-   if constexpr (M * N % L == 0)
-      if (t.compact() && t.tx == N && out_w == M * N && t.ty >= L / N)
-         return winograd_store_packed<M, N>(t, o, y, out_h);
-   if constexpr (L % D == 0 && M * D % L == 0)
-      if (t.compact() && t.tx == D && out_w == M * D && t.ty >= L / D)
-         return winograd_store_packed<M, D>(t, o, y, out_h);
+   if (winograd_store_rows<M, kWinogradPackedNarrow>(t, o, y, out_h, out_w) ||
+       winograd_store_rows<M, kWinogradPackedWide>(t, o, y, out_h, out_w))
+      return;
    const size_t n = winograd_quads(t.tx);
    for (size_t ty = 0; ty < t.ty; ++ty)
       for (size_t l = 0; l < M && M * ty + l < out_h; ++l) {
