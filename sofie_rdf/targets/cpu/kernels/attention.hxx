@@ -317,22 +317,6 @@ inline bool attention_plain(const Attention<float, M, float> &a)
           a.kv_len() > 0;
 }
 
-// The softmax of R rows of n scores, but for its division: the rows keep e^(s - max), and inv[r] receives
-// 1 / (their sum), for the rows of Y (attention_values_rows), which are head_v values where these are n.  The
-// rows' maxima are taken first, all of them, then their exponentials: independent work for the core to overlap
-// where row by row each step waited on its row's reduction (a third of the attention's time at 128 keys).
-template <size_t R>
-inline void attention_exp_rows(float *s, size_t n, float *inv)
-{
-   float shift[R];
-#pragma GCC unroll 16
-   for (size_t r = 0; r < R; ++r)
-      shift[r] = softmax_max<float, float>(s + r * n, n);
-#pragma GCC unroll 16
-   for (size_t r = 0; r < R; ++r)
-      inv[r] = 1.0f / softmax_exp_sum<float, float>(s + r * n, s + r * n, n, shift[r]);
-}
-
 // Rows [i, i + R) of head h of batch b: scores into their rows of a.scores, probabilities, Y.
 template <size_t R, typename M>
 inline void attention_rows(const Attention<float, M, float> &a, size_t b, size_t h, size_t i, const float *q,
@@ -343,7 +327,7 @@ inline void attention_rows(const Attention<float, M, float> &a, size_t b, size_t
    attention_scores_rows<R>(q + i * q_stride, q_stride, a.key_t, n, a.head_qk, a.scale, s);
    float inv[R];
    if (attention_plain(a)) {
-      attention_exp_rows<R>(s, n, inv);
+      softmax_exp_rows<R>(s, s, n, inv); // the division left to attention_values_rows
    } else {
       attention_probabilities(a, b, h, i, i + R);
       std::fill(inv, inv + R, 1.0f);
