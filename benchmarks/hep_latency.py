@@ -204,6 +204,8 @@ def main(argv: Optional[list[str]] = None) -> str:
             text = write()
             print(f"  {name}: native {_fmt_time(rows[-1]['engines']['native'].get('median_s', float('nan')))}, "
                   f"{_goal_cell(rows[-1])}", flush=True)
+    latency.remeasure_peak(meta["machine"])
+    text = write()
     plot(rows, out, stem)
     print(text)
     return text

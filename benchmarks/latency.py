@@ -549,6 +549,14 @@ def measured_core_gflops(simd: str) -> float:
     return max(runs)
 
 
+def remeasure_peak(m: dict) -> None:
+    """Measure the core's peak again (after a run's rows) and keep the larger of the two: these VMs change their
+    clock from minute to minute, and a peak measured in a slow minute (67 GFLOP/s for AVX2 on a Xeon whose fast
+    minutes reach 95) put a layer running at 69% of the core's peak at 98%."""
+    values = [v for v in (m.get("measured_core_gflops", float("nan")), measured_core_gflops(m["simd"])) if v == v]
+    m["measured_core_gflops"] = max(values) if values else float("nan")
+
+
 def core_peak(m: dict) -> float:
     """The per-core peak the "% of core peak" columns divide by: measured where it could be, else estimated."""
     measured = m.get("measured_core_gflops", float("nan"))
@@ -788,6 +796,14 @@ def plots(rows: list[dict], out: Path) -> list[Path]:
     return [latency_png, ratio_png]
 
 
+def write_tables(rows: list[dict], meta: dict, out: Path) -> str:
+    """latency.md and latency.json in ``out``; returns the markdown."""
+    text = markdown(rows, meta)
+    (out / "latency.md").write_text(text)
+    (out / "latency.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+    return text
+
+
 def main(argv: Optional[list[str]] = None) -> str:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.latency", description=__doc__.split("\n")[0])
     parser.add_argument("--models", help="comma-separated model names (default: all; see benchmarks/models.py)")
@@ -820,9 +836,9 @@ def main(argv: Optional[list[str]] = None) -> str:
         rows.append(run_model(name, root, target, repeats))
         meta.update(date=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), versions=_versions(rows),
                     wall_s=time.perf_counter() - start)
-        text = markdown(rows, meta)
-        (out / "latency.md").write_text(text)
-        (out / "latency.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+        write_tables(rows, meta, out)
+    remeasure_peak(meta["machine"])
+    text = write_tables(rows, meta, out)
     plots(rows, out)
     print(text)
     return text
