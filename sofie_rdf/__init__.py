@@ -25,8 +25,10 @@ from .errors import (
     CompilationError,
     LegacyModelWarning,
     ModelFormatError,
+    NeedsDimsError,
     ShapeError,
     SofieError,
+    SpecialisationWarning,
     UnsupportedOperatorError,
 )
 
@@ -55,8 +57,9 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
-    "CompilationError", "LegacyModelWarning", "Model", "ModelFormatError", "Op", "OperatorRegistrationError", "Reader",
-    "Session", "ShapeError", "SofieError", "TensorInfo", "TensorType", "UnsupportedOperatorError", "__version__",
+    "CompilationError", "LegacyModelWarning", "Model", "ModelFormatError", "NeedsDimsError", "Op",
+    "OperatorRegistrationError", "Reader", "Session", "ShapeError", "SofieError", "SpecialisationWarning", "TensorInfo",
+    "TensorType", "UnsupportedOperatorError", "__version__",
     "columnar", "compile", "custom_op",
     "from_keras", "from_onnx", "from_pytorch", "from_root", "from_xgboost", "gnn", "keras_layer", "load", "rdf",
     "register_op", "unregister_keras_layer", "unregister_op",

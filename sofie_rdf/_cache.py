@@ -25,7 +25,7 @@ def cache_dir() -> Path:
 
 
 @cache
-def _fingerprint() -> str:
+def fingerprint() -> str:
     """This sofie-rdf's code: any edit to a module or kernel changes the index keys."""
     h = hashlib.sha256()
     for folder, dirs, files in os.walk(_PACKAGE):
@@ -48,7 +48,7 @@ def index_key(source: Any, options: tuple) -> Optional[str]:
     if data is None:
         return None
     h = hashlib.sha256(data)
-    h.update(repr((options, os.environ.get("CXX"), _fingerprint())).encode())
+    h.update(repr((options, os.environ.get("CXX"), fingerprint())).encode())
     return h.hexdigest()[:32]
 
 
@@ -68,6 +68,11 @@ def index_store(key: str, entry: dict[str, Any]) -> None:
     tmp = folder / f".{key}.{os.getpid()}.tmp"
     tmp.write_text(json.dumps(entry))
     os.replace(tmp, folder / f"{key}.json")
+
+
+def index_remove(key: str) -> None:
+    """Forget ``key`` (its library is being removed)."""
+    (cache_dir() / "index" / f"{key}.json").unlink(missing_ok=True)
 
 
 def atomic_write(path: str | os.PathLike, text: str | bytes) -> Path:

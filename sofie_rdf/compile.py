@@ -42,9 +42,7 @@ def compile(model: Any, backend: str = "jit", flags: Optional[Sequence[str]] = N
     """
     if backend not in ("jit", "native", "cuda"):
         raise SofieError(f"backend must be 'jit', 'native' or 'cuda', got {backend!r}")
-    if backend == "cuda":
-        return _compile_cuda(_as_model(model), flags, weights, profile, reserve or {})
-    if reserve is not None:
+    if reserve is not None and backend != "cuda":
         raise SofieError("reserve= is for backend='cuda' (the CPU backends allocate on the first call)")
     options = (backend, tuple(flags) if flags is not None else None, weights, profile)
     key = _index_key(model, options)
@@ -53,10 +51,24 @@ def compile(model: Any, backend: str = "jit", flags: Optional[Sequence[str]] = N
         return _from_index(entry, model, options)
     source = model
     model = _as_model(model)
-    from .targets.cpu import WEIGHTS_MODES
+    if backend != "cuda":
+        from .targets.cpu import WEIGHTS_MODES
 
-    if weights not in WEIGHTS_MODES:
-        raise SofieError(f"weights must be one of {', '.join(WEIGHTS_MODES)}, got {weights!r}")
+        if weights not in WEIGHTS_MODES:
+            raise SofieError(f"weights must be one of {', '.join(WEIGHTS_MODES)}, got {weights!r}")
+    if model.needs_dims is not None:
+        return _specialising(model, options, reserve)
+    sess = _compile_model(model, options, reserve, key)
+    sess.profiling_twin = lambda: compile(source if key is not None else model, backend, flags, weights, profile=True)
+    return sess
+
+
+def _compile_model(model: Model, options: tuple, reserve: Optional[Mapping[str, int]], key: Optional[str]) -> Session:
+    """The Session of ``model`` built with ``options`` (backend, flags, weights, profile); a native library is
+    indexed under ``key`` when given."""
+    backend, flags, weights, profile = options
+    if backend == "cuda":
+        return _compile_cuda(model, flags, weights, profile, reserve or {})
     if backend == "jit":
         sess = _compile_jit(model, weights, profile)
     else:
@@ -65,8 +77,23 @@ def compile(model: Any, backend: str = "jit", flags: Optional[Sequence[str]] = N
             _cache.index_store(key, {"library": str(sess.library), "namespace": sess.namespace,
                                      "namespace_owner": owner, "weights": str(sess.weights_path or "") or None})
     sess.model = model
-    sess.profiling_twin = lambda: compile(source if key is not None else model, backend, flags, weights, profile=True)
     return sess
+
+
+def _specialising(model: Model, options: tuple, reserve: Optional[Mapping[str, int]]) -> Session:
+    """The Session of a model one build cannot serve: a build per set of dims (:mod:`sofie_rdf._specialise`),
+    native ones indexed on disk by their dims."""
+    from ._specialise import SpecialisingSession
+
+    def build(specialised: Model, key: Optional[str]) -> Session:
+        entry = _cache.index_lookup(key) if key is not None else None
+        if entry is not None and claim_namespace(entry["namespace"], entry["namespace_owner"]):
+            return _from_index(entry, specialised, options)
+        sess = _compile_model(specialised, options, reserve, key)
+        sess.profiling_twin = lambda: _compile_model(specialised, options[:3] + (True,), reserve, None)
+        return sess
+
+    return SpecialisingSession(model, options[0], build, options if options[0] == "native" else None)
 
 
 def session_of(session_or_model: Any, backend: str = "jit") -> Session:

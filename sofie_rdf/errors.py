@@ -46,8 +46,30 @@ class ShapeError(SofieError):
     """A tensor has a shape or dtype that the model cannot accept."""
 
 
+class NeedsDimsError(ShapeError):
+    """Code generation cannot settle a shape while some input dims stay symbolic: an ``If`` whose branches
+    differ in rank and whose condition depends on dims (``torch.onnx.export``'s ``x.squeeze(d)`` of a dynamic
+    dim), or a shape computed from values that only the dims' sizes decide.
+
+    ``dims`` names the input dims whose sizes settle it (None: every input dim); shape inference finds them
+    from ``input``, the index of the node's input whose value decides it.  :func:`sofie_rdf.compile` then
+    builds the model for the dims of each call (see :mod:`sofie_rdf._specialise`); :meth:`Model.generate`
+    needs them given, ``sr.load(..., dims={...})``.
+    """
+
+    def __init__(self, message: str, dims: frozenset[str] | None = None, input: int | None = None):
+        super().__init__(message)
+        self.dims = dims
+        self.input = input
+
+
 class CompilationError(SofieError):
     """Generated C++ failed to compile (a bug in sofie-rdf: please report it)."""
+
+
+class SpecialisationWarning(UserWarning):
+    """A model is built for the dims of each call, since one build cannot serve them all (the message names
+    the node); said once per Session."""
 
 
 class LegacyModelWarning(UserWarning):

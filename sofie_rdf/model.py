@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 import os
 from collections import Counter
 from pathlib import Path
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Mapping, Optional, Sequence, Union
 
 from . import ir
-from .errors import SofieError
+from .errors import NeedsDimsError, ShapeError, SofieError
 from .ops import unsupported_nodes
 from .passes import prepare
 from .planning import Planned, plan
@@ -26,8 +27,31 @@ class Model:
 
     def __init__(self, graph: ir.Model):
         self.ir = graph
-        self._prepared = prepare(graph)
+        # Why one build cannot serve every size of the input dims (None: it can); sr.compile then builds the
+        # model for the dims of each call (sofie_rdf._specialise).
+        self.needs_dims: Optional[NeedsDimsError] = None
+        self._prepared = self._prepare(graph)
         self._digest = graph.digest()
+
+    def _prepare(self, graph: ir.Model) -> Optional[ir.Model]:
+        """The prepared graph, or None (``needs_dims`` set) when a shape is only settled by the dims' sizes."""
+        try:
+            return prepare(graph)
+        except NeedsDimsError as exc:
+            if not ir.free_symbols(graph.tensors[n].shape for n in graph.inputs):
+                raise ShapeError(f"{exc} (the inputs' dims are all fixed: it depends on the inputs' values, which "
+                                 "sofie-rdf cannot generate code for)") from None
+            self.needs_dims = exc
+            return None
+
+    def specialised(self, dims: Mapping[str, int]) -> Model:
+        """This model with the input dims in ``dims`` fixed (as ``sr.load(..., dims=dims)`` would), its IR
+        otherwise shared: what :func:`sofie_rdf.compile` builds for the dims of a call when :attr:`needs_dims`."""
+        graph = copy.copy(self.ir)
+        graph.tensors = dict(graph.tensors)
+        graph.unnamed_dims, graph.equated_dims = set(graph.unnamed_dims), dict(graph.equated_dims)
+        graph.fix_inputs(dims)
+        return Model(graph)
 
     @property
     def name(self) -> str:
@@ -37,23 +61,36 @@ class Model:
     @name.setter
     def name(self, value: str) -> None:
         self.ir.name = ir.model_name_from(value)
-        self._prepared.name = self.ir.name
+        if self._prepared is not None:
+            self._prepared.name = self.ir.name
         self._digest = self.ir.digest()
 
     @property
     def inputs(self) -> list[ir.TensorInfo]:
-        return self._prepared.input_info
+        return (self._prepared or self.ir).input_info
 
     @property
     def outputs(self) -> list[ir.TensorInfo]:
+        """The outputs' types; a model that :attr:`needs_dims` has them only once its dims are given."""
+        if self._prepared is None:
+            raise self._unsettled("its outputs' shapes")
         return self._prepared.output_info
 
     def planned(self, target: Union[str, Target] = "native") -> Planned:
         """The model planned for ``target`` (rewritten, bound, memory placed): computed once per content."""
         digest = self.ir.digest()
         if digest != self._digest:  # the IR was changed in place since it was prepared
-            self._prepared, self._digest = prepare(self.ir), digest
+            self._prepared, self._digest = self._prepare(self.ir), digest
+        if self._prepared is None:
+            raise self._unsettled("code for it")
         return plan(self.ir, _target(target), self._prepared, digest)
+
+    def _unsettled(self, what: str) -> NeedsDimsError:
+        """The error of asking a model that :attr:`needs_dims` for what only its dims' sizes decide."""
+        exc = self.needs_dims
+        return NeedsDimsError(f"{exc}.  There is no {what} until those dims are given: load it with "
+                              "sr.load(..., dims={...}) or use model.specialised({...}); sr.compile builds it for "
+                              "the dims of each call by itself", exc.dims)
 
     def code(self, name: Optional[str] = None, namespace: Optional[str] = None, weights: str = "dat",
              weights_file: Optional[str] = None, target: Union[str, Target] = "native",
@@ -110,10 +147,11 @@ class Model:
 
     def summary(self) -> str:
         """Inputs, outputs, operator counts and parameter count, as text."""
-        return describe(self.ir, self.inputs, self.outputs)
+        return describe(self.ir, self.inputs, self.outputs if self._prepared is not None else None)
 
     def __repr__(self) -> str:
-        return f"<sofie_rdf.Model {self.name}: {len(self.ir.nodes)} nodes, inputs {self.inputs}, outputs {self.outputs}>"
+        outputs = self.outputs if self._prepared is not None else "known once its dims are given"
+        return f"<sofie_rdf.Model {self.name}: {len(self.ir.nodes)} nodes, inputs {self.inputs}, outputs {outputs}>"
 
 
 def describe(graph: ir.Model, inputs: Optional[Sequence] = None, outputs: Optional[Sequence] = None) -> str:

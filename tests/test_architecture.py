@@ -23,7 +23,7 @@ LAYERS = [
     ("planning",),
     ("targets",),
     ("custom", "parsers"),
-    ("profiling", "session", "_native", "_cuda"),
+    ("profiling", "session", "_native", "_cuda", "_specialise"),
     ("model", "api"),
     ("compile",),
     ("columnar", "rdf", "_functor", "_rdf_distributed", "gnn", "reader", "_runner", "cli", "__init__", "__main__"),

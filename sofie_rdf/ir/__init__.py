@@ -10,7 +10,7 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "Dim": "dims", "as_dim": "dims", "is_static": "dims", "num_elements": "dims", "symbol": "dims",
+    "Dim": "dims", "as_dim": "dims", "free_symbols": "dims", "is_static": "dims", "num_elements": "dims", "symbol": "dims",
     "dtype_info": "dtypes", "Graph": "model", "Model": "model", "Node": "model", "model_name_from": "model",
     "unique_name": "model",
     "TensorInfo": "info", "TensorType": "tensors",

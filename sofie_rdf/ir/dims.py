@@ -80,20 +80,52 @@ def dims_equal(a: Dim, b: Dim) -> bool:
 
 
 class Unifier:
-    """Bindings of unnamed dims made while comparing shapes (see :func:`unifying`)."""
+    """Bindings of input dims made while comparing shapes (see :func:`unifying`).
 
-    def __init__(self, free: Iterable[sympy.Symbol]) -> None:
+    ``free`` are the dims the file left unnamed, bound wherever an operator compares them; ``named`` are the
+    dims the file named, bound only where an operator cannot run unless two of them are equal (:func:`equate`).
+    ``reasons`` says, for each named dim bound, which node needed it.
+    """
+
+    def __init__(self, free: Iterable[sympy.Symbol], named: Iterable[sympy.Symbol] = ()) -> None:
         self.free = set(free)
+        self.named = set(named) - self.free
         self.bindings: dict[sympy.Symbol, Dim] = {}
+        self.reasons: dict[sympy.Symbol, str] = {}
 
     def bind(self, a: Dim, b: Dim) -> bool:
         """Make ``a == b`` true by giving one unnamed symbol in them the only value that does (``u + 16 == 24``
         binds u to 8); False when no unnamed symbol can, and the caller reports the mismatch."""
-        difference = sympy.Integer(0) + a - b
-        for x in sorted(difference.free_symbols & self.free, key=lambda s: s.name):
+        return self._solve(a, b, sorted(self._symbols(a, b) & self.free, key=lambda s: s.name))
+
+    def equate(self, a: Dim, b: Dim, reason: str) -> bool:
+        """Make ``a == b`` true by binding a named dim, preferring one of ``b``'s (the operand compared with
+        ``a``) and the last by name: ``n1 + n2 == n4 + n5`` binds n5 to ``n1 + n2 - n4``.  The exporter named
+        the particle counts of two inputs apart, but the graph adds them, so they are one count."""
+        candidates = self._symbols(a, b) & (self.free | self.named)
+        in_b = set(b.free_symbols) if isinstance(b, sympy.Expr) else set()
+        order = sorted(candidates, key=lambda s: (s in in_b, s.name), reverse=True)
+        named, before = set(self.named), len(self.bindings)
+        if not self._solve(a, b, order):
+            return False
+        bound = next(reversed(self.bindings)) if len(self.bindings) > before else None
+        if bound in named:
+            self.reasons[bound] = reason
+        return True
+
+    @staticmethod
+    def _symbols(a: Dim, b: Dim) -> set:
+        return set((sympy.Integer(0) + a - b).free_symbols)
+
+    def _solve(self, a: Dim, b: Dim, order: list) -> bool:
+        difference = sympy.expand((sympy.Integer(0) + a - b).subs(self.bindings))
+        if difference == 0:  # a binding made earlier in this round (another axis of the same node) settles it
+            return True
+        for x in order:
             solutions = sympy.solve(difference, x)
             if len(solutions) == 1 and solutions[0].is_nonnegative is not False and solutions[0].is_integer is not False:
                 self.free.discard(x)
+                self.named.discard(x)
                 self.bindings[x] = as_dim(solutions[0])
                 return True
         return False
@@ -103,13 +135,21 @@ _unifier: ContextVar[Optional[Unifier]] = ContextVar("sofie_rdf_unifier", defaul
 
 
 @contextmanager
-def unifying(free: Iterable[sympy.Symbol]) -> Iterator[Unifier]:
-    """Within the block, dims in ``free`` unify with the dims they are compared with (shape inference's use)."""
-    token = _unifier.set(Unifier(free))
+def unifying(free: Iterable[sympy.Symbol], named: Iterable[sympy.Symbol] = ()) -> Iterator[Unifier]:
+    """Within the block, dims in ``free`` unify with the dims they are compared with, and dims in ``named``
+    with the dims an operator needs them equal to (:func:`equate`): shape inference's use."""
+    token = _unifier.set(Unifier(free, named))
     try:
         yield _unifier.get()
     finally:
         _unifier.reset(token)
+
+
+def equate(a: Dim, b: Dim, reason: str) -> bool:
+    """Bind an input dim so that ``a == b``, where an operator cannot run otherwise (two symbolic dims that
+    broadcasting needs equal); False outside shape inference or when no input dim can be bound."""
+    unifier = _unifier.get()
+    return unifier is not None and unifier.equate(a, b, reason)
 
 
 def substitute(shape: Iterable[Dim], bindings: dict) -> tuple:

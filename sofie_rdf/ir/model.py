@@ -104,6 +104,10 @@ class Model:
     # Names of the input dims the file left unnamed (no dim_value, no dim_param): unknown, not different.
     # Shape inference binds each to the first dim an operator needs it equal to (passes.prepare).
     unnamed_dims: set = field(default_factory=set)
+    # Named input dims bound to an expression of the others because an operator needs them equal (weaver's
+    # ParT adds a mask over the features' particles to the pair embedding over the 4-vectors'): name -> the
+    # node and dims that needed it (set by shape inference).
+    equated_dims: dict = field(default_factory=dict)
 
     # ---- public view -----------------------------------------------------
     @property

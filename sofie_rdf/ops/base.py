@@ -16,9 +16,9 @@ from typing import Any, ClassVar, Optional, Sequence
 import numpy as np
 import sympy
 
-from ..errors import ShapeError
+from ..errors import NeedsDimsError, ShapeError
 from ..ir import Node, TensorType
-from ..ir.dims import RUNTIME_DIM_MARK, Dim, as_dim, dims_equal, simplify
+from ..ir.dims import RUNTIME_DIM_MARK, Dim, as_dim, dims_equal, equate, simplify
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,8 @@ class Op:
         if t is None:
             return None
         if t.value is None:
-            raise self.error(f"{what} (input {i}) must be known when the code is generated, but it is computed at run time")
+            raise NeedsDimsError(f"model {self.model!r}: {self.node}: {what} (input {i}) must be known when the code "
+                                 "is generated, but it is computed at run time", input=i)
         return t.value
 
     # ---- the operator contract ---------------------------------------------
@@ -163,6 +164,8 @@ def broadcast_shapes(op: Op, *shapes: tuple) -> tuple:
                     op.require(sympy.Eq(result, 1), f"dim {result} is broadcast against {d}, so it must be 1")
                     result = d
                     continue
+                if equate(result, d, f"{op.node} broadcasts {result} against {d}"):
+                    continue  # shape inference starts again with the input dim bound
                 raise op.error(f"shapes {' and '.join(str(s) for s in shapes)} cannot be broadcast")
         out.append(result)
     return tuple(out)

@@ -14,7 +14,7 @@ from typing import Optional, Sequence
 import numpy as np
 import sympy
 
-from ..errors import ModelFormatError, UnsupportedOperatorError
+from ..errors import ModelFormatError, NeedsDimsError, UnsupportedOperatorError
 from ..ir import Graph, TensorType
 from ..ir.dims import dims_equal
 from .base import Op, fold_values, normalize_axis
@@ -56,7 +56,8 @@ def infer_graph(op: Op, graph: Graph, bound: dict[str, TensorType],
 def merge_branches(op: Op, then_types: Sequence[TensorType], else_types: Sequence[TensorType],
                    inner_dims: frozenset = frozenset()) -> list[TensorType]:
     """The outputs of a choice between two branches made while running: each branch's dtype and rank, a dim
-    equal in both kept, any other (or one a branch computes itself) a run-time dim the choosing code sets."""
+    equal in both kept, any other (or one a branch computes itself) a run-time dim the choosing code sets.
+    Branches of different rank need the condition (input 0) decided when generating: :class:`NeedsDimsError`."""
     if len(then_types) != len(else_types):
         raise op.error(f"then_branch has {len(then_types)} outputs, else_branch {len(else_types)}")
     out = []
@@ -65,12 +66,12 @@ def merge_branches(op: Op, then_types: Sequence[TensorType], else_types: Sequenc
         if a.dtype != b.dtype:
             raise op.error(f"output {k} ({name!r}) is {a.dtype} in then_branch but {b.dtype} in else_branch")
         if a.rank != b.rank:
-            raise op.error(
-                f"output {k} ({name!r}) has shape {_shape(a)} in then_branch but {_shape(b)} in else_branch, and "
-                "the condition is only known while the code runs, so the generated code cannot have one rank for "
-                "it; torch.onnx.export writes x.squeeze(d) of a dynamic dim this way.  Fix the dims the condition "
-                "depends on when loading (sr.load(..., dims={'name': size}) or input_shapes={'input': shape}) so "
-                "that it is known when the code is generated")
+            raise NeedsDimsError(
+                f"model {op.model!r}: {op.node}: output {k} ({name!r}) has shape {_shape(a)} in then_branch but "
+                f"{_shape(b)} in else_branch, and the condition is only known while the code runs, so the generated "
+                "code cannot have one rank for it; torch.onnx.export writes x.squeeze(d) of a dynamic dim this way.  "
+                "Fix the dims the condition depends on when loading (sr.load(..., dims={'name': size}) or "
+                "input_shapes={'input': shape}) so that it is known when the code is generated", input=0)
         shape = tuple(x if dims_equal(x, y) and not _has_symbol(x, inner_dims)
                       else op.runtime_dim(f"output{k}_dim{axis}") for axis, (x, y) in enumerate(zip(a.shape, b.shape)))
         out.append(TensorType(a.dtype, shape))

@@ -290,11 +290,16 @@ class Tile(Op):
         """Whether the repeats are read while running (every output dim then a run-time dim)."""
         return inputs[1].value is None
 
-    def repeats(self, inputs) -> list[int]:
+    def repeats(self, inputs) -> list[Dim]:
+        """The repeat counts, symbolic where shape arithmetic computed them from open dims (weaver's pair
+        embedding tiles by the particle count), so that one build serves every count."""
         x = inputs[0]
-        repeats = [int(r) for r in np.asarray(self.value_of(inputs, 1, "repeats")).reshape(-1)]
-        if len(repeats) != x.rank or any(r < 0 for r in repeats):
+        repeats = list(shape_from_value(self, self.value_of(inputs, 1, "repeats")))
+        if len(repeats) != x.rank or any(isinstance(r, int) and r < 0 for r in repeats):
             raise self.error(f"repeats {repeats} must be {x.rank} non-negative values (one per axis)")
+        for r in repeats:
+            if not isinstance(r, int):
+                self.require(sympy.Ge(r, 0), f"repeat count {r} must not be negative")
         return repeats
 
     def infer(self, inputs):

@@ -12,6 +12,7 @@ node computes while running.
 
 from __future__ import annotations
 
+import json
 from typing import Optional
 
 import numpy as np
@@ -21,7 +22,7 @@ from ..ir import TensorType
 from ..ir.dims import Dim, as_dim, dims_equal, num_elements, simplify
 from ..ir.limits import too_large
 from .base import Op, normalize_axis, shape_from_value, sym_array
-from .registry import register
+from .registry import INTERNAL_DOMAIN, register
 
 
 def never_equal(a: Dim, b: Dim) -> bool:
@@ -72,6 +73,34 @@ class ViewOp(Op):
 @register
 class Identity(ViewOp):
     op_type = "Identity"
+
+
+@register
+class EquatedDims(ViewOp):
+    """Input 0 viewed with some of its dims spelled as the expressions shape inference bound them to.
+
+    An exporter names the particle counts of inputs apart (``n_input_1`` for the charged particles' features,
+    ``n_input_4`` for their 4-vectors) where the graph needs them equal (weaver's ParT adds the features' mask
+    to the 4-vectors' pair embedding); shape inference then binds one named dim to an expression of the others
+    (:func:`~sofie_rdf.ir.dims.equate`) and puts this node (internal domain) between the input and its
+    readers.  The input keeps its own dim, so the interface and its fast path are unchanged, and the code
+    checks on every call that the two agree.  ``dims`` is a JSON list with, per axis, the ``sympy.srepr`` of
+    its new expression; ``reason`` names the node that needed it.
+    """
+
+    op_type = "EquatedDims"
+    domain = INTERNAL_DOMAIN
+    attr_defaults = {"dims": "[]", "reason": ""}
+
+    def infer(self, inputs):
+        x = inputs[0]
+        dims = tuple(as_dim(sympy.sympify(d)) for d in json.loads(self.attrs["dims"]))
+        if len(dims) != x.rank:
+            raise self.error(f"{len(dims)} dims given for an input of rank {x.rank}")
+        for axis, (declared, bound) in enumerate(zip(x.shape, dims)):
+            self.require(sympy.Eq(declared, bound), f"input {self.node.inputs[0]!r} axis {axis} ({declared}) must "
+                                                    f"equal {bound}, because {self.attrs['reason']}")
+        return [TensorType(x.dtype, dims, x.value)]
 
 
 @register
