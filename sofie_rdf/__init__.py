@@ -38,6 +38,7 @@ _LAZY = {
     "Op": "custom", "OperatorRegistrationError": "custom", "TensorType": "custom", "custom_op": "custom",
     "keras_layer": "custom", "register_op": "custom", "unregister_keras_layer": "custom", "unregister_op": "custom",
     "TensorInfo": "ir.info", "Model": "model", "Reader": "reader", "Session": "session",
+    "sofie_compat": "compat",
 }
 
 
@@ -59,5 +60,5 @@ __all__ = [
     "Session", "ShapeError", "SofieError", "TensorInfo", "TensorType", "UnsupportedOperatorError", "__version__",
     "columnar", "compile", "custom_op",
     "from_keras", "from_onnx", "from_pytorch", "from_root", "from_xgboost", "gnn", "keras_layer", "load", "rdf",
-    "register_op", "unregister_keras_layer", "unregister_op",
+    "register_op", "sofie_compat", "unregister_keras_layer", "unregister_op",
 ]

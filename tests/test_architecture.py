@@ -26,7 +26,8 @@ LAYERS = [
     ("profiling", "session", "_native", "_cuda"),
     ("model", "api"),
     ("compile",),
-    ("columnar", "rdf", "_functor", "_rdf_distributed", "gnn", "reader", "_runner", "cli", "__init__", "__main__"),
+    ("columnar", "rdf", "_functor", "_rdf_distributed", "gnn", "reader", "_runner", "cli", "compat", "_compat", "__init__",
+     "__main__"),
 ]
 
 
