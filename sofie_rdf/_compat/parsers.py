@@ -52,6 +52,7 @@ class RModelParser_ONNX:
         return True
 
     def IsRegisteredOperator(self, op_type: str) -> bool:
+        """Whether sofie-rdf implements ``op_type`` (``domain::Type`` outside the ONNX domain)."""
         return op_type in self.GetRegisteredOperators()
 
     def GetRegisteredOperators(self) -> list[str]:

@@ -104,9 +104,11 @@ class RModel:
         self._code = None
 
     def GetInputTensorNames(self) -> list[str]:
+        """The inputs' names, in the order ``infer`` takes them, as SOFIE's parsers clean them."""
         return [clean_name(i.name) for i in self._model.inputs]
 
     def GetOutputTensorNames(self) -> list[str]:
+        """The outputs' names, in the order ``infer`` returns them."""
         return [clean_name(o.name) for o in self._model.outputs]
 
     def UseSession(self) -> bool:
@@ -176,6 +178,7 @@ class RModel:
         return _CLING_OPTIMIZE + code.header + (_free_functions(code) if self._no_session else "")
 
     def PrintGenerated(self) -> None:
+        """Print the generated header (after ``Generate``)."""
         print(self.ReturnGenerated())
 
     def OutputGenerated(self, filename: str = "", append: bool = False) -> None:
@@ -262,6 +265,7 @@ class RModel:
         return TensorData(self)
 
     def CheckIfTensorAlreadyExist(self, name: str) -> bool:
+        """Whether the model has an input, weight, output or intermediate tensor of this name."""
         try:
             self._tensor(name, "CheckIfTensorAlreadyExist")
         except SofieError:
@@ -269,6 +273,7 @@ class RModel:
         return True
 
     def IsInitializedTensor(self, name: str) -> bool:
+        """Whether ``name`` is a weight (an initializer of the parsed model)."""
         return self._initializer(name) is not None
 
     def GetTensorShape(self, name: str) -> list[int]:
@@ -284,10 +289,12 @@ class RModel:
         return list(self._tensor(name, "GetDynamicTensorShape")[2])
 
     def GetTensorType(self, name: str) -> ETensorType:
+        """The tensor's element type as SOFIE numbers it (``ConvertTypeToString`` spells it)."""
         return tensor_type_of(self._tensor(name, "GetTensorType")[1])
 
     # ---- printing --------------------------------------------------------------------
     def PrintRequiredInputTensors(self) -> None:
+        """Print the inputs with their types and shapes (symbolic dims by name), as SOFIE lists them."""
         print("Model requires following inputs:")
         for i in self._model.inputs:
             kind = "Fully Specified" if all(isinstance(d, int) for d in i.shape) else "Partially Specified"
@@ -295,6 +302,7 @@ class RModel:
         print()
 
     def PrintInitializedTensors(self) -> None:
+        """Print the weights' names, types and shapes, as SOFIE lists them."""
         print("Model initialized the following tensors:")
         for n, v in self._model.ir.initializers.items():
             print(f'Tensor name: "{clean_name(n)}"\ttype: {_type_name(v.dtype)}\tshape: {_shape_text(v.shape)}')
@@ -318,6 +326,7 @@ class RModel:
         print()
 
     def PrintOutputTensors(self) -> None:
+        """Print the outputs' names and shapes."""
         print("Model specify the following output tensors:")
         for o in self._model.outputs:
             print(f'Tensor name: "{clean_name(o.name)}"\tshape: {_shape_text(o.shape)}')
@@ -357,7 +366,7 @@ def _free_functions(code: GeneratedCode) -> str:
 # SOFIE calls with no counterpart here, with the reason each raises.
 _BY_OPERATOR = ("building an RModel operator by operator needs SOFIE's C++ ROperator classes, which sofie-rdf does "
                 "not provide; export the model to ONNX, Keras or PyTorch and parse that file")
-NOT_PROVIDED = {
+NOT_PROVIDED = {  # RModel method -> why it raises SofieCompatError
     **{name: _BY_OPERATOR for name in (
         "AddInputTensorInfo", "AddOperator", "AddOperatorReference", "AddInitializedTensor", "AddConstantTensor",
         "AddIntermediateTensor", "AddDynamicTensor", "AddInputTensorName", "AddOutputTensorNameList",
@@ -370,10 +379,11 @@ NOT_PROVIDED = {
     "AllocateIntermediateMemory": "it is part of SOFIE's own memory planner",
     "CheckAndFlushIntermediateMemory": "it is part of SOFIE's own memory planner",
 }
+"""The ``RModel`` methods of SOFIE that raise :class:`SofieCompatError`, each with the reason its message gives."""
 
 
 def _not_provided(name: str, reason: str) -> Callable[..., Any]:
-    def call(self: RModel, *args: Any, **kwargs: Any) -> Any:
+    def call(self: RModel, *args: Any, **kwargs: Any) -> Any:  # the method that stands for the SOFIE call
         raise SofieCompatError(f"RModel.{name} is a SOFIE call sofie-rdf does not provide: {reason}")
 
     call.__name__ = name
