@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from conftest import ort_run
-from onnx import numpy_helper
+from conftest import make_model, ort_run
+from onnx import helper, numpy_helper
 
 from sofie_rdf import SofieError, _root
 from sofie_rdf._compat.common import ETensorType, Options, SofieCompatError
@@ -228,6 +228,37 @@ def test_headers_build_with_gcc_werror(compat, higgs, tmp_path):
     root_include = str(_root.root().TROOT.GetIncludeDir())
     _gcc_werror(tmp_path, appended, "-I", str(include), "-isystem", root_include)
     assert appended.read_text().count("struct Session {") == 2
+
+
+def test_options_pick_weights_and_profiling(higgs, tmp_path):
+    higgs.Generate(Options.kProfile | Options.kNoWeightFile)
+    assert "profile_ns()" in higgs.ReturnGenerated() and "kWeight_" in higgs.ReturnGenerated()
+    with pytest.raises(SofieError, match="generated into the header"):
+        higgs.WriteInitializedTensorsToFile(str(tmp_path / "w.dat"))
+
+
+def test_inspection_prints_sofie_listings(higgs, capsys):
+    weights = {t.name: numpy_helper.to_array(t) for t in onnx.load(HIGGS).graph.initializer}
+    higgs.HeadInitializedTensors("0weight", 3)
+    higgs.PrintRequiredInputTensors()
+    higgs.PrintDynamicTensors()
+    out = capsys.readouterr().out
+    first = " ,".join(str(v) for v in weights["0.weight"].reshape(-1)[:3].tolist())
+    assert f"Tensor name: 0weight\ttype: float\tshape: [64,7]\ndata: [\n{first}, ...]" in out
+    assert "Partially Specified Tensor name: features\ttype: float\tshape: [batch,7]" in out
+    assert 'Model specify the following dynamic tensors:\nTensor name: "' in out  # the hidden layers' (batch, 64)
+
+
+def test_check_model_names_what_is_unsupported(compat, tmp_path, capsys):
+    node = helper.make_node("Frobnicate", ["x"], ["y"], domain="com.acme")
+    model = make_model([node], [("x", np.float32, [1, 4])], [("y", np.float32, [1, 4])])
+    model.opset_import.append(helper.make_opsetid("com.acme", 1))
+    path = tmp_path / "frob.onnx"
+    onnx.save(model, path)
+    parser = compat.RModelParser_ONNX()
+    assert parser.CheckModel(str(path)) is False
+    assert "com.acme::Frobnicate" in capsys.readouterr().out
+    assert parser.CheckModel(str(HIGGS)) is True
 
 
 # ---- what raises ------------------------------------------------------------------------------------------
