@@ -117,7 +117,7 @@ class _GraphNetsParser:
         self._name = name
 
     def __getattr__(self, call: str) -> Any:
-        if call.startswith("__"):
+        if call.startswith("_"):  # Python's and tools' own probes (copy, pickle, IPython) find nothing here
             raise AttributeError(call)
         raise SofieCompatError(
             f"{self._name}.{call} reads DeepMind graph_nets models (TensorFlow, Sonnet), which sofie-rdf does not "

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import re
-import time
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Union
 
@@ -85,7 +84,6 @@ class RModel:
                 "which sofie-rdf does not provide: parse a model file with RModelParser_ONNX, PyKeras or PyTorch")
         self._model = model
         self._source = source
-        self._parse_time = time.asctime(time.gmtime())
         self._code: Optional[GeneratedCode] = None
         self._initialized = False
         self._no_session = False
@@ -147,20 +145,7 @@ class RModel:
         flags have no counterpart and raise :class:`SofieCompatError`.
         """
         flags = Options(int(options))
-        if flags & (Options.kGNN | Options.kGNNComponent):
-            raise SofieCompatError(
-                "RModel.Generate: Options.kGNN and kGNNComponent are the flags ROOT's RModel_GNN sets on the models of "
-                "its update functions; sofie-rdf builds graph networks as one model with sr.gnn (see the guide "
-                "'Graph networks')")
-        if pos:
-            raise SofieCompatError(
-                f"RModel.Generate(pos={pos}): reading text weights from an offset of a file shared by several models "
-                "is not provided; use Options.kRootBinaryWeightFile, which keeps each model in its own directory of "
-                "one .root file")
-        if flags & Options.kNoSession and (not flags & Options.kNoWeightFile or flags & Options.kRootBinaryWeightFile):
-            raise SofieCompatError("RModel.Generate: cannot use a separate weight file without generating a Session "
-                                   "class (Options.kNoSession takes Options.kNoWeightFile, as in SOFIE)")
-        mode = "root" if flags & Options.kRootBinaryWeightFile else "embed" if flags & Options.kNoWeightFile else "dat"
+        mode = _weights_mode(flags, pos)
         self.Initialize(batchSize, verbose)
         self._code = self._model.code(weights=mode, target="jit", profile=bool(flags & Options.kProfile))
         self._no_session = bool(flags & Options.kNoSession)
@@ -343,6 +328,24 @@ class RModel:
               f"shape: {_shape_text(found[1].shape)}")
         shown = " ,".join(str(v) for v in values[:n_print].tolist())
         print(f"data: [\n{shown}{', ...' if values.size > n_print else ''}]")
+
+
+def _weights_mode(flags: Options, pos: int) -> str:
+    """The weights mode ``Generate``'s options ask for, refusing what sofie-rdf cannot honour."""
+    if flags & (Options.kGNN | Options.kGNNComponent):
+        raise SofieCompatError(
+            "RModel.Generate: Options.kGNN and kGNNComponent are the flags ROOT's RModel_GNN sets on the models of "
+            "its update functions; sofie-rdf builds graph networks as one model with sr.gnn (see the guide "
+            "'Graph networks')")
+    if pos:
+        raise SofieCompatError(
+            f"RModel.Generate(pos={pos}): reading text weights from an offset of a file shared by several models "
+            "is not provided; use Options.kRootBinaryWeightFile, which keeps each model in its own directory of "
+            "one .root file")
+    if flags & Options.kNoSession and (not flags & Options.kNoWeightFile or flags & Options.kRootBinaryWeightFile):
+        raise SofieCompatError("RModel.Generate: cannot use a separate weight file without generating a Session "
+                               "class (Options.kNoSession takes Options.kNoWeightFile, as in SOFIE)")
+    return "root" if flags & Options.kRootBinaryWeightFile else "embed" if flags & Options.kNoWeightFile else "dat"
 
 
 def _type_name(dtype: Any) -> str:
