@@ -9,6 +9,9 @@ arrays or from RDataFrame.
     sess = sr.compile(model)            # or backend="native"
     y = sess.infer(x)
 
+SOFIE's own scripts (``ROOT.TMVA.Experimental.SOFIE``, ``TMVA::Experimental::SofieFunctor``) run on pip's ROOT
+after ``import sofie_rdf.compat`` or ``sr.sofie_compat()``.
+
 Names are imported on first use: ``import sofie_rdf`` loads neither ROOT nor a front end, and a native
 model compiled before runs without either (``sr.compile("model.onnx", backend="native")``).
 """
