@@ -4,7 +4,7 @@ PYTHON ?= python3
 PIP := $(PYTHON) -m pip
 STAMP := .make-installed
 
-.PHONY: install demo test test-full test-gpu conformance bench bench-gpu fuzz clean
+.PHONY: install demo test test-full test-gpu conformance bench bench-gpu fuzz docs clean
 
 $(STAMP): pyproject.toml
 	$(PIP) install --quiet -e ".[test]"
@@ -61,5 +61,10 @@ bench: $(STAMP)
 fuzz: $(STAMP)
 	$(PYTHON) -m tests.fuzz.onnx_parser --iterations 50000 --seed $${SEED:-1}
 
+# The documentation site (mkdocs.yml, pages in docs/) into site/; --strict fails on a broken link, anchor or API
+# reference. make test builds it too (tests/test_docs.py). `mkdocs serve` previews it while editing.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(PYTHON) -m mkdocs build --strict
+
 clean:
-	rm -rf $(STAMP) build *.egg-info .pytest_cache
+	rm -rf $(STAMP) build *.egg-info .pytest_cache site

@@ -1,7 +1,7 @@
 """The CUDA target against torch on the same GPU (``make bench-gpu``): an MLP, a CNN and a transformer encoder at
 batch 1, 64, 1024 and 16384, each timed as sofie-rdf on torch CUDA tensors (device pointers, no copy), torch
 eager, and torch's forward replayed from a CUDA graph; with the device memory each holds.  Writes
-``benchmarks/results/gpu.md`` (the README's GPU table) and ``gpu.png``.
+``benchmarks/results/gpu.md`` (the table of the GPU page in docs/benchmarks/) and ``gpu.png``.
 
 Timing: median wall time of ``--repeat`` calls after ``--warmup`` calls, each call synchronised (the GPU time
 a caller waits for).  Memory: for torch, the allocator's peak above what the inputs and weights take

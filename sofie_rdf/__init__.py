@@ -9,6 +9,9 @@ arrays or from RDataFrame.
     sess = sr.compile(model)            # or backend="native"
     y = sess.infer(x)
 
+SOFIE's own scripts (``ROOT.TMVA.Experimental.SOFIE``, ``TMVA::Experimental::SofieFunctor``) run on pip's ROOT
+after ``import sofie_rdf.compat`` or ``sr.sofie_compat()``.
+
 Names are imported on first use: ``import sofie_rdf`` loads neither ROOT nor a front end, and a native
 model compiled before runs without either (``sr.compile("model.onnx", backend="native")``).
 """
@@ -40,6 +43,7 @@ _LAZY = {
     "Op": "custom", "OperatorRegistrationError": "custom", "TensorType": "custom", "custom_op": "custom",
     "keras_layer": "custom", "register_op": "custom", "unregister_keras_layer": "custom", "unregister_op": "custom",
     "TensorInfo": "ir.info", "Model": "model", "Reader": "reader", "Session": "session",
+    "sofie_compat": "compat",
 }
 
 
@@ -62,5 +66,5 @@ __all__ = [
     "TensorType", "UnsupportedOperatorError", "__version__",
     "columnar", "compile", "custom_op",
     "from_keras", "from_onnx", "from_pytorch", "from_root", "from_xgboost", "gnn", "keras_layer", "load", "rdf",
-    "register_op", "unregister_keras_layer", "unregister_op",
+    "register_op", "sofie_compat", "unregister_keras_layer", "unregister_op",
 ]

@@ -354,7 +354,8 @@ def test_keras_custom_layer(registered, check_keras):
 # ---- PyTorch custom modules ------------------------------------------------------------------------------
 
 def test_pytorch_custom_op_through_custom_translation_table(registered):
-    """A torch custom op exported by the dynamo exporter as a custom-domain node (the route the README documents)."""
+    """A torch custom op exported by the dynamo exporter as a custom-domain node (the route docs/guides/custom_operators.md
+    documents)."""
     torch = pytest.importorskip("torch")
     onnxscript = pytest.importorskip("onnxscript")
     from onnx.defs import OpSchema

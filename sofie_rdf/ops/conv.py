@@ -12,7 +12,6 @@ Their forms with a fused activation are in :mod:`~sofie_rdf.ops.fused`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import sympy
@@ -21,6 +20,7 @@ from ..ir import TensorType
 from ..ir.dims import Dim, as_dim, num_elements
 from ..ir.dtypes import FLOAT_TYPES
 from .base import Op, at_least_zero, ceil_div
+from .geometry import Geometry, extent
 from .reference import conv_reference, conv_transpose_reference
 from .registry import register
 
@@ -28,31 +28,11 @@ from .registry import register
 KERNEL_RANK = 3
 
 
-@dataclass(frozen=True)
-class Geometry:
-    """Spatial geometry of one (transposed) convolution; ``image`` is read by Conv, written by ConvTranspose."""
-
-    image: tuple[Dim, ...]  # symbols where a spatial length is known only when the code runs
-    grid: tuple[Dim, ...]
-    kernel: tuple[int, ...]
-    strides: tuple[int, ...]
-    dilations: tuple[int, ...]
-    pads_begin: tuple[Dim, ...]  # symbolic for auto_pad SAME over a symbolic length
-    pads_end: tuple[Dim, ...]
-
-
-def extent(k: int, d: int) -> int:
-    """Span of a dilated kernel."""
-    return (k - 1) * d + 1
-
-
 def _same_split(total: Dim, upper: bool) -> tuple[Dim, Dim]:
     """SAME_UPPER puts the odd pad at the end, SAME_LOWER at the beginning."""
     small = as_dim(total // 2)
     large = as_dim(total - small)
     return (small, large) if upper else (large, small)
-
-
 
 
 class ConvBase(Op):

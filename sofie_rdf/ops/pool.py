@@ -11,7 +11,6 @@ the CPU code is in ``targets/cpu/emitters/pool.py``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import ClassVar, Optional
 
 import numpy as np
@@ -21,24 +20,12 @@ from ..ir import TensorType
 from ..ir.dims import Dim, as_dim
 from ..ir.dtypes import FLOAT_TYPES
 from .base import Op, at_least_zero, ceil_div
+from .geometry import PoolGeometry
 from .reference import pool_windows
 from .registry import register
 
 MAX_POOL_RANK = 8  # the most spatial dims supported (kMaxPoolRank in the CPU kernels/pool.hxx)
 INT8_TYPES = (np.dtype(np.int8), np.dtype(np.uint8))
-
-
-@dataclass(frozen=True)
-class PoolGeometry:
-    """Per spatial dim: input and output sizes, window, step, tap spacing and padding."""
-
-    spatial: tuple[Dim, ...]  # symbols where a length is known only when the code runs
-    out: tuple[Dim, ...]
-    kernel: tuple[Dim, ...]  # the whole input for the Global forms
-    strides: tuple[int, ...]
-    dilations: tuple[int, ...]
-    pads_begin: tuple[Dim, ...]  # symbolic for auto_pad SAME over a symbolic length
-    pads_end: tuple[Dim, ...]
 
 
 def _output_size(n: Dim, k: int, s: int, d: int, begin: int, end: int, ceil_mode: bool) -> Dim:

@@ -9,14 +9,11 @@ Everything is computed in float64 and left to the caller to round.
 from __future__ import annotations
 
 import itertools
-from typing import TYPE_CHECKING, Iterator, Optional
+from typing import Iterator, Optional
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from .conv import Geometry
-    from .pool import PoolGeometry
-
+from .geometry import Geometry, PoolGeometry
 
 # ---- Winograd F(m x m, r x r): weight transform --------------------------------
 

@@ -19,6 +19,7 @@ bfloat16 as ``unsigned short``; int64 is ``Long64_t``.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -138,8 +139,12 @@ def root_weights_dir(name: str) -> str:
     return f"{name}_weights"
 
 
-def write_root(path: str | os.PathLike, weights: dict[str, np.ndarray], directory: str) -> Path:
-    """Write ``weights`` (tag -> array) as ``directory/<tag>`` vectors of a new ROOT file, atomically."""
+def write_root(path: str | os.PathLike, weights: dict[str, np.ndarray], directory: str, update: bool = False) -> Path:
+    """Write ``weights`` (tag -> array) as ``directory/<tag>`` vectors of a new ROOT file, atomically.
+
+    With ``update``, an existing file keeps its other directories and only ``directory`` is replaced: several
+    models' weights in one file, as SOFIE writes them for models appended to one header.
+    """
     from ..._root import declare, root
 
     ROOT = root()
@@ -149,7 +154,10 @@ def write_root(path: str | os.PathLike, weights: dict[str, np.ndarray], director
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".root")
     os.close(fd)
     try:
-        _write_vectors(ROOT, tmp, weights, directory)
+        updating = update and path.exists()
+        if updating:
+            shutil.copyfile(path, tmp)
+        _write_vectors(ROOT, tmp, weights, directory, "UPDATE" if updating else "RECREATE")
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -157,11 +165,13 @@ def write_root(path: str | os.PathLike, weights: dict[str, np.ndarray], director
     return path
 
 
-def _write_vectors(ROOT, filename: str, weights: dict[str, np.ndarray], directory: str) -> None:  # noqa: N803
-    f = ROOT.TFile.Open(filename, "RECREATE")
+def _write_vectors(ROOT, filename: str, weights: dict[str, np.ndarray], directory: str,  # noqa: N803
+                   mode: str) -> None:
+    f = ROOT.TFile.Open(filename, mode)
     if not f or f.IsZombie():
-        raise OSError(f"ROOT cannot create {filename!r}")
+        raise OSError(f"ROOT cannot {'update' if mode == 'UPDATE' else 'create'} {filename!r}")
     try:
+        f.Delete(f"{directory};*")  # the model's weights written before, if any
         folder = f.mkdir(directory)
         for tag, value in weights.items():
             data = np.ascontiguousarray(value)

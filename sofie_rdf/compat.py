@@ -1,0 +1,49 @@
+"""SOFIE's own scripts on a ROOT without TMVA (``pip install root``): add one line, ``import sofie_rdf.compat``.
+
+Importing this module (or calling ``sofie_rdf.sofie_compat()``) makes the names SOFIE's Python scripts and C++
+macros use resolve, backed by sofie-rdf's parsers and code generator:
+
+- in Python, ``ROOT.TMVA.Experimental.SOFIE``: ``RModelParser_ONNX().Parse(file)``, ``PyKeras.Parse(file)``,
+  ``PyTorch.Parse(file, shapes)``, the :class:`RModel` they return (``Generate``, ``OutputGenerated``,
+  ``PrintGenerated``, ``PrintInitializedTensors``, ``GetTensorData['float'](name)``, ...), :class:`Options`,
+  :class:`ETensorType` and the type helpers;
+- in Cling, ``TMVA::Experimental::SofieFunctor<N, TMVA_SOFIE_<Name>::Session>(nslots, weights)`` for
+  RDataFrame, also through ``#include "TMVA/SOFIEHelpers.hxx"`` in macros.
+
+The headers keep SOFIE's interface (``TMVA_SOFIE_<Name>::Session``, ``infer``, ``.dat`` or ``.root`` weights,
+several models appended to one header) and are sofie-rdf's code inside.  A SOFIE call with no counterpart raises
+:class:`SofieCompatError` naming it.  In a ROOT built with TMVA nothing is replaced: the import warns that ROOT's
+own SOFIE stays.
+
+    import ROOT
+    import sofie_rdf.compat  # the one added line
+
+    model = ROOT.TMVA.Experimental.SOFIE.RModelParser_ONNX().Parse("Higgs.onnx")
+    model.Generate()
+    model.OutputGenerated()                         # Higgs.hxx, Higgs.dat
+    ROOT.gInterpreter.Declare('#include "Higgs.hxx"')
+    session = ROOT.TMVA_SOFIE_Higgs.Session()
+"""
+
+from __future__ import annotations
+
+from ._compat.common import (
+    ConvertShapeToLength,
+    ConvertShapeToString,
+    ConvertStringToType,
+    ConvertTypeToString,
+    ETensorType,
+    Options,
+    SofieCompatError,
+)
+from ._compat.install import root_has_tmva, sofie_compat
+from ._compat.parsers import PyKeras, PyTorch, RModelParser_ONNX
+from ._compat.rmodel import NOT_PROVIDED, RModel
+
+sofie_compat()
+
+__all__ = [
+    "NOT_PROVIDED", "ConvertShapeToLength", "ConvertShapeToString", "ConvertStringToType", "ConvertTypeToString",
+    "ETensorType", "Options", "PyKeras", "PyTorch", "RModel", "RModelParser_ONNX", "SofieCompatError",
+    "root_has_tmva", "sofie_compat",
+]
