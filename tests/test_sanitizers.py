@@ -215,10 +215,19 @@ def scatter_and_pad():
     return make_model(nodes, [("x", np.float32, [2, 5])], outs, init, opset=18), {}
 
 
+def edge_conv():
+    """ParticleNet's EdgeConv blocks as the published files write them (test_edge_conv): EdgeConvChain's gathered
+    blocks of 32 points x 4 neighbours (the last block partial: 5 points), its conv_pointwise layers on them, its
+    pooling; the split first layers' 1-D convolutions."""
+    from test_edge_conv import _net_onnx
+
+    return _net_onnx(), {"N": 2, "P": 37}
+
+
 MODELS = {"mlp": mlp, "cnn": cnn, "recurrent": recurrent, "attention": attention, "indexing": indexing,
           "normalization": normalization, "pooling_and_layout": pooling_and_layout, "reductions": reductions,
           "integers_and_logic": integers_and_logic, "matrices": matrices, "half_precision": half_precision,
-          "scatter_and_pad": scatter_and_pad, "winograd_tiles": winograd_tiles}
+          "scatter_and_pad": scatter_and_pad, "winograd_tiles": winograd_tiles, "edge_conv": edge_conv}
 
 
 @needs_gxx

@@ -14,6 +14,7 @@ from ..ir import Model
 from ..ops import check_supported
 from .constant_folding import fold_constants
 from .conv_pool_fusion import ConvPools, fuse_conv_max_pooling
+from .edge_conv import fuse_edge_convs
 from .elementwise_fusion import fuse_elementwise_chains
 from .fold_batchnorm import fold_batchnorm
 from .fuse_attention import fuse_attention
@@ -49,12 +50,14 @@ def _inferred(model: Model) -> Model:
 
 
 def rewrite(model: Model, attention: bool = True, index_grids: bool = True, row_pooling: bool = True,
-            conv_pooling: Optional[ConvPools] = None) -> Model:
+            conv_pooling: Optional[ConvPools] = None, edge_conv: bool = True, edge_chains: bool = True) -> Model:
     """A prepared model rewritten for inference (``model`` itself, changed).  ``attention``, ``index_grids`` and
     ``row_pooling``: whether the machine it is planned for computes the ONNX Attention operator
     (``Target.attention_op``), ``sofie_rdf::GridScatterND`` (``Target.grid_scatter_op``) and a pooled
     ``sofie_rdf::FusedGemm`` (``Target.pooled_gemm``), which steps 1b, 1c and 4b produce; ``conv_pooling``,
-    which of its convolutions compute a pooled ``sofie_rdf::FusedConv`` (``Target.pools_conv``: step 4c)."""
+    which of its convolutions compute a pooled ``sofie_rdf::FusedConv`` (``Target.pools_conv``: step 4c);
+    ``edge_conv``, whether it computes ``sofie_rdf::NeighbourGather`` (``Target.neighbour_gather``: step 4a), and
+    ``edge_chains`` ``sofie_rdf::EdgeConvChain`` (``Target.edge_chains``)."""
     model = fold_constants(model)   # 1. drop nodes computed at generation time, collect weights
     if attention:
         model = fuse_attention(model)  # 1b. MatMul(Q, K^T) -> scale -> Softmax -> MatMul(V) -> one Attention
@@ -64,6 +67,8 @@ def rewrite(model: Model, attention: bool = True, index_grids: bool = True, row_
     model = fold_batchnorm(model)   # 3. inference BatchNormalization merged into the Conv/Gemm weights before it
     model = fuse_gelu(model)        # 3b. GELU as exported (Erf or Tanh chains) -> one Gelu node, which 4 may fuse
     model = fuse_activations(model)  # 4. Conv/ConvTranspose/Gemm + activation -> one sofie_rdf::Fused* node
+    if edge_conv:
+        model = fuse_edge_convs(model, edge_chains)  # 4a. EdgeConv's gather -> one node, its first conv per point
     if row_pooling:
         model = fuse_row_pooling(model)  # 4b. Gemm -> ReduceSum/ReduceMean over its rows -> one pooled FusedGemm
     if conv_pooling is not None:

@@ -32,6 +32,11 @@ class Target:
     # Whether the target computes ``sofie_rdf::FusedGemm`` with ``pool_rows`` (the sum or mean of runs of rows),
     # so that planning may fold a ReduceSum/ReduceMean over a product's rows into it (passes/pool_fusion.py).
     pooled_gemm: ClassVar[bool] = True
+    # Whether the target computes ``sofie_rdf::NeighbourGather``, so that planning may give it the gathers of
+    # neighbours ParticleNet exports and split each EdgeConv's first convolution over it (passes/edge_conv.py).
+    neighbour_gather: ClassVar[bool] = True
+    # Whether the target computes ``sofie_rdf::EdgeConvChain`` (an EdgeConv block's layers and pooling in one node).
+    edge_chains: bool = False
     # Whether the target's session runs a batch of independent rows in blocks (planning/row_blocks.py), so that
     # planning may plan a model of static batch for one block of rows.
     row_blocks: ClassVar[bool] = False

@@ -60,6 +60,11 @@ class CpuTarget(Target):
         a 1x1 layer, Attention_64tok and DeepSets, on a Xeon with AVX-512)."""
         return self.compiler == "native" and self.isa != "generic"
 
+    @property
+    def edge_chains(self) -> bool:
+        """EdgeConvChain runs its layers as conv_pointwise's register tiles: native code for AVX2 or AVX-512."""
+        return self.register_tiles
+
     def pools_conv(self, op: Any, x: Any, w: Any) -> bool:
         """Where conv_winograd_tiles runs the layer (native register tiles), its output tiles take the 2 x 2
         maxima as they are stored (kernels/winograd.hxx); the other convolutions leave the MaxPool a node."""

@@ -36,6 +36,7 @@ class CudaTarget(Target):
     attention_op: ClassVar[bool] = False  # no Attention kernel yet: the exported chain runs node by node
     grid_scatter_op: ClassVar[bool] = False  # nor a grid walker: ScatterND reads the stacked index tensor
     pooled_gemm: ClassVar[bool] = False  # nor a pooling epilogue: the reduction runs as a node of its own
+    neighbour_gather: ClassVar[bool] = False  # nor NeighbourGather: EdgeConv runs as exported
 
     def __post_init__(self) -> None:
         if not self.archs or not all(isinstance(a, str) and _ARCH.fullmatch(a) for a in self.archs):

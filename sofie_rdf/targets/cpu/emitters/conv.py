@@ -38,7 +38,7 @@ from ....ir import TensorType
 from ....ir.dims import as_dim, is_static, num_elements
 from ....ops.conv import KERNEL_RANK, Conv, ConvTranspose, Geometry, extent
 from ....ops.conv_extra import CausalConvWithState, DeformConv
-from ....ops.fused import FusedConv, FusedConvTranspose
+from ....ops.fused import EdgeConvChain, FusedConv, FusedConvTranspose
 from ....ops.reference import winograd_weights
 from .. import VECTOR_FLOATS
 from ..emitter import Emitter, emits, optional_ptr
@@ -614,3 +614,64 @@ class DeformConvEmitter(Emitter):
         sizes = f"{ctx.dim(x.shape[0])}, {x.shape[1]}, {y.shape[1]}, {self.attrs['group']}, {self.attrs['offset_group']}"
         return (f"kernels::deform_conv({ctx.x(0)}, {ctx.x(1)}, {ctx.x(2)}, {optional_ptr(ctx, 3)}, {optional_ptr(ctx, 4)}, "
                 f"{ctx.y(0)}, {ctx.w(0)}, {sizes}, {geometry_arrays(ctx, geom)});")
+
+
+# ---- EdgeConvChain ---------------------------------------------------------------
+
+# Edges per block of points in edge_conv_chain: two planes of them for 256 channels take 256 kB (L2), so the
+# layers' inputs and outputs stay in cache from the gather to the pooling, and each layer's weights are read from
+# L2 once per 128 x 256 x 256 multiply-adds.
+EDGE_BLOCK_EDGES = 128
+_POOLS = {"mean": "Mean", "max": "Max", "sum": "Sum"}
+
+
+@emits(EdgeConvChain)
+class EdgeConvChainEmitter(Emitter):
+    """The CPU code of :class:`~sofie_rdf.ops.fused.EdgeConvChain`: one ``edge_conv_chain`` call, its layers'
+    weights in conv_pointwise's panels, each layer's activation a lambda of its own."""
+
+    @property
+    def activations(self) -> list[Optional[Emitter]]:
+        """The gather's activation and each layer's, bound to this target (None: the identity)."""
+        ops = [self.op.activation_op() if self.op.has_activation else None] + self.op.layer_ops
+        return [None if op is None or op.node.op_type == "Identity" else self.target.bind(op) for op in ops]
+
+    @property
+    def kernels(self) -> tuple[str, ...]:
+        own = ("edge",)
+        return tuple(dict.fromkeys(own + tuple(k for e in self.activations if e is not None for k in e.kernels)))
+
+    def pack(self, constants: dict[int, np.ndarray], inputs: list[Optional[TensorType]]) -> Optional[dict[int, np.ndarray]]:
+        """Each layer's weights (inputs 3, 5, ...) in conv_pointwise's panels."""
+        return {i: pack_panels(w) for i, w in constants.items() if i >= 3 and i % 2 == 1}
+
+    def points_per_block(self, k: int) -> int:
+        """Points per block: EDGE_BLOCK_EDGES edges, at least one point."""
+        return max(1, EDGE_BLOCK_EDGES // k)
+
+    def widest(self, inputs: list[Optional[TensorType]]) -> int:
+        return max([inputs[0].shape[1]] + [w.shape[0] for w in inputs[3::2]])
+
+    def workspace(self, inputs: list[Optional[TensorType]], outputs: list[Optional[TensorType]]) -> list[TensorType]:
+        """Two planes of a block's edges and conv_pointwise's columns; an image's offsets into x."""
+        points, k = inputs[1].shape[1], inputs[1].shape[2]
+        widest = self.widest(inputs)
+        floats = widest * (2 * self.points_per_block(k) * k + POINTWISE_SCRATCH_WIDTH)
+        return [TensorType(inputs[0].dtype, (floats,)), TensorType(np.dtype(np.uint64), (points * k,))]
+
+    def emit(self, ctx: NodeContext) -> str:
+        x, idx = ctx.inputs[0], ctx.inputs[1]
+        k = idx.shape[2]
+        lambdas = ["[](const float v) { return v; }" if e is None else e.function(ctx) for e in self.activations]
+        layers = []
+        channels = x.shape[1]
+        for j, act in enumerate(lambdas[1:]):
+            w = ctx.inputs[3 + 2 * j]
+            layers.append(f"kernels::pointwise_layer({ctx.x(3 + 2 * j)}, {optional_ptr(ctx, 4 + 2 * j)}, {channels}, "
+                          f"{w.shape[0]}, {act})")
+            channels = w.shape[0]
+        sizes = ", ".join(ctx.dim(d) for d in (x.shape[0], x.shape[1], idx.shape[1], k))
+        pool = f"kernels::EdgePool::{_POOLS[self.attrs['pool']]}"
+        args = [ctx.x(0), ctx.x(1), optional_ptr(ctx, 2), ctx.y(0), ctx.w(0), ctx.w(1), sizes,
+                str(self.points_per_block(k)), str(self.widest(ctx.inputs)), pool, lambdas[0], *layers]
+        return f"kernels::edge_conv_chain({', '.join(args)});"

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 
 from ....ir import TensorType
 from ....ir.dims import Dim, num_elements
 from ....ops import indexing as indexing_ops
 from ....ops.base import broadcast_strides, contiguous_strides, normalize_axis
+from ....ops.fused import NeighbourGather
 from ..._cxx.context import NodeContext
 from ..emitter import Emitter, emits
+from .gemm import ActivationCode
 
 # An update combined with the value already there, per reduction; on bool, what onnxruntime's + and * amount to.
 _REDUCE_CPP = {"none": "b", "add": "a + b", "mul": "a * b", "max": "std::max(a, b)", "min": "std::min(a, b)"}
@@ -175,3 +179,23 @@ class EyeLikeEmitter(Emitter):
     def emit(self, ctx: NodeContext) -> str:
         rows, cols = ctx.inputs[0].shape
         return f"kernels::eye({ctx.y(0)}, {ctx.dim(rows)}, {ctx.dim(cols)}, {self.attrs['k']});"
+
+
+@emits(NeighbourGather)
+class NeighbourGatherEmitter(ActivationCode):
+    """The CPU code of :class:`~sofie_rdf.ops.fused.NeighbourGather`: one ``neighbour_gather`` call, a batch row's
+    offsets computed once into scratch."""
+
+    own_kernels = ("indexing",)
+
+    def workspace(self, inputs: list[Optional[TensorType]], outputs: list[Optional[TensorType]]) -> list[TensorType]:
+        return [TensorType(np.dtype(np.uint64), (inputs[1].shape[1] * inputs[1].shape[2],))]
+
+    def emit(self, ctx: NodeContext) -> str:
+        x, idx = ctx.inputs[0], ctx.inputs[1]
+        t = ctx.ctype(x.dtype)
+        act = self.activation_function(ctx) or f"[](const {t} v) {{ return v; }}"
+        sizes = ", ".join(ctx.dim(d) for d in (x.shape[0], x.shape[1], x.shape[2], idx.shape[1], idx.shape[2]))
+        base = ctx.x(2) if len(ctx.inputs) > 2 and ctx.inputs[2] is not None else f"static_cast<const {t} *>(nullptr)"
+        return (f"kernels::neighbour_gather({ctx.x(0)}, {ctx.x(1)}, {base}, {ctx.y(0)}, "
+                f"{ctx.w(0)}, {sizes}, {act});")

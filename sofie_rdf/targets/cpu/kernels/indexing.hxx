@@ -269,3 +269,35 @@ inline void eye(T *y, size_t rows, size_t cols, int64_t k)
          y[r * cols + static_cast<size_t>(c)] = static_cast<T>(1);
    }
 }
+
+// NeighbourGather (ops/fused.py): y[n][c][q][k] = act(base[n][c][q] + x at index i[n][q][k] + n * P of the
+// (C, N * P) view of x), each index checked against that view as the Gather of weaver's exported chain checks
+// it.  A batch row's Q * K offsets into x are computed once (`offsets`: Q * K of them) and serve its C channels,
+// whose loops are then plain gathers.  base may be null (no centre term).
+template <typename T, typename I, typename F>
+inline void neighbour_gather(const T *x, const I *indices, const T *base, T *y, std::uint64_t *offsets,
+                             size_t batch, size_t channels, size_t points, size_t queries, size_t k, F act)
+{
+   const size_t total = batch * points, per = queries * k;
+   for (size_t n = 0; n < batch; ++n) {
+      const I *in = indices + n * per;
+      for (size_t j = 0; j < per; ++j) {
+         const size_t f = checked_index(static_cast<int64_t>(in[j]) + static_cast<int64_t>(n * points), total,
+                                        "NeighbourGather");
+         offsets[j] = f / points * channels * points + f % points;
+      }
+      for (size_t c = 0; c < channels; ++c) {
+         const T *xc = x + c * points;
+         T *yc = y + (n * channels + c) * per;
+         if (base == nullptr) {
+            for (size_t j = 0; j < per; ++j)
+               yc[j] = act(xc[offsets[j]]);
+            continue;
+         }
+         const T *b = base + (n * channels + c) * queries;
+         for (size_t q = 0; q < queries; ++q)
+            for (size_t j = q * k; j < (q + 1) * k; ++j)
+               yc[j] = act(b[q] + xc[offsets[j]]);
+      }
+   }
+}
