@@ -295,10 +295,38 @@ def _run_time_parameters() -> Case:
     return Case("run_time_parameters", model, feeds)
 
 
+def _batched_rows(rows: int) -> Case:
+    """A Gemm + GELU and a MatMul over an open batch (gemm_panels_rows: gemm_panels' tiles from 16 rows, tiles of one
+    or two rows over eight panels below; 40 columns: a partial last panel)."""
+    w1, b1, w2 = _weights(24, (24, 136), (136,), (136, 40))
+    nodes = [helper.make_node("Gemm", ["x", "w1", "b1"], ["h"]), helper.make_node("Gelu", ["h"], ["g"]),
+             helper.make_node("MatMul", ["g", "w2"], ["y"])]
+    model = make_model(nodes, [("x", F32, ["N", 24])], [("y", F32, ["N", 40])], dict(w1=w1, b1=b1, w2=w2), opset=20)
+    return Case(f"batched_rows_{rows}", model, {"x": random_array((rows, 24), F32, 25)}, dims=(rows,))
+
+
+def _edge_conv() -> Case:
+    """ParticleNet's EdgeConv blocks (passes/edge_conv.py): NeighbourGather's offsets and EdgeConvChain's planes of
+    gathered edges in the workspace, an open batch and particle count."""
+    from test_edge_conv import _jets, _net_onnx
+
+    return Case("edge_conv", _net_onnx(), _jets(2, 37, seed=26), dims=(2, 37))
+
+
+def _selection() -> Case:
+    """Products by 0/1 selection matrices (passes/selection.py): a gather and a sum of columns."""
+    b = np.zeros((12, 30), F32)
+    b[np.arange(30) % 12, np.arange(30)] = 1.0
+    nodes = [helper.make_node("MatMul", ["x", "b"], ["e"]), helper.make_node("MatMul", ["e", "bt"], ["y"])]
+    model = make_model(nodes, [("x", F32, ["N", 12])], [("y", F32, ["N", 12])], dict(b=b, bt=np.ascontiguousarray(b.T)))
+    return Case("selection", model, {"x": random_array((3, 12), F32, 27)}, dims=(3,))
+
+
 CASES = [_mlp(), _conv_pool(), _recurrent("LSTM", 4), _recurrent("GRU", 3), _attention(), _fused_attention(),
          _reductions(), _movement(), _resize(), _gather(), _grid_scatter(), _topk(), _nonzero(), _upsample(),
          _register_tiles(), _strided_convs(), _winograd_tiles(), _winograd_tiles_compact(), _winograd_tiles_pooled(),
-         _pool3d_gelu(), _symbolic_length(), _pair_bias(), _run_time_axes(), _run_time_parameters(), _pooled_rows()]
+         _pool3d_gelu(), _symbolic_length(), _pair_bias(), _run_time_axes(), _run_time_parameters(), _pooled_rows(),
+         _batched_rows(5), _batched_rows(40), _edge_conv(), _selection()]
 
 
 def _literal(a: np.ndarray) -> str:

@@ -1,4 +1,5 @@
-"""Graph fusions (passes/fusion.py): MatMul + Add into Gemm, activations into the Gemm before them.
+"""Graph fusions (passes/fusion.py): MatMul + Add into Gemm (a MatMul by a constant alone too), activations into the
+Gemm before them.
 
 Each model is checked twice: the rewritten graph has (or, where the rewrite
 would change the meaning, has not) the fused nodes, and its outputs match
@@ -75,8 +76,19 @@ def test_pairs_that_must_stay_apart(check_model, case):
     if case == "two_open_dims":  # the Reshapes to rows and back could spell one open dim only (as -1)
         model = make_model(nodes, [("x", F32, ["b", "n", K])], [("y", F32, ["b", "n", N])], inits)
         shape = (2, M, K)
-    expected = ["MatMul", "Add"] + (["Neg"] if case == "product_read_twice" else [])
+    product = "MatMul" if case == "two_open_dims" else "Gemm"  # the product alone is still a Gemm (no C)
+    expected = [product, "Add"] + (["Neg"] if case == "product_read_twice" else [])
     _check(check_model, model, expected, shape)
+
+
+@pytest.mark.parametrize("rank", [2, 3])
+def test_a_product_without_bias_becomes_a_gemm_and_takes_its_activation(check_model, rank):
+    """Linear(bias=False) and attention's projections: MatMul by a constant, then an activation."""
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["p"]), helper.make_node("Tanh", ["p"], ["y"])]
+    shape = ["n", K] if rank == 2 else ["n", M, K]
+    model = make_model(nodes, [("x", F32, shape)], [("y", F32, shape[:-1] + [N])], _inits())
+    expected = ["FusedGemm"] if rank == 2 else ["Reshape", "FusedGemm", "Reshape"]
+    _check(check_model, model, expected, (2, K) if rank == 2 else (2, M, K))
 
 
 @pytest.mark.parametrize("dims", [[2, M], ["events", M], [2, "particles", 3]], ids=["static", "open", "rank4"])

@@ -201,6 +201,47 @@ class NeighbourGather(FusedActivation, Op):
         return [self.activation_reference(y).astype(x.dtype)]
 
 
+SELECTION_MODES = ("gather", "scatter")
+
+
+@register
+class SelectionGemm(Gemm):
+    """Y = alpha * A B for a constant B that selects: one nonzero per column (``mode="gather"``: column j of Y is
+    column index[j] of A times scale[j]) or one per row (``"scatter"``: column j of Y is the sum over t in
+    [offsets[j], offsets[j + 1]) of column index[t] of A times scale[t]).  Inputs: A (M, K), B (K, N) itself,
+    index and scale (N values, or K), and for a scatter the offsets (N + 1), which ``passes/selection.py`` reads
+    off B.  The interaction network's receiver and sender matrices (60 x 3540 0/1)
+    are such products: the product of every row of A with every column of B was a third of its time.  The
+    meaning is the product's (Gemm's reference): an A holding an infinity or a NaN, whose zero multiples make NaNs,
+    is computed as the whole product."""
+
+    op_type = "SelectionGemm"
+    domain = FUSED_DOMAIN
+    since_version = 1
+    attr_defaults = {"alpha": 1.0, "beta": 1.0, "transA": 0, "transB": 0, "mode": "gather"}
+
+    def infer(self, inputs: list[Optional[TensorType]]) -> list[TensorType]:
+        (y,) = super().infer(inputs[:2])
+        index, scale = inputs[2], inputs[3]
+        k, n = inputs[1].shape
+        gather = self.attrs["mode"] == "gather"
+        if self.attrs["mode"] not in SELECTION_MODES or self.attrs["transA"] or self.attrs["transB"]:
+            raise self.error(f"mode must be one of {', '.join(SELECTION_MODES)}, A and B untransposed")
+        count = n if gather else k
+        check_indices(self, index)
+        if index.shape != (count,) or scale.shape != (count,) or scale.dtype != y.dtype:
+            raise self.error(f"index and scale must hold {count} values, got {index.shape} and {scale.shape}")
+        if not gather and (len(inputs) < 5 or inputs[4] is None or inputs[4].shape != (n + 1,)):
+            raise self.error(f"a scatter needs the {n + 1} offsets of its groups as input 4")
+        return [y]
+
+    def flops(self, inputs, outputs):
+        return None  # data movement: the product's operations are not done
+
+    def evaluate(self, values: list[Optional[np.ndarray]]) -> list[np.ndarray]:
+        return super().evaluate(values[:2])
+
+
 EDGE_POOLS = {"mean": np.mean, "max": np.max, "sum": np.sum}
 
 

@@ -23,6 +23,7 @@ from .gelu_fusion import fuse_gelu
 from .index_grids import fuse_index_grids
 from .inline_if import inline_known_ifs
 from .pool_fusion import fuse_row_pooling
+from .selection import use_selection_products
 from .shape_inference import infer_shapes
 
 __all__ = ["prepare", "rewrite"]
@@ -50,20 +51,24 @@ def _inferred(model: Model) -> Model:
 
 
 def rewrite(model: Model, attention: bool = True, index_grids: bool = True, row_pooling: bool = True,
-            conv_pooling: Optional[ConvPools] = None, edge_conv: bool = True, edge_chains: bool = True) -> Model:
+            conv_pooling: Optional[ConvPools] = None, edge_conv: bool = True, edge_chains: bool = True,
+            selections: bool = True) -> Model:
     """A prepared model rewritten for inference (``model`` itself, changed).  ``attention``, ``index_grids`` and
     ``row_pooling``: whether the machine it is planned for computes the ONNX Attention operator
     (``Target.attention_op``), ``sofie_rdf::GridScatterND`` (``Target.grid_scatter_op``) and a pooled
     ``sofie_rdf::FusedGemm`` (``Target.pooled_gemm``), which steps 1b, 1c and 4b produce; ``conv_pooling``,
     which of its convolutions compute a pooled ``sofie_rdf::FusedConv`` (``Target.pools_conv``: step 4c);
     ``edge_conv``, whether it computes ``sofie_rdf::NeighbourGather`` (``Target.neighbour_gather``: step 4a), and
-    ``edge_chains`` ``sofie_rdf::EdgeConvChain`` (``Target.edge_chains``)."""
+    ``edge_chains`` ``sofie_rdf::EdgeConvChain`` (``Target.edge_chains``); ``selections``, whether it computes
+    ``sofie_rdf::SelectionGemm`` (``Target.selection_products``: step 2b)."""
     model = fold_constants(model)   # 1. drop nodes computed at generation time, collect weights
     if attention:
         model = fuse_attention(model)  # 1b. MatMul(Q, K^T) -> scale -> Softmax -> MatMul(V) -> one Attention
     if index_grids:
         model = fuse_index_grids(model)  # 1c. ScatterND(Concat(Unsqueeze(Expand(c)))) -> one GridScatterND
     model = fuse_matmul_add(model)  # 2. MatMul + constant bias Add -> Gemm (which 3 and 4 may then fuse further)
+    if selections:
+        model = use_selection_products(model)  # 2b. Gemm by a constant 0/1 selection -> a gather or a column sum
     model = fold_batchnorm(model)   # 3. inference BatchNormalization merged into the Conv/Gemm weights before it
     model = fuse_gelu(model)        # 3b. GELU as exported (Erf or Tanh chains) -> one Gelu node, which 4 may fuse
     model = fuse_activations(model)  # 4. Conv/ConvTranspose/Gemm + activation -> one sofie_rdf::Fused* node

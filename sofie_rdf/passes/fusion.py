@@ -49,48 +49,59 @@ GEMM_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def fuse_matmul_add(model: Model) -> Model:
-    """Replace every ``MatMul(A, B) -> Add(., bias)`` pair by ``Gemm(A, B, bias)`` where that keeps the meaning.
+    """Replace every ``MatMul(A, B) -> Add(., bias)`` pair by ``Gemm(A, B, bias)`` where that keeps the meaning,
+    and every other MatMul by a constant matrix by ``Gemm(A, B)``.
 
-    The pair qualifies when A is a matrix, B a constant matrix, the product read by the Add alone and not a
-    graph output, and the bias a constant of shape (N,) or (1, N) of the product's type.  The Gemm takes the
-    MatMul's place in the node list (its inputs are all known there) and the Add's output name, so the
-    rewrite holds under any topological order and whoever reads the sum, graph outputs included.
+    A MatMul qualifies when B is a constant matrix and A's rows are known (see :func:`_constant_product`); the
+    pair when the product is read by the Add alone and is not a graph output, and the bias is a constant of shape
+    (N,) or (1, N) of the product's type.  The Gemm takes the MatMul's place in the node list (its inputs are all
+    known there) and the Add's output name, so the rewrite holds under any topological order and whoever reads
+    the sum, graph outputs included.  A product without a bias (Linear(bias=False), attention's projections)
+    then takes the same kernels as one with: register-tile panels, a fused activation.
     """
     consumers = _consumers(model)
     replaced: dict[int, list[Node]] = {}
     removed: set[int] = set()
     for node in model.nodes:
-        add = _bias_add(model, node, consumers)
-        if add is None:
+        if not _constant_product(model, node):
             continue
-        bias = add.inputs[1] if add.inputs[0] == node.outputs[0] else add.inputs[0]
-        name = f"{node.name}+{add.name}"
+        add = _bias_add(model, node, consumers)
+        bias, out = None, node.outputs[0]
+        if add is not None:
+            bias, out = add.inputs[1] if add.inputs[0] == node.outputs[0] else add.inputs[0], add.outputs[0]
+            removed.add(id(add))
+            del model.tensors[node.outputs[0]]
+        name = f"{node.name}+{add.name}" if add is not None else node.name
+        inputs = [node.inputs[0], node.inputs[1]] + ([bias] if bias else [])
         if model.tensors[node.inputs[0]].rank == 2:
-            replaced[id(node)] = [make_node("Gemm", [node.inputs[0], node.inputs[1], bias], add.outputs, name=name,
-                                            version=GEMM_VERSION, model=model.name)]
+            replaced[id(node)] = [make_node("Gemm", inputs, [out], name=name, version=GEMM_VERSION, model=model.name)]
         else:
-            replaced[id(node)] = _rows_gemm(model, node, bias, add.outputs[0], name)
-        removed.add(id(add))
-        del model.tensors[node.outputs[0]]
+            replaced[id(node)] = _rows_gemm(model, node, inputs[2:], out, name)
     model.nodes = [m for n in model.nodes if id(n) not in removed for m in replaced.get(id(n), [n])]
     return model
 
 
-def _rows_gemm(model: Model, node: Node, bias: str, out: str, name: str) -> list[Node]:
-    """``Reshape(A) -> Gemm -> Reshape`` for a MatMul of an A of rank 3 and up by a constant matrix: A's
-    leading dims as the rows of one product, and back (at most one of them open: it is the Reshapes' -1)."""
-    a = model.tensors[node.inputs[0]]
-    k, n = a.shape[-1], model.initializers[node.inputs[1]].shape[1]
-    lead = a.shape[:-1]
-    rows, matrix = _fresh(model, f"{node.inputs[0]}_rows"), _fresh(model, f"{out}_rows")
+def _rows_gemm(model: Model, node: Node, bias: list[str], out: str, name: str) -> list[Node]:
+    """``Reshape(A) -> Gemm -> Reshape`` for a MatMul of an A of rank 3 and up by a constant matrix."""
+    n = model.initializers[node.inputs[1]].shape[1]
+    return _rows_product(model, node.inputs[0], n, out, name, lambda rows, matrix: make_node(
+        "Gemm", [rows, node.inputs[1], *bias], [matrix], name=name, version=GEMM_VERSION, model=model.name))
+
+
+def _rows_product(model: Model, a_name: str, n: int, out: str, name: str, product) -> list[Node]:
+    """``Reshape(A) -> product -> Reshape``: A's leading dims as the rows of one matrix product (N columns) made by
+    ``product(rows, matrix)`` (the names of its input and output), and back (at most one of them open: it is the
+    Reshapes' -1)."""
+    a = model.tensors[a_name]
+    k, lead = a.shape[-1], a.shape[:-1]
+    rows, matrix = _fresh(model, f"{a_name}_rows"), _fresh(model, f"{out}_rows")
     model.tensors[rows] = TensorType(a.dtype, (num_elements(lead), k))
     model.tensors[matrix] = TensorType(a.dtype, (num_elements(lead), n))
     to_rows = _shape_constant(model, f"{rows}_shape", [-1, k])
     back = _shape_constant(model, f"{out}_shape", [d if isinstance(d, int) else -1 for d in lead] + [n])
-    return [make_node("Reshape", [node.inputs[0], to_rows], [rows], name=f"{name}/rows", version=RESHAPE_VERSION,
+    return [make_node("Reshape", [a_name, to_rows], [rows], name=f"{name}/rows", version=RESHAPE_VERSION,
                       model=model.name),
-            make_node("Gemm", [rows, node.inputs[1], bias], [matrix], name=name, version=GEMM_VERSION,
-                      model=model.name),
+            product(rows, matrix),
             make_node("Reshape", [matrix, back], [out], name=f"{name}/shape", version=RESHAPE_VERSION,
                       model=model.name)]
 
@@ -121,17 +132,24 @@ def _consumers(model: Model) -> dict[str, list[Node]]:
     return consumers
 
 
-def _bias_add(model: Model, node: Node, consumers: dict[str, list[Node]]) -> Optional[Node]:
-    """The Add that adds a constant bias row to ``node``'s product, if ``node`` is such a MatMul."""
+def _constant_product(model: Model, node: Node) -> bool:
+    """Whether ``node`` is a MatMul of a float A (rank 2 and up) by a constant matrix of its type, A's leading dims
+    holding at most one open dim and no 0 (the Reshapes of _rows_gemm spell one open dim as -1, which an empty
+    tensor leaves undefined)."""
     if node.op_type != "MatMul" or node.domain not in ("", "ai.onnx"):
-        return None
-    a, b, out = model.tensors[node.inputs[0]], node.inputs[1], node.outputs[0]
-    weight = model.initializers.get(b)
+        return False
+    a, weight = model.tensors[node.inputs[0]], model.initializers.get(node.inputs[1])
+    if a.rank < 2 or weight is None or weight.ndim != 2 or a.dtype not in GEMM_DTYPES or weight.dtype != a.dtype:
+        return False
+    return sum(not isinstance(d, int) for d in a.shape[:-1]) <= 1 and isinstance(a.shape[-1], int) and 0 not in a.shape
+
+
+def _bias_add(model: Model, node: Node, consumers: dict[str, list[Node]]) -> Optional[Node]:
+    """The Add that adds a constant bias row to the product of ``node``, a MatMul by a constant matrix."""
+    a, weight, out = model.tensors[node.inputs[0]], model.initializers[node.inputs[1]], node.outputs[0]
     readers = consumers.get(out, [])
-    if a.rank < 2 or weight is None or weight.ndim != 2 or out in model.outputs or len(readers) != 1:
+    if out in model.outputs or len(readers) != 1:
         return None
-    if sum(not isinstance(d, int) for d in a.shape[:-1]) > 1 or not isinstance(a.shape[-1], int) or 0 in a.shape:
-        return None  # the Reshapes of _rows_gemm spell one open dim as -1, which an empty tensor leaves undefined
     add = readers[0]
     if add.op_type != "Add" or add.domain not in ("", "ai.onnx") or len(add.inputs) != 2 or add.inputs[0] == add.inputs[1]:
         return None

@@ -105,7 +105,8 @@ def _plan_graph(prepared: Model, target: Any) -> Planned:
     # control flow decided while running: marker nodes
     rewriter = functools.partial(rewrite, attention=target.attention_op, index_grids=target.grid_scatter_op,
                                  row_pooling=target.pooled_gemm, conv_pooling=target.pools_conv,
-                                 edge_conv=target.neighbour_gather, edge_chains=target.edge_chains)
+                                 edge_conv=target.neighbour_gather, edge_chains=target.edge_chains,
+                                 selections=target.selection_products)
     model = lower_control_flow(rewriter(_copy(prepared)), rewriter)
     ops = tuple(op_for(node, model.name) for node in model.nodes)
     emitters = tuple(target.bind(op) for op in ops)

@@ -35,6 +35,9 @@ class Target:
     # Whether the target computes ``sofie_rdf::NeighbourGather``, so that planning may give it the gathers of
     # neighbours ParticleNet exports and split each EdgeConv's first convolution over it (passes/edge_conv.py).
     neighbour_gather: ClassVar[bool] = True
+    # Whether the target computes ``sofie_rdf::SelectionGemm`` (products by constant selection matrices as gathers
+    # and column sums: passes/selection.py).
+    selection_products: ClassVar[bool] = True
     # Whether the target computes ``sofie_rdf::EdgeConvChain`` (an EdgeConv block's layers and pooling in one node).
     edge_chains: bool = False
     # Whether the target's session runs a batch of independent rows in blocks (planning/row_blocks.py), so that

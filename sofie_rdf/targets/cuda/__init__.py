@@ -37,6 +37,7 @@ class CudaTarget(Target):
     grid_scatter_op: ClassVar[bool] = False  # nor a grid walker: ScatterND reads the stacked index tensor
     pooled_gemm: ClassVar[bool] = False  # nor a pooling epilogue: the reduction runs as a node of its own
     neighbour_gather: ClassVar[bool] = False  # nor NeighbourGather: EdgeConv runs as exported
+    selection_products: ClassVar[bool] = False  # nor SelectionGemm: selections run as cuBLAS products
 
     def __post_init__(self) -> None:
         if not self.archs or not all(isinstance(a, str) and _ARCH.fullmatch(a) for a in self.archs):

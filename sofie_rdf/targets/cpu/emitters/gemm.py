@@ -20,7 +20,7 @@ import numpy as np
 from ....ir import TensorType
 from ....ir.dims import num_elements
 from ....ops.base import broadcast_strides, coalesce
-from ....ops.fused import FusedActivation, FusedGemm
+from ....ops.fused import FusedActivation, FusedGemm, SelectionGemm
 from ....ops.gemm import Gemm, MatMul
 from ..emitter import Emitter, emits
 from .reduce import FOLDS
@@ -38,8 +38,10 @@ if TYPE_CHECKING:
 # its time, 64 to 4096 rows 0.68-1.01x (Deep Sets' 4096 x 64 x 64 layers 0.81-0.90x); built for AVX2 against
 # OpenBLAS's Haswell kernels, 64 to 4096 rows, 0.81-1.07x but 1.19x on 1024 x 8 x 256; on a generator's
 # 64 x 100 x 40500 layer + Sigmoid (AVX2), 0.93x.  Fewer rows make the tiles load- or latency-bound: 4 to 15 rows
-# took 1.1-7x the small-product loop's time, one row 1.2-2.2x; a row count known only when the code runs (an
-# event at a time) keeps BLAS and the loop.  From PANEL_MIN_STREAMED_ROWS rows, outputs beyond L2
+# took 1.1-7x the small-product loop's time, one row 1.2-2.2x.  A row count known only when the code runs (the
+# open batch of every exported model) takes the panels too: gemm_panels_rows chooses gemm_panels' tiles from
+# PANEL_MIN_ROWS rows and tiles of one or two rows over eight panels below (kernels/gemm.hxx).  From
+# PANEL_MIN_STREAMED_ROWS rows, outputs beyond L2
 # (PANEL_MIN_OUTPUTS elements, kGemmStreamedOutput) take the panels too: BLAS and the activation's pass after it
 # would go over Y twice.  Deeper products (a transformer's 512 -> 128 feed-forward output, depth 384 to 8192), on a
 # Sapphire Rapids-class Xeon against OpenBLAS's SkylakeX kernels: 0.5x to 0.95x the time, where BLAS took 1.15x to
@@ -146,10 +148,10 @@ class GemmEmitter(ActivationCode):
             return False
         m = a.shape[1] if self.attrs["transA"] else a.shape[0]
         k, n = b.shape
-        if b.dtype != np.float32 or not isinstance(m, int) or n < PANEL_COLUMNS:
+        if b.dtype != np.float32 or n < PANEL_COLUMNS:
             return False
-        if m < PANEL_MIN_ROWS and not (m >= PANEL_MIN_STREAMED_ROWS and m * n >= PANEL_MIN_OUTPUTS):
-            return False
+        if isinstance(m, int) and m < PANEL_MIN_ROWS and not (m >= PANEL_MIN_STREAMED_ROWS and m * n >= PANEL_MIN_OUTPUTS):
+            return False  # (a row count known only while running: gemm_panels_rows chooses then)
         return c is None or (c.size == n and c.rank in (1, 2) and c.shape[-1] == n)
 
     def emit(self, ctx: NodeContext) -> str:
@@ -188,11 +190,13 @@ class GemmEmitter(ActivationCode):
         beta = ctx.literal(self.attrs["beta"] if has_bias else 0.0, dt)
         act = act or IDENTITY
         alpha, b, bias = ctx.literal(self.attrs["alpha"], dt), ctx.x(1), ctx.x(2) if has_bias else "nullptr"
+        rows, a_row, a_col = (ctx.dim(d) for d in (m, a_row, a_col))
         if k <= SHALLOW_DEPTH and not self.pool_rows:
-            return (f"kernels::gemm_shallow<{k}>({m}, {n}, {alpha}, {ctx.x(0)}, {a_row}, {a_col}, {b}, {beta}, {bias}, "
-                    f"{ctx.y(0)}, {act});")
+            return (f"kernels::gemm_shallow<{k}>({rows}, {n}, {alpha}, {ctx.x(0)}, {a_row}, {a_col}, {b}, {beta}, "
+                    f"{bias}, {ctx.y(0)}, {act});")
         pool = f", {self.pool_rows}, {'true' if self.attrs['pool'] == 'mean' else 'false'}" if self.pool_rows else ""
-        return (f"kernels::gemm_panels({m}, {n}, {k}, {alpha}, {ctx.x(0)}, {a_row}, {a_col}, {b}, {beta}, {bias}, "
+        kernel = "gemm_panels_rows" if not isinstance(m, int) and not self.pool_rows else "gemm_panels"
+        return (f"kernels::{kernel}({rows}, {n}, {k}, {alpha}, {ctx.x(0)}, {a_row}, {a_col}, {b}, {beta}, {bias}, "
                 f"{ctx.y(0)}, {act}{pool});")
 
 
@@ -221,3 +225,18 @@ class MatMulEmitter(Emitter):
         pa, pb = ctx.array("a_strides", st_a, "std::ptrdiff_t"), ctx.array("b_strides", st_b, "std::ptrdiff_t")
         return (f"kernels::matmul_batched({ctx.x(0)}, {pa}, {ctx.x(1)}, {pb}, {ctx.y(0)}, {dims}, {len(shape)}, "
                 f"{ctx.dim(m)}, {ctx.dim(n)}, {ctx.dim(k)});")
+
+
+@emits(SelectionGemm)
+class SelectionGemmEmitter(Emitter):
+    """SelectionGemm: one ``selection_gemm`` call, B kept for an A that is not finite."""
+
+    kernels = ("gemm",)
+
+    def emit(self, ctx: NodeContext) -> str:
+        a, b = ctx.inputs[0], ctx.inputs[1]
+        sizes = ", ".join(ctx.dim(d) for d in (a.shape[0], b.shape[1], b.shape[0]))
+        index_type = ctx.ctype(ctx.inputs[2].dtype)
+        offsets = ctx.x(4) if self.attrs["mode"] == "scatter" else f"static_cast<const {index_type} *>(nullptr)"
+        return (f"kernels::selection_gemm({sizes}, {ctx.literal(self.attrs['alpha'], a.dtype)}, {ctx.x(0)}, "
+                f"{ctx.x(1)}, {ctx.x(2)}, {ctx.x(3)}, {offsets}, {ctx.y(0)});")

@@ -12,6 +12,30 @@ inline void unary(const X *x, Y *y, size_t n, F f)
 // Side of the square blocks in which unary_strided_rec transposes: a cache line of floats.
 constexpr size_t kTransposeBlock = 16;
 
+// A block of transpose_blocks (y[i * ldy + j] = f(x[i + j * ldx]), i < ni, j < nj) with its whole 8 x 8 blocks
+// transposed in registers (transpose8), the rest value by value: down a column, one load per value (the
+// interaction network's (60, 3540) to (3540, 60) edge transposes: 0.43 ns per value, 2.2x this).
+template <typename F>
+inline void transpose_block(const float *x, std::ptrdiff_t ldx, float *y, size_t ldy, size_t ni, size_t nj, F &f)
+{
+   const size_t whole_i = ni - ni % 8, whole_j = nj - nj % 8;
+   for (size_t bj = 0; bj < whole_j; bj += 8)
+      for (size_t bi = 0; bi < whole_i; bi += 8) {
+         float8 t[8];
+         transpose8(x + static_cast<std::ptrdiff_t>(bi) + static_cast<std::ptrdiff_t>(bj) * ldx,
+                    static_cast<size_t>(ldx), t);
+         for (size_t i = 0; i < 8; ++i) {
+            float row[8];
+            std::memcpy(row, &t[i], sizeof row);
+            for (size_t j = 0; j < 8; ++j)
+               y[(bi + i) * ldy + bj + j] = f(row[j]);
+         }
+      }
+   for (size_t i = 0; i < ni; ++i)
+      for (size_t j = i < whole_i ? whole_j : 0; j < nj; ++j)
+         y[i * ldy + j] = f(x[static_cast<std::ptrdiff_t>(i) + static_cast<std::ptrdiff_t>(j) * ldx]);
+}
+
 // y (rows x cols, contiguous) from x read down its columns (x[i + j * stride]): in square blocks, so that the
 // lines of x a block reads stay in L1 until all their values are used.  Row by row, a row of y read one value
 // from each of `cols` lines, more than L1 holds from a few hundred on (ParticleNet's (particles x k, channels)
@@ -23,6 +47,13 @@ inline void transpose_blocks(const X *x, std::ptrdiff_t stride, Y *y, size_t row
       const size_t i1 = std::min(rows, i0 + kTransposeBlock);
       for (size_t j0 = 0; j0 < cols; j0 += kTransposeBlock) {
          const size_t j1 = std::min(cols, j0 + kTransposeBlock);
+         if constexpr (std::is_same_v<X, float> && std::is_same_v<Y, float>) {
+            if (stride > 0) {
+               transpose_block(x + static_cast<std::ptrdiff_t>(i0) + static_cast<std::ptrdiff_t>(j0) * stride, stride,
+                               y + i0 * cols + j0, cols, i1 - i0, j1 - j0, f);
+               continue;
+            }
+         }
          for (size_t i = i0; i < i1; ++i)
             for (size_t j = j0; j < j1; ++j)
                y[i * cols + j] = f(x[static_cast<std::ptrdiff_t>(i) + static_cast<std::ptrdiff_t>(j) * stride]);

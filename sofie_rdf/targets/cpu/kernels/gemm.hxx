@@ -766,6 +766,87 @@ SOFIE_RDF_KERNEL void gemm_panels(size_t M, size_t N, size_t K, float alpha, con
          Y[i] /= static_cast<float>(pool_rows);
 }
 
+// ---- a row count known only when the code runs ---------------------------------------------------------------
+//
+// A batch dim left open (every exported model's) makes a product's row count a value the code reads while running:
+// the events of a call times the particles or tokens of each.  gemm_panels' tiles serve many rows; a few rows (an
+// event at a time through a Gemm, 1 to 15 rows) would leave its tiles latency-bound (one or two accumulators), so
+// those rows go through tiles of one or two rows that span up to kRowsPanels panels, each row of A read once per
+// kRowsPanels * 16 columns and as many multiply-adds in flight as accumulators: B streamed once per pair of rows.
+
+// Rows at which gemm_panels takes over from gemm_rows_panels, and from which it does for outputs beyond L2
+// (emitters/gemm.py: PANEL_MIN_ROWS, PANEL_MIN_STREAMED_ROWS, PANEL_MIN_OUTPUTS).
+constexpr size_t kPanelMinRows = 16;
+constexpr size_t kPanelMinStreamedRows = 4;
+constexpr size_t kRowsPanels = 8;
+
+// Rows rows x Panels panels of Y (its first `cols` columns), out through a buffer: act(alpha A B + beta bias).
+template <size_t Rows, size_t Panels, typename F>
+[[gnu::noinline]] void rows_panels_tile(size_t K, const float *a, size_t a_row, std::ptrdiff_t a_col,
+                                        const float *panel, float alpha, float beta, const float *bias, size_t cols,
+                                        float *y, size_t ldy, F act)
+{
+   constexpr size_t Vectors = Panels * kPanelVectors, Width = Panels * kPanelColumns;
+   simd_float acc[Rows][Vectors];
+#pragma GCC unroll 16
+   for (size_t i = 0; i < Rows; ++i)
+#pragma GCC unroll 16
+      for (size_t j = 0; j < Vectors; ++j)
+         acc[i][j] = simd_float{};
+   for (size_t k = 0; k < K; ++k) {
+      simd_float in[Vectors];
+#pragma GCC unroll 16
+      for (size_t j = 0; j < Vectors; ++j) {
+         std::memcpy(&in[j], panel + j / kPanelVectors * K * kPanelColumns + k * kPanelColumns +
+                                j % kPanelVectors * kSimdLanes, sizeof(simd_float));
+         SOFIE_KEEP_IN_REGISTER(in[j]);
+      }
+#pragma GCC unroll 16
+      for (size_t i = 0; i < Rows; ++i)
+         fma_row<Vectors, false>(acc[i], in, a + i * a_row + static_cast<std::ptrdiff_t>(k) * a_col);
+   }
+   alignas(sizeof(simd_float)) float tile[Rows * Width];
+   std::memcpy(tile, acc, sizeof tile);
+   panel_tile_out<Rows, Width>(tile, cols, alpha, beta, bias, y, ldy, act);
+}
+
+// Rows rows of Y, every column: tiles of kRowsPanels panels, then of 4, 2 and 1 for the last columns.
+template <size_t Rows, typename F>
+inline void rows_panels(size_t N, size_t K, const float *a, size_t a_row, std::ptrdiff_t a_col, const float *Bp,
+                        float alpha, float beta, const float *bias, float *y, F act)
+{
+   for (size_t f = 0, panels; f < N; f += panels * kPanelColumns) {
+      const size_t left = (N - f + kPanelColumns - 1) / kPanelColumns;
+      panels = left >= kRowsPanels ? kRowsPanels : left >= 4 ? 4 : left >= 2 ? 2 : 1;
+      const size_t cols = std::min(panels * kPanelColumns, N - f);
+      const float *bf = bias ? bias + f : nullptr;
+      switch (panels) {
+      case kRowsPanels: rows_panels_tile<Rows, kRowsPanels>(K, a, a_row, a_col, Bp + f * K, alpha, beta, bf, cols, y + f, N, act); break;
+      case 4: rows_panels_tile<Rows, 4>(K, a, a_row, a_col, Bp + f * K, alpha, beta, bf, cols, y + f, N, act); break;
+      case 2: rows_panels_tile<Rows, 2>(K, a, a_row, a_col, Bp + f * K, alpha, beta, bf, cols, y + f, N, act); break;
+      default: rows_panels_tile<Rows, 1>(K, a, a_row, a_col, Bp + f * K, alpha, beta, bf, cols, y + f, N, act); break;
+      }
+   }
+}
+
+// gemm_panels' product for an M known only while running: its tiles from kPanelMinRows rows (or
+// kPanelMinStreamedRows when Y is beyond L2), else rows_panels two rows at a time.
+template <typename F>
+SOFIE_RDF_KERNEL void gemm_panels_rows(size_t M, size_t N, size_t K, float alpha, const float *A, size_t a_row,
+                                       std::ptrdiff_t a_col, const float *Bp, float beta, const float *bias, float *Y,
+                                       F act)
+{
+   if (M >= kPanelMinRows || (M >= kPanelMinStreamedRows && M * N >= kGemmStreamedOutput)) {
+      gemm_panels(M, N, K, alpha, A, a_row, a_col, Bp, beta, bias, Y, act);
+      return;
+   }
+   size_t i = 0;
+   for (; i + 2 <= M; i += 2)
+      rows_panels<2>(N, K, A + i * a_row, a_row, a_col, Bp, alpha, beta, bias, Y + i * N, act);
+   if (i < M)
+      rows_panels<1>(N, K, A + i * a_row, a_row, a_col, Bp, alpha, beta, bias, Y + i * N, act);
+}
+
 // ---- products of a few terms ------------------------------------------------
 //
 // A network's first layer on a handful of inputs (8 particle features: 4096 x 8 x 64 in Deep Sets at batch 64):
@@ -851,4 +932,42 @@ inline void matmul_batched(const T *A, const std::ptrdiff_t *sa, const T *B, con
                            const size_t *shape, size_t rank, size_t M, size_t N, size_t K)
 {
    matmul_batched_rec(A, sa, B, sb, C, shape, rank, M, N, K);
+}
+
+// SelectionGemm (ops/fused.py): Y = alpha A B for a constant B with one nonzero per column (gather: Y[m][j] =
+// alpha scale[j] A[m][index[j]]) or per row (scatter: Y[m][j] = alpha sum of scale[t] A[m][index[t]] over t in
+// [offsets[j], offsets[j + 1]), A's columns grouped by the column they add to, each sum in four partial sums
+// that run side by side).  An A holding an infinity or a NaN takes the whole product with B, whose zero multiples
+// of it make NaNs: the result is always the product's.
+template <typename I>
+inline void selection_gemm(size_t M, size_t N, size_t K, float alpha, const float *A, const float *B,
+                           const I *index, const float *scale, const I *offsets, float *Y)
+{
+   bool finite = true;
+   for (size_t i = 0; i < M * K; ++i)
+      finite &= A[i] - A[i] == 0.0f; // false for infinities and NaNs
+   if (!finite) {
+      gemm(false, false, M, N, K, alpha, A, B, 0.0f, Y);
+      return;
+   }
+   for (size_t m = 0; m < M; ++m) {
+      const float *a = A + m * K;
+      float *y = Y + m * N;
+      if (offsets == nullptr) {
+         for (size_t j = 0; j < N; ++j)
+            y[j] = alpha * scale[j] * a[index[j]];
+         continue;
+      }
+      for (size_t j = 0; j < N; ++j) {
+         float s[4] = {};
+         auto t = static_cast<size_t>(offsets[j]);
+         const auto end = static_cast<size_t>(offsets[j + 1]);
+         for (; t + 4 <= end; t += 4)
+            for (size_t u = 0; u < 4; ++u)
+               s[u] += scale[t + u] * a[index[t + u]];
+         for (; t < end; ++t)
+            s[0] += scale[t] * a[index[t]];
+         y[j] = alpha * ((s[0] + s[1]) + (s[2] + s[3]));
+      }
+   }
 }
