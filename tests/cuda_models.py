@@ -238,3 +238,15 @@ def rms_norm() -> onnx.ModelProto:
     nodes = [helper.make_node("RMSNormalization", ["x", "scale"], ["y"], name="rms", axis=-2, epsilon=1e-5)]
     return make_model(nodes, [("x", np.float32, ["N", 3, 4, 5])], [("y", np.float32, ["N", 3, 4, 5])],
                       {"scale": rng.random((4, 1)).astype(np.float32) + 0.5}, opset=23, name="rms_norm")
+
+
+def batched_matmul() -> onnx.ModelProto:
+    """MatMuls over a symbolic batch: (N, 3, 4, 5) x (N, 3, 5, 2), both operands per event (the batch dims
+    merge into one strided product), and (N, 3, 4, 5) x a (1, 3, 5, 2) weight broadcast over N (they cannot)."""
+    rng = _rng(7)
+    nodes = [helper.make_node("MatMul", ["a", "b"], ["ab"], name="per_event"),
+             helper.make_node("MatMul", ["a", "w"], ["aw"], name="broadcast_weight"),
+             helper.make_node("Concat", ["ab", "aw"], ["y"], name="both", axis=-1)]
+    return make_model(nodes, [("a", np.float32, ["N", 3, 4, 5]), ("b", np.float32, ["N", 3, 5, 2])],
+                      [("y", np.float32, ["N", 3, 4, 4])], {"w": rng.standard_normal((1, 3, 5, 2)).astype(np.float32)},
+                      name="batched_matmul")

@@ -13,7 +13,7 @@ import cuda_models
 import numpy as np
 import pytest
 from conftest import ATOL, RTOL, ort_run, random_array
-from cuda_emulation import emulated_session
+from cuda_emulation import emulated_session, work_counts
 
 import sofie_rdf as sr
 from sofie_rdf.targets.cuda.toolchain import device_archs
@@ -24,7 +24,8 @@ RUNNERS = [pytest.param("gpu", marks=[pytest.mark.gpu, GPU]), "emulated"]
 # Each family's input shapes, "N" for the batch.
 FAMILIES = {"mlp": [("N", 8)], "cnn": [("N", 3, 12, 10)], "conv1d3d": [("N", 2, 17), ("N", 2, 4, 6, 5)],
             "attention": [("N", 5, 16)], "movement_and_reductions": [("N", 3, 4), (1, 3)],
-            "dims_in_arithmetic": [("N", 6, 4)], "normalization_and_heads": [("N", 4, 5, 3)]}
+            "dims_in_arithmetic": [("N", 6, 4)], "normalization_and_heads": [("N", 4, 5, 3)],
+            "batched_matmul": [("N", 3, 4, 5), ("N", 3, 5, 2)]}
 
 
 @pytest.fixture(scope="module", params=RUNNERS)
@@ -69,6 +70,26 @@ def test_matches_onnxruntime(sessions, name):
         want = ort_run(proto, feeds)
         for _ in range(3):
             _close(sess.infer(*feeds.values()), want)
+
+
+@pytest.mark.parametrize("name", ["attention", "batched_matmul", "cnn", "mlp"])
+def test_launches_do_not_grow_with_the_batch(sessions, runner, name):
+    """The kernels, library calls and copies of a call (run directly, captured, replayed) are the same at batch
+    1, 5 and 40: every batch dim is in the launches' grids and the products' batch counts, never a host loop."""
+    if runner != "emulated":
+        pytest.skip("the emulation counts the work of a call")
+    proto, sess = sessions[name]
+    seen = {}
+    for batch in (1, 5, 40):
+        feeds = _feeds(proto, name, batch, seed=batch)
+        work_counts(sess)
+        calls = []
+        for _ in range(3):
+            _close(sess.infer(*feeds.values()), ort_run(proto, feeds))
+            calls.append(work_counts(sess))
+        seen[batch] = calls
+    assert seen[1] == seen[5] == seen[40], seen
+    assert all(c["kernels"] + c["library"] > 0 for c in seen[1])
 
 
 def test_hostile_names_run(build):

@@ -45,7 +45,7 @@ cublasStatus_t emu_gemm(cublasOperation_t ta, cublasOperation_t tb, int64_t m, i
                         T *c, int64_t ldc, long long sc, int64_t batch)
 {
    const T al = *alpha, be = *beta;
-   emu::submit([=] { emu::column_major(ta, tb, m, n, k, al, a, lda, sa, b, ldb, sb, be, c, ldc, sc, batch); });
+   emu::submit(emu::kLibrary, [=] { emu::column_major(ta, tb, m, n, k, al, a, lda, sa, b, ldb, sb, be, c, ldc, sc, batch); });
    return CUBLAS_STATUS_SUCCESS;
 }
 
