@@ -383,6 +383,24 @@ def test_library_builds_and_describes_itself():
     assert "cudaStreamCreate failed" in lib.error() or "cuda" in lib.error().lower()
 
 
+def test_the_source_says_how_to_build_it(tmp_path):
+    """The opening comment of a generated .cu names the nvcc command line it needs (a plain ``nvcc -c`` fails on
+    its device lambdas): that exact command, nvcc aside, compiles it for both architectures without a warning."""
+    _nvcc()
+    import shlex
+
+    files = sr.load(cuda_models.attention()).generate(tmp_path, target="cuda")
+    lines = files.header.read_text().splitlines()
+    build = next(line for line in lines[:12] if line.startswith("// Build: "))
+    command = shlex.split(build[len("// Build: "):])
+    assert command[0] == "nvcc" and "--extended-lambda" in command and "--expt-relaxed-constexpr" in command
+    assert "arch=compute_80,code=sm_80" in command and "arch=compute_90,code=sm_90" in command
+    result = subprocess.run([str(toolchain().nvcc), *command[1:]], cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 0 and result.stderr == "", result.stderr[-4000:]
+    assert (tmp_path / "attention.o").stat().st_size > 0
+    assert any(line.startswith("// and link the object with -lcublas") for line in lines[:12])
+
+
 def test_nvcc_flags_keep_ieee_math():
     assert "--use_fast_math" not in NVCC_FLAGS and "--extended-lambda" in NVCC_FLAGS
 
