@@ -52,7 +52,7 @@ MAX_VALUES = 64
 _RESERVED = {"Session", "kernels", "detail", "infer", "run", "nodes", "release", "forget_graphs", "filename", "stream",
              "fWeights", "fArena", "fStaging", "fBlasWorkspace", "fStream", "fBlas", "fCallerReady", "fDone", "fGraphs",
              "fSeen", "kBlasWorkspace", "kMaxGraphs"}
-_INCLUDES = ("cmath", "cstddef", "cstdint", "fstream", "limits", "map", "set", "stdexcept", "string", "vector")
+_INCLUDES = ("cmath", "cstddef", "cstdint", "fstream", "limits", "map", "set", "stdexcept", "string", "type_traits", "vector")
 
 
 @dataclass
