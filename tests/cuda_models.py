@@ -292,3 +292,26 @@ def attention_op() -> onnx.ModelProto:
               ("q3", np.float32, ["N", 35, 80]), ("k3", np.float32, ["N", 40, 80]), ("v3", np.float32, ["N", 40, 80])]
     return make_model(nodes, inputs, [("y", np.float32, ["N", 4, 6, 8]), ("y3", np.float32, ["N", 35, 80])], weights,
                       opset=23, name="attention_op")
+
+
+def conv_gemm() -> onnx.ModelProto:
+    """Convolutions of every implicit-GEMM tile: 3 -> 40 channels (64-feature tiles; 27 taps: two chunks of the
+    reduction) with a bias and Relu fused, 40 -> 24 (32-feature tiles, strided, dilated), two groups of 12 -> 6
+    (16-feature tiles), and a 3-D 1 -> 16 convolution as the calorimeter CNNs' first layer."""
+    rng = _rng(10)
+    nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], name="wide", pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c1"], ["r1"], name="relu"),
+             helper.make_node("Conv", ["r1", "w2"], ["c2"], name="strided", strides=[2, 1], dilations=[1, 2],
+                              pads=[0, 1, 0, 1]),
+             helper.make_node("Conv", ["c2", "w3", "b3"], ["y"], name="grouped", group=2, kernel_shape=[1, 3]),
+             helper.make_node("Conv", ["v", "w4", "b4"], ["y3"], name="volume", pads=[1, 1, 1, 1, 1, 1])]
+    weights = {"w1": rng.standard_normal((40, 3, 3, 3)).astype(np.float32) * 0.3,
+               "b1": rng.standard_normal(40).astype(np.float32),
+               "w2": rng.standard_normal((24, 40, 3, 2)).astype(np.float32) * 0.1,
+               "w3": rng.standard_normal((12, 12, 1, 3)).astype(np.float32) * 0.2,
+               "b3": rng.standard_normal(12).astype(np.float32),
+               "w4": rng.standard_normal((16, 1, 3, 3, 3)).astype(np.float32) * 0.3,
+               "b4": rng.standard_normal(16).astype(np.float32)}
+    return make_model(nodes, [("x", np.float32, ["N", 3, 9, 7]), ("v", np.float32, ["N", 1, 5, 6, 4])],
+                      [("y", np.float32, ["N", 12, 4, 5]), ("y3", np.float32, ["N", 16, 5, 6, 4])], weights,
+                      name="conv_gemm")

@@ -350,7 +350,8 @@ def test_values_of_dims_reach_the_device():
 
 
 FAMILIES = ["cnn", "conv1d3d", "attention", "dims_in_arithmetic", "movement_and_reductions", "message_passing",
-            "recurrent", "normalization_and_heads", "batched_matmul", "fused_attention", "attention_op"]
+            "recurrent", "normalization_and_heads", "batched_matmul", "fused_attention", "attention_op",
+            "conv_gemm"]
 
 
 def test_families_compile_for_sm80_and_sm90(tmp_path):

@@ -26,6 +26,7 @@ FAMILIES = {"mlp": [("N", 8)], "cnn": [("N", 3, 12, 10)], "conv1d3d": [("N", 2, 
             "attention": [("N", 5, 16)], "movement_and_reductions": [("N", 3, 4), (1, 3)],
             "dims_in_arithmetic": [("N", 6, 4)], "normalization_and_heads": [("N", 4, 5, 3)],
             "batched_matmul": [("N", 3, 4, 5), ("N", 3, 5, 2)], "fused_attention": [("N", 7, 16)],
+            "conv_gemm": [("N", 3, 9, 7), ("N", 1, 5, 6, 4)],
             "attention_op": [("N", 4, 6, 8), ("N", 2, 7, 8), ("N", 2, 7, 8), ("N", 35, 80), ("N", 40, 80), ("N", 40, 80)]}
 
 
@@ -73,7 +74,7 @@ def test_matches_onnxruntime(sessions, name):
             _close(sess.infer(*feeds.values()), want)
 
 
-@pytest.mark.parametrize("name", ["attention", "batched_matmul", "cnn", "fused_attention", "mlp"])
+@pytest.mark.parametrize("name", ["attention", "batched_matmul", "cnn", "conv_gemm", "fused_attention", "mlp"])
 def test_launches_do_not_grow_with_the_batch(sessions, runner, name):
     """The kernels, library calls and copies of a call (run directly, captured, replayed) are the same at batch
     1, 5 and 40: every batch dim is in the launches' grids and the products' batch counts, never a host loop."""
