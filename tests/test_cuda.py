@@ -198,6 +198,7 @@ def test_launch_configurations(tmp_path):
 # ---- the row-major products over cuBLAS, checked on the host (cuBLAS replaced by its column-major definition) --
 
 GEMM_CHECK = r"""
+#include <cublasLt.h>
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 #include <cmath>

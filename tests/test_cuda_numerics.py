@@ -94,6 +94,20 @@ def test_launches_do_not_grow_with_the_batch(sessions, runner, name):
     assert all(c["kernels"] + c["library"] > 0 for c in seen[1])
 
 
+def test_bias_and_relu_in_the_products_epilogue(sessions, runner):
+    """The MLP's Gemm + bias + ReLU and Gemm (transposed B) + bias are one cuBLASLt call each, their epilogues adding
+    the bias and applying ReLU: a call is those two library calls and the Softmax kernel."""
+    if runner != "emulated":
+        pytest.skip("the emulation counts the work of a call")
+    proto, sess = sessions["mlp"]
+    feeds = _feeds(proto, "mlp", 9, seed=4)
+    work_counts(sess)
+    _close(sess.infer(*feeds.values()), ort_run(proto, feeds))
+    counts = work_counts(sess)
+    assert (counts["library"], counts["kernels"]) == (2, 1), counts
+    assert sess.code.source.count("kernels::gemm_bias(blas_lt_") == 2
+
+
 def test_hostile_names_run(build):
     proto = cuda_models.mlp(hostile=True)
     x = random_array((3, 8))

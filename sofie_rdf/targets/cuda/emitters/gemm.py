@@ -1,7 +1,10 @@
-"""Matrix products on CUDA: Gemm (and FusedGemm) and MatMul through cuBLAS (``kernels/gemm.cuh``), fp32 and fp64.
+"""Matrix products on CUDA: Gemm (and FusedGemm) and MatMul through cuBLAS and cuBLASLt (``kernels/gemm.cuh``),
+fp32 and fp64.
 
-Weights stay in the model's layout: cuBLAS reads a transposed B as fast as a plain one.  A bias C and a fused
-activation follow the product in one epilogue launch (``bias_act``); without either, the product is the node.
+Weights stay in the model's layout: cuBLAS reads a transposed B as fast as a plain one.  A bias over the output's
+columns, with ReLU or no activation after it, is the epilogue of one cuBLASLt product (``gemm_bias``); other
+biases and activations follow the product in one launch (``bias_act``); without either, the product is the node.
+GELU stays a launch of its own: ONNX's is the erf form, not the tanh approximation of cuBLASLt's GELU epilogues.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 import numpy as np
 
+from ....ir import TensorType
 from ....ir.dims import Dim, dims_equal, num_elements, simplify
 from ....ops.base import broadcast_strides, contiguous_strides
 from ....ops.fused import FusedActivation, FusedGemm
@@ -69,6 +73,11 @@ class GemmEmitter(ActivationCode):
         m, n, k = self.op._mnk(a, b)
         dt = a.dtype
         trans = ", ".join(str(bool(self.attrs[t])).lower() for t in ("transA", "transB"))
+        if c is not None and self._bias_epilogue(c, m, n):
+            relu = str(self.activation is not None).lower()
+            return (f"kernels::gemm_bias(blas_lt_, {trans}, {ctx.dim(m)}, {ctx.dim(n)}, {ctx.dim(k)}, "
+                    f"{ctx.literal(self.attrs['alpha'], dt)}, {ctx.x(0)}, {ctx.x(1)}, {ctx.x(2)}, {relu}, {ctx.y(0)}, "
+                    "blas_workspace_, kBlasWorkspace, stream_);")
         lines = [f"kernels::gemm(blas_, {trans}, {ctx.dim(m)}, {ctx.dim(n)}, {ctx.dim(k)}, "
                  f"{ctx.literal(self.attrs['alpha'], dt)}, {ctx.x(0)}, {ctx.x(1)}, {ctx.literal(0.0, dt)}, {ctx.y(0)});"]
         if c is None and self.activation is None:
@@ -81,6 +90,14 @@ class GemmEmitter(ActivationCode):
         lines.append(f"kernels::bias_act({ctx.y(0)}, {ctx.dim(m)}, {ctx.dim(n)}, {beta}, {bias}, "
                      f"{self.activation_or_identity(ctx, dt)}, stream_);")
         return "\n".join(lines)
+
+    def _bias_epilogue(self, c: TensorType, m: Dim, n: Dim) -> bool:
+        """Whether cuBLASLt's epilogue computes the bias and activation: fp32, C is one value per output column (a
+        vector over N, added as it is: beta 1) and the activation is ReLU or none."""
+        over_columns = [dims_equal(s, want) for s, want in zip(broadcast_strides(c.shape, (m, n)), (0, 1))]
+        relu_or_none = self.activation is None or self.op.activation_op().node.op_type == "Relu"
+        return (c.dtype == np.float32 and all(over_columns) and not dims_equal(n, 1) and self.attrs["beta"] == 1.0
+                and relu_or_none)
 
 
 def merge_batch_dims(shape: Sequence[Dim], *strides: Sequence[Dim]) -> tuple[list[Dim], list[list[Dim]]]:
