@@ -30,7 +30,7 @@ from ..._cache import atomic_write
 from ..._version import __version__
 from ...errors import SofieError, UnsupportedOperatorError
 from ...ir import TensorType
-from ...ir.dims import free_symbols
+from ...ir.dims import free_symbols, simplify
 from ...ir.dtypes import HALF_TYPES
 from ...planning import Planned
 from .._cxx.context import NodeContext, node_operands
@@ -52,6 +52,7 @@ LIBRARIES = ("cublasLt", "cublas")
 # Values computed from the dims that a kernel reads are written by one kernel argument: at most this many.
 MAX_VALUES = 64
 _RESERVED = {"Session", "kernels", "detail", "infer", "run", "nodes", "release", "forget_graphs", "filename", "stream",
+             "run_in_halves", "device_bytes",
              "fWeights", "fArena", "fStaging", "fBlasWorkspace", "fStream", "fBlas", "fBlasLt", "fCallerReady", "fDone",
              "fGraphs", "fSeen", "kBlasWorkspace", "kMaxGraphs"}
 _INCLUDES = ("cmath", "cstddef", "cstdint", "fstream", "limits", "map", "set", "stdexcept", "string", "type_traits", "vector")
@@ -76,6 +77,7 @@ class CudaCode:
     weights_mode: str = "cuda"
     profile: bool = False
     libraries: tuple[str, ...] = LIBRARIES
+    checks_indices: bool = False  # whether kernels check indices (check_status must follow a device call)
 
     @property
     def header(self) -> str:
@@ -183,7 +185,8 @@ class _SourceWriter:
             weights_tag=hashlib.sha256(self.weights).hexdigest()[:16],
             symbols=list(self.dims.items()),
             inputs=[(n, m.tensors[n]) for n in m.inputs], outputs=[(n, m.tensors[n]) for n in m.outputs],
-            constraints=list(m.constraints), nodes=[f"{n.op_type} {n.name}" for n in m.nodes])
+            constraints=list(m.constraints), nodes=[f"{n.op_type} {n.name}" for n in m.nodes],
+            checks_indices=bool(self.reporting))
 
     def _banner(self) -> str:
         m = self.model
@@ -233,7 +236,8 @@ class _SourceWriter:
                "// threads; the GPU current when it is made is the one it runs on.",
                "struct Session {"]
         out += self._constructor() + [""] + self._infer_device() + [""] + self._infer_host() + [""]
-        out += self._infer_vectors() + [""] + self._check_status() + [""] + self._reserve() + [""] + self._run()
+        out += self._infer_vectors() + [""] + self._check_status() + [""] + self._reserve() + [""]
+        out += self._device_bytes() + [""] + self._run()
         out += [""] + nodes
         out += ["", "private:",
                 "   // cuBLAS workspace of the Session's own (cuBLAS may not allocate while a graph is captured).",
@@ -253,6 +257,8 @@ class _SourceWriter:
                 "   cudaEvent_t fDone = nullptr;          // the Session's stream finished the call",
                 "   std::map<std::vector<size_t>, cudaGraphExec_t> fGraphs;  // (dims, buffers) -> captured infer",
                 "   std::set<std::vector<size_t>> fSeen;  // (dims, buffers) run once: the next call captures",
+                "",
+                *self._run_in_halves(),
                 "",
                 "   void forget_graphs() noexcept",
                 "   {",
@@ -404,9 +410,7 @@ class _SourceWriter:
         out = ["   // The nodes on device buffers: run directly the first time, captured in a CUDA graph the second",
                "   // (same dims and buffers), replayed from it after that. The arena grows to the largest dims seen.",
                f"   void run({self._params(False)})", "   {"]
-        out += ["      bool grew_ = false;",
-                f"      char *arena_ = fArena.reserve({self._arena_bytes()}, grew_);",
-                "      if (grew_)",
+        out += ["      bool grew_ = false;", *self._reserve_arena(), "      if (grew_)",
                 "         forget_graphs();  // they point into the old arena"]
         key = list(self.dims.values()) + [f"reinterpret_cast<size_t>({p})" for p in inputs + outputs]
         call = f"nodes({self._args(inputs, outputs)}, arena_);"
@@ -446,6 +450,51 @@ class _SourceWriter:
                 "   }"]
         return out
 
+    def _chunk_dim(self) -> Optional[str]:
+        """The C++ name of the dim a batch may be split along (rows independent: the planner's row blocks), else
+        None."""
+        block = self.plan.row_block
+        return self.dims.get(block[0]) if block is not None and isinstance(block[0], str) else None
+
+    def _reserve_arena(self) -> list[str]:
+        """``run``'s arena for the call; where the rows are independent and the batch's arena does not fit in
+        device memory, the batch runs in halves instead (each halved again until its arena fits)."""
+        reserve = f"fArena.reserve({self._arena_bytes()}, grew_)"
+        dim = self._chunk_dim()
+        if dim is None:
+            return [f"      char *arena_ = {reserve};"]
+        m = self.model
+        args = self._args([self.tensor[n] for n in m.inputs], [p for _, p in self._output_params()])
+        return ["      char *arena_ = nullptr;",
+                "      try {",
+                f"         arena_ = {reserve};",
+                "      } catch (const detail::OutOfMemory &) {",
+                f"         if ({dim} < 2)",
+                "            throw;",
+                f"         run_in_halves({args});",
+                "         return;",
+                "      }"]
+
+    def _run_in_halves(self) -> list[str]:
+        """``run_in_halves``: ``run`` on the first half of the batch's rows, then on the rest (empty where the
+        rows are not independent)."""
+        dim = self._chunk_dim()
+        if dim is None:
+            return []
+        m = self.model
+        symbol = next(sym for sym in free_symbols([m.tensors[n].shape for n in m.inputs]) if self.dims[sym.name] == dim)
+        tensors = list(m.inputs) + [n for n, _ in self._output_params()]
+        pointers = [self.tensor[n] for n in m.inputs] + [p for _, p in self._output_params()]
+        row = {n: to_cpp(simplify(m.tensors[n].size / symbol), self.dims) for n in tensors}
+        dims = ["half_" if d == dim else d for d in self.dims.values()]
+        first = ", ".join(dims + pointers)
+        rest = ", ".join(["rest_" if d == dim else d for d in self.dims.values()] +
+                         [f"{p} + half_ * {row[n]}" for n, p in zip(tensors, pointers)])
+        return ["   // The batch as two runs of half its rows (they are independent), for an arena that fits in memory.",
+                f"   void run_in_halves({self._params(False)})", "   {",
+                f"      const size_t half_ = ({dim} + 1) / 2, rest_ = {dim} - half_;",
+                f"      run({first});", f"      run({rest});", "   }"]
+
     def _arena_bytes(self) -> str:
         """C++ expression of the arena's size: each dtype's planned region, aligned, then the values the dims give."""
         regions = [f"detail::aligned(static_cast<size_t>({to_cpp(size, self.dims)}) * sizeof({cpp_type(d)}))"
@@ -458,6 +507,15 @@ class _SourceWriter:
         """C++ expression of the staging buffer's size (host calls): every input and output, aligned."""
         names = list(self.model.inputs) + [n for n, _ in self._output_params()]
         return " + ".join(f"detail::aligned({self._size(n)})" for n in names) or "0"
+
+    def _device_bytes(self) -> list[str]:
+        """``device_bytes``: the device memory the Session holds now."""
+        buffers = ["fWeights", "fArena", "fStaging", "fBlasWorkspace"] + (["fStatus"] if self.reporting else [])
+        return ["   // Device memory this Session holds now: weights, arena, staging for host calls, library workspace.",
+                "   size_t device_bytes() const",
+                "   {",
+                f"      return {' + '.join(f'{b}.bytes()' for b in buffers)};",
+                "   }"]
 
     def _reserve(self) -> list[str]:
         """``reserve``: the device memory of calls up to the given dims, allocated now."""

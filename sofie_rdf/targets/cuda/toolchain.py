@@ -117,8 +117,8 @@ def library_source(code: CudaCode) -> str:
 
 def _device_functions(code: CudaCode) -> list[str]:
     """The C functions of the CUDA target beside the shared ones: ``infer`` on device pointers, ``reserve`` (device
-    memory for given dims, up front), the check of the indices its kernels met (``check_status``), and the count
-    of devices the runtime sees (0 without a driver)."""
+    memory for given dims, up front), the check of the indices its kernels met (``check_status``), the device
+    memory the Session holds (``device_bytes``), and the count of devices the runtime sees (0 without a driver)."""
     args = infer_args(code, []) + ["static_cast<cudaStream_t>(stream)"]
     return ["int sofie_infer_device(void *session, const size_t *dims, void *const *buffers, void *stream)",
             "{",
@@ -155,6 +155,16 @@ def _device_functions(code: CudaCode) -> list[str]:
             "      return sofie_fail_(2, e.what());",
             "   }",
             "   return 0;",
+            "}",
+            "",
+            "size_t sofie_device_bytes(void *session)",
+            "{",
+            "   return static_cast<Handle *>(session)->session.device_bytes();",
+            "}",
+            "",
+            "int sofie_checks_indices()",
+            "{",
+            f"   return {int(code.checks_indices)};",
             "}",
             "",
             "int sofie_device_count()",
