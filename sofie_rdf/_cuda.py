@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import ctypes
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -199,6 +199,7 @@ class _Prepared:
     dtypes: list[np.dtype]
     first: DeviceArray                           # the first input: its library's stream runs the call
     make: Optional[Any]                          # (shape, dtype) -> a new output of that library
+    outs: dict = field(default_factory=dict)     # signatures of out= arrays checked -> their pointers
 
 
 class CudaBinding(NativeBinding):
@@ -235,11 +236,16 @@ class CudaBinding(NativeBinding):
             pointers = [_pointer(o) for o in outputs]
         else:
             outputs = list(out)
-            pointers = self._checked_out(outputs, prepared)
+            out_key = tuple(signature(o) for o in outputs)
+            pointers = prepared.outs.get(out_key) if None not in out_key else None
+            if pointers is None:
+                pointers = self._checked_out(outputs, prepared)
+                if None not in out_key and len(prepared.outs) < MAX_SIGNATURES:
+                    prepared.outs[out_key] = pointers
         stream = _stream(prepared.first)
-        for k, pointer in enumerate(pointers):
-            prepared.buffers[n_in + k] = pointer
-        with self._lock:
+        with self._lock:  # the prepared pointers are shared by the calls of one signature
+            for k, pointer in enumerate(pointers):
+                prepared.buffers[n_in + k] = pointer
             status = self.lib.cdll.sofie_infer_device(self.handle, prepared.values, prepared.buffers,
                                                       ctypes.c_void_p(stream))
             # indices checked on the device: a model with such nodes waits for its stream here to raise them
