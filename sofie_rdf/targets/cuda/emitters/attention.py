@@ -30,7 +30,8 @@ class AttentionEmitter(CudaEmitter):
 
     @classmethod
     def supports(cls, op: Any) -> bool:
-        """Y alone from Q, K, V and an optional mask, with a plain softmax in the inputs' precision."""
+        """Y alone from Q, K, V and an optional mask, without softcap; a ``softmax_precision`` must name the
+        inputs' own type (checked when the code is written, where the types are known)."""
         node = op.node
         extra_inputs = any(_at(node.inputs, i) for i in (4, 5, 6))
         extra_outputs = any(_at(node.outputs, i) for i in (1, 2, 3))
