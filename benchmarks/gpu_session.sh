@@ -2,7 +2,8 @@
 # The GPU checks of the CUDA target in one run on a lent GPU machine (a session gets 15 minutes of device time in
 # all, machine start included): the machine's description, the compile cache warmed (every CUDA library of the
 # tests and the benchmark, 16 nvcc at a time), `make test-gpu`, then `make bench-gpu` with the per-kernel profile.
-# Logs and results go to $OUT (8 files: what the device tool brings back). Expected: 8 to 10 minutes.
+# Logs and results go to $OUT (8 files: what the device tool brings back). Not run yet: expected about 6 to 8
+# minutes (nvcc built every library here in 4 minutes on 2 cores for two architectures), steps capped at 570 s.
 #
 #   run from the repository root there:  bash benchmarks/gpu_session.sh
 #   (the device tool: command "bash benchmarks/gpu_session.sh", timeout_s 600; nothing to carry)
