@@ -42,7 +42,9 @@ test-gpu:
 	$(PYTHON) -m pytest -q -m gpu tests/test_cuda_numerics.py
 
 # The CUDA target against torch (eager and CUDA-graph replay) on the same GPU at batch 1, 64, 1024, 16384, with
-# peak device memory: writes benchmarks/results/gpu.md and gpu.png.
+# device memory (the Session's own, torch's peak) and the device call's overhead: writes benchmarks/results/gpu.md,
+# gpu_calls.md and gpu.png; BENCH_ARGS=--profile adds each model's per-kernel CUDA time (gpu_profile.md).
+# benchmarks/gpu_session.sh runs test-gpu and bench-gpu on a lent GPU machine, logs under $OUT.
 bench-gpu:
 	$(PYTHON) -m benchmarks.gpu $(BENCH_ARGS)
 

@@ -1,15 +1,21 @@
-"""The CUDA target against torch on the same GPU (``make bench-gpu``): an MLP, a CNN and a transformer encoder at
-batch 1, 64, 1024 and 16384, each timed as sofie-rdf on torch CUDA tensors (device pointers, no copy), torch
+"""The CUDA target against torch on the same GPU (``make bench-gpu``): an MLP, a CNN, a small transformer encoder
+and the shapes of issue 61 (a particle transformer on 128 particles x 17 features, d128, 8 heads, 4 layers; a 3-D
+calorimeter CNN on 1 x 16 x 16 x 16; a ResNet of 16 channels on 4 x 24 x 24) at batch 1, 64, 1024 and 16384,
+each timed as sofie-rdf on torch CUDA tensors (device pointers, no copy, outputs into ``out=`` tensors), torch
 eager, and torch's forward replayed from a CUDA graph; with the device memory each holds.  Writes
-``benchmarks/results/gpu.md`` (the table of the GPU page in docs/benchmarks/) and ``gpu.png``.
+``benchmarks/results/gpu.md`` (the table of the GPU page in docs/benchmarks/) and ``gpu.png``; ``--profile``
+adds each model's per-kernel CUDA time (torch.profiler's CUDA activity, which records the generated library's
+kernels and cuBLAS calls too) for sofie-rdf and torch eager at ``--profile-batch``, into ``gpu_profile.md``;
+the call overhead of the Python device path against the C call is in ``gpu_calls.md``.
 
 Timing: median wall time of ``--repeat`` calls after ``--warmup`` calls, each call synchronised (the GPU time
 a caller waits for).  Memory: for torch, the allocator's peak above what the inputs and weights take
-(``torch.cuda.max_memory_allocated``); for sofie-rdf, device memory in use (``cudaMemGetInfo``) after the runs
-minus before the Session was made: weights, arena, staging buffers and the cuBLAS workspace.  TF32 is off on
-both sides (fp32 products).
+(``torch.cuda.max_memory_allocated``); for sofie-rdf, what the Session holds after the runs
+(``Session.device_bytes()``: weights, arena, staging buffers and the cuBLAS workspace), never torch's cached
+blocks.  TF32 is off on both sides (fp32 products).
 
-Not yet run on a GPU: written without one, for the session that gets one.
+Not yet run on a GPU since the changes of issue 61: written without one, for the session that gets one
+(``benchmarks/gpu_session.sh``).
 """
 
 from __future__ import annotations
@@ -29,6 +35,8 @@ BATCHES = (1, 64, 1024, 16384)
 
 def models(torch: Any) -> dict[str, tuple[Any, tuple[int, ...]]]:
     """name -> (eval-mode torch module, per-event input shape)."""
+    from benchmarks.hep import calo_cnn_3d, encoder, resnet_small
+
     nn = torch.nn
     torch.manual_seed(0)
     mlp = nn.Sequential(nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 10),
@@ -37,8 +45,10 @@ def models(torch: Any) -> dict[str, tuple[Any, tuple[int, ...]]]:
                         nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
                         nn.Linear(32, 5))
     layer = nn.TransformerEncoderLayer(64, 4, dim_feedforward=128, batch_first=True, dropout=0.0)
-    encoder = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
-    return {"mlp": (mlp.eval(), (64,)), "cnn": (cnn.eval(), (1, 32, 32)), "transformer": (encoder.eval(), (16, 64))}
+    small = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+    return {"mlp": (mlp.eval(), (64,)), "cnn": (cnn.eval(), (1, 32, 32)), "transformer": (small.eval(), (16, 64)),
+            "particle_transformer": (encoder(128, 8, 4, 512, inputs=17).eval(), (128, 17)),
+            "cnn3d": (calo_cnn_3d().eval(), (1, 16, 16, 16)), "resnet": (resnet_small().eval(), (4, 24, 24))}
 
 
 def export(torch: Any, module: Any, shape: tuple[int, ...]) -> bytes:
@@ -80,11 +90,6 @@ def _graphed(torch: Any, module: Any, x: Any) -> Callable[[], Any]:
     return graph.replay
 
 
-def _used(torch: Any) -> int:
-    free, total = torch.cuda.mem_get_info()
-    return total - free
-
-
 def run(batches: tuple[int, ...], warmup: int, repeat: int, only: Optional[list[str]] = None) -> list[dict]:
     import torch
 
@@ -99,7 +104,6 @@ def run(batches: tuple[int, ...], warmup: int, repeat: int, only: Optional[list[
             continue
         proto = export(torch, module, shape)
         module = module.cuda()
-        before = _used(torch)
         sess = sr.compile(sr.load(proto, name=f"gpu_{name}"), backend="cuda")
         for batch in batches:
             x = torch.randn(batch, *shape, device="cuda")
@@ -107,8 +111,8 @@ def run(batches: tuple[int, ...], warmup: int, repeat: int, only: Optional[list[
                 want = module(x)
             got = sess.infer(x)
             np.testing.assert_allclose(got.cpu().numpy(), want.cpu().numpy(), rtol=1e-3, atol=1e-4)
-            t_sofie = _time(lambda s=sess, x=x: s.infer(x), sync, warmup, repeat)
-            sofie_bytes = _used(torch) - before
+            t_sofie = _time(lambda s=sess, x=x, y=got: s.infer(x, out=y), sync, warmup, repeat)
+            sofie_bytes = sess.device_bytes()
             torch.cuda.reset_peak_memory_stats()
             base = torch.cuda.memory_allocated()
             with torch.no_grad():
@@ -121,9 +125,109 @@ def run(batches: tuple[int, ...], warmup: int, repeat: int, only: Optional[list[
     return rows
 
 
+def _kernel_table(call: Callable[[], Any], calls: int) -> str:
+    """torch.profiler's table of the CUDA time of ``calls`` calls of ``call``, by kernel, largest first."""
+    import torch
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as profiler
+
+    with torch.no_grad():
+        for _ in range(3):
+            call()
+        torch.cuda.synchronize()
+        with profiler(activities=[ProfilerActivity.CUDA]) as prof:
+            for _ in range(calls):
+                call()
+            torch.cuda.synchronize()
+    return prof.key_averages().table(sort_by="cuda_time_total", row_limit=12, max_name_column_width=70)
+
+
+def profile(chosen: list[str], batch: int, calls: int = 20) -> list[str]:
+    """Markdown: per model, the kernels (and library calls) taking the most CUDA time over ``calls`` calls of
+    sofie-rdf and of torch eager at ``batch`` (torch.profiler's CUDA activity)."""
+    import torch
+
+    import sofie_rdf as sr
+
+    lines = [f"Per-kernel CUDA time over {calls} calls at batch {batch} (torch.profiler, CUDA activity).", ""]
+    for name, (module, shape) in models(torch).items():
+        if name not in chosen:
+            continue
+        sess = sr.compile(sr.load(export(torch, module, shape), name=f"gpu_{name}"), backend="cuda")
+        module = module.cuda()
+        x = torch.randn(batch, *shape, device="cuda")
+        y = sess.infer(x)
+        calls_of = {"sofie-rdf": lambda s=sess, x=x, y=y: s.infer(x, out=y), "torch eager": lambda m=module, x=x: m(x)}
+        for label, call in calls_of.items():
+            lines += [f"## {name}: {label}", "", "```", _kernel_table(call, calls), "```", ""]
+    return lines
+
+
+def call_overhead(repeat: int = 2000) -> list[str]:
+    """Markdown: the time of one synchronised batch-1 MLP call through the C function (ctypes, buffers ready),
+    through ``Session.infer(x, out=y)`` and through ``Session.infer(x)`` (a new output each call)."""
+    import ctypes
+
+    import torch
+
+    import sofie_rdf as sr
+
+    module, shape = models(torch)["mlp"]
+    sess = sr.compile(sr.load(export(torch, module, shape), name="gpu_mlp"), backend="cuda")
+    x = torch.randn(1, *shape, device="cuda")
+    y = sess.infer(x)
+    binding = sess._binding
+    stream = ctypes.c_void_p(torch.cuda.current_stream().cuda_stream)
+    values = (ctypes.c_size_t * 1)(1)
+    buffers = (ctypes.c_void_p * 2)(x.data_ptr(), y.data_ptr())
+    c_call = binding.lib.cdll.sofie_infer_device
+    calls = {"C call (ctypes)": lambda: c_call(binding.handle, values, buffers, stream),
+             "Session.infer(x, out=y)": lambda: sess.infer(x, out=y), "Session.infer(x)": lambda: sess.infer(x)}
+    sync = torch.cuda.synchronize
+    times = {label: _time(call, sync, 50, repeat) * 1e6 for label, call in calls.items()}
+    base = times["C call (ctypes)"]
+    return ["Batch-1 MLP call, synchronised, median of calls (us).", "", "| call | us | above the C call |",
+            "|---|---:|---:|"] + [f"| {label} | {t:.1f} | {t - base:+.1f} |" for label, t in times.items()]
+
+
+def warm(jobs: int) -> int:
+    """Build, ``jobs`` nvcc runs at a time, every CUDA library that ``make test-gpu`` (tests/cuda_models.py) and
+    this benchmark compile, into the compile cache where ``sr.compile(backend="cuda")`` finds them; returns how
+    many were built or found."""
+    import inspect
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+
+    import torch
+
+    import sofie_rdf as sr
+    from sofie_rdf.targets.cuda import cuda_target
+    from sofie_rdf.targets.cuda.toolchain import build_library, device_archs
+
+    sys.path.insert(0, str(Path(__file__).parent.parent / "tests"))
+    import cuda_models
+
+    archs = tuple(dict.fromkeys(device_archs()))
+    target = cuda_target(archs=archs or None)
+    protos = [f() for name, f in inspect.getmembers(cuda_models, inspect.isfunction)
+              if f.__module__ == cuda_models.__name__ and not name.startswith("_")]
+    protos.append(cuda_models.mlp(hostile=True))
+    codes = []
+    for proto in protos:
+        try:
+            codes.append(sr.load(proto).code(target=target))
+        except sr.UnsupportedOperatorError:
+            continue
+    for name, (module, shape) in models(torch).items():
+        codes.append(sr.load(export(torch, module, shape), name=f"gpu_{name}").code(target=target))
+    with ThreadPoolExecutor(jobs) as pool:  # each build is an nvcc process: threads suffice
+        return len(list(pool.map(lambda code: build_library(code, target.archs), codes)))
+
+
 def write(rows: list[dict], folder: Path, device: str) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    lines = [f"GPU: {device}. Median ms per call (synchronised), device memory in MiB.", "",
+    lines = [f"GPU: {device}. Median ms per call (synchronised), device memory in MiB (sofie-rdf: the Session's own "
+             "bytes; torch: the allocator's peak above inputs and weights).", "",
              "| model | batch | sofie-rdf ms | torch eager ms | torch graph ms | sofie-rdf / graph | sofie-rdf MiB "
              "| torch peak MiB |",
              "|---|---:|---:|---:|---:|---:|---:|---:|"]
@@ -153,17 +257,31 @@ def write(rows: list[dict], folder: Path, device: str) -> None:
 def main(argv: Optional[list[str]] = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.gpu", description=__doc__.split("\n")[0])
     parser.add_argument("--batches", type=int, nargs="+", default=list(BATCHES))
-    parser.add_argument("--models", nargs="+", help="mlp, cnn, transformer (default: all)")
+    parser.add_argument("--models", nargs="+", help="mlp, cnn, transformer, particle_transformer, cnn3d, resnet "
+                        "(default: all)")
+    parser.add_argument("--profile", action="store_true", help="per-kernel CUDA time of each model (gpu_profile.md)")
+    parser.add_argument("--profile-batch", type=int, default=256)
+    parser.add_argument("--warm", type=int, metavar="JOBS", help="only build every CUDA library of make test-gpu and "
+                        "of this benchmark into the compile cache, JOBS nvcc runs at a time")
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--repeat", type=int, default=50)
     parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
+    if args.warm:
+        print(f"{warm(args.warm)} CUDA libraries in the compile cache", flush=True)
+        return
     import torch
 
     if not torch.cuda.is_available():
         raise SystemExit("bench-gpu needs a CUDA GPU")
     rows = run(tuple(args.batches), args.warmup, args.repeat, args.models)
-    write(rows, args.results, torch.cuda.get_device_name())
+    device = torch.cuda.get_device_name()
+    write(rows, args.results, device)
+    (args.results / "gpu_calls.md").write_text(f"GPU: {device}.\n\n" + "\n".join(call_overhead()) + "\n")
+    if args.profile:
+        chosen = args.models or list(models(torch))
+        (args.results / "gpu_profile.md").write_text(f"GPU: {device}.\n\n" +
+                                                     "\n".join(profile(chosen, args.profile_batch)) + "\n")
 
 
 if __name__ == "__main__":

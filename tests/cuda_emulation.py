@@ -4,10 +4,12 @@ and called through the same C ABI and Python binding as on a GPU.
 
 Each kernel launch ``kernel<<<grid, block, shared, stream>>>(args)`` becomes
 ``::emu::launch(grid, block, shared, stream, [=] { kernel(args); })``; everything else compiles as it is.
-What the emulation cannot show: speed, races between blocks, device memory limits, the real cuBLAS."""
+The emulation counts the work a call runs (:func:`work_counts`: kernel launches, library calls, copies) and can cap
+device memory (:func:`set_memory_cap`). What it cannot show: speed, races between blocks, the real cuBLAS."""
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import subprocess
 from pathlib import Path
@@ -75,3 +77,22 @@ def emulated_session(proto, folder: Path) -> sr.Session:
     if result.returncode != 0:
         raise RuntimeError(f"emulated build of {code.name} failed:\n{result.stderr[-4000:]}")
     return cuda_session(library, weights, code)
+
+
+def _emulation(sess: sr.Session) -> ctypes.CDLL:
+    """The emulated library of ``sess`` (the process loaded it once: its counters are the Session's)."""
+    return ctypes.CDLL(str(sess.library))
+
+
+def work_counts(sess: sr.Session) -> dict[str, int]:
+    """Kernel launches, library calls (cuBLAS, cuBLASLt) and copies run since the last call of this function."""
+    out = (ctypes.c_longlong * 3)()
+    _emulation(sess).emu_counts(out)
+    return dict(zip(("kernels", "library", "copies"), out))
+
+
+def set_memory_cap(sess: sr.Session, bytes_: int) -> int:
+    """Caps the device memory the emulated cudaMalloc hands out (0: no cap); returns the bytes in use."""
+    function = _emulation(sess).emu_set_memory_cap
+    function.restype, function.argtypes = ctypes.c_size_t, [ctypes.c_size_t]
+    return int(function(bytes_))

@@ -238,3 +238,80 @@ def rms_norm() -> onnx.ModelProto:
     nodes = [helper.make_node("RMSNormalization", ["x", "scale"], ["y"], name="rms", axis=-2, epsilon=1e-5)]
     return make_model(nodes, [("x", np.float32, ["N", 3, 4, 5])], [("y", np.float32, ["N", 3, 4, 5])],
                       {"scale": rng.random((4, 1)).astype(np.float32) + 0.5}, opset=23, name="rms_norm")
+
+
+def batched_matmul() -> onnx.ModelProto:
+    """MatMuls over a symbolic batch: (N, 3, 4, 5) x (N, 3, 5, 2), both operands per event (the batch dims
+    merge into one strided product), and (N, 3, 4, 5) x a (1, 3, 5, 2) weight broadcast over N (they cannot)."""
+    rng = _rng(7)
+    nodes = [helper.make_node("MatMul", ["a", "b"], ["ab"], name="per_event"),
+             helper.make_node("MatMul", ["a", "w"], ["aw"], name="broadcast_weight"),
+             helper.make_node("Concat", ["ab", "aw"], ["y"], name="both", axis=-1)]
+    return make_model(nodes, [("a", np.float32, ["N", 3, 4, 5]), ("b", np.float32, ["N", 3, 5, 2])],
+                      [("y", np.float32, ["N", 3, 4, 4])], {"w": rng.standard_normal((1, 3, 5, 2)).astype(np.float32)},
+                      name="batched_matmul")
+
+
+def fused_attention() -> onnx.ModelProto:
+    """Self-attention as PyTorch exports it, which planning fuses into one Attention node: Q, K, V projections
+    split into 2 heads (Reshape, Transpose), MatMul(Q, Transpose(K)), the scale, Softmax, MatMul with V."""
+    rng = _rng(8)
+    d, heads = 16, 2
+    w = {k: rng.standard_normal((d, d)).astype(np.float32) * 0.3 for k in ("wq", "wk", "wv")}
+    w.update({"heads": np.array([0, 0, heads, d // heads], np.int64), "merge": np.array([0, 0, d], np.int64),
+              "scale": np.array(1 / np.sqrt(d // heads), np.float32)})
+    nodes = []
+    for k in "qkv":
+        nodes += [helper.make_node("MatMul", ["x", f"w{k}"], [f"{k}0"], name=f"proj_{k}"),
+                  helper.make_node("Reshape", [f"{k}0", "heads"], [f"{k}1"], name=f"split_{k}"),
+                  helper.make_node("Transpose", [f"{k}1"], [f"{k}h"], name=f"heads_{k}", perm=[0, 2, 1, 3])]
+    nodes += [helper.make_node("Transpose", ["kh"], ["kt"], name="keys_t", perm=[0, 1, 3, 2]),
+              helper.make_node("MatMul", ["qh", "kt"], ["s0"], name="scores"),
+              helper.make_node("Mul", ["s0", "scale"], ["s1"], name="scale"),
+              helper.make_node("Softmax", ["s1"], ["pr"], name="softmax", axis=-1),
+              helper.make_node("MatMul", ["pr", "vh"], ["o0"], name="mix"),
+              helper.make_node("Transpose", ["o0"], ["o1"], name="merge_heads", perm=[0, 2, 1, 3]),
+              helper.make_node("Reshape", ["o1", "merge"], ["y"], name="merge")]
+    return make_model(nodes, [("x", np.float32, ["N", "P", d])], [("y", np.float32, ["N", "P", d])], w,
+                      name="fused_attention")
+
+
+def attention_op() -> onnx.ModelProto:
+    """ONNX Attention (opset 23) nodes the CUDA kernel covers beyond the fused chains: 4-D grouped-query heads
+    (4 query heads on 2 kv heads) with a bool mask broadcast over the batch and the causal frontier; 3-D packed
+    heads of 40 (more than a chunk of the head) with an additive mask, an explicit scale, 35 queries and 40 keys
+    (more than a tile of each)."""
+    rng = _rng(9)
+    keep = rng.random((4, 6, 7)) > 0.3
+    keep[..., 0] = True  # every query attends a key: onnxruntime gives NaN rows where the operator gives zeros
+    nodes = [helper.make_node("Attention", ["q", "k", "v", "keep"], ["y"], name="grouped", is_causal=1),
+             helper.make_node("Attention", ["q3", "k3", "v3", "bias"], ["y3"], name="packed", q_num_heads=2,
+                              kv_num_heads=2, scale=0.2)]
+    weights = {"keep": keep, "bias": rng.standard_normal((35, 40)).astype(np.float32)}
+    inputs = [("q", np.float32, ["N", 4, 6, 8]), ("k", np.float32, ["N", 2, 7, 8]), ("v", np.float32, ["N", 2, 7, 8]),
+              ("q3", np.float32, ["N", 35, 80]), ("k3", np.float32, ["N", 40, 80]), ("v3", np.float32, ["N", 40, 80])]
+    return make_model(nodes, inputs, [("y", np.float32, ["N", 4, 6, 8]), ("y3", np.float32, ["N", 35, 80])], weights,
+                      opset=23, name="attention_op")
+
+
+def conv_gemm() -> onnx.ModelProto:
+    """Convolutions of every implicit-GEMM tile: 3 -> 40 channels (64-feature tiles; 27 taps: two chunks of the
+    reduction) with a bias and Relu fused, 40 -> 24 (32-feature tiles, strided, dilated), two groups of 12 -> 6
+    (16-feature tiles), and a 3-D 1 -> 16 convolution as the calorimeter CNNs' first layer."""
+    rng = _rng(10)
+    nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], name="wide", pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c1"], ["r1"], name="relu"),
+             helper.make_node("Conv", ["r1", "w2"], ["c2"], name="strided", strides=[2, 1], dilations=[1, 2],
+                              pads=[0, 1, 0, 1]),
+             helper.make_node("Conv", ["c2", "w3", "b3"], ["y"], name="grouped", group=2, kernel_shape=[1, 3]),
+             helper.make_node("Conv", ["v", "w4", "b4"], ["y3"], name="volume", pads=[1, 1, 1, 1, 1, 1])]
+    weights = {"w1": rng.standard_normal((40, 3, 3, 3)).astype(np.float32) * 0.3,
+               "b1": rng.standard_normal(40).astype(np.float32),
+               "w2": rng.standard_normal((24, 40, 3, 2)).astype(np.float32) * 0.1,
+               "w3": rng.standard_normal((12, 12, 1, 3)).astype(np.float32) * 0.2,
+               "b3": rng.standard_normal(12).astype(np.float32),
+               "w4": rng.standard_normal((16, 1, 3, 3, 3)).astype(np.float32) * 0.3,
+               "b4": rng.standard_normal(16).astype(np.float32)}
+    return make_model(nodes, [("x", np.float32, ["N", 3, 9, 7]), ("v", np.float32, ["N", 1, 5, 6, 4])],
+                      [("y", np.float32, ["N", 12, 4, 5]), ("y3", np.float32, ["N", 16, 5, 6, 4])], weights,
+                      name="conv_gemm")

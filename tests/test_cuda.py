@@ -198,6 +198,7 @@ def test_launch_configurations(tmp_path):
 # ---- the row-major products over cuBLAS, checked on the host (cuBLAS replaced by its column-major definition) --
 
 GEMM_CHECK = r"""
+#include <cublasLt.h>
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 #include <cmath>
@@ -350,7 +351,8 @@ def test_values_of_dims_reach_the_device():
 
 
 FAMILIES = ["cnn", "conv1d3d", "attention", "dims_in_arithmetic", "movement_and_reductions", "message_passing",
-            "recurrent", "normalization_and_heads"]
+            "recurrent", "normalization_and_heads", "batched_matmul", "fused_attention", "attention_op",
+            "conv_gemm"]
 
 
 def test_families_compile_for_sm80_and_sm90(tmp_path):
@@ -381,6 +383,24 @@ def test_library_builds_and_describes_itself():
     assert lib.cdll.sofie_device_count() == 0
     assert lib.cdll.sofie_create(None) is None
     assert "cudaStreamCreate failed" in lib.error() or "cuda" in lib.error().lower()
+
+
+def test_the_source_says_how_to_build_it(tmp_path):
+    """The opening comment of a generated .cu names the nvcc command line it needs (a plain ``nvcc -c`` fails on
+    its device lambdas): that exact command, nvcc aside, compiles it for both architectures without a warning."""
+    _nvcc()
+    import shlex
+
+    files = sr.load(cuda_models.attention()).generate(tmp_path, target="cuda")
+    lines = files.header.read_text().splitlines()
+    build = next(line for line in lines[:12] if line.startswith("// Build: "))
+    command = shlex.split(build[len("// Build: "):])
+    assert command[0] == "nvcc" and "--extended-lambda" in command and "--expt-relaxed-constexpr" in command
+    assert "arch=compute_80,code=sm_80" in command and "arch=compute_90,code=sm_90" in command
+    result = subprocess.run([str(toolchain().nvcc), *command[1:]], cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 0 and result.stderr == "", result.stderr[-4000:]
+    assert (tmp_path / "attention.o").stat().st_size > 0
+    assert any(line.startswith("// and link the object with -lcublas") for line in lines[:12])
 
 
 def test_nvcc_flags_keep_ieee_math():

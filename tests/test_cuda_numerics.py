@@ -13,7 +13,7 @@ import cuda_models
 import numpy as np
 import pytest
 from conftest import ATOL, RTOL, ort_run, random_array
-from cuda_emulation import emulated_session
+from cuda_emulation import emulated_session, work_counts
 
 import sofie_rdf as sr
 from sofie_rdf.targets.cuda.toolchain import device_archs
@@ -24,7 +24,10 @@ RUNNERS = [pytest.param("gpu", marks=[pytest.mark.gpu, GPU]), "emulated"]
 # Each family's input shapes, "N" for the batch.
 FAMILIES = {"mlp": [("N", 8)], "cnn": [("N", 3, 12, 10)], "conv1d3d": [("N", 2, 17), ("N", 2, 4, 6, 5)],
             "attention": [("N", 5, 16)], "movement_and_reductions": [("N", 3, 4), (1, 3)],
-            "dims_in_arithmetic": [("N", 6, 4)], "normalization_and_heads": [("N", 4, 5, 3)]}
+            "dims_in_arithmetic": [("N", 6, 4)], "normalization_and_heads": [("N", 4, 5, 3)],
+            "batched_matmul": [("N", 3, 4, 5), ("N", 3, 5, 2)], "fused_attention": [("N", 7, 16)],
+            "conv_gemm": [("N", 3, 9, 7), ("N", 1, 5, 6, 4)],
+            "attention_op": [("N", 4, 6, 8), ("N", 2, 7, 8), ("N", 2, 7, 8), ("N", 35, 80), ("N", 40, 80), ("N", 40, 80)]}
 
 
 @pytest.fixture(scope="module", params=RUNNERS)
@@ -71,6 +74,40 @@ def test_matches_onnxruntime(sessions, name):
             _close(sess.infer(*feeds.values()), want)
 
 
+@pytest.mark.parametrize("name", ["attention", "batched_matmul", "cnn", "conv_gemm", "fused_attention", "mlp"])
+def test_launches_do_not_grow_with_the_batch(sessions, runner, name):
+    """The kernels, library calls and copies of a call (run directly, captured, replayed) are the same at batch
+    1, 5 and 40: every batch dim is in the launches' grids and the products' batch counts, never a host loop."""
+    if runner != "emulated":
+        pytest.skip("the emulation counts the work of a call")
+    proto, sess = sessions[name]
+    seen = {}
+    for batch in (1, 5, 40):
+        feeds = _feeds(proto, name, batch, seed=batch)
+        work_counts(sess)
+        calls = []
+        for _ in range(3):
+            _close(sess.infer(*feeds.values()), ort_run(proto, feeds))
+            calls.append(work_counts(sess))
+        seen[batch] = calls
+    assert seen[1] == seen[5] == seen[40], seen
+    assert all(c["kernels"] + c["library"] > 0 for c in seen[1])
+
+
+def test_bias_and_relu_in_the_products_epilogue(sessions, runner):
+    """The MLP's Gemm + bias + ReLU and Gemm (transposed B) + bias are one cuBLASLt call each, their epilogues adding
+    the bias and applying ReLU: a call is those two library calls and the Softmax kernel."""
+    if runner != "emulated":
+        pytest.skip("the emulation counts the work of a call")
+    proto, sess = sessions["mlp"]
+    feeds = _feeds(proto, "mlp", 9, seed=4)
+    work_counts(sess)
+    _close(sess.infer(*feeds.values()), ort_run(proto, feeds))
+    counts = work_counts(sess)
+    assert (counts["library"], counts["kernels"]) == (2, 1), counts
+    assert sess.code.source.count("kernels::gemm_bias(blas_lt_") == 2
+
+
 def test_hostile_names_run(build):
     proto = cuda_models.mlp(hostile=True)
     x = random_array((3, 8))
@@ -80,6 +117,7 @@ def test_hostile_names_run(build):
 def test_cpu_jit_beside_the_cuda_library_of_the_same_model(build):
     """A model's CUDA library loaded first, then its CPU header declared to Cling: both are TMVA_SOFIE_<Name>,
     and the JIT bound the Session's inline functions to the library's symbols until those were hidden."""
+    pytest.importorskip("ROOT")  # the JIT is ROOT's Cling (GPU machines may have no ROOT)
     proto = cuda_models.mlp()
     proto.graph.name = "twin_of_a_cuda_library"  # a name no other test declares to Cling first
     x = random_array((3, 8))
@@ -215,7 +253,13 @@ def test_torch_cuda_tensors_in_and_out():
         y = sess.infer(x)
     stream.synchronize()
     assert isinstance(y, torch.Tensor) and y.is_cuda
-    np.testing.assert_allclose(y.cpu().numpy(), ort_run(proto, feeds)[0], rtol=RTOL, atol=ATOL)
+    want = ort_run(proto, feeds)[0]
+    np.testing.assert_allclose(y.cpu().numpy(), want, rtol=RTOL, atol=ATOL)
+    into = torch.empty_like(y)
+    for _ in range(3):  # the checks of this signature kept: the outputs written into out=
+        assert sess.infer(x, out=into) is into
+        np.testing.assert_allclose(into.cpu().numpy(), want, rtol=RTOL, atol=ATOL)
+    assert sess.device_bytes() >= 32 << 20  # weights, arena, staging and cuBLAS's workspace
 
 
 @pytest.mark.gpu
@@ -242,3 +286,93 @@ def test_reserve_up_front():
     _close(sess.infer(*feeds.values()), ort_run(proto, feeds))
     with pytest.raises(sr.SofieError, match="no dim 'batch'"):
         sr.compile(proto, backend="cuda", reserve={"batch": 4})
+
+
+# ---- the device path, device memory (the emulation: host memory stands for device memory) ------------------
+
+class OnDevice:
+    """A numpy array presented as a device array (``__cuda_array_interface__``): in the emulation, device
+    pointers are host pointers, so the device path runs on it for real."""
+
+    def __init__(self, array: np.ndarray):
+        self.array = np.ascontiguousarray(array)
+        self.__cuda_array_interface__ = {"shape": self.array.shape, "typestr": self.array.dtype.str,
+                                         "data": (self.array.ctypes.data, False), "version": 3, "strides": None}
+
+
+@pytest.fixture
+def emulated(runner, tmp_path):
+    """Model -> a Session of its own emulated library (its device memory counted for it alone)."""
+    if runner != "emulated":
+        pytest.skip("host memory stands for device memory in the emulation only")
+    return lambda proto: emulated_session(proto, tmp_path)
+
+
+def test_device_path_checks_once_per_signature(emulated, monkeypatch):
+    """Device arrays with out=: the outputs are written in place, match onnxruntime, and a call repeating the
+    inputs' signature (pointer, shape, dtype) skips the checks; another batch is checked once more; an out=
+    array of the wrong shape is refused, and outputs of an unknown array library cannot be made."""
+    import sofie_rdf._cuda as binding
+
+    proto = cuda_models.mlp()
+    sess = emulated(proto)
+    checks = []
+    original = binding.check_device_arrays
+    monkeypatch.setattr(binding, "check_device_arrays", lambda *a: checks.append(1) or original(*a))
+    for batch, calls in ((5, 3), (12, 2)):
+        x = OnDevice(_feeds(proto, "mlp", batch, seed=batch)["x"])
+        want = ort_run(proto, {"x": x.array})
+        for _ in range(calls):
+            y = OnDevice(np.zeros((batch, 4), np.float32))
+            assert sess.infer(x, out=y) is y
+            _close(y.array, want)
+    assert len(checks) == 2  # once per signature
+    with pytest.raises(sr.ShapeError, match=r"out= array 0: expected float32 of shape \(12, 4\)"):
+        sess.infer(x, out=OnDevice(np.zeros((12, 5), np.float32)))
+    with pytest.raises(sr.SofieError, match="cannot be made"):
+        sess.infer(x)
+
+
+def test_device_bytes_are_the_sessions_own(emulated):
+    """device_bytes() is what the Session holds (weights, arena, staging, cuBLAS workspace): all the device
+    memory its library allocated, growing with the largest batch."""
+    from cuda_emulation import set_memory_cap
+
+    proto = cuda_models.cnn()
+    sess = emulated(proto)
+    before = sess.device_bytes()
+    assert before == set_memory_cap(sess, 0) and before >= 32 << 20  # cuBLAS's workspace at least
+    feeds = _feeds(proto, "cnn", 40, seed=2)
+    sess.infer(*feeds.values())
+    assert sess.device_bytes() == set_memory_cap(sess, 0) > before
+
+
+def test_a_batch_too_large_for_memory_runs_in_halves(emulated):
+    """Under a device memory cap that the batch's arena exceeds, a model whose rows are independent runs the
+    batch in halves (halved again until the arena fits) and matches onnxruntime; a model whose rows mix
+    (attention over the particles) fails naming the memory."""
+    from cuda_emulation import set_memory_cap
+
+    proto = cuda_models.cnn()
+    sess = emulated(proto)
+    small = _feeds(proto, "cnn", 2, seed=1)
+    _close(sess.infer(*small.values()), ort_run(proto, small))
+    work_counts(sess)
+    feeds = _feeds(proto, "cnn", 300, seed=3)
+    staging = sum(a.nbytes for a in feeds.values()) + 300 * 5 * 4 + 1024
+    set_memory_cap(sess, sess.device_bytes() + staging + 64 * 1024)  # a few events' intermediates
+    try:
+        _close(sess.infer(*feeds.values()), ort_run(proto, feeds))
+        halves = work_counts(sess)
+    finally:
+        set_memory_cap(sess, 0)
+    _close(sess.infer(*small.values()), ort_run(proto, small))
+    assert halves["kernels"] > 4 * work_counts(sess)["kernels"]  # the 300 events ran in several chunks
+    mixing = emulated(cuda_models.fused_attention())
+    set_memory_cap(mixing, mixing.device_bytes() + 64 * 1024)
+    try:
+        feeds = _feeds(cuda_models.fused_attention(), "fused_attention", 300, seed=4)
+        with pytest.raises(sr.SofieError, match="out of device memory"):
+            mixing.infer(*feeds.values())
+    finally:
+        set_memory_cap(mixing, 0)

@@ -102,9 +102,19 @@ def test_chains_that_must_stay(check_model, case):
 
 
 def test_targets_without_an_attention_kernel_keep_the_chain():
-    """Planning fuses only for a target that computes Attention (``Target.attention_op``): the CUDA target has no
-    kernel for it yet and runs the chain node by node; the CPU target fuses it."""
+    """Planning fuses only for a target that computes Attention (``Target.attention_op``): the CPU and CUDA
+    targets do; a target without the kernel runs the chain node by node."""
+    from sofie_rdf.targets.cuda import CudaTarget
+
+    class NoAttentionKernel(CudaTarget):
+        attention_op = False
+
+        @property
+        def key(self) -> str:
+            return "cuda-without-attention"
+
     model = sr.load(_attention())
     assert [n.op_type for n in model.planned("native").model.nodes] == ["Attention"]
-    cuda_ops = [n.op_type for n in model.planned("cuda").model.nodes]
-    assert "Attention" not in cuda_ops and "Softmax" in cuda_ops
+    assert [n.op_type for n in model.planned("cuda").model.nodes] == ["Attention"]
+    kept = [n.op_type for n in model.planned(NoAttentionKernel()).model.nodes]
+    assert "Attention" not in kept and "Softmax" in kept

@@ -4,7 +4,7 @@
 
 #include "cuda_runtime.h"
 
-enum cublasStatus_t { CUBLAS_STATUS_SUCCESS = 0 };
+enum cublasStatus_t { CUBLAS_STATUS_SUCCESS = 0, CUBLAS_STATUS_INVALID_VALUE = 7 };
 enum cublasOperation_t { CUBLAS_OP_N, CUBLAS_OP_T };
 enum cublasMath_t { CUBLAS_DEFAULT_MATH, CUBLAS_TF32_TENSOR_OP_MATH };
 typedef struct emu_blas *cublasHandle_t;
@@ -45,7 +45,7 @@ cublasStatus_t emu_gemm(cublasOperation_t ta, cublasOperation_t tb, int64_t m, i
                         T *c, int64_t ldc, long long sc, int64_t batch)
 {
    const T al = *alpha, be = *beta;
-   emu::submit([=] { emu::column_major(ta, tb, m, n, k, al, a, lda, sa, b, ldb, sb, be, c, ldc, sc, batch); });
+   emu::submit(emu::kLibrary, [=] { emu::column_major(ta, tb, m, n, k, al, a, lda, sa, b, ldb, sb, be, c, ldc, sc, batch); });
    return CUBLAS_STATUS_SUCCESS;
 }
 

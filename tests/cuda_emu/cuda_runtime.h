@@ -4,6 +4,9 @@
 // (std::thread) per launch: every kernel loops with a grid stride, so one block covers any grid, and 32 threads
 // make one warp for the block reductions (__syncthreads: a barrier; __shfl_xor_sync: an exchange through
 // memory). Stream work runs at once, or is recorded while a graph is captured and run when it is launched.
+// The work a call does is counted as it runs (kernel launches, library calls, copies: emu_counts), so the tests
+// can check that a call's launches do not grow with the batch; device memory can be capped (emu_set_memory_cap)
+// to see what a Session does when an allocation fails.
 #pragma once
 
 #include <barrier>
@@ -13,6 +16,7 @@
 #include <cstring>
 #include <functional>
 #include <limits>
+#include <map>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -47,13 +51,25 @@ struct Graph {
 };
 inline thread_local Graph *capturing = nullptr;
 
-// Stream work: done now, or recorded into the graph being captured.
-inline void submit(std::function<void()> work)
+// What the stream work has run since the last reset: kernel launches, library calls (cuBLAS, cuBLASLt), copies
+// and fills.
+enum Work { kKernel, kLibrary, kCopy, kWorkKinds };
+inline long long counts[kWorkKinds] = {};
+
+// Device memory allowed in all (0: no cap) and in use, as cudaMalloc sees it.
+inline size_t memory_cap = 0, memory_used = 0;
+
+// Stream work of a kind: done now, or recorded into the graph being captured; counted when it runs.
+inline void submit(Work kind, std::function<void()> work)
 {
-   if (capturing)
-      capturing->work.push_back(std::move(work));
-   else
+   auto counted = [kind, work = std::move(work)] {
+      ++counts[kind];
       work();
+   };
+   if (capturing)
+      capturing->work.push_back(std::move(counted));
+   else
+      counted();
 }
 
 template <typename F>
@@ -78,7 +94,7 @@ template <typename F>
 void launch(dim3, dim3 threads, size_t, void *, F kernel)
 {
    const unsigned n = threads.x < 32 ? threads.x : 32;
-   submit([n, kernel] { run(n, kernel); });
+   submit(kKernel, [n, kernel] { run(n, kernel); });
 }
 
 inline std::mutex atomics;
@@ -146,12 +162,29 @@ constexpr unsigned cudaStreamNonBlocking = 1, cudaEventDisableTiming = 2;
 inline const char *cudaGetErrorString(cudaError_t) { return "emulated CUDA error"; }
 inline cudaError_t cudaGetLastError() { return cudaSuccess; }
 inline cudaError_t cudaGetDeviceCount(int *n) { *n = 1; return cudaSuccess; }
+inline std::map<void *, size_t> allocations;  // pointer -> bytes (for memory_used)
 inline cudaError_t cudaMalloc(void **p, size_t bytes)
 {
+   *p = nullptr;
+   if (emu::memory_cap && emu::memory_used + bytes > emu::memory_cap)
+      return cudaErrorMemoryAllocation;
    *p = std::aligned_alloc(256, (bytes + 255) / 256 * 256 + 256);
-   return *p ? cudaSuccess : cudaErrorMemoryAllocation;
+   if (!*p)
+      return cudaErrorMemoryAllocation;
+   emu::memory_used += bytes;
+   allocations[*p] = bytes;
+   return cudaSuccess;
 }
-inline cudaError_t cudaFree(void *p) { std::free(p); return cudaSuccess; }
+inline cudaError_t cudaFree(void *p)
+{
+   const auto found = allocations.find(p);
+   if (found != allocations.end()) {
+      emu::memory_used -= found->second;
+      allocations.erase(found);
+   }
+   std::free(p);
+   return cudaSuccess;
+}
 inline cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, cudaMemcpyKind)
 {
    std::memcpy(dst, src, bytes);
@@ -159,13 +192,13 @@ inline cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, cudaMemc
 }
 inline cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpyKind, cudaStream_t)
 {
-   emu::submit([=] { std::memcpy(dst, src, bytes); });
+   emu::submit(emu::kCopy, [=] { std::memcpy(dst, src, bytes); });
    return cudaSuccess;
 }
 inline cudaError_t cudaMemcpy2DAsync(void *dst, size_t dpitch, const void *src, size_t spitch, size_t width,
                                      size_t height, cudaMemcpyKind, cudaStream_t)
 {
-   emu::submit([=] {
+   emu::submit(emu::kCopy, [=] {
       for (size_t r = 0; r < height; ++r)
          std::memcpy(static_cast<char *>(dst) + r * dpitch, static_cast<const char *>(src) + r * spitch, width);
    });
@@ -174,7 +207,7 @@ inline cudaError_t cudaMemcpy2DAsync(void *dst, size_t dpitch, const void *src, 
 inline cudaError_t cudaMemset(void *p, int value, size_t bytes) { std::memset(p, value, bytes); return cudaSuccess; }
 inline cudaError_t cudaMemsetAsync(void *p, int value, size_t bytes, cudaStream_t)
 {
-   emu::submit([=] { std::memset(p, value, bytes); });
+   emu::submit(emu::kCopy, [=] { std::memset(p, value, bytes); });
    return cudaSuccess;
 }
 inline cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned)
@@ -216,3 +249,20 @@ inline cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t)
 }
 inline cudaError_t cudaGraphDestroy(cudaGraph_t graph) { delete graph; return cudaSuccess; }
 inline cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec) { delete exec; return cudaSuccess; }
+
+// ---- what the tests read (tests/cuda_emulation.py) -----------------------------------------------------------
+// The work run since the last reset: kernel launches, library calls, copies; then the counts start again.
+extern "C" __attribute__((visibility("default"))) void emu_counts(long long *out)
+{
+   for (int k = 0; k < emu::kWorkKinds; ++k) {
+      out[k] = emu::counts[k];
+      emu::counts[k] = 0;
+   }
+}
+
+// Caps the device memory cudaMalloc hands out (0: no cap); returns the bytes in use now.
+extern "C" __attribute__((visibility("default"))) size_t emu_set_memory_cap(size_t bytes)
+{
+   emu::memory_cap = bytes;
+   return emu::memory_used;
+}

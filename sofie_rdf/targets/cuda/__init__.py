@@ -33,7 +33,7 @@ class CudaTarget(Target):
 
     archs: tuple[str, ...] = DEFAULT_ARCHS
     name: ClassVar[str] = "cuda"
-    attention_op: ClassVar[bool] = False  # no Attention kernel yet: the exported chain runs node by node
+    attention_op: ClassVar[bool] = True  # the exported chain runs as one Attention kernel (emitters/attention.py)
     grid_scatter_op: ClassVar[bool] = False  # nor a grid walker: ScatterND reads the stacked index tensor
     pooled_gemm: ClassVar[bool] = False  # nor a pooling epilogue: the reduction runs as a node of its own
     neighbour_gather: ClassVar[bool] = False  # nor NeighbourGather: EdgeConv runs as exported

@@ -7,8 +7,9 @@ operator with no CUDA emitter (or a form its emitter does not handle, :meth:`Emi
 are unsupported here.
 
 Code written here runs on the host inside ``Session::nodes`` with these locals: ``stream_`` (the Session's
-stream), ``blas_`` (its cuBLAS handle, bound to that stream) and ``status_`` (see :attr:`CudaEmitter.reports`);
-tensor pointers are device pointers.
+stream), ``blas_`` (its cuBLAS handle, bound to that stream), ``blas_lt_`` and ``blas_workspace_`` (its cuBLASLt
+handle and the workspace it shares with cuBLAS, ``kBlasWorkspace`` bytes) and ``status_`` (see
+:attr:`CudaEmitter.reports`); tensor pointers are device pointers.
 """
 
 from __future__ import annotations

@@ -9,9 +9,9 @@ from .._cxx.kernels import kernel_order
 
 # Kernels whose code calls other kernels: those are copied first. Every source has launch and math.
 DEPENDENCIES = {
-    "conv": ("launch",), "elementwise": ("launch", "math"), "gemm": ("launch",), "indexing": ("movement",),
-    "movement": ("launch",), "normalization": ("reduce",), "pool": ("conv",), "reduce": ("launch", "movement"),
-    "rnn": ("gemm",), "softmax": ("reduce",), "sort": ("launch",),
+    "attention": ("launch",), "conv": ("launch",), "elementwise": ("launch", "math"), "gemm": ("launch",),
+    "indexing": ("movement",), "movement": ("launch",), "normalization": ("reduce",), "pool": ("conv",),
+    "reduce": ("launch", "movement"), "rnn": ("gemm",), "softmax": ("reduce",), "sort": ("launch",),
 }
 ALWAYS = {"launch", "math"}
 

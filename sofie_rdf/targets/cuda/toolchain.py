@@ -25,14 +25,13 @@ from typing import Optional, Sequence
 from ..._cache import atomic_write, cache_dir
 from ...errors import CompilationError, SofieError
 from .._cxx.c_abi import c_abi_source, infer_args
-from .source import WEIGHTS_SUFFIX, CudaCode
+from .source import LANGUAGE_FLAGS, WEIGHTS_SUFFIX, CudaCode
 
-# nvcc options of every build: C++17, device lambdas (the element-wise kernels take them), constexpr std::
-# functions in device code, IEEE math (no --use_fast_math), host warnings on, and only the C ABI exported: the
-# library's Session is TMVA_SOFIE_<Name> like a CPU model's, and Cling binds a JIT-declared Session's inline
-# functions to a loaded library's symbols of the same name, even of a library loaded RTLD_LOCAL.
-NVCC_FLAGS = ("-std=c++17", "-O3", "--extended-lambda", "--expt-relaxed-constexpr",
-              "-Xcompiler", "-fPIC,-Wall,-Wextra,-fvisibility=hidden")
+# nvcc options of every build: what the source needs (LANGUAGE_FLAGS, named in its opening comment), IEEE math
+# (no --use_fast_math), host warnings on, and only the C ABI exported: the library's Session is TMVA_SOFIE_<Name>
+# like a CPU model's, and Cling binds a JIT-declared Session's inline functions to a loaded library's symbols of
+# the same name, even of a library loaded RTLD_LOCAL.
+NVCC_FLAGS = (*LANGUAGE_FLAGS, "-O3", "-Xcompiler", "-fPIC,-Wall,-Wextra,-fvisibility=hidden")
 INSTALL_HINT = "install the CUDA toolchain with `pip install 'sofie-rdf[cuda]'` or set CUDA_HOME"
 
 
@@ -53,18 +52,20 @@ class Toolchain:
         includes = [f"-I{p}" for p in self.include]
         return [str(self.nvcc), *NVCC_FLAGS, *self.arch_flags(archs), *includes, "-c", str(source), "-o", str(output)]
 
-    def link_command(self, obj: Path, output: Path) -> list[str]:
-        """Link an object into a shared library: the runtime statically, cuBLAS from its wheel (found by rpath)."""
+    def link_command(self, obj: Path, output: Path, libraries: Sequence[str] = ("cublas",)) -> list[str]:
+        """Link an object into a shared library: the runtime statically, ``libraries`` (cuBLAS, cuBLASLt) from
+        their wheel (found by rpath)."""
         libs = [f for p in self.lib for f in (f"-L{p}", "-Xlinker", f"-rpath,{p}")]
         return [str(self.nvcc), "-shared", "-cudart", "static", str(obj), "-o", str(output), *libs,
-                f"-l:{self._cublas_name()}"]
+                *(f"-l:{self._library_name(name)}" for name in libraries)]
 
-    def _cublas_name(self) -> str:
+    def _library_name(self, name: str) -> str:
+        """``lib<name>.so`` where it exists (CUDA_HOME), else the wheel's ``lib<name>.so.13``."""
         for p in self.lib:
-            for name in ("libcublas.so", "libcublas.so.13"):
-                if (p / name).exists():
-                    return name
-        return "libcublas.so"
+            for file in (f"lib{name}.so", f"lib{name}.so.13"):
+                if (p / file).exists():
+                    return file
+        return f"lib{name}.so"
 
 
 @cache
@@ -116,8 +117,8 @@ def library_source(code: CudaCode) -> str:
 
 def _device_functions(code: CudaCode) -> list[str]:
     """The C functions of the CUDA target beside the shared ones: ``infer`` on device pointers, ``reserve`` (device
-    memory for given dims, up front), the check of the indices its kernels met (``check_status``), and the count
-    of devices the runtime sees (0 without a driver)."""
+    memory for given dims, up front), the check of the indices its kernels met (``check_status``), the device
+    memory the Session holds (``device_bytes``), and the count of devices the runtime sees (0 without a driver)."""
     args = infer_args(code, []) + ["static_cast<cudaStream_t>(stream)"]
     return ["int sofie_infer_device(void *session, const size_t *dims, void *const *buffers, void *stream)",
             "{",
@@ -156,6 +157,16 @@ def _device_functions(code: CudaCode) -> list[str]:
             "   return 0;",
             "}",
             "",
+            "size_t sofie_device_bytes(void *session)",
+            "{",
+            "   return static_cast<Handle *>(session)->session.device_bytes();",
+            "}",
+            "",
+            "int sofie_checks_indices()",
+            "{",
+            f"   return {int(code.checks_indices)};",
+            "}",
+            "",
             "int sofie_device_count()",
             "{",
             "   int count = 0;",
@@ -179,7 +190,7 @@ def build_library(code: CudaCode, archs: Sequence[str]) -> Path:
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".lib{code.name}.", suffix=".so")
     os.close(fd)
     try:
-        _run(tools.link_command(obj, Path(tmp)), code.name)
+        _run(tools.link_command(obj, Path(tmp), code.libraries), code.name)
         os.replace(tmp, library)
     finally:
         Path(tmp).unlink(missing_ok=True)

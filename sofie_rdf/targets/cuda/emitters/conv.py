@@ -1,6 +1,11 @@
-"""Convolutions on CUDA, 1-D to 3-D, plain and transposed: direct kernels over a ``kernels::Window``
-(``kernels/conv.cuh``).  A fused bias and activation (FusedConv, BatchNorm folded by the passes) are applied by
-the convolution kernel itself."""
+"""Convolutions on CUDA, 1-D to 3-D, plain and transposed, over a ``kernels::Window`` (``kernels/conv.cuh``):
+an implicit GEMM (no im2col buffer) where a group has 4 output channels or more, direct kernels for depthwise
+layers and transposed convolutions.  A fused bias and activation (FusedConv, BatchNorm folded by the passes) are
+applied by the convolution kernel as it stores.
+
+Not cuDNN: its calls cannot run in the host emulation that checks this target without a GPU (it would need an
+emulated cuDNN, whose algorithm choice is exactly what cannot be checked there), and the ``[cuda]`` extra would
+grow by NVIDIA's cuDNN wheel; the implicit GEMM is written so that the emulation runs it as it is."""
 
 from __future__ import annotations
 
@@ -26,7 +31,8 @@ def window(ctx: NodeContext, image: tuple, grid: tuple, kernel: tuple, strides: 
 
 @emits(Conv, FusedConv)
 class ConvEmitter(ActivationCode):
-    """``kernels::conv``: a thread per output value, bias and activation applied there."""
+    """``kernels::conv``: the implicit GEMM (a block per tile of features x output positions of all events), or a
+    thread per output value for depthwise layers; bias and activation applied as the outputs are stored."""
 
     own_kernels = ("conv",)
     kernel = "conv"

@@ -1,18 +1,22 @@
-"""Matrix products on CUDA: Gemm (and FusedGemm) and MatMul through cuBLAS (``kernels/gemm.cuh``), fp32 and fp64.
+"""Matrix products on CUDA: Gemm (and FusedGemm) and MatMul through cuBLAS and cuBLASLt (``kernels/gemm.cuh``),
+fp32 and fp64.
 
-Weights stay in the model's layout: cuBLAS reads a transposed B as fast as a plain one.  A bias C and a fused
-activation follow the product in one epilogue launch (``bias_act``); without either, the product is the node.
+Weights stay in the model's layout: cuBLAS reads a transposed B as fast as a plain one.  A bias over the output's
+columns, with ReLU or no activation after it, is the epilogue of one cuBLASLt product (``gemm_bias``); other
+biases and activations follow the product in one launch (``bias_act``); without either, the product is the node.
+GELU stays a launch of its own: ONNX's is the erf form, not the tanh approximation of cuBLASLt's GELU epilogues.
 """
 
 from __future__ import annotations
 
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 import numpy as np
 
-from ....ir.dims import num_elements
-from ....ops.base import broadcast_strides, coalesce
+from ....ir import TensorType
+from ....ir.dims import Dim, dims_equal, num_elements, simplify
+from ....ops.base import broadcast_strides, contiguous_strides
 from ....ops.fused import FusedActivation, FusedGemm
 from ....ops.gemm import Gemm, MatMul
 from ..emitter import CudaEmitter, emits, has_code
@@ -69,6 +73,11 @@ class GemmEmitter(ActivationCode):
         m, n, k = self.op._mnk(a, b)
         dt = a.dtype
         trans = ", ".join(str(bool(self.attrs[t])).lower() for t in ("transA", "transB"))
+        if c is not None and self._bias_epilogue(c, m, n):
+            relu = str(self.activation is not None).lower()
+            return (f"kernels::gemm_bias(blas_lt_, {trans}, {ctx.dim(m)}, {ctx.dim(n)}, {ctx.dim(k)}, "
+                    f"{ctx.literal(self.attrs['alpha'], dt)}, {ctx.x(0)}, {ctx.x(1)}, {ctx.x(2)}, {relu}, {ctx.y(0)}, "
+                    "blas_workspace_, kBlasWorkspace, stream_);")
         lines = [f"kernels::gemm(blas_, {trans}, {ctx.dim(m)}, {ctx.dim(n)}, {ctx.dim(k)}, "
                  f"{ctx.literal(self.attrs['alpha'], dt)}, {ctx.x(0)}, {ctx.x(1)}, {ctx.literal(0.0, dt)}, {ctx.y(0)});"]
         if c is None and self.activation is None:
@@ -82,11 +91,48 @@ class GemmEmitter(ActivationCode):
                      f"{self.activation_or_identity(ctx, dt)}, stream_);")
         return "\n".join(lines)
 
+    def _bias_epilogue(self, c: TensorType, m: Dim, n: Dim) -> bool:
+        """Whether cuBLASLt's epilogue computes the bias and activation: fp32, C is one value per output column (a
+        vector over N, added as it is: beta 1) and the activation is ReLU or none."""
+        over_columns = [dims_equal(s, want) for s, want in zip(broadcast_strides(c.shape, (m, n)), (0, 1))]
+        relu_or_none = self.activation is None or self.op.activation_op().node.op_type == "Relu"
+        return (c.dtype == np.float32 and all(over_columns) and not dims_equal(n, 1) and self.attrs["beta"] == 1.0
+                and relu_or_none)
+
+
+def merge_batch_dims(shape: Sequence[Dim], *strides: Sequence[Dim]) -> tuple[list[Dim], list[list[Dim]]]:
+    """Merge adjacent batch dims that every operand walks contiguously, symbolic ones included (``coalesce``
+    merges known dims only: a symbolic batch would stay a dim of its own, looped over on the host)."""
+    if not shape:
+        return [], [[] for _ in strides]
+    out_shape, out_strides = [shape[0]], [[s[0]] for s in strides]
+    for i in range(1, len(shape)):
+        if all(dims_equal(s[i - 1], simplify(s[i] * shape[i])) for s in strides):
+            out_shape[-1] = simplify(out_shape[-1] * shape[i])
+            for acc, s in zip(out_strides, strides):
+                acc[-1] = s[i]
+        else:
+            out_shape.append(shape[i])
+            for acc, s in zip(out_strides, strides):
+                acc.append(s[i])
+    return out_shape, out_strides
+
+
+def _strided_dim(shape: Sequence[Dim]) -> int:
+    """The batch dim one strided-batched call covers: one holding the batch's symbol where there is one (the
+    host then loops over known dims only, as many calls whatever the batch), else the longest."""
+    symbolic = [i for i, d in enumerate(shape) if not isinstance(d, int)]
+    if symbolic:
+        return symbolic[0]
+    return max(range(len(shape)), key=lambda i: shape[i])
+
 
 @emits(MatMul)
 class MatMulEmitter(CudaEmitter):
-    """MatMul: one product with the batch rows stacked where B is one matrix, else strided batched products
-    over the last broadcast batch dim (coalesced), looped over the others on the host."""
+    """MatMul: one product with the batch rows stacked where B is one matrix, else one strided-batched product
+    over the batch dims merged (symbolic ones included); dims that cannot merge (operands broadcast differently
+    along them) are looped over on the host, all but the one holding the batch, so that the calls do not grow
+    with it."""
 
     kernels = ("gemm",)
 
@@ -103,23 +149,28 @@ class MatMulEmitter(CudaEmitter):
                     f"{ctx.x(0)}, {ctx.x(1)}, {zero}, {ctx.y(0)});")
         stride_a = [s * m * k for s in broadcast_strides(sa[:-2], batch)]
         stride_b = [s * k * n for s in broadcast_strides(sb[:-2], batch)]
-        shape, (st_a, st_b) = coalesce(batch, stride_a, stride_b)
+        stride_y = [s * m * n for s in contiguous_strides(batch)]
+        shape, (st_a, st_b, st_y) = merge_batch_dims(batch, stride_a, stride_b, stride_y)
         if len(shape) == 1:
             return (f"kernels::gemm_batched(blas_, false, false, {dims}, {one}, {ctx.x(0)}, {ctx.dim(st_a[0])}, "
-                    f"{ctx.x(1)}, {ctx.dim(st_b[0])}, {zero}, {ctx.y(0)}, {ctx.dim(m * n)}, {ctx.dim(shape[0])});")
-        outer = ctx.array("outer_shape", shape[:-1])
-        oa, ob = ctx.array("a_strides", st_a[:-1], "long long"), ctx.array("b_strides", st_b[:-1], "long long")
-        inner = ctx.dim(shape[-1])
+                    f"{ctx.x(1)}, {ctx.dim(st_b[0])}, {zero}, {ctx.y(0)}, {ctx.dim(st_y[0])}, {ctx.dim(shape[0])});")
+        inner = _strided_dim(shape)
+        outer = [i for i in range(len(shape)) if i != inner]
+        outer_shape = ctx.array("outer_shape", [shape[i] for i in outer])
+        oa, ob, oy = (ctx.array(f"{name}_strides", [st[i] for i in outer], "long long")
+                      for name, st in (("a", st_a), ("b", st_b), ("y", st_y)))
         return "\n".join([
-            f"for (size_t o_ = 0; o_ < {ctx.dim(num_elements(shape[:-1]))}; ++o_) {{",
+            f"for (size_t o_ = 0; o_ < {ctx.dim(num_elements([shape[i] for i in outer]))}; ++o_) {{",
             "   size_t rest_ = o_;",
-            "   long long at_a_ = 0, at_b_ = 0;",
-            f"   for (int d_ = {len(shape) - 2}; d_ >= 0; --d_) {{",
-            f"      at_a_ += static_cast<long long>(rest_ % {outer}[d_]) * {oa}[d_];",
-            f"      at_b_ += static_cast<long long>(rest_ % {outer}[d_]) * {ob}[d_];",
-            f"      rest_ /= {outer}[d_];",
+            "   long long at_a_ = 0, at_b_ = 0, at_y_ = 0;",
+            f"   for (int d_ = {len(outer) - 1}; d_ >= 0; --d_) {{",
+            f"      const long long i_ = static_cast<long long>(rest_ % {outer_shape}[d_]);",
+            f"      at_a_ += i_ * {oa}[d_];",
+            f"      at_b_ += i_ * {ob}[d_];",
+            f"      at_y_ += i_ * {oy}[d_];",
+            f"      rest_ /= {outer_shape}[d_];",
             "   }",
-            f"   kernels::gemm_batched(blas_, false, false, {dims}, {one}, {ctx.x(0)} + at_a_, {ctx.dim(st_a[-1])}, "
-            f"{ctx.x(1)} + at_b_, {ctx.dim(st_b[-1])}, {zero}, {ctx.y(0)} + o_ * {inner} * {ctx.dim(m * n)}, "
-            f"{ctx.dim(m * n)}, {inner});",
+            f"   kernels::gemm_batched(blas_, false, false, {dims}, {one}, {ctx.x(0)} + at_a_, {ctx.dim(st_a[inner])}, "
+            f"{ctx.x(1)} + at_b_, {ctx.dim(st_b[inner])}, {zero}, {ctx.y(0)} + at_y_, {ctx.dim(st_y[inner])}, "
+            f"{ctx.dim(shape[inner])});",
             "}"])

@@ -1,4 +1,5 @@
-// Matrix products through cuBLAS on row-major tensors, and the epilogue applying a bias and an activation.
+// Matrix products through cuBLAS on row-major tensors, and the epilogue applying a bias and an activation: in the
+// product itself through cuBLASLt (gemm_bias: a bias over the columns, then ReLU or nothing), else as a kernel.
 //
 // cuBLAS is column-major: a row-major M x N product Y = op(A) op(B) is the column-major N x M product
 // Y^T = op(B)^T op(A)^T, so B is passed first and every transpose flag keeps its meaning. The 64-bit API takes
@@ -61,4 +62,78 @@ void bias_act(T *y, size_t m, size_t n, T beta, const T *c, size_t c_row, size_t
 {
    if (m != 0 && n != 0)
       bias_act_kernel<<<blocks_for(m * n), kThreads, 0, stream>>>(y, m, n, beta, c, c_row, c_col, f);
+}
+
+// The cuBLASLt element and compute types of T: fp32 products in fp32 (TF32 only by opt-in, as for cuBLAS).
+inline constexpr cudaDataType_t lt_type(float) { return CUDA_R_32F; }
+inline constexpr cudaDataType_t lt_type(double) { return CUDA_R_64F; }
+#ifdef SOFIE_CUDA_ALLOW_TF32
+inline constexpr cublasComputeType_t lt_compute(float) { return CUBLAS_COMPUTE_32F_FAST_TF32; }
+#else
+inline constexpr cublasComputeType_t lt_compute(float) { return CUBLAS_COMPUTE_32F; }
+#endif
+inline constexpr cublasComputeType_t lt_compute(double) { return CUBLAS_COMPUTE_64F; }
+
+// The descriptors of one cuBLASLt product, destroyed with it (the call reads them when it is queued).
+struct LtProduct {
+   cublasLtMatmulDesc_t op = nullptr;
+   cublasLtMatrixLayout_t first = nullptr, second = nullptr, out = nullptr;
+   cublasLtMatmulPreference_t preference = nullptr;
+   LtProduct() = default;
+   LtProduct(const LtProduct &) = delete;
+   LtProduct &operator=(const LtProduct &) = delete;
+   ~LtProduct()
+   {
+      cublasLtMatmulPreferenceDestroy(preference);
+      cublasLtMatrixLayoutDestroy(out);
+      cublasLtMatrixLayoutDestroy(second);
+      cublasLtMatrixLayoutDestroy(first);
+      cublasLtMatmulDescDestroy(op);
+   }
+};
+
+// Row-major Y = alpha op(A) op(B) + bias[j] over the M x N product, then ReLU where `relu`, as one cuBLASLt call
+// whose epilogue adds the bias and applies the activation. Column-major as for gemm_batched: Y^T = op(B)^T
+// op(A)^T, and the bias runs along Y^T's rows. The algorithm is cuBLASLt's first choice for these sizes, asked
+// when the node runs directly or is captured, never when its graph is replayed.
+template <typename T>
+void gemm_bias(cublasLtHandle_t lt, bool trans_a, bool trans_b, size_t m, size_t n, size_t k, T alpha, const T *a,
+               const T *b, const T *bias, bool relu, T *y, void *workspace, size_t workspace_bytes, cudaStream_t stream)
+{
+   if (m == 0 || n == 0)
+      return;
+   const cudaDataType_t type = lt_type(T());
+   const cublasOperation_t op_first = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, op_second = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+   const cublasLtEpilogue_t epilogue = relu ? CUBLASLT_EPILOGUE_RELU_BIAS : CUBLASLT_EPILOGUE_BIAS;
+   LtProduct p;
+   detail::check(cublasLtMatmulDescCreate(&p.op, lt_compute(T()), type), "cublasLtMatmulDescCreate");
+   detail::check(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSA, &op_first, sizeof(op_first)),
+                 "cublasLtMatmulDescSetAttribute");
+   detail::check(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSB, &op_second, sizeof(op_second)),
+                 "cublasLtMatmulDescSetAttribute");
+   detail::check(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof(epilogue)),
+                 "cublasLtMatmulDescSetAttribute");
+   detail::check(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)),
+                 "cublasLtMatmulDescSetAttribute");
+   // B as stored (k x n row-major, n x k if transposed) is column-major (n x k) or (k x n); A likewise.
+   detail::check(cublasLtMatrixLayoutCreate(&p.first, type, trans_b ? k : n, trans_b ? n : k, trans_b ? k : n),
+                 "cublasLtMatrixLayoutCreate");
+   detail::check(cublasLtMatrixLayoutCreate(&p.second, type, trans_a ? m : k, trans_a ? k : m, trans_a ? m : k),
+                 "cublasLtMatrixLayoutCreate");
+   detail::check(cublasLtMatrixLayoutCreate(&p.out, type, n, m, n), "cublasLtMatrixLayoutCreate");
+   detail::check(cublasLtMatmulPreferenceCreate(&p.preference), "cublasLtMatmulPreferenceCreate");
+   detail::check(cublasLtMatmulPreferenceSetAttribute(p.preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                                                      &workspace_bytes, sizeof(workspace_bytes)),
+                 "cublasLtMatmulPreferenceSetAttribute");
+   cublasLtMatmulHeuristicResult_t choice{};
+   int found = 0;
+   detail::check(cublasLtMatmulAlgoGetHeuristic(lt, p.op, p.first, p.second, p.out, p.out, p.preference, 1, &choice,
+                                                &found),
+                 "cublasLtMatmulAlgoGetHeuristic");
+   if (found == 0)
+      throw std::runtime_error("sofie-rdf: cuBLASLt has no algorithm for a product with a bias epilogue");
+   const T zero = T(0);
+   detail::check(cublasLtMatmul(lt, p.op, &alpha, b, p.first, a, p.second, &zero, y, p.out, y, p.out, &choice.algo,
+                                workspace, workspace_bytes, stream),
+                 "cublasLtMatmul");
 }

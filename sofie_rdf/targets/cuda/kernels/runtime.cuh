@@ -14,6 +14,12 @@ inline void check(cublasStatus_t status, const char *what)
       throw std::runtime_error(std::string("sofie-rdf: ") + what + " failed: " + cublasGetStatusString(status));
 }
 
+// A device allocation that failed for want of memory (a Session whose rows are independent then runs a batch
+// in chunks).
+struct OutOfMemory : std::runtime_error {
+   using std::runtime_error::runtime_error;
+};
+
 // Device memory grown only past the largest size asked for (contents are not kept).
 class DeviceBuffer {
 public:
@@ -30,12 +36,18 @@ public:
          check(cudaFree(fData), "cudaFree");
          fData = nullptr;
          fBytes = 0;
-         check(cudaMalloc(reinterpret_cast<void **>(&fData), bytes), "cudaMalloc");
+         const cudaError_t status = cudaMalloc(reinterpret_cast<void **>(&fData), bytes);
+         if (status == cudaErrorMemoryAllocation) {
+            cudaGetLastError();  // clears the error, which later launch checks would otherwise report
+            throw OutOfMemory("sofie-rdf: cudaMalloc of " + std::to_string(bytes) + " bytes failed: out of device memory");
+         }
+         check(status, "cudaMalloc");
          fBytes = bytes;
       }
       return fData;
    }
    char *data() const { return fData; }
+   size_t bytes() const { return fBytes; }
 
 private:
    char *fData = nullptr;
