@@ -35,8 +35,9 @@ struct dim3 {
 };
 
 namespace emu {
-inline thread_local dim3 thread_index, block_index;
-inline dim3 block_dim, grid_dim;
+// Per thread, the block's threads included: launches from several host threads (a Dask or RDataFrame pool calling
+// Sessions of emulated libraries side by side) must not see each other's block size.
+inline thread_local dim3 thread_index, block_index, block_dim, grid_dim;
 
 // The block being run: its barrier and the lanes' values of a shuffle.
 struct Block {
@@ -75,12 +76,12 @@ inline void submit(Work kind, std::function<void()> work)
 template <typename F>
 void run(unsigned threads, const F &kernel)
 {
-   grid_dim = dim3(1);
-   block_dim = dim3(threads);
    Block state(threads);
    std::vector<std::thread> pool;
    for (unsigned t = 0; t < threads; ++t)
-      pool.emplace_back([&state, &kernel, t] {
+      pool.emplace_back([&state, &kernel, t, threads] {
+         grid_dim = dim3(1);
+         block_dim = dim3(threads);
          thread_index = dim3(t);
          block_index = dim3(0);
          block = &state;
