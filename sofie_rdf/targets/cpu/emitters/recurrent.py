@@ -1,8 +1,9 @@
 """RNN, GRU and LSTM on the CPU: one ``kernels::Recurrence`` filled per node, one cell call per direction.
 
 Constant W and R are stored transposed per direction (R also per block of gates: the products that
-run before and after GRU's reset), the layout ``kernels/rnn.hxx``'s small products stream row by row;
-the emitter remembers which it packed, the IR keeps the ONNX layout.
+run before and after GRU's reset), the layout ``kernels/rnn.hxx``'s small products stream row by row; in native
+register-tile code (float) R's blocks go in gemm_panels' panels instead, for the recurrence's products of a few
+rows.  The emitter remembers which it packed, the IR keeps the ONNX layout.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import numpy as np
 from ....ir import TensorType
 from ....ops import recurrent
 from ..emitter import Emitter, emits
+from .gemm import PANEL_COLUMNS
 
 if TYPE_CHECKING:
     from ..._cxx.context import NodeContext
@@ -25,6 +27,15 @@ def functor(act: recurrent.Act, ctx: NodeContext) -> str:
     return f"kernels::rnn_act::{act.kind.name}{{{', '.join(ctx.literal(v, np.float32) for v in params)}}}"
 
 
+def panels(block: np.ndarray) -> np.ndarray:
+    """Each direction's (H, N) block of R in gemm_panels' panels (kernels/gemm.hxx: N in blocks of PANEL_COLUMNS
+    columns, each H x PANEL_COLUMNS, the last zero-padded), flattened per direction."""
+    directions, k, n = block.shape
+    padded = np.zeros((directions, k, -(-n // PANEL_COLUMNS) * PANEL_COLUMNS), block.dtype)
+    padded[:, :, :n] = block
+    return padded.reshape(directions, k, -1, PANEL_COLUMNS).transpose(0, 2, 1, 3).reshape(directions, -1)
+
+
 @emits(recurrent.Recurrent)
 class RecurrentEmitter(Emitter):
     """The shared part: sizes, pointers, flags and scratch of ``Recurrence``; subclasses call their cell."""
@@ -33,7 +44,7 @@ class RecurrentEmitter(Emitter):
 
     def __init__(self, op: recurrent.Recurrent, target) -> None:
         super().__init__(op, target)
-        self.packed_w = self.packed_r = False
+        self.packed_w = self.packed_r = self.panels_r = False
 
     def block_gates(self) -> tuple[int, ...]:
         """Gates per recurrence product, in order (the blocks of a packed R)."""
@@ -48,11 +59,13 @@ class RecurrentEmitter(Emitter):
         if 2 in constants:
             r = constants[2]
             hidden = r.shape[2]
+            self.panels_r = self.target.register_tiles and r.dtype == np.float32
             blocks, start = [], 0
             for g in self.block_gates():
-                blocks.append(r[:, start * hidden:(start + g) * hidden, :].transpose(0, 2, 1).reshape(r.shape[0], -1))
+                block = r[:, start * hidden:(start + g) * hidden, :].transpose(0, 2, 1)  # (directions, H, g * H)
+                blocks.append(panels(block) if self.panels_r else block.reshape(r.shape[0], -1))
                 start += g
-            packed[2] = np.ascontiguousarray(np.concatenate(blocks, axis=1).reshape(r.shape[0], hidden, -1))
+            packed[2] = np.ascontiguousarray(np.concatenate(blocks, axis=1).reshape(-1))
             self.packed_r = True
         return packed or None
 
@@ -71,7 +84,8 @@ class RecurrentEmitter(Emitter):
         optional = {3: "B", 4: "lens", 5: "h0", 6: "c0", 7: "P"}
         present = [f"rec.{optional[i]} = {ctx.x(i)};" for i in range(3, len(ctx.inputs)) if ctx.inputs[i] is not None]
         lines += [" ".join(present)] if present else []
-        flags = [f"rec.packed_{k} = true;" for k, packed in (("w", self.packed_w), ("r", self.packed_r)) if packed]
+        flags = [f"rec.{k} = true;" for k, packed in (("packed_w", self.packed_w), ("packed_r", self.packed_r),
+                                                          ("panels_r", self.panels_r)) if packed]
         if op.clip() is not None:
             flags.append(f"rec.clip = {ctx.literal(op.clip(), x.dtype)};")
         lines += [" ".join(flags)] if flags else []
