@@ -27,6 +27,7 @@ from . import (  # noqa: F401  (registration)
     normalization,
     pad,
     pool,
+    qlinear,
     quantized,
     recurrent,
     reduce,

@@ -18,7 +18,7 @@ DEPENDENCIES = {
     "attention": ("gemm", "softmax"), "broadcast": ("elementwise",), "conv": ("gemm", "simd"), "conv_extra": ("conv",),
     "elementwise": ("fastmath", "simd"), "loss": ("softmax",), "misc": ("reduce",), "normalization": ("simd",),
     "pool": ("simd",), "reduce": ("simd",), "reinterpret": ("values",), "resize": ("values",), "rnn": ("gemm", "fastmath"),
-    "sampling": ("values",),
+    "qlinear": ("quantize",), "qrnn": ("rnn", "qgemm", "quantize"), "sampling": ("values",),
     "select": ("sort",), "signal": ("select",), "softmax": ("fastmath", "simd"), "winograd": ("conv",),
 }
 # File names a generated header may #include "..." (no quotes, slashes or spaces to escape).

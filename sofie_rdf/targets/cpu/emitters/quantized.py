@@ -20,6 +20,7 @@ from ....ir import TensorType
 from ....ir.dims import num_elements
 from ....ir.dtypes import integer_range
 from ....ops.base import broadcast_strides, coalesce
+from ....ops.qlinear import DynamicQuantizeMatMul, MatMulIntegerToFloat, QGemm
 from ....ops.quantized import (
     ConvInteger,
     DequantizeLinear,
@@ -110,8 +111,10 @@ def pack_right(b: np.ndarray, flip: bool) -> np.ndarray:
 
 
 class ProductEmitter(Emitter):
-    """MatMulInteger and QLinearMatMul: the packed tiles where B is a constant matrix and A's zero point (and
-    scale) one value, else the plain loop; the output stage is the operator's (:meth:`stage`)."""
+    """The integer products: the packed tiles where B is a constant matrix and A's zero point (and scale) one
+    value, else the plain loop.  Each operator gives what differs: where A's bytes come from (:meth:`prologue`,
+    DynamicQuantizeMatMul quantizes A first), its zero point, the scratch its output stage needs
+    (:meth:`scratch`) and the stage (:meth:`stage`)."""
 
     kernels = ("qgemm",)
     op: IntegerProduct
@@ -120,17 +123,56 @@ class ProductEmitter(Emitter):
     sums_input: Optional[int] = None
     zero_input: Optional[int] = None
 
+    # ---- what each operator gives ---------------------------------------------------------------------------
+    def scratch(self, inputs: list[Optional[TensorType]]) -> list[TensorType]:
+        """Workspace the prologue and the stage need (ctx.w(0) on)."""
+        return []
+
+    def prologue(self, ctx: NodeContext) -> str:
+        """Statements before the product."""
+        return ""
+
+    def stage(self, ctx: NodeContext, n: object) -> str:
+        """The output stage of a product of ``n`` columns."""
+        raise NotImplementedError
+
+    def a_bytes(self, ctx: NodeContext) -> str:
+        return as_bytes(ctx, self.op.A)
+
+    def a_dtype(self, ctx: NodeContext) -> np.dtype:
+        return ctx.inputs[self.op.A].dtype
+
+    def a_zero(self, ctx: NodeContext) -> tuple[str, str]:
+        """A's zero point as (typed pointer, step per row) for the plain loop."""
+        t = self.a_dtype(ctx)
+        present = self._has(ctx, self.op.A_ZERO)
+        ptr = f"static_cast<const {ctx.ctype(t)} *>({ctx.x(self.op.A_ZERO) if present else 'nullptr'})"
+        return ptr, "1" if present and ctx.inputs[self.op.A_ZERO].size > 1 else "0"
+
+    def a_params(self) -> tuple[int, ...]:
+        """Inputs about A that must be one value for the packed tiles."""
+        return tuple(i for i in (self.op.A_ZERO,) if i is not None)
+
+    def addend(self, ctx: NodeContext) -> tuple[str, str, str]:
+        """The int32 matrix added to C with its (row, column) steps: QGemm's C."""
+        return "nullptr", "0", "0"
+
+    def transposed(self) -> tuple[bool, bool]:
+        return False, False
+
+    # ---- the product -----------------------------------------------------------------------------------------
     def pack(self, constants: dict[int, np.ndarray], inputs: list[Optional[TensorType]]) -> Optional[dict[int, np.ndarray]]:
-        op, a_type = self.op, inputs[self.op.A]
+        op = self.op
         b = constants.get(op.B)
-        if b is None or b.ndim != 2 or not self._per_tensor_a(inputs):
+        if b is None or b.ndim != 2 or self.transposed()[0] or not self._per_tensor_a(inputs):
             return None
-        zero = constants.get(op.B_ZERO) if op.B_ZERO is not None and len(inputs) > op.B_ZERO else None
+        zero = constants.get(op.B_ZERO) if op.B_ZERO is not None else None
         if op.B_ZERO is not None and len(inputs) > op.B_ZERO and inputs[op.B_ZERO] is not None and zero is None:
             return None  # B's zero point computed while running: the plain loop reads it
+        b = b.T if self.transposed()[1] else b
         k, n = b.shape
         zb = np.broadcast_to(zero.reshape(-1).astype(np.int32) if zero is not None else np.int32(0), (n,))
-        flip = b.dtype == a_type.dtype  # vpdpbusd multiplies unsigned by signed bytes
+        flip = b.dtype == self._a_type(inputs)  # vpdpbusd multiplies unsigned by signed bytes
         shift = 0 if not flip else (128 if b.dtype == np.int8 else -128)
         sums = b.astype(np.int64).sum(axis=0) - k * zb.astype(np.int64)
         packed = {op.B: pack_right(b, flip)}
@@ -142,43 +184,38 @@ class ProductEmitter(Emitter):
             packed[self.zero_input] = np.ascontiguousarray(stored_zero, np.int32)
         return packed
 
-    def _per_tensor_a(self, inputs: list[Optional[TensorType]]) -> bool:
-        """Whether A's zero point (and, for QLinearMatMul, scale) is one value for all rows."""
-        return all(i is None or len(inputs) <= i or inputs[i] is None or inputs[i].size == 1 for i in self.a_params)
+    def _a_type(self, inputs: list[Optional[TensorType]]) -> np.dtype:
+        return inputs[self.op.A].dtype
 
-    @property
-    def a_params(self) -> tuple[int, ...]:
-        return tuple(i for i in (self.op.A_ZERO,) if i is not None)
+    def _per_tensor_a(self, inputs: list[Optional[TensorType]]) -> bool:
+        return all(len(inputs) <= i or inputs[i] is None or inputs[i].size == 1 for i in self.a_params())
 
     def workspace(self, inputs: list[Optional[TensorType]], outputs: list[Optional[TensorType]]) -> list[TensorType]:
-        """The per-column offsets (bias - A's zero point x S_B) of the packed product."""
+        """The operator's scratch, then the per-column offsets (- A's zero point x S_B) of the packed product."""
         n = self.op.shapes(inputs)[1][-1]
-        return [TensorType(np.dtype(np.int32), (n,))] if self.sums_input is not None else []
-
-    def stage(self, ctx: NodeContext, n: object, extra: int) -> tuple[str, str]:
-        """(statements before the product, the output stage) for outputs of ``n`` columns; the stage's
-        scratch starts at workspace ``extra``."""
-        raise NotImplementedError
-
-    def emit(self, ctx: NodeContext) -> str:
-        sa, sb, batch = self.op.shapes(ctx.inputs)
-        k, n = sa[-1], sb[-1]
-        a_unsigned = unsigned(ctx.inputs[self.op.A].dtype)
-        if self.sums_input is None:
-            before, stage = self.stage(ctx, n, 0)
-            return before + self._plain(ctx, sa, sb, batch, stage)
-        before, stage = self.stage(ctx, n, 1)
-        rows = num_elements(sa[:-1])
-        za = f"static_cast<int32_t>({ctx.x(self.op.A_ZERO)}[0])" if self._has(ctx, self.op.A_ZERO) else "0"
-        zero = ctx.x(self.zero_input) if self.zero_input is not None else "nullptr"
-        return (f"{before}kernels::qgemm_offsets({ctx.dim(n)}, nullptr, {za}, {ctx.x(self.sums_input)}, {ctx.w(0)});\n"
-                f"kernels::qgemm<{a_unsigned}>({ctx.dim(rows)}, {ctx.dim(n)}, {ctx.dim(k)}, {as_bytes(ctx, self.op.A)}, "
-                f"{ctx.dim(k)}, {as_bytes(ctx, self.op.B)},\n   kernels::QSums{{nullptr, {ctx.w(0)}, nullptr, nullptr, "
-                f"{zero}, nullptr}}, {stage});")
+        offsets = [TensorType(np.dtype(np.int32), (n,))] if self.sums_input is not None else []
+        return self.scratch(inputs) + offsets
 
     @staticmethod
     def _has(ctx: NodeContext, i: Optional[int]) -> bool:
         return i is not None and len(ctx.inputs) > i and ctx.inputs[i] is not None
+
+    def emit(self, ctx: NodeContext) -> str:
+        sa, sb, batch = self.op.shapes(ctx.inputs)
+        k, n = sa[-1], sb[-1]
+        before, stage = self.prologue(ctx), self.stage(ctx, n)
+        if self.sums_input is None:
+            return before + self._plain(ctx, sa, sb, batch, stage)
+        offsets = ctx.w(len(self.scratch(ctx.inputs)))
+        zero_ptr, _ = self.a_zero(ctx)
+        za = f"static_cast<int32_t>({zero_ptr}[0])" if "nullptr" not in zero_ptr else "0"
+        stored_zero = ctx.x(self.zero_input) if self.zero_input is not None else "nullptr"
+        addend, row_step, column_step = self.addend(ctx)
+        sums = (f"kernels::QSums{{nullptr, {offsets}, nullptr, nullptr, {stored_zero}, nullptr, {addend}, {row_step}, "
+                f"{column_step}}}")
+        return (f"{before}kernels::qgemm_offsets({ctx.dim(n)}, nullptr, {za}, {ctx.x(self.sums_input)}, {offsets});\n"
+                f"kernels::qgemm<{unsigned(self.a_dtype(ctx))}>({ctx.dim(num_elements(sa[:-1]))}, {ctx.dim(n)}, "
+                f"{ctx.dim(k)}, {self.a_bytes(ctx)}, {ctx.dim(k)}, {as_bytes(ctx, self.op.B)},\n   {sums}, {stage});")
 
     def _plain(self, ctx: NodeContext, sa: tuple, sb: tuple, batch: tuple, stage: str) -> str:
         """qmatmul_batched over the broadcast batch dims, zero points per row / column or per tensor."""
@@ -188,19 +225,26 @@ class ProductEmitter(Emitter):
         shape, (st_a, st_b) = coalesce(batch, stride_a, stride_b)
         dims = ctx.array("batch_shape", shape)
         pa, pb = ctx.array("a_strides", st_a, "std::ptrdiff_t"), ctx.array("b_strides", st_b, "std::ptrdiff_t")
-        zeros = []
-        for i, t in ((self.op.A_ZERO, ctx.inputs[self.op.A]), (self.op.B_ZERO, ctx.inputs[self.op.B])):
-            present = self._has(ctx, i)
-            zeros += [f"static_cast<const {ctx.ctype(t.dtype)} *>({ctx.x(i) if present else 'nullptr'})",
-                      "1" if present and ctx.inputs[i].size > 1 else "0"]
-        return (f"kernels::qmatmul_batched({ctx.x(self.op.A)}, {pa}, {ctx.x(self.op.B)}, {pb}, {dims}, {len(shape)}, "
-                f"{ctx.dim(m)}, {ctx.dim(n)}, {ctx.dim(k)}, {', '.join(zeros)},\n   {stage});")
+        trans_a, trans_b = self.transposed()
+        a_steps = (1, m) if trans_a else (k, 1)
+        b_steps = (1, k) if trans_b else (n, 1)
+        addend, row_step, column_step = self.addend(ctx)
+        layout = (f"kernels::QPlainLayout{{{', '.join(ctx.dim(s) for s in a_steps + b_steps)}, {addend}, {row_step}, "
+                  f"{column_step}}}")
+        za, za_step = self.a_zero(ctx)
+        b_type = ctx.inputs[self.op.B].dtype
+        present = self._has(ctx, self.op.B_ZERO)
+        zb = f"static_cast<const {ctx.ctype(b_type)} *>({ctx.x(self.op.B_ZERO) if present else 'nullptr'})"
+        zb_step = "1" if present and ctx.inputs[self.op.B_ZERO].size > 1 else "0"
+        a = f"reinterpret_cast<const {ctx.ctype(self.a_dtype(ctx))} *>({self.a_bytes(ctx)})"
+        return (f"kernels::qmatmul_batched({a}, {pa}, {ctx.x(self.op.B)}, {pb}, {dims}, {len(shape)}, {layout}, "
+                f"{ctx.dim(m)}, {ctx.dim(n)}, {ctx.dim(k)},\n   {za}, {za_step}, {zb}, {zb_step}, {stage});")
 
 
 @emits(MatMulInteger)
 class MatMulIntegerEmitter(ProductEmitter):
-    def stage(self, ctx: NodeContext, n: object, extra: int) -> tuple[str, str]:
-        return "", f"kernels::QStoreInt32{{{ctx.y(0)}, {ctx.dim(n)}}}"
+    def stage(self, ctx: NodeContext, n: object) -> str:
+        return f"kernels::QStoreInt32{{{ctx.y(0)}, {ctx.dim(n)}}}"
 
 
 def requantize_stage(ctx: NodeContext, out: np.dtype, ldy: str, multiplier: str, row_step: str, column_step: str,
@@ -216,26 +260,142 @@ def zero_value(ctx: NodeContext, i: int) -> str:
     return f"static_cast<int32_t>({ctx.x(i)}[0])" if len(ctx.inputs) > i and ctx.inputs[i] is not None else "0"
 
 
-@emits(QLinearMatMul)
-class QLinearMatMulEmitter(ProductEmitter):
-    """The multipliers a_scale b_scale / y_scale per row or column, computed per call (qlinear_multipliers)."""
+def float_stage(ctx: NodeContext, ldy: str, scale: str, column_step: str, bias: str) -> str:
+    """The QScaleFloat stage: C * scale (per column or one) + bias (per column, or "nullptr")."""
+    return (f"kernels::QScaleFloat<kernels::QIdentity>{{{ctx.y(0)}, {ldy}, {scale}, 0, {column_step}, {bias}, 0, 1, "
+            "kernels::QIdentity{}}")
 
-    @property
+
+class ScaledProduct(ProductEmitter):
+    """A product whose stage multiplies by the scales: one float per column (or one) computed per call by
+    qlinear_multipliers into the scratch."""
+
+    # input indices of A's scale, B's scale, y's scale (None: a float output); alpha
+    A_SCALE: int
+    B_SCALE: int
+    Y_SCALE: Optional[int] = None
+
     def a_params(self) -> tuple[int, ...]:
-        return (1, 2)
+        return super().a_params() + (self.A_SCALE,)
 
-    def workspace(self, inputs: list[Optional[TensorType]], outputs: list[Optional[TensorType]]) -> list[TensorType]:
-        sa, sb, _ = self.op.shapes(inputs)
-        count = max(inputs[1].size, 1) * max(inputs[4].size, 1)
-        return super().workspace(inputs, outputs) + [TensorType(np.dtype(np.float32), (count,))]
+    def scratch(self, inputs: list[Optional[TensorType]]) -> list[TensorType]:
+        return [TensorType(np.dtype(np.float32), (max(inputs[self.B_SCALE].size, 1),))]
 
-    def stage(self, ctx: NodeContext, n: object, extra: int) -> tuple[str, str]:
+    def alpha(self) -> float:
+        return 1.0
+
+    def quantized(self, ctx: NodeContext) -> bool:
+        return self.Y_SCALE is not None and self._has(ctx, self.Y_SCALE)
+
+    def a_scale(self, ctx: NodeContext) -> str:
+        return ctx.x(self.A_SCALE)
+
+    def multipliers(self, ctx: NodeContext) -> str:
+        y_scale = ctx.x(self.Y_SCALE) if self.quantized(ctx) else "static_cast<const float *>(nullptr)"
+        alpha = ctx.literal(self.alpha(), np.dtype(np.float32))
+        return (f"kernels::qlinear_multipliers({alpha}, {self.a_scale(ctx)}, 1, {ctx.x(self.B_SCALE)}, "
+                f"{ctx.inputs[self.B_SCALE].size}, {y_scale}, {ctx.w(0)});\n")
+
+    def prologue(self, ctx: NodeContext) -> str:
+        return self.multipliers(ctx)
+
+    def column_step(self, ctx: NodeContext) -> str:
+        return "1" if ctx.inputs[self.B_SCALE].size > 1 else "0"
+
+
+@emits(QLinearMatMul)
+class QLinearMatMulEmitter(ScaledProduct):
+    """Scales per row of A (the plain loop) or one, per column of B or one."""
+
+    A_SCALE, B_SCALE, Y_SCALE = 1, 4, 6
+
+    def scratch(self, inputs: list[Optional[TensorType]]) -> list[TensorType]:
+        return [TensorType(np.dtype(np.float32), (max(inputs[1].size, 1) * max(inputs[4].size, 1),))]
+
+    def multipliers(self, ctx: NodeContext) -> str:
         rows, columns = ctx.inputs[1].size, ctx.inputs[4].size
-        mult = ctx.w(extra)
-        before = (f"kernels::qlinear_multipliers({ctx.x(1)}, {rows}, {ctx.x(4)}, {columns}, {ctx.x(6)}, {mult});\n")
-        out = ctx.outputs[0].dtype
+        return (f"kernels::qlinear_multipliers(1.0f, {ctx.x(1)}, {rows}, {ctx.x(4)}, {columns}, {ctx.x(6)}, "
+                f"{ctx.w(0)});\n")
+
+    def stage(self, ctx: NodeContext, n: object) -> str:
+        rows, columns = ctx.inputs[1].size, ctx.inputs[4].size
         row_step, column_step = (str(columns) if rows > 1 else "0"), ("1" if columns > 1 else "0")
-        return before, requantize_stage(ctx, out, ctx.dim(n), mult, row_step, column_step, zero_value(ctx, 7))
+        return requantize_stage(ctx, ctx.outputs[0].dtype, ctx.dim(n), ctx.w(0), row_step, column_step,
+                                zero_value(ctx, 7))
+
+
+@emits(QGemm)
+class QGemmEmitter(ScaledProduct):
+    """C broadcast as the addend; requantized with y's scale, or scaled to float."""
+
+    A_SCALE, B_SCALE, Y_SCALE = 1, 4, 7
+
+    def alpha(self) -> float:
+        return self.attrs["alpha"]
+
+    def transposed(self) -> tuple[bool, bool]:
+        return bool(self.attrs["transA"]), bool(self.attrs["transB"])
+
+    def addend(self, ctx: NodeContext) -> tuple[str, str, str]:
+        if not self._has(ctx, 6):
+            return super().addend(ctx)
+        sa, sb, _ = self.op.shapes(ctx.inputs)
+        row, column = broadcast_strides(ctx.inputs[6].shape, (sa[0], sb[1]))
+        return ctx.x(6), ctx.dim(row), ctx.dim(column)
+
+    def stage(self, ctx: NodeContext, n: object) -> str:
+        if self.quantized(ctx):
+            return requantize_stage(ctx, ctx.outputs[0].dtype, ctx.dim(n), ctx.w(0), "0", self.column_step(ctx),
+                                    zero_value(ctx, 8))
+        return float_stage(ctx, ctx.dim(n), ctx.w(0), self.column_step(ctx), "nullptr")
+
+
+@emits(MatMulIntegerToFloat)
+class MatMulIntegerToFloatEmitter(ScaledProduct):
+    A_SCALE, B_SCALE = 2, 3
+
+    def stage(self, ctx: NodeContext, n: object) -> str:
+        return float_stage(ctx, ctx.dim(n), ctx.w(0), self.column_step(ctx), optional_ptr(ctx, 6))
+
+
+@emits(DynamicQuantizeMatMul)
+class DynamicQuantizeMatMulEmitter(ScaledProduct):
+    """A quantized into the scratch first (uint8, its scale and zero point after it), then the product of
+    MatMulIntegerToFloat with that scale and zero point."""
+
+    kernels = ("qgemm", "quantize")
+    B_SCALE = 2
+
+    def scratch(self, inputs: list[Optional[TensorType]]) -> list[TensorType]:
+        a = inputs[0]
+        return super().scratch(inputs) + [TensorType(np.dtype(np.uint8), (a.size,)),
+                                          TensorType(np.dtype(np.float32), (1,)), TensorType(np.dtype(np.uint8), (1,))]
+
+    def a_params(self) -> tuple[int, ...]:
+        return ()
+
+    def _a_type(self, inputs: list[Optional[TensorType]]) -> np.dtype:
+        return np.dtype(np.uint8)
+
+    def a_dtype(self, ctx: NodeContext) -> np.dtype:
+        return np.dtype(np.uint8)
+
+    def a_bytes(self, ctx: NodeContext) -> str:
+        return ctx.w(1)
+
+    def a_zero(self, ctx: NodeContext) -> tuple[str, str]:
+        return ctx.w(3), "0"
+
+    def a_scale(self, ctx: NodeContext) -> str:
+        return ctx.w(2)
+
+    def prologue(self, ctx: NodeContext) -> str:
+        n = ctx.dim(ctx.inputs[0].size)
+        return (f"kernels::dynamic_quantize_linear({ctx.x(0)}, {n}, {ctx.w(1)}, {ctx.w(2)}, {ctx.w(3)});\n"
+                + self.multipliers(ctx))
+
+    def stage(self, ctx: NodeContext, n: object) -> str:
+        return float_stage(ctx, ctx.dim(n), ctx.w(0), self.column_step(ctx), optional_ptr(ctx, 4))
 
 
 @emits(ConvInteger, QLinearConv)
@@ -283,8 +443,8 @@ class IntegerConvEmitter(Emitter):
         lines = [f"kernels::qconv_offsets({out_channels}, {depth}, {ctx.x(op.W)}, {w_zero_ptr}, {w_zero_step}, {x_zero}, "
                  f"{bias}, {ctx.w(2)}, {zeros});"]
         if isinstance(op, QLinearConv):
-            lines.append(f"kernels::qlinear_multipliers({ctx.x(1)}, 1, {ctx.x(4)}, {ctx.inputs[4].size}, {ctx.x(6)}, "
-                         f"{ctx.w(4)});")
+            lines.append(f"kernels::qlinear_multipliers(1.0f, {ctx.x(1)}, 1, {ctx.x(4)}, {ctx.inputs[4].size}, "
+                         f"{ctx.x(6)}, {ctx.w(4)});")
             stage = requantize_stage(ctx, ctx.outputs[0].dtype, ctx.dim(columns), ctx.w(4),
                                      "1" if ctx.inputs[4].size > 1 else "0", "0", zero_value(ctx, 7))
         else:

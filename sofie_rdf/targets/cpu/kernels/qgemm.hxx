@@ -42,11 +42,14 @@ constexpr size_t kQTileRows = 2, kQTilePanels = 2;
 constexpr size_t kQRowPanels = 2 * kQTilePanels;
 
 // The corrections of C's expansion (any may be null: no such term).  Offsets and zero points are per row of A
-// or per column of B; the sums are the row sums of A / column sums of the packed B as stored.
+// or per column of B; the sums are the row sums of A / column sums of the packed B as stored.  `addend` is an
+// int32 matrix added to C, read with the given steps (QGemm's C, broadcast).
 struct QSums {
    const int32_t *row_offset, *column_offset;
    const int32_t *row_zero, *column_sum;
    const int32_t *column_zero, *row_sum;
+   const int32_t *addend;
+   size_t addend_row_step, addend_column_step;
 };
 
 // acc += four unsigned bytes of u times the four signed bytes of s, summed, lane by lane: VNNI's vpdpbusd.
@@ -131,7 +134,8 @@ inline void qgemm_store(Stage &stage, const QSums &q, size_t m, size_t n0, size_
    for (size_t j = 0; j < count; ++j) {
       const size_t n = n0 + j;
       v[j] += row_offset + (q.column_offset ? q.column_offset[n] : 0) - (q.column_sum ? row_zero * q.column_sum[n] : 0) -
-              (q.column_zero ? q.column_zero[n] * row_sum : 0);
+              (q.column_zero ? q.column_zero[n] * row_sum : 0) +
+              (q.addend ? q.addend[m * q.addend_row_step + n * q.addend_column_step] : 0);
    }
    stage.store(m, n0, v, count);
 }
@@ -222,6 +226,11 @@ struct QRequantize {
    }
 };
 
+// The activation of a float stage that applies none.
+struct QIdentity {
+   float operator()(float x) const { return x; }
+};
+
 // act(C * scale + bias) in float (MatMulIntegerToFloat, a product whose output is dequantized); scale and bias
 // per row or per column (steps 0 or 1), bias may be null.
 template <typename Act>
@@ -267,15 +276,18 @@ inline void qgemm_offsets(size_t n, const int32_t *bias, int32_t zero, const int
       offsets[j] = (bias ? bias[j] : 0) - zero * sums[j];
 }
 
-// The output multipliers of a requantized product, a_scale b_scale / y_scale in float (as onnxruntime rounds
-// them): out[i * b_count + j] for a_count scales of A (per row or one) and b_count of B (per column or one).
+// The output multipliers of a product, alpha a_scale b_scale, divided by y_scale where the output is requantized
+// (y_scale not null), in float as onnxruntime rounds them: out[i * b_count + j] for a_count scales of A (per row or
+// one) and b_count of B (per column or one).
 template <typename S>
-inline void qlinear_multipliers(const S *a_scale, size_t a_count, const S *b_scale, size_t b_count, const S *y_scale,
-                                float *out)
+inline void qlinear_multipliers(float alpha, const S *a_scale, size_t a_count, const S *b_scale, size_t b_count,
+                                const S *y_scale, float *out)
 {
    for (size_t i = 0; i < a_count; ++i)
-      for (size_t j = 0; j < b_count; ++j)
-         out[i * b_count + j] = static_cast<float>(a_scale[i]) * static_cast<float>(b_scale[j]) / static_cast<float>(y_scale[0]);
+      for (size_t j = 0; j < b_count; ++j) {
+         const float m = alpha * static_cast<float>(a_scale[i]) * static_cast<float>(b_scale[j]);
+         out[i * b_count + j] = y_scale ? m / static_cast<float>(y_scale[0]) : m;
+      }
 }
 
 // A convolution's row offsets, bias[m] - x_zero S_w[m] with S_w[m] = sum_k (w[m][k] - w_zero[m]) (x_zero as
@@ -329,11 +341,19 @@ constexpr size_t qgemm_packed_bytes(size_t n, size_t k)
 
 // ---- the general product: B as it is, zero points per row / column, batches broadcast ------------------------
 
-// One batch's C = (A - za) (B - zb) from plain row-major A (m x k) and B (k x n) of element types TA and TB, zero
-// points per row (za_step 1) or per tensor (0), null for none; stored by `stage` 16 columns at a time.
+// Where the plain loop reads one batch's operands: A's (row, column) and B's (row, column) element steps, so
+// that transposed operands need no copy, and the int32 matrix C starts from (null: zero) with its steps.
+struct QPlainLayout {
+   size_t a_row, a_column, b_row, b_column;
+   const int32_t *addend;
+   size_t addend_row, addend_column;
+};
+
+// One batch's C = addend + (A - za) (B - zb) for m x k A and k x n B of element types TA and TB, zero points per
+// row (za_step 1) or per tensor (0), null for none; stored by `stage` 16 columns at a time.
 template <typename TA, typename TB, typename Stage>
-inline void qmatmul_plain(const TA *a, const TB *b, size_t m, size_t n, size_t k, const TA *za, size_t za_step,
-                          const TB *zb, size_t zb_step, const Stage &stage)
+inline void qmatmul_plain(const TA *a, const TB *b, const QPlainLayout &l, size_t m, size_t n, size_t k, const TA *za,
+                          size_t za_step, const TB *zb, size_t zb_step, const Stage &stage)
 {
    int32_t v[kQPanelColumns];
    for (size_t i = 0; i < m; ++i) {
@@ -341,11 +361,13 @@ inline void qmatmul_plain(const TA *a, const TB *b, size_t m, size_t n, size_t k
       for (size_t n0 = 0; n0 < n; n0 += kQPanelColumns) {
          const size_t count = n - n0 < kQPanelColumns ? n - n0 : kQPanelColumns;
          for (size_t j = 0; j < count; ++j)
-            v[j] = 0;
+            v[j] = l.addend ? l.addend[i * l.addend_row + (n0 + j) * l.addend_column] : 0;
          for (size_t kk = 0; kk < k; ++kk) {
-            const int32_t x = static_cast<int32_t>(a[i * k + kk]) - a_zero;
-            for (size_t j = 0; j < count; ++j)
-               v[j] += x * (static_cast<int32_t>(b[kk * n + n0 + j]) - (zb ? static_cast<int32_t>(zb[(n0 + j) * zb_step]) : 0));
+            const int32_t x = static_cast<int32_t>(a[i * l.a_row + kk * l.a_column]) - a_zero;
+            for (size_t j = 0; j < count; ++j) {
+               const int32_t b_zero = zb ? static_cast<int32_t>(zb[(n0 + j) * zb_step]) : 0;
+               v[j] += x * (static_cast<int32_t>(b[kk * l.b_row + (n0 + j) * l.b_column]) - b_zero);
+            }
          }
          stage.store(i, n0, v, count);
       }
@@ -356,8 +378,8 @@ inline void qmatmul_plain(const TA *a, const TB *b, size_t m, size_t n, size_t k
 // C contiguous), each batch's stage writing its own m rows.
 template <typename TA, typename TB, typename Stage>
 SOFIE_RDF_KERNEL void qmatmul_batched(const TA *a, const std::ptrdiff_t *sa, const TB *b, const std::ptrdiff_t *sb,
-                                      const size_t *shape, size_t rank, size_t m, size_t n, size_t k, const TA *za,
-                                      size_t za_step, const TB *zb, size_t zb_step, Stage stage)
+                                      const size_t *shape, size_t rank, const QPlainLayout &l, size_t m, size_t n,
+                                      size_t k, const TA *za, size_t za_step, const TB *zb, size_t zb_step, Stage stage)
 {
    size_t batches = 1;
    for (size_t d = 0; d < rank; ++d)
@@ -368,7 +390,7 @@ SOFIE_RDF_KERNEL void qmatmul_batched(const TA *a, const std::ptrdiff_t *sa, con
          oa += static_cast<std::ptrdiff_t>(rest % shape[d]) * sa[d];
          ob += static_cast<std::ptrdiff_t>(rest % shape[d]) * sb[d];
       }
-      qmatmul_plain(a + oa, b + ob, m, n, k, za, za_step, zb, zb_step, stage.moved(t * m * stage.ldy, 0));
+      qmatmul_plain(a + oa, b + ob, l, m, n, k, za, za_step, zb, zb_step, stage.moved(t * m * stage.ldy, 0));
    }
 }
 

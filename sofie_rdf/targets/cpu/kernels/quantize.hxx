@@ -70,20 +70,40 @@ SOFIE_RDF_KERNEL void dequantize_linear(const X *x, const S *scale, const X *zer
       }
 }
 
+// The scale and zero point that map [lo, hi] (stretched to hold 0) onto 0 ... 255, as DynamicQuantizeLinear
+// defines them (onnxruntime's GetQuantizationParameter gives 1, not 1 / 255, for an all-zero range, which
+// quantizes to zeros either way).
+inline void dynamic_quantization(float lo, float hi, float &scale, uint8_t &zero)
+{
+   lo = lo < 0.0f ? lo : 0.0f;
+   hi = hi > 0.0f ? hi : 0.0f;
+   scale = (hi == lo ? 1.0f : hi - lo) / 255.0f;
+   const float initial = 0.0f - lo / scale;
+   zero = static_cast<uint8_t>(std::nearbyint(initial < 0.0f ? 0.0f : (initial > 255.0f ? 255.0f : initial)));
+}
+
+// The least and greatest of n values into lo and hi (which start where the caller says).
+inline void extend_range(const float *x, size_t n, float &lo, float &hi)
+{
+   for (size_t i = 0; i < n; ++i) {
+      lo = x[i] < lo ? x[i] : lo;
+      hi = x[i] > hi ? x[i] : hi;
+   }
+}
+
+// x quantized to uint8 with a scale and zero point.
+inline void quantize_uint8(const float *x, size_t n, float scale, uint8_t zero, uint8_t *y)
+{
+   for (size_t i = 0; i < n; ++i)
+      y[i] = saturate_round<uint8_t>(x[i] / scale, zero);
+}
+
 // DynamicQuantizeLinear: x's range, stretched to hold 0, mapped onto 0 ... 255 (scale and zero point written
 // to `scale` and `zero`), and x quantized with them.
 SOFIE_RDF_KERNEL void dynamic_quantize_linear(const float *x, size_t n, uint8_t *y, float *scale, uint8_t *zero)
 {
    float lo = 0.0f, hi = 0.0f;
-   for (size_t i = 0; i < n; ++i) {
-      lo = x[i] < lo ? x[i] : lo;
-      hi = x[i] > hi ? x[i] : hi;
-   }
-   const float s = (hi == lo ? 1.0f : hi - lo) / 255.0f;
-   const float initial = 0.0f - lo / s;
-   const float z = std::nearbyint(initial < 0.0f ? 0.0f : (initial > 255.0f ? 255.0f : initial));
-   *scale = s;
-   *zero = static_cast<uint8_t>(z);
-   for (size_t i = 0; i < n; ++i)
-      y[i] = saturate_round<uint8_t>(x[i] / s, static_cast<int>(z));
+   extend_range(x, n, lo, hi);
+   dynamic_quantization(lo, hi, *scale, *zero);
+   quantize_uint8(x, n, *scale, *zero, y);
 }
