@@ -35,6 +35,7 @@ from .quantized import (
     INT32,
     DequantizeLinear,
     IntegerProduct,
+    QLinearConv,
     QuantizeLinear,
     _check_bytes,
     _check_zero,
@@ -47,7 +48,7 @@ from .quantized import (
     vector_of,
 )
 from .recurrent import LSTM
-from .registry import make_node, register
+from .registry import INTERNAL_DOMAIN, make_node, register
 
 MS_DOMAIN = "com.microsoft"
 
@@ -207,6 +208,37 @@ class DynamicQuantizeMatMul(IntegerProduct):
         acc = MatMulIntegerToFloat.integer_product(self, [q, values[1], None, None, np.array(zero), _value(values, 3)])
         y = acc.astype(np.float32) * (scale * values[2].astype(np.float32).reshape(-1))
         return [_with_bias(y, _value(values, 4))]
+
+
+class Clamped:
+    """The internal forms of the quantized products that ``passes/quantized_fusion.py`` makes of a QDQ layer
+    with a ReLU or Clip: the quantized output clamped to [y_min, y_max] (the activation's bounds quantized)."""
+
+    def bounds(self) -> tuple[int, int]:
+        return int(self.attrs["y_min"]), int(self.attrs["y_max"])
+
+
+@register
+class QuantizedGemm(Clamped, QGemm):
+    op_type = "QuantizedGemm"
+    domain = INTERNAL_DOMAIN
+    strict_attrs = False
+    attr_defaults = {**QGemm.attr_defaults, "y_min": -128, "y_max": 255}
+
+    def evaluate(self, values):
+        return [np.clip(super().evaluate(values)[0], *self.bounds())]
+
+
+@register
+class QuantizedConv(Clamped, QLinearConv):
+    op_type = "QuantizedConv"
+    domain = INTERNAL_DOMAIN
+    since_version = 1
+    attr_defaults = {"auto_pad": "NOTSET", "dilations": [], "group": 1, "kernel_shape": [], "pads": [], "strides": [],
+                     "y_min": -128, "y_max": 255}
+
+    def evaluate(self, values):
+        return [np.clip(super().evaluate(values)[0], *self.bounds())]
 
 
 # ---- element-wise ------------------------------------------------------------------------------------------------

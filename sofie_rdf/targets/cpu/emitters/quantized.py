@@ -20,7 +20,7 @@ from ....ir import TensorType
 from ....ir.dims import num_elements
 from ....ir.dtypes import integer_range
 from ....ops.base import broadcast_strides, coalesce
-from ....ops.qlinear import DynamicQuantizeMatMul, MatMulIntegerToFloat, QGemm
+from ....ops.qlinear import Clamped, DynamicQuantizeMatMul, MatMulIntegerToFloat, QGemm
 from ....ops.quantized import (
     ConvInteger,
     DequantizeLinear,
@@ -35,6 +35,7 @@ from ....ops.quantized import (
 from ..emitter import Emitter, emits, optional_ptr
 
 if TYPE_CHECKING:
+    from ....ops.base import Op
     from ..._cxx.context import NodeContext
 
 PANEL_COLUMNS = 16  # kernels/qgemm.hxx: kQPanelColumns
@@ -247,10 +248,11 @@ class MatMulIntegerEmitter(ProductEmitter):
         return f"kernels::QStoreInt32{{{ctx.y(0)}, {ctx.dim(n)}}}"
 
 
-def requantize_stage(ctx: NodeContext, out: np.dtype, ldy: str, multiplier: str, row_step: str, column_step: str,
-                     zero: str) -> str:
-    """The QRequantize stage writing ``out`` values (its whole range), ``zero`` the output zero point's C++."""
-    lo, hi = integer_range(out)
+def requantize_stage(ctx: NodeContext, op: Op, out: np.dtype, ldy: str, multiplier: str, row_step: str,
+                     column_step: str, zero: str) -> str:
+    """The QRequantize stage writing ``out`` values (its whole range, or an internal form's clamp), ``zero`` the
+    output zero point's C++."""
+    lo, hi = op.bounds() if isinstance(op, Clamped) else integer_range(out)
     return (f"kernels::QRequantize<{ctx.ctype(out)}>{{{ctx.y(0)}, {ldy}, {multiplier}, {row_step}, {column_step}, "
             f"{zero}, {lo}, {hi}}}")
 
@@ -320,7 +322,7 @@ class QLinearMatMulEmitter(ScaledProduct):
     def stage(self, ctx: NodeContext, n: object) -> str:
         rows, columns = ctx.inputs[1].size, ctx.inputs[4].size
         row_step, column_step = (str(columns) if rows > 1 else "0"), ("1" if columns > 1 else "0")
-        return requantize_stage(ctx, ctx.outputs[0].dtype, ctx.dim(n), ctx.w(0), row_step, column_step,
+        return requantize_stage(ctx, self.op, ctx.outputs[0].dtype, ctx.dim(n), ctx.w(0), row_step, column_step,
                                 zero_value(ctx, 7))
 
 
@@ -345,7 +347,7 @@ class QGemmEmitter(ScaledProduct):
 
     def stage(self, ctx: NodeContext, n: object) -> str:
         if self.quantized(ctx):
-            return requantize_stage(ctx, ctx.outputs[0].dtype, ctx.dim(n), ctx.w(0), "0", self.column_step(ctx),
+            return requantize_stage(ctx, self.op, ctx.outputs[0].dtype, ctx.dim(n), ctx.w(0), "0", self.column_step(ctx),
                                     zero_value(ctx, 8))
         return float_stage(ctx, ctx.dim(n), ctx.w(0), self.column_step(ctx), "nullptr")
 
@@ -445,7 +447,7 @@ class IntegerConvEmitter(Emitter):
         if isinstance(op, QLinearConv):
             lines.append(f"kernels::qlinear_multipliers(1.0f, {ctx.x(1)}, 1, {ctx.x(4)}, {ctx.inputs[4].size}, "
                          f"{ctx.x(6)}, {ctx.w(4)});")
-            stage = requantize_stage(ctx, ctx.outputs[0].dtype, ctx.dim(columns), ctx.w(4),
+            stage = requantize_stage(ctx, self.op, ctx.outputs[0].dtype, ctx.dim(columns), ctx.w(4),
                                      "1" if ctx.inputs[4].size > 1 else "0", "0", zero_value(ctx, 7))
         else:
             stage = f"kernels::QStoreInt32{{{ctx.y(0)}, {ctx.dim(columns)}}}"
