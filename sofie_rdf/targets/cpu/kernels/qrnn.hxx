@@ -51,13 +51,15 @@ struct QuantizedProducts {
       product(rec.X, rows, lo, hi, w, d, gh, rec.xw);
    }
 
-   // H R^T, H's range taken over the rows still running at `step` (the others are zero in onnxruntime's).
+   // H R^T, H's range taken as onnxruntime takes it: over the states the rows had after the last step, which
+   // are zeros for rows that ended before it where Y is written (its rows past a sequence's end are zeroed and
+   // read back as the state), and over every row's state where only Y_h is.
    template <typename T>
    void recurrent(const Recurrence<T> &rec, size_t d, size_t gh, size_t step) const
    {
       float lo = 0.0f, hi = 0.0f;
       for (size_t b = 0; b < rec.shape.batch; ++b)
-         if (rnn_length(rec.shape, rec.lens, b) > step)
+         if (!rec.Y || rnn_length(rec.shape, rec.lens, b) >= step)
             extend_range(rec.h + b * r.depth, r.depth, lo, hi);
       product(rec.h, rec.shape.batch, lo, hi, r, d, gh, rec.hr);
    }
