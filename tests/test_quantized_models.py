@@ -10,7 +10,6 @@ onnxruntime's (equal, in practice, for these models), and the QDQ graphs must ru
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import numpy as np
 import onnx
