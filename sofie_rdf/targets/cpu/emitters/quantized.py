@@ -15,11 +15,13 @@ import math
 from typing import TYPE_CHECKING, Optional
 
 import numpy as np
+import sympy
 
 from ....ir import TensorType
-from ....ir.dims import num_elements
+from ....ir.dims import Dim, as_dim, is_static, num_elements, simplify
 from ....ir.dtypes import integer_range
-from ....ops.base import broadcast_strides, coalesce
+from ....ops.base import broadcast_strides, ceil_div, coalesce
+from ....ops.conv import Geometry, extent
 from ....ops.qlinear import Clamped, DynamicQuantizeMatMul, MatMulIntegerToFloat, QGemm
 from ....ops.quantized import (
     ConvInteger,
@@ -40,6 +42,19 @@ if TYPE_CHECKING:
 
 PANEL_COLUMNS = 16  # kernels/qgemm.hxx: kQPanelColumns
 GROUP = 4           # kQGroup: bytes of one column per int32 lane
+TILE_DEPTH = 64     # kQTileDepth: a panel's depth is padded to a multiple (one AMX tile of B)
+
+
+def padded_extent(geom: Geometry) -> tuple[Dim, ...]:
+    """Per spatial dim, the padded image's extent a convolution's columns read: the image after its leading pad,
+    or as far as the last window reaches (kernels/qgemm.hxx: QConvShape::padded)."""
+    out = []
+    for image, begin, grid, stride, kernel, dilation in zip(geom.image, geom.pads_begin, geom.grid, geom.strides,
+                                                             geom.kernel, geom.dilations):
+        reach = (grid - 1) * stride + extent(kernel, dilation)
+        both = (image + begin, reach)
+        out.append(max(both) if is_static(both) else as_dim(sympy.Max(*both)))
+    return tuple(out)
 
 
 def scale_steps(op: QuantizeLinear | DequantizeLinear, ctx: NodeContext) -> str:
@@ -90,6 +105,11 @@ class DynamicQuantizeEmitter(Emitter):
         return f"kernels::dynamic_quantize_linear({ctx.x(0)}, {n}, {ctx.y(0)}, {ctx.y(1)}, {ctx.y(2)});"
 
 
+def _known_zero(t: TensorType) -> bool:
+    """Whether a zero point is known to be 0 when the code is generated (symmetric quantization)."""
+    return t.value is not None and t.is_constant and not np.any(t.value.astype(np.int64))
+
+
 def as_bytes(ctx: NodeContext, i: int) -> str:
     """Input ``i`` (int8 or uint8) as the kernels read it: its bytes."""
     return f"reinterpret_cast<const uint8_t *>({ctx.x(i)})"
@@ -104,7 +124,7 @@ def pack_right(b: np.ndarray, flip: bool) -> np.ndarray:
     bit flipped where ``flip`` (the stored signedness is then the other one); the bytes keep B's dtype."""
     k, n = b.shape
     stored = b.view(np.uint8) ^ np.uint8(0x80 if flip else 0)
-    groups, panels = -(-k // GROUP), -(-n // PANEL_COLUMNS)
+    groups, panels = -(-k // TILE_DEPTH) * TILE_DEPTH // GROUP, -(-n // PANEL_COLUMNS)
     padded = np.zeros((groups * GROUP, panels * PANEL_COLUMNS), np.uint8)
     padded[:k, :n] = stored
     packed = padded.reshape(groups, GROUP, panels, PANEL_COLUMNS).transpose(2, 0, 3, 1)
@@ -414,13 +434,16 @@ class IntegerConvEmitter(Emitter):
         return x, w, geom, 3 - len(geom.image)
 
     def workspace(self, inputs: list[Optional[TensorType]], outputs: list[Optional[TensorType]]) -> list[TensorType]:
-        """The packed columns of one group of one image, their sums (for weight zero points), the row offsets, w's
-        zero points as int32 and, for QLinearConv, the multipliers."""
+        """The padded copy and packed columns of one group of one image (kernels/qgemm.hxx:
+        qconv_workspace_bytes), their sums (for weight zero points), the row offsets, w's zero points as int32 and,
+        for QLinearConv, the multipliers."""
         x, w, geom, _ = self._geometry(inputs)
-        columns, depth = math.prod(geom.grid), math.prod(w.shape[1:])
-        packed = -(-columns // PANEL_COLUMNS) * PANEL_COLUMNS * -(-depth // GROUP) * GROUP
+        columns, depth = num_elements(geom.grid), math.prod(w.shape[1:])
+        packed = ceil_div(columns, PANEL_COLUMNS) * PANEL_COLUMNS * -(-depth // TILE_DEPTH) * TILE_DEPTH
+        padded = (w.shape[1] + 1) * num_elements(padded_extent(geom))
         channels = TensorType(np.dtype(np.int32), (w.shape[0],))
-        out = [TensorType(np.dtype(np.uint8), (packed,)), TensorType(np.dtype(np.int32), (columns,)), channels, channels]
+        out = [TensorType(np.dtype(np.uint8), (simplify(padded + packed),)), TensorType(np.dtype(np.int32), (columns,)),
+               channels, channels]
         if isinstance(self.op, QLinearConv):
             out.append(TensorType(np.dtype(np.float32), (w.shape[0],)))
         return out
@@ -429,12 +452,12 @@ class IntegerConvEmitter(Emitter):
         op = self.op
         x, w, geom, missing = self._geometry(ctx.inputs)
         group = self.attrs["group"]
-        depth, out_channels, columns = math.prod(w.shape[1:]), w.shape[0], math.prod(geom.grid)
+        depth, out_channels, columns = math.prod(w.shape[1:]), w.shape[0], num_elements(geom.grid)
         fields = [(1, geom.image), (1, geom.kernel), (1, geom.grid), (1, geom.strides), (1, geom.dilations),
-                  (0, geom.pads_begin)]  # seen as 3-D: the missing leading dims of one, unpadded
+                  (0, geom.pads_begin), (1, padded_extent(geom))]  # seen as 3-D: the missing leading dims of one
         shape = "kernels::QConvShape{" + f"{w.shape[1]}, " + ", ".join(
             "{" + ", ".join(ctx.dim(v) for v in (fill,) * missing + tuple(values)) + "}" for fill, values in fields) + "}"
-        w_zero = ProductEmitter._has(ctx, op.W_ZERO)
+        w_zero = ProductEmitter._has(ctx, op.W_ZERO) and not _known_zero(ctx.inputs[op.W_ZERO])  # symmetric: no term
         flip = x.dtype == w.dtype
         shift = 0 if not flip else (128 if x.dtype == np.int8 else -128)
         x_zero = f"({zero_value(ctx, op.X_ZERO)} {'+' if shift > 0 else '-'} 128)" if shift else zero_value(ctx, op.X_ZERO)

@@ -4,7 +4,8 @@
 // C[m][n] = sum_k (A[m][k] - za[m]) (B[k][n] - zb[n]).  A is read as it is, row after row; B is packed
 // (qgemm_pack, at generation time for weights, while running for a convolution's image columns): panels of
 // kQPanelColumns columns, each ceil(K / 4) groups of 64 bytes holding, column after column, four consecutive
-// k of that column (zero past K).  One group is one AVX-512 register: VNNI's vpdpbusd adds to every int32 lane
+// k of that column (zero past K), the groups padded with zeros to a multiple of 16 (64 k: one AMX tile of B).
+// One group is one AVX-512 register: VNNI's vpdpbusd adds to every int32 lane
 // the four products of its column's bytes with four bytes of A broadcast to all lanes.  vpdpbusd multiplies
 // unsigned by signed bytes, so B is stored with the signedness A does not have (flipped by adding 128 where
 // they agree) and its zero point moves with it.  Expanding the product,
@@ -19,6 +20,13 @@
 constexpr size_t kQPanelColumns = 16; // emitters/quantized.py: PANEL_COLUMNS
 constexpr size_t kQGroup = 4;         // bytes of one column in a 64-byte group
 constexpr size_t kQGroupBytes = kQPanelColumns * kQGroup;
+constexpr size_t kQTileDepth = 64; // k of one AMX tile: a panel's groups come in sixteens (emitters/quantized.py: TILE_DEPTH)
+
+// Bytes of one packed panel of depth k.
+constexpr size_t qgemm_panel_bytes(size_t k)
+{
+   return (k + kQTileDepth - 1) / kQTileDepth * kQTileDepth / kQGroup * kQGroupBytes;
+}
 
 // The int32 vectors the tiles hold: one register of the instruction set the compiler targets.
 #if defined(__AVX512F__)
@@ -52,13 +60,19 @@ struct QSums {
    size_t addend_row_step, addend_column_step;
 };
 
-// acc += four unsigned bytes of u times the four signed bytes of s, summed, lane by lane: VNNI's vpdpbusd.
+// acc += four unsigned bytes of u times the four signed bytes of s, summed, lane by lane: VNNI's vpdpbusd, through
+// the compiler's builtin (the register allocator then keeps a tile's accumulators in place; an asm statement per
+// product made GCC copy them between registers and the stack: 0.55x the speed).
 inline void dot4(qvec &acc, const qvec &u, const qvec &s)
 {
-#if defined(__AVX512VNNI__) && defined(__AVX512F__)
-   __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(u), "v"(s));
+#if defined(__AVX512VNNI__) && defined(__AVX512F__) && defined(__clang__)
+   acc = __builtin_ia32_vpdpbusd512(acc, u, s);
+#elif defined(__AVX512VNNI__) && defined(__AVX512F__)
+   acc = __builtin_ia32_vpdpbusd_v16si(acc, u, s);
+#elif defined(__AVXVNNI__) && defined(__clang__)
+   acc = __builtin_ia32_vpdpbusd256(acc, u, s);
 #elif defined(__AVXVNNI__)
-   __asm__("{vex} vpdpbusd %2, %1, %0" : "+x"(acc) : "x"(u), "x"(s));
+   acc = __builtin_ia32_vpdpbusd_v8si(acc, u, s);
 #else
    uint8_t ub[sizeof(qvec)];
    int8_t sb[sizeof(qvec)];
@@ -81,6 +95,32 @@ inline void broadcast4(qvec &x, const uint8_t *a, size_t count)
    x = qvec{} + word;
 }
 
+// One group of four k of a register tile: the P panels' vectors loaded once, each row's four bytes broadcast
+// (`count` of them: fewer at the end of K) and multiplied into every vector.  Unrolled whole, so that the
+// accumulators stay in registers.
+template <size_t R, size_t P, bool AUnsigned>
+[[gnu::always_inline]] inline void qgemm_step(const uint8_t *a, size_t lda, const uint8_t *b, size_t panel_bytes,
+                                              size_t count, qvec (&acc)[R][P * kQPanelVectors])
+{
+   constexpr size_t V = P * kQPanelVectors;
+   qvec panel[V];
+#pragma GCC unroll 16
+   for (size_t p = 0; p < P; ++p)
+      std::memcpy(&panel[p * kQPanelVectors], b + p * panel_bytes, kQGroupBytes);
+#pragma GCC unroll 16
+   for (size_t r = 0; r < R; ++r) {
+      qvec x;
+      broadcast4(x, a + r * lda, count);
+#pragma GCC unroll 16
+      for (size_t v = 0; v < V; ++v) {
+         if constexpr (AUnsigned)
+            dot4(acc[r][v], x, panel[v]);
+         else
+            dot4(acc[r][v], panel[v], x);
+      }
+   }
+}
+
 // One register tile: R rows of A (AUnsigned: uint8) by P panels over all of K; acc[r][p * kQPanelVectors + v]
 // ends as vector v of panel p of row r.
 template <size_t R, size_t P, bool AUnsigned>
@@ -88,26 +128,16 @@ inline void qgemm_tile(const uint8_t *a, size_t lda, const uint8_t *b, size_t pa
                        qvec (&acc)[R][P * kQPanelVectors])
 {
    constexpr size_t V = P * kQPanelVectors;
+#pragma GCC unroll 16
    for (size_t r = 0; r < R; ++r)
+#pragma GCC unroll 16
       for (size_t v = 0; v < V; ++v)
          acc[r][v] = qvec{};
-   const size_t groups = (k + kQGroup - 1) / kQGroup;
-   for (size_t g = 0; g < groups; ++g) {
-      const size_t count = g + 1 < groups ? kQGroup : k - g * kQGroup;
-      qvec panel[V];
-      for (size_t p = 0; p < P; ++p)
-         std::memcpy(&panel[p * kQPanelVectors], b + p * panel_bytes + g * kQGroupBytes, kQGroupBytes);
-      for (size_t r = 0; r < R; ++r) {
-         qvec x;
-         broadcast4(x, a + r * lda + g * kQGroup, count);
-         for (size_t v = 0; v < V; ++v) {
-            if constexpr (AUnsigned)
-               dot4(acc[r][v], x, panel[v]);
-            else
-               dot4(acc[r][v], panel[v], x);
-         }
-      }
-   }
+   const size_t whole = k / kQGroup;
+   for (size_t g = 0; g < whole; ++g)
+      qgemm_step<R, P, AUnsigned>(a + g * kQGroup, lda, b + g * kQGroupBytes, panel_bytes, kQGroup, acc);
+   if (k % kQGroup)
+      qgemm_step<R, P, AUnsigned>(a + whole * kQGroup, lda, b + whole * kQGroupBytes, panel_bytes, k % kQGroup, acc);
 }
 
 // The sum of each of `rows` rows of A (k values, lda apart), for the column-zero term.
@@ -122,27 +152,66 @@ inline void qgemm_row_sums(const uint8_t *a, size_t lda, size_t rows, size_t k, 
    }
 }
 
-// Adds C's corrections to the tile's row (row m, columns n0 ... of one panel) and hands it to the stage.
-template <typename Stage>
-inline void qgemm_store(Stage &stage, const QSums &q, size_t m, size_t n0, size_t count, const qvec *acc,
-                        int32_t row_sum)
+// One panel's row of C as a vector of 16 int32 (one AVX-512 register, two AVX ones): the epilogue of a whole
+// panel works on it in registers; the last, partial panel of a product goes through arrays.
+typedef int32_t qint32x16 __attribute__((vector_size(64)));
+typedef float qfloat32x16 __attribute__((vector_size(64)));
+
+template <typename T>
+inline T qload16(const void *p)
 {
-   int32_t v[kQPanelColumns];
-   std::memcpy(v, acc, sizeof v);
-   const int32_t row_offset = q.row_offset ? q.row_offset[m] : 0;
-   const int32_t row_zero = q.row_zero ? q.row_zero[m] : 0;
+   T v;
+   std::memcpy(&v, p, sizeof v);
+   return v;
+}
+
+// C's corrections of one panel's row (row m, columns n0 ...): the whole panel as vectors.
+inline void qgemm_correct_panel(const QSums &q, size_t m, size_t n0, int32_t row_sum, qint32x16 &v)
+{
+   if (q.row_offset)
+      v += q.row_offset[m];
+   if (q.column_offset)
+      v += qload16<qint32x16>(q.column_offset + n0);
+   if (q.column_sum)
+      v -= q.row_zero[m] * qload16<qint32x16>(q.column_sum + n0);
+   if (q.column_zero)
+      v -= qload16<qint32x16>(q.column_zero + n0) * row_sum;
+   if (q.addend)
+      for (size_t j = 0; j < kQPanelColumns; ++j)
+         v[j] += q.addend[m * q.addend_row_step + (n0 + j) * q.addend_column_step];
+}
+
+// The same for the first `count` columns, value by value.
+inline void qgemm_correct(const QSums &q, size_t m, size_t n0, size_t count, int32_t row_sum, int32_t *v)
+{
    for (size_t j = 0; j < count; ++j) {
       const size_t n = n0 + j;
-      v[j] += row_offset + (q.column_offset ? q.column_offset[n] : 0) - (q.column_sum ? row_zero * q.column_sum[n] : 0) -
-              (q.column_zero ? q.column_zero[n] * row_sum : 0) +
+      v[j] += (q.row_offset ? q.row_offset[m] : 0) + (q.column_offset ? q.column_offset[n] : 0) -
+              (q.column_sum ? q.row_zero[m] * q.column_sum[n] : 0) - (q.column_zero ? q.column_zero[n] * row_sum : 0) +
               (q.addend ? q.addend[m * q.addend_row_step + n * q.addend_column_step] : 0);
    }
-   stage.store(m, n0, v, count);
+}
+
+// C's row of one panel corrected and handed to the stage: store_panel for a whole one, store for the rest.
+template <typename Stage>
+[[gnu::always_inline]] inline void qgemm_store(const Stage &stage, const QSums &q, size_t m, size_t n0, size_t count,
+                                               const qvec *acc, int32_t row_sum)
+{
+   if (count == kQPanelColumns) {
+      qint32x16 v = qload16<qint32x16>(acc);
+      qgemm_correct_panel(q, m, n0, row_sum, v);
+      stage.store_panel(m, n0, v);
+   } else {
+      int32_t v[kQPanelColumns];
+      std::memcpy(v, acc, sizeof v);
+      qgemm_correct(q, m, n0, count, row_sum, v);
+      stage.store(m, n0, v, count);
+   }
 }
 
 // One tile computed and stored: rows m0 ... m0 + R - 1, panels p0 ... p0 + P - 1.
 template <size_t R, size_t P, bool AUnsigned, typename Stage>
-inline void qgemm_block(Stage &stage, const QSums &q, const uint8_t *a, size_t lda, const uint8_t *b, size_t panel_bytes,
+inline void qgemm_block(const Stage &stage, const QSums &q, const uint8_t *a, size_t lda, const uint8_t *b, size_t panel_bytes,
                         size_t m0, size_t p0, size_t n, size_t k, const int32_t *row_sums)
 {
    qvec acc[R][P * kQPanelVectors];
@@ -161,8 +230,7 @@ template <bool AUnsigned, typename Stage>
 SOFIE_RDF_KERNEL void qgemm(size_t m, size_t n, size_t k, const uint8_t *a, size_t lda, const uint8_t *b,
                             const QSums &q, Stage stage)
 {
-   const size_t groups = (k + kQGroup - 1) / kQGroup, panel_bytes = groups * kQGroupBytes;
-   const size_t panels = (n + kQPanelColumns - 1) / kQPanelColumns;
+   const size_t panel_bytes = qgemm_panel_bytes(k), panels = (n + kQPanelColumns - 1) / kQPanelColumns;
    int32_t row_sums[kQTileRows] = {};
    size_t m0 = 0;
    for (; m0 + kQTileRows <= m; m0 += kQTileRows) {
@@ -191,15 +259,21 @@ SOFIE_RDF_KERNEL void qgemm(size_t m, size_t n, size_t k, const uint8_t *a, size
 struct QStoreInt32 {
    int32_t *y;
    size_t ldy;
-   void store(size_t m, size_t n0, const int32_t *v, size_t count) const { std::memcpy(y + m * ldy + n0, v, count * sizeof *v); }
    QStoreInt32 moved(size_t offset, size_t) const { return {y + offset, ldy}; }
+   void store_panel(size_t m, size_t n0, const qint32x16 &v) const { std::memcpy(y + m * ldy + n0, &v, sizeof v); }
+   void store(size_t m, size_t n0, const int32_t *v, size_t count) const
+   {
+      std::memcpy(y + m * ldy + n0, v, count * sizeof *v);
+   }
 };
 
 // saturate(round_half_even(C * multiplier) + zero), clamped to [lo, hi] (T's range; a fused ReLU or Clip narrows
 // it to the quantized bounds); the multiplier per row or per column (steps 0 or 1), rounded to float as
-// onnxruntime's MlasRequantizeOutput computes it.
+// onnxruntime's MlasRequantizeOutput computes it.  Rounding adds and subtracts 1.5 x 2^23 (exact below 2^22 in
+// magnitude, which the clamp to the 8-bit range ensures; std::nearbyint is a call no loop vectorizes around).
 template <typename T>
 struct QRequantize {
+   static constexpr float kRound = 12582912.0f;
    T *y;
    size_t ldy;
    const float *multiplier;
@@ -213,15 +287,26 @@ struct QRequantize {
       part.multiplier += rows * row_step;
       return part;
    }
+   void store_panel(size_t m, size_t n0, const qint32x16 &v) const
+   {
+      typedef T t8x16 __attribute__((vector_size(16)));
+      const float *mult = multiplier + m * row_step + n0 * column_step;
+      const qfloat32x16 factor = column_step ? qload16<qfloat32x16>(mult) : qfloat32x16{} + mult[0];
+      const float low = static_cast<float>(lo - zero), high = static_cast<float>(hi - zero);
+      qfloat32x16 f = __builtin_convertvector(v, qfloat32x16) * factor;
+      f = f < low ? low : f;
+      f = f > high ? high : f;
+      const t8x16 q = __builtin_convertvector(__builtin_convertvector((f + kRound) - kRound, qint32x16) + zero, t8x16);
+      std::memcpy(y + m * ldy + n0, &q, sizeof q);
+   }
    void store(size_t m, size_t n0, const int32_t *v, size_t count) const
    {
-      const float low = static_cast<float>(lo - zero), high = static_cast<float>(hi - zero);
       const float *mult = multiplier + m * row_step + n0 * column_step;
-      T *out = y + m * ldy + n0;
+      const float low = static_cast<float>(lo - zero), high = static_cast<float>(hi - zero);
       for (size_t j = 0; j < count; ++j) {
          float f = static_cast<float>(v[j]) * mult[j * column_step];
          f = f < low ? low : (f > high ? high : f);
-         out[j] = static_cast<T>(static_cast<int32_t>(std::nearbyint(f)) + zero);
+         y[m * ldy + n0 + j] = static_cast<T>(static_cast<int32_t>((f + kRound) - kRound) + zero);
       }
    }
 };
@@ -251,17 +336,27 @@ struct QScaleFloat {
          part.bias += rows * bias_row_step;
       return part;
    }
+   void store_panel(size_t m, size_t n0, const qint32x16 &v) const
+   {
+      const float *s = scale + m * row_step + n0 * column_step;
+      qfloat32x16 f = __builtin_convertvector(v, qfloat32x16) * (column_step ? qload16<qfloat32x16>(s) : qfloat32x16{} + s[0]);
+      if (bias) {
+         const float *b = bias + m * bias_row_step + n0 * bias_column_step;
+         f += bias_column_step ? qload16<qfloat32x16>(b) : qfloat32x16{} + b[0];
+      }
+      float out[kQPanelColumns];
+      std::memcpy(out, &f, sizeof out);
+      for (size_t j = 0; j < kQPanelColumns; ++j)
+         y[m * ldy + n0 + j] = act(out[j]);
+   }
    void store(size_t m, size_t n0, const int32_t *v, size_t count) const
    {
       const float *s = scale + m * row_step + n0 * column_step;
-      float *out = y + m * ldy + n0;
-      if (bias) {
-         const float *b = bias + m * bias_row_step + n0 * bias_column_step;
-         for (size_t j = 0; j < count; ++j)
-            out[j] = act(static_cast<float>(v[j]) * s[j * column_step] + b[j * bias_column_step]);
-      } else {
-         for (size_t j = 0; j < count; ++j)
-            out[j] = act(static_cast<float>(v[j]) * s[j * column_step]);
+      for (size_t j = 0; j < count; ++j) {
+         float f = static_cast<float>(v[j]) * s[j * column_step];
+         if (bias)
+            f += bias[m * bias_row_step + (n0 + j) * bias_column_step];
+         y[m * ldy + n0 + j] = act(f);
       }
    }
 };
@@ -317,8 +412,7 @@ inline uint8_t qbyte(uint8_t bits, bool flip) { return flip ? static_cast<uint8_
 template <bool Signed, typename Value>
 inline void qgemm_pack(size_t n, size_t k, Value value, uint8_t *packed, int32_t *sums)
 {
-   const size_t groups = (k + kQGroup - 1) / kQGroup, panel_bytes = groups * kQGroupBytes;
-   const size_t panels = (n + kQPanelColumns - 1) / kQPanelColumns;
+   const size_t panel_bytes = qgemm_panel_bytes(k), panels = (n + kQPanelColumns - 1) / kQPanelColumns;
    std::memset(packed, 0, panels * panel_bytes);
    if (sums)
       std::memset(sums, 0, n * sizeof *sums);
@@ -336,7 +430,7 @@ inline void qgemm_pack(size_t n, size_t k, Value value, uint8_t *packed, int32_t
 // Bytes of one panel-packed operand of n columns and depth k (the workspace a packed image needs).
 constexpr size_t qgemm_packed_bytes(size_t n, size_t k)
 {
-   return (n + kQPanelColumns - 1) / kQPanelColumns * ((k + kQGroup - 1) / kQGroup) * kQGroupBytes;
+   return (n + kQPanelColumns - 1) / kQPanelColumns * qgemm_panel_bytes(k);
 }
 
 // ---- the general product: B as it is, zero points per row / column, batches broadcast ------------------------
@@ -396,70 +490,161 @@ SOFIE_RDF_KERNEL void qmatmul_batched(const TA *a, const std::ptrdiff_t *sa, con
 
 // ---- convolutions ---------------------------------------------------------------------------------------------
 
-// A convolution's geometry, every one seen as 3-D (lower ranks padded with ones in front).
+// A convolution's geometry, every one seen as 3-D (lower ranks padded with ones in front); `padded` is the extent
+// of the padded image each position of the grid reads (emitters/quantized.py: padded_extent).
 struct QConvShape {
    size_t channels; // input channels of one group
-   size_t image[3], kernel[3], grid[3], strides[3], dilations[3], pads[3];
+   size_t image[3], kernel[3], grid[3], strides[3], dilations[3], pads[3], padded[3];
+
+   size_t padded_plane() const { return padded[0] * padded[1] * padded[2]; }
+   size_t depth() const { return channels * kernel[0] * kernel[1] * kernel[2]; }
+   size_t columns() const { return grid[0] * grid[1] * grid[2]; }
 };
 
-// Packs the image columns of one group (channels c0 ...): row k = (channel, kernel offset) of the weights' order,
-// column j = output position; positions in the padding hold `pad`, x's zero point as stored, which subtracts to
-// nothing.  Column sums as stored (Signed: int8) go to `sums` where it is not null.
-template <bool Signed>
-inline void qconv_pack(const uint8_t *x, size_t c0, const QConvShape &s, uint8_t pad, bool flip, uint8_t *packed,
-                       int32_t *sums)
+// The bytes a convolution's packing needs: the padded copy of one group's channels plus a plane of zeros (what
+// the rows past the depth read), then the packed columns.
+inline size_t qconv_workspace_bytes(const QConvShape &s)
 {
-   const size_t plane = s.image[0] * s.image[1] * s.image[2], columns = s.grid[0] * s.grid[1] * s.grid[2];
-   const size_t depth = s.channels * s.kernel[0] * s.kernel[1] * s.kernel[2];
-   const size_t panel_bytes = (depth + kQGroup - 1) / kQGroup * kQGroupBytes;
-   std::memset(packed, 0, qgemm_packed_bytes(columns, depth));
-   if (sums)
-      std::memset(sums, 0, columns * sizeof *sums);
-   size_t kk = 0;
+   return (s.channels + 1) * s.padded_plane() + qgemm_packed_bytes(s.columns(), s.depth());
+}
+
+// One group's channels (c0 ...) copied into `padded` with their padding filled with `pad` (x's zero point as
+// stored, which subtracts to nothing), every byte flipped where `flip`; then a plane of zeros.
+inline void qconv_pad(const uint8_t *x, size_t c0, const QConvShape &s, uint8_t pad, bool flip, uint8_t *padded)
+{
+   const size_t plane = s.image[0] * s.image[1] * s.image[2], padded_plane = s.padded_plane();
+   const uint8_t mask = flip ? 0x80u : 0u;
+   std::memset(padded, pad, s.channels * padded_plane);
+   std::memset(padded + s.channels * padded_plane, 0, padded_plane);
    for (size_t c = 0; c < s.channels; ++c)
-      for (size_t a = 0; a < s.kernel[0]; ++a)
-         for (size_t b = 0; b < s.kernel[1]; ++b)
-            for (size_t d = 0; d < s.kernel[2]; ++d, ++kk) {
-               uint8_t *row = packed + (kk / kQGroup) * kQGroupBytes + kk % kQGroup;
-               const uint8_t *src = x + (c0 + c) * plane;
-               size_t j = 0;
-               for (size_t oz = 0; oz < s.grid[0]; ++oz) {
-                  const size_t iz = oz * s.strides[0] + a * s.dilations[0] - s.pads[0];  // wraps below 0: out of range
-                  for (size_t oy = 0; oy < s.grid[1]; ++oy) {
-                     const size_t iy = oy * s.strides[1] + b * s.dilations[1] - s.pads[1];
-                     const bool inside = iz < s.image[0] && iy < s.image[1];
-                     const uint8_t *line = src + (iz * s.image[1] + iy) * s.image[2];
-                     for (size_t ox = 0; ox < s.grid[2]; ++ox, ++j) {
-                        const size_t ix = ox * s.strides[2] + d * s.dilations[2] - s.pads[2];
-                        const uint8_t byte = inside && ix < s.image[2] ? qbyte(line[ix], flip) : pad;
-                        row[(j / kQPanelColumns) * panel_bytes + (j % kQPanelColumns) * kQGroup] = byte;
-                        if (sums)
-                           sums[j] += Signed ? static_cast<int32_t>(static_cast<int8_t>(byte)) : static_cast<int32_t>(byte);
-                     }
-                  }
-               }
+      for (size_t z = 0; z < s.image[0]; ++z)
+         for (size_t y = 0; y < s.image[1]; ++y) {
+            const uint8_t *src = x + (c0 + c) * plane + (z * s.image[1] + y) * s.image[2];
+            uint8_t *dst = padded + c * padded_plane + ((z + s.pads[0]) * s.padded[1] + y + s.pads[1]) * s.padded[2] +
+                           s.pads[2];
+            for (size_t i = 0; i < s.image[2]; ++i)
+               dst[i] = static_cast<uint8_t>(src[i] ^ mask);
+         }
+}
+
+// out[i] = the bytes i * step of four lines, as one little-endian word each.
+template <typename Step>
+[[gnu::always_inline]] inline void qconv_words(const uint8_t *l0, const uint8_t *l1, const uint8_t *l2, const uint8_t *l3,
+                                               Step step, size_t count, uint32_t *out)
+{
+   for (size_t i = 0; i < count; ++i) {
+      const size_t at = i * step;
+      out[i] = static_cast<uint32_t>(l0[at]) | static_cast<uint32_t>(l1[at]) << 8 | static_cast<uint32_t>(l2[at]) << 16 |
+               static_cast<uint32_t>(l3[at]) << 24;
+   }
+}
+
+// The same for 16 consecutive bytes of each line, as vectors: the lines' bytes interleaved in pairs, then the
+// pairs interleaved, into one 64-byte row of a panel (unpack instructions; widening each byte to a word made GCC
+// 12 write scalar code).
+inline void qconv_panel_words(const uint8_t *l0, const uint8_t *l1, const uint8_t *l2, const uint8_t *l3, uint32_t *out)
+{
+   typedef uint8_t u8x16 __attribute__((vector_size(16)));
+   typedef uint16_t u16x16 __attribute__((vector_size(32)));
+   typedef uint16_t u16x32 __attribute__((vector_size(64)));
+   const u8x16 a = qload16<u8x16>(l0), b = qload16<u8x16>(l1), c = qload16<u8x16>(l2), d = qload16<u8x16>(l3);
+   const auto ab = __builtin_shufflevector(a, b, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23, 8, 24, 9, 25,
+                                           10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+   const auto cd = __builtin_shufflevector(c, d, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23, 8, 24, 9, 25,
+                                           10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+   const u16x16 low = qload16<u16x16>(&ab), high = qload16<u16x16>(&cd);
+   const u16x32 words = __builtin_shufflevector(low, high, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23, 8, 24,
+                                                9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+   std::memcpy(out, &words, sizeof words);
+}
+
+// Packs the image columns from the padded copy: row k = (channel, kernel offset) in the weights' order, column j
+// = output position, four consecutive k of a column in one 32-bit word; each group of four rows is read as four
+// lines of the padded image and written as words, runs of a panel's columns at a time.
+inline void qconv_pack(const uint8_t *padded, const QConvShape &s, uint8_t *packed)
+{
+   const size_t depth = s.depth(), groups = (depth + kQGroup - 1) / kQGroup;
+   const size_t panel_words = qgemm_panel_bytes(depth) / sizeof(uint32_t), plane = s.padded_plane();
+   const size_t taps = s.kernel[0] * s.kernel[1] * s.kernel[2], sx = s.strides[2];
+   for (size_t g = 0; g < groups; ++g) {
+      const uint8_t *base[kQGroup];
+      for (size_t i = 0; i < kQGroup; ++i) {
+         const size_t kk = g * kQGroup + i;
+         if (kk >= depth) { // past the depth: the plane of zeros
+            base[i] = padded + s.channels * plane;
+            continue;
+         }
+         const size_t c = kk / taps, t = kk % taps;
+         const size_t a = t / (s.kernel[1] * s.kernel[2]), b = t / s.kernel[2] % s.kernel[1], d = t % s.kernel[2];
+         base[i] = padded + c * plane + (a * s.dilations[0] * s.padded[1] + b * s.dilations[1]) * s.padded[2] +
+                   d * s.dilations[2];
+      }
+      uint32_t *words = reinterpret_cast<uint32_t *>(packed) + g * kQPanelColumns;
+      size_t j = 0;
+      for (size_t oz = 0; oz < s.grid[0]; ++oz)
+         for (size_t oy = 0; oy < s.grid[1]; ++oy) {
+            const size_t line = (oz * s.strides[0] * s.padded[1] + oy * s.strides[1]) * s.padded[2];
+            const uint8_t *l0 = base[0] + line, *l1 = base[1] + line, *l2 = base[2] + line, *l3 = base[3] + line;
+            for (size_t ox = 0; ox < s.grid[2];) {
+               const size_t lane = j % kQPanelColumns;
+               const size_t run = std::min(kQPanelColumns - lane, s.grid[2] - ox);
+               uint32_t *out = words + (j / kQPanelColumns) * panel_words + lane;
+               if (sx == 1 && run == kQPanelColumns)  // a whole panel row from contiguous lines
+                  qconv_panel_words(l0 + ox, l1 + ox, l2 + ox, l3 + ox, out);
+               else if (sx == 1)
+                  qconv_words(l0 + ox, l1 + ox, l2 + ox, l3 + ox, std::integral_constant<size_t, 1>{}, run, out);
+               else
+                  qconv_words(l0 + ox * sx, l1 + ox * sx, l2 + ox * sx, l3 + ox * sx, sx, run, out);
+               ox += run;
+               j += run;
             }
+         }
+      for (; j % kQPanelColumns; ++j) // the last panel's columns past the grid
+         words[(j / kQPanelColumns) * panel_words + j % kQPanelColumns] = 0;
+   }
+   const size_t padding = panel_words - groups * kQPanelColumns;  // the groups past the depth: zeros
+   for (size_t p = 0; p < (s.columns() + kQPanelColumns - 1) / kQPanelColumns; ++p)
+      std::memset(reinterpret_cast<uint32_t *>(packed) + p * panel_words + groups * kQPanelColumns, 0,
+                  padding * sizeof(uint32_t));
+}
+
+// The sum of each packed column's bytes (as `Signed` ones), for a weight zero point's term.
+template <bool Signed>
+inline void qconv_column_sums(const uint8_t *packed, size_t columns, size_t depth, int32_t *sums)
+{
+   const size_t panel_bytes = qgemm_panel_bytes(depth);
+   for (size_t j = 0; j < columns; ++j) {
+      const uint8_t *column = packed + (j / kQPanelColumns) * panel_bytes + (j % kQPanelColumns) * kQGroup;
+      int32_t sum = 0;
+      for (size_t kk = 0; kk < depth; ++kk) {
+         const uint8_t byte = column[(kk / kQGroup) * kQGroupBytes + kk % kQGroup];
+         sum += Signed ? static_cast<int32_t>(static_cast<int8_t>(byte)) : static_cast<int32_t>(byte);
+      }
+      sums[j] = sum;
+   }
 }
 
 // Y = conv(x, w) for `batch` images of `groups` groups, w's rows (out_per_group per group, depth values each) the
 // product's A (WUnsigned: uint8) and each group's packed image columns its B (x's bytes flipped where x has w's
 // signedness, `pad` its zero point as stored).  row_offset[m] = bias[m] - x_zero S_w[m] as stored; w_zero per
-// output channel (null: none), whose term needs the packed columns' sums (`column_sums`, a workspace of one int32
-// per output position, else null).  `packed` holds qgemm_packed_bytes(positions, depth) bytes.
+// output channel (null: none), whose term needs the packed columns' sums (`column_sums`, one int32 per output
+// position).  `work` holds qconv_workspace_bytes(s) bytes.
 template <bool WUnsigned, typename Stage>
 SOFIE_RDF_KERNEL void qconv(const uint8_t *x, const uint8_t *w, size_t batch, size_t groups, size_t out_per_group,
                             const QConvShape &s, uint8_t pad, bool flip, const int32_t *row_offset, const int32_t *w_zero,
-                            uint8_t *packed, int32_t *column_sums, Stage stage)
+                            uint8_t *work, int32_t *column_sums, Stage stage)
 {
-   const size_t plane = s.image[0] * s.image[1] * s.image[2], columns = s.grid[0] * s.grid[1] * s.grid[2];
-   const size_t depth = s.channels * s.kernel[0] * s.kernel[1] * s.kernel[2];
+   const size_t plane = s.image[0] * s.image[1] * s.image[2], columns = s.columns(), depth = s.depth();
+   uint8_t *padded = work, *packed = work + (s.channels + 1) * s.padded_plane();
    for (size_t i = 0; i < batch; ++i)
       for (size_t g = 0; g < groups; ++g) {
-         qconv_pack<WUnsigned>(x + i * groups * s.channels * plane, g * s.channels, s, pad, flip, packed,
-                               w_zero ? column_sums : nullptr);
+         qconv_pad(x + i * groups * s.channels * plane, g * s.channels, s, pad, flip, padded);
+         qconv_pack(padded, s, packed);
+         if (w_zero)
+            qconv_column_sums<WUnsigned>(packed, columns, depth, column_sums);
          const size_t m0 = g * out_per_group;
          const QSums q{row_offset + m0, nullptr, w_zero ? w_zero + m0 : nullptr, w_zero ? column_sums : nullptr,
-                       nullptr, nullptr};
+                       nullptr, nullptr, nullptr, 0, 0};
          qgemm<WUnsigned>(out_per_group, columns, depth, w + m0 * depth, depth, packed, q,
                           stage.moved((i * groups * out_per_group + m0) * columns, m0));
       }
