@@ -133,12 +133,12 @@ def _ids(pair) -> str:
 @pytest.mark.parametrize("types", SIGNS, ids=_ids)
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_matmul_integer_packed(types, backend):
-    """Constant B: rows 1 to 37 (the tiles and their remainders), columns 1 to 70 (panel tails), depths 3 to 67
-    (group tails), zero points none, per tensor and per column, A of rank 3."""
+    """Constant B: rows 1 to 70 (the tiles, AMX's blocks of 32 and their remainders), columns 1 to 70 (panel
+    tails), depths 3 to 67 (group and tile tails), zero points none, per tensor and per column, A of rank 3."""
     ta, tb = types
     rng = np.random.default_rng(6)
     nodes, inputs, outputs, inits, feeds = [], [], [], {}, {}
-    for i, (m, k, n, zeros) in enumerate([(1, 3, 1, "none"), (5, 9, 17, "tensor"), (37, 67, 70, "column"),
+    for i, (m, k, n, zeros) in enumerate([(1, 3, 1, "none"), (5, 9, 17, "tensor"), (70, 67, 70, "column"),
                                           ((2, 3), 16, 33, "tensor")]):
         shape_a = list(m) if isinstance(m, tuple) else [m]
         inits[f"b{i}"] = _random_bytes(rng, (k, n), tb)
@@ -224,6 +224,7 @@ CONVS = {  # name -> (channels, features, image, kernel, group, stride, dilation
     "1x1": (32, 17, (5, 6), 1, 1, 1, 1, 0),
     "1d": (5, 7, (23,), 4, 1, 1, 1, 1),
     "3d": (2, 5, (4, 5, 6), 2, 1, 1, 1, 1),
+    "wide": (8, 40, (6, 7), 3, 1, 1, 1, 1),  # 32 rows and more: AMX blocks where the compiler targets AMX
 }
 
 

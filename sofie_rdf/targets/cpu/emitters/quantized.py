@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 PANEL_COLUMNS = 16  # kernels/qgemm.hxx: kQPanelColumns
 GROUP = 4           # kQGroup: bytes of one column per int32 lane
 TILE_DEPTH = 64     # kQTileDepth: a panel's depth is padded to a multiple (one AMX tile of B)
+AMX_BLOCK_ROWS = 32  # kAmxBlockRows: rows of A per AMX block
 
 
 def padded_extent(geom: Geometry) -> tuple[Dim, ...]:
@@ -108,6 +109,14 @@ class DynamicQuantizeEmitter(Emitter):
 def _known_zero(t: TensorType) -> bool:
     """Whether a zero point is known to be 0 when the code is generated (symmetric quantization)."""
     return t.value is not None and t.is_constant and not np.any(t.value.astype(np.int64))
+
+
+def amx_scratch(target: object, depth: Dim) -> list[TensorType]:
+    """qgemm's scratch for AMX blocks (kernels/qgemm.hxx: qgemm_scratch_bytes), for native AVX-512 code, where
+    the compiler may target AMX; none elsewhere."""
+    if getattr(target, "compiler", "") != "native" or getattr(target, "isa", "") != "avx512":
+        return []
+    return [TensorType(np.dtype(np.uint8), (AMX_BLOCK_ROWS * ceil_div(depth, TILE_DEPTH) * TILE_DEPTH,))]
 
 
 def as_bytes(ctx: NodeContext, i: int) -> str:
@@ -212,10 +221,12 @@ class ProductEmitter(Emitter):
         return all(len(inputs) <= i or inputs[i] is None or inputs[i].size == 1 for i in self.a_params())
 
     def workspace(self, inputs: list[Optional[TensorType]], outputs: list[Optional[TensorType]]) -> list[TensorType]:
-        """The operator's scratch, then the per-column offsets (- A's zero point x S_B) of the packed product."""
-        n = self.op.shapes(inputs)[1][-1]
-        offsets = [TensorType(np.dtype(np.int32), (n,))] if self.sums_input is not None else []
-        return self.scratch(inputs) + offsets
+        """The operator's scratch, then for the packed product the per-column offsets (- A's zero point x S_B) and
+        the AMX blocks' scratch."""
+        if self.sums_input is None:
+            return self.scratch(inputs)
+        sa, sb, _ = self.op.shapes(inputs)
+        return self.scratch(inputs) + [TensorType(np.dtype(np.int32), (sb[-1],))] + amx_scratch(self.target, sa[-1])
 
     @staticmethod
     def _has(ctx: NodeContext, i: Optional[int]) -> bool:
@@ -227,7 +238,9 @@ class ProductEmitter(Emitter):
         before, stage = self.prologue(ctx), self.stage(ctx, n)
         if self.sums_input is None:
             return before + self._plain(ctx, sa, sb, batch, stage)
-        offsets = ctx.w(len(self.scratch(ctx.inputs)))
+        first = len(self.scratch(ctx.inputs))
+        offsets = ctx.w(first)
+        scratch = ctx.w(first + 1) if amx_scratch(self.target, k) else "nullptr"
         zero_ptr, _ = self.a_zero(ctx)
         za = f"static_cast<int32_t>({zero_ptr}[0])" if "nullptr" not in zero_ptr else "0"
         stored_zero = ctx.x(self.zero_input) if self.zero_input is not None else "nullptr"
@@ -236,7 +249,8 @@ class ProductEmitter(Emitter):
                 f"{column_step}}}")
         return (f"{before}kernels::qgemm_offsets({ctx.dim(n)}, nullptr, {za}, {ctx.x(self.sums_input)}, {offsets});\n"
                 f"kernels::qgemm<{unsigned(self.a_dtype(ctx))}>({ctx.dim(num_elements(sa[:-1]))}, {ctx.dim(n)}, "
-                f"{ctx.dim(k)}, {self.a_bytes(ctx)}, {ctx.dim(k)}, {as_bytes(ctx, self.op.B)},\n   {sums}, {stage});")
+                f"{ctx.dim(k)}, {self.a_bytes(ctx)}, {ctx.dim(k)}, {as_bytes(ctx, self.op.B)},\n   {sums}, {stage}, "
+                f"{scratch});")
 
     def _plain(self, ctx: NodeContext, sa: tuple, sb: tuple, batch: tuple, stage: str) -> str:
         """qmatmul_batched over the broadcast batch dims, zero points per row / column or per tensor."""
@@ -433,20 +447,30 @@ class IntegerConvEmitter(Emitter):
         geom = self.op.geometry(x, w)
         return x, w, geom, 3 - len(geom.image)
 
-    def workspace(self, inputs: list[Optional[TensorType]], outputs: list[Optional[TensorType]]) -> list[TensorType]:
-        """The padded copy and packed columns of one group of one image (kernels/qgemm.hxx:
-        qconv_workspace_bytes), their sums (for weight zero points), the row offsets, w's zero points as int32 and,
-        for QLinearConv, the multipliers."""
+    def _slots(self, inputs: list[Optional[TensorType]]) -> dict[str, TensorType]:
+        """The workspace by name, in order: the padded copy and packed columns of one group of one image
+        (kernels/qgemm.hxx: qconv_workspace_bytes), the row offsets, and where they are needed the packed columns'
+        sums and w's zero points as int32 (a weight zero point not known to be 0), the multipliers (QLinearConv),
+        the AMX blocks' scratch."""
         x, w, geom, _ = self._geometry(inputs)
         columns, depth = num_elements(geom.grid), math.prod(w.shape[1:])
         packed = ceil_div(columns, PANEL_COLUMNS) * PANEL_COLUMNS * -(-depth // TILE_DEPTH) * TILE_DEPTH
         padded = (w.shape[1] + 1) * num_elements(padded_extent(geom))
         channels = TensorType(np.dtype(np.int32), (w.shape[0],))
-        out = [TensorType(np.dtype(np.uint8), (simplify(padded + packed),)), TensorType(np.dtype(np.int32), (columns,)),
-               channels, channels]
+        slots = {"work": TensorType(np.dtype(np.uint8), (simplify(padded + packed),)), "offsets": channels}
+        if self._w_zero(inputs):
+            slots |= {"sums": TensorType(np.dtype(np.int32), (columns,)), "zeros": channels}
         if isinstance(self.op, QLinearConv):
-            out.append(TensorType(np.dtype(np.float32), (w.shape[0],)))
-        return out
+            slots["multipliers"] = TensorType(np.dtype(np.float32), (w.shape[0],))
+        return slots | dict(zip(["amx"], amx_scratch(self.target, depth)))
+
+    def _w_zero(self, inputs: list[Optional[TensorType]]) -> bool:
+        """Whether the weights have a zero point not known to be 0 (a term of its own)."""
+        i = self.op.W_ZERO
+        return len(inputs) > i and inputs[i] is not None and not _known_zero(inputs[i])
+
+    def workspace(self, inputs: list[Optional[TensorType]], outputs: list[Optional[TensorType]]) -> list[TensorType]:
+        return list(self._slots(inputs).values())
 
     def emit(self, ctx: NodeContext) -> str:
         op = self.op
@@ -457,26 +481,27 @@ class IntegerConvEmitter(Emitter):
                   (0, geom.pads_begin), (1, padded_extent(geom))]  # seen as 3-D: the missing leading dims of one
         shape = "kernels::QConvShape{" + f"{w.shape[1]}, " + ", ".join(
             "{" + ", ".join(ctx.dim(v) for v in (fill,) * missing + tuple(values)) + "}" for fill, values in fields) + "}"
-        w_zero = ProductEmitter._has(ctx, op.W_ZERO) and not _known_zero(ctx.inputs[op.W_ZERO])  # symmetric: no term
+        slots = {name: ctx.w(k) for k, name in enumerate(self._slots(ctx.inputs))}
+        w_zero = "zeros" in slots
         flip = x.dtype == w.dtype
         shift = 0 if not flip else (128 if x.dtype == np.int8 else -128)
         x_zero = f"({zero_value(ctx, op.X_ZERO)} {'+' if shift > 0 else '-'} 128)" if shift else zero_value(ctx, op.X_ZERO)
         w_zero_ptr = f"static_cast<const {ctx.ctype(w.dtype)} *>({ctx.x(op.W_ZERO) if w_zero else 'nullptr'})"
         w_zero_step = "1" if w_zero and ctx.inputs[op.W_ZERO].size > 1 else "0"
         bias = optional_ptr(ctx, 8) if isinstance(op, QLinearConv) else "nullptr"
-        zeros = ctx.w(3) if w_zero else "nullptr"
+        zeros, sums = slots.get("zeros", "nullptr"), slots.get("sums", "nullptr")
         lines = [f"kernels::qconv_offsets({out_channels}, {depth}, {ctx.x(op.W)}, {w_zero_ptr}, {w_zero_step}, {x_zero}, "
-                 f"{bias}, {ctx.w(2)}, {zeros});"]
+                 f"{bias}, {slots['offsets']}, {zeros});"]
         if isinstance(op, QLinearConv):
             lines.append(f"kernels::qlinear_multipliers(1.0f, {ctx.x(1)}, 1, {ctx.x(4)}, {ctx.inputs[4].size}, "
-                         f"{ctx.x(6)}, {ctx.w(4)});")
-            stage = requantize_stage(ctx, self.op, ctx.outputs[0].dtype, ctx.dim(columns), ctx.w(4),
+                         f"{ctx.x(6)}, {slots['multipliers']});")
+            stage = requantize_stage(ctx, self.op, ctx.outputs[0].dtype, ctx.dim(columns), slots["multipliers"],
                                      "1" if ctx.inputs[4].size > 1 else "0", "0", zero_value(ctx, 7))
         else:
             stage = f"kernels::QStoreInt32{{{ctx.y(0)}, {ctx.dim(columns)}}}"
         flag = "true" if flip else "false"
         lines.append(f"kernels::qconv<{unsigned(w.dtype)}>({as_bytes(ctx, op.X)}, {as_bytes(ctx, op.W)}, "
                      f"{ctx.dim(x.shape[0])}, {group}, {out_channels // group}, {shape},\n   "
-                     f"static_cast<uint8_t>({x_zero}), {flag}, {ctx.w(2)}, {zeros}, "
-                     f"reinterpret_cast<uint8_t *>({ctx.w(0)}), {ctx.w(1)}, {stage});")
+                     f"static_cast<uint8_t>({x_zero}), {flag}, {slots['offsets']}, {zeros}, "
+                     f"reinterpret_cast<uint8_t *>({slots['work']}), {sums}, {stage}, {slots.get('amx', 'nullptr')});")
         return "\n".join(lines)

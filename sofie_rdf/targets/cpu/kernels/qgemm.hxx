@@ -157,12 +157,12 @@ inline void qgemm_row_sums(const uint8_t *a, size_t lda, size_t rows, size_t k, 
 typedef int32_t qint32x16 __attribute__((vector_size(64)));
 typedef float qfloat32x16 __attribute__((vector_size(64)));
 
+// v's bytes from p (an out-parameter: a function returning a 64-byte vector changes the ABI where the target has
+// no such registers, and GCC warns).
 template <typename T>
-inline T qload16(const void *p)
+inline void qload(T &v, const void *p)
 {
-   T v;
    std::memcpy(&v, p, sizeof v);
-   return v;
 }
 
 // C's corrections of one panel's row (row m, columns n0 ...): the whole panel as vectors.
@@ -170,12 +170,19 @@ inline void qgemm_correct_panel(const QSums &q, size_t m, size_t n0, int32_t row
 {
    if (q.row_offset)
       v += q.row_offset[m];
-   if (q.column_offset)
-      v += qload16<qint32x16>(q.column_offset + n0);
-   if (q.column_sum)
-      v -= q.row_zero[m] * qload16<qint32x16>(q.column_sum + n0);
-   if (q.column_zero)
-      v -= qload16<qint32x16>(q.column_zero + n0) * row_sum;
+   qint32x16 t;
+   if (q.column_offset) {
+      qload(t, q.column_offset + n0);
+      v += t;
+   }
+   if (q.column_sum) {
+      qload(t, q.column_sum + n0);
+      v -= q.row_zero[m] * t;
+   }
+   if (q.column_zero) {
+      qload(t, q.column_zero + n0);
+      v -= t * row_sum;
+   }
    if (q.addend)
       for (size_t j = 0; j < kQPanelColumns; ++j)
          v[j] += q.addend[m * q.addend_row_step + (n0 + j) * q.addend_column_step];
@@ -198,7 +205,8 @@ template <typename Stage>
                                                const qvec *acc, int32_t row_sum)
 {
    if (count == kQPanelColumns) {
-      qint32x16 v = qload16<qint32x16>(acc);
+      qint32x16 v;
+      qload(v, acc);
       qgemm_correct_panel(q, m, n0, row_sum, v);
       stage.store_panel(m, n0, v);
    } else {
@@ -224,15 +232,141 @@ inline void qgemm_block(const Stage &stage, const QSums &q, const uint8_t *a, si
       }
 }
 
+// ---- AMX: Intel's tile matrix unit (Sapphire Rapids and later), where the native compiler targets it --------
+//
+// A tile is up to 16 rows of 64 bytes; one tdpbusd adds a 16 x 64 block of A times 64 k of a panel (16 of its
+// groups: the packed layout is AMX's) into a 16 x 16 int32 tile of C, 16384 products.  A block of 32 rows of A is
+// copied into `scratch` first, its depth padded with zeros to the panels' (rows and the end of a buffer are then
+// never read past); the tiles of C go to a buffer and through the same epilogue as the VNNI tiles.  Linux lends
+// the tile registers to a process that asks (arch_prctl ARCH_REQ_XCOMP_PERM for XTILEDATA), once: where it
+// refuses, the VNNI tiles run.
+constexpr size_t kAmxRows = 16;
+constexpr size_t kAmxBlockRows = 2 * kAmxRows; // rows of A per block: two tiles
+#if defined(__AMX_INT8__) && defined(__AMX_TILE__) && defined(__linux__) && defined(__x86_64__)
+#define SOFIE_RDF_AMX 1
+
+inline bool amx_permitted()
+{
+   static const bool permitted = [] {
+      long result;
+      constexpr long kArchPrctl = 158, kRequestPermission = 0x1023, kTileData = 18;
+      __asm__ volatile("syscall" : "=a"(result) : "a"(kArchPrctl), "D"(kRequestPermission), "S"(kTileData)
+                       : "rcx", "r11", "memory");
+      return result == 0;
+   }();
+   return permitted;
+}
+
+// Eight tiles of 16 rows x 64 bytes: C in tmm0-3, A in tmm4-5, B in tmm6-7.
+inline void amx_configure()
+{
+   struct alignas(64) {
+      uint8_t palette, start_row, reserved[14];
+      uint16_t colsb[16];
+      uint8_t rows[16];
+   } config{};
+   config.palette = 1;
+   for (size_t t = 0; t < 8; ++t) {
+      config.colsb[t] = 64;
+      config.rows[t] = kAmxRows;
+   }
+   __asm__ volatile("ldtilecfg %0" ::"m"(config));
+}
+
+#define SOFIE_RDF_TILE_LOAD(tile, base, stride) \
+   __asm__ volatile("tileloadd (%0,%1,1), %%tmm" #tile ::"r"(base), "r"(static_cast<long>(stride)) : "memory")
+#define SOFIE_RDF_TILE_STORE(tile, base, stride) \
+   __asm__ volatile("tilestored %%tmm" #tile ", (%0,%1,1)" ::"r"(base), "r"(static_cast<long>(stride)) : "memory")
+// C += A B with A's bytes unsigned and B's signed (tdpbusd) or the other way round (tdpbsud).
+#define SOFIE_RDF_TILE_DOT(a_unsigned, c, a, b)                        \
+   do {                                                                   \
+      if constexpr (a_unsigned)                                           \
+         __asm__ volatile("tdpbusd %%tmm" #b ", %%tmm" #a ", %%tmm" #c ::); \
+      else                                                                \
+         __asm__ volatile("tdpbsud %%tmm" #b ", %%tmm" #a ", %%tmm" #c ::); \
+   } while (0)
+
+// One block: rows m0 ... m0 + 31 of A (copied to `block`, kp bytes a row) by panels p0 and, where `two`, p0 + 1.
+template <bool AUnsigned, typename Stage>
+inline void qgemm_amx_block(const Stage &stage, const QSums &q, const uint8_t *block, size_t kp, const uint8_t *b,
+                            size_t panel_bytes, size_t m0, size_t p0, bool two, size_t n, const int32_t *row_sums)
+{
+   alignas(64) int32_t c[kAmxBlockRows][2 * kQPanelColumns];
+   const uint8_t *b0 = b + p0 * panel_bytes, *b1 = b0 + panel_bytes;
+   __asm__ volatile("tilezero %%tmm0\n\ttilezero %%tmm1\n\ttilezero %%tmm2\n\ttilezero %%tmm3" ::);
+   for (size_t chunk = 0; chunk < kp / kQTileDepth; ++chunk) {
+      SOFIE_RDF_TILE_LOAD(4, block + chunk * kQTileDepth, kp);
+      SOFIE_RDF_TILE_LOAD(5, block + kAmxRows * kp + chunk * kQTileDepth, kp);
+      SOFIE_RDF_TILE_LOAD(6, b0 + chunk * kAmxRows * kQGroupBytes, kQGroupBytes);
+      SOFIE_RDF_TILE_DOT(AUnsigned, 0, 4, 6);
+      SOFIE_RDF_TILE_DOT(AUnsigned, 2, 5, 6);
+      if (two) {
+         SOFIE_RDF_TILE_LOAD(7, b1 + chunk * kAmxRows * kQGroupBytes, kQGroupBytes);
+         SOFIE_RDF_TILE_DOT(AUnsigned, 1, 4, 7);
+         SOFIE_RDF_TILE_DOT(AUnsigned, 3, 5, 7);
+      }
+   }
+   constexpr size_t ldc = sizeof c[0];
+   SOFIE_RDF_TILE_STORE(0, &c[0][0], ldc);
+   SOFIE_RDF_TILE_STORE(1, &c[0][kQPanelColumns], ldc);
+   SOFIE_RDF_TILE_STORE(2, &c[kAmxRows][0], ldc);
+   SOFIE_RDF_TILE_STORE(3, &c[kAmxRows][kQPanelColumns], ldc);
+   for (size_t r = 0; r < kAmxBlockRows; ++r)
+      for (size_t p = 0; p < (two ? 2u : 1u); ++p) {
+         const size_t n0 = (p0 + p) * kQPanelColumns;
+         qgemm_store(stage, q, m0 + r, n0, n - n0 < kQPanelColumns ? n - n0 : kQPanelColumns,
+                     reinterpret_cast<const qvec *>(&c[r][p * kQPanelColumns]), row_sums[r]);
+      }
+}
+
+// The rows of A in whole blocks through the tiles; how many it did (0 where AMX is not permitted).
+template <bool AUnsigned, typename Stage>
+inline size_t qgemm_amx(size_t m, size_t n, size_t k, const uint8_t *a, size_t lda, const uint8_t *b, const QSums &q,
+                        const Stage &stage, uint8_t *scratch)
+{
+   if (!scratch || m < kAmxBlockRows || !amx_permitted())
+      return 0;
+   const size_t panel_bytes = qgemm_panel_bytes(k), panels = (n + kQPanelColumns - 1) / kQPanelColumns;
+   const size_t kp = (k + kQTileDepth - 1) / kQTileDepth * kQTileDepth;
+   amx_configure();
+   int32_t row_sums[kAmxBlockRows] = {};
+   size_t m0 = 0;
+   for (; m0 + kAmxBlockRows <= m; m0 += kAmxBlockRows) {
+      for (size_t r = 0; r < kAmxBlockRows; ++r) {
+         std::memcpy(scratch + r * kp, a + (m0 + r) * lda, k);
+         std::memset(scratch + r * kp + k, 0, kp - k);
+      }
+      if (q.column_zero)
+         qgemm_row_sums<AUnsigned>(a + m0 * lda, lda, kAmxBlockRows, k, row_sums);
+      for (size_t p0 = 0; p0 < panels; p0 += 2)
+         qgemm_amx_block<AUnsigned>(stage, q, scratch, kp, b, panel_bytes, m0, p0, p0 + 1 < panels, n, row_sums);
+   }
+   __asm__ volatile("tilerelease" ::);
+   return m0;
+}
+#endif
+
+// Bytes of the scratch qgemm's AMX blocks need for depth k (a target without AMX passes none).
+constexpr size_t qgemm_scratch_bytes(size_t k)
+{
+   return kAmxBlockRows * ((k + kQTileDepth - 1) / kQTileDepth * kQTileDepth);
+}
+
 // C = A B for m x k A (lda apart) and packed B (n columns, in panels of kQPanelColumns), corrected as `q` says and
-// stored by `stage` (an object with store(m, n0, const int32_t *values, count)).
+// stored by `stage` (an object with store_panel and store, see QStoreInt32).  `scratch` (qgemm_scratch_bytes(k), or
+// null) lets whole blocks of rows run on AMX where the compiler targets it; the rest run the VNNI tiles.
 template <bool AUnsigned, typename Stage>
 SOFIE_RDF_KERNEL void qgemm(size_t m, size_t n, size_t k, const uint8_t *a, size_t lda, const uint8_t *b,
-                            const QSums &q, Stage stage)
+                            const QSums &q, Stage stage, uint8_t *scratch = nullptr)
 {
    const size_t panel_bytes = qgemm_panel_bytes(k), panels = (n + kQPanelColumns - 1) / kQPanelColumns;
    int32_t row_sums[kQTileRows] = {};
    size_t m0 = 0;
+#if defined(SOFIE_RDF_AMX)
+   m0 = qgemm_amx<AUnsigned>(m, n, k, a, lda, b, q, stage, scratch);
+#else
+   static_cast<void>(scratch);
+#endif
    for (; m0 + kQTileRows <= m; m0 += kQTileRows) {
       if (q.column_zero)
          qgemm_row_sums<AUnsigned>(a + m0 * lda, lda, kQTileRows, k, row_sums);
@@ -291,7 +425,9 @@ struct QRequantize {
    {
       typedef T t8x16 __attribute__((vector_size(16)));
       const float *mult = multiplier + m * row_step + n0 * column_step;
-      const qfloat32x16 factor = column_step ? qload16<qfloat32x16>(mult) : qfloat32x16{} + mult[0];
+      qfloat32x16 factor = qfloat32x16{} + mult[0];
+      if (column_step)
+         qload(factor, mult);
       const float low = static_cast<float>(lo - zero), high = static_cast<float>(hi - zero);
       qfloat32x16 f = __builtin_convertvector(v, qfloat32x16) * factor;
       f = f < low ? low : f;
@@ -339,10 +475,16 @@ struct QScaleFloat {
    void store_panel(size_t m, size_t n0, const qint32x16 &v) const
    {
       const float *s = scale + m * row_step + n0 * column_step;
-      qfloat32x16 f = __builtin_convertvector(v, qfloat32x16) * (column_step ? qload16<qfloat32x16>(s) : qfloat32x16{} + s[0]);
+      qfloat32x16 factor = qfloat32x16{} + s[0];
+      if (column_step)
+         qload(factor, s);
+      qfloat32x16 f = __builtin_convertvector(v, qfloat32x16) * factor;
       if (bias) {
          const float *b = bias + m * bias_row_step + n0 * bias_column_step;
-         f += bias_column_step ? qload16<qfloat32x16>(b) : qfloat32x16{} + b[0];
+         qfloat32x16 add = qfloat32x16{} + b[0];
+         if (bias_column_step)
+            qload(add, b);
+         f += add;
       }
       float out[kQPanelColumns];
       std::memcpy(out, &f, sizeof out);
@@ -547,12 +689,14 @@ inline void qconv_panel_words(const uint8_t *l0, const uint8_t *l1, const uint8_
    typedef uint8_t u8x16 __attribute__((vector_size(16)));
    typedef uint16_t u16x16 __attribute__((vector_size(32)));
    typedef uint16_t u16x32 __attribute__((vector_size(64)));
-   const u8x16 a = qload16<u8x16>(l0), b = qload16<u8x16>(l1), c = qload16<u8x16>(l2), d = qload16<u8x16>(l3);
+   u8x16 a, b, c, d;
+   qload(a, l0), qload(b, l1), qload(c, l2), qload(d, l3);
    const auto ab = __builtin_shufflevector(a, b, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23, 8, 24, 9, 25,
                                            10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
    const auto cd = __builtin_shufflevector(c, d, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23, 8, 24, 9, 25,
                                            10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
-   const u16x16 low = qload16<u16x16>(&ab), high = qload16<u16x16>(&cd);
+   u16x16 low, high;
+   qload(low, &ab), qload(high, &cd);
    const u16x32 words = __builtin_shufflevector(low, high, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23, 8, 24,
                                                 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
    std::memcpy(out, &words, sizeof words);
@@ -628,11 +772,11 @@ inline void qconv_column_sums(const uint8_t *packed, size_t columns, size_t dept
 // product's A (WUnsigned: uint8) and each group's packed image columns its B (x's bytes flipped where x has w's
 // signedness, `pad` its zero point as stored).  row_offset[m] = bias[m] - x_zero S_w[m] as stored; w_zero per
 // output channel (null: none), whose term needs the packed columns' sums (`column_sums`, one int32 per output
-// position).  `work` holds qconv_workspace_bytes(s) bytes.
+// position).  `work` holds qconv_workspace_bytes(s) bytes; `scratch` is qgemm's (null: no AMX blocks).
 template <bool WUnsigned, typename Stage>
 SOFIE_RDF_KERNEL void qconv(const uint8_t *x, const uint8_t *w, size_t batch, size_t groups, size_t out_per_group,
                             const QConvShape &s, uint8_t pad, bool flip, const int32_t *row_offset, const int32_t *w_zero,
-                            uint8_t *work, int32_t *column_sums, Stage stage)
+                            uint8_t *work, int32_t *column_sums, Stage stage, uint8_t *scratch)
 {
    const size_t plane = s.image[0] * s.image[1] * s.image[2], columns = s.columns(), depth = s.depth();
    uint8_t *padded = work, *packed = work + (s.channels + 1) * s.padded_plane();
@@ -646,6 +790,6 @@ SOFIE_RDF_KERNEL void qconv(const uint8_t *x, const uint8_t *w, size_t batch, si
          const QSums q{row_offset + m0, nullptr, w_zero ? w_zero + m0 : nullptr, w_zero ? column_sums : nullptr,
                        nullptr, nullptr, nullptr, 0, 0};
          qgemm<WUnsigned>(out_per_group, columns, depth, w + m0 * depth, depth, packed, q,
-                          stage.moved((i * groups * out_per_group + m0) * columns, m0));
+                          stage.moved((i * groups * out_per_group + m0) * columns, m0), scratch);
       }
 }
