@@ -59,6 +59,8 @@ class Session:
         self.backend = backend
         self.weights_path = weights
         self.folder = folder
+        # how far smaller stored weights move the outputs (sr.compile(weights="bf16"): sofie_rdf.precision)
+        self.precision_report = None
         self.library: Optional[Path] = None  # the native library this Session calls
         self.cpp_type = f"{interface.namespace}::Session"
         self._code = code

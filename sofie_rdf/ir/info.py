@@ -15,6 +15,10 @@ import numpy as np
 # Version of the C ABI a native library exports (targets/_cxx/c_abi.py) and the JSON describing it.
 ABI_VERSION = 1
 
+# How a CPU target may store the weights of the float products (sr.compile(..., weights="bf16"): computed in
+# float; targets/cpu/emitters/reduced.py): here, where sr.compile reads it before anything heavy is imported.
+WEIGHT_DTYPES = ("float32", "bf16", "fp16", "int8")
+
 
 @dataclass(frozen=True)
 class TensorInfo:
