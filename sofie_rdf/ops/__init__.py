@@ -28,6 +28,7 @@ from . import (  # noqa: F401  (registration)
     pad,
     pool,
     qlinear,
+    qonnx,
     quantized,
     recurrent,
     reduce,

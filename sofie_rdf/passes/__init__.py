@@ -22,6 +22,7 @@ from .gelu_fusion import fuse_gelu
 from .index_grids import fuse_index_grids
 from .inline_if import inline_known_ifs
 from .pool_fusion import fuse_row_pooling
+from .qonnx_layout import write_out_qonnx
 from .quantized_fusion import fuse_quantized
 from .shape_inference import infer_shapes
 
@@ -56,8 +57,9 @@ def rewrite(model: Model, attention: bool = True, index_grids: bool = True, row_
     (``Target.attention_op``), ``sofie_rdf::GridScatterND`` (``Target.grid_scatter_op``) and a pooled
     ``sofie_rdf::FusedGemm`` (``Target.pooled_gemm``), which steps 1b, 1c and 4b produce; ``conv_pooling``,
     which of its convolutions compute a pooled ``sofie_rdf::FusedConv`` (``Target.pools_conv``: step 4c)."""
-    model = fuse_quantized(model)   # 0. DequantizeLinear -> op -> QuantizeLinear as integer operators (before 1
-    #                                    folds the dequantized weights into floats)
+    model = write_out_qonnx(model)  # 0. QONNX's quantizers and channels-last operators as ONNX operators
+    model = fuse_quantized(model)   # 0b. DequantizeLinear -> op -> QuantizeLinear as integer operators (before 1
+    #                                     folds the dequantized weights into floats)
     model = fold_constants(model)   # 1. drop nodes computed at generation time, collect weights
     if attention:
         model = fuse_attention(model)  # 1b. MatMul(Q, K^T) -> scale -> Softmax -> MatMul(V) -> one Attention
