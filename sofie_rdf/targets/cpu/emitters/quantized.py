@@ -245,9 +245,12 @@ class ProductEmitter(Emitter):
         za = f"static_cast<int32_t>({zero_ptr}[0])" if "nullptr" not in zero_ptr else "0"
         stored_zero = ctx.x(self.zero_input) if self.zero_input is not None else "nullptr"
         addend, row_step, column_step = self.addend(ctx)
+        bias = "nullptr"
+        if (row_step, column_step) == ("0", "1"):  # one value a column (a bias): into the column offsets
+            bias, addend = addend, "nullptr"
         sums = (f"kernels::QSums{{nullptr, {offsets}, nullptr, nullptr, {stored_zero}, nullptr, {addend}, {row_step}, "
                 f"{column_step}}}")
-        return (f"{before}kernels::qgemm_offsets({ctx.dim(n)}, nullptr, {za}, {ctx.x(self.sums_input)}, {offsets});\n"
+        return (f"{before}kernels::qgemm_offsets({ctx.dim(n)}, {bias}, {za}, {ctx.x(self.sums_input)}, {offsets});\n"
                 f"kernels::qgemm<{unsigned(self.a_dtype(ctx))}>({ctx.dim(num_elements(sa[:-1]))}, {ctx.dim(n)}, "
                 f"{ctx.dim(k)}, {self.a_bytes(ctx)}, {ctx.dim(k)}, {as_bytes(ctx, self.op.B)},\n   {sums}, {stage}, "
                 f"{scratch});")
