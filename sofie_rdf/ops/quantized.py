@@ -431,6 +431,7 @@ class ConvInteger(IntegerConv):
 
     op_type = "ConvInteger"
     since_version = 10
+    INPUTS = 4  # the most inputs a node of the operator has
 
     def infer(self, inputs: list[Optional[TensorType]]) -> list[TensorType]:
         x, w, _ = self.check_integer(inputs)
@@ -447,7 +448,7 @@ class QLinearConv(IntegerConv):
 
     op_type = "QLinearConv"
     since_version = 10
-    X, W, X_ZERO, W_ZERO = 0, 3, 2, 5
+    X, W, X_ZERO, W_ZERO, INPUTS = 0, 3, 2, 5, 9
 
     def infer(self, inputs: list[Optional[TensorType]]) -> list[TensorType]:
         x, w, _ = self.check_integer(inputs)

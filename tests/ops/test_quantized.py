@@ -18,6 +18,7 @@ from onnx import helper
 
 import sofie_rdf as sr
 from sofie_rdf.errors import ShapeError
+from sofie_rdf.targets.cpu import host_isa
 
 BACKENDS = ["native", pytest.param("jit", marks=pytest.mark.slow)]
 
@@ -195,12 +196,15 @@ def test_qlinear_matmul(types, backend):
 
 
 def _conv_model(tx, tw, quantized: bool, channels: int, features: int, image: tuple, kernel: int, group: int = 1,
-                stride: int = 1, dilation: int = 1, pads: int = 0, per_channel: bool = True, seed: int = 0):
+                stride: int = 1, dilation: int = 1, pads: int = 0, per_channel: bool = True, seed: int = 0,
+                symmetric: bool = False):
     rng = np.random.default_rng(seed)
     rank = len(image)
     w = _random_bytes(rng, (features, channels // group) + (kernel,) * rank, tw)
     attrs = dict(group=group, strides=[stride] * rank, dilations=[dilation] * rank, pads=[pads] * 2 * rank)
     zw = _random_bytes(rng, (features,) if per_channel else (), tw)
+    if symmetric:  # weights of zero point 0: those qconv_amx takes
+        zw = np.zeros_like(zw)
     zx = _random_bytes(rng, (), tx)
     if quantized:
         inits = {"sx": np.array(0.05, np.float32), "zx": zx, "w": w,
@@ -238,6 +242,29 @@ def test_integer_conv(conv, types, quantized):
                                per_channel=per_channel)
     # onnxruntime takes one weight zero point alone, and no int8 x with uint8 w: the reference evaluator
     _check(model, feeds, reference=onnx_reference if per_channel or types == (np.int8, np.uint8) else ort_run)
+
+
+# Convolutions of symmetric weights that qconv_amx computes where the native compiler targets AMX (one group,
+# features in sixteens, a stride of 1 along the lines): ragged lines, one input channel (one position block of
+# 32 a line), dilations, 1-D and 3-D, channels in two chunks of quads with 48 features (32, then 16).
+AMX_CONVS = {
+    "ragged_lines": (16, 32, (5, 40), 3, 1, 1, 1, 1),
+    "one_channel": (1, 16, (6, 32), 3, 1, 1, 1, 1),
+    "dilated": (20, 16, (9, 12), 3, 1, 1, 2, 2),
+    "1d": (8, 32, (37,), 4, 1, 1, 1, 1),
+    "3d": (8, 16, (3, 4, 5), 2, 1, 1, 1, 1),
+    "two_chunks": (72, 48, (4, 6), 3, 1, 1, 1, 1),
+}
+
+
+@pytest.mark.parametrize("conv", list(AMX_CONVS))
+@pytest.mark.parametrize("types", SIGNS[:3], ids=_ids)
+@pytest.mark.parametrize("quantized", [False, True], ids=["ConvInteger", "QLinearConv"])
+def test_integer_conv_amx_tiles(conv, types, quantized):
+    model, feeds = _conv_model(*types, quantized, *AMX_CONVS[conv], per_channel=False, symmetric=True)
+    if host_isa() == "avx512":  # the tiles where the compiler may target AMX (qconv where the CPU has none)
+        assert "kernels::qconv_amx<" in sr.load(model).code(target="native").header
+    _check(model, feeds)
 
 
 # ---- errors -----------------------------------------------------------------------------------------------------

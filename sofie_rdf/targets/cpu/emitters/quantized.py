@@ -44,6 +44,8 @@ PANEL_COLUMNS = 16  # kernels/qgemm.hxx: kQPanelColumns
 GROUP = 4           # kQGroup: bytes of one column per int32 lane
 TILE_DEPTH = 64     # kQTileDepth: a panel's depth is padded to a multiple (one AMX tile of B)
 AMX_BLOCK_ROWS = 32  # kAmxBlockRows: rows of A per AMX block
+AMX_ROWS = 16        # kAmxRows: rows of one tile
+AMX_CONV_TAPS = 64   # kQConvAmxTaps: the most kernel offsets qconv_amx takes
 
 
 def padded_extent(geom: Geometry) -> tuple[Dim, ...]:
@@ -437,13 +439,53 @@ class DynamicQuantizeMatMulEmitter(ScaledProduct):
         return float_stage(ctx, ctx.dim(n), ctx.w(0), self.column_step(ctx), optional_ptr(ctx, 4))
 
 
+def amx_conv_quads(channels: int) -> tuple[int, int]:
+    """(quads of channels a chunk, chunks) of qconv_amx's weight tiles: a chunk is one tile of up to 16 quads."""
+    quads = -(-channels // GROUP)
+    per_chunk = min(quads, AMX_ROWS)
+    return per_chunk, -(-quads // per_chunk)
+
+
+def amx_conv_weights(w: np.ndarray) -> np.ndarray:
+    """w (M, C, kernel...) as qconv_amx's tiles of A: (M / 16, kernel offsets, chunks, 16 channels, 4 x quads
+    bytes), the channels past C zero."""
+    m, c = w.shape[:2]
+    per_chunk, chunks = amx_conv_quads(c)
+    padded = np.zeros((m, chunks * per_chunk * GROUP, math.prod(w.shape[2:])), w.dtype)
+    padded[:, :c] = w.reshape(m, c, -1)
+    tiles = padded.reshape(m // AMX_ROWS, AMX_ROWS, chunks, per_chunk * GROUP, -1).transpose(0, 4, 2, 1, 3)
+    return np.ascontiguousarray(tiles)
+
+
 @emits(ConvInteger, QLinearConv)
 class IntegerConvEmitter(Emitter):
     """The weights as they are (A), each image's columns packed into the workspace as the product runs (B), with
-    x's bytes flipped where x and w agree in signedness; S_w and the row offsets computed per call."""
+    x's bytes flipped where x and w agree in signedness; S_w and the row offsets computed per call.  Where the
+    native compiler may target AMX, constant weights of one group and a stride of 1 along the lines are also
+    stored as qconv_amx's tiles, which read the image without packing it (qconv where the tiles cannot run)."""
 
     kernels = ("qgemm",)
     op: IntegerConv
+    # Set by pack(): the index of the added constant holding the weights as qconv_amx's tiles (None: no tiles).
+    tiles_input: Optional[int] = None
+
+    def _direct(self, inputs: list[Optional[TensorType]]) -> bool:
+        """Whether qconv_amx can compute the node and is worth it: channels in sixteens, no weight zero point, a
+        stride of 1 along the lines, shapes known, and either 8 input channels or more or lines of whole blocks
+        of 32 positions (with fewer channels and a ragged line, im2col's deeper tiles waste less)."""
+        x, w, geom, _ = self._geometry(inputs)
+        values = (*geom.image, *geom.grid, *geom.kernel, *geom.strides, *geom.dilations, *geom.pads_begin)
+        return (bool(amx_scratch(self.target, 1)) and self.attrs["group"] == 1 and w.shape[0] % AMX_ROWS == 0
+                and not self._w_zero(inputs) and all(isinstance(v, int) for v in values)
+                and geom.strides[-1] == 1 and math.prod(geom.kernel) <= AMX_CONV_TAPS
+                and (w.shape[1] >= 2 * GROUP or geom.grid[-1] % AMX_BLOCK_ROWS == 0))
+
+    def pack(self, constants: dict[int, np.ndarray], inputs: list[Optional[TensorType]]) -> Optional[dict[int, np.ndarray]]:
+        w = constants.get(self.op.W)
+        if w is None or not self._direct(inputs):
+            return None
+        self.tiles_input = self.op.INPUTS
+        return {self.tiles_input: amx_conv_weights(w)}
 
     def _geometry(self, inputs: list[Optional[TensorType]]) -> tuple:
         x, w = self.op.conv_inputs(inputs)
@@ -465,6 +507,10 @@ class IntegerConvEmitter(Emitter):
             slots |= {"sums": TensorType(np.dtype(np.int32), (columns,)), "zeros": channels}
         if isinstance(self.op, QLinearConv):
             slots["multipliers"] = TensorType(np.dtype(np.float32), (w.shape[0],))
+        if self.tiles_input is not None:  # qconv_amx's padded copy (kernels/qgemm.hxx: qconv_amx_bytes)
+            per_chunk, chunks = amx_conv_quads(w.shape[1])
+            image = per_chunk * chunks * num_elements(padded_extent(geom)) * GROUP + PANEL_COLUMNS * GROUP
+            slots["amx_image"] = TensorType(np.dtype(np.uint8), (simplify(image + geom.image[-1]),))
         return slots | dict(zip(["amx"], amx_scratch(self.target, depth)))
 
     def _w_zero(self, inputs: list[Optional[TensorType]]) -> bool:
@@ -503,8 +549,15 @@ class IntegerConvEmitter(Emitter):
         else:
             stage = f"kernels::QStoreInt32{{{ctx.y(0)}, {ctx.dim(columns)}}}"
         flag = "true" if flip else "false"
-        lines.append(f"kernels::qconv<{unsigned(w.dtype)}>({as_bytes(ctx, op.X)}, {as_bytes(ctx, op.W)}, "
-                     f"{ctx.dim(x.shape[0])}, {group}, {out_channels // group}, {shape},\n   "
-                     f"static_cast<uint8_t>({x_zero}), {flag}, {slots['offsets']}, {zeros}, "
-                     f"reinterpret_cast<uint8_t *>({slots['work']}), {sums}, {stage}, {slots.get('amx', 'nullptr')});")
-        return "\n".join(lines)
+        general = (f"kernels::qconv<{unsigned(w.dtype)}>({as_bytes(ctx, op.X)}, {as_bytes(ctx, op.W)}, "
+                   f"{ctx.dim(x.shape[0])}, {group}, {out_channels // group}, {shape},\n   "
+                   f"static_cast<uint8_t>({x_zero}), {flag}, {slots['offsets']}, {zeros}, "
+                   f"reinterpret_cast<uint8_t *>({slots['work']}), {sums}, {stage}, {slots.get('amx', 'nullptr')});")
+        if self.tiles_input is None:
+            return "\n".join([*lines, general])
+        per_chunk, chunks = amx_conv_quads(w.shape[1])
+        direct = (f"kernels::qconv_amx<{unsigned(w.dtype)}>({as_bytes(ctx, op.X)}, {as_bytes(ctx, self.tiles_input)}, "
+                  f"{ctx.dim(x.shape[0])}, {out_channels}, {shape}, {per_chunk}, {chunks},\n   "
+                  f"static_cast<uint8_t>({x_zero}), {flag}, {slots['offsets']}, "
+                  f"reinterpret_cast<uint8_t *>({slots['amx_image']}), {stage})")
+        return "\n".join([*lines, f"if (!{direct})", general])

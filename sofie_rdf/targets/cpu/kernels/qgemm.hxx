@@ -793,3 +793,184 @@ SOFIE_RDF_KERNEL void qconv(const uint8_t *x, const uint8_t *w, size_t batch, si
                           stage.moved((i * groups * out_per_group + m0) * columns, m0), scratch);
       }
 }
+
+// ---- convolutions on AMX without im2col ----------------------------------------------------------------------
+//
+// Where the compiler targets AMX, a convolution of one group whose stride along the lines is 1 reads its tiles
+// of B straight from a copy of the image laid out four channels to a 32-bit word (each quad of channels a padded
+// plane of words): the 16 words of 16 consecutive output positions at one kernel offset are one tile row of 64
+// bytes, four consecutive k of a column as AMX wants them, and a tile's rows (up to 16 quads, `quads` of them)
+// lie a plane apart.  C (16 output channels x 16 positions) then sums, over every kernel offset and every chunk
+// of `quads` quads, the weights of that offset and chunk (tile A, laid out by emitters/quantized.py:
+// amx_conv_weights) times that tile of the image: what im2col would have packed (the image read again for each
+// offset, from L1) is never written.  Blocks are 2 x 2 tiles of C (32 channels x 32 positions), or 1 x 2 where
+// the channels come in sixteens; positions past a line's end are computed from the next line's words and never
+// stored.  The padded copy holds the image's bytes flipped as qconv's do (x's zero point as stored in the
+// padding), and the same row offsets correct C.
+
+// The most kernel offsets qconv_amx takes (emitters/quantized.py: AMX_CONV_TAPS).
+constexpr size_t kQConvAmxTaps = 64;
+
+// Bytes of a convolution's word-interleaved padded copy: `quads` quads of planes, then one tile row (what the
+// last position tile of the last line reads past the end) and one line of the image's width, both `pad` (what a
+// channel past the image's reads).
+inline size_t qconv_amx_bytes(const QConvShape &s, size_t quads)
+{
+   return quads * s.padded_plane() * kQGroup + kQGroupBytes + s.image[2];
+}
+
+// The padded copy of one image: every byte `pad` (padding and the channels past the image's), then each line of
+// four channels interleaved into words, flipped where `flip`.
+inline void qconv_amx_pad(const uint8_t *x, const QConvShape &s, size_t quads, uint8_t pad, bool flip, uint8_t *out)
+{
+   const size_t plane = s.image[0] * s.image[1] * s.image[2], padded_plane = s.padded_plane(), width = s.image[2];
+   const uint32_t mask = flip ? 0x80808080u : 0u;
+   std::memset(out, pad, qconv_amx_bytes(s, quads));
+   const uint8_t *pad_line = out + quads * padded_plane * kQGroup + kQGroupBytes;
+   for (size_t q = 0; q < quads; ++q)
+      for (size_t z = 0; z < s.image[0]; ++z)
+         for (size_t y = 0; y < s.image[1]; ++y) {
+            const uint8_t *line[kQGroup];
+            for (size_t c = 0; c < kQGroup; ++c) {
+               const size_t channel = q * kQGroup + c;
+               line[c] = channel < s.channels ? x + channel * plane + (z * s.image[1] + y) * width : pad_line;
+            }
+            uint32_t *words = reinterpret_cast<uint32_t *>(out) + q * padded_plane +
+                              ((z + s.pads[0]) * s.padded[1] + y + s.pads[1]) * s.padded[2] + s.pads[2];
+            size_t i = 0;
+            for (; i + kQPanelColumns <= width; i += kQPanelColumns)
+               qconv_panel_words(line[0] + i, line[1] + i, line[2] + i, line[3] + i, words + i);
+            qconv_words(line[0] + i, line[1] + i, line[2] + i, line[3] + i, std::integral_constant<size_t, 1>{},
+                        width - i, words + i);
+            if (mask)
+               for (size_t j = 0; j < width; ++j)
+                  words[j] ^= mask;
+         }
+}
+
+#if defined(SOFIE_RDF_AMX)
+// Tiles of C in tmm0-3 (16 x 16 int32), of the weights in tmm4-5 (16 channels x 4 quads bytes), of the image
+// in tmm6-7 (quads rows of 16 words).
+inline void amx_configure_conv(size_t quads)
+{
+   struct alignas(64) {
+      uint8_t palette, start_row, reserved[14];
+      uint16_t colsb[16];
+      uint8_t rows[16];
+   } config{};
+   config.palette = 1;
+   for (size_t t = 0; t < 8; ++t) {
+      config.colsb[t] = static_cast<uint16_t>(t == 4 || t == 5 ? quads * kQGroup : kQGroupBytes);
+      config.rows[t] = static_cast<uint8_t>(t >= 6 ? quads : kAmxRows);
+   }
+   __asm__ volatile("ldtilecfg %0" ::"m"(config));
+}
+
+// Where one block reads: the weights' tiles of its first 16 channels (`channel_step` bytes to the next 16), the
+// image's words at its first position for kernel offset 0 (`offset` bytes on for each offset), a plane of quads
+// between tile rows.
+struct QConvAmxBlock {
+   const uint8_t *w, *x;
+   size_t channel_step, tap_bytes, plane_bytes, chunk_bytes, chunks;
+   const size_t *offset;
+   size_t taps;
+};
+
+// One block of MT x 2 tiles of C (MT 16-channel tiles by two 16-position tiles), its sums into c.
+template <size_t MT, bool WUnsigned>
+inline void qconv_amx_tiles(const QConvAmxBlock &b, int32_t (*c)[2 * kQPanelColumns])
+{
+   __asm__ volatile("tilezero %%tmm0\n\ttilezero %%tmm1\n\ttilezero %%tmm2\n\ttilezero %%tmm3" ::);
+   const uint8_t *w = b.w;
+   for (size_t t = 0; t < b.taps; ++t)
+      for (size_t chunk = 0; chunk < b.chunks; ++chunk, w += b.tap_bytes) {
+         const uint8_t *x = b.x + b.offset[t] + chunk * b.chunk_bytes;
+         SOFIE_RDF_TILE_LOAD(6, x, b.plane_bytes);
+         SOFIE_RDF_TILE_LOAD(7, x + kQGroupBytes, b.plane_bytes);
+         SOFIE_RDF_TILE_LOAD(4, w, b.tap_bytes / kAmxRows);
+         SOFIE_RDF_TILE_DOT(WUnsigned, 0, 4, 6);
+         SOFIE_RDF_TILE_DOT(WUnsigned, 1, 4, 7);
+         if constexpr (MT == 2) {
+            SOFIE_RDF_TILE_LOAD(5, w + b.channel_step, b.tap_bytes / kAmxRows);
+            SOFIE_RDF_TILE_DOT(WUnsigned, 2, 5, 6);
+            SOFIE_RDF_TILE_DOT(WUnsigned, 3, 5, 7);
+         }
+      }
+   constexpr size_t ldc = sizeof c[0];
+   SOFIE_RDF_TILE_STORE(0, &c[0][0], ldc);
+   SOFIE_RDF_TILE_STORE(1, &c[0][kQPanelColumns], ldc);
+   if constexpr (MT == 2) {
+      SOFIE_RDF_TILE_STORE(2, &c[kAmxRows][0], ldc);
+      SOFIE_RDF_TILE_STORE(3, &c[kAmxRows][kQPanelColumns], ldc);
+   }
+}
+
+// The blocks of channels `first` ... `last` - 1 of one image, MT tiles of channels at a time, each line of the
+// output grid in runs of 32 positions.
+template <size_t MT, bool WUnsigned, typename Stage>
+inline void qconv_amx_image(const uint8_t *x4, const uint8_t *w_tiles, size_t first, size_t last, const QConvShape &s,
+                            size_t quads, size_t chunks, const size_t *offset, const QSums &q, const Stage &stage)
+{
+   alignas(64) int32_t c[MT * kAmxRows][2 * kQPanelColumns];
+   const size_t taps = s.kernel[0] * s.kernel[1] * s.kernel[2], width = s.grid[2];
+   const size_t tap_bytes = kAmxRows * quads * kQGroup, plane_bytes = s.padded_plane() * kQGroup;
+   for (size_t m0 = first; m0 < last; m0 += MT * kAmxRows)
+      for (size_t oz = 0; oz < s.grid[0]; ++oz)
+         for (size_t oy = 0; oy < s.grid[1]; ++oy) {
+            const size_t line = ((oz * s.strides[0]) * s.padded[1] + oy * s.strides[1]) * s.padded[2];
+            for (size_t ox = 0; ox < width; ox += 2 * kQPanelColumns) {
+               const QConvAmxBlock b{w_tiles + m0 / kAmxRows * taps * chunks * tap_bytes, x4 + (line + ox) * kQGroup,
+                                     taps * chunks * tap_bytes, tap_bytes, plane_bytes, quads * plane_bytes, chunks,
+                                     offset, taps};
+               qconv_amx_tiles<MT, WUnsigned>(b, c);
+               const size_t n0 = (oz * s.grid[1] + oy) * width + ox;
+               for (size_t r = 0; r < MT * kAmxRows; ++r)
+                  for (size_t p = 0; p < 2 && ox + p * kQPanelColumns < width; ++p) {
+                     const size_t first = ox + p * kQPanelColumns;
+                     const size_t count = width - first < kQPanelColumns ? width - first : kQPanelColumns;
+                     qgemm_store(stage, q, m0 + r, n0 + p * kQPanelColumns, count,
+                                 reinterpret_cast<const qvec *>(&c[r][p * kQPanelColumns]), 0);
+                  }
+            }
+         }
+}
+#endif
+
+// Y = conv(x, w) for `batch` images of one group through the AMX tiles, as the comment above says: w_tiles from
+// emitters/quantized.py (amx_conv_weights: out_channels a multiple of 16, `quads` quads of channels a chunk, `chunks`
+// chunks), `work` qconv_amx_bytes(s, quads * chunks) bytes; the rest as qconv has them.  False, computing nothing,
+// where the tiles cannot run (the compiler does not target AMX, or Linux does not lend the tile registers).
+template <bool WUnsigned, typename Stage>
+SOFIE_RDF_KERNEL bool qconv_amx(const uint8_t *x, const uint8_t *w_tiles, size_t batch, size_t out_channels,
+                                const QConvShape &s, size_t quads, size_t chunks, uint8_t pad, bool flip,
+                                const int32_t *row_offset, uint8_t *work, Stage stage)
+{
+#if defined(SOFIE_RDF_AMX)
+   if (!amx_permitted())
+      return false;
+   size_t offset[kQConvAmxTaps];
+   size_t t = 0;
+   for (size_t a = 0; a < s.kernel[0]; ++a)
+      for (size_t b = 0; b < s.kernel[1]; ++b)
+         for (size_t d = 0; d < s.kernel[2]; ++d)
+            offset[t++] = ((a * s.dilations[0] * s.padded[1] + b * s.dilations[1]) * s.padded[2] + d * s.dilations[2]) *
+                          kQGroup;
+   const size_t plane = s.image[0] * s.image[1] * s.image[2], columns = s.columns();
+   const QSums q{row_offset, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, 0, 0};
+   amx_configure_conv(quads);
+   for (size_t i = 0; i < batch; ++i) {
+      qconv_amx_pad(x + i * s.channels * plane, s, quads * chunks, pad, flip, work);
+      const Stage image = stage.moved(i * out_channels * columns, 0);
+      const size_t pairs = out_channels / (2 * kAmxRows) * (2 * kAmxRows); // channels in 32s, then a 16
+      qconv_amx_image<2, WUnsigned>(work, w_tiles, 0, pairs, s, quads, chunks, offset, q, image);
+      qconv_amx_image<1, WUnsigned>(work, w_tiles, pairs, out_channels, s, quads, chunks, offset, q, image);
+   }
+   __asm__ volatile("tilerelease" ::);
+   return true;
+#else
+   static_cast<void>(x), static_cast<void>(w_tiles), static_cast<void>(batch), static_cast<void>(out_channels);
+   static_cast<void>(s), static_cast<void>(quads), static_cast<void>(chunks), static_cast<void>(pad);
+   static_cast<void>(flip), static_cast<void>(row_offset), static_cast<void>(work), static_cast<void>(stage);
+   return false;
+#endif
+}
