@@ -103,3 +103,34 @@ def test_qdq_runs_as_integer_operators(quantized, network, integer_ops):
     code = sr.compile(sr.load(quantized[network, "QDQ"]), backend="native").code.header
     ops = re.findall(r"// node \d+: (\S+)", code)
     assert ops == ["QuantizeLinear", *integer_ops, "DequantizeLinear"]
+
+
+def test_torch_fake_quantized_export(tmp_path):
+    """A network trained with fake quantization (as torch.ao's QAT leaves it) exports as QuantizeLinear ->
+    DequantizeLinear pairs around float operators: the same values as torch's, and within one step of the
+    output's quantization of onnxruntime's (which runs the convolution on integers)."""
+
+    class FakeQuantized(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.head = torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.Linear(8 * 4 * 4, 5)
+
+        def forward(self, x):
+            x = torch.fake_quantize_per_tensor_affine(x, 0.05, 128, 0, 255)
+            w = torch.fake_quantize_per_channel_affine(self.conv.weight, torch.full((8,), 0.01),
+                                                       torch.zeros(8, dtype=torch.int32), 0, -128, 127)
+            y = torch.nn.functional.conv2d(x, w, self.conv.bias, padding=1).relu()
+            y = torch.fake_quantize_per_tensor_affine(y, 0.04, 0, 0, 255)
+            return self.head(torch.nn.functional.max_pool2d(y, 2).flatten(1))
+
+    torch.manual_seed(0)
+    net, path = FakeQuantized().eval(), tmp_path / "fake_quantized.onnx"
+    torch.onnx.export(net, (torch.randn(2, 3, 8, 8),), str(path), dynamo=False, opset_version=17,
+                      input_names=["x"], output_names=["y"], dynamic_axes={"x": {0: "N"}, "y": {0: "N"}})
+    assert {"QuantizeLinear", "DequantizeLinear"} <= {n.op_type for n in onnx.load(path).graph.node}
+    x = np.random.default_rng(0).standard_normal((4, 3, 8, 8)).astype(np.float32)
+    got = sr.compile(sr.load(path), backend="native").infer(x)
+    with torch.no_grad():
+        np.testing.assert_allclose(got, net(torch.from_numpy(x)).numpy(), rtol=1e-5, atol=1e-5)
+    head = np.abs(net.head.weight.detach().numpy()).sum(axis=1).max()  # one step of y moves an output this much
+    np.testing.assert_allclose(got, ort_run(onnx.load(path), {"x": x})[0], rtol=0, atol=0.04 * head)
