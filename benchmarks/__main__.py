@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import Optional
 
-from . import cold_start, columnar, gnn, hep_latency, latency, rdf_throughput, shipped, trees
+from . import cold_start, columnar, gnn, hep_latency, latency, quantized, rdf_throughput, shipped, trees
 
 QUICK_EVENTS = 10**5
 
@@ -28,6 +28,7 @@ def main(argv: Optional[list[str]] = None) -> None:
         cold_start.main(["--runs", "1", "--results", str(latency.RESULTS / "quick")])
         shipped.main(["--quick"])
         trees.main(["--quick"])
+        quantized.main(["--quick"])
     else:
         rdf_throughput.main([])
         columnar.main([])
@@ -38,6 +39,7 @@ def main(argv: Optional[list[str]] = None) -> None:
         cold_start.main([])
         shipped.main([])
         trees.main([])
+        quantized.main([])
 
 
 if __name__ == "__main__":

@@ -60,6 +60,9 @@ def _add_emit(sub: argparse._SubParsersAction) -> None:
                         "no GPU needed to generate)")
     p.add_argument("--profile", action="store_true",
                    help="time every node: Session::profile_ns() gives nanoseconds per node, summed over calls")
+    p.add_argument("--weights-dtype", choices=("float32", "bf16", "fp16", "int8"), default="float32",
+                   help="how the weights of the float products (Gemm, MatMul) are stored, computed in float: 'bf16', "
+                        "'fp16', or 'int8' with one scale per output column (CPU targets; default float32)")
     _add_dim(p)
     p.set_defaults(func=_cmd_emit)
 
@@ -67,7 +70,7 @@ def _add_emit(sub: argparse._SubParsersAction) -> None:
 def _cmd_emit(args: argparse.Namespace) -> int:
     """Load (which checks every operator is supported), generate, print the paths written."""
     files = _load(args).generate(args.outdir, name=args.name, weights=args.weights, target=args.target,
-                                      profile=args.profile)
+                                      profile=args.profile, weights_dtype=args.weights_dtype)
     print(f"{'source' if args.target == 'cuda' else 'header'}:  {files.header}")
     print(f"weights: {files.weights if files.weights is not None else '(embedded in the header)'}")
     return 0

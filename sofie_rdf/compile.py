@@ -24,7 +24,8 @@ if TYPE_CHECKING:
 
 
 def compile(model: Any, backend: str = "jit", flags: Optional[Sequence[str]] = None,  # noqa: A001
-            weights: str = "dat", profile: bool = False, reserve: Optional[Mapping[str, int]] = None) -> Session:
+            weights: str = "dat", profile: bool = False, reserve: Optional[Mapping[str, int]] = None,
+            sample: Any = None) -> Session:
     """Compile ``model`` (a :class:`Model` or anything :func:`sofie_rdf.load` takes) and return a :class:`Session`.
 
     ``backend="cuda"`` generates CUDA code for the GPUs present, builds it with nvcc (the ``[cuda]`` extra) and
@@ -37,42 +38,76 @@ def compile(model: Any, backend: str = "jit", flags: Optional[Sequence[str]] = N
     shared library called through its C ABI, without ROOT.  Either way a model with the same content
     is planned once and compiled once per process (native: once per machine; a model file compiled
     before is not even parsed again).  ``weights`` is
-    the weights mode of the generated code (see :meth:`Model.generate`).  ``profile`` compiles timers
-    around every node; :meth:`Session.profile` builds such a twin of a Session by itself.
+    the weights mode of the generated code (see :meth:`Model.generate`), or how the weights of the float
+    products are stored: ``"bf16"``, ``"fp16"`` or ``"int8"`` (one scale per output column) store them smaller
+    and compute in float (never the default; CPU backends only).  The Session then carries a
+    :class:`~sofie_rdf.precision.PrecisionReport` (``sess.precision_report``): the largest deviation from the
+    float32 model on ``sample`` (the inputs as ``infer`` takes them, a tuple for several), or on random normal
+    inputs with every open dim 16.  ``profile`` compiles timers around every node;
+    :meth:`Session.profile` builds such a twin of a Session by itself.
     """
     if backend not in ("jit", "native", "cuda"):
         raise SofieError(f"backend must be 'jit', 'native' or 'cuda', got {backend!r}")
-    if reserve is not None and backend != "cuda":
+    from .ir.info import WEIGHT_DTYPES
+
+    weights = "dat" if weights == "float32" else weights
+    if weights in WEIGHT_DTYPES:
+        if backend == "cuda":
+            raise SofieError(f"weights={weights!r} is for the CPU backends: the CUDA target computes with the float32 "
+                             "weights the model gives")
+        from .precision import compare_precision
+
+        reduced = _compile_cpu(model, backend, flags, "dat", profile, weights)
+        return compare_precision(reduced, compile(model, backend, flags, "dat"), weights, sample)
+    if sample is not None:
+        raise SofieError("sample= goes with weights='bf16', 'fp16' or 'int8' (the precision report's inputs)")
+    if backend == "cuda":
+        model = _as_model(model)
+        options = (backend, tuple(flags) if flags is not None else None, weights, profile, "float32")
+        if model.needs_dims is not None:
+            return _specialising(model, options, reserve)
+        return _compile_model(model, options, reserve, None)
+    if reserve is not None:
         raise SofieError("reserve= is for backend='cuda' (the CPU backends allocate on the first call)")
-    options = (backend, tuple(flags) if flags is not None else None, weights, profile)
+    return _compile_cpu(model, backend, flags, weights, profile, "float32")
+
+
+def _compile_cpu(model: Any, backend: str, flags: Optional[Sequence[str]], weights: str, profile: bool,
+                 weights_dtype: str) -> Session:
+    """The Session of a CPU backend (``jit`` or ``native``), from the index of compiled files where it is there;
+    a model that :attr:`~sofie_rdf.Model.needs_dims` is built for the dims of each call (:mod:`sofie_rdf._specialise`)."""
+    from .ir.info import WEIGHT_DTYPES
+
+    options = (backend, tuple(flags) if flags is not None else None, weights, profile, weights_dtype)
     key = _index_key(model, options)
     entry = _cache.index_lookup(key) if key is not None else None
     if entry is not None and claim_namespace(entry["namespace"], entry["namespace_owner"]):
         return _from_index(entry, model, options)
     source = model
     model = _as_model(model)
-    if backend != "cuda":
-        from .targets.cpu import WEIGHTS_MODES
+    from .targets.cpu import WEIGHTS_MODES
 
-        if weights not in WEIGHTS_MODES:
-            raise SofieError(f"weights must be one of {', '.join(WEIGHTS_MODES)}, got {weights!r}")
+    if weights not in WEIGHTS_MODES:
+        raise SofieError(f"weights must be a mode ({', '.join(WEIGHTS_MODES)}) or how the products' weights are stored "
+                         f"({', '.join(WEIGHT_DTYPES)}), got {weights!r}")
     if model.needs_dims is not None:
-        return _specialising(model, options, reserve)
-    sess = _compile_model(model, options, reserve, key)
-    sess.profiling_twin = lambda: compile(source if key is not None else model, backend, flags, weights, profile=True)
+        return _specialising(model, options, None)
+    sess = _compile_model(model, options, None, key)
+    sess.profiling_twin = lambda: _compile_cpu(source if key is not None else model, backend, flags, weights, True,
+                                               weights_dtype)
     return sess
 
 
 def _compile_model(model: Model, options: tuple, reserve: Optional[Mapping[str, int]], key: Optional[str]) -> Session:
-    """The Session of ``model`` built with ``options`` (backend, flags, weights, profile); a native library is
-    indexed under ``key`` when given."""
-    backend, flags, weights, profile = options
+    """The Session of ``model`` built with ``options`` (backend, flags, weights, profile, weights dtype); a native
+    library is indexed under ``key`` when given."""
+    backend, flags, weights, profile, weights_dtype = options
     if backend == "cuda":
         return _compile_cuda(model, flags, weights, profile, reserve or {})
     if backend == "jit":
-        sess = _compile_jit(model, weights, profile)
+        sess = _compile_jit(model, weights, profile, weights_dtype)
     else:
-        sess, owner = _compile_native(model, flags, weights, profile)
+        sess, owner = _compile_native(model, flags, weights, profile, weights_dtype)
         if key is not None:
             _cache.index_store(key, {"library": str(sess.library), "namespace": sess.namespace,
                                      "namespace_owner": owner, "weights": str(sess.weights_path or "") or None})
@@ -90,7 +125,7 @@ def _specialising(model: Model, options: tuple, reserve: Optional[Mapping[str, i
         if entry is not None and claim_namespace(entry["namespace"], entry["namespace_owner"]):
             return _from_index(entry, specialised, options)
         sess = _compile_model(specialised, options, reserve, key)
-        sess.profiling_twin = lambda: _compile_model(specialised, options[:3] + (True,), reserve, None)
+        sess.profiling_twin = lambda: _compile_model(specialised, options[:3] + (True,) + options[4:], reserve, None)
         return sess
 
     return SpecialisingSession(model, options[0], build, options if options[0] == "native" else None)
@@ -137,19 +172,19 @@ def _index_key(model: Any, options: tuple) -> Optional[str]:
 
 def _from_index(entry: dict[str, Any], source: Any, options: tuple) -> Session:
     """The Session of a library found in the index; its model and code are made again only when asked for."""
-    backend, flags, weights, _ = options
+    backend, flags, weights, _, weights_dtype = options
     sess = native_session(Path(entry["library"]), Path(entry["weights"]) if entry.get("weights") else None)
     sess.model_source = lambda: _as_model(source)
-    sess.code_source = lambda: _native_code(sess.model, flags, weights, sess.interface.profile)[2]
-    sess.profiling_twin = lambda: compile(source, backend, flags, weights, profile=True)
+    sess.code_source = lambda: _native_code(sess.model, flags, weights, sess.interface.profile, weights_dtype)[2]
+    sess.profiling_twin = lambda: _compile_cpu(source, backend, flags, weights, True, weights_dtype)
     return sess
 
 
-def _compile_jit(model: Model, weights: str, profile: bool) -> Session:
+def _compile_jit(model: Model, weights: str, profile: bool, weights_dtype: str) -> Session:
     from .targets.cpu import cpu_target, write_files
     from .targets.cpu.jit import jit_declare
 
-    target = cpu_target("jit")
+    target = cpu_target("jit", weights=weights_dtype)
     code = model.code(weights=weights, target=target, profile=profile)
     namespace = namespace_for(code.name, code.digest)
     if namespace != code.namespace:
@@ -180,26 +215,26 @@ def _compile_cuda(model: Model, flags: Optional[Sequence[str]], weights: str, pr
     return sess
 
 
-def _native_code(model: Model, flags: Optional[Sequence[str]], weights: str,
-                 profile: bool) -> tuple[str, str, GeneratedCode]:
+def _native_code(model: Model, flags: Optional[Sequence[str]], weights: str, profile: bool,
+                 weights_dtype: str) -> tuple[str, str, GeneratedCode]:
     """(the namespace of the library's C++ interface, who owns it, the code the library is built from, in
     ``<namespace>_impl``). The flags are part of the owner: one header built for two instruction sets is two
     libraries."""
     from .targets.cpu import cpu_target
 
-    target = cpu_target("native", flags)
+    target = cpu_target("native", flags, weights_dtype)
     plain = model.code(weights=weights, target=target, profile=profile)
     owner = hashlib.sha256(f"native|{' '.join(flags) if flags is not None else ''}|{plain.digest}".encode()).hexdigest()
     namespace = namespace_for(plain.name, owner)
     return namespace, owner, model.code(namespace=f"{namespace}_impl", weights=weights, target=target, profile=profile)
 
 
-def _compile_native(model: Model, flags: Optional[Sequence[str]], weights: str,
-                    profile: bool) -> tuple[Session, str]:
+def _compile_native(model: Model, flags: Optional[Sequence[str]], weights: str, profile: bool,
+                    weights_dtype: str) -> tuple[Session, str]:
     """The Session of the model's library (built unless in the cache) and the owner of its namespace."""
     from .targets.cpu.native import binary_weights_name, build_native
 
-    namespace, owner, code = _native_code(model, flags, weights, profile)
+    namespace, owner, code = _native_code(model, flags, weights, profile, weights_dtype)
     library = build_native(code, namespace, flags)
     files = {"dat": binary_weights_name(code.name), "root": f"{code.name}.root"}
     weights_file = library.parent / files[code.weights_mode] if code.weights_mode in files else None

@@ -111,7 +111,7 @@ class Model:
 
     def generate(self, outdir: str | os.PathLike = ".", name: Optional[str] = None,
                  weights: str = "dat", target: Union[str, Target] = "native",
-                 profile: bool = False) -> GeneratedFiles:
+                 profile: bool = False, weights_dtype: str = "float32") -> GeneratedFiles:
         """Write ``<Name>.hxx`` and its weights into ``outdir``.
 
         ``weights``: ``"dat"`` (SOFIE's text file ``<Name>.dat``), ``"root"``
@@ -125,10 +125,12 @@ class Model:
         GPUs (weights and profile keep their defaults).
         ``profile``: time every node (``Session::profile_ns()``: nanoseconds per node, summed over
         calls; ``profile_reset()`` zeroes them), like SOFIE's ``Options::kProfile``.
+        ``weights_dtype``: ``"bf16"``, ``"fp16"`` or ``"int8"`` store the weights of the float products smaller
+        (computed in float; CPU targets only, see :func:`sofie_rdf.compile` for the deviation it makes).
         """
         if weights not in WEIGHTS_MODES:
             raise SofieError(f"weights must be one of {', '.join(WEIGHTS_MODES)}, got {weights!r}")
-        code = self.code(name, weights=weights, target=target, profile=profile)
+        code = self.code(name, weights=weights, target=_weights_target(target, weights_dtype), profile=profile)
         if not isinstance(code, GeneratedCode):
             from .targets.cuda import write_files as write_cuda_files
 
@@ -170,6 +172,17 @@ def describe(graph: ir.Model, inputs: Optional[Sequence] = None, outputs: Option
     lines.append("  unsupported: " + (", ".join(f"{k} ({len(v)} nodes)" for k, v in sorted(missing.items()))
                                       if missing else "none"))
     return "\n".join(lines)
+
+
+def _weights_target(spec: Union[str, Target], weights_dtype: str) -> Union[str, Target]:
+    """``spec`` storing its products' weights as ``weights_dtype`` (CPU targets only)."""
+    if weights_dtype == "float32":
+        return spec
+    target = _target(spec)
+    if target.name != "cpu":
+        raise SofieError(f"weights_dtype={weights_dtype!r} is for the CPU targets; the {target.name} target stores "
+                         "its weights as the model gives them")
+    return cpu_target(target, weights=weights_dtype)
 
 
 def _target(spec: Union[str, Target]) -> Target:

@@ -59,6 +59,8 @@ class Session:
         self.backend = backend
         self.weights_path = weights
         self.folder = folder
+        # how far smaller stored weights move the outputs (sr.compile(weights="bf16"): sofie_rdf.precision)
+        self.precision_report = None
         self.library: Optional[Path] = None  # the native library this Session calls
         self.cpp_type = f"{interface.namespace}::Session"
         self._code = code
@@ -356,15 +358,15 @@ def _fast_dims(specs: list, n_dims: int, arrays: tuple) -> Optional[list[int]]:
 
 def _from_vector(vec: Any, dtype: np.dtype) -> np.ndarray:
     """A copy of a C++ vector's elements (std::vector<bool> has no contiguous buffer)."""
-    from .ir.dtypes import HALF_TYPES
+    from .ir.dtypes import STORAGE_TYPES
 
     n = int(vec.size())
     if dtype == np.bool_:
         return np.array([bool(v) for v in vec], dtype=np.bool_)
-    if dtype in HALF_TYPES and n:  # cppyy gives a pointer to class objects, not a buffer: read the bits
+    if dtype in STORAGE_TYPES and n:  # cppyy gives a pointer to class objects, not a buffer: read the bits
         import cppyy
 
-        bits = (ctypes.c_uint16 * n).from_address(cppyy.ll.addressof(vec.data()))
+        bits = (ctypes.c_uint8 * (n * dtype.itemsize)).from_address(cppyy.ll.addressof(vec.data()))
         return np.ctypeslib.as_array(bits).copy().view(dtype)
     return np.frombuffer(vec.data(), dtype=dtype, count=n).copy() if n else np.empty(0, dtype)
 
@@ -375,15 +377,15 @@ def _adapter(code: GeneratedCode, namespace: str, cpp: Any, vectors: dict[int, A
     cppyy calls a free function with one signature several times faster than
     the overloaded member ``Session::infer``, which it resolves on each call.
     Buffers go as typed pointers, except those cppyy cannot pass (``by_address_types``:
-    ``int8_t *`` reads as a C string, the 16-bit floats have no numpy view),
+    ``int8_t *`` reads as a C string, the storage types (16-bit floats, narrow types) have no numpy view),
     which go as addresses cast back in C++; outputs sized at run time
     (``vectors``) go as the C++ vectors they are.
     """
     from ._root import declare, root
-    from .ir.dtypes import HALF_TYPES
+    from .ir.dtypes import STORAGE_TYPES
     from .targets._cxx.cpp import cpp_type
 
-    by_address_types = (np.dtype(np.int8), *HALF_TYPES)  # see _CppyyBinding
+    by_address_types = (np.dtype(np.int8), *STORAGE_TYPES)  # see _CppyyBinding
     dims = [f"size_t d{k}" for k in range(len(code.symbols))]
     params, args, by_address = [], [], []
     n_in = len(code.inputs)

@@ -25,7 +25,7 @@ LAYERS = [
     ("custom", "parsers"),
     ("profiling", "session", "_native", "_cuda", "_specialise"),
     ("model", "api"),
-    ("compile",),
+    ("compile", "precision"),
     ("columnar", "rdf", "_functor", "_rdf_distributed", "gnn", "reader", "_runner", "cli", "compat", "_compat", "__init__",
      "__main__"),
 ]

@@ -39,12 +39,31 @@ _TABLE = [
     # 16-bit floats: stored as such, computed in float.
     DType(np.dtype(np.float16), 10, "float16"),
     DType(np.dtype(ml_dtypes.bfloat16), 16, "bfloat16"),
+    # Quantized storage: one element per byte, as ml_dtypes stores them; quantizing operators compute on them.
+    DType(np.dtype(ml_dtypes.float8_e4m3fn), 17, "float8_e4m3fn"),
+    DType(np.dtype(ml_dtypes.float8_e4m3fnuz), 18, "float8_e4m3fnuz"),
+    DType(np.dtype(ml_dtypes.float8_e5m2), 19, "float8_e5m2"),
+    DType(np.dtype(ml_dtypes.float8_e5m2fnuz), 20, "float8_e5m2fnuz"),
+    DType(np.dtype(ml_dtypes.uint4), 21, "uint4"),
+    DType(np.dtype(ml_dtypes.int4), 22, "int4"),
+    DType(np.dtype(ml_dtypes.float4_e2m1fn), 23, "float4_e2m1fn"),
+    DType(np.dtype(ml_dtypes.uint2), 25, "uint2"),
+    DType(np.dtype(ml_dtypes.int2), 26, "int2"),
 ]
 _BY_NUMPY = {d.numpy: d for d in _TABLE}
 _BY_ONNX = {d.onnx: d for d in _TABLE}
 
 HALF_TYPES = (np.dtype(np.float16), np.dtype(ml_dtypes.bfloat16))
 FLOAT_TYPES = (np.dtype(np.float32), np.dtype(np.float64)) + HALF_TYPES
+# Integers narrower than a byte (their range: NARROW_INT_RANGES) and floats of 8 and 4 bits: the element types
+# of quantized tensors that C++ has no type for (the generated code's are in kernels/narrow.hxx).
+NARROW_INT_RANGES = {np.dtype(ml_dtypes.int4): (-8, 7), np.dtype(ml_dtypes.uint4): (0, 15),
+                     np.dtype(ml_dtypes.int2): (-2, 1), np.dtype(ml_dtypes.uint2): (0, 3)}
+MINIFLOAT_TYPES = tuple(np.dtype(getattr(ml_dtypes, n)) for n in (
+    "float8_e4m3fn", "float8_e4m3fnuz", "float8_e5m2", "float8_e5m2fnuz", "float4_e2m1fn"))
+NARROW_TYPES = tuple(NARROW_INT_RANGES) + MINIFLOAT_TYPES
+# Types whose C++ spelling is a class of the generated code (sofie_rdf::float16_t, sofie_rdf::int4_t, ...).
+STORAGE_TYPES = HALF_TYPES + NARROW_TYPES
 
 
 def compute_dtype(dtype: np.dtype | type | str) -> np.dtype:
@@ -55,9 +74,22 @@ def compute_dtype(dtype: np.dtype | type | str) -> np.dtype:
 
 
 def kind(dtype: np.dtype | type | str) -> str:
-    """numpy's kind letter, except "f" for bfloat16 too (numpy files ml_dtypes' floats under "V")."""
+    """numpy's kind letter, except "f" for bfloat16 too (numpy files ml_dtypes' floats under "V") and "q" for
+    the narrow types, which only quantizing operators and data movement take: no arithmetic kernel is written
+    for them."""
     dt = np.dtype(dtype)
-    return "f" if dt in FLOAT_TYPES else dt.kind
+    if dt in FLOAT_TYPES:
+        return "f"
+    return "q" if dt in NARROW_TYPES else dt.kind
+
+
+def integer_range(dtype: np.dtype | type | str) -> tuple[int, int]:
+    """(lowest, highest) value of an integer type, narrow ones included."""
+    dt = np.dtype(dtype)
+    if dt in NARROW_INT_RANGES:
+        return NARROW_INT_RANGES[dt]
+    info = np.iinfo(dt)
+    return int(info.min), int(info.max)
 
 
 def dtype_info(dtype: np.dtype | type | str) -> DType:

@@ -15,6 +15,10 @@ import numpy as np
 # Version of the C ABI a native library exports (targets/_cxx/c_abi.py) and the JSON describing it.
 ABI_VERSION = 1
 
+# How a CPU target may store the weights of the float products (sr.compile(..., weights="bf16"): computed in
+# float; targets/cpu/emitters/reduced.py): here, where sr.compile reads it before anything heavy is imported.
+WEIGHT_DTYPES = ("float32", "bf16", "fp16", "int8")
+
 
 @dataclass(frozen=True)
 class TensorInfo:
@@ -76,10 +80,16 @@ class Interface:
                    tuple(d["runtime_dims"]), tuple(d["runtime_sized"]), d["weights_mode"], d["nodes"], d["profile"])
 
 
+# Type names numpy knows only once ml_dtypes defines them.
+_ML_DTYPES = ("bfloat16", "int4", "uint4", "int2", "uint2", "float8_e4m3fn", "float8_e4m3fnuz", "float8_e5m2",
+              "float8_e5m2fnuz", "float4_e2m1fn")
+
+
 def element_type(name: str) -> np.dtype:
-    """The numpy dtype of a type name; bfloat16 comes from ml_dtypes, imported only when a model has it."""
-    if name == "bfloat16":
+    """The numpy dtype of a type name; bfloat16 and the narrow types come from ml_dtypes, imported only when a
+    model has them."""
+    if name in _ML_DTYPES:
         import ml_dtypes
 
-        return np.dtype(ml_dtypes.bfloat16)
+        return np.dtype(getattr(ml_dtypes, name))
     return np.dtype(name)

@@ -23,6 +23,8 @@ from .gelu_fusion import fuse_gelu
 from .index_grids import fuse_index_grids
 from .inline_if import inline_known_ifs
 from .pool_fusion import fuse_row_pooling
+from .qonnx_layout import write_out_qonnx
+from .quantized_fusion import fuse_quantized
 from .selection import use_selection_products
 from .shape_inference import infer_shapes
 
@@ -61,6 +63,9 @@ def rewrite(model: Model, attention: bool = True, index_grids: bool = True, row_
     ``edge_conv``, whether it computes ``sofie_rdf::NeighbourGather`` (``Target.neighbour_gather``: step 4a), and
     ``edge_chains`` ``sofie_rdf::EdgeConvChain`` (``Target.edge_chains``); ``selections``, whether it computes
     ``sofie_rdf::SelectionGemm`` (``Target.selection_products``: step 2b)."""
+    model = write_out_qonnx(model)  # 0. QONNX's quantizers and channels-last operators as ONNX operators
+    model = fuse_quantized(model)   # 0b. DequantizeLinear -> op -> QuantizeLinear as integer operators (before 1
+    #                                     folds the dequantized weights into floats)
     model = fold_constants(model)   # 1. drop nodes computed at generation time, collect weights
     if attention:
         model = fuse_attention(model)  # 1b. MatMul(Q, K^T) -> scale -> Softmax -> MatMul(V) -> one Attention

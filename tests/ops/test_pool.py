@@ -384,11 +384,12 @@ def test_stride2_kernel_max_skips_nan():
 
 
 def test_line_kernel_is_used():
-    """MaxPool without Indices and AveragePool in float take the line kernel; Indices and int8 the walk."""
+    """MaxPool without Indices (in float and in the 8-bit integers of quantized models) and AveragePool in float
+    take the line kernel; Indices the walk."""
     def header(op, outputs, dtype=np.float32, **attrs):
         node = helper.make_node(op, ["x"], [o[0] for o in outputs], kernel_shape=[2, 2], **attrs)
         return sr.load(make_model([node], [("x", dtype, (1, 2, 6, 6))], outputs, opset=19)).code().header
     assert "kernels::pool_lines<float, true>" in header("MaxPool", [("y", np.float32, None)])
     assert "kernels::pool_lines<float, false>" in header("AveragePool", [("y", np.float32, None)])
     assert "kernels::pool_lines<" not in header("MaxPool", [("y", np.float32, None), ("i", np.int64, None)])
-    assert "kernels::pool_lines<" not in header("MaxPool", [("y", np.int8, None)], dtype=np.int8)
+    assert "kernels::pool_lines<int8_t, true>" in header("MaxPool", [("y", np.int8, None)], dtype=np.int8)

@@ -7,6 +7,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .builder import GraphBuilder, Tensor, axis_of, untransposed, weight
+from .qkeras import Quantizer
 from .registry import converts
 
 # ---- activations ----------------------------------------------------------------------------------------------
@@ -110,6 +111,8 @@ def activation(b: GraphBuilder, x: Tensor, fn: Any) -> str:
     (see :func:`.builder.untransposed`), so ``Conv -> Activation -> Pool``
     stays channels-first without a transpose pair around the activation.
     """
+    if isinstance(fn, Quantizer):  # a QKeras quantizer (read from a QKeras layer's configuration)
+        return elementwise(b, x, lambda source: fn.to_graph(b, source))
     name = fn if isinstance(fn, str) else getattr(fn, "__name__", repr(fn))
     if name in ("linear", None):
         return x.name

@@ -8,7 +8,8 @@ rewrites each layer's Keras 2 configuration into the arguments the Keras 3
 layer class takes, builds those layers into a Keras 3 Functional model on
 symbolic inputs, and assigns the weights read with h5py.  That model then
 goes through the same converters as any Keras 3 model: a Keras 2 layer is
-supported exactly when its Keras 3 class is.
+supported exactly when its Keras 3 class is.  QKeras layers are read as the
+Keras 3 layers they quantize, with their quantizers (:mod:`.qkeras`).
 
 Settings that only matter for training (initializers, regularizers,
 constraints, ``noise_shape``, ``implementation``, ...) are dropped; settings
@@ -28,6 +29,7 @@ from typing import Any, Iterator, Optional
 import numpy as np
 
 from ...errors import ModelFormatError, UnsupportedOperatorError
+from . import qkeras
 from .registry import CONVERTERS
 
 # Classes a Keras 2 config uses for a model nested as a layer.
@@ -149,7 +151,7 @@ def _check_supported(spec: dict, label: str) -> None:
             elif cls == "Lambda":
                 missing.setdefault("keras.layers.Lambda (its Python code is marshalled in the file and is "
                                    "never run; replace it with built-in layers)", []).append(name)
-            elif cls != "InputLayer" and cls not in CONVERTERS:
+            elif cls != "InputLayer" and cls not in CONVERTERS and cls not in qkeras.LAYERS:
                 missing.setdefault(f"keras.layers.{cls}", []).append(name)
 
     visit(spec)
@@ -206,11 +208,16 @@ def hard_sigmoid_keras2(x: Any) -> Any:
 
 def make_layer(spec: dict, keras: Any) -> Any:
     """A Keras 3 layer object from one Keras 2 ``{"class_name", "config"}`` spec."""
-    cls = spec["class_name"]
+    cls, config, quantizers = spec["class_name"], spec["config"], {}
+    if cls in qkeras.LAYERS:  # the Keras 3 layer it quantizes, with its quantizers
+        cls, config, quantizers = qkeras.keras3_spec(cls, config)
     layer_class = getattr(keras.layers, cls, None)
     if layer_class is None:
         raise ValueError(f"Keras 3 has no layer class {cls!r}")
-    return layer_class(**keras3_config(cls, spec["config"], keras))
+    layer = layer_class(**keras3_config(cls, config, keras))
+    if quantizers:
+        layer.qkeras_weights = quantizers  # applied to the saved weights (_assign_layer)
+    return layer
 
 
 # ---- graphs -----------------------------------------------------------------------------------------------------
@@ -402,6 +409,7 @@ def _by_inner_layer(pairs: list[tuple[str, np.ndarray]], model: Any, label: str)
 def _assign_layer(layer: Any, arrays: list[np.ndarray], label: str) -> None:
     """Keras 2's saved order is the layer's trainable then non-trainable variables, as Keras 3 lists them."""
     variables = list(layer.trainable_weights) + list(layer.non_trainable_weights)
+    quantizers = getattr(layer, "qkeras_weights", {})
     if len(variables) != len(arrays):
         raise ModelFormatError(f"Keras model {label!r}: layer {layer.name!r} ({type(layer).__name__}) has "
                                f"{len(variables)} weights, the file {len(arrays)}")
@@ -409,4 +417,6 @@ def _assign_layer(layer: Any, arrays: list[np.ndarray], label: str) -> None:
         if tuple(variable.shape) != array.shape:
             raise ModelFormatError(f"Keras model {label!r}: layer {layer.name!r} weight {variable.name!r} has "
                                    f"shape {tuple(variable.shape)}, the file {array.shape}")
+        if variable.name in quantizers:
+            array = quantizers[variable.name].weights(array)
         variable.assign(array.astype(variable.dtype))

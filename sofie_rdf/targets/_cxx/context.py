@@ -10,7 +10,7 @@ import numpy as np
 
 from ...ir import TensorType
 from ...ir.dims import Dim
-from ...ir.dtypes import HALF_TYPES
+from ...ir.dtypes import HALF_TYPES, MINIFLOAT_TYPES, NARROW_INT_RANGES
 from .cpp import cpp_type, to_cpp
 from .names import string_literal
 
@@ -20,7 +20,7 @@ def cpp_literal(value: Any, dtype: np.dtype) -> str:
     dtype = np.dtype(dtype)
     if dtype == np.bool_:
         return "true" if bool(value) else "false"
-    if dtype in HALF_TYPES:  # the rounded value is a float exactly, so T(float literal) is exact
+    if dtype in HALF_TYPES or dtype in MINIFLOAT_TYPES:  # the rounded value is a float exactly: T(float) is exact
         return f"{cpp_type(dtype)}({cpp_literal(np.asarray(value, dtype=dtype).astype(np.float32), np.float32)})"
     if dtype.kind == "f":
         v = float(np.asarray(value, dtype=dtype))
@@ -33,6 +33,8 @@ def cpp_literal(value: Any, dtype: np.dtype) -> str:
         if not any(c in text for c in ".e"):
             text += ".0"
         return text + ("f" if dtype == np.float32 else "")
+    if dtype in NARROW_INT_RANGES:
+        return f"{cpp_type(dtype)}({int(np.asarray(value).astype(dtype).astype(np.int8))})"
     v = int(np.asarray(value).astype(dtype))
     if dtype.itemsize == 8:
         # Exactly int64_t/uint64_t (long on LP64, not long long), so templates deduce one T.

@@ -12,13 +12,21 @@ from ...errors import ModelFormatError, ShapeError
 from ...ir.dims import Dim
 from .names import string_literal
 
-# 16-bit floats are the storage types of kernels/half.hxx, computed in float.
+# 16-bit floats are the storage types of kernels/half.hxx, computed in float; the narrow types those of narrow.hxx.
 _CPP_TYPES = {
     np.dtype(np.float32): "float", np.dtype(np.float64): "double", np.dtype(np.bool_): "bool",
     np.dtype(np.int8): "int8_t", np.dtype(np.int16): "int16_t", np.dtype(np.int32): "int32_t",
     np.dtype(np.int64): "int64_t", np.dtype(np.uint8): "uint8_t", np.dtype(np.uint16): "uint16_t",
     np.dtype(np.uint32): "uint32_t", np.dtype(np.uint64): "uint64_t",
     np.dtype(np.float16): "sofie_rdf::float16_t", np.dtype(ml_dtypes.bfloat16): "sofie_rdf::bfloat16_t",
+    # quantized storage types of kernels/narrow.hxx, one element per byte
+    np.dtype(ml_dtypes.int4): "sofie_rdf::int4_t", np.dtype(ml_dtypes.uint4): "sofie_rdf::uint4_t",
+    np.dtype(ml_dtypes.int2): "sofie_rdf::int2_t", np.dtype(ml_dtypes.uint2): "sofie_rdf::uint2_t",
+    np.dtype(ml_dtypes.float8_e4m3fn): "sofie_rdf::float8_e4m3fn_t",
+    np.dtype(ml_dtypes.float8_e4m3fnuz): "sofie_rdf::float8_e4m3fnuz_t",
+    np.dtype(ml_dtypes.float8_e5m2): "sofie_rdf::float8_e5m2_t",
+    np.dtype(ml_dtypes.float8_e5m2fnuz): "sofie_rdf::float8_e5m2fnuz_t",
+    np.dtype(ml_dtypes.float4_e2m1fn): "sofie_rdf::float4_e2m1_t",
 }
 
 

@@ -13,18 +13,20 @@ set, not per compiler.  The folder holds everything machine-specific: the emitte
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 from typing import Any, ClassVar, Optional, Sequence, Union
 
 from ...errors import SofieError
+from ...ir.info import WEIGHT_DTYPES
 from .. import Target
 from .files import GeneratedFiles, write_files
 from .header import WEIGHTS_MODES, WEIGHTS_SUFFIXES, GeneratedCode, write_header
 
 COMPILERS = ("native", "cling")
 ISAS = ("generic", "avx2", "avx512")
+
 # The public spelling of a CPU target (``Model.generate(target=...)``, ``sofie-rdf emit --target``).
 TARGET_NAMES = ("native", "jit")
 # Floats per vector register and vector registers per instruction set (what register tiles are sized by).
@@ -38,6 +40,7 @@ class CpuTarget(Target):
 
     compiler: str = "native"
     isa: str = "generic"
+    weights: str = "float32"
     name: ClassVar[str] = "cpu"
     row_blocks: ClassVar[bool] = True
 
@@ -46,10 +49,12 @@ class CpuTarget(Target):
             raise SofieError(f"CPU compiler must be one of {', '.join(COMPILERS)}, got {self.compiler!r}")
         if self.isa not in ISAS:
             raise SofieError(f"instruction set must be one of {', '.join(ISAS)}, got {self.isa!r}")
+        if self.weights not in WEIGHT_DTYPES:
+            raise SofieError(f"weights dtype must be one of {', '.join(WEIGHT_DTYPES)}, got {self.weights!r}")
 
     @property
     def key(self) -> str:
-        return f"cpu-{self.compiler}-{self.isa}"
+        return f"cpu-{self.compiler}-{self.isa}" + (f"-{self.weights}" if self.weights != "float32" else "")
 
     @property
     def register_tiles(self) -> bool:
@@ -88,7 +93,12 @@ class CpuTarget(Target):
     def bind(self, op: Any) -> Any:
         from .emitter import emitter_for
 
-        return emitter_for(op, self)
+        emitter = emitter_for(op, self)
+        if self.weights == "float32":
+            return emitter
+        from .emitters.reduced import stored_weights
+
+        return stored_weights(emitter)
 
     def pack_weights(self, model: Any, emitters: list[Any]) -> None:
         from .packing import pack_weights
@@ -142,17 +152,20 @@ def isa_for_flags(flags: Optional[Sequence[str]]) -> str:
     return isa
 
 
-def cpu_target(spec: Union[str, CpuTarget, None] = None, flags: Optional[Sequence[str]] = None) -> CpuTarget:
+def cpu_target(spec: Union[str, CpuTarget, None] = None, flags: Optional[Sequence[str]] = None,
+               weights: str = "float32") -> CpuTarget:
     """A CPU target from its public name: ``"native"`` (an optimising compiler, for this machine or
-    ``flags``), ``"jit"`` (Cling), or a :class:`CpuTarget` as it is."""
+    ``flags``), ``"jit"`` (Cling), or a :class:`CpuTarget` as it is; ``weights``, how it stores the float products'
+    weights (:data:`WEIGHT_DTYPES`)."""
     if isinstance(spec, CpuTarget):
-        return spec
+        return spec if weights == "float32" else replace(spec, weights=weights)
     if spec in (None, "native"):
-        return CpuTarget("native", isa_for_flags(flags))
+        return CpuTarget("native", isa_for_flags(flags), weights)
     if spec == "jit":
-        return CpuTarget("cling", "generic")
+        return CpuTarget("cling", "generic", weights)
     raise SofieError(f"target must be one of {', '.join(TARGET_NAMES)}, got {spec!r}")
 
 
-__all__ = ["COMPILERS", "ISAS", "TARGET_NAMES", "WEIGHTS_MODES", "WEIGHTS_SUFFIXES", "CpuTarget", "GeneratedCode",
-           "GeneratedFiles", "cpu_target", "host_avx512_in_halves", "host_isa", "isa_for_flags", "write_files", "write_header"]
+__all__ = ["COMPILERS", "ISAS", "TARGET_NAMES", "WEIGHTS_MODES", "WEIGHT_DTYPES", "WEIGHTS_SUFFIXES", "CpuTarget",
+           "GeneratedCode", "GeneratedFiles", "cpu_target", "host_avx512_in_halves", "host_isa", "isa_for_flags",
+           "write_files", "write_header"]

@@ -27,7 +27,7 @@ from ..._version import __version__
 from ...errors import ShapeError
 from ...ir import TensorType
 from ...ir.dims import free_symbols, is_static, num_elements
-from ...ir.dtypes import HALF_TYPES
+from ...ir.dtypes import STORAGE_TYPES
 from ...planning import Planned
 from ...planning.memory import runtime_sized
 from .._cxx.context import NodeContext, cpp_literal, node_operands
@@ -79,8 +79,9 @@ class GeneratedCode:
     signatures: dict[str, str] = field(default_factory=dict)
     # user headers of custom operators: file name -> text, written next to the header (it includes them by name)
     includes: dict[str, str] = field(default_factory=dict)
-    # the header defines the 16-bit float types (sofie_rdf::float16_t, bfloat16_t): a model has such tensors
-    half_types: bool = False
+    # the header defines the storage types (16-bit floats sofie_rdf::float16_t, bfloat16_t; the narrow types of
+    # quantized tensors, sofie_rdf::int4_t, float8_e4m3fn_t, ...): a model has such tensors
+    storage_types: bool = False
     # the nodes in the order infer runs them
     nodes: list[NodeInfo] = field(default_factory=list)
     # infer times every node into Session::fProfileNs (Session::profile_ns(), profile_reset())
@@ -98,14 +99,16 @@ class GeneratedCode:
         return h.hexdigest()
 
 
-def half_types_source() -> str:
-    """The 16-bit float types with the includes they need, to declare on their own.
+def storage_types_source() -> str:
+    """The storage types (16-bit floats, narrow quantized types) with the includes they need, to declare on their
+    own.
 
     The JIT declares them in a transaction of their own before a model's header: Cling rolls back a
     header that fails to compile, but not the include guard macro, which would then hide the types
     from every later header.
     """
-    return "".join(f"#include <{h}>\n" for h in ("cstdint", "cstring", "limits", "type_traits")) + kernel_source("half")
+    includes = "".join(f"#include <{h}>\n" for h in ("cmath", "cstdint", "cstring", "limits", "type_traits"))
+    return includes + kernel_source("half") + kernel_source("narrow")
 
 
 def write_header(planned: Planned, name: str, namespace: Optional[str] = None, weights: str = "dat",
@@ -183,7 +186,7 @@ class _HeaderWriter:
         used = {k for e in self.emitters for k in e.kernels} | ({"values"} if self._reads_values() else set())
         includes = user_headers([e.op for e in self.emitters], self.model.name)
         uses_blas = "gemm" in kernel_order(used)  # directly or through a kernel that calls it
-        half = any(t.dtype in HALF_TYPES for t in self.model.tensors.values())
+        storage = any(t.dtype in STORAGE_TYPES for t in self.model.tensors.values())
         parts = [self._banner(), f"#ifndef {self.namespace}_HXX", f"#define {self.namespace}_HXX", ""]
         parts += [f"#include <{h}>" for h in sorted(_INCLUDES + (("chrono",) if self.profile else ()))] + [""]
         if includes:
@@ -192,8 +195,8 @@ class _HeaderWriter:
             parts += ["#include <TFile.h>  // weights=\"root\": the Session reads its weights with ROOT", ""]
         if uses_blas:
             parts += [kernel_source("blas"), ""]
-        if half:
-            parts += [kernel_source("half"), ""]
+        if storage:
+            parts += [kernel_source("half"), "", kernel_source("narrow"), ""]
         parts += [f"namespace {self.namespace} {{", "", "namespace kernels {"]
         for k in kernel_order(used):
             parts += [kernel_source(k)]
@@ -224,7 +227,7 @@ class _HeaderWriter:
                    if self.profile else {}),
             },
             includes=includes,
-            half_types=half,
+            storage_types=storage,
             nodes=self._node_infos(),
             profile=self.profile,
         )

@@ -7,7 +7,7 @@ from typing import Optional
 
 from ... import _root
 from ...errors import SofieError
-from .header import GeneratedCode, half_types_source
+from .header import GeneratedCode, storage_types_source
 
 # Ask Cling for optimised code for what follows (it defaults to less).
 _OPTIMIZE = "#pragma cling optimize(3)\n"
@@ -20,8 +20,8 @@ def jit_declare(code: GeneratedCode, folder: Optional[Path] = None) -> None:
     ``write_files`` put it next to them, so its ``#include "file.h"`` lines find them.
     """
     _root.load_blas()
-    if code.half_types:
-        _root.declare("half-types", half_types_source())
+    if code.storage_types:
+        _root.declare("storage-types", storage_types_source())
     source = code.header
     if code.includes:
         if folder is None:

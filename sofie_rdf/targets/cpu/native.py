@@ -21,7 +21,7 @@ from ..._cache import cache_dir
 from ...errors import CompilationError
 from .._cxx.c_abi import c_abi_source
 from .files import write_files
-from .header import GeneratedCode, half_types_source
+from .header import GeneratedCode, storage_types_source
 from .weights import atomic_write, write_binary
 
 DEFAULT_FLAGS = ("-O3", "-march=native", "-fno-trapping-math")  # no -ffast-math: IEEE results kept
@@ -36,7 +36,7 @@ def interface_header(code: GeneratedCode, namespace: str) -> str:
     return "\n".join([
         f"// Interface of the natively compiled model {code.name}; the code is in its shared library.",
         "#include <memory>", "#include <string>", "#include <tuple>", "#include <vector>", "#include <cstdint>",
-        *([half_types_source()] if code.half_types else []),  # 16-bit float types are part of the interface
+        *([storage_types_source()] if code.storage_types else []),  # storage types are part of the interface
         f"namespace {code.namespace} {{ struct Session; }}",
         f"namespace {namespace} {{",
         "struct Session {",

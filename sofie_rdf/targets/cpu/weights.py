@@ -4,8 +4,9 @@ binary twin of the text format that native libraries in the compile cache read (
 Text: ``<tag> <count>`` then the values.  Floats are printed with enough
 digits to read back bit-identical (9 significant digits for float32, 17 for
 float64); inf and nan are spelled so that ``strtof`` parses them.  16-bit
-floats are printed as the float32 values they are exactly, which the reader
-rounds back to the same bits.
+floats and the 8- and 4-bit floats of quantized models are printed as the
+float32 values they are exactly, which the reader rounds back to the same
+bits; the 4- and 2-bit integers as the integers they are.
 
 ROOT: like SOFIE's ``.root`` weights, one ``std::vector`` object per tensor,
 ``<Name>_weights/<tag>``, written with PyROOT (so generating this mode needs
@@ -13,7 +14,8 @@ ROOT) and read by the Session constructor with ``TFile`` (so the header
 needs ROOT's headers and ``libRIO``; the other modes do not).  Element types
 without a vector dictionary in ROOT are stored as the unsigned type of their
 size holding their bits: bool as ``unsigned char`` (0/1), float16 and
-bfloat16 as ``unsigned short``; int64 is ``Long64_t``.
+bfloat16 as ``unsigned short``, the narrow quantized types as ``unsigned
+char``; int64 is ``Long64_t``.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import ml_dtypes
 import numpy as np
 
 from ..._cache import atomic_write
-from ...ir.dtypes import HALF_TYPES
+from ...ir.dtypes import HALF_TYPES, MINIFLOAT_TYPES, NARROW_INT_RANGES, NARROW_TYPES
 
 # numpy dtype of a tensor -> C++ element type of the std::vector holding it in a ROOT weights file.
 ROOT_VECTOR_TYPES = {
@@ -37,6 +39,7 @@ ROOT_VECTOR_TYPES = {
     np.dtype(np.float16): "unsigned short", np.dtype(ml_dtypes.bfloat16): "unsigned short",
     np.dtype(np.int32): "int", np.dtype(np.uint32): "unsigned int",
     np.dtype(np.int64): "Long64_t", np.dtype(np.uint64): "ULong64_t",
+    **dict.fromkeys(NARROW_TYPES, "unsigned char"),  # the byte of each element, as the Session stores it
 }
 
 # The Session's reader of ROOT weights files (goes into namespace detail of headers with weights="root").
@@ -104,8 +107,10 @@ void fill(std::vector<T> &v, std::uintptr_t src, std::size_t n)
 
 def format_values(values: np.ndarray) -> str:
     flat = np.ascontiguousarray(values).reshape(-1)
-    if flat.dtype in HALF_TYPES:
+    if flat.dtype in HALF_TYPES or flat.dtype in MINIFLOAT_TYPES:
         flat = flat.astype(np.float32)
+    elif flat.dtype in NARROW_INT_RANGES:
+        flat = flat.astype(np.int8)
     if flat.dtype == np.float32:
         return " ".join(f"{v:.9g}" for v in flat.tolist())
     if flat.dtype == np.float64:

@@ -138,22 +138,25 @@ class BinaryEmitter(Emitter):
         return f"[](const {ta} a, const {tb} b) -> {ty} {{ return {self.body(ctx)}; }}"
 
     def emit(self, ctx: NodeContext) -> str:
-        a, b = ctx.inputs[0], ctx.inputs[1]
-        y = ctx.outputs[0]
-        f = self.function(ctx)
-        n = ctx.dim(y.size)
-        if _same_shape(a.shape, y.shape) and _same_shape(b.shape, y.shape):
-            return f"kernels::binary({ctx.x(0)}, {ctx.x(1)}, {ctx.y(0)}, {n}, {f});"
-        if _same_shape(a.shape, y.shape) and static_size(b.shape) == 1:
-            return f"kernels::binary_scalar_b({ctx.x(0)}, {ctx.x(1)}[0], {ctx.y(0)}, {n}, {f});"
-        if _same_shape(b.shape, y.shape) and static_size(a.shape) == 1:
-            return f"kernels::binary_scalar_a({ctx.x(0)}[0], {ctx.x(1)}, {ctx.y(0)}, {n}, {f});"
-        shape, (sa, sb) = coalesce(y.shape, broadcast_strides(a.shape, y.shape), broadcast_strides(b.shape, y.shape))
-        dims = ctx.array("shape", shape)
-        sa_, sb_ = ctx.array("a_strides", sa, "std::ptrdiff_t"), ctx.array("b_strides", sb, "std::ptrdiff_t")
-        return (
-            f"kernels::binary_strided({ctx.x(0)}, {sa_}, {ctx.x(1)}, {sb_}, {ctx.y(0)}, {dims}, {len(shape)}, {f});"
-        )
+        return binary_loop(ctx, 0, 1, self.function(ctx))
+
+
+def binary_loop(ctx: NodeContext, i: int, j: int, f: str) -> str:
+    """``y = f(a, b)`` for inputs ``i`` and ``j`` broadcast together: a flat loop where the shapes allow (equal,
+    or one side a single value), else the strided loop over the broadcast shape (adjacent dims merged)."""
+    a, b = ctx.inputs[i], ctx.inputs[j]
+    y = ctx.outputs[0]
+    n = ctx.dim(y.size)
+    if _same_shape(a.shape, y.shape) and _same_shape(b.shape, y.shape):
+        return f"kernels::binary({ctx.x(i)}, {ctx.x(j)}, {ctx.y(0)}, {n}, {f});"
+    if _same_shape(a.shape, y.shape) and static_size(b.shape) == 1:
+        return f"kernels::binary_scalar_b({ctx.x(i)}, {ctx.x(j)}[0], {ctx.y(0)}, {n}, {f});"
+    if _same_shape(b.shape, y.shape) and static_size(a.shape) == 1:
+        return f"kernels::binary_scalar_a({ctx.x(i)}[0], {ctx.x(j)}, {ctx.y(0)}, {n}, {f});"
+    shape, (sa, sb) = coalesce(y.shape, broadcast_strides(a.shape, y.shape), broadcast_strides(b.shape, y.shape))
+    dims = ctx.array("shape", shape)
+    sa_, sb_ = ctx.array("a_strides", sa, "std::ptrdiff_t"), ctx.array("b_strides", sb, "std::ptrdiff_t")
+    return f"kernels::binary_strided({ctx.x(i)}, {sa_}, {ctx.x(j)}, {sb_}, {ctx.y(0)}, {dims}, {len(shape)}, {f});"
 
 
 # Constant exponents computed without std::pow, as onnxruntime does: a library call per element costs ten

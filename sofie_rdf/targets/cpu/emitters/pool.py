@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
 # Element types pool_lines takes (the 16-bit floats go through the generic walk).
 _LINE_TYPES = (np.dtype(np.float32), np.dtype(np.float64))
+# MaxPool's also the 8-bit integers of quantized models.
+_MAX_LINE_TYPES = (*_LINE_TYPES, np.dtype(np.int8), np.dtype(np.uint8))
 # Taps along the lines pool_lines_stride2 takes: three vectors of a line hold those of a vector of outputs.
 _STRIDE2_TAPS = 5
 
@@ -116,7 +118,7 @@ class MaxPoolEmitter(PoolEmitter):
     """MaxPool and GlobalMaxPool: the maximum, and its flat index where Indices is wanted."""
 
     def by_lines(self, inputs, outputs):
-        return inputs[0].dtype in _LINE_TYPES and (len(outputs) < 2 or outputs[1] is None)
+        return inputs[0].dtype in _MAX_LINE_TYPES and (len(outputs) < 2 or outputs[1] is None)
 
     def reducer(self, ctx: NodeContext) -> str:
         indices = ctx.y(1) if len(ctx.outputs) > 1 and ctx.outputs[1] is not None else "nullptr"

@@ -72,6 +72,10 @@ class RecurrentEmitter(Emitter):
     def cell_call(self, ctx: NodeContext, d: int, reverse: bool, acts: list) -> str:
         return f"kernels::rnn(rec, {d}, {str(reverse).lower()}, {functor(acts[0], ctx)})"
 
+    def weights(self, ctx: NodeContext) -> list[str]:
+        """The statements that hand the kernel W and R."""
+        return [f"rec.W = {ctx.x(1)}; rec.R = {ctx.x(2)};"]
+
     def emit(self, ctx: NodeContext) -> str:
         op = self.op
         s = op.sizes(ctx.inputs)
@@ -79,10 +83,10 @@ class RecurrentEmitter(Emitter):
         t = ctx.ctype(x.dtype)
         shape = ", ".join([ctx.dim(s.seq), ctx.dim(s.batch), ctx.dim(s.input), ctx.dim(s.hidden), str(s.directions),
                            str(op.batch_major()).lower()])
-        lines = [f"kernels::Recurrence<{t}> rec;", f"rec.shape = {{{shape}}};",
-                 f"rec.X = {ctx.x(0)}; rec.W = {ctx.x(1)}; rec.R = {ctx.x(2)};"]
+        lines = [f"kernels::Recurrence<{t}> rec;", f"rec.shape = {{{shape}}};", f"rec.X = {ctx.x(0)};", *self.weights(ctx)]
         optional = {3: "B", 4: "lens", 5: "h0", 6: "c0", 7: "P"}
-        present = [f"rec.{optional[i]} = {ctx.x(i)};" for i in range(3, len(ctx.inputs)) if ctx.inputs[i] is not None]
+        present = [f"rec.{field} = {ctx.x(i)};" for i, field in optional.items()
+                   if i < len(ctx.inputs) and ctx.inputs[i] is not None]
         lines += [" ".join(present)] if present else []
         flags = [f"rec.{k} = true;" for k, packed in (("packed_w", self.packed_w), ("packed_r", self.packed_r),
                                                           ("panels_r", self.panels_r)) if packed]

@@ -161,11 +161,27 @@ inline void rnn_product(const Recurrence<T> &r, size_t N, const T *A, const T *R
    gemm(false, !r.packed_r, r.shape.batch, N, H, T(1), A, R, T(0), C);
 }
 
+// The two products of a layer: X W^T for every step at once and, each step, H R^T of the (packed) weights of
+// direction d.  Float weights through gemm; kernels/qrnn.hxx's QuantizedProducts multiplies quantized ones (LSTM).
+struct FloatProducts {
+   template <typename T>
+   void input(const Recurrence<T> &r, size_t d, size_t gh) const
+   {
+      gemm(false, !r.packed_w, r.shape.seq * r.shape.batch, gh, r.shape.input, T(1), r.X, r.W + d * gh * r.shape.input,
+           T(0), r.xw);
+   }
+   template <typename T>
+   void recurrent(const Recurrence<T> &r, size_t d, size_t gh, size_t) const
+   {
+      rnn_product(r, gh, r.h, r.R + d * rnn_block_floats(r.panels_r, r.shape.hidden, gh), r.hr);
+   }
+};
+
 // Start of a direction: sequence_lens checked, input projection plus the biases
 // that sit outside any gate product (the first `rb_folded` columns of Rb),
 // initial states loaded, Y zeroed past each row's length.
-template <typename T>
-inline void rnn_begin(const Recurrence<T> &r, size_t d, size_t gates, size_t rb_folded)
+template <typename T, typename Products = FloatProducts>
+inline void rnn_begin(const Recurrence<T> &r, size_t d, size_t gates, size_t rb_folded, const Products &products = {})
 {
    const RnnShape &s = r.shape;
    const size_t gh = gates * s.hidden, rows = s.seq * s.batch;
@@ -173,7 +189,7 @@ inline void rnn_begin(const Recurrence<T> &r, size_t d, size_t gates, size_t rb_
       if (r.lens[b] < 0 || static_cast<size_t>(r.lens[b]) > s.seq)
          throw std::invalid_argument("sofie-rdf: sequence_lens[" + std::to_string(b) + "] = " +
                                      std::to_string(r.lens[b]) + " is outside [0, " + std::to_string(s.seq) + "]");
-   gemm(false, !r.packed_w, rows, gh, s.input, T(1), r.X, r.W + d * gh * s.input, T(0), r.xw);
+   products.input(r, d, gh);
    if (r.B) {
       const T *wb = r.B + d * 2 * gh, *rb = wb + gh;
       for (size_t i = 0; i < rows; ++i) {
@@ -245,17 +261,17 @@ inline void rnn(const Recurrence<T> &r, size_t d, bool reverse, F f)
 }
 
 // LSTM, gates in ONNX order i, o, f, c; peepholes P = (Pi, Po, Pf); with
-// input_forget the forget gate is 1 - i.
-template <typename T, typename F, typename G, typename Hf>
-inline void lstm(const Recurrence<T> &r, size_t d, bool reverse, bool input_forget, F f, G g, Hf h_act)
+// input_forget the forget gate is 1 - i; `products` multiplies by the weights.
+template <typename T, typename F, typename G, typename Hf, typename Products = FloatProducts>
+inline void lstm(const Recurrence<T> &r, size_t d, bool reverse, bool input_forget, F f, G g, Hf h_act,
+                 const Products &products = {})
 {
    const RnnShape &s = r.shape;
    const size_t H = s.hidden;
-   const T *R = r.R + d * rnn_block_floats(r.panels_r, H, 4 * H);
    const T *P = r.P ? r.P + d * 3 * H : nullptr;
-   rnn_begin(r, d, 4, 4 * H);
+   rnn_begin(r, d, 4, 4 * H, products);
    for (size_t step = 0; step < s.seq; ++step) {
-      rnn_product(r, 4 * H, r.h, R, r.hr);
+      products.recurrent(r, d, 4 * H, step);
       for (size_t b = 0; b < s.batch; ++b) {
          size_t t;
          if (!rnn_time(step, rnn_length(s, r.lens, b), reverse, t))

@@ -43,7 +43,7 @@ inline T parse_number(const std::string &token, bool &ok)
       value = static_cast<T>(std::strtod(begin, &end));
    else if constexpr (!std::numeric_limits<T>::is_integer)  // float, and the 16-bit floats whose values are floats
       value = static_cast<T>(std::strtof(begin, &end));
-   else if constexpr (std::is_signed_v<T>)
+   else if constexpr (std::numeric_limits<T>::is_signed)  // the narrow integers too (kernels/narrow.hxx)
       value = static_cast<T>(std::strtoll(begin, &end, 10));
    else
       value = static_cast<T>(std::strtoull(begin, &end, 10));
