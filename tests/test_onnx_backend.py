@@ -42,7 +42,7 @@ import pytest
 from onnx import TensorProto, numpy_helper
 
 import sofie_rdf as sr
-from sofie_rdf.ir.dtypes import HALF_TYPES
+from sofie_rdf.ir.dtypes import HALF_TYPES, MINIFLOAT_TYPES
 from sofie_rdf.ops import lookup
 
 # The operators of this milestone: a case is ours when all its nodes are among them.
@@ -298,6 +298,10 @@ def compare(case: Case, got: list[np.ndarray]) -> None:
         assert a.shape == b.shape, f"output {k}: shape {a.shape} != expected {b.shape}"
         if a.dtype in HALF_TYPES:  # bfloat16 is no numpy float ("V" kind): compare as float32
             a, b = a.astype(np.float32), b.astype(np.float32)
+        elif a.dtype in MINIFLOAT_TYPES:  # exact values, NaN equal to NaN whatever its bits
+            a, b = a.astype(np.float32), b.astype(np.float32)
+            np.testing.assert_array_equal(a, b, err_msg=f"output {k}")
+            continue
         if a.dtype.kind in "fc":
             np.testing.assert_allclose(a, b, rtol=case.rtol, atol=case.atol, err_msg=f"output {k}")
         else:

@@ -12,12 +12,13 @@ from __future__ import annotations
 import functools
 from typing import Callable, ClassVar, Optional
 
+import ml_dtypes
 import numpy as np
 import sympy
 
 from ..ir import TensorType
 from ..ir.dims import dims_equal
-from ..ir.dtypes import from_onnx, kind
+from ..ir.dtypes import MINIFLOAT_TYPES, from_onnx, kind
 from .base import Op, broadcast_shapes
 from .registry import register
 
@@ -26,8 +27,14 @@ def _same_shape(a: tuple, b: tuple) -> bool:
     return len(a) == len(b) and all(dims_equal(x, y) for x, y in zip(a, b))
 
 
-# numpy dtype kinds an op accepts ("f" float, "i" signed, "u" unsigned integer, "b" bool), spelled for messages.
-_KIND_NAMES = {"f": "float", "i": "signed integer", "u": "unsigned integer", "b": "bool"}
+# numpy dtype kinds an op accepts ("f" float, "i" signed, "u" unsigned integer, "b" bool, "q" narrow), spelled for messages.
+_KIND_NAMES = {
+    "f": "float",
+    "i": "signed integer",
+    "u": "unsigned integer",
+    "b": "bool",
+    "q": "narrow (4-bit integer, 8- or 4-bit float)",
+}
 NUMERIC = "fiu"
 
 
@@ -147,28 +154,38 @@ class Reciprocal(UnaryOp):
 
 @register
 class Cast(UnaryOp):
-    """Type conversion; to bool means "not zero", as in numpy."""
+    """Type conversion; to bool means "not zero", as in numpy.  To an 8- or 4-bit float, a value beyond the type's
+    range becomes its largest finite value where ``saturate`` is 1 (the default, opset 19), else infinity or NaN
+    as the type has them."""
 
     op_type = "Cast"
-    kinds = NUMERIC + "b"
+    kinds = NUMERIC + "bq"
 
     def out_dtype(self, dtype: np.dtype) -> np.dtype:
         return from_onnx(self.attrs["to"])
 
+    @property
+    def saturates(self) -> bool:
+        return bool(self.attrs.get("saturate", 1))
+
     def evaluate(self, values):
         x = values[0]
+        out = self.out_dtype(x.dtype)
         if x.dtype == object:
-            if self.out_dtype(x.dtype).kind not in "iu":
+            if out.kind not in "iu":
                 raise NotImplementedError
             return [x.copy()]
-        return [x.astype(self.out_dtype(x.dtype))]
+        if out in MINIFLOAT_TYPES and self.saturates:
+            largest = float(ml_dtypes.finfo(out).max)
+            x = np.clip(x.astype(np.float32), -largest, largest)  # NaN stays NaN
+        return [x.astype(out)]
 
 @register
 class CastLike(Cast):
     """Cast to the element type of input 1, whose values are never read.
 
-    ``saturate`` and ``round_mode`` only concern float8 (and float8e8m0)
-    targets, which sofie-rdf has no type for, so they cannot change a result.
+    ``saturate`` concerns 8- and 4-bit float targets, as Cast's; ``round_mode`` only float8e8m0, which
+    sofie-rdf has no type for, so it cannot change a result.
     """
 
     op_type = "CastLike"

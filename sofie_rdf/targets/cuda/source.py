@@ -31,7 +31,7 @@ from ..._version import __version__
 from ...errors import SofieError, UnsupportedOperatorError
 from ...ir import TensorType
 from ...ir.dims import free_symbols, simplify
-from ...ir.dtypes import HALF_TYPES
+from ...ir.dtypes import HALF_TYPES, NARROW_TYPES
 from ...planning import Planned
 from .._cxx.context import NodeContext, node_operands
 from .._cxx.cpp import constraint_check, cpp_type, to_cpp
@@ -124,10 +124,11 @@ class _SourceWriter:
 
     def _refuse_unsupported_forms(self) -> None:
         m = self.model
-        half = sorted(n for n, t in m.tensors.items() if t.dtype in HALF_TYPES)
-        if half:
-            raise SofieError(f"model {m.name!r}: the CUDA target has no 16-bit float kernels yet "
-                             f"(tensor {half[0]!r} is {m.tensors[half[0]].dtype})")
+        for types, what in ((HALF_TYPES, "16-bit float"), (NARROW_TYPES, "4-bit integer or 8- and 4-bit float")):
+            found = sorted(n for n, t in m.tensors.items() if t.dtype in types)
+            if found:
+                raise SofieError(f"model {m.name!r}: the CUDA target has no {what} kernels yet "
+                                 f"(tensor {found[0]!r} is {m.tensors[found[0]].dtype})")
         if m.runtime_dims:
             raise SofieError(f"model {m.name!r}: the CUDA target cannot run dims computed while the model runs "
                              f"({', '.join(m.runtime_dims)})")

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ....ir.dims import dims_equal
-from ....ir.dtypes import compute_dtype
+from ....ir.dtypes import MINIFLOAT_TYPES, NARROW_INT_RANGES, compute_dtype
 from ....ops import activations, bitwise, elementwise, logic, misc, ml
 from ....ops.base import broadcast_strides, coalesce, static_size
 from ....ops.fused import FusedElementwise
@@ -49,10 +49,22 @@ class UnaryEmitter(Emitter):
 
 @emits(elementwise.Cast)
 class CastEmitter(UnaryEmitter):
+    """Narrow types (4-bit integers, 8- and 4-bit floats) pass through int or float: their structs convert to
+    and from those only, so a chain of two user conversions (float8 to half, say) is spelled out."""
+
     def body(self, ctx: NodeContext) -> str:
-        if ctx.outputs[0].dtype == np.bool_:
-            return "x != 0"
-        return f"static_cast<{ctx.ctype(ctx.outputs[0].dtype)}>(x)"
+        src, out = ctx.inputs[0].dtype, ctx.outputs[0].dtype
+        x = "x"
+        if src in MINIFLOAT_TYPES:
+            x = "static_cast<float>(x)"
+        elif src in NARROW_INT_RANGES:
+            x = "static_cast<int>(x)"
+        if out == np.bool_:
+            return f"{x} != 0"
+        t = ctx.ctype(out)
+        if out in MINIFLOAT_TYPES:  # narrow.hxx's encode: saturating or not, as the attribute says
+            return f"{t}::from_bits({t}::encode(static_cast<float>({x}), {str(self.op.saturates).lower()}))"
+        return f"static_cast<{t}>({x})"
 
 
 @emits(elementwise.Clip)
