@@ -251,3 +251,17 @@ def test_wrong_number_of_activations():
     model, _ = recurrent_model("LSTM", activations=["Sigmoid", "Tanh"])
     with pytest.raises(ShapeError, match="2 activations given, expected 3 per direction"):
         sr.load(model).code()
+
+
+@pytest.mark.parametrize("op", ["LSTM", "GRU"])
+def test_saturated_states_through_the_denormal_range(op):
+    """Large weights saturate the gates and a forget gate near 0 decays the state through the denormal range, which
+    the recurrence runs with denormals flushed (FTZ/DAZ, native code): the outputs match onnxruntime, and the
+    caller's floating-point state is restored (numpy still makes a denormal afterwards)."""
+    model, feeds = recurrent_model(op, seq=40, batch=4, scale=6.0, seed=3)
+    sess = sr.compile(sr.load(model), backend="native")
+    ours, ref = sess.infer(*feeds.values()), ort_run(model, feeds)
+    for a, b in zip(ours if isinstance(ours, tuple) else (ours,), ref):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    tiny = np.array([1e-39], np.float32)
+    assert (tiny * np.float32(1.0))[0] != 0  # FTZ/DAZ did not leak into the caller's thread

@@ -137,6 +137,25 @@ inline bool rnn_time(size_t step, size_t len, bool reverse, size_t &t)
    return true;
 }
 
+// Denormal numbers flushed to zero while a recurrence runs (MXCSR's FTZ and DAZ bits, the caller's state restored
+// after): a cell state that a forget gate multiplies by a tiny value step after step decays through the denormal
+// range, where every multiply-add on it takes a microcode assist (DeepJet's LSTMs on saturating inputs at batch
+// 64: 2.3x the time).  A value below 1.2e-38 becomes 0; nothing else changes.
+class FlushDenormals {
+#if defined(__SSE__) && (defined(__GNUC__) || defined(__clang__))
+   unsigned saved_ = __builtin_ia32_stmxcsr();
+
+public:
+   FlushDenormals() { __builtin_ia32_ldmxcsr(saved_ | 0x8040u); }
+   ~FlushDenormals() { __builtin_ia32_ldmxcsr(saved_); }
+#else
+public:
+   FlushDenormals() = default;
+#endif
+   FlushDenormals(const FlushDenormals &) = delete;
+   FlushDenormals &operator=(const FlushDenormals &) = delete;
+};
+
 // Floats of a block of R (H rows of `cols` columns as the product reads it): whole panels of kPanelColumns with
 // `panels`, zero-padded.
 inline size_t rnn_block_floats(bool panels, size_t H, size_t cols)
@@ -241,6 +260,7 @@ inline void rnn_end(const Recurrence<T> &r, size_t d)
 template <typename T, typename F>
 inline void rnn(const Recurrence<T> &r, size_t d, bool reverse, F f)
 {
+   const FlushDenormals flush;
    const RnnShape &s = r.shape;
    const size_t H = s.hidden;
    const T *R = r.R + d * rnn_block_floats(r.panels_r, H, H);
@@ -266,6 +286,7 @@ template <typename T, typename F, typename G, typename Hf, typename Products = F
 inline void lstm(const Recurrence<T> &r, size_t d, bool reverse, bool input_forget, F f, G g, Hf h_act,
                  const Products &products = {})
 {
+   const FlushDenormals flush;
    const RnnShape &s = r.shape;
    const size_t H = s.hidden;
    const T *P = r.P ? r.P + d * 3 * H : nullptr;
@@ -309,6 +330,7 @@ inline void lstm(const Recurrence<T> &r, size_t d, bool reverse, bool input_forg
 template <typename T, typename F, typename G>
 inline void gru(const Recurrence<T> &r, size_t d, bool reverse, bool linear_before_reset, F f, G g)
 {
+   const FlushDenormals flush;
    const RnnShape &s = r.shape;
    const size_t H = s.hidden;
    const size_t zr_cols = linear_before_reset ? 3 * H : 2 * H, zr_floats = rnn_block_floats(r.panels_r, H, zr_cols);
