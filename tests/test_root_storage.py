@@ -295,7 +295,7 @@ def test_bad_root_weights_file_raises(tmp_path):
 
 
 def test_unknown_weights_mode():
-    with pytest.raises(sr.SofieError, match="weights must be one of dat, root, embed"):
+    with pytest.raises(sr.SofieError, match=r"weights must be a mode \(dat, root, embed\)"):
         sr.compile(sr.load(mlp()), weights="hdf5")
 
 

@@ -243,18 +243,18 @@ def test_gemm_row_counts(check_model, rows):
 
 
 def test_transposed_constant_b_stored_untransposed():
-    """A constant B of a transB=1 Gemm (a PyTorch Linear) is stored untransposed for the small-product kernel:
-    the emitter remembers it, the IR keeps the model's B and transB."""
+    """A constant B of a transB=1 Gemm (a PyTorch Linear) is stored untransposed for the small-product kernel
+    (three rows: too few for packed panels): the emitter remembers it, the IR keeps the model's B and transB."""
     w = np.random.default_rng(2).standard_normal((24, 10)).astype(np.float32)
-    model = make_model([helper.make_node("Gemm", ["x", "w"], ["y"], transB=1)], [("x", np.float32, ["N", 10])],
-                       [("y", np.float32, ["N", 24])], {"w": w})
+    model = make_model([helper.make_node("Gemm", ["x", "w"], ["y"], transB=1)], [("x", np.float32, [3, 10])],
+                       [("y", np.float32, [3, 24])], {"w": w})
     for target in ("native", "jit"):
         planned = sr.load(model).planned(target)
         (node,), (emitter,) = planned.model.nodes, planned.emitters
         assert (emitter.b_transposed, emitter.panel_columns) == (False, None) and node.attrs["transB"] == 1
         assert planned.model.tensors[node.inputs[1]].shape == (24, 10)
         np.testing.assert_array_equal(planned.model.initializers[node.inputs[1]], w.T)
-        assert "kernels::gemm(false, false, N, 24, 10" in sr.load(model).code(target=target).header
+        assert "kernels::gemm(false, false, 3, 24, 10" in sr.load(model).code(target=target).header
 
 
 def test_mlp_chain_reuses_memory(check_model):
