@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
 from . import _cache
 from ._native import native_session
 from ._root import claim_namespace, namespace_for
-from .errors import SofieError
+from .errors import NeedsDimsError, SofieError
 from .session import Session, jit_session
 
 if TYPE_CHECKING:
@@ -142,6 +142,11 @@ def cling_session_of(session_or_model: Any, backend: str = "jit") -> Session:
     """:func:`session_of`, its C++ ``Session`` declared to Cling (what RDataFrame integrations call): a native
     library is loaded into ROOT here, the first time it is needed."""
     sess = session_of(session_or_model, backend)
+    from ._specialise import SpecialisingSession
+
+    if isinstance(sess, SpecialisingSession):
+        raise NeedsDimsError(f"{sess.model.needs_dims}.  RDataFrame calls one C++ Session per event: load the model "
+                             "with those dims fixed (sr.load(..., dims={...}))", sess.model.needs_dims.dims)
     if sess.backend == "cuda":
         raise SofieError(f"model {sess.name!r}: RDataFrame runs the CPU target (one event per call); compile the "
                          "model with backend='native' or 'jit' for it, and use sr.columnar with the CUDA Session")

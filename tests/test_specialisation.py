@@ -256,3 +256,11 @@ def test_a_branch_chosen_by_values_is_refused_clearly():
     fixed = make_model(nodes, [("x", np.float32, [2, 3])], [("y", np.float32, None)], {"zero": np.array(0, np.float32)})
     with pytest.raises(sr.ShapeError, match="depends on the inputs' values"):
         sr.load(fixed)
+
+
+def test_rdataframe_needs_the_dims_fixed():
+    pytest.importorskip("ROOT")
+    from sofie_rdf.compile import cling_session_of
+
+    with pytest.raises(sr.NeedsDimsError, match=r"If node '/If'.*RDataFrame calls one C\+\+ Session per event"):
+        cling_session_of(sr.load(_squeezing_onnx()), "native")
