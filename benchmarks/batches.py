@@ -68,6 +68,23 @@ def exported(name: str) -> bytes:
     return buffer.getvalue()
 
 
+def event_flops(model: bytes) -> float:
+    """Floating-point operations per event of the products (``latency.flops``), read from the file with N = 1."""
+    import tempfile
+
+    import onnx
+
+    proto = onnx.load_from_string(model)
+    for value in [*proto.graph.input, *proto.graph.output]:
+        for dim in value.type.tensor_type.shape.dim:
+            if dim.dim_param == "N":
+                dim.dim_value = 1
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "model.onnx"
+        onnx.save(proto, str(path))
+        return latency.flops(path)
+
+
 def ort_session(model: bytes) -> Any:
     import onnxruntime as ort
 
@@ -93,7 +110,7 @@ def bench(name: str, target: float, rounds: int) -> dict:
     flags = isa.native_flags()
     open_batch = sr.compile(sr.load(model, name=name), backend="native", flags=flags)
     ort = ort_session(model)
-    row: dict[str, Any] = {"model": name, "kind": kind(name), "batches": {}}
+    row: dict[str, Any] = {"model": name, "kind": kind(name), "event_flops": event_flops(model), "batches": {}}
     for b in batches(name):
         x = np.random.default_rng(b).standard_normal((b,) + models.spec(name).shape[1:], dtype=np.float32)
         ours, ref = open_batch.infer(x), ort.run(None, {"x": x})[0]
@@ -124,8 +141,9 @@ def markdown(rows: list[dict], meta: dict) -> str:
              "batch the symbol N. Cells: sofie-rdf's time / onnxruntime's at that many events per call (goal "
              f"{GOAL}x: dense and CNN rows at every batch, transformers at 1 and 16); symbolic: the open batch's "
              f"time / the same file loaded with dims={{'N': b}} (goal {SYMBOLIC_GOAL}x).", "",
-             "| model | kind | batch 1 | 16 | 256 | 4096 | symbolic / fixed at 1, 16 |",
-             "|---|---|---:|---:|---:|---:|---:|"]
+             "| model | kind | batch 1 | 16 | 256 | 4096 | symbolic / fixed at 1, 16 | largest batch: % of core peak, "
+             "sofie / ORT |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
     misses = cells = 0
     for r in rows:
         out = []
@@ -139,12 +157,24 @@ def markdown(rows: list[dict], meta: dict) -> str:
             out.append(f"{c['ratio']:.2f}{' **misses**' if miss else ''}")
         sym = [r["batches"][str(b)]["symbolic"] for b in SYMBOLIC_BATCHES if str(b) in r["batches"]]
         sym_cell = ", ".join(f"{s:.2f}{'**' if s > SYMBOLIC_GOAL else ''}" for s in sym)
-        lines.append(f"| {r['model']} | {r['kind']} | {' | '.join(out)} | {sym_cell} |")
+        lines.append(f"| {r['model']} | {r['kind']} | {' | '.join(out)} | {sym_cell} | {_peak_share(r, m)} |")
     over = sum(s > SYMBOLIC_GOAL for r in rows for b in SYMBOLIC_BATCHES
                if (s := r["batches"].get(str(b), {}).get("symbolic")) is not None)
     lines += ["", f"{cells - misses} of {cells} cells with a goal meet it; {over} symbolic cells over "
-              f"{SYMBOLIC_GOAL}x (** marks them). Absolute times in the JSON.", ""]
+              f"{SYMBOLIC_GOAL}x (** marks them). Absolute times in the JSON. Peak: {latency.peak_note(m)}; the "
+              "share counts the products' multiply-adds only (Gemm, MatMul, Conv), so a row whose time goes "
+              "elsewhere (pooling, softmax, normalisation) reads low.", ""]
     return "\n".join(lines)
+
+
+def _peak_share(row: dict, m: dict) -> str:
+    """The products' rate at the row's largest batch as a share of one core's peak, for sofie-rdf and onnxruntime:
+    where both are near it, the row's limit is the core's arithmetic, not either engine."""
+    if not row.get("event_flops"):
+        return "-"
+    b = max(int(k) for k in row["batches"])
+    cell, flops = row["batches"][str(b)], row["event_flops"] * b / 1e9
+    return " / ".join(f"{100 * flops / cell[e] / latency.core_peak(m):.0f}%" for e in ("sofie", "ort"))
 
 
 def _versions() -> str:
@@ -184,6 +214,8 @@ def main(argv: Optional[list[str]] = None) -> str:
         print(f"{name}: " + ", ".join(f"B{b} {c['ratio']:.2f}" + (f" (sym {c['symbolic']:.2f})" if "symbolic" in c
                                                                    else "") for b, c in rows[-1]["batches"].items()),
               flush=True)
+        if name == names[-1]:
+            latency.remeasure_peak(meta["machine"])
         meta["date"] = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
         (folder / f"{stem}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
         text = markdown(rows, meta)
