@@ -287,7 +287,8 @@ def bench(tagger: Tagger, target: float, rounds: int, profile: bool) -> dict:
         entry = {**check, **times, "ratio": times["sofie"] / times["ref"]}
         if profile:
             table = session.profile(*x.values(), repeat=20, warmup=3)
-            entry["slowest_nodes"] = [{"op": n.op_type, "name": n.name, "share": n.share, "seconds": n.seconds}
+            entry["slowest_nodes"] = [{"op": n.op_type, "name": n.name, "share": n.share, "seconds": n.seconds,
+                                       "gflops": n.gflops}
                                       for n in sorted(table.nodes, key=lambda n: -n.seconds)[:5]]
         row["batches"][str(batch)] = entry
     return row
@@ -319,8 +320,21 @@ def markdown(rows: list[dict], meta: dict) -> str:
                      f"{'yes' if ok else '**no**'} ({err:.1e}) |")
     met = sum(e["ratio"] <= GOAL for r in rows for e in r["batches"].values())
     lines += ["", f"{met} of {len(rows) * len(BATCHES)} cells meet the goal. Files: `benchmarks/real.py` (`TAGGERS`).",
-              ""]
+              "", *_profiles(rows)]
     return "\n".join(lines)
+
+
+def _profiles(rows: list[dict]) -> list[str]:
+    """Where the time of each missing cell goes: its slowest nodes (``--profile``), the share of the call each."""
+    out = []
+    for r in rows:
+        for b, e in r["batches"].items():
+            if e["ratio"] > GOAL and e.get("slowest_nodes"):
+                nodes = ", ".join(f"{n['op']} `{n['name']}` {100 * n['share']:.0f}%"
+                                  + (f" ({n['gflops']:.0f} GFLOP/s)" if n.get("gflops") else "")
+                                  for n in e["slowest_nodes"])
+                out.append(f"- {r['model']}, batch {b} ({e['ratio']:.2f}): {nodes}")
+    return ["## Where the missing cells spend their time", "", *out, ""] if out else []
 
 
 def _versions() -> str:
