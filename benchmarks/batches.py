@@ -27,7 +27,7 @@ import subprocess
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import numpy as np
 
@@ -105,15 +105,6 @@ def ort_session(model: bytes) -> Any:
     return ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
 
 
-def interleaved(calls: dict[str, Callable[[], Any]], target: float, rounds: int) -> dict[str, float]:
-    """Median seconds per call of each engine, the engines timed in turn ``rounds`` times."""
-    times: dict[str, list[float]] = {k: [] for k in calls}
-    for _ in range(rounds):
-        for label, call in calls.items():
-            times[label] += latency.time_calls(call, target, 3)
-    return {k: float(np.median(v)) for k, v in times.items()}
-
-
 def bench(name: str, target: float, rounds: int) -> dict:
     """One row: every chunk size against onnxruntime, and the open batch against a fixed one at 1 and 16."""
     import sofie_rdf as sr
@@ -132,7 +123,7 @@ def bench(name: str, target: float, rounds: int) -> dict:
         if b in SYMBOLIC_BATCHES:
             fixed = sr.compile(sr.load(model, name=f"{name}_N{b}", dims={"N": b}), backend="native", flags=flags)
             calls["fixed"] = lambda x=x, s=fixed: s.infer(x)
-        t = interleaved(calls, target, rounds)
+        t = latency.interleaved_medians(calls, target, rounds)
         cell = {"sofie": t["sofie"], "ort": t["ort"], "ratio": t["sofie"] / t["ort"]}
         if "fixed" in t:
             cell.update(fixed=t["fixed"], symbolic=t["sofie"] / t["fixed"])

@@ -114,6 +114,15 @@ def time_calls(call: Callable[[], Any], target: float, repeats: int) -> list[flo
     return [seconds_per_call(call, n) for _ in range(repeats)]
 
 
+def interleaved_medians(calls: dict[str, Callable[[], Any]], target: float, rounds: int) -> dict[str, float]:
+    """Median seconds per call of each engine, the engines timed in turn ``rounds`` times (drift falls on all)."""
+    times: dict[str, list[float]] = {k: [] for k in calls}
+    for _ in range(rounds):
+        for name, call in calls.items():
+            times[name] += time_calls(call, target, 3)
+    return {k: float(np.median(v)) for k, v in times.items()}
+
+
 def peak_rss_mb() -> float:
     """VmHWM of this process in MB."""
     for line in Path("/proc/self/status").read_text().splitlines():

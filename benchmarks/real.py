@@ -259,15 +259,6 @@ def agreement(y: list[np.ndarray], ref: list[np.ndarray]) -> dict[str, Any]:
     return {"max_abs_err": diff, "max_abs_ref": scale, "agrees": bool(ok)}
 
 
-def interleaved(calls: dict[str, Callable[[], Any]], target: float, rounds: int) -> dict[str, float]:
-    """Median seconds per call of each engine, timed in turn ``rounds`` times (drift falls on both)."""
-    times: dict[str, list[float]] = {k: [] for k in calls}
-    for _ in range(rounds):
-        for name, call in calls.items():
-            times[name] += latency.time_calls(call, target, 3)
-    return {k: float(np.median(v)) for k, v in times.items()}
-
-
 def bench(tagger: Tagger, target: float, rounds: int, profile: bool) -> dict:
     """One tagger: agreement at every batch, then interleaved times."""
     import time
@@ -283,7 +274,8 @@ def bench(tagger: Tagger, target: float, rounds: int, profile: bool) -> dict:
         x = feeds(tagger, path, batch, seed=batch)
         check = agreement(session.infer(*x.values()), ref(x))
         args = tuple(x.values())
-        times = interleaved({"sofie": lambda a=args: session.infer(*a), "ref": lambda x=x: ref(x)}, target, rounds)
+        calls = {"sofie": lambda a=args: session.infer(*a), "ref": lambda x=x: ref(x)}
+        times = latency.interleaved_medians(calls, target, rounds)
         entry = {**check, **times, "ratio": times["sofie"] / times["ref"]}
         if profile:
             table = session.profile(*x.values(), repeat=20, warmup=3)

@@ -26,11 +26,11 @@ import io
 import json
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import numpy as np
 
-from .latency import RESULTS, machine, results_stem, time_calls
+from .latency import RESULTS, interleaved_medians, machine, results_stem
 
 # ---------------------------------------------------------------- networks (torch modules)
 
@@ -240,16 +240,6 @@ def ort_session(model: bytes) -> Any:
     return ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
 
 
-def interleaved(calls: dict[str, Callable[[], Any]], target: float, rounds: int) -> dict[str, float]:
-    """Median seconds per call of each engine, the engines timed in turn ``rounds`` times (drift and noise
-    of a shared machine fall on all of them alike)."""
-    times: dict[str, list[float]] = {k: [] for k in calls}
-    for _ in range(rounds):
-        for name, call in calls.items():
-            times[name] += time_calls(call, target, 3)
-    return {k: float(np.median(v)) for k, v in times.items()}
-
-
 NETWORKS = {
     "ParticleNet": (particle_net, ("points", "features", "mask")),
     "ParT": (particle_transformer, ("features", "vectors")),
@@ -266,8 +256,8 @@ def bench_network(name: str, batch: int, particles: int, target: float, rounds: 
     feeds = {k: v for k, v in jets(batch, particles, 7, seed=particles).items() if k in inputs}
     session, ort = sr.compile(sr.load(model, name=name), backend="native"), ort_session(model)
     ours, theirs = session.infer(*feeds.values()), ort.run(None, feeds)[0]
-    times = interleaved({"sofie": lambda: session.infer(*feeds.values()), "ort": lambda: ort.run(None, feeds)},
-                        target, rounds)
+    times = interleaved_medians({"sofie": lambda: session.infer(*feeds.values()), "ort": lambda: ort.run(None, feeds)},
+                                target, rounds)
     return {"model": f"{name}_P{particles}_B{batch}", "kind": "network", "goal": 0.8, **times,
             "max_abs_err": float(np.abs(ours - theirs).max())}
 
