@@ -196,20 +196,24 @@ def broadcast_strides(shape: Sequence[Dim], out_shape: Sequence[Dim]) -> list[Di
     return strides
 
 
-def coalesce(shape: Sequence[Dim], *strides: Sequence[Dim]) -> tuple[list[Dim], list[list[Dim]]]:
-    """Merge adjacent dims that every operand walks contiguously (fewer loop levels)."""
+def coalesce(shape: Sequence[Dim], *strides: Sequence[Dim], symbolic: bool = False) -> tuple[list[Dim], list[list[Dim]]]:
+    """Merge adjacent dims that every operand walks contiguously (fewer loop levels).  Known dims only by
+    default; ``symbolic`` merges symbolic ones too (a batched product's batch dims, one strided call for all)."""
     if not shape:
         return [], [[] for _ in strides]
     out_shape = [shape[0]]
     out_strides = [[s[0]] for s in strides]
     for i in range(1, len(shape)):
-        mergeable = all(
-            isinstance(s[i - 1], int) and isinstance(s[i], int) and isinstance(shape[i], int)
-            and s[i - 1] == s[i] * shape[i]
-            for s in strides
-        )
-        if mergeable and isinstance(out_shape[-1], int):
-            out_shape[-1] = out_shape[-1] * shape[i]
+        if symbolic:
+            mergeable = all(dims_equal(s[i - 1], simplify(s[i] * shape[i])) for s in strides)
+        else:
+            mergeable = isinstance(out_shape[-1], int) and all(
+                isinstance(s[i - 1], int) and isinstance(s[i], int) and isinstance(shape[i], int)
+                and s[i - 1] == s[i] * shape[i]
+                for s in strides
+            )
+        if mergeable:
+            out_shape[-1] = simplify(out_shape[-1] * shape[i]) if symbolic else out_shape[-1] * shape[i]
             for acc, s in zip(out_strides, strides):
                 acc[-1] = s[i]
         else:

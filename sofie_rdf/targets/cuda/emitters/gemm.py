@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any, Optional, Sequence
 import numpy as np
 
 from ....ir import TensorType
-from ....ir.dims import Dim, dims_equal, num_elements, simplify
-from ....ops.base import broadcast_strides, contiguous_strides
+from ....ir.dims import Dim, dims_equal, num_elements
+from ....ops.base import broadcast_strides, coalesce, contiguous_strides
 from ....ops.fused import FusedActivation, FusedGemm
 from ....ops.gemm import Gemm, MatMul
 from ..emitter import CudaEmitter, emits, has_code
@@ -100,24 +100,6 @@ class GemmEmitter(ActivationCode):
                 and relu_or_none)
 
 
-def merge_batch_dims(shape: Sequence[Dim], *strides: Sequence[Dim]) -> tuple[list[Dim], list[list[Dim]]]:
-    """Merge adjacent batch dims that every operand walks contiguously, symbolic ones included (``coalesce``
-    merges known dims only: a symbolic batch would stay a dim of its own, looped over on the host)."""
-    if not shape:
-        return [], [[] for _ in strides]
-    out_shape, out_strides = [shape[0]], [[s[0]] for s in strides]
-    for i in range(1, len(shape)):
-        if all(dims_equal(s[i - 1], simplify(s[i] * shape[i])) for s in strides):
-            out_shape[-1] = simplify(out_shape[-1] * shape[i])
-            for acc, s in zip(out_strides, strides):
-                acc[-1] = s[i]
-        else:
-            out_shape.append(shape[i])
-            for acc, s in zip(out_strides, strides):
-                acc.append(s[i])
-    return out_shape, out_strides
-
-
 def _strided_dim(shape: Sequence[Dim]) -> int:
     """The batch dim one strided-batched call covers: one holding the batch's symbol where there is one (the
     host then loops over known dims only, as many calls whatever the batch), else the longest."""
@@ -150,7 +132,7 @@ class MatMulEmitter(CudaEmitter):
         stride_a = [s * m * k for s in broadcast_strides(sa[:-2], batch)]
         stride_b = [s * k * n for s in broadcast_strides(sb[:-2], batch)]
         stride_y = [s * m * n for s in contiguous_strides(batch)]
-        shape, (st_a, st_b, st_y) = merge_batch_dims(batch, stride_a, stride_b, stride_y)
+        shape, (st_a, st_b, st_y) = coalesce(batch, stride_a, stride_b, stride_y, symbolic=True)
         if len(shape) == 1:
             return (f"kernels::gemm_batched(blas_, false, false, {dims}, {one}, {ctx.x(0)}, {ctx.dim(st_a[0])}, "
                     f"{ctx.x(1)}, {ctx.dim(st_b[0])}, {zero}, {ctx.y(0)}, {ctx.dim(st_y[0])}, {ctx.dim(shape[0])});")
