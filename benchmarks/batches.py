@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import os
 import subprocess
 import sys
@@ -220,9 +219,7 @@ def main(argv: Optional[list[str]] = None) -> str:
         if name == names[-1]:
             latency.remeasure_peak(meta["machine"])
         meta["date"] = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-        (folder / f"{stem}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
-        text = markdown(rows, meta)
-        (folder / f"{stem}.md").write_text(text)
+        text = latency.save_tables(folder, stem, meta, rows, markdown)
     return text
 
 

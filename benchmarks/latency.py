@@ -114,6 +114,14 @@ def time_calls(call: Callable[[], Any], target: float, repeats: int) -> list[flo
     return [seconds_per_call(call, n) for _ in range(repeats)]
 
 
+def save_tables(folder: Path, stem: str, meta: dict, rows: list, markdown: Callable[[list, dict], str]) -> str:
+    """``stem``.json (meta and rows) and ``stem``.md (the markdown of them) in ``folder``; the markdown returned."""
+    (folder / f"{stem}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1, default=str))
+    text = markdown(rows, meta)
+    (folder / f"{stem}.md").write_text(text)
+    return text
+
+
 def interleaved_medians(calls: dict[str, Callable[[], Any]], target: float, rounds: int) -> dict[str, float]:
     """Median seconds per call of each engine, the engines timed in turn ``rounds`` times (drift falls on all)."""
     times: dict[str, list[float]] = {k: [] for k in calls}

@@ -23,7 +23,6 @@ process, one thread, at batch 1 and 64 (ratios of medians).  Goal: at most 0.8x 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import subprocess
@@ -375,9 +374,7 @@ def main(argv: Optional[list[str]] = None) -> str:
         print(f"{name}: " + ", ".join(f"B{k} {e['sofie'] * 1e3:.3f} ms vs {e['ref'] * 1e3:.3f} ms ({e['ratio']:.2f})"
                                       for k, e in b.items()), flush=True)
         meta["date"] = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-        (folder / f"{stem}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1, default=str))
-        text = markdown(rows, meta)
-        (folder / f"{stem}.md").write_text(text)
+        text = latency.save_tables(folder, stem, meta, rows, markdown)
     return text
 
 

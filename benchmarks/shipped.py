@@ -23,14 +23,13 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
 
-from .latency import RESULTS, interleaved_medians, machine, results_stem
+from .latency import RESULTS, interleaved_medians, machine, results_stem, save_tables
 
 # ---------------------------------------------------------------- networks (torch modules)
 
@@ -311,9 +310,7 @@ def main(argv: Optional[list[str]] = None) -> str:
             "rounds": rounds}
     folder.mkdir(parents=True, exist_ok=True)
     stem = results_stem("shipped")
-    (folder / f"{stem}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1, default=str))
-    text = markdown(rows, meta)
-    (folder / f"{stem}.md").write_text(text)
+    text = save_tables(folder, stem, meta, rows, markdown)
     return text
 
 
