@@ -385,8 +385,11 @@ def check_header_is_clean(header: str) -> None:
     for line in header.splitlines():
         assert not line.endswith("\\"), f"line continuation: {line!r}"
         if line.lstrip().startswith("#"):
-            directive = (r"#(include <[a-z_]+>|(ifndef|define|endif //) (TMVA_)?SOFIE_\w+.*|endif|if\w* .*"
-                         r"|elif defined\(__\w+__\)|else|pragma GCC unroll \d+)")
+            directive = (r"#(include <[a-z_]+>|(ifndef|define|undef|endif //) (TMVA_)?SOFIE_\w+.*|endif|if\w* .*"
+                         r"|elif (defined\(__\w+__\)( && defined\(__\w+__\))*|SOFIE_\w+)|else|pragma GCC unroll \d+"
+                         r"|pragma GCC (push|pop)_options|pragma GCC optimize\(\"O3\"\)|pragma GCC target\(\"[a-z0-9,]+\"\)"
+                         r"|pragma clang attribute pop|pragma cling optimize\(3\)"
+                         r"|pragma clang attribute push\(__attribute__\(\(target\(\"[a-z0-9,]+\"\)\)\), apply_to = function\))")
             assert re.fullmatch(directive, line.strip()), f"unexpected directive {line!r}"
         if "//" in line:
             assert "\\" not in line.split("//", 1)[1], f"backslash in comment: {line!r}"
@@ -491,7 +494,7 @@ def assert_bitwise_equal(got: Sequence[np.ndarray], expected: Sequence[np.ndarra
 
 def test_weights_round_trip_jit():
     onnx_model, expected = weights_model()
-    sess = sr.compile(sr.load(onnx_model, name="WeightsRoundTrip"))
+    sess = sr.compile(sr.load(onnx_model, name="WeightsRoundTrip"), backend="jit")
     assert sess.weights_path is not None and sess.weights_path.suffix == ".dat"
     assert_bitwise_equal(list(sess.infer(*zero_feeds(expected))), expected)
 
@@ -508,7 +511,7 @@ def test_weights_round_trip_gxx(tmp_path, weights):
 
 def test_bad_weight_files_raise_naming_the_file(tmp_path):
     onnx_model, expected = weights_model()
-    sess = sr.compile(sr.load(onnx_model, name="WeightsBad"))
+    sess = sr.compile(sr.load(onnx_model, name="WeightsBad"), backend="jit")
     good = sess.weights_path.read_text()
 
     def open_with(path: Path) -> None:
@@ -527,7 +530,7 @@ def test_bad_weight_files_raise_naming_the_file(tmp_path):
     with pytest.raises(sr.SofieError, match=re.escape(str(no_values))):
         open_with(no_values)
     other = tmp_path / "other.dat"   # same tags (W0...), other sizes
-    other.write_text(sr.compile(sr.load(mlp_model(2), name="OtherModel")).weights_path.read_text())
+    other.write_text(sr.compile(sr.load(mlp_model(2), name="OtherModel"), backend="jit").weights_path.read_text())
     with pytest.raises(sr.SofieError, match=re.escape(str(other)) + ".*values for tensor"):
         open_with(other)
     other.write_text(write_files(sr.load(hostile_model()).code(), tmp_path / "hostile").weights.read_text())

@@ -11,6 +11,7 @@ built once per instruction set the CPU has and compared with onnxruntime at the 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Optional
 
 import numpy as np
@@ -404,3 +405,78 @@ def test_integer_products_on_instruction_set(isa, types):
     got = sr.compile(sr.load(model), backend="native", flags=ISA_FLAGS[isa]).infer(feeds["a"], feeds["x"])
     for g, e in zip(got, ReferenceEvaluator(model).run(None, feeds)):
         np.testing.assert_array_equal(g, e)
+
+
+# Models whose kernels differ most between instruction sets: register tiles of products and convolutions, Winograd's
+# transforms, attention's blocks, the fast exponential, and the integer products.
+DISPATCH_MODELS = ["gemm_panels_deep", "conv_rows_strided", "conv_winograd_tiles_f43", "conv_shifted_direct_24",
+                   "attention_rows_head16", "gelu_erf_chain", "integer_u8s8"]
+
+
+def _quantized_product() -> onnx.ModelProto:
+    """x quantized to uint8, times full-range int8 weights (MatMulInteger), as float: exact on every level."""
+    rng = np.random.default_rng(12)
+    inits = {"s": np.array(0.02, np.float32), "z": np.array(131, np.uint8),
+             "w": rng.integers(-128, 128, (70, 37)).astype(np.int8), "zw": np.array(3, np.int8)}
+    nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"]),
+             helper.make_node("MatMulInteger", ["q", "w", "z", "zw"], ["p"]),
+             helper.make_node("Cast", ["p"], ["y"], to=onnx.TensorProto.FLOAT)]
+    return make_model(nodes, [("x", np.float32, [9, 70])], [("y", np.float32, [9, 37])], inits, opset=13)
+
+
+def _dispatch_driver(code, outputs: int) -> str:
+    """A program running ``code``'s Session on the float32 input in argv[2], printing the level it chose (fIsa) and
+    writing its outputs to argv[3...]."""
+    ns = code.namespace
+    return "\n".join([
+        f'#include "{code.name}.hxx"', "#include <cstdio>",
+        "int main(int argc, char **argv) {",
+        f"   if (argc != {3 + outputs}) return 2;",
+        f"   {ns}::Session s(argv[1]);",
+        "   std::ifstream in(argv[2], std::ios::binary | std::ios::ate);",
+        "   std::vector<float> x(in.tellg() / sizeof(float));",
+        "   in.seekg(0); in.read(reinterpret_cast<char *>(x.data()), x.size() * sizeof(float));",
+        "   auto y = s.infer(x.data());",
+        '   std::printf("%d\\n", s.fIsa);',
+        "   std::ofstream(argv[3], std::ios::binary).write(reinterpret_cast<const char *>(y.data()), "
+        "y.size() * sizeof(float));",
+        "}", ""])
+
+
+@pytest.mark.parametrize("name", DISPATCH_MODELS)
+def test_one_header_every_instruction_set(name, tmp_path):
+    """A header planned for this CPU and built as someone else's build system does (``g++ -O2``, no ``-march``)
+    holds the kernels of each instruction set from generic x86-64 to this CPU's: the Session runs the widest
+    (``fIsa``), ``SOFIE_RDF_MAX_ISA`` caps it, and each computes the model's numbers.  -Wall -Wextra -Werror."""
+    import os
+    import subprocess
+
+    from onnx.reference import ReferenceEvaluator
+
+    from sofie_rdf._root import blas_paths
+    from sofie_rdf.targets.cpu import write_files
+
+    model = _quantized_product() if name == "integer_u8s8" else MODELS[name]()
+    shape = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
+    x = random_array(tuple(shape), np.float32, seed=len(name)) * 3
+    # onnxruntime's uint8 x int8 products saturate without VNNI (tests/ops/test_quantized.py: exact_reference)
+    reference = ReferenceEvaluator(model).run if name == "integer_u8s8" else lambda _, feeds: ort_run(model, feeds)
+    expected = reference(None, {"x": x})[0]
+    code = sr.load(model, name="dispatch").code(target=CpuTarget(isa=host_isa()))
+    files = write_files(code, tmp_path)
+    (tmp_path / "main.cpp").write_text(_dispatch_driver(code, 1))
+    lib, include = blas_paths()
+    subprocess.run(["c++", "-std=c++17", "-O2", "-Wall", "-Wextra", "-Werror", "-I", str(include), "main.cpp", "-o",
+                    "main", "-L", str(lib.parent), f"-l{lib.stem[3:]}", f"-Wl,-rpath,{lib.parent}"],
+                   cwd=tmp_path, check=True, capture_output=True, text=True)
+    x.tofile(tmp_path / "x.bin")
+    flags = set(re.search(r"^flags\s*:(.*)$", Path("/proc/cpuinfo").read_text(), re.MULTILINE).group(1).split())
+    vnni = {"avx512f", "avx512bw", "avx512dq", "avx512vl", "avx512_vnni"} <= flags  # the AVX-512 level's features
+    for level, isa in enumerate(RUNNABLE):
+        env = {**os.environ, "SOFIE_RDF_MAX_ISA": isa}
+        run = subprocess.run(["./main", str(files.weights), "x.bin", "y.bin"], cwd=tmp_path, env=env, check=True,
+                             capture_output=True, text=True)
+        assert int(run.stdout) == (level if level < 2 or vnni else 1), f"{isa}: ran level {run.stdout.strip()}"
+        got = np.fromfile(tmp_path / "y.bin", np.float32).reshape(expected.shape)
+        atol = 1e-4 if name.endswith("_f43") else ATOL
+        np.testing.assert_allclose(got, expected, rtol=RTOL, atol=atol, err_msg=isa)

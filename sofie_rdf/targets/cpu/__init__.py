@@ -1,13 +1,14 @@
 """The CPU target: C++17 headers over a kernel library and BLAS, built by Cling or a native compiler.
 
 :class:`CpuTarget` is parameterised by the compiler that builds the code (``native``: an optimising
-compiler, ``g++ -O3 -march=native`` by default; ``cling``: ROOT's JIT, which compiles for a baseline x86-64
-and runs register-tile kernels several times slower than BLAS) and the instruction set that compiler
-targets (``generic`` x86-64, ``avx2``, ``avx512``), so that emitters pick kernels and tiles per instruction
-set, not per compiler.  The folder holds everything machine-specific: the emitters per operator family
-(``emitters/``), the kernels they call (``kernels/*.hxx``), weight packing, the session writer
-(``header.py``; the C++ spelling of types and dims is shared: ``targets/_cxx/``) and the two toolchains (``jit.py``,
-``native.py``) with their cache.
+compiler, ``g++ -O3 -march=native`` by default; ``cling``: ROOT's JIT, whose code for register tiles is
+several times slower than BLAS) and the instruction set the kernels are planned for (``generic`` x86-64,
+``avx2``, ``avx512``), so that emitters pick kernels and tiles per instruction set, not per compiler.  The
+header holds its kernels for each instruction set from the compiler flags' up to that one and runs the widest
+the CPU has (``isa.py``), so builds without ``-march`` run them too.  The folder holds everything
+machine-specific: the emitters per operator family (``emitters/``), the kernels they call (``kernels/*.hxx``),
+weight packing, the session writer (``header.py``; the C++ spelling of types and dims is shared:
+``targets/_cxx/``) and the two toolchains (``jit.py``, ``native.py``) with their cache.
 """
 
 from __future__ import annotations
@@ -58,11 +59,13 @@ class CpuTarget(Target):
 
     @property
     def register_tiles(self) -> bool:
-        """Whether kernels built on register tiles (conv_rows, gemm_panels, attention's blocks) beat BLAS here: only
-        code from an optimising compiler (Cling's runs them several times slower) for AVX2 or AVX-512.  Built for
-        generic x86-64 (flags without -march), their 8-float vectors have no register of that width (SSE's hold
-        4): 18x to 50x the time of BLAS, which picks its kernels for the CPU at run time (a stride-2 3x3 layer,
-        a 1x1 layer, Attention_64tok and DeepSets, on a Xeon with AVX-512)."""
+        """Whether kernels built on register tiles (conv_rows, gemm_panels, attention's blocks) beat BLAS here: in
+        code from an optimising compiler for AVX2 or AVX-512 (with any flags: targets/cpu/isa.py).  Cling's code
+        for them took 3.4x to 3.6x g++'s time even with -march=native (DeepSets_64p_B64, Attention_64tok on an AMD
+        EPYC Zen 3), where the BLAS plan took 1.5x to 2x (benchmarks/build_paths.py).  For generic x86-64 their
+        8-float vectors have no register of that width (SSE's hold 4): 18x to 50x the time of BLAS, which picks
+        its kernels for the CPU at run time (a stride-2 3x3 layer, a 1x1 layer, Attention_64tok and DeepSets, on a
+        Xeon with AVX-512)."""
         return self.compiler == "native" and self.isa != "generic"
 
     @property

@@ -33,10 +33,13 @@ from ...planning.memory import runtime_sized
 from .._cxx.context import NodeContext, cpp_literal, node_operands
 from .._cxx.cpp import constraint_check, cpp_type, to_cpp
 from .._cxx.names import NameTable, comment, string_literal
+from .isa import LEVELS, PRELUDE, SUFFIXES, builds, built_flags, kernels_variant, region, undefine_builds
 from .library import include_lines, kernel_order, kernel_source, user_headers
 from .weights import ROOT_READER_SOURCE, ROOT_VECTOR_TYPES, root_weights_dir
 
-_RESERVED = {"Session", "kernels", "detail", "infer", "infer_rows", "x", "y", "a", "b", "v", "lo", "hi", "filename", "reader"}
+_RESERVED = {"Session", "kernels", "detail", "infer", "infer_rows", "x", "y", "a", "b", "v", "lo", "hi", "filename", "reader",
+             "fIsa", "kernels_avx2", "kernels_avx512", *(f"{f}_{v}" for f in ("infer", "infer_rows")
+                                                          for v in ("base", "avx2", "avx512"))}
 # Names derived from identifiers (members, embedded weights): no model name may take these forms, since a
 # dim (a parameter of infer) would shadow them.  Locals of infer end with "_", which no identifier does.
 _DERIVED_PREFIXES = ("fTensor_", "fArena_", "kWeight_", "fBuffer_", "fRuntimeDims", "fProfileNs")
@@ -140,6 +143,9 @@ class _HeaderWriter:
         # Blocks of a static batch one call of infer runs (the graph planned for one: planning/row_blocks.py).
         block = self.plan.row_block
         self.blocks = block[0] // block[1] if block and isinstance(block[0], int) else 1
+        # The widest level of kernels the header holds (isa.py): the one the plan was made for.
+        self.top = LEVELS.get(getattr(planned.target, "isa", "generic"), 0)
+        self.definitions: list[str] = []  # the infer variants' bodies, defined after the struct
 
     # ---- naming ------------------------------------------------------------
     def _symbols(self) -> list:
@@ -197,17 +203,18 @@ class _HeaderWriter:
             parts += [kernel_source("blas"), ""]
         if storage:
             parts += [kernel_source("half"), "", kernel_source("narrow"), ""]
-        parts += [f"namespace {self.namespace} {{", "", "namespace kernels {"]
-        for k in kernel_order(used):
-            parts += [kernel_source(k)]
-        parts += ["} // namespace kernels", "", "namespace detail {", kernel_source("runtime")]
+        parts += [PRELUDE, *builds(self.top), "", f"namespace {self.namespace} {{", ""]
+        parts += ["namespace detail {", kernel_source("runtime"), kernel_source("isa")]
         if self.weights_mode == "root":
             parts += [ROOT_READER_SOURCE]
         parts += ["} // namespace detail", ""]
+        for level in range(self.top + 1):
+            parts += kernels_variant(kernel_order(used), level) + [""]
         if self.weights_mode == "embed":
             parts += self._embedded_weights()
-        parts += self._session()
-        parts += [f"}} // namespace {self.namespace}", "", f"#endif // {self.namespace}_HXX", ""]
+        parts += self._session() + self.definitions
+        parts += [f"}} // namespace {self.namespace}", "", *undefine_builds(self.top), "",
+                  f"#endif // {self.namespace}_HXX", ""]
         return GeneratedCode(
             name=self.name, namespace=self.namespace, header="\n".join(parts), weights_mode=self.weights_mode,
             weights={self.tensor[n]: v for n, v in self.model.initializers.items()},
@@ -273,11 +280,13 @@ class _HeaderWriter:
         return "\n".join(lines)
 
     def _dependencies(self) -> str:
+        build = ("// Any C++17 compiler and flags build it (g++ -std=c++17 -O2 -c, -march=native, Cling): each Session\n"
+                 "// runs the kernels of the widest instruction set its CPU has (SOFIE_RDF_ISA below).")
         if self.weights_mode == "root":
             return ("// Needs the C++17 standard library, BLAS (see SOFIE_BLAS_PREFIX) and ROOT (TFile, libRIO):\n"
                     f"// the Session reads its weights from the ROOT file {comment(self.weights_file)}, "
-                    f"directory {comment(root_weights_dir(self.name))}.")
-        return "// Standalone: needs only the C++17 standard library and BLAS (see SOFIE_BLAS_PREFIX)."
+                    f"directory {comment(root_weights_dir(self.name))}.\n" + build)
+        return "// Standalone: needs only the C++17 standard library and BLAS (see SOFIE_BLAS_PREFIX).\n" + build
 
     def _embedded_weights(self) -> list[str]:
         out = ["// Weights embedded in the header."]
@@ -295,7 +304,7 @@ class _HeaderWriter:
             out.append("   // Weights, read once by the constructor.")
             for n, v in m.initializers.items():
                 t = cpp_type(v.dtype)
-                decl = "std::unique_ptr<bool[]>" if v.dtype == np.bool_ else f"std::vector<{t}>"
+                decl = "std::shared_ptr<bool[]>" if v.dtype == np.bool_ else f"std::vector<{t}>"  # copies share it
                 out.append(f"   {decl} f{self._member(n)};")
         dtypes = list(self.plan.arenas)
         if dtypes:
@@ -316,6 +325,8 @@ class _HeaderWriter:
             out += ["   // Dims computed by infer (see the header's first lines); valid after each call.",
                     f"   size_t fRuntimeDims[{len(m.runtime_dims)}] = {{}};",
                     "   size_t runtime_dim(size_t k) const { return fRuntimeDims[k]; }"]
+        out += ["   // The instruction set whose kernels infer runs (kernels/isa.hxx), chosen for this CPU.",
+                f"   int fIsa = detail::pick_isa_level({built_flags(self.top)}, {string_literal(self.model.name)});"]
         if self.plan.row_block:
             out += [""] + self._constructor() + [""] + self._infer_blocks() + [""] + self._infer_vectors()
             out += ["", "private:"] + self._infer_noalloc("infer_rows")
@@ -393,11 +404,31 @@ class _HeaderWriter:
                 "   }"]
 
     def _infer_noalloc(self, function: str) -> list[str]:
-        m, plan = self.model, self.plan
+        """``function``: the call of its variant for the Session's instruction set (in the struct, returned), and
+        each variant's definition (after it, in :attr:`definitions`)."""
         what = "One block of rows" if function != "infer" else "Inference without allocation"
-        out = [f"   // {what}: outputs are written to the caller's buffers.",
-               f"   void {function}({self._params(True)})", "   {"]
-        out += self._constraint_checks()
+        params, args = self._params(True), ", ".join(self._arg_names(True))
+        body = self._infer_body()
+        out = [f"   // {what}: outputs are written to the caller's buffers, by the kernels of fIsa's instruction set.",
+               f"   void {function}({params})", "   {"]
+        for level in range(self.top, 0, -1):
+            out += [f"#if SOFIE_RDF_BUILD_{level}", f"      if (fIsa == {level})",
+                    f"         return {function}_{SUFFIXES[level]}({args});", "#endif"]
+        out += ["#if SOFIE_RDF_BUILD_BASE", f"      {function}_base({args});", "#endif", "   }"]
+        variants = ["base"] + [SUFFIXES[level] for level in range(1, self.top + 1)]
+        out += [f"   void {function}_{v}({params});" for v in variants]
+        for level, variant in enumerate(variants):
+            alias = [f"   namespace kernels = kernels_{variant};  // this instruction set's"] if level else []
+            definition = [f"inline void Session::{function}_{variant}({params})", "{", *alias,
+                          *(line[3:] if line.startswith("   ") else line for line in body), "}"]
+            self.definitions += [f"#if SOFIE_RDF_BUILD_{'BASE' if level == 0 else level}",
+                                 *region(level, definition), "#endif", ""]
+        return out
+
+    def _infer_body(self) -> list[str]:
+        """The statements of ``infer`` (of ``infer_rows`` for blocks of rows): the kernels node by node."""
+        m, plan = self.model, self.plan
+        out = self._constraint_checks()
         for d, size in plan.arenas.items():
             out.append(f"      {cpp_type(d)} *arena_{np.dtype(d).name}_ = "
                        f"fArena_{np.dtype(d).name}.reserve({to_cpp(size, self.cpp_dims)});")
@@ -425,11 +456,9 @@ class _HeaderWriter:
                     out.append(f"      std::copy_n({self.ptr(n)}, {size}, {param});  // output {comment(n)}")
         # An input only whose shape matters (Shape -> Reshape) or a dim no size uses is still a
         # parameter of the interface; mark it used so -Wunused-parameter stays quiet.
-        body = "\n".join(out[3:])
+        body = "\n".join(out)
         unused = [p for p in self._arg_names(False) if not re.search(rf"\b{p}\b", body)]
-        out[3:3] = [f"      (void){p};  // not read at run time" for p in unused]
-        out.append("   }")
-        return out
+        return [f"      (void){p};  // not read at run time" for p in unused] + out
 
     def _constraint_checks(self, after: Optional[set[str]] = None) -> list[str]:
         """Run-time checks of the conditions on dims the code relies on (cheap: a few compares).

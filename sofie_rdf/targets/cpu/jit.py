@@ -7,10 +7,9 @@ from typing import Optional
 
 from ... import _root
 from ...errors import SofieError
+from . import host_isa
 from .header import GeneratedCode, storage_types_source
-
-# Ask Cling for optimised code for what follows (it defaults to less).
-_OPTIMIZE = "#pragma cling optimize(3)\n"
+from .isa import LEVELS
 
 
 def jit_declare(code: GeneratedCode, folder: Optional[Path] = None) -> None:
@@ -30,4 +29,7 @@ def jit_declare(code: GeneratedCode, folder: Optional[Path] = None) -> None:
         if not path.isprintable() or any(c in path for c in '"\\'):  # a header name has no escapes
             raise SofieError(f"model {code.name!r}: cannot #include {path!r}; set SOFIE_RDF_CACHE to a plainer folder")
         source = f'#include "{path}"\n'
-    _root.declare(f"jit:{code.namespace}:{code.digest}", _OPTIMIZE + source)
+    # This process runs the header: compile the kernels of its CPU's widest instruction set alone (isa.py).
+    level = LEVELS[host_isa()]
+    _root.declare(f"jit:{code.namespace}:{code.digest}",
+                  f"#define SOFIE_RDF_ISA {level}\n{source}\n#undef SOFIE_RDF_ISA\n")

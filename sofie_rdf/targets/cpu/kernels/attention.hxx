@@ -164,7 +164,7 @@ inline void attention_probabilities(const Attention<T, M, S> &a, size_t b, size_
 // values).  A head's K and V (keys x head floats: 16 KB for 256 keys of 16) and the block's scores stay in L1,
 // where two BLAS products per head pack both operands on every call and pass a whole head's scores (256 KB
 // for 256 keys) between them: 8 heads x 256 tokens of 16 took 630 us so, 1.3x the time of this (Xeon AVX-512).
-#if defined(__AVX512F__)
+#if SOFIE_RDF_AVX512
 constexpr size_t kAttentionRows = 8; // 16 accumulators of the scores' 2 x 8 (and 8 of P V) in 32 registers
 #else
 constexpr size_t kAttentionRows = 6; // 12 of 16 registers

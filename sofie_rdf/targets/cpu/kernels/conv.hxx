@@ -334,7 +334,7 @@ constexpr size_t kConvPanelRows = 6; // output channels per register tile (6 x 2
 // broadcast weight fit the register file (16 AVX registers: 6 x 2 and 4 x 3 vectors are 12 accumulators;
 // AVX-512's 32 take twice the vectors, each twice as wide: 6 channels x 4 vectors of 16 positions is 24
 // accumulators, 4 inputs and a weight).
-#if defined(__AVX512F__)
+#if SOFIE_RDF_AVX512
 constexpr size_t conv_tile_vectors(size_t rows)
 {
    return rows >= 4 ? 4 : rows == 3 ? 6 : rows == 2 ? 8 : 12;

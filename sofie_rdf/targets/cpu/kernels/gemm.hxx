@@ -18,7 +18,7 @@
 // 0.81x to 0.97x the time of 3x3 layers of 4 to 64 channels on 8 to 24 pixels.  Not for every kernel: loops
 // of a few dozen iterations (pooling lines of 11 outputs, 3-D layers of 8 channels) ran 1.08x to 1.1x slower
 // with a whole model built so.
-#if defined(__AVX512F__) && defined(__GNUC__) && !defined(__clang__)
+#if SOFIE_RDF_AVX512 && defined(__GNUC__) && !defined(__clang__)
 #define SOFIE_RDF_WIDE __attribute__((target("prefer-vector-width=512")))
 #else
 #define SOFIE_RDF_WIDE
@@ -243,7 +243,7 @@ template <typename T, typename F>
 // AVX-512's 32 hold 12 rows x 2 panels, 2 panel vectors and a broadcast, so that each broadcast value feeds two
 // multiply-adds (with one panel, 12 broadcasts and a panel load per 12 multiply-adds make the tile load-bound:
 // 0.8x the speed on 32 to 64 features).
-#if defined(__AVX512F__)
+#if SOFIE_RDF_AVX512
 typedef float simd_float __attribute__((vector_size(64)));
 constexpr size_t kPanelRows = 12;
 constexpr size_t kTilePanels = 2;
@@ -259,14 +259,14 @@ constexpr size_t kPanelVectors = kPanelColumns / kSimdLanes;
 // Loads each vector once per step: left alone, GCC folds it into every row's multiply-add, which makes the
 // tile load-bound (it treats the memory operand as free).  An empty asm statement that claims to modify the
 // vector in a vector register makes the compiler hold it in one; no instruction is emitted.
-#if defined(__GNUC__) && !defined(SOFIE_KEEP_IN_REGISTER)
-#if defined(__AVX512F__)
+#if defined(__GNUC__)
+#if SOFIE_RDF_AVX512
 #define SOFIE_KEEP_IN_REGISTER(v) __asm__("" : "+v"(v)) // any of the 32 registers
-#elif defined(__AVX__)
+#elif SOFIE_RDF_AVX2
 #define SOFIE_KEEP_IN_REGISTER(v) __asm__("" : "+x"(v))
 #endif
 #endif
-#ifndef SOFIE_KEEP_IN_REGISTER
+#if !defined(SOFIE_KEEP_IN_REGISTER)
 #define SOFIE_KEEP_IN_REGISTER(v) static_cast<void>(v)
 #endif
 
@@ -290,7 +290,7 @@ template <size_t Vectors, bool InFma = false, typename V = simd_float>
 inline void fma_row(V *acc, const V *in, const float *p)
 {
    if constexpr (InFma) {
-#if defined(__AVX512F__)
+#if SOFIE_RDF_AVX512
       static_assert(std::is_same_v<V, simd_float>, "the broadcast is {1to16}");
 #pragma GCC unroll 16
       for (size_t j = 0; j < Vectors; ++j)
@@ -661,7 +661,7 @@ inline void gemm_panel_block(size_t rows, StridedSteps steps, size_t K, const fl
    }
 }
 
-#if defined(__AVX512F__)
+#if SOFIE_RDF_AVX512
 // Wide tiles of gemm_panels where 64 columns remain: 6 rows x 4 panels (24 accumulators, 4 panel vectors and a
 // broadcast in 32 registers), each broadcast value of A feeding four multiply-adds and each row of A read once
 // per 64 columns, where 12 x 2 tiles read it twice (DeepSets' 64 -> 64 layers on 4096 rows: 0.9x the time).

@@ -29,9 +29,9 @@ constexpr size_t qgemm_panel_bytes(size_t k)
 }
 
 // The int32 vectors the tiles hold: one register of the instruction set the compiler targets.
-#if defined(__AVX512F__)
+#if SOFIE_RDF_AVX512
 typedef int32_t qvec __attribute__((vector_size(64)));
-#elif defined(__AVX__)
+#elif SOFIE_RDF_AVX2
 typedef int32_t qvec __attribute__((vector_size(32)));
 #else
 typedef int32_t qvec __attribute__((vector_size(16)));
@@ -42,7 +42,7 @@ constexpr size_t kQPanelVectors = kQPanelColumns / kQLanes;
 // Rows of A and panels of B in one register tile: AVX-512's 32 registers hold 4 x 4 accumulators, the 4 panel
 // loads and a broadcast; AVX's 16 (two registers a panel) 2 x 2 panels' four.  A single row (one event) takes
 // twice the panels, so that enough independent sums are in flight to cover vpdpbusd's latency.
-#if defined(__AVX512F__)
+#if SOFIE_RDF_AVX512
 constexpr size_t kQTileRows = 4, kQTilePanels = 4;
 #else
 constexpr size_t kQTileRows = 2, kQTilePanels = 2;
@@ -65,9 +65,9 @@ struct QSums {
 // product made GCC copy them between registers and the stack: 0.55x the speed).
 inline void dot4(qvec &acc, const qvec &u, const qvec &s)
 {
-#if defined(__AVX512VNNI__) && defined(__AVX512F__) && defined(__clang__)
+#if SOFIE_RDF_AVX512VNNI && defined(__clang__)
    acc = __builtin_ia32_vpdpbusd512(acc, u, s);
-#elif defined(__AVX512VNNI__) && defined(__AVX512F__)
+#elif SOFIE_RDF_AVX512VNNI
    acc = __builtin_ia32_vpdpbusd_v16si(acc, u, s);
 #elif defined(__AVXVNNI__) && defined(__clang__)
    acc = __builtin_ia32_vpdpbusd256(acc, u, s);

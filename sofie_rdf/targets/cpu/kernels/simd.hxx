@@ -1,9 +1,9 @@
 // Float vectors as wide as the instruction set the compiler targets: one AVX-512, AVX or SSE register
 // (GCC and Clang vector extensions, which Cling compiles too).  For the loops the auto-vectorizer leaves
 // scalar: reductions it may not reorder (a maximum, a sum) and selects it does not if-convert.
-#if defined(__AVX512F__)
+#if SOFIE_RDF_AVX512
 #define SOFIE_SIMD_BYTES 64
-#elif defined(__AVX__)
+#elif SOFIE_RDF_AVX2
 #define SOFIE_SIMD_BYTES 32
 #else
 #define SOFIE_SIMD_BYTES 16

@@ -45,7 +45,7 @@ struct Fp16Weights {
    }
    static void widen(const uint16_t *w, wf32x16 &out)
    {
-#if defined(__F16C__)  // vcvtph2ps, eight at a time
+#if SOFIE_RDF_F16C  // vcvtph2ps, eight at a time
       typedef short hx8 __attribute__((vector_size(16)));
       typedef float fx8 __attribute__((vector_size(32)));
       hx8 low, high;
