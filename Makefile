@@ -22,12 +22,14 @@ PYTEST := $(PYTHON) -m pytest -q -n $(TEST_JOBS) --dist loadgroup
 
 # make test JITs at -O0: Cling's -O3 code generation is most of a JIT test's time (1.7x the run of the conv,
 # pool and RDataFrame tests), while what the tests check is the generated code's meaning; native builds keep
-# g++ -O3, and make test-full runs with the JIT's own flags (-O3, sofie_rdf/_root.py).
+# g++ -O3, and make test-full runs with the JIT's own flags (-O3, sofie_rdf/_root.py).  The default backend
+# ("auto": native where a compiler is found) is the JIT's here (SOFIE_RDF_BACKEND=jit): g++ -O3 for each model
+# the tests compile without naming a backend would add minutes; tests/test_core.py checks what "auto" picks.
 TEST_CLING_ARGS ?= -O0 -march=native -fno-trapping-math
 
 test: $(STAMP)
 	$(PYTHON) -m ruff check sofie_rdf tests tutorials data benchmarks
-	EXTRA_CLING_ARGS="$(TEST_CLING_ARGS)" $(PYTEST) -m "not slow"
+	EXTRA_CLING_ARGS="$(TEST_CLING_ARGS)" SOFIE_RDF_BACKEND=jit $(PYTEST) -m "not slow"
 
 # The long tests make test leaves out: every ONNX backend node case of the supported operators, every model
 # of onnx's suites, the larger tree ensembles, the whole product of each parametrized sweep (make test runs a

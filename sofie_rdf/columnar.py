@@ -106,7 +106,7 @@ def is_awkward(value: Any) -> bool:
 
 
 def infer(session_or_model: Any, *arrays: Any, features: Features = None, fill: float = 0.0,
-          backend: str = "jit") -> Any:
+          backend: str = "auto") -> Any:
     """Run a model on awkward arrays (eagerly) or dask-awkward arrays (lazily); see the module doc.
 
     Returns one awkward array per model output (a tuple for several), aligned with the input events.

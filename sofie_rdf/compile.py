@@ -8,6 +8,7 @@ in a fraction of a second. Everything else goes through the IR, planned once per
 from __future__ import annotations
 
 import hashlib
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
     from .targets.cpu import GeneratedCode
 
 
-def compile(model: Any, backend: str = "jit", flags: Optional[Sequence[str]] = None,  # noqa: A001
+def compile(model: Any, backend: str = "auto", flags: Optional[Sequence[str]] = None,  # noqa: A001
             weights: str = "dat", profile: bool = False, reserve: Optional[Mapping[str, int]] = None,
             sample: Any = None) -> Session:
     """Compile ``model`` (a :class:`Model` or anything :func:`sofie_rdf.load` takes) and return a :class:`Session`.
@@ -33,6 +34,9 @@ def compile(model: Any, backend: str = "jit", flags: Optional[Sequence[str]] = N
     without a GPU it raises a SofieError after generating (``Model.generate(target="cuda")`` needs none).
     ``reserve`` (``backend="cuda"`` only) allocates the device memory of calls up to those dims now, e.g.
     ``{"N": 16384}``; otherwise it grows to the largest dims seen.
+    ``backend="auto"`` (the default) is ``$SOFIE_RDF_BACKEND`` where set, else ``"native"`` where a C++ compiler
+    is found (``$CXX``, ``c++``), else ``"jit"``: Cling's code for the kernels takes 1.5x to 4x the time of the compiler's even with ``-march=native``
+    (20x without it, where ROOT started before sofie_rdf; benchmarks/build_paths.py).
     ``backend="jit"`` declares the header to Cling; ``"native"`` builds it with
     the system compiler (``flags``, default ``-O3 -march=native -fno-trapping-math``) into a cached
     shared library called through its C ABI, without ROOT.  Either way a model with the same content
@@ -46,8 +50,9 @@ def compile(model: Any, backend: str = "jit", flags: Optional[Sequence[str]] = N
     inputs with every open dim 16.  ``profile`` compiles timers around every node;
     :meth:`Session.profile` builds such a twin of a Session by itself.
     """
+    backend = resolve_backend(backend)
     if backend not in ("jit", "native", "cuda"):
-        raise SofieError(f"backend must be 'jit', 'native' or 'cuda', got {backend!r}")
+        raise SofieError(f"backend must be 'auto', 'jit', 'native' or 'cuda', got {backend!r}")
     from .ir.info import WEIGHT_DTYPES
 
     weights = "dat" if weights == "float32" else weights
@@ -131,14 +136,29 @@ def _specialising(model: Model, options: tuple, reserve: Optional[Mapping[str, i
     return SpecialisingSession(model, options[0], build, options if options[0] == "native" else None)
 
 
-def session_of(session_or_model: Any, backend: str = "jit") -> Session:
+def resolve_backend(backend: str) -> str:
+    """``"auto"`` as the backend it stands for here: ``$SOFIE_RDF_BACKEND`` where set (``jit`` or ``native``),
+    else ``"native"`` where a C++ compiler is found, else ``"jit"``."""
+    if backend != "auto":
+        return backend
+    chosen = os.environ.get("SOFIE_RDF_BACKEND", "auto")
+    if chosen not in ("auto", "jit", "native"):
+        raise SofieError(f"SOFIE_RDF_BACKEND must be 'auto', 'jit' or 'native', got {chosen!r}")
+    if chosen != "auto":
+        return chosen
+    from .targets.cpu.native import compiler_found
+
+    return "native" if compiler_found() else "jit"
+
+
+def session_of(session_or_model: Any, backend: str = "auto") -> Session:
     """The compiled Session of a Session, Model or anything ``sr.load`` takes (for the integrations)."""
     if isinstance(session_or_model, Session):
         return session_or_model
     return compile(session_or_model, backend=backend)
 
 
-def cling_session_of(session_or_model: Any, backend: str = "jit") -> Session:
+def cling_session_of(session_or_model: Any, backend: str = "auto") -> Session:
     """:func:`session_of`, its C++ ``Session`` declared to Cling (what RDataFrame integrations call): a native
     library is loaded into ROOT here, the first time it is needed."""
     sess = session_of(session_or_model, backend)
@@ -246,4 +266,4 @@ def _compile_native(model: Model, flags: Optional[Sequence[str]], weights: str, 
     return native_session(library, weights_file, code), owner
 
 
-__all__ = ["cling_session_of", "compile", "session_of"]
+__all__ = ["cling_session_of", "compile", "resolve_backend", "session_of"]

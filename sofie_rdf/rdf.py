@@ -32,7 +32,7 @@ def _declare_functor(sess: Session, layout: Layout, output: Optional[int]) -> st
 
 
 def define(df: Any, name: str, session_or_model: Any, columns: Columns, output: Optional[int] = 0,
-           backend: str = "jit") -> Any:
+           backend: str = "auto") -> Any:
     """``df.DefineSlot(name, ...)`` with the model evaluated on ``columns``, one Session per slot.
 
     ``columns``: for a one-input model, the columns whose values (scalars of any
@@ -66,7 +66,7 @@ def define(df: Any, name: str, session_or_model: Any, columns: Columns, output: 
     return node
 
 
-def distribute(session_or_model: Any, backend: str = "jit") -> Session:
+def distribute(session_or_model: Any, backend: str = "auto") -> Session:
     """Make the model available on every worker of ``ROOT.RDF.Distributed`` dataframes; returns the Session.
 
     Workers are fresh processes: this registers the header, the weights and
@@ -80,7 +80,7 @@ def distribute(session_or_model: Any, backend: str = "jit") -> Session:
 
 
 def declare(session_or_model: Any, name: str, n_columns: int, nslots: Optional[int] = None,
-            all_outputs: bool = False, backend: str = "jit") -> str:
+            all_outputs: bool = False, backend: str = "auto") -> str:
     """Declare a global ``sofie_rdf::SofieFunctor`` named ``name`` for C++ ``Define`` strings.
 
     Returns the C++ name; call it as ``name(rdfslot_, col1, ..., colN)``, e.g.

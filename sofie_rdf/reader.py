@@ -21,7 +21,7 @@ class Reader:
     ``define``/``declare`` put the model into RDataFrame.
     """
 
-    def __init__(self, source: Any, backend: str = "jit", **load_options: Any):
+    def __init__(self, source: Any, backend: str = "auto", **load_options: Any):
         from .api import load
 
         self.model = load(source, **load_options)

@@ -76,3 +76,20 @@ def test_slice_bounds_on_symbolic_dim_are_checked():
     np.testing.assert_array_equal(sess.infer(x), x[1:3])
     with pytest.raises(sr.ShapeError, match=r"needs dim N >= 3"):
         sess.infer(x[:2])
+
+
+def test_default_backend_is_native_where_a_compiler_is(monkeypatch):
+    """``backend="auto"`` (sr.compile's and the RDataFrame integrations' default) builds natively wherever a C++
+    compiler is found: Cling's code for the kernels is several times slower (benchmarks/build_paths.py).
+    ``$SOFIE_RDF_BACKEND`` overrides it (make test runs with ``jit``)."""
+    from sofie_rdf.compile import resolve_backend
+    from sofie_rdf.targets.cpu.native import compiler_found
+
+    monkeypatch.delenv("SOFIE_RDF_BACKEND", raising=False)
+    assert resolve_backend("auto") == ("native" if compiler_found() else "jit")
+    assert resolve_backend("jit") == "jit"
+    monkeypatch.setenv("SOFIE_RDF_BACKEND", "jit")
+    assert resolve_backend("auto") == "jit"
+    monkeypatch.setenv("SOFIE_RDF_BACKEND", "cling")
+    with pytest.raises(sr.SofieError, match="SOFIE_RDF_BACKEND must be"):
+        resolve_backend("auto")

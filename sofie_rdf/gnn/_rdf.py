@@ -22,7 +22,7 @@ def _features(sess: Session) -> dict[str, int]:
 
 
 def define(df: Any, prefix: str, session_or_model: Any, nodes: str, edges: str, senders: str, receivers: str,
-           globals: Optional[Union[str, Sequence[str]]] = None, backend: str = "jit") -> Any:  # noqa: A002
+           globals: Optional[Union[str, Sequence[str]]] = None, backend: str = "auto") -> Any:  # noqa: A002
     """Evaluate a graph network on every event; defines ``<prefix>_nodes``, ``<prefix>_edges`` (and ``<prefix>_globals``).
 
     ``nodes`` and ``edges`` are ``RVec`` columns holding each event's node and

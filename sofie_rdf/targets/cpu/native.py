@@ -11,8 +11,10 @@ from __future__ import annotations
 import hashlib
 import os
 import shlex
+import shutil
 import subprocess
 import tempfile
+from functools import cache
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -42,6 +44,8 @@ def interface_header(code: GeneratedCode, namespace: str) -> str:
         "struct Session {",
         f"   {'explicit ' if code.weights_mode != 'embed' else ''}{ctor};",  # a weights file: Session(filename)
         "   ~Session();",
+        "   Session(const Session &);",
+        "   Session &operator=(const Session &);",
         "   Session(Session &&) noexcept;",
         "   Session &operator=(Session &&) noexcept;",
         f"   {sig['infer']};",
@@ -65,6 +69,8 @@ def _definitions(code: GeneratedCode, namespace: str) -> str:
         f"namespace {namespace} {{",
         f"{ctor_def.replace('Session(', 'Session::Session(', 1)} : fImpl(new {impl}({'filename' if has_file else ''})) {{}}",
         "Session::~Session() = default;",
+        f"Session::Session(const Session &other) : fImpl(new {impl}(*other.fImpl)) {{}}",
+        "Session &Session::operator=(const Session &other) { *fImpl = *other.fImpl; return *this; }",
         "Session::Session(Session &&) noexcept = default;",
         "Session &Session::operator=(Session &&) noexcept = default;",
         f"{sig['infer'].replace(' infer(', ' Session::infer(', 1)} {{ fImpl->infer({sig['infer_args']}); }}",
@@ -91,7 +97,17 @@ def _toolchain(with_root: bool) -> tuple[list[str], list[str], list[str]]:
         root_dirs = _root.root().gROOT
         includes += ["-I", str(root_dirs.GetIncludeDir())]
         libraries += ["-L", str(root_dirs.GetLibDir()), "-lCore", "-lRIO", f"-Wl,-rpath,{root_dirs.GetLibDir()}"]
-    return shlex.split(os.environ.get("CXX", "c++")), includes, libraries
+    return _toolchain_compiler(), includes, libraries
+
+
+@cache
+def compiler_found() -> bool:
+    """Whether the C++ compiler native builds use (``$CXX``, else ``c++``) is on this machine."""
+    return shutil.which(_toolchain_compiler()[0]) is not None
+
+
+def _toolchain_compiler() -> list[str]:
+    return shlex.split(os.environ.get("CXX", "c++")) or ["c++"]
 
 
 def compiler_command(source: Path, output: Path, flags: Sequence[str], with_root: bool = False) -> list[str]:
