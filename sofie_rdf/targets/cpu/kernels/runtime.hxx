@@ -11,9 +11,23 @@
 // a page, and every AVX-512 load from such a tensor then straddles two lines.
 constexpr size_t kArenaAlignment = 64;
 
+// A copy has buffers of its own, as large as the original's, and none of its contents (scratch between calls):
+// Sessions copy as SOFIE's do (std::vector<Session>, by-value captures), each copy for one thread.
 template <typename T>
 class Arena {
 public:
+   Arena() = default;
+   Arena(const Arena &other) { reserve(other.fSize); }
+   Arena &operator=(const Arena &other)
+   {
+      if (this != &other)
+         reserve(other.fSize);
+      return *this;
+   }
+   Arena(Arena &&) noexcept = default;
+   Arena &operator=(Arena &&) noexcept = default;
+   ~Arena() = default;
+
    T *reserve(size_t n)
    {
       if (n > fSize) {
