@@ -10,7 +10,20 @@ from __future__ import annotations
 import argparse
 from typing import Optional
 
-from . import batches, cold_start, columnar, gnn, hep_latency, latency, quantized, rdf_throughput, real, shipped, trees
+from . import (
+    batches,
+    build_paths,
+    cold_start,
+    columnar,
+    gnn,
+    hep_latency,
+    latency,
+    quantized,
+    rdf_throughput,
+    real,
+    shipped,
+    trees,
+)
 
 QUICK_EVENTS = 10**5
 
@@ -30,6 +43,8 @@ def main(argv: Optional[list[str]] = None) -> None:
         trees.main(["--quick"])
         quantized.main(["--quick"])
         batches.main(["--quick"])
+        build_paths.main(["--models", "higgs_model_dense,DeepSets_64p", "--rounds", "3",
+                          "--out", str(latency.RESULTS / "quick")])
         _published(["--quick"])
     else:
         rdf_throughput.main([])
@@ -43,6 +58,7 @@ def main(argv: Optional[list[str]] = None) -> None:
         trees.main([])
         quantized.main([])
         batches.main([])
+        build_paths.main([])
         _published([])
 
 

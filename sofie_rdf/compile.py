@@ -35,8 +35,8 @@ def compile(model: Any, backend: str = "auto", flags: Optional[Sequence[str]] = 
     ``reserve`` (``backend="cuda"`` only) allocates the device memory of calls up to those dims now, e.g.
     ``{"N": 16384}``; otherwise it grows to the largest dims seen.
     ``backend="auto"`` (the default) is ``$SOFIE_RDF_BACKEND`` where set, else ``"native"`` where a C++ compiler
-    is found (``$CXX``, ``c++``), else ``"jit"``: Cling's code for the kernels takes 1.5x to 4x the time of the compiler's even with ``-march=native``
-    (20x without it, where ROOT started before sofie_rdf; benchmarks/build_paths.py).
+    is found (``$CXX``, ``c++``), else ``"jit"``: Cling's code took 1.4x to 6.8x g++'s time with ``-march=native``
+    (sofie_rdf imported before ROOT) and 3x to 32x with Cling's own flags (benchmarks/results/build_paths_*).
     ``backend="jit"`` declares the header to Cling; ``"native"`` builds it with
     the system compiler (``flags``, default ``-O3 -march=native -fno-trapping-math``) into a cached
     shared library called through its C ABI, without ROOT.  Either way a model with the same content

@@ -168,3 +168,17 @@ def test_side_by_side_rows_land_in_their_own_table(tmp_path, monkeypatch):
     assert all("median_s" in row["engines"]["native"] for row in result["rows"])
     text = (tmp_path / f"{stem}.md").read_text()
     assert (f"{min(2, len(cpus))} rows at a time" in text) == (len(cpus) > 1)
+
+
+def test_build_paths_agree(tmp_path):
+    """benchmarks/build_paths.py's five roads (native, g++ -O2, the JIT, a header declared to a ROOT started first,
+    the JIT's generic plan) run one model to the same numbers, and its table names the CPU."""
+    pytest.importorskip("ROOT")
+    run = subprocess.run([sys.executable, "-m", "benchmarks.build_paths", "--models", "higgs_model_dense", "--rounds", "1",
+                          "--seconds", "0.001", "--out", str(tmp_path)], capture_output=True, text=True, timeout=900,
+                         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert run.returncode == 0, run.stderr[-3000:]
+    (table,) = tmp_path.glob("build_paths_*.json")
+    (row,) = json.loads(table.read_text())["rows"]
+    assert max(row["max_abs_diff_vs_native"].values()) < 1e-5, row["max_abs_diff_vs_native"]
+    assert all(row["seconds"][e] > 0 for e in ("native", "O2", "jit", "declared", "jit_before"))

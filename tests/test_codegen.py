@@ -387,7 +387,8 @@ def check_header_is_clean(header: str) -> None:
         if line.lstrip().startswith("#"):
             directive = (r"#(include <[a-z_]+>|(ifndef|define|undef|endif //) (TMVA_)?SOFIE_\w+.*|endif|if\w* .*"
                          r"|elif (defined\(__\w+__\)( && defined\(__\w+__\))*|SOFIE_\w+)|else|pragma GCC unroll \d+"
-                         r"|pragma GCC (push|pop)_options|pragma GCC optimize\(\"O3\"\)|pragma GCC target\(\"[a-z0-9,]+\"\)"
+                         r"|pragma GCC (push|pop)_options|pragma GCC optimize\(\"O3\"\)"
+                         r"|pragma GCC target\(\"[a-z0-9,]+\"\)"
                          r"|pragma clang attribute pop|pragma cling optimize\(3\)"
                          r"|pragma clang attribute push\(__attribute__\(\(target\(\"[a-z0-9,]+\"\)\)\), apply_to = function\))")
             assert re.fullmatch(directive, line.strip()), f"unexpected directive {line!r}"

@@ -470,8 +470,7 @@ def test_one_header_every_instruction_set(name, tmp_path):
                     "main", "-L", str(lib.parent), f"-l{lib.stem[3:]}", f"-Wl,-rpath,{lib.parent}"],
                    cwd=tmp_path, check=True, capture_output=True, text=True)
     x.tofile(tmp_path / "x.bin")
-    flags = set(re.search(r"^flags\s*:(.*)$", Path("/proc/cpuinfo").read_text(), re.MULTILINE).group(1).split())
-    vnni = {"avx512f", "avx512bw", "avx512dq", "avx512vl", "avx512_vnni"} <= flags  # the AVX-512 level's features
+    vnni = _has_vnni()
     for level, isa in enumerate(RUNNABLE):
         env = {**os.environ, "SOFIE_RDF_MAX_ISA": isa}
         run = subprocess.run(["./main", str(files.weights), "x.bin", "y.bin"], cwd=tmp_path, env=env, check=True,
@@ -480,3 +479,55 @@ def test_one_header_every_instruction_set(name, tmp_path):
         got = np.fromfile(tmp_path / "y.bin", np.float32).reshape(expected.shape)
         atol = 1e-4 if name.endswith("_f43") else ATOL
         np.testing.assert_allclose(got, expected, rtol=RTOL, atol=atol, err_msg=isa)
+
+
+_DECLARE = """
+import json, os, sys
+os.environ.pop("EXTRA_CLING_ARGS", None)
+import ROOT  # started before sofie_rdf: Cling compiles for baseline x86-64, as in a user's own macro
+ROOT.gInterpreter.Declare("namespace sofie_rdf_test_declare {}")
+import numpy as np
+header, namespace, weights, levels = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4].split(",")
+assert ROOT.gInterpreter.Declare('#include "' + header + '"')
+x = np.fromfile(sys.argv[5], np.float32)
+out = {}
+for isa in levels:
+    os.environ["SOFIE_RDF_MAX_ISA"] = isa  # read when a Session is made
+    s = getattr(ROOT, namespace).Session(weights)
+    out[isa] = [s.fIsa, list(s.infer(x))]
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.parametrize("name", ["gemm_panels_deep", "conv_rows_strided", "attention_rows_head16"])
+def test_header_declared_to_cling_runs_every_instruction_set(name, tmp_path):
+    """The road SOFIE's users take: a header ``Model.generate`` wrote, ``gInterpreter.Declare``'d into a ROOT that
+    started before sofie_rdf (no -march: Cling's own flags).  Its regions compile under Cling's Clang, and each
+    level this CPU runs computes the model's numbers."""
+    import json
+    import subprocess
+    import sys
+
+    pytest.importorskip("ROOT")
+    model = MODELS[name]()
+    shape = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
+    x = random_array(tuple(shape), np.float32, seed=len(name)) * 3
+    expected = ort_run(model, {"x": x})[0]
+    files = sr.load(model, name=f"declared_{name}").generate(tmp_path)
+    x.tofile(tmp_path / "x.bin")
+    (tmp_path / "declare.py").write_text(_DECLARE)
+    run = subprocess.run([sys.executable, "declare.py", str(files.header), files.namespace, str(files.weights),
+                          ",".join(RUNNABLE), "x.bin"], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    results = json.loads(run.stdout.strip().splitlines()[-1])
+    for level, isa in enumerate(RUNNABLE):
+        chosen, y = results[isa]
+        assert chosen == (level if level < 2 or _has_vnni() else 1), isa
+        np.testing.assert_allclose(np.array(y, np.float32).reshape(expected.shape), expected, rtol=RTOL, atol=ATOL,
+                                   err_msg=isa)
+
+
+def _has_vnni() -> bool:
+    """Whether this CPU has the AVX-512 level's features (kernels/isa.hxx): F, BW, DQ, VL and VNNI."""
+    flags = set(re.search(r"^flags\s*:(.*)$", Path("/proc/cpuinfo").read_text(), re.MULTILINE).group(1).split())
+    return {"avx512f", "avx512bw", "avx512dq", "avx512vl", "avx512_vnni"} <= flags

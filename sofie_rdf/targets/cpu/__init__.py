@@ -61,8 +61,8 @@ class CpuTarget(Target):
     def register_tiles(self) -> bool:
         """Whether kernels built on register tiles (conv_rows, gemm_panels, attention's blocks) beat BLAS here: in
         code from an optimising compiler for AVX2 or AVX-512 (with any flags: targets/cpu/isa.py).  Cling's code
-        for them took 3.4x to 3.6x g++'s time even with -march=native (DeepSets_64p_B64, Attention_64tok on an AMD
-        EPYC Zen 3), where the BLAS plan took 1.5x to 2x (benchmarks/build_paths.py).  For generic x86-64 their
+        for them took 3.0x to 3.3x g++'s time even with -march=native (DeepSets_64p_B64, Attention_64tok on an AMD
+        EPYC Zen 3), where the BLAS plan took 1.5x to 1.8x (benchmarks/build_paths.py).  For generic x86-64 their
         8-float vectors have no register of that width (SSE's hold 4): 18x to 50x the time of BLAS, which picks
         its kernels for the CPU at run time (a stride-2 3x3 layer, a 1x1 layer, Attention_64tok and DeepSets, on a
         Xeon with AVX-512)."""

@@ -1,0 +1,219 @@
+"""The roads a header takes to run, timed against each other in one process: the path users take is not ours.
+
+ROOT is started first, with Cling's own flags (no ``-march``: what a user who imported ROOT before sofie_rdf,
+or who runs a macro, has), and then every model of the list is run five ways, each timed by a C++ loop
+declared to Cling around its ``Session::infer``, in interleaved rounds (this project's machines drift 10-30%
+between runs):
+
+* ``native``: ``sr.compile(backend="native")``, ``g++ -O3 -march=native`` (our tables' figure);
+* ``O2``: the same header built with ``g++ -std=c++17 -O2`` and no ``-march``, as CMSSW or someone else's
+  CMake builds it;
+* ``jit``: ``sr.compile(backend="jit")``, the default of ``sr.compile`` and ``sr.rdf.define``;
+* ``declared``: the header ``Model.generate()`` writes, ``gInterpreter.Declare``'d as SOFIE's users do, with no
+  macro defined (every instruction set's kernels compiled, the CPU's chosen when the Session is made);
+* ``jit_before``: what ``jit`` was before headers chose their kernels at run time (planned for generic
+  x86-64, compiled without AVX): the column the change is measured against.
+
+Also the seconds each takes to build (the JIT's: declaring plus the first call, when Cling emits the code).
+``python -m benchmarks.build_paths [--models a,b] [--rounds 9] [--cling-flags "-O3 -march=native"]`` writes
+``benchmarks/results/build_paths_<isa>_<vendor>[_cling_march].md`` and ``.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+ENGINES = ("native", "O2", "jit", "declared", "jit_before")
+# The HEP family's quick set, its batched rows, and rootbench's models of each kind (dense, recurrent, conv).
+MODELS = ("higgs_model_dense", "SimpleNN_Alice", "LSTM_d10_L20_h8_B1", "Conv2d_16to16_16px_k3", "MaxPool3d_8ch_16vx",
+          "GELU_erf_128x512", "LayerNorm_128tok_128f", "Attention_64tok_64f_4h", "CaloCNN2d_32px", "CaloCNN2d_32px_B32",
+          "CaloCNN3d_24vx", "ResNetSmall_4ch_32px", "Encoder_50tok_64f_2L", "EdgeConv_64p_k16", "DeepSets_64p",
+          "DeepSets_64p_B64", "Generator_B64")
+
+
+def start_root(cling_flags: str) -> Any:
+    """ROOT started before sofie_rdf is imported (which would give Cling -march=native), with ``cling_flags``
+    (empty: Cling's own)."""
+    os.environ.pop("EXTRA_CLING_ARGS", None)
+    if cling_flags:
+        os.environ["EXTRA_CLING_ARGS"] = cling_flags
+    import ROOT
+
+    ROOT.gROOT.SetBatch(True)
+    ROOT.gInterpreter.Declare("namespace sofie_rdf_build_paths {}")  # Cling starts here, with its flags
+    ROOT.gInterpreter.Declare(f'#include "{HERE / "timing.hxx"}"')
+    return ROOT
+
+
+def _timer(ROOT: Any, namespace: str) -> Callable[[Any, np.ndarray, np.ndarray, float], float]:
+    """A C++ loop over ``namespace::Session::infer(x, y)``: seconds per call over about ``target`` seconds."""
+    ROOT.gInterpreter.Declare("\n".join([
+        f"namespace sofie_rdf_timer_{namespace} {{",
+        f"inline double time_once({namespace}::Session &s, const float *x, float *y, double target)",
+        "{ return sofie_rdf_bench::time_calls([&] { s.infer(x, y); }, target, 1)[0]; }", "}"]))
+    return getattr(ROOT, f"sofie_rdf_timer_{namespace}").time_once
+
+
+def build(ROOT: Any, onnx: Path, folder: Path) -> tuple[dict[str, Any], dict[str, float]]:
+    """Each engine's C++ Session (name -> object) and its build seconds."""
+    import sofie_rdf as sr
+    from sofie_rdf.targets.cpu import CpuTarget, host_isa
+    from sofie_rdf.targets.cpu.jit import jit_declare
+    from sofie_rdf.targets.cpu.native import binary_weights_name, build_native, load_native
+
+    model = sr.load(onnx)
+    name = model.name
+    sessions, seconds = {}, {}
+
+    start = time.perf_counter()
+    native = sr.compile(model, backend="native")
+    seconds["native"] = time.perf_counter() - start
+    load_native(native.code.name, native.namespace, native.library)
+    sessions["native"] = getattr(ROOT, native.namespace).Session(str(native.weights_path))
+
+    code = model.code(namespace=f"{name}_O2", target=CpuTarget("native", host_isa()))
+    start = time.perf_counter()
+    library = build_native(code, f"{name}_O2_api", ["-O2"])
+    seconds["O2"] = time.perf_counter() - start
+    load_native(code.name, f"{name}_O2_api", library)
+    sessions["O2"] = getattr(ROOT, f"{name}_O2_api").Session(str(library.parent / binary_weights_name(code.name)))
+
+    start = time.perf_counter()
+    jit = sr.compile(model, backend="jit")
+    sessions["jit"] = getattr(ROOT, jit.namespace).Session(str(jit.weights_path))
+    seconds["jit"] = time.perf_counter() - start
+
+    files = model.generate(folder / "declared", name=f"{name}_declared")
+    start = time.perf_counter()
+    if not ROOT.gInterpreter.Declare(f'#include "{files.header}"'):
+        raise SystemExit(f"{name}: Cling could not declare {files.header}")
+    sessions["declared"] = getattr(ROOT, files.namespace).Session(str(files.weights))
+    seconds["declared"] = time.perf_counter() - start
+
+    before = model.code(namespace=f"{name}_before", target=CpuTarget("cling", "generic"))
+    sr.targets.cpu.write_files(before, folder / "before")
+    start = time.perf_counter()
+    jit_declare(before)
+    sessions["jit_before"] = getattr(ROOT, before.namespace).Session(str(folder / "before" / f"{before.name}.dat"))
+    seconds["jit_before"] = time.perf_counter() - start
+    return sessions, seconds
+
+
+def measure(name: str, root: Path, rounds: int, target: float, cling_flags: str) -> dict[str, Any]:
+    """One model: each engine's median seconds per call over interleaved rounds, and its build seconds."""
+    from . import models
+
+    ROOT = start_root(cling_flags)
+    onnx = models.onnx_path(name, root)
+    x = models.inputs(name)
+    with tempfile.TemporaryDirectory() as tmp:
+        sessions, build_s = build(ROOT, onnx, Path(tmp))
+        y = {e: np.empty(_output_size(sessions["native"], x), np.float32) for e in ENGINES}
+        timers = {e: _timer(ROOT, _namespace_of(s)) for e, s in sessions.items()}
+        calls = {e: (lambda e=e: timers[e](sessions[e], x, y[e], target)) for e in ENGINES}
+        for e in ENGINES:  # warm up: the JIT emits code on the first call
+            start = time.perf_counter()
+            calls[e]()
+            if e in ("jit", "declared", "jit_before"):
+                build_s[e] += time.perf_counter() - start
+        samples: dict[str, list[float]] = {e: [] for e in ENGINES}
+        for _ in range(rounds):
+            for e in ENGINES:
+                samples[e].append(calls[e]())
+    reference = y["native"]
+    worst = {e: float(np.max(np.abs(y[e] - reference))) for e in ENGINES}
+    return {"model": name, "batch": int(x.shape[0]), "seconds": {e: statistics.median(v) for e, v in samples.items()},
+            "build_s": build_s, "max_abs_diff_vs_native": worst}
+
+
+def _namespace_of(cpp_session: Any) -> str:
+    return type(cpp_session).__cpp_name__.rsplit("::", 1)[0]
+
+
+def _output_size(cpp_session: Any, x: np.ndarray) -> int:
+    return len(cpp_session.infer(x))
+
+
+def cpu_description() -> tuple[str, str]:
+    """(model name, instruction set) of this machine's CPU, for the tables."""
+    from sofie_rdf.targets.cpu import host_isa
+
+    text = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    model = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")),
+                 platform.processor())
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    extras = [f for f in ("avx512_vnni", "avx_vnni", "amx_int8") if f in flags]
+    return model, host_isa() + (f" ({', '.join(extras)})" if extras else " (no VNNI)")
+
+
+def markdown(rows: list[dict], meta: dict) -> str:
+    lines = [f"# Build paths: {meta['cpu']}, {meta['isa']}", "",
+             f"{meta['date']}; one thread; ROOT {meta['root']} started before sofie_rdf (Cling flags: "
+             f"{meta['cling_flags']}); per call "
+             "from a C++ loop in Cling, medians of interleaved rounds.  `jit_before`: the JIT's code before headers "
+             "chose their kernels at run time.  Build: seconds to compile (JIT: declare and first call).", "",
+             "| model | batch | native us | O2 / native | jit / native | declared / native | jit_before / native | "
+             "build s native / O2 / jit / declared |", "|---|---:|---:|---:|---:|---:|---:|---|"]
+    for r in rows:
+        s, b = r["seconds"], r["build_s"]
+        ratios = " | ".join(f"{s[e] / s['native']:.2f}" for e in ("O2", "jit", "declared", "jit_before"))
+        builds = " / ".join(f"{b[e]:.1f}" for e in ("native", "O2", "jit", "declared"))
+        lines.append(f"| {r['model']} | {r['batch']} | {s['native'] * 1e6:.1f} | {ratios} | {builds} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--seconds", type=float, default=0.05, help="per measurement")
+    parser.add_argument("--out", type=Path, default=HERE / "results")
+    parser.add_argument("--cling-flags", default="", help="EXTRA_CLING_ARGS (default: none, Cling's own flags)")
+    args = parser.parse_args(argv)
+    import subprocess
+    import sys
+
+    rows = []
+    for name in args.models.split(","):  # one process each: Cling cannot forget a model, ROOT starts first
+        result = subprocess.run([sys.executable, "-m", "benchmarks.build_paths", "--one", name, str(args.rounds),
+                                 str(args.seconds), args.cling_flags], capture_output=True, text=True, cwd=HERE.parent)
+        line = next((line for line in result.stdout.splitlines() if line.startswith("{")), None)
+        if line is None:
+            print(f"{name}: failed\n{result.stderr[-3000:]}")
+            continue
+        rows.append(json.loads(line))
+        s = rows[-1]["seconds"]
+        print(name, " ".join(f"{e} {s[e] / s['native']:.2f}" for e in ENGINES[1:]), flush=True)
+    cpu, isa = cpu_description()
+    import ROOT
+
+    meta = {"cpu": cpu, "isa": isa, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "root": ROOT.gROOT.GetVersion(), "cling_flags": args.cling_flags or "Cling's own"}
+    vendor = "amd" if "AMD" in cpu else "intel"
+    stem = f"build_paths_{isa.split()[0]}_{vendor}" + ("_cling_march" if args.cling_flags else "")
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"{stem}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+    (args.out / f"{stem}.md").write_text(markdown(rows, meta))
+    print(markdown(rows, meta))
+
+
+if __name__ == "__main__":
+    import sys
+
+    if len(sys.argv) == 6 and sys.argv[1] == "--one":
+        os.environ.setdefault("SOFIE_RDF_CACHE", tempfile.mkdtemp(prefix="sofie-build-paths-"))
+        work = Path(tempfile.gettempdir()) / "sofie-rdf-bench"
+        print(json.dumps(measure(sys.argv[2], work, int(sys.argv[3]), float(sys.argv[4]), sys.argv[5])))
+    else:
+        main()
