@@ -8,7 +8,10 @@ above the flags' in regions whose functions are compiled for that level's instru
 ``#pragma GCC target``, Clang's and Cling's ``#pragma clang attribute``), each in a namespace of its own
 (``kernels``, ``kernels_avx2``, ``kernels_avx512``).  ``detail::pick_isa_level`` (kernels/isa.hxx) reads the
 CPU once per Session.  A build whose flags reach the plan's level compiles one copy, as before; defining
-``SOFIE_RDF_ISA=<level>`` compiles that level's alone (the JIT does, for the CPU it runs on).
+``SOFIE_RDF_ISA=<level>`` compiles that level's alone (the JIT does, for the CPU it runs on).  Cling compiles the
+regions too, but its code for them stays 3x to 28x slower than g++'s (benchmarks/build_paths.py): what serves
+Cling best is the BLAS plan (``CpuTarget.register_tiles``), and what serves ROOT users best is the native build
+(``compile``'s default backend).
 """
 
 from __future__ import annotations
