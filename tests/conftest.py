@@ -79,6 +79,22 @@ def make_model(nodes: Sequence[onnx.NodeProto], inputs: Sequence[tuple], outputs
     return model
 
 
+def base_variant(header: str) -> str:
+    """``header`` without its kernels and ``infer`` bodies for the instruction sets above the compiler flags'
+    (``#if SOFIE_RDF_BUILD_1`` / ``_2`` blocks, targets/cpu/isa.py): the code one build runs, for tests that count
+    what it does."""
+    kept, depth = [], 0
+    for line in header.splitlines():
+        directive = line.strip()
+        if depth:
+            depth += directive.startswith("#if") - directive.startswith("#endif")
+        elif directive in ("#if SOFIE_RDF_BUILD_1", "#if SOFIE_RDF_BUILD_2"):
+            depth = 1
+        else:
+            kept.append(line)
+    return "\n".join(kept)
+
+
 def random_array(shape, dtype=np.float32, seed: int = 0) -> np.ndarray:
     """Seeded test data of any dtype: normal floats, small integers (non-negative when unsigned), random bools."""
     rng = np.random.default_rng(seed)

@@ -11,7 +11,7 @@ import json
 
 import numpy as np
 import onnx
-from conftest import make_model, random_array
+from conftest import base_variant, make_model, random_array
 from onnx import helper
 
 import sofie_rdf as sr
@@ -103,6 +103,6 @@ def test_constant_exponents_of_each_step(check_model):
                        consts(two=2.0, three=3.0, half=0.5, seven=0.7))
     fused = [n for n in planned(model) if n.op_type == "FusedElementwise"]
     assert len(fused) == 1 and steps(fused[0]).count("Pow") == 4
-    header = sr.compile(sr.load(model), backend="native").code.header
+    header = base_variant(sr.compile(sr.load(model), backend="native").code.header)
     assert "a * a * a" in header and "std::sqrt(a)" in header and header.count("std::pow(a, b)") == 1
     check_model(model, {"x": random_array((4, 6, 5), F32, 11)}, rtol=1e-5, atol=1e-6, backend="native")

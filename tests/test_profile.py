@@ -17,7 +17,7 @@ from test_codegen import build_and_run, mlp_model, needs_gxx
 import sofie_rdf as sr
 from sofie_rdf.cli import main as cli_main
 from sofie_rdf.profiling import example_inputs
-from tests.conftest import ATOL, RTOL, make_model, random_array
+from tests.conftest import ATOL, RTOL, base_variant, make_model, random_array
 
 
 def cnn_model() -> onnx.ModelProto:
@@ -87,7 +87,7 @@ def test_profile_of_row_blocks_and_runtime_dims():
 def test_plain_code_has_no_timers(cnn, tmp_path):
     plain, timed = cnn.code(), cnn.code(profile=True)
     assert "chrono" not in plain.header and "fProfileNs" not in plain.header and "profile_ns" not in plain.signatures
-    assert "#include <chrono>" in timed.header and timed.header.count("steady_clock::now() - start") == 4
+    assert "#include <chrono>" in timed.header and base_variant(timed.header).count("steady_clock::now() - start") == 4
     files = cnn.generate(tmp_path, profile=True)
     assert "profile_reset" in files.header.read_text()
 

@@ -589,10 +589,11 @@ inline void conv_shifted_direct(size_t rows, const ConvShifted &s, const std::in
    ConvGridVectors grid(s, sizeof(V) / sizeof(float));
    for (size_t q = 0; q < grid.count; q += Vectors) {
       TableSpots<Vectors> at;
-      const size_t n = std::min(Vectors, grid.count - q);
+      // n >= 1, which GCC cannot see at -O3 (-Warray-bounds on n - 1): `last` says it
+      const size_t n = std::min(Vectors, grid.count - q), last = std::max<size_t>(n, 1) - 1;
       for (size_t j = 0; j < Vectors; ++j) {
-         at.in_at[j] = j < n ? grid.in() : at.in_at[n - 1];
-         at.out_at[j] = j < n ? grid.out() : at.out_at[n - 1];
+         at.in_at[j] = j < n ? grid.in() : at.in_at[last];
+         at.out_at[j] = j < n ? grid.out() : at.out_at[last];
          if (j < n)
             grid.next();
       }
