@@ -7,8 +7,13 @@ macros use resolve, backed by sofie-rdf's parsers and code generator:
   ``PyTorch.Parse(file, shapes)``, the :class:`RModel` they return (``Generate``, ``OutputGenerated``,
   ``PrintGenerated``, ``PrintInitializedTensors``, ``GetTensorData['float'](name)``, ...), :class:`Options`,
   :class:`ETensorType` and the type helpers;
-- in Cling, ``TMVA::Experimental::SofieFunctor<N, TMVA_SOFIE_<Name>::Session>(nslots, weights)`` for
-  RDataFrame, also through ``#include "TMVA/SOFIEHelpers.hxx"`` in macros.
+- in Cling, for C++ macros run from this process (``ROOT.gROOT.ProcessLine(".x macro.C")``): SOFIE's C++
+  ``RModelParser_ONNX``, ``PyKeras::Parse``, ``PyTorch::Parse``, ``RModel``, ``ETensorType``, ``Options`` and
+  type helpers (``cling/compat/TMVA/RModel.hxx``, calling this Python), ``TMVA::Experimental::RSofieReader``
+  with ``Compute<N, T>`` for ``Define``, and ``TMVA::Experimental::SofieFunctor<N, TMVA_SOFIE_<Name>::Session>``
+  for RDataFrame, also through ``#include "TMVA/SOFIEHelpers.hxx"``;
+- at the ``root`` prompt, after :func:`write_rootlogon` wrote a ``rootlogon.C`` that starts this Python in
+  ROOT (pip's ROOT has no ``TPython``).
 
 The headers keep SOFIE's interface (``TMVA_SOFIE_<Name>::Session``, ``infer``, ``.dat`` or ``.root`` weights,
 several models appended to one header) and are sofie-rdf's code inside.  A SOFIE call with no counterpart raises
@@ -36,14 +41,28 @@ from ._compat.common import (
     Options,
     SofieCompatError,
 )
-from ._compat.install import root_has_tmva, sofie_compat
+from ._compat.environment import adapt_environment
+from ._compat.install import root_has_tmva, sofie_compat, write_rootlogon
 from ._compat.parsers import PyKeras, PyTorch, RModelParser_ONNX
 from ._compat.rmodel import NOT_PROVIDED, RModel
 
+adapt_environment()  # Keras on torch where pip has no TensorFlow, before the script's own `import keras`
 sofie_compat()
 
 __all__ = [
-    "NOT_PROVIDED", "ConvertShapeToLength", "ConvertShapeToString", "ConvertStringToType", "ConvertTypeToString",
-    "ETensorType", "Options", "PyKeras", "PyTorch", "RModel", "RModelParser_ONNX", "SofieCompatError",
-    "root_has_tmva", "sofie_compat",
+    "NOT_PROVIDED",
+    "ConvertShapeToLength",
+    "ConvertShapeToString",
+    "ConvertStringToType",
+    "ConvertTypeToString",
+    "ETensorType",
+    "Options",
+    "PyKeras",
+    "PyTorch",
+    "RModel",
+    "RModelParser_ONNX",
+    "SofieCompatError",
+    "root_has_tmva",
+    "sofie_compat",
+    "write_rootlogon",
 ]

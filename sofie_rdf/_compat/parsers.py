@@ -66,7 +66,8 @@ class RModelParser_ONNX:
         raise SofieCompatError(
             "RModelParser_ONNX.RegisterOperator takes a C++ factory of SOFIE ROperator objects, which sofie-rdf does "
             "not have; register the operator with sofie_rdf.custom_op or sofie_rdf.register_op (guide 'Custom "
-            "operators')")
+            "operators')"
+        )
 
 
 class PyKeras:
@@ -89,8 +90,7 @@ class PyTorch:
     """``TMVA::Experimental::SOFIE::PyTorch``: ``PyTorch.Parse("model.pt", input_shapes)``."""
 
     @staticmethod
-    def Parse(filename: str, input_shapes: Iterable[Iterable[Any]],
-              input_dtypes: Optional[Iterable[Any]] = None) -> RModel:
+    def Parse(filename: str, input_shapes: Iterable[Iterable[Any]], input_dtypes: Optional[Iterable[Any]] = None) -> RModel:
         """The model of a TorchScript file (``torch.jit.save``) for inputs of ``input_shapes`` (a list of
         shapes, or the ``std::vector<std::vector<size_t>>`` SOFIE's tutorials build), of ``input_dtypes``
         (``ETensorType`` values or type names; float by default)."""
@@ -100,12 +100,13 @@ class PyTorch:
 
         path = _model_file(filename)
         shapes = [[int(d) for d in shape] for shape in input_shapes]
-        dtypes = [dtype_of(t) for t in input_dtypes] if input_dtypes is not None else \
-            [dtype_of(ETensorType.FLOAT)] * len(shapes)
+        dtypes = [dtype_of(t) for t in input_dtypes] if input_dtypes is not None else [dtype_of(ETensorType.FLOAT)] * len(shapes)
         if len(dtypes) != len(shapes):
             raise ModelFormatError(f"PyTorch.Parse: {len(shapes)} input shapes but {len(dtypes)} input types")
-        examples = tuple(torch.rand(*s).to(getattr(torch, d.name)) if d.kind == "f"
-                         else torch.zeros(s, dtype=getattr(torch, d.name)) for s, d in zip(shapes, dtypes))
+        examples = tuple(
+            torch.rand(*s).to(getattr(torch, d.name)) if d.kind == "f" else torch.zeros(s, dtype=getattr(torch, d.name))
+            for s, d in zip(shapes, dtypes)
+        )
         model: Model = from_pytorch(str(path), examples if len(examples) > 1 else examples[0], name=path.stem)
         return RModel(model, str(path))
 
@@ -122,7 +123,8 @@ class _GraphNetsParser:
         raise SofieCompatError(
             f"{self._name}.{call} reads DeepMind graph_nets models (TensorFlow, Sonnet), which sofie-rdf does not "
             "load; build the same blocks with sofie_rdf.gnn (guide 'Graph networks'), which RDataFrame runs through "
-            "sofie_rdf.gnn.define")
+            "sofie_rdf.gnn.define"
+        )
 
 
 RModel_GNN = _GraphNetsParser("RModel_GNN")

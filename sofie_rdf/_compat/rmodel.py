@@ -81,7 +81,8 @@ class RModel:
         if not isinstance(model, Model):
             raise SofieCompatError(
                 "RModel(name, parsetime) makes an empty model for SOFIE's C++ operators to be added one by one, "
-                "which sofie-rdf does not provide: parse a model file with RModelParser_ONNX, PyKeras or PyTorch")
+                "which sofie-rdf does not provide: parse a model file with RModelParser_ONNX, PyKeras or PyTorch"
+            )
         self._model = model
         self._source = source
         self._code: Optional[GeneratedCode] = None
@@ -134,8 +135,9 @@ class RModel:
                 print(f"sofie-rdf: model {self._model.name}: dims {dims} fixed; inputs {self._model.inputs}")
         self._initialized = True
 
-    def Generate(self, options: Union[Options, int] = Options.kDefault, batchSize: int = -1, pos: int = 0,
-                 verbose: bool = False) -> None:
+    def Generate(
+        self, options: Union[Options, int] = Options.kDefault, batchSize: int = -1, pos: int = 0, verbose: bool = False
+    ) -> None:
         """Generate the header in memory (``PrintGenerated``, ``OutputGenerated``).
 
         ``options`` (``Options`` flags, ``|``-combined): weights in SOFIE's text ``.dat`` by default,
@@ -160,7 +162,8 @@ class RModel:
     def ReturnGenerated(self) -> str:
         """The generated header's text: what ``OutputGenerated`` writes."""
         code = self._generated("ReturnGenerated")
-        return _CLING_OPTIMIZE + code.header + (_free_functions(code) if self._no_session else "")
+        optimize = "" if "#pragma cling optimize" in code.header else _CLING_OPTIMIZE  # Cling warns about a second one
+        return optimize + code.header + (_free_functions(code) if self._no_session else "")
 
     def PrintGenerated(self) -> None:
         """Print the generated header (after ``Generate``)."""
@@ -181,7 +184,8 @@ class RModel:
             raise SofieCompatError(
                 f"RModel.OutputGenerated({str(header)!r}, append=True): the text weights of several models cannot "
                 "share one .dat file (SOFIE's next model overwrites it); generate with "
-                "Options.kRootBinaryWeightFile (one directory per model in one .root file) or Options.kNoWeightFile")
+                "Options.kRootBinaryWeightFile (one directory per model in one .root file) or Options.kNoWeightFile"
+            )
         text = self.ReturnGenerated()
         if append and header.exists():
             with open(header, "a") as f:
@@ -191,16 +195,16 @@ class RModel:
         for file_name, included in code.includes.items():  # custom operator headers, included by file name
             atomic_write(header.parent / file_name, included)
         if code.weights_mode != "embed":
-            self.WriteInitializedTensorsToFile(str(header.with_suffix(_WEIGHTS_SUFFIX[code.weights_mode]))
-                                               if filename else "")
+            self.WriteInitializedTensorsToFile(str(header.with_suffix(_WEIGHTS_SUFFIX[code.weights_mode])) if filename else "")
 
     def WriteInitializedTensorsToFile(self, filename: str = "") -> int:
         """Write the weights in the generated mode to ``filename`` (default ``<Name>.dat`` or ``.root``); returns
         the file's size in bytes.  A ``.root`` file is updated: the model's directory replaced, others kept."""
         code = self._generated("WriteInitializedTensorsToFile")
         if code.weights_mode == "embed":
-            raise SofieError("RModel.WriteInitializedTensorsToFile: the weights were generated into the header "
-                             "(Options.kNoWeightFile)")
+            raise SofieError(
+                "RModel.WriteInitializedTensorsToFile: the weights were generated into the header (Options.kNoWeightFile)"
+            )
         path = Path(filename or f"{code.name}{_WEIGHTS_SUFFIX[code.weights_mode]}")
         if code.weights_mode == "root":
             write_root(path, code.weights, root_weights_dir(code.name), update=True)
@@ -265,8 +269,9 @@ class RModel:
         """The shape of a tensor whose dims are all numbers (``GetDynamicTensorShape`` for symbolic ones)."""
         shape = self._tensor(name, "GetTensorShape")[2]
         if not all(isinstance(d, (int, np.integer)) for d in shape):
-            raise SofieError(f"RModel.GetTensorShape: tensor {name!r} has the dynamic shape {_shape_text(shape)}: "
-                             "use GetDynamicTensorShape")
+            raise SofieError(
+                f"RModel.GetTensorShape: tensor {name!r} has the dynamic shape {_shape_text(shape)}: use GetDynamicTensorShape"
+            )
         return [int(d) for d in shape]
 
     def GetDynamicTensorShape(self, name: str) -> list[Union[int, str]]:
@@ -306,8 +311,10 @@ class RModel:
         print("Model specify the following dynamic tensors:")
         for n, t in self._intermediates().items():
             if not all(isinstance(d, int) for d in t.shape):
-                print(f'Tensor name: "{clean_name(n)}"\ttype: {_type_name(t.dtype)}\t'
-                      f"shape: {_shape_text(tuple(str(d) for d in t.shape))}")
+                print(
+                    f'Tensor name: "{clean_name(n)}"\ttype: {_type_name(t.dtype)}\t'
+                    f"shape: {_shape_text(tuple(str(d) for d in t.shape))}"
+                )
         print()
 
     def PrintOutputTensors(self) -> None:
@@ -324,8 +331,7 @@ class RModel:
             print(f"Tensor {name} not found in model's initialized tensor list")
             return
         values = found[1].reshape(-1)
-        print(f"Tensor name: {clean_name(found[0])}\ttype: {_type_name(found[1].dtype)}\t"
-              f"shape: {_shape_text(found[1].shape)}")
+        print(f"Tensor name: {clean_name(found[0])}\ttype: {_type_name(found[1].dtype)}\tshape: {_shape_text(found[1].shape)}")
         shown = " ,".join(str(v) for v in values[:n_print].tolist())
         print(f"data: [\n{shown}{', ...' if values.size > n_print else ''}]")
 
@@ -336,15 +342,19 @@ def _weights_mode(flags: Options, pos: int) -> str:
         raise SofieCompatError(
             "RModel.Generate: Options.kGNN and kGNNComponent are the flags ROOT's RModel_GNN sets on the models of "
             "its update functions; sofie-rdf builds graph networks as one model with sr.gnn (see the guide "
-            "'Graph networks')")
+            "'Graph networks')"
+        )
     if pos:
         raise SofieCompatError(
             f"RModel.Generate(pos={pos}): reading text weights from an offset of a file shared by several models "
             "is not provided; use Options.kRootBinaryWeightFile, which keeps each model in its own directory of "
-            "one .root file")
+            "one .root file"
+        )
     if flags & Options.kNoSession and (not flags & Options.kNoWeightFile or flags & Options.kRootBinaryWeightFile):
-        raise SofieCompatError("RModel.Generate: cannot use a separate weight file without generating a Session "
-                               "class (Options.kNoSession takes Options.kNoWeightFile, as in SOFIE)")
+        raise SofieCompatError(
+            "RModel.Generate: cannot use a separate weight file without generating a Session "
+            "class (Options.kNoSession takes Options.kNoWeightFile, as in SOFIE)"
+        )
     return "root" if flags & Options.kRootBinaryWeightFile else "embed" if flags & Options.kNoWeightFile else "dat"
 
 
@@ -357,24 +367,56 @@ def _free_functions(code: GeneratedCode) -> str:
     Session per thread (weights embedded, so it needs no file)."""
     ns = code.namespace
     signature = code.signatures["infer_vectors"]
-    return "\n".join([
-        "", f"#ifndef {ns}_NOSESSION_HXX", f"#define {ns}_NOSESSION_HXX",
-        "// Options::kNoSession: SOFIE's free infer function, over one Session per thread.",
-        f"namespace {ns} {{",
-        "inline Session &session_of_this_thread()", "{", "   static thread_local Session session;", "   return session;",
-        "}", f"inline {signature}", "{", f"   return session_of_this_thread().infer({code.signatures['infer_vectors_args']});",
-        "}", f"}} // namespace {ns}", f"#endif // {ns}_NOSESSION_HXX", ""])
+    return "\n".join(
+        [
+            "",
+            f"#ifndef {ns}_NOSESSION_HXX",
+            f"#define {ns}_NOSESSION_HXX",
+            "// Options::kNoSession: SOFIE's free infer function, over one Session per thread.",
+            f"namespace {ns} {{",
+            "inline Session &session_of_this_thread()",
+            "{",
+            "   static thread_local Session session;",
+            "   return session;",
+            "}",
+            f"inline {signature}",
+            "{",
+            f"   return session_of_this_thread().infer({code.signatures['infer_vectors_args']});",
+            "}",
+            f"}} // namespace {ns}",
+            f"#endif // {ns}_NOSESSION_HXX",
+            "",
+        ]
+    )
 
 
 # SOFIE calls with no counterpart here, with the reason each raises.
-_BY_OPERATOR = ("building an RModel operator by operator needs SOFIE's C++ ROperator classes, which sofie-rdf does "
-                "not provide; export the model to ONNX, Keras or PyTorch and parse that file")
+_BY_OPERATOR = (
+    "building an RModel operator by operator needs SOFIE's C++ ROperator classes, which sofie-rdf does "
+    "not provide; export the model to ONNX, Keras or PyTorch and parse that file"
+)
 NOT_PROVIDED = {  # RModel method -> why it raises SofieCompatError
-    **{name: _BY_OPERATOR for name in (
-        "AddInputTensorInfo", "AddOperator", "AddOperatorReference", "AddInitializedTensor", "AddConstantTensor",
-        "AddIntermediateTensor", "AddDynamicTensor", "AddInputTensorName", "AddOutputTensorNameList",
-        "UpdateOutputTensorList", "UpdateInitializedTensor", "AddBlasRoutines", "AddNeededStdLib",
-        "AddNeededCustomHeader", "InitializeSubGraph", "SetNotWritableInitializedTensor")},
+    **{
+        name: _BY_OPERATOR
+        for name in (
+            "AddInputTensorInfo",
+            "AddOperator",
+            "AddOperatorReference",
+            "AddInitializedTensor",
+            "AddConstantTensor",
+            "AddIntermediateTensor",
+            "AddDynamicTensor",
+            "AddInputTensorName",
+            "AddOutputTensorNameList",
+            "UpdateOutputTensorList",
+            "UpdateInitializedTensor",
+            "AddBlasRoutines",
+            "AddNeededStdLib",
+            "AddNeededCustomHeader",
+            "InitializeSubGraph",
+            "SetNotWritableInitializedTensor",
+        )
+    },
     "GetInitializedTensorData": "it returns a C++ shared_ptr<void>; use GetTensorData['float'](name), a numpy array",
     "ReadInitializedTensorsFromFile": "the Session constructor reads the weights itself",
     "SetOptimizationLevel": "sofie-rdf's rewrites and memory plan are always on; it has no basic level",
