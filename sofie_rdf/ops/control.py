@@ -9,12 +9,13 @@ branches, which planning lowers to the marker operators below around the branche
 
 from __future__ import annotations
 
+import warnings
 from typing import Optional, Sequence
 
 import numpy as np
 import sympy
 
-from ..errors import ModelFormatError, NeedsDimsError, UnsupportedOperatorError
+from ..errors import LegacyModelWarning, ModelFormatError, NeedsDimsError, UnsupportedOperatorError
 from ..ir import Graph, TensorType
 from ..ir.dims import dims_equal
 from .base import Op, fold_values, normalize_axis
@@ -22,9 +23,13 @@ from .registry import INTERNAL_DOMAIN, lookup, register
 
 # Shape arithmetic with symbols is evaluated inside subgraphs for tensors up to this size (as shape inference).
 
+# A Loop whose carried values change shape is unrolled (ops Loop.iterations) when it runs at most this many times.
+MAX_UNROLLED = 64
 
-def infer_graph(op: Op, graph: Graph, bound: dict[str, TensorType],
-                inner_dims: Optional[set[sympy.Symbol]] = None) -> dict[str, TensorType]:
+
+def infer_graph(
+    op: Op, graph: Graph, bound: dict[str, TensorType], inner_dims: Optional[set[sympy.Symbol]] = None
+) -> dict[str, TensorType]:
     """Types (and values where computable) of every tensor of ``graph``, given ``bound``: the types of its
     inputs and of the enclosing-scope tensors it reads.  ``op`` (the owning node) collects the conditions
     the subgraph's code relies on; ``inner_dims`` the dims its nodes compute while running."""
@@ -36,8 +41,10 @@ def infer_graph(op: Op, graph: Graph, bound: dict[str, TensorType],
             raise UnsupportedOperatorError(op.model, {node.qualified_type: [f"{node.name} (in {op.node})"]})
         missing = [i for i in node.inputs if i and i not in tensors]
         if missing:
-            raise ModelFormatError(f"model {op.model!r}: {op.node}: subgraph {graph.name!r}: {node} reads "
-                                   f"{missing[0]!r}, which nothing in its scope produces")
+            raise ModelFormatError(
+                f"model {op.model!r}: {op.node}: subgraph {graph.name!r}: {node} reads "
+                f"{missing[0]!r}, which nothing in its scope produces"
+            )
         sub = cls(node, op.model)
         inputs = [tensors[i] if i else None for i in node.inputs]
         outputs = sub.infer(inputs)
@@ -48,13 +55,13 @@ def infer_graph(op: Op, graph: Graph, bound: dict[str, TensorType],
         tensors.update((n, t) for n, t in zip(node.outputs, outputs) if n)
     missing = [o for o in graph.outputs if o not in tensors]
     if missing:
-        raise ModelFormatError(f"model {op.model!r}: {op.node}: subgraph {graph.name!r} never produces its "
-                               f"output {missing[0]!r}")
+        raise ModelFormatError(f"model {op.model!r}: {op.node}: subgraph {graph.name!r} never produces its output {missing[0]!r}")
     return tensors
 
 
-def merge_branches(op: Op, then_types: Sequence[TensorType], else_types: Sequence[TensorType],
-                   inner_dims: frozenset = frozenset()) -> list[TensorType]:
+def merge_branches(
+    op: Op, then_types: Sequence[TensorType], else_types: Sequence[TensorType], inner_dims: frozenset = frozenset()
+) -> list[TensorType]:
     """The outputs of a choice between two branches made while running: each branch's dtype and rank, a dim
     equal in both kept, any other (or one a branch computes itself) a run-time dim the choosing code sets.
     Branches of different rank need the condition (input 0) decided when generating: :class:`NeedsDimsError`."""
@@ -71,9 +78,13 @@ def merge_branches(op: Op, then_types: Sequence[TensorType], else_types: Sequenc
                 f"{_shape(b)} in else_branch, and the condition is only known while the code runs, so the generated "
                 "code cannot have one rank for it; torch.onnx.export writes x.squeeze(d) of a dynamic dim this way.  "
                 "Fix the dims the condition depends on when loading (sr.load(..., dims={'name': size}) or "
-                "input_shapes={'input': shape}) so that it is known when the code is generated", input=0)
-        shape = tuple(x if dims_equal(x, y) and not _has_symbol(x, inner_dims)
-                      else op.runtime_dim(f"output{k}_dim{axis}") for axis, (x, y) in enumerate(zip(a.shape, b.shape)))
+                "input_shapes={'input': shape}) so that it is known when the code is generated",
+                input=0,
+            )
+        shape = tuple(
+            x if dims_equal(x, y) and not _has_symbol(x, inner_dims) else op.runtime_dim(f"output{k}_dim{axis}")
+            for axis, (x, y) in enumerate(zip(a.shape, b.shape))
+        )
         out.append(TensorType(a.dtype, shape))
     return out
 
@@ -124,6 +135,7 @@ class If(Op):
 
 # ---- markers of lowered control flow (planning/control_flow.py) -------------------------------------------
 
+
 @register
 class IfBegin(Op):
     """Starts the then-branch's nodes, run when the condition (input 0) holds."""
@@ -157,10 +169,11 @@ class EndIf(Op):
 
     def infer(self, inputs):
         n = (len(inputs) - 1) // 2
-        return merge_branches(self, inputs[1:1 + n], inputs[1 + n:])
+        return merge_branches(self, inputs[1 : 1 + n], inputs[1 + n :])
 
 
 # ---- loops ------------------------------------------------------------------------------------------------
+
 
 class _Looping(Op):
     """What Loop and Scan share: a body run once per iteration, its state carried from one to the next."""
@@ -184,8 +197,7 @@ class _Looping(Op):
         """Types of the body's inputs from the node's own inputs."""
         raise NotImplementedError
 
-    def body_outputs(self, inputs: Sequence[Optional[TensorType]], states: Sequence[TensorType],
-                     first: int) -> list[TensorType]:
+    def body_outputs(self, inputs: Sequence[Optional[TensorType]], states: Sequence[TensorType], first: int) -> list[TensorType]:
         """The body's per-iteration outputs (after its ``first`` condition output and the states), the states'
         types checked to stay what they were."""
         body = self.attrs["body"]
@@ -196,14 +208,31 @@ class _Looping(Op):
             raise self.error(f"the body has {len(outs)} outputs, at least {first + len(states)} expected")
         for k, (t, new) in enumerate(zip(states, outs[first:])):
             # A dim the body computes while running is checked then (planning/control_flow.py).
-            if t.dtype != new.dtype or t.rank != new.rank or not all(
-                    dims_equal(a, b) or _has_symbol(b, frozenset(inner)) for a, b in zip(t.shape, new.shape)):
-                raise self.error(f"loop-carried value {k} is {t.dtype} {_shape(t)} before an iteration but "
-                                 f"{new.dtype} {_shape(new)} after it: its type and shape must stay the same")
-        elements = outs[first + len(states):]
+            if (
+                t.dtype != new.dtype
+                or t.rank != new.rank
+                or not all(dims_equal(a, b) or _has_symbol(b, frozenset(inner)) for a, b in zip(t.shape, new.shape))
+            ):
+                raise self.error(
+                    f"loop-carried value {k} is {t.dtype} {_shape(t)} before an iteration but "
+                    f"{new.dtype} {_shape(new)} after it: its type and shape must stay the same"
+                )
+        elements = outs[first + len(states) :]
         if any(_has_symbol(d, frozenset(inner)) for t in elements for d in t.shape):
             raise self.error("a scan output's shape depends on a dim the body computes while running")
         return elements
+
+
+def _retyped(before: Sequence[TensorType], after: Sequence[TensorType]) -> bool:
+    """Whether any value's dtype or shape differs between ``before`` and ``after``."""
+    return any(
+        a.dtype != b.dtype or a.rank != b.rank or not all(map(dims_equal, a.shape, b.shape)) for a, b in zip(before, after)
+    )
+
+
+def _constant(value: np.generic) -> TensorType:
+    """The type of a known scalar (an unrolled Loop's iteration number and condition)."""
+    return TensorType(value.dtype, (), np.asarray(value))
 
 
 def _state(t: TensorType) -> TensorType:
@@ -228,12 +257,58 @@ class Loop(_Looping):
         for k, what in ((0, "the trip count M"), (1, "the condition")):
             if inputs[k] is not None:
                 one_element(self, inputs[k], what)
+        unrolled = self.unrolled_states(inputs)
+        if unrolled is not None:
+            return unrolled
         states = [_state(t) for t in inputs[2:formal]]
         elements = self.body_outputs(inputs, states, 1)
         if elements and inputs[0] is None:
             raise self.error("scan outputs need a trip count M to size them before the loop runs")
         count = self.runtime_dim("iterations") if elements else 0
         return states + [TensorType(t.dtype, (count, *t.shape)) for t in elements]
+
+    def unrolled_states(self, inputs: Sequence[Optional[TensorType]]) -> Optional[list[TensorType]]:
+        """The final loop-carried values of a Loop that must be unrolled (:meth:`iterations`), else None."""
+        steps = self.iterations(inputs)
+        if steps is None:
+            return None
+        warnings.warn(
+            f"model {self.model!r}: {self.node}: its loop-carried values change shape between iterations "
+            f"(the spec keeps them; onnxruntime runs it): unrolled, {len(steps) - 1} iteration(s)",
+            LegacyModelWarning,
+            stacklevel=2,
+        )
+        return steps[-1][1]
+
+    def iterations(self, inputs: Sequence[Optional[TensorType]]) -> Optional[list[tuple[int, list[TensorType]]]]:
+        """(iteration number, loop-carried values after it) of each iteration, starting with the initial values
+        as iteration -1, for a Loop whose carried values change shape between iterations but whose iterations are
+        all known when the code is generated, which onnxruntime runs (torch.onnx.export writes torch_scatter's
+        ``broadcast`` loop this way: ``(E,)`` before, ``(E, 1)`` after).  None for any other Loop: one whose
+        values keep their types, one with scan outputs, or one that runs more than :data:`MAX_UNROLLED` times."""
+        formal = self.formal(inputs)
+        body = self.attrs["body"]
+        if inputs[0] is None or not inputs[0].is_constant or len(body.outputs) != formal - 1:
+            return None
+        trips = int(inputs[0].value.reshape(-1)[0])
+        go = True if inputs[1] is None else scalar_condition(self, inputs[1], "the condition")
+        states = [_state(t) for t in inputs[2:formal]]
+        steps = [(-1, states)]
+        outer = dict(zip(body.outer, inputs[formal:]))
+        for i in range(min(trips, MAX_UNROLLED + 1)):
+            if go is not True:
+                break
+            bound = {**outer, **dict(zip(body.inputs, [_constant(np.int64(i)), _constant(np.bool_(True)), *states]))}
+            tensors = infer_graph(self, body, bound)
+            outs = [tensors[o] for o in body.outputs]
+            go = bool(outs[0].value.reshape(-1)[0]) if outs[0].is_constant else None
+            states = [_state(t) for t in outs[1:]]
+            steps.append((i, states))
+            if i == 0 and not _retyped(steps[0][1], states):
+                return None  # the next iteration starts where this one did: an ordinary Loop
+        if go is None or len(steps) > MAX_UNROLLED + 1 or len(steps) == 1:
+            return None
+        return steps
 
 
 @register
@@ -244,8 +319,10 @@ class Scan8(Op):
     since_version = 8
 
     def infer(self, inputs):
-        raise self.error("Scan of opset 8 (batch axis and sequence_lens) is not supported; convert the model to "
-                         "opset 9 or later (onnx.version_converter), whose Scan has neither")
+        raise self.error(
+            "Scan of opset 8 (batch axis and sequence_lens) is not supported; convert the model to "
+            "opset 9 or later (onnx.version_converter), whose Scan has neither"
+        )
 
 
 @register
@@ -262,9 +339,8 @@ class Scan(_Looping):
         m = self.attrs["num_scan_inputs"]
         if not 0 < m <= len(own):
             raise self.error(f"num_scan_inputs = {m} with {len(own)} inputs")
-        scans = own[len(own) - m:]
-        axes = [normalize_axis(self, a, t.rank) for a, t in
-                zip(self.attr("scan_input_axes") or [0] * m, scans)]
+        scans = own[len(own) - m :]
+        axes = [normalize_axis(self, a, t.rank) for a, t in zip(self.attr("scan_input_axes") or [0] * m, scans)]
         length = scans[0].shape[axes[0]]
         for t, a in zip(scans, axes):
             if not dims_equal(t.shape[a], length):
@@ -273,21 +349,22 @@ class Scan(_Looping):
 
     def body_inputs(self, own):
         n, axes, _ = self.layout(own)
-        return [_state(t) for t in own[:n]] + [TensorType(t.dtype, t.shape[:a] + t.shape[a + 1:])
-                                               for t, a in zip(own[n:], axes)]
+        return [_state(t) for t in own[:n]] + [TensorType(t.dtype, t.shape[:a] + t.shape[a + 1 :]) for t, a in zip(own[n:], axes)]
 
     def output_axes(self, elements: Sequence[TensorType]) -> list[int]:
         """Where each scan output stacks its elements."""
-        return [normalize_axis(self, a, t.rank + 1) for a, t in
-                zip(self.attr("scan_output_axes") or [0] * len(elements), elements)]
+        return [
+            normalize_axis(self, a, t.rank + 1) for a, t in zip(self.attr("scan_output_axes") or [0] * len(elements), elements)
+        ]
 
     def infer(self, inputs):
-        own = inputs[:self.formal(inputs)]
+        own = inputs[: self.formal(inputs)]
         n, _, length = self.layout(own)
         states = [_state(t) for t in own[:n]]
         elements = self.body_outputs(inputs, states, 0)
-        return states + [TensorType(t.dtype, t.shape[:a] + (length,) + t.shape[a:])
-                         for t, a in zip(elements, self.output_axes(elements))]
+        return states + [
+            TensorType(t.dtype, t.shape[:a] + (length,) + t.shape[a:]) for t, a in zip(elements, self.output_axes(elements))
+        ]
 
 
 class _LoopMarker(Op):
@@ -301,8 +378,13 @@ class _LoopMarker(Op):
     body values, scan output elements, enclosing-scope tensors)."""
 
     domain = INTERNAL_DOMAIN
-    attr_defaults = {"counts": [0, 0, 0], "scan_input_axes": [], "scan_input_directions": [],
-                     "scan_output_axes": [], "scan_output_directions": []}
+    attr_defaults = {
+        "counts": [0, 0, 0],
+        "scan_input_axes": [],
+        "scan_input_directions": [],
+        "scan_output_axes": [],
+        "scan_output_directions": [],
+    }
 
     def infer(self, inputs):
         raise self.error("made by planning from a Loop or Scan whose types are inferred; not inferred again")

@@ -53,6 +53,10 @@ def attribute_value(proto: AttributeProto) -> Any:
     raise ModelFormatError(f"attribute {proto.name!r} has unsupported type {AttributeProto.AttributeType.Name(t)}")
 
 
+def subgraphs(node: onnx.NodeProto) -> list[onnx.GraphProto]:
+    """The graphs ``node``'s attributes hold (a Loop's body, an If's branches)."""
+    return [g for a in node.attribute for g in ([a.g] if a.HasField("g") else list(a.graphs))]
+
 
 OnnxSource = Union[str, os.PathLike, bytes, onnx.ModelProto]
 
@@ -64,6 +68,7 @@ def from_onnx(source: OnnxSource, name: Optional[str] = None) -> Model:
     proto, base_dir, default_name = _read(source)
     label = name or default_name
     _check_text(proto, label)
+    _warn_weights_as_inputs(proto, label)
     proto, opsets = _opsets(proto, label)
     graph = proto.graph  # the converted one where the opset was older than MIN_OPSET
     initializers = {}
@@ -88,8 +93,7 @@ def from_onnx(source: OnnxSource, name: Optional[str] = None) -> Model:
     return model
 
 
-def _node(node: onnx.NodeProto, index: int, model: Model, base_dir: Optional[Path], label: str,
-          top: bool = True) -> Node:
+def _node(node: onnx.NodeProto, index: int, model: Model, base_dir: Optional[Path], label: str, top: bool = True) -> Node:
     """The IR node of ``node`` (of the main graph when ``top``, else of a subgraph), its subgraph attributes
     parsed and the enclosing-scope tensors they read appended to its inputs (see :class:`ir.Graph`)."""
     domain = node.domain if node.domain != "ai.onnx" else ""
@@ -99,15 +103,17 @@ def _node(node: onnx.NodeProto, index: int, model: Model, base_dir: Optional[Pat
     except ModelFormatError as exc:
         raise ModelFormatError(f"model {label!r}: node {name!r} ({node.op_type}): {exc}") from None
     takes = getattr(lookup(node.op_type, domain, model.opsets.get(domain, 0)), "takes_subgraphs", False)
-    graphs = {k: _graph(v.g, model, base_dir, label) for k, v in attrs.items()
-              if takes and isinstance(v, AttributeProto) and v.type == AttributeProto.GRAPH}
+    graphs = {
+        k: _graph(v.g, model, base_dir, label)
+        for k, v in attrs.items()
+        if takes and isinstance(v, AttributeProto) and v.type == AttributeProto.GRAPH
+    }
     outer = list(dict.fromkeys(n for g in graphs.values() for n in g.outer))
     for g in graphs.values():
         g.outer = outer
     attrs.update(graphs)
     inputs = _legacy_recurrent(model, node, name, attrs, label) if top else list(node.input)
-    return make_node(node.op_type, inputs + outer, node.output, attrs, name, domain, model.opsets.get(domain, 0),
-                     model=label)
+    return make_node(node.op_type, inputs + outer, node.output, attrs, name, domain, model.opsets.get(domain, 0), model=label)
 
 
 def _graph(proto: onnx.GraphProto, model: Model, base_dir: Optional[Path], label: str) -> Graph:
@@ -134,17 +140,29 @@ def _legacy_recurrent(model: Model, node: onnx.NodeProto, name: str, attrs: dict
     where = f"model {label!r}: {node.op_type} node {name!r}"
     if attrs.get("clip") == 0:
         del attrs["clip"]
-        warnings.warn(f"{where}: clip = 0, as older converters write for no clipping: read as no clipping",
-                      LegacyModelWarning, stacklevel=4)
+        warnings.warn(
+            f"{where}: clip = 0, as older converters write for no clipping: read as no clipping", LegacyModelWarning, stacklevel=4
+        )
     lens = inputs[4] if len(inputs) > 4 else ""
     dtype = _dtype_of(model, lens)
     if dtype is not None and dtype.kind == "f":
         cast = f"{lens}/sofie_rdf_as_int32_{name}"
-        model.nodes.append(make_node("Cast", [lens], [cast], {"to": onnx.TensorProto.INT32}, f"{name}/lens_as_int32",
-                                     "", model.opsets.get("", 0), model=label))
+        model.nodes.append(
+            make_node(
+                "Cast",
+                [lens],
+                [cast],
+                {"to": onnx.TensorProto.INT32},
+                f"{name}/lens_as_int32",
+                "",
+                model.opsets.get("", 0),
+                model=label,
+            )
+        )
         inputs[4] = cast
-        warnings.warn(f"{where}: sequence_lens is {dtype}, as older converters write it: cast to int32",
-                      LegacyModelWarning, stacklevel=4)
+        warnings.warn(
+            f"{where}: sequence_lens is {dtype}, as older converters write it: cast to int32", LegacyModelWarning, stacklevel=4
+        )
     return inputs
 
 
@@ -200,19 +218,62 @@ def _opsets(proto: onnx.ModelProto, label: str) -> tuple[onnx.ModelProto, dict[s
     version = opsets.get("")
     newest = onnx.defs.onnx_opset_version()
     if version is not None and version > newest:
-        raise ModelFormatError(f"model {label!r} uses ONNX opset {version}; the installed onnx knows up to {newest} "
-                               "(upgrade onnx)")
+        raise ModelFormatError(
+            f"model {label!r} uses ONNX opset {version}; the installed onnx knows up to {newest} (upgrade onnx)"
+        )
     if version is None or version >= MIN_OPSET or _same_as_min_opset(proto, version):
         return proto, opsets
     try:
-        converted = onnx.version_converter.convert_version(proto, MIN_OPSET)
+        converted = onnx.version_converter.convert_version(_initializers_as_inputs(proto), MIN_OPSET)
     except Exception as exc:  # the converter raises RuntimeError and ConvertError for adapters it lacks
-        raise ModelFormatError(f"model {label!r} uses ONNX opset {version}; onnx.version_converter could not "
-                               f"convert it to opset {MIN_OPSET}: {str(exc).splitlines()[0] if str(exc) else exc}"
-                               ) from None
-    warnings.warn(f"model {label!r} uses ONNX opset {version}, older than the oldest supported ({MIN_OPSET}): "
-                  f"converted to opset {MIN_OPSET} with onnx.version_converter", LegacyModelWarning, stacklevel=4)
+        raise ModelFormatError(
+            f"model {label!r} uses ONNX opset {version}; onnx.version_converter could not "
+            f"convert it to opset {MIN_OPSET}: {str(exc).splitlines()[0] if str(exc) else exc}"
+        ) from None
+    warnings.warn(
+        f"model {label!r} uses ONNX opset {version}, older than the oldest supported ({MIN_OPSET}): "
+        f"converted to opset {MIN_OPSET} with onnx.version_converter",
+        LegacyModelWarning,
+        stacklevel=4,
+    )
     return converted, _opsets(converted, label)[1]
+
+
+def _initializers_as_inputs(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """``proto``, or a copy listing every initializer among the graph inputs as IR version 3 did: the version
+    converter reads weights only from there ("Input B is undefined!" for an opset-6 Gemm without them listed)."""
+    listed = {v.name for v in proto.graph.input}
+    missing = [t for t in proto.graph.initializer if t.name not in listed]
+    if not missing:
+        return proto
+    copy = onnx.ModelProto()
+    copy.CopyFrom(proto)
+    copy.graph.input.extend(onnx.helper.make_tensor_value_info(t.name, t.data_type, t.dims) for t in missing)
+    return copy
+
+
+def _warn_weights_as_inputs(proto: onnx.ModelProto, label: str) -> None:
+    """Warn of graph inputs that are also initializers (from IR version 4 on, overridable defaults): onnxruntime
+    lets a caller feed them, the generated code holds them as constant weights.  IR version 3 lists every
+    weight among the inputs, so nothing is said there."""
+    if proto.ir_version < 4:
+        return
+    weights = {t.name for t in proto.graph.initializer}
+    both = [v.name for v in proto.graph.input if v.name in weights]
+    if both:
+        readers = sorted({n.name or n.op_type for n in proto.graph.node if set(n.input) & set(both)})
+        warnings.warn(
+            f"model {label!r}: graph input(s) {_some(both)} also initializer(s): read as constant weights (by "
+            f"{_some(readers)}), not inputs; onnxruntime would let a caller feed them",
+            LegacyModelWarning,
+            stacklevel=3,
+        )
+
+
+def _some(names: list[str], shown: int = 3) -> str:
+    """The first ``shown`` names quoted, and how many there are when more: a warning stays one line."""
+    text = ", ".join(map(repr, names[:shown]))
+    return text if len(names) <= shown else f"{text}, ... ({len(names)} in all)"
 
 
 def _same_as_min_opset(proto: onnx.ModelProto, version: int) -> bool:
@@ -220,8 +281,10 @@ def _same_as_min_opset(proto: onnx.ModelProto, version: int) -> bool:
     if not 1 <= version < MIN_OPSET:
         return False
     try:
-        return all(onnx.defs.get_schema(op, version).since_version == onnx.defs.get_schema(op, MIN_OPSET).since_version
-                   for op in {n.op_type for n in proto.graph.node if n.domain in ("", "ai.onnx")})
+        return all(
+            onnx.defs.get_schema(op, version).since_version == onnx.defs.get_schema(op, MIN_OPSET).since_version
+            for op in {n.op_type for n in proto.graph.node if n.domain in ("", "ai.onnx")}
+        )
     except onnx.defs.SchemaError:
         return False
 
@@ -242,8 +305,10 @@ def _value_type(value: onnx.ValueInfoProto, label: str) -> TensorType:
             dims.append(symbol(f"{value.name}_dim{i}" if _is_unnamed(d) else d.dim_param))
     dtype = dtype_from_onnx(tt.elem_type)
     if too_large([d for d in dims if isinstance(d, int)], dtype):
-        raise ModelFormatError(f"model {label!r}: input {value.name!r} of shape {tuple(dims)} is over the limit of "
-                               f"{max_tensor_bytes():,} bytes per tensor")
+        raise ModelFormatError(
+            f"model {label!r}: input {value.name!r} of shape {tuple(dims)} is over the limit of "
+            f"{max_tensor_bytes():,} bytes per tensor"
+        )
     return TensorType(dtype, tuple(dims))
 
 
@@ -264,8 +329,10 @@ def _tensor(t: onnx.TensorProto, base_dir: Optional[Path], label: str) -> np.nda
     dtype = dtype_from_onnx(t.data_type)
     count = int(np.prod(t.dims, dtype=np.float64)) if t.dims else 1
     if any(d < 0 for d in t.dims) or too_large(t.dims, dtype):
-        raise ModelFormatError(f"model {label!r}: initializer {t.name!r} has invalid or too large dims {list(t.dims)} "
-                               f"(limit {max_tensor_bytes():,} bytes per tensor)")
+        raise ModelFormatError(
+            f"model {label!r}: initializer {t.name!r} has invalid or too large dims {list(t.dims)} "
+            f"(limit {max_tensor_bytes():,} bytes per tensor)"
+        )
     if t.data_location == onnx.TensorProto.EXTERNAL:
         t = _load_external(t, base_dir, label, count * dtype.itemsize)
     try:

@@ -27,6 +27,10 @@ model (torch 2.13):
   ``torch.export.save``): the dynamo ONNX exporter directly; its dynamic
   dimensions are those it was exported with.
 
+Where an exporter lacks a translation or writes one wrong, ours is used: ``_torch_decomp`` (``torch.cdist``,
+eval-mode ``nn.RReLU``, ``nn.EmbeddingBag``) and ``_torch_lstm`` (``nn.LSTM(proj_size=...)``) for the dynamo
+exporter, ``_torchscript_fixes`` (``index_add``, list item assignment) for the TorchScript one.
+
 A pickled module (``torch.save(model)``) is refused without unpickling it.
 Inputs are named ``input_0``... and outputs ``output_0``... unless given; the
 axes in ``dynamic_axes`` become symbolic dims with the user's names, every
@@ -51,7 +55,7 @@ import onnx
 
 from ..errors import ModelFormatError
 from ..ir import Model
-from .onnx import from_onnx
+from .onnx import from_onnx, subgraphs
 
 TORCHSCRIPT_OPSET = 17
 MESSAGE_LINES = 4
@@ -62,8 +66,14 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 Axes = dict[int, dict[int, str]]
 
 
-def from_pytorch(source: Any, example_inputs: Any, name: Optional[str] = None, dynamic_axes: Optional[dict] = None,
-                 input_names: Optional[Sequence[str]] = None, output_names: Optional[Sequence[str]] = None) -> Model:
+def from_pytorch(
+    source: Any,
+    example_inputs: Any,
+    name: Optional[str] = None,
+    dynamic_axes: Optional[dict] = None,
+    input_names: Optional[Sequence[str]] = None,
+    output_names: Optional[Sequence[str]] = None,
+) -> Model:
     """Parse a ``torch.nn.Module``, TorchScript module, ``ExportedProgram`` or a file holding one into the IR."""
     torch = _import_torch()
     program, default_name = _open(torch, source)
@@ -99,6 +109,7 @@ def _import_torch() -> Any:
 
 # ---- sources ------------------------------------------------------------------------------------
 
+
 def _open(torch: Any, source: Any) -> tuple[Any, str]:
     """(module or ExportedProgram, default model name) for an object or a file path."""
     if isinstance(source, (str, os.PathLike)):
@@ -109,8 +120,10 @@ def _open(torch: Any, source: Any) -> tuple[Any, str]:
         return source, type(source).__name__
     if isinstance(source, torch.export.ExportedProgram):
         return source, "Model"
-    raise ModelFormatError(f"cannot load a PyTorch model from an object of type {type(source).__name__} "
-                           "(pass a torch.nn.Module, a TorchScript module or a .pt file)")
+    raise ModelFormatError(
+        f"cannot load a PyTorch model from an object of type {type(source).__name__} "
+        "(pass a torch.nn.Module, a TorchScript module or a .pt file)"
+    )
 
 
 def _load_file(torch: Any, path: Path) -> Any:
@@ -151,8 +164,9 @@ def _example_tuple(torch: Any, example_inputs: Any, label: str) -> tuple:
         if isinstance(item, np.ndarray):
             item = torch.from_numpy(np.ascontiguousarray(item))
         if not isinstance(item, torch.Tensor):
-            raise ModelFormatError(f"model {label!r}: example input {i} is a {type(item).__name__}, "
-                                   "expected a torch.Tensor or numpy array")
+            raise ModelFormatError(
+                f"model {label!r}: example input {i} is a {type(item).__name__}, expected a torch.Tensor or numpy array"
+            )
         args.append(item)
     if not args:
         raise ModelFormatError(f"model {label!r}: example_inputs is empty")
@@ -160,6 +174,7 @@ def _example_tuple(torch: Any, example_inputs: Any, label: str) -> tuple:
 
 
 # ---- dynamic axes ----------------------------------------------------------------------------------
+
 
 def _split_axes(dynamic_axes: dict, inputs: list[str], label: str) -> tuple[Axes, dict[str, dict[int, str]]]:
     """Input axes by position, and output axes by name (checked once the outputs are known).
@@ -189,44 +204,73 @@ def _check_output_axes(output_axes: dict, inputs: list[str], outputs: list[str],
     """Output axes follow from the inputs' during shape inference; only their keys are checked."""
     unknown = sorted(set(output_axes) - set(outputs))
     if unknown:
-        raise ModelFormatError(f"model {label!r}: dynamic_axes names {', '.join(map(repr, unknown))}, neither an input "
-                               f"({', '.join(inputs)}) nor an output ({', '.join(outputs)})")
+        raise ModelFormatError(
+            f"model {label!r}: dynamic_axes names {', '.join(map(repr, unknown))}, neither an input "
+            f"({', '.join(inputs)}) nor an output ({', '.join(outputs)})"
+        )
 
 
 # ---- exporters ---------------------------------------------------------------------------------------
 
+
 def _export_module(torch: Any, module: Any, args: tuple, axes: Axes, label: str) -> onnx.ModelProto:
     """torch.export through ``torch.onnx.export``, which also patches the RNN decompositions for dynamic lengths."""
     dims: dict[str, Any] = {}
-    shapes = tuple({a: dims.setdefault(d, torch.export.Dim(d)) for a, d in axes.get(i, {}).items()}
-                   for i in range(len(args)))
-    with _eval_mode(module):
+    shapes = tuple({a: dims.setdefault(d, torch.export.Dim(d)) for a, d in axes.get(i, {}).items()} for i in range(len(args)))
+    from ._torch_lstm import projected_lstms_swapped
+
+    with _eval_mode(module), projected_lstms_swapped(module):
         try:
-            return torch.onnx.export(module, args, dynamo=True, dynamic_shapes=shapes if axes else None,
-                                     verbose=False).model_proto
+            return torch.onnx.export(
+                module,
+                args,
+                dynamo=True,
+                dynamic_shapes=shapes if axes else None,
+                custom_translation_table=_translations(torch),
+                verbose=False,
+            ).model_proto
         except Exception as exc:  # TorchExportError, ConversionError, ...
             raise ModelFormatError(f"model {label!r}: torch.export cannot export it: {_condense(exc)}") from None
 
 
 def _export_program(torch: Any, program: Any, label: str) -> onnx.ModelProto:
     try:
-        return torch.onnx.export(program, dynamo=True, verbose=False).model_proto
+        return torch.onnx.export(program, dynamo=True, custom_translation_table=_translations(torch), verbose=False).model_proto
     except Exception as exc:
         raise ModelFormatError(f"model {label!r}: the ONNX exporter failed: {_condense(exc)}") from None
 
 
-def _export_torchscript(torch: Any, module: Any, args: tuple, inputs: list[str], axes: Axes,
-                        label: str) -> onnx.ModelProto:
+def _translations(torch: Any) -> dict:
+    """Our translations of the aten operators the exporter lacks or mistranslates (see ``_torch_decomp``)."""
+    from ._torch_decomp import translation_table
+
+    return translation_table(torch)
+
+
+def _export_torchscript(torch: Any, module: Any, args: tuple, inputs: list[str], axes: Axes, label: str) -> onnx.ModelProto:
+    from . import _torchscript_fixes
+
     buffer = io.BytesIO()
-    with _eval_mode(module):
+    with _eval_mode(module), _torchscript_fixes.registered(torch, TORCHSCRIPT_OPSET):
         try:
-            torch.onnx.export(module, args, buffer, dynamo=False, opset_version=TORCHSCRIPT_OPSET, input_names=inputs,
-                              dynamic_axes={inputs[i]: a for i, a in axes.items()})
+            torch.onnx.export(
+                module,
+                args,
+                buffer,
+                dynamo=False,
+                opset_version=TORCHSCRIPT_OPSET,
+                input_names=inputs,
+                dynamic_axes={inputs[i]: a for i, a in axes.items()},
+            )
         except Exception as exc:
-            raise ModelFormatError(f"model {label!r}: the TorchScript ONNX exporter failed: {_condense(exc)}\n"
-                                   "(pass the nn.Module, or a file saved with torch.export.save, which take the "
-                                   "torch.export route)") from None
-    return onnx.load_from_string(buffer.getvalue())
+            raise ModelFormatError(
+                f"model {label!r}: the TorchScript ONNX exporter failed: {_condense(exc)}\n"
+                "(pass the nn.Module, or a file saved with torch.export.save, which take the "
+                "torch.export route)"
+            ) from None
+    proto = onnx.load_from_string(buffer.getvalue())
+    _torchscript_fixes.repair_list_edits(proto.graph)
+    return proto
 
 
 @contextlib.contextmanager
@@ -273,14 +317,16 @@ def _condense(exc: BaseException) -> str:
 
 # ---- names -----------------------------------------------------------------------------------------------
 
+
 def _rename(proto: onnx.ModelProto, inputs: list[str], outputs: list[str], label: str) -> None:
     """Give the graph's inputs and outputs the user's names (or ``input_i``/``output_j``)."""
     graph = proto.graph
     weights = {t.name for t in graph.initializer}
     old_inputs = [v.name for v in graph.input if v.name not in weights]
     if len(old_inputs) != len(inputs):
-        raise ModelFormatError(f"model {label!r}: the exported graph has {len(old_inputs)} inputs, "
-                               f"{len(inputs)} example inputs were given")
+        raise ModelFormatError(
+            f"model {label!r}: the exported graph has {len(old_inputs)} inputs, {len(inputs)} example inputs were given"
+        )
     if len(graph.output) != len(outputs):
         raise ModelFormatError(f"model {label!r}: {len(outputs)} output names for {len(graph.output)} outputs")
     if len(set(inputs + outputs)) != len(inputs) + len(outputs):
@@ -306,7 +352,7 @@ def _all_names(graph: onnx.GraphProto) -> set[str]:
     names |= {t.name for t in graph.initializer}
     for node in graph.node:
         names |= set(node.input) | set(node.output)
-        for sub in _subgraphs(node):
+        for sub in subgraphs(node):
             names |= _all_names(sub)
     return names - {""}
 
@@ -324,12 +370,8 @@ def _apply(graph: onnx.GraphProto, mapping: dict[str, str]) -> None:
     for node in graph.node:
         node.input[:] = [mapping.get(n, n) for n in node.input]
         node.output[:] = [mapping.get(n, n) for n in node.output]
-        for sub in _subgraphs(node):
+        for sub in subgraphs(node):
             _apply(sub, mapping)
-
-
-def _subgraphs(node: onnx.NodeProto) -> list[onnx.GraphProto]:
-    return [g for a in node.attribute for g in ([a.g] if a.HasField("g") else list(a.graphs))]
 
 
 def _name_dims(proto: onnx.ModelProto, axes: Axes, label: str) -> None:
@@ -345,11 +387,15 @@ def _name_dims(proto: onnx.ModelProto, axes: Axes, label: str) -> None:
                 raise ModelFormatError(f"model {label!r}: input {values[i].name!r} has no axis {axis} (rank {len(dims)})")
             d = dims[axis]
             if not d.HasField("dim_param"):
-                raise ModelFormatError(f"model {label!r}: axis {axis} of input {values[i].name!r} is static "
-                                       f"({d.dim_value}) in the exported program and cannot be named {dim!r}")
+                raise ModelFormatError(
+                    f"model {label!r}: axis {axis} of input {values[i].name!r} is static "
+                    f"({d.dim_value}) in the exported program and cannot be named {dim!r}"
+                )
             if renames.setdefault(d.dim_param, dim) != dim:
-                raise ModelFormatError(f"model {label!r}: torch found axes named {renames[d.dim_param]!r} and {dim!r} "
-                                       "to be the same dimension; give them one name")
+                raise ModelFormatError(
+                    f"model {label!r}: torch found axes named {renames[d.dim_param]!r} and {dim!r} "
+                    "to be the same dimension; give them one name"
+                )
     for value in values:
         for d in value.type.tensor_type.shape.dim:
             if d.HasField("dim_param") and d.dim_param in renames:

@@ -1,0 +1,114 @@
+"""Translations of our own for aten operators that torch's ONNX exporter (torch 2.13, onnxscript 0.7) cannot
+translate or translates into what the IR cannot run.
+
+Each is an onnxscript trace-only function, given to ``torch.onnx.export(..., custom_translation_table=...)``:
+
+* ``aten._cdist_forward`` (``torch.cdist``, the kNN of point-cloud and graph networks): the exporter has no
+  translation at all.  Pairwise differences reduced over the feature axis, as torch's own direct path computes
+  them (torch switches to a matrix-product form for p = 2 and more than 25 points, ``aten._euclidean_dist``,
+  which the exporter translates itself).
+* ``aten.rrelu_with_noise_functional`` (``nn.RReLU``, ``F.rrelu``): in eval mode a LeakyReLU with the mean slope
+  ``(lower + upper) / 2``; the random slopes of training mode are refused.
+* ``aten.embedding_bag`` and ``aten._embedding_bag`` (``nn.EmbeddingBag``, ``F.embedding_bag``): onnxscript's
+  translation loops over the bags with ONNX sequence operators, which the IR does not have.  Ours is loop-free:
+  each index's bag number from the offsets, then a (bags x indices) membership matrix that sums (a MatMul) or
+  masks for the maximum.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Optional
+
+from onnxscript import opset18 as op
+
+# aten::_embedding_bag's ``mode``
+EMBEDDING_BAG_SUM, EMBEDDING_BAG_MEAN, EMBEDDING_BAG_MAX = 0, 1, 2
+
+
+def translation_table(torch: Any) -> dict[Callable, Callable]:
+    """The aten overloads translated here, for ``custom_translation_table``."""
+    aten = torch.ops.aten
+    return {
+        aten._cdist_forward.default: cdist_forward,
+        aten.rrelu_with_noise_functional.default: rrelu_with_noise_functional,
+        aten._embedding_bag.default: embedding_bag,
+        aten.embedding_bag.default: embedding_bag,
+        aten.embedding_bag.padding_idx: embedding_bag,
+    }
+
+
+def cdist_forward(x1: Any, x2: Any, p: float, compute_mode: Optional[int] = None) -> Any:
+    """``cdist(x1 (..., P, M), x2 (..., R, M), p) -> (..., P, R)``: the p-norm of every pairwise difference."""
+    diff = op.Sub(op.Unsqueeze(x1, [-2]), op.Unsqueeze(x2, [-3]))  # (..., P, R, M)
+    axis = op.Constant(value_ints=[-1])
+    if p == 0:  # the number of differing coordinates
+        nonzero = op.CastLike(op.Not(op.Equal(diff, op.CastLike(0.0, diff))), diff)
+        return op.ReduceSum(nonzero, axis, keepdims=0)
+    magnitude = op.Abs(diff)
+    if p == float("inf"):
+        return op.ReduceMax(magnitude, axis, keepdims=0)
+    if p == 1:
+        return op.ReduceSum(magnitude, axis, keepdims=0)
+    if p == 2:
+        return op.Sqrt(op.ReduceSum(op.Mul(diff, diff), axis, keepdims=0))
+    total = op.ReduceSum(op.Pow(magnitude, op.CastLike(p, diff)), axis, keepdims=0)
+    return op.Pow(total, op.CastLike(1.0 / p, diff))
+
+
+def rrelu_with_noise_functional(
+    x: Any, noise: Any, lower: float = 0.125, upper: float = 1.0 / 3.0, training: bool = False, generator: Any = None
+) -> tuple[Any, Any]:
+    """Eval-mode RReLU: the slope of negative inputs is the mean of the uniform range it is drawn from in training."""
+    if training:
+        raise NotImplementedError("RReLU in training mode draws random slopes; only eval mode is translated")
+    return op.LeakyRelu(x, alpha=(float(lower) + float(upper)) / 2.0), noise
+
+
+def embedding_bag(
+    weight: Any,
+    indices: Any,
+    offsets: Any,
+    scale_grad_by_freq: bool = False,
+    mode: int = 0,
+    sparse: bool = False,
+    per_sample_weights: Any = None,
+    include_last_offset: bool = False,
+    padding_idx: Optional[int] = -1,
+) -> tuple[Any, Any, Any, Any]:
+    """(result, offset2bag, bag_size, max_indices) as ``aten::_embedding_bag`` on the CPU.
+
+    ``indices`` arrive flat (``F.embedding_bag`` flattens a 2-D batch and makes its offsets); ``offsets`` are the
+    bags' start positions, with ``len(indices)`` appended when ``include_last_offset`` (CSR style).  Indices equal to
+    ``padding_idx`` belong to no bag; an empty bag gives zeros in every mode, as torch does.
+    """
+    starts = op.Slice(offsets, [0], [-1], [0]) if include_last_offset else offsets
+    positions = op.Range(op.Constant(value_int=0), op.Size(indices), op.Constant(value_int=1))
+    # bag of each index: how many bag starts lie at or before its position, less one
+    after_start = op.LessOrEqual(op.Unsqueeze(starts, [1]), op.Unsqueeze(positions, [0]))  # (B, L)
+    offset2bag = op.Sub(op.ReduceSum(op.Cast(after_start, to=7), [0], keepdims=0), op.Constant(value_int=1))
+    bags = op.Range(op.Constant(value_int=0), op.Size(starts), op.Constant(value_int=1))
+    member = op.Equal(op.Unsqueeze(bags, [1]), op.Unsqueeze(offset2bag, [0]))  # (B, L)
+    if padding_idx is not None and padding_idx >= 0:
+        member = op.And(member, op.Unsqueeze(op.Not(op.Equal(indices, op.Constant(value_int=padding_idx))), [0]))
+    rows = op.Gather(weight, indices, axis=0)  # (L, D)
+    if per_sample_weights is not None:
+        rows = op.Mul(rows, op.Unsqueeze(per_sample_weights, [1]))
+    bag_size = op.ReduceSum(op.Cast(member, to=7), [1], keepdims=0)
+    if mode == EMBEDDING_BAG_MAX:
+        result, max_indices = _bag_max(rows, indices, member, bag_size)
+        return result, offset2bag, bag_size, max_indices
+    result = op.MatMul(op.CastLike(member, weight), rows)
+    if mode == EMBEDDING_BAG_MEAN:
+        count = op.CastLike(op.Max(bag_size, op.Constant(value_int=1)), weight)
+        result = op.Div(result, op.Unsqueeze(count, [1]))
+    return result, offset2bag, bag_size, bag_size
+
+
+def _bag_max(rows: Any, indices: Any, member: Any, bag_size: Any) -> tuple[Any, Any]:
+    """Per bag and feature, the largest member row and the index it came from (zeros and -1 for an empty bag)."""
+    lowest = op.CastLike(float("-inf"), rows)
+    masked = op.Where(op.Unsqueeze(member, [2]), op.Unsqueeze(rows, [0]), lowest)  # (B, L, D)
+    empty = op.Unsqueeze(op.Equal(bag_size, op.Constant(value_int=0)), [1])  # (B, 1)
+    result = op.Where(empty, op.CastLike(0.0, rows), op.ReduceMax(masked, [1], keepdims=0))
+    where = op.Gather(indices, op.ArgMax(masked, axis=1, keepdims=0), axis=0)  # (B, D)
+    return result, op.Where(empty, op.Constant(value_int=-1), where)

@@ -1,0 +1,129 @@
+"""Fixes of our own for torch's TorchScript ONNX exporter (torch 2.13), which scripted graph networks go through.
+
+* ``aten::index_add`` (``Tensor.index_add_``, the aggregation of scripted graph networks): torch's symbolic writes
+  a ``ScatterElements`` without reduction, so an index that repeats keeps one of its rows instead of their sum (it
+  warns "does not support duplicated values in 'index'", and onnxruntime then computes the wrong sum).  Ours,
+  registered only while the exporter runs, scatters with ``reduction="add"`` (opset 16 on), which is what
+  ``index_add`` means.
+* ``size = list(x.size()); size[dim] = n`` (torch_scatter's ``scatter_sum``): the exporter writes the item
+  assignment on a shape tensor with sequence operators, an invalid model (:func:`repair_list_edits`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Iterator
+
+import onnx
+
+from .onnx import subgraphs
+
+# opset 16 gave ScatterElements its reduction
+MIN_OPSET = 16
+
+
+@contextlib.contextmanager
+def registered(torch: Any, opset: int) -> Iterator[None]:
+    """Our symbolics in force for ``opset`` (none below MIN_OPSET); torch's own back on exit."""
+    if opset < MIN_OPSET:
+        yield
+        return
+    torch.onnx.register_custom_op_symbolic("aten::index_add", index_add, opset)
+    try:
+        yield
+    finally:
+        torch.onnx.unregister_custom_op_symbolic("aten::index_add", opset)
+
+
+def index_add(g: Any, data: Any, dim: Any, index: Any, source: Any, alpha: Any = None) -> Any:
+    """``data.index_add(dim, index, source, alpha=alpha)``: source's slices summed into data's at ``index``."""
+    import torch
+    from torch.onnx._internal.torchscript_exporter import symbolic_helper
+
+    axis = symbolic_helper._maybe_get_const(dim, "i")
+    # data and source have one rank; the exporter often knows only one of them (data made from a list of sizes)
+    rank = symbolic_helper._get_tensor_rank(source)
+    rank = symbolic_helper._get_tensor_rank(data) if rank is None else rank
+    if not isinstance(axis, int) or rank is None:
+        return symbolic_helper._unimplemented("index_add", "a dim or rank unknown when exporting", data)
+    axis %= max(rank, 1)
+    if alpha is not None:
+        scale = symbolic_helper._scalar(symbolic_helper._maybe_get_scalar(alpha))
+        if scale is None:
+            return symbolic_helper._unimplemented("index_add", "an alpha unknown when exporting", data)
+        if scale != 1:
+            source = g.op("Mul", source, g.op("CastLike", g.op("Constant", value_f=float(scale)), source))
+    along = [1] * rank
+    along[axis] = -1
+    positions = g.op("Reshape", index, g.op("Constant", value_t=torch.tensor(along, dtype=torch.int64)))
+    positions = g.op("Expand", positions, g.op("Shape", source))
+    return g.op("ScatterElements", data, positions, source, axis_i=axis, reduction_s="add")
+
+
+SEQUENCES = ("SequenceConstruct", "SequenceEmpty", "SequenceInsert", "SequenceErase", "SplitToSequence")
+
+
+def repair_list_edits(graph: onnx.GraphProto) -> None:
+    """Rewrite the TorchScript exporter's invalid ``SequenceInsert(SequenceErase(t, i), v, i)`` on a tensor ``t``.
+
+    TorchScript's ``size = list(x.size()); size[dim] = n`` (torch_scatter's ``scatter_sum``) reaches the exporter
+    as a shape tensor, but the item assignment is written with sequence operators, which onnxruntime refuses
+    ("Type 'tensor(int64)' ... of operator (SequenceErase) is invalid") and the IR does not have.  On a tensor the
+    pair means ``t[i] = v``: one ``ScatterElements`` (whose indices may be negative, as ``dim`` may).
+    """
+    producers = {o: n for n in graph.node for o in n.output}
+    nodes: list[onnx.NodeProto] = []
+    erased: set[str] = set()
+    for node in graph.node:
+        for sub in subgraphs(node):
+            repair_list_edits(sub)
+        erase = producers.get(node.input[0]) if node.op_type == "SequenceInsert" and len(node.input) == 3 else None
+        source = producers.get(erase.input[0]) if erase is not None else None
+        if (
+            erase is None
+            or erase.op_type != "SequenceErase"
+            or list(erase.input[1:]) != [node.input[2]]
+            or (source is not None and source.op_type in SEQUENCES)
+        ):  # a real sequence
+            nodes.append(node)
+            continue
+        erased.add(erase.output[0])
+        position, value = (
+            _one_element(nodes, name, f"{node.output[0]}/{what}")
+            for name, what in ((node.input[2], "position"), (node.input[1], "value"))
+        )
+        nodes.append(
+            onnx.helper.make_node("ScatterElements", [erase.input[0], position, value], list(node.output), name=node.name, axis=0)
+        )
+    read = {i for n in nodes for i in n.input} | _all_names_read_below(nodes)
+    kept = [n for n in nodes if not (n.op_type == "SequenceErase" and n.output[0] in erased and n.output[0] not in read)]
+    del graph.node[:]
+    graph.node.extend(kept)
+    _tensor_outputs(graph)
+
+
+def _one_element(nodes: list[onnx.NodeProto], name: str, new: str) -> str:
+    """Append the nodes that reshape scalar ``name`` to shape (1,) as ``new``; returns ``new``."""
+    shape = onnx.helper.make_tensor(f"{new}/shape", onnx.TensorProto.INT64, [1], [1])
+    nodes.append(onnx.helper.make_node("Constant", [], [f"{new}/shape"], value=shape))
+    nodes.append(onnx.helper.make_node("Reshape", [name, f"{new}/shape"], [new]))
+    return new
+
+
+def _all_names_read_below(nodes: list[onnx.NodeProto]) -> set[str]:
+    """The names the subgraphs of ``nodes`` read, at any depth."""
+    inner = [n for node in nodes for graph in subgraphs(node) for n in graph.node]
+    return (
+        {i for n in inner for i in n.input}
+        | ({o.name for node in nodes for g in subgraphs(node) for o in g.output})
+        | (_all_names_read_below(inner) if inner else set())
+    )
+
+
+def _tensor_outputs(graph: onnx.GraphProto) -> None:
+    """Declare as tensors the (sub)graph outputs the repair above turned from sequences into tensors."""
+    written = {o for n in graph.node if n.op_type not in SEQUENCES for o in n.output}
+    for value in graph.output:
+        if value.type.HasField("sequence_type") and value.name in written:
+            elem = value.type.sequence_type.elem_type.tensor_type.elem_type
+            value.type.CopyFrom(onnx.helper.make_tensor_type_proto(elem, None))

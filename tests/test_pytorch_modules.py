@@ -1,0 +1,249 @@
+"""torch modules and functions that torch's ONNX exporters cannot translate, or mistranslate, loaded through our
+own translations (``parsers/_torch_decomp.py``, ``_torch_lstm.py``, ``_torchscript_fixes.py``) and compared
+with torch.
+
+``torch.cdist`` for p = 0, 1, 2, 3 and infinity, batched and not, and a kNN (top-k of the distances) on both
+sides of torch's switch to a matrix product (more than 25 points) with symbolic batch and point counts;
+``nn.RReLU`` in eval mode; ``nn.EmbeddingBag`` in its three modes with offsets, per-sample weights, a padding
+index, an empty bag, CSR-style offsets and 2-D input; ``nn.LSTM(proj_size=...)``, bidirectional with one layer, and
+(in make test-full) forward with two layers, initial states and a symbolic batch and sequence length.  A scripted graph
+network aggregating with torch_scatter's ``scatter_add`` (as published, plain TorchScript), ``index_add_``,
+``index_select`` and ``scatter_reduce_``, through the TorchScript exporter with symbolic node and edge counts.
+Each model is exported and compiled once and run on two seeded inputs; outputs must match torch at rtol 1e-4 /
+atol 1e-5 (sums of a few products in another order; integer outputs exactly).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import numpy as np
+import pytest
+
+import sofie_rdf as sr
+from sofie_rdf.errors import ModelFormatError
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("onnxscript")  # the dynamo exporter's dependency
+nn = torch.nn
+
+RTOL, ATOL = 1e-4, 1e-5
+
+
+# ---- models --------------------------------------------------------------------------------------
+
+
+class Distances(nn.Module):
+    """Every p torch.cdist treats apart, batched (points x points) and unbatched."""
+
+    def forward(self, a, b):
+        norms = (0.0, 1.0, 2.0, 3.0, float("inf"))
+        batched = tuple(torch.cdist(a, b, p=p) for p in norms)
+        return batched + (torch.cdist(a[0], b[0], p=2.0),)
+
+
+class KNN(nn.Module):
+    """The kNN of a point-cloud network: distances of more than 25 points (torch's matrix-product form), top-k."""
+
+    def forward(self, points):
+        dist = torch.cdist(points, points)
+        return dist, torch.topk(dist, 3, dim=-1, largest=False).values
+
+
+class Bags(nn.Module):
+    """nn.EmbeddingBag's modes over one shared set of bags, one of them empty."""
+
+    def __init__(self):
+        super().__init__()
+        self.sum = nn.EmbeddingBag(10, 4, mode="sum")
+        self.mean = nn.EmbeddingBag(10, 4, mode="mean")
+        self.max = nn.EmbeddingBag(10, 4, mode="max", padding_idx=2)
+        self.csr = nn.EmbeddingBag(10, 4, mode="mean", include_last_offset=True)
+
+    def forward(self, indices, offsets, weights, grid):
+        ends = torch.cat([offsets, indices.new_full((1,), indices.shape[0])])
+        return (
+            self.sum(indices, offsets, per_sample_weights=weights),
+            self.mean(indices, offsets),
+            self.max(indices, offsets),
+            self.csr(indices, ends),
+            self.max(grid),
+        )
+
+
+class ProjectedLSTM(nn.Module):
+    def __init__(self, bidirectional: bool, layers: int, initial_states: bool):
+        super().__init__()
+        self.lstm = nn.LSTM(4, 6, num_layers=layers, proj_size=3, batch_first=True, bidirectional=bidirectional)
+        self.initial_states = initial_states
+
+    def forward(self, x):
+        if not self.initial_states:
+            y, (h, c) = self.lstm(x)
+            return y, h, c
+        states = self.lstm.num_layers * (2 if self.lstm.bidirectional else 1), x.shape[0]
+        h0 = torch.linspace(-1, 1, 3).expand(*states, 3)
+        c0 = torch.linspace(1, -1, 6).expand(*states, 6)
+        y, (h, c) = self.lstm(x, (h0, c0))
+        return y, h, c
+
+
+def _points(*shape: int) -> Callable[[torch.Generator], torch.Tensor]:
+    return lambda gen: torch.randn(*shape, generator=gen)
+
+
+def _bags(gen: torch.Generator) -> tuple:
+    indices = torch.randint(0, 10, (9,), generator=gen)
+    offsets = torch.tensor([0, 4, 4, 7])  # bag 1 is empty
+    grid = torch.randint(0, 10, (3, 4), generator=gen)
+    return indices, offsets, torch.rand(9, generator=gen), grid
+
+
+@dataclass(frozen=True)
+class Case:
+    build: Callable[[], nn.Module]
+    example: Callable[[torch.Generator], tuple]
+    axes: dict = field(default_factory=dict)
+    atol: float = ATOL
+
+
+def _pair(gen: torch.Generator) -> tuple:
+    # whole numbers, so that p = 0 (count of differing coordinates) has ties to find
+    return (torch.randn(2, 5, 3, generator=gen) * 2).round(), (torch.randn(2, 4, 3, generator=gen) * 2).round()
+
+
+CASES = {
+    "cdist": Case(Distances, _pair),
+    # Exported with more than 25 points, the graph holds torch's matrix-product form (aten._euclidean_dist,
+    # decomposed by torch.export); torch itself computes 7 points directly.  The product form's sqrt of a
+    # cancellation leaves up to sqrt(eps) * |x| where torch has an exact 0: hence the absolute tolerance.
+    "cdist_knn": Case(KNN, lambda gen: (torch.randn(2, 30, 3, generator=gen),), axes={0: {0: "N", 1: "P"}}, atol=2e-3),
+    "rrelu": Case(lambda: nn.RReLU(0.1, 0.4), lambda gen: (torch.randn(3, 8, generator=gen),)),
+    "embedding_bag": Case(Bags, _bags),
+    "lstm_proj_bidirectional": Case(lambda: ProjectedLSTM(True, 1, False), lambda gen: (torch.randn(2, 5, 4, generator=gen),)),
+    "lstm_proj_2_layers_initial_states": Case(
+        lambda: ProjectedLSTM(False, 2, True), lambda gen: (torch.randn(2, 5, 4, generator=gen),), axes={0: {0: "N", 1: "S"}}
+    ),
+}
+
+
+def _inputs(case: Case, seed: int, resize: bool) -> tuple:
+    """Seeded inputs; with ``resize`` (a case with symbolic axes) the batch and sequence lengths change."""
+    gen = torch.Generator().manual_seed(seed)
+    inputs = case.example(gen)
+    inputs = inputs if isinstance(inputs, tuple) else (inputs,)
+    if resize and case.axes:
+        inputs = tuple(torch.randn(3, 7, *x.shape[2:], generator=gen) for x in inputs)
+    return inputs
+
+
+# half a minute of export and compilation (while-loops with symbolic lengths): in make test-full
+SLOW = {"lstm_proj_2_layers_initial_states"}
+
+
+@pytest.mark.parametrize("key", [pytest.param(k, marks=pytest.mark.slow) if k in SLOW else k for k in CASES])
+def test_matches_torch(key):
+    case = CASES[key]
+    torch.manual_seed(0)
+    module = case.build().eval()
+    model = sr.from_pytorch(module, _inputs(case, 0, False), dynamic_axes=case.axes)
+    assert all("forward" not in m.__dict__ for m in module.modules())  # a projected LSTM's own forward is back
+    session = sr.compile(model)
+    for seed, resize in ((1, False), (2, True)):
+        inputs = _inputs(case, seed, resize)
+        with torch.no_grad():
+            expected = module(*inputs)
+        expected = expected if isinstance(expected, tuple) else (expected,)
+        ours = session.infer(*(x.numpy() for x in inputs))
+        ours = ours if isinstance(ours, tuple) else (ours,)
+        assert len(ours) == len(expected)
+        for k, (a, b) in enumerate(zip(ours, expected)):
+            assert a.shape == tuple(b.shape), f"output {k}, seed {seed}"
+            np.testing.assert_allclose(a, b.numpy(), rtol=RTOL, atol=case.atol, err_msg=f"output {k}, seed {seed}")
+
+
+def test_rrelu_in_training_mode_is_not_translated():
+    """Training-mode RReLU draws random slopes; it is refused, naming the module, not run with the mean slope."""
+
+    class Training(nn.Module):
+        def forward(self, x):
+            return nn.functional.rrelu(x, training=True)
+
+    with pytest.raises(ModelFormatError, match="model 'Training': torch.export cannot export it"):
+        sr.from_pytorch(Training(), torch.randn(2, 3))
+
+
+# ---- TorchScript: torch_scatter-style aggregation --------------------------------------------------
+
+
+def broadcast(src: torch.Tensor, other: torch.Tensor, dim: int) -> torch.Tensor:
+    """torch_scatter's ``broadcast``, as published (its loop becomes an ONNX Loop whose value changes shape)."""
+    if dim < 0:
+        dim = other.dim() + dim
+    if src.dim() == 1:
+        for _ in range(0, dim):
+            src = src.unsqueeze(0)
+    for _ in range(src.dim(), other.dim()):
+        src = src.unsqueeze(-1)
+    src = src.expand(other.size())
+    return src
+
+
+def scatter_add(
+    src: torch.Tensor, index: torch.Tensor, dim: int = -1, out: Optional[torch.Tensor] = None, dim_size: Optional[int] = None
+) -> torch.Tensor:
+    """torch_scatter's ``scatter_sum``, as published: plain TorchScript, no custom operator."""
+    index = broadcast(index, src, dim)
+    if out is None:
+        size = list(src.size())
+        if dim_size is not None:
+            size[dim] = dim_size
+        elif index.numel() == 0:
+            size[dim] = 0
+        else:
+            size[dim] = int(index.max()) + 1
+        out = torch.zeros(size, dtype=src.dtype, device=src.device)
+        return out.scatter_add_(dim, index, src)
+    else:
+        return out.scatter_add_(dim, index, src)
+
+
+class MessagePassing(nn.Module):
+    """One round of a graph network: messages along edges summed at their targets (with and without
+    ``dim_size``, the second sized by the largest target index), and the index_add / scatter_reduce forms."""
+
+    def __init__(self):
+        super().__init__()
+        self.message = nn.Linear(3, 4)
+
+    def forward(self, x: torch.Tensor, edges: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        messages = self.message(x).index_select(0, edges[0])
+        sized = scatter_add(messages, edges[1], dim=0, dim_size=x.size(0))
+        by_max_index = scatter_add(messages, edges[1], dim=0)
+        added = torch.zeros_like(sized).index_add_(0, edges[1], messages)
+        largest = torch.zeros_like(sized).scatter_reduce_(0, edges[1].unsqueeze(-1).expand_as(messages), messages, "amax")
+        return sized, by_max_index, added, largest
+
+
+def _graph(nodes: int, edges: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A graph whose targets repeat (what a scatter without reduction gets wrong) and cover the last node."""
+    gen = torch.Generator().manual_seed(seed)
+    targets = torch.randint(0, nodes, (edges,), generator=gen)
+    targets[0] = nodes - 1
+    return torch.randn(nodes, 3, generator=gen), torch.stack([torch.randint(0, nodes, (edges,), generator=gen), targets])
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::sofie_rdf.errors.LegacyModelWarning")
+def test_scripted_scatter_add_matches_torch():
+    """Scripted, so through torch's TorchScript exporter: its list edit and index_add are repaired, the broadcast
+    Loop unrolled; symbolic node and edge counts."""
+    torch.manual_seed(0)
+    module = torch.jit.script(MessagePassing().eval())
+    session = sr.compile(sr.from_pytorch(module, _graph(5, 8, 0), dynamic_axes={0: {0: "N"}, 1: {1: "E"}}))
+    for seed, (nodes, edges) in enumerate([(5, 8), (9, 20)]):
+        x, graph_edges = _graph(nodes, edges, seed + 1)
+        expected = module(x, graph_edges)
+        ours = session.infer(x.numpy(), graph_edges.numpy())
+        for k, (a, b) in enumerate(zip(ours, expected)):
+            np.testing.assert_allclose(a, b.detach().numpy(), rtol=RTOL, atol=ATOL, err_msg=f"output {k}, seed {seed}")
