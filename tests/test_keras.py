@@ -133,8 +133,8 @@ def test_names_and_shapes():
 
 def test_unsupported_layers_are_listed():
     x = keras.Input((8, 8, 1), name="x")
-    y = layers.RandomFlip()(layers.Dense(2)(x))
-    with pytest.raises(sr.UnsupportedOperatorError, match="keras.layers.RandomFlip"):
+    y = layers.MelSpectrogram()(layers.Flatten()(layers.Dense(2)(x)))
+    with pytest.raises(sr.UnsupportedOperatorError, match="keras.layers.MelSpectrogram"):
         sr.load(keras.Model(x, y, name="augment"))
 
 
@@ -179,10 +179,12 @@ def test_one_tensor_as_several_outputs(check_keras):
     check_keras(model, _data(5, 3), sources=("object",))
 
 
-def test_masks_are_refused():
+def test_masks_into_nested_models_are_refused():
+    """Keras hands a nested model the mask of its input at run time, which its own graph does not show."""
     tokens = keras.Input((5,), dtype="int32", name="tokens")
-    y = layers.LSTM(2)(layers.Embedding(10, 4, mask_zero=True, name="embed")(tokens))
-    with pytest.raises(sr.UnsupportedOperatorError, match="keras masks.*'embed'"):
+    inner = keras.Sequential([keras.Input((5, 4)), layers.LSTM(2)], name="inner")
+    y = inner(layers.Embedding(10, 4, mask_zero=True, name="embed")(tokens))
+    with pytest.raises(sr.UnsupportedOperatorError, match="with a mask.*'inner'"):
         sr.load(keras.Model(tokens, y, name="masked"))
 
 

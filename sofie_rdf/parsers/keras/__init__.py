@@ -21,6 +21,7 @@ each pair of transposes that cancel between consecutive layers.
 
 from __future__ import annotations
 
+import inspect
 import os
 import sys
 from pathlib import Path
@@ -31,10 +32,10 @@ import numpy as np
 from ...errors import ModelFormatError, SofieError, UnsupportedOperatorError
 from ...ir import Model, TensorType, model_name_from
 from ...ir.dims import symbol
-from . import attention, conv, core, normalization, recurrent  # noqa: F401  (register the converters)
-from .builder import GraphBuilder, Tensor
+from . import attention, conv, conv_recurrent, core, normalization, operations, preprocessing, recurrent, wrappers  # noqa: F401
+from .builder import GraphBuilder, Tensor, call_arguments
 from .legacy import is_keras2_h5, read_keras2
-from .registry import CONVERTERS, layer_key
+from .registry import CONVERTERS, MASK_AWARE, layer_key
 
 BATCH = "N"
 
@@ -128,11 +129,11 @@ def _layers(graph: Any, keras: Any) -> list[Any]:
 
 
 def _check_supported(graph: Any, label: str, keras: Any) -> None:
+    """Every layer of the graph, and every operation computing a mask some layer reads, has a converter."""
     missing: dict[str, list[str]] = {}
-    for layer in _layers(graph, keras):
-        if isinstance(layer, keras.layers.Masking) or getattr(layer, "mask_zero", False):
-            missing.setdefault("keras masks (Masking, mask_zero=True)", []).append(layer.name)
-            continue
+    reached = [call.operation for call in _topological(graph) if not isinstance(call.operation, keras.Model)]
+    found = {id(op): op for op in _layers(graph, keras) + reached}
+    for layer in found.values():
         key = layer_key(layer)
         if key != "InputLayer" and key not in CONVERTERS:
             missing.setdefault(f"keras.{key}" if key.startswith("ops.") else f"keras.layers.{key}", []).append(layer.name)
@@ -150,7 +151,7 @@ def _graph_input(builder: GraphBuilder, tensor: Any, names: dict[int, str]) -> s
 
 
 def _topological(graph: Any) -> list[Any]:
-    """The Keras graph nodes computing ``graph.outputs``, each after its inputs."""
+    """The Keras graph nodes computing ``graph.outputs`` and the masks their layers read, each after its inputs."""
     order, done = [], set()
     stack = [(_call_of(t), False) for t in reversed(graph.outputs)]
     while stack:
@@ -162,12 +163,17 @@ def _topological(graph: Any) -> list[Any]:
             order.append(call)
             continue
         stack.append((call, True))
-        stack.extend((_call_of(t), False) for t in reversed(call.input_tensors) if id(_call_of(t)) not in done)
+        needed = [*call.input_tensors, *(m for m in _masks_read(call) if m is not None)]
+        stack.extend((_call_of(t), False) for t in reversed(needed) if id(_call_of(t)) not in done)
     return order
 
 
 def _call_of(tensor: Any) -> Any:
-    op, node_index, _ = tensor._keras_history
+    history = getattr(tensor, "_keras_history", None)
+    if history is None:
+        what = getattr(tensor, "name", type(tensor).__name__)
+        raise ModelFormatError(f"Keras tensor {what!r} (a mask or an input of a layer) is not computed by the model's graph")
+    op, node_index, _ = history
     return op._inbound_nodes[node_index]
 
 
@@ -177,7 +183,7 @@ def _convert_graph(builder: GraphBuilder, graph: Any, names: dict[int, str], ker
         layer = call.operation
         if isinstance(layer, keras.layers.InputLayer):
             continue
-        inputs = [Tensor(names[id(t)], tuple(t.shape)) for t in call.input_tensors]
+        inputs = _inputs_of(builder, call, names)
         outer, builder.scope = builder.scope, f"{builder.scope}/{layer.name}" if builder.scope else layer.name
         try:
             if isinstance(layer, keras.Model):
@@ -198,6 +204,69 @@ def _convert_graph(builder: GraphBuilder, graph: Any, names: dict[int, str], ker
         for t, o in zip(call.output_tensors, outs):
             names[id(t)] = o
     return [names[id(t)] for t in graph.outputs]
+
+
+def _inputs_of(builder: GraphBuilder, call: Any, names: dict[int, str]) -> list[Tensor]:
+    """The layer's inputs as converters see them, each with the mask the layer reads for it
+    (:func:`_masks_read`).  A mask the layer's converter would ignore is refused."""
+    layer = call.operation
+    masks = [None if m is None else names[id(m)] for m in _masks_read(call)]
+    if any(masks) and layer_key(layer) not in MASK_AWARE:
+        raise UnsupportedOperatorError(builder.model_name, {
+            f"keras.layers.{layer_key(layer)} with a mask (from Masking, Embedding(mask_zero=True) or mask=)":
+                [layer.name]})
+    return [Tensor(names[id(t)], tuple(t.shape), m) for t, m in zip(call.input_tensors, masks)]
+
+
+def _masks_read(call: Any) -> list[Any]:
+    """The Keras mask a layer call reads for each of its input tensors (None where none), as Keras's
+    ``Layer.__call__`` hands them to ``call``.
+
+    With one tensor argument (a tensor or a list of them), a layer whose
+    ``call`` takes ``mask`` gets the masks those tensors carry, or the
+    ``mask=`` given to the call in their place.  With several, each argument
+    ``x`` with a ``x_mask`` parameter (MultiHeadAttention's ``query``,
+    ``value``, ``key``) gets its carried mask unless one is given; nothing else
+    (an RNN given ``initial_state`` runs unmasked).  Masks given by hand as
+    ``x_mask=`` are the converters' to read.
+    """
+    layer, none = call.operation, [None] * len(call.input_tensors)
+    if not isinstance(layer, _layer_class()):
+        return none
+    arguments = call_arguments(layer, call)
+    # The tensor arguments Keras counts before it adds masks (the node records an added mask= as an argument).
+    tensors = {k: v for k, v in arguments.items() if _holds_tensors(v) and k != "mask" and not k.endswith("_mask")}
+    if not tensors:
+        return none
+    if len(tensors) == 1 or arguments.get("mask") is not None:
+        if not getattr(layer, "_call_has_mask_arg", False):
+            return none
+        first = next(iter(tensors.values()))  # its tensors lead call.input_tensors
+        first = list(first) if isinstance(first, (list, tuple)) else [first]
+        given = arguments.get("mask")
+        masks = [getattr(t, "_keras_mask", None) for t in first] if given is None else \
+            (list(given) if isinstance(given, (list, tuple)) else [given])
+        return (masks + none)[:len(none)]
+    parameters = inspect.signature(layer.call).parameters
+    carried = {id(v): v._keras_mask for k, v in tensors.items()
+               if f"{k}_mask" in parameters and arguments.get(f"{k}_mask") is None
+               and getattr(v, "_keras_mask", None) is not None}
+    return [carried.get(id(t)) for t in call.input_tensors]
+
+
+def _layer_class() -> type:
+    from keras.layers import Layer
+
+    return Layer
+
+
+def _holds_tensors(value: Any) -> bool:
+    """A Keras tensor, or a non-empty list of them (None allowed): one tensor argument for Keras."""
+    from keras import KerasTensor
+
+    if isinstance(value, (list, tuple)):
+        return bool(value) and all(v is None or isinstance(v, KerasTensor) for v in value)
+    return isinstance(value, KerasTensor)
 
 
 def _inline(builder: GraphBuilder, graph: Any, inputs: list[Tensor], keras: Any) -> list[str]:

@@ -16,6 +16,7 @@ refused.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Optional
 
 import numpy as np
@@ -29,13 +30,24 @@ from .registry import CONVERTERS, converts
 _MASKED = -1e9
 
 
-def _einsum_dense(b: GraphBuilder, dense: Any, x: str) -> str:
-    """``einsum(equation, x, kernel) + bias``, then the activation."""
+def _einsum_dense(b: GraphBuilder, dense: Any, x: str, repeat: Optional[tuple[str, int]] = None) -> str:
+    """``einsum(equation, x, kernel) + bias``, then the activation.
+
+    ``repeat = (letter, n)`` repeats each slice of the kernel and bias along
+    the axis ``letter`` names ``n`` times (``np.repeat``): the projection then
+    computes what Keras gets by repeating its output along that axis.
+    """
     if getattr(dense, "quantization_mode", None):
         raise ValueError(f"quantized EinsumDense {dense.name!r} ({dense.quantization_mode}) is not supported")
-    y = b.add("Einsum", [x, b.const(weight(dense.kernel), f"{dense.name}_kernel")], {"equation": dense.equation})
-    if dense.bias is not None:
-        y = b.add("Add", [y, b.const(weight(dense.bias), f"{dense.name}_bias")])
+    kernel = weight(dense.kernel)
+    bias = None if dense.bias is None else weight(dense.bias)
+    if repeat is not None:
+        letter, times = repeat
+        kernel = np.repeat(kernel, times, axis=dense.equation.split("->")[0].split(",")[1].index(letter))
+        bias = None if bias is None else np.repeat(bias, times, axis=dense.bias_axes.index(letter))
+    y = b.add("Einsum", [x, b.const(kernel, f"{dense.name}_kernel")], {"equation": dense.equation})
+    if bias is not None:
+        y = b.add("Add", [y, b.const(bias, f"{dense.name}_bias")])
     shape = tuple(getattr(dense, "full_output_shape", None) or ())
     return activation(b, Tensor(y, shape), dense.activation)
 
@@ -45,25 +57,62 @@ def _einsum_dense_layer(b: GraphBuilder, layer: Any, inputs: list[Tensor], call:
     return _einsum_dense(b, layer, inputs[0].name)
 
 
-@converts("MultiHeadAttention")
-def _multi_head_attention(b: GraphBuilder, layer: Any, inputs: list[Tensor], call: Any) -> Any:
+def _query_key_value(b: GraphBuilder, layer: Any, inputs: list[Tensor], call: Any) -> tuple[dict, list[Tensor]]:
+    """The call's arguments, and its query, key and value tensors (the key is the value where not given)."""
     args = call_arguments(layer, call)
     _refuse_masks(b, layer, call, args)
     names = {id(t): i for t, i in zip(call.input_tensors, inputs)}
     query, value = names[id(args["query"])], names[id(args["value"])]
     key = names[id(args["key"])] if args.get("key") is not None else value
+    return args, [query, key, value]
+
+
+@converts("MultiHeadAttention")
+def _multi_head_attention(b: GraphBuilder, layer: Any, inputs: list[Tensor], call: Any) -> Any:
+    args, (query, key, value) = _query_key_value(b, layer, inputs, call)
     q = _einsum_dense(b, layer._query_dense, query.name)
     k = _einsum_dense(b, layer._key_dense, key.name)
     v = _einsum_dense(b, layer._value_dense, value.name)
-    q = b.add("Mul", [q, b.const(layer._inverse_sqrt_key_dim, "scale")])
-    scores = b.add("Einsum", [k, q], {"equation": layer._dot_product_equation})
-    bias = _mask_bias(b, layer, query, value, bool(args.get("use_causal_mask")), scores)
+    options = _HeadOptions(layer._inverse_sqrt_key_dim, getattr(layer, "_sliding_window", None), layer._use_gate, True)
+    return _heads(b, layer, args, (query, value), (q, k, v), options)
+
+
+@converts("GroupedQueryAttention")
+def _grouped_query_attention(b: GraphBuilder, layer: Any, inputs: list[Tensor], call: Any) -> Any:
+    """MultiHeadAttention whose key and value heads Keras repeats to the number of query heads: repeated here in
+    the projection weights."""
+    args, (query, key, value) = _query_key_value(b, layer, inputs, call)
+    repeat = ("v", int(layer.num_repeats))
+    q = _einsum_dense(b, layer._query_dense, query.name)
+    k = _einsum_dense(b, layer._key_dense, key.name, repeat)
+    v = _einsum_dense(b, layer._value_dense, value.name, repeat)
+    options = _HeadOptions(layer._inverse_sqrt_head_dim, layer.sliding_window, layer.use_gate, False)
+    return _heads(b, layer, args, (query, value), (q, k, v), options)
+
+
+@dataclass(frozen=True)
+class _HeadOptions:
+    """What differs between MultiHeadAttention and GroupedQueryAttention once the heads are projected."""
+
+    scale: float  # 1 / sqrt(key or head dim), applied to the projected query
+    window: Optional[int]  # sliding_window
+    gated: bool  # use_gate
+    key_first: bool  # the dot-product equation takes the key first (MultiHeadAttention) or the query
+
+
+def _heads(b: GraphBuilder, layer: Any, args: dict, sources: tuple[Tensor, Tensor], projected: tuple[str, str, str],
+           options: _HeadOptions) -> Any:
+    """Scores, softmax, the weighted values, the gate and the output projection of a multi-head attention."""
+    (query, value), (q, k, v) = sources, projected
+    q = b.add("Mul", [q, b.const(options.scale, "scale")])
+    scores = b.add("Einsum", [k, q] if options.key_first else [q, k], {"equation": layer._dot_product_equation})
+    bias = _mask_bias(b, query, value, bool(args.get("use_causal_mask")), options.window, scores)
     if bias is not None:
         scores = b.add("Add", [scores, bias])
     rank = len(layer._dot_product_equation.split("->")[1])
     scores = CONVERTERS["Softmax"](b, layer._softmax, [Tensor(scores, (None,) * rank)], None)
     y = b.add("Einsum", [scores, v], {"equation": layer._combine_equation})
-    if layer._use_gate:
+    if options.gated:
         y = b.add("Mul", [y, _einsum_dense(b, layer._gate_dense, query.name)])
     y = _einsum_dense(b, layer._output_dense, y)
     return [y, scores] if args.get("return_attention_scores") else y
@@ -75,13 +124,13 @@ def _refuse_masks(b: GraphBuilder, layer: Any, call: Any, args: dict) -> None:
     carried = any(getattr(t, "_keras_mask", None) is not None for t in (*call.input_tensors, *call.output_tensors))
     if explicit or carried:
         what = ", ".join(explicit) or "a mask from Masking or Embedding(mask_zero=True)"
-        raise UnsupportedOperatorError(b.model_name, {f"keras.layers.MultiHeadAttention with {what}": [layer.name]})
+        raise UnsupportedOperatorError(b.model_name, {f"keras.layers.{type(layer).__name__} with {what}": [layer.name]})
 
 
-def _mask_bias(b: GraphBuilder, layer: Any, query: Tensor, value: Tensor, causal: bool, scores: str) -> Optional[str]:
+def _mask_bias(b: GraphBuilder, query: Tensor, value: Tensor, causal: bool, window: Optional[int],
+               scores: str) -> Optional[str]:
     """(T, S) additive bias for the causal and sliding-window masks (Keras: row i sees columns j <= i, |i - j| < w);
     a constant for fixed sequence lengths, built at run time for a causal mask over open ones."""
-    window = getattr(layer, "_sliding_window", None)
     if not causal and window is None:
         return None
     if query.rank != 3 or value.rank != 3:
@@ -105,3 +154,71 @@ def _runtime_causal_bias(b: GraphBuilder, scores: str) -> str:
     masked = b.add("ConstantOfShape", [b.add("Shape", [scores], {"start": -2})],
                    {"value": np.asarray([_MASKED], dtype=np.float32)})
     return b.add("Sub", [masked, b.add("Trilu", [masked], {"upper": 0})])
+
+
+# ---- Attention and AdditiveAttention --------------------------------------------------------------------------
+#
+# Both score a query (N, Tq, dim) against a key (N, Tv, dim) (the value where no key is given), then
+#     weights = softmax(where(mask, scores, scores - 1e9)),  output = weights @ value
+# with mask the value mask and/or the causal mask; positions where the query is masked give 0.
+
+
+def _dot_scores(b: GraphBuilder, layer: Any, q: str, k: str) -> str:
+    """``score_mode="dot"``: ``q @ k^T`` (times the learned scale); ``"concat"``: ``w * sum(tanh(s * (q + k)))``."""
+    if layer.score_mode == "dot":
+        scores = b.add("MatMul", [q, b.transpose(k, [0, 2, 1])])
+        return scores if layer.scale is None else b.add("Mul", [scores, b.const(weight(layer.scale), "scale")])
+    pairs = _pairwise_sum(b, q, k)
+    if layer.scale is not None:
+        pairs = b.add("Mul", [b.const(weight(layer.scale), "scale"), pairs])
+    total = b.add("ReduceSum", [b.add("Tanh", [pairs]), b.ints([-1], "axes")], {"keepdims": 0})
+    return b.add("Mul", [b.const(weight(layer.concat_score_weight), "concat_score_weight"), total])
+
+
+def _additive_scores(b: GraphBuilder, layer: Any, q: str, k: str) -> str:
+    """``sum(scale * tanh(q + k))`` over the feature axis (scale 1 without ``use_scale``)."""
+    terms = b.add("Tanh", [_pairwise_sum(b, q, k)])
+    if layer.use_scale:
+        terms = b.add("Mul", [b.const(weight(layer.scale), "scale"), terms])
+    return b.add("ReduceSum", [terms, b.ints([-1], "axes")], {"keepdims": 0})
+
+
+def _pairwise_sum(b: GraphBuilder, q: str, k: str) -> str:
+    """(N, Tq, 1, dim) + (N, 1, Tv, dim)."""
+    return b.add("Add", [b.add("Unsqueeze", [q, b.ints([-2], "axes")]), b.add("Unsqueeze", [k, b.ints([-3], "axes")])])
+
+
+def _causal(b: GraphBuilder, scores: str) -> str:
+    """(Tq, Tv) booleans, true where the query position is at or after the key position."""
+    ones = b.add("ConstantOfShape", [b.add("Shape", [scores], {"start": -2})], {"value": np.ones(1, dtype=np.float32)})
+    return b.add("Cast", [b.add("Trilu", [ones], {"upper": 0})], {"to": 9})
+
+
+def _attend(b: GraphBuilder, layer: Any, inputs: list[Tensor], call: Any, score: Any) -> Any:
+    args = call_arguments(layer, call)
+    query, value = inputs[0], inputs[1]
+    key = inputs[2] if len(args["inputs"]) > 2 else value
+    scores = score(b, layer, query.name, key.name)
+    allowed = None if value.mask is None else b.add("Unsqueeze", [value.mask, b.ints([-2], "axes")])
+    if args.get("use_causal_mask"):
+        causal = _causal(b, scores)
+        allowed = causal if allowed is None else b.add("And", [allowed, causal])
+    if allowed is not None:
+        lowered = b.add("Sub", [scores, b.const(-_MASKED, "max_value")])
+        scores = b.add("Where", [allowed, scores, lowered])
+    weights = b.add("Softmax", [scores], {"axis": -1})
+    y = b.add("MatMul", [weights, value.name])
+    if query.mask is not None:
+        kept = b.add("Unsqueeze", [query.mask, b.ints([-1], "axes")])
+        y = b.add("Where", [kept, y, b.const(0.0, "zero")])
+    return [y, weights] if args.get("return_attention_scores") else y
+
+
+@converts("Attention", masks=True)
+def _attention(b: GraphBuilder, layer: Any, inputs: list[Tensor], call: Any) -> Any:
+    return _attend(b, layer, inputs, call, _dot_scores)
+
+
+@converts("AdditiveAttention", masks=True)
+def _additive_attention(b: GraphBuilder, layer: Any, inputs: list[Tensor], call: Any) -> Any:
+    return _attend(b, layer, inputs, call, _additive_scores)

@@ -24,10 +24,12 @@ OPSET = 21
 
 @dataclass(frozen=True)
 class Tensor:
-    """A Keras tensor as converters see it: its IR name and its Keras shape (None for open dims)."""
+    """A Keras tensor as converters see it: its IR name, its Keras shape (None for open dims) and the IR name of
+    the boolean mask Keras attaches to it (``Masking``, ``Embedding(mask_zero=True)``), if any."""
 
     name: str
     shape: tuple
+    mask: Optional[str] = None
 
     @property
     def rank(self) -> int:
@@ -136,6 +138,21 @@ class GraphBuilder:
                 needed.add(id(node))
                 stack.extend(i for i in node.inputs if i)
         return [n for n in self.nodes if id(n) in needed]
+
+
+# ONNX TensorProto element types by Keras dtype name.
+ONNX_TYPES = {"float32": 1, "uint8": 2, "int8": 3, "uint16": 4, "int16": 5, "int32": 6, "int64": 7, "bool": 9,
+              "float16": 10, "float64": 11, "uint32": 12, "uint64": 13, "bfloat16": 16}
+
+
+def cast(b: GraphBuilder, x: str, source: Any, target: Any) -> str:
+    """``x`` (of Keras dtype ``source``) as dtype ``target``: a ``Cast`` only where they differ."""
+    source, target = str(source), str(target)
+    if source == target:
+        return x
+    if target not in ONNX_TYPES:
+        raise ValueError(f"dtype {target!r} is not supported")
+    return b.add("Cast", [x], {"to": ONNX_TYPES[target]})
 
 
 def weight(variable: Any) -> np.ndarray:

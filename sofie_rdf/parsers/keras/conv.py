@@ -213,8 +213,22 @@ def _pool(b: GraphBuilder, layer: Any, inputs: list[Tensor], call: Any) -> str:
     return _from_channels_first(b, b.add(op_type, [y], attrs), x.rank, fmt)
 
 
-@converts("GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalAveragePooling3D",
-          "GlobalMaxPooling1D", "GlobalMaxPooling2D", "GlobalMaxPooling3D")
+@converts("GlobalAveragePooling1D", masks=True)
+def _global_average_1d(b: GraphBuilder, layer: Any, inputs: list[Tensor], call: Any) -> str:
+    """With a mask, Keras's mean over the unmasked steps: their sum over their count (NaN where none is)."""
+    x = inputs[0]
+    if x.mask is None:
+        return _global_pool(b, layer, inputs, call)
+    step_axis = 1 if layer.data_format == "channels_last" else 2
+    mask = b.add("Unsqueeze", [x.mask, b.ints([3 - step_axis], "axes")])
+    weights = b.add("Cast", [mask], {"to": 1})
+    axes, keep = b.ints([step_axis], "axes"), {"keepdims": int(bool(layer.keepdims))}
+    total = b.add("ReduceSum", [b.add("Where", [mask, x.name, b.const(0.0, "zero")]), axes], keep)
+    return b.add("Div", [total, b.add("ReduceSum", [weights, axes], keep)])
+
+
+@converts("GlobalAveragePooling2D", "GlobalAveragePooling3D", "GlobalMaxPooling1D", "GlobalMaxPooling2D",
+          "GlobalMaxPooling3D")
 def _global_pool(b: GraphBuilder, layer: Any, inputs: list[Tensor], call: Any) -> str:
     """A reduction over the spatial axes, in the layout the input already has."""
     x = inputs[0]
@@ -267,3 +281,31 @@ def _cropping(b: GraphBuilder, layer: Any, inputs: list[Tensor], call: Any) -> s
     starts = b.ints([before for before, _ in crops], "starts")
     ends = b.ints([-after if after else TO_END for _, after in crops], "ends")
     return b.transpose(b.add("Slice", [source, starts, ends, b.ints(axes, "axes")]), perm)
+
+
+# ---- adaptive pooling -----------------------------------------------------------------------------------------
+
+
+def _adaptive_windows(size: int, out: int) -> list[tuple[int, int]]:
+    """torch's adaptive pooling windows along one axis: ``[floor(i * size / out), ceil((i + 1) * size / out))``."""
+    return [(i * size // out, -(-(i + 1) * size // out)) for i in range(out)]
+
+
+@converts("AdaptiveAveragePooling1D", "AdaptiveAveragePooling2D", "AdaptiveAveragePooling3D",
+          "AdaptiveMaxPooling1D", "AdaptiveMaxPooling2D", "AdaptiveMaxPooling3D")
+def _adaptive_pool(b: GraphBuilder, layer: Any, inputs: list[Tensor], call: Any) -> str:
+    """One axis at a time (a mean or max over a box is the mean or max of the means or maxima over its rows,
+    every row being as long): each output position reduces its window, and the positions are concatenated."""
+    x = inputs[0]
+    op_type = "ReduceMax" if "Max" in type(layer).__name__ else "ReduceMean"
+    y = x.name
+    for axis, out in zip(_spatial_axes(x.rank, layer.data_format), layer.output_size):
+        size = x.shape[axis]
+        if size is None:
+            raise ValueError(f"adaptive pooling needs fixed spatial sizes, got shape {x.shape}")
+        axes = b.ints([axis], "axes")
+        parts = [b.add(op_type, [b.add("Slice", [y, b.ints([start], "starts"), b.ints([end], "ends"), axes]), axes],
+                       {"keepdims": 1})
+                 for start, end in _adaptive_windows(int(size), int(out))]
+        y = parts[0] if len(parts) == 1 else b.add("Concat", parts, {"axis": axis})
+    return y

@@ -175,16 +175,35 @@ def _prelu(b: GraphBuilder, layer: Any, inputs: list[Tensor], call: Any) -> str:
     return b.add("PRelu", [inputs[0].name, b.const(weight(layer.alpha), "alpha")])
 
 
-@converts("Softmax")
+# Keras's _large_negative_number for float32: what a masked Softmax puts in place of masked inputs.
+MASKED_SCORE = -1e9
+
+
+@converts("Softmax", masks=True)
 def _softmax(b: GraphBuilder, layer: Any, inputs: list[Tensor], call: Any) -> str:
+    """Over one axis or several; with a mask (broadcast as numpy does), masked inputs count as -1e9 and
+    masked outputs are 0, as in Keras."""
     x = inputs[0]
+    name = x.name if x.mask is None else b.add("Where", [x.mask, x.name, b.const(MASKED_SCORE, "masked")])
     axes = layer.axis if isinstance(layer.axis, (list, tuple)) else [layer.axis]
     if len(axes) == 1:
-        return b.add("Softmax", [x.name], {"axis": int(axes[0])})
-    axes_input = b.ints([axis_of(a, x.rank) for a in axes], "axes")
-    shifted = b.add("Sub", [x.name, b.add("ReduceMax", [x.name, axes_input], {"keepdims": 1})])
-    e = b.add("Exp", [shifted])
-    return b.add("Div", [e, b.add("ReduceSum", [e, axes_input], {"keepdims": 1})])
+        y = b.add("Softmax", [name], {"axis": int(axes[0])})
+    else:
+        axes_input = b.ints([axis_of(a, x.rank) for a in axes], "axes")
+        shifted = b.add("Sub", [name, b.add("ReduceMax", [name, axes_input], {"keepdims": 1})])
+        e = b.add("Exp", [shifted])
+        y = b.add("Div", [e, b.add("ReduceSum", [e, axes_input], {"keepdims": 1})])
+    return y if x.mask is None else b.add("Where", [x.mask, y, b.const(0.0, "zero")])
+
+
+@converts("Masking")
+def _masking(b: GraphBuilder, layer: Any, inputs: list[Tensor], call: Any) -> str:
+    """Steps whose features all equal ``mask_value`` become 0 (the mask itself is the ``any(not_equal)``
+    operation Keras records, converted where a layer reads it)."""
+    x, dtype = inputs[0], str(call.input_tensors[0].dtype)
+    differs = b.add("Not", [b.add("Equal", [x.name, b.const(np.asarray(layer.mask_value, dtype=dtype), "mask_value")])])
+    kept = b.add("ReduceMax", [b.add("Cast", [differs], {"to": 1}), b.ints([-1], "axes")], {"keepdims": 1})
+    return b.add("Where", [b.add("Cast", [kept], {"to": 9}), x.name, b.const(np.zeros((), dtype=dtype), "zero")])
 
 
 @converts("Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "GaussianNoise", "GaussianDropout",

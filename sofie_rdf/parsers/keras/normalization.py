@@ -29,9 +29,10 @@ def _optional(variable: Any) -> Optional[np.ndarray]:
     return None if variable is None else weight(variable)
 
 
-@converts("BatchNormalization")
+@converts("BatchNormalization", masks=True)
 def _batch_norm(b: GraphBuilder, layer: Any, inputs: list[Tensor], call: Any) -> str:
-    """``(x - moving_mean) / sqrt(moving_variance + epsilon) * gamma + beta``."""
+    """``(x - moving_mean) / sqrt(moving_variance + epsilon) * gamma + beta`` (a mask only weighs the batch
+    statistics of training, so it changes nothing here)."""
     x = inputs[0]
     mean, variance = weight(layer.moving_mean), weight(layer.moving_variance)
     gamma = weight(layer.gamma) if layer.scale else np.ones_like(mean)

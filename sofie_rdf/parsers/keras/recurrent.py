@@ -1,4 +1,5 @@
-"""Recurrent Keras layers (SimpleRNN, GRU, LSTM, RNN of one such cell, Bidirectional) and Embedding.
+"""Recurrent Keras layers (SimpleRNN, GRU, LSTM, RNN of one such cell, Bidirectional), Embedding and
+ReversibleEmbedding.
 
 Each recurrent layer becomes one ONNX ``RNN``/``GRU``/``LSTM`` node with
 ``layout=1``, the batch-first (N, T, F) layout Keras uses, so no transposes
@@ -16,12 +17,12 @@ the directions on an axis of their own, so Keras's merge modes are one
 reduction (or reshape) over that axis.
 
 Keras masks (``Masking``, ``Embedding(mask_zero=True)``) change what an RNN
-computes step by step; they are refused rather than silently ignored.
+computes step by step: see the masks section below.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Optional
 
 import numpy as np
@@ -114,9 +115,11 @@ def _direction(b: GraphBuilder, layer: Any, initial: tuple[str, ...]) -> _Direct
                       bool(layer.go_backwards), initial)
 
 
-def _node(b: GraphBuilder, directions: list[_Direction], x: str) -> tuple[list[_Result], _Result]:
-    """One ONNX node running ``directions`` (one, or forward then reverse) over ``x``: the results of each
-    direction, and all of them side by side on the feature axis (what a concatenating merge wants)."""
+def _node(b: GraphBuilder, directions: list[_Direction], x: str,
+          lens: Optional[str] = None) -> tuple[list[_Result], _Result]:
+    """One ONNX node running ``directions`` (one, or forward then reverse) over ``x`` (the first ``lens`` steps
+    of each sequence where given): the results of each direction, and all of them side by side on the feature
+    axis (what a concatenating merge wants)."""
     first = directions[0]
     rows = first.w.shape[0]  # gates * units
     inputs = [x, b.const(np.stack([d.w for d in directions]), "W"), b.const(np.stack([d.r for d in directions]), "R")]
@@ -126,8 +129,8 @@ def _node(b: GraphBuilder, directions: list[_Direction], x: str) -> tuple[list[_
     else:
         inputs.append("")
     state_count = 2 if first.op_type == "LSTM" else 1
+    inputs.append(lens or "")  # sequence_lens
     if any(d.initial for d in directions):
-        inputs.append("")  # sequence_lens
         for k in range(state_count):
             initial = [b.add("Unsqueeze", [d.initial[k], b.ints([1], "axes")]) for d in directions]
             inputs.append(initial[0] if len(initial) == 1 else b.add("Concat", initial, {"axis": 1}))
@@ -162,21 +165,10 @@ def _run(b: GraphBuilder, directions: list[_Direction], x: str) -> tuple[list[_R
     return [_node(b, [d], x)[0][0] for d in directions], None
 
 
-def _flip_time(b: GraphBuilder, y: str, steps: Optional[int]) -> str:
-    """Reverse axis 1: Keras returns a ``go_backwards`` sequence in the order it was read."""
-    if steps is None:
-        raise ValueError("go_backwards with return_sequences needs a fixed sequence length")
+def _flip_time(b: GraphBuilder, y: str, steps: int) -> str:
+    """Reverse axis 1 of fixed length ``steps``: Keras returns a ``go_backwards`` sequence in the order it was read."""
     return b.add("Slice", [y, b.ints([-1], "starts"), b.ints([-steps - 1], "ends"), b.ints([1], "axes"),
                            b.ints([-1], "steps")])
-
-
-def _refuse_masks(b: GraphBuilder, layer: Any, call: Any, arguments: dict) -> None:
-    """Masked steps keep the previous state in Keras; ONNX sequence_lens only cuts trailing steps (and zeroes them)."""
-    masked = arguments.get("mask") is not None or any(
-        getattr(t, "_keras_mask", None) is not None for t in call.input_tensors)
-    if masked:
-        raise UnsupportedOperatorError(b.model_name, {
-            f"keras.layers.{type(layer).__name__} with a mask (Masking or Embedding(mask_zero=True))": [layer.name]})
 
 
 def _sequence(inputs: list[Tensor], call: Any, arguments: dict) -> tuple[Tensor, list[str]]:
@@ -187,12 +179,91 @@ def _sequence(inputs: list[Tensor], call: Any, arguments: dict) -> tuple[Tensor,
     return inputs[0], [names[id(t)] for t in initial]
 
 
-@converts("SimpleRNN", "GRU", "LSTM", "RNN")
+# ---- masks ----------------------------------------------------------------------------------------------------
+#
+# Keras runs a masked recurrent layer step by step: at a masked step the states keep their values and the output
+# is the previous step's (0 before the first unmasked step), or 0 with zero_output_for_mask (which Bidirectional
+# sets for sequences).  So the states see only the unmasked steps, in order: those are moved to the front of each
+# sequence (a stable sort on "masked, then position"), one ONNX node runs over them with sequence_lens = their
+# count, and step t of Keras's output is the node's output after the unmasked steps up to t.
+
+
+def _reverse_time(b: GraphBuilder, y: str, steps: Optional[int]) -> str:
+    """Axis 1 reversed: a Slice for a fixed length, a ReverseSequence over all steps for an open one."""
+    if steps is not None:
+        return _flip_time(b, y, steps)
+    ones = _ones(b, b.add("Shape", [y], {"start": 0, "end": 2}), np.int64)
+    lengths = b.add("ReduceSum", [ones, b.ints([1], "axes")], {"keepdims": 0})
+    return b.add("ReverseSequence", [y, lengths], {"batch_axis": 0, "time_axis": 1})
+
+
+def _ones(b: GraphBuilder, shape: str, dtype: Any) -> str:
+    return b.add("ConstantOfShape", [shape], {"value": np.ones(1, dtype=dtype)})
+
+
+def _along_time(b: GraphBuilder, y: str, index: str) -> str:
+    """``y[n, index[n, t], ...]``: ``index`` (N, T) broadcast over the feature axis of ``y`` (N, T, F)."""
+    expanded = b.add("Expand", [b.add("Unsqueeze", [index, b.ints([2], "axes")]), b.add("Shape", [y])])
+    return b.add("GatherElements", [y, expanded], {"axis": 1})
+
+
+def _unmasked_first(b: GraphBuilder, mask: str, steps: Optional[int]) -> str:
+    """(N, T) int64: for each sequence, the positions of its unmasked steps in order, then the masked ones."""
+    if steps is not None:
+        positions, count, length = (b.const(np.arange(steps, dtype=np.float32), "positions"), b.ints([steps], "k"),
+                                    b.const(float(steps), "length"))
+    else:
+        count = b.add("Shape", [mask], {"start": 1, "end": 2})
+        length = b.add("Cast", [count], {"to": 1})
+        ones = _ones(b, b.add("Shape", [mask]), np.float32)
+        axis = b.const(np.asarray(1, dtype=np.int64), "axis")
+        positions = b.add("Sub", [b.add("CumSum", [ones, axis]), b.const(1.0, "one")])
+    masked = b.add("Cast", [b.add("Not", [mask])], {"to": 1})
+    key = b.add("Add", [b.add("Mul", [masked, length]), positions])
+    _, order = b.add("TopK", [key, count], {"axis": 1, "largest": 0, "sorted": 1}, outputs=2)
+    return order
+
+
+def _masked(b: GraphBuilder, direction: _Direction, x: Tensor, zero_output: bool) -> _Result:
+    """One Keras recurrent layer over the masked ``x``: its output sequence in the order it read the steps, and
+    its final states."""
+    steps = x.shape[1]
+    xs, mask = x.name, x.mask
+    if direction.reverse:
+        xs, mask = _reverse_time(b, xs, steps), _reverse_time(b, mask, steps)
+    packed = _along_time(b, xs, _unmasked_first(b, mask, steps))
+    lens = b.add("Cast", [b.add("ReduceSum", [b.add("Cast", [mask], {"to": 1}), b.ints([1], "axes")],
+                                {"keepdims": 0})], {"to": 6})
+    (result,), _ = _node(b, [replace(direction, reverse=False)], packed, lens)
+    seen = b.add("CumSum", [b.add("Cast", [mask], {"to": 7}), b.const(np.asarray(1, dtype=np.int64), "axis")])
+    one = b.const(np.asarray(1, dtype=np.int64), "one")
+    latest = _along_time(b, result.y, b.add("Relu", [b.add("Sub", [seen, one])]))
+    valid = mask if zero_output else b.add("Greater", [seen, b.const(np.asarray(0, dtype=np.int64), "zero")])
+    y = b.add("Where", [b.add("Unsqueeze", [valid, b.ints([2], "axes")]), latest, b.const(0.0, "zero")])
+    states = result.states
+    if direction.initial:  # a sequence with no unmasked step keeps its initial states
+        started = b.add("Unsqueeze", [b.add("Greater", [lens, b.const(np.asarray(0, dtype=np.int32), "zero")]),
+                                      b.ints([1], "axes")])
+        states = [b.add("Where", [started, s, initial]) for s, initial in zip(states, direction.initial)]
+    return _Result(y, states)
+
+
+def _masked_output(b: GraphBuilder, layer: Any, y: str) -> str:
+    """The sequence, or Keras's ``last_output``: the output at the last step read."""
+    if layer.return_sequences:
+        return y
+    return b.add("Gather", [y, b.const(np.asarray(-1, dtype=np.int64), "last")], {"axis": 1})
+
+
+@converts("SimpleRNN", "GRU", "LSTM", "RNN", masks=True)
 def _recurrent(b: GraphBuilder, layer: Any, inputs: list[Tensor], call: Any) -> list[str]:
     arguments = call_arguments(layer, call)
-    _refuse_masks(b, layer, call, arguments)
     x, initial = _sequence(inputs, call, arguments)
-    (result,), _ = _run(b, [_direction(b, layer, tuple(initial))], x.name)
+    direction = _direction(b, layer, tuple(initial))
+    if x.mask is not None:
+        result = _masked(b, direction, x, layer.zero_output_for_mask)
+        return [_masked_output(b, layer, result.y)] + (result.states if layer.return_state else [])
+    (result,), _ = _run(b, [direction], x.name)
     y = _output(b, layer, result, x, layer.go_backwards)
     return [y] + (result.states if layer.return_state else [])
 
@@ -201,19 +272,20 @@ def _output(b: GraphBuilder, layer: Any, result: _Result, x: Tensor, flip: bool)
     """The sequence (in reversed time order when ``flip``) or the last output."""
     if not layer.return_sequences:
         return result.states[0]
-    return _flip_time(b, result.y, x.shape[1]) if flip else result.y
+    return _reverse_time(b, result.y, x.shape[1]) if flip else result.y
 
 
-@converts("Bidirectional")
+@converts("Bidirectional", masks=True)
 def _bidirectional(b: GraphBuilder, layer: Any, inputs: list[Tensor], call: Any) -> list[str]:
     """Keras flips the backward half's sequence back into time order, which is how ONNX returns it already;
     a forward half that reads backwards (and so a backward half reading forwards) leaves both reversed."""
     arguments = call_arguments(layer, call)
-    _refuse_masks(b, layer, call, arguments)
     x, initial = _sequence(inputs, call, arguments)
     half = len(initial) // 2
     halves = [_direction(b, layer.forward_layer, tuple(initial[:half])),
               _direction(b, layer.backward_layer, tuple(initial[half:]))]
+    if x.mask is not None:
+        return _masked_bidirectional(b, layer, halves, x)
     results, joined = _run(b, halves, x.name)
     flip = layer.forward_layer.go_backwards
     if layer.merge_mode == "concat" and joined is not None:
@@ -222,6 +294,18 @@ def _bidirectional(b: GraphBuilder, layer: Any, inputs: list[Tensor], call: Any)
         merged = _MERGES[layer.merge_mode](b, *(_output(b, layer, r, x, flip) for r in results))
     states = [s for r in results for s in r.states] if layer.return_state else []
     return merged + states
+
+
+def _masked_bidirectional(b: GraphBuilder, layer: Any, halves: list[_Direction], x: Tensor) -> list[str]:
+    """Each half over the masked input as that half's own layer computes it; then, as Keras's Bidirectional,
+    the backward half's sequence flipped back into time order and the two merged."""
+    results = [_masked(b, d, x, half.zero_output_for_mask)
+               for d, half in zip(halves, (layer.forward_layer, layer.backward_layer))]
+    y, y_rev = (_masked_output(b, layer, r.y) for r in results)
+    if layer.return_sequences:
+        y_rev = _reverse_time(b, y_rev, x.shape[1])
+    states = [s for r in results for s in r.states] if layer.return_state else []
+    return _MERGES[layer.merge_mode](b, y, y_rev) + states
 
 
 def _average(b: GraphBuilder, y: str, y_rev: str) -> list[str]:
@@ -238,6 +322,22 @@ _MERGES: dict[Any, Callable[[GraphBuilder, str, str], list[str]]] = {
 
 
 # ---- Embedding -----------------------------------------------------------------------------------------------
+
+
+@converts("ReversibleEmbedding")
+def _reversible_embedding(b: GraphBuilder, layer: Any, inputs: list[Tensor], call: Any) -> str:
+    """An Embedding, or called with ``reverse=True`` the logits ``x @ embeddings^T`` (or the layer's own reverse
+    matrix when the weights are not tied), soft-capped as ``tanh(logits / cap) * cap`` where a cap is set."""
+    if not call_arguments(layer, call).get("reverse"):
+        return _embedding(b, layer, inputs, call)
+    if layer.reverse_dtype is not None:
+        raise ValueError(f"reverse_dtype={layer.reverse_dtype!r} is not supported")
+    kernel = weight(layer.embeddings).T if layer.tie_weights else weight(layer.reverse_embeddings)
+    logits = b.add("MatMul", [inputs[0].name, b.const(np.ascontiguousarray(kernel), "reverse_kernel")])
+    if layer.logit_soft_cap is None:
+        return logits
+    cap = b.const(float(layer.logit_soft_cap), "soft_cap")
+    return b.add("Mul", [b.add("Tanh", [b.add("Div", [logits, cap])]), cap])
 
 
 @converts("Embedding")

@@ -18,15 +18,20 @@ from .builder import GraphBuilder, Tensor
 Converter = Callable[[GraphBuilder, Any, list[Tensor], Any], Union[str, Sequence[str]]]
 
 CONVERTERS: dict[str, Converter] = {}
+# Classes whose converters read the Keras mask of their inputs (``Tensor.mask``); a layer whose ``call`` takes a
+# mask is refused with a masked input unless its class is here, so that no mask is silently ignored.
+MASK_AWARE: set[str] = set()
 # Class name -> the converters user registrations (add_converter) replaced, most recent last (None: there was none).
 _SHADOWED: dict[str, list[Optional[Converter]]] = {}
 
 
-def converts(*class_names: str) -> Callable[[Converter], Converter]:
-    """Register the decorated function for the Keras layer classes named."""
+def converts(*class_names: str, masks: bool = False) -> Callable[[Converter], Converter]:
+    """Register the decorated function for the Keras layer classes named (``masks``: it reads input masks)."""
     def register(fn: Converter) -> Converter:
         for name in class_names:
             CONVERTERS[name] = fn
+            if masks:
+                MASK_AWARE.add(name)
         return fn
     return register
 
