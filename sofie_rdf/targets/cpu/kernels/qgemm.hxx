@@ -42,10 +42,21 @@ constexpr size_t kQPanelVectors = kQPanelColumns / kQLanes;
 // Rows of A and panels of B in one register tile: AVX-512's 32 registers hold 4 x 4 accumulators, the 4 panel
 // loads and a broadcast; AVX's 16 (two registers a panel) 2 x 2 panels' four.  A single row (one event) takes
 // twice the panels, so that enough independent sums are in flight to cover vpdpbusd's latency.
-#if SOFIE_RDF_AVX512
-constexpr size_t kQTileRows = 4, kQTilePanels = 4;
+//
+// Without VNNI (AVX2, the generic x86-64 build) the products are exact through pmaddwd instead (qgemm_step_widened):
+// each group's bytes widened to 16 bits, pairs multiplied and summed into int32.  vpmaddubsw, which onnxruntime's
+// MLAS uses there, sums two uint8 x int8 products in 16 bits and saturates (onnxruntime's numbers are then wrong
+// for full-range weights, tests/ops/test_quantized.py says where).  A panel's vectors widen into twice the
+// registers, so a tile takes one panel (four rows, one event: two).
+#if SOFIE_RDF_AVX512VNNI || defined(__AVXVNNI__) || !SOFIE_RDF_X86
+constexpr bool kQWiden = false;
 #else
-constexpr size_t kQTileRows = 2, kQTilePanels = 2;
+constexpr bool kQWiden = true;
+#endif
+#if SOFIE_RDF_AVX512
+constexpr size_t kQTileRows = 4, kQTilePanels = kQWiden ? 1 : 4;
+#else
+constexpr size_t kQTileRows = kQWiden ? 4 : 2, kQTilePanels = kQWiden ? 1 : 2;
 #endif
 constexpr size_t kQRowPanels = 2 * kQTilePanels;
 
@@ -95,6 +106,87 @@ inline void broadcast4(qvec &x, const uint8_t *a, size_t count)
    x = qvec{} + word;
 }
 
+// ---- the exact route without VNNI: pmaddwd ------------------------------------------------------------------
+#if SOFIE_RDF_X86
+
+// A vector's bytes as 16-bit lanes, each lane two consecutive bytes of one group of four.
+typedef int16_t qvec16 __attribute__((vector_size(sizeof(qvec))));
+typedef uint16_t qvecu16 __attribute__((vector_size(sizeof(qvec))));
+
+// Bytes 0 and 2 (`even`) and 1 and 3 (`odd`) of every group of four, widened to 16 bits as `Signed` bytes: in each
+// int32 lane, the two values pmaddwd multiplies with the other operand's same bytes.
+template <bool Signed>
+[[gnu::always_inline]] inline void qwiden(const qvec &v, qvec16 &even, qvec16 &odd)
+{
+   qvec16 w;
+   std::memcpy(&w, &v, sizeof w);
+   if constexpr (Signed) {
+      even = (w << 8) >> 8;
+      odd = w >> 8;
+   } else {
+      qvecu16 u;
+      std::memcpy(&u, &w, sizeof u);
+      const qvecu16 low = u & 0xff, high = u >> 8;
+      std::memcpy(&even, &low, sizeof even);
+      std::memcpy(&odd, &high, sizeof odd);
+   }
+}
+
+// acc += x . y lane by lane: each int32 lane the sum of its two 16-bit products (pmaddwd, exact), on each 32 bytes
+// (AVX2 and wider) or 16 (SSE2) of the vectors.
+[[gnu::always_inline]] inline void qmadd(qvec &acc, const qvec16 &x, const qvec16 &y)
+{
+#if SOFIE_RDF_AVX2
+   typedef short half __attribute__((vector_size(32)));
+   typedef int sums __attribute__((vector_size(32)));
+#define SOFIE_RDF_PMADDWD __builtin_ia32_pmaddwd256
+#else
+   typedef short half __attribute__((vector_size(16)));
+   typedef int sums __attribute__((vector_size(16)));
+#define SOFIE_RDF_PMADDWD __builtin_ia32_pmaddwd128
+#endif
+#pragma GCC unroll 2
+   for (size_t i = 0; i < sizeof(qvec) / sizeof(half); ++i) {
+      half a, b;
+      sums c;
+      std::memcpy(&a, reinterpret_cast<const char *>(&x) + i * sizeof a, sizeof a);
+      std::memcpy(&b, reinterpret_cast<const char *>(&y) + i * sizeof b, sizeof b);
+      std::memcpy(&c, reinterpret_cast<const char *>(&acc) + i * sizeof c, sizeof c);
+      c += SOFIE_RDF_PMADDWD(a, b);
+      std::memcpy(reinterpret_cast<char *>(&acc) + i * sizeof c, &c, sizeof c);
+   }
+#undef SOFIE_RDF_PMADDWD
+}
+
+// qgemm_step by pmaddwd: the panels' vectors widened once (B's bytes have the signedness A's lack), each row's
+// broadcast bytes widened the same way.
+template <size_t R, size_t P, bool AUnsigned>
+[[gnu::always_inline]] inline void qgemm_step_widened(const uint8_t *a, size_t lda, const uint8_t *b, size_t panel_bytes,
+                                                      size_t count, qvec (&acc)[R][P * kQPanelVectors])
+{
+   constexpr size_t V = P * kQPanelVectors;
+   qvec16 even[V], odd[V];
+#pragma GCC unroll 16
+   for (size_t v = 0; v < V; ++v) {
+      qvec panel;
+      std::memcpy(&panel, b + (v / kQPanelVectors) * panel_bytes + (v % kQPanelVectors) * sizeof panel, sizeof panel);
+      qwiden<AUnsigned>(panel, even[v], odd[v]);
+   }
+#pragma GCC unroll 16
+   for (size_t r = 0; r < R; ++r) {
+      qvec x;
+      broadcast4(x, a + r * lda, count);
+      qvec16 x_even, x_odd;
+      qwiden<!AUnsigned>(x, x_even, x_odd);
+#pragma GCC unroll 16
+      for (size_t v = 0; v < V; ++v) {
+         qmadd(acc[r][v], x_even, even[v]);
+         qmadd(acc[r][v], x_odd, odd[v]);
+      }
+   }
+}
+#endif
+
 // One group of four k of a register tile: the P panels' vectors loaded once, each row's four bytes broadcast
 // (`count` of them: fewer at the end of K) and multiplied into every vector.  Unrolled whole, so that the
 // accumulators stay in registers.
@@ -102,6 +194,12 @@ template <size_t R, size_t P, bool AUnsigned>
 [[gnu::always_inline]] inline void qgemm_step(const uint8_t *a, size_t lda, const uint8_t *b, size_t panel_bytes,
                                               size_t count, qvec (&acc)[R][P * kQPanelVectors])
 {
+#if SOFIE_RDF_X86
+   if constexpr (kQWiden) {
+      qgemm_step_widened<R, P, AUnsigned>(a, lda, b, panel_bytes, count, acc);
+      return;
+   }
+#endif
    constexpr size_t V = P * kQPanelVectors;
    qvec panel[V];
 #pragma GCC unroll 16
@@ -152,10 +250,11 @@ inline void qgemm_row_sums(const uint8_t *a, size_t lda, size_t rows, size_t k, 
    }
 }
 
-// One panel's row of C as a vector of 16 int32 (one AVX-512 register, two AVX ones): the epilogue of a whole
-// panel works on it in registers; the last, partial panel of a product goes through arrays.
+// One panel's row of C as a vector of 16 int32 (one AVX-512 register, two AVX ones): its zero-point corrections
+// work on it in registers; the last, partial panel of a product goes through arrays.
 typedef int32_t qint32x16 __attribute__((vector_size(64)));
-typedef float qfloat32x16 __attribute__((vector_size(64)));
+// Floats in one register of qvec's width (the output stages' arithmetic).
+typedef float qfloat __attribute__((vector_size(sizeof(qvec))));
 
 // v's bytes from p (an out-parameter: a function returning a 64-byte vector changes the ABI where the target has
 // no such registers, and GCC warns).
@@ -421,19 +520,32 @@ struct QRequantize {
       part.multiplier += rows * row_step;
       return part;
    }
+   // A whole panel's row, in vectors of the registers' width, its bytes narrowed in a loop the compilers vectorize.
+   // The panel as one 64-byte vector ran lane by lane on AVX2 (GCC lowers the clamps and the narrowing of vectors
+   // wider than the registers so: 60% of a convolution's product time), and so do plain loops' clamps (if-converted,
+   // not vectorized, under trapping math).  The members are read into locals first: a store through T, a byte type,
+   // may change any of them.
    void store_panel(size_t m, size_t n0, const qint32x16 &v) const
    {
-      typedef T t8x16 __attribute__((vector_size(16)));
       const float *mult = multiplier + m * row_step + n0 * column_step;
-      qfloat32x16 factor = qfloat32x16{} + mult[0];
-      if (column_step)
-         qload(factor, mult);
       const float low = static_cast<float>(lo - zero), high = static_cast<float>(hi - zero);
-      qfloat32x16 f = __builtin_convertvector(v, qfloat32x16) * factor;
-      f = f < low ? low : f;
-      f = f > high ? high : f;
-      const t8x16 q = __builtin_convertvector(__builtin_convertvector((f + kRound) - kRound, qint32x16) + zero, t8x16);
-      std::memcpy(y + m * ldy + n0, &q, sizeof q);
+      const int32_t z = zero;
+      int32_t q[kQPanelColumns];
+      for (size_t h = 0; h < kQPanelVectors; ++h) {
+         qvec c;
+         std::memcpy(&c, reinterpret_cast<const char *>(&v) + h * sizeof c, sizeof c);
+         qfloat factor = qfloat{} + mult[0];
+         if (column_step)
+            qload(factor, mult + h * kQLanes);
+         qfloat f = __builtin_convertvector(c, qfloat) * factor;
+         f = f < low ? low : f;
+         f = f > high ? high : f;
+         const qvec r = __builtin_convertvector((f + kRound) - kRound, qvec) + z;
+         std::memcpy(q + h * kQLanes, &r, sizeof r);
+      }
+      T *out = y + m * ldy + n0;
+      for (size_t j = 0; j < kQPanelColumns; ++j)
+         out[j] = static_cast<T>(q[j]);
    }
    void store(size_t m, size_t n0, const int32_t *v, size_t count) const
    {
@@ -472,35 +584,37 @@ struct QScaleFloat {
          part.bias += rows * bias_row_step;
       return part;
    }
+   // The `count` values of row m from column n0, in loops the compilers vectorize (QRequantize::store_panel says why).
+   [[gnu::always_inline]] void scale_values(size_t m, size_t n0, const int32_t *v, size_t count) const
+   {
+      const float *s = scale + m * row_step + n0 * column_step;
+      float f[kQPanelColumns];
+      if (column_step)
+         for (size_t j = 0; j < count; ++j)
+            f[j] = static_cast<float>(v[j]) * s[j];
+      else
+         for (size_t j = 0; j < count; ++j)
+            f[j] = static_cast<float>(v[j]) * s[0];
+      if (bias && bias_column_step) {
+         const float *b = bias + m * bias_row_step + n0;
+         for (size_t j = 0; j < count; ++j)
+            f[j] += b[j];
+      } else if (bias) {
+         const float b = bias[m * bias_row_step];
+         for (size_t j = 0; j < count; ++j)
+            f[j] += b;
+      }
+      float *out = y + m * ldy + n0;
+      for (size_t j = 0; j < count; ++j)
+         out[j] = act(f[j]);
+   }
    void store_panel(size_t m, size_t n0, const qint32x16 &v) const
    {
-      const float *s = scale + m * row_step + n0 * column_step;
-      qfloat32x16 factor = qfloat32x16{} + s[0];
-      if (column_step)
-         qload(factor, s);
-      qfloat32x16 f = __builtin_convertvector(v, qfloat32x16) * factor;
-      if (bias) {
-         const float *b = bias + m * bias_row_step + n0 * bias_column_step;
-         qfloat32x16 add = qfloat32x16{} + b[0];
-         if (bias_column_step)
-            qload(add, b);
-         f += add;
-      }
-      float out[kQPanelColumns];
-      std::memcpy(out, &f, sizeof out);
-      for (size_t j = 0; j < kQPanelColumns; ++j)
-         y[m * ldy + n0 + j] = act(out[j]);
+      int32_t c[kQPanelColumns];
+      std::memcpy(c, &v, sizeof c);
+      scale_values(m, n0, c, kQPanelColumns);
    }
-   void store(size_t m, size_t n0, const int32_t *v, size_t count) const
-   {
-      const float *s = scale + m * row_step + n0 * column_step;
-      for (size_t j = 0; j < count; ++j) {
-         float f = static_cast<float>(v[j]) * s[j * column_step];
-         if (bias)
-            f += bias[m * bias_row_step + (n0 + j) * bias_column_step];
-         y[m * ldy + n0 + j] = act(f);
-      }
-   }
+   void store(size_t m, size_t n0, const int32_t *v, size_t count) const { scale_values(m, n0, v, count); }
 };
 
 // ---- operands ---------------------------------------------------------------------------------------------------
