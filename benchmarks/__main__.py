@@ -2,7 +2,8 @@
 
 ``--quick`` is a short smoke run (10^5 events, a few small models, short
 measurements) whose tables go to ``benchmarks/results/quick/``, leaving the
-full results alone.  The published taggers (``benchmarks.real``) run where their files were fetched.
+full results alone.  The published taggers (``benchmarks.real``, and ``benchmarks.compile_cost`` in a full
+run) run where their files were fetched.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from . import (
     build_paths,
     cold_start,
     columnar,
+    compile_cost,
     gnn,
     hep_latency,
     latency,
@@ -70,6 +72,8 @@ def _published(argv: list[str]) -> None:
               f"(python -m benchmarks.real --fetch github)")
         return
     real.main(argv)
+    if not argv:  # what building the big taggers costs, road by road (fresh processes, minutes)
+        compile_cost.main([])
 
 
 if __name__ == "__main__":
