@@ -94,9 +94,9 @@ def region(level: int, lines: list[str]) -> list[str]:
     """``lines`` compiled for ``level``'s instructions (every function they define, lambdas and templates too;
     level 0: the flags' own), by GCC at -O3 wherever it optimizes: at -O2 (CMake's Release with GCC 12, many
     experiments' builds) it vectorizes only loops of known trip count, and the kernels' epilogues and
-    elementwise loops took 4x to 5x the time (the Higgs MLP, one event).  Not -fno-trapping-math, which the
-    exponentials' loops need to vectorize (GELU's erf took 5.4x the native build's time without it): GCC
-    inlines no function compiled with trapping math (std::min, std::max) into one without, and that took 14x."""
+    elementwise loops took 4x to 5x the time (the Higgs MLP, one event).  Not -fno-trapping-math: GCC inlines
+    no function compiled with trapping math (std::min, std::max) into one without, and that took 14x; the
+    exponentials (kernels/fastmath.hxx) select by bit masks instead, which vectorize under trapping math."""
     target = REGION_TARGETS.get(level)
     clang = [f'#pragma clang attribute push(__attribute__((target("{target}"))), apply_to = function)'] if target else []
     gcc = ["#pragma GCC push_options", *([f'#pragma GCC target("{target}")'] if target else []),
