@@ -13,6 +13,9 @@ The graph of a Sequential or Functional model is walked from its outputs;
 each layer is converted by the function registered for its class
 (:mod:`.registry`), nested models are inlined, and every unsupported layer is
 reported at once as :class:`~sofie_rdf.errors.UnsupportedOperatorError`.
+User code in a ``keras.Model`` object (a ``Lambda``, a custom layer class, a
+subclassed model) takes another route, torch's exporter and the ONNX front
+end (:mod:`.export_route`), with a warning naming those layers.
 
 Keras lays images out channels-last; the ONNX kernels are channels-first, so
 convolution-like layers transpose around their kernel and the builder drops
@@ -34,6 +37,7 @@ from ...ir import Model, TensorType, model_name_from
 from ...ir.dims import symbol
 from . import attention, conv, conv_recurrent, core, normalization, operations, preprocessing, recurrent, wrappers  # noqa: F401
 from .builder import GraphBuilder, Tensor, call_arguments
+from .export_route import export_keras, is_user_code
 from .legacy import is_keras2_h5, read_keras2
 from .registry import CONVERTERS, MASK_AWARE, layer_key
 
@@ -45,8 +49,19 @@ def from_keras(source: Any, name: Optional[str] = None, weights: Any = None) -> 
     keras = import_keras()
     kmodel, default_name, origin = _read(source, weights, keras)
     label = name or default_name
+    in_memory = isinstance(source, keras.Model)
+    if in_memory and _is_subclassed(kmodel, keras):
+        return export_keras(kmodel, None, label, {f"subclassed keras.Model {type(kmodel).__name__}": [kmodel.name]}, keras)
     graph = _functional(kmodel, label, keras)
-    _check_supported(graph, label, keras)
+    # User code has no converter to write: an object runs it through torch's exporter.  A built-in layer we lack
+    # stays refused by name (a converter to add), as does everything read from a file (safe mode).
+    try:
+        _check_supported(graph, label, keras)
+    except UnsupportedOperatorError as exc:
+        if not in_memory or not any(is_user_code(layer) for layer in _layers(graph, keras) if
+                                    layer_key(layer) not in CONVERTERS):
+            raise
+        return export_keras(kmodel, graph, label, exc.unsupported, keras)
     builder = GraphBuilder(model_name_from(label))
     names: dict[int, str] = {}
     inputs = [_graph_input(builder, t, names) for t in graph.inputs]
@@ -109,6 +124,13 @@ def _functional(model: Any, label: str, keras: Any) -> Any:
         raise ModelFormatError(f"Keras model {label!r} is a subclassed model with no static graph; "
                                "only Sequential and Functional models can be converted")
     return model
+
+
+def _is_subclassed(model: Any, keras: Any) -> bool:
+    """A built subclassed model: its ``call`` is the user's Python, with no graph to walk.  An unbuilt one
+    stays for :func:`_functional` to refuse, as its input shapes are unknown."""
+    return not isinstance(model, keras.Sequential) and not _is_functional(model, keras) and \
+        bool(getattr(model, "_build_shapes_dict", None))
 
 
 def _is_functional(model: Any, keras: Any) -> bool:
