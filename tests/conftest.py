@@ -135,6 +135,23 @@ def check_runs(model: onnx.ModelProto, feeds_list: Sequence[dict], backend: str 
     return sess
 
 
+def assert_matches_torch(session, module, inputs: Sequence, rtol: float, atol: float, label: str,
+                         check_shapes: bool = False) -> None:
+    """``session.infer`` on ``inputs`` (torch tensors) against ``module``'s outputs, one or a tuple, in order."""
+    import torch
+
+    with torch.no_grad():
+        expected = module(*inputs)
+    expected = expected if isinstance(expected, tuple) else (expected,)
+    ours = session.infer(*(x.numpy() for x in inputs))
+    ours = ours if isinstance(ours, tuple) else (ours,)
+    assert len(ours) == len(expected)
+    for k, (a, b) in enumerate(zip(ours, expected)):
+        if check_shapes:
+            assert a.shape == tuple(b.shape), f"output {k}, {label}"
+        np.testing.assert_allclose(a, b.numpy(), rtol=rtol, atol=atol, err_msg=f"output {k}, {label}")
+
+
 def sofie_run(model: onnx.ModelProto, feeds: dict, backend: str = "jit") -> list[np.ndarray]:
     sess = sr.compile(sr.load(model), backend=backend)
     out = sess.infer(*[feeds[i.name] for i in sess.inputs])

@@ -19,6 +19,7 @@ from typing import Callable
 
 import numpy as np
 import pytest
+from conftest import assert_matches_torch
 from test_torch_cnn import _randomize_bn
 
 import sofie_rdf as sr
@@ -155,15 +156,7 @@ def test_matches_torch(loaded):
     for tensor, shape in zip(model.inputs, case.shapes):
         assert [str(d) for d in tensor.shape] == expected_dims + [str(s) for s in shape]
     for seed, (batch, length) in enumerate([(2, 3), (5, 7)]):
-        inputs = case.example(batch, length, seed)
-        with torch.no_grad():
-            expected = module(*inputs)
-        expected = expected if isinstance(expected, tuple) else (expected,)
-        ours = session.infer(*(x.numpy() for x in inputs))
-        ours = ours if isinstance(ours, tuple) else (ours,)
-        assert len(ours) == len(expected)
-        for k, (a, b) in enumerate(zip(ours, expected)):
-            np.testing.assert_allclose(a, b.numpy(), rtol=RTOL, atol=ATOL, err_msg=f"output {k}, batch {batch}")
+        assert_matches_torch(session, module, case.example(batch, length, seed), RTOL, ATOL, f"batch {batch}")
 
 
 def test_names_numpy_inputs_and_native_backend():

@@ -20,6 +20,7 @@ from typing import Callable, Optional
 
 import numpy as np
 import pytest
+from conftest import assert_matches_torch
 
 import sofie_rdf as sr
 from sofie_rdf.errors import ModelFormatError
@@ -151,16 +152,7 @@ def test_matches_torch(key):
     assert all("forward" not in m.__dict__ for m in module.modules())  # a projected LSTM's own forward is back
     session = sr.compile(model)
     for seed, resize in ((1, False), (2, True)):
-        inputs = _inputs(case, seed, resize)
-        with torch.no_grad():
-            expected = module(*inputs)
-        expected = expected if isinstance(expected, tuple) else (expected,)
-        ours = session.infer(*(x.numpy() for x in inputs))
-        ours = ours if isinstance(ours, tuple) else (ours,)
-        assert len(ours) == len(expected)
-        for k, (a, b) in enumerate(zip(ours, expected)):
-            assert a.shape == tuple(b.shape), f"output {k}, seed {seed}"
-            np.testing.assert_allclose(a, b.numpy(), rtol=RTOL, atol=case.atol, err_msg=f"output {k}, seed {seed}")
+        assert_matches_torch(session, module, _inputs(case, seed, resize), RTOL, case.atol, f"seed {seed}", check_shapes=True)
 
 
 def test_rrelu_in_training_mode_is_not_translated():
