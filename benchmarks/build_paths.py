@@ -8,16 +8,19 @@ between runs):
 * ``native``: ``sr.compile(backend="native")``, ``g++ -O3 -march=native`` (our tables' figure);
 * ``O2``: the same header built with ``g++ -std=c++17 -O2`` and no ``-march``, as CMSSW or someone else's
   CMake builds it;
-* ``jit``: ``sr.compile(backend="jit")``, the default of ``sr.compile`` and ``sr.rdf.define``;
+* ``jit``: ``sr.compile(backend="jit")`` (the default where no compiler is found): planned for this CPU as the
+  native build is, its instruction set's kernels alone compiled by Cling;
 * ``declared``: the header ``Model.generate()`` writes, ``gInterpreter.Declare``'d as SOFIE's users do, with no
   macro defined (every instruction set's kernels compiled, the CPU's chosen when the Session is made);
-* ``jit_before``: what ``jit`` was before headers chose their kernels at run time (planned for generic
-  x86-64, compiled without AVX).  The JIT still plans so (Cling's code for register tiles is slower than BLAS:
-  the ``declared`` column), so ``jit`` and ``jit_before`` are the same code: their difference is the noise.
+* ``jit_before``: what ``jit`` was until 2026-11-28: planned for generic x86-64 with BLAS in place of the
+  register tiles, which Cling's code then ran several times slower than BLAS (before the kernels were made
+  always_inline under Cling: targets/cpu/isa.py).
 
 Also the seconds each takes to build (the JIT's: declaring plus the first call, when Cling emits the code).
 ``python -m benchmarks.build_paths [--models a,b] [--rounds 9] [--cling-flags "-O3 -march=native"]`` writes
-``benchmarks/results/build_paths_<isa>_<vendor>[_cling_march].md`` and ``.json``.
+``benchmarks/results/build_paths_<isa>_<vendor>[_taggers][_cling_march].md`` and ``.json``; ``--models`` takes the
+HEP family's names and the published taggers' labels (benchmarks/real.py, fetched by ``python -m benchmarks.real
+--fetch``: one event, dims fixed as CMSSW pads them; ``_taggers`` when all are taggers).
 """
 
 from __future__ import annotations
@@ -57,23 +60,39 @@ def start_root(cling_flags: str) -> Any:
     return ROOT
 
 
-def _timer(ROOT: Any, namespace: str) -> Callable[[Any, np.ndarray, np.ndarray, float], float]:
-    """A C++ loop over ``namespace::Session::infer(x, y)``: seconds per call over about ``target`` seconds."""
+def _timer(ROOT: Any, namespace: str, inputs: int, outputs: int) -> Callable[..., float]:
+    """A C++ loop over ``namespace::Session::infer(x0, ..., y0, ...)``: seconds per call over about ``target``
+    seconds, called as ``timer(session, x0, ..., y0, ..., target)``."""
+    xs, ys = [f"x{k}" for k in range(inputs)], [f"y{k}" for k in range(outputs)]
+    params = ", ".join([f"const float *{x}" for x in xs] + [f"float *{y}" for y in ys])
     ROOT.gInterpreter.Declare("\n".join([
         f"namespace sofie_rdf_timer_{namespace} {{",
-        f"inline double time_once({namespace}::Session &s, const float *x, float *y, double target)",
-        "{ return sofie_rdf_bench::time_calls([&] { s.infer(x, y); }, target, 1)[0]; }", "}"]))
+        f"inline double time_once({namespace}::Session &s, {params}, double target)",
+        f"{{ return sofie_rdf_bench::time_calls([&] {{ s.infer({', '.join(xs + ys)}); }}, target, 1)[0]; }}", "}"]))
     return getattr(ROOT, f"sofie_rdf_timer_{namespace}").time_once
 
 
-def build(ROOT: Any, onnx: Path, folder: Path) -> tuple[dict[str, Any], dict[str, float]]:
+def load(name: str, root: Path) -> tuple[Any, list[np.ndarray]]:
+    """Model ``name`` (of the HEP family, or a published tagger of benchmarks/real.py, its dims fixed for one
+    event as benchmarks/compile_cost.py fixes them) and its inputs."""
+    import sofie_rdf as sr
+
+    from . import compile_cost, models, real
+
+    taggers = {t.label: t for t in real.TAGGERS}
+    if name in taggers:
+        tagger = taggers[name]
+        return compile_cost._load(tagger), list(real.feeds(tagger, real.models_dir() / tagger.path, 1).values())
+    return sr.load(models.onnx_path(name, root)), [models.inputs(name)]
+
+
+def build(ROOT: Any, model: Any, folder: Path) -> tuple[dict[str, Any], dict[str, float]]:
     """Each engine's C++ Session (name -> object) and its build seconds."""
     import sofie_rdf as sr
     from sofie_rdf.targets.cpu import CpuTarget, host_isa
     from sofie_rdf.targets.cpu.jit import jit_declare
     from sofie_rdf.targets.cpu.native import binary_weights_name, build_native, load_native
 
-    model = sr.load(onnx)
     name = model.name
     sessions, seconds = {}, {}
 
@@ -113,16 +132,14 @@ def build(ROOT: Any, onnx: Path, folder: Path) -> tuple[dict[str, Any], dict[str
 
 def measure(name: str, root: Path, rounds: int, target: float, cling_flags: str) -> dict[str, Any]:
     """One model: each engine's median seconds per call over interleaved rounds, and its build seconds."""
-    from . import models
-
     ROOT = start_root(cling_flags)
-    onnx = models.onnx_path(name, root)
-    x = models.inputs(name)
+    model, xs = load(name, root)
+    sizes = [int(np.prod(t.shape)) for t in model.outputs]
     with tempfile.TemporaryDirectory() as tmp:
-        sessions, build_s = build(ROOT, onnx, Path(tmp))
-        y = {e: np.empty(_output_size(sessions["native"], x), np.float32) for e in ENGINES}
-        timers = {e: _timer(ROOT, _namespace_of(s)) for e, s in sessions.items()}
-        calls = {e: (lambda e=e: timers[e](sessions[e], x, y[e], target)) for e in ENGINES}
+        sessions, build_s = build(ROOT, model, Path(tmp))
+        y = {e: [np.empty(size, np.float32) for size in sizes] for e in ENGINES}
+        timers = {e: _timer(ROOT, _namespace_of(s), len(xs), len(sizes)) for e, s in sessions.items()}
+        calls = {e: (lambda e=e: timers[e](sessions[e], *xs, *y[e], target)) for e in ENGINES}
         for e in ENGINES:  # warm up: the JIT emits code on the first call
             start = time.perf_counter()
             calls[e]()
@@ -132,18 +149,13 @@ def measure(name: str, root: Path, rounds: int, target: float, cling_flags: str)
         for _ in range(rounds):
             for e in ENGINES:
                 samples[e].append(calls[e]())
-    reference = y["native"]
-    worst = {e: float(np.max(np.abs(y[e] - reference))) for e in ENGINES}
-    return {"model": name, "batch": int(x.shape[0]), "seconds": {e: statistics.median(v) for e, v in samples.items()},
+    worst = {e: max(float(np.max(np.abs(a - b))) for a, b in zip(y[e], y["native"])) for e in ENGINES}
+    return {"model": name, "batch": int(xs[0].shape[0]), "seconds": {e: statistics.median(v) for e, v in samples.items()},
             "build_s": build_s, "max_abs_diff_vs_native": worst}
 
 
 def _namespace_of(cpp_session: Any) -> str:
     return type(cpp_session).__cpp_name__.rsplit("::", 1)[0]
-
-
-def _output_size(cpp_session: Any, x: np.ndarray) -> int:
-    return len(cpp_session.infer(x))
 
 
 def cpu_description() -> tuple[str, str]:
@@ -163,9 +175,9 @@ def markdown(rows: list[dict], meta: dict) -> str:
              f"{meta['date']}; one thread; ROOT {meta['root']} started before sofie_rdf (Cling flags: "
              f"{meta['cling_flags']}); per call "
              "from a C++ loop in Cling, medians of interleaved rounds.  `declared`: the header `Model.generate` writes, "
-             "declared as SOFIE's users do (this CPU's plan, every level's kernels).  `jit` (the BLAS plan) and "
-             "`jit_before` (the JIT before headers chose their kernels at run time) are the same code: their "
-             "difference is noise.  Build: seconds to compile (JIT: declare and first call).", "",
+             "declared as SOFIE's users do (this CPU's plan, every level's kernels).  `jit`: this CPU's plan, its "
+             "level alone.  `jit_before`: the JIT's plan until 2026-11-28 (generic x86-64, BLAS in place of register "
+             "tiles).  Build: seconds to compile (JIT: declare and first call).", "",
              "| model | batch | native us | O2 / native | jit / native | declared / native | jit_before / native | "
              "build s native / O2 / jit / declared |", "|---|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows:
@@ -204,7 +216,11 @@ def main(argv: Optional[list[str]] = None) -> None:
     meta = {"cpu": cpu, "isa": isa, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "root": ROOT.gROOT.GetVersion(), "cling_flags": args.cling_flags or "Cling's own"}
     vendor = "amd" if "AMD" in cpu else "intel"
-    stem = f"build_paths_{isa.split()[0]}_{vendor}" + ("_cling_march" if args.cling_flags else "")
+    from . import real
+
+    taggers = {t.label for t in real.TAGGERS}
+    stem = (f"build_paths_{isa.split()[0]}_{vendor}" + ("_taggers" if set(args.models.split(",")) <= taggers else "")
+            + ("_cling_march" if args.cling_flags else ""))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{stem}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
     (args.out / f"{stem}.md").write_text(markdown(rows, meta))

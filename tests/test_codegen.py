@@ -390,7 +390,8 @@ def check_header_is_clean(header: str) -> None:
                          r"|pragma GCC (push|pop)_options|pragma GCC optimize\(\"O3\"\)"
                          r"|pragma GCC target\(\"[a-z0-9,]+\"\)"
                          r"|pragma clang attribute pop|pragma cling optimize\(3\)"
-                         r"|pragma clang attribute push\(__attribute__\(\(target\(\"[a-z0-9,]+\"\)\)\), apply_to = function\))")
+                         r"|pragma clang attribute push\(__attribute__\(\((target\(\"[a-z0-9,]+\"\)|always_inline)\)\), "
+                         r"apply_to = function\))")
             assert re.fullmatch(directive, line.strip()), f"unexpected directive {line!r}"
         if "//" in line:
             assert "\\" not in line.split("//", 1)[1], f"backslash in comment: {line!r}"

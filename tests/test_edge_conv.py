@@ -131,7 +131,7 @@ def test_native_code_runs_each_block_as_one_node():
 
 
 def test_the_jit_splits_the_first_convolution_but_keeps_the_layers():
-    ops = _planned_ops(_net_onnx(), "jit")  # Cling runs register tiles slowly: no chain, the layers as nodes
+    ops = _planned_ops(_net_onnx(), "jit")  # under Cling the chain is slower than BLAS: the layers as nodes
     assert ops["NeighbourGather"] == 2 and ops["EdgeConvChain"] == 0 and ops["Concat"] == 0
 
 

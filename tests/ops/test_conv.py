@@ -12,7 +12,7 @@ import sofie_rdf as sr
 from sofie_rdf.errors import ShapeError
 from sofie_rdf.ops.reference import winograd_kernel, winograd_weights
 from sofie_rdf.session import jit_session
-from sofie_rdf.targets.cpu import CpuTarget, write_files
+from sofie_rdf.targets.cpu import CpuTarget, host_isa, write_files
 from sofie_rdf.targets.cpu.jit import jit_declare
 
 SPATIAL = {1: (9,), 2: (7, 8), 3: (5, 6, 4)}
@@ -127,7 +127,7 @@ def test_conv_pointwise_register_tiles(check_model, x_shape, features, bias, sym
         model.graph.input[0].type.tensor_type.shape.dim[2].dim_param = "P"
     header = sr.load(model).code().header
     assert "kernels::conv_pointwise(" in header and "kernels::conv_gemm(" not in header
-    assert "kernels::conv_pointwise(" not in sr.load(model).code(target="jit").header  # Cling: BLAS
+    assert "kernels::conv_pointwise(" not in sr.load(model).code(target=CpuTarget(isa="generic")).header  # BLAS
     check_model(model, feeds, rtol=1e-4, atol=1e-4, backend="native")
 
 
@@ -139,12 +139,12 @@ def test_conv_pointwise_register_tiles(check_model, x_shape, features, bias, sym
 ])
 def test_conv_pointwise_strided(check_model, x_shape, features, strides):
     """Native code runs strided 1x1 layers (no padding) as conv_pointwise on the positions they read, gathered
-    first; Cling keeps im2col and BLAS."""
+    first; generic x86-64 code keeps im2col and BLAS."""
     rank = len(x_shape) - 2
     model, feeds = _conv_model("Conv", x_shape, (features, x_shape[1]) + (1,) * rank, {"strides": strides},
                                bias=True, act=helper.make_node("Relu", ["t"], ["y"]))
     assert "kernels::conv_pointwise_strided(" in sr.load(model).code().header
-    assert "kernels::conv_pointwise_strided(" not in sr.load(model).code(target="jit").header
+    assert "kernels::conv_pointwise_strided(" not in sr.load(model).code(target=CpuTarget(isa="generic")).header
     check_model(model, feeds, rtol=1e-4, atol=1e-4, backend="native")
 
 
@@ -207,37 +207,46 @@ def test_conv_rows_kernel(check_model, x_shape, w_shape, attrs):
     check_model(model, feeds, rtol=1e-4, atol=1e-4, backend="native")
 
 
-def test_conv_rows_not_for_cling(check_model, tmp_path):
-    """Code for Cling (target "jit", what compile(backend="jit") generates) runs the layer through im2col and
-    BLAS instead of conv_rows' register tiles; a native header still runs under Cling, the same numbers."""
+def test_conv_rows_under_cling(check_model, tmp_path):
+    """The JIT (target "jit", what compile(backend="jit") generates) plans conv_rows' register tiles for this CPU
+    as the native build does; code for generic x86-64 runs the layer through im2col and BLAS instead, and under
+    Cling it computes the same numbers."""
     model, feeds = _conv_model("Conv", (1, 24, 13, 12), (64, 24, 3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1]})
-    jit_header = sr.load(model).code(target="jit").header
-    assert "kernels::conv_rows(" not in jit_header and "kernels::conv_gemm(" in jit_header
+    assert ("kernels::conv_rows(" in sr.load(model).code(target="jit").header) == (host_isa() != "generic")
     ours = check_model(model, feeds, rtol=1e-4, atol=1e-4, backend="jit")[0]
-    native_header = sr.load(model, name="RowsUnderCling").code()
-    assert "kernels::conv_rows(" in native_header.header
-    files = write_files(native_header, tmp_path)
-    jit_declare(native_header, tmp_path)
-    y = jit_session(native_header, native_header.namespace, files.weights, tmp_path).infer(feeds["x"])
+    generic = sr.load(model, name="GenericUnderCling").code(target=CpuTarget("cling", "generic"))
+    assert "kernels::conv_rows(" not in generic.header and "kernels::conv_gemm(" in generic.header
+    files = write_files(generic, tmp_path)
+    jit_declare(generic, tmp_path)
+    y = jit_session(generic, generic.namespace, files.weights, tmp_path).infer(feeds["x"])
     np.testing.assert_allclose(y, ours, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("x_shape, w_shape, attrs, order, backend", [
     ((1, 32, 56, 54), (64, 32, 3, 3), {"pads": [1, 1, 1, 1]}, "4, 3", "native"),  # 14 x 14 tiles, the last ones partial
-    ((1, 24, 13, 11), (36, 24, 3, 3), {"pads": [2, 0, 1, 1]}, "2, 3", "jit"),  # asymmetric pads: 7 x 5 tiles
-    ((1, 16, 6, 140), (33, 16, 3, 3), {}, "4, 3", "jit"),                     # no pad, 35 tiles along x: two chunks
+    ((1, 24, 13, 11), (36, 24, 3, 3), {"pads": [2, 0, 1, 1]}, "2, 3", "generic"),  # asymmetric pads: 7 x 5 tiles
+    ((1, 16, 6, 140), (33, 16, 3, 3), {}, "4, 3", "generic"),                     # no pad, 35 tiles along x: two chunks
     ((3, 20, 4, 70), (44, 20, 3, 3), {"pads": [0, 1, 0, 1]}, "2, 3", "native"),  # batch 3, 1 x 35 tiles for m = 2
-    ((2, 16, 23, 70), (24, 16, 5, 5), {"pads": [2, 1, 2, 3]}, "2, 5", "jit"),    # 5x5: 12 x 36 tiles
+    ((2, 16, 23, 70), (24, 16, 5, 5), {"pads": [2, 1, 2, 3]}, "2, 5", "generic"),    # 5x5: 12 x 36 tiles
     ((1, 32, 180, 100), (64, 32, 5, 5), {"pads": [2, 2, 2, 2]}, "2, 5", "native"),  # blocks of tile rows
 ])
-def test_conv_winograd(check_model, x_shape, w_shape, attrs, order, backend):
-    """Stride-1 layers with many channels run as Winograd F(m x m, r x r); its rounding (products of transformed
-    values, up to 1e-5 of the output's scale for m = 4 and r = 5) sets the tolerance."""
+def test_conv_winograd(check_model, tmp_path, x_shape, w_shape, attrs, order, backend):
+    """Stride-1 layers with many channels run as Winograd F(m x m, r x r), natively and in code for generic x86-64
+    (declared to Cling); its rounding (products of transformed values, up to 1e-5 of the output's scale for m = 4
+    and r = 5) sets the tolerance."""
     model, feeds = _conv_model("Conv", x_shape, w_shape, attrs, act=helper.make_node("Relu", ["t"], ["y"]))
-    assert f"conv_winograd<{order}>" in sr.load(model).code(target=backend).header
     scale = float(np.abs(ort_run(model, feeds)[0]).max())
     tolerance = 1e-5 if order == "2, 3" else 1e-4
-    check_model(model, feeds, rtol=1e-4, atol=tolerance * scale, backend=backend)
+    if backend == "native":
+        assert f"conv_winograd<{order}>" in sr.load(model).code().header
+        check_model(model, feeds, rtol=1e-4, atol=tolerance * scale, backend=backend)
+        return
+    code = sr.load(model, name="Winograd_" + "_".join(map(str, x_shape))).code(target=CpuTarget("cling", "generic"))
+    assert f"conv_winograd<{order}>" in code.header
+    files = write_files(code, tmp_path)
+    jit_declare(code, tmp_path)
+    y = jit_session(code, code.namespace, files.weights, tmp_path).infer(feeds["x"])
+    np.testing.assert_allclose(y, ort_run(model, feeds)[0], rtol=1e-4, atol=tolerance * scale)
 
 
 @pytest.mark.parametrize("x_shape, w_shape, attrs, order", [
@@ -301,7 +310,8 @@ def test_conv_layout_is_the_emitters(x_shape, w_shape, attrs, layout, avx512_lay
     """The emitter chooses how constant weights are stored, per target (compiler and instruction set), and
     remembers it; the IR keeps their meaning (the model's shape, no layout attributes), whatever the target."""
     model, _ = _conv_model("Conv", x_shape, w_shape, attrs)
-    targets = ((CpuTarget("native", "avx2"), layout), (CpuTarget("native", "avx512"), avx512_layout), ("jit", jit_layout))
+    targets = ((CpuTarget("native", "avx2"), layout), (CpuTarget("native", "avx512"), avx512_layout),
+               (CpuTarget("cling", "generic"), jit_layout))
     for target, expected in targets:
         planned = sr.load(model).planned(target)
         (node,), (emitter,) = planned.model.nodes, planned.emitters

@@ -59,19 +59,23 @@ class CpuTarget(Target):
 
     @property
     def register_tiles(self) -> bool:
-        """Whether kernels built on register tiles (conv_rows, gemm_panels, attention's blocks) beat BLAS here: in
-        code from an optimising compiler for AVX2 or AVX-512 (with any flags: targets/cpu/isa.py).  Cling's code
-        for them took 3.0x to 3.3x g++'s time even with -march=native (DeepSets_64p_B64, Attention_64tok on an AMD
-        EPYC Zen 3), where the BLAS plan took 1.5x to 1.8x (benchmarks/build_paths.py).  For generic x86-64 their
-        8-float vectors have no register of that width (SSE's hold 4): 18x to 50x the time of BLAS, which picks
-        its kernels for the CPU at run time (a stride-2 3x3 layer, a 1x1 layer, Attention_64tok and DeepSets, on a
-        Xeon with AVX-512)."""
-        return self.compiler == "native" and self.isa != "generic"
+        """Whether kernels built on register tiles (conv_rows, gemm_panels, attention's blocks) beat BLAS here: for
+        AVX2 or AVX-512, from an optimising compiler (with any flags: targets/cpu/isa.py) and from Cling alike,
+        since Cling inlines the kernels (isa.CLING_INLINE) and unrolls their loops over terms
+        (SOFIE_RDF_TERMS_LOOP).  Declared to a ROOT started with its own flags, on an AMD EPYC Zen 3, the register
+        tiles ran a 3x3 convolution in 2.1x g++'s time where the BLAS plan took 7.5x, the Higgs MLP 1.3x where
+        it took 3.7x; BLAS keeps an edge on the largest products (DeepSets at batch 64: 1.5x against 1.9x;
+        benchmarks/build_paths.py).  For generic x86-64 their 8-float vectors have no register of that width
+        (SSE's hold 4): 18x to 50x the time of BLAS, which picks its kernels for the CPU at run time (a stride-2
+        3x3 layer, a 1x1 layer, Attention_64tok and DeepSets, on a Xeon with AVX-512)."""
+        return self.isa != "generic"
 
     @property
     def edge_chains(self) -> bool:
-        """EdgeConvChain runs its layers as conv_pointwise's register tiles: native code for AVX2 or AVX-512."""
-        return self.register_tiles
+        """EdgeConvChain runs its layers as conv_pointwise's register tiles: native code for AVX2 or AVX-512.  Not
+        under Cling, where the chain took 4.1x g++'s time and the layers as nodes through BLAS 3.1x
+        (EdgeConv_64p_k16, benchmarks/build_paths.py on an AMD EPYC Zen 3)."""
+        return self.register_tiles and self.compiler == "native"
 
     def pools_conv(self, op: Any, x: Any, w: Any) -> bool:
         """Where conv_winograd_tiles runs the layer (native register tiles), its output tiles take the 2 x 2
@@ -158,14 +162,14 @@ def isa_for_flags(flags: Optional[Sequence[str]]) -> str:
 def cpu_target(spec: Union[str, CpuTarget, None] = None, flags: Optional[Sequence[str]] = None,
                weights: str = "float32") -> CpuTarget:
     """A CPU target from its public name: ``"native"`` (an optimising compiler, for this machine or
-    ``flags``), ``"jit"`` (Cling), or a :class:`CpuTarget` as it is; ``weights``, how it stores the float products'
-    weights (:data:`WEIGHT_DTYPES`)."""
+    ``flags``), ``"jit"`` (Cling, for this machine), or a :class:`CpuTarget` as it is; ``weights``, how it stores
+    the float products' weights (:data:`WEIGHT_DTYPES`)."""
     if isinstance(spec, CpuTarget):
         return spec if weights == "float32" else replace(spec, weights=weights)
     if spec in (None, "native"):
         return CpuTarget("native", isa_for_flags(flags), weights)
     if spec == "jit":
-        return CpuTarget("cling", "generic", weights)
+        return CpuTarget("cling", host_isa(), weights)
     raise SofieError(f"target must be one of {', '.join(TARGET_NAMES)}, got {spec!r}")
 
 

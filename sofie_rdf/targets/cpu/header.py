@@ -38,8 +38,8 @@ from .library import include_lines, kernel_order, kernel_source, user_headers
 from .weights import ROOT_READER_SOURCE, ROOT_VECTOR_TYPES, root_weights_dir
 
 _RESERVED = {"Session", "kernels", "detail", "infer", "infer_rows", "x", "y", "a", "b", "v", "lo", "hi", "filename", "reader",
-             "fIsa", "kernels_avx2", "kernels_avx512", *(f"{f}_{v}" for f in ("infer", "infer_rows")
-                                                          for v in ("base", "avx2", "avx512"))}
+             "fIsa", "fInfer", "fInferRows", "InferVariant", "InferRowsVariant", "isa", "kernels_avx2", "kernels_avx512",
+             *(f"{f}_{v}" for f in ("infer", "infer_rows") for v in ("base", "avx2", "avx512", "variant"))}
 # Names derived from identifiers (members, embedded weights): no model name may take these forms, since a
 # dim (a parameter of infer) would shadow them.  Locals of infer end with "_", which no identifier does.
 _DERIVED_PREFIXES = ("fTensor_", "fArena_", "kWeight_", "fBuffer_", "fRuntimeDims", "fProfileNs")
@@ -409,12 +409,10 @@ class _HeaderWriter:
         what = "One block of rows" if function != "infer" else "Inference without allocation"
         params, args = self._params(True), ", ".join(self._arg_names(True))
         body = self._infer_body()
-        out = [f"   // {what}: outputs are written to the caller's buffers, by the kernels of fIsa's instruction set.",
-               f"   void {function}({params})", "   {"]
-        for level in range(self.top, 0, -1):
-            out += [f"#if SOFIE_RDF_BUILD_{level}", f"      if (fIsa == {level})",
-                    f"         return {function}_{SUFFIXES[level]}({args});", "#endif"]
-        out += ["#if SOFIE_RDF_BUILD_BASE", f"      {function}_base({args});", "#endif", "   }"]
+        out = self._variant_pointer(function, params) if self.top else []
+        call = f"(this->*{self._variant_member(function)})" if self.top else f"{function}_base"
+        out += [f"   // {what}: outputs are written to the caller's buffers, by the kernels of fIsa's instruction set.",
+                f"   void {function}({params})", "   {", f"      {call}({args});", "   }"]
         variants = ["base"] + [SUFFIXES[level] for level in range(1, self.top + 1)]
         out += [f"   void {function}_{v}({params});" for v in variants]
         for level, variant in enumerate(variants):
@@ -424,6 +422,27 @@ class _HeaderWriter:
             self.definitions += [f"#if SOFIE_RDF_BUILD_{'BASE' if level == 0 else level}",
                                  *region(level, definition), "#endif", ""]
         return out
+
+    @staticmethod
+    def _variant_member(function: str) -> str:
+        return "f" + "".join(part.capitalize() for part in function.split("_"))
+
+    def _variant_pointer(self, function: str, params: str) -> list[str]:
+        """The member pointer to ``function``'s variant for fIsa, chosen once per Session.  Not a call the compiler
+        resolves: under Cling every variant is always_inline (isa.region), and Cling's inliner, which checks no
+        instruction set, put the AVX2 variant into ``function``, compiled for generic x86-64, where it ran as SSE
+        (GELU 2.6x slower)."""
+        alias, member = f"{self._variant_member(function)[1:]}Variant", self._variant_member(function)
+        out = [f"   // {function} of each instruction set, through a member pointer chosen for fIsa: a call the compiler",
+               "   // resolves could inline the AVX2 body into code compiled for generic x86-64 (Cling's always_inline).",
+               f"   using {alias} = void (Session::*)({params});",
+               f"   {alias} {member} = {function}_variant(fIsa);",
+               f"   static {alias} {function}_variant([[maybe_unused]] int isa)", "   {"]
+        for level in range(self.top, 0, -1):
+            out += [f"#if SOFIE_RDF_BUILD_{level}", f"      if (isa == {level})",
+                    f"         return &Session::{function}_{SUFFIXES[level]};", "#endif"]
+        return out + ["#if SOFIE_RDF_BUILD_BASE", f"      return &Session::{function}_base;", "#else",
+                      "      return nullptr; // detail::pick_isa_level chose a level built above", "#endif", "   }"]
 
     def _infer_body(self) -> list[str]:
         """The statements of ``infer`` (of ``infer_rows`` for blocks of rows): the kernels node by node."""

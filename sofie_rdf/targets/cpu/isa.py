@@ -9,9 +9,9 @@ above the flags' in regions whose functions are compiled for that level's instru
 (``kernels``, ``kernels_avx2``, ``kernels_avx512``).  ``detail::pick_isa_level`` (kernels/isa.hxx) reads the
 CPU once per Session.  A build whose flags reach the plan's level compiles one copy, as before; defining
 ``SOFIE_RDF_ISA=<level>`` compiles that level's alone (the JIT does, for the CPU it runs on).  Cling compiles the
-regions too, but its code for them stays 3x to 28x slower than g++'s (benchmarks/build_paths.py): what serves
-Cling best is the BLAS plan (``CpuTarget.register_tiles``), and what serves ROOT users best is the native build
-(``compile``'s default backend).
+regions too, with every function in them always_inline (:data:`CLING_INLINE`): ROOT's Cling inlines nothing
+else.  What ROOT's flags still cost (its register allocator) is in benchmarks/build_paths.py; what serves ROOT
+users best stays the native build (``compile``'s default backend).
 """
 
 from __future__ import annotations
@@ -90,20 +90,36 @@ def built_flags(top: int) -> str:
                                                          for k in (1, 2)]) + "}"
 
 
+# ROOT's Cling inlines only what is marked always_inline (it runs LLVM's always-inliner alone unless ROOT was
+# started with -O2 or more), so every kernel helper and every lambda (the accessors of kernels/winograd.hxx, the
+# activations passed to the GEMM and convolution kernels) stayed a call per element: the header declared as
+# SOFIE's users do ran a 3x3 convolution 29x slower than g++'s build, 3.4x once all was inlined and the loops over
+# terms unrolled (kernels/runtime.hxx: SOFIE_RDF_TERMS_LOOP; AMD EPYC Zen 3).  What is left is mostly ROOT's
+# -optimize-regalloc=0, which keeps values in memory between basic blocks.
+# (Not at -O0, as make test runs Cling: nothing is fast there, and inlining everything costs compile time.)
+CLING_INLINE = "#pragma clang attribute push(__attribute__((always_inline)), apply_to = function)"
+CLING_OPTIMIZING = "#if defined(__CLING__) && defined(__OPTIMIZE__)"
+
+
 def region(level: int, lines: list[str]) -> list[str]:
     """``lines`` compiled for ``level``'s instructions (every function they define, lambdas and templates too;
     level 0: the flags' own), by GCC at -O3 wherever it optimizes: at -O2 (CMake's Release with GCC 12, many
     experiments' builds) it vectorizes only loops of known trip count, and the kernels' epilogues and
     elementwise loops took 4x to 5x the time (the Higgs MLP, one event).  Not -fno-trapping-math: GCC inlines
     no function compiled with trapping math (std::min, std::max) into one without, and that took 14x; the
-    exponentials (kernels/fastmath.hxx) select by bit masks instead, which vectorize under trapping math."""
+    exponentials (kernels/fastmath.hxx) select by bit masks instead, which vectorize under trapping math.
+    Under Cling every function of the region is always_inline (:data:`CLING_INLINE`): the variants of ``infer``
+    are therefore called through member pointers read at run time (header.py: a call Cling resolves has its
+    AVX2 variant inlined into generic code)."""
     target = REGION_TARGETS.get(level)
     clang = [f'#pragma clang attribute push(__attribute__((target("{target}"))), apply_to = function)'] if target else []
     gcc = ["#pragma GCC push_options", *([f'#pragma GCC target("{target}")'] if target else []),
            "#if defined(__OPTIMIZE__) && !defined(__OPTIMIZE_SIZE__)", '#pragma GCC optimize("O3")', "#endif"]
-    begin = ["#if defined(__clang__)", *clang, "#elif defined(__GNUC__)", *gcc, "#endif"]
+    begin = [CLING_OPTIMIZING, CLING_INLINE, "#endif",
+             "#if defined(__clang__)", *clang, "#elif defined(__GNUC__)", *gcc, "#endif"]
     end = ["#if defined(__clang__)", *(["#pragma clang attribute pop"] if target else []),
-           "#elif defined(__GNUC__)", "#pragma GCC pop_options", "#endif"]
+           "#elif defined(__GNUC__)", "#pragma GCC pop_options", "#endif",
+           CLING_OPTIMIZING, "#pragma clang attribute pop", "#endif"]
     return begin + lines + end
 
 

@@ -78,7 +78,7 @@ class ClipEmitter(UnaryEmitter):
     def function(self, ctx: NodeContext) -> str:
         t = ctx.ctype(ctx.inputs[0].dtype)
         lo, hi = self.bounds(ctx)
-        return f"[lo = {lo}, hi = {hi}](const {t} x) -> {t} {{ return std::min(std::max(x, lo), hi); }}"
+        return f"[lo = {lo}, hi = {hi}](const {t} x) -> {t} {{ return detail::min_of(detail::max_of(x, lo), hi); }}"
 
 
 @emits(elementwise.Clip_11)

@@ -16,7 +16,7 @@ from ..emitter import Emitter, emits
 from .gemm import ActivationCode
 
 # An update combined with the value already there, per reduction; on bool, what onnxruntime's + and * amount to.
-_REDUCE_CPP = {"none": "b", "add": "a + b", "mul": "a * b", "max": "std::max(a, b)", "min": "std::min(a, b)"}
+_REDUCE_CPP = {"none": "b", "add": "a + b", "mul": "a * b", "max": "detail::max_of(a, b)", "min": "detail::min_of(a, b)"}
 _REDUCE_BOOL = {"add": "a || b", "mul": "a && b"}
 
 

@@ -204,6 +204,7 @@ inline void attention_scores_vectors(const float *q, size_t q_stride, const floa
 #pragma GCC unroll 2
       for (size_t v = 0; v < V; ++v)
          acc[r][v] = vec{};
+   SOFIE_RDF_TERMS_LOOP
    for (size_t e = 0; e < head; ++e) {
       vec k[V];
 #pragma GCC unroll 2
@@ -240,7 +241,7 @@ inline void attention_scores_rows(const float *q, size_t q_stride, const float *
       for (; j + 2 * lanes <= n; j += 2 * lanes)
          attention_scores_vectors<R, 2, Bytes>(q, q_stride, kt, n, j, head, scale, s);
       for (; j < n; j += lanes)
-         attention_scores_vectors<R, 1, Bytes>(q, q_stride, kt, n, std::min(j, n - lanes), head, scale, s);
+         attention_scores_vectors<R, 1, Bytes>(q, q_stride, kt, n, detail::min_of(j, n - lanes), head, scale, s);
    } else if constexpr (Bytes > kNarrowestVector) {
       attention_scores_rows<R, Bytes / 2>(q, q_stride, kt, n, head, scale, s);
    } else {
@@ -264,6 +265,7 @@ inline void attention_values_vectors(const float *p, size_t n, const float *v, s
 #pragma GCC unroll 2
       for (size_t u = 0; u < V; ++u)
          acc[r][u] = vec{};
+   SOFIE_RDF_TERMS_LOOP
    for (size_t j = 0; j < n; ++j) {
       vec x[V];
 #pragma GCC unroll 2
@@ -299,7 +301,7 @@ inline void attention_values_rows(const float *p, size_t n, const float *v, size
       for (; e + 2 * lanes <= head; e += 2 * lanes)
          attention_values_vectors<R, 2, Bytes>(p, n, v, head, e, y, y_stride, inv);
       for (; e < head; e += lanes)
-         attention_values_vectors<R, 1, Bytes>(p, n, v, head, std::min(e, head - lanes), y, y_stride, inv);
+         attention_values_vectors<R, 1, Bytes>(p, n, v, head, detail::min_of(e, head - lanes), y, y_stride, inv);
    } else if constexpr (Bytes > kNarrowestVector) {
       attention_values_rows<R, Bytes / 2>(p, n, v, head, y, y_stride, inv);
    } else {

@@ -21,8 +21,8 @@ inline void conv_valid_range(size_t grid, size_t size, size_t stride, std::ptrdi
    const std::ptrdiff_t first = offset >= 0 ? 0 : (-offset + s - 1) / s;
    const std::ptrdiff_t end = static_cast<std::ptrdiff_t>(size) - offset; // o * s < end
    const std::ptrdiff_t last = end <= 0 ? 0 : (end - 1) / s + 1;
-   lo = static_cast<size_t>(std::min<std::ptrdiff_t>(first, static_cast<std::ptrdiff_t>(grid)));
-   hi = static_cast<size_t>(std::max<std::ptrdiff_t>(std::min<std::ptrdiff_t>(last, static_cast<std::ptrdiff_t>(grid)),
+   lo = static_cast<size_t>(detail::min_of<std::ptrdiff_t>(first, static_cast<std::ptrdiff_t>(grid)));
+   hi = static_cast<size_t>(detail::max_of<std::ptrdiff_t>(detail::min_of<std::ptrdiff_t>(last, static_cast<std::ptrdiff_t>(grid)),
                                                      static_cast<std::ptrdiff_t>(lo)));
 }
 
@@ -137,7 +137,7 @@ inline void col2im(const T *col, size_t channels, const size_t *image, const siz
 inline size_t col2im_phase_columns(size_t image, size_t grid, size_t kernel, size_t stride, size_t dilation,
                                    std::ptrdiff_t pad)
 {
-   const size_t full = std::max((grid - 1) * stride + (kernel - 1) * dilation + 1, image + static_cast<size_t>(pad));
+   const size_t full = detail::max_of((grid - 1) * stride + (kernel - 1) * dilation + 1, image + static_cast<size_t>(pad));
    return (full + stride - 1) / stride;
 }
 
@@ -415,6 +415,7 @@ template <size_t Rows, size_t Vectors, typename Steps, typename Spots = Contiguo
       for (size_t j = 0; j < Vectors; ++j)
          acc[i][j] = (bias && !start ? bias[i] : 0.0f) - V{}; // x - (+0) is x: a broadcast
    const float *w = panel;
+   SOFIE_RDF_TERMS_LOOP
    for (size_t k = 0; k < steps; ++k, w += Rows) {
       const float *src = xp + offsets[k];
       V in[Vectors];
@@ -449,9 +450,9 @@ inline void conv_shifted_store(const ConvShifted &s, const float *tile, size_t r
 {
    size_t ow = p % s.padded[2], oh = p / s.padded[2] % s.padded[1], od = p / s.padded[2] / s.padded[1];
    for (size_t j = 0; j < width;) {
-      const size_t run = std::min(width - j, s.padded[2] - ow);
+      const size_t run = detail::min_of(width - j, s.padded[2] - ow);
       if (od < s.grid[0] && oh < s.grid[1] && ow < s.grid[2]) {
-         const size_t valid = std::min(run, s.grid[2] - ow), out = (od * s.grid[1] + oh) * s.grid[2] + ow;
+         const size_t valid = detail::min_of(run, s.grid[2] - ow), out = (od * s.grid[1] + oh) * s.grid[2] + ow;
          for (size_t i = 0; i < rows; ++i)
             act_copy(tile + i * width + j, y + i * s.grid_size + out, valid, act);
       }
@@ -483,7 +484,7 @@ inline void conv_shifted_block(size_t rows, const ConvShifted &s, const std::int
    alignas(sizeof(simd_float)) float tile[Rows * width];
    const size_t stride = s.partial_stride();
    for (size_t k = 0; k < steps; k += kConvChunkSteps) {
-      const size_t count = std::min(kConvChunkSteps, steps - k);
+      const size_t count = detail::min_of(kConvChunkSteps, steps - k);
       const bool last = k + count == steps;
       for (size_t p = 0; p < s.positions; p += width) {
          const float *start = k ? partial + p : nullptr;
@@ -514,7 +515,7 @@ struct ConvGridVectors {
    void next()
    {
       if (column + lanes < s.grid[2]) {
-         column = std::min(column + lanes, s.grid[2] - lanes);
+         column = detail::min_of(column + lanes, s.grid[2] - lanes);
          return;
       }
       column = 0;
@@ -590,7 +591,7 @@ inline void conv_shifted_direct(size_t rows, const ConvShifted &s, const std::in
    for (size_t q = 0; q < grid.count; q += Vectors) {
       TableSpots<Vectors> at;
       // n >= 1, which GCC cannot see at -O3 (-Warray-bounds on n - 1): `last` says it
-      const size_t n = std::min(Vectors, grid.count - q), last = std::max<size_t>(n, 1) - 1;
+      const size_t n = detail::min_of(Vectors, grid.count - q), last = detail::max_of<size_t>(n, 1) - 1;
       for (size_t j = 0; j < Vectors; ++j) {
          at.in_at[j] = j < n ? grid.in() : at.in_at[last];
          at.out_at[j] = j < n ? grid.out() : at.out_at[last];
@@ -612,7 +613,7 @@ template <size_t Rows>
 constexpr size_t conv_panel_block(size_t m, size_t features, bool split_tail)
 {
    const size_t left = features - m;
-   return !split_tail || left <= Rows || left > Rows + 2 ? std::min(Rows, left) : (left + 1) / 2;
+   return !split_tail || left <= Rows || left > Rows + 2 ? detail::min_of(Rows, left) : (left + 1) / 2;
 }
 
 // All output channels of one padded image, in blocks of Rows (conv_panel_block).
@@ -672,7 +673,7 @@ struct ConvPhaseColumns {
    {
       first = (r + sw - pad % sw) % sw;
       at = (first + pad) / sw;
-      n = first < width && at < padded ? std::min((width - first + sw - 1) / sw, padded - at) : 0;
+      n = first < width && at < padded ? detail::min_of((width - first + sw - 1) / sw, padded - at) : 0;
       if (n == 0)
          at = padded; // the whole row is padding
    }
@@ -763,7 +764,7 @@ inline void conv_shifted_pad(const float *x, size_t channels, const size_t *imag
    zero_columns(xp + channels * s.phases * s.plane, 0, kConvTileSlack);
    if (sw == 2) { // the common stride: even and odd image columns, one phase each, in one pass over a row
       const ConvPhaseColumns even(pw % 2, 2, image[2], pw, width), odd(1 - pw % 2, 2, image[2], pw, width);
-      const size_t both = std::min(even.n, odd.n), to_even = pw % 2 * s.plane, to_odd = (1 - pw % 2) * s.plane;
+      const size_t both = detail::min_of(even.n, odd.n), to_even = pw % 2 * s.plane, to_odd = (1 - pw % 2) * s.plane;
       const size_t vectors = both - both % kVFloatLanes; // vfloat: the widest vector the compiler targets
       conv_shifted_runs(x, channels, image, pad, s, xp, [=](const float *src, float *dst, size_t count) {
          zero_margin_columns(dst + to_even, count, even, width);
@@ -817,7 +818,7 @@ SOFIE_RDF_KERNEL void conv_shifted(const float *x, const float *w, const float *
    for (size_t n = 0; n < batch; ++n) {
       conv_shifted_pad(x + n * channels * image[0] * image[1] * image[2], channels, image, pad, s, xp);
       float *yn = y + n * features * s.grid_size;
-      switch (std::min(features, kConvPanelRows)) { // fewer output channels than a panel: wider tiles
+      switch (detail::min_of(features, kConvPanelRows)) { // fewer output channels than a panel: wider tiles
       case 1: conv_shifted_image<1>(s, offsets, steps, xp, partial, w, bias, yn, features, split_tail, act); break;
       case 2: conv_shifted_image<2>(s, offsets, steps, xp, partial, w, bias, yn, features, split_tail, act); break;
       case 3: conv_shifted_image<3>(s, offsets, steps, xp, partial, w, bias, yn, features, split_tail, act); break;
@@ -875,7 +876,7 @@ inline void conv_pointwise_image(const float *x, const float *w, const float *bi
    static_assert(width <= kPointwiseScratchWidth, "the last tile's columns fit the scratch rows");
    const size_t full = positions - positions % width;
    for (size_t p = 0; p < positions; p += width) {
-      const size_t valid = std::min(width, positions - p);
+      const size_t valid = detail::min_of(width, positions - p);
       const float *xs = x + p;
       StridedSteps steps{static_cast<std::ptrdiff_t>(positions)};
       if (p == full) { // the partial tile: its columns, zero-padded
@@ -887,7 +888,7 @@ inline void conv_pointwise_image(const float *x, const float *w, const float *bi
          steps = StridedSteps{static_cast<std::ptrdiff_t>(width)};
       }
       for (size_t m = 0; m < features; m += Rows)
-         conv_pointwise_tile<Rows, Vectors>(std::min(Rows, features - m), steps, channels, xs, w + m * channels,
+         conv_pointwise_tile<Rows, Vectors>(detail::min_of(Rows, features - m), steps, channels, xs, w + m * channels,
                                             bias ? bias + m : nullptr, y + m * positions + p, positions, valid, act);
    }
 }
@@ -913,7 +914,7 @@ SOFIE_RDF_KERNEL void conv_pointwise(const float *x, const float *w, const float
    for (size_t n = 0; n < batch; ++n) {
       const float *xn = x + n * channels * positions;
       float *yn = y + n * features * positions;
-      switch (std::min(features, kConvPanelRows)) { // fewer output channels than a panel: wider tiles
+      switch (detail::min_of(features, kConvPanelRows)) { // fewer output channels than a panel: wider tiles
       case 1: conv_pointwise_image<1, conv_tile_vectors(1)>(xn, w, bias, yn, scratch, channels, features, positions, act); break;
       case 2: conv_pointwise_image<2, conv_tile_vectors(2)>(xn, w, bias, yn, scratch, channels, features, positions, act); break;
       case 3: conv_pointwise_image<3, conv_tile_vectors(3)>(xn, w, bias, yn, scratch, channels, features, positions, act); break;
@@ -1081,7 +1082,7 @@ SOFIE_RDF_KERNEL SOFIE_RDF_WIDE void conv_rows(const float *x, const float *w, c
    for (size_t n = 0; n < batch; ++n) {
       conv_shifted_pad(x + n * channels * image[0] * image[1] * image[2], channels, image, pad, r, xp);
       for (size_t k0 = 0; k0 < depth; k0 += chunk) {
-         const size_t count = std::min(chunk, depth - k0);
+         const size_t count = detail::min_of(chunk, depth - k0);
          if (wide)
             conv_rows_pass<kRowsWideTileRows>(tiles, offsets, k0, count, xp, bases, w, depth, bias, partial, features);
          else

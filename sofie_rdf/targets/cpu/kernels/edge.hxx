@@ -42,7 +42,7 @@ SOFIE_RDF_KERNEL void edge_conv_chain(const float *x, const I *idx, const float 
          offsets[j] = f / points * channels * points + f % points;
       }
       for (size_t q0 = 0; q0 < points; q0 += block) {
-         const size_t count = std::min(block, points - q0), edges = count * k;
+         const size_t count = detail::min_of(block, points - q0), edges = count * k;
          float *in = scratch, *out = scratch + plane;
          for (size_t c = 0; c < channels; ++c) {
             const float *xc = x + c * points, *b = base ? base + (n * channels + c) * points + q0 : nullptr;
@@ -62,7 +62,7 @@ SOFIE_RDF_KERNEL void edge_conv_chain(const float *x, const I *idx, const float 
                const float *e = row + q * k;
                float acc = pool == EdgePool::Max ? e[0] : 0.0f;
                for (size_t j = 0; j < k; ++j)
-                  acc = pool == EdgePool::Max ? std::max(acc, e[j]) : acc + e[j];
+                  acc = pool == EdgePool::Max ? detail::max_of(acc, e[j]) : acc + e[j];
                dst[q] = pool == EdgePool::Mean ? acc / static_cast<float>(k) : acc;
             }
          }

@@ -44,9 +44,9 @@ template <typename X, typename Y, typename F>
 inline void transpose_blocks(const X *x, std::ptrdiff_t stride, Y *y, size_t rows, size_t cols, F &f)
 {
    for (size_t i0 = 0; i0 < rows; i0 += kTransposeBlock) {
-      const size_t i1 = std::min(rows, i0 + kTransposeBlock);
+      const size_t i1 = detail::min_of(rows, i0 + kTransposeBlock);
       for (size_t j0 = 0; j0 < cols; j0 += kTransposeBlock) {
-         const size_t j1 = std::min(cols, j0 + kTransposeBlock);
+         const size_t j1 = detail::min_of(cols, j0 + kTransposeBlock);
          if constexpr (std::is_same_v<X, float> && std::is_same_v<Y, float>) {
             if (stride > 0) {
                transpose_block(x + static_cast<std::ptrdiff_t>(i0) + static_cast<std::ptrdiff_t>(j0) * stride, stride,
@@ -72,7 +72,7 @@ template <size_t M, typename F>
 inline void transpose_phases(const float *x, float *y, size_t cols, F &f)
 {
    for (size_t c0 = 0; c0 < cols; c0 += kTransposePhasesChunk) {
-      const size_t n = std::min(kTransposePhasesChunk, cols - c0);
+      const size_t n = detail::min_of(kTransposePhasesChunk, cols - c0);
       float *dst[M];
       for (size_t b = 0; b < M; ++b)
          dst[b] = y + b * cols + c0;

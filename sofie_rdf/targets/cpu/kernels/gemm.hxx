@@ -258,8 +258,10 @@ constexpr size_t kPanelVectors = kPanelColumns / kSimdLanes;
 
 // Loads each vector once per step: left alone, GCC folds it into every row's multiply-add, which makes the
 // tile load-bound (it treats the memory operand as free).  An empty asm statement that claims to modify the
-// vector in a vector register makes the compiler hold it in one; no instruction is emitted.
-#if defined(__GNUC__)
+// vector in a vector register makes the compiler hold it in one; no instruction is emitted.  Not under Cling:
+// with every kernel inlined into infer (isa.CLING_INLINE), ROOT's register allocator (-optimize-regalloc=0)
+// found no register for it in a transformer encoder and refused the header.
+#if defined(__GNUC__) && !defined(__CLING__)
 #if SOFIE_RDF_AVX512
 #define SOFIE_KEEP_IN_REGISTER(v) __asm__("" : "+v"(v)) // any of the 32 registers
 #elif SOFIE_RDF_AVX2
@@ -452,6 +454,7 @@ template <size_t Rows, size_t Panels, typename Steps, bool InFma, typename F>
          acc[i][j] = first[j];
    }
    const float *w = panel;
+   SOFIE_RDF_TERMS_LOOP
    for (size_t k = 0; k < steps; ++k, w += kPanelColumns) {
       simd_float in[Vectors];
 #pragma GCC unroll 16
@@ -733,20 +736,20 @@ SOFIE_RDF_KERNEL void gemm_panels(size_t M, size_t N, size_t K, float alpha, con
    if (pool_rows)
       std::fill_n(Y, M / pool_rows * N, 0.0f);
    const size_t panel_bytes = K * kPanelColumns * sizeof(float);
-   const size_t tiles_per_block = std::max<size_t>(1, kPanelBlockBytes / std::max<size_t>(1, panel_bytes) / kWidePanels);
+   const size_t tiles_per_block = detail::max_of<size_t>(1, kPanelBlockBytes / detail::max_of<size_t>(1, panel_bytes) / kWidePanels);
    const size_t block = tiles_per_block * kWidePanels * kPanelColumns;
    size_t run = N > 2 * block ? kStreamedRunRows : kRunRows;
    while (run > kPanelRows && (run + kWidePanels * kPanelColumns) * K * sizeof(float) > kRunBytes)
       run -= kPanelRows;
    const size_t widest = K <= kWideMaxDepth ? kWidePanels : kTilePanels;
    for (size_t f0 = 0; f0 < N; f0 += block) {
-      const size_t f1 = std::min(N, f0 + block);
+      const size_t f1 = detail::min_of(N, f0 + block);
       for (size_t row = 0, rows; row < M; row += rows) {
          rows = M - row < run + kPanelRows ? M - row : run;
          for (size_t f = f0, panels; f < f1; f += panels * kPanelColumns) {
             panels = tile_panels(f, f1, widest);
             const float *a = A + row * a_row, *bf = bias ? bias + f : nullptr;
-            const size_t cols = std::min(panels * kPanelColumns, N - f);
+            const size_t cols = detail::min_of(panels * kPanelColumns, N - f);
             const RowPool pool = pool_rows ? RowPool{Y + f, pool_rows, N, row} : RowPool{};
             float *y = pool_rows ? Y + f : Y + row * N + f;
             if (kWidePanels > kTilePanels && panels == kWidePanels)
@@ -814,6 +817,7 @@ template <size_t Rows, size_t Panels, typename F>
          fma_row<Vectors, false>(sums[i], in, a + i * a_row + static_cast<std::ptrdiff_t>(k) * a_col);
    };
    size_t k = 0;
+   SOFIE_RDF_TERMS_LOOP
    for (; k + Chains <= K; k += Chains)
 #pragma GCC unroll 8
       for (size_t c = 0; c < Chains; ++c)
@@ -853,8 +857,8 @@ inline void rows_panels(size_t N, size_t K, const float *a, size_t a_row, std::p
                         float alpha, float beta, const float *bias, float *y, F act)
 {
    for (size_t f = 0, panels; f < N; f += panels * kPanelColumns) {
-      panels = std::min((N - f + kPanelColumns - 1) / kPanelColumns, kRowsPanels);
-      const size_t cols = std::min(panels * kPanelColumns, N - f);
+      panels = detail::min_of((N - f + kPanelColumns - 1) / kPanelColumns, kRowsPanels);
+      const size_t cols = detail::min_of(panels * kPanelColumns, N - f);
       rows_panels_tail<Rows>(panels, K, a, a_row, a_col, Bp + f * K, alpha, beta, bias ? bias + f : nullptr, cols,
                              y + f, N, act);
    }
@@ -912,6 +916,7 @@ inline void shallow_rows(size_t M, float alpha, const float *A, size_t a_row, st
       for (size_t j = 0; j < Vectors; ++j)
          acc[j] = first[j];
       const float *a = A + i * a_row;
+      SOFIE_RDF_TERMS_LOOP
       for (size_t k = 0; k < K; ++k)
          fma_row<Vectors, kBroadcastInFma>(acc, b[k], a + static_cast<std::ptrdiff_t>(k) * a_col);
       float row[Width];
@@ -932,7 +937,7 @@ SOFIE_RDF_KERNEL void gemm_shallow(size_t M, size_t N, float alpha, const float 
                                    std::ptrdiff_t a_col, const float *Bp, float beta, const float *bias, float *Y, F act)
 {
    for (size_t f = 0, cols; f < N; f += cols) { // whole blocks of kTilePanels panels, then single panels
-      cols = std::min(N - f, N - f >= kTilePanels * kPanelColumns ? kTilePanels * kPanelColumns : kPanelColumns);
+      cols = detail::min_of(N - f, N - f >= kTilePanels * kPanelColumns ? kTilePanels * kPanelColumns : kPanelColumns);
       const float *bf = bias ? bias + f : nullptr;
       if (cols > kPanelColumns)
          shallow_rows<K, kTilePanels>(M, alpha, A, a_row, a_col, Bp + f * K, K * kPanelColumns, beta, bf, cols,

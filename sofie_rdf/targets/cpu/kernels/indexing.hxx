@@ -160,7 +160,7 @@ struct grid_offsets {
             if (!cstrides[j * rank + last])
                base += checked_index(components[j][at[j]], dims[j], op) * strides[j];
          for (size_t i0 = 0; i0 < n; i0 += kGridBlock) {
-            const size_t m = std::min(kGridBlock, n - i0);
+            const size_t m = detail::min_of(kGridBlock, n - i0);
             std::fill_n(off, m, base);
             for (size_t j = 0; j < k; ++j)
                if (const size_t step = cstrides[j * rank + last])

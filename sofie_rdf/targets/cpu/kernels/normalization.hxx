@@ -110,7 +110,7 @@ inline void layer_norm_moments<float>(const float *x, size_t n, norm_acc_t &mean
    }
    const norm_acc_t shift = n ? static_cast<norm_acc_t>(dsum) / static_cast<norm_acc_t>(n) : 0;
    mean = first + shift;
-   var = n ? std::max<norm_acc_t>(static_cast<norm_acc_t>(dsq) / static_cast<norm_acc_t>(n) - shift * shift, 0) : 0;
+   var = n ? detail::max_of<norm_acc_t>(static_cast<norm_acc_t>(dsq) / static_cast<norm_acc_t>(n) - shift * shift, 0) : 0;
 }
 
 // y = (x - mean) * inv_std * scale + bias over one row whose parameters are as long as it (no broadcast).

@@ -30,12 +30,12 @@ inline size_t pool_taps_in(std::ptrdiff_t start, std::ptrdiff_t dilation, std::p
                            std::ptrdiff_t hi, size_t &first)
 {
    if (dilation == 1) { // the common case, without the divisions (a line of pool_lines costs a few of these)
-      const std::ptrdiff_t k0 = std::max<std::ptrdiff_t>(lo - start, 0), k1 = std::min(kernel, hi - start);
+      const std::ptrdiff_t k0 = detail::max_of<std::ptrdiff_t>(lo - start, 0), k1 = detail::min_of(kernel, hi - start);
       first = static_cast<size_t>(k0);
       return k1 > k0 ? static_cast<size_t>(k1 - k0) : 0;
    }
    const std::ptrdiff_t k0 = start >= lo ? 0 : (lo - start + dilation - 1) / dilation;
-   const std::ptrdiff_t k1 = start >= hi ? 0 : std::min(kernel, (hi - start + dilation - 1) / dilation);
+   const std::ptrdiff_t k1 = start >= hi ? 0 : detail::min_of(kernel, (hi - start + dilation - 1) / dilation);
    first = static_cast<size_t>(k0);
    return k1 > k0 ? static_cast<size_t>(k1 - k0) : 0;
 }
@@ -244,7 +244,7 @@ inline void pool_lines(const T *x, T *y, size_t planes, const PoolShape &s, bool
 {
    const size_t last = s.rank - 1, w_in = s.in[last], w_out = s.out[last];
    const size_t span = pool_lines_span(s), pb = s.pads_begin[last];
-   const size_t copied = span > pb ? std::min(w_in, span - pb) : 0;
+   const size_t copied = span > pb ? detail::min_of(w_in, span - pb) : 0;
    const T identity = Max ? std::numeric_limits<T>::lowest() : T(0);
    T *line = work, *col_count = work + span;
    if (!Max)
@@ -254,7 +254,7 @@ inline void pool_lines(const T *x, T *y, size_t planes, const PoolShape &s, bool
    for (size_t d = 0; d < last; ++d)
       tap_step[d] = s.dilations[d] * lines.stride[d];
    // The padding around the copied columns holds the identity for good; the rest is rewritten per line.
-   std::fill_n(line, std::min(pb, span), identity);
+   std::fill_n(line, detail::min_of(pb, span), identity);
    if (pb + copied < span)
       std::fill_n(line + pb + copied, span - pb - copied, identity);
    for (size_t p = 0; p < planes; ++p) {
@@ -370,9 +370,9 @@ inline vfloat pool_stride2_vector(const float *x, std::ptrdiff_t at, std::ptrdif
    for (size_t i = 0; i < w.count[0]; ++i)
       for (size_t j = 0; j < w.count[1]; ++j) {
          const std::ptrdiff_t line = at + std::ptrdiff_t(i * w.step[0] + j * w.step[1]);
-         const float *src = x + std::max<std::ptrdiff_t>(line, 0);
+         const float *src = x + detail::max_of<std::ptrdiff_t>(line, 0);
          if (line < 0 || line + reads > x_end) { // the floats inside the tensor, if any, to their place in edge
-            const std::ptrdiff_t from = std::max<std::ptrdiff_t>(line, 0), to = std::min(line + reads, x_end);
+            const std::ptrdiff_t from = detail::max_of<std::ptrdiff_t>(line, 0), to = detail::min_of(line + reads, x_end);
             if (from < to)
                std::copy(x + from, x + to, edge + (from - line));
             src = edge;
@@ -428,7 +428,7 @@ inline void pool_lines_stride2(const float *x, float *y, size_t planes, const Po
                                                         size_t(t1.first) * stride[1]); // inside when any tap is
             const float rows = float(count_include_pad ? t0.padded * t1.padded : t0.inside * t1.inside);
             for (size_t c = 0; c < n; c += L) {
-               const size_t m = std::min(L, n - c), reach = 2 * m + KW - 2;
+               const size_t m = detail::min_of(L, n - c), reach = 2 * m + KW - 2;
                const int column = 2 * int(c) - pad;
                const std::ptrdiff_t at = first + column;
                vfloat v = reach <= L       ? pool_stride2_vector<Max, KW, 1>(x, at, x_end, column, w, edge)

@@ -845,7 +845,7 @@ inline void qconv_pack(const uint8_t *padded, const QConvShape &s, uint8_t *pack
             const uint8_t *l0 = base[0] + line, *l1 = base[1] + line, *l2 = base[2] + line, *l3 = base[3] + line;
             for (size_t ox = 0; ox < s.grid[2];) {
                const size_t lane = j % kQPanelColumns;
-               const size_t run = std::min(kQPanelColumns - lane, s.grid[2] - ox);
+               const size_t run = detail::min_of(kQPanelColumns - lane, s.grid[2] - ox);
                uint32_t *out = words + (j / kQPanelColumns) * panel_words + lane;
                if (sx == 1 && run == kQPanelColumns)  // a whole panel row from contiguous lines
                   qconv_panel_words(l0 + ox, l1 + ox, l2 + ox, l3 + ox, out);

@@ -44,7 +44,7 @@ struct QuantizedProducts {
    {
       size_t steps = 0;
       for (size_t b = 0; b < rec.shape.batch; ++b)
-         steps = std::max(steps, rnn_length(rec.shape, rec.lens, b));
+         steps = detail::max_of(steps, rnn_length(rec.shape, rec.lens, b));
       const size_t rows = steps * rec.shape.batch;
       float lo = 0.0f, hi = 0.0f;
       extend_range(rec.X, rows * w.depth, lo, hi);

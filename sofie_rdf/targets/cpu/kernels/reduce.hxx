@@ -82,7 +82,7 @@ inline void column_blocks(const T *x, T *y, size_t outer, size_t n, size_t inner
 {
    for (size_t o = 0; o < outer; ++o)
       for (size_t j0 = 0; j0 < inner; j0 += Block)
-         f(x + o * n * inner + j0, y + o * inner + j0, std::min(Block, inner - j0));
+         f(x + o * n * inner + j0, y + o * inner + j0, detail::min_of(Block, inner - j0));
 }
 
 // Reduction of the middle index of an (outer, n, inner) view: y is (outer, inner).
@@ -160,7 +160,7 @@ inline double sum_contiguous(const T *x, size_t n, Term term)
       constexpr size_t step = kSumVectors * kVFloatLanes;
       for (; i + step <= n;) {
          vfloat p[kSumVectors] = {};
-         for (const size_t end = std::min(n - n % step, i + kSumChunk * step); i < end; i += step)
+         for (const size_t end = detail::min_of(n - n % step, i + kSumChunk * step); i < end; i += step)
             for (size_t v = 0; v < kSumVectors; ++v)
                p[v] += term(vload(x + i + v * kVFloatLanes));
          for (size_t v = 1; v < kSumVectors; ++v)
@@ -170,7 +170,7 @@ inline double sum_contiguous(const T *x, size_t n, Term term)
    }
    for (; i < n;) {
       T part = 0;
-      for (const size_t end = std::min(n, i + kSumChunk); i < end; ++i)
+      for (const size_t end = detail::min_of(n, i + kSumChunk); i < end; ++i)
          part += term(x[i]);
       total += static_cast<double>(part);
    }
@@ -191,7 +191,7 @@ inline void reduce_sum(const T *x, T *y, size_t outer, size_t n, size_t inner, T
    column_blocks<block>(x, y, outer, n, inner, [&](const T *xb, T *yb, size_t m) {
       std::fill_n(acc, m, 0.0);
       for (size_t i0 = 0; i0 < n; i0 += kSumChunk) {
-         sum_rows(xb + i0 * inner, inner, std::min(kSumChunk, n - i0), m, term, part);
+         sum_rows(xb + i0 * inner, inner, detail::min_of(kSumChunk, n - i0), m, term, part);
          for (size_t j = 0; j < m; ++j)
             acc[j] += static_cast<double>(part[j]);
       }
@@ -297,7 +297,7 @@ inline void cumulate(const T *x, T *y, size_t outer, size_t n, size_t inner, boo
    A acc[block];
    for (size_t o = 0; o < outer; ++o) {
       for (size_t j0 = 0; j0 < inner; j0 += block) {
-         const size_t m = std::min(block, inner - j0);
+         const size_t m = detail::min_of(block, inner - j0);
          std::fill_n(acc, m, identity);
          for (size_t step = 0; step < n; ++step) {
             const size_t i = reverse ? n - 1 - step : step;

@@ -55,7 +55,7 @@ inline void center_crop_pad_shape(const size_t *in_shape, size_t rank, const siz
       const size_t m = in_shape[d], o = out_shape[d];
       x_strides[d] = xs;
       y_strides[d] = ys;
-      region[d] = std::min(m, o);
+      region[d] = detail::min_of(m, o);
       x_start += (m > o ? (m - o) / 2 : 0) * xs;
       y_start += (o > m ? (o - m) / 2 : 0) * ys;
       xs *= m;

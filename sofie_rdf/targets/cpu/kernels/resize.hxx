@@ -34,7 +34,7 @@ inline T resize_cast(double v)
 {
    if constexpr (std::is_integral_v<T>) {
       v = std::nearbyint(v);
-      v = std::min<double>(std::max<double>(v, static_cast<double>(std::numeric_limits<T>::lowest())),
+      v = detail::min_of<double>(detail::max_of<double>(v, static_cast<double>(std::numeric_limits<T>::lowest())),
                            static_cast<double>(std::numeric_limits<T>::max()));
    }
    return static_cast<T>(v);
@@ -136,7 +136,7 @@ inline void resize_params(const size_t *in_shape, size_t rank, const size_t *axe
    if (n_sizes && policy != resize_policy::stretch) { // one scale for all axes, the smallest or the largest
       double s = scale[axes[0]];
       for (size_t k = 1; k < n_axes; ++k)
-         s = policy == resize_policy::not_larger ? std::min(s, scale[axes[k]]) : std::max(s, scale[axes[k]]);
+         s = policy == resize_policy::not_larger ? detail::min_of(s, scale[axes[k]]) : detail::max_of(s, scale[axes[k]]);
       for (size_t k = 0; k < n_axes; ++k) {
          const size_t a = axes[k];
          const float length = static_cast<float>(s) * static_cast<float>(in_shape[a]);
@@ -218,7 +218,7 @@ inline double resize_cubic(double x, double a)
 inline int64_t resize_first_tap(const resize_filter &f, double scale)
 {
    const double reach = f.mode == resize_mode::linear ? 1.0 : 2.0;
-   return static_cast<int64_t>(std::floor(-reach / std::min(scale, 1.0))) + 1;
+   return static_cast<int64_t>(std::floor(-reach / detail::min_of(scale, 1.0))) + 1;
 }
 
 inline size_t resize_taps(const resize_filter &f, double scale)
@@ -245,12 +245,12 @@ inline void resize_coeffs(const resize_filter &f, double ratio, double scale, si
       }
       return;
    }
-   const double s = std::min(scale, 1.0);
+   const double s = detail::min_of(scale, 1.0);
    const int64_t first = resize_first_tap(f, scale);
    double total = 0;
    for (size_t t = 0; t < taps; ++t) {
       const double arg = (static_cast<double>(first + static_cast<int64_t>(t)) - ratio) * s;
-      w[t] = f.mode == resize_mode::linear ? std::min(std::max(1 - std::fabs(arg), 0.0), 1.0)
+      w[t] = f.mode == resize_mode::linear ? detail::min_of(detail::max_of(1 - std::fabs(arg), 0.0), 1.0)
                                            : resize_cubic(arg, f.cubic_a);
       total += w[t];
    }
@@ -271,7 +271,7 @@ inline void resize_fill(const resize_filter &f, size_t out, size_t in, double sc
       size_t *ix = index + p * taps;
       double *w = weight + p * taps;
       if (f.mode == resize_mode::nearest) {
-         const double r = std::min(std::max(resize_round(x, f.nearest, scale), 0.0), static_cast<double>(last));
+         const double r = detail::min_of(detail::max_of(resize_round(x, f.nearest, scale), 0.0), static_cast<double>(last));
          ix[0] = static_cast<size_t>(r);
          w[0] = 1.0;
          continue;
@@ -293,7 +293,7 @@ inline void resize_fill(const resize_filter &f, size_t out, size_t in, double sc
          if (f.exclude_outside && (i < 0 || i > last))
             w[t] = 0.0;
          total += w[t];
-         ix[t] = static_cast<size_t>(std::min(std::max<int64_t>(i, 0), last));
+         ix[t] = static_cast<size_t>(detail::min_of(detail::max_of<int64_t>(i, 0), last));
       }
       if (f.exclude_outside && total != 0)
          for (int64_t t = 0; t < n; ++t)

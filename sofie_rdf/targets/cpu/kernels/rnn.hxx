@@ -53,7 +53,7 @@ struct ScaledTanh {
 struct HardSigmoid {
    float alpha, beta;
    template <typename T>
-   T operator()(T x) const { return std::max(std::min(T(alpha) * x + T(beta), T(1)), T(0)); }  // NaN stays NaN
+   T operator()(T x) const { return detail::max_of(detail::min_of(T(alpha) * x + T(beta), T(1)), T(0)); }  // NaN stays NaN
 };
 struct Elu {
    float alpha;
@@ -103,7 +103,7 @@ struct Recurrence {
 template <typename T>
 inline T rnn_clip(T x, T clip)
 {
-   return std::min(std::max(x, -clip), clip);
+   return detail::min_of(detail::max_of(x, -clip), clip);
 }
 
 // The gate arithmetic runs as short loops over one row (no branches inside, so

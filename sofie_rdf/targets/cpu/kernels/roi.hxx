@@ -11,8 +11,8 @@ inline void roi_taps(T y, T x, size_t height, size_t width, size_t *pos, T *weig
       std::fill(weight, weight + 4, T(0));
       return;
    }
-   y = std::max(y, T(0));
-   x = std::max(x, T(0));
+   y = detail::max_of(y, T(0));
+   x = detail::max_of(x, T(0));
    size_t y0 = static_cast<size_t>(y), x0 = static_cast<size_t>(x), y1 = y0 + 1, x1 = x0 + 1;
    if (y0 >= height - 1) {
       y0 = y1 = height - 1;
@@ -55,12 +55,12 @@ inline void roi_align(const T *x, const T *rois, const int64_t *batch_indices, T
       const T x0 = roi[0] * spatial_scale - offset, y0 = roi[1] * spatial_scale - offset;
       T roi_w = roi[2] * spatial_scale - offset - x0, roi_h = roi[3] * spatial_scale - offset - y0;
       if (!half_pixel) { // malformed RoIs become 1 x 1
-         roi_w = std::max(roi_w, T(1));
-         roi_h = std::max(roi_h, T(1));
+         roi_w = detail::max_of(roi_w, T(1));
+         roi_h = detail::max_of(roi_h, T(1));
       }
       const T bin_h = roi_h / T(out_h), bin_w = roi_w / T(out_w);
       const size_t grid_h = roi_grid(sampling_ratio, roi_h, out_h), grid_w = roi_grid(sampling_ratio, roi_w, out_w);
-      const T count = T(std::max<size_t>(grid_h * grid_w, 1));
+      const T count = T(detail::max_of<size_t>(grid_h * grid_w, 1));
       const T *xb = x + static_cast<size_t>(b) * channels * height * width;
       T *yr = y + r * channels * plane;
       for (size_t bin = 0; bin < plane; ++bin) {
@@ -77,9 +77,9 @@ inline void roi_align(const T *x, const T *rois, const int64_t *batch_indices, T
                const T *xc = xb + c * height * width;
                T &out = yr[c * plane + bin];
                if (max_mode) {
-                  const T v = std::max(std::max(weight[0] * xc[pos[0]], weight[1] * xc[pos[1]]),
-                                       std::max(weight[2] * xc[pos[2]], weight[3] * xc[pos[3]]));
-                  out = s == 0 ? v : std::max(out, v);
+                  const T v = detail::max_of(detail::max_of(weight[0] * xc[pos[0]], weight[1] * xc[pos[1]]),
+                                       detail::max_of(weight[2] * xc[pos[2]], weight[3] * xc[pos[3]]));
+                  out = s == 0 ? v : detail::max_of(out, v);
                } else {
                   out += weight[0] * xc[pos[0]] + weight[1] * xc[pos[1]] + weight[2] * xc[pos[2]] +
                          weight[3] * xc[pos[3]];

@@ -3,6 +3,24 @@
 // binary twin (a first line "sofie-rdf binary weights 1", then per tensor
 // "<name> <count> <bytes>" and the values' bytes in this machine's byte order).
 
+// std::min and std::max as the kernels call them per element: ROOT's Cling (-O1 unless ROOT was started with
+// more) inlines only what is always_inline, and the library's own stayed a call per element that also kept the
+// loops around them scalar.  The same results as std's, NaN included (the first argument when unordered).
+template <typename T>
+[[gnu::always_inline]] constexpr T min_of(const T a, const T b) { return b < a ? b : a; }
+template <typename T>
+[[gnu::always_inline]] constexpr T max_of(const T a, const T b) { return a < b ? b : a; }
+
+// Before a register tile's loop over its terms: under Cling, eight terms per iteration.  ROOT runs Cling with
+// -optimize-regalloc=0, whose allocator keeps nothing in a register from one basic block to the next: every
+// accumulator is stored and loaded again at each turn of the loop, and a turn of one term spent more time on
+// that than on its multiply-adds.
+#if defined(__CLING__)
+#define SOFIE_RDF_TERMS_LOOP _Pragma("clang loop unroll_count(8)")
+#else
+#define SOFIE_RDF_TERMS_LOOP
+#endif
+
 // Memory for intermediate tensors of one element type.  reserve() grows it
 // only when a call needs more than any call before, so inference allocates
 // nothing once the largest input sizes have been seen.  It starts on a cache

@@ -35,7 +35,7 @@ inline int64_t grid_pixel(int64_t i, size_t size, GridPadding padding, double lo
       return i >= 0 && i <= last ? i : -1;
    if (padding == GridPadding::reflection)
       i = static_cast<int64_t>(grid_reflect(static_cast<double>(i), lo, hi));
-   return std::min(std::max(i, int64_t(0)), last);
+   return detail::min_of(detail::max_of(i, int64_t(0)), last);
 }
 
 // Keys' cubic convolution weights (A = -0.75) of the 4 pixels around a point at fraction t past the second.
@@ -64,11 +64,11 @@ inline GridTaps grid_taps(double g, size_t size, GridMode mode, GridPadding padd
       x = std::nearbyint(x);
    if (x < lo || x > hi) {
       if (padding == GridPadding::border)
-         x = std::min(std::max(x, 0.0), s - 1);
+         x = detail::min_of(detail::max_of(x, 0.0), s - 1);
       else if (padding == GridPadding::reflection)
          x = grid_reflect(x, lo, hi);
       else
-         x = std::min(std::max(x, lo - 4), hi + 4);  // every tap is outside: keep the integer conversion defined
+         x = detail::min_of(detail::max_of(x, lo - 4), hi + 4);  // every tap is outside: keep the integer conversion defined
    }
    if (mode == GridMode::nearest) {
       taps.index[0] = grid_pixel(static_cast<int64_t>(x), size, padding, lo, hi);
@@ -118,7 +118,7 @@ inline void grid_sample(const T *x, const G *grid, T *y, size_t batch, size_t ch
                for (size_t d = rank; d-- > 0; rest /= taps[d].count) {
                   const size_t k = rest % taps[d].count;
                   inside = inside && taps[d].index[k] >= 0;
-                  offset += static_cast<size_t>(std::max(taps[d].index[k], int64_t(0))) * strides[d];
+                  offset += static_cast<size_t>(detail::max_of(taps[d].index[k], int64_t(0))) * strides[d];
                   w *= taps[d].weight[k];
                }
                if (inside)

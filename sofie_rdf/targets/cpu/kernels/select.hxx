@@ -50,7 +50,7 @@ inline size_t checked_dim(I value, const char *op)
 inline size_t compress_count(const bool *cond, size_t cond_len, size_t n)
 {
    size_t count = 0;
-   for (size_t j = 0; j < std::min(n, cond_len); ++j)
+   for (size_t j = 0; j < detail::min_of(n, cond_len); ++j)
       count += cond[j];
    return count;
 }
@@ -60,7 +60,7 @@ template <typename T>
 inline void compress(const T *x, const bool *cond, size_t cond_len, size_t outer, size_t n, size_t inner, T *y)
 {
    for (size_t o = 0; o < outer; ++o)
-      for (size_t j = 0; j < std::min(n, cond_len); ++j)
+      for (size_t j = 0; j < detail::min_of(n, cond_len); ++j)
          if (cond[j])
             y = std::copy(x + (o * n + j) * inner, x + (o * n + j + 1) * inner, y);
 }
@@ -68,7 +68,7 @@ inline void compress(const T *x, const bool *cond, size_t cond_len, size_t outer
 // Unique over the n slices of the (outer, n, inner) view.  work holds 6 n int64: the inverse index of
 // each slice, then per unique slice its first occurrence and its count, then scratch.  Returns the number
 // of unique slices, numbered in sorted order (lexicographic over the slice) or in first-occurrence order.
-// (std::sort with the index as tie-break, not std::stable_sort, which allocates a buffer.)
+// (sorted with the index as tie-break, not by std::stable_sort, which allocates a buffer.)
 template <typename T>
 inline size_t unique_slices(const T *x, size_t outer, size_t n, size_t inner, bool sorted, int64_t *work)
 {
@@ -77,14 +77,14 @@ inline size_t unique_slices(const T *x, size_t outer, size_t n, size_t inner, bo
       for (size_t o = 0; o < outer; ++o)
          for (size_t i = 0; i < inner; ++i) {
             const T u = x[(o * n + a) * inner + i], v = x[(o * n + b) * inner + i];
-            if (rank_less(u, v)) return -1; // NaN ranks above every number: a strict weak order for std::sort
+            if (rank_less(u, v)) return -1; // NaN ranks above every number: a strict weak order
             if (rank_less(v, u)) return 1;
          }
       return 0;
    };
    for (size_t j = 0; j < n; ++j)
       order[j] = static_cast<int64_t>(j);
-   std::sort(order, order + n, [&](int64_t a, int64_t b) {
+   partial_sort_indices(order, n, n, [&](int64_t a, int64_t b) {
       const int c = compare(a, b);
       return c < 0 || (c == 0 && a < b);
    });
@@ -149,13 +149,13 @@ inline bool nms_suppresses(const float *a, const float *b, bool center, float io
             lo[k][d] = c - half;
             hi[k][d] = c + half;
          } else {
-            lo[k][d] = std::min(p[d], p[d + 2]);
-            hi[k][d] = std::max(p[d], p[d + 2]);
+            lo[k][d] = detail::min_of(p[d], p[d + 2]);
+            hi[k][d] = detail::max_of(p[d], p[d + 2]);
          }
       }
    float inter = 1;
    for (int d = 0; d < 2; ++d) {
-      const float low = std::max(lo[0][d], lo[1][d]), high = std::min(hi[0][d], hi[1][d]);
+      const float low = detail::max_of(lo[0][d], lo[1][d]), high = detail::min_of(hi[0][d], hi[1][d]);
       if (high <= low)
          return false;
       inter *= high - low;
@@ -190,8 +190,8 @@ inline size_t nms(const float *boxes, const float *scores, size_t batches, size_
          for (size_t i = 0; i < n; ++i)
             if (!score_p || s[i] > *score_p)
                order[m++] = static_cast<int64_t>(i);
-         // Highest score first, ties by lower index (std::sort with the tie-break: stable_sort would allocate).
-         std::sort(order, order + m, [s](int64_t i, int64_t j) { return rank_less(s[j], s[i]) || (!rank_less(s[i], s[j]) && i < j); });
+         // Highest score first, ties by lower index (a sort with the tie-break: stable_sort would allocate).
+         partial_sort_indices(order, m, m, [s](int64_t i, int64_t j) { return rank_less(s[j], s[i]) || (!rank_less(s[i], s[j]) && i < j); });
          size_t nkept = 0;
          for (size_t k = 0; k < m && static_cast<int64_t>(nkept) < max_out; ++k) {
             const float *box = boxes + (b * n + order[k]) * 4;

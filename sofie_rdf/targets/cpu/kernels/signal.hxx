@@ -96,7 +96,7 @@ public:
       const double two_pi = 2.0 * std::acos(-1.0), length = static_cast<double>(length_);
       const double sign = inverse ? 1.0 : -1.0, scale = inverse ? 1.0 / length : 1.0;
       // past n_in a plain line is zero-padded; a Hermitian one mirrors, so every term counts
-      const size_t terms = hermitian_ ? length_ : std::min(length_, n_in_);
+      const size_t terms = hermitian_ ? length_ : detail::min_of(length_, n_in_);
       for (size_t k = 0; k < n_out; ++k) {
          const double turn = two_pi * static_cast<double>(k) / length;
          const double wr = std::cos(turn), wi = sign * std::sin(turn);

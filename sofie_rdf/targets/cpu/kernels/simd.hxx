@@ -50,11 +50,13 @@ inline vfloat vmax(vfloat a, vfloat b) { return a > b ? a : b; }
 // vmax(vsplat(c), v) as one max instruction.  With a constant operand GCC 12 compiles the select to a compare
 // and a blend, loading the constant once for each (its max pattern wants the same operand in both): on Intel's
 // AVX2 four instructions on the three vector ports where a max is one, and softmax's exponentials took 1.14x
-// the time.  The empty asm hands the compiler a copy of the constant it cannot see through.
+// the time.  The empty asm hands the compiler a copy of the constant it cannot see through (not under Cling,
+// whose register allocator found no register for it once the kernels were inlined: gemm.hxx's
+// SOFIE_KEEP_IN_REGISTER).
 inline vfloat vmax_splat(float c, vfloat v)
 {
    vfloat k = vsplat(c);
-#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__)) && !defined(__CLING__)
    asm("" : "+x"(k));
 #endif
    return vmax(k, v);

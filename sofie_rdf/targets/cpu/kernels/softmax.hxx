@@ -16,7 +16,7 @@ inline W softmax_max(const T *x, size_t n)
 {
    W vmax = -std::numeric_limits<W>::infinity();
    for (size_t i = 0; i < n; ++i)
-      vmax = std::max(vmax, static_cast<W>(x[i]));
+      vmax = detail::max_of(vmax, static_cast<W>(x[i]));
    return vmax;
 }
 
@@ -30,7 +30,7 @@ inline float softmax_max<float, float>(const float *x, size_t n)
    if (n < kVFloatLanes) {
       float m = -std::numeric_limits<float>::infinity();
       for (size_t i = 0; i < n; ++i)
-         m = std::max(m, x[i]);
+         m = detail::max_of(m, x[i]);
       return m;
    }
    const size_t full = n - n % L;
@@ -243,6 +243,6 @@ inline void softmax(const T *x, T *y, size_t outer, size_t n, size_t inner, bool
          continue;
       }
       for (size_t j = 0; j < inner; j += kSoftmaxLanes)
-         softmax_columns(xo + j, yo + j, n, inner, std::min(kSoftmaxLanes, inner - j), logarithm);
+         softmax_columns(xo + j, yo + j, n, inner, detail::min_of(kSoftmaxLanes, inner - j), logarithm);
    }
 }

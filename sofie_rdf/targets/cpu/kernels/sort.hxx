@@ -6,14 +6,55 @@ template <typename T>
 inline bool rank_less(T a, T b)
 {
    if constexpr (!std::numeric_limits<T>::is_integer)
-      return std::isnan(b) ? !std::isnan(a) : a < b;
+      return __builtin_isnan(b) ? !__builtin_isnan(a) : a < b;
    else
       return a < b;
 }
 
+// order[i] moved down the max-heap order[0, size) (under less) to where it belongs.
+template <typename Less>
+inline void sift_down(int64_t *order, size_t size, size_t i, Less &less)
+{
+   const int64_t v = order[i];
+   for (size_t c = 2 * i + 1; c < size; i = c, c = 2 * i + 1) {
+      if (c + 1 < size && less(order[c], order[c + 1]))
+         ++c;
+      if (!less(v, order[c]))
+         break;
+      order[i] = order[c];
+   }
+   order[i] = v;
+}
+
+// std::partial_sort(order, order + k, order + n, less), by a heap of the k first: under Cling every kernel
+// function, lambdas too, is always_inline and compiled for its level's instructions (targets/cpu/isa.py), and
+// std's algorithms, compiled for neither, may not call them.  less must be a strict total order (the kernels
+// break ties by index), so the result is std's.
+template <typename Less>
+inline void partial_sort_indices(int64_t *order, size_t k, size_t n, Less less)
+{
+   if (k == 0)
+      return;
+   for (size_t i = k / 2; i-- > 0;)
+      sift_down(order, k, i, less);
+   for (size_t i = k; i < n; ++i)
+      if (less(order[i], order[0])) {
+         const int64_t out = order[0];
+         order[0] = order[i];
+         order[i] = out;
+         sift_down(order, k, 0, less);
+      }
+   for (size_t end = k; end > 1; --end) {
+      const int64_t top = order[0];
+      order[0] = order[end - 1];
+      order[end - 1] = top;
+      sift_down(order, end - 1, 0, less);
+   }
+}
+
 // Below this K a line's best are kept by insertion: each element is first compared with the K-th best so
 // far, so most of a long line costs one comparison (k nearest neighbours: K ~ 16 of ~100 particles); above
-// it std::partial_sort's heap wins.
+// it a heap wins.
 constexpr size_t kInsertionTopK = 32;
 
 // The k best of one line (stride `inner`) into order[0, k), best first; ties keep the lower index first,
@@ -33,13 +74,13 @@ inline void topk_by_insertion(const T *line, size_t n, size_t inner, size_t k, B
    }
 }
 
-// The k best of one line into order[0, k) by std::partial_sort over all n indices.
+// The k best of one line into order[0, k) by a partial sort over all n indices.
 template <typename T, typename Better>
 inline void topk_by_heap(const T *line, size_t n, size_t inner, size_t k, Better better, int64_t *order)
 {
    for (size_t i = 0; i < n; ++i)
       order[i] = static_cast<int64_t>(i);
-   std::partial_sort(order, order + k, order + n, [&](int64_t a, int64_t b) {
+   partial_sort_indices(order, k, n, [&](int64_t a, int64_t b) {
       const T va = line[static_cast<size_t>(a) * inner], vb = line[static_cast<size_t>(b) * inner];
       return better(va, vb) || (!better(vb, va) && a < b);
    });

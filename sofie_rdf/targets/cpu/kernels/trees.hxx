@@ -148,9 +148,9 @@ inline void tree_scores(const TreeForest<T> &f, const X *x, size_t rows, size_t 
       for (size_t t = 0; t < f.n_trees; t += kTreeLanes) {
          int32_t depth = 0;
          for (size_t k = 0; k < kTreeLanes; ++k) {
-            const size_t tree = std::min(t + k, f.n_trees - 1);
+            const size_t tree = detail::min_of(t + k, f.n_trees - 1);
             i[k] = f.roots[tree];
-            depth = std::max(depth, f.depth[tree]);  // a walk past its leaf stays there
+            depth = detail::max_of(depth, f.depth[tree]);  // a walk past its leaf stays there
          }
          tree_walk<M, Missing>(f, i, xs, depth);
          for (size_t k = 0; k < kTreeLanes && t + k < f.n_trees; ++k)
@@ -162,7 +162,7 @@ inline void tree_scores(const TreeForest<T> &f, const X *x, size_t rows, size_t 
       for (size_t r = 0; r < rows; r += kTreeLanes) {
          for (size_t k = 0; k < kTreeLanes; ++k) {
             i[k] = f.roots[t];
-            xs[k] = x + std::min(r + k, rows - 1) * n_features;
+            xs[k] = x + detail::min_of(r + k, rows - 1) * n_features;
          }
          tree_walk<M, Missing>(f, i, xs, f.depth[t]);
          for (size_t k = 0; k < kTreeLanes && r + k < rows; ++k)
@@ -199,7 +199,7 @@ inline void tree_transform(TreeTransform tr, T *s, size_t n, Y *y)
    if (tr == TreeTransform::Softmax || tr == TreeTransform::SoftmaxZero) {
       float top = -std::numeric_limits<float>::max();
       for (size_t j = 0; j < n; ++j)
-         top = std::max(top, static_cast<float>(s[j]));
+         top = detail::max_of(top, static_cast<float>(s[j]));
       const float scale = std::exp(-top);
       float sum = 0.f;
       for (size_t j = 0; j < n; ++j) {
@@ -234,7 +234,7 @@ inline void tree_regressor(const TreeForest<T> &f, const X *x, size_t rows, size
    for (size_t r = 0; r < rows; ++r) {
       const size_t b = r % Block;
       if (b == 0)
-         tree_scores<M, Missing, A>(f, x + r * n_features, std::min(Block, rows - r), n_features, block_score,
+         tree_scores<M, Missing, A>(f, x + r * n_features, detail::min_of(Block, rows - r), n_features, block_score,
                                     block_has);
       T *score = block_score + b * n;
       const unsigned char *has = block_has + b * n;
@@ -312,7 +312,7 @@ inline void tree_classifier(const TreeForest<T> &f, const X *x, size_t rows, siz
    for (size_t r = 0; r < rows; ++r) {
       const size_t b = r % Block;
       if (b == 0)
-         tree_scores<M, Missing, TreeAggregate::Sum>(f, x + r * n_features, std::min(Block, rows - r), n_features,
+         tree_scores<M, Missing, TreeAggregate::Sum>(f, x + r * n_features, detail::min_of(Block, rows - r), n_features,
                                                      block_score, block_has);
       T *score = block_score + b * n;
       unsigned char *has = block_has + b * n;

@@ -141,8 +141,8 @@ inline std::ptrdiff_t value_slice(const S *starts, const E *ends, const A *axes,
       s = s < 0 ? s + dim : s;
       e = e < 0 ? e + dim : e;
       const int64_t lo = step > 0 ? 0 : -1, hi = step > 0 ? dim : dim - 1;
-      s = std::min(std::max(s, lo), hi);
-      e = std::min(std::max(e, lo), hi);
+      s = detail::min_of(detail::max_of(s, lo), hi);
+      e = detail::min_of(detail::max_of(e, lo), hi);
       const int64_t count = step > 0 ? (e - s + step - 1) / step : (s - e - step - 1) / -step;
       out_dims[a] = count > 0 ? static_cast<size_t>(count) : 0;
       offset += out_dims[a] ? static_cast<std::ptrdiff_t>(s) * strides[a] : 0;
@@ -187,16 +187,16 @@ inline std::ptrdiff_t value_pad(const P *pads, size_t count, const A *axes, cons
    for (size_t k = 0; k < n; ++k) {
       const size_t a = axes ? value_axis(axes[k], rank, where) : k;
       const int64_t b = static_cast<int64_t>(pads[k]), e = static_cast<int64_t>(pads[k + n]);
-      const int64_t crop = std::max<int64_t>(-b, 0) + std::max<int64_t>(-e, 0);
+      const int64_t crop = detail::max_of<int64_t>(-b, 0) + detail::max_of<int64_t>(-e, 0);
       if (crop > static_cast<int64_t>(in_dims[a]))
          value_error(where, "the pads crop " + std::to_string(crop) + " from axis " + std::to_string(a) +
                                " of size " + std::to_string(in_dims[a]));
       extent[a] = in_dims[a] - static_cast<size_t>(crop);
       if (!constant_mode && extent[a] == 0 && (b > 0 || e > 0))
          value_error(where, "only constant padding can pad the empty axis " + std::to_string(a));
-      begin[a] = static_cast<size_t>(std::max<int64_t>(b, 0));
-      out_dims[a] = extent[a] + begin[a] + static_cast<size_t>(std::max<int64_t>(e, 0));
-      offset += std::max<int64_t>(-b, 0) * strides[a];
+      begin[a] = static_cast<size_t>(detail::max_of<int64_t>(b, 0));
+      out_dims[a] = extent[a] + begin[a] + static_cast<size_t>(detail::max_of<int64_t>(e, 0));
+      offset += detail::max_of<int64_t>(-b, 0) * strides[a];
    }
    return offset;
 }

@@ -158,7 +158,7 @@ inline void gemm_stored_block(size_t N, size_t K, float alpha, const float *A, s
          const size_t first = (v0 + v) * kWeightColumns;
          if (first >= N)
             continue;
-         const size_t count = std::min(kWeightColumns, N - first);
+         const size_t count = detail::min_of(kWeightColumns, N - first);
          float *y = Y + (m0 + r) * N + first;
          if (count == kWeightColumns)
             gemm_stored_row(acc[r][v], alpha, scale, bias, m0 + r, first, kWeightColumns, y, act);

@@ -130,10 +130,10 @@ inline void winograd_input(const float *x, size_t channels, size_t height, size_
       const float *xc = x + c * height * width;
       for (size_t ty = ty0; ty < ty1; ++ty) {
          for (size_t t0 = 0; t0 < tiles_x; t0 += kWinogradChunk) {
-            const size_t n = std::min(kWinogradChunk, tiles_x - t0), span = M * (n + E);
+            const size_t n = detail::min_of(kWinogradChunk, tiles_x - t0), span = M * (n + E);
             const std::ptrdiff_t x0 = std::ptrdiff_t(M * t0) - std::ptrdiff_t(pad_left);
-            const size_t lo = size_t(std::max<std::ptrdiff_t>(0, -x0));
-            const size_t hi = size_t(std::max<std::ptrdiff_t>(lo, std::min<std::ptrdiff_t>(span, width - x0)));
+            const size_t lo = size_t(detail::max_of<std::ptrdiff_t>(0, -x0));
+            const size_t hi = size_t(detail::max_of<std::ptrdiff_t>(lo, detail::min_of<std::ptrdiff_t>(span, width - x0)));
             for (size_t r = 0; r < A; ++r) {
                const std::ptrdiff_t yy = std::ptrdiff_t(M * ty + r) - std::ptrdiff_t(pad_top);
                std::fill(lines[r], lines[r] + span, 0.f);
@@ -171,14 +171,14 @@ inline void winograd_output(const float *m, const float *bias, size_t features, 
       float *yf = y + f * height * width;
       for (size_t ty = ty0; ty < ty1; ++ty) {
          for (size_t t0 = 0; t0 < tiles_x; t0 += kWinogradChunk) {
-            const size_t n = std::min(kWinogradChunk, tiles_x - t0), at = (ty - ty0) * tiles_x + t0;
+            const size_t n = detail::min_of(kWinogradChunk, tiles_x - t0), at = (ty - ty0) * tiles_x + t0;
             for (size_t k = 0; k < A; ++k)
                W::output([&](size_t i, size_t t) { return m[((k * A + i) * features + f) * tiles + at + t]; },
                          [&](size_t j, size_t t) -> float & { return cols[k][j][t]; }, n);
             for (size_t j = 0; j < M; ++j)
                W::output([&](size_t k, size_t t) { return cols[k][j][t]; },
                          [&](size_t l, size_t t) -> float & { return out[l][j][t]; }, n);
-            const size_t columns = std::min(M * n, width - M * t0);
+            const size_t columns = detail::min_of(M * n, width - M * t0);
             for (size_t l = 0; l < M && M * ty + l < height; ++l) {
                for (size_t t = 0; t < n; ++t)
                   for (size_t j = 0; j < M; ++j)
@@ -209,7 +209,7 @@ SOFIE_RDF_KERNEL void conv_winograd(const float *x, const float *u, const float 
       const float *xn = x + n * channels * height * width;
       float *yn = y + n * features * out_h * out_w;
       for (size_t ty0 = 0; ty0 < tiles_y; ty0 += block_rows) {
-         const size_t ty1 = std::min(tiles_y, ty0 + block_rows), tiles = (ty1 - ty0) * tiles_x;
+         const size_t ty1 = detail::min_of(tiles_y, ty0 + block_rows), tiles = (ty1 - ty0) * tiles_x;
          winograd_input<M, A>(xn, channels, height, width, size_t(pad[1]), size_t(pad[2]), ty0, ty1, tiles_x, v);
          for (size_t xi = 0; xi < A * A; ++xi)
             gemm(false, false, features, tiles, channels, 1.f, u + xi * features * channels, v + xi * channels * tiles,
@@ -281,7 +281,7 @@ constexpr size_t kWinogradGroupFloats = 64;
 // Features one output pass takes: whole planes of at least kWinogradGroupFloats floats, at most all features.
 constexpr size_t winograd_group(size_t features, size_t qp)
 {
-   return std::max<size_t>(1, std::min(features, kWinogradGroupFloats / qp));
+   return detail::max_of<size_t>(1, detail::min_of(features, kWinogradGroupFloats / qp));
 }
 
 struct WinogradTiles {
@@ -299,7 +299,7 @@ struct WinogradTiles {
       z = phases + winograd_lines(padded) + kWinogradSlack;
       v = z + alpha * m_ * winograd_lines(qs + e) + kWinogradSlack;
       m = v + alpha * alpha * vs; // also a channel's padded image, until the products
-      cols = m + winograd_lines(std::max(alpha * alpha * ms, padded));
+      cols = m + winograd_lines(detail::max_of(alpha * alpha * ms, padded));
       out = cols + alpha * m_ * gs; // cols and out: planes of a group of features, gs floats apart
       line = out + m_ * m_ * gs;
       biases = line + winograd_lines(m_ * winograd_quads(tx)); // a group's bias per tile: gs floats
@@ -315,7 +315,7 @@ inline void winograd_pad(const float *x, const size_t *image, const std::ptrdiff
                          float *xq)
 {
    const size_t wp = M * t.s, hp = M * t.rows, top = size_t(pad[1]), left = size_t(pad[2]);
-   const size_t n = std::min(image[2], wp - std::min(wp, left));
+   const size_t n = detail::min_of(image[2], wp - detail::min_of(wp, left));
    for (size_t h = 0; h < image[1] && h + top < hp; ++h) {
       const size_t r = h + top;
       act_copy(x + h * image[2], xq + ((r % M) * t.rows + r / M) * wp + left, n, Identity{});
@@ -342,7 +342,7 @@ inline void winograd_store_packed(const WinogradTiles &t, const float *o, float 
 {
    constexpr size_t L = kVFloatLanes, R = L / W, C = M * W / L; // C: vectors a row
    for (size_t ty = 0; ty < t.ty; ty += R) {
-      const size_t t0 = std::min(ty, t.ty - R);
+      const size_t t0 = detail::min_of(ty, t.ty - R);
       for (size_t l = 0; l < M; ++l) {
          vfloat in[M];
          for (size_t j = 0; j < M; ++j)
@@ -438,12 +438,12 @@ template <size_t M, size_t A, size_t W>
 inline void winograd_input_packed(const float *z, size_t zs, size_t rows, float *v, size_t vs)
 {
    using In = WinogradInput<A>;
-   constexpr size_t S = W + 1, L = kVFloatLanes, P = std::min(W, L), R = L / P;
+   constexpr size_t S = W + 1, L = kVFloatLanes, P = detail::min_of(W, L), R = L / P;
    static_assert((A - 1) / M == 1 && L % P == 0 && W % P == 0, "tiles reading one tile on, whole rows per vector");
    constexpr auto lanes = std::make_index_sequence<L>{};
    for (size_t k = 0; k < A; ++k)
       for (size_t r = 0; r < rows; r += R) {
-         const size_t r0 = std::min(r, rows > R ? rows - R : 0);
+         const size_t r0 = detail::min_of(r, rows > R ? rows - R : 0);
          for (size_t part = 0; part < W; part += P)
             In::input(
                [&](size_t j, size_t) {
@@ -485,7 +485,7 @@ SOFIE_RDF_KERNEL SOFIE_RDF_WIDE void conv_winograd_tiles(const float *x, const f
    using Out = WinogradOutput<M, A>;
    const WinogradTiles t(M, E, A, Vectors * kSimdLanes, channels, features, grid, scratch);
    const size_t zs = winograd_lines(t.qs + E), plane = t.rows * t.s;
-   const size_t out_h = grid[1], out_w = grid[2], nx = std::min(winograd_lines(t.qs), t.qp);
+   const size_t out_h = grid[1], out_w = grid[2], nx = detail::min_of(winograd_lines(t.qs), t.qp);
    const float *const end = y + batch * features * (pooled ? (out_h / 2) * (out_w / 2) : out_h * out_w);
    std::fill(t.phases + t.padded, t.z, 0.0f);
    std::fill(t.z + A * M * zs, t.v, 0.0f);
@@ -521,10 +521,10 @@ SOFIE_RDF_KERNEL SOFIE_RDF_WIDE void conv_winograd_tiles(const float *x, const f
       }
       for (size_t xi = 0; xi < A * A; ++xi)
          for (size_t f = 0; f < features; f += Rows)
-            winograd_tile_products<Rows, Vectors>(std::min(Rows, features - f), channels, t.v + xi * t.vs,
+            winograd_tile_products<Rows, Vectors>(detail::min_of(Rows, features - f), channels, t.v + xi * t.vs,
                                                   u + (xi * features + f) * channels, t.m + xi * t.ms + f * t.qp, t.qp);
       for (size_t f0 = 0; f0 < features; f0 += t.group) {
-         const size_t g = std::min(t.group, features - f0), span = g * t.qp;
+         const size_t g = detail::min_of(t.group, features - f0), span = g * t.qp;
          for (size_t k = 0; k < A; ++k)
             Out::output([&](size_t i, size_t q) { return t.m[(k * A + i) * t.ms + f0 * t.qp + q]; },
                         [&](size_t j, size_t q) -> float & { return t.cols[(k * M + j) * t.gs + q]; }, span);
