@@ -69,8 +69,12 @@ def one(label: str, road: str, folder: Path) -> dict[str, Any]:
     feeds = real.feeds(tagger, real.models_dir() / tagger.path, 1)
     if road == "declared":
         import ROOT
+        import scipy_openblas32 as blas
 
         header = json.loads((folder / "files.json").read_text())
+        # BLAS, loaded as a SOFIE user loads it (the header calls sgemm for the products it leaves to BLAS)
+        if ROOT.gSystem.Load(str(Path(blas.get_lib_dir()) / f"lib{blas.get_library()}.so")) < 0:
+            raise SystemExit("cannot load scipy-openblas32's library")
     else:
         import sofie_rdf as sr
     base = {"rss": _rss_mb(resource.RUSAGE_SELF), "cpu": _cpu_s(resource.RUSAGE_SELF),

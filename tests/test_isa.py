@@ -345,6 +345,7 @@ def test_emitter_mirrors_conv_direct_lanes(isa, tmp_path):
     cases = [(width, width + pad, steps) for width in range(8, 101) for pad in (2, 4) for steps in (9, 27, 36, 108, 400)]
     table = ", ".join(f"{{{w}, {p}, {s}}}" for w, p, s in cases)
     source = "\n".join([*(f"#include <{h}>" for h in _INCLUDES), "#include <cstdio>", kernel_source("blas"),
+                        "namespace detail {", kernel_source("runtime"), "}",
                         "namespace kernels {", *(kernel_source(k) for k in kernel_order({"conv"})), "}",
                         f"int main() {{ const size_t cases[][3] = {{{table}}};",
                         "  for (const auto &c : cases) std::printf(\"%zu\\n\", kernels::conv_direct_lanes(c[0], c[1], c[2])); }"])
