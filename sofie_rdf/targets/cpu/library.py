@@ -16,7 +16,7 @@ from .._cxx.kernels import kernel_order as ordered
 # Kernels whose code calls other kernels: those are copied first.
 DEPENDENCIES = {
     "attention": ("gemm", "softmax"), "broadcast": ("elementwise",), "conv": ("gemm", "simd"), "conv_extra": ("conv",),
-    "edge": ("conv", "indexing"),
+    "edge": ("conv", "indexing"), "wgemm": ("simd",),
     "elementwise": ("fastmath", "simd"), "loss": ("softmax",), "misc": ("reduce",), "normalization": ("simd",),
     "pool": ("simd",), "reduce": ("simd",), "reinterpret": ("values",), "resize": ("values",), "rnn": ("gemm", "fastmath"),
     "qlinear": ("quantize",), "qrnn": ("rnn", "qgemm", "quantize"), "sampling": ("values",),
