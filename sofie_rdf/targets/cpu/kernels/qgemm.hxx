@@ -158,31 +158,112 @@ template <bool Signed>
 #undef SOFIE_RDF_PMADDWD
 }
 
-// qgemm_step by pmaddwd: the panels' vectors widened once (B's bytes have the signedness A's lack), each row's
-// broadcast bytes widened the same way.
-template <size_t R, size_t P, bool AUnsigned>
-[[gnu::always_inline]] inline void qgemm_step_widened(const uint8_t *a, size_t lda, const uint8_t *b, size_t panel_bytes,
-                                                      size_t count, qvec (&acc)[R][P * kQPanelVectors])
+// One group of the P panels' vectors widened (B's bytes have the signedness A's lack).
+template <size_t P, bool AUnsigned>
+[[gnu::always_inline]] inline void qwiden_panels(const uint8_t *b, size_t panel_bytes, qvec16 (&even)[P * kQPanelVectors],
+                                                 qvec16 (&odd)[P * kQPanelVectors])
 {
-   constexpr size_t V = P * kQPanelVectors;
-   qvec16 even[V], odd[V];
 #pragma GCC unroll 16
-   for (size_t v = 0; v < V; ++v) {
+   for (size_t v = 0; v < P * kQPanelVectors; ++v) {
       qvec panel;
       std::memcpy(&panel, b + (v / kQPanelVectors) * panel_bytes + (v % kQPanelVectors) * sizeof panel, sizeof panel);
       qwiden<AUnsigned>(panel, even[v], odd[v]);
    }
+}
+
+// One row's sums += its widened bytes times the widened panels (a row at a time: the rows' widened bytes never
+// all wait in registers, which AVX2's 16 do not hold beside a tile).
+template <size_t V>
+[[gnu::always_inline]] inline void qmadd_row(const qvec16 &x_even, const qvec16 &x_odd, const qvec16 (&even)[V],
+                                             const qvec16 (&odd)[V], qvec (&acc)[V])
+{
+#pragma GCC unroll 16
+   for (size_t v = 0; v < V; ++v) {
+      qmadd(acc[v], x_even, even[v]);
+      qmadd(acc[v], x_odd, odd[v]);
+   }
+}
+
+// qgemm_step by pmaddwd: the panels' vectors widened once, each row's broadcast bytes widened the same way.
+template <size_t R, size_t P, bool AUnsigned>
+[[gnu::always_inline]] inline void qgemm_step_widened(const uint8_t *a, size_t lda, const uint8_t *b, size_t panel_bytes,
+                                                      size_t count, qvec (&acc)[R][P * kQPanelVectors])
+{
+   qvec16 even[P * kQPanelVectors], odd[P * kQPanelVectors];
+   qwiden_panels<P, AUnsigned>(b, panel_bytes, even, odd);
 #pragma GCC unroll 16
    for (size_t r = 0; r < R; ++r) {
       qvec x;
       broadcast4(x, a + r * lda, count);
       qvec16 x_even, x_odd;
       qwiden<!AUnsigned>(x, x_even, x_odd);
-#pragma GCC unroll 16
-      for (size_t v = 0; v < V; ++v) {
-         qmadd(acc[r][v], x_even, even[v]);
-         qmadd(acc[r][v], x_odd, odd[v]);
+      qmadd_row(x_even, x_odd, even, odd, acc[r]);
+   }
+}
+
+// Rows of A widened once for all the panels of a product (qgemm_widen_rows): word 2g of a row holds its bytes
+// 4g and 4g + 2 as 16-bit values, word 2g + 1 bytes 4g + 1 and 4g + 3 (x_even and x_odd above, before their
+// broadcast).  Up to kQWideGroups groups (K of 2048) a row, on the stack; deeper products widen as they go.
+constexpr size_t kQWideGroups = 512;
+
+template <bool AUnsigned>
+inline void qgemm_widen_rows(const uint8_t *a, size_t lda, size_t rows, size_t k, uint32_t *wide)
+{
+   typedef int16_t i16x8 __attribute__((vector_size(16)));
+   typedef uint16_t u16x8 __attribute__((vector_size(16)));
+   typedef uint32_t u32x4 __attribute__((vector_size(16)));
+   const size_t groups = (k + kQGroup - 1) / kQGroup;
+   for (size_t r = 0; r < rows; ++r) {
+      const uint8_t *row = a + r * lda;
+      uint32_t *out = wide + r * groups * 2;
+      size_t g = 0;
+      for (; (g + 4) * kQGroup <= k; g += 4) {  // four groups: 16 bytes as 8 pairs, widened as qwiden does
+         i16x8 pairs, even, odd;
+         std::memcpy(&pairs, row + g * kQGroup, sizeof pairs);
+         if constexpr (AUnsigned) {
+            u16x8 u;
+            std::memcpy(&u, &pairs, sizeof u);
+            const u16x8 low = u & 0xff, high = u >> 8;
+            std::memcpy(&even, &low, sizeof even);
+            std::memcpy(&odd, &high, sizeof odd);
+         } else {
+            even = (pairs << 8) >> 8;
+            odd = pairs >> 8;
+         }
+         u32x4 e, o;
+         std::memcpy(&e, &even, sizeof e);
+         std::memcpy(&o, &odd, sizeof o);
+         const u32x4 first = __builtin_shufflevector(e, o, 0, 4, 1, 5), second = __builtin_shufflevector(e, o, 2, 6, 3, 7);
+         std::memcpy(out + 2 * g, &first, sizeof first);
+         std::memcpy(out + 2 * g + 4, &second, sizeof second);
       }
+      for (; g < groups; ++g) {
+         uint8_t bytes[kQGroup] = {};
+         std::memcpy(bytes, row + g * kQGroup, detail::min_of(kQGroup, k - g * kQGroup));
+         uint32_t half[kQGroup];
+         for (size_t i = 0; i < kQGroup; ++i)
+            half[i] = AUnsigned ? bytes[i] : static_cast<uint16_t>(static_cast<int8_t>(bytes[i]));
+         out[2 * g] = half[0] | half[2] << 16;
+         out[2 * g + 1] = half[1] | half[3] << 16;
+      }
+   }
+}
+
+// qgemm_step_widened with the rows' words widened before (`row_words` apart: two per group).
+template <size_t R, size_t P, bool AUnsigned>
+[[gnu::always_inline]] inline void qgemm_step_words(const uint32_t *wide, size_t row_words, const uint8_t *b,
+                                                    size_t panel_bytes, qvec (&acc)[R][P * kQPanelVectors])
+{
+   qvec16 even[P * kQPanelVectors], odd[P * kQPanelVectors];
+   qwiden_panels<P, AUnsigned>(b, panel_bytes, even, odd);
+#pragma GCC unroll 16
+   for (size_t r = 0; r < R; ++r) {
+      const qvec e = qvec{} + static_cast<int32_t>(wide[r * row_words]);
+      const qvec o = qvec{} + static_cast<int32_t>(wide[r * row_words + 1]);
+      qvec16 x_even, x_odd;
+      std::memcpy(&x_even, &e, sizeof e);
+      std::memcpy(&x_odd, &o, sizeof o);
+      qmadd_row(x_even, x_odd, even, odd, acc[r]);
    }
 }
 #endif
@@ -222,7 +303,7 @@ template <size_t R, size_t P, bool AUnsigned>
 // One register tile: R rows of A (AUnsigned: uint8) by P panels over all of K; acc[r][p * kQPanelVectors + v]
 // ends as vector v of panel p of row r.
 template <size_t R, size_t P, bool AUnsigned>
-inline void qgemm_tile(const uint8_t *a, size_t lda, const uint8_t *b, size_t panel_bytes, size_t k,
+inline void qgemm_tile(const uint8_t *a, size_t lda, const uint32_t *wide, const uint8_t *b, size_t panel_bytes, size_t k,
                        qvec (&acc)[R][P * kQPanelVectors])
 {
    constexpr size_t V = P * kQPanelVectors;
@@ -232,6 +313,15 @@ inline void qgemm_tile(const uint8_t *a, size_t lda, const uint8_t *b, size_t pa
       for (size_t v = 0; v < V; ++v)
          acc[r][v] = qvec{};
    const size_t whole = k / kQGroup;
+#if SOFIE_RDF_X86
+   if (kQWiden && wide) {  // the rows' words widened before (qgemm_widen_rows)
+      const size_t groups = (k + kQGroup - 1) / kQGroup;
+      for (size_t g = 0; g < groups; ++g)
+         qgemm_step_words<R, P, AUnsigned>(wide + 2 * g, 2 * groups, b + g * kQGroupBytes, panel_bytes, acc);
+      return;
+   }
+#endif
+   static_cast<void>(wide);
    for (size_t g = 0; g < whole; ++g)
       qgemm_step<R, P, AUnsigned>(a + g * kQGroup, lda, b + g * kQGroupBytes, panel_bytes, kQGroup, acc);
    if (k % kQGroup)
@@ -250,9 +340,11 @@ inline void qgemm_row_sums(const uint8_t *a, size_t lda, size_t rows, size_t k, 
    }
 }
 
-// One panel's row of C as a vector of 16 int32 (one AVX-512 register, two AVX ones): its zero-point corrections
-// work on it in registers; the last, partial panel of a product goes through arrays.
-typedef int32_t qint32x16 __attribute__((vector_size(64)));
+// One panel's row of C as the registers hold it (16 int32: one AVX-512 register, two AVX ones): its zero-point
+// corrections and the output stages work on it in registers, a register at a time (GCC lowers a 64-byte vector
+// type on AVX2 through the stack: with the byte narrowing done lane by lane, 40% of an int8 convolution's
+// product time went to its output stage on an AMD EPYC); the last, partial panel of a product goes through arrays.
+typedef qvec qpanel[kQPanelVectors];
 // Floats in one register of qvec's width (the output stages' arithmetic).
 typedef float qfloat __attribute__((vector_size(sizeof(qvec))));
 
@@ -265,26 +357,30 @@ inline void qload(T &v, const void *p)
 }
 
 // C's corrections of one panel's row (row m, columns n0 ...): the whole panel as vectors.
-inline void qgemm_correct_panel(const QSums &q, size_t m, size_t n0, int32_t row_sum, qint32x16 &v)
+[[gnu::always_inline]] inline void qgemm_correct_panel(const QSums &q, size_t m, size_t n0, int32_t row_sum, qpanel &v)
 {
-   if (q.row_offset)
-      v += q.row_offset[m];
-   qint32x16 t;
-   if (q.column_offset) {
-      qload(t, q.column_offset + n0);
-      v += t;
+#pragma GCC unroll 4
+   for (size_t h = 0; h < kQPanelVectors; ++h) {
+      const size_t n = n0 + h * kQLanes;
+      if (q.row_offset)
+         v[h] += q.row_offset[m];
+      qvec t;
+      if (q.column_offset) {
+         qload(t, q.column_offset + n);
+         v[h] += t;
+      }
+      if (q.column_sum) {
+         qload(t, q.column_sum + n);
+         v[h] -= q.row_zero[m] * t;
+      }
+      if (q.column_zero) {
+         qload(t, q.column_zero + n);
+         v[h] -= t * row_sum;
+      }
+      if (q.addend)
+         for (size_t j = 0; j < kQLanes; ++j)
+            v[h][j] += q.addend[m * q.addend_row_step + (n + j) * q.addend_column_step];
    }
-   if (q.column_sum) {
-      qload(t, q.column_sum + n0);
-      v -= q.row_zero[m] * t;
-   }
-   if (q.column_zero) {
-      qload(t, q.column_zero + n0);
-      v -= t * row_sum;
-   }
-   if (q.addend)
-      for (size_t j = 0; j < kQPanelColumns; ++j)
-         v[j] += q.addend[m * q.addend_row_step + (n0 + j) * q.addend_column_step];
 }
 
 // The same for the first `count` columns, value by value.
@@ -304,8 +400,8 @@ template <typename Stage>
                                                const qvec *acc, int32_t row_sum)
 {
    if (count == kQPanelColumns) {
-      qint32x16 v;
-      qload(v, acc);
+      qpanel v;
+      std::memcpy(v, acc, sizeof v);
       qgemm_correct_panel(q, m, n0, row_sum, v);
       stage.store_panel(m, n0, v);
    } else {
@@ -318,11 +414,12 @@ template <typename Stage>
 
 // One tile computed and stored: rows m0 ... m0 + R - 1, panels p0 ... p0 + P - 1.
 template <size_t R, size_t P, bool AUnsigned, typename Stage>
-inline void qgemm_block(const Stage &stage, const QSums &q, const uint8_t *a, size_t lda, const uint8_t *b, size_t panel_bytes,
-                        size_t m0, size_t p0, size_t n, size_t k, const int32_t *row_sums)
+inline void qgemm_block(const Stage &stage, const QSums &q, const uint8_t *a, size_t lda, const uint32_t *wide,
+                        const uint8_t *b, size_t panel_bytes, size_t m0, size_t p0, size_t n, size_t k,
+                        const int32_t *row_sums)
 {
    qvec acc[R][P * kQPanelVectors];
-   qgemm_tile<R, P, AUnsigned>(a, lda, b + p0 * panel_bytes, panel_bytes, k, acc);
+   qgemm_tile<R, P, AUnsigned>(a, lda, wide, b + p0 * panel_bytes, panel_bytes, k, acc);
    for (size_t r = 0; r < R; ++r)
       for (size_t p = 0; p < P; ++p) {
          const size_t n0 = (p0 + p) * kQPanelColumns;
@@ -466,23 +563,37 @@ SOFIE_RDF_KERNEL void qgemm(size_t m, size_t n, size_t k, const uint8_t *a, size
 #else
    static_cast<void>(scratch);
 #endif
+   // Without VNNI, each block of rows widened once for all the panels (qgemm_widen_rows).
+   alignas(64) uint32_t words[kQWiden ? 2 * kQTileRows * kQWideGroups : 1];
+   const bool widen = kQWiden && (k + kQGroup - 1) / kQGroup <= kQWideGroups;
+   const uint32_t *wide = widen ? words : nullptr;
    for (; m0 + kQTileRows <= m; m0 += kQTileRows) {
+      const uint8_t *rows = a + m0 * lda;
       if (q.column_zero)
-         qgemm_row_sums<AUnsigned>(a + m0 * lda, lda, kQTileRows, k, row_sums);
+         qgemm_row_sums<AUnsigned>(rows, lda, kQTileRows, k, row_sums);
+#if SOFIE_RDF_X86
+      if (widen)
+         qgemm_widen_rows<AUnsigned>(rows, lda, kQTileRows, k, words);
+#endif
       size_t p0 = 0;
       for (; p0 + kQTilePanels <= panels; p0 += kQTilePanels)
-         qgemm_block<kQTileRows, kQTilePanels, AUnsigned>(stage, q, a + m0 * lda, lda, b, panel_bytes, m0, p0, n, k, row_sums);
+         qgemm_block<kQTileRows, kQTilePanels, AUnsigned>(stage, q, rows, lda, wide, b, panel_bytes, m0, p0, n, k, row_sums);
       for (; p0 < panels; ++p0)
-         qgemm_block<kQTileRows, 1, AUnsigned>(stage, q, a + m0 * lda, lda, b, panel_bytes, m0, p0, n, k, row_sums);
+         qgemm_block<kQTileRows, 1, AUnsigned>(stage, q, rows, lda, wide, b, panel_bytes, m0, p0, n, k, row_sums);
    }
    for (; m0 < m; ++m0) {
+      const uint8_t *row = a + m0 * lda;
       if (q.column_zero)
-         qgemm_row_sums<AUnsigned>(a + m0 * lda, lda, 1, k, row_sums);
+         qgemm_row_sums<AUnsigned>(row, lda, 1, k, row_sums);
+#if SOFIE_RDF_X86
+      if (widen)
+         qgemm_widen_rows<AUnsigned>(row, lda, 1, k, words);
+#endif
       size_t p0 = 0;
       for (; p0 + kQRowPanels <= panels; p0 += kQRowPanels)
-         qgemm_block<1, kQRowPanels, AUnsigned>(stage, q, a + m0 * lda, lda, b, panel_bytes, m0, p0, n, k, row_sums);
+         qgemm_block<1, kQRowPanels, AUnsigned>(stage, q, row, lda, wide, b, panel_bytes, m0, p0, n, k, row_sums);
       for (; p0 < panels; ++p0)
-         qgemm_block<1, 1, AUnsigned>(stage, q, a + m0 * lda, lda, b, panel_bytes, m0, p0, n, k, row_sums);
+         qgemm_block<1, 1, AUnsigned>(stage, q, row, lda, wide, b, panel_bytes, m0, p0, n, k, row_sums);
    }
 }
 
@@ -493,12 +604,39 @@ struct QStoreInt32 {
    int32_t *y;
    size_t ldy;
    QStoreInt32 moved(size_t offset, size_t) const { return {y + offset, ldy}; }
-   void store_panel(size_t m, size_t n0, const qint32x16 &v) const { std::memcpy(y + m * ldy + n0, &v, sizeof v); }
+   void store_panel(size_t m, size_t n0, const qpanel &v) const { std::memcpy(y + m * ldy + n0, v, sizeof v); }
    void store(size_t m, size_t n0, const int32_t *v, size_t count) const
    {
       std::memcpy(y + m * ldy + n0, v, count * sizeof *v);
    }
 };
+
+// A panel's 16 int32, each in T's range, stored as T: on x86 by SSE2's packs (four registers of four to 16 bytes:
+// GCC narrows a vector lane by lane, through general registers), else as the compiler converts vectors.
+template <typename T>
+[[gnu::always_inline]] inline void qnarrow(const qpanel &r, T *out)
+{
+#if SOFIE_RDF_X86
+   typedef int32_t i32x4 __attribute__((vector_size(16)));
+   typedef short i16x8 __attribute__((vector_size(16)));
+   typedef char i8x16 __attribute__((vector_size(16)));
+   i32x4 q[4];
+   std::memcpy(q, r, sizeof q);
+   const i16x8 low = __builtin_ia32_packssdw128(q[0], q[1]), high = __builtin_ia32_packssdw128(q[2], q[3]);
+   i8x16 bytes;
+   if constexpr (std::is_signed<T>::value)
+      bytes = __builtin_ia32_packsswb128(low, high);
+   else
+      bytes = __builtin_ia32_packuswb128(low, high);
+   std::memcpy(out, &bytes, sizeof bytes);
+#else
+   typedef T qbytes __attribute__((vector_size(kQLanes)));
+   for (size_t h = 0; h < kQPanelVectors; ++h) {
+      const qbytes b = __builtin_convertvector(r[h], qbytes);
+      std::memcpy(out + h * kQLanes, &b, sizeof b);
+   }
+#endif
+}
 
 // saturate(round_half_even(C * multiplier) + zero), clamped to [lo, hi] (T's range; a fused ReLU or Clip narrows
 // it to the quantized bounds); the multiplier per row or per column (steps 0 or 1), rounded to float as
@@ -525,27 +663,23 @@ struct QRequantize {
    // wider than the registers so: 60% of a convolution's product time), and so do plain loops' clamps (if-converted,
    // not vectorized, under trapping math).  The members are read into locals first: a store through T, a byte type,
    // may change any of them.
-   void store_panel(size_t m, size_t n0, const qint32x16 &v) const
+   void store_panel(size_t m, size_t n0, const qpanel &v) const
    {
       const float *mult = multiplier + m * row_step + n0 * column_step;
       const float low = static_cast<float>(lo - zero), high = static_cast<float>(hi - zero);
       const int32_t z = zero;
-      int32_t q[kQPanelColumns];
+      qpanel r;
+#pragma GCC unroll 4
       for (size_t h = 0; h < kQPanelVectors; ++h) {
-         qvec c;
-         std::memcpy(&c, reinterpret_cast<const char *>(&v) + h * sizeof c, sizeof c);
          qfloat factor = qfloat{} + mult[0];
          if (column_step)
             qload(factor, mult + h * kQLanes);
-         qfloat f = __builtin_convertvector(c, qfloat) * factor;
+         qfloat f = __builtin_convertvector(v[h], qfloat) * factor;
          f = f < low ? low : f;
          f = f > high ? high : f;
-         const qvec r = __builtin_convertvector((f + kRound) - kRound, qvec) + z;
-         std::memcpy(q + h * kQLanes, &r, sizeof r);
+         r[h] = __builtin_convertvector((f + kRound) - kRound, qvec) + z;
       }
-      T *out = y + m * ldy + n0;
-      for (size_t j = 0; j < kQPanelColumns; ++j)
-         out[j] = static_cast<T>(q[j]);
+      qnarrow<T>(r, y + m * ldy + n0);
    }
    void store(size_t m, size_t n0, const int32_t *v, size_t count) const
    {
@@ -608,10 +742,10 @@ struct QScaleFloat {
       for (size_t j = 0; j < count; ++j)
          out[j] = act(f[j]);
    }
-   void store_panel(size_t m, size_t n0, const qint32x16 &v) const
+   void store_panel(size_t m, size_t n0, const qpanel &v) const
    {
       int32_t c[kQPanelColumns];
-      std::memcpy(c, &v, sizeof c);
+      std::memcpy(c, v, sizeof c);
       scale_values(m, n0, c, kQPanelColumns);
    }
    void store(size_t m, size_t n0, const int32_t *v, size_t count) const { scale_values(m, n0, v, count); }
@@ -769,16 +903,17 @@ inline size_t qconv_workspace_bytes(const QConvShape &s)
 inline void qconv_pad(const uint8_t *x, size_t c0, const QConvShape &s, uint8_t pad, bool flip, uint8_t *padded)
 {
    const size_t plane = s.image[0] * s.image[1] * s.image[2], padded_plane = s.padded_plane();
+   const size_t width = s.image[2];  // a local: the byte stores below may alias s, and its loop would not vectorize
    const uint8_t mask = flip ? 0x80u : 0u;
    std::memset(padded, pad, s.channels * padded_plane);
    std::memset(padded + s.channels * padded_plane, 0, padded_plane);
    for (size_t c = 0; c < s.channels; ++c)
       for (size_t z = 0; z < s.image[0]; ++z)
          for (size_t y = 0; y < s.image[1]; ++y) {
-            const uint8_t *src = x + (c0 + c) * plane + (z * s.image[1] + y) * s.image[2];
+            const uint8_t *src = x + (c0 + c) * plane + (z * s.image[1] + y) * width;
             uint8_t *dst = padded + c * padded_plane + ((z + s.pads[0]) * s.padded[1] + y + s.pads[1]) * s.padded[2] +
                            s.pads[2];
-            for (size_t i = 0; i < s.image[2]; ++i)
+            for (size_t i = 0; i < width; ++i)
                dst[i] = static_cast<uint8_t>(src[i] ^ mask);
          }
 }
@@ -796,24 +931,27 @@ template <typename Step>
 }
 
 // The same for 16 consecutive bytes of each line, as vectors: the lines' bytes interleaved in pairs, then the
-// pairs interleaved, into one 64-byte row of a panel (unpack instructions; widening each byte to a word made GCC
-// 12 write scalar code).
+// pairs interleaved, into one 64-byte row of a panel: unpack instructions on 16-byte vectors (widening each byte
+// to a word made GCC 12 write scalar code, and so did one 64-byte shuffle on AVX2).
 inline void qconv_panel_words(const uint8_t *l0, const uint8_t *l1, const uint8_t *l2, const uint8_t *l3, uint32_t *out)
 {
    typedef uint8_t u8x16 __attribute__((vector_size(16)));
-   typedef uint16_t u16x16 __attribute__((vector_size(32)));
-   typedef uint16_t u16x32 __attribute__((vector_size(64)));
+   typedef uint16_t u16x8 __attribute__((vector_size(16)));
    u8x16 a, b, c, d;
    qload(a, l0), qload(b, l1), qload(c, l2), qload(d, l3);
-   const auto ab = __builtin_shufflevector(a, b, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23, 8, 24, 9, 25,
-                                           10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
-   const auto cd = __builtin_shufflevector(c, d, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23, 8, 24, 9, 25,
-                                           10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
-   u16x16 low, high;
-   qload(low, &ab), qload(high, &cd);
-   const u16x32 words = __builtin_shufflevector(low, high, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23, 8, 24,
-                                                9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
-   std::memcpy(out, &words, sizeof words);
+   const u8x16 ab[2] = {__builtin_shufflevector(a, b, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23),
+                        __builtin_shufflevector(a, b, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31)};
+   const u8x16 cd[2] = {__builtin_shufflevector(c, d, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23),
+                        __builtin_shufflevector(c, d, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31)};
+#pragma GCC unroll 2
+   for (size_t h = 0; h < 2; ++h) {
+      u16x8 low, high;
+      qload(low, &ab[h]), qload(high, &cd[h]);
+      const u16x8 first = __builtin_shufflevector(low, high, 0, 8, 1, 9, 2, 10, 3, 11);
+      const u16x8 second = __builtin_shufflevector(low, high, 4, 12, 5, 13, 6, 14, 7, 15);
+      std::memcpy(out + 8 * h, &first, sizeof first);
+      std::memcpy(out + 8 * h + 4, &second, sizeof second);
+   }
 }
 
 // Packs the image columns from the padded copy: row k = (channel, kernel offset) in the weights' order, column j
