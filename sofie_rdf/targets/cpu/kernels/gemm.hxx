@@ -774,14 +774,28 @@ SOFIE_RDF_KERNEL void gemm_panels(size_t M, size_t N, size_t K, float alpha, con
 // A batch dim left open (every exported model's) makes a product's row count a value the code reads while running:
 // the events of a call times the particles or tokens of each.  gemm_panels' tiles serve many rows; a few rows (an
 // event at a time through a Gemm, 1 to 15 rows) would leave its tiles latency-bound (one or two accumulators), so
-// those rows go through tiles of one or two rows that span up to kRowsPanels panels, each row of A read once per
-// kRowsPanels * 16 columns and as many multiply-adds in flight as accumulators: B streamed once per pair of rows.
+// those rows go through tiles of one or two rows that span up to rows_panels_width() panels, each row of A read once per
+// such span and as many multiply-adds in flight as accumulators: B streamed once per pair of rows.
 
 // Rows at which gemm_panels takes over from gemm_rows_panels, and from which it does for outputs beyond L2
 // (emitters/gemm.py: PANEL_MIN_ROWS, PANEL_MIN_STREAMED_ROWS, PANEL_MIN_OUTPUTS).
 constexpr size_t kPanelMinRows = 16;
 constexpr size_t kPanelMinStreamedRows = 4;
-constexpr size_t kRowsPanels = 8;
+// Panels of a rows_panels tile of Rows rows: the rows' sums and a row of B's vectors fill AVX-512's 32 registers at
+// 8 panels (two rows: 16 + 8 vectors), AVX2's 16 at 4 panels for one row, 2 for two (8 + 8, 8 + 4: at AVX-512's 8
+// panels, 48 vectors, the spills made an open batch of one event 1.6x the time of the batch fixed at 1 on an AMD
+// EPYC), SSE's at half that.
+template <size_t Rows>
+constexpr size_t rows_panels_width()
+{
+#if SOFIE_RDF_AVX512
+   return 8;
+#elif SOFIE_RDF_AVX2
+   return Rows == 1 ? 4 : 2;
+#else
+   return Rows == 1 ? 2 : 1;
+#endif
+}
 
 // Rows rows x Panels panels of Y (its first `cols` columns), out through a buffer: act(alpha A B + beta bias).
 // A tile of fewer than kRowsChains accumulators (one row over the last one or two panels: an event through a
@@ -836,9 +850,9 @@ template <size_t Rows, size_t Panels, typename F>
    panel_tile_out<Rows, Width>(tile, cols, alpha, beta, bias, y, ldy, act);
 }
 
-// Rows rows of Y, every column: tiles of kRowsPanels panels, the last columns in one tile of as many panels as
+// Rows rows of Y, every column: tiles of rows_panels_width panels, the last columns in one tile of as many panels as
 // they fill (a 100-wide layer: one pass of 7 panels over A's row rather than tiles of 4, 2 and 1).
-template <size_t Rows, size_t Panels = kRowsPanels, typename F>
+template <size_t Rows, size_t Panels = rows_panels_width<Rows>(), typename F>
 inline void rows_panels_tail(size_t panels, size_t K, const float *a, size_t a_row, std::ptrdiff_t a_col,
                              const float *Bp, float alpha, float beta, const float *bias, size_t cols, float *y,
                              size_t ldy, F act)
@@ -857,7 +871,7 @@ inline void rows_panels(size_t N, size_t K, const float *a, size_t a_row, std::p
                         float alpha, float beta, const float *bias, float *y, F act)
 {
    for (size_t f = 0, panels; f < N; f += panels * kPanelColumns) {
-      panels = detail::min_of((N - f + kPanelColumns - 1) / kPanelColumns, kRowsPanels);
+      panels = detail::min_of((N - f + kPanelColumns - 1) / kPanelColumns, rows_panels_width<Rows>());
       const size_t cols = detail::min_of(panels * kPanelColumns, N - f);
       rows_panels_tail<Rows>(panels, K, a, a_row, a_col, Bp + f * K, alpha, beta, bias ? bias + f : nullptr, cols,
                              y + f, N, act);
