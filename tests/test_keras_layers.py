@@ -303,11 +303,10 @@ def test_masks_merged_by_concatenate(check_keras):
 
 
 def test_masks_into_layers_without_mask_support_are_refused():
-    tokens = keras.Input((STEPS,), dtype="int32", name="tokens")
-    embedded = layers.Embedding(10, 4, mask_zero=True)(tokens)
-    attention = layers.MultiHeadAttention(2, 3, name="attention")(embedded, embedded)
-    with pytest.raises(sr.UnsupportedOperatorError, match="attention"):
-        sr.load(keras.Model(tokens, attention))
+    x = keras.Input((STEPS, 5, 3), name="x")
+    convolved = layers.ConvLSTM1D(2, 3, name="convolved")(layers.Masking()(x))
+    with pytest.raises(sr.UnsupportedOperatorError, match="convolved"):
+        sr.load(keras.Model(x, convolved))
 
 
 # ---- keras.ops in functional graphs -------------------------------------------------------------------------------
@@ -408,6 +407,54 @@ def test_masked_attention_layers(check_keras):
     model = _seeded(keras.Model([tokens, keep], [*outs, pooled], name="masked_attention"))
     tokens_data = _padded_tokens()[[0, 2, 3]]
     check_keras(model, [tokens_data, tokens_data % 3 != 0], sources=("object", "keras"))
+
+
+def test_masked_multi_head_attention(check_keras):
+    """MultiHeadAttention and GroupedQueryAttention with masks carried from Embedding(mask_zero=True) and Masking
+    (query and value differing in cross attention), given by hand (attention_mask, bool and float; value_mask and
+    key_mask; query_mask, which MultiHeadAttention ignores and GroupQueryAttention reads), with the causal
+    mask.  Keras's two roads: the backend's dot_product_attention (a query position that sees nothing averages
+    the values) and the masked Softmax (dropout, scores returned, rank-4 inputs: zeros).  The query's mask
+    passes on to the pooling after.  Each layer reads tensors of its own: Keras's MultiHeadAttention.call
+    clears the masks of the tensors it reads, so a second reader of one would see them or not depending on the
+    order Keras runs the layers in."""
+    tokens = keras.Input((STEPS,), dtype="int32", name="tokens")
+    other = keras.Input((5,), dtype="int32", name="other")
+    pairs = keras.Input((STEPS, 5), dtype="bool", name="pairs")
+    weights = keras.Input((STEPS, STEPS), name="weights")
+    keep = keras.Input((5,), dtype="bool", name="keep")
+
+    def embedded(ids, masked: bool = True, features: int = 8):
+        return layers.Embedding(10, features, mask_zero=masked)(ids)
+
+    grid = keras.ops.reshape(embedded(tokens, False, 6), (-1, STEPS, 2, 3))
+    steps = layers.Masking(name="steps")(grid)
+    query = embedded(tokens)
+    cross, scores = layers.MultiHeadAttention(2, 3, name="cross")(embedded(tokens), embedded(other),
+                                                                return_attention_scores=True)
+    plain = embedded(other, False, 6)
+    outs = [
+        layers.MultiHeadAttention(2, 4, name="self")(query, query),
+        layers.MultiHeadAttention(2, 3, name="fused_cross")(embedded(tokens), embedded(other, features=6)),
+        cross, scores,
+        layers.MultiHeadAttention(2, 3, name="given")(embedded(tokens), embedded(other, False), attention_mask=pairs),
+        layers.MultiHeadAttention(2, 4, name="float_mask")(*[embedded(tokens)] * 2, attention_mask=weights,
+                                                           use_causal_mask=True),
+        layers.MultiHeadAttention(2, 3, name="by_hand")(plain, plain, plain, value_mask=keep, key_mask=keep),
+        layers.MultiHeadAttention(2, 3, name="query_mask_ignored")(plain, plain, query_mask=keep),  # as Keras does
+        layers.GroupQueryAttention(2, 3, 1, name="grouped_by_hand")(plain, plain, query_mask=keep, value_mask=keep),
+        layers.MultiHeadAttention(2, 4, dropout=0.1, name="dropout")(*[embedded(tokens)] * 2, use_causal_mask=True),
+        layers.MultiHeadAttention(2, 3, attention_axes=(2,), name="rank4")(steps, steps),
+        layers.GroupQueryAttention(4, 2, 2, name="grouped")(embedded(tokens), embedded(other)),
+    ]
+    pooled = layers.GlobalAveragePooling1D(name="pooled")(outs[0])
+    model = _seeded(keras.Model([tokens, other, pairs, weights, keep], [*outs, pooled], name="masked_mha"))
+    tokens_data = _padded_tokens()
+    other_data = np.roll(tokens_data, 3, axis=1)[:, :5]
+    rng = np.random.default_rng(5)
+    check_keras(model, [tokens_data, other_data, rng.random((4, STEPS, 5)) > 0.4,
+                        (rng.random((4, STEPS, STEPS)) > 0.3).astype(np.float32), other_data % 2 == 0],
+                sources=("object", "keras"))
 
 
 def test_grouped_query_attention(check_keras):

@@ -161,11 +161,7 @@ def test_transformer_block(check_keras):
 
 
 def test_refused():
-    """Masks change the attention: refused, not ignored; as is a stack of cells."""
-    tokens = keras.Input((STEPS,), dtype="int32")
-    masked = layers.Embedding(11, 4, mask_zero=True)(tokens)
-    with pytest.raises(sr.UnsupportedOperatorError, match="MultiHeadAttention"):
-        sr.load(keras.Model(tokens, layers.MultiHeadAttention(2, 3)(masked, masked)))
+    """A stack of cells is refused, not misread."""
     x = keras.Input((None, FEATURES))
     stacked = layers.RNN([layers.GRUCell(3), layers.GRUCell(2)])
     with pytest.raises(sr.UnsupportedOperatorError, match="StackedRNNCells"):

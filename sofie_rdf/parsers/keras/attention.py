@@ -8,10 +8,18 @@ accepts maps onto ONNX ``Einsum`` unchanged:
     scores = softmax(einsum(dot, K, Q / sqrt(key_dim)) + mask bias)
     output = output_dense(einsum(combine, scores, V) [* gate(query)])
 
-``use_causal_mask`` and ``sliding_window`` become an additive bias of -1e9
-(Keras's own "large negative" for masked scores) on the disallowed (T, S)
-positions; masks carried by the inputs or an explicit ``attention_mask`` are
-refused.
+``use_causal_mask`` and ``sliding_window`` alone become an additive bias of
+-1e9 (Keras's own "large negative" for masked scores) on the disallowed (T, S)
+positions.  With masks, as Keras's ``_compute_attention_mask`` computes them:
+the query's mask (carried from ``Masking`` or ``Embedding(mask_zero=True)``,
+or ``query_mask=``) as (B, T, 1), the value's and the key's as (B, 1, S), the
+causal and window masks and ``attention_mask`` (B, T, S), all and-ed.  Keras
+then takes one of two roads, and so do we: where it calls the backend's
+``dot_product_attention`` (inputs of rank 3, no dropout, no scores returned)
+the masked scores are -0.7 x 3.39e38 (torch's backend), so a query position
+that sees nothing averages all the values; elsewhere its masked ``Softmax``
+sets them to -1e9 and the weights after it to 0, so such a position gets
+zeros.
 """
 
 from __future__ import annotations
@@ -21,13 +29,14 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ...errors import UnsupportedOperatorError
 from .builder import GraphBuilder, Tensor, call_arguments, weight
 from .core import activation
 from .registry import CONVERTERS, converts
 
-# Keras's _large_negative_number for float32 scores.
+# Keras's _large_negative_number for float32 scores, and the torch backend's _get_large_negative, which its
+# dot_product_attention (torch's scaled_dot_product_attention) adds to masked scores.
 _MASKED = -1e9
+_SDPA_MASKED = float(np.float32(3.38953e38 * -0.7))
 
 
 def _einsum_dense(b: GraphBuilder, dense: Any, x: str, repeat: Optional[tuple[str, int]] = None) -> str:
@@ -57,19 +66,28 @@ def _einsum_dense_layer(b: GraphBuilder, layer: Any, inputs: list[Tensor], call:
     return _einsum_dense(b, layer, inputs[0].name)
 
 
-def _query_key_value(b: GraphBuilder, layer: Any, inputs: list[Tensor], call: Any) -> tuple[dict, list[Tensor]]:
-    """The call's arguments, and its query, key and value tensors (the key is the value where not given)."""
+def _query_key_value(b: GraphBuilder, layer: Any, inputs: list[Tensor], call: Any,
+                     given: tuple[str, ...]) -> tuple[dict, list[Tensor]]:
+    """The call's arguments, and its query, key and value tensors (the key is the value where not given); in
+    ``args["masks"]`` the masks the layer reads, the ``given`` ones by hand in place of those carried."""
     args = call_arguments(layer, call)
-    _refuse_masks(b, layer, call, args)
     names = {id(t): i for t, i in zip(call.input_tensors, inputs)}
     query, value = names[id(args["query"])], names[id(args["value"])]
     key = names[id(args["key"])] if args.get("key") is not None else value
+    # Each mask's name and rank: those carried by the inputs, replaced by any given by hand.
+    carried = {"query_mask": query, "value_mask": value, "key_mask": key if args.get("key") is not None else None}
+    masks = {k: (t.mask, t.rank - 1) for k, t in carried.items() if t is not None and t.mask is not None}
+    for k in given:
+        if args.get(k) is not None:
+            masks[k] = (names[id(args[k])].name, len(args[k].shape))
+    args["masks"] = masks
     return args, [query, key, value]
 
 
-@converts("MultiHeadAttention")
+@converts("MultiHeadAttention", masks=True)
 def _multi_head_attention(b: GraphBuilder, layer: Any, inputs: list[Tensor], call: Any) -> Any:
-    args, (query, key, value) = _query_key_value(b, layer, inputs, call)
+    # MultiHeadAttention.call reads the query's carried mask, never a query_mask= given.
+    args, (query, key, value) = _query_key_value(b, layer, inputs, call, ("value_mask", "key_mask", "attention_mask"))
     q = _einsum_dense(b, layer._query_dense, query.name)
     k = _einsum_dense(b, layer._key_dense, key.name)
     v = _einsum_dense(b, layer._value_dense, value.name)
@@ -77,11 +95,12 @@ def _multi_head_attention(b: GraphBuilder, layer: Any, inputs: list[Tensor], cal
     return _heads(b, layer, args, (query, value), (q, k, v), options)
 
 
-@converts("GroupedQueryAttention")
+@converts("GroupedQueryAttention", masks=True)
 def _grouped_query_attention(b: GraphBuilder, layer: Any, inputs: list[Tensor], call: Any) -> Any:
     """MultiHeadAttention whose key and value heads Keras repeats to the number of query heads: repeated here in
     the projection weights."""
-    args, (query, key, value) = _query_key_value(b, layer, inputs, call)
+    args, (query, key, value) = _query_key_value(b, layer, inputs, call,
+                                                 ("query_mask", "value_mask", "key_mask", "attention_mask"))
     repeat = ("v", int(layer.num_repeats))
     q = _einsum_dense(b, layer._query_dense, query.name)
     k = _einsum_dense(b, layer._key_dense, key.name, repeat)
@@ -106,11 +125,20 @@ def _heads(b: GraphBuilder, layer: Any, args: dict, sources: tuple[Tensor, Tenso
     (query, value), (q, k, v) = sources, projected
     q = b.add("Mul", [q, b.const(options.scale, "scale")])
     scores = b.add("Einsum", [k, q] if options.key_first else [q, k], {"equation": layer._dot_product_equation})
-    bias = _mask_bias(b, query, value, bool(args.get("use_causal_mask")), options.window, scores)
-    if bias is not None:
-        scores = b.add("Add", [scores, bias])
     rank = len(layer._dot_product_equation.split("->")[1])
+    causal = bool(args.get("use_causal_mask"))
+    allowed, fused = None, _fused_attention(layer, args, query)
+    if args["masks"]:
+        allowed = _expanded(b, layer, _allowed(b, args["masks"], query, value, causal, options.window, scores), rank)
+        fill = b.const(np.float32(_SDPA_MASKED if fused else _MASKED), "masked")
+        scores = b.add("Where", [allowed, scores, fill])
+    else:
+        bias = _mask_bias(b, query, value, causal, options.window, scores)
+        if bias is not None:
+            scores = b.add("Add", [scores, bias])
     scores = CONVERTERS["Softmax"](b, layer._softmax, [Tensor(scores, (None,) * rank)], None)
+    if allowed is not None and not fused:
+        scores = b.add("Where", [allowed, scores, b.const(np.float32(0.0), "zero")])
     y = b.add("Einsum", [scores, v], {"equation": layer._combine_equation})
     if options.gated:
         y = b.add("Mul", [y, _einsum_dense(b, layer._gate_dense, query.name)])
@@ -118,13 +146,53 @@ def _heads(b: GraphBuilder, layer: Any, args: dict, sources: tuple[Tensor, Tenso
     return [y, scores] if args.get("return_attention_scores") else y
 
 
-def _refuse_masks(b: GraphBuilder, layer: Any, call: Any, args: dict) -> None:
-    """Masks from the inputs (Keras drops them from the query/value tensors once used) or given explicitly."""
-    explicit = [k for k in ("query_mask", "value_mask", "key_mask", "attention_mask") if args.get(k) is not None]
-    carried = any(getattr(t, "_keras_mask", None) is not None for t in (*call.input_tensors, *call.output_tensors))
-    if explicit or carried:
-        what = ", ".join(explicit) or "a mask from Masking or Embedding(mask_zero=True)"
-        raise UnsupportedOperatorError(b.model_name, {f"keras.layers.{type(layer).__name__} with {what}": [layer.name]})
+def _fused_attention(layer: Any, args: dict, query: Tensor) -> bool:
+    """Whether Keras computes this call with the backend's dot_product_attention (``_compute_attention``)."""
+    dropout = getattr(layer, "_dropout", getattr(layer, "dropout", 0.0))
+    return not (dropout > 0 or args.get("return_attention_scores") or query.rank != 3)
+
+
+def _allowed(b: GraphBuilder, masks: dict[str, tuple[str, int]], query: Tensor, value: Tensor, causal: bool,
+             window: Optional[int], scores: str) -> tuple[str, int]:
+    """The booleans of the positions a query attends to, (B, T, S) (Keras's ``_compute_attention_mask``), and
+    their rank.  Keras casts the masks to booleans: nonzero is kept."""
+    parts = []
+    if "query_mask" in masks:
+        name, rank = masks["query_mask"]
+        parts.append((b.add("Unsqueeze", [_boolean(b, name), b.ints([-1], "axes")]), rank + 1))
+    for key in ("value_mask", "key_mask"):
+        if key in masks:
+            name, rank = masks[key]
+            parts.append((b.add("Unsqueeze", [_boolean(b, name), b.ints([-2], "axes")]), rank + 1))
+    if causal or window is not None:
+        parts.append((_positions_allowed(b, query, value, causal, window, scores), 2))
+    if "attention_mask" in masks:
+        name, rank = masks["attention_mask"]
+        parts.append((_boolean(b, name), rank))
+    allowed, rank = parts[0]
+    for part, part_rank in parts[1:]:
+        allowed, rank = b.add("And", [allowed, part]), max(rank, part_rank)
+    return allowed, rank
+
+
+def _boolean(b: GraphBuilder, mask: str) -> str:
+    return b.add("Cast", [mask], {"to": 9})
+
+
+def _expanded(b: GraphBuilder, layer: Any, allowed: tuple[str, int], rank: int) -> str:
+    """The mask with the scores' rank: axes inserted before the attention axes, at the heads (``_masked_softmax``)."""
+    name, mask_rank = allowed
+    axis = -len(getattr(layer, "_attention_axes", None) or (1,)) * 2 - 1
+    for _ in range(rank - mask_rank):
+        name = b.add("Unsqueeze", [name, b.ints([axis], "axes")])
+    return name
+
+
+def _positions_allowed(b: GraphBuilder, query: Tensor, value: Tensor, causal: bool, window: Optional[int],
+                       scores: str) -> str:
+    """(T, S) booleans of the causal and sliding-window masks."""
+    bias = _mask_bias(b, query, value, causal, window, scores)
+    return b.add("Equal", [bias, b.const(np.float32(0.0), "zero")])
 
 
 def _mask_bias(b: GraphBuilder, query: Tensor, value: Tensor, causal: bool, window: Optional[int],
