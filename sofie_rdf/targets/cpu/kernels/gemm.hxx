@@ -824,7 +824,8 @@ template <size_t Rows, size_t Panels, typename F>
       for (size_t j = 0; j < Vectors; ++j) {
          std::memcpy(&in[j], panel + j / kPanelVectors * K * kPanelColumns + k * kPanelColumns +
                                 j % kPanelVectors * kSimdLanes, sizeof(simd_float));
-         SOFIE_KEEP_IN_REGISTER(in[j]);
+         if constexpr (Rows > 1)  // one row reads each vector once: from memory, in its multiply-add
+            SOFIE_KEEP_IN_REGISTER(in[j]);
       }
 #pragma GCC unroll 16
       for (size_t i = 0; i < Rows; ++i)
