@@ -49,16 +49,22 @@ struct Bf16Weights {
    }
 };
 
-struct Fp16Weights {
-   using Stored = uint16_t;
-   [[gnu::always_inline]] static void widen_pair(const uint16_t *w, wvector &first, wvector &second)
+// Weights stored column after column (float16, int8): two vectors are the next 2 x 16 columns, each widened
+// register by register by Widen::widen.
+template <typename Widen, typename T>
+struct ColumnWeights {
+   using Stored = T;
+   [[gnu::always_inline]] static void widen_pair(const T *w, wvector &first, wvector &second)
    {
 #pragma GCC unroll 4
       for (size_t p = 0; p < kWeightParts; ++p) {
-         widen(w + p * kVFloatLanes, first[p]);
-         widen(w + kWeightColumns + p * kVFloatLanes, second[p]);
+         Widen::widen(w + p * kVFloatLanes, first[p]);
+         Widen::widen(w + kWeightColumns + p * kVFloatLanes, second[p]);
       }
    }
+};
+
+struct Fp16Weights : ColumnWeights<Fp16Weights, uint16_t> {
    [[gnu::always_inline]] static void widen(const uint16_t *w, vfloat &out)
    {
 #if SOFIE_RDF_F16C  // vcvtph2ps, eight at a time
@@ -91,16 +97,7 @@ struct Fp16Weights {
 
 // int8 through int16: GCC 12 widens bytes to 32 bits one lane at a time, in two steps with vector instructions
 // (with AVX2 alone, vpmovsxbd at once).
-struct Int8Weights {
-   using Stored = int8_t;
-   [[gnu::always_inline]] static void widen_pair(const int8_t *w, wvector &first, wvector &second)
-   {
-#pragma GCC unroll 4
-      for (size_t p = 0; p < kWeightParts; ++p) {
-         widen(w + p * kVFloatLanes, first[p]);
-         widen(w + kWeightColumns + p * kVFloatLanes, second[p]);
-      }
-   }
+struct Int8Weights : ColumnWeights<Int8Weights, int8_t> {
    [[gnu::always_inline]] static void widen(const int8_t *w, vfloat &out)
    {
 #if SOFIE_RDF_AVX2 && !SOFIE_RDF_AVX512 && !defined(__clang__)  // vpmovsxbd: GCC 12 widens in 16-byte pieces
