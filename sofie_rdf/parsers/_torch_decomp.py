@@ -13,11 +13,18 @@ Each is an onnxscript trace-only function, given to ``torch.onnx.export(..., cus
   translation loops over the bags with ONNX sequence operators, which the IR does not have.  Ours is loop-free:
   each index's bag number from the offsets, then a (bags x indices) membership matrix that sums (a MatMul) or
   masks for the maximum.
+* ``aten.adaptive_max_pool2d``, ``aten.adaptive_max_pool3d`` (``nn.AdaptiveMaxPool1d/2d/3d``) and
+  ``aten._adaptive_avg_pool3d`` (``nn.AdaptiveAvgPool3d``): the exporter has no translation.  Each output cell
+  reduces its own window, ``[floor(i * L / out), ceil((i + 1) * L / out))`` along each pooled axis as torch
+  cuts them, so the pooled sizes must be fixed; the maximum's index (the first of equal values, flat over
+  the pooled axes) as torch returns it.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+import itertools
+import math
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 from onnxscript import opset18 as op
 
@@ -34,6 +41,9 @@ def translation_table(torch: Any) -> dict[Callable, Callable]:
         aten._embedding_bag.default: embedding_bag,
         aten.embedding_bag.default: embedding_bag,
         aten.embedding_bag.padding_idx: embedding_bag,
+        aten.adaptive_max_pool2d.default: adaptive_max_pool,
+        aten.adaptive_max_pool3d.default: adaptive_max_pool,
+        aten._adaptive_avg_pool3d.default: adaptive_avg_pool,
     }
 
 
@@ -112,3 +122,47 @@ def _bag_max(rows: Any, indices: Any, member: Any, bag_size: Any) -> tuple[Any, 
     result = op.Where(empty, op.CastLike(0.0, rows), op.ReduceMax(masked, [1], keepdims=0))
     where = op.Gather(indices, op.ArgMax(masked, axis=1, keepdims=0), axis=0)  # (B, D)
     return result, op.Where(empty, op.Constant(value_int=-1), where)
+
+
+def adaptive_max_pool(x: Any, output_size: Sequence[int]) -> tuple[Any, Any]:
+    """(values, indices) of ``aten.adaptive_max_pool2d/3d``: each cell's maximum and its flat index in the plane."""
+    values, indices = [], []
+    for window, starts, lengths, plane in _adaptive_windows(x, output_size):
+        first = op.ArgMax(window, axis=-1, keepdims=1)  # the first of equal values, as torch's scan keeps it
+        values.append(op.GatherElements(window, first, axis=-1))
+        index = op.Constant(value_int=0)
+        for d, (start, length) in enumerate(zip(starts, lengths)):  # window coordinates to plane coordinates
+            inner = math.prod(lengths[d + 1:])
+            coordinate = op.Add(op.Mod(op.Div(first, op.Constant(value_int=inner)), op.Constant(value_int=length)),
+                                op.Constant(value_int=start))
+            index = op.Add(index, op.Mul(coordinate, op.Constant(value_int=math.prod(plane[d + 1:]))))
+        indices.append(index)
+    return _cells(values, x, output_size), _cells(indices, x, output_size)
+
+
+def adaptive_avg_pool(x: Any, output_size: Sequence[int]) -> Any:
+    """``aten._adaptive_avg_pool3d``: each cell's mean."""
+    axis = op.Constant(value_ints=[-1])
+    return _cells([op.ReduceMean(window, axis, keepdims=1) for window, *_ in _adaptive_windows(x, output_size)],
+                  x, output_size)
+
+
+def _adaptive_windows(x: Any, output_size: Sequence[int]) -> Iterator[tuple[Any, list[int], list[int], list[int]]]:
+    """Per output cell (row-major): its window flattened to the last axis, its starts and lengths, the plane's sizes."""
+    pooled = len(output_size)
+    plane = [int(s) if isinstance(s, int) else None for s in list(x.shape)[-pooled:]]
+    if None in plane:
+        raise NotImplementedError(f"adaptive pooling needs fixed sizes of the pooled axes, got {list(x.shape)}")
+    flat = op.Constant(value_ints=[0] * (len(x.shape) - pooled) + [-1])
+    axes = op.Constant(value_ints=list(range(-pooled, 0)))
+    for cell in itertools.product(*(range(int(o)) for o in output_size)):
+        starts = [i * size // out for i, size, out in zip(cell, plane, output_size)]
+        ends = [-(-(i + 1) * size // out) for i, size, out in zip(cell, plane, output_size)]
+        window = op.Slice(x, op.Constant(value_ints=starts), op.Constant(value_ints=ends), axes)
+        yield op.Reshape(window, flat), starts, [e - s for s, e in zip(starts, ends)], plane
+
+
+def _cells(cells: list, x: Any, output_size: Sequence[int]) -> Any:
+    """The cells' values (each with a last axis of 1) as the pooled output: leading axes, then ``output_size``."""
+    shape = op.Constant(value_ints=[0] * (len(x.shape) - len(output_size)) + [int(o) for o in output_size])
+    return op.Reshape(op.Concat(*cells, axis=-1), shape)

@@ -1,7 +1,8 @@
 """The route for user code in an in-memory Keras model: torch's exporter, then the ONNX front end.
 
-A ``Lambda``, a user's own ``keras.layers.Layer`` subclass or a subclassed
-``keras.Model`` runs Python that no converter of ours can know.  On the torch
+A ``Lambda``, a ``TorchModuleWrapper`` (a torch module of the user's), a user's
+own ``keras.layers.Layer`` subclass or a subclassed ``keras.Model`` runs Python
+that no converter of ours can know.  On the torch
 backend a ``keras.Model`` is a ``torch.nn.Module``, so the framework's own
 tracing can read that Python: the model is wrapped in a module taking its
 inputs positionally and handed to the PyTorch front end
@@ -52,9 +53,10 @@ class KerasExportError(UnsupportedOperatorError):
 
 
 def is_user_code(layer: Any) -> bool:
-    """A layer whose computation is Python of the user's: a ``Lambda`` or a class defined outside Keras."""
+    """A layer whose computation is Python of the user's: a ``Lambda``, a ``TorchModuleWrapper`` (the user's torch
+    module) or a class defined outside Keras."""
     module = type(layer).__module__ or ""
-    return type(layer).__name__ == "Lambda" or not (module == "keras" or module.startswith("keras."))
+    return type(layer).__name__ in ("Lambda", "TorchModuleWrapper") or not (module == "keras" or module.startswith("keras."))
 
 
 def export_keras(kmodel: Any, graph: Any, label: str, unsupported: dict[str, list[str]], keras: Any) -> Model:

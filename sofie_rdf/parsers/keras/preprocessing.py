@@ -4,9 +4,11 @@
 ``CenterCrop`` a ``Slice``.  The random augmentation layers (``RandomFlip``,
 ``RandomRotation``, ``MixUp``, ...) transform images only when called with
 ``training=True``; ``model.predict`` calls them with ``training=False`` and
-gets the input back, cast to the layer's compute dtype.  ``AutoContrast``,
-``Equalization`` and ``ContrastLimitedAdaptiveHistogramEqualization`` compute
-at inference too and have no converter, so they are refused by name.
+gets the input back, cast to the layer's compute dtype.  ``MaxNumBoundingBoxes``
+pads or cuts bounding boxes only and returns images unchanged.  ``AutoContrast``
+computes at inference too and is converted;
+``ContrastLimitedAdaptiveHistogramEqualization`` has no converter, so it is
+refused by name.
 """
 
 from __future__ import annotations
@@ -62,8 +64,9 @@ def _training_only(b: GraphBuilder, layer: Any, inputs: list[Tensor], call: Any)
     return to_compute_dtype(b, inputs[0].name, call, layer)
 
 
-@converts("Identity")
+@converts("Identity", "MaxNumBoundingBoxes")
 def _identity(b: GraphBuilder, layer: Any, inputs: list[Tensor], call: Any) -> str:
+    """The input: MaxNumBoundingBoxes pads or cuts bounding boxes only, and returns images as they came."""
     return inputs[0].name
 
 
