@@ -15,6 +15,7 @@ import onnx
 import pytest
 from conftest import make_model, ort_run
 from onnx import helper
+from test_isa import ISA_FLAGS, RUNNABLE
 
 import sofie_rdf as sr
 from sofie_rdf.errors import ShapeError
@@ -273,6 +274,29 @@ def test_integer_conv_amx_tiles(conv, types, quantized):
     if host_isa() == "avx512":  # the tiles where the compiler may target AMX (qconv where the CPU has none)
         assert "kernels::qconv_amx<" in sr.load(model).code(target="native").header
     _check(model, feeds, reference=exact_reference(*types))
+
+
+# 3x3 layers of stride 1 that the header also computes as Winograd in float, run where the CPU lacks VNNI
+# (emitters/quantized.py: _float_conv; kernels/qgemm.hxx says why): on the tiles of whole images (native code) and
+# on blocks of tile rows (a larger image, and Cling's), with weight zero points per channel and a bias.  Both ways
+# are built into every header; the instruction sets this CPU runs are each built alone (x86-64-v4 has no VNNI: it
+# takes the float way too, as AVX2 and the generic build do).  The float sums are those of the integers up to the
+# Winograd transforms' rounding, so a byte may move by one where the exact value lies on a rounding boundary.
+WINOGRAD_CONVS = {"tiles": (16, 24, (20, 18)), "blocks": (16, 16, (64, 62))}  # name -> (channels, features, image)
+
+
+@pytest.mark.parametrize("conv", list(WINOGRAD_CONVS))
+@pytest.mark.parametrize("types", SIGNS, ids=_ids)
+@pytest.mark.parametrize("isa", RUNNABLE)
+def test_requantized_conv_in_float(conv, types, isa):
+    channels, features, image = WINOGRAD_CONVS[conv]
+    model, feeds = _conv_model(*types, True, channels, features, image, 3, pads=1, seed=3)
+    sess = sr.compile(sr.load(model), backend="native", flags=ISA_FLAGS[isa])
+    assert "kernels::kQWiden) {" in sess.code.header and "kernels::conv_winograd" in sess.code.header
+    got, want = sess.infer(feeds["x"]), onnx_reference(model, feeds)[0]
+    assert got.dtype == want.dtype and got.shape == want.shape
+    moved = np.abs(got.astype(np.int32) - want.astype(np.int32))
+    assert moved.max() <= 1 and np.count_nonzero(moved) <= moved.size // 1000, f"{np.count_nonzero(moved)} moved"
 
 
 # ---- errors -----------------------------------------------------------------------------------------------------

@@ -83,6 +83,15 @@ class NodeContext:
         step.inputs = inputs
         return step
 
+    def nested(self, inputs: list[Optional[TensorType]], outputs: list[TensorType], in_ptrs: Sequence[str],
+               out_ptrs: Sequence[str], work_ptrs: Sequence[str]) -> NodeContext:
+        """This context seen by another operator's code written into this node's (another way of computing it,
+        on scratch tensors): its own operands and scratch, the same dims and local arrays."""
+        inner = copy.copy(self)
+        inner.inputs, inner.outputs = inputs, outputs
+        inner._in, inner._out, inner._work = list(in_ptrs), list(out_ptrs), list(work_ptrs)
+        return inner
+
     def x(self, i: int) -> str:
         return self._in[i]
 

@@ -12,6 +12,7 @@ Convolutions read their weights as they are (the tiles' A) and pack each image's
 from __future__ import annotations
 
 import math
+from textwrap import indent
 from typing import TYPE_CHECKING, Optional
 
 import numpy as np
@@ -20,6 +21,7 @@ import sympy
 from ....ir import TensorType
 from ....ir.dims import Dim, as_dim, is_static, num_elements, simplify
 from ....ir.dtypes import integer_range
+from ....ops import make_node, op_for
 from ....ops.base import broadcast_strides, ceil_div, coalesce
 from ....ops.conv import Geometry, extent
 from ....ops.qlinear import Clamped, DynamicQuantizeMatMul, MatMulIntegerToFloat, QGemm
@@ -34,7 +36,7 @@ from ....ops.quantized import (
     QLinearMatMul,
     QuantizeLinear,
 )
-from ..emitter import Emitter, emits, optional_ptr
+from ..emitter import Emitter, emits, emitter_for, optional_ptr
 
 if TYPE_CHECKING:
     from ....ops.base import Op
@@ -46,6 +48,7 @@ TILE_DEPTH = 64     # kQTileDepth: a panel's depth is padded to a multiple (one 
 AMX_BLOCK_ROWS = 32  # kAmxBlockRows: rows of A per AMX block
 AMX_ROWS = 16        # kAmxRows: rows of one tile
 AMX_CONV_TAPS = 64   # kQConvAmxTaps: the most kernel offsets qconv_amx takes
+CONV_VERSION = 11    # the float Conv a requantized convolution computes without VNNI
 
 
 def padded_extent(geom: Geometry) -> tuple[Dim, ...]:
@@ -464,10 +467,17 @@ class IntegerConvEmitter(Emitter):
     native compiler may target AMX, constant weights of one group and a stride of 1 along the lines are also
     stored as qconv_amx's tiles, which read the image without packing it (qconv where the tiles cannot run)."""
 
-    kernels = ("qgemm",)
     op: IntegerConv
     # Set by pack(): the index of the added constant holding the weights as qconv_amx's tiles (None: no tiles).
     tiles_input: Optional[int] = None
+    # Set by pack() where the layer also runs in float without VNNI (see _float_conv): the float convolution's
+    # emitter, its weights and bias being the added constants FLOAT_WEIGHTS and FLOAT_BIAS past the inputs.
+    float_conv: Optional[Emitter] = None
+    FLOAT_WEIGHTS, FLOAT_BIAS = 1, 2  # past the operator's INPUTS (the AMX tiles' index)
+
+    @property
+    def kernels(self) -> tuple[str, ...]:
+        return ("qgemm",) + (tuple(self.float_conv.kernels) if self.float_conv else ())
 
     def _direct(self, inputs: list[Optional[TensorType]]) -> bool:
         """Whether qconv_amx can compute the node and is worth it: channels in sixteens, no weight zero point, a
@@ -482,10 +492,44 @@ class IntegerConvEmitter(Emitter):
 
     def pack(self, constants: dict[int, np.ndarray], inputs: list[Optional[TensorType]]) -> Optional[dict[int, np.ndarray]]:
         w = constants.get(self.op.W)
-        if w is None or not self._direct(inputs):
+        if w is None:
             return None
-        self.tiles_input = self.op.INPUTS
-        return {self.tiles_input: amx_conv_weights(w)}
+        packed = self._float_conv(constants, inputs) or {}
+        if self._direct(inputs):
+            self.tiles_input = self.op.INPUTS
+            packed[self.tiles_input] = amx_conv_weights(w)
+        return packed or None
+
+    def _float_conv(self, constants: dict[int, np.ndarray],
+                    inputs: list[Optional[TensorType]]) -> Optional[dict[int, np.ndarray]]:
+        """The float layer's weights (w - w_zero) and bias, stored as the float Conv's emitter wants them, where
+        that emitter runs the layer as Winograd (kernels/qgemm.hxx: qconv_float_input says why); None elsewhere.
+        A requantized convolution (QLinearConv, a QDQ Conv) with constant weights, zero points and bias."""
+        op, x = self.op, inputs[self.op.X]
+        w = constants[op.W]
+        known = all(len(inputs) <= i or inputs[i] is None or i in constants for i in (op.W_ZERO, 8))
+        if not isinstance(op, QLinearConv) or x is None or w.ndim != 4 or not known:
+            return None
+        zero = constants.get(op.W_ZERO, np.zeros(1, w.dtype)).astype(np.float32).reshape(-1, 1, 1, 1)
+        weights = w.astype(np.float32) - zero
+        bias = constants.get(8, np.zeros(w.shape[0], np.int32)).astype(np.float32)
+        attrs = {k: v for k, v in self.attrs.items() if k in ("auto_pad", "dilations", "group", "kernel_shape", "pads",
+                                                                "strides")}
+        node = make_node("Conv", ["x", "w", "b"], ["y"], attrs, name=f"{op.node.name}/float", version=CONV_VERSION,
+                         model=op.model)
+        conv = emitter_for(op_for(node, op.model), self.target)
+        types = self._float_types(inputs)
+        packed = conv.pack({1: weights, 2: bias}, types[:3])
+        if getattr(conv, "layout", None) not in ("winograd", "winograd_tiles"):
+            return None
+        self.float_conv = conv
+        return {op.INPUTS + self.FLOAT_WEIGHTS: packed.get(1, weights), op.INPUTS + self.FLOAT_BIAS: packed.get(2, bias)}
+
+    def _float_types(self, inputs: list[Optional[TensorType]]) -> list[TensorType]:
+        """The float layer's x, w, bias and y."""
+        x, w = self.op.conv_inputs(inputs)
+        return [TensorType(np.dtype(np.float32), shape) for shape in
+                (x.shape, w.shape, (w.shape[0],), self.op.out_shape(x, w))]
 
     def _geometry(self, inputs: list[Optional[TensorType]]) -> tuple:
         x, w = self.op.conv_inputs(inputs)
@@ -511,7 +555,12 @@ class IntegerConvEmitter(Emitter):
             per_chunk, chunks = amx_conv_quads(w.shape[1])
             image = per_chunk * chunks * num_elements(padded_extent(geom)) * GROUP + PANEL_COLUMNS * GROUP
             slots["amx_image"] = TensorType(np.dtype(np.uint8), (simplify(image + geom.image[-1]),))
-        return slots | dict(zip(["amx"], amx_scratch(self.target, depth)))
+        slots |= dict(zip(["amx"], amx_scratch(self.target, depth)))
+        if self.float_conv is not None:  # the float layer's x - x_zero, its sums and its own scratch
+            x_f, w_f, bias_f, y_f = self._float_types(inputs)
+            slots |= {"float_x": x_f, "float_y": y_f}
+            slots |= {f"float_work{k}": t for k, t in enumerate(self.float_conv.workspace([x_f, w_f, bias_f], [y_f]))}
+        return slots
 
     def _w_zero(self, inputs: list[Optional[TensorType]]) -> bool:
         """Whether the weights have a zero point not known to be 0 (a term of its own)."""
@@ -541,9 +590,10 @@ class IntegerConvEmitter(Emitter):
         zeros, sums = slots.get("zeros", "nullptr"), slots.get("sums", "nullptr")
         lines = [f"kernels::qconv_offsets({out_channels}, {depth}, {ctx.x(op.W)}, {w_zero_ptr}, {w_zero_step}, {x_zero}, "
                  f"{bias}, {slots['offsets']}, {zeros});"]
+        multipliers = []
         if isinstance(op, QLinearConv):
-            lines.append(f"kernels::qlinear_multipliers(1.0f, {ctx.x(1)}, 1, {ctx.x(4)}, {ctx.inputs[4].size}, "
-                         f"{ctx.x(6)}, {slots['multipliers']});")
+            multipliers = [f"kernels::qlinear_multipliers(1.0f, {ctx.x(1)}, 1, {ctx.x(4)}, {ctx.inputs[4].size}, "
+                           f"{ctx.x(6)}, {slots['multipliers']});"]
             stage = requantize_stage(ctx, self.op, ctx.outputs[0].dtype, ctx.dim(columns), slots["multipliers"],
                                      "1" if ctx.inputs[4].size > 1 else "0", "0", zero_value(ctx, 7))
         else:
@@ -553,11 +603,29 @@ class IntegerConvEmitter(Emitter):
                    f"{ctx.dim(x.shape[0])}, {group}, {out_channels // group}, {shape},\n   "
                    f"static_cast<uint8_t>({x_zero}), {flag}, {slots['offsets']}, {zeros}, "
                    f"reinterpret_cast<uint8_t *>({slots['work']}), {sums}, {stage}, {slots.get('amx', 'nullptr')});")
-        if self.tiles_input is None:
-            return "\n".join([*lines, general])
-        per_chunk, chunks = amx_conv_quads(w.shape[1])
-        direct = (f"kernels::qconv_amx<{unsigned(w.dtype)}>({as_bytes(ctx, op.X)}, {as_bytes(ctx, self.tiles_input)}, "
-                  f"{ctx.dim(x.shape[0])}, {out_channels}, {shape}, {per_chunk}, {chunks},\n   "
-                  f"static_cast<uint8_t>({x_zero}), {flag}, {slots['offsets']}, "
-                  f"reinterpret_cast<uint8_t *>({slots['amx_image']}), {stage})")
-        return "\n".join([*lines, f"if (!{direct})", general])
+        integer = [*lines, general]
+        if self.tiles_input is not None:
+            per_chunk, chunks = amx_conv_quads(w.shape[1])
+            direct = (f"kernels::qconv_amx<{unsigned(w.dtype)}>({as_bytes(ctx, op.X)}, "
+                      f"{as_bytes(ctx, self.tiles_input)}, {ctx.dim(x.shape[0])}, {out_channels}, {shape}, {per_chunk}, "
+                      f"{chunks},\n   static_cast<uint8_t>({x_zero}), {flag}, {slots['offsets']}, "
+                      f"reinterpret_cast<uint8_t *>({slots['amx_image']}), {stage})")
+            integer = [*lines, f"if (!{direct})", general]
+        if self.float_conv is None:
+            return "\n".join(multipliers + integer)
+        return "\n".join([*multipliers, "if (kernels::kQWiden) {  // no VNNI: Winograd in float (qconv_float_input)",
+                          indent(self._float_code(ctx, slots, stage), "   "), "} else {", indent("\n".join(integer), "   "), "}"])
+
+    def _float_code(self, ctx: NodeContext, slots: dict[str, str], stage: str) -> str:
+        """The layer in float: x - x_zero, the float convolution of the stored weights and bias, requantized."""
+        op = self.op
+        x_f, w_f, bias_f, y_f = types = self._float_types(ctx.inputs)
+        weights, bias = (ctx.x(op.INPUTS + k) for k in (self.FLOAT_WEIGHTS, self.FLOAT_BIAS))
+        work = [name for key, name in slots.items() if key.startswith("float_work")]
+        inner = ctx.nested(types[:3], [y_f], [slots["float_x"], weights, bias], [slots["float_y"]], work)
+        batch, channels, positions = x_f.shape[0], y_f.shape[1], num_elements(y_f.shape[2:])
+        return "\n".join([
+            f"kernels::qconv_float_input({ctx.x(op.X)}, {ctx.dim(num_elements(x_f.shape))}, {zero_value(ctx, op.X_ZERO)}, "
+            f"{slots['float_x']});",
+            self.float_conv.emit(inner),
+            f"kernels::qconv_float_output({slots['float_y']}, {ctx.dim(batch)}, {channels}, {ctx.dim(positions)}, {stage});"])

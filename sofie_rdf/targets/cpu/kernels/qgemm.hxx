@@ -665,6 +665,21 @@ struct QRequantize {
    // may change any of them.
    void store_panel(size_t m, size_t n0, const qpanel &v) const
    {
+      store_vectors(m, n0, [&](size_t h) { return __builtin_convertvector(v[h], qfloat); });
+   }
+   // The same of a panel's row of float values (qconv_float's products), read from v.
+   void store_floats(size_t m, size_t n0, const float *v) const
+   {
+      store_vectors(m, n0, [&](size_t h) {
+         qfloat f;
+         qload(f, v + h * kQLanes);
+         return f;
+      });
+   }
+   // The panel's row whose vector h is value(h), as floats.
+   template <typename Value>
+   [[gnu::always_inline]] void store_vectors(size_t m, size_t n0, Value value) const
+   {
       const float *mult = multiplier + m * row_step + n0 * column_step;
       const float low = static_cast<float>(lo - zero), high = static_cast<float>(hi - zero);
       const int32_t z = zero;
@@ -674,14 +689,15 @@ struct QRequantize {
          qfloat factor = qfloat{} + mult[0];
          if (column_step)
             qload(factor, mult + h * kQLanes);
-         qfloat f = __builtin_convertvector(v[h], qfloat) * factor;
+         qfloat f = value(h) * factor;
          f = f < low ? low : f;
          f = f > high ? high : f;
          r[h] = __builtin_convertvector((f + kRound) - kRound, qvec) + z;
       }
       qnarrow<T>(r, y + m * ldy + n0);
    }
-   void store(size_t m, size_t n0, const int32_t *v, size_t count) const
+   template <typename V>
+   void store(size_t m, size_t n0, const V *v, size_t count) const
    {
       const float *mult = multiplier + m * row_step + n0 * column_step;
       const float low = static_cast<float>(lo - zero), high = static_cast<float>(hi - zero);
@@ -1044,6 +1060,43 @@ SOFIE_RDF_KERNEL void qconv(const uint8_t *x, const uint8_t *w, size_t batch, si
          qgemm<WUnsigned>(out_per_group, columns, depth, w + m0 * depth, depth, packed, q,
                           stage.moved((i * groups * out_per_group + m0) * columns, m0), scratch);
       }
+}
+
+// ---- convolutions in float where the integer products are slow ------------------------------------------------
+//
+// Without VNNI (AVX2, the generic build) the exact integer products run at half the rate of VNNI's, while a float
+// 3x3 layer runs as Winograd with a quarter to 0.44 of the multiplications: the float convolution of the same
+// integers is then twice as fast (a QDQ CNN on an AMD EPYC Zen 3).  So emitters/quantized.py lets such a layer
+// (QLinearConv, a QDQ Conv) compute conv(x - x_zero, w - w_zero) + bias in float where kQWiden holds, the
+// integers taken exactly as floats, and requantize the sums as the integer stage does: what the QDQ graph itself
+// computes in float, up to the rounding of the Winograd transforms (a byte may then differ by one where a value
+// lies on a rounding boundary, as onnxruntime's own fusions allow).
+
+// x - zero as floats: the input of a quantized convolution computed in float.
+template <typename T>
+SOFIE_RDF_KERNEL void qconv_float_input(const T *x, size_t count, int32_t zero, float *out)
+{
+   const float z = static_cast<float>(zero);
+   for (size_t i = 0; i < count; ++i)
+      out[i] = static_cast<float>(x[i]) - z;
+}
+
+// The float sums of `images` images of `channels` x `positions` requantized by `stage` (multipliers per channel
+// or one): whole panels of 16 positions in vectors, the rest one by one.
+template <typename T>
+SOFIE_RDF_KERNEL void qconv_float_output(const float *sums, size_t images, size_t channels, size_t positions,
+                                         const QRequantize<T> &stage)
+{
+   const size_t whole = positions / kQPanelColumns * kQPanelColumns;
+   for (size_t i = 0; i < images; ++i) {
+      const QRequantize<T> image = stage.moved(i * channels * positions, 0);
+      for (size_t m = 0; m < channels; ++m) {
+         const float *row = sums + (i * channels + m) * positions;
+         for (size_t n0 = 0; n0 < whole; n0 += kQPanelColumns)
+            image.store_floats(m, n0, row + n0);
+         image.store(m, whole, row + whole, positions - whole);
+      }
+   }
 }
 
 // ---- convolutions on AMX without im2col ----------------------------------------------------------------------
