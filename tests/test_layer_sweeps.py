@@ -510,7 +510,7 @@ def _torch_cases() -> list[Case]:
         T("InstanceNorm1d", "", lambda: nn.InstanceNorm1d(3), T1),
         T("InstanceNorm1d", "affine, track_running_stats", lambda: nn.InstanceNorm1d(3, affine=True, track_running_stats=True),
           T1),
-        T("InstanceNorm2d", "", lambda: nn.InstanceNorm2d(2, affine=True), T2),
+        T("InstanceNorm2d", "affine", lambda: nn.InstanceNorm2d(2, affine=True), T2),
         T("InstanceNorm2d", "track_running_stats", lambda: nn.InstanceNorm2d(2, track_running_stats=True), T2),
         T("InstanceNorm3d", "", lambda: nn.InstanceNorm3d(2), T3),
         T("LazyInstanceNorm1d", "", lambda: nn.LazyInstanceNorm1d(affine=True), T1),
@@ -785,7 +785,7 @@ def _rows(classes: dict[type, list[str]], cases: list[Case], excluded: dict[str,
         group = swept[name]
         aliases = [n for n in by_name[name] if n != name]
         label = f"`{name}`" + (f" ({', '.join(f'`{a}`' for a in aliases)})" if aliases else "")
-        options = "; ".join(c.options or "defaults" for c in group)
+        options = "; ".join(c.options or "base" for c in group)
         results = {f"refused: {c.refused}" if c.refused else "passes" for c in group}
         rows.append(f"| {label} | {options} | {'; '.join(sorted(results))} |")
     return rows, [f"| `{name}` | {reason} |" for name, reason in sorted(excluded.items(), key=lambda i: i[0].lower())]
@@ -804,7 +804,8 @@ def coverage_page() -> str:
         "Classes not swept are listed with the reason: those that are not inference layers (base classes, containers,",
         "losses) and those a Keras model on the torch backend cannot hold (TensorFlow or JAX layers, string layers).",
         "Generated from `tests/test_layer_sweeps.py` (`python -m tests.test_layer_sweeps --write-docs`), whose tests",
-        "check each row: `make test` a few cases, `make test-full` all of them.",
+        "check each row: `make test` a few cases, `make test-full` all of them.  Options are separated by `;`, each",
+        "one model; `base` is the class with the arguments the test gives it and no other option.",
         "",
         f"Made with Keras {versions['keras']} and torch {versions['torch']}.",
     ]
