@@ -276,23 +276,32 @@ def test_integer_conv_amx_tiles(conv, types, quantized):
     _check(model, feeds, reference=exact_reference(*types))
 
 
-# 3x3 layers of stride 1 that the header also computes as Winograd in float, run where the CPU lacks VNNI
-# (emitters/quantized.py: _float_conv; kernels/qgemm.hxx says why): on the tiles of whole images (native code) and
-# on blocks of tile rows (a larger image, and Cling's), with weight zero points per channel and a bias.  Both ways
-# are built into every header; the instruction sets this CPU runs are each built alone (x86-64-v4 has no VNNI: it
-# takes the float way too, as AVX2 and the generic build do).  The float sums are those of the integers up to the
-# Winograd transforms' rounding, so a byte may move by one where the exact value lies on a rounding boundary.
-WINOGRAD_CONVS = {"tiles": (16, 24, (20, 18)), "blocks": (16, 16, (64, 62))}  # name -> (channels, features, image)
+# Layers that the header also computes with the float Conv's kernels, run where the CPU lacks VNNI
+# (emitters/quantized.py: FLOAT_LAYOUTS; kernels/qgemm.hxx says why): Winograd on the tiles of whole images and on
+# blocks of tile rows (a larger image), conv_shifted (a first layer of one channel), conv_pointwise (1x1), with
+# weight zero points per channel and a bias.  Both ways are built into every header; the instruction sets this CPU
+# runs are each built alone (x86-64-v4 has no VNNI: it takes the float way too, as AVX2 and the generic build do).
+# The float sums are those of the integers up to the Winograd transforms' rounding, so a byte may move by one where
+# the exact value lies on a rounding boundary.
+FLOAT_CONVS = {  # name -> (channels, features, image, kernel, pads, the float kernel)
+    "winograd_tiles": (16, 24, (20, 18), 3, 1, "conv_winograd_tiles<"),
+    "winograd": (16, 16, (64, 62), 3, 1, "conv_winograd<"),
+    "shifted": (1, 16, (32, 30), 3, 1, "conv_shifted("),
+    "pointwise": (40, 24, (9, 7), 1, 0, "conv_pointwise("),
+}
 
 
-@pytest.mark.parametrize("conv", list(WINOGRAD_CONVS))
+@pytest.mark.parametrize("conv", list(FLOAT_CONVS))
 @pytest.mark.parametrize("types", SIGNS, ids=_ids)
 @pytest.mark.parametrize("isa", RUNNABLE)
 def test_requantized_conv_in_float(conv, types, isa):
-    channels, features, image = WINOGRAD_CONVS[conv]
-    model, feeds = _conv_model(*types, True, channels, features, image, 3, pads=1, seed=3)
+    channels, features, image, kernel, pads, code = FLOAT_CONVS[conv]
+    model, feeds = _conv_model(*types, True, channels, features, image, kernel, pads=pads, seed=3)
     sess = sr.compile(sr.load(model), backend="native", flags=ISA_FLAGS[isa])
-    assert "kernels::kQWiden) {" in sess.code.header and "kernels::conv_winograd" in sess.code.header
+    # the generic build has no register tiles: its Winograd layers run on blocks of tile rows, the others as integers
+    header = sess.code.header
+    assert ("kernels::kQWiden) {" in header) == (isa != "generic" or conv.startswith("winograd"))
+    assert isa == "generic" or f"kernels::{code}" in header
     got, want = sess.infer(feeds["x"]), onnx_reference(model, feeds)[0]
     assert got.dtype == want.dtype and got.shape == want.shape
     moved = np.abs(got.astype(np.int32) - want.astype(np.int32))

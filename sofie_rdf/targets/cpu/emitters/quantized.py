@@ -49,6 +49,11 @@ AMX_BLOCK_ROWS = 32  # kAmxBlockRows: rows of A per AMX block
 AMX_ROWS = 16        # kAmxRows: rows of one tile
 AMX_CONV_TAPS = 64   # kQConvAmxTaps: the most kernel offsets qconv_amx takes
 CONV_VERSION = 11    # the float Conv a requantized convolution computes without VNNI
+# The float Conv's kernels a requantized convolution runs on without VNNI, those faster there than the exact
+# integer products (single layers on an AMD EPYC Zen 3, batch 1 and 16): Winograd (0.5x to 0.6x), conv_shifted on
+# few channels (a first layer, 1 -> 16: 0.48x; 8 -> 8: 0.45x to 0.51x, where the products' depth is padded to 64),
+# conv_pointwise (0.6x to 0.9x); not conv_rows (0.92x to 1.13x) nor im2col and BLAS.
+FLOAT_LAYOUTS = ("winograd", "winograd_tiles", "shifted", "pointwise")
 
 
 def padded_extent(geom: Geometry) -> tuple[Dim, ...]:
@@ -503,8 +508,8 @@ class IntegerConvEmitter(Emitter):
     def _float_conv(self, constants: dict[int, np.ndarray],
                     inputs: list[Optional[TensorType]]) -> Optional[dict[int, np.ndarray]]:
         """The float layer's weights (w - w_zero) and bias, stored as the float Conv's emitter wants them, where
-        that emitter runs the layer as Winograd (kernels/qgemm.hxx: qconv_float_input says why); None elsewhere.
-        A requantized convolution (QLinearConv, a QDQ Conv) with constant weights, zero points and bias."""
+        that emitter runs the layer with one of FLOAT_LAYOUTS (kernels/qgemm.hxx: qconv_float_input says why); None
+        elsewhere.  A requantized convolution (QLinearConv, a QDQ Conv) with constant weights, zero points and bias."""
         op, x = self.op, inputs[self.op.X]
         w = constants[op.W]
         known = all(len(inputs) <= i or inputs[i] is None or i in constants for i in (op.W_ZERO, 8))
@@ -520,7 +525,7 @@ class IntegerConvEmitter(Emitter):
         conv = emitter_for(op_for(node, op.model), self.target)
         types = self._float_types(inputs)
         packed = conv.pack({1: weights, 2: bias}, types[:3])
-        if getattr(conv, "layout", None) not in ("winograd", "winograd_tiles"):
+        if getattr(conv, "layout", None) not in FLOAT_LAYOUTS:
             return None
         self.float_conv = conv
         return {op.INPUTS + self.FLOAT_WEIGHTS: packed.get(1, weights), op.INPUTS + self.FLOAT_BIAS: packed.get(2, bias)}
@@ -613,8 +618,9 @@ class IntegerConvEmitter(Emitter):
             integer = [*lines, f"if (!{direct})", general]
         if self.float_conv is None:
             return "\n".join(multipliers + integer)
-        return "\n".join([*multipliers, "if (kernels::kQWiden) {  // no VNNI: Winograd in float (qconv_float_input)",
-                          indent(self._float_code(ctx, slots, stage), "   "), "} else {", indent("\n".join(integer), "   "), "}"])
+        float_way = "if (kernels::kQWiden) {  // no VNNI: the float Conv's kernels (qconv_float_input)"
+        return "\n".join([*multipliers, float_way, indent(self._float_code(ctx, slots, stage), "   "), "} else {",
+                          indent("\n".join(integer), "   "), "}"])
 
     def _float_code(self, ctx: NodeContext, slots: dict[str, str], stage: str) -> str:
         """The layer in float: x - x_zero, the float convolution of the stored weights and bias, requantized."""

@@ -1065,12 +1065,14 @@ SOFIE_RDF_KERNEL void qconv(const uint8_t *x, const uint8_t *w, size_t batch, si
 // ---- convolutions in float where the integer products are slow ------------------------------------------------
 //
 // Without VNNI (AVX2, the generic build) the exact integer products run at half the rate of VNNI's, while a float
-// 3x3 layer runs as Winograd with a quarter to 0.44 of the multiplications: the float convolution of the same
-// integers is then twice as fast (a QDQ CNN on an AMD EPYC Zen 3).  So emitters/quantized.py lets such a layer
-// (QLinearConv, a QDQ Conv) compute conv(x - x_zero, w - w_zero) + bias in float where kQWiden holds, the
-// integers taken exactly as floats, and requantize the sums as the integer stage does: what the QDQ graph itself
-// computes in float, up to the rounding of the Winograd transforms (a byte may then differ by one where a value
-// lies on a rounding boundary, as onnxruntime's own fusions allow).
+// 3x3 layer runs as Winograd with a quarter to 0.44 of the multiplications, and the float register tiles need no
+// im2col (whose depth is padded to kQTileDepth: a first layer of one channel and 9 taps computes 64): the float
+// convolution of the same integers is then up to twice as fast (a QDQ CNN on an AMD EPYC Zen 3).  So
+// emitters/quantized.py lets such a layer (QLinearConv, a QDQ Conv; FLOAT_LAYOUTS says which kernels) compute
+// conv(x - x_zero, w - w_zero) + bias in float where kQWiden holds, the integers taken exactly as floats, and
+// requantize the sums as the integer stage does: what the QDQ graph itself computes in float, up to the rounding of
+// the Winograd transforms (a byte may then differ by one where a value lies on a rounding boundary, as
+// onnxruntime's own fusions allow).
 
 // x - zero as floats: the input of a quantized convolution computed in float.
 template <typename T>
