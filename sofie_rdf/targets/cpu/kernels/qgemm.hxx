@@ -667,7 +667,7 @@ struct QRequantize {
    {
       store_vectors(m, n0, [&](size_t h) { return __builtin_convertvector(v[h], qfloat); });
    }
-   // The same of a panel's row of float values (qconv_float's products), read from v.
+   // The same of a panel's row of float sums (qconv_float_output's), read from v.
    void store_floats(size_t m, size_t n0, const float *v) const
    {
       store_vectors(m, n0, [&](size_t h) {
