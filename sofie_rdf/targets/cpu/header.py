@@ -472,7 +472,7 @@ class _HeaderWriter:
                 if self._runtime_sized(n):
                     out.append(f"      {param}.assign({self.ptr(n)}, {self.ptr(n)} + {size});  // output {comment(n)}")
                 else:
-                    out.append(f"      std::copy_n({self.ptr(n)}, {size}, {param});  // output {comment(n)}")
+                    out.append(f"      detail::copy_n({self.ptr(n)}, {size}, {param});  // output {comment(n)}")
         # An input only whose shape matters (Shape -> Reshape) or a dim no size uses is still a
         # parameter of the interface; mark it used so -Wunused-parameter stays quiet.
         body = "\n".join(out)

@@ -64,7 +64,7 @@ class EndIfEmitter(Emitter):
 
     @staticmethod
     def _copies(ctx: NodeContext, branch: list[int]) -> list[str]:
-        return [f"std::copy_n({ctx.x(i)}, {ctx.dim(ctx.inputs[i].size)}, {ctx.y(k)});"
+        return [f"detail::copy_n({ctx.x(i)}, {ctx.dim(ctx.inputs[i].size)}, {ctx.y(k)});"
                 for k, i in enumerate(branch) if ctx.outputs[k] is not None]
 
 
@@ -72,7 +72,7 @@ def _copy(ctx: NodeContext, src: int, dst: str, size: object, inside: bool) -> l
     """Copy of input ``src`` to ``dst`` (none when it is already there: the body passed a value through)."""
     if ctx.x(src) == dst:
         return []
-    return [f"{'   ' if inside else ''}std::copy_n({ctx.x(src)}, {ctx.dim(size)}, {dst});"]
+    return [f"{'   ' if inside else ''}detail::copy_n({ctx.x(src)}, {ctx.dim(size)}, {dst});"]
 
 
 def _position(iteration: str, length: str, reverse: bool) -> str:
@@ -127,7 +127,7 @@ class LoopEndEmitter(Emitter):
             element = ctx.inputs[cond_out + 1 + n + j]
             size = ctx.dim(element.size)
             position = _times(f"static_cast<size_t>({iteration}[0])", size)
-            lines.append(f"   std::copy_n({ctx.x(cond_out + 1 + n + j)}, {size}, {ctx.x(2 + n + j)} + {position});")
+            lines.append(f"   detail::copy_n({ctx.x(cond_out + 1 + n + j)}, {size}, {ctx.x(2 + n + j)} + {position});")
         for j in range(n):
             lines += _copy(ctx, cond_out + 1 + j, ctx.x(2 + j), ctx.inputs[2 + j].size, True)
         if ctx.x(cond_out) != cond:
@@ -161,7 +161,7 @@ class ScanBeginEmitter(Emitter):
             src = f"{ctx.x(n + j)} + {_times(_position(iteration, length, bool(reverse[j])), inner)}"
             element = ctx.y(1 + n + j)
             if outer == "1":
-                lines.append(f"   std::copy_n({src}, {inner}, {element});")
+                lines.append(f"   detail::copy_n({src}, {inner}, {element});")
                 continue
             lines += ["   {", f"      const size_t shape_[] = {{{outer}, {inner}}};",
                       f"      const std::ptrdiff_t strides_[] = {{static_cast<std::ptrdiff_t>({_times(length, inner)}), 1}};",
@@ -190,7 +190,7 @@ class ScanEndEmitter(Emitter):
             length = ctx.dim(t.shape[a])
             dst = f"{ctx.x(outputs + j)} + {_times(_position(iteration, length, bool(reverse[j])), inner)}"
             element = ctx.x(body + n + j)
-            lines.append(f"   std::copy_n({element}, {inner}, {dst});" if outer == "1" else
+            lines.append(f"   detail::copy_n({element}, {inner}, {dst});" if outer == "1" else
                          f"   kernels::copy_blocks({element}, {dst}, {outer}, {inner}, {_times(length, inner)});")
         for j in range(n):
             lines += _copy(ctx, body + j, ctx.x(1 + j), ctx.inputs[1 + j].size, True)

@@ -49,7 +49,7 @@ template <typename T>
 inline void attention_copy_rows(const T *src, size_t src_stride, T *dst, size_t dst_stride, size_t rows, size_t n)
 {
    for (size_t r = 0; r < rows; ++r)
-      std::copy(src + r * src_stride, src + r * src_stride + n, dst + r * dst_stride);
+      detail::copy(src + r * src_stride, src + r * src_stride + n, dst + r * dst_stride);
 }
 
 // present[b, h] = concat(past[b, h], new rows of head h), for every batch and kv head.
@@ -60,7 +60,7 @@ inline void attention_gather(const Attention<T, M, S> &a, const T *past, const T
       for (size_t h = 0; h < a.kv_heads; ++h) {
          T *dst = present + (b * a.kv_heads + h) * a.kv_len() * head;
          if (past)
-            std::copy(past + (b * a.kv_heads + h) * a.past_len * head,
+            detail::copy(past + (b * a.kv_heads + h) * a.past_len * head,
                       past + (b * a.kv_heads + h + 1) * a.past_len * head, dst);
          size_t stride = 0;
          const T *src = attention_head(fresh, a.packed, b, h, a.new_len, a.kv_heads, head, stride);
@@ -138,7 +138,7 @@ inline void attention_probabilities(const Attention<T, M, S> &a, size_t b, size_
    T *qk = a.qk_out ? a.qk_out + (b * a.q_heads + h) * a.q_len * n : nullptr;
    auto capture = [&](int mode, size_t i, const T *s) {
       if (qk && a.qk_mode == mode)
-         std::copy(s, s + n, qk + i * n);
+         detail::copy(s, s + n, qk + i * n);
    };
    for (size_t i = i0; i < i1; ++i) {
       T *s = a.scores + i * n;
@@ -152,7 +152,7 @@ inline void attention_probabilities(const Attention<T, M, S> &a, size_t b, size_
       if (any)
          attention_softmax_row(a, s);
       else
-         std::fill(s, s + n, T(0));
+         detail::fill(s, s + n, T(0));
       capture(3, i, s);
    }
 }
@@ -332,7 +332,7 @@ inline void attention_rows(const Attention<float, M, float> &a, size_t b, size_t
       softmax_exp_rows<R>(s, s, n, inv); // the division left to attention_values_rows
    } else {
       attention_probabilities(a, b, h, i, i + R);
-      std::fill(inv, inv + R, 1.0f);
+      detail::fill(inv, inv + R, 1.0f);
    }
    attention_values_rows<R>(s, n, v, a.head_v, y + i * y_stride, y_stride, inv);
 }
@@ -441,7 +441,7 @@ inline void linear_attention_update(const LinearAttention<T> &a, size_t b, size_
    }
    const T *kt = a.k + (token * a.kv_heads + g) * a.dk;
    const T *vt = a.v + (token * a.kv_heads + g) * a.dv;
-   std::copy(vt, vt + a.dv, a.v_buf);
+   detail::copy(vt, vt + a.dv, a.v_buf);
    if (a.beta) {
       const T bt = a.beta[token * a.beta_width + (a.beta_width == 1 ? 0 : g)];
       for (size_t m = 0; m < a.dv; ++m) {
@@ -461,9 +461,9 @@ inline void linear_attention(const LinearAttention<T> &a)
 {
    const size_t group = a.q_heads / a.kv_heads, size = a.dk * a.dv;
    if (a.past)
-      std::copy(a.past, a.past + a.batch * a.kv_heads * size, a.state);
+      detail::copy(a.past, a.past + a.batch * a.kv_heads * size, a.state);
    else
-      std::fill(a.state, a.state + a.batch * a.kv_heads * size, T(0));
+      detail::fill(a.state, a.state + a.batch * a.kv_heads * size, T(0));
    for (size_t b = 0; b < a.batch; ++b)
       for (size_t t = 0; t < a.steps; ++t)
          for (size_t g = 0; g < a.kv_heads; ++g) {

@@ -84,10 +84,10 @@ inline void im2col(const T *x, size_t channels, const size_t *image, const size_
                   [&](size_t g_row, size_t i_row, size_t lo, size_t hi, std::ptrdiff_t off) {
                      T *o = out + g_row;
                      const T *in = xc + i_row;
-                     std::fill(o, o + lo, T(0));
+                     detail::fill(o, o + lo, T(0));
                      if (sw == 1 && lo < hi) {
                         const T *src = conv_row_start(in, lo, sw, off);
-                        std::copy(src, src + (hi - lo), o + lo);
+                        detail::copy(src, src + (hi - lo), o + lo);
                      } else if (sw == 2) { // the common stride, with a constant step the loop vectorizes
                         for (size_t ow = lo; ow < hi; ++ow)
                            o[ow] = in[static_cast<std::ptrdiff_t>(ow) * 2 + off];
@@ -95,9 +95,9 @@ inline void im2col(const T *x, size_t channels, const size_t *image, const size_
                         for (size_t ow = lo; ow < hi; ++ow)
                            o[ow] = in[static_cast<std::ptrdiff_t>(ow) * sw + off];
                      }
-                     std::fill(o + hi, o + grid[2], T(0));
+                     detail::fill(o + hi, o + grid[2], T(0));
                   },
-                  [&](size_t g_row) { std::fill(out + g_row, out + g_row + grid[2], T(0)); });
+                  [&](size_t g_row) { detail::fill(out + g_row, out + g_row + grid[2], T(0)); });
             }
 }
 
@@ -159,7 +159,7 @@ inline void col2im_phased(const T *col, size_t channels, const size_t *image, co
    const size_t row_stride[3] = {stride[0], stride[1], 1}, row_dilation[3] = {dilation[0], dilation[1], 1};
    const std::ptrdiff_t pw = pad[2];
    for (size_t c = 0; c < channels; ++c) {
-      std::fill(z, z + rows * z_row, T(0));
+      detail::fill(z, z + rows * z_row, T(0));
       for (size_t kd = 0; kd < kernel[0]; ++kd)
          for (size_t kh = 0; kh < kernel[1]; ++kh)
             for (size_t kw = 0; kw < kernel[2]; ++kw, col += grid_size) {
@@ -193,7 +193,7 @@ template <typename T>
 inline void conv_fill_bias(T *y, const T *bias, size_t channels, size_t size)
 {
    for (size_t m = 0; m < channels; ++m)
-      std::fill(y + m * size, y + (m + 1) * size, bias ? bias[m] : T(0));
+      detail::fill(y + m * size, y + (m + 1) * size, bias ? bias[m] : T(0));
 }
 
 // The activation over one image's outputs, right after they are written: still in cache then, where a pass
@@ -247,7 +247,7 @@ SOFIE_RDF_KERNEL void conv_direct(const T *x, const T *w, const Opt<T> *bias, T 
    for (size_t n = 0; n < batch; ++n)
       for (size_t m = 0; m < features; ++m) {
          T *ym = y + (n * features + m) * grid_size;
-         std::fill(ym, ym + grid_size, bias ? bias[m] : T(0));
+         detail::fill(ym, ym + grid_size, bias ? bias[m] : T(0));
          const size_t g = m / mg;
          for (size_t c = 0; c < cg; ++c) {
             const T *xc = x + (n * channels + g * cg + c) * image_size;
@@ -881,8 +881,8 @@ inline void conv_pointwise_image(const float *x, const float *w, const float *bi
       StridedSteps steps{static_cast<std::ptrdiff_t>(positions)};
       if (p == full) { // the partial tile: its columns, zero-padded
          for (size_t c = 0; c < channels; ++c) {
-            std::copy(x + c * positions + p, x + c * positions + positions, scratch + c * width);
-            std::fill(scratch + c * width + valid, scratch + (c + 1) * width, 0.0f);
+            detail::copy(x + c * positions + p, x + c * positions + positions, scratch + c * width);
+            detail::fill(scratch + c * width + valid, scratch + (c + 1) * width, 0.0f);
          }
          xs = scratch;
          steps = StridedSteps{static_cast<std::ptrdiff_t>(width)};

@@ -33,7 +33,7 @@ inline void einsum(const T *const *ops, size_t nops, const std::ptrdiff_t *strid
    size_t index[kEinsumMaxLetters] = {};
    std::ptrdiff_t base[kEinsumMaxOperands] = {}, offsets[kEinsumMaxOperands] = {};
    for (size_t o = 0; o < total_out; ++o) {
-      std::copy_n(base, nops, offsets);
+      detail::copy_n(base, nops, offsets);
       T acc = T(0);
       for (size_t s = 0; s < total_sum; ++s) {
          T product = T(1);

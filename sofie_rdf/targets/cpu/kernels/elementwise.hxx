@@ -290,7 +290,7 @@ template <typename T>
 inline T minimum(T a, T b)
 {
    if constexpr (!std::numeric_limits<T>::is_integer) {
-      if (std::isnan(a) || std::isnan(b))
+      if (detail::is_nan(a) || detail::is_nan(b))
          return std::numeric_limits<T>::quiet_NaN();
    }
    return b < a ? b : a;
@@ -300,7 +300,7 @@ template <typename T>
 inline T maximum(T a, T b)
 {
    if constexpr (!std::numeric_limits<T>::is_integer) {
-      if (std::isnan(a) || std::isnan(b))
+      if (detail::is_nan(a) || detail::is_nan(b))
          return std::numeric_limits<T>::quiet_NaN();
    }
    return a < b ? b : a;
@@ -365,7 +365,7 @@ inline void copy_blocks(const T *x, T *y, size_t outer, size_t block, size_t y_b
 {
    if (block >= 16) {
       for (size_t o = 0; o < outer; ++o)
-         std::copy(x + o * block, x + (o + 1) * block, y + o * y_block);
+         detail::copy(x + o * block, x + (o + 1) * block, y + o * y_block);
       return;
    }
    // Short blocks (features stacked on a last axis): a copy call per block would cost more than the copy.

@@ -90,7 +90,7 @@ inline void gemm_loop(bool transA, bool transB, size_t M, size_t N, size_t K, T 
          continue;
       }
       if (beta == T(0))
-         std::fill(c, c + N, T(0));
+         detail::fill(c, c + N, T(0));
       else if (beta != T(1))
          for (size_t j = 0; j < N; ++j)
             c[j] *= beta;
@@ -734,7 +734,7 @@ SOFIE_RDF_KERNEL void gemm_panels(size_t M, size_t N, size_t K, float alpha, con
                  bool mean = false)
 {
    if (pool_rows)
-      std::fill_n(Y, M / pool_rows * N, 0.0f);
+      detail::fill_n(Y, M / pool_rows * N, 0.0f);
    const size_t panel_bytes = K * kPanelColumns * sizeof(float);
    const size_t tiles_per_block = detail::max_of<size_t>(1, kPanelBlockBytes / detail::max_of<size_t>(1, panel_bytes) / kWidePanels);
    const size_t block = tiles_per_block * kWidePanels * kPanelColumns;

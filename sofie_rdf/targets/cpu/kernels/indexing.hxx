@@ -32,7 +32,7 @@ inline void gather(const T *x, const I *indices, T *y, size_t outer, size_t n, s
 {
    for (size_t o = 0; o < outer; ++o)
       for (size_t k = 0; k < count; ++k)
-         std::copy_n(x + (o * n + checked_index(indices[k], n, "Gather")) * inner, inner, y + (o * count + k) * inner);
+         detail::copy_n(x + (o * n + checked_index(indices[k], n, "Gather")) * inner, inner, y + (o * count + k) * inner);
 }
 
 // Index state lives on the stack (no allocation per call); ranks above this are refused.
@@ -161,7 +161,7 @@ struct grid_offsets {
                base += checked_index(components[j][at[j]], dims[j], op) * strides[j];
          for (size_t i0 = 0; i0 < n; i0 += kGridBlock) {
             const size_t m = detail::min_of(kGridBlock, n - i0);
-            std::fill_n(off, m, base);
+            detail::fill_n(off, m, base);
             for (size_t j = 0; j < k; ++j)
                if (const size_t step = cstrides[j * rank + last])
                   add_row(j, components[j] + at[j] + i0 * step, step, m, off);
@@ -195,7 +195,7 @@ struct grid_offsets {
 template <typename T, typename Walk>
 inline void gather_by(const T *x, T *y, size_t slice, const Walk &walk)
 {
-   walk([&](size_t i, size_t offset) { std::copy_n(x + offset, slice, y + i * slice); });
+   walk([&](size_t i, size_t offset) { detail::copy_n(x + offset, slice, y + i * slice); });
 }
 
 // y = data (n elements; y may be data itself), then reduce(y[offset + j], updates[i * slice + j]) in
@@ -204,7 +204,7 @@ template <typename T, typename Walk, typename R>
 inline void scatter(const T *data, const T *updates, T *y, size_t n, size_t slice, const Walk &walk, R reduce)
 {
    if (y != data)
-      std::copy_n(data, n, y);
+      detail::copy_n(data, n, y);
    if (slice == 1) // one element per index (the common case): no inner loop of one trip per tuple
       return walk([&](size_t i, size_t offset) { reduce(y[offset], updates[i]); });
    walk([&](size_t i, size_t offset) {
@@ -234,7 +234,7 @@ inline int64_t one_hot_position(I i, int64_t depth)
 template <typename I, typename T>
 inline void one_hot(const I *indices, const T *values, T *y, size_t outer, size_t depth, size_t inner)
 {
-   std::fill_n(y, outer * depth * inner, values[0]);
+   detail::fill_n(y, outer * depth * inner, values[0]);
    for (size_t o = 0; o < outer; ++o)
       for (size_t i = 0; i < inner; ++i) {
          const int64_t k = one_hot_position(indices[o * inner + i], static_cast<int64_t>(depth));
@@ -262,7 +262,7 @@ inline void trilu(const T *x, const int64_t *k, T *y, size_t batch, size_t rows,
 template <typename T>
 inline void eye(T *y, size_t rows, size_t cols, int64_t k)
 {
-   std::fill_n(y, rows * cols, T{});
+   detail::fill_n(y, rows * cols, T{});
    for (size_t r = 0; r < rows; ++r) {
       const int64_t c = static_cast<int64_t>(r) + k;
       if (c >= 0 && c < static_cast<int64_t>(cols))

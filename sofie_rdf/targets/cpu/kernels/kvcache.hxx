@@ -6,7 +6,7 @@ inline void tensor_scatter(const T *past, const T *update, const int64_t *write_
                            size_t max_seq, size_t seq, size_t inner, bool circular)
 {
    if (y != past)
-      std::copy(past, past + batch * outer * max_seq * inner, y);
+      detail::copy(past, past + batch * outer * max_seq * inner, y);
    const int64_t span = static_cast<int64_t>(max_seq);
    for (size_t b = 0; b < batch; ++b) {
       const int64_t start = write_indices ? write_indices[b] : 0;
@@ -22,7 +22,7 @@ inline void tensor_scatter(const T *past, const T *update, const int64_t *write_
             if (circular)
                at = ((at % span) + span) % span;
             const T *from = update + (row * seq + s) * inner;
-            std::copy(from, from + inner, y + (row * max_seq + static_cast<size_t>(at)) * inner);
+            detail::copy(from, from + inner, y + (row * max_seq + static_cast<size_t>(at)) * inner);
          }
       }
    }

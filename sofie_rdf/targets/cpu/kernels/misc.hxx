@@ -19,14 +19,14 @@ inline T truncate_wrapping(F v)
 template <typename T>
 inline void hardmax(const T *x, T *y, size_t outer, size_t n, size_t inner)
 {
-   std::fill_n(y, outer * n * inner, T(0));
+   detail::fill_n(y, outer * n * inner, T(0));
    for (size_t o = 0; o < outer; ++o) {
       for (size_t j = 0; j < inner && n > 0; ++j) {
          const size_t base = o * n * inner + j;
          size_t best = 0;
          for (size_t i = 1; i < n; ++i)
             if (x[base + i * inner] > x[base + best * inner] ||
-                (std::isnan(x[base + best * inner]) && !std::isnan(x[base + i * inner])))
+                (detail::is_nan(x[base + best * inner]) && !detail::is_nan(x[base + i * inner])))
                best = i;
          y[base + best * inner] = T(1);
       }
@@ -96,7 +96,7 @@ inline void reverse_sequence(const T *x, const int64_t *lens, T *y, size_t batch
       const size_t n = static_cast<size_t>(len);
       for (size_t t = 0; t < steps; ++t) {
          const size_t from = t < n ? n - 1 - t : t;
-         std::copy_n(x + b * b_stride + from * t_stride, inner, y + b * b_stride + t * t_stride);
+         detail::copy_n(x + b * b_stride + from * t_stride, inner, y + b * b_stride + t * t_stride);
       }
    }
 }

@@ -36,7 +36,7 @@ inline void pad_rec(const T *x, T *&y, const size_t *extent, const std::ptrdiff_
       std::ptrdiff_t s = static_cast<std::ptrdiff_t>(o) - static_cast<std::ptrdiff_t>(begin[0]);
       if (s < 0 || s >= n) {
          if (mode == pad_mode::constant || n == 0) {
-            y = std::fill_n(y, inner, value);
+            y = detail::fill_n(y, inner, value);
             continue;
          }
          s = pad_source(s, n, mode);

@@ -254,9 +254,9 @@ inline void pool_lines(const T *x, T *y, size_t planes, const PoolShape &s, bool
    for (size_t d = 0; d < last; ++d)
       tap_step[d] = s.dilations[d] * lines.stride[d];
    // The padding around the copied columns holds the identity for good; the rest is rewritten per line.
-   std::fill_n(line, detail::min_of(pb, span), identity);
+   detail::fill_n(line, detail::min_of(pb, span), identity);
    if (pb + copied < span)
-      std::fill_n(line + pb + copied, span - pb - copied, identity);
+      detail::fill_n(line + pb + copied, span - pb - copied, identity);
    for (size_t p = 0; p < planes; ++p) {
       const T *xp = x + p * lines.plane;
       size_t o_index[kMaxPoolRank] = {};
@@ -275,7 +275,7 @@ inline void pool_lines(const T *x, T *y, size_t planes, const PoolShape &s, bool
             padded_rows *= taps.padded;
          }
          if (rows == 0) // the window lies in the padding
-            std::fill_n(line + pb, copied, identity);
+            detail::fill_n(line + pb, copied, identity);
          size_t t_index[kMaxPoolRank] = {};
          for (size_t r = 0; r < rows; ++r) {
             pool_combine<T, Max>(line + pb, xp + offset, copied, r == 0);
@@ -374,7 +374,7 @@ inline vfloat pool_stride2_vector(const float *x, std::ptrdiff_t at, std::ptrdif
          if (line < 0 || line + reads > x_end) { // the floats inside the tensor, if any, to their place in edge
             const std::ptrdiff_t from = detail::max_of<std::ptrdiff_t>(line, 0), to = detail::min_of(line + reads, x_end);
             if (from < to)
-               std::copy(x + from, x + to, edge + (from - line));
+               detail::copy(x + from, x + to, edge + (from - line));
             src = edge;
          }
          for (size_t k = 0; k < NV; ++k)
@@ -562,7 +562,7 @@ inline void pool_global(const T *x, T *y, size_t planes, size_t size)
    for (size_t p = 0; p < planes; ++p) {
       const T *v = x + p * size;
       T part[L];
-      std::fill(part, part + L, pool_identity<T, Max>()); // pool_step's rule for the maximum, lane by lane
+      detail::fill(part, part + L, pool_identity<T, Max>()); // pool_step's rule for the maximum, lane by lane
       size_t i = 0;
       for (; i + L <= size; i += L)
 #pragma GCC unroll 1

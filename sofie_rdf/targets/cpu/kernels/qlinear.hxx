@@ -54,6 +54,6 @@ SOFIE_RDF_KERNEL void qlinear_concat_part(const T *x, size_t outer, size_t part,
       if (table)
          qlinear_lookup(x + o * part, part, table, row);
       else
-         std::copy_n(x + o * part, part, row);
+         detail::copy_n(x + o * part, part, row);
    }
 }

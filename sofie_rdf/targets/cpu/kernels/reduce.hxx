@@ -24,7 +24,7 @@ template <typename T>
 inline T max_of(T a, T x)
 {
    if constexpr (!std::numeric_limits<T>::is_integer)
-      if (std::isnan(x))
+      if (detail::is_nan(x))
          return x;
    return x > a ? x : a;
 }
@@ -33,7 +33,7 @@ template <typename T>
 inline T min_of(T a, T x)
 {
    if constexpr (!std::numeric_limits<T>::is_integer)
-      if (std::isnan(x))
+      if (detail::is_nan(x))
          return x;
    return x < a ? x : a;
 }
@@ -92,7 +92,7 @@ inline void reduce(const T *x, T *y, size_t outer, size_t n, size_t inner, A ini
    constexpr size_t block = 64;
    A acc[block];
    column_blocks<block>(x, y, outer, n, inner, [&](const T *xb, T *yb, size_t m) {
-      std::fill_n(acc, m, init);
+      detail::fill_n(acc, m, init);
       for (size_t i = 0; i < n; ++i)
          for (size_t j = 0; j < m; ++j)
             acc[j] = combine(acc[j], xb[i * inner + j]);
@@ -144,7 +144,7 @@ inline void sum_rows(const T *x, size_t inner, size_t rows, size_t m, Term term,
    }
    if (j == m)
       return;
-   std::fill(sums + j, sums + m, T(0));
+   detail::fill(sums + j, sums + m, T(0));
    for (size_t i = 0; i < rows; ++i)
       for (size_t k = j; k < m; ++k)
          sums[k] += term(x[i * inner + k]);
@@ -189,7 +189,7 @@ inline void reduce_sum(const T *x, T *y, size_t outer, size_t n, size_t inner, T
    double acc[block];
    T part[block];
    column_blocks<block>(x, y, outer, n, inner, [&](const T *xb, T *yb, size_t m) {
-      std::fill_n(acc, m, 0.0);
+      detail::fill_n(acc, m, 0.0);
       for (size_t i0 = 0; i0 < n; i0 += kSumChunk) {
          sum_rows(xb + i0 * inner, inner, detail::min_of(kSumChunk, n - i0), m, term, part);
          for (size_t j = 0; j < m; ++j)
@@ -298,7 +298,7 @@ inline void cumulate(const T *x, T *y, size_t outer, size_t n, size_t inner, boo
    for (size_t o = 0; o < outer; ++o) {
       for (size_t j0 = 0; j0 < inner; j0 += block) {
          const size_t m = detail::min_of(block, inner - j0);
-         std::fill_n(acc, m, identity);
+         detail::fill_n(acc, m, identity);
          for (size_t step = 0; step < n; ++step) {
             const size_t i = reverse ? n - 1 - step : step;
             const size_t at = (o * n + i) * inner + j0;

@@ -22,7 +22,7 @@ template <typename T>
 inline void center_crop_pad(const T *x, T *y, size_t y_size, size_t rank, const size_t *region,
                             const size_t *x_strides, const size_t *y_strides, size_t x_start, size_t y_start)
 {
-   std::fill(y, y + y_size, T(0));
+   detail::fill(y, y + y_size, T(0));
    size_t total = 1;
    for (size_t d = 0; d < rank; ++d)
       total *= region[d];
@@ -42,7 +42,7 @@ inline void center_crop_pad_shape(const size_t *in_shape, size_t rank, const siz
                                   size_t *out_shape, size_t *region, size_t *x_strides, size_t *y_strides,
                                   size_t &x_start, size_t &y_start, size_t &y_size, const char *where)
 {
-   std::copy(in_shape, in_shape + rank, out_shape);
+   detail::copy(in_shape, in_shape + rank, out_shape);
    for (size_t k = 0; k < n; ++k) {
       if (target[k] < 0)
          value_error(where, "target length " + std::to_string(target[k]) + " (shape[" + std::to_string(k) +

@@ -225,7 +225,7 @@ inline void rnn_begin(const Recurrence<T> &r, size_t d, size_t gates, size_t rb_
       for (size_t j = 0; r.c && j < s.hidden; ++j)
          r.c[b * s.hidden + j] = r.c0 ? r.c0[at + j] : T(0);
       for (size_t t = rnn_length(s, r.lens, b); r.Y && t < s.seq; ++t)
-         std::fill_n(r.Y + s.y_offset(t, d, b), s.hidden, T(0));
+         detail::fill_n(r.Y + s.y_offset(t, d, b), s.hidden, T(0));
    }
 }
 
@@ -234,7 +234,7 @@ template <typename T>
 inline void rnn_store(const Recurrence<T> &r, size_t t, size_t d, size_t b)
 {
    if (r.Y)
-      std::copy_n(r.h + b * r.shape.hidden, r.shape.hidden, r.Y + r.shape.y_offset(t, d, b));
+      detail::copy_n(r.h + b * r.shape.hidden, r.shape.hidden, r.Y + r.shape.y_offset(t, d, b));
 }
 
 // End of a direction: the last state of every row goes to Y_h (and Y_c); a row
@@ -249,9 +249,9 @@ inline void rnn_end(const Recurrence<T> &r, size_t d)
          if (!out)
             continue;
          if (empty)
-            std::fill_n(out + s.state_offset(d, b), s.hidden, T(0));
+            detail::fill_n(out + s.state_offset(d, b), s.hidden, T(0));
          else
-            std::copy_n(state + b * s.hidden, s.hidden, out + s.state_offset(d, b));
+            detail::copy_n(state + b * s.hidden, s.hidden, out + s.state_offset(d, b));
       }
    }
 }
@@ -273,7 +273,7 @@ inline void rnn(const Recurrence<T> &r, size_t d, bool reverse, F f)
             continue;
          T *hr = r.hr + b * H;
          rnn_gate(hr, r.xw + s.x_row(t, b) * H, H, r.clip, f);
-         std::copy_n(hr, H, r.h + b * H);
+         detail::copy_n(hr, H, r.h + b * H);
          rnn_store(r, t, d, b);
       }
    }
@@ -345,7 +345,7 @@ inline void gru(const Recurrence<T> &r, size_t d, bool reverse, bool linear_befo
             size_t t;
             T *rh = r.rh + b * H, *hr = r.hr + b * 2 * H;
             if (!rnn_time(step, rnn_length(s, r.lens, b), reverse, t)) {
-               std::fill_n(rh, H, T(0));
+               detail::fill_n(rh, H, T(0));
                continue;
             }
             const T *xw = r.xw + s.x_row(t, b) * 3 * H, *h = r.h + b * H;

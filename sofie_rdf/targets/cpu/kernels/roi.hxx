@@ -7,8 +7,8 @@ template <typename T>
 inline void roi_taps(T y, T x, size_t height, size_t width, size_t *pos, T *weight)
 {
    if (y < T(-1) || y > T(height) || x < T(-1) || x > T(width)) {
-      std::fill(pos, pos + 4, size_t(0));
-      std::fill(weight, weight + 4, T(0));
+      detail::fill(pos, pos + 4, size_t(0));
+      detail::fill(weight, weight + 4, T(0));
       return;
    }
    y = detail::max_of(y, T(0));
@@ -25,8 +25,8 @@ inline void roi_taps(T y, T x, size_t height, size_t width, size_t *pos, T *weig
    const T ly = y - T(y0), lx = x - T(x0), hy = T(1) - ly, hx = T(1) - lx;
    const size_t p[4] = {y0 * width + x0, y0 * width + x1, y1 * width + x0, y1 * width + x1};
    const T w[4] = {hy * hx, hy * lx, ly * hx, ly * lx};
-   std::copy(p, p + 4, pos);
-   std::copy(w, w + 4, weight);
+   detail::copy(p, p + 4, pos);
+   detail::copy(w, w + 4, weight);
 }
 
 // Samples along one axis of a bin: sampling_ratio, or ceil(extent / bins) when 0 (none for an empty RoI).

@@ -10,6 +10,44 @@ template <typename T>
 [[gnu::always_inline]] constexpr T min_of(const T a, const T b) { return b < a ? b : a; }
 template <typename T>
 [[gnu::always_inline]] constexpr T max_of(const T a, const T b) { return a < b ? b : a; }
+// std::isnan likewise: under Cling a call per element (TopK's comparisons spent more on it than on comparing).
+template <typename T>
+[[gnu::always_inline]] constexpr bool is_nan(const T x) { return x != x; }
+
+// std::copy, std::copy_n, std::fill and std::fill_n as the kernels call them (same arguments, same results):
+// under Cling each of std's stayed a chain of library calls per use, compiled for no vector instructions (a
+// Gather of 8-float rows, ParticleNet's neighbours, spent more in them than in copying).  A copy between arrays
+// of one type is one memmove, as std's is wherever its calls are inlined; between types, a converting loop.
+template <typename T, typename U>
+[[gnu::always_inline]] inline T *copy_n(const U *from, size_t n, T *to)
+{
+   if constexpr (std::is_same_v<T, U> && std::is_trivially_copyable_v<T>) {
+      if (n > 0)
+         std::memmove(to, from, n * sizeof(T));
+   } else {
+      for (size_t i = 0; i < n; ++i)
+         to[i] = static_cast<T>(from[i]);
+   }
+   return to + n;
+}
+template <typename T, typename U>
+[[gnu::always_inline]] inline T *copy(const U *first, const U *last, T *to)
+{
+   return copy_n(first, static_cast<size_t>(last - first), to);
+}
+template <typename T, typename V>
+[[gnu::always_inline]] inline T *fill_n(T *to, size_t n, const V &value)
+{
+   const T v = static_cast<T>(value);
+   for (size_t i = 0; i < n; ++i)
+      to[i] = v;
+   return to + n;
+}
+template <typename T, typename V>
+[[gnu::always_inline]] inline void fill(T *first, T *last, const V &value)
+{
+   fill_n(first, static_cast<size_t>(last - first), value);
+}
 
 // Before a register tile's loop over its terms: under Cling, eight terms per iteration.  ROOT runs Cling with
 // -optimize-regalloc=0, whose allocator keeps nothing in a register from one basic block to the next: every

@@ -58,7 +58,7 @@ inline GridTaps grid_taps(double g, size_t size, GridMode mode, GridPadding padd
    const double lo = align_corners ? 0.0 : -0.5, hi = align_corners ? s - 1 : s - 0.5;
    double x = align_corners ? (g + 1) / 2 * (s - 1) : ((g + 1) * s - 1) / 2;
    GridTaps taps{{-1, -1, -1, -1}, {0, 0, 0, 0}, mode == GridMode::nearest ? 1u : mode == GridMode::linear ? 2u : 4u};
-   if (std::isnan(x))
+   if (detail::is_nan(x))
       return taps;
    if (mode == GridMode::nearest)
       x = std::nearbyint(x);
@@ -170,7 +170,7 @@ inline void col2im(const T *x, T *y, size_t batch, size_t channels, size_t rank,
       taps *= block[d];
       blocks *= counts[d];
    }
-   std::fill_n(y, batch * channels * pixels, T(0));
+   detail::fill_n(y, batch * channels * pixels, T(0));
    for (size_t nc = 0; nc < batch * channels; ++nc) {
       for (size_t k = 0; k < taps; ++k) {
          const T *col = x + (nc * taps + k) * blocks;
@@ -241,7 +241,7 @@ inline void col2im_shape(const I *image_in, const I *block_in, size_t rank, size
 template <typename T>
 inline void max_unpool(const T *x, const int64_t *indices, T *y, size_t count, size_t out)
 {
-   std::fill_n(y, out, T(0));
+   detail::fill_n(y, out, T(0));
    for (size_t i = 0; i < count; ++i) {
       if (indices[i] < 0 || static_cast<uint64_t>(indices[i]) >= out)
          throw std::out_of_range("sofie-rdf: MaxUnpool index " + std::to_string(indices[i]) + " is outside [0, " +

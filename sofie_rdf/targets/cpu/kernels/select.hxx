@@ -31,7 +31,7 @@ inline size_t range_count(T start, T limit, T delta)
    if (delta == T(0))
       throw std::invalid_argument("sofie-rdf: Range delta must not be 0");
    const double n = std::ceil((static_cast<double>(limit) - static_cast<double>(start)) / static_cast<double>(delta));
-   if (!(n < 4294967296.0) && !std::isnan(n))
+   if (!(n < 4294967296.0) && !detail::is_nan(n))
       throw std::length_error("sofie-rdf: Range of " + std::to_string(n) + " values is too large");
    return n > 0 ? static_cast<size_t>(n) : 0;
 }
@@ -62,7 +62,7 @@ inline void compress(const T *x, const bool *cond, size_t cond_len, size_t outer
    for (size_t o = 0; o < outer; ++o)
       for (size_t j = 0; j < detail::min_of(n, cond_len); ++j)
          if (cond[j])
-            y = std::copy(x + (o * n + j) * inner, x + (o * n + j + 1) * inner, y);
+            y = detail::copy(x + (o * n + j) * inner, x + (o * n + j + 1) * inner, y);
 }
 
 // Unique over the n slices of the (outer, n, inner) view.  work holds 6 n int64: the inverse index of
@@ -100,7 +100,7 @@ inline size_t unique_slices(const T *x, size_t outer, size_t n, size_t inner, bo
    if (sorted)
       return count;
    // Renumber by first occurrence: order[g] becomes the new number of sorted group g.
-   std::fill(order, order + count, int64_t(-1));
+   detail::fill(order, order + count, int64_t(-1));
    int64_t next = 0;
    for (size_t j = 0; j < n; ++j) {
       int64_t &id = order[inverse[j]];
@@ -113,8 +113,8 @@ inline size_t unique_slices(const T *x, size_t outer, size_t n, size_t inner, bo
       moved[order[g]] = first[g];
       moved[count + order[g]] = counts[g];
    }
-   std::copy(moved, moved + count, first);
-   std::copy(moved + count, moved + 2 * count, counts);
+   detail::copy(moved, moved + count, first);
+   detail::copy(moved + count, moved + 2 * count, counts);
    return count;
 }
 
@@ -126,13 +126,13 @@ inline void unique_write(const T *x, size_t outer, size_t n, size_t inner, size_
    const int64_t *first = work + n;
    for (size_t o = 0; o < outer; ++o)
       for (size_t u = 0; u < count; ++u)
-         std::copy(x + (o * n + first[u]) * inner, x + (o * n + first[u] + 1) * inner, y + (o * count + u) * inner);
+         detail::copy(x + (o * n + first[u]) * inner, x + (o * n + first[u] + 1) * inner, y + (o * count + u) * inner);
    if (indices)
-      std::copy(first, first + count, indices);
+      detail::copy(first, first + count, indices);
    if (inverse)
-      std::copy(work, work + n, inverse);
+      detail::copy(work, work + n, inverse);
    if (counts)
-      std::copy(work + 2 * n, work + 2 * n + count, counts);
+      detail::copy(work + 2 * n, work + 2 * n + count, counts);
 }
 
 // NonMaxSuppression, as onnxruntime: true when box a overlaps box b by an IoU above the threshold.

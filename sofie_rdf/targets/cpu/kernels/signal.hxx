@@ -238,7 +238,7 @@ inline void mel_weight_matrix(T *y, int64_t num_mel, int64_t dft_length, int64_t
    if (num_mel < 0 || dft_length < 1 || sample_rate < 1)
       throw std::invalid_argument("sofie-rdf: MelWeightMatrix needs num_mel_bins >= 0, dft_length >= 1 and sample_rate >= 1");
    const int64_t bins = dft_length / 2 + 1;
-   std::fill(y, y + static_cast<size_t>(bins * num_mel), T(0));
+   detail::fill(y, y + static_cast<size_t>(bins * num_mel), T(0));
    for (int64_t i = 0; i < num_mel; ++i) {
       const int64_t left = mel_edge_bin(i, num_mel, dft_length, sample_rate, lower, upper);
       const int64_t center = mel_edge_bin(i + 1, num_mel, dft_length, sample_rate, lower, upper);

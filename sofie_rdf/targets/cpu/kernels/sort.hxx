@@ -6,7 +6,7 @@ template <typename T>
 inline bool rank_less(T a, T b)
 {
    if constexpr (!std::numeric_limits<T>::is_integer)
-      return std::isnan(b) ? !std::isnan(a) : a < b;
+      return detail::is_nan(b) ? !detail::is_nan(a) : a < b;
    else
       return a < b;
 }

@@ -34,7 +34,7 @@ inline void tfidf(const T *x, size_t rows, size_t row_size, const int64_t *token
                   const size_t *count, const size_t *first, const size_t *columns, const float *weights, size_t min_n,
                   size_t max_n, size_t max_skip, bool presence, float *y, size_t out_size)
 {
-   std::fill(y, y + rows * out_size, 0.0f);
+   detail::fill(y, y + rows * out_size, 0.0f);
    for (size_t r = 0; r < rows; ++r) {
       const T *row = x + r * row_size;
       float *yr = y + r * out_size;

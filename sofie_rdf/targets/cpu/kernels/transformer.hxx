@@ -59,7 +59,7 @@ inline void rotary_embedding(const Rotary<T> &r)
                y[i1] = c[i] * x1 - sn[i] * x2;
                y[i2] = sn[i] * x1 + c[i] * x2;
             }
-            std::copy(x + r.rot, x + r.head, y + r.rot);
+            detail::copy(x + r.rot, x + r.head, y + r.rot);
          }
       }
 }

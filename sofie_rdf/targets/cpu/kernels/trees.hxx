@@ -46,7 +46,7 @@ template <typename X>
 inline bool tree_isnan(X v)
 {
    if constexpr (std::is_floating_point_v<X>)
-      return std::isnan(v);
+      return detail::is_nan(v);
    else
       return false;
 }
@@ -139,12 +139,12 @@ inline void tree_scores(const TreeForest<T> &f, const X *x, size_t rows, size_t 
                         unsigned char *has)
 {
    const size_t n = f.n_targets;
-   std::fill_n(score, rows * n, T(0));
-   std::fill_n(has, rows * n, static_cast<unsigned char>(0));
+   detail::fill_n(score, rows * n, T(0));
+   detail::fill_n(has, rows * n, static_cast<unsigned char>(0));
    int32_t i[kTreeLanes];
    const X *xs[kTreeLanes];
    if (rows == 1) {
-      std::fill_n(xs, kTreeLanes, x);
+      detail::fill_n(xs, kTreeLanes, x);
       for (size_t t = 0; t < f.n_trees; t += kTreeLanes) {
          int32_t depth = 0;
          for (size_t k = 0; k < kTreeLanes; ++k) {

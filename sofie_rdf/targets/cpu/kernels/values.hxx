@@ -38,7 +38,7 @@ inline size_t value_axis(I axis, size_t rank, const char *where)
 template <typename I>
 inline void value_axes(const I *axes, size_t n, size_t rank, bool *mask, const char *where)
 {
-   std::fill_n(mask, rank, false);
+   detail::fill_n(mask, rank, false);
    for (size_t k = 0; k < n; ++k) {
       const size_t a = value_axis(axes[k], rank, where);
       if (mask[a])
@@ -180,9 +180,9 @@ inline std::ptrdiff_t value_pad(const P *pads, size_t count, const A *axes, cons
                             " axes: expected twice as many pads as axes");
    if (axes)
       value_axes(axes, n, rank, mask, where);
-   std::copy_n(in_dims, rank, extent);
-   std::copy_n(in_dims, rank, out_dims);
-   std::fill_n(begin, rank, size_t(0));
+   detail::copy_n(in_dims, rank, extent);
+   detail::copy_n(in_dims, rank, out_dims);
+   detail::fill_n(begin, rank, size_t(0));
    std::ptrdiff_t offset = 0;
    for (size_t k = 0; k < n; ++k) {
       const size_t a = axes ? value_axis(axes[k], rank, where) : k;

@@ -23,8 +23,10 @@ constexpr size_t kWinogradChunk = 32; // tiles along x transformed together
 // (conv_winograd_tiles' planes) it otherwise leaves them scalar rather than emit as many run-time checks.
 #if defined(__GNUC__) && !defined(__clang__)
 #define SOFIE_RDF_IVDEP _Pragma("GCC ivdep")
+#elif defined(__CLING__)
+#define SOFIE_RDF_IVDEP _Pragma("clang loop vectorize(assume_safety) interleave_count(2)")
 #else
-#define SOFIE_RDF_IVDEP
+#define SOFIE_RDF_IVDEP _Pragma("clang loop vectorize(assume_safety)")
 #endif
 
 template <size_t A>
@@ -136,9 +138,9 @@ inline void winograd_input(const float *x, size_t channels, size_t height, size_
             const size_t hi = size_t(detail::max_of<std::ptrdiff_t>(lo, detail::min_of<std::ptrdiff_t>(span, width - x0)));
             for (size_t r = 0; r < A; ++r) {
                const std::ptrdiff_t yy = std::ptrdiff_t(M * ty + r) - std::ptrdiff_t(pad_top);
-               std::fill(lines[r], lines[r] + span, 0.f);
+               detail::fill(lines[r], lines[r] + span, 0.f);
                if (yy >= 0 && size_t(yy) < height)
-                  std::copy(xc + yy * width + x0 + lo, xc + yy * width + x0 + hi, lines[r] + lo);
+                  detail::copy(xc + yy * width + x0 + lo, xc + yy * width + x0 + hi, lines[r] + lo);
             }
             W::input([&](size_t r, size_t i) { return lines[r][i]; }, [&](size_t k, size_t i) -> float & { return z[k][i]; },
                      span);
@@ -149,7 +151,7 @@ inline void winograd_input(const float *x, size_t channels, size_t height, size_
                W::input([&](size_t j, size_t t) { return phase[j % M][t + j / M]; },
                         [&](size_t i, size_t t) -> float & { return out[i][t]; }, n);
                for (size_t i = 0; i < A; ++i)
-                  std::copy(out[i], out[i] + n, v + ((k * A + i) * channels + c) * tiles + (ty - ty0) * tiles_x + t0);
+                  detail::copy(out[i], out[i] + n, v + ((k * A + i) * channels + c) * tiles + (ty - ty0) * tiles_x + t0);
             }
          }
       }
@@ -395,7 +397,7 @@ inline void winograd_store(const WinogradTiles &t, const float *o, float *y, siz
             merge_phases<M>(src, row, n);
          } else {
             merge_phases<M>(src, t.line, n);
-            std::copy(t.line, t.line + out_w, row);
+            detail::copy(t.line, t.line + out_w, row);
          }
       }
 }
@@ -487,8 +489,8 @@ SOFIE_RDF_KERNEL SOFIE_RDF_WIDE void conv_winograd_tiles(const float *x, const f
    const size_t zs = winograd_lines(t.qs + E), plane = t.rows * t.s;
    const size_t out_h = grid[1], out_w = grid[2], nx = detail::min_of(winograd_lines(t.qs), t.qp);
    const float *const end = y + batch * features * (pooled ? (out_h / 2) * (out_w / 2) : out_h * out_w);
-   std::fill(t.phases + t.padded, t.z, 0.0f);
-   std::fill(t.z + A * M * zs, t.v, 0.0f);
+   detail::fill(t.phases + t.padded, t.z, 0.0f);
+   detail::fill(t.z + A * M * zs, t.v, 0.0f);
    // V's columns past the plane: those the transform along x writes (up to nx, or a vector in packed planes of
    // fewer tiles) hold the values of tiles past it, from the zero slack and the next rows' phases, computed and
    // dropped like the E columns; the others are zeros, stored once per call (per channel, 16 calls of a few stores
@@ -529,7 +531,7 @@ SOFIE_RDF_KERNEL SOFIE_RDF_WIDE void conv_winograd_tiles(const float *x, const f
             Out::output([&](size_t i, size_t q) { return t.m[(k * A + i) * t.ms + f0 * t.qp + q]; },
                         [&](size_t j, size_t q) -> float & { return t.cols[(k * M + j) * t.gs + q]; }, span);
          for (size_t f = f0; f < f0 + g; ++f)
-            std::fill(t.biases + (f - f0) * t.qp, t.biases + (f - f0 + 1) * t.qp, bias ? bias[f] : 0.0f);
+            detail::fill(t.biases + (f - f0) * t.qp, t.biases + (f - f0 + 1) * t.qp, bias ? bias[f] : 0.0f);
          for (size_t j = 0; j < M; ++j) // the last pass: bias and activation as its values are stored
             Out::output([&](size_t k, size_t q) { return t.cols[(k * M + j) * t.gs + q]; },
                         [&](size_t l, size_t q) {
