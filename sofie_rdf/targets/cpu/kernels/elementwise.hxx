@@ -99,7 +99,9 @@ inline void transpose_any(const X *x, std::ptrdiff_t stride, Y *y, size_t rows, 
 }
 
 // y (contiguous, `shape`) from x read with strides sx: transpose, slice,
-// expand and broadcast-copy are all this loop.
+// expand and broadcast-copy are all this loop.  Its inner loops read their bounds and strides into locals and
+// write through a local pointer: Cling compiles without strict aliasing, and a loop whose every store might change
+// its bound (shape[0]) or its pointer (y, a reference) stayed scalar (attention's heads: 10x a vectorized copy).
 template <typename X, typename Y, typename F>
 inline void unary_strided_rec(const X *x, const std::ptrdiff_t *sx, Y *&y, const size_t *shape, size_t rank, F &f)
 {
@@ -107,37 +109,43 @@ inline void unary_strided_rec(const X *x, const std::ptrdiff_t *sx, Y *&y, const
       *y++ = f(*x);
       return;
    }
-   if (rank == 2 && sx[0] == 1 && sx[1] != 0 && shape[0] > 1 && shape[1] > kTransposeBlock) {
-      transpose_any(x, sx[1], y, shape[0], shape[1], f);
-      y += shape[0] * shape[1];
+   const size_t n = shape[0];
+   if (rank == 2 && sx[0] == 1 && sx[1] != 0 && n > 1 && shape[1] > kTransposeBlock) {
+      transpose_any(x, sx[1], y, n, shape[1], f);
+      y += n * shape[1];
       return;
    }
+   Y *out = y;
    if (rank == 2 && sx[1] == 1) { // rows of contiguous runs (attention's heads of 16): a call per row cost more
-      for (size_t i = 0; i < shape[0]; ++i, y += shape[1]) { // than the row's copy
-         const X *row = x + static_cast<std::ptrdiff_t>(i) * sx[0];
-         for (size_t j = 0; j < shape[1]; ++j)
-            y[j] = f(row[j]);
+      const size_t m = shape[1];     // than the row's copy
+      const std::ptrdiff_t step = sx[0];
+      for (size_t i = 0; i < n; ++i, out += m) {
+         const X *row = x + static_cast<std::ptrdiff_t>(i) * step;
+         for (size_t j = 0; j < m; ++j)
+            out[j] = f(row[j]);
       }
+      y = out;
       return;
    }
    if (rank == 1) { // a broadcast value and a contiguous run as loops of their own: the compiler vectorizes them
       const std::ptrdiff_t s = sx[0];
       if (s == 0) {
          const Y v = f(*x);
-         for (size_t i = 0; i < shape[0]; ++i)
-            y[i] = v;
+         for (size_t i = 0; i < n; ++i)
+            out[i] = v;
       } else if (s == 1) {
-         for (size_t i = 0; i < shape[0]; ++i)
-            y[i] = f(x[i]);
+         for (size_t i = 0; i < n; ++i)
+            out[i] = f(x[i]);
       } else {
-         for (size_t i = 0; i < shape[0]; ++i)
-            y[i] = f(x[static_cast<std::ptrdiff_t>(i) * s]);
+         for (size_t i = 0; i < n; ++i)
+            out[i] = f(x[static_cast<std::ptrdiff_t>(i) * s]);
       }
-      y += shape[0];
+      y = out + n;
       return;
    }
-   for (size_t i = 0; i < shape[0]; ++i)
-      unary_strided_rec(x + static_cast<std::ptrdiff_t>(i) * sx[0], sx + 1, y, shape + 1, rank - 1, f);
+   const std::ptrdiff_t step = sx[0];
+   for (size_t i = 0; i < n; ++i)
+      unary_strided_rec(x + static_cast<std::ptrdiff_t>(i) * step, sx + 1, y, shape + 1, rank - 1, f);
 }
 
 // Ranks up to this are merged before a strided loop; higher ones (rare) run as given.
