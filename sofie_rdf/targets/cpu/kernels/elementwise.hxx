@@ -205,10 +205,13 @@ inline void binary_strided_rec(const A *a, const std::ptrdiff_t *sa, const B *b,
       *y++ = f(*a, *b);
       return;
    }
-   if (rank == 1) {
+   if (rank == 1) { // locals, as in unary_strided_rec (Cling: no strict aliasing)
       const std::ptrdiff_t s0 = sa[0], s1 = sb[0];
-      for (size_t i = 0; i < shape[0]; ++i)
-         *y++ = f(a[static_cast<std::ptrdiff_t>(i) * s0], b[static_cast<std::ptrdiff_t>(i) * s1]);
+      const size_t n = shape[0];
+      Y *out = y;
+      for (size_t i = 0; i < n; ++i)
+         out[i] = f(a[static_cast<std::ptrdiff_t>(i) * s0], b[static_cast<std::ptrdiff_t>(i) * s1]);
+      y = out + n;
       return;
    }
    for (size_t i = 0; i < shape[0]; ++i) {
