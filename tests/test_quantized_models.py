@@ -123,6 +123,19 @@ def test_qdq_runs_as_integer_operators(quantized, network, integer_ops):
     assert ops == ["QuantizeLinear", *integer_ops, "DequantizeLinear"]
 
 
+def test_dynamic_products_fused(quantized):
+    """quantize_dynamic's DynamicQuantizeLinear -> MatMulInteger -> Cast -> Mul -> Add chains run as one
+    DynamicQuantizeMatMul each, which computes the same floats in the same order; checked on a batch of 3000,
+    where an open batch whose operators all compute rows alone runs in blocks of rows: a DynamicQuantizeMatMul
+    quantizes A over all of its rows, and must not be split (it was, 0.07 off at 64 events, while fused)."""
+    path = quantized["mlp", "dynamic"]
+    sess = sr.compile(sr.load(path), backend="native")
+    ops = re.findall(r"// node \d+: (\S+)", base_variant(sess.code.header))
+    assert ops.count("DynamicQuantizeMatMul") == 3 and not {"MatMulInteger", "DynamicQuantizeLinear", "Cast"} & set(ops)
+    x = np.random.default_rng(3).standard_normal((3000, *SHAPES["mlp"])).astype(np.float32)
+    np.testing.assert_allclose(sess.infer(x), _reference(onnx.load(path), {"x": x})[0], rtol=1e-5, atol=1e-6)
+
+
 def test_torch_fake_quantized_export(tmp_path):
     """A network trained with fake quantization (as torch.ao's QAT leaves it) exports as QuantizeLinear ->
     DequantizeLinear pairs around float operators: the same values as torch's, and within one step of the

@@ -182,6 +182,7 @@ class DynamicQuantizeMatMul(IntegerProduct):
 
     op_type = "DynamicQuantizeMatMul"
     domain = MS_DOMAIN
+    row_wise = False  # A's scale and zero point come from all of its rows: no block of rows runs alone
     A, B, B_ZERO, INPUTS = 0, 1, 3, 5
     strict_attrs = True
 

@@ -24,7 +24,7 @@ from .index_grids import fuse_index_grids
 from .inline_if import inline_known_ifs
 from .pool_fusion import fuse_row_pooling
 from .qonnx_layout import write_out_qonnx
-from .quantized_fusion import fuse_quantized
+from .quantized_fusion import fuse_dynamic_products, fuse_quantized
 from .selection import use_selection_products
 from .shape_inference import infer_shapes
 
@@ -66,6 +66,8 @@ def rewrite(model: Model, attention: bool = True, index_grids: bool = True, row_
     model = write_out_qonnx(model)  # 0. QONNX's quantizers and channels-last operators as ONNX operators
     model = fuse_quantized(model)   # 0b. DequantizeLinear -> op -> QuantizeLinear as integer operators (before 1
     #                                     folds the dequantized weights into floats)
+    model = fuse_dynamic_products(model)  # 0c. DynamicQuantizeLinear -> MatMulInteger -> Cast -> scale (-> bias)
+    #                                           -> one DynamicQuantizeMatMul
     model = fold_constants(model)   # 1. drop nodes computed at generation time, collect weights
     if attention:
         model = fuse_attention(model)  # 1b. MatMul(Q, K^T) -> scale -> Softmax -> MatMul(V) -> one Attention

@@ -118,6 +118,89 @@ def fuse_quantized(model: Model) -> Model:
     return model
 
 
+def fuse_dynamic_products(model: Model) -> Model:
+    """``model`` with onnxruntime's ``quantize_dynamic`` products as one ``DynamicQuantizeMatMul`` each (changed).
+
+    ``quantize_dynamic`` writes a float MatMul as DynamicQuantizeLinear(x) -> MatMulInteger(x_q, W_q, x_zero,
+    W_zero) -> Cast to float -> Mul by Mul(x_scale, W_scale), then the bias Add of a Gemm: five passes over the
+    product (an int32 matrix written, read, cast, scaled, biased), which onnxruntime fuses as well.  The fused
+    node computes the same float operations in the same order (the integer sum, times x_scale * W_scale, plus
+    the bias) as its register tiles leave, and quantizes x itself, as the DynamicQuantizeLinear did.  A
+    DynamicQuantizeLinear whose outputs other nodes read stays for them."""
+    g = _Graph(model)
+    replaced: dict[int, Node] = {}
+    dropped: set[int] = set()
+    for mm in model.nodes:
+        if mm.op_type == "MatMulInteger" and mm.domain in ONNX:
+            fused = _dynamic_product(g, mm)
+            if fused is not None:
+                node, through = fused
+                replaced[id(through[-1])] = node
+                dropped.update(id(n) for n in through[:-1])
+    if not replaced:
+        return model
+    dropped |= _unread(g, replaced, dropped)
+    for n in model.nodes:
+        if id(n) in dropped or id(n) in replaced:
+            for out in n.outputs:
+                if all(out not in r.outputs for r in replaced.values()):
+                    model.tensors.pop(out, None)
+    model.nodes = [replaced.get(id(n), n) for n in model.nodes if id(n) not in dropped]
+    return model
+
+
+def _dynamic_product(g: _Graph, mm: Node) -> Optional[tuple[Node, list[Node]]]:
+    """(DynamicQuantizeMatMul, the nodes it replaces, the last one's place taking it) for a MatMulInteger of a
+    DynamicQuantizeLinear's bytes and zero point by constant weights, cast to float and scaled; None otherwise."""
+    dql = g.producer.get(mm.inputs[0])
+    zero = mm.inputs[2] if len(mm.inputs) > 2 else ""
+    if dql is None or dql.op_type != "DynamicQuantizeLinear" or dql.domain not in ONNX or zero != dql.outputs[2]:
+        return None
+    weights, w_zero = g.value(mm.inputs[1]), mm.inputs[3] if len(mm.inputs) > 3 else ""
+    if weights is None or weights.ndim != 2 or (w_zero and g.value(w_zero) is None):
+        return None
+    cast = g.only_reader(mm.outputs[0])
+    if cast is None or cast.op_type != "Cast" or cast.attrs.get("to") != 1 or dql.outputs[0] in g.model.outputs:
+        return None
+    mul = g.only_reader(cast.outputs[0])
+    if mul is None or mul.op_type != "Mul" or mul.domain not in ONNX:
+        return None
+    scales = g.producer.get(mul.inputs[1] if mul.inputs[0] == cast.outputs[0] else mul.inputs[0])
+    w_scale = _other_operand(g, scales, dql.outputs[1])
+    if w_scale is None or g.value(w_scale).ndim > 1 or g.value(w_scale).size not in (1, weights.shape[1]):
+        return None
+    through, bias = [mm, cast, mul], ""
+    add = g.only_reader(mul.outputs[0])
+    if add is not None and add.op_type == "Add" and add.domain in ONNX:
+        b = add.inputs[1] if add.inputs[0] == mul.outputs[0] else add.inputs[0]
+        value = g.value(b)
+        if value is not None and value.dtype == np.float32 and value.shape == (weights.shape[1],):
+            through, bias = through + [add], b
+    out = through[-1].outputs
+    node = make_node("DynamicQuantizeMatMul", [dql.inputs[0], mm.inputs[1], w_scale, w_zero, bias], out, {},
+                     name=f"{mm.name}/DynamicQuantizeMatMul", domain=MS_DOMAIN, version=1, model=g.model.name)
+    if scales is not None and g.only_reader(scales.outputs[0]) is mul:
+        through.insert(0, scales)
+    return node, through
+
+
+def _other_operand(g: _Graph, mul: Optional[Node], known: str) -> Optional[str]:
+    """The float32 constant ``mul`` multiplies ``known`` by (a Mul node of the default domain), or None."""
+    if mul is None or mul.op_type != "Mul" or mul.domain not in ONNX or known not in mul.inputs[:2]:
+        return None
+    other = mul.inputs[1] if mul.inputs[0] == known else mul.inputs[0]
+    value = g.value(other)
+    return other if value is not None and value.dtype == np.float32 else None
+
+
+def _unread(g: _Graph, replaced: dict[int, Node], dropped: set[int]) -> set[int]:
+    """The DynamicQuantizeLinear nodes no remaining node reads (nor the graph's outputs)."""
+    read = {name for n in g.model.nodes if id(n) not in dropped for name in
+            (replaced[id(n)].inputs if id(n) in replaced else n.inputs)}
+    return {id(n) for n in g.model.nodes if n.op_type == "DynamicQuantizeLinear" and n.domain in ONNX and
+            not any(o in read or o in g.model.outputs for o in n.outputs)}
+
+
 def _quantizes_bytes(g: _Graph, q: Node) -> bool:
     """A per-tensor QuantizeLinear to int8 or uint8 with constant parameters."""
     scale, zero = _params(q)

@@ -19,7 +19,7 @@ DEPENDENCIES = {
     "edge": ("conv", "indexing"), "wgemm": ("simd",),
     "elementwise": ("fastmath", "simd"), "loss": ("softmax",), "misc": ("reduce",), "normalization": ("simd",),
     "pool": ("simd",), "reduce": ("simd",), "reinterpret": ("values",), "resize": ("values",), "rnn": ("gemm", "fastmath"),
-    "qlinear": ("quantize",), "qrnn": ("rnn", "qgemm", "quantize"), "sampling": ("values",),
+    "qlinear": ("quantize",), "quantize": ("simd",), "qrnn": ("rnn", "qgemm", "quantize"), "sampling": ("values",),
     "select": ("sort",), "signal": ("select",), "softmax": ("fastmath", "simd"), "winograd": ("conv",),
 }
 # File names a generated header may #include "..." (no quotes, slashes or spaces to escape).
