@@ -182,3 +182,28 @@ def test_build_paths_agree(tmp_path):
     (row,) = json.loads(table.read_text())["rows"]
     assert max(row["max_abs_diff_vs_native"].values()) < 1e-5, row["max_abs_diff_vs_native"]
     assert all(row["seconds"][e] > 0 for e in ("native", "O2", "jit", "declared", "jit_before"))
+
+
+def test_public_inputs_and_agreement():
+    """benchmarks/public.py without its files: edge indices below the node count, masks of ones, a free batch,
+    the 4b classifier's padded jets, and a NaN agreeing only with a NaN."""
+    from benchmarks import public
+
+    gnn = public.Model("g", "o/r", "g.onnx", "GNN", dims={"nodes": 7, "edges": 20}, batch=None,
+                       indices={"edge_index": "nodes"})
+    specs = [("x", ("nodes", 3), np.dtype(np.float32)), ("edge_index", (2, "edges"), np.dtype(np.int64)),
+             ("pf_mask", ("nodes", 1), np.dtype(np.float32))]
+    x = public.feeds(gnn, specs, None)
+    assert x["x"].shape == (7, 3) and x["edge_index"].shape == (2, 20) and x["edge_index"].dtype == np.int64
+    assert 0 <= x["edge_index"].min() and x["edge_index"].max() < 7 and (x["pf_mask"] == 1).all()
+    assert public.sizes(gnn, specs) == [None]
+    mlp = public.Model("m", "o/r", "m.onnx", "MLP")
+    mlp_specs = [("x", ("N", 16), np.dtype(np.float32))]
+    assert public.sizes(mlp, mlp_specs) == [1, 64] and public.feeds(mlp, mlp_specs, 64)["x"].shape == (64, 16)
+    four_b = public.INPUTS["4b"](np.random.default_rng(0), 3)
+    assert {k: v.shape for k, v in four_b.items()} == {"J": (3, 16), "O": (3, 40), "A": (3, 4)}
+    assert (four_b["J"][:, :4] > 0).all()  # pt
+    ref = [np.array([1.0, np.nan], np.float32)]
+    assert public.agreement(np.array([1.0, np.nan], np.float32), ref)["agrees"]
+    assert not public.agreement(np.array([1.0, 2.0], np.float32), ref)["agrees"]
+    assert not public.agreement(np.array([1.0], np.float32), ref)["agrees"]  # a shape that differs

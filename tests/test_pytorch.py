@@ -186,6 +186,17 @@ def test_static_by_default_and_training_flags_restored():
     assert [d for d in model.inputs[0].shape] == [2, 8]
 
 
+def test_frozen_torchscript_file(tmp_path):
+    """A ``torch.jit.freeze``d module (Triton model repositories ship them; Exa.TrkX's filter) has no training flag."""
+    module = build(CASES["mlp"])
+    frozen = torch.jit.freeze(torch.jit.script(module))
+    assert not hasattr(frozen, "training")
+    path = tmp_path / "frozen.pt"
+    torch.jit.save(frozen, path)
+    model = sr.load(path, example_inputs=(torch.randn(2, 8),), dynamic_axes={0: {0: "N"}})
+    assert_matches_torch(sr.compile(model), module, (torch.randn(5, 8),), RTOL, ATOL, "batch 5")
+
+
 # ---- errors -----------------------------------------------------------------------------------------------
 
 class DataDependent(nn.Module):

@@ -275,7 +275,13 @@ def _export_torchscript(torch: Any, module: Any, args: tuple, inputs: list[str],
 
 @contextlib.contextmanager
 def _eval_mode(module: Any) -> Iterator[None]:
-    """Export in inference mode, then give every submodule back its own training flag."""
+    """Export in inference mode, then give every submodule back its own training flag.
+
+    A frozen TorchScript module (``torch.jit.freeze``, as Triton model repositories ship them) has no training
+    flag left: it is in inference mode already, and is left as it is."""
+    if not hasattr(module, "training"):
+        yield
+        return
     flags = [(m, m.training) for m in module.modules()]
     module.eval()
     try:
