@@ -23,7 +23,13 @@ from .errors import CompilationError, SofieError
 # (IEEE arithmetic is kept, unlike -ffast-math); it only lets the compiler
 # vectorize loops with comparisons and float/int conversions, such as the
 # exp/tanh of kernels/fastmath.hxx, by not preserving floating-point traps.
-JIT_FLAGS = "-O3 -march=native -fno-trapping-math"
+# -optimize-regalloc=1 gives back LLVM's optimizing register allocator, which ROOT turns off for Cling
+# (-optimize-regalloc=0: the fast allocator, which keeps no value in a register from one basic block to the
+# next, so that register tiles spill their accumulators every few terms): on an AMD EPYC Zen 3, JIT code took
+# 1.3x to 2.6x the native build's time without it, 0.9x to 1.13x with it (LSTM 2.0x), for 10% to 40% more
+# JIT compile time (interleaved A/B in one process each; benchmarks/results/build_paths_avx2_amd_cling_march.md
+# is the table with these flags).
+JIT_FLAGS = "-O3 -march=native -fno-trapping-math -mllvm -optimize-regalloc=1"
 os.environ.setdefault("EXTRA_CLING_ARGS", JIT_FLAGS)
 
 _lock = threading.RLock()
