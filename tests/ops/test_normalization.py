@@ -27,9 +27,8 @@ def _bn_params(rng, c, dtype=np.float32):
 
 
 def _batchnorm(check, spatial, opset=15, dtype=np.float32, batch=2, symbolic=False, params_are_inputs=False,
-               seed=0, **attrs):
+               seed=0, c=3, **attrs):
     rng = np.random.default_rng(seed)
-    c = 3
     shape = (batch, c, *spatial)
     dims = ["N" if symbolic else batch, c, *spatial]
     params = _bn_params(rng, c, dtype)
@@ -47,6 +46,13 @@ def _batchnorm(check, spatial, opset=15, dtype=np.float32, batch=2, symbolic=Fal
 @pytest.mark.parametrize("spatial", list(SPATIAL))
 def test_batchnorm_shapes(check_model, spatial):
     _batchnorm(check_model, SPATIAL[spatial])
+
+
+@pytest.mark.parametrize("spatial", [(), (1,)])
+def test_batchnorm_one_value_per_channel(check_model, spatial):
+    """(batch, channels) and (batch, channels, 1), as PyTorch's exporter wraps a BatchNorm1d, run row by row with
+    the channels' coefficients from tables of 256: 300 channels cross one table's end."""
+    _batchnorm(check_model, spatial, batch=37, c=300, symbolic=True)
 
 
 @pytest.mark.parametrize("opset", [7, 9, 14, 15])
