@@ -78,7 +78,7 @@ class Slice(Op):
     """Slice with starts/ends/axes as attributes (opset < 10)."""
 
     op_type = "Slice"
-    row_wise = True  # a symbolic dim is sliced with step 1 only: a leading dim still whole starts at 0
+    row_wise = True  # a leading dim still whole is read forwards from 0 (rows_independent: backwards, not)
 
     def params(self, inputs) -> tuple[list, list, list, list]:
         starts, ends = list(self.attrs["starts"]), list(self.attrs["ends"])
@@ -111,6 +111,8 @@ class Slice(Op):
         if isinstance(d, int):
             r = range(d)[slice(s, e, step)]
             return (r.start if len(r) else 0), len(r), step
+        if step < 0:
+            return self._backwards(d, s, e, step)
         if step != 1:
             raise self.error(f"a step of {step} along the symbolic dim {d} is not supported")
         start = s if s >= 0 else simplify(d + s)
@@ -120,6 +122,31 @@ class Slice(Op):
                 self.require(sympy.Ge(d, abs(bound)), f"slicing [{s}:{e}] needs dim {d} >= {abs(bound)}")
         self.require(sympy.Ge(end, start), f"slicing [{s}:{e}] needs its start before its end in dim {d}")
         return start, simplify(end - start), 1
+
+    def _backwards(self, d: Dim, s: int, e: int, step: int) -> tuple[Dim, Dim, int]:
+        """A negative step along the symbolic dim ``d``: a start at or beyond INT32_MAX is the last index and an end
+        at or below INT32_MIN is before the first (what exporters write for "reversed to the end"); other bounds
+        count from the end when negative and must lie inside the dim, as ONNX would clamp them to its run-time size
+        (as for step 1, they are not clamped)."""
+        if s >= _TO_END:
+            start = simplify(d - 1)
+        else:
+            start = s if s >= 0 else simplify(d + s)
+            self.require(sympy.Ge(d, s + 1 if s >= 0 else -s), f"slicing [{s}:{e}:{step}] needs dim {d} > {start}")
+        if e <= -_TO_END - 1:
+            end: Dim = -1
+        else:
+            end = e if e >= 0 else simplify(d + e)
+            self.require(sympy.Ge(d, e + 1 if e >= 0 else -e - 1), f"slicing [{s}:{e}:{step}] needs dim {d} > {end}")
+        self.require(sympy.Ge(start, end), f"slicing [{s}:{e}:{step}] needs its start after its end in dim {d}")
+        span = simplify(start - end)
+        return start, span if step == -1 else simplify(sympy.floor((span - step - 1) / -step)), step
+
+    def rows_independent(self, inputs):
+        """Not where the leading dim is read backwards: row i of the output is another row of the input."""
+        if inputs[0] is None or inputs[0].rank == 0 or self.at_run_time(inputs):
+            return self.row_wise
+        return self.ranges(inputs)[0][2] > 0
 
     def infer(self, inputs):
         x = inputs[0]

@@ -1,11 +1,14 @@
 """Data-movement operators against onnxruntime: Transpose, Slice and Concat."""
 
+import warnings
+
 import numpy as np
 import pytest
 from conftest import check_runs, make_model, ort_run
 from onnx import helper
 
-from sofie_rdf.errors import ShapeError
+import sofie_rdf as sr
+from sofie_rdf.errors import ShapeError, SofieError, SpecialisationWarning
 
 INT64_MAX = np.iinfo(np.int64).max
 INT64_MIN = np.iinfo(np.int64).min
@@ -276,3 +279,69 @@ def test_slice_run_time_ends_known_axes():
     model = make_model([node], [("x", np.float32, [4, 5, 6]), ("ends", np.int32, [1])], [("y", np.float32, None)],
                        {"starts": np.array([1], np.int32), "axes": np.array([2], np.int32)}, opset=13)
     check_runs(model, [{"x": _x((4, 5, 6)), "ends": np.array([e], np.int32)} for e in (3, -1, 100, 0)], "jit")
+
+
+# ---- Slice backwards over a symbolic batch ----------------------------------------------
+
+INT32_MAX, INT32_MIN = np.iinfo(np.int32).max, np.iinfo(np.int32).min
+
+# output -> (starts, ends, axes, steps, index dtype, smallest batch: a bound inside the dim is not clamped)
+BACKWARDS = {
+    "int64_bounds": ([INT64_MAX], [INT64_MIN], [0], [-1], np.int64, 1),
+    "last_to_int64_min": ([-1], [INT64_MIN], [0], [-1], np.int64, 1),
+    "int32_bounds": ([INT32_MAX], [INT32_MIN], [0], [-1], np.int32, 1),
+    "last_to_second": ([-1], [0], [0], [-1], np.int64, 1),
+    "empty_end_last": ([INT64_MAX], [-1], [0], [-1], np.int64, 1),
+    "step_minus_2": ([INT64_MAX], [INT64_MIN], [0], [-2], np.int64, 1),
+    "batch_and_inner": ([INT64_MAX, 2, -1], [INT64_MIN, INT64_MIN, -4], [0, 1, -1], [-1, -1, -1], np.int64, 1),
+    "second_row_on": ([1], [INT64_MIN], [0], [-1], np.int64, 2),
+    "second_last_to_first": ([-2], [0], [0], [-1], np.int64, 2),
+}
+
+
+@pytest.mark.parametrize("batch", [1, 2, 5])
+def test_slice_backwards_over_symbolic_batch(check_model, batch):
+    """Step -1 (and -2) along the symbolic batch axis with starts/ends out of range (INT64/INT32 extremes, a last
+    index from the end), empty results included: one build for every batch, against onnxruntime for 1, 2 and 5
+    (bounds inside the dim where the batch holds them)."""
+    nodes, inits, outputs = [], {}, []
+    for name, (starts, ends, axes, steps, dtype, smallest) in BACKWARDS.items():
+        if batch < smallest:
+            continue
+        params = [f"{name}_{k}" for k in ("starts", "ends", "axes", "steps")]
+        inits.update({p: np.array(v, dtype) for p, v in zip(params, (starts, ends, axes, steps))})
+        nodes.append(helper.make_node("Slice", ["x", *params], [name]))
+        outputs.append((name, np.float32, None))
+    model = make_model(nodes, [("x", np.float32, ["N", 4, 3])], outputs, inits)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SpecialisationWarning)  # one build: no per-batch specialisation
+        check_model(model, {"x": _x((batch, 4, 3), batch)})
+
+
+@pytest.mark.parametrize("batch", [1, 5])
+def test_slice_backwards_bounds_from_the_batch_size(check_model, batch):
+    """starts ``N - 1`` and ends ``-N - 1`` computed from the batch size: the values depend on N, so sofie-rdf
+    builds the model for each N it is called with (SpecialisationWarning); against onnxruntime."""
+    nodes = [
+        helper.make_node("Shape", ["x"], ["n"], start=0, end=1),
+        helper.make_node("Sub", ["n", "one"], ["last"]),
+        helper.make_node("Sub", ["minus_one", "n"], ["before_first"]),
+        helper.make_node("Slice", ["x", "last", "before_first", "zero", "minus_one"], ["y"]),
+    ]
+    inits = {"one": np.array([1], np.int64), "minus_one": np.array([-1], np.int64), "zero": np.array([0], np.int64)}
+    model = make_model(nodes, [("x", np.float32, ["N", 4, 3])], [("y", np.float32, None)], inits)
+    with pytest.warns(SpecialisationWarning, match="Slice node"):
+        check_model(model, {"x": _x((batch, 4, 3), batch)})
+
+
+def test_slice_backwards_bound_inside_symbolic_dim():
+    """A small bound along a symbolic dim is not clamped to the run-time size: a batch too small for it is an
+    error naming the node, not a wrong result."""
+    inits = {"s": np.array([3], np.int64), "e": np.array([INT64_MIN], np.int64), "a": np.array([0], np.int64),
+             "st": np.array([-1], np.int64)}
+    model = make_model([helper.make_node("Slice", ["x", "s", "e", "a", "st"], ["y"], name="reverse")],
+                       [("x", np.float32, ["N", 2])], [("y", np.float32, None)], inits)
+    session = sr.compile(sr.load(model))
+    np.testing.assert_array_equal(session.infer(_x((5, 2))), _x((5, 2))[3::-1])
+    with pytest.raises(SofieError, match=r"reverse.*slicing \[3:.*needs dim N > 3"):
+        session.infer(_x((3, 2)))
