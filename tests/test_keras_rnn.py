@@ -160,12 +160,60 @@ def test_transformer_block(check_keras):
     check_keras(_seeded(keras.Model(x, y, name="transformer_block")), _data(STEPS, 8))
 
 
-def test_refused():
-    """A stack of cells is refused, not misread."""
+def _stack(*sizes: int) -> layers.StackedRNNCells:
+    """An LSTM, a GRU and a SimpleRNN cell (as many as ``sizes``), stacked."""
+    kinds = [layers.LSTMCell, layers.GRUCell, layers.SimpleRNNCell]
+    return layers.StackedRNNCells([kinds[k % 3](units) for k, units in enumerate(sizes)])
+
+
+def _stacked_outputs(h) -> list:
+    """Every option of an RNN of stacked cells, on the sequence ``h`` (an LSTM cell's states come as a pair)."""
+    return keras.tree.flatten((
+        layers.RNN(_stack(4, 3, 2), name="stack_last")(h),
+        layers.RNN(_stack(4, 3, 2), return_sequences=True, return_state=True, name="stack_states")(h),
+        layers.RNN(_stack(3, 4, 2), return_sequences=True, return_state=True, go_backwards=True, name="stack_back")(h),
+        layers.RNN(_stack(2, 3), go_backwards=True, name="stack_back_last")(h),
+        layers.RNN([layers.GRUCell(3, reset_after=False), layers.GRUCell(2)], name="cell_list")(h),
+        layers.Bidirectional(layers.RNN(_stack(3, 2), return_sequences=True, return_state=True), name="stack_both")(h),
+        layers.Bidirectional(layers.RNN(_stack(2, 2)), merge_mode="sum", name="stack_both_sum")(h)))
+
+
+def test_stacked_cells(check_keras):
+    """keras.layers.RNN over StackedRNNCells (or a list of cells): one ONNX node per cell; sequences, states, reading
+    backwards, Bidirectional."""
+    x = keras.Input((STEPS, FEATURES), name="x")
+    check_keras(_seeded(keras.Model(x, _stacked_outputs(x), name="stacked_cells")), _data(STEPS, FEATURES))
+
+
+def test_stacked_cells_masked(check_keras):
+    """A Keras mask skips a step in every cell of the stack."""
+    x = keras.Input((STEPS, FEATURES), name="x")
+    x_data = _data(STEPS, FEATURES)
+    x_data[0, :2] = x_data[1, 3] = x_data[2, -2:] = 0.0
+    model = keras.Model(x, _stacked_outputs(layers.Masking(0.0)(x)), name="stacked_masked")
+    check_keras(_seeded(model), x_data, sources=("object", "keras"))
+
+
+def test_stacked_cells_open_length_and_initial_states(check_keras):
+    """An open sequence length; initial states given per cell (an LSTM cell's as a pair)."""
+    x = keras.Input((None, FEATURES), name="x")
+    h = keras.Input((UNITS,), name="h")
+    c = keras.Input((UNITS,), name="c")
+    g = keras.Input((3,), name="g")
+    results = [
+        layers.RNN(_stack(UNITS, 3), return_sequences=True, return_state=True)(x, initial_state=[[h, c], g]),
+        layers.RNN(_stack(UNITS, 3), go_backwards=True, return_sequences=True)(x, initial_state=[[h, c], g]),
+    ]
+    model = _seeded(keras.Model([x, h, c, g], keras.tree.flatten(results), name="stacked_open"))
+    check_keras(model, [_data(9, FEATURES), _data(UNITS, seed=1), _data(UNITS, seed=2), _data(3, seed=3)])
+
+
+def test_stacked_cells_refused():
+    """A stack inside a stack has no converter: refused naming the layer, not misread."""
     x = keras.Input((None, FEATURES))
-    stacked = layers.RNN([layers.GRUCell(3), layers.GRUCell(2)])
-    with pytest.raises(sr.UnsupportedOperatorError, match="StackedRNNCells"):
-        sr.load(keras.Model(x, stacked(x)))
+    nested = layers.RNN(layers.StackedRNNCells([_stack(3), layers.GRUCell(2)]), name="nested")
+    with pytest.raises(sr.UnsupportedOperatorError, match="RNN of a StackedRNNCells in StackedRNNCells.*nested"):
+        sr.load(keras.Model(x, nested(x)))
 
 
 def test_backwards_sequence_of_open_length(check_keras):

@@ -248,6 +248,9 @@ def _keras_cases() -> list[Case]:
         K("LSTMCell", "in RNN", lambda: L.RNN(L.LSTMCell(4)), S1),
         K("GRUCell", "in RNN", lambda: L.RNN(L.GRUCell(4)), S1),
         K("StackedRNNCells", "in RNN", lambda: L.RNN(L.StackedRNNCells([L.LSTMCell(4), L.GRUCell(3)])), S1),
+        K("StackedRNNCells", "in RNN, return_sequences, return_state, go_backwards", lambda: L.RNN(
+            L.StackedRNNCells([L.GRUCell(4), L.SimpleRNNCell(3)]), return_sequences=True, return_state=True,
+            go_backwards=True), S1),
         K("Bidirectional", "LSTM", lambda: L.Bidirectional(L.LSTM(3)), S1),
         K("Bidirectional", "GRU, return_sequences, merge_mode=sum",
           lambda: L.Bidirectional(L.GRU(3, return_sequences=True), merge_mode="sum"), S1),
@@ -295,8 +298,20 @@ def _keras_cases() -> list[Case]:
         K("Pipeline", "Rescaling, CenterCrop", lambda: L.Pipeline([L.Rescaling(0.5), L.CenterCrop(4, 4)]), IMAGE),
         K("STFTSpectrogram", "", lambda: L.STFTSpectrogram(mode="magnitude", frame_length=8, frame_step=4, fft_length=8),
           (32, 1)),
+        K("STFTSpectrogram", "mode=log, padding=same, hamming", lambda: L.STFTSpectrogram(
+            frame_length=8, frame_step=4, fft_length=16, window="hamming", padding="same"), (30, 2)),
+        K("STFTSpectrogram", "mode=angle", lambda: L.STFTSpectrogram(mode="angle", frame_length=8, frame_step=4), (32, 1)),
+        K("STFTSpectrogram", "mode=psd, channels_first, expand_dims", lambda: L.STFTSpectrogram(
+            mode="psd", frame_length=8, frame_step=3, data_format="channels_first", expand_dims=True), (2, 30)),
+        K("STFTSpectrogram", "mode=stft, scaling=spectrum", lambda: L.STFTSpectrogram(
+            mode="stft", frame_length=8, frame_step=4, scaling="spectrum"), (32, 1)),
         K("MelSpectrogram", "", lambda: L.MelSpectrogram(fft_length=16, sequence_stride=8, sequence_length=16, num_mel_bins=4,
                                                          sampling_rate=800), (64,)),
+        K("MelSpectrogram", "power_to_db=False, mag_exp=1, hamming", lambda: L.MelSpectrogram(
+            fft_length=16, sequence_stride=5, sequence_length=12, num_mel_bins=4, sampling_rate=800, window="hamming",
+            power_to_db=False, mag_exp=1.0), (64,)),
+        K("MelSpectrogram", "channels, ref_power, top_db", lambda: L.MelSpectrogram(
+            fft_length=16, sequence_stride=8, num_mel_bins=4, sampling_rate=800, ref_power=2.0, top_db=30.0), (2, 40)),
     ]
     # image augmentation: identities at inference
     augmentation = ["AugMix", "CutMix", "MixUp", "RandAugment", "RandomBrightness", "RandomColorDegeneration",
@@ -642,10 +657,7 @@ def _refuse(cases: list[Case], reasons: dict[str, tuple[type, str]]) -> list[Cas
 
 
 KERAS_CASES = _refuse(KERAS_CASES, {
-    "StackedRNNCells": (UnsupportedOperatorError, f"{_NO_CONVERTER}: an RNN over stacked cells (stack the RNN layers instead)"),
     "ContrastLimitedAdaptiveHistogramEqualization": (UnsupportedOperatorError, f"{_NO_CONVERTER}: per-tile histograms"),
-    "STFTSpectrogram": (UnsupportedOperatorError, f"{_NO_CONVERTER}: a short-time Fourier transform"),
-    "MelSpectrogram": (UnsupportedOperatorError, f"{_NO_CONVERTER}: a short-time Fourier transform"),
 })
 
 TORCH_CASES = _refuse(TORCH_CASES, {

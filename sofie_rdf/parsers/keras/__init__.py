@@ -35,7 +35,7 @@ import numpy as np
 from ...errors import ModelFormatError, SofieError, UnsupportedOperatorError
 from ...ir import Model, TensorType, model_name_from
 from ...ir.dims import symbol
-from . import attention, conv, conv_recurrent, core, normalization, operations, preprocessing, recurrent, wrappers  # noqa: F401
+from . import attention, conv, conv_recurrent, core, normalization, operations, preprocessing, recurrent, spectrogram, wrappers  # noqa: F401
 from .builder import GraphBuilder, Tensor, call_arguments
 from .export_route import export_keras, is_user_code
 from .legacy import is_keras2_h5, read_keras2

@@ -1,5 +1,5 @@
-"""Recurrent Keras layers (SimpleRNN, GRU, LSTM, RNN of one such cell, Bidirectional), Embedding and
-ReversibleEmbedding.
+"""Recurrent Keras layers (SimpleRNN, GRU, LSTM, RNN of one such cell or of StackedRNNCells of them,
+Bidirectional), Embedding and ReversibleEmbedding.
 
 Each recurrent layer becomes one ONNX ``RNN``/``GRU``/``LSTM`` node with
 ``layout=1``, the batch-first (N, T, F) layout Keras uses, so no transposes
@@ -16,8 +16,9 @@ units and reset rule, forward half reading forwards) becomes one
 the directions on an axis of their own, so Keras's merge modes are one
 reduction (or reshape) over that axis.
 
-Keras masks (``Masking``, ``Embedding(mask_zero=True)``) change what an RNN
-computes step by step: see the masks section below.
+An RNN of ``StackedRNNCells`` is one node per cell, in order (see the stacked
+cells section below).  Keras masks (``Masking``, ``Embedding(mask_zero=True)``)
+change what an RNN computes step by step: see the masks section below.
 """
 
 from __future__ import annotations
@@ -90,12 +91,14 @@ def _gates(matrix: np.ndarray, order: tuple[int, ...]) -> np.ndarray:
     return np.ascontiguousarray(np.concatenate([blocks[g] for g in order], axis=-1).T)
 
 
-def _direction(b: GraphBuilder, layer: Any, initial: tuple[str, ...]) -> _Direction:
-    """The ONNX view of one SimpleRNN/GRU/LSTM (or RNN of one such cell)."""
-    cell = layer.cell
+def _direction(b: GraphBuilder, layer: Any, initial: tuple[str, ...], cell: Any = None) -> _Direction:
+    """The ONNX view of one SimpleRNN/GRU/LSTM (or RNN of one such cell; ``cell``: one cell of its stack)."""
+    cell = layer.cell if cell is None else cell
     kind = type(cell).__name__
     if kind not in _CELLS:
-        raise UnsupportedOperatorError(b.model_name, {f"keras.layers.{type(layer).__name__} of a {kind}": [layer.name]})
+        where = f"keras.layers.{type(layer).__name__} of a {kind}"
+        where += "" if cell is layer.cell else f" in {type(layer.cell).__name__}"
+        raise UnsupportedOperatorError(b.model_name, {where: [layer.name]})
     if layer.stateful:
         raise ValueError("stateful recurrent layers are not supported (the state would outlive one inference)")
     op_type, order = _CELLS[kind]
@@ -171,12 +174,19 @@ def _flip_time(b: GraphBuilder, y: str, steps: int) -> str:
                            b.ints([-1], "steps")])
 
 
-def _sequence(inputs: list[Tensor], call: Any, arguments: dict) -> tuple[Tensor, list[str]]:
-    """The input sequence and the IR names of the initial states passed with it (Keras order)."""
+def _sequence(inputs: list[Tensor], call: Any, arguments: dict) -> tuple[Tensor, list[list[str]]]:
+    """The input sequence and the IR names of the initial states passed with it: per entry of the
+    ``initial_state`` list (a cell's states in a stack, or one state), its states in Keras order."""
+    from keras import tree
+
     names = {id(t): i.name for t, i in zip(call.input_tensors, inputs)}
     initial = arguments.get("initial_state")
     initial = [] if initial is None else ([initial] if not isinstance(initial, (list, tuple)) else list(initial))
-    return inputs[0], [names[id(t)] for t in initial]
+    return inputs[0], [[names[id(t)] for t in tree.flatten(entry)] for entry in initial]
+
+
+def _flat(entries: list[list[str]]) -> tuple[str, ...]:
+    return tuple(name for entry in entries for name in entry)
 
 
 # ---- masks ----------------------------------------------------------------------------------------------------
@@ -259,13 +269,81 @@ def _masked_output(b: GraphBuilder, layer: Any, y: str) -> str:
 def _recurrent(b: GraphBuilder, layer: Any, inputs: list[Tensor], call: Any) -> list[str]:
     arguments = call_arguments(layer, call)
     x, initial = _sequence(inputs, call, arguments)
-    direction = _direction(b, layer, tuple(initial))
+    if _is_stacked(layer):
+        y, states = _stacked(b, layer, x, _flat(initial))
+        return [y] + (states if layer.return_state else [])
+    direction = _direction(b, layer, _flat(initial))
     if x.mask is not None:
         result = _masked(b, direction, x, layer.zero_output_for_mask)
         return [_masked_output(b, layer, result.y)] + (result.states if layer.return_state else [])
     (result,), _ = _run(b, [direction], x.name)
     y = _output(b, layer, result, x, layer.go_backwards)
     return [y] + (result.states if layer.return_state else [])
+
+
+# ---- stacked cells --------------------------------------------------------------------------------------------
+#
+# An RNN over StackedRNNCells runs its cells one after the other at every step, each reading the output of the one
+# before: the same numbers as one recurrent layer per cell, each returning its whole sequence to the next.  Reading
+# backwards, every cell reads the steps backwards; ONNX returns a reverse node's sequence in time order, which is
+# the order the next reverse node reads it in.  A masked step leaves every cell's states as they were and repeats
+# the stack's previous output: each cell is masked alike (a cell ignores what the cell before it wrote at masked
+# steps), over the sequence reversed once where the layer reads backwards.
+
+
+def _is_stacked(layer: Any) -> bool:
+    return type(layer.cell).__name__ == "StackedRNNCells"
+
+
+def _stacked(b: GraphBuilder, layer: Any, x: Tensor, initial: tuple[str, ...]) -> tuple[str, list[str]]:
+    """An RNN of StackedRNNCells over ``x``: its output as Keras returns it, and every cell's final states in Keras
+    order (the cells in order, an LSTM cell's h then c)."""
+    directions, used = [], 0
+    for cell in layer.cell.cells:
+        direction = _direction(b, layer, (), cell)
+        count = 2 if direction.op_type == "LSTM" else 1
+        directions.append(replace(direction, initial=initial[used:used + count]))
+        used += count
+    if initial and used != len(initial):
+        raise ValueError(f"{len(initial)} initial states given, the cells of {layer.name!r} have {used}")
+    states: list[str] = []
+    if x.mask is None:
+        h = x.name
+        for direction in directions:
+            (result,), _ = _node(b, [direction], h)
+            h = result.y
+            states += result.states
+        return _output(b, layer, result, x, layer.go_backwards), states
+    h, mask = x.name, x.mask
+    if layer.go_backwards:
+        h, mask = _reverse_time(b, h, x.shape[1]), _reverse_time(b, mask, x.shape[1])
+    for direction in directions:
+        result = _masked(b, replace(direction, reverse=False), Tensor(h, x.shape, mask), layer.zero_output_for_mask)
+        h = result.y
+        states += result.states
+    return _masked_output(b, layer, result.y), states
+
+
+def _stacked_bidirectional(b: GraphBuilder, layer: Any, x: Tensor, initial: list[list[str]]) -> list[str]:
+    """A Bidirectional layer of which a half is an RNN of stacked cells: each half as that layer computes it, then
+    as Keras's Bidirectional, the backward half's sequence flipped back into time order and the two merged."""
+    half = len(initial) // 2
+    results = [_stacked(b, part, x, _flat(init)) if _is_stacked(part) else _single(b, part, x, _flat(init))
+               for part, init in ((layer.forward_layer, initial[:half]), (layer.backward_layer, initial[half:]))]
+    (y, states), (y_rev, states_rev) = results
+    if layer.return_sequences:
+        y_rev = _reverse_time(b, y_rev, x.shape[1])
+    return _MERGES[layer.merge_mode](b, y, y_rev) + (states + states_rev if layer.return_state else [])
+
+
+def _single(b: GraphBuilder, layer: Any, x: Tensor, initial: tuple[str, ...]) -> tuple[str, list[str]]:
+    """A recurrent layer of one cell over ``x``: its output as Keras returns it, and its final states."""
+    direction = _direction(b, layer, initial)
+    if x.mask is not None:
+        result = _masked(b, direction, x, layer.zero_output_for_mask)
+        return _masked_output(b, layer, result.y), result.states
+    (result,), _ = _node(b, [direction], x.name)
+    return _output(b, layer, result, x, layer.go_backwards), result.states
 
 
 def _output(b: GraphBuilder, layer: Any, result: _Result, x: Tensor, flip: bool) -> str:
@@ -281,9 +359,11 @@ def _bidirectional(b: GraphBuilder, layer: Any, inputs: list[Tensor], call: Any)
     a forward half that reads backwards (and so a backward half reading forwards) leaves both reversed."""
     arguments = call_arguments(layer, call)
     x, initial = _sequence(inputs, call, arguments)
+    if _is_stacked(layer.forward_layer) or _is_stacked(layer.backward_layer):
+        return _stacked_bidirectional(b, layer, x, initial)
     half = len(initial) // 2
-    halves = [_direction(b, layer.forward_layer, tuple(initial[:half])),
-              _direction(b, layer.backward_layer, tuple(initial[half:]))]
+    halves = [_direction(b, layer.forward_layer, _flat(initial[:half])),
+              _direction(b, layer.backward_layer, _flat(initial[half:]))]
     if x.mask is not None:
         return _masked_bidirectional(b, layer, halves, x)
     results, joined = _run(b, halves, x.name)
