@@ -39,7 +39,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from . import isa, latency
+from . import isa, latency, real
 
 RTOL, ATOL = 1e-3, 1e-5
 FREE_BATCHES = (1, 64)
@@ -328,17 +328,7 @@ def load(model: Model, path: Path) -> Any:
 def reference(model: Model, path: Path) -> Callable[[dict], list[np.ndarray]]:
     """The file's framework on one thread."""
     if model.engine == "torch":
-        import torch
-
-        torch.set_num_threads(1)
-        module = torch.jit.load(str(path), map_location="cpu").eval()
-
-        def run_torch(x: dict) -> list[np.ndarray]:
-            with torch.no_grad():
-                y = module(*(torch.from_numpy(v) for v in x.values()))
-            return [t.numpy() for t in (y if isinstance(y, (tuple, list)) else (y,))]
-
-        return run_torch
+        return real.torchscript_reference(path)
     if model.engine == "onnx-reference":
         from onnx.reference import ReferenceEvaluator
 

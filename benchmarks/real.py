@@ -204,26 +204,25 @@ def feeds(tagger: Tagger, path: Path, batch: int, seed: int = 0) -> dict[str, np
 # ---------------------------------------------------------------- engines
 
 
-def _threads_one() -> None:
+def torchscript_reference(path: Path) -> Callable[[dict], list[np.ndarray]]:
+    """torch running a TorchScript file on one thread, the feeds in their order as its arguments."""
     import torch
 
     torch.set_num_threads(1)
+    module = torch.jit.load(str(path), map_location="cpu").eval()
+
+    def run_torch(x: dict) -> list[np.ndarray]:
+        with torch.no_grad():
+            y = module(*(torch.from_numpy(v) for v in x.values()))
+        return [t.numpy() for t in (y if isinstance(y, (tuple, list)) else (y,))]
+
+    return run_torch
 
 
 def reference(tagger: Tagger, path: Path) -> Callable[[dict], list[np.ndarray]]:
     """onnxruntime on one thread, or torch for a TorchScript file."""
     if tagger.torchscript:
-        import torch
-
-        _threads_one()
-        module = torch.jit.load(str(path), map_location="cpu").eval()
-
-        def run_torch(x: dict) -> list[np.ndarray]:
-            with torch.no_grad():
-                y = module(*(torch.from_numpy(v) for v in x.values()))
-            return [t.numpy() for t in (y if isinstance(y, (tuple, list)) else (y,))]
-
-        return run_torch
+        return torchscript_reference(path)
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
