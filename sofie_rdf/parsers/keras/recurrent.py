@@ -269,16 +269,8 @@ def _masked_output(b: GraphBuilder, layer: Any, y: str) -> str:
 def _recurrent(b: GraphBuilder, layer: Any, inputs: list[Tensor], call: Any) -> list[str]:
     arguments = call_arguments(layer, call)
     x, initial = _sequence(inputs, call, arguments)
-    if _is_stacked(layer):
-        y, states = _stacked(b, layer, x, _flat(initial))
-        return [y] + (states if layer.return_state else [])
-    direction = _direction(b, layer, _flat(initial))
-    if x.mask is not None:
-        result = _masked(b, direction, x, layer.zero_output_for_mask)
-        return [_masked_output(b, layer, result.y)] + (result.states if layer.return_state else [])
-    (result,), _ = _run(b, [direction], x.name)
-    y = _output(b, layer, result, x, layer.go_backwards)
-    return [y] + (result.states if layer.return_state else [])
+    y, states = (_stacked if _is_stacked(layer) else _single)(b, layer, x, _flat(initial))
+    return [y] + (states if layer.return_state else [])
 
 
 # ---- stacked cells --------------------------------------------------------------------------------------------
