@@ -165,14 +165,14 @@ def _dynamic_product(g: _Graph, mm: Node) -> Optional[tuple[Node, list[Node]]]:
     mul = g.only_reader(cast.outputs[0])
     if mul is None or mul.op_type != "Mul" or mul.domain not in ONNX:
         return None
-    scales = g.producer.get(mul.inputs[1] if mul.inputs[0] == cast.outputs[0] else mul.inputs[0])
+    scales = g.producer.get(_other_input(mul, cast.outputs[0]))
     w_scale = _other_operand(g, scales, dql.outputs[1])
     if w_scale is None or g.value(w_scale).ndim > 1 or g.value(w_scale).size not in (1, weights.shape[1]):
         return None
     through, bias = [mm, cast, mul], ""
     add = g.only_reader(mul.outputs[0])
     if add is not None and add.op_type == "Add" and add.domain in ONNX:
-        b = add.inputs[1] if add.inputs[0] == mul.outputs[0] else add.inputs[0]
+        b = _other_input(add, mul.outputs[0])
         value = g.value(b)
         if value is not None and value.dtype == np.float32 and value.shape == (weights.shape[1],):
             through, bias = through + [add], b
@@ -188,9 +188,14 @@ def _other_operand(g: _Graph, mul: Optional[Node], known: str) -> Optional[str]:
     """The float32 constant ``mul`` multiplies ``known`` by (a Mul node of the default domain), or None."""
     if mul is None or mul.op_type != "Mul" or mul.domain not in ONNX or known not in mul.inputs[:2]:
         return None
-    other = mul.inputs[1] if mul.inputs[0] == known else mul.inputs[0]
+    other = _other_input(mul, known)
     value = g.value(other)
     return other if value is not None and value.dtype == np.float32 else None
+
+
+def _other_input(node: Node, known: str) -> str:
+    """The input of a two-input node beside ``known``."""
+    return node.inputs[1] if node.inputs[0] == known else node.inputs[0]
 
 
 def _unread(g: _Graph, replaced: dict[int, Node], dropped: set[int]) -> set[int]:
