@@ -280,18 +280,20 @@ def attention_op() -> onnx.ModelProto:
     """ONNX Attention (opset 23) nodes the CUDA kernel covers beyond the fused chains: 4-D grouped-query heads
     (4 query heads on 2 kv heads) with a bool mask broadcast over the batch and the causal frontier; 3-D packed
     heads of 40 (more than a chunk of the head) with an additive mask, an explicit scale, 35 queries and 40 keys
-    (more than a tile of each)."""
+    (more than a tile of each); one head of 144 (wider than the output columns a tile holds in shared memory)."""
     rng = _rng(9)
     keep = rng.random((4, 6, 7)) > 0.3
     keep[..., 0] = True  # every query attends a key: onnxruntime gives NaN rows where the operator gives zeros
     nodes = [helper.make_node("Attention", ["q", "k", "v", "keep"], ["y"], name="grouped", is_causal=1),
              helper.make_node("Attention", ["q3", "k3", "v3", "bias"], ["y3"], name="packed", q_num_heads=2,
-                              kv_num_heads=2, scale=0.2)]
+                              kv_num_heads=2, scale=0.2),
+             helper.make_node("Attention", ["q4", "k4", "v4"], ["y4"], name="wide", q_num_heads=1, kv_num_heads=1)]
     weights = {"keep": keep, "bias": rng.standard_normal((35, 40)).astype(np.float32)}
     inputs = [("q", np.float32, ["N", 4, 6, 8]), ("k", np.float32, ["N", 2, 7, 8]), ("v", np.float32, ["N", 2, 7, 8]),
-              ("q3", np.float32, ["N", 35, 80]), ("k3", np.float32, ["N", 40, 80]), ("v3", np.float32, ["N", 40, 80])]
-    return make_model(nodes, inputs, [("y", np.float32, ["N", 4, 6, 8]), ("y3", np.float32, ["N", 35, 80])], weights,
-                      opset=23, name="attention_op")
+              ("q3", np.float32, ["N", 35, 80]), ("k3", np.float32, ["N", 40, 80]), ("v3", np.float32, ["N", 40, 80]),
+              ("q4", np.float32, ["N", 5, 144]), ("k4", np.float32, ["N", 9, 144]), ("v4", np.float32, ["N", 9, 144])]
+    outputs = [("y", np.float32, ["N", 4, 6, 8]), ("y3", np.float32, ["N", 35, 80]), ("y4", np.float32, ["N", 5, 144])]
+    return make_model(nodes, inputs, outputs, weights, opset=23, name="attention_op")
 
 
 def conv_gemm() -> onnx.ModelProto:

@@ -27,7 +27,8 @@ FAMILIES = {"mlp": [("N", 8)], "cnn": [("N", 3, 12, 10)], "conv1d3d": [("N", 2, 
             "dims_in_arithmetic": [("N", 6, 4)], "normalization_and_heads": [("N", 4, 5, 3)],
             "batched_matmul": [("N", 3, 4, 5), ("N", 3, 5, 2)], "fused_attention": [("N", 7, 16)],
             "conv_gemm": [("N", 3, 9, 7), ("N", 1, 5, 6, 4)],
-            "attention_op": [("N", 4, 6, 8), ("N", 2, 7, 8), ("N", 2, 7, 8), ("N", 35, 80), ("N", 40, 80), ("N", 40, 80)]}
+            "attention_op": [("N", 4, 6, 8), ("N", 2, 7, 8), ("N", 2, 7, 8), ("N", 35, 80), ("N", 40, 80), ("N", 40, 80),
+                             ("N", 5, 144), ("N", 9, 144), ("N", 9, 144)]}
 
 
 @pytest.fixture(scope="module", params=RUNNERS)

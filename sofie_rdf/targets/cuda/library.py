@@ -9,7 +9,7 @@ from .._cxx.kernels import kernel_order
 
 # Kernels whose code calls other kernels: those are copied first. Every source has launch and math.
 DEPENDENCIES = {
-    "attention": ("launch",), "conv": ("launch",), "elementwise": ("launch", "math"), "gemm": ("launch",),
+    "attention": ("launch",), "conv": ("launch", "math"), "elementwise": ("launch", "math"), "gemm": ("launch",),
     "indexing": ("movement",), "movement": ("launch",), "normalization": ("reduce",), "pool": ("conv",),
     "reduce": ("launch", "movement"), "rnn": ("gemm",), "softmax": ("reduce",), "sort": ("launch",),
 }

@@ -43,34 +43,74 @@ __host__ __device__ size_t image_size(const Window<Rank> &w)
    return n;
 }
 
-// The input offset (within one channel) of tap `tap` of the window at output position `pos`, or -1 in padding.
+// The window kernels divide once per output position or per product row, never per tap (`quotient`: math.cuh).
+// Where the window of one output position starts in the input, per dim (negative inside the leading padding).
 template <int Rank>
-__device__ long long window_tap(const Window<Rank> &w, size_t pos, size_t tap)
+struct WindowOrigin {
+   long long at[Rank];
+};
+
+template <int Rank>
+__device__ WindowOrigin<Rank> window_origin(const Window<Rank> &w, size_t pos)
+{
+   WindowOrigin<Rank> o;
+   for (int d = Rank - 1; d >= 0; --d) {
+      const size_t rest = quotient(pos, w.grid[d]);
+      o.at[d] = static_cast<long long>((pos - rest * w.grid[d]) * w.stride[d]) - w.pad[d];
+      pos = rest;
+   }
+   return o;
+}
+
+// A window's taps walked in order (the last dim fastest), with no division: `next` steps to the following tap.
+// Trivial (`TapWalk<Rank> walk{}` is the first tap), so that shared memory can hold it.
+template <int Rank>
+struct TapWalk {
+   unsigned t[Rank];
+
+   __device__ void next(const Window<Rank> &w)
+   {
+      for (int d = Rank - 1; d >= 0; --d) {
+         if (++t[d] < w.kernel[d])
+            return;
+         t[d] = 0;
+      }
+   }
+};
+
+// The taps of window number `tap` (the same order), for the implicit GEMM's rows: one small division per dim.
+template <int Rank>
+__device__ TapWalk<Rank> tap_at(const Window<Rank> &w, size_t tap)
+{
+   TapWalk<Rank> walk;
+   for (int d = Rank - 1; d >= 0; --d) {
+      const unsigned kernel = static_cast<unsigned>(w.kernel[d]), rest = unsigned(tap) / kernel;
+      walk.t[d] = unsigned(tap) - rest * kernel;
+      tap = rest;
+   }
+   return walk;
+}
+
+// The input offset (within one channel) of the tap `walk` of the window at `o`, or -1 outside the image.
+template <int Rank>
+__device__ long long window_tap(const Window<Rank> &w, const WindowOrigin<Rank> &o, const TapWalk<Rank> &walk)
 {
    long long offset = 0;
-   long long coords[Rank];
-   for (int d = Rank - 1; d >= 0; --d) {
-      const size_t p = pos % w.grid[d], t = tap % w.kernel[d];
-      pos /= w.grid[d];
-      tap /= w.kernel[d];
-      coords[d] = static_cast<long long>(p * w.stride[d] + t * w.dilation[d]) - w.pad[d];
-      if (coords[d] < 0 || coords[d] >= static_cast<long long>(w.image[d]))
+   for (int d = 0; d < Rank; ++d) {
+      const long long c = o.at[d] + static_cast<long long>(walk.t[d] * w.dilation[d]);
+      if (c < 0 || c >= static_cast<long long>(w.image[d]))
          return -1;
+      offset = offset * static_cast<long long>(w.image[d]) + c;
    }
-   for (int d = 0; d < Rank; ++d)
-      offset = offset * static_cast<long long>(w.image[d]) + coords[d];
    return offset;
 }
 
-// Whether tap `tap` of the window at `pos`, outside the image, falls in the declared padding (not past it).
+// Whether that tap, outside the image, falls in the declared padding (not past it: ceil_mode's extra positions).
 template <int Rank>
-__device__ bool window_in_padding(const Window<Rank> &w, size_t pos, size_t tap)
+__device__ bool window_in_padding(const Window<Rank> &w, const WindowOrigin<Rank> &o, const TapWalk<Rank> &walk)
 {
-   for (int d = Rank - 1; d >= 0; --d) {
-      const size_t p = pos % w.grid[d], t = tap % w.kernel[d];
-      pos /= w.grid[d];
-      tap /= w.kernel[d];
-      const long long c = static_cast<long long>(p * w.stride[d] + t * w.dilation[d]) - w.pad[d];
+   for (int d = 0; d < Rank; ++d) {
+      const long long c = o.at[d] + static_cast<long long>(walk.t[d] * w.dilation[d]);
       if (c < -w.pad[d] || c >= static_cast<long long>(w.image[d]) + w.pad_end[d])
          return false;
    }
@@ -85,17 +125,19 @@ __global__ void conv_kernel(const T *x, const T *weight, const T *bias, T *y, si
    const size_t group_channels = channels / groups, group_features = features / groups;
    const size_t total = batch * features * positions;
    for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < total; i += size_t(gridDim.x) * blockDim.x) {
-      const size_t pos = i % positions, feature = i / positions % features, n = i / positions / features;
-      const size_t first = feature / group_features * group_channels;
+      const size_t plane = quotient(i, positions), n = quotient(plane, features), feature = plane - n * features;
+      const WindowOrigin<Rank> origin = window_origin(w, i - plane * positions);
+      const size_t first = quotient(feature, group_features) * group_channels;
       const T *wf = weight + feature * group_channels * taps;
+      const T *xn = x + (n * channels + first) * image;
       T sum = bias ? bias[feature] : T(0);
-      for (size_t tap = 0; tap < taps; ++tap) {
-         const long long offset = window_tap(w, pos, tap);
+      TapWalk<Rank> walk{};
+      for (size_t tap = 0; tap < taps; ++tap, walk.next(w)) {
+         const long long offset = window_tap(w, origin, walk);
          if (offset < 0)
             continue;
-         const T *xc = x + (n * channels + first) * image + offset;
          for (size_t c = 0; c < group_channels; ++c)
-            sum += xc[c * image] * wf[c * taps + tap];
+            sum += xn[c * image + offset] * wf[c * taps + tap];
       }
       y[i] = f(sum);
    }
@@ -113,14 +155,34 @@ inline constexpr unsigned kMicro = 4;
 // Output channels per group from which the implicit GEMM runs (fewer, as in depthwise layers: the direct kernel).
 inline constexpr size_t kGemmMinFeatures = 4;
 
+// The reduction rows (channel, tap) of one chunk, decomposed once for the whole block (the gathers of every
+// column share them): each row's channel offset in the image and its taps.
+template <int Rank>
+struct ChunkRows {
+   size_t channel[kConvChunk];
+   TapWalk<Rank> taps[kConvChunk];
+};
+
+template <int Rank>
+__device__ void decompose_rows(const Window<Rank> &w, size_t k0, size_t taps, size_t image, ChunkRows<Rank> &rows)
+{
+   for (unsigned r = threadIdx.x; r < kConvChunk; r += blockDim.x) {
+      const size_t k = k0 + r, channel = quotient(k, taps);
+      rows.channel[r] = channel * image;
+      rows.taps[r] = tap_at(w, k - channel * taps);
+   }
+}
+
 template <typename T, int Rank, int TileF, typename F>
 __global__ void conv_gemm_kernel(const T *x, const T *weight, const T *bias, T *y, size_t batch, size_t channels,
                                  size_t features, size_t groups, Window<Rank> w, F f)
 {
    constexpr unsigned feature_threads = TileF / kMicro;
    constexpr unsigned max_columns = kConvThreads / feature_threads * kMicro;
+   static_assert(TileF % (kMicro * kMicro) == 0, "a column tile must divide the block: each thread gathers one column");
    __shared__ T w_chunk[kConvChunk][TileF];
    __shared__ T x_chunk[kConvChunk][max_columns];
+   __shared__ ChunkRows<Rank> chunk_rows[2];  // this chunk's rows, and the next one's decomposed meanwhile
    const size_t positions = grid_size(w), taps = window_size(w), image = image_size(w);
    const size_t group_channels = channels / groups, group_features = features / groups;
    const size_t depth = group_channels * taps, columns = batch * positions;
@@ -131,30 +193,38 @@ __global__ void conv_gemm_kernel(const T *x, const T *weight, const T *bias, T *
    const unsigned my_features = threadIdx.x % feature_threads * kMicro;
    const size_t my_columns = threadIdx.x / feature_threads * kMicro;
    const bool active = my_columns < tile_columns;
+   const unsigned my_load = threadIdx.x % tile_columns, rows_per_pass = blockDim.x / tile_columns;
    for (size_t tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
       const size_t column0 = tile % column_tiles * tile_columns;
       const size_t feature0 = tile / column_tiles % feature_tiles * TileF, group = tile / column_tiles / feature_tiles;
       const T *wg = weight + group * group_features * depth;
-      const T *xg = x + group * group_channels * image;
+      // The column this thread gathers for (the same in every chunk): its event and window, found once.
+      const size_t load_column = column0 + my_load, n = quotient(load_column, positions);
+      const bool column_in = load_column < columns;
+      const WindowOrigin<Rank> origin = window_origin(w, load_column - n * positions);
+      const T *xn = x + (n * channels + group * group_channels) * image;
       T acc[kMicro][kMicro] = {};
-      for (size_t k0 = 0; k0 < depth; k0 += kConvChunk) {
+      decompose_rows(w, 0, taps, image, chunk_rows[0]);
+      for (size_t k0 = 0, now = 0; k0 < depth; k0 += kConvChunk, now ^= 1) {
          __syncthreads();
+         const ChunkRows<Rank> &rows = chunk_rows[now];
          for (size_t e = threadIdx.x; e < kConvChunk * TileF; e += blockDim.x) {
             const size_t k = k0 + e % kConvChunk, feature = feature0 + e / kConvChunk;
             w_chunk[e % kConvChunk][e / kConvChunk] =
                k < depth && feature < group_features ? wg[feature * depth + k] : T(0);
          }
-         for (size_t e = threadIdx.x; e < kConvChunk * tile_columns; e += blockDim.x) {
-            const size_t k = k0 + e / tile_columns, column = column0 + e % tile_columns;
+         for (unsigned r = threadIdx.x / tile_columns; r < kConvChunk; r += rows_per_pass) {
+            const size_t k = k0 + r;
             T value = T(0);
-            if (k < depth && column < columns) {
-               const long long offset = window_tap(w, column % positions, k % taps);
+            if (k < depth && column_in) {
+               const long long offset = window_tap(w, origin, rows.taps[r]);
                if (offset >= 0)
-                  value = xg[(column / positions * channels + k / taps) * image + offset];
+                  value = xn[rows.channel[r] + offset];
             }
-            x_chunk[e / tile_columns][e % tile_columns] = value;
+            x_chunk[r][my_load] = value;
          }
          __syncthreads();
+         decompose_rows(w, k0 + kConvChunk, taps, image, chunk_rows[now ^ 1]);  // read after the next barrier
          if (!active)
             continue;
          for (unsigned kk = 0; kk < kConvChunk; ++kk) {
@@ -180,7 +250,8 @@ __global__ void conv_gemm_kernel(const T *x, const T *weight, const T *bias, T *
             if (column >= columns)
                break;
             const T sum = acc[i][j] + (bias ? bias[channel] : T(0));
-            y[(column / positions * features + channel) * positions + column % positions] = f(sum);
+            const size_t event = quotient(column, positions);
+            y[(event * features + channel) * positions + column - event * positions] = f(sum);
          }
       }
    }

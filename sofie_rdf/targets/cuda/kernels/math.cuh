@@ -44,3 +44,10 @@ __device__ __forceinline__ T maximum(T a, T b)
    }
    return a < b ? b : a;
 }
+
+// Index arithmetic (the window kernels of conv.cuh): a 64-bit division is a long software routine on the GPU and
+// a 32-bit one a few instructions; `quotient` takes the 32-bit road whenever both operands fit.
+__device__ __forceinline__ size_t quotient(size_t a, size_t b)
+{
+   return (a | b) >> 32 ? a / b : size_t(unsigned(a) / unsigned(b));
+}

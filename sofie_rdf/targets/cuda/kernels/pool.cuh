@@ -10,14 +10,16 @@ __global__ void pool_kernel(const T *x, T *y, size_t planes, Window<Rank> w)
    const size_t positions = grid_size(w), taps = window_size(w), image = image_size(w);
    const size_t total = planes * positions;
    for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < total; i += size_t(gridDim.x) * blockDim.x) {
-      const size_t pos = i % positions;
-      const T *xp = x + i / positions * image;
+      const size_t plane = quotient(i, positions);
+      const WindowOrigin<Rank> origin = window_origin(w, i - plane * positions);
+      const T *xp = x + plane * image;
       T acc = Kind == Pool::Max ? std::numeric_limits<T>::lowest() : T(0);  // as onnxruntime where no tap is inside
       size_t inside = 0, padded = 0;
-      for (size_t tap = 0; tap < taps; ++tap) {
-         const long long offset = window_tap(w, pos, tap);
+      TapWalk<Rank> walk{};
+      for (size_t tap = 0; tap < taps; ++tap, walk.next(w)) {
+         const long long offset = window_tap(w, origin, walk);
          if (offset < 0) {
-            padded += window_in_padding(w, pos, tap);
+            padded += window_in_padding(w, origin, walk);
             continue;
          }
          const T v = xp[offset];
