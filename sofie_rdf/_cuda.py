@@ -21,7 +21,7 @@ import ctypes
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
@@ -136,18 +136,25 @@ def _pointer(a: Any) -> int:
     return a.data_ptr() if type(a).__module__.startswith("torch") else int(a.__cuda_array_interface__["data"][0])
 
 
-def _stream(d: DeviceArray) -> int:
-    """The stream a call on ``d`` is queued on: its library's current one, else the stream its
-    ``__cuda_array_interface__`` names (0: the default stream)."""
+def _stream_reader(d: DeviceArray) -> Callable[[], int]:
+    """A function giving, at each call, the stream a call on ``d`` is queued on: its library's current one, else
+    the stream its ``__cuda_array_interface__`` names (0: the default stream). Made once per call signature:
+    torch's ``current_stream()`` builds a Stream object each time (microseconds of the device call), its raw
+    reader gives the pointer alone."""
     if d.library == "cupy":
         import cupy
 
-        return cupy.cuda.get_current_stream().ptr
+        return lambda: cupy.cuda.get_current_stream().ptr
     if d.library == "torch":
         import torch
 
-        return torch.cuda.current_stream(d.array.device).cuda_stream
-    return int(d.array.__cuda_array_interface__.get("stream") or 0)
+        device = d.array.device
+        raw = getattr(torch._C, "_cuda_getCurrentRawStream", None)
+        if raw is not None and device.index is not None:
+            return lambda: raw(device.index)
+        return lambda: torch.cuda.current_stream(device).cuda_stream
+    stream = int(d.array.__cuda_array_interface__.get("stream") or 0)
+    return lambda: stream
 
 
 def _allocator(d: DeviceArray) -> Optional[Any]:
@@ -198,6 +205,7 @@ class _Prepared:
     shapes: list[tuple[int, ...]]                # of the outputs
     dtypes: list[np.dtype]
     first: DeviceArray                           # the first input: its library's stream runs the call
+    stream: Callable[[], int]                    # that stream, read at each call
     make: Optional[Any]                          # (shape, dtype) -> a new output of that library
     outs: dict = field(default_factory=dict)     # signatures of out= arrays checked -> their pointers
 
@@ -242,7 +250,7 @@ class CudaBinding(NativeBinding):
                 pointers = self._checked_out(outputs, prepared)
                 if None not in out_key and len(prepared.outs) < MAX_SIGNATURES:
                     prepared.outs[out_key] = pointers
-        stream = _stream(prepared.first)
+        stream = prepared.stream()
         with self._lock:  # the prepared pointers are shared by the calls of one signature
             for k, pointer in enumerate(pointers):
                 prepared.buffers[n_in + k] = pointer
@@ -262,7 +270,8 @@ class CudaBinding(NativeBinding):
         shapes = [self._fixed[k] or self._shape(k, values) for k in range(len(self._outputs))]
         buffers = (ctypes.c_void_p * (len(inputs) + len(shapes)))(*[d.pointer for d in inputs])
         dtypes = [dtype for dtype, _, _ in self._outputs]
-        return _Prepared(values, buffers, shapes, dtypes, inputs[0], _allocator(inputs[0]))
+        first = inputs[0]
+        return _Prepared(values, buffers, shapes, dtypes, first, _stream_reader(first), _allocator(first))
 
     def _checked_out(self, outputs: list[Any], prepared: _Prepared) -> list[int]:
         """The pointers of ``out=`` arrays, each checked against the output it receives."""
