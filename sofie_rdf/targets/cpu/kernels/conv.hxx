@@ -415,6 +415,14 @@ template <size_t Rows, size_t Vectors, typename Steps, typename Spots = Contiguo
       for (size_t j = 0; j < Vectors; ++j)
          acc[i][j] = (bias && !start ? bias[i] : 0.0f) - V{}; // x - (+0) is x: a broadcast
    const float *w = panel;
+#if SOFIE_RDF_TILE_ASM
+   if constexpr (std::is_same_v<Steps, StridedSteps> && std::is_same_v<Spots, ContiguousSpots> &&
+                 std::is_same_v<V, simd_float> && Vectors == 2 && Rows <= 6) {
+      if (steps)
+         tile_asm_shifted<Rows>(acc, steps, xp, offsets.stride, w);
+      steps = 0;
+   }
+#endif
    SOFIE_RDF_TERMS_LOOP
    for (size_t k = 0; k < steps; ++k, w += Rows) {
       const float *src = xp + offsets[k];
