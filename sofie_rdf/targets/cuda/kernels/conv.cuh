@@ -43,7 +43,9 @@ __host__ __device__ size_t image_size(const Window<Rank> &w)
    return n;
 }
 
-// The window kernels divide once per output position or per product row, never per tap (`quotient`: math.cuh).
+// The window kernels divide once per output position or per product row, never per tap (`quotient`: math.cuh):
+// decomposing every tap with 64-bit divisions had made them 1.8x to 4.1x slower on an H200.
+
 // Where the window of one output position starts in the input, per dim (negative inside the leading padding).
 template <int Rank>
 struct WindowOrigin {
