@@ -3,7 +3,10 @@
 * A ``Loop`` whose loop-carried value changes shape between iterations (``(E,)`` before, ``(E, 1)`` after: torch's
   TorchScript exporter writes torch_scatter's ``broadcast`` so), its trip count known when the code is generated:
   unrolled; against onnxruntime, exactly (integer indices, sums of the same floats in the same order).  With a trip
-  count known only while running it stays refused, naming the node.
+  count known only while running it stays refused, naming the node.  One known to run no iteration (the same
+  ``broadcast`` with nothing to unsqueeze: a trip count of 0, or a condition false from the start) gives its initial
+  values and empty scan outputs, without a warning; against onnxruntime.  With a scan output whose shape is known only
+  while running, it is an ordinary Loop again, refused as its value changes shape.
 * A graph input that is also an initializer: a constant weight; against onnxruntime fed without it.
 * A ``Gemm`` of opset 6 whose weights are not listed among the inputs (the version converter wants them there):
   converted; onnxruntime has no kernel for Gemm before opset 7, so against numpy at rtol 1e-5 / atol 1e-6.
@@ -11,6 +14,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Sequence
 
 import numpy as np
@@ -22,8 +26,9 @@ import sofie_rdf as sr
 from sofie_rdf.errors import LegacyModelWarning, ShapeError
 
 
-def _unsqueeze_body(condition: Sequence = ()) -> object:
-    """``src = src.unsqueeze(-1)``; the condition the outer tensor ``keep_going``, or what ``condition`` computes."""
+def _unsqueeze_body(condition: Sequence = (), scans: Sequence = ()) -> object:
+    """``src = src.unsqueeze(-1)``; the condition the outer tensor ``keep_going``, or what ``condition`` computes;
+    ``scans``: (name, shape) of body tensors that are also scan outputs."""
     axes = helper.make_tensor("axes", TensorProto.INT64, [1], [-1])
     return helper.make_graph(
         [
@@ -40,6 +45,7 @@ def _unsqueeze_body(condition: Sequence = ()) -> object:
         [
             helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
             helper.make_tensor_value_info("src_out", TensorProto.INT64, None),
+            *(helper.make_tensor_value_info(name, TensorProto.INT64, shape) for name, shape in scans),
         ],
     )
 
@@ -103,6 +109,48 @@ def test_loop_whose_value_changes_shape_with_a_running_trip_count_is_refused():
     model = _scatter_model([helper.make_node("Size", ["index"], ["M"])])
     with pytest.raises(ShapeError, match="Loop node 'broadcast_loop': loop-carried value 0 .* must stay the same"):
         sr.load(model)
+
+
+def _no_iteration_model(trip_count: int, keep_going: bool, scans: Sequence = ()) -> object:
+    """A Loop of ``trip_count`` iterations (none when ``keep_going`` is false) over ``_unsqueeze_body(scans=scans)``."""
+    flag = helper.make_tensor("flag", TensorProto.BOOL, [], [keep_going])
+    nodes = [
+        helper.make_node("Constant", [], ["keep_going"], value=flag),
+        helper.make_node(
+            "Loop", ["M", "keep_going", "index"], ["out", *(f"{n}s" for n, _ in scans)], body=_unsqueeze_body(scans=scans),
+            name="idle_loop",
+        ),
+    ]
+    return make_model(
+        nodes,
+        [("index", np.int64, ["E"])],
+        [("out", np.int64, None), *((f"{n}s", np.int64, None) for n, _ in scans)],
+        initializers={"M": np.array(trip_count)},
+    )
+
+
+@pytest.mark.parametrize("trip_count, keep_going", [(0, True), (3, False)])
+def test_loop_that_runs_no_iteration_gives_its_initial_values(trip_count, keep_going):
+    """torch_scatter's ``broadcast`` with nothing to unsqueeze: (E,) stays (E,) though the body would make it (E, 1);
+    its scan output (the iteration number, ()) is empty, (0,)."""
+    model = _no_iteration_model(trip_count, keep_going, scans=[("i", [])])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", LegacyModelWarning)
+        loaded = sr.load(model)
+    assert [t.shape for t in loaded.outputs] == [("E",), (0,)]
+    session = sr.compile(loaded)
+    index = np.arange(7)
+    expected = ort_run(model, {"index": index})
+    assert [e.shape for e in expected] == [(7,), (0,)]
+    for ours, theirs in zip(session.infer(index), expected):
+        np.testing.assert_array_equal(ours, theirs)
+
+
+def test_loop_that_runs_no_iteration_with_a_running_scan_shape_is_refused():
+    """A scan output of the carried value's shape (E,) cannot be an empty weight: an ordinary Loop, whose value
+    changes shape."""
+    with pytest.raises(ShapeError, match="Loop node 'idle_loop': loop-carried value 0 .* must stay the same"):
+        sr.load(_no_iteration_model(0, True, scans=[("src", ["E"])]))
 
 
 def test_input_that_is_also_an_initializer_is_a_weight():

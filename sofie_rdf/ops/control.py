@@ -17,7 +17,7 @@ import sympy
 
 from ..errors import LegacyModelWarning, ModelFormatError, NeedsDimsError, UnsupportedOperatorError
 from ..ir import Graph, TensorType
-from ..ir.dims import dims_equal
+from ..ir.dims import dims_equal, is_static
 from .base import Op, fold_values, normalize_axis
 from .registry import INTERNAL_DOMAIN, lookup, register
 
@@ -268,10 +268,12 @@ class Loop(_Looping):
         return states + [TensorType(t.dtype, (count, *t.shape)) for t in elements]
 
     def unrolled_states(self, inputs: Sequence[Optional[TensorType]]) -> Optional[list[TensorType]]:
-        """The final loop-carried values of a Loop that must be unrolled (:meth:`iterations`), else None."""
+        """The outputs of a Loop that must be unrolled or runs no iteration (:meth:`iterations`), else None."""
         steps = self.iterations(inputs)
         if steps is None:
             return None
+        if len(steps) == 1:
+            return steps[0][1] + self.no_elements(inputs)
         warnings.warn(
             f"model {self.model!r}: {self.node}: its loop-carried values change shape between iterations "
             f"(the spec keeps them; onnxruntime runs it): unrolled, {len(steps) - 1} iteration(s)",
@@ -280,19 +282,35 @@ class Loop(_Looping):
         )
         return steps[-1][1]
 
+    def no_elements(self, inputs: Sequence[Optional[TensorType]]) -> list[TensorType]:
+        """The scan outputs of a Loop that runs no iteration: empty along their new first axis, otherwise of the
+        type the body gives its elements (inferred from the initial values, though the body never runs)."""
+        body = self.attrs["body"]
+        carried = self.formal(inputs) - 2
+        if len(body.outputs) == 1 + carried:
+            return []
+        tensors = infer_graph(self, body, self.body_bound(inputs))
+        return [TensorType(t.dtype, (0, *t.shape)) for t in (tensors[o] for o in body.outputs[1 + carried :])]
+
     def iterations(self, inputs: Sequence[Optional[TensorType]]) -> Optional[list[tuple[int, list[TensorType]]]]:
         """(iteration number, loop-carried values after it) of each iteration, starting with the initial values
         as iteration -1, for a Loop whose carried values change shape between iterations but whose iterations are
         all known when the code is generated, which onnxruntime runs (torch.onnx.export writes torch_scatter's
-        ``broadcast`` loop this way: ``(E,)`` before, ``(E, 1)`` after).  None for any other Loop: one whose
-        values keep their types, one with scan outputs, or one that runs more than :data:`MAX_UNROLLED` times."""
+        ``broadcast`` loop this way: ``(E,)`` before, ``(E, 1)`` after), and for a Loop known to run no
+        iteration (a trip count M of 0 or a condition false before the first), whose outputs are its initial
+        values, even where its body would change their shape (the same ``broadcast`` with nothing to unsqueeze),
+        and its scan outputs, when their shapes are known when the code is generated, empty.  None for any other
+        Loop: one whose values keep their types, one with scan outputs, or one that runs more than
+        :data:`MAX_UNROLLED` times."""
         formal = self.formal(inputs)
         body = self.attrs["body"]
-        if inputs[0] is None or not inputs[0].is_constant or len(body.outputs) != formal - 1:
-            return None
-        trips = int(inputs[0].value.reshape(-1)[0])
+        trips = int(inputs[0].value.reshape(-1)[0]) if inputs[0] is not None and inputs[0].is_constant else None
         go = True if inputs[1] is None else scalar_condition(self, inputs[1], "the condition")
         states = [_state(t) for t in inputs[2:formal]]
+        if (trips is not None and trips <= 0) or go is False:
+            return [(-1, states)] if all(is_static(t.shape) for t in self.no_elements(inputs)) else None
+        if trips is None or len(body.outputs) != formal - 1:
+            return None
         steps = [(-1, states)]
         outer = dict(zip(body.outer, inputs[formal:]))
         for i in range(min(trips, MAX_UNROLLED + 1)):
@@ -306,7 +324,7 @@ class Loop(_Looping):
             steps.append((i, states))
             if i == 0 and not _retyped(steps[0][1], states):
                 return None  # the next iteration starts where this one did: an ordinary Loop
-        if go is None or len(steps) > MAX_UNROLLED + 1 or len(steps) == 1:
+        if go is None or len(steps) > MAX_UNROLLED + 1:
             return None
         return steps
 

@@ -6,7 +6,8 @@
 comparison otherwise), the choice is made here and the If disappears: no code for the other branch, no copy.
 Its TorchScript exporter writes torch_scatter's ``broadcast`` (``for _ in range(src.dim(), other.dim()):
 src = src.unsqueeze(-1)``) as a Loop whose carried value changes shape; the generated code cannot give one
-tensor two shapes, so when every iteration is known (``ops.control.Loop.iterations``) the body is repeated.
+tensor two shapes, so when every iteration is known (``ops.control.Loop.iterations``) the body is repeated,
+and a Loop known to run none (the same loop with nothing to unsqueeze) becomes copies of its initial values.
 """
 
 from __future__ import annotations
@@ -54,6 +55,8 @@ def _unroll(model: Model, node: Node, iterations: list[int], taken: set[str]) ->
     body = node.attrs["body"]
     formal = len(node.inputs) - len(body.outer)
     carried = list(node.inputs[2:formal])
+    if not iterations:
+        return _no_iteration(model, node, carried, taken)
     nodes: list[Node] = []
     for i in iterations:
         counter = unique_name(f"{node.name}/iteration{i}/number", taken)
@@ -68,6 +71,24 @@ def _unroll(model: Model, node: Node, iterations: list[int], taken: set[str]) ->
         nodes += copy.nodes
         carried = copy.outputs[1:]
     return nodes
+
+
+def _no_iteration(model: Model, node: Node, carried: list[str], taken: set[str]) -> list[Node]:
+    """A Loop that runs no iteration: its initial values copied to its carried outputs, its scan outputs
+    (typed by shape inference: static shapes, empty along the first axis) weights of no element."""
+    nodes = [_identity(model, initial, out, f"{node.name}/{out}") for initial, out in zip(carried, node.outputs) if out]
+    for out in node.outputs[len(carried) :]:
+        if out:
+            t = model.tensors[out]
+            empty = unique_name(f"{node.name}/{out}/empty", taken)
+            model.initializers = {**model.initializers, empty: np.zeros(t.shape, t.dtype)}
+            nodes.append(_identity(model, empty, out, f"{node.name}/{out}"))
+    return nodes
+
+
+def _identity(model: Model, source: str, target: str, name: str) -> Node:
+    """A node copying tensor ``source`` to ``target``."""
+    return make_node("Identity", [source], [target], {}, name, "", model.opsets.get("", 0), model=model.name)
 
 
 def _known_branch(model: Model, node: Node) -> Optional[Graph]:
@@ -109,17 +130,6 @@ def _splice(model: Model, graph: Graph, reads: dict[str, str], outputs: list[str
     ]
     for inner, outer in zip(graph.outputs, outputs):
         if outer and rename.get(inner) != outer:  # an enclosing tensor, a weight or a value output twice
-            nodes.append(
-                make_node(
-                    "Identity",
-                    [rename.get(inner, inner)],
-                    [outer],
-                    {},
-                    f"{prefix}{outer}",
-                    "",
-                    model.opsets.get("", 0),
-                    model=model.name,
-                )
-            )
+            nodes.append(_identity(model, rename.get(inner, inner), outer, f"{prefix}{outer}"))
     written = [outer or rename.get(inner, inner) for inner, outer in zip(graph.outputs, outputs)]
     return Graph(graph.name, [], written, nodes, {}, [])
