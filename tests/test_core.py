@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import make_model
+from conftest import make_model, ort_run
 from onnx import helper
 
 import sofie_rdf as sr
@@ -76,6 +76,32 @@ def test_slice_bounds_on_symbolic_dim_are_checked():
     np.testing.assert_array_equal(sess.infer(x), x[1:3])
     with pytest.raises(sr.ShapeError, match=r"needs dim N >= 3"):
         sess.infer(x[:2])
+
+
+def test_shape_arithmetic_of_a_scripted_scatter_add_is_symbolic():
+    """torch_scatter's scatter_sum as the TorchScript exporter writes it: the source cut to the index's shape
+    (``Slice(src, 0, Shape(index))``, bounds of the same symbolic size: to the end) and the output sized by
+    ``size[0] = n`` (a ScatterElements on a shape, n a symbol): one build for every E and N, as onnxruntime."""
+    nodes = [
+        helper.make_node("Shape", ["index"], ["ends"]),
+        helper.make_node("Sub", ["ends", "ends"], ["starts"]),
+        helper.make_node("Slice", ["src", "starts", "ends"], ["part"]),
+        helper.make_node("Shape", ["src"], ["size"]),
+        helper.make_node("Shape", ["x"], ["x_shape"]),
+        helper.make_node("Gather", ["x_shape", "first"], ["n"]),
+        helper.make_node("ScatterElements", ["size", "first", "n"], ["out_size"], axis=0),
+        helper.make_node("ConstantOfShape", ["out_size"], ["zeros"], value=helper.make_tensor("z", 1, [1], [0.0])),
+        helper.make_node("ScatterElements", ["zeros", "index", "part"], ["y"], axis=0, reduction="add"),
+    ]
+    m = make_model(nodes, [("src", np.float32, ["E", 4]), ("index", np.int64, ["E", 4]), ("x", np.float32, ["N", 3])],
+                   [("y", np.float32, None)], {"first": np.array([0])})
+    model = sr.load(m)
+    assert model.needs_dims is None and [t.shape for t in model.outputs] == [("N", 4)]
+    sess, rng = sr.compile(model), np.random.default_rng(0)
+    for edges, nodes_count in ((6, 3), (11, 5)):
+        feeds = {"src": rng.standard_normal((edges, 4)).astype(np.float32), "index": rng.integers(0, nodes_count, (edges, 4)),
+                 "x": np.zeros((nodes_count, 3), np.float32)}
+        np.testing.assert_allclose(sess.infer(*feeds.values()), ort_run(m, feeds)[0], rtol=1e-6, atol=1e-6)
 
 
 def test_default_backend_is_native_where_a_compiler_is(monkeypatch):

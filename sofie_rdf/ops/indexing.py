@@ -192,7 +192,9 @@ class ScatterOp(Addressing):
 
     def evaluate(self, values: list[Optional[np.ndarray]]) -> list[np.ndarray]:
         data, indices, updates = values[0], values[1], values[2]
-        index, out = self.index(data.shape, indices), data.copy()
+        # shape arithmetic: ``size[dim] = n`` with n a symbol writes it into an object array
+        out = data.astype(object) if updates.dtype == object else data.copy()
+        index = self.index(data.shape, indices)
         if self.reduction() == "none":
             out[index] = updates
         else:

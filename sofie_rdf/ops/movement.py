@@ -194,12 +194,24 @@ class Slice_10(Slice):
 
     def params(self, inputs):
         starts = [int(v) for v in self.value_of(inputs, 1, "starts").reshape(-1)]
-        ends = [int(v) for v in self.value_of(inputs, 2, "ends").reshape(-1)]
+        ends = list(self.value_of(inputs, 2, "ends").reshape(-1))
         axes = self.value_of(inputs, 3, "axes") if len(inputs) > 3 else None
         steps = self.value_of(inputs, 4, "steps") if len(inputs) > 4 else None
         axes = list(range(len(starts))) if axes is None else [int(v) for v in axes.reshape(-1)]
         steps = [1] * len(starts) if steps is None else [int(v) for v in steps.reshape(-1)]
-        return starts, ends, axes, steps
+        x = inputs[0]
+        if len(ends) == len(axes) == len(steps):
+            ends = [
+                _TO_END if step > 0 and -x.rank <= a < x.rank and _is_dim(e, x.shape[a]) else e
+                for e, a, step in zip(ends, axes, steps)
+            ]
+        return starts, [int(e) for e in ends], axes, steps
+
+
+def _is_dim(bound: object, dim: Dim) -> bool:
+    """Whether a symbolic slice bound is the dim it slices: a Slice up to another tensor's shape of the same
+    symbolic size (torch's ``scatter_add`` cuts its source to the index's shape so), to the end."""
+    return not isinstance(bound, (int, np.integer)) and dims_equal(bound, dim)
 
 
 @register
