@@ -8,7 +8,9 @@ sides of torch's switch to a matrix product (more than 25 points) with symbolic 
 index, an empty bag, CSR-style offsets and 2-D input; ``nn.LSTM(proj_size=...)``, bidirectional with one layer, and
 (in make test-full) forward with two layers, initial states and a symbolic batch and sequence length.  A scripted graph
 network aggregating with torch_scatter's ``scatter_add`` (as published, plain TorchScript), ``index_add_``,
-``index_select`` and ``scatter_reduce_``, through the TorchScript exporter with symbolic node and edge counts.
+``index_select`` and ``scatter_reduce_``, through the TorchScript exporter with symbolic node and edge counts; its
+``scatter_add`` along every dim, negative and positive, of 2-D and 3-D sources (``broadcast``'s loops then run 0, 1
+or 2 times), and ``scatter_add_`` of an index unsqueezed and expanded by hand, at rtol 1e-5.
 Each model is exported and compiled once and run on two seeded inputs; outputs must match torch at rtol 1e-4 /
 atol 1e-5 (sums of a few products in another order; integer outputs exactly).
 """
@@ -218,6 +220,37 @@ class MessagePassing(nn.Module):
         return sized, by_max_index, added, largest
 
 
+class ScatterAlongEveryDim(nn.Module):
+    """torch_scatter's ``scatter_add`` along every dim of a square and a cube of side E (one index of E entries
+    serves each dim), sized by ``dim_size`` and by the largest index; and the hand-written ``out.scatter_add_(-2,
+    index.unsqueeze(-1).expand_as(src), src)``."""
+
+    def forward(self, square: torch.Tensor, cube: torch.Tensor, index: torch.Tensor):  # a tuple of 13 (TorchScript's type)
+        return (
+            scatter_add(square, index, dim=-2, dim_size=9),
+            scatter_add(square, index, dim=-1, dim_size=9),
+            scatter_add(square, index, dim=0, dim_size=9),
+            scatter_add(square, index, dim=1, dim_size=9),
+            scatter_add(cube, index, dim=-3, dim_size=9),
+            scatter_add(cube, index, dim=-2, dim_size=9),
+            scatter_add(cube, index, dim=-1, dim_size=9),
+            scatter_add(cube, index, dim=0, dim_size=9),
+            scatter_add(cube, index, dim=1, dim_size=9),
+            scatter_add(cube, index, dim=2, dim_size=9),
+            scatter_add(square, index, dim=-2),
+            scatter_add(cube, index, dim=-1),
+            torch.zeros(9, square.size(1)).scatter_add_(-2, index.unsqueeze(-1).expand_as(square), square),
+        )
+
+
+def _scatter_inputs(side: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A square, a cube and an index into 9 places whose entries repeat (the sums a scatter must add up)."""
+    gen = torch.Generator().manual_seed(seed)
+    index = torch.randint(0, 4, (side,), generator=gen)
+    index[0] = 6
+    return torch.randn(side, side, generator=gen), torch.randn(side, side, side, generator=gen), index
+
+
 def _graph(nodes: int, edges: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """A graph whose targets repeat (what a scatter without reduction gets wrong) and cover the last node."""
     gen = torch.Generator().manual_seed(seed)
@@ -239,3 +272,20 @@ def test_scripted_scatter_add_matches_torch():
         ours = session.infer(x.numpy(), graph_edges.numpy())
         for k, (a, b) in enumerate(zip(ours, expected)):
             np.testing.assert_allclose(a, b.detach().numpy(), rtol=RTOL, atol=ATOL, err_msg=f"output {k}, seed {seed}")
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::sofie_rdf.errors.LegacyModelWarning")
+def test_scripted_scatter_add_along_every_dim_matches_torch():
+    """The exporter typed a Loop's output with one iteration's rank, so ``broadcast``'s index had the wrong rank
+    after 0 or 2 iterations (torch's scatter_add refused it, or a wrong trip count was folded into the next loop);
+    the Loops run 0, 1 or 2 times here, the side E symbolic."""
+    module = torch.jit.script(ScatterAlongEveryDim().eval())
+    axes = {0: {0: "E", 1: "E"}, 1: {0: "E", 1: "E", 2: "E"}, 2: {0: "E"}}
+    session = sr.compile(sr.from_pytorch(module, _scatter_inputs(5, 0), dynamic_axes=axes))
+    for seed, side in enumerate([5, 8]):
+        inputs = _scatter_inputs(side, seed + 1)
+        expected = module(*inputs)
+        ours = session.infer(*(t.numpy() for t in inputs))
+        assert len(ours) == len(expected)
+        for k, (a, b) in enumerate(zip(ours, expected)):
+            np.testing.assert_allclose(a, b.numpy(), rtol=1e-5, atol=1e-6, err_msg=f"output {k}, side {side}")

@@ -7,12 +7,15 @@
   ``index_add`` means.
 * ``size = list(x.size()); size[dim] = n`` (torch_scatter's ``scatter_sum``): the exporter writes the item
   assignment on a shape tensor with sequence operators, an invalid model (:func:`repair_list_edits`).
+* ``prim::Loop`` whose carried value changes rank (torch_scatter's ``broadcast``): the exporter gives the
+  Loop's output one iteration's rank, and folds the ``dim()`` read after it; ours leaves that rank unknown
+  (:func:`loop`), and ``aten::scatter_add`` needs none (:func:`scatter_add`).
 """
 
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator
+from typing import Any, Iterator, Optional
 
 import onnx
 
@@ -28,11 +31,62 @@ def registered(torch: Any, opset: int) -> Iterator[None]:
     if opset < MIN_OPSET:
         yield
         return
-    torch.onnx.register_custom_op_symbolic("aten::index_add", index_add, opset)
+    symbolics = {"aten::index_add": index_add, "aten::scatter_add": scatter_add, "prim::Loop": loop}
+    for name, symbolic in symbolics.items():
+        torch.onnx.register_custom_op_symbolic(name, symbolic, opset)
     try:
         yield
     finally:
-        torch.onnx.unregister_custom_op_symbolic("aten::index_add", opset)
+        for name in symbolics:
+            torch.onnx.unregister_custom_op_symbolic(name, opset)
+
+
+def loop(g: Any, *inputs: Any, **attrs: Any) -> Any:
+    """``prim::Loop``: torch's translation, its carried outputs that the body changes the rank of typed rank-unknown.
+
+    The exporter types a Loop's outputs with its body's: one iteration's.  torch_scatter's ``broadcast``
+    (``for _ in range(src.dim(), other.dim()): src = src.unsqueeze(-1)``) unsqueezes once per iteration, so after
+    zero or several iterations that rank is wrong, and the exporter folds the ``dim()`` read downstream (the next
+    loop's trip count) from it: a wrong model, or torch's ``scatter_add`` refusing an index of the wrong rank.
+    Of unknown rank, the ranks are computed in the ONNX graph, where shape inference (ours, onnxruntime's) gets
+    them right.
+    """
+    import torch
+    from torch.onnx._internal.torchscript_exporter import symbolic_opset9
+
+    outputs = symbolic_opset9.prim_loop(g, *inputs, **attrs)
+    node = outputs[0].node() if outputs else None
+    if node is None or node.kind() != "onnx::Loop":
+        return outputs
+    body_outputs = list(next(node.blocks()).outputs())[1:]  # the condition first
+    for initial, after, out in zip(inputs[2:], body_outputs, outputs):
+        if isinstance(out.type(), torch.TensorType) and _rank(initial) != _rank(after):
+            out.setType(out.type().with_sizes(None))
+    return outputs
+
+
+def _rank(value: Any) -> Optional[int]:
+    """The rank the exporter gives ``value``, None where unknown or not a tensor."""
+    import torch
+
+    return value.type().dim() if isinstance(value.type(), torch.TensorType) else None
+
+
+def scatter_add(g: Any, data: Any, dim: Any, index: Any, source: Any) -> Any:
+    """``data.scatter_add(dim, index, source)``: source's elements summed into data's at ``index`` along ``dim``.
+
+    torch's own refuses an index whose rank the exporter gets wrong or does not know (a :func:`loop`'s output,
+    or what is computed from one), though torch requires it to have source's rank; ours needs no rank: the
+    axis may be negative in ONNX too, and source is cut to index's shape (the part of it that is scattered, as
+    torch's does) from zeros as many as index's dims."""
+    from torch.onnx._internal.torchscript_exporter import symbolic_helper
+
+    axis = symbolic_helper._maybe_get_const(dim, "i")
+    if not isinstance(axis, int):
+        return symbolic_helper._unimplemented("scatter_add", "a dim unknown when exporting", data)
+    shape = g.op("Shape", index)
+    source = g.op("Slice", source, g.op("Sub", shape, shape), shape)
+    return g.op("ScatterElements", data, index, source, axis_i=axis, reduction_s="add")
 
 
 def index_add(g: Any, data: Any, dim: Any, index: Any, source: Any, alpha: Any = None) -> Any:
