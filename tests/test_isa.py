@@ -393,18 +393,23 @@ def _integer_products(ta, tb) -> tuple[onnx.ModelProto, dict]:
     return model, {"a": full((9, 67), ta), "x": full((2, 3, 9, 11), ta)}
 
 
-@pytest.mark.skipif("avx2" not in RUNNABLE, reason="AVX2 tiles")
-@pytest.mark.parametrize("name", ["gemm_panels_runs", "gemm_panels_run_tail", "gemm_panels_pooled", "gemm_panels_deep",
-                                  "conv_winograd_tiles_f23", "conv_winograd_tiles_compact", "conv_pointwise_strided_odd"])
-def test_tile_assembly_gives_the_loops_numbers(name):
-    """AVX2's register tiles in inline assembly (kernels/gemm.hxx: SOFIE_RDF_TILE_ASM, Cling's path), built by g++
-    with -Wall -Wextra -Werror where SOFIE_RDF_TILE_ASM_ALWAYS asks for it: the same multiply-adds in the same
-    order as the loops in C++, so the same bits."""
+@pytest.mark.parametrize("isa", ["avx2", "avx512"])
+@pytest.mark.parametrize("name", ["gemm_panels", "gemm_panels_runs", "gemm_panels_run_tail", "gemm_panels_pooled",
+                                  "gemm_panels_deep", "conv_winograd_tiles_f23", "conv_winograd_tiles_compact",
+                                  "conv_winograd_tiles_f43", "conv_pointwise_strided_odd", "conv_pointwise_tails",
+                                  "conv_pointwise_narrow_1d", "conv_shifted_passes", "conv_shifted_13",
+                                  "conv_shifted_5x5_s2"])
+def test_tile_assembly_gives_the_loops_numbers(name, isa):
+    """The register tiles in inline assembly (kernels/gemm.hxx: SOFIE_RDF_TILE_ASM for AVX2, SOFIE_RDF_TILE_ASM512
+    for AVX-512, Cling's path), built by g++ with -Wall -Wextra -Werror where SOFIE_RDF_TILE_ASM_ALWAYS asks for
+    it: the same multiply-adds in the same order as the loops in C++, so the same bits."""
+    if isa not in RUNNABLE:
+        pytest.skip(f"no {isa} here")
     model = MODELS[name]()
     shape = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
     x = random_array(tuple(shape), np.float32, seed=len(name)) * 3
-    loops = sr.compile(sr.load(model), backend="native", flags=ISA_FLAGS["avx2"]).infer(x)
-    flags = ISA_FLAGS["avx2"] + ["-Wall", "-Wextra", "-Werror", "-DSOFIE_RDF_TILE_ASM_ALWAYS"]
+    loops = sr.compile(sr.load(model), backend="native", flags=ISA_FLAGS[isa]).infer(x)
+    flags = ISA_FLAGS[isa] + ["-Wall", "-Wextra", "-Werror", "-DSOFIE_RDF_TILE_ASM_ALWAYS"]
     assembly = sr.compile(sr.load(model), backend="native", flags=flags).infer(x)
     np.testing.assert_array_equal(assembly, loops)
 

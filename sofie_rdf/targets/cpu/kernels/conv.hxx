@@ -415,11 +415,17 @@ template <size_t Rows, size_t Vectors, typename Steps, typename Spots = Contiguo
       for (size_t j = 0; j < Vectors; ++j)
          acc[i][j] = (bias && !start ? bias[i] : 0.0f) - V{}; // x - (+0) is x: a broadcast
    const float *w = panel;
-#if SOFIE_RDF_TILE_ASM
-   if constexpr (std::is_same_v<Steps, StridedSteps> && std::is_same_v<Spots, ContiguousSpots> &&
-                 std::is_same_v<V, simd_float> && Vectors == 2 && Rows <= 6) {
-      if (steps)
-         tile_asm_shifted<Rows>(acc, steps, xp, offsets.stride, w);
+#if SOFIE_RDF_TILE_ASM || SOFIE_RDF_TILE_ASM512
+   constexpr bool table = std::is_same_v<Steps, const std::int64_t *>;
+   if constexpr ((table || std::is_same_v<Steps, StridedSteps>) && std::is_same_v<Spots, ContiguousSpots> &&
+                 std::is_same_v<V, simd_float> && kShiftedAsm<Rows, Vectors>) {
+      if constexpr (table) {
+         if (steps)
+            tile_asm_shifted<Rows, Vectors, true>(&acc[0][0], steps, xp, 0, offsets, w);
+      } else {
+         if (steps)
+            tile_asm_shifted<Rows, Vectors, false>(&acc[0][0], steps, xp, offsets.stride, nullptr, w);
+      }
       steps = 0;
    }
 #endif

@@ -443,8 +443,9 @@ struct StridedSteps {
 // 3x3 convolution 1.00x and 0.97x its time with the assembly, a calorimeter CNN 1.15x; Zen 3); a build defining
 // SOFIE_RDF_TILE_ASM_ALWAYS takes it too (tests/test_isa.py).  Under ROOT's own flags on AMD EPYC Zen 3, declared
 // headers against g++ -O3 -march=native, before -> after: DeepSets at batch 64 1.93x -> 1.30x, a 3x3
-// convolution of 16 channels 1.99x -> 1.64x, the two-layer encoder 1.86x -> 1.64x.  Not for AVX-512's tiles
-// (12 x 2 registers of 16 floats; untested: this machine has none).
+// convolution of 16 channels 1.99x -> 1.64x, the two-layer encoder 1.86x -> 1.64x.  AVX-512's tiles: below
+// (SOFIE_RDF_TILE_ASM512).  Each has a tile_asm_panel and a tile_asm_shifted of the same signature, and
+// kPanelAsm, kShiftedAsm say which tile shapes they take.
 #if SOFIE_RDF_AVX2 && !SOFIE_RDF_AVX512 && defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && (defined(__CLING__) || defined(SOFIE_RDF_TILE_ASM_ALWAYS))
 #define SOFIE_RDF_TILE_ASM 1
 #define SOFIE_RDF_ASM_ROW(i, row, x0, x1) ".if %c[rows] > " #i "\n\t" "vbroadcastss " row ", %[b]\n\t" "vfmadd231ps %[i0], %[b], %[" #x0 "]\n\t" "vfmadd231ps %[i1], %[b], %[" #x1 "]\n\t" ".endif\n\t"
@@ -457,15 +458,18 @@ struct StridedSteps {
 
 #if SOFIE_RDF_TILE_ASM
 // acc[i][j] (Rows x 2) += a_i[k * stride] * p[k * 16 + 8 j .. + 8] over k < steps, a_i = a + i * a_row, p = panel:
-// tile_steps' loop for gemm_panels (strides and a_row in floats; steps > 0).
-template <size_t Rows>
-inline void tile_asm_panel(simd_float (*acc)[2], size_t steps, const float *a, std::ptrdiff_t a_row,
-                           std::ptrdiff_t stride, const float *panel)
+// tile_steps' loop for gemm_panels (strides and a_row in floats; steps > 0; one panel, two vectors of 8 floats).
+template <size_t Rows, size_t Vectors>
+constexpr bool kPanelAsm = Rows >= 1 && Rows <= 6 && Vectors == 2;
+
+template <size_t Rows, size_t Vectors>
+inline void tile_asm_panel(simd_float *acc, size_t steps, const float *a, std::ptrdiff_t a_row, std::ptrdiff_t stride,
+                           const float *panel, std::ptrdiff_t)
 {
-   static_assert(Rows >= 1 && Rows <= 6, "12 accumulators");
+   static_assert(kPanelAsm<Rows, Vectors>, "12 accumulators");
    simd_float x[12], in0, in1, bc, start[2 * Rows];
    for (size_t i = 0; i < 2 * Rows; ++i) // through a copy: acc's own address taken, GCC kept acc in memory
-      start[i] = acc[i / 2][i % 2];
+      start[i] = acc[i];
    const float *a3 = Rows > 3 ? a + 3 * a_row : a;
    const std::ptrdiff_t ld = a_row * std::ptrdiff_t(sizeof(float)), sb = stride * std::ptrdiff_t(sizeof(float));
    __asm__(SOFIE_RDF_ASM_LOADS //
@@ -487,24 +491,31 @@ inline void tile_asm_panel(simd_float (*acc)[2], size_t steps, const float *a, s
            : [acc] "r"(start), [ld] "r"(ld), [sb] "r"(sb), [rows] "i"(Rows)
            : "cc", "memory");
    for (size_t i = 0; i < 2 * Rows; ++i)
-      acc[i / 2][i % 2] = x[i];
+      acc[i] = x[i];
 }
 
-// acc[i][j] (Rows x 2) += w[k * Rows + i] * x[k * stride + 8 j .. + 8] over k < steps: conv_shifted_tile's loop
-// for Winograd's products and conv_pointwise (steps > 0).
-template <size_t Rows>
-inline void tile_asm_shifted(simd_float (*acc)[2], size_t steps, const float *xp, std::ptrdiff_t stride,
-                             const float *w)
+// acc[i][j] (Rows x 2) += w[k * Rows + i] * xp[at(k) + 8 j .. + 8] over k < steps, at(k) = k * stride, or table[k]
+// where Table (conv_shifted's steps, a channel and a tap each): conv_shifted_tile's loop for Winograd's products,
+// conv_pointwise and conv_shifted (steps > 0).  The inputs are read at (xp + 4 at) with at = 0 throughout without a
+// table, xp then moving by a stride per step.
+template <size_t Rows, size_t Vectors>
+constexpr bool kShiftedAsm = Rows >= 1 && Rows <= 6 && Vectors == 2;
+
+template <size_t Rows, size_t Vectors, bool Table>
+inline void tile_asm_shifted(simd_float *acc, size_t steps, const float *xp, std::ptrdiff_t stride,
+                             const std::int64_t *table, const float *w)
 {
-   static_assert(Rows >= 1 && Rows <= 6, "12 accumulators");
+   static_assert(kShiftedAsm<Rows, Vectors>, "12 accumulators");
    simd_float x[12], in0, in1, bc, start[2 * Rows];
    for (size_t i = 0; i < 2 * Rows; ++i)
-      start[i] = acc[i / 2][i % 2];
+      start[i] = acc[i];
    const std::ptrdiff_t sb = stride * std::ptrdiff_t(sizeof(float));
+   std::int64_t at = 0;
    __asm__(SOFIE_RDF_ASM_LOADS //
            "1:\n\t"
-           "vmovups (%[p]), %[i0]\n\t"
-           "vmovups 32(%[p]), %[i1]\n\t"                //
+           ".if %c[table]\n\t" "mov (%[t]), %[at]\n\t" ".endif\n\t"
+           "vmovups (%[p],%[at],4), %[i0]\n\t"
+           "vmovups 32(%[p],%[at],4), %[i1]\n\t"       //
            SOFIE_RDF_ASM_ROW(0, "(%[w])", x0, x1)       //
            SOFIE_RDF_ASM_ROW(1, "4(%[w])", x2, x3)      //
            SOFIE_RDF_ASM_ROW(2, "8(%[w])", x4, x5)      //
@@ -512,14 +523,124 @@ inline void tile_asm_shifted(simd_float (*acc)[2], size_t steps, const float *xp
            SOFIE_RDF_ASM_ROW(4, "16(%[w])", x8, x9)     //
            SOFIE_RDF_ASM_ROW(5, "20(%[w])", x10, x11)   //
            "add %[wb], %[w]\n\t"
-           "add %[sb], %[p]\n\t"
+           ".if %c[table]\n\t" "add $8, %[t]\n\t" ".else\n\t" "add %[sb], %[p]\n\t" ".endif\n\t"
            "dec %[n]\n\t"
            "jnz 1b"
-           : SOFIE_RDF_ASM_OUTPUTS, [w] "+r"(w), [p] "+r"(xp), [n] "+r"(steps)
-           : [acc] "r"(start), [sb] "r"(sb), [wb] "i"(Rows * sizeof(float)), [rows] "i"(Rows)
+           : SOFIE_RDF_ASM_OUTPUTS, [w] "+r"(w), [p] "+r"(xp), [t] "+r"(table), [at] "+r"(at), [n] "+r"(steps)
+           : [acc] "r"(start), [sb] "r"(sb), [wb] "i"(Rows * sizeof(float)), [rows] "i"(Rows), [table] "i"(Table)
            : "cc", "memory");
    for (size_t i = 0; i < 2 * Rows; ++i)
-      acc[i / 2][i % 2] = x[i];
+      acc[i] = x[i];
+}
+#endif
+
+// AVX-512's register tiles for ROOT's Cling, as SOFIE_RDF_TILE_ASM gives AVX2's: the loop over steps in inline
+// assembly, so that the fast register allocator keeps the accumulators in registers.  Up to 24 accumulators do not
+// fit GCC's 30 operands, so the assembly names its registers itself and loads and stores the accumulators through
+// `acc` (Rows x Vectors vectors, row after row).  Row i's vector j is in zmm(i), zmm(12 + i), zmm(6 + i),
+// zmm(18 + i), zmm(22 + i) for j = 0..4, so that every shape kTileAsm512 takes (rows x vectors: 16 x 1, 12 x 2,
+// 6 x 3, 6 x 4, 4 x 5: gemm_panels' tiles, Winograd's, conv_shifted's and conv_pointwise's) has its accumulators in
+// registers of their own; zmm26-30 hold the step's input vectors, zmm31 the broadcast value.  Each row broadcasts its
+// value once into zmm31 and adds it times every input vector (Intel's broadcast from memory is a load of its own,
+// so a broadcast in every multiply-add would make the tile load-bound: fma_row).  Rows and vectors from `rows` and
+// `vecs` on are skipped by the assembler (.if).  The same multiply-adds in the same order as the loops in C++, so
+// the same numbers (tests/test_isa.py builds it with SOFIE_RDF_TILE_ASM_ALWAYS).  volatile: the results go through
+// memory, and an assembly statement whose outputs are unused is otherwise dropped.
+#if SOFIE_RDF_AVX512 && defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && (defined(__CLING__) || defined(SOFIE_RDF_TILE_ASM_ALWAYS))
+#define SOFIE_RDF_TILE_ASM512 1
+#define SOFIE_RDF_ASM512_FMA(j, in, r) ".if %c[vecs] > " #j "\n\t" "vfmadd231ps %%zmm" #in ", %%zmm31, %%zmm" #r "\n\t" ".endif\n\t"
+#define SOFIE_RDF_ASM512_ROW(i, r1, r2, r3, r4, at) ".if %c[rows] > " #i "\n\t" "vbroadcastss " at ", %%zmm31\n\t" "vfmadd231ps %%zmm26, %%zmm31, %%zmm" #i "\n\t" SOFIE_RDF_ASM512_FMA(1, 27, r1) SOFIE_RDF_ASM512_FMA(2, 28, r2) SOFIE_RDF_ASM512_FMA(3, 29, r3) SOFIE_RDF_ASM512_FMA(4, 30, r4) ".endif\n\t"
+#define SOFIE_RDF_ASM512_MOVE(i, j, r, load) ".if %c[rows] > " #i "\n\t" ".if %c[vecs] > " #j "\n\t" ".if " #load "\n\t" "vmovups 64*" #i "*%c[vecs]+64*" #j "(%[acc]), %%zmm" #r "\n\t" ".else\n\t" "vmovups %%zmm" #r ", 64*" #i "*%c[vecs]+64*" #j "(%[acc])\n\t" ".endif\n\t" ".endif\n\t" ".endif\n\t"
+#define SOFIE_RDF_ASM512_MOVES(i, r1, r2, r3, r4, load) SOFIE_RDF_ASM512_MOVE(i, 0, i, load) SOFIE_RDF_ASM512_MOVE(i, 1, r1, load) SOFIE_RDF_ASM512_MOVE(i, 2, r2, load) SOFIE_RDF_ASM512_MOVE(i, 3, r3, load) SOFIE_RDF_ASM512_MOVE(i, 4, r4, load)
+#define SOFIE_RDF_ASM512_SHIFTED_ROW(i, r1, r2, r3, r4, unused) SOFIE_RDF_ASM512_ROW(i, r1, r2, r3, r4, "4*" #i "(%[w])")
+#define SOFIE_RDF_ASM512_ALL(each, ...) each(0, 12, 6, 18, 22, __VA_ARGS__) each(1, 13, 7, 19, 23, __VA_ARGS__) each(2, 14, 8, 20, 24, __VA_ARGS__) each(3, 15, 9, 21, 25, __VA_ARGS__) each(4, 16, 10, 22, 31, __VA_ARGS__) each(5, 17, 11, 23, 31, __VA_ARGS__) each(6, 18, 31, 31, 31, __VA_ARGS__) each(7, 19, 31, 31, 31, __VA_ARGS__) each(8, 20, 31, 31, 31, __VA_ARGS__) each(9, 21, 31, 31, 31, __VA_ARGS__) each(10, 22, 31, 31, 31, __VA_ARGS__) each(11, 23, 31, 31, 31, __VA_ARGS__) each(12, 31, 31, 31, 31, __VA_ARGS__) each(13, 31, 31, 31, 31, __VA_ARGS__) each(14, 31, 31, 31, 31, __VA_ARGS__) each(15, 31, 31, 31, 31, __VA_ARGS__)
+#define SOFIE_RDF_ASM512_CLOBBERS "cc", "memory", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "xmm16", "xmm17", "xmm18", "xmm19", "xmm20", "xmm21", "xmm22", "xmm23", "xmm24", "xmm25", "xmm26", "xmm27", "xmm28", "xmm29", "xmm30", "xmm31"
+#else
+#define SOFIE_RDF_TILE_ASM512 0
+#endif
+
+#if SOFIE_RDF_TILE_ASM512
+// The tile shapes the assembly holds (rows x vectors): up to 16 x 1, 12 x 2, 6 x 3, 6 x 4, 4 x 5.
+template <size_t Rows, size_t Vectors>
+constexpr bool kTileAsm512 = Rows >= 1 && ((Vectors == 1 && Rows <= 16) || (Vectors == 2 && Rows <= 12) ||
+                                           ((Vectors == 3 || Vectors == 4) && Rows <= 6) || (Vectors == 5 && Rows <= 4));
+
+// acc[i][j] += a_i[k * stride] * panel[k * 16 + j * panel_stride .. + 16] over k < steps, a_i = a + i * a_row:
+// tile_steps' loop for gemm_panels (strides in floats; steps > 0).  Rows 0-2 are read from a, 3-5, 6-8 and 9-11
+// from pointers of their own (an addressing mode scales a register by at most 8 bytes: two rows).
+template <size_t Rows, size_t Vectors>
+constexpr bool kPanelAsm = kTileAsm512<Rows, Vectors> && Rows <= 12 && Vectors != 3 && Vectors != 5;
+
+template <size_t Rows, size_t Vectors>
+inline void tile_asm_panel(simd_float *acc, size_t steps, const float *a, std::ptrdiff_t a_row,
+                           std::ptrdiff_t stride, const float *panel, std::ptrdiff_t panel_stride)
+{
+   static_assert(kPanelAsm<Rows, Vectors>, "a shape with registers for its accumulators");
+   const float *a3 = Rows > 3 ? a + 3 * a_row : a, *a6 = Rows > 6 ? a + 6 * a_row : a;
+   const float *a9 = Rows > 9 ? a + 9 * a_row : a, *w3 = Vectors > 3 ? panel + 3 * panel_stride : panel;
+   const std::ptrdiff_t ld = a_row * std::ptrdiff_t(sizeof(float)), sb = stride * std::ptrdiff_t(sizeof(float));
+   const std::ptrdiff_t ps = panel_stride * std::ptrdiff_t(sizeof(float));
+   __asm__ volatile(SOFIE_RDF_ASM512_ALL(SOFIE_RDF_ASM512_MOVES, 1) //
+           "1:\n\t"
+           "vmovups (%[w]), %%zmm26\n\t"
+           ".if %c[vecs] > 1\n\t" "vmovups (%[w],%[ps]), %%zmm27\n\t" ".endif\n\t"
+           ".if %c[vecs] > 2\n\t" "vmovups (%[w],%[ps],2), %%zmm28\n\t" "vmovups (%[w3]), %%zmm29\n\t" ".endif\n\t"
+           SOFIE_RDF_ASM512_ROW(0, 12, 6, 18, 22, "(%[a0])")          //
+           SOFIE_RDF_ASM512_ROW(1, 13, 7, 19, 23, "(%[a0],%[ld])")    //
+           SOFIE_RDF_ASM512_ROW(2, 14, 8, 20, 24, "(%[a0],%[ld],2)")  //
+           SOFIE_RDF_ASM512_ROW(3, 15, 9, 21, 25, "(%[a3])")          //
+           SOFIE_RDF_ASM512_ROW(4, 16, 10, 22, 31, "(%[a3],%[ld])")   //
+           SOFIE_RDF_ASM512_ROW(5, 17, 11, 23, 31, "(%[a3],%[ld],2)") //
+           SOFIE_RDF_ASM512_ROW(6, 18, 31, 31, 31, "(%[a6])")         //
+           SOFIE_RDF_ASM512_ROW(7, 19, 31, 31, 31, "(%[a6],%[ld])")   //
+           SOFIE_RDF_ASM512_ROW(8, 20, 31, 31, 31, "(%[a6],%[ld],2)") //
+           SOFIE_RDF_ASM512_ROW(9, 21, 31, 31, 31, "(%[a9])")         //
+           SOFIE_RDF_ASM512_ROW(10, 22, 31, 31, 31, "(%[a9],%[ld])")  //
+           SOFIE_RDF_ASM512_ROW(11, 23, 31, 31, 31, "(%[a9],%[ld],2)") //
+           "add $64, %[w]\n\t"
+           ".if %c[vecs] > 2\n\t" "add $64, %[w3]\n\t" ".endif\n\t"
+           "add %[sb], %[a0]\n\t"
+           ".if %c[rows] > 3\n\t" "add %[sb], %[a3]\n\t" ".endif\n\t"
+           ".if %c[rows] > 6\n\t" "add %[sb], %[a6]\n\t" ".endif\n\t"
+           ".if %c[rows] > 9\n\t" "add %[sb], %[a9]\n\t" ".endif\n\t"
+           "dec %[n]\n\t"
+           "jnz 1b\n\t" //
+           SOFIE_RDF_ASM512_ALL(SOFIE_RDF_ASM512_MOVES, 0)
+           : [w] "+r"(panel), [w3] "+r"(w3), [a0] "+r"(a), [a3] "+r"(a3), [a6] "+r"(a6), [a9] "+r"(a9), [n] "+r"(steps)
+           : [acc] "r"(acc), [ld] "r"(ld), [sb] "r"(sb), [ps] "r"(ps), [rows] "i"(Rows), [vecs] "i"(Vectors)
+           : SOFIE_RDF_ASM512_CLOBBERS);
+}
+
+// acc[i][j] += w[k * Rows + i] * xp[at(k) + 16 j .. + 16] over k < steps, at(k) as tile_asm_shifted's: conv_shifted_tile's
+// loop for Winograd's products, conv_pointwise and conv_shifted (steps > 0).
+template <size_t Rows, size_t Vectors>
+constexpr bool kShiftedAsm = kTileAsm512<Rows, Vectors>;
+
+template <size_t Rows, size_t Vectors, bool Table>
+inline void tile_asm_shifted(simd_float *acc, size_t steps, const float *xp, std::ptrdiff_t stride,
+                             const std::int64_t *table, const float *w)
+{
+   static_assert(kShiftedAsm<Rows, Vectors>, "a shape with registers for its accumulators");
+   const std::ptrdiff_t sb = stride * std::ptrdiff_t(sizeof(float));
+   std::int64_t at = 0;
+   __asm__ volatile(SOFIE_RDF_ASM512_ALL(SOFIE_RDF_ASM512_MOVES, 1) //
+                    "1:\n\t"
+                    ".if %c[table]\n\t" "mov (%[t]), %[at]\n\t" ".endif\n\t"
+                    "vmovups (%[p],%[at],4), %%zmm26\n\t"
+                    ".if %c[vecs] > 1\n\t" "vmovups 64(%[p],%[at],4), %%zmm27\n\t" ".endif\n\t"
+                    ".if %c[vecs] > 2\n\t" "vmovups 128(%[p],%[at],4), %%zmm28\n\t" ".endif\n\t"
+                    ".if %c[vecs] > 3\n\t" "vmovups 192(%[p],%[at],4), %%zmm29\n\t" ".endif\n\t"
+                    ".if %c[vecs] > 4\n\t" "vmovups 256(%[p],%[at],4), %%zmm30\n\t" ".endif\n\t"
+                    SOFIE_RDF_ASM512_ALL(SOFIE_RDF_ASM512_SHIFTED_ROW, 0) //
+                    "add %[wb], %[w]\n\t"
+                    ".if %c[table]\n\t" "add $8, %[t]\n\t" ".else\n\t" "add %[sb], %[p]\n\t" ".endif\n\t"
+                    "dec %[n]\n\t"
+                    "jnz 1b\n\t" //
+                    SOFIE_RDF_ASM512_ALL(SOFIE_RDF_ASM512_MOVES, 0)
+                    : [w] "+r"(w), [p] "+r"(xp), [t] "+r"(table), [at] "+r"(at), [n] "+r"(steps)
+                    : [acc] "r"(acc), [sb] "r"(sb), [wb] "i"(Rows * sizeof(float)), [rows] "i"(Rows),
+                      [vecs] "i"(Vectors), [table] "i"(Table)
+                    : SOFIE_RDF_ASM512_CLOBBERS);
 }
 #endif
 
@@ -553,11 +674,11 @@ template <size_t Rows, size_t Panels, typename Steps, bool InFma, typename F>
          acc[i][j] = first[j];
    }
    const float *w = panel;
-#if SOFIE_RDF_TILE_ASM
-   if constexpr (std::is_same_v<Steps, StridedSteps> && Vectors == 2 && Rows <= 6 && !InFma) { // rows a_row apart: tile_bases
+#if SOFIE_RDF_TILE_ASM || SOFIE_RDF_TILE_ASM512
+   if constexpr (std::is_same_v<Steps, StridedSteps> && kPanelAsm<Rows, Vectors> && !InFma) { // rows a_row apart: tile_bases
       if (steps)
-         tile_asm_panel<Rows>(acc, steps, src[0], Rows > 1 ? std::ptrdiff_t(bases[1] - bases[0]) : 0,
-                              offsets.stride, w);
+         tile_asm_panel<Rows, Vectors>(&acc[0][0], steps, src[0], Rows > 1 ? std::ptrdiff_t(bases[1] - bases[0]) : 0,
+                                       offsets.stride, w, std::ptrdiff_t(panel_stride));
       steps = 0;
    }
 #endif
