@@ -340,13 +340,15 @@ def test_emitter_mirrors_conv_direct_lanes(isa, tmp_path):
 
     from sofie_rdf.targets.cpu.emitters.conv import direct_lanes
     from sofie_rdf.targets.cpu.header import _INCLUDES
+    from sofie_rdf.targets.cpu.isa import PRELUDE, builds, kernels_variant
     from sofie_rdf.targets.cpu.library import kernel_order, kernel_source
 
     cases = [(width, width + pad, steps) for width in range(8, 101) for pad in (2, 4) for steps in (9, 27, 36, 108, 400)]
     table = ", ".join(f"{{{w}, {p}, {s}}}" for w, p, s in cases)
-    source = "\n".join([*(f"#include <{h}>" for h in _INCLUDES), "#include <cstdio>", kernel_source("blas"),
-                        "namespace detail {", kernel_source("runtime"), "}",
-                        "namespace kernels {", *(kernel_source(k) for k in kernel_order({"conv"})), "}",
+    # the kernels as a header holds them for the flags' own instruction set (their feature macros defined)
+    source = "\n".join([*(f"#include <{h}>" for h in _INCLUDES), "#include <cstdio>", PRELUDE, *builds(0),
+                        kernel_source("blas"), "namespace detail {", kernel_source("runtime"), "}",
+                        *kernels_variant(kernel_order({"conv"}), 0),
                         f"int main() {{ const size_t cases[][3] = {{{table}}};",
                         "  for (const auto &c : cases) std::printf(\"%zu\\n\", kernels::conv_direct_lanes(c[0], c[1], c[2])); }"])
     (tmp_path / "lanes.cpp").write_text(source)
@@ -398,11 +400,13 @@ def _integer_products(ta, tb) -> tuple[onnx.ModelProto, dict]:
                                   "gemm_panels_deep", "conv_winograd_tiles_f23", "conv_winograd_tiles_compact",
                                   "conv_winograd_tiles_f43", "conv_pointwise_strided_odd", "conv_pointwise_tails",
                                   "conv_pointwise_narrow_1d", "conv_shifted_passes", "conv_shifted_13",
-                                  "conv_shifted_5x5_s2"])
+                                  "conv_shifted_5x5_s2", "attention_rows", "attention_rows_overlap",
+                                  "attention_rows_head40"])
 def test_tile_assembly_gives_the_loops_numbers(name, isa):
     """The register tiles in inline assembly (kernels/gemm.hxx: SOFIE_RDF_TILE_ASM for AVX2, SOFIE_RDF_TILE_ASM512
-    for AVX-512, Cling's path), built by g++ with -Wall -Wextra -Werror where SOFIE_RDF_TILE_ASM_ALWAYS asks for
-    it: the same multiply-adds in the same order as the loops in C++, so the same bits."""
+    for AVX-512, Cling's path; products, convolutions and attention's), built by g++ with -Wall -Wextra -Werror
+    where SOFIE_RDF_TILE_ASM_ALWAYS asks for it: the same multiply-adds in the same order as the loops in C++, so
+    the same bits."""
     if isa not in RUNNABLE:
         pytest.skip(f"no {isa} here")
     model = MODELS[name]()

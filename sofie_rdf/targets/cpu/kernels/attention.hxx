@@ -204,8 +204,16 @@ inline void attention_scores_vectors(const float *q, size_t q_stride, const floa
 #pragma GCC unroll 2
       for (size_t v = 0; v < V; ++v)
          acc[r][v] = vec{};
+   size_t steps = head;
+#if SOFIE_RDF_TILE_ASM || SOFIE_RDF_TILE_ASM512
+   if constexpr (Bytes == sizeof(simd_float) && kPanelAsm<R, V>) { // Cling's register tiles (gemm.hxx)
+      if (steps)
+         tile_asm_panel<R, V>(&acc[0][0], steps, q, q_stride, 1, kt + j0, n, lanes);
+      steps = 0;
+   }
+#endif
    SOFIE_RDF_TERMS_LOOP
-   for (size_t e = 0; e < head; ++e) {
+   for (size_t e = 0; e < steps; ++e) {
       vec k[V];
 #pragma GCC unroll 2
       for (size_t v = 0; v < V; ++v)
@@ -265,8 +273,16 @@ inline void attention_values_vectors(const float *p, size_t n, const float *v, s
 #pragma GCC unroll 2
       for (size_t u = 0; u < V; ++u)
          acc[r][u] = vec{};
+   size_t steps = n;
+#if SOFIE_RDF_TILE_ASM || SOFIE_RDF_TILE_ASM512
+   if constexpr (Bytes == sizeof(simd_float) && kPanelAsm<R, V>) { // Cling's register tiles (gemm.hxx)
+      if (steps)
+         tile_asm_panel<R, V>(&acc[0][0], steps, p, n, 1, v + e, head, lanes);
+      steps = 0;
+   }
+#endif
    SOFIE_RDF_TERMS_LOOP
-   for (size_t j = 0; j < n; ++j) {
+   for (size_t j = 0; j < steps; ++j) {
       vec x[V];
 #pragma GCC unroll 2
       for (size_t u = 0; u < V; ++u)

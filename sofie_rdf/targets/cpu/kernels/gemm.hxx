@@ -457,38 +457,40 @@ struct StridedSteps {
 #endif
 
 #if SOFIE_RDF_TILE_ASM
-// acc[i][j] (Rows x 2) += a_i[k * stride] * p[k * 16 + 8 j .. + 8] over k < steps, a_i = a + i * a_row, p = panel:
-// tile_steps' loop for gemm_panels (strides and a_row in floats; steps > 0; one panel, two vectors of 8 floats).
+// acc[i][j] (Rows x Vectors) += a_i[k * a_step] * w[k * w_step + j * w_vector .. + lanes] over k < steps,
+// a_i = a + i * a_row (strides in floats; steps > 0): tile_steps' loop for gemm_panels (w a panel: steps of 16
+// floats) and attention's scores and values (w the keys or values: steps of a row).
 template <size_t Rows, size_t Vectors>
 constexpr bool kPanelAsm = Rows >= 1 && Rows <= 6 && Vectors == 2;
 
 template <size_t Rows, size_t Vectors>
-inline void tile_asm_panel(simd_float *acc, size_t steps, const float *a, std::ptrdiff_t a_row, std::ptrdiff_t stride,
-                           const float *panel, std::ptrdiff_t)
+inline void tile_asm_panel(simd_float *acc, size_t steps, const float *a, std::ptrdiff_t a_row, std::ptrdiff_t a_step,
+                           const float *w, std::ptrdiff_t w_step, std::ptrdiff_t w_vector)
 {
    static_assert(kPanelAsm<Rows, Vectors>, "12 accumulators");
    simd_float x[12], in0, in1, bc, start[2 * Rows];
    for (size_t i = 0; i < 2 * Rows; ++i) // through a copy: acc's own address taken, GCC kept acc in memory
       start[i] = acc[i];
    const float *a3 = Rows > 3 ? a + 3 * a_row : a;
-   const std::ptrdiff_t ld = a_row * std::ptrdiff_t(sizeof(float)), sb = stride * std::ptrdiff_t(sizeof(float));
+   constexpr std::ptrdiff_t f = sizeof(float);
+   const std::ptrdiff_t ld = a_row * f, sb = a_step * f, wb = w_step * f, wv = w_vector * f;
    __asm__(SOFIE_RDF_ASM_LOADS //
            "1:\n\t"
            "vmovups (%[w]), %[i0]\n\t"
-           "vmovups 32(%[w]), %[i1]\n\t"                    //
+           "vmovups (%[w],%[wv]), %[i1]\n\t"                //
            SOFIE_RDF_ASM_ROW(0, "(%[a0])", x0, x1)          //
            SOFIE_RDF_ASM_ROW(1, "(%[a0],%[ld])", x2, x3)    //
            SOFIE_RDF_ASM_ROW(2, "(%[a0],%[ld],2)", x4, x5)  //
            SOFIE_RDF_ASM_ROW(3, "(%[a3])", x6, x7)          //
            SOFIE_RDF_ASM_ROW(4, "(%[a3],%[ld])", x8, x9)    //
            SOFIE_RDF_ASM_ROW(5, "(%[a3],%[ld],2)", x10, x11) //
-           "add $64, %[w]\n\t"
+           "add %[wb], %[w]\n\t"
            "add %[sb], %[a0]\n\t"
            "add %[sb], %[a3]\n\t"
            "dec %[n]\n\t"
            "jnz 1b"
-           : SOFIE_RDF_ASM_OUTPUTS, [w] "+r"(panel), [a0] "+r"(a), [a3] "+r"(a3), [n] "+r"(steps)
-           : [acc] "r"(start), [ld] "r"(ld), [sb] "r"(sb), [rows] "i"(Rows)
+           : SOFIE_RDF_ASM_OUTPUTS, [w] "+r"(w), [a0] "+r"(a), [a3] "+r"(a3), [n] "+r"(steps)
+           : [acc] "r"(start), [ld] "r"(ld), [sb] "r"(sb), [wb] "r"(wb), [wv] "r"(wv), [rows] "i"(Rows)
            : "cc", "memory");
    for (size_t i = 0; i < 2 * Rows; ++i)
       acc[i] = x[i];
@@ -565,21 +567,20 @@ template <size_t Rows, size_t Vectors>
 constexpr bool kTileAsm512 = Rows >= 1 && ((Vectors == 1 && Rows <= 16) || (Vectors == 2 && Rows <= 12) ||
                                            ((Vectors == 3 || Vectors == 4) && Rows <= 6) || (Vectors == 5 && Rows <= 4));
 
-// acc[i][j] += a_i[k * stride] * panel[k * 16 + j * panel_stride .. + 16] over k < steps, a_i = a + i * a_row:
-// tile_steps' loop for gemm_panels (strides in floats; steps > 0).  Rows 0-2 are read from a, 3-5, 6-8 and 9-11
-// from pointers of their own (an addressing mode scales a register by at most 8 bytes: two rows).
+// tile_asm_panel as AVX2's (above): up to 12 rows (read from a, rows 3-5, 6-8 and 9-11 from pointers of their own:
+// an addressing mode scales a register by at most 8 bytes, two rows), 1, 2 or 4 vectors.
 template <size_t Rows, size_t Vectors>
 constexpr bool kPanelAsm = kTileAsm512<Rows, Vectors> && Rows <= 12 && Vectors != 3 && Vectors != 5;
 
 template <size_t Rows, size_t Vectors>
-inline void tile_asm_panel(simd_float *acc, size_t steps, const float *a, std::ptrdiff_t a_row,
-                           std::ptrdiff_t stride, const float *panel, std::ptrdiff_t panel_stride)
+inline void tile_asm_panel(simd_float *acc, size_t steps, const float *a, std::ptrdiff_t a_row, std::ptrdiff_t a_step,
+                           const float *w, std::ptrdiff_t w_step, std::ptrdiff_t w_vector)
 {
    static_assert(kPanelAsm<Rows, Vectors>, "a shape with registers for its accumulators");
    const float *a3 = Rows > 3 ? a + 3 * a_row : a, *a6 = Rows > 6 ? a + 6 * a_row : a;
-   const float *a9 = Rows > 9 ? a + 9 * a_row : a, *w3 = Vectors > 3 ? panel + 3 * panel_stride : panel;
-   const std::ptrdiff_t ld = a_row * std::ptrdiff_t(sizeof(float)), sb = stride * std::ptrdiff_t(sizeof(float));
-   const std::ptrdiff_t ps = panel_stride * std::ptrdiff_t(sizeof(float));
+   const float *a9 = Rows > 9 ? a + 9 * a_row : a, *w3 = Vectors > 3 ? w + 3 * w_vector : w;
+   constexpr std::ptrdiff_t f = sizeof(float);
+   const std::ptrdiff_t ld = a_row * f, sb = a_step * f, wb = w_step * f, ps = w_vector * f;
    __asm__ volatile(SOFIE_RDF_ASM512_ALL(SOFIE_RDF_ASM512_MOVES, 1) //
            "1:\n\t"
            "vmovups (%[w]), %%zmm26\n\t"
@@ -597,8 +598,8 @@ inline void tile_asm_panel(simd_float *acc, size_t steps, const float *a, std::p
            SOFIE_RDF_ASM512_ROW(9, 21, 31, 31, 31, "(%[a9])")         //
            SOFIE_RDF_ASM512_ROW(10, 22, 31, 31, 31, "(%[a9],%[ld])")  //
            SOFIE_RDF_ASM512_ROW(11, 23, 31, 31, 31, "(%[a9],%[ld],2)") //
-           "add $64, %[w]\n\t"
-           ".if %c[vecs] > 2\n\t" "add $64, %[w3]\n\t" ".endif\n\t"
+           "add %[wb], %[w]\n\t"
+           ".if %c[vecs] > 2\n\t" "add %[wb], %[w3]\n\t" ".endif\n\t"
            "add %[sb], %[a0]\n\t"
            ".if %c[rows] > 3\n\t" "add %[sb], %[a3]\n\t" ".endif\n\t"
            ".if %c[rows] > 6\n\t" "add %[sb], %[a6]\n\t" ".endif\n\t"
@@ -606,8 +607,9 @@ inline void tile_asm_panel(simd_float *acc, size_t steps, const float *a, std::p
            "dec %[n]\n\t"
            "jnz 1b\n\t" //
            SOFIE_RDF_ASM512_ALL(SOFIE_RDF_ASM512_MOVES, 0)
-           : [w] "+r"(panel), [w3] "+r"(w3), [a0] "+r"(a), [a3] "+r"(a3), [a6] "+r"(a6), [a9] "+r"(a9), [n] "+r"(steps)
-           : [acc] "r"(acc), [ld] "r"(ld), [sb] "r"(sb), [ps] "r"(ps), [rows] "i"(Rows), [vecs] "i"(Vectors)
+           : [w] "+r"(w), [w3] "+r"(w3), [a0] "+r"(a), [a3] "+r"(a3), [a6] "+r"(a6), [a9] "+r"(a9), [n] "+r"(steps)
+           : [acc] "r"(acc), [ld] "r"(ld), [sb] "r"(sb), [wb] "r"(wb), [ps] "r"(ps), [rows] "i"(Rows),
+             [vecs] "i"(Vectors)
            : SOFIE_RDF_ASM512_CLOBBERS);
 }
 
@@ -678,7 +680,8 @@ template <size_t Rows, size_t Panels, typename Steps, bool InFma, typename F>
    if constexpr (std::is_same_v<Steps, StridedSteps> && kPanelAsm<Rows, Vectors> && !InFma) { // rows a_row apart: tile_bases
       if (steps)
          tile_asm_panel<Rows, Vectors>(&acc[0][0], steps, src[0], Rows > 1 ? std::ptrdiff_t(bases[1] - bases[0]) : 0,
-                                       offsets.stride, w, std::ptrdiff_t(panel_stride));
+                                       offsets.stride, w, kPanelColumns,
+                                       kPanelVectors > 1 ? std::ptrdiff_t(kSimdLanes) : std::ptrdiff_t(panel_stride));
       steps = 0;
    }
 #endif
