@@ -82,8 +82,9 @@ def _conv(channels: int, features: int, image: tuple, kernel: int, stride: int =
     return make_model(nodes, [("x", np.float32, (2, channels) + image)], [("y", np.float32, None)], inits)
 
 
-def _gemm_sigmoid(m: int, k: int, n: int) -> onnx.ModelProto:
-    """Linear (transB, as torch exports it) + Sigmoid, large enough an output for the register-tile panels."""
+def _gemm_sigmoid(m: int | str, k: int, n: int) -> onnx.ModelProto:
+    """Linear (transB, as torch exports it) + Sigmoid, large enough an output for the register-tile panels (m a
+    symbol: an open batch, run with 3 rows)."""
     rng = np.random.default_rng(n)
     inits = {"w": (rng.standard_normal((n, k)) / np.sqrt(k)).astype(np.float32),
              "b": rng.standard_normal(n).astype(np.float32)}
@@ -186,6 +187,10 @@ TILE_MODELS = {
     "gemm_panels_run_tail": lambda: _gemm_sigmoid(57, 33, 64),
     # a sum over runs of 50 rows pooled as the tiles go (runs across tiles and across runs of gemm_panels)
     "gemm_panels_pooled": lambda: _pooled_products((5, 50, 20), 64),
+    # an open batch (gemm_panels_rows) of a few rows, an event or two through a dense layer: tiles of two rows, then
+    # one, over up to 8 panels (AVX-512: a tile of 8 panels, then 2 (150 columns); AVX2: 2 panels a tile of two rows,
+    # 4 of one)
+    "gemm_panels_rows_open": lambda: _gemm_sigmoid("N", 45, 150),
 }
 
 def _gemm_few_terms(m: int, k: int, n: int, trans_a: int = 0, act: str = "", alpha: float = 1.0,
@@ -305,7 +310,7 @@ MODELS = {
 @pytest.mark.parametrize("name", list(TILE_MODELS))
 def test_tile_models_reach_their_kernel(name):
     """Each model above is computed by the kernel it is named after (the emitters' choices may move)."""
-    several_words = "winograd_tiles" in name or "pointwise_strided" in name
+    several_words = "winograd_tiles" in name or "pointwise_strided" in name or "panels_rows" in name
     kernel = "_".join(name.split("_")[:3]) if several_words else "_".join(name.split("_")[:2])
     header = sr.load(TILE_MODELS[name]()).code(target="native").header
     assert re.search(rf"kernels::{kernel}[(<]", header)
@@ -366,7 +371,7 @@ def test_emitter_mirrors_conv_direct_lanes(isa, tmp_path):
 @pytest.mark.parametrize("name", list(MODELS))
 def test_kernel_on_instruction_set(name, isa):
     model = MODELS[name]()
-    shape = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
+    shape = [d.dim_value or 3 for d in model.graph.input[0].type.tensor_type.shape.dim]  # 3 rows of an open batch
     x = random_array(tuple(shape), np.float32, seed=len(name)) * 3
     expected = ort_run(model, {"x": x})[0]
     got = sr.compile(sr.load(model), backend="native", flags=ISA_FLAGS[isa]).infer(x)
@@ -401,7 +406,7 @@ def _integer_products(ta, tb) -> tuple[onnx.ModelProto, dict]:
                                   "conv_winograd_tiles_f43", "conv_pointwise_strided_odd", "conv_pointwise_tails",
                                   "conv_pointwise_narrow_1d", "conv_shifted_passes", "conv_shifted_13",
                                   "conv_shifted_5x5_s2", "attention_rows", "attention_rows_overlap",
-                                  "attention_rows_head40"])
+                                  "attention_rows_head40", "gemm_panels_rows_open"])
 def test_tile_assembly_gives_the_loops_numbers(name, isa):
     """The register tiles in inline assembly (kernels/gemm.hxx: SOFIE_RDF_TILE_ASM for AVX2, SOFIE_RDF_TILE_ASM512
     for AVX-512, Cling's path; products, convolutions and attention's), built by g++ with -Wall -Wextra -Werror
@@ -410,7 +415,7 @@ def test_tile_assembly_gives_the_loops_numbers(name, isa):
     if isa not in RUNNABLE:
         pytest.skip(f"no {isa} here")
     model = MODELS[name]()
-    shape = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
+    shape = [d.dim_value or 3 for d in model.graph.input[0].type.tensor_type.shape.dim]  # 3 rows of an open batch
     x = random_array(tuple(shape), np.float32, seed=len(name)) * 3
     loops = sr.compile(sr.load(model), backend="native", flags=ISA_FLAGS[isa]).infer(x)
     flags = ISA_FLAGS[isa] + ["-Wall", "-Wextra", "-Werror", "-DSOFIE_RDF_TILE_ASM_ALWAYS"]

@@ -644,6 +644,49 @@ inline void tile_asm_shifted(simd_float *acc, size_t steps, const float *xp, std
                       [vecs] "i"(Vectors), [table] "i"(Table)
                     : SOFIE_RDF_ASM512_CLOBBERS);
 }
+
+// rows_panels_tile's loop (an event or two at a time through a dense layer, across up to 8 panels): acc[i][j]
+// (Rows x Vectors, 1 or 2 rows) += a_i[k * a_step] * w[k * w_step + j * w_vector .. + 16] over k < steps, a_i =
+// a + i * a_row.  Row 0's sums in zmm0-7, row 1's in zmm8-15; the broadcast values in zmm30 and zmm31.  Two rows
+// load each panel vector into zmm16-23 and use it twice; one row reads it in its multiply-add, as the loop does.
+// Panel vectors 0-2 are read from w, 3-5 from w3, 6-7 from w6.
+template <size_t Rows, size_t Vectors>
+constexpr bool kRowsAsm = (Rows == 1 || Rows == 2) && Vectors >= 1 && Vectors <= 8;
+#define SOFIE_RDF_ASM512_ROWS_VECTOR(j, r1, in, at) ".if %c[vecs] > " #j "\n\t" ".if %c[rows] > 1\n\t" "vmovups " at ", %%zmm" #in "\n\t" "vfmadd231ps %%zmm" #in ", %%zmm30, %%zmm" #j "\n\t" "vfmadd231ps %%zmm" #in ", %%zmm31, %%zmm" #r1 "\n\t" ".else\n\t" "vfmadd231ps " at ", %%zmm30, %%zmm" #j "\n\t" ".endif\n\t" ".endif\n\t"
+#define SOFIE_RDF_ASM512_ROWS_ALL(load) SOFIE_RDF_ASM512_MOVE(0, 0, 0, load) SOFIE_RDF_ASM512_MOVE(0, 1, 1, load) SOFIE_RDF_ASM512_MOVE(0, 2, 2, load) SOFIE_RDF_ASM512_MOVE(0, 3, 3, load) SOFIE_RDF_ASM512_MOVE(0, 4, 4, load) SOFIE_RDF_ASM512_MOVE(0, 5, 5, load) SOFIE_RDF_ASM512_MOVE(0, 6, 6, load) SOFIE_RDF_ASM512_MOVE(0, 7, 7, load) SOFIE_RDF_ASM512_MOVE(1, 0, 8, load) SOFIE_RDF_ASM512_MOVE(1, 1, 9, load) SOFIE_RDF_ASM512_MOVE(1, 2, 10, load) SOFIE_RDF_ASM512_MOVE(1, 3, 11, load) SOFIE_RDF_ASM512_MOVE(1, 4, 12, load) SOFIE_RDF_ASM512_MOVE(1, 5, 13, load) SOFIE_RDF_ASM512_MOVE(1, 6, 14, load) SOFIE_RDF_ASM512_MOVE(1, 7, 15, load)
+
+template <size_t Rows, size_t Vectors>
+inline void tile_asm_rows(simd_float *acc, size_t steps, const float *a, std::ptrdiff_t a_row, std::ptrdiff_t a_step,
+                          const float *w, std::ptrdiff_t w_step, std::ptrdiff_t w_vector)
+{
+   static_assert(kRowsAsm<Rows, Vectors>, "one or two rows of up to 8 vectors");
+   const float *w3 = Vectors > 3 ? w + 3 * w_vector : w, *w6 = Vectors > 6 ? w + 6 * w_vector : w;
+   constexpr std::ptrdiff_t f = sizeof(float);
+   const std::ptrdiff_t ld = a_row * f, sb = a_step * f, wb = w_step * f, ps = w_vector * f;
+   __asm__ volatile(SOFIE_RDF_ASM512_ROWS_ALL(1) //
+                    "1:\n\t"
+                    "vbroadcastss (%[a0]), %%zmm30\n\t"
+                    ".if %c[rows] > 1\n\t" "vbroadcastss (%[a0],%[ld]), %%zmm31\n\t" ".endif\n\t"
+                    SOFIE_RDF_ASM512_ROWS_VECTOR(0, 8, 16, "(%[w])")          //
+                    SOFIE_RDF_ASM512_ROWS_VECTOR(1, 9, 17, "(%[w],%[ps])")    //
+                    SOFIE_RDF_ASM512_ROWS_VECTOR(2, 10, 18, "(%[w],%[ps],2)") //
+                    SOFIE_RDF_ASM512_ROWS_VECTOR(3, 11, 19, "(%[w3])")        //
+                    SOFIE_RDF_ASM512_ROWS_VECTOR(4, 12, 20, "(%[w3],%[ps])")  //
+                    SOFIE_RDF_ASM512_ROWS_VECTOR(5, 13, 21, "(%[w3],%[ps],2)") //
+                    SOFIE_RDF_ASM512_ROWS_VECTOR(6, 14, 22, "(%[w6])")        //
+                    SOFIE_RDF_ASM512_ROWS_VECTOR(7, 15, 23, "(%[w6],%[ps])")  //
+                    "add %[wb], %[w]\n\t"
+                    ".if %c[vecs] > 3\n\t" "add %[wb], %[w3]\n\t" ".endif\n\t"
+                    ".if %c[vecs] > 6\n\t" "add %[wb], %[w6]\n\t" ".endif\n\t"
+                    "add %[sb], %[a0]\n\t"
+                    "dec %[n]\n\t"
+                    "jnz 1b\n\t" //
+                    SOFIE_RDF_ASM512_ROWS_ALL(0)
+                    : [w] "+r"(w), [w3] "+r"(w3), [w6] "+r"(w6), [a0] "+r"(a), [n] "+r"(steps)
+                    : [acc] "r"(acc), [ld] "r"(ld), [sb] "r"(sb), [wb] "r"(wb), [ps] "r"(ps), [rows] "i"(Rows),
+                      [vecs] "i"(Vectors)
+                    : SOFIE_RDF_ASM512_CLOBBERS);
+}
 #endif
 
 // One register tile: Rows rows (values at a + bases[i] + offsets[k]) x Panels * kPanelColumns columns (Panels
@@ -1057,6 +1100,13 @@ template <size_t Rows, size_t Panels, typename F>
          fma_row<Vectors, false>(sums[i], in, a + i * a_row + static_cast<std::ptrdiff_t>(k) * a_col);
    };
    size_t k = 0;
+#if SOFIE_RDF_TILE_ASM512
+   if constexpr (Chains == 1 && kRowsAsm<Rows, Vectors>) { // Cling's register tiles (above)
+      if (K)
+         tile_asm_rows<Rows, Vectors>(&acc[0][0][0], K, a, a_row, a_col, panel, kPanelColumns, K * kPanelColumns);
+      k = K;
+   }
+#endif
    SOFIE_RDF_TERMS_LOOP
    for (; k + Chains <= K; k += Chains)
 #pragma GCC unroll 8
