@@ -526,7 +526,7 @@ out = {}
 for isa in levels:
     os.environ["SOFIE_RDF_MAX_ISA"] = isa  # read when a Session is made
     s = getattr(ROOT, namespace).Session(weights)
-    out[isa] = [s.fIsa, list(s.infer(x))]
+    out[isa] = [s.fIsa, list(s.infer(*[int(n) for n in sys.argv[7:]], x))]  # an open batch's rows first
 print(json.dumps(out))
 """
 
@@ -540,12 +540,13 @@ def _encoder(folder: Path) -> onnx.ModelProto:
 
 
 @pytest.mark.parametrize("name", ["gemm_panels_deep", "conv_rows_strided", "conv_winograd_tiles_f43", "gelu_erf_chain",
-                                  "attention_rows_head16", "encoder"])
+                                  "attention_rows_head16", "encoder", "conv_shifted_passes", "gemm_panels_rows_open"])
 def test_header_declared_to_cling_runs_every_instruction_set(name, tmp_path):
     """The road SOFIE's users take: a header ``Model.generate`` wrote, ``gInterpreter.Declare``'d into a ROOT that
     started before sofie_rdf (no -march: Cling's own flags, -O1 and ROOT's register allocator).  Its regions compile
     under Cling's Clang with every kernel always_inline (isa.CLING_INLINE; the encoder once failed there for want
-    of a register), and each level this CPU runs computes the model's numbers."""
+    of a register; the register tiles run in inline assembly there, gemm.hxx: SOFIE_RDF_TILE_ASM), and each level
+    this CPU runs computes the model's numbers."""
     import json
     import subprocess
     import sys
@@ -554,15 +555,15 @@ def test_header_declared_to_cling_runs_every_instruction_set(name, tmp_path):
 
     pytest.importorskip("ROOT")
     model = _encoder(tmp_path) if name == "encoder" else MODELS[name]()
-    shape = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
+    shape = [d.dim_value or 3 for d in model.graph.input[0].type.tensor_type.shape.dim]  # 3 rows of an open batch
     x = random_array(tuple(shape), np.float32, seed=len(name)) * 3
     expected = ort_run(model, {"x": x})[0]
     files = sr.load(model, name=f"declared_{name}").generate(tmp_path)
     x.tofile(tmp_path / "x.bin")
     (tmp_path / "declare.py").write_text(_DECLARE)
     run = subprocess.run([sys.executable, "declare.py", str(files.header), files.namespace, str(files.weights),
-                          ",".join(RUNNABLE), "x.bin", str(blas_paths()[0])], cwd=tmp_path, capture_output=True,
-                         text=True, timeout=600)
+                          ",".join(RUNNABLE), "x.bin", str(blas_paths()[0]), *(["3"] if name.endswith("_open") else [])],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
     results = json.loads(run.stdout.strip().splitlines()[-1])
     for level, isa in enumerate(RUNNABLE):
