@@ -448,6 +448,8 @@ struct StridedSteps {
 // kPanelAsm, kShiftedAsm say which tile shapes they take.
 #if SOFIE_RDF_AVX2 && !SOFIE_RDF_AVX512 && defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && (defined(__CLING__) || defined(SOFIE_RDF_TILE_ASM_ALWAYS))
 #define SOFIE_RDF_TILE_ASM 1
+#define SOFIE_RDF_ASM_VR "%%ymm" // the vector registers' names, and their bytes
+#define SOFIE_RDF_ASM_VB "32"
 #define SOFIE_RDF_ASM_ROW(i, row, x0, x1) ".if %c[rows] > " #i "\n\t" "vbroadcastss " row ", %[b]\n\t" "vfmadd231ps %[i0], %[b], %[" #x0 "]\n\t" "vfmadd231ps %[i1], %[b], %[" #x1 "]\n\t" ".endif\n\t"
 #define SOFIE_RDF_ASM_LOAD(i, x0, x1) ".if %c[rows] > " #i "\n\t" "vmovups " #i "*64(%[acc]), %[" #x0 "]\n\t" "vmovups " #i "*64+32(%[acc]), %[" #x1 "]\n\t" ".endif\n\t"
 #define SOFIE_RDF_ASM_LOADS SOFIE_RDF_ASM_LOAD(0, x0, x1) SOFIE_RDF_ASM_LOAD(1, x2, x3) SOFIE_RDF_ASM_LOAD(2, x4, x5) SOFIE_RDF_ASM_LOAD(3, x6, x7) SOFIE_RDF_ASM_LOAD(4, x8, x9) SOFIE_RDF_ASM_LOAD(5, x10, x11)
@@ -550,15 +552,21 @@ inline void tile_asm_shifted(simd_float *acc, size_t steps, const float *xp, std
 // memory, and an assembly statement whose outputs are unused is otherwise dropped.
 #if SOFIE_RDF_AVX512 && defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && (defined(__CLING__) || defined(SOFIE_RDF_TILE_ASM_ALWAYS))
 #define SOFIE_RDF_TILE_ASM512 1
+#define SOFIE_RDF_ASM_VR "%%zmm"
+#define SOFIE_RDF_ASM_VB "64"
 #define SOFIE_RDF_ASM512_FMA(j, in, r) ".if %c[vecs] > " #j "\n\t" "vfmadd231ps %%zmm" #in ", %%zmm31, %%zmm" #r "\n\t" ".endif\n\t"
 #define SOFIE_RDF_ASM512_ROW(i, r1, r2, r3, r4, at) ".if %c[rows] > " #i "\n\t" "vbroadcastss " at ", %%zmm31\n\t" "vfmadd231ps %%zmm26, %%zmm31, %%zmm" #i "\n\t" SOFIE_RDF_ASM512_FMA(1, 27, r1) SOFIE_RDF_ASM512_FMA(2, 28, r2) SOFIE_RDF_ASM512_FMA(3, 29, r3) SOFIE_RDF_ASM512_FMA(4, 30, r4) ".endif\n\t"
-#define SOFIE_RDF_ASM512_MOVE(i, j, r, load) ".if %c[rows] > " #i "\n\t" ".if %c[vecs] > " #j "\n\t" ".if " #load "\n\t" "vmovups 64*" #i "*%c[vecs]+64*" #j "(%[acc]), %%zmm" #r "\n\t" ".else\n\t" "vmovups %%zmm" #r ", 64*" #i "*%c[vecs]+64*" #j "(%[acc])\n\t" ".endif\n\t" ".endif\n\t" ".endif\n\t"
-#define SOFIE_RDF_ASM512_MOVES(i, r1, r2, r3, r4, load) SOFIE_RDF_ASM512_MOVE(i, 0, i, load) SOFIE_RDF_ASM512_MOVE(i, 1, r1, load) SOFIE_RDF_ASM512_MOVE(i, 2, r2, load) SOFIE_RDF_ASM512_MOVE(i, 3, r3, load) SOFIE_RDF_ASM512_MOVE(i, 4, r4, load)
+#define SOFIE_RDF_ASM512_MOVES(i, r1, r2, r3, r4, load) SOFIE_RDF_ASM_MOVE(i, 0, i, load) SOFIE_RDF_ASM_MOVE(i, 1, r1, load) SOFIE_RDF_ASM_MOVE(i, 2, r2, load) SOFIE_RDF_ASM_MOVE(i, 3, r3, load) SOFIE_RDF_ASM_MOVE(i, 4, r4, load)
 #define SOFIE_RDF_ASM512_SHIFTED_ROW(i, r1, r2, r3, r4, unused) SOFIE_RDF_ASM512_ROW(i, r1, r2, r3, r4, "4*" #i "(%[w])")
 #define SOFIE_RDF_ASM512_ALL(each, ...) each(0, 12, 6, 18, 22, __VA_ARGS__) each(1, 13, 7, 19, 23, __VA_ARGS__) each(2, 14, 8, 20, 24, __VA_ARGS__) each(3, 15, 9, 21, 25, __VA_ARGS__) each(4, 16, 10, 22, 31, __VA_ARGS__) each(5, 17, 11, 23, 31, __VA_ARGS__) each(6, 18, 31, 31, 31, __VA_ARGS__) each(7, 19, 31, 31, 31, __VA_ARGS__) each(8, 20, 31, 31, 31, __VA_ARGS__) each(9, 21, 31, 31, 31, __VA_ARGS__) each(10, 22, 31, 31, 31, __VA_ARGS__) each(11, 23, 31, 31, 31, __VA_ARGS__) each(12, 31, 31, 31, 31, __VA_ARGS__) each(13, 31, 31, 31, 31, __VA_ARGS__) each(14, 31, 31, 31, 31, __VA_ARGS__) each(15, 31, 31, 31, 31, __VA_ARGS__)
 #define SOFIE_RDF_ASM512_CLOBBERS "cc", "memory", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "xmm16", "xmm17", "xmm18", "xmm19", "xmm20", "xmm21", "xmm22", "xmm23", "xmm24", "xmm25", "xmm26", "xmm27", "xmm28", "xmm29", "xmm30", "xmm31"
 #else
 #define SOFIE_RDF_TILE_ASM512 0
+#endif
+
+#if SOFIE_RDF_TILE_ASM || SOFIE_RDF_TILE_ASM512
+// acc[i][j] (row after row) to or from register r (load: 1 or 0), where i < rows and j < vecs.
+#define SOFIE_RDF_ASM_MOVE(i, j, r, load) ".if %c[rows] > " #i "\n\t" ".if %c[vecs] > " #j "\n\t" ".if " #load "\n\t" "vmovups " SOFIE_RDF_ASM_VB "*" #i "*%c[vecs]+" SOFIE_RDF_ASM_VB "*" #j "(%[acc]), " SOFIE_RDF_ASM_VR #r "\n\t" ".else\n\t" "vmovups " SOFIE_RDF_ASM_VR #r ", " SOFIE_RDF_ASM_VB "*" #i "*%c[vecs]+" SOFIE_RDF_ASM_VB "*" #j "(%[acc])\n\t" ".endif\n\t" ".endif\n\t" ".endif\n\t"
 #endif
 
 #if SOFIE_RDF_TILE_ASM512
@@ -645,47 +653,65 @@ inline void tile_asm_shifted(simd_float *acc, size_t steps, const float *xp, std
                     : SOFIE_RDF_ASM512_CLOBBERS);
 }
 
-// rows_panels_tile's loop (an event or two at a time through a dense layer, across up to 8 panels): acc[i][j]
-// (Rows x Vectors, 1 or 2 rows) += a_i[k * a_step] * w[k * w_step + j * w_vector .. + 16] over k < steps, a_i =
-// a + i * a_row.  Row 0's sums in zmm0-7, row 1's in zmm8-15; the broadcast values in zmm30 and zmm31.  Two rows
-// load each panel vector into zmm16-23 and use it twice; one row reads it in its multiply-add, as the loop does.
-// Panel vectors 0-2 are read from w, 3-5 from w3, 6-7 from w6.
+#endif
+
+// rows_panels_tile's loop (an event or two at a time through a dense layer, across up to 8 vectors of its panels):
+// acc[i][j] (Rows x Vectors, 1 or 2 rows) += a_i[k * a_step] * w[k * w_step + j-th vector .. + lanes] over
+// k < steps, a_i = a + i * a_row, the panels panel_stride floats apart (AVX2: two vectors a panel, side by side;
+// AVX-512: one).  Row 0's sums in registers 0-7, row 1's in 8-15 (AVX2's 16 registers: two rows of up to 4
+// vectors); two rows load each panel vector into a register (SOFIE_RDF_ASM_ROWS_IN) and use it twice, one row
+// reads it in its multiply-add, as the loop does.  The broadcast values in SOFIE_RDF_ASM_ROWS_B0 and _B1.
+#if SOFIE_RDF_TILE_ASM512
+#define SOFIE_RDF_ASM_ROWS_B0 "30"
+#define SOFIE_RDF_ASM_ROWS_B1 "31"
+#define SOFIE_RDF_ASM_ROWS_CLOBBERS SOFIE_RDF_ASM512_CLOBBERS
+// vector j: its register for row 1, its input register, its address (vectors 0-2 from w, 3-5 from w3, 6-7 from w6)
+#define SOFIE_RDF_ASM_ROWS_VECTORS SOFIE_RDF_ASM_ROWS_VECTOR(0, 8, 16, "(%[w])") SOFIE_RDF_ASM_ROWS_VECTOR(1, 9, 17, "(%[w],%[ps])") SOFIE_RDF_ASM_ROWS_VECTOR(2, 10, 18, "(%[w],%[ps],2)") SOFIE_RDF_ASM_ROWS_VECTOR(3, 11, 19, "(%[w3])") SOFIE_RDF_ASM_ROWS_VECTOR(4, 12, 20, "(%[w3],%[ps])") SOFIE_RDF_ASM_ROWS_VECTOR(5, 13, 21, "(%[w3],%[ps],2)") SOFIE_RDF_ASM_ROWS_VECTOR(6, 14, 22, "(%[w6])") SOFIE_RDF_ASM_ROWS_VECTOR(7, 15, 23, "(%[w6],%[ps])")
 template <size_t Rows, size_t Vectors>
 constexpr bool kRowsAsm = (Rows == 1 || Rows == 2) && Vectors >= 1 && Vectors <= 8;
-#define SOFIE_RDF_ASM512_ROWS_VECTOR(j, r1, in, at) ".if %c[vecs] > " #j "\n\t" ".if %c[rows] > 1\n\t" "vmovups " at ", %%zmm" #in "\n\t" "vfmadd231ps %%zmm" #in ", %%zmm30, %%zmm" #j "\n\t" "vfmadd231ps %%zmm" #in ", %%zmm31, %%zmm" #r1 "\n\t" ".else\n\t" "vfmadd231ps " at ", %%zmm30, %%zmm" #j "\n\t" ".endif\n\t" ".endif\n\t"
-#define SOFIE_RDF_ASM512_ROWS_ALL(load) SOFIE_RDF_ASM512_MOVE(0, 0, 0, load) SOFIE_RDF_ASM512_MOVE(0, 1, 1, load) SOFIE_RDF_ASM512_MOVE(0, 2, 2, load) SOFIE_RDF_ASM512_MOVE(0, 3, 3, load) SOFIE_RDF_ASM512_MOVE(0, 4, 4, load) SOFIE_RDF_ASM512_MOVE(0, 5, 5, load) SOFIE_RDF_ASM512_MOVE(0, 6, 6, load) SOFIE_RDF_ASM512_MOVE(0, 7, 7, load) SOFIE_RDF_ASM512_MOVE(1, 0, 8, load) SOFIE_RDF_ASM512_MOVE(1, 1, 9, load) SOFIE_RDF_ASM512_MOVE(1, 2, 10, load) SOFIE_RDF_ASM512_MOVE(1, 3, 11, load) SOFIE_RDF_ASM512_MOVE(1, 4, 12, load) SOFIE_RDF_ASM512_MOVE(1, 5, 13, load) SOFIE_RDF_ASM512_MOVE(1, 6, 14, load) SOFIE_RDF_ASM512_MOVE(1, 7, 15, load)
+constexpr std::ptrdiff_t kRowsAsmW3 = 3, kRowsAsmW6 = 6; // w3, w6: panels past w
+#elif SOFIE_RDF_TILE_ASM
+#define SOFIE_RDF_ASM_ROWS_B0 "12"
+#define SOFIE_RDF_ASM_ROWS_B1 "13"
+#define SOFIE_RDF_ASM_ROWS_CLOBBERS "cc", "memory", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13"
+// vector j (panel j / 2, its half j % 2): its register for row 1, its input register (two rows: vectors 0-3 alone),
+// its address (panels 0-2 from w, 3 from w3)
+#define SOFIE_RDF_ASM_ROWS_VECTORS SOFIE_RDF_ASM_ROWS_VECTOR(0, 8, 4, "(%[w])") SOFIE_RDF_ASM_ROWS_VECTOR(1, 9, 5, "32(%[w])") SOFIE_RDF_ASM_ROWS_VECTOR(2, 10, 6, "(%[w],%[ps])") SOFIE_RDF_ASM_ROWS_VECTOR(3, 11, 7, "32(%[w],%[ps])") SOFIE_RDF_ASM_ROWS_VECTOR(4, 12, 12, "(%[w],%[ps],2)") SOFIE_RDF_ASM_ROWS_VECTOR(5, 12, 12, "32(%[w],%[ps],2)") SOFIE_RDF_ASM_ROWS_VECTOR(6, 12, 12, "(%[w3])") SOFIE_RDF_ASM_ROWS_VECTOR(7, 12, 12, "32(%[w3])")
+template <size_t Rows, size_t Vectors>
+constexpr bool kRowsAsm = Vectors >= 1 && ((Rows == 1 && Vectors <= 8) || (Rows == 2 && Vectors <= 4));
+constexpr std::ptrdiff_t kRowsAsmW3 = 3, kRowsAsmW6 = 8; // no w6: 4 panels at most
+#endif
+
+#if SOFIE_RDF_TILE_ASM || SOFIE_RDF_TILE_ASM512
+#define SOFIE_RDF_ASM_ROWS_MOVES(load) SOFIE_RDF_ASM_MOVE(0, 0, 0, load) SOFIE_RDF_ASM_MOVE(0, 1, 1, load) SOFIE_RDF_ASM_MOVE(0, 2, 2, load) SOFIE_RDF_ASM_MOVE(0, 3, 3, load) SOFIE_RDF_ASM_MOVE(0, 4, 4, load) SOFIE_RDF_ASM_MOVE(0, 5, 5, load) SOFIE_RDF_ASM_MOVE(0, 6, 6, load) SOFIE_RDF_ASM_MOVE(0, 7, 7, load) SOFIE_RDF_ASM_MOVE(1, 0, 8, load) SOFIE_RDF_ASM_MOVE(1, 1, 9, load) SOFIE_RDF_ASM_MOVE(1, 2, 10, load) SOFIE_RDF_ASM_MOVE(1, 3, 11, load) SOFIE_RDF_ASM_MOVE(1, 4, 12, load) SOFIE_RDF_ASM_MOVE(1, 5, 13, load) SOFIE_RDF_ASM_MOVE(1, 6, 14, load) SOFIE_RDF_ASM_MOVE(1, 7, 15, load)
+#define SOFIE_RDF_ASM_ROWS_VECTOR(j, r1, in, at) ".if %c[vecs] > " #j "\n\t" ".if %c[rows] > 1\n\t" "vmovups " at ", " SOFIE_RDF_ASM_VR #in "\n\t" "vfmadd231ps " SOFIE_RDF_ASM_VR #in ", " SOFIE_RDF_ASM_VR SOFIE_RDF_ASM_ROWS_B0 ", " SOFIE_RDF_ASM_VR #j "\n\t" "vfmadd231ps " SOFIE_RDF_ASM_VR #in ", " SOFIE_RDF_ASM_VR SOFIE_RDF_ASM_ROWS_B1 ", " SOFIE_RDF_ASM_VR #r1 "\n\t" ".else\n\t" "vfmadd231ps " at ", " SOFIE_RDF_ASM_VR SOFIE_RDF_ASM_ROWS_B0 ", " SOFIE_RDF_ASM_VR #j "\n\t" ".endif\n\t" ".endif\n\t"
 
 template <size_t Rows, size_t Vectors>
 inline void tile_asm_rows(simd_float *acc, size_t steps, const float *a, std::ptrdiff_t a_row, std::ptrdiff_t a_step,
-                          const float *w, std::ptrdiff_t w_step, std::ptrdiff_t w_vector)
+                          const float *w, std::ptrdiff_t w_step, std::ptrdiff_t panel_stride)
 {
-   static_assert(kRowsAsm<Rows, Vectors>, "one or two rows of up to 8 vectors");
-   const float *w3 = Vectors > 3 ? w + 3 * w_vector : w, *w6 = Vectors > 6 ? w + 6 * w_vector : w;
+   static_assert(kRowsAsm<Rows, Vectors>, "one or two rows whose sums and inputs fit the registers");
+   constexpr size_t panels = (Vectors + kPanelVectors - 1) / kPanelVectors;
+   const float *w3 = panels > size_t(kRowsAsmW3) ? w + kRowsAsmW3 * panel_stride : w;
+   const float *w6 = panels > size_t(kRowsAsmW6) ? w + kRowsAsmW6 * panel_stride : w;
    constexpr std::ptrdiff_t f = sizeof(float);
-   const std::ptrdiff_t ld = a_row * f, sb = a_step * f, wb = w_step * f, ps = w_vector * f;
-   __asm__ volatile(SOFIE_RDF_ASM512_ROWS_ALL(1) //
+   const std::ptrdiff_t ld = a_row * f, sb = a_step * f, wb = w_step * f, ps = panel_stride * f;
+   __asm__ volatile(SOFIE_RDF_ASM_ROWS_MOVES(1) //
                     "1:\n\t"
-                    "vbroadcastss (%[a0]), %%zmm30\n\t"
-                    ".if %c[rows] > 1\n\t" "vbroadcastss (%[a0],%[ld]), %%zmm31\n\t" ".endif\n\t"
-                    SOFIE_RDF_ASM512_ROWS_VECTOR(0, 8, 16, "(%[w])")          //
-                    SOFIE_RDF_ASM512_ROWS_VECTOR(1, 9, 17, "(%[w],%[ps])")    //
-                    SOFIE_RDF_ASM512_ROWS_VECTOR(2, 10, 18, "(%[w],%[ps],2)") //
-                    SOFIE_RDF_ASM512_ROWS_VECTOR(3, 11, 19, "(%[w3])")        //
-                    SOFIE_RDF_ASM512_ROWS_VECTOR(4, 12, 20, "(%[w3],%[ps])")  //
-                    SOFIE_RDF_ASM512_ROWS_VECTOR(5, 13, 21, "(%[w3],%[ps],2)") //
-                    SOFIE_RDF_ASM512_ROWS_VECTOR(6, 14, 22, "(%[w6])")        //
-                    SOFIE_RDF_ASM512_ROWS_VECTOR(7, 15, 23, "(%[w6],%[ps])")  //
+                    "vbroadcastss (%[a0]), " SOFIE_RDF_ASM_VR SOFIE_RDF_ASM_ROWS_B0 "\n\t"
+                    ".if %c[rows] > 1\n\t" "vbroadcastss (%[a0],%[ld]), " SOFIE_RDF_ASM_VR SOFIE_RDF_ASM_ROWS_B1 "\n\t" ".endif\n\t"
+                    SOFIE_RDF_ASM_ROWS_VECTORS //
                     "add %[wb], %[w]\n\t"
-                    ".if %c[vecs] > 3\n\t" "add %[wb], %[w3]\n\t" ".endif\n\t"
-                    ".if %c[vecs] > 6\n\t" "add %[wb], %[w6]\n\t" ".endif\n\t"
+                    ".if %c[panels] > %c[at3]\n\t" "add %[wb], %[w3]\n\t" ".endif\n\t"
+                    ".if %c[panels] > %c[at6]\n\t" "add %[wb], %[w6]\n\t" ".endif\n\t"
                     "add %[sb], %[a0]\n\t"
                     "dec %[n]\n\t"
                     "jnz 1b\n\t" //
-                    SOFIE_RDF_ASM512_ROWS_ALL(0)
+                    SOFIE_RDF_ASM_ROWS_MOVES(0)
                     : [w] "+r"(w), [w3] "+r"(w3), [w6] "+r"(w6), [a0] "+r"(a), [n] "+r"(steps)
                     : [acc] "r"(acc), [ld] "r"(ld), [sb] "r"(sb), [wb] "r"(wb), [ps] "r"(ps), [rows] "i"(Rows),
-                      [vecs] "i"(Vectors)
-                    : SOFIE_RDF_ASM512_CLOBBERS);
+                      [vecs] "i"(Vectors), [panels] "i"(panels), [at3] "i"(kRowsAsmW3), [at6] "i"(kRowsAsmW6)
+                    : SOFIE_RDF_ASM_ROWS_CLOBBERS);
 }
 #endif
 
@@ -1100,7 +1126,7 @@ template <size_t Rows, size_t Panels, typename F>
          fma_row<Vectors, false>(sums[i], in, a + i * a_row + static_cast<std::ptrdiff_t>(k) * a_col);
    };
    size_t k = 0;
-#if SOFIE_RDF_TILE_ASM512
+#if SOFIE_RDF_TILE_ASM || SOFIE_RDF_TILE_ASM512
    if constexpr (Chains == 1 && kRowsAsm<Rows, Vectors>) { // Cling's register tiles (above)
       if (K)
          tile_asm_rows<Rows, Vectors>(&acc[0][0][0], K, a, a_row, a_col, panel, kPanelColumns, K * kPanelColumns);
