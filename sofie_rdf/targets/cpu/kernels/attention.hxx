@@ -189,6 +189,23 @@ inline void attention_sums(const float *a, size_t a_stride, const float *b, size
       }
 }
 
+// acc[r][v] += a[r * a_row + k] * w[k * w_step + v * lanes .. + lanes] over k < steps in Cling's register tiles
+// (kernels/gemm.hxx: tile_asm_panel), where they take this shape: the steps left for the loop in C++ (0 or steps).
+template <size_t R, size_t V, size_t Bytes, typename Vec>
+inline size_t attention_asm_steps([[maybe_unused]] Vec (&acc)[R][V], size_t steps, [[maybe_unused]] const float *a,
+                                  [[maybe_unused]] size_t a_row, [[maybe_unused]] const float *w,
+                                  [[maybe_unused]] size_t w_step)
+{
+#if SOFIE_RDF_TILE_ASM || SOFIE_RDF_TILE_ASM512
+   if constexpr (Bytes == sizeof(simd_float) && kPanelAsm<R, V>) {
+      if (steps)
+         tile_asm_panel<R, V>(&acc[0][0], steps, a, a_row, 1, w, w_step, Bytes / sizeof(float));
+      return 0;
+   }
+#endif
+   return steps;
+}
+
 // s[r * n + j] = scale * (q_r . k_j) for R rows of Q (q_stride apart) and keys [j0, j0 + V * lanes) (kt: head x n),
 // in vectors of Bytes: V vectors of keys per step, so that each broadcast value of Q feeds V multiply-adds.
 // The loops over rows are unrolled, so that the accumulators stay in registers.
@@ -204,14 +221,7 @@ inline void attention_scores_vectors(const float *q, size_t q_stride, const floa
 #pragma GCC unroll 2
       for (size_t v = 0; v < V; ++v)
          acc[r][v] = vec{};
-   size_t steps = head;
-#if SOFIE_RDF_TILE_ASM || SOFIE_RDF_TILE_ASM512
-   if constexpr (Bytes == sizeof(simd_float) && kPanelAsm<R, V>) { // Cling's register tiles (gemm.hxx)
-      if (steps)
-         tile_asm_panel<R, V>(&acc[0][0], steps, q, q_stride, 1, kt + j0, n, lanes);
-      steps = 0;
-   }
-#endif
+   const size_t steps = attention_asm_steps<R, V, Bytes>(acc, head, q, q_stride, kt + j0, n);
    SOFIE_RDF_TERMS_LOOP
    for (size_t e = 0; e < steps; ++e) {
       vec k[V];
@@ -273,14 +283,7 @@ inline void attention_values_vectors(const float *p, size_t n, const float *v, s
 #pragma GCC unroll 2
       for (size_t u = 0; u < V; ++u)
          acc[r][u] = vec{};
-   size_t steps = n;
-#if SOFIE_RDF_TILE_ASM || SOFIE_RDF_TILE_ASM512
-   if constexpr (Bytes == sizeof(simd_float) && kPanelAsm<R, V>) { // Cling's register tiles (gemm.hxx)
-      if (steps)
-         tile_asm_panel<R, V>(&acc[0][0], steps, p, n, 1, v + e, head, lanes);
-      steps = 0;
-   }
-#endif
+   const size_t steps = attention_asm_steps<R, V, Bytes>(acc, n, p, n, v + e, head);
    SOFIE_RDF_TERMS_LOOP
    for (size_t j = 0; j < steps; ++j) {
       vec x[V];
