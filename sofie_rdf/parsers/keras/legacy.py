@@ -10,7 +10,8 @@ symbolic inputs, and assigns the weights read with h5py.  That model then
 goes through the same converters as any Keras 3 model: a Keras 2 layer is
 supported exactly when its Keras 3 class is.  QKeras layers are read as the
 Keras 3 layers they quantize, with their quantizers (:mod:`.qkeras`); hls4ml's
-GarNet and GarNetStack as layers computing what hls4ml's do (:mod:`.garnet`).
+GarNet and GarNetStack, and HGQ's FixedPointQuantizer, as layers computing what
+theirs do (:mod:`.garnet`, :mod:`.hgq`).
 
 Settings that only matter for training (initializers, regularizers,
 constraints, ``noise_shape``, ``implementation``, ...) are dropped; settings
@@ -30,7 +31,7 @@ from typing import Any, Iterator, Optional
 import numpy as np
 
 from ...errors import ModelFormatError, UnsupportedOperatorError
-from . import garnet, qkeras
+from . import garnet, hgq, qkeras
 from .registry import CONVERTERS
 
 # Classes a Keras 2 config uses for a model nested as a layer.
@@ -45,6 +46,10 @@ _TRAINING_SUFFIXES = ("_initializer", "_regularizer", "_constraint")
 
 # Keys Keras 3 accepts only at one value (the one Keras 3 always computes with).
 _REQUIRED = {"time_major": False, "renorm": False}
+
+# Custom layer classes of HEP libraries (which need TensorFlow) -> the function building the Keras 3 layer that
+# computes what theirs does.
+CUSTOM = {**{cls: garnet.make_layer for cls in garnet.CLASSES}, **{cls: hgq.make_layer for cls in hgq.CLASSES}}
 
 # Per class: Keras 2 key -> Keras 3 key.
 _RENAMED = {"LeakyReLU": {"alpha": "negative_slope"}}
@@ -152,7 +157,7 @@ def _check_supported(spec: dict, label: str) -> None:
             elif cls == "Lambda":
                 missing.setdefault("keras.layers.Lambda (its Python code is marshalled in the file and is "
                                    "never run; replace it with built-in layers)", []).append(name)
-            elif cls != "InputLayer" and cls not in CONVERTERS and cls not in qkeras.LAYERS and cls not in garnet.CLASSES:
+            elif cls != "InputLayer" and cls not in CONVERTERS and cls not in qkeras.LAYERS and cls not in CUSTOM:
                 missing.setdefault(f"keras.layers.{cls}", []).append(name)
 
     visit(spec)
@@ -210,8 +215,8 @@ def hard_sigmoid_keras2(x: Any) -> Any:
 def make_layer(spec: dict, keras: Any) -> Any:
     """A Keras 3 layer object from one Keras 2 ``{"class_name", "config"}`` spec."""
     cls, config, quantizers = spec["class_name"], spec["config"], {}
-    if cls in garnet.CLASSES:  # hls4ml's custom layer: its computation rebuilt on Keras 3
-        return garnet.make_layer(cls, config, keras)
+    if cls in CUSTOM:  # a layer class of hls4ml or HGQ: its computation rebuilt on Keras 3
+        return CUSTOM[cls](cls, config, keras)
     if cls in qkeras.LAYERS:  # the Keras 3 layer it quantizes, with its quantizers
         cls, config, quantizers = qkeras.keras3_spec(cls, config)
     layer_class = getattr(keras.layers, cls, None)
