@@ -235,3 +235,122 @@ def test_refused_quantizers_name_the_layer(tmp_path, activation, problem):
     with pytest.raises(sr.ModelFormatError, match=problem) as info:
         sr.load(path)
     assert "'refused'" in str(info.value) and "'q_act'" in str(info.value)
+
+
+# ---- QKeras layers saved by Keras 3 (.keras archives: config.json + model.weights.h5) ----------------------------
+
+
+def keras3_tensor(layer_name: str, shape: list) -> dict:
+    return {"class_name": "__keras_tensor__", "config": {"shape": shape, "dtype": "float32",
+                                                         "keras_history": [layer_name, 0, 0]}}
+
+
+def keras3_layer(spec: dict, *args) -> dict:
+    """A layer of a Keras 3 Functional config: DTypePolicy dtype, module keys, inbound nodes as args/kwargs."""
+    config = {**spec["config"], "dtype": {"module": "keras", "class_name": "DTypePolicy",
+                                          "config": {"name": "float32"}, "registered_name": None}}
+    module = "qkeras.qlayers" if spec["class_name"].startswith("Q") else "keras.layers"
+    return {"module": module, "class_name": spec["class_name"], "config": config, "name": config["name"],
+            "registered_name": f"qkeras>{spec['class_name']}" if module.startswith("qkeras") else None,
+            "inbound_nodes": [{"args": list(args), "kwargs": {}}] if args else []}
+
+
+def write_keras3_archive(path, config: dict, weights: dict) -> None:
+    """``model.save("m.keras")`` as Keras 3 lays it out: each layer's variables under layers/<key>/vars/<i>,
+    the vars group naming the layer."""
+    import io
+    import json
+    import zipfile
+
+    import h5py
+
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w") as f:
+        for key, (layer_name, arrays) in weights.items():
+            group = f.create_group(f"layers/{key}/vars")
+            group.attrs["name"] = layer_name
+            for i, array in enumerate(arrays):
+                group.create_dataset(str(i), data=array)
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("metadata.json", json.dumps({"keras_version": "3.14.1"}))
+        archive.writestr("config.json", json.dumps(config))
+        archive.writestr("model.weights.h5", buffer.getvalue())
+
+
+def test_qkeras_keras3_archive_against_numpy(tmp_path):
+    """A Functional QKeras model saved by Keras 3: two quantized branches added, as QKeras on Keras 3 writes it."""
+    rng = np.random.default_rng(3)
+    inputs = {"module": "keras.layers", "class_name": "InputLayer", "name": "x", "inbound_nodes": [],
+              "config": {"batch_shape": [None, 8], "dtype": "float32", "sparse": False, "ragged": False,
+                         "name": "x", "optional": False}}
+    x_t = keras3_tensor("x", [None, 8])
+    layers = [inputs,
+              keras3_layer(q_activation("q_in", serialized("quantized_bits", bits=8, integer=2, alpha=1)), x_t),
+              keras3_layer(q_dense("fc_a", 4, "linear", serialized("quantized_bits", bits=6, alpha=1),
+                                   serialized("quantized_bits", bits=6, alpha=1)), keras3_tensor("q_in", [None, 8])),
+              keras3_layer(q_dense("fc_b", 4, "linear", serialized("quantized_bits", bits=4, integer=1, alpha=1),
+                                   None, use_bias=False), keras3_tensor("q_in", [None, 8])),
+              keras3_layer(layer("Add", "add"), [keras3_tensor("fc_a", [None, 4]), keras3_tensor("fc_b", [None, 4])]),
+              keras3_layer(q_activation("q_relu", serialized("quantized_relu", bits=6, integer=1)),
+                           keras3_tensor("add", [None, 4]))]
+    config = {"module": "keras", "class_name": "Functional", "config": {
+        "name": "qkeras3", "layers": layers, "input_layers": [["x", 0, 0]], "output_layers": ["q_relu", 0, 0]}}
+    wa, ba, wb = rng.standard_normal((8, 4)).astype(F32) / 3, rng.standard_normal(4).astype(F32) / 4, \
+        rng.standard_normal((8, 4)).astype(F32)
+    path = tmp_path / "qkeras3.keras"
+    write_keras3_archive(path, config, {"q_dense": ("fc_a", [wa, ba]), "q_dense_1": ("fc_b", [wb])})
+    x = (rng.standard_normal((BATCH, 8)) * 2).astype(F32)
+    h = quantized_bits(x, 8, 2, alpha=1)
+    expected = quantized_relu(h @ quantized_bits(wa, 6, alpha=1) + quantized_bits(ba, 6, alpha=1)
+                              + h @ quantized_bits(wb, 4, 1, alpha=1), 6, 1)
+    np.testing.assert_allclose(sr.compile(sr.load(path), backend="native").infer(x), expected, rtol=1e-6, atol=1e-7)
+
+
+def test_qkeras_keras3_archive_nested_model_refused(tmp_path):
+    inner = {"module": "keras", "class_name": "Sequential", "config": {"name": "inner", "layers": []}}
+    config = {"module": "keras", "class_name": "Sequential", "config": {"name": "outer", "layers": [
+        {"module": "keras.layers", "class_name": "InputLayer", "config": {"batch_shape": [None, 4], "name": "x"}},
+        keras3_layer(q_activation("q_in", "quantized_bits(8,2,alpha=1)")), inner]}}
+    path = tmp_path / "nested.keras"
+    write_keras3_archive(path, config, {})
+    with pytest.raises(sr.ModelFormatError, match=r"'nested': nested model 'inner' in a Keras 3 archive"):
+        sr.load(path)
+
+
+def test_public_qkeras3_file():
+    """hls4ml's QKeras-on-Keras-3 example (example-models/keras/qkeras-v3_3layer.keras), where
+    ``benchmarks.public --fetch`` put it, against numpy: QDense with quantized_bits(6, 0, alpha=1) kernels and
+    biases, quantized_relu(6, 0) activations, a softmax."""
+    import io
+    import json
+    import zipfile
+
+    import h5py
+
+    from benchmarks.public import models_dir
+
+    path = models_dir() / "fastmachinelearning+example-models" / "keras" / "qkeras-v3_3layer.keras"
+    if not path.is_file():
+        pytest.skip("hls4ml's qkeras-v3_3layer is not fetched (python -m benchmarks.public --fetch ...)")
+    with zipfile.ZipFile(path) as archive:
+        specs = json.loads(archive.read("config.json"))["config"]["layers"][1:]
+        with h5py.File(io.BytesIO(archive.read("model.weights.h5"))) as f:
+            weights = {f[f"layers/{k}/vars"].attrs["name"]: [np.asarray(f[f"layers/{k}/vars/{i}"]) for i in range(2)]
+                       for k in f["layers"] if k.startswith("q_dense")}
+    x = (np.random.default_rng(9).standard_normal((64, 16)) * 2).astype(F32)
+    h = x
+    for spec in specs:
+        c = spec["config"]
+        if spec["class_name"] == "QDense":
+            kq, bq = c["kernel_quantizer"]["config"], c["bias_quantizer"]["config"]
+            assert (kq["bits"], kq["integer"], kq["alpha"], bq["bits"], bq["integer"], bq["alpha"]) == (6, 0, 1, 6, 0, 1)
+            kernel, bias = weights[c["name"]]
+            h = h @ quantized_bits(kernel, 6, 0, alpha=1) + quantized_bits(bias, 6, 0, alpha=1)
+        elif spec["class_name"] == "QActivation":
+            assert (c["activation"]["class_name"], c["activation"]["config"]["bits"],
+                    c["activation"]["config"]["integer"]) == ("quantized_relu", 6, 0)
+            h = quantized_relu(h, 6, 0)
+        else:
+            assert c["activation"] == "softmax"
+            h = softmax(h)
+    np.testing.assert_allclose(sr.compile(sr.load(path), backend="native").infer(x), h, rtol=1e-5, atol=1e-7)

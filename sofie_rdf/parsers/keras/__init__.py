@@ -38,7 +38,7 @@ from ...ir.dims import symbol
 from . import attention, conv, conv_recurrent, core, normalization, operations, preprocessing, recurrent, spectrogram, wrappers  # noqa: F401
 from .builder import GraphBuilder, Tensor, call_arguments
 from .export_route import export_keras, is_user_code
-from .legacy import is_keras2_h5, read_keras2
+from .legacy import is_keras2_h5, is_qkeras_archive, read_keras2, read_keras3_archive
 from .registry import CONVERTERS, MASK_AWARE, layer_key
 
 BATCH = "N"
@@ -95,6 +95,8 @@ def _read(source: Any, weights: Any, keras: Any) -> tuple[Any, str, str]:
     _no_weights(weights, path.name)
     if is_keras2_h5(path):
         return read_keras2(path, None, keras), path.stem, "Keras 2 file read into "
+    if is_qkeras_archive(path):
+        return read_keras3_archive(path, keras), path.stem, "QKeras (Keras 3) file read into "
     try:
         model = keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as exc:  # Keras raises ValueError, OSError, TypeError, ... for bad files

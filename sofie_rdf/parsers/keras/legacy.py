@@ -83,6 +83,105 @@ def read_keras2(path: Path, weights: Optional[Path], keras: Any) -> Any:
     return model
 
 
+def is_qkeras_archive(path: Path) -> bool:
+    """Whether ``path`` is a Keras 3 ``.keras`` archive whose config.json holds QKeras layers (saved by QKeras on
+    Keras 3: Keras's loader cannot deserialize them without QKeras, which needs TensorFlow)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            spec = json.loads(archive.read("config.json"))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return False
+    found: list[str] = []
+
+    def visit(model_spec: dict) -> None:
+        for layer in _layer_specs(model_spec) if isinstance(model_spec.get("config"), (dict, list)) else []:
+            if layer.get("class_name") in MODEL_CLASSES:
+                visit(layer)
+            elif str(layer.get("module", "")).startswith("qkeras") or layer.get("class_name") in qkeras.LAYERS:
+                found.append(layer["class_name"])
+
+    visit(spec)
+    return bool(found)
+
+
+def read_keras3_archive(path: Path, keras: Any) -> Any:
+    """The Keras 3 Functional model equivalent to a ``.keras`` archive holding QKeras layers.
+
+    Its config.json is Keras 3's serialization (DTypePolicy dicts, ``batch_shape``, Functional inbound nodes as
+    ``{"args", "kwargs"}`` of ``__keras_tensor__`` dicts), read as a Keras 2 config once those nodes are written
+    in Keras 2's list form; its ``model.weights.h5`` holds each layer's variables under
+    ``layers/<path>/vars/<i>``, the ``vars`` group naming the layer.  Nested models are refused.
+    """
+    import io
+    import zipfile
+
+    label = path.stem
+    with zipfile.ZipFile(path) as archive:
+        spec = json.loads(archive.read("config.json"))
+        try:
+            weights = archive.read("model.weights.h5")
+        except KeyError:
+            raise ModelFormatError(f"Keras model {label!r}: {path.name} holds no model.weights.h5") from None
+    spec = _keras2_form(spec, label)
+    _check_supported(spec, label)
+    model = _build(spec, label, keras)
+    _assign_model(model, _keras3_weights(io.BytesIO(weights), spec, label), label)
+    return model
+
+
+def _keras2_form(spec: dict, label: str) -> dict:
+    """A Keras 3 Sequential or Functional config with its Functional inbound nodes in Keras 2's list form."""
+    layers = []
+    for layer in _layer_specs(spec):
+        if layer.get("class_name") in MODEL_CLASSES:
+            raise ModelFormatError(f"Keras model {label!r}: nested model {layer['config'].get('name')!r} in a Keras 3 "
+                                   "archive of QKeras layers is not supported; save the flat model")
+        nodes = layer.get("inbound_nodes", [])
+        layers.append({**layer, "inbound_nodes": [_keras2_node(n, label) if isinstance(n, dict) else n for n in nodes]})
+    config = spec["config"]
+    return {**spec, "config": layers if isinstance(config, list) else {**config, "layers": layers}}
+
+
+def _keras2_node(node: dict, label: str) -> list:
+    """``{"args": [...], "kwargs": {...}}`` as Keras 2's ``[[layer, node, tensor, kwargs], ...]``."""
+    def refs(value: Any) -> Any:
+        if isinstance(value, dict) and value.get("class_name") == "__keras_tensor__":
+            return list(value["config"]["keras_history"])
+        if isinstance(value, dict):
+            return {k: refs(v) for k, v in value.items()}
+        return [refs(v) for v in value] if isinstance(value, list) else value
+
+    args = node.get("args", [])
+    tensors = [refs(t) for t in (args[0] if len(args) == 1 and isinstance(args[0], list) else args)]
+    if not tensors or not all(_is_ref(t) for t in tensors):
+        raise ModelFormatError(f"Keras model {label!r}: a layer call with positional arguments other than tensors "
+                               f"({json.dumps(args)[:200]}) is not supported")
+    kwargs = refs(node.get("kwargs", {}))
+    return [[*t, kwargs if k == len(tensors) - 1 else {}] for k, t in enumerate(tensors)]
+
+
+def _keras3_weights(source: Any, spec: dict, label: str) -> SavedWeights:
+    """Each layer's saved variables by layer name (the ``name`` attribute of its ``vars`` group)."""
+    import h5py
+
+    found: SavedWeights = {}
+    with h5py.File(source, "r") as f:
+        if "layers" not in f:
+            return found
+        for key, group in f["layers"].items():
+            variables = group.get("vars")
+            if variables is None:
+                continue
+            if "name" not in variables.attrs:
+                raise ModelFormatError(f"Keras model {label!r}: the weights of {key!r} do not name their layer (no "
+                                       "'name' attribute on its vars group), so they cannot be matched to a layer")
+            found[_text(variables.attrs["name"])] = [(f"{key}/vars/{i}", np.asarray(variables[str(i)]))
+                                                     for i in range(len(variables))]
+    return found
+
+
 # ---- files ------------------------------------------------------------------------------------------------------
 
 # Layer name -> its ``(weight name, value)`` pairs, in the order Keras 2 saved them.
