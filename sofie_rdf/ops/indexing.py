@@ -4,7 +4,9 @@ Gather, GatherElements, GatherND, ScatterElements (and its opset-9 name
 Scatter), ScatterND and OneHot take indices that may be computed at run time (a
 kNN's TopK feeding a Gather of neighbour features), so the code checks each
 one against its axis and throws instead of reading or writing out of bounds;
-negative indices count from the end.  Trilu and EyeLike write index patterns
+negative indices count from the end.  Indices known when the model is loaded
+(constants) are checked then, against axes of fixed size, so a model whose code
+would throw on every call is refused with the node named.  Trilu and EyeLike write index patterns
 (triangles, diagonals) and live here for their kinship with OneHot.
 
 The Elements and ND gathers and scatters differ only in how an index tensor
@@ -48,6 +50,20 @@ def check_indices(op: Op, t: Optional[TensorType], what: str = "indices") -> Non
         raise op.error(f"{what} must be int32 or int64, got {None if t is None else t.dtype}")
 
 
+def check_constant_indices(op: Op, indices: TensorType, size: Dim, what: str) -> None:
+    """Refuse, when the model is loaded, index values known then (constants) that fall outside an axis of
+    fixed ``size``: the code would throw on every call.  Indices computed while running, and axes whose size
+    is a symbol, are checked by the code itself (``kernels/indexing.hxx``, naming the node)."""
+    value = indices.value
+    if value is None or not isinstance(size, int) or value.dtype.kind not in "iu" or value.size == 0:
+        return
+    bad = (value < -size) | (value >= size)
+    if np.any(bad):
+        first = np.argwhere(bad)[0]
+        raise op.error(f"{what}: the constant index {int(value[tuple(first)])} at {tuple(int(i) for i in first)} is "
+                       f"out of range for an axis of size {size} (valid: {-size} to {size - 1})")
+
+
 def require_same_dim(op: Op, a: Dim, b: Dim, what: str) -> None:
     """``a == b``: checked now when both are fixed, else recorded as a run-time constraint."""
     if not dims_equal(a, b):
@@ -73,6 +89,7 @@ class Gather(Op):
         if data.rank == 0:
             raise self.error("data must have rank >= 1")
         axis = normalize_axis(self, self.attrs["axis"], data.rank)
+        check_constant_indices(self, indices, data.shape[axis], f"indices along axis {axis}")
         return [TensorType(data.dtype, data.shape[:axis] + indices.shape + data.shape[axis + 1:])]
 
     def evaluate(self, values: list[Optional[np.ndarray]]) -> list[np.ndarray]:
@@ -109,10 +126,11 @@ class ElementAddressing(Addressing):
         check_indices(self, indices)
         if data.rank == 0 or indices.rank != data.rank:
             raise self.error(f"indices (rank {indices.rank}) must have the rank of data (rank {data.rank}, >= 1)")
-        self.axis(data)
+        axis = self.axis(data)
         for r, (i, d) in enumerate(zip(indices.shape, data.shape)):
-            if isinstance(i, int) and isinstance(d, int) and i > d and r != self.axis(data):
+            if isinstance(i, int) and isinstance(d, int) and i > d and r != axis:
                 raise self.error(f"indices dim {r} ({i}) exceeds the data dim ({d})")
+        check_constant_indices(self, indices, data.shape[axis], f"indices along axis {axis}")
 
     def addressed_shape(self, data: TensorType, indices: TensorType) -> tuple:
         return indices.shape
@@ -140,6 +158,10 @@ class SliceAddressing(Addressing):
             raise self.error(f"the last indices dim ({k}) must be fixed, in [1, {data.rank - b}]")
         for r in range(b):
             require_same_dim(self, indices.shape[r], data.shape[r], f"batch dim {r} of indices and data")
+        if indices.value is not None:
+            for j in range(k):
+                component = TensorType(indices.dtype, indices.shape[:-1], indices.value[..., j])
+                check_constant_indices(self, component, data.shape[b + j], f"index component {j}")
 
     def addressed_shape(self, data: TensorType, indices: TensorType) -> tuple:
         return indices.shape[:-1] + data.shape[self.batch_dims() + indices.shape[-1]:]
@@ -263,6 +285,7 @@ class GridScatterND(ScatterND):
                 raise self.error(f"index component {j} is {c.dtype}, component 0 {components[0].dtype}")
             if not broadcasts_to(c.shape, tuples):
                 raise self.error(f"index component {j} of shape {c.shape} does not broadcast to the tuples' {tuples}")
+            check_constant_indices(self, c, data.shape[j], f"index component {j}")
         indices = TensorType(components[0].dtype, tuples + (len(components),))
         return super().infer([data, indices, updates])
 

@@ -448,24 +448,24 @@ def test_eye_like_folded(check_folded):
 
 # ---- errors ------------------------------------------------------------------------------------
 
-RUNTIME_ERRORS = {  # op, inputs, attrs, C++ message
+RUNTIME_ERRORS = {  # op, inputs, attrs, C++ message (the addressing operators' name the model and node)
     "Gather": ("Gather", [("x", np.zeros((3, 2), np.float32)), ("i", np.array([0, 3], np.int64))], {},
                "Gather index 3 is out of range for an axis of size 3"),
     "Gather_negative": ("Gather", [("x", np.zeros((3, 2), np.float32)), ("i", np.array([-4], np.int32))], {},
                         "Gather index -4 is out of range for an axis of size 3"),
     "GatherElements": ("GatherElements", [("x", np.zeros((3, 2), np.float32)), ("i", np.array([[0, 2]], np.int64))],
-                       {"axis": 1}, "GatherElements index 2 is out of range for an axis of size 2"),
+                       {"axis": 1}, r"model '[^']+': GatherElements node '[^']+' index 2 is out of range for an axis of size 2"),
     "GatherND": ("GatherND", [("x", np.zeros((3, 2), np.float32)), ("i", np.array([[1, -3]], np.int64))], {},
-                 "GatherND index -3 is out of range for an axis of size 2"),
+                 r"model '[^']+': GatherND node '[^']+' index -3 is out of range for an axis of size 2"),
     "ScatterElements": ("ScatterElements", [("x", np.zeros((3, 2), np.float32)), ("i", np.array([[5]], np.int64)),
                                             ("u", np.ones((1, 1), np.float32))], {},
-                        "ScatterElements index 5 is out of range for an axis of size 3"),
+                        r"model '[^']+': ScatterElements node '[^']+' index 5 is out of range for an axis of size 3"),
     "Scatter": ("Scatter", [("x", np.zeros((3, 2), np.float32)), ("i", np.array([[-4]], np.int64)),
                             ("u", np.ones((1, 1), np.float32))], {"opset": 10},
-                "Scatter index -4 is out of range for an axis of size 3"),
+                r"model '[^']+': Scatter node '[^']+' index -4 is out of range for an axis of size 3"),
     "ScatterND": ("ScatterND", [("x", np.zeros((3, 2), np.float32)), ("i", np.array([[0], [3]], np.int64)),
                                 ("u", np.ones((2, 2), np.float32))], {},
-                  "ScatterND index 3 is out of range for an axis of size 3"),
+                  r"model '[^']+': ScatterND node '[^']+' index 3 is out of range for an axis of size 3"),
 }
 
 
@@ -477,16 +477,55 @@ def test_out_of_range_index_at_run_time(case):
         sofie_run(model, dict(inputs))
 
 
+CONSTANT_INDEX_ERRORS = {  # op, data shape, constant indices, updates shape (scatters), attrs, message
+    "ScatterElements": ("ScatterElements", ["N", 3], np.array([[0, 1, 2], [3, 1, -4]], np.int64), [2, 3], {"axis": 1},
+                        r"indices along axis 1: the constant index 3 at \(1, 0\) is out of range for an axis of size 3 "
+                        r"\(valid: -3 to 2\)"),
+    "ScatterND": ("ScatterND", ["N", 3], np.array([[0, 1], [2, 3]], np.int64), [2], {},
+                  r"index component 1: the constant index 3 at \(1,\) is out of range for an axis of size 3"),
+    "GatherElements": ("GatherElements", ["N", 2], np.array([[0, -3]], np.int32), None, {"axis": 1},
+                       r"indices along axis 1: the constant index -3 at \(0, 1\) is out of range for an axis of size 2"),
+    "Gather": ("Gather", ["N", 4], np.array([1, 4], np.int64), None, {"axis": 1},
+               r"indices along axis 1: the constant index 4 at \(1,\) is out of range for an axis of size 4"),
+}
+
+
+@pytest.mark.parametrize("case", list(CONSTANT_INDEX_ERRORS))
+def test_constant_index_out_of_range_refused_at_load(case):
+    """Indices known when the model is loaded (initializers) that fall outside an axis of fixed size: the code
+    would throw on every call, so the model is refused then, naming the model, the node and the index."""
+    op, shape, indices, updates, attrs, message = CONSTANT_INDEX_ERRORS[case]
+    inputs = [("x", np.float32, shape)] + ([("u", np.float32, updates)] if updates else [])
+    node = helper.make_node(op, ["x", "i"] + (["u"] if updates else []), ["y"], name=f"my_{op}", **attrs)
+    model = make_model([node], inputs, [("y", np.float32, None)], {"i": indices}, opset=17)
+    with pytest.raises(ShapeError, match=rf"model '[^']+': {op} node 'my_{op}': {message}"):
+        sr.load(model)
+
+
+@pytest.mark.parametrize("backend", ["native", "jit"])
+def test_constant_index_on_a_symbolic_axis_checked_at_run_time(backend):
+    """A constant index along an axis whose size is a symbol is right for some sizes: the code checks it on each
+    call and names the node."""
+    node = helper.make_node("ScatterElements", ["x", "i", "u"], ["y"], name="put_rows", axis=0)
+    model = make_model([node], [("x", np.float32, ["N", 2]), ("u", np.float32, [1, 2])], [("y", np.float32, None)],
+                       {"i": np.array([[4, 4]], np.int64)}, opset=17)
+    session = sr.compile(sr.load(model, name="rows"), backend=backend)
+    np.testing.assert_array_equal(session.infer(np.zeros((5, 2), np.float32), np.ones((1, 2), np.float32))[4], [1, 1])
+    with pytest.raises(SofieError, match=r"model 'rows': ScatterElements node 'put_rows' index 4 is out of range for "
+                                         r"an axis of size 4"):
+        session.infer(np.zeros((4, 2), np.float32), np.ones((1, 2), np.float32))
+
+
 def test_gather_elements_indices_larger_than_data_at_run_time():
     model = make_model([helper.make_node("GatherElements", ["x", "i"], ["y"], axis=1)],
                        [("x", np.float32, ["N", 3]), ("i", np.int64, ["M", 3])], [("y", np.float32, ["M", 3])])
-    with pytest.raises(SofieError, match=r"GatherElements indices dim 0 \(4\) exceeds the data dim \(2\)"):
+    with pytest.raises(SofieError, match=r"GatherElements node '[^']+' indices dim 0 \(4\) exceeds the data dim \(2\)"):
         sofie_run(model, {"x": np.zeros((2, 3), np.float32), "i": np.zeros((4, 3), np.int64)})
 
 
 GENERATION_ERRORS = {  # op, inputs, attrs, message
     "folded_index": ("Gather", [], {"consts": {"x": np.zeros((3,), np.float32), "i": np.array([3], np.int64)}},
-                     "index 3 is out of range for an axis of size 3"),
+                     r"the constant index 3 at \(0,\) is out of range for an axis of size 3"),
     "float_indices": ("GatherElements", [("x", np.zeros((3,), np.float32)), ("i", np.zeros((3,), np.float32))], {},
                       "indices must be int32 or int64"),
     "rank_mismatch": ("GatherElements", [("x", np.zeros((3, 2), np.float32)), ("i", np.zeros((3,), np.int64))], {},

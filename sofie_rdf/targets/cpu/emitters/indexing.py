@@ -50,7 +50,7 @@ class ElementAddressingEmitter(AddressingEmitter):
     def walker(self, ctx: NodeContext, data: TensorType, indices: TensorType, ptr: str) -> tuple[str, Dim]:
         ishape, dshape = ctx.array("ishape", indices.shape), ctx.array("dshape", data.shape)
         walker = (f'kernels::element_offsets<{ctx.ctype(indices.dtype)}>{{{ptr}, {ishape}, {dshape}, {data.rank}, '
-                  f'{self.op.axis(data)}, "{self.op.op_type}"}}')
+                  f'{self.op.axis(data)}, {ctx.where}}}')
         return walker, 1
 
 
@@ -64,7 +64,7 @@ class SliceAddressingEmitter(AddressingEmitter):
         sizes = ", ".join(ctx.dim(d) for d in (num_elements(indices.shape[:b]), num_elements(indices.shape[b:-1]), k))
         dims, st = ctx.array("dims", data.shape[b:b + k]), ctx.array("strides", strides[b:b + k])
         walker = (f'kernels::slice_offsets<{ctx.ctype(indices.dtype)}>{{{ptr}, {sizes}, {dims}, {st}, '
-                  f'{ctx.dim(num_elements(data.shape[b:]))}, "{self.op.op_type}"}}')
+                  f'{ctx.dim(num_elements(data.shape[b:]))}, {ctx.where}}}')
         return walker, num_elements(data.shape[b + k:])
 
 
@@ -135,7 +135,7 @@ class GridScatterNDEmitter(ScatterOpEmitter):
         walker = (f'kernels::grid_offsets<{ctx.ctype(components[0].dtype)}>{{{pointers}, '
                   f'{ctx.array("cstrides", cstrides)}, {ctx.array("tuples", tuples)}, {len(tuples)}, {k}, '
                   f'{ctx.array("dims", data.shape[:k])}, {ctx.array("strides", contiguous_strides(data.shape)[:k])}, '
-                  f'"ScatterND"}}')
+                  f'{ctx.where}}}')
         return walker, num_elements(data.shape[k:]), ctx.x(1)
 
 
