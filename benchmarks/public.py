@@ -158,14 +158,21 @@ MODELS = [
     _keras2("hls4ml_KERAS_3layer_batch_norm", "KERAS_3layer_batch_norm"),
     _keras2("hls4ml_KERAS_conv1d_small", "KERAS_conv1d_small"),
     _keras2("hls4ml_jetTagger_Conv2D_Small", "jetTagger_Conv2D_Small", "L1 CNN (hls4ml)"),
-    _keras2("hls4ml_garnet_1layer", "garnet_1layer", "L1 calorimeter GarNet (hls4ml)", batch=None,
-            dims={"n": 1}),
+    _keras2("hls4ml_garnet_1layer", "garnet_1layer", "L1 calorimeter GarNet (hls4ml)",
+            indices={"input_2": "n_vertices"}, dims={"n_vertices": 129},
+            note=f"{KERAS2_NOTE}; its GarNet layer is sofie's keras.ops transcription of hls4ml's call "
+                 "(tests/test_keras_garnet.py checks it and the generated code against a numpy one); vertex counts "
+                 "0 to 128"),
     _keras2("hls4ml_qkeras_3layer", "qkeras_3layer", engine="", note="QKeras installs only with TensorFlow: "
             "no reference here (tests/test_qkeras.py checks the quantizers against numpy)"),
-    _hls4ml("hls4ml_hgq_jet_classifier", "keras/hgq_jet_classifier.h5", engine="",
-            note="HGQ's layers need the HGQ package (TensorFlow): no reference here"),
-    _hls4ml("hls4ml_qkeras_v3_3layer", "keras/qkeras-v3_3layer.keras", engine="",
-            note="QKeras 3 layers: no reference here"),
+    _hls4ml("hls4ml_hgq_jet_classifier", "keras/hgq_jet_classifier.h5", engine="keras",
+            note="HGQ needs TensorFlow: the reference is Keras running the model sofie's reader rebuilds, whose "
+                 "FixedPointQuantizer computes HGQ's gfixed_quantizer in keras.ops (tests/test_keras_hgq.py: the "
+                 "generated code equals a numpy transcription of HGQ bit for bit, this file included)"),
+    _hls4ml("hls4ml_qkeras_v3_3layer", "keras/qkeras-v3_3layer.keras", engine="keras",
+            note="QKeras (here on Keras 3) needs TensorFlow: the reference is Keras running the model sofie's reader "
+                 "rebuilds (QKeras layers as the Keras layers they quantize; tests/test_qkeras.py checks this file "
+                 "against numpy)"),
     Model("L1JetTagger_QKeras", "Brainz22/L1JetTagger", "qkL1JetTagModel.h5", "L1 jet tagger (QKeras)", engine="",
           note="QKeras installs only with TensorFlow: no reference here"),
     # ---- BDTs exported to ONNX (ALICE hipe4ml_converter's example: 64 features, 2 classes)
@@ -344,10 +351,13 @@ def reference(model: Model, path: Path) -> Callable[[dict], list[np.ndarray]]:
         return lambda x: [execute_onnx(wrapper, dict(x))[n] for n in names]
     if model.engine == "keras":
         from sofie_rdf.parsers.keras import import_keras
-        from sofie_rdf.parsers.keras.legacy import read_keras2
+        from sofie_rdf.parsers.keras.legacy import read_keras2, read_keras3_archive
 
         keras = import_keras()
-        kmodel = read_keras2(path, models_dir() / model.sources[1][1], keras)
+        if path.suffix == ".keras":  # QKeras layers in a Keras 3 archive, which Keras's own loader cannot read
+            kmodel = read_keras3_archive(path, keras)
+        else:
+            kmodel = read_keras2(path, models_dir() / model.sources[1][1] if model.weights else None, keras)
         return lambda x: [np.asarray(y) for y in _as_list(kmodel.predict_on_batch(list(x.values())))]
     import onnxruntime as ort
 
@@ -461,7 +471,7 @@ def markdown(rows: list[dict], meta: dict) -> str:
              "times: milliseconds per call, one thread, both engines called from Python in one process, "
              f"interleaved ({meta['rounds']} rounds), at batch 1 and 64 where the batch is free, else at the file's "
              "own sizes (`graph`: the node and edge counts of `Model.dims`, 300 and 1200 unless a note says; `fixed`: "
-             "the batch the file was exported with).", "",
+             "the batch the file was exported with).", *_load(meta), *_subset(meta), "",
              "| file | repository | family | loads | reference | result (max abs err) | sofie / ref (ms) |",
              "|---|---|---|---|---|---|---|"]
     for r in rows:
@@ -482,6 +492,24 @@ def markdown(rows: list[dict], meta: dict) -> str:
         if why or r["note"]:
             lines.append(f"- {r['model']}: " + "; ".join(t for t in (r["note"], f"`{why}`" if why else "") if t))
     return "\n".join(lines) + "\n"
+
+
+def _load(meta: dict) -> list[str]:
+    """The header's line on other work the machine ran (its load average at the start), which slows both engines."""
+    load = meta.get("load")
+    if load is None or load < 0.5:
+        return []
+    return ["", f"The machine was not idle: 1-minute load average {load:.1f} on {meta['machine']['cores']} cores at "
+                "the start (other jobs), so the times are indicative; the agreement is not affected."]
+
+
+def _subset(meta: dict) -> list[str]:
+    """The header's line saying which rows a run chose, where ``--models`` left some of ``MODELS`` out."""
+    chosen = meta.get("models")
+    if not chosen or len(chosen) == len(MODELS):
+        return []
+    return ["", f"**A subset**: the {len(chosen)} rows named with `--models`, of the {len(MODELS)} in `MODELS`; the "
+                "other rows were not run on this machine."]
 
 
 def _versions() -> str:
@@ -515,7 +543,8 @@ def main(argv: Optional[list[str]] = None) -> str:
     folder = args.results or latency.RESULTS
     folder.mkdir(parents=True, exist_ok=True)
     target, rounds = 0.1, 5
-    meta = {"machine": latency.machine(), "versions": _versions(), "rounds": rounds}
+    meta = {"machine": latency.machine(), "versions": _versions(), "rounds": rounds, "models": names,
+            "load": os.getloadavg()[0]}
     stem = latency.results_stem("public")
     rows, text = [], ""
     for model in chosen:
