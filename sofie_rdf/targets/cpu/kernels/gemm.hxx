@@ -659,8 +659,8 @@ inline void tile_asm_shifted(simd_float *acc, size_t steps, const float *xp, std
 // acc[i][j] (Rows x Vectors, 1 or 2 rows) += a_i[k * a_step] * w[k * w_step + j-th vector .. + lanes] over
 // k < steps, a_i = a + i * a_row, the panels panel_stride floats apart (AVX2: two vectors a panel, side by side;
 // AVX-512: one).  Row 0's sums in registers 0-7, row 1's in 8-15 (AVX2's 16 registers: two rows of up to 4
-// vectors); two rows load each panel vector into a register (SOFIE_RDF_ASM_ROWS_IN) and use it twice, one row
-// reads it in its multiply-add, as the loop does.  The broadcast values in SOFIE_RDF_ASM_ROWS_B0 and _B1.
+// vectors); two rows load each panel vector into an input register (SOFIE_RDF_ASM_ROWS_VECTORS) and use it twice,
+// one row reads it in its multiply-add, as the loop does.  The broadcast values in SOFIE_RDF_ASM_ROWS_B0 and _B1.
 #if SOFIE_RDF_TILE_ASM512
 #define SOFIE_RDF_ASM_ROWS_B0 "30"
 #define SOFIE_RDF_ASM_ROWS_B1 "31"
