@@ -127,7 +127,7 @@ def test_refusals_name_the_model_and_node():
     gather = make_model([helper.make_node("Gather", ["x", "i"], ["y"], name="pick", axis=1)], [("x", np.float32, ["N", 4])],
                         [("y", np.float32, ["N", 2])], {"i": np.array([1, -1], np.int64)}, name="gather")
     assert "kernels::gather(" in sr.load(gather).code(target="cuda").source
-    with pytest.raises(sr.SofieError, match="Gather node 'pick': index 4 is out of range"):
+    with pytest.raises(sr.SofieError, match="Gather node 'pick': .*constant index 4 .*out of range"):  # at load
         sr.load(make_model([helper.make_node("Gather", ["x", "i"], ["y"], name="pick", axis=1)],
                            [("x", np.float32, ["N", 4])], [("y", np.float32, ["N", 1])], {"i": np.array([4], np.int64)},
                            name="bad_index")).code(target="cuda")
