@@ -540,6 +540,9 @@ def _torch_cases() -> list[Case]:
         T("RMSNorm", "eps=None", lambda: nn.RMSNorm(6, eps=None), T1),
         T("LocalResponseNorm", "", lambda: nn.LocalResponseNorm(3), (BATCH, 5, 4, 4)),
         T("CrossMapLRN2d", "", lambda: nn.CrossMapLRN2d(3), (BATCH, 5, 4, 4)),
+        T("CrossMapLRN2d", "size=4 over 3 channels, alpha=1, beta=0.5, k=2",
+          lambda: nn.CrossMapLRN2d(4, alpha=1.0, beta=0.5, k=2.0), (BATCH, 3, 4, 4)),
+        T("CrossMapLRN2d", "size=5, alpha=0.5 over 8 channels", lambda: nn.CrossMapLRN2d(5, alpha=0.5), (BATCH, 8, 3, 3)),
         # training-only layers: identities in eval mode
         T("Dropout", "", lambda: nn.Dropout(0.5), T1),
         T("Dropout1d", "", lambda: nn.Dropout1d(0.5), T1),
@@ -665,8 +668,6 @@ TORCH_CASES = _refuse(TORCH_CASES, {
                                               " has no ONNX function for aten.fractional_max_pool2d"),
     "FractionalMaxPool3d": (ModelFormatError, "draws random pooling regions at every call, in eval mode too; torch.export"
                                               " has no ONNX function for aten.fractional_max_pool3d"),
-    "CrossMapLRN2d": (ModelFormatError, "its forward is a legacy autograd Function, which torch.export cannot trace"
-                                        " (it sets a storage of the CPU on a tensor of the meta device)"),
 })
 
 
@@ -711,11 +712,11 @@ def check_case(case: Case) -> None:
             np.testing.assert_array_equal(a, e, err_msg=f"output {k}")
 
 
-# make test runs these cases (a pass of each kind of model, a translation of our own and a refusal), make test-full
+# make test runs these cases (a pass of each kind of model, translations of our own and a refusal), make test-full
 # the rest.
 QUICK = {"Dense", "LSTM[return_sequences, return_state]", "Conv2D[padding=same, strides=2]", "MelSpectrogram",
          "Linear", "LSTM[2 layers, bidirectional, sequence first]", "Conv2d", "AdaptiveMaxPool2d[return_indices]",
-         "CrossMapLRN2d"}
+         "CrossMapLRN2d", "FractionalMaxPool2d"}
 
 
 def _params(cases: list[Case]) -> list:

@@ -10,7 +10,8 @@ index, an empty bag, CSR-style offsets and 2-D input; ``nn.LSTM(proj_size=...)``
 network aggregating with torch_scatter's ``scatter_add`` (as published, plain TorchScript), ``index_add_``,
 ``index_select`` and ``scatter_reduce_``, through the TorchScript exporter with symbolic node and edge counts; its
 ``scatter_add`` along every dim, negative and positive, of 2-D and 3-D sources (``broadcast``'s loops then run 0, 1
-or 2 times), and ``scatter_add_`` of an index unsqueezed and expanded by hand, at rtol 1e-5.
+or 2 times), and ``scatter_add_`` of an index unsqueezed and expanded by hand, at rtol 1e-5.  ``nn.CrossMapLRN2d``
+(``parsers/_torch_modules.py``) of odd and even sizes, some above the channel count, at rtol 1e-5 / atol 1e-6.
 Each model is exported and compiled once and run on two seeded inputs; outputs must match torch at rtol 1e-4 /
 atol 1e-5 (sums of a few products in another order; integer outputs exactly).
 """
@@ -289,3 +290,43 @@ def test_scripted_scatter_add_along_every_dim_matches_torch():
         assert len(ours) == len(expected)
         for k, (a, b) in enumerate(zip(ours, expected)):
             np.testing.assert_allclose(a, b.numpy(), rtol=1e-5, atol=1e-6, err_msg=f"output {k}, side {side}")
+
+
+# ---- modules torch.export cannot trace, computed by a forward of our own while exporting ----------------------
+
+# (size, alpha, beta, k): odd and even sizes, sizes above the channel counts, a window wider than 9 channels
+CROSS_MAP_LRNS = ((1, 1e-4, 0.75, 1.0), (2, 0.5, 0.6, 1.2), (3, 0.3, 0.75, 1.5), (4, 1.0, 0.5, 2.0),
+                  (5, 2e-3, 0.9, 0.8), (6, 0.7, 1.3, 1.0), (11, 0.4, 0.25, 3.0))
+
+
+class CrossMapLRNs(nn.Module):
+    """nn.CrossMapLRN2d of every (size, alpha, beta, k) in CROSS_MAP_LRNS on 3 channels and on 9."""
+
+    def __init__(self):
+        super().__init__()
+        self.lrns = nn.ModuleList(nn.CrossMapLRN2d(*args) for args in CROSS_MAP_LRNS)
+
+    def forward(self, few: torch.Tensor, many: torch.Tensor) -> tuple:
+        return tuple(lrn(few) for lrn in self.lrns) + tuple(lrn(many) for lrn in self.lrns)
+
+
+def test_cross_map_lrn2d_matches_torch():
+    """Its forward is a legacy autograd Function that torch.export cannot trace: ours computes the same window
+    (channels c - pre_pad + 1 ... c + pre_pad - 1, pre_pad = int((size - 1) / 2 + 1), and channel 0 from channel
+    pre_pad on, as torch's running sum keeps it), so it differs from LocalResponseNorm and must match torch's own
+    module; batch and image sizes symbolic.  rtol 1e-5 / atol 1e-6: one sum of at most 11 squares in another
+    order, then a power."""
+    module = CrossMapLRNs().eval()
+    gen = torch.Generator().manual_seed(0)
+    example = (torch.randn(2, 3, 4, 5, generator=gen) * 2, torch.randn(2, 9, 3, 3, generator=gen) * 2)
+    axes = {0: {0: "N", 2: "H", 3: "W"}, 1: {0: "N"}}
+    model = sr.from_pytorch(module, example, dynamic_axes=axes)
+    assert all("forward" not in m.__dict__ for m in module.modules())  # each module's own forward is back
+    session = sr.compile(model)
+    for seed, (rows, height, width) in enumerate([(2, 4, 5), (3, 6, 2)], start=1):
+        gen = torch.Generator().manual_seed(seed)
+        inputs = (torch.randn(rows, 3, height, width, generator=gen) * 2, torch.randn(rows, 9, 3, 3, generator=gen) * 2)
+        assert_matches_torch(session, module, inputs, 1e-5, 1e-6, f"seed {seed}", check_shapes=True)
+    with torch.no_grad():  # the quirk is real: LocalResponseNorm of the same size differs on 9 channels
+        many = example[1]
+        assert not torch.allclose(nn.CrossMapLRN2d(3, 0.3, 0.75, 1.5)(many), nn.LocalResponseNorm(3, 0.3, 0.75, 1.5)(many))

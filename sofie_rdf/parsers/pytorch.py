@@ -28,8 +28,9 @@ model (torch 2.13):
   dimensions are those it was exported with.
 
 Where an exporter lacks a translation or writes one wrong, ours is used: ``_torch_decomp`` (``torch.cdist``,
-eval-mode ``nn.RReLU``, ``nn.EmbeddingBag``) and ``_torch_lstm`` (``nn.LSTM(proj_size=...)``) for the dynamo
-exporter, ``_torchscript_fixes`` (``index_add``, list item assignment) for the TorchScript one.
+eval-mode ``nn.RReLU``, ``nn.EmbeddingBag``), ``_torch_lstm`` (``nn.LSTM(proj_size=...)``) and ``_torch_modules``
+(modules whose forward torch.export cannot trace: ``nn.CrossMapLRN2d``) for the dynamo exporter,
+``_torchscript_fixes`` (``index_add``, list item assignment) for the TorchScript one.
 
 A pickled module (``torch.save(model)``) is refused without unpickling it.
 Inputs are named ``input_0``... and outputs ``output_0``... unless given; the
@@ -218,8 +219,9 @@ def _export_module(torch: Any, module: Any, args: tuple, axes: Axes, label: str)
     dims: dict[str, Any] = {}
     shapes = tuple({a: dims.setdefault(d, torch.export.Dim(d)) for a, d in axes.get(i, {}).items()} for i in range(len(args)))
     from ._torch_lstm import projected_lstms_swapped
+    from ._torch_modules import ModuleRefused, modules_swapped
 
-    with _eval_mode(module), projected_lstms_swapped(module):
+    with _eval_mode(module), projected_lstms_swapped(module), modules_swapped(module):
         try:
             return torch.onnx.export(
                 module,
@@ -230,6 +232,9 @@ def _export_module(torch: Any, module: Any, args: tuple, axes: Axes, label: str)
                 verbose=False,
             ).model_proto
         except Exception as exc:  # TorchExportError, ConversionError, ...
+            refusal = _cause_of_type(exc, ModuleRefused)
+            if refusal is not None:
+                raise ModelFormatError(f"model {label!r}: {refusal}") from None
             raise ModelFormatError(f"model {label!r}: torch.export cannot export it: {_condense(exc)}") from None
 
 
@@ -305,6 +310,17 @@ def _quiet_torch() -> Iterator[None]:
             yield
     finally:
         logger.setLevel(level)
+
+
+def _cause_of_type(exc: BaseException, kind: type) -> Optional[BaseException]:
+    """The first exception of ``kind`` among ``exc``'s causes and contexts (torch.export wraps what a forward raises)."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, kind):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 def _condense(exc: BaseException) -> str:
