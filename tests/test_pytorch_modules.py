@@ -11,7 +11,9 @@ network aggregating with torch_scatter's ``scatter_add`` (as published, plain To
 ``index_select`` and ``scatter_reduce_``, through the TorchScript exporter with symbolic node and edge counts; its
 ``scatter_add`` along every dim, negative and positive, of 2-D and 3-D sources (``broadcast``'s loops then run 0, 1
 or 2 times), and ``scatter_add_`` of an index unsqueezed and expanded by hand, at rtol 1e-5.  ``nn.CrossMapLRN2d``
-(``parsers/_torch_modules.py``) of odd and even sizes, some above the channel count, at rtol 1e-5 / atol 1e-6.
+(``parsers/_torch_modules.py``) of odd and even sizes, some above the channel count, at rtol 1e-5 / atol 1e-6;
+``nn.FractionalMaxPool2d/3d`` with fixed ``_random_samples`` (output_size and output_ratio, indices, batch of 3,
+unbatched), exactly, and its refusals (no samples, a symbolic batch, samples that do not fit).
 Each model is exported and compiled once and run on two seeded inputs; outputs must match torch at rtol 1e-4 /
 atol 1e-5 (sums of a few products in another order; integer outputs exactly).
 """
@@ -330,3 +332,80 @@ def test_cross_map_lrn2d_matches_torch():
     with torch.no_grad():  # the quirk is real: LocalResponseNorm of the same size differs on 9 channels
         many = example[1]
         assert not torch.allclose(nn.CrossMapLRN2d(3, 0.3, 0.75, 1.5)(many), nn.LocalResponseNorm(3, 0.3, 0.75, 1.5)(many))
+
+
+class FractionalPools(nn.Module):
+    """nn.FractionalMaxPool2d/3d with fixed _random_samples (4 rows, for a batch of 3: torch reads the first rows):
+    output_size and output_ratio, with and without indices, kernels square and not."""
+
+    def __init__(self):
+        super().__init__()
+        gen = torch.Generator().manual_seed(5)
+        pools = nn.FractionalMaxPool2d, nn.FractionalMaxPool3d
+
+        def pool(pooled: int, *args, **kwargs) -> nn.Module:
+            return pools[pooled - 2](*args, **kwargs, _random_samples=torch.rand(4, 2, pooled, generator=gen))
+
+        self.pools = nn.ModuleList([
+            pool(2, 3, output_size=(4, 5)),
+            pool(2, (2, 3), output_ratio=(0.5, 0.7), return_indices=True),
+            pool(3, 2, output_size=(2, 3, 3), return_indices=True),
+            pool(3, (1, 2, 2), output_ratio=0.6),
+        ])
+
+    def forward(self, image: torch.Tensor, volume: torch.Tensor) -> tuple:
+        outputs = []
+        for pool in self.pools:
+            y = pool(image if isinstance(pool, nn.FractionalMaxPool2d) else volume)
+            outputs += list(y) if isinstance(y, tuple) else [y]
+        return tuple(outputs)
+
+
+def _fractional_inputs(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randn(3, 2, 9, 11, generator=gen), torch.randn(3, 2, 6, 7, 8, generator=gen)
+
+
+def test_fractional_max_pool_with_fixed_samples_matches_torch():
+    """With _random_samples the regions are fixed per batch row and channel, cut as torch's generate_intervals cuts
+    them (in float32); values and indices must equal torch's exactly (each is one input element or its index)."""
+    module = FractionalPools().eval()
+    session = sr.compile(sr.from_pytorch(module, _fractional_inputs(0)))
+    for seed in (1, 2):
+        assert_matches_torch(session, module, _fractional_inputs(seed), 0, 0, f"seed {seed}", check_shapes=True)
+    unbatched = nn.FractionalMaxPool2d(2, output_ratio=0.5, return_indices=True,
+                                       _random_samples=torch.rand(1, 2, 2, generator=torch.Generator().manual_seed(3)))
+    image = _fractional_inputs(4)[0][0]
+    assert_matches_torch(sr.compile(sr.from_pytorch(unbatched, image)), unbatched, (image,), 0, 0, "unbatched", True)
+
+
+class Pooled(nn.Module):
+    def __init__(self, pool: nn.Module):
+        super().__init__()
+        self.conv, self.pool = nn.Conv2d(2, 2, 1), pool
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pool(self.conv(x))
+
+
+FRACTIONAL_REFUSALS = {
+    "random regions": (None, None, r"model 'Pooled': FractionalMaxPool2d 'pool' draws random pooling regions at every"
+                                   r" call.*construct it with _random_samples=torch.rand\(N, C, 2\)"),
+    "symbolic batch": (torch.rand(2, 2, 2), {0: {0: "N"}}, r"fixed per batch row and channel by _random_samples of shape"
+                                                           r" \(2, 2, 2\).*symbolic dims"),
+    "fewer rows than the batch": (torch.rand(1, 2, 2), None, r"_random_samples of shape \(1, 2, 2\) do not fit the input"
+                                                              r" of shape \(2, 2, 7, 7\)"),
+    "other channels": (torch.rand(2, 3, 2), None, r"_random_samples of shape \(2, 3, 2\) do not fit"),
+    "outside [0, 1)": (torch.rand(2, 2, 2) + 1, None, r"_random_samples must lie in \[0, 1\)"),
+}
+
+
+@pytest.mark.parametrize("key", FRACTIONAL_REFUSALS)
+def test_fractional_max_pool_refusals_name_the_module(key):
+    """Without samples torch draws new regions at every call: refused, saying how to fix them.  Fixed samples hold
+    one row per batch row, so the batch must be static and the samples must fit the input as torch requires."""
+    samples, axes, message = FRACTIONAL_REFUSALS[key]
+    module = Pooled(nn.FractionalMaxPool2d(2, output_size=3, _random_samples=samples))
+    with pytest.raises(ModelFormatError, match=message):
+        sr.from_pytorch(module, torch.randn(2, 2, 7, 7), dynamic_axes=axes)
+    assert "forward" not in module.pool.__dict__

@@ -8,14 +8,22 @@ equivalent ``forward`` of traceable operators (set on the instance, as ``_torch_
   there are: ``size`` of them for an odd size, ``size - 1`` for an even one), plus channel 0's from channel
   ``pre_pad`` on (the Function's running sum never takes channel 0 out again), then ``x * (k + alpha / size *
   sum) ** -beta``.
+* ``nn.FractionalMaxPool2d`` and ``nn.FractionalMaxPool3d`` with ``_random_samples``: the pooling regions are
+  fixed per batch row and channel by the samples, and :func:`fractional_max_pool` gathers them from constant
+  indices computed as torch's kernel cuts them (``generate_intervals`` of ``aten/src/ATen/native/
+  FractionalMaxPool2d.cpp``, in the input's floating type).  Without samples the module draws new regions at every
+  call, in eval mode too: it is refused, saying how to fix them.  ``F.fractional_max_pool2d/3d`` called in a
+  forward is not substituted (its samples are fake tensors while torch.export traces): torch.export refuses it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import types
-from typing import Iterator, Optional
+from typing import Any, Callable, Iterator, Optional, Sequence
 
+import numpy as np
 import torch
 
 from ..errors import ModelFormatError
@@ -32,11 +40,12 @@ class ModuleRefused(ModelFormatError):
 def modules_swapped(module: nn.Module) -> Iterator[None]:
     """Each module of ``module`` that torch.export cannot trace computed by its substitute while exporting."""
     swapped = []
+    refusals: list[ModuleRefused] = []
     for name, m in module.named_modules():
-        forward = _substitute(name or type(m).__name__, m)
+        forward = _substitute(name, m)
         if forward is not None:
             swapped.append((m, m.__dict__.get("forward")))
-            m.forward = forward
+            m.forward = types.MethodType(_refusing_again(forward, refusals), m)
     try:
         yield
     finally:
@@ -47,9 +56,31 @@ def modules_swapped(module: nn.Module) -> Iterator[None]:
                 m.forward = own
 
 
+def _refusing_again(forward: Callable, refusals: list[ModuleRefused]) -> Callable:
+    """``forward``, which raises the first refusal again at once once there is one: torch.onnx.export retries a
+    failed export with strict torch.export, whose tracer would otherwise print the graph it traced up to there."""
+
+    def refusing(self: nn.Module, x: torch.Tensor) -> Any:
+        if refusals:
+            raise refusals[0]
+        try:
+            return forward(x)
+        except ModuleRefused as exc:
+            refusals.append(exc)
+            raise
+
+    return refusing
+
+
 def _substitute(name: str, m: nn.Module) -> Optional[types.MethodType]:
+    """``m``'s substitute forward, or None; ``name`` is its path in the model ("" for the model itself)."""
     if type(m) is nn.CrossMapLRN2d:
         return types.MethodType(lambda self, x: cross_map_lrn2d(x, self.size, self.alpha, self.beta, self.k), m)
+    if type(m) in (nn.FractionalMaxPool2d, nn.FractionalMaxPool3d):
+        samples = m._random_samples
+        # read now: torch.export replaces buffers by fake tensors while it traces
+        fixed = None if samples is None else samples.detach().cpu().numpy().copy()
+        return types.MethodType(lambda self, x: fractional_max_pool(self, name, x, fixed), m)
     return None
 
 
@@ -70,3 +101,97 @@ def cross_map_lrn2d(x: torch.Tensor, size: int, alpha: float, beta: float, k: fl
     kept = (torch.arange(x.shape[1], device=x.device) >= pre_pad).to(x.dtype).view(1, -1, 1, 1)
     total = window + squares[:, :1] * kept
     return x * (total * (alpha / size) + k).pow(-beta)
+
+
+# ---- FractionalMaxPool2d / 3d ---------------------------------------------------------------------------------
+
+
+def fractional_max_pool(m: nn.Module, name: str, x: torch.Tensor, samples: Optional[np.ndarray]) -> torch.Tensor:
+    """``m``'s output (values, or values and indices with ``return_indices``) over its fixed regions."""
+    who = f"{type(m).__name__} {name!r}" if name else type(m).__name__
+    pooled = len(m.kernel_size)
+    if samples is None:
+        raise ModuleRefused(
+            f"{who} draws random pooling regions at every call, in eval mode too; to make it deterministic,"
+            f" construct it with _random_samples=torch.rand(N, C, {pooled}) (N at least the model's batch size, C its"
+            " channels), or set that buffer, and its regions are fixed"
+        )
+    if x.dim() not in (pooled + 1, pooled + 2):
+        raise ModuleRefused(f"{who}: expected a {pooled + 1}-D or {pooled + 2}-D input, got {x.dim()}-D")
+    unbatched = x.dim() == pooled + 1
+    batched = x.unsqueeze(0) if unbatched else x
+    shape = list(batched.shape)
+    if not all(isinstance(d, int) for d in shape):
+        raise ModuleRefused(
+            f"{who}: the pooling regions are fixed per batch row and channel by _random_samples of shape"
+            f" {tuple(samples.shape)}, for input sizes known when exporting; its input {tuple(shape)} has symbolic"
+            " dims (export it without dynamic axes on this input)"
+        )
+    rows, channels, plane = shape[0], shape[1], shape[2:]
+    if samples.ndim != 3 or samples.shape[0] < rows or samples.shape[1] != channels or samples.shape[2] != pooled:
+        raise ModuleRefused(
+            f"{who}: _random_samples of shape {tuple(samples.shape)} do not fit the input of shape"
+            f" {tuple(x.shape)}: torch needs ({'N' if not unbatched else 1}, C, {pooled}) with N at least the batch"
+            f" size ({rows}) and C the channels ({channels})"
+        )
+    if not ((samples >= 0) & (samples < 1)).all():
+        raise ModuleRefused(f"{who}: _random_samples must lie in [0, 1), as torch.rand draws them (windows outside the"
+                            " input otherwise)")
+    if m.output_size is not None:
+        out = [int(s) for s in m.output_size]
+    else:
+        out = [int(size * ratio) for size, ratio in zip(plane, m.output_ratio)]
+    kernel = [int(s) for s in m.kernel_size]
+    _check_fits(who, plane, out, kernel)
+    index = _window_indices(samples[:rows], plane, out, kernel, np.float64 if x.dtype == torch.float64 else np.float32)
+    windows = math.prod(kernel)
+    index = torch.from_numpy(index)  # (N, C, cells * windows): each cell's window, flat in the plane
+    values = torch.gather(batched.reshape(rows, channels, -1), 2, index).reshape(rows, channels, *out, windows)
+    if not m.return_indices:
+        result = values.amax(dim=-1)
+        return result.squeeze(0) if unbatched else result
+    result, first = values.max(dim=-1)  # the first of equal values, as the kernel's scan keeps it
+    where = torch.gather(index.reshape(rows, channels, *out, windows), -1, first.unsqueeze(-1)).squeeze(-1)
+    return (result.squeeze(0), where.squeeze(0)) if unbatched else (result, where)
+
+
+def _check_fits(who: str, plane: Sequence[int], out: Sequence[int], kernel: Sequence[int]) -> None:
+    """torch's own checks: 2-D needs ``out + kernel - 1 <= input`` along each axis, 3-D ``< input``."""
+    axes = ("height", "width") if len(plane) == 2 else ("time", "height", "width")
+    for axis, size, o, k in zip(axes, plane, out, kernel):
+        fits = o + k - 1 <= size if len(plane) == 2 else o + k - 1 < size
+        if o < 1 or not fits:
+            raise ModuleRefused(f"{who}: pool {axis} {k} and output {axis} {o} do not fit input {axis} {size}")
+
+
+def _intervals(sample: np.ndarray, size: int, out: int, kernel: int, real: type) -> np.ndarray:
+    """Window starts along one axis for each plane's sample (any shape (...,)), as ``generate_intervals`` cuts them:
+    ``int((i + sample) * alpha) - int(sample * alpha)`` in the input's floating type, the last at ``size - kernel``."""
+    sample = sample.astype(real)
+    starts = np.empty(sample.shape + (out,), np.int64)
+    if out > 1:
+        alpha = real(size - kernel) / real(out - 1)
+        steps = np.arange(out - 1).astype(real)
+        scaled = ((steps + sample[..., None]).astype(real) * alpha).astype(real)
+        starts[..., :-1] = scaled.astype(np.int64) - (sample * alpha).astype(real).astype(np.int64)[..., None]
+    starts[..., -1] = size - kernel
+    return starts
+
+
+def _window_indices(samples: np.ndarray, plane: Sequence[int], out: Sequence[int], kernel: Sequence[int],
+                    real: type) -> np.ndarray:
+    """(N, C, prod(out) * prod(kernel)): for each output cell (row-major) the flat plane index of each window element
+    (row-major, the kernel's scan order).  The 2-D kernel reads sample 0 for the width and 1 for the height, the 3-D
+    one 0, 1, 2 for time, height and width."""
+    pooled = len(plane)
+    order = (1, 0) if pooled == 2 else (0, 1, 2)
+    rows, channels = samples.shape[:2]
+    strides = [math.prod(plane[a + 1:]) for a in range(pooled)]
+    flat = np.zeros((rows, channels) + tuple(out) + tuple(kernel), np.int64)
+    for a in range(pooled):
+        starts = _intervals(samples[..., order[a]], plane[a], out[a], kernel[a], real)  # (N, C, out[a])
+        along = starts[..., :, None] + np.arange(kernel[a])  # (N, C, out[a], kernel[a])
+        shape = [rows, channels] + [1] * (2 * pooled)
+        shape[2 + a], shape[2 + pooled + a] = out[a], kernel[a]
+        flat += along.reshape(shape) * strides[a]  # the cells' axes first, then the window's
+    return flat.reshape(rows, channels, -1)

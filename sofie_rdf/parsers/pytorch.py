@@ -29,7 +29,8 @@ model (torch 2.13):
 
 Where an exporter lacks a translation or writes one wrong, ours is used: ``_torch_decomp`` (``torch.cdist``,
 eval-mode ``nn.RReLU``, ``nn.EmbeddingBag``), ``_torch_lstm`` (``nn.LSTM(proj_size=...)``) and ``_torch_modules``
-(modules whose forward torch.export cannot trace: ``nn.CrossMapLRN2d``) for the dynamo exporter,
+(modules whose forward torch.export cannot trace: ``nn.CrossMapLRN2d``, ``nn.FractionalMaxPool2d/3d`` with fixed
+``_random_samples``) for the dynamo exporter,
 ``_torchscript_fixes`` (``index_add``, list item assignment) for the TorchScript one.
 
 A pickled module (``torch.save(model)``) is refused without unpickling it.
