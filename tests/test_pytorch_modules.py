@@ -13,7 +13,10 @@ network aggregating with torch_scatter's ``scatter_add`` (as published, plain To
 or 2 times), and ``scatter_add_`` of an index unsqueezed and expanded by hand, at rtol 1e-5.  ``nn.CrossMapLRN2d``
 (``parsers/_torch_modules.py``) of odd and even sizes, some above the channel count, at rtol 1e-5 / atol 1e-6;
 ``nn.FractionalMaxPool2d/3d`` with fixed ``_random_samples`` (output_size and output_ratio, indices, batch of 3,
-unbatched), exactly, and its refusals (no samples, a symbolic batch, samples that do not fit).
+unbatched), exactly, and its refusals (no samples, a symbolic batch, samples that do not fit).  torch_scatter's
+``scatter_max`` written in plain TorchScript (``scatter_reduce_(..., "amax", include_self=False)`` and the
+argmax), and scatter_reduce's other reductions without the original elements and "mean", scripted, at
+rtol 1e-4 / atol 1e-5 (positions exactly); an integer mean is refused.
 Each model is exported and compiled once and run on two seeded inputs; outputs must match torch at rtol 1e-4 /
 atol 1e-5 (sums of a few products in another order; integer outputs exactly).
 """
@@ -409,3 +412,81 @@ def test_fractional_max_pool_refusals_name_the_module(key):
     with pytest.raises(ModelFormatError, match=message):
         sr.from_pytorch(module, torch.randn(2, 2, 7, 7), dynamic_axes=axes)
     assert "forward" not in module.pool.__dict__
+
+
+def scatter_max(
+    src: torch.Tensor, index: torch.Tensor, dim: int = -1, dim_size: Optional[int] = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """torch_scatter's ``scatter_max`` (a compiled operator there) in plain TorchScript, as code without torch_scatter
+    writes it: the largest element sent to each place (0 where none is) and its position along ``dim`` (the first
+    of equal ones; ``src.size(dim)`` where none is), torch_scatter's results without ``out``."""
+    if dim < 0:
+        dim = src.dim() + dim
+    index = broadcast(index, src, dim)
+    size = list(src.size())
+    if dim_size is not None:
+        size[dim] = dim_size
+    elif index.numel() == 0:
+        size[dim] = 0
+    else:
+        size[dim] = int(index.max()) + 1
+    out = src.new_zeros(size).scatter_reduce_(dim, index, src, "amax", include_self=False)
+    n = src.size(dim)
+    positions = broadcast(torch.arange(n, device=src.device), src, dim)
+    # (dtype=: without it the exporter makes a full_like of this int64 tensor float)
+    candidates = torch.where(src == out.gather(dim, index), positions, torch.full_like(positions, n, dtype=torch.long))
+    arg = torch.full(size, n, dtype=torch.long, device=src.device).scatter_reduce_(dim, index, candidates, "amin")
+    return out, arg
+
+
+class ScatterReductions(nn.Module):
+    """scatter_max over a graph's edges (sized with places no edge reaches, and by the largest target), over whole
+    numbers (ties: the first position wins), along the last dim; every other reduction of scatter_reduce_ without
+    the original elements, and "mean" with them."""
+
+    def __init__(self):
+        super().__init__()
+        self.message = nn.Linear(3, 4)
+
+    def forward(self, x: torch.Tensor, edges: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
+                                                                       torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
+                                                                       torch.Tensor, torch.Tensor, torch.Tensor]:
+        messages = self.message(x).index_select(0, edges[0])
+        whole = (x * 2).round().index_select(0, edges[0])
+        sized, sized_arg = scatter_max(messages, edges[1], dim=0, dim_size=x.size(0) + 2)
+        ties, ties_arg = scatter_max(whole, edges[1], dim=0)
+        last, last_arg = scatter_max(whole.t(), edges[1], dim=-1, dim_size=x.size(0))
+        index = edges[1].unsqueeze(-1).expand_as(messages)
+        base = torch.ones(x.size(0) + 2, 4)
+        return (sized, sized_arg, ties, ties_arg, last, last_arg,
+                base.scatter_reduce(0, index, messages, "sum", include_self=False),
+                base.scatter_reduce(0, index, messages, "prod", include_self=False),
+                base.scatter_reduce(0, index, messages, "amin", include_self=False),
+                base.scatter_reduce(0, index, messages, "mean", include_self=False),
+                base.scatter_reduce(0, index, messages, "mean"))
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::sofie_rdf.errors.LegacyModelWarning")
+def test_scripted_scatter_max_matches_torch():
+    """Scripted, so through the TorchScript exporter, whose symbolic refuses scatter_reduce with include_self=False
+    (scatter_max's) and "mean": ours (``_torchscript_fixes.scatter_reduce``) runs them.  Symbolic node and edge
+    counts; values at rtol 1e-4 / atol 1e-5 (a Linear before them), positions exactly."""
+    torch.manual_seed(0)
+    module = torch.jit.script(ScatterReductions().eval())
+    session = sr.compile(sr.from_pytorch(module, _graph(5, 8, 0), dynamic_axes={0: {0: "N"}, 1: {1: "E"}}))
+    for seed, (nodes, edges) in enumerate([(5, 8), (9, 20)]):
+        x, graph_edges = _graph(nodes, edges, seed + 1)
+        assert_matches_torch(session, module, (x, graph_edges), RTOL, ATOL, f"seed {seed}", check_shapes=True)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_scripted_integer_scatter_mean_is_refused_naming_it():
+    """torch floors an integer mean; ONNX's Div truncates: refused, naming scatter_reduce and the exporter."""
+
+    class IntegerMean(nn.Module):
+        def forward(self, counts: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+            return torch.zeros(4, dtype=torch.long).scatter_reduce(0, index, counts, "mean", include_self=False)
+
+    module = torch.jit.script(IntegerMean())
+    with pytest.raises(ModelFormatError, match=r"TorchScript ONNX exporter failed: .*scatter_reduce.*mean"):
+        sr.from_pytorch(module, (torch.tensor([3, 4, 5]), torch.tensor([0, 0, 2])))

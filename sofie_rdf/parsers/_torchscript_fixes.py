@@ -7,6 +7,11 @@
   ``index_add`` means.
 * ``size = list(x.size()); size[dim] = n`` (torch_scatter's ``scatter_sum``): the exporter writes the item
   assignment on a shape tensor with sequence operators, an invalid model (:func:`repair_list_edits`).
+* ``aten::scatter_reduce`` with ``include_self=False`` (``src.new_zeros(size).scatter_reduce_(dim, index, src,
+  "amax", include_self=False)``: torch_scatter's ``scatter_max`` written in plain TorchScript, as PyG does without
+  torch_scatter), and ``reduce="mean"``: torch's symbolic refuses them.  Ours scatters into the reduction's
+  identity and keeps the original elements where nothing was scattered, and divides a scattered sum by a scattered
+  count (:func:`scatter_reduce`); otherwise it is torch's.
 * ``prim::Loop`` whose carried value changes rank (torch_scatter's ``broadcast``): the exporter gives the
   Loop's output one iteration's rank, and folds the ``dim()`` read after it; ours leaves that rank unknown
   (:func:`loop`), and ``aten::scatter_add`` needs none (:func:`scatter_add`).
@@ -31,7 +36,8 @@ def registered(torch: Any, opset: int) -> Iterator[None]:
     if opset < MIN_OPSET:
         yield
         return
-    symbolics = {"aten::index_add": index_add, "aten::scatter_add": scatter_add, "prim::Loop": loop}
+    symbolics = {"aten::index_add": index_add, "aten::scatter_add": scatter_add, "aten::scatter_reduce": scatter_reduce,
+                 "prim::Loop": loop}
     for name, symbolic in symbolics.items():
         torch.onnx.register_custom_op_symbolic(name, symbolic, opset)
     try:
@@ -87,6 +93,63 @@ def scatter_add(g: Any, data: Any, dim: Any, index: Any, source: Any) -> Any:
     shape = g.op("Shape", index)
     source = g.op("Slice", source, g.op("Sub", shape, shape), shape)
     return g.op("ScatterElements", data, index, source, axis_i=axis, reduction_s="add")
+
+
+# torch's reductions but "mean": ONNX's ScatterElements reduction, and the identity the elements are scattered into
+# when the original ones do not take part (include_self=False)
+REDUCTIONS = {"sum": ("add", 0), "prod": ("mul", 1), "amax": ("max", "lowest"), "amin": ("min", "highest")}
+
+
+def scatter_reduce(g: Any, data: Any, dim: Any, index: Any, source: Any, reduce: Any, include_self: Any) -> Any:
+    """``data.scatter_reduce(dim, index, source, reduce, include_self=...)``.
+
+    With ``include_self`` torch's own symbolic, but for "mean", which it refuses.  Without it, each place that an
+    index reaches gets the reduction of the source elements sent there alone, every other place keeps data's
+    element: the source is scattered into the reduction's identity (0, 1, the lowest or the highest value of data's
+    type), and a second scatter of ones into zeros marks the places reached.  "mean" is the sum over the count
+    (data's element counted as one more where included), of floating types only (torch floors an integer mean)."""
+    import torch
+    from torch.onnx._internal.torchscript_exporter import symbolic_helper, symbolic_opset16
+
+    axis = symbolic_helper._maybe_get_const(dim, "i")
+    how = symbolic_helper._maybe_get_const(reduce, "s")
+    keep = symbolic_helper._maybe_get_const(include_self, "b")
+    if not isinstance(axis, int) or not isinstance(how, str) or not isinstance(keep, (bool, int)):
+        return symbolic_helper._unimplemented("scatter_reduce", "a dim, reduce or include_self unknown when exporting", data)
+    if keep and how != "mean":
+        return symbolic_opset16.scatter_reduce(g, data, dim, index, source, reduce, include_self)
+    scalar = symbolic_helper._try_get_scalar_type(data, source)
+    if scalar is None:
+        return symbolic_helper._unimplemented("scatter_reduce", "a data type unknown when exporting", data)
+    dtype = scalar.dtype()
+    shape, index_shape = g.op("Shape", data), g.op("Shape", index)
+    source = g.op("Slice", source, g.op("Sub", index_shape, index_shape), index_shape)  # the part scattered
+
+    def filled(like: Any, value: Any, of: torch.dtype) -> Any:
+        return g.op("ConstantOfShape", like, value_t=torch.tensor([value], dtype=of))
+
+    if how == "mean":
+        if not dtype.is_floating_point:
+            return symbolic_helper._unimplemented("scatter_reduce", f"reduce='mean' of {dtype} (torch floors it)", data)
+        total = g.op("ScatterElements", filled(shape, 0, dtype), index, source, axis_i=axis, reduction_s="add")
+        count = g.op("ScatterElements", filled(shape, 0, dtype), index, filled(index_shape, 1, dtype), axis_i=axis,
+                     reduction_s="add")
+        if keep:
+            return g.op("Div", g.op("Add", data, total), g.op("Add", count, filled(g.op("Shape", count), 1, dtype)))
+        reached = g.op("Greater", count, filled(g.op("Shape", count), 0, dtype))
+        return g.op("Where", reached, g.op("Div", total, g.op("Max", count, filled(g.op("Shape", count), 1, dtype))), data)
+    if how not in REDUCTIONS:
+        return symbolic_helper._unimplemented("scatter_reduce", f"reduce={how!r}", data)
+    reduction, identity = REDUCTIONS[how]
+    if isinstance(identity, str):
+        if dtype.is_floating_point:
+            identity = -float("inf") if identity == "lowest" else float("inf")
+        else:
+            identity = torch.iinfo(dtype).min if identity == "lowest" else torch.iinfo(dtype).max
+    reduced = g.op("ScatterElements", filled(shape, identity, dtype), index, source, axis_i=axis, reduction_s=reduction)
+    reached = g.op("ScatterElements", filled(shape, 0, torch.uint8), index, filled(index_shape, 1, torch.uint8),
+                   axis_i=axis, reduction_s="max")
+    return g.op("Where", g.op("Cast", reached, to_i=onnx.TensorProto.BOOL), reduced, data)
 
 
 def index_add(g: Any, data: Any, dim: Any, index: Any, source: Any, alpha: Any = None) -> Any:

@@ -31,7 +31,8 @@ Where an exporter lacks a translation or writes one wrong, ours is used: ``_torc
 eval-mode ``nn.RReLU``, ``nn.EmbeddingBag``), ``_torch_lstm`` (``nn.LSTM(proj_size=...)``) and ``_torch_modules``
 (modules whose forward torch.export cannot trace: ``nn.CrossMapLRN2d``, ``nn.FractionalMaxPool2d/3d`` with fixed
 ``_random_samples``) for the dynamo exporter,
-``_torchscript_fixes`` (``index_add``, list item assignment) for the TorchScript one.
+``_torchscript_fixes`` (``index_add``, ``scatter_reduce`` without the original elements or with "mean", list item
+assignment) for the TorchScript one.
 
 A pickled module (``torch.save(model)``) is refused without unpickling it.
 Inputs are named ``input_0``... and outputs ``output_0``... unless given; the
