@@ -16,7 +16,8 @@ or 2 times), and ``scatter_add_`` of an index unsqueezed and expanded by hand, a
 unbatched), exactly, and its refusals (no samples, a symbolic batch, samples that do not fit).  torch_scatter's
 ``scatter_max`` written in plain TorchScript (``scatter_reduce_(..., "amax", include_self=False)`` and the
 argmax), and scatter_reduce's other reductions without the original elements and "mean", scripted, at
-rtol 1e-4 / atol 1e-5 (positions exactly); an integer mean is refused.
+rtol 1e-4 / atol 1e-5 (positions exactly); an integer mean is refused.  scatter_reduce's "mean" through
+torch.export (onnxscript kept one element per place), at rtol 1e-4 / atol 1e-5.
 Each model is exported and compiled once and run on two seeded inputs; outputs must match torch at rtol 1e-4 /
 atol 1e-5 (sums of a few products in another order; integer outputs exactly).
 """
@@ -490,3 +491,32 @@ def test_scripted_integer_scatter_mean_is_refused_naming_it():
     module = torch.jit.script(IntegerMean())
     with pytest.raises(ModelFormatError, match=r"TorchScript ONNX exporter failed: .*scatter_reduce.*mean"):
         sr.from_pytorch(module, (torch.tensor([3, 4, 5]), torch.tensor([0, 0, 2])))
+
+
+class MeanAggregation(nn.Module):
+    """Messages averaged at their targets by scatter_reduce "mean", without and with the original elements, and
+    the reductions onnxscript translates itself, without them."""
+
+    def __init__(self):
+        super().__init__()
+        self.message = nn.Linear(3, 4)
+
+    def forward(self, x: torch.Tensor, edges: torch.Tensor) -> tuple:
+        messages = self.message(x).index_select(0, edges[0])
+        index = edges[1].unsqueeze(-1).expand_as(messages)
+        base = torch.ones(x.size(0), 4) * 0.5
+        return tuple(base.scatter_reduce(0, index, messages, how, include_self=False) for how in ("mean", "amax", "sum")) + (
+            base.scatter_reduce(0, index, messages, "mean"),)
+
+
+def test_scatter_mean_through_torch_export_matches_torch():
+    """onnxscript translates scatter_reduce's "mean" as a ScatterElements without reduction (each place kept one
+    element sent to it, silently); ours (``_torch_decomp.scatter_reduce``) averages.  Symbolic node and edge
+    counts, rtol 1e-4 / atol 1e-5."""
+    torch.manual_seed(0)
+    module = MeanAggregation().eval()
+    session = sr.compile(sr.from_pytorch(module, _graph(5, 8, 0), dynamic_axes={0: {0: "N"}, 1: {1: "E"}}))
+    for seed, (nodes, edges) in enumerate([(5, 8), (9, 20)]):
+        inputs = _graph(nodes, edges, seed + 1)
+        assert_matches_torch(session, module, inputs, RTOL, ATOL, f"seed {seed}", check_shapes=True)
+

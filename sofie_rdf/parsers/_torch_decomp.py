@@ -18,6 +18,11 @@ Each is an onnxscript trace-only function, given to ``torch.onnx.export(..., cus
   reduces its own window, ``[floor(i * L / out), ceil((i + 1) * L / out))`` along each pooled axis as torch
   cuts them, so the pooled sizes must be fixed; the maximum's index (the first of equal values, flat over
   the pooled axes) as torch returns it.
+* ``aten.scatter_reduce.two`` with ``reduce="mean"`` (``Tensor.scatter_reduce_(..., "mean")``, the mean
+  aggregation of graph networks): onnxscript writes a ``ScatterElements`` without reduction, so each place keeps
+  one of the elements sent to it, silently.  Ours divides a scattered sum by a scattered count (data's element
+  counted as one more where ``include_self``), for floating types (torch floors an integer mean: refused); the
+  other reductions are onnxscript's.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ def translation_table(torch: Any) -> dict[Callable, Callable]:
         aten.adaptive_max_pool2d.default: adaptive_max_pool,
         aten.adaptive_max_pool3d.default: adaptive_max_pool,
         aten._adaptive_avg_pool3d.default: adaptive_avg_pool,
+        aten.scatter_reduce.two: scatter_reduce,
     }
 
 
@@ -166,3 +172,26 @@ def _cells(cells: list, x: Any, output_size: Sequence[int]) -> Any:
     """The cells' values (each with a last axis of 1) as the pooled output: leading axes, then ``output_size``."""
     shape = op.Constant(value_ints=[0] * (len(x.shape) - len(output_size)) + [int(o) for o in output_size])
     return op.Reshape(op.Concat(*cells, axis=-1), shape)
+
+
+def scatter_reduce(self: Any, dim: int, index: Any, src: Any, reduce: str, include_self: bool = True) -> Any:
+    """``aten.scatter_reduce.two``: "mean" as a scattered sum over a scattered count, the rest onnxscript's."""
+    from onnxscript import ir
+    from onnxscript.function_libs.torch_lib.ops.core import aten_scatter_reduce
+
+    if reduce != "mean":
+        return aten_scatter_reduce(self, dim, index, src, reduce, include_self)
+    dtype = self.dtype or src.dtype
+    if dtype is None or not dtype.is_floating_point():
+        raise NotImplementedError(f"scatter_reduce with reduce='mean' of {dtype} (torch floors an integer mean)")
+    zero, one = ir.tensor([0], dtype=dtype), ir.tensor([1], dtype=dtype)
+    shape = op.Shape(index)
+    src = op.Slice(src, op.Sub(shape, shape), shape)  # the part scattered, as torch reads it
+    zeros = op.ConstantOfShape(op.Shape(self), value=zero)
+    total = op.ScatterElements(zeros, index, src, axis=dim, reduction="add")
+    count = op.ScatterElements(zeros, index, op.ConstantOfShape(shape, value=one), axis=dim, reduction="add")
+    ones = op.CastLike(op.Constant(value_float=1.0), count)
+    if include_self:
+        return op.Div(op.Add(self, total), op.Add(count, ones))
+    reached = op.Greater(count, op.CastLike(op.Constant(value_float=0.0), count))
+    return op.Where(reached, op.Div(total, op.Max(count, ones)), self)

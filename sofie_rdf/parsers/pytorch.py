@@ -28,9 +28,9 @@ model (torch 2.13):
   dimensions are those it was exported with.
 
 Where an exporter lacks a translation or writes one wrong, ours is used: ``_torch_decomp`` (``torch.cdist``,
-eval-mode ``nn.RReLU``, ``nn.EmbeddingBag``), ``_torch_lstm`` (``nn.LSTM(proj_size=...)``) and ``_torch_modules``
-(modules whose forward torch.export cannot trace: ``nn.CrossMapLRN2d``, ``nn.FractionalMaxPool2d/3d`` with fixed
-``_random_samples``) for the dynamo exporter,
+eval-mode ``nn.RReLU``, ``nn.EmbeddingBag``, adaptive pooling, ``scatter_reduce``'s "mean"), ``_torch_lstm``
+(``nn.LSTM(proj_size=...)``) and ``_torch_modules`` (modules whose forward torch.export cannot trace:
+``nn.CrossMapLRN2d``, ``nn.FractionalMaxPool2d/3d`` with fixed ``_random_samples``) for the dynamo exporter,
 ``_torchscript_fixes`` (``index_add``, ``scatter_reduce`` without the original elements or with "mean", list item
 assignment) for the TorchScript one.
 
