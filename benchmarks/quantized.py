@@ -15,6 +15,12 @@ Times are per call from Python, medians of the rounds: ours go through the ``_fa
 microsecond), onnxruntime's ``InferenceSession.run`` adds some 10 to 20 us a call, which weighs at batch 1
 (the ratio columns say "ORT (Python)").  The tables go to ``benchmarks/results/quantized_<isa>_<vendor>.md``
 with the CPU, its instruction sets and onnxruntime's version.
+
+``--isa avx2`` measures an AVX-512 machine as an AVX2 one without VNNI (:mod:`benchmarks.isa`), in a child
+process: ours built with ``-mno-avx512f`` (``SOFIE_RDF_MAX_ISA=avx2`` alone would not do: a ``-march=native``
+build compiles only its planned level, which the cap then falls back to; it is set as well), onnxruntime from the
+copy whose MLAS skips its AVX-512 kernels, VNNI among them (it would still take AVX-VNNI where the CPU has it), into
+``quantized_avx512_<vendor>_as_avx2``.
 """
 
 from __future__ import annotations
@@ -22,13 +28,16 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
+import subprocess
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Optional
 
 import numpy as np
 
-from . import ab, latency, models
+from . import ab, isa, latency, models
 
 # model -> batch sizes timed
 BATCHES = {"mlp": (1, 64, 1024), "cnn": (1, 64)}
@@ -143,7 +152,7 @@ def time_model(name: str, work: Path, rounds: int, seconds: float) -> list[dict]
     for variant in VARIANTS:
         paths[variant] = work / f"{name}_{variant}.onnx"
         quantize(float_path, SHAPES[name], variant, paths[variant])
-    ours = {k: sr.compile(str(p), backend="native") for k, p in paths.items()}
+    ours = {k: sr.compile(str(p), backend="native", flags=isa.native_flags()) for k, p in paths.items()}
     theirs = {k: ort_session(p) for k, p in paths.items()}
     rows = []
     for batch in BATCHES[name]:
@@ -167,10 +176,10 @@ def time_weights(work: Path, rounds: int, seconds: float) -> dict:
 
     path = models.onnx_path("Generator_B1", work)
     x = models.inputs("Generator_B1")
-    sessions = {"float32": sr.compile(str(path), backend="native")}
+    sessions = {"float32": sr.compile(str(path), backend="native", flags=isa.native_flags())}
     reports = {}
     for dtype in WEIGHTS:
-        sessions[dtype] = sr.compile(str(path), backend="native", weights=dtype, sample=[x])
+        sessions[dtype] = sr.compile(str(path), backend="native", flags=isa.native_flags(), weights=dtype, sample=[x])
         reports[dtype] = sessions[dtype].precision_report
     times = ab.interleaved({k: (lambda s=s: s.infer(x)) for k, s in sessions.items()}, rounds, seconds)
     print("Generator_B1: " + ", ".join(f"{k} {median_us(v):.1f} us" for k, v in times.items()), flush=True)
@@ -185,7 +194,8 @@ def weight_bytes(sess: Any) -> int:
 
 
 def machine() -> dict[str, Any]:
-    """The CPU, the widest instruction set the kernels know, and the integer-product extensions it has."""
+    """The CPU, the widest instruction set the kernels know, and the integer-product extensions it has; under
+    ``--isa``, the instruction set the engines were restricted to."""
     import onnxruntime as ort
 
     from sofie_rdf.targets.cpu import host_isa
@@ -196,16 +206,22 @@ def machine() -> dict[str, Any]:
                                             ("amx_int8", "AMX-INT8"), ("amx_bf16", "AMX-BF16"),
                                             ("avx512_bf16", "AVX-512 BF16"), ("f16c", "F16C")) if flag in flags]
     return {"cpu": info.get("model name", "unknown"), "vendor": latency.cpu_vendor(), "isa": host_isa(),
-            "extensions": extensions, "onnxruntime": ort.__version__,
+            "extensions": extensions, "onnxruntime": ort.__version__, "restricted": isa.restricted() or "",
             "date": datetime.now(timezone.utc).strftime("%Y-%m-%d")}
 
 
 def markdown(rows: list[dict], weights: dict, m: dict, rounds: int) -> str:
-    isa = {"avx512": "AVX-512", "avx2": "AVX2"}.get(m["isa"], m["isa"])
-    lines = [f"# Quantized models ({m['date']})", "",
-             f"CPU: {m['cpu']} ({m['vendor']}); kernels built for {isa} (-march=native), with "
-             f"{', '.join(m['extensions']) or 'no integer-product extension'}; onnxruntime {m['onnxruntime']}, "
-             "one thread.", "",
+    names = {"avx512": "AVX-512", "avx2": "AVX2"}
+    widest = names.get(m["isa"], m["isa"])
+    cpu = (f"CPU: {m['cpu']} ({m['vendor']}); kernels built for {widest} (-march=native), with "
+           f"{', '.join(m['extensions']) or 'no integer-product extension'}; onnxruntime {m['onnxruntime']}, one thread.")
+    if m.get("restricted"):
+        cpu = (f"CPU: {m['cpu']} ({m['vendor']}), which has {widest} with "
+               f"{', '.join(m['extensions']) or 'no integer-product extension'}, {isa.NOTE}; SOFIE_RDF_MAX_ISA="
+               f"{m['restricted']} set as well. Neither engine uses VNNI: ours multiply int8 as 16-bit pairs "
+               "(pmaddwd), onnxruntime with its AVX2 vpmaddubsw kernels, as on a CPU without AVX-512 (this one has "
+               f"no AVX-VNNI either). onnxruntime {m['onnxruntime']}, one thread.")
+    lines = [f"# Quantized models ({m['date']})", "", cpu, "",
              f"Median time per call from Python of {rounds} interleaved rounds (benchmarks/quantized.py). "
              "int8: onnxruntime's quantize_static, QDQ, weights int8 per channel, activations int8 (QInt8) or uint8 "
              "(QUInt8), and quantize_dynamic (weights int8, activations uint8 quantized while running); ours run "
@@ -241,7 +257,15 @@ def main(argv: Optional[list[str]] = None) -> str:
     parser.add_argument("--seconds", type=float, default=0.05, help="length of one measurement (default 0.05 s)")
     parser.add_argument("--work", type=Path, default=Path("/tmp/sofie-rdf-quantized"), help="models and caches")
     parser.add_argument("--quick", action="store_true", help="3 short rounds; results in benchmarks/results/quick/")
+    parser.add_argument("--isa", choices=isa.CHOICES, help="run an AVX-512 machine as an AVX2 one without VNNI, ours "
+                        "and onnxruntime (benchmarks/isa.py), into quantized_avx512_<vendor>_as_avx2")
     args = parser.parse_args(argv)
+    if args.isa and not isa.restricted():  # onnxruntime reads its kernels when it loads: run in a child
+        env = {**os.environ, **isa.restrict(args.isa, args.work / f"onnxruntime-as-{args.isa}"),
+               "SOFIE_RDF_MAX_ISA": args.isa}
+        rest = [a for a in (argv if argv is not None else sys.argv[1:]) if a not in ("--isa", args.isa)]
+        subprocess.run([sys.executable, "-m", "benchmarks.quantized", *rest], env=env, check=True)
+        return ""
     rounds, seconds = (3, 0.01) if args.quick else (args.rounds, args.seconds)
     args.work.mkdir(parents=True, exist_ok=True)
     rows = [row for name in BATCHES for row in time_model(name, args.work, rounds, seconds)]
