@@ -11,7 +11,10 @@ between runs):
 * ``jit``: ``sr.compile(backend="jit")`` (the default where no compiler is found): planned for this CPU as the
   native build is, its instruction set's kernels alone compiled by Cling;
 * ``declared``: the header ``Model.generate()`` writes, ``gInterpreter.Declare``'d as SOFIE's users do, with no
-  macro defined (every instruction set's kernels compiled, the CPU's chosen when the Session is made);
+  macro defined (every instruction set's kernels compiled, the CPU's chosen when the Session is made): the
+  variants of ``infer`` are compiled when the Session is made, at ROOT's -O1;
+* ``eager``: the same header declared with ``SOFIE_RDF_CLING_EAGER`` defined: its planned level's ``infer``
+  compiled in the header's own transaction, at the -O3 its ``#pragma cling optimize`` asks for;
 * ``jit_before``: what ``jit`` was until 2026-11-28: planned for generic x86-64 with BLAS in place of the
   register tiles, which Cling's code then ran several times slower than BLAS (before the kernels were made
   always_inline under Cling: targets/cpu/isa.py).
@@ -38,7 +41,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-ENGINES = ("native", "O2", "jit", "declared", "jit_before")
+ENGINES = ("native", "O2", "jit", "declared", "eager", "jit_before")
 # The HEP family's quick set, its batched rows, and rootbench's models of each kind (dense, recurrent, conv).
 MODELS = ("higgs_model_dense", "SimpleNN_Alice", "LSTM_d10_L20_h8_B1", "Conv2d_16to16_16px_k3", "MaxPool3d_8ch_16vx",
           "GELU_erf_128x512", "LayerNorm_128tok_128f", "Attention_64tok_64f_4h", "CaloCNN2d_32px", "CaloCNN2d_32px_B32",
@@ -121,6 +124,13 @@ def build(ROOT: Any, model: Any, folder: Path) -> tuple[dict[str, Any], dict[str
     sessions["declared"] = getattr(ROOT, files.namespace).Session(str(files.weights))
     seconds["declared"] = time.perf_counter() - start
 
+    files = model.generate(folder / "eager", name=f"{name}_eager")
+    start = time.perf_counter()
+    if not ROOT.gInterpreter.Declare(f'#define SOFIE_RDF_CLING_EAGER\n#include "{files.header}"\n#undef SOFIE_RDF_CLING_EAGER'):
+        raise SystemExit(f"{name}: Cling could not declare {files.header} with SOFIE_RDF_CLING_EAGER")
+    sessions["eager"] = getattr(ROOT, files.namespace).Session(str(files.weights))
+    seconds["eager"] = time.perf_counter() - start
+
     before = model.code(namespace=f"{name}_before", target=CpuTarget("cling", "generic"))
     sr.targets.cpu.write_files(before, folder / "before")
     start = time.perf_counter()
@@ -143,7 +153,7 @@ def measure(name: str, root: Path, rounds: int, target: float, cling_flags: str)
         for e in ENGINES:  # warm up: the JIT emits code on the first call
             start = time.perf_counter()
             calls[e]()
-            if e in ("jit", "declared", "jit_before"):
+            if e in ("jit", "declared", "eager", "jit_before"):
                 build_s[e] += time.perf_counter() - start
         samples: dict[str, list[float]] = {e: [] for e in ENGINES}
         for _ in range(rounds):
@@ -176,14 +186,16 @@ def markdown(rows: list[dict], meta: dict) -> str:
              f"{meta['cling_flags']}); per call "
              "from a C++ loop in Cling, medians of interleaved rounds.  `declared`: the header `Model.generate` writes, "
              "declared as SOFIE's users do (this CPU's plan, every level's kernels).  `jit`: this CPU's plan, its "
-             "level alone.  `jit_before`: the JIT's plan until 2026-11-28 (generic x86-64, BLAS in place of register "
+             "level alone.  `eager`: `declared` with SOFIE_RDF_CLING_EAGER defined (its planned level's infer compiled at "
+             "-O3 as it is declared).  `jit_before`: the JIT's plan until 2026-11-28 (generic x86-64, BLAS in place of register "
              "tiles).  Build: seconds to compile (JIT: declare and first call).", "",
-             "| model | batch | native us | O2 / native | jit / native | declared / native | jit_before / native | "
-             "build s native / O2 / jit / declared |", "|---|---:|---:|---:|---:|---:|---:|---|"]
+             "| model | batch | native us | O2 / native | jit / native | declared / native | eager / native | "
+             "jit_before / native | build s native / O2 / jit / declared / eager |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows:
         s, b = r["seconds"], r["build_s"]
-        ratios = " | ".join(f"{s[e] / s['native']:.2f}" for e in ("O2", "jit", "declared", "jit_before"))
-        builds = " / ".join(f"{b[e]:.1f}" for e in ("native", "O2", "jit", "declared"))
+        ratios = " | ".join(f"{s[e] / s['native']:.2f}" for e in ("O2", "jit", "declared", "eager", "jit_before"))
+        builds = " / ".join(f"{b[e]:.1f}" for e in ("native", "O2", "jit", "declared", "eager"))
         lines.append(f"| {r['model']} | {r['batch']} | {s['native'] * 1e6:.1f} | {ratios} | {builds} |")
     return "\n".join(lines) + "\n"
 

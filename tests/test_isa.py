@@ -520,7 +520,8 @@ ROOT.gInterpreter.Declare("namespace sofie_rdf_test_declare {}")
 import numpy as np
 header, namespace, weights, levels = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4].split(",")
 assert ROOT.gSystem.Load(sys.argv[6]) >= 0  # BLAS, as a user loads it
-assert ROOT.gInterpreter.Declare('#include "' + header + '"')
+eager = "#define SOFIE_RDF_CLING_EAGER\\n" if os.environ.get("SOFIE_RDF_TEST_EAGER") else ""
+assert ROOT.gInterpreter.Declare(eager + '#include "' + header + '"')
 x = np.fromfile(sys.argv[5], np.float32)
 out = {}
 for isa in levels:
@@ -540,20 +541,24 @@ def _encoder(folder: Path) -> onnx.ModelProto:
 
 
 @pytest.mark.parametrize("name", ["gemm_panels_deep", "conv_rows_strided", "conv_winograd_tiles_f43", "gelu_erf_chain",
-                                  "attention_rows_head16", "encoder", "conv_shifted_passes", "gemm_panels_rows_open"])
+                                  "attention_rows_head16", "encoder", "conv_shifted_passes", "gemm_panels_rows_open",
+                                  "eager:conv_winograd_tiles_pooled_f43", "eager:gemm_panels_rows_open"])
 def test_header_declared_to_cling_runs_every_instruction_set(name, tmp_path):
     """The road SOFIE's users take: a header ``Model.generate`` wrote, ``gInterpreter.Declare``'d into a ROOT that
     started before sofie_rdf (no -march: Cling's own flags, -O1 and ROOT's register allocator).  Its regions compile
     under Cling's Clang with every kernel always_inline (isa.CLING_INLINE; the encoder once failed there for want
     of a register; the register tiles run in inline assembly there, gemm.hxx: SOFIE_RDF_TILE_ASM), and each level
-    this CPU runs computes the model's numbers."""
+    this CPU runs computes the model's numbers; "eager:" with SOFIE_RDF_CLING_EAGER defined (isa.PRELUDE: the
+    planned level's infer compiled in the header's own transaction, at -O3)."""
     import json
+    import os
     import subprocess
     import sys
 
     from sofie_rdf._root import blas_paths
 
     pytest.importorskip("ROOT")
+    eager, _, name = name.rpartition(":")
     model = _encoder(tmp_path) if name == "encoder" else MODELS[name]()
     shape = [d.dim_value or 3 for d in model.graph.input[0].type.tensor_type.shape.dim]  # 3 rows of an open batch
     x = random_array(tuple(shape), np.float32, seed=len(name)) * 3
@@ -563,7 +568,8 @@ def test_header_declared_to_cling_runs_every_instruction_set(name, tmp_path):
     (tmp_path / "declare.py").write_text(_DECLARE)
     run = subprocess.run([sys.executable, "declare.py", str(files.header), files.namespace, str(files.weights),
                           ",".join(RUNNABLE), "x.bin", str(blas_paths()[0]), *(["3"] if name.endswith("_open") else [])],
-                         cwd=tmp_path, capture_output=True, text=True, timeout=600)
+                         cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                         env={**os.environ, "SOFIE_RDF_TEST_EAGER": eager})
     assert run.returncode == 0, run.stderr[-3000:]
     results = json.loads(run.stdout.strip().splitlines()[-1])
     for level, isa in enumerate(RUNNABLE):

@@ -417,7 +417,8 @@ class _HeaderWriter:
         out += [f"   void {function}_{v}({params});" for v in variants]
         for level, variant in enumerate(variants):
             alias = [f"   namespace kernels = kernels_{variant};  // this instruction set's"] if level else []
-            definition = [f"inline void Session::{function}_{variant}({params})", "{", *alias,
+            linkage = "SOFIE_RDF_PLANNED_INLINE" if level == self.top else "inline"  # isa.PRELUDE
+            definition = [f"{linkage} void Session::{function}_{variant}({params})", "{", *alias,
                           *(line[3:] if line.startswith("   ") else line for line in body), "}"]
             self.definitions += [f"#if SOFIE_RDF_BUILD_{'BASE' if level == 0 else level}",
                                  *region(level, definition), "#endif", ""]
