@@ -9,6 +9,8 @@ each).  Several products share one model where they can, to compile less.
 
 from __future__ import annotations
 
+import re
+
 import ml_dtypes
 import numpy as np
 import onnx
@@ -276,16 +278,16 @@ def test_integer_conv_amx_tiles(conv, types, quantized):
     _check(model, feeds, reference=exact_reference(*types))
 
 
-# Layers that the header also computes with the float Conv's kernels, run where the CPU lacks VNNI
-# (emitters/quantized.py: FLOAT_LAYOUTS; kernels/qgemm.hxx says why): Winograd on the tiles of whole images and on
-# blocks of tile rows (a larger image), conv_shifted (a first layer of one channel), conv_pointwise (1x1), with
-# weight zero points per channel and a bias.  Both ways are built into every header; the instruction sets this CPU
-# runs are each built alone (x86-64-v4 has no VNNI: it takes the float way too, as AVX2 and the generic build do).
+# Layers that the header also computes with the float Conv's kernels, run where the CPU lacks VNNI or the compiler
+# targets no AMX (emitters/quantized.py: FLOAT_LAYOUTS; kernels/qgemm.hxx: kQFloatConv says why): Winograd on the
+# tiles of whole images and on blocks of tile rows (a larger image), conv_shifted (a first layer of one channel),
+# conv_pointwise (1x1), with weight zero points per channel and a bias.  Both ways are built into every header; the
+# instruction sets this CPU runs are each built alone (without AMX flags, every one takes the float way).
 # The float sums are those of the integers up to the Winograd transforms' rounding, so a byte may move by one where
 # the exact value lies on a rounding boundary.
 FLOAT_CONVS = {  # name -> (channels, features, image, kernel, pads, the float kernel)
     "winograd_tiles": (16, 24, (20, 18), 3, 1, "conv_winograd_tiles<"),
-    "winograd": (16, 16, (64, 62), 3, 1, "conv_winograd<"),
+    "winograd": (16, 48, (64, 62), 3, 1, "conv_winograd<"),  # AVX-512: Winograd from 33 features (conv.py)
     "shifted": (1, 16, (32, 30), 3, 1, "conv_shifted("),
     "pointwise": (40, 24, (9, 7), 1, 0, "conv_pointwise("),
 }
@@ -300,8 +302,8 @@ def test_requantized_conv_in_float(conv, types, isa):
     sess = sr.compile(sr.load(model), backend="native", flags=ISA_FLAGS[isa])
     # the generic build has no register tiles: its Winograd layers run on blocks of tile rows, the others as integers
     header = sess.code.header
-    assert ("kernels::kQWiden) {" in header) == (isa != "generic" or conv.startswith("winograd"))
-    assert isa == "generic" or f"kernels::{code}" in header
+    assert ("kernels::kQFloatConv) {" in header) == (isa != "generic" or conv.startswith("winograd"))
+    assert isa == "generic" or f"kernels::{code}" in header, sorted(set(re.findall(r"kernels::(conv_\w+)", header)))
     got, want = sess.infer(feeds["x"]), onnx_reference(model, feeds)[0]
     assert got.dtype == want.dtype and got.shape == want.shape
     moved = np.abs(got.astype(np.int32) - want.astype(np.int32))

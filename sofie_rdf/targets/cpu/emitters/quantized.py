@@ -618,7 +618,7 @@ class IntegerConvEmitter(Emitter):
             integer = [*lines, f"if (!{direct})", general]
         if self.float_conv is None:
             return "\n".join(multipliers + integer)
-        float_way = "if (kernels::kQWiden) {  // no VNNI: the float Conv's kernels (qconv_float_input)"
+        float_way = "if (kernels::kQFloatConv) {  // no VNNI or no AMX: the float Conv's kernels (qconv_float_input)"
         return "\n".join([*multipliers, float_way, indent(self._float_code(ctx, slots, stage), "   "), "} else {",
                           indent("\n".join(integer), "   "), "}"])
 
