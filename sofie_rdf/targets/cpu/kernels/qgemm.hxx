@@ -758,11 +758,32 @@ struct QScaleFloat {
       for (size_t j = 0; j < count; ++j)
          out[j] = act(f[j]);
    }
+   // A whole panel's row in vectors of the registers' width, as QRequantize::store_panel: scale_values' loops over
+   // a panel ran scalar under GCC (vcvtsi2ss and vmulss per value: a fifth of a dynamically quantized MLP's product
+   // time at batch 64, Xeon, AVX-512).  The same operations per value, in the same order.
    void store_panel(size_t m, size_t n0, const qpanel &v) const
    {
-      int32_t c[kQPanelColumns];
-      std::memcpy(c, v, sizeof c);
-      scale_values(m, n0, c, kQPanelColumns);
+      const float *s = scale + m * row_step + n0 * column_step;
+      const float *b = bias ? bias + m * bias_row_step + (bias_column_step ? n0 : 0) : nullptr;
+      float *out = y + m * ldy + n0;
+#pragma GCC unroll 4
+      for (size_t h = 0; h < kQPanelVectors; ++h) {
+         qfloat factor = qfloat{} + s[0];
+         if (column_step)
+            qload(factor, s + h * kQLanes);
+         qfloat f = __builtin_convertvector(v[h], qfloat) * factor;
+         if (b) {
+            qfloat add = qfloat{} + b[0];
+            if (bias_column_step)
+               qload(add, b + h * kQLanes);
+            f += add;
+         }
+         float lanes[kQLanes];
+         std::memcpy(lanes, &f, sizeof f);
+#pragma GCC unroll 16
+         for (size_t j = 0; j < kQLanes; ++j)
+            out[h * kQLanes + j] = act(lanes[j]);
+      }
    }
    void store(size_t m, size_t n0, const int32_t *v, size_t count) const { scale_values(m, n0, v, count); }
 };
