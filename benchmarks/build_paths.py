@@ -117,19 +117,8 @@ def build(ROOT: Any, model: Any, folder: Path) -> tuple[dict[str, Any], dict[str
     sessions["jit"] = getattr(ROOT, jit.namespace).Session(str(jit.weights_path))
     seconds["jit"] = time.perf_counter() - start
 
-    files = model.generate(folder / "declared", name=f"{name}_declared")
-    start = time.perf_counter()
-    if not ROOT.gInterpreter.Declare(f'#include "{files.header}"'):
-        raise SystemExit(f"{name}: Cling could not declare {files.header}")
-    sessions["declared"] = getattr(ROOT, files.namespace).Session(str(files.weights))
-    seconds["declared"] = time.perf_counter() - start
-
-    files = model.generate(folder / "eager", name=f"{name}_eager")
-    start = time.perf_counter()
-    if not ROOT.gInterpreter.Declare(f'#define SOFIE_RDF_CLING_EAGER\n#include "{files.header}"\n#undef SOFIE_RDF_CLING_EAGER'):
-        raise SystemExit(f"{name}: Cling could not declare {files.header} with SOFIE_RDF_CLING_EAGER")
-    sessions["eager"] = getattr(ROOT, files.namespace).Session(str(files.weights))
-    seconds["eager"] = time.perf_counter() - start
+    for engine, macro in (("declared", ""), ("eager", "SOFIE_RDF_CLING_EAGER")):
+        sessions[engine], seconds[engine] = _declared(ROOT, model, folder, engine, macro)
 
     before = model.code(namespace=f"{name}_before", target=CpuTarget("cling", "generic"))
     sr.targets.cpu.write_files(before, folder / "before")
@@ -138,6 +127,20 @@ def build(ROOT: Any, model: Any, folder: Path) -> tuple[dict[str, Any], dict[str
     sessions["jit_before"] = getattr(ROOT, before.namespace).Session(str(folder / "before" / f"{before.name}.dat"))
     seconds["jit_before"] = time.perf_counter() - start
     return sessions, seconds
+
+
+def _declared(ROOT: Any, model: Any, folder: Path, engine: str, macro: str) -> tuple[Any, float]:
+    """The header ``Model.generate`` writes, declared as SOFIE's users do (``macro`` defined around it, if any), and
+    the seconds to declare it and make its Session."""
+    files = model.generate(folder / engine, name=f"{model.name}_{engine}")
+    source = f'#include "{files.header}"'
+    if macro:
+        source = f"#define {macro}\n{source}\n#undef {macro}"
+    start = time.perf_counter()
+    if not ROOT.gInterpreter.Declare(source):
+        raise SystemExit(f"{model.name}: Cling could not declare {files.header} ({engine})")
+    session = getattr(ROOT, files.namespace).Session(str(files.weights))
+    return session, time.perf_counter() - start
 
 
 def measure(name: str, root: Path, rounds: int, target: float, cling_flags: str) -> dict[str, Any]:
