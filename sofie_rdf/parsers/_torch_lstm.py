@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import types
-from typing import Iterator, Optional
+from typing import Callable, Iterable, Iterator, Optional
 
 import torch
 from torch._higher_order_ops.while_loop import while_loop
@@ -23,23 +23,32 @@ F = torch.nn.functional
 
 
 @contextlib.contextmanager
-def projected_lstms_swapped(module: nn.Module) -> Iterator[None]:
-    """Each projected LSTM in ``module`` computed by :func:`projected_forward` (its own ``forward`` back on exit).
+def forwards_swapped(pairs: Iterable[tuple[nn.Module, Callable]]) -> Iterator[None]:
+    """Each module of ``pairs`` computed by its new forward (a function of the module and its inputs) inside the
+    block, its own ``forward`` back on exit.
 
     The method is replaced on the instance, not the module in its parent, so that the model still finds every
-    attribute of its LSTM (``num_layers``, ``proj_size``, ...) where it looks for them.
+    attribute of the module where it looks for it; on exit the instance attribute is removed again, or the one it
+    had put back.
     """
-    swapped = [(m, m.__dict__.get("forward")) for m in module.modules() if isinstance(m, nn.LSTM) and m.proj_size > 0]
-    for lstm, _ in swapped:
-        lstm.forward = types.MethodType(projected_forward, lstm)
+    swapped = []
     try:
+        for m, forward in pairs:  # inside the try: if making a pair raises, the ones swapped before it go back
+            bound = types.MethodType(forward, m)
+            swapped.append((m, m.__dict__.get("forward")))
+            m.forward = bound
         yield
     finally:
-        for lstm, own in swapped:
+        for m, own in swapped:
             if own is None:
-                del lstm.forward
+                del m.forward
             else:
-                lstm.forward = own
+                m.forward = own
+
+
+def projected_lstms_swapped(module: nn.Module) -> contextlib.AbstractContextManager[None]:
+    """Each projected LSTM in ``module`` computed by :func:`projected_forward` (its own ``forward`` back on exit)."""
+    return forwards_swapped((m, projected_forward) for m in module.modules() if isinstance(m, nn.LSTM) and m.proj_size > 0)
 
 
 def projected_forward(lstm: nn.LSTM, x: torch.Tensor, hx: Optional[tuple[torch.Tensor, torch.Tensor]] = None) -> tuple:

@@ -1,5 +1,5 @@
 """torch.nn modules whose own ``forward`` torch.export cannot trace, computed while the model is exported by an
-equivalent ``forward`` of traceable operators (set on the instance, as ``_torch_lstm`` does, and removed after).
+equivalent ``forward`` of traceable operators (set on the instance by ``_torch_lstm.forwards_swapped``, and removed after).
 
 * ``nn.CrossMapLRN2d(size, alpha, beta, k)``: its forward is a legacy autograd ``Function`` that resizes storages
   in place, which torch.export refuses.  :func:`cross_map_lrn2d` computes what that Function computes (torch 2.13,
@@ -21,12 +21,13 @@ from __future__ import annotations
 import contextlib
 import math
 import types
-from typing import Any, Callable, Iterator, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 import torch
 
 from ..errors import ModelFormatError
+from ._torch_lstm import forwards_swapped
 
 nn = torch.nn
 F = torch.nn.functional
@@ -36,24 +37,11 @@ class ModuleRefused(ModelFormatError):
     """Raised from a substituted ``forward`` while exporting; the front end gives its message as the reason."""
 
 
-@contextlib.contextmanager
-def modules_swapped(module: nn.Module) -> Iterator[None]:
+def modules_swapped(module: nn.Module) -> contextlib.AbstractContextManager[None]:
     """Each module of ``module`` that torch.export cannot trace computed by its substitute while exporting."""
-    swapped = []
     refusals: list[ModuleRefused] = []
-    for name, m in module.named_modules():
-        forward = _substitute(name, m)
-        if forward is not None:
-            swapped.append((m, m.__dict__.get("forward")))
-            m.forward = types.MethodType(_refusing_again(forward, refusals), m)
-    try:
-        yield
-    finally:
-        for m, own in swapped:
-            if own is None:
-                del m.forward
-            else:
-                m.forward = own
+    substitutes = ((m, _substitute(name, m)) for name, m in module.named_modules())
+    return forwards_swapped((m, _refusing_again(forward, refusals)) for m, forward in substitutes if forward is not None)
 
 
 def _refusing_again(forward: Callable, refusals: list[ModuleRefused]) -> Callable:
