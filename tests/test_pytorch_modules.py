@@ -16,8 +16,9 @@ or 2 times), and ``scatter_add_`` of an index unsqueezed and expanded by hand, a
 unbatched), exactly, and its refusals (no samples, a symbolic batch, samples that do not fit).  torch_scatter's
 ``scatter_max`` written in plain TorchScript (``scatter_reduce_(..., "amax", include_self=False)`` and the
 argmax), and scatter_reduce's other reductions without the original elements and "mean", scripted, at
-rtol 1e-4 / atol 1e-5 (positions exactly); an integer mean is refused.  scatter_reduce's "mean" through
-torch.export (onnxscript kept one element per place), at rtol 1e-4 / atol 1e-5.
+rtol 1e-4 / atol 1e-5 (positions exactly).  scatter_reduce's "mean" through torch.export (onnxscript kept one
+element per place), at rtol 1e-4 / atol 1e-5.  An integer "mean" (floored by torch) of int32 and int64 with and
+without the original elements, scripted and through torch.export, exactly.
 Each model is exported and compiled once and run on two seeded inputs; outputs must match torch at rtol 1e-4 /
 atol 1e-5 (sums of a few products in another order; integer outputs exactly).
 """
@@ -480,17 +481,42 @@ def test_scripted_scatter_max_matches_torch():
         assert_matches_torch(session, module, (x, graph_edges), RTOL, ATOL, f"seed {seed}", check_shapes=True)
 
 
+class IntegerMeans(nn.Module):
+    """scatter_reduce "mean" of integers with and without the original elements, along dim 0 and dim 1."""
+
+    def forward(self, data: torch.Tensor, index: torch.Tensor, src: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor,
+                                                                                         torch.Tensor, torch.Tensor]:
+        return (data.scatter_reduce(0, index, src, "mean"), data.scatter_reduce(0, index, src, "mean", include_self=False),
+                data.t().scatter_reduce(1, index.t(), src.t(), "mean"),
+                data.t().scatter_reduce(1, index.t(), src.t(), "mean", include_self=False))
+
+
+def _integer_scatter(dtype: torch.dtype, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """data (5, 3) and src (9, 3) of whole numbers of both signs; indices repeat and never reach row 4 (it keeps
+    data's elements without them), so that negative sums that the count does not divide are floored."""
+    gen = torch.Generator().manual_seed(seed)
+    data = torch.randint(-20, 21, (5, 3), generator=gen).to(dtype)
+    return data, torch.randint(0, 4, (9, 3), generator=gen), torch.randint(-20, 21, (9, 3), generator=gen).to(dtype)
+
+
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
-def test_scripted_integer_scatter_mean_is_refused_naming_it():
-    """torch floors an integer mean; ONNX's Div truncates: refused, naming scatter_reduce and the exporter."""
-
-    class IntegerMean(nn.Module):
-        def forward(self, counts: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-            return torch.zeros(4, dtype=torch.long).scatter_reduce(0, index, counts, "mean", include_self=False)
-
-    module = torch.jit.script(IntegerMean())
-    with pytest.raises(ModelFormatError, match=r"TorchScript ONNX exporter failed: .*scatter_reduce.*mean"):
-        sr.from_pytorch(module, (torch.tensor([3, 4, 5]), torch.tensor([0, 0, 2])))
+@pytest.mark.parametrize("scripted", [True, False], ids=["torchscript", "torch_export"])
+@pytest.mark.parametrize("dtype", ["int32", "int64"])
+def test_integer_scatter_mean_floors_as_torch(dtype, scripted):
+    """torch's integer mean is the sum floor-divided by the count; ONNX's Div truncates toward zero, so both
+    exporters' translations (``_torchscript_fixes.mean_divided``) floor it: exactly torch's, of torch's type."""
+    module = IntegerMeans()
+    inputs = _integer_scatter(getattr(torch, dtype), 0)
+    session = sr.compile(sr.load(torch.jit.script(module) if scripted else module, example_inputs=inputs))
+    for seed in (1, 2):
+        inputs = _integer_scatter(getattr(torch, dtype), seed)
+        expected = module(*inputs)
+        ours = session.infer(*(x.numpy() for x in inputs))
+        means = inputs[0].double().scatter_reduce(0, inputs[1], inputs[2].double(), "mean")
+        assert ((means < 0) & (means != means.round())).any()  # places where a truncated mean would differ
+        for k, (a, b) in enumerate(zip(ours, expected)):
+            assert a.dtype == b.numpy().dtype, f"output {k}, seed {seed}"
+            np.testing.assert_array_equal(a, b.numpy(), err_msg=f"output {k}, seed {seed}")
 
 
 class MeanAggregation(nn.Module):

@@ -21,8 +21,8 @@ Each is an onnxscript trace-only function, given to ``torch.onnx.export(..., cus
 * ``aten.scatter_reduce.two`` with ``reduce="mean"`` (``Tensor.scatter_reduce_(..., "mean")``, the mean
   aggregation of graph networks): onnxscript writes a ``ScatterElements`` without reduction, so each place keeps
   one of the elements sent to it, silently.  Ours divides a scattered sum by a scattered count (data's element
-  counted as one more where ``include_self``), for floating types (torch floors an integer mean: refused); the
-  other reductions are onnxscript's.
+  counted as one more where ``include_self``), an integer mean rounded toward minus infinity as torch's is
+  (``_torchscript_fixes.mean_divided``); the other reductions are onnxscript's.
 """
 
 from __future__ import annotations
@@ -179,19 +179,26 @@ def scatter_reduce(self: Any, dim: int, index: Any, src: Any, reduce: str, inclu
     from onnxscript import ir
     from onnxscript.function_libs.torch_lib.ops.core import aten_scatter_reduce
 
+    from ._torchscript_fixes import mean_divided
+
     if reduce != "mean":
         return aten_scatter_reduce(self, dim, index, src, reduce, include_self)
     dtype = self.dtype or src.dtype
-    if dtype is None or not dtype.is_floating_point():
-        raise NotImplementedError(f"scatter_reduce with reduce='mean' of {dtype} (torch floors an integer mean)")
+    if dtype is None:
+        raise NotImplementedError("scatter_reduce with reduce='mean' of a type unknown when exporting")
     zero, one = ir.tensor([0], dtype=dtype), ir.tensor([1], dtype=dtype)
     shape = op.Shape(index)
     src = op.Slice(src, op.Sub(shape, shape), shape)  # the part scattered, as torch reads it
     zeros = op.ConstantOfShape(op.Shape(self), value=zero)
     total = op.ScatterElements(zeros, index, src, axis=dim, reduction="add")
     count = op.ScatterElements(zeros, index, op.ConstantOfShape(shape, value=one), axis=dim, reduction="add")
-    ones = op.CastLike(op.Constant(value_float=1.0), count)
+    ones, floating = op.CastLike(op.Constant(value_float=1.0), count), dtype.is_floating_point()
     if include_self:
-        return op.Div(op.Add(self, total), op.Add(count, ones))
+        return mean_divided(_node, op.Add(self, total), op.Add(count, ones), ones, floating)
     reached = op.Greater(count, op.CastLike(op.Constant(value_float=0.0), count))
-    return op.Where(reached, op.Div(total, op.Max(count, ones)), self)
+    return op.Where(reached, mean_divided(_node, total, op.Max(count, ones), ones, floating), self)
+
+
+def _node(op_type: str, *inputs: Any) -> Any:
+    """The onnxscript node ``op_type`` of ``inputs``, for helpers shared with the TorchScript exporter's ``g.op``."""
+    return getattr(op, op_type)(*inputs)

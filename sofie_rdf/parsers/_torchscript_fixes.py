@@ -11,7 +11,8 @@
   "amax", include_self=False)``: torch_scatter's ``scatter_max`` written in plain TorchScript, as PyG does without
   torch_scatter), and ``reduce="mean"``: torch's symbolic refuses them.  Ours scatters into the reduction's
   identity and keeps the original elements where nothing was scattered, and divides a scattered sum by a scattered
-  count (:func:`scatter_reduce`); otherwise it is torch's.
+  count, an integer one rounded toward minus infinity as torch does (:func:`scatter_reduce`, :func:`mean_divided`);
+  otherwise it is torch's.
 * ``prim::Loop`` whose carried value changes rank (torch_scatter's ``broadcast``): the exporter gives the
   Loop's output one iteration's rank, and folds the ``dim()`` read after it; ours leaves that rank unknown
   (:func:`loop`), and ``aten::scatter_add`` needs none (:func:`scatter_add`).
@@ -20,7 +21,7 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import onnx
 
@@ -107,7 +108,7 @@ def scatter_reduce(g: Any, data: Any, dim: Any, index: Any, source: Any, reduce:
     index reaches gets the reduction of the source elements sent there alone, every other place keeps data's
     element: the source is scattered into the reduction's identity (0, 1, the lowest or the highest value of data's
     type), and a second scatter of ones into zeros marks the places reached.  "mean" is the sum over the count
-    (data's element counted as one more where included), of floating types only (torch floors an integer mean)."""
+    (data's element counted as one more where included), floored for integer types as torch floors it."""
     import torch
     from torch.onnx._internal.torchscript_exporter import symbolic_helper, symbolic_opset16
 
@@ -129,15 +130,14 @@ def scatter_reduce(g: Any, data: Any, dim: Any, index: Any, source: Any, reduce:
         return g.op("ConstantOfShape", like, value_t=torch.tensor([value], dtype=of))
 
     if how == "mean":
-        if not dtype.is_floating_point:
-            return symbolic_helper._unimplemented("scatter_reduce", f"reduce='mean' of {dtype} (torch floors it)", data)
         total = g.op("ScatterElements", filled(shape, 0, dtype), index, source, axis_i=axis, reduction_s="add")
         count = g.op("ScatterElements", filled(shape, 0, dtype), index, filled(index_shape, 1, dtype), axis_i=axis,
                      reduction_s="add")
+        one, floating = filled(g.op("Shape", count), 1, dtype), dtype.is_floating_point
         if keep:
-            return g.op("Div", g.op("Add", data, total), g.op("Add", count, filled(g.op("Shape", count), 1, dtype)))
+            return mean_divided(g.op, g.op("Add", data, total), g.op("Add", count, one), one, floating)
         reached = g.op("Greater", count, filled(g.op("Shape", count), 0, dtype))
-        return g.op("Where", reached, g.op("Div", total, g.op("Max", count, filled(g.op("Shape", count), 1, dtype))), data)
+        return g.op("Where", reached, mean_divided(g.op, total, g.op("Max", count, one), one, floating), data)
     if how not in REDUCTIONS:
         return symbolic_helper._unimplemented("scatter_reduce", f"reduce={how!r}", data)
     reduction, identity = REDUCTIONS[how]
@@ -150,6 +150,19 @@ def scatter_reduce(g: Any, data: Any, dim: Any, index: Any, source: Any, reduce:
     reached = g.op("ScatterElements", filled(shape, 0, torch.uint8), index, filled(index_shape, 1, torch.uint8),
                    axis_i=axis, reduction_s="max")
     return g.op("Where", g.op("Cast", reached, to_i=onnx.TensorProto.BOOL), reduced, data)
+
+
+def mean_divided(node: Callable[..., Any], total: Any, count: Any, one: Any, floating: bool) -> Any:
+    """A scatter mean's sum over its count (at least 1) as torch divides them; ``node(op_type, *inputs)`` adds a node.
+
+    torch's integer mean is ``div_(count, rounding_mode="floor")``, toward minus infinity, where ONNX's Div truncates
+    toward zero: the truncated quotient is one too large exactly where it times the count passes the sum (a negative
+    sum that the count does not divide), a product that cannot overflow (its magnitude is at most the sum's).  Both
+    exporters' "mean" (this module's and ``_torch_decomp``'s) divide here."""
+    quotient = node("Div", total, count)
+    if floating:
+        return quotient
+    return node("Where", node("Greater", node("Mul", quotient, count), total), node("Sub", quotient, one), quotient)
 
 
 def index_add(g: Any, data: Any, dim: Any, index: Any, source: Any, alpha: Any = None) -> Any:
