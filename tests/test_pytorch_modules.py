@@ -13,7 +13,10 @@ network aggregating with torch_scatter's ``scatter_add`` (as published, plain To
 or 2 times), and ``scatter_add_`` of an index unsqueezed and expanded by hand, at rtol 1e-5.  ``nn.CrossMapLRN2d``
 (``parsers/_torch_modules.py``) of odd and even sizes, some above the channel count, at rtol 1e-5 / atol 1e-6;
 ``nn.FractionalMaxPool2d/3d`` with fixed ``_random_samples`` (output_size and output_ratio, indices, batch of 3,
-unbatched), exactly, and its refusals (no samples, a symbolic batch, samples that do not fit).  torch_scatter's
+unbatched), exactly, and its refusals (no samples, a symbolic batch, samples that do not fit); the same pooling
+called as ``F.fractional_max_pool2d/3d`` with samples that are a buffer, a tensor attribute or a slice of a buffer,
+as a module and as an ExportedProgram, exactly, and its refusals (no samples, samples given as an input, a symbolic
+batch, samples outside [0, 1)).  torch_scatter's
 ``scatter_max`` written in plain TorchScript (``scatter_reduce_(..., "amax", include_self=False)`` and the
 argmax), and scatter_reduce's other reductions without the original elements and "mean", scripted, at
 rtol 1e-4 / atol 1e-5 (positions exactly).  scatter_reduce's "mean" through torch.export (onnxscript kept one
@@ -414,6 +417,69 @@ def test_fractional_max_pool_refusals_name_the_module(key):
     with pytest.raises(ModelFormatError, match=message):
         sr.from_pytorch(module, torch.randn(2, 2, 7, 7), dynamic_axes=axes)
     assert "forward" not in module.pool.__dict__
+
+
+class FunctionalFractionalPools(nn.Module):
+    """F.fractional_max_pool2d/3d called in a forward with fixed samples: a buffer (4 rows, for a batch of 3) with
+    output_ratio and indices, a tensor attribute (a lifted constant), and a slice of the buffer (computed from a
+    constant: the exporter folds it into one) on an unbatched image."""
+
+    def __init__(self):
+        super().__init__()
+        gen = torch.Generator().manual_seed(6)
+        self.register_buffer("image_samples", torch.rand(4, 2, 2, generator=gen))
+        self.volume_samples = torch.rand(3, 2, 3, generator=gen)
+
+    def forward(self, image: torch.Tensor, volume: torch.Tensor) -> tuple:
+        values, where = nn.functional.fractional_max_pool2d(image, (2, 3), output_ratio=(0.5, 0.7), return_indices=True,
+                                                            _random_samples=self.image_samples)
+        return (values, where,
+                nn.functional.fractional_max_pool3d(volume, 2, output_size=(2, 3, 3), _random_samples=self.volume_samples),
+                nn.functional.fractional_max_pool2d(image[0], 3, output_size=(4, 5), _random_samples=self.image_samples[1:2]))
+
+
+@pytest.mark.parametrize("exported", [False, True], ids=["module", "exported_program"])
+def test_functional_fractional_max_pool_with_fixed_samples_matches_torch(exported):
+    """torch.export keeps aten.fractional_max_pool2d/3d, which ours translates (``_torch_decomp``), the windows cut
+    from the samples' values once the export has given them; values and indices equal torch's exactly."""
+    module = FunctionalFractionalPools().eval()
+    inputs = _fractional_inputs(0)
+    source = torch.export.export(module, inputs) if exported else module
+    session = sr.compile(sr.from_pytorch(source, inputs))
+    for seed in (1, 2):
+        assert_matches_torch(session, module, _fractional_inputs(seed), 0, 0, f"seed {seed}", check_shapes=True)
+
+
+class FunctionalPool(nn.Module):
+    """F.fractional_max_pool2d with the module's ``samples`` (None: torch draws them at every call), or with the
+    model's second input."""
+
+    def __init__(self, samples: Optional[torch.Tensor]):
+        super().__init__()
+        self.samples = samples
+
+    def forward(self, x: torch.Tensor, *given: torch.Tensor) -> torch.Tensor:
+        return nn.functional.fractional_max_pool2d(x, 2, output_size=3, _random_samples=given[0] if given else self.samples)
+
+
+FUNCTIONAL_REFUSALS = {
+    "random regions": (None, (), None, r"model 'FunctionalPool': F\.fractional_max_pool2d without _random_samples draws"
+                                       r" random pooling regions at every call.*pass _random_samples="),
+    "samples as an input": (None, (torch.rand(2, 2, 2),), None, r"fractional_max_pool2d: its _random_samples \(.+\) are not"
+                                                                 r" a constant of the model"),
+    "symbolic batch": (torch.rand(2, 2, 2), (), {0: {0: "N"}}, r"_random_samples of shape \(2, 2, 2\).*symbolic dims"),
+    "outside [0, 1)": (torch.rand(2, 2, 2) + 1, (), None, r"fractional_max_pool2d: _random_samples must lie in \[0, 1\)"),
+}
+
+
+@pytest.mark.parametrize("key", FUNCTIONAL_REFUSALS)
+def test_functional_fractional_max_pool_refusals_say_why(key):
+    """Without samples the functional draws new regions at every call: refused, saying how to fix them.  Samples
+    that are no constant of the model cannot fix the regions when exporting; the batch must be static, and the
+    samples fit the input as for the module."""
+    samples, given, axes, message = FUNCTIONAL_REFUSALS[key]
+    with pytest.raises(ModelFormatError, match=message):
+        sr.from_pytorch(FunctionalPool(samples), (torch.randn(2, 2, 7, 7), *given), dynamic_axes=axes)
 
 
 def scatter_max(

@@ -23,6 +23,15 @@ Each is an onnxscript trace-only function, given to ``torch.onnx.export(..., cus
   one of the elements sent to it, silently.  Ours divides a scattered sum by a scattered count (data's element
   counted as one more where ``include_self``), an integer mean rounded toward minus infinity as torch's is
   (``_torchscript_fixes.mean_divided``); the other reductions are onnxscript's.
+* ``aten.fractional_max_pool2d`` and ``aten.fractional_max_pool3d`` (``nn.FractionalMaxPool2d/3d``, and
+  ``F.fractional_max_pool2d/3d`` called in a forward, with fixed ``_random_samples``): the exporter has no
+  translation.  The regions are fixed by the samples, a constant of the model, but the translation sees them as a
+  symbolic value (initializers get their values after it): it gathers at the indices of a placeholder node,
+  ``FractionalMaxPoolWindows`` of our own domain, which :func:`fold_fractional_windows` replaces once the export is
+  done by a ``Constant`` of the windows cut from the samples' values (``_torch_modules.fixed_windows``); samples
+  computed from constants are folded into one by the exporter's optimizer first.  ``torch.rand``'s samples (the
+  functional draws new ones at every call without ``_random_samples``), and samples that are no constant (an
+  input, or computed from one), are refused.
 """
 
 from __future__ import annotations
@@ -31,10 +40,25 @@ import itertools
 import math
 from typing import Any, Callable, Iterator, Optional, Sequence
 
+import onnx
+from onnx import defs, numpy_helper
 from onnxscript import opset18 as op
+from onnxscript import values
+
+from ._torch_modules import ModuleRefused, check_static, fixed_windows
 
 # aten::_embedding_bag's ``mode``
 EMBEDDING_BAG_SUM, EMBEDDING_BAG_MEAN, EMBEDDING_BAG_MAX = 0, 1, 2
+
+# the placeholder of fractional_max_pool's window indices, replaced by fold_fractional_windows
+DOMAIN, WINDOWS, WINDOWS_ATTRIBUTES = "sofie_rdf.torch", "FractionalMaxPoolWindows", ("input_shape", "output_size", "kernel_size")
+_windows = values.Op(values.Opset(DOMAIN, 1), WINDOWS, defs.OpSchema(
+    WINDOWS, DOMAIN, 1,
+    inputs=[defs.OpSchema.FormalParameter("samples", "T")],
+    outputs=[defs.OpSchema.FormalParameter("indices", "tensor(int64)")],
+    type_constraints=[("T", ["tensor(float16)", "tensor(bfloat16)", "tensor(float)", "tensor(double)"], "")],
+    attributes=[defs.OpSchema.Attribute(a, defs.OpSchema.AttrType.INTS, "") for a in WINDOWS_ATTRIBUTES],
+))
 
 
 def translation_table(torch: Any) -> dict[Callable, Callable]:
@@ -50,6 +74,8 @@ def translation_table(torch: Any) -> dict[Callable, Callable]:
         aten.adaptive_max_pool3d.default: adaptive_max_pool,
         aten._adaptive_avg_pool3d.default: adaptive_avg_pool,
         aten.scatter_reduce.two: scatter_reduce,
+        aten.fractional_max_pool2d.default: fractional_max_pool,
+        aten.fractional_max_pool3d.default: fractional_max_pool,
     }
 
 
@@ -202,3 +228,52 @@ def scatter_reduce(self: Any, dim: int, index: Any, src: Any, reduce: str, inclu
 def _node(op_type: str, *inputs: Any) -> Any:
     """The onnxscript node ``op_type`` of ``inputs``, for helpers shared with the TorchScript exporter's ``g.op``."""
     return getattr(op, op_type)(*inputs)
+
+
+def fractional_max_pool(x: Any, kernel_size: Sequence[int], output_size: Sequence[int], random_samples: Any) -> tuple[Any, Any]:
+    """(values, indices) of ``aten.fractional_max_pool2d/3d``: each output cell's maximum over its window and its
+    flat index in the plane (the first of equal values, as the kernel's scan keeps it), gathered at the windows'
+    indices, which :func:`fold_fractional_windows` computes from the samples after the export."""
+    who = f"fractional_max_pool{len(kernel_size)}d"
+    drawn = random_samples.producer()
+    if drawn is not None and drawn.op_type.startswith("RandomUniform"):
+        raise ModuleRefused(
+            f"F.{who} without _random_samples draws random pooling regions at every call, in eval mode too; to make"
+            f" it deterministic, pass _random_samples=, a fixed tensor (a buffer of the module) holding"
+            f" torch.rand(N, C, {len(kernel_size)}) (N at least the batch size, C the channels)"
+        )
+    shape = [1] * (len(x.shape) == len(kernel_size) + 1) + [d if isinstance(d, int) else str(d) for d in x.shape]
+    check_static(who, shape, random_samples.shape)
+    cells = op.Constant(value_ints=[*shape[:2], *output_size, math.prod(kernel_size)])
+    index = _windows(random_samples, input_shape=shape, output_size=list(output_size), kernel_size=list(kernel_size))
+    windows = op.Reshape(op.GatherElements(op.Reshape(x, op.Constant(value_ints=[*shape[:2], -1])), index, axis=2), cells)
+    first = op.ArgMax(windows, axis=-1, keepdims=1)
+    where = op.GatherElements(op.Reshape(index, cells), first, axis=-1)
+    result_shape = op.Constant(value_ints=list(x.shape[:-len(kernel_size)]) + list(output_size))
+    return (op.Reshape(op.ReduceMax(windows, op.Constant(value_ints=[-1]), keepdims=0), result_shape),
+            op.Reshape(where, result_shape))
+
+
+def fold_fractional_windows(model: onnx.ModelProto) -> None:
+    """Each ``FractionalMaxPoolWindows`` placeholder of :func:`fractional_max_pool` replaced by a ``Constant`` of the
+    windows cut from its samples' initializer, its domain's import dropped."""
+    weights = {t.name: t for t in model.graph.initializer}
+    for node in model.graph.node:
+        if node.domain == DOMAIN and node.op_type == WINDOWS:
+            node.CopyFrom(_windows_constant(node, weights))
+    kept = [o for o in model.opset_import if o.domain != DOMAIN]
+    del model.opset_import[:]
+    model.opset_import.extend(kept)
+
+
+def _windows_constant(node: onnx.NodeProto, weights: dict[str, onnx.TensorProto]) -> onnx.NodeProto:
+    """The ``Constant`` of ``node``'s window indices (checked as torch checks them)."""
+    attributes = {a.name: [int(i) for i in a.ints] for a in node.attribute}
+    shape, out, kernel = (attributes[a] for a in WINDOWS_ATTRIBUTES)
+    who = f"fractional_max_pool{len(kernel)}d"
+    if node.input[0] not in weights:
+        raise ModuleRefused(f"{who}: its _random_samples ({node.input[0]!r}) are not a constant of the model (an input,"
+                            " or computed from one); the pooling regions are cut when exporting: make them a fixed tensor,"
+                            " a buffer of the module")
+    index = fixed_windows(who, numpy_helper.to_array(weights[node.input[0]]), shape, out, kernel)
+    return onnx.helper.make_node("Constant", [], list(node.output), name=node.name, value=numpy_helper.from_array(index))

@@ -1,5 +1,6 @@
-"""torch.nn modules whose own ``forward`` torch.export cannot trace, computed while the model is exported by an
-equivalent ``forward`` of traceable operators (set on the instance by ``_torch_lstm.forwards_swapped``, and removed after).
+"""torch.nn modules given a ``forward`` of our own while the model is exported (set on the instance by
+``_torch_lstm.forwards_swapped``, and removed after): an equivalent one of traceable operators where torch.export
+cannot trace theirs, or one that checks, naming the module, what our translation of theirs needs.
 
 * ``nn.CrossMapLRN2d(size, alpha, beta, k)``: its forward is a legacy autograd ``Function`` that resizes storages
   in place, which torch.export refuses.  :func:`cross_map_lrn2d` computes what that Function computes (torch 2.13,
@@ -9,11 +10,13 @@ equivalent ``forward`` of traceable operators (set on the instance by ``_torch_l
   ``pre_pad`` on (the Function's running sum never takes channel 0 out again), then ``x * (k + alpha / size *
   sum) ** -beta``.
 * ``nn.FractionalMaxPool2d`` and ``nn.FractionalMaxPool3d`` with ``_random_samples``: the pooling regions are
-  fixed per batch row and channel by the samples, and :func:`fractional_max_pool` gathers them from constant
-  indices computed as torch's kernel cuts them (``generate_intervals`` of ``aten/src/ATen/native/
-  FractionalMaxPool2d.cpp``, in the input's floating type).  Without samples the module draws new regions at every
-  call, in eval mode too: it is refused, saying how to fix them.  ``F.fractional_max_pool2d/3d`` called in a
-  forward is not substituted (its samples are fake tensors while torch.export traces): torch.export refuses it.
+  fixed per batch row and channel by the samples.  :func:`fractional_max_pool` checks them and runs the module's
+  own forward, whose ``aten.fractional_max_pool2d/3d`` ``_torch_decomp`` translates (as it does
+  ``F.fractional_max_pool2d/3d`` called with fixed samples in a forward): a gather from constant indices that
+  :func:`fixed_windows` computes from the samples' initializer as torch's kernel cuts the regions
+  (``generate_intervals`` of ``aten/src/ATen/native/FractionalMaxPool2d.cpp``, in the input's floating type).
+  Without samples the module draws new regions at every call, in eval mode too: it is refused, saying how to fix
+  them.
 """
 
 from __future__ import annotations
@@ -94,8 +97,10 @@ def cross_map_lrn2d(x: torch.Tensor, size: int, alpha: float, beta: float, k: fl
 # ---- FractionalMaxPool2d / 3d ---------------------------------------------------------------------------------
 
 
-def fractional_max_pool(m: nn.Module, name: str, x: torch.Tensor, samples: Optional[np.ndarray]) -> torch.Tensor:
-    """``m``'s output (values, or values and indices with ``return_indices``) over its fixed regions."""
+def fractional_max_pool(m: nn.Module, name: str, x: torch.Tensor, samples: Optional[np.ndarray]) -> Any:
+    """``m``'s own forward, once its samples are there and fit ``x``: its ``aten.fractional_max_pool2d/3d`` is
+    translated by ``_torch_decomp.fractional_max_pool``, the regions cut by :func:`fixed_windows` from the samples'
+    initializer after the export.  The checks run here too so that a refusal names the module."""
     who = f"{type(m).__name__} {name!r}" if name else type(m).__name__
     pooled = len(m.kernel_size)
     if samples is None:
@@ -106,41 +111,47 @@ def fractional_max_pool(m: nn.Module, name: str, x: torch.Tensor, samples: Optio
         )
     if x.dim() not in (pooled + 1, pooled + 2):
         raise ModuleRefused(f"{who}: expected a {pooled + 1}-D or {pooled + 2}-D input, got {x.dim()}-D")
-    unbatched = x.dim() == pooled + 1
-    batched = x.unsqueeze(0) if unbatched else x
-    shape = list(batched.shape)
+    shape = [1] * (x.dim() == pooled + 1) + list(x.shape)
+    check_static(who, shape, samples.shape)
+    if m.output_size is not None:
+        out = [int(s) for s in m.output_size]
+    else:
+        out = [int(size * ratio) for size, ratio in zip(shape[2:], m.output_ratio)]
+    check_samples(who, samples, shape, out, [int(k) for k in m.kernel_size])
+    return type(m).forward(m, x)
+
+
+def check_static(who: str, shape: Sequence[Any], samples_shape: Sequence[Any]) -> None:
+    """The regions are computed when exporting, for the input (batched) ``shape``: its dims must be known."""
     if not all(isinstance(d, int) for d in shape):
         raise ModuleRefused(
             f"{who}: the pooling regions are fixed per batch row and channel by _random_samples of shape"
-            f" {tuple(samples.shape)}, for input sizes known when exporting; its input {tuple(shape)} has symbolic"
+            f" {tuple(samples_shape)}, for input sizes known when exporting; its input {tuple(shape)} has symbolic"
             " dims (export it without dynamic axes on this input)"
         )
-    rows, channels, plane = shape[0], shape[1], shape[2:]
+
+
+def check_samples(who: str, samples: np.ndarray, shape: Sequence[int], out: Sequence[int], kernel: Sequence[int]) -> None:
+    """torch's requirements on the samples, the input (batched) ``shape`` and the windows, and samples in [0, 1)."""
+    pooled = len(kernel)
+    rows, channels = shape[0], shape[1]
     if samples.ndim != 3 or samples.shape[0] < rows or samples.shape[1] != channels or samples.shape[2] != pooled:
         raise ModuleRefused(
-            f"{who}: _random_samples of shape {tuple(samples.shape)} do not fit the input of shape"
-            f" {tuple(x.shape)}: torch needs ({'N' if not unbatched else 1}, C, {pooled}) with N at least the batch"
-            f" size ({rows}) and C the channels ({channels})"
+            f"{who}: _random_samples of shape {tuple(samples.shape)} do not fit the input of shape {tuple(shape)}:"
+            f" torch needs (N, C, {pooled}) with N at least the batch size ({rows}) and C the channels ({channels})"
         )
     if not ((samples >= 0) & (samples < 1)).all():
         raise ModuleRefused(f"{who}: _random_samples must lie in [0, 1), as torch.rand draws them (windows outside the"
                             " input otherwise)")
-    if m.output_size is not None:
-        out = [int(s) for s in m.output_size]
-    else:
-        out = [int(size * ratio) for size, ratio in zip(plane, m.output_ratio)]
-    kernel = [int(s) for s in m.kernel_size]
-    _check_fits(who, plane, out, kernel)
-    index = _window_indices(samples[:rows], plane, out, kernel, np.float64 if x.dtype == torch.float64 else np.float32)
-    windows = math.prod(kernel)
-    index = torch.from_numpy(index)  # (N, C, cells * windows): each cell's window, flat in the plane
-    values = torch.gather(batched.reshape(rows, channels, -1), 2, index).reshape(rows, channels, *out, windows)
-    if not m.return_indices:
-        result = values.amax(dim=-1)
-        return result.squeeze(0) if unbatched else result
-    result, first = values.max(dim=-1)  # the first of equal values, as the kernel's scan keeps it
-    where = torch.gather(index.reshape(rows, channels, *out, windows), -1, first.unsqueeze(-1)).squeeze(-1)
-    return (result.squeeze(0), where.squeeze(0)) if unbatched else (result, where)
+    _check_fits(who, shape[2:], out, kernel)
+
+
+def fixed_windows(who: str, samples: np.ndarray, shape: Sequence[int], out: Sequence[int], kernel: Sequence[int]) -> np.ndarray:
+    """(N, C, cells * windows): each output cell's window, flat in the plane, for an input of (batched) ``shape``
+    after :func:`check_samples`; cut in the samples' floating type, the input's (torch requires them equal)."""
+    check_samples(who, samples, shape, out, kernel)
+    real = np.float64 if samples.dtype == np.float64 else np.float32
+    return _window_indices(samples[:shape[0]], shape[2:], out, kernel, real)
 
 
 def _check_fits(who: str, plane: Sequence[int], out: Sequence[int], kernel: Sequence[int]) -> None:

@@ -28,9 +28,10 @@ model (torch 2.13):
   dimensions are those it was exported with.
 
 Where an exporter lacks a translation or writes one wrong, ours is used: ``_torch_decomp`` (``torch.cdist``,
-eval-mode ``nn.RReLU``, ``nn.EmbeddingBag``, adaptive pooling, ``scatter_reduce``'s "mean"), ``_torch_lstm``
-(``nn.LSTM(proj_size=...)``) and ``_torch_modules`` (modules whose forward torch.export cannot trace:
-``nn.CrossMapLRN2d``, ``nn.FractionalMaxPool2d/3d`` with fixed ``_random_samples``) for the dynamo exporter,
+eval-mode ``nn.RReLU``, ``nn.EmbeddingBag``, adaptive pooling, ``scatter_reduce``'s "mean", fractional max pooling
+with fixed ``_random_samples``, its windows folded in after the export), ``_torch_lstm`` (``nn.LSTM(proj_size=...)``)
+and ``_torch_modules`` (``nn.CrossMapLRN2d``, whose forward torch.export cannot trace, and the checks of
+``nn.FractionalMaxPool2d/3d``'s samples) for the dynamo exporter,
 ``_torchscript_fixes`` (``index_add``, ``scatter_reduce`` without the original elements or with "mean", list item
 assignment) for the TorchScript one.
 
@@ -225,14 +226,14 @@ def _export_module(torch: Any, module: Any, args: tuple, axes: Axes, label: str)
 
     with _eval_mode(module), projected_lstms_swapped(module), modules_swapped(module):
         try:
-            return torch.onnx.export(
+            return _folded(torch.onnx.export(
                 module,
                 args,
                 dynamo=True,
                 dynamic_shapes=shapes if axes else None,
                 custom_translation_table=_translations(torch),
                 verbose=False,
-            ).model_proto
+            ))
         except Exception as exc:  # TorchExportError, ConversionError, ...
             refusal = _cause_of_type(exc, ModuleRefused)
             if refusal is not None:
@@ -242,9 +243,19 @@ def _export_module(torch: Any, module: Any, args: tuple, axes: Axes, label: str)
 
 def _export_program(torch: Any, program: Any, label: str) -> onnx.ModelProto:
     try:
-        return torch.onnx.export(program, dynamo=True, custom_translation_table=_translations(torch), verbose=False).model_proto
+        return _folded(torch.onnx.export(program, dynamo=True, custom_translation_table=_translations(torch), verbose=False))
     except Exception as exc:
         raise ModelFormatError(f"model {label!r}: the ONNX exporter failed: {_condense(exc)}") from None
+
+
+def _folded(program: Any) -> onnx.ModelProto:
+    """The ONNX model of an ``ONNXProgram``, finished where our translations need the initializers' values, which
+    the exporter sets only after translating (``_torch_decomp.fold_fractional_windows``)."""
+    from ._torch_decomp import fold_fractional_windows
+
+    proto = program.model_proto
+    fold_fractional_windows(proto)
+    return proto
 
 
 def _translations(torch: Any) -> dict:
