@@ -227,6 +227,24 @@ def _self_attention(shape: tuple) -> onnx.ModelProto:
                       {"scale": np.array(0.25, np.float32)})
 
 
+def _lstm(seq: int, batch: int, hidden: int, lens: Optional[list] = None, peepholes: bool = False,
+          **attrs) -> onnx.ModelProto:
+    """LSTM over (seq, batch, 5) whose cells run kLstmLanes hidden units at a time (kernels/rnn.hxx: lstm_cell):
+    ``hidden`` past the last whole vectors (the last units through buffers), peepholes, rows of other lengths."""
+    rng = np.random.default_rng(hidden)
+    dirs = 2 if attrs.get("direction") == "bidirectional" else 1
+    inits = {"w": rng.standard_normal((dirs, 4 * hidden, 5)).astype(np.float32) * 0.5,
+             "r": rng.standard_normal((dirs, 4 * hidden, hidden)).astype(np.float32) * 0.3,
+             "b": rng.standard_normal((dirs, 8 * hidden)).astype(np.float32) * 0.3}
+    names = ["x", "w", "r", "b", "", "", "", ""]
+    if lens:
+        inits["lens"], names[4] = np.array(lens, np.int32), "lens"
+    if peepholes:
+        inits["p"], names[7] = rng.standard_normal((dirs, 3 * hidden)).astype(np.float32) * 0.3, "p"
+    node = helper.make_node("LSTM", names, ["y"], hidden_size=hidden, **attrs)
+    return make_model([node], [("x", np.float32, [seq, batch, 5])], [("y", np.float32, None)], inits)
+
+
 MODELS = {
     "gelu_erf_chain": lambda: _gelu_erf((3, 37, 19)),
     "gelu_tanh": lambda: _one_node("Gelu", (5, 77), approximate="tanh"),
@@ -293,6 +311,11 @@ MODELS = {
     "layer_norm": lambda: _layer_norm((3, 7, 133), 133),
     "layer_norm_broadcast_scale": lambda: _layer_norm((3, 7, 12), 12, axis=-2),
     "attention_rows": lambda: _self_attention((2, 3, 21, 20)),
+    # lstm_cell: 37 hidden units (whole vectors, then 5 or 1 through buffers) with peepholes, clip, both directions
+    # and rows of three lengths; 16 (whole vectors on every level) with the forget gate coupled to the input gate
+    "lstm_peepholes_lens": lambda: _lstm(6, 3, 37, lens=[6, 2, 4], peepholes=True, clip=2.5,
+                                         direction="bidirectional"),
+    "lstm_input_forget": lambda: _lstm(4, 2, 16, input_forget=1),
     # fewer keys than a vector and a head narrower than one (narrower vectors, overlapping); 3 keys and 3
     # values (sums in registers); 50 keys and 24 values (the last vector of each overlapping the one before
     # on AVX-512, whole vectors on AVX2 and SSE2); a head of 8 (half a vector on AVX-512)
