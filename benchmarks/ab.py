@@ -8,9 +8,9 @@ onnxruntime, checks that they agree, and times them in alternating rounds, so th
 machine falls on both.
 
 ``python -m benchmarks.ab --base /path/to/other/checkout --models ResNetSmall_4ch_32px,DeepSets_64p``
-prints, per model, the median and the fastest round of each engine (per call from Python, through the
-``_fastcall`` path: about half a microsecond of overhead) and the ratios ``this tree / base`` and
-``this tree / onnxruntime`` (onnxruntime from Python adds some 10 to 20 us a call: the C++ comparison is
+(or paths of ONNX files of one float input) prints, per model, the median and the fastest round of each engine
+(per call from Python, through the ``_fastcall`` path: about half a microsecond of overhead) and the ratios
+``this tree / base`` and ``this tree / onnxruntime`` (onnxruntime from Python adds some 10 to 20 us a call: the C++ comparison is
 :mod:`benchmarks.hep_latency`'s).  ``--flags`` builds both for another instruction set (``-O3 -march=native
 -mno-avx512f``: the AVX2 kernels on an AVX-512 machine).  Model names are those of :mod:`benchmarks.models`
 and :mod:`benchmarks.hep`.
@@ -61,14 +61,25 @@ def interleaved(calls: dict[str, Callable[[], Any]], rounds: int, seconds: float
     return times
 
 
+def _model(name: str, work: Path) -> tuple[Path, np.ndarray]:
+    """A benchmark model's file and input, or an ONNX file's (``name`` ending in .onnx) and a normal random input of
+    its first input's shape (symbolic dims 1)."""
+    if not name.endswith(".onnx"):
+        return models.onnx_path(name, work), models.inputs(name)
+    import onnx
+
+    dims = onnx.load(name, load_external_data=False).graph.input[0].type.tensor_type.shape.dim
+    shape = tuple(d.dim_value or 1 for d in dims)
+    return Path(name), np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+
+
 def compare(name: str, base: Path, flags: Optional[list[str]], work: Path, rounds: int, seconds: float) -> dict:
     """One model: build from both trees, check both against onnxruntime, time the three interleaved."""
     import onnxruntime as ort
 
     from sofie_rdf._native import native_session
 
-    onnx = models.onnx_path(name, work)
-    x = models.inputs(name)
+    onnx, x = _model(name, work)
     sessions = {}
     for label, tree in (("base", base), ("this", HERE.parent)):
         built = build(tree, onnx, work / f"cache-{label}", flags)
@@ -92,6 +103,7 @@ def report(name: str, times: dict[str, list[float]]) -> str:
     med = {k: float(np.median(v)) for k, v in times.items()}
     best = {k: min(v) for k, v in times.items()}
     paired = np.median(np.array(times["this"]) / np.array(times["base"]))
+    name = Path(name).stem if name.endswith(".onnx") else name
     return (f"{name:32s} base {med['base'] * 1e6:9.1f} us (min {best['base'] * 1e6:8.1f})  "
             f"this {med['this'] * 1e6:9.1f} us (min {best['this'] * 1e6:8.1f})  "
             f"this/base {med['this'] / med['base']:.3f} (paired {paired:.3f}, min {best['this'] / best['base']:.3f})  "
