@@ -283,21 +283,34 @@ template <bool Peep, typename T, typename F, typename G, typename Hf>
 inline void lstm_lanes(const T *g, const T *x, const T *p, size_t H, T *c, T *h, T clip, bool input_forget, F f,
                        G gact, Hf hact)
 {
+   // The loops compute in arrays of their own, read in and written out whole: computing in place, GCC could not
+   // always rule out that c and h overlap what the loop reads, and left DeepJet's cells scalar (3.6x the time).
+   constexpr size_t L = kLstmLanes;
+   T gi[L], go[L], gf[L], gc[L], cl[L], hl[L];
 #pragma GCC unroll 1
-   for (size_t l = 0; l < kLstmLanes; ++l) {
-      T gi = g[l], gf = g[l + 2 * H], go = g[l + H];
-      if constexpr (Peep) {
-         gi += p[l] * c[l];
-         gf += p[l + 2 * H] * c[l];
-      }
-      gi = f(rnn_clip<T>(gi + x[l], clip));
-      gf = input_forget ? T(1) - gi : f(rnn_clip<T>(gf + x[l + 2 * H], clip));
-      const T gc = gact(rnn_clip<T>(g[l + 3 * H] + x[l + 3 * H], clip));
-      c[l] = gf * c[l] + gi * gc;
-      if constexpr (Peep)
-         go += p[l + H] * c[l];
-      h[l] = f(rnn_clip<T>(go + x[l + H], clip)) * hact(c[l]);
+   for (size_t l = 0; l < L; ++l) {
+      gi[l] = g[l] + x[l];
+      go[l] = g[l + H] + x[l + H];
+      gf[l] = g[l + 2 * H] + x[l + 2 * H];
+      gc[l] = g[l + 3 * H] + x[l + 3 * H];
+      cl[l] = c[l];
    }
+#pragma GCC unroll 1
+   for (size_t l = 0; l < L; ++l) {
+      T i = gi[l], fg = gf[l], o = go[l];
+      if constexpr (Peep) {
+         i += p[l] * cl[l];
+         fg += p[l + 2 * H] * cl[l];
+      }
+      i = f(rnn_clip<T>(i, clip));
+      fg = input_forget ? T(1) - i : f(rnn_clip<T>(fg, clip));
+      cl[l] = fg * cl[l] + i * gact(rnn_clip<T>(gc[l], clip));
+      if constexpr (Peep)
+         o += p[l + H] * cl[l];
+      hl[l] = f(rnn_clip<T>(o, clip)) * hact(cl[l]);
+   }
+   std::memcpy(c, cl, sizeof cl);
+   std::memcpy(h, hl, sizeof hl);
 }
 
 // The last few hidden units of a row's cells (fewer than kLstmLanes) in whole lanes: filled with zeros once per
