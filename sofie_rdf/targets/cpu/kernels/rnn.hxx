@@ -115,6 +115,14 @@ inline void rnn_gate(T *v, const T *add, size_t n, T clip, F act)
       v[j] = act(rnn_clip<T>(v[j] + add[j], clip));
 }
 
+// v += p * c (LSTM peepholes).
+template <typename T>
+inline void rnn_peephole(T *v, const T *p, const T *c, size_t n)
+{
+   for (size_t j = 0; j < n; ++j)
+      v[j] += p[j] * c[j];
+}
+
 inline size_t rnn_length(const RnnShape &s, const int32_t *lens, size_t b)
 {
    return lens ? static_cast<size_t>(lens[b]) : s.seq;
@@ -272,82 +280,6 @@ inline void rnn(const Recurrence<T> &r, size_t d, bool reverse, F f)
    rnn_end(r, d);
 }
 
-// One LSTM cell (one row) over kLstmLanes hidden units: the gates from the products `g` (i, o, f, c, `H` apart)
-// plus the input's `x`, with Peep the peepholes `p` (Pi, Po, Pf, H apart), the cell state `c` and hidden state `h`
-// updated.  A loop of a constant count over lanes, which vectorizes only without branches: both forget gates are
-// computed and one selected, and the peepholes are a template parameter (a read through a pointer that may be null
-// is a branch).
-constexpr size_t kLstmLanes = kSimdLanes;
-
-template <bool Peep, typename T, typename F, typename G, typename Hf>
-inline void lstm_lanes(const T *g, const T *x, const T *p, size_t H, T *c, T *h, T clip, bool input_forget, F f,
-                       G gact, Hf hact)
-{
-   // The loops compute in arrays of their own, read in and written out whole: computing in place, GCC could not
-   // always rule out that c and h overlap what the loop reads, and left DeepJet's cells scalar (3.6x the time).
-   constexpr size_t L = kLstmLanes;
-   T gi[L], go[L], gf[L], gc[L], cl[L], hl[L];
-#pragma GCC unroll 1
-   for (size_t l = 0; l < L; ++l) {
-      gi[l] = g[l] + x[l];
-      go[l] = g[l + H] + x[l + H];
-      gf[l] = g[l + 2 * H] + x[l + 2 * H];
-      gc[l] = g[l + 3 * H] + x[l + 3 * H];
-      cl[l] = c[l];
-   }
-#pragma GCC unroll 1
-   for (size_t l = 0; l < L; ++l) {
-      T i = gi[l], fg = gf[l], o = go[l];
-      if constexpr (Peep) {
-         i += p[l] * cl[l];
-         fg += p[l + 2 * H] * cl[l];
-      }
-      i = f(rnn_clip<T>(i, clip));
-      fg = input_forget ? T(1) - i : f(rnn_clip<T>(fg, clip));
-      cl[l] = fg * cl[l] + i * gact(rnn_clip<T>(gc[l], clip));
-      if constexpr (Peep)
-         o += p[l + H] * cl[l];
-      hl[l] = f(rnn_clip<T>(o, clip)) * hact(cl[l]);
-   }
-   std::memcpy(c, cl, sizeof cl);
-   std::memcpy(h, hl, sizeof hl);
-}
-
-// The last few hidden units of a row's cells (fewer than kLstmLanes) in whole lanes: filled with zeros once per
-// layer, then only the units' own lanes copied in and out, the others computing finite values nobody reads (a
-// buffer zeroed per row cost more than the cells of an 8-wide LSTM).
-template <typename T>
-struct LstmTail {
-   T g[4 * kLstmLanes] = {}, x[4 * kLstmLanes] = {}, p[3 * kLstmLanes] = {}, c[kLstmLanes] = {}, h[kLstmLanes] = {};
-};
-
-// A row's LSTM cells, kLstmLanes hidden units at a time, the last few through `tail`.  One pass, the gates in
-// registers: a loop per gate and update, each ending in a scalar tail of exponentials, read and wrote the products
-// again and again (DeepJet's 150-wide LSTM at batch 64 spent a third of its time there, its products running at
-// 160 GFLOP/s; AVX-512).
-template <bool Peep, typename T, typename F, typename G, typename Hf>
-inline void lstm_cell(const T *g, const T *x, const T *P, T *c, T *h, size_t H, T clip, bool input_forget,
-                      LstmTail<T> &tail, F f, G gact, Hf hact)
-{
-   size_t j = 0;
-   for (; j + kLstmLanes <= H; j += kLstmLanes)
-      lstm_lanes<Peep>(g + j, x + j, P + j, H, c + j, h + j, clip, input_forget, f, gact, hact);
-   const size_t n = H - j;
-   if (n == 0)
-      return;
-   constexpr size_t L = kLstmLanes;
-   for (size_t k = 0; k < 4; ++k) {
-      detail::copy_n(g + k * H + j, n, tail.g + k * L);
-      detail::copy_n(x + k * H + j, n, tail.x + k * L);
-   }
-   for (size_t k = 0; Peep && k < 3; ++k)
-      detail::copy_n(P + k * H + j, n, tail.p + k * L);
-   detail::copy_n(c + j, n, tail.c);
-   lstm_lanes<Peep>(tail.g, tail.x, tail.p, L, tail.c, tail.h, clip, input_forget, f, gact, hact);
-   detail::copy_n(tail.c, n, c + j);
-   detail::copy_n(tail.h, n, h + j);
-}
-
 // LSTM, gates in ONNX order i, o, f, c; peepholes P = (Pi, Po, Pf); with
 // input_forget the forget gate is 1 - i; `products` multiplies by the weights.
 template <typename T, typename F, typename G, typename Hf, typename Products = FloatProducts>
@@ -358,7 +290,6 @@ inline void lstm(const Recurrence<T> &r, size_t d, bool reverse, bool input_forg
    const RnnShape &s = r.shape;
    const size_t H = s.hidden;
    const T *P = r.P ? r.P + d * 3 * H : nullptr;
-   LstmTail<T> tail;
    rnn_begin(r, d, 4, 4 * H, products);
    for (size_t step = 0; step < s.seq; ++step) {
       products.recurrent(r, d, 4 * H, step);
@@ -366,11 +297,27 @@ inline void lstm(const Recurrence<T> &r, size_t d, bool reverse, bool input_forg
          size_t t;
          if (!rnn_time(step, rnn_length(s, r.lens, b), reverse, t))
             continue;
-         const T *gates = r.hr + b * 4 * H, *x = r.xw + s.x_row(t, b) * 4 * H;
-         if (P)
-            lstm_cell<true>(gates, x, P, r.c + b * H, r.h + b * H, H, r.clip, input_forget, tail, f, g, h_act);
+         const T *xw = r.xw + s.x_row(t, b) * 4 * H;
+         T *gi = r.hr + b * 4 * H, *go = gi + H, *gf = go + H, *gc = gf + H; // products, then gates
+         T *h = r.h + b * H, *c = r.c + b * H;
+         if (P) {
+            rnn_peephole(gi, P, c, H);
+            rnn_peephole(gf, P + 2 * H, c, H);
+         }
+         rnn_gate(gi, xw, H, r.clip, f);
+         if (input_forget)
+            for (size_t j = 0; j < H; ++j)
+               gf[j] = T(1) - gi[j];
          else
-            lstm_cell<false>(gates, x, P, r.c + b * H, r.h + b * H, H, r.clip, input_forget, tail, f, g, h_act);
+            rnn_gate(gf, xw + 2 * H, H, r.clip, f);
+         rnn_gate(gc, xw + 3 * H, H, r.clip, g);
+         for (size_t j = 0; j < H; ++j)
+            c[j] = gf[j] * c[j] + gi[j] * gc[j];
+         if (P)
+            rnn_peephole(go, P + H, c, H);
+         rnn_gate(go, xw + H, H, r.clip, f);
+         for (size_t j = 0; j < H; ++j)
+            h[j] = go[j] * h_act(c[j]);
          rnn_store(r, t, d, b);
       }
    }
