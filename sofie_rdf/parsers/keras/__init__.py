@@ -35,7 +35,19 @@ import numpy as np
 from ...errors import ModelFormatError, SofieError, UnsupportedOperatorError
 from ...ir import Model, TensorType, model_name_from
 from ...ir.dims import symbol
-from . import attention, conv, conv_recurrent, core, normalization, operations, preprocessing, recurrent, spectrogram, wrappers  # noqa: F401
+from . import (  # noqa: F401
+    attention,
+    clahe,
+    conv,
+    conv_recurrent,
+    core,
+    normalization,
+    operations,
+    preprocessing,
+    recurrent,
+    spectrogram,
+    wrappers,
+)
 from .builder import GraphBuilder, Tensor, call_arguments
 from .export_route import export_keras, is_user_code
 from .legacy import is_keras2_h5, is_qkeras_archive, read_keras2, read_keras3_archive

@@ -6,9 +6,8 @@
 ``training=True``; ``model.predict`` calls them with ``training=False`` and
 gets the input back, cast to the layer's compute dtype.  ``MaxNumBoundingBoxes``
 pads or cuts bounding boxes only and returns images unchanged.  ``AutoContrast``
-computes at inference too and is converted;
-``ContrastLimitedAdaptiveHistogramEqualization`` has no converter, so it is
-refused by name.
+computes at inference too and is converted, as is
+``ContrastLimitedAdaptiveHistogramEqualization`` (in :mod:`.clahe`).
 """
 
 from __future__ import annotations
@@ -155,7 +154,7 @@ def _category_encoding(b: GraphBuilder, layer: Any, inputs: list[Tensor], call: 
     return cast(b, y, "float32", call.output_tensors[0].dtype)
 
 
-def _value_range(b: GraphBuilder, x: str, source: tuple, target: tuple) -> str:
+def to_value_range(b: GraphBuilder, x: str, source: tuple, target: tuple) -> str:
     """Keras's ``_transform_value_range``: ``(x - lo) / (hi - lo) * (hi' - lo') + lo'``, nothing for equal ranges."""
     if tuple(source) == tuple(target):
         return x
@@ -172,14 +171,14 @@ def _auto_contrast(b: GraphBuilder, layer: Any, inputs: list[Tensor], call: Any)
     if str(call.input_tensors[0].dtype) != "float32" or inputs[0].rank != 4:
         raise ValueError("AutoContrast is supported for batches of float32 images")
     original, value_range = inputs[0].name, tuple(layer.value_range)
-    x = _value_range(b, original, value_range, (0, 255))
+    x = to_value_range(b, original, value_range, (0, 255))
     axes = b.ints([1, 2], "axes")
     low = b.add("ReduceMin", [x, axes], {"keepdims": 1})
     high = b.add("ReduceMax", [x, axes], {"keepdims": 1})
     scale = b.add("Div", [b.const(255.0, "full"), b.add("Sub", [high, low])])
     stretched = b.add("Sub", [b.add("Mul", [x, scale]), b.add("Mul", [low, scale])])
     clipped = b.add("Clip", [stretched, b.const(0.0, "zero"), b.const(255.0, "full")])
-    y = _value_range(b, clipped, (0, 255), value_range)
+    y = to_value_range(b, clipped, (0, 255), value_range)
     return b.add("Where", [b.add("IsNaN", [y]), original, y])
 
 
