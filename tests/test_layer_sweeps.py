@@ -32,7 +32,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 import sofie_rdf as sr  # noqa: E402
-from sofie_rdf.errors import ModelFormatError, SofieError, UnsupportedOperatorError  # noqa: E402
+from sofie_rdf.errors import ModelFormatError, SofieError  # noqa: E402
 
 keras = pytest.importorskip("keras")
 torch = pytest.importorskip("torch")
@@ -294,6 +294,12 @@ def _keras_cases() -> list[Case]:
         K("Resizing", "channels_first", lambda: L.Resizing(5, 4, data_format="channels_first"), (3, 8, 8)),
         K("AutoContrast", "", lambda: L.AutoContrast(), IMAGE),
         K("ContrastLimitedAdaptiveHistogramEqualization", "", lambda: L.ContrastLimitedAdaptiveHistogramEqualization(), IMAGE),
+        K("ContrastLimitedAdaptiveHistogramEqualization", "tile_grid_size=(3, 2), clip_limit=40",
+          lambda: L.ContrastLimitedAdaptiveHistogramEqualization(tile_grid_size=(3, 2), clip_limit=40.0), (10, 9, 3)),
+        K("ContrastLimitedAdaptiveHistogramEqualization",
+          "value_range=(-4, 4), clip_limit=0, tile_grid_size=(2, 3), channels_first",
+          lambda: L.ContrastLimitedAdaptiveHistogramEqualization(value_range=(-4, 4), clip_limit=0.0, tile_grid_size=(2, 3),
+                                                                data_format="channels_first"), (2, 12, 7)),
         K("MaxNumBoundingBoxes", "", lambda: L.MaxNumBoundingBoxes(4), IMAGE),
         K("Pipeline", "Rescaling, CenterCrop", lambda: L.Pipeline([L.Rescaling(0.5), L.CenterCrop(4, 4)]), IMAGE),
         K("STFTSpectrogram", "", lambda: L.STFTSpectrogram(mode="magnitude", frame_length=8, frame_step=4, fft_length=8),
@@ -655,7 +661,6 @@ TORCH_NOT_SWEPT = {
 
 # ---- refusals -------------------------------------------------------------------------------------------------
 
-_NO_CONVERTER = "no converter"
 _RANDOM_REGIONS = ("without _random_samples it draws random pooling regions at every call, in eval mode too (with them,"
                    " the regions are fixed and it passes)")
 
@@ -671,10 +676,6 @@ def _refuse(cases: list[Case], reasons: dict[str, tuple[type, str]]) -> list[Cas
         out.append(case)
     return out
 
-
-KERAS_CASES = _refuse(KERAS_CASES, {
-    "ContrastLimitedAdaptiveHistogramEqualization": (UnsupportedOperatorError, f"{_NO_CONVERTER}: per-tile histograms"),
-})
 
 TORCH_CASES = _refuse(TORCH_CASES, {
     "FractionalMaxPool2d": (ModelFormatError, _RANDOM_REGIONS),
