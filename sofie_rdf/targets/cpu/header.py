@@ -46,8 +46,8 @@ _DERIVED_PREFIXES = ("fTensor_", "fArena_", "kWeight_", "fBuffer_", "fRuntimeDim
 WEIGHTS_MODES = ("dat", "root", "embed")
 # Suffix of the weights file of each mode that has one.
 WEIGHTS_SUFFIXES = {"dat": ".dat", "root": ".root"}
-_INCLUDES = ("algorithm", "cmath", "cstddef", "cstdint", "cstdlib", "cstring", "fstream", "limits", "memory", "stdexcept",
-             "string", "tuple", "type_traits", "utility", "vector")
+_INCLUDES = ("algorithm", "cmath", "cstddef", "cstdint", "cstdlib", "cstring", "fstream", "limits", "memory", "new",
+             "stdexcept", "string", "tuple", "type_traits", "utility", "vector")
 
 
 @dataclass
@@ -293,7 +293,8 @@ class _HeaderWriter:
         for n, v in self.model.initializers.items():
             t = cpp_type(v.dtype)
             values = ", ".join(cpp_literal(x, v.dtype) for x in v.reshape(-1).tolist()) or "0"
-            out.append(f"static const {t} kWeight_{self.tensor[n][len('tensor_'):]}[{max(v.size, 1)}] = {{{values}}};")
+            out.append(f"alignas(64) static const {t} kWeight_{self.tensor[n][len('tensor_'):]}[{max(v.size, 1)}] = "
+                       f"{{{values}}};")
         return out + [""]
 
     # ---- the Session struct ----------------------------------------------------
@@ -304,7 +305,7 @@ class _HeaderWriter:
             out.append("   // Weights, read once by the constructor.")
             for n, v in m.initializers.items():
                 t = cpp_type(v.dtype)
-                decl = "std::shared_ptr<bool[]>" if v.dtype == np.bool_ else f"std::vector<{t}>"  # copies share it
+                decl = "std::shared_ptr<bool[]>" if v.dtype == np.bool_ else f"detail::WeightVector<{t}>"  # copies share it
                 out.append(f"   {decl} f{self._member(n)};")
         dtypes = list(self.plan.arenas)
         if dtypes:
