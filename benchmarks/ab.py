@@ -88,12 +88,14 @@ def compare(name: str, base: Path, flags: Optional[list[str]], work: Path, round
     opts.intra_op_num_threads = opts.inter_op_num_threads = 1
     rt = ort.InferenceSession(str(onnx), opts, providers=["CPUExecutionProvider"])
     feed = {rt.get_inputs()[0].name: x}
-    ref = rt.run(None, feed)[0]
+    refs = rt.run(None, feed)
     for label, sess in sessions.items():
-        y = np.asarray(sess.infer(x))
-        if not np.allclose(y, ref, rtol=1e-3, atol=1e-5 * float(np.abs(ref).max())):
-            raise SystemExit(f"{name}: the {label} tree disagrees with onnxruntime (max |diff| "
-                             f"{np.abs(y - ref).max():.3g})")
+        got = sess.infer(x)
+        for k, (y, ref) in enumerate(zip(got if isinstance(got, (list, tuple)) else [got], refs)):
+            y = np.asarray(y)
+            if not np.allclose(y, ref, rtol=1e-3, atol=1e-5 * float(np.abs(ref).max())):
+                raise SystemExit(f"{name}: output {k} of the {label} tree disagrees with onnxruntime (max |diff| "
+                                 f"{np.abs(y - ref).max():.3g})")
     calls = {label: (lambda s=sess: s.infer(x)) for label, sess in sessions.items()}
     calls["ort"] = lambda: rt.run(None, feed)
     return interleaved(calls, rounds, seconds)
