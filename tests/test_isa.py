@@ -229,8 +229,9 @@ def _self_attention(shape: tuple) -> onnx.ModelProto:
 
 def _lstm(seq: int, batch: int, hidden: int, lens: Optional[list] = None, peepholes: bool = False,
           **attrs) -> onnx.ModelProto:
-    """LSTM over (seq, batch, 5) whose cells run kLstmLanes hidden units at a time (kernels/rnn.hxx: lstm_cell):
-    ``hidden`` past the last whole vectors (the last units through buffers), peepholes, rows of other lengths."""
+    """LSTM over (seq, batch, 5) whose float cells run a vector of hidden units at a time (kernels/rnn.hxx:
+    lstm_row): ``hidden`` past the last whole vectors (the last units in a vector overlapping the one before),
+    peepholes, rows of other lengths, the activations given (their vector forms)."""
     rng = np.random.default_rng(hidden)
     dirs = 2 if attrs.get("direction") == "bidirectional" else 1
     inits = {"w": rng.standard_normal((dirs, 4 * hidden, 5)).astype(np.float32) * 0.5,
@@ -311,11 +312,22 @@ MODELS = {
     "layer_norm": lambda: _layer_norm((3, 7, 133), 133),
     "layer_norm_broadcast_scale": lambda: _layer_norm((3, 7, 12), 12, axis=-2),
     "attention_rows": lambda: _self_attention((2, 3, 21, 20)),
-    # lstm_cell: 37 hidden units (whole vectors, then 5 or 1 through buffers) with peepholes, clip, both directions
-    # and rows of three lengths; 16 (whole vectors on every level) with the forget gate coupled to the input gate
+    # lstm_row: 37 hidden units (whole vectors, then one overlapping the last) with peepholes, clip, both
+    # directions and rows of three lengths; 16 (whole vectors on every level) with the forget gate coupled to the
+    # input gate; every activation ONNX names, with Keras's HardSigmoid gates, each in its vector form (Elu and
+    # Softplus lane by lane); 3 units (fewer than a vector: a loop per gate)
     "lstm_peepholes_lens": lambda: _lstm(6, 3, 37, lens=[6, 2, 4], peepholes=True, clip=2.5,
                                          direction="bidirectional"),
     "lstm_input_forget": lambda: _lstm(4, 2, 16, input_forget=1),
+    "lstm_hard_sigmoid": lambda: _lstm(5, 3, 21, activations=["HardSigmoid", "Tanh", "Tanh"],
+                                       activation_alpha=[0.2], activation_beta=[0.5]),
+    "lstm_relu_softsign": lambda: _lstm(4, 2, 19, activations=["Sigmoid", "Relu", "Softsign"]),
+    "lstm_leaky_scaled": lambda: _lstm(4, 2, 23, clip=1.5, activations=["LeakyRelu", "ScaledTanh", "Elu"],
+                                       activation_alpha=[0.1, 0.9, 0.7], activation_beta=[1.3]),
+    "lstm_thresholded_affine": lambda: _lstm(4, 2, 18, activations=["Sigmoid", "ThresholdedRelu", "Affine"],
+                                             activation_alpha=[0.2, 0.6], activation_beta=[0.1]),
+    "lstm_softplus": lambda: _lstm(4, 2, 17, activations=["Softplus", "Tanh", "Tanh"]),
+    "lstm_few_units": lambda: _lstm(4, 2, 3, peepholes=True, activations=["HardSigmoid", "Tanh", "Tanh"]),
     # fewer keys than a vector and a head narrower than one (narrower vectors, overlapping); 3 keys and 3
     # values (sums in registers); 50 keys and 24 values (the last vector of each overlapping the one before
     # on AVX-512, whole vectors on AVX2 and SSE2); a head of 8 (half a vector on AVX-512)

@@ -18,7 +18,8 @@ DEPENDENCIES = {
     "attention": ("gemm", "softmax"), "broadcast": ("elementwise",), "conv": ("gemm", "simd"), "conv_extra": ("conv",),
     "edge": ("conv", "indexing"), "wgemm": ("simd",),
     "elementwise": ("fastmath", "simd"), "loss": ("softmax",), "misc": ("reduce",), "normalization": ("simd",),
-    "pool": ("simd",), "reduce": ("simd",), "reinterpret": ("values",), "resize": ("values",), "rnn": ("gemm", "fastmath"),
+    "pool": ("simd",), "reduce": ("simd",), "simd": ("fastmath",), "reinterpret": ("values",), "resize": ("values",),
+    "rnn": ("gemm", "fastmath", "simd"),
     "qlinear": ("quantize",), "quantize": ("simd",), "qrnn": ("rnn", "qgemm", "quantize"), "sampling": ("values",),
     "select": ("sort",), "signal": ("select",), "softmax": ("fastmath", "simd"), "winograd": ("conv",),
 }

@@ -17,43 +17,57 @@
 
 // Activation functions (ONNX names), applied to gate pre-activations; the
 // logistic function and tanh use the vectorizable float versions (fastmath).
+// `vec` applies one to a vector of floats (the LSTM's cells, rnn_vector_act);
+// Elu and Softplus have none and go lane by lane there.
 namespace rnn_act {
 struct Relu {
    template <typename T>
    T operator()(T x) const { return x < T(0) ? T(0) : x; }  // NaN stays NaN
+   vfloat vec(vfloat x) const { return x < vfloat{} ? vfloat{} : x; }
 };
 struct Tanh {
    template <typename T>
    T operator()(T x) const { return fast_tanh(x); }
+   vfloat vec(vfloat x) const { return vtanh(x); }
 };
 struct Sigmoid {
    template <typename T>
    T operator()(T x) const { return fast_sigmoid(x); }
+   vfloat vec(vfloat x) const { return vsigmoid(x); }
 };
 struct Affine {
    float alpha, beta;
    template <typename T>
    T operator()(T x) const { return T(alpha) * x + T(beta); }
+   vfloat vec(vfloat x) const { return alpha * x + beta; }
 };
 struct LeakyRelu {
    float alpha;
    template <typename T>
    T operator()(T x) const { return x >= T(0) ? x : T(alpha) * x; }
+   vfloat vec(vfloat x) const { return x >= vfloat{} ? x : alpha * x; }
 };
 struct ThresholdedRelu {
    float alpha;
    template <typename T>
    T operator()(T x) const { return x > T(alpha) ? x : T(0); }
+   vfloat vec(vfloat x) const { return x > vsplat(alpha) ? x : vfloat{}; }
 };
 struct ScaledTanh {
    float alpha, beta;
    template <typename T>
    T operator()(T x) const { return T(alpha) * fast_tanh(T(beta) * x); }
+   vfloat vec(vfloat x) const { return alpha * vtanh(beta * x); }
 };
 struct HardSigmoid {
    float alpha, beta;
    template <typename T>
    T operator()(T x) const { return detail::max_of(detail::min_of(T(alpha) * x + T(beta), T(1)), T(0)); }  // NaN stays NaN
+   vfloat vec(vfloat x) const
+   {
+      const vfloat y = alpha * x + beta, below = vsplat(1.0f) < y ? vsplat(1.0f) : y; // as min_of, max_of
+      return below < vfloat{} ? vfloat{} : below;
+   }
 };
 struct Elu {
    float alpha;
@@ -63,12 +77,28 @@ struct Elu {
 struct Softsign {
    template <typename T>
    T operator()(T x) const { return x / (T(1) + std::abs(x)); }
+   vfloat vec(vfloat x) const { return x / (1.0f + vabs(x)); }
 };
 struct Softplus { // log(1 + e^x) without overflow for large x
    template <typename T>
    T operator()(T x) const { return x > T(0) ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x)); }
 };
 } // namespace rnn_act
+
+// f on every lane of x: its vector form where it has one, else lane by lane.
+template <typename F, typename = void>
+struct has_vector_form : std::false_type {};
+template <typename F>
+struct has_vector_form<F, std::void_t<decltype(std::declval<const F &>().vec(vfloat{}))>> : std::true_type {};
+
+template <typename F>
+SOFIE_RDF_INLINE vfloat rnn_vector_act(const F &f, vfloat x)
+{
+   if constexpr (has_vector_form<F>::value)
+      return f.vec(x);
+   else
+      return vlanes(x, f);
+}
 
 // Sizes and layout (ONNX `layout` 0: time major, 1: batch major) of one layer.
 struct RnnShape {
@@ -197,10 +227,12 @@ struct FloatProducts {
 };
 
 // Start of a direction: sequence_lens checked, input projection plus the biases
-// that sit outside any gate product (the first `rb_folded` columns of Rb),
-// initial states loaded, Y zeroed past each row's length.
+// that sit outside any gate product (the first `rb_folded` columns of Rb; none
+// where the cells add them, `add_biases` false), initial states loaded, Y
+// zeroed past each row's length.
 template <typename T, typename Products = FloatProducts>
-inline void rnn_begin(const Recurrence<T> &r, size_t d, size_t gates, size_t rb_folded, const Products &products = {})
+inline void rnn_begin(const Recurrence<T> &r, size_t d, size_t gates, size_t rb_folded, const Products &products = {},
+                      bool add_biases = true)
 {
    const RnnShape &s = r.shape;
    const size_t gh = gates * s.hidden, rows = s.seq * s.batch;
@@ -209,7 +241,7 @@ inline void rnn_begin(const Recurrence<T> &r, size_t d, size_t gates, size_t rb_
          throw std::invalid_argument("sofie-rdf: sequence_lens[" + std::to_string(b) + "] = " +
                                      std::to_string(r.lens[b]) + " is outside [0, " + std::to_string(s.seq) + "]");
    products.input(r, d, gh);
-   if (r.B) {
+   if (r.B && add_biases) {
       const T *wb = r.B + d * 2 * gh, *rb = wb + gh;
       for (size_t i = 0; i < rows; ++i) {
          T *row = r.xw + i * gh;
@@ -280,8 +312,86 @@ inline void rnn(const Recurrence<T> &r, size_t d, bool reverse, F f)
    rnn_end(r, d);
 }
 
+// One row of a float LSTM's step in vectors of kVFloatLanes hidden units, the
+// gates of each vector in registers from its pre-activations to its new c and
+// h: gates i, o, f, c at hr + k H (the step's product) and xw + k H (the input
+// projection), the biases (wb + k H, rb + k H; null: none) added here rather
+// than in a pass over every step's projection.  A loop per gate wrote and read
+// the row's gates again for each and ended each in a scalar tail.
+struct LstmRow {
+   const float *hr, *xw, *wb, *rb, *P; // P: peepholes (Pi, Po, Pf) or null
+   float *c, *h;
+   size_t H;
+   float clip;
+   bool clipped, input_forget;
+};
+
+// New c and h of units [j, j + kVFloatLanes), from the row's c before the step.
+template <typename F, typename G, typename Hf>
+SOFIE_RDF_INLINE void lstm_units(const LstmRow &a, size_t j, const F &f, const G &g, const Hf &h_act, vfloat &c_new,
+                                 vfloat &h_new)
+{
+   const size_t H = a.H;
+   auto pre = [&](size_t k) {
+      vfloat v = vload(a.hr + k * H + j) + vload(a.xw + k * H + j);
+      if (a.wb)
+         v += vload(a.wb + k * H + j) + vload(a.rb + k * H + j);
+      return v;
+   };
+   auto act = [&](const auto &fn, vfloat v) {
+      if (a.clipped) { // as rnn_clip
+         const vfloat lo = vsplat(-a.clip), hi = vsplat(a.clip), above = v < lo ? lo : v;
+         v = hi < above ? hi : above;
+      }
+      return rnn_vector_act(fn, v);
+   };
+   const vfloat c_old = vload(a.c + j);
+   vfloat i = pre(0);
+   if (a.P)
+      i += vload(a.P + j) * c_old;
+   i = act(f, i);
+   vfloat forget;
+   if (a.input_forget) {
+      forget = 1.0f - i;
+   } else {
+      forget = pre(2);
+      if (a.P)
+         forget += vload(a.P + 2 * H + j) * c_old;
+      forget = act(f, forget);
+   }
+   c_new = forget * c_old + i * act(g, pre(3));
+   vfloat o = pre(1);
+   if (a.P)
+      o += vload(a.P + H + j) * c_new;
+   h_new = act(f, o) * rnn_vector_act(h_act, c_new);
+}
+
+// The row's units a vector at a time (H >= kVFloatLanes); the last ones as one vector ending at the row's end,
+// computed first, from the c it overlaps before the loop rewrites it, and stored last.
+template <typename F, typename G, typename Hf>
+inline void lstm_row(const LstmRow &a, const F &f, const G &g, const Hf &h_act)
+{
+   constexpr size_t L = kVFloatLanes;
+   const size_t full = a.H - a.H % L;
+   vfloat c_tail{}, h_tail{};
+   if (full < a.H)
+      lstm_units(a, a.H - L, f, g, h_act, c_tail, h_tail);
+   for (size_t j = 0; j < full; j += L) {
+      vfloat c_new, h_new;
+      lstm_units(a, j, f, g, h_act, c_new, h_new);
+      vstore(a.c + j, c_new);
+      vstore(a.h + j, h_new);
+   }
+   if (full < a.H) {
+      vstore(a.c + a.H - L, c_tail);
+      vstore(a.h + a.H - L, h_tail);
+   }
+}
+
 // LSTM, gates in ONNX order i, o, f, c; peepholes P = (Pi, Po, Pf); with
 // input_forget the forget gate is 1 - i; `products` multiplies by the weights.
+// Float layers of at least kVFloatLanes units run lstm_row; others (double,
+// fewer units) a loop per gate over the row.
 template <typename T, typename F, typename G, typename Hf, typename Products = FloatProducts>
 inline void lstm(const Recurrence<T> &r, size_t d, bool reverse, bool input_forget, F f, G g, Hf h_act,
                  const Products &products = {})
@@ -290,7 +400,8 @@ inline void lstm(const Recurrence<T> &r, size_t d, bool reverse, bool input_forg
    const RnnShape &s = r.shape;
    const size_t H = s.hidden;
    const T *P = r.P ? r.P + d * 3 * H : nullptr;
-   rnn_begin(r, d, 4, 4 * H, products);
+   const bool rows = std::is_same_v<T, float> && H >= kVFloatLanes;
+   rnn_begin(r, d, 4, 4 * H, products, !rows);
    for (size_t step = 0; step < s.seq; ++step) {
       products.recurrent(r, d, 4 * H, step);
       for (size_t b = 0; b < s.batch; ++b) {
@@ -300,6 +411,15 @@ inline void lstm(const Recurrence<T> &r, size_t d, bool reverse, bool input_forg
          const T *xw = r.xw + s.x_row(t, b) * 4 * H;
          T *gi = r.hr + b * 4 * H, *go = gi + H, *gf = go + H, *gc = gf + H; // products, then gates
          T *h = r.h + b * H, *c = r.c + b * H;
+         if constexpr (std::is_same_v<T, float>) {
+            if (rows) {
+               const float *wb = r.B ? r.B + d * 8 * H : nullptr;
+               const bool clipped = r.clip < std::numeric_limits<float>::infinity();
+               lstm_row({gi, xw, wb, wb ? wb + 4 * H : nullptr, P, c, h, H, r.clip, clipped, input_forget}, f, g, h_act);
+               rnn_store(r, t, d, b);
+               continue;
+            }
+         }
          if (P) {
             rnn_peephole(gi, P, c, H);
             rnn_peephole(gf, P + 2 * H, c, H);

@@ -323,3 +323,63 @@ inline void merge_phases(const float *const *src, float *dst, size_t n)
       for (size_t j = 0; j < M; ++j)
          dst[M * t + j] = src[j][t];
 }
+
+// fastmath.hxx's e^t (t <= 0), tanh and logistic function on every lane, their steps taken on vectors: the
+// same arithmetic as the scalar functions (fast_exp_nonpositive, fast_tanh, fast_sigmoid), for the loops GCC leaves scalar around them (the LSTM's cells, whose
+// activations are chosen at run time: a select in one of them, HardSigmoid's clamp, kept the whole cell
+// scalar).  -ffast-math would fold exp_round's rounding addition away: there the lanes take the scalar functions.
+template <typename F>
+inline vfloat vlanes(vfloat x, F f)
+{
+   float v[kVFloatLanes];
+   vstore(v, x);
+   for (size_t l = 0; l < kVFloatLanes; ++l)
+      v[l] = f(v[l]);
+   return vload(v);
+}
+
+inline vint vbits(vfloat x)
+{
+   vint b;
+   std::memcpy(&b, &x, sizeof b);
+   return b;
+}
+
+inline vfloat vfrom_bits(vint b)
+{
+   vfloat x;
+   std::memcpy(&x, &b, sizeof x);
+   return x;
+}
+
+// |x| and x's sign bit alone.
+inline vfloat vabs(vfloat x) { return vfrom_bits(vbits(x) & 0x7fffffff); }
+inline vint vsign_bit(vfloat x) { return vbits(x) & static_cast<int32_t>(0x80000000u); }
+
+SOFIE_RDF_INLINE vfloat vexp_nonpositive(vfloat t)
+{
+   if constexpr (SOFIE_EXP_NEARBYINT) {
+      return vlanes(t, [](float v) { return fast_exp_nonpositive(v); });
+   } else {
+      const auto e = exp_parts<vfloat, vint>(vmax_splat(-88.0f, t));
+      return e.p * pow2i<vfloat>(e.n);
+   }
+}
+
+SOFIE_RDF_INLINE vfloat vtanh(vfloat x)
+{
+   if constexpr (SOFIE_EXP_NEARBYINT)
+      return vlanes(x, [](float v) { return fast_tanh(v); });
+   const vfloat a = vabs(x), e = vexp_nonpositive(-2.0f * a);
+   const vfloat big = vfrom_bits(vbits((1.0f - e) / (1.0f + e)) | vsign_bit(x));
+   const vfloat y = a < vsplat(0.625f) ? tanh_small(x) : big;
+   return x != x ? x : y;
+}
+
+SOFIE_RDF_INLINE vfloat vsigmoid(vfloat x)
+{
+   if constexpr (SOFIE_EXP_NEARBYINT)
+      return vlanes(x, [](float v) { return fast_sigmoid(v); });
+   const vfloat e = vexp_nonpositive(-vabs(x));
+   return (x >= vfloat{} ? vsplat(1.0f) : e) / (1.0f + e);
+}

@@ -88,23 +88,10 @@ inline W softmax_exp_sum(const T *x, T *y, size_t n, W shift)
 alignas(64) constexpr float kSoftmaxTailMask[2 * kSoftmaxLanes] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
                                                                   1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
 
-// fast_exp_nonpositive (fastmath.hxx) of every lane, its steps taken on vectors: a loop over the lanes calling
-// the scalar function was vectorized for AVX-512, but for AVX2 GCC computed the lanes one by one and passed
-// them through the stack (attention's softmax over 200 keys: 2.5x the time).  -ffast-math would fold the
-// rounding addition away (see exp_round): there the lanes keep the scalar function.
-inline vfloat softmax_exp_vector(const float *x, float shift)
-{
-   if constexpr (SOFIE_EXP_NEARBYINT) {
-      float e[kVFloatLanes];
-      for (size_t l = 0; l < kVFloatLanes; ++l)
-         e[l] = fast_exp_nonpositive(x[l] - shift);
-      return vload(e);
-   } else {
-      const vfloat t = vload(x) - shift;
-      const auto e = exp_parts<vfloat, vint>(vmax_splat(-88.0f, t)); // as fast_exp_nonpositive
-      return e.p * pow2i<vfloat>(e.n);
-   }
-}
+// fast_exp_nonpositive of every lane (simd.hxx's vexp_nonpositive): a loop over the lanes calling the scalar
+// function was vectorized for AVX-512, but for AVX2 GCC computed the lanes one by one and passed them through
+// the stack (attention's softmax over 200 keys: 2.5x the time).
+inline vfloat softmax_exp_vector(const float *x, float shift) { return vexp_nonpositive(vload(x) - shift); }
 
 template <>
 inline float softmax_exp_sum<float, float>(const float *x, float *y, size_t n, float shift)
