@@ -227,23 +227,36 @@ def _self_attention(shape: tuple) -> onnx.ModelProto:
                       {"scale": np.array(0.25, np.float32)})
 
 
-def _lstm(seq: int, batch: int, hidden: int, lens: Optional[list] = None, peepholes: bool = False,
-          **attrs) -> onnx.ModelProto:
-    """LSTM over (seq, batch, 5) whose float cells run a vector of hidden units at a time (kernels/rnn.hxx:
-    lstm_row): ``hidden`` past the last whole vectors (the last units in a vector overlapping the one before),
-    peepholes, rows of other lengths, the activations given (their vector forms)."""
+def _recurrent(op: str, seq: int, batch: int, hidden: int, lens: Optional[list] = None, peepholes: bool = False,
+               bias: bool = True, **attrs) -> onnx.ModelProto:
+    """An LSTM or GRU over (seq, batch, 5): ``hidden`` past the last whole vectors (a float LSTM's cells run a
+    vector of hidden units at a time, kernels/rnn.hxx's lstm_row: the last units in a vector overlapping the one
+    before), peepholes, rows of other lengths, the activations given (their vector forms), with or without
+    biases."""
     rng = np.random.default_rng(hidden)
     dirs = 2 if attrs.get("direction") == "bidirectional" else 1
-    inits = {"w": rng.standard_normal((dirs, 4 * hidden, 5)).astype(np.float32) * 0.5,
-             "r": rng.standard_normal((dirs, 4 * hidden, hidden)).astype(np.float32) * 0.3,
-             "b": rng.standard_normal((dirs, 8 * hidden)).astype(np.float32) * 0.3}
-    names = ["x", "w", "r", "b", "", "", "", ""]
+    gates = 4 if op == "LSTM" else 3
+    inits = {"w": rng.standard_normal((dirs, gates * hidden, 5)).astype(np.float32) * 0.5,
+             "r": rng.standard_normal((dirs, gates * hidden, hidden)).astype(np.float32) * 0.3,
+             "b": rng.standard_normal((dirs, 2 * gates * hidden)).astype(np.float32) * 0.3}
+    names = ["x", "w", "r", "b", "", "", "", ""][:8 if op == "LSTM" else 6]
+    if not bias:
+        del inits["b"]
+        names[3] = ""
     if lens:
         inits["lens"], names[4] = np.array(lens, np.int32), "lens"
     if peepholes:
         inits["p"], names[7] = rng.standard_normal((dirs, 3 * hidden)).astype(np.float32) * 0.3, "p"
-    node = helper.make_node("LSTM", names, ["y"], hidden_size=hidden, **attrs)
+    node = helper.make_node(op, names, ["y"], hidden_size=hidden, **attrs)
     return make_model([node], [("x", np.float32, [seq, batch, 5])], [("y", np.float32, None)], inits)
+
+
+def _lstm(*args, **kwargs) -> onnx.ModelProto:
+    return _recurrent("LSTM", *args, **kwargs)
+
+
+def _gru(*args, **kwargs) -> onnx.ModelProto:
+    return _recurrent("GRU", *args, **kwargs)
 
 
 MODELS = {
@@ -315,19 +328,29 @@ MODELS = {
     # lstm_row: 37 hidden units (whole vectors, then one overlapping the last) with peepholes, clip, both
     # directions and rows of three lengths; 16 (whole vectors on every level) with the forget gate coupled to the
     # input gate; every activation ONNX names, with Keras's HardSigmoid gates, each in its vector form (Elu and
-    # Softplus lane by lane); 3 units (fewer than a vector: a loop per gate)
+    # Softplus lane by lane), one without biases; 3 units (fewer than a vector: a loop per gate)
     "lstm_peepholes_lens": lambda: _lstm(6, 3, 37, lens=[6, 2, 4], peepholes=True, clip=2.5,
                                          direction="bidirectional"),
     "lstm_input_forget": lambda: _lstm(4, 2, 16, input_forget=1),
     "lstm_hard_sigmoid": lambda: _lstm(5, 3, 21, activations=["HardSigmoid", "Tanh", "Tanh"],
                                        activation_alpha=[0.2], activation_beta=[0.5]),
-    "lstm_relu_softsign": lambda: _lstm(4, 2, 19, activations=["Sigmoid", "Relu", "Softsign"]),
+    "lstm_relu_softsign": lambda: _lstm(4, 2, 19, bias=False, activations=["Sigmoid", "Relu", "Softsign"]),
     "lstm_leaky_scaled": lambda: _lstm(4, 2, 23, clip=1.5, activations=["LeakyRelu", "ScaledTanh", "Elu"],
                                        activation_alpha=[0.1, 0.9, 0.7], activation_beta=[1.3]),
     "lstm_thresholded_affine": lambda: _lstm(4, 2, 18, activations=["Sigmoid", "ThresholdedRelu", "Affine"],
                                              activation_alpha=[0.2, 0.6], activation_beta=[0.1]),
     "lstm_softplus": lambda: _lstm(4, 2, 17, activations=["Softplus", "Tanh", "Tanh"]),
     "lstm_few_units": lambda: _lstm(4, 2, 3, peepholes=True, activations=["HardSigmoid", "Tanh", "Tanh"]),
+    # GRU (a loop per gate over each row: cells in explicit vectors as lstm_row's were no faster) with the reset
+    # gate after the product of all gates (linear_before_reset, as torch and Keras's reset_after write it) on 37
+    # units with clip, both directions and three lengths; before the second product with Keras's HardSigmoid on 21
+    # and without biases on 16; 3 units
+    "gru_after_reset_lens": lambda: _gru(6, 3, 37, lens=[6, 2, 4], clip=2.5, linear_before_reset=1,
+                                         direction="bidirectional"),
+    "gru_reset_first": lambda: _gru(5, 3, 21, activations=["HardSigmoid", "Tanh"], activation_alpha=[0.2],
+                                    activation_beta=[0.5]),
+    "gru_reset_first_softsign": lambda: _gru(4, 2, 16, bias=False, activations=["Sigmoid", "Softsign"]),
+    "gru_few_units": lambda: _gru(4, 2, 3, linear_before_reset=1),
     # fewer keys than a vector and a head narrower than one (narrower vectors, overlapping); 3 keys and 3
     # values (sums in registers); 50 keys and 24 values (the last vector of each overlapping the one before
     # on AVX-512, whole vectors on AVX2 and SSE2); a head of 8 (half a vector on AVX-512)
