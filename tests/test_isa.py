@@ -463,7 +463,9 @@ def _integer_products(ta, tb) -> tuple[onnx.ModelProto, dict]:
                                   "gemm_panels_deep", "conv_winograd_tiles_f23", "conv_winograd_tiles_compact",
                                   "conv_winograd_tiles_f43", "conv_pointwise_strided_odd", "conv_pointwise_tails",
                                   "conv_pointwise_narrow_1d", "conv_shifted_passes", "conv_shifted_13",
-                                  "conv_shifted_5x5_s2", "attention_rows", "attention_rows_overlap",
+                                  "conv_shifted_5x5_s2", "conv_shifted_direct_sigmoid", "conv_shifted_direct_8",
+                                  "conv_shifted_direct_24", "conv_shifted_direct_3d_8", "conv_shifted_direct_overlap_3d",
+                                  "attention_rows", "attention_rows_overlap",
                                   "attention_rows_head40", "gemm_panels_rows_open"])
 def test_tile_assembly_gives_the_loops_numbers(name, isa):
     """The register tiles in inline assembly (kernels/gemm.hxx: SOFIE_RDF_TILE_ASM for AVX2, SOFIE_RDF_TILE_ASM512

@@ -393,6 +393,102 @@ struct TableSpots {
    size_t out(size_t j) const { return out_at[j]; }
 };
 
+// conv_shifted_tile's loop over TableSpots in inline assembly, under Cling (kernels/gemm.hxx: SOFIE_RDF_TILE_ASM,
+// SOFIE_RDF_TILE_ASM512, whose macros these use).
+#if SOFIE_RDF_TILE_ASM512
+// acc[i][j] += w[k * Rows + i] * xp[table[k] + in_at[j] .. + lanes] over k < steps: conv_shifted_tile's loop for
+// conv_shifted_direct, whose vectors are output rows apart in the padded input (TableSpots), each read through a
+// pointer of its own.  V: whole vectors, or AVX-512VL's halves (float8 in ymm registers, rows of 8, 12 or 24
+// pixels): one assembly text for both, its register names and sizes (SOFIE_RDF_ASM_VR, _VB) defined for the half
+// around the second copy.  Declared into ROOT on a Xeon (AVX-512), a calorimeter CNN's 3-D layers (1 -> 8 and
+// 8 -> 16 channels on 24^3 and 12^3 voxels) spent half their time in this loop's C++ form, every sum stored and
+// reloaded at each turn of the loop by ROOT's register allocator.
+template <size_t Rows, size_t Vectors, typename V>
+constexpr bool kSpotsAsm = kTileAsm512<Rows, Vectors> && Vectors <= 4 &&
+                           (std::is_same_v<V, simd_float> || std::is_same_v<V, float8>);
+
+#define SOFIE_RDF_ASM512_SPOTS_LOOP                                                                                   \
+   __asm__ volatile(SOFIE_RDF_ASM512_ALL(SOFIE_RDF_ASM512_MOVES, 1) /**/                                              \
+                    "1:\n\t"                                                                                          \
+                    "mov (%[t]), %[at]\n\t"                                                                            \
+                    "vmovups (%[p0],%[at],4), " SOFIE_RDF_ASM_VR "26\n\t"                                              \
+                    ".if %c[vecs] > 1\n\t" "vmovups (%[p1],%[at],4), " SOFIE_RDF_ASM_VR "27\n\t" ".endif\n\t"        \
+                    ".if %c[vecs] > 2\n\t" "vmovups (%[p2],%[at],4), " SOFIE_RDF_ASM_VR "28\n\t" ".endif\n\t"        \
+                    ".if %c[vecs] > 3\n\t" "vmovups (%[p3],%[at],4), " SOFIE_RDF_ASM_VR "29\n\t" ".endif\n\t"        \
+                    SOFIE_RDF_ASM512_ALL(SOFIE_RDF_ASM512_SHIFTED_ROW, 0) /**/                                         \
+                    "add %[wb], %[w]\n\t"                                                                              \
+                    "add $8, %[t]\n\t"                                                                                 \
+                    "dec %[n]\n\t"                                                                                     \
+                    "jnz 1b\n\t" /**/                                                                                  \
+                    SOFIE_RDF_ASM512_ALL(SOFIE_RDF_ASM512_MOVES, 0)                                                    \
+                    : [w] "+r"(w), [t] "+r"(table), [at] "=&r"(at), [n] "+r"(steps)                                    \
+                    : [acc] "r"(acc), [p0] "r"(p[0]), [p1] "r"(p[1]), [p2] "r"(p[2]), [p3] "r"(p[3]),                  \
+                      [wb] "i"(Rows * sizeof(float)), [rows] "i"(Rows), [vecs] "i"(Vectors)                            \
+                    : SOFIE_RDF_ASM512_CLOBBERS)
+
+template <size_t Rows, size_t Vectors, typename V>
+inline void tile_asm_spots(V *acc, size_t steps, const float *xp, const std::int64_t *table, const size_t *in_at,
+                           const float *w)
+{
+   static_assert(kSpotsAsm<Rows, Vectors, V>, "a shape with registers for its accumulators");
+   const float *p[4];
+   for (size_t j = 0; j < 4; ++j)
+      p[j] = xp + in_at[j < Vectors ? j : 0];
+   std::int64_t at;
+   if constexpr (sizeof(V) == 64) {
+      SOFIE_RDF_ASM512_SPOTS_LOOP;
+   } else {
+#undef SOFIE_RDF_ASM_VR
+#undef SOFIE_RDF_ASM_VB
+#define SOFIE_RDF_ASM_VR "%%ymm"
+#define SOFIE_RDF_ASM_VB "32"
+      SOFIE_RDF_ASM512_SPOTS_LOOP;
+#undef SOFIE_RDF_ASM_VR
+#undef SOFIE_RDF_ASM_VB
+#define SOFIE_RDF_ASM_VR "%%zmm"
+#define SOFIE_RDF_ASM_VB "64"
+   }
+}
+#undef SOFIE_RDF_ASM512_SPOTS_LOOP
+#elif SOFIE_RDF_TILE_ASM
+// acc[i][j] (Rows x 2) += w[k * Rows + i] * xp[table[k] + in_at[j] .. + 8] over k < steps: conv_shifted_tile's
+// loop for conv_shifted_direct (its vectors apart, TableSpots), as AVX-512's (above).
+template <size_t Rows, size_t Vectors, typename V>
+constexpr bool kSpotsAsm = kShiftedAsm<Rows, Vectors> && std::is_same_v<V, simd_float>;
+
+template <size_t Rows, size_t Vectors, typename V>
+inline void tile_asm_spots(V *acc, size_t steps, const float *xp, const std::int64_t *table, const size_t *in_at,
+                           const float *w)
+{
+   static_assert(kSpotsAsm<Rows, Vectors, V>, "12 accumulators");
+   simd_float x[12], in0, in1, bc, start[2 * Rows];
+   for (size_t i = 0; i < 2 * Rows; ++i)
+      start[i] = acc[i];
+   const float *p0 = xp + in_at[0], *p1 = xp + in_at[1];
+   std::int64_t at;
+   __asm__(SOFIE_RDF_ASM_LOADS //
+           "1:\n\t"
+           "mov (%[t]), %[at]\n\t"
+           "vmovups (%[p0],%[at],4), %[i0]\n\t"
+           "vmovups (%[p1],%[at],4), %[i1]\n\t"       //
+           SOFIE_RDF_ASM_ROW(0, "(%[w])", x0, x1)       //
+           SOFIE_RDF_ASM_ROW(1, "4(%[w])", x2, x3)      //
+           SOFIE_RDF_ASM_ROW(2, "8(%[w])", x4, x5)      //
+           SOFIE_RDF_ASM_ROW(3, "12(%[w])", x6, x7)     //
+           SOFIE_RDF_ASM_ROW(4, "16(%[w])", x8, x9)     //
+           SOFIE_RDF_ASM_ROW(5, "20(%[w])", x10, x11)   //
+           "add %[wb], %[w]\n\t"
+           "add $8, %[t]\n\t"
+           "dec %[n]\n\t"
+           "jnz 1b"
+           : SOFIE_RDF_ASM_OUTPUTS, [w] "+r"(w), [t] "+r"(table), [at] "=&r"(at), [n] "+r"(steps)
+           : [acc] "r"(start), [p0] "r"(p0), [p1] "r"(p1), [wb] "i"(Rows * sizeof(float)), [rows] "i"(Rows)
+           : "cc", "memory");
+   for (size_t i = 0; i < 2 * Rows; ++i)
+      acc[i] = x[i];
+}
+#endif
+
 // One register tile: Rows output channels x Vectors vectors of positions (at `spots` from xp), summed over
 // `steps` (channel, tap) steps, plus `start` (rows start_stride apart), or the bias when start is null;
 // written to out (rows out_stride apart, the vectors at `spots`) through act (act_vector: in registers, where
@@ -408,12 +504,15 @@ template <size_t Rows, size_t Vectors, typename Steps, typename Spots = Contiguo
                                          size_t start_stride, float *out, size_t out_stride,
                                          const Spots &spots = Spots{}, F act = F{})
 {
+   // Start and end without a branch per sum: under Cling (ROOT's register allocator) each branch stored and reloaded
+   // every value live across it, and the tiles of Winograd's products spent as long in these loops as in their sums.
    V acc[Rows][Vectors];
+   const float zeros[Rows] = {}, *first = bias && !start ? bias : zeros;
 #pragma GCC unroll 16
    for (size_t i = 0; i < Rows; ++i)
 #pragma GCC unroll 16
       for (size_t j = 0; j < Vectors; ++j)
-         acc[i][j] = (bias && !start ? bias[i] : 0.0f) - V{}; // x - (+0) is x: a broadcast
+         acc[i][j] = first[i] - V{}; // x - (+0) is x: a broadcast
    const float *w = panel;
 #if SOFIE_RDF_TILE_ASM || SOFIE_RDF_TILE_ASM512
    constexpr bool table = std::is_same_v<Steps, const std::int64_t *>;
@@ -426,6 +525,11 @@ template <size_t Rows, size_t Vectors, typename Steps, typename Spots = Contiguo
          if (steps)
             tile_asm_shifted<Rows, Vectors, false>(&acc[0][0], steps, xp, offsets.stride, nullptr, w);
       }
+      steps = 0;
+   }
+   if constexpr (table && std::is_same_v<Spots, TableSpots<Vectors>> && kSpotsAsm<Rows, Vectors, V>) {
+      if (steps)
+         tile_asm_spots<Rows, Vectors>(&acc[0][0], steps, xp, offsets, spots.in_at, w);
       steps = 0;
    }
 #endif
@@ -442,15 +546,20 @@ template <size_t Rows, size_t Vectors, typename Steps, typename Spots = Contiguo
       for (size_t i = 0; i < Rows; ++i)
          fma_row<Vectors, false, V>(acc[i], in, w + i);
    }
+   if (start) { // added at the end: sums of a pass are rounded apart from the long running total
 #pragma GCC unroll 16
-   for (size_t i = 0; i < Rows; ++i)
+      for (size_t i = 0; i < Rows; ++i)
 #pragma GCC unroll 16
-      for (size_t j = 0; j < Vectors; ++j) {
-         if (start) { // added at the end: sums of a pass are rounded apart from the long running total
+         for (size_t j = 0; j < Vectors; ++j) {
             V before;
             std::memcpy(&before, start + i * start_stride + spots.out(j), sizeof before);
             acc[i][j] += before;
          }
+   }
+#pragma GCC unroll 16
+   for (size_t i = 0; i < Rows; ++i)
+#pragma GCC unroll 16
+      for (size_t j = 0; j < Vectors; ++j) {
          act_vector(acc[i][j], act);
          std::memcpy(out + i * out_stride + spots.out(j), &acc[i][j], sizeof(V));
       }

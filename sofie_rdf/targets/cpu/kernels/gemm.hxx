@@ -554,8 +554,8 @@ inline void tile_asm_shifted(simd_float *acc, size_t steps, const float *xp, std
 #define SOFIE_RDF_TILE_ASM512 1
 #define SOFIE_RDF_ASM_VR "%%zmm"
 #define SOFIE_RDF_ASM_VB "64"
-#define SOFIE_RDF_ASM512_FMA(j, in, r) ".if %c[vecs] > " #j "\n\t" "vfmadd231ps %%zmm" #in ", %%zmm31, %%zmm" #r "\n\t" ".endif\n\t"
-#define SOFIE_RDF_ASM512_ROW(i, r1, r2, r3, r4, at) ".if %c[rows] > " #i "\n\t" "vbroadcastss " at ", %%zmm31\n\t" "vfmadd231ps %%zmm26, %%zmm31, %%zmm" #i "\n\t" SOFIE_RDF_ASM512_FMA(1, 27, r1) SOFIE_RDF_ASM512_FMA(2, 28, r2) SOFIE_RDF_ASM512_FMA(3, 29, r3) SOFIE_RDF_ASM512_FMA(4, 30, r4) ".endif\n\t"
+#define SOFIE_RDF_ASM512_FMA(j, in, r) ".if %c[vecs] > " #j "\n\t" "vfmadd231ps " SOFIE_RDF_ASM_VR #in ", " SOFIE_RDF_ASM_VR "31, " SOFIE_RDF_ASM_VR #r "\n\t" ".endif\n\t"
+#define SOFIE_RDF_ASM512_ROW(i, r1, r2, r3, r4, at) ".if %c[rows] > " #i "\n\t" "vbroadcastss " at ", " SOFIE_RDF_ASM_VR "31\n\t" "vfmadd231ps " SOFIE_RDF_ASM_VR "26, " SOFIE_RDF_ASM_VR "31, " SOFIE_RDF_ASM_VR #i "\n\t" SOFIE_RDF_ASM512_FMA(1, 27, r1) SOFIE_RDF_ASM512_FMA(2, 28, r2) SOFIE_RDF_ASM512_FMA(3, 29, r3) SOFIE_RDF_ASM512_FMA(4, 30, r4) ".endif\n\t"
 #define SOFIE_RDF_ASM512_MOVES(i, r1, r2, r3, r4, load) SOFIE_RDF_ASM_MOVE(i, 0, i, load) SOFIE_RDF_ASM_MOVE(i, 1, r1, load) SOFIE_RDF_ASM_MOVE(i, 2, r2, load) SOFIE_RDF_ASM_MOVE(i, 3, r3, load) SOFIE_RDF_ASM_MOVE(i, 4, r4, load)
 #define SOFIE_RDF_ASM512_SHIFTED_ROW(i, r1, r2, r3, r4, unused) SOFIE_RDF_ASM512_ROW(i, r1, r2, r3, r4, "4*" #i "(%[w])")
 #define SOFIE_RDF_ASM512_ALL(each, ...) each(0, 12, 6, 18, 22, __VA_ARGS__) each(1, 13, 7, 19, 23, __VA_ARGS__) each(2, 14, 8, 20, 24, __VA_ARGS__) each(3, 15, 9, 21, 25, __VA_ARGS__) each(4, 16, 10, 22, 31, __VA_ARGS__) each(5, 17, 11, 23, 31, __VA_ARGS__) each(6, 18, 31, 31, 31, __VA_ARGS__) each(7, 19, 31, 31, 31, __VA_ARGS__) each(8, 20, 31, 31, 31, __VA_ARGS__) each(9, 21, 31, 31, 31, __VA_ARGS__) each(10, 22, 31, 31, 31, __VA_ARGS__) each(11, 23, 31, 31, 31, __VA_ARGS__) each(12, 31, 31, 31, 31, __VA_ARGS__) each(13, 31, 31, 31, 31, __VA_ARGS__) each(14, 31, 31, 31, 31, __VA_ARGS__) each(15, 31, 31, 31, 31, __VA_ARGS__)
