@@ -44,17 +44,20 @@ class RecurrentEmitter(Emitter):
 
     def __init__(self, op: recurrent.Recurrent, target) -> None:
         super().__init__(op, target)
-        self.packed_w = self.packed_r = self.panels_r = False
+        self.packed_w = self.packed_r = self.panels_w = self.panels_r = False
 
     def block_gates(self) -> tuple[int, ...]:
         """Gates per recurrence product, in order (the blocks of a packed R)."""
         return (self.op.gates,)
 
     def pack(self, constants: dict[int, np.ndarray], inputs: list[Optional[TensorType]]) -> Optional[dict[int, np.ndarray]]:
-        """Constant W and R transposed per direction (and per block of gates) for the small-product kernel."""
+        """Constant W and R transposed per direction (R per block of gates) for the small-product kernel; float ones
+        in gemm_panels' panels where the target has register tiles."""
         packed = {}
         if 1 in constants:
-            packed[1] = np.ascontiguousarray(constants[1].transpose(0, 2, 1))
+            w = constants[1].transpose(0, 2, 1)  # (directions, input, gates * H)
+            self.panels_w = self.target.register_tiles and w.dtype == np.float32
+            packed[1] = np.ascontiguousarray(panels(w) if self.panels_w else w).reshape(-1)
             self.packed_w = True
         if 2 in constants:
             r = constants[2]
@@ -89,7 +92,8 @@ class RecurrentEmitter(Emitter):
                    if i < len(ctx.inputs) and ctx.inputs[i] is not None]
         lines += [" ".join(present)] if present else []
         flags = [f"rec.{k} = true;" for k, packed in (("packed_w", self.packed_w), ("packed_r", self.packed_r),
-                                                          ("panels_r", self.panels_r)) if packed]
+                                                          ("panels_w", self.panels_w), ("panels_r", self.panels_r))
+                 if packed]
         if op.clip() is not None:
             flags.append(f"rec.clip = {ctx.literal(op.clip(), x.dtype)};")
         lines += [" ".join(flags)] if flags else []

@@ -124,6 +124,7 @@ struct Recurrence {
    const int32_t *lens = nullptr;
    const T *h0 = nullptr, *c0 = nullptr;
    bool packed_w = false, packed_r = false;
+   bool panels_w = false; // W per direction in gemm_panels' panels (float, register tiles)
    bool panels_r = false; // R per direction and block of gates in gemm_panels' panels (float, register tiles)
    T clip = std::numeric_limits<T>::infinity();
    T *Y = nullptr, *Yh = nullptr, *Yc = nullptr;
@@ -212,12 +213,22 @@ inline void rnn_product(const Recurrence<T> &r, size_t N, const T *A, const T *R
 
 // The two products of a layer: X W^T for every step at once and, each step, H R^T of the (packed) weights of
 // direction d.  Float weights through gemm; kernels/qrnn.hxx's QuantizedProducts multiplies quantized ones (LSTM).
+// The input projection of float weights in panels runs on the register tiles, which write each sum once: BLAS
+// cleared the projection (a memset of steps x batch x gates x H floats) before its product, and its packing cost
+// more than the product over DeepJet's 16 inputs.
 struct FloatProducts {
    template <typename T>
    void input(const Recurrence<T> &r, size_t d, size_t gh) const
    {
-      gemm(false, !r.packed_w, r.shape.seq * r.shape.batch, gh, r.shape.input, T(1), r.X, r.W + d * gh * r.shape.input,
-           T(0), r.xw);
+      const size_t rows = r.shape.seq * r.shape.batch, k = r.shape.input;
+      if constexpr (std::is_same_v<T, float>) {
+         if (r.panels_w) {
+            gemm_panels_rows(rows, gh, k, 1.0f, r.X, k, 1, r.W + d * rnn_block_floats(true, k, gh), 0.0f, nullptr, r.xw,
+                             Identity{});
+            return;
+         }
+      }
+      gemm(false, !r.packed_w, rows, gh, k, T(1), r.X, r.W + d * gh * k, T(0), r.xw);
    }
    template <typename T>
    void recurrent(const Recurrence<T> &r, size_t d, size_t gh, size_t) const
