@@ -184,6 +184,25 @@ def test_build_paths_agree(tmp_path):
     assert all(row["seconds"][e] > 0 for e in ("native", "O2", "jit", "declared", "jit_before"))
 
 
+def test_cling_profile_places_samples_on_instructions():
+    """benchmarks/cling_profile.py's reading of perf's samples: each disassembled instruction of a code copy led by
+    the samples at its address, and the hottest 1 KB windows of the range counted."""
+    import collections
+    import shutil
+
+    from benchmarks import cling_profile
+
+    if shutil.which("objdump") is None:
+        pytest.skip("no objdump")
+    base = 0x7F0000001000
+    code = bytes([0x90, 0xC5, 0xFC, 0x58, 0xC1, 0xC3])  # nop; vaddps %ymm1, %ymm0, %ymm0; ret
+    samples = collections.Counter({base + 1: 7, base + 5: 2, base + 4096: 30})
+    lines = [line for line in cling_profile.annotate(code, base, samples) if line.count("\t") == 2]
+    counts = {line.split("\t")[-1].split()[0]: int(line[:7].strip() or 0) for line in lines}
+    assert counts == {"nop": 0, "vaddps": 7, "ret": 2}
+    assert cling_profile.hot_windows(samples, base, base + 4096) == [(base, 9)]
+
+
 def test_public_inputs_and_agreement():
     """benchmarks/public.py without its files: edge indices below the node count, masks of ones, a free batch,
     the 4b classifier's padded jets, and a NaN agreeing only with a NaN."""
