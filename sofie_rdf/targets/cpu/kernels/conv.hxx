@@ -471,12 +471,7 @@ inline void tile_asm_spots(V *acc, size_t steps, const float *xp, const std::int
            "mov (%[t]), %[at]\n\t"
            "vmovups (%[p0],%[at],4), %[i0]\n\t"
            "vmovups (%[p1],%[at],4), %[i1]\n\t"       //
-           SOFIE_RDF_ASM_ROW(0, "(%[w])", x0, x1)       //
-           SOFIE_RDF_ASM_ROW(1, "4(%[w])", x2, x3)      //
-           SOFIE_RDF_ASM_ROW(2, "8(%[w])", x4, x5)      //
-           SOFIE_RDF_ASM_ROW(3, "12(%[w])", x6, x7)     //
-           SOFIE_RDF_ASM_ROW(4, "16(%[w])", x8, x9)     //
-           SOFIE_RDF_ASM_ROW(5, "20(%[w])", x10, x11)   //
+           SOFIE_RDF_ASM_SHIFTED_ROWS //
            "add %[wb], %[w]\n\t"
            "add $8, %[t]\n\t"
            "dec %[n]\n\t"

@@ -454,6 +454,8 @@ struct StridedSteps {
 #define SOFIE_RDF_ASM_LOAD(i, x0, x1) ".if %c[rows] > " #i "\n\t" "vmovups " #i "*64(%[acc]), %[" #x0 "]\n\t" "vmovups " #i "*64+32(%[acc]), %[" #x1 "]\n\t" ".endif\n\t"
 #define SOFIE_RDF_ASM_LOADS SOFIE_RDF_ASM_LOAD(0, x0, x1) SOFIE_RDF_ASM_LOAD(1, x2, x3) SOFIE_RDF_ASM_LOAD(2, x4, x5) SOFIE_RDF_ASM_LOAD(3, x6, x7) SOFIE_RDF_ASM_LOAD(4, x8, x9) SOFIE_RDF_ASM_LOAD(5, x10, x11)
 #define SOFIE_RDF_ASM_OUTPUTS [x0] "=&x"(x[0]), [x1] "=&x"(x[1]), [x2] "=&x"(x[2]), [x3] "=&x"(x[3]), [x4] "=&x"(x[4]), [x5] "=&x"(x[5]), [x6] "=&x"(x[6]), [x7] "=&x"(x[7]), [x8] "=&x"(x[8]), [x9] "=&x"(x[9]), [x10] "=&x"(x[10]), [x11] "=&x"(x[11]), [i0] "=&x"(in0), [i1] "=&x"(in1), [b] "=&x"(bc)
+// The rows of a step whose weights are Rows floats at w (tile_asm_shifted, conv.hxx's tile_asm_spots).
+#define SOFIE_RDF_ASM_SHIFTED_ROWS SOFIE_RDF_ASM_ROW(0, "(%[w])", x0, x1) SOFIE_RDF_ASM_ROW(1, "4(%[w])", x2, x3) SOFIE_RDF_ASM_ROW(2, "8(%[w])", x4, x5) SOFIE_RDF_ASM_ROW(3, "12(%[w])", x6, x7) SOFIE_RDF_ASM_ROW(4, "16(%[w])", x8, x9) SOFIE_RDF_ASM_ROW(5, "20(%[w])", x10, x11)
 #else
 #define SOFIE_RDF_TILE_ASM 0
 #endif
@@ -520,12 +522,7 @@ inline void tile_asm_shifted(simd_float *acc, size_t steps, const float *xp, std
            ".if %c[table]\n\t" "mov (%[t]), %[at]\n\t" ".endif\n\t"
            "vmovups (%[p],%[at],4), %[i0]\n\t"
            "vmovups 32(%[p],%[at],4), %[i1]\n\t"       //
-           SOFIE_RDF_ASM_ROW(0, "(%[w])", x0, x1)       //
-           SOFIE_RDF_ASM_ROW(1, "4(%[w])", x2, x3)      //
-           SOFIE_RDF_ASM_ROW(2, "8(%[w])", x4, x5)      //
-           SOFIE_RDF_ASM_ROW(3, "12(%[w])", x6, x7)     //
-           SOFIE_RDF_ASM_ROW(4, "16(%[w])", x8, x9)     //
-           SOFIE_RDF_ASM_ROW(5, "20(%[w])", x10, x11)   //
+           SOFIE_RDF_ASM_SHIFTED_ROWS //
            "add %[wb], %[w]\n\t"
            ".if %c[table]\n\t" "add $8, %[t]\n\t" ".else\n\t" "add %[sb], %[p]\n\t" ".endif\n\t"
            "dec %[n]\n\t"
