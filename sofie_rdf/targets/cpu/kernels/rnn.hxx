@@ -9,7 +9,8 @@
 // and [gates*hidden, hidden]) or, with `packed_w` / `packed_r`, transposed block
 // by block as the generator stores constant weights: [input, gates*hidden] for
 // W, [hidden, block*hidden] for each block of gates multiplied together (all
-// gates, except GRU without linear_before_reset: z and r, then h).
+// gates, except GRU without linear_before_reset: z and r, then h); float ones,
+// with `panels_w` / `panels_r`, in gemm_panels' panels of those (register tiles).
 //
 // Batch rows whose sequence_lens entry is shorter than the tensor stop early:
 // their state is kept, their Y entries past the end are zero, and the reverse
