@@ -30,6 +30,8 @@ from typing import Optional
 
 import numpy as np
 
+from sofie_rdf import _root
+
 from . import build_paths
 
 
@@ -81,6 +83,7 @@ def hot_windows(samples: collections.Counter, lo: int, hi: int, count: int = 20)
 
 def profile(name: str, seconds: float, out: Path) -> None:
     ROOT = build_paths.start_root("")
+    _root.load_blas()  # as a build_paths run has by then: headers whose kernels call BLAS link against it
     model, xs = build_paths.load(name, Path(tempfile.gettempdir()) / "sofie-rdf-bench")  # as build_paths' runs
     with tempfile.TemporaryDirectory() as tmp:
         session, _ = build_paths._declared(ROOT, model, Path(tmp), "declared", "")

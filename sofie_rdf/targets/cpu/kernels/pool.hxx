@@ -164,17 +164,16 @@ inline void pool(const T *x, size_t planes, const PoolShape &s, Reducer reducer)
 // maximum keeps `pool`'s rule (from the identity, a tap wins only when greater: NaN never wins); sums are
 // added line by line, so they round differently from `pool`'s row-major order.  work: pool_lines_work.
 
+// The reduction's identity: a variable, whose uses are constants, where under ROOT's Cling (which inlines only
+// what is always_inline) a function's, numeric_limits' lowest() included, stay calls in the loops.
 template <typename T, bool Max>
-constexpr T pool_identity()
-{
-   return Max ? std::numeric_limits<T>::lowest() : T(0);
-}
+constexpr T kPoolIdentity = Max ? std::numeric_limits<T>::lowest() : T(0);
 
 // The reduction's step, from the identity when `first` (a loop-invariant test the compiler hoists).
 template <typename T, bool Max>
 inline T pool_step(T acc, T v, bool first)
 {
-   const T a = first ? pool_identity<T, Max>() : acc;
+   const T a = first ? kPoolIdentity<T, Max> : acc;
    return Max ? (v > a ? v : a) : a + v;
 }
 
@@ -245,7 +244,7 @@ inline void pool_lines(const T *x, T *y, size_t planes, const PoolShape &s, bool
    const size_t last = s.rank - 1, w_in = s.in[last], w_out = s.out[last];
    const size_t span = pool_lines_span(s), pb = s.pads_begin[last];
    const size_t copied = span > pb ? detail::min_of(w_in, span - pb) : 0;
-   const T identity = Max ? std::numeric_limits<T>::lowest() : T(0);
+   const T identity = kPoolIdentity<T, Max>;
    T *line = work, *col_count = work + span;
    if (!Max)
       pool_column_counts(s, count_include_pad, col_count);
@@ -333,7 +332,7 @@ inline vfloat pool_stride2_tap(vfloat e0, vfloat e1, vfloat o0, vfloat o1)
 template <bool Max, size_t... J>
 inline vfloat pool_stride2_taps(vfloat e0, vfloat e1, vfloat o0, vfloat o1, std::index_sequence<J...>)
 {
-   vfloat acc = vsplat(pool_identity<float, Max>());
+   vfloat acc = vsplat(kPoolIdentity<float, Max>);
    ((acc = pool_vstep<Max>(acc, pool_stride2_tap<J>(e0, e1, o0, o1))), ...);
    return acc;
 }
@@ -365,7 +364,7 @@ inline vfloat pool_stride2_vector(const float *x, std::ptrdiff_t at, std::ptrdif
    constexpr size_t L = kVFloatLanes;
    constexpr auto lanes = std::make_index_sequence<L>{};
    constexpr std::ptrdiff_t reads = NV * L;
-   const vfloat identity = vsplat(pool_identity<float, Max>());
+   const vfloat identity = vsplat(kPoolIdentity<float, Max>);
    vfloat v[3] = {identity, identity, identity};
    for (size_t i = 0; i < w.count[0]; ++i)
       for (size_t j = 0; j < w.count[1]; ++j) {
@@ -454,11 +453,16 @@ inline void pool_lines_stride2(const float *x, float *y, size_t planes, const Po
 // pool_pairs: MaxPool and AveragePool in float whose windows are 2 wide with stride 2 on every axis (the 2 x 2
 // and 2 x 2 x 2 pooling of CNNs), unpadded, on input lines of whole vectors (16, 32, ... floats with AVX-512).
 // Per output line, the window's 2^(rank - 1) input lines are combined into one run of floats; read back to back
-// over all output lines, those runs hold each output's two remaining taps as neighbours (output k of the whole
-// tensor is the pair 2k, 2k + 1), so any two consecutive run vectors give one output vector with two permutes,
-// however wide the lines.  pool_lines paid about 10 ns of set-up per output line, more than a line of 8 or 16
-// outputs costs to compute.  The taps combine in pool_lines' order, from the identity (NaN never wins a maximum);
-// the sum's divisor, 2^rank, is a power of two, so multiplying by its inverse rounds as dividing does.
+// over a row of output lines (those of one plane and one leading output coordinate), those runs hold each
+// output's two remaining taps as neighbours, so any two consecutive run vectors give one output vector with two
+// permutes, however wide the lines.  pool_lines paid about 10 ns of set-up per output line, more than a line of
+// 8 or 16 outputs costs to compute.  The walk keeps no state between vectors: where lines are an odd count of
+// vectors, two lines are taken at a time (the first's last vector pairs with the second's first), and a row of an
+// odd count of vectors ends in half a vector.  ROOT's Cling stores every live value at each branch: a pending
+// vector with its flag carried from one output line to the next, and numeric_limits' lowest() called per vector,
+// made a declared header's 2 x 2 x 2 max pool of 8 x 16^3 take 5.0 us, 4x the native build's time (now 1.2 us,
+// as native).  The taps combine in pool_lines' order, from the identity (NaN never wins a
+// maximum); the sum's divisor, 2^rank, is a power of two, so multiplying by its inverse rounds as dividing does.
 
 constexpr size_t kPoolPairsRank = 3; // up to 4 input lines per output line
 
@@ -473,72 +477,96 @@ inline bool pool_pairs_fit(const PoolShape &s, size_t lanes)
    return true;
 }
 
-// Output vectors from consecutive vectors (V: L floats) of combined input lines: the even and odd floats of a
-// pair combined.
-template <bool Max, typename V>
-struct PoolPairsOut {
+// The window's Taps input lines (their offsets from its first) combined, and output vectors (V: L floats) made
+// from pairs of such run vectors: the even and odd floats of each pair combined.
+template <bool Max, typename V, size_t Taps>
+struct PoolPairs {
    static constexpr size_t L = sizeof(V) / sizeof(float);
-   float *y;
+   const size_t *taps;
    float scale; // AveragePool's 1 / 2^rank
-   V pending{};
-   bool have = false;
 
+   template <size_t... T>
+   V run(const float *at, std::index_sequence<T...>) const
+   {
+      V acc = kPoolIdentity<float, Max> - V{}, v;
+      ((std::memcpy(&v, at + taps[T], sizeof v), acc = Max ? (v > acc ? v : acc) : acc + v), ...);
+      return acc;
+   }
+   V run(const float *at) const { return run(at, std::make_index_sequence<Taps>{}); }
    V pairs(V a, V b) const
    {
       constexpr auto lanes = std::make_index_sequence<L>{};
       const V even = vevery_other<0>(a, b, lanes), odd = vevery_other<1>(a, b, lanes);
       return Max ? (odd > even ? odd : even) : (even + odd) * scale;
    }
-   void add(V v)
+   // The output vector of the run vectors at a and b.
+   float *store(float *y, const float *a, const float *b) const
    {
-      if (have) {
-         const V out = pairs(pending, v);
-         std::memcpy(y, &out, sizeof out);
-         y += L;
-      }
-      pending = v;
-      have = !have;
+      const V out = pairs(run(a), run(b));
+      std::memcpy(y, &out, sizeof out);
+      return y + L;
    }
-   void finish() // an odd count of vectors: the last one's pairs fill half a vector
+   // The outputs of `vectors` (even) run vectors of a line from `line` on.
+   float *along(float *y, const float *line, size_t vectors) const
    {
-      if (!have)
-         return;
-      const V half = pairs(pending, pending);
+      for (size_t c = 0; c < vectors; c += 2)
+         y = store(y, line + c * L, line + (c + 1) * L);
+      return y;
+   }
+   // A row of `lines` output lines, `pitch` floats apart in the input, of `vectors` run vectors each.
+   float *row(float *y, const float *first, size_t lines, size_t pitch, size_t vectors) const
+   {
+      if (vectors % 2 == 0) {
+         for (size_t o = 0; o < lines; ++o)
+            y = along(y, first + o * pitch, vectors);
+         return y;
+      }
+      const size_t last = (vectors - 1) * L; // a line's last vector
+      size_t o = 0;
+      for (; o + 1 < lines; o += 2) {
+         const float *a = first + o * pitch, *b = a + pitch;
+         y = along(y, a, vectors - 1);
+         y = store(y, a + last, b);
+         y = along(y, b + L, vectors - 1);
+      }
+      if (o == lines)
+         return y;
+      const float *a = first + o * pitch;
+      y = along(y, a, vectors - 1);
+      const V tail = run(a + last), half = pairs(tail, tail);
       std::memcpy(y, &half, sizeof half / 2);
+      return y + L / 2;
    }
 };
+
+// The rows: per plane and, in 3-D, per leading output coordinate; the input's distance between them.
+template <bool Max, typename V, size_t Taps>
+inline void pool_pairs(const float *x, float *y, size_t planes, const PoolShape &s, const PoolPairs<Max, V, Taps> &p)
+{
+   const size_t last = s.rank - 1, vectors = s.in[last] / p.L;
+   const PoolLineGrid lines(s);
+   const size_t lead = last == 2 ? s.out[0] : 1, lead_step = last == 2 ? 2 * lines.stride[0] : 0;
+   const size_t row_lines = last ? s.out[last - 1] : planes, pitch = last ? 2 * lines.stride[last - 1] : lines.plane;
+   for (size_t q = 0; q < (last ? planes : 1); ++q)
+      for (size_t o = 0; o < lead; ++o)
+         y = p.row(y, x + q * lines.plane + o * lead_step, row_lines, pitch, vectors);
+}
 
 template <bool Max, typename V>
 inline void pool_pairs(const float *x, float *y, size_t planes, const PoolShape &s)
 {
-   constexpr size_t L = sizeof(V) / sizeof(float);
-   const size_t last = s.rank - 1, width = s.in[last];
+   const size_t last = s.rank - 1;
    const PoolLineGrid lines(s);
-   size_t taps[1 << (kPoolPairsRank - 1)] = {}, line_step[kPoolPairsRank]; // line_step: between output lines
-   const size_t n_taps = size_t(1) << last;
-   for (size_t t = 0; t < n_taps; ++t) // the window's input lines, row-major, from its first
+   size_t taps[1 << (kPoolPairsRank - 1)] = {};
+   for (size_t t = 0; t < (size_t(1) << last); ++t) // the window's input lines, row-major, from its first
       for (size_t d = 0; d < last; ++d)
          taps[t] += ((t >> (last - 1 - d)) & 1) * lines.stride[d];
-   for (size_t d = 0; d < last; ++d)
-      line_step[d] = 2 * lines.stride[d];
-   const V identity = (Max ? std::numeric_limits<float>::lowest() : 0.0f) - V{};
-   PoolPairsOut<Max, V> out{y, 1.0f / float(size_t(1) << s.rank)};
-   for (size_t p = 0; p < planes; ++p) {
-      size_t o_index[kPoolPairsRank] = {}, offset = p * lines.plane;
-      for (size_t o = 0; o < lines.lines_out; ++o) {
-         for (size_t c = 0; c < width; c += L) {
-            V acc = identity;
-            for (size_t t = 0; t < n_taps; ++t) {
-               V v;
-               std::memcpy(&v, x + offset + taps[t] + c, sizeof v);
-               acc = Max ? (v > acc ? v : acc) : acc + v;
-            }
-            out.add(acc);
-         }
-         pool_next(o_index, s.out, last, line_step, offset); // next output line
-      }
+   const float scale = 1.0f / float(size_t(1) << s.rank);
+   switch (last) {
+   case 0: return pool_pairs(x, y, planes, s, PoolPairs<Max, V, 1>{taps, scale});
+   case 1: return pool_pairs(x, y, planes, s, PoolPairs<Max, V, 2>{taps, scale});
+   default: return pool_pairs(x, y, planes, s, PoolPairs<Max, V, 4>{taps, scale});
    }
-   out.finish();
 }
 
 // Whether one unpadded window covers each whole plane (GlobalMaxPool, GlobalAveragePool, a pool sized so).
@@ -562,7 +590,7 @@ inline void pool_global(const T *x, T *y, size_t planes, size_t size)
    for (size_t p = 0; p < planes; ++p) {
       const T *v = x + p * size;
       T part[L];
-      detail::fill(part, part + L, pool_identity<T, Max>()); // pool_step's rule for the maximum, lane by lane
+      detail::fill(part, part + L, kPoolIdentity<T, Max>); // pool_step's rule for the maximum, lane by lane
       size_t i = 0;
       for (; i + L <= size; i += L)
 #pragma GCC unroll 1

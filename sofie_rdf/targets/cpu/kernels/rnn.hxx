@@ -413,6 +413,7 @@ inline void lstm(const Recurrence<T> &r, size_t d, bool reverse, bool input_forg
    const size_t H = s.hidden;
    const T *P = r.P ? r.P + d * 3 * H : nullptr;
    const bool rows = std::is_same_v<T, float> && H >= kVFloatLanes;
+   const bool clipped = r.clip < std::numeric_limits<T>::infinity(); // once: under Cling, a call
    rnn_begin(r, d, 4, 4 * H, products, !rows);
    for (size_t step = 0; step < s.seq; ++step) {
       products.recurrent(r, d, 4 * H, step);
@@ -426,7 +427,6 @@ inline void lstm(const Recurrence<T> &r, size_t d, bool reverse, bool input_forg
          if constexpr (std::is_same_v<T, float>) {
             if (rows) {
                const float *wb = r.B ? r.B + d * 8 * H : nullptr;
-               const bool clipped = r.clip < std::numeric_limits<float>::infinity();
                lstm_row({gi, xw, wb, wb ? wb + 4 * H : nullptr, P, c, h, H, r.clip, clipped, input_forget}, f, g, h_act);
                rnn_store(r, t, d, b);
                continue;
