@@ -132,10 +132,15 @@ struct Recurrence {
    T *xw = nullptr, *hr = nullptr, *h = nullptr, *c = nullptr, *rh = nullptr; // scratch
 };
 
+// In float by bit masks (fastmath.hxx: clamp_to, the same results, NaN kept): compared by ?:, GCC kept the gate
+// loops scalar wherever trapping math is on (a build without -fno-trapping-math, as CMake's Release makes).
 template <typename T>
 inline T rnn_clip(T x, T clip)
 {
-   return detail::min_of(detail::max_of(x, -clip), clip);
+   if constexpr (std::is_same_v<T, float>)
+      return clamp_to(x, -clip, clip);
+   else
+      return detail::min_of(detail::max_of(x, -clip), clip);
 }
 
 // The gate arithmetic runs as short loops over one row (no branches inside, so
