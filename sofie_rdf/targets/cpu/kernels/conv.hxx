@@ -499,6 +499,27 @@ template <size_t Rows, size_t Vectors, typename Steps, typename Spots = Contiguo
                                          size_t start_stride, float *out, size_t out_stride,
                                          const Spots &spots = Spots{}, F act = F{})
 {
+#if SOFIE_RDF_TILE_ASM || SOFIE_RDF_TILE_ASM512
+   constexpr bool table = std::is_same_v<Steps, const std::int64_t *>;
+   constexpr bool asm_steps = (table || std::is_same_v<Steps, StridedSteps>) &&
+                              std::is_same_v<Spots, ContiguousSpots> && std::is_same_v<V, simd_float> &&
+                              kShiftedAsm<Rows, Vectors>;
+#endif
+#if SOFIE_RDF_TILE_ASM512
+   // Under Cling, the identity's tiles in assembly from their first values to their stores (tile_asm_out).
+   if constexpr (asm_steps && std::is_same_v<F, Identity>) {
+      if (steps) {
+         const float *b = bias && !start ? bias : kTileZeros;
+         if constexpr (table)
+            tile_asm_out<Rows, Vectors, true>(steps, xp, 0, offsets, panel, b, start, std::ptrdiff_t(start_stride), out,
+                                              std::ptrdiff_t(out_stride));
+         else
+            tile_asm_out<Rows, Vectors, false>(steps, xp, offsets.stride, nullptr, panel, b, start,
+                                               std::ptrdiff_t(start_stride), out, std::ptrdiff_t(out_stride));
+         return;
+      }
+   }
+#endif
    // Start and end without a branch per sum: under Cling (ROOT's register allocator) each branch stored and reloaded
    // every value live across it, and the tiles of Winograd's products spent as long in these loops as in their sums.
    V acc[Rows][Vectors];
@@ -510,9 +531,7 @@ template <size_t Rows, size_t Vectors, typename Steps, typename Spots = Contiguo
          acc[i][j] = first[i] - V{}; // x - (+0) is x: a broadcast
    const float *w = panel;
 #if SOFIE_RDF_TILE_ASM || SOFIE_RDF_TILE_ASM512
-   constexpr bool table = std::is_same_v<Steps, const std::int64_t *>;
-   if constexpr ((table || std::is_same_v<Steps, StridedSteps>) && std::is_same_v<Spots, ContiguousSpots> &&
-                 std::is_same_v<V, simd_float> && kShiftedAsm<Rows, Vectors>) {
+   if constexpr (asm_steps) {
       if constexpr (table) {
          if (steps)
             tile_asm_shifted<Rows, Vectors, true>(&acc[0][0], steps, xp, 0, offsets, w);

@@ -543,7 +543,9 @@ inline void tile_asm_shifted(simd_float *acc, size_t steps, const float *xp, std
 // 6 x 3, 6 x 4, 4 x 5: gemm_panels' tiles, Winograd's, conv_shifted's and conv_pointwise's) has its accumulators in
 // registers of their own; zmm26-30 hold the step's input vectors, zmm31 the broadcast value.  Each row broadcasts its
 // value once into zmm31 and adds it times every input vector (Intel's broadcast from memory is a load of its own,
-// so a broadcast in every multiply-add would make the tile load-bound: fma_row).  Rows and vectors from `rows` and
+// so a broadcast in every multiply-add would make the tile load-bound: fma_row; in a tile of one vector a row too,
+// which uses each value once, as GCC's does: its 16 x 1 products of Winograd's took 1.04x as long so).  Rows and
+// vectors from `rows` and
 // `vecs` on are skipped by the assembler (.if).  The same multiply-adds in the same order as the loops in C++, so
 // the same numbers (tests/test_isa.py builds it with SOFIE_RDF_TILE_ASM_ALWAYS).  volatile: the results go through
 // memory, and an assembly statement whose outputs are unused is otherwise dropped.
@@ -650,6 +652,62 @@ inline void tile_asm_shifted(simd_float *acc, size_t steps, const float *xp, std
                     : SOFIE_RDF_ASM512_CLOBBERS);
 }
 
+// tile_asm_shifted's whole tile, for the identity activation: the sums start from the bias (b: Rows floats, zeros
+// where there is none), the rows of `start` (start_stride floats apart) are added after the steps where it is not
+// null, and the rows go to out (out_stride floats apart), all in the assembly, the sums never in memory
+// (conv_shifted_tile under Cling).  Winograd's products are tiles of 16 channels or fewer, whose first values, moves
+// through memory and stores had been as many instructions as their steps: declared into ROOT on a Xeon, a 3x3 layer of
+// 16 -> 16 channels on 16 pixels took 0.94x the time with it, a calorimeter CNN 0.97x.  AVX2's 12 sums, in the
+// operands of tile_asm_shifted, gained nothing so (0.99x to 1.02x).
+#define SOFIE_RDF_ASM512_SET(j, from, r) ".if %c[vecs] > " #j "\n\t" "vmovaps %%zmm" #from ", %%zmm" #r "\n\t" ".endif\n\t"
+#define SOFIE_RDF_ASM512_INIT(i, r1, r2, r3, r4, unused) ".if %c[rows] > " #i "\n\t" "vbroadcastss 4*" #i "(%[bias]), %%zmm" #i "\n\t" SOFIE_RDF_ASM512_SET(1, i, r1) SOFIE_RDF_ASM512_SET(2, i, r2) SOFIE_RDF_ASM512_SET(3, i, r3) SOFIE_RDF_ASM512_SET(4, i, r4) ".endif\n\t"
+#define SOFIE_RDF_ASM512_ADD(j, r) ".if %c[vecs] > " #j "\n\t" "vaddps " #j "*64(%[s]), %%zmm" #r ", %%zmm" #r "\n\t" ".endif\n\t"
+#define SOFIE_RDF_ASM512_START(i, r1, r2, r3, r4, unused) ".if %c[rows] > " #i "\n\t" SOFIE_RDF_ASM512_ADD(0, i) SOFIE_RDF_ASM512_ADD(1, r1) SOFIE_RDF_ASM512_ADD(2, r2) SOFIE_RDF_ASM512_ADD(3, r3) SOFIE_RDF_ASM512_ADD(4, r4) "add %[ss], %[s]\n\t" ".endif\n\t"
+#define SOFIE_RDF_ASM512_STORE(j, r) ".if %c[vecs] > " #j "\n\t" "vmovups %%zmm" #r ", " #j "*64(%[o])\n\t" ".endif\n\t"
+#define SOFIE_RDF_ASM512_OUT(i, r1, r2, r3, r4, unused) ".if %c[rows] > " #i "\n\t" SOFIE_RDF_ASM512_STORE(0, i) SOFIE_RDF_ASM512_STORE(1, r1) SOFIE_RDF_ASM512_STORE(2, r2) SOFIE_RDF_ASM512_STORE(3, r3) SOFIE_RDF_ASM512_STORE(4, r4) "add %[os], %[o]\n\t" ".endif\n\t"
+
+// The first values of tile_asm_out's sums where a tile has no bias: one per row, 16 rows at most.
+alignas(64) inline constexpr float kTileZeros[16] = {};
+
+template <size_t Rows, size_t Vectors, bool Table>
+inline void tile_asm_out(size_t steps, const float *xp, std::ptrdiff_t stride, const std::int64_t *table,
+                         const float *w, const float *b, const float *start, std::ptrdiff_t start_stride, float *out,
+                         std::ptrdiff_t out_stride)
+{
+   static_assert(kShiftedAsm<Rows, Vectors>, "a shape with registers for its accumulators");
+   constexpr std::ptrdiff_t f = sizeof(float);
+   const std::ptrdiff_t sb = stride * f, ss = start_stride * f, os = out_stride * f;
+   std::int64_t at = 0;
+   __asm__ volatile(SOFIE_RDF_ASM512_ALL(SOFIE_RDF_ASM512_INIT, 0) //
+                    "1:\n\t"
+                    ".if %c[table]\n\t" "mov (%[t]), %[at]\n\t" ".endif\n\t"
+                    "vmovups (%[p],%[at],4), %%zmm26\n\t"
+                    ".if %c[vecs] > 1\n\t" "vmovups 64(%[p],%[at],4), %%zmm27\n\t" ".endif\n\t"
+                    ".if %c[vecs] > 2\n\t" "vmovups 128(%[p],%[at],4), %%zmm28\n\t" ".endif\n\t"
+                    ".if %c[vecs] > 3\n\t" "vmovups 192(%[p],%[at],4), %%zmm29\n\t" ".endif\n\t"
+                    ".if %c[vecs] > 4\n\t" "vmovups 256(%[p],%[at],4), %%zmm30\n\t" ".endif\n\t"
+                    SOFIE_RDF_ASM512_ALL(SOFIE_RDF_ASM512_SHIFTED_ROW, 0) //
+                    "add %[wb], %[w]\n\t"
+                    ".if %c[table]\n\t" "add $8, %[t]\n\t" ".else\n\t" "add %[sb], %[p]\n\t" ".endif\n\t"
+                    "dec %[n]\n\t"
+                    "jnz 1b\n\t"
+                    "test %[s], %[s]\n\t"
+                    "jz 2f\n\t" //
+                    SOFIE_RDF_ASM512_ALL(SOFIE_RDF_ASM512_START, 0) //
+                    "2:\n\t"                                      //
+                    SOFIE_RDF_ASM512_ALL(SOFIE_RDF_ASM512_OUT, 0)
+                    : [w] "+r"(w), [p] "+r"(xp), [t] "+r"(table), [at] "+r"(at), [n] "+r"(steps), [s] "+r"(start),
+                      [o] "+r"(out)
+                    : [bias] "r"(b), [sb] "r"(sb), [ss] "r"(ss), [os] "r"(os), [wb] "i"(Rows * sizeof(float)),
+                      [rows] "i"(Rows), [vecs] "i"(Vectors), [table] "i"(Table)
+                    : SOFIE_RDF_ASM512_CLOBBERS);
+}
+#undef SOFIE_RDF_ASM512_SET
+#undef SOFIE_RDF_ASM512_INIT
+#undef SOFIE_RDF_ASM512_ADD
+#undef SOFIE_RDF_ASM512_START
+#undef SOFIE_RDF_ASM512_STORE
+#undef SOFIE_RDF_ASM512_OUT
 #endif
 
 // rows_panels_tile's loop (an event or two at a time through a dense layer, across up to 8 vectors of its panels):
