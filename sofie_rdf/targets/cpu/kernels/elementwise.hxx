@@ -209,9 +209,20 @@ inline void binary_strided_rec(const A *a, const std::ptrdiff_t *sa, const B *b,
       const std::ptrdiff_t s0 = sa[0], s1 = sb[0];
       const size_t n = shape[0];
       Y *out = y;
+      y = out + n;
+      // One operand along the row, the other one value or along it too: the loops without strides, which vectorize.
+      // Read with strides of 0 and 1 known only at run time, the row stayed scalar, in g++'s build and under Cling
+      // (a particle transformer's pairwise differences).
+      if (n == 0)
+         return;
+      if (s0 == 1 && s1 == 0)
+         return binary_scalar_b(a, *b, out, n, f);
+      if (s0 == 0 && s1 == 1)
+         return binary_scalar_a(*a, b, out, n, f);
+      if (s0 == 1 && s1 == 1)
+         return binary(a, b, out, n, f);
       for (size_t i = 0; i < n; ++i)
          out[i] = f(a[static_cast<std::ptrdiff_t>(i) * s0], b[static_cast<std::ptrdiff_t>(i) * s1]);
-      y = out + n;
       return;
    }
    for (size_t i = 0; i < shape[0]; ++i) {
@@ -252,8 +263,9 @@ inline void ternary_run(const A *a, S0 s0, const B *b, S1 s1, const C *c, S2 s2,
    const auto *__restrict la = reinterpret_cast<const LoadType<A> *>(a);
    const auto *__restrict lb = reinterpret_cast<const LoadType<B> *>(b);
    const auto *__restrict lc = reinterpret_cast<const LoadType<C> *>(c);
+   const std::ptrdiff_t t0 = detail::stride_value(s0), t1 = detail::stride_value(s1), t2 = detail::stride_value(s2);
    for (std::ptrdiff_t k = 0; k < n; ++k)
-      y[k] = f(static_cast<A>(la[k * s0]), static_cast<B>(lb[k * s1]), static_cast<C>(lc[k * s2]));
+      y[k] = f(static_cast<A>(la[k * t0]), static_cast<B>(lb[k * t1]), static_cast<C>(lc[k * t2]));
 }
 
 // Three operands broadcast together (Where): y has `shape`; a, b, c are read with strides sa, sb, sc.  A last

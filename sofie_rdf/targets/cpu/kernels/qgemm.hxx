@@ -960,8 +960,9 @@ template <typename Step>
 [[gnu::always_inline]] inline void qconv_words(const uint8_t *l0, const uint8_t *l1, const uint8_t *l2, const uint8_t *l3,
                                                Step step, size_t count, uint32_t *out)
 {
+   const size_t stride = detail::stride_value(step);
    for (size_t i = 0; i < count; ++i) {
-      const size_t at = i * step;
+      const size_t at = i * stride;
       out[i] = static_cast<uint32_t>(l0[at]) | static_cast<uint32_t>(l1[at]) << 8 | static_cast<uint32_t>(l2[at]) << 16 |
                static_cast<uint32_t>(l3[at]) << 24;
    }
