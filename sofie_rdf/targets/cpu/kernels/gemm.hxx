@@ -543,12 +543,12 @@ inline void tile_asm_shifted(simd_float *acc, size_t steps, const float *xp, std
 // 6 x 3, 6 x 4, 4 x 5: gemm_panels' tiles, Winograd's, conv_shifted's and conv_pointwise's) has its accumulators in
 // registers of their own; zmm26-30 hold the step's input vectors, zmm31 the broadcast value.  Each row broadcasts its
 // value once into zmm31 and adds it times every input vector (Intel's broadcast from memory is a load of its own,
-// so a broadcast in every multiply-add would make the tile load-bound: fma_row; in a tile of one vector a row too,
-// which uses each value once, as GCC's does: its 16 x 1 products of Winograd's took 1.04x as long so).  Rows and
-// vectors from `rows` and
-// `vecs` on are skipped by the assembler (.if).  The same multiply-adds in the same order as the loops in C++, so
-// the same numbers (tests/test_isa.py builds it with SOFIE_RDF_TILE_ASM_ALWAYS).  volatile: the results go through
-// memory, and an assembly statement whose outputs are unused is otherwise dropped.
+// so a broadcast in every multiply-add would make the tile load-bound: fma_row; so too in tiles of one vector a row,
+// where GCC's loop broadcasts in its multiply-adds: that form made Winograd's 16 x 1 products 1.04x slower under
+// Cling).  Rows and vectors from `rows` and `vecs` on are skipped by the assembler (.if).  The same multiply-adds in
+// the same order as the loops in C++, so the same numbers (tests/test_isa.py builds it with
+// SOFIE_RDF_TILE_ASM_ALWAYS).  volatile: the results go through memory, and an assembly statement whose outputs are
+// unused is otherwise dropped.
 #if SOFIE_RDF_AVX512 && defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && (defined(__CLING__) || defined(SOFIE_RDF_TILE_ASM_ALWAYS))
 #define SOFIE_RDF_TILE_ASM512 1
 #define SOFIE_RDF_ASM_VR "%%zmm"
@@ -655,10 +655,10 @@ inline void tile_asm_shifted(simd_float *acc, size_t steps, const float *xp, std
 // tile_asm_shifted's whole tile, for the identity activation: the sums start from the bias (b: Rows floats, zeros
 // where there is none), the rows of `start` (start_stride floats apart) are added after the steps where it is not
 // null, and the rows go to out (out_stride floats apart), all in the assembly, the sums never in memory
-// (conv_shifted_tile under Cling).  Winograd's products are tiles of 16 channels or fewer, whose first values, moves
-// through memory and stores had been as many instructions as their steps: declared into ROOT on a Xeon, a 3x3 layer of
-// 16 -> 16 channels on 16 pixels took 0.94x the time with it, a calorimeter CNN 0.97x.  AVX2's 12 sums, in the
-// operands of tile_asm_shifted, gained nothing so (0.99x to 1.02x).
+// (conv_shifted_tile under Cling).  Winograd's products are tiles over 16 channels or fewer, a few steps each, around
+// which the sums' first values, their moves through memory and their stores in C++ weighed: declared into ROOT on a
+// Xeon, a 3x3 layer of 16 -> 16 channels on 16 pixels took 0.94x the time with this, a calorimeter CNN 0.97x.  AVX2's
+// 12 sums, operands of tile_asm_shifted, gained nothing so (0.99x to 1.02x).
 #define SOFIE_RDF_ASM512_SET(j, from, r) ".if %c[vecs] > " #j "\n\t" "vmovaps %%zmm" #from ", %%zmm" #r "\n\t" ".endif\n\t"
 #define SOFIE_RDF_ASM512_INIT(i, r1, r2, r3, r4, unused) ".if %c[rows] > " #i "\n\t" "vbroadcastss 4*" #i "(%[bias]), %%zmm" #i "\n\t" SOFIE_RDF_ASM512_SET(1, i, r1) SOFIE_RDF_ASM512_SET(2, i, r2) SOFIE_RDF_ASM512_SET(3, i, r3) SOFIE_RDF_ASM512_SET(4, i, r4) ".endif\n\t"
 #define SOFIE_RDF_ASM512_ADD(j, r) ".if %c[vecs] > " #j "\n\t" "vaddps " #j "*64(%[s]), %%zmm" #r ", %%zmm" #r "\n\t" ".endif\n\t"
