@@ -1,6 +1,8 @@
 """Convolutions against onnxruntime: Conv and ConvTranspose (1-D to 3-D, every attribute), the
 kernel paths (im2col, 1x1, depthwise direct), constant folding, and activation fusion."""
 
+import re
+
 import numpy as np
 import onnx
 import pytest
@@ -205,6 +207,24 @@ def test_conv_rows_kernel(check_model, x_shape, w_shape, attrs):
     model, feeds = _conv_model("Conv", x_shape, w_shape, attrs, act=helper.make_node("Relu", ["t"], ["y"]))
     assert "kernels::conv_rows(" in sr.load(model).code().header
     check_model(model, feeds, rtol=1e-4, atol=1e-4, backend="native")
+
+
+@pytest.mark.parametrize("x_shape, w_shape, attrs, rows", [
+    ((1, 42, 100, 1), (64, 42, 3, 1), {"pads": [1, 0, 1, 0]}, 100),  # DeepAK8's Conv1D, exported on a 2-D layout
+    ((2, 8, 30, 1), (48, 8, 5, 1), {"strides": [3, 1], "pads": [2, 0, 1, 0]}, 30),
+    ((1, 6, 20, 1, 1), (16, 6, 3, 1, 1), {"pads": [1, 0, 0, 1, 0, 0]}, 20),  # two trailing dims of one value
+    ((1, 4, 9, 1), (7, 4, 3, 1), {"pads": [1, 0, 1, 0]}, 9),  # conv_shifted
+    ((1, 4, 9, 2), (7, 4, 3, 1), {"pads": [1, 0, 1, 0]}, 2),  # a last dim of two: kept
+    ((1, 4, 9, 1), (7, 4, 3, 1), {"pads": [1, 1, 1, 0]}, 1),  # padded along it: kept
+])
+@pytest.mark.parametrize("backend", ["native", "jit"])
+def test_conv_trailing_unit_dims_leave_the_rows(check_model, x_shape, w_shape, attrs, rows, backend):
+    """Trailing spatial dims of one value (image, output and kernel, no padding) leave the kernels' geometry, whose
+    rows are then the layer's last real dim (emitters/conv.py: rows_last); the same numbers as onnxruntime's."""
+    model, feeds = _conv_model("Conv", x_shape, w_shape, attrs, act=helper.make_node("Relu", ["t"], ["y"]))
+    header = sr.load(model).code().header
+    assert re.search(r"const size_t image_\[\] = \{[0-9, ]*, " + str(rows) + r"\};", header), rows
+    check_model(model, feeds, rtol=1e-4, atol=1e-4, backend=backend)
 
 
 def test_conv_rows_under_cling(check_model, tmp_path):

@@ -187,6 +187,21 @@ def direct_lanes(width: int, padded_width: int, steps: int, target: CpuTarget) -
     return taken if covering(taken) * steps * width * 20 <= block else 0
 
 
+def rows_last(geom: Geometry) -> Geometry:
+    """``geom`` without its trailing spatial dims of one value (image, grid and kernel 1, no padding), so that the
+    kernels' last dim, their rows, is the layer's: a (k, 1) kernel over (H, 1) images (Keras' Conv1D exported on a
+    2-D layout) otherwise ran rows of one float, padded, copied and stored a value at a time (declared into ROOT,
+    a fifth of a published 1-D tagger's time, DeepAK8's).  The taps keep their order, so the weights their layout."""
+    n = len(geom.image)
+    while n > 1 and all(v[n - 1] == 1 for v in (geom.image, geom.grid, geom.kernel)) and \
+            geom.pads_begin[n - 1] == 0 and geom.pads_end[n - 1] == 0:
+        n -= 1
+    if n == len(geom.image):
+        return geom
+    return Geometry(*(tuple(v[:n]) for v in (geom.image, geom.grid, geom.kernel, geom.strides, geom.dilations,
+                                             geom.pads_begin, geom.pads_end)))
+
+
 def padded(values: tuple[int, ...], fill: int) -> list[int]:
     """``values`` with leading ``fill`` entries up to the kernels' rank."""
     return [fill] * (KERNEL_RANK - len(values)) + list(values)
@@ -299,6 +314,10 @@ class ConvEmitter(ConvCode):
     def own_kernels(self) -> tuple[str, ...]:
         return ("conv", "winograd") if self.layout in ("winograd", "winograd_tiles") else ("conv",)
 
+    def _geometry(self, x: TensorType, w: TensorType) -> Geometry:
+        """The layer's geometry as the kernels take it (:func:`rows_last`), for every choice and the call alike."""
+        return rows_last(self.op.geometry(x, w))
+
     def pack(self, constants: dict[int, np.ndarray], inputs: list[Optional[TensorType]]) -> Optional[dict[int, np.ndarray]]:
         """Constant weights stored for the kernel that serves the layer: in panels for conv_shifted, transformed
         for Winograd, in feature blocks for conv_rows.  conv_rows is for native compilers only, and
@@ -313,7 +332,7 @@ class ConvEmitter(ConvCode):
         order = self._winograd_tiles_order(inputs[0], w)
         if order:
             self.layout, self.winograd_order = "winograd_tiles", order
-            rows = self._winograd_tiles_tile(self.op.geometry(inputs[0], TensorType(w.dtype, w.shape)).grid)[0]
+            rows = self._winograd_tiles_tile(self._geometry(inputs[0], TensorType(w.dtype, w.shape)).grid)[0]
             return {1: pack_winograd_tiles(winograd_weights(w, order), order + w.shape[2] - 1, rows)}
         rows = self.target.register_tiles and self._rows_candidate(inputs[0], w)
         order = self._winograd_order(inputs[0], w)
@@ -350,7 +369,7 @@ class ConvEmitter(ConvCode):
         if (x is None or not self.target.register_tiles or w.dtype != np.float32 or self.attrs["group"] != 1
                 or not 3 <= w.ndim <= 2 + KERNEL_RANK or not isinstance(x.shape[1], int)):
             return False
-        geom = self.op.geometry(x, TensorType(w.dtype, w.shape))
+        geom = self._geometry(x, TensorType(w.dtype, w.shape))
         return self._is_pointwise(geom) or (self._is_strided_pointwise(geom) and is_static(x.shape[2:]))
 
     @staticmethod
@@ -376,7 +395,7 @@ class ConvEmitter(ConvCode):
         if (x is None or not self._winograd_shape(w) or r not in WINOGRAD_ORDERS or w.shape[1] < WINOGRAD_MIN_CHANNELS
                 or (self.target.isa == "avx512" and w.shape[0] < WINOGRAD_AVX512_MIN_FEATURES)):
             return None
-        geom = self.op.geometry(x, TensorType(w.dtype, w.shape))
+        geom = self._geometry(x, TensorType(w.dtype, w.shape))
         for m in WINOGRAD_ORDERS[r]:
             if math.prod(-(-g // m) for g in geom.grid) >= WINOGRAD_MIN_TILES:
                 return m
@@ -393,7 +412,7 @@ class ConvEmitter(ConvCode):
         if (not self.target.register_tiles or not self._winograd_shape(w) or w.shape[2] != 3
                 or min(w.shape[:2]) < WINOGRAD_TILES_MIN_CHANNELS):
             return None
-        grid = self.op.geometry(x, TensorType(w.dtype, w.shape)).grid
+        grid = self._geometry(x, TensorType(w.dtype, w.shape)).grid
         if min(grid) < WINOGRAD_TILES_MIN_GRID:
             return None
         least = WINOGRAD_TILES_SMALL_PRODUCTS * (1 if _snug(grid, 2) else 4)
@@ -425,7 +444,7 @@ class ConvEmitter(ConvCode):
     def _winograd_over_rows(self, x: TensorType, w: np.ndarray, order: int) -> bool:
         """Whether Winograd F(order, r) beats conv_rows on this layer (see WINOGRAD_OVER_ROWS)."""
         channels, tiles = WINOGRAD_OVER_ROWS[order]
-        geom = self.op.geometry(x, TensorType(w.dtype, w.shape))
+        geom = self._geometry(x, TensorType(w.dtype, w.shape))
         return w.shape[1] >= channels and math.prod(-(-g // order) for g in geom.grid) >= tiles
 
     def _winograd_block(self, x: TensorType, w: TensorType, geom: Geometry) -> tuple[int, int]:
@@ -445,7 +464,7 @@ class ConvEmitter(ConvCode):
         if (x is None or w.dtype != np.float32 or self.attrs["group"] != 1 or not 3 <= w.ndim <= 2 + KERNEL_RANK
                 or w.shape[0] % ROWS_FEATURES or math.prod(w.shape[2:]) == 1):
             return False
-        geom = self.op.geometry(x, TensorType(w.dtype, w.shape))
+        geom = self._geometry(x, TensorType(w.dtype, w.shape))
         if self.strategy(x, TensorType(w.dtype, w.shape), geom) != "im2col":
             return False
         positions, depth = math.prod(geom.grid), math.prod(w.shape[1:])
@@ -481,7 +500,7 @@ class ConvEmitter(ConvCode):
 
     def workspace(self, inputs: list[Optional[TensorType]], outputs: list[Optional[TensorType]]) -> list[TensorType]:
         x, w = inputs[0], inputs[1]
-        geom = self.op.geometry(x, w)
+        geom = self._geometry(x, w)
         strategy = self.strategy(x, w, geom)
         if strategy == "shifted":
             return shifted_workspace(geom, x.shape[1])
@@ -510,7 +529,7 @@ class ConvEmitter(ConvCode):
 
     def emit(self, ctx: NodeContext) -> str:
         x, w = ctx.inputs[0], ctx.inputs[1]
-        geom = self.op.geometry(x, w)
+        geom = self._geometry(x, w)
         strategy = self.strategy(x, w, geom)
         if self.attrs.get("pool_window") and strategy != "winograd_tiles":  # Target.pools_conv promised it
             raise self.op.error(f"a pooled convolution must run as conv_winograd_tiles, not {strategy}")
