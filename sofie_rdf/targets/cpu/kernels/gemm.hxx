@@ -625,6 +625,22 @@ inline void tile_asm_panel(simd_float *acc, size_t steps, const float *a, std::p
 template <size_t Rows, size_t Vectors>
 constexpr bool kShiftedAsm = kTileAsm512<Rows, Vectors>;
 
+// The loop over steps of tile_asm_shifted and tile_asm_out: each step's input vectors from p (at table[k] where
+// Table), multiplied by the step's Rows weights at w, added to the accumulators, n steps.
+#define SOFIE_RDF_ASM512_SHIFTED_STEPS                                                                                  \
+   "1:\n\t"                                                                                                             \
+   ".if %c[table]\n\t" "mov (%[t]), %[at]\n\t" ".endif\n\t"                                                          \
+   "vmovups (%[p],%[at],4), %%zmm26\n\t"                                                                               \
+   ".if %c[vecs] > 1\n\t" "vmovups 64(%[p],%[at],4), %%zmm27\n\t" ".endif\n\t"                                       \
+   ".if %c[vecs] > 2\n\t" "vmovups 128(%[p],%[at],4), %%zmm28\n\t" ".endif\n\t"                                      \
+   ".if %c[vecs] > 3\n\t" "vmovups 192(%[p],%[at],4), %%zmm29\n\t" ".endif\n\t"                                      \
+   ".if %c[vecs] > 4\n\t" "vmovups 256(%[p],%[at],4), %%zmm30\n\t" ".endif\n\t"                                      \
+   SOFIE_RDF_ASM512_ALL(SOFIE_RDF_ASM512_SHIFTED_ROW, 0)                                                              \
+   "add %[wb], %[w]\n\t"                                                                                               \
+   ".if %c[table]\n\t" "add $8, %[t]\n\t" ".else\n\t" "add %[sb], %[p]\n\t" ".endif\n\t"                          \
+   "dec %[n]\n\t"                                                                                                      \
+   "jnz 1b\n\t"
+
 template <size_t Rows, size_t Vectors, bool Table>
 inline void tile_asm_shifted(simd_float *acc, size_t steps, const float *xp, std::ptrdiff_t stride,
                              const std::int64_t *table, const float *w)
@@ -633,18 +649,7 @@ inline void tile_asm_shifted(simd_float *acc, size_t steps, const float *xp, std
    const std::ptrdiff_t sb = stride * std::ptrdiff_t(sizeof(float));
    std::int64_t at = 0;
    __asm__ volatile(SOFIE_RDF_ASM512_ALL(SOFIE_RDF_ASM512_MOVES, 1) //
-                    "1:\n\t"
-                    ".if %c[table]\n\t" "mov (%[t]), %[at]\n\t" ".endif\n\t"
-                    "vmovups (%[p],%[at],4), %%zmm26\n\t"
-                    ".if %c[vecs] > 1\n\t" "vmovups 64(%[p],%[at],4), %%zmm27\n\t" ".endif\n\t"
-                    ".if %c[vecs] > 2\n\t" "vmovups 128(%[p],%[at],4), %%zmm28\n\t" ".endif\n\t"
-                    ".if %c[vecs] > 3\n\t" "vmovups 192(%[p],%[at],4), %%zmm29\n\t" ".endif\n\t"
-                    ".if %c[vecs] > 4\n\t" "vmovups 256(%[p],%[at],4), %%zmm30\n\t" ".endif\n\t"
-                    SOFIE_RDF_ASM512_ALL(SOFIE_RDF_ASM512_SHIFTED_ROW, 0) //
-                    "add %[wb], %[w]\n\t"
-                    ".if %c[table]\n\t" "add $8, %[t]\n\t" ".else\n\t" "add %[sb], %[p]\n\t" ".endif\n\t"
-                    "dec %[n]\n\t"
-                    "jnz 1b\n\t" //
+                    SOFIE_RDF_ASM512_SHIFTED_STEPS //
                     SOFIE_RDF_ASM512_ALL(SOFIE_RDF_ASM512_MOVES, 0)
                     : [w] "+r"(w), [p] "+r"(xp), [t] "+r"(table), [at] "+r"(at), [n] "+r"(steps)
                     : [acc] "r"(acc), [sb] "r"(sb), [wb] "i"(Rows * sizeof(float)), [rows] "i"(Rows),
@@ -679,18 +684,7 @@ inline void tile_asm_out(size_t steps, const float *xp, std::ptrdiff_t stride, c
    const std::ptrdiff_t sb = stride * f, ss = start_stride * f, os = out_stride * f;
    std::int64_t at = 0;
    __asm__ volatile(SOFIE_RDF_ASM512_ALL(SOFIE_RDF_ASM512_INIT, 0) //
-                    "1:\n\t"
-                    ".if %c[table]\n\t" "mov (%[t]), %[at]\n\t" ".endif\n\t"
-                    "vmovups (%[p],%[at],4), %%zmm26\n\t"
-                    ".if %c[vecs] > 1\n\t" "vmovups 64(%[p],%[at],4), %%zmm27\n\t" ".endif\n\t"
-                    ".if %c[vecs] > 2\n\t" "vmovups 128(%[p],%[at],4), %%zmm28\n\t" ".endif\n\t"
-                    ".if %c[vecs] > 3\n\t" "vmovups 192(%[p],%[at],4), %%zmm29\n\t" ".endif\n\t"
-                    ".if %c[vecs] > 4\n\t" "vmovups 256(%[p],%[at],4), %%zmm30\n\t" ".endif\n\t"
-                    SOFIE_RDF_ASM512_ALL(SOFIE_RDF_ASM512_SHIFTED_ROW, 0) //
-                    "add %[wb], %[w]\n\t"
-                    ".if %c[table]\n\t" "add $8, %[t]\n\t" ".else\n\t" "add %[sb], %[p]\n\t" ".endif\n\t"
-                    "dec %[n]\n\t"
-                    "jnz 1b\n\t"
+                    SOFIE_RDF_ASM512_SHIFTED_STEPS //
                     "test %[s], %[s]\n\t"
                     "jz 2f\n\t" //
                     SOFIE_RDF_ASM512_ALL(SOFIE_RDF_ASM512_START, 0) //
@@ -708,6 +702,7 @@ inline void tile_asm_out(size_t steps, const float *xp, std::ptrdiff_t stride, c
 #undef SOFIE_RDF_ASM512_START
 #undef SOFIE_RDF_ASM512_STORE
 #undef SOFIE_RDF_ASM512_OUT
+#undef SOFIE_RDF_ASM512_SHIFTED_STEPS
 #endif
 
 // rows_panels_tile's loop (an event or two at a time through a dense layer, across up to 8 vectors of its panels):
