@@ -627,19 +627,7 @@ constexpr bool kShiftedAsm = kTileAsm512<Rows, Vectors>;
 
 // The loop over steps of tile_asm_shifted and tile_asm_out: each step's input vectors from p (at table[k] where
 // Table), multiplied by the step's Rows weights at w, added to the accumulators, n steps.
-#define SOFIE_RDF_ASM512_SHIFTED_STEPS                                                                                  \
-   "1:\n\t"                                                                                                             \
-   ".if %c[table]\n\t" "mov (%[t]), %[at]\n\t" ".endif\n\t"                                                          \
-   "vmovups (%[p],%[at],4), %%zmm26\n\t"                                                                               \
-   ".if %c[vecs] > 1\n\t" "vmovups 64(%[p],%[at],4), %%zmm27\n\t" ".endif\n\t"                                       \
-   ".if %c[vecs] > 2\n\t" "vmovups 128(%[p],%[at],4), %%zmm28\n\t" ".endif\n\t"                                      \
-   ".if %c[vecs] > 3\n\t" "vmovups 192(%[p],%[at],4), %%zmm29\n\t" ".endif\n\t"                                      \
-   ".if %c[vecs] > 4\n\t" "vmovups 256(%[p],%[at],4), %%zmm30\n\t" ".endif\n\t"                                      \
-   SOFIE_RDF_ASM512_ALL(SOFIE_RDF_ASM512_SHIFTED_ROW, 0)                                                              \
-   "add %[wb], %[w]\n\t"                                                                                               \
-   ".if %c[table]\n\t" "add $8, %[t]\n\t" ".else\n\t" "add %[sb], %[p]\n\t" ".endif\n\t"                          \
-   "dec %[n]\n\t"                                                                                                      \
-   "jnz 1b\n\t"
+#define SOFIE_RDF_ASM512_SHIFTED_STEPS "1:\n\t" ".if %c[table]\n\t" "mov (%[t]), %[at]\n\t" ".endif\n\t" "vmovups (%[p],%[at],4), %%zmm26\n\t" ".if %c[vecs] > 1\n\t" "vmovups 64(%[p],%[at],4), %%zmm27\n\t" ".endif\n\t" ".if %c[vecs] > 2\n\t" "vmovups 128(%[p],%[at],4), %%zmm28\n\t" ".endif\n\t" ".if %c[vecs] > 3\n\t" "vmovups 192(%[p],%[at],4), %%zmm29\n\t" ".endif\n\t" ".if %c[vecs] > 4\n\t" "vmovups 256(%[p],%[at],4), %%zmm30\n\t" ".endif\n\t" SOFIE_RDF_ASM512_ALL(SOFIE_RDF_ASM512_SHIFTED_ROW, 0) "add %[wb], %[w]\n\t" ".if %c[table]\n\t" "add $8, %[t]\n\t" ".else\n\t" "add %[sb], %[p]\n\t" ".endif\n\t" "dec %[n]\n\t" "jnz 1b\n\t"
 
 template <size_t Rows, size_t Vectors, bool Table>
 inline void tile_asm_shifted(simd_float *acc, size_t steps, const float *xp, std::ptrdiff_t stride,
